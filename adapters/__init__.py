@@ -1,0 +1,1 @@
+"""Vendor agent adapters, implementing the agent interface the planner declares."""

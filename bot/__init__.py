@@ -1,0 +1,1 @@
+"""The Teams surface and the process: wires planner, adapters, scheduler and HTTP."""

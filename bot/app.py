@@ -1,0 +1,84 @@
+"""The HTTP surface: `POST /api/messages` (Bot Framework activities) and `GET /healthz`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import Bot
+from botbuilder.integration.aiohttp import CloudAdapter
+
+from planner.store import Store
+
+logger = logging.getLogger(__name__)
+
+STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
+ADAPTER_KEY: web.AppKey[CloudAdapter] = web.AppKey("adapter", CloudAdapter)
+BOT_KEY: web.AppKey[Bot] = web.AppKey("bot", Bot)
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _read_activity(request: web.Request, max_bytes: int) -> dict[str, Any] | web.Response:
+    """The activity in the request body, or the 4xx response that says what is wrong with it."""
+    content_type = request.headers.get("Content-Type", "")
+    if "application/json" not in content_type:
+        return _problem(415, "Send the activity as JSON (Content-Type: application/json).")
+    if request.content_length is not None and request.content_length > max_bytes:
+        return _problem(413, f"The activity is larger than {max_bytes} bytes.")
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        return _problem(413, f"The activity is larger than {max_bytes} bytes.")
+    try:
+        activity = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _problem(400, "The body is not valid JSON.")
+    if not isinstance(activity, dict):
+        return _problem(400, "The activity must be a JSON object.")
+    missing = [name for name in ("type",) if not isinstance(activity.get(name), str) or not activity.get(name)]
+    if missing:
+        return _problem(400, f"The activity lacks {', '.join(missing)}.")
+    for name in ("from", "conversation", "recipient"):
+        if name in activity and not isinstance(activity[name], dict):
+            return _problem(400, f"The activity's {name!r} must be an object.")
+    if "serviceUrl" in activity and not isinstance(activity["serviceUrl"], str):
+        return _problem(400, "The activity's serviceUrl must be text.")
+    return activity
+
+
+def create_app(store: Store, adapter: CloudAdapter, bot: Bot, *, max_body_bytes: int = 256 * 1024) -> web.Application:
+    """The aiohttp application; the caller owns the store, the adapter and the bot."""
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        activity = await _read_activity(request, max_body_bytes)
+        if isinstance(activity, web.Response):
+            return activity
+        # CloudAdapter reads the body again through request.json(): give it the bytes already read and checked.
+        request._read_bytes = json.dumps(activity).encode()
+        try:
+            response = await adapter.process(request, bot)
+        except web.HTTPException as error:
+            if error.status in (401, 403):
+                logger.warning("refused an activity that failed authentication (%s)", error.status)
+            return _problem(error.status, error.reason or "refused")
+        return response or web.Response(status=201)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        try:
+            await store.ping()
+        except Exception:
+            logger.exception("health check: the database is not reachable")
+            return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+        return web.json_response({"status": "ok", "database": "ok"})
+
+    app = web.Application(client_max_size=max_body_bytes)
+    app[STORE_KEY] = store
+    app[ADAPTER_KEY] = adapter
+    app[BOT_KEY] = bot
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    return app

@@ -1,0 +1,105 @@
+"""The `cos` command: run the bot, migrate the database, and the operators' tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+
+from dotenv import load_dotenv
+
+from bot.settings import Settings, SettingsError
+
+logger = logging.getLogger("cos")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if settings.local_mode and not is_loopback(host):
+        if not args.insecure_no_auth:
+            print(
+                f"Refusing to listen on {host}: without MICROSOFT_APP_ID the bot cannot authenticate Teams, so it "
+                "only listens on loopback (127.0.0.1). Set the Azure Bot credentials, or pass --insecure-no-auth "
+                "if you really want an unauthenticated bot on the network.",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            f"WARNING: listening on {host}:{port} with NO authentication: anyone who can reach this port can "
+            "act as any Teams user. Use this only on a trusted, isolated network.",
+            file=sys.stderr,
+        )
+    from bot.server import run
+
+    return asyncio.run(run(settings, host=host, port=port))
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from planner.migrate import current_revision, upgrade
+    from planner.store import create_engine
+
+    async def main() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            if args.db_command == "upgrade":
+                await upgrade(engine, args.revision)
+            print(f"database at revision {await current_revision(engine)}")
+        finally:
+            await engine.dispose()
+        return 0
+
+    return asyncio.run(main())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the bot (migrates the database first)")
+    serve.add_argument("--host", help="address to listen on (default COS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default COS_PORT or 3978)")
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="allow listening beyond loopback without Azure Bot credentials (unsafe)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    upgrade = db_commands.add_parser("upgrade", help="apply the migrations")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    db_commands.add_parser("current", help="print the revision the database is at")
+    db.set_defaults(handler=_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cos` console script."""
+    load_dotenv()
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"cos: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    return int(args.handler(args, settings) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

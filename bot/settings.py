@@ -1,0 +1,90 @@
+"""Settings, read from the environment (and `.env`, loaded by the entry point, never on import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from planner.store import DEFAULT_DATABASE_URL
+
+TEAMS_SERVICE_HOSTS = ("smba.trafficmanager.net",)
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the bot cannot use; the message names the variable."""
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        super().__init__(f"{name}={value!r} is not valid: expected {expected}.")
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.replace(";", ",").split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(name, raw, "a whole number") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 3978
+    app_id: str = ""
+    app_password: str = field(default="", repr=False)
+    app_tenant_id: str = ""
+    app_type: str = "MultiTenant"
+    extra_service_hosts: tuple[str, ...] = ()
+    anthropic_api_key: str = field(default="", repr=False)
+    llm_model: str = DEFAULT_MODEL
+    log_level: str = "INFO"
+    max_body_bytes: int = 256 * 1024
+
+    @property
+    def local_mode(self) -> bool:
+        """No Azure Bot credentials: inbound activities cannot be authenticated, so only loopback may talk."""
+        return not self.app_id
+
+    @property
+    def allowed_service_hosts(self) -> tuple[str, ...]:
+        return TEAMS_SERVICE_HOSTS + self.extra_service_hosts
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from environment variables (see `.env.example` for each one)."""
+        env = os.environ if env is None else env
+        app_type = env.get("MICROSOFT_APP_TYPE", "").strip() or "MultiTenant"
+        if app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
+            raise SettingsError("MICROSOFT_APP_TYPE", app_type, "MultiTenant, SingleTenant or UserAssignedMSI")
+        app_id = env.get("MICROSOFT_APP_ID", "").strip()
+        password = env.get("MICROSOFT_APP_PASSWORD", "").strip()
+        tenant_id = env.get("MICROSOFT_APP_TENANT_ID", "").strip()
+        if app_id and app_type != "UserAssignedMSI" and not password:
+            raise SettingsError("MICROSOFT_APP_PASSWORD", "", "the client secret of the app registration")
+        if app_id and app_type != "MultiTenant" and not tenant_id:
+            raise SettingsError("MICROSOFT_APP_TENANT_ID", "", f"the tenant id for a {app_type} bot")
+        port = _int(env, "COS_PORT", 3978)
+        if not 0 < port < 65536:
+            raise SettingsError("COS_PORT", str(port), "a TCP port from 1 to 65535")
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            host=env.get("COS_HOST", "").strip() or "127.0.0.1",
+            port=port,
+            app_id=app_id,
+            app_password=password,
+            app_tenant_id=tenant_id,
+            app_type=app_type,
+            extra_service_hosts=_split(env.get("COS_ALLOWED_SERVICE_HOSTS", "")),
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY", "").strip(),
+            llm_model=env.get("COS_LLM_MODEL", "").strip() or DEFAULT_MODEL,
+            log_level=(env.get("COS_LOG_LEVEL", "").strip() or "INFO").upper(),
+            max_body_bytes=_int(env, "COS_MAX_BODY_BYTES", 256 * 1024),
+        )

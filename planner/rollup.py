@@ -1,0 +1,223 @@
+"""Progress and health, rolled up weekly -> tactical -> master.
+
+Two signals decide a plan's health:
+- **task pace**: the share of its tasks done against the share of its window gone. Falling behind by more
+  than `HealthRules.at_risk_gap` makes it at risk, by more than `off_track_gap` off track; an overdue task
+  makes it at least at risk.
+- **metric pace**: each KPI's latest reading against the straight line from its baseline (at the window's
+  start) to its target (at the window's end). The share of the expected progress not achieved is compared
+  with the metric's tolerance: within it, on track; within twice it, at risk; beyond, off track.
+
+A plan's health is the worst of its own signals; a child's trouble makes its parent at least at risk (not
+off track by itself: one late tactical plan does not sink the north star). For a tactical plan, only the
+weekly plan of the current week counts, since earlier weeks' unfinished work is carried into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from planner.model import Direction, Health, Metric, Plan, Tier
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthRules:
+    at_risk_gap: float = 0.10
+    off_track_gap: float = 0.25
+    metric_grace: float = 0.10
+    """Share of the window during which metrics are not judged yet (pace is noise in the first days)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCounts:
+    total: int = 0
+    done: int = 0
+    overdue: int = 0
+    blocked: int = 0
+
+    def __add__(self, other: TaskCounts) -> TaskCounts:
+        return TaskCounts(
+            total=self.total + other.total,
+            done=self.done + other.done,
+            overdue=self.overdue + other.overdue,
+            blocked=self.blocked + other.blocked,
+        )
+
+    @property
+    def progress(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricFacts:
+    metric: Metric
+    latest: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanFacts:
+    """What the store knows about one plan, aggregated: enough to judge it without loading its tasks."""
+
+    plan: Plan
+    counts: TaskCounts
+    metrics: tuple[MetricFacts, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricPace:
+    metric: Metric
+    actual: float | None
+    expected: float
+    behind: float
+    """Share of the expected progress not achieved (negative when ahead of pace)."""
+    health: Health
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanRollup:
+    plan: Plan
+    counts: TaskCounts
+    progress: float
+    elapsed: float
+    health: Health
+    reasons: tuple[str, ...]
+    metrics: tuple[MetricPace, ...]
+    children: tuple[PlanRollup, ...]
+
+    def find(self, plan_id: int) -> PlanRollup | None:
+        """The rollup of `plan_id` in this tree, if it is in it."""
+        if self.plan.id == plan_id:
+            return self
+        for child in self.children:
+            found = child.find(plan_id)
+            if found is not None:
+                return found
+        return None
+
+
+def _percent(fraction: float) -> str:
+    return f"{round(fraction * 100)}%"
+
+
+def task_health(counts: TaskCounts, elapsed: float, rules: HealthRules) -> tuple[Health, list[str]]:
+    """Judge completion against elapsed time; see the module docstring."""
+    if counts.total == 0:
+        return Health.ON_TRACK, []
+    gap = elapsed - counts.progress
+    summary = (
+        f"{counts.done} of {counts.total} tasks done ({_percent(counts.progress)}) "
+        f"with {_percent(elapsed)} of the window gone"
+    )
+    if gap > rules.off_track_gap:
+        health = Health.OFF_TRACK
+    elif gap > rules.at_risk_gap:
+        health = Health.AT_RISK
+    else:
+        health = Health.ON_TRACK
+    reasons = [summary] if health is not Health.ON_TRACK else []
+    if counts.overdue:
+        health = Health.worst(health, Health.AT_RISK)
+        reasons.append(f"{counts.overdue} task{'s' if counts.overdue != 1 else ''} overdue")
+    return health, reasons
+
+
+def metric_pace(facts: MetricFacts, elapsed: float, rules: HealthRules) -> MetricPace:
+    """Judge a KPI's latest reading against its straight-line pace; see the module docstring."""
+    metric = facts.metric
+    span = metric.target - metric.baseline
+    expected = metric.baseline + span * elapsed
+    actual = facts.latest
+    unit = f" {metric.unit}" if metric.unit else ""
+    if elapsed < rules.metric_grace:
+        return MetricPace(
+            metric=metric, actual=actual, expected=expected, behind=0.0, health=Health.ON_TRACK, reason=""
+        )
+    if actual is None:
+        return MetricPace(
+            metric=metric,
+            actual=None,
+            expected=expected,
+            behind=1.0,
+            health=Health.AT_RISK,
+            reason=f"no reading of {metric.name} yet ({expected:g}{unit} expected by now)",
+        )
+    if span == 0:
+        # A metric to hold steady: judge the distance from the target on the wrong side.
+        scale = abs(metric.target) or 1.0
+        wrong_side = metric.target - actual if metric.direction is Direction.UP else actual - metric.target
+        behind = max(wrong_side, 0.0) / scale
+    else:
+        behind = 1.0 - (actual - metric.baseline) / (expected - metric.baseline) if expected != metric.baseline else 0.0
+    if behind > 2 * metric.tolerance:
+        health = Health.OFF_TRACK
+    elif behind > metric.tolerance:
+        health = Health.AT_RISK
+    else:
+        health = Health.ON_TRACK
+    reason = ""
+    if health is not Health.ON_TRACK:
+        reason = (
+            f"{metric.name} at {actual:g}{unit} against {expected:g}{unit} expected by now "
+            f"({_percent(behind)} behind pace, tolerance {_percent(metric.tolerance)})"
+        )
+    return MetricPace(metric=metric, actual=actual, expected=expected, behind=behind, health=health, reason=reason)
+
+
+def _judge(
+    facts: PlanFacts, counts: TaskCounts, as_of: date, rules: HealthRules, children: Sequence[PlanRollup]
+) -> PlanRollup:
+    elapsed = facts.plan.window.elapsed_fraction(as_of)
+    health, reasons = task_health(counts, elapsed, rules)
+    paces = tuple(metric_pace(m, elapsed, rules) for m in facts.metrics)
+    for pace in paces:
+        health = Health.worst(health, pace.health)
+        if pace.reason:
+            reasons.append(pace.reason)
+    for child in children:
+        if child.health is not Health.ON_TRACK and _counts_for_parent(child, as_of):
+            health = Health.worst(health, Health.AT_RISK)
+            reasons.append(f"{child.plan.tier} plan {child.plan.title!r} is {child.health}")
+    return PlanRollup(
+        plan=facts.plan,
+        counts=counts,
+        progress=counts.progress,
+        elapsed=elapsed,
+        health=health,
+        reasons=tuple(reasons),
+        metrics=paces,
+        children=tuple(children),
+    )
+
+
+def _counts_for_parent(child: PlanRollup, as_of: date) -> bool:
+    return child.plan.tier is not Tier.WEEKLY or child.plan.window.includes(as_of)
+
+
+def roll_up(
+    master: PlanFacts,
+    tacticals: Sequence[PlanFacts],
+    weeklies: Sequence[PlanFacts],
+    as_of: date,
+    rules: HealthRules | None = None,
+) -> PlanRollup:
+    """Roll a master plan's tree up: weekly plans judged first, then their tactical plans, then the master.
+
+    The master's task counts are the sum of its tactical plans' (tasks live in tactical plans).
+    """
+    rules = rules or HealthRules()
+    by_parent: dict[int, list[PlanFacts]] = {}
+    for weekly in weeklies:
+        by_parent.setdefault(weekly.plan.parent_id or 0, []).append(weekly)
+    tactical_rollups = []
+    total = TaskCounts()
+    for tactical in sorted(tacticals, key=lambda f: (f.plan.window.start, f.plan.id)):
+        weekly_rollups = [
+            _judge(w, w.counts, as_of, rules, ())
+            for w in sorted(by_parent.get(tactical.plan.id, []), key=lambda f: f.plan.window.start)
+        ]
+        tactical_rollups.append(_judge(tactical, tactical.counts, as_of, rules, weekly_rollups))
+        total = total + tactical.counts
+    return _judge(master, total, as_of, rules, tactical_rollups)

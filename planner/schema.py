@@ -1,0 +1,158 @@
+"""The database schema, shared by the store and the Alembic migrations. Every table carries `tenant_id`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone, so it is restored on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store only accepts timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TENANT = 64
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("parent_id", Integer, ForeignKey("plans.id", ondelete="CASCADE"), nullable=True),
+    Column("master_id", Integer, nullable=True),
+    Column("title", Text, nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("constraints", JSON, nullable=False, default=list),
+    Column("iso_week", String(10), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    UniqueConstraint("tenant_id", "parent_id", "iso_week"),
+    Index("ix_plans_tenant_tier", "tenant_id", "tier"),
+    Index("ix_plans_master", "master_id"),
+    Index("ix_plans_parent", "parent_id"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("plan_id", Integer, ForeignKey("plans.id", ondelete="CASCADE"), nullable=False),
+    Column("master_id", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("owner", String(200), nullable=True),
+    Column("due_on", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("milestone", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("done_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False, default=1),
+    Index("ix_tasks_tenant_due", "tenant_id", "due_on"),
+    Index("ix_tasks_plan_status", "plan_id", "status"),
+    Index("ix_tasks_master_status", "master_id", "status"),
+    Index("ix_tasks_tenant_owner", "tenant_id", "owner"),
+)
+
+weekly_items = Table(
+    "weekly_items",
+    metadata,
+    Column("weekly_plan_id", Integer, ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True),
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("carried_over", Boolean, nullable=False, default=False),
+    Index("ix_weekly_items_task", "task_id"),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("plan_id", Integer, ForeignKey("plans.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("unit", String(50), nullable=False, default=""),
+    Column("direction", String(8), nullable=False),
+    Column("baseline", Float, nullable=False),
+    Column("target", Float, nullable=False),
+    Column("tolerance", Float, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    UniqueConstraint("plan_id", "name"),
+    Index("ix_metrics_tenant", "tenant_id"),
+)
+
+metric_readings = Table(
+    "metric_readings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("metric_id", Integer, ForeignKey("metrics.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("source", String(200), nullable=False),
+    UniqueConstraint("metric_id", "at", "source"),
+    Index("ix_metric_readings_metric_at", "metric_id", "at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject_type", String(32), nullable=False),
+    Column("subject_id", Integer, nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Index("ix_events_subject", "tenant_id", "subject_type", "subject_id"),
+    Index("ix_events_tenant_at", "tenant_id", "at"),
+)

@@ -1,0 +1,988 @@
+"""The plan store: SQLAlchemy 2 (async) over SQLite by default, PostgreSQL in production.
+
+`Store` owns the engine; `Store.tenant(tenant_id)` hands out a `TenantStore` whose every query is bound to
+that tenant, so no code path can read or write another tenant's rows. Every change is written in one
+transaction together with its event (see `planner.events`). Edits are optimistic: each row carries a
+version, and an update only lands on the version it read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, event, func, insert, or_, select, text, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from planner import events as event_log
+from planner.clock import Clock, utcnow
+from planner.derivation import weekly_selection
+from planner.errors import (
+    InvalidValue,
+    MetricNotFound,
+    PlanNotFound,
+    StaleEdit,
+    TaskNotFound,
+    TenantMismatch,
+)
+from planner.model import (
+    Direction,
+    Event,
+    Metric,
+    MetricReading,
+    MetricSpec,
+    Plan,
+    Task,
+    TaskChanges,
+    TaskStatus,
+    Tier,
+    WeeklyItem,
+    Window,
+    iso_week_window,
+)
+from planner.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
+from planner.schema import events, metric_readings, metrics, plans, tasks, weekly_items
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///chief_of_staff.db"
+EDIT_ATTEMPTS = 20
+
+
+def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine:
+    """An async engine for `url`, with SQLite set up for one process (foreign keys on, WAL, a busy timeout)."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        engine = create_async_engine(url, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            if ":memory:" not in url:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+class Store:
+    """The database, shared by every tenant; ask it for a tenant's view with `tenant()`."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = utcnow, rules: HealthRules | None = None) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.rules = rules or HealthRules()
+
+    @classmethod
+    def from_url(cls, url: str = DEFAULT_DATABASE_URL, *, clock: Clock = utcnow) -> Store:
+        return cls(create_engine(url), clock=clock)
+
+    def tenant(self, tenant_id: str) -> TenantStore:
+        """The store seen by one tenant (the Teams tenant id)."""
+        if not tenant_id or not tenant_id.strip():
+            raise InvalidValue("tenant id", tenant_id, "the Teams tenant id of the conversation")
+        return TenantStore(self, tenant_id)
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _plan(row: Row[Any]) -> Plan:
+    return Plan(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        tier=Tier(row.tier),
+        parent_id=row.parent_id,
+        master_id=row.master_id,
+        title=row.title,
+        owner=row.owner,
+        window=Window(start=row.starts_on, end=row.ends_on),
+        constraints=tuple(row.constraints or ()),
+        iso_week=row.iso_week,
+        created_at=row.created_at,
+        version=row.version,
+    )
+
+
+def _task(row: Row[Any]) -> Task:
+    return Task(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        plan_id=row.plan_id,
+        master_id=row.master_id,
+        title=row.title,
+        owner=row.owner,
+        due_on=row.due_on,
+        status=TaskStatus(row.status),
+        milestone=row.milestone,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        done_at=row.done_at,
+        version=row.version,
+    )
+
+
+def _metric(row: Row[Any]) -> Metric:
+    return Metric(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        plan_id=row.plan_id,
+        name=row.name,
+        unit=row.unit,
+        direction=Direction(row.direction),
+        baseline=row.baseline,
+        target=row.target,
+        tolerance=row.tolerance,
+        version=row.version,
+    )
+
+
+def _reading(row: Row[Any]) -> MetricReading:
+    return MetricReading(
+        id=row.id, tenant_id=row.tenant_id, metric_id=row.metric_id, at=row.at, value=row.value, source=row.source
+    )
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        at=row.at,
+        actor=row.actor,
+        kind=row.kind,
+        subject_type=row.subject_type,
+        subject_id=row.subject_id,
+        before=row.before,
+        after=row.after,
+    )
+
+
+def _text(field: str, value: str, *, limit: int = 500) -> str:
+    cleaned = " ".join(value.split())
+    if not cleaned:
+        raise InvalidValue(field, value, "some text")
+    if len(cleaned) > limit:
+        raise InvalidValue(field, value[:40] + "…", f"at most {limit} characters")
+    return cleaned
+
+
+def _status_counts(status_column: Any, due_column: Any, as_of: date) -> list[Any]:
+    is_open = status_column != TaskStatus.DONE.value
+    return [
+        func.count().label("total"),
+        func.coalesce(func.sum(case((status_column == TaskStatus.DONE.value, 1), else_=0)), 0).label("done"),
+        func.coalesce(func.sum(case((and_(is_open, due_column < as_of), 1), else_=0)), 0).label("overdue"),
+        func.coalesce(func.sum(case((status_column == TaskStatus.BLOCKED.value, 1), else_=0)), 0).label("blocked"),
+    ]
+
+
+class TenantStore:
+    """Plans, tasks and metrics of one tenant. Every method reads and writes that tenant's rows only."""
+
+    def __init__(self, store: Store, tenant_id: str) -> None:
+        self._store = store
+        self.tenant_id = tenant_id
+
+    @property
+    def _engine(self) -> AsyncEngine:
+        return self._store.engine
+
+    def _now(self) -> datetime:
+        return self._store.clock()
+
+    def _check_tenant(self, value: Plan | Task | Metric) -> None:
+        if value.tenant_id != self.tenant_id:
+            raise TenantMismatch(self.tenant_id, value.tenant_id)
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        *,
+        actor: str,
+        kind: str,
+        subject: Plan | Task | Metric | MetricReading,
+        before: Plan | Task | Metric | MetricReading | None,
+    ) -> None:
+        subject_type = kind.split(".", 1)[0]
+        await event_log.record(
+            conn,
+            tenant_id=self.tenant_id,
+            at=self._now(),
+            actor=actor,
+            kind=kind,
+            subject_type=subject_type,
+            subject_id=subject.id,
+            before=event_log.snapshot(before) if before is not None else None,
+            after=event_log.snapshot(subject),
+        )
+
+    # ---- plans ---------------------------------------------------------------------------------------------
+
+    async def _plan_row(self, conn: AsyncConnection, plan_id: int, tier: Tier | None = None) -> Plan:
+        query = select(plans).where(plans.c.id == plan_id, plans.c.tenant_id == self.tenant_id)
+        row = (await conn.execute(query)).first()
+        if row is None or (tier is not None and row.tier != tier.value):
+            raise PlanNotFound(plan_id, tier.value if tier else None)
+        return _plan(row)
+
+    async def get_plan(self, plan_id: int, tier: Tier | None = None) -> Plan:
+        """The plan with this id. Raises PlanNotFound (also for another tier when `tier` is given)."""
+        async with self._engine.connect() as conn:
+            return await self._plan_row(conn, plan_id, tier)
+
+    async def list_plans(self, tier: Tier | None = None, *, parent_id: int | None = None) -> list[Plan]:
+        """Plans of the tenant, optionally of one tier or under one parent, oldest window first."""
+        query = select(plans).where(plans.c.tenant_id == self.tenant_id)
+        if tier is not None:
+            query = query.where(plans.c.tier == tier.value)
+        if parent_id is not None:
+            query = query.where(plans.c.parent_id == parent_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(plans.c.starts_on, plans.c.id))).all()
+        return [_plan(r) for r in rows]
+
+    async def _insert_plan(
+        self,
+        conn: AsyncConnection,
+        *,
+        tier: Tier,
+        parent: Plan | None,
+        title: str,
+        owner: str,
+        window: Window,
+        constraints: Sequence[str] = (),
+        iso_week: str | None = None,
+        actor: str,
+    ) -> Plan:
+        values = dict(
+            tenant_id=self.tenant_id,
+            tier=tier.value,
+            parent_id=parent.id if parent else None,
+            master_id=(parent.master_id or parent.id) if parent else None,
+            title=_text("title", title),
+            owner=_text("owner", owner, limit=200),
+            starts_on=window.start,
+            ends_on=window.end,
+            constraints=[_text("constraint", c) for c in constraints],
+            iso_week=iso_week,
+            created_at=self._now(),
+            version=1,
+        )
+        result = await conn.execute(insert(plans).values(**values).returning(plans))
+        plan = _plan(result.one())
+        await self._record(conn, actor=actor, kind=f"plan.created.{tier.value}", subject=plan, before=None)
+        return plan
+
+    async def create_master_plan(
+        self,
+        *,
+        title: str,
+        owner: str,
+        window: Window,
+        constraints: Sequence[str] = (),
+        metrics: Sequence[MetricSpec] = (),
+        actor: str,
+    ) -> Plan:
+        """A new master plan (the north star) with its KPI metrics, in one transaction."""
+        for spec in metrics:
+            spec.validate()
+        async with self._engine.begin() as conn:
+            plan = await self._insert_plan(
+                conn,
+                tier=Tier.MASTER,
+                parent=None,
+                title=title,
+                owner=owner,
+                window=window,
+                constraints=constraints,
+                actor=actor,
+            )
+            for spec in metrics:
+                await self._insert_metric(conn, plan, spec, actor=actor)
+            return plan
+
+    async def create_tactical_plan(
+        self,
+        master_id: int,
+        *,
+        title: str,
+        owner: str,
+        window: Window,
+        constraints: Sequence[str] = (),
+        metrics: Sequence[MetricSpec] = (),
+        actor: str,
+    ) -> Plan:
+        """A tactical plan under a master plan. Raises WindowConflict if its window leaves the master's."""
+        for spec in metrics:
+            spec.validate()
+        async with self._engine.begin() as conn:
+            master = await self._plan_row(conn, master_id, Tier.MASTER)
+            window.require_inside(master.window, what="tactical plan", parent_name=f"master plan {master.id}")
+            plan = await self._insert_plan(
+                conn,
+                tier=Tier.TACTICAL,
+                parent=master,
+                title=title,
+                owner=owner,
+                window=window,
+                constraints=constraints,
+                actor=actor,
+            )
+            for spec in metrics:
+                await self._insert_metric(conn, plan, spec, actor=actor)
+            return plan
+
+    async def update_plan(
+        self,
+        plan_id: int,
+        *,
+        title: str | None = None,
+        owner: str | None = None,
+        window: Window | None = None,
+        constraints: Sequence[str] | None = None,
+        expected_version: int | None = None,
+        actor: str,
+    ) -> Plan:
+        """Edit a plan. A new window must stay inside the parent's and keep children and due dates inside it."""
+        async with self._engine.begin() as conn:
+            before = await self._plan_row(conn, plan_id)
+            if expected_version is not None and expected_version != before.version:
+                raise StaleEdit("Plan", plan_id, expected_version, before.version)
+            after = replace(
+                before,
+                title=_text("title", title) if title is not None else before.title,
+                owner=_text("owner", owner, limit=200) if owner is not None else before.owner,
+                window=window or before.window,
+                constraints=tuple(_text("constraint", c) for c in constraints)
+                if constraints is not None
+                else before.constraints,
+                version=before.version + 1,
+            )
+            if window is not None and window != before.window:
+                await self._check_window_change(conn, before, window)
+            result = await conn.execute(
+                update(plans)
+                .where(plans.c.id == plan_id, plans.c.tenant_id == self.tenant_id, plans.c.version == before.version)
+                .values(
+                    title=after.title,
+                    owner=after.owner,
+                    starts_on=after.window.start,
+                    ends_on=after.window.end,
+                    constraints=list(after.constraints),
+                    version=after.version,
+                )
+            )
+            if result.rowcount != 1:
+                raise StaleEdit("Plan", plan_id, before.version, None)
+            await self._record(conn, actor=actor, kind="plan.updated", subject=after, before=before)
+            return after
+
+    async def _check_window_change(self, conn: AsyncConnection, plan: Plan, window: Window) -> None:
+        if plan.tier is Tier.WEEKLY:
+            raise InvalidValue("window", window, "no change: a weekly plan always covers its ISO week")
+        if plan.parent_id is not None:
+            parent = await self._plan_row(conn, plan.parent_id)
+            window.require_inside(
+                parent.window, what=f"{plan.tier} plan", parent_name=f"{parent.tier} plan {parent.id}"
+            )
+        child_rows = (
+            await conn.execute(select(plans).where(plans.c.parent_id == plan.id, plans.c.tenant_id == self.tenant_id))
+        ).all()
+        for row in child_rows:
+            child = _plan(row)
+            child.window.require_inside(
+                window, what=f"{child.tier} plan {child.id}", parent_name=f"the new window of plan {plan.id}"
+            )
+        if plan.tier is Tier.TACTICAL:
+            outside = (
+                await conn.execute(
+                    select(tasks)
+                    .where(
+                        tasks.c.plan_id == plan.id,
+                        tasks.c.tenant_id == self.tenant_id,
+                        or_(tasks.c.due_on < window.start, tasks.c.due_on > window.end),
+                    )
+                    .limit(1)
+                )
+            ).first()
+            if outside is not None:
+                Window(start=outside.due_on, end=outside.due_on).require_inside(
+                    window, what=f"due date of task {outside.id}", parent_name=f"the new window of plan {plan.id}"
+                )
+
+    # ---- weekly plans --------------------------------------------------------------------------------------
+
+    async def derive_weekly_plan(self, tactical_id: int, iso_week: str, *, actor: str) -> tuple[Plan, list[WeeklyItem]]:
+        """The weekly plan of `iso_week` under a tactical plan, created or refreshed by the derivation rules.
+
+        Idempotent: deriving again adds tasks that became due that week and never removes a task.
+        Raises PlanNotFound, InvalidValue (bad week) or WindowConflict (week outside the tactical plan).
+        """
+        week = iso_week_window(iso_week)
+        iso_week = f"{week.start.isocalendar().year}-W{week.start.isocalendar().week:02d}"
+        async with self._engine.begin() as conn:
+            tactical = await self._plan_row(conn, tactical_id, Tier.TACTICAL)
+            if week.end < tactical.window.start or week.start > tactical.window.end:
+                week.require_inside(
+                    tactical.window, what=f"week {iso_week}", parent_name=f"tactical plan {tactical.id}"
+                )
+            # A week the tactical plan only partly covers is clipped to it, so the child stays inside its parent.
+            week = Window(start=max(week.start, tactical.window.start), end=min(week.end, tactical.window.end))
+            existing = (
+                await conn.execute(
+                    select(plans).where(
+                        plans.c.tenant_id == self.tenant_id,
+                        plans.c.parent_id == tactical.id,
+                        plans.c.iso_week == iso_week,
+                    )
+                )
+            ).first()
+            if existing is not None:
+                weekly = _plan(existing)
+            else:
+                weekly = await self._insert_plan(
+                    conn,
+                    tier=Tier.WEEKLY,
+                    parent=tactical,
+                    title=f"{tactical.title}, week {iso_week}",
+                    owner=tactical.owner,
+                    window=week,
+                    iso_week=iso_week,
+                    actor=actor,
+                )
+            candidates = (
+                await conn.execute(
+                    select(tasks).where(
+                        tasks.c.tenant_id == self.tenant_id,
+                        tasks.c.plan_id == tactical.id,
+                        tasks.c.due_on <= week.end,
+                        or_(tasks.c.due_on >= week.start, tasks.c.status != TaskStatus.DONE.value),
+                    )
+                )
+            ).all()
+            selection = weekly_selection((_task(r) for r in candidates), week)
+            present = set(
+                (
+                    await conn.execute(select(weekly_items.c.task_id).where(weekly_items.c.weekly_plan_id == weekly.id))
+                ).scalars()
+            )
+            new_items = [item for item in selection if item.task.id not in present]
+            if new_items:
+                await conn.execute(
+                    insert(weekly_items),
+                    [
+                        dict(
+                            weekly_plan_id=weekly.id,
+                            task_id=item.task.id,
+                            tenant_id=self.tenant_id,
+                            carried_over=item.carried_over,
+                        )
+                        for item in new_items
+                    ],
+                )
+                await event_log.record(
+                    conn,
+                    tenant_id=self.tenant_id,
+                    at=self._now(),
+                    actor=actor,
+                    kind="plan.derived.weekly",
+                    subject_type="plan",
+                    subject_id=weekly.id,
+                    before={"task_ids": sorted(present)},
+                    after={"task_ids": sorted(present | {i.task.id for i in new_items})},
+                )
+            return weekly, await self._weekly_items(conn, weekly.id)
+
+    async def _weekly_items(self, conn: AsyncConnection, weekly_id: int) -> list[WeeklyItem]:
+        rows = (
+            await conn.execute(
+                select(tasks, weekly_items.c.carried_over)
+                .join(weekly_items, weekly_items.c.task_id == tasks.c.id)
+                .where(weekly_items.c.weekly_plan_id == weekly_id, weekly_items.c.tenant_id == self.tenant_id)
+                .order_by(weekly_items.c.carried_over.desc(), tasks.c.due_on, tasks.c.id)
+            )
+        ).all()
+        return [WeeklyItem(task=_task(r), carried_over=r.carried_over) for r in rows]
+
+    async def weekly_items(self, weekly_id: int) -> list[WeeklyItem]:
+        """The tasks of a weekly plan, carried-over ones first. Raises PlanNotFound."""
+        async with self._engine.connect() as conn:
+            await self._plan_row(conn, weekly_id, Tier.WEEKLY)
+            return await self._weekly_items(conn, weekly_id)
+
+    # ---- tasks ---------------------------------------------------------------------------------------------
+
+    async def add_task(
+        self,
+        plan_id: int,
+        *,
+        title: str,
+        due_on: date,
+        owner: str | None = None,
+        milestone: bool = False,
+        actor: str,
+    ) -> Task:
+        """A new task in a tactical plan, or in a weekly plan (then it belongs to that week's tactical plan).
+
+        Raises PlanNotFound, InvalidValue (a master plan: tasks go into tactical plans) or WindowConflict.
+        """
+        async with self._engine.begin() as conn:
+            plan = await self._plan_row(conn, plan_id)
+            weekly: Plan | None = None
+            if plan.tier is Tier.MASTER:
+                raise InvalidValue("plan", plan_id, "a tactical or weekly plan: tasks live under a tactical plan")
+            if plan.tier is Tier.WEEKLY:
+                weekly, plan = plan, await self._plan_row(conn, plan.parent_id or 0, Tier.TACTICAL)
+            home = weekly or plan
+            Window(start=due_on, end=due_on).require_inside(
+                home.window, what="due date", parent_name=f"{home.tier} plan {home.id}"
+            )
+            result = await conn.execute(
+                insert(tasks)
+                .values(
+                    tenant_id=self.tenant_id,
+                    plan_id=plan.id,
+                    master_id=plan.master_id,
+                    title=_text("title", title),
+                    owner=_text("owner", owner, limit=200) if owner else None,
+                    due_on=due_on,
+                    status=TaskStatus.TODO.value,
+                    milestone=milestone,
+                    created_at=self._now(),
+                    version=1,
+                )
+                .returning(tasks)
+            )
+            task = _task(result.one())
+            await self._record(conn, actor=actor, kind="task.created", subject=task, before=None)
+            week_plan = weekly or await self._week_containing(conn, plan.id, due_on)
+            if week_plan is not None:
+                await conn.execute(
+                    insert(weekly_items).values(
+                        weekly_plan_id=week_plan.id, task_id=task.id, tenant_id=self.tenant_id, carried_over=False
+                    )
+                )
+            return task
+
+    async def _week_containing(self, conn: AsyncConnection, tactical_id: int, day: date) -> Plan | None:
+        row = (
+            await conn.execute(
+                select(plans).where(
+                    plans.c.tenant_id == self.tenant_id,
+                    plans.c.parent_id == tactical_id,
+                    plans.c.tier == Tier.WEEKLY.value,
+                    plans.c.starts_on <= day,
+                    plans.c.ends_on >= day,
+                )
+            )
+        ).first()
+        return _plan(row) if row is not None else None
+
+    async def _task_row(self, conn: AsyncConnection, task_id: int) -> Task:
+        row = (
+            await conn.execute(select(tasks).where(tasks.c.id == task_id, tasks.c.tenant_id == self.tenant_id))
+        ).first()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return _task(row)
+
+    async def get_task(self, task_id: int) -> Task:
+        """The task with this id. Raises TaskNotFound."""
+        async with self._engine.connect() as conn:
+            return await self._task_row(conn, task_id)
+
+    async def list_tasks(self, plan_id: int) -> list[Task]:
+        """The tasks of a tactical plan, or of a weekly plan, or of all tactical plans under a master plan."""
+        async with self._engine.connect() as conn:
+            plan = await self._plan_row(conn, plan_id)
+            if plan.tier is Tier.WEEKLY:
+                return [item.task for item in await self._weekly_items(conn, plan.id)]
+            column = tasks.c.master_id if plan.tier is Tier.MASTER else tasks.c.plan_id
+            rows = (
+                await conn.execute(
+                    select(tasks)
+                    .where(column == plan.id, tasks.c.tenant_id == self.tenant_id)
+                    .order_by(tasks.c.due_on, tasks.c.id)
+                )
+            ).all()
+            return [_task(r) for r in rows]
+
+    async def tasks_due(
+        self, start: date, end: date, *, open_only: bool = True, owner: str | None = None, limit: int | None = None
+    ) -> list[Task]:
+        """Tasks due between `start` and `end` inclusive, by due date; open ones only unless told otherwise."""
+        Window(start=start, end=end)
+        query = select(tasks).where(tasks.c.tenant_id == self.tenant_id, tasks.c.due_on >= start, tasks.c.due_on <= end)
+        if open_only:
+            query = query.where(tasks.c.status != TaskStatus.DONE.value)
+        if owner is not None:
+            query = query.where(tasks.c.owner == owner)
+        query = query.order_by(tasks.c.due_on, tasks.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._engine.connect() as conn:
+            return [_task(r) for r in (await conn.execute(query)).all()]
+
+    async def tasks_of_owner(self, owner: str, *, open_only: bool = True) -> list[Task]:
+        """A person's tasks across all plans, by due date."""
+        query = select(tasks).where(tasks.c.tenant_id == self.tenant_id, tasks.c.owner == owner)
+        if open_only:
+            query = query.where(tasks.c.status != TaskStatus.DONE.value)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(tasks.c.due_on, tasks.c.id))).all()
+        return [_task(r) for r in rows]
+
+    async def update_task(
+        self, task_id: int, changes: TaskChanges, *, actor: str, expected_version: int | None = None
+    ) -> Task:
+        """Apply `changes` to a task and record the event.
+
+        With `expected_version`, the edit lands only on that version (else StaleEdit): for a person who edited
+        what they saw. Without it, the changes are applied to whatever version is current, retried on a
+        concurrent write, so concurrent edits of different fields never lose one another.
+        Raises TaskNotFound, WindowConflict (due date outside the plan), StaleEdit.
+        """
+        return await self.edit_task(
+            task_id, lambda task: self._apply(task, changes), actor=actor, expected_version=expected_version
+        )
+
+    def _apply(self, task: Task, changes: TaskChanges) -> Task:
+        now = self._now()
+        status = changes.status or task.status
+        started_at = task.started_at
+        done_at = task.done_at
+        if status is TaskStatus.DOING and started_at is None:
+            started_at = now
+        if status is TaskStatus.DONE and task.status is not TaskStatus.DONE:
+            done_at = now
+            started_at = started_at or now
+        if status is not TaskStatus.DONE:
+            done_at = None
+        owner = (
+            None
+            if changes.clear_owner
+            else (_text("owner", changes.owner, limit=200) if changes.owner is not None else task.owner)
+        )
+        return replace(
+            task,
+            title=_text("title", changes.title) if changes.title is not None else task.title,
+            owner=owner,
+            due_on=changes.due_on or task.due_on,
+            status=status,
+            milestone=task.milestone if changes.milestone is None else changes.milestone,
+            started_at=started_at,
+            done_at=done_at,
+        )
+
+    async def edit_task(
+        self,
+        task_id: int,
+        edit: Callable[[Task], Task],
+        *,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> Task:
+        """Read the task, apply `edit` to it and write it back if nobody wrote in between; retry otherwise.
+
+        `edit` must be a pure function of the task it is given. With `expected_version` there is no retry.
+        """
+        for _attempt in range(1 if expected_version is not None else EDIT_ATTEMPTS):
+            async with self._engine.begin() as conn:
+                before = await self._task_row(conn, task_id)
+                if expected_version is not None and before.version != expected_version:
+                    raise StaleEdit("Task", task_id, expected_version, before.version)
+                after = edit(before)
+                self._check_tenant(after)
+                if after.id != before.id or after.plan_id != before.plan_id:
+                    raise InvalidValue("task", after.id, "the same task in the same plan")
+                after = replace(after, version=before.version + 1)
+                if after.due_on != before.due_on:
+                    plan = await self._plan_row(conn, before.plan_id)
+                    Window(start=after.due_on, end=after.due_on).require_inside(
+                        plan.window, what="due date", parent_name=f"tactical plan {plan.id}"
+                    )
+                result = await conn.execute(
+                    update(tasks)
+                    .where(
+                        tasks.c.id == task_id, tasks.c.tenant_id == self.tenant_id, tasks.c.version == before.version
+                    )
+                    .values(
+                        title=after.title,
+                        owner=after.owner,
+                        due_on=after.due_on,
+                        status=after.status.value,
+                        milestone=after.milestone,
+                        started_at=after.started_at,
+                        done_at=after.done_at,
+                        version=after.version,
+                    )
+                )
+                if result.rowcount == 1:
+                    kind = self._task_event_kind(before, after)
+                    await self._record(conn, actor=actor, kind=kind, subject=after, before=before)
+                    return after
+            if expected_version is not None:
+                raise StaleEdit("Task", task_id, expected_version, None)
+        current = await self.get_task(task_id)
+        raise StaleEdit("Task", task_id, current.version - 1, current.version)
+
+    @staticmethod
+    def _task_event_kind(before: Task, after: Task) -> str:
+        if before.status is not after.status:
+            return f"task.status.{after.status.value}"
+        if before.owner != after.owner:
+            return "task.assigned"
+        return "task.updated"
+
+    # ---- metrics -------------------------------------------------------------------------------------------
+
+    async def _insert_metric(self, conn: AsyncConnection, plan: Plan, spec: MetricSpec, *, actor: str) -> Metric:
+        if plan.tier is Tier.WEEKLY:
+            raise InvalidValue("plan", plan.id, "a master or tactical plan: weekly plans have no metrics of their own")
+        spec.validate()
+        try:
+            async with conn.begin_nested():
+                result = await conn.execute(
+                    insert(metrics)
+                    .values(
+                        tenant_id=self.tenant_id,
+                        plan_id=plan.id,
+                        name=_text("metric name", spec.name, limit=200),
+                        unit=spec.unit.strip(),
+                        direction=spec.resolved_direction().value,
+                        baseline=spec.baseline,
+                        target=spec.target,
+                        tolerance=spec.tolerance,
+                        version=1,
+                    )
+                    .returning(metrics)
+                )
+        except IntegrityError:
+            raise InvalidValue("metric name", spec.name, f"a name not yet used on plan {plan.id}") from None
+        metric = _metric(result.one())
+        await self._record(conn, actor=actor, kind="metric.created", subject=metric, before=None)
+        return metric
+
+    async def add_metric(self, plan_id: int, spec: MetricSpec, *, actor: str) -> Metric:
+        """A new KPI on a master or tactical plan. Raises PlanNotFound or InvalidValue."""
+        async with self._engine.begin() as conn:
+            plan = await self._plan_row(conn, plan_id)
+            return await self._insert_metric(conn, plan, spec, actor=actor)
+
+    async def list_metrics(self, plan_id: int) -> list[Metric]:
+        """The KPIs defined on one plan."""
+        async with self._engine.connect() as conn:
+            await self._plan_row(conn, plan_id)
+            rows = (
+                await conn.execute(
+                    select(metrics)
+                    .where(metrics.c.plan_id == plan_id, metrics.c.tenant_id == self.tenant_id)
+                    .order_by(metrics.c.id)
+                )
+            ).all()
+        return [_metric(r) for r in rows]
+
+    async def find_metric(self, name: str, *, plan_id: int | None = None) -> Metric:
+        """A metric by name (case-insensitive), on one plan or on any of the tenant's plans.
+
+        Raises MetricNotFound listing the names that exist, or InvalidValue if the name is ambiguous.
+        """
+        query = select(metrics).where(metrics.c.tenant_id == self.tenant_id)
+        if plan_id is not None:
+            query = query.where(metrics.c.plan_id == plan_id)
+        async with self._engine.connect() as conn:
+            rows = [_metric(r) for r in (await conn.execute(query.order_by(metrics.c.id))).all()]
+        matches = [m for m in rows if m.name.casefold() == name.strip().casefold()]
+        if not matches:
+            raise MetricNotFound(name, plan_id, tuple(sorted({m.name for m in rows})))
+        if len(matches) > 1:
+            raise InvalidValue(
+                "metric", name, "a plan id too: plans " + ", ".join(str(m.plan_id) for m in matches) + " all have it"
+            )
+        return matches[0]
+
+    async def record_reading(
+        self, metric_id: int, value: float, *, at: datetime | None = None, source: str = "chat", actor: str
+    ) -> MetricReading:
+        """Store a reading. Idempotent by (metric, time, source): the same reading twice is stored once; a
+        different value for the same key corrects it. Raises MetricNotFound."""
+        at = at or self._now()
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidValue("value", value, "a finite number")
+        async with self._engine.begin() as conn:
+            metric_row = (
+                await conn.execute(
+                    select(metrics).where(metrics.c.id == metric_id, metrics.c.tenant_id == self.tenant_id)
+                )
+            ).first()
+            if metric_row is None:
+                raise MetricNotFound(metric_id)
+            key = and_(
+                metric_readings.c.metric_id == metric_id, metric_readings.c.at == at, metric_readings.c.source == source
+            )
+            existing = (await conn.execute(select(metric_readings).where(key))).first()
+            if existing is None:
+                try:
+                    async with conn.begin_nested():
+                        result = await conn.execute(
+                            insert(metric_readings)
+                            .values(tenant_id=self.tenant_id, metric_id=metric_id, at=at, value=value, source=source)
+                            .returning(metric_readings)
+                        )
+                        reading = _reading(result.one())
+                except IntegrityError:
+                    existing = (await conn.execute(select(metric_readings).where(key))).one()
+                else:
+                    await self._record(conn, actor=actor, kind="metric.reading", subject=reading, before=None)
+                    return reading
+            before = _reading(existing)
+            if before.value == value:
+                return before
+            await conn.execute(update(metric_readings).where(metric_readings.c.id == before.id).values(value=value))
+            after = replace(before, value=value)
+            await self._record(conn, actor=actor, kind="metric.reading.corrected", subject=after, before=before)
+            return after
+
+    async def readings(self, metric_id: int, *, since: datetime | None = None) -> list[MetricReading]:
+        """A metric's readings, oldest first."""
+        query = select(metric_readings).where(
+            metric_readings.c.metric_id == metric_id, metric_readings.c.tenant_id == self.tenant_id
+        )
+        if since is not None:
+            query = query.where(metric_readings.c.at >= since)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(metric_readings.c.at, metric_readings.c.id))).all()
+        return [_reading(r) for r in rows]
+
+    # ---- rollup --------------------------------------------------------------------------------------------
+
+    async def rollup(self, plan_id: int, as_of: date | None = None) -> PlanRollup:
+        """Progress and health of the master plan's tree containing `plan_id`, as of a day (today by default).
+
+        Reads aggregates only (task counts per plan, the latest reading per metric), never every task.
+        Returns the rollup of the tree's root; use `.find(plan_id)` for a subtree. Raises PlanNotFound.
+        """
+        as_of = as_of or self._now().date()
+        async with self._engine.connect() as conn:
+            start = await self._plan_row(conn, plan_id)
+            master_id = start.master_id or start.id
+            tree = [
+                _plan(r)
+                for r in (
+                    await conn.execute(
+                        select(plans).where(
+                            plans.c.tenant_id == self.tenant_id,
+                            or_(plans.c.id == master_id, plans.c.master_id == master_id),
+                        )
+                    )
+                ).all()
+            ]
+            counts = await self._counts(conn, master_id, [p.id for p in tree if p.tier is Tier.WEEKLY], as_of)
+            metric_facts = await self._metric_facts(conn, [p.id for p in tree], as_of)
+        facts = {
+            p.id: PlanFacts(plan=p, counts=counts.get(p.id, TaskCounts()), metrics=tuple(metric_facts.get(p.id, ())))
+            for p in tree
+        }
+        by_tier: dict[Tier, list[PlanFacts]] = {tier: [] for tier in Tier}
+        for f in facts.values():
+            by_tier[f.plan.tier].append(f)
+        return roll_up(facts[master_id], by_tier[Tier.TACTICAL], by_tier[Tier.WEEKLY], as_of, self._store.rules)
+
+    async def _counts(
+        self, conn: AsyncConnection, master_id: int, weekly_ids: Sequence[int], as_of: date
+    ) -> dict[int, TaskCounts]:
+        found: dict[int, TaskCounts] = {}
+        per_tactical = await conn.execute(
+            select(tasks.c.plan_id, *_status_counts(tasks.c.status, tasks.c.due_on, as_of))
+            .where(tasks.c.tenant_id == self.tenant_id, tasks.c.master_id == master_id)
+            .group_by(tasks.c.plan_id)
+        )
+        for row in per_tactical:
+            found[row.plan_id] = TaskCounts(total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked)
+        if weekly_ids:
+            per_week = await conn.execute(
+                select(weekly_items.c.weekly_plan_id, *_status_counts(tasks.c.status, tasks.c.due_on, as_of))
+                .join(tasks, tasks.c.id == weekly_items.c.task_id)
+                .where(weekly_items.c.tenant_id == self.tenant_id, weekly_items.c.weekly_plan_id.in_(weekly_ids))
+                .group_by(weekly_items.c.weekly_plan_id)
+            )
+            for row in per_week:
+                found[row.weekly_plan_id] = TaskCounts(
+                    total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked
+                )
+        return found
+
+    async def _metric_facts(
+        self, conn: AsyncConnection, plan_ids: Iterable[int], as_of: date
+    ) -> dict[int, list[MetricFacts]]:
+        rows = (
+            await conn.execute(
+                select(metrics)
+                .where(metrics.c.tenant_id == self.tenant_id, metrics.c.plan_id.in_(list(plan_ids)))
+                .order_by(metrics.c.id)
+            )
+        ).all()
+        if not rows:
+            return {}
+        cutoff = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
+        ranked = (
+            select(
+                metric_readings.c.metric_id,
+                metric_readings.c.value,
+                func.row_number()
+                .over(
+                    partition_by=metric_readings.c.metric_id,
+                    order_by=(metric_readings.c.at.desc(), metric_readings.c.id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(metric_readings.c.metric_id.in_([r.id for r in rows]), metric_readings.c.at < cutoff)
+            .subquery()
+        )
+        latest = {r.metric_id: r.value for r in await conn.execute(select(ranked).where(ranked.c.rank == 1))}
+        found: dict[int, list[MetricFacts]] = {}
+        for row in rows:
+            found.setdefault(row.plan_id, []).append(MetricFacts(metric=_metric(row), latest=latest.get(row.id)))
+        return found
+
+    # ---- events --------------------------------------------------------------------------------------------
+
+    async def events(
+        self, *, subject_type: str | None = None, subject_id: int | None = None, limit: int = 100
+    ) -> list[Event]:
+        """Recorded changes, newest first, optionally of one subject."""
+        query = select(events).where(events.c.tenant_id == self.tenant_id)
+        if subject_type is not None:
+            query = query.where(events.c.subject_type == subject_type)
+        if subject_id is not None:
+            query = query.where(events.c.subject_id == subject_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(events.c.id.desc()).limit(limit))).all()
+        return [_event(r) for r in rows]
+
+    async def delete_plan(self, plan_id: int, *, actor: str) -> None:
+        """Remove a plan with everything under it; the event keeps what it was."""
+        async with self._engine.begin() as conn:
+            plan = await self._plan_row(conn, plan_id)
+            await conn.execute(delete(plans).where(plans.c.id == plan.id, plans.c.tenant_id == self.tenant_id))
+            await event_log.record(
+                conn,
+                tenant_id=self.tenant_id,
+                at=self._now(),
+                actor=actor,
+                kind="plan.deleted",
+                subject_type="plan",
+                subject_id=plan.id,
+                before=event_log.snapshot(plan),
+                after=None,
+            )

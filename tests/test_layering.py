@@ -1,0 +1,37 @@
+"""The architecture, checked: planner/ knows nothing of Teams or vendors; botbuilder stays in bot/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("planner", {"bot", "adapters", "botbuilder", "botframework", "aiohttp", "playwright", "mcp", "anthropic"}),
+        ("adapters", {"bot", "botbuilder", "botframework"}),
+    ],
+)
+def test_package_does_not_import_the_layers_above_it(package: str, forbidden: set[str]) -> None:
+    offenders = {
+        path: sorted(names & forbidden) for path, names in imported_modules(package).items() if names & forbidden
+    }
+    assert offenders == {}
