@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.cli import is_loopback, main
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("example.org", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_local_mode_refuses_a_public_address(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MICROSOFT_APP_ID", raising=False)
+    assert main(["serve", "--host", "0.0.0.0"]) == 2
+    assert "--insecure-no-auth" in capsys.readouterr().err
+
+
+def test_db_upgrade_creates_the_schema(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    assert main(["db", "upgrade"]) == 0
+    assert "revision 0001" in capsys.readouterr().out
+    assert main(["db", "current"]) == 0
+    assert "revision 0001" in capsys.readouterr().out
