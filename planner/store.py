@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, case, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
@@ -133,7 +133,7 @@ def _task(row: Row[Any]) -> Task:
         started_at,
         done_at,
         version,
-    ) = row[:13]
+    ) = cast("tuple[Any, ...]", row)[:13]
     return Task(
         id=task_id,
         tenant_id=tenant_id,
