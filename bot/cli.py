@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from dotenv import load_dotenv
 
+from bot.manifest import add_manifest_command
 from bot.settings import Settings, SettingsError
 
 logger = logging.getLogger("cos")
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head")
     db_commands.add_parser("current", help="print the revision the database is at")
     db.set_defaults(handler=_db)
+
+    add_manifest_command(commands)
     return parser
 
 
@@ -92,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_dotenv()
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        # Building the app package needs only the app id, not the secrets that serving needs.
+        settings = Settings.from_env(strict=args.command != "manifest")
     except SettingsError as error:
         print(f"cos: {error}", file=sys.stderr)
         return 2

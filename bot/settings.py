@@ -58,8 +58,11 @@ class Settings:
         return TEAMS_SERVICE_HOSTS + self.extra_service_hosts
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from environment variables (see `.env.example` for each one)."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, strict: bool = True) -> Settings:
+        """Settings from environment variables (see `.env.example` for each one).
+
+        `strict=False` skips the checks that only serving needs (a password and tenant with the app id).
+        """
         env = os.environ if env is None else env
         app_type = env.get("MICROSOFT_APP_TYPE", "").strip() or "MultiTenant"
         if app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
@@ -67,9 +70,9 @@ class Settings:
         app_id = env.get("MICROSOFT_APP_ID", "").strip()
         password = env.get("MICROSOFT_APP_PASSWORD", "").strip()
         tenant_id = env.get("MICROSOFT_APP_TENANT_ID", "").strip()
-        if app_id and app_type != "UserAssignedMSI" and not password:
+        if strict and app_id and app_type != "UserAssignedMSI" and not password:
             raise SettingsError("MICROSOFT_APP_PASSWORD", "", "the client secret of the app registration")
-        if app_id and app_type != "MultiTenant" and not tenant_id:
+        if strict and app_id and app_type != "MultiTenant" and not tenant_id:
             raise SettingsError("MICROSOFT_APP_TENANT_ID", "", f"the tenant id for a {app_type} bot")
         port = _int(env, "COS_PORT", 3978)
         if not 0 < port < 65536:

@@ -170,6 +170,8 @@ class Task:
     created_at: datetime
     started_at: datetime | None = None
     done_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    blocked_reason: str | None = None
     version: int = 1
 
     def is_overdue(self, as_of: date) -> bool:
@@ -241,3 +243,5 @@ class TaskChanges:
     status: TaskStatus | None = None
     milestone: bool | None = None
     clear_owner: bool = False
+    blocked_reason: str | None = None
+    snoozed_until: datetime | None = None

@@ -94,6 +94,8 @@ tasks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("done_at", UTCDateTime, nullable=True),
+    Column("snoozed_until", UTCDateTime, nullable=True),
+    Column("blocked_reason", Text, nullable=True),
     Column("version", Integer, nullable=False, default=1),
     Index("ix_tasks_tenant_due", "tenant_id", "due_on"),
     Index("ix_tasks_plan_status", "plan_id", "status"),
@@ -155,4 +157,48 @@ events = Table(
     Column("after", JSON, nullable=True),
     Index("ix_events_subject", "tenant_id", "subject_type", "subject_id"),
     Index("ix_events_tenant_at", "tenant_id", "at"),
+)
+
+people = Table(
+    "people",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("time_zone", String(64), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_people_tenant_name", "tenant_id", "name"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("conversation_id", String(400), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("user_id", String(200), nullable=True),
+    Column("address", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_conversations_user", "tenant_id", "user_id", "kind"),
+)
+
+processed_keys = Table(
+    "processed_keys",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_drafts_tenant_status", "tenant_id", "status"),
 )

@@ -132,8 +132,10 @@ def _task(row: Row[Any]) -> Task:
         created_at,
         started_at,
         done_at,
+        snoozed_until,
+        blocked_reason,
         version,
-    ) = cast("tuple[Any, ...]", row)[:13]
+    ) = cast("tuple[Any, ...]", row)[:15]
     return Task(
         id=task_id,
         tenant_id=tenant_id,
@@ -147,6 +149,8 @@ def _task(row: Row[Any]) -> Task:
         created_at=created_at,
         started_at=started_at,
         done_at=done_at,
+        snoozed_until=snoozed_until,
+        blocked_reason=blocked_reason,
         version=version,
     )
 
@@ -687,11 +691,16 @@ class TenantStore:
             started_at = started_at or now
         if status is not TaskStatus.DONE:
             done_at = None
-        owner = (
-            None
-            if changes.clear_owner
-            else (_text("owner", changes.owner, limit=200) if changes.owner is not None else task.owner)
-        )
+        blocked_reason = task.blocked_reason if status is TaskStatus.BLOCKED else None
+        if status is TaskStatus.BLOCKED and changes.blocked_reason is not None:
+            blocked_reason = _text("reason", changes.blocked_reason) if changes.blocked_reason.strip() else None
+        if changes.clear_owner:
+            owner = None
+        else:
+            owner = _text("owner", changes.owner, limit=200) if changes.owner is not None else task.owner
+        snoozed_until = task.snoozed_until if changes.snoozed_until is None else changes.snoozed_until
+        if status is TaskStatus.DONE:
+            snoozed_until = None
         return replace(
             task,
             title=_text("title", changes.title) if changes.title is not None else task.title,
@@ -701,6 +710,8 @@ class TenantStore:
             milestone=task.milestone if changes.milestone is None else changes.milestone,
             started_at=started_at,
             done_at=done_at,
+            snoozed_until=snoozed_until,
+            blocked_reason=blocked_reason,
         )
 
     async def edit_task(
@@ -743,6 +754,8 @@ class TenantStore:
                         milestone=after.milestone,
                         started_at=after.started_at,
                         done_at=after.done_at,
+                        snoozed_until=after.snoozed_until,
+                        blocked_reason=after.blocked_reason,
                         version=after.version,
                     )
                 )
@@ -761,6 +774,8 @@ class TenantStore:
             return f"task.status.{after.status.value}"
         if before.owner != after.owner:
             return "task.assigned"
+        if before.snoozed_until != after.snoozed_until and after.snoozed_until is not None:
+            return "task.snoozed"
         return "task.updated"
 
     # ---- metrics -------------------------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bot.parsing import ParseError, parse_date, parse_fraction, parse_number, parse_ref
+
+TODAY = date(2026, 2, 11)  # a Wednesday
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-31", date(2026, 3, 31)),
+        ("2026-3-1", date(2026, 3, 1)),
+        ("today", TODAY),
+        ("Tomorrow", date(2026, 2, 12)),
+        ("friday", date(2026, 2, 13)),
+        ("next wednesday", date(2026, 2, 18)),
+        ("31 March", date(2026, 3, 31)),
+        ("March 31, 2027", date(2027, 3, 31)),
+        ("1st Jan", date(2027, 1, 1)),  # already past this year: the next one
+        ("15 feb 2026", date(2026, 2, 15)),
+    ],
+)
+def test_dates_are_read_in_the_forms_people_type(text: str, expected: date) -> None:
+    assert parse_date(text, today=TODAY) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2026-02-30", "31/03/2026", "soon", "32 March", "Smarch 3"])
+def test_unreadable_dates_say_which_forms_work(text: str) -> None:
+    with pytest.raises(ParseError, match="YYYY-MM-DD"):
+        parse_date(text, today=TODAY)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("500", 500), ("1,200", 1200), ("2.5k", 2500), ("1.2m", 1_200_000), ("15%", 0.15)]
+)
+def test_numbers_as_people_write_them(text: str, expected: float) -> None:
+    assert parse_number(text) == pytest.approx(expected)
+
+
+def test_bad_numbers_and_tolerances() -> None:
+    with pytest.raises(ParseError, match="500"):
+        parse_number("lots")
+    with pytest.raises(ParseError):
+        parse_number("nan")
+    assert parse_fraction("10%") == pytest.approx(0.1)
+    assert parse_fraction("0.2") == pytest.approx(0.2)
+    assert parse_fraction("15") == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize("text", ["T12", "t12", "#12", "12", "T#12", 12])
+def test_task_references(text: str | int) -> None:
+    assert parse_ref(text, "T", "a task") == 12
+
+
+def test_bad_reference_shows_an_example() -> None:
+    with pytest.raises(ParseError, match=r"e\.g\. P12"):
+        parse_ref("the launch", "P", "a plan")
