@@ -9,7 +9,9 @@ from typing import Any
 from aiohttp import web
 from botbuilder.core import Bot
 from botbuilder.integration.aiohttp import CloudAdapter
+from yarl import URL
 
+from bot.settings import Settings, is_loopback
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
@@ -50,13 +52,30 @@ async def _read_activity(request: web.Request, max_bytes: int) -> dict[str, Any]
     return activity
 
 
-def create_app(store: Store, adapter: CloudAdapter, bot: Bot, *, max_body_bytes: int = 256 * 1024) -> web.Application:
+def service_url_allowed(service_url: str, settings: Settings) -> bool:
+    """Replies may only go to Teams' connector (plus configured hosts), or to loopback in local mode."""
+    try:
+        url = URL(service_url)
+    except ValueError:
+        return False
+    host = (url.host or "").lower().rstrip(".")
+    if url.scheme == "https" and host in settings.allowed_service_hosts:
+        return True
+    return settings.local_mode and url.scheme in ("http", "https") and is_loopback(host)
+
+
+def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings) -> web.Application:
     """The aiohttp application; the caller owns the store, the adapter and the bot."""
+    max_body_bytes = settings.max_body_bytes
 
     async def messages(request: web.Request) -> web.StreamResponse:
         activity = await _read_activity(request, max_body_bytes)
         if isinstance(activity, web.Response):
             return activity
+        service_url = activity.get("serviceUrl")
+        if not isinstance(service_url, str) or not service_url_allowed(service_url, settings):
+            logger.warning("refused an activity whose service URL is not allowed")
+            return _problem(403, "The activity's serviceUrl is not an allowed Bot Connector host.")
         # CloudAdapter reads the body again through request.json(): give it the bytes already read and checked.
         request._read_bytes = json.dumps(activity).encode()
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
@@ -12,18 +11,9 @@ from collections.abc import Sequence
 from dotenv import load_dotenv
 
 from bot.manifest import add_manifest_command
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, is_loopback
 
 logger = logging.getLogger("cos")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,10 +7,15 @@ import logging
 import signal
 from types import SimpleNamespace
 
+import anthropic
 from aiohttp import web
+from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 
+from bot import messages
 from bot.app import create_app
+from bot.llm import Assistant
+from bot.operations import default_registry
 from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
 from planner.migrate import upgrade
@@ -27,7 +32,26 @@ def create_adapter(settings: Settings) -> CloudAdapter:
         APP_TYPE=settings.app_type,
         APP_TENANTID=settings.app_tenant_id,
     )
-    return CloudAdapter(ConfigurationBotFrameworkAuthentication(configuration))
+    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(configuration))
+    adapter.on_turn_error = on_turn_error
+    return adapter
+
+
+def create_assistant(settings: Settings) -> Assistant | None:
+    """Claude, when a key is configured; without one the bot works through its command grammar."""
+    if not settings.anthropic_api_key:
+        return None
+    client = anthropic.AsyncAnthropic(api_key=settings.anthropic_api_key, max_retries=1, timeout=30.0)
+    return Assistant(client, default_registry(), model=settings.llm_model)
+
+
+async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
+    """The last resort of a turn: log it, tell the user plainly, never leak the error."""
+    logger.error("a turn failed: %s", type(error).__name__, exc_info=error)
+    try:
+        await turn_context.send_activity(messages.FAILED)
+    except Exception:
+        logger.exception("could not tell the user that the turn failed")
 
 
 async def run(settings: Settings, *, host: str, port: int) -> int:
@@ -35,8 +59,9 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     store = Store.from_url(settings.database_url)
     await upgrade(store.engine)
     adapter = create_adapter(settings)
-    bot = ChiefOfStaffBot(store, settings)
-    app = create_app(store, adapter, bot, max_body_bytes=settings.max_body_bytes)
+    bot = ChiefOfStaffBot(store, settings, assistant=create_assistant(settings))
+    bot.adapter = adapter
+    app = create_app(store, adapter, bot, settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -52,5 +77,6 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     finally:
         logger.info("stopping")
         await runner.cleanup()
+        await bot.drain()
         await store.close()
     return 0

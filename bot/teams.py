@@ -1,22 +1,320 @@
-"""The Teams bot: turns activities into planner operations and answers in Teams."""
+"""The Teams bot: turns activities into operations and answers in Teams.
+
+Every inbound activity stores who wrote and where (so later features can write to them proactively); a
+message is processed once per activity id (Teams retries after 15 s); text goes through the command grammar,
+or through Claude when a key is configured and the text is not a command; card actions run the same
+operations and update the card in place.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
 
-from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
+from botbuilder.core import ActivityHandler, BotAdapter, InvokeResponse, MessageFactory, TurnContext
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    AdaptiveCardInvokeResponse,
+    Attachment,
+    ChannelAccount,
+    ConversationReference,
+)
 
+from bot import messages
+from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, welcome_card
+from bot.grammar import GrammarError, UnknownCommand, parse
+from bot.llm import Assistant, LLMUnavailable
+from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, default_registry
 from bot.settings import Settings
+from planner.clock import Clock, utcnow
+from planner.directory import Directory
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
+LOCAL_TENANT = "local"
+CONVERSATION_KINDS = {"personal": "personal", "groupChat": "groupChat", "channel": "channel"}
+
+
+def tenant_of(activity: Activity) -> str | None:
+    """The Teams tenant id of an activity (conversation first, then channel data)."""
+    tenant = getattr(activity.conversation, "tenant_id", None) if activity.conversation else None
+    if not tenant and isinstance(activity.channel_data, Mapping):
+        tenant = (activity.channel_data.get("tenant") or {}).get("id")
+    return tenant or None
+
+
+def user_id_of(account: ChannelAccount | None) -> str:
+    if account is None:
+        return ""
+    return account.aad_object_id or account.id or ""
+
+
+def time_zone_of(activity: Activity) -> str | None:
+    if activity.local_timezone:
+        return str(activity.local_timezone)
+    for entity in activity.entities or []:
+        props = entity.additional_properties if hasattr(entity, "additional_properties") else {}
+        if getattr(entity, "type", None) == "clientInfo" and props.get("timezone"):
+            return str(props["timezone"])
+    return None
+
+
+def conversation_kind(activity: Activity) -> str:
+    kind = getattr(activity.conversation, "conversation_type", None) if activity.conversation else None
+    return CONVERSATION_KINDS.get(kind or "", "personal")
+
+
+def message_text(activity: Activity) -> tuple[str, dict[str, str]]:
+    """The text without the bot's @mention, other mentions as `@Name`, and those names to their user ids."""
+    bot_id = activity.recipient.id if activity.recipient else ""
+    text = activity.text or ""
+    mentions: dict[str, str] = {}
+    for entity in activity.entities or []:
+        if (entity.type or "").lower() != "mention":
+            continue
+        props = getattr(entity, "additional_properties", None) or {}
+        mentioned = props.get("mentioned") if isinstance(props.get("mentioned"), Mapping) else None
+        mention_text = str(props.get("text") or "")
+        if mentioned is None:
+            continue
+        if mentioned.get("id") == bot_id:
+            text = text.replace(mention_text, " ") if mention_text else text
+            continue
+        name = re.sub(r"</?at>", "", mention_text).strip() or str(mentioned.get("name") or "")
+        if mention_text:
+            text = text.replace(mention_text, f"@{name}")
+        user = str(mentioned.get("aadObjectId") or mentioned.get("id") or "")
+        if name and user:
+            mentions[name.casefold()] = user
+    text = re.sub(r"</?at>", "", text)  # a mention whose entity is missing
+    return " ".join(text.split()), mentions
 
 
 class ChiefOfStaffBot(ActivityHandler):
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        registry: Registry | None = None,
+        assistant: Assistant | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.registry = registry or default_registry()
+        self.assistant = assistant
+        self.clock = clock
+        self.adapter: BotAdapter | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ---- the turn ------------------------------------------------------------------------------------------
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        tenant = tenant_of(activity) or (LOCAL_TENANT if self.settings.local_mode else None)
+        if tenant is None:
+            logger.warning("ignored a %s activity without a tenant id", activity.type)
+            return
+        turn_context.turn_state["cos.tenant"] = tenant
+        await self._remember(turn_context, tenant)
+        if await self._is_retry(turn_context, tenant):
+            logger.info("activity %s was already processed: ignoring the retry", activity.id)
+            if activity.type == ActivityTypes.invoke:
+                turn_context.turn_state[BotAdapter._INVOKE_RESPONSE_KEY] = Activity(
+                    type=ActivityTypes.invoke_response, value=InvokeResponse(status=HTTPStatus.OK)
+                )
+            return
+        await super().on_turn(turn_context)
+
+    async def _is_retry(self, turn_context: TurnContext, tenant: str) -> bool:
+        """True when this message or card action was already processed (Teams retries unanswered requests)."""
+        activity = turn_context.activity
+        if activity.type not in (ActivityTypes.message, ActivityTypes.invoke) or not activity.id:
+            return False
+        key = f"activity:{activity.conversation.id}:{activity.id}"
+        return not await Directory(self.store, tenant).first_time(key)
+
+    async def _remember(self, turn_context: TurnContext, tenant: str) -> None:
+        activity = turn_context.activity
+        directory = Directory(self.store, tenant)
+        user = user_id_of(activity.from_property)
+        if user and activity.from_property and activity.from_property.role != "bot":
+            await directory.remember_person(user, activity.from_property.name or user, time_zone_of(activity))
+        if activity.conversation and activity.conversation.id and activity.service_url:
+            reference = TurnContext.get_conversation_reference(activity)
+            kind = conversation_kind(activity)
+            await directory.remember_conversation(
+                activity.conversation.id, kind=kind, address=reference.serialize(), user_id=user or None
+            )
+
+    def _caller(self, turn_context: TurnContext, mentions: Mapping[str, str] | None = None) -> Caller:
+        activity = turn_context.activity
+        user = user_id_of(activity.from_property)
+        return Caller(
+            tenant_id=turn_context.turn_state["cos.tenant"],
+            user_id=user,
+            name=(activity.from_property.name if activity.from_property else None) or user,
+            time_zone=time_zone_of(activity),
+            conversation_kind=conversation_kind(activity),
+            mentions=dict(mentions or {}),
+        )
+
+    # ---- installs and members ------------------------------------------------------------------------------
+
+    async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
+        bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
+        if any(member.id == bot_id for member in members_added):
+            await self._welcome(turn_context, None)
+        elif conversation_kind(turn_context.activity) == "personal":
+            await self._welcome(turn_context, members_added[0].name if members_added else None)
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        await self._welcome(turn_context, None)
+
+    async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        await Directory(self.store, turn_context.turn_state["cos.tenant"]).forget_conversation(activity.conversation.id)
+
+    async def _welcome(self, turn_context: TurnContext, name: str | None) -> None:
+        card = welcome_card(name=name, is_channel=conversation_kind(turn_context.activity) == "channel")
+        await turn_context.send_activity(_card_activity(card, messages.WELCOME_TEXT))
+
+    # ---- messages ------------------------------------------------------------------------------------------
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
-        text = TurnContext.remove_recipient_mention(turn_context.activity) or ""
-        await turn_context.send_activity(MessageFactory.text(f"You said: {text.strip()}"))
+        activity = turn_context.activity
+        if isinstance(activity.value, Mapping) and activity.value.get("verb"):
+            reply = await self._card_action(turn_context, activity.value)
+            if reply.card_update is not None and activity.reply_to_id:
+                updated = _card_activity(reply.card_update)
+                updated.id = activity.reply_to_id
+                await turn_context.update_activity(updated)
+            elif reply.card_update is not None:
+                await turn_context.send_activity(_card_activity(reply.card_update))
+            await self._send(turn_context, Reply(text=reply.text, cards=reply.cards))
+            return
+        text, mentions = message_text(activity)
+        caller = self._caller(turn_context, mentions)
+        if not text:
+            await turn_context.send_activity(messages.EMPTY_MESSAGE)
+            return
+        try:
+            command = parse(text)
+        except UnknownCommand as unknown:
+            if self.assistant is not None:
+                await self._start_assistant(turn_context, caller, text)
+                return
+            await turn_context.send_activity(messages.unknown_command(unknown.word, unknown.suggestion))
+            return
+        except GrammarError as error:
+            usage = self.registry.get(error.operation).usage if error.operation in self.registry else ()
+            await turn_context.send_activity(messages.refused(str(error), usage))
+            return
+        reply = await self.registry.run(command.operation, Context(self.store, caller, clock=self.clock), command.args)
+        await self._send(turn_context, reply)
+
+    async def _send(self, turn_context: TurnContext, reply: Reply) -> None:
+        activities: list[Activity] = []
+        if reply.text and not reply.cards:
+            activities.append(MessageFactory.text(reply.text))
+        for index, card in enumerate(reply.cards):
+            activities.append(_card_activity(card, reply.text if index == 0 else None))
+        if activities:
+            await turn_context.send_activities(activities)
+
+    # ---- card actions --------------------------------------------------------------------------------------
+
+    async def _card_action(self, turn_context: TurnContext, data: Mapping[str, Any]) -> Reply:
+        verb = str(data.get("verb") or "")
+        args = {k: v for k, v in data.items() if k != "verb"} | {"from_card": True}
+        try:
+            operation = self.registry.get(verb)
+        except UnknownOperation as error:
+            return Reply(text=messages.CARD_ACTION_REFUSED.format(reason=error), ok=False)
+        return await self.registry.run(
+            operation.name, Context(self.store, self._caller(turn_context), clock=self.clock), args
+        )
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        activity = turn_context.activity
+        if activity.name != "adaptiveCard/action":
+            return await super().on_invoke_activity(turn_context)
+        # Handled here rather than in on_adaptive_card_invoke: botbuilder serializes that one's answer twice.
+        value = activity.value if isinstance(activity.value, Mapping) else {}
+        action = value.get("action") if isinstance(value.get("action"), Mapping) else {}
+        if action.get("type") != "Action.Execute":
+            return InvokeResponse(status=HTTPStatus.BAD_REQUEST, body={"error": "expected an Action.Execute"})
+        data = dict(action.get("data") or {}) if isinstance(action.get("data"), Mapping) else {}
+        data["verb"] = action.get("verb") or data.get("verb") or ""
+        reply = await self._card_action(turn_context, data)
+        if reply.card_update is not None:
+            answer = AdaptiveCardInvokeResponse(
+                status_code=200, type=ADAPTIVE_CARD_CONTENT_TYPE, value=reply.card_update
+            )
+        else:
+            if reply.cards:
+                await self._send(turn_context, Reply(cards=reply.cards))
+            answer = AdaptiveCardInvokeResponse(
+                status_code=200, type="application/vnd.microsoft.activity.message", value=reply.text or "Done."
+            )
+        return InvokeResponse(status=HTTPStatus.OK, body=answer)
+
+    # ---- natural language, in the background --------------------------------------------------------------
+
+    async def _start_assistant(self, turn_context: TurnContext, caller: Caller, text: str) -> None:
+        assert self.assistant is not None
+        await turn_context.send_activity(Activity(type=ActivityTypes.typing))
+        await turn_context.send_activity(messages.BUSY)
+        reference = TurnContext.get_conversation_reference(turn_context.activity)
+        task = asyncio.create_task(self._assist(reference, caller, text))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _assist(self, reference: ConversationReference, caller: Caller, text: str) -> None:
+        assert self.assistant is not None
+        context = Context(self.store, caller, clock=self.clock)
+        try:
+            reply = await self.assistant.handle(context, text)
+        except LLMUnavailable as unavailable:
+            reply = await self._fallback(context, text, str(unavailable))
+        except Exception:
+            logger.exception("the assistant failed")
+            reply = Reply(text=messages.FAILED, ok=False)
+        await self.send_proactive(reference, reply)
+
+    async def _fallback(self, context: Context, text: str, reason: str) -> Reply:
+        notice = messages.LLM_UNAVAILABLE.format(reason=reason)
+        try:
+            command = parse(text)
+        except GrammarError:
+            return Reply(text=f"{notice} {messages.LLM_NOT_UNDERSTOOD}", ok=False)
+        reply = await self.registry.run(command.operation, context, command.args)
+        return Reply(text=f"{notice}\n\n{reply.text}".strip(), cards=reply.cards, ok=reply.ok)
+
+    async def send_proactive(self, reference: ConversationReference, reply: Reply) -> None:
+        """Write to a conversation outside of a turn (a finished background job)."""
+        if self.adapter is None:
+            raise RuntimeError("the bot has no adapter to send with: set bot.adapter at start-up")
+
+        async def send(turn_context: TurnContext) -> None:
+            await self._send(turn_context, reply)
+
+        await self.adapter.continue_conversation(reference, send, self.settings.app_id or None)
+
+    async def drain(self) -> None:
+        """Wait for background work to finish (at shutdown, and in tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _card_activity(card: dict[str, Any], text: str | None = None) -> Activity:
+    activity = MessageFactory.attachment(Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=card))
+    if text:
+        activity.text = text
+    return activity

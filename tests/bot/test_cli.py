@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cli import is_loopback, main
+from bot.cli import main
+from bot.settings import is_loopback
 
 
 @pytest.mark.parametrize(

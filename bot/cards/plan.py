@@ -1,0 +1,189 @@
+"""The plan overview card: a master plan, its tactical plans and their recent weekly plans, with progress and health.
+
+Adaptive Cards have no progress bar, so one is drawn as a ColumnSet of two columns whose relative widths are the
+done and remaining shares: the done column takes the health colour, the rest the neutral `emphasis` style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from bot.cards.actions import VERB_MY_TASKS, VERB_SHOW_PLAN, execute
+from bot.cards.elements import (
+    Element,
+    adaptive_card,
+    bullet_list,
+    column,
+    column_set,
+    container,
+    fact_set,
+    heading,
+    largest_fitting,
+    subheading,
+    text_block,
+)
+from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, number, plan_ref, window_label
+from planner.model import Health, Plan, Tier, iso_week_of
+from planner.rollup import MetricPace, PlanRollup
+
+MAX_TACTICAL_PLANS = 12
+MAX_REASONS = 3
+MAX_WEEKLY_REASONS = 2
+BAR_HEIGHT = "8px"
+BAR_EMPTY_STYLE = "emphasis"
+
+
+def percent_done(progress: float) -> int:
+    """The whole percentage shown for a progress fraction, clamped to 0-100."""
+    return min(max(round(progress * 100), 0), 100)
+
+
+def progress_bar(progress: float, health: Health, *, element_id: str | None = None) -> Element:
+    """A bar filled to `progress` in the colour of `health`: two columns weighted done/rest out of 100."""
+    # Both weights stay at least 1 (a zero weight is not a valid relative width and renderers differ on it);
+    # at 0 % and 100 % the sliver is painted like its neighbour, so the bar still reads empty or full.
+    filled = percent_done(progress)
+    filled_weight = min(max(filled, 1), 99)
+    fill_style = HEALTH_COLORS[health]
+    done_style = fill_style if filled > 0 else BAR_EMPTY_STYLE
+    rest_style = BAR_EMPTY_STYLE if filled < 100 else fill_style
+    return column_set(
+        [
+            column([], width=str(filled_weight), style=done_style, min_height=BAR_HEIGHT),
+            column([], width=str(100 - filled_weight), style=rest_style, min_height=BAR_HEIGHT, spacing="none"),
+        ],
+        element_id=element_id,
+        spacing="small",
+    )
+
+
+def progress_bar_id(plan_id: int) -> str:
+    """The element id of a plan's progress bar, unique within the card."""
+    return f"progress-{plan_ref(plan_id)}"
+
+
+def progress_text(rollup: PlanRollup) -> str:
+    """`62% done · 31/50 tasks`, or `No tasks yet`."""
+    counts = rollup.counts
+    if not counts.total:
+        return "No tasks yet"
+    return f"{percent_done(rollup.progress)}% done · {counts.done}/{count_of(counts.total, 'task')}"
+
+
+def health_label(health: Health) -> Element:
+    """`On track`, `At risk` or `Off track` in the health's colour."""
+    return text_block(HEALTH_LABELS[health], weight="bolder", color=HEALTH_COLORS[health])
+
+
+def _owner(plan: Plan, names: Mapping[str, str]) -> str:
+    return names.get(plan.owner) or plan.owner
+
+
+def _with_health(text: Element, health: Health) -> Element:
+    return column_set([column([text], width="stretch"), column([health_label(health)], width="auto")], spacing="small")
+
+
+def _reasons(rollup: PlanRollup, most: int = MAX_REASONS) -> list[Element]:
+    if rollup.health is Health.ON_TRACK or not rollup.reasons:
+        return []
+    shown = list(rollup.reasons[:most])
+    if len(rollup.reasons) > most:
+        shown.append(f"and {len(rollup.reasons) - most} more")
+    return [bullet_list(shown, subtle=True)]
+
+
+def metric_fact(pace: MetricPace) -> tuple[str, str]:
+    """A KPI as a fact: (`SQLs`, `240 / 500 (expected 250 by now)`), with the health when it is not on track."""
+    metric = pace.metric
+    unit = f" {metric.unit}" if metric.unit else ""
+    expected = f"(expected {number(pace.expected)} by now)"
+    if pace.actual is None:
+        value = f"No reading yet; target {number(metric.target)}{unit} {expected}"
+    else:
+        value = f"{number(pace.actual)} / {number(metric.target)}{unit} {expected}"
+    if pace.health is not Health.ON_TRACK:
+        value = f"{value} · {HEALTH_LABELS[pace.health]}"
+    return metric.name, value
+
+
+def _metrics(rollup: PlanRollup) -> list[Element]:
+    if not rollup.metrics:
+        return []
+    return [fact_set([metric_fact(pace) for pace in rollup.metrics])]
+
+
+def _bar(rollup: PlanRollup) -> Element:
+    return progress_bar(rollup.progress, rollup.health, element_id=progress_bar_id(rollup.plan.id))
+
+
+def _weekly_rows(weeklies: Sequence[PlanRollup], parent: Plan, names: Mapping[str, str], today: date) -> list[Element]:
+    recent = {iso_week_of(today - timedelta(days=7)): "Last week", iso_week_of(today): "This week"}
+    rows: list[Element] = []
+    for weekly in weeklies:
+        plan = weekly.plan
+        week = plan.iso_week or iso_week_of(plan.window.start)
+        if week not in recent:
+            continue
+        parts = [f"{recent[week]} ({week})", plan_ref(plan.id), progress_text(weekly)]
+        if plan.owner != parent.owner:
+            parts.append(_owner(plan, names))
+        parts.append(HEALTH_LABELS[weekly.health])
+        # One coloured line rather than a ColumnSet: a weekly row costs half the bytes, so 12 tactical plans fit.
+        rows.append(text_block(" · ".join(parts), size="small", color=HEALTH_COLORS[weekly.health], spacing="small"))
+        rows.extend(_reasons(weekly, MAX_WEEKLY_REASONS))
+    return rows
+
+
+def _tactical_section(tactical: PlanRollup, names: Mapping[str, str], today: date) -> Element:
+    plan = tactical.plan
+    window = window_label(plan.window.start, plan.window.end)
+    weeklies = [child for child in tactical.children if child.plan.tier is Tier.WEEKLY]
+    return container(
+        [
+            _with_health(text_block(f"**{plan.title}** · {plan_ref(plan.id)}"), tactical.health),
+            text_block(f"{_owner(plan, names)} · {window} · {progress_text(tactical)}", subtle=True, spacing="none"),
+            _bar(tactical),
+            *_reasons(tactical),
+            *_metrics(tactical),
+            *_weekly_rows(weeklies, plan, names, today),
+        ],
+        separator=True,
+        spacing="medium",
+    )
+
+
+def plan_overview(rollup: PlanRollup, *, names: Mapping[str, str], today: date) -> dict[str, Any]:
+    """The plan tree with progress bars, health, reasons and KPIs; weekly plans of this week and the last only."""
+    plan = rollup.plan
+    head: list[Element] = [
+        heading(plan.title),
+        text_block(
+            f"{plan_ref(plan.id)} · {_owner(plan, names)} · {window_label(plan.window.start, plan.window.end)}",
+            subtle=True,
+            spacing="none",
+        ),
+        _bar(rollup),
+        _with_health(text_block(progress_text(rollup)), rollup.health),
+        *_reasons(rollup),
+        *_metrics(rollup),
+    ]
+    tacticals = [child for child in rollup.children if child.plan.tier is Tier.TACTICAL]
+    weeklies = [child for child in rollup.children if child.plan.tier is Tier.WEEKLY]
+    actions = [execute("My tasks", VERB_MY_TASKS, {}), execute("Refresh", VERB_SHOW_PLAN, {"plan": plan.id})]
+
+    def build(shown: int) -> Element:
+        body = list(head)
+        if tacticals:
+            body.append(subheading("Tactical plans"))
+            body.extend(_tactical_section(tactical, names, today) for tactical in tacticals[:shown])
+            hidden = len(tacticals) - shown
+            if hidden > 0:
+                body.append(text_block(f"and {hidden} more tactical {'plan' if hidden == 1 else 'plans'}", subtle=True))
+        elif plan.tier is Tier.MASTER:
+            body.append(text_block("No tactical plans yet.", subtle=True))
+        body.extend(_weekly_rows(weeklies, plan, names, today))
+        return adaptive_card(body, actions)
+
+    return largest_fitting(build, min(len(tacticals), MAX_TACTICAL_PLANS))

@@ -1,0 +1,86 @@
+"""A team member's week: their tasks grouped into overdue, due this week and later, each with a Done button."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from bot.cards.actions import VERB_TASK_STATUS, execute
+from bot.cards.elements import (
+    Element,
+    action_set,
+    adaptive_card,
+    column,
+    column_set,
+    container,
+    heading,
+    largest_fitting,
+    text_block,
+)
+from bot.cards.wording import MILESTONE, STATUS_LABELS, day_label, task_ref, window_label
+from planner.model import Task, TaskStatus, iso_week_window
+
+MAX_TASK_ROWS = 25
+"""Rows shown at most (fewer when long titles would break Teams' size limit); the rest are counted, not shown."""
+
+NOTHING_DUE = "Nothing due this week."
+
+
+def _task_row(task: Task, plan_titles: Mapping[int, str]) -> Element:
+    title_columns = [column([text_block(f"**{task_ref(task.id)}** · {task.title}")], width="stretch")]
+    if task.milestone:
+        title_columns.append(column([text_block(MILESTONE, weight="bolder", color="accent")], width="auto"))
+    details = [day_label(task.due_on), STATUS_LABELS[task.status]]
+    plan_title = plan_titles.get(task.plan_id)
+    if plan_title:
+        details.insert(1, plan_title)
+    items: list[Element] = [
+        column_set(title_columns),
+        text_block(" · ".join(details), subtle=True, spacing="none"),
+    ]
+    if task.status is not TaskStatus.DONE:
+        done = execute("Done", VERB_TASK_STATUS, {"task": task.id, "status": TaskStatus.DONE.value}, style="positive")
+        items.append(action_set([done], spacing="small"))
+    return container(items, separator=True)
+
+
+def member_week(
+    *, person_name: str, iso_week: str, tasks: Sequence[Task], today: date, plan_titles: Mapping[int, str]
+) -> dict[str, Any]:
+    """The week card sent to one person: `Your week, 2026-W07` and their tasks, grouped and sorted by due date."""
+    week = iso_week_window(iso_week)
+    body: list[Element] = [
+        heading(f"Your week, {iso_week}"),
+        text_block(f"{person_name} · {window_label(week.start, week.end)}", subtle=True, spacing="none"),
+    ]
+    groups: dict[str, list[Task]] = {"Overdue": [], "Due this week": [], "Later": []}
+    for task in sorted(tasks, key=lambda t: (t.due_on, t.id)):
+        if task.is_overdue(today):
+            groups["Overdue"].append(task)
+        elif week.includes(task.due_on):
+            groups["Due this week"].append(task)
+        else:
+            groups["Later"].append(task)
+    if not groups["Overdue"] and not groups["Due this week"]:
+        body.append(text_block(NOTHING_DUE, spacing="medium"))
+
+    def build(most_rows: int) -> Element:
+        rows = list(body)
+        shown = 0
+        for name, group in groups.items():
+            room = most_rows - shown
+            if not group or room <= 0:
+                continue
+            color = "attention" if name == "Overdue" else None
+            rows.append(
+                text_block(f"{name} ({len(group)})", size="medium", weight="bolder", color=color, spacing="large")
+            )
+            rows.extend(_task_row(task, plan_titles) for task in group[:room])
+            shown += min(len(group), room)
+        hidden = len(tasks) - shown
+        if hidden > 0:
+            rows.append(text_block(f"and {hidden} more {'task' if hidden == 1 else 'tasks'}", subtle=True))
+        return adaptive_card(rows)
+
+    return largest_fitting(build, min(len(tasks), MAX_TASK_ROWS))

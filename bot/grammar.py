@@ -1,0 +1,248 @@
+"""The command grammar: what a person types, turned into an operation name and its JSON arguments.
+
+The grammar only reads; the operation checks. A command that does not read gets a reply with its usage.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+VERBS = (
+    "help",
+    "new plan",
+    "tactical",
+    "derive tactical",
+    "week",
+    "plan",
+    "plans",
+    "add task",
+    "assign",
+    "start",
+    "done",
+    "finish",
+    "complete",
+    "block",
+    "reopen",
+    "snooze",
+    "task",
+    "my tasks",
+    "record",
+    "save draft",
+    "discard draft",
+)
+
+
+class GrammarError(ValueError):
+    """Text that is not a command, or a command missing a part; `operation` names the one meant, if known."""
+
+    def __init__(self, message: str, operation: str | None = None) -> None:
+        self.operation = operation
+        super().__init__(message)
+
+
+class UnknownCommand(GrammarError):
+    def __init__(self, text: str) -> None:
+        words = text.lower().split()
+        self.word = words[0] if words else ""
+        self.suggestion = None
+        for guess in (" ".join(words[:2]), self.word):
+            close = difflib.get_close_matches(guess, VERBS, n=1, cutoff=0.7)
+            if close:
+                self.suggestion = close[0]
+                break
+        super().__init__(self.word)
+
+
+@dataclass(frozen=True)
+class Command:
+    operation: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def _clauses(text: str, keywords: tuple[str, ...]) -> tuple[str, dict[str, list[str]]]:
+    """Split `text` at the keywords (whole words): the head, and each keyword's texts in order."""
+    pattern = re.compile(r"\s+(" + "|".join(re.escape(k) for k in keywords) + r")\s+", re.IGNORECASE)
+    parts = pattern.split(" " + text.strip() + " ")
+    head = parts[0].strip()
+    found: dict[str, list[str]] = {}
+    for keyword, value in zip(parts[1::2], parts[2::2], strict=False):
+        found.setdefault(keyword.lower(), []).append(value.strip())
+    return head, found
+
+
+def _kpi(text: str) -> dict[str, Any]:
+    """`SQLs 500`, `pipeline 2m USD`, `cost per lead 60 USD from 100 tolerance 15%`."""
+    body, options = _clauses(text, ("from", "tolerance", "baseline"))
+    tokens = body.split()
+    number_at = next((i for i, t in enumerate(tokens) if re.fullmatch(r"[\d.,]+[km%]?", t.lower())), None)
+    if not number_at:
+        raise GrammarError(
+            f"A KPI needs a name then a target, like `kpi SQLs 500`, not `kpi {text}`.", "create_master_plan"
+        )
+    kpi: dict[str, Any] = {"name": " ".join(tokens[:number_at]), "target": tokens[number_at]}
+    if tokens[number_at + 1 :]:
+        kpi["unit"] = " ".join(tokens[number_at + 1 :])
+    baseline = (options.get("from") or options.get("baseline") or [None])[0]
+    if baseline:
+        kpi["baseline"] = baseline
+    if options.get("tolerance"):
+        kpi["tolerance"] = options["tolerance"][0]
+    return kpi
+
+
+def _window(head: str, operation: str) -> tuple[str, str, str]:
+    """`<title> from <start> to <end>`: split at the last ` from ` and the last ` to ` after it."""
+    match = re.match(r"^(?P<title>.+)\s+from\s+(?P<start>.+?)\s+(?:to|until|-)\s+(?P<end>.+)$", head, re.IGNORECASE)
+    if not match:
+        raise GrammarError("I need a title and a window: `<title> from <date> to <date>`.", operation)
+    title, start, end = match.group("title", "start", "end")
+    # A title may itself say "from": keep the last "from … to …" as the window.
+    while re.search(r"\s+from\s+", start, re.IGNORECASE):
+        more, start = re.split(r"\s+from\s+", start, maxsplit=1, flags=re.IGNORECASE)
+        title = f"{title} from {more}"
+    return title.strip(), start.strip(), end.strip()
+
+
+def _rest_after(text: str, verb: str) -> str:
+    return text[len(verb) :].strip()
+
+
+def _task_and_rest(rest: str, operation: str, usage: str) -> tuple[str, str]:
+    match = re.match(r"^(#?t?#?\d+)\b\s*(.*)$", rest, re.IGNORECASE | re.DOTALL)
+    if not match:
+        raise GrammarError(f"Which task? Give its id: `{usage}`.", operation)
+    return match.group(1), match.group(2).strip()
+
+
+def _snooze_hours(text: str) -> float:
+    match = re.fullmatch(r"(?:for\s+)?(\d+(?:\.\d+)?)\s*(h|hours?|d|days?|w|weeks?)", text.strip(), re.IGNORECASE)
+    if not match:
+        raise GrammarError("Snooze for a time such as `2 days` or `4 hours`.", "snooze_task")
+    amount, unit = float(match.group(1)), match.group(2).lower()[0]
+    return amount * {"h": 1, "d": 24, "w": 24 * 7}[unit]
+
+
+def parse(text: str) -> Command:
+    """The command in `text`. Raises UnknownCommand, or GrammarError naming the operation meant."""
+    text = " ".join(text.strip().split())
+    lowered = text.lower()
+    if not text:
+        raise GrammarError("empty", "help")
+
+    def starts(*verbs: str) -> str | None:
+        for verb in verbs:
+            if lowered == verb or lowered.startswith(verb + " "):
+                return verb
+        return None
+
+    if verb := starts("help", "?"):
+        return Command("help", {"topic": _rest_after(text, verb)})
+    if verb := starts("new plan", "new master plan", "create plan"):
+        head, clauses = _clauses(_rest_after(text, verb), ("kpi", "constraint", "owner"))
+        title, start, end = _window(head, "create_master_plan")
+        args: dict[str, Any] = {"title": title, "start": start, "end": end}
+        args["kpis"] = [_kpi(k) for k in clauses.get("kpi", [])]
+        if clauses.get("constraint"):
+            args["constraints"] = clauses["constraint"]
+        if clauses.get("owner"):
+            args["owner"] = clauses["owner"][0]
+        return Command("create_master_plan", args)
+    if verb := starts("derive tactical", "draft tactical"):
+        args = {}
+        for word in _rest_after(text, verb).split():
+            if re.fullmatch(r"#?p?#?\d+", word, re.IGNORECASE):
+                args["master"] = word
+            else:
+                args["cadence"] = word.lower()
+        return Command("draft_tactical_plans", args)
+    if verb := starts("tactical", "new tactical", "add tactical"):
+        head, clauses = _clauses(_rest_after(text, verb), ("kpi", "owner", "in", "under"))
+        title, start, end = _window(head, "add_tactical_plan")
+        args = {"title": title, "start": start, "end": end, "kpis": [_kpi(k) for k in clauses.get("kpi", [])]}
+        master = (clauses.get("in") or clauses.get("under") or [None])[0]
+        if master:
+            args["master"] = master
+        if clauses.get("owner"):
+            args["owner"] = clauses["owner"][0]
+        return Command("add_tactical_plan", args)
+    if verb := starts("week", "weekly plan", "this week"):
+        args = {}
+        for word in _rest_after(text, verb).split():
+            if re.fullmatch(r"\d{4}-w\d{1,2}", word, re.IGNORECASE):
+                args["week"] = word.upper()
+            else:
+                args["plan"] = word
+        return Command("derive_weekly_plan", args)
+    if starts("plans", "list plans"):
+        return Command("list_plans")
+    if verb := starts("plan", "show plan", "status", "where are we"):
+        rest = _rest_after(text, verb).strip(" ?")
+        return Command("show_plan", {"plan": rest} if rest else {})
+    if verb := starts("add task", "new task", "task add"):
+        head, clauses = _clauses(_rest_after(text, verb), ("to", "in", "due", "for", "owner", "milestone"))
+        if re.search(r"\s+milestone$", " " + head, re.IGNORECASE):
+            head, clauses["milestone"] = re.sub(r"\s*milestone$", "", head, flags=re.IGNORECASE), [""]
+        args = {"title": head}
+        if not head:
+            raise GrammarError("The task needs a title.", "add_task")
+        plan = (clauses.get("to") or clauses.get("in") or [None])[0]
+        if plan:
+            args["plan"] = plan
+        due = (clauses.get("due") or [""])[0]
+        owner = (clauses.get("for") or clauses.get("owner") or [""])[0]
+        for part_name, part in (("due", due), ("owner", owner)):
+            if part.lower().endswith(" milestone"):
+                clauses["milestone"] = [""]
+                part = part[: -len(" milestone")]
+            if part:
+                args[part_name] = part
+        if "milestone" in clauses or lowered.endswith(" milestone"):
+            args["milestone"] = True
+        if "due" not in args:
+            raise GrammarError("When is it due? Add `due <date>`.", "add_task")
+        return Command("add_task", args)
+    if verb := starts("assign"):
+        match = re.match(r"^(\S+)\s+to\s+(.+)$", _rest_after(text, verb), re.IGNORECASE)
+        if not match:
+            raise GrammarError("Assign which task to whom? `assign T12 to <who>`.", "assign_task")
+        return Command("assign_task", {"task": match.group(1), "owner": match.group(2)})
+    for verbs, status in ((("start",), "doing"), (("done", "finish", "complete"), "done"), (("reopen",), "todo")):
+        if verb := starts(*verbs):
+            task, _ = _task_and_rest(_rest_after(text, verb), "set_task_status", f"{verbs[0]} T12")
+            return Command("set_task_status", {"task": task, "status": status})
+    if verb := starts("block"):
+        task, reason = _task_and_rest(_rest_after(text, verb), "set_task_status", "block T12 <reason>")
+        args = {"task": task, "status": "blocked"}
+        if reason:
+            args["reason"] = reason.removeprefix("because ").strip()
+        return Command("set_task_status", args)
+    if verb := starts("snooze"):
+        task, rest = _task_and_rest(_rest_after(text, verb), "snooze_task", "snooze T12 2 days")
+        return Command("snooze_task", {"task": task, "hours": _snooze_hours(rest)} if rest else {"task": task})
+    if verb := starts("my tasks", "my week", "mine"):
+        return Command("my_tasks")
+    if verb := starts("task", "show task", "show"):
+        task, _ = _task_and_rest(_rest_after(text, verb), "show_task", "task T12")
+        return Command("show_task", {"task": task})
+    if verb := starts("record", "log"):
+        head, clauses = _clauses(_rest_after(text, verb), ("on", "in", "for"))
+        match = re.match(r"^(.+?)\s*(?:=|:|\s)\s*(-?[\d.,]+[km%]?)$", head, re.IGNORECASE)
+        if not match:
+            raise GrammarError("Record which metric at what value? `record SQLs 140`.", "record_metric")
+        args = {"metric": match.group(1).strip(), "value": match.group(2)}
+        if clauses.get("on"):
+            args["on"] = clauses["on"][0]
+        plan = (clauses.get("in") or clauses.get("for") or [None])[0]
+        if plan:
+            args["plan"] = plan
+        return Command("record_metric", args)
+    for verbs, operation in ((("save draft", "confirm draft"), "confirm_draft"), (("discard draft",), "discard_draft")):
+        if verb := starts(*verbs):
+            rest = _rest_after(text, verb)
+            if not rest:
+                raise GrammarError("Which draft? `save draft 3`.", operation)
+            return Command(operation, {"draft": rest.split()[0]})
+    raise UnknownCommand(text)

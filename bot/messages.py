@@ -1,0 +1,87 @@
+"""Everything the bot says in words, in one place (cards have their own wording in bot/cards/)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from planner.model import Plan, Tier
+
+HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday…):
+
+**Plans**
+- `new plan <north star> from <date> to <date> [kpi <name> <target> [unit] [from <baseline>] [tolerance 10%]]…`
+- `tactical <title> from <date> to <date> [in P1] [owner <who>] [kpi …]`
+- `derive tactical [P1] [monthly|fortnightly|quarterly]`: a proposal to save or discard
+- `week [P2] [2026-W07]`: derive this week's plan from a tactical plan
+- `plan [P1]`: the plan tree with progress and health · `plans`: every plan
+
+**Tasks**
+- `add task <title> [to P2] due <date> [for <who>] [milestone]`
+- `assign T12 to <who>` · `start T12` · `done T12` · `block T12 <reason>` · `reopen T12`
+- `snooze T12 [2 days|4 hours]` · `task T12` · `my tasks`
+
+**Metrics**
+- `record <metric> <value> [on <date>] [in P1]`
+
+**Drafts**
+- `save draft 3` · `discard draft 3`
+
+`help <command>` shows one command. With an Anthropic key configured you can also just write what you want."""
+
+WELCOME_TEXT = "Hi, I'm your chief of staff. Type `help` to see what I can do."
+EMPTY_MESSAGE = "I didn't get any text. Type `help` to see what I can do."
+BUSY = "Working on it…"
+LLM_UNAVAILABLE = (
+    "I couldn't reach the language model just now ({reason}), so I read your message as a command instead."
+)
+LLM_NOT_UNDERSTOOD = "I couldn't turn that into a plan operation. Type `help` for the commands I understand."
+FAILED = "Sorry, something went wrong on my side while doing that. Nothing was changed. Please try again."
+CARD_ACTION_REFUSED = "That card is out of date or was not meant for you: {reason}"
+
+
+def unknown_command(word: str, suggestion: str | None) -> str:
+    hint = f" Did you mean `{suggestion}`?" if suggestion else ""
+    return f"I don't know the command `{word}`.{hint} Type `help` to see what I understand."
+
+
+def usage_of(usage: Sequence[str]) -> str:
+    return "\n".join(f"`{line}`" for line in usage)
+
+
+def refused(reason: str, usage: Sequence[str]) -> str:
+    return f"{reason}\n\nUsage:\n{usage_of(usage)}" if usage else reason
+
+
+def missing(name: str) -> str:
+    return f"I need the {name.replace('_', ' ')}."
+
+
+def no_plan_yet(tier: Tier | None) -> str:
+    if tier is Tier.TACTICAL:
+        return "There is no tactical plan yet: add one with `tactical <title> from <date> to <date>`."
+    if tier is Tier.WEEKLY:
+        return "There is no weekly plan yet: derive one with `week`."
+    return "There is no plan yet: start with `new plan <north star> from <date> to <date> kpi <name> <target>`."
+
+
+def which_plan(candidates: Sequence[Plan]) -> str:
+    listed = ", ".join(f"P{p.id} ({p.title})" for p in candidates[:8])
+    more = f" and {len(candidates) - 8} more" if len(candidates) > 8 else ""
+    return f"Which plan? Name it by id: {listed}{more}."
+
+
+def ambiguous_person(name: str, names: Sequence[str]) -> str:
+    return f"More than one person is called {name}: {', '.join(names)}. @mention the one you mean."
+
+
+def plan_created(plan: Plan, kpis: int) -> str:
+    what = "Master plan" if plan.tier is Tier.MASTER else "Tactical plan"
+    kpi_text = f" with {kpis} KPI{'s' if kpis != 1 else ''}" if kpis else ""
+    return (
+        f"{what} P{plan.id} created{kpi_text}: {plan.title} "
+        f"({plan.window.start.isoformat()} to {plan.window.end.isoformat()})."
+    )
+
+
+def unknown_owner_note(name: str) -> str:
+    return f" I don't know {name} yet: @mention them so their tasks reach them in Teams."

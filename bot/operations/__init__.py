@@ -1,0 +1,49 @@
+"""The operations a leader or a member can ask for, one registry for the command grammar and the LLM."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot import messages
+from bot.operations import drafts, metrics, plans, tasks
+from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
+
+
+async def show_help(context: Context, args: Mapping[str, Any]) -> Reply:
+    topic = str(args.get("topic") or "").strip().lower()
+    if topic:
+        matches = [
+            op
+            for op in default_registry()
+            if topic in op.name.replace("_", " ") or any(line.lower().startswith(topic) for line in op.usage)
+        ]
+        if matches:
+            return Reply(text="\n\n".join(f"{op.summary}\n{messages.usage_of(op.usage)}" for op in matches))
+    return Reply(text=messages.HELP)
+
+
+HELP = Operation(
+    name="help",
+    summary="What the bot understands.",
+    usage=("help [command]",),
+    parameters={"type": "object", "properties": {"topic": {"type": "string"}}},
+    run=show_help,
+)
+
+
+def default_registry() -> Registry:
+    """Every operation of the bot."""
+    return Registry((HELP, *plans.OPERATIONS, *tasks.OPERATIONS, *metrics.OPERATIONS, *drafts.OPERATIONS))
+
+
+__all__ = [
+    "BadArguments",
+    "Caller",
+    "Context",
+    "Operation",
+    "Registry",
+    "Reply",
+    "UnknownOperation",
+    "default_registry",
+]

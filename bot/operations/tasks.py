@@ -1,0 +1,226 @@
+"""Task operations: add, assign, start, finish, block, reopen, snooze, show; a member's week."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from bot import messages
+from bot.cards import member_week, task_card
+from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.parsing import parse_number, parse_ref
+from planner.errors import StaleEdit
+from planner.model import Task, TaskChanges, TaskStatus, Tier, iso_week_of
+
+TASK_REF = {"type": "string", "description": "a task id such as T12"}
+STATUS_WORDS = {
+    TaskStatus.DOING: "started",
+    TaskStatus.DONE: "done",
+    TaskStatus.BLOCKED: "blocked",
+    TaskStatus.TODO: "reopened",
+}
+
+
+async def _task_reply(context: Context, task: Task, text: str, *, from_card: bool) -> Reply:
+    plan = await context.plans.get_plan(task.plan_id)
+    names = await context.display_names([task.owner])
+    card = task_card(
+        task,
+        plan_title=plan.title,
+        owner_name=names.get(task.owner or "", task.owner),
+        today=context.today,
+        note=text if from_card else None,
+    )
+    if from_card:
+        return Reply(card_update=card)
+    return Reply(text=text, cards=(card,))
+
+
+def _version(args: Mapping[str, Any]) -> int | None:
+    value = args.get("version")
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadArguments("version must be a whole number.") from None
+
+
+async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
+    title = context.text_arg(args, "title")
+    due = context.date_arg(args, "due")
+    plan = await context.plan_arg(args, "plan", tier=None if args.get("plan") else Tier.TACTICAL)
+    owner_key, owner_name = (None, None)
+    if args.get("owner"):
+        owner_key, owner_name = await context.person_arg(str(args["owner"]))
+    task = await context.plans.add_task(
+        plan.id,
+        title=title,
+        due_on=due,
+        owner=owner_key,
+        milestone=bool(args.get("milestone")),
+        actor=context.caller.user_id,
+    )
+    text = f"Task T{task.id} added to P{plan.id}: {task.title}, due {task.due_on.isoformat()}"
+    text += f", owned by {owner_name}." if owner_name else ". Nobody owns it yet: `assign T{task.id} to <who>`."
+    if owner_key and owner_key == owner_name and owner_key != context.caller.user_id:
+        text += messages.unknown_owner_note(owner_name)
+    return await _task_reply(context, task, text, from_card=False)
+
+
+async def assign_task(context: Context, args: Mapping[str, Any]) -> Reply:
+    task_id = parse_ref(args.get("task") or "", "T", "a task")
+    owner_key, owner_name = await context.person_arg(str(args.get("owner") or ""))
+    task = await context.plans.update_task(
+        task_id, TaskChanges(owner=owner_key), actor=context.caller.user_id, expected_version=_version(args)
+    )
+    text = f"T{task.id} is now {owner_name}'s."
+    if owner_key == owner_name and owner_key != context.caller.user_id:
+        text += messages.unknown_owner_note(owner_name)
+    return await _task_reply(context, task, text, from_card=False)
+
+
+async def set_task_status(context: Context, args: Mapping[str, Any]) -> Reply:
+    task_id = parse_ref(args.get("task") or "", "T", "a task")
+    try:
+        status = TaskStatus(str(args.get("status", "")).lower())
+    except ValueError:
+        raise BadArguments("status must be one of todo, doing, done, blocked.") from None
+    if status is TaskStatus.DELEGATED:
+        raise BadArguments("A task is delegated by delegating it to an agent, not by setting its status.")
+    from_card = bool(args.get("from_card"))
+    reason = context.optional_text_arg(args, "reason")
+    try:
+        task = await context.plans.update_task(
+            task_id,
+            TaskChanges(status=status, blocked_reason=reason),
+            actor=context.caller.user_id,
+            expected_version=_version(args),
+        )
+    except StaleEdit:
+        if not from_card:
+            raise
+        task = await context.plans.get_task(task_id)
+        return await _task_reply(
+            context, task, "This task changed since the card was sent; here it is as it is now.", from_card=True
+        )
+    text = f"T{task.id} {STATUS_WORDS[status]} by {context.caller.name}."
+    if status is TaskStatus.BLOCKED and reason:
+        text = f"T{task.id} blocked by {context.caller.name}: {reason}"
+    return await _task_reply(context, task, text, from_card=from_card)
+
+
+async def snooze_task(context: Context, args: Mapping[str, Any]) -> Reply:
+    task_id = parse_ref(args.get("task") or "", "T", "a task")
+    hours = parse_number(str(args.get("hours") or 24), "hours")
+    if not 0 < hours <= 24 * 14:
+        raise BadArguments("Snooze for between 1 hour and 14 days.")
+    until = context.now() + timedelta(hours=hours)
+    from_card = bool(args.get("from_card"))
+    try:
+        task = await context.plans.update_task(
+            task_id, TaskChanges(snoozed_until=until), actor=context.caller.user_id, expected_version=_version(args)
+        )
+    except StaleEdit:
+        if not from_card:
+            raise
+        task = await context.plans.get_task(task_id)
+        return await _task_reply(
+            context, task, "This task changed since the card was sent; here it is as it is now.", from_card=True
+        )
+    when = (
+        until.astimezone(context.zone).strftime("%a %d %b %H:%M")
+        if context.zone
+        else until.strftime("%a %d %b %H:%M UTC")
+    )
+    return await _task_reply(context, task, f"T{task.id} snoozed until {when}.", from_card=from_card)
+
+
+async def show_task(context: Context, args: Mapping[str, Any]) -> Reply:
+    task = await context.plans.get_task(parse_ref(args.get("task") or "", "T", "a task"))
+    return await _task_reply(context, task, "", from_card=False)
+
+
+async def my_tasks(context: Context, args: Mapping[str, Any]) -> Reply:
+    caller = context.caller
+    mine = await context.plans.tasks_of_owner(caller.user_id)
+    if caller.name and caller.name != caller.user_id:
+        mine += await context.plans.tasks_of_owner(caller.name)
+    mine.sort(key=lambda t: (t.due_on, t.id))
+    week = iso_week_of(context.today)
+    plan_titles = {p.id: p.title for p in await context.plans.list_plans(Tier.TACTICAL)}
+    card = member_week(person_name=caller.name, iso_week=week, tasks=mine, today=context.today, plan_titles=plan_titles)
+    return Reply(cards=(card,))
+
+
+OPERATIONS = (
+    Operation(
+        name="add_task",
+        summary="Add a task to a tactical (or weekly) plan, with its due date, optional owner and milestone flag.",
+        usage=("add task <title> [to P2] due <date> [for <who>] [milestone]",),
+        parameters={
+            "type": "object",
+            "properties": {
+                "title": {"type": "string"},
+                "plan": {"type": "string", "description": "plan id such as P2; default: the active tactical plan"},
+                "due": {"type": "string", "description": "due date, YYYY-MM-DD"},
+                "owner": {"type": "string", "description": "'me', a person's name, or an @mentioned name"},
+                "milestone": {"type": "boolean"},
+            },
+            "required": ["title", "due"],
+        },
+        run=add_task,
+    ),
+    Operation(
+        name="assign_task",
+        summary="Give a task to a person.",
+        usage=("assign T12 to <who>",),
+        parameters={
+            "type": "object",
+            "properties": {"task": TASK_REF, "owner": {"type": "string"}},
+            "required": ["task", "owner"],
+        },
+        run=assign_task,
+    ),
+    Operation(
+        name="set_task_status",
+        summary="Start, finish, block (with a reason) or reopen a task.",
+        usage=("start T12", "done T12", "block T12 <reason>", "reopen T12"),
+        parameters={
+            "type": "object",
+            "properties": {
+                "task": TASK_REF,
+                "status": {"type": "string", "enum": ["todo", "doing", "done", "blocked"]},
+                "reason": {"type": "string", "description": "what blocks it (for blocked)"},
+            },
+            "required": ["task", "status"],
+        },
+        run=set_task_status,
+    ),
+    Operation(
+        name="snooze_task",
+        summary="Hold a task's reminders for some hours (default 24).",
+        usage=("snooze T12 [2 days|4 hours]",),
+        parameters={
+            "type": "object",
+            "properties": {"task": TASK_REF, "hours": {"type": "number"}},
+            "required": ["task"],
+        },
+        run=snooze_task,
+    ),
+    Operation(
+        name="show_task",
+        summary="Show one task as a card.",
+        usage=("task T12",),
+        parameters={"type": "object", "properties": {"task": TASK_REF}, "required": ["task"]},
+        run=show_task,
+    ),
+    Operation(
+        name="my_tasks",
+        summary="Show the asking person's open tasks: overdue, this week, later.",
+        usage=("my tasks",),
+        parameters={"type": "object", "properties": {}},
+        run=my_tasks,
+    ),
+)

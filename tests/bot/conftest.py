@@ -1,0 +1,124 @@
+"""A running bot on loopback, wired to a fake Bot Connector, and a Teams user to talk to it."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.app import create_app
+from bot.server import create_adapter
+from bot.settings import Settings
+from bot.teams import ChiefOfStaffBot
+from planner.store import Store
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
+
+TENANT = "tenant-contoso"
+
+
+@dataclass
+class Running:
+    store: Store
+    bot: ChiefOfStaffBot
+    server: TestServer
+    connector: FakeConnector
+    session: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/api/messages"))
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[FakeConnector]:
+    fake = FakeConnector()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+async def start_bot(store: Store, connector: FakeConnector, clock: FakeClock, **bot_kwargs: Any) -> Running:
+    settings = Settings.from_env({})
+    adapter = create_adapter(settings)
+    bot = ChiefOfStaffBot(store, settings, clock=clock, **bot_kwargs)
+    bot.adapter = adapter
+    server = TestServer(create_app(store, adapter, bot, settings), host="127.0.0.1")
+    await server.start_server()
+    return Running(store, bot, server, connector, aiohttp.ClientSession())
+
+
+@pytest.fixture
+async def running(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
+    bot = await start_bot(store, connector, clock)
+    yield bot
+    await bot.bot.drain()
+    await bot.session.close()
+    await bot.server.close()
+
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class TeamsUser:
+    """Sends Teams-shaped activities as one user, the way Teams' service posts them to the bot."""
+
+    running: Running
+    user_id: str = "aad-lead"
+    name: str = "Lead"
+    conversation_id: str = "a:personal-lead"
+    kind: str = "personal"
+    tenant: str = TENANT
+    time_zone: str | None = "Europe/London"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def activity(self, **fields: Any) -> dict[str, Any]:
+        activity: dict[str, Any] = {
+            "type": "message",
+            "id": f"act-{next(_ids)}-{uuid.uuid4().hex[:6]}",
+            "channelId": "msteams",
+            "serviceUrl": self.running.connector.url,
+            "from": {"id": f"29:{self.user_id}", "aadObjectId": self.user_id, "name": self.name},
+            "recipient": {"id": "28:bot", "name": "Chief of Staff"},
+            "conversation": {"id": self.conversation_id, "conversationType": self.kind, "tenantId": self.tenant},
+            "channelData": {"tenant": {"id": self.tenant}},
+            "localTimezone": self.time_zone,
+        }
+        activity.update(fields)
+        return activity
+
+    async def post(self, activity: dict[str, Any]) -> aiohttp.ClientResponse:
+        async with self.running.session.post(self.running.url, json=activity) as response:
+            await response.read()
+            return response
+
+    async def say(self, text: str, **fields: Any) -> aiohttp.ClientResponse:
+        return await self.post(self.activity(text=text, **fields))
+
+    async def ask(self, text: str, replies: int = 1) -> list[str]:
+        """Say something and wait for `replies` more messages to arrive at the connector; their texts."""
+        before = len(self.running.connector.sent)
+        response = await self.say(text)
+        assert response.status in (200, 201), response.status
+        sent = await self.running.connector.wait_for(before + replies)
+        return [s.body.get("text") or "" for s in sent[before:]]
+
+    async def ask_value(self, value: dict[str, Any], replies: int = 1) -> list[str]:
+        """Send a card's Action.Submit data and wait for the replies."""
+        before = len(self.running.connector.sent)
+        response = await self.post(self.activity(text=None, value=value))
+        assert response.status in (200, 201), response.status
+        sent = await self.running.connector.wait_for(before + replies)
+        return [s.body.get("text") or "" for s in sent[before:]]
+
+
+@pytest.fixture
+def lead(running: Running) -> TeamsUser:
+    return TeamsUser(running)

@@ -1,0 +1,243 @@
+"""The bot through its HTTP endpoint, with a real CloudAdapter replying to a loopback Bot Connector."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from planner.directory import Directory
+from planner.schema import plans, tasks
+from planner.store import Store
+from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
+
+NEW_PLAN = "new plan 500 SQLs by 31 March from 2026-01-01 to 2026-03-31 kpi SQLs 500 tolerance 10%"
+
+
+async def count(store: Store, table) -> int:
+    async with store.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+async def test_health_answers_ok_while_the_database_is_reachable(running: Running) -> None:
+    async with running.session.get(running.server.make_url("/healthz")) as response:
+        assert response.status == 200
+        assert (await response.json())["database"] == "ok"
+
+
+async def test_health_answers_503_when_the_database_is_unreachable(
+    connector: FakeConnector, clock: FakeClock, tmp_path: Path
+) -> None:
+    broken = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'cos.db'}")
+    running = await start_bot(broken, connector, clock)
+    try:
+        async with running.session.get(running.server.make_url("/healthz")) as response:
+            assert response.status == 503
+            assert (await response.json())["database"] == "unreachable"
+    finally:
+        await running.session.close()
+        await running.server.close()
+        await broken.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Content-Type": "text/plain"}, b"hello", 415),
+        ({}, b"{}", 415),
+        ({"Content-Type": "application/json"}, b"{not json", 400),
+        ({"Content-Type": "application/json"}, b"[1, 2]", 400),
+        ({"Content-Type": "application/json"}, b'{"text": "no type"}', 400),
+        ({"Content-Type": "application/json"}, b'{"type": "message", "from": "x"}', 400),
+        ({"Content-Type": "application/json"}, json.dumps({"type": "message", "text": "x" * 300_000}).encode(), 413),
+    ],
+)
+async def test_malformed_requests_get_a_4xx_and_change_nothing(
+    running: Running, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    async with running.session.post(running.url, data=body, headers=headers) as response:
+        assert response.status == status
+        assert "error" in await response.json()
+    assert running.connector.sent == []
+    assert await Directory(running.store, TENANT).conversations() == []
+
+
+async def test_a_reply_never_goes_to_a_service_url_an_attacker_wrote(lead: TeamsUser) -> None:
+    response = await lead.post(lead.activity(text="help", serviceUrl="https://evil.example.com/"))
+    assert response.status == 403
+    assert await Directory(lead.running.store, TENANT).conversations() == []
+
+
+async def test_install_welcomes_with_a_card_and_remembers_the_conversation(lead: TeamsUser) -> None:
+    await lead.post(lead.activity(type="conversationUpdate", membersAdded=[{"id": "28:bot"}], text=None))
+    [sent] = await lead.running.connector.wait_for(1)
+    assert sent.conversation_id == lead.conversation_id
+    [card] = lead.running.connector.cards()
+    assert card["type"] == "AdaptiveCard"
+    [conversation] = await Directory(lead.running.store, TENANT).conversations(kind="personal")
+    assert conversation.user_id == "aad-lead"
+    assert conversation.address["serviceUrl"] == lead.running.connector.url
+    person = await Directory(lead.running.store, TENANT).person("aad-lead")
+    assert person is not None
+    assert (person.name, person.time_zone) == ("Lead", "Europe/London")
+
+
+async def test_leader_builds_a_plan_and_a_member_finishes_a_task(lead: TeamsUser, clock: FakeClock) -> None:
+    connector = lead.running.connector
+    [created] = await lead.ask(NEW_PLAN)
+    assert "Master plan P1 created with 1 KPI" in created
+    assert connector.cards()[-1]["type"] == "AdaptiveCard"
+
+    [tactical] = await lead.ask("tactical January push from 2026-01-01 to 2026-01-31 kpi SQLs 150")
+    assert "Tactical plan P2 created" in tactical
+    member = TeamsUser(lead.running, user_id="aad-sam", name="Sam Lee", conversation_id="a:personal-sam")
+    await member.ask("help")  # Sam says hello first, so the bot knows the name
+    [added] = await lead.ask("add task Draft launch email to P2 due 2026-01-09 for Sam milestone")
+    assert "Task T1 added to P2" in added
+    assert "owned by Sam Lee" in added
+    [_week] = await lead.ask("week P2 2026-W02")
+
+    await member.ask("my tasks")
+    week_card = json.dumps(connector.cards()[-1])
+    assert "Draft launch email" in week_card
+
+    [done] = await member.ask("done T1")
+    assert "T1 done by Sam Lee" in done
+    store = lead.running.store.tenant(TENANT)
+    task = await store.get_task(1)
+    assert (task.status.value, task.owner, task.milestone) == ("done", "aad-sam", True)
+
+    [recorded] = await lead.ask("record SQLs 60 in P1")
+    assert "Recorded SQLs = 60 on P1" in recorded
+    assert await count(lead.running.store, plans) == 3  # master, tactical, week
+
+
+async def test_malformed_command_shows_usage_and_changes_nothing(lead: TeamsUser) -> None:
+    [reply] = await lead.ask("new plan Grow pipeline from 2026-13-01 to 2026-03-31")
+    assert "YYYY-MM-DD" in reply
+    assert "Usage" in reply
+    [reply] = await lead.ask("add task Write brief")
+    assert "due <date>" in reply
+    [reply] = await lead.ask("dnoe T1")
+    assert "Did you mean `done`" in reply
+    assert await count(lead.running.store, plans) == 0
+    assert await count(lead.running.store, tasks) == 0
+
+
+async def test_a_retried_activity_is_processed_once(lead: TeamsUser) -> None:
+    activity = lead.activity(text=NEW_PLAN)
+    await lead.post(activity)
+    await lead.running.connector.wait_for(1)
+    await lead.post(activity)  # Teams retries when it got no answer in 15 s
+    await lead.ask("plans")
+    assert await count(lead.running.store, plans) == 1
+
+
+async def test_channel_mentions_are_stripped_and_other_mentions_resolve_people(running: Running) -> None:
+    channel = TeamsUser(running, conversation_id="19:general@thread.tacv2;messageid=1", kind="channel")
+    await channel.ask(NEW_PLAN)
+    await channel.ask("tactical Launch from 2026-01-05 to 2026-02-27")
+    mention_bot = {
+        "type": "mention",
+        "text": "<at>Chief of Staff</at>",
+        "mentioned": {"id": "28:bot", "name": "Chief of Staff"},
+    }
+    mention_ana = {
+        "type": "mention",
+        "text": "<at>Ana Ruiz</at>",
+        "mentioned": {"id": "29:ana", "aadObjectId": "aad-ana", "name": "Ana Ruiz"},
+    }
+    before = len(running.connector.sent)
+    await channel.post(
+        channel.activity(
+            text="<at>Chief of Staff</at> add task Brief agency due 2026-01-16 for <at>Ana Ruiz</at>",
+            entities=[mention_bot, mention_ana],
+        )
+    )
+    await running.connector.wait_for(before + 1)
+    task = await running.store.tenant(TENANT).get_task(1)
+    assert (task.title, task.owner, task.due_on) == ("Brief agency", "aad-ana", date(2026, 1, 16))
+
+
+def find_action(card: dict, title: str) -> dict:  # type: ignore[type-arg]
+    """The action of a card (its own or inside a ShowCard) with this title."""
+    stack = [card]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type", "").startswith("Action.") and node.get("title") == title:
+                return node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    raise AssertionError(f"no action {title!r}")
+
+
+async def _plan_with_task(lead: TeamsUser) -> dict:  # type: ignore[type-arg]
+    await lead.ask(NEW_PLAN)
+    await lead.ask("tactical Launch from 2026-01-05 to 2026-02-27")
+    await lead.ask("add task Draft launch email due 2026-01-16 for me")
+    return lead.running.connector.cards()[-1]
+
+
+async def test_task_card_done_button_updates_the_task_and_the_card_in_place(lead: TeamsUser) -> None:
+    card = await _plan_with_task(lead)
+    card_message = lead.running.connector.sent[-1]
+    done = find_action(card, "Done")
+    before = len(lead.running.connector.sent)
+    # Action.Submit path: Teams posts a message whose value is the action's data, replying to the card.
+    await lead.post(lead.activity(text=None, value=done["data"], replyToId=card_message.activity_id))
+    [update] = (await lead.running.connector.wait_for(before + 1))[before:]
+    assert update.method == "update"
+    assert update.activity_id == card_message.activity_id
+    updated = update.body["attachments"][0]["content"]
+    assert "Reopen" in json.dumps(updated)
+    assert "Marked" in json.dumps(updated) or "done" in json.dumps(updated)
+    task = await lead.running.store.tenant(TENANT).get_task(1)
+    assert task.status.value == "done"
+
+
+async def test_universal_action_returns_the_updated_card_in_the_invoke_response(lead: TeamsUser) -> None:
+    card = await _plan_with_task(lead)
+    snooze = find_action(card, "Snooze 24 h")
+    invoke = lead.activity(
+        type="invoke",
+        name="adaptiveCard/action",
+        text=None,
+        value={
+            "action": {"type": "Action.Execute", "verb": snooze["verb"], "data": snooze["data"]},
+            "trigger": "manual",
+        },
+    )
+    async with lead.running.session.post(lead.running.url, json=invoke) as response:
+        assert response.status == 200
+        body = await response.json()
+    assert body["statusCode"] == 200
+    assert body["type"] == "application/vnd.microsoft.card.adaptive"
+    assert "snoozed until" in json.dumps(body["value"])
+    task = await lead.running.store.tenant(TENANT).get_task(1)
+    assert task.snoozed_until is not None
+
+
+async def test_a_stale_card_does_not_overwrite_a_newer_change(lead: TeamsUser) -> None:
+    card = await _plan_with_task(lead)
+    await lead.ask("start T1")
+    blocked = find_action(card, "Mark blocked")
+    before = len(lead.running.connector.sent)
+    await lead.post(
+        lead.activity(text=None, value=blocked["data"] | {"reason": "waiting on legal"}, replyToId="card-1")
+    )
+    [update] = (await lead.running.connector.wait_for(before + 1))[before:]
+    assert "changed since the card was sent" in json.dumps(update.body)
+    task = await lead.running.store.tenant(TENANT).get_task(1)
+    assert task.status.value == "doing"
+
+
+async def test_a_forged_card_verb_is_refused_politely(lead: TeamsUser) -> None:
+    [reply] = await lead.ask_value({"verb": "delete_everything", "plan": 1})
+    assert "out of date or was not meant for you" in reply

@@ -1,0 +1,92 @@
+"""A Bot Connector on loopback: records what the bot sends, like Teams' service would receive it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+@dataclass
+class Sent:
+    method: str
+    conversation_id: str
+    activity_id: str | None
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeConnector:
+    """Implements the Bot Connector calls the bot makes: send, reply, update, create conversation, members."""
+
+    sent: list[Sent] = field(default_factory=list)
+    members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/"))
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v3/conversations/{conversation}/activities", self._send)
+        app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", self._send)
+        app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._update)
+        app.router.add_post("/v3/conversations", self._create)
+        app.router.add_get("/v3/conversations/{conversation}/members", self._members)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+
+    async def _record(self, item: Sent) -> None:
+        async with self._arrived:
+            self.sent.append(item)
+            self._arrived.notify_all()
+
+    async def _send(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        activity_id = f"sent-{next(self._ids)}"
+        await self._record(Sent("send", request.match_info["conversation"], activity_id, body))
+        return web.json_response({"id": activity_id})
+
+    async def _update(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        activity_id = request.match_info["activity"]
+        await self._record(Sent("update", request.match_info["conversation"], activity_id, body))
+        return web.json_response({"id": activity_id})
+
+    async def _create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        conversation_id = f"a:created-{next(self._ids)}"
+        await self._record(Sent("create", conversation_id, None, body))
+        return web.json_response({"id": conversation_id})
+
+    async def _members(self, request: web.Request) -> web.Response:
+        return web.json_response(self.members.get(request.match_info["conversation"], []))
+
+    async def wait_for(self, count: int, within: float = 10.0) -> list[Sent]:
+        """Wait until `count` messages have arrived (bounded); return them all."""
+        async with asyncio.timeout(within), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.sent) >= count)
+        return list(self.sent)
+
+    def texts(self) -> list[str]:
+        return [s.body.get("text") or "" for s in self.sent if s.body.get("type") == "message"]
+
+    def cards(self) -> list[dict[str, Any]]:
+        return [
+            a["content"]
+            for s in self.sent
+            for a in s.body.get("attachments") or []
+            if a.get("contentType") == "application/vnd.microsoft.card.adaptive"
+        ]
