@@ -51,7 +51,12 @@ class Assistant:
         system = SYSTEM.format(today=context.today.isoformat(), name=context.caller.name)
         for _step in range(MAX_STEPS):
             response = await self._create(system, messages)
-            messages.append({"role": "assistant", "content": [block.model_dump() for block in response.content]})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": [b.model_dump(mode="json", exclude_none=True) for b in response.content],
+                }
+            )
             calls = [block for block in response.content if block.type == "tool_use"]
             if not calls:
                 said = " ".join(block.text for block in response.content if block.type == "text").strip()

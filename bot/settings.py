@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from planner.store import DEFAULT_DATABASE_URL
 
 TEAMS_SERVICE_HOSTS = ("smba.trafficmanager.net",)
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
 class SettingsError(ValueError):
