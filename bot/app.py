@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+import jwt
 from aiohttp import web
 from botbuilder.core import Bot
 from botbuilder.integration.aiohttp import CloudAdapter
@@ -84,6 +85,12 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
             if error.status in (401, 403):
                 logger.warning("refused an activity that failed authentication (%s)", error.status)
             return _problem(error.status, error.reason or "refused")
+        except jwt.PyJWTError as error:
+            logger.warning("refused an activity with a malformed token (%s)", type(error).__name__)
+            return _problem(401, "The Authorization token is not a valid Bot Framework token.")
+        except Exception:
+            logger.exception("an activity could not be processed")
+            return _problem(500, "The bot could not process this activity.")
         return response or web.Response(status=201)
 
     async def healthz(_request: web.Request) -> web.Response:

@@ -6,9 +6,15 @@ import json
 from datetime import date
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
+from bot.app import create_app
+from bot.server import create_adapter
+from bot.settings import Settings
+from bot.teams import ChiefOfStaffBot
 from planner.directory import Directory
 from planner.schema import plans, tasks
 from planner.store import Store
@@ -241,3 +247,38 @@ async def test_a_stale_card_does_not_overwrite_a_newer_change(lead: TeamsUser) -
 async def test_a_forged_card_verb_is_refused_politely(lead: TeamsUser) -> None:
     [reply] = await lead.ask_value({"verb": "delete_everything", "plan": 1})
     assert "out of date or was not meant for you" in reply
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer not-a-jwt", "Basic dXNlcjpwYXNz"],
+)
+async def test_with_credentials_an_unsigned_or_forged_activity_is_refused_before_the_bot(
+    store: Store, connector: FakeConnector, authorization: str | None
+) -> None:
+    settings = Settings.from_env(
+        {
+            "MICROSOFT_APP_ID": "00000000-0000-0000-0000-000000000001",
+            "MICROSOFT_APP_PASSWORD": "secret",
+            "COS_ALLOWED_SERVICE_HOSTS": "127.0.0.1",
+        }
+    )
+    adapter = create_adapter(settings)
+    bot = ChiefOfStaffBot(store, settings)
+    server = TestServer(create_app(store, adapter, bot, settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        activity = TeamsUser(Running(store, bot, server, connector, None)).activity(  # type: ignore[arg-type]
+            text=NEW_PLAN, serviceUrl="https://smba.trafficmanager.net/amer/"
+        )
+        headers = {"Authorization": authorization} if authorization else {}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(server.make_url("/api/messages"), json=activity, headers=headers) as response,
+        ):
+            assert response.status in (401, 403)
+    finally:
+        await server.close()
+    assert connector.sent == []
+    assert await count(store, plans) == 0
+    assert await Directory(store, TENANT).conversations() == []
