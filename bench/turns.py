@@ -263,7 +263,7 @@ async def main(turns: int, concurrency: int, rounds: int, warmup: int) -> dict[s
     try:
         began = time.perf_counter()
         await upgrade(store.engine)
-        master = await seed(store)
+        await seed(store)
         seeded = time.perf_counter() - began
 
         settings = Settings.from_env({})  # local mode: no credentials, loopback connectors only
@@ -283,7 +283,6 @@ async def main(turns: int, concurrency: int, rounds: int, warmup: int) -> dict[s
         ]
 
         # One checked turn first, to keep the card it sends.
-        card_bytes = 0
         async with session.post(bot_url, json=sides[0].activity()) as response:
             await response.read()
             if response.status not in (200, 201):
@@ -319,7 +318,6 @@ async def main(turns: int, concurrency: int, rounds: int, warmup: int) -> dict[s
     figures: dict[str, object] = {
         "benchmark": "turns",
         "command": COMMAND,
-        "master_plan": master.id,
         "tasks": TASKS,
         "seed_seconds": round(seeded, 2),
         "turns_per_round": turns,

@@ -9,8 +9,10 @@ operations and update the card in place.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
+import time
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -37,6 +39,7 @@ from planner.store import Store
 
 logger = logging.getLogger(__name__)
 LOCAL_TENANT = "local"
+REMEMBER_EVERY_SECONDS = 600.0
 CONVERSATION_KINDS = {"personal": "personal", "groupChat": "groupChat", "channel": "channel"}
 
 
@@ -112,6 +115,7 @@ class ChiefOfStaffBot(ActivityHandler):
         self.clock = clock
         self.adapter: BotAdapter | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._remembered: dict[tuple[str, str, str], tuple[tuple[str, str, str | None, str], float]] = {}
 
     # ---- the turn ------------------------------------------------------------------------------------------
 
@@ -141,17 +145,33 @@ class ChiefOfStaffBot(ActivityHandler):
         return not await Directory(self.store, tenant).first_time(key)
 
     async def _remember(self, turn_context: TurnContext, tenant: str) -> None:
+        """Store who wrote and where, unless this replica stored exactly that a moment ago."""
         activity = turn_context.activity
         directory = Directory(self.store, tenant)
         user = user_id_of(activity.from_property)
-        if user and activity.from_property and activity.from_property.role != "bot":
-            await directory.remember_person(user, activity.from_property.name or user, time_zone_of(activity))
+        is_person = bool(user and activity.from_property and activity.from_property.role != "bot")
+        name = (activity.from_property.name or user) if is_person and activity.from_property else ""
+        zone = time_zone_of(activity)
+        address = None
         if activity.conversation and activity.conversation.id and activity.service_url:
-            reference = TurnContext.get_conversation_reference(activity)
-            kind = conversation_kind(activity)
+            address = TurnContext.get_conversation_reference(activity).serialize()
+        # The reference names the activity it came from; that changes every message and matters to no one later.
+        stable = {k: v for k, v in (address or {}).items() if k != "activityId"}
+        fingerprint = (user, name, zone, json.dumps(stable, sort_keys=True, default=str))
+        key = (tenant, user, activity.conversation.id if activity.conversation else "")
+        now = time.monotonic()
+        seen = self._remembered.get(key)
+        if seen is not None and seen[0] == fingerprint and now - seen[1] < REMEMBER_EVERY_SECONDS:
+            return
+        if is_person:
+            await directory.remember_person(user, name, zone)
+        if address is not None:
             await directory.remember_conversation(
-                activity.conversation.id, kind=kind, address=reference.serialize(), user_id=user or None
+                activity.conversation.id, kind=conversation_kind(activity), address=address, user_id=user or None
             )
+        if len(self._remembered) > 10_000:
+            self._remembered.clear()
+        self._remembered[key] = (fingerprint, now)
 
     def _caller(self, turn_context: TurnContext, mentions: Mapping[str, str] | None = None) -> Caller:
         activity = turn_context.activity

@@ -56,7 +56,7 @@ class Directory:
         values: dict[str, Any] = {"name": name, "updated_at": now}
         if time_zone:
             values["time_zone"] = time_zone[:64]
-        async with self._store.engine.begin() as conn:
+        async with self._store.transaction() as conn:
             result = await conn.execute(update(people).where(key).values(**values))
             if result.rowcount == 0:
                 try:
@@ -136,7 +136,7 @@ class Directory:
             "address": address,
             "updated_at": now,
         }
-        async with self._store.engine.begin() as conn:
+        async with self._store.transaction() as conn:
             result = await conn.execute(update(conversations).where(key).values(**values))
             if result.rowcount == 0:
                 try:
@@ -151,7 +151,7 @@ class Directory:
 
     async def forget_conversation(self, conversation_id: str) -> None:
         """The bot was removed from a conversation: stop writing there."""
-        async with self._store.engine.begin() as conn:
+        async with self._store.transaction() as conn:
             await conn.execute(
                 delete(conversations).where(
                     conversations.c.tenant_id == self.tenant_id, conversations.c.conversation_id == conversation_id
@@ -182,7 +182,7 @@ class Directory:
     async def first_time(self, key: str) -> bool:
         """True the first time `key` is seen for this tenant, False ever after (across replicas)."""
         try:
-            async with self._store.engine.begin() as conn:
+            async with self._store.transaction() as conn:
                 await conn.execute(
                     insert(processed_keys).values(
                         tenant_id=self.tenant_id, key=key[:300], created_at=self._store.clock()

@@ -49,7 +49,7 @@ class Drafts:
         self.tenant_id = tenant_id
 
     async def create(self, *, author: str, kind: str, payload: dict[str, Any]) -> Draft:
-        async with self._store.engine.begin() as conn:
+        async with self._store.transaction() as conn:
             row = (
                 await conn.execute(
                     insert(drafts)
@@ -80,7 +80,7 @@ class Drafts:
         """Move a pending draft to `saved` or `discarded`. Raises DraftNotFound or DraftAlreadyDecided."""
         if status not in (SAVED, DISCARDED):
             raise ValueError(f"a draft is decided as {SAVED} or {DISCARDED}, not {status}")
-        async with self._store.engine.begin() as conn:
+        async with self._store.transaction() as conn:
             result = await conn.execute(
                 update(drafts)
                 .where(drafts.c.id == draft_id, drafts.c.tenant_id == self.tenant_id, drafts.c.status == PENDING)
@@ -93,7 +93,7 @@ class Drafts:
 
     async def reopen(self, draft_id: int) -> None:
         """Put a draft back to pending (its saving failed half-way and nothing was kept)."""
-        async with self._store.engine.begin() as conn:
+        async with self._store.transaction() as conn:
             await conn.execute(
                 update(drafts)
                 .where(drafts.c.id == draft_id, drafts.c.tenant_id == self.tenant_id)

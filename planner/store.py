@@ -8,7 +8,9 @@ version, and an update only lands on the version it read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
@@ -77,6 +79,19 @@ class Store:
         self.engine = engine
         self.clock = clock
         self.rules = rules or HealthRules()
+        # SQLite has one writer at a time, and a writer that finds it busy sleeps in steps of up to 100 ms:
+        # queueing this process's write transactions here instead keeps them from colliding.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction that commits on exit (rolls back on error)."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield conn
 
     @classmethod
     def from_url(cls, url: str = DEFAULT_DATABASE_URL, *, clock: Clock = utcnow) -> Store:
@@ -319,7 +334,7 @@ class TenantStore:
         """A new master plan (the north star) with its KPI metrics, in one transaction."""
         for spec in metrics:
             spec.validate()
-        async with self._engine.begin() as conn:
+        async with self._store.transaction() as conn:
             plan = await self._insert_plan(
                 conn,
                 tier=Tier.MASTER,
@@ -348,7 +363,7 @@ class TenantStore:
         """A tactical plan under a master plan. Raises WindowConflict if its window leaves the master's."""
         for spec in metrics:
             spec.validate()
-        async with self._engine.begin() as conn:
+        async with self._store.transaction() as conn:
             master = await self._plan_row(conn, master_id, Tier.MASTER)
             window.require_inside(master.window, what="tactical plan", parent_name=f"master plan {master.id}")
             plan = await self._insert_plan(
@@ -377,7 +392,7 @@ class TenantStore:
         actor: str,
     ) -> Plan:
         """Edit a plan. A new window must stay inside the parent's and keep children and due dates inside it."""
-        async with self._engine.begin() as conn:
+        async with self._store.transaction() as conn:
             before = await self._plan_row(conn, plan_id)
             if expected_version is not None and expected_version != before.version:
                 raise StaleEdit("Plan", plan_id, expected_version, before.version)
@@ -453,7 +468,7 @@ class TenantStore:
         """
         week = iso_week_window(iso_week)
         iso_week = f"{week.start.isocalendar().year}-W{week.start.isocalendar().week:02d}"
-        async with self._engine.begin() as conn:
+        async with self._store.transaction() as conn:
             tactical = await self._plan_row(conn, tactical_id, Tier.TACTICAL)
             if week.end < tactical.window.start or week.start > tactical.window.end:
                 week.require_inside(
@@ -559,7 +574,7 @@ class TenantStore:
 
         Raises PlanNotFound, InvalidValue (a master plan: tasks go into tactical plans) or WindowConflict.
         """
-        async with self._engine.begin() as conn:
+        async with self._store.transaction() as conn:
             plan = await self._plan_row(conn, plan_id)
             weekly: Plan | None = None
             if plan.tier is Tier.MASTER:
@@ -727,7 +742,7 @@ class TenantStore:
         `edit` must be a pure function of the task it is given. With `expected_version` there is no retry.
         """
         for _attempt in range(1 if expected_version is not None else EDIT_ATTEMPTS):
-            async with self._engine.begin() as conn:
+            async with self._store.transaction() as conn:
                 before = await self._task_row(conn, task_id)
                 if expected_version is not None and before.version != expected_version:
                     raise StaleEdit("Task", task_id, expected_version, before.version)
@@ -809,7 +824,7 @@ class TenantStore:
 
     async def add_metric(self, plan_id: int, spec: MetricSpec, *, actor: str) -> Metric:
         """A new KPI on a master or tactical plan. Raises PlanNotFound or InvalidValue."""
-        async with self._engine.begin() as conn:
+        async with self._store.transaction() as conn:
             plan = await self._plan_row(conn, plan_id)
             return await self._insert_metric(conn, plan, spec, actor=actor)
 
@@ -853,7 +868,7 @@ class TenantStore:
         at = at or self._now()
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidValue("value", value, "a finite number")
-        async with self._engine.begin() as conn:
+        async with self._store.transaction() as conn:
             metric_row = (
                 await conn.execute(
                     select(metrics).where(metrics.c.id == metric_id, metrics.c.tenant_id == self.tenant_id)
@@ -903,26 +918,31 @@ class TenantStore:
     async def rollup(self, plan_id: int, as_of: date | None = None) -> PlanRollup:
         """Progress and health of the master plan's tree containing `plan_id`, as of a day (today by default).
 
-        Reads aggregates only (task counts per plan, the latest reading per metric), never every task.
-        Returns the rollup of the tree's root; use `.find(plan_id)` for a subtree. Raises PlanNotFound.
+        Reads aggregates only (task counts per plan, the latest reading per metric), never every task, in three
+        queries whatever the size of the tree. Returns the rollup of the tree's root; use `.find(plan_id)` for a
+        subtree. Raises PlanNotFound.
         """
         as_of = as_of or self._now().date()
+        start = (
+            select(func.coalesce(plans.c.master_id, plans.c.id))
+            .where(plans.c.id == plan_id, plans.c.tenant_id == self.tenant_id)
+            .scalar_subquery()
+        )
         async with self._engine.connect() as conn:
-            start = await self._plan_row(conn, plan_id)
-            master_id = start.master_id or start.id
             tree = [
                 _plan(r)
-                for r in (
-                    await conn.execute(
-                        select(plans).where(
-                            plans.c.tenant_id == self.tenant_id,
-                            or_(plans.c.id == master_id, plans.c.master_id == master_id),
-                        )
+                for r in await conn.execute(
+                    select(plans).where(
+                        plans.c.tenant_id == self.tenant_id, or_(plans.c.id == start, plans.c.master_id == start)
                     )
-                ).all()
+                )
             ]
-            counts = await self._counts(conn, master_id, [p.id for p in tree if p.tier is Tier.WEEKLY], as_of)
-            metric_facts = await self._metric_facts(conn, [p.id for p in tree], as_of)
+            masters = [p for p in tree if p.tier is Tier.MASTER]
+            if not masters:
+                raise PlanNotFound(plan_id)
+            master_id = masters[0].id
+            counts = await self._counts(conn, master_id, as_of)
+            metric_facts = await self._metric_facts(conn, master_id, as_of)
         facts = {
             p.id: PlanFacts(plan=p, counts=counts.get(p.id, TaskCounts()), metrics=tuple(metric_facts.get(p.id, ())))
             for p in tree
@@ -932,43 +952,36 @@ class TenantStore:
             by_tier[f.plan.tier].append(f)
         return roll_up(facts[master_id], by_tier[Tier.TACTICAL], by_tier[Tier.WEEKLY], as_of, self._store.rules)
 
-    async def _counts(
-        self, conn: AsyncConnection, master_id: int, weekly_ids: Sequence[int], as_of: date
-    ) -> dict[int, TaskCounts]:
-        found: dict[int, TaskCounts] = {}
-        per_tactical = await conn.execute(
-            select(tasks.c.plan_id, *_status_counts(tasks.c.status, tasks.c.due_on, as_of))
+    async def _counts(self, conn: AsyncConnection, master_id: int, as_of: date) -> dict[int, TaskCounts]:
+        """Task counts of each tactical plan (its tasks) and each weekly plan (its items), in one query."""
+        per_tactical = (
+            select(tasks.c.plan_id.label("plan_id"), *_status_counts(tasks.c.status, tasks.c.due_on, as_of))
             .where(tasks.c.tenant_id == self.tenant_id, tasks.c.master_id == master_id)
             .group_by(tasks.c.plan_id)
         )
-        for row in per_tactical:
-            found[row.plan_id] = TaskCounts(total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked)
-        if weekly_ids:
-            per_week = await conn.execute(
-                select(weekly_items.c.weekly_plan_id, *_status_counts(tasks.c.status, tasks.c.due_on, as_of))
-                .join(tasks, tasks.c.id == weekly_items.c.task_id)
-                .where(weekly_items.c.tenant_id == self.tenant_id, weekly_items.c.weekly_plan_id.in_(weekly_ids))
-                .group_by(weekly_items.c.weekly_plan_id)
+        per_week = (
+            select(
+                weekly_items.c.weekly_plan_id.label("plan_id"), *_status_counts(tasks.c.status, tasks.c.due_on, as_of)
             )
-            for row in per_week:
-                found[row.weekly_plan_id] = TaskCounts(
-                    total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked
-                )
-        return found
+            .join(tasks, tasks.c.id == weekly_items.c.task_id)
+            .join(plans, plans.c.id == weekly_items.c.weekly_plan_id)
+            .where(weekly_items.c.tenant_id == self.tenant_id, plans.c.master_id == master_id)
+            .group_by(weekly_items.c.weekly_plan_id)
+        )
+        rows = await conn.execute(per_tactical.union_all(per_week))
+        return {
+            row.plan_id: TaskCounts(total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked)
+            for row in rows
+        }
 
-    async def _metric_facts(
-        self, conn: AsyncConnection, plan_ids: Iterable[int], as_of: date
-    ) -> dict[int, list[MetricFacts]]:
-        rows = (
-            await conn.execute(
-                select(metrics)
-                .where(metrics.c.tenant_id == self.tenant_id, metrics.c.plan_id.in_(list(plan_ids)))
-                .order_by(metrics.c.id)
-            )
-        ).all()
-        if not rows:
-            return {}
+    async def _metric_facts(self, conn: AsyncConnection, master_id: int, as_of: date) -> dict[int, list[MetricFacts]]:
+        """The metrics of every plan in the tree with their latest reading before the end of `as_of`."""
         cutoff = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
+        in_tree = (
+            select(plans.c.id)
+            .where(plans.c.tenant_id == self.tenant_id, or_(plans.c.id == master_id, plans.c.master_id == master_id))
+            .scalar_subquery()
+        )
         ranked = (
             select(
                 metric_readings.c.metric_id,
@@ -980,13 +993,19 @@ class TenantStore:
                 )
                 .label("rank"),
             )
-            .where(metric_readings.c.metric_id.in_([r.id for r in rows]), metric_readings.c.at < cutoff)
+            .join(metrics, metrics.c.id == metric_readings.c.metric_id)
+            .where(metrics.c.tenant_id == self.tenant_id, metrics.c.plan_id.in_(in_tree), metric_readings.c.at < cutoff)
             .subquery()
         )
-        latest = {r.metric_id: r.value for r in await conn.execute(select(ranked).where(ranked.c.rank == 1))}
+        rows = await conn.execute(
+            select(metrics, ranked.c.value.label("latest"))
+            .outerjoin(ranked, and_(ranked.c.metric_id == metrics.c.id, ranked.c.rank == 1))
+            .where(metrics.c.tenant_id == self.tenant_id, metrics.c.plan_id.in_(in_tree))
+            .order_by(metrics.c.id)
+        )
         found: dict[int, list[MetricFacts]] = {}
         for row in rows:
-            found.setdefault(row.plan_id, []).append(MetricFacts(metric=_metric(row), latest=latest.get(row.id)))
+            found.setdefault(row.plan_id, []).append(MetricFacts(metric=_metric(row), latest=row.latest))
         return found
 
     # ---- events --------------------------------------------------------------------------------------------
@@ -1006,7 +1025,7 @@ class TenantStore:
 
     async def delete_plan(self, plan_id: int, *, actor: str) -> None:
         """Remove a plan with everything under it; the event keeps what it was."""
-        async with self._engine.begin() as conn:
+        async with self._store.transaction() as conn:
             plan = await self._plan_row(conn, plan_id)
             await conn.execute(delete(plans).where(plans.c.id == plan.id, plans.c.tenant_id == self.tenant_id))
             await event_log.record(
