@@ -87,7 +87,7 @@ class Directory:
         return Person(tenant_id=row.tenant_id, user_id=row.user_id, name=row.name, time_zone=row.time_zone)
 
     async def people_named(self, name: str) -> list[Person]:
-        """People whose name is `name`, or starts with it (case-insensitive): "Sam" finds "Sam Lee"."""
+        """People whose name is `name`, or starts with it (case-insensitive): "Writer" finds "Writer One"."""
         wanted = " ".join(name.split()).casefold()
         if not wanted:
             return []

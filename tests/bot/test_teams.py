@@ -101,11 +101,11 @@ async def test_leader_builds_a_plan_and_a_member_finishes_a_task(lead: TeamsUser
 
     [tactical] = await lead.ask("tactical January push from 2026-01-01 to 2026-01-31 kpi SQLs 150")
     assert "Tactical plan P2 created" in tactical
-    member = TeamsUser(lead.running, user_id="aad-sam", name="Sam Lee", conversation_id="a:personal-sam")
-    await member.ask("help")  # Sam says hello first, so the bot knows the name
-    [added] = await lead.ask("add task Draft launch email to P2 due 2026-01-09 for Sam milestone")
+    member = TeamsUser(lead.running, user_id="aad-writer", name="Writer One", conversation_id="a:personal-writer")
+    await member.ask("help")  # the writer says hello first, so the bot knows the name
+    [added] = await lead.ask("add task Draft launch email to P2 due 2026-01-09 for Writer milestone")
     assert "Task T1 added to P2" in added
-    assert "owned by Sam Lee" in added
+    assert "owned by Writer One" in added
     [_week] = await lead.ask("week P2 2026-W02")
 
     await member.ask("my tasks")
@@ -113,10 +113,10 @@ async def test_leader_builds_a_plan_and_a_member_finishes_a_task(lead: TeamsUser
     assert "Draft launch email" in week_card
 
     [done] = await member.ask("done T1")
-    assert "T1 done by Sam Lee" in done
+    assert "T1 done by Writer One" in done
     store = lead.running.store.tenant(TENANT)
     task = await store.get_task(1)
-    assert (task.status.value, task.owner, task.milestone) == ("done", "aad-sam", True)
+    assert (task.status.value, task.owner, task.milestone) == ("done", "aad-writer", True)
 
     [recorded] = await lead.ask("record SQLs 60 in P1")
     assert "Recorded SQLs = 60 on P1" in recorded
@@ -155,19 +155,19 @@ async def test_channel_mentions_are_stripped_and_other_mentions_resolve_people(r
     }
     mention_ana = {
         "type": "mention",
-        "text": "<at>Ana Ruiz</at>",
-        "mentioned": {"id": "29:ana", "aadObjectId": "aad-ana", "name": "Ana Ruiz"},
+        "text": "<at>Campaign Analyst</at>",
+        "mentioned": {"id": "29:analyst", "aadObjectId": "aad-analyst", "name": "Campaign Analyst"},
     }
     before = len(running.connector.sent)
     await channel.post(
         channel.activity(
-            text="<at>Chief of Staff</at> add task Brief agency due 2026-01-16 for <at>Ana Ruiz</at>",
+            text="<at>Chief of Staff</at> add task Brief agency due 2026-01-16 for <at>Campaign Analyst</at>",
             entities=[mention_bot, mention_ana],
         )
     )
     await running.connector.wait_for(before + 1)
     task = await running.store.tenant(TENANT).get_task(1)
-    assert (task.title, task.owner, task.due_on) == ("Brief agency", "aad-ana", date(2026, 1, 16))
+    assert (task.title, task.owner, task.due_on) == ("Brief agency", "aad-analyst", date(2026, 1, 16))
 
 
 def find_action(card: dict, title: str) -> dict:  # type: ignore[type-arg]

@@ -6,23 +6,23 @@ from planner.store import Store
 
 async def test_people_are_remembered_and_refreshed(store: Store) -> None:
     directory = Directory(store, "contoso")
-    await directory.remember_person("aad-1", "Sam Lee", "Europe/Paris")
-    await directory.remember_person("aad-1", "Sam  Lee-Park")  # renamed in Teams; time zone kept
+    await directory.remember_person("aad-1", "Writer One", "Europe/Paris")
+    await directory.remember_person("aad-1", "Writer  One-Renamed")  # renamed in Teams; time zone kept
     person = await directory.person("aad-1")
     assert person is not None
-    assert (person.name, person.time_zone) == ("Sam Lee-Park", "Europe/Paris")
+    assert (person.name, person.time_zone) == ("Writer One-Renamed", "Europe/Paris")
     assert await Directory(store, "fabrikam").person("aad-1") is None
 
 
 async def test_people_are_found_by_full_or_first_name(store: Store) -> None:
     directory = Directory(store, "contoso")
-    await directory.remember_person("aad-1", "Sam Lee")
-    await directory.remember_person("aad-2", "Sam Ortiz")
-    await directory.remember_person("aad-3", "Samantha Ray")
-    assert [p.user_id for p in await directory.people_named("sam lee")] == ["aad-1"]
-    assert sorted(p.user_id for p in await directory.people_named("Sam")) == ["aad-1", "aad-2"]
+    await directory.remember_person("aad-1", "Writer One")
+    await directory.remember_person("aad-2", "Writer Two")
+    await directory.remember_person("aad-3", "Writers Guild")
+    assert [p.user_id for p in await directory.people_named("writer one")] == ["aad-1"]
+    assert sorted(p.user_id for p in await directory.people_named("Writer")) == ["aad-1", "aad-2"]
     assert await directory.people_named("100%_") == []
-    assert await directory.names({"aad-1", "aad-9"}) == {"aad-1": "Sam Lee"}
+    assert await directory.names({"aad-1", "aad-9"}) == {"aad-1": "Writer One"}
 
 
 async def test_conversations_are_stored_per_tenant_and_forgotten(store: Store) -> None:

@@ -46,7 +46,7 @@ TODAY = date(2026, 2, 14)  # a Saturday in 2026-W07; half of the master window (
 THIS_WEEK = iso_week_of(TODAY)
 CREATED = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 MASTER_WINDOW = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
-NAMES = {"aad-lea": "Lea Martin", "aad-sam": "Sam Okafor", "aad-ana": "Ana Ruiz"}
+NAMES = {"aad-lea": "Lead Marketer", "aad-sam": "Content Writer", "aad-ana": "Campaign Analyst"}
 OWNERS = tuple(NAMES)
 
 
@@ -284,7 +284,7 @@ def draft_items(count: int = 3) -> list[dict[str, object]]:
             "title": f"Tactical plan {index + 1}: webinar series for mid-market prospects",
             "start": "2026-01-05",
             "end": date(2026, 3, 27),
-            "owner": "Sam Okafor",
+            "owner": "Content Writer",
             "kpis": [
                 {"name": "SQLs", "target": 120, "unit": ""},
                 {"name": "Pipeline", "target": 400_000, "unit": "EUR"},
@@ -316,15 +316,15 @@ CARDS: dict[str, Callable[[], Card]] = {
         today=TODAY,
     ),
     "member week": lambda: member_week(
-        person_name="Sam Okafor", iso_week=THIS_WEEK, tasks=week_tasks(), today=TODAY, plan_titles=PLAN_TITLES
+        person_name="Content Writer", iso_week=THIS_WEEK, tasks=week_tasks(), today=TODAY, plan_titles=PLAN_TITLES
     ),
     "member week, empty": lambda: member_week(
-        person_name="Sam Okafor", iso_week=THIS_WEEK, tasks=[], today=TODAY, plan_titles=PLAN_TITLES
+        person_name="Content Writer", iso_week=THIS_WEEK, tasks=[], today=TODAY, plan_titles=PLAN_TITLES
     ),
     "member week with 60 tasks": lambda: member_week(
-        person_name="Sam Okafor", iso_week=THIS_WEEK, tasks=week_tasks(60), today=TODAY, plan_titles=PLAN_TITLES
+        person_name="Content Writer", iso_week=THIS_WEEK, tasks=week_tasks(60), today=TODAY, plan_titles=PLAN_TITLES
     ),
-    "task": lambda: task_card(open_task(), plan_title="Product launch", owner_name="Sam Okafor", today=TODAY),
+    "task": lambda: task_card(open_task(), plan_title="Product launch", owner_name="Content Writer", today=TODAY),
     "task, done": lambda: task_card(
         open_task(status=TaskStatus.DONE), plan_title="Product launch", owner_name=None, today=TODAY
     ),
@@ -336,23 +336,23 @@ CARDS: dict[str, Callable[[], Card]] = {
             snoozed_until=datetime(2026, 2, 15, 9, 0, tzinfo=UTC),
         ),
         plan_title="Product launch",
-        owner_name="Sam Okafor",
+        owner_name="Content Writer",
         today=TODAY,
-        note="Marked blocked by Sam Okafor.",
+        note="Marked blocked by Content Writer.",
     ),
-    "welcome in a chat": lambda: welcome_card(name="Lea", is_channel=False),
+    "welcome in a chat": lambda: welcome_card(name="Lead Marketer", is_channel=False),
     "welcome in a channel": lambda: welcome_card(name=None, is_channel=True),
     "draft, pending": lambda: draft_card(
         draft_id=7, title="Tactical plans for P1", items=draft_items(), state="pending"
     ),
     "draft, saved": lambda: draft_card(
-        draft_id=7, title="Tactical plans for P1", items=draft_items(), state="saved", note="Saved by Lea Martin."
+        draft_id=7, title="Tactical plans for P1", items=draft_items(), state="saved", note="Saved by Lead Marketer."
     ),
     "draft, discarded": lambda: draft_card(draft_id=7, title="Tactical plans", items=draft_items(), state="discarded"),
     "draft, empty": lambda: draft_card(draft_id=8, title="Week 2026-W07", items=[], state="pending"),
     "draft with 40 items": lambda: draft_card(draft_id=9, title="Tasks", items=draft_items(40), state="pending"),
     "member week with very long titles": lambda: member_week(
-        person_name="Sam Okafor",
+        person_name="Content Writer",
         iso_week=THIS_WEEK,
         tasks=[make_task(n, due_on=TODAY, title=LONG_TEXT) for n in range(1, 26)],
         today=TODAY,
@@ -488,8 +488,8 @@ def test_plan_rows_show_ref_owner_window_and_health() -> None:
     card = plan_overview(make_rollup(tacticals=2), names=NAMES, today=TODAY)
     text = texts(card)
     assert text[0] == "500 SQLs by 31 March"
-    assert f"P1 · Lea Martin · 1 Jan {RANGE_DASH} 31 Mar 2026" in text
-    assert any(line.startswith(f"Sam Okafor · 5 Jan {RANGE_DASH} 27 Mar 2026 · ") for line in text)
+    assert f"P1 · Lead Marketer · 1 Jan {RANGE_DASH} 31 Mar 2026" in text
+    assert any(line.startswith(f"Content Writer · 5 Jan {RANGE_DASH} 27 Mar 2026 · ") for line in text)
     assert any(line.endswith("· P3") for line in text)
     health = [block for block in of_type(card, "TextBlock") if block["text"] in ("On track", "At risk", "Off track")]
     assert {block["color"] for block in health} <= {"good", "warning", "attention"}
@@ -565,7 +565,9 @@ def test_member_week_groups_tasks_into_overdue_due_this_week_and_later() -> None
         make_task(3, due_on=date(2026, 2, 11), status=TaskStatus.DONE),
         make_task(4, due_on=date(2026, 2, 20)),
     ]
-    card = member_week(person_name="Sam Okafor", iso_week="2026-W07", tasks=tasks, today=TODAY, plan_titles=PLAN_TITLES)
+    card = member_week(
+        person_name="Content Writer", iso_week="2026-W07", tasks=tasks, today=TODAY, plan_titles=PLAN_TITLES
+    )
     text = texts(card)
     assert text[0] == "Your week, 2026-W07"
     order = [line for line in text if line.endswith(")") or line.startswith("**T")]
@@ -585,13 +587,13 @@ def test_member_week_groups_tasks_into_overdue_due_this_week_and_later() -> None
 
 
 def test_empty_week_says_nothing_is_due() -> None:
-    card = member_week(person_name="Sam Okafor", iso_week="2026-W07", tasks=[], today=TODAY, plan_titles={})
+    card = member_week(person_name="Content Writer", iso_week="2026-W07", tasks=[], today=TODAY, plan_titles={})
     assert "Nothing due this week." in texts(card)
     assert "actions" not in card
 
 
 def test_member_week_caps_the_rows_and_counts_the_rest() -> None:
-    card = member_week(person_name="Sam", iso_week=THIS_WEEK, tasks=week_tasks(60), today=TODAY, plan_titles={})
+    card = member_week(person_name="Writer", iso_week=THIS_WEEK, tasks=week_tasks(60), today=TODAY, plan_titles={})
     rows = [line for line in texts(card) if line.startswith("**T")]
     assert f"and {60 - len(rows)} more tasks" in texts(card)
 
@@ -607,7 +609,7 @@ def test_long_cards_show_fewer_rows_and_count_the_rest_rather_than_break_the_siz
 
 
 def test_task_card_actions_carry_task_id_status_and_version() -> None:
-    card = task_card(open_task(version=5), plan_title="Product launch", owner_name="Sam Okafor", today=TODAY)
+    card = task_card(open_task(version=5), plan_title="Product launch", owner_name="Content Writer", today=TODAY)
     done, snooze, blocked = top_actions(card)
     assert (done["title"], done["verb"], done["data"]) == (
         "Done",
@@ -623,7 +625,7 @@ def test_task_card_actions_carry_task_id_status_and_version() -> None:
 
 
 def test_blocked_show_card_asks_for_the_reason() -> None:
-    card = task_card(open_task(), plan_title="Product launch", owner_name="Sam Okafor", today=TODAY)
+    card = task_card(open_task(), plan_title="Product launch", owner_name="Content Writer", today=TODAY)
     blocked = top_actions(card)[2]
     assert (blocked["type"], blocked["title"]) == ("Action.ShowCard", "Blocked")
     (reason,) = blocked["card"]["body"]
@@ -635,7 +637,7 @@ def test_blocked_show_card_asks_for_the_reason() -> None:
 
 
 def test_done_task_offers_only_reopen() -> None:
-    card = task_card(open_task(status=TaskStatus.DONE), plan_title="Launch", owner_name="Sam Okafor", today=TODAY)
+    card = task_card(open_task(status=TaskStatus.DONE), plan_title="Launch", owner_name="Content Writer", today=TODAY)
     (reopen,) = top_actions(card)
     assert (reopen["title"], reopen["data"]) == (
         "Reopen",
@@ -653,13 +655,13 @@ def test_done_task_offers_only_reopen() -> None:
     ],
 )
 def test_task_card_says_how_far_the_due_date_is(due_on: date, wording: str) -> None:
-    card = task_card(make_task(12, due_on=due_on), plan_title="Launch", owner_name="Sam", today=TODAY)
+    card = task_card(make_task(12, due_on=due_on), plan_title="Launch", owner_name="Writer", today=TODAY)
     assert {"title": "Due", "value": wording} in of_type(card, "FactSet")[0]["facts"]
 
 
 def test_task_card_shows_note_first_and_blocked_reason_and_snooze_as_facts() -> None:
     card = CARDS["task, blocked and snoozed milestone with a note"]()
-    assert texts(card)[0] == "Marked blocked by Sam Okafor."
+    assert texts(card)[0] == "Marked blocked by Content Writer."
     facts = {fact["title"]: fact["value"] for fact in of_type(card, "FactSet")[0]["facts"]}
     assert facts["Task"] == "T12"
     assert facts["Status"] == "Blocked"
@@ -692,7 +694,7 @@ def test_draft_items_show_window_owner_kpis_and_other_keys_as_facts() -> None:
     facts = {fact["title"]: fact["value"] for fact in of_type(card, "FactSet")[0]["facts"]}
     assert facts == {
         "Window": f"5 Jan {RANGE_DASH} 27 Mar 2026",
-        "Owner": "Sam Okafor",
+        "Owner": "Content Writer",
         "KPIs": "SQLs 120; Pipeline 400,000 EUR",
         "Channels": "email, webinar, LinkedIn",
         "Budget eur": "12,500",
@@ -705,9 +707,9 @@ def test_draft_card_refuses_an_unknown_state() -> None:
 
 
 def test_welcome_card_lists_the_five_commands_and_offers_my_tasks() -> None:
-    card = welcome_card(name="Lea", is_channel=False)
+    card = welcome_card(name="Lead Marketer", is_channel=False)
     text = texts(card)
-    assert text[0] == "Hi Lea, I'm your Chief of Staff"
+    assert text[0] == "Hi Lead Marketer, I'm your Chief of Staff"
     for example in (
         "new plan 500 SQLs by 31 March from 2026-01-01 to 2026-03-31 kpi SQLs 500",
         "plan",
