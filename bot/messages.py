@@ -36,6 +36,7 @@ LLM_UNAVAILABLE = (
 )
 LLM_NOT_UNDERSTOOD = "I couldn't turn that into a plan operation. Type `help` for the commands I understand."
 FAILED = "Sorry, something went wrong on my side while doing that. Nothing was changed. Please try again."
+STALE_CARD = "This task changed since the card was sent; here it is as it is now."
 CARD_ACTION_REFUSED = "That card is out of date or was not meant for you: {reason}"
 
 

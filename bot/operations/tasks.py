@@ -47,6 +47,19 @@ def _version(args: Mapping[str, Any]) -> int | None:
         raise BadArguments("version must be a whole number.") from None
 
 
+async def _edit(context: Context, args: Mapping[str, Any], task_id: int, changes: TaskChanges) -> tuple[Task, bool]:
+    """Apply `changes` at the version the caller saw; a card that went stale gets (task as it is now, True)."""
+    try:
+        task = await context.plans.update_task(
+            task_id, changes, actor=context.caller.user_id, expected_version=_version(args)
+        )
+    except StaleEdit:
+        if not args.get("from_card"):
+            raise
+        return await context.plans.get_task(task_id), True
+    return task, False
+
+
 async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
     title = context.text_arg(args, "title")
     due = context.date_arg(args, "due")
@@ -91,20 +104,9 @@ async def set_task_status(context: Context, args: Mapping[str, Any]) -> Reply:
         raise BadArguments("A task is delegated by delegating it to an agent, not by setting its status.")
     from_card = bool(args.get("from_card"))
     reason = context.optional_text_arg(args, "reason")
-    try:
-        task = await context.plans.update_task(
-            task_id,
-            TaskChanges(status=status, blocked_reason=reason),
-            actor=context.caller.user_id,
-            expected_version=_version(args),
-        )
-    except StaleEdit:
-        if not from_card:
-            raise
-        task = await context.plans.get_task(task_id)
-        return await _task_reply(
-            context, task, "This task changed since the card was sent; here it is as it is now.", from_card=True
-        )
+    task, stale = await _edit(context, args, task_id, TaskChanges(status=status, blocked_reason=reason))
+    if stale:
+        return await _task_reply(context, task, messages.STALE_CARD, from_card=True)
     text = f"T{task.id} {STATUS_WORDS[status]} by {context.caller.name}."
     if status is TaskStatus.BLOCKED and reason:
         text = f"T{task.id} blocked by {context.caller.name}: {reason}"
@@ -118,17 +120,9 @@ async def snooze_task(context: Context, args: Mapping[str, Any]) -> Reply:
         raise BadArguments("Snooze for between 1 hour and 14 days.")
     until = context.now() + timedelta(hours=hours)
     from_card = bool(args.get("from_card"))
-    try:
-        task = await context.plans.update_task(
-            task_id, TaskChanges(snoozed_until=until), actor=context.caller.user_id, expected_version=_version(args)
-        )
-    except StaleEdit:
-        if not from_card:
-            raise
-        task = await context.plans.get_task(task_id)
-        return await _task_reply(
-            context, task, "This task changed since the card was sent; here it is as it is now.", from_card=True
-        )
+    task, stale = await _edit(context, args, task_id, TaskChanges(snoozed_until=until))
+    if stale:
+        return await _task_reply(context, task, messages.STALE_CARD, from_card=True)
     when = (
         until.astimezone(context.zone).strftime("%a %d %b %H:%M")
         if context.zone
