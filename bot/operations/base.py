@@ -150,9 +150,9 @@ class Context:
         return name, name
 
     async def display_names(self, keys: Iterable[str | None]) -> dict[str, str]:
-        wanted = {k for k in keys if k}
-        names = await self.directory.names(wanted)
-        names.setdefault(self.caller.user_id, self.caller.name)
+        """Display names of owner keys (user ids, or names typed for people the bot does not know yet)."""
+        wanted = {k for k in keys if k} - {self.caller.user_id}
+        names = await self.directory.names(wanted) if wanted else {}
         return {k: names.get(k, k) for k in wanted} | {self.caller.user_id: self.caller.name}
 
 

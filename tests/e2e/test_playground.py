@@ -24,6 +24,7 @@ from tests.e2e.playground import Frame, Playground, from_bot
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYGROUND = ROOT / "node_modules" / ".bin" / "agentsplayground"
+LOOPBACK_ONLY = Path(__file__).with_name("loopback-only.cjs")
 
 pytestmark = pytest.mark.skipif(
     not PLAYGROUND.exists() or shutil.which("node") is None,
@@ -96,7 +97,7 @@ async def peers(tmp_path: Path, database_url: str) -> AsyncIterator[str]:
             "--dt",
         ],
         cwd=tmp_path,
-        env=env | {"TEAMSAPPTESTER_BROWSER": "none"},
+        env=env | {"TEAMSAPPTESTER_BROWSER": "none", "NODE_OPTIONS": f"--require {LOOPBACK_ONLY}"},
         stdout=playground_log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
