@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.errors import InvalidValue
 from planner.schema import conversations, people, processed_keys
@@ -39,6 +40,19 @@ class Conversation:
 CONVERSATION_KINDS = ("personal", "groupChat", "channel")
 
 
+async def _upsert(
+    conn: AsyncConnection, table: Table, key: ColumnElement[bool], changes: dict[str, Any], row: dict[str, Any]
+) -> None:
+    """Update the row at `key`, or insert `row`; a concurrent insert of the same key turns into the update."""
+    if (await conn.execute(update(table).where(key).values(**changes))).rowcount:
+        return
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(table).values(**row))
+    except IntegrityError:
+        await conn.execute(update(table).where(key).values(**changes))
+
+
 class Directory:
     """People and conversations of one tenant."""
 
@@ -57,21 +71,13 @@ class Directory:
         if time_zone:
             values["time_zone"] = time_zone[:64]
         async with self._store.transaction() as conn:
-            result = await conn.execute(update(people).where(key).values(**values))
-            if result.rowcount == 0:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            insert(people).values(
-                                tenant_id=self.tenant_id,
-                                user_id=user_id,
-                                name=name,
-                                time_zone=time_zone,
-                                updated_at=now,
-                            )
-                        )
-                except IntegrityError:
-                    await conn.execute(update(people).where(key).values(**values))
+            await _upsert(
+                conn,
+                people,
+                key,
+                values,
+                dict(tenant_id=self.tenant_id, user_id=user_id, name=name, time_zone=time_zone, updated_at=now),
+            )
             row = (await conn.execute(select(people).where(key))).one()
         return Person(tenant_id=row.tenant_id, user_id=row.user_id, name=row.name, time_zone=row.time_zone)
 
@@ -137,17 +143,13 @@ class Directory:
             "updated_at": now,
         }
         async with self._store.transaction() as conn:
-            result = await conn.execute(update(conversations).where(key).values(**values))
-            if result.rowcount == 0:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            insert(conversations).values(
-                                tenant_id=self.tenant_id, conversation_id=conversation_id, **values
-                            )
-                        )
-                except IntegrityError:
-                    await conn.execute(update(conversations).where(key).values(**values))
+            await _upsert(
+                conn,
+                conversations,
+                key,
+                values,
+                dict(tenant_id=self.tenant_id, conversation_id=conversation_id, **values),
+            )
 
     async def forget_conversation(self, conversation_id: str) -> None:
         """The bot was removed from a conversation: stop writing there."""
