@@ -202,3 +202,32 @@ drafts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_drafts_tenant_status", "tenant_id", "status"),
 )
+
+firings = Table(
+    "firings",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("fired_at", UTCDateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("firing_key", String(300), nullable=False),
+    Column("recipient", String(400), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("leased_by", String(100), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index("ix_outbox_due", "status", "not_before"),
+    Index("ix_outbox_tenant_status", "tenant_id", "status"),
+)

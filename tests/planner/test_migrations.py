@@ -17,7 +17,7 @@ async def test_migrations_build_exactly_the_schema_the_code_declares(database: D
                 lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), metadata)
             )
         assert diff == []
-        assert await current_revision(engine) == "0002"
+        assert await current_revision(engine) == "0003"
     finally:
         await engine.dispose()
 

@@ -1,0 +1,146 @@
+"""The outbox: proactive messages decided once, delivered at least once, by whichever replica gets there first.
+
+A trigger that fires writes its firing key (trigger, subject, time window) and its messages in one transaction;
+the key is unique, so a second replica deciding the same firing writes nothing. Senders claim due messages
+with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serves one process), and the messages of a sender
+that died are taken over once its lease runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from planner.schema import firings, outbox
+from planner.store import Store
+
+PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """A message to write: to whom (a user id or a conversation id), what kind, and what (JSON)."""
+
+    recipient: str
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Envelope:
+    """A claimed outbox row."""
+
+    id: int
+    tenant_id: str
+    firing_key: str
+    recipient: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    lease_until: datetime
+
+
+class Outbox:
+    """Firings and the messages they produce, for every tenant (senders work across tenants)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def fire(self, tenant_id: str, key: str, messages: Sequence[Message]) -> bool:
+        """Record the firing `key` with its messages; False (and nothing written) if it had fired already."""
+        now = self._store.clock()
+        try:
+            async with self._store.transaction() as conn:
+                await conn.execute(insert(firings).values(tenant_id=tenant_id, key=key[:300], fired_at=now))
+                if messages:
+                    await conn.execute(
+                        insert(outbox),
+                        [
+                            dict(
+                                tenant_id=tenant_id,
+                                firing_key=key[:300],
+                                recipient=m.recipient,
+                                kind=m.kind,
+                                payload=m.payload,
+                                status=PENDING,
+                                not_before=m.not_before or now,
+                                attempts=0,
+                                created_at=now,
+                            )
+                            for m in messages
+                        ],
+                    )
+        except IntegrityError:
+            return False
+        return True
+
+    async def claim(self, worker: str, *, limit: int = 50, lease: timedelta = timedelta(minutes=2)) -> list[Envelope]:
+        """Take up to `limit` due messages for `worker`: pending ones, and those whose sender's lease ran out."""
+        now = self._store.clock()
+        until = now + lease
+        due = or_(
+            and_(outbox.c.status == PENDING, outbox.c.not_before <= now),
+            and_(outbox.c.status == SENDING, outbox.c.lease_until < now),
+        )
+        chosen = select(outbox.c.id).where(due).order_by(outbox.c.not_before, outbox.c.id).limit(limit)
+        if self._store.engine.dialect.name == "postgresql":
+            chosen = chosen.with_for_update(skip_locked=True)
+        # One statement, so even two processes on one SQLite file cannot both take a row.
+        claim = (
+            update(outbox)
+            .where(outbox.c.id.in_(chosen.scalar_subquery()))
+            .values(status=SENDING, leased_by=worker, lease_until=until, attempts=outbox.c.attempts + 1)
+            .returning(outbox)
+        )
+        async with self._store.transaction() as conn:
+            rows = sorted((await conn.execute(claim)).all(), key=lambda r: (r.not_before, r.id))
+        return [
+            Envelope(
+                id=r.id,
+                tenant_id=r.tenant_id,
+                firing_key=r.firing_key,
+                recipient=r.recipient,
+                kind=r.kind,
+                payload=r.payload,
+                attempts=r.attempts,
+                lease_until=r.lease_until,
+            )
+            for r in rows
+        ]
+
+    async def _finish(self, envelope: Envelope, worker: str, **values: Any) -> bool:
+        async with self._store.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == envelope.id, outbox.c.leased_by == worker, outbox.c.status == SENDING)
+                .values(**values)
+            )
+        return bool(result.rowcount)
+
+    async def sent(self, envelope: Envelope, worker: str) -> bool:
+        """Mark delivered; False if the lease had been lost to another sender meanwhile."""
+        return await self._finish(envelope, worker, status=SENT, sent_at=self._store.clock(), lease_until=None)
+
+    async def retry_later(self, envelope: Envelope, worker: str, *, at: datetime, error: str) -> bool:
+        """Put a message back for another attempt at `at`."""
+        return await self._finish(
+            envelope, worker, status=PENDING, not_before=at, lease_until=None, leased_by=None, last_error=error[:2000]
+        )
+
+    async def dead(self, envelope: Envelope, worker: str, *, error: str) -> bool:
+        """Give up on a message: it goes to the dead-letter list admins can see and replay."""
+        return await self._finish(envelope, worker, status=DEAD, lease_until=None, last_error=error[:2000])
+
+    async def counts(self, tenant_id: str | None = None) -> dict[str, int]:
+        """How many messages are in each state."""
+        query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        if tenant_id is not None:
+            query = query.where(outbox.c.tenant_id == tenant_id)
+        async with self._store.engine.connect() as conn:
+            return {status: n for status, n in (await conn.execute(query)).all()}

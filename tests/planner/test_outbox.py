@@ -1,0 +1,82 @@
+"""The outbox on every backend: a firing is decided once; a message is claimed by one sender at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from planner.outbox import Message, Outbox
+from planner.store import Store
+from tests.conftest import Database, FakeClock
+
+
+def nudge(user: str) -> Message:
+    return Message(recipient=user, kind="nudge", payload={"task": 1})
+
+
+async def test_a_firing_is_decided_once_with_its_messages(store: Store) -> None:
+    outbox = Outbox(store)
+    assert await outbox.fire("contoso", "deadline-slipped:task:1:2026-01-05", [nudge("aad-1"), nudge("aad-2")])
+    assert not await outbox.fire("contoso", "deadline-slipped:task:1:2026-01-05", [nudge("aad-1")])
+    assert await outbox.fire("fabrikam", "deadline-slipped:task:1:2026-01-05", [nudge("aad-9")])
+    assert await outbox.counts("contoso") == {"pending": 2}
+
+
+async def test_a_message_waits_for_its_time_and_is_claimed_once(store: Store, clock: FakeClock) -> None:
+    outbox = Outbox(store)
+    later = clock.now + timedelta(hours=8)  # e.g. the recipient's quiet hours end then
+    await outbox.fire("contoso", "k", [Message(recipient="aad-1", kind="nudge", not_before=later), nudge("aad-2")])
+    [now_due] = await outbox.claim("sender-a")
+    assert now_due.recipient == "aad-2"
+    assert await outbox.claim("sender-b") == []
+    assert await outbox.sent(now_due, "sender-a")
+    clock.advance(hours=8)
+    [morning] = await outbox.claim("sender-b")
+    assert morning.recipient == "aad-1"
+    assert await outbox.sent(morning, "sender-b")
+    assert await outbox.counts() == {"sent": 2}
+
+
+async def test_a_crashed_senders_messages_are_taken_over_when_its_lease_runs_out(
+    store: Store, clock: FakeClock
+) -> None:
+    outbox = Outbox(store)
+    await outbox.fire("contoso", "k", [nudge("aad-1")])
+    [taken] = await outbox.claim("sender-a", lease=timedelta(minutes=2))
+    clock.advance(minutes=1)
+    assert await outbox.claim("sender-b") == []
+    clock.advance(minutes=2)
+    [again] = await outbox.claim("sender-b")
+    assert (again.id, again.attempts) == (taken.id, 2)
+    assert not await outbox.sent(taken, "sender-a")  # the lease was lost: the late sender cannot finish it
+    assert await outbox.sent(again, "sender-b")
+
+
+async def test_failed_messages_retry_later_or_go_to_the_dead_letters(store: Store, clock: FakeClock) -> None:
+    outbox = Outbox(store)
+    await outbox.fire("contoso", "k", [nudge("aad-1"), nudge("aad-2")])
+    first, second = await outbox.claim("s")
+    await outbox.retry_later(first, "s", at=clock.now + timedelta(seconds=30), error="429 Too Many Requests")
+    await outbox.dead(second, "s", error="403 Forbidden: the bot was removed")
+    assert await outbox.claim("s") == []
+    clock.advance(seconds=31)
+    [retried] = await outbox.claim("s")
+    assert (retried.id, retried.attempts) == (first.id, 2)
+    assert await outbox.counts() == {"sending": 1, "dead": 1}
+
+
+async def test_concurrent_senders_never_claim_the_same_message(store: Store, database: Database) -> None:
+    outbox = Outbox(store)
+    for n in range(60):
+        await outbox.fire("contoso", f"k{n}", [nudge(f"aad-{n}")])
+    senders = [Store(database.engine(), clock=store.clock) for _ in range(3)]
+    try:
+        claimed = await asyncio.gather(
+            *(Outbox(s).claim(f"sender-{i}", limit=25) for i, s in enumerate(senders)),
+        )
+    finally:
+        for s in senders:
+            await s.close()
+    ids = [e.id for batch in claimed for e in batch]
+    assert len(ids) == len(set(ids))
+    assert len(ids) == 60
