@@ -1,0 +1,74 @@
+"""Triggers: what needs a human now, decided from the database, written to the outbox once.
+
+The scheduler only wakes the engine; `TriggerEngine.evaluate(at)` reads what is due as of `at` and fires each
+trigger at most once per subject and time window (the firing key), so any number of replicas may evaluate at
+once, and an evaluation after downtime catches up once instead of once per missed tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from planner.model import TaskStatus
+from planner.outbox import Message, Outbox
+from planner.schema import plans, tasks
+from planner.store import Store
+
+DEADLINE_APPROACHING = "deadline_approaching"
+DEADLINE_SLIPPED = "deadline_slipped"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerRules:
+    approaching_days: int = 1
+    """A nudge goes out this many days before a task is due."""
+    catch_up_days: int = 7
+    """How far back a slipped deadline is still noticed (covers downtime without re-reading all history)."""
+
+
+class TriggerEngine:
+    """Evaluates the deadline triggers of every tenant into the outbox."""
+
+    def __init__(self, store: Store, outbox: Outbox | None = None, rules: TriggerRules | None = None) -> None:
+        self._store = store
+        self._outbox = outbox or Outbox(store)
+        self.rules = rules or TriggerRules()
+
+    async def evaluate(self, at: datetime) -> int:
+        """Fire what is due as of `at`; returns how many firings were new."""
+        today = at.date()
+        first = today - timedelta(days=self.rules.catch_up_days)
+        last = today + timedelta(days=self.rules.approaching_days)
+        # Only tasks due near today are read: the cost follows what is due, not the size of the table.
+        query = (
+            select(
+                tasks.c.id,
+                tasks.c.tenant_id,
+                tasks.c.title,
+                tasks.c.owner,
+                tasks.c.due_on,
+                tasks.c.snoozed_until,
+                plans.c.owner.label("plan_owner"),
+            )
+            .join(plans, plans.c.id == tasks.c.plan_id)
+            .where(tasks.c.due_on >= first, tasks.c.due_on <= last, tasks.c.status != TaskStatus.DONE.value)
+        )
+        async with self._store.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        fired = 0
+        for row in rows:
+            if row.snoozed_until is not None and row.snoozed_until > at:
+                continue
+            trigger = DEADLINE_SLIPPED if row.due_on < today else DEADLINE_APPROACHING
+            key = f"{trigger}:task:{row.id}:{row.due_on.isoformat()}"
+            message = Message(
+                recipient=row.owner or row.plan_owner,
+                kind=trigger,
+                payload={"task": row.id, "title": row.title, "due_on": row.due_on.isoformat()},
+            )
+            if await self._outbox.fire(row.tenant_id, key, [message]):
+                fired += 1
+        return fired
