@@ -25,6 +25,8 @@ class FakeConnector:
 
     sent: list[Sent] = field(default_factory=list)
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    """Answers to give instead of accepting the next sends: (status, headers), first first."""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     server: TestServer | None = None
@@ -55,6 +57,11 @@ class FakeConnector:
 
     async def _send(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.failures:
+            status, headers = self.failures.pop(0)
+            return web.json_response(
+                {"error": {"code": str(status), "message": "scripted"}}, status=status, headers=headers
+            )
         activity_id = f"sent-{next(self._ids)}"
         await self._record(Sent("send", request.match_info["conversation"], activity_id, body))
         return web.json_response({"id": activity_id})

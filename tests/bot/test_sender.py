@@ -1,0 +1,106 @@
+"""The sender against a loopback Bot Connector: nudges arrive once, throttling is retried, refusals dead-letter."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+
+from bot.sender import Sender
+from bot.server import create_adapter
+from bot.settings import Settings
+from planner.directory import Directory
+from planner.model import TaskChanges, TaskStatus, Window
+from planner.outbox import Outbox
+from planner.store import Store
+from planner.triggers import TriggerEngine
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
+
+FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
+
+
+async def setup(store: Store, connector: FakeConnector, clock: FakeClock) -> tuple[Sender, int]:
+    clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
+    tenant = store.tenant("contoso")
+    master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=FEB, actor="aad-lead")
+    tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=FEB, actor="x")
+    task = await tenant.add_task(
+        tactical.id, title="Draft email", due_on=date(2026, 2, 9), owner="aad-writer", actor="x"
+    )
+    await Directory(store, "contoso").remember_conversation(
+        "a:writer",
+        kind="personal",
+        user_id="aad-writer",
+        address={
+            "serviceUrl": connector.url,
+            "channelId": "msteams",
+            "conversation": {"id": "a:writer"},
+            "bot": {"id": "28:bot"},
+            "user": {"id": "29:writer"},
+        },
+    )
+    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", jitter=random.Random(1))
+    return sender, task.id
+
+
+async def test_a_slipped_deadline_reaches_its_owner_once_as_a_task_card(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    sender, task_id = await setup(store, connector, clock)
+    assert await TriggerEngine(store).evaluate(clock.now) == 1
+    report = await sender.deliver()
+    assert (report.sent, report.dead) == (1, 0)
+    [sent] = connector.sent
+    assert sent.conversation_id == "a:writer"
+    assert f"T{task_id} Draft email was due 2026-02-09" in sent.body["text"]
+    assert sent.body["attachments"][0]["content"]["type"] == "AdaptiveCard"
+    assert (await sender.deliver()).sent == 0
+    assert await TriggerEngine(store).evaluate(clock.now + timedelta(hours=1)) == 0
+
+
+async def test_throttling_is_retried_after_retry_after_and_then_delivered(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    sender, _ = await setup(store, connector, clock)
+    await TriggerEngine(store).evaluate(clock.now)
+    connector.failures.append((429, {"Retry-After": "30"}))
+    report = await sender.deliver()
+    assert report.retried == 1
+    assert await sender.deliver() == type(report)()  # not due before 30 s
+    clock.advance(seconds=31)
+    assert (await sender.deliver()).sent == 1
+    assert await Outbox(store).counts() == {"sent": 1}
+
+
+async def test_a_refusal_or_too_many_failures_goes_to_the_dead_letters(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    sender, _ = await setup(store, connector, clock)
+    sender.max_attempts = 2
+    await TriggerEngine(store).evaluate(clock.now)
+    connector.failures.extend([(502, {}), (502, {})])
+    assert (await sender.deliver()).retried == 1
+    clock.advance(minutes=5)
+    assert (await sender.deliver()).dead == 1
+    assert await Outbox(store).counts() == {"dead": 1}
+    assert connector.sent == []
+
+
+async def test_nobody_to_write_to_and_work_already_done(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    sender, task_id = await setup(store, connector, clock)
+    tenant = store.tenant("contoso")
+    other = await tenant.add_task(
+        (await tenant.get_task(task_id)).plan_id,
+        title="Brief",
+        due_on=date(2026, 2, 9),
+        owner="aad-stranger",
+        actor="x",
+    )
+    await TriggerEngine(store).evaluate(clock.now)
+    await tenant.update_task(task_id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
+    report = await sender.deliver()
+    assert (report.sent, report.skipped, report.dead) == (0, 1, 1)
+    assert connector.sent == []
+    assert other.owner == "aad-stranger"
