@@ -55,6 +55,38 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _tick(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from bot.scheduler import tick
+    from bot.server import create_adapter
+    from planner.migrate import upgrade
+    from planner.store import Store, create_engine
+
+    try:
+        at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
+    except ValueError:
+        print(f"cos tick: --at {args.at!r} is not an ISO-8601 time such as 2026-02-10T09:00:00+00:00", file=sys.stderr)
+        return 2
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+
+    async def main() -> int:
+        store = Store(create_engine(settings.database_url), clock=lambda: at)
+        try:
+            await upgrade(store.engine)
+            report = await tick(store, create_adapter(settings), app_id=settings.app_id or None, at=at)
+        finally:
+            await store.close()
+        d = report.delivery
+        print(
+            f"as of {at.isoformat()}: {report.fired} fired; {d.sent} sent, {d.skipped} skipped, "
+            f"{d.retried} to retry, {d.dead} dead-lettered"
+        )
+        return 0
+
+    return asyncio.run(main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head")
     db_commands.add_parser("current", help="print the revision the database is at")
     db.set_defaults(handler=_db)
+
+    tick_command = commands.add_parser("tick", help="evaluate the triggers and deliver due messages once, now")
+    tick_command.add_argument("--at", help="as of this ISO-8601 time instead of now (for demos and tests)")
+    tick_command.set_defaults(handler=_tick)
 
     add_manifest_command(commands)
     return parser

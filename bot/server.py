@@ -16,6 +16,7 @@ from bot import messages
 from bot.app import create_app
 from bot.llm import Assistant
 from bot.operations import default_registry
+from bot.scheduler import start_scheduler
 from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
 from planner.migrate import upgrade
@@ -66,6 +67,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    scheduler = start_scheduler(store, adapter, app_id=settings.app_id or None, every_seconds=settings.tick_seconds)
     mode = "local mode (no authentication, loopback only)" if settings.local_mode else "authenticated"
     logger.info("Chief of Staff listening on http://%s:%s/api/messages, %s", host, port, mode)
     stop = asyncio.Event()
@@ -76,6 +78,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
         await stop.wait()
     finally:
         logger.info("stopping")
+        scheduler.shutdown(wait=False)
         await runner.cleanup()
         await bot.drain()
         await store.close()

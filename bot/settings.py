@@ -59,6 +59,7 @@ class Settings:
     llm_model: str = DEFAULT_MODEL
     log_level: str = "INFO"
     max_body_bytes: int = 256 * 1024
+    tick_seconds: int = 60
 
     @property
     def local_mode(self) -> bool:
@@ -102,4 +103,5 @@ class Settings:
             llm_model=env.get("COS_LLM_MODEL", "").strip() or DEFAULT_MODEL,
             log_level=(env.get("COS_LOG_LEVEL", "").strip() or "INFO").upper(),
             max_body_bytes=_int(env, "COS_MAX_BODY_BYTES", 256 * 1024),
+            tick_seconds=max(_int(env, "COS_TICK_SECONDS", 60), 1),
         )

@@ -104,3 +104,17 @@ async def test_nobody_to_write_to_and_work_already_done(
     assert (report.sent, report.skipped, report.dead) == (0, 1, 1)
     assert connector.sent == []
     assert other.owner == "aad-stranger"
+
+
+async def test_a_tick_fires_and_delivers_then_a_second_tick_does_nothing(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    from bot.scheduler import tick
+
+    await setup(store, connector, clock)
+    adapter = create_adapter(Settings.from_env({}))
+    first = await tick(store, adapter, app_id=None, at=clock.now)
+    assert (first.fired, first.delivery.sent) == (1, 1)
+    second = await tick(store, adapter, app_id=None, at=clock.now + timedelta(minutes=1))
+    assert (second.fired, second.delivery.sent) == (0, 0)
+    assert len(connector.sent) == 1

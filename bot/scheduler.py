@@ -1,0 +1,73 @@
+"""The heartbeat: APScheduler wakes the trigger engine and the sender; the database decides what is due."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from botbuilder.core import BotAdapter
+
+from bot.sender import Delivery, Sender
+from planner.store import Store
+from planner.triggers import TriggerEngine
+
+logger = logging.getLogger(__name__)
+MAX_BATCHES = 200
+
+
+@dataclass
+class TickReport:
+    fired: int
+    delivery: Delivery
+
+
+def worker_name() -> str:
+    """A name for this process among the replicas (host and pid), for the outbox leases."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def tick(store: Store, adapter: BotAdapter, *, app_id: str | None, at: datetime) -> TickReport:
+    """One evaluation pass and one delivery pass, as of `at` (the store's clock should say `at` too)."""
+    fired = await TriggerEngine(store).evaluate(at)
+    sender = Sender(store, adapter, app_id=app_id, worker=worker_name())
+    total = Delivery()
+    for _batch in range(MAX_BATCHES):
+        report = await sender.deliver()
+        total.sent += report.sent
+        total.skipped += report.skipped
+        total.retried += report.retried
+        total.dead += report.dead
+        if not (report.sent or report.skipped or report.retried or report.dead):
+            break
+    return TickReport(fired=fired, delivery=total)
+
+
+def start_scheduler(store: Store, adapter: BotAdapter, *, app_id: str | None, every_seconds: int) -> AsyncIOScheduler:
+    """Tick every `every_seconds`; missed runs (a busy or stopped process) coalesce into one."""
+
+    async def run() -> None:
+        try:
+            report = await tick(store, adapter, app_id=app_id, at=store.clock())
+        except Exception:
+            logger.exception("a scheduled tick failed; the next one will try again")
+            return
+        if report.fired or report.delivery.sent or report.delivery.dead:
+            logger.info("tick: %s fired, %s", report.fired, report.delivery)
+
+    scheduler = AsyncIOScheduler()
+    scheduler.add_job(
+        run,
+        "interval",
+        seconds=every_seconds,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=every_seconds,
+        next_run_time=store.clock(),
+        id="tick",
+    )
+    scheduler.start()
+    return scheduler
