@@ -8,13 +8,14 @@ once, and an evaluation after downtime catches up once instead of once per misse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 
 from planner.model import TaskStatus
 from planner.outbox import Message, Outbox
-from planner.schema import plans, tasks
+from planner.schema import people, plans, tasks
 from planner.store import Store
 
 DEADLINE_APPROACHING = "deadline_approaching"
@@ -27,6 +28,27 @@ class TriggerRules:
     """A nudge goes out this many days before a task is due."""
     catch_up_days: int = 7
     """How far back a slipped deadline is still noticed (covers downtime without re-reading all history)."""
+    quiet_from: time = time(20, 0)
+    quiet_until: time = time(8, 0)
+    """Recipients' quiet hours, in their own time zone: a nudge due then waits for the morning."""
+    default_time_zone: str = "UTC"
+
+
+def after_quiet_hours(at: datetime, time_zone: str | None, rules: TriggerRules) -> datetime:
+    """`at`, or the end of the recipient's quiet hours if `at` falls inside them (in their time zone)."""
+    try:
+        zone = ZoneInfo(time_zone or rules.default_time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo(rules.default_time_zone)
+    local = at.astimezone(zone)
+    start, end = rules.quiet_from, rules.quiet_until
+    clock = local.time()
+    overnight = start > end
+    quiet = (clock >= start or clock < end) if overnight else (start <= clock < end)
+    if not quiet:
+        return at
+    day = local.date() + timedelta(days=1) if overnight and clock >= start else local.date()
+    return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
 
 
 class TriggerEngine:
@@ -52,8 +74,16 @@ class TriggerEngine:
                 tasks.c.due_on,
                 tasks.c.snoozed_until,
                 plans.c.owner.label("plan_owner"),
+                people.c.time_zone,
             )
             .join(plans, plans.c.id == tasks.c.plan_id)
+            .outerjoin(
+                people,
+                and_(
+                    people.c.tenant_id == tasks.c.tenant_id,
+                    people.c.user_id == func.coalesce(tasks.c.owner, plans.c.owner),
+                ),
+            )
             .where(tasks.c.due_on >= first, tasks.c.due_on <= last, tasks.c.status != TaskStatus.DONE.value)
         )
         async with self._store.engine.connect() as conn:
@@ -68,6 +98,7 @@ class TriggerEngine:
                 recipient=row.owner or row.plan_owner,
                 kind=trigger,
                 payload={"task": row.id, "title": row.title, "due_on": row.due_on.isoformat()},
+                not_before=after_quiet_hours(at, row.time_zone, self.rules),
             )
             if await self._outbox.fire(row.tenant_id, key, [message]):
                 fired += 1

@@ -3,17 +3,20 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
+from planner.directory import Directory
 from planner.model import TaskChanges, TaskStatus, Window
 from planner.outbox import Outbox
 from planner.store import Store
-from planner.triggers import TriggerEngine
-from tests.conftest import Database
+from planner.triggers import TriggerEngine, TriggerRules, after_quiet_hours
+from tests.conftest import Database, FakeClock
 
 FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
 MORNING = datetime(2026, 2, 10, 9, tzinfo=UTC)
 
 
 async def plan_with_tasks(store: Store) -> dict[str, int]:
+    """A plan's tasks around 10 February; the store's clock is set to that morning, as a tick would see it."""
+    store.clock.now = MORNING  # type: ignore[attr-defined]
     tenant = store.tenant("contoso")
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=FEB, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=FEB, actor="x")
@@ -58,7 +61,8 @@ async def test_a_moved_deadline_can_slip_again(store: Store) -> None:
     await engine.evaluate(MORNING)
     await store.tenant("contoso").update_task(ids["slipped"], TaskChanges(due_on=date(2026, 2, 12)), actor="x")
     # On the 13th: the moved task slipped again, and the one due on the 11th has slipped too.
-    assert await engine.evaluate(datetime(2026, 2, 13, 9, tzinfo=UTC)) == 2
+    store.clock.now = datetime(2026, 2, 13, 9, tzinfo=UTC)  # type: ignore[attr-defined]
+    assert await engine.evaluate(store.clock.now) == 2  # type: ignore[attr-defined]
     keys = {e.firing_key for e in await Outbox(store).claim("s", limit=10)}
     assert f"deadline_slipped:task:{ids['slipped']}:2026-02-12" in keys
     assert f"deadline_slipped:task:{ids['tomorrow']}:2026-02-11" in keys
@@ -74,3 +78,33 @@ async def test_several_engines_evaluating_at_once_fire_each_trigger_once(store: 
             await s.close()
     assert sum(fired) == 2
     assert await Outbox(store).counts() == {"pending": 2}
+
+
+def test_quiet_hours_hold_a_night_nudge_until_the_recipients_morning() -> None:
+    rules = TriggerRules()
+    evening_utc = datetime(2026, 2, 10, 21, 30, tzinfo=UTC)
+    # 21:30 in London is quiet: wait until 08:00 London the next day.
+    assert after_quiet_hours(evening_utc, "Europe/London", rules) == datetime(2026, 2, 11, 8, tzinfo=UTC)
+    # 21:30 UTC is 13:30 in Los Angeles: send now.
+    assert after_quiet_hours(evening_utc, "America/Los_Angeles", rules) == evening_utc
+    # 03:00 in Tokyo (18:00 UTC the day before) waits for 08:00 Tokyo, 23:00 UTC.
+    assert after_quiet_hours(datetime(2026, 2, 10, 18, tzinfo=UTC), "Asia/Tokyo", rules) == datetime(
+        2026, 2, 10, 23, tzinfo=UTC
+    )
+    assert after_quiet_hours(evening_utc, "Not/AZone", rules) == datetime(2026, 2, 11, 8, tzinfo=UTC)
+
+
+async def test_a_nudge_due_at_night_waits_for_the_morning_in_the_recipients_time_zone(
+    store: Store, clock: FakeClock
+) -> None:
+    await plan_with_tasks(store)
+    await Directory(store, "contoso").remember_person("aad-writer", "Writer", "Asia/Tokyo")
+    night_in_tokyo = datetime(2026, 2, 10, 15, tzinfo=UTC)  # 00:00 in Tokyo
+    clock.now = night_in_tokyo
+    await TriggerEngine(store).evaluate(night_in_tokyo)
+    [for_the_lead] = await Outbox(store).claim("s")  # the plan owner has no time zone: UTC, 15:00, not quiet
+    assert for_the_lead.recipient == "aad-lead"
+    assert await Outbox(store).sent(for_the_lead, "s")
+    clock.now = datetime(2026, 2, 10, 23, tzinfo=UTC)  # 08:00 in Tokyo
+    [for_the_writer] = await Outbox(store).claim("s")
+    assert for_the_writer.recipient == "aad-writer"
