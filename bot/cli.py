@@ -87,6 +87,33 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from planner.migrate import upgrade
+    from planner.outbox import Outbox, dead_letters, replay
+    from planner.store import Store, create_engine
+
+    async def main() -> int:
+        store = Store(create_engine(settings.database_url))
+        try:
+            await upgrade(store.engine)
+            if args.replay:
+                count = await replay(store, args.replay, tenant_id=args.tenant)
+                print(f"{count} message(s) put back in the queue")
+                return 0 if count == len(args.replay) else 1
+            counts = await Outbox(store).counts(args.tenant)
+            print("outbox: " + (", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "empty"))
+            for letter in await dead_letters(store, tenant_id=args.tenant, limit=args.limit):
+                print(
+                    f"dead #{letter.id} {letter.kind} to {letter.recipient} (tenant {letter.tenant_id}, "
+                    f"{letter.attempts} attempts): {letter.last_error}"
+                )
+        finally:
+            await store.close()
+        return 0
+
+    return asyncio.run(main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -111,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     tick_command = commands.add_parser("tick", help="evaluate the triggers and deliver due messages once, now")
     tick_command.add_argument("--at", help="as of this ISO-8601 time instead of now (for demos and tests)")
     tick_command.set_defaults(handler=_tick)
+
+    outbox_command = commands.add_parser("outbox", help="the outbox: counts, dead letters, replay")
+    outbox_command.add_argument("--tenant", help="only this Teams tenant")
+    outbox_command.add_argument("--limit", type=int, default=50, help="dead letters to list (default 50)")
+    outbox_command.add_argument("--replay", type=int, nargs="+", metavar="ID", help="put these dead letters back")
+    outbox_command.set_defaults(handler=_outbox)
 
     add_manifest_command(commands)
     return parser

@@ -144,3 +144,49 @@ class Outbox:
             query = query.where(outbox.c.tenant_id == tenant_id)
         async with self._store.engine.connect() as conn:
             return {status: n for status, n in (await conn.execute(query)).all()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter:
+    id: int
+    tenant_id: str
+    recipient: str
+    kind: str
+    attempts: int
+    last_error: str
+    created_at: datetime
+
+
+async def dead_letters(store: Store, *, tenant_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+    """Messages given up on, newest first (for admins to read and replay)."""
+    query = select(outbox).where(outbox.c.status == DEAD).order_by(outbox.c.id.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(outbox.c.tenant_id == tenant_id)
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        DeadLetter(
+            id=r.id,
+            tenant_id=r.tenant_id,
+            recipient=r.recipient,
+            kind=r.kind,
+            attempts=r.attempts,
+            last_error=r.last_error or "",
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+async def replay(store: Store, ids: Sequence[int], *, tenant_id: str | None = None) -> int:
+    """Put dead letters back in the queue, due now with a fresh count of attempts; how many were."""
+    condition = and_(outbox.c.id.in_(list(ids)), outbox.c.status == DEAD)
+    if tenant_id is not None:
+        condition = and_(condition, outbox.c.tenant_id == tenant_id)
+    async with store.transaction() as conn:
+        result = await conn.execute(
+            update(outbox)
+            .where(condition)
+            .values(status=PENDING, attempts=0, not_before=store.clock(), leased_by=None, lease_until=None)
+        )
+    return int(result.rowcount)

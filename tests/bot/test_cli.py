@@ -43,3 +43,13 @@ def test_tick_runs_once_as_of_a_given_time(monkeypatch: pytest.MonkeyPatch, tmp_
     assert "as of 2026-02-10T09:00:00+00:00: 0 fired; 0 sent" in capsys.readouterr().out
     assert main(["tick", "--at", "next tuesday"]) == 2
     assert "ISO-8601" in capsys.readouterr().err
+
+
+def test_outbox_lists_counts_and_refuses_to_replay_what_is_not_dead(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
+    assert main(["outbox"]) == 0
+    assert "outbox: empty" in capsys.readouterr().out
+    assert main(["outbox", "--replay", "42"]) == 1
+    assert "0 message(s) put back" in capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, Outbox, dead_letters, replay
 from planner.store import Store
 from tests.conftest import Database, FakeClock
 
@@ -80,3 +80,18 @@ async def test_concurrent_senders_never_claim_the_same_message(store: Store, dat
     ids = [e.id for batch in claimed for e in batch]
     assert len(ids) == len(set(ids))
     assert len(ids) == 60
+
+
+async def test_dead_letters_are_listed_and_can_be_replayed_once(store: Store) -> None:
+    outbox = Outbox(store)
+    await outbox.fire("contoso", "k", [nudge("aad-1")])
+    await outbox.fire("fabrikam", "k", [nudge("aad-9")])
+    for envelope in await outbox.claim("s"):
+        await outbox.dead(envelope, "s", error="403 Forbidden")
+    [letter] = await dead_letters(store, tenant_id="contoso")
+    assert (letter.recipient, letter.attempts, letter.last_error) == ("aad-1", 1, "403 Forbidden")
+    assert await replay(store, [letter.id], tenant_id="fabrikam") == 0  # not that tenant's letter
+    assert await replay(store, [letter.id]) == 1
+    assert await replay(store, [letter.id]) == 0
+    [again] = await outbox.claim("s")
+    assert (again.id, again.attempts) == (letter.id, 1)
