@@ -23,7 +23,7 @@ from planner.directory import Directory
 from planner.errors import TaskNotFound
 from planner.outbox import Envelope, Outbox
 from planner.store import Store
-from planner.triggers import DEADLINE_APPROACHING, DEADLINE_SLIPPED
+from planner.triggers import DEADLINE_APPROACHING, DEADLINE_SLIPPED, ESCALATION
 
 logger = logging.getLogger(__name__)
 RETRYABLE = {412, 429, 502, 504}
@@ -131,7 +131,7 @@ class Sender:
 
     async def _compose(self, envelope: Envelope) -> Any | None:
         """The message to send, or None when it no longer applies (the task was done meanwhile)."""
-        if envelope.kind not in (DEADLINE_APPROACHING, DEADLINE_SLIPPED):
+        if envelope.kind not in (DEADLINE_APPROACHING, DEADLINE_SLIPPED, ESCALATION):
             raise Undeliverable(f"no way to write a {envelope.kind!r} message")
         tenant = self.store.tenant(envelope.tenant_id)
         try:
@@ -142,7 +142,13 @@ class Sender:
             return None
         plan = await tenant.get_plan(task.plan_id)
         today = self.store.clock().date()
-        if envelope.kind == DEADLINE_SLIPPED:
+        if envelope.kind == ESCALATION:
+            owner = (await Directory(self.store, envelope.tenant_id).names({task.owner or ""})).get(task.owner or "")
+            text = (
+                f"T{task.id} {task.title} was due {task.due_on.isoformat()} and is still open; "
+                f"{owner or task.owner or 'its owner'} has not answered the reminder."
+            )
+        elif envelope.kind == DEADLINE_SLIPPED:
             text = f"T{task.id} {task.title} was due {task.due_on.isoformat()} and is not done yet. Where is it?"
         else:
             text = f"Heads up: T{task.id} {task.title} is due {task.due_on.isoformat()}."

@@ -8,18 +8,20 @@ once, and an evaluation after downtime catches up once instead of once per misse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, func, select
 
 from planner.model import TaskStatus
 from planner.outbox import Message, Outbox
-from planner.schema import people, plans, tasks
+from planner.schema import firings, people, plans, tasks
 from planner.store import Store
 
 DEADLINE_APPROACHING = "deadline_approaching"
 DEADLINE_SLIPPED = "deadline_slipped"
+ESCALATION = "escalation"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +34,8 @@ class TriggerRules:
     quiet_until: time = time(8, 0)
     """Recipients' quiet hours, in their own time zone: a nudge due then waits for the morning."""
     default_time_zone: str = "UTC"
+    escalate_after: timedelta = timedelta(hours=24)
+    """A slipped task still open this long after its owner was nudged goes to the plan's owner."""
 
 
 def after_quiet_hours(at: datetime, time_zone: str | None, rules: TriggerRules) -> datetime:
@@ -88,12 +92,24 @@ class TriggerEngine:
         )
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+            slipped_keys = [_key(DEADLINE_SLIPPED, r.id, r.due_on) for r in rows if r.due_on < today]
+            nudged_at = {}
+            if slipped_keys:
+                found = await conn.execute(
+                    select(firings.c.key, firings.c.fired_at).where(firings.c.key.in_(slipped_keys))
+                )
+                nudged_at = {key: fired_at for key, fired_at in found}
         fired = 0
         for row in rows:
             if row.snoozed_until is not None and row.snoozed_until > at:
                 continue
             trigger = DEADLINE_SLIPPED if row.due_on < today else DEADLINE_APPROACHING
-            key = f"{trigger}:task:{row.id}:{row.due_on.isoformat()}"
+            key = _key(trigger, row.id, row.due_on)
+            since = nudged_at.get(key)
+            if since is not None and row.owner and row.owner != row.plan_owner:
+                if at - since >= self.rules.escalate_after and await self._escalate(row, at):
+                    fired += 1
+                continue
             message = Message(
                 recipient=row.owner or row.plan_owner,
                 kind=trigger,
@@ -103,3 +119,17 @@ class TriggerEngine:
             if await self._outbox.fire(row.tenant_id, key, [message]):
                 fired += 1
         return fired
+
+    async def _escalate(self, row: Any, at: datetime) -> bool:
+        """Tell the plan's owner about a slipped task its owner left unanswered."""
+        message = Message(
+            recipient=row.plan_owner,
+            kind=ESCALATION,
+            payload={"task": row.id, "title": row.title, "due_on": row.due_on.isoformat(), "owner": row.owner},
+            not_before=after_quiet_hours(at, None, self.rules),
+        )
+        return await self._outbox.fire(row.tenant_id, _key(ESCALATION, row.id, row.due_on), [message])
+
+
+def _key(trigger: str, task_id: int, due_on: date) -> str:
+    return f"{trigger}:task:{task_id}:{due_on.isoformat()}"

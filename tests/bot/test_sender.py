@@ -118,3 +118,33 @@ async def test_a_tick_fires_and_delivers_then_a_second_tick_does_nothing(
     second = await tick(store, adapter, app_id=None, at=clock.now + timedelta(minutes=1))
     assert (second.fired, second.delivery.sent) == (0, 0)
     assert len(connector.sent) == 1
+
+
+async def test_an_escalation_reaches_the_plan_owner_naming_the_silent_owner(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    sender, task_id = await setup(store, connector, clock)
+    directory = Directory(store, "contoso")
+    await directory.remember_person("aad-writer", "Content Writer")
+    await directory.remember_conversation(
+        "a:lead",
+        kind="personal",
+        user_id="aad-lead",
+        address={
+            "serviceUrl": connector.url,
+            "channelId": "msteams",
+            "conversation": {"id": "a:lead"},
+            "bot": {"id": "28:bot"},
+            "user": {"id": "29:lead"},
+        },
+    )
+    engine = TriggerEngine(store)
+    await engine.evaluate(clock.now)
+    await sender.deliver()
+    clock.advance(hours=25)
+    assert await engine.evaluate(clock.now) == 1
+    assert (await sender.deliver()).sent == 1
+    escalation = connector.sent[-1]
+    assert escalation.conversation_id == "a:lead"
+    assert "Content Writer has not answered the reminder" in escalation.body["text"]
+    assert f"T{task_id}" in escalation.body["text"]

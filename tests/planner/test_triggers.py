@@ -108,3 +108,24 @@ async def test_a_nudge_due_at_night_waits_for_the_morning_in_the_recipients_time
     clock.now = datetime(2026, 2, 10, 23, tzinfo=UTC)  # 08:00 in Tokyo
     [for_the_writer] = await Outbox(store).claim("s")
     assert for_the_writer.recipient == "aad-writer"
+
+
+async def test_a_slipped_task_left_unanswered_escalates_to_the_plan_owner_once(store: Store, clock: FakeClock) -> None:
+    ids = await plan_with_tasks(store)
+    engine = TriggerEngine(store)
+    await engine.evaluate(MORNING)
+    outbox = Outbox(store)
+    for envelope in await outbox.claim("s"):
+        await outbox.sent(envelope, "s")
+    clock.advance(hours=23)
+    assert await engine.evaluate(clock.now) == 0  # nudged 23 hours ago: not yet
+    clock.advance(hours=2)
+    assert await engine.evaluate(clock.now) == 1
+    [escalation] = await outbox.claim("s")
+    assert (escalation.kind, escalation.recipient, escalation.payload["task"]) == (
+        "escalation",
+        "aad-lead",
+        ids["slipped"],
+    )
+    assert escalation.payload["owner"] == "aad-writer"
+    assert await engine.evaluate(clock.now + timedelta(hours=1)) == 0
