@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, select
 
 from planner.model import TaskStatus
 from planner.outbox import Message, Outbox
-from planner.schema import firings, people, plans, tasks
+from planner.schema import firings, outbox, people, plans, tasks
 from planner.store import Store
 
 DEADLINE_APPROACHING = "deadline_approaching"
@@ -34,6 +34,8 @@ class TriggerRules:
     quiet_until: time = time(8, 0)
     """Recipients' quiet hours, in their own time zone: a nudge due then waits for the morning."""
     default_time_zone: str = "UTC"
+    daily_budget: int = 5
+    """Nudges a person gets in one day at most; the rest wait for the next morning."""
     escalate_after: timedelta = timedelta(hours=24)
     """A slipped task still open this long after its owner was nudged goes to the plan's owner."""
 
@@ -93,6 +95,15 @@ class TriggerEngine:
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
             slipped_keys = [_key(DEADLINE_SLIPPED, r.id, r.due_on) for r in rows if r.due_on < today]
+            day_start = datetime.combine(today, time(), tzinfo=UTC)
+            sent_today = {
+                (tenant, recipient): n
+                for tenant, recipient, n in await conn.execute(
+                    select(outbox.c.tenant_id, outbox.c.recipient, func.count())
+                    .where(outbox.c.created_at >= day_start)
+                    .group_by(outbox.c.tenant_id, outbox.c.recipient)
+                )
+            }
             nudged_at = {}
             if slipped_keys:
                 found = await conn.execute(
@@ -110,14 +121,21 @@ class TriggerEngine:
                 if at - since >= self.rules.escalate_after and await self._escalate(row, at):
                     fired += 1
                 continue
+            recipient = row.owner or row.plan_owner
+            budget_key = (row.tenant_id, recipient)
+            send_at = at
+            if sent_today.get(budget_key, 0) >= self.rules.daily_budget:
+                # Over today's budget: the first thing tomorrow morning (quiet hours end then).
+                send_at = datetime.combine(today + timedelta(days=1), time(), tzinfo=UTC)
             message = Message(
-                recipient=row.owner or row.plan_owner,
+                recipient=recipient,
                 kind=trigger,
                 payload={"task": row.id, "title": row.title, "due_on": row.due_on.isoformat()},
-                not_before=after_quiet_hours(at, row.time_zone, self.rules),
+                not_before=after_quiet_hours(send_at, row.time_zone, self.rules),
             )
             if await self._outbox.fire(row.tenant_id, key, [message]):
                 fired += 1
+                sent_today[budget_key] = sent_today.get(budget_key, 0) + 1
         return fired
 
     async def _escalate(self, row: Any, at: datetime) -> bool:

@@ -129,3 +129,25 @@ async def test_a_slipped_task_left_unanswered_escalates_to_the_plan_owner_once(s
     )
     assert escalation.payload["owner"] == "aad-writer"
     assert await engine.evaluate(clock.now + timedelta(hours=1)) == 0
+
+
+async def test_a_person_gets_at_most_the_daily_budget_and_the_rest_tomorrow_morning(
+    store: Store, clock: FakeClock
+) -> None:
+    await plan_with_tasks(store)
+    tenant = store.tenant("contoso")
+    [tactical] = [p for p in await tenant.list_plans() if p.title == "Launch"]
+    for n in range(6):
+        await tenant.add_task(tactical.id, title=f"extra {n}", due_on=date(2026, 2, 9), owner="aad-writer", actor="x")
+    engine = TriggerEngine(store, rules=TriggerRules(daily_budget=3))
+    assert await engine.evaluate(MORNING) == 8  # 7 slipped for the writer, 1 approaching for the lead
+    outbox = Outbox(store)
+    claimed = await outbox.claim("s", limit=50)
+    for envelope in claimed:
+        await outbox.sent(envelope, "s")
+    assert len([e for e in claimed if e.recipient == "aad-writer"]) == 3
+    clock.now = datetime(2026, 2, 11, 7, 59, tzinfo=UTC)
+    assert await outbox.claim("s", limit=50) == []  # the rest waits for the morning
+    clock.now = datetime(2026, 2, 11, 8, tzinfo=UTC)
+    tomorrow = await outbox.claim("s", limit=50)
+    assert [e.recipient for e in tomorrow] == ["aad-writer"] * 4
