@@ -37,11 +37,8 @@ async def tick(store: Store, adapter: BotAdapter, *, app_id: str | None, at: dat
     total = Delivery()
     for _batch in range(MAX_BATCHES):
         report = await sender.deliver()
-        total.sent += report.sent
-        total.skipped += report.skipped
-        total.retried += report.retried
-        total.dead += report.dead
-        if not (report.sent or report.skipped or report.retried or report.dead):
+        total = total + report
+        if not report:
             break
     return TickReport(fired=fired, delivery=total)
 

@@ -38,6 +38,17 @@ class Delivery:
     retried: int = 0
     dead: int = 0
 
+    def __add__(self, other: Delivery) -> Delivery:
+        return Delivery(
+            sent=self.sent + other.sent,
+            skipped=self.skipped + other.skipped,
+            retried=self.retried + other.retried,
+            dead=self.dead + other.dead,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.skipped or self.retried or self.dead)
+
 
 class Undeliverable(Exception):
     """A message that no retry can deliver (nobody to send it to)."""

@@ -19,6 +19,22 @@ from tests.fakes.connector import FakeConnector
 FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
 
 
+async def personal_chat(store: Store, connector: FakeConnector, who: str) -> None:
+    """Store the personal chat of `aad-<who>` with the bot, reachable through the fake connector."""
+    await Directory(store, "contoso").remember_conversation(
+        f"a:{who}",
+        kind="personal",
+        user_id=f"aad-{who}",
+        address={
+            "serviceUrl": connector.url,
+            "channelId": "msteams",
+            "conversation": {"id": f"a:{who}"},
+            "bot": {"id": "28:bot"},
+            "user": {"id": f"29:{who}"},
+        },
+    )
+
+
 async def setup(store: Store, connector: FakeConnector, clock: FakeClock) -> tuple[Sender, int]:
     clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
     tenant = store.tenant("contoso")
@@ -27,18 +43,7 @@ async def setup(store: Store, connector: FakeConnector, clock: FakeClock) -> tup
     task = await tenant.add_task(
         tactical.id, title="Draft email", due_on=date(2026, 2, 9), owner="aad-writer", actor="x"
     )
-    await Directory(store, "contoso").remember_conversation(
-        "a:writer",
-        kind="personal",
-        user_id="aad-writer",
-        address={
-            "serviceUrl": connector.url,
-            "channelId": "msteams",
-            "conversation": {"id": "a:writer"},
-            "bot": {"id": "28:bot"},
-            "user": {"id": "29:writer"},
-        },
-    )
+    await personal_chat(store, connector, "writer")
     sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", jitter=random.Random(1))
     return sender, task.id
 
@@ -126,18 +131,7 @@ async def test_an_escalation_reaches_the_plan_owner_naming_the_silent_owner(
     sender, task_id = await setup(store, connector, clock)
     directory = Directory(store, "contoso")
     await directory.remember_person("aad-writer", "Content Writer")
-    await directory.remember_conversation(
-        "a:lead",
-        kind="personal",
-        user_id="aad-lead",
-        address={
-            "serviceUrl": connector.url,
-            "channelId": "msteams",
-            "conversation": {"id": "a:lead"},
-            "bot": {"id": "28:bot"},
-            "user": {"id": "29:lead"},
-        },
-    )
+    await personal_chat(store, connector, "lead")
     engine = TriggerEngine(store)
     await engine.evaluate(clock.now)
     await sender.deliver()
