@@ -11,19 +11,15 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from botbuilder.core import BotAdapter, MessageFactory, TurnContext
-from botbuilder.schema import Attachment, ConversationReference
+from botbuilder.core import BotAdapter, TurnContext
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
-from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, task_card
+from bot.addressing import Undeliverable, address
+from bot.nudges import compose
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter
-from planner.directory import Directory
-from planner.errors import TaskNotFound
 from planner.outbox import Envelope, Outbox
 from planner.store import Store
-from planner.triggers import DEADLINE_APPROACHING, DEADLINE_SLIPPED, ESCALATION
 
 logger = logging.getLogger(__name__)
 RETRYABLE = {412, 429, 502, 504}
@@ -48,10 +44,6 @@ class Delivery:
 
     def __bool__(self) -> bool:
         return bool(self.sent or self.skipped or self.retried or self.dead)
-
-
-class Undeliverable(Exception):
-    """A message that no retry can deliver (nobody to send it to)."""
 
 
 class Sender:
@@ -84,12 +76,12 @@ class Sender:
 
     async def _deliver_one(self, envelope: Envelope, report: Delivery) -> None:
         try:
-            activity = await self._compose(envelope)
+            activity = await compose(self.store, envelope)
             if activity is None:
                 await self.outbox.sent(envelope, self.worker)
                 report.skipped += 1
                 return
-            reference = await self._reference(envelope)
+            reference = await address(self.store, envelope)
             await self._tenants.acquire(envelope.tenant_id)
             await self._conversations.acquire(reference.conversation.id)
 
@@ -132,41 +124,6 @@ class Sender:
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with full jitter: up to 2, 4, 8… seconds."""
         return self._jitter.uniform(0, BASE_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0))
-
-    async def _reference(self, envelope: Envelope) -> ConversationReference:
-        directory = Directory(self.store, envelope.tenant_id)
-        chats = await directory.conversations(kind="personal", user_id=envelope.recipient)
-        if not chats:
-            raise Undeliverable(f"{envelope.recipient} has no chat with the bot yet")
-        return ConversationReference().deserialize(chats[0].address)
-
-    async def _compose(self, envelope: Envelope) -> Any | None:
-        """The message to send, or None when it no longer applies (the task was done meanwhile)."""
-        if envelope.kind not in (DEADLINE_APPROACHING, DEADLINE_SLIPPED, ESCALATION):
-            raise Undeliverable(f"no way to write a {envelope.kind!r} message")
-        tenant = self.store.tenant(envelope.tenant_id)
-        try:
-            task = await tenant.get_task(int(envelope.payload["task"]))
-        except TaskNotFound:
-            return None
-        if not task.status.is_open:
-            return None
-        plan = await tenant.get_plan(task.plan_id)
-        today = self.store.clock().date()
-        if envelope.kind == ESCALATION:
-            owner = (await Directory(self.store, envelope.tenant_id).names({task.owner or ""})).get(task.owner or "")
-            text = (
-                f"T{task.id} {task.title} was due {task.due_on.isoformat()} and is still open; "
-                f"{owner or task.owner or 'its owner'} has not answered the reminder."
-            )
-        elif envelope.kind == DEADLINE_SLIPPED:
-            text = f"T{task.id} {task.title} was due {task.due_on.isoformat()} and is not done yet. Where is it?"
-        else:
-            text = f"Heads up: T{task.id} {task.title} is due {task.due_on.isoformat()}."
-        card = task_card(task, plan_title=plan.title, owner_name=None, today=today)
-        activity = MessageFactory.attachment(Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=card))
-        activity.text = text
-        return activity
 
 
 def _retry_after(error: HttpOperationError) -> float | None:

@@ -1,0 +1,166 @@
+"""The agent interface: what a vendor AI agent offers and how the planner delegates a task to it.
+
+Declared here, implemented in `adapters/` (one module per kind: `adapters/mcp.py`, `adapters/browser.py`).
+The planner only ever sees this seam: an adapter converts its library's errors into the `AgentError`s below,
+so callers never catch an `mcp`, `httpx` or `playwright` exception.
+
+An agent's output is data. It is stored and shown, never executed as an instruction; any side effect it
+leads to goes through the policy engine like any other action.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class DelegationStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    """The agent's circuit is open: the delegation waits until the agent is back."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capability:
+    """One thing an agent can do, e.g. `draft_email`, with the JSON schema of what it takes."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelegationRequest:
+    """What is asked of the agent: which capability, with which input, for which task."""
+
+    capability: str
+    input: dict[str, Any] = field(default_factory=dict)
+    task_id: int | None = None
+    timeout_seconds: float = 60.0
+    """How long the agent may take before the delegation fails with `AgentTimeout`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evidence:
+    """Something kept with a delegation to show what the agent did: its raw answer, a screenshot…"""
+
+    kind: str
+    """`text`, `json` or `screenshot`."""
+    media_type: str
+    content: bytes
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelegationResult:
+    """What came back: the output to show the task's owner, structured data if any, evidence and timings."""
+
+    status: DelegationStatus
+    output: str = ""
+    data: dict[str, Any] | None = None
+    evidence: tuple[Evidence, ...] = ()
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentHealth:
+    """The result of a health check: whether the agent answers, and what it said or why not."""
+
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+class HumanChannel(Protocol):
+    """How an agent asks a person something mid-delegation (a 2FA code), relayed by the bot in a 1:1 chat."""
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        """The person's answer.
+
+        Raises:
+            AgentTimeout: nobody answered within `timeout_seconds`.
+        """
+        ...
+
+
+class Agent(abc.ABC):
+    """A vendor agent the planner can delegate to. Implementations live in `adapters/`, one module per kind."""
+
+    kind: str
+    name: str
+
+    @abc.abstractmethod
+    async def capabilities(self) -> list[Capability]:
+        """What the agent can do.
+
+        Raises:
+            AgentUnavailable: the agent could not be reached.
+        """
+
+    @abc.abstractmethod
+    async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """Do `request` and return its result (status `succeeded`, or `failed` when the agent said no).
+
+        Raises:
+            UnknownCapability: the agent has no such capability.
+            AgentTimeout: the agent took longer than `request.timeout_seconds`.
+            AgentUnavailable: the agent could not be reached, or died mid-call.
+        """
+
+    @abc.abstractmethod
+    async def health(self) -> AgentHealth:
+        """Whether the agent answers now; never raises."""
+
+    async def close(self) -> None:  # noqa: B027 - most agents hold nothing open between calls
+        """Release what the agent holds open (connections, browsers)."""
+
+
+class AgentError(Exception):
+    """Something went wrong talking to an agent."""
+
+
+class AgentUnavailable(AgentError):
+    """The agent could not be reached or failed mid-call: counts against its circuit breaker."""
+
+    def __init__(self, agent: str, reason: str) -> None:
+        self.agent = agent
+        self.reason = reason
+        super().__init__(f"agent {agent!r} is unavailable: {reason}")
+
+
+class AgentTimeout(AgentUnavailable):
+    """The agent did not finish in time."""
+
+    def __init__(self, agent: str, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(agent, f"no answer within {seconds:g} s")
+
+
+class UnknownCapability(AgentError, LookupError):
+    """The agent has no such capability; the message lists the ones it has."""
+
+    def __init__(self, agent: str, capability: str, known: list[str]) -> None:
+        self.agent = agent
+        self.capability = capability
+        listing = ", ".join(sorted(known)) or "none"
+        super().__init__(f"agent {agent!r} cannot {capability!r}; it can: {listing}")
+
+
+class AgentConfigInvalid(AgentError, ValueError):
+    """An adapter's configuration is wrong; the message says which field and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid adapter configuration: " + "; ".join(problems))
