@@ -101,6 +101,7 @@ tasks = Table(
     Index("ix_tasks_plan_status", "plan_id", "status"),
     Index("ix_tasks_master_status", "master_id", "status"),
     Index("ix_tasks_tenant_owner", "tenant_id", "owner"),
+    Index("ix_tasks_milestone_done", "milestone", "done_at"),
 )
 
 weekly_items = Table(
@@ -230,4 +231,22 @@ outbox = Table(
     Column("sent_at", UTCDateTime, nullable=True),
     Index("ix_outbox_due", "status", "not_before"),
     Index("ix_outbox_tenant_status", "tenant_id", "status"),
+)
+
+trigger_settings = Table(
+    "trigger_settings",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("settings", JSON, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+plan_health = Table(
+    "plan_health",
+    metadata,
+    Column("plan_id", Integer, ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("health", String(16), nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
 )
