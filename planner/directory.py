@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.errors import InvalidValue
 from planner.schema import conversations, people, processed_keys
-from planner.store import Store
+from planner.store import Store, upsert
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,19 +39,6 @@ class Conversation:
 CONVERSATION_KINDS = ("personal", "groupChat", "channel")
 
 
-async def _upsert(
-    conn: AsyncConnection, table: Table, key: ColumnElement[bool], changes: dict[str, Any], row: dict[str, Any]
-) -> None:
-    """Update the row at `key`, or insert `row`; a concurrent insert of the same key turns into the update."""
-    if (await conn.execute(update(table).where(key).values(**changes))).rowcount:
-        return
-    try:
-        async with conn.begin_nested():
-            await conn.execute(insert(table).values(**row))
-    except IntegrityError:
-        await conn.execute(update(table).where(key).values(**changes))
-
-
 class Directory:
     """People and conversations of one tenant."""
 
@@ -71,7 +57,7 @@ class Directory:
         if time_zone:
             values["time_zone"] = time_zone[:64]
         async with self._store.transaction() as conn:
-            await _upsert(
+            await upsert(
                 conn,
                 people,
                 key,
@@ -143,7 +129,7 @@ class Directory:
             "updated_at": now,
         }
         async with self._store.transaction() as conn:
-            await _upsert(
+            await upsert(
                 conn,
                 conversations,
                 key,

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, case, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -70,6 +70,19 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+async def upsert(
+    conn: AsyncConnection, table: Table, key: ColumnElement[bool], changes: dict[str, Any], row: dict[str, Any]
+) -> None:
+    """Update the row at `key`, or insert `row`; a concurrent insert of the same key turns into the update."""
+    if (await conn.execute(update(table).where(key).values(**changes))).rowcount:
+        return
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(table).values(**row))
+    except IntegrityError:
+        await conn.execute(update(table).where(key).values(**changes))
 
 
 class Store:

@@ -12,6 +12,7 @@ from planner.directory import Directory
 from planner.model import TaskChanges, TaskStatus, Window
 from planner.outbox import Outbox
 from planner.store import Store
+from planner.trigger_rules import TenantTriggerRules
 from planner.triggers import TriggerEngine
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
@@ -44,6 +45,7 @@ async def setup(store: Store, connector: FakeConnector, clock: FakeClock) -> tup
         tactical.id, title="Draft email", due_on=date(2026, 2, 9), owner="aad-writer", actor="x"
     )
     await personal_chat(store, connector, "writer")
+    await TenantTriggerRules(store).switch("contoso", "weekly", on=False, actor="test")  # deadlines only here
     sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", jitter=random.Random(1))
     return sender, task.id
 
