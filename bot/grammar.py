@@ -32,6 +32,8 @@ VERBS = (
     "record",
     "save draft",
     "discard draft",
+    "triggers",
+    "outbox",
 )
 
 
@@ -245,4 +247,25 @@ def parse(text: str) -> Command:
             if not rest:
                 raise GrammarError("Which draft? `save draft 3`.", operation)
             return Command(operation, {"draft": rest.split()[0]})
+    if verb := starts("triggers", "trigger", "follow-up", "followup"):
+        words = _rest_after(text, verb).split()
+        if not words or words[0].lower() in ("show", "list"):
+            return Command("show_triggers")
+        action = words[0].lower()
+        if action == "reset":
+            return Command("reset_triggers")
+        if action in ("on", "off", "enable", "disable"):
+            if len(words) != 2:
+                raise GrammarError("Which trigger? `triggers off weekly`.", "switch_trigger")
+            return Command("switch_trigger", {"trigger": words[1], "on": action in ("on", "enable")})
+        if action == "set" and len(words) >= 3:
+            return Command("set_trigger_setting", {"setting": words[1], "value": " ".join(words[2:])})
+        raise GrammarError("Set what to what? `triggers set lead 2`.", "set_trigger_setting")
+    if verb := starts("outbox", "dead letters"):
+        words = _rest_after(text, verb).split()
+        if words and words[0].lower() in ("replay", "retry", "resend"):
+            if len(words) < 2:
+                raise GrammarError("Which dead letters? `outbox replay 12 13`.", "replay_outbox")
+            return Command("replay_outbox", {"ids": "all" if words[1].lower() == "all" else " ".join(words[1:])})
+        return Command("show_outbox")
     raise UnknownCommand(text)

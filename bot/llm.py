@@ -41,7 +41,7 @@ class Assistant:
         self.client = client
         self.registry = registry
         self.model = model
-        self.tools = [op.tool() for op in registry if not op.human_only and op.name != "help"]
+        self.tools = [op.tool() for op in registry if not (op.human_only or op.admin_only) and op.name != "help"]
 
     async def handle(self, context: Context, text: str) -> Reply:
         """Run the tool loop for one message. Raises LLMUnavailable when the model cannot be used."""
@@ -82,7 +82,7 @@ class Assistant:
         return Reply(text="\n".join(notes) or "I did what I could; here is where things stand.", cards=tuple(cards))
 
     async def _run_tool(self, context: Context, name: str, arguments: object) -> Reply:
-        if name not in self.registry or self.registry.get(name).human_only:
+        if name not in self.registry or self.registry.get(name).human_only or self.registry.get(name).admin_only:
             return Reply(text=f"There is no tool {name!r}.", ok=False)
         args = dict(arguments) if isinstance(arguments, dict) else {}
         args.pop("from_card", None)

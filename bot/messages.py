@@ -26,6 +26,10 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 **Drafts**
 - `save draft 3` · `discard draft 3`
 
+**Follow-up**
+- `triggers`: when I nudge, and for whom · `triggers set lead 2` · `triggers off weekly` · `triggers reset`
+- `outbox` (admins): messages waiting, and the ones Teams refused · `outbox replay 12 13` or `outbox replay all`
+
 `help <command>` shows one command. With an Anthropic key configured you can also just write what you want."""
 
 WELCOME_TEXT = "Hi, I'm your chief of staff. Type `help` to see what I can do."
@@ -37,6 +41,10 @@ LLM_UNAVAILABLE = (
 LLM_NOT_UNDERSTOOD = "I couldn't turn that into a plan operation. Type `help` for the commands I understand."
 FAILED = "Sorry, something went wrong on my side while doing that. Nothing was changed. Please try again."
 STALE_CARD = "This task changed since the card was sent; here it is as it is now."
+ADMINS_ONLY = (
+    "Only an admin of this bot can do that. Admins are listed by their Microsoft Entra object id in COS_ADMINS."
+)
+LEADERS_ONLY = "Only an admin or the owner of a master plan can change when I follow up."
 CARD_ACTION_REFUSED = "That card is out of date or was not meant for you: {reason}"
 
 

@@ -1,45 +1,240 @@
-"""Nudges: the Teams message each kind of outbox message becomes, written as of when it is sent."""
+"""Nudges: the Teams message each kind of outbox message becomes, written as of when it is sent.
+
+A message is composed at sending time from the plan as it is then, so a nudge about a task done meanwhile is
+dropped (None) instead of sent, and a week card shows the week as it stands.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from botbuilder.core import MessageFactory
-from botbuilder.schema import Attachment
+from botbuilder.schema import Activity, Attachment
 
 from bot.addressing import Undeliverable
-from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, task_card
+from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, member_week, message_card, plan_overview, task_card
 from planner.directory import Directory
-from planner.errors import TaskNotFound
+from planner.errors import PlanNotFound, TaskNotFound
+from planner.model import Health, Plan, Task, Tier, iso_week_window
 from planner.outbox import Envelope
-from planner.store import Store
-from planner.triggers import DEADLINE_APPROACHING, DEADLINE_SLIPPED, ESCALATION
+from planner.store import Store, TenantStore
+from planner.triggers import (
+    DEADLINE_APPROACHING,
+    DEADLINE_SLIPPED,
+    DIGEST,
+    ESCALATION,
+    METRIC_DRIFT,
+    MILESTONE_COMPLETED,
+    PLAN_HEALTH,
+    WEEK_PLAN,
+    WEEK_REVIEW,
+    WEEK_SUMMARY,
+)
+
+
+def _activity(text: str, cards: Sequence[dict[str, Any]]) -> Activity:
+    activity = MessageFactory.list(
+        [Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=card) for card in cards]
+    )
+    activity.text = text
+    return activity
+
+
+class _Writer:
+    """What composing one message needs: the tenant's plans and people, and the recipient's today."""
+
+    def __init__(self, store: Store, envelope: Envelope, today: date) -> None:
+        self.envelope = envelope
+        self.payload = envelope.payload
+        self.plans: TenantStore = store.tenant(envelope.tenant_id)
+        self.directory = Directory(store, envelope.tenant_id)
+        self.today = today
+
+    async def name_of(self, user_id: str | None) -> str:
+        if not user_id:
+            return "nobody"
+        return (await self.directory.names({user_id})).get(user_id, user_id)
+
+    async def open_task(self) -> Task | None:
+        try:
+            task = await self.plans.get_task(int(self.payload["task"]))
+        except TaskNotFound:
+            return None
+        return task if task.status.is_open else None
+
+    async def task_message(self, task: Task, text: str) -> Activity:
+        plan = await self.plans.get_plan(task.plan_id)
+        card = task_card(task, plan_title=plan.title, owner_name=await self.name_of(task.owner), today=self.today)
+        return _activity(text, [card])
+
+    async def overview(self, plan_id: int) -> dict[str, Any]:
+        rollup = await self.plans.rollup(plan_id, as_of=self.today)
+        owners = {rollup.plan.owner, *(c.plan.owner for c in rollup.children)}
+        names = await self.directory.names(owners)
+        return plan_overview(rollup, names={o: names.get(o, o) for o in owners}, today=self.today)
+
+    async def active_masters(self, owner: str | None = None) -> list[Plan]:
+        week = iso_week_window(self.payload["week"]) if "week" in self.payload else None
+        masters = await self.plans.list_plans(Tier.MASTER)
+        return [
+            p
+            for p in masters
+            if (owner is None or p.owner == owner)
+            and (p.window.includes(self.today) or (week is not None and p.window.start <= week.end))
+            and p.window.end >= (week.start if week else self.today)
+        ]
+
+    async def week_of(self, person: str) -> tuple[list[Task], dict[int, str]]:
+        tasks = sorted(await self.plans.tasks_of_owner(person), key=lambda t: (t.due_on, t.id))
+        titles = {p.id: p.title for p in await self.plans.list_plans(Tier.TACTICAL)}
+        return tasks, titles
+
+
+async def _deadline(w: _Writer) -> Activity | None:
+    task = await w.open_task()
+    if task is None:
+        return None
+    due = task.due_on.isoformat()
+    if w.envelope.kind == ESCALATION:
+        text = (
+            f"T{task.id} {task.title} was due {due} and is still open; "
+            f"{await w.name_of(task.owner)} has not answered the reminder."
+        )
+    elif w.envelope.kind == DEADLINE_SLIPPED:
+        text = f"T{task.id} {task.title} was due {due} and is not done yet. Where is it?"
+    else:
+        text = f"Heads up: T{task.id} {task.title} is due {due}."
+    return await w.task_message(task, text)
+
+
+async def _milestone(w: _Writer) -> Activity | None:
+    try:
+        task = await w.plans.get_task(int(w.payload["task"]))
+    except TaskNotFound:
+        return None
+    if task.status.is_open:
+        return None  # reopened since: nothing to celebrate
+    text = f"Milestone reached: T{task.id} {task.title}, done by {await w.name_of(task.owner)}."
+    return await w.task_message(task, text)
+
+
+async def _drift(w: _Writer) -> Activity | None:
+    p = w.payload
+    unit = f" {p['unit']}" if p.get("unit") else ""
+    actual = "no reading yet" if p.get("actual") is None else f"{p['actual']:g}{unit}"
+    lines = [
+        f"Plan: P{p['plan']} {p['plan_title']}",
+        f"Now: {actual} · expected by now: {p['expected']:g}{unit} · target: {p['target']:g}{unit}",
+        p.get("reason") or "",
+        "Record a new reading with `record <metric> <value>`, or look at the plan with `plan`.",
+    ]
+    text = f"{p['name']} is {p['health']}: behind its pace to target."
+    return _activity(text, [message_card(f"{p['name']} is drifting", lines)])
+
+
+async def _health(w: _Writer) -> Activity | None:
+    p = w.payload
+    try:
+        card = await w.overview(int(p["plan"]))
+    except PlanNotFound:
+        return None
+    better = Health(p["after"]).rank < Health(p["before"]).rank
+    text = f"P{p['plan']} {p['title']} is now {p['after']} (was {p['before']})."
+    if not better and p.get("reasons"):
+        text += " " + "; ".join(p["reasons"]) + "."
+    return _activity(text, [card])
+
+
+async def _week_plan(w: _Writer) -> Activity | None:
+    tasks, titles = await w.week_of(w.envelope.recipient)
+    week = w.payload["week"]
+    window = iso_week_window(week)
+    if not [t for t in tasks if t.due_on <= window.end]:
+        return None  # nothing due this week: no message is better than an empty one
+    card = member_week(
+        person_name=await w.name_of(w.envelope.recipient), iso_week=week, tasks=tasks, today=w.today, plan_titles=titles
+    )
+    return _activity(f"Good morning! Here is your week ({week}).", [card])
+
+
+async def _week_review(w: _Writer) -> Activity | None:
+    tasks, titles = await w.week_of(w.envelope.recipient)
+    week = w.payload["week"]
+    open_this_week = [t for t in tasks if t.due_on <= iso_week_window(week).end]
+    if not open_this_week:
+        return None
+    card = member_week(
+        person_name=await w.name_of(w.envelope.recipient), iso_week=week, tasks=tasks, today=w.today, plan_titles=titles
+    )
+    text = (
+        f"The week is ending: {len(open_this_week)} of your tasks are still open. "
+        "Mark what is done, or tell me what is in the way."
+    )
+    return _activity(text, [card])
+
+
+async def _week_summary(w: _Writer) -> Activity | None:
+    masters = await w.active_masters()
+    if not masters:
+        return None
+    window = iso_week_window(w.payload["week"])
+    lines = []
+    for master in masters:
+        rollup = await w.plans.rollup(master.id, as_of=w.today)
+        lines.append(f"P{master.id} {master.title}: {rollup.health.value}, {round(rollup.progress * 100)} % done")
+    due = [t for t in await w.plans.tasks_due(window.start, window.end) if t.status.is_open]
+    people = {t.owner for t in due if t.owner}
+    text = f"Week {w.payload['week']}: {len(due)} task(s) due this week for {len(people)} people. " + " · ".join(lines)
+    return _activity(text, [await w.overview(masters[0].id)])
+
+
+async def _digest(w: _Writer) -> Activity | None:
+    masters = await w.active_masters(owner=w.envelope.recipient)
+    if not masters:
+        return None
+    window = iso_week_window(w.payload["week"])
+    cards, lines = [], []
+    for master in masters:
+        rollup = await w.plans.rollup(master.id, as_of=w.today)
+        tasks = await w.plans.tasks_due(window.start, window.end, open_only=False)
+        done = sum(1 for t in tasks if t.master_id == master.id and not t.status.is_open)
+        slipped = sum(1 for t in tasks if t.master_id == master.id and t.is_overdue(w.today))
+        drifting = [m.metric.name for m in rollup.metrics if m.health is not Health.ON_TRACK]
+        line = f"P{master.id} {master.title}: {rollup.health.value}; this week {done} done, {slipped} slipped"
+        if drifting:
+            line += "; behind pace: " + ", ".join(drifting)
+        lines.append(line)
+        cards.append(await w.overview(master.id))
+    return _activity(f"Your digest for {w.payload['week']}:\n" + "\n".join(f"- {line}" for line in lines), cards)
+
+
+COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
+    DEADLINE_APPROACHING: _deadline,
+    DEADLINE_SLIPPED: _deadline,
+    ESCALATION: _deadline,
+    MILESTONE_COMPLETED: _milestone,
+    METRIC_DRIFT: _drift,
+    PLAN_HEALTH: _health,
+    WEEK_PLAN: _week_plan,
+    WEEK_REVIEW: _week_review,
+    WEEK_SUMMARY: _week_summary,
+    DIGEST: _digest,
+}
 
 
 async def compose(store: Store, envelope: Envelope) -> Any | None:
     """The message to send, or None when it no longer applies (the task was done meanwhile)."""
-    if envelope.kind not in (DEADLINE_APPROACHING, DEADLINE_SLIPPED, ESCALATION):
+    composer = COMPOSERS.get(envelope.kind)
+    if composer is None:
         raise Undeliverable(f"no way to write a {envelope.kind!r} message")
-    tenant = store.tenant(envelope.tenant_id)
+    now = store.clock()
+    person = await Directory(store, envelope.tenant_id).person(envelope.recipient)
     try:
-        task = await tenant.get_task(int(envelope.payload["task"]))
-    except TaskNotFound:
-        return None
-    if not task.status.is_open:
-        return None
-    plan = await tenant.get_plan(task.plan_id)
-    today = store.clock().date()
-    if envelope.kind == ESCALATION:
-        owner = (await Directory(store, envelope.tenant_id).names({task.owner or ""})).get(task.owner or "")
-        text = (
-            f"T{task.id} {task.title} was due {task.due_on.isoformat()} and is still open; "
-            f"{owner or task.owner or 'its owner'} has not answered the reminder."
-        )
-    elif envelope.kind == DEADLINE_SLIPPED:
-        text = f"T{task.id} {task.title} was due {task.due_on.isoformat()} and is not done yet. Where is it?"
-    else:
-        text = f"Heads up: T{task.id} {task.title} is due {task.due_on.isoformat()}."
-    card = task_card(task, plan_title=plan.title, owner_name=None, today=today)
-    activity = MessageFactory.attachment(Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=card))
-    activity.text = text
-    return activity
+        zone = ZoneInfo(person.time_zone) if person and person.time_zone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    today = now.astimezone(zone).date() if zone else now.date()
+    return await composer(_Writer(store, envelope, today))

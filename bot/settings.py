@@ -60,11 +60,21 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = 256 * 1024
     tick_seconds: int = 60
+    admins: tuple[str, ...] = ()
+    """AAD object ids of the people who may administer the bot (adapters, dead letters)."""
+    secret_keys: str = field(default="", repr=False)
+    """Keys that encrypt secrets at rest, newest first (see planner/vault.py)."""
 
     @property
     def local_mode(self) -> bool:
         """No Azure Bot credentials: inbound activities cannot be authenticated, so only loopback may talk."""
         return not self.app_id
+
+    def is_admin(self, user_id: str) -> bool:
+        """Configured admins; in local mode with none configured, the person at the keyboard (loopback only)."""
+        if self.admins:
+            return user_id in self.admins
+        return self.local_mode
 
     @property
     def allowed_service_hosts(self) -> tuple[str, ...]:
@@ -104,4 +114,6 @@ class Settings:
             log_level=(env.get("COS_LOG_LEVEL", "").strip() or "INFO").upper(),
             max_body_bytes=_int(env, "COS_MAX_BODY_BYTES", 256 * 1024),
             tick_seconds=max(_int(env, "COS_TICK_SECONDS", 60), 1),
+            admins=_split(env.get("COS_ADMINS", "")),
+            secret_keys=env.get("COS_SECRET_KEYS", "").strip(),
         )

@@ -183,6 +183,7 @@ class ChiefOfStaffBot(ActivityHandler):
             time_zone=time_zone_of(activity),
             conversation_kind=conversation_kind(activity),
             mentions=dict(mentions or {}),
+            is_admin=self.settings.is_admin(user),
         )
 
     # ---- installs and members ------------------------------------------------------------------------------

@@ -146,9 +146,13 @@ class Directory:
                 )
             )
 
-    async def conversations(self, *, kind: str | None = None, user_id: str | None = None) -> list[Conversation]:
+    async def conversations(
+        self, *, kind: str | None = None, user_id: str | None = None, conversation_id: str | None = None
+    ) -> list[Conversation]:
         """Stored conversations, most recently active first."""
         query = select(conversations).where(conversations.c.tenant_id == self.tenant_id)
+        if conversation_id is not None:
+            query = query.where(conversations.c.conversation_id == conversation_id)
         if kind is not None:
             query = query.where(conversations.c.kind == kind)
         if user_id is not None:

@@ -41,6 +41,7 @@ class Caller:
     conversation_kind: str = "personal"
     mentions: Mapping[str, str] = field(default_factory=dict)
     """Display names (case-folded) of the people @mentioned in the message, to their user ids."""
+    is_admin: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +169,8 @@ class Operation:
     run: Runner
     human_only: bool = False
     """Only a person may run it (saving a draft): never offered to the LLM as a tool."""
+    admin_only: bool = False
+    """Only an admin (COS_ADMINS) may run it; never offered to the LLM either."""
 
     def tool(self) -> dict[str, Any]:
         """This operation as an Anthropic tool definition."""
@@ -203,6 +206,8 @@ class Registry:
     async def run(self, name: str, context: Context, args: Mapping[str, Any]) -> Reply:
         """Run an operation; bad arguments and planner refusals become a helpful reply, never an exception."""
         operation = self.get(name)
+        if operation.admin_only and not context.caller.is_admin:
+            return Reply(text=messages.ADMINS_ONLY, ok=False)
         try:
             return await operation.run(context, args)
         except (BadArguments, ParseError, PlannerError) as error:

@@ -1,0 +1,175 @@
+"""Proactive messages as people receive them: each kind of nudge, its card, and acting on it in place."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime
+
+from bot.scheduler import tick
+from bot.sender import Sender
+from bot.server import create_adapter
+from bot.settings import Settings
+from planner.directory import Directory
+from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
+from planner.outbox import Outbox
+from planner.store import Store
+from planner.trigger_rules import TenantTriggerRules
+from planner.triggers import TriggerEngine, TriggerRules
+from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.conftest import TENANT, Running, TeamsUser
+from tests.bot.test_teams import find_action
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
+
+FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
+
+
+async def team_plan(store: Store, clock: FakeClock) -> dict[str, int]:
+    """A master plan led by `aad-lead`, one tactical plan, and tasks for `aad-writer` around 10 February."""
+    clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
+    tenant = store.tenant(TENANT)
+    master = await tenant.create_master_plan(title="Q1 pipeline", owner="aad-lead", window=FEB, actor="aad-lead")
+    tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=FEB, actor="x")
+    slipped = await tenant.add_task(
+        tactical.id, title="Draft launch email", due_on=date(2026, 2, 9), owner="aad-writer", actor="x"
+    )
+    launch = await tenant.add_task(
+        tactical.id, title="Launch day", due_on=date(2026, 2, 12), owner="aad-writer", milestone=True, actor="x"
+    )
+    return {"master": master.id, "tactical": tactical.id, "slipped": slipped.id, "launch": launch.id}
+
+
+def sender_for(store: Store) -> Sender:
+    return Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="w", jitter=random.Random(1))
+
+
+def assert_valid_cards(connector: FakeConnector) -> None:
+    for card in connector.cards():
+        assert schema_errors(card) == []
+
+
+async def test_a_nudge_card_done_button_closes_the_task_and_updates_the_nudge_in_place(
+    running: Running, clock: FakeClock
+) -> None:
+    store, connector = running.store, running.connector
+    ids = await team_plan(store, clock)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("my tasks")  # the member has written once: their personal chat is known
+    await TenantTriggerRules(store).switch(TENANT, "weekly", on=False, actor="test")
+    await TriggerEngine(store).evaluate(clock.now)
+    await sender_for(store).deliver()
+    nudge = connector.sent[-1]
+    assert nudge.conversation_id == "a:writer"
+    assert "Draft launch email was due 2026-02-09" in nudge.body["text"]
+    card = nudge.body["attachments"][0]["content"]
+    assert_valid_cards(connector)
+    done = find_action(card, "Done")
+    before = len(connector.sent)
+    await writer.post(writer.activity(text=None, value=done["data"], replyToId=nudge.activity_id))
+    [update] = [s for s in (await connector.wait_for(before + 1))[before:] if s.method == "update"]
+    assert update.activity_id == nudge.activity_id
+    assert "Done" in all_text(update.body["attachments"][0]["content"])
+    assert (await store.tenant(TENANT).get_task(ids["slipped"])).status is TaskStatus.DONE
+
+
+async def test_monday_brings_the_member_their_week_and_the_channel_a_summary(
+    running: Running, clock: FakeClock
+) -> None:
+    store, connector = running.store, running.connector
+    await team_plan(store, clock)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    channel = TeamsUser(running, conversation_id="19:marketing@thread.tacv2", kind="channel")
+    await channel.ask("<at>Chief of Staff</at> plans")
+    before = len(connector.sent)
+    monday = datetime(2026, 2, 16, 9, tzinfo=UTC)
+    clock.now = monday
+    report = await tick(store, create_adapter(Settings.from_env({})), app_id=None, at=monday)
+    assert report.delivery.sent >= 2
+    arrived = {s.conversation_id: s.body for s in connector.sent[before:]}
+    assert "Here is your week (2026-W08)" in arrived["a:writer"]["text"]
+    assert "Your week, 2026-W08" in all_text(arrived["a:writer"]["attachments"][0]["content"])
+    summary = arrived["19:marketing@thread.tacv2"]
+    assert "Week 2026-W08" in summary["text"]
+    assert "Q1 pipeline" in json.dumps(summary["attachments"][0]["content"])
+    assert_valid_cards(connector)
+
+
+async def test_friday_brings_the_member_a_review_and_the_leader_a_digest(running: Running, clock: FakeClock) -> None:
+    store, connector = running.store, running.connector
+    await team_plan(store, clock)
+    lead = TeamsUser(running)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await lead.ask("help")
+    await writer.ask("help")
+    before = len(connector.sent)
+    friday = datetime(2026, 2, 13, 15, tzinfo=UTC)
+    clock.now = friday
+    await TriggerEngine(store, rules=TriggerRules(enabled=frozenset({"weekly_cycle"}))).evaluate(friday)
+    await sender_for(store).deliver()
+    arrived = {s.conversation_id: s.body for s in connector.sent[before:]}
+    assert "still open" in arrived["a:writer"]["text"]
+    digest = arrived["a:personal-lead"]
+    assert "Your digest for 2026-W07" in digest["text"]
+    assert "Q1 pipeline" in digest["text"]
+    assert "slipped" in digest["text"]
+    assert_valid_cards(connector)
+
+
+async def test_the_leader_hears_of_a_milestone_a_drifting_metric_and_a_change_of_health(
+    running: Running, clock: FakeClock
+) -> None:
+    store, connector = running.store, running.connector
+    ids = await team_plan(store, clock)
+    lead = TeamsUser(running)
+    await lead.ask("help")
+    tenant = store.tenant(TENANT)
+    await Directory(store, TENANT).remember_person("aad-writer", "Content Writer")
+    sqls = await tenant.add_metric(ids["master"], MetricSpec(name="SQLs", target=280), actor="x")
+    await tenant.record_reading(sqls.id, 20, actor="x")
+    engine = TriggerEngine(store, rules=TriggerRules(enabled=frozenset({"milestone_completed", "metric_drift"})))
+    await tenant.update_task(ids["launch"], TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
+    await engine.evaluate(clock.now)
+    await sender_for(store).deliver()
+    texts = [s.body.get("text", "") for s in connector.sent if s.conversation_id == "a:personal-lead"]
+    assert any("Milestone reached: T" in t and "Launch day, done by Content Writer" in t for t in texts)
+    assert any(t.startswith("SQLs is off track") for t in texts)
+    drift_card = connector.cards()[-1]
+    assert "expected by now: 100" in all_text(drift_card)
+    assert_valid_cards(connector)
+
+
+async def test_a_member_who_never_wrote_gets_a_new_personal_chat_found_through_the_team(
+    running: Running, clock: FakeClock
+) -> None:
+    store, connector = running.store, running.connector
+    await team_plan(store, clock)
+    channel = TeamsUser(running, conversation_id="19:marketing@thread.tacv2", kind="channel")
+    await channel.ask("<at>Chief of Staff</at> plans")
+    connector.members["19:marketing@thread.tacv2"] = [
+        {"id": "29:lead", "name": "Lead", "aadObjectId": "aad-lead"},
+        {"id": "29:writer", "name": "Content Writer", "aadObjectId": "aad-writer"},
+    ]
+    await TenantTriggerRules(store).switch(TENANT, "weekly", on=False, actor="test")
+    await TriggerEngine(store).evaluate(clock.now)
+    report = await sender_for(store).deliver()
+    assert report.sent == 1
+    [created] = [s for s in connector.sent if s.method == "create"]
+    assert created.body["members"] == [{"id": "29:writer"}]
+    assert created.body["channelData"]["tenant"]["id"] == TENANT
+    nudge = connector.sent[-1]
+    assert nudge.conversation_id == created.conversation_id
+    chats = await Directory(store, TENANT).conversations(kind="personal", user_id="aad-writer")
+    assert [c.conversation_id for c in chats] == [created.conversation_id]
+    assert (await Directory(store, TENANT).person("aad-writer")).name == "Content Writer"  # type: ignore[union-attr]
+
+
+async def test_someone_in_no_team_of_the_bot_is_a_dead_letter_not_a_crash(running: Running, clock: FakeClock) -> None:
+    store = running.store
+    await team_plan(store, clock)
+    await TenantTriggerRules(store).switch(TENANT, "weekly", on=False, actor="test")
+    await TriggerEngine(store).evaluate(clock.now)
+    report = await sender_for(store).deliver()
+    assert report.dead == 1
+    assert await Outbox(store).counts(TENANT) == {"dead": 1}
