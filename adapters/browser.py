@@ -1,0 +1,1340 @@
+"""Browser agents: vendor tools that only have a web UI, driven by Playwright through declarative recipes.
+
+An admin registers a `BrowserConfig` (plain JSON): the origins the agent may visit, an optional sign-in recipe
+with its credentials, and one recipe per capability. A recipe is a list of steps (`goto`, `fill`, `click`,
+`wait_for`, `extract_text`, `screenshot`, `expect_code`) whose templates take only the request's input fields
+(and, in `fill`, the credentials); nothing a page returns is ever executed.
+
+The browser can only reach the registered origins: a context route aborts every other request, a host-resolver
+rule makes every other host unresolvable (redirects are not routed by Playwright, so this is what stops them), and
+a delegation whose page leaves the origins fails. The signed-in session (cookies, local storage) is kept encrypted
+with the `Vault` in a `StorageStateStore` and reused, so a delegation signs in only when the site asks again.
+When the site asks for a 2FA code, the adapter asks a person through the `HumanChannel` and types the answer in.
+
+Outcomes, by cause:
+- the site is unreachable, answers 5xx, or the browser cannot start or dies: `AgentUnavailable` (counts against
+  the agent's circuit);
+- the delegation takes longer than `request.timeout_seconds` (time spent waiting for a person's code excepted):
+  `AgentTimeout`;
+- a step finds nothing in time, the page leaves the registered origins, signing in fails, or nobody gives the
+  code: a `failed` result saying which step and why, with a screenshot when one can be taken. These say the
+  recipe or the person needs attention, not that the vendor is down, so they do not open the circuit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    Route,
+    WebSocketRoute,
+    async_playwright,
+)
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from planner.agents import (
+    Agent,
+    AgentConfigInvalid,
+    AgentHealth,
+    AgentTimeout,
+    AgentUnavailable,
+    Capability,
+    DelegationRequest,
+    DelegationResult,
+    DelegationStatus,
+    Evidence,
+    HumanChannel,
+    UnknownCapability,
+)
+from planner.vault import Vault, VaultError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_PATH_ENV = "COS_CHROMIUM_PATH"
+DEFAULT_CODE_QUESTION = "{agent} asks for your sign-in code (two-factor authentication). Reply with the code."
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_CAPABILITY_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+_CREDENTIAL_PREFIX = "credentials."
+_NET_ERROR = re.compile(r"net::(ERR_[A-Z_]+)")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Templates ---------------------------------------------------------------------------------------------------------
+
+
+def _template_problems(text: str) -> list[str]:
+    problems: list[str] = []
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1)
+        if name is None:
+            continue
+        bare = name.removeprefix(_CREDENTIAL_PREFIX)
+        if not _IDENTIFIER.match(bare):
+            problems.append(
+                f"placeholder {{{name}}} is not an input field name or credentials.<name> (write {{{{ for a brace)"
+            )
+    leftover = _PLACEHOLDER.sub("", text)
+    if "{" in leftover or "}" in leftover:
+        problems.append("has an unmatched brace (write {{ or }} for a literal brace)")
+    return problems
+
+
+def _placeholders(text: str) -> list[str]:
+    return [match.group(1) for match in _PLACEHOLDER.finditer(text) if match.group(1) is not None]
+
+
+def _render(text: str, values: Mapping[str, str], *, for_url: bool = False) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)[0]
+        value = values[name]
+        return quote(value, safe="") if for_url else value
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
+# Origins -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class _Origin:
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        port = "" if _DEFAULT_PORTS[self.scheme] == self.port else f":{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}{port}"
+
+
+def _origin_of(url: str) -> _Origin | None:
+    """The http(s) origin of `url` (ws and wss count as their http twins), or None for any other kind of address."""
+    try:
+        parts = urlsplit(url)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme.lower(), parts.scheme.lower())
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            return None
+        return _Origin(scheme, parts.hostname.lower(), parts.port or _DEFAULT_PORTS[scheme])
+    except ValueError:
+        return None
+
+
+def _parse_origin(text: str) -> tuple[_Origin | None, str]:
+    origin = _origin_of(text)
+    if origin is None or text.split(":", 1)[0].lower() not in _DEFAULT_PORTS:
+        return None, "is not an http(s) origin like https://app.vendor.example or http://127.0.0.1:8080"
+    parts = urlsplit(text)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        return None, "must be scheme://host[:port] only, without a path, query or user"
+    return origin, ""
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+# Steps -------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Goto:
+    """Open `url`; `{field}` placeholders take the request's input, URL-encoded."""
+
+    url: str
+    kind = "goto"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fill:
+    """Type `value` (a template of input fields, or `{credentials.name}`) into the field at `selector`."""
+
+    selector: str
+    value: str
+    kind = "fill"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Click:
+    """Click the element at `selector`."""
+
+    selector: str
+    kind = "click"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitFor:
+    """Wait until an element at `selector` is visible, or the address matches the glob `url`."""
+
+    selector: str | None = None
+    url: str | None = None
+    kind = "wait_for"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractText:
+    """Read the text of the element at `selector` into the output field `field`."""
+
+    selector: str
+    field: str
+    kind = "extract_text"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Screenshot:
+    """Keep a PNG of the page as evidence."""
+
+    description: str = ""
+    full_page: bool = False
+    kind = "screenshot"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectCode:
+    """If the site asks for a code at `selector`, ask a person for it, type it in and submit.
+
+    With `unless`, the step waits for either the code field or that selector and asks only when the code field shows;
+    without it, the code field must appear.
+    """
+
+    selector: str
+    submit: str | None = None
+    unless: str | None = None
+    question: str = ""
+    kind = "expect_code"
+
+
+Step = Goto | Fill | Click | WaitFor | ExtractText | Screenshot | ExpectCode
+
+_STEP_FIELDS: dict[str, tuple[type[Any], tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (class, required fields, optional fields)
+    "goto": (Goto, ("url",), ()),
+    "fill": (Fill, ("selector", "value"), ()),
+    "click": (Click, ("selector",), ()),
+    "wait_for": (WaitFor, (), ("selector", "url")),
+    "extract_text": (ExtractText, ("selector", "field"), ()),
+    "screenshot": (Screenshot, (), ("description", "full_page")),
+    "expect_code": (ExpectCode, ("selector",), ("submit", "unless", "question")),
+}
+_LOGIN_KINDS = ("goto", "fill", "click", "wait_for", "expect_code")
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _parse_step(raw: object, where: str, problems: list[str]) -> Step | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: must be an object like {{'kind': 'click', 'selector': '#save'}}")
+        return None
+    kind = raw.get("kind")
+    if not isinstance(kind, str) or kind not in _STEP_FIELDS:
+        known = ", ".join(sorted(_STEP_FIELDS))
+        hint = _did_you_mean(kind, _STEP_FIELDS) if isinstance(kind, str) else ""
+        problems.append(f"{where}: unknown step kind {kind!r}{hint}; known kinds: {known}")
+        return None
+    cls, required, optional = _STEP_FIELDS[kind]
+    before = len(problems)
+    values: dict[str, Any] = {}
+    for name in raw:
+        if name != "kind" and name not in required and name not in optional:
+            problems.append(f"{where} ({kind}): unknown field {name!r}{_did_you_mean(name, required + optional)}")
+    for name in required + optional:
+        value = raw.get(name)
+        if value is None:
+            if name in required:
+                problems.append(f"{where} ({kind}): missing {name!r}")
+            continue
+        if name == "full_page":
+            if not isinstance(value, bool):
+                problems.append(f"{where} ({kind}): 'full_page' must be true or false")
+                continue
+        elif not isinstance(value, str) or (name != "value" and not value.strip()):
+            problems.append(f"{where} ({kind}): {name!r} must be a non-empty string")
+            continue
+        values[name] = value
+    if len(problems) > before:
+        return None
+    step: Step = cls(**values)
+    return step
+
+
+def _step_to_dict(step: Step) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": step.kind}
+    _, required, optional = _STEP_FIELDS[step.kind]
+    for name in required + optional:
+        value = getattr(step, name)
+        if name in required or (value not in (None, "", False)):
+            data[name] = value
+    return data
+
+
+def _describe(step: Step) -> str:
+    if isinstance(step, Goto):
+        return f"goto {_without_query(step.url)!r}"
+    if isinstance(step, WaitFor):
+        return f"wait_for {step.selector or step.url!r}"
+    if isinstance(step, Screenshot):
+        return "screenshot"
+    return f"{step.kind} {step.selector!r}"
+
+
+def _templates(step: Step) -> list[tuple[str, str]]:
+    """(field name, template text) of the step's templated fields."""
+    if isinstance(step, Goto):
+        return [("url", step.url)]
+    if isinstance(step, Fill):
+        return [("value", step.value)]
+    return []
+
+
+# Configuration -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """How long the browser waits: per step, per page load, for a person's code, for Chromium to start."""
+
+    step_seconds: float = 15.0
+    navigation_seconds: float = 30.0
+    code_answer_seconds: float = 300.0
+    launch_seconds: float = 30.0
+
+
+class Credentials:
+    """The secret part of a config (username, password…): typed into the sign-in form, never shown."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def names(self) -> list[str]:
+        return sorted(self._values)
+
+    def get(self, name: str) -> str | None:
+        return self._values.get(name)
+
+    def to_dict(self) -> dict[str, str]:
+        """The secrets in the clear: only to encrypt them for storage."""
+        return dict(self._values)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value replaced by a mask."""
+        for value in sorted(self._values.values(), key=len, reverse=True):
+            if len(value) >= 3:
+                text = text.replace(value, "•••")
+        return text
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credentials) and other._values == self._values
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Credentials(<{len(self._values)} hidden: {', '.join(self.names()) or 'none'}>)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """How to do one capability in the vendor's UI; `output` is a template of extracted and input fields."""
+
+    steps: tuple[Step, ...]
+    description: str = ""
+    output: str | None = None
+
+    @property
+    def input_fields(self) -> list[str]:
+        """The request input fields the recipe's templates use, in order of first use."""
+        return _input_fields(self.steps)
+
+    @property
+    def extracted_fields(self) -> list[str]:
+        """The output fields the recipe reads from the page."""
+        return _extracted_fields(self.steps)
+
+
+def _input_fields(steps: Sequence[Step | None]) -> list[str]:
+    names: list[str] = []
+    for step in steps:
+        for _, text in _templates(step) if step is not None else ():
+            for name in _placeholders(text):
+                if not name.startswith(_CREDENTIAL_PREFIX) and name not in names:
+                    names.append(name)
+    return names
+
+
+def _extracted_fields(steps: Sequence[Step | None]) -> list[str]:
+    return [step.field for step in steps if isinstance(step, ExtractText)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginRecipe:
+    """How to sign in; `signed_out_selector` is an element shown only to a signed-out visitor (the sign-in form)."""
+
+    signed_out_selector: str
+    steps: tuple[Step, ...]
+
+
+def _recipe_problems(
+    where: str, steps: Sequence[Step | None], *, origins: Sequence[_Origin], credentials: Credentials, login: bool
+) -> list[str]:
+    """What is wrong with a recipe; a None step could not be read at all (and was reported then)."""
+    problems: list[str] = []
+    if not steps:
+        return [f"{where}: has no steps"]
+    if steps[0] is not None and not isinstance(steps[0], Goto):
+        problems.append(f"{where}: must start with a goto step (the browser starts on a blank page)")
+    listing = ", ".join(str(origin) for origin in origins) or "none"
+    for number, step in enumerate(steps, start=1):
+        if step is None:
+            continue
+        at = f"{where}, step {number} ({step.kind})"
+        if login and step.kind not in _LOGIN_KINDS:
+            problems.append(f"{at}: a sign-in recipe may only {', '.join(_LOGIN_KINDS)} (it must not keep evidence)")
+        if isinstance(step, WaitFor) and (step.selector is None) == (step.url is None):
+            problems.append(f"{at}: give exactly one of 'selector' or 'url'")
+        if isinstance(step, ExtractText) and not _IDENTIFIER.match(step.field):
+            problems.append(f"{at}: output field {step.field!r} must be a name like brief_id")
+        for name, text in _templates(step):
+            problems.extend(f"{at}: {name} {problem}" for problem in _template_problems(text))
+            for placeholder in _placeholders(text):
+                secret = placeholder.removeprefix(_CREDENTIAL_PREFIX)
+                if placeholder.startswith(_CREDENTIAL_PREFIX):
+                    if not isinstance(step, Fill):
+                        problems.append(f"{at}: credentials may only be typed into a field (fill), never in a {name}")
+                    elif credentials.get(secret) is None:
+                        problems.append(f"{at}: uses {{{placeholder}}} but no credential {secret!r} is set")
+                elif login:
+                    problems.append(f"{at}: a sign-in recipe cannot use input field {{{placeholder}}}")
+        if isinstance(step, Goto):
+            problems.extend(_goto_problems(at, step.url, origins, listing))
+    if not login:
+        fields = _extracted_fields(steps)
+        twice = sorted({name for name in fields if fields.count(name) > 1})
+        problems.extend(f"{where}: output field {name!r} is extracted twice" for name in twice)
+    return problems
+
+
+def _goto_problems(at: str, url: str, origins: Sequence[_Origin], listing: str) -> list[str]:
+    scheme, separator, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0] if separator else ""
+    if not separator or "{" in scheme or "{" in authority:
+        return [f"{at}: url must be absolute with a fixed origin (input may fill the path or query only)"]
+    origin = _origin_of(f"{scheme}://{authority}/")
+    if origin is None:
+        return [f"{at}: url {url!r} is not an http(s) address"]
+    if origins and origin not in origins:  # with no valid origin, the origins' own problem says it all
+        return [f"{at}: url {_without_query(url)!r} is outside the registered origins ({listing})"]
+    return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrowserConfig:
+    """A browser agent's registration: validated on construction; raises `AgentConfigInvalid` listing every problem."""
+
+    name: str
+    origins: tuple[str, ...]
+    capabilities: Mapping[str, Recipe]
+    login: LoginRecipe | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    headless: bool = True
+    chromium_path: str | None = None
+    """Where Chromium is; by default `COS_CHROMIUM_PATH`, then /usr/bin/chromium, then `chromium` on the PATH."""
+    credentials: Credentials = field(default_factory=Credentials, repr=False)
+
+    def __post_init__(self) -> None:
+        origins, problems = _origins_and_problems(self.origins)
+        problems += _config_problems(
+            name=self.name,
+            origins=origins,
+            timeouts=self.timeouts,
+            recipes={name: (recipe.steps, recipe.output) for name, recipe in self.capabilities.items()},
+            login=(self.login.signed_out_selector, self.login.steps) if self.login is not None else None,
+            credentials=self.credentials,
+        )
+        if problems:
+            raise AgentConfigInvalid(problems)
+        object.__setattr__(self, "origins", tuple(str(origin) for origin in origins))
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        return frozenset(self.origins)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BrowserConfig:
+        """A config from its JSON form (see the module doc); raises `AgentConfigInvalid` listing every problem."""
+        problems: list[str] = []
+        known = ("name", "origins", "capabilities", "login", "timeouts", "headless", "chromium_path", "credentials")
+        problems += [f"unknown field {key!r}{_did_you_mean(str(key), known)}" for key in data if key not in known]
+        name = data.get("name")
+        if not isinstance(name, str):
+            problems.append("name: missing (a short name like acme-marketing)")
+            name = ""
+        raw_origins = data.get("origins")
+        if not isinstance(raw_origins, list) or not all(isinstance(origin, str) for origin in raw_origins):
+            problems.append("origins: must be a list like ['https://app.vendor.example']")
+            raw_origins = []
+        credentials = _parse_credentials(data.get("credentials"), problems)
+        timeouts = _parse_timeouts(data.get("timeouts"), problems)
+        login = _parse_login(data.get("login"), problems)
+        drafts = _parse_capabilities(data.get("capabilities"), problems)
+        headless = data.get("headless", True)
+        if not isinstance(headless, bool):
+            problems.append("headless: must be true or false")
+            headless = True
+        chromium_path = data.get("chromium_path")
+        if chromium_path is not None and not isinstance(chromium_path, str):
+            problems.append("chromium_path: must be a path to a Chromium executable")
+            chromium_path = None
+        if problems:
+            # Some parts could not be read: report what is wrong with the rest too, so one round of fixes is enough.
+            origins, origin_problems = _origins_and_problems(raw_origins)
+            problems += origin_problems + _config_problems(
+                name=name,
+                origins=origins,
+                timeouts=timeouts,
+                recipes={key: (steps, output) for key, (steps, _, output) in drafts.items()},
+                login=login,
+                credentials=credentials,
+            )
+            raise AgentConfigInvalid(problems)
+        return cls(
+            name=name,
+            origins=tuple(raw_origins),
+            capabilities={
+                key: Recipe(steps=_complete(steps), description=description, output=output)
+                for key, (steps, description, output) in drafts.items()
+            },
+            login=LoginRecipe(signed_out_selector=login[0], steps=_complete(login[1])) if login is not None else None,
+            timeouts=timeouts,
+            headless=headless,
+            chromium_path=chromium_path,
+            credentials=credentials,
+        )
+
+    def to_dict(self, *, with_credentials: bool = False) -> dict[str, Any]:
+        """The JSON form; credentials only when asked, to encrypt them with the vault."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "origins": list(self.origins),
+            "capabilities": {
+                name: {
+                    "description": recipe.description,
+                    "steps": [_step_to_dict(step) for step in recipe.steps],
+                    **({"output": recipe.output} if recipe.output is not None else {}),
+                }
+                for name, recipe in self.capabilities.items()
+            },
+            "timeouts": {
+                "step_seconds": self.timeouts.step_seconds,
+                "navigation_seconds": self.timeouts.navigation_seconds,
+                "code_answer_seconds": self.timeouts.code_answer_seconds,
+                "launch_seconds": self.timeouts.launch_seconds,
+            },
+            "headless": self.headless,
+            "chromium_path": self.chromium_path,
+        }
+        if self.login is not None:
+            data["login"] = {
+                "signed_out_selector": self.login.signed_out_selector,
+                "steps": [_step_to_dict(step) for step in self.login.steps],
+            }
+        if with_credentials:
+            data["credentials"] = self.credentials.to_dict()
+        return data
+
+
+def _origins_and_problems(raw: Sequence[str]) -> tuple[list[_Origin], list[str]]:
+    origins: list[_Origin] = []
+    problems: list[str] = []
+    if not raw:
+        problems.append("origins: register at least one origin the agent may visit")
+    for number, text in enumerate(raw, start=1):
+        origin, problem = _parse_origin(text)
+        if origin is None:
+            problems.append(f"origins #{number} {text!r} {problem}")
+        elif origin not in origins:
+            origins.append(origin)
+    return origins, problems
+
+
+def _config_problems(
+    *,
+    name: str,
+    origins: list[_Origin],
+    timeouts: Timeouts,
+    recipes: Mapping[str, tuple[Sequence[Step | None], str | None]],
+    login: tuple[str, Sequence[Step | None]] | None,
+    credentials: Credentials,
+) -> list[str]:
+    problems: list[str] = []
+    if not name.strip() or any(character.isspace() for character in name):
+        problems.append("name: must be a short name without spaces, like acme-marketing")
+    for attribute in ("step_seconds", "navigation_seconds", "code_answer_seconds", "launch_seconds"):
+        value = getattr(timeouts, attribute)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            problems.append(f"timeouts.{attribute}: must be a positive number of seconds")
+    if not recipes:
+        problems.append("capabilities: give at least one recipe, e.g. create_campaign_brief")
+    for capability, (steps, output) in recipes.items():
+        where = f"capability {capability!r}"
+        if not _CAPABILITY_NAME.match(capability):
+            problems.append(f"{where}: name must be lower_snake_case")
+        problems += _recipe_problems(where, steps, origins=origins, credentials=credentials, login=False)
+        if output is not None:
+            problems += [f"{where}: output {problem}" for problem in _template_problems(output)]
+            known = set(_extracted_fields(steps)) | set(_input_fields(steps))
+            for placeholder in _placeholders(output):
+                if placeholder not in known:
+                    problems.append(f"{where}: output uses {{{placeholder}}}, which no step extracts or takes as input")
+    if login is not None:
+        signed_out_selector, login_steps = login
+        if not signed_out_selector.strip():
+            problems.append("login: signed_out_selector must say which element shows the sign-in form")
+        problems += _recipe_problems("login", login_steps, origins=origins, credentials=credentials, login=True)
+    return problems
+
+
+def _complete(steps: Sequence[Step | None]) -> tuple[Step, ...]:
+    return tuple(step for step in steps if step is not None)
+
+
+def _parse_credentials(raw: object, problems: list[str]) -> Credentials:
+    if raw is None:
+        return Credentials()
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(key, str) and _IDENTIFIER.match(key) and isinstance(value, str) for key, value in raw.items()
+    ):
+        problems.append("credentials: must map names (like username, password) to strings")
+        return Credentials()
+    return Credentials(raw)
+
+
+def _parse_timeouts(raw: object, problems: list[str]) -> Timeouts:
+    if raw is None:
+        return Timeouts()
+    if not isinstance(raw, Mapping):
+        problems.append("timeouts: must be an object like {'step_seconds': 15}")
+        return Timeouts()
+    known = ("step_seconds", "navigation_seconds", "code_answer_seconds", "launch_seconds")
+    values: dict[str, float] = {}
+    for key, value in raw.items():
+        if key not in known:
+            problems.append(f"timeouts: unknown field {key!r}{_did_you_mean(str(key), known)}")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            problems.append(f"timeouts.{key}: must be a positive number of seconds")
+        else:
+            values[key] = float(value)
+    return Timeouts(**values)
+
+
+def _parse_steps(raw: object, where: str, problems: list[str]) -> list[Step | None]:
+    """The steps, with None in place of each step that could not be read (so later problems keep their numbers)."""
+    if not isinstance(raw, list):
+        problems.append(f"{where}: steps must be a list of steps")
+        return []
+    return [_parse_step(item, f"{where}, step {number}", problems) for number, item in enumerate(raw, start=1)]
+
+
+def _parse_login(raw: object, problems: list[str]) -> tuple[str, list[Step | None]] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append("login: must be an object with signed_out_selector and steps")
+        return None
+    for key in raw:
+        if key not in ("signed_out_selector", "steps"):
+            problems.append(f"login: unknown field {key!r}{_did_you_mean(str(key), ('signed_out_selector', 'steps'))}")
+    selector = raw.get("signed_out_selector")
+    if not isinstance(selector, str):
+        problems.append("login: missing 'signed_out_selector' (an element shown only when signed out)")
+        selector = ""
+    return selector, _parse_steps(raw.get("steps"), "login", problems)
+
+
+def _parse_capabilities(raw: object, problems: list[str]) -> dict[str, tuple[list[Step | None], str, str | None]]:
+    """Each capability's (steps, description, output)."""
+    if not isinstance(raw, Mapping):
+        problems.append("capabilities: must map capability names to recipes")
+        return {}
+    recipes: dict[str, tuple[list[Step | None], str, str | None]] = {}
+    for name, body in raw.items():
+        where = f"capability {name!r}"
+        if not isinstance(body, Mapping):
+            problems.append(f"{where}: must be an object with description and steps")
+            continue
+        for key in body:
+            if key not in ("description", "steps", "output"):
+                hint = _did_you_mean(str(key), ("description", "steps", "output"))
+                problems.append(f"{where}: unknown field {key!r}{hint}")
+        description = body.get("description", "")
+        output = body.get("output")
+        if not isinstance(description, str):
+            problems.append(f"{where}: description must be a string")
+            description = ""
+        if output is not None and not isinstance(output, str):
+            problems.append(f"{where}: output must be a template string like 'Brief {{brief_id}} created'")
+            output = None
+        recipes[str(name)] = (_parse_steps(body.get("steps"), where, problems), description, output)
+    return recipes
+
+
+def chromium_executable(configured: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """Which Chromium to launch: configured, `COS_CHROMIUM_PATH`, Debian's, on the PATH, else Playwright's own."""
+    environ = os.environ if environ is None else environ
+    if configured:
+        return configured
+    if environ.get(CHROMIUM_PATH_ENV, "").strip():
+        return environ[CHROMIUM_PATH_ENV].strip()
+    if os.path.exists(DEFAULT_CHROMIUM):
+        return DEFAULT_CHROMIUM
+    return shutil.which("chromium")
+
+
+# Sessions ----------------------------------------------------------------------------------------------------------
+
+
+class StorageStateStore(Protocol):
+    """Where a browser agent keeps its signed-in session between delegations, as bytes encrypted by the vault."""
+
+    async def load_state(self) -> bytes | None:
+        """The saved (encrypted) session, or None when there is none."""
+        ...
+
+    async def save_state(self, state: bytes) -> None:
+        """Keep `state` (encrypted) in place of the previous session."""
+        ...
+
+
+class MemoryStorageStateStore:
+    """A storage-state store in memory: for tests and single-process runs."""
+
+    def __init__(self, state: bytes | None = None) -> None:
+        self.state = state
+        self.saves = 0
+
+    async def load_state(self) -> bytes | None:
+        """The saved session, if any."""
+        return self.state
+
+    async def save_state(self, state: bytes) -> None:
+        """Replace the saved session."""
+        self.state = state
+        self.saves += 1
+
+
+# The origin guard --------------------------------------------------------------------------------------------------
+
+
+class _OriginGuard:
+    """Aborts requests to unregistered origins and remembers what the page tried."""
+
+    def __init__(self, origins: frozenset[_Origin]) -> None:
+        self._origins = origins
+        self.page: Page | None = None
+        """The delegation's page: its main frame leaving the origins fails the delegation (a popup's does not)."""
+        self.blocked: list[str] = []
+        self.escaped: str | None = None
+        """The first navigation or redirect towards an unregistered origin: it fails the delegation."""
+
+    def allows(self, url: str) -> bool:
+        return _origin_of(url) in self._origins
+
+    def _note_escape(self, url: str) -> None:
+        if self.escaped is None:
+            self.escaped = url
+
+    async def route(self, route: Route, request: Request) -> None:
+        try:
+            if self.allows(request.url):
+                await route.continue_()
+                return
+            self.blocked.append(request.url)
+            if request.is_navigation_request() and self._in_main_frame(request):
+                self._note_escape(request.url)
+            await route.abort("blockedbyclient")
+        except PlaywrightError:
+            # The context closed while the request was in flight: nothing is left to guard.
+            return
+
+    def _in_main_frame(self, request: Request) -> bool:
+        try:
+            frame = request.frame
+        except PlaywrightError:
+            # Requests from service workers have no frame; service workers are blocked anyway.
+            return False
+        return self.page is not None and frame is self.page.main_frame
+
+    def on_request(self, request: Request) -> None:
+        # Playwright does not route redirects; their hop shows here, and the host-resolver rule keeps it unresolved.
+        if request.redirected_from is not None and not self.allows(request.url):
+            self.blocked.append(request.url)
+            self._note_escape(request.url)
+
+    async def websocket(self, websocket: WebSocketRoute) -> None:
+        try:
+            if self.allows(websocket.url):
+                websocket.connect_to_server()
+            else:
+                self.blocked.append(websocket.url)
+                await websocket.close(code=1008, reason="origin not registered")
+        except PlaywrightError:
+            return
+
+
+def _host_resolver_rule(origins: Iterable[_Origin]) -> str:
+    hosts = sorted({origin.host for origin in origins})
+    return "--host-resolver-rules=MAP * ~NOTFOUND" + "".join(f" , EXCLUDE {host}" for host in hosts)
+
+
+# Running a recipe --------------------------------------------------------------------------------------------------
+
+
+class _Failed(Exception):
+    """The delegation fails (the recipe or a person needs attention); `reason` is shown to the task's owner."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+class _Run:
+    """One delegation in one browser context: runs steps, signs in when asked, keeps evidence."""
+
+    def __init__(
+        self,
+        agent: BrowserAgent,
+        context: BrowserContext,
+        page: Page,
+        guard: _OriginGuard,
+        *,
+        human: HumanChannel | None,
+        deadline: asyncio.Timeout,
+    ) -> None:
+        self.agent = agent
+        self.config = agent.config
+        self.context = context
+        self.page = page
+        self.guard = guard
+        self.human = human
+        self.deadline = deadline
+        self.data: dict[str, str] = {}
+        self.evidence: list[Evidence] = []
+        self.signed_in = False
+        self.signing_in = False
+        self.server_error: str | None = None
+        self.secrets: list[str] = []
+        page.on("response", self._on_response)
+
+    def _on_response(self, response: Response) -> None:
+        try:
+            main = response.request.is_navigation_request() and response.frame.parent_frame is None
+        except PlaywrightError:
+            return
+        if main and response.status >= 500 and self.server_error is None:
+            self.server_error = f"{_without_query(response.url)} answered {response.status}"
+
+    def redact(self, text: str) -> str:
+        text = self.config.credentials.redact(text)
+        for secret in self.secrets:
+            text = text.replace(secret, "•••")
+        return text
+
+    @property
+    def _mask_selectors(self) -> list[str]:
+        login = self.config.login.steps if self.config.login else ()
+        return [step.selector for step in login if isinstance(step, Fill | ExpectCode)]
+
+    async def screenshot(self, description: str, *, full_page: bool = False) -> None:
+        png = await self.page.screenshot(
+            type="png",
+            full_page=full_page,
+            mask=[self.page.locator(selector) for selector in self._mask_selectors],
+            timeout=self.config.timeouts.step_seconds * 1000,
+        )
+        self.evidence.append(
+            Evidence(kind="screenshot", media_type="image/png", content=png, description=self.redact(description))
+        )
+
+    async def screenshot_on_failure(self, reason: str) -> None:
+        with contextlib.suppress(PlaywrightError):
+            await self.screenshot(f"the page when the delegation failed: {reason}")
+
+    async def final_screenshot(self, description: str) -> None:
+        # The work is done: a page that cannot be photographed should not turn it into a failure.
+        try:
+            await self.screenshot(description)
+        except PlaywrightError as error:
+            logger.warning("browser agent %r: no final screenshot (%s)", self.agent.name, _first_line(error))
+
+    def check(self) -> None:
+        """Stop if the page left the registered origins, the site failed, or the browser shows an error page."""
+        if self.guard.escaped is not None:
+            raise _Failed(
+                f"the page tried to leave the registered origins for {_without_query(self.guard.escaped)}; "
+                "the delegation stopped (register that origin if the vendor really uses it)"
+            )
+        if self.server_error is not None:
+            raise AgentUnavailable(self.agent.name, f"{self.server_error}: the site is failing; try again later")
+        url = self.page.url
+        if url.startswith("chrome-error://"):
+            raise AgentUnavailable(self.agent.name, "a page failed to load: the site may be down")
+        if url != "about:blank" and not self.guard.allows(url):
+            self.guard.escaped = url
+            self.check()
+
+    async def run(self, steps: Sequence[Step], values: Mapping[str, str], where: str) -> None:
+        for number, step in enumerate(steps, start=1):
+            at = f"{where}step {number} ({_describe(step)})"
+            logger.debug("browser agent %r: %s", self.agent.name, at)
+            try:
+                await self._step(step, values, at)
+            except PlaywrightTimeoutError:
+                self.check()
+                if isinstance(step, Goto):
+                    raise AgentUnavailable(
+                        self.agent.name,
+                        f"{at} did not load within {self.config.timeouts.navigation_seconds:g} s: "
+                        "the site may be down or slow",
+                    ) from None
+                raise _Failed(
+                    f"{at} found nothing within {self.config.timeouts.step_seconds:g} s: "
+                    "the page may have changed; check the recipe against the site"
+                ) from None
+            except PlaywrightError as error:
+                self.check()
+                message = _first_line(error)
+                network = _NET_ERROR.search(message)
+                if network:
+                    raise AgentUnavailable(
+                        self.agent.name, f"{at} could not load the page ({network.group(1)}): the site may be down"
+                    ) from None
+                if "closed" in message.lower():
+                    raise AgentUnavailable(self.agent.name, f"the browser closed during {at}") from None
+                raise _Failed(f"{at} failed: {self.redact(message)}") from None
+            self.check()
+
+    async def _step(self, step: Step, values: Mapping[str, str], at: str) -> None:
+        page = self.page
+        if isinstance(step, Goto):
+            await self._goto(_render(step.url, values, for_url=True), at)
+        elif isinstance(step, Fill):
+            await page.locator(step.selector).first.fill(_render(step.value, values))
+        elif isinstance(step, Click):
+            await page.locator(step.selector).first.click()
+        elif isinstance(step, WaitFor):
+            if step.selector is not None:
+                await page.locator(step.selector).first.wait_for(state="visible")
+            elif step.url is not None:
+                await page.wait_for_url(step.url)
+        elif isinstance(step, ExtractText):
+            text = await page.locator(step.selector).first.inner_text()
+            self.data[step.field] = text.strip()
+        elif isinstance(step, Screenshot):
+            await self.screenshot(step.description or at, full_page=step.full_page)
+        elif isinstance(step, ExpectCode):
+            await self._expect_code(step, at)
+
+    async def _goto(self, url: str, at: str) -> None:
+        if not self.guard.allows(url):
+            self.guard.escaped = url
+            self.check()
+        await self._load(url, at)
+        if self.config.login is None or self.signing_in or not await self._signed_out():
+            return
+        if self.signed_in:
+            raise _Failed(
+                f"{at}: the site asks to sign in again right after signing in; "
+                "check the credentials and the login recipe's signed_out_selector"
+            )
+        await self.sign_in()
+        await self._load(url, at)
+        if await self._signed_out():
+            raise _Failed(f"{at}: the site still shows the sign-in form after signing in; check the credentials")
+
+    async def _load(self, url: str, at: str) -> None:
+        response = await self.page.goto(url, timeout=self.config.timeouts.navigation_seconds * 1000)
+        self.check()
+        if response is not None and 400 <= response.status < 500:
+            raise _Failed(f"{at}: {_without_query(url)} answered {response.status}; check the recipe's address")
+
+    async def _signed_out(self) -> bool:
+        assert self.config.login is not None
+        return await self.page.locator(self.config.login.signed_out_selector).first.is_visible()
+
+    async def sign_in(self) -> None:
+        """Run the login recipe, then keep the new session (encrypted)."""
+        assert self.config.login is not None
+        logger.info("browser agent %r: signing in", self.agent.name)
+        values = {
+            f"{_CREDENTIAL_PREFIX}{name}": self.config.credentials.get(name) or ""
+            for name in self.config.credentials.names()
+        }
+        self.signing_in = True
+        try:
+            await self.run(self.config.login.steps, values, "signing in, ")
+        finally:
+            self.signing_in = False
+        if await self._signed_out():
+            raise _Failed("signing in did not work: the sign-in form is still shown; check the username and password")
+        self.signed_in = True
+        await self.agent.save_session(self.context)
+
+    async def _expect_code(self, step: ExpectCode, at: str) -> None:
+        page = self.page
+        code_field = page.locator(step.selector).first
+        if step.unless is not None:
+            await page.locator(step.selector).or_(page.locator(step.unless)).first.wait_for(state="visible")
+            if not await code_field.is_visible():
+                return
+        else:
+            await code_field.wait_for(state="visible")
+        question = step.question or DEFAULT_CODE_QUESTION.format(agent=self.agent.name)
+        code = "".join((await self._ask(question, at)).split())
+        self.secrets.append(code)
+        await code_field.fill(code)
+        if step.submit is not None:
+            await page.locator(step.submit).first.click()
+        else:
+            await code_field.press("Enter")
+        try:
+            await code_field.wait_for(state="hidden")
+        except PlaywrightTimeoutError:
+            raise _Failed(f"{at}: the site did not accept the code; delegate again to get a new one") from None
+
+    async def _ask(self, question: str, at: str) -> str:
+        seconds = self.config.timeouts.code_answer_seconds
+        if self.human is None:
+            raise _Failed(
+                f"{at}: the site asks for a sign-in code, but no person can be asked; "
+                "delegate from a chat so the bot can relay the question"
+            )
+        # Waiting for a person is not the vendor's slowness: that time does not count against the request's timeout.
+        loop = asyncio.get_running_loop()
+        planned = self.deadline.when()
+        asked_at = loop.time()
+        if planned is not None:
+            self.deadline.reschedule(planned + seconds + 1)
+        try:
+            async with asyncio.timeout(seconds):
+                answer = await self.human.ask(question, timeout_seconds=seconds)
+        except (AgentTimeout, TimeoutError):
+            raise _Failed(
+                f"{at}: nobody answered the sign-in code question within {seconds:g} s (timed out); "
+                "delegate again when someone can answer"
+            ) from None
+        finally:
+            if planned is not None:
+                self.deadline.reschedule(planned + (loop.time() - asked_at))
+        if not answer.strip():
+            raise _Failed(f"{at}: the answer to the sign-in code question was empty")
+        return answer
+
+
+# The agent ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Outcome:
+    status: DelegationStatus
+    output: str = ""
+    data: dict[str, Any] | None = None
+    evidence: tuple[Evidence, ...] = ()
+    error: str | None = None
+
+
+class BrowserAgent(Agent):
+    """A vendor agent with only a web UI, driven by Chromium through `config`'s recipes.
+
+    One delegation runs at a time (one account, one session). The browser starts on first use and stays open until
+    `close()`; each delegation gets a fresh context seeded with the saved session.
+    """
+
+    kind = "browser"
+
+    def __init__(
+        self,
+        config: BrowserConfig,
+        *,
+        vault: Vault,
+        sessions: StorageStateStore | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self._vault = vault
+        self._sessions: StorageStateStore = sessions if sessions is not None else MemoryStorageStateStore()
+        self._clock = clock
+        self._origins = frozenset(origin for text in config.origins if (origin := _origin_of(text)) is not None)
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._launch_lock = asyncio.Lock()
+        self._delegation_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"BrowserAgent(name={self.name!r}, origins={list(self.config.origins)!r})"
+
+    async def capabilities(self) -> list[Capability]:
+        """The configured recipes, each with the input fields its templates use."""
+        return [
+            Capability(
+                name=name,
+                description=recipe.description,
+                input_schema={
+                    "type": "object",
+                    "properties": {field_name: {"type": "string"} for field_name in recipe.input_fields},
+                    "required": recipe.input_fields,
+                },
+            )
+            for name, recipe in self.config.capabilities.items()
+        ]
+
+    async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """Run the capability's recipe in the vendor's UI; see the module doc for what fails and what raises."""
+        recipe = self.config.capabilities.get(request.capability)
+        if recipe is None:
+            raise UnknownCapability(self.name, request.capability, list(self.config.capabilities))
+        started = self._clock()
+        values, problem = _input_values(recipe, request.input)
+        if problem:
+            outcome = _Outcome(status=DelegationStatus.FAILED, error=problem)
+        else:
+            try:
+                async with asyncio.timeout(request.timeout_seconds) as deadline:
+                    async with self._delegation_lock:
+                        outcome = await self._delegate(request.capability, recipe, values, human, deadline)
+            except TimeoutError:
+                if deadline.expired():
+                    raise AgentTimeout(self.name, request.timeout_seconds) from None
+                raise
+        return DelegationResult(
+            status=outcome.status,
+            output=outcome.output,
+            data=outcome.data,
+            evidence=outcome.evidence,
+            started_at=started,
+            finished_at=self._clock(),
+            error=outcome.error,
+        )
+
+    async def _delegate(
+        self,
+        capability: str,
+        recipe: Recipe,
+        values: dict[str, str],
+        human: HumanChannel | None,
+        deadline: asyncio.Timeout,
+    ) -> _Outcome:
+        browser = await self._ensure_browser()
+        context, guard = await self._new_context(browser, await self._load_session())
+        run: _Run | None = None
+        try:
+            page = await context.new_page()
+            guard.page = page
+            run = _Run(self, context, page, guard, human=human, deadline=deadline)
+            try:
+                await run.run(recipe.steps, values, "")
+                if not isinstance(recipe.steps[-1], Screenshot):
+                    await run.final_screenshot(f"the page after {capability}")
+            except _Failed as failed:
+                reason = run.redact(failed.reason)
+                logger.info("browser agent %r: %s failed: %s", self.name, capability, reason)
+                await run.screenshot_on_failure(reason)
+                return _Outcome(status=DelegationStatus.FAILED, evidence=self._evidence(run, guard), error=reason)
+            await self.save_session(context)
+            output = _render(recipe.output, {**values, **run.data}) if recipe.output else _summary(capability, run.data)
+            return _Outcome(
+                status=DelegationStatus.SUCCEEDED,
+                output=run.redact(output),
+                data=dict(run.data),
+                evidence=self._evidence(run, guard),
+            )
+        except PlaywrightError as error:
+            # Anything the steps did not convert (the context or browser died between steps) means unavailable.
+            reason = run.redact(_first_line(error)) if run is not None else _first_line(error)
+            raise AgentUnavailable(self.name, f"the browser failed: {reason}") from None
+        finally:
+            await self._dispose(context)
+
+    def _evidence(self, run: _Run, guard: _OriginGuard) -> tuple[Evidence, ...]:
+        evidence = list(run.evidence)
+        if guard.blocked:
+            listing = "\n".join(dict.fromkeys(_without_query(url) for url in guard.blocked))
+            evidence.append(
+                Evidence(
+                    kind="text",
+                    media_type="text/plain",
+                    content=run.redact(listing).encode(),
+                    description="requests to unregistered origins, blocked",
+                )
+            )
+        return tuple(evidence)
+
+    async def health(self) -> AgentHealth:
+        """Start the browser if needed and open the first registered origin: ok when it answers below 500."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        home = self.config.origins[0] + "/"
+        timeouts = self.config.timeouts
+        try:
+            async with asyncio.timeout(timeouts.launch_seconds + timeouts.navigation_seconds + 5):
+                browser = await self._ensure_browser()
+                context, _ = await self._new_context(browser, None)
+                try:
+                    page = await context.new_page()
+                    response = await page.goto(home, timeout=timeouts.navigation_seconds * 1000)
+                finally:
+                    await self._dispose(context)
+            status = response.status if response is not None else 0
+            ok = 0 < status < 500
+            detail = f"{home} answered {status}" + ("" if ok else ": the site is failing")
+        except AgentUnavailable as unavailable:
+            ok, detail = False, unavailable.reason
+        except TimeoutError:
+            ok, detail = False, f"{home} did not answer in time"
+        except PlaywrightError as error:
+            network = _NET_ERROR.search(str(error))
+            ok, detail = False, f"{home} could not be opened ({network.group(1) if network else _first_line(error)})"
+        except Exception as error:  # the interface promises health() never raises
+            logger.exception("browser agent %r: health check failed", self.name)
+            ok, detail = False, f"the health check failed: {type(error).__name__}"
+        return AgentHealth(ok=ok, detail=detail, seconds=loop.time() - started)
+
+    async def close(self) -> None:
+        """Close the browser and stop Playwright."""
+        async with self._launch_lock:
+            await self._shutdown()
+
+    async def save_session(self, context: BrowserContext) -> None:
+        """Keep the context's cookies and local storage, encrypted, for the next delegation."""
+        state = await context.storage_state()
+        await self._sessions.save_state(self._vault.encrypt(json.dumps(state).encode()))
+
+    async def _load_session(self) -> dict[str, Any] | None:
+        token = await self._sessions.load_state()
+        if not token:
+            return None
+        try:
+            state = json.loads(self._vault.decrypt(token))
+        except (VaultError, ValueError) as error:
+            logger.warning(
+                "browser agent %r: the saved session is unreadable (%s); signing in afresh", self.name, error
+            )
+            return None
+        return state if isinstance(state, dict) else None
+
+    async def _ensure_browser(self) -> Browser:
+        async with self._launch_lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            await self._shutdown()
+            executable = chromium_executable(self.config.chromium_path)
+            try:
+                self._playwright = await async_playwright().start()
+                self._browser = await self._playwright.chromium.launch(
+                    executable_path=executable,
+                    headless=self.config.headless,
+                    args=[_host_resolver_rule(self._origins)],
+                    timeout=self.config.timeouts.launch_seconds * 1000,
+                )
+            except PlaywrightError as error:
+                await self._shutdown()
+                logger.warning("browser agent %r: Chromium did not start: %s", self.name, error)
+                where = executable or "Playwright's own download"
+                raise AgentUnavailable(
+                    self.name,
+                    f"Chromium could not start from {where} ({_first_line(error)}); "
+                    f"install it (apt-get install chromium) or set {CHROMIUM_PATH_ENV}",
+                ) from None
+            return self._browser
+
+    async def _new_context(self, browser: Browser, state: dict[str, Any] | None) -> tuple[BrowserContext, _OriginGuard]:
+        guard = _OriginGuard(self._origins)
+        try:
+            context = await browser.new_context(
+                storage_state=state,  # type: ignore[arg-type]
+                service_workers="block",  # requests from service workers would bypass the route
+                accept_downloads=False,
+            )
+            context.set_default_timeout(self.config.timeouts.step_seconds * 1000)
+            context.set_default_navigation_timeout(self.config.timeouts.navigation_seconds * 1000)
+            context.on("request", guard.on_request)
+            await context.route("**/*", guard.route)
+            await context.route_web_socket(re.compile(".*"), guard.websocket)
+        except PlaywrightError as error:
+            raise AgentUnavailable(self.name, f"the browser could not open a page ({_first_line(error)})") from None
+        return context, guard
+
+    async def _dispose(self, context: BrowserContext) -> None:
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            async with asyncio.timeout(10):
+                await context.unroute_all(behavior="ignoreErrors")
+                await context.close()
+
+    async def _shutdown(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        if browser is not None:
+            with contextlib.suppress(PlaywrightError):
+                await browser.close()
+        if playwright is not None:
+            with contextlib.suppress(PlaywrightError):
+                await playwright.stop()
+
+
+def _input_values(recipe: Recipe, given: Mapping[str, Any]) -> tuple[dict[str, str], str]:
+    values: dict[str, str] = {}
+    missing = [name for name in recipe.input_fields if name not in given or given[name] is None]
+    if missing:
+        listing = ", ".join(sorted(given)) or "nothing"
+        return {}, f"the recipe needs input {', '.join(missing)}; the request gave {listing}"
+    for name in recipe.input_fields:
+        value = given[name]
+        if isinstance(value, Mapping | list | tuple | set):
+            return {}, f"input {name!r} must be text or a number, not a {type(value).__name__}"
+        values[name] = str(value)
+    return values, ""
+
+
+def _summary(capability: str, data: Mapping[str, str]) -> str:
+    if not data:
+        return f"{capability}: done"
+    return "\n".join(f"{name}: {value}" for name, value in data.items())
