@@ -1,0 +1,427 @@
+"""The adapter registry: which vendor agents a tenant has connected, of which kind, configured how.
+
+Kinds are plugged in by the caller, one `AdapterFactory` per kind (the bot passes `{"mcp": ..., "browser": ...}`),
+so the planner never imports `adapters/`. An adapter is addressed by its name, unique in the tenant, or by
+`kind:name`.
+
+Secrets never rest in the clear: the fields a factory declares secret (and any field whose name says it is a
+token, password, cookie…) are encrypted together with the `Vault` and stored apart from the public config.
+Records, listings and events only say which secret fields are set; the decrypted values exist only inside
+`Registry.open`, on their way into the factory that builds the agent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from planner import events as event_log
+from planner.agents import Agent, AgentConfigInvalid
+from planner.errors import InvalidValue, PlannerError
+from planner.schema import adapters, circuit_breakers
+from planner.store import Store
+from planner.vault import Vault
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+_SECRET_WORDS = frozenset(
+    {"token", "password", "passwd", "secret", "credential", "credentials", "cookie", "cookies", "apikey", "bearer"}
+)
+_SECRET_NAMES = frozenset({"api_key", "private_key", "client_secret", "storage_state", "session", "authorization"})
+
+
+class AdapterFactory(Protocol):
+    """How the registry checks and builds the agents of one kind. `adapters/` provides one per kind."""
+
+    @property
+    def secret_fields(self) -> Collection[str]:
+        """The config fields that are secrets (credentials, tokens, a saved browser session): stored encrypted."""
+        ...
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config (public and secret fields together), checked and normalised.
+
+        Raises:
+            AgentConfigInvalid: naming each wrong field and what it should be, never echoing a secret's value.
+        """
+        ...
+
+    def build(self, name: str, config: Mapping[str, Any]) -> Agent:
+        """An agent named `name` from a validated config whose secrets are decrypted.
+
+        It must not connect yet: agents connect on their first call, so building one cannot fail on the network.
+
+        Raises:
+            AgentConfigInvalid: the stored config no longer suits this kind (its schema moved on).
+        """
+        ...
+
+
+class UnknownAdapterKind(PlannerError, LookupError):
+    """No factory is plugged in for this kind."""
+
+    def __init__(self, kind: str, known: Iterable[str]) -> None:
+        self.kind = kind
+        super().__init__(f"There is no adapter kind {kind!r}.{_did_you_mean(kind, known)} {_listing('kinds', known)}")
+
+
+class AdapterNotFound(PlannerError, LookupError):
+    """No adapter of this name is registered in the tenant."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        super().__init__(
+            f"There is no adapter named {name!r}.{_did_you_mean(name, known)} {_listing('adapters', known)}"
+        )
+
+
+class AdapterExists(PlannerError, ValueError):
+    """The name is taken in this tenant."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name = name
+        super().__init__(
+            f"An adapter named {name!r} ({kind}) is already registered. Choose another name, "
+            "or change that one's configuration instead."
+        )
+
+
+class AdapterDisabled(PlannerError, RuntimeError):
+    """The adapter is registered but switched off: it takes no delegations."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"The adapter {name!r} is disabled, so it takes no delegations. An admin can enable it again, "
+            "or the task can be delegated to another adapter."
+        )
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _listing(what: str, known: Iterable[str]) -> str:
+    names = sorted(known)
+    return f"Known {what}: {', '.join(names)}." if names else f"No {what} are registered yet."
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisteredAdapter:
+    """An adapter as stored: its public config, and only the names of its secret fields."""
+
+    id: int
+    tenant_id: str
+    kind: str
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    secret_fields: tuple[str, ...] = ()
+    enabled: bool = True
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def describe(self) -> dict[str, str]:
+        """The settings to show an admin: public values as they are, secrets as `set`."""
+        shown = {name: value if isinstance(value, str) else json.dumps(value) for name, value in self.config.items()}
+        shown.update({name: "set" for name in self.secret_fields})
+        return dict(sorted(shown.items()))
+
+
+def _looks_secret(field_name: str) -> bool:
+    lowered = field_name.lower()
+    words = set(re.split(r"[^a-z0-9]+", lowered))
+    return lowered in _SECRET_NAMES or bool(words & _SECRET_WORDS) or lowered.endswith("_key")
+
+
+def _adapter(row: Row[Any]) -> RegisteredAdapter:
+    return RegisteredAdapter(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        kind=row.kind,
+        name=row.name,
+        config=dict(row.config),
+        secret_fields=tuple(row.secret_fields),
+        enabled=row.enabled,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+
+
+class Registry:
+    """The adapters of one tenant, with the kinds the caller plugged in."""
+
+    def __init__(self, store: Store, tenant_id: str, *, vault: Vault, kinds: Mapping[str, AdapterFactory]) -> None:
+        self._store = store
+        self.tenant_id = tenant_id
+        self._vault = vault
+        self._kinds = dict(kinds)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(sorted(self._kinds))
+
+    def _factory(self, kind: str) -> AdapterFactory:
+        try:
+            return self._kinds[kind]
+        except KeyError:
+            raise UnknownAdapterKind(kind, self._kinds) from None
+
+    # ---- reading ---------------------------------------------------------------------------------------------
+
+    async def list_adapters(self, *, kind: str | None = None) -> list[RegisteredAdapter]:
+        """The tenant's adapters by name; secrets show only as the names of the fields that are set."""
+        query = select(adapters).where(adapters.c.tenant_id == self.tenant_id)
+        if kind is not None:
+            query = query.where(adapters.c.kind == kind)
+        async with self._store.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(adapters.c.name))).all()
+        return [_adapter(r) for r in rows]
+
+    async def get(self, name: str) -> RegisteredAdapter:
+        """The adapter called `name` (or `kind:name`). Raises AdapterNotFound suggesting the closest name."""
+        async with self._store.engine.connect() as conn:
+            return await self._row(conn, name)
+
+    async def _row(self, conn: AsyncConnection, name: str) -> RegisteredAdapter:
+        kind, _, bare = name.strip().lower().rpartition(":")
+        row = (
+            await conn.execute(select(adapters).where(adapters.c.tenant_id == self.tenant_id, adapters.c.name == bare))
+        ).first()
+        if row is None or (kind and row.kind != kind):
+            known = (await conn.execute(select(adapters.c.name).where(adapters.c.tenant_id == self.tenant_id))).all()
+            raise AdapterNotFound(name, [n for (n,) in known])
+        return _adapter(row)
+
+    async def open(self, name: str) -> Agent:
+        """A ready agent for the adapter `name`, built by its kind's factory from the config and decrypted secrets.
+
+        Raises AdapterNotFound, AdapterDisabled, UnknownAdapterKind (its kind is no longer plugged in),
+        UndecryptableSecret (its key was dropped before rotation) or AgentConfigInvalid.
+        """
+        entry = await self.get(name)
+        if not entry.enabled:
+            raise AdapterDisabled(entry.name)
+        factory = self._factory(entry.kind)
+        async with self._store.engine.connect() as conn:
+            token = (await conn.execute(select(adapters.c.secrets).where(adapters.c.id == entry.id))).scalar()
+        secrets = json.loads(self._vault.decrypt(token)) if token is not None else {}
+        return factory.build(entry.name, {**entry.config, **secrets})
+
+    # ---- changing --------------------------------------------------------------------------------------------
+
+    def _split(self, factory: AdapterFactory, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Validate a whole config and split it into its public part and its secrets."""
+        if not isinstance(config, Mapping):
+            raise AgentConfigInvalid([f"config: expected a mapping of settings, got {type(config).__name__}"])
+        secret_names = set(factory.secret_fields)
+        secret_values = [str(v) for k, v in config.items() if (k in secret_names or _looks_secret(k)) and v]
+        try:
+            valid = factory.validate(config)
+        except AgentConfigInvalid as error:
+            scrubbed = [_scrub(problem, secret_values) for problem in error.problems]
+            raise AgentConfigInvalid(scrubbed) from None
+        public = {k: v for k, v in valid.items() if k not in secret_names and not _looks_secret(k)}
+        secrets = {k: v for k, v in valid.items() if (k in secret_names or _looks_secret(k)) and v is not None}
+        try:
+            json.dumps(public)
+            json.dumps(secrets)
+        except (TypeError, ValueError) as error:
+            raise AgentConfigInvalid([f"config: every value must be plain JSON data ({error})"]) from None
+        return public, secrets
+
+    def _seal(self, secrets: Mapping[str, Any]) -> bytes | None:
+        return self._vault.encrypt(json.dumps(dict(secrets), sort_keys=True).encode()) if secrets else None
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        *,
+        actor: str,
+        kind: str,
+        after: RegisteredAdapter | None,
+        before: RegisteredAdapter | None,
+    ) -> None:
+        subject = after or before
+        assert subject is not None
+        await event_log.record(
+            conn,
+            tenant_id=self.tenant_id,
+            at=self._store.clock(),
+            actor=actor,
+            kind=kind,
+            subject_type="adapter",
+            subject_id=subject.id,
+            before=event_log.snapshot(before) if before is not None else None,
+            after=event_log.snapshot(after) if after is not None else None,
+        )
+
+    async def register(
+        self, kind: str, name: str, config: Mapping[str, Any], *, actor: str, enabled: bool = True
+    ) -> RegisteredAdapter:
+        """Register an adapter; its config is validated by its kind and its secrets are encrypted.
+
+        Raises UnknownAdapterKind, InvalidValue (the name), AgentConfigInvalid (nothing is stored), AdapterExists.
+        """
+        factory = self._factory(kind.strip().lower())
+        name = name.strip().lower()
+        if not _NAME.fullmatch(name):
+            raise InvalidValue(
+                "adapter name", name, "letters, digits, '-', '_' or '.', starting with a letter or digit (100 at most)"
+            )
+        public, secrets = self._split(factory, config)
+        now = self._store.clock()
+        try:
+            async with self._store.transaction() as conn:
+                row = (
+                    await conn.execute(
+                        insert(adapters)
+                        .values(
+                            tenant_id=self.tenant_id,
+                            kind=kind.strip().lower(),
+                            name=name,
+                            config=public,
+                            secret_fields=sorted(secrets),
+                            secrets=self._seal(secrets),
+                            enabled=enabled,
+                            created_by=actor,
+                            created_at=now,
+                            updated_at=now,
+                            version=1,
+                        )
+                        .returning(adapters)
+                    )
+                ).one()
+                entry = _adapter(row)
+                await self._record(conn, actor=actor, kind="adapter.registered", after=entry, before=None)
+        except IntegrityError:
+            existing = await self.get(name)
+            raise AdapterExists(name, existing.kind) from None
+        return entry
+
+    async def reconfigure(self, name: str, changes: Mapping[str, Any], *, actor: str) -> RegisteredAdapter:
+        """Change some settings (public or secret); the rest are kept. A value of None removes a setting.
+
+        Raises AdapterNotFound, UnknownAdapterKind, AgentConfigInvalid (nothing changes).
+        """
+        async with self._store.transaction() as conn:
+            before = await self._row(conn, name)
+            factory = self._factory(before.kind)
+            token = (await conn.execute(select(adapters.c.secrets).where(adapters.c.id == before.id))).scalar()
+            current = {**before.config, **(json.loads(self._vault.decrypt(token)) if token is not None else {})}
+            merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
+            public, secrets = self._split(factory, merged)
+            return await self._update(
+                conn,
+                before,
+                actor=actor,
+                kind="adapter.reconfigured",
+                config=public,
+                secret_fields=sorted(secrets),
+                secrets=self._seal(secrets),
+            )
+
+    async def _update(
+        self, conn: AsyncConnection, before: RegisteredAdapter, *, actor: str, kind: str, **values: Any
+    ) -> RegisteredAdapter:
+        row = (
+            await conn.execute(
+                update(adapters)
+                .where(adapters.c.id == before.id)
+                .values(updated_at=self._store.clock(), version=adapters.c.version + 1, **values)
+                .returning(adapters)
+            )
+        ).one()
+        after = _adapter(row)
+        await self._record(conn, actor=actor, kind=kind, after=after, before=before)
+        return after
+
+    async def enable(self, name: str, *, actor: str) -> RegisteredAdapter:
+        """Let the adapter take delegations again. Raises AdapterNotFound."""
+        return await self._switch(name, True, actor=actor)
+
+    async def disable(self, name: str, *, actor: str) -> RegisteredAdapter:
+        """Stop the adapter taking delegations (its configuration is kept). Raises AdapterNotFound."""
+        return await self._switch(name, False, actor=actor)
+
+    async def _switch(self, name: str, enabled: bool, *, actor: str) -> RegisteredAdapter:
+        async with self._store.transaction() as conn:
+            before = await self._row(conn, name)
+            if before.enabled is enabled:
+                return before
+            kind = "adapter.enabled" if enabled else "adapter.disabled"
+            return await self._update(conn, before, actor=actor, kind=kind, enabled=enabled)
+
+    async def remove(self, name: str, *, actor: str) -> RegisteredAdapter:
+        """Forget the adapter, its secrets and its circuit; the event keeps what it was (without secrets).
+
+        Delegations to it that have not run yet fail when they come up. Raises AdapterNotFound.
+        """
+        async with self._store.transaction() as conn:
+            before = await self._row(conn, name)
+            await conn.execute(delete(adapters).where(adapters.c.id == before.id))
+            await conn.execute(
+                delete(circuit_breakers).where(
+                    circuit_breakers.c.tenant_id == self.tenant_id, circuit_breakers.c.adapter == before.name
+                )
+            )
+            await self._record(conn, actor=actor, kind="adapter.removed", after=None, before=before)
+        return before
+
+
+def _scrub(text: str, secret_values: Iterable[str]) -> str:
+    for value in secret_values:
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
+    """Re-encrypt every tenant's stored secrets with the vault's newest key; returns how many were.
+
+    Every tenant at once, because a key can only be dropped once nothing anywhere is encrypted with it. Run it
+    after putting the new key first in `COS_SECRET_KEYS`; then the old key can be removed. Raises
+    UndecryptableSecret if a secret is readable with none of the vault's keys (nothing is changed then).
+    """
+    rotated = 0
+    async with store.transaction() as conn:
+        rows = (await conn.execute(select(adapters).where(adapters.c.secrets.is_not(None)))).all()
+        for row in rows:
+            result = await conn.execute(
+                update(adapters)
+                .where(adapters.c.id == row.id, adapters.c.secrets == row.secrets)
+                .values(secrets=vault.rotate(row.secrets))
+            )
+            if result.rowcount != 1:
+                continue  # reconfigured meanwhile: sealed with the newest key already
+            entry = _adapter(row)
+            await event_log.record(
+                conn,
+                tenant_id=entry.tenant_id,
+                at=store.clock(),
+                actor=actor,
+                kind="adapter.secrets_rotated",
+                subject_type="adapter",
+                subject_id=entry.id,
+                before=None,
+                after=event_log.snapshot(entry),
+            )
+            rotated += 1
+    return rotated
