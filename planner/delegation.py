@@ -1,0 +1,710 @@
+"""The delegation lifecycle: a task handed to a vendor agent, from the request to its stored result.
+
+A delegation is `queued` when asked for, `running` while an agent works on it, then `succeeded` or `failed` (the
+agent answered), or `deferred` when the agent cannot be reached: its circuit is open, or the call failed to get
+through. A deferred delegation runs again once the circuit lets a call through (`due_for_retry`); its task's
+owner is told once that it waits. Each delegation keeps what was asked (capability, input), of whom (the
+adapter), by whom (the actor), what came back (output, data, error, evidence) and its timings.
+
+Any number of replicas may run delegations: a runner claims one with a single `UPDATE … RETURNING` that only
+matches a delegation nobody holds, under a lease as long as the agent's timeout plus a grace, so the work of a
+runner that died is taken over once its lease runs out, and a delegation is never run twice at once.
+
+The agent's output is DATA. It is stored and shown to the task's owner, never parsed for instructions, never
+executed, never allowed to change a task, a plan or an approval: an output saying "approve all", or shaped like
+a tool call, changes nothing but the stored result. What it leads to is decided by a person.
+
+Governance seam: `guard`, when given, is awaited with the claimed delegation right before the agent is called
+and may raise to stop or hold the call (the policy engine plugs in there). The delegation is then put back as it
+was and the exception propagates to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from planner import events as event_log
+from planner.agents import (
+    Agent,
+    AgentConfigInvalid,
+    AgentTimeout,
+    AgentUnavailable,
+    DelegationRequest,
+    DelegationResult,
+    DelegationStatus,
+    Evidence,
+    HumanChannel,
+    UnknownCapability,
+)
+from planner.breaker import Breakers, CircuitState
+from planner.errors import InvalidValue, PlannerError, StaleEdit, TenantMismatch
+from planner.model import TaskStatus
+from planner.registry import AdapterDisabled, AdapterNotFound, Registry, UnknownAdapterKind
+from planner.schema import delegation_evidence, delegations, tasks
+from planner.store import Store
+from planner.vault import UndecryptableSecret
+
+MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
+"""Evidence larger than this (a huge screenshot) is listed but its content is not kept."""
+MAX_EVIDENCE_ITEMS = 20
+MAX_OUTPUT_CHARS = 200_000
+MAX_TIMEOUT_SECONDS = 3600.0
+_TASK_ATTEMPTS = 20
+_RUNNABLE = (DelegationStatus.QUEUED.value, DelegationStatus.DEFERRED.value)
+
+Guard = Callable[["Delegation"], Awaitable[None]]
+"""Awaited before the agent is called; raises to stop or hold the call (the policy engine's seam)."""
+
+
+class DelegationNotFound(PlannerError, LookupError):
+    def __init__(self, delegation_id: int) -> None:
+        self.delegation_id = delegation_id
+        super().__init__(f"No delegation with id {delegation_id}. Show the task to see its delegations.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delegation:
+    """A task handed to an agent: the request, the result once there is one, and the timings."""
+
+    id: int
+    tenant_id: str
+    task_id: int
+    adapter: str
+    adapter_kind: str
+    capability: str
+    input: dict[str, Any]
+    timeout_seconds: float
+    actor: str
+    """Who asked for it."""
+    status: DelegationStatus
+    output: str | None = None
+    """What the agent answered: data to show, never an instruction to follow."""
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    queued_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    seconds: float | None = None
+    attempts: int = 0
+    """How many times an agent was called for it."""
+    deferred_at: datetime | None = None
+    retry_at: datetime | None = None
+    """When the agent's circuit may let it through again, while deferred."""
+    owner_told_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (DelegationStatus.SUCCEEDED, DelegationStatus.FAILED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvidence:
+    """Evidence kept with a delegation; `content` is None when it was over the size limit."""
+
+    id: int
+    delegation_id: int
+    kind: str
+    media_type: str
+    description: str
+    size: int
+    content: bytes | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOutcome:
+    """What `run` did: the delegation as stored afterwards, whether an agent was called, whether to tell the owner."""
+
+    delegation: Delegation
+    ran: bool
+    """This call reached the agent (False: another runner has it, it was finished already, or it was deferred)."""
+    tell_owner: bool = False
+    """It has just been deferred for the first time: tell the task's owner (recorded, so only one runner is told)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverdueDelegation:
+    """A delegation that produced nothing by its task's due date: a follow-up is due."""
+
+    delegation: Delegation
+    task_title: str
+    task_owner: str | None
+    due_on: date
+
+
+def _delegation(row: Row[Any]) -> Delegation:
+    return Delegation(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        task_id=row.task_id,
+        adapter=row.adapter,
+        adapter_kind=row.adapter_kind,
+        capability=row.capability,
+        input=dict(row.input),
+        timeout_seconds=row.timeout_seconds,
+        actor=row.actor,
+        status=DelegationStatus(row.status),
+        output=row.output,
+        data=row.data,
+        error=row.error,
+        queued_at=row.queued_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        seconds=row.seconds,
+        attempts=row.attempts,
+        deferred_at=row.deferred_at,
+        retry_at=row.retry_at,
+        owner_told_at=row.owner_told_at,
+    )
+
+
+def _summary(delegation: Delegation) -> dict[str, Any]:
+    """What an event keeps of a delegation: enough for the decision log, not the whole output."""
+    return {
+        "id": delegation.id,
+        "task_id": delegation.task_id,
+        "adapter": delegation.adapter,
+        "capability": delegation.capability,
+        "status": delegation.status.value,
+        "attempts": delegation.attempts,
+        "error": delegation.error,
+        "seconds": delegation.seconds,
+        "output": (delegation.output or "")[:500] or None,
+    }
+
+
+def _json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    try:
+        return dict(json.loads(json.dumps(dict(value or {}))))
+    except (TypeError, ValueError):
+        raise InvalidValue(field_name, value, "an object of plain JSON values (text, numbers, lists…)") from None
+
+
+def _default_worker() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Delegations:
+    """The delegations of one tenant, run through its registry's agents behind their circuit breakers."""
+
+    def __init__(
+        self,
+        store: Store,
+        tenant_id: str,
+        *,
+        registry: Registry,
+        breakers: Breakers,
+        guard: Guard | None = None,
+        worker: str | None = None,
+        grace: timedelta = timedelta(seconds=5),
+    ) -> None:
+        for part in (registry, breakers):
+            if part.tenant_id != tenant_id:
+                raise TenantMismatch(tenant_id, part.tenant_id)
+        self._store = store
+        self.tenant_id = tenant_id
+        self._registry = registry
+        self._breakers = breakers
+        self._guard = guard
+        self.worker = (worker or _default_worker())[:100]
+        self._grace = grace
+        """How much longer than its own timeout an agent gets before the call is cut (it should time out itself)."""
+
+    def _now(self) -> datetime:
+        return self._store.clock()
+
+    # ---- reading ---------------------------------------------------------------------------------------------
+
+    def _mine(self) -> Any:
+        return delegations.c.tenant_id == self.tenant_id
+
+    async def get(self, delegation_id: int) -> Delegation:
+        """Raises DelegationNotFound."""
+        async with self._store.engine.connect() as conn:
+            row = (
+                await conn.execute(select(delegations).where(self._mine(), delegations.c.id == delegation_id))
+            ).first()
+        if row is None:
+            raise DelegationNotFound(delegation_id)
+        return _delegation(row)
+
+    async def of_task(self, task_id: int) -> list[Delegation]:
+        """A task's delegations, newest first."""
+        query = select(delegations).where(self._mine(), delegations.c.task_id == task_id)
+        async with self._store.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(delegations.c.id.desc()))).all()
+        return [_delegation(r) for r in rows]
+
+    async def list_delegations(self, *, status: DelegationStatus | None = None, limit: int = 100) -> list[Delegation]:
+        """The tenant's delegations, newest first, optionally in one status."""
+        query = select(delegations).where(self._mine())
+        if status is not None:
+            query = query.where(delegations.c.status == status.value)
+        async with self._store.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(delegations.c.id.desc()).limit(limit))).all()
+        return [_delegation(r) for r in rows]
+
+    async def evidence(self, delegation_id: int) -> list[StoredEvidence]:
+        """What the agent showed for a delegation, in the order it gave it."""
+        query = (
+            select(delegation_evidence)
+            .where(
+                delegation_evidence.c.tenant_id == self.tenant_id,
+                delegation_evidence.c.delegation_id == delegation_id,
+            )
+            .order_by(delegation_evidence.c.id)
+        )
+        async with self._store.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            StoredEvidence(
+                id=r.id,
+                delegation_id=r.delegation_id,
+                kind=r.kind,
+                media_type=r.media_type,
+                description=r.description,
+                size=r.size,
+                content=r.content,
+            )
+            for r in rows
+        ]
+
+    async def due_for_retry(self, at: datetime, *, limit: int = 100) -> list[Delegation]:
+        """Delegations a runner should pick up at `at`, oldest first.
+
+        Deferred ones whose agent's circuit is closed (or the oldest one per agent whose circuit is past its
+        cool-down: it is the probe), queued ones nobody ran (their process stopped after the request), and
+        running ones whose runner's lease ran out.
+        """
+        query = (
+            select(delegations)
+            .where(
+                self._mine(),
+                or_(
+                    delegations.c.status.in_(_RUNNABLE),
+                    and_(delegations.c.status == DelegationStatus.RUNNING.value, delegations.c.lease_until < at),
+                ),
+            )
+            .order_by(delegations.c.queued_at, delegations.c.id)
+        )
+        async with self._store.engine.connect() as conn:
+            rows = [_delegation(r) for r in (await conn.execute(query)).all()]
+        circuits = await self._breakers.states()
+        settings = self._breakers.settings
+        due: list[Delegation] = []
+        probing: set[str] = set()
+        for delegation in rows:
+            circuit = circuits.get(delegation.adapter)
+            waiting = delegation.status is DelegationStatus.DEFERRED
+            if not waiting or circuit is None or circuit.state is CircuitState.CLOSED:
+                due.append(delegation)
+            elif circuit.allows(at, settings) and delegation.adapter not in probing:
+                # A circuit past its cool-down lets one call through: offer one delegation, the rest follow it.
+                probing.add(delegation.adapter)
+                due.append(delegation)
+        return due[:limit]
+
+    async def overdue(self, at: datetime) -> list[OverdueDelegation]:
+        """Delegations that produced nothing by their task's due date (before `at`'s day): a follow-up is due.
+
+        Only each task's latest delegation counts, and only while the task is open.
+        """
+        return await overdue_delegations(self._store, at, tenant_id=self.tenant_id)
+
+    # ---- requesting --------------------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        task_id: int,
+        *,
+        adapter: str,
+        capability: str,
+        input: Mapping[str, Any] | None = None,
+        actor: str,
+        timeout_seconds: float = 60.0,
+    ) -> Delegation:
+        """Queue a delegation of the task to `adapter`, and mark the task `delegated`, in one transaction.
+
+        Run it with `run` (the bot does so in the background at once). Raises AdapterNotFound (suggesting the
+        closest name), AdapterDisabled, TaskNotFound, InvalidValue (a finished task, an empty capability, input
+        that is not JSON, a timeout out of range).
+        """
+        entry = await self._registry.get(adapter)
+        if not entry.enabled:
+            raise AdapterDisabled(entry.name)
+        capability = capability.strip()
+        if not capability or len(capability) > 200:
+            raise InvalidValue("capability", capability, "the name of one of the agent's capabilities")
+        payload = _json_object("input", input)
+        if not 0 < timeout_seconds <= MAX_TIMEOUT_SECONDS:
+            raise InvalidValue(
+                "timeout", timeout_seconds, f"a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most"
+            )
+        tenant = self._store.tenant(self.tenant_id)
+        for _attempt in range(_TASK_ATTEMPTS):
+            task = await tenant.get_task(task_id)
+            if task.status is TaskStatus.DONE:
+                raise InvalidValue("task", task_id, "an open task: this one is done already")
+            now = self._now()
+            async with self._store.transaction() as conn:
+                if task.status is not TaskStatus.DELEGATED:
+                    after = replace(task, status=TaskStatus.DELEGATED, version=task.version + 1)
+                    moved = await conn.execute(
+                        update(tasks)
+                        .where(
+                            tasks.c.id == task.id, tasks.c.tenant_id == self.tenant_id, tasks.c.version == task.version
+                        )
+                        .values(status=after.status.value, version=after.version)
+                    )
+                    if moved.rowcount != 1:
+                        continue  # the task changed since it was read: read it again
+                    await event_log.record(
+                        conn,
+                        tenant_id=self.tenant_id,
+                        at=now,
+                        actor=actor,
+                        kind="task.status.delegated",
+                        subject_type="task",
+                        subject_id=task.id,
+                        before=event_log.snapshot(task),
+                        after=event_log.snapshot(after),
+                    )
+                row = (
+                    await conn.execute(
+                        insert(delegations)
+                        .values(
+                            tenant_id=self.tenant_id,
+                            task_id=task.id,
+                            adapter=entry.name,
+                            adapter_kind=entry.kind,
+                            capability=capability,
+                            input=payload,
+                            timeout_seconds=float(timeout_seconds),
+                            actor=actor,
+                            status=DelegationStatus.QUEUED.value,
+                            queued_at=now,
+                            attempts=0,
+                        )
+                        .returning(delegations)
+                    )
+                ).one()
+                delegation = _delegation(row)
+                await self._record(
+                    conn, actor=actor, kind="delegation.queued", after=delegation, extra={"input": payload}
+                )
+                return delegation
+        current = await tenant.get_task(task_id)
+        raise StaleEdit("Task", task_id, current.version - 1, current.version)
+
+    # ---- running -----------------------------------------------------------------------------------------------
+
+    async def run(self, delegation_id: int, *, human: HumanChannel | None = None) -> RunOutcome:
+        """Run a queued or deferred delegation through its agent, behind the agent's circuit breaker.
+
+        Returns at once with `ran=False` if another runner holds it or it is finished. If the circuit is open, or
+        the agent cannot be reached, it is deferred (see `RunOutcome.tell_owner`). An adapter that was removed,
+        disabled or whose configuration broke fails it with the reason. Raises DelegationNotFound, and whatever
+        the guard raises (the delegation is then put back as it was).
+        """
+        claimed = await self._claim(delegation_id)
+        if claimed is None:
+            return RunOutcome(delegation=await self.get(delegation_id), ran=False)
+        delegation, previous = claimed
+        try:
+            entry = await self._registry.get(delegation.adapter)
+        except AdapterNotFound as error:
+            return await self._finish(delegation, DelegationStatus.FAILED, error=str(error), ran=False)
+        if not entry.enabled:
+            error_text = str(AdapterDisabled(entry.name))
+            return await self._finish(delegation, DelegationStatus.FAILED, error=error_text, ran=False)
+        permit = await self._breakers.acquire(entry.name)
+        if not permit.allowed:
+            cause = f" (last error: {permit.circuit.last_error})" if permit.circuit.last_error else ""
+            reason = f"{entry.name!r} failed repeatedly and is left alone for a while{cause}"
+            return await self._defer(delegation, reason=reason, retry_at=permit.retry_at, ran=False)
+        if self._guard is not None:
+            try:
+                await self._guard(delegation)
+            except BaseException:
+                await self._unclaim(delegation, previous)
+                if permit.probe:
+                    await self._breakers.release(entry.name)
+                raise
+        try:
+            agent = await self._registry.open(entry.name)
+        except (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid) as error:
+            if permit.probe:
+                await self._breakers.release(entry.name)
+            return await self._finish(delegation, DelegationStatus.FAILED, error=str(error), ran=False)
+        return await self._call(delegation, entry.name, agent, human)
+
+    async def _call(self, delegation: Delegation, adapter: str, agent: Agent, human: HumanChannel | None) -> RunOutcome:
+        started = await self._start(delegation)
+        request = DelegationRequest(
+            capability=started.capability,
+            input=started.input,
+            task_id=started.task_id,
+            timeout_seconds=started.timeout_seconds,
+        )
+        try:
+            try:
+                async with asyncio.timeout(started.timeout_seconds + self._grace.total_seconds()):
+                    result = await agent.delegate(request, human=human)
+            except TimeoutError:
+                raise AgentTimeout(adapter, started.timeout_seconds) from None
+        except UnknownCapability as error:
+            await self._breakers.succeeded(adapter)  # it answered: the agent is there
+            return await self._finish(started, DelegationStatus.FAILED, error=str(error))
+        except AgentUnavailable as error:
+            circuit = await self._breakers.failed(adapter, str(error))
+            retry_at = circuit.retry_at(self._breakers.settings)
+            return await self._defer(started, reason=str(error), retry_at=retry_at, ran=True)
+        except asyncio.CancelledError:
+            await self._unclaim(started, DelegationStatus.QUEUED.value)  # stopping: another runner takes it up
+            raise
+        except Exception as error:
+            # The adapter broke its contract (its errors should be AgentErrors): fail visibly, then let it surface.
+            detail = f"the {started.adapter_kind} adapter failed unexpectedly: {type(error).__name__}: {error}"
+            await self._finish(started, DelegationStatus.FAILED, error=detail)
+            raise
+        finally:
+            await agent.close()
+        await self._breakers.succeeded(adapter)
+        return await self._finish_with(started, result)
+
+    async def _claim(self, delegation_id: int) -> tuple[Delegation, str] | None:
+        """Take the delegation for this runner, or None if it is taken or finished; also its status before."""
+        current = await self.get(delegation_id)
+        now = self._now()
+        lease_until = now + timedelta(seconds=current.timeout_seconds) + 2 * self._grace
+        takeable = or_(
+            delegations.c.status.in_(_RUNNABLE),
+            and_(delegations.c.status == DelegationStatus.RUNNING.value, delegations.c.lease_until < now),
+        )
+        # One statement: of several runners (or replicas), exactly one matches a delegation nobody holds.
+        claim = (
+            update(delegations)
+            .where(self._mine(), delegations.c.id == delegation_id, takeable)
+            .values(status=DelegationStatus.RUNNING.value, leased_by=self.worker, lease_until=lease_until)
+            .returning(delegations)
+        )
+        async with self._store.transaction() as conn:
+            row = (await conn.execute(claim)).first()
+        if row is None:
+            return None
+        previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
+        return _delegation(row), previous
+
+    def _held(self, delegation: Delegation) -> Any:
+        return and_(
+            self._mine(),
+            delegations.c.id == delegation.id,
+            delegations.c.leased_by == self.worker,
+            delegations.c.status == DelegationStatus.RUNNING.value,
+        )
+
+    async def _start(self, delegation: Delegation) -> Delegation:
+        async with self._store.transaction() as conn:
+            row = (
+                await conn.execute(
+                    update(delegations)
+                    .where(self._held(delegation))
+                    .values(started_at=self._now(), attempts=delegations.c.attempts + 1)
+                    .returning(delegations)
+                )
+            ).first()
+        return _delegation(row) if row is not None else delegation
+
+    async def _unclaim(self, delegation: Delegation, status: str) -> None:
+        async with self._store.transaction() as conn:
+            await conn.execute(
+                update(delegations)
+                .where(self._held(delegation))
+                .values(status=status, leased_by=None, lease_until=None)
+            )
+
+    async def _defer(self, delegation: Delegation, *, reason: str, retry_at: datetime | None, ran: bool) -> RunOutcome:
+        now = self._now()
+        # Only the runner holding the lease gets here, so "not told yet" is decided exactly once.
+        tell_owner = delegation.owner_told_at is None
+        async with self._store.transaction() as conn:
+            row = (
+                await conn.execute(
+                    update(delegations)
+                    .where(self._held(delegation))
+                    .values(
+                        status=DelegationStatus.DEFERRED.value,
+                        leased_by=None,
+                        lease_until=None,
+                        error=reason[:2000],
+                        retry_at=retry_at,
+                        deferred_at=delegation.deferred_at or now,
+                        owner_told_at=delegation.owner_told_at or now,
+                    )
+                    .returning(delegations)
+                )
+            ).first()
+            if row is None:
+                return RunOutcome(delegation=await self.get(delegation.id), ran=ran)
+            after = _delegation(row)
+            await self._record(conn, actor=self._agent_actor(after), kind="delegation.deferred", after=after)
+        return RunOutcome(delegation=after, ran=ran, tell_owner=tell_owner)
+
+    async def _finish_with(self, delegation: Delegation, result: DelegationResult) -> RunOutcome:
+        if result.status is DelegationStatus.SUCCEEDED:
+            return await self._finish(
+                delegation, DelegationStatus.SUCCEEDED, output=result.output, data=result.data, evidence=result.evidence
+            )
+        if result.status is DelegationStatus.FAILED:
+            error = result.error or "the agent declined without saying why"
+        else:
+            error = f"the agent answered with status {result.status.value!r}, which is not a result"
+        return await self._finish(
+            delegation,
+            DelegationStatus.FAILED,
+            output=result.output,
+            data=result.data,
+            error=error,
+            evidence=result.evidence,
+        )
+
+    async def _finish(
+        self,
+        delegation: Delegation,
+        status: DelegationStatus,
+        *,
+        output: str | None = None,
+        data: dict[str, Any] | None = None,
+        error: str | None = None,
+        evidence: tuple[Evidence, ...] = (),
+        ran: bool = True,
+    ) -> RunOutcome:
+        now = self._now()
+        if output is not None and len(output) > MAX_OUTPUT_CHARS:
+            output = output[:MAX_OUTPUT_CHARS] + " … (cut: the answer was longer)"
+        stored_data = json.loads(json.dumps(data, default=str)) if data is not None else None
+        # How long the agent took on the attempt that ended it; None when no agent call ended it.
+        seconds = (now - delegation.started_at).total_seconds() if ran and delegation.started_at is not None else None
+        async with self._store.transaction() as conn:
+            row = (
+                await conn.execute(
+                    update(delegations)
+                    .where(self._held(delegation))
+                    .values(
+                        status=status.value,
+                        output=output,
+                        data=stored_data,
+                        error=error[:4000] if error else None,
+                        finished_at=now,
+                        seconds=seconds,
+                        leased_by=None,
+                        lease_until=None,
+                        retry_at=None,
+                    )
+                    .returning(delegations)
+                )
+            ).first()
+            if row is None:  # the lease was lost to another runner meanwhile: its result stands
+                return RunOutcome(delegation=await self.get(delegation.id), ran=ran)
+            after = _delegation(row)
+            await self._keep_evidence(conn, after, evidence)
+            await self._record(conn, actor=self._agent_actor(after), kind=f"delegation.{status.value}", after=after)
+        return RunOutcome(delegation=after, ran=ran)
+
+    async def _keep_evidence(
+        self, conn: AsyncConnection, delegation: Delegation, evidence: tuple[Evidence, ...]
+    ) -> None:
+        rows = []
+        for item in evidence[:MAX_EVIDENCE_ITEMS]:
+            size = len(item.content)
+            kept = size <= MAX_EVIDENCE_BYTES
+            note = "" if kept else f" (not kept: {size / 1024 / 1024:.1f} MB is over the 5 MB limit)"
+            rows.append(
+                dict(
+                    delegation_id=delegation.id,
+                    tenant_id=self.tenant_id,
+                    kind=item.kind[:32],
+                    media_type=item.media_type[:100],
+                    description=(item.description + note).strip(),
+                    size=size,
+                    content=item.content if kept else None,
+                )
+            )
+        if rows:
+            await conn.execute(insert(delegation_evidence), rows)
+
+    @staticmethod
+    def _agent_actor(delegation: Delegation) -> str:
+        return f"{delegation.adapter_kind}:{delegation.adapter}"
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        *,
+        actor: str,
+        kind: str,
+        after: Delegation,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        await event_log.record(
+            conn,
+            tenant_id=self.tenant_id,
+            at=self._now(),
+            actor=actor,
+            kind=kind,
+            subject_type="delegation",
+            subject_id=after.id,
+            before=None,
+            after={**_summary(after), **(extra or {})},
+        )
+
+
+async def overdue_delegations(store: Store, at: datetime, *, tenant_id: str | None = None) -> list[OverdueDelegation]:
+    """Every tenant's (or one tenant's) overdue delegations: see `Delegations.overdue`."""
+    latest = select(func.max(delegations.c.id)).group_by(delegations.c.task_id)
+    if tenant_id is not None:
+        latest = latest.where(delegations.c.tenant_id == tenant_id)
+    query = (
+        select(delegations, tasks.c.title.label("task_title"), tasks.c.owner.label("task_owner"), tasks.c.due_on)
+        .join(tasks, tasks.c.id == delegations.c.task_id)
+        .where(
+            delegations.c.id.in_(latest.scalar_subquery()),
+            delegations.c.status != DelegationStatus.SUCCEEDED.value,
+            tasks.c.status != TaskStatus.DONE.value,
+            tasks.c.due_on < at.date(),
+        )
+        .order_by(tasks.c.due_on, delegations.c.id)
+    )
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        OverdueDelegation(delegation=_delegation(r), task_title=r.task_title, task_owner=r.task_owner, due_on=r.due_on)
+        for r in rows
+    ]
+
+
+async def tenants_with_delegations_to_run(store: Store) -> list[str]:
+    """Tenants that have queued, deferred or running delegations: the scheduler builds `Delegations` for these."""
+    query = (
+        select(delegations.c.tenant_id)
+        .where(
+            delegations.c.status.in_(
+                (*_RUNNABLE, DelegationStatus.RUNNING.value),
+            )
+        )
+        .distinct()
+        .order_by(delegations.c.tenant_id)
+    )
+    async with store.engine.connect() as conn:
+        return [tenant for (tenant,) in (await conn.execute(query)).all()]
