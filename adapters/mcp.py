@@ -1,0 +1,789 @@
+"""MCP agents: vendor agents that speak the Model Context Protocol, over stdio or streamable HTTP.
+
+An admin registers an `MCPConfig`: how to reach the server (a command to run, or a URL with an optional bearer
+token), which of its tools are capabilities (by default every tool, under its own name) and how long connecting
+may take. `MCPAgent` lists the tools as capabilities and delegates a request by calling the mapped tool with the
+request's input.
+
+One persistent session per agent. Opening a session costs a handshake and a tool listing, and for stdio a process
+start (a second or more for a Python server), against a few milliseconds for a call: a session per delegation could
+never meet the goal of at most 1.5x the cost of a direct SDK call (with a kept session, measured at 1.0-1.2x). The
+SDK's transports are async context managers whose task groups must be entered and exited by one task, so a
+background task per session (`_Session`) enters them, holds them until the agent closes or the connection ends, and
+exits them. Callers use the session from their own tasks: a call is just a request on its streams, so concurrent
+delegations share the session, cancelling a caller abandons only its call (the SDK tells the server), and a
+time-out is a cancel scope around the caller's wait. The SDK negotiates the protocol: the 2026-07-28 era when the
+server offers it, otherwise the initialize handshake of earlier servers.
+
+Outcomes, by cause:
+- the tool answered, even with `isError`: a result, `succeeded` or `failed`; a JSON-RPC error from a live server is
+  a `failed` result too (the agent said no);
+- no answer within `request.timeout_seconds`: `AgentTimeout`; the session stays open for the next call;
+- the server cannot be started or reached, refuses the credentials, or dies mid-call: `AgentUnavailable`, never a
+  hang. A broken session is reopened on the next call. A call is retried once, on a fresh session, only when it
+  provably never reached the server (the session was found closed before the call was handed to it, the TCP
+  connection was refused, or the server answered 404 for an expired session id); a call that may have reached the
+  tool is never retried, since that could repeat its side effect.
+
+Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted here. MCP elicitation (a server asking
+a person mid-call) is not relayed yet; the SDK declines it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import ipaddress
+import json
+import logging
+import math
+import sys
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal, Self, TextIO
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp import types as mcp_types
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+
+from planner.agents import (
+    Agent,
+    AgentConfigInvalid,
+    AgentHealth,
+    AgentTimeout,
+    AgentUnavailable,
+    Capability,
+    DelegationRequest,
+    DelegationResult,
+    DelegationStatus,
+    Evidence,
+    HumanChannel,
+    UnknownCapability,
+)
+
+logger = logging.getLogger(__name__)
+
+TransportKind = Literal["stdio", "http"]
+_FIELDS = (
+    "transport",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "bearer_token",
+    "capabilities",
+    "connect_timeout_seconds",
+)
+_MAX_TOOL_PAGES = 100
+_CLOSE_GRACE_SECONDS = 10.0
+_AUTH_STATUSES = (401, 403)
+_CLIENT_INFO = mcp_types.Implementation(name="chief-of-staff", version="0.1")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Configuration -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class MCPConfig:
+    """How to reach an MCP agent; validated on construction, raising `AgentConfigInvalid` listing every problem."""
+
+    name: str
+    transport: TransportKind
+    command: str = ""
+    """stdio: the program that serves MCP on its stdin and stdout."""
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    """stdio: extra environment for the server (API keys go here); never shown."""
+    cwd: str | None = None
+    url: str = ""
+    """http: the streamable HTTP endpoint, e.g. https://agent.vendor.example/mcp."""
+    bearer_token: str | None = None
+    """http: sent as `Authorization: Bearer …`; never shown."""
+    capabilities: Mapping[str, str] | None = None
+    """Capability name -> MCP tool name. None: every tool is a capability of the same name."""
+    connect_timeout_seconds: float = 30.0
+    """How long starting or reaching the server, the handshake and listing its tools may take."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.args, list):
+            object.__setattr__(self, "args", tuple(self.args))
+        problems = _problems(self)
+        if problems:
+            raise AgentConfigInvalid(problems)
+
+    def __repr__(self) -> str:
+        where = f"url={self.url!r}" if self.transport == "http" else f"command={self.command!r}, args={self.args!r}"
+        secrets = []
+        if self.bearer_token:
+            secrets.append("bearer_token=<hidden>")
+        if self.env:
+            secrets.append(f"env=<{len(self.env)} hidden>")
+        return f"MCPConfig({', '.join([f'name={self.name!r}', f'transport={self.transport!r}', where, *secrets])})"
+
+    @property
+    def endpoint(self) -> str:
+        """Where the agent is, for messages: its URL, or the command that starts it."""
+        return self.url if self.transport == "http" else self.command
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, name: str | None = None) -> MCPConfig:
+        """A config from its JSON form (the fields above; `name` may come apart); raises `AgentConfigInvalid`."""
+        problems = [f"unknown field {key!r}" for key in data if key not in (*_FIELDS, "name")]
+        values = {key: data[key] for key in _FIELDS if key in data}
+        if isinstance(values.get("args"), list):
+            values["args"] = tuple(values["args"])
+        try:
+            config = cls(name=name if name is not None else data.get("name", ""), **values)
+        except AgentConfigInvalid as invalid:
+            raise AgentConfigInvalid(problems + invalid.problems) from None
+        except TypeError as error:  # a value of the wrong shape that the checks could not name
+            raise AgentConfigInvalid([*problems, str(error)]) from None
+        if problems:
+            raise AgentConfigInvalid(problems)
+        return config
+
+    def to_dict(self, *, with_secrets: bool = False) -> dict[str, Any]:
+        """The JSON form, without `name`; the token and environment only when asked (to encrypt them)."""
+        data: dict[str, Any] = {"transport": self.transport, "connect_timeout_seconds": self.connect_timeout_seconds}
+        if self.transport == "stdio":
+            data.update(command=self.command, args=list(self.args))
+            if self.cwd is not None:
+                data["cwd"] = self.cwd
+            if with_secrets and self.env:
+                data["env"] = dict(self.env)
+        else:
+            data["url"] = self.url
+            if with_secrets and self.bearer_token:
+                data["bearer_token"] = self.bearer_token
+        if self.capabilities is not None:
+            data["capabilities"] = dict(self.capabilities)
+        return data
+
+
+def _is_text_map(value: object) -> bool:
+    return isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _problems(config: MCPConfig) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(config.name, str) or not config.name.strip():
+        problems.append("name is required (a short name like acme-email)")
+    if config.transport == "stdio":
+        problems += _stdio_problems(config)
+    elif config.transport == "http":
+        problems += _http_problems(config)
+    else:
+        problems.append(f"transport must be 'stdio' or 'http', not {config.transport!r}")
+    if config.capabilities is not None:
+        if not _is_text_map(config.capabilities) or not config.capabilities:
+            problems.append("capabilities must map capability names to tool names, e.g. {'draft': 'draft_email'}")
+        elif any(not key.strip() or not value.strip() for key, value in config.capabilities.items()):
+            problems.append("capabilities: capability and tool names must not be empty")
+    timeout = config.connect_timeout_seconds
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        problems.append("connect_timeout_seconds must be a positive number of seconds")
+    return problems
+
+
+def _stdio_problems(config: MCPConfig) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(config.command, str) or not config.command.strip():
+        problems.append("command is required for stdio (the program that serves MCP on stdin/stdout)")
+    if not isinstance(config.args, tuple) or not all(isinstance(arg, str) for arg in config.args):
+        problems.append("args must be a list of strings")
+    if not _is_text_map(config.env):
+        problems.append("env must map variable names to string values")
+    if config.cwd is not None and not isinstance(config.cwd, str):
+        problems.append("cwd must be a directory path")
+    if config.url:
+        problems.append("url is only for http: a stdio agent is started by its command")
+    if config.bearer_token:
+        problems.append("bearer_token is only for http: pass a stdio server its credentials in env")
+    return problems
+
+
+def _http_problems(config: MCPConfig) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(config.url, str) or not config.url.strip():
+        return ["url is required for http (the server's streamable HTTP endpoint)"]
+    try:
+        parts = urlsplit(config.url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        return ["url is not a valid URL"]
+    if parts.scheme not in ("http", "https"):
+        # Only the scheme is echoed: the rest of a bad URL might hold a credential.
+        problems.append(f"url must be http(s), not {parts.scheme or 'schemeless'}")
+    if not parts.hostname:
+        problems.append("url has no host")
+    if parts.username is not None or parts.password is not None:
+        problems.append("url must not carry credentials: put the token in bearer_token")
+    token = config.bearer_token
+    if token is not None:
+        if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
+            problems.append("bearer_token must be one word without spaces or line breaks")
+        elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+            problems.append("a bearer token is only sent over https (or plain http to a loopback address)")
+    if config.command:
+        problems.append("command is only for stdio: an http agent is reached at its url")
+    if config.env:
+        problems.append("env is only for stdio")
+    return problems
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MCPAdapterFactory:
+    """Builds MCP agents for the adapter registry (`planner.registry.AdapterFactory`, kind `mcp`)."""
+
+    secret_fields: Collection[str] = ("bearer_token", "env")
+
+    def __init__(self, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._clock = clock
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config checked and normalised; raises `AgentConfigInvalid` naming each problem."""
+        return MCPConfig.from_dict(config, name="-").to_dict(with_secrets=True)
+
+    def build(self, name: str, config: Mapping[str, Any]) -> MCPAgent:
+        """An agent that connects on its first call; raises `AgentConfigInvalid`."""
+        return MCPAgent(MCPConfig.from_dict(config, name=name), clock=self._clock)
+
+
+# The session -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    """What the transport saw of one call, to tell a call that never left from one that may have run."""
+
+    handed_over: bool = False
+    refused: bool = False
+    """The request provably did not reach the tool: connection refused, or the server no longer knew our session."""
+    http_status: int | None = None
+
+
+# The caller's task sets this around a call; the SDK runs each HTTP request in a copy of the sender's context.
+_ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("mcp_attempt", default=None)
+
+
+class _ObservingTransport(httpx2.AsyncBaseTransport):
+    """Notes, per call, whether the HTTP request was refused before it reached the server, and its error status."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        attempt = _ATTEMPT.get()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout):
+            if attempt is not None:
+                attempt.refused = True
+            raise
+        if attempt is not None and response.status_code >= 400:
+            attempt.http_status = response.status_code
+            # The spec's answer to an unknown session id: the request was not processed, start a new session.
+            if response.status_code == 404 and "mcp-session-id" in request.headers:
+                attempt.refused = True
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _WatchedReadStream:
+    """The session's read stream, calling `on_end` when the server side closes it."""
+
+    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_end = on_end
+
+    @property
+    def last_context(self) -> contextvars.Context | None:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            item: SessionMessage | Exception = await self._inner.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._on_end()
+            raise
+        return item
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class _WatchedWriteStream:
+    """The session's write stream, marking the current call as handed over before its request is written."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def send(self, item: SessionMessage, /) -> None:
+        attempt = _ATTEMPT.get()
+        if attempt is not None:
+            # Marked before the send: a send that raises may still have delivered.
+            attempt.handed_over = True
+        await self._inner.send(item)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class _Session:
+    """One live MCP session, opened and closed by its own background task; callers use `client` from theirs."""
+
+    def __init__(self, config: MCPConfig, *, stderr: TextIO | None) -> None:
+        self._config = config
+        self._stderr = stderr
+        self.client: Client | None = None
+        self.tools: dict[str, mcp_types.Tool] = {}
+        self.error: BaseException | None = None
+        self.opening = _Attempt()
+        self._ready = anyio.Event()
+        self._stop = anyio.Event()
+        self._ended = anyio.Event()
+        self.broken = False
+        self.opened = False
+        self._task: asyncio.Task[None] | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    def start(self) -> None:
+        """Start opening the session in the background."""
+        # A copy of the caller's context, cleared of its call: the session's own requests are nobody's call.
+        context = contextvars.copy_context()
+        context.run(_ATTEMPT.set, None)
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"mcp session {self._config.name}", context=context
+        )
+
+    def mark_broken(self) -> None:
+        """The session can no longer be used: let its task release it."""
+        self.broken = True
+        self._stop.set()
+
+    async def ready(self) -> Client:
+        """The open session's client, once open; raises `AgentUnavailable` if it could not be opened."""
+        await self._ready.wait()
+        if self.client is None:
+            raise AgentUnavailable(self._config.name, self.describe(self.error))
+        return self.client
+
+    async def close(self) -> None:
+        """Close the session and wait until its process or HTTP client is released."""
+        self.mark_broken()
+        if self._task is None:
+            return
+        # Shielded so a cancelled caller still leaves nothing running; every wait here is bounded.
+        with anyio.move_on_after(_CLOSE_GRACE_SECONDS, shield=True):
+            await self._ended.wait()
+        if not self._ended.is_set() and self._scope is not None:
+            # A server that accepts but never answers would hold the goodbye (an HTTP DELETE) forever.
+            self._scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await self._ended.wait()
+
+    async def _run(self) -> None:
+        _ATTEMPT.set(self.opening)
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                scope.deadline = anyio.current_time() + self._config.connect_timeout_seconds
+                async with contextlib.AsyncExitStack() as stack:
+                    transport = await self._transport(stack)
+                    client = await stack.enter_async_context(Client(transport, client_info=_CLIENT_INFO))
+                    self.tools = await _list_tools(client)
+                    scope.deadline = math.inf
+                    self.client = client
+                    self.opened = True
+                    self._ready.set()
+                    logger.info("MCP agent %r connected to %s", self._config.name, self._config.endpoint)
+                    await self._stop.wait()
+            if scope.cancelled_caught and self.client is None:
+                self.error = _ConnectDeadline()
+        # This task is the top of its own job: whatever ended the session is kept for the callers to be told.
+        except Exception as error:
+            self.error = error
+            if self.client is not None:
+                logger.warning("MCP agent %r lost its session: %s", self._config.name, self.describe(error))
+        finally:
+            self.broken = True
+            self.client = None
+            self._ready.set()
+            self._ended.set()
+
+    async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
+        config = self._config
+        if config.transport == "stdio":
+            params = StdioServerParameters(
+                command=config.command, args=list(config.args), env=dict(config.env) or None, cwd=config.cwd
+            )
+            inner = stdio_client(params, errlog=self._stderr or sys.stderr)
+        else:
+            headers = {"Authorization": f"Bearer {config.bearer_token}"} if config.bearer_token else None
+            http = httpx2.AsyncClient(
+                headers=headers,
+                timeout=httpx2.Timeout(config.connect_timeout_seconds, read=None),
+                transport=_ObservingTransport(httpx2.AsyncHTTPTransport()),
+            )
+            await stack.enter_async_context(http)
+            inner = streamable_http_client(config.url, http_client=http)
+        return self._watched(inner)
+
+    @contextlib.asynccontextmanager
+    async def _watched(self, inner: Any) -> AsyncIterator[tuple[Any, Any]]:
+        async with inner as (read_stream, write_stream):
+            yield _WatchedReadStream(read_stream, self.mark_broken), _WatchedWriteStream(write_stream)
+
+    def ended_during(self, tool: str, error: BaseException | None) -> str:
+        """Why a call that may have reached the tool failed, saying it was not retried."""
+        leaf = _leaf(error)
+        cause = f" ({leaf})" if leaf is not None and str(leaf) and not isinstance(leaf, MCPError) else ""
+        return (
+            f"the connection to {self._config.endpoint} ended during the call to {tool}{cause}; "
+            "not retried, since the call may have taken effect"
+        )
+
+    def describe(self, error: BaseException | None, attempt: _Attempt | None = None) -> str:
+        """Why the session failed, in words an admin can act on."""
+        config = self._config
+        status = (attempt.http_status if attempt is not None else None) or self.opening.http_status
+        if status in _AUTH_STATUSES:
+            if config.bearer_token:
+                return f"{config.url} refused our credentials (HTTP {status}): check the bearer token"
+            return f"{config.url} requires credentials (HTTP {status}): configure a bearer token"
+        error = _leaf(error)
+        if isinstance(error, _ConnectDeadline):
+            return f"{config.endpoint} did not finish connecting within {config.connect_timeout_seconds:g} s"
+        if isinstance(error, httpx2.ConnectError):
+            return f"cannot connect to {config.url}: {error or 'connection refused'}"
+        if isinstance(error, httpx2.HTTPError):
+            return f"HTTP error talking to {config.url}: {type(error).__name__} {error}".rstrip()
+        if isinstance(error, OSError) and config.transport == "stdio" and not self.opened:
+            return f"cannot start {config.command!r}: {error.strerror or error}"
+        if isinstance(error, MCPError):
+            if error.code == mcp_types.CONNECTION_CLOSED:
+                if status is not None:
+                    return f"{config.endpoint} answered HTTP {status}"
+                return f"{config.endpoint} closed the connection: check that it runs and serves MCP (see its log)"
+            return f"{config.endpoint} answered with an error: {error.message} (code {error.code})"
+        if error is None:
+            return f"the session to {config.endpoint} is closed"
+        return f"{type(error).__name__} talking to {config.endpoint}: {error}"
+
+
+class _ConnectDeadline(Exception):
+    """The session did not open within the connect timeout."""
+
+
+def _leaf(error: BaseException | None) -> BaseException | None:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+async def _list_tools(client: Client) -> dict[str, mcp_types.Tool]:
+    tools: dict[str, mcp_types.Tool] = {}
+    cursor: str | None = None
+    for _ in range(_MAX_TOOL_PAGES):
+        page = await client.list_tools(cursor=cursor)
+        tools.update((tool.name, tool) for tool in page.tools)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return tools
+
+
+# The agent ---------------------------------------------------------------------------------------------------------
+
+
+class _NotSent(Exception):
+    """The call never reached the server; it may be sent again on a fresh session."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class MCPAgent(Agent):
+    """A vendor agent behind an MCP server; connects on first use and keeps one session until `close()`."""
+
+    kind = "mcp"
+
+    def __init__(
+        self, config: MCPConfig, *, clock: Callable[[], datetime] = _utc_now, stderr: TextIO | None = None
+    ) -> None:
+        """`stderr`: where a stdio server's diagnostics go (a file with a descriptor); by default, ours."""
+        self.config = config
+        self.name = config.name
+        self._clock = clock
+        self._stderr = stderr
+        self._session: _Session | None = None
+        self._lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return f"MCPAgent({self.config!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- sessions ---
+
+    async def _live(self) -> tuple[_Session, Client]:
+        """An open session and its client, opening a session if there is none or the last one broke.
+
+        Raises:
+            AgentUnavailable: the session could not be opened.
+        """
+        stale: _Session | None = None
+        async with self._lock:
+            session = self._session
+            if session is None or session.broken:
+                stale = session
+                session = self._session = _Session(self.config, stderr=self._stderr)
+                session.start()
+        if stale is not None:
+            await stale.close()
+        return session, await session.ready()
+
+    async def close(self) -> None:
+        """Close the session: stops a stdio server process, ends the HTTP session and closes its client."""
+        async with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+            logger.info("MCP agent %r closed", self.name)
+
+    def _tool_map(self, session: _Session) -> dict[str, str]:
+        """Capability -> tool, for the tools the server has."""
+        if self.config.capabilities is None:
+            return {name: name for name in session.tools}
+        return {cap: tool for cap, tool in self.config.capabilities.items() if tool in session.tools}
+
+    async def _refresh_tools(self, session: _Session, client: Client) -> None:
+        try:
+            session.tools = await _list_tools(client)
+        except (MCPError, RuntimeError, httpx2.HTTPError, anyio.BrokenResourceError, OSError) as error:
+            session.mark_broken()
+            raise AgentUnavailable(self.name, session.describe(error)) from None
+
+    # --- the interface ---
+
+    async def capabilities(self) -> list[Capability]:
+        """The server's tools as capabilities (only the mapped ones, renamed, when a mapping is configured)."""
+        with anyio.move_on_after(self.config.connect_timeout_seconds) as scope:
+            session, client = await self._live()
+            await self._refresh_tools(session, client)
+        if scope.cancelled_caught:
+            raise AgentTimeout(self.name, self.config.connect_timeout_seconds)
+        return [
+            Capability(
+                name=capability,
+                description=session.tools[tool].description or "",
+                input_schema=dict(session.tools[tool].input_schema),
+            )
+            for capability, tool in sorted(self._tool_map(session).items())
+        ]
+
+    async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """Call the tool mapped to `request.capability` with `request.input`; see the module doc for outcomes."""
+        started = self._clock()
+        with anyio.move_on_after(request.timeout_seconds) as scope:
+            try:
+                return await self._call(request, started)
+            except _NotSent as first:
+                logger.info("MCP agent %r: a call never reached the server (%s); retrying", self.name, first.reason)
+                try:
+                    return await self._call(request, started)
+                except _NotSent as again:
+                    raise AgentUnavailable(self.name, again.reason) from None
+        if scope.cancelled_caught:
+            raise AgentTimeout(self.name, request.timeout_seconds)
+        raise AssertionError("unreachable: a call returns, raises or times out")  # pragma: no cover
+
+    async def _call(self, request: DelegationRequest, started: datetime) -> DelegationResult:
+        session, client = await self._live()
+        tools = self._tool_map(session)
+        if request.capability not in tools:
+            await self._refresh_tools(session, client)  # a tool may have appeared since the session opened
+            tools = self._tool_map(session)
+            if request.capability not in tools:
+                raise UnknownCapability(self.name, request.capability, list(tools))
+        tool = tools[request.capability]
+        attempt = _Attempt()
+        token = _ATTEMPT.set(attempt)
+        try:
+            result = await client.call_tool(tool, dict(request.input))
+        except MCPError as error:
+            return self._refused(session, attempt, error, tool, started)
+        except (RuntimeError, ValidationError) as error:
+            if not attempt.handed_over:
+                # The client raises this way when its session closed before the request was written.
+                session.mark_broken()
+                raise _NotSent(session.describe(session.error)) from None
+            return self._result(
+                started,
+                DelegationStatus.FAILED,
+                error=f"{self.name} answered {tool} with a result that could not be read: {error}",
+            )
+        except (httpx2.HTTPError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError) as error:
+            session.mark_broken()
+            if not attempt.handed_over or attempt.refused:
+                raise _NotSent(session.describe(error, attempt)) from None
+            raise AgentUnavailable(self.name, session.ended_during(tool, error)) from None
+        finally:
+            _ATTEMPT.reset(token)
+        return self._tool_result(result, tool, started)
+
+    def _refused(
+        self, session: _Session, attempt: _Attempt, error: MCPError, tool: str, started: datetime
+    ) -> DelegationResult:
+        """A JSON-RPC error: the server said no (a failed result), or the connection failed (unavailable)."""
+        if attempt.refused or not attempt.handed_over:
+            session.mark_broken()
+            raise _NotSent(session.describe(error, attempt))
+        if error.code == mcp_types.CONNECTION_CLOSED or attempt.http_status is not None:
+            # Closed mid-call, or an HTTP failure (auth, 5xx) rather than an answer from the agent.
+            session.mark_broken()
+            if attempt.http_status is not None:
+                raise AgentUnavailable(self.name, session.describe(error, attempt))
+            raise AgentUnavailable(self.name, session.ended_during(tool, session.error))
+        return self._result(
+            started,
+            DelegationStatus.FAILED,
+            error=f"{self.name} refused {tool}: {error.message} (JSON-RPC error {error.code})",
+            evidence=(_json_evidence(error.error.model_dump(mode="json", exclude_none=True), f"error from {tool}"),),
+        )
+
+    def _tool_result(self, result: mcp_types.CallToolResult, tool: str, started: datetime) -> DelegationResult:
+        output = _text_of(result)
+        data = result.structured_content if isinstance(result.structured_content, dict) else None
+        if not output and data is not None:
+            output = json.dumps(data, ensure_ascii=False)
+        failed = bool(result.is_error)
+        return self._result(
+            started,
+            DelegationStatus.FAILED if failed else DelegationStatus.SUCCEEDED,
+            output=output,
+            data=data,
+            error=(output or f"{tool} reported an error") if failed else None,
+            evidence=(
+                _json_evidence(
+                    result.model_dump(mode="json", by_alias=True, exclude_none=True), f"raw MCP result of {tool}"
+                ),
+            ),
+        )
+
+    def _result(
+        self,
+        started: datetime,
+        status: DelegationStatus,
+        *,
+        output: str = "",
+        data: dict[str, Any] | None = None,
+        error: str | None = None,
+        evidence: tuple[Evidence, ...] = (),
+    ) -> DelegationResult:
+        return DelegationResult(
+            status=status,
+            output=output,
+            data=data,
+            error=error,
+            evidence=evidence,
+            started_at=started,
+            finished_at=self._clock(),
+        )
+
+    async def health(self) -> AgentHealth:
+        """Whether the server answers: opens the session if needed and lists its tools. Never raises."""
+        started = self._clock()
+        try:
+            capabilities = await self.capabilities()
+        except AgentUnavailable as error:
+            return AgentHealth(ok=False, detail=error.reason, seconds=self._since(started))
+        # A health check must never raise: anything unexpected is a failed check, logged for whoever debugs it.
+        except Exception as error:
+            logger.exception("health check of MCP agent %r failed unexpectedly", self.name)
+            return AgentHealth(ok=False, detail=f"{type(error).__name__}: {error}", seconds=self._since(started))
+        names = ", ".join(capability.name for capability in capabilities) or "none"
+        detail = f"{len(capabilities)} capabilities: {names}"
+        offered = {capability.name for capability in capabilities}
+        missing = [(cap, tool) for cap, tool in (self.config.capabilities or {}).items() if cap not in offered]
+        if missing:
+            detail += "; the server has no tool " + ", ".join(f"{tool!r} (for {cap!r})" for cap, tool in missing)
+        return AgentHealth(ok=True, detail=detail, seconds=self._since(started))
+
+    def _since(self, started: datetime) -> float:
+        return (self._clock() - started).total_seconds()
+
+
+def _text_of(result: mcp_types.CallToolResult) -> str:
+    texts: list[str] = []
+    for block in result.content:
+        if isinstance(block, mcp_types.TextContent):
+            texts.append(block.text)
+        elif isinstance(block, mcp_types.EmbeddedResource) and isinstance(
+            block.resource, mcp_types.TextResourceContents
+        ):
+            texts.append(block.resource.text)
+    return "\n".join(texts)
+
+
+def _json_evidence(value: Any, description: str) -> Evidence:
+    return Evidence(
+        kind="json",
+        media_type="application/json",
+        content=json.dumps(value, ensure_ascii=False, sort_keys=True).encode(),
+        description=description,
+    )

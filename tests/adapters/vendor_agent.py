@@ -1,0 +1,282 @@
+"""The project's vendor-agent fixture: a small MCP server that behaves like a marketing agent.
+
+Tools: `draft_email`, `create_segment`, `campaign_metrics` (structured), `slow_report` (sleeps, so a test can
+time it out or kill the server during it) and `crash` (the process exits mid-call, as a crashing vendor would).
+Unknown campaigns and empty segment criteria are refused with an `isError` result, as a real agent would.
+
+Run it as a module to serve streamable HTTP on loopback:
+
+    python -m tests.adapters.vendor_agent --port 8765          # 0 picks a free port
+    python -m tests.adapters.vendor_agent --port 0 --legacy    # only the 2025-11-25 protocol, with sessions
+    python -m tests.adapters.vendor_agent --stdio              # or over stdin/stdout
+
+With `VENDOR_AGENT_TOKEN` set in its environment (an environment variable so the token is not in `ps`), every
+HTTP request must carry `Authorization: Bearer <token>`. It prints `listening on http://…/mcp` once it accepts
+connections, and `slow_report started` when that tool begins (on stderr over stdio, whose stdout is the protocol),
+so a test can wait on lines rather than sleep. Over HTTP it stops by itself after `--lifetime` seconds and, with
+`--exit-with-stdin`, as soon as its stdin closes (its parent holds the pipe, so that is when the parent goes away);
+over stdio, when its client closes stdin.
+
+`--legacy` makes it answer `server/discover` as a server of the 2025-11-25 era would (method not found), so a
+client falls back to the initialize handshake and an HTTP session id, as with most vendors' servers today.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
+
+TOKEN_VARIABLE = "VENDOR_AGENT_TOKEN"
+PATH = "/mcp"
+STARTUP_SECONDS = 20.0
+
+CAMPAIGNS: dict[str, dict[str, int]] = {
+    "spring-launch": {"sends": 12000, "opens": 4800, "clicks": 960, "sqls": 48},
+    "abm-q1": {"sends": 800, "opens": 520, "clicks": 130, "sqls": 21},
+}
+
+
+class EmailDraft(BaseModel):
+    subject: str
+    body: str
+
+
+class Segment(BaseModel):
+    segment_id: str
+    name: str
+    size: int
+
+
+class CampaignMetrics(BaseModel):
+    campaign: str
+    sends: int
+    opens: int
+    clicks: int
+    sqls: int
+
+
+class Report(BaseModel):
+    campaign: str
+    summary: str
+
+
+def create_server(*, announce: Callable[[str], None] = lambda line: None) -> MCPServer:
+    """The marketing agent; `announce` is told when a slow report starts (the HTTP runner prints it)."""
+    server = MCPServer("vendor-agent", version="1.0", log_level="WARNING", subscriptions=False)
+    segments: dict[str, Segment] = {}
+
+    @server.tool(description="Draft a marketing email for an audience about a topic.")
+    def draft_email(audience: str, topic: str) -> EmailDraft:
+        return EmailDraft(
+            subject=f"{topic}: what it means for {audience}",
+            body=f"Hello,\n\nHere is what {topic} changes for {audience}, and what to do next.\n",
+        )
+
+    @server.tool(description="Create an audience segment from criteria; returns its id and size.")
+    def create_segment(name: str, criteria: str) -> Segment:
+        if not criteria.strip():
+            raise ToolError("criteria must not be empty: describe who belongs in the segment")
+        segment = Segment(segment_id=f"seg-{len(segments) + 1}", name=name, size=100 * (len(criteria) % 50 + 1))
+        segments[segment.segment_id] = segment
+        return segment
+
+    @server.tool(description="Sends, opens, clicks and SQLs of a campaign.")
+    def campaign_metrics(campaign: str) -> CampaignMetrics:
+        if campaign not in CAMPAIGNS:
+            raise ToolError(f"no campaign named {campaign!r}; known campaigns: {', '.join(sorted(CAMPAIGNS))}")
+        return CampaignMetrics(campaign=campaign, **CAMPAIGNS[campaign])
+
+    @server.tool(description="A long-running report: takes `seconds` to answer.")
+    async def slow_report(campaign: str, seconds: float = 30.0) -> Report:
+        announce("slow_report started")
+        await asyncio.sleep(seconds)
+        return Report(campaign=campaign, summary=f"{campaign} report after {seconds:g} s")
+
+    @server.tool(description="Test hook: the server process exits in the middle of this call.")
+    def crash() -> str:
+        os._exit(3)
+
+    return server
+
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[MutableMapping[str, Any]], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+def require_bearer(app: ASGIApp, token: str) -> ASGIApp:
+    """The app, answering 401 to an HTTP request without `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != expected:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"unauthorized"})
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def legacy_only(app: ASGIApp) -> ASGIApp:
+    """The app, refusing the 2026 era's `server/discover` probe as a 2025-era server would."""
+
+    async def guarded(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        messages = []
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        try:
+            method = json.loads(body).get("method")
+        except (ValueError, AttributeError):
+            method = None
+        if method == "server/discover":
+            error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32601, "message": "Method not found"}}
+            await send(
+                {"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": json.dumps(error).encode()})
+            return
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await app(scope, replay, send)
+
+    return guarded
+
+
+def loopback_socket(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1; `port` 0 picks a free one. Its port is reusable at once after a restart."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this; without it uvicorn's header and body writes meet delayed ACKs (~40 ms).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when it has started."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+    async def serve_until_started(self, sock: socket.socket) -> asyncio.Task[None]:
+        """Start serving on `sock`; returns the serving task once requests are answered."""
+        serving = asyncio.create_task(self.serve(sockets=[sock]))
+        started = asyncio.create_task(self.ready.wait())
+        await asyncio.wait([serving, started], timeout=STARTUP_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if not self.ready.is_set():
+            self.should_exit = True
+            await serving
+            raise RuntimeError("the vendor agent did not start")
+        return serving
+
+
+def http_server(
+    sock: socket.socket, *, token: str | None, announce: Callable[[str], None], legacy: bool = False
+) -> _Server:
+    """A uvicorn server for the agent on `sock`, requiring `token` when given, only of the 2025 era if `legacy`."""
+    app: ASGIApp = create_server(announce=announce).streamable_http_app(streamable_http_path=PATH)
+    if legacy:
+        app = legacy_only(app)
+    if token:
+        app = require_bearer(app, token)
+    return _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(*, port: int = 0, token: str | None = None, legacy: bool = False) -> AsyncIterator[str]:
+    """Serve the agent over streamable HTTP from this event loop; yields its URL, stops on exit."""
+    sock = loopback_socket(port)
+    server = http_server(sock, token=token, announce=lambda line: None, legacy=legacy)
+    serving = await server.serve_until_started(sock)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}{PATH}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+async def _stdin_closed() -> None:
+    """Returns when stdin reaches its end: the parent that holds the other end of the pipe is gone."""
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+
+
+async def _run_http(port: int, *, lifetime: float, legacy: bool, exit_with_stdin: bool) -> None:
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    sock = loopback_socket(port)
+    server = http_server(sock, token=os.environ.get(TOKEN_VARIABLE) or None, announce=announce, legacy=legacy)
+    serving = await server.serve_until_started(sock)
+    print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}{PATH}", flush=True)
+    stops = [asyncio.create_task(asyncio.sleep(lifetime))]
+    if exit_with_stdin:
+        stops.append(asyncio.create_task(_stdin_closed()))
+    await asyncio.wait([serving, *stops], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    for stop in stops:
+        stop.cancel()
+    await serving
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the vendor agent over streamable HTTP on 127.0.0.1, or over stdio with `--stdio`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
+    parser.add_argument("--stdio", action="store_true", help="serve over stdin/stdout instead of HTTP")
+    parser.add_argument("--legacy", action="store_true", help="refuse the 2026 protocol era, as older servers do")
+    parser.add_argument("--lifetime", type=float, default=600.0, help="over HTTP, stop after this many seconds")
+    parser.add_argument("--exit-with-stdin", action="store_true", help="over HTTP, stop when stdin closes")
+    args = parser.parse_args(argv)
+    if args.stdio:
+        server = create_server(announce=lambda line: print(line, file=sys.stderr, flush=True))
+        asyncio.run(server.run_stdio_async())
+    else:
+        asyncio.run(
+            _run_http(args.port, lifetime=args.lifetime, legacy=args.legacy, exit_with_stdin=args.exit_with_stdin)
+        )
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
