@@ -7,7 +7,8 @@ so the planner never imports `adapters/`. An adapter is addressed by its name, u
 Secrets never rest in the clear: the fields a factory declares secret (and any field whose name says it is a
 token, password, cookie…) are encrypted together with the `Vault` and stored apart from the public config.
 Records, listings and events only say which secret fields are set; the decrypted values exist only inside
-`Registry.open`, on their way into the factory that builds the agent.
+`Registry.open`, on their way into the factory that builds the agent. A browser agent's signed-in session is kept
+with its adapter too (`Registry.session_store`), encrypted by the agent with the same vault.
 """
 
 from __future__ import annotations
@@ -165,6 +166,28 @@ def _adapter(row: Row[Any]) -> RegisteredAdapter:
     )
 
 
+class AdapterSessionStore:
+    """Where a browser agent keeps its signed-in session between delegations: vault-encrypted bytes, beside its adapter.
+
+    Matches the browser adapter's `StorageStateStore`. A session saved after its adapter was removed is dropped.
+    Saves are not events: a session changes with every sign-in and says nothing an admin decided.
+    """
+
+    def __init__(self, store: Store, tenant_id: str, adapter: str) -> None:
+        self._store = store
+        self._key = (adapters.c.tenant_id == tenant_id) & (adapters.c.name == adapter)
+
+    async def load_state(self) -> bytes | None:
+        """The saved (encrypted) session, or None when there is none."""
+        async with self._store.engine.connect() as conn:
+            return (await conn.execute(select(adapters.c.session).where(self._key))).scalar()
+
+    async def save_state(self, state: bytes) -> None:
+        """Keep `state` (encrypted by the agent) in place of the previous session."""
+        async with self._store.transaction() as conn:
+            await conn.execute(update(adapters).where(self._key).values(session=state))
+
+
 class Registry:
     """The adapters of one tenant, with the kinds the caller plugged in."""
 
@@ -224,6 +247,10 @@ class Registry:
             token = (await conn.execute(select(adapters.c.secrets).where(adapters.c.id == entry.id))).scalar()
         secrets = json.loads(self._vault.decrypt(token)) if token is not None else {}
         return factory.build(entry.name, {**entry.config, **secrets})
+
+    def session_store(self, name: str) -> AdapterSessionStore:
+        """Where the adapter `name` keeps its signed-in session (the bot hands it to the browser kind's factory)."""
+        return AdapterSessionStore(self._store, self.tenant_id, name.strip().lower().rpartition(":")[2])
 
     # ---- changing --------------------------------------------------------------------------------------------
 
@@ -394,7 +421,7 @@ def _scrub(text: str, secret_values: Iterable[str]) -> str:
 
 
 async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
-    """Re-encrypt every tenant's stored secrets with the vault's newest key; returns how many were.
+    """Re-encrypt every tenant's stored secrets and sessions with the vault's newest key; returns how many adapters'.
 
     Every tenant at once, because a key can only be dropped once nothing anywhere is encrypted with it. Run it
     after putting the new key first in `COS_SECRET_KEYS`; then the old key can be removed. Raises
@@ -402,15 +429,23 @@ async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
     """
     rotated = 0
     async with store.transaction() as conn:
-        rows = (await conn.execute(select(adapters).where(adapters.c.secrets.is_not(None)))).all()
+        sealed = (adapters.c.secrets.is_not(None)) | (adapters.c.session.is_not(None))
+        rows = (await conn.execute(select(adapters).where(sealed))).all()
         for row in rows:
             result = await conn.execute(
                 update(adapters)
-                .where(adapters.c.id == row.id, adapters.c.secrets == row.secrets)
-                .values(secrets=vault.rotate(row.secrets))
+                .where(
+                    adapters.c.id == row.id,
+                    adapters.c.secrets.is_(None) if row.secrets is None else adapters.c.secrets == row.secrets,
+                    adapters.c.session.is_(None) if row.session is None else adapters.c.session == row.session,
+                )
+                .values(
+                    secrets=vault.rotate(row.secrets) if row.secrets is not None else None,
+                    session=vault.rotate(row.session) if row.session is not None else None,
+                )
             )
             if result.rowcount != 1:
-                continue  # reconfigured meanwhile: sealed with the newest key already
+                continue  # changed meanwhile: sealed with the newest key already
             entry = _adapter(row)
             await event_log.record(
                 conn,

@@ -262,6 +262,7 @@ adapters = Table(
     Column("config", JSON, nullable=False),
     Column("secret_fields", JSON, nullable=False),
     Column("secrets", LargeBinary, nullable=True),
+    Column("session", LargeBinary, nullable=True),
     Column("enabled", Boolean, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -269,7 +270,8 @@ adapters = Table(
     Column("version", Integer, nullable=False),
     UniqueConstraint("tenant_id", "name"),
 )
-"""Registered vendor agents. `secrets` is one Vault token (JSON inside); `secret_fields` names what it holds."""
+"""Registered vendor agents. `secrets` is one Vault token (JSON inside); `secret_fields` names what it holds;
+`session` is a browser agent's signed-in session, encrypted by the agent with the same vault."""
 
 circuit_breakers = Table(
     "circuit_breakers",

@@ -211,3 +211,21 @@ async def test_removing_an_adapter_forgets_it_and_its_circuit(store: Store, fact
     assert (event.kind, event.after) == ("adapter.removed", None)
     assert event.before is not None
     assert event.before["secret_fields"] == ["token"]
+
+
+async def test_a_browser_session_is_kept_with_its_adapter_and_resealed_on_rotation(
+    store: Store, factory: FakeAgentFactory
+) -> None:
+    reg = registry(store, factory)
+    await reg.register("browser", "adobe", {"url": "https://express.example"}, actor="aad-admin")
+    sessions = reg.session_store("browser:adobe")
+    assert await sessions.load_state() is None
+    cookies = b'{"cookies": [{"name": "sid", "value": "' + TOKEN.encode() + b'"}]}'
+    await sessions.save_state(Vault([KEY]).encrypt(cookies))
+    assert TOKEN not in await raw_rows(store)
+    new = Vault.generate_key()
+    assert await rotate_secrets(store, Vault([new, KEY]), actor="aad-admin") == 1
+    assert Vault([new]).decrypt(await sessions.load_state() or b"") == cookies
+    await reg.remove("adobe", actor="aad-admin")
+    await sessions.save_state(b"late")  # a delegation finishing after the removal keeps nothing
+    assert await sessions.load_state() is None

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("config", sa.JSON(), nullable=False),
         sa.Column("secret_fields", sa.JSON(), nullable=False),
         sa.Column("secrets", sa.LargeBinary(), nullable=True),
+        sa.Column("session", sa.LargeBinary(), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
