@@ -41,11 +41,21 @@ LLM_UNAVAILABLE = (
 LLM_NOT_UNDERSTOOD = "I couldn't turn that into a plan operation. Type `help` for the commands I understand."
 FAILED = "Sorry, something went wrong on my side while doing that. Nothing was changed. Please try again."
 STALE_CARD = "This task changed since the card was sent; here it is as it is now."
+ANSWER_PASSED_ON = "Thanks, I've passed it on."
+QUESTION_CANCELLED = "Cancelled: the agent that asked will stop and say so."
+QUESTION_EXPIRED = "Too late, sorry: that question expired. The agent will ask again if it still needs it."
 ADMINS_ONLY = (
     "Only an admin of this bot can do that. Admins are listed by their Microsoft Entra object id in COS_ADMINS."
 )
 LEADERS_ONLY = "Only an admin or the owner of a master plan can change when I follow up."
 CARD_ACTION_REFUSED = "That card is out of date or was not meant for you: {reason}"
+
+
+def question_for(agent: str, question: str, minutes: int) -> str:
+    return (
+        f"{agent} is asking: {question}\n\nReply here with the answer within {minutes} minutes, "
+        "or say `cancel`. I pass it on once and don't keep it."
+    )
 
 
 def unknown_command(word: str, suggestion: str | None) -> str:

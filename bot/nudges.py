@@ -211,6 +211,10 @@ async def _digest(w: _Writer) -> Activity | None:
     return _activity(f"Your digest for {w.payload['week']}:\n" + "\n".join(f"- {line}" for line in lines), cards)
 
 
+async def _question(w: _Writer) -> Activity | None:
+    return MessageFactory.text(str(w.payload["text"]))
+
+
 COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     DEADLINE_APPROACHING: _deadline,
     DEADLINE_SLIPPED: _deadline,
@@ -222,6 +226,7 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     WEEK_REVIEW: _week_review,
     WEEK_SUMMARY: _week_summary,
     DIGEST: _digest,
+    "question": _question,
 }
 
 

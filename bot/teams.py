@@ -35,6 +35,7 @@ from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, d
 from bot.settings import Settings
 from planner.clock import Clock, utcnow
 from planner.directory import Directory
+from planner.questions import Questions
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,15 @@ def message_text(activity: Activity) -> tuple[str, dict[str, str]]:
             mentions[name.casefold()] = user
     text = re.sub(r"</?at>", "", text)  # a mention whose entity is missing
     return " ".join(text.split()), mentions
+
+
+ANSWER = re.compile(r"^(?=.*\d)[A-Za-z0-9-]{4,12}$")
+
+
+def looks_like_an_answer(text: str) -> bool:
+    """A code such as 123456 or `cancel`: the only replies that may answer a waiting question."""
+    text = text.strip()
+    return text.lower() == "cancel" or bool(ANSWER.match(text))
 
 
 class ChiefOfStaffBot(ActivityHandler):
@@ -225,6 +235,11 @@ class ChiefOfStaffBot(ActivityHandler):
         if not text:
             await turn_context.send_activity(messages.EMPTY_MESSAGE)
             return
+        if caller.conversation_kind == "personal" and looks_like_an_answer(text):
+            answered = await self._answer_question(caller, text)
+            if answered is not None:
+                await turn_context.send_activity(answered)
+                return
         try:
             command = parse(text)
         except UnknownCommand as unknown:
@@ -239,6 +254,19 @@ class ChiefOfStaffBot(ActivityHandler):
             return
         reply = await self.registry.run(command.operation, Context(self.store, caller, clock=self.clock), command.args)
         await self._send(turn_context, reply)
+
+    async def _answer_question(self, caller: Caller, text: str) -> str | None:
+        """Pass the reply to a question a job is waiting on (a 2FA code); None when nothing is waiting."""
+        asked = Questions(self.store, caller.tenant_id)
+        question = await asked.open_for(caller.user_id)
+        if question is None:
+            return None
+        if text.strip().lower() == "cancel":
+            await asked.cancel(question.id)
+            return messages.QUESTION_CANCELLED
+        if await asked.answer(question.id, text.strip()):
+            return messages.ANSWER_PASSED_ON
+        return messages.QUESTION_EXPIRED
 
     async def _send(self, turn_context: TurnContext, reply: Reply) -> None:
         activities: list[Activity] = []

@@ -331,3 +331,18 @@ delegation_evidence = Table(
     Index("ix_delegation_evidence_delegation", "delegation_id"),
 )
 """What an agent showed for a delegation; `content` is None when it was over the size limit and not kept."""
+
+questions = Table(
+    "questions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("answer", String(200), nullable=True),
+    Column("asked_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("answered_at", UTCDateTime, nullable=True),
+    Index("ix_questions_open", "tenant_id", "user_id", "status"),
+)

@@ -1,0 +1,57 @@
+"""The human channel of a delegation: an agent's question (a 2FA code) asked in a person's 1:1 chat.
+
+The question goes out through the outbox like any proactive message (so it reaches someone who never wrote, and
+keeps to Teams' limits), a delivery pass is run at once rather than at the next tick, and the answer arrives as
+the person's reply, at whichever replica Teams posts it to (see `ChiefOfStaffBot._answer_question`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from bot import messages
+from planner.agents import AgentTimeout, HumanChannel
+from planner.outbox import Message, Outbox
+from planner.questions import Questions
+from planner.store import Store
+
+QUESTION = "question"
+
+
+class TeamsHumanChannel(HumanChannel):
+    """Asks one person, on behalf of one agent, and waits for their answer."""
+
+    def __init__(
+        self,
+        store: Store,
+        tenant_id: str,
+        user_id: str,
+        *,
+        agent: str,
+        deliver_now: Callable[[], Awaitable[object]],
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self._store = store
+        self._questions = Questions(store, tenant_id)
+        self.tenant_id = tenant_id
+        self.user_id = user_id
+        self.agent = agent
+        self._deliver_now = deliver_now
+        self._poll_seconds = poll_seconds
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        """Raises AgentTimeout when nobody answers in time (or the person cancels)."""
+        asked = await self._questions.ask(self.user_id, question, answer_within=timedelta(seconds=timeout_seconds))
+        minutes = max(round(timeout_seconds / 60), 1)
+        message = Message(
+            recipient=self.user_id,
+            kind=QUESTION,
+            payload={"question": asked.id, "text": messages.question_for(self.agent, question, minutes)},
+        )
+        await Outbox(self._store).fire(self.tenant_id, f"{QUESTION}:{asked.id}", [message])
+        await self._deliver_now()
+        answer = await self._questions.wait(asked, poll_seconds=self._poll_seconds)
+        if answer is None:
+            raise AgentTimeout(self.agent, timeout_seconds)
+        return answer

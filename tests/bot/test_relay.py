@@ -1,0 +1,58 @@
+"""A vendor site's 2FA question relayed to a person in Teams, and their answer passed back once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.relay import TeamsHumanChannel
+from bot.sender import Sender
+from bot.server import create_adapter
+from bot.settings import Settings
+from planner.agents import AgentTimeout
+from tests.bot.conftest import TENANT, Running, TeamsUser
+from tests.conftest import FakeClock
+
+
+def channel_to(running: Running, user_id: str) -> TeamsHumanChannel:
+    sender = Sender(running.store, create_adapter(Settings.from_env({})), app_id=None, worker="relay")
+    return TeamsHumanChannel(
+        running.store, TENANT, user_id, agent="Vendor portal", deliver_now=sender.deliver, poll_seconds=0.01
+    )
+
+
+async def test_the_code_typed_in_teams_reaches_the_waiting_agent(running: Running) -> None:
+    owner = TeamsUser(running, user_id="aad-owner", name="Campaign Owner", conversation_id="a:owner")
+    await owner.ask("help")
+    before = len(running.connector.sent)
+    asking = asyncio.create_task(channel_to(running, "aad-owner").ask("Enter the 6-digit code", timeout_seconds=300))
+    [question] = (await running.connector.wait_for(before + 1))[before:]
+    assert question.conversation_id == "a:owner"
+    assert "Vendor portal is asking: Enter the 6-digit code" in question.body["text"]
+    assert "within 5 minutes" in question.body["text"]
+    # An ordinary command still works while the question waits.
+    assert "There is no plan yet" in (await owner.ask("plans"))[0]
+    assert await owner.ask("482913") == ["Thanks, I've passed it on."]
+    assert await asyncio.wait_for(asking, 5) == "482913"
+    # The same code again is just an unknown command now: nothing waits for it.
+    assert "don't know the command" in (await owner.ask("482913"))[0]
+
+
+async def test_no_answer_in_time_or_a_cancel_is_a_timeout_for_the_agent(running: Running, clock: FakeClock) -> None:
+    owner = TeamsUser(running, user_id="aad-owner", name="Campaign Owner", conversation_id="a:owner")
+    await owner.ask("help")
+    before = len(running.connector.sent)
+    asking = asyncio.create_task(channel_to(running, "aad-owner").ask("code?", timeout_seconds=120))
+    await running.connector.wait_for(before + 1)
+    clock.advance(minutes=3)
+    with pytest.raises(AgentTimeout, match="no answer within 120 s"):
+        await asyncio.wait_for(asking, 5)
+    assert "expired" not in (await owner.ask("cancel"))[0]  # nothing waits: `cancel` is just not a command
+
+    before = len(running.connector.sent)
+    asking = asyncio.create_task(channel_to(running, "aad-owner").ask("code?", timeout_seconds=120))
+    await running.connector.wait_for(before + 1)
+    assert (await owner.ask("cancel"))[0].startswith("Cancelled")
+    with pytest.raises(AgentTimeout):
+        await asyncio.wait_for(asking, 5)
