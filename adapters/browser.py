@@ -815,9 +815,80 @@ class _OriginGuard:
             return
 
 
-def _host_resolver_rule(origins: Iterable[_Origin]) -> str:
-    hosts = sorted({origin.host for origin in origins})
-    return "--host-resolver-rules=MAP * ~NOTFOUND" + "".join(f" , EXCLUDE {host}" for host in hosts)
+# Chromium ----------------------------------------------------------------------------------------------------------
+
+
+class Chromium:
+    """One Chromium process (with its Playwright driver), started on first use and again if it dies.
+
+    Only `hosts` resolve in it: every other name, and every other IP address, is made unresolvable, which is what
+    stops a redirect (Playwright does not route redirects) from reaching another host. A browser agent starts its
+    own, resolving only its origins' hosts; agents that share one are kept apart by their routes only.
+    """
+
+    def __init__(
+        self,
+        *,
+        hosts: Iterable[str],
+        executable_path: str | None = None,
+        headless: bool = True,
+        launch_seconds: float = 30.0,
+    ) -> None:
+        self.hosts = frozenset(host.lower() for host in hosts)
+        self.executable_path = executable_path if executable_path is not None else chromium_executable(None)
+        self.headless = headless
+        self.launch_seconds = launch_seconds
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"Chromium(executable_path={self.executable_path!r}, hosts={sorted(self.hosts)!r})"
+
+    async def browser(self, *, for_agent: str) -> Browser:
+        """The running browser, started if need be.
+
+        Raises:
+            AgentUnavailable: Chromium could not start (the message says how to install or point to it).
+        """
+        async with self._lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            await self._shutdown()
+            rule = "MAP * ~NOTFOUND" + "".join(f" , EXCLUDE {host}" for host in sorted(self.hosts))
+            try:
+                self._playwright = await async_playwright().start()
+                self._browser = await self._playwright.chromium.launch(
+                    executable_path=self.executable_path,
+                    headless=self.headless,
+                    args=[f"--host-resolver-rules={rule}"],
+                    timeout=self.launch_seconds * 1000,
+                )
+            except PlaywrightError as error:
+                await self._shutdown()
+                logger.warning("Chromium did not start for %r: %s", for_agent, error)
+                where = self.executable_path or "Playwright's own download"
+                raise AgentUnavailable(
+                    for_agent,
+                    f"Chromium could not start from {where} ({_first_line(error)}); "
+                    f"install it (apt-get install chromium) or set {CHROMIUM_PATH_ENV}",
+                ) from None
+            return self._browser
+
+    async def close(self) -> None:
+        """Close the browser and stop Playwright."""
+        async with self._lock:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        if browser is not None:
+            with contextlib.suppress(PlaywrightError):
+                await browser.close()
+        if playwright is not None:
+            with contextlib.suppress(PlaywrightError):
+                await playwright.stop()
 
 
 # Running a recipe --------------------------------------------------------------------------------------------------
@@ -866,7 +937,7 @@ class _Run:
 
     def _on_response(self, response: Response) -> None:
         try:
-            main = response.request.is_navigation_request() and response.frame.parent_frame is None
+            main = response.request.is_navigation_request() and response.frame is self.page.main_frame
         except PlaywrightError:
             return
         if main and response.status >= 500 and self.server_error is None:
@@ -997,7 +1068,8 @@ class _Run:
             raise _Failed(f"{at}: {_without_query(url)} answered {response.status}; check the recipe's address")
 
     async def _signed_out(self) -> bool:
-        assert self.config.login is not None
+        if self.config.login is None:
+            return False
         return await self.page.locator(self.config.login.signed_out_selector).first.is_visible()
 
     async def sign_in(self) -> None:
@@ -1036,6 +1108,8 @@ class _Run:
         else:
             await code_field.press("Enter")
         try:
+            # A refused code comes back as the same form: once the answer page's DOM is in, the field must go.
+            await page.wait_for_load_state("domcontentloaded")
             await code_field.wait_for(state="hidden")
         except PlaywrightTimeoutError:
             raise _Failed(f"{at}: the site did not accept the code; delegate again to get a new one") from None
@@ -1084,8 +1158,10 @@ class _Outcome:
 class BrowserAgent(Agent):
     """A vendor agent with only a web UI, driven by Chromium through `config`'s recipes.
 
-    One delegation runs at a time (one account, one session). The browser starts on first use and stays open until
-    `close()`; each delegation gets a fresh context seeded with the saved session.
+    One delegation runs at a time (one account, one session); each gets a fresh browser context seeded with the
+    saved session. Without `chromium`, the agent starts its own on first use (from the config's `chromium_path` and
+    `headless`) and closes it in `close()`; a shared `chromium` is the caller's to close, and must resolve the
+    agent's hosts.
     """
 
     kind = "browser"
@@ -1096,6 +1172,7 @@ class BrowserAgent(Agent):
         *,
         vault: Vault,
         sessions: StorageStateStore | None = None,
+        chromium: Chromium | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.config = config
@@ -1104,9 +1181,17 @@ class BrowserAgent(Agent):
         self._sessions: StorageStateStore = sessions if sessions is not None else MemoryStorageStateStore()
         self._clock = clock
         self._origins = frozenset(origin for text in config.origins if (origin := _origin_of(text)) is not None)
-        self._playwright: Playwright | None = None
-        self._browser: Browser | None = None
-        self._launch_lock = asyncio.Lock()
+        hosts = {origin.host for origin in self._origins}
+        if chromium is not None and not hosts <= chromium.hosts:
+            missing = ", ".join(sorted(hosts - chromium.hosts))
+            raise AgentConfigInvalid([f"the shared Chromium does not resolve {missing}: add it to its hosts"])
+        self._owns_chromium = chromium is None
+        self._chromium = chromium or Chromium(
+            hosts=hosts,
+            executable_path=chromium_executable(config.chromium_path),
+            headless=config.headless,
+            launch_seconds=config.timeouts.launch_seconds,
+        )
         self._delegation_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -1163,7 +1248,7 @@ class BrowserAgent(Agent):
         human: HumanChannel | None,
         deadline: asyncio.Timeout,
     ) -> _Outcome:
-        browser = await self._ensure_browser()
+        browser = await self._chromium.browser(for_agent=self.name)
         context, guard = await self._new_context(browser, await self._load_session())
         run: _Run | None = None
         try:
@@ -1216,7 +1301,7 @@ class BrowserAgent(Agent):
         timeouts = self.config.timeouts
         try:
             async with asyncio.timeout(timeouts.launch_seconds + timeouts.navigation_seconds + 5):
-                browser = await self._ensure_browser()
+                browser = await self._chromium.browser(for_agent=self.name)
                 context, _ = await self._new_context(browser, None)
                 try:
                     page = await context.new_page()
@@ -1239,9 +1324,9 @@ class BrowserAgent(Agent):
         return AgentHealth(ok=ok, detail=detail, seconds=loop.time() - started)
 
     async def close(self) -> None:
-        """Close the browser and stop Playwright."""
-        async with self._launch_lock:
-            await self._shutdown()
+        """Close the browser and stop Playwright, unless the Chromium is shared."""
+        if self._owns_chromium:
+            await self._chromium.close()
 
     async def save_session(self, context: BrowserContext) -> None:
         """Keep the context's cookies and local storage, encrypted, for the next delegation."""
@@ -1260,31 +1345,6 @@ class BrowserAgent(Agent):
             )
             return None
         return state if isinstance(state, dict) else None
-
-    async def _ensure_browser(self) -> Browser:
-        async with self._launch_lock:
-            if self._browser is not None and self._browser.is_connected():
-                return self._browser
-            await self._shutdown()
-            executable = chromium_executable(self.config.chromium_path)
-            try:
-                self._playwright = await async_playwright().start()
-                self._browser = await self._playwright.chromium.launch(
-                    executable_path=executable,
-                    headless=self.config.headless,
-                    args=[_host_resolver_rule(self._origins)],
-                    timeout=self.config.timeouts.launch_seconds * 1000,
-                )
-            except PlaywrightError as error:
-                await self._shutdown()
-                logger.warning("browser agent %r: Chromium did not start: %s", self.name, error)
-                where = executable or "Playwright's own download"
-                raise AgentUnavailable(
-                    self.name,
-                    f"Chromium could not start from {where} ({_first_line(error)}); "
-                    f"install it (apt-get install chromium) or set {CHROMIUM_PATH_ENV}",
-                ) from None
-            return self._browser
 
     async def _new_context(self, browser: Browser, state: dict[str, Any] | None) -> tuple[BrowserContext, _OriginGuard]:
         guard = _OriginGuard(self._origins)
@@ -1308,16 +1368,6 @@ class BrowserAgent(Agent):
             async with asyncio.timeout(10):
                 await context.unroute_all(behavior="ignoreErrors")
                 await context.close()
-
-    async def _shutdown(self) -> None:
-        browser, playwright = self._browser, self._playwright
-        self._browser = self._playwright = None
-        if browser is not None:
-            with contextlib.suppress(PlaywrightError):
-                await browser.close()
-        if playwright is not None:
-            with contextlib.suppress(PlaywrightError):
-                await playwright.stop()
 
 
 def _input_values(recipe: Recipe, given: Mapping[str, Any]) -> tuple[dict[str, str], str]:

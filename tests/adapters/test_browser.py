@@ -1,4 +1,9 @@
-"""The browser adapter against a loopback vendor web app, in Debian's Chromium: sign-in, 2FA, session, origin guard."""
+"""The browser adapter against a loopback vendor web app, in Debian's Chromium: sign-in, 2FA, session, origin guard.
+
+The tests share one Chromium (and so one event loop) for the module: starting it is the slowest thing they do.
+Chromium is a subprocess, out of reach of the socket guard in tests/conftest.py: what keeps it on 127.0.0.1 is the
+adapter's own guard (its host-resolver rule resolves 127.0.0.1 only), which these tests check.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
-from adapters.browser import BrowserAgent, BrowserConfig, MemoryStorageStateStore
+from adapters.browser import BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
 from planner.agents import (
     AgentConfigInvalid,
     AgentTimeout,
@@ -27,6 +33,9 @@ USERNAME = "marketing-ops@brand.example"
 PASSWORD = "correct-horse-battery-staple"
 CODE = "482913"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
+"""For the tests that use the shared Chromium: they run in the module's event loop, which it is bound to."""
 
 
 class AnsweringPerson:
@@ -114,7 +123,14 @@ BRIEF = DelegationRequest(
 )
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def chromium() -> AsyncIterator[Chromium]:
+    shared = Chromium(hosts=["127.0.0.1"])
+    yield shared
+    await shared.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def vendor() -> AsyncIterator[WebVendor]:
     async with WebVendor(username=USERNAME, password=PASSWORD, code=CODE) as vendor:
         yield vendor
@@ -125,13 +141,16 @@ def vault() -> Vault:
     return Vault([Vault.generate_key()])
 
 
-@pytest.fixture
-async def make_agent(vault: Vault) -> AsyncIterator[Callable[..., BrowserAgent]]:
-    """Builds browser agents and closes them (and their Chromium) when the test ends."""
+@pytest_asyncio.fixture(loop_scope="module")
+async def make_agent(vault: Vault, chromium: Chromium) -> AsyncIterator[Callable[..., BrowserAgent]]:
+    """Builds browser agents in the shared Chromium (or their own) and closes them when the test ends."""
     agents: list[BrowserAgent] = []
 
-    def make(config: dict[str, Any], sessions: MemoryStorageStateStore | None = None) -> BrowserAgent:
-        agent = BrowserAgent(BrowserConfig.from_dict(config), vault=vault, sessions=sessions)
+    def make(
+        config: dict[str, Any], sessions: MemoryStorageStateStore | None = None, *, own_chromium: bool = False
+    ) -> BrowserAgent:
+        shared = None if own_chromium else chromium
+        agent = BrowserAgent(BrowserConfig.from_dict(config), vault=vault, sessions=sessions, chromium=shared)
         agents.append(agent)
         return agent
 
@@ -140,6 +159,7 @@ async def make_agent(vault: Vault) -> AsyncIterator[Callable[..., BrowserAgent]]
         await agent.close()
 
 
+@in_module_loop
 async def test_signing_in_relays_the_2fa_code_to_a_person_and_returns_the_brief_with_a_screenshot(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
@@ -168,6 +188,7 @@ async def test_signing_in_relays_the_2fa_code_to_a_person_and_returns_the_brief_
     assert result.seconds > 0
 
 
+@in_module_loop
 async def test_a_second_delegation_reuses_the_encrypted_session_without_signing_in_again(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent], vault: Vault
 ) -> None:
@@ -193,19 +214,21 @@ async def test_a_second_delegation_reuses_the_encrypted_session_without_signing_
     assert token in [cookie["value"] for cookie in state["cookies"]]
 
 
+@in_module_loop
 async def test_a_new_agent_picks_up_the_saved_session(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
     sessions = MemoryStorageStateStore()
     await make_agent(vendor_config(vendor), sessions).delegate(BRIEF, human=AnsweringPerson())
 
-    after_restart = make_agent(vendor_config(vendor), sessions)
+    after_restart = make_agent(vendor_config(vendor), sessions, own_chromium=True)
     result = await after_restart.delegate(BRIEF, human=None)
 
     assert result.status is DelegationStatus.SUCCEEDED, result.error
     assert vendor.logins == 1
 
 
+@in_module_loop
 async def test_an_expired_session_signs_in_again(vendor: WebVendor, make_agent: Callable[..., BrowserAgent]) -> None:
     agent = make_agent(vendor_config(vendor))
     person = AnsweringPerson()
@@ -219,6 +242,7 @@ async def test_an_expired_session_signs_in_again(vendor: WebVendor, make_agent: 
     assert len(person.questions) == 2
 
 
+@in_module_loop
 async def test_nobody_answering_the_code_question_in_time_fails_the_delegation_and_says_so(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
@@ -235,6 +259,22 @@ async def test_nobody_answering_the_code_question_in_time_fails_the_delegation_a
     assert vendor.logins == 0
 
 
+@in_module_loop
+async def test_a_refused_code_fails_the_delegation_and_says_so(
+    vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    agent = make_agent(vendor_config(vendor, timeouts={"step_seconds": 2}))
+
+    result = await agent.delegate(BRIEF, human=AnsweringPerson(code="000000"))
+
+    assert result.status is DelegationStatus.FAILED
+    assert result.error is not None
+    assert "the site did not accept the code" in result.error
+    assert "000000" not in result.error
+    assert vendor.logins == 0
+
+
+@in_module_loop
 async def test_a_site_asking_for_a_code_with_no_person_to_ask_fails_the_delegation(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
@@ -246,6 +286,7 @@ async def test_a_site_asking_for_a_code_with_no_person_to_ask_fails_the_delegati
     assert vendor.logins == 0
 
 
+@in_module_loop
 async def test_a_page_pulling_another_origin_is_blocked_before_it_reaches_it(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
@@ -259,6 +300,7 @@ async def test_a_page_pulling_another_origin_is_blocked_before_it_reaches_it(
     blocked = next(item for item in result.evidence if item.kind == "text")
     assert f"{vendor.foreign_url}/pixel.png".encode() in blocked.content
     assert b"http://evil.example/track.js" in blocked.content
+    assert f"ws://127.0.0.2:{vendor.port}/live".encode() in blocked.content
     # The other origin answers anyone who asks, so its empty log means the browser never asked.
     async with aiohttp.ClientSession() as session, session.get(f"{vendor.foreign_url}/pixel.png") as answer:
         assert answer.status == 200
@@ -266,6 +308,7 @@ async def test_a_page_pulling_another_origin_is_blocked_before_it_reaches_it(
 
 
 @pytest.mark.parametrize("capability", ["follow_link", "follow_redirect"])
+@in_module_loop
 async def test_leaving_the_registered_origins_fails_the_delegation(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent], capability: str
 ) -> None:
@@ -353,6 +396,7 @@ def test_configuration_errors_name_every_problem() -> None:
     assert "invalid adapter configuration: " in str(refused.value)
 
 
+@in_module_loop
 async def test_a_failing_site_makes_the_agent_unavailable_and_unhealthy(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
@@ -368,6 +412,7 @@ async def test_a_failing_site_makes_the_agent_unavailable_and_unhealthy(
     assert "answered 500" in health.detail
 
 
+@in_module_loop
 async def test_an_unreachable_site_makes_the_agent_unavailable(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
@@ -381,10 +426,11 @@ async def test_an_unreachable_site_makes_the_agent_unavailable(
     assert "ERR_CONNECTION_REFUSED" in health.detail
 
 
+@in_module_loop
 async def test_a_broken_page_fails_the_step_it_stopped_at_with_a_screenshot(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
-    config = vendor_config(vendor, timeouts={"step_seconds": 1})
+    config = vendor_config(vendor, timeouts={"step_seconds": 2})
     config.pop("login")
     agent = make_agent(config)
     vendor.broken = True
@@ -393,11 +439,12 @@ async def test_a_broken_page_fails_the_step_it_stopped_at_with_a_screenshot(
 
     assert result.status is DelegationStatus.FAILED
     assert result.error is not None
-    assert result.error.startswith("step 2 (fill '#audience') found nothing within 1 s: the page may have changed")
+    assert result.error.startswith("step 2 (fill '#audience') found nothing within 2 s: the page may have changed")
     [screenshot] = result.evidence
     assert screenshot.content.startswith(PNG_SIGNATURE)
 
 
+@in_module_loop
 async def test_a_delegation_slower_than_its_timeout_raises_agent_timeout(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
@@ -408,10 +455,11 @@ async def test_a_delegation_slower_than_its_timeout_raises_agent_timeout(
         await agent.delegate(DelegationRequest(capability="open_slow_page", timeout_seconds=1))
 
 
+@in_module_loop
 async def test_chromium_missing_makes_the_agent_unavailable_and_says_how_to_fix_it(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
-    agent = make_agent(vendor_config(vendor, chromium_path="/nonexistent/chromium"))
+    agent = make_agent(vendor_config(vendor, chromium_path="/nonexistent/chromium"), own_chromium=True)
 
     with pytest.raises(AgentUnavailable, match="Chromium could not start from /nonexistent/chromium") as raised:
         await agent.delegate(BRIEF)
@@ -420,11 +468,12 @@ async def test_chromium_missing_makes_the_agent_unavailable_and_says_how_to_fix_
     assert not (await agent.health()).ok
 
 
+@in_module_loop
 async def test_credentials_never_appear_in_repr_errors_logs_or_evidence(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    config = vendor_config(vendor, timeouts={"step_seconds": 1})
+    config = vendor_config(vendor, timeouts={"step_seconds": 2})
     vendor.password = "a-different-password"
     agent = make_agent(config)
 
@@ -432,7 +481,7 @@ async def test_credentials_never_appear_in_repr_errors_logs_or_evidence(
 
     assert result.status is DelegationStatus.FAILED
     assert result.error is not None
-    assert result.error.startswith("signing in, step 5 (expect_code '#code') found nothing within 1 s")
+    assert result.error.startswith("signing in, step 5 (expect_code '#code') found nothing within 2 s")
     texts = [
         result.error,
         repr(agent),
@@ -449,6 +498,7 @@ async def test_credentials_never_appear_in_repr_errors_logs_or_evidence(
     assert agent.config.to_dict(with_credentials=True)["credentials"] == {"username": USERNAME, "password": PASSWORD}
 
 
+@in_module_loop
 async def test_capabilities_say_which_input_each_recipe_needs_and_unknown_ones_are_refused(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:

@@ -259,7 +259,8 @@ class WebVendor:
             "Reports",
             f'<img src="{foreign}/pixel.png"><script src="http://evil.example/track.js"></script>'
             f'<iframe src="{foreign}/frame"></iframe>'
-            f'<script>fetch("{foreign}/beacon", {{mode: "no-cors"}}).catch(() => {{}})</script>'
+            f'<script>fetch("{foreign}/beacon", {{mode: "no-cors"}}).catch(() => {{}});'
+            f'new WebSocket("{foreign.replace("http", "ws")}/live")</script>'
             '<p id="ready">Reports ready</p>',
         )
 
