@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -494,12 +494,13 @@ class BrowserConfig:
         return frozenset(self.origins)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BrowserConfig:
-        """A config from its JSON form (see the module doc); raises `AgentConfigInvalid` listing every problem."""
+    def from_dict(cls, data: Mapping[str, Any], *, name: str | None = None) -> BrowserConfig:
+        """A config from its JSON form (`name` may come apart); raises `AgentConfigInvalid` listing every problem."""
         problems: list[str] = []
         known = ("name", "origins", "capabilities", "login", "timeouts", "headless", "chromium_path", "credentials")
         problems += [f"unknown field {key!r}{_did_you_mean(str(key), known)}" for key in data if key not in known]
-        name = data.get("name")
+        if name is None:
+            name = data.get("name")
         if not isinstance(name, str):
             problems.append("name: missing (a short name like acme-marketing)")
             name = ""
@@ -545,10 +546,9 @@ class BrowserConfig:
             credentials=credentials,
         )
 
-    def to_dict(self, *, with_credentials: bool = False) -> dict[str, Any]:
-        """The JSON form; credentials only when asked, to encrypt them with the vault."""
+    def to_dict(self, *, with_secrets: bool = False) -> dict[str, Any]:
+        """The JSON form, without `name`; the credentials only when asked (to encrypt them with the vault)."""
         data: dict[str, Any] = {
-            "name": self.name,
             "origins": list(self.origins),
             "capabilities": {
                 name: {
@@ -572,7 +572,7 @@ class BrowserConfig:
                 "signed_out_selector": self.login.signed_out_selector,
                 "steps": [_step_to_dict(step) for step in self.login.steps],
             }
-        if with_credentials:
+        if with_secrets:
             data["credentials"] = self.credentials.to_dict()
         return data
 
@@ -1388,3 +1388,40 @@ def _summary(capability: str, data: Mapping[str, str]) -> str:
     if not data:
         return f"{capability}: done"
     return "\n".join(f"{name}: {value}" for name, value in data.items())
+
+
+class BrowserAdapterFactory:
+    """Builds browser agents for the adapter registry (`planner.registry.AdapterFactory`, kind `browser`).
+
+    `sessions` gives each adapter, by name, the store its signed-in session is kept in (the registry's
+    `session_store`); without it, sessions live in memory. `chromium`, if given, is shared by every agent built.
+    """
+
+    secret_fields: Collection[str] = ("credentials",)
+
+    def __init__(
+        self,
+        *,
+        vault: Vault,
+        sessions: Callable[[str], StorageStateStore] | None = None,
+        chromium: Chromium | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._vault = vault
+        self._sessions = sessions
+        self._chromium = chromium
+        self._clock = clock
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config checked and normalised; raises `AgentConfigInvalid` naming each problem (never a secret)."""
+        return BrowserConfig.from_dict(config, name="-").to_dict(with_secrets=True)
+
+    def build(self, name: str, config: Mapping[str, Any]) -> BrowserAgent:
+        """An agent that starts its browser on its first call; raises `AgentConfigInvalid`."""
+        return BrowserAgent(
+            BrowserConfig.from_dict(config, name=name),
+            vault=self._vault,
+            sessions=self._sessions(name) if self._sessions is not None else None,
+            chromium=self._chromium,
+            clock=self._clock,
+        )

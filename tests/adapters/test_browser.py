@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from adapters.browser import BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
+from adapters.browser import BrowserAdapterFactory, BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
 from planner.agents import (
     AgentConfigInvalid,
     AgentTimeout,
@@ -495,7 +495,7 @@ async def test_credentials_never_appear_in_repr_errors_logs_or_evidence(
         assert PASSWORD not in text
         assert USERNAME not in text
     assert json.dumps(agent.config.to_dict()).find(PASSWORD) == -1
-    assert agent.config.to_dict(with_credentials=True)["credentials"] == {"username": USERNAME, "password": PASSWORD}
+    assert agent.config.to_dict(with_secrets=True)["credentials"] == {"username": USERNAME, "password": PASSWORD}
 
 
 @in_module_loop
@@ -520,5 +520,32 @@ async def test_capabilities_say_which_input_each_recipe_needs_and_unknown_ones_a
 def test_a_config_survives_its_json_form(vendor: WebVendor) -> None:
     config = BrowserConfig.from_dict(vendor_config(vendor))
 
-    assert BrowserConfig.from_dict(json.loads(json.dumps(config.to_dict(with_credentials=True)))) == config
+    stored = json.loads(json.dumps(config.to_dict(with_secrets=True)))
+    assert BrowserConfig.from_dict(stored, name="vendor-marketing") == config
     assert "credentials" not in config.to_dict()
+
+
+@in_module_loop
+async def test_the_registry_factory_keeps_credentials_secret_and_builds_an_agent_with_its_session_store(
+    vendor: WebVendor, vault: Vault, chromium: Chromium
+) -> None:
+    stores: dict[str, MemoryStorageStateStore] = {}
+    factory = BrowserAdapterFactory(
+        vault=vault, sessions=lambda name: stores.setdefault(name, MemoryStorageStateStore()), chromium=chromium
+    )
+    registered = {key: value for key, value in vendor_config(vendor).items() if key != "name"}
+
+    valid = factory.validate(registered)
+    agent = factory.build("acme", valid)
+    try:
+        result = await agent.delegate(BRIEF, human=AnsweringPerson())
+    finally:
+        await agent.close()
+
+    assert set(factory.secret_fields) == {"credentials"}
+    assert valid["credentials"] == {"username": USERNAME, "password": PASSWORD}
+    assert (agent.kind, agent.name) == ("browser", "acme")
+    assert result.status is DelegationStatus.SUCCEEDED, result.error
+    assert stores["acme"].state is not None
+    with pytest.raises(AgentConfigInvalid, match="origins: must be a list"):
+        factory.validate({**registered, "origins": "http://127.0.0.1"})
