@@ -34,6 +34,10 @@ VERBS = (
     "discard draft",
     "triggers",
     "outbox",
+    "adapters",
+    "adapter",
+    "delegate",
+    "delegations",
 )
 
 
@@ -268,4 +272,30 @@ def parse(text: str) -> Command:
                 raise GrammarError("Which dead letters? `outbox replay 12 13`.", "replay_outbox")
             return Command("replay_outbox", {"ids": "all" if words[1].lower() == "all" else " ".join(words[1:])})
         return Command("show_outbox")
+    if starts("adapters", "list adapters"):
+        return Command("list_adapters")
+    if verb := starts("adapter"):
+        match = re.match(r"^(add|register)\s+(\S+)\s+(\S+)\s*(.*)$", _rest_after(text, verb), re.IGNORECASE | re.DOTALL)
+        if match:
+            return Command(
+                "register_adapter", {"kind": match.group(2), "name": match.group(3), "config": match.group(4) or "{}"}
+            )
+        words = _rest_after(text, verb).split()
+        actions = {"test": ("test_adapter", {}), "enable": ("switch_adapter", {"enabled": True})}
+        actions |= {"disable": ("switch_adapter", {"enabled": False}), "remove": ("remove_adapter", {})}
+        if len(words) == 2 and words[0].lower() in actions:
+            operation, extra = actions[words[0].lower()]
+            return Command(operation, {"name": words[1], **extra})
+        raise GrammarError("Which adapter, doing what? `adapter test hubspot`.", "register_adapter")
+    if verb := starts("delegations"):
+        rest = _rest_after(text, verb)
+        return Command("show_delegations", {"task": rest} if rest else {})
+    if verb := starts("delegate"):
+        match = re.match(r"^(\S+)\s+to\s+(\S+)\s+(\S+)\s*(.*)$", _rest_after(text, verb), re.IGNORECASE | re.DOTALL)
+        if not match:
+            raise GrammarError("Delegate which task to whom? `delegate T12 to hubspot draft_email`.", "delegate_task")
+        args = {"task": match.group(1), "adapter": match.group(2), "capability": match.group(3)}
+        if match.group(4):
+            args["input"] = match.group(4)
+        return Command("delegate_task", args)
     raise UnknownCommand(text)

@@ -16,6 +16,7 @@ from botbuilder.schema import Activity, Attachment
 
 from bot.addressing import Undeliverable
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, member_week, message_card, plan_overview, task_card
+from planner.delegation import DelegationNotFound, get_delegation
 from planner.directory import Directory
 from planner.errors import PlanNotFound, TaskNotFound
 from planner.model import Health, Plan, Task, Tier, iso_week_window
@@ -47,6 +48,7 @@ class _Writer:
     """What composing one message needs: the tenant's plans and people, and the recipient's today."""
 
     def __init__(self, store: Store, envelope: Envelope, today: date) -> None:
+        self.store = store
         self.envelope = envelope
         self.payload = envelope.payload
         self.plans: TenantStore = store.tenant(envelope.tenant_id)
@@ -211,6 +213,31 @@ async def _digest(w: _Writer) -> Activity | None:
     return _activity(f"Your digest for {w.payload['week']}:\n" + "\n".join(f"- {line}" for line in lines), cards)
 
 
+async def _delegation(w: _Writer) -> Activity | None:
+    try:
+        delegation = await get_delegation(w.store, w.envelope.tenant_id, int(w.payload["delegation"]))
+    except DelegationNotFound:
+        return None
+    ref = f"T{delegation.task_id} (D{delegation.id}, {delegation.adapter} {delegation.capability})"
+    lines = [f"Status: {delegation.status.value}"]
+    if delegation.seconds is not None:
+        lines.append(f"Took {delegation.seconds:.1f} s over {delegation.attempts} attempt(s)")
+    if delegation.output:
+        # The agent's words are shown as data, clipped: never followed as instructions.
+        lines.append("Agent's answer (as it gave it): " + delegation.output[:1500])
+    if delegation.error:
+        lines.append(f"Problem: {delegation.error[:500]}")
+    if w.envelope.kind == "delegation_deferred":
+        text = f"{ref} is waiting: {delegation.adapter} is not answering. I'll run it as soon as it is back."
+    elif w.envelope.kind == "delegation_overdue":
+        text = f"{ref} produced nothing yet and the task was due {w.payload.get('due_on')}. Do it another way?"
+    elif delegation.status.value == "succeeded":
+        text = f"{ref} is back. Check it and mark the task done when it is."
+    else:
+        text = f"{ref} failed. Delegate again, or take it on yourself."
+    return _activity(text, [message_card(f"Delegation D{delegation.id}", lines)])
+
+
 async def _question(w: _Writer) -> Activity | None:
     return MessageFactory.text(str(w.payload["text"]))
 
@@ -227,6 +254,9 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     WEEK_SUMMARY: _week_summary,
     DIGEST: _digest,
     "question": _question,
+    "delegation_result": _delegation,
+    "delegation_deferred": _delegation,
+    "delegation_overdue": _delegation,
 }
 
 

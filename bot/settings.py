@@ -6,11 +6,14 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from planner.store import DEFAULT_DATABASE_URL
+from planner.vault import Vault
 
 TEAMS_SERVICE_HOSTS = ("smba.trafficmanager.net",)
 DEFAULT_MODEL = "claude-sonnet-5-5"
+LOCAL_KEY_FILE = "chief_of_staff.key"
 
 
 class SettingsError(ValueError):
@@ -64,11 +67,29 @@ class Settings:
     """AAD object ids of the people who may administer the bot (adapters, dead letters)."""
     secret_keys: str = field(default="", repr=False)
     """Keys that encrypt secrets at rest, newest first (see planner/vault.py)."""
+    secret_key_file: str = LOCAL_KEY_FILE
+    """In local mode without COS_SECRET_KEYS, the key is made once and kept in this file (owner-only)."""
 
     @property
     def local_mode(self) -> bool:
         """No Azure Bot credentials: inbound activities cannot be authenticated, so only loopback may talk."""
         return not self.app_id
+
+    def vault(self) -> Vault | None:
+        """The vault for secrets at rest: from COS_SECRET_KEYS; in local mode, a key kept in a local file.
+
+        None in production without keys (delegation then says how to configure it). Raises VaultError for a bad key.
+        """
+        if self.secret_keys:
+            return Vault.from_setting(self.secret_keys)
+        if not self.local_mode:
+            return None
+        path = Path(self.secret_key_file)
+        if not path.exists():
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as key_file:
+                key_file.write(Vault.generate_key())
+        return Vault.from_setting(path.read_text().strip())
 
     def is_admin(self, user_id: str) -> bool:
         """Configured admins; in local mode with none configured, the person at the keyboard (loopback only)."""
@@ -116,4 +137,5 @@ class Settings:
             tick_seconds=max(_int(env, "COS_TICK_SECONDS", 60), 1),
             admins=_split(env.get("COS_ADMINS", "")),
             secret_keys=env.get("COS_SECRET_KEYS", "").strip(),
+            secret_key_file=env.get("COS_SECRET_KEY_FILE", "").strip() or LOCAL_KEY_FILE,
         )

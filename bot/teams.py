@@ -26,9 +26,11 @@ from botbuilder.schema import (
     ChannelAccount,
     ConversationReference,
 )
+from msrest.serialization import Model
 
 from bot import messages
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, welcome_card
+from bot.delegating import Delegator
 from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
 from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, default_registry
@@ -117,12 +119,14 @@ class ChiefOfStaffBot(ActivityHandler):
         registry: Registry | None = None,
         assistant: Assistant | None = None,
         clock: Clock = utcnow,
+        delegator: Delegator | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.registry = registry or default_registry()
         self.assistant = assistant
         self.clock = clock
+        self.delegator = delegator
         self.adapter: BotAdapter | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._remembered: dict[tuple[str, str, str], tuple[tuple[str, str, str | None, str], float]] = {}
@@ -252,7 +256,9 @@ class ChiefOfStaffBot(ActivityHandler):
             usage = self.registry.get(error.operation).usage if error.operation in self.registry else ()
             await turn_context.send_activity(messages.refused(str(error), usage))
             return
-        reply = await self.registry.run(command.operation, Context(self.store, caller, clock=self.clock), command.args)
+        reply = await self.registry.run(
+            command.operation, Context(self.store, caller, clock=self.clock, delegator=self.delegator), command.args
+        )
         await self._send(turn_context, reply)
 
     async def _answer_question(self, caller: Caller, text: str) -> str | None:
@@ -287,7 +293,9 @@ class ChiefOfStaffBot(ActivityHandler):
         except UnknownOperation as error:
             return Reply(text=messages.CARD_ACTION_REFUSED.format(reason=error), ok=False)
         return await self.registry.run(
-            operation.name, Context(self.store, self._caller(turn_context), clock=self.clock), args
+            operation.name,
+            Context(self.store, self._caller(turn_context), clock=self.clock, delegator=self.delegator),
+            args,
         )
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
@@ -327,7 +335,7 @@ class ChiefOfStaffBot(ActivityHandler):
 
     async def _assist(self, reference: ConversationReference, caller: Caller, text: str) -> None:
         assert self.assistant is not None
-        context = Context(self.store, caller, clock=self.clock)
+        context = Context(self.store, caller, clock=self.clock, delegator=self.delegator)
         try:
             reply = await self.assistant.handle(context, text)
         except LLMUnavailable as unavailable:
@@ -360,10 +368,32 @@ class ChiefOfStaffBot(ActivityHandler):
         """Wait for background work to finish (at shutdown, and in tests)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+        if self.delegator is not None:
+            await self.delegator.drain()
+
+
+class CardContent(Model):
+    """An Adaptive Card as an attachment's content, handed to the connector as it was built.
+
+    botbuilder deep-copies every activity it sends, and msrest then copies an attachment's content once more,
+    key by key and string by string, to serialize it: for a plan card (some 700 dicts, lists and strings) the two
+    copies were the costliest part of a turn. A card is built for one message and not changed afterwards, so the
+    deep copy shares it, and msrest sends it as a model's additional properties: its top-level keys, values as
+    they are. The JSON on the wire is the same.
+    """
+
+    _attribute_map = {"additional_properties": {"key": "", "type": "{object}"}}
+
+    def __init__(self, card: dict[str, Any]) -> None:
+        super().__init__()
+        self.additional_properties = card
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CardContent:
+        return self
 
 
 def _card_activity(card: dict[str, Any], text: str | None = None) -> Activity:
-    activity = MessageFactory.attachment(Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=card))
+    activity = MessageFactory.attachment(Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=CardContent(card)))
     if text:
         activity.text = text
     return activity

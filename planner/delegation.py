@@ -708,3 +708,13 @@ async def tenants_with_delegations_to_run(store: Store) -> list[str]:
     )
     async with store.engine.connect() as conn:
         return [tenant for (tenant,) in (await conn.execute(query)).all()]
+
+
+async def get_delegation(store: Store, tenant_id: str, delegation_id: int) -> Delegation:
+    """One delegation, read without an agent registry (to show it). Raises DelegationNotFound."""
+    query = select(delegations).where(delegations.c.tenant_id == tenant_id, delegations.c.id == delegation_id)
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        raise DelegationNotFound(delegation_id)
+    return _delegation(row)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
+from planner.delegation import OverdueDelegation, overdue_delegations
 from planner.model import Health, TaskStatus, Tier, iso_week_of, iso_week_window
 from planner.outbox import Message, Outbox
 from planner.rollup import PlanRollup
@@ -39,6 +40,7 @@ from planner.trigger_rules import (
 __all__ = [
     "DEADLINE_APPROACHING",
     "DEADLINE_SLIPPED",
+    "DELEGATION_OVERDUE",
     "DIGEST",
     "ESCALATION",
     "METRIC_DRIFT",
@@ -53,6 +55,7 @@ __all__ = [
     "after_quiet_hours",
 ]
 
+DELEGATION_OVERDUE = "delegation_overdue"
 WEEK_PLAN = "week_plan"
 WEEK_SUMMARY = "week_summary"
 WEEK_REVIEW = "week_review"
@@ -80,7 +83,10 @@ class TriggerEngine:
         def rules_of(tenant_id: str) -> TriggerRules:
             return tenants.get(tenant_id, self.rules)
 
-        fired = await self._deadlines(at, rules_of, tenants.values())
+        overdue = await overdue_delegations(self._store, at)
+        fired = await self._delegations_overdue(at, rules_of, overdue)
+        delegated = {(o.delegation.tenant_id, o.delegation.task_id) for o in overdue}
+        fired += await self._deadlines(at, rules_of, tenants.values(), skip=delegated)
         fired += await self._milestones(at, rules_of)
         fired += await self._weekly_cycle(at, rules_of)
         if await self._outbox.fire(SWEEP_TENANT, f"sweep:{at.astimezone(UTC):%Y-%m-%dT%H}", []):
@@ -89,7 +95,28 @@ class TriggerEngine:
 
     # ---- deadlines ------------------------------------------------------------------------------------------
 
-    async def _deadlines(self, at: datetime, rules_of: Any, all_rules: Iterable[TriggerRules]) -> int:
+    async def _delegations_overdue(self, at: datetime, rules_of: Any, overdue: list[OverdueDelegation]) -> int:
+        """A delegation that produced nothing by its task's due date: its owner hears, instead of a slip nudge."""
+        fired = 0
+        for item in overdue:
+            delegation = item.delegation
+            rules = rules_of(delegation.tenant_id)
+            if not rules.fires(DEADLINE_SLIPPED):
+                continue
+            message = Message(
+                recipient=item.task_owner or delegation.actor,
+                kind=DELEGATION_OVERDUE,
+                payload={"delegation": delegation.id, "task": delegation.task_id, "due_on": item.due_on.isoformat()},
+                not_before=after_quiet_hours(at, None, rules),
+            )
+            key = f"{DELEGATION_OVERDUE}:{delegation.id}:{item.due_on.isoformat()}"
+            if await self._outbox.fire(delegation.tenant_id, key, [message]):
+                fired += 1
+        return fired
+
+    async def _deadlines(
+        self, at: datetime, rules_of: Any, all_rules: Iterable[TriggerRules], *, skip: set[tuple[str, int]]
+    ) -> int:
         today = at.date()
         first = today - timedelta(days=self.rules.catch_up_days)
         lead = max([self.rules.approaching_days, *(r.approaching_days for r in all_rules)])
@@ -141,6 +168,8 @@ class TriggerEngine:
         for row in rows:
             rules = rules_of(row.tenant_id)
             if row.snoozed_until is not None and row.snoozed_until > at:
+                continue
+            if (row.tenant_id, row.id) in skip and row.due_on < today:
                 continue
             trigger = DEADLINE_SLIPPED if row.due_on < today else DEADLINE_APPROACHING
             if trigger == DEADLINE_APPROACHING and row.due_on > today + timedelta(days=rules.approaching_days):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot import messages
-from bot.operations import drafts, follow_up, metrics, plans, tasks
+from bot.operations import delegation, drafts, follow_up, metrics, plans, tasks
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
 
 
@@ -35,7 +35,15 @@ HELP = Operation(
 def default_registry() -> Registry:
     """Every operation of the bot."""
     return Registry(
-        (HELP, *plans.OPERATIONS, *tasks.OPERATIONS, *metrics.OPERATIONS, *drafts.OPERATIONS, *follow_up.OPERATIONS)
+        (
+            HELP,
+            *plans.OPERATIONS,
+            *tasks.OPERATIONS,
+            *metrics.OPERATIONS,
+            *drafts.OPERATIONS,
+            *follow_up.OPERATIONS,
+            *delegation.OPERATIONS,
+        )
     )
 
 

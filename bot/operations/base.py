@@ -11,17 +11,22 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import messages
 from bot.parsing import ParseError, parse_date, parse_ref
+from planner.agents import AgentError
 from planner.clock import Clock, utcnow
 from planner.directory import Directory
 from planner.drafts import Drafts
 from planner.errors import PlannerError
 from planner.model import Plan, Tier
 from planner.store import Store, TenantStore
+from planner.vault import VaultError
+
+if TYPE_CHECKING:
+    from bot.delegating import Delegator
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +62,12 @@ class Reply:
 class Context:
     """What an operation runs with: the tenant's store and directory, the caller, the caller's today."""
 
-    def __init__(self, store: Store, caller: Caller, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, store: Store, caller: Caller, *, clock: Clock = utcnow, delegator: Delegator | None = None
+    ) -> None:
         self.store = store
         self.caller = caller
+        self.delegator = delegator
         self.plans: TenantStore = store.tenant(caller.tenant_id)
         self.directory = Directory(store, caller.tenant_id)
         self.drafts = Drafts(store, caller.tenant_id)
@@ -210,5 +218,5 @@ class Registry:
             return Reply(text=messages.ADMINS_ONLY, ok=False)
         try:
             return await operation.run(context, args)
-        except (BadArguments, ParseError, PlannerError) as error:
+        except (BadArguments, ParseError, PlannerError, AgentError, VaultError) as error:
             return Reply(text=messages.refused(str(error), operation.usage), ok=False)

@@ -426,3 +426,25 @@ async def test_the_scheduler_finds_the_tenants_with_work_waiting(store: Store, c
     assert await tenants_with_delegations_to_run(store) == ["contoso"]
     await d.delegations.run(delegation.id)
     assert await tenants_with_delegations_to_run(store) == []
+
+
+async def test_a_delegation_that_produced_nothing_by_the_due_date_follows_up_instead_of_a_slip_nudge(
+    store: Store, clock: FakeClock
+) -> None:
+    from planner.outbox import Outbox
+    from planner.trigger_rules import DEADLINE_SLIPPED
+    from planner.triggers import TriggerEngine, TriggerRules
+
+    clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    d = await desk(store, clock)
+    await d.request()  # queued, never run: the agent produced nothing
+    engine = TriggerEngine(store, rules=TriggerRules(enabled=frozenset({DEADLINE_SLIPPED})))
+    clock.now = datetime(2026, 1, 10, 9, tzinfo=UTC)  # the task was due on the 9th
+    assert await engine.evaluate(clock.now) == 1
+    assert await engine.evaluate(clock.now + timedelta(hours=1)) == 0
+    [follow_up] = await Outbox(store).claim("s", limit=10)
+    assert (follow_up.kind, follow_up.recipient, follow_up.payload["task"]) == (
+        "delegation_overdue",
+        "aad-writer",
+        d.task_id,
+    )

@@ -1,0 +1,195 @@
+"""Delegation, wired for the bot: the adapter kinds, the vault, a pool of open agents, runs in the background.
+
+A delegation asked for in Teams is queued at once and run in the background; its result (or the news that the
+agent is down and the delegation waits) reaches the task's owner through the outbox. The scheduler's tick runs
+what is due again: queued delegations whose process stopped, and deferred ones whose agent's circuit closed.
+
+Agents stay open between delegations (an MCP session takes a round trip or a process start to open), keyed by
+the adapter's version, so a reconfigured adapter is reopened and a removed one closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from adapters import adapter_kinds
+from bot.relay import TeamsHumanChannel
+from planner.agents import Agent, AgentHealth, Capability, DelegationRequest, DelegationResult, HumanChannel
+from planner.breaker import Breakers
+from planner.delegation import Delegations, RunOutcome, tenants_with_delegations_to_run
+from planner.outbox import Message, Outbox
+from planner.registry import AdapterFactory, Registry
+from planner.store import Store
+from planner.vault import Vault
+
+logger = logging.getLogger(__name__)
+DELEGATION_RESULT = "delegation_result"
+DELEGATION_DEFERRED = "delegation_deferred"
+
+
+class _Borrowed(Agent):
+    """A pooled agent lent to one delegation: closing it returns it to the pool instead."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+        self.kind = agent.kind
+        self.name = agent.name
+
+    async def capabilities(self) -> list[Capability]:
+        return await self._agent.capabilities()
+
+    async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        return await self._agent.delegate(request, human=human)
+
+    async def health(self) -> AgentHealth:
+        return await self._agent.health()
+
+    async def close(self) -> None:
+        """Kept open for the next delegation; the pool closes it."""
+
+
+class AgentPool:
+    """Open agents of every tenant, by adapter and version."""
+
+    def __init__(self) -> None:
+        self._agents: dict[tuple[str, str], tuple[int, Agent]] = {}
+        self._lock = asyncio.Lock()
+
+    async def lend(self, registry: Registry, name: str, build: Callable[[], Awaitable[Agent]]) -> Agent:
+        entry = await registry.get(name)
+        key = (registry.tenant_id, entry.name)
+        async with self._lock:
+            held = self._agents.get(key)
+            if held is not None and held[0] == entry.version:
+                return _Borrowed(held[1])
+            if held is not None:
+                await _close_quietly(held[1])
+            agent = await build()
+            self._agents[key] = (entry.version, agent)
+            return _Borrowed(agent)
+
+    async def forget(self, tenant_id: str, name: str) -> None:
+        held = self._agents.pop((tenant_id, name), None)
+        if held is not None:
+            await _close_quietly(held[1])
+
+    async def close(self) -> None:
+        held, self._agents = list(self._agents.values()), {}
+        for _version, agent in held:
+            await _close_quietly(agent)
+
+
+async def _close_quietly(agent: Agent) -> None:
+    try:
+        await agent.close()
+    except Exception:
+        logger.exception("closing agent %s failed", agent.name)
+
+
+class PooledRegistry(Registry):
+    """The registry, opening agents through the pool."""
+
+    def __init__(
+        self, store: Store, tenant_id: str, *, vault: Vault, kinds: Mapping[str, AdapterFactory], pool: AgentPool
+    ):
+        super().__init__(store, tenant_id, vault=vault, kinds=kinds)
+        self._pool = pool
+
+    async def open(self, name: str) -> Agent:
+        return await self._pool.lend(self, name, lambda: Registry.open(self, name))
+
+
+class Delegator:
+    """Registries and delegations per tenant, and the runs that post their results to Teams."""
+
+    def __init__(
+        self,
+        store: Store,
+        vault: Vault,
+        *,
+        kinds: Callable[[Store, str, Vault], Mapping[str, AdapterFactory]] | None = None,
+        deliver_now: Callable[[], Awaitable[object]] | None = None,
+        breaker_settings: Any = None,
+    ) -> None:
+        self.store = store
+        self.vault = vault
+        self._kinds = kinds or adapter_kinds
+        self.deliver_now = deliver_now
+        self.pool = AgentPool()
+        self._breaker_settings = breaker_settings
+        self._background: set[asyncio.Task[None]] = set()
+
+    def registry(self, tenant_id: str) -> Registry:
+        return PooledRegistry(
+            self.store,
+            tenant_id,
+            vault=self.vault,
+            kinds=self._kinds(self.store, tenant_id, self.vault),
+            pool=self.pool,
+        )
+
+    def breakers(self, tenant_id: str) -> Breakers:
+        return Breakers(self.store, tenant_id, self._breaker_settings)
+
+    def delegations(self, tenant_id: str) -> Delegations:
+        return Delegations(self.store, tenant_id, registry=self.registry(tenant_id), breakers=self.breakers(tenant_id))
+
+    def start(self, tenant_id: str, delegation_id: int, *, ask: str | None) -> None:
+        """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code)."""
+        task = asyncio.create_task(self.run(tenant_id, delegation_id, ask=ask))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background runs (tests and shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def run(self, tenant_id: str, delegation_id: int, *, ask: str | None) -> RunOutcome | None:
+        """Run one delegation and tell its task's owner how it went; never raises (the plan degrades, not the bot)."""
+        delegations = self.delegations(tenant_id)
+        human = None
+        if ask is not None and self.deliver_now is not None:
+            delegation = await delegations.get(delegation_id)
+            human = TeamsHumanChannel(
+                self.store, tenant_id, ask, agent=delegation.adapter, deliver_now=self.deliver_now
+            )
+        try:
+            outcome = await delegations.run(delegation_id, human=human)
+        except Exception:
+            logger.exception("delegation %s of tenant %s failed unexpectedly", delegation_id, tenant_id)
+            return None
+        await self._tell(tenant_id, outcome)
+        return outcome
+
+    async def _tell(self, tenant_id: str, outcome: RunOutcome) -> None:
+        delegation = outcome.delegation
+        if delegation.finished:
+            kind = DELEGATION_RESULT
+        elif outcome.tell_owner:
+            kind = DELEGATION_DEFERRED
+        else:
+            return
+        task = await self.store.tenant(tenant_id).get_task(delegation.task_id)
+        recipient = task.owner or delegation.actor
+        message = Message(recipient=recipient, kind=kind, payload={"delegation": delegation.id})
+        key = f"{kind}:{delegation.id}:{delegation.attempts}"
+        if await Outbox(self.store).fire(tenant_id, key, [message]) and self.deliver_now is not None:
+            await self.deliver_now()
+
+    async def run_due(self, at: datetime) -> int:
+        """Run every tenant's due delegations (queued, or deferred behind a circuit that lets them through now)."""
+        ran = 0
+        for tenant_id in await tenants_with_delegations_to_run(self.store):
+            for delegation in await self.delegations(tenant_id).due_for_retry(at):
+                outcome = await self.run(tenant_id, delegation.id, ask=None)
+                ran += bool(outcome and outcome.ran)
+        return ran
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.pool.close()

@@ -1,0 +1,212 @@
+"""Delegation operations: admins register and look after adapters; people delegate tasks to them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from bot.cards import message_card
+from bot.delegating import Delegator
+from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.parsing import parse_ref
+
+NAME = {"type": "string", "description": "the adapter's name, e.g. hubspot"}
+
+
+def _delegator(context: Context) -> Delegator:
+    if context.delegator is None:
+        raise BadArguments("Delegation is not set up on this bot: an admin sets COS_SECRET_KEYS and restarts it.")
+    return context.delegator
+
+
+def _json_arg(args: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = args.get(name)
+    if value in (None, ""):
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    try:
+        parsed = json.loads(str(value))
+    except ValueError as error:
+        raise BadArguments(
+            f'The {name} must be a JSON object such as {{"topic": "spring launch"}} ({error}).'
+        ) from None
+    if not isinstance(parsed, dict):
+        raise BadArguments(f"The {name} must be a JSON object, not {type(parsed).__name__}.")
+    return parsed
+
+
+async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegator = _delegator(context)
+    tenant = context.caller.tenant_id
+    entries = await delegator.registry(tenant).list_adapters()
+    if not entries:
+        return Reply(text="No adapters yet. Register one with `adapter add <mcp|browser> <name> <config JSON>`.")
+    circuits = await delegator.breakers(tenant).states()
+    lines = []
+    for entry in entries:
+        circuit = circuits.get(entry.name)
+        state = circuit.state.value if circuit is not None else "closed"
+        settings = ", ".join(f"{k}: {v}" for k, v in entry.describe().items() if k != "capabilities")
+        lines.append(f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state} · {settings[:300]}")
+    return Reply(cards=(message_card("Agent adapters", lines),))
+
+
+async def register_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
+    kind, name = context.text_arg(args, "kind").lower(), context.text_arg(args, "name")
+    entry = (
+        await _delegator(context)
+        .registry(context.caller.tenant_id)
+        .register(kind, name, _json_arg(args, "config"), actor=context.caller.user_id)
+    )
+    secrets = f" Secrets kept encrypted: {', '.join(entry.secret_fields)}." if entry.secret_fields else ""
+    return Reply(text=f"Adapter {entry.key} registered.{secrets} Try it with `adapter test {entry.name}`.")
+
+
+async def test_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegator = _delegator(context)
+    name = context.text_arg(args, "name")
+    registry = delegator.registry(context.caller.tenant_id)
+    agent = await registry.open(name)
+    health = await agent.health()
+    lines = [f"{'Answers' if health.ok else 'Does not answer'} ({health.seconds:.2f} s): {health.detail}"]
+    if health.ok:
+        try:
+            lines += [f"can {c.name}: {c.description}"[:200] for c in await agent.capabilities()]
+        except Exception as error:  # the agent's own errors are already ours; show, never crash the turn
+            lines.append(f"could not list what it can do: {error}")
+    return Reply(cards=(message_card(f"Adapter {name}", lines),), ok=health.ok)
+
+
+async def switch_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegator = _delegator(context)
+    name = context.text_arg(args, "name")
+    registry = delegator.registry(context.caller.tenant_id)
+    on = str(args.get("enabled", "")).lower() in ("true", "1", "on", "yes")
+    entry = await (registry.enable if on else registry.disable)(name, actor=context.caller.user_id)
+    if not on:
+        await delegator.pool.forget(context.caller.tenant_id, entry.name)
+    return Reply(text=f"Adapter {entry.key} is {'enabled' if on else 'disabled'}.")
+
+
+async def remove_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegator = _delegator(context)
+    entry = await delegator.registry(context.caller.tenant_id).remove(
+        context.text_arg(args, "name"), actor=context.caller.user_id
+    )
+    await delegator.pool.forget(context.caller.tenant_id, entry.name)
+    return Reply(text=f"Adapter {entry.key} removed, with its secrets and saved session.")
+
+
+async def delegate_task(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegator = _delegator(context)
+    task_id = parse_ref(args.get("task") or "", "T", "a task")
+    adapter, capability = context.text_arg(args, "adapter"), context.text_arg(args, "capability")
+    delegation = await delegator.delegations(context.caller.tenant_id).request(
+        task_id, adapter=adapter, capability=capability, input=_json_arg(args, "input"), actor=context.caller.user_id
+    )
+    delegator.start(context.caller.tenant_id, delegation.id, ask=context.caller.user_id)
+    return Reply(
+        text=(
+            f"T{task_id} delegated to {delegation.adapter} ({delegation.capability}), delegation D{delegation.id}. "
+            "I'll post the result to the task's owner when it is back."
+        )
+    )
+
+
+async def show_delegations(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegations = _delegator(context).delegations(context.caller.tenant_id)
+    if args.get("task"):
+        found = await delegations.of_task(parse_ref(args["task"], "T", "a task"))
+    else:
+        found = await delegations.list_delegations(limit=20)
+    if not found:
+        return Reply(text="No delegations yet. Delegate a task with `delegate T12 to <adapter> <capability>`.")
+    lines = [
+        f"D{d.id} T{d.task_id} → {d.adapter} {d.capability}: {d.status.value}"
+        + (f" in {d.seconds:.1f} s" if d.seconds is not None else "")
+        + (f" · {d.error[:160]}" if d.error else "")
+        for d in found
+    ]
+    return Reply(cards=(message_card("Delegations", lines),))
+
+
+OPERATIONS = (
+    Operation(
+        name="list_adapters",
+        summary="Admins: the agent adapters registered, their state and settings (secrets only as `set`).",
+        usage=("adapters",),
+        parameters={"type": "object", "properties": {}},
+        run=list_adapters,
+        admin_only=True,
+    ),
+    Operation(
+        name="register_adapter",
+        summary="Admins: register an agent adapter of a kind (mcp or browser) with its configuration.",
+        usage=(
+            'adapter add mcp <name> {"transport": "http", "url": "https://…", "bearer_token": "…"}',
+            'adapter add mcp <name> {"transport": "stdio", "command": "mcp-server-time"}',
+            'adapter add browser <name> {"origins": ["https://app.vendor.example"], "capabilities": {…}}',
+        ),
+        parameters={
+            "type": "object",
+            "properties": {"kind": {"type": "string"}, "name": NAME, "config": {"type": "object"}},
+            "required": ["kind", "name", "config"],
+        },
+        run=register_adapter,
+        admin_only=True,
+    ),
+    Operation(
+        name="test_adapter",
+        summary="Admins: check that an adapter answers, and list what it can do.",
+        usage=("adapter test <name>",),
+        parameters={"type": "object", "properties": {"name": NAME}, "required": ["name"]},
+        run=test_adapter,
+        admin_only=True,
+    ),
+    Operation(
+        name="switch_adapter",
+        summary="Admins: enable or disable an adapter.",
+        usage=("adapter enable <name>", "adapter disable <name>"),
+        parameters={
+            "type": "object",
+            "properties": {"name": NAME, "enabled": {"type": "boolean"}},
+            "required": ["name", "enabled"],
+        },
+        run=switch_adapter,
+        admin_only=True,
+    ),
+    Operation(
+        name="remove_adapter",
+        summary="Admins: remove an adapter with its secrets.",
+        usage=("adapter remove <name>",),
+        parameters={"type": "object", "properties": {"name": NAME}, "required": ["name"]},
+        run=remove_adapter,
+        admin_only=True,
+    ),
+    Operation(
+        name="delegate_task",
+        summary="Hand a task to a vendor agent: which adapter, which of its capabilities, with what input.",
+        usage=('delegate T12 to <adapter> <capability> [{"input": "as JSON"}]',),
+        parameters={
+            "type": "object",
+            "properties": {
+                "task": {"type": "string"},
+                "adapter": NAME,
+                "capability": {"type": "string"},
+                "input": {"type": "object"},
+            },
+            "required": ["task", "adapter", "capability"],
+        },
+        run=delegate_task,
+        human_only=True,
+    ),
+    Operation(
+        name="show_delegations",
+        summary="The delegations of a task (or the latest ones): status, timings, errors.",
+        usage=("delegations [T12]",),
+        parameters={"type": "object", "properties": {"task": {"type": "string"}}},
+        run=show_delegations,
+    ),
+)

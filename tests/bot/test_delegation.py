@@ -1,0 +1,142 @@
+"""Delegation from Teams, against the project's vendor agent served over MCP on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from bot.delegating import Delegator
+from bot.sender import Sender
+from bot.server import create_adapter
+from bot.settings import Settings
+from planner.breaker import BreakerSettings
+from planner.model import TaskStatus, Window
+from planner.store import Store
+from planner.vault import Vault
+from tests.adapters.vendor_agent import serve_in_process
+from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
+
+
+@pytest.fixture
+async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
+    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="delegator")
+    delegator = Delegator(
+        store,
+        Vault([Vault.generate_key()]),
+        deliver_now=sender.deliver,
+        breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
+    )
+    running = await start_bot(store, connector, clock, delegator=delegator)
+    yield running
+    await running.bot.drain()
+    await delegator.close()
+    await running.session.close()
+    await running.server.close()
+
+
+async def a_task_for_the_writer(running: Running, clock: FakeClock) -> int:
+    clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
+    tenant = running.store.tenant(TENANT)
+    window = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
+    master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
+    tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=window, actor="x")
+    task = await tenant.add_task(
+        tactical.id, title="Launch email", due_on=date(2026, 2, 20), owner="aad-writer", actor="aad-lead"
+    )
+    return task.id
+
+
+async def test_an_admin_registers_the_vendor_agent_and_a_task_comes_back_drafted(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with serve_in_process(token="vendor-secret-token") as url:
+        config = json.dumps({"transport": "http", "url": url, "bearer_token": "vendor-secret-token"})
+        [registered] = await lead.ask(f"adapter add mcp vendor {config}")
+        assert "Adapter mcp:vendor registered" in registered
+        assert "bearer_token" in registered
+        await lead.ask("adapter test vendor")
+        tested = all_text(delegating.connector.cards()[-1])
+        assert "Answers" in tested
+        assert "can draft_email" in tested
+        await lead.ask("adapters")
+        listing = all_text(delegating.connector.cards()[-1])
+        assert "mcp:vendor · enabled · circuit closed" in listing
+        assert "bearer_token: set" in listing
+        assert "vendor-secret-token" not in json.dumps([s.body for s in delegating.connector.sent])
+
+        before = len(delegating.connector.sent)
+        [queued] = await lead.ask(
+            f'delegate T{task_id} to vendor draft_email {{"audience": "CFOs", "topic": "the spring launch"}}'
+        )
+        assert f"T{task_id} delegated to vendor (draft_email)" in queued
+        await delegating.bot.drain()
+    result = [s for s in delegating.connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert len(result) == 1
+    assert f"T{task_id} (D1, vendor draft_email) is back" in result[0].body["text"]
+    card = result[0].body["attachments"][0]["content"]
+    assert schema_errors(card) == []
+    assert "the spring launch: what it means for CFOs" in all_text(card)
+    task = await delegating.store.tenant(TENANT).get_task(task_id)
+    assert task.status is TaskStatus.DELEGATED  # the owner decides when it is done
+    await lead.ask(f"delegations T{task_id}")
+    assert "D1 T1 → vendor draft_email: succeeded" in all_text(delegating.connector.cards()[-1])
+
+
+async def test_an_agent_that_is_down_defers_the_work_tells_the_owner_once_and_runs_it_when_back(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with serve_in_process() as url:
+        pass  # the server is gone: the port refuses connections
+    config = json.dumps({"transport": "http", "url": url, "connect_timeout_seconds": 5})
+    await lead.ask(f"adapter add mcp vendor {config}")
+    await lead.ask(f'delegate T{task_id} to vendor draft_email {{"audience": "CFOs", "topic": "launch"}}')
+    await delegating.bot.drain()
+    delegator = delegating.bot.delegator
+    assert delegator is not None
+    await delegator.run_due(clock.now)  # a second failure opens the circuit
+    texts = [s.body.get("text", "") for s in delegating.connector.sent if s.conversation_id == "a:writer"]
+    waiting = [t for t in texts if "is waiting: vendor is not answering" in t]
+    assert len(waiting) == 1
+    [delegation] = await delegator.delegations(TENANT).of_task(task_id)
+    assert delegation.status.value == "deferred"
+    assert (await delegator.breakers(TENANT).state("vendor")).state.value == "open"
+    [reply] = await lead.ask("adapters")
+    assert "circuit open" in all_text(delegating.connector.cards()[-1]) or "circuit open" in reply
+    # A lot later the vendor is back, on the same port: the deferred delegation runs and its result arrives.
+    port = int(url.split(":")[2].split("/")[0])
+    async with serve_in_process(port=port):
+        clock.advance(minutes=10)
+        assert await delegator.run_due(clock.now) == 1
+    texts = [s.body.get("text", "") for s in delegating.connector.sent if s.conversation_id == "a:writer"]
+    assert any("is back" in t for t in texts)
+
+
+async def test_members_cannot_register_adapters_and_bad_configs_say_what_is_wrong(
+    delegating: Running, clock: FakeClock
+) -> None:
+    await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    [bad] = await lead.ask('adapter add mcp vendor {"transport": "carrier-pigeon"}')
+    assert "invalid adapter configuration" in bad
+    assert "transport" in bad
+    [unknown] = await lead.ask('adapter add smoke-signal vendor {"url": "x"}')
+    assert "mcp" in unknown
+    assert "browser" in unknown
+    [not_json] = await lead.ask("adapter add mcp vendor {transport: http")
+    assert "JSON object" in not_json
+    [nothing] = await lead.ask("delegate T1 to nobody draft_email")
+    assert "nobody" in nothing
