@@ -272,6 +272,15 @@ class MCPAdapterFactory:
         return MCPAgent(MCPConfig.from_dict(config, name=name), clock=self._clock)
 
 
+def _errlog() -> TextIO:
+    """Our stderr for a stdio server's diagnostics, or the process's own when ours was replaced (no descriptor)."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.__stderr__ or sys.stderr
+    return sys.stderr
+
+
 # The session -------------------------------------------------------------------------------------------------------
 
 
@@ -463,7 +472,7 @@ class _Session:
             params = StdioServerParameters(
                 command=config.command, args=list(config.args), env=dict(config.env) or None, cwd=config.cwd
             )
-            inner = stdio_client(params, errlog=self._stderr or sys.stderr)
+            inner = stdio_client(params, errlog=self._stderr or _errlog())
         else:
             headers = {"Authorization": f"Bearer {config.bearer_token}"} if config.bearer_token else None
             http = httpx2.AsyncClient(

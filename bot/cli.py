@@ -114,6 +114,76 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _adapters(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from pathlib import Path
+
+    from bot.delegating import Delegator
+    from planner.agents import AgentError
+    from planner.errors import PlannerError
+    from planner.migrate import upgrade
+    from planner.registry import rotate_secrets
+    from planner.store import Store, create_engine
+    from planner.vault import VaultError
+
+    config: dict[str, object] = {}
+    if args.adapters_command == "register":
+        try:
+            raw = Path(args.config[1:]).read_text() if args.config.startswith("@") else args.config
+            config = json.loads(raw)
+        except (OSError, ValueError) as error:
+            print(f"cos adapters: the configuration must be a JSON object, or @file.json ({error})", file=sys.stderr)
+            return 2
+
+    async def main() -> int:
+        vault = settings.vault()
+        if vault is None:
+            print("cos adapters: set COS_SECRET_KEYS (see .env.example): secrets are kept encrypted", file=sys.stderr)
+            return 2
+        store = Store(create_engine(settings.database_url))
+        delegator = Delegator(store, vault)
+        try:
+            await upgrade(store.engine)
+            if args.adapters_command == "rotate-keys":
+                count = await rotate_secrets(store, vault, actor="cos adapters rotate-keys")
+                print(f"{count} adapter(s) re-encrypted with the newest key; older keys can now be removed")
+                return 0
+            registry = delegator.registry(args.tenant)
+            if args.adapters_command == "list":
+                for entry in await registry.list_adapters():
+                    state = "enabled" if entry.enabled else "disabled"
+                    settings_text = ", ".join(f"{k}={v}" for k, v in entry.describe().items())
+                    print(f"{entry.key} ({state}): {settings_text}")
+            elif args.adapters_command == "register":
+                entry = await registry.register(args.kind, args.name, config, actor="cos adapters")
+                secret = ", ".join(entry.secret_fields) or "none"
+                print(f"{entry.key} registered; secret fields kept encrypted: {secret}")
+            elif args.adapters_command == "test":
+                agent = await registry.open(args.name)
+                health = await agent.health()
+                print(f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}")
+                if health.ok:
+                    for capability in await agent.capabilities():
+                        print(f"  can {capability.name}: {capability.description}")
+                return 0 if health.ok else 1
+            elif args.adapters_command in ("enable", "disable"):
+                switch = registry.enable if args.adapters_command == "enable" else registry.disable
+                entry = await switch(args.name, actor="cos adapters")
+                print(f"{entry.key} {args.adapters_command}d")
+            elif args.adapters_command == "remove":
+                entry = await registry.remove(args.name, actor="cos adapters")
+                print(f"{entry.key} removed")
+        except (AgentError, PlannerError, VaultError, ValueError, OSError) as error:
+            print(f"cos adapters: {error}", file=sys.stderr)
+            return 1
+        finally:
+            await delegator.close()
+            await store.close()
+        return 0
+
+    return asyncio.run(main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -144,6 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_command.add_argument("--limit", type=int, default=50, help="dead letters to list (default 50)")
     outbox_command.add_argument("--replay", type=int, nargs="+", metavar="ID", help="put these dead letters back")
     outbox_command.set_defaults(handler=_outbox)
+
+    adapters = commands.add_parser("adapters", help="agent adapters of a tenant: list, register, test, remove")
+    adapter_commands = adapters.add_subparsers(dest="adapters_command", required=True, metavar="ADAPTERS_COMMAND")
+    for name, help_text in (
+        ("list", "the tenant's adapters (secrets shown only as set)"),
+        ("register", "register an adapter: KIND NAME CONFIG (JSON, or @file.json)"),
+        ("test", "check that an adapter answers, and what it can do"),
+        ("enable", "let an adapter take delegations again"),
+        ("disable", "stop an adapter taking delegations"),
+        ("remove", "remove an adapter and its secrets"),
+    ):
+        command = adapter_commands.add_parser(name, help=help_text)
+        command.add_argument("--tenant", required=True, help="the Teams tenant id")
+        if name == "register":
+            command.add_argument("kind", choices=("mcp", "browser"))
+        if name != "list":
+            command.add_argument("name")
+        if name == "register":
+            command.add_argument("config", help="the configuration as JSON, or @path to a JSON file")
+    adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
+    adapters.set_defaults(handler=_adapters)
 
     add_manifest_command(commands)
     return parser

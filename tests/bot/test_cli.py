@@ -56,3 +56,50 @@ def test_outbox_lists_counts_and_refuses_to_replay_what_is_not_dead(
     assert "outbox: empty" in capsys.readouterr().out
     assert main(["outbox", "--replay", "42"]) == 1
     assert "0 message(s) put back" in capsys.readouterr().out
+
+
+def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
+) -> None:
+    import json
+    import sys
+
+    from planner.vault import Vault
+
+    old_key = Vault.generate_key()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("COS_SECRET_KEYS", old_key)
+    config = {
+        "transport": "stdio",
+        "command": sys.executable,
+        "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+        "env": {"API_TOKEN": "very-secret-value"},
+    }
+    tenant = ["--tenant", "contoso"]
+    assert main(["adapters", "register", *tenant, "mcp", "clock", json.dumps(config)]) == 0
+    assert "mcp:clock registered; secret fields kept encrypted: env" in capsys.readouterr().out
+    assert main(["adapters", "test", *tenant, "clock"]) == 0
+    tested = capsys.readouterr().out
+    assert "clock: ok" in tested
+    assert "can get_current_time" in tested
+    assert main(["adapters", "list", *tenant]) == 0
+    listed = capsys.readouterr().out
+    assert "mcp:clock (enabled)" in listed
+    assert "env=set" in listed
+    assert "very-secret-value" not in listed
+    assert main(["adapters", "disable", *tenant, "clock"]) == 0
+    assert main(["adapters", "list", "--tenant", "fabrikam"]) == 0  # another tenant sees nothing
+    assert "clock" not in capsys.readouterr().out.split("disabled")[-1]
+    # Rotation: a new key in front, re-encrypt, then the old key can go.
+    new_key = Vault.generate_key()
+    monkeypatch.setenv("COS_SECRET_KEYS", f"{new_key},{old_key}")
+    assert main(["adapters", "rotate-keys"]) == 0
+    assert "1 adapter(s) re-encrypted" in capsys.readouterr().out
+    monkeypatch.setenv("COS_SECRET_KEYS", new_key)
+    assert main(["adapters", "enable", *tenant, "clock"]) == 0
+    assert main(["adapters", "test", *tenant, "clock"]) == 0
+    assert main(["adapters", "register", *tenant, "mcp", "broken", '{"transport": "x"}']) == 1
+    assert "invalid adapter configuration" in capsys.readouterr().err
+    assert main(["adapters", "register", *tenant, "mcp", "broken", "{not json"]) == 2
+    assert main(["adapters", "remove", *tenant, "clock"]) == 0
+    assert "mcp:clock removed" in capsys.readouterr().out
