@@ -14,6 +14,7 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 
 from bot import messages
 from bot.app import create_app
+from bot.connectors import ReusedConnectorClients
 from bot.llm import Assistant
 from bot.operations import default_registry
 from bot.scheduler import start_scheduler
@@ -26,14 +27,15 @@ logger = logging.getLogger(__name__)
 
 
 def create_adapter(settings: Settings) -> CloudAdapter:
-    """A CloudAdapter that validates every inbound JWT when credentials are set (local mode: none to check)."""
+    """A CloudAdapter that validates every inbound JWT when credentials are set (local mode: none to check),
+    reusing its connector clients (see `bot.connectors`)."""
     configuration = SimpleNamespace(
         APP_ID=settings.app_id,
         APP_PASSWORD=settings.app_password,
         APP_TYPE=settings.app_type,
         APP_TENANTID=settings.app_tenant_id,
     )
-    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(configuration))
+    adapter = CloudAdapter(ReusedConnectorClients(ConfigurationBotFrameworkAuthentication(configuration)))
     adapter.on_turn_error = on_turn_error
     return adapter
 
