@@ -17,6 +17,8 @@ from planner.triggers import TriggerEngine
 
 logger = logging.getLogger(__name__)
 MAX_BATCHES = 200
+BATCH = 200
+"""Messages claimed at once: several seconds of sending at Teams' 50 a second, well inside the lease."""
 
 
 @dataclass
@@ -30,13 +32,24 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-async def tick(store: Store, adapter: BotAdapter, *, app_id: str | None, at: datetime) -> TickReport:
-    """One evaluation pass and one delivery pass, as of `at` (the store's clock should say `at` too)."""
+async def tick(
+    store: Store,
+    adapter: BotAdapter,
+    *,
+    app_id: str | None,
+    at: datetime,
+    sender: Sender | None = None,
+    batch: int = BATCH,
+) -> TickReport:
+    """One evaluation pass and one delivery pass, as of `at` (the store's clock should say `at` too).
+
+    Pass the process's `sender` to keep its rate limits' memory from one tick to the next.
+    """
     fired = await TriggerEngine(store).evaluate(at)
-    sender = Sender(store, adapter, app_id=app_id, worker=worker_name())
+    sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
     total = Delivery()
     for _batch in range(MAX_BATCHES):
-        report = await sender.deliver()
+        report = await sender.deliver(limit=batch)
         total = total + report
         if not report:
             break
@@ -46,9 +59,11 @@ async def tick(store: Store, adapter: BotAdapter, *, app_id: str | None, at: dat
 def start_scheduler(store: Store, adapter: BotAdapter, *, app_id: str | None, every_seconds: int) -> AsyncIOScheduler:
     """Tick every `every_seconds`; missed runs (a busy or stopped process) coalesce into one."""
 
+    sender = Sender(store, adapter, app_id=app_id, worker=worker_name())
+
     async def run() -> None:
         try:
-            report = await tick(store, adapter, app_id=app_id, at=store.clock())
+            report = await tick(store, adapter, app_id=app_id, at=store.clock(), sender=sender)
         except Exception:
             logger.exception("a scheduled tick failed; the next one will try again")
             return

@@ -1,23 +1,28 @@
 """The sender: drains the outbox to Teams, within Teams' rate limits, retrying what Teams asks to retry.
 
 Each claimed message goes to the recipient's personal chat with the bot (the conversation stored when they
-last wrote). 429, 412, 502 and 504 are retried with exponential backoff and jitter, honouring Retry-After;
-after the last attempt, or on any other refusal, the message goes to the dead letters.
+last wrote). Messages are sent side by side, a bounded number at once, so fanning out to many people reaches
+the tenant's ceiling (50 a second); one person's messages still go one after another, in order.
+429, 412, 502 and 504 are retried with exponential backoff and jitter, honouring Retry-After; after the last
+attempt, or on any other refusal, the message goes to the dead letters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from botbuilder.core import BotAdapter, TurnContext
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from bot.addressing import Undeliverable, address
 from bot.nudges import compose
-from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter
+from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
 from planner.outbox import Envelope, Outbox
 from planner.store import Store
 
@@ -25,6 +30,11 @@ logger = logging.getLogger(__name__)
 RETRYABLE = {412, 429, 502, 504}
 MAX_ATTEMPTS = 5
 BASE_BACKOFF_SECONDS = 2.0
+CONCURRENCY = 16
+"""Messages in flight at once: enough to reach Teams' 50 a second per tenant over a slow round trip."""
+LEASE = timedelta(minutes=2)
+"""How long a claimed batch is this sender's before another may take it over (it must be sent by then)."""
+OUTBOX_ID = "cosOutboxId"
 
 
 @dataclass
@@ -47,6 +57,8 @@ class Delivery:
 
 
 class Sender:
+    """Sends claimed messages side by side, up to `concurrency` at once, within Teams' limits."""
+
     def __init__(
         self,
         store: Store,
@@ -56,22 +68,50 @@ class Sender:
         worker: str,
         max_attempts: int = MAX_ATTEMPTS,
         jitter: random.Random | None = None,
+        concurrency: int = CONCURRENCY,
+        lease: timedelta = LEASE,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency={concurrency} must be at least 1 (messages in flight at once)")
         self.store = store
         self.outbox = Outbox(store)
         self.adapter = adapter
         self.app_id = app_id
         self.worker = worker
         self.max_attempts = max_attempts
+        self.concurrency = concurrency
+        self.lease = lease
         self._jitter = jitter or random.Random()
+        # Kept for the sender's lifetime: Teams' windows run across batches (60 per 30 s per conversation).
         self._conversations = SlidingWindowLimiter(PER_CONVERSATION)
         self._tenants = SlidingWindowLimiter(PER_TENANT)
 
     async def deliver(self, limit: int = 50) -> Delivery:
-        """Claim and send one batch of due messages."""
+        """Claim and send one batch of due messages; the batch is finished when this returns.
+
+        Raises the first unexpected error of the batch, after every other message of it has been finished.
+        """
         report = Delivery()
-        for envelope in await self.outbox.claim(self.worker, limit=limit):
-            await self._deliver_one(envelope, report)
+        envelopes = await self.outbox.claim(self.worker, limit=limit, lease=self.lease)
+        # One recipient's messages go one after another, in the order they fell due; recipients go side by side.
+        queues: dict[tuple[str, str], list[Envelope]] = defaultdict(list)
+        for envelope in envelopes:
+            queues[envelope.tenant_id, envelope.recipient].append(envelope)
+        # Held until the message is finished in the outbox, so at most `concurrency` are sent and not yet
+        # recorded: the duplicates a crash can cause.
+        in_flight = asyncio.Semaphore(self.concurrency)
+
+        async def drain(queue: list[Envelope]) -> None:
+            for envelope in queue:
+                async with in_flight:
+                    await self._deliver_one(envelope, report)
+
+        outcomes = await asyncio.gather(*(drain(queue) for queue in queues.values()), return_exceptions=True)
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        for error in errors[1:]:
+            logger.error("delivery failed too", exc_info=error)
+        if errors:
+            raise errors[0]
         return report
 
     async def _deliver_one(self, envelope: Envelope, report: Delivery) -> None:
@@ -81,9 +121,8 @@ class Sender:
                 await self.outbox.sent(envelope, self.worker)
                 report.skipped += 1
                 return
-            reference = await address(self.store, envelope)
-            await self._tenants.acquire(envelope.tenant_id)
-            await self._conversations.acquire(reference.conversation.id)
+            reference = await address(self.store, envelope, adapter=self.adapter, app_id=self.app_id)
+            tag(activity, envelope)
 
             failure: list[Exception] = []
 
@@ -94,7 +133,8 @@ class Sender:
                 except (HttpOperationError, ClientRequestError) as error:
                     failure.append(error)
 
-            await self.adapter.continue_conversation(reference, send, self.app_id)
+            async with paced((self._tenants, envelope.tenant_id), (self._conversations, reference.conversation.id)):
+                await self.adapter.continue_conversation(reference, send, self.app_id)
             if failure:
                 raise failure[0]
         except Undeliverable as error:
@@ -124,6 +164,13 @@ class Sender:
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with full jitter: up to 2, 4, 8… seconds."""
         return self._jitter.uniform(0, BASE_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0))
+
+
+def tag(activity: Any, envelope: Envelope) -> None:
+    """Mark the activity with its outbox id (in channelData, which Teams passes over), so a message sent twice
+    can be told from two messages alike: in the connector's logs, and by the tests' fake Teams."""
+    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    activity.channel_data = {**channel_data, OUTBOX_ID: envelope.id}
 
 
 def _retry_after(error: HttpOperationError) -> float | None:

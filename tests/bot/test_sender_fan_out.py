@@ -1,0 +1,108 @@
+"""The sender fanning out: messages side by side up to a bound, one person's in order, never past Teams' limits.
+
+The connector here is the Teams-limits fake: it answers 429 to anything past Teams' limits as it arrives, so
+a sender that paces itself exactly must never get one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.sender import Sender
+from bot.server import create_adapter
+from bot.settings import Settings
+from planner.outbox import Message, Outbox
+from planner.store import Store
+from planner.triggers import DEADLINE_SLIPPED
+from tests.conftest import FakeClock
+from tests.fakes.members import Member, add_members, nudge
+from tests.fakes.teams_limits import TeamsLimitsConnector
+
+TENANT = "contoso"
+AT = datetime(2026, 2, 11, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+async def teams() -> AsyncIterator[TeamsLimitsConnector]:
+    fake = TeamsLimitsConnector()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def unlimited() -> AsyncIterator[TeamsLimitsConnector]:
+    """The fake without Teams' limits, to watch concurrency alone."""
+    fake = TeamsLimitsConnector(per_conversation=(), per_tenant=())
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+async def members(store: Store, connector: TeamsLimitsConnector, clock: FakeClock, count: int) -> list[Member]:
+    clock.now = AT
+    return await add_members(store.engine, tenant=TENANT, count=count, service_url=connector.url, at=AT)
+
+
+def sender(store: Store, concurrency: int = 16) -> Sender:
+    return Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", concurrency=concurrency)
+
+
+async def test_a_fan_out_keeps_the_configured_number_of_sends_in_flight_and_no_more(
+    store: Store, unlimited: TeamsLimitsConnector, clock: FakeClock
+) -> None:
+    people = await members(store, unlimited, clock, 10)
+    await nudge(store, TENANT, people, at=AT)
+    unlimited.hold()
+    delivering = asyncio.create_task(sender(store, concurrency=4).deliver())
+    await unlimited.wait_until(lambda fake: fake.held == 4)
+    unlimited.release()
+    report = await asyncio.wait_for(delivering, timeout=30)
+    assert report.sent == 10
+    assert unlimited.max_held == 4
+    assert unlimited.duplicates == 0
+    assert len(unlimited.deliveries) == 10
+
+
+async def test_one_persons_messages_arrive_in_the_order_they_fell_due(
+    store: Store, unlimited: TeamsLimitsConnector, clock: FakeClock
+) -> None:
+    [first, *others] = await members(store, unlimited, clock, 6)
+    await nudge(store, TENANT, others, at=AT)
+    outbox = Outbox(store)
+    for n in range(4):
+        message = Message(
+            recipient=first.user_id, kind=DEADLINE_SLIPPED, payload={"task": first.task_id}, not_before=AT
+        )
+        assert await outbox.fire(TENANT, f"several:{n}", [message])
+    assert (await sender(store).deliver()).sent == 9
+    theirs = [outbox_id for conversation, outbox_id in unlimited.arrivals if conversation == first.conversation_id]
+    assert len(theirs) == 4
+    assert theirs == sorted(theirs)
+
+
+async def test_a_fan_out_past_the_tenants_limit_is_paced_and_never_throttled(
+    store: Store, teams: TeamsLimitsConnector, clock: FakeClock
+) -> None:
+    people = await members(store, teams, clock, 120)
+    await nudge(store, TENANT, people, at=AT)
+    report = await sender(store, concurrency=32).deliver(limit=200)
+    assert report.sent == 120
+    assert teams.throttled == 0
+    assert (len(teams.deliveries), teams.duplicates) == (120, 0)
+
+
+async def test_many_messages_to_one_person_are_paced_to_teams_limits_for_a_conversation(
+    store: Store, teams: TeamsLimitsConnector, clock: FakeClock
+) -> None:
+    [person] = await members(store, teams, clock, 1)
+    message = Message(recipient=person.user_id, kind=DEADLINE_SLIPPED, payload={"task": person.task_id}, not_before=AT)
+    assert await Outbox(store).fire(TENANT, "burst", [message] * 18)
+    report = await sender(store).deliver()
+    assert report.sent == 18
+    assert teams.throttled == 0  # 8 in any 2 s: three windows' worth, each starting as the last one closes
+    assert len(teams.deliveries) == 18
