@@ -26,6 +26,10 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 **Drafts**
 - `save draft 3` · `discard draft 3`
 
+**Delegation**
+- `delegate T12 to <adapter> <capability> [{"input": "as JSON"}]` · `delegations [T12]`
+- admins: `adapters` · `adapter add <mcp|browser> <name> <config JSON>` · `adapter test|enable|disable|remove <name>`
+
 **Follow-up**
 - `triggers`: when I nudge, and for whom · `triggers set lead 2` · `triggers off weekly` · `triggers reset`
 - `outbox` (admins): messages waiting, and the ones Teams refused · `outbox replay 12 13` or `outbox replay all`
