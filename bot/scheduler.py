@@ -11,6 +11,7 @@ from datetime import datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from botbuilder.core import BotAdapter
 
+from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
 from planner.store import Store
 from planner.triggers import TriggerEngine
@@ -40,12 +41,15 @@ async def tick(
     at: datetime,
     sender: Sender | None = None,
     batch: int = BATCH,
+    delegator: Delegator | None = None,
 ) -> TickReport:
-    """One evaluation pass and one delivery pass, as of `at` (the store's clock should say `at` too).
+    """One evaluation pass, the due delegations, and one delivery pass, as of `at` (the store's clock too).
 
     Pass the process's `sender` to keep its rate limits' memory from one tick to the next.
     """
     fired = await TriggerEngine(store).evaluate(at)
+    if delegator is not None:
+        await delegator.run_due(at)
     sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
     total = Delivery()
     for _batch in range(MAX_BATCHES):
@@ -56,14 +60,22 @@ async def tick(
     return TickReport(fired=fired, delivery=total)
 
 
-def start_scheduler(store: Store, adapter: BotAdapter, *, app_id: str | None, every_seconds: int) -> AsyncIOScheduler:
+def start_scheduler(
+    store: Store,
+    adapter: BotAdapter,
+    *,
+    app_id: str | None,
+    every_seconds: int,
+    sender: Sender | None = None,
+    delegator: Delegator | None = None,
+) -> AsyncIOScheduler:
     """Tick every `every_seconds`; missed runs (a busy or stopped process) coalesce into one."""
 
-    sender = Sender(store, adapter, app_id=app_id, worker=worker_name())
+    sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
 
     async def run() -> None:
         try:
-            report = await tick(store, adapter, app_id=app_id, at=store.clock(), sender=sender)
+            report = await tick(store, adapter, app_id=app_id, at=store.clock(), sender=sender, delegator=delegator)
         except Exception:
             logger.exception("a scheduled tick failed; the next one will try again")
             return

@@ -15,13 +15,16 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from bot import messages
 from bot.app import create_app
 from bot.connectors import ReusedConnectorClients
+from bot.delegating import Delegator
 from bot.llm import Assistant
 from bot.operations import default_registry
-from bot.scheduler import start_scheduler
+from bot.scheduler import start_scheduler, worker_name
+from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
 from planner.migrate import upgrade
 from planner.store import Store
+from planner.vault import VaultError
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,19 @@ def create_assistant(settings: Settings) -> Assistant | None:
     return Assistant(client, default_registry(), model=settings.llm_model)
 
 
+def create_delegator(store: Store, settings: Settings, sender: Sender) -> Delegator | None:
+    """Delegation to vendor agents, when secrets can be kept (COS_SECRET_KEYS, or a local key in local mode)."""
+    try:
+        vault = settings.vault()
+    except VaultError as error:
+        logger.error("delegation is off: %s", error)
+        return None
+    if vault is None:
+        logger.warning("delegation is off: set COS_SECRET_KEYS so adapter secrets can be kept encrypted")
+        return None
+    return Delegator(store, vault, deliver_now=sender.deliver)
+
+
 async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
     """The last resort of a turn: log it, tell the user plainly, never leak the error."""
     logger.error("a turn failed: %s", type(error).__name__, exc_info=error)
@@ -62,14 +78,23 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     store = Store.from_url(settings.database_url)
     await upgrade(store.engine)
     adapter = create_adapter(settings)
-    bot = ChiefOfStaffBot(store, settings, assistant=create_assistant(settings))
+    sender = Sender(store, adapter, app_id=settings.app_id or None, worker=worker_name())
+    delegator = create_delegator(store, settings, sender)
+    bot = ChiefOfStaffBot(store, settings, assistant=create_assistant(settings), delegator=delegator)
     bot.adapter = adapter
     app = create_app(store, adapter, bot, settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    scheduler = start_scheduler(store, adapter, app_id=settings.app_id or None, every_seconds=settings.tick_seconds)
+    scheduler = start_scheduler(
+        store,
+        adapter,
+        app_id=settings.app_id or None,
+        every_seconds=settings.tick_seconds,
+        sender=sender,
+        delegator=delegator,
+    )
     mode = "local mode (no authentication, loopback only)" if settings.local_mode else "authenticated"
     logger.info("Chief of Staff listening on http://%s:%s/api/messages, %s", host, port, mode)
     stop = asyncio.Event()
@@ -83,5 +108,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
         scheduler.shutdown(wait=False)
         await runner.cleanup()
         await bot.drain()
+        if delegator is not None:
+            await delegator.close()
         await store.close()
     return 0

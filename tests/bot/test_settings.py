@@ -40,3 +40,23 @@ def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None
 def test_extra_service_hosts_are_added_to_teams() -> None:
     settings = Settings.from_env({"COS_ALLOWED_SERVICE_HOSTS": "a.example, b.example;"})
     assert settings.allowed_service_hosts == ("smba.trafficmanager.net", "a.example", "b.example")
+
+
+def test_local_mode_makes_a_key_once_in_an_owner_only_file_and_production_needs_one(tmp_path) -> None:
+    import stat
+
+    from planner.vault import Vault
+
+    key_file = tmp_path / "local.key"
+    local = Settings.from_env({"COS_SECRET_KEY_FILE": str(key_file)})
+    vault = local.vault()
+    assert vault is not None
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    token = vault.encrypt(b"a secret")
+    assert local.vault().decrypt(token) == b"a secret"  # type: ignore[union-attr]  # the same key next time
+    production = {"MICROSOFT_APP_ID": "app", "MICROSOFT_APP_PASSWORD": "pw", "MICROSOFT_APP_TENANT_ID": "t"}
+    assert Settings.from_env(production, strict=False).vault() is None
+    key = Vault.generate_key()
+    configured = Settings.from_env(production | {"COS_SECRET_KEYS": key}, strict=False)
+    assert configured.vault() is not None
+    assert key not in repr(configured)

@@ -74,6 +74,7 @@ async def peers(tmp_path: Path, database_url: str) -> AsyncIterator[str]:
     bot_port, playground_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MICROSOFT_APP", "ANTHROPIC"))}
     env |= {"DATABASE_URL": database_url, "COS_PORT": str(bot_port), "COS_LOG_LEVEL": "WARNING"}
+    env["COS_SECRET_KEY_FILE"] = str(tmp_path / "local.key")  # local mode keeps its key there
     bot_log = (tmp_path / "bot.log").open("wb")
     bot = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve"],
