@@ -1,0 +1,113 @@
+"""Governance vocabulary shared by the policy engine, the approval gates and the decision log.
+
+Before any agent action, LLM tool call or outbound nudge reaches the world, it is described as an `Action`;
+the policy engine (`planner/policy.py`) answers a `PolicyDecision` (go / flag / stop, with the rules that
+matched); a flag becomes an approval request (`planner/approvals.py`) that only a permitted person can decide;
+and every decision is written to the hash-chained decision log (`planner/decisions.py`) as a `DecisionRecord`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    GO = "go"
+    FLAG = "flag"
+    """Allowed only once a permitted person approves it."""
+    STOP = "stop"
+
+
+class ActionKind(StrEnum):
+    DELEGATION = "delegation"
+    """A task handed to a vendor agent (attributes: adapter, capability, input)."""
+    TOOL_CALL = "tool_call"
+    """An LLM tool call (attributes: operation, arguments)."""
+    NUDGE = "nudge"
+    """An outbound message to a person (attributes: message kind)."""
+    PLAN_CHANGE = "plan_change"
+    """A change to a plan (attributes: what changed)."""
+
+
+class GateCategory(StrEnum):
+    """What always needs a human's approval, whatever the rules say."""
+
+    STRATEGY = "strategy"
+    """Master plan goals and targets."""
+    AUDIENCE = "audience"
+    BUDGET = "budget"
+    REGULATED_CLAIM = "regulated_claim"
+    BRAND_CREATIVE = "brand_creative"
+    PERSONAL_DATA = "personal_data"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action:
+    """Something about to reach the world, described for the policy engine."""
+
+    tenant_id: str
+    kind: ActionKind
+    actor: str
+    """Who or what acts: a user id, `agent:<adapter>`, `llm` or `bot`."""
+    agent: str | None = None
+    """The adapter it goes through, if any (rules can be per agent)."""
+    name: str = ""
+    """The action itself: a capability (`send_email`), an operation, a message kind."""
+    subject: str = ""
+    """What it is about: `task:12`, `delegation:3`, `plan:1`."""
+    accounts: tuple[str, ...] = ()
+    """Customer or account ids it touches (policies read shared context about them)."""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """Numbers and labels rules compare (`discount: 20`, `channel: email`, `categories: [...]`)."""
+    categories: tuple[GateCategory, ...] = ()
+    """Approval gates this action falls under (a strategy change, an audience definition…)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleMatch:
+    """A rule that matched an action, and what it said."""
+
+    rule_id: str
+    verdict: Verdict
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyDecision:
+    """The engine's answer: the strictest verdict of the rules that matched (go when none did)."""
+
+    verdict: Verdict
+    matched: tuple[RuleMatch, ...] = ()
+    facts: tuple[str, ...] = ()
+    """References of the shared-context facts the rules read (for the decision log)."""
+
+    @property
+    def reasons(self) -> list[str]:
+        return [m.reason for m in self.matched]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionRecord:
+    """What the decision log is asked to keep (the log adds its position, time and hashes)."""
+
+    tenant_id: str
+    actor: str
+    """Who or which agent decided or acted: a user id, `agent:<adapter>`, `llm`, `bot`, `policy`."""
+    action: str
+    """What was decided, e.g. `delegation.run`, `approval.granted`, `nudge.stopped`."""
+    subject: str
+    """`task:12`, `delegation:3`, `plan:1`…: what `why` looks up."""
+    verdict: str
+    """go / flag / stop, or approved / rejected / expired, or done / failed."""
+    rationale: str
+    """Why, in plain words."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The data it was decided on (references, values); the log keeps it and its hash."""
+    rules: tuple[str, ...] = ()
+    """Ids of the policy rules that matched."""
+    approval_id: int | None = None
+    at: datetime | None = None
+    """When; the log's clock by default."""
