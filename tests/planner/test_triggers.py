@@ -328,3 +328,19 @@ async def test_trigger_settings_refuse_bad_values_with_what_is_accepted(store: S
     assert changed.quiet_from == time(21, 30)
     assert "quiet-from = 21:30 (start of quiet hours)" in describe(changed)
     assert await settings.reset("contoso", actor="x") == TriggerRules()
+
+
+async def test_after_days_of_downtime_each_missed_firing_is_caught_up_once(store: Store, clock: FakeClock) -> None:
+    ids = await plan_with_tasks(store)
+    tenant = store.tenant("contoso")
+    [tactical] = [p for p in await tenant.list_plans() if p.title == "Launch"]
+    for day in (12, 13):
+        await tenant.add_task(tactical.id, title=f"due {day}", due_on=date(2026, 2, day), owner="aad-writer", actor="x")
+    engine = TriggerEngine(store, rules=replace(DEADLINES, enabled=frozenset({DEADLINE_SLIPPED})))
+    # Down from the 10th to the 14th: one evaluation when the bot is back, not one per missed tick.
+    clock.now = datetime(2026, 2, 14, 9, tzinfo=UTC)
+    assert await engine.evaluate(clock.now) == 4  # slipped on the 9th, 11th, 12th and 13th
+    assert await engine.evaluate(clock.now + timedelta(minutes=1)) == 0
+    keys = {e.firing_key for e in await Outbox(store).claim("s", limit=10)}
+    assert f"deadline_slipped:task:{ids['slipped']}:2026-02-09" in keys
+    assert len(keys) == 4
