@@ -346,3 +346,45 @@ questions = Table(
     Column("answered_at", UTCDateTime, nullable=True),
     Index("ix_questions_open", "tenant_id", "user_id", "status"),
 )
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("verdict", String(32), nullable=False),
+    Column("rationale", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("data_hash", String(64), nullable=False),
+    Column("refs", JSON, nullable=False),
+    Column("rules", JSON, nullable=False),
+    Column("approval_id", Integer, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_decisions_tenant_at", "tenant_id", "at"),
+    Index("ix_decisions_tenant_subject", "tenant_id", "subject"),
+)
+"""The decision log: append-only, one hash chain per tenant (`seq` 1, 2, 3…; each `hash` covers `prev_hash`).
+On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE (see migration 0008)."""
+
+decision_refs = Table(
+    "decision_refs",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("ref", String(200), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+)
+"""Index of what each decision is about (its subject and the `refs` it holds): `why T12` and the plan filter."""
+
+decision_heads = Table(
+    "decision_heads",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+"""The last entry of each tenant's chain: the row appenders lock, and what shows a deleted tail."""
