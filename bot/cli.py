@@ -184,6 +184,74 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _decisions(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from typing import Any, TextIO
+
+    from planner.decisions import DecisionLog, export, verify
+    from planner.errors import PlannerError
+    from planner.migrate import upgrade
+    from planner.store import Store, create_engine
+
+    filters: dict[str, Any] = {}
+    if args.decisions_command == "export":
+        for name in ("since", "until"):
+            value = getattr(args, name)
+            try:
+                at = datetime.fromisoformat(value) if value else None
+            except ValueError:
+                print(
+                    f"cos decisions: --{name} {value!r} is not an ISO-8601 date or time, such as 2026-02-10 "
+                    "or 2026-02-10T09:00:00+00:00",
+                    file=sys.stderr,
+                )
+                return 2
+            if at is not None:
+                filters[name] = at if at.tzinfo else at.replace(tzinfo=UTC)
+        if args.plan:
+            plan = args.plan.strip().upper().lstrip("#").removeprefix("P").lstrip("#")
+            if not plan.isdigit():
+                print(f"cos decisions: --plan {args.plan!r} is not a plan id, such as P3", file=sys.stderr)
+                return 2
+            filters["plan"] = int(plan)
+        filters |= {"agent": args.agent, "verdict": args.verdict}
+
+    async def main(out: TextIO) -> int:
+        store = Store(create_engine(settings.database_url))
+        try:
+            await upgrade(store.engine)
+            if args.decisions_command == "verify":
+                report = await verify(store, args.tenant)
+                if not report.chains:
+                    print("no decisions logged yet" + (f" in tenant {args.tenant}" if args.tenant else ""))
+                for chain in report.chains:
+                    if chain.broken is None:
+                        print(
+                            f"tenant {chain.tenant_id}: {chain.entries} entries, intact "
+                            f"(last entry {chain.head_seq}, hash {chain.head_hash})"
+                        )
+                    else:
+                        print(
+                            f"tenant {chain.tenant_id}: BROKEN at entry {chain.broken.seq}, "
+                            f"{chain.broken.kind.value}: {chain.broken.detail}"
+                        )
+                return 0 if report.ok else 1
+            count = await export(DecisionLog(store, args.tenant).stream(**filters), out, args.format)
+            print(f"cos decisions: {count} decision(s) exported", file=sys.stderr)
+        except PlannerError as error:
+            print(f"cos decisions: {error}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        return 0
+
+    if args.decisions_command == "export" and args.out:
+        with Path(args.out).open("w", encoding="utf-8", newline="") as out:
+            return asyncio.run(main(out))
+    return asyncio.run(main(sys.stdout))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -235,6 +303,25 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("config", help="the configuration as JSON, or @path to a JSON file")
     adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
     adapters.set_defaults(handler=_adapters)
+
+    decisions_parser = commands.add_parser("decisions", help="the decision log: verify its hash chains, export it")
+    decision_commands = decisions_parser.add_subparsers(
+        dest="decisions_command", required=True, metavar="DECISIONS_COMMAND"
+    )
+    verify_command = decision_commands.add_parser(
+        "verify", help="recompute every hash chain; exit 1, naming the entry, if one was edited, deleted or reordered"
+    )
+    verify_command.add_argument("--tenant", help="only this Teams tenant")
+    export_command = decision_commands.add_parser("export", help="write a tenant's decisions as JSON lines or CSV")
+    export_command.add_argument("--tenant", required=True, help="the Teams tenant id")
+    export_command.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default jsonl")
+    export_command.add_argument("--since", help="from this ISO-8601 date or time (UTC unless it says)")
+    export_command.add_argument("--until", help="before this ISO-8601 date or time (not included)")
+    export_command.add_argument("--agent", help="only decisions concerning this agent (adapter name)")
+    export_command.add_argument("--plan", help="only decisions about this plan, its sub-plans and their tasks (P3)")
+    export_command.add_argument("--verdict", help="only this verdict: go, flag, stop, approved, rejected…")
+    export_command.add_argument("--out", help="write to this file instead of standard output")
+    decisions_parser.set_defaults(handler=_decisions)
 
     add_manifest_command(commands)
     return parser

@@ -38,6 +38,9 @@ VERBS = (
     "adapter",
     "delegate",
     "delegations",
+    "why",
+    "decisions",
+    "decision",
 )
 
 
@@ -298,4 +301,29 @@ def parse(text: str) -> Command:
         if match.group(4):
             args["input"] = match.group(4)
         return Command("delegate_task", args)
+    if verb := starts("why", "explain"):
+        rest = _rest_after(text, verb).strip(" ?.!")
+        if number := re.search(r"\bdecision\s+#?(\d+)\b", rest, re.IGNORECASE):
+            return Command("explain_decision", {"decision": int(number.group(1))})
+        named = r"\b(?:task|plan|delegation|approval)\s+#?[tpda]?\d+\b|(?<![\w#])#?[tpda]#?\d+\b|^#?\d+$"
+        if reference := re.search(named, rest, re.IGNORECASE):
+            return Command("explain_decision", {"about": reference.group(0)})
+        if not rest:
+            raise GrammarError("Why what? `why T12`, `why D5`, `why P3` or `why decision 17`.", "explain_decision")
+        return Command("explain_decision", {"question": rest})
+    if verb := starts("decisions", "decision log"):
+        rest = _rest_after(text, verb)
+        return Command("show_decisions", {"about": rest} if rest else {})
+    if verb := starts("decision"):
+        number = re.fullmatch(r"#?(\d+)", _rest_after(text, verb))
+        if not number:
+            raise GrammarError("Which decision? Give its number: `decision 17`.", "explain_decision")
+        return Command("explain_decision", {"decision": int(number.group(1))})
+    if verb := starts("policy", "policies"):
+        rest = _rest_after(text, verb)
+        if not rest or rest.lower() in ("show", "list"):
+            return Command("show_policy")
+        if loading := re.match(r"^load\s+(.+)$", rest, re.IGNORECASE | re.DOTALL):
+            return Command("load_policy", {"document": loading.group(1)})
+        raise GrammarError('Show or load the rules? `policy`, or `policy load {"rules": [...]}`.', "load_policy")
     raise UnknownCommand(text)

@@ -34,6 +34,9 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 - `triggers`: when I nudge, and for whom · `triggers set lead 2` · `triggers off weekly` · `triggers reset`
 - `outbox` (admins): messages waiting, and the ones Teams refused · `outbox replay 12 13` or `outbox replay all`
 
+**Governance**
+- `why T12` · `why D5` · `why decision 17`: the decisions behind it, in plain words · `decisions [T12]`: the log
+
 `help <command>` shows one command. With an Anthropic key configured you can also just write what you want."""
 
 WELCOME_TEXT = "Hi, I'm your chief of staff. Type `help` to see what I can do."
@@ -108,3 +111,28 @@ def plan_created(plan: Plan, kpis: int) -> str:
 
 def unknown_owner_note(name: str) -> str:
     return f" I don't know {name} yet: @mention them so their tasks reach them in Teams."
+
+
+WHY_WHAT = (
+    "Why what? Name it: `why T12` (a task), `why D5` (a delegation), `why P3` (a plan), `why A3` (an approval "
+    "request) or `why decision 17`."
+)
+NO_DECISIONS = "No decision has been logged yet."
+NO_DECISION_MATCHES = (
+    "I found no recent decision that fits that question. Name what you mean: `why T12`, `why D5` or "
+    "`why decision 17`; `decisions` lists the latest ones."
+)
+DECISIONS_HINT = "Ask `why decision <number>` to have one explained."
+
+
+def no_decisions_about(what: str) -> str:
+    return f"I have no decision logged about {what}."
+
+
+def decision_explained(seq: int, explanation: str) -> str:
+    return f"**Decision {seq}.** {explanation}"
+
+
+def decision_line(*, seq: int, when: str, actor: str, verdict: str, subject: str, rationale: str) -> str:
+    reason = rationale if len(rationale) <= 140 else rationale[:139] + "…"
+    return f"#{seq} · {when} · {actor}: {verdict} · {subject}" + (f" · {reason}" if reason else "")

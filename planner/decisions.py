@@ -59,6 +59,7 @@ _ID_KEYS = {
     "master_id": "plan",
     "delegation": "delegation",
     "delegation_id": "delegation",
+    "approval": "approval",
     "approval_id": "approval",
     "decision_id": "decision",
 }
@@ -112,7 +113,9 @@ class Decision:
         """The agent it concerns: its actor when that is `agent:<name>`, else the agent named in its data."""
         if self.actor.startswith("agent:"):
             return self.actor.removeprefix("agent:")
-        named = self.data.get("agent") or self.data.get("adapter")
+        action = self.data.get("action")
+        nested = action.get("agent") if isinstance(action, dict) else None
+        named = self.data.get("agent") or self.data.get("adapter") or nested
         return named if isinstance(named, str) and named else None
 
     def hashed_fields(self) -> dict[str, Any]:
@@ -694,9 +697,14 @@ _DID = {
     "approved": "{who} approved {what}",
     "rejected": "{who} rejected {what}",
     "expired": "{what} expired with no answer",
+    "refused": "the bot refused {who}'s decision on {what}",
     "done": "{who} completed {what}",
     "succeeded": "{who} completed {what}",
     "failed": "{who} tried {what}, which failed",
+}
+_ACTIONS = {
+    "approval.requested": "{who} asked a person to approve {what}",
+    "approval.expired": "the approval request for {what} expired with no answer",
 }
 _NOUNS = {
     "delegation": "the delegation",
@@ -706,18 +714,24 @@ _NOUNS = {
     "plan": "the plan change",
     "plan_change": "the plan change",
 }
-_SUBJECTS = {"task": "task T{}", "plan": "plan P{}", "delegation": "delegation D{}", "approval": "approval request {}"}
+_SUBJECTS = {"task": "task T{}", "plan": "plan P{}", "delegation": "delegation D{}", "approval": "approval request A{}"}
 
 
 def describe_subject(subject: str) -> str:
-    """`task:12` → `task T12`, `delegation:5` → `delegation D5`, `plan:3` → `plan P3`; others as they are."""
+    """`task:12` → `task T12`, `delegation:5` → `delegation D5`, `plan:3` → `plan P3`, `role:legal` → `role legal`."""
     kind, _, ident = subject.partition(":")
     template = _SUBJECTS.get(kind)
-    return template.format(ident) if template and ident else subject
+    if template and ident:
+        return template.format(ident)
+    return f"{kind} {ident}" if ident else subject
 
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def explain(decision: Decision, *, names: Mapping[str, str] | None = None) -> str:
@@ -725,21 +739,36 @@ def explain(decision: Decision, *, names: Mapping[str, str] | None = None) -> st
 
     `names` maps user ids to display names.
     """
-    actor = decision.actor
+    actor, data = decision.actor, decision.data
     if actor.startswith("agent:"):
         who = f"agent {actor.removeprefix('agent:')}"
     else:
         who = _WHO.get(actor) or (names or {}).get(actor, actor)
-    name = next((decision.data[k] for k in ("capability", "name", "operation") if decision.data.get(k)), None)
+    action = data.get("action")
+    nested: dict[str, Any] = action if isinstance(action, dict) else {}
+    candidates = (
+        data.get("capability"),
+        data.get("name"),
+        data.get("operation"),
+        nested.get("name"),
+        data.get("action"),
+    )
+    name = next(filter(None, map(_text, candidates)), None)
     agent = decision.agent if not actor.startswith("agent:") else None
-    noun = _NOUNS.get(decision.action.split(".", 1)[0], "the " + decision.action.split(".", 1)[0].replace("_", " "))
-    thing = str(name) if name else noun
-    what = f"agent {agent}'s {name or noun.removeprefix('the ')}" if agent else thing
+    first, _, last = decision.action.partition(".")
+    noun = _NOUNS.get(first, "the " + first.replace("_", " "))
+    what = f"agent {agent}'s {name or noun.removeprefix('the ')}" if agent else (name or noun)
     if decision.subject:
         what += f" for {describe_subject(decision.subject)}"
-    template = _DID.get(decision.verdict.lower(), "{who} decided {what}: " + decision.verdict)
+    verdict = decision.verdict.lower()
+    template = _ACTIONS.get(decision.action) or _DID.get(verdict, "{who} decided {what}: {verdict}")
+    if verdict in ("done", "succeeded") and last.endswith("ed") and not name:
+        # `approvers.assigned`: say what was done (`assigned approvers`) rather than "completed the approvers".
+        template, what = "{who} {did} {what}", what.replace(noun, first.replace("_", " "), 1)
     at = decision.at.astimezone(UTC)
-    text = f"On {at:%Y-%m-%d} at {at:%H:%M} UTC, " + template.format(who=who, what=what)
+    text = f"On {at:%Y-%m-%d} at {at:%H:%M} UTC, " + template.format(
+        who=who, what=what, verdict=decision.verdict, did=last.replace("_", " ")
+    )
     rationale = decision.rationale.strip().rstrip(".")
     if decision.rules:
         label = "rule" if len(decision.rules) == 1 else "rules"
@@ -748,5 +777,5 @@ def explain(decision: Decision, *, names: Mapping[str, str] | None = None) -> st
             text += f" ({rationale})"
     elif rationale:
         text += f": {rationale}"
-    approval = f"request {decision.approval_id}" if decision.approval_id is not None else "none"
+    approval = f"request A{decision.approval_id}" if decision.approval_id is not None else "none"
     return f"{text}. Approval: {approval}."

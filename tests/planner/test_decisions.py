@@ -321,7 +321,7 @@ async def test_a_stopped_action_is_explained_in_plain_words(store: Store, clock:
     )
     assert explain(approved, names={"aad-lead": "Marketing lead"}) == (
         "On 2026-02-10 at 10:30 UTC, Marketing lead approved the approval request for delegation D5: "
-        "The discount is within the quarter's budget. Approval: request 3."
+        "The discount is within the quarter's budget. Approval: request A3."
     )
     done = await log.record(
         DecisionRecord(
@@ -334,6 +334,44 @@ async def test_a_stopped_action_is_explained_in_plain_words(store: Store, clock:
         )
     )
     assert explain(done).endswith("agent hubspot tried the delegation for task T12, which failed. Approval: none.")
+
+
+async def test_the_approval_gates_decisions_read_as_sentences_too(store: Store, clock: FakeClock) -> None:
+    clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
+    log = DecisionLog(store, TENANT)
+    asked = await log.record(
+        DecisionRecord(
+            tenant_id=TENANT,
+            actor="agent:hubspot",
+            action="approval.requested",
+            subject="task:12",
+            verdict="flag",
+            rationale="brand-critical creative needs the brand team",
+            data={"approval": 3, "action": {"agent": "hubspot", "name": "send_email"}},
+            rules=("gate:brand_creative",),
+            approval_id=3,
+        )
+    )
+    assert explain(asked) == (
+        "On 2026-02-10 at 09:00 UTC, agent hubspot asked a person to approve send_email for task T12: "
+        "rule gate:brand_creative matched (brand-critical creative needs the brand team). Approval: request A3."
+    )
+    assert "approval:3" in asked.refs
+    assigned = await log.record(
+        DecisionRecord(
+            tenant_id=TENANT,
+            actor="aad-admin",
+            action="approvers.assigned",
+            subject="role:legal",
+            verdict="done",
+            rationale="aad-counsel may now approve what needs the legal role.",
+            data={"role": "legal", "user": "aad-counsel"},
+        )
+    )
+    assert explain(assigned) == (
+        "On 2026-02-10 at 09:00 UTC, aad-admin assigned approvers for role legal: "
+        "aad-counsel may now approve what needs the legal role. Approval: none."
+    )
 
 
 async def test_the_log_refuses_what_it_cannot_keep_faithfully(store: Store) -> None:

@@ -1,0 +1,164 @@
+"""The decision log in Teams: `why T12` explains the latest decisions about something; `decisions` lists them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot import messages
+from bot.cards import message_card
+from bot.operations.base import BadArguments, Context, Operation, Reply
+from planner.decisions import Decision, DecisionLog, describe_subject, explain
+
+WHY_SHOWN = 3
+LISTED = 10
+SEARCHED = 200
+"""How many recent entries a question in words (`why was the email paused?`) is matched against."""
+
+_KINDS = {"t": "task", "p": "plan", "d": "delegation", "a": "approval"}
+_REFERENCE = re.compile(
+    r"(?:(?P<word>task|plan|delegation|approval)\s*:?\s*)?(?P<letter>[tpda])?\s*#?(?P<id>\d+)", re.IGNORECASE
+)
+_STOPWORDS = frozenset(
+    {"why", "was", "were", "did", "does", "the", "this", "that", "what", "who", "which", "when", "with", "from"}
+    | {"have", "has", "been", "for", "and", "you", "your", "our", "its", "not", "didn't", "wasn't", "isn't", "are"}
+)
+# A question's words, to the words the log uses for the same thing.
+_SYNONYMS = {
+    "paused": "stop",
+    "pause": "stop",
+    "blocked": "stop",
+    "stopped": "stop",
+    "held": "flag",
+    "flagged": "flag",
+    "allowed": "go",
+    "approve": "approved",
+    "reject": "rejected",
+    "mail": "email",
+    "emails": "email",
+}
+
+
+def subject_of(value: object) -> str:
+    """`T12` → `task:12`, `D5` → `delegation:5`, `P3` → `plan:3`, `A4` → `approval:4` (a bare number is a task)."""
+    raw = " ".join(str(value).split()).strip(" ?.!").lower()
+    match = _REFERENCE.fullmatch(raw)
+    if not match:
+        raise BadArguments(messages.WHY_WHAT)
+    word, letter = match.group("word"), match.group("letter")
+    kind = word or (_KINDS[letter] if letter else "task")
+    return f"{kind}:{int(match.group('id'))}"
+
+
+def _number(value: object) -> int:
+    raw = str(value).strip().lstrip("#")
+    if not raw.isdigit():
+        raise BadArguments(messages.WHY_WHAT)
+    return int(raw)
+
+
+def _words(text: str) -> set[str]:
+    words = {w for w in re.findall(r"[a-z_']+", text.lower()) if len(w) > 2 and w not in _STOPWORDS}
+    return {_SYNONYMS.get(w, w) for w in words}
+
+
+def _matching(entries: Sequence[Decision], question: str) -> list[Decision]:
+    """The entries that share the most words with the question (newest first); none if nothing matches."""
+    wanted = _words(question)
+    if not wanted:
+        return []
+    scored = []
+    for entry in entries:
+        haystack = " ".join(
+            (entry.action, entry.subject, entry.verdict, entry.rationale, *entry.rules, str(entry.data))
+        ).lower()
+        score = sum(1 for word in wanted if word in haystack)
+        if score:
+            scored.append((score, entry))
+    best = max((score for score, _ in scored), default=0)
+    return [entry for score, entry in scored if score == best]
+
+
+async def _explained(context: Context, entries: Sequence[Decision]) -> str:
+    names = await context.display_names(entry.actor for entry in entries)
+    return "\n\n".join(messages.decision_explained(entry.seq, explain(entry, names=names)) for entry in entries)
+
+
+async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
+    log = DecisionLog(context.store, context.caller.tenant_id)
+    if args.get("decision") not in (None, ""):
+        return Reply(text=await _explained(context, [await log.get(_number(args["decision"]))]))
+    about = context.optional_text_arg(args, "about")
+    if about is not None:
+        subject = subject_of(about)
+        entries = await log.about(subject, limit=WHY_SHOWN)
+        if not entries:
+            return Reply(text=messages.no_decisions_about(describe_subject(subject)))
+        return Reply(text=await _explained(context, entries))
+    question = context.optional_text_arg(args, "question")
+    if question is None:
+        raise BadArguments(messages.WHY_WHAT)
+    found = _matching(await log.entries(limit=SEARCHED, newest_first=True), question)
+    if not found:
+        return Reply(text=messages.NO_DECISION_MATCHES, ok=False)
+    return Reply(text=await _explained(context, found[:WHY_SHOWN]))
+
+
+async def show_decisions(context: Context, args: Mapping[str, Any]) -> Reply:
+    log = DecisionLog(context.store, context.caller.tenant_id)
+    about = context.optional_text_arg(args, "about")
+    if about is not None:
+        subject = subject_of(about)
+        entries = await log.about(subject, limit=LISTED)
+        title = f"Decisions about {describe_subject(subject)}"
+    else:
+        entries = await log.entries(limit=LISTED, newest_first=True)
+        title = "Latest decisions"
+    if not entries:
+        return Reply(text=messages.no_decisions_about(describe_subject(subject)) if about else messages.NO_DECISIONS)
+    names = await context.display_names(entry.actor for entry in entries)
+    lines = [
+        messages.decision_line(
+            seq=entry.seq,
+            when=f"{entry.at:%Y-%m-%d %H:%M} UTC",
+            actor=names.get(entry.actor, entry.actor),
+            verdict=entry.verdict,
+            subject=describe_subject(entry.subject),
+            rationale=entry.rationale,
+        )
+        for entry in entries
+    ]
+    return Reply(text=messages.DECISIONS_HINT, cards=(message_card(title, lines),))
+
+
+OPERATIONS = (
+    Operation(
+        name="explain_decision",
+        summary=(
+            "Why something happened: the latest decisions about a task, delegation, plan or approval request, or one "
+            "decision by number, in plain words (who or which agent, the rules that matched, the reason, the "
+            "approval). Read-only."
+        ),
+        usage=("why T12", "why D5", "why P3", "why A3", "why decision 17"),
+        parameters={
+            "type": "object",
+            "properties": {
+                "about": {"type": "string", "description": "a task (T12), delegation (D5), plan (P3) or approval (A3)"},
+                "decision": {"type": "integer", "description": "a decision's number in the log"},
+                "question": {"type": "string", "description": "the question in words, when nothing is named"},
+            },
+        },
+        run=explain_decision,
+    ),
+    Operation(
+        name="show_decisions",
+        summary="The latest entries of the decision log, optionally only those about one task, delegation or plan.",
+        usage=("decisions [T12]",),
+        parameters={
+            "type": "object",
+            "properties": {"about": {"type": "string", "description": "T12, D5, P3 or A3"}},
+        },
+        run=show_decisions,
+    ),
+)

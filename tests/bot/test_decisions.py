@@ -1,0 +1,127 @@
+"""`why T12` in Teams: the decisions behind a task, in plain words, newest first; `decisions` lists the log."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from bot.grammar import parse
+from bot.operations import Caller, Context, Reply, default_registry
+from planner.decisions import DecisionLog
+from planner.directory import Directory
+from planner.governance import DecisionRecord
+from planner.model import Window
+from planner.store import Store
+from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.conftest import FakeClock
+
+TENANT = "contoso"
+
+
+async def run(store: Store, clock: FakeClock, text: str, *, tenant: str = TENANT) -> Reply:
+    command = parse(text)
+    caller = Caller(tenant_id=tenant, user_id="aad-writer", name="Writer")
+    return await default_registry().run(command.operation, Context(store, caller, clock=clock), command.args)
+
+
+async def a_stopped_then_approved_email(store: Store, clock: FakeClock) -> int:
+    """A task whose email the policy engine stopped at 09:00, then a person approved at 10:30; its id."""
+    clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
+    plans = store.tenant(TENANT)
+    window = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
+    master = await plans.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
+    tactical = await plans.create_tactical_plan(
+        master.id, title="Launch", owner="aad-lead", window=window, actor="aad-lead"
+    )
+    task = await plans.add_task(tactical.id, title="Launch email", due_on=date(2026, 2, 20), actor="aad-lead")
+    await Directory(store, TENANT).remember_person("aad-lead", "Marketing lead", None)
+    log = DecisionLog(store, TENANT)
+    await log.record(
+        DecisionRecord(
+            tenant_id=TENANT,
+            actor="policy",
+            action="delegation.checked",
+            subject=f"task:{task.id}",
+            verdict="stop",
+            rationale="a support ticket was opened 5 hours earlier",
+            data={"agent": "hubspot", "capability": "send_email", "facts": ["fact:ticket:acme:77"]},
+            rules=("no-outbound-during-ticket",),
+        )
+    )
+    clock.advance(minutes=90)
+    await log.record(
+        DecisionRecord(
+            tenant_id=TENANT,
+            actor="aad-lead",
+            action="approval.granted",
+            subject=f"task:{task.id}",
+            verdict="approved",
+            rationale="The ticket is closed.",
+            data={"approval": 3, "action": "send_email"},
+            approval_id=3,
+        )
+    )
+    return task.id
+
+
+async def test_why_a_task_explains_its_latest_decisions_newest_first(store: Store, clock: FakeClock) -> None:
+    task = await a_stopped_then_approved_email(store, clock)
+    reply = await run(store, clock, f"why T{task}?")
+    assert reply.ok
+    approved, stopped = reply.text.split("\n\n")
+    assert approved == (
+        f"**Decision 2.** On 2026-02-10 at 10:30 UTC, Marketing lead approved send_email for task T{task}: "
+        "The ticket is closed. Approval: request A3."
+    )
+    assert stopped == (
+        f"**Decision 1.** On 2026-02-10 at 09:00 UTC, the policy engine stopped agent hubspot's send_email for task "
+        f"T{task}: rule no-outbound-during-ticket matched (a support ticket was opened 5 hours earlier). "
+        "Approval: none."
+    )
+    one = await run(store, clock, "why decision 1")
+    assert one.text == stopped
+
+
+async def test_why_in_words_finds_the_decision_that_fits(store: Store, clock: FakeClock) -> None:
+    await a_stopped_then_approved_email(store, clock)
+    reply = await run(store, clock, "why was the email paused?")
+    assert reply.text.startswith("**Decision 1.**")
+    assert "stopped agent hubspot's send_email" in reply.text
+    assert not (await run(store, clock, "why the weather?")).ok
+
+
+async def test_why_says_plainly_when_nothing_was_decided(store: Store, clock: FakeClock) -> None:
+    task = await a_stopped_then_approved_email(store, clock)
+    assert (await run(store, clock, "why T999")).text == "I have no decision logged about task T999."
+    missing = await run(store, clock, "why decision 42")
+    assert not missing.ok
+    assert "No decision 42" in missing.text
+    # Another tenant sees none of it.
+    other = await run(store, clock, f"why T{task}", tenant="fabrikam")
+    assert other.text == f"I have no decision logged about task T{task}."
+    assert (await run(store, clock, "decisions", tenant="fabrikam")).text == "No decision has been logged yet."
+
+
+async def test_decisions_lists_the_log_newest_first_on_a_card(store: Store, clock: FakeClock) -> None:
+    task = await a_stopped_then_approved_email(store, clock)
+    reply = await run(store, clock, f"decisions T{task}")
+    [card] = reply.cards
+    assert schema_errors(card) == []
+    text = all_text(card)
+    assert f"Decisions about task T{task}" in text
+    assert text.index("#2 · 2026-02-10 10:30 UTC · Marketing lead: approved") < text.index("#1 · 2026-02-10 09:00 UTC")
+    assert "why decision" in reply.text
+
+
+def test_the_llm_may_ask_why_but_the_grammar_still_needs_a_subject() -> None:
+    from bot.grammar import GrammarError
+    from bot.llm import Assistant
+
+    tools = {tool["name"] for tool in Assistant(None, default_registry(), model="m").tools}  # type: ignore[arg-type]
+    assert {"explain_decision", "show_decisions"} <= tools
+    assert parse("why D5").args == {"about": "D5"}
+    assert parse("decision 17").args == {"decision": 17}
+    with pytest.raises(GrammarError) as asked:
+        parse("why")
+    assert asked.value.operation == "explain_decision"
