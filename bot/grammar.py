@@ -38,6 +38,10 @@ VERBS = (
     "adapter",
     "delegate",
     "delegations",
+    "approvals",
+    "approve",
+    "reject",
+    "approvers",
     "why",
     "decisions",
     "decision",
@@ -301,6 +305,31 @@ def parse(text: str) -> Command:
         if match.group(4):
             args["input"] = match.group(4)
         return Command("delegate_task", args)
+    if starts("approvals", "my approvals", "pending approvals"):
+        return Command("show_approvals")
+    if verb := starts("approvers"):
+        words = _rest_after(text, verb).split()
+        if not words or words[0].lower() in ("show", "list"):
+            return Command("show_approvers")
+        action = words[0].lower()
+        if action in ("add", "assign", "remove", "unassign") and len(words) >= 3:
+            operation = "add_approver" if action in ("add", "assign") else "remove_approver"
+            return Command(operation, {"role": words[1], "user": " ".join(words[2:])})
+        if action == "map" and len(words) == 3:
+            return Command("map_approval_gate", {"category": words[1], "role": words[2]})
+        raise GrammarError(
+            "Change approvers how? `approvers add legal @person`, `approvers remove legal @person` "
+            "or `approvers map budget finance`.",
+            "add_approver",
+        )
+    if verb := starts("approve", "reject"):
+        operation = "approve_request" if verb == "approve" else "reject_request"
+        match = re.match(r"^(#?a?#?\d+)\b\s*(.*)$", _rest_after(text, verb), re.IGNORECASE | re.DOTALL)
+        if not match:
+            raise GrammarError(f"Which request? Give its id: `{verb} A3`.", operation)
+        note = re.sub(r"^(because|note:?)\s+", "", match.group(2), flags=re.IGNORECASE).strip()
+        # `typed` tells the operation a person wrote this in Teams (see bot/operations/approvals.py).
+        return Command(operation, {"approval": match.group(1), "note": note, "typed": True})
     if verb := starts("why", "explain"):
         rest = _rest_after(text, verb).strip(" ?.!")
         if number := re.search(r"\bdecision\s+#?(\d+)\b", rest, re.IGNORECASE):

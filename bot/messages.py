@@ -35,6 +35,9 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 - `outbox` (admins): messages waiting, and the ones Teams refused · `outbox replay 12 13` or `outbox replay all`
 
 **Governance**
+- `approvals`: what waits for your approval · `approve A3 [note]` · `reject A3 [because …]` (or the card's buttons)
+- `approvers`: who approves what · admins: `approvers add <role> <@person>` · `approvers remove <role> <@person>`
+- admins: `approvers map <strategy|audience|budget|regulated_claim|brand_creative|personal_data|flagged> <role>`
 - `why T12` · `why D5` · `why decision 17`: the decisions behind it, in plain words · `decisions [T12]`: the log
 
 `help <command>` shows one command. With an Anthropic key configured you can also just write what you want."""
@@ -56,6 +59,8 @@ ADMINS_ONLY = (
 )
 LEADERS_ONLY = "Only an admin or the owner of a master plan can change when I follow up."
 CARD_ACTION_REFUSED = "That card is out of date or was not meant for you: {reason}"
+APPROVAL_REFUSED = "Sorry, I can't take that decision from you, and nothing was changed. {reason}"
+NOTHING_TO_APPROVE = "Nothing is waiting for your approval."
 
 
 def question_for(agent: str, question: str, minutes: int) -> str:

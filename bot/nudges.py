@@ -15,7 +15,9 @@ from botbuilder.core import MessageFactory
 from botbuilder.schema import Activity, Attachment
 
 from bot.addressing import Undeliverable
-from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, member_week, message_card, plan_overview, task_card
+from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, approval_card, member_week, message_card, plan_overview, task_card
+from bot.cards.approval import actor_label, what_is_asked
+from planner.approvals import APPROVAL_DECIDED, APPROVAL_REQUEST, ApprovalNotFound, Approvals, ApprovalStatus
 from planner.delegation import DelegationNotFound, get_delegation
 from planner.directory import Directory
 from planner.errors import PlanNotFound, TaskNotFound
@@ -242,6 +244,34 @@ async def _question(w: _Writer) -> Activity | None:
     return MessageFactory.text(str(w.payload["text"]))
 
 
+async def _approval(w: _Writer) -> Activity | None:
+    """The approval card to an approver, or the outcome to the person who asked."""
+    try:
+        request = await Approvals(w.store, w.envelope.tenant_id).get(int(w.payload["approval"]))
+    except ApprovalNotFound:
+        return None
+    asking = w.envelope.kind == APPROVAL_REQUEST
+    if asking and (request.status is not ApprovalStatus.PENDING or w.store.clock() >= request.expires_at):
+        return None  # decided or expired before the card went out: nothing to ask any more
+    names = await w.directory.names({u for u in (request.requester, request.decided_by) if u})
+    person = await w.directory.person(w.envelope.recipient)
+    try:
+        zone = ZoneInfo(person.time_zone) if person and person.time_zone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    requester = actor_label(request.requester, names)
+    decider = names.get(request.decided_by or "")
+    card = approval_card(request, requester_name=requester, decider_name=decider, zone=zone)
+    if asking:
+        text = f"{requester} asks for your approval ({what_is_asked(request)}): {request.reason}"
+    elif request.status is ApprovalStatus.EXPIRED:
+        text = f"{request.ref} expired before anyone decided: the action was not taken. Ask again if it still matters."
+    else:
+        outcome = "approved" if request.approved else "rejected"
+        text = f"{request.ref} was {outcome} by {decider or request.decided_by}."
+    return _activity(text, [card])
+
+
 COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     DEADLINE_APPROACHING: _deadline,
     DEADLINE_SLIPPED: _deadline,
@@ -257,6 +287,8 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     "delegation_result": _delegation,
     "delegation_deferred": _delegation,
     "delegation_overdue": _delegation,
+    APPROVAL_REQUEST: _approval,
+    APPROVAL_DECIDED: _approval,
 }
 
 

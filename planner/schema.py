@@ -347,6 +347,52 @@ questions = Table(
     Index("ix_questions_open", "tenant_id", "user_id", "status"),
 )
 
+approval_roles = Table(
+    "approval_roles",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("role", String(40), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("assigned_by", String(200), nullable=False),
+    Column("assigned_at", UTCDateTime, nullable=False),
+)
+"""Who holds which approver role (`legal`, `finance`…) in a tenant."""
+
+approval_gates = Table(
+    "approval_gates",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("role", String(40), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""A tenant's changes to which role approves each gate category (the defaults live in `planner.approvals`)."""
+
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("action", JSON, nullable=False),
+    Column("requester", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("policy", JSON, nullable=False),
+    Column("resume", JSON, nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("approvers", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("resumed_at", UTCDateTime, nullable=True),
+    Index("ix_approval_requests_tenant_status", "tenant_id", "status"),
+    Index("ix_approval_requests_due", "status", "expires_at"),
+)
+"""Actions waiting for a person's approval; `approvers` (user ids) and `roles` are fixed when it is asked."""
+
 decisions = Table(
     "decisions",
     metadata,

@@ -14,6 +14,7 @@ from bot.cards.actions import (
     execute,
     show_card,
 )
+from bot.cards.approval import VERB_APPROVE, VERB_REJECT, approval_card
 from bot.cards.draft import DraftState, UnknownDraftState, draft_card
 from bot.cards.plan import plan_overview
 from bot.cards.task import task_card
@@ -31,14 +32,17 @@ def attachment(card: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "ADAPTIVE_CARD_CONTENT_TYPE",
+    "VERB_APPROVE",
     "VERB_CONFIRM_DRAFT",
     "VERB_DISCARD_DRAFT",
     "VERB_MY_TASKS",
+    "VERB_REJECT",
     "VERB_SHOW_PLAN",
     "VERB_SNOOZE",
     "VERB_TASK_STATUS",
     "DraftState",
     "UnknownDraftState",
+    "approval_card",
     "attachment",
     "draft_card",
     "execute",

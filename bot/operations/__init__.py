@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot import messages
-from bot.operations import decisions, delegation, drafts, follow_up, metrics, plans, tasks
+from bot.operations import approvals, decisions, delegation, drafts, follow_up, metrics, plans, tasks
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
 
 
@@ -43,6 +43,7 @@ def default_registry() -> Registry:
             *drafts.OPERATIONS,
             *follow_up.OPERATIONS,
             *delegation.OPERATIONS,
+            *approvals.OPERATIONS,
             *decisions.OPERATIONS,
         )
     )

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot import messages
 from bot.parsing import ParseError, parse_date, parse_ref
 from planner.agents import AgentError
+from planner.approvals import ApprovalRequest, Record
 from planner.clock import Clock, utcnow
 from planner.directory import Directory
 from planner.drafts import Drafts
@@ -59,15 +60,30 @@ class Reply:
     ok: bool = True
 
 
+ResumeHook = Callable[["Context", ApprovalRequest], Awaitable[str | None]]
+"""Runs the action of an approval request just claimed for resumption; what it says is shown to the approver."""
+
+
 class Context:
     """What an operation runs with: the tenant's store and directory, the caller, the caller's today."""
 
     def __init__(
-        self, store: Store, caller: Caller, *, clock: Clock = utcnow, delegator: Delegator | None = None
+        self,
+        store: Store,
+        caller: Caller,
+        *,
+        clock: Clock = utcnow,
+        delegator: Delegator | None = None,
+        resume: ResumeHook | None = None,
+        record: Record | None = None,
     ) -> None:
         self.store = store
         self.caller = caller
         self.delegator = delegator
+        self.resume = resume
+        """Runs an approved request's action (the bot's wiring plugs it in); None leaves it to the scheduler."""
+        self.record = record
+        """Where decisions are written (the decision log); None keeps them out of it."""
         self.plans: TenantStore = store.tenant(caller.tenant_id)
         self.directory = Directory(store, caller.tenant_id)
         self.drafts = Drafts(store, caller.tenant_id)
