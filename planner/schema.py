@@ -434,3 +434,51 @@ decision_heads = Table(
     Column("hash", String(64), nullable=False),
 )
 """The last entry of each tenant's chain: the row appenders lock, and what shows a deleted tail."""
+
+policy_sets = Table(
+    "policy_sets",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("document", JSON, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("rule_count", Integer, nullable=False),
+    Column("loaded_by", String(200), nullable=False),
+    Column("loaded_at", UTCDateTime, nullable=False),
+)
+"""Each load of a tenant's policy rules; the highest version is the one in force (see planner/policy.py)."""
+
+context_sources = Table(
+    "context_sources",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("rotated_at", UTCDateTime, nullable=True),
+    UniqueConstraint("tenant_id", "name"),
+)
+"""Connected systems that post context events; `secret` is the HMAC key, encrypted with the vault."""
+
+context_facts = Table(
+    "context_facts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("account", String(200), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("superseded_at", UTCDateTime, nullable=True),
+    Column("superseded_by", Integer, nullable=True),
+    UniqueConstraint("tenant_id", "source", "event_id"),
+    Index("ix_context_facts_account", "tenant_id", "account", "type", "observed_at"),
+    Index("ix_context_facts_expires", "expires_at"),
+)
+"""Facts about accounts from connected systems (see planner/context.py); the unique event id refuses replays."""
