@@ -1,4 +1,5 @@
-"""The HTTP surface: `POST /api/messages` (Bot Framework activities) and `GET /healthz`."""
+"""The HTTP surface: `POST /api/messages` (Bot Framework activities), `POST /api/context/events` (facts from
+connected systems, see bot/context_events.py) and `GET /healthz`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from botbuilder.core import Bot
 from botbuilder.integration.aiohttp import CloudAdapter
 from yarl import URL
 
+from bot.context_events import add_context_routes
 from bot.settings import Settings, is_loopback
 from planner.store import Store
 
@@ -107,4 +109,5 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
     app[BOT_KEY] = bot
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
+    add_context_routes(app, store, settings)
     return app

@@ -252,6 +252,118 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main(sys.stdout))
 
 
+def _policy(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from planner.migrate import upgrade
+    from planner.policy import PolicyInvalid, PolicySets
+    from planner.store import Store, create_engine
+
+    text = ""
+    if args.policy_command == "load":
+        try:
+            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"cos policy: cannot read {args.file}: {error}", file=sys.stderr)
+            return 2
+
+    async def main() -> int:
+        store = Store(create_engine(settings.database_url))
+        try:
+            await upgrade(store.engine)
+            sets = PolicySets(store, args.tenant)
+            if args.policy_command == "load":
+                try:
+                    loaded = await sets.load(text, actor="cos policy load")
+                except PolicyInvalid as error:
+                    print(f"cos policy: {args.file} was not loaded, {len(error.problems)} problem(s):", file=sys.stderr)
+                    for problem in error.problems:
+                        print(f"  {problem}", file=sys.stderr)
+                    return 2
+                print(f"policy version {loaded.version} in force for tenant {args.tenant}: {len(loaded.rules)} rule(s)")
+                return 0
+            active = await sets.active()
+            if active is None:
+                print(f"no policy rules loaded for tenant {args.tenant}")
+                return 0
+            if args.source:
+                print(active.source)
+                return 0
+            print(
+                f"policy version {active.version} for tenant {args.tenant}: {len(active.rules)} rule(s), "
+                f"loaded by {active.loaded_by} at {active.loaded_at.isoformat()}"
+            )
+            for rule in active.rules:
+                print(f"- {rule.describe()}")
+        finally:
+            await store.close()
+        return 0
+
+    return asyncio.run(main())
+
+
+def _context(args: argparse.Namespace, settings: Settings) -> int:
+    from planner.context import ContextSources, reseal_source_secrets
+    from planner.errors import PlannerError
+    from planner.migrate import upgrade
+    from planner.store import Store, create_engine
+    from planner.vault import VaultError
+
+    async def main() -> int:
+        try:
+            vault = settings.vault()
+        except VaultError as error:
+            print(f"cos context: {error}", file=sys.stderr)
+            return 2
+        if vault is None:
+            print(
+                "cos context: set COS_SECRET_KEYS (see .env.example): source secrets are kept encrypted",
+                file=sys.stderr,
+            )
+            return 2
+        store = Store(create_engine(settings.database_url))
+        try:
+            await upgrade(store.engine)
+            if args.context_command == "rotate-keys":
+                count = await reseal_source_secrets(store, vault)
+                print(f"{count} source secret(s) re-encrypted with the newest key")
+                return 0
+            sources = ContextSources(store, args.tenant, vault)
+            if args.context_command == "list-sources":
+                listed = await sources.list_sources()
+                if not listed:
+                    print(f"no context sources registered for tenant {args.tenant}")
+                for source in listed:
+                    rotated = f", secret rotated {source.rotated_at.isoformat()}" if source.rotated_at else ""
+                    print(f"{source.name}: added by {source.created_by} at {source.created_at.isoformat()}{rotated}")
+            elif args.context_command in ("add-source", "rotate-source"):
+                if args.context_command == "add-source":
+                    secret = await sources.add(args.name, actor="cos context")
+                    done = "added"
+                else:
+                    secret = await sources.rotate(args.name, actor="cos context")
+                    done = "has a new secret (the old one no longer works)"
+                print(
+                    f"source {args.name.strip().lower()} {done} for tenant {args.tenant}. Its secret, shown only once:"
+                )
+                print(secret)
+                print(
+                    "Sign each POST /api/context/events body with it: X-COS-Signature: sha256=<hex HMAC-SHA256 of the "
+                    f"body>, with X-COS-Source: {args.name.strip().lower()} and X-COS-Tenant: {args.tenant}."
+                )
+            elif args.context_command == "remove-source":
+                removed = await sources.remove(args.name, actor="cos context")
+                print(f"source {removed.name} removed; its facts stay until they expire")
+        except (PlannerError, VaultError) as error:
+            print(f"cos context: {error}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        return 0
+
+    return asyncio.run(main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -322,6 +434,31 @@ def build_parser() -> argparse.ArgumentParser:
     export_command.add_argument("--verdict", help="only this verdict: go, flag, stop, approved, rejected…")
     export_command.add_argument("--out", help="write to this file instead of standard output")
     decisions_parser.set_defaults(handler=_decisions)
+
+    policy_parser = commands.add_parser("policy", help="a tenant's policy rules: load a new set, show the one in force")
+    policy_commands = policy_parser.add_subparsers(dest="policy_command", required=True, metavar="POLICY_COMMAND")
+    load_command = policy_commands.add_parser("load", help="check a YAML or JSON rule document and put it in force")
+    load_command.add_argument("file", help="the rule document (YAML or JSON), or - for standard input")
+    load_command.add_argument("--tenant", required=True, help="the Teams tenant id")
+    show_command = policy_commands.add_parser("show", help="the rules in force")
+    show_command.add_argument("--tenant", required=True, help="the Teams tenant id")
+    show_command.add_argument("--source", action="store_true", help="print the document as it was loaded")
+    policy_parser.set_defaults(handler=_policy)
+
+    context_parser = commands.add_parser("context", help="shared context: the systems that may post facts")
+    context_commands = context_parser.add_subparsers(dest="context_command", required=True, metavar="CONTEXT_COMMAND")
+    for name, help_text in (
+        ("add-source", "register a source; prints its new secret once"),
+        ("rotate-source", "give a source a new secret (printed once); the old one stops working"),
+        ("remove-source", "forget a source and its secret"),
+        ("list-sources", "the tenant's sources (never their secrets)"),
+    ):
+        command = context_commands.add_parser(name, help=help_text)
+        if name != "list-sources":
+            command.add_argument("name")
+        command.add_argument("--tenant", required=True, help="the Teams tenant id")
+    context_commands.add_parser("rotate-keys", help="re-encrypt every source secret with the newest key")
+    context_parser.set_defaults(handler=_context)
 
     add_manifest_command(commands)
     return parser

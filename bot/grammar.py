@@ -45,6 +45,7 @@ VERBS = (
     "why",
     "decisions",
     "decision",
+    "policy",
 )
 
 

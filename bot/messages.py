@@ -39,6 +39,7 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 - `approvers`: who approves what · admins: `approvers add <role> <@person>` · `approvers remove <role> <@person>`
 - admins: `approvers map <strategy|audience|budget|regulated_claim|brand_creative|personal_data|flagged> <role>`
 - `why T12` · `why D5` · `why decision 17`: the decisions behind it, in plain words · `decisions [T12]`: the log
+- admins: `policy`: the rules agents work under · `policy load <rules as JSON>` (YAML files: `cos policy load`)
 
 `help <command>` shows one command. With an Anthropic key configured you can also just write what you want."""
 
@@ -141,3 +142,22 @@ def decision_explained(seq: int, explanation: str) -> str:
 def decision_line(*, seq: int, when: str, actor: str, verdict: str, subject: str, rationale: str) -> str:
     reason = rationale if len(rationale) <= 140 else rationale[:139] + "…"
     return f"#{seq} · {when} · {actor}: {verdict} · {subject}" + (f" · {reason}" if reason else "")
+
+
+NO_POLICY = (
+    "No policy rules are loaded: agents act on their own, except where a person must approve (strategy, audiences, "
+    "budget, regulated claims, brand-critical creative, personal data). Load rules with `policy load <JSON>`, or "
+    "`cos policy load rules.yaml --tenant <tenant id>` from a shell."
+)
+
+
+def policy_summary(version: int, rules: int, loaded_by: str, when: str) -> str:
+    return f"Version {version}: {rules} rule(s), loaded by {loaded_by} on {when}. The strictest matching rule wins."
+
+
+def more_rules(count: int) -> str:
+    return f"…and {count} more: `cos policy show --tenant <tenant id>` prints them all."
+
+
+def policy_loaded(version: int, rules: int) -> str:
+    return f"Policy version {version} is in force: {rules} rule(s). Every agent's next action is checked against it."

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot import messages
-from bot.operations import approvals, decisions, delegation, drafts, follow_up, metrics, plans, tasks
+from bot.operations import approvals, decisions, delegation, drafts, follow_up, metrics, plans, policy, tasks
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
 
 
@@ -45,6 +45,7 @@ def default_registry() -> Registry:
             *delegation.OPERATIONS,
             *approvals.OPERATIONS,
             *decisions.OPERATIONS,
+            *policy.OPERATIONS,
         )
     )
 

@@ -1,0 +1,121 @@
+"""`POST /api/context/events`: connected systems post signed facts about accounts (see planner/context.py).
+
+A request carries three headers:
+- `X-COS-Source`: the source's name, as an admin registered it (`cos context add-source NAME --tenant T`);
+- `X-COS-Tenant`: the Teams tenant id;
+- `X-COS-Signature`: `sha256=<hex HMAC-SHA256 of the raw body, keyed with the source's secret>`.
+
+The body is one event or a list of events, as JSON:
+`{"id": "evt-1", "type": "ticket_opened", "account": "acct-42", "at": "2026-01-05T09:00:00Z",
+  "attributes": {"ticket_id": "T-9"}, "ttl_hours": 48, "observed_at": "2026-01-05T08:55:00Z"}`
+(`attributes`, `ttl_hours` and `observed_at` are optional).
+
+Answers: 202 `{"stored": n}`; 400 for a body that is not JSON or an event that is wrong (the message names the
+field), or an event whose `at` is more than 5 minutes from the bot's clock; 401 whenever the request is not
+signed by a registered source of that tenant (the same answer, whatever was wrong); 409 for an event id the source
+posted before (nothing of that post is stored); 413 for a body over the size limit; 503 when the bot has no key to
+keep secrets with. Secrets and signatures are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from bot.settings import Settings
+from planner.context import (
+    ContextFacts,
+    ContextSources,
+    InvalidContextEvent,
+    ReplayedContextEvent,
+    StaleContextEvent,
+    parse_events,
+)
+from planner.store import Store
+from planner.vault import UndecryptableSecret, Vault, VaultError
+
+logger = logging.getLogger(__name__)
+
+PATH = "/api/context/events"
+SOURCE_HEADER = "X-COS-Source"
+TENANT_HEADER = "X-COS-Tenant"
+SIGNATURE_HEADER = "X-COS-Signature"
+UNAUTHENTICATED = (
+    "Not signed by a registered source of this tenant. Send X-COS-Source (the source's name), X-COS-Tenant (the "
+    "tenant id) and X-COS-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the source's secret>."
+)
+NO_VAULT = (
+    "Context events are off: the bot has no key to keep source secrets with. Set COS_SECRET_KEYS to a key made by "
+    "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` and restart it."
+)
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class ContextEventsEndpoint:
+    """The handler of `POST /api/context/events`; the vault is taken from the settings on first use."""
+
+    def __init__(self, store: Store, settings: Settings, *, max_body_bytes: int | None = None) -> None:
+        self._store = store
+        self._settings = settings
+        self._max_body_bytes = max_body_bytes or settings.max_body_bytes
+        self._vault: Vault | None = None
+
+    def vault(self) -> Vault | None:
+        if self._vault is None:
+            try:
+                self._vault = self._settings.vault()
+            except VaultError as error:
+                logger.error("context events are off: %s", error)
+        return self._vault
+
+    async def handle(self, request: web.Request) -> web.Response:
+        limit = self._max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return _problem(413, f"The body is larger than {limit} bytes: post fewer events at a time.")
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            return _problem(413, f"The body is larger than {limit} bytes: post fewer events at a time.")
+        vault = self.vault()
+        if vault is None:
+            return _problem(503, NO_VAULT)
+        source = request.headers.get(SOURCE_HEADER, "").strip().lower()
+        tenant = request.headers.get(TENANT_HEADER, "").strip()
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not source or not tenant or not signature or len(source) > 100 or len(tenant) > 64:
+            return _problem(401, UNAUTHENTICATED)
+        try:
+            signed = await ContextSources(self._store, tenant, vault).verify(source, body, signature)
+        except UndecryptableSecret:
+            logger.error(
+                "context source %r of tenant %r has a secret no configured key decrypts: rotate it "
+                "(cos context rotate-source)",
+                source,
+                tenant,
+            )
+            signed = False
+        if not signed:
+            logger.warning("refused context events: not signed by a registered source (tenant %r)", tenant[:64])
+            return _problem(401, UNAUTHENTICATED)
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return _problem(400, f"The body is not valid JSON: {error}.")
+        try:
+            events = parse_events(payload)
+            stored = await ContextFacts(self._store, tenant).post(source, events)
+        except (InvalidContextEvent, StaleContextEvent) as error:
+            return _problem(400, str(error))
+        except ReplayedContextEvent as error:
+            return _problem(409, str(error))
+        logger.info("stored %d context fact(s) from source %r (tenant %r)", len(stored), source, tenant)
+        return web.json_response({"stored": len(stored)}, status=202)
+
+
+def add_context_routes(app: web.Application, store: Store, settings: Settings) -> None:
+    """Serve `POST /api/context/events` on `app`."""
+    app.router.add_post(PATH, ContextEventsEndpoint(store, settings).handle)
