@@ -11,11 +11,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any, cast, overload
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -47,7 +65,7 @@ from planner.model import (
     iso_week_window,
 )
 from planner.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
-from planner.schema import events, metric_readings, metrics, plans, tasks, weekly_items
+from planner.schema import events, metric_readings, metrics, people, plans, tasks, weekly_items
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///chief_of_staff.db"
 EDIT_ATTEMPTS = 20
@@ -198,6 +216,22 @@ def _metric(row: Row[Any]) -> Metric:
     )
 
 
+def _prefixed_metric(row: Row[Any]) -> Metric:
+    """A metric from a row whose metric columns are labelled `metric_<name>` (next to a plan's)."""
+    return Metric(
+        id=row.metric_id,
+        tenant_id=row.metric_tenant_id,
+        plan_id=row.metric_plan_id,
+        name=row.metric_name,
+        unit=row.metric_unit,
+        direction=Direction(row.metric_direction),
+        baseline=row.metric_baseline,
+        target=row.metric_target,
+        tolerance=row.metric_tolerance,
+        version=row.metric_version,
+    )
+
+
 def _reading(row: Row[Any]) -> MetricReading:
     return MetricReading(
         id=row.id, tenant_id=row.tenant_id, metric_id=row.metric_id, at=row.at, value=row.value, source=row.source
@@ -227,14 +261,112 @@ def _text(field: str, value: str, *, limit: int = 500) -> str:
     return cleaned
 
 
-def _status_counts(status_column: Any, due_column: Any, as_of: date) -> list[Any]:
-    is_open = status_column != TaskStatus.DONE.value
-    return [
+def _task_counts(plan_id: ColumnElement[int]) -> Select[*tuple[Any, ...]]:
+    """Per plan: its tasks, done, overdue (open and due before `:as_of`) and blocked."""
+    status = tasks.c.status
+    overdue = and_(status != TaskStatus.DONE.value, tasks.c.due_on < bindparam("as_of"))
+    one, zero = literal_column("1", Integer()), literal_column("0", Integer())
+    return select(
+        plan_id.label("plan_id"),
         func.count().label("total"),
-        func.coalesce(func.sum(case((status_column == TaskStatus.DONE.value, 1), else_=0)), 0).label("done"),
-        func.coalesce(func.sum(case((and_(is_open, due_column < as_of), 1), else_=0)), 0).label("overdue"),
-        func.coalesce(func.sum(case((status_column == TaskStatus.BLOCKED.value, 1), else_=0)), 0).label("blocked"),
-    ]
+        func.sum(case((status == TaskStatus.DONE.value, one), else_=zero)).label("done"),
+        func.sum(case((overdue, one), else_=zero)).label("overdue"),
+        func.sum(case((status == TaskStatus.BLOCKED.value, one), else_=zero)).label("blocked"),
+    ).group_by(plan_id)
+
+
+def _rollup_statement(root_id: Select[Any]) -> Select[*tuple[Any, ...]]:
+    """The master plan tree rooted at the plan `root_id` selects, in one statement: a row per plan and metric of
+    the plan (one with no metric when it has none), with the plan's task counts, its owner's name in the directory
+    and the metric's latest reading before `:cutoff`.
+
+    Parameters: tenant_id, as_of, cutoff, and those of `root_id`.
+    """
+    root = select(root_id.cte("root").c[0]).scalar_subquery()
+    tree = (
+        select(plans.c.id)
+        .where(plans.c.tenant_id == bindparam("tenant_id"), or_(plans.c.id == root, plans.c.master_id == root))
+        .cte("tree")
+    )
+    weekly = plans.alias("weekly")
+    counted = union_all(
+        # Tactical plans count their tasks; weekly plans their items.
+        _task_counts(tasks.c.plan_id).where(tasks.c.tenant_id == bindparam("tenant_id"), tasks.c.master_id == root),
+        _task_counts(weekly_items.c.weekly_plan_id)
+        .select_from(weekly_items)
+        .join(tasks, tasks.c.id == weekly_items.c.task_id)
+        .join(weekly, weekly.c.id == weekly_items.c.weekly_plan_id)
+        .where(weekly_items.c.tenant_id == bindparam("tenant_id"), weekly.c.master_id == root),
+    ).subquery("counted")
+    latest = (
+        select(
+            metric_readings.c.metric_id,
+            metric_readings.c.value,
+            func.row_number()
+            .over(
+                partition_by=metric_readings.c.metric_id,
+                order_by=(metric_readings.c.at.desc(), metric_readings.c.id.desc()),
+            )
+            .label("rank"),
+        )
+        .join(metrics, metrics.c.id == metric_readings.c.metric_id)
+        .where(
+            metrics.c.tenant_id == bindparam("tenant_id"),
+            metrics.c.plan_id.in_(select(tree.c.id)),
+            metric_readings.c.at < bindparam("cutoff"),
+        )
+        .subquery("latest")
+    )
+    return (
+        select(
+            plans,
+            counted.c.total,
+            counted.c.done,
+            counted.c.overdue,
+            counted.c.blocked,
+            *(column.label(f"metric_{column.name}") for column in metrics.c),
+            latest.c.value.label("latest"),
+            people.c.name.label("owner_name"),
+        )
+        .select_from(
+            plans.join(tree, tree.c.id == plans.c.id)
+            .outerjoin(counted, counted.c.plan_id == plans.c.id)
+            .outerjoin(people, and_(people.c.tenant_id == plans.c.tenant_id, people.c.user_id == plans.c.owner))
+            .outerjoin(metrics, and_(metrics.c.plan_id == plans.c.id, metrics.c.tenant_id == plans.c.tenant_id))
+            .outerjoin(latest, and_(latest.c.metric_id == metrics.c.id, latest.c.rank == literal_column("1")))
+        )
+        .order_by(plans.c.id, metrics.c.id)
+    )
+
+
+def _active_master() -> Select[Any]:
+    """The id of the master plan whose window includes `:as_of`, or of the only master plan when none does; NULL
+    when there is not exactly one such plan (as `Context.plan_arg` picks the plan to show)."""
+    active = and_(plans.c.starts_on <= bindparam("as_of"), plans.c.ends_on >= bindparam("as_of"))
+    actives = func.count(case((active, literal_column("1"))))
+    return select(
+        case(
+            (actives == literal_column("1"), func.max(case((active, plans.c.id)))),
+            (and_(actives == literal_column("0"), func.count() == literal_column("1")), func.max(plans.c.id)),
+        ).label("id")
+    ).where(plans.c.tenant_id == bindparam("tenant_id"), plans.c.tier == Tier.MASTER.value)
+
+
+# Built once: building the statement anew cost some 6 ms of CPU, more than running it on a year's plan.
+_ROLLUP_OF_PLAN = _rollup_statement(
+    select(func.coalesce(plans.c.master_id, plans.c.id).label("id")).where(
+        plans.c.id == bindparam("plan_id"), plans.c.tenant_id == bindparam("tenant_id")
+    )
+)
+_ROLLUP_OF_ACTIVE_MASTER = _rollup_statement(_active_master())
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnedRollup:
+    """A rollup, with the display names of its plans' owners as the directory knows them (unknown owners left out)."""
+
+    rollup: PlanRollup
+    owner_names: dict[str, str]
 
 
 class TenantStore:
@@ -931,95 +1063,52 @@ class TenantStore:
     async def rollup(self, plan_id: int, as_of: date | None = None) -> PlanRollup:
         """Progress and health of the master plan's tree containing `plan_id`, as of a day (today by default).
 
-        Reads aggregates only (task counts per plan, the latest reading per metric), never every task, in three
-        queries whatever the size of the tree. Returns the rollup of the tree's root; use `.find(plan_id)` for a
-        subtree. Raises PlanNotFound.
+        Reads aggregates only (task counts per plan, the latest reading per metric), never every task, in one query
+        whatever the size of the tree. Returns the rollup of the tree's root; use `.find(plan_id)` for a subtree.
+        Raises PlanNotFound.
         """
-        as_of = as_of or self._now().date()
-        start = (
-            select(func.coalesce(plans.c.master_id, plans.c.id))
-            .where(plans.c.id == plan_id, plans.c.tenant_id == self.tenant_id)
-            .scalar_subquery()
-        )
+        return (await self.owned_rollup(plan_id, as_of or self._now().date())).rollup
+
+    @overload
+    async def owned_rollup(self, plan_id: int, as_of: date) -> OwnedRollup: ...
+
+    @overload
+    async def owned_rollup(self, plan_id: None, as_of: date) -> OwnedRollup | None: ...
+
+    async def owned_rollup(self, plan_id: int | None, as_of: date) -> OwnedRollup | None:
+        """`rollup(plan_id, as_of)` with its owners' names, in the same query. Without a plan id, that of the master
+        plan active on `as_of` (the only master plan when none is), or None when there is not exactly one.
+        Raises PlanNotFound for a plan id."""
+        cutoff = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
+        parameters = {"tenant_id": self.tenant_id, "plan_id": plan_id, "as_of": as_of, "cutoff": cutoff}
+        statement = _ROLLUP_OF_ACTIVE_MASTER if plan_id is None else _ROLLUP_OF_PLAN
         async with self._engine.connect() as conn:
-            tree = [
-                _plan(r)
-                for r in await conn.execute(
-                    select(plans).where(
-                        plans.c.tenant_id == self.tenant_id, or_(plans.c.id == start, plans.c.master_id == start)
-                    )
-                )
-            ]
-            masters = [p for p in tree if p.tier is Tier.MASTER]
-            if not masters:
-                raise PlanNotFound(plan_id)
-            master_id = masters[0].id
-            counts = await self._counts(conn, master_id, as_of)
-            metric_facts = await self._metric_facts(conn, master_id, as_of)
-        facts = {
-            p.id: PlanFacts(plan=p, counts=counts.get(p.id, TaskCounts()), metrics=tuple(metric_facts.get(p.id, ())))
-            for p in tree
-        }
+            rows = (await conn.execute(statement, parameters)).all()
+        facts: dict[int, PlanFacts] = {}
+        owner_names: dict[str, str] = {}
+        for row in rows:
+            known = facts.get(row.id)
+            if known is None:
+                counts = TaskCounts()
+                if row.total is not None:
+                    counts = TaskCounts(total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked)
+                known = facts[row.id] = PlanFacts(plan=_plan(row), counts=counts)
+                if row.owner_name is not None:
+                    owner_names[row.owner] = row.owner_name
+            if row.metric_id is not None:
+                metric = MetricFacts(metric=_prefixed_metric(row), latest=row.latest)
+                facts[row.id] = replace(known, metrics=(*known.metrics, metric))
         by_tier: dict[Tier, list[PlanFacts]] = {tier: [] for tier in Tier}
         for f in facts.values():
             by_tier[f.plan.tier].append(f)
-        return roll_up(facts[master_id], by_tier[Tier.TACTICAL], by_tier[Tier.WEEKLY], as_of, self._store.rules)
-
-    async def _counts(self, conn: AsyncConnection, master_id: int, as_of: date) -> dict[int, TaskCounts]:
-        """Task counts of each tactical plan (its tasks) and each weekly plan (its items), in one query."""
-        per_tactical = (
-            select(tasks.c.plan_id.label("plan_id"), *_status_counts(tasks.c.status, tasks.c.due_on, as_of))
-            .where(tasks.c.tenant_id == self.tenant_id, tasks.c.master_id == master_id)
-            .group_by(tasks.c.plan_id)
+        if not by_tier[Tier.MASTER]:
+            if plan_id is None:
+                return None
+            raise PlanNotFound(plan_id)
+        rollup = roll_up(
+            by_tier[Tier.MASTER][0], by_tier[Tier.TACTICAL], by_tier[Tier.WEEKLY], as_of, self._store.rules
         )
-        per_week = (
-            select(
-                weekly_items.c.weekly_plan_id.label("plan_id"), *_status_counts(tasks.c.status, tasks.c.due_on, as_of)
-            )
-            .join(tasks, tasks.c.id == weekly_items.c.task_id)
-            .join(plans, plans.c.id == weekly_items.c.weekly_plan_id)
-            .where(weekly_items.c.tenant_id == self.tenant_id, plans.c.master_id == master_id)
-            .group_by(weekly_items.c.weekly_plan_id)
-        )
-        rows = await conn.execute(per_tactical.union_all(per_week))
-        return {
-            row.plan_id: TaskCounts(total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked)
-            for row in rows
-        }
-
-    async def _metric_facts(self, conn: AsyncConnection, master_id: int, as_of: date) -> dict[int, list[MetricFacts]]:
-        """The metrics of every plan in the tree with their latest reading before the end of `as_of`."""
-        cutoff = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
-        in_tree = (
-            select(plans.c.id)
-            .where(plans.c.tenant_id == self.tenant_id, or_(plans.c.id == master_id, plans.c.master_id == master_id))
-            .scalar_subquery()
-        )
-        ranked = (
-            select(
-                metric_readings.c.metric_id,
-                metric_readings.c.value,
-                func.row_number()
-                .over(
-                    partition_by=metric_readings.c.metric_id,
-                    order_by=(metric_readings.c.at.desc(), metric_readings.c.id.desc()),
-                )
-                .label("rank"),
-            )
-            .join(metrics, metrics.c.id == metric_readings.c.metric_id)
-            .where(metrics.c.tenant_id == self.tenant_id, metrics.c.plan_id.in_(in_tree), metric_readings.c.at < cutoff)
-            .subquery()
-        )
-        rows = await conn.execute(
-            select(metrics, ranked.c.value.label("latest"))
-            .outerjoin(ranked, and_(ranked.c.metric_id == metrics.c.id, ranked.c.rank == 1))
-            .where(metrics.c.tenant_id == self.tenant_id, metrics.c.plan_id.in_(in_tree))
-            .order_by(metrics.c.id)
-        )
-        found: dict[int, list[MetricFacts]] = {}
-        for row in rows:
-            found.setdefault(row.plan_id, []).append(MetricFacts(metric=_metric(row), latest=row.latest))
-        return found
+        return OwnedRollup(rollup=rollup, owner_names=owner_names)
 
     # ---- events --------------------------------------------------------------------------------------------
 

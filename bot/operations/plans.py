@@ -8,8 +8,9 @@ from typing import Any
 from bot import messages
 from bot.cards import member_week, plan_overview
 from bot.operations.base import BadArguments, Context, Operation, Reply
-from bot.parsing import parse_fraction, parse_number
+from bot.parsing import parse_fraction, parse_number, parse_ref
 from planner.model import Direction, MetricSpec, Tier, Window, iso_week_of
+from planner.store import OwnedRollup
 
 KPI_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -110,17 +111,24 @@ async def derive_weekly_plan(context: Context, args: Mapping[str, Any]) -> Reply
 
 
 async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
-    plan = await context.plan_arg(args, tier=None if args.get("plan") else Tier.MASTER)
-    return await _with_overview(context, plan.id, "")
+    # The plan, its tree and its owners' names in one query; `plan_arg` only when no one master plan is active,
+    # to say which plans there are to choose from (or that there is none yet).
+    named = args.get("plan") not in (None, "")
+    found = await context.plans.owned_rollup(parse_ref(args["plan"], "P", "a plan") if named else None, context.today)
+    if found is None:
+        plan = await context.plan_arg(args, tier=Tier.MASTER)
+        found = await context.plans.owned_rollup(plan.id, context.today)
+    return _overview_reply(context, found, "")
 
 
 async def _with_overview(context: Context, plan_id: int, text: str) -> Reply:
-    rollup = await context.plans.rollup(plan_id, as_of=context.today)
-    owners: list[str | None] = [rollup.plan.owner]
-    for child in rollup.children:
-        owners.append(child.plan.owner)
-    names = await context.display_names(owners)
-    return Reply(text=text, cards=(plan_overview(rollup, names=names, today=context.today),))
+    return _overview_reply(context, await context.plans.owned_rollup(plan_id, context.today), text)
+
+
+def _overview_reply(context: Context, found: OwnedRollup, text: str) -> Reply:
+    # The caller's own name comes from Teams, as in `Context.display_names`.
+    names = found.owner_names | {context.caller.user_id: context.caller.name}
+    return Reply(text=text, cards=(plan_overview(found.rollup, names=names, today=context.today),))
 
 
 async def list_plans(context: Context, args: Mapping[str, Any]) -> Reply:

@@ -135,6 +135,33 @@ async def test_malformed_command_shows_usage_and_changes_nothing(lead: TeamsUser
     assert await count(lead.running.store, tasks) == 0
 
 
+async def test_plan_shows_the_master_plan_active_today_by_its_owners_names_or_asks_which(lead: TeamsUser) -> None:
+    [reply] = await lead.ask("plan")
+    assert "There is no plan yet" in reply
+    await lead.ask(NEW_PLAN)
+    member = TeamsUser(lead.running, user_id="aad-member", name="Member", conversation_id="a:personal-member")
+    await member.ask("help")  # the member says hello first, so the bot knows the name
+    await lead.ask("tactical January push from 2026-01-01 to 2026-01-31 owner Member")
+
+    await lead.ask("plan")
+    card = json.dumps(lead.running.connector.cards()[-1])
+    assert "500 SQLs by 31 March" in card
+    assert "January push" in card
+    assert "Member" in card
+    assert "aad-member" not in card
+    assert "aad-lead" not in card  # the lead, asking, is named as Teams says
+
+    await lead.ask("new plan Second north star from 2026-01-01 to 2026-06-30")
+    [reply] = await lead.ask("plan")
+    assert "Which plan?" in reply
+    assert "P1 (500 SQLs by 31 March)" in reply
+    assert "P3 (Second north star)" in reply
+    await lead.ask("plan P3")
+    assert "Second north star" in json.dumps(lead.running.connector.cards()[-1])
+    [reply] = await lead.ask("plan P9")
+    assert "No plan with id 9" in reply
+
+
 async def test_a_retried_activity_is_processed_once(lead: TeamsUser) -> None:
     activity = lead.activity(text=NEW_PLAN)
     await lead.post(activity)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
+from planner.directory import Directory
 from planner.errors import (
     InvalidValue,
     MetricNotFound,
@@ -316,6 +317,80 @@ async def test_rollup_through_the_store_matches_hand_computed_health(store: Stor
     assert tree.metrics[0].health is Health.ON_TRACK
     assert tree.health is Health.AT_RISK
     assert tree.reasons == ("4 tasks overdue", "tactical plan 'February' is off track")
+
+
+async def test_rollup_counts_a_weekly_plan_by_its_items_and_keeps_every_kpi_of_a_plan(store: Store) -> None:
+    tenant = store.tenant("contoso")
+    master_id = await new_master(tenant)
+    await tenant.add_metric(master_id, MetricSpec(name="Pipeline", target=900_000, unit="USD"), actor=LEADER)
+    feb = await tenant.create_tactical_plan(master_id, title="February", owner=LEADER, window=FEB, actor=LEADER)
+    done = await tenant.add_task(feb.id, title="done early", due_on=date(2026, 2, 3), actor=LEADER)
+    await tenant.update_task(done.id, TaskChanges(status=TaskStatus.DONE), actor=LEADER)
+    await tenant.add_task(feb.id, title="left open", due_on=date(2026, 2, 5), actor=LEADER)  # carried into W07
+    finished = await tenant.add_task(feb.id, title="this week", due_on=date(2026, 2, 10), actor=LEADER)
+    stuck = await tenant.add_task(feb.id, title="stuck", due_on=date(2026, 2, 12), actor=LEADER)
+    await tenant.add_task(feb.id, title="next week", due_on=date(2026, 2, 17), actor=LEADER)
+    weekly, _ = await tenant.derive_weekly_plan(feb.id, "2026-W07", actor=LEADER)
+    await tenant.update_task(finished.id, TaskChanges(status=TaskStatus.DONE), actor=LEADER)
+    await tenant.update_task(stuck.id, TaskChanges(status=TaskStatus.BLOCKED), actor=LEADER)
+
+    tree = await tenant.rollup(weekly.id, as_of=date(2026, 2, 14))
+    assert tree.plan.id == master_id
+    assert [pace.metric.name for pace in tree.metrics] == ["SQLs", "Pipeline"]
+    week = tree.find(weekly.id)
+    assert week is not None
+    # Its items: the task left open on 5 Feb, and this week's two; one done, two overdue, one of them blocked.
+    assert (week.counts.total, week.counts.done, week.counts.overdue, week.counts.blocked) == (3, 1, 2, 1)
+    february = tree.find(feb.id)
+    assert february is not None
+    assert (february.counts.total, february.counts.done, february.counts.overdue) == (5, 2, 2)
+    assert february.metrics == ()
+    assert tree.counts.total == 5
+
+
+async def shown_by_default(tenant: TenantStore, day: date) -> int | None:
+    found = await tenant.owned_rollup(None, day)
+    return found.rollup.plan.id if found is not None else None
+
+
+async def test_the_master_plan_shown_by_default_is_the_one_active_that_day(store: Store) -> None:
+    tenant = store.tenant("contoso")
+    assert await shown_by_default(tenant, date(2026, 2, 14)) is None
+    q1 = await new_master(tenant)
+    await store.tenant("fabrikam").create_master_plan(
+        title="Another tenant's plan", owner="aad-other", window=Q1, actor="aad-other"
+    )
+    assert await shown_by_default(tenant, date(2026, 2, 14)) == q1
+    assert await shown_by_default(tenant, date(2026, 5, 1)) == q1  # none active that day, but only one
+
+    q2 = await tenant.create_master_plan(
+        title="Q2", owner=LEADER, window=Window(start=date(2026, 4, 1), end=date(2026, 6, 30)), actor=LEADER
+    )
+    assert await shown_by_default(tenant, date(2026, 5, 1)) == q2.id
+    assert await shown_by_default(tenant, date(2026, 8, 1)) is None  # none active, two to choose from
+    await tenant.create_master_plan(title="Also Q1", owner=LEADER, window=Q1, actor=LEADER)
+    assert await shown_by_default(tenant, date(2026, 2, 14)) is None  # two active
+    with pytest.raises(PlanNotFound):
+        await tenant.owned_rollup(999, date(2026, 2, 14))
+
+
+async def test_a_rollup_names_the_owners_the_directory_knows(store: Store) -> None:
+    tenant = store.tenant("contoso")
+    master_id = await new_master(tenant)
+    await tenant.create_tactical_plan(master_id, title="February", owner="aad-member", window=FEB, actor=LEADER)
+    await tenant.create_tactical_plan(
+        master_id,
+        title="March",
+        owner="a name typed in chat",
+        window=Window(start=date(2026, 3, 1), end=date(2026, 3, 31)),
+        actor=LEADER,
+    )
+    await Directory(store, "contoso").remember_person(LEADER, "Leader")
+    await Directory(store, "contoso").remember_person("aad-member", "Member")
+    await Directory(store, "fabrikam").remember_person("a name typed in chat", "Another tenant's person")
+
+    found = await tenant.owned_rollup(master_id, date(2026, 2, 14))
+    assert found.owner_names == {LEADER: "Leader", "aad-member": "Member"}
 
 
 async def test_plan_window_change_keeps_children_inside(store: Store) -> None:
