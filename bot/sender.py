@@ -34,6 +34,8 @@ CONCURRENCY = 16
 """Messages in flight at once: enough to reach Teams' 50 a second per tenant over a slow round trip."""
 LEASE = timedelta(minutes=2)
 """How long a claimed batch is this sender's before another may take it over (it must be sent by then)."""
+LEASE_MARGIN = timedelta(seconds=15)
+"""A message is not sent with less of its lease left than this: another sender could be taking it over."""
 OUTBOX_ID = "cosOutboxId"
 
 
@@ -43,6 +45,8 @@ class Delivery:
     skipped: int = 0
     retried: int = 0
     dead: int = 0
+    left: int = 0
+    """Claimed but not sent: the lease was about to run out (another sender may take them over)."""
 
     def __add__(self, other: Delivery) -> Delivery:
         return Delivery(
@@ -50,10 +54,11 @@ class Delivery:
             skipped=self.skipped + other.skipped,
             retried=self.retried + other.retried,
             dead=self.dead + other.dead,
+            left=self.left + other.left,
         )
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.skipped or self.retried or self.dead)
+        return bool(self.sent or self.skipped or self.retried or self.dead or self.left)
 
 
 class Sender:
@@ -134,6 +139,13 @@ class Sender:
                     failure.append(error)
 
             async with paced((self._tenants, envelope.tenant_id), (self._conversations, reference.conversation.id)):
+                if self.store.clock() > envelope.lease_until - LEASE_MARGIN:
+                    # Waiting for its turn took most of the lease: sending now could race whoever takes it over.
+                    logger.warning(
+                        "message %s left unsent: its lease runs out at %s", envelope.id, envelope.lease_until
+                    )
+                    report.left += 1
+                    return
                 await self.adapter.continue_conversation(reference, send, self.app_id)
             if failure:
                 raise failure[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -106,3 +106,19 @@ async def test_many_messages_to_one_person_are_paced_to_teams_limits_for_a_conve
     assert report.sent == 18
     assert teams.throttled == 0  # 8 in any 2 s: three windows' worth, each starting as the last one closes
     assert len(teams.deliveries) == 18
+
+
+async def test_a_message_whose_lease_runs_out_before_its_turn_is_left_for_the_next_claim(
+    store: Store, unlimited: TeamsLimitsConnector, clock: FakeClock
+) -> None:
+    people = await members(store, unlimited, clock, 2)
+    await nudge(store, TENANT, people, at=AT)
+    hurried = Sender(
+        store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", lease=timedelta(seconds=10)
+    )
+    report = await hurried.deliver()
+    assert (report.left, report.sent) == (2, 0)
+    assert unlimited.accepted == 0
+    clock.advance(seconds=11)  # the lease has run out: another sender takes the messages over
+    assert (await sender(store).deliver()).sent == 2
+    assert (len(unlimited.deliveries), unlimited.duplicates) == (2, 0)
