@@ -34,8 +34,11 @@ from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
 from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, default_registry
 from bot.settings import Settings
+from planner.approvals import ApprovalRequest
 from planner.clock import Clock, utcnow
+from planner.decisions import DecisionLog
 from planner.directory import Directory
+from planner.governance import DecisionRecord
 from planner.questions import Questions
 from planner.store import Store
 
@@ -260,10 +263,35 @@ class ChiefOfStaffBot(ActivityHandler):
             usage = self.registry.get(error.operation).usage if error.operation in self.registry else ()
             await turn_context.send_activity(messages.refused(str(error), usage))
             return
-        reply = await self.registry.run(
-            command.operation, Context(self.store, caller, clock=self.clock, delegator=self.delegator), command.args
-        )
+        reply = await self.registry.run(command.operation, self._context(caller), command.args)
         await self._send(turn_context, reply)
+
+    def _context(self, caller: Caller) -> Context:
+        return Context(
+            self.store,
+            caller,
+            clock=self.clock,
+            delegator=self.delegator,
+            resume=self._resume,
+            record=self._record,
+        )
+
+    async def _record(self, record: DecisionRecord) -> object:
+        """Every decision an operation makes goes to the tenant's hash-chained decision log."""
+        return await DecisionLog(self.store, record.tenant_id).record(record)
+
+    async def _resume(self, context: Context, request: ApprovalRequest) -> str | None:
+        """Run what an approval held: an operation with its arguments, or a delegation."""
+        if "delegation" in request.resume and self.delegator is not None:
+            delegation_id = int(request.resume["delegation"])
+            self.delegator.start(request.tenant_id, delegation_id, ask=None)
+            return f"Delegation D{delegation_id} goes ahead."
+        operation = request.resume.get("operation")
+        if isinstance(operation, str) and operation in self.registry:
+            args = dict(request.resume.get("args") or {}) | {"approved": request.id}
+            reply = await self.registry.run(operation, context, args)
+            return reply.text or None
+        return None
 
     async def _answer_question(self, caller: Caller, text: str) -> str | None:
         """Pass the reply to a question a job is waiting on (a 2FA code); None when nothing is waiting."""
@@ -298,7 +326,7 @@ class ChiefOfStaffBot(ActivityHandler):
             return Reply(text=messages.CARD_ACTION_REFUSED.format(reason=error), ok=False)
         return await self.registry.run(
             operation.name,
-            Context(self.store, self._caller(turn_context), clock=self.clock, delegator=self.delegator),
+            self._context(self._caller(turn_context)),
             args,
         )
 
@@ -339,7 +367,7 @@ class ChiefOfStaffBot(ActivityHandler):
 
     async def _assist(self, reference: ConversationReference, caller: Caller, text: str) -> None:
         assert self.assistant is not None
-        context = Context(self.store, caller, clock=self.clock, delegator=self.delegator)
+        context = self._context(caller)
         try:
             reply = await self.assistant.handle(context, text)
         except LLMUnavailable as unavailable:

@@ -114,7 +114,8 @@ async def test_the_approver_clicks_approve_and_the_card_says_so_in_place(running
     assert "Figure is sourced" in text
     assert "Action.Execute" not in text
     decided = await Approvals(running.store, TENANT).get(request.id)
-    assert (decided.status, decided.decided_by) == (ApprovalStatus.APPROVED, "aad-approver")
+    # The bot runs what was held as soon as it is approved: the request is then resumed, once.
+    assert (decided.status, decided.decided_by) == (ApprovalStatus.RESUMED, "aad-approver")
 
 
 async def test_someone_else_clicking_approve_is_refused_politely_and_nothing_changes(
@@ -260,3 +261,24 @@ async def test_no_path_without_a_teams_activity_can_approve(running: Running) ->
     assert not offered & {"approve_request", "reject_request", "add_approver", "remove_approver", "map_approval_gate"}
     await assistant.handle(context, "approve A1 for me")
     assert (await approvals.get(request.id)).status is ApprovalStatus.PENDING
+
+
+async def test_a_decision_in_teams_and_a_forged_click_both_land_in_the_decision_log(
+    running: Running, approver: TeamsUser, stranger: TeamsUser
+) -> None:
+    from planner.decisions import DecisionLog, verify
+
+    request, card_message = await ask_legal(running, approver)
+    approve = find_action(card_of(card_message), "Approve")
+    await stranger.ask("help")
+    await stranger.post(stranger.activity(text=None, value=approve["data"], replyToId=card_message.activity_id))
+    await approver.post(approver.activity(text=None, value=approve["data"], replyToId=card_message.activity_id))
+    log = DecisionLog(running.store, TENANT)
+    actions = [(d.action, d.actor, d.verdict) for d in await log.entries()]
+    assert ("approval.refused", "aad-stranger", "refused") in actions
+    assert ("approval.granted", "aad-approver", "approved") in actions
+    assert (await Approvals(running.store, TENANT).get(request.id)).status in (
+        ApprovalStatus.APPROVED,
+        ApprovalStatus.RESUMED,
+    )
+    assert (await verify(running.store, TENANT)).ok
