@@ -13,6 +13,8 @@ from botbuilder.core import BotAdapter
 
 from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
+from planner.approvals import Approvals, tenants_with_expired
+from planner.decisions import DecisionLog
 from planner.store import Store
 from planner.triggers import TriggerEngine
 
@@ -48,6 +50,7 @@ async def tick(
     Pass the process's `sender` to keep its rate limits' memory from one tick to the next.
     """
     fired = await TriggerEngine(store).evaluate(at)
+    await expire_approvals(store, at)
     if delegator is not None:
         await delegator.run_due(at)
     sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
@@ -58,6 +61,15 @@ async def tick(
         if not report:
             break
     return TickReport(fired=fired, delivery=total)
+
+
+async def expire_approvals(store: Store, at: datetime) -> int:
+    """Approval requests past their time expire (the requester is told, the decision log keeps it)."""
+    expired = 0
+    for tenant_id in await tenants_with_expired(store, at):
+        log = DecisionLog(store, tenant_id)
+        expired += len(await Approvals(store, tenant_id, record=log.record).expire_due(at))
+    return expired
 
 
 def start_scheduler(

@@ -19,6 +19,7 @@ from tests.bot.cards.test_cards import schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_llm import ReplayTransport, assistant_with
 from tests.bot.test_teams import find_action
+from tests.conftest import FakeClock
 from tests.fakes.connector import Sent
 
 CLAIM = Action(
@@ -282,3 +283,16 @@ async def test_a_decision_in_teams_and_a_forged_click_both_land_in_the_decision_
         ApprovalStatus.RESUMED,
     )
     assert (await verify(running.store, TENANT)).ok
+
+
+async def test_the_tick_expires_a_request_nobody_decided_and_logs_it(
+    running: Running, approver: TeamsUser, clock: FakeClock
+) -> None:
+    from bot.scheduler import tick
+    from planner.decisions import DecisionLog
+
+    request, _card = await ask_legal(running, approver)
+    clock.advance(hours=49)
+    await tick(running.store, create_adapter(Settings.from_env({})), app_id=None, at=clock.now)
+    assert (await Approvals(running.store, TENANT).get(request.id)).status is ApprovalStatus.EXPIRED
+    assert "approval.expired" in [d.action for d in await DecisionLog(running.store, TENANT).entries()]
