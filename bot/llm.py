@@ -13,6 +13,7 @@ from typing import Any
 
 import anthropic
 
+from bot.governance import check_tool_call
 from bot.operations import Context, Registry, Reply
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class Assistant:
             return Reply(text=f"There is no tool {name!r}.", ok=False)
         args = dict(arguments) if isinstance(arguments, dict) else {}
         args.pop("from_card", None)
+        held = await check_tool_call(context, name, args)
+        if held is not None:
+            return held
         return await self.registry.run(name, context, args)
 
     async def _create(self, system: str, messages: list[dict[str, Any]]) -> Any:
