@@ -18,11 +18,14 @@ from bot.addressing import Undeliverable
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
 from planner.approvals import APPROVAL_DECIDED, APPROVAL_REQUEST, ApprovalNotFound, Approvals, ApprovalStatus
+from planner.decisions import DecisionLog
 from planner.delegation import DelegationNotFound, get_delegation
 from planner.directory import Directory
 from planner.errors import PlanNotFound, TaskNotFound
+from planner.governance import Action, ActionKind, DecisionRecord, Verdict
 from planner.model import Health, Plan, Task, Tier, iso_week_window
 from planner.outbox import Envelope
+from planner.policy import PolicyEngine
 from planner.store import Store, TenantStore
 from planner.triggers import (
     DEADLINE_APPROACHING,
@@ -304,4 +307,38 @@ async def compose(store: Store, envelope: Envelope) -> Any | None:
     except (ZoneInfoNotFoundError, ValueError):
         zone = None
     today = now.astimezone(zone).date() if zone else now.date()
+    if not await _policy_allows(store, envelope):
+        return None
     return await composer(_Writer(store, envelope, today))
+
+
+async def _policy_allows(store: Store, envelope: Envelope) -> bool:
+    """Every outbound nudge passes the policy engine: stopped ones are not sent; stops and flags are logged."""
+    subject = f"task:{envelope.payload['task']}" if "task" in envelope.payload else f"outbox:{envelope.id}"
+    action = Action(
+        tenant_id=envelope.tenant_id,
+        kind=ActionKind.NUDGE,
+        actor="bot",
+        name=envelope.kind,
+        subject=subject,
+        attributes={"recipient": envelope.recipient, **envelope.payload},
+    )
+    decision = await PolicyEngine(store, envelope.tenant_id).evaluate(action)
+    if decision.verdict is Verdict.GO:
+        return True
+    stopped = decision.verdict is Verdict.STOP
+    reasons = "; ".join(decision.reasons)
+    await DecisionLog(store, envelope.tenant_id).record(
+        DecisionRecord(
+            tenant_id=envelope.tenant_id,
+            actor="policy",
+            action=f"nudge.{'stopped' if stopped else 'flagged'}",
+            subject=subject,
+            verdict=decision.verdict.value,
+            rationale=f"the {envelope.kind.replace('_', ' ')} message to {envelope.recipient} "
+            f"{'was not sent' if stopped else 'went out, flagged'}: {reasons}",
+            data={"outbox": envelope.id, "kind": envelope.kind, "recipient": envelope.recipient},
+            rules=tuple(m.rule_id for m in decision.matched),
+        )
+    )
+    return not stopped

@@ -173,3 +173,32 @@ async def test_someone_in_no_team_of_the_bot_is_a_dead_letter_not_a_crash(runnin
     report = await sender_for(store).deliver()
     assert report.dead == 1
     assert await Outbox(store).counts(TENANT) == {"dead": 1}
+
+
+async def test_a_policy_that_stops_nudges_keeps_them_unsent_and_says_why_in_the_log(
+    running: Running, clock: FakeClock
+) -> None:
+    from planner.decisions import DecisionLog
+    from planner.policy import PolicySets
+
+    store, connector = running.store, running.connector
+    await team_plan(store, clock)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    rule = {
+        "id": "launch-freeze",
+        "description": "No reminders during the launch freeze",
+        "effect": "forbid",
+        "kinds": ["nudge"],
+        "actions": ["deadline_slipped"],
+    }
+    await PolicySets(store, TENANT).load({"rules": [rule]}, actor="aad-admin")
+    await TenantTriggerRules(store).switch(TENANT, "weekly", on=False, actor="test")
+    before = len(connector.sent)
+    await TriggerEngine(store).evaluate(clock.now)
+    report = await sender_for(store).deliver()
+    assert (report.sent, report.skipped) == (0, 1)
+    assert len(connector.sent) == before
+    [entry] = await DecisionLog(store, TENANT).entries()
+    assert (entry.action, entry.verdict, entry.rules) == ("nudge.stopped", "stop", ("launch-freeze",))
+    assert "No reminders during the launch freeze" in entry.rationale
