@@ -31,19 +31,29 @@ Results go to the outbox (the scheduler's tick sends them); nothing is sent to T
 What dominates, as found on a 2-core machine with cProfile, a count of aiosqlite calls, and timing the store's
 write lock (those probes are not part of this script; the SQL counts are):
 - A delegation. The agent call costs about what the direct call does, so the goal is met by our seam; the whole
-  lifecycle is not within 1.5x and cannot be while it keeps a durable record: it adds 19 SQL statements in 7
-  transactions through SQLAlchemy on aiosqlite. The largest share of that is SQLAlchemy's Python work around each
-  statement (about 5,000 function calls per delegation), then 89 round trips to aiosqlite's thread, then a WAL
-  fsync per commit (about 1 ms here). Two of the seven transactions only read (the circuit breaker's `acquire`
-  and `succeeded` on a closed circuit, both through `Store.transaction`), the adapter's row is read three times
-  and the delegation is read once more before its claim. Against an agent that takes seconds it is noise.
+  lifecycle is not within 1.5x and cannot be while it keeps a durable record on this stack. It makes 14 SQL
+  statements in 4 transactions (19 in 7 before they were cut down), which is what it promises: the request (the
+  task's compare-and-set, the delegation and two events) is committed before anyone hears it is queued; one read
+  gives the runner the delegation, its adapter, the adapter's circuit and the task's owner; one UPDATE claims and
+  starts it, committed before the agent is called, so that only one replica calls it; the result, its evidence,
+  its event and the circuit's reset commit together; and the owner's message goes to the outbox. On SQLite each
+  commit is a WAL fsync (about 1 ms here), and each statement costs the event loop 0.5-1 ms of CPU on this
+  machine (SQLAlchemy's execution path, and 3-4 round trips to aiosqlite's thread: cursor, execute, fetch,
+  close), so the bookkeeping's 15-20 ms of CPU against the agent call's 4 ms sets the ratio: 4-5x with the
+  machine busy (6-7x before). Left outside the delegation's code: the events (`events.record`) and the task read
+  (`TenantStore.get_task`) build their statements anew each time, the events being the largest single share; the
+  outbox's message is a transaction of its own; and the pool rolls back every connection it is given back, even
+  after a commit. Against an agent that takes seconds it is noise.
 - Turns under load. A steady `my tasks` turn writes once (its activity id, so a retried activity runs once), and
   on SQLite every write transaction of the process waits in one queue (`Store.transaction`'s lock), where it meets
-  the delegations' seven. With 20 delegations in flight the turn's write waited a median 10-40 ms (p95 80-370 ms)
-  there, while the process's CPU use hardly changed: the queue, not the CPU, lengthens the loaded turns.
+  the delegations' four (seven before, two of them only reads). With 20 delegations in flight and seven
+  transactions each, the turn's write waited a median 10-40 ms (p95 80-370 ms) there, while the process's CPU use
+  hardly changed: the queue, not the CPU, lengthens the loaded turns.
 
 Usage: python bench/delegation.py [--samples N] [--warmup N] [--concurrent N] [--agent-seconds S]
-                                  [--turns N] [--rounds N] [--time-limit SECONDS]
+                                  [--turns N] [--rounds N] [--time-limit SECONDS] [--database-url URL]
+With --database-url postgresql+asyncpg://user@host:port/db the store is a database of its own made on that server
+(and dropped afterwards) instead of the scratch SQLite file.
 The last line printed is one JSON object with the figures.
 """
 
@@ -69,7 +79,7 @@ from typing import Any
 import aiohttp
 from mcp import Client
 from mcp import types as mcp_types
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -464,9 +474,35 @@ async def measure_chat(
 # ---- the run -------------------------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(server_url: str | None) -> AsyncIterator[str]:
+    """The URL of a new, empty database: a SQLite file in a temporary directory, or (given a PostgreSQL URL) a
+    database of its own on that server, dropped afterwards."""
+    if server_url is None:
+        with tempfile.TemporaryDirectory() as scratch:
+            yield f"sqlite+aiosqlite:///{Path(scratch) / 'bench.db'}"
+        return
+    name = f"cos_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
 async def main(options: argparse.Namespace) -> dict[str, object]:
-    scratch = tempfile.TemporaryDirectory()
-    store = Store(create_engine(f"sqlite+aiosqlite:///{Path(scratch.name) / 'bench.db'}"), clock=fixed_clock)
+    async with scratch_database(options.database_url) as url:
+        return await measure(options, url)
+
+
+async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
+    store = Store(create_engine(url), clock=fixed_clock)
     delegator = Delegator(store, Vault([Vault.generate_key()]))
     runner = None
     connector = FakeConnector()
@@ -504,13 +540,13 @@ async def main(options: argparse.Namespace) -> dict[str, object]:
         await connector.close()
         await delegator.close()
         await store.close()
-        scratch.cleanup()
 
     medians = {name: statistics.median(values) for name, values in overhead.items()}
     quiet_p95, loaded_p95 = quantile(figures.quiet, 95), quantile(figures.loaded, 95)
     delegation_ratio = medians["delegation"] / medians["direct"]
     return {
         "benchmark": "delegation",
+        "database": store.engine.dialect.name,
         "samples": options.samples,
         "direct_ms": round(medians["direct"] * MS, 2),
         "agent_ms": round(medians["agent"] * MS, 2),
@@ -564,14 +600,22 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=60, help="chat turns per round, one after another")
     parser.add_argument("--rounds", type=int, default=3, help="quiet and loaded rounds each, alternating")
     parser.add_argument("--time-limit", type=float, default=240.0, help="give up after this many seconds")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server (postgresql+asyncpg://user@host:port/db) to make a database of its own on, "
+        "dropped afterwards; by default a scratch SQLite file",
+    )
     options = parser.parse_args()
+    if options.database_url is not None and not options.database_url.startswith("postgresql"):
+        parser.error("--database-url takes a PostgreSQL URL (the default is a scratch SQLite file)")
     if options.samples < 2 or options.warmup < 2 or options.turns < 2 or options.rounds < 1:
         parser.error("--samples, --warmup and --turns must be at least 2, --rounds at least 1")
     if options.concurrent < 1 or options.agent_seconds < 0:
         parser.error("--concurrent must be at least 1 and --agent-seconds not negative")
     result = asyncio.run(bounded(options))
     print(
-        f"`draft_email`, {result['samples']} of each, interleaved: direct SDK call {result['direct_ms']} ms, "
+        f"{result['database']}: `draft_email`, {result['samples']} of each, interleaved: "
+        f"direct SDK call {result['direct_ms']} ms, "
         f"agent call {result['agent_ms']} ms ({result['agent_ratio']}x), "
         f"full delegation {result['delegation_ms']} ms ({result['delegation_ratio']}x; goal <= 1.5x: "
         f"{'met' if result['delegation_goal_met'] else 'not met'})"

@@ -22,7 +22,7 @@ from planner.agents import Agent, AgentHealth, Capability, DelegationRequest, De
 from planner.breaker import Breakers
 from planner.delegation import Delegations, RunOutcome, tenants_with_delegations_to_run
 from planner.outbox import Message, Outbox
-from planner.registry import AdapterFactory, Registry
+from planner.registry import AdapterFactory, RegisteredAdapter, Registry
 from planner.store import Store
 from planner.vault import Vault
 
@@ -59,9 +59,9 @@ class AgentPool:
         self._agents: dict[tuple[str, str], tuple[int, Agent]] = {}
         self._lock = asyncio.Lock()
 
-    async def lend(self, registry: Registry, name: str, build: Callable[[], Awaitable[Agent]]) -> Agent:
-        entry = await registry.get(name)
-        key = (registry.tenant_id, entry.name)
+    async def lend(self, entry: RegisteredAdapter, build: Callable[[], Awaitable[Agent]]) -> Agent:
+        """The open agent of `entry`'s adapter at `entry`'s version, built (and kept) if there is none."""
+        key = (entry.tenant_id, entry.name)
         async with self._lock:
             held = self._agents.get(key)
             if held is not None and held[0] == entry.version:
@@ -99,8 +99,9 @@ class PooledRegistry(Registry):
         super().__init__(store, tenant_id, vault=vault, kinds=kinds)
         self._pool = pool
 
-    async def open(self, name: str) -> Agent:
-        return await self._pool.lend(self, name, lambda: Registry.open(self, name))
+    async def open(self, adapter: str | RegisteredAdapter) -> Agent:
+        entry = adapter if isinstance(adapter, RegisteredAdapter) else await self.get(adapter)
+        return await self._pool.lend(entry, lambda: Registry.open(self, entry))
 
 
 class Delegator:
@@ -174,8 +175,8 @@ class Delegator:
             kind = DELEGATION_DEFERRED
         else:
             return
-        task = await self.store.tenant(tenant_id).get_task(delegation.task_id)
-        recipient = task.owner or delegation.actor
+        owner = outcome.owner or (await self.store.tenant(tenant_id).get_task(delegation.task_id)).owner
+        recipient = owner or delegation.actor
         message = Message(recipient=recipient, kind=kind, payload={"delegation": delegation.id})
         key = f"{kind}:{delegation.id}:{delegation.attempts}"
         if await Outbox(self.store).fire(tenant_id, key, [message]) and self.deliver_now is not None:

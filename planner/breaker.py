@@ -7,7 +7,10 @@ delegation or a health check) is let through, under a lease so a prober that die
 its success closes the circuit, its failure opens it again for another cool-down.
 
 Transitions are pure functions of a `Circuit`; `Breakers` applies them with a compare-and-set on the row's
-version, so concurrent replicas never lose a failure or let two probes through.
+version, so concurrent replicas never lose a failure or let two probes through. Most calls change nothing (a closed
+circuit lets a call through as it is): those are answered from a plain read, without a write transaction. A success
+needs no compare-and-set, as it resets the circuit whatever it was: it is one conditional UPDATE, which a caller
+can run in its own transaction (a delegation's result commits with it).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.agents import Agent
 from planner.errors import InvalidValue
@@ -90,9 +94,6 @@ class Circuit:
         probing = replace(self, state=CircuitState.HALF_OPEN, probe_until=at + settings.probe_lease)
         return probing, Permit(allowed=True, probe=True, circuit=probing)
 
-    def after_success(self) -> Circuit:
-        return replace(self, state=CircuitState.CLOSED, failures=0, opened_at=None, probe_until=None, last_error=None)
-
     def after_failure(self, at: datetime, settings: BreakerSettings, error: str) -> Circuit:
         failures = self.failures + 1
         if self.state is CircuitState.HALF_OPEN or (
@@ -121,15 +122,61 @@ class Permit:
     circuit: Circuit
 
 
+CIRCUIT_COLUMNS = (
+    circuit_breakers.c.adapter,
+    circuit_breakers.c.state,
+    circuit_breakers.c.failures,
+    circuit_breakers.c.opened_at,
+    circuit_breakers.c.probe_until,
+    circuit_breakers.c.last_error,
+)
+"""What a row needs to make a `Circuit` (beside other tables' columns in a join: read by column, not by name)."""
+
+
 def _circuit(row: Row[Any]) -> Circuit:
+    values = row._mapping
     return Circuit(
-        adapter=row.adapter,
-        state=CircuitState(row.state),
-        failures=row.failures,
-        opened_at=row.opened_at,
-        probe_until=row.probe_until,
-        last_error=row.last_error,
+        adapter=values[circuit_breakers.c.adapter],
+        state=CircuitState(values[circuit_breakers.c.state]),
+        failures=values[circuit_breakers.c.failures],
+        opened_at=values[circuit_breakers.c.opened_at],
+        probe_until=values[circuit_breakers.c.probe_until],
+        last_error=values[circuit_breakers.c.last_error],
     )
+
+
+def circuit_in(row: Row[Any], adapter: str) -> Circuit:
+    """The circuit of `adapter` in a row that outer-joined `CIRCUIT_COLUMNS` (closed when it found none)."""
+    return _circuit(row) if row._mapping[circuit_breakers.c.adapter] is not None else Circuit(adapter=adapter)
+
+
+def _close_statement() -> Any:
+    closed = Circuit(adapter="")
+    columns = circuit_breakers.c
+    to_reset = or_(
+        columns.state != closed.state.value,
+        columns.failures != closed.failures,
+        columns.opened_at.is_not(None),
+        columns.probe_until.is_not(None),
+        columns.last_error.is_not(None),
+    )
+    return (
+        update(circuit_breakers)
+        .where(columns.tenant_id == bindparam("tenant"), columns.adapter == bindparam("adapter_name"), to_reset)
+        .values(
+            state=closed.state.value,
+            failures=closed.failures,
+            opened_at=closed.opened_at,
+            probe_until=closed.probe_until,
+            last_error=closed.last_error,
+            updated_at=bindparam("now"),
+            version=columns.version + 1,
+        )
+    )
+
+
+_CLOSE = _close_statement()
+"""A circuit closed with its failures forgotten (`succeeded`). Built once: every delegation runs it."""
 
 
 class Breakers:
@@ -140,16 +187,13 @@ class Breakers:
         self.tenant_id = tenant_id
         self.settings = settings or BreakerSettings()
 
+    def _key(self, adapter: str) -> ColumnElement[bool]:
+        return (circuit_breakers.c.tenant_id == self.tenant_id) & (circuit_breakers.c.adapter == adapter)
+
     async def state(self, adapter: str) -> Circuit:
         """The circuit of `adapter` now (closed if it never failed)."""
         async with self._store.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(circuit_breakers).where(
-                        circuit_breakers.c.tenant_id == self.tenant_id, circuit_breakers.c.adapter == adapter
-                    )
-                )
-            ).first()
+            row = (await conn.execute(select(circuit_breakers).where(self._key(adapter)))).first()
         return _circuit(row) if row is not None else Circuit(adapter=adapter)
 
     async def states(self) -> dict[str, Circuit]:
@@ -160,14 +204,30 @@ class Breakers:
             ).all()
         return {row.adapter: _circuit(row) for row in rows}
 
-    async def acquire(self, adapter: str) -> Permit:
-        """Ask to call `adapter` now. In half-open, only the first caller gets the (leased) probe."""
+    async def acquire(self, adapter: str, *, circuit: Circuit | None = None) -> Permit:
+        """Ask to call `adapter` now. In half-open, only the first caller gets the (leased) probe.
+
+        `circuit`: the adapter's circuit as the caller has just read it; when the answer changes nothing (a closed
+        circuit, or an open one still cooling down) it is given without reading the circuit again.
+        """
         now = self._store.clock()
-        return await self._change(adapter, lambda circuit: circuit.permit(now, self.settings))
+        return await self._change(adapter, lambda current: current.permit(now, self.settings), known=circuit)
 
     async def succeeded(self, adapter: str) -> Circuit:
         """The agent answered: the circuit closes and its failures are forgotten."""
-        return await self._apply(adapter, lambda circuit: circuit.after_success())
+        closed = Circuit(adapter=adapter)
+        if await self.state(adapter) != closed:  # a closed circuit with nothing to forget is left as it is
+            async with self._store.transaction() as conn:
+                await self.succeeded_in(conn, adapter)
+        return closed
+
+    async def succeeded_in(self, conn: AsyncConnection, adapter: str) -> None:
+        """`succeeded`, in the caller's transaction.
+
+        One UPDATE, needing no compare-and-set as it resets the circuit whatever it was; it matches no row (and
+        writes nothing) while the circuit is closed with nothing to forget, or was never stored.
+        """
+        await conn.execute(_CLOSE, {"tenant": self.tenant_id, "adapter_name": adapter, "now": self._store.clock()})
 
     async def failed(self, adapter: str, error: str) -> Circuit:
         """The agent could not be reached: one more failure, and the circuit may open."""
@@ -203,9 +263,19 @@ class Breakers:
 
         return await self._change(adapter, both)
 
-    async def _change(self, adapter: str, transition: Callable[[Circuit], tuple[Circuit, T]]) -> T:
-        """Read the circuit, apply `transition`, and write it back if nobody wrote in between; else retry."""
-        key = (circuit_breakers.c.tenant_id == self.tenant_id) & (circuit_breakers.c.adapter == adapter)
+    async def _change(
+        self, adapter: str, transition: Callable[[Circuit], tuple[Circuit, T]], *, known: Circuit | None = None
+    ) -> T:
+        """Read the circuit, apply `transition`, and write it back if nobody wrote in between; else retry.
+
+        A transition that changes nothing is answered from a plain read (or from `known`): no write transaction, so
+        on SQLite it does not queue for the store's write lock.
+        """
+        read = known if known is not None else await self.state(adapter)
+        after, answer = transition(read)
+        if after == read:
+            return answer
+        key = self._key(adapter)
         for _attempt in range(_ATTEMPTS):
             async with self._store.transaction() as conn:
                 row = (await conn.execute(select(circuit_breakers).where(key))).first()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,11 +48,19 @@ from planner.agents import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.breaker import Breakers, CircuitState
+from planner.breaker import CIRCUIT_COLUMNS, Breakers, Circuit, CircuitState, circuit_in
 from planner.errors import InvalidValue, PlannerError, StaleEdit, TenantMismatch
 from planner.model import TaskStatus
-from planner.registry import AdapterDisabled, AdapterNotFound, Registry, UnknownAdapterKind
-from planner.schema import delegation_evidence, delegations, tasks
+from planner.registry import (
+    ADAPTER_COLUMNS,
+    AdapterDisabled,
+    AdapterNotFound,
+    RegisteredAdapter,
+    Registry,
+    UnknownAdapterKind,
+    adapter_in,
+)
+from planner.schema import adapters, circuit_breakers, delegation_evidence, delegations, tasks
 from planner.store import Store
 from planner.vault import UndecryptableSecret
 
@@ -63,6 +71,8 @@ MAX_OUTPUT_CHARS = 200_000
 MAX_TIMEOUT_SECONDS = 3600.0
 _TASK_ATTEMPTS = 20
 _RUNNABLE = (DelegationStatus.QUEUED.value, DelegationStatus.DEFERRED.value)
+_OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid)
+"""Why an agent cannot be opened: its delegation fails with the reason."""
 
 Guard = Callable[["Delegation"], Awaitable[None]]
 """Awaited before the agent is called; raises to stop or hold the call (the policy engine's seam)."""
@@ -131,6 +141,8 @@ class RunOutcome:
     """This call reached the agent (False: another runner has it, it was finished already, or it was deferred)."""
     tell_owner: bool = False
     """It has just been deferred for the first time: tell the task's owner (recorded, so only one runner is told)."""
+    owner: str | None = None
+    """The task's owner, as read before the run (None: the task has none, or it was not read)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +153,18 @@ class OverdueDelegation:
     task_title: str
     task_owner: str | None
     due_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Prospect:
+    """What a runner reads before it claims a delegation."""
+
+    delegation: Delegation
+    adapter: RegisteredAdapter | None
+    """None: the adapter was removed."""
+    circuit: Circuit
+    owner: str | None
+    """The task's owner."""
 
 
 def _delegation(row: Row[Any]) -> Delegation:
@@ -193,6 +217,83 @@ def _json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, 
 
 def _default_worker() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+# The statements every delegation runs, built once with bound parameters: building one anew (and its cache key)
+# costs about as much CPU as running it on SQLite.
+_THIS = and_(delegations.c.tenant_id == bindparam("tenant"), delegations.c.id == bindparam("delegation"))
+_HELD = and_(
+    _THIS,
+    delegations.c.leased_by == bindparam("runner"),
+    delegations.c.status == DelegationStatus.RUNNING.value,
+)
+"""The delegation, while this runner holds it. Parameters: tenant, delegation, runner."""
+_MARK_DELEGATED = (
+    update(tasks)
+    .where(
+        tasks.c.tenant_id == bindparam("tenant"), tasks.c.id == bindparam("task"), tasks.c.version == bindparam("seen")
+    )
+    .values(status=TaskStatus.DELEGATED.value, version=tasks.c.version + 1)
+)
+"""The task moves to `delegated` if it is still at the version `seen`."""
+_QUEUE = insert(delegations).returning(delegations)
+_PROSPECT = (
+    # The delegation's columns first, so they keep their names (`_delegation` reads them by name).
+    select(delegations, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS, tasks.c.owner)
+    .select_from(
+        delegations.outerjoin(
+            adapters, and_(adapters.c.tenant_id == delegations.c.tenant_id, adapters.c.name == delegations.c.adapter)
+        )
+        .outerjoin(
+            circuit_breakers,
+            and_(
+                circuit_breakers.c.tenant_id == delegations.c.tenant_id,
+                circuit_breakers.c.adapter == delegations.c.adapter,
+            ),
+        )
+        .join(tasks, tasks.c.id == delegations.c.task_id)
+    )
+    .where(_THIS)
+)
+"""The delegation, its adapter (if still registered), the adapter's circuit (if stored) and the task's owner."""
+
+
+def _claim_statement(*, start: bool) -> Any:
+    """Of several runners (or replicas), exactly one matches a delegation nobody holds: a single UPDATE.
+
+    Parameters: tenant, delegation, runner, now, lease_end.
+    """
+    takeable = or_(
+        delegations.c.status.in_(_RUNNABLE),
+        and_(delegations.c.status == DelegationStatus.RUNNING.value, delegations.c.lease_until < bindparam("now")),
+    )
+    values: dict[str, Any] = dict(
+        status=DelegationStatus.RUNNING.value, leased_by=bindparam("runner"), lease_until=bindparam("lease_end")
+    )
+    if start:
+        values.update(started_at=bindparam("now"), attempts=delegations.c.attempts + 1)
+    return update(delegations).where(_THIS, takeable).values(**values).returning(delegations)
+
+
+_CLAIM = _claim_statement(start=False)
+_CLAIM_AND_START = _claim_statement(start=True)
+_FINISH = (
+    update(delegations)
+    .where(_HELD)
+    .values(
+        status=bindparam("outcome"),
+        output=bindparam("answer"),
+        data=bindparam("answer_data"),
+        error=bindparam("failure"),
+        finished_at=bindparam("now"),
+        seconds=bindparam("took"),
+        leased_by=None,
+        lease_until=None,
+        retry_at=None,
+    )
+    .returning(delegations)
+)
+_KEEP_EVIDENCE = insert(delegation_evidence)
 
 
 class Delegations:
@@ -360,13 +461,8 @@ class Delegations:
             async with self._store.transaction() as conn:
                 if task.status is not TaskStatus.DELEGATED:
                     after = replace(task, status=TaskStatus.DELEGATED, version=task.version + 1)
-                    moved = await conn.execute(
-                        update(tasks)
-                        .where(
-                            tasks.c.id == task.id, tasks.c.tenant_id == self.tenant_id, tasks.c.version == task.version
-                        )
-                        .values(status=after.status.value, version=after.version)
-                    )
+                    seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
+                    moved = await conn.execute(_MARK_DELEGATED, seen)
                     if moved.rowcount != 1:
                         continue  # the task changed since it was read: read it again
                     await event_log.record(
@@ -380,25 +476,20 @@ class Delegations:
                         before=event_log.snapshot(task),
                         after=event_log.snapshot(after),
                     )
-                row = (
-                    await conn.execute(
-                        insert(delegations)
-                        .values(
-                            tenant_id=self.tenant_id,
-                            task_id=task.id,
-                            adapter=entry.name,
-                            adapter_kind=entry.kind,
-                            capability=capability,
-                            input=payload,
-                            timeout_seconds=float(timeout_seconds),
-                            actor=actor,
-                            status=DelegationStatus.QUEUED.value,
-                            queued_at=now,
-                            attempts=0,
-                        )
-                        .returning(delegations)
-                    )
-                ).one()
+                queued = dict(
+                    tenant_id=self.tenant_id,
+                    task_id=task.id,
+                    adapter=entry.name,
+                    adapter_kind=entry.kind,
+                    capability=capability,
+                    input=payload,
+                    timeout_seconds=float(timeout_seconds),
+                    actor=actor,
+                    status=DelegationStatus.QUEUED.value,
+                    queued_at=now,
+                    attempts=0,
+                )
+                row = (await conn.execute(_QUEUE, queued)).one()
                 delegation = _delegation(row)
                 await self._record(
                     conn, actor=actor, kind="delegation.queued", after=delegation, extra={"input": payload}
@@ -417,40 +508,66 @@ class Delegations:
         disabled or whose configuration broke fails it with the reason. Raises DelegationNotFound, and whatever
         the guard raises (the delegation is then put back as it was).
         """
-        claimed = await self._claim(delegation_id)
+        prospect = await self._prospect(delegation_id)
+        outcome = await self._run(prospect, human)
+        return replace(outcome, owner=prospect.owner)
+
+    async def _run(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
+        current, entry = prospect.delegation, prospect.adapter
+        if (
+            self._guard is None
+            and entry is not None
+            and entry.enabled
+            and prospect.circuit.state is CircuitState.CLOSED
+        ):
+            # Nothing can stop the call once the delegation is claimed, so the claim starts it too: one statement.
+            # The agent is opened first: one that cannot be opened fails the delegation unstarted (below).
+            try:
+                agent = await self._registry.open(entry)
+            except _OPEN_ERRORS:
+                pass
+            else:
+                started = await self._claim(current, start=True)
+                if started is None:
+                    await agent.close()
+                    return RunOutcome(delegation=await self.get(current.id), ran=False)
+                return await self._call(started, entry.name, agent, human)
+        # Otherwise claim it first and decide then: only the runner holding it fails or defers it, takes the
+        # circuit's probe or asks the guard.
+        claimed = await self._claim(current, start=False)
         if claimed is None:
-            return RunOutcome(delegation=await self.get(delegation_id), ran=False)
-        delegation, previous = claimed
-        try:
-            entry = await self._registry.get(delegation.adapter)
-        except AdapterNotFound as error:
-            return await self._finish(delegation, DelegationStatus.FAILED, error=str(error), ran=False)
+            return RunOutcome(delegation=await self.get(current.id), ran=False)
+        if entry is None:
+            try:
+                entry = await self._registry.get(claimed.adapter)  # to name the adapters there are
+            except AdapterNotFound as error:
+                return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False)
         if not entry.enabled:
             error_text = str(AdapterDisabled(entry.name))
-            return await self._finish(delegation, DelegationStatus.FAILED, error=error_text, ran=False)
-        permit = await self._breakers.acquire(entry.name)
+            return await self._finish(claimed, DelegationStatus.FAILED, error=error_text, ran=False)
+        permit = await self._breakers.acquire(entry.name, circuit=prospect.circuit)
         if not permit.allowed:
             cause = f" (last error: {permit.circuit.last_error})" if permit.circuit.last_error else ""
             reason = f"{entry.name!r} failed repeatedly and is left alone for a while{cause}"
-            return await self._defer(delegation, reason=reason, retry_at=permit.retry_at, ran=False)
+            return await self._defer(claimed, reason=reason, retry_at=permit.retry_at, ran=False)
         if self._guard is not None:
             try:
-                await self._guard(delegation)
+                await self._guard(claimed)
             except BaseException:
-                await self._unclaim(delegation, previous)
+                previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
+                await self._unclaim(claimed, previous)
                 if permit.probe:
                     await self._breakers.release(entry.name)
                 raise
         try:
-            agent = await self._registry.open(entry.name)
-        except (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid) as error:
+            agent = await self._registry.open(entry)
+        except _OPEN_ERRORS as error:
             if permit.probe:
                 await self._breakers.release(entry.name)
-            return await self._finish(delegation, DelegationStatus.FAILED, error=str(error), ran=False)
-        return await self._call(delegation, entry.name, agent, human)
+            return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False)
+        return await self._call(await self._start(claimed), entry.name, agent, human)
 
-    async def _call(self, delegation: Delegation, adapter: str, agent: Agent, human: HumanChannel | None) -> RunOutcome:
-        started = await self._start(delegation)
+    async def _call(self, started: Delegation, adapter: str, agent: Agent, human: HumanChannel | None) -> RunOutcome:
         request = DelegationRequest(
             capability=started.capability,
             input=started.input,
@@ -464,8 +581,8 @@ class Delegations:
             except TimeoutError:
                 raise AgentTimeout(adapter, started.timeout_seconds) from None
         except UnknownCapability as error:
-            await self._breakers.succeeded(adapter)  # it answered: the agent is there
-            return await self._finish(started, DelegationStatus.FAILED, error=str(error))
+            # It answered: the agent is there, so its circuit closes (with the result).
+            return await self._finish(started, DelegationStatus.FAILED, error=str(error), answered=True)
         except AgentUnavailable as error:
             circuit = await self._breakers.failed(adapter, str(error))
             retry_at = circuit.retry_at(self._breakers.settings)
@@ -480,48 +597,45 @@ class Delegations:
             raise
         finally:
             await agent.close()
-        await self._breakers.succeeded(adapter)
         return await self._finish_with(started, result)
 
-    async def _claim(self, delegation_id: int) -> tuple[Delegation, str] | None:
-        """Take the delegation for this runner, or None if it is taken or finished; also its status before."""
-        current = await self.get(delegation_id)
-        now = self._now()
-        lease_until = now + timedelta(seconds=current.timeout_seconds) + 2 * self._grace
-        takeable = or_(
-            delegations.c.status.in_(_RUNNABLE),
-            and_(delegations.c.status == DelegationStatus.RUNNING.value, delegations.c.lease_until < now),
-        )
-        # One statement: of several runners (or replicas), exactly one matches a delegation nobody holds.
-        claim = (
-            update(delegations)
-            .where(self._mine(), delegations.c.id == delegation_id, takeable)
-            .values(status=DelegationStatus.RUNNING.value, leased_by=self.worker, lease_until=lease_until)
-            .returning(delegations)
-        )
-        async with self._store.transaction() as conn:
-            row = (await conn.execute(claim)).first()
+    async def _prospect(self, delegation_id: int) -> _Prospect:
+        """What a runner needs to know before it claims the delegation, in one statement. Raises DelegationNotFound."""
+        async with self._store.engine.connect() as conn:
+            row = (await conn.execute(_PROSPECT, {"tenant": self.tenant_id, "delegation": delegation_id})).first()
         if row is None:
-            return None
-        previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
-        return _delegation(row), previous
-
-    def _held(self, delegation: Delegation) -> Any:
-        return and_(
-            self._mine(),
-            delegations.c.id == delegation.id,
-            delegations.c.leased_by == self.worker,
-            delegations.c.status == DelegationStatus.RUNNING.value,
+            raise DelegationNotFound(delegation_id)
+        delegation = _delegation(row)
+        return _Prospect(
+            delegation=delegation,
+            adapter=adapter_in(row),
+            circuit=circuit_in(row, delegation.adapter),
+            owner=row._mapping[tasks.c.owner],
         )
+
+    async def _claim(self, current: Delegation, *, start: bool) -> Delegation | None:
+        """Take the delegation for this runner, and with `start` start it too; None if it is taken or finished."""
+        now = self._now()
+        lease_end = now + timedelta(seconds=current.timeout_seconds) + 2 * self._grace
+        params = {"tenant": self.tenant_id, "delegation": current.id, "runner": self.worker, "now": now}
+        async with self._store.transaction() as conn:
+            claim = _CLAIM_AND_START if start else _CLAIM
+            row = (await conn.execute(claim, {**params, "lease_end": lease_end})).first()
+        return _delegation(row) if row is not None else None
+
+    def _holding(self, delegation: Delegation) -> dict[str, Any]:
+        """The parameters of `_HELD`."""
+        return {"tenant": self.tenant_id, "delegation": delegation.id, "runner": self.worker}
 
     async def _start(self, delegation: Delegation) -> Delegation:
         async with self._store.transaction() as conn:
             row = (
                 await conn.execute(
                     update(delegations)
-                    .where(self._held(delegation))
+                    .where(_HELD)
                     .values(started_at=self._now(), attempts=delegations.c.attempts + 1)
-                    .returning(delegations)
+                    .returning(delegations),
+                    self._holding(delegation),
                 )
             ).first()
         return _delegation(row) if row is not None else delegation
@@ -529,9 +643,8 @@ class Delegations:
     async def _unclaim(self, delegation: Delegation, status: str) -> None:
         async with self._store.transaction() as conn:
             await conn.execute(
-                update(delegations)
-                .where(self._held(delegation))
-                .values(status=status, leased_by=None, lease_until=None)
+                update(delegations).where(_HELD).values(status=status, leased_by=None, lease_until=None),
+                self._holding(delegation),
             )
 
     async def _defer(self, delegation: Delegation, *, reason: str, retry_at: datetime | None, ran: bool) -> RunOutcome:
@@ -542,7 +655,7 @@ class Delegations:
             row = (
                 await conn.execute(
                     update(delegations)
-                    .where(self._held(delegation))
+                    .where(_HELD)
                     .values(
                         status=DelegationStatus.DEFERRED.value,
                         leased_by=None,
@@ -552,7 +665,8 @@ class Delegations:
                         deferred_at=delegation.deferred_at or now,
                         owner_told_at=delegation.owner_told_at or now,
                     )
-                    .returning(delegations)
+                    .returning(delegations),
+                    self._holding(delegation),
                 )
             ).first()
             if row is None:
@@ -562,9 +676,15 @@ class Delegations:
         return RunOutcome(delegation=after, ran=ran, tell_owner=tell_owner)
 
     async def _finish_with(self, delegation: Delegation, result: DelegationResult) -> RunOutcome:
+        """Store what the agent answered; it answered, so its circuit closes (in the same transaction)."""
         if result.status is DelegationStatus.SUCCEEDED:
             return await self._finish(
-                delegation, DelegationStatus.SUCCEEDED, output=result.output, data=result.data, evidence=result.evidence
+                delegation,
+                DelegationStatus.SUCCEEDED,
+                output=result.output,
+                data=result.data,
+                evidence=result.evidence,
+                answered=True,
             )
         if result.status is DelegationStatus.FAILED:
             error = result.error or "the agent declined without saying why"
@@ -577,6 +697,7 @@ class Delegations:
             data=result.data,
             error=error,
             evidence=result.evidence,
+            answered=True,
         )
 
     async def _finish(
@@ -589,7 +710,9 @@ class Delegations:
         error: str | None = None,
         evidence: tuple[Evidence, ...] = (),
         ran: bool = True,
+        answered: bool = False,
     ) -> RunOutcome:
+        """Store how the delegation ended; `answered`: the agent answered, so its circuit closes too."""
         now = self._now()
         if output is not None and len(output) > MAX_OUTPUT_CHARS:
             output = output[:MAX_OUTPUT_CHARS] + " … (cut: the answer was longer)"
@@ -597,24 +720,17 @@ class Delegations:
         # How long the agent took on the attempt that ended it; None when no agent call ended it.
         seconds = (now - delegation.started_at).total_seconds() if ran and delegation.started_at is not None else None
         async with self._store.transaction() as conn:
-            row = (
-                await conn.execute(
-                    update(delegations)
-                    .where(self._held(delegation))
-                    .values(
-                        status=status.value,
-                        output=output,
-                        data=stored_data,
-                        error=error[:4000] if error else None,
-                        finished_at=now,
-                        seconds=seconds,
-                        leased_by=None,
-                        lease_until=None,
-                        retry_at=None,
-                    )
-                    .returning(delegations)
-                )
-            ).first()
+            if answered:
+                await self._breakers.succeeded_in(conn, delegation.adapter)
+            ended = {
+                "outcome": status.value,
+                "answer": output,
+                "answer_data": stored_data,
+                "failure": error[:4000] if error else None,
+                "now": now,
+                "took": seconds,
+            }
+            row = (await conn.execute(_FINISH, {**self._holding(delegation), **ended})).first()
             if row is None:  # the lease was lost to another runner meanwhile: its result stands
                 return RunOutcome(delegation=await self.get(delegation.id), ran=ran)
             after = _delegation(row)
@@ -642,7 +758,7 @@ class Delegations:
                 )
             )
         if rows:
-            await conn.execute(insert(delegation_evidence), rows)
+            await conn.execute(_KEEP_EVIDENCE, rows)
 
     @staticmethod
     def _agent_actor(delegation: Delegation) -> str:
