@@ -37,7 +37,7 @@ from bot.settings import Settings
 from planner.approvals import ApprovalRequest
 from planner.clock import Clock, utcnow
 from planner.decisions import DecisionLog
-from planner.directory import Directory
+from planner.directory import Directory, ProcessedKeys
 from planner.governance import DecisionRecord
 from planner.questions import Questions
 from planner.store import Store
@@ -131,6 +131,7 @@ class ChiefOfStaffBot(ActivityHandler):
         self.delegator = delegator
         self.adapter: BotAdapter | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._processed = ProcessedKeys(store)
         self._remembered: dict[tuple[str, str, str], tuple[tuple[str, str, str | None, object], float]] = {}
 
     # ---- the turn ------------------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ class ChiefOfStaffBot(ActivityHandler):
         if activity.type not in (ActivityTypes.message, ActivityTypes.invoke) or not activity.id:
             return False
         key = f"activity:{activity.conversation.id}:{activity.id}"
-        return not await Directory(self.store, tenant).first_time(key)
+        return not await self._processed.first_time(tenant, key)
 
     async def _remember(self, turn_context: TurnContext, tenant: str) -> None:
         """Store who wrote and where, unless this replica stored exactly that a moment ago."""
