@@ -332,13 +332,7 @@ class Delegations:
 
     async def get(self, delegation_id: int) -> Delegation:
         """Raises DelegationNotFound."""
-        async with self._store.engine.connect() as conn:
-            row = (
-                await conn.execute(select(delegations).where(self._mine(), delegations.c.id == delegation_id))
-            ).first()
-        if row is None:
-            raise DelegationNotFound(delegation_id)
-        return _delegation(row)
+        return await get_delegation(self._store, self.tenant_id, delegation_id)
 
     async def of_task(self, task_id: int) -> list[Delegation]:
         """A task's delegations, newest first."""
