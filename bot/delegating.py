@@ -4,6 +4,10 @@ A delegation asked for in Teams is queued at once and run in the background; its
 agent is down and the delegation waits) reaches the task's owner through the outbox. The scheduler's tick runs
 what is due again: queued delegations whose process stopped, and deferred ones whose agent's circuit closed.
 
+Every run passes the policy gate first (`planner/guard.py`): a stopped delegation fails with its reasons, a
+flagged one is held until its approval is decided. An approval in Teams releases it at once (the approval's
+resume hook); a rejection fails it; the tick settles whatever a restart or an expiry left held.
+
 Agents stay open between delegations (an MCP session takes a round trip or a process start to open), keyed by
 the adapter's version, so a reconfigured adapter is reopened and a removed one closed.
 """
@@ -18,9 +22,26 @@ from typing import Any
 
 from adapters import adapter_kinds
 from bot.relay import TeamsHumanChannel
-from planner.agents import Agent, AgentHealth, Capability, DelegationRequest, DelegationResult, HumanChannel
+from planner.agents import (
+    Agent,
+    AgentHealth,
+    Capability,
+    DelegationRequest,
+    DelegationResult,
+    DelegationStatus,
+    HumanChannel,
+)
+from planner.approvals import ApprovalRequest, Approvals
 from planner.breaker import Breakers
-from planner.delegation import Delegations, RunOutcome, tenants_with_delegations_to_run
+from planner.decisions import DecisionLog
+from planner.delegation import (
+    Delegation,
+    Delegations,
+    RunOutcome,
+    tenants_with_delegations_to_run,
+    tenants_with_held_delegations,
+)
+from planner.guard import PolicyGuard, approval_outcome
 from planner.outbox import Message, Outbox
 from planner.registry import AdapterFactory, RegisteredAdapter, Registry
 from planner.store import Store
@@ -29,6 +50,7 @@ from planner.vault import Vault
 logger = logging.getLogger(__name__)
 DELEGATION_RESULT = "delegation_result"
 DELEGATION_DEFERRED = "delegation_deferred"
+DELEGATION_HELD = "delegation_held"
 
 
 class _Borrowed(Agent):
@@ -137,7 +159,10 @@ class Delegator:
         return Breakers(self.store, tenant_id, self._breaker_settings)
 
     def delegations(self, tenant_id: str) -> Delegations:
-        return Delegations(self.store, tenant_id, registry=self.registry(tenant_id), breakers=self.breakers(tenant_id))
+        guard = PolicyGuard(self.store, tenant_id, record=DecisionLog(self.store, tenant_id).record)
+        return Delegations(
+            self.store, tenant_id, registry=self.registry(tenant_id), breakers=self.breakers(tenant_id), guard=guard
+        )
 
     def start(self, tenant_id: str, delegation_id: int, *, ask: str | None) -> None:
         """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code)."""
@@ -172,7 +197,7 @@ class Delegator:
         if delegation.finished:
             kind = DELEGATION_RESULT
         elif outcome.tell_owner:
-            kind = DELEGATION_DEFERRED
+            kind = DELEGATION_HELD if delegation.status is DelegationStatus.HELD else DELEGATION_DEFERRED
         else:
             return
         owner = outcome.owner or (await self.store.tenant(tenant_id).get_task(delegation.task_id)).owner
@@ -182,8 +207,59 @@ class Delegator:
         if await Outbox(self.store).fire(tenant_id, key, [message]) and self.deliver_now is not None:
             await self.deliver_now()
 
+    async def resume(self, tenant_id: str, delegation_id: int, approval: ApprovalRequest) -> bool:
+        """Release a held delegation its approval let through and run it in the background; False if it was not
+        held (released already, by another replica or an earlier click)."""
+        outcome = approval_outcome(approval)
+        if outcome is None or not outcome[0]:
+            return False
+        actor = approval.decided_by or "policy"
+        released = await self.delegations(tenant_id).release_hold(
+            delegation_id, approved=True, actor=actor, reason=outcome[1]
+        )
+        if released is not None:
+            self.start(tenant_id, delegation_id, ask=None)
+        return released is not None
+
+    async def settle(self, tenant_id: str, delegation: Delegation) -> bool:
+        """Act on the decided approval of a held delegation: run it once approved, fail it when rejected or expired.
+        False while nobody decided."""
+        approvals = Approvals(self.store, tenant_id, record=DecisionLog(self.store, tenant_id).record)
+        request = await approvals.for_delegation(delegation.id)
+        if request is None:
+            # Held without a request on record: queue it, and the gate asks again.
+            delegations = self.delegations(tenant_id)
+            return (
+                await delegations.release_hold(
+                    delegation.id, approved=True, actor="policy", reason="no approval on record; asking again"
+                )
+                is not None
+            )
+        outcome = approval_outcome(request)
+        if outcome is None:
+            return False
+        approved, reason = outcome
+        if approved:
+            await approvals.claim_resume(request.id)  # whoever claimed it, releasing the hold is done once
+            return await self.resume(tenant_id, delegation.id, request)
+        failed = await self.delegations(tenant_id).release_hold(
+            delegation.id, approved=False, actor=request.decided_by or "policy", reason=f"Not run: {reason}."
+        )
+        if failed is not None:
+            await self._tell(tenant_id, RunOutcome(delegation=failed, ran=False))
+        return failed is not None
+
+    async def settle_held(self) -> int:
+        """Settle every tenant's held delegations whose approval was decided (a restart, an expiry, a rejection)."""
+        settled = 0
+        for tenant_id in await tenants_with_held_delegations(self.store):
+            for delegation in await self.delegations(tenant_id).held():
+                settled += await self.settle(tenant_id, delegation)
+        return settled
+
     async def run_due(self, at: datetime) -> int:
         """Run every tenant's due delegations (queued, or deferred behind a circuit that lets them through now)."""
+        await self.settle_held()
         ran = 0
         for tenant_id in await tenants_with_delegations_to_run(self.store):
             for delegation in await self.delegations(tenant_id).due_for_retry(at):

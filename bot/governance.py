@@ -12,7 +12,7 @@ from typing import Any
 from bot.operations import Context, Reply
 from planner.approvals import Approvals, NoApprovers
 from planner.decisions import DecisionLog
-from planner.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, Verdict
+from planner.governance import Action, ActionKind, GateCategory, PolicyDecision, Verdict, accounts_in, policy_record
 from planner.policy import PolicyEngine
 
 GATED_OPERATIONS: Mapping[str, tuple[GateCategory, ...]] = {}
@@ -20,28 +20,8 @@ GATED_OPERATIONS: Mapping[str, tuple[GateCategory, ...]] = {}
 person asked for, and no operation changes an existing master plan's goals or targets; one that does goes here."""
 
 
-def _accounts(args: Mapping[str, Any]) -> tuple[str, ...]:
-    found = args.get("accounts") or args.get("account") or ()
-    return tuple(str(a) for a in ([found] if isinstance(found, str) else found))
-
-
 async def _record(context: Context, action: Action, decision: PolicyDecision, rationale: str) -> None:
-    record = DecisionRecord(
-        tenant_id=action.tenant_id,
-        actor="policy",
-        action=f"{action.kind.value}.{decision.verdict.value}",
-        subject=action.subject or f"{action.kind.value}:{action.name}",
-        verdict=decision.verdict.value,
-        rationale=rationale,
-        data={
-            "actor": action.actor,
-            "name": action.name,
-            "attributes": action.attributes,
-            "facts": list(decision.facts),
-        },
-        rules=tuple(m.rule_id for m in decision.matched),
-    )
-    await DecisionLog(context.store, action.tenant_id).record(record)
+    await DecisionLog(context.store, action.tenant_id).record(policy_record(action, decision, rationale))
 
 
 async def check_tool_call(context: Context, name: str, args: Mapping[str, Any]) -> Reply | None:
@@ -53,7 +33,7 @@ async def check_tool_call(context: Context, name: str, args: Mapping[str, Any]) 
         actor="llm",
         name=name,
         subject=f"tool:{name}",
-        accounts=_accounts(args),
+        accounts=accounts_in(args),
         attributes=dict(args),
         categories=GATED_OPERATIONS.get(name, ()),
     )

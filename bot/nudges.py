@@ -234,6 +234,10 @@ async def _delegation(w: _Writer) -> Activity | None:
         lines.append(f"Problem: {delegation.error[:500]}")
     if w.envelope.kind == "delegation_deferred":
         text = f"{ref} is waiting: {delegation.adapter} is not answering. I'll run it as soon as it is back."
+    elif w.envelope.kind == "delegation_held":
+        if delegation.status.value != "held":
+            return None  # decided before this went out: the result follows
+        text = f"{ref} waits for a person's approval before {delegation.adapter} may act. I'll run it once approved."
     elif w.envelope.kind == "delegation_overdue":
         text = f"{ref} produced nothing yet and the task was due {w.payload.get('due_on')}. Do it another way?"
     elif delegation.status.value == "succeeded":
@@ -289,6 +293,7 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     "question": _question,
     "delegation_result": _delegation,
     "delegation_deferred": _delegation,
+    "delegation_held": _delegation,
     "delegation_overdue": _delegation,
     APPROVAL_REQUEST: _approval,
     APPROVAL_DECIDED: _approval,

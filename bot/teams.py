@@ -285,8 +285,9 @@ class ChiefOfStaffBot(ActivityHandler):
         """Run what an approval held: an operation with its arguments, or a delegation."""
         if "delegation" in request.resume and self.delegator is not None:
             delegation_id = int(request.resume["delegation"])
-            self.delegator.start(request.tenant_id, delegation_id, ask=None)
-            return f"Delegation D{delegation_id} goes ahead."
+            if await self.delegator.resume(request.tenant_id, delegation_id, request):
+                return f"Delegation D{delegation_id} goes ahead."
+            return f"Delegation D{delegation_id} was already released."
         operation = request.resume.get("operation")
         if isinstance(operation, str) and operation in self.registry:
             args = dict(request.resume.get("args") or {}) | {"approved": request.id}

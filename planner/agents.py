@@ -24,6 +24,8 @@ class DelegationStatus(StrEnum):
     FAILED = "failed"
     DEFERRED = "deferred"
     """The agent's circuit is open: the delegation waits until the agent is back."""
+    HELD = "held"
+    """A policy flagged it: the delegation waits for a person's approval (see `planner/guard.py`)."""
 
 
 @dataclass(frozen=True, kw_only=True)

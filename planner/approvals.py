@@ -660,6 +660,22 @@ class Approvals:
         requests = [_request(row) for row in rows]
         return [r for r in requests if for_user is None or for_user in r.approvers]
 
+    async def for_delegation(self, delegation_id: int) -> ApprovalRequest | None:
+        """The latest request holding delegation `delegation_id`, or None when none was asked for."""
+        async with self._store.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(approval_requests)
+                    .where(
+                        approval_requests.c.tenant_id == self.tenant_id,
+                        approval_requests.c.resume["delegation"].as_integer() == delegation_id,
+                    )
+                    .order_by(approval_requests.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else _request(row)
+
     async def asked_by(self, requester: str) -> list[ApprovalRequest]:
         """Requests `requester` asked for that are still waiting."""
         return [r for r in await self.pending() if r.requester == requester]

@@ -14,9 +14,11 @@ The agent's output is DATA. It is stored and shown to the task's owner, never pa
 executed, never allowed to change a task, a plan or an approval: an output saying "approve all", or shaped like
 a tool call, changes nothing but the stored result. What it leads to is decided by a person.
 
-Governance seam: `guard`, when given, is awaited with the claimed delegation right before the agent is called
-and may raise to stop or hold the call (the policy engine plugs in there). The delegation is then put back as it
-was and the exception propagates to the caller.
+Governance seam: `guard`, when given, is awaited with the claimed delegation before the agent is called (the
+policy engine plugs in there, `planner/guard.py`). It raises `DelegationStopped` to fail the delegation with the
+reason, or `DelegationHeld` to park it as `held` until a person decides the approval it asked for
+(`release_hold` then queues it again, or fails it when the answer is no). Anything else it raises puts the
+delegation back as it was and propagates to the caller.
 """
 
 from __future__ import annotations
@@ -75,13 +77,30 @@ _OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, Undecrypta
 """Why an agent cannot be opened: its delegation fails with the reason."""
 
 Guard = Callable[["Delegation"], Awaitable[None]]
-"""Awaited before the agent is called; raises to stop or hold the call (the policy engine's seam)."""
+"""Awaited before the agent is called; raises DelegationStopped or DelegationHeld (the policy engine's seam)."""
 
 
 class DelegationNotFound(PlannerError, LookupError):
     def __init__(self, delegation_id: int) -> None:
         self.delegation_id = delegation_id
         super().__init__(f"No delegation with id {delegation_id}. Show the task to see its delegations.")
+
+
+class DelegationStopped(PlannerError):
+    """Raised by a guard: the delegation must not run (a policy forbids it). It fails with the reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class DelegationHeld(PlannerError):
+    """Raised by a guard: the delegation waits for a person's approval (`approval_id`) before it may run."""
+
+    def __init__(self, reason: str, approval_id: int) -> None:
+        self.reason = reason
+        self.approval_id = approval_id
+        super().__init__(reason)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -539,20 +558,23 @@ class Delegations:
         if not entry.enabled:
             error_text = str(AdapterDisabled(entry.name))
             return await self._finish(claimed, DelegationStatus.FAILED, error=error_text, ran=False)
+        if self._guard is not None:
+            # Asked before the circuit: a stopped or held delegation must not take the probe of an agent that is down.
+            try:
+                await self._guard(claimed)
+            except DelegationStopped as stopped:
+                return await self._finish(claimed, DelegationStatus.FAILED, error=stopped.reason, ran=False)
+            except DelegationHeld as held:
+                return await self._hold(claimed, reason=held.reason, approval_id=held.approval_id)
+            except BaseException:
+                previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
+                await self._unclaim(claimed, previous)
+                raise
         permit = await self._breakers.acquire(entry.name, circuit=prospect.circuit)
         if not permit.allowed:
             cause = f" (last error: {permit.circuit.last_error})" if permit.circuit.last_error else ""
             reason = f"{entry.name!r} failed repeatedly and is left alone for a while{cause}"
             return await self._defer(claimed, reason=reason, retry_at=permit.retry_at, ran=False)
-        if self._guard is not None:
-            try:
-                await self._guard(claimed)
-            except BaseException:
-                previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
-                await self._unclaim(claimed, previous)
-                if permit.probe:
-                    await self._breakers.release(entry.name)
-                raise
         try:
             agent = await self._registry.open(entry)
         except _OPEN_ERRORS as error:
@@ -668,6 +690,63 @@ class Delegations:
             after = _delegation(row)
             await self._record(conn, actor=self._agent_actor(after), kind="delegation.deferred", after=after)
         return RunOutcome(delegation=after, ran=ran, tell_owner=tell_owner)
+
+    async def _hold(self, delegation: Delegation, *, reason: str, approval_id: int) -> RunOutcome:
+        """Park the delegation until approval `approval_id` is decided; its owner is told (once per hold)."""
+        async with self._store.transaction() as conn:
+            row = (
+                await conn.execute(
+                    update(delegations)
+                    .where(_HELD)
+                    .values(status=DelegationStatus.HELD.value, leased_by=None, lease_until=None, error=reason[:2000])
+                    .returning(delegations),
+                    self._holding(delegation),
+                )
+            ).first()
+            if row is None:
+                return RunOutcome(delegation=await self.get(delegation.id), ran=False)
+            after = _delegation(row)
+            approval = {"approval": approval_id}
+            await self._record(conn, actor="policy", kind="delegation.held", after=after, extra=approval)
+        return RunOutcome(delegation=after, ran=False, tell_owner=True)
+
+    async def held(self) -> list[Delegation]:
+        """The delegations waiting for a person's approval, oldest first."""
+        query = (
+            select(delegations)
+            .where(self._mine(), delegations.c.status == DelegationStatus.HELD.value)
+            .order_by(delegations.c.queued_at, delegations.c.id)
+        )
+        async with self._store.engine.connect() as conn:
+            return [_delegation(r) for r in (await conn.execute(query)).all()]
+
+    async def release_hold(self, delegation_id: int, *, approved: bool, actor: str, reason: str) -> Delegation | None:
+        """A held delegation's approval was decided: queue it to run (`approved`) or fail it with `reason`.
+
+        Returns the delegation as stored afterwards, or None when it was not held (another replica released it).
+        """
+        now = self._now()
+        values: dict[str, Any]
+        if approved:
+            values = dict(status=DelegationStatus.QUEUED.value, error=None)
+        else:
+            values = dict(status=DelegationStatus.FAILED.value, error=reason[:4000], finished_at=now)
+        async with self._store.transaction() as conn:
+            row = (
+                await conn.execute(
+                    update(delegations)
+                    .where(self._mine(), delegations.c.id == delegation_id)
+                    .where(delegations.c.status == DelegationStatus.HELD.value)
+                    .values(**values)
+                    .returning(delegations)
+                )
+            ).first()
+            if row is None:
+                return None
+            after = _delegation(row)
+            kind = "delegation.approved" if approved else f"delegation.{DelegationStatus.FAILED.value}"
+            await self._record(conn, actor=actor, kind=kind, after=after, extra={"reason": reason})
+        return after
 
     async def _finish_with(self, delegation: Delegation, result: DelegationResult) -> RunOutcome:
         """Store what the agent answered; it answered, so its circuit closes (in the same transaction)."""
@@ -818,6 +897,13 @@ async def tenants_with_delegations_to_run(store: Store) -> list[str]:
     )
     async with store.engine.connect() as conn:
         return [tenant for (tenant,) in (await conn.execute(query)).all()]
+
+
+async def tenants_with_held_delegations(store: Store) -> list[str]:
+    """Tenants with a delegation waiting for an approval (the scheduler settles those whose approval was decided)."""
+    query = select(delegations.c.tenant_id).where(delegations.c.status == DelegationStatus.HELD.value).distinct()
+    async with store.engine.connect() as conn:
+        return list((await conn.execute(query)).scalars())
 
 
 async def get_delegation(store: Store, tenant_id: str, delegation_id: int) -> Delegation:

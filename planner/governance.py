@@ -8,10 +8,14 @@ and every decision is written to the hash-chained decision log (`planner/decisio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+ACCOUNT_KEYS = ("account", "accounts", "account_id", "customer", "customers", "customer_id")
+"""Where an action's arguments name the customers or accounts it touches."""
 
 
 class Verdict(StrEnum):
@@ -111,3 +115,36 @@ class DecisionRecord:
     approval_id: int | None = None
     at: datetime | None = None
     """When; the log's clock by default."""
+
+
+def accounts_in(arguments: Mapping[str, Any]) -> tuple[str, ...]:
+    """The customer or account ids named in an action's arguments (`account`, `accounts`, `customer`…), in order."""
+    found: list[str] = []
+    for key in ACCOUNT_KEYS:
+        value = arguments.get(key)
+        values = [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+        if isinstance(values, list | tuple):
+            found.extend(str(v).strip() for v in values if isinstance(v, str | int) and not isinstance(v, bool))
+    return tuple(dict.fromkeys(a for a in found if a))
+
+
+def policy_record(action: Action, decision: PolicyDecision, rationale: str, **data: Any) -> DecisionRecord:
+    """The decision log's entry for the policy engine's verdict on `action` (extra `data` is kept with it)."""
+    return DecisionRecord(
+        tenant_id=action.tenant_id,
+        actor="policy",
+        action=f"{action.kind.value}.{decision.verdict.value}",
+        subject=action.subject or f"{action.kind.value}:{action.name}",
+        verdict=decision.verdict.value,
+        rationale=rationale,
+        data={
+            "actor": action.actor,
+            "agent": action.agent,
+            "name": action.name,
+            "accounts": list(action.accounts),
+            "attributes": action.attributes,
+            "facts": list(decision.facts),
+            **data,
+        },
+        rules=tuple(m.rule_id for m in decision.matched),
+    )

@@ -118,6 +118,13 @@ async def _decide(context: Context, args: Mapping[str, Any], *, approve: bool) -
         )
         return Reply(text=messages.APPROVAL_REFUSED.format(reason=refused), ok=False)
     if not approve:
+        held = decided.resume.get("delegation")
+        if context.delegator is not None and isinstance(held, int):
+            delegations = context.delegator.delegations(context.caller.tenant_id)
+            try:
+                await context.delegator.settle(context.caller.tenant_id, await delegations.get(held))
+            except PlannerError:
+                logger.exception("settling D%s after the rejection of %s failed", held, decided.ref)
         return await _answer(context, args, decided, f"{decided.ref} rejected: the action will not be taken.")
     return await _answer(context, args, decided, await _resume(context, approvals, decided))
 

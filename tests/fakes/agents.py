@@ -44,12 +44,14 @@ class ScriptedAgent(Agent):
         self.takes = timedelta(0)
         """How long each call takes on the test's clock (the clock must have `advance`)."""
         self.healthy = True
+        self.known = ["draft_email", "create_segment"]
+        """The capabilities it offers."""
         self.closed = 0
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
 
     async def capabilities(self) -> list[Capability]:
-        return [Capability(name="draft_email"), Capability(name="create_segment")]
+        return [Capability(name=name) for name in self.known]
 
     async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
         self.calls.append(request)
