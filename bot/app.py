@@ -1,5 +1,6 @@
 """The HTTP surface: `POST /api/messages` (Bot Framework activities), `POST /api/context/events` (facts from
-connected systems, see bot/context_events.py) and `GET /healthz`."""
+connected systems, see bot/context_events.py), `GET /api/charts/...` (signed chart links, see bot/charts.py) and
+`GET /healthz`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from botbuilder.core import Bot
 from botbuilder.integration.aiohttp import CloudAdapter
 from yarl import URL
 
+from bot.charts import add_chart_routes
 from bot.context_events import add_context_routes
 from bot.settings import Settings, is_loopback
 from planner.store import Store
@@ -110,4 +112,5 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     add_context_routes(app, store, settings)
+    add_chart_routes(app, store, settings)
     return app

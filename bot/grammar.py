@@ -46,6 +46,8 @@ VERBS = (
     "decisions",
     "decision",
     "policy",
+    "how are we doing",
+    "metrics",
 )
 
 
@@ -192,6 +194,9 @@ def parse(text: str) -> Command:
         return Command("derive_weekly_plan", args)
     if starts("plans", "list plans"):
         return Command("list_plans")
+    if verb := starts("how are we doing", "how are we doing?", "how is it going", "metrics", "digest"):
+        rest = _rest_after(text, verb).strip(" ?")
+        return Command("how_are_we_doing", {"plan": rest} if rest else {})
     if verb := starts("plan", "show plan", "status", "where are we"):
         rest = _rest_after(text, verb).strip(" ?")
         return Command("show_plan", {"plan": rest} if rest else {})

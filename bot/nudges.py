@@ -17,6 +17,7 @@ from botbuilder.schema import Activity, Attachment
 from bot.addressing import Undeliverable
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
+from bot.operations.measurement import measured
 from planner.approvals import APPROVAL_DECIDED, APPROVAL_REQUEST, ApprovalNotFound, Approvals, ApprovalStatus
 from planner.decisions import DecisionLog
 from planner.delegation import DelegationNotFound, get_delegation
@@ -214,7 +215,9 @@ async def _digest(w: _Writer) -> Activity | None:
         if drifting:
             line += "; behind pace: " + ", ".join(drifting)
         lines.append(line)
-        cards.append(await w.overview(master.id))
+        # The figures, the chart and the recommendations (logged in the decision log) of bot/operations/measurement.
+        _report, card = await measured(w.store, w.envelope.tenant_id, master.id, w.today)
+        cards.append(card)
     return _activity(f"Your digest for {w.payload['week']}:\n" + "\n".join(f"- {line}" for line in lines), cards)
 
 

@@ -6,7 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot import messages
-from bot.operations import approvals, decisions, delegation, drafts, follow_up, metrics, plans, policy, tasks
+from bot.operations import (
+    approvals,
+    decisions,
+    delegation,
+    drafts,
+    follow_up,
+    measurement,
+    metrics,
+    plans,
+    policy,
+    tasks,
+)
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
 
 
@@ -40,6 +51,7 @@ def default_registry() -> Registry:
             *plans.OPERATIONS,
             *tasks.OPERATIONS,
             *metrics.OPERATIONS,
+            *measurement.OPERATIONS,
             *drafts.OPERATIONS,
             *follow_up.OPERATIONS,
             *delegation.OPERATIONS,

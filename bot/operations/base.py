@@ -22,6 +22,7 @@ from planner.clock import Clock, utcnow
 from planner.directory import Directory
 from planner.drafts import Drafts
 from planner.errors import PlannerError
+from planner.measurement import Recommender
 from planner.model import Plan, Tier
 from planner.store import Store, TenantStore
 from planner.vault import VaultError
@@ -76,6 +77,7 @@ class Context:
         delegator: Delegator | None = None,
         resume: ResumeHook | None = None,
         record: Record | None = None,
+        recommender: Recommender | None = None,
     ) -> None:
         self.store = store
         self.caller = caller
@@ -84,6 +86,8 @@ class Context:
         """Runs an approved request's action (the bot's wiring plugs it in); None leaves it to the scheduler."""
         self.record = record
         """Where decisions are written (the decision log); None keeps them out of it."""
+        self.recommender = recommender
+        """Who writes KPI recommendations (Claude when a key is set); None: the rules."""
         self.plans: TenantStore = store.tenant(caller.tenant_id)
         self.directory = Directory(store, caller.tenant_id)
         self.drafts = Drafts(store, caller.tenant_id)

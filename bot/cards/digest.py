@@ -1,0 +1,150 @@
+"""The measurement card ("how are we doing?" and the leader's weekly digest): figures, a chart, and what to do next.
+
+It shows the chart first, because people would rather look than read, then the KPIs with their forecast and the
+recommended next step, then productivity and precision in two small tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.cards.elements import (
+    CARD_BUDGET_BYTES,
+    Element,
+    adaptive_card,
+    bullet_list,
+    container,
+    fact_set,
+    heading,
+    serialized_size,
+    subheading,
+    text_block,
+)
+from bot.cards.wording import day_label, plan_ref, window_label
+from planner.measurement import MeasurementReport, Outcomes, series_names
+
+NO_VALUE = "\u2013"
+"""Shown for a figure that has nothing to divide yet."""
+MAX_AGENTS = 6
+MAX_POLICIES = 6
+MAX_LAUNCHES = 6
+
+
+def percent(value: float | None) -> str:
+    """A share as a whole percentage, or a dash when there is nothing to divide."""
+    return NO_VALUE if value is None else f"{round(value * 100)} %"
+
+
+def amount(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return NO_VALUE
+    text = f"{value:,.1f}".removesuffix(".0")
+    return f"{text} {unit}".strip()
+
+
+def _outcomes(name: str, outcomes: Outcomes) -> str:
+    return (
+        f"{name}: {outcomes.decided} decided · approved {percent(outcomes.rate('approved'))}, "
+        f"edited {percent(outcomes.rate('edited'))}, rejected {percent(outcomes.rate('rejected'))}, "
+        f"expired {percent(outcomes.rate('expired'))}"
+    )
+
+
+def chart_image(url: str, alt_text: str) -> Element:
+    return {"type": "Image", "url": url, "altText": alt_text, "size": "stretch"}
+
+
+def measurement_card(report: MeasurementReport, *, chart_url: str | None, title: str | None = None) -> dict[str, Any]:
+    """The card for `report`; without `chart_url` (or when the chart makes it too big for Teams) it says so instead."""
+    master = report.facts.master
+    body: list[Element] = [
+        heading(title or f"How {plan_ref(master.id)} {master.title} is doing"),
+        text_block(
+            f"As of {day_label(report.as_of, with_year=True)} · {window_label(master.window.start, master.window.end)}",
+            subtle=True,
+            spacing="none",
+        ),
+    ]
+    chart_alt = "Tasks burn-up, and each KPI against its target pace"
+    kpis = _kpi_section(report)
+    rest = [*kpis, *_productivity_section(report), *_precision_section(report)]
+    if chart_url is not None:
+        card = adaptive_card([*body, chart_image(chart_url, chart_alt), *rest])
+        if serialized_size(card) <= CARD_BUDGET_BYTES:
+            return card
+    note = "The chart is too large to send in a message." if chart_url is not None else "No chart this time."
+    return adaptive_card([*body, text_block(note, subtle=True), *rest])
+
+
+def _kpi_section(report: MeasurementReport) -> list[Element]:
+    if not report.forecasts:
+        return [subheading("KPIs"), text_block("No KPI is tracked on this plan yet.", subtle=True)]
+    advice = {r.metric.id: r for r in report.recommendations}
+    names = series_names(report.facts.series)
+    items: list[Element] = [subheading("KPIs")]
+    for name, item, attained in zip(names, report.forecasts, report.precision.attainment, strict=True):
+        unit = item.metric.unit
+        facts = [
+            ("Now", f"{amount(item.actual, unit)} of {amount(item.metric.target, unit)}"),
+            ("Against target", percent(attained.against_target)),
+            ("Against pace", f"{percent(attained.against_pace)} (expected {amount(attained.expected, unit)})"),
+            ("At the end", f"{amount(item.projected, unit)} by {day_label(item.plan.window.end)}"),
+        ]
+        block: list[Element] = [text_block(name, weight="bolder"), fact_set(facts)]
+        recommendation = advice.get(item.metric.id)
+        if recommendation is not None:
+            block.append(text_block(f"Next: {recommendation.action}", color="accent", spacing="small"))
+            block.append(text_block(recommendation.rationale, subtle=True, spacing="none"))
+        items.append(container(block, spacing="medium"))
+    return items
+
+
+def _productivity_section(report: MeasurementReport) -> list[Element]:
+    figures = report.productivity
+    agents = ", ".join(f"{agent} {count}" for agent, count in figures.delegations_completed.items()) or "none"
+    facts = [
+        ("On time", f"{percent(figures.on_time_rate)} ({figures.on_time} of {figures.judged})"),
+        ("Cycle time", NO_VALUE if figures.cycle_time_days is None else f"{figures.cycle_time_days:.1f} days"),
+        ("Throughput", NO_VALUE if figures.throughput is None else f"{figures.throughput:.1f} tasks a week"),
+        ("Carried over", str(figures.carried_over)),
+        ("Delegations done", f"{figures.delegations_completed_total} ({agents})"),
+    ]
+    launches = [
+        f"{plan_ref(launch.plan_id)} {launch.title}: "
+        + (
+            f"launched in {launch.days} days"
+            if launch.days is not None
+            else (
+                f"{launch.milestones_done} of {launch.milestones} milestones done"
+                if launch.milestones
+                else "no milestone"
+            )
+        )
+        for launch in figures.launches[:MAX_LAUNCHES]
+    ]
+    section: list[Element] = [subheading("Productivity", separator=True), fact_set(facts)]
+    if launches:
+        section.append(text_block("Time to launch", weight="bolder", spacing="small"))
+        section.append(bullet_list(launches))
+    return section
+
+
+def _lines(title: str, lines: Sequence[str]) -> list[Element]:
+    return [text_block(title, weight="bolder", spacing="small"), bullet_list(lines)] if lines else []
+
+
+def _precision_section(report: MeasurementReport) -> list[Element]:
+    figures = report.precision
+    delegation_lines = [
+        f"{agent}: {percent(record.success_rate)} of {record.succeeded + record.failed} succeeded"
+        for agent, record in list(figures.delegations.items())[:MAX_AGENTS]
+    ]
+    section: list[Element] = [
+        subheading("Precision", separator=True),
+        fact_set([("Delegation success", percent(figures.delegation_success_rate))]),
+        *_lines("Delegations by agent", delegation_lines),
+        *_lines("Approvals by agent", [_outcomes(a, o) for a, o in list(figures.by_agent.items())[:MAX_AGENTS]]),
+        *_lines("Approvals by policy", [_outcomes(p, o) for p, o in list(figures.by_policy.items())[:MAX_POLICIES]]),
+    ]
+    return section

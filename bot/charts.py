@@ -1,0 +1,197 @@
+"""The measurement chart: tasks burn-up and each KPI against its target pace, drawn with matplotlib as a PNG.
+
+Only matplotlib's object API and its Agg canvas are used (no `pyplot`), so drawing needs no display, sets no
+global backend and keeps no figure alive after it is rendered.
+
+A chart reaches Teams inline (a `data:` URI in the card's Image) or, when it would not fit in a message, from a
+signed, expiring URL the bot serves (`GET /api/charts/{tenant}/{plan}.png?as_of=…&expires=…&signature=…`). The
+signature is an HMAC-SHA256 over the path, the day and the expiry, keyed with a key derived from the secret keys
+(`COS_SECRET_KEYS`), so only the bot can mint a link, and a link stops working when it expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from aiohttp import web
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from bot.settings import Settings
+from planner.errors import PlanNotFound
+from planner.measurement import Measurement, MeasurementReport, measure, series_names
+from planner.store import Store
+from planner.vault import VaultError
+
+logger = logging.getLogger(__name__)
+
+WIDTH_INCHES, HEIGHT_INCHES, DPI = 6.4, 2.6, 72
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PALETTE = 64
+CHART_PATH = "/api/charts/{tenant}/{plan}.png"
+LINK_LIFETIME = timedelta(days=7)
+_KEY_LABEL = b"cos chart links v1"
+
+
+def burn_up(report: MeasurementReport) -> tuple[list[date], list[int], list[int]]:
+    """Per day of the master plan up to the day measured: the tasks done by then, and the tasks planned by then."""
+    window = report.facts.master.window
+    last = min(report.as_of, window.end)
+    days = [window.start + timedelta(days=n) for n in range(max((last - window.start).days + 1, 0))]
+    done = [sum(1 for t in report.facts.tasks if t.done_at is not None and t.done_at.date() <= d) for d in days]
+    scope = [sum(1 for t in report.facts.tasks if t.created_at.date() <= d) for d in days]
+    return days, done, scope
+
+
+def build_figure(report: MeasurementReport) -> Figure:
+    """The chart as a matplotlib Figure: burn-up on the left, KPIs (as % of the way to target) on the right."""
+    figure = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=DPI, layout="constrained")
+    tasks_axes, kpi_axes = figure.subplots(1, 2)
+    days, done, scope = burn_up(report)
+    tasks_axes.plot(days, scope, label="planned", color="#8a8886", linestyle="--")
+    tasks_axes.plot(days, done, label="done", color="#107c10", linewidth=2)
+    tasks_axes.set_title("Tasks burn-up", fontsize=9)
+    tasks_axes.set_xlim(report.facts.master.window.start, report.facts.master.window.end)
+    tasks_axes.set_ylim(bottom=0)
+    for name, series in zip(series_names(report.facts.series), report.facts.series, strict=True):
+        metric, window = series.metric, series.plan.window
+        span = metric.target - metric.baseline
+        if span == 0:
+            continue
+        (line,) = kpi_axes.plot(
+            [window.start, window.end], [0.0, 100.0], linestyle=":", linewidth=1, label=f"{name} target pace"
+        )
+        known = [r for r in series.readings if r.at.date() <= report.as_of]
+        kpi_axes.plot(
+            [r.at.date() for r in known],
+            [(r.value - metric.baseline) / span * 100 for r in known],
+            marker="o",
+            markersize=3,
+            color=line.get_color(),
+            label=name,
+        )
+    kpi_axes.set_title("KPIs, % of the way to target", fontsize=9)
+    kpi_axes.set_xlim(report.facts.master.window.start, report.facts.master.window.end)
+    for axes in (tasks_axes, kpi_axes):
+        axes.tick_params(labelsize=7)
+        axes.axvline(report.as_of, color="#c8c6c4", linewidth=0.8)
+        if any(not str(line.get_label()).startswith("_") for line in axes.get_lines()):
+            axes.legend(fontsize=6, loc="upper left", frameon=False)
+        for label in axes.get_xticklabels():
+            label.set_rotation(30)
+    return figure
+
+
+def render_png(figure: Figure) -> bytes:
+    """The figure as a PNG of at most PALETTE colours: a quarter of the bytes of a true-colour one, so the chart
+    fits inline in a Teams message (about 28 KB in all)."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+    buffer = io.BytesIO()
+    image.quantize(colors=PALETTE).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def chart_png(report: MeasurementReport) -> bytes:
+    return render_png(build_figure(report))
+
+
+def data_uri(png: bytes) -> str:
+    """The PNG inline, as a card's Image can carry it."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# ---- signed links ------------------------------------------------------------------------------------------------
+
+
+def signing_keys(settings: Settings) -> tuple[bytes, ...]:
+    """Link keys derived from the configured secret keys (newest first); empty when no vault key is configured.
+
+    Raises VaultError for a malformed key.
+    """
+    vault = settings.vault()
+    if vault is None:
+        return ()
+    secrets = [k.strip() for k in settings.secret_keys.split(",") if k.strip()]
+    if not secrets:
+        # Local mode without COS_SECRET_KEYS: `vault()` made (or read) the key file.
+        with open(settings.secret_key_file, encoding="ascii") as key_file:
+            secrets = [key_file.read().strip()]
+    return tuple(hmac.new(secret.encode(), _KEY_LABEL, hashlib.sha256).digest() for secret in secrets)
+
+
+def _message(path: str, as_of: date, expires: int) -> bytes:
+    return f"{path}\n{as_of.isoformat()}\n{expires}".encode()
+
+
+@dataclass(frozen=True)
+class ChartLinks:
+    """Mints and checks signed, expiring chart links."""
+
+    keys: tuple[bytes, ...]
+    base_url: str = ""
+
+    def link(self, tenant_id: str, plan_id: int, as_of: date, *, now: datetime) -> str:
+        """A URL to the chart of `plan_id` as of `as_of`, valid for LINK_LIFETIME from `now`."""
+        path = CHART_PATH.format(tenant=tenant_id, plan=plan_id)
+        expires = int((now + LINK_LIFETIME).timestamp())
+        signature = hmac.new(self.keys[0], _message(path, as_of, expires), hashlib.sha256).hexdigest()
+        return f"{self.base_url.rstrip('/')}{path}?as_of={as_of.isoformat()}&expires={expires}&signature={signature}"
+
+    def verify(self, path: str, as_of: date, expires: int, signature: str, *, now: datetime) -> bool:
+        """True when `signature` is one of ours for this path, day and expiry, and the expiry is still ahead."""
+        if expires <= now.timestamp():
+            return False
+        message = _message(path, as_of, expires)
+        return any(
+            hmac.compare_digest(hmac.new(key, message, hashlib.sha256).hexdigest(), signature) for key in self.keys
+        )
+
+
+class ChartEndpoint:
+    """`GET /api/charts/{tenant}/{plan}.png`: the chart, drawn from the plan as it stands, for a valid link only."""
+
+    def __init__(self, store: Store, links: ChartLinks) -> None:
+        self._store = store
+        self._links = links
+
+    async def handle(self, request: web.Request) -> web.Response:
+        tenant = request.match_info["tenant"]
+        try:
+            plan_id = int(request.match_info["plan"])
+            as_of = date.fromisoformat(request.query.get("as_of", ""))
+            expires = int(request.query.get("expires", ""))
+        except ValueError:
+            return web.json_response({"error": "This chart link is not valid."}, status=403)
+        signature = request.query.get("signature", "")
+        path = CHART_PATH.format(tenant=tenant, plan=plan_id)
+        if not self._links.keys or not self._links.verify(path, as_of, expires, signature, now=self._store.clock()):
+            logger.warning("refused a chart link with a bad or expired signature")
+            return web.json_response({"error": "This chart link is not valid or has expired."}, status=403)
+        try:
+            report = measure(await Measurement(self._store, tenant).facts(plan_id), as_of)
+        except PlanNotFound:
+            return web.json_response({"error": "That plan no longer exists."}, status=404)
+        return web.Response(
+            body=chart_png(report), content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+        )
+
+
+def add_chart_routes(app: web.Application, store: Store, settings: Settings) -> ChartLinks:
+    """Serve `GET /api/charts/{tenant}/{plan}.png` on `app`; returns the links it accepts (none without a key)."""
+    try:
+        keys = signing_keys(settings)
+    except (VaultError, OSError) as error:
+        logger.error("chart links are off: %s", error)
+        keys = ()
+    links = ChartLinks(keys)
+    app.router.add_get("/api/charts/{tenant}/{plan:\\d+}.png", ChartEndpoint(store, links).handle)
+    return links

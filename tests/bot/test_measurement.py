@@ -1,0 +1,256 @@
+"""The measurement surface: the chart plots the right series and is a real PNG, the card passes the Adaptive Card 1.5
+schema, "how are we doing?" answers in Teams and logs its recommendations, and chart links are signed and expire."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from matplotlib.dates import num2date
+
+from bot.app import create_app
+from bot.cards.digest import measurement_card
+from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
+from bot.charts import CHART_PATH, PNG_SIGNATURE, ChartLinks, build_figure, burn_up, chart_png, data_uri, signing_keys
+from bot.server import create_adapter
+from bot.settings import Settings
+from bot.teams import ChiefOfStaffBot
+from planner.decisions import DecisionLog
+from planner.measurement import RECOMMENDATION_ACTION, MeasurementReport, measure, rule_recommendations
+from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
+from planner.store import Store
+from planner.triggers import TriggerEngine, TriggerRules
+from planner.vault import Vault
+from tests.bot.cards.test_cards import all_text, of_type, schema_errors
+from tests.bot.conftest import TENANT, Running, TeamsUser
+from tests.bot.test_nudges import sender_for
+from tests.conftest import FakeClock
+from tests.planner.test_measurement import AS_OF, FACTS
+
+
+def report_with_advice() -> MeasurementReport:
+    report = measure(FACTS, AS_OF)
+    return replace(report, recommendations=tuple(rule_recommendations(report)))
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from the PNG's IHDR chunk, after checking its signature and the chunk's CRC."""
+    assert png[:8] == PNG_SIGNATURE
+    length, kind = struct.unpack(">I4s", png[8:16])
+    assert (length, kind) == (13, b"IHDR")
+    header = png[16 : 16 + length]
+    (crc,) = struct.unpack(">I", png[16 + length : 20 + length])
+    assert zlib.crc32(kind + header) == crc
+    width, height = struct.unpack(">II", header[:8])
+    return width, height
+
+
+def lines_by_label(axes):  # type: ignore[no-untyped-def]
+    # Lines labelled `_…` are matplotlib's unlabelled ones (the day-measured marker).
+    return {line.get_label(): line for line in axes.get_lines() if not line.get_label().startswith("_")}
+
+
+def days_of(line) -> list[date]:  # type: ignore[no-untyped-def]
+    return [num2date(x).date() if not isinstance(x, date) else x for x in line.get_xdata()]
+
+
+def test_the_burn_up_plots_tasks_done_and_planned_each_day_to_the_day_measured() -> None:
+    figure = build_figure(measure(FACTS, AS_OF))
+    tasks_axes, _ = figure.axes
+    lines = lines_by_label(tasks_axes)
+    assert set(lines) == {"planned", "done"}
+    days = days_of(lines["done"])
+    assert days[0] == date(2026, 1, 5)
+    assert days[-1] == AS_OF
+    done = dict(zip(days, list(lines["done"].get_ydata()), strict=True))
+    # T1 done on the 7th, T2 on the 12th, T7 on the 14th, T3 on the 16th; T8 on the 19th is after the day measured
+    assert [done[date(2026, 1, d)] for d in (6, 7, 11, 12, 14, 16, 18)] == [0, 1, 1, 2, 3, 4, 4]
+    assert set(lines["planned"].get_ydata()) == {8}
+
+
+def test_each_kpi_is_plotted_as_a_share_of_its_way_to_target_beside_its_target_pace() -> None:
+    figure = build_figure(measure(FACTS, AS_OF))
+    _, kpi_axes = figure.axes
+    lines = lines_by_label(kpi_axes)
+    assert set(lines) == {
+        "SQLs",
+        "SQLs target pace",
+        "Cost per lead (P3)",
+        "Cost per lead (P3) target pace",
+        "Launch signups (P2)",
+        "Launch signups (P2) target pace",
+    }
+    assert list(lines["SQLs"].get_ydata()) == pytest.approx([60 / 280 * 100, 120 / 280 * 100])
+    assert days_of(lines["SQLs"]) == [date(2026, 1, 11), date(2026, 1, 18)]
+    # Cost per lead goes down 100 -> 80: 95 is a quarter of the way; the reading of the 25th is after the day measured
+    assert list(lines["Cost per lead (P3)"].get_ydata()) == pytest.approx([25.0])
+    assert list(lines["Launch signups (P2)"].get_ydata()) == []
+    pace = lines["Cost per lead (P3) target pace"]
+    assert days_of(pace) == [date(2026, 1, 12), date(2026, 2, 1)]
+    assert list(pace.get_ydata()) == [0.0, 100.0]
+    assert lines["SQLs"].get_color() == lines["SQLs target pace"].get_color()
+
+
+def test_the_chart_renders_as_a_png_of_the_figures_size() -> None:
+    figure = build_figure(measure(FACTS, AS_OF))
+    expected = (int(figure.get_figwidth() * figure.dpi), int(figure.get_figheight() * figure.dpi))
+    png = chart_png(measure(FACTS, AS_OF))
+    assert png_size(png) == expected == (460, 187)
+    assert png.endswith(b"IEND\xaeB`\x82")
+
+
+def test_burn_up_of_a_plan_not_started_is_empty() -> None:
+    days, done, scope = burn_up(measure(FACTS, date(2026, 1, 1)))
+    assert (days, done, scope) == ([], [], [])
+
+
+def test_the_card_with_its_chart_inline_is_valid_and_fits_in_a_teams_message() -> None:
+    report = report_with_advice()
+    card = measurement_card(report, chart_url=data_uri(chart_png(report)))
+    assert schema_errors(card) == []
+    assert serialized_size(card) <= CARD_BUDGET_BYTES
+    [image] = of_type(card, "Image")
+    assert image["url"].startswith("data:image/png;base64,")
+    text = all_text(card)
+    assert "On time: 60 % (3 of 5)" in text
+    assert "Cycle time: 3.4 days" in text
+    assert "Throughput: 2.0 tasks a week" in text
+    assert "Carried over: 1" in text
+    assert "Delegations done: 3 (copilot 1, hubspot 2)" in text
+    assert "P2 Launch: launched in 11 days" in text
+    assert "P3 ABM: 0 of 1 milestones done" in text
+    assert "Against pace: 86 % (expected 140)" in text
+    assert "At the end: 240 by Sun 1 Feb" in text
+    assert "Next: Unblock the late work behind SQLs first: T4." in text
+    assert "Delegation success: 60 %" in text
+    assert "hubspot: 3 decided · approved 33 %, edited 33 %, rejected 33 %, expired 0 %" in text
+    assert "gate:budget: 1 decided · approved 0 %, edited 0 %, rejected 0 %, expired 100 %" in text
+
+
+def test_a_chart_too_large_for_a_message_is_left_out_and_the_card_says_so() -> None:
+    report = report_with_advice()
+    card = measurement_card(report, chart_url="data:image/png;base64," + "A" * 40_000)
+    assert schema_errors(card) == []
+    assert of_type(card, "Image") == []
+    assert "The chart is too large to send in a message." in all_text(card)
+
+
+# ---- in Teams ---------------------------------------------------------------------------------------------------
+
+
+async def pipeline(store: Store, clock: FakeClock) -> int:
+    """A master plan of February with SQLs behind pace and one task late, as of Monday 16 February."""
+    clock.now = datetime(2026, 2, 2, 9, tzinfo=UTC)
+    tenant = store.tenant(TENANT)
+    master = await tenant.create_master_plan(
+        title="Q1 pipeline",
+        owner="aad-lead",
+        window=Window(start=date(2026, 2, 2), end=date(2026, 3, 1)),
+        metrics=[MetricSpec(name="SQLs", target=280)],
+        actor="aad-lead",
+    )
+    launch = await tenant.create_tactical_plan(
+        master.id, title="Launch", owner="aad-lead", window=master.window, actor="aad-lead"
+    )
+    late = await tenant.add_task(launch.id, title="Landing page", due_on=date(2026, 2, 10), actor="aad-lead")
+    done = await tenant.add_task(launch.id, title="Launch email", due_on=date(2026, 2, 12), actor="aad-lead")
+    clock.now = datetime(2026, 2, 11, 9, tzinfo=UTC)
+    await tenant.update_task(done.id, TaskChanges(status=TaskStatus.DONE), actor="aad-lead")
+    sqls = await tenant.find_metric("SQLs")
+    await tenant.record_reading(sqls.id, 70, at=datetime(2026, 2, 15, 12, tzinfo=UTC), actor="aad-lead")
+    clock.now = datetime(2026, 2, 15, 18, tzinfo=UTC)
+    assert late.id
+    return master.id
+
+
+async def test_how_are_we_doing_answers_with_the_card_and_logs_each_recommendation_once(
+    running: Running, store: Store, clock: FakeClock
+) -> None:
+    master_id = await pipeline(store, clock)
+    lead = TeamsUser(running, time_zone=None)
+    [answer] = await lead.ask("how are we doing?")
+    assert answer.startswith(f"P{master_id} Q1 pipeline: 50 % of tasks on time, 1 done; heading short: SQLs.")
+    card = running.connector.cards()[-1]
+    assert schema_errors(card) == []
+    assert of_type(card, "Image")[0]["url"].startswith("data:image/png;base64,")
+    # 70 SQLs in 14 of 28 days: 140 at the end against 280, with T1 late
+    assert "At the end: 140 by Sun 1 Mar" in all_text(card)
+    assert "Next: Unblock the late work behind SQLs first: T1." in all_text(card)
+    await lead.ask("how are we doing")
+    logged = [d for d in await DecisionLog(store, TENANT).entries() if d.action == RECOMMENDATION_ACTION]
+    assert len(logged) == 1
+    [entry] = logged
+    assert (entry.actor, entry.verdict) == ("bot", "recommend")
+    assert entry.data["recommended"] == "Unblock the late work behind SQLs first: T1."
+    assert entry.data["projected"] == pytest.approx(140)
+    assert "reaches 140 by 2026-03-01" in entry.rationale
+
+
+# ---- signed chart links ------------------------------------------------------------------------------------------
+
+KEY = Vault.generate_key()
+
+
+def test_a_chart_link_is_refused_once_tampered_with_or_expired() -> None:
+    links = ChartLinks(signing_keys(Settings.from_env({"COS_SECRET_KEYS": KEY})), base_url="https://bot.example")
+    now = datetime(2026, 2, 15, 18, tzinfo=UTC)
+    url = links.link(TENANT, 1, date(2026, 2, 15), now=now)
+    query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
+    path = CHART_PATH.format(tenant=TENANT, plan=1)
+    expires, signature = int(query["expires"]), query["signature"]
+    assert url.startswith(f"https://bot.example{path}?as_of=2026-02-15&expires=")
+    assert links.verify(path, date(2026, 2, 15), expires, signature, now=now)
+    assert not links.verify(CHART_PATH.format(tenant=TENANT, plan=2), date(2026, 2, 15), expires, signature, now=now)
+    assert not links.verify(path, date(2026, 2, 16), expires, signature, now=now)
+    assert not links.verify(path, date(2026, 2, 15), expires + 60, signature, now=now)
+    assert not links.verify(path, date(2026, 2, 15), expires, signature, now=now + timedelta(days=8))
+    other = ChartLinks(signing_keys(Settings.from_env({"COS_SECRET_KEYS": Vault.generate_key()})))
+    assert not other.verify(path, date(2026, 2, 15), expires, signature, now=now)
+
+
+async def test_the_bot_serves_a_chart_for_a_signed_link_only(store: Store, clock: FakeClock) -> None:
+    master_id = await pipeline(store, clock)
+    settings = Settings.from_env({"COS_SECRET_KEYS": KEY})
+    adapter = create_adapter(settings)
+    server = TestServer(create_app(store, adapter, ChiefOfStaffBot(store, settings, clock=clock), settings))
+    await server.start_server()
+    links = ChartLinks(signing_keys(settings), base_url=str(server.make_url("/")))
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = links.link(TENANT, master_id, date(2026, 2, 15), now=clock.now)
+            async with session.get(url) as response:
+                assert response.status == 200
+                assert response.content_type == "image/png"
+                assert png_size(await response.read()) == (460, 187)
+            async with session.get(url.replace("signature=", "signature=0")) as response:
+                assert response.status == 403
+            clock.advance(days=8)
+            async with session.get(url) as response:
+                assert response.status == 403
+                assert "expired" in (await response.json())["error"]
+    finally:
+        await server.close()
+
+
+async def test_the_leaders_friday_digest_carries_the_figures_chart_and_next_steps(
+    running: Running, store: Store, clock: FakeClock
+) -> None:
+    await pipeline(store, clock)
+    await TeamsUser(running).ask("help")  # the leader's personal chat is known
+    before = len(running.connector.sent)
+    friday = datetime(2026, 2, 20, 15, tzinfo=UTC)
+    clock.now = friday
+    await TriggerEngine(store, rules=TriggerRules(enabled=frozenset({"weekly_cycle"}))).evaluate(friday)
+    await sender_for(store).deliver()
+    [digest] = [s.body for s in running.connector.sent[before:] if s.conversation_id == "a:personal-lead"]
+    assert "Your digest for 2026-W08" in digest["text"]
+    card = digest["attachments"][0]["content"]
+    assert schema_errors(card) == []
+    assert of_type(card, "Image")[0]["url"].startswith("data:image/png;base64,")
+    assert "Next: Unblock the late work behind SQLs first: T1." in all_text(card)
+    assert [d.action for d in await DecisionLog(store, TENANT).entries()].count(RECOMMENDATION_ACTION) == 1
