@@ -482,3 +482,38 @@ context_facts = Table(
     Index("ix_context_facts_expires", "expires_at"),
 )
 """Facts about accounts from connected systems (see planner/context.py); the unique event id refuses replays."""
+
+metric_feeds = Table(
+    "metric_feeds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("metric_id", Integer, ForeignKey("metrics.id", ondelete="CASCADE"), nullable=False),
+    Column("adapter", String(100), nullable=False),
+    Column("capability", String(200), nullable=False),
+    Column("input", JSON, nullable=False),
+    Column("field", String(200), nullable=False),
+    Column("unit", String(50), nullable=False),
+    Column("every_minutes", Integer, nullable=False),
+    Column("last_pulled_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "metric_id", "adapter", "capability"),
+    Index("ix_metric_feeds_due", "last_pulled_at"),
+)
+"""KPI readings pulled from an agent on a schedule: call `capability` with `input`, read `field` of its data."""
+
+playbooks = Table(
+    "playbooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("source_plan_id", Integer, nullable=True),
+    Column("content", JSON, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "name"),
+)
+"""Playbooks saved from a tactical plan's retrospective (see planner/playbooks.py); `content` seeds the next plan."""
