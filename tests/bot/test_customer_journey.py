@@ -1,0 +1,270 @@
+"""A customer's journey across systems, end to end: signed events from the web site, the shop and the help desk
+change what the vendor agents may do next, a person decides what the rules flag, and the decision log says why.
+
+Real peers: the bot's aiohttp app on loopback, the vendor agent served over MCP (streamable HTTP) as two adapters,
+the fake Bot Connector for Teams. The events are signed with the sources' secrets as a connected system would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.app import create_app
+from bot.context_events import PATH
+from bot.delegating import Delegator
+from bot.sender import Sender
+from bot.server import create_adapter
+from bot.settings import Settings
+from bot.teams import ChiefOfStaffBot
+from planner.agents import DelegationStatus
+from planner.approvals import Approvals
+from planner.context import ContextSources, sign
+from planner.decisions import DecisionLog, verify
+from planner.delegation import Delegation
+from planner.model import Window
+from planner.store import Store
+from planner.vault import Vault
+from tests.adapters.vendor_agent import serve_in_process
+from tests.bot.cards.test_cards import all_text
+from tests.bot.conftest import TENANT, Running, TeamsUser
+from tests.bot.test_teams import find_action
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
+
+KEY = Vault.generate_key()
+CUSTOMER = "acme"
+RENEWING = "globex"
+
+RULES = {
+    "rules": [
+        {
+            "id": "quiet-after-ticket",
+            "description": "No outbound email while the customer has had a ticket open in the last 48 h",
+            "effect": "forbid",
+            "kinds": ["delegation"],
+            "actions": ["send_email"],
+            "when": {"fact": "ticket_opened", "within": "48h"},
+        },
+        {
+            "id": "crm-discounts",
+            "description": "The CRM agent may offer up to 15 % on its own",
+            "effect": "allow",
+            "agents": ["crm"],
+            "actions": ["offer_discount"],
+            "limits": {"percent": {"le": 15}},
+        },
+        {
+            "id": "renewal-touch",
+            "description": "A discount to an account in renewal waits for a person",
+            "effect": "require",
+            "actions": ["offer_discount"],
+            "when": {"fact": "renewal_open"},
+        },
+    ]
+}
+FREEZE = {
+    "rules": [
+        *RULES["rules"],
+        {
+            "id": "launch-freeze",
+            "description": "Launch week: no agent acts on its own",
+            "effect": "forbid",
+            "kinds": ["delegation"],
+        },
+    ]
+}
+
+
+@dataclass
+class Journey:
+    running: Running
+    secret: str
+    vendor_calls: list[str] = field(default_factory=list)
+    next_event: int = 0
+
+    @property
+    def delegator(self) -> Delegator:
+        assert self.running.bot.delegator is not None
+        return self.running.bot.delegator
+
+    async def event(self, source: str, type: str, account: str, **attributes: Any) -> int:
+        """Post one signed event as the connected system `source` would; the HTTP status."""
+        self.next_event += 1
+        clock = self.running.store.clock()
+        body = {
+            "id": f"{source}-{self.next_event}",
+            "type": type,
+            "account": account,
+            "at": clock.isoformat(),
+            "attributes": attributes,
+        }
+        raw = json.dumps(body).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-COS-Source": "journey",
+            "X-COS-Tenant": TENANT,
+            "X-COS-Signature": sign(self.secret, raw),
+        }
+        async with self.running.session.post(self.running.server.make_url(PATH), data=raw, headers=headers) as answer:
+            await answer.read()
+            return answer.status
+
+    async def delegate(self, lead: TeamsUser, task_id: int, adapter: str, capability: str, **input: Any) -> Delegation:
+        await lead.ask(f"delegate T{task_id} to {adapter} {capability} {json.dumps(input)}")
+        await self.running.bot.drain()
+        await self.delegator.drain()
+        [delegation] = await self.delegator.delegations(TENANT).of_task(task_id)
+        return delegation
+
+
+@pytest.fixture
+async def journey(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Journey]:
+    clock.now = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    settings = Settings.from_env({"COS_SECRET_KEYS": KEY})
+    adapter = create_adapter(settings)
+    sender = Sender(store, adapter, app_id=None, worker="journey")
+    delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver)
+    bot = ChiefOfStaffBot(store, settings, clock=clock, delegator=delegator)
+    bot.adapter = adapter
+    server = TestServer(create_app(store, adapter, bot, settings), host="127.0.0.1")
+    await server.start_server()
+    running = Running(store, bot, server, connector, aiohttp.ClientSession())
+    secret = await ContextSources(store, TENANT, Vault([KEY])).add("journey", actor="aad-lead")
+    yield Journey(running, secret)
+    await bot.drain()
+    await delegator.close()
+    await running.session.close()
+    await server.close()
+
+
+async def tasks(store: Store, count: int) -> list[int]:
+    tenant = store.tenant(TENANT)
+    window = Window(start=date(2026, 3, 1), end=date(2026, 3, 31))
+    master = await tenant.create_master_plan(title="Q1 revenue", owner="aad-lead", window=window, actor="aad-lead")
+    tactical = await tenant.create_tactical_plan(
+        master.id, title="Customer care", owner="aad-lead", window=window, actor="aad-lead"
+    )
+    created = [
+        await tenant.add_task(
+            tactical.id, title=f"Step {n}", due_on=date(2026, 3, 20), owner="aad-lead", actor="aad-lead"
+        )
+        for n in range(1, count + 1)
+    ]
+    return [task.id for task in created]
+
+
+async def test_a_customer_journey_changes_what_every_agent_may_do_and_the_log_says_why(
+    journey: Journey, clock: FakeClock
+) -> None:
+    running = journey.running
+    lead = TeamsUser(running)
+    approver = TeamsUser(running, user_id="aad-approver", name="Approver", conversation_id="a:personal-approver")
+    await approver.ask("help")
+    t_welcome, t_follow_up, t_discount, t_after_ticket, t_mail_frozen, t_crm_frozen = await tasks(running.store, 6)
+
+    async with serve_in_process(announce=journey.vendor_calls.append) as url:
+        config = json.dumps({"transport": "http", "url": url})
+        for name in ("mailer", "crm"):
+            [added] = await lead.ask(f"adapter add mcp {name} {config}")
+            assert f"Adapter mcp:{name} registered" in added
+        [roles] = await lead.ask("approvers add leader aad-approver")
+        assert "aad-approver" in roles or "Approver" in roles
+        [loaded] = await lead.ask(f"policy load {json.dumps(RULES)}")
+        assert "Policy version 1 is in force: 3 rule(s)" in loaded
+
+        # The customer visits the site, reads content and buys: nothing there holds the welcome email back.
+        assert await journey.event("web", "page_visit", CUSTOMER, url="/pricing") == 202
+        assert await journey.event("web", "content_read", CUSTOMER, title="ROI guide") == 202
+        assert await journey.event("shop", "purchase", CUSTOMER, order="o-1", amount=12000) == 202
+        welcome = await journey.delegate(
+            lead, t_welcome, "mailer", "send_email", account=CUSTOMER, to="buyer@acme.example", subject="Welcome"
+        )
+        assert welcome.status is DelegationStatus.SUCCEEDED, welcome.error
+        assert journey.vendor_calls == ["send_email acme: Welcome"]
+
+        # Then they open a support ticket: the next outbound email is stopped, and never reaches the vendor.
+        clock.advance(hours=2)
+        assert await journey.event("helpdesk", "ticket_opened", CUSTOMER, ticket_id="HD-7", severity="high") == 202
+        follow_up = await journey.delegate(
+            lead, t_follow_up, "mailer", "send_email", account=CUSTOMER, to="buyer@acme.example", subject="Upsell"
+        )
+        assert follow_up.status is DelegationStatus.FAILED
+        assert follow_up.error == (
+            "Stopped by policy: No outbound email while the customer has had a ticket open in the last 48 h."
+        )
+        assert journey.vendor_calls == ["send_email acme: Welcome"]
+        told = [s.body.get("text", "") for s in running.connector.sent if s.conversation_id == lead.conversation_id]
+        assert any(f"T{t_follow_up} (D{follow_up.id}, mailer send_email) failed" in text for text in told)
+
+        # Another account is in renewal: the CRM agent's discount, within its own limit, waits for a person.
+        assert await journey.event("crm", "renewal_open", RENEWING, renewal_id="R-1", amount=90000) == 202
+        before = len(running.connector.sent)
+        discount = await journey.delegate(lead, t_discount, "crm", "offer_discount", account=RENEWING, percent=10)
+        assert discount.status is DelegationStatus.HELD
+        assert journey.vendor_calls == ["send_email acme: Welcome"]
+        [card_message] = [s for s in running.connector.sent[before:] if s.conversation_id == approver.conversation_id]
+        card = card_message.body["attachments"][0]["content"]
+        assert "A discount to an account in renewal waits for a person" in all_text(card)
+        told = [s.body.get("text", "") for s in running.connector.sent[before:]]
+        assert any("waits for a person's approval before crm may act" in text for text in told)
+
+        # The approver approves on the card, in Teams: the discount goes out, once.
+        approve = find_action(card, "Approve")
+        await approver.post(approver.activity(text=None, value=approve["data"], replyToId=card_message.activity_id))
+        await running.bot.drain()
+        await journey.delegator.drain()
+        [discount] = await journey.delegator.delegations(TENANT).of_task(t_discount)
+        assert discount.status is DelegationStatus.SUCCEEDED, discount.error
+        assert journey.vendor_calls[-1] == "offer_discount globex: 10%"
+
+        # The ticket is closed: email flows again.
+        clock.advance(hours=1)
+        assert await journey.event("helpdesk", "ticket_closed", CUSTOMER, ticket_id="HD-7") == 202
+        after_ticket = await journey.delegate(
+            lead, t_after_ticket, "mailer", "send_email", account=CUSTOMER, to="buyer@acme.example", subject="Fixed"
+        )
+        assert after_ticket.status is DelegationStatus.SUCCEEDED, after_ticket.error
+        assert journey.vendor_calls[-1] == "send_email acme: Fixed"
+
+        # One change of the rules, in one place, applies to every adapter's next action at once.
+        [frozen] = await lead.ask(f"policy load {json.dumps(FREEZE)}")
+        assert "Policy version 2 is in force: 4 rule(s)" in frozen
+        calls_before = list(journey.vendor_calls)
+        mail = await journey.delegate(lead, t_mail_frozen, "mailer", "draft_email", audience="CFOs", topic="launch")
+        crm = await journey.delegate(lead, t_crm_frozen, "crm", "create_segment", name="CFOs", criteria="title CFO")
+        for stopped in (mail, crm):
+            assert (stopped.status, stopped.error) == (
+                DelegationStatus.FAILED,
+                "Stopped by policy: Launch week: no agent acts on its own.",
+            )
+        assert journey.vendor_calls == calls_before
+
+    # Every step is in the decision log with its reason, and the chain is intact.
+    log = DecisionLog(running.store, TENANT)
+    steps = [(e.action, e.subject, e.rules, e.approval_id is not None) for e in await log.entries()]
+    assert ("delegation.stop", f"delegation:{follow_up.id}", ("quiet-after-ticket",), False) in steps
+    assert ("delegation.flag", f"delegation:{discount.id}", ("renewal-touch", "crm-discounts"), False) in steps
+    assert ("delegation.go", f"delegation:{discount.id}", ("renewal-touch", "crm-discounts"), True) in steps
+    assert ("delegation.stop", f"delegation:{mail.id}", ("launch-freeze",), False) in steps
+    assert ("delegation.stop", f"delegation:{crm.id}", ("launch-freeze",), False) in steps
+    assert not [s for s in steps if s[1] in (f"delegation:{welcome.id}", f"delegation:{after_ticket.id}")]
+    [stop] = await log.about(f"delegation:{follow_up.id}")
+    assert any(":ticket_opened:acme" in fact for fact in stop.data["facts"])
+    granted = (await Approvals(running.store, TENANT).for_delegation(discount.id)) or pytest.fail("no approval")
+    assert granted.decided_by == "aad-approver"
+    report = await verify(running.store, TENANT)
+    assert report.ok, report
+
+    # `why` explains it in Teams, in plain words.
+    [why] = await lead.ask(f"why D{follow_up.id}")
+    assert "No outbound email while the customer has had a ticket open in the last 48 h" in why
+    assert "quiet-after-ticket" in why
+    assert clock.now < datetime(2026, 3, 2, 10, tzinfo=UTC) + timedelta(days=1)
