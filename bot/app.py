@@ -1,5 +1,6 @@
 """The HTTP surface: `POST /api/messages` (Bot Framework activities), `POST /api/context/events` (facts from
-connected systems, see bot/context_events.py), `GET /api/charts/...` (signed chart links, see bot/charts.py) and
+connected systems, see bot/context_events.py), `POST /api/metrics/events` (KPI readings, bot/metric_events.py),
+`GET /api/charts/...` (signed chart links, see bot/charts.py) and
 `GET /healthz`."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from yarl import URL
 
 from bot.charts import add_chart_routes
 from bot.context_events import add_context_routes
+from bot.metric_events import add_metric_routes
 from bot.settings import Settings, is_loopback
 from planner.store import Store
 
@@ -113,4 +115,5 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
     app.router.add_get("/healthz", healthz)
     add_context_routes(app, store, settings)
     add_chart_routes(app, store, settings)
+    add_metric_routes(app, store, settings)
     return app

@@ -74,6 +74,27 @@ class ContextEventsEndpoint:
         return self._vault
 
     async def handle(self, request: web.Request) -> web.Response:
+        signed = await self.signed_body(request)
+        if isinstance(signed, web.Response):
+            return signed
+        tenant, source, body = signed
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return _problem(400, f"The body is not valid JSON: {error}.")
+        try:
+            events = parse_events(payload)
+            stored = await ContextFacts(self._store, tenant).post(source, events)
+        except (InvalidContextEvent, StaleContextEvent) as error:
+            return _problem(400, str(error))
+        except ReplayedContextEvent as error:
+            return _problem(409, str(error))
+        logger.info("stored %d context fact(s) from source %r (tenant %r)", len(stored), source, tenant)
+        return web.json_response({"stored": len(stored)}, status=202)
+
+    async def signed_body(self, request: web.Request) -> tuple[str, str, bytes] | web.Response:
+        """(tenant, source, raw body) of a request a registered source of that tenant signed, or the 4xx/503
+        response that refuses it (also used by bot/metric_events.py)."""
         limit = self._max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return _problem(413, f"The body is larger than {limit} bytes: post fewer events at a time.")
@@ -99,21 +120,9 @@ class ContextEventsEndpoint:
             )
             signed = False
         if not signed:
-            logger.warning("refused context events: not signed by a registered source (tenant %r)", tenant[:64])
+            logger.warning("refused events: not signed by a registered source (tenant %r)", tenant[:64])
             return _problem(401, UNAUTHENTICATED)
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return _problem(400, f"The body is not valid JSON: {error}.")
-        try:
-            events = parse_events(payload)
-            stored = await ContextFacts(self._store, tenant).post(source, events)
-        except (InvalidContextEvent, StaleContextEvent) as error:
-            return _problem(400, str(error))
-        except ReplayedContextEvent as error:
-            return _problem(409, str(error))
-        logger.info("stored %d context fact(s) from source %r (tenant %r)", len(stored), source, tenant)
-        return web.json_response({"stored": len(stored)}, status=202)
+        return tenant, source, body
 
 
 def add_context_routes(app: web.Application, store: Store, settings: Settings) -> None:

@@ -13,8 +13,10 @@ from botbuilder.core import BotAdapter
 
 from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
+from planner.agents import Agent
 from planner.approvals import Approvals, tenants_with_expired
 from planner.decisions import DecisionLog
+from planner.ingestion import pull_due
 from planner.store import Store
 from planner.triggers import TriggerEngine
 
@@ -45,10 +47,14 @@ async def tick(
     batch: int = BATCH,
     delegator: Delegator | None = None,
 ) -> TickReport:
-    """One evaluation pass, the due delegations, and one delivery pass, as of `at` (the store's clock too).
+    """The due metric feeds, one evaluation pass, the due delegations, and one delivery pass, as of `at` (the store's
+    clock too).
 
     Pass the process's `sender` to keep its rate limits' memory from one tick to the next.
     """
+    if delegator is not None:
+        # Fresh readings first, so this tick's drift checks see them.
+        await pull_metric_feeds(store, delegator, at)
     fired = await TriggerEngine(store).evaluate(at)
     await expire_approvals(store, at)
     if delegator is not None:
@@ -61,6 +67,20 @@ async def tick(
         if not report:
             break
     return TickReport(fired=fired, delivery=total)
+
+
+async def pull_metric_feeds(store: Store, delegator: Delegator, at: datetime) -> tuple[int, int]:
+    """KPI readings from the agents' feeds that are due (see planner/ingestion.py): (stored, failed)."""
+
+    async def open_agent(tenant_id: str, name: str) -> Agent:
+        return await delegator.registry(tenant_id).open(name)
+
+    stored, failed = await pull_due(store, open_agent, at)
+    if failed:
+        logger.warning(
+            "metric feeds: %d reading(s) stored, %d feed(s) failed (see `cos metrics feeds`)", stored, failed
+        )
+    return stored, failed
 
 
 async def expire_approvals(store: Store, at: datetime) -> int:

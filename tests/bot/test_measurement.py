@@ -3,6 +3,7 @@ schema, "how are we doing?" answers in Teams and logs its recommendations, and c
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from dataclasses import replace
@@ -17,9 +18,11 @@ from bot.app import create_app
 from bot.cards.digest import measurement_card
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.charts import CHART_PATH, PNG_SIGNATURE, ChartLinks, build_figure, burn_up, chart_png, data_uri, signing_keys
+from bot.metric_events import PATH as METRIC_EVENTS_PATH
 from bot.server import create_adapter
 from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
+from planner.context import ContextSources, sign
 from planner.decisions import DecisionLog
 from planner.measurement import RECOMMENDATION_ACTION, MeasurementReport, measure, rule_recommendations
 from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
@@ -28,6 +31,7 @@ from planner.triggers import TriggerEngine, TriggerRules
 from planner.vault import Vault
 from tests.bot.cards.test_cards import all_text, of_type, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
+from tests.bot.test_context_events import serve
 from tests.bot.test_nudges import sender_for
 from tests.conftest import FakeClock
 from tests.planner.test_measurement import AS_OF, FACTS
@@ -254,3 +258,35 @@ async def test_the_leaders_friday_digest_carries_the_figures_chart_and_next_step
     assert of_type(card, "Image")[0]["url"].startswith("data:image/png;base64,")
     assert "Next: Unblock the late work behind SQLs first: T1." in all_text(card)
     assert [d.action for d in await DecisionLog(store, TENANT).entries()].count(RECOMMENDATION_ACTION) == 1
+
+
+async def test_signed_metric_events_are_stored_by_the_bot_and_unsigned_ones_refused(
+    store: Store, clock: FakeClock
+) -> None:
+    await pipeline(store, clock)
+    secret = await ContextSources(store, TENANT, Vault([KEY])).add("crm", actor="aad-admin")
+    server, session = await serve(store, clock, {"COS_SECRET_KEYS": KEY})
+    url = server.make_url(METRIC_EVENTS_PATH)
+
+    async def post(body: object, signature: str | None = None) -> tuple[int, dict[str, object]]:
+        raw = json.dumps(body).encode()
+        headers = {"X-COS-Source": "crm", "X-COS-Tenant": TENANT, "X-COS-Signature": signature or sign(secret, raw)}
+        async with session.post(url, data=raw, headers=headers) as response:
+            return response.status, await response.json()
+
+    reading = {"metric": "SQLs", "value": 90, "unit": "SQL", "at": "2026-02-15T17:00:00Z"}
+    try:
+        assert await post(reading) == (202, {"stored": 1})
+        assert await post(reading) == (202, {"stored": 1})
+        assert (await post(reading, signature="sha256=" + "0" * 64))[0] == 401
+        status, problem = await post({**reading, "unit": "%"})
+        assert status == 400
+        assert "SQLs is counted in no unit" in str(problem["error"])
+    finally:
+        await session.close()
+        await server.close()
+    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    assert [(r.value, r.source) for r in await store.tenant(TENANT).readings(sqls.id)] == [
+        (70, "chat"),
+        (90, "event:crm"),
+    ]

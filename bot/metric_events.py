@@ -1,0 +1,54 @@
+"""`POST /api/metrics/events`: connected systems post signed KPI readings (see planner/ingestion.py).
+
+Signed exactly like context events (bot/context_events.py): the same registered sources, headers and HMAC-SHA256
+secrets (`cos context add-source NAME --tenant T`). The body is one reading or a list of them:
+`{"metric": "SQLs", "value": 140, "unit": "SQL", "at": "2026-02-15T12:00:00Z", "plan": 1}` (`plan` only when
+several plans track that name). Readings are idempotent by (metric, time, source): posting one again stores
+nothing new, and a new value for the same metric and time corrects it.
+
+Answers: 202 `{"stored": n}`; 400 for a body that is not JSON or a reading that is wrong (unknown metric, wrong
+unit, a missing field: the message says which), and then nothing of the post is stored; 401, 413 and 503 as for
+context events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from bot.context_events import ContextEventsEndpoint
+from bot.settings import Settings
+from planner.errors import PlannerError
+from planner.ingestion import MetricEvents, parse_metric_events
+from planner.store import Store
+
+logger = logging.getLogger(__name__)
+
+PATH = "/api/metrics/events"
+
+
+class MetricEventsEndpoint(ContextEventsEndpoint):
+    """The handler of `POST /api/metrics/events`."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        signed = await self.signed_body(request)
+        if isinstance(signed, web.Response):
+            return signed
+        tenant, source, body = signed
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return web.json_response({"error": f"The body is not valid JSON: {error}."}, status=400)
+        try:
+            readings = await MetricEvents(self._store, tenant).post(source, parse_metric_events(payload))
+        except PlannerError as error:
+            return web.json_response({"error": str(error)}, status=400)
+        logger.info("stored %d metric reading(s) from source %r (tenant %r)", len(readings), source, tenant)
+        return web.json_response({"stored": len(readings)}, status=202)
+
+
+def add_metric_routes(app: web.Application, store: Store, settings: Settings) -> None:
+    """Serve `POST /api/metrics/events` on `app`."""
+    app.router.add_post(PATH, MetricEventsEndpoint(store, settings).handle)

@@ -1,0 +1,176 @@
+"""KPI readings from outside the chat: units checked, events validated whole, feeds pulled from an agent on their
+schedule, and every reading idempotent by (metric, time, source)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from planner.agents import (
+    Agent,
+    AgentHealth,
+    AgentUnavailable,
+    Capability,
+    DelegationRequest,
+    DelegationResult,
+    DelegationStatus,
+    HumanChannel,
+)
+from planner.errors import MetricNotFound
+from planner.ingestion import (
+    InvalidMetricEvent,
+    MetricEvents,
+    MetricFeeds,
+    UnitMismatch,
+    check_unit,
+    parse_metric_events,
+    pull_due,
+)
+from planner.model import MetricSpec, Window
+from planner.store import Store
+from tests.conftest import FakeClock
+
+TENANT = "tenant-contoso"
+
+
+class CampaignMetrics(Agent):
+    """A vendor agent answering `get_campaign_metrics` with the figures the test sets."""
+
+    kind = "fake"
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.name = "hubspot"
+        self.data = data
+        self.down = False
+        self.calls: list[DelegationRequest] = []
+
+    async def capabilities(self) -> list[Capability]:
+        return [Capability(name="get_campaign_metrics")]
+
+    async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        self.calls.append(request)
+        if self.down:
+            raise AgentUnavailable(self.name, "connection refused")
+        now = datetime(2026, 2, 15, tzinfo=UTC)
+        return DelegationResult(status=DelegationStatus.SUCCEEDED, data=self.data, started_at=now, finished_at=now)
+
+    async def health(self) -> AgentHealth:
+        return AgentHealth(ok=True)
+
+
+async def plan_with_kpis(store: Store) -> None:
+    await store.tenant(TENANT).create_master_plan(
+        title="Q1 pipeline",
+        owner="aad-lead",
+        window=Window(start=date(2026, 1, 1), end=date(2026, 3, 31)),
+        metrics=[MetricSpec(name="SQLs", target=500), MetricSpec(name="Win rate", target=30, unit="%", baseline=20)],
+        actor="aad-lead",
+    )
+
+
+def test_units_are_compared_loosely_but_never_ignored() -> None:
+    from tests.planner.test_measurement import COST, SQLS
+
+    check_unit(SQLS, "SQL")  # a unitless metric takes its own name
+    check_unit(SQLS, "")
+    percent = COST.__class__(**{**COST.__dict__, "unit": "%"})
+    check_unit(percent, "percent")
+    with pytest.raises(UnitMismatch, match="Cost per lead is counted in %, not 'EUR'"):
+        check_unit(percent, "EUR")
+    with pytest.raises(UnitMismatch):
+        check_unit(SQLS, "MQL")
+
+
+def test_a_bad_event_is_refused_with_every_problem_named() -> None:
+    with pytest.raises(InvalidMetricEvent) as refused:
+        parse_metric_events([{"metric": "", "value": "many", "at": "yesterday", "colour": "red"}])
+    problems = refused.value.problems
+    assert "[0]: unknown field(s) colour" in problems
+    assert "[0].metric: the KPI's name, such as SQLs" in problems
+    assert "[0].value: a finite number" in problems
+    assert any(p.startswith("[0].unit:") for p in problems)
+    assert any(p.startswith("[0].at: an ISO 8601 time") for p in problems)
+
+
+async def test_posted_events_are_stored_once_and_a_wrong_unit_stores_nothing(store: Store) -> None:
+    await plan_with_kpis(store)
+    events = MetricEvents(store, TENANT)
+    body = [
+        {"metric": "SQLs", "value": 140, "unit": "SQL", "at": "2026-02-15T12:00:00Z"},
+        {"metric": "win rate", "value": 24.5, "unit": "%", "at": "2026-02-15T12:00:00Z"},
+    ]
+    stored = await events.post("crm", parse_metric_events(body))
+    again = await events.post("crm", parse_metric_events(body))
+    assert [r.id for r in stored] == [r.id for r in again]
+    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    [reading] = await store.tenant(TENANT).readings(sqls.id)
+    assert (reading.value, reading.source, reading.at) == (140, "event:crm", datetime(2026, 2, 15, 12, tzinfo=UTC))
+    with pytest.raises(UnitMismatch):
+        await events.post(
+            "crm",
+            parse_metric_events(
+                [
+                    {"metric": "SQLs", "value": 150, "unit": "SQL", "at": "2026-02-16T12:00:00Z"},
+                    {"metric": "Win rate", "value": 0.25, "unit": "ratio", "at": "2026-02-16T12:00:00Z"},
+                ]
+            ),
+        )
+    with pytest.raises(MetricNotFound):
+        await events.post(
+            "crm", parse_metric_events({"metric": "MQLs", "value": 1, "unit": "", "at": "2026-02-16T12:00:00Z"})
+        )
+    assert len(await store.tenant(TENANT).readings(sqls.id)) == 1
+
+
+async def test_a_feed_is_pulled_on_its_schedule_and_keeps_its_error_when_the_agent_is_down(
+    store: Store, clock: FakeClock
+) -> None:
+    await plan_with_kpis(store)
+    plans = store.tenant(TENANT)
+    sqls = await plans.find_metric("SQLs")
+    agent = CampaignMetrics({"campaign": "abm-q1", "sqls": 21, "as_of": "2026-02-15T00:00:00Z"})
+    feeds = MetricFeeds(store, TENANT)
+    with pytest.raises(UnitMismatch):
+        await feeds.add(sqls, adapter="hubspot", capability="get_campaign_metrics", field="sqls", unit="€", actor="a")
+    feed = await feeds.add(
+        sqls,
+        adapter="hubspot",
+        capability="get_campaign_metrics",
+        input={"campaign": "abm-q1"},
+        field="sqls",
+        unit="SQLs",
+        every_minutes=60,
+        actor="aad-admin",
+    )
+    opened: list[tuple[str, str]] = []
+
+    async def open_agent(tenant_id: str, name: str) -> Agent:
+        opened.append((tenant_id, name))
+        return agent
+
+    clock.now = datetime(2026, 2, 15, 9, tzinfo=UTC)
+    assert await pull_due(store, open_agent, clock.now) == (1, 0)
+    assert await pull_due(store, open_agent, clock.now) == (0, 0)  # not due again for an hour
+    assert opened == [(TENANT, "hubspot")]
+    assert agent.calls[0].input == {"campaign": "abm-q1"}
+    [reading] = await plans.readings(sqls.id)
+    assert (reading.value, reading.source, reading.at) == (21, "adapter:hubspot", datetime(2026, 2, 15, tzinfo=UTC))
+    clock.advance(hours=1)
+    assert await pull_due(store, open_agent, clock.now) == (1, 0)  # the same figure as of the same time: stored once
+    assert len(await plans.readings(sqls.id)) == 1
+    agent.down = True
+    clock.advance(hours=1)
+    assert await pull_due(store, open_agent, clock.now) == (0, 1)
+    [listed] = await feeds.list_feeds()
+    assert listed.id == feed.id
+    assert listed.last_error == "agent 'hubspot' is unavailable: connection refused"
+    assert listed.last_pulled_at == clock.now
+    agent.down = False
+    agent.data = {"sqls": 30}
+    clock.advance(hours=1)
+    assert await pull_due(store, open_agent, clock.now) == (1, 0)
+    latest = (await plans.readings(sqls.id))[-1]
+    assert (latest.value, latest.at) == (30, clock.now)
+    assert (await feeds.list_feeds())[0].last_error is None
