@@ -1,0 +1,222 @@
+"""Closed loop: a tactical plan's retrospective, saved as a playbook that seeds the next tactical plan.
+
+The retrospective compares each KPI's result with its target, lists what slipped and why (late or still open,
+with the reason given when it was blocked), and says which agents helped (their delegations succeeded) or got in
+the way (they failed), and which policy rules stopped or held actions of the plan.
+
+A playbook keeps the plan's task template (each task's title, its day within the plan, milestone or not, its
+owner and the approver role that owner holds), and its KPIs with targets adjusted by what was learned: the way
+from baseline to target is scaled by the share of it the plan achieved, between ADJUST_FLOOR and ADJUST_CEILING.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from planner.decisions import DecisionLog
+from planner.errors import InvalidValue, PlannerError
+from planner.measurement import Measurement, attainment
+from planner.model import MetricSpec, Plan, Tier, Window
+from planner.schema import approval_roles, playbooks
+from planner.store import Store
+
+ADJUST_FLOOR = 0.5
+ADJUST_CEILING = 1.25
+
+
+class PlaybookNotFound(PlannerError, LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        listing = ", ".join(sorted(known)) or "none yet"
+        super().__init__(f"There is no playbook named {name!r}; saved playbooks: {listing}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retrospective:
+    plan: Plan
+    results: tuple[dict[str, Any], ...]
+    """Per KPI: name, unit, baseline, target, result (None without a reading), attainment."""
+    slipped: tuple[dict[str, Any], ...]
+    """Per late task: task, title, due, done (None while open), why."""
+    agents: dict[str, dict[str, int]]
+    """Per agent: succeeded, failed."""
+    policies: dict[str, int]
+    """Per policy rule: actions of the plan it stopped or held."""
+
+    def lines(self) -> list[str]:
+        """The retrospective as a person reads it."""
+        out = []
+        for r in self.results:
+            result = "no reading" if r["result"] is None else f"{r['result']:g}"
+            share = "" if r["attainment"] is None else f" ({round(r['attainment'] * 100)} % of the way)"
+            out.append(f"{r['name']}: {result} against a target of {r['target']:g}{share}")
+        out += [f"Slipped: T{s['task']} {s['title']}, {s['why']}" for s in self.slipped] or ["Nothing slipped."]
+        for agent, record in self.agents.items():
+            verdict = "helped" if record["succeeded"] >= record["failed"] else "got in the way"
+            out.append(f"{agent} {verdict}: {record['succeeded']} delegation(s) done, {record['failed']} failed")
+        out += [f"Policy {rule} stopped or held {n} action(s)" for rule, n in self.policies.items()]
+        return out
+
+
+class Playbooks:
+    """Retrospectives and playbooks of one tenant."""
+
+    def __init__(self, store: Store, tenant_id: str) -> None:
+        self._store = store
+        self.tenant_id = tenant_id
+        self.plans = store.tenant(tenant_id)
+
+    async def retrospective(self, plan_id: int, as_of: date | None = None) -> Retrospective:
+        """The retrospective of a tactical plan as of `as_of` (its end by default). Raises PlanNotFound."""
+        plan = await self.plans.get_plan(plan_id, Tier.TACTICAL)
+        day = min(as_of or plan.window.end, plan.window.end)
+        facts = await Measurement(self._store, self.tenant_id).facts(plan.id)
+        results = []
+        for series in (s for s in facts.series if s.plan.id == plan.id):
+            got = attainment(series, day)
+            results.append(
+                {
+                    "name": series.metric.name,
+                    "unit": series.metric.unit,
+                    "baseline": series.metric.baseline,
+                    "target": series.metric.target,
+                    "tolerance": series.metric.tolerance,
+                    "result": got.actual,
+                    "attainment": got.against_target,
+                }
+            )
+        slipped = []
+        for task in (t for t in facts.tasks if t.plan_id == plan.id):
+            done = task.done_at.date() if task.done_at else None
+            if done is not None and done <= task.due_on:
+                continue
+            if done is None and task.due_on >= day:
+                continue
+            why = f"done {(done - task.due_on).days} day(s) late" if done else "still open"
+            if task.blocked_reason:
+                why += f" (blocked: {task.blocked_reason})"
+            slipped.append({"task": task.id, "title": task.title, "due": task.due_on.isoformat(), "why": why})
+        agents: dict[str, dict[str, int]] = {}
+        plan_tasks = {t.id for t in facts.tasks if t.plan_id == plan.id}
+        for delegation in (d for d in facts.delegations if d.task_id in plan_tasks):
+            record = agents.setdefault(delegation.adapter, {"succeeded": 0, "failed": 0})
+            if delegation.status in record:
+                record[delegation.status] += 1
+        policies: dict[str, int] = {}
+        for entry in await DecisionLog(self._store, self.tenant_id).entries(plan=plan.id):
+            if entry.verdict in ("stop", "flag"):
+                for rule in entry.rules:
+                    policies[rule] = policies.get(rule, 0) + 1
+        return Retrospective(
+            plan=plan,
+            results=tuple(results),
+            slipped=tuple(slipped),
+            agents=agents,
+            policies=dict(sorted(policies.items())),
+        )
+
+    async def save(self, plan_id: int, name: str, *, actor: str) -> dict[str, Any]:
+        """Save the plan's retrospective as the playbook `name`; returns its content. Raises InvalidValue."""
+        name = " ".join(name.split()).lower()
+        if not name or len(name) > 100:
+            raise InvalidValue("playbook name", name, "a short name such as `webinar launch`")
+        retro = await self.retrospective(plan_id)
+        async with self._store.engine.connect() as conn:
+            roles: dict[str, str] = {}
+            for role, user in (
+                await conn.execute(
+                    select(approval_roles.c.role, approval_roles.c.user_id)
+                    .where(approval_roles.c.tenant_id == self.tenant_id)
+                    .order_by(approval_roles.c.role)
+                )
+            ).all():
+                roles.setdefault(user, role)
+        tasks = [
+            {
+                "title": t.title,
+                "offset_days": (t.due_on - retro.plan.window.start).days,
+                "milestone": t.milestone,
+                "owner": t.owner,
+                "role": roles.get(t.owner or ""),
+            }
+            for t in await self.plans.list_tasks(plan_id)
+        ]
+        metrics = []
+        for r in retro.results:
+            share = r["attainment"]
+            scale = 1.0 if share is None else min(max(share, ADJUST_FLOOR), ADJUST_CEILING)
+            target = r["baseline"] + (r["target"] - r["baseline"]) * scale
+            learned = (
+                "no reading: target kept"
+                if share is None
+                else f"reached {round(share * 100)} % of the way last time: target scaled by {scale:g}"
+            )
+            metrics.append(
+                {**{k: r[k] for k in ("name", "unit", "baseline", "tolerance")}, "target": target, "learned": learned}
+            )
+        content = {"window_days": retro.plan.window.days, "tasks": tasks, "metrics": metrics, "lessons": retro.lines()}
+        try:
+            async with self._store.transaction() as conn:
+                await conn.execute(
+                    insert(playbooks).values(
+                        tenant_id=self.tenant_id,
+                        name=name,
+                        source_plan_id=plan_id,
+                        content=content,
+                        created_by=actor,
+                        created_at=self._store.clock(),
+                    )
+                )
+        except IntegrityError:
+            raise InvalidValue("playbook name", name, "a name not used yet") from None
+        return content
+
+    async def get(self, name: str) -> dict[str, Any]:
+        """Raises PlaybookNotFound listing the saved ones."""
+        async with self._store.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(playbooks.c.name, playbooks.c.content).where(playbooks.c.tenant_id == self.tenant_id)
+                )
+            ).all()
+        wanted = " ".join(name.split()).lower()
+        for row_name, content in rows:
+            if row_name == wanted:
+                return dict(content)
+        raise PlaybookNotFound(name, [n for n, _ in rows])
+
+    async def seed(self, name: str, master_id: int, *, title: str, owner: str, start: date, actor: str) -> Plan:
+        """A new tactical plan under `master_id` from the playbook: its window's length, KPIs and tasks (each on
+        the same day of the plan, kept inside the master's window). Raises PlaybookNotFound, PlanNotFound,
+        WindowConflict."""
+        content = await self.get(name)
+        master = await self.plans.get_plan(master_id, Tier.MASTER)
+        end = min(start + timedelta(days=int(content["window_days"]) - 1), master.window.end)
+        plan = await self.plans.create_tactical_plan(
+            master.id,
+            title=title,
+            owner=owner,
+            window=Window(start=start, end=end),
+            metrics=[
+                MetricSpec(
+                    name=m["name"], unit=m["unit"], baseline=m["baseline"], target=m["target"], tolerance=m["tolerance"]
+                )
+                for m in content["metrics"]
+            ],
+            actor=actor,
+        )
+        for task in content["tasks"]:
+            due = min(start + timedelta(days=int(task["offset_days"])), end)
+            await self.plans.add_task(
+                plan.id,
+                title=task["title"],
+                due_on=max(due, start),
+                owner=task["owner"],
+                milestone=bool(task["milestone"]),
+                actor=actor,
+            )
+        return plan
