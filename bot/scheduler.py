@@ -15,14 +15,18 @@ from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
 from planner.agents import Agent
 from planner.approvals import Approvals, tenants_with_expired
+from planner.context import purge_expired_facts
 from planner.decisions import DecisionLog
 from planner.ingestion import pull_due
+from planner.playbooks import announce_ended_plans
 from planner.store import Store
 from planner.triggers import TriggerEngine
 
 logger = logging.getLogger(__name__)
 MAX_BATCHES = 200
 BATCH = 200
+HOUSEKEEPING_SECONDS = 3600
+"""How often expired context facts are purged (any replica may; deleting twice deletes nothing more)."""
 """Messages claimed at once: several seconds of sending at Teams' 50 a second, well inside the lease."""
 
 
@@ -56,6 +60,7 @@ async def tick(
         # Fresh readings first, so this tick's drift checks see them.
         await pull_metric_feeds(store, delegator, at)
     fired = await TriggerEngine(store).evaluate(at)
+    fired += await announce_ended_plans(store, at)
     await expire_approvals(store, at)
     if delegator is not None:
         await delegator.run_due(at)
@@ -114,7 +119,19 @@ def start_scheduler(
         if report.fired or report.delivery.sent or report.delivery.dead:
             logger.info("tick: %s fired, %s", report.fired, report.delivery)
 
+    async def housekeep() -> None:
+        try:
+            purged = await purge_expired_facts(store, store.clock())
+        except Exception:
+            logger.exception("purging expired context facts failed; the next run will try again")
+            return
+        if purged:
+            logger.info("housekeeping: %d expired context fact(s) purged", purged)
+
     scheduler = AsyncIOScheduler()
+    scheduler.add_job(
+        housekeep, "interval", seconds=HOUSEKEEPING_SECONDS, coalesce=True, max_instances=1, id="housekeeping"
+    )
     scheduler.add_job(
         run,
         "interval",

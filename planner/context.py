@@ -505,13 +505,22 @@ class ContextFacts:
         at = at or self._store.clock()
         async with self._store.transaction() as conn:
             result = await conn.execute(
-                delete(context_facts).where(
-                    context_facts.c.tenant_id == self.tenant_id,
-                    context_facts.c.expires_at <= at,
-                    context_facts.c.received_at < at - 2 * SKEW,
-                )
+                delete(context_facts).where(context_facts.c.tenant_id == self.tenant_id, *_purgeable(at))
             )
         return int(result.rowcount or 0)
+
+
+async def purge_expired_facts(store: Store, at: datetime) -> int:
+    """Delete every tenant's facts expired before `at`, once their ids no longer guard against replays (the
+    scheduler's hourly housekeeping); returns how many."""
+    async with store.transaction() as conn:
+        result = await conn.execute(delete(context_facts).where(*_purgeable(at)))
+    return int(result.rowcount or 0)
+
+
+def _purgeable(at: datetime) -> tuple[Any, ...]:
+    """Expired before `at`, and received long enough ago that its id no longer guards against a replay."""
+    return context_facts.c.expires_at <= at, context_facts.c.received_at < at - 2 * SKEW
 
 
 # ---- sources -----------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from planner.context import (
     ReplayedContextEvent,
     StaleContextEvent,
     parse_events,
+    purge_expired_facts,
     reseal_source_secrets,
     sign,
 )
@@ -183,6 +184,18 @@ async def test_purge_drops_expired_facts_once_they_no_longer_guard_against_repla
     clock.advance(minutes=8)
     assert await ContextFacts(store, TENANT).purge() == 1
     assert await live_types(store) == ["purchase"]
+
+
+async def test_the_hourly_housekeeping_purges_every_tenants_expired_facts(store: Store, clock: FakeClock) -> None:
+    await post(store, clock, event(clock, "a", "page_visit", ttl_hours=0.05), event(clock, "b", "purchase"))
+    other = {"id": "c", "type": "page_visit", "account": "acct-other", "at": clock.now.isoformat(), "ttl_hours": 0.05}
+    await ContextFacts(store, "fabrikam").post("web", parse_events([other]))
+    clock.advance(minutes=4)
+    assert await purge_expired_facts(store, clock.now) == 0
+    clock.advance(minutes=8)
+    assert await purge_expired_facts(store, clock.now) == 2
+    assert await live_types(store) == ["purchase"]
+    assert await ContextFacts(store, "fabrikam").live(["acct-other"], at=clock.now - timedelta(minutes=10)) == []
 
 
 # ---- sources -------------------------------------------------------------------------------------------------------

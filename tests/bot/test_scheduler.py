@@ -1,0 +1,31 @@
+"""The scheduler's jobs: the tick every `COS_TICK_SECONDS`, and the hourly housekeeping that purges old facts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.scheduler import HOUSEKEEPING_SECONDS, start_scheduler
+from bot.server import create_adapter
+from bot.settings import Settings
+from planner.context import ContextFacts, parse_events
+from planner.schema import context_facts
+from planner.store import Store
+from tests.conftest import FakeClock
+
+
+async def test_the_scheduler_ticks_and_purges_expired_facts_every_hour(store: Store, clock: FakeClock) -> None:
+    event = {"id": "e1", "type": "page_visit", "account": "acme", "at": clock.now.isoformat(), "ttl_hours": 0.05}
+    await ContextFacts(store, "contoso").post("web", parse_events([event]))
+    scheduler = start_scheduler(store, create_adapter(Settings.from_env({})), app_id=None, every_seconds=3600)
+    scheduler.pause_job("tick")  # before the loop runs it: this test is about the housekeeping
+    try:
+        tick, housekeeping = scheduler.get_job("tick"), scheduler.get_job("housekeeping")
+        assert tick is not None
+        assert housekeeping is not None
+        assert housekeeping.trigger.interval == timedelta(seconds=HOUSEKEEPING_SECONDS)
+        clock.advance(hours=1)
+        await housekeeping.func()
+    finally:
+        scheduler.shutdown(wait=False)
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(context_facts.select())).all() == []
