@@ -148,7 +148,11 @@ class TriggerEngine:
         )
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-            slipped_keys = [_key(DEADLINE_SLIPPED, r.id, r.due_on) for r in rows if r.due_on < today]
+            # Every candidate's key, not only the slipped ones': a steady tick then skips what already fired
+            # instead of trying again, one failing transaction per task due soon.
+            candidate_keys = [
+                _key(DEADLINE_SLIPPED if r.due_on < today else DEADLINE_APPROACHING, r.id, r.due_on) for r in rows
+            ]
             day_start = datetime.combine(today, time(), tzinfo=UTC)
             sent_today = {
                 (tenant, recipient): n
@@ -159,9 +163,9 @@ class TriggerEngine:
                 )
             }
             nudged_at = {}
-            if slipped_keys:
+            if candidate_keys:
                 found = await conn.execute(
-                    select(firings.c.key, firings.c.fired_at).where(firings.c.key.in_(slipped_keys))
+                    select(firings.c.key, firings.c.fired_at).where(firings.c.key.in_(candidate_keys))
                 )
                 nudged_at = {key: fired_at for key, fired_at in found}
         fired = 0
@@ -176,9 +180,12 @@ class TriggerEngine:
                 continue
             key = _key(trigger, row.id, row.due_on)
             since = nudged_at.get(key)
-            if since is not None and row.owner and row.owner != row.plan_owner:
+            if since is not None:
                 if (
-                    rules.fires(ESCALATION)
+                    trigger == DEADLINE_SLIPPED
+                    and row.owner
+                    and row.owner != row.plan_owner
+                    and rules.fires(ESCALATION)
                     and at - since >= rules.escalate_after
                     and await self._escalate(row, at, rules)
                 ):
