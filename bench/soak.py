@@ -98,6 +98,8 @@ STOP_SECONDS = 15.0
 IN_FLIGHT_WINDOW = 5.0
 """A duplicate whose first copy arrived this close before a kill was a send in flight at the kill."""
 DRAIN_MARGIN = 20.0
+EXPIRY_BOUND = 60.0
+"""After the load, how long the ticks get to expire every request whose time has run out."""
 DAYTIME_ZONES = ("Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Tokyo", "Asia/Kolkata")
 MS = 1000
 
@@ -313,11 +315,14 @@ class Expected:
     approved: dict[int, str] = field(default_factory=dict)
     """Approval id → the title of the task its resumed add_task made."""
     rejected: set[int] = field(default_factory=set)
-    uncertain: set[int] = field(default_factory=set)
-    """Tasks whose change got no acknowledgement (it may or may not have happened): not checked for status."""
+    uncertain: dict[int, str] = field(default_factory=dict)
+    """Task id → the change (a status, `snoozed`) that got no acknowledgement: it may or may not have happened."""
+    unconfirmed_adds: list[str] = field(default_factory=list)
+    """Titles of `add task` turns that got no acknowledgement."""
 
 
-CARD_KINDS = {"Done": "card done", "Snooze 24 h": "card snooze", "Mark blocked": "card blocked"}
+CARD_CHANGES = {"Done": "done", "Snooze 24 h": "snoozed", "Mark blocked": "blocked"}
+"""A task card's buttons and the change each makes."""
 TASK_ADDED = re.compile(r"Task T(\d+) added to P(\d+)")
 
 
@@ -452,6 +457,7 @@ class Member:
         turn = await self.teams.say("add task", self.user, f"add task {title} to P{self.plan} due {due} for me")
         found = TASK_ADDED.search(reply_text(turn))
         if found is None:
+            self.expected.unconfirmed_adds.append(title)
             return
         task_id = int(found.group(1))
         self.expected.tasks[task_id] = title
@@ -468,15 +474,14 @@ class Member:
         if f"T{task.id} done" in reply_text(turn):
             self.expected.status[task.id] = "done"
         else:
-            self.expected.uncertain.add(task.id)
+            self.expected.uncertain[task.id] = "done"
 
     async def _card(self) -> None:
         task = self._take()
-        button = self.random.choice(list(CARD_KINDS))
+        button = self.random.choice(list(CARD_CHANGES))
         action = task.actions.get(button)
         if action is None:
-            self.expected.uncertain.add(task.id)
-            return
+            raise RuntimeError(f"the card of T{task.id} has no `{button}` button: {sorted(task.actions)}")
         data = dict(action["data"])
         if button == "Mark blocked":
             data["reason"] = "waiting on legal"
@@ -486,11 +491,12 @@ class Member:
             name="adaptiveCard/action",
             value={"action": {"type": "Action.Execute", "verb": action["verb"], "data": data}, "trigger": "manual"},
         )
-        turn = await self.teams.post(CARD_KINDS[button], invoke, expect_reply=False)
+        turn = await self.teams.post(f"card {CARD_CHANGES[button]}", invoke, expect_reply=False)
         answer = json.loads(turn.body) if turn.status == 200 and turn.body else {}
         card = json.dumps(answer.get("value") or {}) if answer.get("statusCode") == 200 else ""
         if not card or "changed since" in card:
-            self.expected.uncertain.add(task.id)  # a retry the bot had already taken answers with no card
+            # A retry the bot had already taken answers with no card.
+            self.expected.uncertain[task.id] = CARD_CHANGES[button]
         elif button == "Done":
             self.expected.status[task.id] = "done"
         elif button == "Mark blocked":
@@ -506,7 +512,7 @@ class Member:
             self.expected.status[task.id] = "delegated"
             self.expected.delegated.add(task.id)
         else:
-            self.expected.uncertain.add(task.id)
+            self.expected.uncertain[task.id] = "delegated"
 
     async def _plan(self) -> None:
         await self.teams.say("plan", self.user, f"plan P{self.plan}")
@@ -649,8 +655,19 @@ async def drain(store: Store, bound: float) -> float:
     return time.monotonic() - began
 
 
-async def check_edits(store: Store, expected: Expected) -> tuple[int, list[str]]:
-    """Acknowledged edits missing from the database: how many, and the first few."""
+@dataclass
+class EditCheck:
+    lost: list[str]
+    """Acknowledged edits the database does not have."""
+    unconfirmed_made: int
+    """Edits whose turn got no acknowledgement (a replica died with it; Teams' retry was taken as done) that
+    the database has."""
+    unconfirmed_dropped: int
+    """Such edits the database does not have: the person's command was never carried out, and nobody said so."""
+
+
+async def check_edits(store: Store, expected: Expected) -> EditCheck:
+    """Acknowledged edits missing from the database; what became of the unacknowledged ones."""
     lost: list[str] = []
     async with store.engine.connect() as conn:
         rows = {
@@ -674,7 +691,7 @@ async def check_edits(store: Store, expected: Expected) -> tuple[int, list[str]]
             continue
         if rows[task_id].status != status:
             lost.append(f"T{task_id} acknowledged as {status}, the database says {rows[task_id].status}")
-    for task_id in expected.snoozed - expected.uncertain:
+    for task_id in expected.snoozed - expected.uncertain.keys():
         if task_id in rows and rows[task_id].snoozed_until is None:
             lost.append(f"T{task_id} acknowledged as snoozed, not snoozed in the database")
     for task_id in expected.delegated - delegated:
@@ -685,19 +702,53 @@ async def check_edits(store: Store, expected: Expected) -> tuple[int, list[str]]
     for approval_id in expected.rejected:
         if requests.get(approval_id) != ApprovalStatus.REJECTED.value:
             lost.append(f"A{approval_id} acknowledged as rejected, the database says {requests.get(approval_id)}")
-    return len(lost), lost[:5]
+    made = sum(1 for title in expected.unconfirmed_adds if titles[title])
+    for task_id, change in expected.uncertain.items():
+        row = rows.get(task_id)
+        if row is not None and (row.snoozed_until is not None if change == "snoozed" else row.status == change):
+            made += 1
+    unconfirmed = len(expected.unconfirmed_adds) + len(expected.uncertain)
+    return EditCheck(lost=lost, unconfirmed_made=made, unconfirmed_dropped=unconfirmed - made)
 
 
-async def check_approvals(store: Store, tick_seconds: int) -> dict[str, int]:
-    """Requests by status, and the stuck ones: decided but not resumed, resumed without their task, expired but
-    still pending although several ticks have run since."""
-    stale = datetime.now(UTC) - timedelta(seconds=3 * tick_seconds + 5)
+async def pending_past(store: Store, moment: datetime) -> int:
+    """Approval requests still pending whose time ran out by `moment`."""
+    async with store.engine.connect() as conn:
+        return (
+            await conn.execute(
+                select(func.count())
+                .select_from(approval_requests)
+                .where(
+                    approval_requests.c.status == ApprovalStatus.PENDING.value, approval_requests.c.expires_at <= moment
+                )
+            )
+        ).scalar_one()
+
+
+async def wait_for_expiries(store: Store, bound: float) -> int:
+    """Wait (bounded) until the ticks have expired every request whose time ran out by now; how many they left."""
+    cutoff = datetime.now(UTC)
+    began = time.monotonic()
+    while True:
+        left = await pending_past(store, cutoff)
+        if not left or time.monotonic() - began >= bound:
+            return left
+        await asyncio.sleep(0.5)
+
+
+async def check_approvals(store: Store, pending_past_expiry: int) -> dict[str, Any]:
+    """Requests by status, how late the ticks expired them, and the stuck ones: decided but not resumed, resumed
+    without their task, or (`pending_past_expiry`, counted by `wait_for_expiries`) expired but still pending
+    although the ticks had a bounded while to expire them."""
     async with store.engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(approval_requests.c.status, approval_requests.c.expires_at, approval_requests.c.resume).where(
-                    approval_requests.c.tenant_id == TENANT
-                )
+                select(
+                    approval_requests.c.status,
+                    approval_requests.c.expires_at,
+                    approval_requests.c.decided_at,
+                    approval_requests.c.resume,
+                ).where(approval_requests.c.tenant_id == TENANT)
             )
         ).all()
         titles = Counter(
@@ -710,10 +761,12 @@ async def check_approvals(store: Store, tick_seconds: int) -> dict[str, int]:
         for row in rows
         if row.status == ApprovalStatus.RESUMED.value and titles[(row.resume.get("args") or {}).get("title")] != 1
     )
-    pending_past_expiry = sum(
-        1 for row in rows if row.status == ApprovalStatus.PENDING.value and row.expires_at <= stale
-    )
+    lags = [
+        (row.decided_at - row.expires_at).total_seconds() for row in rows if row.status == ApprovalStatus.EXPIRED.value
+    ]
     return {
+        "expiry_lag_p50_s": round(statistics.median(lags), 1) if lags else None,
+        "expiry_lag_max_s": round(max(lags), 1) if lags else None,
         "filed": len(rows),
         **{status.value: by_status[status.value] for status in ApprovalStatus},
         "approved_not_resumed": not_resumed,
@@ -812,8 +865,8 @@ async def soak(options: argparse.Namespace, url: str, logs: Path) -> dict[str, A
             loaded = time.monotonic() - began
             print(f"  load done after {loaded:.0f} s; draining the outbox and the delegations", flush=True)
             waited = await drain(store, LEASE.total_seconds() + DRAIN_MARGIN)
-            await asyncio.sleep(options.tick_seconds * 2 + 1)  # at least one more tick for expiries
-            approvals_figures = await check_approvals(store, options.tick_seconds)
+            left = await wait_for_expiries(store, EXPIRY_BOUND)
+            approvals_figures = await check_approvals(store, left)
             undelivered = await pending_outbox(store)
             unfinished = await unfinished_delegations(store)
     finally:
@@ -822,10 +875,13 @@ async def soak(options: argparse.Namespace, url: str, logs: Path) -> dict[str, A
         await session.close()
         await connector.close()
 
-    lost, lost_samples = await check_edits(store, expected)
+    edit_check = await check_edits(store, expected)
     chain = await verify(store, TENANT)
     entries = chain.chains[0].entries if chain.chains else 0
     async with store.engine.connect() as conn:
+        outbox_kinds = Counter(
+            kind for (kind,) in await conn.execute(select(outbox.c.kind).where(outbox.c.tenant_id == TENANT))
+        )
         delegation_status = Counter(
             status
             for (status,) in await conn.execute(select(delegations.c.status).where(delegations.c.tenant_id == TENANT))
@@ -857,9 +913,11 @@ async def soak(options: argparse.Namespace, url: str, logs: Path) -> dict[str, A
         "p50_ms": round(statistics.median(figures.latencies) * MS, 1) if figures.latencies else None,
         "p95_ms": round(quantile(figures.latencies, 95) * MS, 1) if figures.latencies else None,
         "edits_acknowledged": edits,
-        "edits_lost": lost,
-        "edits_lost_samples": lost_samples,
-        "edits_uncertain": len(expected.uncertain),
+        "edits_lost": len(edit_check.lost),
+        "edits_lost_samples": edit_check.lost[:5],
+        "edits_unacknowledged_made": edit_check.unconfirmed_made,
+        "edits_unacknowledged_dropped": edit_check.unconfirmed_dropped,
+        "outbox_messages_by_kind": dict(sorted(outbox_kinds.items())),
         "outbox_messages_delivered": delivered,
         "duplicate_nudges": extra,
         "duplicate_nudges_in_flight_at_kill": extra_in_flight,
@@ -874,7 +932,11 @@ async def soak(options: argparse.Namespace, url: str, logs: Path) -> dict[str, A
         "decision_log_break": str(chain.broken[0]) if chain.broken else None,
     }
     result["goals_met"] = (
-        lost == 0 and extra_beyond == 0 and approvals_figures["stuck"] == 0 and chain.ok and figures.server_errors == 0
+        not edit_check.lost
+        and extra_beyond == 0
+        and approvals_figures["stuck"] == 0
+        and chain.ok
+        and figures.server_errors == 0
     )
     return result
 
@@ -902,7 +964,9 @@ def report(result: dict[str, Any]) -> None:
     )
     print(
         f"plan edits: {result['edits_acknowledged']} acknowledged, {result['edits_lost']} lost (goal 0), "
-        f"{result['edits_uncertain']} unacknowledged (not checked)"
+        f"{result['edits_unacknowledged_made'] + result['edits_unacknowledged_dropped']} never acknowledged (a replica "
+        f"died with the turn and the retry was taken as done): {result['edits_unacknowledged_made']} made anyway, "
+        f"{result['edits_unacknowledged_dropped']} dropped"
     )
     print(
         f"outbox: {result['outbox_messages_delivered']} messages delivered, {result['duplicate_nudges']} extra copies: "
@@ -913,7 +977,9 @@ def report(result: dict[str, Any]) -> None:
     approvals = result["approvals"]
     print(
         f"approvals: {approvals['filed']} filed, {approvals['resumed']} approved and resumed, "
-        f"{approvals['rejected']} rejected, {approvals['expired']} expired, {approvals['pending']} pending; "
+        f"{approvals['rejected']} rejected, {approvals['expired']} expired (by a tick "
+        f"{approvals['expiry_lag_p50_s']} s after their time at the median, {approvals['expiry_lag_max_s']} s at "
+        f"most), {approvals['pending']} pending; "
         f"stuck {result['approvals_stuck']} (goal 0)"
     )
     print(
