@@ -48,6 +48,10 @@ VERBS = (
     "policy",
     "how are we doing",
     "metrics",
+    "retro",
+    "playbooks",
+    "save playbook",
+    "use playbook",
 )
 
 
@@ -197,6 +201,29 @@ def parse(text: str) -> Command:
     if verb := starts("how are we doing", "how are we doing?", "how is it going", "metrics", "digest"):
         rest = _rest_after(text, verb).strip(" ?")
         return Command("how_are_we_doing", {"plan": rest} if rest else {})
+    if verb := starts("retro", "retrospective"):
+        rest = _rest_after(text, verb).strip()
+        return Command("show_retrospective", {"plan": rest} if rest else {})
+    if starts("playbooks", "list playbooks"):
+        return Command("list_playbooks")
+    if verb := starts("save playbook"):
+        match = re.match(r"^(\S+)\s+as\s+(.+)$", _rest_after(text, verb), re.IGNORECASE)
+        if not match:
+            raise GrammarError("Save which plan as what? `save playbook P2 as product launch`.", "save_playbook")
+        return Command("save_playbook", {"plan": match.group(1), "name": match.group(2)})
+    if verb := starts("use playbook"):
+        head, clauses = _clauses(_rest_after(text, verb), ("for", "from", "in", "owner"))
+        if not head or not clauses.get("for") or not clauses.get("from"):
+            raise GrammarError(
+                "Which playbook, for what, from when? `use playbook launch for May launch from 2026-05-04`.",
+                "use_playbook",
+            )
+        args = {"name": head, "title": clauses["for"][0], "start": clauses["from"][0]}
+        if clauses.get("in"):
+            args["master"] = clauses["in"][0]
+        if clauses.get("owner"):
+            args["owner"] = clauses["owner"][0]
+        return Command("use_playbook", args)
     if verb := starts("plan", "show plan", "status", "where are we"):
         rest = _rest_after(text, verb).strip(" ?")
         return Command("show_plan", {"plan": rest} if rest else {})

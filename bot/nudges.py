@@ -17,6 +17,7 @@ from botbuilder.schema import Activity, Attachment
 from bot.addressing import Undeliverable
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
+from bot.cards.digest import retrospective_card
 from bot.operations.measurement import measured
 from planner.approvals import APPROVAL_DECIDED, APPROVAL_REQUEST, ApprovalNotFound, Approvals, ApprovalStatus
 from planner.decisions import DecisionLog
@@ -26,6 +27,7 @@ from planner.errors import PlanNotFound, TaskNotFound
 from planner.governance import Action, ActionKind, DecisionRecord, Verdict
 from planner.model import Health, Plan, Task, Tier, iso_week_window
 from planner.outbox import Envelope
+from planner.playbooks import RETROSPECTIVE, Playbooks
 from planner.policy import PolicyEngine
 from planner.store import Store, TenantStore
 from planner.triggers import (
@@ -282,6 +284,15 @@ async def _approval(w: _Writer) -> Activity | None:
     return _activity(text, [card])
 
 
+async def _retrospective(w: _Writer) -> Activity | None:
+    try:
+        retro = await Playbooks(w.store, w.envelope.tenant_id).retrospective(int(w.payload["plan"]))
+    except PlanNotFound:
+        return None
+    text = f"P{retro.plan.id} {retro.plan.title} has ended. Here is how it went, and what to keep for the next one."
+    return _activity(text, [retrospective_card(retro)])
+
+
 COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     DEADLINE_APPROACHING: _deadline,
     DEADLINE_SLIPPED: _deadline,
@@ -300,6 +311,7 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     "delegation_overdue": _delegation,
     APPROVAL_REQUEST: _approval,
     APPROVAL_DECIDED: _approval,
+    RETROSPECTIVE: _retrospective,
 }
 
 

@@ -12,17 +12,18 @@ from baseline to target is scaled by the share of it the plan achieved, between 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, cast, exists, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from planner.decisions import DecisionLog
 from planner.errors import InvalidValue, PlannerError
 from planner.measurement import Measurement, attainment
 from planner.model import MetricSpec, Plan, Tier, Window
-from planner.schema import approval_roles, playbooks
+from planner.outbox import Message, Outbox
+from planner.schema import approval_roles, firings, plans, playbooks
 from planner.store import Store
 
 ADJUST_FLOOR = 0.5
@@ -175,6 +176,11 @@ class Playbooks:
             raise InvalidValue("playbook name", name, "a name not used yet") from None
         return content
 
+    async def names(self) -> list[str]:
+        async with self._store.engine.connect() as conn:
+            query = select(playbooks.c.name).where(playbooks.c.tenant_id == self.tenant_id).order_by(playbooks.c.name)
+            return list((await conn.execute(query)).scalars())
+
     async def get(self, name: str) -> dict[str, Any]:
         """Raises PlaybookNotFound listing the saved ones."""
         async with self._store.engine.connect() as conn:
@@ -220,3 +226,41 @@ class Playbooks:
                 actor=actor,
             )
         return plan
+
+
+RETROSPECTIVE = "retrospective"
+"""Outbox kind: a tactical plan's retrospective, to its owner and its master plan's owner once it has ended."""
+CATCH_UP = timedelta(days=7)
+"""A plan that ended while the bot was down still gets its retrospective if it ended at most this long ago."""
+
+
+async def announce_ended_plans(store: Store, at: datetime) -> int:
+    """Queue the retrospective of every tactical plan that ended before `at`'s day (once per plan, whatever the
+    number of replicas: the outbox's firing key decides). Returns how many plans were announced."""
+    today = at.date()
+    master = plans.alias("master")
+    async with store.engine.connect() as conn:
+        ended = (
+            await conn.execute(
+                select(plans.c.tenant_id, plans.c.id, plans.c.owner, master.c.owner.label("leader"))
+                .join(master, master.c.id == plans.c.parent_id)
+                .where(
+                    plans.c.tier == Tier.TACTICAL.value,
+                    plans.c.ends_on < today,
+                    plans.c.ends_on >= today - CATCH_UP,
+                    ~exists().where(
+                        firings.c.tenant_id == plans.c.tenant_id,
+                        firings.c.key == literal("retrospective:plan:") + cast(plans.c.id, String),
+                    ),
+                )
+                .order_by(plans.c.id)
+            )
+        ).all()
+    outbox = Outbox(store)
+    announced = 0
+    for row in ended:
+        recipients = sorted({row.owner, row.leader})
+        messages = [Message(recipient=r, kind=RETROSPECTIVE, payload={"plan": row.id}) for r in recipients]
+        if await outbox.fire(row.tenant_id, f"retrospective:plan:{row.id}", messages):
+            announced += 1
+    return announced

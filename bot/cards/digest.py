@@ -1,4 +1,5 @@
-"""The measurement card ("how are we doing?" and the leader's weekly digest): figures, a chart, and what to do next.
+"""The measurement cards: "how are we doing?" and the leader's weekly digest (figures, a chart, what to do next),
+and a tactical plan's retrospective.
 
 It shows the chart first, because people would rather look than read, then the KPIs with their forecast and the
 recommended next step, then productivity and precision in two small tables.
@@ -23,12 +24,14 @@ from bot.cards.elements import (
 )
 from bot.cards.wording import day_label, plan_ref, window_label
 from planner.measurement import MeasurementReport, Outcomes, series_names
+from planner.playbooks import Retrospective
 
 NO_VALUE = "\u2013"
 """Shown for a figure that has nothing to divide yet."""
 MAX_AGENTS = 6
 MAX_POLICIES = 6
 MAX_LAUNCHES = 6
+MAX_SLIPPED = 10
 
 
 def percent(value: float | None) -> str:
@@ -148,3 +151,40 @@ def _precision_section(report: MeasurementReport) -> list[Element]:
         *_lines("Approvals by policy", [_outcomes(p, o) for p, o in list(figures.by_policy.items())[:MAX_POLICIES]]),
     ]
     return section
+
+
+def retrospective_card(retro: Retrospective) -> dict[str, Any]:
+    """A tactical plan's retrospective: KPIs against targets, what slipped and why, agents and policies."""
+    plan = retro.plan
+    results = [
+        (
+            r["name"],
+            f"{amount(r['result'], r['unit'])} of {amount(r['target'], r['unit'])} ({percent(r['attainment'])})",
+        )
+        for r in retro.results
+    ]
+    slipped = [f"T{s['task']} {s['title']} (due {s['due']}): {s['why']}" for s in retro.slipped[:MAX_SLIPPED]]
+    if len(retro.slipped) > MAX_SLIPPED:
+        slipped.append(f"and {len(retro.slipped) - MAX_SLIPPED} more")
+    agents = [
+        f"{agent} {'helped' if r['succeeded'] >= r['failed'] else 'got in the way'}: "
+        f"{r['succeeded']} done, {r['failed']} failed"
+        for agent, r in list(retro.agents.items())[:MAX_AGENTS]
+    ]
+    policies = [f"{rule}: stopped or held {n} action(s)" for rule, n in list(retro.policies.items())[:MAX_POLICIES]]
+    body: list[Element] = [
+        heading(f"Retrospective: {plan_ref(plan.id)} {plan.title}"),
+        text_block(window_label(plan.window.start, plan.window.end), subtle=True, spacing="none"),
+        subheading("Targets against results"),
+        fact_set(results) if results else text_block("No KPI was tracked on this plan.", subtle=True),
+        subheading("What slipped", separator=True),
+        bullet_list(slipped) if slipped else text_block("Nothing slipped.", subtle=True),
+        *_lines("Agents", agents),
+        *_lines("Policies in the way", policies),
+        text_block(
+            f"Keep what worked for the next plan: `save playbook {plan_ref(plan.id)} as <name>`.",
+            subtle=True,
+            separator=True,
+        ),
+    ]
+    return adaptive_card(body)

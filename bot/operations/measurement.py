@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from bot.cards.digest import NO_VALUE, measurement_card
+from bot.cards.digest import NO_VALUE, measurement_card, retrospective_card
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
 from planner.decisions import DecisionLog
 from planner.measurement import Measurement, MeasurementReport, Recommender, RuleRecommender, log_recommendations
 from planner.model import Tier
+from planner.playbooks import Playbooks
 from planner.store import Store
 
 
@@ -53,6 +54,55 @@ async def how_are_we_doing(context: Context, args: Mapping[str, Any]) -> Reply:
     return Reply(text=summary_line(report), cards=(card,))
 
 
+async def show_retrospective(context: Context, args: Mapping[str, Any]) -> Reply:
+    plan = await context.plan_arg(args, tier=Tier.TACTICAL)
+    retro = await Playbooks(context.store, context.caller.tenant_id).retrospective(plan.id, context.today)
+    ended = "ended" if plan.window.end < context.today else "so far"
+    return Reply(
+        text=f"Retrospective of P{plan.id} {plan.title} ({ended}): {len(retro.slipped)} task(s) slipped.",
+        cards=(retrospective_card(retro),),
+    )
+
+
+async def save_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
+    plan = await context.plan_arg(args, tier=Tier.TACTICAL, default_active=False)
+    name = context.text_arg(args, "name")
+    content = await Playbooks(context.store, context.caller.tenant_id).save(plan.id, name, actor=context.caller.user_id)
+    targets = ", ".join(f"{m['name']} {m['target']:g} ({m['learned']})" for m in content["metrics"]) or "no KPI"
+    return Reply(
+        text=f"Saved playbook {name.lower()!r} from P{plan.id}: {len(content['tasks'])} task(s) over "
+        f"{content['window_days']} days; targets for next time: {targets}. "
+        f"Start a plan from it with `use playbook {name.lower()} for <title> from <date>`."
+    )
+
+
+async def use_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
+    name = context.text_arg(args, "name")
+    title = context.text_arg(args, "title")
+    start = context.date_arg(args, "start")
+    master = await context.plan_arg(args, "master", tier=Tier.MASTER)
+    owner, owner_name = await context.person_arg(str(args.get("owner") or "me"))
+    plan = await Playbooks(context.store, context.caller.tenant_id).seed(
+        name, master.id, title=title, owner=owner, start=start, actor=context.caller.user_id
+    )
+    tasks = await context.plans.list_tasks(plan.id)
+    metrics = await context.plans.list_metrics(plan.id)
+    kpis = ", ".join(f"{m.name} {m.target:g}" for m in metrics) or "no KPI"
+    return Reply(
+        text=f"Created P{plan.id} {plan.title} ({plan.window.start.isoformat()} to {plan.window.end.isoformat()}, "
+        f"owner {owner_name}) from playbook {name.lower()!r}: {len(tasks)} task(s), targets {kpis}."
+    )
+
+
+async def list_playbooks(context: Context, args: Mapping[str, Any]) -> Reply:
+    names = await Playbooks(context.store, context.caller.tenant_id).names()
+    if not names:
+        return Reply(text="No playbook yet. Save one from a tactical plan: `save playbook P2 as <name>`.")
+    return Reply(text="Playbooks: " + ", ".join(names) + ".")
+
+
+PLAN_REF = {"type": "string", "description": "plan id such as P2"}
+
 OPERATIONS = (
     Operation(
         name="how_are_we_doing",
@@ -63,5 +113,47 @@ OPERATIONS = (
             "properties": {"plan": {"type": "string", "description": "plan id such as P1; default the active one"}},
         },
         run=how_are_we_doing,
+    ),
+    Operation(
+        name="show_retrospective",
+        summary="A tactical plan's retrospective: targets against results, what slipped and why, agents, policies.",
+        usage=("retro [P2]",),
+        parameters={"type": "object", "properties": {"plan": PLAN_REF}},
+        run=show_retrospective,
+    ),
+    Operation(
+        name="save_playbook",
+        summary="Save a tactical plan's retrospective as a playbook that seeds the next tactical plan.",
+        usage=("save playbook P2 as <name>",),
+        parameters={
+            "type": "object",
+            "properties": {"plan": PLAN_REF, "name": {"type": "string"}},
+            "required": ["plan", "name"],
+        },
+        run=save_playbook,
+    ),
+    Operation(
+        name="use_playbook",
+        summary="Start a new tactical plan from a playbook: its tasks, owners and adjusted targets.",
+        usage=("use playbook <name> for <title> from <date> [in P1] [owner <who>]",),
+        parameters={
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "the playbook's name"},
+                "title": {"type": "string"},
+                "start": {"type": "string", "description": "first day, YYYY-MM-DD"},
+                "master": {"type": "string", "description": "master plan id; default the active one"},
+                "owner": {"type": "string"},
+            },
+            "required": ["name", "title", "start"],
+        },
+        run=use_playbook,
+    ),
+    Operation(
+        name="list_playbooks",
+        summary="The playbooks saved so far.",
+        usage=("playbooks",),
+        parameters={"type": "object", "properties": {}},
+        run=list_playbooks,
     ),
 )

@@ -19,6 +19,7 @@ from bot.cards.digest import measurement_card
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.charts import CHART_PATH, PNG_SIGNATURE, ChartLinks, build_figure, burn_up, chart_png, data_uri, signing_keys
 from bot.metric_events import PATH as METRIC_EVENTS_PATH
+from bot.scheduler import tick
 from bot.server import create_adapter
 from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
@@ -35,6 +36,7 @@ from tests.bot.test_context_events import serve
 from tests.bot.test_nudges import sender_for
 from tests.conftest import FakeClock
 from tests.planner.test_measurement import AS_OF, FACTS
+from tests.planner.test_playbooks import finished_launch
 
 
 def report_with_advice() -> MeasurementReport:
@@ -290,3 +292,42 @@ async def test_signed_metric_events_are_stored_by_the_bot_and_unsigned_ones_refu
         (70, "chat"),
         (90, "event:crm"),
     ]
+
+
+async def test_a_leader_reads_a_retrospective_saves_it_and_seeds_the_next_plan_in_chat(
+    running: Running, store: Store, clock: FakeClock
+) -> None:
+    master_id, launch_id = await finished_launch(store, clock)
+    lead = TeamsUser(running, time_zone=None)
+    [answer] = await lead.ask(f"retro P{launch_id}")
+    assert answer == f"Retrospective of P{launch_id} March launch (ended): 2 task(s) slipped."
+    card = running.connector.cards()[-1]
+    assert schema_errors(card) == []
+    text = all_text(card)
+    assert "Signups: 60 of 100 (60 %)" in text
+    assert "Landing page (due 2026-03-06): done 3 day(s) late" in text
+    [saved] = await lead.ask(f"save playbook P{launch_id} as Product launch")
+    assert saved.startswith(f"Saved playbook 'product launch' from P{launch_id}: 2 task(s) over 28 days")
+    assert "Signups 60 (reached 60 % of the way last time: target scaled by 0.6)" in saved
+    [listed] = await lead.ask("playbooks")
+    assert listed == "Playbooks: product launch."
+    [created] = await lead.ask(f"use playbook product launch for May launch from 2026-05-04 in P{master_id}")
+    assert "May launch (2026-05-04 to 2026-05-31" in created
+    assert created.endswith("from playbook 'product launch': 2 task(s), targets Signups 60.")
+
+
+async def test_when_a_tactical_plan_ends_its_owner_gets_the_retrospective_once(
+    running: Running, store: Store, clock: FakeClock
+) -> None:
+    _, launch_id = await finished_launch(store, clock)
+    await TeamsUser(running).ask("help")
+    before = len(running.connector.sent)
+    adapter = create_adapter(Settings.from_env({}))
+    await tick(store, adapter, app_id=None, at=clock.now)
+    await tick(store, adapter, app_id=None, at=clock.now)
+    sent = [s.body for s in running.connector.sent[before:] if "has ended" in s.body.get("text", "")]
+    assert len(sent) == 1
+    assert sent[0]["text"].startswith(f"P{launch_id} March launch has ended.")
+    card = sent[0]["attachments"][0]["content"]
+    assert schema_errors(card) == []
+    assert "Retrospective: P" in all_text(card)
