@@ -268,3 +268,46 @@ async def test_a_customer_journey_changes_what_every_agent_may_do_and_the_log_sa
     assert "No outbound email while the customer has had a ticket open in the last 48 h" in why
     assert "quiet-after-ticket" in why
     assert clock.now < datetime(2026, 3, 2, 10, tzinfo=UTC) + timedelta(days=1)
+
+
+async def test_a_held_delegation_fails_when_its_approval_is_rejected_or_expires_and_its_owner_hears_why(
+    journey: Journey, clock: FakeClock
+) -> None:
+    from bot.scheduler import tick
+
+    running = journey.running
+    lead = TeamsUser(running)
+    approver = TeamsUser(running, user_id="aad-approver", name="Approver", conversation_id="a:personal-approver")
+    await approver.ask("help")
+    rejected_task, expiring_task = await tasks(running.store, 2)
+    async with serve_in_process(announce=journey.vendor_calls.append) as url:
+        await lead.ask(f"adapter add mcp crm {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("approvers add leader aad-approver")
+        await lead.ask(f"policy load {json.dumps(RULES)}")
+        assert await journey.event("crm", "renewal_open", RENEWING, renewal_id="R-2") == 202
+        before = len(running.connector.sent)
+        first = await journey.delegate(lead, rejected_task, "crm", "offer_discount", account=RENEWING, percent=5)
+        second = await journey.delegate(lead, expiring_task, "crm", "offer_discount", account=RENEWING, percent=8)
+        assert (first.status, second.status) == (DelegationStatus.HELD, DelegationStatus.HELD)
+        first_card = next(
+            s
+            for s in running.connector.sent[before:]
+            if s.conversation_id == approver.conversation_id and f"{first.capability}" in json.dumps(s.body)
+        )
+        reject = find_action(first_card.body["attachments"][0]["content"], "Reject")
+        await approver.post(approver.activity(text=None, value=reject["data"], replyToId=first_card.activity_id))
+        await running.bot.drain()
+        [first] = await journey.delegator.delegations(TENANT).of_task(rejected_task)
+        assert first.status is DelegationStatus.FAILED
+        assert first.error is not None
+        assert first.error.startswith("Not run: A1 was rejected by aad-approver")
+
+        # Nobody decides the second: two days later the tick expires the approval and fails the delegation.
+        clock.advance(hours=49)
+        await tick(running.store, running.bot.adapter, app_id=None, at=clock.now, delegator=journey.delegator)
+        await journey.delegator.drain()
+        [second] = await journey.delegator.delegations(TENANT).of_task(expiring_task)
+        assert (second.status, second.error) == (DelegationStatus.FAILED, "Not run: A2 was expired.")
+    assert not [call for call in journey.vendor_calls if call.startswith("offer_discount")]
+    told = [s.body.get("text", "") for s in running.connector.sent if s.conversation_id == lead.conversation_id]
+    assert sum(f"(D{d.id}, crm offer_discount) failed" in text for d in (first, second) for text in told) == 2
