@@ -93,16 +93,21 @@ class Assistant:
         return await self.registry.run(name, context, args)
 
     async def _create(self, system: str, messages: list[dict[str, Any]]) -> Any:
-        try:
-            return await self.client.messages.create(
-                model=self.model, max_tokens=MAX_TOKENS, system=system, tools=self.tools, messages=messages
-            )
-        except anthropic.RateLimitError:
-            raise LLMUnavailable("rate limited") from None
-        except anthropic.APITimeoutError:
-            raise LLMUnavailable("timed out") from None
-        except anthropic.APIConnectionError:
-            raise LLMUnavailable("no connection") from None
-        except anthropic.APIStatusError as error:
-            reason = "overloaded" if error.status_code in (529, 503) else f"error {error.status_code}"
-            raise LLMUnavailable(reason) from None
+        return await create_message(
+            self.client, model=self.model, max_tokens=MAX_TOKENS, system=system, tools=self.tools, messages=messages
+        )
+
+
+async def create_message(client: anthropic.AsyncAnthropic, **request: Any) -> Any:
+    """One Messages API call. Raises LLMUnavailable when the model cannot be used (also for bot/recommending.py)."""
+    try:
+        return await client.messages.create(**request)
+    except anthropic.RateLimitError:
+        raise LLMUnavailable("rate limited") from None
+    except anthropic.APITimeoutError:
+        raise LLMUnavailable("timed out") from None
+    except anthropic.APIConnectionError:
+        raise LLMUnavailable("no connection") from None
+    except anthropic.APIStatusError as error:
+        reason = "overloaded" if error.status_code in (529, 503) else f"error {error.status_code}"
+        raise LLMUnavailable(reason) from None

@@ -33,6 +33,7 @@ from bot.delegating import Delegator
 from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
 from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, default_registry
+from bot.recommending import ClaudeRecommender
 from bot.settings import Settings
 from planner.approvals import ApprovalRequest
 from planner.clock import Clock, utcnow
@@ -127,6 +128,8 @@ class ChiefOfStaffBot(ActivityHandler):
         self.settings = settings
         self.registry = registry or default_registry()
         self.assistant = assistant
+        self.recommender = ClaudeRecommender(assistant.client, model=assistant.model) if assistant else None
+        """KPI recommendations by Claude when a key is set; None leaves them to the rules."""
         self.clock = clock
         self.delegator = delegator
         self.adapter: BotAdapter | None = None
@@ -275,6 +278,8 @@ class ChiefOfStaffBot(ActivityHandler):
             delegator=self.delegator,
             resume=self._resume,
             record=self._record,
+            recommender=self.recommender,
+            approval_expiry=self.settings.approval_expiry,
         )
 
     async def _record(self, record: DecisionRecord) -> object:

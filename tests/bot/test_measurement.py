@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import aiohttp
+import httpx2
 import pytest
 from aiohttp.test_utils import TestServer
 from matplotlib.dates import num2date
@@ -19,6 +20,7 @@ from bot.cards.digest import measurement_card
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.charts import CHART_PATH, PNG_SIGNATURE, ChartLinks, build_figure, burn_up, chart_png, data_uri, signing_keys
 from bot.metric_events import PATH as METRIC_EVENTS_PATH
+from bot.recommending import ClaudeRecommender
 from bot.scheduler import tick
 from bot.server import create_adapter
 from bot.settings import Settings
@@ -31,10 +33,12 @@ from planner.store import Store
 from planner.triggers import TriggerEngine, TriggerRules
 from planner.vault import Vault
 from tests.bot.cards.test_cards import all_text, of_type, schema_errors
-from tests.bot.conftest import TENANT, Running, TeamsUser
+from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.bot.test_context_events import serve
+from tests.bot.test_llm import RECORDINGS, ReplayTransport, assistant_with
 from tests.bot.test_nudges import sender_for
 from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
 from tests.planner.test_measurement import AS_OF, FACTS
 from tests.planner.test_playbooks import finished_launch
 
@@ -331,3 +335,55 @@ async def test_when_a_tactical_plan_ends_its_owner_gets_the_retrospective_once(
     card = sent[0]["attachments"][0]["content"]
     assert schema_errors(card) == []
     assert "Retrospective: P" in all_text(card)
+
+
+# ---- Claude's recommendations ------------------------------------------------------------------------------------
+
+
+def recorded(name: str) -> list[dict[str, object]]:
+    return json.loads((RECORDINGS / name).read_text())
+
+
+async def test_with_a_key_claude_writes_the_recommendation_and_the_log_says_so(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    await pipeline(store, clock)
+    transport = ReplayTransport(recorded("recommendation.json"))
+    running = await start_bot(store, connector, clock, assistant=assistant_with(transport))
+    try:
+        lead = TeamsUser(running, time_zone=None)
+        await lead.ask("how are we doing")
+    finally:
+        await running.bot.drain()
+        await running.session.close()
+        await running.server.close()
+    [request] = transport.requests
+    assert request["tool_choice"] == {"type": "tool", "name": "recommend"}
+    brief = json.loads(request["messages"][0]["content"])
+    [sqls] = brief["kpis"]
+    assert (sqls["latest"], sqls["projected_at_end"], sqls["target"]) == (70, pytest.approx(140), 280)
+    assert sqls["rule_suggestion"] == "Unblock the late work behind SQLs first: T1."
+    card = connector.cards()[-1]
+    assert schema_errors(card) == []
+    assert "Next: Move the landing page (T1) to the web agency this week" in all_text(card)
+    [entry] = [d for d in await DecisionLog(store, TENANT).entries() if d.action == RECOMMENDATION_ACTION]
+    assert (entry.actor, entry.data["by"]) == ("llm", "llm")
+    assert entry.rationale.startswith("SQLs are at 70 against 140 expected")
+
+
+async def test_kpis_the_model_leaves_out_or_cannot_answer_get_the_rules_advice() -> None:
+    report = measure(FACTS, AS_OF)
+    answered = ReplayTransport(recorded("recommendation.json"))
+    sqls, cost, signups = await ClaudeRecommender(assistant_with(answered).client, model="m").recommend(report)
+    assert (sqls.by, cost.by, signups.by) == ("llm", "rules", "rules")
+    assert cost.action == "Push Cost per lead a little harder this week."
+    overloaded = ReplayTransport(
+        [
+            lambda: httpx2.Response(
+                529, json={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            )
+        ]
+    )
+    advice = await ClaudeRecommender(assistant_with(overloaded).client, model="m").recommend(report)
+    assert [a.by for a in advice] == ["rules"] * 3
+    assert advice == rule_recommendations(report)
