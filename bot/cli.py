@@ -364,6 +364,91 @@ def _context(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _metrics(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from datetime import date
+
+    from bot.charts import ChartLinks, signing_keys
+    from bot.delegating import Delegator
+    from bot.scheduler import pull_metric_feeds
+    from planner.errors import PlannerError
+    from planner.ingestion import MetricFeeds
+    from planner.migrate import upgrade
+    from planner.store import Store, create_engine
+    from planner.vault import VaultError
+
+    async def main() -> int:
+        store = Store(create_engine(settings.database_url))
+        try:
+            await upgrade(store.engine)
+            if args.metrics_command == "chart-link":
+                links = ChartLinks(signing_keys(settings), base_url=args.base_url)
+                if not links.keys:
+                    print(
+                        "cos metrics: set COS_SECRET_KEYS (see .env.example): links are signed with it", file=sys.stderr
+                    )
+                    return 2
+                await store.tenant(args.tenant).get_plan(args.plan)
+                as_of = date.fromisoformat(args.as_of) if args.as_of else store.clock().date()
+                print(links.link(args.tenant, args.plan, as_of, now=store.clock()))
+                return 0
+            if args.metrics_command == "pull":
+                vault = settings.vault()
+                if vault is None:
+                    print("cos metrics: set COS_SECRET_KEYS: adapter secrets are kept encrypted", file=sys.stderr)
+                    return 2
+                delegator = Delegator(store, vault)
+                try:
+                    stored, failed = await pull_metric_feeds(store, delegator, store.clock())
+                finally:
+                    await delegator.close()
+                print(f"{stored} reading(s) stored, {failed} feed(s) failed")
+                return 1 if failed else 0
+            feeds = MetricFeeds(store, args.tenant)
+            if args.metrics_command == "add-feed":
+                metric = await store.tenant(args.tenant).find_metric(args.metric, plan_id=args.plan)
+                feed = await feeds.add(
+                    metric,
+                    adapter=args.adapter,
+                    capability=args.capability,
+                    field=args.field,
+                    unit=args.unit,
+                    input=json.loads(args.input),
+                    every_minutes=args.every,
+                    actor="cos metrics",
+                )
+                print(
+                    f"feed {feed.id}: {metric.name} from {feed.adapter} {feed.capability} .{feed.field}, "
+                    f"every {feed.every_minutes} min"
+                )
+            elif args.metrics_command == "remove-feed":
+                await feeds.remove(args.feed, actor="cos metrics")
+                print(f"feed {args.feed} removed")
+            else:
+                listed = await feeds.list_feeds()
+                if not listed:
+                    print(f"no metric feeds for tenant {args.tenant}")
+                for feed in listed:
+                    pulled = feed.last_pulled_at.isoformat() if feed.last_pulled_at else "never"
+                    state = f"failed: {feed.last_error}" if feed.last_error else "ok"
+                    print(
+                        f"feed {feed.id}: metric {feed.metric_id} from {feed.adapter} {feed.capability} "
+                        f".{feed.field} ({feed.unit or 'no unit'}), every {feed.every_minutes} min; "
+                        f"last pulled {pulled}, {state}"
+                    )
+        except json.JSONDecodeError as error:
+            print(f"cos metrics: --input is not JSON: {error}", file=sys.stderr)
+            return 2
+        except (PlannerError, VaultError, ValueError) as error:
+            print(f"cos metrics: {error}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        return 0
+
+    return asyncio.run(main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -459,6 +544,31 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--tenant", required=True, help="the Teams tenant id")
     context_commands.add_parser("rotate-keys", help="re-encrypt every source secret with the newest key")
     context_parser.set_defaults(handler=_context)
+
+    metrics_parser = commands.add_parser("metrics", help="KPI readings pulled from agents, and signed chart links")
+    metrics_commands = metrics_parser.add_subparsers(dest="metrics_command", required=True, metavar="METRICS_COMMAND")
+    add_feed = metrics_commands.add_parser("add-feed", help="pull a KPI from an agent's capability on a schedule")
+    add_feed.add_argument("metric", help="the KPI's name")
+    add_feed.add_argument("--tenant", required=True, help="the Teams tenant id")
+    add_feed.add_argument("--plan", type=int, help="the plan id, when several plans track that name")
+    add_feed.add_argument("--adapter", required=True, help="the registered adapter's name")
+    add_feed.add_argument("--capability", required=True, help="e.g. get_campaign_metrics")
+    add_feed.add_argument("--input", default="{}", help="the capability's input, as JSON")
+    add_feed.add_argument("--field", required=True, help="the field of its data holding the value (a.b for nested)")
+    add_feed.add_argument("--unit", default="", help="the unit of that field; must be the KPI's")
+    add_feed.add_argument("--every", type=int, default=60, help="minutes between pulls (default 60)")
+    feeds_command = metrics_commands.add_parser("feeds", help="the tenant's feeds and how their last pull went")
+    feeds_command.add_argument("--tenant", required=True, help="the Teams tenant id")
+    remove_feed = metrics_commands.add_parser("remove-feed", help="stop pulling a feed")
+    remove_feed.add_argument("feed", type=int)
+    remove_feed.add_argument("--tenant", required=True, help="the Teams tenant id")
+    metrics_commands.add_parser("pull", help="pull every due feed of every tenant now (the tick does it too)")
+    chart_link = metrics_commands.add_parser("chart-link", help="a signed link to a plan's chart, valid 7 days")
+    chart_link.add_argument("plan", type=int)
+    chart_link.add_argument("--tenant", required=True, help="the Teams tenant id")
+    chart_link.add_argument("--base-url", required=True, help="the bot's public address, e.g. https://bot.example.com")
+    chart_link.add_argument("--as-of", help="the day the chart shows (default today)")
+    metrics_parser.set_defaults(handler=_metrics)
 
     add_manifest_command(commands)
     return parser

@@ -3,11 +3,13 @@ schema, "how are we doing?" answers in Teams and logs its recommendations, and c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 import zlib
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import httpx2
@@ -19,6 +21,7 @@ from bot.app import create_app
 from bot.cards.digest import measurement_card
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.charts import CHART_PATH, PNG_SIGNATURE, ChartLinks, build_figure, burn_up, chart_png, data_uri, signing_keys
+from bot.cli import main as cli
 from bot.metric_events import PATH as METRIC_EVENTS_PATH
 from bot.recommending import ClaudeRecommender
 from bot.scheduler import tick
@@ -28,10 +31,12 @@ from bot.teams import ChiefOfStaffBot
 from planner.context import ContextSources, sign
 from planner.decisions import DecisionLog
 from planner.measurement import RECOMMENDATION_ACTION, MeasurementReport, measure, rule_recommendations
+from planner.migrate import upgrade
 from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.store import Store
 from planner.triggers import TriggerEngine, TriggerRules
 from planner.vault import Vault
+from tests.adapters.test_mcp import shared_vendor  # noqa: F401 - the vendor agent fixture
 from tests.bot.cards.test_cards import all_text, of_type, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.bot.test_context_events import serve
@@ -387,3 +392,62 @@ async def test_kpis_the_model_leaves_out_or_cannot_answer_get_the_rules_advice()
     advice = await ClaudeRecommender(assistant_with(overloaded).client, model="m").recommend(report)
     assert [a.by for a in advice] == ["rules"] * 3
     assert advice == rule_recommendations(report)
+
+
+# ---- from a shell, against the project's real MCP vendor agent -------------------------------------------------
+
+
+def test_a_feed_pulls_campaign_metrics_from_a_real_mcp_agent_from_the_shell(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    shared_vendor: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("COS_SECRET_KEYS", KEY)
+    monkeypatch.delenv("MICROSOFT_APP_ID", raising=False)
+
+    async def plan() -> int:
+        store = Store.from_url(url)
+        try:
+            await upgrade(store.engine)
+            master = await store.tenant(TENANT).create_master_plan(
+                title="Q1 pipeline",
+                owner="aad-lead",
+                window=Window(start=date(2026, 1, 1), end=date(2026, 12, 31)),
+                metrics=[MetricSpec(name="SQLs", target=500)],
+                actor="aad-lead",
+            )
+            return master.id
+        finally:
+            await store.close()
+
+    async def readings() -> list[tuple[float, str]]:
+        store = Store.from_url(url)
+        try:
+            plans = store.tenant(TENANT)
+            return [(r.value, r.source) for r in await plans.readings((await plans.find_metric("SQLs")).id)]
+        finally:
+            await store.close()
+
+    master_id = asyncio.run(plan())
+    tenant = ["--tenant", TENANT]
+    config = json.dumps({"transport": "http", "url": shared_vendor})
+    assert cli(["adapters", "register", *tenant, "mcp", "vendor", config]) == 0
+    feed = ["--adapter", "vendor", "--capability", "campaign_metrics", "--input", '{"campaign": "abm-q1"}']
+    assert cli(["metrics", "add-feed", "SQLs", *tenant, *feed, "--field", "sqls", "--unit", "kg"]) == 1
+    assert "SQLs is counted in no unit" in capsys.readouterr().err
+    assert cli(["metrics", "add-feed", "SQLs", *tenant, *feed, "--field", "sqls", "--unit", "SQL"]) == 0
+    assert "from vendor campaign_metrics .sqls, every 60 min" in capsys.readouterr().out
+    assert cli(["metrics", "pull"]) == 0
+    assert "1 reading(s) stored, 0 feed(s) failed" in capsys.readouterr().out
+    assert asyncio.run(readings()) == [(21.0, "adapter:vendor")]
+    assert cli(["metrics", "pull"]) == 0  # not due again for an hour
+    assert "0 reading(s) stored" in capsys.readouterr().out
+    assert cli(["metrics", "feeds", *tenant]) == 0
+    assert ", ok" in capsys.readouterr().out
+    assert cli(["metrics", "chart-link", str(master_id), *tenant, "--base-url", "https://bot.example"]) == 0
+    link = capsys.readouterr().out.strip()
+    assert link.startswith(f"https://bot.example/api/charts/{TENANT}/{master_id}.png?as_of=")
+    assert "&signature=" in link
