@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from adapters import adapter_kinds
@@ -31,7 +31,7 @@ from planner.agents import (
     DelegationStatus,
     HumanChannel,
 )
-from planner.approvals import ApprovalRequest, Approvals
+from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals
 from planner.breaker import Breakers
 from planner.decisions import DecisionLog
 from planner.delegation import (
@@ -137,6 +137,7 @@ class Delegator:
         kinds: Callable[[Store, str, Vault], Mapping[str, AdapterFactory]] | None = None,
         deliver_now: Callable[[], Awaitable[object]] | None = None,
         breaker_settings: Any = None,
+        approval_expiry: timedelta = DEFAULT_EXPIRY,
     ) -> None:
         self.store = store
         self.vault = vault
@@ -144,6 +145,7 @@ class Delegator:
         self.deliver_now = deliver_now
         self.pool = AgentPool()
         self._breaker_settings = breaker_settings
+        self.approval_expiry = approval_expiry
         self._background: set[asyncio.Task[None]] = set()
 
     def registry(self, tenant_id: str) -> Registry:
@@ -159,7 +161,8 @@ class Delegator:
         return Breakers(self.store, tenant_id, self._breaker_settings)
 
     def delegations(self, tenant_id: str) -> Delegations:
-        guard = PolicyGuard(self.store, tenant_id, record=DecisionLog(self.store, tenant_id).record)
+        log = DecisionLog(self.store, tenant_id)
+        guard = PolicyGuard(self.store, tenant_id, record=log.record, approval_expiry=self.approval_expiry)
         return Delegations(
             self.store, tenant_id, registry=self.registry(tenant_id), breakers=self.breakers(tenant_id), guard=guard
         )

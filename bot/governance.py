@@ -48,7 +48,10 @@ async def check_tool_call(context: Context, name: str, args: Mapping[str, Any]) 
         return Reply(text=f"I won't do that ({name}): {reasons}.", ok=False)
     await _record(context, action, decision, f"the model's {name} waits for a person: {reasons}")
     try:
-        request = await Approvals(context.store, caller.tenant_id, record=context.record).request(
+        approvals = Approvals(
+            context.store, caller.tenant_id, record=context.record, expires_in=context.approval_expiry
+        )
+        request = await approvals.request(
             action,
             requester=caller.user_id,
             reason=f"{caller.name} asked in chat; the assistant proposed {name}",

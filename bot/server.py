@@ -61,7 +61,7 @@ def create_delegator(store: Store, settings: Settings, sender: Sender) -> Delega
     if vault is None:
         logger.warning("delegation is off: set COS_SECRET_KEYS so adapter secrets can be kept encrypted")
         return None
-    return Delegator(store, vault, deliver_now=sender.deliver)
+    return Delegator(store, vault, deliver_now=sender.deliver, approval_expiry=settings.approval_expiry)
 
 
 async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:

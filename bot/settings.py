@@ -6,6 +6,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from planner.store import DEFAULT_DATABASE_URL
@@ -48,6 +49,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(name, raw, "a whole number") from None
 
 
+def _approval_hours(env: Mapping[str, str]) -> int:
+    hours = _int(env, "COS_APPROVAL_EXPIRY_HOURS", 48)
+    if not 1 <= hours <= 90 * 24:
+        raise SettingsError("COS_APPROVAL_EXPIRY_HOURS", str(hours), "a number of hours from 1 to 2160 (90 days)")
+    return hours
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -63,6 +71,8 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = 256 * 1024
     tick_seconds: int = 60
+    approval_expiry_hours: int = 48
+    """How long an approval request waits for a decision before it expires."""
     admins: tuple[str, ...] = ()
     """AAD object ids of the people who may administer the bot (adapters, dead letters)."""
     secret_keys: str = field(default="", repr=False)
@@ -74,6 +84,10 @@ class Settings:
     def local_mode(self) -> bool:
         """No Azure Bot credentials: inbound activities cannot be authenticated, so only loopback may talk."""
         return not self.app_id
+
+    @property
+    def approval_expiry(self) -> timedelta:
+        return timedelta(hours=self.approval_expiry_hours)
 
     def vault(self) -> Vault | None:
         """The vault for secrets at rest: from COS_SECRET_KEYS; in local mode, a key kept in a local file.
@@ -135,6 +149,7 @@ class Settings:
             log_level=(env.get("COS_LOG_LEVEL", "").strip() or "INFO").upper(),
             max_body_bytes=_int(env, "COS_MAX_BODY_BYTES", 256 * 1024),
             tick_seconds=max(_int(env, "COS_TICK_SECONDS", 60), 1),
+            approval_expiry_hours=_approval_hours(env),
             admins=_split(env.get("COS_ADMINS", "")),
             secret_keys=env.get("COS_SECRET_KEYS", "").strip(),
             secret_key_file=env.get("COS_SECRET_KEY_FILE", "").strip() or LOCAL_KEY_FILE,

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
-from planner.approvals import ApprovalRequest, Approvals, ApprovalStatus, NoApprovers
+from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals, ApprovalStatus, NoApprovers
 from planner.delegation import Delegation, DelegationHeld, DelegationStopped
 from planner.governance import (
     Action,
@@ -75,12 +76,20 @@ def delegation_action(delegation: Delegation) -> Action:
 class PolicyGuard:
     """Go, flag or stop for the delegations of one tenant, with its approvals and its decision log."""
 
-    def __init__(self, store: Store, tenant_id: str, *, record: Record, engine: PolicyEngine | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tenant_id: str,
+        *,
+        record: Record,
+        engine: PolicyEngine | None = None,
+        approval_expiry: timedelta = DEFAULT_EXPIRY,
+    ) -> None:
         self._store = store
         self.tenant_id = tenant_id
         self._record = record
         self._engine = engine or PolicyEngine(store, tenant_id)
-        self._approvals = Approvals(store, tenant_id, record=record)
+        self._approvals = Approvals(store, tenant_id, record=record, expires_in=approval_expiry)
 
     async def __call__(self, delegation: Delegation) -> None:
         action = delegation_action(delegation)

@@ -10,14 +10,14 @@ import difflib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import messages
 from bot.parsing import ParseError, parse_date, parse_ref
 from planner.agents import AgentError
-from planner.approvals import ApprovalRequest, Record
+from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
 from planner.clock import Clock, utcnow
 from planner.directory import Directory
 from planner.drafts import Drafts
@@ -78,6 +78,7 @@ class Context:
         resume: ResumeHook | None = None,
         record: Record | None = None,
         recommender: Recommender | None = None,
+        approval_expiry: timedelta = DEFAULT_EXPIRY,
     ) -> None:
         self.store = store
         self.caller = caller
@@ -86,6 +87,8 @@ class Context:
         """Runs an approved request's action (the bot's wiring plugs it in); None leaves it to the scheduler."""
         self.record = record
         """Where decisions are written (the decision log); None keeps them out of it."""
+        self.approval_expiry = approval_expiry
+        """How long an approval the bot asks for waits (COS_APPROVAL_EXPIRY_HOURS)."""
         self.recommender = recommender
         """Who writes KPI recommendations (Claude when a key is set); None: the rules."""
         self.plans: TenantStore = store.tenant(caller.tenant_id)

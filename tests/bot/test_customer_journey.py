@@ -128,10 +128,10 @@ class Journey:
 @pytest.fixture
 async def journey(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Journey]:
     clock.now = datetime(2026, 3, 2, 10, tzinfo=UTC)
-    settings = Settings.from_env({"COS_SECRET_KEYS": KEY})
+    settings = Settings.from_env({"COS_SECRET_KEYS": KEY, "COS_APPROVAL_EXPIRY_HOURS": "24"})
     adapter = create_adapter(settings)
     sender = Sender(store, adapter, app_id=None, worker="journey")
-    delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver)
+    delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver, approval_expiry=settings.approval_expiry)
     bot = ChiefOfStaffBot(store, settings, clock=clock, delegator=delegator)
     bot.adapter = adapter
     server = TestServer(create_app(store, adapter, bot, settings), host="127.0.0.1")
@@ -302,8 +302,12 @@ async def test_a_held_delegation_fails_when_its_approval_is_rejected_or_expires_
         assert first.error is not None
         assert first.error.startswith("Not run: A1 was rejected by aad-approver")
 
-        # Nobody decides the second: two days later the tick expires the approval and fails the delegation.
-        clock.advance(hours=49)
+        # Nobody decides the second: a day later (COS_APPROVAL_EXPIRY_HOURS) the tick expires the approval and fails
+        # the delegation.
+        clock.advance(hours=23)
+        await tick(running.store, running.bot.adapter, app_id=None, at=clock.now, delegator=journey.delegator)
+        assert (await journey.delegator.delegations(TENANT).get(second.id)).status is DelegationStatus.HELD
+        clock.advance(hours=2)
         await tick(running.store, running.bot.adapter, app_id=None, at=clock.now, delegator=journey.delegator)
         await journey.delegator.drain()
         [second] = await journey.delegator.delegations(TENANT).of_task(expiring_task)

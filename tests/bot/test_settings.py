@@ -30,6 +30,8 @@ def test_credentials_switch_local_mode_off_and_are_kept_out_of_repr() -> None:
         ({"MICROSOFT_APP_TYPE": "Personal"}, "MICROSOFT_APP_TYPE"),
         ({"COS_PORT": "eighty"}, "COS_PORT"),
         ({"COS_PORT": "70000"}, "COS_PORT"),
+        ({"COS_APPROVAL_EXPIRY_HOURS": "0"}, "COS_APPROVAL_EXPIRY_HOURS"),
+        ({"COS_APPROVAL_EXPIRY_HOURS": "two days"}, "COS_APPROVAL_EXPIRY_HOURS"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:
