@@ -22,6 +22,9 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 
 **Metrics**
 - `record <metric> <value> [on <date>] [in P1]`
+- `how are we doing [P1]`: figures, a chart, forecasts and what to do next
+- `retro [P2]`: a tactical plan's retrospective · `save playbook P2 as <name>` · `playbooks`
+- `use playbook <name> for <title> from <date> [in P1]`: a new tactical plan from a playbook
 
 **Drafts**
 - `save draft 3` · `discard draft 3`
