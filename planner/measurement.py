@@ -15,8 +15,9 @@ Definitions, as of a day `as_of`:
   (succeeded + failed) per agent.
 - **KPI attainment**: the share of the way from baseline to target the latest reading has come (against target),
   and the same share of the way expected by now on the straight line to the target (against pace).
-- **approval outcomes** per agent and per policy: of the decided approval requests, the share approved as asked,
-  approved with an edit (the approver attached a change or a condition as the note), rejected, and expired.
+- **approval outcomes** per agent and per policy: of the decided approval requests of the tenant made since the
+  plan started, the share approved as asked, approved with an edit (the approver attached a change or a condition
+  as the note: there is no separate "edit" decision), rejected, and expired.
 - **forecast**: the value each KPI reaches at its plan's end if it keeps the pace it had from the start to its
   latest reading (a straight line from the baseline through that reading).
 """
@@ -263,12 +264,10 @@ def productivity(facts: MeasurementFacts, as_of: date) -> Productivity:
     on_time = judged = 0
     cycle_days: list[float] = []
     for task in facts.tasks:
-        done_on = _done_on(task)
-        if done_on is not None and done_on <= as_of:
+        if task.done_at is not None and task.done_at.date() <= as_of:
             judged += 1
-            on_time += done_on <= task.due_on
+            on_time += task.done_at.date() <= task.due_on
             began = task.started_at or task.created_at
-            assert task.done_at is not None
             cycle_days.append((task.done_at - began).total_seconds() / 86400)
         elif task.due_on < as_of:
             judged += 1

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import insert
 
 from planner.measurement import (
     ApprovalFact,
     DelegationFact,
+    Measurement,
     MeasurementFacts,
     MetricSeries,
     Outcomes,
@@ -22,7 +24,21 @@ from planner.measurement import (
     productivity,
     rule_recommendations,
 )
-from planner.model import Direction, Metric, MetricReading, Plan, Task, TaskStatus, Tier, Window
+from planner.model import (
+    Direction,
+    Metric,
+    MetricReading,
+    MetricSpec,
+    Plan,
+    Task,
+    TaskChanges,
+    TaskStatus,
+    Tier,
+    Window,
+)
+from planner.schema import approval_requests, delegations
+from planner.store import Store
+from tests.conftest import FakeClock
 
 TENANT = "tenant-contoso"
 AS_OF = date(2026, 1, 18)
@@ -281,3 +297,74 @@ def test_a_kpi_behind_with_nothing_late_is_told_to_re_plan() -> None:
     [advice] = rule_recommendations(measure(facts, AS_OF))
     assert advice.action.startswith("Re-plan SQLs")
     assert "nothing in its plan is late" in advice.rationale
+
+
+# ---- reading the facts from the store ----------------------------------------------------------------------------
+
+
+async def test_the_facts_of_a_plan_are_read_from_every_table_they_live_in(store: Store, clock: FakeClock) -> None:
+    clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    plans = store.tenant(TENANT)
+    window = Window(start=date(2026, 1, 5), end=date(2026, 1, 18))
+    master = await plans.create_master_plan(
+        title="Two weeks", owner="aad-lead", window=window, metrics=[MetricSpec(name="SQLs", target=50)], actor="x"
+    )
+    tactical = await plans.create_tactical_plan(master.id, title="Sprint", owner="aad-lead", window=window, actor="x")
+    late = await plans.add_task(tactical.id, title="Late", due_on=date(2026, 1, 7), actor="x")
+    done = await plans.add_task(tactical.id, title="Done", due_on=date(2026, 1, 8), actor="x")
+    await plans.derive_weekly_plan(tactical.id, "2026-W02", actor="x")
+    clock.now = datetime(2026, 1, 8, 9, tzinfo=UTC)
+    await plans.update_task(done.id, TaskChanges(status=TaskStatus.DONE), actor="x")
+    sqls = await plans.find_metric("SQLs")
+    await plans.record_reading(sqls.id, 20, actor="x")
+    clock.now = datetime(2026, 1, 12, 9, tzinfo=UTC)
+    await plans.derive_weekly_plan(tactical.id, "2026-W03", actor="x")
+    async with store.transaction() as conn:
+        for task_id, status in ((late.id, "failed"), (done.id, "succeeded")):
+            await conn.execute(
+                insert(delegations).values(
+                    tenant_id=TENANT,
+                    task_id=task_id,
+                    adapter="hubspot",
+                    adapter_kind="mcp",
+                    capability="draft_email",
+                    input={},
+                    timeout_seconds=60,
+                    actor="x",
+                    status=status,
+                    queued_at=clock.now,
+                    attempts=1,
+                )
+            )
+        for created, note in ((datetime(2026, 1, 6, tzinfo=UTC), "shorter"), (datetime(2025, 12, 1, tzinfo=UTC), None)):
+            await conn.execute(
+                insert(approval_requests).values(
+                    tenant_id=TENANT,
+                    action={"kind": "delegation", "actor": "agent:hubspot", "agent": "hubspot", "categories": []},
+                    requester="aad-member",
+                    reason="r",
+                    policy={"verdict": "flag", "rules": ["discount-cap"], "reasons": [], "facts": []},
+                    resume={"delegation": 1},
+                    roles=["leader"],
+                    approvers=["aad-lead"],
+                    status="approved",
+                    created_at=created,
+                    expires_at=created,
+                    note=note,
+                )
+            )
+    facts = await Measurement(store, TENANT).facts(tactical.id)
+    assert facts.master.id == master.id
+    assert [p.id for p in facts.tacticals] == [tactical.id]
+    assert [t.id for t in facts.tasks] == [late.id, done.id]
+    assert facts.carried_over == (("2026-W03", late.id),)
+    assert [(d.task_id, d.status) for d in facts.delegations] == [(late.id, "failed"), (done.id, "succeeded")]
+    [approval] = facts.approvals  # the one from before the plan started is not the plan's
+    assert (approval.agent, approval.rules, approval.note) == ("hubspot", ("discount-cap",), "shorter")
+    [series] = facts.series
+    assert [r.value for r in series.readings] == [20]
+    report = measure(facts, date(2026, 1, 12))
+    assert (report.productivity.on_time, report.productivity.judged) == (1, 2)
+    assert report.productivity.carried_over == 1
+    assert report.precision.by_agent == {"hubspot": Outcomes(edited=1)}
+    assert report.precision.delegation_success_rate == pytest.approx(0.5)
