@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -74,14 +75,10 @@ class ContextEventsEndpoint:
         return self._vault
 
     async def handle(self, request: web.Request) -> web.Response:
-        signed = await self.signed_body(request)
+        signed = await self.signed_json(request)
         if isinstance(signed, web.Response):
             return signed
-        tenant, source, body = signed
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return _problem(400, f"The body is not valid JSON: {error}.")
+        tenant, source, payload = signed
         try:
             events = parse_events(payload)
             stored = await ContextFacts(self._store, tenant).post(source, events)
@@ -92,8 +89,8 @@ class ContextEventsEndpoint:
         logger.info("stored %d context fact(s) from source %r (tenant %r)", len(stored), source, tenant)
         return web.json_response({"stored": len(stored)}, status=202)
 
-    async def signed_body(self, request: web.Request) -> tuple[str, str, bytes] | web.Response:
-        """(tenant, source, raw body) of a request a registered source of that tenant signed, or the 4xx/503
+    async def signed_json(self, request: web.Request) -> tuple[str, str, Any] | web.Response:
+        """(tenant, source, JSON body) of a request a registered source of that tenant signed, or the 4xx/503
         response that refuses it (also used by bot/metric_events.py)."""
         limit = self._max_body_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -122,7 +119,10 @@ class ContextEventsEndpoint:
         if not signed:
             logger.warning("refused events: not signed by a registered source (tenant %r)", tenant[:64])
             return _problem(401, UNAUTHENTICATED)
-        return tenant, source, body
+        try:
+            return tenant, source, json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return _problem(400, f"The body is not valid JSON: {error}.")
 
 
 def add_context_routes(app: web.Application, store: Store, settings: Settings) -> None:

@@ -13,7 +13,6 @@ context events.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
@@ -33,14 +32,10 @@ class MetricEventsEndpoint(ContextEventsEndpoint):
     """The handler of `POST /api/metrics/events`."""
 
     async def handle(self, request: web.Request) -> web.Response:
-        signed = await self.signed_body(request)
+        signed = await self.signed_json(request)
         if isinstance(signed, web.Response):
             return signed
-        tenant, source, body = signed
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return web.json_response({"error": f"The body is not valid JSON: {error}."}, status=400)
+        tenant, source, payload = signed
         try:
             readings = await MetricEvents(self._store, tenant).post(source, parse_metric_events(payload))
         except PlannerError as error:

@@ -28,9 +28,9 @@ from sqlalchemy.exc import IntegrityError
 
 from planner import events as event_log
 from planner.agents import Agent, AgentError, DelegationRequest, DelegationStatus
-from planner.errors import InvalidValue, MetricNotFound, PlannerError
-from planner.model import Direction, Metric, MetricReading
-from planner.schema import metric_feeds, metrics
+from planner.errors import InvalidValue, PlannerError
+from planner.model import Metric, MetricReading
+from planner.schema import metric_feeds
 from planner.store import Store
 
 MAX_EVENTS = 1_000
@@ -308,8 +308,7 @@ class MetricFeeds:
             if isinstance(stamp, str):
                 problems: list[str] = []
                 at = _time(stamp, "as_of", problems) or now
-            metric = await self._metric(feed.metric_id)
-            check_unit(metric, feed.unit)
+            # The unit was checked against the metric's when the feed was added.
             return await self.plans.record_reading(
                 feed.metric_id, value, at=at, source=f"adapter:{feed.adapter}", actor=f"agent:{feed.adapter}"
             )
@@ -323,25 +322,6 @@ class MetricFeeds:
                     .where(metric_feeds.c.id == feed.id)
                     .values(last_pulled_at=now, last_error=error)
                 )
-
-    async def _metric(self, metric_id: int) -> Metric:
-        query = select(metrics).where(metrics.c.id == metric_id, metrics.c.tenant_id == self.tenant_id)
-        async with self._store.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            raise MetricNotFound(metric_id)
-        return Metric(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            plan_id=row.plan_id,
-            name=row.name,
-            unit=row.unit,
-            direction=Direction(row.direction),
-            baseline=row.baseline,
-            target=row.target,
-            tolerance=row.tolerance,
-            version=row.version,
-        )
 
 
 async def due_feeds(store: Store, at: datetime) -> list[MetricFeed]:
