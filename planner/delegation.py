@@ -14,8 +14,9 @@ The agent's output is DATA. It is stored and shown to the task's owner, never pa
 executed, never allowed to change a task, a plan or an approval: an output saying "approve all", or shaped like
 a tool call, changes nothing but the stored result. What it leads to is decided by a person.
 
-Governance seam: `guard`, when given, is awaited with the claimed delegation before the agent is called (the
-policy engine plugs in there, `planner/guard.py`). It raises `DelegationStopped` to fail the delegation with the
+Governance seam: `guard`, when given, is asked before the agent is called (the policy engine plugs in there,
+`planner/guard.py`): first whether the delegation simply clears (a read, so the claim can start it at once); if
+not, it is awaited with the claimed delegation. It raises `DelegationStopped` to fail the delegation with the
 reason, or `DelegationHeld` to park it as `held` until a person decides the approval it asked for
 (`release_hold` then queues it again, or fails it when the answer is no). Anything else it raises puts the
 delegation back as it was and propagates to the caller.
@@ -28,10 +29,10 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
@@ -76,8 +77,19 @@ _RUNNABLE = (DelegationStatus.QUEUED.value, DelegationStatus.DEFERRED.value)
 _OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid)
 """Why an agent cannot be opened: its delegation fails with the reason."""
 
-Guard = Callable[["Delegation"], Awaitable[None]]
-"""Awaited before the agent is called; raises DelegationStopped or DelegationHeld (the policy engine's seam)."""
+
+class Guard(Protocol):
+    """The policy engine's seam: asked before the agent is called."""
+
+    async def clears(self, delegation: Delegation) -> bool:
+        """True when the delegation may simply run, with nothing to record or ask first; reads only, so any runner
+        may ask before it claims the delegation (the claim then starts it too, in one statement)."""
+        ...
+
+    async def __call__(self, delegation: Delegation) -> None:
+        """Asked by the runner holding the delegation when `clears` said no: returns to let it run (having
+        recorded why), or raises DelegationStopped or DelegationHeld."""
+        ...
 
 
 class DelegationNotFound(PlannerError, LookupError):
@@ -527,12 +539,8 @@ class Delegations:
 
     async def _run(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
         current, entry = prospect.delegation, prospect.adapter
-        if (
-            self._guard is None
-            and entry is not None
-            and entry.enabled
-            and prospect.circuit.state is CircuitState.CLOSED
-        ):
+        cleared = self._guard is None or await self._guard.clears(current)
+        if cleared and entry is not None and entry.enabled and prospect.circuit.state is CircuitState.CLOSED:
             # Nothing can stop the call once the delegation is claimed, so the claim starts it too: one statement.
             # The agent is opened first: one that cannot be opened fails the delegation unstarted (below).
             try:
@@ -558,7 +566,7 @@ class Delegations:
         if not entry.enabled:
             error_text = str(AdapterDisabled(entry.name))
             return await self._finish(claimed, DelegationStatus.FAILED, error=error_text, ran=False)
-        if self._guard is not None:
+        if self._guard is not None and not cleared:
             # Asked before the circuit: a stopped or held delegation must not take the probe of an agent that is down.
             try:
                 await self._guard(claimed)

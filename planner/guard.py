@@ -91,6 +91,11 @@ class PolicyGuard:
         self._engine = engine or PolicyEngine(store, tenant_id)
         self._approvals = Approvals(store, tenant_id, record=record, expires_in=approval_expiry)
 
+    async def clears(self, delegation: Delegation) -> bool:
+        """A plain go that no rule spoke of: nothing to record, the delegation may simply run."""
+        decision = await self._engine.evaluate(delegation_action(delegation))
+        return decision.verdict is Verdict.GO and not decision.matched
+
     async def __call__(self, delegation: Delegation) -> None:
         action = delegation_action(delegation)
         decision = await self._engine.evaluate(action)

@@ -379,23 +379,29 @@ async def test_a_guard_sees_the_delegation_before_the_agent_and_can_hold_it(stor
     class ApprovalRequired(Exception):
         pass
 
-    seen: list[Delegation] = []
-    hold = True
+    class Holding:
+        def __init__(self) -> None:
+            self.hold = True
+            self.seen: list[Delegation] = []
 
-    async def guard(delegation: Delegation) -> None:
-        seen.append(delegation)
-        if hold:
-            raise ApprovalRequired(delegation.capability)
+        async def clears(self, delegation: Delegation) -> bool:
+            return False
 
+        async def __call__(self, delegation: Delegation) -> None:
+            self.seen.append(delegation)
+            if self.hold:
+                raise ApprovalRequired(delegation.capability)
+
+    guard = Holding()
     d = await desk(store, clock, guard=guard)
     delegation = await d.request()
     with pytest.raises(ApprovalRequired):
         await d.delegations.run(delegation.id)
     assert d.agent.calls == []
     assert (await d.delegations.get(delegation.id)).status is DelegationStatus.QUEUED
-    hold = False
+    guard.hold = False
     assert (await d.delegations.run(delegation.id)).delegation.status is DelegationStatus.SUCCEEDED
-    assert [(s.id, s.capability, s.input) for s in seen] == [
+    assert [(s.id, s.capability, s.input) for s in guard.seen] == [
         (delegation.id, "draft_email", {"campaign": "spring-launch"})
     ] * 2
 
