@@ -28,8 +28,11 @@ from sqlalchemy.exc import IntegrityError
 
 from planner import events as event_log
 from planner.agents import Agent, AgentError, DelegationRequest, DelegationStatus
+from planner.decisions import DecisionLog
 from planner.errors import InvalidValue, PlannerError
+from planner.governance import Action, ActionKind, DecisionRecord, Verdict
 from planner.model import Metric, MetricReading
+from planner.policy import PolicyEngine
 from planner.schema import metric_feeds
 from planner.store import Store
 
@@ -52,6 +55,14 @@ class InvalidMetricEvent(PlannerError, ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid metric event: " + "; ".join(problems))
+
+
+class PulledAgainstPolicy(PlannerError, PermissionError):
+    def __init__(self, feed: MetricFeed, reasons: str) -> None:
+        super().__init__(
+            f"policy does not let the bot call {feed.adapter} {feed.capability} on its own: {reasons}. "
+            "Change the rule, or remove the feed and record the figure in chat."
+        )
 
 
 class FeedNotFound(PlannerError, LookupError):
@@ -290,12 +301,43 @@ class MetricFeeds:
                 after=None,
             )
 
+    async def _check_policy(self, feed: MetricFeed) -> None:
+        """A pull is an agent action like any other: raise PulledAgainstPolicy unless the policy engine says go
+        (a flag cannot wait for a person's approval on a schedule, so it holds the pull too); logged."""
+        action = Action(
+            tenant_id=self.tenant_id,
+            kind=ActionKind.DELEGATION,
+            actor="bot",
+            agent=feed.adapter,
+            name=feed.capability,
+            subject=f"metric:{feed.metric_id}",
+            attributes={"input": dict(feed.input), "feed": feed.id},
+        )
+        decision = await PolicyEngine(self._store, self.tenant_id).evaluate(action)
+        if decision.verdict is Verdict.GO:
+            return
+        reasons = "; ".join(decision.reasons)
+        await DecisionLog(self._store, self.tenant_id).record(
+            DecisionRecord(
+                tenant_id=self.tenant_id,
+                actor="policy",
+                action=f"metric_feed.{decision.verdict.value}",
+                subject=f"metric:{feed.metric_id}",
+                verdict=decision.verdict.value,
+                rationale=f"the {feed.capability} pull from {feed.adapter} was not made: {reasons}",
+                data={"feed": feed.id, "adapter": feed.adapter, "capability": feed.capability},
+                rules=tuple(m.rule_id for m in decision.matched),
+            )
+        )
+        raise PulledAgainstPolicy(feed, reasons)
+
     async def pull(self, feed: MetricFeed, open_agent: Callable[[], Awaitable[Agent]]) -> MetricReading:
         """Ask the agent once and store the reading. Raises AgentError, InvalidValue or PlannerError; the feed
         keeps the error either way, and is not pulled again before its next turn."""
         now = self._store.clock()
         error: str | None = None
         try:
+            await self._check_policy(feed)
             agent = await open_agent()
             result = await agent.delegate(
                 DelegationRequest(capability=feed.capability, input=dict(feed.input), timeout_seconds=30)

@@ -18,6 +18,7 @@ from planner.agents import (
     DelegationStatus,
     HumanChannel,
 )
+from planner.decisions import DecisionLog
 from planner.errors import MetricNotFound
 from planner.ingestion import (
     InvalidMetricEvent,
@@ -29,6 +30,7 @@ from planner.ingestion import (
     pull_due,
 )
 from planner.model import MetricSpec, Window
+from planner.policy import PolicySets
 from planner.store import Store
 from tests.conftest import FakeClock
 
@@ -174,3 +176,37 @@ async def test_a_feed_is_pulled_on_its_schedule_and_keeps_its_error_when_the_age
     latest = (await plans.readings(sqls.id))[-1]
     assert (latest.value, latest.at) == (30, clock.now)
     assert (await feeds.list_feeds())[0].last_error is None
+
+
+async def test_a_pull_the_policy_forbids_is_not_made_and_the_log_says_which_rule(
+    store: Store, clock: FakeClock
+) -> None:
+    await plan_with_kpis(store)
+    rules = """
+rules:
+  - id: no-hubspot-reads
+    description: HubSpot's reporting API is off limits during the migration.
+    effect: forbid
+    agents: [hubspot]
+    actions: [get_campaign_metrics]
+"""
+    await PolicySets(store, TENANT).load(rules, actor="aad-admin")
+    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    feeds = MetricFeeds(store, TENANT)
+    await feeds.add(sqls, adapter="hubspot", capability="get_campaign_metrics", field="sqls", unit="", actor="a")
+    agent = CampaignMetrics({"sqls": 21})
+
+    async def open_agent(tenant_id: str, name: str) -> Agent:
+        return agent
+
+    assert await pull_due(store, open_agent, clock.now) == (0, 1)
+    assert agent.calls == []
+    [feed] = await feeds.list_feeds()
+    assert feed.last_error is not None
+    assert "policy does not let the bot call hubspot get_campaign_metrics on its own" in feed.last_error
+    [entry] = [d for d in await DecisionLog(store, TENANT).entries() if d.action.startswith("metric_feed.")]
+    assert (entry.action, entry.rules, entry.subject) == (
+        "metric_feed.stop",
+        ("no-hubspot-reads",),
+        f"metric:{sqls.id}",
+    )
