@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from planner.errors import (
 )
 from planner.model import Health, MetricSpec, TaskChanges, TaskStatus, Tier, Window
 from planner.schema import events, metric_readings, plans, tasks
-from planner.store import Store, TenantStore
+from planner.store import Store, TenantStore, create_engine
 from tests.conftest import Database, FakeClock
 
 Q1 = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
@@ -441,3 +442,15 @@ async def test_blank_text_and_bad_values_are_refused(store: Store) -> None:
     with pytest.raises(InvalidValue, match="not yet used"):
         await tenant.add_metric(sqls_plan, MetricSpec(name="SQLs", target=1), actor=LEADER)
     assert len(await tenant.list_plans()) == 1
+
+
+async def test_a_sqlite_file_is_written_ahead_and_synced_at_checkpoints(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cos.db'}")
+    try:
+        async with engine.connect() as conn:
+            journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+            synchronous = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
+    finally:
+        await engine.dispose()
+    # WAL with NORMAL (1) stays consistent through a crash; FULL (2) would wait for the disk at every commit.
+    assert (journal, synchronous) == ("wal", 1)
