@@ -10,8 +10,10 @@ as botbuilder's older BotFrameworkAdapter did with its own cache.
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
+import requests
 from botbuilder.schema import Activity
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
@@ -24,6 +26,7 @@ from botframework.connector.auth import (
 )
 from botframework.connector.skills import BotFrameworkClient
 
+logger = logging.getLogger(__name__)
 MAX_CLIENTS = 256
 """Service URLs remembered at most (Teams uses a handful; the bound is against a flood of made-up ones)."""
 Key = TypeVar("Key")
@@ -73,7 +76,20 @@ class ReusedConnectorClients(BotFrameworkAuthentication):
         self._token_clients: dict[str | None, UserTokenClient] = {}
 
     async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
-        result = await self._inner.authenticate_request(activity, auth_header)
+        """botbuilder's check of the token; raises PermissionError for any token it cannot accept.
+
+        botbuilder refuses most bad tokens with PermissionError, but some forged or malformed ones surface as
+        whatever broke first (a bare Exception for a disallowed algorithm, IndexError for an unpublished key id,
+        KeyError for a token without an issuer, AttributeError without a token): all are the caller's fault, so
+        all are a refusal (401), not a server error. Only failing to fetch the signing keys stays a server error.
+        """
+        try:
+            result = await self._inner.authenticate_request(activity, auth_header)
+        except (PermissionError, requests.RequestException):
+            raise
+        except Exception as error:
+            logger.warning("refused a token that failed validation (%s)", type(error).__name__)
+            raise PermissionError("the token could not be validated") from error
         if result.connector_factory is not None:
             result.connector_factory = _ReusingConnectorFactory(
                 result.connector_factory, _app_id(result.claims_identity), self._connector_clients

@@ -11,6 +11,8 @@ import anthropic
 from aiohttp import web
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import CallerIdConstants
+from botframework.connector.auth import AuthenticationConstants, ServiceClientCredentialsFactory
 
 from bot import messages
 from bot.app import create_app
@@ -29,16 +31,34 @@ from planner.vault import VaultError
 logger = logging.getLogger(__name__)
 
 
-def create_adapter(settings: Settings) -> CloudAdapter:
+def create_adapter(
+    settings: Settings, *, credentials_factory: ServiceClientCredentialsFactory | None = None
+) -> CloudAdapter:
     """A CloudAdapter that validates every inbound JWT when credentials are set (local mode: none to check),
-    reusing its connector clients (see `bot.connectors`)."""
+    reusing its connector clients (see `bot.connectors`).
+
+    `credentials_factory` replaces botbuilder's own (the app id and password) for the bot's outbound tokens.
+    """
     configuration = SimpleNamespace(
         APP_ID=settings.app_id,
         APP_PASSWORD=settings.app_password,
         APP_TYPE=settings.app_type,
         APP_TENANTID=settings.app_tenant_id,
     )
-    adapter = CloudAdapter(ReusedConnectorClients(ConfigurationBotFrameworkAuthentication(configuration)))
+    if settings.openid_metadata_url:
+        # botbuilder's public-cloud values, with the signing keys read from elsewhere: setting any of these
+        # switches botbuilder to its parameterized authentication, which then needs them all.
+        configuration.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.openid_metadata_url
+        configuration.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = (
+            AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
+        )
+        configuration.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
+        configuration.TO_CHANNEL_FROM_BOT_LOGIN_URL = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
+        configuration.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+        configuration.OAUTH_URL = AuthenticationConstants.OAUTH_URL
+        configuration.CALLER_ID = CallerIdConstants.public_azure_channel
+    authentication = ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=credentials_factory)
+    adapter = CloudAdapter(ReusedConnectorClients(authentication))
     adapter.on_turn_error = on_turn_error
     return adapter
 

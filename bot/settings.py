@@ -79,6 +79,8 @@ class Settings:
     """Keys that encrypt secrets at rest, newest first (see planner/vault.py)."""
     secret_key_file: str = LOCAL_KEY_FILE
     """In local mode without COS_SECRET_KEYS, the key is made once and kept in this file (owner-only)."""
+    openid_metadata_url: str = ""
+    """Where the keys that sign the Bot Framework's tokens are published; empty: Microsoft's public cloud."""
 
     @property
     def local_mode(self) -> bool:
@@ -153,4 +155,5 @@ class Settings:
             admins=_split(env.get("COS_ADMINS", "")),
             secret_keys=env.get("COS_SECRET_KEYS", "").strip(),
             secret_key_file=env.get("COS_SECRET_KEY_FILE", "").strip() or LOCAL_KEY_FILE,
+            openid_metadata_url=env.get("COS_OPENID_METADATA_URL", "").strip(),
         )

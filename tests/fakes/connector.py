@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ class Sent:
     conversation_id: str
     activity_id: str | None
     body: dict[str, Any]
+    authorization: str | None = None
+    """The Authorization header the bot sent it with."""
 
 
 @dataclass
@@ -30,6 +33,8 @@ class FakeConnector:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     server: TestServer | None = None
+    ssl_context: ssl.SSLContext | None = None
+    """Serve over TLS with this context (an authenticated bot only replies to https service URLs)."""
 
     @property
     def url(self) -> str:
@@ -44,7 +49,7 @@ class FakeConnector:
         app.router.add_post("/v3/conversations", self._create)
         app.router.add_get("/v3/conversations/{conversation}/members", self._members)
         self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
+        await self.server.start_server(ssl=self.ssl_context)
 
     async def close(self) -> None:
         if self.server is not None:
@@ -63,7 +68,8 @@ class FakeConnector:
                 {"error": {"code": str(status), "message": "scripted"}}, status=status, headers=headers
             )
         activity_id = f"sent-{next(self._ids)}"
-        await self._record(Sent("send", request.match_info["conversation"], activity_id, body))
+        authorization = request.headers.get("Authorization")
+        await self._record(Sent("send", request.match_info["conversation"], activity_id, body, authorization))
         return web.json_response({"id": activity_id})
 
     async def _update(self, request: web.Request) -> web.Response:
