@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 WIDTH_INCHES, HEIGHT_INCHES, DPI = 6.4, 2.6, 72
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PALETTE = 64
+LEGEND_ENTRIES = 6
 CHART_PATH = "/api/charts/{tenant}/{plan}.png"
 LINK_LIFETIME = timedelta(days=7)
 _KEY_LABEL = b"cos chart links v1"
@@ -82,8 +83,10 @@ def build_figure(report: MeasurementReport) -> Figure:
     for axes in (tasks_axes, kpi_axes):
         axes.tick_params(labelsize=7)
         axes.axvline(report.as_of, color="#c8c6c4", linewidth=0.8)
-        if any(not str(line.get_label()).startswith("_") for line in axes.get_lines()):
-            axes.legend(fontsize=6, loc="upper left", frameon=False)
+        labelled = [line for line in axes.get_lines() if not str(line.get_label()).startswith("_")]
+        if labelled:
+            # A long legend would squeeze the plot to nothing: the card lists every KPI anyway.
+            axes.legend(handles=labelled[:LEGEND_ENTRIES], fontsize=6, loc="upper left", frameon=False)
         for label in axes.get_xticklabels():
             label.set_rotation(30)
     return figure

@@ -7,7 +7,7 @@ recommended next step, then productivity and precision in two small tables.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.cards.elements import (
@@ -18,6 +18,7 @@ from bot.cards.elements import (
     container,
     fact_set,
     heading,
+    largest_fitting,
     serialized_size,
     subheading,
     text_block,
@@ -28,6 +29,8 @@ from planner.playbooks import Retrospective
 
 NO_VALUE = "\u2013"
 """Shown for a figure that has nothing to divide yet."""
+MIN_KPIS = 3
+"""The chart gives way rather than leave fewer KPIs than this on the card."""
 MAX_AGENTS = 6
 MAX_POLICIES = 6
 MAX_LAUNCHES = 6
@@ -59,9 +62,10 @@ def chart_image(url: str, alt_text: str) -> Element:
 
 
 def measurement_card(report: MeasurementReport, *, chart_url: str | None, title: str | None = None) -> dict[str, Any]:
-    """The card for `report`; without `chart_url` (or when the chart makes it too big for Teams) it says so instead."""
+    """The card for `report`, within Teams' size: with the chart and as many KPIs as fit (at least MIN_KPIS when
+    there are that many, else the chart gives way and the card says so)."""
     master = report.facts.master
-    body: list[Element] = [
+    head: list[Element] = [
         heading(title or f"How {plan_ref(master.id)} {master.title} is doing"),
         text_block(
             f"As of {day_label(report.as_of, with_year=True)} · {window_label(master.window.start, master.window.end)}",
@@ -69,24 +73,36 @@ def measurement_card(report: MeasurementReport, *, chart_url: str | None, title:
             spacing="none",
         ),
     ]
-    chart_alt = "Tasks burn-up, and each KPI against its target pace"
-    kpis = _kpi_section(report)
-    rest = [*kpis, *_productivity_section(report), *_precision_section(report)]
+    tail = [*_productivity_section(report), *_precision_section(report)]
+    total = len(report.forecasts)
+
+    def build(chart: list[Element]) -> Callable[[int], dict[str, Any]]:
+        return lambda shown: adaptive_card([*head, *chart, *_kpi_section(report, shown), *tail])
+
     if chart_url is not None:
-        card = adaptive_card([*body, chart_image(chart_url, chart_alt), *rest])
-        if serialized_size(card) <= CARD_BUDGET_BYTES:
+        chart = [chart_image(chart_url, "Tasks burn-up, and each KPI against its target pace")]
+        card = largest_fitting(build(chart), total)
+        if len(of_kpis(card)) >= min(total, MIN_KPIS) and serialized_size(card) <= CARD_BUDGET_BYTES:
             return card
-    note = "The chart is too large to send in a message." if chart_url is not None else "No chart this time."
-    return adaptive_card([*body, text_block(note, subtle=True), *rest])
+        note = "The chart is too large to send in a message."
+    else:
+        note = "No chart this time."
+    return largest_fitting(build([text_block(note, subtle=True)]), total)
 
 
-def _kpi_section(report: MeasurementReport) -> list[Element]:
+def of_kpis(card: dict[str, Any]) -> list[Element]:
+    """The KPI blocks of a measurement card."""
+    return [item for item in card["body"] if item.get("type") == "Container" and item.get("id", "").startswith("kpi-")]
+
+
+def _kpi_section(report: MeasurementReport, shown: int) -> list[Element]:
     if not report.forecasts:
         return [subheading("KPIs"), text_block("No KPI is tracked on this plan yet.", subtle=True)]
     advice = {r.metric.id: r for r in report.recommendations}
     names = series_names(report.facts.series)
     items: list[Element] = [subheading("KPIs")]
-    for name, item, attained in zip(names, report.forecasts, report.precision.attainment, strict=True):
+    rows = list(zip(names, report.forecasts, report.precision.attainment, strict=True))
+    for name, item, attained in rows[:shown]:
         unit = item.metric.unit
         facts = [
             ("Now", f"{amount(item.actual, unit)} of {amount(item.metric.target, unit)}"),
@@ -99,7 +115,14 @@ def _kpi_section(report: MeasurementReport) -> list[Element]:
         if recommendation is not None:
             block.append(text_block(f"Next: {recommendation.action}", color="accent", spacing="small"))
             block.append(text_block(recommendation.rationale, subtle=True, spacing="none"))
-        items.append(container(block, spacing="medium"))
+        kpi = container(block, spacing="medium")
+        kpi["id"] = f"kpi-{item.metric.id}"
+        items.append(kpi)
+    if shown < len(rows):
+        hidden = ", ".join(name for name, _, _ in rows[shown:])[:500]
+        items.append(
+            text_block(f"{len(rows) - shown} more KPI(s), not shown to fit in a message: {hidden}", subtle=True)
+        )
     return items
 
 

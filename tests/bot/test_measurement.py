@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from matplotlib.dates import num2date
 
 from bot.app import create_app
-from bot.cards.digest import measurement_card
+from bot.cards.digest import measurement_card, of_kpis
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.charts import CHART_PATH, PNG_SIGNATURE, ChartLinks, build_figure, burn_up, chart_png, data_uri, signing_keys
 from bot.cli import main as cli
@@ -30,7 +30,13 @@ from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
 from planner.context import ContextSources, sign
 from planner.decisions import DecisionLog
-from planner.measurement import RECOMMENDATION_ACTION, MeasurementReport, measure, rule_recommendations
+from planner.measurement import (
+    RECOMMENDATION_ACTION,
+    MeasurementReport,
+    MetricSeries,
+    measure,
+    rule_recommendations,
+)
 from planner.migrate import upgrade
 from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.store import Store
@@ -44,7 +50,7 @@ from tests.bot.test_llm import RECORDINGS, ReplayTransport, assistant_with
 from tests.bot.test_nudges import sender_for
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
-from tests.planner.test_measurement import AS_OF, FACTS
+from tests.planner.test_measurement import AS_OF, FACTS, SERIES
 from tests.planner.test_playbooks import finished_launch
 
 
@@ -451,3 +457,23 @@ def test_a_feed_pulls_campaign_metrics_from_a_real_mcp_agent_from_the_shell(
     link = capsys.readouterr().out.strip()
     assert link.startswith(f"https://bot.example/api/charts/{TENANT}/{master_id}.png?as_of=")
     assert "&signature=" in link
+
+
+def test_a_plan_with_many_kpis_still_fits_in_one_message_with_its_chart() -> None:
+    many = tuple(
+        MetricSeries(
+            metric=replace(SERIES[0].metric, id=n, name=f"Campaign {n} SQLs with a long descriptive name"),
+            plan=SERIES[0].plan,
+            readings=SERIES[0].readings,
+        )
+        for n in range(1, 41)
+    )
+    report = measure(replace(FACTS, series=many), AS_OF)
+    report = replace(report, recommendations=tuple(rule_recommendations(report)))
+    card = measurement_card(report, chart_url=data_uri(chart_png(report)))
+    assert schema_errors(card) == []
+    assert serialized_size(card) <= CARD_BUDGET_BYTES
+    assert len(of_type(card, "Image")) == 1
+    shown = len(of_kpis(card))
+    assert 3 <= shown < 40
+    assert f"{40 - shown} more KPI(s), not shown to fit in a message: Campaign {shown + 1} SQLs" in all_text(card)
