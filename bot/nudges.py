@@ -252,6 +252,10 @@ async def _delegation(w: _Writer) -> Activity | None:
     return _activity(text, [message_card(f"Delegation D{delegation.id}", lines)])
 
 
+NOTICE = "notice"
+"""Outbox kind: a plain message to one person (`payload.text`), such as how a resumed action went."""
+
+
 async def _question(w: _Writer) -> Activity | None:
     return MessageFactory.text(str(w.payload["text"]))
 
@@ -305,6 +309,7 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     WEEK_SUMMARY: _week_summary,
     DIGEST: _digest,
     "question": _question,
+    NOTICE: _question,
     "delegation_result": _delegation,
     "delegation_deferred": _delegation,
     "delegation_held": _delegation,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,6 +51,7 @@ async def tick(
     sender: Sender | None = None,
     batch: int = BATCH,
     delegator: Delegator | None = None,
+    resume: Callable[[], Awaitable[object]] | None = None,
 ) -> TickReport:
     """The due metric feeds, one evaluation pass, the due delegations, and one delivery pass, as of `at` (the store's
     clock too).
@@ -62,6 +64,8 @@ async def tick(
     fired = await TriggerEngine(store).evaluate(at)
     fired += await announce_ended_plans(store, at)
     await expire_approvals(store, at)
+    if resume is not None:
+        await resume()  # approved actions nobody took up: the bot's `resume_approved`
     if delegator is not None:
         await delegator.run_due(at)
     sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
@@ -105,6 +109,7 @@ def start_scheduler(
     every_seconds: int,
     sender: Sender | None = None,
     delegator: Delegator | None = None,
+    resume: Callable[[], Awaitable[object]] | None = None,
 ) -> AsyncIOScheduler:
     """Tick every `every_seconds`; missed runs (a busy or stopped process) coalesce into one."""
 
@@ -112,7 +117,9 @@ def start_scheduler(
 
     async def run() -> None:
         try:
-            report = await tick(store, adapter, app_id=app_id, at=store.clock(), sender=sender, delegator=delegator)
+            report = await tick(
+                store, adapter, app_id=app_id, at=store.clock(), sender=sender, delegator=delegator, resume=resume
+            )
         except Exception:
             logger.exception("a scheduled tick failed; the next one will try again")
             return

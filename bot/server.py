@@ -114,6 +114,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
         every_seconds=settings.tick_seconds,
         sender=sender,
         delegator=delegator,
+        resume=bot.resume_approved,
     )
     mode = "local mode (no authentication, loopback only)" if settings.local_mode else "authenticated"
     logger.info("Chief of Staff listening on http://%s:%s/api/messages, %s", host, port, mode)

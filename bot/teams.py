@@ -32,14 +32,16 @@ from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, welcome_card
 from bot.delegating import Delegator
 from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
+from bot.nudges import NOTICE
 from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, default_registry
 from bot.recommending import ClaudeRecommender
 from bot.settings import Settings
-from planner.approvals import ApprovalRequest
+from planner.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
 from planner.clock import Clock, utcnow
 from planner.decisions import DecisionLog
 from planner.directory import Directory, ProcessedKeys
 from planner.governance import DecisionRecord
+from planner.outbox import Message, Outbox
 from planner.questions import Questions
 from planner.store import Store
 
@@ -299,6 +301,40 @@ class ChiefOfStaffBot(ActivityHandler):
             reply = await self.registry.run(operation, context, args)
             return reply.text or None
         return None
+
+    async def resume_approved(self) -> int:
+        """Run the approved operations nobody took up (the process that heard the approval stopped first, or
+        starting one failed): once each, as the person who asked, who then hears how it went. Approved
+        delegations are the delegator's (`Delegator.settle_held`)."""
+        resumed = 0
+        for tenant_id in await tenants_awaiting_resume(self.store):
+            approvals = Approvals(self.store, tenant_id, record=self._record)
+            for request in await approvals.awaiting_resume():
+                if "operation" not in request.resume or not is_person(request.requester):
+                    continue
+                claimed = await approvals.claim_resume(request.id)
+                if claimed is None:
+                    continue  # another replica took it
+                name = (await Directory(self.store, tenant_id).names({claimed.requester})).get(claimed.requester)
+                caller = Caller(
+                    tenant_id=tenant_id,
+                    user_id=claimed.requester,
+                    name=name or claimed.requester,
+                    is_admin=self.settings.is_admin(claimed.requester),
+                )
+                try:
+                    said = await self._resume(self._context(caller), claimed)
+                except Exception:
+                    await approvals.release_resume(claimed.id)
+                    logger.exception(
+                        "resuming %s of tenant %s failed; the next tick tries again", claimed.ref, tenant_id
+                    )
+                    continue
+                text = f"{claimed.ref} was approved, and what it held has now run: {said or 'done.'}"
+                message = Message(recipient=claimed.requester, kind=NOTICE, payload={"text": text})
+                await Outbox(self.store).fire(tenant_id, f"resumed:{claimed.id}", [message])
+                resumed += 1
+        return resumed
 
     async def _answer_question(self, caller: Caller, text: str) -> str | None:
         """Pass the reply to a question a job is waiting on (a 2FA code); None when nothing is waiting."""

@@ -507,6 +507,17 @@ async def tenants_with_expired(store: Store, at: datetime) -> list[str]:
     return sorted(row.tenant_id for row in rows)
 
 
+async def tenants_awaiting_resume(store: Store) -> list[str]:
+    """Tenants with approved requests whose action nobody has taken up yet."""
+    query = (
+        select(approval_requests.c.tenant_id)
+        .where(approval_requests.c.status == ApprovalStatus.APPROVED.value)
+        .distinct()
+    )
+    async with store.engine.connect() as conn:
+        return sorted((await conn.execute(query)).scalars())
+
+
 class Approvals:
     """The approval requests of one tenant."""
 

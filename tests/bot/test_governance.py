@@ -76,3 +76,37 @@ def test_injected_text_cannot_reach_approval_or_admin_operations() -> None:
     assistant = Assistant(None, default_registry(), model="m")  # type: ignore[arg-type]
     offered = {tool["name"] for tool in assistant.tools}
     assert not offered & {"approve_request", "reject_request", "register_adapter", "delegate_task", "load_policy"}
+
+
+async def test_an_approved_tool_call_nobody_took_up_runs_once_at_the_next_tick_and_its_requester_hears(
+    store: Store, clock: FakeClock
+) -> None:
+    from sqlalchemy import select
+
+    from bot.scheduler import tick
+    from bot.server import create_adapter
+    from bot.settings import Settings
+    from bot.teams import ChiefOfStaffBot
+    from planner.approvals import ApprovalStatus
+    from planner.schema import outbox
+
+    context = await setting(store, clock)
+    approvals = Approvals(store, TENANT)
+    await approvals.approvers.assign("leader", "aad-lead", actor="aad-admin")
+    args = {"title": "Draft launch email", "due": "2026-02-20"}
+    assert await check_tool_call(context, "add_task", args) is not None
+    [request] = await approvals.pending("aad-lead")
+    # Approved in Teams by a replica that stopped before it ran the operation.
+    await approvals.decide(request.id, approver="aad-lead", approve=True, authenticated=True)
+    bot = ChiefOfStaffBot(store, Settings.from_env({}), clock=clock)
+    adapter = create_adapter(Settings.from_env({}))
+    for _ in range(2):
+        await tick(store, adapter, app_id=None, at=clock.now, resume=bot.resume_approved)
+    [task] = await store.tenant(TENANT).tasks_due(date(2026, 2, 1), date(2026, 2, 28))
+    assert task.title == "Draft launch email"
+    assert (await approvals.get(request.id)).status is ApprovalStatus.RESUMED
+    async with store.engine.connect() as conn:
+        notices = (await conn.execute(select(outbox).where(outbox.c.kind == "notice"))).all()
+    assert [(n.recipient, n.payload["text"].split(":")[0]) for n in notices] == [
+        ("aad-writer", f"{request.ref} was approved, and what it held has now run")
+    ]
