@@ -11,11 +11,13 @@ signature is an HMAC-SHA256 over the path, the day and the expiry, keyed with a 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import io
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -103,8 +105,14 @@ def render_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+_DRAWING = threading.Lock()
+"""matplotlib keeps process-wide state (font cache, rcParams) that is not thread-safe: one chart at a time."""
+
+
 def chart_png(report: MeasurementReport) -> bytes:
-    return render_png(build_figure(report))
+    """The chart of `report` as PNG bytes; safe to call from several threads (they take turns)."""
+    with _DRAWING:
+        return render_png(build_figure(report))
 
 
 def data_uri(png: bytes) -> str:
@@ -184,7 +192,9 @@ class ChartEndpoint:
         except PlanNotFound:
             return web.json_response({"error": "That plan no longer exists."}, status=404)
         return web.Response(
-            body=chart_png(report), content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+            body=await asyncio.to_thread(chart_png, report),
+            content_type="image/png",
+            headers={"Cache-Control": "private, max-age=3600"},
         )
 
 
