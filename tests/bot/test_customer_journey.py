@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiohttp
@@ -267,7 +267,6 @@ async def test_a_customer_journey_changes_what_every_agent_may_do_and_the_log_sa
     [why] = await lead.ask(f"why D{follow_up.id}")
     assert "No outbound email while the customer has had a ticket open in the last 48 h" in why
     assert "quiet-after-ticket" in why
-    assert clock.now < datetime(2026, 3, 2, 10, tzinfo=UTC) + timedelta(days=1)
 
 
 async def test_a_held_delegation_fails_when_its_approval_is_rejected_or_expires_and_its_owner_hears_why(
