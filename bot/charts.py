@@ -173,11 +173,24 @@ class ChartLinks:
 
 
 class ChartEndpoint:
-    """`GET /api/charts/{tenant}/{plan}.png`: the chart, drawn from the plan as it stands, for a valid link only."""
+    """`GET /api/charts/{tenant}/{plan}.png`: the chart, drawn from the plan as it stands, for a valid link only.
 
-    def __init__(self, store: Store, links: ChartLinks) -> None:
+    The link keys are derived on the first request, not when the app is built (in local mode that reads, or makes,
+    the key file)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
-        self._links = links
+        self._settings = settings
+        self._links: ChartLinks | None = None
+
+    def links(self) -> ChartLinks:
+        if self._links is None:
+            try:
+                self._links = ChartLinks(signing_keys(self._settings))
+            except (VaultError, OSError) as error:
+                logger.error("chart links are off: %s", error)
+                self._links = ChartLinks(())
+        return self._links
 
     async def handle(self, request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
@@ -189,7 +202,8 @@ class ChartEndpoint:
             return web.json_response({"error": "This chart link is not valid."}, status=403)
         signature = request.query.get("signature", "")
         path = CHART_PATH.format(tenant=tenant, plan=plan_id)
-        if not self._links.keys or not self._links.verify(path, as_of, expires, signature, now=self._store.clock()):
+        links = self.links()
+        if not links.keys or not links.verify(path, as_of, expires, signature, now=self._store.clock()):
             logger.warning("refused a chart link with a bad or expired signature")
             return web.json_response({"error": "This chart link is not valid or has expired."}, status=403)
         try:
@@ -203,13 +217,6 @@ class ChartEndpoint:
         )
 
 
-def add_chart_routes(app: web.Application, store: Store, settings: Settings) -> ChartLinks:
-    """Serve `GET /api/charts/{tenant}/{plan}.png` on `app`; returns the links it accepts (none without a key)."""
-    try:
-        keys = signing_keys(settings)
-    except (VaultError, OSError) as error:
-        logger.error("chart links are off: %s", error)
-        keys = ()
-    links = ChartLinks(keys)
-    app.router.add_get("/api/charts/{tenant}/{plan:\\d+}.png", ChartEndpoint(store, links).handle)
-    return links
+def add_chart_routes(app: web.Application, store: Store, settings: Settings) -> None:
+    """Serve `GET /api/charts/{tenant}/{plan}.png` on `app`."""
+    app.router.add_get("/api/charts/{tenant}/{plan:\\d+}.png", ChartEndpoint(store, settings).handle)
