@@ -14,6 +14,7 @@ from botbuilder.core import BotAdapter, TurnContext
 from botbuilder.schema import ChannelAccount, ConversationParameters, ConversationReference
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
+from bot.prefetch import Prefetch
 from planner.directory import Conversation, Directory
 from planner.outbox import Envelope
 from planner.store import Store
@@ -27,12 +28,22 @@ class Undeliverable(Exception):
 
 
 async def address(
-    store: Store, envelope: Envelope, *, adapter: BotAdapter | None = None, app_id: str | None = None
+    store: Store,
+    envelope: Envelope,
+    *,
+    adapter: BotAdapter | None = None,
+    app_id: str | None = None,
+    prefetch: Prefetch | None = None,
 ) -> ConversationReference:
     """The conversation to send `envelope` to; with an adapter, a new 1:1 chat for a member who never wrote.
 
+    With `prefetch`, a personal chat read for the message's chunk of its batch is used instead of reading it again.
     Raises Undeliverable when there is nowhere to send it.
     """
+    facts = await prefetch.facts(envelope) if prefetch is not None else None
+    chat = facts.chats.get((envelope.tenant_id, envelope.recipient)) if facts is not None else None
+    if chat is not None:
+        return ConversationReference().deserialize(chat.address)
     directory = Directory(store, envelope.tenant_id)
     if envelope.recipient.startswith(CONVERSATION):
         conversation_id = envelope.recipient.removeprefix(CONVERSATION)

@@ -19,6 +19,7 @@ from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, approval_card, member_week, me
 from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.digest import retrospective_card
 from bot.operations.measurement import measured
+from bot.prefetch import Facts, Prefetch
 from planner.approvals import APPROVAL_DECIDED, APPROVAL_REQUEST, ApprovalNotFound, Approvals, ApprovalStatus
 from planner.decisions import DecisionLog
 from planner.delegation import DelegationNotFound, get_delegation
@@ -53,30 +54,47 @@ def _activity(text: str, cards: Sequence[dict[str, Any]]) -> Activity:
 
 
 class _Writer:
-    """What composing one message needs: the tenant's plans and people, and the recipient's today."""
+    """What composing one message needs: the tenant's plans and people, and the recipient's today; facts read
+    for the message's whole chunk (see `bot.prefetch`) are taken from there."""
 
-    def __init__(self, store: Store, envelope: Envelope, today: date) -> None:
+    def __init__(self, store: Store, envelope: Envelope, today: date, facts: Facts | None = None) -> None:
         self.store = store
         self.envelope = envelope
         self.payload = envelope.payload
         self.plans: TenantStore = store.tenant(envelope.tenant_id)
         self.directory = Directory(store, envelope.tenant_id)
         self.today = today
+        self.facts = facts or Facts()
 
     async def name_of(self, user_id: str | None) -> str:
         if not user_id:
             return "nobody"
+        key = (self.envelope.tenant_id, user_id)
+        if key in self.facts.people:
+            person = self.facts.people[key]
+            return person.name if person is not None else user_id
         return (await self.directory.names({user_id})).get(user_id, user_id)
+
+    async def task(self) -> Task:
+        """The task the message is about. Raises TaskNotFound."""
+        task_id = int(self.payload["task"])
+        key = (self.envelope.tenant_id, task_id)
+        if key in self.facts.tasks:
+            task = self.facts.tasks[key]
+            if task is None:
+                raise TaskNotFound(task_id)
+            return task
+        return await self.plans.get_task(task_id)
 
     async def open_task(self) -> Task | None:
         try:
-            task = await self.plans.get_task(int(self.payload["task"]))
+            task = await self.task()
         except TaskNotFound:
             return None
         return task if task.status.is_open else None
 
     async def task_message(self, task: Task, text: str) -> Activity:
-        plan = await self.plans.get_plan(task.plan_id)
+        plan = self.facts.plans.get((self.envelope.tenant_id, task.plan_id)) or await self.plans.get_plan(task.plan_id)
         card = task_card(task, plan_title=plan.title, owner_name=await self.name_of(task.owner), today=self.today)
         return _activity(text, [card])
 
@@ -122,7 +140,7 @@ async def _deadline(w: _Writer) -> Activity | None:
 
 async def _milestone(w: _Writer) -> Activity | None:
     try:
-        task = await w.plans.get_task(int(w.payload["task"]))
+        task = await w.task()
     except TaskNotFound:
         return None
     if task.status.is_open:
@@ -320,13 +338,21 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
 }
 
 
-async def compose(store: Store, envelope: Envelope) -> Any | None:
-    """The message to send, or None when it no longer applies (the task was done meanwhile)."""
+async def compose(store: Store, envelope: Envelope, prefetch: Prefetch | None = None) -> Any | None:
+    """The message to send, or None when it no longer applies (the task was done meanwhile).
+
+    With `prefetch`, the facts read for the message's chunk of its batch are used instead of reading them again.
+    """
     composer = COMPOSERS.get(envelope.kind)
     if composer is None:
         raise Undeliverable(f"no way to write a {envelope.kind!r} message")
+    facts = await prefetch.facts(envelope) if prefetch is not None else None
     now = store.clock()
-    person = await Directory(store, envelope.tenant_id).person(envelope.recipient)
+    key = (envelope.tenant_id, envelope.recipient)
+    if facts is not None and key in facts.people:
+        person = facts.people[key]
+    else:
+        person = await Directory(store, envelope.tenant_id).person(envelope.recipient)
     try:
         zone = ZoneInfo(person.time_zone) if person and person.time_zone else None
     except (ZoneInfoNotFoundError, ValueError):
@@ -334,7 +360,7 @@ async def compose(store: Store, envelope: Envelope) -> Any | None:
     today = now.astimezone(zone).date() if zone else now.date()
     if not await _policy_allows(store, envelope):
         return None
-    return await composer(_Writer(store, envelope, today))
+    return await composer(_Writer(store, envelope, today, facts))
 
 
 async def _policy_allows(store: Store, envelope: Envelope) -> bool:

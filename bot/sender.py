@@ -22,6 +22,7 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from bot.addressing import Undeliverable, address
 from bot.nudges import compose
+from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
 from planner.outbox import Envelope, Outbox
 from planner.store import Store
@@ -98,6 +99,7 @@ class Sender:
         """
         report = Delivery()
         envelopes = await self.outbox.claim(self.worker, limit=limit, lease=self.lease)
+        prefetch = Prefetch(self.store, envelopes)
         # One recipient's messages go one after another, in the order they fell due; recipients go side by side.
         queues: dict[tuple[str, str], list[Envelope]] = defaultdict(list)
         for envelope in envelopes:
@@ -109,9 +111,12 @@ class Sender:
         async def drain(queue: list[Envelope]) -> None:
             for envelope in queue:
                 async with in_flight:
-                    await self._deliver_one(envelope, report)
+                    await self._deliver_one(envelope, report, prefetch)
 
-        outcomes = await asyncio.gather(*(drain(queue) for queue in queues.values()), return_exceptions=True)
+        try:
+            outcomes = await asyncio.gather(*(drain(queue) for queue in queues.values()), return_exceptions=True)
+        finally:
+            prefetch.close()
         errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         for error in errors[1:]:
             logger.error("delivery failed too", exc_info=error)
@@ -119,14 +124,14 @@ class Sender:
             raise errors[0]
         return report
 
-    async def _deliver_one(self, envelope: Envelope, report: Delivery) -> None:
+    async def _deliver_one(self, envelope: Envelope, report: Delivery, prefetch: Prefetch | None = None) -> None:
         try:
-            activity = await compose(self.store, envelope)
+            activity = await compose(self.store, envelope, prefetch)
             if activity is None:
                 await self.outbox.sent(envelope, self.worker)
                 report.skipped += 1
                 return
-            reference = await address(self.store, envelope, adapter=self.adapter, app_id=self.app_id)
+            reference = await address(self.store, envelope, adapter=self.adapter, app_id=self.app_id, prefetch=prefetch)
             tag(activity, envelope)
 
             failure: list[Exception] = []

@@ -7,12 +7,13 @@ the planner only knows its kind (personal, group chat, channel) and, for a perso
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from planner.errors import InvalidValue
@@ -81,6 +82,19 @@ class Directory:
         if row is None:
             return None
         return Person(tenant_id=row.tenant_id, user_id=row.user_id, name=row.name, time_zone=row.time_zone)
+
+    async def people(self, user_ids: Iterable[str]) -> dict[str, Person]:
+        """The people among `user_ids` the directory knows, in one query (unknown ids are left out)."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        query = select(people).where(people.c.tenant_id == self.tenant_id, people.c.user_id.in_(wanted))
+        async with self._store.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            r.user_id: Person(tenant_id=r.tenant_id, user_id=r.user_id, name=r.name, time_zone=r.time_zone)
+            for r in rows
+        }
 
     async def people_named(self, name: str) -> list[Person]:
         """People whose name is `name`, or starts with it (case-insensitive): "Writer" finds "Writer One"."""
@@ -163,22 +177,45 @@ class Directory:
             query = query.where(conversations.c.user_id == user_id)
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(conversations.c.updated_at.desc()))).all()
-        return [
-            Conversation(
-                tenant_id=r.tenant_id,
-                conversation_id=r.conversation_id,
-                kind=r.kind,
-                user_id=r.user_id,
-                address=r.address,
-                updated_at=r.updated_at,
+        return [_conversation(r) for r in rows]
+
+    async def personal_chats(self, user_ids: Iterable[str]) -> dict[str, Conversation]:
+        """Each person's personal chat with the bot, in one query: the most recently active one, as `conversations`
+        lists first; people with none are left out."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        query = (
+            select(conversations)
+            .where(
+                conversations.c.tenant_id == self.tenant_id,
+                conversations.c.kind == "personal",
+                conversations.c.user_id.in_(wanted),
             )
-            for r in rows
-        ]
+            .order_by(conversations.c.updated_at.desc())
+        )
+        chats: dict[str, Conversation] = {}
+        async with self._store.engine.connect() as conn:
+            for r in await conn.execute(query):
+                if r.user_id not in chats:
+                    chats[r.user_id] = _conversation(r)
+        return chats
 
     async def first_time(self, key: str) -> bool:
         """True the first time `key` is seen for this tenant, False ever after (across replicas)."""
         [first] = await _first_times(self._store, [(self.tenant_id, key[:300])])
         return first
+
+
+def _conversation(r: Row[Any]) -> Conversation:
+    return Conversation(
+        tenant_id=r.tenant_id,
+        conversation_id=r.conversation_id,
+        kind=r.kind,
+        user_id=r.user_id,
+        address=r.address,
+        updated_at=r.updated_at,
+    )
 
 
 async def _first_times(store: Store, keys: Sequence[tuple[str, str]]) -> list[bool]:

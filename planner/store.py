@@ -9,7 +9,7 @@ version, and an update only lands on the version it read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -789,6 +789,24 @@ class TenantStore:
         """The task with this id. Raises TaskNotFound."""
         async with self._engine.connect() as conn:
             return await self._task_row(conn, task_id)
+
+    async def tasks_by_id(self, task_ids: Iterable[int]) -> dict[int, Task]:
+        """The tasks with these ids, in one query (ids of no task of the tenant are left out)."""
+        wanted = sorted(set(task_ids))
+        if not wanted:
+            return {}
+        query = select(tasks).where(tasks.c.tenant_id == self.tenant_id, tasks.c.id.in_(wanted))
+        async with self._engine.connect() as conn:
+            return {row.id: _task(row) for row in await conn.execute(query)}
+
+    async def plans_by_id(self, plan_ids: Iterable[int]) -> dict[int, Plan]:
+        """The plans with these ids, in one query (ids of no plan of the tenant are left out)."""
+        wanted = sorted(set(plan_ids))
+        if not wanted:
+            return {}
+        query = select(plans).where(plans.c.tenant_id == self.tenant_id, plans.c.id.in_(wanted))
+        async with self._engine.connect() as conn:
+            return {row.id: _plan(row) for row in await conn.execute(query)}
 
     async def list_tasks(self, plan_id: int) -> list[Task]:
         """The tasks of a tactical plan, or of a weekly plan, or of all tactical plans under a master plan."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
 
 from planner.outbox import Message, Outbox, dead_letters, replay
 from planner.store import Store
@@ -95,3 +98,30 @@ async def test_dead_letters_are_listed_and_can_be_replayed_once(store: Store) ->
     assert await replay(store, [letter.id]) == 0
     [again] = await outbox.claim("s")
     assert (again.id, again.attempts) == (letter.id, 1)
+
+
+async def test_messages_finished_together_are_marked_in_few_transactions_and_a_lost_lease_is_not(
+    store: Store, clock: FakeClock
+) -> None:
+    outbox = Outbox(store)
+    await outbox.fire("contoso", "k", [nudge(f"aad-{n}") for n in range(10)])
+    claimed = await outbox.claim("sender-a", lease=timedelta(minutes=2))
+    clock.advance(minutes=3)
+    [taken_over, *_] = await outbox.claim("sender-b", limit=1)
+    updates: list[str] = []
+
+    def count_updates(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE OUTBOX"):
+            updates.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count_updates)
+    try:
+        marked = await asyncio.gather(*(outbox.sent(envelope, "sender-a") for envelope in claimed))
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count_updates)
+    assert marked == [envelope.id != taken_over.id for envelope in claimed]
+    # The first mark goes alone; the nine asked for while it was written go together in the next transaction.
+    assert len(updates) <= 2
+    assert await outbox.counts() == {"sent": 9, "sending": 1}
+    assert await outbox.sent_many([taken_over], "sender-a") == set()
+    assert await outbox.sent_many([taken_over], "sender-b") == {taken_over.id}
