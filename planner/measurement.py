@@ -594,15 +594,20 @@ class Measurement:
                     .order_by(approval_requests.c.id)
                 )
             ).all()
-        all_tasks: list[Task] = []
-        for tactical in tacticals:
-            all_tasks.extend(await self.plans.list_tasks(tactical.id))
-        series = []
-        for owner in (master, *tacticals):
-            for metric in await self.plans.list_metrics(owner.id):
-                series.append(
-                    MetricSeries(metric=metric, plan=owner, readings=tuple(await self.plans.readings(metric.id)))
-                )
+        # A task is due inside its tactical plan's window, which lies inside the master's.
+        all_tasks = [
+            t
+            for t in await self.plans.tasks_due(master.window.start, master.window.end, open_only=False)
+            if t.master_id == master.id
+        ]
+        owners = {p.id: p for p in (master, *tacticals)}
+        kpis = await self.plans.metrics_of(list(owners))
+        readings = await self.plans.readings_of([m.id for m in kpis])
+        order = {plan_id: n for n, plan_id in enumerate(owners)}
+        series = [
+            MetricSeries(metric=m, plan=owners[m.plan_id], readings=tuple(readings[m.id]))
+            for m in sorted(kpis, key=lambda m: (order[m.plan_id], m.id))
+        ]
         return MeasurementFacts(
             master=master,
             tacticals=tacticals,

@@ -1082,6 +1082,29 @@ class TenantStore:
             rows = (await conn.execute(query.order_by(metric_readings.c.at, metric_readings.c.id))).all()
         return [_reading(r) for r in rows]
 
+    async def metrics_of(self, plan_ids: Sequence[int]) -> list[Metric]:
+        """The KPIs of several plans in one query, by plan and then as they were defined."""
+        query = (
+            select(metrics)
+            .where(metrics.c.tenant_id == self.tenant_id, metrics.c.plan_id.in_(list(plan_ids)))
+            .order_by(metrics.c.plan_id, metrics.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return [_metric(r) for r in (await conn.execute(query)).all()]
+
+    async def readings_of(self, metric_ids: Sequence[int]) -> dict[int, list[MetricReading]]:
+        """Several metrics' readings in one query, each metric's oldest first (an empty list for one without)."""
+        query = (
+            select(metric_readings)
+            .where(metric_readings.c.tenant_id == self.tenant_id, metric_readings.c.metric_id.in_(list(metric_ids)))
+            .order_by(metric_readings.c.metric_id, metric_readings.c.at, metric_readings.c.id)
+        )
+        found: dict[int, list[MetricReading]] = {metric_id: [] for metric_id in metric_ids}
+        async with self._engine.connect() as conn:
+            for row in (await conn.execute(query)).all():
+                found[row.metric_id].append(_reading(row))
+        return found
+
     # ---- rollup --------------------------------------------------------------------------------------------
 
     async def rollup(self, plan_id: int, as_of: date | None = None) -> PlanRollup:
