@@ -7,6 +7,7 @@ never acted on: a recommendation changes no plan, task or approval.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 MAX_ACTION_CHARS = 300
 MAX_RATIONALE_CHARS = 1000
 MAX_TOKENS = 1024
+TIMEOUT_SECONDS = 8.0
+"""The answer is part of a chat turn, which Teams gives 15 s: past this the rules write the advice."""
 
 SYSTEM = """You are Chief of Staff, advising a marketing leader on their plan's KPIs.
 For each KPI you are given its target, its latest reading, where the straight line to target expects it now, its
@@ -95,26 +98,33 @@ def _brief(report: MeasurementReport, rules: list[Recommendation]) -> str:
 class ClaudeRecommender:
     """Claude writes the recommendations; any KPI it leaves out, and any failure, falls back to the rules."""
 
-    def __init__(self, client: anthropic.AsyncAnthropic, *, model: str) -> None:
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, *, model: str, timeout_seconds: float = TIMEOUT_SECONDS
+    ) -> None:
         self.client = client
         self.model = model
+        self.timeout_seconds = timeout_seconds
 
     async def recommend(self, report: MeasurementReport) -> list[Recommendation]:
         rules = rule_recommendations(report)
         if not report.forecasts:
             return rules
         try:
-            response = await create_message(
-                self.client,
-                model=self.model,
-                max_tokens=MAX_TOKENS,
-                system=SYSTEM,
-                tools=[TOOL],
-                tool_choice={"type": "tool", "name": TOOL["name"]},
-                messages=[{"role": "user", "content": _brief(report, rules)}],
-            )
+            async with asyncio.timeout(self.timeout_seconds):
+                response = await create_message(
+                    self.client,
+                    model=self.model,
+                    max_tokens=MAX_TOKENS,
+                    system=SYSTEM,
+                    tools=[TOOL],
+                    tool_choice={"type": "tool", "name": TOOL["name"]},
+                    messages=[{"role": "user", "content": _brief(report, rules)}],
+                )
         except LLMUnavailable as error:
             logger.warning("recommendations by the rules: the model is unavailable (%s)", error)
+            return rules
+        except TimeoutError:
+            logger.warning("recommendations by the rules: the model took over %g s", self.timeout_seconds)
             return rules
         written: dict[int, tuple[str, str]] = {}
         for block in response.content:

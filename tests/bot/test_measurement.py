@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 import zlib
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import anthropic
 import httpx2
 import pytest
 from aiohttp.test_utils import TestServer
@@ -477,3 +479,19 @@ def test_a_plan_with_many_kpis_still_fits_in_one_message_with_its_chart() -> Non
     shown = len(of_kpis(card))
     assert 3 <= shown < 40
     assert f"{40 - shown} more KPI(s), not shown to fit in a message: Campaign {shown + 1} SQLs" in all_text(card)
+
+
+async def test_a_model_slower_than_a_chat_turn_allows_leaves_the_advice_to_the_rules() -> None:
+    report = measure(FACTS, AS_OF)
+
+    async def never_answers(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(30)
+        raise AssertionError("the recommender should have given up")
+
+    client = anthropic.AsyncAnthropic(
+        api_key="test-key", max_retries=0, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(never_answers))
+    )
+    started = time.perf_counter()
+    advice = await ClaudeRecommender(client, model="m", timeout_seconds=0.2).recommend(report)
+    assert time.perf_counter() - started < 5
+    assert advice == rule_recommendations(report)
