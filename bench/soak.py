@@ -95,6 +95,7 @@ REQUEST_TIMEOUT = 30.0
 REPLY_WAIT = 3.0
 """How long a turn answered 200 waits for its reply at the connector (it is normally there already)."""
 STARTUP_SECONDS = 60.0
+START_ATTEMPTS = 3
 STOP_SECONDS = 15.0
 IN_FLIGHT_WINDOW = 5.0
 """A duplicate whose first copy arrived this close before a kill was a send in flight at the kill."""
@@ -187,6 +188,20 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, session: aiohttp.ClientSession) -> None:
+        """Start it and wait until it answers /healthz; on another port if it exited at once (the machine is shared:
+        the free port it was given may have been taken meanwhile)."""
+        for attempt in range(START_ATTEMPTS):
+            if await self._start_once(session):
+                return
+            if attempt < START_ATTEMPTS - 1:
+                self.port = free_port()
+        tail = self.log_path.read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(
+            f"replica {self.number} exited at start, {START_ATTEMPTS} times; its log ends:\n" + "\n".join(tail)
+        )
+
+    async def _start_once(self, session: aiohttp.ClientSession) -> bool:
+        """True once it answers /healthz; False if it exited first."""
         executable = Path(sys.executable).with_name("cos")
         command = [str(executable)] if executable.exists() else [sys.executable, "-m", "bot.cli"]
         with self.log_path.open("ab") as log:
@@ -206,11 +221,11 @@ class Replica:
         async with asyncio.timeout(STARTUP_SECONDS):
             while True:
                 if self.process.returncode is not None:
-                    raise RuntimeError(f"replica {self.number} exited at start: see {self.log_path}")
+                    return False
                 with contextlib.suppress(aiohttp.ClientError):
                     async with session.get(f"{self.url}/healthz") as response:
                         if response.status == 200:
-                            return
+                            return True
                 await asyncio.sleep(0.2)
 
     def _signal(self, signum: int) -> None:
@@ -960,7 +975,8 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
             try:
                 return await soak(options, url, logs)
             except BaseException:
-                print(f"the soak failed; the replicas' logs are in {logs} (pass --keep-logs DIR to keep them)")
+                kept = f"the replicas' logs are in {logs}" if options.keep_logs else "--keep-logs DIR keeps their logs"
+                print(f"the soak did not finish; {kept}", file=sys.stderr)
                 raise
 
 
