@@ -17,6 +17,7 @@ from botbuilder.schema import Activity, Attachment
 from bot.addressing import Undeliverable
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
+from bot.cards.content import CardContent
 from bot.cards.digest import retrospective_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
@@ -46,8 +47,9 @@ from planner.triggers import (
 
 
 def _activity(text: str, cards: Sequence[dict[str, Any]]) -> Activity:
+    # As the bot's replies do (see `CardContent`): a card built for one message is sent as built, not copied twice.
     activity = MessageFactory.list(
-        [Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=card) for card in cards]
+        [Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=CardContent(card)) for card in cards]
     )
     activity.text = text
     return activity

@@ -135,23 +135,26 @@ class Sender:
             tag(activity, envelope)
 
             failure: list[Exception] = []
+            unsent: list[bool] = []
 
             async def send(turn_context: TurnContext) -> None:
-                # Caught here, not by the adapter's turn error handler: that one would apologise to the user.
-                try:
-                    await turn_context.send_activity(activity)
-                except (HttpOperationError, ClientRequestError) as error:
-                    failure.append(error)
+                # Paced around the request alone: the turn's set-up is not counted as time in Teams' windows.
+                async with paced((self._tenants, envelope.tenant_id), (self._conversations, reference.conversation.id)):
+                    if self.store.clock() > envelope.lease_until - LEASE_MARGIN:
+                        # Waiting for its turn took most of the lease: sending now could race whoever takes it over.
+                        unsent.append(True)
+                        return
+                    # Caught here, not by the adapter's turn error handler: that one would apologise to the user.
+                    try:
+                        await turn_context.send_activity(activity)
+                    except (HttpOperationError, ClientRequestError) as error:
+                        failure.append(error)
 
-            async with paced((self._tenants, envelope.tenant_id), (self._conversations, reference.conversation.id)):
-                if self.store.clock() > envelope.lease_until - LEASE_MARGIN:
-                    # Waiting for its turn took most of the lease: sending now could race whoever takes it over.
-                    logger.warning(
-                        "message %s left unsent: its lease runs out at %s", envelope.id, envelope.lease_until
-                    )
-                    report.left += 1
-                    return
-                await self.adapter.continue_conversation(reference, send, self.app_id)
+            await self.adapter.continue_conversation(reference, send, self.app_id)
+            if unsent:
+                logger.warning("message %s left unsent: its lease runs out at %s", envelope.id, envelope.lease_until)
+                report.left += 1
+                return
             if failure:
                 raise failure[0]
         except Undeliverable as error:

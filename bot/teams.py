@@ -25,10 +25,10 @@ from botbuilder.schema import (
     ChannelAccount,
     ConversationReference,
 )
-from msrest.serialization import Model
 
 from bot import messages
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, welcome_card
+from bot.cards.content import CardContent
 from bot.delegating import Delegator
 from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
@@ -445,26 +445,6 @@ class ChiefOfStaffBot(ActivityHandler):
             await asyncio.gather(*list(self._background), return_exceptions=True)
         if self.delegator is not None:
             await self.delegator.drain()
-
-
-class CardContent(Model):
-    """An Adaptive Card as an attachment's content, handed to the connector as it was built.
-
-    botbuilder deep-copies every activity it sends, and msrest then copies an attachment's content once more,
-    key by key and string by string, to serialize it: for a plan card (some 700 dicts, lists and strings) the two
-    copies were the costliest part of a turn. A card is built for one message and not changed afterwards, so the
-    deep copy shares it, and msrest sends it as a model's additional properties: its top-level keys, values as
-    they are. The JSON on the wire is the same.
-    """
-
-    _attribute_map = {"additional_properties": {"key": "", "type": "{object}"}}
-
-    def __init__(self, card: dict[str, Any]) -> None:
-        super().__init__()
-        self.additional_properties = card
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> CardContent:
-        return self
 
 
 def _card_activity(card: dict[str, Any], text: str | None = None) -> Activity:
