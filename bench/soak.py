@@ -75,7 +75,7 @@ from planner.approvals import Approvals, ApprovalStatus
 from planner.decisions import DecisionLog, verify
 from planner.governance import Action, ActionKind, GateCategory
 from planner.migrate import upgrade
-from planner.outbox import PENDING, SENDING
+from planner.outbox import DEAD, PENDING, SENDING
 from planner.schema import approval_requests, delegations, outbox, tasks
 from planner.store import Store, create_engine
 from planner.vault import Vault
@@ -903,9 +903,11 @@ async def soak(options: argparse.Namespace, url: str, logs: Path) -> dict[str, A
     chain = await verify(store, TENANT)
     entries = chain.chains[0].entries if chain.chains else 0
     async with store.engine.connect() as conn:
-        outbox_kinds = Counter(
-            kind for (kind,) in await conn.execute(select(outbox.c.kind).where(outbox.c.tenant_id == TENANT))
-        )
+        outbox_rows = (
+            await conn.execute(select(outbox.c.kind, outbox.c.status).where(outbox.c.tenant_id == TENANT))
+        ).all()
+        outbox_kinds = Counter(row.kind for row in outbox_rows)
+        outbox_status = Counter(row.status for row in outbox_rows)
         delegation_status = Counter(
             status
             for (status,) in await conn.execute(select(delegations.c.status).where(delegations.c.tenant_id == TENANT))
@@ -947,6 +949,8 @@ async def soak(options: argparse.Namespace, url: str, logs: Path) -> dict[str, A
         "duplicate_nudges_in_flight_at_kill": extra_in_flight,
         "duplicate_nudges_beyond_in_flight": extra_beyond,
         "outbox_due_undelivered_at_end": undelivered,
+        "outbox_messages_by_status": dict(sorted(outbox_status.items())),
+        "outbox_dead_letters": outbox_status[DEAD],
         "approvals": approvals_figures,
         "approvals_stuck": approvals_figures["stuck"],
         "delegations": dict(sorted(delegation_status.items())),
@@ -994,10 +998,15 @@ def report(result: dict[str, Any]) -> None:
         f"{result['edits_unacknowledged_dropped']} dropped"
     )
     print(
-        f"outbox: {result['outbox_messages_delivered']} messages delivered, {result['duplicate_nudges']} extra copies: "
+        f"outbox: {sum(result['outbox_messages_by_kind'].values())} messages written "
+        f"({result['outbox_messages_by_status']}: pending ones wait for tomorrow, past the daily budget; sent ones "
+        f"include those dropped at sending as their task was done meanwhile), "
+        f"{result['outbox_messages_delivered']} delivered, "
+        f"{result['duplicate_nudges']} extra copies: "
         f"{result['duplicate_nudges_in_flight_at_kill']} of sends in flight at a kill, "
         f"{result['duplicate_nudges_beyond_in_flight']} beyond (goal 0); "
-        f"{result['outbox_due_undelivered_at_end']} due and undelivered at the end"
+        f"{result['outbox_due_undelivered_at_end']} due and undelivered at the end, "
+        f"{result['outbox_dead_letters']} dead letters"
     )
     approvals = result["approvals"]
     print(
