@@ -2,13 +2,15 @@
 
 Signed exactly like context events (bot/context_events.py): the same registered sources, headers and HMAC-SHA256
 secrets (`cos context add-source NAME --tenant T`). The body is one reading or a list of them:
-`{"metric": "SQLs", "value": 140, "unit": "SQL", "at": "2026-02-15T12:00:00Z", "plan": 1}` (`plan` only when
-several plans track that name). Readings are idempotent by (metric, time, source): posting one again stores
-nothing new, and a new value for the same metric and time corrects it.
+`{"id": "evt-7", "sent_at": "2026-02-15T12:00:05Z", "metric": "SQLs", "value": 140, "unit": "SQL",
+"at": "2026-02-15T12:00:00Z", "plan": 1}`: `id` is unique for the source, `sent_at` when it is sent (within 5
+minutes of the bot's clock), `at` when the value was measured, `plan` only when several plans track that name.
+Readings are idempotent by (metric, time, source): a new value for the same metric and time corrects it.
 
 Answers: 202 `{"stored": n}`; 400 for a body that is not JSON or a reading that is wrong (unknown metric, wrong
-unit, a missing field: the message says which), and then nothing of the post is stored; 401, 413 and 503 as for
-context events.
+unit, a missing field, a `sent_at` too far from the bot's clock: the message says which), and then nothing of the
+post is stored; 409 for an event id the source posted before (a replay: nothing of the post is stored); 401, 413
+and 503 as for context events.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from aiohttp import web
 from bot.context_events import ContextEventsEndpoint
 from bot.settings import Settings
 from planner.errors import PlannerError
-from planner.ingestion import MetricEvents, parse_metric_events
+from planner.ingestion import MetricEvents, ReplayedMetricEvent, parse_metric_events
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class MetricEventsEndpoint(ContextEventsEndpoint):
         tenant, source, payload = signed
         try:
             readings = await MetricEvents(self._store, tenant).post(source, parse_metric_events(payload))
+        except ReplayedMetricEvent as error:
+            return web.json_response({"error": str(error)}, status=409)
         except PlannerError as error:
             return web.json_response({"error": str(error)}, status=400)
         logger.info("stored %d metric reading(s) from source %r (tenant %r)", len(readings), source, tenant)

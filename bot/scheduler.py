@@ -18,7 +18,7 @@ from planner.agents import Agent
 from planner.approvals import Approvals, tenants_with_expired
 from planner.context import purge_expired_facts
 from planner.decisions import DecisionLog
-from planner.ingestion import pull_due
+from planner.ingestion import pull_due, purge_event_ids
 from planner.playbooks import announce_ended_plans
 from planner.store import Store
 from planner.triggers import TriggerEngine
@@ -128,12 +128,13 @@ def start_scheduler(
 
     async def housekeep() -> None:
         try:
-            purged = await purge_expired_facts(store, store.clock())
+            now = store.clock()
+            purged = await purge_expired_facts(store, now) + await purge_event_ids(store, now)
         except Exception:
             logger.exception("purging expired context facts failed; the next run will try again")
             return
         if purged:
-            logger.info("housekeeping: %d expired context fact(s) purged", purged)
+            logger.info("housekeeping: %d expired context fact(s) and signed event id(s) purged", purged)
 
     scheduler = AsyncIOScheduler()
     scheduler.add_job(

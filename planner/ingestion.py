@@ -5,8 +5,12 @@ A reading always comes with its unit, checked against the metric's (`check_unit`
 answering the same figure for the same time twice, is stored once.
 
 - **Events** (`MetricEvents.post`): a connected system registered as a context source (planner/context.py, the same
-  names and HMAC secrets) posts `{"metric": "SQLs", "value": 140, "unit": "SQL", "at": "2026-02-15T12:00:00Z"}`
-  (and `"plan": 1` when several plans track that name); the reading's source is `event:<source>`.
+  names and HMAC secrets) posts `{"id": "evt-7", "sent_at": "2026-02-15T12:00:05Z", "metric": "SQLs", "value": 140,
+  "unit": "SQL", "at": "2026-02-15T12:00:00Z"}` (and `"plan": 1` when several plans track that name); the
+  reading's source is `event:<source>`. A signed body can be captured and posted again, so, as with context events,
+  every event has an id the source never reuses and the time it is sent: an id seen before is a replay (refused,
+  nothing of the post stored), and an event sent more than 5 minutes from the bot's clock is refused, so the ids
+  need keeping only that long. `at` is when the value was measured, any time before.
 - **Feeds** (`MetricFeeds`): an admin ties a metric to an agent's capability (`get_campaign_metrics` with
   `{"campaign": "abm-q1"}`), a field of the data it answers (`sqls`), the unit that field is in, and how often to
   pull. `pull_due` calls each feed that is due; the reading is timed by the data's `as_of`/`at` when it gives
@@ -25,18 +29,21 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner import events as event_log
 from planner.agents import Agent, AgentError, DelegationRequest, DelegationStatus
+from planner.context import SKEW
 from planner.decisions import DecisionLog
 from planner.errors import InvalidValue, PlannerError
 from planner.governance import Action, ActionKind, DecisionRecord, Verdict
 from planner.model import Metric, MetricReading
 from planner.policy import PolicyEngine
-from planner.schema import metric_feeds
+from planner.schema import metric_feeds, signed_event_ids
 from planner.store import Store
 
 MAX_EVENTS = 1_000
+MAX_ID = 200
 MIN_EVERY_MINUTES = 5
 _UNIT_ALIASES = {"%": "percent", "pct": "percent", "per cent": "percent", "eur": "€", "usd": "$", "gbp": "£"}
 
@@ -55,6 +62,30 @@ class InvalidMetricEvent(PlannerError, ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid metric event: " + "; ".join(problems))
+
+
+class StaleMetricEvent(PlannerError, ValueError):
+    """Events whose `sent_at` is too far from the bot's clock to be told apart from a replay."""
+
+    def __init__(self, event_ids: Sequence[str], now: datetime) -> None:
+        self.event_ids = tuple(event_ids)
+        super().__init__(
+            f"event(s) {', '.join(map(repr, event_ids))}: `sent_at` is more than {int(SKEW.total_seconds() // 60)} "
+            f"minutes from the bot's clock ({now.isoformat()}). Send readings with the time they are sent and keep "
+            "the sender's clock in sync; `at` may be any earlier time."
+        )
+
+
+class ReplayedMetricEvent(PlannerError, ValueError):
+    """An event id this source posted before: nothing of the post is stored."""
+
+    def __init__(self, source: str, event_ids: Sequence[str]) -> None:
+        self.source = source
+        self.event_ids = tuple(event_ids)
+        super().__init__(
+            f"source {source!r} already posted event id(s) {', '.join(map(repr, event_ids))}: each event id is "
+            "accepted once, so nothing of this post was stored. Give every event a new id."
+        )
 
 
 class PulledAgainstPolicy(PlannerError, PermissionError):
@@ -89,6 +120,8 @@ def check_unit(metric: Metric, unit: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class MetricEvent:
+    id: str
+    sent_at: datetime
     metric: str
     value: float
     unit: str
@@ -117,15 +150,24 @@ def parse_metric_events(payload: Any) -> list[MetricEvent]:
         raise InvalidMetricEvent([f"body: one event or a list of 1 to {MAX_EVENTS} events"])
     problems: list[str] = []
     parsed: list[MetricEvent] = []
+    seen: set[str] = set()
     for index, item in enumerate(raw):
         path = f"[{index}]" if isinstance(payload, list) else "event"
         if not isinstance(item, dict):
-            problems.append(f"{path}: an object with metric, value, unit and at")
+            problems.append(f"{path}: an object with id, sent_at, metric, value, unit and at")
             continue
-        unknown = sorted(set(item) - {"metric", "value", "unit", "at", "plan"})
+        unknown = sorted(set(item) - {"id", "sent_at", "metric", "value", "unit", "at", "plan"})
         if unknown:
             problems.append(f"{path}: unknown field(s) {', '.join(unknown)}")
         metric, value, unit, plan = item.get("metric"), item.get("value"), item.get("unit"), item.get("plan")
+        event_id = item.get("id")
+        if not isinstance(event_id, str) or not 0 < len(event_id.strip()) <= MAX_ID:
+            problems.append(f"{path}.id: the event's id, unique for its source (1 to {MAX_ID} characters)")
+        elif event_id.strip() in seen:
+            problems.append(f"{path}.id: {event_id!r} is given twice in this post")
+        else:
+            seen.add(event_id.strip())
+        sent_at = _time(item.get("sent_at"), f"{path}.sent_at", problems)
         if not isinstance(metric, str) or not metric.strip():
             problems.append(f"{path}.metric: the KPI's name, such as SQLs")
         number_ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
@@ -136,9 +178,17 @@ def parse_metric_events(payload: Any) -> list[MetricEvent]:
         if plan is not None and (not isinstance(plan, int) or isinstance(plan, bool)):
             problems.append(f"{path}.plan: a plan id number, such as 1")
         at = _time(item.get("at"), f"{path}.at", problems)
-        if not problems and at is not None:
+        if not problems and at is not None and sent_at is not None:
             parsed.append(
-                MetricEvent(metric=str(metric).strip(), value=float(value or 0), unit=str(unit), at=at, plan=plan)
+                MetricEvent(
+                    id=str(event_id).strip(),
+                    sent_at=sent_at,
+                    metric=str(metric).strip(),
+                    value=float(value or 0),
+                    unit=str(unit),
+                    at=at,
+                    plan=plan,
+                )
             )
     if problems:
         raise InvalidMetricEvent(problems)
@@ -149,22 +199,53 @@ class MetricEvents:
     """Readings posted by a tenant's connected systems."""
 
     def __init__(self, store: Store, tenant_id: str) -> None:
+        self._store = store
+        self.tenant_id = tenant_id
         self.plans = store.tenant(tenant_id)
 
     async def post(self, source: str, events: Sequence[MetricEvent]) -> list[MetricReading]:
-        """Store every event's reading, after checking them all (metric known, unit right): none is stored
-        when one is wrong. Raises MetricNotFound, UnitMismatch or InvalidValue."""
+        """Store every event's reading and remember its id, in one transaction, after checking them all (fresh,
+        metric known, unit right): none is stored when one is wrong. Raises StaleMetricEvent, MetricNotFound,
+        UnitMismatch, InvalidValue or ReplayedMetricEvent."""
+        now = self._store.clock()
+        stale = [e.id for e in events if abs(e.sent_at - now) > SKEW]
+        if stale:
+            raise StaleMetricEvent(stale, now)
         resolved = []
         for event in events:
             metric = await self.plans.find_metric(event.metric, plan_id=event.plan)
             check_unit(metric, event.unit)
             resolved.append((metric, event))
-        return [
-            await self.plans.record_reading(
-                metric.id, event.value, at=event.at, source=f"event:{source}", actor=f"source:{source}"
-            )
-            for metric, event in resolved
-        ]
+        ids = [{"tenant_id": self.tenant_id, "source": source, "event_id": e.id, "received_at": now} for e in events]
+        async with self._store.transaction() as conn:
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(insert(signed_event_ids), ids)
+            except IntegrityError:
+                replayed = await self._seen(conn, source, [e.id for e in events])
+                raise ReplayedMetricEvent(source, replayed) from None
+            return [
+                await self.plans.record_reading(
+                    metric.id, event.value, at=event.at, source=f"event:{source}", actor=f"source:{source}", conn=conn
+                )
+                for metric, event in resolved
+            ]
+
+    async def _seen(self, conn: AsyncConnection, source: str, event_ids: Sequence[str]) -> list[str]:
+        query = select(signed_event_ids.c.event_id).where(
+            signed_event_ids.c.tenant_id == self.tenant_id,
+            signed_event_ids.c.source == source,
+            signed_event_ids.c.event_id.in_(event_ids),
+        )
+        return sorted((await conn.execute(query)).scalars())
+
+
+async def purge_event_ids(store: Store, at: datetime) -> int:
+    """Forget the ids of signed metric events once an event with that id could no longer pass the freshness check
+    (the scheduler's hourly housekeeping); returns how many."""
+    async with store.transaction() as conn:
+        result = await conn.execute(delete(signed_event_ids).where(signed_event_ids.c.received_at < at - 2 * SKEW))
+    return int(result.rowcount or 0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -517,3 +517,15 @@ playbooks = Table(
     UniqueConstraint("tenant_id", "name"),
 )
 """Playbooks saved from a tactical plan's retrospective (see planner/playbooks.py); `content` seeds the next plan."""
+
+signed_event_ids = Table(
+    "signed_event_ids",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("source", String(100), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_signed_event_ids_received_at", "received_at"),
+)
+"""Ids of the signed metric events received (see planner/ingestion.py): a second post of one is a replay. Kept
+while an event with that id could still pass the freshness check."""

@@ -1030,46 +1030,59 @@ class TenantStore:
         return matches[0]
 
     async def record_reading(
-        self, metric_id: int, value: float, *, at: datetime | None = None, source: str = "chat", actor: str
+        self,
+        metric_id: int,
+        value: float,
+        *,
+        at: datetime | None = None,
+        source: str = "chat",
+        actor: str,
+        conn: AsyncConnection | None = None,
     ) -> MetricReading:
         """Store a reading. Idempotent by (metric, time, source): the same reading twice is stored once; a
-        different value for the same key corrects it. Raises MetricNotFound."""
+        different value for the same key corrects it. With `conn`, inside the caller's transaction. Raises
+        MetricNotFound."""
         at = at or self._now()
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidValue("value", value, "a finite number")
-        async with self._store.transaction() as conn:
-            metric_row = (
-                await conn.execute(
-                    select(metrics).where(metrics.c.id == metric_id, metrics.c.tenant_id == self.tenant_id)
-                )
-            ).first()
-            if metric_row is None:
-                raise MetricNotFound(metric_id)
-            key = and_(
-                metric_readings.c.metric_id == metric_id, metric_readings.c.at == at, metric_readings.c.source == source
-            )
-            existing = (await conn.execute(select(metric_readings).where(key))).first()
-            if existing is None:
-                try:
-                    async with conn.begin_nested():
-                        result = await conn.execute(
-                            insert(metric_readings)
-                            .values(tenant_id=self.tenant_id, metric_id=metric_id, at=at, value=value, source=source)
-                            .returning(metric_readings)
-                        )
-                        reading = _reading(result.one())
-                except IntegrityError:
-                    existing = (await conn.execute(select(metric_readings).where(key))).one()
-                else:
-                    await self._record(conn, actor=actor, kind="metric.reading", subject=reading, before=None)
-                    return reading
-            before = _reading(existing)
-            if before.value == value:
-                return before
-            await conn.execute(update(metric_readings).where(metric_readings.c.id == before.id).values(value=value))
-            after = replace(before, value=value)
-            await self._record(conn, actor=actor, kind="metric.reading.corrected", subject=after, before=before)
-            return after
+        if conn is not None:
+            return await self._record_reading(conn, metric_id, value, at=at, source=source, actor=actor)
+        async with self._store.transaction() as own:
+            return await self._record_reading(own, metric_id, value, at=at, source=source, actor=actor)
+
+    async def _record_reading(
+        self, conn: AsyncConnection, metric_id: int, value: float, *, at: datetime, source: str, actor: str
+    ) -> MetricReading:
+        metric_row = (
+            await conn.execute(select(metrics).where(metrics.c.id == metric_id, metrics.c.tenant_id == self.tenant_id))
+        ).first()
+        if metric_row is None:
+            raise MetricNotFound(metric_id)
+        key = and_(
+            metric_readings.c.metric_id == metric_id, metric_readings.c.at == at, metric_readings.c.source == source
+        )
+        existing = (await conn.execute(select(metric_readings).where(key))).first()
+        if existing is None:
+            try:
+                async with conn.begin_nested():
+                    result = await conn.execute(
+                        insert(metric_readings)
+                        .values(tenant_id=self.tenant_id, metric_id=metric_id, at=at, value=value, source=source)
+                        .returning(metric_readings)
+                    )
+                    reading = _reading(result.one())
+            except IntegrityError:
+                existing = (await conn.execute(select(metric_readings).where(key))).one()
+            else:
+                await self._record(conn, actor=actor, kind="metric.reading", subject=reading, before=None)
+                return reading
+        before = _reading(existing)
+        if before.value == value:
+            return before
+        await conn.execute(update(metric_readings).where(metric_readings.c.id == before.id).values(value=value))
+        after = replace(before, value=value)
+        await self._record(conn, actor=actor, kind="metric.reading.corrected", subject=after, before=before)
+        return after
 
     async def readings(self, metric_id: int, *, since: datetime | None = None) -> list[MetricReading]:
         """A metric's readings, oldest first."""

@@ -293,12 +293,22 @@ async def test_signed_metric_events_are_stored_by_the_bot_and_unsigned_ones_refu
         async with session.post(url, data=raw, headers=headers) as response:
             return response.status, await response.json()
 
-    reading = {"metric": "SQLs", "value": 90, "unit": "SQL", "at": "2026-02-15T17:00:00Z"}
+    sent_at = clock.now.isoformat()
+    reading = {
+        "id": "crm-1",
+        "sent_at": sent_at,
+        "metric": "SQLs",
+        "value": 90,
+        "unit": "SQL",
+        "at": "2026-02-15T17:00:00Z",
+    }
     try:
         assert await post(reading) == (202, {"stored": 1})
-        assert await post(reading) == (202, {"stored": 1})
-        assert (await post(reading, signature="sha256=" + "0" * 64))[0] == 401
-        status, problem = await post({**reading, "unit": "%"})
+        status, replayed = await post(reading)
+        assert status == 409
+        assert "already posted event id(s) 'crm-1'" in str(replayed["error"])
+        assert (await post({**reading, "id": "crm-2"}, signature="sha256=" + "0" * 64))[0] == 401
+        status, problem = await post({**reading, "id": "crm-3", "unit": "%"})
         assert status == 400
         assert "SQLs is counted in no unit" in str(problem["error"])
     finally:

@@ -24,10 +24,13 @@ from planner.ingestion import (
     InvalidMetricEvent,
     MetricEvents,
     MetricFeeds,
+    ReplayedMetricEvent,
+    StaleMetricEvent,
     UnitMismatch,
     check_unit,
     parse_metric_events,
     pull_due,
+    purge_event_ids,
 )
 from planner.model import MetricSpec, Window
 from planner.policy import PolicySets
@@ -89,6 +92,10 @@ def test_a_bad_event_is_refused_with_every_problem_named() -> None:
     with pytest.raises(InvalidMetricEvent) as refused:
         parse_metric_events([{"metric": "", "value": "many", "at": "yesterday", "colour": "red"}])
     problems = refused.value.problems
+    assert any(p.startswith("[0].id: the event's id") for p in problems)
+    assert any(p.startswith("[0].sent_at: an ISO 8601 time") for p in problems)
+    with pytest.raises(InvalidMetricEvent, match="'a' is given twice in this post"):
+        parse_metric_events([posted(metric="SQLs", value=1, unit="", at="2026-02-15T12:00:00Z", id="a")] * 2)
     assert "[0]: unknown field(s) colour" in problems
     assert "[0].metric: the KPI's name, such as SQLs" in problems
     assert "[0].value: a finite number" in problems
@@ -96,15 +103,24 @@ def test_a_bad_event_is_refused_with_every_problem_named() -> None:
     assert any(p.startswith("[0].at: an ISO 8601 time") for p in problems)
 
 
-async def test_posted_events_are_stored_once_and_a_wrong_unit_stores_nothing(store: Store) -> None:
+_ids = iter(range(1, 1000))
+
+
+def posted(**reading: Any) -> dict[str, Any]:
+    """A metric event as a source sends it: a new id, sent now (the test clock's), and the reading."""
+    return {"id": f"evt-{next(_ids)}", "sent_at": "2026-01-05T09:00:00+00:00", **reading}
+
+
+async def test_posted_events_are_stored_once_and_a_wrong_unit_stores_nothing(store: Store, clock: FakeClock) -> None:
     await plan_with_kpis(store)
     events = MetricEvents(store, TENANT)
     body = [
-        {"metric": "SQLs", "value": 140, "unit": "SQL", "at": "2026-02-15T12:00:00Z"},
-        {"metric": "win rate", "value": 24.5, "unit": "%", "at": "2026-02-15T12:00:00Z"},
+        posted(metric="SQLs", value=140, unit="SQL", at="2026-02-15T12:00:00Z"),
+        posted(metric="win rate", value=24.5, unit="%", at="2026-02-15T12:00:00Z"),
     ]
     stored = await events.post("crm", parse_metric_events(body))
-    again = await events.post("crm", parse_metric_events(body))
+    # The same readings again under new ids (a source resending its figures) are stored once.
+    again = await events.post("crm", parse_metric_events([{**e, "id": e["id"] + "-resent"} for e in body]))
     assert [r.id for r in stored] == [r.id for r in again]
     sqls = await store.tenant(TENANT).find_metric("SQLs")
     [reading] = await store.tenant(TENANT).readings(sqls.id)
@@ -114,16 +130,46 @@ async def test_posted_events_are_stored_once_and_a_wrong_unit_stores_nothing(sto
             "crm",
             parse_metric_events(
                 [
-                    {"metric": "SQLs", "value": 150, "unit": "SQL", "at": "2026-02-16T12:00:00Z"},
-                    {"metric": "Win rate", "value": 0.25, "unit": "ratio", "at": "2026-02-16T12:00:00Z"},
+                    posted(metric="SQLs", value=150, unit="SQL", at="2026-02-16T12:00:00Z"),
+                    posted(metric="Win rate", value=0.25, unit="ratio", at="2026-02-16T12:00:00Z"),
                 ]
             ),
         )
     with pytest.raises(MetricNotFound):
         await events.post(
-            "crm", parse_metric_events({"metric": "MQLs", "value": 1, "unit": "", "at": "2026-02-16T12:00:00Z"})
+            "crm", parse_metric_events(posted(metric="MQLs", value=1, unit="", at="2026-02-16T12:00:00Z"))
         )
     assert len(await store.tenant(TENANT).readings(sqls.id)) == 1
+
+
+async def test_a_replayed_event_cannot_undo_a_correction_and_a_stale_one_is_refused(
+    store: Store, clock: FakeClock
+) -> None:
+    await plan_with_kpis(store)
+    events = MetricEvents(store, TENANT)
+    first = posted(metric="SQLs", value=140, unit="SQL", at="2026-02-15T12:00:00Z")
+    correction = posted(metric="SQLs", value=145, unit="SQL", at="2026-02-15T12:00:00Z")
+    await events.post("crm", parse_metric_events(first))
+    await events.post("crm", parse_metric_events(correction))
+    # Someone who captured the first signed body posts it again, alone or with a new event: nothing is stored.
+    with pytest.raises(ReplayedMetricEvent, match="evt-"):
+        await events.post("crm", parse_metric_events(first))
+    fresh = posted(metric="SQLs", value=150, unit="SQL", at="2026-02-16T12:00:00Z")
+    with pytest.raises(ReplayedMetricEvent):
+        await events.post("crm", parse_metric_events([fresh, first]))
+    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    assert [r.value for r in await store.tenant(TENANT).readings(sqls.id)] == [145]
+    # Another source may use the same id; an event sent long ago is refused whatever its id.
+    await events.post("web", parse_metric_events({**first, "value": 141}))
+    clock.advance(minutes=6)
+    with pytest.raises(StaleMetricEvent, match="more than 5 minutes"):
+        await events.post(
+            "crm", parse_metric_events(posted(metric="SQLs", value=1, unit="SQL", at="2026-02-17T00:00:00Z"))
+        )
+    # Ids are kept only while they could pass the freshness check.
+    assert await purge_event_ids(store, clock.now) == 0
+    clock.advance(minutes=5)
+    assert await purge_event_ids(store, clock.now) == 3
 
 
 async def test_a_feed_is_pulled_on_its_schedule_and_keeps_its_error_when_the_agent_is_down(
