@@ -66,6 +66,7 @@ from planner.model import (
 )
 from planner.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
 from planner.schema import events, metric_readings, metrics, people, plans, tasks, weekly_items
+from planner.shared_reads import SharedReads
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///chief_of_staff.db"
 EDIT_ATTEMPTS = 20
@@ -119,6 +120,8 @@ class Store:
         # SQLite has one writer at a time, and a writer that finds it busy sleeps in steps of up to 100 ms:
         # queueing this process's write transactions here instead keeps them from colliding.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self.shared_reads = SharedReads()
+        """Reads many callers ask for at once (see `planner.shared_reads`)."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

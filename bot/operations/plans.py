@@ -111,14 +111,23 @@ async def derive_weekly_plan(context: Context, args: Mapping[str, Any]) -> Reply
 
 
 async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
-    # The plan, its tree and its owners' names in one query; `plan_arg` only when no one master plan is active,
-    # to say which plans there are to choose from (or that there is none yet).
     named = args.get("plan") not in (None, "")
-    found = await context.plans.owned_rollup(parse_ref(args["plan"], "P", "a plan") if named else None, context.today)
-    if found is None:
-        plan = await context.plan_arg(args, tier=Tier.MASTER)
-        found = await context.plans.owned_rollup(plan.id, context.today)
-    return _overview_reply(context, found, "")
+    plan_id = parse_ref(args["plan"], "P", "a plan") if named else None
+
+    async def read() -> Reply:
+        # The plan, its tree and its owners' names in one query; `plan_arg` only when no one master plan is active,
+        # to say which plans there are to choose from (or that there is none yet).
+        found = await context.plans.owned_rollup(plan_id, context.today)
+        if found is None:
+            plan = await context.plan_arg(args, tier=Tier.MASTER)
+            found = await context.plans.owned_rollup(plan.id, context.today)
+        return _overview_reply(context, found, "")
+
+    # Asked for by several people at once (a team opening the plan after a reminder), the plan is read and its card
+    # built once for those asking the same: the card names the caller, so only for the same caller.
+    caller = context.caller
+    key = ("plan card", caller.tenant_id, plan_id, context.today, caller.user_id, caller.name)
+    return await context.store.shared_reads.read(key, read)
 
 
 async def _with_overview(context: Context, plan_id: int, text: str) -> Reply:
