@@ -27,6 +27,7 @@ from planner.delegation import DelegationNotFound, get_delegation
 from planner.directory import Directory
 from planner.errors import PlanNotFound, TaskNotFound
 from planner.governance import Action, ActionKind, DecisionRecord, Verdict
+from planner.measurement import Recommender
 from planner.model import Health, Plan, Task, Tier, iso_week_window
 from planner.outbox import Envelope
 from planner.playbooks import RETROSPECTIVE, Playbooks
@@ -59,8 +60,16 @@ class _Writer:
     """What composing one message needs: the tenant's plans and people, and the recipient's today; facts read
     for the message's whole chunk (see `bot.prefetch`) are taken from there."""
 
-    def __init__(self, store: Store, envelope: Envelope, today: date, facts: Facts | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        envelope: Envelope,
+        today: date,
+        facts: Facts | None = None,
+        recommender: Recommender | None = None,
+    ) -> None:
         self.store = store
+        self.recommender = recommender
         self.envelope = envelope
         self.payload = envelope.payload
         self.plans: TenantStore = store.tenant(envelope.tenant_id)
@@ -238,7 +247,7 @@ async def _digest(w: _Writer) -> Activity | None:
             line += "; behind pace: " + ", ".join(drifting)
         lines.append(line)
         # The figures, the chart and the recommendations (logged in the decision log) of bot/operations/measurement.
-        _report, card = await measured(w.store, w.envelope.tenant_id, master.id, w.today)
+        _report, card = await measured(w.store, w.envelope.tenant_id, master.id, w.today, recommender=w.recommender)
         cards.append(card)
     return _activity(f"Your digest for {w.payload['week']}:\n" + "\n".join(f"- {line}" for line in lines), cards)
 
@@ -340,10 +349,13 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
 }
 
 
-async def compose(store: Store, envelope: Envelope, prefetch: Prefetch | None = None) -> Any | None:
+async def compose(
+    store: Store, envelope: Envelope, prefetch: Prefetch | None = None, *, recommender: Recommender | None = None
+) -> Any | None:
     """The message to send, or None when it no longer applies (the task was done meanwhile).
 
-    With `prefetch`, the facts read for the message's chunk of its batch are used instead of reading them again.
+    With `prefetch`, the facts read for the message's chunk of its batch are used instead of reading them again;
+    `recommender` writes the digest's recommendations (the rules when None).
     """
     composer = COMPOSERS.get(envelope.kind)
     if composer is None:
@@ -362,7 +374,7 @@ async def compose(store: Store, envelope: Envelope, prefetch: Prefetch | None = 
     today = now.astimezone(zone).date() if zone else now.date()
     if not await _policy_allows(store, envelope):
         return None
-    return await composer(_Writer(store, envelope, today, facts))
+    return await composer(_Writer(store, envelope, today, facts, recommender))
 
 
 async def _policy_allows(store: Store, envelope: Envelope) -> bool:

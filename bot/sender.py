@@ -24,6 +24,7 @@ from bot.addressing import Undeliverable, address
 from bot.nudges import compose
 from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
+from planner.measurement import Recommender
 from planner.outbox import Envelope, Outbox
 from planner.store import Store
 
@@ -76,6 +77,7 @@ class Sender:
         jitter: random.Random | None = None,
         concurrency: int = CONCURRENCY,
         lease: timedelta = LEASE,
+        recommender: Recommender | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency={concurrency} must be at least 1 (messages in flight at once)")
@@ -87,6 +89,8 @@ class Sender:
         self.max_attempts = max_attempts
         self.concurrency = concurrency
         self.lease = lease
+        self.recommender = recommender
+        """Who writes the digest's recommendations (Claude when a key is set); None: the rules."""
         self._jitter = jitter or random.Random()
         # Kept for the sender's lifetime: Teams' windows run across batches (60 per 30 s per conversation).
         self._conversations = SlidingWindowLimiter(PER_CONVERSATION)
@@ -126,7 +130,7 @@ class Sender:
 
     async def _deliver_one(self, envelope: Envelope, report: Delivery, prefetch: Prefetch | None = None) -> None:
         try:
-            activity = await compose(self.store, envelope, prefetch)
+            activity = await compose(self.store, envelope, prefetch, recommender=self.recommender)
             if activity is None:
                 await self.outbox.sent(envelope, self.worker)
                 report.skipped += 1

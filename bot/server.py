@@ -20,6 +20,7 @@ from bot.connectors import ReusedConnectorClients
 from bot.delegating import Delegator
 from bot.llm import Assistant
 from bot.operations import default_registry
+from bot.recommending import ClaudeRecommender
 from bot.scheduler import start_scheduler, worker_name
 from bot.sender import Sender
 from bot.settings import Settings
@@ -98,9 +99,12 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     store = Store.from_url(settings.database_url)
     await upgrade(store.engine)
     adapter = create_adapter(settings)
-    sender = Sender(store, adapter, app_id=settings.app_id or None, worker=worker_name())
+    assistant = create_assistant(settings)
+    # With a key, Claude writes the digest's recommendations as it does in chat; the rules otherwise.
+    recommender = ClaudeRecommender(assistant.client, model=assistant.model) if assistant else None
+    sender = Sender(store, adapter, app_id=settings.app_id or None, worker=worker_name(), recommender=recommender)
     delegator = create_delegator(store, settings, sender)
-    bot = ChiefOfStaffBot(store, settings, assistant=create_assistant(settings), delegator=delegator)
+    bot = ChiefOfStaffBot(store, settings, assistant=assistant, delegator=delegator)
     bot.adapter = adapter
     app = create_app(store, adapter, bot, settings)
     runner = web.AppRunner(app, access_log=None)

@@ -279,6 +279,27 @@ async def test_the_leaders_friday_digest_carries_the_figures_chart_and_next_step
     assert [d.action for d in await DecisionLog(store, TENANT).entries()].count(RECOMMENDATION_ACTION) == 1
 
 
+async def test_with_a_key_claude_writes_the_digests_next_steps_too(
+    running: Running, store: Store, clock: FakeClock
+) -> None:
+    await pipeline(store, clock)
+    await TeamsUser(running).ask("help")
+    before = len(running.connector.sent)
+    clock.now = datetime(2026, 2, 20, 15, tzinfo=UTC)
+    await TriggerEngine(store, rules=TriggerRules(enabled=frozenset({"weekly_cycle"}))).evaluate(clock.now)
+    transport = ReplayTransport(recorded("recommendation.json"))
+    sender = sender_for(store)
+    sender.recommender = ClaudeRecommender(assistant_with(transport).client, model="m")
+    await sender.deliver()
+    [digest] = [s.body for s in running.connector.sent[before:] if s.conversation_id == "a:personal-lead"]
+    card = digest["attachments"][0]["content"]
+    assert schema_errors(card) == []
+    assert "Next: Move the landing page (T1) to the web agency this week" in all_text(card)
+    assert len(transport.requests) == 1
+    [entry] = [d for d in await DecisionLog(store, TENANT).entries() if d.action == RECOMMENDATION_ACTION]
+    assert entry.actor == "llm"
+
+
 async def test_signed_metric_events_are_stored_by_the_bot_and_unsigned_ones_refused(
     store: Store, clock: FakeClock
 ) -> None:
