@@ -13,6 +13,7 @@ import jwt
 from aiohttp import web
 from botbuilder.core import Bot
 from botbuilder.integration.aiohttp import CloudAdapter
+from msrest.exceptions import DeserializationError
 from yarl import URL
 
 from bot.charts import add_chart_routes
@@ -26,6 +27,49 @@ logger = logging.getLogger(__name__)
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 ADAPTER_KEY: web.AppKey[CloudAdapter] = web.AppKey("adapter", CloudAdapter)
 BOT_KEY: web.AppKey[Bot] = web.AppKey("bot", Bot)
+
+
+_KINDS = {str: "text", bool: "true or false", dict: "an object"}
+_TEXT_FIELDS = "id channelId serviceUrl text replyToId locale localTimezone textFormat name timestamp localTimestamp"
+_ACCOUNT = {"id": str, "name": str, "aadObjectId": str, "role": str}
+ACTIVITY_SHAPE: dict[str, Any] = {
+    **dict.fromkeys(_TEXT_FIELDS.split(), str),
+    "from": _ACCOUNT,
+    "recipient": _ACCOUNT,
+    "conversation": {"id": str, "name": str, "conversationType": str, "tenantId": str, "isGroup": bool},
+    "channelData": {"tenant": {"id": str}},
+    "entities": [dict],
+    "attachments": [dict],
+    "membersAdded": [_ACCOUNT],
+    "membersRemoved": [_ACCOUNT],
+}
+"""The types of the fields the bot reads (absent or null is fine): anything else is refused before botbuilder,
+whose deserializer fails on it (500) or lets it through to break the turn."""
+
+
+def _shape_problem(value: Any, shape: Any, path: str) -> str | None:
+    """What in `value` does not fit `shape` (a type, a dict of field shapes, or a one-item list), or None."""
+    if value is None:
+        return None
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{path!r} must be an object"
+        for name, inner in shape.items():
+            problem = _shape_problem(value.get(name), inner, f"{path}.{name}" if path else name)
+            if problem:
+                return problem
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{path!r} must be a list"
+        for n, item in enumerate(value):
+            problem = _shape_problem(item, shape[0], f"{path}[{n}]")
+            if problem:
+                return problem
+        return None
+    if not isinstance(value, shape):
+        return f"{path!r} must be {_KINDS[shape]}"
+    return None
 
 
 def _problem(status: int, message: str) -> web.Response:
@@ -51,11 +95,11 @@ async def _read_activity(request: web.Request, max_bytes: int) -> dict[str, Any]
     missing = [name for name in ("type",) if not isinstance(activity.get(name), str) or not activity.get(name)]
     if missing:
         return _problem(400, f"The activity lacks {', '.join(missing)}.")
-    for name in ("from", "conversation", "recipient"):
-        if name in activity and not isinstance(activity[name], dict):
-            return _problem(400, f"The activity's {name!r} must be an object.")
-    if "serviceUrl" in activity and not isinstance(activity["serviceUrl"], str):
-        return _problem(400, "The activity's serviceUrl must be text.")
+    problem = _shape_problem(activity, ACTIVITY_SHAPE, "")
+    if problem:
+        return _problem(400, f"The activity's {problem}.")
+    if not (activity.get("conversation") or {}).get("id"):
+        return _problem(400, "The activity lacks conversation.id: there is nowhere to answer it.")
     return activity
 
 
@@ -91,6 +135,9 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
             if error.status in (401, 403):
                 logger.warning("refused an activity that failed authentication (%s)", error.status)
             return _problem(error.status, error.reason or "refused")
+        except DeserializationError:
+            # A field whose text botbuilder cannot read as what it should be (a timestamp that is not one).
+            return _problem(400, "The activity could not be read: a field has a value of the wrong form.")
         except jwt.PyJWTError as error:
             logger.warning("refused an activity with a malformed token (%s)", type(error).__name__)
             return _problem(401, "The Authorization token is not a valid Bot Framework token.")

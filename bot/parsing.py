@@ -41,6 +41,8 @@ WEEKDAYS = {
     )
     for name in names
 }
+MAX_ID = 2**63 - 1
+"""The largest id a database column holds (BIGINT); a larger number names nothing."""
 DATE_FORMS = "YYYY-MM-DD (2026-03-31), 31 March [2026], March 31, today, tomorrow or a weekday"
 
 
@@ -119,11 +121,12 @@ def parse_fraction(text: str) -> float:
 
 def parse_ref(text: str | int, prefix: str, what: str) -> int:
     """A plan (P12) or task (T12) reference; `#12` and a bare 12 are accepted too."""
-    if isinstance(text, int) and not isinstance(text, bool):
+    if isinstance(text, int) and not isinstance(text, bool) and abs(text) <= MAX_ID:
         return text
     raw = str(text).strip().upper().lstrip("#")
     if raw.startswith(prefix):
         raw = raw[len(prefix) :].lstrip("#")
-    if not raw.isdigit():
+    # ASCII digits only ("¹".isdigit() is true, but int() refuses it), and few enough to fit the database's ids.
+    if not re.fullmatch(r"[0-9]{1,18}", raw):
         raise ParseError(what, str(text), f"its id, e.g. {prefix}12")
     return int(raw)
