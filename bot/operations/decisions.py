@@ -53,7 +53,7 @@ def subject_of(value: object) -> str:
 
 def _number(value: object) -> int:
     raw = str(value).strip().lstrip("#")
-    if not raw.isdigit():
+    if not re.fullmatch(r"[0-9]{1,18}", raw):  # ASCII digits that fit the database ("¹".isdigit() is true)
         raise BadArguments(messages.WHY_WHAT)
     return int(raw)
 

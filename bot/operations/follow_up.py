@@ -8,6 +8,7 @@ from typing import Any
 from bot import messages
 from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.parsing import ParseError, parse_ref
 from planner.model import Tier
 from planner.outbox import Outbox, dead_letters, replay
 from planner.trigger_rules import SETTINGS, TRIGGER_ALIASES, TenantTriggerRules, describe
@@ -78,8 +79,10 @@ async def replay_outbox(context: Context, args: Mapping[str, Any]) -> Reply:
         ids = [letter.id for letter in await dead_letters(context.store, tenant_id=tenant, limit=10_000)]
     else:
         try:
-            ids = [int(str(i).lstrip("#")) for i in (raw if isinstance(raw, list) else str(raw or "").split())]
-        except ValueError:
+            ids = [
+                parse_ref(i, "#", "a dead letter") for i in (raw if isinstance(raw, list) else str(raw or "").split())
+            ]
+        except ParseError:
             raise BadArguments("Dead letters are named by number, such as `outbox replay 12 13`.") from None
     if not ids:
         raise BadArguments("Which dead letters? `outbox replay 12 13` or `outbox replay all`.")

@@ -4,6 +4,7 @@ snapshot to prove that a refused input wrote nothing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -71,6 +72,17 @@ def changed_tables(before: Snapshot, after: Snapshot) -> list[str]:
     return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
+@dataclass(repr=False)
+class BotUnderTest(Running):
+    """A running bot with a short repr (hypothesis prints its arguments, and the connector's log grows long)."""
+
+    def __repr__(self) -> str:
+        return f"BotUnderTest({self.url})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
 async def start_bot_with(
     store: Store, connector: FakeConnector, clock: FakeClock, env: dict[str, str], **bot_kwargs: Any
 ) -> Running:
@@ -81,7 +93,7 @@ async def start_bot_with(
     bot.adapter = adapter
     server = TestServer(create_app(store, adapter, bot, settings), host="127.0.0.1")
     await server.start_server()
-    return Running(store, bot, server, connector, aiohttp.ClientSession())
+    return BotUnderTest(store, bot, server, connector, aiohttp.ClientSession())
 
 
 async def stop_bot(running: Running) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import string
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -119,8 +120,22 @@ class RecordingRegistry(Registry):
         return reply
 
 
+@dataclass(repr=False)
+class Seeded:
+    """A bot whose tenant has plans, a task and a KPI, and its registry (a short repr: hypothesis prints it)."""
+
+    lead: TeamsUser
+    registry: RecordingRegistry
+
+    def __repr__(self) -> str:
+        return "Seeded(P1, P2, T1, SQLs)"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
 @pytest.fixture
-async def seeded(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[tuple[TeamsUser, Any]]:
+async def seeded(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Seeded]:
     """A bot whose tenant has a master plan P1, a tactical plan P2 with a task T1, and a KPI: ids to aim at."""
     registry = RecordingRegistry()
     running = await start_bot_with(store, connector, clock, {}, registry=registry)
@@ -128,16 +143,14 @@ async def seeded(store: Store, connector: FakeConnector, clock: FakeClock) -> As
     await lead.ask("new plan Launch from 2026-01-01 to 2026-03-31 kpi SQLs 500 tolerance 10%")
     await lead.ask("tactical January from 2026-01-01 to 2026-01-31 kpi SQLs 150")
     await lead.ask("add task Draft the launch email to P2 due 2026-01-09 for me")
-    yield lead, registry
+    yield Seeded(lead, registry)
     await stop_bot(running)
 
 
 @BOUNDED
 @given(text=texts)
-async def test_any_text_gets_an_answer_and_a_refused_command_changes_nothing(
-    seeded: tuple[TeamsUser, RecordingRegistry], text: str
-) -> None:
-    lead, registry = seeded
+async def test_any_text_gets_an_answer_and_a_refused_command_changes_nothing(seeded: Seeded, text: str) -> None:
+    lead, registry = seeded.lead, seeded.registry
     connector = lead.running.connector
     before, sent_before, runs_before = (
         await snapshot(lead.running.store, without=BOOKKEEPING),
@@ -428,3 +441,45 @@ async def test_the_policy_loader_stores_a_valid_rule_set_or_refuses_it_whole(sto
     assert problem
     assert changed_tables(before, await snapshot(store)) == []
     assert await policies.version() == version
+
+
+# ---- operation arguments (card actions and tool calls carry any JSON) ----------------------------------------------
+
+OPERATIONS = sorted(operation.name for operation in default_registry())
+
+
+@st.composite
+def operation_calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """An operation, with its own parameters given any JSON values (or ids that exist), as a card could send."""
+    name = draw(st.sampled_from(OPERATIONS))
+    properties = list(default_registry().get(name).parameters.get("properties", {}))
+    args: dict[str, Any] = {}
+    for parameter in draw(st.lists(st.sampled_from(properties), unique=True)) if properties else []:
+        args[parameter] = draw(json_values | st.sampled_from([1, 2, "P1", "T1", "1", 10**30, -1, "", "all"]))
+    if draw(st.booleans()):
+        args["from_card"] = True
+    return name, args
+
+
+@BOUNDED
+@given(call=operation_calls())
+async def test_a_card_action_with_any_arguments_gets_an_answer_and_never_breaks_the_turn(
+    seeded: Seeded, call: tuple[str, dict[str, Any]]
+) -> None:
+    lead, registry = seeded.lead, seeded.registry
+    name, args = call
+    connector = lead.running.connector
+    before, sent_before, runs_before = (
+        await snapshot(lead.running.store, without=BOOKKEEPING),
+        len(connector.sent),
+        len(registry.replies),
+    )
+    response = await lead.post(lead.activity(text=None, value={**args, "verb": name}))
+    assert response.status in (200, 201)
+    said = [s.body.get("text") for s in connector.sent[sent_before:]]
+    assert messages.FAILED not in said, f"the card action {name} {args!r} failed"
+    ran = registry.replies[runs_before:]
+    assert ran, f"the card action {name} did not run"
+    if not all(reply.ok for _, reply in ran):
+        after = await snapshot(lead.running.store, without=BOOKKEEPING)
+        assert changed_tables(before, after) == [], f"{name} {args!r} was refused but wrote"
