@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import ssl
 import threading
 import time
@@ -46,6 +47,7 @@ from planner.store import Store
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
+from tests.security.conftest import every_stored_value, secret_fragments
 
 APP_ID = "00000000-0000-0000-0000-00000000c05f"
 APP_PASSWORD = "app-password-for-the-authentication-tests"
@@ -371,3 +373,29 @@ async def _assert_the_bot_never_ran(authenticated: Authenticated) -> None:
     assert authenticated.user.running.connector.sent == []
     assert await _plans(authenticated.store) == 0
     assert await Directory(authenticated.store, TENANT).conversations() == []
+
+
+async def test_neither_the_app_password_nor_a_token_is_logged_or_stored(
+    authenticated: Authenticated, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    connector = authenticated.user.running.connector
+    valid = authenticated.issuer.token(connector.url)
+    forged = _signature_forgeries(authenticated.issuer, connector.url)
+    assert await authenticated.post(f"Bearer {valid}") in (200, 201)
+    for token in forged.values():
+        assert await authenticated.post(f"Bearer {token}") in (401, 403)
+    assert await authenticated.post(f"Bearer {authenticated.issuer.token(connector.url, aud='other')}") == 401
+    await connector.wait_for(1)
+
+    logs = "\n".join(f"{record.getMessage()} {record.exc_text or ''} {record.args!r}" for record in caplog.records)
+    assert "refused" in logs  # the refusals were logged, without their tokens
+    stored = await every_stored_value(authenticated.store.engine)
+    # A JWT's header is the same in every token: its signature is what would give it away.
+    signatures = {f"token ({case})": token.split(".")[-1] for case, token in (forged | {"valid": valid}).items()}
+    secrets = {"app password": APP_PASSWORD, "outbound token": authenticated.outbound.token}
+    secrets |= {what: signature for what, signature in signatures.items() if len(signature) >= 20}
+    for what, secret in secrets.items():
+        for fragment in secret_fragments(secret):
+            assert fragment not in logs, f"the {what} is in the logs"
+            assert not any(fragment in str(value) for _table, _column, value in stored), f"the {what} is stored"

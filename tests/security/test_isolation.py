@@ -16,13 +16,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.context_events import PATH as EVENTS_PATH
 from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.server import create_adapter
 from bot.settings import Settings
 from planner.approvals import Approvals
+from planner.context import ContextFacts, ContextSources, sign
 from planner.decisions import DecisionLog
 from planner.governance import Action, ActionKind, GateCategory, PolicyDecision, RuleMatch, Verdict
+from planner.policy import PolicySets
 from planner.schema import drafts as drafts_table
 from planner.store import Store
 from planner.vault import Vault
@@ -32,6 +35,7 @@ from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
 from tests.security.conftest import snapshot, start_bot_with, stop_bot
 
+VAULT_KEY = Vault.generate_key()
 TENANT_A = "tenant-a"
 TENANT_B = "tenant-b"
 B_WORDS = ("Confidential merger launch", "Board-only pricing email", "merger-pipeline")
@@ -53,8 +57,8 @@ class TenantB:
 async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
     sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="isolation")
-    delegator = Delegator(store, Vault([Vault.generate_key()]), deliver_now=sender.deliver)
-    running = await start_bot_with(store, connector, clock, {}, delegator=delegator)
+    delegator = Delegator(store, Vault.from_setting(VAULT_KEY), deliver_now=sender.deliver)
+    running = await start_bot_with(store, connector, clock, {"COS_SECRET_KEYS": VAULT_KEY}, delegator=delegator)
     yield running
     await stop_bot(running)
     await delegator.close()
@@ -178,6 +182,12 @@ def typed_commands(b: TenantB) -> list[str]:
         "triggers",
         "approvers",
         "policy",
+        # Tenant A's own settings, written by its admin: they must land in tenant A only.
+        'policy load {"rules": [{"id": "r1", "description": "No outbound.", "effect": "forbid"}]}',
+        "approvers add legal me",
+        "approvers map budget legal",
+        "triggers set lead 2",
+        "triggers off weekly",
     ]
 
 
@@ -228,6 +238,11 @@ async def test_a_user_of_another_tenant_can_neither_read_nor_change_anything_by_
                 assert word not in answer, f"card action {value} showed tenant B's {word!r}: {answer[:300]}"
         await bot.bot.drain()
         assert await tenant_rows(bot.store, TENANT_B) == before
+        # Tenant A's admin did change tenant A: the writes were scoped, not refused.
+        assert (await PolicySets(bot.store, TENANT_A).version(), await PolicySets(bot.store, TENANT_B).version()) == (
+            1,
+            0,
+        )
 
 
 async def test_the_same_commands_from_tenant_b_do_reach_its_objects(bot: Running) -> None:
@@ -242,3 +257,21 @@ async def test_the_same_commands_from_tenant_b_do_reach_its_objects(bot: Running
         before = await tenant_rows(bot.store, TENANT_B)
         await lead.ask(f"start T{b.task}")
         assert await tenant_rows(bot.store, TENANT_B) != before
+
+
+async def test_a_context_source_of_one_tenant_cannot_post_into_another(bot: Running, clock: FakeClock) -> None:
+    vault = Vault.from_setting(VAULT_KEY)
+    secret_a = await ContextSources(bot.store, TENANT_A, vault).add("helpdesk", actor="aad-a-lead")
+    await ContextSources(bot.store, TENANT_B, vault).add("helpdesk", actor="aad-b-lead")
+    before = await tenant_rows(bot.store, TENANT_B)
+    body = json.dumps(
+        {"id": "evt-1", "type": "ticket_opened", "account": "acct-1", "at": clock.now.isoformat()}
+    ).encode()
+    url = bot.server.make_url(EVENTS_PATH)
+    for tenant, status in ((TENANT_B, 401), (TENANT_A, 202)):
+        headers = {"X-COS-Source": "helpdesk", "X-COS-Tenant": tenant, "X-COS-Signature": sign(secret_a, body)}
+        async with bot.session.post(url, data=body, headers=headers) as response:
+            assert response.status == status, tenant
+    assert await tenant_rows(bot.store, TENANT_B) == before
+    assert await ContextFacts(bot.store, TENANT_B).live(["acct-1"]) == []
+    assert len(await ContextFacts(bot.store, TENANT_A).live(["acct-1"])) == 1
