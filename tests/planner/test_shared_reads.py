@@ -14,18 +14,25 @@ from planner.store import Store
 LEADER = "aad-leader"
 
 
-async def test_callers_asking_at_once_share_one_read() -> None:
-    reads = SharedReads()
-    made = 0
+class CountedRead:
+    """A read answering how many times it was made, failing the first `failures` times."""
 
-    async def read() -> int:
-        nonlocal made
-        made += 1
+    def __init__(self, failures: int = 0) -> None:
+        self.made = 0
+        self.failures = failures
+
+    async def __call__(self) -> int:
+        self.made += 1
         await asyncio.sleep(0)
-        return made
+        if self.made <= self.failures:
+            raise LookupError("P9 is not a plan")
+        return self.made
 
+
+async def test_callers_asking_at_once_share_one_read() -> None:
+    reads, read = SharedReads(), CountedRead()
     assert await asyncio.gather(*(reads.read("plan", read) for _ in range(5))) == [1] * 5
-    assert made == 1
+    assert read.made == 1
     assert await reads.read("plan", read) == 2  # nothing is kept once a read has answered
     assert await reads.read("another plan", read) == 3
 
@@ -56,20 +63,10 @@ async def test_a_caller_asking_while_a_read_is_under_way_gets_the_next_read_not_
 
 
 async def test_a_failed_read_fails_its_callers_and_the_next_read_is_made_afresh() -> None:
-    reads = SharedReads()
-    attempts = 0
-
-    async def read() -> str:
-        nonlocal attempts
-        attempts += 1
-        await asyncio.sleep(0)
-        if attempts == 1:
-            raise LookupError("P9 is not a plan")
-        return "P1"
-
+    reads, read = SharedReads(), CountedRead(failures=1)
     outcomes = await asyncio.gather(reads.read("k", read), reads.read("k", read), return_exceptions=True)
     assert [type(o) for o in outcomes] == [LookupError, LookupError]
-    assert await reads.read("k", read) == "P1"
+    assert await reads.read("k", read) == 2
 
 
 async def test_a_caller_given_up_on_does_not_cancel_the_read_of_the_others() -> None:
