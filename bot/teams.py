@@ -39,11 +39,11 @@ from bot.settings import Settings
 from planner.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
 from planner.clock import Clock, utcnow
 from planner.decisions import DecisionLog
-from planner.directory import Directory, ProcessedKeys
+from planner.directory import Directory
 from planner.governance import DecisionRecord
 from planner.outbox import Message, Outbox
 from planner.questions import Questions
-from planner.store import Store
+from planner.store import AlreadyProcessed, Store
 
 logger = logging.getLogger(__name__)
 LOCAL_TENANT = "local"
@@ -136,7 +136,6 @@ class ChiefOfStaffBot(ActivityHandler):
         self.delegator = delegator
         self.adapter: BotAdapter | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._processed = ProcessedKeys(store)
         self._remembered: dict[tuple[str, str, str], tuple[tuple[str, str, str | None, object], float]] = {}
 
     # ---- the turn ------------------------------------------------------------------------------------------
@@ -149,22 +148,37 @@ class ChiefOfStaffBot(ActivityHandler):
             return
         turn_context.turn_state["cos.tenant"] = tenant
         await self._remember(turn_context, tenant)
-        if await self._is_retry(turn_context, tenant):
-            logger.info("activity %s was already processed: ignoring the retry", activity.id)
-            if activity.type == ActivityTypes.invoke:
-                turn_context.turn_state[BotAdapter._INVOKE_RESPONSE_KEY] = Activity(
-                    type=ActivityTypes.invoke_response, value=InvokeResponse(status=HTTPStatus.OK)
-                )
+        key = self._activity_key(turn_context)
+        if key is None:
+            await super().on_turn(turn_context)
             return
-        await super().on_turn(turn_context)
+        # Teams delivers an activity again when it had no answer in time. What a message or card action writes is
+        # written once: its first write transaction records the activity's key in the same commit (`receipt`), so
+        # a replica that dies mid-turn leaves either nothing (the retry runs it) or all of its first write, and a
+        # retry of a turn that wrote stops at its first write. A retry of a turn that only read answers again.
+        turn_context.turn_state["cos.activity_key"] = key
+        try:
+            with self.store.receipt(tenant, key):
+                await super().on_turn(turn_context)
+        except AlreadyProcessed:
+            self._ignore_retry(turn_context)
 
-    async def _is_retry(self, turn_context: TurnContext, tenant: str) -> bool:
-        """True when this message or card action was already processed (Teams retries unanswered requests)."""
+    @staticmethod
+    def _activity_key(turn_context: TurnContext) -> str | None:
+        """The key of a message or card action, which Teams may deliver more than once; None for other activities."""
         activity = turn_context.activity
         if activity.type not in (ActivityTypes.message, ActivityTypes.invoke) or not activity.id:
-            return False
-        key = f"activity:{activity.conversation.id}:{activity.id}"
-        return not await self._processed.first_time(tenant, key)
+            return None
+        return f"activity:{activity.conversation.id}:{activity.id}"
+
+    @staticmethod
+    def _ignore_retry(turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        logger.info("activity %s was already processed: ignoring the retry", activity.id)
+        if activity.type == ActivityTypes.invoke:
+            turn_context.turn_state[BotAdapter._INVOKE_RESPONSE_KEY] = Activity(
+                type=ActivityTypes.invoke_response, value=InvokeResponse(status=HTTPStatus.OK)
+            )
 
     async def _remember(self, turn_context: TurnContext, tenant: str) -> None:
         """Store who wrote and where, unless this replica stored exactly that a moment ago."""
@@ -401,6 +415,10 @@ class ChiefOfStaffBot(ActivityHandler):
 
     async def _start_assistant(self, turn_context: TurnContext, caller: Caller, text: str) -> None:
         assert self.assistant is not None
+        key = turn_context.turn_state.get("cos.activity_key")
+        if key and await self.store.processed(caller.tenant_id, key):
+            self._ignore_retry(turn_context)  # not worth asking the model again: the first attempt wrote already
+            return
         await turn_context.send_activity(Activity(type=ActivityTypes.typing))
         await turn_context.send_activity(messages.BUSY)
         reference = TurnContext.get_conversation_reference(turn_context.activity)
@@ -415,6 +433,8 @@ class ChiefOfStaffBot(ActivityHandler):
             reply = await self.assistant.handle(context, text)
         except LLMUnavailable as unavailable:
             reply = await self._fallback(context, text, str(unavailable))
+        except AlreadyProcessed:
+            return  # another attempt at this message did it
         except Exception:
             logger.exception("the assistant failed")
             reply = Reply(text=messages.FAILED, ok=False)

@@ -6,18 +6,16 @@ the planner only knows its kind (personal, group chat, channel) and, for a perso
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 
 from planner.errors import InvalidValue
-from planner.schema import conversations, people, processed_keys
+from planner.schema import conversations, people
 from planner.store import Store, upsert
 
 
@@ -40,7 +38,6 @@ class Conversation:
 
 
 CONVERSATION_KINDS = ("personal", "groupChat", "channel")
-_RECORD_KEY = insert(processed_keys)
 """Built once, as it runs for every message: building it anew cost some 0.15 ms of CPU each time."""
 
 
@@ -201,11 +198,6 @@ class Directory:
                     chats[r.user_id] = _conversation(r)
         return chats
 
-    async def first_time(self, key: str) -> bool:
-        """True the first time `key` is seen for this tenant, False ever after (across replicas)."""
-        [first] = await _first_times(self._store, [(self.tenant_id, key[:300])])
-        return first
-
 
 def _conversation(r: Row[Any]) -> Conversation:
     return Conversation(
@@ -216,65 +208,3 @@ def _conversation(r: Row[Any]) -> Conversation:
         address=r.address,
         updated_at=r.updated_at,
     )
-
-
-async def _first_times(store: Store, keys: Sequence[tuple[str, str]]) -> list[bool]:
-    """Record each (tenant id, key); for each, whether this was the first time it was seen (across replicas).
-
-    One transaction for all; when one was seen before, that is undone and each is recorded in a transaction of its
-    own, to tell which.
-    """
-    now = store.clock()
-    rows = [{"tenant_id": tenant_id, "key": key, "created_at": now} for tenant_id, key in keys]
-    try:
-        async with store.transaction() as conn:
-            await conn.execute(_RECORD_KEY, rows if len(rows) > 1 else rows[0])
-    except IntegrityError:
-        if len(keys) == 1:
-            return [False]
-        return [(await _first_times(store, [key]))[0] for key in keys]
-    return [True] * len(keys)
-
-
-class ProcessedKeys:
-    """What was processed already, across replicas: a message's activity id (Teams retries a message it had no
-    answer to within 15 s).
-
-    Keys arriving while a transaction records others wait and go together in the next one. On SQLite writes take
-    turns, and with a transaction per message, messages queued behind each other's commits: with 8 messages at once
-    (bench/turns.py), 6 were found waiting.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._queued: list[tuple[str, str, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    async def first_time(self, tenant_id: str, key: str) -> bool:
-        """True the first time `key` is seen for the tenant, False ever after (across replicas)."""
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queued.append((tenant_id, key[:300], answer))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._record_queued())
-        return await answer
-
-    async def _record_queued(self) -> None:
-        batch: list[tuple[str, str, asyncio.Future[bool]]] = []
-        try:
-            while self._queued:
-                batch, self._queued = self._queued, []
-                try:
-                    firsts = await _first_times(self._store, [(tenant_id, key) for tenant_id, key, _ in batch])
-                except Exception as error:
-                    for *_, answer in batch:
-                        if not answer.done():
-                            answer.set_exception(error)
-                    continue
-                for (*_, answer), first in zip(batch, firsts, strict=True):
-                    if not answer.done():
-                        answer.set_result(first)
-        finally:
-            self._writer = None
-            for *_, answer in batch + self._queued:  # when cancelled: nothing will record these now
-                if not answer.done():
-                    answer.cancel()

@@ -9,8 +9,9 @@ version, and an update only lands on the version it read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast, overload
@@ -65,7 +66,7 @@ from planner.model import (
     iso_week_window,
 )
 from planner.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
-from planner.schema import events, metric_readings, metrics, people, plans, tasks, weekly_items
+from planner.schema import events, metric_readings, metrics, people, plans, processed_keys, tasks, weekly_items
 from planner.shared_reads import SharedReads
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///chief_of_staff.db"
@@ -110,6 +111,32 @@ async def upsert(
         await conn.execute(update(table).where(key).values(**changes))
 
 
+class AlreadyProcessed(Exception):
+    """A write under a receipt found the receipt's key recorded: another attempt at the same activity (Teams' retry,
+    on this replica or another) already wrote what it does. Nothing of this transaction is kept."""
+
+    def __init__(self, tenant_id: str, key: str) -> None:
+        self.tenant_id = tenant_id
+        self.key = key
+        super().__init__(f"{key} of tenant {tenant_id} was processed already")
+
+
+@dataclass
+class Receipt:
+    """The key of the activity a turn handles, recorded by the turn's first write transaction (see `Store.receipt`)."""
+
+    tenant_id: str
+    key: str
+    recorded: bool = False
+    """Committed with one of the turn's writes."""
+    pending: bool = False
+    """In a write transaction not yet committed; others of the turn leave it to that one."""
+
+
+_RECEIPT: ContextVar[Receipt | None] = ContextVar("planner_receipt", default=None)
+_RECORD_RECEIPT = insert(processed_keys)
+
+
 class Store:
     """The database, shared by every tenant; ask it for a tenant's view with `tenant()`."""
 
@@ -125,13 +152,62 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction that commits on exit (rolls back on error)."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-        else:
-            async with self._write_lock, self.engine.begin() as conn:
-                yield conn
+        """A connection in a transaction that commits on exit (rolls back on error).
+
+        Under a receipt (`receipt`), the first one also records the receipt's key; raises AlreadyProcessed when it
+        is recorded already.
+        """
+        receipt = _RECEIPT.get()
+        records = receipt is not None and not receipt.recorded and not receipt.pending
+        if receipt is not None and records:
+            receipt.pending = True
+        committed = False
+        try:
+            if self._write_lock is None:
+                async with self.engine.begin() as conn:
+                    if receipt is not None and records:
+                        await self._record_receipt(conn, receipt)
+                    yield conn
+            else:
+                async with self._write_lock, self.engine.begin() as conn:
+                    if receipt is not None and records:
+                        await self._record_receipt(conn, receipt)
+                    yield conn
+            committed = True
+        finally:
+            if receipt is not None and records:
+                # Committed: recorded. Rolled back: nothing of it happened, and the turn's next write records it.
+                receipt.recorded = committed
+                receipt.pending = False
+
+    async def _record_receipt(self, conn: AsyncConnection, receipt: Receipt) -> None:
+        row = {"tenant_id": receipt.tenant_id, "key": receipt.key, "created_at": self.clock()}
+        try:
+            await conn.execute(_RECORD_RECEIPT, row)
+        except IntegrityError:
+            raise AlreadyProcessed(receipt.tenant_id, receipt.key) from None
+
+    @contextmanager
+    def receipt(self, tenant_id: str, key: str) -> Iterator[Receipt]:
+        """Within the block, and in tasks started from it, the first write transaction records `key` as processed
+        in its own commit, so what an activity writes is written once however often it is delivered: a second
+        attempt's first write raises AlreadyProcessed and keeps nothing. An attempt that writes nothing records
+        nothing (it may run again: it changed nothing). Check `processed` first to skip a known retry at once."""
+        token = _RECEIPT.set(Receipt(tenant_id=tenant_id, key=key[:300]))
+        try:
+            receipt = _RECEIPT.get()
+            assert receipt is not None
+            yield receipt
+        finally:
+            _RECEIPT.reset(token)
+
+    async def processed(self, tenant_id: str, key: str) -> bool:
+        """Whether a write under a receipt for `key` was committed (across replicas)."""
+        query = select(processed_keys.c.key).where(
+            processed_keys.c.tenant_id == tenant_id, processed_keys.c.key == key[:300]
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
 
     @classmethod
     def from_url(cls, url: str = DEFAULT_DATABASE_URL, *, clock: Clock = utcnow) -> Store:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from pathlib import Path
@@ -169,6 +170,16 @@ async def test_a_retried_activity_is_processed_once(lead: TeamsUser) -> None:
     await lead.post(activity)  # Teams retries when it got no answer in 15 s
     await lead.ask("plans")
     assert await count(lead.running.store, plans) == 1
+    # The retry stopped at its first write, silently: one answer to the command, one to `plans`.
+    assert len(lead.running.connector.sent) == 2
+
+
+async def test_an_activity_delivered_twice_at_once_writes_once(lead: TeamsUser) -> None:
+    activity = lead.activity(text=NEW_PLAN)
+    statuses = await asyncio.gather(lead.post(activity), lead.post(activity))
+    assert {s.status for s in statuses} <= {200, 201}
+    assert await count(lead.running.store, plans) == 1
+    assert await lead.running.store.processed(TENANT, f"activity:{lead.conversation_id}:{activity['id']}")
 
 
 async def test_channel_mentions_are_stripped_and_other_mentions_resolve_people(running: Running) -> None:

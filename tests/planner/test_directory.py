@@ -1,12 +1,6 @@
 from __future__ import annotations
 
-import asyncio
-
-import pytest
-from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError
-
-from planner.directory import Directory, ProcessedKeys
+from planner.directory import Directory
 from planner.store import Store
 
 
@@ -43,46 +37,3 @@ async def test_conversations_are_stored_per_tenant_and_forgotten(store: Store) -
     assert await Directory(store, "fabrikam").conversations() == []
     await directory.forget_conversation("19:chan")
     assert [c.kind for c in await directory.conversations()] == ["personal"]
-
-
-async def test_a_key_is_processed_only_the_first_time(store: Store) -> None:
-    directory = Directory(store, "contoso")
-    assert await directory.first_time("activity:abc")
-    assert not await directory.first_time("activity:abc")
-    assert await Directory(store, "fabrikam").first_time("activity:abc")
-
-
-async def test_messages_arriving_together_are_each_processed_once(store: Store) -> None:
-    processed = ProcessedKeys(store)
-    assert await processed.first_time("contoso", "activity:earlier")
-    firsts = await asyncio.gather(
-        processed.first_time("contoso", "activity:a"),
-        processed.first_time("contoso", "activity:b"),
-        processed.first_time("contoso", "activity:a"),  # Teams' retry, arriving with the original
-        processed.first_time("contoso", "activity:earlier"),
-        processed.first_time("fabrikam", "activity:a"),
-    )
-    assert firsts == [True, True, False, False, True]
-    assert not await Directory(store, "contoso").first_time("activity:b")  # another replica sees it too
-
-
-async def test_messages_arriving_together_share_one_commit(store: Store) -> None:
-    commits: list[object] = []
-    event.listen(store.engine.sync_engine, "commit", commits.append)
-    processed = ProcessedKeys(store)
-    firsts = await asyncio.gather(*(processed.first_time("contoso", f"activity:{n}") for n in range(5)))
-    assert firsts == [True] * 5
-    assert len(commits) == 1
-
-
-async def test_when_the_database_fails_every_waiting_message_hears_it(store: Store) -> None:
-    async with store.engine.begin() as conn:
-        await conn.execute(text("DROP TABLE processed_keys"))
-    processed = ProcessedKeys(store)
-    outcomes = await asyncio.wait_for(
-        asyncio.gather(*(processed.first_time("contoso", f"activity:{n}") for n in range(3)), return_exceptions=True),
-        timeout=10,
-    )
-    assert all(isinstance(outcome, DBAPIError) for outcome in outcomes)
-    with pytest.raises(DBAPIError):
-        await processed.first_time("contoso", "activity:later")

@@ -22,7 +22,7 @@ from planner.errors import (
 )
 from planner.model import Health, MetricSpec, TaskChanges, TaskStatus, Tier, Window
 from planner.schema import events, metric_readings, plans, tasks
-from planner.store import Store, TenantStore, create_engine
+from planner.store import AlreadyProcessed, Store, TenantStore, create_engine
 from tests.conftest import Database, FakeClock
 
 Q1 = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
@@ -454,3 +454,53 @@ async def test_a_sqlite_file_is_written_ahead_and_synced_at_checkpoints(tmp_path
         await engine.dispose()
     # WAL with NORMAL (1) stays consistent through a crash; FULL (2) would wait for the disk at every commit.
     assert (journal, synchronous) == ("wal", 1)
+
+
+# ---- receipts: what a delivered activity writes, it writes once ---------------------------------------------------
+
+
+async def test_under_a_receipt_the_first_write_records_the_key_and_a_second_attempt_keeps_nothing(
+    store: Store,
+) -> None:
+    tenant = store.tenant("contoso")
+    window = Window(start=date(2026, 1, 1), end=date(2026, 1, 31))
+    master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
+    launch = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=window, actor="x")
+    with store.receipt("contoso", "activity:a:1") as receipt:
+        assert not await store.processed("contoso", "activity:a:1")
+        await tenant.add_task(launch.id, title="Brief", due_on=date(2026, 1, 9), owner="aad-lead", actor="x")
+        assert receipt.recorded
+    assert await store.processed("contoso", "activity:a:1")
+    assert not await store.processed("fabrikam", "activity:a:1")
+    # The same activity delivered again, to this replica or another: its first write finds the key.
+    with pytest.raises(AlreadyProcessed), store.receipt("contoso", "activity:a:1"):
+        await tenant.add_task(launch.id, title="Brief", due_on=date(2026, 1, 9), owner="aad-lead", actor="x")
+    assert [t.title for t in await tenant.tasks_of_owner("aad-lead")] == ["Brief"]
+    # Outside a receipt nothing is recorded; a read-only attempt records nothing either.
+    with store.receipt("contoso", "activity:a:2"):
+        await tenant.list_plans()
+    assert not await store.processed("contoso", "activity:a:2")
+
+
+async def test_work_started_from_a_receipt_shares_it_and_a_failed_write_leaves_the_activity_to_run_again(
+    store: Store,
+) -> None:
+    tenant = store.tenant("contoso")
+    window = Window(start=date(2026, 1, 1), end=date(2026, 1, 31))
+
+    async def failing_write() -> None:
+        async with store.transaction() as conn:
+            await conn.execute(select(func.count()).select_from(plans))
+            raise RuntimeError("the write failed half-way")
+
+    with store.receipt("contoso", "activity:b:1"):
+        with pytest.raises(RuntimeError):
+            await failing_write()
+        assert not await store.processed("contoso", "activity:b:1")
+        background = asyncio.create_task(
+            tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
+        )
+        await background
+        await tenant.create_master_plan(title="Q2", owner="aad-lead", window=window, actor="aad-lead")
+    assert await store.processed("contoso", "activity:b:1")
+    assert sorted(p.title for p in await tenant.list_plans()) == ["Q1", "Q2"]
