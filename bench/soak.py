@@ -516,7 +516,7 @@ class Member:
             value={"action": {"type": "Action.Execute", "verb": action["verb"], "data": data}, "trigger": "manual"},
         )
         turn = await self.teams.post(f"card {CARD_CHANGES[button]}", invoke, expect_reply=False)
-        answer = json.loads(turn.body) if turn.status == 200 and turn.body else {}
+        answer = (json.loads(turn.body) if turn.status == 200 and turn.body else None) or {}
         card = json.dumps(answer.get("value") or {}) if answer.get("statusCode") == 200 else ""
         if not card or "changed since" in card:
             # A retry the bot had already taken answers with no card.

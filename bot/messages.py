@@ -63,6 +63,7 @@ ADMINS_ONLY = (
 )
 LEADERS_ONLY = "Only an admin or the owner of a master plan can change when I follow up."
 CARD_ACTION_REFUSED = "That card is out of date or was not meant for you: {reason}"
+ALREADY_DONE = "Done already: that was taken care of the first time."
 APPROVAL_REFUSED = "Sorry, I can't take that decision from you, and nothing was changed. {reason}"
 NOTHING_TO_APPROVE = "Nothing is waiting for your approval."
 

@@ -176,8 +176,9 @@ class ChiefOfStaffBot(ActivityHandler):
         activity = turn_context.activity
         logger.info("activity %s was already processed: ignoring the retry", activity.id)
         if activity.type == ActivityTypes.invoke:
+            # The card shows this instead of waiting: the first attempt did what the button asked.
             turn_context.turn_state[BotAdapter._INVOKE_RESPONSE_KEY] = Activity(
-                type=ActivityTypes.invoke_response, value=InvokeResponse(status=HTTPStatus.OK)
+                type=ActivityTypes.invoke_response, value=_message_answer(messages.ALREADY_DONE)
             )
 
     async def _remember(self, turn_context: TurnContext, tenant: str) -> None:
@@ -403,13 +404,10 @@ class ChiefOfStaffBot(ActivityHandler):
             answer = AdaptiveCardInvokeResponse(
                 status_code=200, type=ADAPTIVE_CARD_CONTENT_TYPE, value=reply.card_update
             )
-        else:
-            if reply.cards:
-                await self._send(turn_context, Reply(cards=reply.cards))
-            answer = AdaptiveCardInvokeResponse(
-                status_code=200, type="application/vnd.microsoft.activity.message", value=reply.text or "Done."
-            )
-        return InvokeResponse(status=HTTPStatus.OK, body=answer)
+            return InvokeResponse(status=HTTPStatus.OK, body=answer)
+        if reply.cards:
+            await self._send(turn_context, Reply(cards=reply.cards))
+        return _message_answer(reply.text or "Done.")
 
     # ---- natural language, in the background --------------------------------------------------------------
 
@@ -465,6 +463,14 @@ class ChiefOfStaffBot(ActivityHandler):
             await asyncio.gather(*list(self._background), return_exceptions=True)
         if self.delegator is not None:
             await self.delegator.drain()
+
+
+def _message_answer(text: str) -> InvokeResponse:
+    """The answer to a card's Action.Execute that shows a message instead of a new card."""
+    answer = {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text}
+    # botbuilder serializes the body as an msrest model (AdaptiveCardInvokeResponse takes only an object as its
+    # value): CardContent carries a plain JSON object as one.
+    return InvokeResponse(status=HTTPStatus.OK, body=CardContent(answer))
 
 
 def _card_activity(card: dict[str, Any], text: str | None = None) -> Activity:

@@ -266,6 +266,12 @@ async def test_universal_action_returns_the_updated_card_in_the_invoke_response(
     assert "snoozed until" in json.dumps(body["value"])
     task = await lead.running.store.tenant(TENANT).get_task(1)
     assert task.snoozed_until is not None
+    # Teams delivers the click again (it had no answer in time): the card says it was done, and nothing changes.
+    async with lead.running.session.post(lead.running.url, json=invoke) as response:
+        assert response.status == 200
+        again = await response.json()
+    assert (again["statusCode"], again["value"]) == (200, "Done already: that was taken care of the first time.")
+    assert await lead.running.store.tenant(TENANT).get_task(1) == task
 
 
 async def test_a_stale_card_does_not_overwrite_a_newer_change(lead: TeamsUser) -> None:
@@ -285,6 +291,14 @@ async def test_a_stale_card_does_not_overwrite_a_newer_change(lead: TeamsUser) -
 async def test_a_forged_card_verb_is_refused_politely(lead: TeamsUser) -> None:
     [reply] = await lead.ask_value({"verb": "delete_everything", "plan": 1})
     assert "out of date or was not meant for you" in reply
+    # The same as a universal action: the card shows the message.
+    action = {"type": "Action.Execute", "verb": "delete_everything", "data": {"plan": 1}}
+    invoke = lead.activity(type="invoke", name="adaptiveCard/action", text=None, value={"action": action})
+    async with lead.running.session.post(lead.running.url, json=invoke) as response:
+        assert response.status == 200
+        answer = await response.json()
+    assert answer["type"] == "application/vnd.microsoft.activity.message"
+    assert "out of date or was not meant for you" in answer["value"]
 
 
 @pytest.mark.parametrize(
