@@ -161,7 +161,7 @@ class ChiefOfStaffBot(ActivityHandler):
             with self.store.receipt(tenant, key):
                 await super().on_turn(turn_context)
         except AlreadyProcessed:
-            self._ignore_retry(turn_context)
+            await self._answer_retry(turn_context)
 
     @staticmethod
     def _activity_key(turn_context: TurnContext) -> str | None:
@@ -172,14 +172,17 @@ class ChiefOfStaffBot(ActivityHandler):
         return f"activity:{activity.conversation.id}:{activity.id}"
 
     @staticmethod
-    def _ignore_retry(turn_context: TurnContext) -> None:
+    async def _answer_retry(turn_context: TurnContext) -> None:
+        """Tell the person their message or click was done the first time (its answer may have been lost with a
+        replica that stopped right after doing it)."""
         activity = turn_context.activity
-        logger.info("activity %s was already processed: ignoring the retry", activity.id)
+        logger.info("activity %s was already processed: not doing it again", activity.id)
         if activity.type == ActivityTypes.invoke:
-            # The card shows this instead of waiting: the first attempt did what the button asked.
             turn_context.turn_state[BotAdapter._INVOKE_RESPONSE_KEY] = Activity(
                 type=ActivityTypes.invoke_response, value=_message_answer(messages.ALREADY_DONE)
             )
+        else:
+            await turn_context.send_activity(messages.ALREADY_DONE)
 
     async def _remember(self, turn_context: TurnContext, tenant: str) -> None:
         """Store who wrote and where, unless this replica stored exactly that a moment ago."""
@@ -415,7 +418,7 @@ class ChiefOfStaffBot(ActivityHandler):
         assert self.assistant is not None
         key = turn_context.turn_state.get("cos.activity_key")
         if key and await self.store.processed(caller.tenant_id, key):
-            self._ignore_retry(turn_context)  # not worth asking the model again: the first attempt wrote already
+            await self._answer_retry(turn_context)  # not worth asking the model again: the first attempt wrote already
             return
         await turn_context.send_activity(Activity(type=ActivityTypes.typing))
         await turn_context.send_activity(messages.BUSY)

@@ -170,8 +170,10 @@ async def test_a_retried_activity_is_processed_once(lead: TeamsUser) -> None:
     await lead.post(activity)  # Teams retries when it got no answer in 15 s
     await lead.ask("plans")
     assert await count(lead.running.store, plans) == 1
-    # The retry stopped at its first write, silently: one answer to the command, one to `plans`.
-    assert len(lead.running.connector.sent) == 2
+    # The retry stopped at its first write and said so: the command's answer, "done already", and `plans`.
+    texts = [s.body.get("text") for s in lead.running.connector.sent]
+    assert texts[1] == "Done already: that was taken care of the first time."
+    assert len(texts) == 3
 
 
 async def test_an_activity_delivered_twice_at_once_writes_once(lead: TeamsUser) -> None:
