@@ -99,12 +99,19 @@ class InvalidContextEvent(PlannerError, ValueError):
 class StaleContextEvent(PlannerError, ValueError):
     """An event whose time is too far from the bot's clock to be told apart from a replay."""
 
-    def __init__(self, event_ids: Sequence[str], now: datetime) -> None:
+    def __init__(
+        self,
+        event_ids: Sequence[str],
+        now: datetime,
+        *,
+        sent: str = "at",
+        earlier: str = "give an earlier time as `observed_at`",
+    ) -> None:
         self.event_ids = tuple(event_ids)
         super().__init__(
-            f"event(s) {', '.join(map(repr, event_ids))}: `at` is more than {int(SKEW.total_seconds() // 60)} "
+            f"event(s) {', '.join(map(repr, event_ids))}: `{sent}` is more than {int(SKEW.total_seconds() // 60)} "
             f"minutes from the bot's clock ({now.isoformat()}). Send events as they happen, with the time they "
-            "are sent, and keep the sender's clock in sync; give an earlier time as `observed_at`."
+            f"are sent, and keep the sender's clock in sync; {earlier}."
         )
 
 

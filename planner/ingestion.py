@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner import events as event_log
 from planner.agents import Agent, AgentError, DelegationRequest, DelegationStatus
-from planner.context import SKEW
+from planner.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.decisions import DecisionLog
 from planner.errors import InvalidValue, PlannerError
 from planner.governance import Action, ActionKind, DecisionRecord, Verdict
@@ -64,28 +64,15 @@ class InvalidMetricEvent(PlannerError, ValueError):
         super().__init__("invalid metric event: " + "; ".join(problems))
 
 
-class StaleMetricEvent(PlannerError, ValueError):
+class StaleMetricEvent(StaleContextEvent):
     """Events whose `sent_at` is too far from the bot's clock to be told apart from a replay."""
 
     def __init__(self, event_ids: Sequence[str], now: datetime) -> None:
-        self.event_ids = tuple(event_ids)
-        super().__init__(
-            f"event(s) {', '.join(map(repr, event_ids))}: `sent_at` is more than {int(SKEW.total_seconds() // 60)} "
-            f"minutes from the bot's clock ({now.isoformat()}). Send readings with the time they are sent and keep "
-            "the sender's clock in sync; `at` may be any earlier time."
-        )
+        super().__init__(event_ids, now, sent="sent_at", earlier="`at` may be any earlier time")
 
 
-class ReplayedMetricEvent(PlannerError, ValueError):
+class ReplayedMetricEvent(ReplayedContextEvent):
     """An event id this source posted before: nothing of the post is stored."""
-
-    def __init__(self, source: str, event_ids: Sequence[str]) -> None:
-        self.source = source
-        self.event_ids = tuple(event_ids)
-        super().__init__(
-            f"source {source!r} already posted event id(s) {', '.join(map(repr, event_ids))}: each event id is "
-            "accepted once, so nothing of this post was stored. Give every event a new id."
-        )
 
 
 class PulledAgainstPolicy(PlannerError, PermissionError):
