@@ -117,6 +117,14 @@ class Journey:
             await answer.read()
             return answer.status
 
+    async def people(self) -> tuple[TeamsUser, TeamsUser]:
+        """The leader, and an approver who has talked to the bot once (so their chat is known)."""
+        approver = TeamsUser(
+            self.running, user_id="aad-approver", name="Approver", conversation_id="a:personal-approver"
+        )
+        await approver.ask("help")
+        return TeamsUser(self.running), approver
+
     async def delegate(self, lead: TeamsUser, task_id: int, adapter: str, capability: str, **input: Any) -> Delegation:
         await lead.ask(f"delegate T{task_id} to {adapter} {capability} {json.dumps(input)}")
         await self.running.bot.drain()
@@ -165,9 +173,7 @@ async def test_a_customer_journey_changes_what_every_agent_may_do_and_the_log_sa
     journey: Journey, clock: FakeClock
 ) -> None:
     running = journey.running
-    lead = TeamsUser(running)
-    approver = TeamsUser(running, user_id="aad-approver", name="Approver", conversation_id="a:personal-approver")
-    await approver.ask("help")
+    lead, approver = await journey.people()
     t_welcome, t_follow_up, t_discount, t_after_ticket, t_mail_frozen, t_crm_frozen = await tasks(running.store, 6)
 
     async with serve_in_process(announce=journey.vendor_calls.append) as url:
@@ -275,9 +281,7 @@ async def test_a_held_delegation_fails_when_its_approval_is_rejected_or_expires_
     from bot.scheduler import tick
 
     running = journey.running
-    lead = TeamsUser(running)
-    approver = TeamsUser(running, user_id="aad-approver", name="Approver", conversation_id="a:personal-approver")
-    await approver.ask("help")
+    lead, approver = await journey.people()
     rejected_task, expiring_task = await tasks(running.store, 2)
     async with serve_in_process(announce=journey.vendor_calls.append) as url:
         await lead.ask(f"adapter add mcp crm {json.dumps({'transport': 'http', 'url': url})}")
