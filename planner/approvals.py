@@ -361,6 +361,20 @@ class Approvers:
         if self._record is not None:
             await self._record(record)
 
+    async def _log_change(self, actor: str, action: str, subject: str, rationale: str, **data: str) -> None:
+        """An admin's change of who approves what, in the decision log."""
+        await self._log(
+            DecisionRecord(
+                tenant_id=self.tenant_id,
+                actor=actor,
+                action=action,
+                subject=subject,
+                verdict="done",
+                rationale=rationale,
+                data=dict(data),
+            )
+        )
+
     async def assign(self, role: str, user_id: str, *, actor: str) -> bool:
         """Give `user_id` the approver `role`; False if they held it already."""
         role = _role(role)
@@ -379,17 +393,8 @@ class Approvers:
                 )
         except IntegrityError:
             return False
-        await self._log(
-            DecisionRecord(
-                tenant_id=self.tenant_id,
-                actor=actor,
-                action="approvers.assigned",
-                subject=f"role:{role}",
-                verdict="done",
-                rationale=f"{user_id} may now approve what needs the {role} role.",
-                data={"role": role, "user": user_id},
-            )
-        )
+        rationale = f"{user_id} may now approve what needs the {role} role."
+        await self._log_change(actor, "approvers.assigned", f"role:{role}", rationale, role=role, user=user_id)
         return True
 
     async def unassign(self, role: str, user_id: str, *, actor: str) -> bool:
@@ -405,17 +410,8 @@ class Approvers:
             )
         if not result.rowcount:
             return False
-        await self._log(
-            DecisionRecord(
-                tenant_id=self.tenant_id,
-                actor=actor,
-                action="approvers.unassigned",
-                subject=f"role:{role}",
-                verdict="done",
-                rationale=f"{user_id} no longer approves what needs the {role} role.",
-                data={"role": role, "user": user_id},
-            )
-        )
+        rationale = f"{user_id} no longer approves what needs the {role} role."
+        await self._log_change(actor, "approvers.unassigned", f"role:{role}", rationale, role=role, user=user_id)
         return True
 
     async def holders(self) -> dict[str, tuple[str, ...]]:
@@ -468,17 +464,8 @@ class Approvers:
                 {"role": role, "updated_by": actor, "updated_at": now},
                 dict(tenant_id=self.tenant_id, category=gate, role=role, updated_by=actor, updated_at=now),
             )
-        await self._log(
-            DecisionRecord(
-                tenant_id=self.tenant_id,
-                actor=actor,
-                action="approvers.mapped",
-                subject=f"gate:{gate}",
-                verdict="done",
-                rationale=f"The {role} role approves {gate.replace('_', ' ')} from now on.",
-                data={"category": gate, "role": role},
-            )
-        )
+        rationale = f"The {role} role approves {gate.replace('_', ' ')} from now on."
+        await self._log_change(actor, "approvers.mapped", f"gate:{gate}", rationale, category=gate, role=role)
         return await self.gate_roles()
 
     async def roles_for(self, categories: Iterable[str]) -> tuple[str, ...]:

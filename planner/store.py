@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -158,24 +158,19 @@ class Store:
         is recorded already.
         """
         receipt = _RECEIPT.get()
-        records = receipt is not None and not receipt.recorded and not receipt.pending
-        if receipt is not None and records:
+        if receipt is not None and (receipt.recorded or receipt.pending):
+            receipt = None  # recorded already, or by a transaction of the turn still open
+        if receipt is not None:
             receipt.pending = True
         committed = False
         try:
-            if self._write_lock is None:
-                async with self.engine.begin() as conn:
-                    if receipt is not None and records:
-                        await self._record_receipt(conn, receipt)
-                    yield conn
-            else:
-                async with self._write_lock, self.engine.begin() as conn:
-                    if receipt is not None and records:
-                        await self._record_receipt(conn, receipt)
-                    yield conn
+            async with self._write_lock or nullcontext(), self.engine.begin() as conn:
+                if receipt is not None:
+                    await self._record_receipt(conn, receipt)
+                yield conn
             committed = True
         finally:
-            if receipt is not None and records:
+            if receipt is not None:
                 # Committed: recorded. Rolled back: nothing of it happened, and the turn's next write records it.
                 receipt.recorded = committed
                 receipt.pending = False
@@ -193,10 +188,9 @@ class Store:
         in its own commit, so what an activity writes is written once however often it is delivered: a second
         attempt's first write raises AlreadyProcessed and keeps nothing. An attempt that writes nothing records
         nothing (it may run again: it changed nothing). Check `processed` first to skip a known retry at once."""
-        token = _RECEIPT.set(Receipt(tenant_id=tenant_id, key=key[:300]))
+        receipt = Receipt(tenant_id=tenant_id, key=key[:300])
+        token = _RECEIPT.set(receipt)
         try:
-            receipt = _RECEIPT.get()
-            assert receipt is not None
             yield receipt
         finally:
             _RECEIPT.reset(token)
