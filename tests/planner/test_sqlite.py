@@ -1,0 +1,100 @@
+"""The store's SQLite driver: statements on the event loop, and a wait for another connection's lock off it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from planner.sqlite import InlineConnection
+from planner.store import create_engine
+
+notes = Table("notes", MetaData(), Column("id", Integer, primary_key=True), Column("text", String(100)))
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "driver.db"
+
+
+@pytest.fixture
+async def engine(database: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{database}", connect_args={"timeout": 10})
+    async with engine.begin() as conn:
+        await conn.run_sync(notes.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def other_process(database: Path) -> Iterator[sqlite3.Connection]:
+    """Another writer on the same file, as a `cos` command run beside the bot would be."""
+    connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    yield connection
+    connection.close()
+
+
+async def test_the_engine_runs_statements_through_the_inline_driver(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert isinstance(raw.dbapi_connection, InlineConnection)
+        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+
+
+async def test_a_write_waits_for_another_writers_lock_without_stopping_the_event_loop(
+    engine: AsyncEngine, other_process: sqlite3.Connection
+) -> None:
+    other_process.execute("BEGIN IMMEDIATE")
+    other_process.execute("INSERT INTO notes (text) VALUES ('theirs')")
+
+    async def write() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(insert(notes).values(text="ours"))
+
+    writing = asyncio.create_task(write())
+    ticks = 0
+    for _ in range(20):  # the loop keeps turning while the write waits for the lock
+        await asyncio.sleep(0.005)
+        ticks += 1
+    assert (ticks, writing.done()) == (20, False)
+    other_process.execute("COMMIT")
+    await asyncio.wait_for(writing, timeout=10)
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(notes.c.text).order_by(notes.c.id))).scalars().all() == ["theirs", "ours"]
+
+
+async def test_a_lock_held_past_the_timeout_fails_the_write_as_locked(
+    database: Path, engine: AsyncEngine, other_process: sqlite3.Connection
+) -> None:
+    impatient = create_engine(f"sqlite+aiosqlite:///{database}", connect_args={"timeout": 0.2})
+    other_process.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with impatient.begin() as conn:
+                await conn.execute(insert(notes).values(text="ours"))
+    finally:
+        other_process.execute("ROLLBACK")
+        await impatient.dispose()
+    async with engine.begin() as conn:  # the connection that gave up is fine to use again
+        await conn.execute(insert(notes).values(text="later"))
+        assert (await conn.execute(select(notes.c.text))).scalars().all() == ["later"]
+
+
+async def test_a_result_keeps_its_rows_when_the_connection_runs_another_statement(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(notes), [{"text": "one"}, {"text": "two"}])
+        before = await conn.execute(select(notes.c.text).order_by(notes.c.id))
+        await conn.execute(insert(notes).values(text="three"))
+        assert before.scalars().all() == ["one", "two"]
+
+
+async def test_sql_errors_are_sqlalchemys_as_with_any_driver(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        with pytest.raises(OperationalError, match="no such table"):
+            await conn.exec_driver_sql("SELECT * FROM missing")
