@@ -46,6 +46,18 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and code != _BUSY_SNAPSHOT
 
 
+async def _settled(future: asyncio.Future[Any]) -> None:
+    """Wait until `future` is done, however often the waiting task is cancelled meanwhile (it is being cancelled
+    already); what it raised is dropped."""
+    while not future.done():
+        try:
+            await asyncio.wait([future])
+        except asyncio.CancelledError:
+            continue
+    if not future.cancelled():
+        future.exception()
+
+
 class InlineCursor:
     """A DBAPI cursor that runs its statement through `InlineConnection.run` and fetches every row at once, as
     SQLAlchemy's asyncio adaptation expects (its results are read after the statement, outside the greenlet)."""
@@ -122,7 +134,14 @@ class InlineConnection(AdaptedConnection):
         except sqlite3.OperationalError as error:
             if not _is_busy(error) or self._timeout <= 0:
                 raise
-            return await asyncio.get_running_loop().run_in_executor(None, self._waiting, call, cursor)
+            waiting = asyncio.get_running_loop().run_in_executor(None, self._waiting, call, cursor)
+            try:
+                return await asyncio.shield(waiting)
+            except asyncio.CancelledError:
+                # The connection is the thread's until its statement ends: stop the statement, and wait for it.
+                self._sqlite.interrupt()
+                await _settled(waiting)
+                raise
         finally:
             cursor.close()
 

@@ -86,6 +86,28 @@ async def test_a_lock_held_past_the_timeout_fails_the_write_as_locked(
         assert (await conn.execute(select(notes.c.text))).scalars().all() == ["later"]
 
 
+async def test_a_write_cancelled_while_it_waits_for_a_lock_leaves_nothing_and_its_connection_free(
+    engine: AsyncEngine, other_process: sqlite3.Connection
+) -> None:
+    other_process.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(insert(notes).values(text="cancelled"))
+
+    writing = asyncio.create_task(write())
+    await asyncio.sleep(0.05)
+    writing.cancel()
+    asyncio.get_running_loop().call_later(0.05, other_process.execute, "COMMIT")
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(writing, timeout=10)
+    for text in ("after", "again"):  # each write takes a connection of the pool, the one given back among them
+        async with engine.begin() as conn:
+            await conn.execute(insert(notes).values(text=text))
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(notes.c.text).order_by(notes.c.id))).scalars().all() == ["after", "again"]
+
+
 async def test_a_result_keeps_its_rows_when_the_connection_runs_another_statement(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(insert(notes), [{"text": "one"}, {"text": "two"}])
