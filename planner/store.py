@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -154,6 +154,8 @@ class Store:
         # SQLite has one writer at a time, and a writer that finds it busy sleeps in steps of up to 100 ms:
         # queueing this process's write transactions here instead keeps them from colliding.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._writer: AsyncConnection | None = None
+        """SQLite: the connection every write transaction of this process uses in turn (see `_begin`)."""
         self.shared_reads = SharedReads()
         """Reads many callers ask for at once (see `planner.shared_reads`)."""
 
@@ -171,7 +173,7 @@ class Store:
             receipt.pending = True
         committed = False
         try:
-            async with self._write_lock or nullcontext(), self.engine.begin() as conn:
+            async with self._begin() as conn:
                 if receipt is not None:
                     await self._record_receipt(conn, receipt)
                 yield conn
@@ -181,6 +183,30 @@ class Store:
                 # Committed: recorded. Rolled back: nothing of it happened, and the turn's next write records it.
                 receipt.recorded = committed
                 receipt.pending = False
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a new transaction that commits on exit (rolls back on error).
+
+        SQLite: the process's write transactions queue for its one writer connection, kept open between them
+        (taking a connection from the pool and giving it back cost more than most transactions' statements).
+        """
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock:
+            writer = self._writer
+            if writer is None or writer.closed or writer.invalidated:
+                writer = self._writer = await self.engine.connect()
+            try:
+                async with writer.begin():
+                    yield writer
+            except BaseException:
+                if writer.invalidated:  # broken (the file went away): the next transaction opens another
+                    self._writer = None
+                    await writer.close()
+                raise
 
     async def _record_receipt(self, conn: AsyncConnection, receipt: Receipt) -> None:
         row = {"tenant_id": receipt.tenant_id, "key": receipt.key, "created_at": self.clock()}
@@ -226,6 +252,9 @@ class Store:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.close()
         await self.engine.dispose()
 
 
@@ -247,6 +276,11 @@ def _plan(row: Row[Any]) -> Plan:
 
 
 _STATUSES = {status.value: status for status in TaskStatus}
+
+
+def task_in(row: Row[Any]) -> Task:
+    """The task in a row that begins with the tasks table's columns (a join may add others after them)."""
+    return _task(row)
 
 
 def _task(row: Row[Any]) -> Task:
