@@ -10,9 +10,10 @@ bot server and a fake Bot Connector for it to reply to.
    - direct: the MCP SDK's `ClientSession.call_tool` on a session opened beforehand: no bookkeeping at all;
    - agent call: `MCPAgent.delegate` on the agent the delegator keeps open (our seam: the error mapping, the
      retry guard, the result and its evidence);
-   - delegation: the bot's whole lifecycle of a new delegation of a fresh task, `Delegations.request` (the task
-     moves to `delegated`, the delegation is queued, both recorded) then `Delegator.run` (claim, breaker, the
-     agent call, the result and evidence stored, events, the owner's message put in the outbox).
+   - delegation: the bot's whole lifecycle of a new delegation of a fresh task, as a `delegate` command runs it:
+     `Delegations.request(start=True)` (the task moves to `delegated`; the delegation is stored, started by this
+     runner when nothing stands in its way; both recorded) then `Delegator.run` on the same object (the agent
+     call, then the result, its evidence, its event and the owner's message in the outbox, in one transaction).
    Prints the medians, the ratios to the direct call (goal: a delegation at most 1.5x), the request's and the
    run's shares, and the SQL statements and transactions one delegation makes (counted on one extra delegation).
 2. Chat under load. Rounds of `--turns` chat turns (`my tasks`, from a lead who owns a small plan), one at a time,
@@ -28,27 +29,23 @@ bot server and a fake Bot Connector for it to reply to.
 
 Results go to the outbox (the scheduler's tick sends them); nothing is sent to Teams during a delegation here.
 
-What dominates, as found on a 2-core machine with cProfile, a count of aiosqlite calls, and timing the store's
-write lock (those probes are not part of this script; the SQL counts are):
-- A delegation. The agent call costs about what the direct call does, so the goal is met by our seam; the whole
-  lifecycle is not within 1.5x and cannot be while it keeps a durable record on this stack. It makes 14 SQL
-  statements in 4 transactions (19 in 7 before they were cut down), which is what it promises: the request (the
-  task's compare-and-set, the delegation and two events) is committed before anyone hears it is queued; one read
-  gives the runner the delegation, its adapter, the adapter's circuit and the task's owner; one UPDATE claims and
-  starts it, committed before the agent is called, so that only one replica calls it; the result, its evidence,
-  its event and the circuit's reset commit together; and the owner's message goes to the outbox. On SQLite each
-  commit is a WAL fsync (about 1 ms here), and each statement costs the event loop 0.5-1 ms of CPU on this
-  machine (SQLAlchemy's execution path, and 3-4 round trips to aiosqlite's thread: cursor, execute, fetch,
-  close), so the bookkeeping's 15-20 ms of CPU against the agent call's 4 ms sets the ratio: 4-5x with the
-  machine busy (6-7x before). Left outside the delegation's code: the events (`events.record`) and the task read
-  (`TenantStore.get_task`) build their statements anew each time, the events being the largest single share; the
-  outbox's message is a transaction of its own; and the pool rolls back every connection it is given back, even
-  after a commit. Against an agent that takes seconds it is noise.
+What dominates, as found on a 2-core machine with cProfile and the SQL statements timed one by one (those probes
+are not part of this script; the SQL counts are):
+- A delegation. The agent call costs what the direct call does (1.01-1.05x), so our seam is not the cost; the
+  durable record is, and it is what the lifecycle promises: the request (one read of the task, its adapter and the
+  adapter's circuit; the task's compare-and-set; the delegation, stored already started and held by this runner;
+  its two events in one statement) commits before the agent is called, so a crash leaves a record and no other
+  runner can call it; the result, its evidence, its event and the owner's message commit together after. That
+  is 9 statements in 2 transactions (15 in 4 before, 19 in 7 before that). On SQLite a statement costs about
+  0.15 ms through SQLAlchemy (0.01 ms of it SQLite's), a commit 0.25 ms (the WAL write, no fsync), and the Python
+  between them, ours and SQLAlchemy's, about as much again: 4.5-5.5 ms against a trivial tool's 5-6 ms, so 1.9-2.1x
+  on a quiet machine, 3.2x on PostgreSQL (a round trip a statement). It was 4-6x before the SQLite driver stopped
+  making four round trips to a thread a statement (`planner/sqlite.py`). Against an agent that takes seconds it
+  is noise; the 1.5x goal would need the record cut further than the lifecycle allows.
 - Turns under load. A steady `my tasks` turn writes once (its activity id, so a retried activity runs once), and
   on SQLite every write transaction of the process waits in one queue (`Store.transaction`'s lock), where it meets
-  the delegations' four (seven before, two of them only reads). With 20 delegations in flight and seven
-  transactions each, the turn's write waited a median 10-40 ms (p95 80-370 ms) there, while the process's CPU use
-  hardly changed: the queue, not the CPU, lengthens the loaded turns.
+  the delegations' two. With 20 delegations in flight the queue, not the CPU, lengthened the loaded turns: p95
+  2.1-2.3x quiet with seven transactions a delegation and a thread round trip a call, 1.3-1.4x now.
 
 Usage: python bench/delegation.py [--samples N] [--warmup N] [--concurrent N] [--agent-seconds S]
                                   [--turns N] [--rounds N] [--time-limit SECONDS] [--database-url URL]
@@ -234,11 +231,12 @@ async def seed(store: Store, fresh: int) -> Seeded:
 
 async def delegate_once(delegator: Delegator, task_id: int, capability: str, payload: dict[str, Any]) -> float:
     """Request and run one delegation as the bot does; checks it succeeded; returns when the request was done."""
-    queued = await delegator.delegations(TENANT).request(
-        task_id, adapter=ADAPTER, capability=capability, input=payload, actor=LEADER
+    delegations = delegator.delegations(TENANT)
+    queued = await delegations.request(
+        task_id, adapter=ADAPTER, capability=capability, input=payload, actor=LEADER, start=True
     )
     requested = time.perf_counter()
-    outcome = await delegator.run(TENANT, queued.id, ask=None)
+    outcome = await delegator.run(TENANT, queued.id, ask=None, delegations=delegations)
     if outcome is None or outcome.delegation.status is not DelegationStatus.SUCCEEDED:
         detail = outcome.delegation.error if outcome is not None else "it raised (see the log)"
         raise RuntimeError(f"delegation {queued.id} of task {task_id} did not succeed: {detail}")

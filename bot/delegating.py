@@ -35,6 +35,9 @@ from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals
 from planner.breaker import Breakers
 from planner.decisions import DecisionLog
 from planner.delegation import (
+    DELEGATION_DEFERRED,
+    DELEGATION_HELD,
+    DELEGATION_RESULT,
     Delegation,
     Delegations,
     RunOutcome,
@@ -48,9 +51,6 @@ from planner.store import Store
 from planner.vault import Vault
 
 logger = logging.getLogger(__name__)
-DELEGATION_RESULT = "delegation_result"
-DELEGATION_DEFERRED = "delegation_deferred"
-DELEGATION_HELD = "delegation_held"
 
 
 class _Borrowed(Agent):
@@ -167,9 +167,14 @@ class Delegator:
             self.store, tenant_id, registry=self.registry(tenant_id), breakers=self.breakers(tenant_id), guard=guard
         )
 
-    def start(self, tenant_id: str, delegation_id: int, *, ask: str | None) -> None:
-        """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code)."""
-        task = asyncio.create_task(self.run(tenant_id, delegation_id, ask=ask))
+    def start(
+        self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None
+    ) -> None:
+        """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code).
+
+        `delegations`: the object that requested it, so one it stored started is run without claiming it again.
+        """
+        task = asyncio.create_task(self.run(tenant_id, delegation_id, ask=ask, delegations=delegations))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -178,9 +183,14 @@ class Delegator:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    async def run(self, tenant_id: str, delegation_id: int, *, ask: str | None) -> RunOutcome | None:
-        """Run one delegation and tell its task's owner how it went; never raises (the plan degrades, not the bot)."""
-        delegations = self.delegations(tenant_id)
+    async def run(
+        self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None
+    ) -> RunOutcome | None:
+        """Run one delegation and tell its task's owner how it went; never raises (the plan degrades, not the bot).
+
+        `delegations`: as for `start`.
+        """
+        delegations = delegations or self.delegations(tenant_id)
         human = None
         if ask is not None and self.deliver_now is not None:
             delegation = await delegations.get(delegation_id)
@@ -197,6 +207,10 @@ class Delegator:
 
     async def _tell(self, tenant_id: str, outcome: RunOutcome) -> None:
         delegation = outcome.delegation
+        if outcome.told:  # written with the result
+            if self.deliver_now is not None:
+                await self.deliver_now()
+            return
         if delegation.finished:
             kind = DELEGATION_RESULT
         elif outcome.tell_owner:

@@ -72,6 +72,11 @@ class Circuit:
     probe_until: datetime | None = None
     last_error: str | None = None
 
+    @property
+    def clean(self) -> bool:
+        """Closed with nothing to forget: a success leaves it as it is."""
+        return self == Circuit(adapter=self.adapter)
+
     def retry_at(self, settings: BreakerSettings) -> datetime | None:
         """When a call may next go through (None: now)."""
         if self.state is CircuitState.OPEN and self.opened_at is not None:

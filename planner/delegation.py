@@ -52,8 +52,9 @@ from planner.agents import (
     UnknownCapability,
 )
 from planner.breaker import CIRCUIT_COLUMNS, Breakers, Circuit, CircuitState, circuit_in
-from planner.errors import InvalidValue, PlannerError, StaleEdit, TenantMismatch
+from planner.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
 from planner.model import TaskStatus
+from planner.outbox import Message, Outbox
 from planner.registry import (
     ADAPTER_COLUMNS,
     AdapterDisabled,
@@ -64,9 +65,15 @@ from planner.registry import (
     adapter_in,
 )
 from planner.schema import adapters, circuit_breakers, delegation_evidence, delegations, tasks
-from planner.store import Store
+from planner.store import Store, task_in
 from planner.vault import UndecryptableSecret
 
+DELEGATION_RESULT = "delegation_result"
+"""The outbox kind of the message that tells a task's owner how its delegation ended."""
+DELEGATION_DEFERRED = "delegation_deferred"
+"""… that its delegation waits for an agent that is down."""
+DELEGATION_HELD = "delegation_held"
+"""… that its delegation waits for an approval."""
 MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
 """Evidence larger than this (a huge screenshot) is listed but its content is not kept."""
 MAX_EVIDENCE_ITEMS = 20
@@ -174,6 +181,8 @@ class RunOutcome:
     """It has just been deferred for the first time: tell the task's owner (recorded, so only one runner is told)."""
     owner: str | None = None
     """The task's owner, as read before the run (None: the task has none, or it was not read)."""
+    told: bool = False
+    """The message telling the owner how it ended is in the outbox already (written with the result)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,6 +277,33 @@ _MARK_DELEGATED = (
 )
 """The task moves to `delegated` if it is still at the version `seen`."""
 _QUEUE = insert(delegations).returning(delegations)
+_QUEUED_COLUMNS = (
+    "tenant_id",
+    "task_id",
+    "adapter",
+    "adapter_kind",
+    "capability",
+    "input",
+    "timeout_seconds",
+    "actor",
+    "queued_at",
+    "attempts",
+)
+"""What a request stores of a new delegation, besides its status."""
+_ASK = (
+    # The task's columns first, so they keep their names and places (`task_in` reads them by position).
+    select(tasks, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS)
+    .select_from(
+        tasks.outerjoin(
+            adapters, and_(adapters.c.tenant_id == tasks.c.tenant_id, adapters.c.name == bindparam("adapter"))
+        ).outerjoin(
+            circuit_breakers,
+            and_(circuit_breakers.c.tenant_id == tasks.c.tenant_id, circuit_breakers.c.adapter == bindparam("adapter")),
+        )
+    )
+    .where(tasks.c.tenant_id == bindparam("tenant"), tasks.c.id == bindparam("task"))
+)
+"""What a request needs, in one statement: the task, the adapter (if registered) and its circuit (if stored)."""
 _PROSPECT = (
     # The delegation's columns first, so they keep their names (`_delegation` reads them by name).
     select(delegations, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS, tasks.c.owner)
@@ -351,6 +387,8 @@ class Delegations:
         self._guard = guard
         self.worker = (worker or _default_worker())[:100]
         self._grace = grace
+        self._started: dict[int, _Prospect] = {}
+        """Delegations `request` stored started by this runner, for `run` to call at once."""
         """How much longer than its own timeout an agent gets before the call is cut (it should time out itself)."""
 
     def _now(self) -> datetime:
@@ -459,49 +497,46 @@ class Delegations:
         input: Mapping[str, Any] | None = None,
         actor: str,
         timeout_seconds: float = 60.0,
+        start: bool = False,
     ) -> Delegation:
         """Queue a delegation of the task to `adapter`, and mark the task `delegated`, in one transaction.
 
-        Run it with `run` (the bot does so in the background at once). Raises AdapterNotFound (suggesting the
-        closest name), AdapterDisabled, TaskNotFound, InvalidValue (a finished task, an empty capability, input
-        that is not JSON, a timeout out of range).
+        Run it with `run` (the bot does so in the background at once). With `start`, a delegation nothing stands
+        in the way of (its adapter's circuit closed, and the guard clearing it without a word) is stored started
+        by this runner in that same transaction, and this object's `run` calls its agent straight away, without
+        reading and claiming it again; should this runner stop first, the tick runs it once its lease is out, as
+        it does for a runner that stops mid-call. Raises AdapterNotFound (suggesting the closest name),
+        AdapterDisabled, TaskNotFound, InvalidValue (a finished task, an empty capability, input that is not
+        JSON, a timeout out of range).
         """
-        entry = await self._registry.get(adapter)
-        if not entry.enabled:
-            raise AdapterDisabled(entry.name)
-        capability = capability.strip()
-        if not capability or len(capability) > 200:
-            raise InvalidValue("capability", capability, "the name of one of the agent's capabilities")
-        payload = _json_object("input", input)
-        if not 0 < timeout_seconds <= MAX_TIMEOUT_SECONDS:
-            raise InvalidValue(
-                "timeout", timeout_seconds, f"a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most"
-            )
-        tenant = self._store.tenant(self.tenant_id)
+        kind, _, bare = adapter.strip().lower().rpartition(":")
         for _attempt in range(_TASK_ATTEMPTS):
-            task = await tenant.get_task(task_id)
-            if task.status is TaskStatus.DONE:
-                raise InvalidValue("task", task_id, "an open task: this one is done already")
-            now = self._now()
+            # One transaction from the read on: a read outside it would take a connection of its own.
             async with self._store.transaction() as conn:
-                if task.status is not TaskStatus.DELEGATED:
-                    after = replace(task, status=TaskStatus.DELEGATED, version=task.version + 1)
-                    seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
-                    moved = await conn.execute(_MARK_DELEGATED, seen)
-                    if moved.rowcount != 1:
-                        continue  # the task changed since it was read: read it again
-                    await event_log.record(
-                        conn,
-                        tenant_id=self.tenant_id,
-                        at=now,
-                        actor=actor,
-                        kind="task.status.delegated",
-                        subject_type="task",
-                        subject_id=task.id,
-                        before=event_log.snapshot(task),
-                        after=event_log.snapshot(after),
+                asked = {"tenant": self.tenant_id, "task": task_id, "adapter": bare}
+                row = (await conn.execute(_ASK, asked)).first()
+                entry = adapter_in(row) if row is not None else None
+                if entry is None or (kind and entry.kind != kind):
+                    entry = await self._registry.get(adapter)  # raises AdapterNotFound, naming the adapters there are
+                if not entry.enabled:
+                    raise AdapterDisabled(entry.name)
+                capability = capability.strip()
+                if not capability or len(capability) > 200:
+                    raise InvalidValue("capability", capability, "the name of one of the agent's capabilities")
+                payload = _json_object("input", input)
+                if not 0 < timeout_seconds <= MAX_TIMEOUT_SECONDS:
+                    raise InvalidValue(
+                        "timeout", timeout_seconds, f"a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most"
                     )
-                queued = dict(
+                if row is None:
+                    raise TaskNotFound(task_id)
+                task = task_in(row)
+                if task.status is TaskStatus.DONE:
+                    raise InvalidValue("task", task_id, "an open task: this one is done already")
+                circuit = circuit_in(row, entry.name)
+                now = self._now()
+                unsaved = Delegation(
+                    id=0,
                     tenant_id=self.tenant_id,
                     task_id=task.id,
                     adapter=entry.name,
@@ -510,17 +545,52 @@ class Delegations:
                     input=payload,
                     timeout_seconds=float(timeout_seconds),
                     actor=actor,
-                    status=DelegationStatus.QUEUED.value,
+                    status=DelegationStatus.QUEUED,
                     queued_at=now,
-                    attempts=0,
                 )
-                row = (await conn.execute(_QUEUE, queued)).one()
-                delegation = _delegation(row)
-                await self._record(
-                    conn, actor=actor, kind="delegation.queued", after=delegation, extra={"input": payload}
+                queued: dict[str, Any] = {name: getattr(unsaved, name) for name in _QUEUED_COLUMNS} | {
+                    "status": unsaved.status.value
+                }
+                starting = start and circuit.state is CircuitState.CLOSED
+                if starting and self._guard is not None:
+                    starting = await self._guard.clears(unsaved)
+                if starting:
+                    queued.update(
+                        status=DelegationStatus.RUNNING.value,
+                        started_at=now,
+                        attempts=1,
+                        leased_by=self.worker,
+                        lease_until=self._lease_end(now, timeout_seconds),
+                    )
+                recorded = []
+                if task.status is not TaskStatus.DELEGATED:
+                    seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
+                    if (await conn.execute(_MARK_DELEGATED, seen)).rowcount != 1:
+                        continue  # the task changed since it was read: read it again
+                    after = replace(task, status=TaskStatus.DELEGATED, version=task.version + 1)
+                    recorded.append(
+                        event_log.entry(
+                            tenant_id=self.tenant_id,
+                            at=now,
+                            actor=actor,
+                            kind="task.status.delegated",
+                            subject_type="task",
+                            subject_id=task.id,
+                            before=event_log.snapshot(task),
+                            after=event_log.snapshot(after),
+                        )
+                    )
+                delegation = _delegation((await conn.execute(_QUEUE, queued)).one())
+                recorded.append(
+                    self._event(actor=actor, kind="delegation.queued", after=delegation, extra={"input": payload})
                 )
-                return delegation
-        current = await tenant.get_task(task_id)
+                await event_log.record_all(conn, recorded)
+            if starting:
+                self._started[delegation.id] = _Prospect(
+                    delegation=delegation, adapter=entry, circuit=circuit, owner=task.owner
+                )
+            return delegation
+        current = await self._store.tenant(self.tenant_id).get_task(task_id)
         raise StaleEdit("Task", task_id, current.version - 1, current.version)
 
     # ---- running -----------------------------------------------------------------------------------------------
@@ -533,9 +603,24 @@ class Delegations:
         disabled or whose configuration broke fails it with the reason. Raises DelegationNotFound, and whatever
         the guard raises (the delegation is then put back as it was).
         """
-        prospect = await self._prospect(delegation_id)
-        outcome = await self._run(prospect, human)
+        prospect = self._started.pop(delegation_id, None)
+        if prospect is not None:
+            outcome = await self._run_started(prospect, human)
+        else:
+            prospect = await self._prospect(delegation_id)
+            outcome = await self._run(prospect, human)
         return replace(outcome, owner=prospect.owner)
+
+    async def _run_started(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
+        """Call the agent of a delegation `request` stored started by this runner."""
+        assert prospect.adapter is not None
+        try:
+            agent = await self._registry.open(prospect.adapter)
+        except _OPEN_ERRORS as error:
+            return await self._finish(
+                prospect.delegation, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect
+            )
+        return await self._call(prospect.delegation, prospect, agent, human)
 
     async def _run(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
         current, entry = prospect.delegation, prospect.adapter
@@ -552,7 +637,7 @@ class Delegations:
                 if started is None:
                     await agent.close()
                     return RunOutcome(delegation=await self.get(current.id), ran=False)
-                return await self._call(started, entry.name, agent, human)
+                return await self._call(started, prospect, agent, human)
         # Otherwise claim it first and decide then: only the runner holding it fails or defers it, takes the
         # circuit's probe or asks the guard.
         claimed = await self._claim(current, start=False)
@@ -562,16 +647,21 @@ class Delegations:
             try:
                 entry = await self._registry.get(claimed.adapter)  # to name the adapters there are
             except AdapterNotFound as error:
-                return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False)
+                return await self._finish(
+                    claimed, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect
+                )
+        prospect = replace(prospect, adapter=entry)
         if not entry.enabled:
             error_text = str(AdapterDisabled(entry.name))
-            return await self._finish(claimed, DelegationStatus.FAILED, error=error_text, ran=False)
+            return await self._finish(claimed, DelegationStatus.FAILED, error=error_text, ran=False, prospect=prospect)
         if self._guard is not None and not cleared:
             # Asked before the circuit: a stopped or held delegation must not take the probe of an agent that is down.
             try:
                 await self._guard(claimed)
             except DelegationStopped as stopped:
-                return await self._finish(claimed, DelegationStatus.FAILED, error=stopped.reason, ran=False)
+                return await self._finish(
+                    claimed, DelegationStatus.FAILED, error=stopped.reason, ran=False, prospect=prospect
+                )
             except DelegationHeld as held:
                 return await self._hold(claimed, reason=held.reason, approval_id=held.approval_id)
             except BaseException:
@@ -588,10 +678,14 @@ class Delegations:
         except _OPEN_ERRORS as error:
             if permit.probe:
                 await self._breakers.release(entry.name)
-            return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False)
-        return await self._call(await self._start(claimed), entry.name, agent, human)
+            return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect)
+        return await self._call(await self._start(claimed), prospect, agent, human)
 
-    async def _call(self, started: Delegation, adapter: str, agent: Agent, human: HumanChannel | None) -> RunOutcome:
+    async def _call(
+        self, started: Delegation, prospect: _Prospect, agent: Agent, human: HumanChannel | None
+    ) -> RunOutcome:
+        """Call the agent of a delegation this runner started; store (and tell the owner) what came of it."""
+        adapter = started.adapter
         request = DelegationRequest(
             capability=started.capability,
             input=started.input,
@@ -606,7 +700,9 @@ class Delegations:
                 raise AgentTimeout(adapter, started.timeout_seconds) from None
         except UnknownCapability as error:
             # It answered: the agent is there, so its circuit closes (with the result).
-            return await self._finish(started, DelegationStatus.FAILED, error=str(error), answered=True)
+            return await self._finish(
+                started, DelegationStatus.FAILED, error=str(error), answered=True, prospect=prospect
+            )
         except AgentUnavailable as error:
             circuit = await self._breakers.failed(adapter, str(error))
             retry_at = circuit.retry_at(self._breakers.settings)
@@ -617,11 +713,11 @@ class Delegations:
         except Exception as error:
             # The adapter broke its contract (its errors should be AgentErrors): fail visibly, then let it surface.
             detail = f"the {started.adapter_kind} adapter failed unexpectedly: {type(error).__name__}: {error}"
-            await self._finish(started, DelegationStatus.FAILED, error=detail)
+            await self._finish(started, DelegationStatus.FAILED, error=detail, prospect=prospect)
             raise
         finally:
             await agent.close()
-        return await self._finish_with(started, result)
+        return await self._finish_with(started, result, prospect)
 
     async def _prospect(self, delegation_id: int) -> _Prospect:
         """What a runner needs to know before it claims the delegation, in one statement. Raises DelegationNotFound."""
@@ -640,12 +736,16 @@ class Delegations:
     async def _claim(self, current: Delegation, *, start: bool) -> Delegation | None:
         """Take the delegation for this runner, and with `start` start it too; None if it is taken or finished."""
         now = self._now()
-        lease_end = now + timedelta(seconds=current.timeout_seconds) + 2 * self._grace
+        lease_end = self._lease_end(now, current.timeout_seconds)
         params = {"tenant": self.tenant_id, "delegation": current.id, "runner": self.worker, "now": now}
         async with self._store.transaction() as conn:
             claim = _CLAIM_AND_START if start else _CLAIM
             row = (await conn.execute(claim, {**params, "lease_end": lease_end})).first()
         return _delegation(row) if row is not None else None
+
+    def _lease_end(self, now: datetime, timeout_seconds: float) -> datetime:
+        """How long a runner holds a delegation it starts: the agent's timeout and twice the grace."""
+        return now + timedelta(seconds=timeout_seconds) + 2 * self._grace
 
     def _holding(self, delegation: Delegation) -> dict[str, Any]:
         """The parameters of `_HELD`."""
@@ -756,7 +856,7 @@ class Delegations:
             await self._record(conn, actor=actor, kind=kind, after=after, extra={"reason": reason})
         return after
 
-    async def _finish_with(self, delegation: Delegation, result: DelegationResult) -> RunOutcome:
+    async def _finish_with(self, delegation: Delegation, result: DelegationResult, prospect: _Prospect) -> RunOutcome:
         """Store what the agent answered; it answered, so its circuit closes (in the same transaction)."""
         if result.status is DelegationStatus.SUCCEEDED:
             return await self._finish(
@@ -766,6 +866,7 @@ class Delegations:
                 data=result.data,
                 evidence=result.evidence,
                 answered=True,
+                prospect=prospect,
             )
         if result.status is DelegationStatus.FAILED:
             error = result.error or "the agent declined without saying why"
@@ -779,6 +880,7 @@ class Delegations:
             error=error,
             evidence=result.evidence,
             answered=True,
+            prospect=prospect,
         )
 
     async def _finish(
@@ -792,8 +894,13 @@ class Delegations:
         evidence: tuple[Evidence, ...] = (),
         ran: bool = True,
         answered: bool = False,
+        prospect: _Prospect | None = None,
     ) -> RunOutcome:
-        """Store how the delegation ended; `answered`: the agent answered, so its circuit closes too."""
+        """Store how the delegation ended; `answered`: the agent answered, so its circuit closes too.
+
+        With the `prospect` the run began from, the circuit is left alone if it was clean then, and the message
+        telling the task's owner goes to the outbox in the same transaction (`RunOutcome.told`).
+        """
         now = self._now()
         if output is not None and len(output) > MAX_OUTPUT_CHARS:
             output = output[:MAX_OUTPUT_CHARS] + " … (cut: the answer was longer)"
@@ -801,7 +908,7 @@ class Delegations:
         # How long the agent took on the attempt that ended it; None when no agent call ended it.
         seconds = (now - delegation.started_at).total_seconds() if ran and delegation.started_at is not None else None
         async with self._store.transaction() as conn:
-            if answered:
+            if answered and (prospect is None or not prospect.circuit.clean):
                 await self._breakers.succeeded_in(conn, delegation.adapter)
             ended = {
                 "outcome": status.value,
@@ -817,7 +924,18 @@ class Delegations:
             after = _delegation(row)
             await self._keep_evidence(conn, after, evidence)
             await self._record(conn, actor=self._agent_actor(after), kind=f"delegation.{status.value}", after=after)
-        return RunOutcome(delegation=after, ran=ran)
+            if prospect is not None:
+                await self._tell_in(conn, after, prospect.owner)
+        return RunOutcome(delegation=after, ran=ran, told=prospect is not None)
+
+    async def _tell_in(self, conn: AsyncConnection, delegation: Delegation, owner: str | None) -> None:
+        """Put the message telling the task's owner (or, with no owner, who asked) how the delegation ended in the
+        outbox, in the transaction that ended it (only the lease holder ends it, once)."""
+        message = Message(
+            recipient=owner or delegation.actor, kind=DELEGATION_RESULT, payload={"delegation": delegation.id}
+        )
+        key = f"{DELEGATION_RESULT}:{delegation.id}:{delegation.attempts}"
+        await Outbox(self._store).queue_in(conn, self.tenant_id, key, [message])
 
     async def _keep_evidence(
         self, conn: AsyncConnection, delegation: Delegation, evidence: tuple[Evidence, ...]
@@ -854,8 +972,12 @@ class Delegations:
         after: Delegation,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        await event_log.record(
-            conn,
+        await event_log.record_all(conn, [self._event(actor=actor, kind=kind, after=after, extra=extra)])
+
+    def _event(
+        self, *, actor: str, kind: str, after: Delegation, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return event_log.entry(
             tenant_id=self.tenant_id,
             at=self._now(),
             actor=actor,

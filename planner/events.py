@@ -40,8 +40,10 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
     return {k: after[k] for k in after if k != "version" and before.get(k) != after[k]}
 
 
-async def record(
-    conn: AsyncConnection,
+_INSERT = insert(events)
+
+
+def entry(
     *,
     tenant_id: str,
     at: datetime,
@@ -51,17 +53,27 @@ async def record(
     subject_id: int,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
-) -> None:
-    """Append one event in the caller's transaction, so the change and its record commit together."""
-    await conn.execute(
-        insert(events).values(
-            tenant_id=tenant_id,
-            at=at,
-            actor=actor,
-            kind=kind,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            before=before,
-            after=after,
-        )
+) -> dict[str, Any]:
+    """One event, for `record_all`."""
+    return dict(
+        tenant_id=tenant_id,
+        at=at,
+        actor=actor,
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        before=before,
+        after=after,
     )
+
+
+async def record(conn: AsyncConnection, **fields: Any) -> None:
+    """Append one event (the fields of `entry`) in the caller's transaction, so the change and its record commit
+    together."""
+    await record_all(conn, [entry(**fields)])
+
+
+async def record_all(conn: AsyncConnection, entries: list[dict[str, Any]]) -> None:
+    """Append several events (made by `entry`) in the caller's transaction, in one statement."""
+    if entries:
+        await conn.execute(_INSERT, entries)

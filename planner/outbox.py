@@ -16,11 +16,14 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.schema import firings, outbox
 from planner.store import Store
 
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+_FIRE = insert(firings)
+_QUEUE = insert(outbox)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,31 +60,38 @@ class Outbox:
 
     async def fire(self, tenant_id: str, key: str, messages: Sequence[Message]) -> bool:
         """Record the firing `key` with its messages; False (and nothing written) if it had fired already."""
-        now = self._store.clock()
         try:
             async with self._store.transaction() as conn:
-                await conn.execute(insert(firings).values(tenant_id=tenant_id, key=key[:300], fired_at=now))
-                if messages:
-                    await conn.execute(
-                        insert(outbox),
-                        [
-                            dict(
-                                tenant_id=tenant_id,
-                                firing_key=key[:300],
-                                recipient=m.recipient,
-                                kind=m.kind,
-                                payload=m.payload,
-                                status=PENDING,
-                                not_before=m.not_before or now,
-                                attempts=0,
-                                created_at=now,
-                            )
-                            for m in messages
-                        ],
-                    )
+                await conn.execute(_FIRE, dict(tenant_id=tenant_id, key=key[:300], fired_at=self._store.clock()))
+                await self.queue_in(conn, tenant_id, key, messages)
         except IntegrityError:
             return False
         return True
+
+    async def queue_in(self, conn: AsyncConnection, tenant_id: str, key: str, messages: Sequence[Message]) -> None:
+        """Queue messages in the caller's transaction, with the change that makes them due, so both commit or
+        neither. No firing is recorded: the change itself must happen once (a delegation ends once, under its
+        lease), which makes its messages once-only; `key` only labels them."""
+        if not messages:
+            return
+        now = self._store.clock()
+        await conn.execute(
+            _QUEUE,
+            [
+                dict(
+                    tenant_id=tenant_id,
+                    firing_key=key[:300],
+                    recipient=m.recipient,
+                    kind=m.kind,
+                    payload=m.payload,
+                    status=PENDING,
+                    not_before=m.not_before or now,
+                    attempts=0,
+                    created_at=now,
+                )
+                for m in messages
+            ],
+        )
 
     async def claim(self, worker: str, *, limit: int = 50, lease: timedelta = timedelta(minutes=2)) -> list[Envelope]:
         """Take up to `limit` due messages for `worker`: pending ones, and those whose sender's lease ran out."""

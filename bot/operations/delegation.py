@@ -103,10 +103,16 @@ async def delegate_task(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator = _delegator(context)
     task_id = parse_ref(args.get("task") or "", "T", "a task")
     adapter, capability = context.text_arg(args, "adapter"), context.text_arg(args, "capability")
-    delegation = await delegator.delegations(context.caller.tenant_id).request(
-        task_id, adapter=adapter, capability=capability, input=_json_arg(args, "input"), actor=context.caller.user_id
+    delegations = delegator.delegations(context.caller.tenant_id)
+    delegation = await delegations.request(
+        task_id,
+        adapter=adapter,
+        capability=capability,
+        input=_json_arg(args, "input"),
+        actor=context.caller.user_id,
+        start=True,
     )
-    delegator.start(context.caller.tenant_id, delegation.id, ask=context.caller.user_id)
+    delegator.start(context.caller.tenant_id, delegation.id, ask=context.caller.user_id, delegations=delegations)
     return Reply(
         text=(
             f"T{task_id} delegated to {delegation.adapter} ({delegation.capability}), delegation D{delegation.id}. "

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 
 from planner.agents import DelegationStatus, Evidence
@@ -64,14 +65,17 @@ class Desk:
         capability: str = "draft_email",
         input: dict[str, Any] | None = None,
         timeout_seconds: float = 60.0,
+        start: bool = False,
+        runner: Delegations | None = None,
     ) -> Delegation:
-        return await self.delegations.request(
+        return await (runner or self.delegations).request(
             self.task_id,
             adapter=adapter,
             capability=capability,
             input={"campaign": "spring-launch"} if input is None else input,
             actor="aad-lead",
             timeout_seconds=timeout_seconds,
+            start=start,
         )
 
 
@@ -125,6 +129,80 @@ async def test_a_delegation_runs_to_a_stored_result_with_its_timings(store: Stor
     assert await d.delegations.of_task(d.task_id) == [done]
     kinds = [e.kind for e in reversed(await store.tenant("contoso").events(subject_type="delegation"))]
     assert kinds == ["delegation.queued", "delegation.succeeded"]
+
+
+async def test_a_delegation_started_with_its_request_runs_at_once_and_its_owner_hears_with_the_result(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock)
+    started = await d.request(start=True)
+    assert (started.status, started.started_at, started.attempts) == (DelegationStatus.RUNNING, clock.now, 1)
+    assert await d.delegations.due_for_retry(clock.now) == []  # held by this runner: nobody else takes it
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        outcome = await d.delegations.run(started.id)
+    finally:
+        sa_event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+    assert (outcome.ran, outcome.told, outcome.owner) == (True, True, "aad-writer")
+    assert (outcome.delegation.status, outcome.delegation.attempts) == (DelegationStatus.SUCCEEDED, 1)
+    assert len(d.agent.calls) == 1
+    # No read and no claim before the agent call: one transaction stores the result and the owner's message.
+    assert [s.split()[0] for s in statements if s.split()[0] not in ("SELECT", "BEGIN")] == [
+        "UPDATE",
+        "INSERT",
+        "INSERT",
+    ]
+    assert not [s for s in statements if "FROM delegations" in s]
+    async with store.engine.connect() as conn:
+        messages = (await conn.execute(select(outbox.c.recipient, outbox.c.kind, outbox.c.payload))).all()
+    assert [tuple(m) for m in messages] == [("aad-writer", "delegation_result", {"delegation": started.id})]
+    assert (await d.delegations.run(started.id)).ran is False  # run again: finished, nothing happens
+
+
+async def test_a_delegation_asked_to_start_waits_queued_behind_an_open_circuit_or_a_guard_that_speaks(
+    store: Store, clock: FakeClock
+) -> None:
+    class Speaking:
+        async def clears(self, delegation: Delegation) -> bool:
+            return delegation.capability != "create_segment"
+
+        async def __call__(self, delegation: Delegation) -> None:
+            return None
+
+    d = await desk(store, clock, guard=Speaking())
+    flagged = await d.request(capability="create_segment", start=True)
+    assert (flagged.status, flagged.attempts) == (DelegationStatus.QUEUED, 0)
+    assert (await d.delegations.run(flagged.id)).delegation.status is DelegationStatus.SUCCEEDED  # asked, then ran
+    d.agent.script = ["unavailable", "unavailable"]
+    for _ in range(SETTINGS.failure_threshold):
+        await d.delegations.run((await d.request()).id)
+    assert (await d.breakers.state("hubspot")).state is CircuitState.OPEN
+    behind = await d.request(start=True)
+    assert behind.status is DelegationStatus.QUEUED
+    outcome = await d.delegations.run(behind.id)
+    assert (outcome.ran, outcome.tell_owner, outcome.delegation.status) == (False, True, DelegationStatus.DEFERRED)
+    assert len(d.agent.calls) == 3
+
+
+async def test_a_started_delegation_whose_runner_stopped_is_run_once_its_lease_is_out(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock, grace=5)
+    gone = d.runner(store, "runner-gone")  # requests with start, then stops before it calls the agent
+    started = await d.request(start=True, runner=gone, timeout_seconds=60)
+    assert not (await d.delegations.run(started.id)).ran  # another runner may not take it while it is held
+    clock.advance(seconds=69)
+    assert await d.delegations.due_for_retry(clock.now) == []
+    clock.advance(seconds=2)
+    assert [x.id for x in await d.delegations.due_for_retry(clock.now)] == [started.id]
+    outcome = await d.delegations.run(started.id)
+    assert (outcome.delegation.status, outcome.delegation.attempts) == (DelegationStatus.SUCCEEDED, 2)
+    assert len(d.agent.calls) == 1
 
 
 async def test_evidence_is_kept_with_the_result_and_an_oversized_item_only_listed(
@@ -371,8 +449,9 @@ async def test_an_agents_output_is_data_that_changes_nothing_but_the_stored_resu
     assert [await tenant.get_task(t) for t in (d.task_id, d.other_task_id)] == before
     async with store.engine.connect() as conn:
         new_events = (await conn.execute(select(events.c.kind).where(events.c.id > events_before))).scalars().all()
-        messages = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
-    assert (new_events, messages) == (["delegation.succeeded"], 0)
+        messages = (await conn.execute(select(outbox.c.kind, outbox.c.payload))).all()
+    assert new_events == ["delegation.succeeded"]
+    assert [tuple(m) for m in messages] == [("delegation_result", {"delegation": delegation.id})]  # only the news
 
 
 async def test_a_guard_sees_the_delegation_before_the_agent_and_can_hold_it(store: Store, clock: FakeClock) -> None:
