@@ -9,8 +9,11 @@ busy timeout, and only one that finds the database locked by another connection 
 the pool's connections in a transaction) waits for it on a worker thread, with the timeout the URL or `connect_args`
 gave: the event loop goes on meanwhile, so the connection holding the lock can finish and let it go.
 
-What the event loop still waits for: the statement itself (a big read takes as long as it takes, as it would hold
-the GIL for its rows anyway), and a WAL checkpoint when a commit crosses SQLite's threshold (1,000 pages).
+Two things keep a long job from stopping the event loop (the hourly sweep makes hundreds of statements, some of
+30-50 ms on a big plan): a statement that took longer than `SLOW_STATEMENT` runs on a worker thread from then on,
+where SQLite lets go of the GIL while it works, until a run there is quick again; and a caller whose statements have
+kept the loop from everyone else for `LOOP_SLICE` gives it a turn before its next one. What the loop still waits
+for: a statement's first slow run, and a WAL checkpoint when a commit crosses SQLite's threshold (1,000 pages).
 
 Use it through `planner.store.create_engine`, which passes `InlineSQLite()` as the DBAPI module of a
 `sqlite+aiosqlite` URL; the URL and everything SQLAlchemy does with it (dialect, pool, types) stay the same.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -30,6 +34,12 @@ from sqlalchemy.util.concurrency import await_
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds a statement waits for another connection's lock, as `sqlite3.connect`'s default."""
+SLOW_STATEMENT = 0.005
+"""Seconds a statement may take on the event loop; one that took longer runs on a worker thread from then on."""
+LOOP_SLICE = 0.02
+"""Seconds of statements one after another, with nothing else run between, before the event loop gets a turn."""
+_REMEMBERED = 1000
+"""Slow statements remembered at most (the texts are SQLAlchemy's cached ones; a flood of others is forgotten)."""
 
 _T = TypeVar("_T")
 _BUSY_SNAPSHOT = sqlite3.SQLITE_BUSY | 2 << 8
@@ -58,6 +68,42 @@ async def _settled(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class Pace:
+    """What an engine's connections learn of their statements: which ones are slow, and when the event loop last had
+    a turn (a callback it runs whenever it gets to it)."""
+
+    def __init__(self) -> None:
+        self.slow: dict[str, float] = {}
+        """Statement text -> seconds its last run took, for those over `SLOW_STATEMENT`."""
+        self._last_turn = time.perf_counter()
+        self._waiting_turn: asyncio.AbstractEventLoop | None = None
+
+    def is_slow(self, operation: str | None) -> bool:
+        return operation is not None and operation in self.slow
+
+    def took(self, operation: str | None, seconds: float) -> None:
+        if operation is None:
+            return
+        if seconds > SLOW_STATEMENT:
+            if len(self.slow) >= _REMEMBERED:
+                self.slow.clear()
+            self.slow[operation] = seconds
+        elif seconds < SLOW_STATEMENT / 2:
+            self.slow.pop(operation, None)
+
+    def loop_starved(self) -> bool:
+        """Whether statements have run one after another for `LOOP_SLICE` with the event loop getting no turn."""
+        loop = asyncio.get_running_loop()
+        if self._waiting_turn is not loop:
+            self._waiting_turn = loop
+            loop.call_soon(self._turn)
+        return time.perf_counter() - self._last_turn > LOOP_SLICE
+
+    def _turn(self) -> None:
+        self._last_turn = time.perf_counter()
+        self._waiting_turn = None
+
+
 class InlineCursor:
     """A DBAPI cursor that runs its statement through `InlineConnection.run` and fetches every row at once, as
     SQLAlchemy's asyncio adaptation expects (its results are read after the statement, outside the greenlet)."""
@@ -73,12 +119,12 @@ class InlineCursor:
         self._rows: deque[Any] = deque()
 
     def execute(self, operation: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> InlineCursor:
-        self._connection.run(lambda cursor: self._take(cursor, cursor.execute(operation, parameters)))
+        self._connection.run(lambda cursor: self._take(cursor, cursor.execute(operation, parameters)), operation)
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Any]) -> InlineCursor:
         rows = list(seq_of_parameters)  # run twice if it waits for a lock: a generator would be spent
-        self._connection.run(lambda cursor: self._take(cursor, cursor.executemany(operation, rows)))
+        self._connection.run(lambda cursor: self._take(cursor, cursor.executemany(operation, rows)), operation)
         return self
 
     def _take(self, cursor: sqlite3.Cursor, _executed: object) -> None:
@@ -113,43 +159,62 @@ class InlineCursor:
 class InlineConnection(AdaptedConnection):
     """A sqlite3 connection adapted to SQLAlchemy's asyncio engine (see the module's docstring)."""
 
-    __slots__ = ("_sqlite", "_timeout")
+    __slots__ = ("_pace", "_sqlite", "_timeout")
 
-    def __init__(self, connection: sqlite3.Connection, timeout: float) -> None:
+    def __init__(self, connection: sqlite3.Connection, timeout: float, pace: Pace) -> None:
         self._connection = connection  # type: ignore[assignment]  # SQLAlchemy's `driver_connection`
         self._sqlite = connection
         self._timeout = timeout
+        self._pace = pace
 
-    def run(self, call: Callable[[sqlite3.Cursor], _T]) -> _T:
-        """`call` with a cursor at once; if the database is locked, `call` again on a worker thread, waiting for it.
+    def run(self, call: Callable[[sqlite3.Cursor], _T], operation: str | None = None) -> _T:
+        """`call` with a cursor: at once, or on a worker thread if the statement `operation` is known to be slow; if
+        the database is locked, again on a worker thread, waiting for the lock.
 
         Through `await_` even when it does not wait: SQLAlchemy's asyncio engine refuses a driver that never awaits.
         """
-        return await_(self._run(call))
+        return await_(self._run(call, operation))
 
-    async def _run(self, call: Callable[[sqlite3.Cursor], _T]) -> _T:
+    async def _run(self, call: Callable[[sqlite3.Cursor], _T], operation: str | None) -> _T:
+        pace = self._pace
+        if pace.loop_starved():
+            await asyncio.sleep(0)
         cursor = self._sqlite.cursor()
         try:
-            return call(cursor)
-        except sqlite3.OperationalError as error:
-            if not _is_busy(error) or self._timeout <= 0:
-                raise
-            waiting = asyncio.get_running_loop().run_in_executor(None, self._waiting, call, cursor)
+            if pace.is_slow(operation):
+                return await self._off_loop(call, cursor, operation)
+            began = time.perf_counter()
             try:
-                return await asyncio.shield(waiting)
-            except asyncio.CancelledError:
-                # The connection is the thread's until its statement ends: stop the statement, and wait for it.
-                self._sqlite.interrupt()
-                await _settled(waiting)
-                raise
+                result = call(cursor)
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or self._timeout <= 0:
+                    raise
+                return await self._off_loop(call, cursor, operation)
+            pace.took(operation, time.perf_counter() - began)
+            return result
         finally:
             cursor.close()
 
-    def _waiting(self, call: Callable[[sqlite3.Cursor], _T], cursor: sqlite3.Cursor) -> _T:
+    async def _off_loop(
+        self, call: Callable[[sqlite3.Cursor], _T], cursor: sqlite3.Cursor, operation: str | None
+    ) -> _T:
+        waiting = asyncio.get_running_loop().run_in_executor(None, self._waiting, call, cursor)
+        try:
+            result, seconds = await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The connection is the thread's until its statement ends: stop the statement, and wait for it.
+            self._sqlite.interrupt()
+            await _settled(waiting)
+            raise
+        self._pace.took(operation, seconds)
+        return result
+
+    def _waiting(self, call: Callable[[sqlite3.Cursor], _T], cursor: sqlite3.Cursor) -> tuple[_T, float]:
         connection = self._sqlite
         connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         try:
-            return call(cursor)
+            began = time.perf_counter()
+            return call(cursor), time.perf_counter() - began
         finally:
             connection.execute("PRAGMA busy_timeout = 0")
 
@@ -193,6 +258,7 @@ class InlineSQLite(AsyncAdapt_dbapi_module):
     def __init__(self) -> None:
         super().__init__(sqlite3, dbapi_module=sqlite3)
         self.sqlite = sqlite3
+        self.pace = Pace()
         for name in (
             "DatabaseError",
             "Error",
@@ -212,4 +278,4 @@ class InlineSQLite(AsyncAdapt_dbapi_module):
     def connect(self, database: str, *, timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> InlineConnection:
         kwargs.pop("async_creator_fn", None)
         kwargs["check_same_thread"] = False  # a statement that waits for a lock runs on a worker thread
-        return InlineConnection(sqlite3.connect(database, timeout=0, **kwargs), timeout=float(timeout))
+        return InlineConnection(sqlite3.connect(database, timeout=0, **kwargs), float(timeout), self.pace)

@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from planner.sqlite import InlineConnection
+from planner.sqlite import InlineConnection, InlineSQLite
 from planner.store import create_engine
 
 notes = Table("notes", MetaData(), Column("id", Integer, primary_key=True), Column("text", String(100)))
@@ -114,6 +114,64 @@ async def test_a_result_keeps_its_rows_when_the_connection_runs_another_statemen
         before = await conn.execute(select(notes.c.text).order_by(notes.c.id))
         await conn.execute(insert(notes).values(text="three"))
         assert before.scalars().all() == ["one", "two"]
+
+
+COUNT_TO = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT count(*) FROM c"
+
+
+class Ticker:
+    """Counts the event loop's turns while it runs."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            self.ticks += 1
+
+    def __enter__(self) -> Ticker:
+        self._task = asyncio.create_task(self._tick())
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def test_a_statement_seen_slow_runs_off_the_event_loop_until_it_is_quick_again(database: Path) -> None:
+    driver = InlineSQLite()
+    engine = create_engine(f"sqlite+aiosqlite:///{database}", module=driver)
+    try:
+        async with engine.connect() as conn:
+            await asyncio.sleep(0)  # let the ticker start before the first statement
+            with Ticker() as first:
+                await asyncio.sleep(0)
+                before = first.ticks
+                assert (await conn.exec_driver_sql(COUNT_TO, (400_000,))).scalar() == 400_000
+                assert first.ticks == before  # the first run held the loop: it was not known to be slow
+            assert COUNT_TO in driver.pace.slow
+            with Ticker() as second:
+                await asyncio.sleep(0)
+                before = second.ticks
+                assert (await conn.exec_driver_sql(COUNT_TO, (400_000,))).scalar() == 400_000
+                assert second.ticks > before + 3  # on a worker thread, while the loop went on
+            assert (await conn.exec_driver_sql(COUNT_TO, (10,))).scalar() == 10  # quick now, on the thread
+            assert COUNT_TO not in driver.pace.slow  # so back on the loop from here
+    finally:
+        await engine.dispose()
+
+
+async def test_a_long_run_of_quick_statements_gives_the_event_loop_turns(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        with Ticker() as ticker:
+            await asyncio.sleep(0)
+            before = ticker.ticks
+            began = asyncio.get_running_loop().time()
+            while asyncio.get_running_loop().time() - began < 0.3:  # statements only, nothing that waits
+                await conn.exec_driver_sql("SELECT 1")
+            assert ticker.ticks - before >= 5  # a turn at least every 20 ms of statements
 
 
 async def test_sql_errors_are_sqlalchemys_as_with_any_driver(engine: AsyncEngine) -> None:
