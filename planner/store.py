@@ -78,8 +78,8 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine
     """An async engine for `url`, with SQLite set up for one process (foreign keys on, WAL, a busy timeout).
 
     A `sqlite+aiosqlite` URL runs on `planner.sqlite`'s driver: statements on the event loop instead of a round
-    trip to a thread each (a statement costs a fifth of what it did), and only a wait for another writer's lock on a
-    worker thread.
+    trip to a thread each (a statement costs a fifth of what it did), and only a wait for another writer's lock, or a
+    statement seen to be slow, on a worker thread.
 
     SQLite syncs at checkpoints only (`synchronous=NORMAL`): in WAL mode that keeps the database consistent through
     a crash, and a power cut can only lose the last commits, where a sync at every commit made each writer wait for
