@@ -40,8 +40,9 @@ are not part of this script; the SQL counts are):
   0.15 ms through SQLAlchemy (0.01 ms of it SQLite's), a commit 0.25 ms (the WAL write, no fsync), and the Python
   between them, ours and SQLAlchemy's, about as much again: 4.5-5.5 ms against a trivial tool's 5-6 ms, so 1.9-2.1x
   on a quiet machine, 3.2-3.6x on PostgreSQL (a round trip a statement). It was 4-6x before the SQLite driver stopped
-  making four round trips to a thread a statement (`planner/sqlite.py`). Against an agent that takes seconds it
-  is noise; the 1.5x goal would need the record cut further than the lifecycle allows.
+  making four round trips to a thread a statement (`planner/sqlite.py`). The same statements written straight to
+  the sqlite3 connection measured 1.12-1.17x in a probe: the 1.5x goal would need the two transactions below
+  SQLAlchemy's execution path. Against an agent that takes seconds it is noise.
 - Turns under load. A steady `my tasks` turn writes once (its activity id, so a retried activity runs once), and
   on SQLite every write transaction of the process waits in one queue (`Store.transaction`'s lock), where it meets
   the delegations' two. With 20 delegations in flight the queue, not the CPU, lengthened the loaded turns: p95
