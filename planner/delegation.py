@@ -387,9 +387,9 @@ class Delegations:
         self._guard = guard
         self.worker = (worker or _default_worker())[:100]
         self._grace = grace
+        """How much longer than its own timeout an agent gets before the call is cut (it should time out itself)."""
         self._started: dict[int, _Prospect] = {}
         """Delegations `request` stored started by this runner, for `run` to call at once."""
-        """How much longer than its own timeout an agent gets before the call is cut (it should time out itself)."""
 
     def _now(self) -> datetime:
         return self._store.clock()

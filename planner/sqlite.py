@@ -119,15 +119,16 @@ class InlineCursor:
         self._rows: deque[Any] = deque()
 
     def execute(self, operation: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> InlineCursor:
-        self._connection.run(lambda cursor: self._take(cursor, cursor.execute(operation, parameters)), operation)
+        self._connection.run(lambda cursor: self._take(cursor.execute(operation, parameters)), operation)
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Any]) -> InlineCursor:
         rows = list(seq_of_parameters)  # run twice if it waits for a lock: a generator would be spent
-        self._connection.run(lambda cursor: self._take(cursor, cursor.executemany(operation, rows)), operation)
+        self._connection.run(lambda cursor: self._take(cursor.executemany(operation, rows)), operation)
         return self
 
-    def _take(self, cursor: sqlite3.Cursor, _executed: object) -> None:
+    def _take(self, cursor: sqlite3.Cursor) -> None:
+        """What the statement just run on `cursor` gave (sqlite3's execute returns its cursor)."""
         self.description = cursor.description
         self._rows = deque(cursor.fetchall()) if cursor.description else deque()
         self.rowcount = cursor.rowcount
