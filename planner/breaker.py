@@ -16,7 +16,7 @@ can run in its own transaction (a delegation's result commits with it).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -135,11 +135,16 @@ CIRCUIT_COLUMNS = (
     circuit_breakers.c.probe_until,
     circuit_breakers.c.last_error,
 )
-"""What a row needs to make a `Circuit` (beside other tables' columns in a join: read by column, not by name)."""
+"""What a row needs to make a `Circuit` (beside other tables' columns in a join: read by position, with
+`circuit_in`)."""
 
 
 def _circuit(row: Row[Any]) -> Circuit:
-    values = row._mapping
+    return _circuit_of(row._mapping)
+
+
+def _circuit_of(values: Mapping[Any, Any]) -> Circuit:
+    """The circuit in `values`, keyed by the circuit_breakers table's columns."""
     return Circuit(
         adapter=values[circuit_breakers.c.adapter],
         state=CircuitState(values[circuit_breakers.c.state]),
@@ -150,9 +155,11 @@ def _circuit(row: Row[Any]) -> Circuit:
     )
 
 
-def circuit_in(row: Row[Any], adapter: str) -> Circuit:
-    """The circuit of `adapter` in a row that outer-joined `CIRCUIT_COLUMNS` (closed when it found none)."""
-    return _circuit(row) if row._mapping[circuit_breakers.c.adapter] is not None else Circuit(adapter=adapter)
+def circuit_in(row: Sequence[Any], adapter: str, at: int) -> Circuit:
+    """The circuit of `adapter` in a row that outer-joined `CIRCUIT_COLUMNS` from position `at` (closed when it found
+    none)."""
+    values = dict(zip(CIRCUIT_COLUMNS, row[at : at + len(CIRCUIT_COLUMNS)], strict=True))
+    return _circuit_of(values) if values[circuit_breakers.c.adapter] is not None else Circuit(adapter=adapter)
 
 
 def _close_statement() -> Any:

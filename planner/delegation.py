@@ -29,13 +29,12 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner import events as event_log
@@ -55,6 +54,7 @@ from planner.breaker import CIRCUIT_COLUMNS, Breakers, Circuit, CircuitState, ci
 from planner.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
 from planner.model import TaskStatus
 from planner.outbox import Message, Outbox
+from planner.prepared import Prepared
 from planner.registry import (
     ADAPTER_COLUMNS,
     AdapterDisabled,
@@ -207,29 +207,56 @@ class _Prospect:
     """The task's owner."""
 
 
-def _delegation(row: Row[Any]) -> Delegation:
+def _delegation(row: Sequence[Any]) -> Delegation:
+    """The delegation in a row that begins with the delegations table's columns (read by position: a `Prepared`
+    statement's rows are plain tuples)."""
+    (
+        delegation_id,
+        tenant_id,
+        task_id,
+        adapter,
+        adapter_kind,
+        capability,
+        payload,
+        timeout_seconds,
+        actor,
+        status,
+        output,
+        data,
+        error,
+        queued_at,
+        started_at,
+        finished_at,
+        seconds,
+        attempts,
+        _leased_by,
+        _lease_until,
+        deferred_at,
+        retry_at,
+        owner_told_at,
+    ) = row[:_DELEGATION_WIDTH]
     return Delegation(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        task_id=row.task_id,
-        adapter=row.adapter,
-        adapter_kind=row.adapter_kind,
-        capability=row.capability,
-        input=dict(row.input),
-        timeout_seconds=row.timeout_seconds,
-        actor=row.actor,
-        status=DelegationStatus(row.status),
-        output=row.output,
-        data=row.data,
-        error=row.error,
-        queued_at=row.queued_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        seconds=row.seconds,
-        attempts=row.attempts,
-        deferred_at=row.deferred_at,
-        retry_at=row.retry_at,
-        owner_told_at=row.owner_told_at,
+        id=delegation_id,
+        tenant_id=tenant_id,
+        task_id=task_id,
+        adapter=adapter,
+        adapter_kind=adapter_kind,
+        capability=capability,
+        input=dict(payload),
+        timeout_seconds=timeout_seconds,
+        actor=actor,
+        status=DelegationStatus(status),
+        output=output,
+        data=data,
+        error=error,
+        queued_at=queued_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        seconds=seconds,
+        attempts=attempts,
+        deferred_at=deferred_at,
+        retry_at=retry_at,
+        owner_told_at=owner_told_at,
     )
 
 
@@ -268,7 +295,7 @@ _HELD = and_(
     delegations.c.status == DelegationStatus.RUNNING.value,
 )
 """The delegation, while this runner holds it. Parameters: tenant, delegation, runner."""
-_MARK_DELEGATED = (
+_MARK_DELEGATED = Prepared(
     update(tasks)
     .where(
         tasks.c.tenant_id == bindparam("tenant"), tasks.c.id == bindparam("task"), tasks.c.version == bindparam("seen")
@@ -276,7 +303,9 @@ _MARK_DELEGATED = (
     .values(status=TaskStatus.DELEGATED.value, version=tasks.c.version + 1)
 )
 """The task moves to `delegated` if it is still at the version `seen`."""
-_QUEUE = insert(delegations).returning(delegations)
+_DELEGATION_WIDTH = len(delegations.c)
+_TASK_WIDTH = len(tasks.c)
+_QUEUE = Prepared(insert(delegations).returning(delegations.c.id))
 _QUEUED_COLUMNS = (
     "tenant_id",
     "task_id",
@@ -287,11 +316,12 @@ _QUEUED_COLUMNS = (
     "timeout_seconds",
     "actor",
     "queued_at",
+    "started_at",
     "attempts",
 )
 """What a request stores of a new delegation, besides its status."""
-_ASK = (
-    # The task's columns first, so they keep their names and places (`task_in` reads them by position).
+_ASK = Prepared(
+    # The task's columns first (`task_in` reads them by position), then the adapter's and the circuit's.
     select(tasks, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS)
     .select_from(
         tasks.outerjoin(
@@ -305,7 +335,7 @@ _ASK = (
 )
 """What a request needs, in one statement: the task, the adapter (if registered) and its circuit (if stored)."""
 _PROSPECT = (
-    # The delegation's columns first, so they keep their names (`_delegation` reads them by name).
+    # The delegation's columns first (`_delegation` reads them by position), then the adapter's and the circuit's.
     select(delegations, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS, tasks.c.owner)
     .select_from(
         delegations.outerjoin(
@@ -344,7 +374,7 @@ def _claim_statement(*, start: bool) -> Any:
 
 _CLAIM = _claim_statement(start=False)
 _CLAIM_AND_START = _claim_statement(start=True)
-_FINISH = (
+_FINISH = Prepared(
     update(delegations)
     .where(_HELD)
     .values(
@@ -358,9 +388,8 @@ _FINISH = (
         lease_until=None,
         retry_at=None,
     )
-    .returning(delegations)
 )
-_KEEP_EVIDENCE = insert(delegation_evidence)
+_KEEP_EVIDENCE = Prepared(insert(delegation_evidence))
 
 
 class Delegations:
@@ -514,8 +543,8 @@ class Delegations:
             # One transaction from the read on: a read outside it would take a connection of its own.
             async with self._store.transaction() as conn:
                 asked = {"tenant": self.tenant_id, "task": task_id, "adapter": bare}
-                row = (await conn.execute(_ASK, asked)).first()
-                entry = adapter_in(row) if row is not None else None
+                row = await _ASK.first(conn, asked)
+                entry = adapter_in(row, _TASK_WIDTH) if row is not None else None
                 if entry is None or (kind and entry.kind != kind):
                     entry = await self._registry.get(adapter)  # raises AdapterNotFound, naming the adapters there are
                 if not entry.enabled:
@@ -533,8 +562,8 @@ class Delegations:
                 task = task_in(row)
                 if task.status is TaskStatus.DONE:
                     raise InvalidValue("task", task_id, "an open task: this one is done already")
-                circuit = circuit_in(row, entry.name)
-                now = self._now()
+                circuit = circuit_in(row, entry.name, _TASK_WIDTH + len(ADAPTER_COLUMNS))
+                now = self._now().astimezone(UTC)  # as the store gives it back
                 unsaved = Delegation(
                     id=0,
                     tenant_id=self.tenant_id,
@@ -548,26 +577,25 @@ class Delegations:
                     status=DelegationStatus.QUEUED,
                     queued_at=now,
                 )
-                queued: dict[str, Any] = {name: getattr(unsaved, name) for name in _QUEUED_COLUMNS} | {
-                    "status": unsaved.status.value
-                }
                 starting = start and circuit.state is CircuitState.CLOSED
                 if starting and self._guard is not None:
                     starting = await self._guard.clears(unsaved)
+                stored = (
+                    replace(unsaved, status=DelegationStatus.RUNNING, started_at=now, attempts=1)
+                    if starting
+                    else unsaved
+                )
+                queued: dict[str, Any] = {name: getattr(stored, name) for name in _QUEUED_COLUMNS}
+                queued["status"] = stored.status.value
                 if starting:
-                    queued.update(
-                        status=DelegationStatus.RUNNING.value,
-                        started_at=now,
-                        attempts=1,
-                        leased_by=self.worker,
-                        lease_until=self._lease_end(now, timeout_seconds),
-                    )
+                    queued.update(leased_by=self.worker, lease_until=self._lease_end(now, timeout_seconds))
                 recorded = []
                 if task.status is not TaskStatus.DELEGATED:
                     seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
-                    if (await conn.execute(_MARK_DELEGATED, seen)).rowcount != 1:
+                    if await _MARK_DELEGATED.count(conn, seen) != 1:
                         continue  # the task changed since it was read: read it again
-                    after = replace(task, status=TaskStatus.DELEGATED, version=task.version + 1)
+                    before = event_log.snapshot(task)
+                    after = {**before, "status": TaskStatus.DELEGATED.value, "version": task.version + 1}
                     recorded.append(
                         event_log.entry(
                             tenant_id=self.tenant_id,
@@ -576,11 +604,12 @@ class Delegations:
                             kind="task.status.delegated",
                             subject_type="task",
                             subject_id=task.id,
-                            before=event_log.snapshot(task),
-                            after=event_log.snapshot(after),
+                            before=before,
+                            after=after,
                         )
                     )
-                delegation = _delegation((await conn.execute(_QUEUE, queued)).one())
+                # Only its id is new: the rest is what was just written.
+                delegation = replace(stored, id=(await _QUEUE.rows(conn, queued))[0][0])
                 recorded.append(
                     self._event(actor=actor, kind="delegation.queued", after=delegation, extra={"input": payload})
                 )
@@ -728,8 +757,8 @@ class Delegations:
         delegation = _delegation(row)
         return _Prospect(
             delegation=delegation,
-            adapter=adapter_in(row),
-            circuit=circuit_in(row, delegation.adapter),
+            adapter=adapter_in(row, _DELEGATION_WIDTH),
+            circuit=circuit_in(row, delegation.adapter, _DELEGATION_WIDTH + len(ADAPTER_COLUMNS)),
             owner=row._mapping[tasks.c.owner],
         )
 
@@ -901,7 +930,7 @@ class Delegations:
         With the `prospect` the run began from, the circuit is left alone if it was clean then, and the message
         telling the task's owner goes to the outbox in the same transaction (`RunOutcome.told`).
         """
-        now = self._now()
+        now = self._now().astimezone(UTC)  # as the store gives it back
         if output is not None and len(output) > MAX_OUTPUT_CHARS:
             output = output[:MAX_OUTPUT_CHARS] + " … (cut: the answer was longer)"
         stored_data = json.loads(json.dumps(data, default=str)) if data is not None else None
@@ -910,18 +939,29 @@ class Delegations:
         async with self._store.transaction() as conn:
             if answered and (prospect is None or not prospect.circuit.clean):
                 await self._breakers.succeeded_in(conn, delegation.adapter)
+            failure = error[:4000] if error else None
             ended = {
                 "outcome": status.value,
                 "answer": output,
                 "answer_data": stored_data,
-                "failure": error[:4000] if error else None,
+                "failure": failure,
                 "now": now,
                 "took": seconds,
             }
-            row = (await conn.execute(_FINISH, {**self._holding(delegation), **ended})).first()
-            if row is None:  # the lease was lost to another runner meanwhile: its result stands
+            if await _FINISH.count(conn, {**self._holding(delegation), **ended}) != 1:
+                # The lease was lost to another runner meanwhile: its result stands.
                 return RunOutcome(delegation=await self.get(delegation.id), ran=ran)
-            after = _delegation(row)
+            # Only the lease holder writes a delegation it holds, so it is as read, with what was just written.
+            after = replace(
+                delegation,
+                status=status,
+                output=output,
+                data=stored_data,
+                error=failure,
+                finished_at=now,
+                seconds=seconds,
+                retry_at=None,
+            )
             await self._keep_evidence(conn, after, evidence)
             await self._record(conn, actor=self._agent_actor(after), kind=f"delegation.{status.value}", after=after)
             if prospect is not None:
@@ -957,7 +997,7 @@ class Delegations:
                 )
             )
         if rows:
-            await conn.execute(_KEEP_EVIDENCE, rows)
+            await _KEEP_EVIDENCE.many(conn, rows)
 
     @staticmethod
     def _agent_actor(delegation: Delegation) -> str:

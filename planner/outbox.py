@@ -18,12 +18,13 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from planner.prepared import Prepared
 from planner.schema import firings, outbox
 from planner.store import Store
 
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 _FIRE = insert(firings)
-_QUEUE = insert(outbox)
+_QUEUE = Prepared(insert(outbox))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,8 +76,8 @@ class Outbox:
         if not messages:
             return
         now = self._store.clock()
-        await conn.execute(
-            _QUEUE,
+        await _QUEUE.many(
+            conn,
             [
                 dict(
                     tenant_id=tenant_id,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -151,12 +151,16 @@ def _looks_secret(field_name: str) -> bool:
 
 
 ADAPTER_COLUMNS = tuple(column for column in adapters.c if column.name not in ("secrets", "session"))
-"""What a row needs to make a `RegisteredAdapter` (beside other tables' columns in a join: read by column, not by
-name); never the secrets or the session."""
+"""What a row needs to make a `RegisteredAdapter` (beside other tables' columns in a join: read by position, with
+`adapter_in`); never the secrets or the session."""
 
 
 def _adapter(row: Row[Any]) -> RegisteredAdapter:
-    values = row._mapping
+    return _adapter_of(row._mapping)
+
+
+def _adapter_of(values: Mapping[Any, Any]) -> RegisteredAdapter:
+    """The adapter in `values`, keyed by the adapters table's columns."""
     return RegisteredAdapter(
         id=values[adapters.c.id],
         tenant_id=values[adapters.c.tenant_id],
@@ -178,9 +182,10 @@ _BY_NAME = select(*ADAPTER_COLUMNS).where(
 """Built once: every delegation reads its adapter, and building the statement anew costs about as much as running it."""
 
 
-def adapter_in(row: Row[Any]) -> RegisteredAdapter | None:
-    """The adapter in a row that outer-joined `ADAPTER_COLUMNS` (None when it found none)."""
-    return _adapter(row) if row._mapping[adapters.c.id] is not None else None
+def adapter_in(row: Sequence[Any], at: int) -> RegisteredAdapter | None:
+    """The adapter in a row that outer-joined `ADAPTER_COLUMNS` from position `at` (None when it found none)."""
+    values = dict(zip(ADAPTER_COLUMNS, row[at : at + len(ADAPTER_COLUMNS)], strict=True))
+    return _adapter_of(values) if values[adapters.c.id] is not None else None
 
 
 class AdapterSessionStore:

@@ -176,6 +176,25 @@ class InlineConnection(AdaptedConnection):
         """
         return await_(self._run(call, operation))
 
+    async def statement(
+        self, operation: str, parameters: Sequence[Any], *, many: bool = False
+    ) -> tuple[list[Any], int]:
+        """Run one statement from a coroutine, as `run` does for SQLAlchemy's greenlet (see `planner.prepared`):
+        its rows and the count of rows it changed. With `many`, `parameters` is a list of rows of them."""
+
+        def call(cursor: sqlite3.Cursor) -> tuple[list[Any], int]:
+            done = cursor.executemany(operation, parameters) if many else cursor.execute(operation, parameters)
+            return (done.fetchall() if done.description else []), done.rowcount
+
+        return await self._run(call, operation)
+
+    async def end(self, *, commit: bool) -> None:
+        """Commit (or roll back) from a coroutine the transaction `statement`'s writes began (see `Store._begin`)."""
+        if commit:
+            await self._run(lambda _cursor: self._sqlite.commit(), None)
+        else:
+            self._sqlite.rollback()
+
     async def _run(self, call: Callable[[sqlite3.Cursor], _T], operation: str | None) -> _T:
         pace = self._pace
         if pace.loop_starved():

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from planner import events as event_log
+from planner import prepared
 from planner.clock import Clock, utcnow
 from planner.derivation import weekly_selection
 from planner.errors import (
@@ -65,6 +66,7 @@ from planner.model import (
     Window,
     iso_week_window,
 )
+from planner.prepared import Prepared
 from planner.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
 from planner.schema import events, metric_readings, metrics, people, plans, processed_keys, tasks, weekly_items
 from planner.shared_reads import SharedReads
@@ -141,7 +143,7 @@ class Receipt:
 
 
 _RECEIPT: ContextVar[Receipt | None] = ContextVar("planner_receipt", default=None)
-_RECORD_RECEIPT = insert(processed_keys)
+_RECORD_RECEIPT = Prepared(insert(processed_keys))
 
 
 class Store:
@@ -200,8 +202,26 @@ class Store:
             if writer is None or writer.closed or writer.invalidated:
                 writer = self._writer = await self.engine.connect()
             try:
-                async with writer.begin():
+                driver = prepared.inline_driver(writer)
+                if driver is None:
+                    async with writer.begin():
+                        yield writer
+                    return
+                # SQLite's own transaction, which its driver's first write begins (as it does under Core's), with
+                # nothing of Core's around it while only `Prepared` statements run; once Core runs one, it began a
+                # transaction of its own over the same one, and ends it.
+                try:
                     yield writer
+                except BaseException:
+                    if writer.in_transaction():
+                        await writer.rollback()
+                    else:
+                        await prepared.end(driver, commit=False)
+                    raise
+                if writer.in_transaction():
+                    await writer.commit()
+                else:
+                    await prepared.end(driver, commit=True)
             except BaseException:
                 if writer.invalidated:  # broken (the file went away): the next transaction opens another
                     self._writer = None
@@ -211,7 +231,7 @@ class Store:
     async def _record_receipt(self, conn: AsyncConnection, receipt: Receipt) -> None:
         row = {"tenant_id": receipt.tenant_id, "key": receipt.key, "created_at": self.clock()}
         try:
-            await conn.execute(_RECORD_RECEIPT, row)
+            await _RECORD_RECEIPT.count(conn, row)
         except IntegrityError:
             raise AlreadyProcessed(receipt.tenant_id, receipt.key) from None
 
@@ -278,12 +298,12 @@ def _plan(row: Row[Any]) -> Plan:
 _STATUSES = {status.value: status for status in TaskStatus}
 
 
-def task_in(row: Row[Any]) -> Task:
+def task_in(row: Sequence[Any]) -> Task:
     """The task in a row that begins with the tasks table's columns (a join may add others after them)."""
     return _task(row)
 
 
-def _task(row: Row[Any]) -> Task:
+def _task(row: Sequence[Any]) -> Task:
     # Unpacked by position: this runs once per task listed, and attribute access on rows costs more.
     (
         task_id,
