@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
@@ -31,8 +31,7 @@ Processor = Callable[[Any], Any]
 _REQUIRED = object()
 
 
-@dataclass(frozen=True)
-class _Slot:
+class _Slot(NamedTuple):
     """Where a positional parameter's value comes from."""
 
     key: str
@@ -42,6 +41,7 @@ class _Slot:
     fixed: Any
     """The value the statement itself gives it (`_REQUIRED`: the caller must)."""
     convert: Processor | None
+    """Its type's conversion, which Core applies to every value, None included (JSON stores None as `null`)."""
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,14 @@ class _Form:
 
     def values(self, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
         values = []
-        for slot in self.slots:
-            if slot.key in parameters:
-                value = parameters[slot.key]
-            elif slot.name in parameters:
-                value = parameters[slot.name]
-            elif slot.fixed is _REQUIRED:  # as Core says it
-                missing = exc.InvalidRequestError(f"A value is required for bind parameter {slot.key!r}")
-                raise exc.StatementError(str(missing), self.sql, dict(parameters), missing)
-            else:
-                value = slot.fixed
-            values.append(value if slot.convert is None or value is None else slot.convert(value))
+        for key, name, fixed, convert in self.slots:
+            value = parameters.get(key, _REQUIRED)
+            if value is _REQUIRED:
+                value = parameters.get(name, fixed)
+                if value is _REQUIRED:  # as Core says it
+                    missing = exc.InvalidRequestError(f"A value is required for bind parameter {key!r}")
+                    raise exc.StatementError(str(missing), self.sql, dict(parameters), missing)
+            values.append(value if convert is None else convert(value))
         return tuple(values)
 
     def rows(self, fetched: list[Any]) -> list[tuple[Any, ...]]:
@@ -109,16 +106,23 @@ def inline_driver(conn: AsyncConnection) -> InlineConnection | None:
     sync = conn.sync_connection
     if sync is None or sync.dialect.name != "sqlite" or sync.closed or sync.invalidated:
         return None  # Core raises what it should for a closed or invalidated connection
-    listening = sync.dispatch  # the engine's listeners and the connection's own
     if sync._echo or (
-        listening.before_execute
-        or listening.before_cursor_execute
-        or listening.after_cursor_execute
-        or listening.after_execute
+        # Set once anything listened to the engine or the connection (the listeners may have gone since).
+        (sync._has_events or sync.engine._has_events) and _listened(sync.dispatch)
     ):
         return None
     driver = sync.connection.dbapi_connection
     return driver if isinstance(driver, InlineConnection) else None
+
+
+def _listened(listening: Any) -> bool:
+    """Whether any of the engine's or the connection's listeners wants to see statements."""
+    return bool(
+        listening.before_execute
+        or listening.before_cursor_execute
+        or listening.after_cursor_execute
+        or listening.after_execute
+    )
 
 
 class Prepared:

@@ -119,12 +119,14 @@ class InlineCursor:
         self._rows: deque[Any] = deque()
 
     def execute(self, operation: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> InlineCursor:
-        self._connection.run(lambda cursor: self._take(cursor.execute(operation, parameters)), operation)
+        sqlite = self._connection.sqlite
+        self._connection.run(lambda: self._take(sqlite.execute(operation, parameters)), operation)
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Any]) -> InlineCursor:
         rows = list(seq_of_parameters)  # run twice if it waits for a lock: a generator would be spent
-        self._connection.run(lambda cursor: self._take(cursor.executemany(operation, rows)), operation)
+        sqlite = self._connection.sqlite
+        self._connection.run(lambda: self._take(sqlite.executemany(operation, rows)), operation)
         return self
 
     def _take(self, cursor: sqlite3.Cursor) -> None:
@@ -160,17 +162,17 @@ class InlineCursor:
 class InlineConnection(AdaptedConnection):
     """A sqlite3 connection adapted to SQLAlchemy's asyncio engine (see the module's docstring)."""
 
-    __slots__ = ("_pace", "_sqlite", "_timeout")
+    __slots__ = ("_pace", "_timeout", "sqlite")
 
     def __init__(self, connection: sqlite3.Connection, timeout: float, pace: Pace) -> None:
         self._connection = connection  # type: ignore[assignment]  # SQLAlchemy's `driver_connection`
-        self._sqlite = connection
+        self.sqlite = connection
         self._timeout = timeout
         self._pace = pace
 
-    def run(self, call: Callable[[sqlite3.Cursor], _T], operation: str | None = None) -> _T:
-        """`call` with a cursor: at once, or on a worker thread if the statement `operation` is known to be slow; if
-        the database is locked, again on a worker thread, waiting for the lock.
+    def run(self, call: Callable[[], _T], operation: str | None = None) -> _T:
+        """`call` (which runs the statement `operation` on `sqlite`): at once, or on a worker thread if the statement
+        is known to be slow; if the database is locked, again on a worker thread, waiting for the lock.
 
         Through `await_` even when it does not wait: SQLAlchemy's asyncio engine refuses a driver that never awaits.
         """
@@ -182,8 +184,10 @@ class InlineConnection(AdaptedConnection):
         """Run one statement from a coroutine, as `run` does for SQLAlchemy's greenlet (see `planner.prepared`):
         its rows and the count of rows it changed. With `many`, `parameters` is a list of rows of them."""
 
-        def call(cursor: sqlite3.Cursor) -> tuple[list[Any], int]:
-            done = cursor.executemany(operation, parameters) if many else cursor.execute(operation, parameters)
+        sqlite = self.sqlite
+
+        def call() -> tuple[list[Any], int]:
+            done = sqlite.executemany(operation, parameters) if many else sqlite.execute(operation, parameters)
             return (done.fetchall() if done.description else []), done.rowcount
 
         return await self._run(call, operation)
@@ -191,50 +195,44 @@ class InlineConnection(AdaptedConnection):
     async def end(self, *, commit: bool) -> None:
         """Commit (or roll back) from a coroutine the transaction `statement`'s writes began (see `Store._begin`)."""
         if commit:
-            await self._run(lambda _cursor: self._sqlite.commit(), None)
+            await self._run(self.sqlite.commit, None)
         else:
-            self._sqlite.rollback()
+            self.sqlite.rollback()
 
-    async def _run(self, call: Callable[[sqlite3.Cursor], _T], operation: str | None) -> _T:
+    async def _run(self, call: Callable[[], _T], operation: str | None) -> _T:
         pace = self._pace
         if pace.loop_starved():
             await asyncio.sleep(0)
-        cursor = self._sqlite.cursor()
+        if pace.is_slow(operation):
+            return await self._off_loop(call, operation)
+        began = time.perf_counter()
         try:
-            if pace.is_slow(operation):
-                return await self._off_loop(call, cursor, operation)
-            began = time.perf_counter()
-            try:
-                result = call(cursor)
-            except sqlite3.OperationalError as error:
-                if not _is_busy(error) or self._timeout <= 0:
-                    raise
-                return await self._off_loop(call, cursor, operation)
-            pace.took(operation, time.perf_counter() - began)
-            return result
-        finally:
-            cursor.close()
+            result = call()
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or self._timeout <= 0:
+                raise
+            return await self._off_loop(call, operation)
+        pace.took(operation, time.perf_counter() - began)
+        return result
 
-    async def _off_loop(
-        self, call: Callable[[sqlite3.Cursor], _T], cursor: sqlite3.Cursor, operation: str | None
-    ) -> _T:
-        waiting = asyncio.get_running_loop().run_in_executor(None, self._waiting, call, cursor)
+    async def _off_loop(self, call: Callable[[], _T], operation: str | None) -> _T:
+        waiting = asyncio.get_running_loop().run_in_executor(None, self._waiting, call)
         try:
             result, seconds = await asyncio.shield(waiting)
         except asyncio.CancelledError:
             # The connection is the thread's until its statement ends: stop the statement, and wait for it.
-            self._sqlite.interrupt()
+            self.sqlite.interrupt()
             await _settled(waiting)
             raise
         self._pace.took(operation, seconds)
         return result
 
-    def _waiting(self, call: Callable[[sqlite3.Cursor], _T], cursor: sqlite3.Cursor) -> tuple[_T, float]:
-        connection = self._sqlite
+    def _waiting(self, call: Callable[[], _T]) -> tuple[_T, float]:
+        connection = self.sqlite
         connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         try:
             began = time.perf_counter()
-            return call(cursor), time.perf_counter() - began
+            return call(), time.perf_counter() - began
         finally:
             connection.execute("PRAGMA busy_timeout = 0")
 
@@ -245,28 +243,28 @@ class InlineConnection(AdaptedConnection):
         return self.cursor().execute(operation, parameters)
 
     def commit(self) -> None:
-        self.run(lambda _cursor: self._sqlite.commit())
+        self.run(self.sqlite.commit)
 
     def rollback(self) -> None:
-        self._sqlite.rollback()
+        self.sqlite.rollback()
 
     def close(self) -> None:
-        self._sqlite.close()
+        self.sqlite.close()
 
     def create_function(self, *args: Any, **kwargs: Any) -> None:
-        self._sqlite.create_function(*args, **kwargs)
+        self.sqlite.create_function(*args, **kwargs)
 
     @property
     def isolation_level(self) -> str | None:
-        return self._sqlite.isolation_level
+        return self.sqlite.isolation_level
 
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
-        self._sqlite.isolation_level = value  # type: ignore[assignment]  # SQLAlchemy passes what sqlite3 takes
+        self.sqlite.isolation_level = value  # type: ignore[assignment]  # SQLAlchemy passes what sqlite3 takes
 
     @property
     def in_transaction(self) -> bool:
-        return self._sqlite.in_transaction
+        return self.sqlite.in_transaction
 
 
 class InlineSQLite(AsyncAdapt_dbapi_module):

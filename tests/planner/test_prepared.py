@@ -96,6 +96,21 @@ async def test_what_a_prepared_statement_writes_and_reads_is_what_core_writes_an
     assert first[3].tzinfo is not None
 
 
+async def test_none_is_stored_as_core_stores_it(tables: Store) -> None:
+    """JSON keeps None as `null`, not SQL NULL: a query for NULL finds the rows of both or of neither."""
+    store = tables
+    empty = {**ROW, "body": None, "at": None, "score": None}
+    async with store.transaction() as conn:
+        await _ADD.many(conn, [empty])
+        await conn.execute(insert(cards), {**empty, "title": "Written by Core"})
+    async with store.engine.connect() as conn:
+        null_bodies = select(cards.c.title).where(cards.c.body.is_(None)).order_by(cards.c.id)
+        null_times = select(cards.c.title).where(cards.c.at.is_(None)).order_by(cards.c.id)
+        assert (await conn.execute(null_bodies)).scalars().all() == []
+        assert (await conn.execute(null_times)).scalars().all() == ["Launch email", "Written by Core"]
+    assert [row[4] for row in await core_rows(store)] == [None, None]
+
+
 async def test_a_prepared_update_returns_the_changed_rows_and_counts_them(tables: Store) -> None:
     store = tables
     async with store.transaction() as conn:
