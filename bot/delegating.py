@@ -147,13 +147,21 @@ class Delegator:
         self._breaker_settings = breaker_settings
         self.approval_expiry = approval_expiry
         self._background: set[asyncio.Task[None]] = set()
+        self._tenant_kinds: dict[str, Mapping[str, AdapterFactory]] = {}
+
+    def _kinds_of(self, tenant_id: str) -> Mapping[str, AdapterFactory]:
+        """The tenant's adapter kinds, made once (a factory keeps nothing of a delegation)."""
+        kinds = self._tenant_kinds.get(tenant_id)
+        if kinds is None:
+            kinds = self._tenant_kinds[tenant_id] = self._kinds(self.store, tenant_id, self.vault)
+        return kinds
 
     def registry(self, tenant_id: str) -> Registry:
         return PooledRegistry(
             self.store,
             tenant_id,
             vault=self.vault,
-            kinds=self._kinds(self.store, tenant_id, self.vault),
+            kinds=self._kinds_of(tenant_id),
             pool=self.pool,
         )
 

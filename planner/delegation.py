@@ -25,6 +25,8 @@ delegation back as it was and propagates to the caller.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import json
 import os
 import socket
@@ -283,7 +285,17 @@ def _json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, 
 
 
 def _default_worker() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A name no other runner has: this process's, and a number of its own."""
+    return f"{_this_process(os.getpid())}:{next(_RUNNERS)}"
+
+
+@functools.cache
+def _this_process(pid: int) -> str:
+    # The random part tells apart processes of one host that had the same pid (a restart, a container).
+    return f"{socket.gethostname()[:40]}:{pid}:{uuid.uuid4().hex[:8]}"
+
+
+_RUNNERS = itertools.count(1)
 
 
 # The statements every delegation runs, built once with bound parameters: building one anew (and its cache key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from datetime import date, datetime
 from typing import Any
 
@@ -21,10 +22,21 @@ def snapshot(value: object) -> dict[str, Any]:
     """A JSON-ready picture of a model value (dates as ISO text, enums as their values)."""
     if not dataclasses.is_dataclass(value) or isinstance(value, type):
         raise TypeError(f"cannot snapshot {type(value).__name__}")
-    return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+
+
+@functools.cache
+def _field_names(model: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(model))
+
+
+_AS_THEY_ARE = frozenset({str, int, float, bool, type(None)})
+"""Types a snapshot keeps as they are (exactly these: an enum that is also a `str` is kept by its value)."""
 
 
 def _plain(value: object) -> Any:
+    if type(value) in _AS_THEY_ARE:
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime | date):
