@@ -318,20 +318,6 @@ _MARK_DELEGATED = Prepared(
 _DELEGATION_WIDTH = len(delegations.c)
 _TASK_WIDTH = len(tasks.c)
 _QUEUE = Prepared(insert(delegations).returning(delegations.c.id))
-_QUEUED_COLUMNS = (
-    "tenant_id",
-    "task_id",
-    "adapter",
-    "adapter_kind",
-    "capability",
-    "input",
-    "timeout_seconds",
-    "actor",
-    "queued_at",
-    "started_at",
-    "attempts",
-)
-"""What a request stores of a new delegation, besides its status."""
 _ASK = Prepared(
     # The task's columns first (`task_in` reads them by position), then the adapter's and the circuit's.
     select(tasks, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS)
@@ -576,8 +562,7 @@ class Delegations:
                     raise InvalidValue("task", task_id, "an open task: this one is done already")
                 circuit = circuit_in(row, entry.name, _TASK_WIDTH + len(ADAPTER_COLUMNS))
                 now = self._now().astimezone(UTC)  # as the store gives it back
-                unsaved = Delegation(
-                    id=0,
+                fields: dict[str, Any] = dict(
                     tenant_id=self.tenant_id,
                     task_id=task.id,
                     adapter=entry.name,
@@ -588,19 +573,17 @@ class Delegations:
                     actor=actor,
                     status=DelegationStatus.QUEUED,
                     queued_at=now,
+                    started_at=None,
+                    attempts=0,
                 )
                 starting = start and circuit.state is CircuitState.CLOSED
                 if starting and self._guard is not None:
-                    starting = await self._guard.clears(unsaved)
-                stored = (
-                    replace(unsaved, status=DelegationStatus.RUNNING, started_at=now, attempts=1)
-                    if starting
-                    else unsaved
-                )
-                queued: dict[str, Any] = {name: getattr(stored, name) for name in _QUEUED_COLUMNS}
-                queued["status"] = stored.status.value
+                    starting = await self._guard.clears(Delegation(id=0, **fields))
+                queued = dict(fields)
                 if starting:
-                    queued.update(leased_by=self.worker, lease_until=self._lease_end(now, timeout_seconds))
+                    fields.update(status=DelegationStatus.RUNNING, started_at=now, attempts=1)
+                    queued.update(fields, leased_by=self.worker, lease_until=self._lease_end(now, timeout_seconds))
+                queued["status"] = fields["status"].value
                 recorded = []
                 if task.status is not TaskStatus.DELEGATED:
                     seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
@@ -621,7 +604,7 @@ class Delegations:
                         )
                     )
                 # Only its id is new: the rest is what was just written.
-                delegation = replace(stored, id=(await _QUEUE.rows(conn, queued))[0][0])
+                delegation = Delegation(id=(await _QUEUE.rows(conn, queued))[0][0], **fields)
                 recorded.append(
                     self._event(actor=actor, kind="delegation.queued", after=delegation, extra={"input": payload})
                 )

@@ -14,8 +14,7 @@ Rows come back as tuples (Core's rows are tuples too): read them by position.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -134,7 +133,8 @@ class Prepared:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._forms: dict[tuple[type[Dialect], tuple[str, ...]], _Form] = {}
+        self._forms: dict[tuple[str, ...], _Form] = {}
+        """By parameter names. Only SQLite's forms are compiled, and its dialects compile alike."""
 
     async def rows(self, conn: AsyncConnection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run it once with `parameters`; the rows it returns (a SELECT's, or a RETURNING's)."""
@@ -170,11 +170,10 @@ class Prepared:
         await self._run(driver, form, rows, [form.values(row) for row in rows])
 
     def _form(self, conn: AsyncConnection, parameters: Mapping[str, Any]) -> _Form:
-        dialect = conn.dialect
-        key = (type(dialect), tuple(parameters))
-        form = self._forms.get(key)
+        names = tuple(parameters)
+        form = self._forms.get(names)
         if form is None:
-            form = self._forms[key] = _compile(self.statement, dialect, tuple(parameters))
+            form = self._forms[names] = _compile(self.statement, conn.dialect, names)
         return form
 
     @staticmethod
@@ -184,20 +183,22 @@ class Prepared:
         parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         values: Any,
     ) -> tuple[list[Any], int]:
-        with _as_core_errors(form.sql, parameters):
+        try:
             return await driver.statement(form.sql, values, many=isinstance(values, list))
+        except sqlite3.Error as error:
+            raise _as_core_error(error, form.sql, parameters) from error
 
 
 async def end(driver: InlineConnection, *, commit: bool) -> None:
     """Commit or roll back the transaction `Prepared` statements began on `driver` with nothing of Core's."""
-    with _as_core_errors("COMMIT" if commit else "ROLLBACK", None):
-        await driver.end(commit=commit)
-
-
-@contextmanager
-def _as_core_errors(sql: str, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -> Iterator[None]:
-    """sqlite3's errors as Core raises them (`sqlalchemy.exc.IntegrityError`…), which is what callers catch."""
     try:
-        yield
+        await driver.end(commit=commit)
     except sqlite3.Error as error:
-        raise exc.DBAPIError.instance(sql, parameters, error, sqlite3.Error) from error
+        raise _as_core_error(error, "COMMIT" if commit else "ROLLBACK", None) from error
+
+
+def _as_core_error(
+    error: sqlite3.Error, sql: str, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+) -> BaseException:
+    """sqlite3's error as Core raises it (`sqlalchemy.exc.IntegrityError`…), which is what callers catch."""
+    return exc.DBAPIError.instance(sql, parameters, error, sqlite3.Error)

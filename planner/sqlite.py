@@ -183,14 +183,25 @@ class InlineConnection(AdaptedConnection):
     ) -> tuple[list[Any], int]:
         """Run one statement from a coroutine, as `run` does for SQLAlchemy's greenlet (see `planner.prepared`):
         its rows and the count of rows it changed. With `many`, `parameters` is a list of rows of them."""
-
         sqlite = self.sqlite
 
         def call() -> tuple[list[Any], int]:
             done = sqlite.executemany(operation, parameters) if many else sqlite.execute(operation, parameters)
             return (done.fetchall() if done.description else []), done.rowcount
 
-        return await self._run(call, operation)
+        pace = self._pace
+        if pace.loop_starved() or pace.is_slow(operation):
+            return await self._run(call, operation)
+        # `_run`'s usual case, inline: this runs for every prepared statement.
+        began = time.perf_counter()
+        try:
+            result = call()
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or self._timeout <= 0:
+                raise
+            return await self._off_loop(call, operation)
+        pace.took(operation, time.perf_counter() - began)
+        return result
 
     async def end(self, *, commit: bool) -> None:
         """Commit (or roll back) from a coroutine the transaction `statement`'s writes began (see `Store._begin`)."""
