@@ -29,24 +29,29 @@ bot server and a fake Bot Connector for it to reply to.
 
 Results go to the outbox (the scheduler's tick sends them); nothing is sent to Teams during a delegation here.
 
-What dominates, as found on a 2-core machine with cProfile and the SQL statements timed one by one (those probes
-are not part of this script; the SQL counts are):
-- A delegation. The agent call costs what the direct call does (1.01-1.05x), so our seam is not the cost; the
+What dominates, as found on a 2-core machine with cProfile and timers between the steps (those probes are not part
+of this script; the SQL counts are, on one delegation run while a listener counts its statements, which sends them
+through SQLAlchemy Core: they are the same statements the others run past it):
+- A delegation. The agent call costs what the direct call does (0.97-1.05x), so our seam is not the cost; the
   durable record is, and it is what the lifecycle promises: the request (one read of the task, its adapter and the
   adapter's circuit; the task's compare-and-set; the delegation, stored already started and held by this runner;
   its two events in one statement) commits before the agent is called, so a crash leaves a record and no other
   runner can call it; the result, its evidence, its event and the owner's message commit together after. That
-  is 9 statements in 2 transactions (15 in 4 before, 19 in 7 before that). On SQLite a statement costs about
-  0.15 ms through SQLAlchemy (0.01 ms of it SQLite's), a commit 0.25 ms (the WAL write, no fsync), and the Python
-  between them, ours and SQLAlchemy's, about as much again: 4.5-5.5 ms against a trivial tool's 5-6 ms, so 1.9-2.1x
-  on a quiet machine, 3.2-3.6x on PostgreSQL (a round trip a statement). It was 4-6x before the SQLite driver stopped
-  making four round trips to a thread a statement (`planner/sqlite.py`). The same statements written straight to
-  the sqlite3 connection measured 1.12-1.17x in a probe: the 1.5x goal would need the two transactions below
-  SQLAlchemy's execution path. Against an agent that takes seconds it is noise.
+  is 9 statements in 2 transactions (15 in 4 before, 19 in 7 before that). They are prepared statements
+  (`planner/prepared.py`): on SQLite they run straight on the driver's connection, where SQLAlchemy's execution
+  path cost ten times SQLite's own work a statement. What is left, timed between the steps: SQLite's own work
+  (about 0.15 ms of statements and 0.1 ms of the two commits' WAL writes) and as much again of Python around it,
+  all of it slowed two- to threefold because it runs cold, right after the agent call (warm, back to back with an
+  agent that answers at once, the whole record costs 0.37 ms). Beside a trivial tool's 1.4-2.8 ms on loopback that
+  is 1.50-1.68x over runs (2.0x with every statement through SQLAlchemy, 4-6x before the SQLite driver); the record
+  without its events, evidence and owner's message measured 1.51x in a probe, so what the decision log and the
+  outbox add is not what stands between it and 1.5x. On PostgreSQL every statement is a round trip: 3.1-3.6x.
+  Against an agent that takes seconds it is noise.
 - Turns under load. A steady `my tasks` turn writes once (its activity id, so a retried activity runs once), and
   on SQLite every write transaction of the process waits in one queue (`Store.transaction`'s lock), where it meets
   the delegations' two. With 20 delegations in flight the queue, not the CPU, lengthened the loaded turns: p95
-  2.1-2.3x quiet with seven transactions a delegation and a thread round trip a call, 1.3-1.4x now.
+  2.1-2.3x quiet with seven transactions a delegation and a thread round trip a call; 0.9-1.8x now (a p95 of 180
+  turns of a few ms moves with the machine: 1.8x was 10.7 ms against 5.9 ms).
 
 Usage: python bench/delegation.py [--samples N] [--warmup N] [--concurrent N] [--agent-seconds S]
                                   [--turns N] [--rounds N] [--time-limit SECONDS] [--database-url URL]
