@@ -189,19 +189,7 @@ class InlineConnection(AdaptedConnection):
             done = sqlite.executemany(operation, parameters) if many else sqlite.execute(operation, parameters)
             return (done.fetchall() if done.description else []), done.rowcount
 
-        pace = self._pace
-        if pace.loop_starved() or pace.is_slow(operation):
-            return await self._run(call, operation)
-        # `_run`'s usual case, inline: this runs for every prepared statement.
-        began = time.perf_counter()
-        try:
-            result = call()
-        except sqlite3.OperationalError as error:
-            if not _is_busy(error) or self._timeout <= 0:
-                raise
-            return await self._off_loop(call, operation)
-        pace.took(operation, time.perf_counter() - began)
-        return result
+        return await self._run(call, operation)
 
     async def end(self, *, commit: bool) -> None:
         """Commit (or roll back) from a coroutine the transaction `statement`'s writes began (see `Store._begin`)."""
