@@ -250,6 +250,11 @@ class InlineConnection(AdaptedConnection):
     def close(self) -> None:
         self.sqlite.close()
 
+    def terminate(self) -> None:
+        """What SQLAlchemy calls on a connection it invalidates (a statement cancelled, say): close it, so a
+        transaction the statement began is rolled back and its lock let go now, not when it is collected."""
+        self.sqlite.close()
+
     def create_function(self, *args: Any, **kwargs: Any) -> None:
         self.sqlite.create_function(*args, **kwargs)
 

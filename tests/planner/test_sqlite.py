@@ -108,6 +108,18 @@ async def test_a_write_cancelled_while_it_waits_for_a_lock_leaves_nothing_and_it
         assert (await conn.execute(select(notes.c.text).order_by(notes.c.id))).scalars().all() == ["after", "again"]
 
 
+async def test_an_invalidated_connection_is_closed_at_once_and_lets_go_of_its_lock(
+    engine: AsyncEngine, other_process: sqlite3.Connection
+) -> None:
+    """SQLAlchemy invalidates a connection whose statement was cancelled; a lock it kept would stop every writer."""
+    async with engine.connect() as conn:
+        await conn.execute(insert(notes).values(text="never committed"))  # its transaction holds the write lock
+        await conn.invalidate()
+    other_process.execute("PRAGMA busy_timeout = 0")  # no waiting for it: the lock must be free now
+    other_process.execute("INSERT INTO notes (text) VALUES ('theirs')")
+    assert [text for (text,) in other_process.execute("SELECT text FROM notes")] == ["theirs"]
+
+
 async def test_a_result_keeps_its_rows_when_the_connection_runs_another_statement(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(insert(notes), [{"text": "one"}, {"text": "two"}])
