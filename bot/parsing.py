@@ -41,8 +41,9 @@ WEEKDAYS = {
     )
     for name in names
 }
-MAX_ID = 2**63 - 1
-"""The largest id a database column holds (BIGINT); a larger number names nothing."""
+MAX_ID = 2**31 - 1
+"""The largest id the store's id columns hold (INTEGER, 32 bits on PostgreSQL); a larger number names nothing, and
+PostgreSQL refuses to compare one with them."""
 DATE_FORMS = "YYYY-MM-DD (2026-03-31), 31 March [2026], March 31, today, tomorrow or a weekday"
 
 
@@ -127,6 +128,6 @@ def parse_ref(text: str | int, prefix: str, what: str) -> int:
     if raw.startswith(prefix):
         raw = raw[len(prefix) :].lstrip("#")
     # ASCII digits only ("¹".isdigit() is true, but int() refuses it), and few enough to fit the database's ids.
-    if not re.fullmatch(r"[0-9]{1,18}", raw):
+    if not re.fullmatch(r"[0-9]{1,18}", raw) or int(raw) > MAX_ID:
         raise ParseError(what, str(text), f"its id, e.g. {prefix}12")
     return int(raw)

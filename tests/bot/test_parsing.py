@@ -59,3 +59,11 @@ def test_task_references(text: str | int) -> None:
 def test_bad_reference_shows_an_example() -> None:
     with pytest.raises(ParseError, match=r"e\.g\. P12"):
         parse_ref("the launch", "P", "a plan")
+
+
+@pytest.mark.parametrize("text", [2**31, "A2147483648", 10**30, "#999999999999999999"])
+def test_a_reference_beyond_any_id_the_store_holds_is_refused_with_an_example(text: str | int) -> None:
+    """PostgreSQL's INTEGER ids stop at 2**31 - 1, and it refuses to compare a larger number with them."""
+    with pytest.raises(ParseError, match=r"e\.g\. A12"):
+        parse_ref(text, "A", "an approval request")
+    assert parse_ref(2**31 - 1, "A", "an approval request") == 2**31 - 1
