@@ -9,6 +9,7 @@ from typing import Any
 from bot import messages
 from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.parsing import MAX_ID
 from planner.decisions import Decision, DecisionLog, describe_subject, explain
 
 WHY_SHOWN = 3
@@ -53,7 +54,8 @@ def subject_of(value: object) -> str:
 
 def _number(value: object) -> int:
     raw = str(value).strip().lstrip("#")
-    if not re.fullmatch(r"[0-9]{1,18}", raw):  # ASCII digits that fit the database ("¹".isdigit() is true)
+    # ASCII digits ("¹".isdigit() is true), of a number the database's ids can hold
+    if not re.fullmatch(r"[0-9]{1,18}", raw) or int(raw) > MAX_ID:
         raise BadArguments(messages.WHY_WHAT)
     return int(raw)
 

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from bot import messages
 from bot.grammar import parse
 from bot.operations import Caller, Context, Reply, default_registry
 from planner.decisions import DecisionLog
@@ -125,3 +126,12 @@ def test_the_llm_may_ask_why_but_the_grammar_still_needs_a_subject() -> None:
     with pytest.raises(GrammarError) as asked:
         parse("why")
     assert asked.value.operation == "explain_decision"
+
+
+async def test_a_decision_number_beyond_any_the_log_holds_gets_the_usual_help(store: Store, clock: FakeClock) -> None:
+    """2**31 is past what PostgreSQL's INTEGER column holds: it is not looked up, it is a number that names nothing."""
+    refused = await run(store, clock, f"decision {2**31}")
+    assert not refused.ok
+    assert refused.text.startswith(messages.WHY_WHAT)
+    last = await run(store, clock, f"decision {2**31 - 1}")
+    assert last.text.startswith("No decision 2147483647 in the log.")
