@@ -245,6 +245,8 @@ async def measure_evaluation(database_url: str | None, scratch: Path, repeats: i
                     steady[size].append(steady_seconds)
         async with small.connect() as conn:
             due_in_outbox = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+        for store in stores.values():
+            await store.close()  # its writer connection (SQLite) is kept open until then
     assert fired["10k"] == fired["100k"], f"the two databases fired differently: {fired}"
     ms = 1000
     medians = {
@@ -330,6 +332,7 @@ async def measure_fan_out(
         sender_cpu = time.process_time() - cpu_began
         stats = await connector_stats(url)
         final_counts = await Outbox(store).counts()
+        await store.close()  # its writer connection (SQLite) is kept open until then
     rate = total.sent / delivery_seconds if delivery_seconds else 0.0
     return {
         "fanout_members": members,
