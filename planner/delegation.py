@@ -579,11 +579,11 @@ class Delegations:
                 starting = start and circuit.state is CircuitState.CLOSED
                 if starting and self._guard is not None:
                     starting = await self._guard.clears(Delegation(id=0, **fields))
-                queued = dict(fields)
+                lease: dict[str, Any] = {}
                 if starting:
                     fields.update(status=DelegationStatus.RUNNING, started_at=now, attempts=1)
-                    queued.update(fields, leased_by=self.worker, lease_until=self._lease_end(now, timeout_seconds))
-                queued["status"] = fields["status"].value
+                    lease = {"leased_by": self.worker, "lease_until": self._lease_end(now, timeout_seconds)}
+                queued = {**fields, "status": fields["status"].value, **lease}
                 recorded = []
                 if task.status is not TaskStatus.DELEGATED:
                     seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
