@@ -158,8 +158,17 @@ def _circuit_of(values: Mapping[Any, Any]) -> Circuit:
 def circuit_in(row: Sequence[Any], adapter: str, at: int) -> Circuit:
     """The circuit of `adapter` in a row that outer-joined `CIRCUIT_COLUMNS` from position `at` (closed when it found
     none)."""
-    values = dict(zip(CIRCUIT_COLUMNS, row[at : at + len(CIRCUIT_COLUMNS)], strict=True))
-    return _circuit_of(values) if values[circuit_breakers.c.adapter] is not None else Circuit(adapter=adapter)
+    stored, state, failures, opened_at, probe_until, last_error = row[at : at + len(CIRCUIT_COLUMNS)]
+    if stored is None:
+        return Circuit(adapter=adapter)
+    return Circuit(
+        adapter=stored,
+        state=CircuitState(state),
+        failures=failures,
+        opened_at=opened_at,
+        probe_until=probe_until,
+        last_error=last_error,
+    )
 
 
 def _close_statement() -> Any:

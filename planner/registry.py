@@ -182,10 +182,18 @@ _BY_NAME = select(*ADAPTER_COLUMNS).where(
 """Built once: every delegation reads its adapter, and building the statement anew costs about as much as running it."""
 
 
+_ADAPTER_KEYS = tuple(column.key for column in ADAPTER_COLUMNS)
+"""Named as `RegisteredAdapter`'s fields."""
+
+
 def adapter_in(row: Sequence[Any], at: int) -> RegisteredAdapter | None:
     """The adapter in a row that outer-joined `ADAPTER_COLUMNS` from position `at` (None when it found none)."""
-    values = dict(zip(ADAPTER_COLUMNS, row[at : at + len(ADAPTER_COLUMNS)], strict=True))
-    return _adapter_of(values) if values[adapters.c.id] is not None else None
+    values = dict(zip(_ADAPTER_KEYS, row[at : at + len(_ADAPTER_KEYS)], strict=True))
+    if values["id"] is None:
+        return None
+    values["config"] = dict(values["config"])
+    values["secret_fields"] = tuple(values["secret_fields"])
+    return RegisteredAdapter(**values)
 
 
 class AdapterSessionStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.types import TypeDecorator
 
 from planner.prepared import Prepared, inline_driver
 from planner.schema import UTCDateTime
@@ -239,3 +241,31 @@ async def test_a_prepared_write_waits_for_another_process_holding_the_lock(table
     finally:
         other.close()
     assert [row[1] for row in await core_rows(store)] == ["Theirs", "Launch email"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        AT,
+        datetime(2026, 3, 1, 1, 2, 3, 456789, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(5, 1, 1, 0, 0, 0, 7, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        None,
+    ],
+)
+def test_a_utc_datetime_is_stored_on_sqlite_as_sqlalchemy_stores_it(value: datetime | None) -> None:
+    dialect = sqlite.dialect()
+    column_type = UTCDateTime().dialect_impl(dialect)
+    ours = column_type.bind_processor(dialect)
+    sqlalchemys = TypeDecorator.bind_processor(column_type, dialect)  # the time zone, then SQLite's text: two steps
+    assert ours is not None
+    assert sqlalchemys is not None
+    assert ours(value) == sqlalchemys(value)
+
+
+def test_a_naive_datetime_is_refused_on_sqlite_too() -> None:
+    dialect = sqlite.dialect()
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    with pytest.raises(ValueError, match="naive datetime"):
+        process(datetime(2026, 6, 4, 9, 30))
