@@ -122,6 +122,8 @@ def accounts_in(arguments: Mapping[str, Any]) -> tuple[str, ...]:
     found: list[str] = []
     for key in ACCOUNT_KEYS:
         value = arguments.get(key)
+        if value is None:
+            continue
         values = [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
         if isinstance(values, list | tuple):
             found.extend(str(v).strip() for v in values if isinstance(v, str | int) and not isinstance(v, bool))

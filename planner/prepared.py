@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import exc
@@ -43,32 +42,55 @@ class _Slot(NamedTuple):
     """Its type's conversion, which Core applies to every value, None included (JSON stores None as `null`)."""
 
 
-@dataclass(frozen=True)
 class _Form:
-    """A statement compiled for SQLite, for one set of parameter names."""
+    """A statement compiled for SQLite, for one set of parameter names.
 
-    sql: str
-    slots: tuple[_Slot, ...]
-    columns: tuple[Processor | None, ...]
-    """How to read each column of its rows (None: as SQLite gives it)."""
+    How its values are bound and its rows read is worked out here, once: a delegation binds a hundred values.
+    """
 
-    def values(self, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = []
-        for key, name, fixed, convert in self.slots:
-            value = parameters.get(key, _REQUIRED)
-            if value is _REQUIRED:
-                value = parameters.get(name, fixed)
-                if value is _REQUIRED:  # as Core says it
-                    missing = exc.InvalidRequestError(f"A value is required for bind parameter {key!r}")
-                    raise exc.StatementError(str(missing), self.sql, dict(parameters), missing)
-            values.append(value if convert is None else convert(value))
-        return tuple(values)
+    __slots__ = ("_converted", "_lookups", "_read", "_required", "slots", "sql")
+
+    def __init__(self, sql: str, slots: tuple[_Slot, ...], columns: tuple[Processor | None, ...]) -> None:
+        self.sql = sql
+        self.slots = slots
+        self._lookups = tuple((slot.name if _anonymous(slot) else slot.key, slot.fixed) for slot in slots)
+        """Each slot's parameter name, and its value when it is not given."""
+        self._required = frozenset(key for key, fixed in self._lookups if fixed is _REQUIRED)
+        self._converted = tuple((index, slot.convert) for index, slot in enumerate(slots) if slot.convert is not None)
+        self._read = tuple((index, column) for index, column in enumerate(columns) if column is not None)
+        """How to read the columns of its rows that SQLite does not give as they are."""
+
+    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
+        if not self._required <= parameters.keys():
+            self._refuse(parameters)
+        get = parameters.get
+        values = [get(key, fixed) for key, fixed in self._lookups]
+        for index, convert in self._converted:
+            values[index] = convert(values[index])
+        return values
+
+    def _refuse(self, parameters: Mapping[str, Any]) -> None:
+        missing = next(key for key in self._required if key not in parameters)
+        error = exc.InvalidRequestError(f"A value is required for bind parameter {missing!r}")  # as Core says it
+        raise exc.StatementError(str(error), self.sql, dict(parameters), error)
 
     def rows(self, fetched: list[Any]) -> list[tuple[Any, ...]]:
-        columns = self.columns
-        if not any(columns):
+        read = self._read
+        if not read:
             return fetched
-        return [tuple(v if c is None else c(v) for c, v in zip(columns, row, strict=True)) for row in fetched]
+        rows = []
+        for row in fetched:
+            values = list(row)
+            for index, column in read:
+                values[index] = column(values[index])
+            rows.append(tuple(values))
+        return rows
+
+
+def _anonymous(slot: _Slot) -> bool:
+    """A parameter the statement named itself (a literal value in it): callers reach it by its compiled name only,
+    as Core's callers do (its key is made up: `%(4417 param)s`)."""
+    return slot.key != slot.name and slot.key.startswith("%(")
 
 
 def _compile(statement: Executable, dialect: Dialect, keys: Sequence[str]) -> _Form:
@@ -167,7 +189,7 @@ class Prepared:
             await conn.execute(self.statement, [dict(row) for row in rows])
             return
         form = self._form(conn, rows[0])
-        await self._run(driver, form, rows, [form.values(row) for row in rows])
+        await self._run(driver, form, rows, [form.values(row) for row in rows], many=True)
 
     def _form(self, conn: AsyncConnection, parameters: Mapping[str, Any]) -> _Form:
         names = tuple(parameters)
@@ -182,9 +204,11 @@ class Prepared:
         form: _Form,
         parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         values: Any,
+        *,
+        many: bool = False,
     ) -> tuple[list[Any], int]:
         try:
-            return await driver.statement(form.sql, values, many=isinstance(values, list))
+            return await driver.statement(form.sql, values, many=many)
         except sqlite3.Error as error:
             raise _as_core_error(error, form.sql, parameters) from error
 

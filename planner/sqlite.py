@@ -212,7 +212,9 @@ class InlineConnection(AdaptedConnection):
             if not _is_busy(error) or self._timeout <= 0:
                 raise
             return await self._off_loop(call, operation)
-        pace.took(operation, time.perf_counter() - began)
+        seconds = time.perf_counter() - began
+        if seconds > SLOW_STATEMENT:  # else there is nothing to learn: it was not known to be slow either
+            pace.took(operation, seconds)
         return result
 
     async def _off_loop(self, call: Callable[[], _T], operation: str | None) -> _T:
