@@ -595,6 +595,11 @@ class MCPAgent(Agent):
         Raises:
             AgentUnavailable: the session could not be opened.
         """
+        session = self._session
+        if session is not None and not session.broken and session.client is not None:
+            # Open and well (a client is set once the session is ready, and cleared when it ends): the lock and the
+            # wait would each give the event loop a turn, every call.
+            return session, session.client
         stale: _Session | None = None
         async with self._lock:
             session = self._session
