@@ -32,21 +32,21 @@ Results go to the outbox (the scheduler's tick sends them); nothing is sent to T
 What dominates, as found on a 2-core machine with cProfile and timers between the steps (those probes are not part
 of this script; the SQL counts are, on one delegation run while a listener counts its statements, which sends them
 through SQLAlchemy Core: they are the same statements the others run past it):
-- A delegation. The agent call costs what the direct call does (0.97-1.05x), so our seam is not the cost; the
-  durable record is, and it is what the lifecycle promises: the request (one read of the task, its adapter and the
-  adapter's circuit; the task's compare-and-set; the delegation, stored already started and held by this runner;
-  its two events in one statement) commits before the agent is called, so a crash leaves a record and no other
-  runner can call it; the result, its evidence, its event and the owner's message commit together after. That
-  is 9 statements in 2 transactions (15 in 4 before, 19 in 7 before that). They are prepared statements
+- A delegation. The agent call costs what the direct call does (0.99-1.03x; it took a lock and waited on an event
+  before every call, each giving the event loop a turn, until an open session was taken as it is), so our seam is
+  not the cost; the durable record is, and it is what the lifecycle promises: the request (one read of the task, its
+  adapter and the adapter's circuit; the task's compare-and-set; the delegation, stored already started and held by
+  this runner; its two events in one statement) commits before the agent is called, so a crash leaves a record and
+  no other runner can call it; the result, its evidence, its event and the owner's message commit together after.
+  That is 9 statements in 2 transactions (15 in 4 before, 19 in 7 before that). They are prepared statements
   (`planner/prepared.py`): on SQLite they run straight on the driver's connection, where SQLAlchemy's execution
-  path cost ten times SQLite's own work a statement. What is left, timed between the steps: SQLite's own work
-  (about 0.15 ms of statements and 0.1 ms of the two commits' WAL writes) and as much again of Python around it,
-  all of it slowed two- to threefold because it runs cold, right after the agent call (warm, back to back with an
-  agent that answers at once, the whole record costs 0.37 ms). Beside a trivial tool's 1.4-2.8 ms on loopback that
-  is 1.50-1.68x over runs (2.0x with every statement through SQLAlchemy, 4-6x before the SQLite driver); the record
-  without its events, evidence and owner's message measured 1.51x in a probe, so what the decision log and the
-  outbox add is not what stands between it and 1.5x. On PostgreSQL every statement is a round trip: 3.1-3.6x.
-  Against an agent that takes seconds it is noise.
+  path cost ten times SQLite's own work a statement. What is left: SQLite's own work (the same four statements and
+  commit in bare sqlite3 cost 0.43 ms of the request's 0.73-0.89 ms, timed after an idle wait as an agent call's)
+  and Python around it, all of it slowed two- to threefold because it runs cold, after a network wait (back to
+  back, the request costs 0.28-0.37 ms). Beside a trivial tool's 1.8-3.4 ms on loopback that is 1.47-1.56x over
+  eight runs (median 1.50x; 1.50-1.68x the session before, 2.0x with every statement through SQLAlchemy, 4-6x before
+  the SQLite driver). On PostgreSQL every statement is a round trip: 3.1-3.2x. Against an agent that takes seconds
+  it is noise.
 - Turns under load. A steady `my tasks` turn writes once (its activity id, so a retried activity runs once), and
   on SQLite every write transaction of the process waits in one queue (`Store.transaction`'s lock), where it meets
   the delegations' two. With 20 delegations in flight the queue, not the CPU, lengthened the loaded turns: p95
