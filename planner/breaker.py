@@ -16,7 +16,7 @@ can run in its own transaction (a delegation's result commits with it).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -140,29 +140,22 @@ CIRCUIT_COLUMNS = (
 
 
 def _circuit(row: Row[Any]) -> Circuit:
-    return _circuit_of(row._mapping)
-
-
-def _circuit_of(values: Mapping[Any, Any]) -> Circuit:
-    """The circuit in `values`, keyed by the circuit_breakers table's columns."""
-    return Circuit(
-        adapter=values[circuit_breakers.c.adapter],
-        state=CircuitState(values[circuit_breakers.c.state]),
-        failures=values[circuit_breakers.c.failures],
-        opened_at=values[circuit_breakers.c.opened_at],
-        probe_until=values[circuit_breakers.c.probe_until],
-        last_error=values[circuit_breakers.c.last_error],
-    )
+    values = row._mapping
+    return _circuit_from([values[column] for column in CIRCUIT_COLUMNS])
 
 
 def circuit_in(row: Sequence[Any], adapter: str, at: int) -> Circuit:
     """The circuit of `adapter` in a row that outer-joined `CIRCUIT_COLUMNS` from position `at` (closed when it found
     none)."""
-    stored, state, failures, opened_at, probe_until, last_error = row[at : at + len(CIRCUIT_COLUMNS)]
-    if stored is None:
-        return Circuit(adapter=adapter)
+    values = row[at : at + len(CIRCUIT_COLUMNS)]
+    return _circuit_from(values) if values[0] is not None else Circuit(adapter=adapter)
+
+
+def _circuit_from(values: Sequence[Any]) -> Circuit:
+    """The circuit of the values of `CIRCUIT_COLUMNS`, in their order."""
+    adapter, state, failures, opened_at, probe_until, last_error = values
     return Circuit(
-        adapter=stored,
+        adapter=adapter,
         state=CircuitState(state),
         failures=failures,
         opened_at=opened_at,
