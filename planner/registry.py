@@ -153,27 +153,21 @@ def _looks_secret(field_name: str) -> bool:
 ADAPTER_COLUMNS = tuple(column for column in adapters.c if column.name not in ("secrets", "session"))
 """What a row needs to make a `RegisteredAdapter` (beside other tables' columns in a join: read by position, with
 `adapter_in`); never the secrets or the session."""
+_ADAPTER_KEYS = tuple(column.key for column in ADAPTER_COLUMNS)
+_ID_AT = _ADAPTER_KEYS.index("id")
 
 
 def _adapter(row: Row[Any]) -> RegisteredAdapter:
-    return _adapter_of(row._mapping)
+    values = row._mapping
+    return _adapter_from([values[column] for column in ADAPTER_COLUMNS])
 
 
-def _adapter_of(values: Mapping[Any, Any]) -> RegisteredAdapter:
-    """The adapter in `values`, keyed by the adapters table's columns."""
-    return RegisteredAdapter(
-        id=values[adapters.c.id],
-        tenant_id=values[adapters.c.tenant_id],
-        kind=values[adapters.c.kind],
-        name=values[adapters.c.name],
-        config=dict(values[adapters.c.config]),
-        secret_fields=tuple(values[adapters.c.secret_fields]),
-        enabled=values[adapters.c.enabled],
-        created_by=values[adapters.c.created_by],
-        created_at=values[adapters.c.created_at],
-        updated_at=values[adapters.c.updated_at],
-        version=values[adapters.c.version],
-    )
+def _adapter_from(values: Sequence[Any]) -> RegisteredAdapter:
+    """The adapter of the values of `ADAPTER_COLUMNS`, in their order (named as `RegisteredAdapter`'s fields)."""
+    fields = dict(zip(_ADAPTER_KEYS, values, strict=True))
+    fields["config"] = dict(fields["config"])
+    fields["secret_fields"] = tuple(fields["secret_fields"])
+    return RegisteredAdapter(**fields)
 
 
 _BY_NAME = select(*ADAPTER_COLUMNS).where(
@@ -182,18 +176,10 @@ _BY_NAME = select(*ADAPTER_COLUMNS).where(
 """Built once: every delegation reads its adapter, and building the statement anew costs about as much as running it."""
 
 
-_ADAPTER_KEYS = tuple(column.key for column in ADAPTER_COLUMNS)
-"""Named as `RegisteredAdapter`'s fields."""
-
-
 def adapter_in(row: Sequence[Any], at: int) -> RegisteredAdapter | None:
     """The adapter in a row that outer-joined `ADAPTER_COLUMNS` from position `at` (None when it found none)."""
-    values = dict(zip(_ADAPTER_KEYS, row[at : at + len(_ADAPTER_KEYS)], strict=True))
-    if values["id"] is None:
-        return None
-    values["config"] = dict(values["config"])
-    values["secret_fields"] = tuple(values["secret_fields"])
-    return RegisteredAdapter(**values)
+    values = row[at : at + len(ADAPTER_COLUMNS)]
+    return _adapter_from(values) if values[_ID_AT] is not None else None
 
 
 class AdapterSessionStore:

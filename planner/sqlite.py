@@ -192,8 +192,7 @@ class InlineConnection(AdaptedConnection):
         return await self._run(call, operation)
 
     async def end(self, *, commit: bool) -> None:
-        """Commit (or roll back) from a coroutine the transaction `statement`'s writes began (see
-        `Store.transaction`)."""
+        """Commit (or roll back) from a coroutine the transaction `statement`'s writes began (see `Store._begin`)."""
         if commit:
             await self._run(self.sqlite.commit, None)
         else:

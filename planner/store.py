@@ -157,7 +157,7 @@ class Store:
         # queueing this process's write transactions here instead keeps them from colliding.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._writer: AsyncConnection | None = None
-        """SQLite: the connection every write transaction of this process uses in turn (see `transaction`)."""
+        """SQLite: the connection every write transaction of this process uses in turn (see `_begin`)."""
         self.shared_reads = SharedReads()
         """Reads many callers ask for at once (see `planner.shared_reads`)."""
 
@@ -167,11 +167,6 @@ class Store:
 
         Under a receipt (`receipt`), the first one also records the receipt's key; raises AlreadyProcessed when it
         is recorded already.
-
-        SQLite: the process's write transactions queue for its one writer connection, kept open between them
-        (taking a connection from the pool and giving it back cost more than most transactions' statements).
-        One generator for both backends: a delegation runs two of these, and a layer of context manager more was a
-        tenth of their Python.
         """
         receipt = _RECEIPT.get()
         if receipt is not None and (receipt.recorded or receipt.pending):
@@ -180,54 +175,58 @@ class Store:
             receipt.pending = True
         committed = False
         try:
-            if self._write_lock is None:
-                async with self.engine.begin() as conn:
-                    if receipt is not None:
-                        await self._record_receipt(conn, receipt)
-                    yield conn
-                committed = True
-                return
-            async with self._write_lock:
-                writer = self._writer
-                if writer is None or writer.closed or writer.invalidated:
-                    writer = self._writer = await self.engine.connect()
-                try:
-                    driver = prepared.inline_driver(writer)
-                    if driver is None:
-                        async with writer.begin():
-                            if receipt is not None:
-                                await self._record_receipt(writer, receipt)
-                            yield writer
-                        committed = True
-                        return
-                    # SQLite's own transaction, which its driver's first write begins (as it does under Core's),
-                    # with nothing of Core's around it while only `Prepared` statements run; once Core runs one,
-                    # it began a transaction of its own over the same one, and ends it.
-                    try:
-                        if receipt is not None:
-                            await self._record_receipt(writer, receipt)
-                        yield writer
-                    except BaseException:
-                        if writer.in_transaction():
-                            await writer.rollback()
-                        else:
-                            await prepared.end(driver, commit=False)
-                        raise
-                    if writer.in_transaction():
-                        await writer.commit()
-                    else:
-                        await prepared.end(driver, commit=True)
-                    committed = True
-                except BaseException:
-                    if writer.invalidated:  # broken (the file went away): the next transaction opens another
-                        self._writer = None
-                        await writer.close()
-                    raise
+            async with self._begin() as conn:
+                if receipt is not None:
+                    await self._record_receipt(conn, receipt)
+                yield conn
+            committed = True
         finally:
             if receipt is not None:
                 # Committed: recorded. Rolled back: nothing of it happened, and the turn's next write records it.
                 receipt.recorded = committed
                 receipt.pending = False
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a new transaction that commits on exit (rolls back on error).
+
+        SQLite: the process's write transactions queue for its one writer connection, kept open between them
+        (taking a connection from the pool and giving it back cost more than most transactions' statements).
+        """
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock:
+            writer = self._writer
+            if writer is None or writer.closed or writer.invalidated:
+                writer = self._writer = await self.engine.connect()
+            try:
+                driver = prepared.inline_driver(writer)
+                if driver is None:
+                    async with writer.begin():
+                        yield writer
+                    return
+                # SQLite's own transaction, which its driver's first write begins (as it does under Core's), with
+                # nothing of Core's around it while only `Prepared` statements run; once Core runs one, it began a
+                # transaction of its own over the same one, and ends it.
+                try:
+                    yield writer
+                except BaseException:
+                    if writer.in_transaction():
+                        await writer.rollback()
+                    else:
+                        await prepared.end(driver, commit=False)
+                    raise
+                if writer.in_transaction():
+                    await writer.commit()
+                else:
+                    await prepared.end(driver, commit=True)
+            except BaseException:
+                if writer.invalidated:  # broken (the file went away): the next transaction opens another
+                    self._writer = None
+                    await writer.close()
+                raise
 
     async def _record_receipt(self, conn: AsyncConnection, receipt: Receipt) -> None:
         row = {"tenant_id": receipt.tenant_id, "key": receipt.key, "created_at": self.clock()}
