@@ -93,6 +93,12 @@ class PolicyGuard:
 
     async def clears(self, delegation: Delegation) -> bool:
         """A plain go that no rule spoke of: nothing to record, the delegation may simply run."""
+        if "categories" not in delegation.input and self._engine.silent_on(
+            ActionKind.DELEGATION, agent=delegation.adapter, name=delegation.capability
+        ):
+            # No rule in force is about this agent and capability, and the input names no gate: nothing to ask
+            # (describing the delegation and evaluating it cost as much as two of the request's statements).
+            return True
         decision = await self._engine.evaluate(delegation_action(delegation))
         return decision.verdict is Verdict.GO and not decision.matched
 

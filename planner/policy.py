@@ -713,13 +713,17 @@ class CompiledRules:
 
     def candidates(self, action: Action) -> list[Rule]:
         """The rules whose agents, kinds and actions include this action's, in document order."""
-        agents = ("*", action.agent.strip().casefold()) if action.agent else ("*",)
-        names = ("*", action.name.strip().casefold()) if action.name.strip() else ("*",)
+        return self.about(action.kind, agent=action.agent, name=action.name)
+
+    def about(self, kind: ActionKind, *, agent: str | None, name: str) -> list[Rule]:
+        """The rules whose agents, kinds and actions include these, in document order."""
+        agents = ("*", agent.strip().casefold()) if agent else ("*",)
+        names = ("*", name.strip().casefold()) if name.strip() else ("*",)
         found: list[tuple[int, Rule]] = []
-        for agent in agents:
-            for kind in ("*", action.kind.value):
-                for name in names:
-                    found.extend(self._index.get((agent, kind, name), ()))
+        for each_agent in agents:
+            for each_kind in ("*", kind.value):
+                for each_name in names:
+                    found.extend(self._index.get((each_agent, each_kind, each_name), ()))
         found.sort(key=lambda pair: pair[0])
         return [rule for _, rule in found]
 
@@ -834,7 +838,7 @@ class PolicyEngine:
         if cached is not None:
             compiled, confirmed_at = cached
             candidates = compiled.candidates(action)
-            if _facts_wanted(candidates, action, at) is None and confirmed_at <= now < confirmed_at + self._recheck:
+            if _facts_wanted(candidates, action, at) is None and self._confirmed(confirmed_at, now):
                 return self._decide(action, candidates, [], at)
         if conn is not None:
             return await self._evaluate(conn, action, at, now)
@@ -843,6 +847,23 @@ class PolicyEngine:
                 # One SELECT reads one snapshot by itself: no BEGIN and ROLLBACK round trips around it.
                 own = await own.execution_options(isolation_level="AUTOCOMMIT")
             return await self._evaluate(own, action, at, now)
+
+    def silent_on(self, kind: ActionKind, *, agent: str | None, name: str) -> bool:
+        """Whether no rule in force, as confirmed within `recheck`, is about actions of `kind` named `name` through
+        `agent`: `evaluate` would then answer a plain go with nothing matched (unless the action falls under a gate
+        category), without reading anything. False whenever telling would take a read.
+
+        A caller on a hot path can ask this before it describes its action at all (the delegation guard does).
+        """
+        cached = self._cache.latest(self.tenant_id)
+        if cached is None:
+            return False
+        compiled, confirmed_at = cached
+        return self._confirmed(confirmed_at, self._clock()) and not compiled.about(kind, agent=agent, name=name)
+
+    def _confirmed(self, confirmed_at: datetime, now: datetime) -> bool:
+        """Whether the cached rules were confirmed as the version in force recently enough to use them unread."""
+        return confirmed_at <= now < confirmed_at + self._recheck
 
     async def _evaluate(self, conn: AsyncConnection, action: Action, at: datetime, now: datetime) -> PolicyDecision:
         cached = self._cache.latest(self.tenant_id)

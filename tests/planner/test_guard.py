@@ -9,10 +9,11 @@ from planner.agents import DelegationStatus
 from planner.approvals import Approvals, ApprovalStatus
 from planner.context import ContextFacts, parse_events
 from planner.decisions import DecisionLog
+from planner.delegation import Delegation
 from planner.guard import PolicyGuard, approval_outcome, delegation_action
 from planner.policy import PolicySets
 from planner.store import Store
-from tests.conftest import FakeClock
+from tests.conftest import Database, FakeClock
 from tests.planner.test_delegation import Desk, desk
 
 RULES = {
@@ -203,8 +204,6 @@ async def test_when_nobody_may_approve_it_fails_saying_so(store: Store, clock: F
 
 
 def test_the_action_carries_the_input_its_accounts_and_declared_gate_categories() -> None:
-    from planner.delegation import Delegation
-
     delegation = Delegation(
         id=7,
         tenant_id="contoso",
@@ -229,3 +228,54 @@ def test_the_action_carries_the_input_its_accounts_and_declared_gate_categories(
     assert action.attributes["amount"] == 5000
     assert action.attributes["input"]["amount"] == 5000
     assert (action.attributes["task"], action.attributes["requested_by"]) == (3, "aad-lead")
+
+
+def a_delegation(capability: str, input: dict[str, Any] | None = None, *, adapter: str = "hubspot") -> Delegation:
+    return Delegation(
+        id=0,
+        tenant_id="contoso",
+        task_id=3,
+        adapter=adapter,
+        adapter_kind="mcp",
+        capability=capability,
+        input=input or {},
+        timeout_seconds=60,
+        actor="aad-lead",
+        status=DelegationStatus.QUEUED,
+        queued_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+    )
+
+
+async def test_a_delegation_no_rule_in_force_is_about_is_cleared_without_an_evaluation(
+    store: Store, clock: FakeClock, database: Database
+) -> None:
+    about_others = {"rules": RULES["rules"][:2]}  # HubSpot's discounts and cold email, without the wildcard rule
+    await PolicySets(store, "contoso").load(about_others, actor="aad-admin")
+    guard = PolicyGuard(store, "contoso", record=DecisionLog(store, "contoso").record)
+    assert await guard.clears(a_delegation("draft_email"))  # evaluated: the rules were not known yet
+    evaluated: list[str] = []
+    evaluate = guard._engine.evaluate
+
+    async def counting(action: Any, *args: Any, **kwargs: Any) -> Any:
+        evaluated.append(action.name)
+        return await evaluate(action, *args, **kwargs)
+
+    guard._engine.evaluate = counting  # type: ignore[method-assign]
+    assert await guard.clears(a_delegation("draft_email"))
+    assert await guard.clears(a_delegation("offer_discount", adapter="agentforce"))  # its rule is hubspot's
+    assert evaluated == []
+    # A rule about it, or a gate its input names, is evaluated as ever.
+    assert not await guard.clears(a_delegation("send_cold_email"))
+    assert not await guard.clears(a_delegation("offer_discount", {"discount": 10}))  # allowed by a rule: logged
+    assert not await guard.clears(a_delegation("draft_email", {"categories": ["budget"]}))
+    assert evaluated == ["send_cold_email", "offer_discount", "draft_email"]
+    # Rules another process loads are heard within the engine's recheck, as for any evaluation.
+    replica = Store(database.engine(), clock=clock)
+    try:
+        forbid = {"id": "no-drafts", "description": "No drafts today", "effect": "forbid", "actions": ["draft_email"]}
+        await PolicySets(replica, "contoso").load({"rules": [forbid]}, actor="aad-admin")
+    finally:
+        await replica.close()
+    assert await guard.clears(a_delegation("draft_email"))  # the rules here were confirmed less than a second ago
+    clock.advance(seconds=1)
+    assert not await guard.clears(a_delegation("draft_email"))
