@@ -203,36 +203,11 @@ async def test_when_nobody_may_approve_it_fails_saying_so(store: Store, clock: F
     assert "leader" in outcome.delegation.error
 
 
-def test_the_action_carries_the_input_its_accounts_and_declared_gate_categories() -> None:
-    delegation = Delegation(
-        id=7,
-        tenant_id="contoso",
-        task_id=3,
-        adapter="hubspot",
-        adapter_kind="mcp",
-        capability="shift_budget",
-        input={"amount": 5000, "accounts": ["acme", "globex"], "categories": ["budget", "not-a-gate"]},
-        timeout_seconds=60,
-        actor="aad-lead",
-        status=DelegationStatus.RUNNING,
-        queued_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
-    )
-    action = delegation_action(delegation)
-    assert (action.agent, action.name, action.subject, action.accounts) == (
-        "hubspot",
-        "shift_budget",
-        "delegation:7",
-        ("acme", "globex"),
-    )
-    assert [c.value for c in action.categories] == ["budget"]
-    assert action.attributes["amount"] == 5000
-    assert action.attributes["input"]["amount"] == 5000
-    assert (action.attributes["task"], action.attributes["requested_by"]) == (3, "aad-lead")
-
-
-def a_delegation(capability: str, input: dict[str, Any] | None = None, *, adapter: str = "hubspot") -> Delegation:
+def a_delegation(
+    capability: str, input: dict[str, Any] | None = None, *, adapter: str = "hubspot", id: int = 0
+) -> Delegation:
     return Delegation(
-        id=0,
+        id=id,
         tenant_id="contoso",
         task_id=3,
         adapter=adapter,
@@ -244,6 +219,22 @@ def a_delegation(capability: str, input: dict[str, Any] | None = None, *, adapte
         status=DelegationStatus.QUEUED,
         queued_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
     )
+
+
+def test_the_action_carries_the_input_its_accounts_and_declared_gate_categories() -> None:
+    input = {"amount": 5000, "accounts": ["acme", "globex"], "categories": ["budget", "not-a-gate"]}
+    delegation = a_delegation("shift_budget", input, id=7)
+    action = delegation_action(delegation)
+    assert (action.agent, action.name, action.subject, action.accounts) == (
+        "hubspot",
+        "shift_budget",
+        "delegation:7",
+        ("acme", "globex"),
+    )
+    assert [c.value for c in action.categories] == ["budget"]
+    assert action.attributes["amount"] == 5000
+    assert action.attributes["input"]["amount"] == 5000
+    assert (action.attributes["task"], action.attributes["requested_by"]) == (3, "aad-lead")
 
 
 async def test_a_delegation_no_rule_in_force_is_about_is_cleared_without_an_evaluation(
