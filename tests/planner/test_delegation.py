@@ -428,6 +428,24 @@ async def test_a_request_names_the_close_adapter_and_refuses_what_cannot_be_sent
     assert await d.delegations.list_delegations() == []
 
 
+async def test_input_and_data_are_kept_as_a_json_column_gives_them_back(store: Store, clock: FakeClock) -> None:
+    d = await desk(store, clock)
+    d.agent.data = {"segments": ("a", "b"), "sizes": {1: 10}, "at": datetime(2026, 1, 5, tzinfo=UTC)}
+    asked = {"audience": ["CFOs", ("EMEA", 2)], "limits": {3: True, "share": 0.25}, "status": TaskStatus.BLOCKED}
+    queued = await d.request(input=asked)
+    expected = {"audience": ["CFOs", ["EMEA", 2]], "limits": {"3": True, "share": 0.25}, "status": "blocked"}
+    assert queued.input == expected == (await d.delegations.get(queued.id)).input
+    assert type(queued.input["status"]) is str
+    done = (await d.delegations.run(queued.id)).delegation
+    assert done.data == {"segments": ["a", "b"], "sizes": {"1": 10}, "at": "2026-01-05 00:00:00+00:00"}
+    assert done.data == (await d.delegations.get(queued.id)).data
+    # Copies: what the caller changes afterwards is not what was stored.
+    plain = {"audience": ["CFOs"], "limits": {"share": 0.25, "none": None}}
+    kept = await d.request(input=plain)
+    plain["audience"].append("CMOs")
+    assert kept.input == {"audience": ["CFOs"], "limits": {"share": 0.25, "none": None}}
+
+
 async def test_an_agents_output_is_data_that_changes_nothing_but_the_stored_result(
     store: Store, clock: FakeClock
 ) -> None:
