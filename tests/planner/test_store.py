@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from planner.directory import Directory
 from planner.errors import (
@@ -454,6 +454,40 @@ async def test_a_sqlite_file_is_written_ahead_and_synced_at_checkpoints(tmp_path
         await engine.dispose()
     # WAL with NORMAL (1) stays consistent through a crash; FULL (2) would wait for the disk at every commit.
     assert (journal, synchronous) == ("wal", 1)
+
+
+async def test_a_write_transaction_that_broke_or_was_cancelled_rolls_back_and_leaves_the_next_one_to_run(
+    store: Store,
+) -> None:
+    tenant = store.tenant("contoso")
+    window = Window(start=date(2026, 1, 1), end=date(2026, 1, 31))
+    master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
+    renaming = update(plans).where(plans.c.id == master.id).values(title="renamed")
+
+    async def broken_half_way() -> None:
+        async with store.transaction() as conn:
+            await conn.execute(renaming)
+            await conn.invalidate()  # as SQLAlchemy does to a connection whose statement was cancelled
+            raise RuntimeError("the connection broke")
+
+    with pytest.raises(RuntimeError, match="broke"):
+        await broken_half_way()
+    holding = asyncio.Event()
+
+    async def cancelled_half_way() -> None:
+        async with store.transaction() as conn:
+            await conn.execute(renaming)
+            holding.set()
+            await asyncio.sleep(60)
+
+    writer = asyncio.create_task(cancelled_half_way())
+    await holding.wait()
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    # Neither kept its write, nor the process's write lock (on SQLite): the next write runs at once.
+    await asyncio.wait_for(tenant.create_master_plan(title="Q2", owner="x", window=window, actor="x"), timeout=5)
+    assert sorted(p.title for p in await tenant.list_plans()) == ["Q1", "Q2"]
 
 
 # ---- receipts: what a delivered activity writes, it writes once ---------------------------------------------------
