@@ -29,29 +29,29 @@ bot server and a fake Bot Connector for it to reply to.
 
 Results go to the outbox (the scheduler's tick sends them); nothing is sent to Teams during a delegation here.
 
-What dominates, as found on a 2-core machine with cProfile and timers between the steps (those probes are not part
-of this script; the SQL counts are, on one delegation run while a listener counts its statements, which sends them
-through SQLAlchemy Core: they are the same statements the others run past it):
-- A delegation. The agent call costs what the direct call does (0.99-1.03x; it took a lock and waited on an event
-  before every call, each giving the event loop a turn, until an open session was taken as it is), so our seam is
-  not the cost; the durable record is, and it is what the lifecycle promises: the request (one read of the task, its
-  adapter and the adapter's circuit; the task's compare-and-set; the delegation, stored already started and held by
-  this runner; its two events in one statement) commits before the agent is called, so a crash leaves a record and
-  no other runner can call it; the result, its evidence, its event and the owner's message commit together after.
-  That is 9 statements in 2 transactions (15 in 4 before, 19 in 7 before that). They are prepared statements
+What dominates, as found on a 2-core machine with cProfile, py-spy, timers between the steps and A/B runs of old
+and new code alternating in one process (those probes are not part of this script; the SQL counts are, on one
+delegation run while a listener counts its statements, which sends them through SQLAlchemy Core: they are the same
+statements the others run past it):
+- A delegation. The agent call costs what the direct call does (1.00-1.04x), so our seam is not the cost; the
+  durable record is, and it is what the lifecycle promises: the request (one read of the task, its adapter and the
+  adapter's circuit; the task's compare-and-set; the delegation, stored already started and held by this runner; its
+  two events in one statement) commits before the agent is called, so a crash leaves a record and no other runner
+  can call it; the result, its evidence, its event and the owner's message commit together after. That is 9
+  statements in 2 transactions (15 in 4 before, 19 in 7 before that). They are prepared statements
   (`planner/prepared.py`): on SQLite they run straight on the driver's connection, where SQLAlchemy's execution
-  path cost ten times SQLite's own work a statement. What is left: SQLite's own work (the same four statements and
-  commit in bare sqlite3 cost 0.43 ms of the request's 0.73-0.89 ms, timed after an idle wait as an agent call's)
-  and Python around it, all of it slowed two- to threefold because it runs cold, after a network wait (back to
-  back, the request costs 0.28-0.37 ms). Beside a trivial tool's 1.8-3.4 ms on loopback that is 1.47-1.56x over
-  eight runs (median 1.50x; 1.50-1.68x the session before, 2.0x with every statement through SQLAlchemy, 4-6x before
-  the SQLite driver). On PostgreSQL every statement is a round trip: 3.1-3.2x. Against an agent that takes seconds
-  it is noise.
+  path cost ten times SQLite's own work a statement. What is left, sampled outside the agent call: SQLite's
+  statements and commits (about 21 WAL frames a delegation) about 40 %, Python spread thin the rest. All of it runs
+  two to five times slower than in a tight loop, because other code ran in between (a spinning fake agent leaves it
+  as slow as a network wait does). Beside a trivial tool's 2.0-3.1 ms on loopback that is 1.39-1.52x over fourteen
+  runs (1.39-1.45x while the machine was fast, 1.48-1.52x while it was slow; the previous code 1.43-1.57x beside it;
+  2.0x with every statement through SQLAlchemy, 4-6x before the SQLite driver). On PostgreSQL every statement is a
+  round trip and every commit waits for the disk: 3.0-3.2x. Against an agent that takes seconds it is noise.
 - Turns under load. A steady `my tasks` turn writes once (its activity id, so a retried activity runs once), and
   on SQLite every write transaction of the process waits in one queue (`Store.transaction`'s lock), where it meets
   the delegations' two. With 20 delegations in flight the queue, not the CPU, lengthened the loaded turns: p95
-  2.1-2.3x quiet with seven transactions a delegation and a thread round trip a call; 0.9-1.8x now (a p95 of 180
-  turns of a few ms moves with the machine: 1.8x was 10.7 ms against 5.9 ms).
+  2.1-2.3x quiet with seven transactions a delegation and a thread round trip a call; 1.05-1.63x now (a p95 of 180
+  turns of a few ms moves with the machine: 1.63x was 14.7 ms against 9.0 ms).
 
 Usage: python bench/delegation.py [--samples N] [--warmup N] [--concurrent N] [--agent-seconds S]
                                   [--turns N] [--rounds N] [--time-limit SECONDS] [--database-url URL]
