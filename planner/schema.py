@@ -64,6 +64,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         to_utc = self.process_bind_param
 
         def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is UTC:  # as the store's clocks give it: the text ends in "+00:00", cut off
+                return value.isoformat(" ", "microseconds")[:-6]
             utc = to_utc(value, dialect)
             return None if utc is None else utc.isoformat(" ", "microseconds")
 

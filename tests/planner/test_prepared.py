@@ -250,6 +250,7 @@ async def test_a_prepared_write_waits_for_another_process_holding_the_lock(table
         datetime(2026, 3, 1, 1, 2, 3, 456789, tzinfo=timezone(timedelta(hours=-5))),
         datetime(5, 1, 1, 0, 0, 0, 7, tzinfo=UTC),
         datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 6, 4, 9, 30, 0, 120, tzinfo=timezone(timedelta(0), "UTC")),  # UTC, but not `datetime.UTC`
         None,
     ],
 )
