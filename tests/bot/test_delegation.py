@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,7 @@ from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.conftest import FakeClock
+from tests.fakes.agents import FakeAgentFactory
 from tests.fakes.connector import FakeConnector
 
 
@@ -38,6 +40,29 @@ async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -
     await delegator.close()
     await running.session.close()
     await running.server.close()
+
+
+async def test_the_pool_lends_one_open_agent_per_adapter_version_and_closes_what_it_replaces(
+    store: Store, clock: FakeClock
+) -> None:
+    factory = FakeAgentFactory(clock)
+    delegator = Delegator(store, Vault([Vault.generate_key()]), kinds=lambda *_: {"fake": factory})
+    registry = delegator.registry(TENANT)
+    for name in ("hubspot", "agentforce"):
+        await registry.register("fake", name, {"url": f"https://{name}.example/mcp"}, actor="aad-admin")
+    for _ in range(2):
+        lent = await registry.open("hubspot")
+        await lent.close()  # lent: kept open for the next delegation
+    assert (len(factory.built), factory.agent("hubspot").closed) == (1, 0)
+    # Two delegations asking at once for an agent not open yet: it is built once.
+    await asyncio.gather(registry.open("agentforce"), registry.open("agentforce"))
+    assert len(factory.built) == 2
+    # A new version of the adapter: the old agent is closed, a new one built from the new configuration.
+    await registry.reconfigure("hubspot", {"url": "https://hubspot.example/mcp/v2"}, actor="aad-admin")
+    await registry.open("hubspot")
+    assert (factory.built[-1]["url"], factory.agent("hubspot").closed) == ("https://hubspot.example/mcp/v2", 1)
+    await delegator.close()
+    assert (factory.agent("hubspot").closed, factory.agent("agentforce").closed) == (2, 1)
 
 
 async def a_task_for_the_writer(running: Running, clock: FakeClock) -> int:
