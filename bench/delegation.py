@@ -43,9 +43,9 @@ statements the others run past it):
   path cost ten times SQLite's own work a statement. What is left, sampled outside the agent call: SQLite's
   statements and commits (about 21 WAL frames a delegation) about 40 %, Python spread thin the rest. All of it runs
   two to five times slower than in a tight loop, because other code ran in between (a spinning fake agent leaves it
-  as slow as a network wait does). Beside a trivial tool's 2.0-3.1 ms on loopback that is 1.39-1.52x over fourteen
-  runs (1.39-1.45x while the machine was fast, 1.48-1.52x while it was slow; the previous code 1.43-1.57x beside it;
-  2.0x with every statement through SQLAlchemy, 4-6x before the SQLite driver). On PostgreSQL every statement is a
+  as slow as a network wait does). Beside a trivial tool's 1.7-4.5 ms on loopback that is 1.39-1.49x over thirteen
+  runs (median 1.47x; the previous session's code 1.44-1.53x, median 1.48x, in runs alternating with them; 2.0x with
+  every statement through SQLAlchemy, 4-6x before the SQLite driver). On PostgreSQL every statement is a
   round trip and every commit waits for the disk: 3.0-3.2x. Against an agent that takes seconds it is noise.
 - Turns under load. A steady `my tasks` turn writes once (its activity id, so a retried activity runs once), and
   on SQLite every write transaction of the process waits in one queue (`Store.transaction`'s lock), where it meets
