@@ -180,7 +180,7 @@ events = Table(
     Column("before", JSON, nullable=True),
     Column("after", JSON, nullable=True),
     Index("ix_events_subject", "tenant_id", "subject_type", "subject_id"),
-    # Nothing reads events by time: an index on (tenant_id, at) cost every change a B-tree insert (migration 0012).
+    # Nothing reads events by time: an index on (tenant_id, at) cost every change a B-tree insert (dropped: 0012).
 )
 
 people = Table(
