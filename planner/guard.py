@@ -42,13 +42,15 @@ Record = Callable[[DecisionRecord], Awaitable[object]]
 
 _CATEGORIES = {category.value: category for category in GateCategory}
 _GRANTED = (ApprovalStatus.APPROVED, ApprovalStatus.RESUMED)
+_GATES = "categories"
+"""The input's key that declares the gate categories a delegation falls under."""
 
 
 def delegation_action(delegation: Delegation) -> Action:
     """The delegation as the policy engine sees it: attributes are the input's values (so `discount` and
     `input.discount` both reach them) with the adapter, capability, task and who asked; categories are the gate
     categories the input declares (`"categories": ["budget"]`)."""
-    declared = delegation.input.get("categories")
+    declared = delegation.input.get(_GATES)
     names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
     categories = tuple(dict.fromkeys(_CATEGORIES[n] for n in names if isinstance(n, str) and n in _CATEGORIES))
     attributes: dict[str, Any] = {
@@ -93,7 +95,7 @@ class PolicyGuard:
 
     async def clears(self, delegation: Delegation) -> bool:
         """A plain go that no rule spoke of: nothing to record, the delegation may simply run."""
-        if "categories" not in delegation.input and self._engine.silent_on(
+        if _GATES not in delegation.input and self._engine.silent_on(
             ActionKind.DELEGATION, agent=delegation.adapter, name=delegation.capability
         ):
             # No rule in force is about this agent and capability, and the input names no gate: nothing to ask
