@@ -117,6 +117,8 @@ COMMAND = "my tasks"
 REQUEST_TIMEOUT = 30.0
 STARTUP_SECONDS = 30.0
 MS = 1000
+GOAL_P95_RATIO = 2.0
+"""Chat with `--concurrent` delegations in flight: p95 at most this many times the quiet p95."""
 
 
 def fixed_clock() -> datetime:
@@ -547,7 +549,7 @@ async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
 
     medians = {name: statistics.median(values) for name, values in overhead.items()}
     quiet_p95, loaded_p95 = quantile(figures.quiet, 95), quantile(figures.loaded, 95)
-    delegation_ratio = medians["delegation"] / medians["direct"]
+    p95_ratio = loaded_p95 / quiet_p95
     return {
         "benchmark": "delegation",
         "database": store.engine.dialect.name,
@@ -558,9 +560,8 @@ async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
         "request_ms": round(medians["request"] * MS, 2),
         "run_ms": round(medians["run"] * MS, 2),
         "agent_ratio": round(medians["agent"] / medians["direct"], 2),
-        "delegation_ratio": round(delegation_ratio, 2),
-        "goal_ratio": 1.5,
-        "delegation_goal_met": delegation_ratio <= 1.5,
+        "delegation_ratio": round(medians["delegation"] / medians["direct"], 2),
+        "bookkeeping_ms": round((medians["delegation"] - medians["agent"]) * MS, 2),
         "sql_statements_per_delegation": per_delegation.statements,
         "transactions_per_delegation": per_delegation.transactions,
         "concurrent_delegations": options.concurrent,
@@ -571,7 +572,9 @@ async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
         "quiet_p95_ms": round(quiet_p95 * MS, 1),
         "loaded_p50_ms": round(statistics.median(figures.loaded) * MS, 1),
         "loaded_p95_ms": round(loaded_p95 * MS, 1),
-        "p95_ratio": round(loaded_p95 / quiet_p95, 2),
+        "p95_ratio": round(p95_ratio, 2),
+        "goal_p95_ratio": GOAL_P95_RATIO,
+        "chat_goal_met": p95_ratio <= GOAL_P95_RATIO,
         "quiet_rounds_p95_ms": [round(p * MS, 1) for p in figures.quiet_round_p95],
         "loaded_rounds_p95_ms": [round(p * MS, 1) for p in figures.loaded_round_p95],
         "fewest_delegations_in_flight": figures.fewest_in_flight,
@@ -621,8 +624,8 @@ if __name__ == "__main__":
         f"{result['database']}: `draft_email`, {result['samples']} of each, interleaved: "
         f"direct SDK call {result['direct_ms']} ms, "
         f"agent call {result['agent_ms']} ms ({result['agent_ratio']}x), "
-        f"full delegation {result['delegation_ms']} ms ({result['delegation_ratio']}x; goal <= 1.5x: "
-        f"{'met' if result['delegation_goal_met'] else 'not met'})"
+        f"full delegation {result['delegation_ms']} ms ({result['delegation_ratio']}x); "
+        f"bookkeeping {result['bookkeeping_ms']} ms a delegation"
     )
     print(
         f"a delegation: request {result['request_ms']} ms + run {result['run_ms']} ms (medians); "
@@ -633,7 +636,8 @@ if __name__ == "__main__":
         f"`{COMMAND}` turns, {result['rounds']} rounds of {result['turns_per_round']} per condition, alternating: "
         f"quiet p50 {result['quiet_p50_ms']} ms / p95 {result['quiet_p95_ms']} ms; "
         f"with {result['concurrent_delegations']} delegations in flight p50 {result['loaded_p50_ms']} ms / "
-        f"p95 {result['loaded_p95_ms']} ms; p95 ratio {result['p95_ratio']}x"
+        f"p95 {result['loaded_p95_ms']} ms; p95 ratio {result['p95_ratio']}x (goal <= {GOAL_P95_RATIO}x: "
+        f"{'met' if result['chat_goal_met'] else 'not met'})"
     )
     print(
         f"load: agent {result['agent_seconds']} s on average per delegation, at least "

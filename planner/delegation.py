@@ -56,7 +56,6 @@ from planner.breaker import CIRCUIT_COLUMNS, Breakers, Circuit, CircuitState, ci
 from planner.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
 from planner.model import TaskStatus
 from planner.outbox import Message, Outbox
-from planner.prepared import Prepared
 from planner.registry import (
     ADAPTER_COLUMNS,
     AdapterDisabled,
@@ -345,7 +344,7 @@ _HELD = and_(
     delegations.c.status == DelegationStatus.RUNNING.value,
 )
 """The delegation, while this runner holds it. Parameters: tenant, delegation, runner."""
-_MARK_DELEGATED = Prepared(
+_MARK_DELEGATED = (
     update(tasks)
     .where(
         tasks.c.tenant_id == bindparam("tenant"), tasks.c.id == bindparam("task"), tasks.c.version == bindparam("seen")
@@ -355,8 +354,8 @@ _MARK_DELEGATED = Prepared(
 """The task moves to `delegated` if it is still at the version `seen`."""
 _DELEGATION_WIDTH = len(delegations.c)
 _TASK_WIDTH = len(tasks.c)
-_QUEUE = Prepared(insert(delegations).returning(delegations.c.id))
-_ASK = Prepared(
+_QUEUE = insert(delegations).returning(delegations.c.id)
+_ASK = (
     # The task's columns first (`task_in` reads them by position), then the adapter's and the circuit's.
     select(tasks, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS)
     .select_from(
@@ -410,7 +409,7 @@ def _claim_statement(*, start: bool) -> Any:
 
 _CLAIM = _claim_statement(start=False)
 _CLAIM_AND_START = _claim_statement(start=True)
-_FINISH = Prepared(
+_FINISH = (
     update(delegations)
     .where(_HELD)
     .values(
@@ -425,7 +424,7 @@ _FINISH = Prepared(
         retry_at=None,
     )
 )
-_KEEP_EVIDENCE = Prepared(insert(delegation_evidence))
+_KEEP_EVIDENCE = insert(delegation_evidence)
 
 
 class Delegations:
@@ -579,7 +578,7 @@ class Delegations:
             # One transaction from the read on: a read outside it would take a connection of its own.
             async with self._store.transaction() as conn:
                 asked = {"tenant": self.tenant_id, "task": task_id, "adapter": bare}
-                row = await _ASK.first(conn, asked)
+                row = (await conn.execute(_ASK, asked)).first()
                 entry = adapter_in(row, _TASK_WIDTH) if row is not None else None
                 if entry is None or (kind and entry.kind != kind):
                     entry = await self._registry.get(adapter)  # raises AdapterNotFound, naming the adapters there are
@@ -625,7 +624,7 @@ class Delegations:
                 recorded = []
                 if task.status is not TaskStatus.DELEGATED:
                     seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
-                    if await _MARK_DELEGATED.count(conn, seen) != 1:
+                    if (await conn.execute(_MARK_DELEGATED, seen)).rowcount != 1:
                         continue  # the task changed since it was read: read it again
                     before = event_log.snapshot(task)
                     after = {**before, "status": TaskStatus.DELEGATED.value, "version": task.version + 1}
@@ -642,7 +641,7 @@ class Delegations:
                         )
                     )
                 # Only its id is new: the rest is what was just written.
-                delegation = Delegation(id=(await _QUEUE.rows(conn, queued))[0][0], **fields)
+                delegation = Delegation(id=(await conn.execute(_QUEUE, queued)).scalar_one(), **fields)
                 recorded.append(
                     self._event(actor=actor, kind="delegation.queued", after=delegation, extra={"input": payload})
                 )
@@ -981,7 +980,7 @@ class Delegations:
                 "now": now,
                 "took": seconds,
             }
-            if await _FINISH.count(conn, {**self._holding(delegation), **ended}) != 1:
+            if (await conn.execute(_FINISH, {**self._holding(delegation), **ended})).rowcount != 1:
                 # The lease was lost to another runner meanwhile: its result stands.
                 return RunOutcome(delegation=await self.get(delegation.id), ran=ran)
             # Only the lease holder writes a delegation it holds, so it is as read, with what was just written.
@@ -1030,7 +1029,7 @@ class Delegations:
                 )
             )
         if rows:
-            await _KEEP_EVIDENCE.many(conn, rows)
+            await conn.execute(_KEEP_EVIDENCE, rows)
 
     @staticmethod
     def _agent_actor(delegation: Delegation) -> str:

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner.prepared import Prepared
 from planner.schema import events
 
 
@@ -53,7 +52,7 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
     return {k: after[k] for k in after if k != "version" and before.get(k) != after[k]}
 
 
-_INSERT = Prepared(insert(events))
+_INSERT = insert(events)
 
 
 def entry(
@@ -89,4 +88,4 @@ async def record(conn: AsyncConnection, **fields: Any) -> None:
 async def record_all(conn: AsyncConnection, entries: list[dict[str, Any]]) -> None:
     """Append several events (made by `entry`) in the caller's transaction, in one statement."""
     if entries:
-        await _INSERT.many(conn, entries)
+        await conn.execute(_INSERT, entries)

@@ -18,13 +18,12 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner.prepared import Prepared
 from planner.schema import firings, outbox
 from planner.store import Store
 
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 _FIRE = insert(firings)
-_QUEUE = Prepared(insert(outbox))
+_QUEUE = insert(outbox)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +75,8 @@ class Outbox:
         if not messages:
             return
         now = self._store.clock()
-        await _QUEUE.many(
-            conn,
+        await conn.execute(
+            _QUEUE,
             [
                 dict(
                     tenant_id=tenant_id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,27 +54,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        """On SQLite, the text SQLAlchemy would store, in one step instead of three: a delegation binds a dozen."""
-        impl = self.impl_instance.dialect_impl(dialect)
-        if dialect.name != "sqlite" or getattr(impl, "_storage_format", None) != _SQLITE_DATETIME:
-            return super().bind_processor(dialect)
-        to_utc = self.process_bind_param
-
-        def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is UTC:  # as the store's clocks give it: the text ends in "+00:00", cut off
-                return value.isoformat(" ", "microseconds")[:-6]
-            utc = to_utc(value, dialect)
-            return None if utc is None else utc.isoformat(" ", "microseconds")
-
-        return process
-
-
-_SQLITE_DATETIME = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
-"""SQLAlchemy's text for a datetime on SQLite, which `datetime.isoformat(" ", "microseconds")` also makes."""
 
 
 TENANT = 64
@@ -433,10 +411,12 @@ decisions = Table(
     Column("approval_id", Integer, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("key_id", String(16), nullable=True),
     Index("ix_decisions_tenant_at", "tenant_id", "at"),
     Index("ix_decisions_tenant_subject", "tenant_id", "subject"),
 )
-"""The decision log: append-only, one hash chain per tenant (`seq` 1, 2, 3…; each `hash` covers `prev_hash`).
+"""The decision log: append-only, one chain per tenant (`seq` 1, 2, 3…; each `hash` covers `prev_hash`), signed
+with the key `key_id` names (HMAC-SHA256; NULL: a plain SHA-256, for entries logged before the log was keyed).
 On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE (see migration 0008)."""
 
 decision_refs = Table(
@@ -454,6 +434,7 @@ decision_heads = Table(
     Column("tenant_id", String(TENANT), primary_key=True),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("key_id", String(16), nullable=True),
 )
 """The last entry of each tenant's chain: the row appenders lock, and what shows a deleted tail."""
 

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from types import TracebackType
-from typing import Any, cast, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from sqlalchemy import (
     ColumnElement,
@@ -41,7 +41,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from planner import events as event_log
-from planner import prepared
 from planner.clock import Clock, utcnow
 from planner.derivation import weekly_selection
 from planner.errors import (
@@ -67,11 +66,12 @@ from planner.model import (
     Window,
     iso_week_window,
 )
-from planner.prepared import Prepared
 from planner.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
 from planner.schema import events, metric_readings, metrics, people, plans, processed_keys, tasks, weekly_items
 from planner.shared_reads import SharedReads
-from planner.sqlite import InlineConnection, InlineSQLite
+
+if TYPE_CHECKING:
+    from planner.decisions import DecisionKeys
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///chief_of_staff.db"
 EDIT_ATTEMPTS = 20
@@ -80,18 +80,12 @@ EDIT_ATTEMPTS = 20
 def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`, with SQLite set up for one process (foreign keys on, WAL, a busy timeout).
 
-    A `sqlite+aiosqlite` URL runs on `planner.sqlite`'s driver: statements on the event loop instead of a round
-    trip to a thread each (a statement costs a fifth of what it did), and only a wait for another writer's lock, or a
-    statement seen to be slow, on a worker thread.
-
     SQLite syncs at checkpoints only (`synchronous=NORMAL`): in WAL mode that keeps the database consistent through
     a crash, and a power cut can only lose the last commits, where a sync at every commit made each writer wait for
     the disk (the sender's outbox marks, every turn's activity id) while holding the process's write lock.
     """
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
-        if url.startswith("sqlite+aiosqlite"):
-            kwargs.setdefault("module", InlineSQLite())
         engine = create_async_engine(url, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -144,24 +138,18 @@ class Receipt:
 
 
 _RECEIPT: ContextVar[Receipt | None] = ContextVar("planner_receipt", default=None)
-_RECORD_RECEIPT = Prepared(insert(processed_keys))
 
 
 class _Transaction:
-    """`Store.transaction`. A class of its own: generator context managers (this one and the one it began with)
-    cost a delegation, whose two transactions are most of its own work, about 20 us more."""
-
-    __slots__ = ("_core", "_driver", "_receipt", "_store", "_writer")
+    """`Store.transaction`: on SQLite, the process's one writer connection, taken in turn under a lock; on
+    PostgreSQL, a pooled connection. Either way Core's own transaction, which commits on a clean exit."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._receipt: Receipt | None = None
         self._writer: AsyncConnection | None = None
         """SQLite: the store's writer connection, while this transaction holds it."""
-        self._driver: InlineConnection | None = None
-        """SQLite: the driver connection under the writer, while only `Prepared` statements run on it."""
         self._core: AbstractAsyncContextManager[Any] | None = None
-        """Core's own transaction, when one is used: on PostgreSQL, or on SQLite under another driver."""
 
     async def __aenter__(self) -> AsyncConnection:
         receipt = _RECEIPT.get()
@@ -213,13 +201,9 @@ class _Transaction:
             if writer is None or writer.closed or writer.invalidated:
                 writer = store._writer = await store.engine.connect()
             self._writer = writer
-            # SQLite's own transaction, which its driver's first write begins (as it does under Core's), with
-            # nothing of Core's around it while only `Prepared` statements run; once Core runs one, it began a
-            # transaction of its own over the same one, and ends it.
-            self._driver = prepared.inline_driver(writer)
-            if self._driver is None:
-                self._core = writer.begin()
-                await self._core.__aenter__()
+            transaction = writer.begin()
+            self._core = transaction
+            await transaction.__aenter__()
         except BaseException:
             await self._close_if_broken()
             lock.release()
@@ -229,20 +213,13 @@ class _Transaction:
     async def _end(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        core, writer, lock = self._core, self._writer, self._store._write_lock
-        if writer is None:  # PostgreSQL
-            assert core is not None
+        core, lock = self._core, self._store._write_lock
+        assert core is not None
+        if lock is None:  # PostgreSQL
             await core.__aexit__(kind, error, traceback)
             return
-        assert lock is not None
         try:
-            if core is not None:
-                await core.__aexit__(kind, error, traceback)
-            elif writer.in_transaction():
-                await (writer.commit() if error is None else writer.rollback())
-            else:
-                assert self._driver is not None
-                await prepared.end(self._driver, commit=error is None)
+            await core.__aexit__(kind, error, traceback)
         except BaseException:
             await self._close_if_broken()
             raise
@@ -263,10 +240,19 @@ class _Transaction:
 class Store:
     """The database, shared by every tenant; ask it for a tenant's view with `tenant()`."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = utcnow, rules: HealthRules | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock = utcnow,
+        rules: HealthRules | None = None,
+        decision_keys: DecisionKeys | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.rules = rules or HealthRules()
+        self.decision_keys = decision_keys
+        """The keys that sign the decision log (see `planner.decisions`); None: it is kept unsigned."""
         # SQLite has one writer at a time, and a writer that finds it busy sleeps in steps of up to 100 ms:
         # queueing this process's write transactions here instead keeps them from colliding.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -289,7 +275,7 @@ class Store:
     async def _record_receipt(self, conn: AsyncConnection, receipt: Receipt) -> None:
         row = {"tenant_id": receipt.tenant_id, "key": receipt.key, "created_at": self.clock()}
         try:
-            await _RECORD_RECEIPT.count(conn, row)
+            await conn.execute(insert(processed_keys), row)
         except IntegrityError:
             raise AlreadyProcessed(receipt.tenant_id, receipt.key) from None
 
@@ -315,8 +301,10 @@ class Store:
             return (await conn.execute(query)).first() is not None
 
     @classmethod
-    def from_url(cls, url: str = DEFAULT_DATABASE_URL, *, clock: Clock = utcnow) -> Store:
-        return cls(create_engine(url), clock=clock)
+    def from_url(
+        cls, url: str = DEFAULT_DATABASE_URL, *, clock: Clock = utcnow, decision_keys: DecisionKeys | None = None
+    ) -> Store:
+        return cls(create_engine(url), clock=clock, decision_keys=decision_keys)
 
     def tenant(self, tenant_id: str) -> TenantStore:
         """The store seen by one tenant (the Teams tenant id)."""
