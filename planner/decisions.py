@@ -1,16 +1,21 @@
 """The decision log: every decision, who or which agent made it, why, on what data, under which rules, with which
 approval.
 
-Append-only and tamper-evident. Each tenant has one hash chain: entry `seq` n carries `prev_hash`, the hash of
-entry n-1 (`GENESIS` for entry 1), and its own `hash`, the SHA-256 of the canonical JSON of all its fields
-(`entry_hash`). `data_hash` is the SHA-256 of the canonical JSON of the data it was decided on. Editing, deleting
-or reordering an entry therefore breaks a link, and `verify` names the first broken one. The chain's last entry is
-also kept in `decision_heads`, so a deleted tail shows too; only someone who rewrites every entry from the tampered
-one onwards *and* the head goes unseen, which is why `verify` reports each head hash, for an operator to keep
-elsewhere.
+Append-only and tamper-evident against someone who can write the database. Each tenant has one chain: entry `seq` n
+carries `prev_hash`, the hash of entry n-1 (`GENESIS` for entry 1), and its own `hash`: the HMAC-SHA256, under a key
+the database does not hold (`DecisionKeys`, derived from the secret keys), of the canonical JSON of all its fields
+(`entry_hash`), the id of that key among them (`key_id`). `data_hash` is the SHA-256 of the canonical JSON of the
+data it was decided on. Editing, deleting or reordering an entry breaks a link or a signature, and re-hashing the
+rest of the chain needs the key, so `verify` names the first broken entry. Entries logged before the log was keyed
+have no `key_id` and a plain SHA-256 hash: `verify` reports them as legacy, unkeyed (the first signed entry after
+them vouches for them, since its signature covers the last one's hash).
+
+What the database alone cannot show is a chain cut short with its head rolled back, or a tenant's entries and head
+removed together. `checkpoint` writes each tenant's head (seq, hash, count, since when) to a file outside the
+database, signed with the same key; the scheduler keeps it current, and `verify` holds the log to it.
 
 There is no API to change or remove an entry. On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE on the
-table (migration 0008); an operator can also `REVOKE UPDATE, DELETE, TRUNCATE ON decisions FROM <the bot's role>`.
+table (migration 0008); the README shows how to give the table, and so the trigger, to a role other than the bot's.
 
 Any number of replicas may append: an appender locks its tenant's head row (`SELECT … FOR UPDATE` on PostgreSQL;
 on SQLite the store's write lock serialises writers), so no two entries ever link to the same previous one; the
@@ -24,15 +29,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import json
+import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,9 +49,13 @@ from planner.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.governance import DecisionRecord
 from planner.schema import decision_heads, decision_refs, decisions, delegations, plans, tasks, weekly_items
 from planner.store import Store
+from planner.vault import Vault
 
 GENESIS = "0" * 64
 """The `prev_hash` of every tenant's first entry."""
+KEY_PURPOSE = "decision log signatures"
+"""What the decision log's keys are derived for, from the secret keys (see `Vault.derive_keys`)."""
+CHECKPOINT_FORMAT = "cos-decision-checkpoint/1"
 MAX_DATA_BYTES = 256 * 1024
 MAX_REFS = 100
 _APPEND_ATTEMPTS = 5
@@ -70,6 +82,70 @@ class DecisionNotFound(PlannerError, LookupError):
     def __init__(self, seq: int) -> None:
         self.seq = seq
         super().__init__(f"No decision {seq} in the log. `decisions` lists the latest ones with their numbers.")
+
+
+class NoDecisionKeys(PlannerError, LookupError):
+    def __init__(self, tenant_id: str | None = None) -> None:
+        self.tenant_id = tenant_id
+        what = f"The decision log of tenant {tenant_id} is signed" if tenant_id else "The decision log is signed"
+        super().__init__(
+            f"{what}, and this process has no key to sign with: set COS_SECRET_KEYS (in local mode, keep the local "
+            "key file) as the bot's other processes have it."
+        )
+
+
+class CheckpointInvalid(PlannerError, ValueError):
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"The decision log checkpoint {path} cannot be trusted: {reason}. Keep it as evidence (move it aside, do "
+            "not delete it), run `cos decisions verify --checkpoints <its new place>`, then `cos decisions "
+            "checkpoint` to start a new one."
+        )
+
+
+class CheckpointRefused(PlannerError, RuntimeError):
+    def __init__(self, path: Path, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        super().__init__(
+            f"The decision log no longer extends its checkpoint {path} ({'; '.join(problems)}): the checkpoint is "
+            "kept as it is. Run `cos decisions verify` to see what changed."
+        )
+
+
+def key_id(key: bytes) -> str:
+    """A short name of a key, stored with what it signed: a hash of it, which tells nothing of the key."""
+    return hashlib.sha256(b"chief-of-staff key id\n" + key).hexdigest()[:16]
+
+
+class DecisionKeys:
+    """The keys that sign the decision log, newest first. New entries are signed with the first; an entry is checked
+    with the key its `key_id` names, so what an older key signed still verifies while that key is configured."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        if not keys:
+            raise InvalidValue("decision log keys", "none", "at least one key")
+        self._keys = {key_id(key): key for key in keys}
+        self.signing_id = key_id(keys[0])
+
+    @classmethod
+    def from_vault(cls, vault: Vault) -> DecisionKeys:
+        """Keys derived from the vault's secret keys (HKDF), never the encryption keys themselves."""
+        return cls(vault.derive_keys(KEY_PURPOSE))
+
+    def knows(self, key_id: str) -> bool:
+        return key_id in self._keys
+
+    def sign(self, message: str, key_id: str | None = None) -> str | None:
+        """HMAC-SHA256 of `message` under the key `key_id` names (the newest by default); None for a key not held."""
+        key = self._keys.get(self.signing_id if key_id is None else key_id)
+        if key is None:
+            return None
+        return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"DecisionKeys(<{len(self._keys)} key(s) hidden>, signing with {self.signing_id})"
 
 
 def canonical_json(value: Any) -> str:
@@ -107,6 +183,8 @@ class Decision:
     approval_id: int | None
     prev_hash: str
     hash: str
+    key_id: str | None = None
+    """The key that signed it (see `DecisionKeys`); None for an entry logged before the log was keyed."""
 
     @property
     def agent(self) -> str | None:
@@ -134,16 +212,20 @@ class Decision:
             "rules": list(self.rules),
             "approval_id": self.approval_id,
             "prev_hash": self.prev_hash,
-        }
+        } | ({"key_id": self.key_id} if self.key_id is not None else {})
 
     def as_json(self) -> dict[str, Any]:
-        """The entry as exported: every field, so an export can be checked on its own."""
-        return {**self.hashed_fields(), "data": self.data, "hash": self.hash}
+        """The entry as exported: every field, so an export can be checked on its own (with the key, if signed)."""
+        return {**self.hashed_fields(), "key_id": self.key_id, "data": self.data, "hash": self.hash}
 
 
-def entry_hash(decision: Decision) -> str:
-    """SHA-256 of the canonical JSON of every field of an entry but its own hash."""
-    return _sha256(canonical_json(decision.hashed_fields()))
+def entry_hash(decision: Decision, keys: DecisionKeys | None = None) -> str | None:
+    """The hash of every field of an entry but its own hash, as canonical JSON: the HMAC-SHA256 under the key its
+    `key_id` names, or the plain SHA-256 of a legacy, unkeyed entry. None when that key is not among `keys`."""
+    text = canonical_json(decision.hashed_fields())
+    if decision.key_id is None:
+        return _sha256(text)
+    return keys.sign(text, decision.key_id) if keys is not None else None
 
 
 def _iso(at: datetime) -> str:
@@ -167,6 +249,7 @@ def _decision(row: Row[Any]) -> Decision:
         approval_id=row.approval_id,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        key_id=row.key_id,
     )
 
 
@@ -253,7 +336,10 @@ class DecisionLog:
         data = _plain_data(record.data)
         rules = tuple(str(rule) for rule in record.rules)
         refs = await self._references(conn, record, data)
-        seq, prev_hash = await self._lock_head(conn)
+        seq, prev_hash, prev_key = await self._lock_head(conn)
+        keys = self._store.decision_keys
+        if keys is None and prev_key is not None:
+            raise NoDecisionKeys(self.tenant_id)
         entry = Decision(
             tenant_id=self.tenant_id,
             seq=seq + 1,
@@ -270,10 +356,13 @@ class DecisionLog:
             approval_id=record.approval_id,
             prev_hash=prev_hash,
             hash="",
+            key_id=keys.signing_id if keys is not None else None,
         )
-        entry = replace(entry, hash=entry_hash(entry))
+        entry = replace(entry, hash=entry_hash(entry, keys) or "")
         await conn.execute(
-            insert(decisions).values(**entry.hashed_fields() | {"at": at, "data": data, "hash": entry.hash})
+            insert(decisions).values(
+                **entry.hashed_fields() | {"at": at, "data": data, "hash": entry.hash, "key_id": entry.key_id}
+            )
         )
         await conn.execute(
             insert(decision_refs),
@@ -282,13 +371,15 @@ class DecisionLog:
         await conn.execute(
             update(decision_heads)
             .where(decision_heads.c.tenant_id == self.tenant_id)
-            .values(seq=entry.seq, hash=entry.hash)
+            .values(seq=entry.seq, hash=entry.hash, key_id=entry.key_id)
         )
         return entry
 
-    async def _lock_head(self, conn: AsyncConnection) -> tuple[int, str]:
-        """The (seq, hash) of the chain's last entry, locked until the caller's transaction ends."""
-        query = select(decision_heads.c.seq, decision_heads.c.hash).where(decision_heads.c.tenant_id == self.tenant_id)
+    async def _lock_head(self, conn: AsyncConnection) -> tuple[int, str, str | None]:
+        """The (seq, hash, key id) of the chain's last entry, locked until the caller's transaction ends."""
+        query = select(decision_heads.c.seq, decision_heads.c.hash, decision_heads.c.key_id).where(
+            decision_heads.c.tenant_id == self.tenant_id
+        )
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         head = (await conn.execute(query)).first()
@@ -296,7 +387,7 @@ class DecisionLog:
             # The tenant's first entry (or a head row someone removed: carry on from the last entry there is).
             last = (
                 await conn.execute(
-                    select(decisions.c.seq, decisions.c.hash)
+                    select(decisions.c.seq, decisions.c.hash, decisions.c.key_id)
                     .where(decisions.c.tenant_id == self.tenant_id)
                     .order_by(decisions.c.seq.desc())
                     .limit(1)
@@ -306,13 +397,16 @@ class DecisionLog:
                 async with conn.begin_nested():
                     await conn.execute(
                         insert(decision_heads).values(
-                            tenant_id=self.tenant_id, seq=last.seq if last else 0, hash=last.hash if last else GENESIS
+                            tenant_id=self.tenant_id,
+                            seq=last.seq if last else 0,
+                            hash=last.hash if last else GENESIS,
+                            key_id=last.key_id if last else None,
                         )
                     )
             except IntegrityError:
                 pass  # another replica created it first; its row is locked below
             head = (await conn.execute(query)).one()
-        return head.seq, head.hash
+        return head.seq, head.hash, head.key_id
 
     async def _references(self, conn: AsyncConnection, record: DecisionRecord, data: dict[str, Any]) -> tuple[str, ...]:
         """References in the data, plus the tasks of its delegations and the plans of its tasks and plans."""
@@ -477,13 +571,15 @@ class DecisionLog:
 
 class BreakKind(StrEnum):
     EDITED = "edited"
-    """An entry's content no longer matches its hash, or the hash the next entry recorded for it."""
+    """An entry's content no longer matches its signature (or hash), or the hash the next entry recorded for it."""
     DELETED = "deleted"
-    """Entries are missing from the chain."""
+    """Entries are missing from the chain (from its end too, when a checkpoint saw them)."""
     REORDERED = "reordered"
     """An intact entry sits at another place than the one it was logged at."""
     INSERTED = "inserted"
     """Entries were added behind the log's back (past the head it recorded)."""
+    UNKNOWN_KEY = "unknown key"
+    """An entry names a key that is not configured, so it cannot be checked: a key dropped too soon, or a forgery."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -506,12 +602,22 @@ class ChainReport:
     entries: int
     head_seq: int
     head_hash: str
-    """Keep it elsewhere: a later `verify` that finds the same hash at the same seq vouches for all before it."""
+    legacy: int = 0
+    """Entries 1 to `legacy` were logged before the log was keyed: hashed, not signed. A signed entry after them
+    vouches for them (its signature covers the last one's hash)."""
+    checkpoint_seq: int | None = None
+    """The last entry the checkpoint saw, found as it saw it; None when no checkpoint was given or it has no such
+    tenant."""
     broken: ChainBreak | None = None
 
     @property
     def ok(self) -> bool:
         return self.broken is None
+
+    @property
+    def vouched(self) -> bool:
+        """Whether its legacy entries are followed by a signed one."""
+        return self.entries > self.legacy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -527,8 +633,11 @@ class VerifyReport:
         return tuple(chain.broken for chain in self.chains if chain.broken is not None)
 
 
-async def verify(store: Store, tenant_id: str | None = None) -> VerifyReport:
-    """Recompute every tenant's chain (or one tenant's) and report the first broken link of each."""
+async def verify(store: Store, tenant_id: str | None = None, *, checkpoint: Checkpoint | None = None) -> VerifyReport:
+    """Check every tenant's chain (or one tenant's) with the store's keys, and against `checkpoint` (see
+    `Checkpoint.read`); report the first broken link of each. A tenant the checkpoint saw and the database no longer
+    holds is reported too."""
+    seen = dict(checkpoint.heads) if checkpoint is not None else {}
     if tenant_id is not None:
         tenants = [tenant_id]
     else:
@@ -536,8 +645,9 @@ async def verify(store: Store, tenant_id: str | None = None) -> VerifyReport:
             found = await conn.execute(
                 select(decisions.c.tenant_id).distinct().union(select(decision_heads.c.tenant_id))
             )
-            tenants = sorted(row[0] for row in found)
-    return VerifyReport(chains=tuple([await _verify_chain(store, tenant) for tenant in tenants]))
+            tenants = sorted({row[0] for row in found} | set(seen))
+    chains = [await _verify_chain(store, tenant, seen.get(tenant), checkpoint) for tenant in tenants]
+    return VerifyReport(chains=tuple(chains))
 
 
 class _Links:
@@ -573,14 +683,26 @@ def _range(first: int, last: int) -> str:
     return f"entry {first} is" if first == last else f"entries {first} to {last} are"
 
 
-async def _verify_chain(store: Store, tenant_id: str) -> ChainReport:
-    log = DecisionLog(store, tenant_id)
-    count, prev_seq, prev_hash = 0, 0, GENESIS
+def _matches(expected: str | None, found: str) -> bool:
+    return expected is not None and hmac.compare_digest(expected, found)
+
+
+async def _verify_chain(
+    store: Store, tenant_id: str, seen: CheckpointHead | None, checkpoint: Checkpoint | None
+) -> ChainReport:
+    log, keys = DecisionLog(store, tenant_id), store.decision_keys
+    count, legacy, prev_seq, prev_hash = 0, 0, 0, GENESIS
+    seen_hash: str | None = None
 
     def report(seq: int, kind: BreakKind, detail: str) -> ChainReport:
         chain_break = ChainBreak(tenant_id=tenant_id, seq=seq, kind=kind, detail=detail)
         return ChainReport(
-            tenant_id=tenant_id, entries=count, head_seq=prev_seq, head_hash=prev_hash, broken=chain_break
+            tenant_id=tenant_id,
+            entries=count,
+            head_seq=prev_seq,
+            head_hash=prev_hash,
+            legacy=legacy,
+            broken=chain_break,
         )
 
     async for entry in log.stream():
@@ -596,18 +718,34 @@ async def _verify_chain(store: Store, tenant_id: str) -> ChainReport:
             return report(prev_seq + 1, BreakKind.DELETED, f"{_range(prev_seq + 1, entry.seq - 1)} missing")
         if data_hash(entry.data) != entry.data_hash:
             return report(entry.seq, BreakKind.EDITED, "its data is not the data it was logged with")
-        if entry_hash(entry) != entry.hash:
+        if entry.key_id is None and count > legacy:
+            return report(
+                entry.seq,
+                BreakKind.EDITED,
+                "it is not signed, yet it follows signed entries: it was rewritten by someone without the key",
+            )
+        if entry.key_id is not None and (keys is None or not keys.knows(entry.key_id)):
+            return report(
+                entry.seq,
+                BreakKind.UNKNOWN_KEY,
+                f"it names key {entry.key_id}, which is not configured, so it cannot be checked: list the key that "
+                "signed it in COS_SECRET_KEYS (after a rotation, old keys stay listed for what they signed)",
+            )
+        if not _matches(entry_hash(entry, keys), entry.hash):
             links = await _links(store, tenant_id)
             logged_after = links.logged_position(entry.prev_hash)
             if (
                 logged_after is not None
                 and logged_after + 1 != entry.seq
-                and entry_hash(replace(entry, seq=logged_after + 1)) == entry.hash
+                and _matches(entry_hash(replace(entry, seq=logged_after + 1), keys), entry.hash)
             ):
                 return report(
                     entry.seq, BreakKind.REORDERED, f"it was logged as entry {logged_after + 1}, and has been moved"
                 )
-            return report(entry.seq, BreakKind.EDITED, "its content (who, what, why, when…) no longer matches its hash")
+            proof = "hash" if entry.key_id is None else "signature"
+            return report(
+                entry.seq, BreakKind.EDITED, f"its content (who, what, why, when…) no longer matches its {proof}"
+            )
         if entry.prev_hash != prev_hash:
             links = await _links(store, tenant_id)
             moved = links.seq_of(entry.prev_hash)
@@ -625,6 +763,9 @@ async def _verify_chain(store: Store, tenant_id: str) -> ChainReport:
                 f"it was rewritten after entry {entry.seq} recorded its hash",
             )
         count, prev_seq, prev_hash = count + 1, entry.seq, entry.hash
+        legacy += entry.key_id is None
+        if seen is not None and entry.seq == seen.seq:
+            seen_hash = entry.hash
 
     async with store.engine.connect() as conn:
         head = (
@@ -641,7 +782,185 @@ async def _verify_chain(store: Store, tenant_id: str) -> ChainReport:
         return report(head.seq + 1, BreakKind.INSERTED, f"the log ends at entry {head.seq}; later ones were added")
     elif head.hash != prev_hash:
         return report(prev_seq, BreakKind.EDITED, "it was rewritten after the log recorded its hash")
-    return ChainReport(tenant_id=tenant_id, entries=count, head_seq=prev_seq, head_hash=prev_hash)
+    if seen is not None and checkpoint is not None:
+        when = f"the checkpoint of {_iso(checkpoint.written_at)}"
+        if prev_seq == 0:
+            return report(
+                1,
+                BreakKind.DELETED,
+                f"{_range(1, seen.seq)} missing: the tenant's whole log is gone, and {when} saw {seen.seq}",
+            )
+        if prev_seq < seen.seq:
+            return report(
+                prev_seq + 1,
+                BreakKind.DELETED,
+                f"{_range(prev_seq + 1, seen.seq)} missing from the end, and the log's head was moved back to entry "
+                f"{prev_seq}: {when} saw {seen.seq} entries",
+            )
+        if seen_hash != seen.hash:
+            return report(
+                seen.seq,
+                BreakKind.EDITED,
+                f"it is not the entry {when} saw: it, or entries before it, were rewritten and re-hashed",
+            )
+    return ChainReport(
+        tenant_id=tenant_id,
+        entries=count,
+        head_seq=prev_seq,
+        head_hash=prev_hash,
+        legacy=legacy,
+        checkpoint_seq=seen.seq if seen is not None else None,
+    )
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointHead:
+    """The end of one tenant's chain, as a checkpoint saw it."""
+
+    seq: int
+    hash: str
+    count: int
+    """How many entries the tenant's log held."""
+    at: datetime
+    """When a checkpoint first saw the chain end here."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """Each tenant's chain head at `written_at`, signed with the log's key and kept outside the database, where the
+    bot's database role cannot roll it back."""
+
+    written_at: datetime
+    heads: Mapping[str, CheckpointHead]
+
+    def signed_json(self, keys: DecisionKeys) -> str:
+        """The checkpoint as the file holds it: its content and the HMAC-SHA256 of that content's canonical JSON."""
+        body = {
+            "format": CHECKPOINT_FORMAT,
+            "written_at": _iso(self.written_at),
+            "key_id": keys.signing_id,
+            "tenants": {
+                tenant: {"seq": head.seq, "hash": head.hash, "count": head.count, "at": _iso(head.at)}
+                for tenant, head in sorted(self.heads.items())
+            },
+        }
+        signature = keys.sign(_checkpoint_message(body))
+        return json.dumps(body | {"signature": signature}, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def read(cls, path: Path, keys: DecisionKeys | None) -> Checkpoint | None:
+        """The checkpoint in `path`, its signature checked; None when there is no file.
+
+        Raises:
+            CheckpointInvalid: it is not a checkpoint, its key is not configured, or its signature fails.
+            OSError: the file cannot be read.
+        """
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            body = json.loads(text)
+            signature = body.pop("signature")
+            format_, signed_by = body["format"], body["key_id"]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise CheckpointInvalid(path, "it is not a decision log checkpoint") from None
+        if format_ != CHECKPOINT_FORMAT:
+            raise CheckpointInvalid(path, f"its format is {format_!r}, not {CHECKPOINT_FORMAT}")
+        if keys is None or not isinstance(signed_by, str) or not keys.knows(signed_by):
+            raise CheckpointInvalid(path, f"it was signed with key {signed_by}, which is not configured")
+        expected = keys.sign(_checkpoint_message(body), signed_by)
+        if not isinstance(signature, str) or not _matches(expected, signature):
+            raise CheckpointInvalid(path, "its signature does not match its content: it was edited")
+        try:
+            heads = {
+                str(tenant): CheckpointHead(
+                    seq=int(head["seq"]),
+                    hash=str(head["hash"]),
+                    count=int(head["count"]),
+                    at=datetime.fromisoformat(head["at"]),
+                )
+                for tenant, head in body["tenants"].items()
+            }
+            return cls(written_at=datetime.fromisoformat(body["written_at"]), heads=heads)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise CheckpointInvalid(path, "it is signed, yet not a checkpoint this version reads") from None
+
+
+def _checkpoint_message(body: Mapping[str, Any]) -> str:
+    return CHECKPOINT_FORMAT + "\n" + canonical_json(dict(body))
+
+
+async def checkpoint(store: Store, path: Path) -> Checkpoint:
+    """Write each tenant's chain head to `path`, signed, when a head moved since the checkpoint there; return what
+    the file holds. A new checkpoint must extend the one it replaces: every tenant still there, its chain as long,
+    through the same entry at the head the old one saw.
+
+    Raises:
+        NoDecisionKeys: the store has no key to sign with.
+        CheckpointInvalid: the file there cannot be trusted (it is left as it is).
+        CheckpointRefused: the log no longer extends that checkpoint (it is left as it is).
+        OSError: the file cannot be read or written.
+    """
+    keys = store.decision_keys
+    if keys is None:
+        raise NoDecisionKeys()
+    previous = Checkpoint.read(path, keys)
+    before = dict(previous.heads) if previous is not None else {}
+    query = select(decision_heads.c.tenant_id, decision_heads.c.seq, decision_heads.c.hash)
+    async with store.engine.connect() as conn:
+        heads = {row.tenant_id: (row.seq, row.hash) for row in await conn.execute(query)}
+        if previous is not None and heads == {tenant: (head.seq, head.hash) for tenant, head in before.items()}:
+            return previous
+        problems = []
+        for tenant, old in sorted(before.items()):
+            if tenant not in heads:
+                problems.append(f"tenant {tenant}'s log is gone; it held {old.count} entries")
+            elif heads[tenant][0] < old.seq:
+                problems.append(f"tenant {tenant}'s log ends at entry {heads[tenant][0]}, it reached {old.seq}")
+            elif heads[tenant] != (old.seq, old.hash):
+                found = await conn.scalar(
+                    select(decisions.c.hash).where(decisions.c.tenant_id == tenant, decisions.c.seq == old.seq)
+                )
+                if found != old.hash:
+                    problems.append(f"tenant {tenant}'s entry {old.seq} is not the one the checkpoint saw")
+        if problems:
+            raise CheckpointRefused(path, problems)
+        counts = await conn.execute(select(decisions.c.tenant_id, func.count()).group_by(decisions.c.tenant_id))
+        count_of: dict[str, int] = {tenant: count for tenant, count in counts.tuples()}
+    now = store.clock()
+    written = Checkpoint(
+        written_at=now,
+        heads={
+            tenant: CheckpointHead(
+                seq=seq,
+                hash=hash_,
+                count=count_of.get(tenant, 0),
+                at=before[tenant].at if tenant in before and before[tenant].hash == hash_ else now,
+            )
+            for tenant, (seq, hash_) in heads.items()
+        },
+    )
+    _replace_file(path, written.signed_json(keys))
+    return written
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Write `text` to `path` in one step (a reader sees the old file or the new one), readable by its owner only."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 # ---- export ----------------------------------------------------------------------------------------------------
@@ -663,6 +982,7 @@ EXPORT_COLUMNS = (
     "data_hash",
     "prev_hash",
     "hash",
+    "key_id",
 )
 
 

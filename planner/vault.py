@@ -7,7 +7,11 @@ is rotated by putting a new one in front, running `rotate` over the stored secre
 
 from __future__ import annotations
 
+import base64
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class VaultError(Exception):
@@ -47,6 +51,7 @@ class Vault:
             except (ValueError, TypeError) as error:
                 raise BadSecretKey(position) from error
         self._fernet = MultiFernet(fernets)
+        self._secrets = tuple(base64.urlsafe_b64decode(key.strip().encode()) for key in keys)
 
     @classmethod
     def from_setting(cls, value: str | None) -> Vault:
@@ -56,6 +61,14 @@ class Vault:
     @staticmethod
     def generate_key() -> str:
         return Fernet.generate_key().decode()
+
+    def derive_keys(self, purpose: str) -> tuple[bytes, ...]:
+        """A 32-byte key for `purpose` from each configured key, newest first (HKDF-SHA256), so another use of the
+        same secrets (the decision log's signatures) never holds the encryption keys themselves."""
+        info = f"chief-of-staff {purpose}".encode()
+        return tuple(
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret) for secret in self._secrets
+        )
 
     def encrypt(self, plaintext: bytes) -> bytes:
         return self._fernet.encrypt(plaintext)
