@@ -930,7 +930,7 @@ async def checkpoint(store: Store, path: Path) -> Checkpoint:
         if problems:
             raise CheckpointRefused(path, problems)
         counts = await conn.execute(select(decisions.c.tenant_id, func.count()).group_by(decisions.c.tenant_id))
-        count_of: dict[str, int] = {tenant: count for tenant, count in counts.tuples()}
+        count_of: dict[str, int] = {tenant: count for tenant, count in counts}
     now = store.clock()
     written = Checkpoint(
         written_at=now,

@@ -1,14 +1,19 @@
-"""The decision log: one hash chain per tenant that shows any edit, deletion or reordering, read back by subject."""
+"""The decision log: one signed chain per tenant that shows any edit, deletion or reordering, even by someone who can
+write the database, held to a signed checkpoint kept outside it; read back by subject."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import json
+import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +23,16 @@ from sqlalchemy.exc import DBAPIError
 from planner.decisions import (
     GENESIS,
     BreakKind,
+    Checkpoint,
+    CheckpointInvalid,
+    CheckpointRefused,
     Decision,
+    DecisionKeys,
     DecisionLog,
     DecisionNotFound,
+    NoDecisionKeys,
     canonical_json,
+    checkpoint,
     data_hash,
     entry_hash,
     explain,
@@ -33,9 +44,22 @@ from planner.governance import DecisionRecord
 from planner.model import Window
 from planner.schema import delegations
 from planner.store import Store
+from planner.vault import Vault
 from tests.conftest import Database, FakeClock
 
 TENANT = "contoso"
+SECRET_KEY = Vault.generate_key()
+"""As COS_SECRET_KEYS would hold it."""
+KEYS = DecisionKeys.from_vault(Vault([SECRET_KEY]))
+README = Path(__file__).parents[2] / "README.md"
+
+
+@pytest.fixture
+async def store(database: Database, clock: FakeClock) -> AsyncIterator[Store]:
+    """A store on each backend whose decision log is signed, as the bot's is."""
+    store = Store(database.engine(), clock=clock, decision_keys=KEYS)
+    yield store
+    await store.close()
 
 
 def stopped_email(task: int = 12, **changes: Any) -> DecisionRecord:
@@ -81,7 +105,7 @@ async def test_each_entry_links_to_the_one_before_in_its_tenants_chain(store: St
     assert other.prev_hash == GENESIS
     assert second.at == datetime(2026, 1, 5, 9, 5, tzinfo=UTC)
     assert first.data_hash == data_hash(first.data)
-    assert all(entry_hash(e) == e.hash for e in (first, second, third))
+    assert all(entry_hash(e, KEYS) == e.hash for e in (first, second, third))
     assert first.rules == ("no-outbound-during-ticket",)
     report = await verify(store)
     assert report.ok
@@ -98,7 +122,7 @@ async def test_verify_finds_an_edited_rationale(store: Store, clock: FakeClock) 
     [broken] = report.broken
     assert not report.ok
     assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
-    assert "no longer matches its hash" in str(broken)
+    assert "no longer matches its signature" in str(broken)
 
 
 async def test_verify_finds_changed_data(store: Store, clock: FakeClock) -> None:
@@ -109,14 +133,14 @@ async def test_verify_finds_changed_data(store: Store, clock: FakeClock) -> None
     assert "data" in broken.detail
 
 
-async def test_verify_finds_an_entry_rewritten_with_a_fresh_hash(store: Store, clock: FakeClock) -> None:
+async def test_verify_finds_an_entry_re_signed_by_someone_with_the_key(store: Store, clock: FakeClock) -> None:
     log = await log_three(store, clock)
     forged = replace(await log.get(2), rationale="approved by everyone")
     await tamper(
         store,
         "UPDATE decisions SET rationale = :rationale, hash = :hash WHERE seq = 2",
         rationale=forged.rationale,
-        hash=entry_hash(forged),
+        hash=entry_hash(forged, KEYS),
     )
     [broken] = (await verify(store)).broken
     assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
@@ -169,7 +193,7 @@ async def test_postgresql_refuses_to_change_or_remove_an_entry(store: Store, clo
 
 async def test_appends_keep_one_chain_when_they_race(store: Store, database: Database) -> None:
     if database.backend == "postgresql":
-        replicas = [Store(database.engine(), clock=store.clock) for _ in range(3)]
+        replicas = [Store(database.engine(), clock=store.clock, decision_keys=KEYS) for _ in range(3)]
     else:  # SQLite serves one process: its writers queue on the store's lock
         replicas = [store] * 3
 
@@ -403,3 +427,309 @@ async def test_decisions_commit_with_the_callers_change(store: Store) -> None:
         entry = await log.record(stopped_email(), conn=conn)
     assert entry.seq == 1
     assert (await verify(store)).ok
+
+
+# ---- signatures and checkpoints: what someone who can write the database, but lacks the key, tries ---------------
+
+
+def old_hash(entry: Decision) -> str:
+    """The hash the log computed before it was keyed: a plain SHA-256 of its fields' canonical JSON."""
+    fields = entry.hashed_fields()
+    fields.pop("key_id", None)
+    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+async def rehash_from(store: Store, seq: int, *, unsign: bool = False) -> None:
+    """Re-hash every entry from `seq` on as the old code did, relink the chain and move the head to match (and
+    with `unsign`, pass the entries off as logged before the log was keyed)."""
+    entries = await DecisionLog(store, TENANT).entries()
+    prev_hash = entries[seq - 2].hash if seq > 1 else GENESIS
+    for entry in entries[seq - 1 :]:
+        entry = replace(entry, prev_hash=prev_hash, key_id=None if unsign else entry.key_id)
+        prev_hash = old_hash(entry)
+        await tamper(
+            store,
+            "UPDATE decisions SET prev_hash = :prev, hash = :hash, key_id = :key WHERE tenant_id = :t AND seq = :seq",
+            prev=entry.prev_hash,
+            hash=prev_hash,
+            key=entry.key_id,
+            t=TENANT,
+            seq=entry.seq,
+        )
+    await tamper(
+        store,
+        "UPDATE decision_heads SET hash = :hash, key_id = :key WHERE tenant_id = :t",
+        hash=prev_hash,
+        key=None if unsign else KEYS.signing_id,
+        t=TENANT,
+    )
+
+
+async def test_each_entry_is_signed_with_the_newest_key_and_names_it(store: Store, clock: FakeClock) -> None:
+    log = await log_three(store, clock)
+    first, *_ = await log.entries()
+    assert first.key_id == KEYS.signing_id
+    assert first.hash == KEYS.sign(canonical_json(first.hashed_fields()))
+    assert first.hash != old_hash(first)
+    assert first.as_json()["key_id"] == KEYS.signing_id
+    assert "hidden" in repr(KEYS)
+
+
+async def test_verify_finds_an_edit_hidden_by_re_hashing_the_chain_with_plain_sha256(
+    store: Store, clock: FakeClock
+) -> None:
+    await log_three(store, clock)
+    await tamper(store, "UPDATE decisions SET rationale = 'all fine' WHERE seq = 2")
+    await rehash_from(store, 2)
+    [broken] = (await verify(store)).broken
+    assert (broken.tenant_id, broken.seq, broken.kind) == (TENANT, 2, BreakKind.EDITED)
+    assert "no longer matches its signature" in broken.detail
+
+
+async def test_verify_finds_entries_passed_off_as_unsigned_after_signed_ones(store: Store, clock: FakeClock) -> None:
+    await log_three(store, clock)
+    await tamper(store, "UPDATE decisions SET verdict = 'go' WHERE seq = 2")
+    await rehash_from(store, 2, unsign=True)
+    [broken] = (await verify(store)).broken
+    assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
+    assert "not signed, yet it follows signed entries" in broken.detail
+
+
+async def test_a_checkpoint_shows_the_tail_deleted_and_the_head_moved_back(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    log = await log_three(store, clock)
+    saved = await checkpoint(store, tmp_path / "checkpoints.json")
+    assert (saved.heads[TENANT].seq, saved.heads[TENANT].count) == (3, 3)
+    second = await log.get(2)
+    await tamper(
+        store,
+        "DELETE FROM decisions WHERE seq = 3",
+        "UPDATE decision_heads SET seq = 2, hash = :hash WHERE tenant_id = :t",
+        hash=second.hash,
+        t=TENANT,
+    )
+    assert (await verify(store)).ok  # the database alone cannot show it
+    report = await verify(store, checkpoint=Checkpoint.read(tmp_path / "checkpoints.json", KEYS))
+    [broken] = report.broken
+    assert (broken.tenant_id, broken.seq, broken.kind) == (TENANT, 3, BreakKind.DELETED)
+    assert "entry 3 is missing from the end, and the log's head was moved back to entry 2" in broken.detail
+    assert "the checkpoint of 2026-01-05T09:15:00.000000+00:00 saw 3 entries" in broken.detail
+
+
+async def test_a_checkpoint_shows_the_tail_replaced_after_it_was_cut_off(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    log = await log_three(store, clock)
+    await checkpoint(store, tmp_path / "checkpoints.json")
+    second = await log.get(2)
+    await tamper(
+        store,
+        "DELETE FROM decisions WHERE seq = 3",
+        "DELETE FROM decision_refs WHERE seq = 3",
+        "UPDATE decision_heads SET seq = 2, hash = :hash WHERE tenant_id = :t",
+        hash=second.hash,
+        t=TENANT,
+    )
+    await log.record(stopped_email(verdict="approved"))  # the bot appends on, with a valid signature
+    [broken] = (await verify(store, checkpoint=Checkpoint.read(tmp_path / "checkpoints.json", KEYS))).broken
+    assert (broken.seq, broken.kind) == (3, BreakKind.EDITED)
+    assert "it is not the entry the checkpoint of" in broken.detail
+
+
+async def test_a_checkpoint_shows_a_tenants_entries_and_head_removed_together(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    await log_three(store, clock)
+    await DecisionLog(store, "fabrikam").record(stopped_email(tenant_id="fabrikam"))
+    await checkpoint(store, tmp_path / "checkpoints.json")
+    await tamper(
+        store,
+        "DELETE FROM decisions WHERE tenant_id = :t",
+        "DELETE FROM decision_refs WHERE tenant_id = :t",
+        "DELETE FROM decision_heads WHERE tenant_id = :t",
+        t=TENANT,
+    )
+    assert (await verify(store)).ok
+    report = await verify(store, checkpoint=Checkpoint.read(tmp_path / "checkpoints.json", KEYS))
+    [broken] = report.broken
+    assert (broken.tenant_id, broken.seq, broken.kind) == (TENANT, 1, BreakKind.DELETED)
+    assert "entries 1 to 3 are missing: the tenant's whole log is gone" in broken.detail
+    assert [(chain.tenant_id, chain.ok) for chain in report.chains] == [(TENANT, False), ("fabrikam", True)]
+
+
+async def test_a_checkpoint_shows_a_whole_chain_rewritten_as_unsigned(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    await log_three(store, clock)
+    await checkpoint(store, tmp_path / "checkpoints.json")
+    await tamper(store, "UPDATE decisions SET verdict = 'go' WHERE seq = 2")
+    await rehash_from(store, 1, unsign=True)
+    plain = await verify(store)
+    assert plain.ok  # without the checkpoint: three legacy entries
+    assert plain.chains[0].legacy == 3
+    [broken] = (await verify(store, checkpoint=Checkpoint.read(tmp_path / "checkpoints.json", KEYS))).broken
+    assert (broken.seq, broken.kind) == (3, BreakKind.EDITED)
+    assert "re-hashed" in broken.detail
+
+
+async def test_a_checkpoint_edited_by_hand_fails_its_signature(store: Store, clock: FakeClock, tmp_path: Path) -> None:
+    await log_three(store, clock)
+    path = tmp_path / "checkpoints.json"
+    await checkpoint(store, path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.write_text(path.read_text().replace('"seq": 3', '"seq": 2'))
+    with pytest.raises(CheckpointInvalid, match="its signature does not match its content: it was edited"):
+        Checkpoint.read(path, KEYS)
+    with pytest.raises(CheckpointInvalid, match=r"signed with key \w+, which is not configured"):
+        Checkpoint.read(path, DecisionKeys.from_vault(Vault([Vault.generate_key()])))
+    path.write_text("not json")
+    with pytest.raises(CheckpointInvalid, match="not a decision log checkpoint"):
+        Checkpoint.read(path, KEYS)
+    assert Checkpoint.read(tmp_path / "absent.json", KEYS) is None
+
+
+async def test_a_checkpoint_is_never_moved_back_to_a_shorter_log(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    log = await log_three(store, clock)
+    path = tmp_path / "checkpoints.json"
+    await checkpoint(store, path)
+    kept = path.read_text()
+    second = await log.get(2)
+    await tamper(
+        store,
+        "DELETE FROM decisions WHERE seq = 3",
+        "UPDATE decision_heads SET seq = 2, hash = :hash WHERE tenant_id = :t",
+        hash=second.hash,
+        t=TENANT,
+    )
+    with pytest.raises(CheckpointRefused, match="tenant contoso's log ends at entry 2, it reached 3"):
+        await checkpoint(store, path)
+    assert path.read_text() == kept
+
+
+async def test_a_checkpoint_is_rewritten_only_when_a_head_moves(store: Store, clock: FakeClock, tmp_path: Path) -> None:
+    log = await log_three(store, clock)
+    await DecisionLog(store, "fabrikam").record(stopped_email(tenant_id="fabrikam"))
+    path = tmp_path / "checkpoints.json"
+    first = await checkpoint(store, path)
+    clock.advance(minutes=1)
+    assert await checkpoint(store, path) == first
+    await log.record(stopped_email())
+    clock.advance(minutes=1)
+    moved = await checkpoint(store, path)
+    assert moved.written_at == clock.now
+    assert (moved.heads[TENANT].seq, moved.heads[TENANT].at) == (4, clock.now)
+    assert moved.heads["fabrikam"] == first.heads["fabrikam"]  # still seen since the first checkpoint
+    assert Checkpoint.read(path, KEYS) == moved
+    keyless = Store(store.engine, clock=clock)
+    with pytest.raises(NoDecisionKeys, match="COS_SECRET_KEYS"):
+        await checkpoint(keyless, path)
+
+
+async def test_entries_signed_before_a_key_rotation_verify_while_the_old_key_is_listed(
+    store: Store, clock: FakeClock, database: Database
+) -> None:
+    await log_three(store, clock)
+    new_key = Vault.generate_key()
+    rotated = DecisionKeys.from_vault(Vault([new_key, SECRET_KEY]))  # COS_SECRET_KEYS=new,old
+    only_new = DecisionKeys.from_vault(Vault([new_key]))
+    after = Store(database.engine(), clock=clock, decision_keys=rotated)
+    dropped = Store(database.engine(), clock=clock, decision_keys=only_new)
+    try:
+        entry = await DecisionLog(after, TENANT).record(stopped_email())
+        assert entry.key_id == only_new.signing_id != KEYS.signing_id
+        assert (await verify(after)).ok
+        [broken] = (await verify(dropped)).broken
+        assert (broken.seq, broken.kind) == (1, BreakKind.UNKNOWN_KEY)
+        assert f"it names key {KEYS.signing_id}, which is not configured" in broken.detail
+    finally:
+        await after.close()
+        await dropped.close()
+
+
+async def test_legacy_unkeyed_entries_are_reported_and_the_first_signed_entry_vouches_for_them(
+    store: Store, clock: FakeClock, database: Database
+) -> None:
+    before_keys = Store(database.engine(), clock=clock)
+    try:
+        legacy_log = DecisionLog(before_keys, TENANT)
+        for verdict in ("go", "stop"):
+            entry = await legacy_log.record(stopped_email(verdict=verdict))
+            assert entry.key_id is None
+            assert entry.hash == old_hash(entry)
+        [chain] = (await verify(store)).chains
+        assert (chain.ok, chain.legacy, chain.vouched) == (True, 2, False)
+
+        await DecisionLog(store, TENANT).record(stopped_email())
+        [chain] = (await verify(store)).chains
+        assert (chain.ok, chain.entries, chain.legacy, chain.vouched) == (True, 3, 2, True)
+        with pytest.raises(NoDecisionKeys, match="tenant contoso is signed"):
+            await legacy_log.record(stopped_email())
+
+        forged = replace(await legacy_log.get(2), verdict="go")
+        await tamper(store, "UPDATE decisions SET verdict = 'go', hash = :hash WHERE seq = 2", hash=old_hash(forged))
+        [broken] = (await verify(store)).broken
+        assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
+        assert "rewritten after entry 3 recorded its hash" in broken.detail
+        await tamper(store, "UPDATE decisions SET prev_hash = :hash WHERE seq = 3", hash=old_hash(forged))
+        [broken] = (await verify(store)).broken
+        assert (broken.seq, broken.kind) == (3, BreakKind.EDITED)
+    finally:
+        await before_keys.close()
+
+
+def readme_sql(marker: str) -> str:
+    """The README's SQL block that mentions `marker`, as an operator would paste it."""
+    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    [block] = [block for block in blocks if marker in block]
+    return str(block)
+
+
+async def test_postgresql_the_bot_role_cannot_drop_the_trigger_once_another_role_owns_the_table(
+    store: Store, database: Database
+) -> None:
+    if database.backend != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's")
+    async with store.engine.connect() as conn:
+        if not await conn.scalar(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")):
+            pytest.skip("creating roles needs a superuser on the test server")
+    suffix = uuid.uuid4().hex[:8]
+    bot, owner = f"cos_bot_{suffix}", f"cos_log_owner_{suffix}"
+
+    async def as_bot(statement: str) -> None:
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f"SET LOCAL ROLE {bot}"))
+            await conn.execute(text(statement))
+
+    async with store.engine.begin() as conn:
+        await conn.execute(text(f"CREATE ROLE {bot} NOLOGIN"))
+        await conn.execute(text(f"ALTER TABLE decisions OWNER TO {bot}"))  # the bot's role ran the migrations
+    try:
+        await as_bot("ALTER TABLE decisions DISABLE TRIGGER decisions_append_only")  # what was found: it can
+        await as_bot("ALTER TABLE decisions ENABLE TRIGGER decisions_append_only")
+        async with store.engine.begin() as conn:
+            for statement in readme_sql("decisions_append_only").replace("cos_bot", bot).split(";"):
+                if statement.strip():
+                    await conn.execute(text(statement.replace("cos_log_owner", owner)))
+        for statement in (
+            "DROP TRIGGER decisions_append_only ON decisions",
+            "ALTER TABLE decisions DISABLE TRIGGER decisions_append_only",
+            "ALTER TABLE decisions DISABLE TRIGGER ALL",
+            "UPDATE decisions SET rationale = 'x'",
+            "TRUNCATE decisions",
+        ):
+            with pytest.raises(DBAPIError, match=r"must be owner|permission denied"):
+                await as_bot(statement)
+        async with store.engine.connect() as conn:
+            privileges = await conn.scalar(text(f"SELECT has_table_privilege('{bot}', 'decisions', 'SELECT, INSERT')"))
+        assert privileges
+    finally:
+        async with store.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE decisions OWNER TO CURRENT_USER"))
+            await conn.execute(text("ALTER FUNCTION decisions_append_only() OWNER TO CURRENT_USER"))
+            for role in (bot, owner):
+                if await conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}):
+                    await conn.execute(text(f"DROP OWNED BY {role}"))
+                    await conn.execute(text(f"DROP ROLE {role}"))
