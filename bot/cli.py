@@ -7,11 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
 
 from bot.manifest import add_manifest_command
 from bot.settings import Settings, SettingsError, is_loopback
+
+if TYPE_CHECKING:
+    from planner.decisions import DecisionKeys
 
 logger = logging.getLogger("cos")
 
@@ -71,7 +75,7 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
 
     async def main() -> int:
-        store = Store(create_engine(settings.database_url), clock=lambda: at)
+        store = Store(create_engine(settings.database_url), clock=lambda: at, decision_keys=_decision_keys(settings))
         try:
             await upgrade(store.engine)
             report = await tick(store, create_adapter(settings), app_id=settings.app_id or None, at=at)
@@ -184,15 +188,29 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _decision_keys(settings: Settings) -> DecisionKeys | None:
+    """The keys that sign the decision log; None in local mode until `cos serve` has made the key file (the log is
+    kept unsigned until then). A malformed COS_SECRET_KEYS is an error (VaultError)."""
+    from planner.vault import VaultError
+
+    try:
+        return settings.decision_keys()
+    except VaultError:
+        if settings.secret_keys:
+            raise
+        return None
+
+
 def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
     from typing import Any, TextIO
 
-    from planner.decisions import DecisionLog, export, verify
+    from planner.decisions import ChainReport, Checkpoint, DecisionLog, checkpoint, export, verify
     from planner.errors import PlannerError
     from planner.migrate import upgrade
     from planner.store import Store, create_engine
+    from planner.vault import VaultError
 
     filters: dict[str, Any] = {}
     if args.decisions_command == "export":
@@ -217,29 +235,60 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
             filters["plan"] = int(plan)
         filters |= {"agent": args.agent, "verdict": args.verdict}
 
+    def described(chain: ChainReport) -> str:
+        if chain.broken is not None:
+            return (
+                f"tenant {chain.tenant_id}: BROKEN at entry {chain.broken.seq}, {chain.broken.kind.value}: "
+                f"{chain.broken.detail}"
+            )
+        text = f"tenant {chain.tenant_id}: {chain.entries} entries, intact (last entry {chain.head_seq}, hash "
+        text += f"{chain.head_hash})"
+        if chain.legacy:
+            text += f"; {'entry 1 is' if chain.legacy == 1 else f'entries 1 to {chain.legacy} are'} legacy, unkeyed"
+            text += f", vouched for by signed entry {chain.legacy + 1}" if chain.vouched else " (logged before the key)"
+        if chain.checkpoint_seq is not None:
+            text += f"; as the checkpoint saw it through entry {chain.checkpoint_seq}"
+        return text
+
     async def main(out: TextIO) -> int:
-        store = Store(create_engine(settings.database_url))
+        try:
+            keys = _decision_keys(settings)
+        except VaultError as error:
+            print(f"cos decisions: {error}", file=sys.stderr)
+            return 2
+        store = Store(create_engine(settings.database_url), decision_keys=keys)
         try:
             await upgrade(store.engine)
             if args.decisions_command == "verify":
-                report = await verify(store, args.tenant)
+                path = Path(args.checkpoints) if args.checkpoints else settings.decision_checkpoints_path
+                untrusted = None
+                try:
+                    saved = Checkpoint.read(path, keys)
+                except PlannerError as error:  # CheckpointInvalid: still check the chains, and fail
+                    saved, untrusted = None, error
+                report = await verify(store, args.tenant, checkpoint=saved)
                 if not report.chains:
                     print("no decisions logged yet" + (f" in tenant {args.tenant}" if args.tenant else ""))
                 for chain in report.chains:
-                    if chain.broken is None:
-                        print(
-                            f"tenant {chain.tenant_id}: {chain.entries} entries, intact "
-                            f"(last entry {chain.head_seq}, hash {chain.head_hash})"
-                        )
-                    else:
-                        print(
-                            f"tenant {chain.tenant_id}: BROKEN at entry {chain.broken.seq}, "
-                            f"{chain.broken.kind.value}: {chain.broken.detail}"
-                        )
-                return 0 if report.ok else 1
+                    print(described(chain))
+                if untrusted is not None:
+                    print(f"cos decisions: {untrusted}", file=sys.stderr)
+                elif saved is None and report.chains:
+                    print(
+                        f"no checkpoint at {path} yet: a log cut short at its end, or a tenant's log removed whole, "
+                        "shows only against one (`cos serve` writes it; `cos decisions checkpoint` too)"
+                    )
+                return 0 if report.ok and untrusted is None else 1
+            if args.decisions_command == "checkpoint":
+                path = Path(args.out) if args.out else settings.decision_checkpoints_path
+                saved = await checkpoint(store, path)
+                print(f"checkpoint {path} as of {saved.written_at.isoformat()}: {len(saved.heads)} tenant(s)")
+                for tenant, head in sorted(saved.heads.items()):
+                    print(f"tenant {tenant}: {head.count} entries, last entry {head.seq}, hash {head.hash}")
+                return 0
             count = await export(DecisionLog(store, args.tenant).stream(**filters), out, args.format)
             print(f"cos decisions: {count} decision(s) exported", file=sys.stderr)
-        except PlannerError as error:
+        except (PlannerError, OSError) as error:
             print(f"cos decisions: {error}", file=sys.stderr)
             return 1
         finally:
@@ -378,7 +427,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
     from planner.vault import VaultError
 
     async def main() -> int:
-        store = Store(create_engine(settings.database_url))
+        store = Store(create_engine(settings.database_url), decision_keys=_decision_keys(settings))
         try:
             await upgrade(store.engine)
             if args.metrics_command == "chart-link":
@@ -501,14 +550,27 @@ def build_parser() -> argparse.ArgumentParser:
     adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
     adapters.set_defaults(handler=_adapters)
 
-    decisions_parser = commands.add_parser("decisions", help="the decision log: verify its hash chains, export it")
+    decisions_parser = commands.add_parser(
+        "decisions", help="the decision log: verify its signed chains, checkpoint their heads, export it"
+    )
     decision_commands = decisions_parser.add_subparsers(
         dest="decisions_command", required=True, metavar="DECISIONS_COMMAND"
     )
     verify_command = decision_commands.add_parser(
-        "verify", help="recompute every hash chain; exit 1, naming the entry, if one was edited, deleted or reordered"
+        "verify",
+        help="check every signed chain against the checkpoint; exit 1, naming the tenant and the first broken entry, "
+        "if one was edited, deleted or reordered",
     )
     verify_command.add_argument("--tenant", help="only this Teams tenant")
+    verify_command.add_argument(
+        "--checkpoints", help="the checkpoint file (default COS_DECISION_CHECKPOINTS, or next to the key file)"
+    )
+    checkpoint_command = decision_commands.add_parser(
+        "checkpoint", help="write each tenant's chain head, signed, to a file outside the database"
+    )
+    checkpoint_command.add_argument(
+        "--out", help="the checkpoint file (default COS_DECISION_CHECKPOINTS, or next to the key file)"
+    )
     export_command = decision_commands.add_parser("export", help="write a tenant's decisions as JSON lines or CSV")
     export_command.add_argument("--tenant", required=True, help="the Teams tenant id")
     export_command.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default jsonl")

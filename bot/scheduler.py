@@ -8,6 +8,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from botbuilder.core import BotAdapter
@@ -17,7 +18,7 @@ from bot.sender import Delivery, Sender
 from planner.agents import Agent
 from planner.approvals import Approvals, tenants_with_expired
 from planner.context import purge_expired_facts
-from planner.decisions import DecisionLog
+from planner.decisions import CheckpointInvalid, CheckpointRefused, DecisionLog, checkpoint
 from planner.ingestion import pull_due, purge_event_ids
 from planner.playbooks import announce_ended_plans
 from planner.store import Store
@@ -101,6 +102,17 @@ async def expire_approvals(store: Store, at: datetime) -> int:
     return expired
 
 
+async def keep_checkpoint(store: Store, path: Path) -> None:
+    """Write the decision log's signed checkpoint when a chain head moved (see planner/decisions.py); a log that no
+    longer extends the checkpoint is logged as an error, and the checkpoint is kept as it is."""
+    try:
+        await checkpoint(store, path)
+    except (CheckpointInvalid, CheckpointRefused) as error:
+        logger.error("decision log: %s", error)
+    except Exception:
+        logger.exception("writing the decision log checkpoint %s failed; the next tick will try again", path)
+
+
 def start_scheduler(
     store: Store,
     adapter: BotAdapter,
@@ -110,8 +122,10 @@ def start_scheduler(
     sender: Sender | None = None,
     delegator: Delegator | None = None,
     resume: Callable[[], Awaitable[object]] | None = None,
+    checkpoints: Path | None = None,
 ) -> AsyncIOScheduler:
-    """Tick every `every_seconds`; missed runs (a busy or stopped process) coalesce into one."""
+    """Tick every `every_seconds`; missed runs (a busy or stopped process) coalesce into one. With `checkpoints`, each
+    tick also keeps the decision log's checkpoint there current."""
 
     sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
 
@@ -125,6 +139,8 @@ def start_scheduler(
             return
         if report.fired or report.delivery.sent or report.delivery.dead:
             logger.info("tick: %s fired, %s", report.fired, report.delivery)
+        if checkpoints is not None:
+            await keep_checkpoint(store, checkpoints)
 
     async def housekeep() -> None:
         try:

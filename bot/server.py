@@ -25,6 +25,7 @@ from bot.scheduler import start_scheduler, worker_name
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
+from planner.decisions import DecisionKeys
 from planner.migrate import upgrade
 from planner.store import Store
 from planner.vault import VaultError
@@ -64,6 +65,18 @@ def create_adapter(
     return adapter
 
 
+def decision_keys(settings: Settings) -> DecisionKeys | None:
+    """The keys that sign the decision log; without them (no COS_SECRET_KEYS in production) it is kept unsigned."""
+    try:
+        keys = settings.decision_keys()
+    except VaultError as error:
+        logger.error("the decision log is not signed: %s", error)
+        return None
+    if keys is None:
+        logger.warning("the decision log is not signed: set COS_SECRET_KEYS (see .env.example)")
+    return keys
+
+
 def create_assistant(settings: Settings) -> Assistant | None:
     """Claude, when a key is configured; without one the bot works through its command grammar."""
     if not settings.anthropic_api_key:
@@ -98,6 +111,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     """Serve the bot until SIGINT or SIGTERM."""
     store = Store.from_url(settings.database_url)
     await upgrade(store.engine)
+    store.decision_keys = decision_keys(settings)
     adapter = create_adapter(settings)
     assistant = create_assistant(settings)
     # With a key, Claude writes the digest's recommendations as it does in chat; the rules otherwise.
@@ -119,6 +133,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
         sender=sender,
         delegator=delegator,
         resume=bot.resume_approved,
+        checkpoints=settings.decision_checkpoints_path if store.decision_keys else None,
     )
     mode = "local mode (no authentication, loopback only)" if settings.local_mode else "authenticated"
     logger.info("Chief of Staff listening on http://%s:%s/api/messages, %s", host, port, mode)

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from planner.decisions import DecisionKeys
 from planner.store import DEFAULT_DATABASE_URL
 from planner.vault import Vault
 
 TEAMS_SERVICE_HOSTS = ("smba.trafficmanager.net",)
 DEFAULT_MODEL = "claude-sonnet-5-5"
 LOCAL_KEY_FILE = "chief_of_staff.key"
+DECISION_CHECKPOINTS_FILE = "decision_checkpoints.json"
 
 
 class SettingsError(ValueError):
@@ -81,6 +83,8 @@ class Settings:
     """In local mode without COS_SECRET_KEYS, the key is made once and kept in this file (owner-only)."""
     openid_metadata_url: str = ""
     """Where the keys that sign the Bot Framework's tokens are published; empty: Microsoft's public cloud."""
+    decision_checkpoints: str = ""
+    """The signed checkpoint of the decision log's heads, outside the database; empty: next to the key file."""
 
     @property
     def local_mode(self) -> bool:
@@ -106,6 +110,18 @@ class Settings:
             with os.fdopen(descriptor, "w") as key_file:
                 key_file.write(Vault.generate_key())
         return Vault.from_setting(path.read_text().strip())
+
+    def decision_keys(self) -> DecisionKeys | None:
+        """The keys that sign the decision log, derived from the vault's (None without a vault). Raises VaultError."""
+        vault = self.vault()
+        return DecisionKeys.from_vault(vault) if vault is not None else None
+
+    @property
+    def decision_checkpoints_path(self) -> Path:
+        """Where the decision log's checkpoint is kept: COS_DECISION_CHECKPOINTS, or a file next to the key file."""
+        if self.decision_checkpoints:
+            return Path(self.decision_checkpoints)
+        return Path(self.secret_key_file).parent / DECISION_CHECKPOINTS_FILE
 
     def is_admin(self, user_id: str) -> bool:
         """Configured admins; in local mode with none configured, the person at the keyboard (loopback only)."""
@@ -156,4 +172,5 @@ class Settings:
             secret_keys=env.get("COS_SECRET_KEYS", "").strip(),
             secret_key_file=env.get("COS_SECRET_KEY_FILE", "").strip() or LOCAL_KEY_FILE,
             openid_metadata_url=env.get("COS_OPENID_METADATA_URL", "").strip(),
+            decision_checkpoints=env.get("COS_DECISION_CHECKPOINTS", "").strip(),
         )
