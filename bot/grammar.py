@@ -10,9 +10,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.cards.markdown import inline_code
+
 VERBS = (
     "help",
     "new plan",
+    "set target",
+    "edit master",
     "tactical",
     "derive tactical",
     "week",
@@ -100,7 +104,8 @@ def _kpi(text: str) -> dict[str, Any]:
     number_at = next((i for i, t in enumerate(tokens) if re.fullmatch(r"[\d.,]+[km%]?", t.lower())), None)
     if not number_at:
         raise GrammarError(
-            f"A KPI needs a name then a target, like `kpi SQLs 500`, not `kpi {text}`.", "create_master_plan"
+            f"A KPI needs a name then a target, like `kpi SQLs 500`, not {inline_code('kpi ' + text)}.",
+            "create_master_plan",
         )
     kpi: dict[str, Any] = {"name": " ".join(tokens[:number_at]), "target": tokens[number_at]}
     if tokens[number_at + 1 :]:
@@ -113,17 +118,25 @@ def _kpi(text: str) -> dict[str, Any]:
     return kpi
 
 
+_FROM = re.compile("from", re.IGNORECASE)
+_UNTIL = re.compile("to|until|-", re.IGNORECASE)
+
+
 def _window(head: str, operation: str) -> tuple[str, str, str]:
-    """`<title> from <start> to <end>`: split at the last ` from ` and the last ` to ` after it."""
-    match = re.match(r"^(?P<title>.+)\s+from\s+(?P<start>.+?)\s+(?:to|until|-)\s+(?P<end>.+)$", head, re.IGNORECASE)
-    if not match:
+    """`<title> from <start> to <end>`: split at the last ` from ` that a ` to ` follows, and the first ` to ` after it.
+
+    Word by word, in one pass each way: a regular expression that backtracks over every ` from ` took seconds on a
+    long message full of them, and the bot answers no one while it runs.
+    """
+    words = head.split()
+    last_until = next((j for j in range(len(words) - 2, 2, -1) if _UNTIL.fullmatch(words[j])), None)
+    start_at = None
+    if last_until is not None:
+        start_at = next((i for i in range(last_until - 2, 0, -1) if _FROM.fullmatch(words[i])), None)
+    if start_at is None or last_until is None:
         raise GrammarError("I need a title and a window: `<title> from <date> to <date>`.", operation)
-    title, start, end = match.group("title", "start", "end")
-    # A title may itself say "from": keep the last "from … to …" as the window.
-    while re.search(r"\s+from\s+", start, re.IGNORECASE):
-        more, start = re.split(r"\s+from\s+", start, maxsplit=1, flags=re.IGNORECASE)
-        title = f"{title} from {more}"
-    return title.strip(), start.strip(), end.strip()
+    end_at = next(j for j in range(start_at + 2, last_until + 1) if _UNTIL.fullmatch(words[j]))
+    return " ".join(words[:start_at]), " ".join(words[start_at + 1 : end_at]), " ".join(words[end_at + 1 :])
 
 
 def _rest_after(text: str, verb: str) -> str:
@@ -145,6 +158,36 @@ def _snooze_hours(text: str) -> float:
     return amount * {"h": 1, "d": 24, "w": 24 * 7}[unit]
 
 
+def _strategy_command(text: str, lowered: str) -> Command | None:
+    """`set target <KPI> <value> [in P1]` and `edit master [P1] [north star …] [from …] [to …] [constraint …]…`:
+    a change of a master plan's goals (`edit_master_plan`); None for any other text."""
+    for verb in ("set target", "edit master", "edit master plan"):
+        if lowered == verb or lowered.startswith(verb + " "):
+            break
+    else:
+        return None
+    rest = _rest_after(text, verb)
+    if verb == "set target":
+        head, clauses = _clauses(rest, ("in", "for"))
+        name, _, value = head.rpartition(" ")
+        if not name.strip() or not value:
+            raise GrammarError("Which KPI, to what? `set target SQLs 600`.", "edit_master_plan")
+        args: dict[str, Any] = {"targets": [{"name": name.strip(), "target": value}]}
+        plan = (clauses.get("in") or clauses.get("for") or [None])[0]
+        return Command("edit_master_plan", args | ({"plan": plan} if plan else {}))
+    head, clauses = _clauses(rest, ("north star", "title", "from", "to", "constraint"))
+    args = {"plan": head} if head else {}
+    title = (clauses.get("north star") or clauses.get("title") or [None])[0]
+    for name, value in (("title", title), ("start", (clauses.get("from") or [None])[0])):
+        if value:
+            args[name] = value
+    if clauses.get("to"):
+        args["end"] = clauses["to"][0]
+    if clauses.get("constraint"):
+        args["constraints"] = clauses["constraint"]
+    return Command("edit_master_plan", args)
+
+
 def parse(text: str) -> Command:
     """The command in `text`. Raises UnknownCommand, or GrammarError naming the operation meant."""
     text = " ".join(text.strip().split())
@@ -160,6 +203,8 @@ def parse(text: str) -> Command:
 
     if verb := starts("help", "?"):
         return Command("help", {"topic": _rest_after(text, verb)})
+    if (strategy := _strategy_command(text, lowered)) is not None:
+        return strategy
     if verb := starts("new plan", "new master plan", "create plan"):
         head, clauses = _clauses(_rest_after(text, verb), ("kpi", "constraint", "owner"))
         title, start, end = _window(head, "create_master_plan")

@@ -1,20 +1,23 @@
 """Natural language through Claude: free text becomes the same operations the command grammar offers.
 
 The model sees the registry's operations as tools (never the human-only ones, such as saving a draft), and
-every call it makes runs through the registry with the same checks as a typed command. Its words are shown,
-never obeyed: a tool result goes back to it as data, and nothing it says can approve or save anything.
+every call it makes runs through the registry with the same checks and the same policy gate as a typed command,
+as the model acting for the person who wrote (`Caller.via`), so the gate and the decision log tell the two apart.
+Its words are shown, never obeyed: a tool result goes back to it as data, and nothing it says can approve or save
+anything.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 import anthropic
 
-from bot.governance import check_tool_call
 from bot.operations import Context, Registry, Reply
+from bot.operations.base import ASSISTANT
 
 logger = logging.getLogger(__name__)
 MAX_STEPS = 6
@@ -46,6 +49,7 @@ class Assistant:
 
     async def handle(self, context: Context, text: str) -> Reply:
         """Run the tool loop for one message. Raises LLMUnavailable when the model cannot be used."""
+        context = context.acting_as(replace(context.caller, via=ASSISTANT, model=self.model))
         messages: list[dict[str, Any]] = [{"role": "user", "content": text}]
         cards: list[dict[str, Any]] = []
         notes: list[str] = []
@@ -87,9 +91,7 @@ class Assistant:
             return Reply(text=f"There is no tool {name!r}.", ok=False)
         args = dict(arguments) if isinstance(arguments, dict) else {}
         args.pop("from_card", None)
-        held = await check_tool_call(context, name, args)
-        if held is not None:
-            return held
+        args.pop("typed", None)
         return await self.registry.run(name, context, args)
 
     async def _create(self, system: str, messages: list[dict[str, Any]]) -> Any:

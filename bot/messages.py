@@ -14,6 +14,8 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 - `derive tactical [P1] [monthly|fortnightly|quarterly]`: a proposal to save or discard
 - `week [P2] [2026-W07]`: derive this week's plan from a tactical plan
 - `plan [P1]`: the plan tree with progress and health · `plans`: every plan
+- `set target <KPI> <value> [in P1]` · `edit master [P1] [north star <text>] [from <date>] [to <date>]`
+  `[constraint <text>]…`: a change of strategy, the plan leader's own or held for their approval
 
 **Tasks**
 - `add task <title> [to P2] due <date> [for <who>] [milestone]`
@@ -165,3 +167,31 @@ def more_rules(count: int) -> str:
 
 def policy_loaded(version: int, rules: int) -> str:
     return f"Policy version {version} is in force: {rules} rule(s). Every agent's next action is checked against it."
+
+
+def operation_stopped(operation: str, reasons: str) -> str:
+    return f"I won't do that ({operation.replace('_', ' ')}): {reasons}."
+
+
+def operation_held(reasons: str, approval: str) -> str:
+    return f"That needs approval first ({reasons}): I asked for it as {approval}."
+
+
+def operation_unapprovable(reasons: str, problem: str) -> str:
+    return f"That needs a person's approval first ({reasons}), but {problem}"
+
+
+def approved_and_run(approval: str, outcome: str) -> str:
+    return f"{approval} was approved, and what it held has now run: {outcome}"
+
+
+def nothing_to_change() -> str:
+    return "What should change? `set target SQLs 600`, or `edit master north star <text>` (or from/to/constraint)."
+
+
+def no_such_kpi(name: str, plan_id: int, known: str) -> str:
+    return f"P{plan_id} has no KPI {name!r} (its KPIs: {known}). Targets change by the KPI's name."
+
+
+def master_plan_changed(plan_id: int, changed: list[str]) -> str:
+    return f"P{plan_id} changed: {', '.join(changed)}."

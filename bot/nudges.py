@@ -378,7 +378,9 @@ async def compose(
 
 
 async def _policy_allows(store: Store, envelope: Envelope) -> bool:
-    """Every outbound nudge passes the policy engine: stopped ones are not sent; stops and flags are logged."""
+    """Every outbound nudge passes the policy engine and only a go is sent: a stopped or flagged one is not (a flag
+    means a person should look first, and a nudge cannot wait for one: the next firing is written afresh), and
+    either is logged."""
     subject = f"task:{envelope.payload['task']}" if "task" in envelope.payload else f"outbox:{envelope.id}"
     action = Action(
         tenant_id=envelope.tenant_id,
@@ -397,13 +399,13 @@ async def _policy_allows(store: Store, envelope: Envelope) -> bool:
         DecisionRecord(
             tenant_id=envelope.tenant_id,
             actor="policy",
-            action=f"nudge.{'stopped' if stopped else 'flagged'}",
+            action=f"nudge.{'stopped' if stopped else 'held'}",
             subject=subject,
             verdict=decision.verdict.value,
-            rationale=f"the {envelope.kind.replace('_', ' ')} message to {envelope.recipient} "
-            f"{'was not sent' if stopped else 'went out, flagged'}: {reasons}",
+            rationale=f"the {envelope.kind.replace('_', ' ')} message to {envelope.recipient} was not sent"
+            f"{'' if stopped else ', flagged for a person to look at first'}: {reasons}",
             data={"outbox": envelope.id, "kind": envelope.kind, "recipient": envelope.recipient},
             rules=tuple(m.rule_id for m in decision.matched),
         )
     )
-    return not stopped
+    return False

@@ -34,6 +34,7 @@ from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
 from bot.nudges import NOTICE
 from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, default_registry
+from bot.operations.base import ASSISTANT, IN_TEAMS
 from bot.recommending import ClaudeRecommender
 from bot.settings import Settings
 from planner.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
@@ -290,7 +291,7 @@ class ChiefOfStaffBot(ActivityHandler):
         reply = await self.registry.run(command.operation, self._context(caller), command.args)
         await self._send(turn_context, reply)
 
-    def _context(self, caller: Caller) -> Context:
+    def _context(self, caller: Caller, approval: ApprovalRequest | None = None) -> Context:
         return Context(
             self.store,
             caller,
@@ -300,6 +301,7 @@ class ChiefOfStaffBot(ActivityHandler):
             record=self._record,
             recommender=self.recommender,
             approval_expiry=self.settings.approval_expiry,
+            approval=approval,
         )
 
     async def _record(self, record: DecisionRecord) -> object:
@@ -307,18 +309,42 @@ class ChiefOfStaffBot(ActivityHandler):
         return await DecisionLog(self.store, record.tenant_id).record(record)
 
     async def _resume(self, context: Context, request: ApprovalRequest) -> str | None:
-        """Run what an approval held: an operation with its arguments, or a delegation."""
+        """Run what an approval held: a delegation, or an operation with its arguments, as the person who asked
+        for it (never as the approver), who then hears how it went; what it said is for the approver."""
+        return await self._carry_out(request)
+
+    async def _carry_out(self, request: ApprovalRequest) -> str | None:
         if "delegation" in request.resume and self.delegator is not None:
             delegation_id = int(request.resume["delegation"])
             if await self.delegator.resume(request.tenant_id, delegation_id, request):
                 return f"Delegation D{delegation_id} goes ahead."
             return f"Delegation D{delegation_id} was already released."
         operation = request.resume.get("operation")
-        if isinstance(operation, str) and operation in self.registry:
-            args = dict(request.resume.get("args") or {}) | {"approved": request.id}
-            reply = await self.registry.run(operation, context, args)
-            return reply.text or None
-        return None
+        if not (isinstance(operation, str) and operation in self.registry and is_person(request.requester)):
+            return None
+        requester = await self._requester(request)
+        args = dict(request.resume.get("args") or {})
+        reply = await self.registry.run(operation, self._context(requester, approval=request), args)
+        said = reply.text or ("done." if reply.ok else "it could not run.")
+        if request.requester != request.decided_by:
+            text = messages.approved_and_run(request.ref, said)
+            notice = Message(recipient=request.requester, kind=NOTICE, payload={"text": text})
+            await Outbox(self.store).fire(request.tenant_id, f"resumed:{request.id}", [notice])
+        return reply.text or None
+
+    async def _requester(self, request: ApprovalRequest) -> Caller:
+        """The person an approved request was asked by, as the bot knows them now (and how they asked)."""
+        user = request.requester
+        name = (await Directory(self.store, request.tenant_id).names({user})).get(user)
+        via = request.resume.get("via")
+        return Caller(
+            tenant_id=request.tenant_id,
+            user_id=user,
+            name=name or user,
+            is_admin=self.settings.is_admin(user),
+            via=via if via in (IN_TEAMS, ASSISTANT) else IN_TEAMS,
+            model=self.assistant.model if self.assistant is not None and via == ASSISTANT else "",
+        )
 
     async def resume_approved(self) -> int:
         """Run the approved operations nobody took up (the process that heard the approval stopped first, or
@@ -333,24 +359,14 @@ class ChiefOfStaffBot(ActivityHandler):
                 claimed = await approvals.claim_resume(request.id)
                 if claimed is None:
                     continue  # another replica took it
-                name = (await Directory(self.store, tenant_id).names({claimed.requester})).get(claimed.requester)
-                caller = Caller(
-                    tenant_id=tenant_id,
-                    user_id=claimed.requester,
-                    name=name or claimed.requester,
-                    is_admin=self.settings.is_admin(claimed.requester),
-                )
                 try:
-                    said = await self._resume(self._context(caller), claimed)
+                    await self._carry_out(claimed)
                 except Exception:
                     await approvals.release_resume(claimed.id)
                     logger.exception(
                         "resuming %s of tenant %s failed; the next tick tries again", claimed.ref, tenant_id
                     )
                     continue
-                text = f"{claimed.ref} was approved, and what it held has now run: {said or 'done.'}"
-                message = Message(recipient=claimed.requester, kind=NOTICE, payload={"text": text})
-                await Outbox(self.store).fire(tenant_id, f"resumed:{claimed.id}", [message])
                 resumed += 1
         return resumed
 

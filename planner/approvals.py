@@ -200,6 +200,9 @@ class ApprovalRequest:
     roles: tuple[str, ...]
     approvers: tuple[str, ...]
     """User ids that may decide it, fixed when it was asked."""
+    leaders: tuple[str, ...] = ()
+    """Among them, the leaders (owners) of the master plans a strategy change touches: they decide it by leading
+    those plans, with or without an approver role, and may confirm what the assistant proposed on their behalf."""
     status: ApprovalStatus
     created_at: datetime
     expires_at: datetime
@@ -249,6 +252,7 @@ def _action_json(action: Action) -> dict[str, Any]:
     return {
         "kind": action.kind.value,
         "actor": action.actor,
+        "on_behalf_of": action.on_behalf_of,
         "agent": action.agent,
         "name": action.name,
         "subject": action.subject,
@@ -263,6 +267,7 @@ def _action(tenant_id: str, data: Mapping[str, Any]) -> Action:
         tenant_id=tenant_id,
         kind=ActionKind(data["kind"]),
         actor=data["actor"],
+        on_behalf_of=data.get("on_behalf_of"),
         agent=data.get("agent"),
         name=data.get("name", ""),
         subject=data.get("subject", ""),
@@ -285,6 +290,7 @@ def _request(row: Row[Any]) -> ApprovalRequest:
         resume=dict(row.resume),
         roles=tuple(row.roles),
         approvers=tuple(row.approvers),
+        leaders=tuple(policy.get("leaders", ())),
         status=ApprovalStatus(row.status),
         created_at=row.created_at,
         expires_at=row.expires_at,
@@ -545,8 +551,12 @@ class Approvals:
         resume: Mapping[str, Any],
         expires_in: timedelta | None = None,
         policy: PolicyDecision | None = None,
+        leaders: Iterable[str] = (),
     ) -> ApprovalRequest:
         """Hold `action` until an approver decides; its approvers get a card (through the outbox) at once.
+
+        `leaders` (the owners of the master plans a strategy change touches) may decide it too, besides the holders
+        of the roles its categories name; a leader who asked the assistant may confirm what it proposed.
 
         Raises TenantMismatch (the action belongs to another tenant), InvalidValue (`resume` or the action's
         attributes are not plain JSON, or the expiry is out of range), NoApprovers (nobody but the requester
@@ -561,7 +571,11 @@ class Approvals:
         lifetime = _expiry(expires_in) if expires_in is not None else self.expires_in
         roles = await self.approvers.roles_for(action.categories)
         holders = await self.approvers.holders()
-        approvers = tuple(dict.fromkeys(u for role in roles for u in holders.get(role, ()) if u != requester))
+        confirms = action.actor == "llm"
+        leading = tuple(dict.fromkeys(u for u in leaders if is_person(u) and (confirms or u != requester)))
+        approvers = tuple(
+            dict.fromkeys([*leading, *(u for role in roles for u in holders.get(role, ()) if u != requester)])
+        )
         if not approvers:
             raise NoApprovers(roles)
         policy_json = {
@@ -569,6 +583,7 @@ class Approvals:
             "reasons": policy.reasons if policy else [],
             "rules": [m.rule_id for m in policy.matched] if policy else [],
             "facts": list(policy.facts) if policy else [],
+            "leaders": list(leading),
         }
         now = self._clock()
         reason = " ".join(reason.split())[:2000] or "needs a person's approval"
@@ -602,10 +617,12 @@ class Approvals:
                 now,
             )
         request = await self.get(request_id)
+        # What the model asked for on someone's behalf is logged as the model's, naming that person.
+        behalf = {"on_behalf_of": action.on_behalf_of} if action.on_behalf_of else {}
         await self._log(
             DecisionRecord(
                 tenant_id=self.tenant_id,
-                actor=requester,
+                actor=action.actor if action.on_behalf_of else requester,
                 action="approval.requested",
                 subject=request.subject,
                 verdict=Verdict.FLAG.value,
@@ -618,6 +635,7 @@ class Approvals:
                     "expires_at": request.expires_at.isoformat(),
                     "policy_reasons": policy_json["reasons"],
                     "facts": policy_json["facts"],
+                    **behalf,
                 },
                 rules=tuple(policy_json["rules"]),
                 approval_id=request.id,
@@ -747,10 +765,14 @@ class Approvals:
             raise NotAuthenticated(request.id, approver)
         if not is_person(approver):
             raise NotAPerson(request.id, approver)
-        if approver == request.requester:
+        leads = approver in request.leaders
+        # The one exception to "never the requester": a leader confirming what the assistant proposed for them.
+        if approver == request.requester and not (leads and request.action.actor == "llm"):
             raise SelfApproval(request.id, approver)
         # An approver named when it was asked who has since lost the role (left the team, revoked) may not decide.
-        if approver not in request.approvers or not (await self.approvers.roles_of(approver)) & set(request.roles):
+        if approver not in request.approvers or not (
+            leads or (await self.approvers.roles_of(approver)) & set(request.roles)
+        ):
             raise NotAnApprover(request.id, approver, request.roles)
 
     async def _refused(self, request: ApprovalRequest, approver: str, refused: ApprovalRefused) -> None:

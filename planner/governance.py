@@ -33,7 +33,16 @@ class ActionKind(StrEnum):
     NUDGE = "nudge"
     """An outbound message to a person (attributes: message kind)."""
     PLAN_CHANGE = "plan_change"
-    """A change to a plan (attributes: what changed)."""
+    """An operation that changes plans, tasks or KPIs (attributes: its arguments)."""
+    READ = "read"
+    """An operation that only reads (attributes: its arguments)."""
+    SETTING = "setting"
+    """An operation that changes how the bot works: follow-up, adapters, approvers, rules (attributes: arguments)."""
+
+
+OPERATION_KINDS = (ActionKind.READ, ActionKind.PLAN_CHANGE, ActionKind.SETTING)
+"""The kinds the bot's operations declare. A rule about `tool_call` (the kind the model's calls had before every
+operation was gated alike) is about all three, whoever asks: a person, a card or the model."""
 
 
 class GateCategory(StrEnum):
@@ -56,6 +65,8 @@ class Action:
     kind: ActionKind
     actor: str
     """Who or what acts: a user id, `agent:<adapter>`, `llm` or `bot`."""
+    on_behalf_of: str | None = None
+    """The person the actor acts for (the one who asked the model), if not the actor itself."""
     agent: str | None = None
     """The adapter it goes through, if any (rules can be per agent)."""
     name: str = ""
@@ -141,6 +152,7 @@ def policy_record(action: Action, decision: PolicyDecision, rationale: str, **da
         rationale=rationale,
         data={
             "actor": action.actor,
+            **({"on_behalf_of": action.on_behalf_of} if action.on_behalf_of else {}),
             "agent": action.agent,
             "name": action.name,
             "accounts": list(action.accounts),

@@ -64,7 +64,15 @@ from planner import events as event_log
 from planner.clock import Clock
 from planner.context import LIVE_FACTS, Fact, FactType, fact_from_row, live_parameters
 from planner.errors import PlannerError, TenantMismatch
-from planner.governance import Action, ActionKind, GateCategory, PolicyDecision, RuleMatch, Verdict
+from planner.governance import (
+    OPERATION_KINDS,
+    Action,
+    ActionKind,
+    GateCategory,
+    PolicyDecision,
+    RuleMatch,
+    Verdict,
+)
 from planner.schema import context_facts, policy_sets
 from planner.store import Store
 
@@ -698,6 +706,14 @@ class PolicySets:
 _Key = tuple[str, str, str]
 
 
+def _indexed_kinds(kinds: Sequence[ActionKind]) -> list[str]:
+    """The kinds a rule is filed under: `tool_call` stands for every kind of operation (see `OPERATION_KINDS`)."""
+    if not kinds:
+        return ["*"]
+    expanded = [k for kind in kinds for k in (OPERATION_KINDS if kind is ActionKind.TOOL_CALL else (kind,))]
+    return list(dict.fromkeys(k.value for k in expanded))
+
+
 class CompiledRules:
     """One version of a tenant's rules, indexed by (agent, kind, action name) so an action meets only its rules."""
 
@@ -707,7 +723,7 @@ class CompiledRules:
         self._index: dict[_Key, list[tuple[int, Rule]]] = {}
         for position, rule in enumerate(self.rules):
             for agent in rule.agents or ("*",):
-                for kind in [k.value for k in rule.kinds] or ["*"]:
+                for kind in _indexed_kinds(rule.kinds):
                     for name in rule.actions or ("*",):
                         self._index.setdefault((agent, kind, name), []).append((position, rule))
 

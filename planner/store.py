@@ -1177,6 +1177,32 @@ class TenantStore:
             plan = await self._plan_row(conn, plan_id)
             return await self._insert_metric(conn, plan, spec, actor=actor)
 
+    async def set_metric_target(self, metric_id: int, target: float, *, actor: str) -> Metric:
+        """A KPI's new target (the baseline, unit and direction stay). Raises MetricNotFound or InvalidValue."""
+        async with self._store.transaction() as conn:
+            query = select(metrics).where(metrics.c.id == metric_id, metrics.c.tenant_id == self.tenant_id)
+            row = (await conn.execute(query)).first()
+            if row is None:
+                raise MetricNotFound(metric_id)
+            before = _metric(row)
+            spec = MetricSpec(
+                name=before.name,
+                target=target,
+                unit=before.unit,
+                baseline=before.baseline,
+                direction=before.direction,
+                tolerance=before.tolerance,
+            )
+            spec.validate()
+            after = replace(before, target=target, version=before.version + 1)
+            await conn.execute(
+                update(metrics)
+                .where(metrics.c.id == metric_id, metrics.c.tenant_id == self.tenant_id)
+                .values(target=target, version=after.version)
+            )
+            await self._record(conn, actor=actor, kind="metric.updated", subject=after, before=before)
+            return after
+
     async def list_metrics(self, plan_id: int) -> list[Metric]:
         """The KPIs defined on one plan."""
         async with self._engine.connect() as conn:

@@ -19,6 +19,7 @@ from bot.operations import (
     tasks,
 )
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
+from planner.governance import ActionKind
 
 
 async def show_help(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -40,6 +41,7 @@ HELP = Operation(
     usage=("help [command]",),
     parameters={"type": "object", "properties": {"topic": {"type": "string"}}},
     run=show_help,
+    kind=ActionKind.READ,
 )
 
 

@@ -39,6 +39,7 @@ from planner.approvals import (
     is_person,
 )
 from planner.errors import PlannerError
+from planner.governance import ActionKind
 
 logger = logging.getLogger(__name__)
 MAX_CARDS = 5
@@ -224,6 +225,7 @@ OPERATIONS = (
         usage=("approve A3 [note]",),
         parameters=DECISION_PARAMETERS,
         run=approve_request,
+        kind=ActionKind.SETTING,
         human_only=True,
     ),
     Operation(
@@ -232,6 +234,7 @@ OPERATIONS = (
         usage=("reject A3 [because <reason>]",),
         parameters=DECISION_PARAMETERS,
         run=reject_request,
+        kind=ActionKind.SETTING,
         human_only=True,
     ),
     Operation(
@@ -240,6 +243,7 @@ OPERATIONS = (
         usage=("approvals",),
         parameters={"type": "object", "properties": {}},
         run=show_approvals,
+        kind=ActionKind.READ,
     ),
     Operation(
         name="show_approvers",
@@ -247,6 +251,7 @@ OPERATIONS = (
         usage=("approvers",),
         parameters={"type": "object", "properties": {}},
         run=show_approvers,
+        kind=ActionKind.READ,
     ),
     Operation(
         name="add_approver",
@@ -254,6 +259,7 @@ OPERATIONS = (
         usage=("approvers add <role> <@person>",),
         parameters=APPROVER_PARAMETERS,
         run=add_approver,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
     Operation(
@@ -262,6 +268,7 @@ OPERATIONS = (
         usage=("approvers remove <role> <@person>",),
         parameters=APPROVER_PARAMETERS,
         run=remove_approver,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
     Operation(
@@ -274,6 +281,7 @@ OPERATIONS = (
             "required": ["category", "role"],
         },
         run=map_approval_gate,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
 )

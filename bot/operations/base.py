@@ -1,20 +1,22 @@
 """One registry of operations, served to both the command grammar and the LLM's tool use.
 
 An operation takes JSON-shaped arguments (what a tool call carries), checks them itself (so the grammar and the
-LLM pass the same checks), runs against the planner, and returns a `Reply`.
+LLM pass the same checks), runs against the planner, and returns a `Reply`. It declares its action kind and its
+approval gates, and `Registry.run` passes every call through the one policy gate (`bot/governance.py`) before it
+runs: a typed command, a card click and a model's tool call of the same operation get the same verdict.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot import messages
+from bot import governance, messages
 from bot.parsing import ParseError, parse_date, parse_ref
 from planner.agents import AgentError
 from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
@@ -22,6 +24,7 @@ from planner.clock import Clock, utcnow
 from planner.directory import Directory
 from planner.drafts import Drafts
 from planner.errors import PlannerError
+from planner.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
 from planner.measurement import Recommender
 from planner.model import Plan, Tier
 from planner.store import Store, TenantStore
@@ -31,6 +34,11 @@ if TYPE_CHECKING:
     from bot.delegating import Delegator
 
 logger = logging.getLogger(__name__)
+
+IN_TEAMS = "teams"
+"""A person's own typed command or card click in Teams."""
+ASSISTANT = "assistant"
+"""The model's tool call, made for the person whose message it was answering."""
 
 
 class BadArguments(ValueError):
@@ -49,6 +57,19 @@ class Caller:
     mentions: Mapping[str, str] = field(default_factory=dict)
     """Display names (case-folded) of the people @mentioned in the message, to their user ids."""
     is_admin: bool = False
+    via: str = IN_TEAMS
+    """How the call came: `teams` (the person typed or clicked) or `assistant` (the model called it for them)."""
+    model: str = ""
+    """The model that made the call, when `via` is `assistant`."""
+
+    @property
+    def by_model(self) -> bool:
+        return self.via == ASSISTANT
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for the policy gate and the decision log: the person, or `llm` for the model on their behalf."""
+        return "llm" if self.by_model else self.user_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,14 +100,20 @@ class Context:
         record: Record | None = None,
         recommender: Recommender | None = None,
         approval_expiry: timedelta = DEFAULT_EXPIRY,
+        approval: ApprovalRequest | None = None,
     ) -> None:
         self.store = store
         self.caller = caller
         self.delegator = delegator
         self.resume = resume
         """Runs an approved request's action (the bot's wiring plugs it in); None leaves it to the scheduler."""
-        self.record = record
-        """Where decisions are written (the decision log); None keeps them out of it."""
+        self._record = record
+        self.record = record if record is None or not caller.by_model else _as_the_model(record, caller)
+        """Where decisions are written (the decision log); None keeps them out of it. What the model does is
+        written as the model's, on behalf of the person it acts for."""
+        self.approval = approval
+        """The approved request this call carries out (set only by the bot's resume hook): its approval answers the
+        flag it was held for, for that operation with those arguments only."""
         self.approval_expiry = approval_expiry
         """How long an approval the bot asks for waits (COS_APPROVAL_EXPIRY_HOURS)."""
         self.recommender = recommender
@@ -98,6 +125,20 @@ class Context:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def acting_as(self, caller: Caller, *, approval: ApprovalRequest | None = None) -> Context:
+        """The same wiring for another caller (the model for this person, or the person an approval was for)."""
+        return Context(
+            self.store,
+            caller,
+            clock=self.clock,
+            delegator=self.delegator,
+            resume=self.resume,
+            record=self._record,
+            recommender=self.recommender,
+            approval_expiry=self.approval_expiry,
+            approval=approval,
+        )
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -173,7 +214,9 @@ class Context:
         name = raw.lstrip("@").strip()
         mentioned = self.caller.mentions.get(name.casefold())
         if mentioned:
-            return mentioned, name
+            # Named as the directory knows that id, not as the mention was written (the sender can write anything).
+            person = await self.directory.person(mentioned) or await self.directory.remember_person(mentioned, name)
+            return mentioned, person.name
         known = await self.directory.people_named(name)
         if len(known) == 1:
             return known[0].user_id, known[0].name
@@ -188,7 +231,21 @@ class Context:
         return {k: names.get(k, k) for k in wanted} | {self.caller.user_id: self.caller.name}
 
 
+def _as_the_model(record: Record, caller: Caller) -> Record:
+    """`record`, writing what is done in the person's name as the model's, on their behalf."""
+
+    async def as_the_model(entry: DecisionRecord) -> object:
+        if entry.actor == caller.user_id:
+            behalf = {"on_behalf_of": caller.user_id} | ({"model": caller.model} if caller.model else {})
+            entry = replace(entry, actor=caller.actor, data={**entry.data, **behalf})
+        return await record(entry)
+
+    return as_the_model
+
+
 Runner = Callable[[Context, Mapping[str, Any]], Awaitable[Reply]]
+Masters = Callable[[Context, Mapping[str, Any]], Awaitable[Sequence[Plan]]]
+"""The master plans whose goals or targets a call would change (none: it changes no strategy)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,10 +255,26 @@ class Operation:
     usage: tuple[str, ...]
     parameters: dict[str, Any]
     run: Runner
+    kind: ActionKind
+    """What sort of action it is for the policy rules: `read`, `plan_change` or `setting`."""
+    categories: tuple[GateCategory, ...] = ()
+    """The approval gates it falls under. A strategy change is held unless the leader of the master plans it
+    changes (`masters`) asks in person; the other gates hold it always."""
+    masters: Masters | None = None
+    """For a strategy change: the master plans whose goals or targets this call changes."""
+    holdable: bool = True
+    """False only for the decisions on approvals: a flag on them would need an approval for every approval, so
+    it is logged and they go ahead (a stop still stops them)."""
     human_only: bool = False
     """Only a person may run it (saving a draft): never offered to the LLM as a tool."""
     admin_only: bool = False
     """Only an admin (COS_ADMINS) may run it; never offered to the LLM either."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in OPERATION_KINDS:
+            raise ValueError(f"{self.name}: an operation's kind is one of {', '.join(OPERATION_KINDS)}")
+        if GateCategory.STRATEGY in self.categories and self.masters is None:
+            raise ValueError(f"{self.name}: a strategy change says which master plans it changes (`masters`)")
 
     def tool(self) -> dict[str, Any]:
         """This operation as an Anthropic tool definition."""
@@ -235,11 +308,15 @@ class Registry:
             raise UnknownOperation(name, self._operations) from None
 
     async def run(self, name: str, context: Context, args: Mapping[str, Any]) -> Reply:
-        """Run an operation; bad arguments and planner refusals become a helpful reply, never an exception."""
+        """Run an operation once the policy gate lets it go (held or stopped, the reply says so and why); bad
+        arguments and planner refusals become a helpful reply, never an exception."""
         operation = self.get(name)
         if operation.admin_only and not context.caller.is_admin:
             return Reply(text=messages.ADMINS_ONLY, ok=False)
         try:
+            held = await governance.check(operation, context, args)
+            if held is not None:
+                return Reply(text=held.text, ok=not held.stopped)
             return await operation.run(context, args)
         except (BadArguments, ParseError, PlannerError, AgentError, VaultError) as error:
             return Reply(text=messages.refused(str(error), operation.usage), ok=False)

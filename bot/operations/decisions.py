@@ -11,6 +11,7 @@ from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import MAX_ID
 from planner.decisions import Decision, DecisionLog, describe_subject, explain
+from planner.governance import ActionKind
 
 WHY_SHOWN = 3
 LISTED = 10
@@ -152,6 +153,7 @@ OPERATIONS = (
             },
         },
         run=explain_decision,
+        kind=ActionKind.READ,
     ),
     Operation(
         name="show_decisions",
@@ -162,5 +164,6 @@ OPERATIONS = (
             "properties": {"about": {"type": "string", "description": "T12, D5, P3 or A3"}},
         },
         run=show_decisions,
+        kind=ActionKind.READ,
     ),
 )

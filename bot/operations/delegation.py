@@ -10,6 +10,7 @@ from bot.cards import message_card
 from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_ref
+from planner.governance import ActionKind
 
 NAME = {"type": "string", "description": "the adapter's name, e.g. hubspot"}
 
@@ -145,6 +146,7 @@ OPERATIONS = (
         usage=("adapters",),
         parameters={"type": "object", "properties": {}},
         run=list_adapters,
+        kind=ActionKind.READ,
         admin_only=True,
     ),
     Operation(
@@ -161,6 +163,7 @@ OPERATIONS = (
             "required": ["kind", "name", "config"],
         },
         run=register_adapter,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
     Operation(
@@ -169,6 +172,7 @@ OPERATIONS = (
         usage=("adapter test <name>",),
         parameters={"type": "object", "properties": {"name": NAME}, "required": ["name"]},
         run=test_adapter,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
     Operation(
@@ -181,6 +185,7 @@ OPERATIONS = (
             "required": ["name", "enabled"],
         },
         run=switch_adapter,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
     Operation(
@@ -189,6 +194,7 @@ OPERATIONS = (
         usage=("adapter remove <name>",),
         parameters={"type": "object", "properties": {"name": NAME}, "required": ["name"]},
         run=remove_adapter,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
     Operation(
@@ -206,6 +212,7 @@ OPERATIONS = (
             "required": ["task", "adapter", "capability"],
         },
         run=delegate_task,
+        kind=ActionKind.PLAN_CHANGE,
         human_only=True,
     ),
     Operation(
@@ -214,5 +221,6 @@ OPERATIONS = (
         usage=("delegations [T12]",),
         parameters={"type": "object", "properties": {"task": {"type": "string"}}},
         run=show_delegations,
+        kind=ActionKind.READ,
     ),
 )

@@ -12,6 +12,7 @@ from bot.parsing import parse_date, parse_ref
 from planner.derivation import CADENCES, tactical_proposals
 from planner.drafts import DISCARDED, SAVED, Draft, DraftAlreadyDecided
 from planner.errors import PlannerError
+from planner.governance import ActionKind
 from planner.model import Tier, Window, iso_week_of, iso_week_window
 
 TACTICAL, WEEKLY = "tactical", "weekly"
@@ -200,6 +201,7 @@ OPERATIONS = (
             },
         },
         run=draft_tactical_plans,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="draft_weekly_plan",
@@ -227,6 +229,7 @@ OPERATIONS = (
             "required": ["plan", "tasks"],
         },
         run=draft_weekly_plan,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="confirm_draft",
@@ -234,6 +237,7 @@ OPERATIONS = (
         usage=("save draft 3",),
         parameters={"type": "object", "properties": {"draft": {"type": "string"}}, "required": ["draft"]},
         run=confirm_draft,
+        kind=ActionKind.PLAN_CHANGE,
         human_only=True,
     ),
     Operation(
@@ -242,6 +246,7 @@ OPERATIONS = (
         usage=("discard draft 3",),
         parameters={"type": "object", "properties": {"draft": {"type": "string"}}, "required": ["draft"]},
         run=discard_draft,
+        kind=ActionKind.PLAN_CHANGE,
         human_only=True,
     ),
 )

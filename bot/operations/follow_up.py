@@ -9,6 +9,7 @@ from bot import messages
 from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import ParseError, parse_ref
+from planner.governance import ActionKind
 from planner.model import Tier
 from planner.outbox import Outbox, dead_letters, replay
 from planner.trigger_rules import SETTINGS, TRIGGER_ALIASES, TenantTriggerRules, describe
@@ -17,6 +18,8 @@ DEAD_LETTERS_SHOWN = 20
 
 
 async def _may_change(context: Context) -> None:
+    """Admins and leaders only. A leader owns a master plan, and a master plan exists only as the tenant's first or
+    as the strategy gate let it (its leader's own, or approved by one): nobody can make themselves a leader."""
     if context.caller.is_admin:
         return
     masters = await context.plans.list_plans(Tier.MASTER)
@@ -97,6 +100,7 @@ OPERATIONS = (
         usage=("triggers",),
         parameters={"type": "object", "properties": {}},
         run=show_triggers,
+        kind=ActionKind.READ,
     ),
     Operation(
         name="set_trigger_setting",
@@ -108,6 +112,7 @@ OPERATIONS = (
             "required": ["setting", "value"],
         },
         run=set_trigger_setting,
+        kind=ActionKind.SETTING,
         human_only=True,
     ),
     Operation(
@@ -120,6 +125,7 @@ OPERATIONS = (
             "required": ["trigger", "on"],
         },
         run=switch_trigger,
+        kind=ActionKind.SETTING,
         human_only=True,
     ),
     Operation(
@@ -128,6 +134,7 @@ OPERATIONS = (
         usage=("triggers reset",),
         parameters={"type": "object", "properties": {}},
         run=reset_triggers,
+        kind=ActionKind.SETTING,
         human_only=True,
     ),
     Operation(
@@ -136,6 +143,7 @@ OPERATIONS = (
         usage=("outbox",),
         parameters={"type": "object", "properties": {}},
         run=show_outbox,
+        kind=ActionKind.READ,
         admin_only=True,
     ),
     Operation(
@@ -144,6 +152,7 @@ OPERATIONS = (
         usage=("outbox replay <id> [<id>…]", "outbox replay all"),
         parameters={"type": "object", "properties": {"ids": {"type": "string"}}, "required": ["ids"]},
         run=replay_outbox,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
 )

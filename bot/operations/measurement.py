@@ -12,6 +12,7 @@ from bot.cards.digest import NO_VALUE, measurement_card, retrospective_card
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
 from planner.decisions import DecisionLog
+from planner.governance import ActionKind
 from planner.measurement import Measurement, MeasurementReport, Recommender, RuleRecommender, log_recommendations
 from planner.model import Tier
 from planner.playbooks import Playbooks
@@ -116,6 +117,7 @@ OPERATIONS = (
             "properties": {"plan": {"type": "string", "description": "plan id such as P1; default the active one"}},
         },
         run=how_are_we_doing,
+        kind=ActionKind.READ,
     ),
     Operation(
         name="show_retrospective",
@@ -123,6 +125,7 @@ OPERATIONS = (
         usage=("retro [P2]",),
         parameters={"type": "object", "properties": {"plan": PLAN_REF}},
         run=show_retrospective,
+        kind=ActionKind.READ,
     ),
     Operation(
         name="save_playbook",
@@ -134,6 +137,7 @@ OPERATIONS = (
             "required": ["plan", "name"],
         },
         run=save_playbook,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="use_playbook",
@@ -151,6 +155,7 @@ OPERATIONS = (
             "required": ["name", "title", "start"],
         },
         run=use_playbook,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="list_playbooks",
@@ -158,5 +163,6 @@ OPERATIONS = (
         usage=("playbooks",),
         parameters={"type": "object", "properties": {}},
         run=list_playbooks,
+        kind=ActionKind.READ,
     ),
 )

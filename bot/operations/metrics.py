@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
+from planner.governance import ActionKind
 
 
 async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -52,5 +53,6 @@ OPERATIONS = (
             "required": ["metric", "value"],
         },
         run=record_metric,
+        kind=ActionKind.PLAN_CHANGE,
     ),
 )

@@ -1,4 +1,10 @@
-"""Plan operations: create master and tactical plans, derive weeks, show the plan."""
+"""Plan operations: create master and tactical plans, change a master plan's goals, derive weeks, show the plan.
+
+A master plan's goals and targets are the team's strategy: a second master plan, or a change of a master plan's
+north star, window, constraints or KPI targets, is a strategy change, held for a leader's approval unless that
+plan's leader (its owner) asks in person (see `bot/governance.py`). A tenant's first master plan is anyone's to
+create: there is no strategy yet to change, and whoever creates it leads it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from bot import messages
 from bot.cards import member_week, plan_overview
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_fraction, parse_number, parse_ref
-from planner.model import Direction, MetricSpec, Tier, Window, iso_week_of
+from planner.governance import ActionKind, GateCategory
+from planner.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
 from planner.store import OwnedRollup
 
 KPI_SCHEMA: dict[str, Any] = {
@@ -68,6 +75,62 @@ async def create_master_plan(context: Context, args: Mapping[str, Any]) -> Reply
         title=title, owner=owner, window=window, constraints=constraints, metrics=kpis, actor=context.caller.user_id
     )
     return await _with_overview(context, plan.id, messages.plan_created(plan, len(kpis)))
+
+
+async def master_plans(context: Context, args: Mapping[str, Any]) -> list[Plan]:
+    """The tenant's master plans: another one changes the strategy they set (none yet: the first changes none)."""
+    return await context.plans.list_plans(Tier.MASTER)
+
+
+async def master_plan_named(context: Context, args: Mapping[str, Any]) -> list[Plan]:
+    """The master plan a change of goals or targets is about (the one active today when none is named)."""
+    return [await context.plan_arg(args, tier=Tier.MASTER)]
+
+
+async def edit_master_plan(context: Context, args: Mapping[str, Any]) -> Reply:
+    [plan] = await master_plan_named(context, args)
+    actor = context.caller.user_id
+    title = context.optional_text_arg(args, "title")
+    start, end = context.optional_date_arg(args, "start"), context.optional_date_arg(args, "end")
+    window = Window(start=start or plan.window.start, end=end or plan.window.end) if start or end else None
+    raw = args.get("constraints")
+    constraints = [" ".join(str(c).split()) for c in raw if str(c).strip()] if isinstance(raw, list) else None
+    targets = _targets(args.get("targets"))
+    if title is None and window is None and constraints is None and not targets:
+        raise BadArguments(messages.nothing_to_change())
+    metrics = {m.name.casefold(): m for m in await context.plans.list_metrics(plan.id)}
+    missing = [name for name in targets if name.casefold() not in metrics]
+    if missing:
+        known = ", ".join(m.name for m in metrics.values()) or "none yet"
+        raise BadArguments(messages.no_such_kpi(missing[0], plan.id, known))
+    changed: list[str] = []
+    if title is not None or window is not None or constraints is not None:
+        plan = await context.plans.update_plan(
+            plan.id, title=title, window=window, constraints=constraints, expected_version=plan.version, actor=actor
+        )
+        changed += [
+            what
+            for what, given in (("north star", title), ("window", window), ("constraints", constraints))
+            if given is not None
+        ]
+    for name, target in targets.items():
+        metric = await context.plans.set_metric_target(metrics[name.casefold()].id, target, actor=actor)
+        changed.append(f"{metric.name} target {target:g}")
+    return await _with_overview(context, plan.id, messages.master_plan_changed(plan.id, changed))
+
+
+def _targets(raw: object) -> dict[str, float]:
+    """KPI targets from tool-call JSON: a list of {name, target}."""
+    if raw in (None, ""):
+        return {}
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        raise BadArguments("targets must be a list of {name, target}, e.g. set target SQLs 600.")
+    targets: dict[str, float] = {}
+    for item in raw:
+        if not isinstance(item, Mapping) or not str(item.get("name") or "").strip() or item.get("target") in (None, ""):
+            raise BadArguments("Each target needs a KPI name and a value, e.g. set target SQLs 600.")
+        targets[" ".join(str(item["name"]).split())] = parse_number(str(item["target"]), "a target")
+    return targets
 
 
 async def add_tactical_plan(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -184,6 +247,45 @@ OPERATIONS = (
             "required": ["title", "start", "end"],
         },
         run=create_master_plan,
+        kind=ActionKind.PLAN_CHANGE,
+        categories=(GateCategory.STRATEGY,),
+        masters=master_plans,
+    ),
+    Operation(
+        name="edit_master_plan",
+        summary="Change a master plan's goals: its north star, window, constraints or KPI targets. A strategy "
+        "change: it waits for a leader's approval unless the plan's leader asks.",
+        usage=(
+            "set target <KPI> <value> [in P1]",
+            "edit master [P1] [north star <text>] [from <date>] [to <date>] [constraint <text>]…",
+        ),
+        parameters={
+            "type": "object",
+            "properties": {
+                "plan": {"type": "string", "description": "a master plan id such as P1; default the active one"},
+                "title": {"type": "string", "description": "the new north star"},
+                "start": DATE,
+                "end": DATE,
+                "constraints": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "the constraints, in full (they replace the current ones)",
+                },
+                "targets": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}, "target": {"type": "number"}},
+                        "required": ["name", "target"],
+                    },
+                    "description": "new targets of the plan's KPIs, by name",
+                },
+            },
+        },
+        run=edit_master_plan,
+        kind=ActionKind.PLAN_CHANGE,
+        categories=(GateCategory.STRATEGY,),
+        masters=master_plan_named,
     ),
     Operation(
         name="add_tactical_plan",
@@ -202,6 +304,7 @@ OPERATIONS = (
             "required": ["title", "start", "end"],
         },
         run=add_tactical_plan,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="derive_weekly_plan",
@@ -216,6 +319,7 @@ OPERATIONS = (
             },
         },
         run=derive_weekly_plan,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="show_plan",
@@ -223,6 +327,7 @@ OPERATIONS = (
         usage=("plan [P1]",),
         parameters={"type": "object", "properties": {"plan": PLAN_REF}},
         run=show_plan,
+        kind=ActionKind.READ,
     ),
     Operation(
         name="list_plans",
@@ -230,5 +335,6 @@ OPERATIONS = (
         usage=("plans",),
         parameters={"type": "object", "properties": {}},
         run=list_plans,
+        kind=ActionKind.READ,
     ),
 )

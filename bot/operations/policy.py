@@ -8,6 +8,7 @@ from typing import Any
 from bot import messages
 from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
+from planner.governance import ActionKind
 from planner.policy import PolicySets
 
 RULES_SHOWN = 40
@@ -44,6 +45,7 @@ OPERATIONS = (
         usage=("policy",),
         parameters={"type": "object", "properties": {}},
         run=show_policy,
+        kind=ActionKind.READ,
         admin_only=True,
     ),
     Operation(
@@ -52,6 +54,7 @@ OPERATIONS = (
         usage=('policy load {"rules": [{"id": "…", "description": "…", "effect": "allow|require|forbid", …}]}',),
         parameters={"type": "object", "properties": {"document": {"type": "string"}}, "required": ["document"]},
         run=load_policy,
+        kind=ActionKind.SETTING,
         admin_only=True,
     ),
 )

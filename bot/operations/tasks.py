@@ -11,6 +11,7 @@ from bot.cards import member_week, task_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
 from planner.errors import StaleEdit
+from planner.governance import ActionKind
 from planner.model import Task, TaskChanges, TaskStatus, Tier, iso_week_of
 
 TASK_REF = {"type": "string", "description": "a task id such as T12"}
@@ -165,6 +166,7 @@ OPERATIONS = (
             "required": ["title", "due"],
         },
         run=add_task,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="assign_task",
@@ -176,6 +178,7 @@ OPERATIONS = (
             "required": ["task", "owner"],
         },
         run=assign_task,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="set_task_status",
@@ -191,6 +194,7 @@ OPERATIONS = (
             "required": ["task", "status"],
         },
         run=set_task_status,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="snooze_task",
@@ -202,6 +206,7 @@ OPERATIONS = (
             "required": ["task"],
         },
         run=snooze_task,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="show_task",
@@ -209,6 +214,7 @@ OPERATIONS = (
         usage=("task T12",),
         parameters={"type": "object", "properties": {"task": TASK_REF}, "required": ["task"]},
         run=show_task,
+        kind=ActionKind.READ,
     ),
     Operation(
         name="my_tasks",
@@ -216,5 +222,6 @@ OPERATIONS = (
         usage=("my tasks",),
         parameters={"type": "object", "properties": {}},
         run=my_tasks,
+        kind=ActionKind.READ,
     ),
 )

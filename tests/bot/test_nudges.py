@@ -202,3 +202,32 @@ async def test_a_policy_that_stops_nudges_keeps_them_unsent_and_says_why_in_the_
     [entry] = await DecisionLog(store, TENANT).entries()
     assert (entry.action, entry.verdict, entry.rules) == ("nudge.stopped", "stop", ("launch-freeze",))
     assert "No reminders during the launch freeze" in entry.rationale
+
+
+async def test_a_policy_that_flags_nudges_holds_them_unsent_and_says_so_in_the_log(
+    running: Running, clock: FakeClock
+) -> None:
+    from planner.decisions import DecisionLog
+    from planner.policy import PolicySets
+
+    store, connector = running.store, running.connector
+    await team_plan(store, clock)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    rule = {
+        "id": "reminders-checked",
+        "description": "A person looks at reminders during the launch first",
+        "effect": "require",
+        "kinds": ["nudge"],
+        "actions": ["deadline_slipped"],
+    }
+    await PolicySets(store, TENANT).load({"rules": [rule]}, actor="aad-admin")
+    await TenantTriggerRules(store).switch(TENANT, "weekly", on=False, actor="test")
+    before = len(connector.sent)
+    await TriggerEngine(store).evaluate(clock.now)
+    report = await sender_for(store).deliver()
+    assert (report.sent, report.skipped) == (0, 1)
+    assert len(connector.sent) == before
+    [entry] = await DecisionLog(store, TENANT).entries()
+    assert (entry.action, entry.verdict, entry.rules) == ("nudge.held", "flag", ("reminders-checked",))
+    assert "was not sent" in entry.rationale

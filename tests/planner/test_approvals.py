@@ -199,6 +199,60 @@ async def test_nobody_to_approve_is_refused_at_request_time(store: Store) -> Non
     assert await outbox_rows(store) == []
 
 
+def strategy_change(actor: str, on_behalf_of: str | None = None) -> Action:
+    return Action(
+        tenant_id=TENANT,
+        kind=ActionKind.PLAN_CHANGE,
+        actor=actor,
+        on_behalf_of=on_behalf_of,
+        name="edit_master_plan",
+        subject="plan:1",
+        attributes={"targets": [{"name": "SQLs", "target": 600}]},
+        categories=(GateCategory.STRATEGY,),
+    )
+
+
+async def test_the_leader_of_a_master_plan_decides_its_strategy_changes_without_an_approver_role(
+    store: Store,
+) -> None:
+    recorded = Recorded()
+    approvals = Approvals(store, TENANT, store.clock, recorded)
+    request = await approvals.request(
+        strategy_change("aad-member"),
+        requester="aad-member",
+        reason="new targets",
+        resume={"operation": "edit_master_plan", "args": {}},
+        leaders=["aad-lead"],
+    )
+    assert (request.approvers, request.leaders) == (("aad-lead",), ("aad-lead",))
+    with pytest.raises(SelfApproval):
+        await approvals.decide(request.id, approver="aad-member", approve=True, authenticated=True)
+    decided = await approvals.decide(request.id, approver="aad-lead", approve=True, authenticated=True)
+    assert decided.approved
+    assert recorded[0].actor == "aad-member"
+
+
+async def test_a_leader_confirms_what_the_model_proposed_for_them_but_never_their_own_request(store: Store) -> None:
+    recorded = Recorded()
+    approvals = Approvals(store, TENANT, store.clock, recorded)
+    resume = {"operation": "edit_master_plan", "args": {}}
+    proposed = await approvals.request(
+        strategy_change("llm", on_behalf_of="aad-lead"),
+        requester="aad-lead",
+        reason="the assistant proposed new targets",
+        resume=resume,
+        leaders=["aad-lead"],
+    )
+    # What the model asked for is logged as the model's, on behalf of the leader.
+    assert (recorded[0].actor, recorded[0].data["on_behalf_of"]) == ("llm", "aad-lead")
+    assert proposed.action.on_behalf_of == "aad-lead"
+    assert (await approvals.decide(proposed.id, approver="aad-lead", approve=True, authenticated=True)).approved
+    with pytest.raises(NoApprovers):
+        await approvals.request(
+            strategy_change("aad-lead"), requester="aad-lead", reason="x", resume=resume, leaders=["aad-lead"]
+        )
+
+
 async def test_a_request_expires_after_its_time_and_can_no_longer_be_approved(store: Store, clock: FakeClock) -> None:
     recorded = Recorded()
     approvals = Approvals(store, TENANT, clock, recorded, expires_in=timedelta(hours=4))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -231,6 +232,32 @@ async def test_actions_in_an_approval_gate_are_flagged_whatever_the_rules_say(st
     assert {m.rule_id for m in stopped.matched} >= {"gate:budget", "gate:audience"}
 
 
+async def test_a_rule_about_tool_calls_is_about_every_operation_whoever_asks_and_not_about_agents(
+    store: Store,
+) -> None:
+    rules = {
+        "rules": [
+            {
+                "id": "no-task-blocking",
+                "description": "Only people block tasks",
+                "effect": "forbid",
+                "kinds": ["tool_call"],
+                "actions": ["set_task_status"],
+            }
+        ]
+    }
+    await PolicySets(store, TENANT).load(rules, actor="aad-admin")
+    engine = PolicyEngine(store, TENANT)
+    for kind in (ActionKind.READ, ActionKind.PLAN_CHANGE, ActionKind.SETTING):
+        for actor in ("aad-writer", "llm"):
+            stopped = replace(action(agent=None, kind=kind, name="set_task_status"), actor=actor)
+            assert (await engine.evaluate(stopped)).verdict is Verdict.STOP
+            assert not engine.silent_on(kind, agent=None, name="set_task_status")
+        assert engine.silent_on(kind, agent=None, name="show_plan")
+    delegation = action(agent="hubspot", kind=ActionKind.DELEGATION, name="set_task_status")
+    assert (await engine.evaluate(delegation)).verdict is Verdict.GO
+
+
 async def test_an_action_of_another_tenant_is_refused(store: Store) -> None:
     with pytest.raises(TenantMismatch):
         await PolicyEngine(store, TENANT).evaluate(action(tenant_id="fabrikam"))
@@ -385,7 +412,7 @@ rules:
         "rules[1].description: missing: say why, in the words people will read",
         "rules[1].effect: \"alow\" is not an effect (did you mean 'allow'?); use allow, require or forbid",
         "rules[1].kinds[0]: 'delegate' is not an action kind (did you mean 'delegation'?); kinds: delegation, "
-        "tool_call, nudge, plan_change",
+        "tool_call, nudge, plan_change, read, setting",
         "rules[1].id: 'fine' is already the id of rules[0]",
         'rules[2].verdict: "go" is not flag or stop',
         'rules[2].limits.discount.le: "fifteen" is not a number; le compares numbers',
