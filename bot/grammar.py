@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.cards.markdown import inline_code
+
 VERBS = (
     "help",
     "new plan",
@@ -102,7 +104,8 @@ def _kpi(text: str) -> dict[str, Any]:
     number_at = next((i for i, t in enumerate(tokens) if re.fullmatch(r"[\d.,]+[km%]?", t.lower())), None)
     if not number_at:
         raise GrammarError(
-            f"A KPI needs a name then a target, like `kpi SQLs 500`, not `kpi {text}`.", "create_master_plan"
+            f"A KPI needs a name then a target, like `kpi SQLs 500`, not {inline_code('kpi ' + text)}.",
+            "create_master_plan",
         )
     kpi: dict[str, Any] = {"name": " ".join(tokens[:number_at]), "target": tokens[number_at]}
     if tokens[number_at + 1 :]:
@@ -115,17 +118,25 @@ def _kpi(text: str) -> dict[str, Any]:
     return kpi
 
 
+_FROM = re.compile("from", re.IGNORECASE)
+_UNTIL = re.compile("to|until|-", re.IGNORECASE)
+
+
 def _window(head: str, operation: str) -> tuple[str, str, str]:
-    """`<title> from <start> to <end>`: split at the last ` from ` and the last ` to ` after it."""
-    match = re.match(r"^(?P<title>.+)\s+from\s+(?P<start>.+?)\s+(?:to|until|-)\s+(?P<end>.+)$", head, re.IGNORECASE)
-    if not match:
+    """`<title> from <start> to <end>`: split at the last ` from ` that a ` to ` follows, and the first ` to ` after it.
+
+    Word by word, in one pass each way: a regular expression that backtracks over every ` from ` took seconds on a
+    long message full of them, and the bot answers no one while it runs.
+    """
+    words = head.split()
+    last_until = next((j for j in range(len(words) - 2, 2, -1) if _UNTIL.fullmatch(words[j])), None)
+    start_at = None
+    if last_until is not None:
+        start_at = next((i for i in range(last_until - 2, 0, -1) if _FROM.fullmatch(words[i])), None)
+    if start_at is None or last_until is None:
         raise GrammarError("I need a title and a window: `<title> from <date> to <date>`.", operation)
-    title, start, end = match.group("title", "start", "end")
-    # A title may itself say "from": keep the last "from … to …" as the window.
-    while re.search(r"\s+from\s+", start, re.IGNORECASE):
-        more, start = re.split(r"\s+from\s+", start, maxsplit=1, flags=re.IGNORECASE)
-        title = f"{title} from {more}"
-    return title.strip(), start.strip(), end.strip()
+    end_at = next(j for j in range(start_at + 2, last_until + 1) if _UNTIL.fullmatch(words[j]))
+    return " ".join(words[:start_at]), " ".join(words[start_at + 1 : end_at]), " ".join(words[end_at + 1 :])
 
 
 def _rest_after(text: str, verb: str) -> str:

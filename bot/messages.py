@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
 from planner.model import Plan, Tier
 
 HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday…):
@@ -72,14 +73,14 @@ NOTHING_TO_APPROVE = "Nothing is waiting for your approval."
 
 def question_for(agent: str, question: str, minutes: int) -> str:
     return (
-        f"{agent} is asking: {question}\n\nReply here with the answer within {minutes} minutes, "
+        f"{literal(agent)} is asking: {literal(question)}\n\nReply here with the answer within {minutes} minutes, "
         "or say `cancel`. I pass it on once and don't keep it."
     )
 
 
 def unknown_command(word: str, suggestion: str | None) -> str:
     hint = f" Did you mean `{suggestion}`?" if suggestion else ""
-    return f"I don't know the command `{word}`.{hint} Type `help` to see what I understand."
+    return f"I don't know the command {inline_code(word)}.{hint} Type `help` to see what I understand."
 
 
 def usage_of(usage: Sequence[str]) -> str:
@@ -103,26 +104,27 @@ def no_plan_yet(tier: Tier | None) -> str:
 
 
 def which_plan(candidates: Sequence[Plan]) -> str:
-    listed = ", ".join(f"P{p.id} ({p.title})" for p in candidates[:8])
+    listed = ", ".join(f"P{p.id} ({literal(excerpt(p.title))})" for p in candidates[:8])
     more = f" and {len(candidates) - 8} more" if len(candidates) > 8 else ""
     return f"Which plan? Name it by id: {listed}{more}."
 
 
 def ambiguous_person(name: str, names: Sequence[str]) -> str:
-    return f"More than one person is called {name}: {', '.join(names)}. @mention the one you mean."
+    listed = ", ".join(literal(n) for n in names)
+    return f"More than one person is called {literal(excerpt(name))}: {listed}. @mention the one you mean."
 
 
 def plan_created(plan: Plan, kpis: int) -> str:
     what = "Master plan" if plan.tier is Tier.MASTER else "Tactical plan"
     kpi_text = f" with {kpis} KPI{'s' if kpis != 1 else ''}" if kpis else ""
     return (
-        f"{what} P{plan.id} created{kpi_text}: {plan.title} "
+        f"{what} P{plan.id} created{kpi_text}: {literal(plan.title)} "
         f"({plan.window.start.isoformat()} to {plan.window.end.isoformat()})."
     )
 
 
 def unknown_owner_note(name: str) -> str:
-    return f" I don't know {name} yet: @mention them so their tasks reach them in Teams."
+    return f" I don't know {literal(excerpt(name))} yet: @mention them so their tasks reach them in Teams."
 
 
 WHY_WHAT = (
@@ -138,16 +140,17 @@ DECISIONS_HINT = "Ask `why decision <number>` to have one explained."
 
 
 def no_decisions_about(what: str) -> str:
-    return f"I have no decision logged about {what}."
+    return f"I have no decision logged about {literal(excerpt(what))}."
 
 
 def decision_explained(seq: int, explanation: str) -> str:
-    return f"**Decision {seq}.** {explanation}"
+    return markdown("**Decision {}.** {}", seq, explanation)
 
 
-def decision_line(*, seq: int, when: str, actor: str, verdict: str, subject: str, rationale: str) -> str:
+def decision_line(*, seq: int, when: str, actor: str, verdict: str, subject: str, rationale: str) -> Markdown:
     reason = rationale if len(rationale) <= 140 else rationale[:139] + "…"
-    return f"#{seq} · {when} · {actor}: {verdict} · {subject}" + (f" · {reason}" if reason else "")
+    line = markdown("#{} · {} · {}: {} · {}", seq, when, actor, verdict, subject)
+    return Markdown(line + (markdown(" · {}", reason) if reason else ""))
 
 
 NO_POLICY = (
@@ -157,8 +160,10 @@ NO_POLICY = (
 )
 
 
-def policy_summary(version: int, rules: int, loaded_by: str, when: str) -> str:
-    return f"Version {version}: {rules} rule(s), loaded by {loaded_by} on {when}. The strictest matching rule wins."
+def policy_summary(version: int, rules: int, loaded_by: str, when: str) -> Markdown:
+    return markdown(
+        "Version {}: {} rule(s), loaded by {} on {}. The strictest matching rule wins.", version, rules, loaded_by, when
+    )
 
 
 def more_rules(count: int) -> str:

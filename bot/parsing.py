@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
+from bot.cards.markdown import excerpt, literal
+
 MONTHS = {
     name: number
     for number, names in enumerate(
@@ -52,7 +54,7 @@ class ParseError(ValueError):
 
     def __init__(self, what: str, text: str, expected: str) -> None:
         self.what = what
-        super().__init__(f"I can't read {text!r} as {what}: use {expected}.")
+        super().__init__(f"I can't read {literal(repr(excerpt(text)))} as {what}: use {expected}.")
 
 
 def parse_date(text: str, *, today: date) -> date:

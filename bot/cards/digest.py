@@ -23,6 +23,7 @@ from bot.cards.elements import (
     subheading,
     text_block,
 )
+from bot.cards.markdown import markdown
 from bot.cards.wording import day_label, plan_ref, window_label
 from planner.measurement import MeasurementReport, Outcomes, series_names
 from planner.playbooks import Retrospective
@@ -205,7 +206,7 @@ def retrospective_card(retro: Retrospective) -> dict[str, Any]:
         *_lines("Agents", agents),
         *_lines("Policies in the way", policies),
         text_block(
-            f"Keep what worked for the next plan: `save playbook {plan_ref(plan.id)} as <name>`.",
+            markdown("Keep what worked for the next plan: `save playbook {} as <name>`.", plan_ref(plan.id)),
             subtle=True,
             separator=True,
         ),

@@ -1,6 +1,8 @@
 """Adaptive Card 1.5 building blocks as plain dicts: the card envelope and the few elements our cards use.
 
 Every TextBlock wraps: a clipped line hides the end of a task title or a reason, which is usually the part that matters.
+Every text shown (a TextBlock, a fact's title and value, a list's lines) is shown literally unless it is `Markdown`
+the bot wrote (bot/cards/markdown.py): people's and agents' words never become links, bold or lists.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from bot.cards.markdown import Markdown, literal
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.5"
@@ -35,8 +39,9 @@ def text_block(
     separator: bool = False,
     style: str | None = None,
 ) -> Element:
-    """A wrapping TextBlock; only the options given are written, to keep cards small."""
-    block: Element = {"type": "TextBlock", "text": text, "wrap": True}
+    """A wrapping TextBlock of `text` shown literally (unless it is `Markdown`); only the options given are written,
+    to keep cards small."""
+    block: Element = {"type": "TextBlock", "text": literal(text), "wrap": True}
     optional = {"size": size, "weight": weight, "color": color, "spacing": spacing, "style": style}
     block.update({key: value for key, value in optional.items() if value is not None})
     if subtle:
@@ -59,13 +64,14 @@ def subheading(text: str, *, separator: bool = False) -> Element:
 
 
 def bullet_list(lines: Sequence[str], *, subtle: bool = False) -> Element:
-    """A markdown bulleted list in one TextBlock (Teams reads `\\r` as the line break inside a list)."""
-    return text_block("\r".join(f"- {line}" for line in lines), subtle=subtle, spacing="small")
+    """A markdown bulleted list in one TextBlock (Teams reads `\\r` as the line break inside a list); each line is
+    shown literally unless it is `Markdown`."""
+    return text_block(Markdown("\r".join(f"- {literal(line)}" for line in lines)), subtle=subtle, spacing="small")
 
 
 def fact_set(facts: Sequence[tuple[str, str]]) -> Element:
-    """Name/value pairs shown as a two-column table."""
-    return {"type": "FactSet", "facts": [{"title": title, "value": value} for title, value in facts]}
+    """Name/value pairs shown as a two-column table, both shown literally (unless `Markdown`)."""
+    return {"type": "FactSet", "facts": [{"title": literal(title), "value": literal(value)} for title, value in facts]}
 
 
 def container(

@@ -24,6 +24,7 @@ from bot.cards.elements import (
     subheading,
     text_block,
 )
+from bot.cards.markdown import markdown
 from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, number, plan_ref, window_label
 from planner.model import Health, Plan, Tier, iso_week_of
 from planner.rollup import MetricPace, PlanRollup
@@ -142,7 +143,7 @@ def _tactical_section(tactical: PlanRollup, names: Mapping[str, str], today: dat
     weeklies = [child for child in tactical.children if child.plan.tier is Tier.WEEKLY]
     return container(
         [
-            _with_health(text_block(f"**{plan.title}** · {plan_ref(plan.id)}"), tactical.health),
+            _with_health(text_block(markdown("**{}** · {}", plan.title, plan_ref(plan.id))), tactical.health),
             text_block(f"{_owner(plan, names)} · {window} · {progress_text(tactical)}", subtle=True, spacing="none"),
             _bar(tactical),
             *_reasons(tactical),

@@ -18,6 +18,7 @@ from bot.cards.elements import (
     largest_fitting,
     text_block,
 )
+from bot.cards.markdown import markdown
 from bot.cards.wording import MILESTONE, STATUS_LABELS, day_label, task_ref, window_label
 from planner.model import Task, TaskStatus, iso_week_window
 
@@ -28,7 +29,7 @@ NOTHING_DUE = "Nothing due this week."
 
 
 def _task_row(task: Task, plan_titles: Mapping[int, str]) -> Element:
-    title_columns = [column([text_block(f"**{task_ref(task.id)}** · {task.title}")], width="stretch")]
+    title_columns = [column([text_block(markdown("**{}** · {}", task_ref(task.id), task.title))], width="stretch")]
     if task.milestone:
         title_columns.append(column([text_block(MILESTONE, weight="bolder", color="accent")], width="auto"))
     details = [day_label(task.due_on), STATUS_LABELS[task.status]]
