@@ -7,7 +7,12 @@ with its credentials, and one recipe per capability. A recipe is a list of steps
 
 The browser can only reach the registered origins: a context route aborts every other request, a host-resolver
 rule makes every other host unresolvable (redirects are not routed by Playwright, so this is what stops them), and
-a delegation whose page leaves the origins fails. The signed-in session (cookies, local storage) is kept encrypted
+a delegation whose page leaves the origins fails. The origins themselves must be allowed by the operator's address
+rule (`adapters.egress`): an internal address is refused at registration, and when Chromium starts each origin's
+host is resolved, every address checked, and the host pinned to the checked address in that rule, so Chromium never
+asks DNS itself (a name that later resolves to an internal address gets nowhere). Which Chromium runs is the
+operator's choice (`COS_CHROMIUM_PATH`), never a config's; it starts with a minimal environment (none of the bot's
+secrets). The signed-in session (cookies, local storage) is kept encrypted
 with the `Vault` in a `StorageStateStore` and reused, so a delegation signs in only when the site asks again.
 When the site asks for a 2FA code, the adapter asks a person through the `HumanChannel` and types the answer in.
 
@@ -51,6 +56,8 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from adapters.egress import UNREACHABLE, AddressRefused, Egress, HostNotFound, parse_address
+from adapters.stdio_commands import INHERITED_VARIABLES
 from planner.agents import (
     Agent,
     AgentConfigInvalid,
@@ -833,11 +840,14 @@ class Chromium:
         executable_path: str | None = None,
         headless: bool = True,
         launch_seconds: float = 30.0,
+        egress: Egress | None = None,
     ) -> None:
+        """`egress`: the addresses the hosts may resolve to (by default public ones only)."""
         self.hosts = frozenset(host.lower() for host in hosts)
         self.executable_path = executable_path if executable_path is not None else chromium_executable(None)
         self.headless = headless
         self.launch_seconds = launch_seconds
+        self.egress = egress if egress is not None else Egress()
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._lock = asyncio.Lock()
@@ -855,13 +865,14 @@ class Chromium:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
             await self._shutdown()
-            rule = "MAP * ~NOTFOUND" + "".join(f" , EXCLUDE {host}" for host in sorted(self.hosts))
+            rule = await self._resolver_rule(for_agent)
             try:
                 self._playwright = await async_playwright().start()
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=self.executable_path,
                     headless=self.headless,
-                    args=[f"--host-resolver-rules={rule}"],
+                    args=[f"--host-resolver-rules={rule}", "--force-webrtc-ip-handling-policy=disable_non_proxied_udp"],
+                    env={name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ},
                     timeout=self.launch_seconds * 1000,
                 )
             except PlaywrightError as error:
@@ -874,6 +885,25 @@ class Chromium:
                     f"install it (apt-get install chromium) or set {CHROMIUM_PATH_ENV}",
                 ) from None
             return self._browser
+
+    async def _resolver_rule(self, for_agent: str) -> str:
+        """Chromium's host-resolver rule: each host pinned to its checked address, every other name unresolvable.
+
+        Raises:
+            AgentUnavailable: a host is, or resolves to, an address adapters may not reach, or does not resolve.
+        """
+        try:
+            pinned = await self.egress.pinned(sorted(self.hosts))
+        except (AddressRefused, HostNotFound) as error:
+            logger.warning("browser agent %r: not starting Chromium: %s", for_agent, error)
+            raise AgentUnavailable(for_agent, UNREACHABLE) from None
+        maps = "".join(
+            f"MAP {host} {f'[{address}]' if ':' in address else address} , "
+            for host, address in pinned.items()
+            if parse_address(host) is None
+        )
+        literals = "".join(f" , EXCLUDE {host}" for host in pinned if parse_address(host) is not None)
+        return f"{maps}MAP * ~NOTFOUND{literals}"
 
     async def close(self) -> None:
         """Close the browser and stop Playwright."""
@@ -1015,9 +1045,9 @@ class _Run:
                 message = _first_line(error)
                 network = _NET_ERROR.search(message)
                 if network:
-                    raise AgentUnavailable(
-                        self.agent.name, f"{at} could not load the page ({network.group(1)}): the site may be down"
-                    ) from None
+                    # Refused, timed out and unresolvable read the same: the words must not map the network.
+                    logger.info("browser agent %r: %s could not load the page (%s)", self.agent.name, at, network[1])
+                    raise AgentUnavailable(self.agent.name, f"{at}: {UNREACHABLE}") from None
                 if "closed" in message.lower():
                     raise AgentUnavailable(self.agent.name, f"the browser closed during {at}") from None
                 raise _Failed(f"{at} failed: {self.redact(message)}") from None
@@ -1174,7 +1204,9 @@ class BrowserAgent(Agent):
         sessions: StorageStateStore | None = None,
         chromium: Chromium | None = None,
         clock: Callable[[], datetime] = _now,
+        egress: Egress | None = None,
     ) -> None:
+        """`egress`: the addresses its own Chromium may reach (by default public ones only)."""
         self.config = config
         self.name = config.name
         self._vault = vault
@@ -1191,6 +1223,7 @@ class BrowserAgent(Agent):
             executable_path=chromium_executable(config.chromium_path),
             headless=config.headless,
             launch_seconds=config.timeouts.launch_seconds,
+            egress=egress,
         )
         self._delegation_lock = asyncio.Lock()
 
@@ -1225,7 +1258,13 @@ class BrowserAgent(Agent):
             try:
                 async with asyncio.timeout(request.timeout_seconds) as deadline:
                     async with self._delegation_lock:
-                        outcome = await self._delegate(request.capability, recipe, values, human, deadline)
+                        try:
+                            outcome = await self._delegate(request.capability, recipe, values, human, deadline)
+                        except AgentUnavailable:
+                            if self._owns_chromium:
+                                # Started afresh next time, resolving its hosts again (a vendor's address may move).
+                                await self._chromium.close()
+                            raise
             except TimeoutError:
                 if deadline.expired():
                     raise AgentTimeout(self.name, request.timeout_seconds) from None
@@ -1317,7 +1356,8 @@ class BrowserAgent(Agent):
             ok, detail = False, f"{home} did not answer in time"
         except PlaywrightError as error:
             network = _NET_ERROR.search(str(error))
-            ok, detail = False, f"{home} could not be opened ({network.group(1) if network else _first_line(error)})"
+            logger.info("browser agent %r: %s could not be opened (%s)", self.name, home, _first_line(error))
+            ok, detail = False, f"{home}: {UNREACHABLE}" if network else f"{home} could not be opened"
         except Exception as error:  # the interface promises health() never raises
             logger.exception("browser agent %r: health check failed", self.name)
             ok, detail = False, f"the health check failed: {type(error).__name__}"
@@ -1391,7 +1431,9 @@ def _summary(capability: str, data: Mapping[str, str]) -> str:
 
 
 class BrowserAdapterFactory:
-    """Builds browser agents for the adapter registry (`planner.registry.AdapterFactory`, kind `browser`).
+    """Builds browser agents for the adapter registry (`planner.registry.AdapterFactory`, kind `browser`), from
+    configs that come from chat: their origins must be allowed by `egress`, and the Chromium that runs is
+    `chromium_path` (the operator's `COS_CHROMIUM_PATH`; by default Debian's), never a config's.
 
     `sessions` gives each adapter, by name, the store its signed-in session is kept in (the registry's
     `session_store`); without it, sessions live in memory. `chromium`, if given, is shared by every agent built.
@@ -1406,22 +1448,44 @@ class BrowserAdapterFactory:
         sessions: Callable[[str], StorageStateStore] | None = None,
         chromium: Chromium | None = None,
         clock: Callable[[], datetime] = _now,
+        egress: Egress | None = None,
+        chromium_path: str | None = None,
     ) -> None:
         self._vault = vault
         self._sessions = sessions
         self._chromium = chromium
         self._clock = clock
+        self._egress = egress if egress is not None else Egress()
+        self._chromium_path = chromium_path
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The config checked and normalised; raises `AgentConfigInvalid` naming each problem (never a secret)."""
-        return BrowserConfig.from_dict(config, name="-").to_dict(with_secrets=True)
+        problems: list[str] = []
+        if isinstance(config, Mapping) and "chromium_path" in config:
+            problems.append(
+                f"chromium_path: which browser runs is the operator's to set ({CHROMIUM_PATH_ENV}), not a config's"
+            )
+        try:
+            parsed = BrowserConfig.from_dict(config, name="-")
+        except AgentConfigInvalid as invalid:
+            raise AgentConfigInvalid(problems + invalid.problems) from None
+        for number, origin in enumerate(parsed.origins, 1):
+            host_problem = self._egress.host_problem(urlsplit(origin).hostname or "")
+            if host_problem is not None:
+                problems.append(f"origins #{number}: {host_problem}")
+        if problems:
+            raise AgentConfigInvalid(problems)
+        return parsed.to_dict(with_secrets=True)
 
     def build(self, name: str, config: Mapping[str, Any]) -> BrowserAgent:
         """An agent that starts its browser on its first call; raises `AgentConfigInvalid`."""
+        # A chromium_path stored before it became the operator's setting is not used.
+        stored = {key: value for key, value in config.items() if key != "chromium_path"}
         return BrowserAgent(
-            BrowserConfig.from_dict(config, name=name),
+            BrowserConfig.from_dict({**stored, "chromium_path": self._chromium_path}, name=name),
             vault=self._vault,
             sessions=self._sessions(name) if self._sessions is not None else None,
             chromium=self._chromium,
             clock=self._clock,
+            egress=self._egress,
         )

@@ -1,9 +1,15 @@
 """MCP agents: vendor agents that speak the Model Context Protocol, over stdio or streamable HTTP.
 
-An admin registers an `MCPConfig`: how to reach the server (a command to run, or a URL with an optional bearer
-token), which of its tools are capabilities (by default every tool, under its own name) and how long connecting
-may take. `MCPAgent` lists the tools as capabilities and delegates a request by calling the mapped tool with the
-request's input.
+An admin registers an `MCPConfig`: how to reach the server (an entry of the operator's allow-list of stdio
+commands, or a URL with an optional bearer token and headers), which of its tools are capabilities (by default every
+tool, under its own name) and how long connecting may take. `MCPAgent` lists the tools as capabilities and delegates
+a request by calling the mapped tool with the request's input.
+
+What comes from chat never decides what runs on the host or where the bot connects: `MCPAdapterFactory` maps a
+stdio config's `command` to the operator's entry (`adapters.stdio_commands`), refuses internal addresses at
+registration, and every HTTP request goes only to an address checked when connecting (`adapters.egress`). Whatever
+keeps a connection from being made (refused, timed out, not allowed) reads the same to the caller; the details go
+to the log.
 
 One persistent session per agent. Opening a session costs a handshake and a tool listing, and for stdio a process
 start (a second or more for a Python server), against a few milliseconds for a call: a session per delegation could
@@ -34,10 +40,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import ipaddress
 import json
 import logging
 import math
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +64,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ValidationError
 
+from adapters.egress import UNREACHABLE, Egress, EgressTransport
+from adapters.stdio_commands import StdioCommands
 from planner.agents import (
     Agent,
     AgentConfigInvalid,
@@ -70,6 +80,7 @@ from planner.agents import (
     HumanChannel,
     UnknownCapability,
 )
+from planner.redaction import redact_args, redact_url, redacted
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +93,7 @@ _FIELDS = (
     "cwd",
     "url",
     "bearer_token",
+    "headers",
     "capabilities",
     "connect_timeout_seconds",
 )
@@ -89,6 +101,24 @@ _MAX_TOOL_PAGES = 100
 _CLOSE_GRACE_SECONDS = 10.0
 _AUTH_STATUSES = (401, 403)
 _CLIENT_INFO = mcp_types.Implementation(name="chief-of-staff", version="0.1")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "accept",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+    }
+)
 
 
 def _utc_now() -> datetime:
@@ -114,6 +144,8 @@ class MCPConfig:
     """http: the streamable HTTP endpoint, e.g. https://agent.vendor.example/mcp."""
     bearer_token: str | None = None
     """http: sent as `Authorization: Bearer …`; never shown."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """http: extra request headers (`X-Api-Key`…); the values of secret-looking ones are never shown."""
     capabilities: Mapping[str, str] | None = None
     """Capability name -> MCP tool name. None: every tool is a capability of the same name."""
     connect_timeout_seconds: float = 30.0
@@ -127,18 +159,23 @@ class MCPConfig:
             raise AgentConfigInvalid(problems)
 
     def __repr__(self) -> str:
-        where = f"url={self.url!r}" if self.transport == "http" else f"command={self.command!r}, args={self.args!r}"
+        if self.transport == "http":
+            where = f"url={redact_url(self.url)!r}"
+        else:
+            where = f"command={self.command!r}, args={redact_args(self.args)!r}"
         secrets = []
         if self.bearer_token:
             secrets.append("bearer_token=<hidden>")
+        if self.headers:
+            secrets.append(f"headers=<{', '.join(sorted(self.headers))}>")
         if self.env:
             secrets.append(f"env=<{len(self.env)} hidden>")
         return f"MCPConfig({', '.join([f'name={self.name!r}', f'transport={self.transport!r}', where, *secrets])})"
 
     @property
     def endpoint(self) -> str:
-        """Where the agent is, for messages: its URL, or the command that starts it."""
-        return self.url if self.transport == "http" else self.command
+        """Where the agent is, for messages: its URL (secrets in it masked), or the command that starts it."""
+        return redact_url(self.url) if self.transport == "http" else self.command
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, name: str | None = None) -> MCPConfig:
@@ -167,9 +204,11 @@ class MCPConfig:
             if with_secrets and self.env:
                 data["env"] = dict(self.env)
         else:
-            data["url"] = self.url
+            data["url"] = self.url if with_secrets else redact_url(self.url)
             if with_secrets and self.bearer_token:
                 data["bearer_token"] = self.bearer_token
+            if self.headers:
+                data["headers"] = dict(self.headers) if with_secrets else redacted(dict(self.headers))
         if self.capabilities is not None:
             data["capabilities"] = dict(self.capabilities)
         return data
@@ -214,6 +253,8 @@ def _stdio_problems(config: MCPConfig) -> list[str]:
         problems.append("url is only for http: a stdio agent is started by its command")
     if config.bearer_token:
         problems.append("bearer_token is only for http: pass a stdio server its credentials in env")
+    if config.headers:
+        problems.append("headers are only for http")
     return problems
 
 
@@ -243,6 +284,23 @@ def _http_problems(config: MCPConfig) -> list[str]:
         problems.append("command is only for stdio: an http agent is reached at its url")
     if config.env:
         problems.append("env is only for stdio")
+    problems += _header_problems(config)
+    return problems
+
+
+def _header_problems(config: MCPConfig) -> list[str]:
+    if not _is_text_map(config.headers):
+        return ["headers must map header names to string values, e.g. {'X-Api-Key': '…'}"]
+    problems: list[str] = []
+    for name, value in config.headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            problems.append(f"headers: {name[:40]!r} is not a header name")
+        elif name.lower() in _RESERVED_HEADERS:
+            problems.append(f"headers: {name} is set by the client itself")
+        elif name.lower() == "authorization" and config.bearer_token:
+            problems.append("headers: give either bearer_token or an Authorization header, not both")
+        if any(ch in value for ch in "\r\n\0"):
+            problems.append(f"headers: the value of {name[:40]!r} must be one line")
     return problems
 
 
@@ -256,20 +314,61 @@ def _is_loopback(host: str | None) -> bool:
 
 
 class MCPAdapterFactory:
-    """Builds MCP agents for the adapter registry (`planner.registry.AdapterFactory`, kind `mcp`)."""
+    """Builds MCP agents for the adapter registry (`planner.registry.AdapterFactory`, kind `mcp`), from configs that
+    come from chat: a stdio config names an entry of `commands`, and agents connect only where `egress` allows.
+
+    `environ`: the bot's environment, of which a stdio child gets only `PATH`, `HOME`, `LANG` and `TZ`.
+    """
 
     secret_fields: Collection[str] = ("bearer_token", "env")
 
-    def __init__(self, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        commands: StdioCommands | None = None,
+        egress: Egress | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self._clock = clock
+        self._commands = commands if commands is not None else StdioCommands()
+        self._egress = egress if egress is not None else Egress()
+        self._environ = environ
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The config checked and normalised; raises `AgentConfigInvalid` naming each problem."""
-        return MCPConfig.from_dict(config, name="-").to_dict(with_secrets=True)
+        return self._checked(config, name="-").to_dict(with_secrets=True)
 
     def build(self, name: str, config: Mapping[str, Any]) -> MCPAgent:
-        """An agent that connects on its first call; raises `AgentConfigInvalid`."""
-        return MCPAgent(MCPConfig.from_dict(config, name=name), clock=self._clock)
+        """An agent that connects on its first call; raises `AgentConfigInvalid` (also when the operator's allow-list
+        no longer has its command, or its address is no longer allowed)."""
+        checked = self._checked(config, name=name)
+        if checked.transport == "stdio":
+            launch = self._commands.launch(checked.command, checked.args, checked.env, environ=self._environ)
+            checked = dataclasses.replace(
+                checked, command=launch.command, args=launch.args, env=launch.env, cwd=launch.cwd
+            )
+        return MCPAgent(checked, clock=self._clock, egress=self._egress)
+
+    def _checked(self, config: Mapping[str, Any], *, name: str) -> MCPConfig:
+        problems: list[str] = []
+        try:
+            parsed: MCPConfig | None = MCPConfig.from_dict(config, name=name)
+        except AgentConfigInvalid as invalid:
+            problems += invalid.problems
+            parsed = None
+        transport = config.get("transport") if isinstance(config, Mapping) else None
+        if transport == "stdio":
+            problems += self._commands.problems(
+                config.get("command"), config.get("args"), config.get("env"), config.get("cwd")
+            )
+        elif transport == "http" and parsed is not None:
+            host_problem = self._egress.host_problem(urlsplit(parsed.url).hostname or "")
+            if host_problem is not None:
+                problems.append(f"url: {host_problem}")
+        if problems or parsed is None:
+            raise AgentConfigInvalid(list(dict.fromkeys(problems)))
+        return parsed
 
 
 def _errlog() -> TextIO:
@@ -387,9 +486,10 @@ class _WatchedWriteStream:
 class _Session:
     """One live MCP session, opened and closed by its own background task; callers use `client` from theirs."""
 
-    def __init__(self, config: MCPConfig, *, stderr: TextIO | None) -> None:
+    def __init__(self, config: MCPConfig, *, stderr: TextIO | None, egress: Egress) -> None:
         self._config = config
         self._stderr = stderr
+        self._egress = egress
         self.client: Client | None = None
         self.tools: dict[str, mcp_types.Tool] = {}
         self.error: BaseException | None = None
@@ -474,11 +574,14 @@ class _Session:
             )
             inner = stdio_client(params, errlog=self._stderr or _errlog())
         else:
-            headers = {"Authorization": f"Bearer {config.bearer_token}"} if config.bearer_token else None
+            headers = dict(config.headers)
+            if config.bearer_token:
+                headers["Authorization"] = f"Bearer {config.bearer_token}"
+            checked = EgressTransport(httpx2.AsyncHTTPTransport(), self._egress, agent=config.name)
             http = httpx2.AsyncClient(
-                headers=headers,
+                headers=headers or None,
                 timeout=httpx2.Timeout(config.connect_timeout_seconds, read=None),
-                transport=_ObservingTransport(httpx2.AsyncHTTPTransport()),
+                transport=_ObservingTransport(checked),
             )
             await stack.enter_async_context(http)
             inner = streamable_http_client(config.url, http_client=http)
@@ -504,15 +607,20 @@ class _Session:
         status = (attempt.http_status if attempt is not None else None) or self.opening.http_status
         if status in _AUTH_STATUSES:
             if config.bearer_token:
-                return f"{config.url} refused our credentials (HTTP {status}): check the bearer token"
-            return f"{config.url} requires credentials (HTTP {status}): configure a bearer token"
+                return f"{config.endpoint} refused our credentials (HTTP {status}): check the bearer token"
+            return f"{config.endpoint} requires credentials (HTTP {status}): configure a bearer token"
         error = _leaf(error)
+        if config.transport == "http" and (
+            isinstance(error, _ConnectDeadline | httpx2.ConnectError | httpx2.ConnectTimeout)
+            or (isinstance(error, OSError) and not self.opened)
+        ):
+            # Refused, timed out and not allowed read the same: the words must not tell an open port from a closed one.
+            logger.info("MCP agent %r could not connect to %s: %r", config.name, config.endpoint, error)
+            return f"{config.endpoint}: {UNREACHABLE}"
         if isinstance(error, _ConnectDeadline):
             return f"{config.endpoint} did not finish connecting within {config.connect_timeout_seconds:g} s"
-        if isinstance(error, httpx2.ConnectError):
-            return f"cannot connect to {config.url}: {error or 'connection refused'}"
         if isinstance(error, httpx2.HTTPError):
-            return f"HTTP error talking to {config.url}: {type(error).__name__} {error}".rstrip()
+            return f"HTTP error talking to {config.endpoint}: {type(error).__name__}"
         if isinstance(error, OSError) and config.transport == "stdio" and not self.opened:
             return f"cannot start {config.command!r}: {error.strerror or error}"
         if isinstance(error, MCPError):
@@ -566,13 +674,20 @@ class MCPAgent(Agent):
     kind = "mcp"
 
     def __init__(
-        self, config: MCPConfig, *, clock: Callable[[], datetime] = _utc_now, stderr: TextIO | None = None
+        self,
+        config: MCPConfig,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        stderr: TextIO | None = None,
+        egress: Egress | None = None,
     ) -> None:
-        """`stderr`: where a stdio server's diagnostics go (a file with a descriptor); by default, ours."""
+        """`stderr`: where a stdio server's diagnostics go (a file with a descriptor); by default, ours.
+        `egress`: the addresses an HTTP agent may connect to (by default public ones only)."""
         self.config = config
         self.name = config.name
         self._clock = clock
         self._stderr = stderr
+        self._egress = egress if egress is not None else Egress()
         self._session: _Session | None = None
         self._lock = anyio.Lock()
 
@@ -605,7 +720,7 @@ class MCPAgent(Agent):
             session = self._session
             if session is None or session.broken:
                 stale = session
-                session = self._session = _Session(self.config, stderr=self._stderr)
+                session = self._session = _Session(self.config, stderr=self._stderr, egress=self._egress)
                 session.start()
         if stale is not None:
             await stale.close()

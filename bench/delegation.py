@@ -98,6 +98,7 @@ from planner.model import Window
 from planner.schema import tasks
 from planner.store import Store, create_engine
 from planner.vault import Vault
+from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import TOKEN_VARIABLE
 from tests.fakes.connector import FakeConnector
 
@@ -509,7 +510,7 @@ async def main(options: argparse.Namespace) -> dict[str, object]:
 
 async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
     store = Store(create_engine(url), clock=fixed_clock)
-    delegator = Delegator(store, Vault([Vault.generate_key()]))
+    delegator = Delegator(store, Vault([Vault.generate_key()]), limits=LIMITS)
     runner = None
     connector = FakeConnector()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))

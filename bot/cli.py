@@ -145,7 +145,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
             print("cos adapters: set COS_SECRET_KEYS (see .env.example): secrets are kept encrypted", file=sys.stderr)
             return 2
         store = Store(create_engine(settings.database_url))
-        delegator = Delegator(store, vault)
+        delegator = Delegator(store, vault, limits=settings.adapter_limits)
         try:
             await upgrade(store.engine)
             if args.adapters_command == "rotate-keys":
@@ -446,7 +446,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                 if vault is None:
                     print("cos metrics: set COS_SECRET_KEYS: adapter secrets are kept encrypted", file=sys.stderr)
                     return 2
-                delegator = Delegator(store, vault)
+                delegator = Delegator(store, vault, limits=settings.adapter_limits)
                 try:
                     stored, failed = await pull_metric_feeds(store, delegator, store.clock())
                 finally:

@@ -15,12 +15,13 @@ the adapter's version, so a reconfigured adapter is reopened and a removed one c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from adapters import adapter_kinds
+from adapters import AdapterLimits, adapter_kinds
 from bot.relay import TeamsHumanChannel
 from planner.agents import (
     Agent,
@@ -144,10 +145,12 @@ class Delegator:
         deliver_now: Callable[[], Awaitable[object]] | None = None,
         breaker_settings: Any = None,
         approval_expiry: timedelta = DEFAULT_EXPIRY,
+        limits: AdapterLimits | None = None,
     ) -> None:
+        """`limits`: what the operator lets the adapter kinds run and reach (the strict defaults when not given)."""
         self.store = store
         self.vault = vault
-        self._kinds = kinds or adapter_kinds
+        self._kinds = kinds or functools.partial(adapter_kinds, limits=limits)
         self.deliver_now = deliver_now
         self.pool = AgentPool()
         self._breaker_settings = breaker_settings

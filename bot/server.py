@@ -95,7 +95,13 @@ def create_delegator(store: Store, settings: Settings, sender: Sender) -> Delega
     if vault is None:
         logger.warning("delegation is off: set COS_SECRET_KEYS so adapter secrets can be kept encrypted")
         return None
-    return Delegator(store, vault, deliver_now=sender.deliver, approval_expiry=settings.approval_expiry)
+    return Delegator(
+        store,
+        vault,
+        deliver_now=sender.deliver,
+        approval_expiry=settings.approval_expiry,
+        limits=settings.adapter_limits,
+    )
 
 
 async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:

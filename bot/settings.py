@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from adapters import AdapterLimits, AdapterSettingInvalid
 from planner.decisions import DecisionKeys
 from planner.store import DEFAULT_DATABASE_URL
 from planner.vault import Vault
@@ -85,6 +86,8 @@ class Settings:
     """Where the keys that sign the Bot Framework's tokens are published; empty: Microsoft's public cloud."""
     decision_checkpoints: str = ""
     """The signed checkpoint of the decision log's heads, outside the database; empty: next to the key file."""
+    adapter_limits: AdapterLimits = field(default_factory=AdapterLimits)
+    """What adapters may run and reach: COS_STDIO_COMMANDS(_FILE), COS_ADAPTER_ALLOWED_NETWORKS, COS_CHROMIUM_PATH."""
 
     @property
     def local_mode(self) -> bool:
@@ -153,6 +156,10 @@ class Settings:
         port = _int(env, "COS_PORT", 3978)
         if not 0 < port < 65536:
             raise SettingsError("COS_PORT", str(port), "a TCP port from 1 to 65535")
+        try:
+            adapter_limits = AdapterLimits.from_env(env)
+        except AdapterSettingInvalid as error:
+            raise SettingsError(error.setting, error.value, error.expected) from None
         return cls(
             database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             host=env.get("COS_HOST", "").strip() or "127.0.0.1",
@@ -173,4 +180,5 @@ class Settings:
             secret_key_file=env.get("COS_SECRET_KEY_FILE", "").strip() or LOCAL_KEY_FILE,
             openid_metadata_url=env.get("COS_OPENID_METADATA_URL", "").strip(),
             decision_checkpoints=env.get("COS_DECISION_CHECKPOINTS", "").strip(),
+            adapter_limits=adapter_limits,
         )

@@ -5,10 +5,12 @@ so the planner never imports `adapters/`. An adapter is addressed by its name, u
 `kind:name`.
 
 Secrets never rest in the clear: the fields a factory declares secret (and any field whose name says it is a
-token, password, cookie…) are encrypted together with the `Vault` and stored apart from the public config.
-Records, listings and events only say which secret fields are set; the decrypted values exist only inside
-`Registry.open`, on their way into the factory that builds the agent. A browser agent's signed-in session is kept
-with its adapter too (`Registry.session_store`), encrypted by the agent with the same vault.
+token, password, cookie…) are encrypted together with the `Vault` and stored apart from the public config. A
+secret inside a public value (a URL's `?api_key=…` or userinfo, a `--token X` argument, an `Authorization` header:
+see `planner.redaction`) is masked in the public config, and the whole original value is sealed with the secrets.
+Records, listings and events only say which secret fields are set, and show masked values; the decrypted values
+exist only inside `Registry.open`, on their way into the factory that builds the agent. A browser agent's signed-in
+session is kept with its adapter too (`Registry.session_store`), encrypted by the agent with the same vault.
 """
 
 from __future__ import annotations
@@ -29,15 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from planner import events as event_log
 from planner.agents import Agent, AgentConfigInvalid
 from planner.errors import InvalidValue, PlannerError
+from planner.redaction import MASK, looks_secret, redacted, secrets_in
 from planner.schema import adapters, circuit_breakers
 from planner.store import Store
 from planner.vault import Vault
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
-_SECRET_WORDS = frozenset(
-    {"token", "password", "passwd", "secret", "credential", "credentials", "cookie", "cookies", "apikey", "bearer"}
-)
-_SECRET_NAMES = frozenset({"api_key", "private_key", "client_secret", "storage_state", "session", "authorization"})
 
 
 class AdapterFactory(Protocol):
@@ -138,16 +137,23 @@ class RegisteredAdapter:
         return f"{self.kind}:{self.name}"
 
     def describe(self) -> dict[str, str]:
-        """The settings to show an admin: public values as they are, secrets as `set`."""
-        shown = {name: value if isinstance(value, str) else json.dumps(value) for name, value in self.config.items()}
+        """The settings to show an admin: public values as they are (secrets inside them masked), secrets as `set`."""
+        shown = {
+            name: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            for name, value in self.config.items()
+        }
         shown.update({name: "set" for name in self.secret_fields})
         return dict(sorted(shown.items()))
 
+    @property
+    def sealed_fields(self) -> tuple[str, ...]:
+        """Every field holding a secret: the secret ones, and the public ones shown with a secret masked."""
+        masked = [name for name, value in self.config.items() if MASK in json.dumps(value, ensure_ascii=False)]
+        return tuple(sorted({*self.secret_fields, *masked}))
+
 
 def _looks_secret(field_name: str) -> bool:
-    lowered = field_name.lower()
-    words = set(re.split(r"[^a-z0-9]+", lowered))
-    return lowered in _SECRET_NAMES or bool(words & _SECRET_WORDS) or lowered.endswith("_key")
+    return looks_secret(field_name)
 
 
 ADAPTER_COLUMNS = tuple(column for column in adapters.c if column.name not in ("secrets", "session"))
@@ -275,13 +281,22 @@ class Registry:
             raise AgentConfigInvalid([f"config: expected a mapping of settings, got {type(config).__name__}"])
         secret_names = set(factory.secret_fields)
         secret_values = [str(v) for k, v in config.items() if (k in secret_names or _looks_secret(k)) and v]
+        secret_values += [text for k, v in config.items() if k not in secret_names for text in secrets_in(v)]
         try:
             valid = factory.validate(config)
         except AgentConfigInvalid as error:
             scrubbed = [_scrub(problem, secret_values) for problem in error.problems]
             raise AgentConfigInvalid(scrubbed) from None
-        public = {k: v for k, v in valid.items() if k not in secret_names and not _looks_secret(k)}
-        secrets = {k: v for k, v in valid.items() if (k in secret_names or _looks_secret(k)) and v is not None}
+        public: dict[str, Any] = {}
+        secrets: dict[str, Any] = {}
+        for key, value in valid.items():
+            if key in secret_names or _looks_secret(key):
+                if value is not None:
+                    secrets[key] = value
+                continue
+            public[key] = shown = redacted(value)
+            if shown != value:
+                secrets[key] = value  # the original, sealed; `open` puts it back over the masked copy
         try:
             json.dumps(public)
             json.dumps(secrets)
@@ -340,7 +355,7 @@ class Registry:
                             kind=kind.strip().lower(),
                             name=name,
                             config=public,
-                            secret_fields=sorted(secrets),
+                            secret_fields=_wholly_secret(public, secrets),
                             secrets=self._seal(secrets),
                             enabled=enabled,
                             created_by=actor,
@@ -368,7 +383,12 @@ class Registry:
             factory = self._factory(before.kind)
             token = (await conn.execute(select(adapters.c.secrets).where(adapters.c.id == before.id))).scalar()
             current = {**before.config, **(json.loads(self._vault.decrypt(token)) if token is not None else {})}
-            merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
+            # A value given back as it was shown (masked) keeps the secret it stands for.
+            kept = {
+                k for k, v in changes.items() if k in current and MASK in json.dumps(v) and v == before.config.get(k)
+            }
+            merged = {k: v for k, v in {**current, **changes}.items() if v is not None and k not in kept}
+            merged.update({k: current[k] for k in kept})
             public, secrets = self._split(factory, merged)
             return await self._update(
                 conn,
@@ -376,7 +396,7 @@ class Registry:
                 actor=actor,
                 kind="adapter.reconfigured",
                 config=public,
-                secret_fields=sorted(secrets),
+                secret_fields=_wholly_secret(public, secrets),
                 secrets=self._seal(secrets),
             )
 
@@ -426,6 +446,11 @@ class Registry:
             )
             await self._record(conn, actor=actor, kind="adapter.removed", after=None, before=before)
         return before
+
+
+def _wholly_secret(public: Mapping[str, Any], secrets: Mapping[str, Any]) -> list[str]:
+    """The fields that are only in the sealed part (shown as `set`); the others there are masked copies' originals."""
+    return sorted(name for name in secrets if name not in public)
 
 
 def _scrub(text: str, secret_values: Iterable[str]) -> str:

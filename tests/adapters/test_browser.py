@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from adapters.browser import BrowserAdapterFactory, BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
+from adapters.egress import UNREACHABLE
 from planner.agents import (
     AgentConfigInvalid,
     AgentTimeout,
@@ -27,6 +28,7 @@ from planner.agents import (
     UnknownCapability,
 )
 from planner.vault import Vault
+from tests.adapters.operator import LOOPBACK
 from tests.adapters.web_vendor import WebVendor
 
 USERNAME = "marketing-ops@brand.example"
@@ -125,7 +127,7 @@ BRIEF = DelegationRequest(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def chromium() -> AsyncIterator[Chromium]:
-    shared = Chromium(hosts=["127.0.0.1"])
+    shared = Chromium(hosts=["127.0.0.1"], egress=LOOPBACK)
     yield shared
     await shared.close()
 
@@ -150,7 +152,9 @@ async def make_agent(vault: Vault, chromium: Chromium) -> AsyncIterator[Callable
         config: dict[str, Any], sessions: MemoryStorageStateStore | None = None, *, own_chromium: bool = False
     ) -> BrowserAgent:
         shared = None if own_chromium else chromium
-        agent = BrowserAgent(BrowserConfig.from_dict(config), vault=vault, sessions=sessions, chromium=shared)
+        agent = BrowserAgent(
+            BrowserConfig.from_dict(config), vault=vault, sessions=sessions, chromium=shared, egress=LOOPBACK
+        )
         agents.append(agent)
         return agent
 
@@ -419,11 +423,12 @@ async def test_an_unreachable_site_makes_the_agent_unavailable(
     agent = make_agent(vendor_config(vendor))
     await vendor.stop()
 
-    with pytest.raises(AgentUnavailable, match="could not load the page \\(ERR_CONNECTION_REFUSED\\)"):
+    with pytest.raises(AgentUnavailable) as raised:
         await agent.delegate(BRIEF, human=AnsweringPerson())
     health = await agent.health()
+    assert raised.value.reason == f"step 1 (goto '{vendor.url}/briefs/new'): {UNREACHABLE}"
     assert not health.ok
-    assert "ERR_CONNECTION_REFUSED" in health.detail
+    assert health.detail == f"{vendor.url}/: {UNREACHABLE}"
 
 
 @in_module_loop
@@ -531,7 +536,10 @@ async def test_the_registry_factory_keeps_credentials_secret_and_builds_an_agent
 ) -> None:
     stores: dict[str, MemoryStorageStateStore] = {}
     factory = BrowserAdapterFactory(
-        vault=vault, sessions=lambda name: stores.setdefault(name, MemoryStorageStateStore()), chromium=chromium
+        vault=vault,
+        sessions=lambda name: stores.setdefault(name, MemoryStorageStateStore()),
+        chromium=chromium,
+        egress=LOOPBACK,
     )
     registered = {key: value for key, value in vendor_config(vendor).items() if key != "name"}
 

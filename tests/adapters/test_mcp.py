@@ -19,6 +19,7 @@ from typing import TextIO
 
 import pytest
 
+from adapters.egress import UNREACHABLE
 from adapters.mcp import MCPAdapterFactory, MCPAgent, MCPConfig
 from planner.agents import (
     AgentConfigInvalid,
@@ -28,6 +29,7 @@ from planner.agents import (
     DelegationStatus,
     UnknownCapability,
 )
+from tests.adapters.operator import LOOPBACK
 from tests.adapters.vendor_agent import TOKEN_VARIABLE
 from tests.conftest import FakeClock
 
@@ -62,13 +64,14 @@ class VendorProcess:
 
 @contextlib.asynccontextmanager
 async def vendor_agent(
-    *, port: int = 0, token: str | None = None, legacy: bool = False
+    *, port: int = 0, token: str | None = None, legacy: bool = False, resumable: bool = False
 ) -> AsyncIterator[VendorProcess]:
     """The vendor agent on 127.0.0.1 (`port` 0: a free one), killed on exit; it stops too when our stdin closes."""
     env = {key: value for key, value in os.environ.items() if key != TOKEN_VARIABLE}
     if token is not None:
         env[TOKEN_VARIABLE] = token
     arguments = ["--port", str(port), "--lifetime", "300", "--exit-with-stdin", *(["--legacy"] if legacy else [])]
+    arguments += ["--resumable"] if resumable else []
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -138,7 +141,7 @@ def stdio_vendor() -> MCPConfig:
 @contextlib.asynccontextmanager
 async def agent_for(config: MCPConfig, clock: FakeClock | None = None) -> AsyncIterator[MCPAgent]:
     """An agent for `config` (timed by `clock` when given), closed on exit."""
-    agent = MCPAgent(config, clock=clock) if clock is not None else MCPAgent(config)
+    agent = MCPAgent(config, clock=clock, egress=LOOPBACK) if clock is not None else MCPAgent(config, egress=LOOPBACK)
     try:
         yield agent
     finally:

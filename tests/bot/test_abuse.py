@@ -28,6 +28,7 @@ from planner.policy import PolicySets
 from planner.schema import delegations
 from planner.store import Store
 from planner.vault import Vault
+from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import INJECTION, serve_in_process
 from tests.bot.cards.test_cards import all_text
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
@@ -81,7 +82,7 @@ async def hostile(
 ) -> AsyncIterator[Running]:
     clock.now = datetime(2026, 3, 2, 10, tzinfo=UTC)
     sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="abuse")
-    delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver)
+    delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver, limits=LIMITS)
     running = await start_bot(store, connector, clock, delegator=delegator, assistant=assistant_with(transport))
     yield running
     await running.bot.drain()
@@ -185,7 +186,7 @@ async def test_injection_typed_without_a_model_is_an_unknown_command_and_a_forge
 ) -> None:
     clock.now = datetime(2026, 3, 2, 10, tzinfo=UTC)
     sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="abuse")
-    delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver)
+    delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver, limits=LIMITS)
     running = await start_bot(store, connector, clock, delegator=delegator)
     try:
         lead = TeamsUser(running)

@@ -32,6 +32,7 @@ from planner.delegation import Delegation
 from planner.model import Window
 from planner.store import Store
 from planner.vault import Vault
+from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.cards.test_cards import all_text
 from tests.bot.conftest import TENANT, Running, TeamsUser
@@ -139,7 +140,9 @@ async def journey(store: Store, connector: FakeConnector, clock: FakeClock) -> A
     settings = Settings.from_env({"COS_SECRET_KEYS": KEY, "COS_APPROVAL_EXPIRY_HOURS": "24"})
     adapter = create_adapter(settings)
     sender = Sender(store, adapter, app_id=None, worker="journey")
-    delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver, approval_expiry=settings.approval_expiry)
+    delegator = Delegator(
+        store, Vault([KEY]), deliver_now=sender.deliver, approval_expiry=settings.approval_expiry, limits=LIMITS
+    )
     bot = ChiefOfStaffBot(store, settings, clock=clock, delegator=delegator)
     bot.adapter = adapter
     server = TestServer(create_app(store, adapter, bot, settings), host="127.0.0.1")

@@ -17,6 +17,7 @@ from planner.breaker import BreakerSettings
 from planner.model import TaskStatus, Window
 from planner.store import Store
 from planner.vault import Vault
+from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
@@ -33,6 +34,7 @@ async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -
         Vault([Vault.generate_key()]),
         deliver_now=sender.deliver,
         breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
+        limits=LIMITS,
     )
     running = await start_bot(store, connector, clock, delegator=delegator)
     yield running

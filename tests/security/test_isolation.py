@@ -29,6 +29,7 @@ from planner.policy import PolicySets
 from planner.schema import drafts as drafts_table
 from planner.store import Store
 from planner.vault import Vault
+from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.conftest import Running, TeamsUser
 from tests.conftest import FakeClock
@@ -57,7 +58,7 @@ class TenantB:
 async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
     sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="isolation")
-    delegator = Delegator(store, Vault.from_setting(VAULT_KEY), deliver_now=sender.deliver)
+    delegator = Delegator(store, Vault.from_setting(VAULT_KEY), deliver_now=sender.deliver, limits=LIMITS)
     running = await start_bot_with(store, connector, clock, {"COS_SECRET_KEYS": VAULT_KEY}, delegator=delegator)
     yield running
     await stop_bot(running)

@@ -25,6 +25,7 @@ from bot.settings import Settings
 from planner.context import ContextSources, sign
 from planner.store import Store
 from planner.vault import Vault
+from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
@@ -85,7 +86,7 @@ async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> Async
     sender = Sender(store, create_adapter(settings), app_id=None, worker="secrets")
     vault = settings.vault()
     assert vault is not None
-    delegator = Delegator(store, vault, deliver_now=sender.deliver)
+    delegator = Delegator(store, vault, deliver_now=sender.deliver, limits=LIMITS)
     llm = LLMReplay()
     client = anthropic.AsyncAnthropic(
         api_key=settings.anthropic_api_key,
