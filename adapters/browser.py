@@ -62,6 +62,7 @@ from planner.agents import (
     Agent,
     AgentConfigInvalid,
     AgentHealth,
+    AgentNotReached,
     AgentTimeout,
     AgentUnavailable,
     Capability,
@@ -879,7 +880,7 @@ class Chromium:
                 await self._shutdown()
                 logger.warning("Chromium did not start for %r: %s", for_agent, error)
                 where = self.executable_path or "Playwright's own download"
-                raise AgentUnavailable(
+                raise AgentNotReached(
                     for_agent,
                     f"Chromium could not start from {where} ({_first_line(error)}); "
                     f"install it (apt-get install chromium) or set {CHROMIUM_PATH_ENV}",
@@ -1400,7 +1401,7 @@ class BrowserAgent(Agent):
             await context.route("**/*", guard.route)
             await context.route_web_socket(re.compile(".*"), guard.websocket)
         except PlaywrightError as error:
-            raise AgentUnavailable(self.name, f"the browser could not open a page ({_first_line(error)})") from None
+            raise AgentNotReached(self.name, f"the browser could not open a page ({_first_line(error)})") from None
         return context, guard
 
     async def _dispose(self, context: BrowserContext) -> None:

@@ -25,11 +25,12 @@ Outcomes, by cause:
 - the tool answered, even with `isError`: a result, `succeeded` or `failed`; a JSON-RPC error from a live server is
   a `failed` result too (the agent said no);
 - no answer within `request.timeout_seconds`: `AgentTimeout`; the session stays open for the next call;
-- the server cannot be started or reached, refuses the credentials, or dies mid-call: `AgentUnavailable`, never a
-  hang. A broken session is reopened on the next call. A call is retried once, on a fresh session, only when it
-  provably never reached the server (the session was found closed before the call was handed to it, the TCP
-  connection was refused, or the server answered 404 for an expired session id); a call that may have reached the
-  tool is never retried, since that could repeat its side effect.
+- the server cannot be started or reached, or refuses the credentials, before the call: `AgentNotReached`; it dies
+  mid-call: `AgentUnavailable`; never a hang. A broken session is reopened on the next call. A call is retried
+  once, on a fresh session, only when it provably never reached the server (the session was found closed before the
+  call was handed to it, the TCP connection was refused, or the server answered the call's own POST with 404 for an
+  expired session id, before accepting it); a call that may have reached the tool is never retried, since that
+  could repeat its side effect.
 
 Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted here. MCP elicitation (a server asking
 a person mid-call) is not relayed yet; the SDK declines it.
@@ -70,6 +71,7 @@ from planner.agents import (
     Agent,
     AgentConfigInvalid,
     AgentHealth,
+    AgentNotReached,
     AgentTimeout,
     AgentUnavailable,
     Capability,
@@ -388,8 +390,12 @@ class _Attempt:
     """What the transport saw of one call, to tell a call that never left from one that may have run."""
 
     handed_over: bool = False
+    reached: bool = False
+    """The server accepted the call's request: from then on nothing it or the network does proves that it did not run
+    (a stream resume refused by a restarted server, a reconnect refused after a crash)."""
     refused: bool = False
-    """The request provably did not reach the tool: connection refused, or the server no longer knew our session."""
+    """The request provably did not reach the tool: connection refused, or the server no longer knew our session,
+    before the server accepted it."""
     http_status: int | None = None
 
 
@@ -408,14 +414,20 @@ class _ObservingTransport(httpx2.AsyncBaseTransport):
         try:
             response = await self._inner.handle_async_request(request)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout):
-            if attempt is not None:
+            if attempt is not None and not attempt.reached:
                 attempt.refused = True
             raise
-        if attempt is not None and response.status_code >= 400:
+        if attempt is None:
+            return response
+        if response.status_code >= 400:
             attempt.http_status = response.status_code
-            # The spec's answer to an unknown session id: the request was not processed, start a new session.
-            if response.status_code == 404 and "mcp-session-id" in request.headers:
+            # The spec's answer to an unknown session id: the request was not processed, start a new session. Only
+            # for the call's own POST: a 404 to a resume (GET) means the call was accepted before the server lost it.
+            unknown_session = response.status_code == 404 and "mcp-session-id" in request.headers
+            if unknown_session and request.method == "POST" and not attempt.reached:
                 attempt.refused = True
+        elif request.method == "POST":
+            attempt.reached = True
         return response
 
     async def aclose(self) -> None:
@@ -517,10 +529,10 @@ class _Session:
         self._stop.set()
 
     async def ready(self) -> Client:
-        """The open session's client, once open; raises `AgentUnavailable` if it could not be opened."""
+        """The open session's client, once open; raises `AgentNotReached` if it could not be opened."""
         await self._ready.wait()
         if self.client is None:
-            raise AgentUnavailable(self._config.name, self.describe(self.error))
+            raise AgentNotReached(self._config.name, self.describe(self.error))
         return self.client
 
     async def close(self) -> None:
@@ -745,7 +757,7 @@ class MCPAgent(Agent):
             session.tools = await _list_tools(client)
         except (MCPError, RuntimeError, httpx2.HTTPError, anyio.BrokenResourceError, OSError) as error:
             session.mark_broken()
-            raise AgentUnavailable(self.name, session.describe(error)) from None
+            raise AgentNotReached(self.name, session.describe(error)) from None
 
     # --- the interface ---
 
@@ -776,7 +788,7 @@ class MCPAgent(Agent):
                 try:
                     return await self._call(request, started)
                 except _NotSent as again:
-                    raise AgentUnavailable(self.name, again.reason) from None
+                    raise AgentNotReached(self.name, again.reason) from None
         if scope.cancelled_caught:
             raise AgentTimeout(self.name, request.timeout_seconds)
         raise AssertionError("unreachable: a call returns, raises or times out")  # pragma: no cover

@@ -39,6 +39,7 @@ from planner.delegation import (
     DELEGATION_DEFERRED,
     DELEGATION_HELD,
     DELEGATION_RESULT,
+    DELEGATION_UNKNOWN,
     Delegation,
     Delegations,
     RunOutcome,
@@ -230,6 +231,8 @@ class Delegator:
             return
         if delegation.finished:
             kind = DELEGATION_RESULT
+        elif delegation.status is DelegationStatus.UNKNOWN and outcome.tell_owner:
+            kind = DELEGATION_UNKNOWN
         elif outcome.tell_owner:
             kind = DELEGATION_HELD if delegation.status is DelegationStatus.HELD else DELEGATION_DEFERRED
         else:
@@ -292,14 +295,37 @@ class Delegator:
         return settled
 
     async def run_due(self, at: datetime) -> int:
-        """Run every tenant's due delegations (queued, or deferred behind a circuit that lets them through now)."""
+        """Run every tenant's due delegations: queued ones, and deferred ones whose agent passed a health check.
+
+        Running ones whose runner stopped (their lease ran out) are marked of unknown outcome and their owners told:
+        they are never sent again by themselves.
+        """
         await self.settle_held()
         ran = 0
         for tenant_id in await tenants_with_delegations_to_run(self.store):
-            for delegation in await self.delegations(tenant_id).due_for_retry(at):
+            delegations = self.delegations(tenant_id)
+            for lapsed in await delegations.lapse(at):
+                await self._tell(tenant_id, RunOutcome(delegation=lapsed, ran=False, tell_owner=True))
+            for adapter in await delegations.awaiting_health_check(at):
+                await self.check_health(tenant_id, adapter)
+            for delegation in await delegations.due_for_retry(at):
                 outcome = await self.run(tenant_id, delegation.id, ask=None)
                 ran += bool(outcome and outcome.ran)
         return ran
+
+    async def check_health(self, tenant_id: str, adapter: str) -> None:
+        """Probe an agent whose circuit is open with a health check; a healthy one closes it (never raises)."""
+        parts = self._parts(tenant_id)
+        try:
+            agent = await parts.registry.open(adapter)
+        except Exception as error:
+            await parts.breakers.failed(adapter, f"it could not be opened: {error}")
+            return
+        try:
+            circuit = await parts.breakers.check_health(adapter, agent)
+        finally:
+            await agent.close()
+        logger.info("health check of %r (tenant %s): circuit %s", adapter, tenant_id, circuit.state.value)
 
     async def close(self) -> None:
         await self.drain()

@@ -276,6 +276,14 @@ async def _delegation(w: _Writer) -> Activity | None:
         text = f"{ref} produced nothing yet and the task was due {w.payload.get('due_on')}. Do it another way?"
     elif delegation.status.value == "succeeded":
         text = f"{ref} is back. Check it and mark the task done when it is."
+    elif delegation.status.value == "unknown":
+        text = (
+            f"{ref}: I can't tell whether {delegation.adapter} did it: no answer came back, and I won't send it "
+            f"again by myself in case it did. Check on their side, then `retry D{delegation.id}` or "
+            f"`cancel D{delegation.id}`."
+        )
+    elif delegation.status.value == "cancelled":
+        text = f"{ref} was cancelled: nothing more will be sent to {delegation.adapter}."
     else:
         text = f"{ref} failed. Delegate again, or take it on yourself."
     return _activity(text, [message_card(f"Delegation D{delegation.id}", lines)])

@@ -26,6 +26,11 @@ class DelegationStatus(StrEnum):
     """The agent's circuit is open: the delegation waits until the agent is back."""
     HELD = "held"
     """A policy flagged it: the delegation waits for a person's approval (see `planner/guard.py`)."""
+    UNKNOWN = "unknown"
+    """The call may have reached the agent but no answer came back (the connection broke, it timed out, the runner
+    stopped): never sent again by itself, since that could repeat its effect. A person retries or cancels it."""
+    CANCELLED = "cancelled"
+    """A person cancelled it, or its task was done or deleted, before an agent ran it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,8 +122,9 @@ class Agent(abc.ABC):
 
         Raises:
             UnknownCapability: the agent has no such capability.
-            AgentTimeout: the agent took longer than `request.timeout_seconds`.
-            AgentUnavailable: the agent could not be reached, or died mid-call.
+            AgentNotReached: the call provably never reached the agent (safe to send again).
+            AgentTimeout: the agent took longer than `request.timeout_seconds` (it may have acted).
+            AgentUnavailable: the agent failed mid-call (it may have acted).
         """
 
     @abc.abstractmethod
@@ -140,6 +146,11 @@ class AgentUnavailable(AgentError):
         self.agent = agent
         self.reason = reason
         super().__init__(f"agent {agent!r} is unavailable: {reason}")
+
+
+class AgentNotReached(AgentUnavailable):
+    """The call provably never left for the agent (the connection was refused, the session could not be opened):
+    it may be sent again without repeating anything. Adapters raise it only when they know."""
 
 
 class AgentTimeout(AgentUnavailable):

@@ -1,14 +1,20 @@
 """The delegation lifecycle: a task handed to a vendor agent, from the request to its stored result.
 
 A delegation is `queued` when asked for, `running` while an agent works on it, then `succeeded` or `failed` (the
-agent answered), or `deferred` when the agent cannot be reached: its circuit is open, or the call failed to get
-through. A deferred delegation runs again once the circuit lets a call through (`due_for_retry`); its task's
-owner is told once that it waits. Each delegation keeps what was asked (capability, input), of whom (the
-adapter), by whom (the actor), what came back (output, data, error, evidence) and its timings.
+agent answered), `deferred` when the call provably never reached the agent (its circuit is open, or the connection
+was refused), `unknown` when it may have reached the agent and no answer came back, or `cancelled`. Each
+delegation keeps what was asked (capability, input), of whom (the adapter), by whom (the actor), what came back
+(output, data, error, evidence) and its timings.
+
+At most once: a call that may have reached the agent (it timed out, the connection broke mid-call, the runner
+stopped) is never sent again by itself, since that could repeat its effect (a second email, a second campaign).
+It becomes `unknown`, its task's owner is told, and a person `retry`s or `cancel`s it. Only a deferred delegation,
+which provably never left, runs again by itself: once the agent's circuit is closed (a health check of the agent
+closes it, never someone's delegation), at most `MAX_ATTEMPTS` times, then it fails and says how to retry.
 
 Any number of replicas may run delegations: a runner claims one with a single `UPDATE … RETURNING` that only
-matches a delegation nobody holds, under a lease as long as the agent's timeout plus a grace, so the work of a
-runner that died is taken over once its lease runs out, and a delegation is never run twice at once.
+matches a runnable delegation nobody holds, under a lease as long as the agent's timeout plus a grace. A runner
+that dies mid-call leaves its delegation running; once the lease is out, `lapse` marks it `unknown`.
 
 The agent's output is DATA. It is stored and shown to the task's owner, never parsed for instructions, never
 executed, never allowed to change a task, a plan or an approval: an output saying "approve all", or shaped like
@@ -36,13 +42,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner import events as event_log
 from planner.agents import (
     Agent,
     AgentConfigInvalid,
+    AgentNotReached,
     AgentTimeout,
     AgentUnavailable,
     DelegationRequest,
@@ -75,6 +82,10 @@ DELEGATION_DEFERRED = "delegation_deferred"
 """… that its delegation waits for an agent that is down."""
 DELEGATION_HELD = "delegation_held"
 """… that its delegation waits for an approval."""
+DELEGATION_UNKNOWN = "delegation_unknown"
+"""… that its delegation may or may not have been done by the agent: a person retries or cancels it."""
+MAX_ATTEMPTS = 5
+"""A deferred delegation is sent at most this many times by itself; then it fails, and a person may retry it."""
 MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
 """Evidence larger than this (a huge screenshot) is listed but its content is not kept."""
 MAX_EVIDENCE_ITEMS = 20
@@ -82,6 +93,9 @@ MAX_OUTPUT_CHARS = 200_000
 MAX_TIMEOUT_SECONDS = 3600.0
 _TASK_ATTEMPTS = 20
 _RUNNABLE = (DelegationStatus.QUEUED.value, DelegationStatus.DEFERRED.value)
+_CANCELLABLE = (*_RUNNABLE, DelegationStatus.HELD.value, DelegationStatus.UNKNOWN.value)
+_RETRYABLE = (DelegationStatus.UNKNOWN.value, DelegationStatus.FAILED.value, DelegationStatus.CANCELLED.value)
+_STOPPED_MID_CALL = "the bot stopped while the agent had it: whether the agent did it is not known"
 _OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid)
 """Why an agent cannot be opened: its delegation fails with the reason."""
 
@@ -112,6 +126,21 @@ class DelegationStopped(PlannerError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class DelegationNotRetryable(PlannerError, ValueError):
+    """A person asked to retry or cancel a delegation in a state that does not allow it."""
+
+    def __init__(self, delegation_id: int, status: DelegationStatus, action: str) -> None:
+        self.delegation_id = delegation_id
+        self.status = status
+        if status is DelegationStatus.RUNNING:
+            why = "its agent is working on it now; wait for its answer"
+        elif status is DelegationStatus.SUCCEEDED:
+            why = "it succeeded already"
+        else:
+            why = f"it is {status.value}"
+        super().__init__(f"Delegation D{delegation_id} cannot be {action}: {why}.")
 
 
 class DelegationHeld(PlannerError):
@@ -155,7 +184,7 @@ class Delegation:
 
     @property
     def finished(self) -> bool:
-        return self.status in (DelegationStatus.SUCCEEDED, DelegationStatus.FAILED)
+        return self.status in (DelegationStatus.SUCCEEDED, DelegationStatus.FAILED, DelegationStatus.CANCELLED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -391,14 +420,11 @@ _PROSPECT = (
 
 
 def _claim_statement(*, start: bool) -> Any:
-    """Of several runners (or replicas), exactly one matches a delegation nobody holds: a single UPDATE.
+    """Of several runners (or replicas), exactly one matches a runnable delegation: a single UPDATE.
 
     Parameters: tenant, delegation, runner, now, lease_end.
     """
-    takeable = or_(
-        delegations.c.status.in_(_RUNNABLE),
-        and_(delegations.c.status == DelegationStatus.RUNNING.value, delegations.c.lease_until < bindparam("now")),
-    )
+    takeable = delegations.c.status.in_(_RUNNABLE)
     values: dict[str, Any] = dict(
         status=DelegationStatus.RUNNING.value, leased_by=bindparam("runner"), lease_until=bindparam("lease_end")
     )
@@ -509,39 +535,75 @@ class Delegations:
         ]
 
     async def due_for_retry(self, at: datetime, *, limit: int = 100) -> list[Delegation]:
-        """Delegations a runner should pick up at `at`, oldest first.
-
-        Deferred ones whose agent's circuit is closed (or the oldest one per agent whose circuit is past its
-        cool-down: it is the probe), queued ones nobody ran (their process stopped after the request), and
-        running ones whose runner's lease ran out.
-        """
+        """Delegations a runner should pick up at `at`, oldest first: queued ones nobody ran (their process stopped
+        after the request), and deferred ones whose agent's circuit is closed again (`awaiting_health_check` names
+        the agents to check first)."""
         query = (
             select(delegations)
-            .where(
-                self._mine(),
-                or_(
-                    delegations.c.status.in_(_RUNNABLE),
-                    and_(delegations.c.status == DelegationStatus.RUNNING.value, delegations.c.lease_until < at),
-                ),
-            )
+            .where(self._mine(), delegations.c.status.in_(_RUNNABLE))
             .order_by(delegations.c.queued_at, delegations.c.id)
         )
         async with self._store.engine.connect() as conn:
             rows = [_delegation(r) for r in (await conn.execute(query)).all()]
         circuits = await self._breakers.states()
-        settings = self._breakers.settings
-        due: list[Delegation] = []
-        probing: set[str] = set()
-        for delegation in rows:
-            circuit = circuits.get(delegation.adapter)
-            waiting = delegation.status is DelegationStatus.DEFERRED
-            if not waiting or circuit is None or circuit.state is CircuitState.CLOSED:
-                due.append(delegation)
-            elif circuit.allows(at, settings) and delegation.adapter not in probing:
-                # A circuit past its cool-down lets one call through: offer one delegation, the rest follow it.
-                probing.add(delegation.adapter)
-                due.append(delegation)
+        due = [
+            delegation
+            for delegation in rows
+            if delegation.status is DelegationStatus.QUEUED
+            or delegation.adapter not in circuits
+            or circuits[delegation.adapter].state is CircuitState.CLOSED
+        ]
         return due[:limit]
+
+    async def awaiting_health_check(self, at: datetime) -> list[str]:
+        """Adapters with deferred delegations whose circuit is past its cool-down: a health check of the agent (not
+        someone's delegation) decides whether they run."""
+        query = (
+            select(delegations.c.adapter)
+            .where(self._mine(), delegations.c.status == DelegationStatus.DEFERRED.value)
+            .distinct()
+        )
+        async with self._store.engine.connect() as conn:
+            waiting = sorted((await conn.execute(query)).scalars())
+        circuits = await self._breakers.states()
+        settings = self._breakers.settings
+        return [
+            adapter
+            for adapter in waiting
+            if adapter in circuits
+            and circuits[adapter].state is not CircuitState.CLOSED
+            and circuits[adapter].allows(at, settings)
+        ]
+
+    async def lapse(self, at: datetime) -> list[Delegation]:
+        """Mark `unknown` the running delegations whose runner's lease ran out before `at`: it stopped during the call
+        (or just before it), so whether the agent acted cannot be known. Never re-run by itself."""
+        reason = _STOPPED_MID_CALL
+        lapsed = []
+        async with self._store.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    update(delegations)
+                    .where(
+                        self._mine(),
+                        delegations.c.status == DelegationStatus.RUNNING.value,
+                        delegations.c.lease_until < at,
+                    )
+                    .values(
+                        status=DelegationStatus.UNKNOWN.value,
+                        leased_by=None,
+                        lease_until=None,
+                        error=reason,
+                        owner_told_at=self._now(),
+                    )
+                    .returning(delegations)
+                )
+            ).all()
+            for row in rows:
+                after = _delegation(row)
+                lapsed.append(after)
+                await self._record(conn, actor="system", kind="delegation.unknown", after=after)
+        return lapsed
 
     async def overdue(self, at: datetime) -> list[OverdueDelegation]:
         """Delegations that produced nothing by their task's due date (before `at`'s day): a follow-up is due.
@@ -729,16 +791,16 @@ class Delegations:
                 previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
                 await self._unclaim(claimed, previous)
                 raise
-        permit = await self._breakers.acquire(entry.name, circuit=prospect.circuit)
-        if not permit.allowed:
-            cause = f" (last error: {permit.circuit.last_error})" if permit.circuit.last_error else ""
+        circuit = await self._breakers.state(entry.name)
+        if circuit.state is not CircuitState.CLOSED:
+            # Only a health check of the agent closes its circuit again: no one's delegation is spent as the probe.
+            cause = f" (last error: {circuit.last_error})" if circuit.last_error else ""
             reason = f"{entry.name!r} failed repeatedly and is left alone for a while{cause}"
-            return await self._defer(claimed, reason=reason, retry_at=permit.retry_at, ran=False)
+            retry_at = circuit.retry_at(self._breakers.settings)
+            return await self._defer(claimed, reason=reason, retry_at=retry_at, ran=False)
         try:
             agent = await self._registry.open(entry)
         except _OPEN_ERRORS as error:
-            if permit.probe:
-                await self._breakers.release(entry.name)
             return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect)
         return await self._call(await self._start(claimed), prospect, agent, human)
 
@@ -764,12 +826,20 @@ class Delegations:
             return await self._finish(
                 started, DelegationStatus.FAILED, error=str(error), answered=True, prospect=prospect
             )
-        except AgentUnavailable as error:
+        except AgentNotReached as error:
             circuit = await self._breakers.failed(adapter, str(error))
+            if started.attempts >= MAX_ATTEMPTS:
+                reason = f"{error.reason}; gave up after {started.attempts} attempts (retry D{started.id} to try again)"
+                return await self._finish(started, DelegationStatus.FAILED, error=reason, prospect=prospect)
             retry_at = circuit.retry_at(self._breakers.settings)
             return await self._defer(started, reason=str(error), retry_at=retry_at, ran=True)
+        except AgentUnavailable as error:
+            # It may have reached the agent: sending it again could do it twice.
+            await self._breakers.failed(adapter, str(error))
+            return await self._unknown(started, reason=str(error), prospect=prospect)
         except asyncio.CancelledError:
-            await self._unclaim(started, DelegationStatus.QUEUED.value)  # stopping: another runner takes it up
+            # Stopping mid-call: the agent may have it. Whoever runs next must not send it again.
+            await asyncio.shield(self._unknown(started, reason=_STOPPED_MID_CALL, prospect=prospect))
             raise
         except Exception as error:
             # The adapter broke its contract (its errors should be AgentErrors): fail visibly, then let it surface.
@@ -824,6 +894,126 @@ class Delegations:
                 )
             ).first()
         return _delegation(row) if row is not None else delegation
+
+    async def _unknown(self, delegation: Delegation, *, reason: str, prospect: _Prospect) -> RunOutcome:
+        """The call may have reached the agent and no answer came: `unknown`, and its owner is told in the same
+        transaction, once."""
+        now = self._now()
+        async with self._store.transaction() as conn:
+            row = (
+                await conn.execute(
+                    update(delegations)
+                    .where(_HELD)
+                    .values(
+                        status=DelegationStatus.UNKNOWN.value,
+                        leased_by=None,
+                        lease_until=None,
+                        error=reason[:2000],
+                        owner_told_at=now,
+                    )
+                    .returning(delegations),
+                    self._holding(delegation),
+                )
+            ).first()
+            if row is None:
+                return RunOutcome(delegation=await self.get(delegation.id), ran=True)
+            after = _delegation(row)
+            await self._record(conn, actor=self._agent_actor(after), kind="delegation.unknown", after=after)
+            await self._tell_in(conn, after, prospect.owner)
+        return RunOutcome(delegation=after, ran=True, told=True)
+
+    # ---- a person steps in -------------------------------------------------------------------------------------
+
+    async def retry(self, delegation_id: int, *, actor: str) -> Delegation:
+        """Queue again a delegation of unknown outcome, or one that failed or was cancelled, as a person decided.
+
+        Raises DelegationNotFound, DelegationNotRetryable (it is queued, running, held or succeeded), InvalidValue
+        (its task is done).
+        """
+        async with self._store.transaction() as conn:
+            current = await self._locked(conn, delegation_id)
+            if current.status.value not in _RETRYABLE:
+                raise DelegationNotRetryable(delegation_id, current.status, "retried")
+            task = (await conn.execute(select(tasks.c.status).where(tasks.c.id == current.task_id))).scalar_one()
+            if task == TaskStatus.DONE.value:
+                raise InvalidValue("delegation", f"D{delegation_id}", "a delegation of an open task: its task is done")
+            row = (
+                await conn.execute(
+                    update(delegations)
+                    .where(
+                        self._mine(), delegations.c.id == delegation_id, delegations.c.status == current.status.value
+                    )
+                    .values(
+                        status=DelegationStatus.QUEUED.value,
+                        error=None,
+                        finished_at=None,
+                        retry_at=None,
+                        deferred_at=None,
+                        owner_told_at=None,
+                    )
+                    .returning(delegations)
+                )
+            ).one()
+            after = _delegation(row)
+            await self._record(conn, actor=actor, kind="delegation.retried", after=after, extra={"was": current.status})
+        return after
+
+    async def cancel(self, delegation_id: int, *, actor: str, reason: str = "") -> Delegation:
+        """Cancel a delegation no agent is working on (queued, deferred, held or of unknown outcome).
+
+        Raises DelegationNotFound, DelegationNotRetryable (it is running or ended already).
+        """
+        async with self._store.transaction() as conn:
+            current = await self._locked(conn, delegation_id)
+            if current.status.value not in _CANCELLABLE:
+                raise DelegationNotRetryable(delegation_id, current.status, "cancelled")
+            cancelled = await self._cancel_in(
+                conn, [delegation_id], actor=actor, reason=reason or f"cancelled by {actor}"
+            )
+        return cancelled[0]
+
+    async def cancel_open_of_task(
+        self, conn: AsyncConnection, task_id: int, *, actor: str, reason: str
+    ) -> list[Delegation]:
+        """In the caller's transaction: cancel the task's delegations that no agent is working on (the task was done
+        or deleted, so what they would do is no longer wanted)."""
+        query = select(delegations.c.id).where(
+            self._mine(), delegations.c.task_id == task_id, delegations.c.status.in_(_CANCELLABLE)
+        )
+        ids = list((await conn.execute(query)).scalars())
+        return await self._cancel_in(conn, ids, actor=actor, reason=reason) if ids else []
+
+    async def _cancel_in(
+        self, conn: AsyncConnection, ids: Sequence[int], *, actor: str, reason: str
+    ) -> list[Delegation]:
+        rows = (
+            await conn.execute(
+                update(delegations)
+                .where(self._mine(), delegations.c.id.in_(ids), delegations.c.status.in_(_CANCELLABLE))
+                .values(
+                    status=DelegationStatus.CANCELLED.value,
+                    error=reason[:2000],
+                    finished_at=self._now(),
+                    leased_by=None,
+                    lease_until=None,
+                    retry_at=None,
+                )
+                .returning(delegations)
+            )
+        ).all()
+        cancelled = [_delegation(row) for row in rows]
+        for after in cancelled:
+            await self._record(conn, actor=actor, kind="delegation.cancelled", after=after, extra={"reason": reason})
+        return cancelled
+
+    async def _locked(self, conn: AsyncConnection, delegation_id: int) -> Delegation:
+        query = select(delegations).where(self._mine(), delegations.c.id == delegation_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise DelegationNotFound(delegation_id)
+        return _delegation(row)
 
     async def _unclaim(self, delegation: Delegation, status: str) -> None:
         async with self._store.transaction() as conn:

@@ -23,6 +23,7 @@ from adapters.egress import UNREACHABLE
 from adapters.mcp import MCPAdapterFactory, MCPAgent, MCPConfig
 from planner.agents import (
     AgentConfigInvalid,
+    AgentNotReached,
     AgentTimeout,
     AgentUnavailable,
     DelegationRequest,
@@ -356,7 +357,7 @@ async def test_a_server_killed_mid_call_gives_agent_unavailable_without_hanging(
 async def test_the_next_call_reconnects_after_the_server_restarts(legacy: bool) -> None:
     async with vendor_agent(legacy=legacy) as first:
         config = MCPConfig(name="vendor", transport="http", url=first.url)
-        agent = MCPAgent(config)
+        agent = MCPAgent(config, egress=LOOPBACK)
         try:
             before = await agent.delegate(email())
             await first.kill()
@@ -408,7 +409,7 @@ async def test_health_of_a_dead_server_says_why() -> None:
             await agent.delegate(email())
 
     assert not unreachable.ok
-    assert f"cannot connect to http://127.0.0.1:{port}/mcp" in unreachable.detail
+    assert unreachable.detail == f"http://127.0.0.1:{port}/mcp: {UNREACHABLE}"
     assert not unstartable.ok
     assert "cannot start '/nonexistent/mcp-server': No such file or directory" in unstartable.detail
     assert "No such file or directory" in raised.value.reason
@@ -538,3 +539,60 @@ def test_the_registry_factory_validates_and_builds_agents_without_connecting() -
     assert agent.config.bearer_token == "t0k"
     with pytest.raises(AgentConfigInvalid, match="url is required for http"):
         factory.validate({"transport": "http"})
+
+
+# At most once, against a server that announces every call -------------------------------------------------------
+
+
+async def lines_until(vendor: VendorProcess, text: str) -> list[str]:
+    """What the server printed up to (and with) the first line containing `text`, waiting a bounded time."""
+    assert vendor.process.stdout is not None
+    seen: list[str] = []
+    async with asyncio.timeout(WAIT):
+        while not seen or text not in seen[-1]:
+            seen.append((await vendor.process.stdout.readline()).decode())
+    return seen
+
+
+def send_email(subject: str) -> DelegationRequest:
+    return DelegationRequest(
+        capability="send_email", input={"to": "cfo@example.com", "subject": subject, "account": "acme"}
+    )
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["2026-sessionless", "2025-with-session-id"])
+@pytest.mark.parametrize("resumable", [False, True], ids=["plain", "resumable"])
+async def test_a_call_the_server_took_before_it_restarted_is_not_sent_again_to_the_new_one(
+    legacy: bool, resumable: bool
+) -> None:
+    """The new server refuses the client's attempt to resume the broken stream (it knows neither the session nor the
+    events): that says nothing about whether the call ran."""
+    async with vendor_agent(legacy=legacy, resumable=resumable) as first, agent_for(http_vendor(first)) as agent:
+        call = asyncio.create_task(agent.delegate(slow_report()))
+        await first.said("slow_report started")
+        await first.kill()
+        async with vendor_agent(port=first.port, legacy=legacy, resumable=resumable) as second:
+            with pytest.raises(AgentUnavailable) as raised:
+                async with asyncio.timeout(WAIT):
+                    await call
+            after = await agent.delegate(send_email("after the restart"))
+            printed = await lines_until(second, "send_email acme: after the restart")
+
+    assert not isinstance(raised.value, AgentNotReached)  # it may have run: the planner must not send it again
+    assert after.status is DelegationStatus.SUCCEEDED
+    assert not any("slow_report" in line for line in printed)
+
+
+async def test_a_call_to_a_server_that_is_down_never_left_and_runs_once_when_sent_again() -> None:
+    async with vendor_agent() as gone:
+        port = gone.port
+        await gone.kill()
+    async with agent_for(http_vendor(gone.url)) as agent:
+        with pytest.raises(AgentNotReached):
+            await agent.delegate(send_email("spring launch"))
+        async with vendor_agent(port=port) as back:
+            result = await agent.delegate(send_email("spring launch"))
+            printed = await lines_until(back, "send_email acme: spring launch")
+
+    assert result.status is DelegationStatus.SUCCEEDED
+    assert sum("send_email" in line for line in printed) == 1

@@ -39,6 +39,8 @@ from typing import Any
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp.types import JSONRPCMessage
 from pydantic import BaseModel
 
 TOKEN_VARIABLE = "VENDOR_AGENT_TOKEN"
@@ -251,6 +253,26 @@ class _Server(uvicorn.Server):
         return serving
 
 
+class RememberedEvents(EventStore):
+    """Every event the server sent, so a client whose stream broke can resume it (as long as this process lives)."""
+
+    def __init__(self) -> None:
+        self._events: list[tuple[StreamId, JSONRPCMessage | None]] = []
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        self._events.append((stream_id, message))
+        return str(len(self._events))
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        if not last_event_id.isdigit() or not 0 < int(last_event_id) <= len(self._events):
+            return None
+        stream_id = self._events[int(last_event_id) - 1][0]
+        for number, (stream, message) in enumerate(self._events[int(last_event_id) :], start=int(last_event_id) + 1):
+            if stream == stream_id and message is not None:
+                await send_callback(EventMessage(message, str(number)))
+        return stream_id
+
+
 def http_server(
     sock: socket.socket,
     *,
@@ -258,9 +280,13 @@ def http_server(
     announce: Callable[[str], None],
     legacy: bool = False,
     hostile: bool = False,
+    resumable: bool = False,
 ) -> _Server:
-    """A uvicorn server for the agent on `sock`, requiring `token` when given, only of the 2025 era if `legacy`."""
-    app: ASGIApp = create_server(announce=announce, hostile=hostile).streamable_http_app(streamable_http_path=PATH)
+    """A uvicorn server for the agent on `sock`, requiring `token` when given, only of the 2025 era if `legacy`,
+    keeping its events for clients to resume broken streams if `resumable`."""
+    app: ASGIApp = create_server(announce=announce, hostile=hostile).streamable_http_app(
+        streamable_http_path=PATH, event_store=RememberedEvents() if resumable else None
+    )
     if legacy:
         app = legacy_only(app)
     if token:
@@ -297,12 +323,13 @@ async def _stdin_closed() -> None:
         pass
 
 
-async def _run_http(port: int, *, lifetime: float, legacy: bool, exit_with_stdin: bool) -> None:
+async def _run_http(port: int, *, lifetime: float, legacy: bool, exit_with_stdin: bool, resumable: bool) -> None:
     def announce(line: str) -> None:
         print(line, flush=True)
 
     sock = loopback_socket(port)
-    server = http_server(sock, token=os.environ.get(TOKEN_VARIABLE) or None, announce=announce, legacy=legacy)
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    server = http_server(sock, token=token, announce=announce, legacy=legacy, resumable=resumable)
     serving = await server.serve_until_started(sock)
     print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}{PATH}", flush=True)
     stops = [asyncio.create_task(asyncio.sleep(lifetime))]
@@ -323,13 +350,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--legacy", action="store_true", help="refuse the 2026 protocol era, as older servers do")
     parser.add_argument("--lifetime", type=float, default=600.0, help="over HTTP, stop after this many seconds")
     parser.add_argument("--exit-with-stdin", action="store_true", help="over HTTP, stop when stdin closes")
+    parser.add_argument("--resumable", action="store_true", help="over HTTP, let clients resume broken streams")
     args = parser.parse_args(argv)
     if args.stdio:
         server = create_server(announce=lambda line: print(line, file=sys.stderr, flush=True))
         asyncio.run(server.run_stdio_async())
     else:
         asyncio.run(
-            _run_http(args.port, lifetime=args.lifetime, legacy=args.legacy, exit_with_stdin=args.exit_with_stdin)
+            _run_http(
+                args.port,
+                lifetime=args.lifetime,
+                legacy=args.legacy,
+                exit_with_stdin=args.exit_with_stdin,
+                resumable=args.resumable,
+            )
         )
     sys.exit(0)
 

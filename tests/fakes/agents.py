@@ -1,7 +1,8 @@
 """An in-memory vendor agent with scripted behaviour, and the factory that registers it: fakes, not mocks.
 
 Each call to `delegate` takes the next step of the agent's script (an empty script succeeds):
-`succeed`, `fail` (the agent answers no), `unavailable` and `timeout` (raised as a real adapter would),
+`succeed`, `fail` (the agent answers no), `unavailable` (the call never left: connection refused), `broken` (the
+connection ended mid-call: it may have acted) and `timeout` (raised as a real adapter would),
 `hang` (never answers: the runner's own timeout must cut it), `block` (waits until the test releases it) and
 `bug` (an adapter breaking its contract with a stray exception).
 """
@@ -17,6 +18,7 @@ from planner.agents import (
     Agent,
     AgentConfigInvalid,
     AgentHealth,
+    AgentNotReached,
     AgentTimeout,
     AgentUnavailable,
     Capability,
@@ -63,7 +65,9 @@ class ScriptedAgent(Agent):
         if self.takes:
             self._clock.advance(seconds=self.takes.total_seconds())
         if step == "unavailable":
-            raise AgentUnavailable(self.name, "connection refused")
+            raise AgentNotReached(self.name, "connection refused")
+        if step == "broken":
+            raise AgentUnavailable(self.name, "the connection ended during the call")
         if step == "timeout":
             raise AgentTimeout(self.name, request.timeout_seconds)
         if step == "hang":

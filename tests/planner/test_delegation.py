@@ -14,8 +14,10 @@ from sqlalchemy import func, select, update
 from planner.agents import DelegationStatus, Evidence
 from planner.breaker import Breakers, BreakerSettings, CircuitState
 from planner.delegation import (
+    MAX_ATTEMPTS,
     MAX_EVIDENCE_BYTES,
     Delegation,
+    DelegationNotRetryable,
     Delegations,
     Guard,
     overdue_delegations,
@@ -189,20 +191,21 @@ async def test_a_delegation_asked_to_start_waits_queued_behind_an_open_circuit_o
     assert len(d.agent.calls) == 3
 
 
-async def test_a_started_delegation_whose_runner_stopped_is_run_once_its_lease_is_out(
+async def test_a_started_delegation_whose_runner_stopped_becomes_unknown_once_its_lease_is_out_and_is_not_resent(
     store: Store, clock: FakeClock
 ) -> None:
     d = await desk(store, clock, grace=5)
-    gone = d.runner(store, "runner-gone")  # requests with start, then stops before it calls the agent
+    gone = d.runner(store, "runner-gone")  # requests with start, then stops: did it call the agent? nobody knows
     started = await d.request(start=True, runner=gone, timeout_seconds=60)
     assert not (await d.delegations.run(started.id)).ran  # another runner may not take it while it is held
     clock.advance(seconds=69)
-    assert await d.delegations.due_for_retry(clock.now) == []
+    assert await d.delegations.lapse(clock.now) == []
     clock.advance(seconds=2)
-    assert [x.id for x in await d.delegations.due_for_retry(clock.now)] == [started.id]
-    outcome = await d.delegations.run(started.id)
-    assert (outcome.delegation.status, outcome.delegation.attempts) == (DelegationStatus.SUCCEEDED, 2)
-    assert len(d.agent.calls) == 1
+    [lapsed] = await d.delegations.lapse(clock.now)
+    assert (lapsed.id, lapsed.status) == (started.id, DelegationStatus.UNKNOWN)
+    assert await d.delegations.due_for_retry(clock.now) == []
+    assert not (await d.delegations.run(started.id)).ran
+    assert d.agent.calls == []
 
 
 async def test_evidence_is_kept_with_the_result_and_an_oversized_item_only_listed(
@@ -243,7 +246,7 @@ async def test_an_unreachable_agent_defers_the_delegation_and_the_owner_is_told_
     store: Store, clock: FakeClock
 ) -> None:
     d = await desk(store, clock)
-    d.agent.script = ["unavailable", "timeout", "succeed"]
+    d.agent.script = ["unavailable", "unavailable", "succeed"]
     delegation = await d.request()
     first = await d.delegations.run(delegation.id)
     assert (first.ran, first.tell_owner, first.delegation.status) == (True, True, DelegationStatus.DEFERRED)
@@ -255,10 +258,73 @@ async def test_an_unreachable_agent_defers_the_delegation_and_the_owner_is_told_
     assert (third.ran, third.tell_owner, third.delegation.status) == (False, False, DelegationStatus.DEFERRED)
     assert "'hubspot' failed repeatedly and is left alone for a while" in (third.delegation.error or "")
     clock.advance(minutes=10)
+    assert await d.delegations.due_for_retry(clock.now) == []  # its circuit is still open: no delegation probes it
+    assert await d.delegations.awaiting_health_check(clock.now) == ["hubspot"]
+    await d.breakers.check_health("hubspot", d.agent)
     last = await d.delegations.run(delegation.id)
     assert (last.ran, last.tell_owner, last.delegation.status) == (True, False, DelegationStatus.SUCCEEDED)
     assert (last.delegation.attempts, last.delegation.error) == (3, None)
     assert len(d.agent.calls) == 3
+
+
+async def test_a_call_that_may_have_reached_the_agent_is_never_sent_again_by_itself(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock)
+    d.agent.script = ["broken"]
+    delegation = await d.request()
+    outcome = await d.delegations.run(delegation.id)
+    assert (outcome.ran, outcome.told, outcome.delegation.status) == (True, True, DelegationStatus.UNKNOWN)
+    assert outcome.delegation.error == "agent 'hubspot' is unavailable: the connection ended during the call"
+    assert await d.delegations.due_for_retry(clock.now + timedelta(days=1)) == []
+    assert not (await d.delegations.run(delegation.id)).ran
+    assert len(d.agent.calls) == 1
+    retried = await d.delegations.retry(delegation.id, actor="aad-writer")  # a person checked and decided
+    assert retried.status is DelegationStatus.QUEUED
+    assert (await d.delegations.run(delegation.id)).delegation.status is DelegationStatus.SUCCEEDED
+    assert len(d.agent.calls) == 2
+
+
+async def test_a_deferred_delegation_is_sent_at_most_max_attempts_times_then_fails_saying_how_to_retry(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock)
+    d.agent.script = ["unavailable"] * MAX_ATTEMPTS
+    delegation = await d.request()
+    for _ in range(MAX_ATTEMPTS):
+        await d.breakers.reset("hubspot")  # as if a health check found it up each time
+        outcome = await d.delegations.run(delegation.id)
+    assert outcome.delegation.status is DelegationStatus.FAILED
+    assert f"gave up after {MAX_ATTEMPTS} attempts (retry D{delegation.id} to try again)" in (
+        outcome.delegation.error or ""
+    )
+    assert len(d.agent.calls) == MAX_ATTEMPTS
+
+
+async def test_a_person_cancels_what_no_agent_is_working_on_and_a_done_task_cancels_its_pending_delegations(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock)
+    d.agent.script = ["broken"]
+    unknown = (await d.delegations.run((await d.request()).id)).delegation
+    cancelled = await d.delegations.cancel(unknown.id, actor="aad-writer")
+    assert (cancelled.status, cancelled.finished) == (DelegationStatus.CANCELLED, True)
+    with pytest.raises(DelegationNotRetryable, match=f"D{unknown.id} cannot be cancelled: it is cancelled"):
+        await d.delegations.cancel(unknown.id, actor="aad-writer")
+    queued = await d.request()
+    async with store.transaction() as conn:
+        [gone] = await d.delegations.cancel_open_of_task(conn, d.task_id, actor="aad-writer", reason="task done")
+    assert (gone.id, gone.status, gone.error) == (queued.id, DelegationStatus.CANCELLED, "task done")
+    assert not (await d.delegations.run(queued.id)).ran
+    assert len(d.agent.calls) == 1
+    d.agent.script = ["block"]
+    running = asyncio.create_task(d.delegations.run((await d.request()).id))
+    await asyncio.wait_for(d.agent.entered.wait(), timeout=10)
+    busy = (await d.delegations.list_delegations(status=DelegationStatus.RUNNING))[0]
+    with pytest.raises(DelegationNotRetryable, match="its agent is working on it now"):
+        await d.delegations.cancel(busy.id, actor="aad-writer")
+    d.agent.release.set()
+    assert (await running).delegation.status is DelegationStatus.SUCCEEDED
 
 
 async def test_an_open_circuit_defers_new_work_which_runs_once_the_circuit_closes(
@@ -277,14 +343,14 @@ async def test_an_open_circuit_defers_new_work_which_runs_once_the_circuit_close
     assert len(d.agent.calls) == 2
     assert await d.delegations.due_for_retry(clock.now) == []
     clock.advance(minutes=10)
-    [probe] = await d.delegations.due_for_retry(clock.now)  # one call may go through: the oldest goes first
-    assert probe.id == first.id
-    assert (await d.delegations.run(probe.id)).delegation.status is DelegationStatus.SUCCEEDED
+    assert await d.delegations.due_for_retry(clock.now) == []  # the probe is a health check, not a delegation
+    await d.breakers.check_health("hubspot", d.agent)
     assert (await d.breakers.state("hubspot")).state is CircuitState.CLOSED
+    assert len(d.agent.calls) == 2
     rest = await d.delegations.due_for_retry(clock.now)
-    assert [x.id for x in rest] == [second.id, *(w.id for w in waiting)]
+    assert [x.id for x in rest] == [first.id, second.id, *(w.id for w in waiting)]
     outcomes = [await d.delegations.run(x.id) for x in rest]
-    assert [o.delegation.status for o in outcomes] == [DelegationStatus.SUCCEEDED] * 3
+    assert [o.delegation.status for o in outcomes] == [DelegationStatus.SUCCEEDED] * 4
     assert await d.delegations.due_for_retry(clock.now) == []
 
 
@@ -307,7 +373,7 @@ async def test_an_agent_that_hangs_is_cut_at_its_timeout_and_counts_against_its_
     d = await desk(store, clock, grace=0.0)
     d.agent.script = ["hang"]
     outcome = await d.delegations.run((await d.request(timeout_seconds=0.05)).id)
-    assert outcome.delegation.status is DelegationStatus.DEFERRED
+    assert outcome.delegation.status is DelegationStatus.UNKNOWN  # it may have acted: not sent again by itself
     assert outcome.delegation.error == "agent 'hubspot' is unavailable: no answer within 0.05 s"
     assert (await d.breakers.state("hubspot")).failures == 1
     assert d.agent.closed == 1
@@ -344,7 +410,9 @@ async def test_replicas_racing_for_one_delegation_run_it_once(
     assert (await d.delegations.get(delegation.id)).attempts == 1
 
 
-async def test_a_runner_that_died_is_taken_over_once_its_lease_runs_out(store: Store, clock: FakeClock) -> None:
+async def test_a_runner_that_died_mid_call_leaves_an_unknown_outcome_once_its_lease_runs_out(
+    store: Store, clock: FakeClock
+) -> None:
     d = await desk(store, clock)
     delegation = await d.request(timeout_seconds=60)
     async with store.transaction() as conn:  # what a runner that died mid-call leaves behind
@@ -354,13 +422,14 @@ async def test_a_runner_that_died_is_taken_over_once_its_lease_runs_out(store: S
             .values(status="running", leased_by="runner-dead", lease_until=clock.now + timedelta(seconds=70))
         )
     assert not (await d.delegations.run(delegation.id)).ran
-    assert await d.delegations.due_for_retry(clock.now) == []
+    assert await d.delegations.lapse(clock.now) == []
     clock.advance(seconds=71)
-    assert [x.id for x in await d.delegations.due_for_retry(clock.now)] == [delegation.id]
-    assert (await d.delegations.run(delegation.id)).delegation.status is DelegationStatus.SUCCEEDED
+    assert [x.status for x in await d.delegations.lapse(clock.now)] == [DelegationStatus.UNKNOWN]
+    assert await d.delegations.due_for_retry(clock.now) == []
+    assert d.agent.calls == []
 
 
-async def test_a_run_stopped_midway_puts_the_delegation_back_in_the_queue(store: Store, clock: FakeClock) -> None:
+async def test_a_run_stopped_midway_leaves_an_unknown_outcome_not_a_queued_call(store: Store, clock: FakeClock) -> None:
     d = await desk(store, clock)
     d.agent.script = ["block"]
     delegation = await d.request()
@@ -369,9 +438,10 @@ async def test_a_run_stopped_midway_puts_the_delegation_back_in_the_queue(store:
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
-    assert (await d.delegations.get(delegation.id)).status is DelegationStatus.QUEUED
+    assert (await d.delegations.get(delegation.id)).status is DelegationStatus.UNKNOWN
     assert d.agent.closed == 1
-    assert (await d.delegations.run(delegation.id)).delegation.status is DelegationStatus.SUCCEEDED
+    assert not (await d.delegations.run(delegation.id)).ran
+    assert len(d.agent.calls) == 1
 
 
 async def test_an_adapter_that_breaks_its_contract_fails_the_delegation_visibly(store: Store, clock: FakeClock) -> None:
