@@ -5,17 +5,20 @@ connected systems, see bot/context_events.py), `POST /api/metrics/events` (KPI r
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from typing import Any
 
 import jwt
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from botbuilder.core import Bot
 from botbuilder.integration.aiohttp import CloudAdapter
 from msrest.exceptions import DeserializationError
 from yarl import URL
 
+from bot.auth import SigningKeysUnavailable
 from bot.charts import add_chart_routes
 from bot.context_events import add_context_routes
 from bot.metric_events import add_metric_routes
@@ -78,8 +81,9 @@ def _problem(status: int, message: str) -> web.Response:
 
 async def _read_activity(request: web.Request, max_bytes: int) -> dict[str, Any] | web.Response:
     """The activity in the request body, or the 4xx response that says what is wrong with it."""
-    content_type = request.headers.get("Content-Type", "")
-    if "application/json" not in content_type:
+    # The media type exactly (parameters such as charset aside): a browser sends `text/plain;application/json`
+    # cross-site without asking first, and botbuilder would read it as JSON.
+    if request.content_type != "application/json":
         return _problem(415, "Send the activity as JSON (Content-Type: application/json).")
     if request.content_length is not None and request.content_length > max_bytes:
         return _problem(413, f"The activity is larger than {max_bytes} bytes.")
@@ -115,6 +119,46 @@ def service_url_allowed(service_url: str, settings: Settings) -> bool:
     return settings.local_mode and url.scheme in ("http", "https") and is_loopback(host)
 
 
+def _host_name(authority: str) -> str:
+    """The host of a Host header or an origin's authority, without its port ([::1]:3978 -> ::1)."""
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")] if "]" in authority else ""
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def local_request_problem(request: web.Request, *, on_the_network: bool) -> web.Response | None:
+    """Why a POST to a local-mode bot is refused, or None: the bot authenticates no one, so it takes requests only
+    from this machine's own programs, never from a web page.
+
+    - Host must name loopback (localhost, 127.x, [::1], any port): a page on a name that an attacker's DNS points
+      at 127.0.0.1 (DNS rebinding) sends its own name. With --insecure-no-auth on the network, an IP address is
+      fine too (a rebinding page cannot send one).
+    - An Origin, when sent, must be loopback; a browser's `Sec-Fetch-Site: cross-site` is refused.
+    """
+    host = _host_name(request.headers.get("Host", "").strip().lower()).rstrip(".")
+    if not (is_loopback(host) or (on_the_network and _is_ip_literal(host))):
+        return _problem(421, "This bot runs in local mode: it answers only requests addressed to localhost.")
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        try:
+            origin_host = URL(origin).host or ""
+        except ValueError:
+            origin_host = ""
+        if not is_loopback(origin_host.lower()):
+            return _problem(403, "This bot runs in local mode: it takes no requests from web pages of other sites.")
+    if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
+        return _problem(403, "This bot runs in local mode: it takes no requests from web pages of other sites.")
+    return None
+
+
 def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings) -> web.Application:
     """The aiohttp application; the caller owns the store, the adapter and the bot."""
     max_body_bytes = settings.max_body_bytes
@@ -135,6 +179,13 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
             if error.status in (401, 403):
                 logger.warning("refused an activity that failed authentication (%s)", error.status)
             return _problem(error.status, error.reason or "refused")
+        except SigningKeysUnavailable as error:
+            logger.error("could not check an activity's token: %s", error)
+            return web.json_response(
+                {"error": "The bot cannot check tokens just now; try again shortly."},
+                status=503,
+                headers={"Retry-After": str(max(1, round(error.retry_after)))},
+            )
         except DeserializationError:
             # A field whose text botbuilder cannot read as what it should be (a timestamp that is not one).
             return _problem(400, "The activity could not be read: a field has a value of the wrong form.")
@@ -154,7 +205,21 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
             return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
         return web.json_response({"status": "ok", "database": "ok"})
 
-    app = web.Application(client_max_size=max_body_bytes)
+    # Listening beyond loopback in local mode is only possible with --insecure-no-auth (bot/cli.py).
+    on_the_network = not is_loopback(settings.host)
+
+    @web.middleware
+    async def local_callers_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "POST":
+            problem = local_request_problem(request, on_the_network=on_the_network)
+            if problem is not None:
+                logger.warning("refused a %s request that did not come from this machine's own programs", request.path)
+                return problem
+        return await handler(request)
+
+    app = web.Application(
+        client_max_size=max_body_bytes, middlewares=[local_callers_only] if settings.local_mode else []
+    )
     app[STORE_KEY] = store
     app[ADAPTER_KEY] = adapter
     app[BOT_KEY] = bot

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
@@ -20,26 +21,45 @@ if TYPE_CHECKING:
 logger = logging.getLogger("cos")
 
 
+INSECURE_WARNING = (
+    "WARNING: listening on {host}:{port} with NO authentication (--insecure-no-auth). Anyone who can reach this "
+    "port can act as any user of any tenant: write in their name, approve what waits for them, and read their "
+    "plans. Admins are still only those configured ({admins}), but anyone can claim to be one of them, so an admin "
+    "is as open as everyone else: whoever reaches the port can register adapters, including a stdio adapter that "
+    "runs a command as this process's user. Use it only on a trusted, isolated network."
+)
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
+    local_admin = (args.local_admin or "").strip() or settings.local_admin
+    if local_admin and not settings.local_mode:
+        print(
+            "cos serve: --local-admin applies to local mode only: with MICROSOFT_APP_ID set, list the admins' "
+            "Microsoft Entra object ids in COS_ADMINS.",
+            file=sys.stderr,
+        )
+        return 2
+    settings = replace(settings, host=host, port=port, local_admin=local_admin)
     if settings.local_mode and not is_loopback(host):
         if not args.insecure_no_auth:
             print(
                 f"Refusing to listen on {host}: without MICROSOFT_APP_ID the bot cannot authenticate Teams, so it "
                 "only listens on loopback (127.0.0.1). Set the Azure Bot credentials, or pass --insecure-no-auth "
-                "if you really want an unauthenticated bot on the network.",
+                "if you really want an unauthenticated bot on the network (see `cos serve --help`).",
                 file=sys.stderr,
             )
             return 2
-        print(
-            f"WARNING: listening on {host}:{port} with NO authentication: anyone who can reach this port can "
-            "act as any Teams user. Use this only on a trusted, isolated network.",
-            file=sys.stderr,
-        )
-    from bot.server import run
+        admins = ", ".join((*settings.admins, *([local_admin] if local_admin else []))) or "none"
+        print(INSECURE_WARNING.format(host=host, port=port, admins=admins), file=sys.stderr)
+    from bot.server import LocalKeyLost, run
 
-    return asyncio.run(run(settings, host=host, port=port))
+    try:
+        return asyncio.run(run(settings, host=host, port=port))
+    except LocalKeyLost as error:
+        print(f"cos serve: {error}", file=sys.stderr)
+        return 2
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
@@ -508,7 +528,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--insecure-no-auth",
         action="store_true",
-        help="allow listening beyond loopback without Azure Bot credentials (unsafe)",
+        help="allow listening beyond loopback without Azure Bot credentials. UNSAFE: nothing is authenticated, so "
+        "anyone who can reach the port can act as any user of any tenant, and as an admin too when any is "
+        "configured (COS_ADMINS, --local-admin); an admin can register a stdio adapter, which runs a command",
+    )
+    serve.add_argument(
+        "--local-admin",
+        metavar="USER_ID",
+        help="local mode only: make this user id an admin (COS_LOCAL_ADMIN); without it, or COS_ADMINS, nobody is. "
+        "The bot tells a user their id when it refuses them an admin command",
     )
     serve.set_defaults(handler=_serve)
 

@@ -200,3 +200,19 @@ def no_such_kpi(name: str, plan_id: int, known: str) -> str:
 
 def master_plan_changed(plan_id: int, changed: list[str]) -> str:
     return f"P{plan_id} changed: {', '.join(changed)}."
+
+
+def admins_only(user_id: str) -> str:
+    """The refusal of an admin command, saying how its caller would become an admin."""
+    shown = user_id.replace("`", "")[:200]
+    return (
+        f"{ADMINS_ONLY} Your id is `{shown}`. Running the bot locally? Start it with "
+        f"`cos serve --local-admin {shown}` (or set COS_LOCAL_ADMIN) to make that id its admin."
+    )
+
+
+def too_long(limit: int) -> str:
+    return (
+        f"That message is longer than I read ({limit:,} characters), so I did nothing with it. Say it in fewer words, "
+        "or split it; a long rule set loads from a file with `cos policy load`."
+    )

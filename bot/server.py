@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from types import SimpleNamespace
 
 import anthropic
 from aiohttp import web
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import CallerIdConstants
 from botframework.connector.auth import AuthenticationConstants, ServiceClientCredentialsFactory
 
 from bot import messages
 from bot.app import create_app
+from bot.auth import InboundTokens, SigningKeys
 from bot.connectors import ReusedConnectorClients
 from bot.delegating import Delegator
 from bot.llm import Assistant
@@ -27,6 +28,7 @@ from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
 from planner.decisions import DecisionKeys
 from planner.migrate import upgrade
+from planner.sealed import count_sealed_secrets
 from planner.store import Store
 from planner.vault import VaultError
 
@@ -34,12 +36,16 @@ logger = logging.getLogger(__name__)
 
 
 def create_adapter(
-    settings: Settings, *, credentials_factory: ServiceClientCredentialsFactory | None = None
+    settings: Settings,
+    *,
+    credentials_factory: ServiceClientCredentialsFactory | None = None,
+    channel_keys: SigningKeys | None = None,
 ) -> CloudAdapter:
-    """A CloudAdapter that validates every inbound JWT when credentials are set (local mode: none to check),
-    reusing its connector clients (see `bot.connectors`).
+    """A CloudAdapter that checks every inbound token when credentials are set (local mode: none to check, see
+    bot/auth.py), reusing its connector clients (see `bot.connectors`).
 
-    `credentials_factory` replaces botbuilder's own (the app id and password) for the bot's outbound tokens.
+    `credentials_factory` replaces botbuilder's own (the app id and password) for the bot's outbound tokens;
+    `channel_keys` the Bot Connector's signing keys, read from COS_OPENID_METADATA_URL or Microsoft's cloud.
     """
     configuration = SimpleNamespace(
         APP_ID=settings.app_id,
@@ -47,22 +53,53 @@ def create_adapter(
         APP_TYPE=settings.app_type,
         APP_TENANTID=settings.app_tenant_id,
     )
-    if settings.openid_metadata_url:
-        # botbuilder's public-cloud values, with the signing keys read from elsewhere: setting any of these
-        # switches botbuilder to its parameterized authentication, which then needs them all.
-        configuration.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.openid_metadata_url
-        configuration.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = (
-            AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
-        )
-        configuration.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
-        configuration.TO_CHANNEL_FROM_BOT_LOGIN_URL = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
-        configuration.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
-        configuration.OAUTH_URL = AuthenticationConstants.OAUTH_URL
-        configuration.CALLER_ID = CallerIdConstants.public_azure_channel
-    authentication = ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=credentials_factory)
-    adapter = CloudAdapter(ReusedConnectorClients(authentication))
+    outbound = ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=credentials_factory)
+    authentication = InboundTokens(
+        ReusedConnectorClients(outbound),
+        app_id=settings.app_id,
+        channel_keys=channel_keys
+        or SigningKeys(settings.openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL),
+        emulator_keys=SigningKeys(AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL),
+    )
+    adapter = CloudAdapter(authentication)
     adapter.on_turn_error = on_turn_error
     return adapter
+
+
+class LocalKeyLost(RuntimeError):
+    """Local mode's key file is gone while the database holds secrets sealed with it: a new key would open none."""
+
+    def __init__(self, path: Path, sealed: int) -> None:
+        super().__init__(
+            f"the local secret key file {path} is missing, but the database holds {sealed} secret(s) "
+            "sealed with the key it held. Restore the file from a backup (or set COS_SECRET_KEYS to that key) and "
+            "start again. If the key is lost for good, remove the adapters and context sources whose secrets it "
+            "sealed (`cos adapters remove`, `cos context remove-source`) and register them again: the bot then "
+            "makes a new key."
+        )
+
+
+async def prepare_local_key(settings: Settings, store: Store) -> None:
+    """In local mode without COS_SECRET_KEYS, make the key file when the database holds nothing sealed yet.
+
+    Raises LocalKeyLost when the file is missing and something is sealed (never a silent new key).
+    """
+    path = _missing_local_key(settings)
+    if path is None:
+        return
+    sealed = await count_sealed_secrets(store)
+    if sealed:
+        raise LocalKeyLost(path, sealed)
+    settings.create_local_key()
+    logger.info("made a new secret key in %s (keep it: the secrets stored by this bot need it)", path)
+
+
+def _missing_local_key(settings: Settings) -> Path | None:
+    """Where local mode's key file belongs, when the settings need one and it is not there."""
+    if not settings.needs_local_key:
+        return None
+    path = Path(settings.secret_key_file).absolute()
+    return None if path.exists() else path
 
 
 def decision_keys(settings: Settings) -> DecisionKeys | None:
@@ -117,7 +154,12 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     """Serve the bot until SIGINT or SIGTERM."""
     store = Store.from_url(settings.database_url)
     await upgrade(store.engine)
-    store.decision_keys = decision_keys(settings)
+    try:
+        await prepare_local_key(settings, store)
+    except LocalKeyLost:
+        await store.close()
+        raise
+    store.decision_keys = decision_keys(settings)  # only now: local mode's key may have just been made
     adapter = create_adapter(settings)
     assistant = create_assistant(settings)
     # With a key, Claude writes the digest's recommendations as it does in chat; the rules otherwise.
@@ -141,7 +183,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
         resume=bot.resume_approved,
         checkpoints=settings.decision_checkpoints_path if store.decision_keys else None,
     )
-    mode = "local mode (no authentication, loopback only)" if settings.local_mode else "authenticated"
+    mode = "local mode (no authentication)" if settings.local_mode else "authenticated"
     logger.info("Chief of Staff listening on http://%s:%s/api/messages, %s", host, port, mode)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

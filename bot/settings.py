@@ -12,7 +12,7 @@ from pathlib import Path
 from adapters import AdapterLimits, AdapterSettingInvalid
 from planner.decisions import DecisionKeys
 from planner.store import DEFAULT_DATABASE_URL
-from planner.vault import Vault
+from planner.vault import Vault, VaultError
 
 TEAMS_SERVICE_HOSTS = ("smba.trafficmanager.net",)
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -25,6 +25,16 @@ class SettingsError(ValueError):
 
     def __init__(self, name: str, value: str, expected: str) -> None:
         super().__init__(f"{name}={value!r} is not valid: expected {expected}.")
+
+
+class LocalKeyMissing(VaultError):
+    """Local mode's key file is not there: `cos serve` makes it, and only while nothing is sealed with a key."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"the local secret key file {path.resolve()} does not exist. `cos serve` makes it on its first start; "
+            "if it was deleted, restore it from a backup (or set COS_SECRET_KEYS to the key it held)"
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -78,6 +88,8 @@ class Settings:
     """How long an approval request waits for a decision before it expires."""
     admins: tuple[str, ...] = ()
     """AAD object ids of the people who may administer the bot (adapters, dead letters)."""
+    local_admin: str = ""
+    """In local mode, the one user id that is an admin besides `admins` (`cos serve --local-admin`)."""
     secret_keys: str = field(default="", repr=False)
     """Keys that encrypt secrets at rest, newest first (see planner/vault.py)."""
     secret_key_file: str = LOCAL_KEY_FILE
@@ -99,20 +111,36 @@ class Settings:
         return timedelta(hours=self.approval_expiry_hours)
 
     def vault(self) -> Vault | None:
-        """The vault for secrets at rest: from COS_SECRET_KEYS; in local mode, a key kept in a local file.
+        """The vault for secrets at rest: from COS_SECRET_KEYS; in local mode, the key kept in a local file.
 
-        None in production without keys (delegation then says how to configure it). Raises VaultError for a bad key.
+        None in production without keys (delegation then says how to configure it). Raises VaultError for a bad
+        key, LocalKeyMissing when local mode's key file is not there (see `create_local_key`).
         """
         if self.secret_keys:
             return Vault.from_setting(self.secret_keys)
         if not self.local_mode:
             return None
         path = Path(self.secret_key_file)
-        if not path.exists():
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as key_file:
-                key_file.write(Vault.generate_key())
-        return Vault.from_setting(path.read_text().strip())
+        try:
+            return Vault.from_setting(path.read_text().strip())
+        except FileNotFoundError:
+            raise LocalKeyMissing(path) from None
+
+    @property
+    def needs_local_key(self) -> bool:
+        """Local mode without COS_SECRET_KEYS: secrets are sealed with the key in `secret_key_file`."""
+        return self.local_mode and not self.secret_keys
+
+    def create_local_key(self) -> Path:
+        """Make local mode's key file (owner-only); raises FileExistsError rather than replace one.
+
+        Only for a database that holds nothing sealed yet (bot/server.py checks): a new key opens no old secret.
+        """
+        path = Path(self.secret_key_file)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(Vault.generate_key())
+        return path
 
     def decision_keys(self) -> DecisionKeys | None:
         """The keys that sign the decision log, derived from the vault's (None without a vault). Raises VaultError."""
@@ -127,10 +155,13 @@ class Settings:
         return Path(self.secret_key_file).parent / DECISION_CHECKPOINTS_FILE
 
     def is_admin(self, user_id: str) -> bool:
-        """Configured admins; in local mode with none configured, the person at the keyboard (loopback only)."""
-        if self.admins:
-            return user_id in self.admins
-        return self.local_mode
+        """The users listed in COS_ADMINS; in local mode also the one `--local-admin` named. Nobody else: a local
+        bot authenticates no one, so being at the keyboard proves nothing."""
+        if not user_id:
+            return False
+        if user_id in self.admins:
+            return True
+        return self.local_mode and user_id == self.local_admin
 
     @property
     def allowed_service_hosts(self) -> tuple[str, ...]:
@@ -153,6 +184,11 @@ class Settings:
             raise SettingsError("MICROSOFT_APP_PASSWORD", "", "the client secret of the app registration")
         if strict and app_id and app_type != "MultiTenant" and not tenant_id:
             raise SettingsError("MICROSOFT_APP_TENANT_ID", "", f"the tenant id for a {app_type} bot")
+        local_admin = env.get("COS_LOCAL_ADMIN", "").strip()
+        if strict and app_id and local_admin:
+            raise SettingsError(
+                "COS_LOCAL_ADMIN", local_admin, "nothing with MICROSOFT_APP_ID set: list the admins in COS_ADMINS"
+            )
         port = _int(env, "COS_PORT", 3978)
         if not 0 < port < 65536:
             raise SettingsError("COS_PORT", str(port), "a TCP port from 1 to 65535")
@@ -176,6 +212,7 @@ class Settings:
             tick_seconds=max(_int(env, "COS_TICK_SECONDS", 60), 1),
             approval_expiry_hours=_approval_hours(env),
             admins=_split(env.get("COS_ADMINS", "")),
+            local_admin=local_admin,
             secret_keys=env.get("COS_SECRET_KEYS", "").strip(),
             secret_key_file=env.get("COS_SECRET_KEY_FILE", "").strip() or LOCAL_KEY_FILE,
             openid_metadata_url=env.get("COS_OPENID_METADATA_URL", "").strip(),

@@ -312,7 +312,7 @@ class Registry:
         arguments and planner refusals become a helpful reply, never an exception."""
         operation = self.get(name)
         if operation.admin_only and not context.caller.is_admin:
-            return Reply(text=messages.ADMINS_ONLY, ok=False)
+            return Reply(text=messages.admins_only(context.caller.user_id), ok=False)
         try:
             held = await governance.check(operation, context, args)
             if held is not None:

@@ -21,6 +21,8 @@ from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
 
 TENANT = "tenant-contoso"
+LOCAL_ADMIN = "aad-lead"
+"""The user `cos serve --local-admin` names in these tests: the lead (a local bot has no admin otherwise)."""
 
 
 @dataclass
@@ -45,7 +47,7 @@ async def connector() -> AsyncIterator[FakeConnector]:
 
 
 async def start_bot(store: Store, connector: FakeConnector, clock: FakeClock, **bot_kwargs: Any) -> Running:
-    settings = Settings.from_env({})
+    settings = Settings.from_env({"COS_LOCAL_ADMIN": LOCAL_ADMIN})
     adapter = create_adapter(settings)
     bot = ChiefOfStaffBot(store, settings, clock=clock, **bot_kwargs)
     bot.adapter = adapter

@@ -137,7 +137,7 @@ class Journey:
 @pytest.fixture
 async def journey(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Journey]:
     clock.now = datetime(2026, 3, 2, 10, tzinfo=UTC)
-    settings = Settings.from_env({"COS_SECRET_KEYS": KEY, "COS_APPROVAL_EXPIRY_HOURS": "24"})
+    settings = Settings.from_env({"COS_SECRET_KEYS": KEY, "COS_APPROVAL_EXPIRY_HOURS": "24", "COS_ADMINS": "aad-lead"})
     adapter = create_adapter(settings)
     sender = Sender(store, adapter, app_id=None, worker="journey")
     delegator = Delegator(

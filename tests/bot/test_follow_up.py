@@ -88,8 +88,9 @@ async def test_admins_see_dead_letters_and_replay_them_and_others_cannot(store: 
     assert await outbox.counts(TENANT) == {"pending": 1}
 
 
-def test_admins_are_the_configured_ids_and_in_local_mode_the_person_at_the_keyboard() -> None:
-    assert Settings.from_env({}).is_admin("anyone")
+def test_admins_are_the_configured_ids_and_in_local_mode_only_the_named_local_admin() -> None:
+    assert not Settings.from_env({}).is_admin("anyone")
+    assert Settings.from_env({"COS_LOCAL_ADMIN": "aad-me"}).is_admin("aad-me")
     configured = Settings.from_env({"COS_ADMINS": "aad-admin, aad-other"})
     assert configured.is_admin("aad-admin")
     assert not configured.is_admin("aad-writer")

@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+import asyncio
+import re
+import socket
+import stat
+from pathlib import Path
+
 import pytest
 
-from bot.settings import Settings, SettingsError
+from bot.cli import main
+from bot.server import LocalKeyLost, prepare_local_key
+from bot.settings import LocalKeyMissing, Settings, SettingsError
+from planner.context import ContextSources
+from planner.migrate import upgrade
+from planner.store import Store
+from planner.vault import Vault
 
 
 def test_no_settings_means_local_mode_on_sqlite() -> None:
@@ -32,6 +44,7 @@ def test_credentials_switch_local_mode_off_and_are_kept_out_of_repr() -> None:
         ({"COS_PORT": "70000"}, "COS_PORT"),
         ({"COS_APPROVAL_EXPIRY_HOURS": "0"}, "COS_APPROVAL_EXPIRY_HOURS"),
         ({"COS_APPROVAL_EXPIRY_HOURS": "two days"}, "COS_APPROVAL_EXPIRY_HOURS"),
+        ({"MICROSOFT_APP_ID": "a", "MICROSOFT_APP_PASSWORD": "p", "COS_LOCAL_ADMIN": "aad-me"}, "COS_LOCAL_ADMIN"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:
@@ -44,21 +57,78 @@ def test_extra_service_hosts_are_added_to_teams() -> None:
     assert settings.allowed_service_hosts == ("smba.trafficmanager.net", "a.example", "b.example")
 
 
-def test_local_mode_makes_a_key_once_in_an_owner_only_file_and_production_needs_one(tmp_path) -> None:
-    import stat
-
-    from planner.vault import Vault
-
+def test_local_mode_reads_its_key_file_never_makes_one_itself_and_production_needs_keys(tmp_path: Path) -> None:
     key_file = tmp_path / "local.key"
     local = Settings.from_env({"COS_SECRET_KEY_FILE": str(key_file)})
+    with pytest.raises(LocalKeyMissing, match=re.escape(str(key_file))):
+        local.vault()
+    assert not key_file.exists()
+    local.create_local_key()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     vault = local.vault()
     assert vault is not None
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     token = vault.encrypt(b"a secret")
     assert local.vault().decrypt(token) == b"a secret"  # type: ignore[union-attr]  # the same key next time
+    with pytest.raises(FileExistsError):
+        local.create_local_key()  # never replaces a key
     production = {"MICROSOFT_APP_ID": "app", "MICROSOFT_APP_PASSWORD": "pw", "MICROSOFT_APP_TENANT_ID": "t"}
     assert Settings.from_env(production, strict=False).vault() is None
     key = Vault.generate_key()
     configured = Settings.from_env(production | {"COS_SECRET_KEYS": key}, strict=False)
     assert configured.vault() is not None
     assert key not in repr(configured)
+
+
+async def test_serve_makes_the_local_key_only_while_the_database_holds_no_sealed_secret(
+    store: Store, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "local.key"
+    settings = Settings.from_env({"COS_SECRET_KEY_FILE": str(key_file)})
+    await prepare_local_key(settings, store)
+    first_key = key_file.read_text()
+    await prepare_local_key(settings, store)
+    assert key_file.read_text() == first_key  # kept, not replaced
+    vault = settings.vault()
+    assert vault is not None
+    await ContextSources(store, "tenant-contoso", vault).add("crm", actor="aad-admin")
+    key_file.unlink()
+    with pytest.raises(LocalKeyLost) as lost:
+        await prepare_local_key(settings, store)
+    assert str(key_file) in str(lost.value)
+    assert "1 secret(s)" in str(lost.value)
+    assert "Restore the file from a backup" in str(lost.value)
+    assert not key_file.exists()  # no new key that would open nothing
+
+
+def test_cos_serve_stops_at_start_when_the_key_of_stored_secrets_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cos.db'}"
+    key_file = tmp_path / "local.key"
+    for name in ("MICROSOFT_APP_ID", "COS_SECRET_KEYS", "COS_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("COS_SECRET_KEY_FILE", str(key_file))
+    settings = Settings.from_env({"COS_SECRET_KEY_FILE": str(key_file)})
+
+    async def seal_a_secret() -> None:
+        store = Store.from_url(url)
+        try:
+            await upgrade(store.engine)
+            await prepare_local_key(settings, store)
+            vault = settings.vault()
+            assert vault is not None
+            await ContextSources(store, "tenant-contoso", vault).add("crm", actor="aad-admin")
+        finally:
+            await store.close()
+
+    asyncio.run(seal_a_secret())
+    key_file.unlink()
+    with socket.socket() as taken:  # if serve went on, it would fail to listen here rather than serve for ever
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["serve", "--port", str(taken.getsockname()[1])]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert f"the local secret key file {key_file} is missing" in error
+    assert "Restore the file from a backup (or set COS_SECRET_KEYS to that key)" in error
+    assert not key_file.exists()

@@ -1,14 +1,16 @@
 """Authentication for real: tokens signed with locally made keys, published by a loopback OpenID metadata endpoint.
 
-The bot is configured as in production (an app id and password), except that COS_OPENID_METADATA_URL points
-botbuilder's JWT validation at a loopback issuer instead of Microsoft's. Every forged variant of a channel token is
-refused before the bot runs; the genuine one is served and answered over TLS, with the bot's own outbound token.
+The bot is configured as in production (an app id and password), except that COS_OPENID_METADATA_URL points its
+token validation (bot/auth.py) at a loopback issuer instead of Microsoft's. Every forged variant of a channel token
+is refused before the bot runs; the genuine one is served and answered over TLS, with the bot's own outbound token.
+A slow or failing key endpoint holds up no other request, and is not asked again on every request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -38,6 +40,7 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import func, select
 
 from bot.app import create_app
+from bot.auth import SigningKeys, SigningKeysUnavailable
 from bot.server import create_adapter
 from bot.settings import Settings
 from bot.teams import ChiefOfStaffBot
@@ -60,16 +63,20 @@ def _rsa_key() -> rsa.RSAPrivateKey:
 
 
 class OpenIdIssuer:
-    """A loopback OpenID provider: a metadata document and the JWKS it names, served from a thread of its own.
+    """A loopback OpenID provider: a metadata document and the JWKS it names, served from a thread of its own (so
+    that a bot that blocked its event loop to fetch them would still get them, and show the stall).
 
-    botbuilder fetches both with `requests` (blocking) inside the bot's event loop, so they cannot be served by
-    that loop.
+    `mode` "ok" answers; "fail" answers 500; "hang" answers nothing until the issuer stops.
     """
 
     def __init__(self) -> None:
         self.key = _rsa_key()
         self.kid = f"kid-{uuid.uuid4().hex[:8]}"
         self.fetches = 0
+        self.mode = "ok"
+        self.asked = threading.Event()
+        """Set when the metadata is asked for."""
+        self._release: asyncio.Event | None = None
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="openid-issuer", daemon=True)
@@ -91,8 +98,16 @@ class OpenIdIssuer:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
 
+        self._release = asyncio.Event()
+
         async def metadata(_request: web.Request) -> web.Response:
             self.fetches += 1
+            self.asked.set()
+            if self.mode == "hang":
+                assert self._release is not None
+                await self._release.wait()
+            if self.mode != "ok":
+                return web.json_response({"error": "unavailable"}, status=500)
             return web.json_response(
                 {
                     "issuer": CHANNEL_ISSUER,
@@ -123,6 +138,8 @@ class OpenIdIssuer:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        if self._release is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -249,10 +266,15 @@ class Authenticated:
             return response.status
 
 
-@pytest.fixture
-async def authenticated(
-    store: Store, tls_connector: FakeConnector, issuer: OpenIdIssuer, clock: FakeClock
+@contextlib.asynccontextmanager
+async def authenticated_bot(
+    store: Store,
+    connector: FakeConnector,
+    issuer: OpenIdIssuer,
+    clock: FakeClock,
+    channel_keys: SigningKeys | None = None,
 ) -> AsyncIterator[Authenticated]:
+    """The bot as in production (app id and password), its tokens' keys published by `issuer`."""
     settings = Settings.from_env(
         {
             "MICROSOFT_APP_ID": APP_ID,
@@ -262,21 +284,29 @@ async def authenticated(
         }
     )
     outbound = LocalOutboundTokens(f"outbound-{uuid.uuid4().hex}")
-    adapter = create_adapter(settings, credentials_factory=outbound)
+    adapter = create_adapter(settings, credentials_factory=outbound, channel_keys=channel_keys)
     bot = ChiefOfStaffBot(store, settings, clock=clock)
     bot.adapter = adapter
     server = TestServer(create_app(store, adapter, bot, settings), host="127.0.0.1")
     await server.start_server()
     session = aiohttp.ClientSession()
-    running = Running(store, bot, server, tls_connector, session)
+    running = Running(store, bot, server, connector, session)
     try:
         yield Authenticated(TeamsUser(running), issuer, outbound)
     finally:
         await bot.drain()
-        for client in adapter.bot_framework_authentication._connector_clients.values():
+        for client in adapter.bot_framework_authentication.outbound._connector_clients.values():
             await client._client.__aexit__(None, None, None)
         await session.close()
         await server.close()
+
+
+@pytest.fixture
+async def authenticated(
+    store: Store, tls_connector: FakeConnector, issuer: OpenIdIssuer, clock: FakeClock
+) -> AsyncIterator[Authenticated]:
+    async with authenticated_bot(store, tls_connector, issuer, clock) as running:
+        yield running
 
 
 async def _plans(store: Store) -> int:
@@ -399,3 +429,102 @@ async def test_neither_the_app_password_nor_a_token_is_logged_or_stored(
         for fragment in secret_fragments(secret):
             assert fragment not in logs, f"the {what} is in the logs"
             assert not any(fragment in str(value) for _table, _column, value in stored), f"the {what} is stored"
+
+
+LIFETIME_FORGERIES: dict[str, dict[str, Any]] = {
+    "no exp": {"exp": None},
+    "valid for ten years": {"exp": int(time.time()) + 10 * 365 * 86400},
+    "valid for ten years, without iat or nbf": {"exp": int(time.time()) + 10 * 365 * 86400, "iat": None, "nbf": None},
+    "issued two days ago, expiring in an hour": {"iat": int(time.time()) - 2 * 86400},
+    "issued in an hour": {"iat": int(time.time()) + 3600},
+}
+
+
+@pytest.mark.parametrize("claims", LIFETIME_FORGERIES.values(), ids=LIFETIME_FORGERIES.keys())
+async def test_a_token_without_exp_or_valid_for_more_than_a_day_is_refused(
+    authenticated: Authenticated, claims: dict[str, Any]
+) -> None:
+    token = authenticated.issuer.token(authenticated.user.running.connector.url, **claims)
+    assert await authenticated.post(f"Bearer {token}") == 401
+    await _assert_the_bot_never_ran(authenticated)
+
+
+@pytest.mark.parametrize("channel_id", ["", None, "webchat"], ids=["empty", "missing", "not endorsed"])
+async def test_an_activity_whose_channel_the_key_does_not_endorse_is_refused(
+    authenticated: Authenticated, channel_id: str | None
+) -> None:
+    token = authenticated.issuer.token(authenticated.user.running.connector.url)
+    assert await authenticated.post(f"Bearer {token}", channelId=channel_id) == 401
+    await _assert_the_bot_never_ran(authenticated)
+
+
+async def test_a_key_endpoint_that_hangs_holds_up_no_other_request_and_the_wait_is_bounded(
+    store: Store, tls_connector: FakeConnector, issuer: OpenIdIssuer, clock: FakeClock
+) -> None:
+    issuer.mode = "hang"
+    keys = SigningKeys(issuer.metadata_url, timeout=1.0)
+    async with authenticated_bot(store, tls_connector, issuer, clock, channel_keys=keys) as bot:
+        token = issuer.token(tls_connector.url)
+        started = time.monotonic()
+        waiting = asyncio.create_task(bot.post(f"Bearer {token}"))
+        assert await asyncio.to_thread(issuer.asked.wait, 10), "the bot never asked for the keys"
+        async with asyncio.timeout(0.5):  # well inside the key fetch's one second
+            async with bot.user.running.session.get(bot.user.running.server.make_url("/healthz")) as health:
+                assert health.status == 200
+        assert not waiting.done()
+        async with asyncio.timeout(10):
+            assert await waiting == 503
+        assert 1.0 <= time.monotonic() - started < 5.0
+        await _assert_the_bot_never_ran(bot)
+
+
+async def test_a_failing_key_endpoint_is_asked_once_per_backoff_not_on_every_request(
+    store: Store, tls_connector: FakeConnector, issuer: OpenIdIssuer, clock: FakeClock
+) -> None:
+    issuer.mode = "fail"
+    async with authenticated_bot(store, tls_connector, issuer, clock) as bot:
+        token = issuer.token(tls_connector.url)
+        answers = [await bot.post(f"Bearer {token}") for _ in range(5)]
+        answers += await asyncio.gather(*(bot.post(f"Bearer {token}") for _ in range(5)))
+        assert answers == [503] * 10
+        assert issuer.fetches == 1
+        await _assert_the_bot_never_ran(bot)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_keys_are_fetched_again_for_an_unknown_key_at_most_every_few_minutes_and_after_a_backoff(
+    issuer: OpenIdIssuer,
+) -> None:
+    now = FakeMonotonic()
+    keys = SigningKeys(issuer.metadata_url, refresh_every=300, retry_after=30, clock=now)
+    assert await keys.get(issuer.kid) is not None
+    assert await keys.get("kid-unknown") is None
+    assert issuer.fetches == 1  # the keys were fetched a moment ago: an unknown kid does not fetch them again
+    now.now += 300
+    assert await keys.get("kid-unknown") is None
+    assert issuer.fetches == 2
+    issuer.mode = "fail"
+    now.now += 300
+    assert await keys.get("kid-unknown") is None  # the keys held before still serve
+    assert await keys.get(issuer.kid) is not None
+    assert issuer.fetches == 3
+    now.now += 29
+    await keys.get("kid-unknown")
+    assert issuer.fetches == 3  # backing off
+    now.now += 1
+    issuer.mode = "ok"
+    await keys.get("kid-unknown")
+    assert issuer.fetches == 4
+    cold = SigningKeys(issuer.metadata_url, retry_after=30, clock=now)
+    issuer.mode = "fail"
+    for _ in range(3):
+        with pytest.raises(SigningKeysUnavailable, match="could not be fetched"):
+            await cold.get(issuer.kid)
+    assert issuer.fetches == 5

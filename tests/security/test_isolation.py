@@ -2,7 +2,7 @@
 decisions by id, typed and through card actions, and learns and changes nothing of them.
 
 Ids are global (one sequence per table), so tenant B's objects are the only ones with those ids: every command of
-tenant A below aims at them. Tenant A's user is even an admin (local mode), which opens the admin commands too.
+tenant A below aims at them. Tenant A's user is even an admin (COS_ADMINS), which opens the admin commands too.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> Async
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
     sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="isolation")
     delegator = Delegator(store, Vault.from_setting(VAULT_KEY), deliver_now=sender.deliver, limits=LIMITS)
-    running = await start_bot_with(store, connector, clock, {"COS_SECRET_KEYS": VAULT_KEY}, delegator=delegator)
+    env = {"COS_SECRET_KEYS": VAULT_KEY, "COS_ADMINS": "aad-a-lead,aad-b-lead"}
+    running = await start_bot_with(store, connector, clock, env, delegator=delegator)
     yield running
     await stop_bot(running)
     await delegator.close()

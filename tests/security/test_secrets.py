@@ -81,7 +81,7 @@ class LLMReplay:
 
 @pytest.fixture
 async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[tuple[Running, LLMReplay]]:
-    env = {"COS_SECRET_KEYS": VAULT_KEY, "ANTHROPIC_API_KEY": LLM_KEY}
+    env = {"COS_SECRET_KEYS": VAULT_KEY, "ANTHROPIC_API_KEY": LLM_KEY, "COS_ADMINS": "aad-lead"}
     settings = Settings.from_env(env)
     sender = Sender(store, create_adapter(settings), app_id=None, worker="secrets")
     vault = settings.vault()
