@@ -70,7 +70,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -82,10 +81,11 @@ from typing import Any
 import aiohttp
 from mcp import Client
 from mcp import types as mcp_types
-from sqlalchemy import event, insert, make_url, text
+from sqlalchemy import event, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.scratch import scratch_database
 from bench.turns import serve
 from bot.app import create_app
 from bot.delegating import Delegator
@@ -479,28 +479,6 @@ async def measure_chat(
 
 
 # ---- the run -------------------------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def scratch_database(server_url: str | None) -> AsyncIterator[str]:
-    """The URL of a new, empty database: a SQLite file in a temporary directory, or (given a PostgreSQL URL) a
-    database of its own on that server, dropped afterwards."""
-    if server_url is None:
-        with tempfile.TemporaryDirectory() as scratch:
-            yield f"sqlite+aiosqlite:///{Path(scratch) / 'bench.db'}"
-        return
-    name = f"cos_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 async def main(options: argparse.Namespace) -> dict[str, object]:

@@ -69,10 +69,11 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.delegation import scratch_database, vendor_agent
+from bench.delegation import vendor_agent
+from bench.scratch import scratch_database
 from bot.sender import LEASE, OUTBOX_ID
 from planner.approvals import Approvals, ApprovalStatus
-from planner.decisions import DecisionLog, verify
+from planner.decisions import DecisionKeys, DecisionLog, verify
 from planner.governance import Action, ActionKind, GateCategory
 from planner.migrate import upgrade
 from planner.outbox import DEAD, PENDING, SENDING
@@ -813,13 +814,13 @@ def duplicates(connector: Connector, kills: list[Kill]) -> tuple[int, int, int, 
     return len(deliveries), extra, in_flight, extra - in_flight
 
 
-def replica_env(url: str, options: argparse.Namespace, scratch: Path) -> dict[str, str]:
+def replica_env(url: str, options: argparse.Namespace, scratch: Path, secret_key: str) -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV", "PYTHONPATH")
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
         DATABASE_URL=url,
         COS_TICK_SECONDS=str(options.tick_seconds),
-        COS_SECRET_KEYS=Vault.generate_key(),  # shared by the replicas: any of them opens the adapter's secrets
+        COS_SECRET_KEYS=secret_key,
         COS_ADMINS=LEADER,
         COS_LOG_LEVEL="INFO",
         # Set empty so a .env file cannot turn on credentials or the model for the replicas.
@@ -833,14 +834,16 @@ def replica_env(url: str, options: argparse.Namespace, scratch: Path) -> dict[st
 
 
 async def soak(options: argparse.Namespace, url: str, logs: Path) -> dict[str, Any]:
-    store = Store(create_engine(url))
+    # One key for the replicas and this process: any of them opens the adapter's secrets and signs the decision log.
+    secret_key = Vault.generate_key()
+    store = Store(create_engine(url), decision_keys=DecisionKeys.from_vault(Vault([secret_key])))
     await upgrade(store.engine)  # once, before the replicas start (each would otherwise race to migrate)
     now = datetime.now(UTC)
     today = now.date()
     zone = daytime_zone(now)
     connector = Connector()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
-    replicas = [Replica(n + 1, replica_env(url, options, logs), logs) for n in range(REPLICAS)]
+    replicas = [Replica(n + 1, replica_env(url, options, logs, secret_key), logs) for n in range(REPLICAS)]
     proxy = Proxy(replicas, session)
     try:
         async with vendor_agent(lifetime=options.duration + LEASE.total_seconds() + 300) as vendor:

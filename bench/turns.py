@@ -1,6 +1,7 @@
 """Bot turn benchmark: the "show plan" command on a plan of 1,000 tasks, beside an echo bot on the same stack.
 
-Seeds a scratch SQLite database with one master plan (with a KPI), four tactical plans, 1,000 tasks and this
+Seeds a scratch database (a SQLite file, or with --database-url a database of its own on that PostgreSQL server,
+dropped afterwards) with one master plan (with a KPI), four tactical plans, 1,000 tasks and this
 week's weekly plan, then runs on loopback, in one process: the real bot server, an echo bot (an ActivityHandler
 that sends the text back, on its own CloudAdapter), and a fake Bot Connector for both to reply to. Each side
 gets the same load, in interleaved rounds so machine noise hits both alike: `--turns` Teams-shaped message
@@ -13,6 +14,7 @@ that includes building and sending the reply. Prints, as medians of the rounds:
 Every reply is checked: the bot's must carry an Adaptive Card naming the master plan, the echo's the text sent.
 
 Usage: python bench/turns.py [--turns N] [--concurrency N] [--rounds N] [--warmup N] [--time-limit SECONDS]
+                             [--database-url postgresql+asyncpg://user@host:port/db]
 The last line printed is one JSON object with the figures.
 """
 
@@ -25,7 +27,6 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.scratch import scratch_database
 from bot.app import create_app
 from bot.server import create_adapter
 from bot.settings import Settings
@@ -251,9 +253,13 @@ def is_echo(body: dict[str, Any]) -> bool:
 # ---- the run -------------------------------------------------------------------------------------------------
 
 
-async def main(turns: int, concurrency: int, rounds: int, warmup: int) -> dict[str, object]:
-    scratch = tempfile.TemporaryDirectory()
-    store = Store(create_engine(f"sqlite+aiosqlite:///{Path(scratch.name) / 'bench.db'}"), clock=fixed_clock)
+async def main(options: argparse.Namespace) -> dict[str, object]:
+    async with scratch_database(options.database_url) as url:
+        return await measure(url, options.turns, options.concurrency, options.rounds, options.warmup)
+
+
+async def measure(url: str, turns: int, concurrency: int, rounds: int, warmup: int) -> dict[str, object]:
+    store = Store(create_engine(url), clock=fixed_clock)
     runners: list[web.AppRunner] = []
     connectors: list[FakeConnector] = []
     session = aiohttp.ClientSession(
@@ -308,7 +314,6 @@ async def main(turns: int, concurrency: int, rounds: int, warmup: int) -> dict[s
         for fake in connectors:
             await fake.close()
         await store.close()
-        scratch.cleanup()
 
     def median(side: str, figure: str, scale: float = 1.0, digits: int = 1) -> float:
         return round(statistics.median(getattr(r, figure) for r in results[side]) * scale, digits)
@@ -317,6 +322,7 @@ async def main(turns: int, concurrency: int, rounds: int, warmup: int) -> dict[s
     ms = 1000
     figures: dict[str, object] = {
         "benchmark": "turns",
+        "database": store.engine.dialect.name,
         "command": COMMAND,
         "tasks": TASKS,
         "seed_seconds": round(seeded, 2),
@@ -340,7 +346,7 @@ async def main(turns: int, concurrency: int, rounds: int, warmup: int) -> dict[s
 async def bounded(options: argparse.Namespace) -> dict[str, object]:
     try:
         async with asyncio.timeout(options.time_limit):
-            return await main(options.turns, options.concurrency, options.rounds, options.warmup)
+            return await main(options)
     except TimeoutError:
         raise SystemExit(
             f"the benchmark did not finish in {options.time_limit} s: lower --turns or --rounds, or raise --time-limit"
@@ -354,12 +360,17 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per side, interleaved (median reported)")
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured turns per side before the rounds")
     parser.add_argument("--time-limit", type=float, default=240.0, help="give up after this many seconds")
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL server to make a scratch database on (default: a scratch SQLite file)"
+    )
     options = parser.parse_args()
+    if options.database_url is not None and not options.database_url.startswith("postgresql"):
+        parser.error("--database-url takes a PostgreSQL URL (the default is a scratch SQLite file)")
     if options.turns < 2 or options.concurrency < 1 or options.rounds < 1 or options.warmup < 2:
         parser.error("--turns and --warmup must be at least 2, --concurrency and --rounds at least 1")
     result = asyncio.run(bounded(options))
     print(
-        f"{result['tasks']} tasks in one master plan (seeded in {result['seed_seconds']} s); "
+        f"{result['database']}: {result['tasks']} tasks in one master plan (seeded in {result['seed_seconds']} s); "
         f"{result['rounds']} rounds of {result['turns_per_round']} turns per side, {result['concurrency']} at a time"
     )
     print(

@@ -98,9 +98,9 @@ class CheckpointInvalid(PlannerError, ValueError):
     def __init__(self, path: Path, reason: str) -> None:
         self.path = path
         super().__init__(
-            f"The decision log checkpoint {path} cannot be trusted: {reason}. Keep it as evidence (move it aside, do "
-            "not delete it), run `cos decisions verify --checkpoints <its new place>`, then `cos decisions "
-            "checkpoint` to start a new one."
+            f"The decision log checkpoint {path} cannot be trusted: {reason}. Move it aside as evidence (do not "
+            "delete it), run `cos decisions verify --checkpoints FILE` with a copy you trust if you keep one, then "
+            "`cos decisions checkpoint` to start a new one."
         )
 
 
