@@ -42,6 +42,8 @@ VERBS = (
     "adapter",
     "delegate",
     "delegations",
+    "retry",
+    "cancel",
     "approvals",
     "approve",
     "reject",
@@ -368,10 +370,17 @@ def parse(text: str) -> Command:
         words = _rest_after(text, verb).split()
         actions = {"test": ("test_adapter", {}), "enable": ("switch_adapter", {"enabled": True})}
         actions |= {"disable": ("switch_adapter", {"enabled": False}), "remove": ("remove_adapter", {})}
+        actions |= {"reset": ("reset_adapter", {})}
         if len(words) == 2 and words[0].lower() in actions:
             operation, extra = actions[words[0].lower()]
             return Command(operation, {"name": words[1], **extra})
         raise GrammarError("Which adapter, doing what? `adapter test hubspot`.", "register_adapter")
+    if verb := starts("retry", "cancel"):
+        words = _rest_after(text, verb).split()
+        if len(words) != 1:
+            operation = f"{verb}_delegation"
+            raise GrammarError(f"Which delegation? `{verb} D12` (`delegations` lists them).", operation)
+        return Command(f"{verb}_delegation", {"delegation": words[0]})
     if verb := starts("delegations"):
         rest = _rest_after(text, verb)
         return Command("show_delegations", {"task": rest} if rest else {})

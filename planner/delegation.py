@@ -235,6 +235,7 @@ class _Prospect:
     circuit: Circuit
     owner: str | None
     """The task's owner."""
+    task_done: bool = False
 
 
 def _delegation(row: Sequence[Any]) -> Delegation:
@@ -400,7 +401,7 @@ _ASK = (
 """What a request needs, in one statement: the task, the adapter (if registered) and its circuit (if stored)."""
 _PROSPECT = (
     # The delegation's columns first (`_delegation` reads them by position), then the adapter's and the circuit's.
-    select(delegations, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS, tasks.c.owner)
+    select(delegations, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS, tasks.c.owner, tasks.c.status.label("task_status"))
     .select_from(
         delegations.outerjoin(
             adapters, and_(adapters.c.tenant_id == delegations.c.tenant_id, adapters.c.name == delegations.c.adapter)
@@ -747,6 +748,12 @@ class Delegations:
 
     async def _run(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
         current, entry = prospect.delegation, prospect.adapter
+        if prospect.task_done and current.status.value in _CANCELLABLE:
+            # Its task was done meanwhile (by a person, or before a crash left this queued): what it would do is
+            # no longer wanted.
+            async with self._store.transaction() as conn:
+                cancelled = await self._cancel_in(conn, [current.id], actor="system", reason="its task is done")
+            return RunOutcome(delegation=cancelled[0] if cancelled else await self.get(current.id), ran=False)
         cleared = self._guard is None or await self._guard.clears(current)
         if cleared and entry is not None and entry.enabled and prospect.circuit.state is CircuitState.CLOSED:
             # Nothing can stop the call once the delegation is claimed, so the claim starts it too: one statement.
@@ -862,6 +869,7 @@ class Delegations:
             adapter=adapter_in(row, _DELEGATION_WIDTH),
             circuit=circuit_in(row, delegation.adapter, _DELEGATION_WIDTH + len(ADAPTER_COLUMNS)),
             owner=row._mapping[tasks.c.owner],
+            task_done=row.task_status == TaskStatus.DONE.value,
         )
 
     async def _claim(self, current: Delegation, *, start: bool) -> Delegation | None:
@@ -972,16 +980,15 @@ class Delegations:
             )
         return cancelled[0]
 
-    async def cancel_open_of_task(
-        self, conn: AsyncConnection, task_id: int, *, actor: str, reason: str
-    ) -> list[Delegation]:
-        """In the caller's transaction: cancel the task's delegations that no agent is working on (the task was done
-        or deleted, so what they would do is no longer wanted)."""
-        query = select(delegations.c.id).where(
-            self._mine(), delegations.c.task_id == task_id, delegations.c.status.in_(_CANCELLABLE)
-        )
-        ids = list((await conn.execute(query)).scalars())
-        return await self._cancel_in(conn, ids, actor=actor, reason=reason) if ids else []
+    async def cancel_open_of_task(self, task_id: int, *, actor: str, reason: str) -> list[Delegation]:
+        """Cancel the task's delegations that no agent is working on: the task was done (or is going away), so what
+        they would do is no longer wanted. A queued one that slips past this is cancelled when a runner picks it up."""
+        async with self._store.transaction() as conn:
+            query = select(delegations.c.id).where(
+                self._mine(), delegations.c.task_id == task_id, delegations.c.status.in_(_CANCELLABLE)
+            )
+            ids = list((await conn.execute(query)).scalars())
+            return await self._cancel_in(conn, ids, actor=actor, reason=reason) if ids else []
 
     async def _cancel_in(
         self, conn: AsyncConnection, ids: Sequence[int], *, actor: str, reason: str

@@ -10,9 +10,11 @@ from bot.cards import message_card
 from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_ref
+from planner.delegation import Delegation
 from planner.governance import ActionKind
 
 NAME = {"type": "string", "description": "the adapter's name, e.g. hubspot"}
+DELEGATION = {"type": "string", "description": "the delegation, e.g. D12"}
 
 
 def _delegator(context: Context) -> Delegator:
@@ -122,6 +124,53 @@ async def delegate_task(context: Context, args: Mapping[str, Any]) -> Reply:
     )
 
 
+async def _steerable(context: Context, args: Mapping[str, Any], action: str) -> tuple[Delegator, Delegation]:
+    """The delegation named in `args`, if the caller may retry or cancel it: who asked for it, its task's owner, or
+    an admin. Raises DelegationNotFound, BadArguments."""
+    delegator = _delegator(context)
+    delegation_id = parse_ref(args.get("delegation") or "", "D", "a delegation")
+    delegation = await delegator.delegations(context.caller.tenant_id).get(delegation_id)
+    task = await context.plans.get_task(delegation.task_id)
+    caller = context.caller
+    if not caller.is_admin and caller.user_id not in (delegation.actor, task.owner):
+        raise BadArguments(f"Only who delegated T{task.id}, its owner or an admin can {action} D{delegation.id}.")
+    return delegator, delegation
+
+
+async def retry_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegator, delegation = await _steerable(context, args, "retry")
+    delegations = delegator.delegations(context.caller.tenant_id)
+    queued = await delegations.retry(delegation.id, actor=context.caller.user_id)
+    delegator.start(context.caller.tenant_id, queued.id, ask=context.caller.user_id, delegations=delegations)
+    return Reply(
+        text=f"D{queued.id} goes to {queued.adapter} ({queued.capability}) again, as you asked. "
+        "I'll post the result to the task's owner."
+    )
+
+
+async def cancel_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegator, delegation = await _steerable(context, args, "cancel")
+    cancelled = await delegator.delegations(context.caller.tenant_id).cancel(
+        delegation.id, actor=context.caller.user_id, reason=f"cancelled by {context.caller.name}"
+    )
+    return Reply(text=f"D{cancelled.id} is cancelled: nothing more will be sent to {cancelled.adapter}.")
+
+
+async def reset_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
+    delegator = _delegator(context)
+    tenant = context.caller.tenant_id
+    entry = await delegator.registry(tenant).get(context.text_arg(args, "name"))
+    await delegator.breakers(tenant).reset(entry.name)
+    delegations = delegator.delegations(tenant)
+    waiting = [d for d in await delegations.due_for_retry(context.clock()) if d.adapter == entry.name]
+    for delegation in waiting:
+        delegator.start(tenant, delegation.id, ask=None)
+    return Reply(
+        text=f"{entry.key}'s circuit is closed: calls go through again"
+        + (f", starting with the {len(waiting)} delegation(s) that waited for it." if waiting else ".")
+    )
+
+
 async def show_delegations(context: Context, args: Mapping[str, Any]) -> Reply:
     delegations = _delegator(context).delegations(context.caller.tenant_id)
     if args.get("task"):
@@ -214,6 +263,32 @@ OPERATIONS = (
         run=delegate_task,
         kind=ActionKind.PLAN_CHANGE,
         human_only=True,
+    ),
+    Operation(
+        name="reset_adapter",
+        summary="Admins: close an adapter's circuit by hand (the system is back); delegations waiting for it run.",
+        usage=("adapter reset <name>",),
+        parameters={"type": "object", "properties": {"name": NAME}, "required": ["name"]},
+        run=reset_adapter,
+        kind=ActionKind.SETTING,
+        admin_only=True,
+    ),
+    Operation(
+        name="retry_delegation",
+        summary="Send a delegation again that failed, was cancelled, or whose outcome is unknown (check first).",
+        usage=("retry D12",),
+        parameters={"type": "object", "properties": {"delegation": DELEGATION}, "required": ["delegation"]},
+        run=retry_delegation,
+        kind=ActionKind.PLAN_CHANGE,
+        human_only=True,
+    ),
+    Operation(
+        name="cancel_delegation",
+        summary="Cancel a delegation no agent is working on (queued, waiting, held, or of unknown outcome).",
+        usage=("cancel D12",),
+        parameters={"type": "object", "properties": {"delegation": DELEGATION}, "required": ["delegation"]},
+        run=cancel_delegation,
+        kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(
         name="show_delegations",

@@ -111,6 +111,13 @@ async def set_task_status(context: Context, args: Mapping[str, Any]) -> Reply:
     text = f"T{task.id} {STATUS_WORDS[status]} by {context.caller.name}."
     if status is TaskStatus.BLOCKED and reason:
         text = f"T{task.id} blocked by {context.caller.name}: {reason}"
+    if status is TaskStatus.DONE and context.delegator is not None:
+        delegations = context.delegator.delegations(context.caller.tenant_id)
+        cancelled = await delegations.cancel_open_of_task(
+            task.id, actor=context.caller.user_id, reason="its task was done"
+        )
+        if cancelled:
+            text += f" Cancelled {', '.join(f'D{d.id}' for d in cancelled)}: no agent is needed for it now."
     return await _task_reply(context, task, text, from_card=from_card)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,95 @@ async def test_members_cannot_register_adapters_and_bad_configs_say_what_is_wron
     assert "JSON object" in not_json
     [nothing] = await lead.ask("delegate T1 to nobody draft_email")
     assert "nobody" in nothing
+
+
+@pytest.fixture
+async def scripted(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[tuple[Running, Any]]:
+    """The bot delegating to the scripted fake agent (`factory.agent("crm")`), its results sent as they come."""
+    factory = FakeAgentFactory(clock)
+    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="delegator")
+    delegator = Delegator(
+        store, Vault([Vault.generate_key()]), kinds=lambda *_: {"fake": factory}, deliver_now=sender.deliver
+    )
+    running = await start_bot(store, connector, clock, delegator=delegator)
+    yield running, factory
+    await running.bot.drain()
+    await delegator.close()
+    await running.session.close()
+    await running.server.close()
+
+
+async def test_a_delegation_of_unknown_outcome_is_told_to_its_owner_and_runs_again_only_when_a_person_says_so(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id = await a_task_for_the_writer(running, clock)
+    lead = TeamsUser(running)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    await lead.ask('adapter add fake crm {"url": "https://crm.example/mcp"}')
+    factory.agent("crm").script = ["broken"]
+    await lead.ask(f"delegate T{task_id} to crm draft_email")
+    await running.bot.drain()
+    delegator = running.bot.delegator
+    assert delegator is not None
+    told = [s.body.get("text", "") for s in running.connector.sent if s.conversation_id == "a:writer"]
+    assert any("I can't tell whether crm did it" in t and "`retry D1` or `cancel D1`" in t for t in told)
+    clock.advance(days=1)
+    assert await delegator.run_due(clock.now) == 0  # never sent again by itself
+    assert len(factory.agent("crm").calls) == 1
+    [refused] = await TeamsUser(running, user_id="aad-other", name="Other", conversation_id="a:other").ask("retry D1")
+    assert "Only who delegated T1, its owner or an admin can retry D1" in refused
+    [again] = await writer.ask("retry D1")
+    assert "D1 goes to crm (draft_email) again" in again
+    await running.bot.drain()
+    assert len(factory.agent("crm").calls) == 2
+    [done_twice] = await writer.ask("retry D1")
+    assert "D1 cannot be retried: it succeeded already" in done_twice
+
+
+async def test_cancel_stops_what_waits_and_a_done_task_cancels_its_pending_delegations(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id = await a_task_for_the_writer(running, clock)
+    lead = TeamsUser(running)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await lead.ask('adapter add fake crm {"url": "https://crm.example/mcp"}')
+    factory.agent("crm").script = ["broken", "unavailable"]
+    await lead.ask(f"delegate T{task_id} to crm draft_email")
+    await running.bot.drain()
+    [cancelled] = await writer.ask("cancel D1")
+    assert "D1 is cancelled" in cancelled
+    await lead.ask(f"delegate T{task_id} to crm draft_email")  # D2: the agent is not reached, so it waits
+    await running.bot.drain()
+    assert (await running.bot.delegator.delegations(TENANT).get(2)).status.value == "deferred"  # type: ignore[union-attr]
+    [done] = await writer.ask(f"done T{task_id}")
+    assert "Cancelled D2: no agent is needed for it now." in done
+    [usage] = await writer.ask("cancel")
+    assert "`cancel D12`" in usage
+
+
+async def test_an_admin_resets_a_circuit_and_what_waited_for_it_runs(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, _factory = scripted
+    task_id = await a_task_for_the_writer(running, clock)
+    lead = TeamsUser(running)
+    await lead.ask('adapter add fake crm {"url": "https://crm.example/mcp"}')
+    delegator = running.bot.delegator
+    assert delegator is not None
+    for _ in range(5):
+        await delegator.breakers(TENANT).failed("crm", "connection refused")
+    await lead.ask(f"delegate T{task_id} to crm draft_email")
+    await running.bot.drain()
+    assert (await delegator.delegations(TENANT).get(1)).status.value == "deferred"
+    [reset] = await lead.ask("adapter reset crm")
+    assert "fake:crm's circuit is closed" in reset
+    assert "the 1 delegation(s) that waited for it" in reset
+    await running.bot.drain()
+    assert (await delegator.delegations(TENANT).get(1)).status.value == "succeeded"
+    [member] = await TeamsUser(running, user_id="aad-other", name="Other", conversation_id="a:other").ask(
+        "adapter reset crm"
+    )
+    assert "crm's circuit is closed" not in member

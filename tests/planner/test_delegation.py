@@ -312,11 +312,16 @@ async def test_a_person_cancels_what_no_agent_is_working_on_and_a_done_task_canc
     with pytest.raises(DelegationNotRetryable, match=f"D{unknown.id} cannot be cancelled: it is cancelled"):
         await d.delegations.cancel(unknown.id, actor="aad-writer")
     queued = await d.request()
-    async with store.transaction() as conn:
-        [gone] = await d.delegations.cancel_open_of_task(conn, d.task_id, actor="aad-writer", reason="task done")
+    [gone] = await d.delegations.cancel_open_of_task(d.task_id, actor="aad-writer", reason="task done")
     assert (gone.id, gone.status, gone.error) == (queued.id, DelegationStatus.CANCELLED, "task done")
     assert not (await d.delegations.run(queued.id)).ran
     assert len(d.agent.calls) == 1
+    slipped = await d.request()  # queued just before the task was done: the runner cancels it instead of calling
+    await store.tenant("contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
+    outcome = await d.delegations.run(slipped.id)
+    assert (outcome.ran, outcome.delegation.status) == (False, DelegationStatus.CANCELLED)
+    assert len(d.agent.calls) == 1
+    await store.tenant("contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.TODO), actor="aad-writer")
     d.agent.script = ["block"]
     running = asyncio.create_task(d.delegations.run((await d.request()).id))
     await asyncio.wait_for(d.agent.entered.wait(), timeout=10)
