@@ -71,11 +71,11 @@ class LocalKeyLost(RuntimeError):
 
     def __init__(self, path: Path, sealed: int) -> None:
         super().__init__(
-            f"the local secret key file {path} is missing, but the database holds {sealed} secret(s) "
-            "sealed with the key it held. Restore the file from a backup (or set COS_SECRET_KEYS to that key) and "
-            "start again. If the key is lost for good, remove the adapters and context sources whose secrets it "
-            "sealed (`cos adapters remove`, `cos context remove-source`) and register them again: the bot then "
-            "makes a new key."
+            f"the local secret key file {path} is missing, but the database holds {sealed} secret(s) or signed "
+            "decision(s) sealed with the key it held. Restore the file from a backup (or set COS_SECRET_KEYS to that "
+            "key) and start again. If the key is lost for good, start over on purpose: set COS_SECRET_KEYS to a new "
+            "key (see .env.example), register again the adapters and context sources whose secrets it sealed, and "
+            "keep a copy of this database: the decision log's earlier entries can no longer be verified."
         )
 
 

@@ -1,22 +1,24 @@
 """What the database holds sealed with the vault's key, counted across every tenant.
 
 Adapter secrets and browser sessions (planner/registry.py) and context sources' secrets (planner/context.py) are
-the values only the key opens: while any is stored, a new key would leave them unreadable.
+the values only the key opens, and decision log entries signed with a key derived from it (planner/decisions.py)
+verify only with it: while any is stored, a new key would leave them unreadable or unverifiable.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from planner.schema import adapters, context_sources
+from planner.schema import adapters, context_sources, decisions
 from planner.store import Store
 
 
 async def count_sealed_secrets(store: Store) -> int:
-    """How many stored values the vault sealed (a secret and a session of one adapter count as two)."""
+    """How many stored values the vault's key sealed or signed (a secret and a session of one adapter count as two)."""
     count = select(func.count())
     async with store.engine.connect() as conn:
         adapter_secrets = await conn.scalar(count.select_from(adapters).where(adapters.c.secrets.is_not(None)))
         sessions = await conn.scalar(count.select_from(adapters).where(adapters.c.session.is_not(None)))
         sources = await conn.scalar(count.select_from(context_sources))
-    return int(adapter_secrets or 0) + int(sessions or 0) + int(sources or 0)
+        signed = await conn.scalar(count.select_from(decisions).where(decisions.c.key_id.is_not(None)))
+    return sum(int(n or 0) for n in (adapter_secrets, sessions, sources, signed))

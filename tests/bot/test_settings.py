@@ -12,6 +12,8 @@ from bot.cli import main
 from bot.server import LocalKeyLost, prepare_local_key
 from bot.settings import LocalKeyMissing, Settings, SettingsError
 from planner.context import ContextSources
+from planner.decisions import DecisionLog
+from planner.governance import DecisionRecord
 from planner.migrate import upgrade
 from planner.store import Store
 from planner.vault import Vault
@@ -95,7 +97,7 @@ async def test_serve_makes_the_local_key_only_while_the_database_holds_no_sealed
     with pytest.raises(LocalKeyLost) as lost:
         await prepare_local_key(settings, store)
     assert str(key_file) in str(lost.value)
-    assert "1 secret(s)" in str(lost.value)
+    assert "1 secret(s) or signed decision(s)" in str(lost.value)
     assert "Restore the file from a backup" in str(lost.value)
     assert not key_file.exists()  # no new key that would open nothing
 
@@ -131,4 +133,29 @@ def test_cos_serve_stops_at_start_when_the_key_of_stored_secrets_is_gone(
     error = " ".join(capsys.readouterr().err.split())
     assert f"the local secret key file {key_file} is missing" in error
     assert "Restore the file from a backup (or set COS_SECRET_KEYS to that key)" in error
+    assert not key_file.exists()
+
+
+async def test_a_lost_local_key_that_signed_the_decision_log_stops_serve_too(store: Store, tmp_path: Path) -> None:
+    key_file = tmp_path / "local.key"
+    settings = Settings.from_env({"COS_SECRET_KEY_FILE": str(key_file)})
+    await prepare_local_key(settings, store)
+    keys = settings.decision_keys()
+    assert keys is not None
+    store.decision_keys = keys  # as `cos serve` sets it once the key is there
+    await DecisionLog(store, "tenant-contoso").record(
+        DecisionRecord(
+            tenant_id="tenant-contoso",
+            actor="aad-lead",
+            action="plan.created",
+            subject="plan:1",
+            verdict="done",
+            rationale="the leader made the plan",
+        )
+    )
+    key_file.unlink()
+    with pytest.raises(LocalKeyLost) as lost:
+        await prepare_local_key(settings, store)
+    assert "1 secret(s) or signed decision(s)" in str(lost.value)
+    assert "start over on purpose: set COS_SECRET_KEYS to a new key" in str(lost.value)
     assert not key_file.exists()
