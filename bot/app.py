@@ -23,6 +23,7 @@ from bot.charts import add_chart_routes
 from bot.context_events import add_context_routes
 from bot.metric_events import add_metric_routes
 from bot.settings import Settings, is_loopback
+from bot.teams import printable_activity
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
         activity = await _read_activity(request, max_body_bytes)
         if isinstance(activity, web.Response):
             return activity
+        activity = printable_activity(activity)
         service_url = activity.get("serviceUrl")
         if not isinstance(service_url, str) or not service_url_allowed(service_url, settings):
             logger.warning("refused an activity whose service URL is not allowed")

@@ -40,7 +40,7 @@ from bot.settings import Settings
 from planner.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
 from planner.clock import Clock, utcnow
 from planner.decisions import DecisionLog
-from planner.directory import Directory
+from planner.directory import Directory, printable
 from planner.governance import DecisionRecord
 from planner.outbox import Message, Outbox
 from planner.questions import Questions
@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 LOCAL_TENANT = "local"
 REMEMBER_EVERY_SECONDS = 600.0
 CONVERSATION_KINDS = {"personal": "personal", "groupChat": "groupChat", "channel": "channel"}
+MAX_MESSAGE_CHARS = 4000
+"""The longest message the bot reads (a long Teams message); a longer one is refused before it is read."""
 
 
 def tenant_of(activity: Activity) -> str | None:
@@ -81,8 +83,23 @@ def conversation_kind(activity: Activity) -> str:
     return CONVERSATION_KINDS.get(kind or "", "personal")
 
 
+def printable_activity(value: Any) -> Any:
+    """An activity as JSON with NUL and the other control characters dropped from every text in it, keys too: its
+    text, names, mentions and card inputs are stored, and PostgreSQL refuses NUL in any of them."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(key): printable_activity(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [printable_activity(inner) for inner in value]
+    return value
+
+
 def message_text(activity: Activity) -> tuple[str, dict[str, str]]:
-    """The text without the bot's @mention, other mentions as `@Name`, and those names to their user ids."""
+    """The text without the bot's @mention, other mentions as `@Name`, and those names to their user ids.
+
+    A mention is named as Teams names the person it points at (`mentioned.name`), not by the words shown for it,
+    which the sender can change; an operation names the person from the directory by their id in any case."""
     bot_id = activity.recipient.id if activity.recipient else ""
     text = activity.text or ""
     mentions: dict[str, str] = {}
@@ -97,7 +114,7 @@ def message_text(activity: Activity) -> tuple[str, dict[str, str]]:
         if mentioned.get("id") == bot_id:
             text = text.replace(mention_text, " ") if mention_text else text
             continue
-        name = re.sub(r"</?at>", "", mention_text).strip() or str(mentioned.get("name") or "")
+        name = " ".join(str(mentioned.get("name") or "").split()) or re.sub(r"</?at>", "", mention_text).strip()
         if mention_text:
             text = text.replace(mention_text, f"@{name}")
         user = str(mentioned.get("aadObjectId") or mentioned.get("id") or "")
@@ -265,6 +282,9 @@ class ChiefOfStaffBot(ActivityHandler):
             elif reply.card_update is not None:
                 await turn_context.send_activity(_card_activity(reply.card_update))
             await self._send(turn_context, Reply(text=reply.text, cards=reply.cards))
+            return
+        if len(activity.text or "") > MAX_MESSAGE_CHARS:
+            await turn_context.send_activity(messages.too_long(MAX_MESSAGE_CHARS))
             return
         text, mentions = message_text(activity)
         caller = self._caller(turn_context, mentions)

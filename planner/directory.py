@@ -6,6 +6,7 @@ the planner only knows its kind (personal, group chat, channel) and, for a perso
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,20 @@ class Conversation:
     updated_at: datetime
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""C0 controls but tab and line breaks, DEL, and the C1 controls."""
+
+
+def printable(text: str) -> str:
+    """`text` without NUL and the other control characters (tabs and line breaks are kept).
+
+    PostgreSQL refuses NUL in text outright (every write holding one fails), and the others only hide or garble what
+    is shown. Every text of an activity from Teams goes through this on arrival (bot/teams.py), and a person's name
+    once more here, whoever stores it.
+    """
+    return _CONTROL.sub("", text) if _CONTROL.search(text) else text
+
+
 CONVERSATION_KINDS = ("personal", "groupChat", "channel")
 """Built once, as it runs for every message: building it anew cost some 0.15 ms of CPU each time."""
 
@@ -49,10 +64,12 @@ class Directory:
         self.tenant_id = tenant_id
 
     async def remember_person(self, user_id: str, name: str, time_zone: str | None = None) -> Person:
-        """Create or refresh a person (their name and time zone change in Teams; we follow)."""
-        if not user_id:
+        """Create or refresh a person (their name and time zone change in Teams; we follow). A name is kept on one
+        line, without control characters, at most 200 characters; an empty one is the user id."""
+        if not user_id or user_id != printable(user_id):
             raise InvalidValue("user id", user_id, "the AAD object id of a Teams user")
-        name = " ".join(name.split())[:200] or user_id
+        name = " ".join(printable(name).split())[:200] or user_id
+        time_zone = printable(time_zone) if time_zone else None
         now = self._store.clock()
         key = and_(people.c.tenant_id == self.tenant_id, people.c.user_id == user_id)
         values: dict[str, Any] = {"name": name, "updated_at": now}

@@ -66,7 +66,7 @@ _WORDS_TEXT = (
     'test enable disable hubspot mcp browser draft_email { } [ ] {"rules":[]} {"a": ? cancel 123456 T¹ P٣'
 )
 WORDS = _WORDS_TEXT.split()
-tokens = st.sampled_from(WORDS) | st.text(alphabet=string.printable + "éø€ \u200b\u202e<>&", max_size=12)
+tokens = st.sampled_from(WORDS) | st.text(alphabet=string.printable + "éø€ \u200b\u202e<>&\x00\x85", max_size=12)
 command_texts = st.builds(
     lambda verb, words: " ".join([verb, *words]),
     st.sampled_from(VERBS),
