@@ -1462,7 +1462,7 @@ class BrowserAdapterFactory:
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The config checked and normalised; raises `AgentConfigInvalid` naming each problem (never a secret)."""
         problems: list[str] = []
-        if isinstance(config, Mapping) and "chromium_path" in config:
+        if isinstance(config, Mapping) and config.get("chromium_path") is not None:
             problems.append(
                 f"chromium_path: which browser runs is the operator's to set ({CHROMIUM_PATH_ENV}), not a config's"
             )

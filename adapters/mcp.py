@@ -767,6 +767,10 @@ class MCPAgent(Agent):
             session, client = await self._live()
             await self._refresh_tools(session, client)
         if scope.cancelled_caught:
+            opening = self._session
+            if self.config.transport == "http" and (opening is None or not opening.opened):
+                # A port that never answers reads as one that refuses: the words must not map the network.
+                raise AgentNotReached(self.name, f"{self.config.endpoint}: {UNREACHABLE}")
             raise AgentTimeout(self.name, self.config.connect_timeout_seconds)
         return [
             Capability(

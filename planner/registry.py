@@ -385,7 +385,9 @@ class Registry:
             current = {**before.config, **(json.loads(self._vault.decrypt(token)) if token is not None else {})}
             # A value given back as it was shown (masked) keeps the secret it stands for.
             kept = {
-                k for k, v in changes.items() if k in current and MASK in json.dumps(v) and v == before.config.get(k)
+                k
+                for k, v in changes.items()
+                if k in current and MASK in json.dumps(v, ensure_ascii=False) and v == before.config.get(k)
             }
             merged = {k: v for k, v in {**current, **changes}.items() if v is not None and k not in kept}
             merged.update({k: current[k] for k in kept})

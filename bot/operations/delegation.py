@@ -63,7 +63,8 @@ async def register_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
         .registry(context.caller.tenant_id)
         .register(kind, name, _json_arg(args, "config"), actor=context.caller.user_id)
     )
-    secrets = f" Secrets kept encrypted: {', '.join(entry.secret_fields)}." if entry.secret_fields else ""
+    sealed = entry.sealed_fields
+    secrets = f" Secrets kept encrypted: {', '.join(sealed)}." if sealed else ""
     return Reply(text=f"Adapter {entry.key} registered.{secrets} Try it with `adapter test {entry.name}`.")
 
 
