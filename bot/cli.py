@@ -180,7 +180,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                     print(f"{entry.key} ({state}): {settings_text}")
             elif args.adapters_command == "register":
                 entry = await registry.register(args.kind, args.name, config, actor="cos adapters")
-                secret = ", ".join(entry.secret_fields) or "none"
+                secret = ", ".join(entry.sealed_fields) or "none"
                 print(f"{entry.key} registered; secret fields kept encrypted: {secret}")
             elif args.adapters_command == "test":
                 agent = await registry.open(args.name)
