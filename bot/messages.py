@@ -216,3 +216,7 @@ def too_long(limit: int) -> str:
         f"That message is longer than I read ({limit:,} characters), so I did nothing with it. Say it in fewer words, "
         "or split it; a long rule set loads from a file with `cos policy load`."
     )
+
+
+HELD_MESSAGE_RELEASED = "The message goes out at the next delivery, within a minute."
+HELD_MESSAGE_GONE = "That message was released already."

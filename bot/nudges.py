@@ -6,6 +6,7 @@ dropped (None) instead of sent, and a week card shows the week as it stands.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from typing import Any
@@ -21,15 +22,23 @@ from bot.cards.content import CardContent
 from bot.cards.digest import retrospective_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
-from planner.approvals import APPROVAL_DECIDED, APPROVAL_REQUEST, ApprovalNotFound, Approvals, ApprovalStatus
+from planner.approvals import (
+    APPROVAL_DECIDED,
+    APPROVAL_REQUEST,
+    ApprovalNotFound,
+    ApprovalRequest,
+    Approvals,
+    ApprovalStatus,
+    NoApprovers,
+)
 from planner.decisions import DecisionLog
 from planner.delegation import DelegationNotFound, get_delegation
 from planner.directory import Directory
 from planner.errors import PlanNotFound, TaskNotFound
-from planner.governance import Action, ActionKind, DecisionRecord, Verdict
+from planner.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
 from planner.measurement import Recommender
 from planner.model import Health, Plan, Task, Tier, iso_week_window
-from planner.outbox import Envelope
+from planner.outbox import APPROVED, Envelope
 from planner.playbooks import RETROSPECTIVE, Playbooks
 from planner.policy import PolicyEngine
 from planner.store import Store, TenantStore
@@ -45,6 +54,8 @@ from planner.triggers import (
     WEEK_REVIEW,
     WEEK_SUMMARY,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _activity(text: str, cards: Sequence[dict[str, Any]]) -> Activity:
@@ -380,15 +391,43 @@ async def compose(
     except (ZoneInfoNotFoundError, ValueError):
         zone = None
     today = now.astimezone(zone).date() if zone else now.date()
-    if not await _policy_allows(store, envelope):
+    if not envelope.payload.get(APPROVED) and not await _policy_allows(store, envelope):
         return None
     return await composer(_Writer(store, envelope, today, facts, recommender))
 
 
+class HeldForApproval(Exception):
+    """A policy flagged the message: it waits for a person's approval (`hold_for_approval`) instead of going out."""
+
+    def __init__(self, action: Action, decision: PolicyDecision) -> None:
+        self.action = action
+        self.decision = decision
+        super().__init__("; ".join(decision.reasons) or "a policy asks a person to look first")
+
+
+async def hold_for_approval(store: Store, envelope: Envelope, held: HeldForApproval) -> ApprovalRequest | None:
+    """Ask the approvers of the flagged gate about a held message (approving it sends it); None when nobody may
+    approve it, and the message then stays held, unsent."""
+    log = DecisionLog(store, envelope.tenant_id)
+    name = (await Directory(store, envelope.tenant_id).names({envelope.recipient})).get(envelope.recipient)
+    about = f" about T{envelope.payload['task']}" if "task" in envelope.payload else ""
+    try:
+        return await Approvals(store, envelope.tenant_id, record=log.record).request(
+            held.action,
+            requester="bot",
+            reason=f"the {envelope.kind.replace('_', ' ')} message to {name or envelope.recipient}{about} waits for "
+            f"a person to look first: {held}",
+            resume={"outbox": envelope.id},
+            policy=held.decision,
+        )
+    except NoApprovers as error:
+        logger.warning("a held %s message has nobody to approve it: %s", envelope.kind, error)
+        return None
+
+
 async def _policy_allows(store: Store, envelope: Envelope) -> bool:
-    """Every outbound nudge passes the policy engine and only a go is sent: a stopped or flagged one is not (a flag
-    means a person should look first, and a nudge cannot wait for one: the next firing is written afresh), and
-    either is logged."""
+    """Every outbound nudge passes the policy engine and only a go is sent: a stopped one is dropped, a flagged one
+    is held for a person's approval (HeldForApproval); either is logged."""
     subject = f"task:{envelope.payload['task']}" if "task" in envelope.payload else f"outbox:{envelope.id}"
     action = Action(
         tenant_id=envelope.tenant_id,
@@ -410,10 +449,12 @@ async def _policy_allows(store: Store, envelope: Envelope) -> bool:
             action=f"nudge.{'stopped' if stopped else 'held'}",
             subject=subject,
             verdict=decision.verdict.value,
-            rationale=f"the {envelope.kind.replace('_', ' ')} message to {envelope.recipient} was not sent"
-            f"{'' if stopped else ', flagged for a person to look at first'}: {reasons}",
+            rationale=f"the {envelope.kind.replace('_', ' ')} message to {envelope.recipient} "
+            f"{'was not sent' if stopped else 'waits for a person to approve it'}: {reasons}",
             data={"outbox": envelope.id, "kind": envelope.kind, "recipient": envelope.recipient},
             rules=tuple(m.rule_id for m in decision.matched),
         )
     )
-    return False
+    if stopped:
+        return False
+    raise HeldForApproval(action, decision)

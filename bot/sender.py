@@ -21,7 +21,7 @@ from botbuilder.core import BotAdapter, TurnContext
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from bot.addressing import Undeliverable, address
-from bot.nudges import compose
+from bot.nudges import HeldForApproval, compose, hold_for_approval
 from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
 from planner.measurement import Recommender
@@ -49,6 +49,8 @@ class Delivery:
     dead: int = 0
     left: int = 0
     """Claimed but not sent: the lease was about to run out (another sender may take them over)."""
+    held: int = 0
+    """Flagged by a policy: waiting for a person's approval."""
 
     def __add__(self, other: Delivery) -> Delivery:
         return Delivery(
@@ -57,6 +59,7 @@ class Delivery:
             retried=self.retried + other.retried,
             dead=self.dead + other.dead,
             left=self.left + other.left,
+            held=self.held + other.held,
         )
 
     def __bool__(self) -> bool:
@@ -161,6 +164,10 @@ class Sender:
                 return
             if failure:
                 raise failure[0]
+        except HeldForApproval as held:
+            if await self.outbox.hold(envelope, self.worker, reason=str(held)):
+                await hold_for_approval(self.store, envelope, held)
+            report.held += 1
         except Undeliverable as error:
             await self.outbox.dead(envelope, self.worker, error=str(error))
             report.dead += 1

@@ -334,6 +334,11 @@ class ChiefOfStaffBot(ActivityHandler):
         return await self._carry_out(request)
 
     async def _carry_out(self, request: ApprovalRequest) -> str | None:
+        if "outbox" in request.resume:
+            released = await Outbox(self.store).release(
+                request.tenant_id, int(request.resume["outbox"]), approval=request.id
+            )
+            return messages.HELD_MESSAGE_RELEASED if released else messages.HELD_MESSAGE_GONE
         if "delegation" in request.resume and self.delegator is not None:
             delegation_id = int(request.resume["delegation"])
             if await self.delegator.resume(request.tenant_id, delegation_id, request):
@@ -374,7 +379,9 @@ class ChiefOfStaffBot(ActivityHandler):
         for tenant_id in await tenants_awaiting_resume(self.store):
             approvals = Approvals(self.store, tenant_id, record=self._record)
             for request in await approvals.awaiting_resume():
-                if "operation" not in request.resume or not is_person(request.requester):
+                if "outbox" not in request.resume and (
+                    "operation" not in request.resume or not is_person(request.requester)
+                ):
                     continue
                 claimed = await approvals.claim_resume(request.id)
                 if claimed is None:

@@ -238,13 +238,16 @@ def _json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, 
 
 def _resume_payload(resume: Mapping[str, Any]) -> dict[str, Any]:
     payload = _json_object("resume", resume)
-    operation, delegation = payload.get("operation"), payload.get("delegation")
+    operation = payload.get("operation")
     if isinstance(operation, str) and operation and isinstance(payload.get("args", {}), dict):
         return payload
-    if isinstance(delegation, int) and not isinstance(delegation, bool):
+    held = payload.get("delegation", payload.get("outbox"))
+    if isinstance(held, int) and not isinstance(held, bool) and len(payload) == 1:
         return payload
     raise InvalidValue(
-        "resume", resume, 'what to do once approved: {"operation": "<name>", "args": {...}} or {"delegation": <id>}'
+        "resume",
+        resume,
+        'what to do once approved: {"operation": "<name>", "args": {...}}, {"delegation": <id>} or {"outbox": <id>}',
     )
 
 

@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from planner.schema import firings, outbox
 from planner.store import Store
 
-PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+PENDING, SENDING, SENT, DEAD, HELD = "pending", "sending", "sent", "dead", "held"
+APPROVED = "approved"
+"""The payload key a held message gets when its approval let it through: the gate asked once, a person said yes."""
 _FIRE = insert(firings)
 _QUEUE = insert(outbox)
 
@@ -194,6 +196,35 @@ class Outbox:
         return await self._finish(
             envelope, worker, status=PENDING, not_before=at, lease_until=None, leased_by=None, last_error=error[:2000]
         )
+
+    async def hold(self, envelope: Envelope, worker: str, *, reason: str) -> bool:
+        """A policy flagged the message: it waits, unsent, until a person approves it (`release`)."""
+        return await self._finish(envelope, worker, status=HELD, lease_until=None, last_error=reason[:2000])
+
+    async def release(self, tenant_id: str, message_id: int, *, approval: int) -> bool:
+        """A held message was approved: it goes out at the next delivery, marked so the gate is not asked again.
+        False when it is not held (released already)."""
+        async with self._store.transaction() as conn:
+            row = (
+                await conn.execute(
+                    select(outbox.c.payload).where(
+                        outbox.c.tenant_id == tenant_id, outbox.c.id == message_id, outbox.c.status == HELD
+                    )
+                )
+            ).first()
+            if row is None:
+                return False
+            result = await conn.execute(
+                update(outbox)
+                .where(outbox.c.tenant_id == tenant_id, outbox.c.id == message_id, outbox.c.status == HELD)
+                .values(
+                    status=PENDING,
+                    payload={**row.payload, APPROVED: approval},
+                    not_before=self._store.clock(),
+                    last_error=None,
+                )
+            )
+            return result.rowcount == 1
 
     async def dead(self, envelope: Envelope, worker: str, *, error: str) -> bool:
         """Give up on a message: it goes to the dead-letter list admins can see and replay."""

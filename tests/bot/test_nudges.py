@@ -204,16 +204,19 @@ async def test_a_policy_that_stops_nudges_keeps_them_unsent_and_says_why_in_the_
     assert "No reminders during the launch freeze" in entry.rationale
 
 
-async def test_a_policy_that_flags_nudges_holds_them_unsent_and_says_so_in_the_log(
+async def test_a_nudge_a_policy_flags_waits_for_an_approver_and_goes_out_once_approved(
     running: Running, clock: FakeClock
 ) -> None:
+    from planner.approvals import Approvers
     from planner.decisions import DecisionLog
     from planner.policy import PolicySets
 
     store, connector = running.store, running.connector
     await team_plan(store, clock)
     writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    lead = TeamsUser(running)
     await writer.ask("help")
+    await lead.ask("help")
     rule = {
         "id": "reminders-checked",
         "description": "A person looks at reminders during the launch first",
@@ -222,12 +225,24 @@ async def test_a_policy_that_flags_nudges_holds_them_unsent_and_says_so_in_the_l
         "actions": ["deadline_slipped"],
     }
     await PolicySets(store, TENANT).load({"rules": [rule]}, actor="aad-admin")
+    await Approvers(store, TENANT).assign("leader", "aad-lead", actor="aad-admin")
     await TenantTriggerRules(store).switch(TENANT, "weekly", on=False, actor="test")
     before = len(connector.sent)
     await TriggerEngine(store).evaluate(clock.now)
     report = await sender_for(store).deliver()
-    assert (report.sent, report.skipped) == (0, 1)
-    assert len(connector.sent) == before
-    [entry] = await DecisionLog(store, TENANT).entries()
-    assert (entry.action, entry.verdict, entry.rules) == ("nudge.held", "flag", ("reminders-checked",))
-    assert "was not sent" in entry.rationale
+    assert (report.sent, report.held) == (0, 1)
+    assert all(s.conversation_id != "a:writer" for s in connector.sent[before:])
+    await sender_for(store).deliver()  # the approval card goes to the leader
+    asked = [s for s in connector.sent[before:] if s.conversation_id == "a:personal-lead"]
+    assert any("deadline slipped message to Content Writer about T" in all_text(s.body) for s in asked)
+    held = [e for e in await DecisionLog(store, TENANT).entries() if e.action == "nudge.held"]
+    assert [(e.verdict, e.rules) for e in held] == [("flag", ("reminders-checked",))]
+    assert "waits for a person to approve it" in held[0].rationale
+    assert (await sender_for(store).deliver()).sent == 0  # still waiting: nothing goes out by itself
+
+    [approved] = await lead.ask("approve A1")
+    assert "The message goes out at the next delivery" in approved
+    await sender_for(store).deliver()
+    to_writer = [s for s in connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert len(to_writer) == 1
+    assert (await sender_for(store).deliver()).sent == 0
