@@ -17,6 +17,8 @@ from bot.settings import Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
     from planner.decisions import DecisionKeys
+    from planner.store import Store
+    from planner.vault import Vault
 
 logger = logging.getLogger("cos")
 
@@ -160,14 +162,18 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
             return 2
 
     async def main() -> int:
-        vault = settings.vault()
-        if vault is None:
-            print("cos adapters: set COS_SECRET_KEYS (see .env.example): secrets are kept encrypted", file=sys.stderr)
-            return 2
         store = Store(create_engine(settings.database_url))
-        delegator = Delegator(store, vault, limits=settings.adapter_limits)
         try:
             await upgrade(store.engine)
+            vault = await _open_vault(settings, store, "cos adapters")
+        except BaseException:
+            await store.close()
+            raise
+        if vault is None:
+            await store.close()
+            return 2
+        delegator = Delegator(store, vault, limits=settings.adapter_limits)
+        try:
             if args.adapters_command == "rotate-keys":
                 count = await rotate_secrets(store, vault, actor="cos adapters rotate-keys")
                 print(f"{count} adapter(s) re-encrypted with the newest key; older keys can now be removed")
@@ -206,6 +212,23 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+async def _open_vault(settings: Settings, store: Store, command: str) -> Vault | None:
+    """The vault for a command that keeps or reads secrets, or None once the reason is printed. In local mode the key
+    file is made here as `cos serve` makes it: only while the database holds nothing sealed with a lost key."""
+    from bot.server import LocalKeyLost, prepare_local_key
+    from planner.vault import VaultError
+
+    try:
+        await prepare_local_key(settings, store)
+        vault = settings.vault()
+    except (LocalKeyLost, VaultError) as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return None
+    if vault is None:
+        print(f"{command}: set COS_SECRET_KEYS (see .env.example): secrets are kept encrypted", file=sys.stderr)
+    return vault
 
 
 def _decision_keys(settings: Settings) -> DecisionKeys | None:
@@ -379,20 +402,12 @@ def _context(args: argparse.Namespace, settings: Settings) -> int:
     from planner.vault import VaultError
 
     async def main() -> int:
-        try:
-            vault = settings.vault()
-        except VaultError as error:
-            print(f"cos context: {error}", file=sys.stderr)
-            return 2
-        if vault is None:
-            print(
-                "cos context: set COS_SECRET_KEYS (see .env.example): source secrets are kept encrypted",
-                file=sys.stderr,
-            )
-            return 2
         store = Store(create_engine(settings.database_url))
         try:
             await upgrade(store.engine)
+            vault = await _open_vault(settings, store, "cos context")
+            if vault is None:
+                return 2
             if args.context_command == "rotate-keys":
                 count = await reseal_source_secrets(store, vault)
                 print(f"{count} source secret(s) re-encrypted with the newest key")
@@ -462,9 +477,8 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                 print(links.link(args.tenant, args.plan, as_of, now=store.clock()))
                 return 0
             if args.metrics_command == "pull":
-                vault = settings.vault()
+                vault = await _open_vault(settings, store, "cos metrics")
                 if vault is None:
-                    print("cos metrics: set COS_SECRET_KEYS: adapter secrets are kept encrypted", file=sys.stderr)
                     return 2
                 delegator = Delegator(store, vault, limits=settings.adapter_limits)
                 try:

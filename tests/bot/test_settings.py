@@ -159,3 +159,19 @@ async def test_a_lost_local_key_that_signed_the_decision_log_stops_serve_too(sto
     assert "1 secret(s) or signed decision(s)" in str(lost.value)
     assert "start over on purpose: set COS_SECRET_KEYS to a new key" in str(lost.value)
     assert not key_file.exists()
+
+
+def test_a_shell_command_that_keeps_secrets_makes_the_local_key_before_serve_has_but_never_over_a_lost_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_file = tmp_path / "local.key"
+    for name in ("MICROSOFT_APP_ID", "COS_SECRET_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cos.db'}")
+    monkeypatch.setenv("COS_SECRET_KEY_FILE", str(key_file))
+    assert main(["context", "add-source", "crm", "--tenant", "contoso"]) == 0
+    assert key_file.exists()
+    key_file.unlink()
+    assert main(["adapters", "list", "--tenant", "contoso"]) == 2
+    assert "is missing, but the database holds 1 secret(s)" in capsys.readouterr().err
+    assert not key_file.exists()
