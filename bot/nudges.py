@@ -361,6 +361,7 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
     "delegation_result": _delegation,
     "delegation_deferred": _delegation,
     "delegation_held": _delegation,
+    "delegation_unknown": _delegation,
     "delegation_overdue": _delegation,
     APPROVAL_REQUEST: _approval,
     APPROVAL_DECIDED: _approval,

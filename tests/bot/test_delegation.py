@@ -260,3 +260,24 @@ async def test_an_admin_resets_a_circuit_and_what_waited_for_it_runs(
         "adapter reset crm"
     )
     assert "crm's circuit is closed" not in member
+
+
+async def test_a_delegation_whose_runner_stopped_mid_call_is_told_to_its_owner_as_unknown_at_the_next_tick(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id = await a_task_for_the_writer(running, clock)
+    lead = TeamsUser(running)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    await lead.ask('adapter add fake crm {"url": "https://crm.example/mcp"}')
+    delegator = running.bot.delegator
+    assert delegator is not None
+    stopped = delegator.delegations(TENANT)  # a runner that requests with start, then its process stops
+    await stopped.request(task_id, adapter="crm", capability="draft_email", input={}, actor="aad-lead", start=True)
+    clock.advance(minutes=5)
+    await delegator.run_due(clock.now)
+    texts = [s.body.get("text", "") for s in running.connector.sent if s.conversation_id == "a:writer"]
+    assert any("I can't tell whether crm did it" in t for t in texts)
+    assert factory.agent("crm").calls == []
+    assert (await delegator.delegations(TENANT).get(1)).status.value == "unknown"
