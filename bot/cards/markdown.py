@@ -25,7 +25,7 @@ EXCERPT_CHARS = 60
 _INLINE = re.compile(r"[\\*~`]|(?<![^\W_])_|_(?![^\W_])|[\]<&{]")
 """Marks that mean something wherever they are; `_` only where it could open or close emphasis (not in `a_b`)."""
 _BLOCK = re.compile(
-    r"(?:^|(?<=[\r\n]))(?=[ \t]*(?:#{1,6}(?:\s|$)|[>|=:]|[-+](?:[\s-]|$)|[0-9]{1,9}[.)])|[ \t]*\t|[ \t]{4})"
+    r"(?:^|(?<=[\r\n]))(?=[ \t]*(?:#{1,6}(?:\s|$)|[>|=:]|[-+](?:[\s-]|$)|[0-9]{1,9}[.)](?:\s|$))|[ \t]*\t|[ \t]{4})"
 )
 """The start of a line that would open a heading, quote, table row, setext underline, list, rule or code block (a
 line of `*` or `_` cannot: they are escaped)."""

@@ -217,6 +217,22 @@ def test_literal_text_renders_as_plain_paragraphs_showing_every_character(text: 
     assert visible(markup) == " ".join(text.split())
 
 
-def test_snake_case_names_stay_readable() -> None:
-    assert literal("draft_email") == "draft_email"
-    assert literal("Content Writer") == "Content Writer"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "draft_email",
+        "Content Writer",
+        "3.4 days",
+        "2.0 tasks a week",
+        "62% done · 31/50 tasks",
+        "2026-01-05",
+        "1,200",
+        "Fri 13 Feb 2026, 09:00 UTC",
+        "SQLs (P2)",
+        "#12 · T3",
+        "-3 leads",
+        "12 % of 1.5k",
+    ],
+)
+def test_plain_words_and_numbers_are_left_exactly_as_they_are(text: str) -> None:
+    assert literal(text) == text
