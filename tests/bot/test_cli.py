@@ -69,12 +69,10 @@ def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
     old_key = Vault.generate_key()
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("COS_SECRET_KEYS", old_key)
-    config = {
-        "transport": "stdio",
-        "command": sys.executable,
-        "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
-        "env": {"API_TOKEN": "very-secret-value"},
-    }
+    # The operator allows the command (an admin's config only names it) and the variable a config may set.
+    entry = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
+    monkeypatch.setenv("COS_STDIO_COMMANDS", json.dumps({"clock": {**entry, "allow_env": ["API_TOKEN"]}}))
+    config = {"transport": "stdio", "command": "clock", "env": {"API_TOKEN": "very-secret-value"}}
     tenant = ["--tenant", "contoso"]
     assert main(["adapters", "register", *tenant, "mcp", "clock", json.dumps(config)]) == 0
     assert "mcp:clock registered; secret fields kept encrypted: env" in capsys.readouterr().out
