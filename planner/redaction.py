@@ -60,7 +60,8 @@ def _masked_pairs(text: str) -> str:
     pairs = []
     for pair in text.split("&"):
         name, equals, value = pair.partition("=")
-        pairs.append(f"{name}={MASK}" if equals and value and _secret_parameter(name) else pair)
+        secret = equals and value and _secret_parameter(name) and not _is_placeholder(unquote(value))
+        pairs.append(f"{name}={MASK}" if secret else pair)
     return "&".join(pairs)
 
 
@@ -142,7 +143,7 @@ def secrets_in(value: Any) -> list[str]:
         for text in (parts.query, parts.fragment):
             for pair in text.split("&"):
                 name, equals, secret = pair.partition("=")
-                if equals and secret and _secret_parameter(name):
+                if equals and secret and _secret_parameter(name) and not _is_placeholder(unquote(secret)):
                     found += [secret, unquote(secret)]
     elif isinstance(value, list | tuple):
         shown = redacted(list(value))

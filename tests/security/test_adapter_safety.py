@@ -34,7 +34,7 @@ from bot.sender import Sender
 from bot.server import create_adapter
 from bot.settings import Settings, SettingsError
 from planner.agents import AgentConfigInvalid, AgentUnavailable, DelegationRequest, DelegationStatus
-from planner.redaction import MASK
+from planner.redaction import MASK, redacted
 from planner.registry import Registry
 from planner.store import Store
 from planner.vault import Vault
@@ -486,6 +486,14 @@ async def test_secrets_in_a_url_query_headers_and_arguments_are_sealed_masked_an
     assert drafted.status is DelegationStatus.SUCCEEDED, drafted.error
     assert started.data is not None
     assert started.data["args"] == ["--token", ARG_SECRET, "--verbose"]
+
+
+def test_a_template_placeholder_is_not_taken_for_a_secret() -> None:
+    recipe = {"steps": [{"kind": "goto", "url": "https://app.vendor.example/find?token={token}&key=live-key-8d3f"}]}
+
+    assert redacted({"search": recipe})["search"]["steps"][0]["url"] == (
+        f"https://app.vendor.example/find?token={{token}}&key={MASK}"
+    )
 
 
 async def test_a_masked_value_given_back_keeps_the_secret_it_stands_for(on_premises: Running) -> None:
