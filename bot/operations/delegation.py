@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.cards import message_card
+from bot.cards.markdown import literal
 from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_ref
@@ -64,8 +65,8 @@ async def register_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
         .register(kind, name, _json_arg(args, "config"), actor=context.caller.user_id)
     )
     sealed = entry.sealed_fields
-    secrets = f" Secrets kept encrypted: {', '.join(sealed)}." if sealed else ""
-    return Reply(text=f"Adapter {entry.key} registered.{secrets} Try it with `adapter test {entry.name}`.")
+    secrets = f" Secrets kept encrypted: {literal(', '.join(sealed))}." if sealed else ""
+    return Reply(text=f"Adapter {literal(entry.key)} registered.{secrets} Try it with `adapter test {entry.name}`.")
 
 
 async def test_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -91,7 +92,7 @@ async def switch_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
     entry = await (registry.enable if on else registry.disable)(name, actor=context.caller.user_id)
     if not on:
         await delegator.pool.forget(context.caller.tenant_id, entry.name)
-    return Reply(text=f"Adapter {entry.key} is {'enabled' if on else 'disabled'}.")
+    return Reply(text=f"Adapter {literal(entry.key)} is {'enabled' if on else 'disabled'}.")
 
 
 async def remove_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -100,7 +101,7 @@ async def remove_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
         context.text_arg(args, "name"), actor=context.caller.user_id
     )
     await delegator.pool.forget(context.caller.tenant_id, entry.name)
-    return Reply(text=f"Adapter {entry.key} removed, with its secrets and saved session.")
+    return Reply(text=f"Adapter {literal(entry.key)} removed, with its secrets and saved session.")
 
 
 async def delegate_task(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -119,7 +120,8 @@ async def delegate_task(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator.start(context.caller.tenant_id, delegation.id, ask=context.caller.user_id, delegations=delegations)
     return Reply(
         text=(
-            f"T{task_id} delegated to {delegation.adapter} ({delegation.capability}), delegation D{delegation.id}. "
+            f"T{task_id} delegated to {literal(delegation.adapter)} ({literal(delegation.capability)}), "
+            f"delegation D{delegation.id}. "
             "I'll post the result to the task's owner when it is back."
         )
     )
@@ -144,7 +146,7 @@ async def retry_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
     queued = await delegations.retry(delegation.id, actor=context.caller.user_id)
     delegator.start(context.caller.tenant_id, queued.id, ask=context.caller.user_id, delegations=delegations)
     return Reply(
-        text=f"D{queued.id} goes to {queued.adapter} ({queued.capability}) again, as you asked. "
+        text=f"D{queued.id} goes to {literal(queued.adapter)} ({literal(queued.capability)}) again, as you asked. "
         "I'll post the result to the task's owner."
     )
 
@@ -154,7 +156,7 @@ async def cancel_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
     cancelled = await delegator.delegations(context.caller.tenant_id).cancel(
         delegation.id, actor=context.caller.user_id, reason=f"cancelled by {context.caller.name}"
     )
-    return Reply(text=f"D{cancelled.id} is cancelled: nothing more will be sent to {cancelled.adapter}.")
+    return Reply(text=f"D{cancelled.id} is cancelled: nothing more will be sent to {literal(cancelled.adapter)}.")
 
 
 async def reset_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -167,7 +169,7 @@ async def reset_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
     for delegation in waiting:
         delegator.start(tenant, delegation.id, ask=None)
     return Reply(
-        text=f"{entry.key}'s circuit is closed: calls go through again"
+        text=f"{literal(entry.key)}'s circuit is closed: calls go through again"
         + (f", starting with the {len(waiting)} delegation(s) that waited for it." if waiting else ".")
     )
 
