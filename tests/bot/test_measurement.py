@@ -445,6 +445,7 @@ def test_a_feed_pulls_campaign_metrics_from_a_real_mcp_agent_from_the_shell(
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("COS_SECRET_KEYS", KEY)
+    monkeypatch.setenv("COS_ADAPTER_ALLOWED_NETWORKS", "127.0.0.1/32")  # the operator allows the loopback vendor
     monkeypatch.delenv("MICROSOFT_APP_ID", raising=False)
 
     async def plan() -> int:
