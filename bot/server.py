@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import signal
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -150,8 +152,25 @@ async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
         logger.exception("could not tell the user that the turn failed")
 
 
+def keep_memory_private() -> bool:
+    """Make this process not dumpable (Linux): another process of the same user, such as an adapter's stdio server,
+    then cannot read its environment or memory through /proc, where the bot's secrets are. False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+_PR_SET_DUMPABLE = 4
+
+
 async def run(settings: Settings, *, host: str, port: int) -> int:
     """Serve the bot until SIGINT or SIGTERM."""
+    if not keep_memory_private():
+        logger.warning("could not keep the process's memory private: an adapter's process may read its secrets")
     store = Store.from_url(settings.database_url)
     await upgrade(store.engine)
     try:

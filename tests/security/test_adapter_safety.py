@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -510,3 +512,39 @@ async def test_a_masked_value_given_back_keeps_the_secret_it_stands_for(on_premi
     assert changed.config["url"] == f"https://agent.vendor.example/mcp?token={MASK}"
     assert isinstance(agent, MCPAgent)
     assert agent.config.url == f"https://agent.vendor.example/mcp?token={URL_SECRET}"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+_READ_PARENTS_ENVIRONMENT = """
+import ctypes, os, subprocess, sys
+from bot.server import keep_memory_private
+os.setgid(65534); os.setuid(65534)  # a user of its own, as a bot should run
+if sys.argv[1] == "private":
+    assert keep_memory_private()
+else:  # a process the user started is dumpable; changing user above made this one not
+    assert ctypes.CDLL(None).prctl(4, 1, 0, 0, 0) == 0
+child = "import os\\ntry:\\n    print('the-bot-secret' in open(f'/proc/{os.getppid()}/environ').read())\\n"
+child += "except PermissionError:\\n    print('refused')"
+print(subprocess.run(["/usr/bin/python3", "-c", child], capture_output=True, text=True, env={}).stdout.strip())
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+    reason="needs root to run as another user, and a Python that user can run",
+)
+@pytest.mark.parametrize(("mode", "child_sees"), [("plain", "True"), ("private", "refused")])
+def test_a_process_of_the_bots_user_cannot_read_the_bots_environment_once_it_keeps_memory_private(
+    mode: str, child_sees: str
+) -> None:
+    """`cos serve` keeps its memory private: an adapter's stdio server runs as the bot's user unless the operator
+    sets up another, and could otherwise read the bot's secrets from /proc/<pid>/environ."""
+    ran = subprocess.run(
+        [sys.executable, "-c", _READ_PARENTS_ENVIRONMENT, mode],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", ""), "COS_SECRET_KEYS": "the-bot-secret"},
+    )
+    assert ran.stdout.strip().splitlines()[-1:] == [child_sees], ran.stderr
