@@ -22,6 +22,7 @@ from bot.auth import SigningKeysUnavailable
 from bot.charts import add_chart_routes
 from bot.context_events import add_context_routes
 from bot.metric_events import add_metric_routes
+from bot.request_json import BadJSON, read_json
 from bot.settings import Settings, is_loopback
 from bot.teams import printable_activity
 from planner.store import Store
@@ -92,9 +93,9 @@ async def _read_activity(request: web.Request, max_bytes: int) -> dict[str, Any]
     if len(body) > max_bytes:
         return _problem(413, f"The activity is larger than {max_bytes} bytes.")
     try:
-        activity = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _problem(400, "The body is not valid JSON.")
+        activity = read_json(body)
+    except BadJSON as error:
+        return _problem(400, str(error))
     if not isinstance(activity, dict):
         return _problem(400, "The activity must be a JSON object.")
     missing = [name for name in ("type",) if not isinstance(activity.get(name), str) or not activity.get(name)]

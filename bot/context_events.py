@@ -19,12 +19,12 @@ keep secrets with. Secrets and signatures are never logged.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from bot.request_json import BadJSON, read_json
 from bot.settings import Settings
 from planner.context import (
     ContextFacts,
@@ -120,9 +120,9 @@ class ContextEventsEndpoint:
             logger.warning("refused events: not signed by a registered source (tenant %r)", tenant[:64])
             return _problem(401, UNAUTHENTICATED)
         try:
-            return tenant, source, json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return _problem(400, f"The body is not valid JSON: {error}.")
+            return tenant, source, read_json(body)
+        except BadJSON as error:
+            return _problem(400, str(error))
 
 
 def add_context_routes(app: web.Application, store: Store, settings: Settings) -> None:

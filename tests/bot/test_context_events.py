@@ -149,3 +149,9 @@ async def test_without_a_key_to_keep_secrets_the_endpoint_says_how_to_configure_
     finally:
         await session.close()
         await server.close()
+
+
+async def test_a_signed_body_nested_too_deep_is_a_400_saying_so_not_a_500(endpoint: Endpoint) -> None:
+    for depth in (40, 1_500):  # 1,500 levels: past the parser's recursion limit, within the 4 KB body
+        status, answer = await endpoint.post(b"[" * depth + b"]" * depth)
+        assert (status, answer["error"]) == (400, "The body nests deeper than 32 levels.")

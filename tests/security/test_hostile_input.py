@@ -483,3 +483,17 @@ async def test_a_card_action_with_any_arguments_gets_an_answer_and_never_breaks_
     if not all(reply.ok for _, reply in ran):
         after = await snapshot(lead.running.store, without=BOOKKEEPING)
         assert changed_tables(before, after) == [], f"{name} {args!r} was refused but wrote"
+
+
+async def test_an_activity_nested_too_deep_is_a_400_saying_so_and_changes_nothing(bot: Running) -> None:
+    before, sent = await snapshot(bot.store), len(bot.connector.sent)
+    for body in (b"[" * 1_500 + b"]" * 1_500, json.dumps({"type": "message", "value": _nested(40)}).encode()):
+        assert await _post_raw(bot, body, "application/json") == 400
+    await _assert_refusal_wrote_nothing(bot, 400, before, sent)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = {"inner": value}
+    return value
