@@ -89,9 +89,9 @@ from bench.scratch import scratch_database
 from bench.turns import serve
 from bot.app import create_app
 from bot.delegating import Delegator
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.agents import Agent, DelegationRequest, DelegationStatus
 from planner.migrate import upgrade
 from planner.model import Window

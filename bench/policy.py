@@ -51,9 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.turns import NOW, TENANT, Side, fixed_clock, is_plan_card, seed, serve
 from bot.app import create_app
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.context import DEFAULT_TTLS, FactType
 from planner.governance import Action, ActionKind, GateCategory, PolicyDecision
 from planner.migrate import upgrade

@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.scheduler import BATCH
 from bot.sender import CONCURRENCY, Delivery, Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.migrate import upgrade
 from planner.model import Tier
 from planner.outbox import Outbox

@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.scratch import scratch_database
 from bot.app import create_app
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.migrate import upgrade
 from planner.model import MetricSpec, Plan, Window, iso_week_of
 from planner.schema import tasks

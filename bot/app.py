@@ -6,32 +6,29 @@ connected systems, see bot/context_events.py), `POST /api/metrics/events` (KPI r
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 from typing import Any
 
 import jwt
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from botbuilder.core import Bot
-from botbuilder.integration.aiohttp import CloudAdapter
-from msrest.exceptions import DeserializationError
 from yarl import URL
 
-from bot.auth import SigningKeysUnavailable
 from bot.charts import add_chart_routes
 from bot.context_events import add_context_routes
 from bot.metric_events import add_metric_routes
 from bot.request_json import BadJSON, read_json
 from bot.settings import Settings, is_loopback
-from bot.teams import printable_activity
+from bot.teams.auth import SigningKeysUnavailable
+from bot.teams.botbuilder import ActivityUnreadable, Adapter, process
+from bot.teams.handler import ChiefOfStaffBot, printable_activity
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
 
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
-ADAPTER_KEY: web.AppKey[CloudAdapter] = web.AppKey("adapter", CloudAdapter)
-BOT_KEY: web.AppKey[Bot] = web.AppKey("bot", Bot)
+ADAPTER_KEY: web.AppKey[Adapter] = web.AppKey("adapter", Adapter)
+BOT_KEY: web.AppKey[ChiefOfStaffBot] = web.AppKey("bot", ChiefOfStaffBot)
 
 
 _KINDS = {str: "text", bool: "true or false", dict: "an object"}
@@ -161,7 +158,7 @@ def local_request_problem(request: web.Request, *, on_the_network: bool) -> web.
     return None
 
 
-def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings) -> web.Application:
+def create_app(store: Store, adapter: Adapter, bot: ChiefOfStaffBot, settings: Settings) -> web.Application:
     """The aiohttp application; the caller owns the store, the adapter and the bot."""
     max_body_bytes = settings.max_body_bytes
 
@@ -174,10 +171,8 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
         if not isinstance(service_url, str) or not service_url_allowed(service_url, settings):
             logger.warning("refused an activity whose service URL is not allowed")
             return _problem(403, "The activity's serviceUrl is not an allowed Bot Connector host.")
-        # CloudAdapter reads the body again through request.json(): give it the bytes already read and checked.
-        request._read_bytes = json.dumps(activity).encode()
         try:
-            response = await adapter.process(request, bot)
+            response = await process(adapter, bot, request, activity)
         except web.HTTPException as error:
             if error.status in (401, 403):
                 logger.warning("refused an activity that failed authentication (%s)", error.status)
@@ -189,8 +184,7 @@ def create_app(store: Store, adapter: CloudAdapter, bot: Bot, settings: Settings
                 status=503,
                 headers={"Retry-After": str(max(1, round(error.retry_after)))},
             )
-        except DeserializationError:
-            # A field whose text botbuilder cannot read as what it should be (a timestamp that is not one).
+        except ActivityUnreadable:
             return _problem(400, "The activity could not be read: a field has a value of the wrong form.")
         except jwt.PyJWTError as error:
             logger.warning("refused an activity with a malformed token (%s)", type(error).__name__)

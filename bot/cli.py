@@ -85,7 +85,7 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from bot.scheduler import tick
-    from bot.server import create_adapter
+    from bot.teams.botbuilder import create_adapter
     from planner.migrate import upgrade
     from planner.store import Store, create_engine
 

@@ -18,10 +18,10 @@ from botbuilder.schema import Activity, Attachment
 from bot.addressing import Undeliverable
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
-from bot.cards.content import CardContent
 from bot.cards.digest import retrospective_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
+from bot.teams.content import CardContent
 from planner.approvals import (
     APPROVAL_DECIDED,
     APPROVAL_REQUEST,

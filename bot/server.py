@@ -8,18 +8,11 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import anthropic
 from aiohttp import web
-from botbuilder.core import TurnContext
-from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botframework.connector.auth import AuthenticationConstants, ServiceClientCredentialsFactory
 
-from bot import messages
 from bot.app import create_app
-from bot.auth import InboundTokens, SigningKeys
-from bot.connectors import ReusedConnectorClients
 from bot.delegating import Delegator
 from bot.llm import Assistant
 from bot.operations import default_registry
@@ -27,7 +20,8 @@ from bot.recommending import ClaudeRecommender
 from bot.scheduler import start_scheduler, worker_name
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.decisions import DecisionKeys
 from planner.migrate import upgrade
 from planner.sealed import count_sealed_secrets
@@ -35,37 +29,6 @@ from planner.store import Store
 from planner.vault import VaultError
 
 logger = logging.getLogger(__name__)
-
-
-def create_adapter(
-    settings: Settings,
-    *,
-    credentials_factory: ServiceClientCredentialsFactory | None = None,
-    channel_keys: SigningKeys | None = None,
-) -> CloudAdapter:
-    """A CloudAdapter that checks every inbound token when credentials are set (local mode: none to check, see
-    bot/auth.py), reusing its connector clients (see `bot.connectors`).
-
-    `credentials_factory` replaces botbuilder's own (the app id and password) for the bot's outbound tokens;
-    `channel_keys` the Bot Connector's signing keys, read from COS_OPENID_METADATA_URL or Microsoft's cloud.
-    """
-    configuration = SimpleNamespace(
-        APP_ID=settings.app_id,
-        APP_PASSWORD=settings.app_password,
-        APP_TYPE=settings.app_type,
-        APP_TENANTID=settings.app_tenant_id,
-    )
-    outbound = ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=credentials_factory)
-    authentication = InboundTokens(
-        ReusedConnectorClients(outbound),
-        app_id=settings.app_id,
-        channel_keys=channel_keys
-        or SigningKeys(settings.openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL),
-        emulator_keys=SigningKeys(AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL),
-    )
-    adapter = CloudAdapter(authentication)
-    adapter.on_turn_error = on_turn_error
-    return adapter
 
 
 class LocalKeyLost(RuntimeError):
@@ -141,15 +104,6 @@ def create_delegator(store: Store, settings: Settings, sender: Sender) -> Delega
         approval_expiry=settings.approval_expiry,
         limits=settings.adapter_limits,
     )
-
-
-async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
-    """The last resort of a turn: log it, tell the user plainly, never leak the error."""
-    logger.error("a turn failed: %s", type(error).__name__, exc_info=error)
-    try:
-        await turn_context.send_activity(messages.FAILED)
-    except Exception:
-        logger.exception("could not tell the user that the turn failed")
 
 
 def keep_memory_private() -> bool:

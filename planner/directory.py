@@ -46,7 +46,7 @@ def printable(text: str) -> str:
     """`text` without NUL and the other control characters (tabs and line breaks are kept).
 
     PostgreSQL refuses NUL in text outright (every write holding one fails), and the others only hide or garble what
-    is shown. Every text of an activity from Teams goes through this on arrival (bot/teams.py), and a person's name
+    is shown. Every text of an activity from Teams goes through this on arrival (bot/teams/), and a person's name
     once more here, whoever stores it.
     """
     return _CONTROL.sub("", text) if _CONTROL.search(text) else text

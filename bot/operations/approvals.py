@@ -3,10 +3,10 @@
 Why these operations, and only these, tell the planner the decider is `authenticated`:
 - `approve_request` and `reject_request` are `human_only`: the LLM is never offered them and bot/llm.py refuses
   them by name, so no tool call and no agent output (shown as data, never run) can reach them;
-- the registry runs only in bot/teams.py, on an activity the adapter authenticated (the Bot Framework JWT on every
+- the registry runs only in bot/teams/, on an activity the adapter authenticated (the Bot Framework JWT on every
   request outside local mode, which itself only listens on loopback), and the decider is the caller the bot built
   from that activity's sender (`from.aadObjectId`), never an argument anyone could forge;
-- on top, the call must carry the mark of a Teams activity: `from_card` (set by bot/teams.py for a card button,
+- on top, the call must carry the mark of a Teams activity: `from_card` (set by bot/teams/ for a card button,
   stripped by bot/llm.py) or `typed` (set by the command grammar), and come from a person. A new code path that
   runs the registry some other way is refused until it is given the same thought.
 Who may decide (an approver of that request, not its requester, in time, once) is the planner's check; a refused

@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import create_app
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.store import Store
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector

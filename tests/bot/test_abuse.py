@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from bot.delegating import Delegator
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.agents import DelegationStatus
 from planner.approvals import Approvals, ApprovalStatus
 from planner.decisions import DecisionLog

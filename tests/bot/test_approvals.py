@@ -11,8 +11,8 @@ import pytest
 from bot.cards.approval import VERB_APPROVE, VERB_REJECT
 from bot.operations import Caller, Context, default_registry
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.approvals import ApprovalRequest, Approvals, ApprovalStatus
 from planner.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, RuleMatch, Verdict
 from tests.bot.cards.test_cards import schema_errors

@@ -7,8 +7,8 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.schema import ConversationReference
 
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from tests.fakes.connector import FakeConnector
 
 

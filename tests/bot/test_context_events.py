@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import create_app
 from bot.context_events import PATH, UNAUTHENTICATED
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.context import ContextFacts, ContextSources, sign
 from planner.store import Store
 from planner.vault import Vault

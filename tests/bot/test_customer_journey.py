@@ -21,9 +21,9 @@ from bot.app import create_app
 from bot.context_events import PATH
 from bot.delegating import Delegator
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.agents import DelegationStatus
 from planner.approvals import Approvals
 from planner.context import ContextSources, sign

@@ -12,8 +12,8 @@ import pytest
 
 from bot.delegating import Delegator
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.breaker import BreakerSettings
 from planner.model import TaskStatus, Window
 from planner.store import Store

@@ -118,9 +118,9 @@ async def test_an_approved_tool_call_nobody_took_up_runs_once_at_the_next_tick_a
     from sqlalchemy import select
 
     from bot.scheduler import tick
-    from bot.server import create_adapter
     from bot.settings import Settings
-    from bot.teams import ChiefOfStaffBot
+    from bot.teams.botbuilder import create_adapter
+    from bot.teams.handler import ChiefOfStaffBot
     from planner.approvals import ApprovalStatus
     from planner.schema import outbox
 

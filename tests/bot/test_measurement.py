@@ -27,9 +27,9 @@ from bot.cli import main as cli
 from bot.metric_events import PATH as METRIC_EVENTS_PATH
 from bot.recommending import ClaudeRecommender
 from bot.scheduler import tick
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.context import ContextSources, sign
 from planner.decisions import DecisionLog
 from planner.measurement import (

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 
 from bot.scheduler import tick
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.directory import Directory
 from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.outbox import Outbox

@@ -8,8 +8,8 @@ import pytest
 
 from bot.relay import TeamsHumanChannel
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.agents import AgentTimeout
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock

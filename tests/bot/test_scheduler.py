@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.scheduler import HOUSEKEEPING_SECONDS, start_scheduler
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.context import ContextFacts, parse_events
 from planner.schema import context_facts
 from planner.store import Store

@@ -6,8 +6,8 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.directory import Directory
 from planner.model import TaskChanges, TaskStatus, Window
 from planner.outbox import Outbox

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.outbox import Message, Outbox
 from planner.store import Store
 from planner.triggers import DEADLINE_SLIPPED

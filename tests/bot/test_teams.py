@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from bot.app import create_app
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.directory import Directory
 from planner.schema import plans, tasks
 from planner.store import Store

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from bot.scheduler import BATCH, tick
 from bot.sender import CONCURRENCY, LEASE, Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.store import Store, create_engine
 
 

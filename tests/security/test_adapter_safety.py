@@ -33,8 +33,8 @@ from adapters.egress import UNREACHABLE, Egress
 from adapters.mcp import MCPAdapterFactory, MCPAgent, MCPConfig
 from bot.delegating import Delegator
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings, SettingsError
+from bot.teams.botbuilder import create_adapter
 from planner.agents import AgentConfigInvalid, AgentUnavailable, DelegationRequest, DelegationStatus
 from planner.redaction import MASK, redacted
 from planner.registry import Registry

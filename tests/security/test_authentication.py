@@ -1,9 +1,9 @@
 """Authentication for real: tokens signed with locally made keys, published by a loopback OpenID metadata endpoint.
 
 The bot is configured as in production (an app id and password), except that COS_OPENID_METADATA_URL points its
-token validation (bot/auth.py) at a loopback issuer instead of Microsoft's. Every forged variant of a channel token
-is refused before the bot runs; the genuine one is served and answered over TLS, with the bot's own outbound token.
-A slow or failing key endpoint holds up no other request, and is not asked again on every request.
+token validation (bot/teams/auth.py) at a loopback issuer instead of Microsoft's. Every forged variant of a channel
+token is refused before the bot runs; the genuine one is served and answered over TLS, with the bot's own outbound
+token. A slow or failing key endpoint holds up no other request, and is not asked again on every request.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import func, select
 
 from bot.app import create_app
-from bot.auth import SigningKeys, SigningKeysUnavailable
-from bot.server import create_adapter
 from bot.settings import Settings
-from bot.teams import ChiefOfStaffBot
+from bot.teams.auth import SigningKeys, SigningKeysUnavailable
+from bot.teams.botbuilder import create_adapter
+from bot.teams.handler import ChiefOfStaffBot
 from planner.directory import Directory
 from planner.schema import plans
 from planner.store import Store

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from bot.context_events import PATH as EVENTS_PATH
 from bot.delegating import Delegator
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.approvals import Approvals
 from planner.context import ContextFacts, ContextSources, sign
 from planner.decisions import DecisionLog

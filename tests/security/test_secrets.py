@@ -20,8 +20,8 @@ from bot.delegating import Delegator
 from bot.llm import Assistant
 from bot.operations import default_registry
 from bot.sender import Sender
-from bot.server import create_adapter
 from bot.settings import Settings
+from bot.teams.botbuilder import create_adapter
 from planner.context import ContextSources, sign
 from planner.store import Store
 from planner.vault import Vault

@@ -16,7 +16,7 @@ import pytest
 
 from bot import messages
 from bot.grammar import GrammarError, parse
-from bot.teams import MAX_MESSAGE_CHARS
+from bot.teams.handler import MAX_MESSAGE_CHARS
 from planner.directory import Directory, printable
 from planner.store import Store
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot

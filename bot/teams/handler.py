@@ -28,7 +28,6 @@ from botbuilder.schema import (
 
 from bot import messages
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, welcome_card
-from bot.cards.content import CardContent
 from bot.delegating import Delegator
 from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
@@ -37,6 +36,7 @@ from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, d
 from bot.operations.base import ASSISTANT, IN_TEAMS
 from bot.recommending import ClaudeRecommender
 from bot.settings import Settings
+from bot.teams.content import CardContent
 from planner.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
 from planner.clock import Clock, utcnow
 from planner.decisions import DecisionLog
