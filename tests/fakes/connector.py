@@ -30,6 +30,8 @@ class FakeConnector:
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     """Answers to give instead of accepting the next sends: (status, headers), first first."""
+    roster_reads: int = 0
+    """How many times a whole member list was read (a member is looked up by id instead)."""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     server: TestServer | None = None
@@ -48,6 +50,7 @@ class FakeConnector:
         app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._update)
         app.router.add_post("/v3/conversations", self._create)
         app.router.add_get("/v3/conversations/{conversation}/members", self._members)
+        app.router.add_get("/v3/conversations/{conversation}/members/{member}", self._member)
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server(ssl=self.ssl_context)
 
@@ -85,7 +88,15 @@ class FakeConnector:
         return web.json_response({"id": conversation_id})
 
     async def _members(self, request: web.Request) -> web.Response:
+        self.roster_reads += 1
         return web.json_response(self.members.get(request.match_info["conversation"], []))
+
+    async def _member(self, request: web.Request) -> web.Response:
+        wanted = request.match_info["member"]
+        for member in self.members.get(request.match_info["conversation"], []):
+            if wanted in (member.get("id"), member.get("aadObjectId")):
+                return web.json_response(member)
+        return web.json_response({"error": {"code": "MemberNotFoundInConversation", "message": "no"}}, status=404)
 
     async def wait_for(self, count: int, within: float = 10.0) -> list[Sent]:
         """Wait until `count` messages have arrived (bounded); return them all."""
