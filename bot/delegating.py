@@ -4,9 +4,11 @@ A delegation asked for in Teams is queued at once and run in the background; its
 agent is down and the delegation waits) reaches the task's owner through the outbox. The scheduler's tick runs
 what is due again: queued delegations whose process stopped, and deferred ones whose agent's circuit closed.
 
-Every run passes the policy gate first (`planner/guard.py`): a stopped delegation fails with its reasons, a
-flagged one is held until its approval is decided. An approval in Teams releases it at once (the approval's
-resume hook); a rejection fails it; the tick settles whatever a restart or an expiry left held.
+Every agent the registries hand out is gated (`planner/gated_agent.py`): the policy gate (`planner/guard.py`) and
+the adapter's circuit breaker stand before every call, a delegation's or a metric feed pull's alike. A stopped
+delegation fails with its reasons, a flagged one is held until its approval is decided. An approval in Teams
+releases it at once (the approval's resume hook); a rejection fails it; the tick settles whatever a restart or an
+expiry left held.
 
 Agents stay open between delegations (an MCP session takes a round trip or a process start to open), keyed by
 the adapter's version, so a reconfigured adapter is reopened and a removed one closed.
@@ -19,7 +21,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from adapters import AdapterLimits, adapter_kinds
 from bot.relay import TeamsHumanChannel
@@ -115,23 +117,24 @@ async def _close_quietly(agent: Agent) -> None:
 
 
 class PooledRegistry(Registry):
-    """The registry, opening agents through the pool."""
+    """The registry, building the agents it gates through the pool: `open` gates a borrowed one."""
 
     def __init__(
-        self, store: Store, tenant_id: str, *, vault: Vault, kinds: Mapping[str, AdapterFactory], pool: AgentPool
+        self,
+        store: Store,
+        tenant_id: str,
+        *,
+        vault: Vault,
+        kinds: Mapping[str, AdapterFactory],
+        pool: AgentPool,
+        gate: PolicyGuard,
+        breakers: Breakers,
     ):
-        super().__init__(store, tenant_id, vault=vault, kinds=kinds)
+        super().__init__(store, tenant_id, vault=vault, kinds=kinds, gate=gate, breakers=breakers)
         self._pool = pool
 
-    async def open(self, adapter: str | RegisteredAdapter) -> Agent:
-        entry = adapter if isinstance(adapter, RegisteredAdapter) else await self.get(adapter)
-        return await self._pool.lend(entry, lambda: Registry.open(self, entry))
-
-
-class _TenantParts(NamedTuple):
-    registry: PooledRegistry
-    breakers: Breakers
-    guard: PolicyGuard
+    async def _build(self, entry: RegisteredAdapter) -> Agent:
+        return await self._pool.lend(entry, lambda: Registry._build(self, entry))
 
 
 class Delegator:
@@ -157,33 +160,31 @@ class Delegator:
         self._breaker_settings = breaker_settings
         self.approval_expiry = approval_expiry
         self._background: set[asyncio.Task[None]] = set()
-        self._tenants: dict[str, _TenantParts] = {}
-
-    def _parts(self, tenant_id: str) -> _TenantParts:
-        """The tenant's registry, breakers and policy guard, made once: they keep nothing of one delegation (what they
-        know is in the store, or in caches of their own that check it), and making them anew for every request
-        cost a tenth of what the request itself does."""
-        parts = self._tenants.get(tenant_id)
-        if parts is None:
-            kinds = self._kinds(self.store, tenant_id, self.vault)
-            registry = PooledRegistry(self.store, tenant_id, vault=self.vault, kinds=kinds, pool=self.pool)
-            log = DecisionLog(self.store, tenant_id)
-            guard = PolicyGuard(self.store, tenant_id, record=log.record, approval_expiry=self.approval_expiry)
-            parts = _TenantParts(registry, Breakers(self.store, tenant_id, self._breaker_settings), guard)
-            self._tenants[tenant_id] = parts
-        return parts
+        self._tenants: dict[str, PooledRegistry] = {}
 
     def registry(self, tenant_id: str) -> Registry:
-        return self._parts(tenant_id).registry
+        """The tenant's registry, with its policy gate and circuit breakers, made once: they keep nothing of one
+        delegation (what they know is in the store, or in caches of their own that check it), and making them anew
+        for every request cost a tenth of what the request itself does."""
+        registry = self._tenants.get(tenant_id)
+        if registry is None:
+            kinds = self._kinds(self.store, tenant_id, self.vault)
+            log = DecisionLog(self.store, tenant_id)
+            gate = PolicyGuard(self.store, tenant_id, record=log.record, approval_expiry=self.approval_expiry)
+            breakers = Breakers(self.store, tenant_id, self._breaker_settings)
+            registry = PooledRegistry(
+                self.store, tenant_id, vault=self.vault, kinds=kinds, pool=self.pool, gate=gate, breakers=breakers
+            )
+            self._tenants[tenant_id] = registry
+        return registry
 
     def breakers(self, tenant_id: str) -> Breakers:
-        return self._parts(tenant_id).breakers
+        return self.registry(tenant_id).breakers
 
     def delegations(self, tenant_id: str) -> Delegations:
         """A runner of the tenant's delegations: a new one each time, with a name of its own (a lease names its
-        holder), on the tenant's registry, breakers and guard."""
-        registry, breakers, guard = self._parts(tenant_id)
-        return Delegations(self.store, tenant_id, registry=registry, breakers=breakers, guard=guard)
+        holder), on the tenant's registry (its gate and breakers)."""
+        return Delegations(self.store, tenant_id, registry=self.registry(tenant_id))
 
     def start(
         self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None
@@ -315,14 +316,14 @@ class Delegator:
 
     async def check_health(self, tenant_id: str, adapter: str) -> None:
         """Probe an agent whose circuit is open with a health check; a healthy one closes it (never raises)."""
-        parts = self._parts(tenant_id)
+        registry = self.registry(tenant_id)
         try:
-            agent = await parts.registry.open(adapter)
+            agent = await registry.open(adapter)
         except Exception as error:
-            await parts.breakers.failed(adapter, f"it could not be opened: {error}")
+            await registry.breakers.failed(adapter, f"it could not be opened: {error}")
             return
         try:
-            circuit = await parts.breakers.check_health(adapter, agent)
+            circuit = await registry.breakers.check_health(adapter, agent)
         finally:
             await agent.close()
         logger.info("health check of %r (tenant %s): circuit %s", adapter, tenant_id, circuit.state.value)

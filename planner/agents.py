@@ -44,13 +44,24 @@ class Capability:
 
 @dataclass(frozen=True, kw_only=True)
 class DelegationRequest:
-    """What is asked of the agent: which capability, with which input, for which task."""
+    """What is asked of the agent: which capability, with which input, for which task, and who asks.
+
+    Who asks and what for are read by the policy gate in front of every agent (`planner/gated_agent.py`), not sent
+    to the agent.
+    """
 
     capability: str
     input: dict[str, Any] = field(default_factory=dict)
     task_id: int | None = None
     timeout_seconds: float = 60.0
     """How long the agent may take before the delegation fails with `AgentTimeout`."""
+    requested_by: str = ""
+    """Who asks: the person who delegated, or `bot` for a call the bot makes on its own (a scheduled pull)."""
+    delegation_id: int | None = None
+    """The stored delegation this call carries out: a call a policy flags waits for a person's approval of it.
+    None: nothing can wait (a pull), so a flag refuses the call."""
+    subject: str = ""
+    """What the call is about in the decision log when it carries out no delegation (`metric:3`)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,16 +1,17 @@
 """A circuit breaker per adapter, stored in the database so every replica sees the same circuit.
 
 Closed: calls go through; consecutive failures to reach the agent (`AgentUnavailable`, `AgentTimeout`) are
-counted, and the circuit opens at the threshold. A delegation the agent answered, even with a refusal, is not a
-failure: the agent is there. Open: calls are refused until the cool-down has passed. Half-open: one probe (a
-delegation or a health check) is let through, under a lease so a prober that dies does not wedge the circuit;
-its success closes the circuit, its failure opens it again for another cool-down.
+counted, and the circuit opens at the threshold. A call the agent answered, even with a refusal, is not a
+failure: the agent is there. Open: calls are refused. Half-open: once the cool-down has passed, one probe, a health
+check of the agent (`check_health`, never somebody's call), is let through, under a lease so a prober that dies
+does not wedge the circuit; its success closes the circuit, its failure opens it again for another cool-down.
+The gated agent (planner/gated_agent.py) applies the circuit to every call and tells it how each went.
 
 Transitions are pure functions of a `Circuit`; `Breakers` applies them with a compare-and-set on the row's
 version, so concurrent replicas never lose a failure or let two probes through. Most calls change nothing (a closed
 circuit lets a call through as it is): those are answered from a plain read, without a write transaction. A success
-needs no compare-and-set, as it resets the circuit whatever it was: it is one conditional UPDATE, which a caller
-can run in its own transaction (a delegation's result commits with it).
+needs no compare-and-set, as it resets the circuit whatever it was: it is one conditional UPDATE (`succeeded_in`
+runs it in a caller's transaction).
 """
 
 from __future__ import annotations

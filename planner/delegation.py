@@ -20,12 +20,13 @@ The agent's output is DATA. It is stored and shown to the task's owner, never pa
 executed, never allowed to change a task, a plan or an approval: an output saying "approve all", or shaped like
 a tool call, changes nothing but the stored result. What it leads to is decided by a person.
 
-Governance seam: `guard`, when given, is asked before the agent is called (the policy engine plugs in there,
-`planner/guard.py`): first whether the delegation simply clears (a read, so the claim can start it at once); if
-not, it is awaited with the claimed delegation. It raises `DelegationStopped` to fail the delegation with the
-reason, or `DelegationHeld` to park it as `held` until a person decides the approval it asked for
-(`release_hold` then queues it again, or fails it when the answer is no). Anything else it raises puts the
-delegation back as it was and propagates to the caller.
+Governance: the registry hands out only gated agents (`planner/gated_agent.py`), so the policy gate and the
+agent's circuit breaker stand before every call; a runner admits the call while it holds the delegation, records
+that it started, then calls. The gate stops it (`DelegationStopped`: it fails with the reason), holds it
+(`DelegationHeld`: parked as `held` until a person decides the approval it asked for; `release_hold` then queues it
+again, or fails it when the answer is no), or lets it go; an open circuit refuses it (`CircuitOpen`: deferred).
+Anything else the gate raises puts the delegation back as it was and propagates to the caller. The gate is first
+asked whether the delegation simply clears (a read), so that a request, or a claim, can start it at once.
 """
 
 from __future__ import annotations
@@ -40,17 +41,15 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner import events as event_log
 from planner.agents import (
-    Agent,
     AgentConfigInvalid,
     AgentNotReached,
-    AgentTimeout,
     AgentUnavailable,
     DelegationRequest,
     DelegationResult,
@@ -59,8 +58,9 @@ from planner.agents import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.breaker import CIRCUIT_COLUMNS, Breakers, Circuit, CircuitState, circuit_in
+from planner.breaker import CIRCUIT_COLUMNS, Circuit, CircuitState, circuit_in
 from planner.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
+from planner.gated_agent import Admission, AgentCall, CircuitOpen, DelegationHeld, DelegationStopped, GatedAgent
 from planner.model import TaskStatus
 from planner.outbox import Message, Outbox
 from planner.registry import (
@@ -100,32 +100,10 @@ _OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, Undecrypta
 """Why an agent cannot be opened: its delegation fails with the reason."""
 
 
-class Guard(Protocol):
-    """The policy engine's seam: asked before the agent is called."""
-
-    async def clears(self, delegation: Delegation) -> bool:
-        """True when the delegation may simply run, with nothing to record or ask first; reads only, so any runner
-        may ask before it claims the delegation (the claim then starts it too, in one statement)."""
-        ...
-
-    async def __call__(self, delegation: Delegation) -> None:
-        """Asked by the runner holding the delegation when `clears` said no: returns to let it run (having
-        recorded why), or raises DelegationStopped or DelegationHeld."""
-        ...
-
-
 class DelegationNotFound(PlannerError, LookupError):
     def __init__(self, delegation_id: int) -> None:
         self.delegation_id = delegation_id
         super().__init__(f"No delegation with id {delegation_id}. Show the task to see its delegations.")
-
-
-class DelegationStopped(PlannerError):
-    """Raised by a guard: the delegation must not run (a policy forbids it). It fails with the reason."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 class DelegationNotRetryable(PlannerError, ValueError):
@@ -141,15 +119,6 @@ class DelegationNotRetryable(PlannerError, ValueError):
         else:
             why = f"it is {status.value}"
         super().__init__(f"Delegation D{delegation_id} cannot be {action}: {why}.")
-
-
-class DelegationHeld(PlannerError):
-    """Raised by a guard: the delegation waits for a person's approval (`approval_id`) before it may run."""
-
-    def __init__(self, reason: str, approval_id: int) -> None:
-        self.reason = reason
-        self.approval_id = approval_id
-        super().__init__(reason)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +154,20 @@ class Delegation:
     @property
     def finished(self) -> bool:
         return self.status in (DelegationStatus.SUCCEEDED, DelegationStatus.FAILED, DelegationStatus.CANCELLED)
+
+    def call(self) -> AgentCall:
+        """The agent call that carries it out, as the gate sees it."""
+        request = DelegationRequest(
+            capability=self.capability,
+            input=self.input,
+            task_id=self.task_id,
+            timeout_seconds=self.timeout_seconds,
+            requested_by=self.actor,
+            delegation_id=self.id,
+        )
+        return AgentCall(
+            tenant_id=self.tenant_id, adapter=self.adapter, adapter_kind=self.adapter_kind, request=request
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -455,30 +438,17 @@ _KEEP_EVIDENCE = insert(delegation_evidence)
 
 
 class Delegations:
-    """The delegations of one tenant, run through its registry's agents behind their circuit breakers."""
+    """The delegations of one tenant, run through the gated agents of its registry (its gate and circuit breakers)."""
 
-    def __init__(
-        self,
-        store: Store,
-        tenant_id: str,
-        *,
-        registry: Registry,
-        breakers: Breakers,
-        guard: Guard | None = None,
-        worker: str | None = None,
-        grace: timedelta = timedelta(seconds=5),
-    ) -> None:
-        for part in (registry, breakers):
-            if part.tenant_id != tenant_id:
-                raise TenantMismatch(tenant_id, part.tenant_id)
+    def __init__(self, store: Store, tenant_id: str, *, registry: Registry, worker: str | None = None) -> None:
+        if registry.tenant_id != tenant_id:
+            raise TenantMismatch(tenant_id, registry.tenant_id)
         self._store = store
         self.tenant_id = tenant_id
         self._registry = registry
-        self._breakers = breakers
-        self._guard = guard
+        self._breakers = registry.breakers
+        self._gate = registry.gate
         self.worker = (worker or _default_worker())[:100]
-        self._grace = grace
-        """How much longer than its own timeout an agent gets before the call is cut (it should time out itself)."""
         self._started: dict[int, _Prospect] = {}
         """Delegations `request` stored started by this runner, for `run` to call at once."""
 
@@ -677,8 +647,8 @@ class Delegations:
                     attempts=0,
                 )
                 starting = start and circuit.state is CircuitState.CLOSED
-                if starting and self._guard is not None:
-                    starting = await self._guard.clears(Delegation(id=0, **fields))
+                if starting:
+                    starting = await self._gate.clears(Delegation(id=0, **fields).call())
                 lease: dict[str, Any] = {}
                 if starting:
                     fields.update(status=DelegationStatus.RUNNING, started_at=now, attempts=1)
@@ -738,13 +708,15 @@ class Delegations:
     async def _run_started(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
         """Call the agent of a delegation `request` stored started by this runner."""
         assert prospect.adapter is not None
+        started = prospect.delegation
         try:
             agent = await self._registry.open(prospect.adapter)
         except _OPEN_ERRORS as error:
-            return await self._finish(
-                prospect.delegation, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect
-            )
-        return await self._call(prospect.delegation, prospect, agent, human)
+            return await self._finish(started, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect)
+        admitted = await self._admit(started, prospect, agent, circuit=prospect.circuit)
+        if isinstance(admitted, RunOutcome):
+            return admitted
+        return await self._call(started, prospect, agent, admitted, human)
 
     async def _run(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
         current, entry = prospect.delegation, prospect.adapter
@@ -754,10 +726,10 @@ class Delegations:
             async with self._store.transaction() as conn:
                 cancelled = await self._cancel_in(conn, [current.id], actor="system", reason="its task is done")
             return RunOutcome(delegation=cancelled[0] if cancelled else await self.get(current.id), ran=False)
-        cleared = self._guard is None or await self._guard.clears(current)
+        cleared = await self._gate.clears(current.call())
         if cleared and entry is not None and entry.enabled and prospect.circuit.state is CircuitState.CLOSED:
-            # Nothing can stop the call once the delegation is claimed, so the claim starts it too: one statement.
-            # The agent is opened first: one that cannot be opened fails the delegation unstarted (below).
+            # Nothing stands in the way of the call, so the claim starts it too: one statement. The agent is opened
+            # first: one that cannot be opened fails the delegation unstarted (below).
             try:
                 agent = await self._registry.open(entry)
             except _OPEN_ERRORS:
@@ -767,9 +739,13 @@ class Delegations:
                 if started is None:
                     await agent.close()
                     return RunOutcome(delegation=await self.get(current.id), ran=False)
-                return await self._call(started, prospect, agent, human)
-        # Otherwise claim it first and decide then: only the runner holding it fails or defers it, takes the
-        # circuit's probe or asks the guard.
+                # Admitted as the gate and the circuit were just read (a rule or a circuit that changed since is
+                # heard here, the attempt then counted as made).
+                admitted = await self._admit(started, prospect, agent, circuit=prospect.circuit)
+                if isinstance(admitted, RunOutcome):
+                    return admitted
+                return await self._call(started, prospect, agent, admitted, human)
+        # Otherwise claim it first and decide then: only the runner holding it fails, defers or holds it.
         claimed = await self._claim(current, start=False)
         if claimed is None:
             return RunOutcome(delegation=await self.get(current.id), ran=False)
@@ -784,65 +760,64 @@ class Delegations:
         if not entry.enabled:
             error_text = str(AdapterDisabled(entry.name))
             return await self._finish(claimed, DelegationStatus.FAILED, error=error_text, ran=False, prospect=prospect)
-        if self._guard is not None and not cleared:
-            # Asked before the circuit: a stopped or held delegation must not take the probe of an agent that is down.
-            try:
-                await self._guard(claimed)
-            except DelegationStopped as stopped:
-                return await self._finish(
-                    claimed, DelegationStatus.FAILED, error=stopped.reason, ran=False, prospect=prospect
-                )
-            except DelegationHeld as held:
-                return await self._hold(claimed, reason=held.reason, approval_id=held.approval_id)
-            except BaseException:
-                previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
-                await self._unclaim(claimed, previous)
-                raise
-        circuit = await self._breakers.state(entry.name)
-        if circuit.state is not CircuitState.CLOSED:
-            # Only a health check of the agent closes its circuit again: no one's delegation is spent as the probe.
-            cause = f" (last error: {circuit.last_error})" if circuit.last_error else ""
-            reason = f"{entry.name!r} failed repeatedly and is left alone for a while{cause}"
-            retry_at = circuit.retry_at(self._breakers.settings)
-            return await self._defer(claimed, reason=reason, retry_at=retry_at, ran=False)
         try:
             agent = await self._registry.open(entry)
         except _OPEN_ERRORS as error:
             return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect)
-        return await self._call(await self._start(claimed), prospect, agent, human)
+        admitted = await self._admit(claimed, prospect, agent)
+        if isinstance(admitted, RunOutcome):
+            return admitted
+        return await self._call(await self._start(claimed), prospect, agent, admitted, human)
+
+    async def _admit(
+        self, held: Delegation, prospect: _Prospect, agent: GatedAgent, *, circuit: Circuit | None = None
+    ) -> Admission | RunOutcome:
+        """Ask the gate and the circuit (through the gated agent) whether the delegation this runner holds may reach
+        its agent: the admission to call it, or how the delegation ended up when it may not (the agent closed)."""
+        try:
+            return await agent.admit(held.call().request, circuit=circuit)
+        except DelegationStopped as stopped:
+            await agent.close()
+            return await self._finish(held, DelegationStatus.FAILED, error=stopped.reason, ran=False, prospect=prospect)
+        except DelegationHeld as hold:
+            await agent.close()
+            return await self._hold(held, reason=hold.reason, approval_id=hold.approval_id)
+        except CircuitOpen as refused:
+            # Only a health check of the agent closes its circuit again: no one's delegation is spent as the probe.
+            await agent.close()
+            return await self._defer(held, reason=refused.reason, retry_at=refused.retry_at, ran=False)
+        except BaseException:
+            await agent.close()
+            current = prospect.delegation
+            previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
+            await self._unclaim(held, previous)
+            raise
 
     async def _call(
-        self, started: Delegation, prospect: _Prospect, agent: Agent, human: HumanChannel | None
+        self,
+        started: Delegation,
+        prospect: _Prospect,
+        agent: GatedAgent,
+        admitted: Admission,
+        human: HumanChannel | None,
     ) -> RunOutcome:
-        """Call the agent of a delegation this runner started; store (and tell the owner) what came of it."""
+        """Call the agent of a delegation this runner started; store (and tell the owner) what came of it.
+
+        The gated agent cuts the call at its timeout and moves the circuit; this decides what becomes of the
+        delegation."""
         adapter = started.adapter
-        request = DelegationRequest(
-            capability=started.capability,
-            input=started.input,
-            task_id=started.task_id,
-            timeout_seconds=started.timeout_seconds,
-        )
         try:
-            try:
-                async with asyncio.timeout(started.timeout_seconds + self._grace.total_seconds()):
-                    result = await agent.delegate(request, human=human)
-            except TimeoutError:
-                raise AgentTimeout(adapter, started.timeout_seconds) from None
+            result = await admitted.call(human=human)
         except UnknownCapability as error:
-            # It answered: the agent is there, so its circuit closes (with the result).
-            return await self._finish(
-                started, DelegationStatus.FAILED, error=str(error), answered=True, prospect=prospect
-            )
+            return await self._finish(started, DelegationStatus.FAILED, error=str(error), prospect=prospect)
         except AgentNotReached as error:
-            circuit = await self._breakers.failed(adapter, str(error))
             if started.attempts >= MAX_ATTEMPTS:
                 reason = f"{error.reason}; gave up after {started.attempts} attempts (retry D{started.id} to try again)"
                 return await self._finish(started, DelegationStatus.FAILED, error=reason, prospect=prospect)
-            retry_at = circuit.retry_at(self._breakers.settings)
+            retry_at = (await self._breakers.state(adapter)).retry_at(self._breakers.settings)
             return await self._defer(started, reason=str(error), retry_at=retry_at, ran=True)
         except AgentUnavailable as error:
             # It may have reached the agent: sending it again could do it twice.
-            await self._breakers.failed(adapter, str(error))
             return await self._unknown(started, reason=str(error), prospect=prospect)
         except asyncio.CancelledError:
             # Stopping mid-call: the agent may have it. Whoever runs next must not send it again.
@@ -883,8 +858,9 @@ class Delegations:
         return _delegation(row) if row is not None else None
 
     def _lease_end(self, now: datetime, timeout_seconds: float) -> datetime:
-        """How long a runner holds a delegation it starts: the agent's timeout and twice the grace."""
-        return now + timedelta(seconds=timeout_seconds) + 2 * self._grace
+        """How long a runner holds a delegation it starts: the agent's timeout and twice the grace the gated agent
+        gives it before cutting the call."""
+        return now + timedelta(seconds=timeout_seconds) + 2 * self._registry.grace
 
     def _holding(self, delegation: Delegation) -> dict[str, Any]:
         """The parameters of `_HELD`."""
@@ -1115,7 +1091,7 @@ class Delegations:
         return after
 
     async def _finish_with(self, delegation: Delegation, result: DelegationResult, prospect: _Prospect) -> RunOutcome:
-        """Store what the agent answered; it answered, so its circuit closes (in the same transaction)."""
+        """Store what the agent answered (its gated agent told the circuit that it answered)."""
         if result.status is DelegationStatus.SUCCEEDED:
             return await self._finish(
                 delegation,
@@ -1123,7 +1099,6 @@ class Delegations:
                 output=result.output,
                 data=result.data,
                 evidence=result.evidence,
-                answered=True,
                 prospect=prospect,
             )
         if result.status is DelegationStatus.FAILED:
@@ -1137,7 +1112,6 @@ class Delegations:
             data=result.data,
             error=error,
             evidence=result.evidence,
-            answered=True,
             prospect=prospect,
         )
 
@@ -1151,14 +1125,10 @@ class Delegations:
         error: str | None = None,
         evidence: tuple[Evidence, ...] = (),
         ran: bool = True,
-        answered: bool = False,
         prospect: _Prospect | None = None,
     ) -> RunOutcome:
-        """Store how the delegation ended; `answered`: the agent answered, so its circuit closes too.
-
-        With the `prospect` the run began from, the circuit is left alone if it was clean then, and the message
-        telling the task's owner goes to the outbox in the same transaction (`RunOutcome.told`).
-        """
+        """Store how the delegation ended. With the `prospect` the run began from, the message telling the task's
+        owner goes to the outbox in the same transaction (`RunOutcome.told`)."""
         now = self._now().astimezone(UTC)  # as the store gives it back
         if output is not None and len(output) > MAX_OUTPUT_CHARS:
             output = output[:MAX_OUTPUT_CHARS] + " … (cut: the answer was longer)"
@@ -1166,8 +1136,6 @@ class Delegations:
         # How long the agent took on the attempt that ended it; None when no agent call ended it.
         seconds = (now - delegation.started_at).total_seconds() if ran and delegation.started_at is not None else None
         async with self._store.transaction() as conn:
-            if answered and (prospect is None or not prospect.circuit.clean):
-                await self._breakers.succeeded_in(conn, delegation.adapter)
             failure = error[:4000] if error else None
             ended = {
                 "outcome": status.value,

@@ -1,16 +1,17 @@
-"""The policy gate in front of every delegation: go runs it, flag holds it for a person, stop fails it.
+"""The policy gate in front of every agent: go lets the call through, flag holds it for a person, stop refuses it.
 
-`PolicyGuard` is the `guard` of `Delegations`: awaited with the claimed delegation before its agent is called, it
-describes the delegation as an `Action` (the adapter, the capability, the input's values and the accounts it
-names) and asks the policy engine, under the rules in force at that moment, so a rule loaded a second ago applies
-to every adapter's next call.
+`PolicyGuard` is the `Gate` of the agents the registry hands out (`planner/gated_agent.py`): asked before each call,
+it describes the call as an `Action` (the adapter, the capability, the input's values and the accounts it names,
+who asks) and asks the policy engine, under the rules in force at that moment, so a rule loaded a second ago applies
+to every adapter's next call, whoever makes it (a delegation, a metric feed pull).
 
 - go: the call goes ahead (logged when a rule spoke for it);
-- stop: the delegation fails with the rules' reasons;
-- flag: an approval request goes to the approvers of the gate (by role), and the delegation is held until it is
-  decided. Once approved it runs, unless a rule stops it by then: an approval never outweighs a stop. Rejected or
-  expired, it fails. A request is asked for once per delegation: running it again while the request is pending
-  holds it again.
+- stop: `DelegationStopped` with the rules' reasons;
+- flag: for a call that carries out a stored delegation, an approval request goes to the approvers of the gate (by
+  role), and `DelegationHeld` holds the delegation until it is decided. Once approved it runs, unless a rule stops
+  it by then: an approval never outweighs a stop. Rejected or expired, it is stopped. A request is asked for once
+  per delegation: running it again while the request is pending holds it again. A call that carries out no
+  delegation (a pull on a schedule) cannot wait for a person, so a flag stops it.
 
 Every verdict other than a silent go is written to the decision log with the rules, the facts and the approval.
 Nothing the agent or a model says can approve: only `Approvals.decide`, for an authenticated approver, can.
@@ -21,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals, ApprovalStatus, NoApprovers
-from planner.delegation import Delegation, DelegationHeld, DelegationStopped
+from planner.gated_agent import AgentCall, DelegationHeld, DelegationStopped
 from planner.governance import (
     Action,
     ActionKind,
@@ -38,45 +39,71 @@ from planner.governance import (
 from planner.policy import PolicyEngine
 from planner.store import Store
 
+if TYPE_CHECKING:
+    from planner.delegation import Delegation
+
 Record = Callable[[DecisionRecord], Awaitable[object]]
 
 _CATEGORIES = {category.value: category for category in GateCategory}
 _GRANTED = (ApprovalStatus.APPROVED, ApprovalStatus.RESUMED)
 _GATES = "categories"
-"""The input's key that declares the gate categories a delegation falls under."""
+"""The input's key that declares the gate categories a call falls under."""
 
 
-def delegation_action(delegation: Delegation) -> Action:
-    """The delegation as the policy engine sees it: attributes are the input's values (so `discount` and
-    `input.discount` both reach them) with the adapter, capability, task and who asked; categories are the gate
-    categories the input declares (`"categories": ["budget"]`)."""
-    declared = delegation.input.get(_GATES)
+def call_action(call: AgentCall) -> Action:
+    """The call as the policy engine sees it: attributes are the input's values (so `discount` and `input.discount`
+    both reach them) with the adapter, capability, task and who asked; categories are the gate categories the input
+    declares (`"categories": ["budget"]`)."""
+    request = call.request
+    declared = request.input.get(_GATES)
     names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
     categories = tuple(dict.fromkeys(_CATEGORIES[n] for n in names if isinstance(n, str) and n in _CATEGORIES))
     attributes: dict[str, Any] = {
-        **delegation.input,
-        "input": delegation.input,
-        "adapter": delegation.adapter,
-        "adapter_kind": delegation.adapter_kind,
-        "capability": delegation.capability,
-        "task": delegation.task_id,
-        "requested_by": delegation.actor,
+        **request.input,
+        "input": request.input,
+        "adapter": call.adapter,
+        "adapter_kind": call.adapter_kind,
+        "capability": request.capability,
+        "task": request.task_id,
+        "requested_by": request.requested_by or None,
     }
     return Action(
-        tenant_id=delegation.tenant_id,
+        tenant_id=call.tenant_id,
         kind=ActionKind.DELEGATION,
-        actor=f"agent:{delegation.adapter}",
-        agent=delegation.adapter,
-        name=delegation.capability,
-        subject=f"delegation:{delegation.id}",
-        accounts=accounts_in(delegation.input),
+        actor=f"agent:{call.adapter}",
+        agent=call.adapter,
+        name=request.capability,
+        subject=_subject(call),
+        accounts=accounts_in(request.input),
         attributes=attributes,
         categories=categories,
     )
 
 
+def delegation_action(delegation: Delegation) -> Action:
+    """The delegation as the policy engine sees it (`call_action` of the call that carries it out)."""
+    return call_action(delegation.call())
+
+
+def _subject(call: AgentCall) -> str:
+    request = call.request
+    if request.delegation_id is not None:
+        return f"delegation:{request.delegation_id}"
+    return request.subject or f"agent:{call.adapter}"
+
+
+def _what(call: AgentCall) -> str:
+    """The call in the decision log's words: `D12 (hubspot draft_email for T3)`."""
+    request = call.request
+    task = f" for T{request.task_id}" if request.task_id is not None else ""
+    if request.delegation_id is not None:
+        return f"D{request.delegation_id} ({call.adapter} {request.capability}{task})"
+    asker = f", asked by {request.requested_by}" if request.requested_by else ""
+    return f"the call of {call.adapter} {request.capability} ({_subject(call)}{asker})"
+
+
 class PolicyGuard:
-    """Go, flag or stop for the delegations of one tenant, with its approvals and its decision log."""
+    """Go, flag or stop for the agent calls of one tenant, with its approvals and its decision log."""
 
     def __init__(
         self,
@@ -93,36 +120,51 @@ class PolicyGuard:
         self._engine = engine or PolicyEngine(store, tenant_id)
         self._approvals = Approvals(store, tenant_id, record=record, expires_in=approval_expiry)
 
-    async def clears(self, delegation: Delegation) -> bool:
-        """A plain go that no rule spoke of: nothing to record, the delegation may simply run."""
-        if _GATES not in delegation.input and self._engine.silent_on(
-            ActionKind.DELEGATION, agent=delegation.adapter, name=delegation.capability
-        ):
-            # No rule in force is about this agent and capability, and the input names no gate: nothing to ask
-            # (describing the delegation and evaluating it cost as much as two of the request's statements).
+    def _silent(self, call: AgentCall) -> bool:
+        """No rule in force is about this agent and capability, and the input names no gate: nothing to ask
+        (describing the call and evaluating it cost as much as two of a delegation request's statements)."""
+        request = call.request
+        return _GATES not in request.input and self._engine.silent_on(
+            ActionKind.DELEGATION, agent=call.adapter, name=request.capability
+        )
+
+    async def clears(self, call: AgentCall) -> bool:
+        """A plain go that no rule spoke of: nothing to record, the call may simply go."""
+        if self._silent(call):
             return True
-        decision = await self._engine.evaluate(delegation_action(delegation))
+        decision = await self._engine.evaluate(call_action(call))
         return decision.verdict is Verdict.GO and not decision.matched
 
-    async def __call__(self, delegation: Delegation) -> None:
-        action = delegation_action(delegation)
+    async def __call__(self, call: AgentCall) -> None:
+        if self._silent(call):
+            return
+        action = call_action(call)
         decision = await self._engine.evaluate(action)
         reasons = "; ".join(decision.reasons) or "no rule objected"
-        what = f"D{delegation.id} ({delegation.adapter} {delegation.capability} for T{delegation.task_id})"
+        what = _what(call)
         if decision.verdict is Verdict.STOP:
-            await self._log(action, decision, f"{what} was stopped: {reasons}", delegation)
+            await self._log(action, decision, f"{what} was stopped: {reasons}", call)
             raise DelegationStopped(f"Stopped by policy: {reasons}.")
         if decision.verdict is Verdict.GO:
             if decision.matched:
-                await self._log(action, decision, f"{what} may go: {reasons}", delegation)
+                await self._log(action, decision, f"{what} may go: {reasons}", call)
             return
-        asked = await self._approvals.for_delegation(delegation.id)
+        delegation_id = call.request.delegation_id
+        if delegation_id is None:
+            await self._log(
+                action, decision, f"{what} was not made: it needs a person and cannot wait: {reasons}", call
+            )
+            raise DelegationStopped(
+                f"It needs a person's approval ({reasons}), and only a delegation can wait for one: delegate it to "
+                "a task instead."
+            )
+        asked = await self._approvals.for_delegation(delegation_id)
         if asked is not None and asked.status in _GRANTED:
             record = policy_record(
                 action,
                 decision,
                 f"{what} goes ahead: {asked.ref} approved it ({reasons})",
-                task=delegation.task_id,
+                task=call.request.task_id,
                 approval=asked.id,
             )
             await self._record(replace(record, action="delegation.go", verdict=Verdict.GO.value, approval_id=asked.id))
@@ -131,21 +173,21 @@ class PolicyGuard:
             raise DelegationHeld(f"Waiting for approval {asked.ref}: {reasons}.", asked.id)
         if asked is not None:  # rejected or expired: the answer stands
             raise DelegationStopped(f"{asked.ref} was {asked.status.value}: {reasons}.")
-        await self._log(action, decision, f"{what} waits for a person: {reasons}", delegation)
+        await self._log(action, decision, f"{what} waits for a person: {reasons}", call)
         try:
             request = await self._approvals.request(
                 action,
-                requester=delegation.actor,
-                reason=f"{delegation.adapter} is about to {delegation.capability} for T{delegation.task_id}",
-                resume={"delegation": delegation.id},
+                requester=call.request.requested_by,
+                reason=f"{call.adapter} is about to {call.request.capability} for T{call.request.task_id}",
+                resume={"delegation": delegation_id},
                 policy=decision,
             )
         except NoApprovers as error:
             raise DelegationStopped(f"It needs a person's approval ({reasons}), but {error}") from None
         raise DelegationHeld(f"Waiting for approval {request.ref}: {reasons}.", request.id)
 
-    async def _log(self, action: Action, decision: PolicyDecision, rationale: str, delegation: Delegation) -> None:
-        await self._record(policy_record(action, decision, rationale, task=delegation.task_id))
+    async def _log(self, action: Action, decision: PolicyDecision, rationale: str, call: AgentCall) -> None:
+        await self._record(policy_record(action, decision, rationale, task=call.request.task_id))
 
 
 def approval_outcome(request: ApprovalRequest) -> tuple[bool, str] | None:

@@ -11,6 +11,10 @@ see `planner.redaction`) is masked in the public config, and the whole original 
 Records, listings and events only say which secret fields are set, and show masked values; the decrypted values
 exist only inside `Registry.open`, on their way into the factory that builds the agent. A browser agent's signed-in
 session is kept with its adapter too (`Registry.session_store`), encrypted by the agent with the same vault.
+
+The registry hands out no bare agent: `open` wraps every agent it builds in a `GatedAgent` (planner/gated_agent.py),
+behind the registry's policy gate and circuit breakers, so whoever calls an agent (a delegation, a metric feed pull,
+a caller to come) passes both. Building the bare agent stays inside the registry.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -30,7 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner import events as event_log
 from planner.agents import Agent, AgentConfigInvalid
-from planner.errors import InvalidValue, PlannerError
+from planner.breaker import Breakers
+from planner.decisions import DecisionLog
+from planner.errors import InvalidValue, PlannerError, TenantMismatch
+from planner.gated_agent import DEFAULT_GRACE, Gate, GatedAgent
+from planner.guard import PolicyGuard
 from planner.redaction import MASK, looks_secret, redacted, secrets_in
 from planner.schema import adapters, circuit_breakers
 from planner.store import Store
@@ -211,13 +219,32 @@ class AdapterSessionStore:
 
 
 class Registry:
-    """The adapters of one tenant, with the kinds the caller plugged in."""
+    """The adapters of one tenant, with the kinds the caller plugged in, handing out agents behind its gate."""
 
-    def __init__(self, store: Store, tenant_id: str, *, vault: Vault, kinds: Mapping[str, AdapterFactory]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tenant_id: str,
+        *,
+        vault: Vault,
+        kinds: Mapping[str, AdapterFactory],
+        gate: Gate | None = None,
+        breakers: Breakers | None = None,
+        grace: timedelta = DEFAULT_GRACE,
+    ) -> None:
+        """`gate`: the policy gate every agent call passes (the tenant's policy engine, approvals and decision log
+        when not given); `breakers`: the tenant's circuit breakers; `grace`: how much longer than its timeout a call
+        may take before it is cut."""
+        breakers = breakers or Breakers(store, tenant_id)
+        if breakers.tenant_id != tenant_id:
+            raise TenantMismatch(tenant_id, breakers.tenant_id)
         self._store = store
         self.tenant_id = tenant_id
         self._vault = vault
         self._kinds = dict(kinds)
+        self.gate: Gate = gate or PolicyGuard(store, tenant_id, record=DecisionLog(store, tenant_id).record)
+        self.breakers = breakers
+        self.grace = grace
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -253,8 +280,8 @@ class Registry:
             raise AdapterNotFound(name, [n for (n,) in known])
         return _adapter(row)
 
-    async def open(self, adapter: str | RegisteredAdapter) -> Agent:
-        """A ready agent for the adapter `adapter`, built by its kind's factory from the config and decrypted secrets.
+    async def open(self, adapter: str | RegisteredAdapter) -> GatedAgent:
+        """A ready agent for the adapter `adapter`, behind the registry's gate and the adapter's circuit breaker.
 
         `adapter`: its name, or its entry as the caller has just read it (not read again then).
         Raises AdapterNotFound, AdapterDisabled, UnknownAdapterKind (its kind is no longer plugged in),
@@ -263,6 +290,22 @@ class Registry:
         entry = adapter if isinstance(adapter, RegisteredAdapter) else await self.get(adapter)
         if not entry.enabled:
             raise AdapterDisabled(entry.name)
+        return GatedAgent(
+            await self._build(entry),
+            tenant_id=self.tenant_id,
+            adapter=entry.name,
+            kind=entry.kind,
+            gate=self.gate,
+            breakers=self.breakers,
+            grace=self.grace,
+        )
+
+    async def _build(self, entry: RegisteredAdapter) -> Agent:
+        """The bare agent of `entry`, built by its kind's factory from the config and decrypted secrets.
+
+        Only `open` calls it, to wrap what it builds; a subclass may override it to reuse open agents (the bot's
+        pool), never to hand them out.
+        """
         factory = self._factory(entry.kind)
         async with self._store.engine.connect() as conn:
             token = (await conn.execute(select(adapters.c.secrets).where(adapters.c.id == entry.id))).scalar()

@@ -19,11 +19,11 @@ from planner.delegation import (
     Delegation,
     DelegationNotRetryable,
     Delegations,
-    Guard,
     overdue_delegations,
     tenants_with_delegations_to_run,
 )
 from planner.errors import InvalidValue, TaskNotFound
+from planner.gated_agent import AgentCall, Gate
 from planner.model import TaskChanges, TaskStatus, Window
 from planner.registry import AdapterDisabled, AdapterNotFound, Registry
 from planner.schema import delegations, events, outbox
@@ -55,10 +55,9 @@ class Desk:
 
     def runner(self, store: Store, worker: str) -> Delegations:
         """Another runner (another replica when `store` is its own)."""
-        registry = Registry(store, self.tenant, vault=Vault([KEY]), kinds={"mcp": self.factory})
-        return Delegations(
-            store, self.tenant, registry=registry, breakers=Breakers(store, self.tenant, SETTINGS), worker=worker
-        )
+        breakers = Breakers(store, self.tenant, SETTINGS)
+        registry = Registry(store, self.tenant, vault=Vault([KEY]), kinds={"mcp": self.factory}, breakers=breakers)
+        return Delegations(store, self.tenant, registry=registry, worker=worker)
 
     async def request(
         self,
@@ -81,7 +80,7 @@ class Desk:
         )
 
 
-async def desk(store: Store, clock: FakeClock, *, guard: Guard | None = None, grace: float = 5.0) -> Desk:
+async def desk(store: Store, clock: FakeClock, *, guard: Gate | None = None, grace: float = 5.0) -> Desk:
     tenant = store.tenant("contoso")
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=JANUARY, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=JANUARY, actor="x")
@@ -92,18 +91,18 @@ async def desk(store: Store, clock: FakeClock, *, guard: Guard | None = None, gr
         tactical.id, title="Press kit", due_on=date(2026, 1, 20), owner="aad-writer", actor="x"
     )
     factory = FakeAgentFactory(clock)
-    registry = Registry(store, "contoso", vault=Vault([KEY]), kinds={"mcp": factory})
-    await registry.register("mcp", "hubspot", {"url": "https://crm.example/mcp", "token": "tok-12345678"}, actor="x")
     breakers = Breakers(store, "contoso", SETTINGS)
-    runner = Delegations(
+    registry = Registry(
         store,
         "contoso",
-        registry=registry,
+        vault=Vault([KEY]),
+        kinds={"mcp": factory},
+        gate=guard,
         breakers=breakers,
-        guard=guard,
-        worker="runner-a",
         grace=timedelta(seconds=grace),
     )
+    await registry.register("mcp", "hubspot", {"url": "https://crm.example/mcp", "token": "tok-12345678"}, actor="x")
+    runner = Delegations(store, "contoso", registry=registry, worker="runner-a")
     return Desk("contoso", task.id, other.id, factory, registry, breakers, runner)
 
 
@@ -170,10 +169,10 @@ async def test_a_delegation_asked_to_start_waits_queued_behind_an_open_circuit_o
     store: Store, clock: FakeClock
 ) -> None:
     class Speaking:
-        async def clears(self, delegation: Delegation) -> bool:
-            return delegation.capability != "create_segment"
+        async def clears(self, call: AgentCall) -> bool:
+            return call.request.capability != "create_segment"
 
-        async def __call__(self, delegation: Delegation) -> None:
+        async def __call__(self, call: AgentCall) -> None:
             return None
 
     d = await desk(store, clock, guard=Speaking())
@@ -554,15 +553,15 @@ async def test_a_guard_sees_the_delegation_before_the_agent_and_can_hold_it(stor
     class Holding:
         def __init__(self) -> None:
             self.hold = True
-            self.seen: list[Delegation] = []
+            self.seen: list[AgentCall] = []
 
-        async def clears(self, delegation: Delegation) -> bool:
+        async def clears(self, call: AgentCall) -> bool:
             return False
 
-        async def __call__(self, delegation: Delegation) -> None:
-            self.seen.append(delegation)
+        async def __call__(self, call: AgentCall) -> None:
+            self.seen.append(call)
             if self.hold:
-                raise ApprovalRequired(delegation.capability)
+                raise ApprovalRequired(call.request.capability)
 
     guard = Holding()
     d = await desk(store, clock, guard=guard)
@@ -573,7 +572,7 @@ async def test_a_guard_sees_the_delegation_before_the_agent_and_can_hold_it(stor
     assert (await d.delegations.get(delegation.id)).status is DelegationStatus.QUEUED
     guard.hold = False
     assert (await d.delegations.run(delegation.id)).delegation.status is DelegationStatus.SUCCEEDED
-    assert [(s.id, s.capability, s.input) for s in guard.seen] == [
+    assert [(s.request.delegation_id, s.request.capability, s.request.input) for s in guard.seen] == [
         (delegation.id, "draft_email", {"campaign": "spring-launch"})
     ] * 2
 

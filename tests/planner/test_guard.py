@@ -10,6 +10,7 @@ from planner.approvals import Approvals, ApprovalStatus
 from planner.context import ContextFacts, parse_events
 from planner.decisions import DecisionLog
 from planner.delegation import Delegation
+from planner.gated_agent import AgentCall
 from planner.guard import PolicyGuard, approval_outcome, delegation_action
 from planner.policy import PolicySets
 from planner.store import Store
@@ -221,6 +222,10 @@ def a_delegation(
     )
 
 
+def call_of(capability: str, input: dict[str, Any] | None = None, *, adapter: str = "hubspot") -> AgentCall:
+    return a_delegation(capability, input, adapter=adapter).call()
+
+
 def test_the_action_carries_the_input_its_accounts_and_declared_gate_categories() -> None:
     input = {"amount": 5000, "accounts": ["acme", "globex"], "categories": ["budget", "not-a-gate"]}
     delegation = a_delegation("shift_budget", input, id=7)
@@ -243,7 +248,7 @@ async def test_a_delegation_no_rule_in_force_is_about_is_cleared_without_an_eval
     about_others = {"rules": RULES["rules"][:2]}  # HubSpot's discounts and cold email, without the wildcard rule
     await PolicySets(store, "contoso").load(about_others, actor="aad-admin")
     guard = PolicyGuard(store, "contoso", record=DecisionLog(store, "contoso").record)
-    assert await guard.clears(a_delegation("draft_email"))  # evaluated: the rules were not known yet
+    assert await guard.clears(call_of("draft_email"))  # evaluated: the rules were not known yet
     evaluated: list[str] = []
     evaluate = guard._engine.evaluate
 
@@ -252,13 +257,13 @@ async def test_a_delegation_no_rule_in_force_is_about_is_cleared_without_an_eval
         return await evaluate(action, *args, **kwargs)
 
     guard._engine.evaluate = counting  # type: ignore[method-assign]
-    assert await guard.clears(a_delegation("draft_email"))
-    assert await guard.clears(a_delegation("offer_discount", adapter="agentforce"))  # its rule is hubspot's
+    assert await guard.clears(call_of("draft_email"))
+    assert await guard.clears(call_of("offer_discount", adapter="agentforce"))  # its rule is hubspot's
     assert evaluated == []
     # A rule about it, or a gate its input names, is evaluated as ever.
-    assert not await guard.clears(a_delegation("send_cold_email"))
-    assert not await guard.clears(a_delegation("offer_discount", {"discount": 10}))  # allowed by a rule: logged
-    assert not await guard.clears(a_delegation("draft_email", {"categories": ["budget"]}))
+    assert not await guard.clears(call_of("send_cold_email"))
+    assert not await guard.clears(call_of("offer_discount", {"discount": 10}))  # allowed by a rule: logged
+    assert not await guard.clears(call_of("draft_email", {"categories": ["budget"]}))
     assert evaluated == ["send_cold_email", "offer_discount", "draft_email"]
     # Rules another process loads are heard within the engine's recheck, as for any evaluation.
     replica = Store(database.engine(), clock=clock)
@@ -267,6 +272,6 @@ async def test_a_delegation_no_rule_in_force_is_about_is_cleared_without_an_eval
         await PolicySets(replica, "contoso").load({"rules": [forbid]}, actor="aad-admin")
     finally:
         await replica.close()
-    assert await guard.clears(a_delegation("draft_email"))  # the rules here were confirmed less than a second ago
+    assert await guard.clears(call_of("draft_email"))  # the rules here were confirmed less than a second ago
     clock.advance(seconds=1)
-    assert not await guard.clears(a_delegation("draft_email"))
+    assert not await guard.clears(call_of("draft_email"))

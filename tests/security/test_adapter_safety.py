@@ -133,7 +133,7 @@ def registry_of(running: Running) -> Any:
 
 
 def plain_registry(running: Running) -> Registry:
-    """The tenant's registry without the bot's pool of open agents: `open` hands over the agent itself."""
+    """The tenant's registry without the bot's pool of open agents: `open` builds a new (gated) agent each time."""
     limits = Settings.from_env(bot_env(COS_ADAPTER_ALLOWED_NETWORKS="127.0.0.0/8")).adapter_limits
     vault = Vault([VAULT_KEY])
     return Registry(
@@ -506,7 +506,7 @@ async def test_a_masked_value_given_back_keeps_the_secret_it_stands_for(on_premi
     changed = await registry.reconfigure(
         "vendor", {"url": entry.config["url"], "connect_timeout_seconds": 5}, actor="aad-lead"
     )
-    agent = await registry.open("vendor")
+    agent = await registry._build(await registry.get("vendor"))  # the bare agent behind what `open` hands out
     await agent.close()
 
     assert changed.config["url"] == f"https://agent.vendor.example/mcp?token={MASK}"

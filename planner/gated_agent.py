@@ -1,0 +1,206 @@
+"""The one way to an agent: every agent the registry hands out is a `GatedAgent`, never a bare one.
+
+As pydantic-ai's `ApprovalRequiredToolset` wraps tools, `GatedAgent` wraps an agent: before a call reaches it, the
+policy gate is asked (`planner/guard.py`: the call described as an `Action` of kind `delegation`, with the adapter,
+the capability, the input and who asks) and answers by raising or returning:
+
+- stop: `DelegationStopped`, with the rules' reasons;
+- flag: `DelegationHeld` once a person's approval of the delegation is asked for; a call that carries out no stored
+  delegation (a metric feed pull) cannot wait for one, so it is stopped instead;
+- go: the agent's circuit breaker is asked next. An open circuit refuses at once with `CircuitOpen` (the call
+  provably never left, so it is an `AgentNotReached`), without touching the agent: only a health check
+  (`Breakers.check_health`) lets calls through again, never somebody's call.
+
+The call is cut at its timeout plus a grace (`AgentTimeout`), and what happened moves the circuit: a call that did not
+reach the agent or got no answer (`AgentUnavailable`, timeouts and `AgentNotReached` included) is a failure; any
+answer, a refusal or an unknown capability too, is a success. Delegations, metric feed pulls and any caller to come
+pass the same gate and breaker because the registry gives out nothing else. `capabilities()` and `health()` are
+reads and pass through.
+
+A caller that keeps a durable record of the call takes the two steps apart: `admit` asks the gate and the breaker
+and gives a one-shot `Admission`, whose `call` calls the agent. A delegation runner admits while it holds the
+delegation, records that it started, then calls (planner/delegation.py); `delegate` does both at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from planner.agents import (
+    Agent,
+    AgentError,
+    AgentHealth,
+    AgentNotReached,
+    AgentTimeout,
+    AgentUnavailable,
+    Capability,
+    DelegationRequest,
+    DelegationResult,
+    HumanChannel,
+    UnknownCapability,
+)
+from planner.breaker import Breakers, Circuit, CircuitState
+from planner.errors import PlannerError
+
+DEFAULT_GRACE = timedelta(seconds=5)
+"""How much longer than its own timeout an agent gets before the call is cut (it should time out by itself)."""
+
+
+class DelegationStopped(PlannerError):
+    """The gate stopped the call (a policy forbids it, or it needs an approval nothing can wait for)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class DelegationHeld(PlannerError):
+    """The gate holds the call: its delegation waits for a person's approval (`approval_id`) before it may run."""
+
+    def __init__(self, reason: str, approval_id: int) -> None:
+        self.reason = reason
+        self.approval_id = approval_id
+        super().__init__(reason)
+
+
+class CircuitOpen(AgentNotReached):
+    """The agent's circuit is open: the call was refused without reaching the agent; a health check of the agent
+    lets calls through again (`retry_at`: when the circuit's cool-down ends)."""
+
+    def __init__(self, circuit: Circuit, retry_at: datetime | None) -> None:
+        self.agent = circuit.adapter
+        self.circuit = circuit
+        self.retry_at = retry_at
+        cause = f" (last error: {circuit.last_error})" if circuit.last_error else ""
+        self.reason = f"{circuit.adapter!r} failed repeatedly and is left alone for a while{cause}"
+        AgentError.__init__(self, self.reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentCall:
+    """A call of an agent as the gate sees it: the tenant, the adapter it goes through, and the request."""
+
+    tenant_id: str
+    adapter: str
+    adapter_kind: str
+    request: DelegationRequest
+
+
+class Gate(Protocol):
+    """The policy gate's seam (`planner.guard.PolicyGuard`), asked before every call of an agent."""
+
+    async def clears(self, call: AgentCall) -> bool:
+        """True when the call may simply go, with nothing to record or ask first. Reads only, so a caller may ask
+        before it commits to anything (a delegation runner then claims and starts the delegation in one statement).
+        """
+        ...
+
+    async def __call__(self, call: AgentCall) -> None:
+        """Return to let the call go (having recorded why, when a rule spoke).
+
+        Raises:
+            DelegationStopped: it must not go.
+            DelegationHeld: its delegation waits for the approval the gate asked for.
+        """
+        ...
+
+
+class GatedAgent(Agent):
+    """An agent behind the policy gate and its circuit breaker: what `Registry.open` hands out."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        tenant_id: str,
+        adapter: str,
+        kind: str,
+        gate: Gate,
+        breakers: Breakers,
+        grace: timedelta = DEFAULT_GRACE,
+    ) -> None:
+        self._agent = agent
+        self.tenant_id = tenant_id
+        self.name = adapter
+        self.kind = kind
+        self._gate = gate
+        self._breakers = breakers
+        self._grace = grace.total_seconds()
+
+    async def capabilities(self) -> list[Capability]:
+        return await self._agent.capabilities()
+
+    async def health(self) -> AgentHealth:
+        return await self._agent.health()
+
+    async def close(self) -> None:
+        await self._agent.close()
+
+    async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """The gate, the breaker, then the agent.
+
+        Raises what `admit` raises, and what `Agent.delegate` does (`AgentTimeout` once the timeout and the grace are
+        over).
+        """
+        return await (await self.admit(request)).call(human=human)
+
+    async def admit(self, request: DelegationRequest, *, circuit: Circuit | None = None) -> Admission:
+        """Ask the gate, then the circuit breaker, whether `request` may reach the agent; the agent is not called.
+
+        `circuit`: the adapter's circuit as the caller has just read it (not read again then).
+        Raises:
+            DelegationStopped, DelegationHeld: the gate's answer (see `Gate`).
+            CircuitOpen: the agent's circuit is not closed.
+        """
+        await self._gate(
+            AgentCall(tenant_id=self.tenant_id, adapter=self.name, adapter_kind=self.kind, request=request)
+        )
+        if circuit is None:
+            circuit = await self._breakers.state(self.name)
+        if circuit.state is not CircuitState.CLOSED:
+            raise CircuitOpen(circuit, circuit.retry_at(self._breakers.settings))
+        return Admission(self, request, circuit)
+
+    async def _call(self, request: DelegationRequest, circuit: Circuit, human: HumanChannel | None) -> DelegationResult:
+        try:
+            try:
+                async with asyncio.timeout(request.timeout_seconds + self._grace):
+                    result = await self._agent.delegate(request, human=human)
+            except TimeoutError:
+                raise AgentTimeout(self.name, request.timeout_seconds) from None
+        except UnknownCapability:
+            await self._answered(circuit)  # it answered: the agent is there
+            raise
+        except AgentUnavailable as error:
+            await self._breakers.failed(self.name, str(error))
+            raise
+        await self._answered(circuit)
+        return result
+
+    async def _answered(self, circuit: Circuit) -> None:
+        if not circuit.clean:  # a clean circuit has nothing to forget: no write
+            await self._breakers.succeeded(self.name)
+
+
+class Admission:
+    """A call the gate and the breaker let through: `call` calls the agent, once."""
+
+    def __init__(self, agent: GatedAgent, request: DelegationRequest, circuit: Circuit) -> None:
+        self._agent = agent
+        self._request = request
+        self._circuit = circuit
+        self._used = False
+
+    async def call(self, *, human: HumanChannel | None = None) -> DelegationResult:
+        """Call the agent with the admitted request.
+
+        Raises what `Agent.delegate` raises, `AgentTimeout` once the timeout and the grace are over, and
+        RuntimeError when called a second time (admit the next call anew).
+        """
+        if self._used:
+            raise RuntimeError("an admission lets one call through: admit the next call anew")
+        self._used = True
+        return await self._agent._call(self._request, self._circuit, human)
