@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.scheduler import BATCH
 from bot.sender import CONCURRENCY, Delivery, Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.migrate import upgrade
 from planner.model import Tier
 from planner.outbox import Outbox
@@ -314,9 +314,7 @@ async def measure_fan_out(
         # Written directly, as the engine would, so the fan-out measures the sender alone, whatever else the
         # engine's triggers (weekly plans, digests) would add on the day.
         await nudge(store, TENANT, people, at=AS_OF)
-        sender = Sender(
-            store, create_adapter(Settings.from_env({})), app_id=None, worker="bench", concurrency=concurrency
-        )
+        sender = Sender(store, create_channel(Settings.from_env({})), worker="bench", concurrency=concurrency)
         total = Delivery()
         cpu_began, began = time.process_time(), time.perf_counter()
         deadline = began + time_limit

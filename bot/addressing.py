@@ -1,20 +1,18 @@
 """Addressing: the conversation a proactive message goes to.
 
 A person is written to in their personal chat with the bot, as stored when they last wrote. A member who never
-wrote to the bot but is in a team where it is installed gets a new 1:1 conversation, created through the Bot
-Connector and stored for next time. A recipient `conversation:<id>` is a channel or group chat.
+wrote to the bot but is in a team where it is installed (looked up there by id, not by reading the team's
+roster) gets a new 1:1 conversation, opened through the Bot Connector and stored for next time. A recipient
+`conversation:<id>` is a channel or group chat.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from botbuilder.core import BotAdapter, TurnContext
-from botbuilder.schema import ChannelAccount, ConversationParameters, ConversationReference
-from msrest.exceptions import ClientRequestError, HttpOperationError
+from dataclasses import replace
 
 from bot.prefetch import Prefetch
+from bot.teams.channel import Address, TeamsChannel, TeamsError
 from planner.directory import Conversation, Directory
 from planner.outbox import Envelope
 from planner.store import Store
@@ -31,11 +29,10 @@ async def address(
     store: Store,
     envelope: Envelope,
     *,
-    adapter: BotAdapter | None = None,
-    app_id: str | None = None,
+    channel: TeamsChannel | None = None,
     prefetch: Prefetch | None = None,
-) -> ConversationReference:
-    """The conversation to send `envelope` to; with an adapter, a new 1:1 chat for a member who never wrote.
+) -> Address:
+    """The conversation to send `envelope` to; with a channel, a new 1:1 chat for a member who never wrote.
 
     With `prefetch`, a personal chat read for the message's chunk of its batch is used instead of reading it again.
     Raises Undeliverable when there is nowhere to send it.
@@ -43,68 +40,48 @@ async def address(
     facts = await prefetch.facts(envelope) if prefetch is not None else None
     chat = facts.chats.get((envelope.tenant_id, envelope.recipient)) if facts is not None else None
     if chat is not None:
-        return ConversationReference().deserialize(chat.address)
+        return _stored(chat)
     directory = Directory(store, envelope.tenant_id)
     if envelope.recipient.startswith(CONVERSATION):
         conversation_id = envelope.recipient.removeprefix(CONVERSATION)
         found = await directory.conversations(conversation_id=conversation_id)
         if not found:
             raise Undeliverable(f"the bot is no longer in conversation {conversation_id}")
-        return ConversationReference().deserialize(found[0].address)
+        return _stored(found[0])
     chats = await directory.conversations(kind="personal", user_id=envelope.recipient)
     if chats:
-        return ConversationReference().deserialize(chats[0].address)
-    if adapter is not None:
+        return _stored(chats[0])
+    if channel is not None:
         for team in await directory.conversations(kind="channel"):
-            reference = await _open_personal_chat(adapter, app_id, directory, team, envelope.recipient)
-            if reference is not None:
-                return reference
+            opened = await _open_personal_chat(channel, directory, team, envelope.recipient)
+            if opened is not None:
+                return opened
     raise Undeliverable(f"{envelope.recipient} has no chat with the bot yet and is in none of its teams")
 
 
-async def _open_personal_chat(
-    adapter: BotAdapter, app_id: str | None, directory: Directory, team: Conversation, user_id: str
-) -> ConversationReference | None:
-    """Find `user_id` among the members of `team` and create their 1:1 chat with the bot; None if not a member."""
-    team_reference = ConversationReference().deserialize(team.address)
-    found: list[ChannelAccount] = []
-    created: list[ConversationReference] = []
-
-    async def find_member(turn_context: TurnContext) -> None:
-        connector: Any = turn_context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY]
-        members = await connector.conversations.get_conversation_members(team_reference.conversation.id)
-        found.extend(m for m in members if user_id in (m.aad_object_id, m.id))
-
-    async def remember(turn_context: TurnContext) -> None:
-        created.append(TurnContext.get_conversation_reference(turn_context.activity))
-
+def _stored(conversation: Conversation) -> Address:
     try:
-        await adapter.continue_conversation(team_reference, find_member, app_id)
-        if not found:
+        return Address.from_stored(conversation.address)
+    except ValueError as error:
+        raise Undeliverable(
+            f"conversation {conversation.conversation_id} is stored without an address: {error}"
+        ) from error
+
+
+async def _open_personal_chat(
+    channel: TeamsChannel, directory: Directory, team: Conversation, user_id: str
+) -> Address | None:
+    """Look `user_id` up among the members of `team` and open their 1:1 chat with the bot; None if not a member."""
+    try:
+        via = replace(Address.from_stored(team.address), tenant_id=directory.tenant_id)
+        member = await channel.member(via, user_id)
+        if member is None:
             return None
-        member = found[0]
-        tenant = {"id": directory.tenant_id}
-        parameters = ConversationParameters(
-            is_group=False,
-            bot=team_reference.bot,
-            members=[ChannelAccount(id=member.id)],
-            tenant_id=directory.tenant_id,
-            channel_data={"tenant": tenant},
-        )
-        await adapter.create_conversation(
-            app_id or "", remember, parameters, team_reference.channel_id, team_reference.service_url, None
-        )
-    except (HttpOperationError, ClientRequestError) as error:
+        chat = await channel.open_personal_chat(via, member)
+    except (TeamsError, ValueError) as error:
         logger.warning("could not open a 1:1 chat through conversation %s: %s", team.conversation_id, error)
         return None
-    if not created:
-        return None
-    reference = created[0]
-    reference.user = ChannelAccount(id=member.id, name=member.name, aad_object_id=user_id)
-    reference.conversation.tenant_id = directory.tenant_id
-    await directory.remember_conversation(
-        reference.conversation.id, kind="personal", user_id=user_id, address=reference.serialize()
-    )
+    await directory.remember_conversation(chat.conversation_id, kind="personal", user_id=user_id, address=chat.stored())
     if member.name:
         await directory.remember_person(user_id, member.name)
-    return reference
+    return chat

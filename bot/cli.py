@@ -85,7 +85,7 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from bot.scheduler import tick
-    from bot.teams.botbuilder import create_adapter
+    from bot.teams.botbuilder import create_channel
     from planner.migrate import upgrade
     from planner.store import Store, create_engine
 
@@ -100,7 +100,7 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
         store = Store(create_engine(settings.database_url), clock=lambda: at, decision_keys=_decision_keys(settings))
         try:
             await upgrade(store.engine)
-            report = await tick(store, create_adapter(settings), app_id=settings.app_id or None, at=at)
+            report = await tick(store, create_channel(settings), at=at)
         finally:
             await store.close()
         d = report.delivery

@@ -12,16 +12,13 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from botbuilder.core import MessageFactory
-from botbuilder.schema import Activity, Attachment
-
 from bot.addressing import Undeliverable
-from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, approval_card, member_week, message_card, plan_overview, task_card
+from bot.cards import approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.digest import retrospective_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
-from bot.teams.content import CardContent
+from bot.teams.channel import Outgoing
 from planner.approvals import (
     APPROVAL_DECIDED,
     APPROVAL_REQUEST,
@@ -58,13 +55,8 @@ from planner.triggers import (
 logger = logging.getLogger(__name__)
 
 
-def _activity(text: str, cards: Sequence[dict[str, Any]]) -> Activity:
-    # As the bot's replies do (see `CardContent`): a card built for one message is sent as built, not copied twice.
-    activity = MessageFactory.list(
-        [Attachment(content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=CardContent(card)) for card in cards]
-    )
-    activity.text = text
-    return activity
+def _activity(text: str, cards: Sequence[dict[str, Any]]) -> Outgoing:
+    return Outgoing(text=text, cards=tuple(cards))
 
 
 class _Writer:
@@ -115,7 +107,7 @@ class _Writer:
             return None
         return task if task.status.is_open else None
 
-    async def task_message(self, task: Task, text: str) -> Activity:
+    async def task_message(self, task: Task, text: str) -> Outgoing:
         plan = self.facts.plans.get((self.envelope.tenant_id, task.plan_id)) or await self.plans.get_plan(task.plan_id)
         card = task_card(task, plan_title=plan.title, owner_name=await self.name_of(task.owner), today=self.today)
         return _activity(text, [card])
@@ -143,7 +135,7 @@ class _Writer:
         return tasks, titles
 
 
-async def _deadline(w: _Writer) -> Activity | None:
+async def _deadline(w: _Writer) -> Outgoing | None:
     task = await w.open_task()
     if task is None:
         return None
@@ -160,7 +152,7 @@ async def _deadline(w: _Writer) -> Activity | None:
     return await w.task_message(task, text)
 
 
-async def _milestone(w: _Writer) -> Activity | None:
+async def _milestone(w: _Writer) -> Outgoing | None:
     try:
         task = await w.task()
     except TaskNotFound:
@@ -171,7 +163,7 @@ async def _milestone(w: _Writer) -> Activity | None:
     return await w.task_message(task, text)
 
 
-async def _drift(w: _Writer) -> Activity | None:
+async def _drift(w: _Writer) -> Outgoing | None:
     p = w.payload
     unit = f" {p['unit']}" if p.get("unit") else ""
     actual = "no reading yet" if p.get("actual") is None else f"{p['actual']:g}{unit}"
@@ -185,7 +177,7 @@ async def _drift(w: _Writer) -> Activity | None:
     return _activity(text, [message_card(f"{p['name']} is drifting", lines)])
 
 
-async def _health(w: _Writer) -> Activity | None:
+async def _health(w: _Writer) -> Outgoing | None:
     p = w.payload
     try:
         card = await w.overview(int(p["plan"]))
@@ -198,7 +190,7 @@ async def _health(w: _Writer) -> Activity | None:
     return _activity(text, [card])
 
 
-async def _week_plan(w: _Writer) -> Activity | None:
+async def _week_plan(w: _Writer) -> Outgoing | None:
     tasks, titles = await w.week_of(w.envelope.recipient)
     week = w.payload["week"]
     window = iso_week_window(week)
@@ -210,7 +202,7 @@ async def _week_plan(w: _Writer) -> Activity | None:
     return _activity(f"Good morning! Here is your week ({week}).", [card])
 
 
-async def _week_review(w: _Writer) -> Activity | None:
+async def _week_review(w: _Writer) -> Outgoing | None:
     tasks, titles = await w.week_of(w.envelope.recipient)
     week = w.payload["week"]
     open_this_week = [t for t in tasks if t.due_on <= iso_week_window(week).end]
@@ -226,7 +218,7 @@ async def _week_review(w: _Writer) -> Activity | None:
     return _activity(text, [card])
 
 
-async def _week_summary(w: _Writer) -> Activity | None:
+async def _week_summary(w: _Writer) -> Outgoing | None:
     masters = await w.active_masters()
     if not masters:
         return None
@@ -241,7 +233,7 @@ async def _week_summary(w: _Writer) -> Activity | None:
     return _activity(text, [await w.overview(masters[0].id)])
 
 
-async def _digest(w: _Writer) -> Activity | None:
+async def _digest(w: _Writer) -> Outgoing | None:
     masters = await w.active_masters(owner=w.envelope.recipient)
     if not masters:
         return None
@@ -263,7 +255,7 @@ async def _digest(w: _Writer) -> Activity | None:
     return _activity(f"Your digest for {w.payload['week']}:\n" + "\n".join(f"- {line}" for line in lines), cards)
 
 
-async def _delegation(w: _Writer) -> Activity | None:
+async def _delegation(w: _Writer) -> Outgoing | None:
     try:
         delegation = await get_delegation(w.store, w.envelope.tenant_id, int(w.payload["delegation"]))
     except DelegationNotFound:
@@ -304,11 +296,11 @@ NOTICE = "notice"
 """Outbox kind: a plain message to one person (`payload.text`), such as how a resumed action went."""
 
 
-async def _question(w: _Writer) -> Activity | None:
-    return MessageFactory.text(str(w.payload["text"]))
+async def _question(w: _Writer) -> Outgoing | None:
+    return Outgoing(text=str(w.payload["text"]))
 
 
-async def _approval(w: _Writer) -> Activity | None:
+async def _approval(w: _Writer) -> Outgoing | None:
     """The approval card to an approver, or the outcome to the person who asked."""
     try:
         request = await Approvals(w.store, w.envelope.tenant_id).get(int(w.payload["approval"]))
@@ -336,7 +328,7 @@ async def _approval(w: _Writer) -> Activity | None:
     return _activity(text, [card])
 
 
-async def _retrospective(w: _Writer) -> Activity | None:
+async def _retrospective(w: _Writer) -> Outgoing | None:
     try:
         retro = await Playbooks(w.store, w.envelope.tenant_id).retrospective(int(w.payload["plan"]))
     except PlanNotFound:
@@ -345,7 +337,7 @@ async def _retrospective(w: _Writer) -> Activity | None:
     return _activity(text, [retrospective_card(retro)])
 
 
-COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
+COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Outgoing | None]]] = {
     DEADLINE_APPROACHING: _deadline,
     DEADLINE_SLIPPED: _deadline,
     ESCALATION: _deadline,
@@ -371,7 +363,7 @@ COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Activity | None]]] = {
 
 async def compose(
     store: Store, envelope: Envelope, prefetch: Prefetch | None = None, *, recommender: Recommender | None = None
-) -> Any | None:
+) -> Outgoing | None:
     """The message to send, or None when it no longer applies (the task was done meanwhile).
 
     With `prefetch`, the facts read for the message's chunk of its batch are used instead of reading them again;

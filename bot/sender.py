@@ -3,8 +3,9 @@
 Each claimed message goes to the recipient's personal chat with the bot (the conversation stored when they
 last wrote). Messages are sent side by side, a bounded number at once, so fanning out to many people reaches
 the tenant's ceiling (50 a second); one person's messages still go one after another, in order.
-429, 412, 502 and 504 are retried with exponential backoff and jitter, honouring Retry-After; after the last
-attempt, or on any other refusal, the message goes to the dead letters.
+What Teams throttles (429) or fails to take for now (412, 5xx, no connection) is retried with exponential backoff
+and jitter, honouring Retry-After; after the last attempt, or when Teams refuses it (another 4xx), the message goes
+to the dead letters.
 """
 
 from __future__ import annotations
@@ -13,23 +14,19 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
-
-from botbuilder.core import BotAdapter, TurnContext
-from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from bot.addressing import Undeliverable, address
 from bot.nudges import HeldForApproval, compose, hold_for_approval
 from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
+from bot.teams.channel import Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
 from planner.measurement import Recommender
 from planner.outbox import Envelope, Outbox
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
-RETRYABLE = {412, 429, 502, 504}
 MAX_ATTEMPTS = 5
 BASE_BACKOFF_SECONDS = 2.0
 CONCURRENCY = 16
@@ -39,6 +36,8 @@ LEASE = timedelta(minutes=2)
 LEASE_MARGIN = timedelta(seconds=15)
 """A message is not sent with less of its lease left than this: another sender could be taking it over."""
 OUTBOX_ID = "cosOutboxId"
+"""The key of a message's outbox id in its channelData, which Teams passes over: a message sent twice can be told
+from two messages alike, in the connector's logs and by the tests' fake Teams."""
 
 
 @dataclass
@@ -72,9 +71,8 @@ class Sender:
     def __init__(
         self,
         store: Store,
-        adapter: BotAdapter,
+        channel: TeamsChannel,
         *,
-        app_id: str | None,
         worker: str,
         max_attempts: int = MAX_ATTEMPTS,
         jitter: random.Random | None = None,
@@ -86,8 +84,7 @@ class Sender:
             raise ValueError(f"concurrency={concurrency} must be at least 1 (messages in flight at once)")
         self.store = store
         self.outbox = Outbox(store)
-        self.adapter = adapter
-        self.app_id = app_id
+        self.channel = channel
         self.worker = worker
         self.max_attempts = max_attempts
         self.concurrency = concurrency
@@ -133,37 +130,22 @@ class Sender:
 
     async def _deliver_one(self, envelope: Envelope, report: Delivery, prefetch: Prefetch | None = None) -> None:
         try:
-            activity = await compose(self.store, envelope, prefetch, recommender=self.recommender)
-            if activity is None:
+            message = await compose(self.store, envelope, prefetch, recommender=self.recommender)
+            if message is None:
                 await self.outbox.sent(envelope, self.worker)
                 report.skipped += 1
                 return
-            reference = await address(self.store, envelope, adapter=self.adapter, app_id=self.app_id, prefetch=prefetch)
-            tag(activity, envelope)
-
-            failure: list[Exception] = []
-            unsent: list[bool] = []
-
-            async def send(turn_context: TurnContext) -> None:
-                # Paced around the request alone: the turn's set-up is not counted as time in Teams' windows.
-                async with paced((self._tenants, envelope.tenant_id), (self._conversations, reference.conversation.id)):
-                    if self.store.clock() > envelope.lease_until - LEASE_MARGIN:
-                        # Waiting for its turn took most of the lease: sending now could race whoever takes it over.
-                        unsent.append(True)
-                        return
-                    # Caught here, not by the adapter's turn error handler: that one would apologise to the user.
-                    try:
-                        await turn_context.send_activity(activity)
-                    except (HttpOperationError, ClientRequestError) as error:
-                        failure.append(error)
-
-            await self.adapter.continue_conversation(reference, send, self.app_id)
-            if unsent:
-                logger.warning("message %s left unsent: its lease runs out at %s", envelope.id, envelope.lease_until)
-                report.left += 1
-                return
-            if failure:
-                raise failure[0]
+            to = await address(self.store, envelope, channel=self.channel, prefetch=prefetch)
+            message = replace(message, channel_data={**message.channel_data, OUTBOX_ID: envelope.id})
+            async with paced((self._tenants, envelope.tenant_id), (self._conversations, to.conversation_id)):
+                if self.store.clock() > envelope.lease_until - LEASE_MARGIN:
+                    # Waiting for its turn took most of the lease: sending now could race whoever takes it over.
+                    logger.warning(
+                        "message %s left unsent: its lease runs out at %s", envelope.id, envelope.lease_until
+                    )
+                    report.left += 1
+                    return
+                await self.channel.send(to, message)
         except HeldForApproval as held:
             if await self.outbox.hold(envelope, self.worker, reason=str(held)):
                 await hold_for_approval(self.store, envelope, held)
@@ -171,18 +153,19 @@ class Sender:
         except Undeliverable as error:
             await self.outbox.dead(envelope, self.worker, error=str(error))
             report.dead += 1
-        except HttpOperationError as error:
-            await self._failed(envelope, report, error.response.status_code, _retry_after(error), repr(error))
-        except ClientRequestError as error:
-            await self._failed(envelope, report, 502, None, f"connection failed: {error}")
+        except Throttled as error:
+            await self._failed(envelope, report, error, retry_after=error.retry_after)
+        except (TransientFailure, Rejected) as error:
+            await self._failed(envelope, report, error, retry_after=None)
         else:
             await self.outbox.sent(envelope, self.worker)
             report.sent += 1
 
     async def _failed(
-        self, envelope: Envelope, report: Delivery, status: int, retry_after: float | None, error: str
+        self, envelope: Envelope, report: Delivery, error: TeamsError, *, retry_after: float | None
     ) -> None:
-        if status in RETRYABLE and envelope.attempts < self.max_attempts:
+        status = error.status if error.status is not None else "no answer"
+        if not isinstance(error, Rejected) and envelope.attempts < self.max_attempts:
             backoff = retry_after if retry_after is not None else self._backoff(envelope.attempts)
             at = self.store.clock() + timedelta(seconds=backoff)
             await self.outbox.retry_later(envelope, self.worker, at=at, error=f"{status}: {error}")
@@ -195,18 +178,3 @@ class Sender:
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with full jitter: up to 2, 4, 8… seconds."""
         return self._jitter.uniform(0, BASE_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0))
-
-
-def tag(activity: Any, envelope: Envelope) -> None:
-    """Mark the activity with its outbox id (in channelData, which Teams passes over), so a message sent twice
-    can be told from two messages alike: in the connector's logs, and by the tests' fake Teams."""
-    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    activity.channel_data = {**channel_data, OUTBOX_ID: envelope.id}
-
-
-def _retry_after(error: HttpOperationError) -> float | None:
-    value = error.response.headers.get("Retry-After") if error.response is not None else None
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None

@@ -20,7 +20,7 @@ from bot.recommending import ClaudeRecommender
 from bot.scheduler import start_scheduler, worker_name
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.decisions import DecisionKeys
 from planner.migrate import upgrade
@@ -137,7 +137,8 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     assistant = create_assistant(settings)
     # With a key, Claude writes the digest's recommendations as it does in chat; the rules otherwise.
     recommender = ClaudeRecommender(assistant.client, model=assistant.model) if assistant else None
-    sender = Sender(store, adapter, app_id=settings.app_id or None, worker=worker_name(), recommender=recommender)
+    channel = BotbuilderChannel(adapter, app_id=settings.app_id or None)
+    sender = Sender(store, channel, worker=worker_name(), recommender=recommender)
     delegator = create_delegator(store, settings, sender)
     bot = ChiefOfStaffBot(store, settings, assistant=assistant, delegator=delegator)
     bot.adapter = adapter
@@ -148,8 +149,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     await site.start()
     scheduler = start_scheduler(
         store,
-        adapter,
-        app_id=settings.app_id or None,
+        channel,
         every_seconds=settings.tick_seconds,
         sender=sender,
         delegator=delegator,

@@ -70,6 +70,11 @@ def create_adapter(
     return adapter
 
 
+def create_channel(settings: Settings, **adapter_options: Any) -> BotbuilderChannel:
+    """The `TeamsChannel` on a new adapter (see `create_adapter`, which takes `adapter_options`)."""
+    return BotbuilderChannel(create_adapter(settings, **adapter_options), app_id=settings.app_id or None)
+
+
 async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
     """The last resort of a turn: log it, tell the user plainly, never leak the error."""
     logger.error("a turn failed: %s", type(error).__name__, exc_info=error)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.agents import DelegationStatus
 from planner.approvals import Approvals, ApprovalStatus
 from planner.decisions import DecisionLog
@@ -81,7 +81,7 @@ async def hostile(
     store: Store, connector: FakeConnector, clock: FakeClock, transport: ReplayTransport
 ) -> AsyncIterator[Running]:
     clock.now = datetime(2026, 3, 2, 10, tzinfo=UTC)
-    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="abuse")
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="abuse")
     delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver, limits=LIMITS)
     running = await start_bot(store, connector, clock, delegator=delegator, assistant=assistant_with(transport))
     yield running
@@ -185,7 +185,7 @@ async def test_injection_typed_without_a_model_is_an_unknown_command_and_a_forge
     store: Store, connector: FakeConnector, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock.now = datetime(2026, 3, 2, 10, tzinfo=UTC)
-    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="abuse")
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="abuse")
     delegator = Delegator(store, Vault([KEY]), deliver_now=sender.deliver, limits=LIMITS)
     running = await start_bot(store, connector, clock, delegator=delegator)
     try:

@@ -12,7 +12,7 @@ from bot.cards.approval import VERB_APPROVE, VERB_REJECT
 from bot.operations import Caller, Context, default_registry
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.approvals import ApprovalRequest, Approvals, ApprovalStatus
 from planner.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, RuleMatch, Verdict
 from tests.bot.cards.test_cards import schema_errors
@@ -66,9 +66,7 @@ async def ask_legal(running: Running, approver: TeamsUser) -> tuple[ApprovalRequ
         policy=POLICY,
     )
     before = len(running.connector.sent)
-    sender = Sender(
-        running.store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", jitter=random.Random(1)
-    )
+    sender = Sender(running.store, create_channel(Settings.from_env({})), worker="w1", jitter=random.Random(1))
     assert (await sender.deliver()).sent == 1
     [card_message] = running.connector.sent[before:]
     return request, card_message
@@ -293,6 +291,6 @@ async def test_the_tick_expires_a_request_nobody_decided_and_logs_it(
 
     request, _card = await ask_legal(running, approver)
     clock.advance(hours=49)
-    await tick(running.store, create_adapter(Settings.from_env({})), app_id=None, at=clock.now)
+    await tick(running.store, create_channel(Settings.from_env({})), at=clock.now)
     assert (await Approvals(running.store, TENANT).get(request.id)).status is ApprovalStatus.EXPIRED
     assert "approval.expired" in [d.action for d in await DecisionLog(running.store, TENANT).entries()]

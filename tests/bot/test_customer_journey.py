@@ -22,7 +22,7 @@ from bot.context_events import PATH
 from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.agents import DelegationStatus
 from planner.approvals import Approvals
@@ -139,7 +139,7 @@ async def journey(store: Store, connector: FakeConnector, clock: FakeClock) -> A
     clock.now = datetime(2026, 3, 2, 10, tzinfo=UTC)
     settings = Settings.from_env({"COS_SECRET_KEYS": KEY, "COS_APPROVAL_EXPIRY_HOURS": "24", "COS_ADMINS": "aad-lead"})
     adapter = create_adapter(settings)
-    sender = Sender(store, adapter, app_id=None, worker="journey")
+    sender = Sender(store, BotbuilderChannel(adapter), worker="journey")
     delegator = Delegator(
         store, Vault([KEY]), deliver_now=sender.deliver, approval_expiry=settings.approval_expiry, limits=LIMITS
     )
@@ -311,10 +311,10 @@ async def test_a_held_delegation_fails_when_its_approval_is_rejected_or_expires_
         # Nobody decides the second: a day later (COS_APPROVAL_EXPIRY_HOURS) the tick expires the approval and fails
         # the delegation.
         clock.advance(hours=23)
-        await tick(running.store, running.bot.adapter, app_id=None, at=clock.now, delegator=journey.delegator)
+        await tick(running.store, BotbuilderChannel(running.bot.adapter), at=clock.now, delegator=journey.delegator)
         assert (await journey.delegator.delegations(TENANT).get(second.id)).status is DelegationStatus.HELD
         clock.advance(hours=2)
-        await tick(running.store, running.bot.adapter, app_id=None, at=clock.now, delegator=journey.delegator)
+        await tick(running.store, BotbuilderChannel(running.bot.adapter), at=clock.now, delegator=journey.delegator)
         await journey.delegator.drain()
         [second] = await journey.delegator.delegations(TENANT).of_task(expiring_task)
         assert (second.status, second.error) == (DelegationStatus.FAILED, "Not run: A2 was expired.")

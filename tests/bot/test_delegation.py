@@ -13,7 +13,7 @@ import pytest
 from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.breaker import BreakerSettings
 from planner.model import TaskStatus, Window
 from planner.store import Store
@@ -29,7 +29,7 @@ from tests.fakes.connector import FakeConnector
 
 @pytest.fixture
 async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
-    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="delegator")
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator")
     delegator = Delegator(
         store,
         Vault([Vault.generate_key()]),
@@ -174,7 +174,7 @@ async def test_members_cannot_register_adapters_and_bad_configs_say_what_is_wron
 async def scripted(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[tuple[Running, Any]]:
     """The bot delegating to the scripted fake agent (`factory.agent("crm")`), its results sent as they come."""
     factory = FakeAgentFactory(clock)
-    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="delegator")
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator")
     delegator = Delegator(
         store, Vault([Vault.generate_key()]), kinds=lambda *_: {"fake": factory}, deliver_now=sender.deliver
     )

@@ -119,7 +119,7 @@ async def test_an_approved_tool_call_nobody_took_up_runs_once_at_the_next_tick_a
 
     from bot.scheduler import tick
     from bot.settings import Settings
-    from bot.teams.botbuilder import create_adapter
+    from bot.teams.botbuilder import BotbuilderChannel, create_adapter
     from bot.teams.handler import ChiefOfStaffBot
     from planner.approvals import ApprovalStatus
     from planner.schema import outbox
@@ -135,7 +135,7 @@ async def test_an_approved_tool_call_nobody_took_up_runs_once_at_the_next_tick_a
     bot = ChiefOfStaffBot(store, Settings.from_env({}), clock=clock)
     adapter = create_adapter(Settings.from_env({}))
     for _ in range(2):
-        await tick(store, adapter, app_id=None, at=clock.now, resume=bot.resume_approved)
+        await tick(store, BotbuilderChannel(adapter), at=clock.now, resume=bot.resume_approved)
     tasks = await store.tenant(TENANT).tasks_due(date(2026, 2, 1), date(2026, 2, 28))
     [task] = [t for t in tasks if t.title == "Draft launch email"]
     assert task.owner == "aad-writer"  # "me" is the person who asked, not the approver

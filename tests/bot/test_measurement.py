@@ -28,7 +28,7 @@ from bot.metric_events import PATH as METRIC_EVENTS_PATH
 from bot.recommending import ClaudeRecommender
 from bot.scheduler import tick
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.context import ContextSources, sign
 from planner.decisions import DecisionLog
@@ -371,8 +371,8 @@ async def test_when_a_tactical_plan_ends_its_owner_gets_the_retrospective_once(
     await TeamsUser(running).ask("help")
     before = len(running.connector.sent)
     adapter = create_adapter(Settings.from_env({}))
-    await tick(store, adapter, app_id=None, at=clock.now)
-    await tick(store, adapter, app_id=None, at=clock.now)
+    await tick(store, BotbuilderChannel(adapter), at=clock.now)
+    await tick(store, BotbuilderChannel(adapter), at=clock.now)
     sent = [s.body for s in running.connector.sent[before:] if "has ended" in s.body.get("text", "")]
     assert len(sent) == 1
     assert sent[0]["text"].startswith(f"P{launch_id} March launch has ended.")

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from bot.scheduler import tick
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.directory import Directory
 from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.outbox import Outbox
@@ -41,7 +41,7 @@ async def team_plan(store: Store, clock: FakeClock) -> dict[str, int]:
 
 
 def sender_for(store: Store) -> Sender:
-    return Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="w", jitter=random.Random(1))
+    return Sender(store, create_channel(Settings.from_env({})), worker="w", jitter=random.Random(1))
 
 
 def assert_valid_cards(connector: FakeConnector) -> None:
@@ -85,7 +85,7 @@ async def test_monday_brings_the_member_their_week_and_the_channel_a_summary(
     before = len(connector.sent)
     monday = datetime(2026, 2, 16, 9, tzinfo=UTC)
     clock.now = monday
-    report = await tick(store, create_adapter(Settings.from_env({})), app_id=None, at=monday)
+    report = await tick(store, create_channel(Settings.from_env({})), at=monday)
     assert report.delivery.sent >= 2
     arrived = {s.conversation_id: s.body for s in connector.sent[before:]}
     assert "Here is your week (2026-W08)" in arrived["a:writer"]["text"]
@@ -140,7 +140,7 @@ async def test_the_leader_hears_of_a_milestone_a_drifting_metric_and_a_change_of
     assert_valid_cards(connector)
 
 
-async def test_a_member_who_never_wrote_gets_a_new_personal_chat_found_through_the_team(
+async def test_a_member_who_never_wrote_gets_a_new_personal_chat_found_in_the_team_by_id_not_by_its_roster(
     running: Running, clock: FakeClock
 ) -> None:
     store, connector = running.store, running.connector
@@ -163,6 +163,7 @@ async def test_a_member_who_never_wrote_gets_a_new_personal_chat_found_through_t
     chats = await Directory(store, TENANT).conversations(kind="personal", user_id="aad-writer")
     assert [c.conversation_id for c in chats] == [created.conversation_id]
     assert (await Directory(store, TENANT).person("aad-writer")).name == "Content Writer"  # type: ignore[union-attr]
+    assert connector.roster_reads == 0
 
 
 async def test_someone_in_no_team_of_the_bot_is_a_dead_letter_not_a_crash(running: Running, clock: FakeClock) -> None:

@@ -8,12 +8,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from botbuilder.schema import Activity
 from sqlalchemy import event
 
 from bot.addressing import address
 from bot.nudges import compose
 from bot.prefetch import Prefetch
+from bot.teams.channel import Outgoing
 from planner.model import TaskChanges, TaskStatus
 from planner.outbox import Envelope, Outbox
 from planner.store import Store
@@ -46,8 +46,8 @@ def selects(store: Store) -> Iterator[list[str]]:
         event.remove(store.engine.sync_engine, "before_cursor_execute", count)
 
 
-def wire(activity: Activity) -> str:
-    return json.dumps(activity.serialize(), sort_keys=True, default=str)
+def wire(message: Outgoing) -> str:
+    return json.dumps({"text": message.text, "cards": message.cards}, sort_keys=True, default=str)
 
 
 async def test_a_chunk_of_messages_is_read_in_one_query_per_kind_of_fact(store: Store, clock: FakeClock) -> None:
@@ -78,8 +78,7 @@ async def test_a_prefetched_nudge_is_the_message_written_alone_and_goes_to_the_s
         assert together is not None
         assert wire(together) == wire(alone)
         assert "is not done yet" in together.text
-        reference = await address(store, envelope, prefetch=prefetch)
-        assert reference.serialize() == (await address(store, envelope)).serialize()
+        assert await address(store, envelope, prefetch=prefetch) == await address(store, envelope)
     prefetch.close()
 
 

@@ -9,14 +9,14 @@ import pytest
 from bot.relay import TeamsHumanChannel
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.agents import AgentTimeout
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
 
 
 def channel_to(running: Running, user_id: str) -> TeamsHumanChannel:
-    sender = Sender(running.store, create_adapter(Settings.from_env({})), app_id=None, worker="relay")
+    sender = Sender(running.store, create_channel(Settings.from_env({})), worker="relay")
     return TeamsHumanChannel(
         running.store, TENANT, user_id, agent="Vendor portal", deliver_now=sender.deliver, poll_seconds=0.01
     )

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from bot.scheduler import HOUSEKEEPING_SECONDS, start_scheduler
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.context import ContextFacts, parse_events
 from planner.schema import context_facts
 from planner.store import Store
@@ -16,7 +16,7 @@ from tests.conftest import FakeClock
 async def test_the_scheduler_ticks_and_purges_expired_facts_every_hour(store: Store, clock: FakeClock) -> None:
     event = {"id": "e1", "type": "page_visit", "account": "acme", "at": clock.now.isoformat(), "ttl_hours": 0.05}
     await ContextFacts(store, "contoso").post("web", parse_events([event]))
-    scheduler = start_scheduler(store, create_adapter(Settings.from_env({})), app_id=None, every_seconds=3600)
+    scheduler = start_scheduler(store, create_channel(Settings.from_env({})), every_seconds=3600)
     scheduler.pause_job("tick")  # before the loop runs it: this test is about the housekeeping
     try:
         tick, housekeeping = scheduler.get_job("tick"), scheduler.get_job("housekeeping")

@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import BotbuilderChannel, create_adapter, create_channel
 from planner.directory import Directory
 from planner.model import TaskChanges, TaskStatus, Window
-from planner.outbox import Outbox
+from planner.outbox import Outbox, dead_letters
 from planner.store import Store
 from planner.trigger_rules import TenantTriggerRules
 from planner.triggers import TriggerEngine
@@ -46,7 +46,7 @@ async def setup(store: Store, connector: FakeConnector, clock: FakeClock) -> tup
     )
     await personal_chat(store, connector, "writer")
     await TenantTriggerRules(store).switch("contoso", "weekly", on=False, actor="test")  # deadlines only here
-    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", jitter=random.Random(1))
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="w1", jitter=random.Random(1))
     return sender, task.id
 
 
@@ -93,6 +93,20 @@ async def test_a_refusal_or_too_many_failures_goes_to_the_dead_letters(
     assert connector.sent == []
 
 
+async def test_teams_failing_for_now_is_retried_and_a_refusal_goes_straight_to_the_dead_letters(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    sender, _ = await setup(store, connector, clock)
+    await TriggerEngine(store).evaluate(clock.now)
+    connector.failures.extend([(503, {}), (403, {})])
+    assert (await sender.deliver()).retried == 1
+    clock.advance(minutes=5)
+    assert (await sender.deliver()).dead == 1
+    [dead] = await dead_letters(store)
+    assert dead.last_error.startswith("403: Teams refused the request (403)")
+    assert connector.sent == []
+
+
 async def test_nobody_to_write_to_and_work_already_done(
     store: Store, connector: FakeConnector, clock: FakeClock
 ) -> None:
@@ -120,9 +134,9 @@ async def test_a_tick_fires_and_delivers_then_a_second_tick_does_nothing(
 
     await setup(store, connector, clock)
     adapter = create_adapter(Settings.from_env({}))
-    first = await tick(store, adapter, app_id=None, at=clock.now)
+    first = await tick(store, BotbuilderChannel(adapter), at=clock.now)
     assert (first.fired, first.delivery.sent) == (1, 1)
-    second = await tick(store, adapter, app_id=None, at=clock.now + timedelta(minutes=1))
+    second = await tick(store, BotbuilderChannel(adapter), at=clock.now + timedelta(minutes=1))
     assert (second.fired, second.delivery.sent) == (0, 0)
     assert len(connector.sent) == 1
 

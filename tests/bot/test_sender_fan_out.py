@@ -14,7 +14,7 @@ import pytest
 
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.outbox import Message, Outbox
 from planner.store import Store
 from planner.triggers import DEADLINE_SLIPPED
@@ -49,7 +49,7 @@ async def members(store: Store, connector: TeamsLimitsConnector, clock: FakeCloc
 
 
 def sender(store: Store, concurrency: int = 16) -> Sender:
-    return Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", concurrency=concurrency)
+    return Sender(store, create_channel(Settings.from_env({})), worker="w1", concurrency=concurrency)
 
 
 async def test_a_fan_out_keeps_the_configured_number_of_sends_in_flight_and_no_more(
@@ -113,9 +113,7 @@ async def test_a_message_whose_lease_runs_out_before_its_turn_is_left_for_the_ne
 ) -> None:
     people = await members(store, unlimited, clock, 2)
     await nudge(store, TENANT, people, at=AT)
-    hurried = Sender(
-        store, create_adapter(Settings.from_env({})), app_id=None, worker="w1", lease=timedelta(seconds=10)
-    )
+    hurried = Sender(store, create_channel(Settings.from_env({})), worker="w1", lease=timedelta(seconds=10))
     report = await hurried.deliver()
     assert (report.left, report.sent) == (2, 0)
     assert unlimited.accepted == 0

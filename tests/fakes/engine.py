@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from bot.scheduler import BATCH, tick
 from bot.sender import CONCURRENCY, LEASE, Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from planner.store import Store, create_engine
 
 
@@ -28,14 +28,13 @@ async def run(options: argparse.Namespace) -> dict[str, object]:
     adapter = create_adapter(Settings.from_env({}))
     sender = Sender(
         store,
-        adapter,
-        app_id=None,
+        BotbuilderChannel(adapter),
         worker=options.worker,
         concurrency=options.concurrency,
         lease=timedelta(seconds=options.lease_seconds),
     )
     try:
-        report = await tick(store, adapter, app_id=None, at=at, sender=sender, batch=options.batch)
+        report = await tick(store, BotbuilderChannel(adapter), at=at, sender=sender, batch=options.batch)
     finally:
         await store.close()
     return {"worker": options.worker, "fired": report.fired, **asdict(report.delivery)}

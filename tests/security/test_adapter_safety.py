@@ -34,7 +34,7 @@ from adapters.mcp import MCPAdapterFactory, MCPAgent, MCPConfig
 from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings, SettingsError
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.agents import AgentConfigInvalid, AgentUnavailable, DelegationRequest, DelegationStatus
 from planner.redaction import MASK, redacted
 from planner.registry import Registry
@@ -98,7 +98,7 @@ def bot_env(**extra: str) -> dict[str, str]:
 async def running_bot(store: Store, connector: FakeConnector, clock: FakeClock, env: dict[str, str]) -> Running:
     """A bot whose adapters are limited by what `env` (the operator's settings) says."""
     settings = Settings.from_env(env)
-    sender = Sender(store, create_adapter(settings), app_id=None, worker="adapter-safety")
+    sender = Sender(store, create_channel(settings), worker="adapter-safety")
     vault = settings.vault()
     assert vault is not None
     delegator = Delegator(store, vault, deliver_now=sender.deliver, limits=settings.adapter_limits)

@@ -20,7 +20,7 @@ from bot.context_events import PATH as EVENTS_PATH
 from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.approvals import Approvals
 from planner.context import ContextFacts, ContextSources, sign
 from planner.decisions import DecisionLog
@@ -57,7 +57,7 @@ class TenantB:
 @pytest.fixture
 async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
-    sender = Sender(store, create_adapter(Settings.from_env({})), app_id=None, worker="isolation")
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="isolation")
     delegator = Delegator(store, Vault.from_setting(VAULT_KEY), deliver_now=sender.deliver, limits=LIMITS)
     env = {"COS_SECRET_KEYS": VAULT_KEY, "COS_ADMINS": "aad-a-lead,aad-b-lead"}
     running = await start_bot_with(store, connector, clock, env, delegator=delegator)

@@ -21,7 +21,7 @@ from bot.llm import Assistant
 from bot.operations import default_registry
 from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_channel
 from planner.context import ContextSources, sign
 from planner.store import Store
 from planner.vault import Vault
@@ -83,7 +83,7 @@ class LLMReplay:
 async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[tuple[Running, LLMReplay]]:
     env = {"COS_SECRET_KEYS": VAULT_KEY, "ANTHROPIC_API_KEY": LLM_KEY, "COS_ADMINS": "aad-lead"}
     settings = Settings.from_env(env)
-    sender = Sender(store, create_adapter(settings), app_id=None, worker="secrets")
+    sender = Sender(store, create_channel(settings), worker="secrets")
     vault = settings.vault()
     assert vault is not None
     delegator = Delegator(store, vault, deliver_now=sender.deliver, limits=LIMITS)
