@@ -314,6 +314,12 @@ class Delegator:
                 ran += bool(outcome and outcome.ran)
         return ran
 
+    async def check_health_if_due(self, tenant_id: str, adapter: str, at: datetime) -> None:
+        """Probe an agent with a health check if its circuit waits for one at `at` (open, past its cool-down)."""
+        breakers = self.breakers(tenant_id)
+        if (await breakers.state(adapter)).awaits_health_check(at, breakers.settings):
+            await self.check_health(tenant_id, adapter)
+
     async def check_health(self, tenant_id: str, adapter: str) -> None:
         """Probe an agent whose circuit is open with a health check; a healthy one closes it (never raises)."""
         registry = self.registry(tenant_id)

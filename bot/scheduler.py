@@ -11,14 +11,14 @@ from datetime import datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from botbuilder.core import BotAdapter
 
 from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
-from bot.teams.channel import TeamsChannel
-from planner.agents import Agent
 from planner.approvals import Approvals, tenants_with_expired
 from planner.context import purge_expired_facts
 from planner.decisions import CheckpointInvalid, CheckpointRefused, DecisionLog, checkpoint
+from planner.gated_agent import GatedAgent
 from planner.ingestion import pull_due, purge_event_ids
 from planner.playbooks import announce_ended_plans
 from planner.store import Store
@@ -45,8 +45,9 @@ def worker_name() -> str:
 
 async def tick(
     store: Store,
-    channel: TeamsChannel,
+    adapter: BotAdapter,
     *,
+    app_id: str | None,
     at: datetime,
     sender: Sender | None = None,
     batch: int = BATCH,
@@ -68,7 +69,7 @@ async def tick(
         await resume()  # approved actions nobody took up: the bot's `resume_approved`
     if delegator is not None:
         await delegator.run_due(at)
-    sender = sender or Sender(store, channel, worker=worker_name())
+    sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
     total = Delivery()
     for _batch in range(MAX_BATCHES):
         report = await sender.deliver(limit=batch)
@@ -79,9 +80,15 @@ async def tick(
 
 
 async def pull_metric_feeds(store: Store, delegator: Delegator, at: datetime) -> tuple[int, int]:
-    """KPI readings from the agents' feeds that are due (see planner/ingestion.py): (stored, failed)."""
+    """KPI readings from the agents' feeds that are due (see planner/ingestion.py): (stored, failed).
 
-    async def open_agent(tenant_id: str, name: str) -> Agent:
+    Each pull goes through the tenant's gated agent (its policy gate and circuit breaker). An agent whose circuit is
+    open waits for a health check, as it does for deferred delegations (never a pull as the probe): one is made first
+    when the circuit's cool-down is over.
+    """
+
+    async def open_agent(tenant_id: str, name: str) -> GatedAgent:
+        await delegator.check_health_if_due(tenant_id, name, at)
         return await delegator.registry(tenant_id).open(name)
 
     stored, failed = await pull_due(store, open_agent, at)
@@ -114,8 +121,9 @@ async def keep_checkpoint(store: Store, path: Path) -> None:
 
 def start_scheduler(
     store: Store,
-    channel: TeamsChannel,
+    adapter: BotAdapter,
     *,
+    app_id: str | None,
     every_seconds: int,
     sender: Sender | None = None,
     delegator: Delegator | None = None,
@@ -125,11 +133,13 @@ def start_scheduler(
     """Tick every `every_seconds`; missed runs (a busy or stopped process) coalesce into one. With `checkpoints`, each
     tick also keeps the decision log's checkpoint there current."""
 
-    sender = sender or Sender(store, channel, worker=worker_name())
+    sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
 
     async def run() -> None:
         try:
-            report = await tick(store, channel, at=store.clock(), sender=sender, delegator=delegator, resume=resume)
+            report = await tick(
+                store, adapter, app_id=app_id, at=store.clock(), sender=sender, delegator=delegator, resume=resume
+            )
         except Exception:
             logger.exception("a scheduled tick failed; the next one will try again")
             return

@@ -91,6 +91,10 @@ class Circuit:
         retry_at = self.retry_at(settings)
         return retry_at is None or retry_at <= at
 
+    def awaits_health_check(self, at: datetime, settings: BreakerSettings) -> bool:
+        """Not closed, and past its cool-down at `at`: a health check of the agent decides whether calls go again."""
+        return self.state is not CircuitState.CLOSED and self.allows(at, settings)
+
     def permit(self, at: datetime, settings: BreakerSettings) -> tuple[Circuit, Permit]:
         """The circuit after asking to call at `at`, and the answer."""
         if self.state is CircuitState.CLOSED:

@@ -541,9 +541,7 @@ class Delegations:
         return [
             adapter
             for adapter in waiting
-            if adapter in circuits
-            and circuits[adapter].state is not CircuitState.CLOSED
-            and circuits[adapter].allows(at, settings)
+            if adapter in circuits and circuits[adapter].awaits_health_check(at, settings)
         ]
 
     async def lapse(self, at: datetime) -> list[Delegation]:

@@ -15,6 +15,17 @@ answering the same figure for the same time twice, is stored once.
   `{"campaign": "abm-q1"}`), a field of the data it answers (`sqls`), the unit that field is in, and how often to
   pull. `pull_due` calls each feed that is due; the reading is timed by the data's `as_of`/`at` when it gives
   one, else by the pull, and its source is `adapter:<name>`.
+
+A pull calls its agent as a delegation does, through the gated agent the registry hands out
+(planner/gated_agent.py): the policy gate sees it as an action of kind `delegation` (the adapter as agent, the
+capability as action, asked by `bot`, about `metric:<id>`), and the adapter's circuit breaker refuses it while the
+agent is down, counting its failures with the delegations'. A stop refuses it, and so does a flag, since nobody
+waits on a schedule for an approval. A pull keeps no delegation row: a delegation is a task handed to an agent on
+someone's behalf, with an owner to tell and an outcome a person may have to settle (retry or cancel). A pull is the
+bot reading a figure on its own schedule; it changes nothing at the agent, so it is simply made again at its next
+turn. What it leaves is what answers "why": the decision log entry the gate writes when a rule speaks (a silent go
+writes none, as for a delegation), the reading stored with its source (`adapter:<name>`), and the feed's last pull
+and last error (`cos metrics feeds`).
 """
 
 from __future__ import annotations
@@ -32,19 +43,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner import events as event_log
-from planner.agents import Agent, AgentError, DelegationRequest, DelegationStatus
+from planner.agents import AgentError, DelegationRequest, DelegationStatus
 from planner.context import SKEW, ReplayedContextEvent, StaleContextEvent
-from planner.decisions import DecisionLog
 from planner.errors import InvalidValue, PlannerError
-from planner.governance import Action, ActionKind, DecisionRecord, Verdict
+from planner.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
 from planner.model import Metric, MetricReading
-from planner.policy import PolicyEngine
 from planner.schema import metric_feeds, signed_event_ids
 from planner.store import Store
 
 MAX_EVENTS = 1_000
 MAX_ID = 200
 MIN_EVERY_MINUTES = 5
+PULL_TIMEOUT_SECONDS = 30.0
 _UNIT_ALIASES = {"%": "percent", "pct": "percent", "per cent": "percent", "eur": "€", "usd": "$", "gbp": "£"}
 
 
@@ -76,9 +86,12 @@ class ReplayedMetricEvent(ReplayedContextEvent):
 
 
 class PulledAgainstPolicy(PlannerError, PermissionError):
-    def __init__(self, feed: MetricFeed, reasons: str) -> None:
+    """The policy gate refused a pull (`reason`: its words)."""
+
+    def __init__(self, feed: MetricFeed, reason: str) -> None:
+        self.reason = reason
         super().__init__(
-            f"policy does not let the bot call {feed.adapter} {feed.capability} on its own: {reasons}. "
+            f"policy does not let the bot call {feed.adapter} {feed.capability} on its own: {reason} "
             "Change the rule, or remove the feed and record the figure in chat."
         )
 
@@ -369,47 +382,30 @@ class MetricFeeds:
                 after=None,
             )
 
-    async def _check_policy(self, feed: MetricFeed) -> None:
-        """A pull is an agent action like any other: raise PulledAgainstPolicy unless the policy engine says go
-        (a flag cannot wait for a person's approval on a schedule, so it holds the pull too); logged."""
-        action = Action(
-            tenant_id=self.tenant_id,
-            kind=ActionKind.DELEGATION,
-            actor="bot",
-            agent=feed.adapter,
-            name=feed.capability,
-            subject=f"metric:{feed.metric_id}",
-            attributes={"input": dict(feed.input), "feed": feed.id},
-        )
-        decision = await PolicyEngine(self._store, self.tenant_id).evaluate(action)
-        if decision.verdict is Verdict.GO:
-            return
-        reasons = "; ".join(decision.reasons)
-        await DecisionLog(self._store, self.tenant_id).record(
-            DecisionRecord(
-                tenant_id=self.tenant_id,
-                actor="policy",
-                action=f"metric_feed.{decision.verdict.value}",
-                subject=f"metric:{feed.metric_id}",
-                verdict=decision.verdict.value,
-                rationale=f"the {feed.capability} pull from {feed.adapter} was not made: {reasons}",
-                data={"feed": feed.id, "adapter": feed.adapter, "capability": feed.capability},
-                rules=tuple(m.rule_id for m in decision.matched),
-            )
-        )
-        raise PulledAgainstPolicy(feed, reasons)
+    async def pull(self, feed: MetricFeed, open_agent: Callable[[], Awaitable[GatedAgent]]) -> MetricReading:
+        """Ask the agent once, through its gate and circuit breaker, and store the reading.
 
-    async def pull(self, feed: MetricFeed, open_agent: Callable[[], Awaitable[Agent]]) -> MetricReading:
-        """Ask the agent once and store the reading. Raises AgentError, InvalidValue or PlannerError; the feed
-        keeps the error either way, and is not pulled again before its next turn."""
+        Raises PulledAgainstPolicy (the gate refused it), AgentError (`CircuitOpen` while the agent is left alone),
+        InvalidValue or PlannerError; the feed keeps the error either way, and is not pulled again before its next
+        turn.
+        """
         now = self._store.clock()
         error: str | None = None
+        request = DelegationRequest(
+            capability=feed.capability,
+            input=dict(feed.input),
+            timeout_seconds=PULL_TIMEOUT_SECONDS,
+            requested_by="bot",
+            subject=f"metric:{feed.metric_id}",
+        )
         try:
-            await self._check_policy(feed)
             agent = await open_agent()
-            result = await agent.delegate(
-                DelegationRequest(capability=feed.capability, input=dict(feed.input), timeout_seconds=30)
-            )
+            try:
+                result = await agent.delegate(request)
+            except (DelegationStopped, DelegationHeld) as refused:
+                raise PulledAgainstPolicy(feed, refused.reason) from None
+            finally:
+                await agent.close()
             if result.status is not DelegationStatus.SUCCEEDED or result.data is None:
                 raise InvalidValue("feed answer", result.error or result.status.value, "data with the metric's field")
             value = _field(result.data, feed.field)
@@ -448,8 +444,8 @@ async def due_feeds(store: Store, at: datetime) -> list[MetricFeed]:
     return [f for f in feeds if f.last_pulled_at is None or f.last_pulled_at + timedelta(minutes=f.every_minutes) <= at]
 
 
-OpenAgent = Callable[[str, str], Awaitable[Agent]]
-"""Opens the agent `name` of tenant `tenant_id` (the bot's registry)."""
+OpenAgent = Callable[[str, str], Awaitable[GatedAgent]]
+"""Opens the agent `name` of tenant `tenant_id` (the bot's registry: a gated agent)."""
 
 
 async def pull_due(store: Store, open_agent: OpenAgent, at: datetime) -> tuple[int, int]:

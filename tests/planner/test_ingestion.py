@@ -3,7 +3,8 @@ schedule, and every reading idempotent by (metric, time, source)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,8 +19,11 @@ from planner.agents import (
     DelegationStatus,
     HumanChannel,
 )
+from planner.approvals import Approvals
+from planner.breaker import Breakers, BreakerSettings, CircuitState
 from planner.decisions import DecisionLog
 from planner.errors import MetricNotFound
+from planner.gated_agent import GatedAgent
 from planner.ingestion import (
     InvalidMetricEvent,
     MetricEvents,
@@ -34,7 +38,9 @@ from planner.ingestion import (
 )
 from planner.model import MetricSpec, Window
 from planner.policy import PolicySets
+from planner.registry import Registry
 from planner.store import Store
+from planner.vault import Vault
 from tests.conftest import FakeClock
 
 TENANT = "tenant-contoso"
@@ -62,7 +68,31 @@ class CampaignMetrics(Agent):
         return DelegationResult(status=DelegationStatus.SUCCEEDED, data=self.data, started_at=now, finished_at=now)
 
     async def health(self) -> AgentHealth:
-        return AgentHealth(ok=True)
+        return AgentHealth(ok=not self.down)
+
+
+class Serving:
+    """The `fake` adapter kind, whose agent is the test's."""
+
+    secret_fields = frozenset[str]()
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(config)
+
+    def build(self, name: str, config: Mapping[str, Any]) -> Agent:
+        return self.agent
+
+
+async def hubspot_serving(store: Store, agent: Agent, breakers: Breakers | None = None) -> Registry:
+    """The tenant's registry with the adapter `hubspot`, whose agent is `agent` (handed out gated, as every agent)."""
+    registry = Registry(
+        store, TENANT, vault=Vault([Vault.generate_key()]), kinds={"fake": Serving(agent)}, breakers=breakers
+    )
+    await registry.register("fake", "hubspot", {}, actor="aad-admin")
+    return registry
 
 
 async def plan_with_kpis(store: Store) -> None:
@@ -193,10 +223,11 @@ async def test_a_feed_is_pulled_on_its_schedule_and_keeps_its_error_when_the_age
         actor="aad-admin",
     )
     opened: list[tuple[str, str]] = []
+    registry = await hubspot_serving(store, agent)
 
-    async def open_agent(tenant_id: str, name: str) -> Agent:
+    async def open_agent(tenant_id: str, name: str) -> GatedAgent:
         opened.append((tenant_id, name))
-        return agent
+        return await registry.open(name)
 
     clock.now = datetime(2026, 2, 15, 9, tzinfo=UTC)
     assert await pull_due(store, open_agent, clock.now) == (1, 0)
@@ -241,18 +272,71 @@ rules:
     feeds = MetricFeeds(store, TENANT)
     await feeds.add(sqls, adapter="hubspot", capability="get_campaign_metrics", field="sqls", unit="", actor="a")
     agent = CampaignMetrics({"sqls": 21})
+    registry = await hubspot_serving(store, agent)
 
-    async def open_agent(tenant_id: str, name: str) -> Agent:
-        return agent
+    async def open_agent(tenant_id: str, name: str) -> GatedAgent:
+        return await registry.open(name)
 
     assert await pull_due(store, open_agent, clock.now) == (0, 1)
     assert agent.calls == []
     [feed] = await feeds.list_feeds()
     assert feed.last_error is not None
     assert "policy does not let the bot call hubspot get_campaign_metrics on its own" in feed.last_error
-    [entry] = [d for d in await DecisionLog(store, TENANT).entries() if d.action.startswith("metric_feed.")]
-    assert (entry.action, entry.rules, entry.subject) == (
-        "metric_feed.stop",
+    assert "HubSpot's reporting API is off limits during the migration" in feed.last_error
+    [entry] = await DecisionLog(store, TENANT).entries()
+    assert (entry.action, entry.rules, entry.subject, entry.data["attributes"]["requested_by"]) == (
+        "delegation.stop",
         ("no-hubspot-reads",),
         f"metric:{sqls.id}",
+        "bot",
     )
+
+
+async def test_a_pull_a_rule_flags_is_not_made_and_nobody_is_asked_to_approve_it(
+    store: Store, clock: FakeClock
+) -> None:
+    await plan_with_kpis(store)
+    await Approvals(store, TENANT).approvers.assign("leader", "aad-boss", actor="aad-admin")
+    checked = {"id": "checked", "description": "Every HubSpot call is checked", "effect": "require"}
+    await PolicySets(store, TENANT).load({"rules": [checked]}, actor="aad-admin")
+    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    feeds = MetricFeeds(store, TENANT)
+    await feeds.add(sqls, adapter="hubspot", capability="get_campaign_metrics", field="sqls", unit="", actor="a")
+    agent = CampaignMetrics({"sqls": 21})
+    registry = await hubspot_serving(store, agent)
+
+    async def open_agent(tenant_id: str, name: str) -> GatedAgent:
+        return await registry.open(name)
+
+    assert await pull_due(store, open_agent, clock.now) == (0, 1)
+    assert agent.calls == []
+    assert await Approvals(store, TENANT).pending() == []  # a pull on a schedule cannot wait for one
+    [feed] = await feeds.list_feeds()
+    assert "Every HubSpot call is checked" in (feed.last_error or "")
+    assert [e.action for e in await DecisionLog(store, TENANT).entries()] == ["delegation.flag"]
+
+
+async def test_pulls_that_cannot_reach_the_agent_open_its_circuit_and_then_wait_without_calling_it(
+    store: Store, clock: FakeClock
+) -> None:
+    await plan_with_kpis(store)
+    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    feeds = MetricFeeds(store, TENANT)
+    await feeds.add(
+        sqls, adapter="hubspot", capability="get_campaign_metrics", field="sqls", unit="", every_minutes=5, actor="a"
+    )
+    agent = CampaignMetrics({"sqls": 21})
+    agent.down = True
+    breakers = Breakers(store, TENANT, BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=30)))
+    registry = await hubspot_serving(store, agent, breakers)
+
+    async def open_agent(tenant_id: str, name: str) -> GatedAgent:
+        return await registry.open(name)
+
+    for _ in range(3):
+        assert await pull_due(store, open_agent, clock.now) == (0, 1)
+        clock.advance(minutes=5)
+    assert len(agent.calls) == 2  # the third pull found the circuit open
+    assert (await breakers.state("hubspot")).state is CircuitState.OPEN
+    [feed] = await feeds.list_feeds()
+    assert "'hubspot' failed repeatedly and is left alone for a while" in (feed.last_error or "")
