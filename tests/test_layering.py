@@ -1,4 +1,4 @@
-"""The architecture, checked: planner/ knows nothing of Teams or vendors; botbuilder stays in bot/."""
+"""The architecture, checked: planner/ knows nothing of Teams or vendors; a Teams SDK stays in bot/teams/."""
 
 from __future__ import annotations
 
@@ -33,5 +33,17 @@ def imported_modules(package: str) -> dict[str, set[str]]:
 def test_package_does_not_import_the_layers_above_it(package: str, forbidden: set[str]) -> None:
     offenders = {
         path: sorted(names & forbidden) for path, names in imported_modules(package).items() if names & forbidden
+    }
+    assert offenders == {}
+
+
+TEAMS_SDKS = {"botbuilder", "botframework", "msrest"}
+
+
+def test_only_bot_teams_imports_a_teams_sdk() -> None:
+    offenders = {
+        path: sorted(names & TEAMS_SDKS)
+        for path, names in imported_modules("bot").items()
+        if names & TEAMS_SDKS and not path.startswith("bot/teams/")
     }
     assert offenders == {}
