@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from botbuilder.core import BotAdapter
 
 from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
+from bot.teams.channel import TeamsChannel
 from planner.approvals import Approvals, tenants_with_expired
 from planner.context import purge_expired_facts
 from planner.decisions import CheckpointInvalid, CheckpointRefused, DecisionLog, checkpoint
@@ -45,9 +45,8 @@ def worker_name() -> str:
 
 async def tick(
     store: Store,
-    adapter: BotAdapter,
+    channel: TeamsChannel,
     *,
-    app_id: str | None,
     at: datetime,
     sender: Sender | None = None,
     batch: int = BATCH,
@@ -69,7 +68,7 @@ async def tick(
         await resume()  # approved actions nobody took up: the bot's `resume_approved`
     if delegator is not None:
         await delegator.run_due(at)
-    sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
+    sender = sender or Sender(store, channel, worker=worker_name())
     total = Delivery()
     for _batch in range(MAX_BATCHES):
         report = await sender.deliver(limit=batch)
@@ -121,9 +120,8 @@ async def keep_checkpoint(store: Store, path: Path) -> None:
 
 def start_scheduler(
     store: Store,
-    adapter: BotAdapter,
+    channel: TeamsChannel,
     *,
-    app_id: str | None,
     every_seconds: int,
     sender: Sender | None = None,
     delegator: Delegator | None = None,
@@ -133,13 +131,11 @@ def start_scheduler(
     """Tick every `every_seconds`; missed runs (a busy or stopped process) coalesce into one. With `checkpoints`, each
     tick also keeps the decision log's checkpoint there current."""
 
-    sender = sender or Sender(store, adapter, app_id=app_id, worker=worker_name())
+    sender = sender or Sender(store, channel, worker=worker_name())
 
     async def run() -> None:
         try:
-            report = await tick(
-                store, adapter, app_id=app_id, at=store.clock(), sender=sender, delegator=delegator, resume=resume
-            )
+            report = await tick(store, channel, at=store.clock(), sender=sender, delegator=delegator, resume=resume)
         except Exception:
             logger.exception("a scheduled tick failed; the next one will try again")
             return
