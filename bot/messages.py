@@ -175,15 +175,15 @@ def policy_loaded(version: int, rules: int) -> str:
 
 
 def operation_stopped(operation: str, reasons: str) -> str:
-    return f"I won't do that ({operation.replace('_', ' ')}): {reasons}."
+    return f"I won't do that ({operation.replace('_', ' ')}): {literal(reasons)}."
 
 
 def operation_held(reasons: str, approval: str) -> str:
-    return f"That needs approval first ({reasons}): I asked for it as {approval}."
+    return f"That needs approval first ({literal(reasons)}): I asked for it as {approval}."
 
 
 def operation_unapprovable(reasons: str, problem: str) -> str:
-    return f"That needs a person's approval first ({reasons}), but {problem}"
+    return f"That needs a person's approval first ({literal(reasons)}), but {problem}"
 
 
 def approved_and_run(approval: str, outcome: str) -> str:
@@ -195,7 +195,10 @@ def nothing_to_change() -> str:
 
 
 def no_such_kpi(name: str, plan_id: int, known: str) -> str:
-    return f"P{plan_id} has no KPI {name!r} (its KPIs: {known}). Targets change by the KPI's name."
+    return (
+        f"P{plan_id} has no KPI {literal(repr(excerpt(name)))} (its KPIs: {literal(known)}). "
+        "Targets change by the KPI's name."
+    )
 
 
 def master_plan_changed(plan_id: int, changed: list[str]) -> str:

@@ -16,6 +16,7 @@ from bot.addressing import Undeliverable
 from bot.cards import approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.digest import retrospective_card
+from bot.cards.markdown import literal
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
@@ -139,16 +140,16 @@ async def _deadline(w: _Writer) -> Outgoing | None:
     task = await w.open_task()
     if task is None:
         return None
-    due = task.due_on.isoformat()
+    due, title = task.due_on.isoformat(), literal(task.title)
     if w.envelope.kind == ESCALATION:
         text = (
-            f"T{task.id} {task.title} was due {due} and is still open; "
-            f"{await w.name_of(task.owner)} has not answered the reminder."
+            f"T{task.id} {title} was due {due} and is still open; "
+            f"{literal(await w.name_of(task.owner))} has not answered the reminder."
         )
     elif w.envelope.kind == DEADLINE_SLIPPED:
-        text = f"T{task.id} {task.title} was due {due} and is not done yet. Where is it?"
+        text = f"T{task.id} {title} was due {due} and is not done yet. Where is it?"
     else:
-        text = f"Heads up: T{task.id} {task.title} is due {due}."
+        text = f"Heads up: T{task.id} {title} is due {due}."
     return await w.task_message(task, text)
 
 
@@ -159,7 +160,7 @@ async def _milestone(w: _Writer) -> Outgoing | None:
         return None
     if task.status.is_open:
         return None  # reopened since: nothing to celebrate
-    text = f"Milestone reached: T{task.id} {task.title}, done by {await w.name_of(task.owner)}."
+    text = f"Milestone reached: T{task.id} {literal(task.title)}, done by {literal(await w.name_of(task.owner))}."
     return await w.task_message(task, text)
 
 
@@ -173,7 +174,7 @@ async def _drift(w: _Writer) -> Outgoing | None:
         p.get("reason") or "",
         "Record a new reading with `record <metric> <value>`, or look at the plan with `plan`.",
     ]
-    text = f"{p['name']} is {p['health']}: behind its pace to target."
+    text = f"{literal(p['name'])} is {p['health']}: behind its pace to target."
     return _activity(text, [message_card(f"{p['name']} is drifting", lines)])
 
 
@@ -184,9 +185,9 @@ async def _health(w: _Writer) -> Outgoing | None:
     except PlanNotFound:
         return None
     better = Health(p["after"]).rank < Health(p["before"]).rank
-    text = f"P{p['plan']} {p['title']} is now {p['after']} (was {p['before']})."
+    text = f"P{p['plan']} {literal(p['title'])} is now {p['after']} (was {p['before']})."
     if not better and p.get("reasons"):
-        text += " " + "; ".join(p["reasons"]) + "."
+        text += " " + "; ".join(literal(reason) for reason in p["reasons"]) + "."
     return _activity(text, [card])
 
 
@@ -226,7 +227,9 @@ async def _week_summary(w: _Writer) -> Outgoing | None:
     lines = []
     for master in masters:
         rollup = await w.plans.rollup(master.id, as_of=w.today)
-        lines.append(f"P{master.id} {master.title}: {rollup.health.value}, {round(rollup.progress * 100)} % done")
+        lines.append(
+            f"P{master.id} {literal(master.title)}: {rollup.health.value}, {round(rollup.progress * 100)} % done"
+        )
     due = [t for t in await w.plans.tasks_due(window.start, window.end) if t.status.is_open]
     people = {t.owner for t in due if t.owner}
     text = f"Week {w.payload['week']}: {len(due)} task(s) due this week for {len(people)} people. " + " · ".join(lines)
@@ -244,8 +247,8 @@ async def _digest(w: _Writer) -> Outgoing | None:
         tasks = await w.plans.tasks_due(window.start, window.end, open_only=False)
         done = sum(1 for t in tasks if t.master_id == master.id and not t.status.is_open)
         slipped = sum(1 for t in tasks if t.master_id == master.id and t.is_overdue(w.today))
-        drifting = [m.metric.name for m in rollup.metrics if m.health is not Health.ON_TRACK]
-        line = f"P{master.id} {master.title}: {rollup.health.value}; this week {done} done, {slipped} slipped"
+        drifting = [literal(m.metric.name) for m in rollup.metrics if m.health is not Health.ON_TRACK]
+        line = f"P{master.id} {literal(master.title)}: {rollup.health.value}; this week {done} done, {slipped} slipped"
         if drifting:
             line += "; behind pace: " + ", ".join(drifting)
         lines.append(line)
@@ -260,7 +263,8 @@ async def _delegation(w: _Writer) -> Outgoing | None:
         delegation = await get_delegation(w.store, w.envelope.tenant_id, int(w.payload["delegation"]))
     except DelegationNotFound:
         return None
-    ref = f"T{delegation.task_id} (D{delegation.id}, {delegation.adapter} {delegation.capability})"
+    adapter = literal(delegation.adapter)
+    ref = f"T{delegation.task_id} (D{delegation.id}, {adapter} {literal(delegation.capability)})"
     lines = [f"Status: {delegation.status.value}"]
     if delegation.seconds is not None:
         lines.append(f"Took {delegation.seconds:.1f} s over {delegation.attempts} attempt(s)")
@@ -270,23 +274,23 @@ async def _delegation(w: _Writer) -> Outgoing | None:
     if delegation.error:
         lines.append(f"Problem: {delegation.error[:500]}")
     if w.envelope.kind == "delegation_deferred":
-        text = f"{ref} is waiting: {delegation.adapter} is not answering. I'll run it as soon as it is back."
+        text = f"{ref} is waiting: {adapter} is not answering. I'll run it as soon as it is back."
     elif w.envelope.kind == "delegation_held":
         if delegation.status.value != "held":
             return None  # decided before this went out: the result follows
-        text = f"{ref} waits for a person's approval before {delegation.adapter} may act. I'll run it once approved."
+        text = f"{ref} waits for a person's approval before {adapter} may act. I'll run it once approved."
     elif w.envelope.kind == "delegation_overdue":
         text = f"{ref} produced nothing yet and the task was due {w.payload.get('due_on')}. Do it another way?"
     elif delegation.status.value == "succeeded":
         text = f"{ref} is back. Check it and mark the task done when it is."
     elif delegation.status.value == "unknown":
         text = (
-            f"{ref}: I can't tell whether {delegation.adapter} did it: no answer came back, and I won't send it "
+            f"{ref}: I can't tell whether {adapter} did it: no answer came back, and I won't send it "
             f"again by myself in case it did. Check on their side, then `retry D{delegation.id}` or "
             f"`cancel D{delegation.id}`."
         )
     elif delegation.status.value == "cancelled":
-        text = f"{ref} was cancelled: nothing more will be sent to {delegation.adapter}."
+        text = f"{ref} was cancelled: nothing more will be sent to {adapter}."
     else:
         text = f"{ref} failed. Delegate again, or take it on yourself."
     return _activity(text, [message_card(f"Delegation D{delegation.id}", lines)])
@@ -319,12 +323,12 @@ async def _approval(w: _Writer) -> Outgoing | None:
     decider = names.get(request.decided_by or "")
     card = approval_card(request, requester_name=requester, decider_name=decider, zone=zone)
     if asking:
-        text = f"{requester} asks for your approval ({what_is_asked(request)}): {request.reason}"
+        text = f"{literal(requester)} asks for your approval ({what_is_asked(request)}): {literal(request.reason)}"
     elif request.status is ApprovalStatus.EXPIRED:
         text = f"{request.ref} expired before anyone decided: the action was not taken. Ask again if it still matters."
     else:
         outcome = "approved" if request.approved else "rejected"
-        text = f"{request.ref} was {outcome} by {decider or request.decided_by}."
+        text = f"{request.ref} was {outcome} by {literal(decider or request.decided_by or 'nobody')}."
     return _activity(text, [card])
 
 
@@ -333,7 +337,10 @@ async def _retrospective(w: _Writer) -> Outgoing | None:
         retro = await Playbooks(w.store, w.envelope.tenant_id).retrospective(int(w.payload["plan"]))
     except PlanNotFound:
         return None
-    text = f"P{retro.plan.id} {retro.plan.title} has ended. Here is how it went, and what to keep for the next one."
+    text = (
+        f"P{retro.plan.id} {literal(retro.plan.title)} has ended. "
+        "Here is how it went, and what to keep for the next one."
+    )
     return _activity(text, [retrospective_card(retro)])
 
 

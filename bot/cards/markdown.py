@@ -59,6 +59,28 @@ def markdown(template: str, *values: object) -> Markdown:
     return Markdown(template.format(*(literal(str(value)) for value in values)))
 
 
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)[^\n]+?(?<!`)\1(?!`)")
+"""A CommonMark code span on one line: a run of backticks, text, and a run of as many."""
+_ITEM = re.compile(r"- (?=\S)")
+
+
+def literal_prose(text: str) -> str:
+    """`text` written outside bot/ (a planner's or an agent's error) that may quote people's words: shown literally,
+    but for its own structure: `code spans` (the commands it suggests; nothing in one is read as Markdown) and a
+    `- ` at the start of a line (its lists of problems)."""
+    return "".join(_line(line) for line in text.splitlines(keepends=True))
+
+
+def _line(line: str) -> str:
+    item = _ITEM.match(line)
+    start = item.end() if item else 0
+    shown = [line[:start]]
+    for span in _CODE_SPAN.finditer(line, start):
+        shown += [literal(line[start : span.start()]), span.group(0)]
+        start = span.end()
+    return "".join([*shown, literal(line[start:])])
+
+
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """At most `limit` characters of `text`, the cut marked with `…`: how a reply repeats what someone typed."""
     text = " ".join(str(text).split())

@@ -24,7 +24,8 @@ from typing import Any
 from bot import messages
 from bot.cards import approval_card, message_card
 from bot.cards.approval import actor_label, gate_label, what_is_asked
-from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.cards.markdown import Markdown, excerpt, literal
+from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.parsing import parse_ref
 from planner.agents import AgentError
 from planner.approvals import (
@@ -69,7 +70,7 @@ async def _card(context: Context, request: ApprovalRequest, note: str | None = N
 async def _answer(
     context: Context, args: Mapping[str, Any], request: ApprovalRequest, text: str, *, ok: bool = True
 ) -> Reply:
-    card = await _card(context, request, text or None)
+    card = await _card(context, request, Markdown(text) or None)  # the reply's text, values already literal
     if args.get("from_card"):
         return Reply(card_update=card, ok=ok)
     return Reply(text=text, cards=(card,), ok=ok)
@@ -86,7 +87,7 @@ async def _resume(context: Context, approvals: Approvals, request: ApprovalReque
         said = await context.resume(context, claimed)
     except (PlannerError, BadArguments, AgentError) as error:
         await approvals.release_resume(claimed.id)
-        return f"{request.ref} is approved, but its action could not start: {error} It will be tried again."
+        return f"{request.ref} is approved, but its action could not start: {error_text(error)} It will be tried again."
     except BaseException:
         await approvals.release_resume(claimed.id)
         raise
@@ -106,7 +107,7 @@ async def _decide(context: Context, args: Mapping[str, Any], *, approve: bool) -
         )
     except (AlreadyDecided, ApprovalExpired) as stale:
         # A real approver on an old card: show them where it stands now.
-        return await _answer(context, args, await approvals.get(request_id), str(stale), ok=False)
+        return await _answer(context, args, await approvals.get(request_id), error_text(stale), ok=False)
     except ApprovalRefused as refused:
         # Someone else's card, or a crafted action: the card stays as it is for the people it is meant for.
         logger.warning(
@@ -117,7 +118,7 @@ async def _decide(context: Context, args: Mapping[str, Any], *, approve: bool) -
             context.caller.name,
             context.caller.tenant_id,
         )
-        return Reply(text=messages.APPROVAL_REFUSED.format(reason=refused), ok=False)
+        return Reply(text=messages.APPROVAL_REFUSED.format(reason=error_text(refused)), ok=False)
     if not approve:
         held = decided.resume.get("delegation")
         if context.delegator is not None and isinstance(held, int):
@@ -173,7 +174,7 @@ async def show_approvers(context: Context, args: Mapping[str, Any]) -> Reply:
 async def _approver_arg(context: Context, args: Mapping[str, Any]) -> tuple[str, str]:
     user, name = await context.person_arg(context.text_arg(args, "user"))
     if not is_person(user):
-        raise BadArguments(f"{user} is not a person: only people approve.")
+        raise BadArguments(f"{literal(excerpt(user))} is not a person: only people approve.")
     known = await context.directory.person(user) if name == user else None  # a user id typed as it is
     return user, known.name if known else name
 
@@ -183,10 +184,10 @@ async def add_approver(context: Context, args: Mapping[str, Any]) -> Reply:
     user, name = await _approver_arg(context, args)
     approvers = Approvers(context.store, context.caller.tenant_id, clock=context.clock, record=context.record)
     added = await approvers.assign(role, user, actor=context.caller.user_id)
-    role = role.lower()
+    name, role = literal(excerpt(name)), literal(excerpt(role.lower()))
     if not added:
         return Reply(text=f"{name} already approves for the {role} role.")
-    unknown = "" if await context.directory.person(user) else messages.unknown_owner_note(name)
+    unknown = "" if await context.directory.person(user) else messages.unknown_owner_note(user)
     return Reply(text=f"{name} now approves what needs the {role} role.{unknown}")
 
 
@@ -194,9 +195,11 @@ async def remove_approver(context: Context, args: Mapping[str, Any]) -> Reply:
     role = context.text_arg(args, "role")
     user, name = await _approver_arg(context, args)
     approvers = Approvers(context.store, context.caller.tenant_id, clock=context.clock, record=context.record)
-    if not await approvers.unassign(role, user, actor=context.caller.user_id):
-        return Reply(text=f"{name} does not hold the {role.lower()} role.", ok=False)
-    return Reply(text=f"{name} no longer approves for the {role.lower()} role.")
+    unassigned = await approvers.unassign(role, user, actor=context.caller.user_id)
+    name, role = literal(excerpt(name)), literal(excerpt(role.lower()))
+    if not unassigned:
+        return Reply(text=f"{name} does not hold the {role} role.", ok=False)
+    return Reply(text=f"{name} no longer approves for the {role} role.")
 
 
 async def map_approval_gate(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -204,7 +207,7 @@ async def map_approval_gate(context: Context, args: Mapping[str, Any]) -> Reply:
     approvers = Approvers(context.store, context.caller.tenant_id, clock=context.clock, record=context.record)
     gates = await approvers.map(category, role, actor=context.caller.user_id)
     gate = gate_of(category)
-    return Reply(text=f"{gate_label(gate)} is approved by the {gates[gate]} role from now on.")
+    return Reply(text=f"{gate_label(gate)} is approved by the {literal(excerpt(gates[gate]))} role from now on.")
 
 
 DECISION_PARAMETERS = {

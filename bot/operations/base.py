@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import governance, messages
+from bot.cards.markdown import excerpt, literal, literal_prose
 from bot.parsing import ParseError, parse_date, parse_ref
 from planner.agents import AgentError
 from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
@@ -231,6 +232,13 @@ class Context:
         return {k: names.get(k, k) for k in wanted} | {self.caller.user_id: self.caller.name}
 
 
+def error_text(error: Exception) -> str:
+    """What an error says, as a reply shows it. The bot's own (BadArguments, ParseError) quote people's words
+    literally already; the planner's and the agents' may quote them as they are, so they are shown as text, but for
+    the commands they suggest."""
+    return str(error) if isinstance(error, BadArguments | ParseError) else literal_prose(str(error))
+
+
 def _as_the_model(record: Record, caller: Caller) -> Record:
     """`record`, writing what is done in the person's name as the model's, on their behalf."""
 
@@ -285,7 +293,7 @@ class UnknownOperation(LookupError):
     def __init__(self, name: str, known: Iterable[str]) -> None:
         close = difflib.get_close_matches(name, list(known), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        super().__init__(f"There is no operation {name!r}.{hint}")
+        super().__init__(f"There is no operation {literal(repr(excerpt(name)))}.{hint}")
 
 
 class Registry:
@@ -319,4 +327,4 @@ class Registry:
                 return Reply(text=held.text, ok=not held.stopped)
             return await operation.run(context, args)
         except (BadArguments, ParseError, PlannerError, AgentError, VaultError) as error:
-            return Reply(text=messages.refused(str(error), operation.usage), ok=False)
+            return Reply(text=messages.refused(error_text(error), operation.usage), ok=False)

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.cards import draft_card
-from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.cards.markdown import Markdown, excerpt, literal
+from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.operations.plans import KPI_SCHEMA, PLAN_REF, kpi_specs
 from bot.parsing import parse_date, parse_ref
 from planner.derivation import CADENCES, tactical_proposals
@@ -40,7 +41,9 @@ async def draft_tactical_plans(context: Context, args: Mapping[str, Any]) -> Rep
                 end=parse_date(str(item.get("end", "")), today=context.today),
             )
             window.require_inside(
-                master.window, what=f"tactical plan {title!r}", parent_name=f"master plan {master.id}"
+                master.window,
+                what=f"tactical plan {excerpt(title)!r}",
+                parent_name=f"master plan {master.id}",
             )
             kpis = kpi_specs(item.get("kpis"))
             proposals.append(
@@ -81,7 +84,9 @@ async def draft_weekly_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         title = context.text_arg(item, "title")
         due = parse_date(str(item.get("due", "")), today=context.today)
         if not window.includes(due) or not tactical.window.includes(due):
-            raise BadArguments(f"{title!r} is due {due.isoformat()}, outside week {week} of P{tactical.id}.")
+            raise BadArguments(
+                f"{literal(repr(excerpt(title)))} is due {due.isoformat()}, outside week {week} of P{tactical.id}."
+            )
         entry: dict[str, Any] = {"title": title, "due": due.isoformat()}
         if item.get("owner"):
             entry["owner"] = str(item["owner"])
@@ -116,8 +121,8 @@ async def confirm_draft(context: Context, args: Mapping[str, Any]) -> Reply:
     except (PlannerError, BadArguments) as error:
         await context.drafts.reopen(draft_id)
         draft = await context.drafts.get(draft_id)
-        return _answer(args, draft, f"Not saved: {error}", ok=False)
-    return _answer(args, draft, f"Saved by {context.caller.name}: {created}.")
+        return _answer(args, draft, f"Not saved: {error_text(error)}", ok=False)
+    return _answer(args, draft, f"Saved by {literal(context.caller.name)}: {created}.")
 
 
 async def _apply(context: Context, draft: Draft) -> str:
@@ -163,11 +168,11 @@ async def discard_draft(context: Context, args: Mapping[str, Any]) -> Reply:
     except DraftAlreadyDecided as already:
         draft = await context.drafts.get(draft_id)
         return _answer(args, draft, f"This draft was already {already.status}.")
-    return _answer(args, draft, f"Discarded by {context.caller.name}.")
+    return _answer(args, draft, f"Discarded by {literal(context.caller.name)}.")
 
 
 def _answer(args: Mapping[str, Any], draft: Draft, note: str, *, ok: bool = True) -> Reply:
-    card = _card(draft, _title(draft), note)
+    card = _card(draft, _title(draft), Markdown(note))  # the reply's text, values already literal
     if args.get("from_card"):
         return Reply(card_update=card, ok=ok)
     return Reply(text=note, cards=(card,), ok=ok)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot import messages
 from bot.cards import message_card
+from bot.cards.markdown import excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import ParseError, parse_ref
 from planner.governance import ActionKind
@@ -42,7 +43,9 @@ async def set_trigger_setting(context: Context, args: Mapping[str, Any]) -> Repl
     rules = await TenantTriggerRules(context.store).change(
         context.caller.tenant_id, name, value, actor=context.caller.user_id
     )
-    return _rules_reply("When I follow up", describe(rules), f"Done: {name} is now {value}.")
+    return _rules_reply(
+        "When I follow up", describe(rules), f"Done: {literal(excerpt(name))} is now {literal(excerpt(value))}."
+    )
 
 
 async def switch_trigger(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -52,7 +55,9 @@ async def switch_trigger(context: Context, args: Mapping[str, Any]) -> Reply:
     rules = await TenantTriggerRules(context.store).switch(
         context.caller.tenant_id, trigger, on=on, actor=context.caller.user_id
     )
-    return _rules_reply("When I follow up", describe(rules), f"Done: {trigger} is {'on' if on else 'off'}.")
+    return _rules_reply(
+        "When I follow up", describe(rules), f"Done: {literal(excerpt(trigger))} is {'on' if on else 'off'}."
+    )
 
 
 async def reset_triggers(context: Context, args: Mapping[str, Any]) -> Reply:

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from bot.cards.digest import NO_VALUE, measurement_card, retrospective_card
+from bot.cards.markdown import excerpt, inline_code, literal
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
 from planner.decisions import DecisionLog
@@ -17,6 +18,9 @@ from planner.measurement import Measurement, MeasurementReport, Recommender, Rul
 from planner.model import Tier
 from planner.playbooks import Playbooks
 from planner.store import Store
+
+MAX_COMMAND_CHARS = 200
+"""How long a command the bot suggests may be (a playbook's name is at most 100 characters)."""
 
 
 async def measured(
@@ -40,11 +44,12 @@ def summary_line(report: MeasurementReport) -> str:
     figures = report.productivity
     on_time = NO_VALUE if figures.on_time_rate is None else f"{round(figures.on_time_rate * 100)} %"
     behind = [
-        f.metric.name
+        literal(f.metric.name)
         for f in report.forecasts
         if f.projected_attainment is not None and f.projected_attainment < 1 - f.metric.tolerance
     ]
-    text = f"P{report.facts.master.id} {report.facts.master.title}: {on_time} of tasks on time, {figures.done} done"
+    master = report.facts.master
+    text = f"P{master.id} {literal(master.title)}: {on_time} of tasks on time, {figures.done} done"
     if behind:
         text += "; heading short: " + ", ".join(behind)
     return text + "."
@@ -63,7 +68,7 @@ async def show_retrospective(context: Context, args: Mapping[str, Any]) -> Reply
     retro = await Playbooks(context.store, context.caller.tenant_id).retrospective(plan.id, context.today)
     ended = "ended" if plan.window.end < context.today else "so far"
     return Reply(
-        text=f"Retrospective of P{plan.id} {plan.title} ({ended}): {len(retro.slipped)} task(s) slipped.",
+        text=f"Retrospective of P{plan.id} {literal(plan.title)} ({ended}): {len(retro.slipped)} task(s) slipped.",
         cards=(retrospective_card(retro),),
     )
 
@@ -72,11 +77,14 @@ async def save_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, tier=Tier.TACTICAL, default_active=False)
     name = context.text_arg(args, "name")
     content = await Playbooks(context.store, context.caller.tenant_id).save(plan.id, name, actor=context.caller.user_id)
-    targets = ", ".join(f"{m['name']} {m['target']:g} ({m['learned']})" for m in content["metrics"]) or "no KPI"
+    targets = (
+        ", ".join(f"{literal(m['name'])} {m['target']:g} ({m['learned']})" for m in content["metrics"]) or "no KPI"
+    )
+    name = " ".join(name.split()).lower()  # as the playbook is saved
+    use = inline_code(f"use playbook {name} for <title> from <date>", limit=MAX_COMMAND_CHARS)
     return Reply(
-        text=f"Saved playbook {name.lower()!r} from P{plan.id}: {len(content['tasks'])} task(s) over "
-        f"{content['window_days']} days; targets for next time: {targets}. "
-        f"Start a plan from it with `use playbook {name.lower()} for <title> from <date>`."
+        text=f"Saved playbook {literal(repr(name))} from P{plan.id}: {len(content['tasks'])} task(s) over "
+        f"{content['window_days']} days; targets for next time: {targets}. Start a plan from it with {use}."
     )
 
 
@@ -91,10 +99,11 @@ async def use_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
     )
     tasks = await context.plans.list_tasks(plan.id)
     metrics = await context.plans.list_metrics(plan.id)
-    kpis = ", ".join(f"{m.name} {m.target:g}" for m in metrics) or "no KPI"
+    kpis = ", ".join(f"{literal(m.name)} {m.target:g}" for m in metrics) or "no KPI"
     return Reply(
-        text=f"Created P{plan.id} {plan.title} ({plan.window.start.isoformat()} to {plan.window.end.isoformat()}, "
-        f"owner {owner_name}) from playbook {name.lower()!r}: {len(tasks)} task(s), targets {kpis}."
+        text=f"Created P{plan.id} {literal(plan.title)} ({plan.window.start.isoformat()} to "
+        f"{plan.window.end.isoformat()}, owner {literal(owner_name)}) from playbook "
+        f"{literal(repr(excerpt(name.lower())))}: {len(tasks)} task(s), targets {kpis}."
     )
 
 
@@ -102,7 +111,7 @@ async def list_playbooks(context: Context, args: Mapping[str, Any]) -> Reply:
     names = await Playbooks(context.store, context.caller.tenant_id).names()
     if not names:
         return Reply(text="No playbook yet. Save one from a tactical plan: `save playbook P2 as <name>`.")
-    return Reply(text="Playbooks: " + ", ".join(names) + ".")
+    return Reply(text="Playbooks: " + ", ".join(literal(name) for name in names) + ".")
 
 
 PLAN_REF = {"type": "string", "description": "plan id such as P2"}

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from typing import Any
 
+from bot.cards.markdown import literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
 from planner.governance import ActionKind
@@ -24,7 +25,7 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
     reading = await context.plans.record_reading(
         metric.id, value, at=at, source=f"chat:{context.caller.user_id}", actor=context.caller.user_id
     )
-    unit = f" {metric.unit}" if metric.unit else ""
+    unit = f" {literal(metric.unit)}" if metric.unit else ""
     rollup = await context.plans.rollup(metric.plan_id, as_of=context.today)
     node = rollup.find(metric.plan_id)
     pace = next((p for p in node.metrics if p.metric.id == metric.id), None) if node else None
@@ -32,7 +33,7 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
     if pace is not None:
         pace_text = f" Expected by now: {pace.expected:g}{unit}; {pace.health}."
     return Reply(
-        text=f"Recorded {metric.name} = {reading.value:g}{unit} on P{metric.plan_id} "
+        text=f"Recorded {literal(metric.name)} = {reading.value:g}{unit} on P{metric.plan_id} "
         f"(target {metric.target:g}{unit}).{pace_text}"
     )
 

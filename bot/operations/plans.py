@@ -13,6 +13,7 @@ from typing import Any
 
 from bot import messages
 from bot.cards import member_week, plan_overview
+from bot.cards.markdown import literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_fraction, parse_number, parse_ref
 from planner.governance import ActionKind, GateCategory
@@ -115,7 +116,7 @@ async def edit_master_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         ]
     for name, target in targets.items():
         metric = await context.plans.set_metric_target(metrics[name.casefold()].id, target, actor=actor)
-        changed.append(f"{metric.name} target {target:g}")
+        changed.append(f"{literal(metric.name)} target {target:g}")
     return await _with_overview(context, plan.id, messages.master_plan_changed(plan.id, changed))
 
 
@@ -158,7 +159,7 @@ async def derive_weekly_plan(context: Context, args: Mapping[str, Any]) -> Reply
         weekly, week_items = await context.plans.derive_weekly_plan(tactical.id, week, actor=context.caller.user_id)
         carried = sum(1 for i in week_items if i.carried_over)
         lines.append(
-            f"P{weekly.id} {weekly.title}: {len(week_items)} task{'s' if len(week_items) != 1 else ''}"
+            f"P{weekly.id} {literal(weekly.title)}: {len(week_items)} task{'s' if len(week_items) != 1 else ''}"
             + (f", {carried} carried over" if carried else "")
         )
         items.extend(week_items)
@@ -217,7 +218,7 @@ async def list_plans(context: Context, args: Mapping[str, Any]) -> Reply:
             if plan.tier is Tier.WEEKLY and not plan.window.includes(context.today):
                 continue
             lines.append(
-                f"{'  ' * depth}- P{plan.id} {plan.title} ({plan.window.start.isoformat()} to "
+                f"{'  ' * depth}- P{plan.id} {literal(plan.title)} ({plan.window.start.isoformat()} to "
                 f"{plan.window.end.isoformat()})"
             )
             walk(plan.id, depth + 1)

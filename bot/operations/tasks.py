@@ -8,6 +8,7 @@ from typing import Any
 
 from bot import messages
 from bot.cards import member_week, task_card
+from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
 from planner.errors import StaleEdit
@@ -31,7 +32,7 @@ async def _task_reply(context: Context, task: Task, text: str, *, from_card: boo
         plan_title=plan.title,
         owner_name=names.get(task.owner or "", task.owner),
         today=context.today,
-        note=text if from_card else None,
+        note=Markdown(text) if from_card else None,  # the reply's text: the bot's words, values already literal
     )
     if from_card:
         return Reply(card_update=card)
@@ -61,6 +62,11 @@ async def _edit(context: Context, args: Mapping[str, Any], task_id: int, changes
     return task, False
 
 
+def _owner(key: str | None, name: str) -> str:
+    """A new owner's name as a reply shows it: a name typed for someone the bot does not know yet, cut short."""
+    return literal(excerpt(name) if key == name else name)
+
+
 async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
     title = context.text_arg(args, "title")
     due = context.date_arg(args, "due")
@@ -76,8 +82,11 @@ async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
         milestone=bool(args.get("milestone")),
         actor=context.caller.user_id,
     )
-    text = f"Task T{task.id} added to P{plan.id}: {task.title}, due {task.due_on.isoformat()}"
-    text += f", owned by {owner_name}." if owner_name else ". Nobody owns it yet: `assign T{task.id} to <who>`."
+    text = f"Task T{task.id} added to P{plan.id}: {literal(task.title)}, due {task.due_on.isoformat()}"
+    if owner_name:
+        text += f", owned by {_owner(owner_key, owner_name)}."
+    else:
+        text += f". Nobody owns it yet: `assign T{task.id} to <who>`."
     if owner_key and owner_key == owner_name and owner_key != context.caller.user_id:
         text += messages.unknown_owner_note(owner_name)
     return await _task_reply(context, task, text, from_card=False)
@@ -89,7 +98,7 @@ async def assign_task(context: Context, args: Mapping[str, Any]) -> Reply:
     task = await context.plans.update_task(
         task_id, TaskChanges(owner=owner_key), actor=context.caller.user_id, expected_version=_version(args)
     )
-    text = f"T{task.id} is now {owner_name}'s."
+    text = f"T{task.id} is now {_owner(owner_key, owner_name)}'s."
     if owner_key == owner_name and owner_key != context.caller.user_id:
         text += messages.unknown_owner_note(owner_name)
     return await _task_reply(context, task, text, from_card=False)
@@ -108,9 +117,9 @@ async def set_task_status(context: Context, args: Mapping[str, Any]) -> Reply:
     task, stale = await _edit(context, args, task_id, TaskChanges(status=status, blocked_reason=reason))
     if stale:
         return await _task_reply(context, task, messages.STALE_CARD, from_card=True)
-    text = f"T{task.id} {STATUS_WORDS[status]} by {context.caller.name}."
+    text = f"T{task.id} {STATUS_WORDS[status]} by {literal(context.caller.name)}."
     if status is TaskStatus.BLOCKED and reason:
-        text = f"T{task.id} blocked by {context.caller.name}: {reason}"
+        text = f"T{task.id} blocked by {literal(context.caller.name)}: {literal(reason)}"
     if status is TaskStatus.DONE and context.delegator is not None:
         delegations = context.delegator.delegations(context.caller.tenant_id)
         cancelled = await delegations.cancel_open_of_task(
