@@ -22,10 +22,10 @@ capability as action, asked by `bot`, about `metric:<id>`), and the adapter's ci
 agent is down, counting its failures with the delegations'. A stop refuses it, and so does a flag, since nobody
 waits on a schedule for an approval. A pull keeps no delegation row: a delegation is a task handed to an agent on
 someone's behalf, with an owner to tell and an outcome a person may have to settle (retry or cancel). A pull is the
-bot reading a figure on its own schedule; it changes nothing at the agent, so it is simply made again at its next
-turn. What it leaves is what answers "why": the decision log entry the gate writes when a rule speaks (a silent go
-writes none, as for a delegation), the reading stored with its source (`adapter:<name>`), and the feed's last pull
-and last error (`cos metrics feeds`).
+bot reading a figure on its own schedule: one that failed is simply made again at its next turn, and a reading
+answered twice is stored once. What it leaves is what answers "why": the decision log entry the gate writes when a
+rule speaks (a silent go writes none, as for a delegation), the reading stored with its source (`adapter:<name>`),
+and the feed's last pull and last error (`cos metrics feeds`).
 """
 
 from __future__ import annotations
