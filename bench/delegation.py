@@ -5,53 +5,31 @@ subprocess (as a vendor's server is another machine: its work does not share the
 process, a scratch SQLite database, the bot's `Delegator` with the agent registered as adapter `vendor`, the real
 bot server and a fake Bot Connector for it to reply to.
 
-1. Overhead. `--samples` times each, interleaved (the order rotates every iteration, so machine noise hits all
+1. Bookkeeping. `--samples` times each, interleaved (the order rotates every iteration, so machine noise hits all
    alike), of the same trivial tool (`draft_email`) on the same server:
    - direct: the MCP SDK's `ClientSession.call_tool` on a session opened beforehand: no bookkeeping at all;
-   - agent call: `MCPAgent.delegate` on the agent the delegator keeps open (our seam: the error mapping, the
-     retry guard, the result and its evidence);
+   - agent call: the agent the delegator's registry hands out (the policy gate and the circuit breaker around
+     `MCPAgent.delegate`: the error mapping, the result and its evidence);
    - delegation: the bot's whole lifecycle of a new delegation of a fresh task, as a `delegate` command runs it:
      `Delegations.request(start=True)` (the task moves to `delegated`; the delegation is stored, started by this
      runner when nothing stands in its way; both recorded) then `Delegator.run` on the same object (the agent
      call, then the result, its evidence, its event and the owner's message in the outbox, in one transaction).
-   Prints the medians, the ratios to the direct call (goal: a delegation at most 1.5x), the request's and the
-   run's shares, and the SQL statements and transactions one delegation makes (counted on one extra delegation).
-2. Chat under load. Rounds of `--turns` chat turns (`my tasks`, from a lead who owns a small plan), one at a time,
-   alternate between a quiet bot and a bot running `--concurrent` delegations at once. Each slot starts another
-   delegation as soon as one finishes; the vendor's `slow_report` stands in for an agent that takes a while, slot
-   k taking `--agent-seconds` x (0.5 + k / slots) so the slots finish at different times; the turns begin once
-   every slot has finished one delegation and the agent works on the next (the steady state). A turn's latency is
-   the time until its POST returns (the reply has been sent to the connector by then). Prints p50 and p95 of all
-   the turns of each condition and the ratio of the p95s (loaded / quiet), how many delegations finished per
-   second during the loaded turns, and this process's CPU seconds per second in each condition. Every reply is
-   checked (a week card with the lead's tasks), every delegation must succeed, and the delegations in flight are
-   counted at every turn (the fewest is printed).
+   Prints the medians, their ratios to the direct call, the bookkeeping of a delegation (delegation minus agent
+   call: what the durable record costs; reported as a regression guard, not a goal), and the SQL statements and
+   transactions one delegation makes (counted on one extra delegation).
+2. Chat under load (the goal). Rounds of `--turns` chat turns (`my tasks`, from a lead who owns a small plan), one
+   at a time, alternate between a quiet bot and a bot running `--concurrent` delegations at once. Each slot starts
+   another delegation as soon as one finishes; the vendor's `slow_report` stands in for an agent that takes a
+   while, slot k taking `--agent-seconds` x (0.5 + k / slots) so the slots finish at different times; the turns
+   begin once every slot has finished one delegation and the agent works on the next (the steady state). A turn's
+   latency is the time until its POST returns (the reply has been sent to the connector by then). Prints p50 and
+   p95 of all the turns of each condition and the ratio of the p95s (goal: loaded at most 2x quiet), how many
+   delegations finished per second during the loaded turns, and this process's CPU seconds per second in each
+   condition. Every reply is checked (a week card with the lead's tasks), every delegation must succeed, and the
+   delegations in flight are counted at every turn (the fewest is printed).
 
-Results go to the outbox (the scheduler's tick sends them); nothing is sent to Teams during a delegation here.
-
-What dominates, as found on a 2-core machine with cProfile, py-spy, timers between the steps and A/B runs of old
-and new code alternating in one process (those probes are not part of this script; the SQL counts are, on one
-delegation run while a listener counts its statements, which sends them through SQLAlchemy Core: they are the same
-statements the others run past it):
-- A delegation. The agent call costs what the direct call does (1.00-1.04x), so our seam is not the cost; the
-  durable record is, and it is what the lifecycle promises: the request (one read of the task, its adapter and the
-  adapter's circuit; the task's compare-and-set; the delegation, stored already started and held by this runner; its
-  two events in one statement) commits before the agent is called, so a crash leaves a record and no other runner
-  can call it; the result, its evidence, its event and the owner's message commit together after. That is 9
-  statements in 2 transactions (15 in 4 before, 19 in 7 before that). They are prepared statements
-  (`planner/prepared.py`): on SQLite they run straight on the driver's connection, where SQLAlchemy's execution
-  path cost ten times SQLite's own work a statement. What is left, sampled outside the agent call: SQLite's
-  statements and commits (about 21 WAL frames a delegation) about 40 %, Python spread thin the rest. All of it runs
-  two to five times slower than in a tight loop, because other code ran in between (a spinning fake agent leaves it
-  as slow as a network wait does). Beside a trivial tool's 1.7-4.5 ms on loopback that is 1.39-1.49x over thirteen
-  runs (median 1.47x; the previous session's code 1.44-1.53x, median 1.48x, in runs alternating with them; 2.0x with
-  every statement through SQLAlchemy, 4-6x before the SQLite driver). On PostgreSQL every statement is a
-  round trip and every commit waits for the disk: 3.0-3.2x. Against an agent that takes seconds it is noise.
-- Turns under load. A steady `my tasks` turn writes once (its activity id, so a retried activity runs once), and
-  on SQLite every write transaction of the process waits in one queue (`Store.transaction`'s lock), where it meets
-  the delegations' two. With 20 delegations in flight the queue, not the CPU, lengthened the loaded turns: p95
-  2.1-2.3x quiet with seven transactions a delegation and a thread round trip a call; 1.05-1.63x now (a p95 of 180
-  turns of a few ms moves with the machine: 1.63x was 14.7 ms against 9.0 ms).
+Results go to the outbox (the scheduler's tick sends them); nothing is sent to Teams during a delegation here. The
+figures of the last runs, and what they mean, are in bench/README.md.
 
 Usage: python bench/delegation.py [--samples N] [--warmup N] [--concurrent N] [--agent-seconds S]
                                   [--turns N] [--rounds N] [--time-limit SECONDS] [--database-url URL]
