@@ -12,8 +12,8 @@ keeps a connection from being made (refused, timed out, not allowed) reads the s
 to the log.
 
 One persistent session per agent. Opening a session costs a handshake and a tool listing, and for stdio a process
-start (a second or more for a Python server), against a few milliseconds for a call: a session per delegation could
-never meet the goal of at most 1.5x the cost of a direct SDK call (with a kept session, measured at 1.0-1.2x). The
+start (a second or more for a Python server), against a few milliseconds for a call: a session per delegation would
+cost more than the call itself. The
 SDK's transports are async context managers whose task groups must be entered and exited by one task, so a
 background task per session (`_Session`) enters them, holds them until the agent closes or the connection ends, and
 exits them. Callers use the session from their own tasks: a call is just a request on its streams, so concurrent
@@ -922,8 +922,7 @@ def _text_of(result: mcp_types.CallToolResult) -> str:
 
 
 def _json_evidence(message: BaseModel, description: str) -> Evidence:
-    """What the server sent, as JSON with the protocol's own field names, written by pydantic in one step (a dict
-    of it sent through `json.dumps` cost a delegation 10-25 us more, measured side by side)."""
+    """What the server sent, as JSON with the protocol's own field names, written by pydantic in one step."""
     return Evidence(
         kind="json",
         media_type="application/json",

@@ -164,8 +164,8 @@ class Delegator:
 
     def registry(self, tenant_id: str) -> Registry:
         """The tenant's registry, with its policy gate and circuit breakers, made once: they keep nothing of one
-        delegation (what they know is in the store, or in caches of their own that check it), and making them anew
-        for every request cost a tenth of what the request itself does."""
+        delegation (what they know is in the store, or in caches of their own that check it), so one of each serves
+        every request."""
         registry = self._tenants.get(tenant_id)
         if registry is None:
             kinds = self._kinds(self.store, tenant_id, self.vault)

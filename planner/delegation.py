@@ -300,38 +300,9 @@ def _json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, 
 def _json_copy(value: Any, *, default: Callable[[Any], Any] | None = None) -> Any:
     """`value` as a JSON column gives it back (tuples as lists, keys as text; `default` turns what JSON cannot hold).
 
-    What agents answer and commands ask is nearly always dicts with text keys, lists and JSON's own scalars: that is
-    copied as it is, for a fraction of what the trip through JSON text costs (both trips cost a delegation about
-    30 us). Anything else takes the trip. Raises what `json.dumps` raises (TypeError, ValueError) for what it
-    cannot write.
+    Raises what `json.dumps` raises (TypeError, ValueError) for what it cannot write.
     """
-    try:
-        return _plain_copy(value)
-    except _NotPlain:
-        return json.loads(json.dumps(value, default=default))
-
-
-class _NotPlain(Exception):
-    """A value JSON text would change (a tuple, a key that is not text, a subclass of a scalar…) or cannot hold."""
-
-
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _plain_copy(value: Any) -> Any:
-    kind = type(value)
-    if kind in _JSON_SCALARS:
-        return value
-    if kind is dict:
-        copy = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _NotPlain
-            copy[key] = _plain_copy(item)
-        return copy
-    if kind is list:
-        return [_plain_copy(item) for item in value]
-    raise _NotPlain
+    return json.loads(json.dumps(value, default=default))
 
 
 def _default_worker() -> str:

@@ -121,8 +121,8 @@ class PolicyGuard:
         self._approvals = Approvals(store, tenant_id, record=record, expires_in=approval_expiry)
 
     def _silent(self, call: AgentCall) -> bool:
-        """No rule in force is about this agent and capability, and the input names no gate: nothing to ask
-        (describing the call and evaluating it cost as much as two of a delegation request's statements)."""
+        """No rule in force is about this agent and capability, and the input names no gate: nothing to ask, and
+        nothing to record (a go no rule spoke for is not a decision)."""
         request = call.request
         return _GATES not in request.input and self._engine.silent_on(
             ActionKind.DELEGATION, agent=call.adapter, name=request.capability

@@ -1,9 +1,9 @@
 """Connector clients built once and reused, instead of once per turn and per proactive message.
 
 botbuilder's CloudAdapter asks for a new connector client (and a new user token client) for every turn and
-every proactive message. Building one costs about 10 ms of CPU (msrest's retry policy set-up alone searches a
-list of 500 status codes 999 times), twice per message: at 50 messages a second that is a whole core, which
-would cap the sender below Teams' ceiling. A client holds nothing specific to one message (its service URL and
+every proactive message. Building one is costly (msrest's retry policy set-up alone searches a long list of status
+codes over and over), and it happens twice per message: at Teams' rate of 50 messages a second that would take a
+whole core and cap the sender below Teams' ceiling. A client holds nothing specific to one message (its service URL and
 credentials; the credentials cache their token), so one per bot, service URL and audience serves every message,
 as botbuilder's older BotFrameworkAdapter did with its own cache.
 """
