@@ -192,7 +192,8 @@ def create_app(store: Store, adapter: Adapter, bot: ChiefOfStaffBot, settings: S
         except Exception:
             logger.exception("an activity could not be processed")
             return _problem(500, "The bot could not process this activity.")
-        return response or web.Response(status=201)
+        # `is not None`, not `or`: before aiohttp 3.12 a Response holding no state is falsy
+        return response if response is not None else web.Response(status=201)
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
