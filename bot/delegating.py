@@ -38,10 +38,6 @@ from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals
 from planner.breaker import Breakers
 from planner.decisions import DecisionLog
 from planner.delegation import (
-    DELEGATION_DEFERRED,
-    DELEGATION_HELD,
-    DELEGATION_RESULT,
-    DELEGATION_UNKNOWN,
     Delegation,
     Delegations,
     RunOutcome,
@@ -49,7 +45,7 @@ from planner.delegation import (
     tenants_with_held_delegations,
 )
 from planner.guard import PolicyGuard, approval_outcome
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, MessageKind, Outbox
 from planner.registry import AdapterFactory, RegisteredAdapter, Registry
 from planner.store import Store
 from planner.vault import Vault
@@ -231,11 +227,12 @@ class Delegator:
                 await self.deliver_now()
             return
         if delegation.finished:
-            kind = DELEGATION_RESULT
+            kind = MessageKind.DELEGATION_RESULT
         elif delegation.status is DelegationStatus.UNKNOWN and outcome.tell_owner:
-            kind = DELEGATION_UNKNOWN
+            kind = MessageKind.DELEGATION_UNKNOWN
         elif outcome.tell_owner:
-            kind = DELEGATION_HELD if delegation.status is DelegationStatus.HELD else DELEGATION_DEFERRED
+            held = delegation.status is DelegationStatus.HELD
+            kind = MessageKind.DELEGATION_HELD if held else MessageKind.DELEGATION_DEFERRED
         else:
             return
         owner = outcome.owner or (await self.store.tenant(tenant_id).get_task(delegation.task_id)).owner

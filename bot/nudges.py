@@ -21,8 +21,6 @@ from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
 from planner.approvals import (
-    APPROVAL_DECIDED,
-    APPROVAL_REQUEST,
     ApprovalNotFound,
     ApprovalRequest,
     Approvals,
@@ -36,22 +34,10 @@ from planner.errors import PlanNotFound, TaskNotFound
 from planner.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
 from planner.measurement import Recommender
 from planner.model import Health, Plan, Task, Tier, iso_week_window
-from planner.outbox import APPROVED, Envelope
-from planner.playbooks import RETROSPECTIVE, Playbooks
+from planner.outbox import APPROVED, Envelope, MessageKind
+from planner.playbooks import Playbooks
 from planner.policy import PolicyEngine
 from planner.store import Store, TenantStore
-from planner.triggers import (
-    DEADLINE_APPROACHING,
-    DEADLINE_SLIPPED,
-    DIGEST,
-    ESCALATION,
-    METRIC_DRIFT,
-    MILESTONE_COMPLETED,
-    PLAN_HEALTH,
-    WEEK_PLAN,
-    WEEK_REVIEW,
-    WEEK_SUMMARY,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -141,12 +127,12 @@ async def _deadline(w: _Writer) -> Outgoing | None:
     if task is None:
         return None
     due, title = task.due_on.isoformat(), literal(task.title)
-    if w.envelope.kind == ESCALATION:
+    if w.envelope.kind == MessageKind.ESCALATION:
         text = (
             f"T{task.id} {title} was due {due} and is still open; "
             f"{literal(await w.name_of(task.owner))} has not answered the reminder."
         )
-    elif w.envelope.kind == DEADLINE_SLIPPED:
+    elif w.envelope.kind == MessageKind.DEADLINE_SLIPPED:
         text = f"T{task.id} {title} was due {due} and is not done yet. Where is it?"
     else:
         text = f"Heads up: T{task.id} {title} is due {due}."
@@ -273,13 +259,13 @@ async def _delegation(w: _Writer) -> Outgoing | None:
         lines.append("Agent's answer (as it gave it): " + delegation.output[:1500])
     if delegation.error:
         lines.append(f"Problem: {delegation.error[:500]}")
-    if w.envelope.kind == "delegation_deferred":
+    if w.envelope.kind == MessageKind.DELEGATION_DEFERRED:
         text = f"{ref} is waiting: {adapter} is not answering. I'll run it as soon as it is back."
-    elif w.envelope.kind == "delegation_held":
+    elif w.envelope.kind == MessageKind.DELEGATION_HELD:
         if delegation.status.value != "held":
             return None  # decided before this went out: the result follows
         text = f"{ref} waits for a person's approval before {adapter} may act. I'll run it once approved."
-    elif w.envelope.kind == "delegation_overdue":
+    elif w.envelope.kind == MessageKind.DELEGATION_OVERDUE:
         text = f"{ref} produced nothing yet and the task was due {w.payload.get('due_on')}. Do it another way?"
     elif delegation.status.value == "succeeded":
         text = f"{ref} is back. Check it and mark the task done when it is."
@@ -296,11 +282,7 @@ async def _delegation(w: _Writer) -> Outgoing | None:
     return _activity(text, [message_card(f"Delegation D{delegation.id}", lines)])
 
 
-NOTICE = "notice"
-"""Outbox kind: a plain message to one person (`payload.text`), such as how a resumed action went."""
-
-
-async def _question(w: _Writer) -> Outgoing | None:
+async def _text(w: _Writer) -> Outgoing | None:
     return Outgoing(text=str(w.payload["text"]))
 
 
@@ -310,7 +292,7 @@ async def _approval(w: _Writer) -> Outgoing | None:
         request = await Approvals(w.store, w.envelope.tenant_id).get(int(w.payload["approval"]))
     except ApprovalNotFound:
         return None
-    asking = w.envelope.kind == APPROVAL_REQUEST
+    asking = w.envelope.kind == MessageKind.APPROVAL_REQUEST
     if asking and (request.status is not ApprovalStatus.PENDING or w.store.clock() >= request.expires_at):
         return None  # decided or expired before the card went out: nothing to ask any more
     names = await w.directory.names({u for u in (request.requester, request.decided_by) if u})
@@ -344,28 +326,29 @@ async def _retrospective(w: _Writer) -> Outgoing | None:
     return _activity(text, [retrospective_card(retro)])
 
 
-COMPOSERS: dict[str, Callable[[_Writer], Awaitable[Outgoing | None]]] = {
-    DEADLINE_APPROACHING: _deadline,
-    DEADLINE_SLIPPED: _deadline,
-    ESCALATION: _deadline,
-    MILESTONE_COMPLETED: _milestone,
-    METRIC_DRIFT: _drift,
-    PLAN_HEALTH: _health,
-    WEEK_PLAN: _week_plan,
-    WEEK_REVIEW: _week_review,
-    WEEK_SUMMARY: _week_summary,
-    DIGEST: _digest,
-    "question": _question,
-    NOTICE: _question,
-    "delegation_result": _delegation,
-    "delegation_deferred": _delegation,
-    "delegation_held": _delegation,
-    "delegation_unknown": _delegation,
-    "delegation_overdue": _delegation,
-    APPROVAL_REQUEST: _approval,
-    APPROVAL_DECIDED: _approval,
-    RETROSPECTIVE: _retrospective,
+COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = {
+    MessageKind.DEADLINE_APPROACHING: _deadline,
+    MessageKind.DEADLINE_SLIPPED: _deadline,
+    MessageKind.ESCALATION: _deadline,
+    MessageKind.MILESTONE_COMPLETED: _milestone,
+    MessageKind.METRIC_DRIFT: _drift,
+    MessageKind.PLAN_HEALTH: _health,
+    MessageKind.WEEK_PLAN: _week_plan,
+    MessageKind.WEEK_REVIEW: _week_review,
+    MessageKind.WEEK_SUMMARY: _week_summary,
+    MessageKind.DIGEST: _digest,
+    MessageKind.DELEGATION_RESULT: _delegation,
+    MessageKind.DELEGATION_DEFERRED: _delegation,
+    MessageKind.DELEGATION_HELD: _delegation,
+    MessageKind.DELEGATION_UNKNOWN: _delegation,
+    MessageKind.DELEGATION_OVERDUE: _delegation,
+    MessageKind.APPROVAL_REQUEST: _approval,
+    MessageKind.APPROVAL_DECIDED: _approval,
+    MessageKind.RETROSPECTIVE: _retrospective,
+    MessageKind.QUESTION: _text,
+    MessageKind.NOTICE: _text,
 }
+"""How each kind of message is written when it is sent: one composer for every MessageKind (a test checks)."""
 
 
 async def compose(
@@ -376,7 +359,8 @@ async def compose(
     With `prefetch`, the facts read for the message's chunk of its batch are used instead of reading them again;
     `recommender` writes the digest's recommendations (the rules when None).
     """
-    composer = COMPOSERS.get(envelope.kind)
+    kind = MessageKind.of(envelope.kind)
+    composer = COMPOSERS.get(kind) if isinstance(kind, MessageKind) else None
     if composer is None:
         raise Undeliverable(f"no way to write a {envelope.kind!r} message")
     facts = await prefetch.facts(envelope) if prefetch is not None else None

@@ -12,11 +12,9 @@ from datetime import timedelta
 
 from bot import messages
 from planner.agents import AgentTimeout, HumanChannel
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, MessageKind, Outbox
 from planner.questions import Questions
 from planner.store import Store
-
-QUESTION = "question"
 
 
 class TeamsHumanChannel(HumanChannel):
@@ -46,10 +44,10 @@ class TeamsHumanChannel(HumanChannel):
         minutes = max(round(timeout_seconds / 60), 1)
         message = Message(
             recipient=self.user_id,
-            kind=QUESTION,
+            kind=MessageKind.QUESTION,
             payload={"question": asked.id, "text": messages.question_for(self.agent, question, minutes)},
         )
-        await Outbox(self._store).fire(self.tenant_id, f"{QUESTION}:{asked.id}", [message])
+        await Outbox(self._store).fire(self.tenant_id, f"{MessageKind.QUESTION}:{asked.id}", [message])
         await self._deliver_now()
         answer = await self._questions.wait(asked, poll_seconds=self._poll_seconds)
         if answer is None:

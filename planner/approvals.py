@@ -39,6 +39,7 @@ from planner.clock import Clock
 from planner.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, Verdict
 from planner.outbox import PENDING as OUTBOX_PENDING
+from planner.outbox import MessageKind
 from planner.schema import approval_gates, approval_requests, approval_roles, firings, outbox
 from planner.store import Store, upsert
 
@@ -63,11 +64,6 @@ DEFAULT_EXPIRY = timedelta(hours=48)
 MAX_EXPIRY = timedelta(days=90)
 ROLE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 NOT_PEOPLE = frozenset({"llm", "bot", "policy", "system", "scheduler"})
-
-APPROVAL_REQUEST = "approval_request"
-"""Outbox kind: the approval card, to each approver."""
-APPROVAL_DECIDED = "approval_decided"
-"""Outbox kind: the outcome (approved, rejected, expired), to the person who asked."""
 
 
 def is_person(actor: str) -> bool:
@@ -324,7 +320,7 @@ async def _enqueue(
     tenant_id: str,
     key: str,
     recipients: Iterable[str],
-    kind: str,
+    kind: MessageKind,
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
@@ -615,7 +611,7 @@ class Approvals:
                 self.tenant_id,
                 f"approval:{request_id}",
                 approvers,
-                APPROVAL_REQUEST,
+                MessageKind.APPROVAL_REQUEST,
                 {"approval": request_id},
                 now,
             )
@@ -738,7 +734,7 @@ class Approvals:
                     self.tenant_id,
                     f"approval:{request.id}:decided",
                     [request.requester],
-                    APPROVAL_DECIDED,
+                    MessageKind.APPROVAL_DECIDED,
                     {"approval": request.id},
                     now,
                 )
@@ -838,7 +834,7 @@ class Approvals:
                     self.tenant_id,
                     f"approval:{request_id}:decided",
                     [request.requester],
-                    APPROVAL_DECIDED,
+                    MessageKind.APPROVAL_DECIDED,
                     {"approval": request_id},
                     at,
                 )

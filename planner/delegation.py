@@ -62,7 +62,7 @@ from planner.breaker import CIRCUIT_COLUMNS, Circuit, CircuitState, circuit_in
 from planner.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
 from planner.gated_agent import Admission, AgentCall, CircuitOpen, DelegationHeld, DelegationStopped, GatedAgent
 from planner.model import TaskStatus
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, MessageKind, Outbox
 from planner.registry import (
     ADAPTER_COLUMNS,
     AdapterDisabled,
@@ -76,14 +76,6 @@ from planner.schema import adapters, circuit_breakers, delegation_evidence, dele
 from planner.store import Store, task_in
 from planner.vault import UndecryptableSecret
 
-DELEGATION_RESULT = "delegation_result"
-"""The outbox kind of the message that tells a task's owner how its delegation ended."""
-DELEGATION_DEFERRED = "delegation_deferred"
-"""… that its delegation waits for an agent that is down."""
-DELEGATION_HELD = "delegation_held"
-"""… that its delegation waits for an approval."""
-DELEGATION_UNKNOWN = "delegation_unknown"
-"""… that its delegation may or may not have been done by the agent: a person retries or cancels it."""
 MAX_ATTEMPTS = 5
 """A deferred delegation is sent at most this many times by itself; then it fails, and a person may retry it."""
 MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
@@ -1138,9 +1130,11 @@ class Delegations:
         """Put the message telling the task's owner (or, with no owner, who asked) how the delegation ended in the
         outbox, in the transaction that ended it (only the lease holder ends it, once)."""
         message = Message(
-            recipient=owner or delegation.actor, kind=DELEGATION_RESULT, payload={"delegation": delegation.id}
+            recipient=owner or delegation.actor,
+            kind=MessageKind.DELEGATION_RESULT,
+            payload={"delegation": delegation.id},
         )
-        key = f"{DELEGATION_RESULT}:{delegation.id}:{delegation.attempts}"
+        key = f"{MessageKind.DELEGATION_RESULT}:{delegation.id}:{delegation.attempts}"
         await Outbox(self._store).queue_in(conn, self.tenant_id, key, [message])
 
     async def _keep_evidence(

@@ -22,7 +22,7 @@ from planner.decisions import DecisionLog
 from planner.errors import InvalidValue, PlannerError
 from planner.measurement import Measurement, attainment
 from planner.model import MetricSpec, Plan, Tier, Window
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, MessageKind, Outbox
 from planner.schema import approval_roles, firings, plans, playbooks
 from planner.store import Store
 
@@ -228,8 +228,6 @@ class Playbooks:
         return plan
 
 
-RETROSPECTIVE = "retrospective"
-"""Outbox kind: a tactical plan's retrospective, to its owner and its master plan's owner once it has ended."""
 CATCH_UP = timedelta(days=7)
 """A plan that ended while the bot was down still gets its retrospective if it ended at most this long ago."""
 
@@ -260,7 +258,7 @@ async def announce_ended_plans(store: Store, at: datetime) -> int:
     announced = 0
     for row in ended:
         recipients = sorted({row.owner, row.leader})
-        messages = [Message(recipient=r, kind=RETROSPECTIVE, payload={"plan": row.id}) for r in recipients]
+        messages = [Message(recipient=r, kind=MessageKind.RETROSPECTIVE, payload={"plan": row.id}) for r in recipients]
         if await outbox.fire(row.tenant_id, f"retrospective:plan:{row.id}", messages):
             announced += 1
     return announced

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,30 +20,29 @@ from planner.errors import InvalidValue
 from planner.schema import trigger_settings
 from planner.store import Store, upsert
 
-DEADLINE_APPROACHING = "deadline_approaching"
-DEADLINE_SLIPPED = "deadline_slipped"
-ESCALATION = "escalation"
-MILESTONE_COMPLETED = "milestone_completed"
-METRIC_DRIFT = "metric_drift"
-PLAN_HEALTH = "plan_health"
-WEEKLY_CYCLE = "weekly_cycle"
-TRIGGERS = (
-    DEADLINE_APPROACHING,
-    DEADLINE_SLIPPED,
-    ESCALATION,
-    MILESTONE_COMPLETED,
-    METRIC_DRIFT,
-    PLAN_HEALTH,
-    WEEKLY_CYCLE,
-)
+
+class Trigger(StrEnum):
+    """A rule that fires when something needs a person (what it queues is a `MessageKind`). A tenant turns each
+    on or off by its name; the values are stored in the tenant's settings: never change one, only add."""
+
+    DEADLINE_APPROACHING = "deadline_approaching"
+    DEADLINE_SLIPPED = "deadline_slipped"
+    ESCALATION = "escalation"
+    MILESTONE_COMPLETED = "milestone_completed"
+    METRIC_DRIFT = "metric_drift"
+    PLAN_HEALTH = "plan_health"
+    WEEKLY_CYCLE = "weekly_cycle"
+
+
+TRIGGERS = tuple(Trigger)
 TRIGGER_ALIASES = {
-    "approaching": DEADLINE_APPROACHING,
-    "slipped": DEADLINE_SLIPPED,
-    "escalation": ESCALATION,
-    "milestones": MILESTONE_COMPLETED,
-    "drift": METRIC_DRIFT,
-    "health": PLAN_HEALTH,
-    "weekly": WEEKLY_CYCLE,
+    "approaching": Trigger.DEADLINE_APPROACHING,
+    "slipped": Trigger.DEADLINE_SLIPPED,
+    "escalation": Trigger.ESCALATION,
+    "milestones": Trigger.MILESTONE_COMPLETED,
+    "drift": Trigger.METRIC_DRIFT,
+    "health": Trigger.PLAN_HEALTH,
+    "weekly": Trigger.WEEKLY_CYCLE,
 }
 
 
@@ -133,11 +133,11 @@ SETTINGS = (
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
 
-def trigger_named(name: str) -> str:
+def trigger_named(name: str) -> Trigger:
     """The trigger a person means by `name` (`weekly`, `drift`… or the full name)."""
     key = name.strip().lower().replace("-", "_")
     if key in TRIGGERS:
-        return key
+        return Trigger(key)
     if key in TRIGGER_ALIASES:
         return TRIGGER_ALIASES[key]
     raise InvalidValue("trigger", name, "one of " + ", ".join(TRIGGER_ALIASES))

@@ -19,48 +19,25 @@ from sqlalchemy import and_, func, select
 
 from planner.delegation import OverdueDelegation, overdue_delegations
 from planner.model import Health, TaskStatus, Tier, iso_week_of, iso_week_window
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, MessageKind, Outbox
 from planner.rollup import PlanRollup
 from planner.schema import conversations, firings, outbox, people, plan_health, plans, tasks
 from planner.store import Store, upsert
 from planner.trigger_rules import (
-    DEADLINE_APPROACHING,
-    DEADLINE_SLIPPED,
-    ESCALATION,
-    METRIC_DRIFT,
-    MILESTONE_COMPLETED,
-    PLAN_HEALTH,
-    WEEKLY_CYCLE,
     TenantTriggerRules,
+    Trigger,
     TriggerRules,
     after_quiet_hours,
     local_moment,
 )
 
 __all__ = [
-    "DEADLINE_APPROACHING",
-    "DEADLINE_SLIPPED",
-    "DELEGATION_OVERDUE",
-    "DIGEST",
-    "ESCALATION",
-    "METRIC_DRIFT",
-    "MILESTONE_COMPLETED",
-    "NUDGES",
-    "PLAN_HEALTH",
-    "WEEK_PLAN",
-    "WEEK_REVIEW",
-    "WEEK_SUMMARY",
     "TriggerEngine",
     "TriggerRules",
     "after_quiet_hours",
 ]
 
-DELEGATION_OVERDUE = "delegation_overdue"
-WEEK_PLAN = "week_plan"
-WEEK_SUMMARY = "week_summary"
-WEEK_REVIEW = "week_review"
-DIGEST = "digest"
-NUDGES = (DEADLINE_APPROACHING, DEADLINE_SLIPPED)
+BUDGETED = (MessageKind.DEADLINE_APPROACHING, MessageKind.DEADLINE_SLIPPED)
 """The kinds that count against a person's daily budget (scheduled messages do not)."""
 CONVERSATION = "conversation:"
 """Prefix of a recipient that is a conversation (a channel) rather than a person."""
@@ -101,15 +78,15 @@ class TriggerEngine:
         for item in overdue:
             delegation = item.delegation
             rules = rules_of(delegation.tenant_id)
-            if not rules.fires(DEADLINE_SLIPPED):
+            if not rules.fires(Trigger.DEADLINE_SLIPPED):
                 continue
             message = Message(
                 recipient=item.task_owner or delegation.actor,
-                kind=DELEGATION_OVERDUE,
+                kind=MessageKind.DELEGATION_OVERDUE,
                 payload={"delegation": delegation.id, "task": delegation.task_id, "due_on": item.due_on.isoformat()},
                 not_before=after_quiet_hours(at, None, rules),
             )
-            key = f"{DELEGATION_OVERDUE}:{delegation.id}:{item.due_on.isoformat()}"
+            key = f"{MessageKind.DELEGATION_OVERDUE}:{delegation.id}:{item.due_on.isoformat()}"
             if await self._outbox.fire(delegation.tenant_id, key, [message]):
                 fired += 1
         return fired
@@ -151,14 +128,15 @@ class TriggerEngine:
             # Every candidate's key, not only the slipped ones': a steady tick then skips what already fired
             # instead of trying again, one failing transaction per task due soon.
             candidate_keys = [
-                _key(DEADLINE_SLIPPED if r.due_on < today else DEADLINE_APPROACHING, r.id, r.due_on) for r in rows
+                _key(Trigger.DEADLINE_SLIPPED if r.due_on < today else Trigger.DEADLINE_APPROACHING, r.id, r.due_on)
+                for r in rows
             ]
             day_start = datetime.combine(today, time(), tzinfo=UTC)
             sent_today = {
                 (tenant, recipient): n
                 for tenant, recipient, n in await conn.execute(
                     select(outbox.c.tenant_id, outbox.c.recipient, func.count())
-                    .where(outbox.c.created_at >= day_start, outbox.c.kind.in_(NUDGES))
+                    .where(outbox.c.created_at >= day_start, outbox.c.kind.in_(BUDGETED))
                     .group_by(outbox.c.tenant_id, outbox.c.recipient)
                 )
             }
@@ -175,17 +153,18 @@ class TriggerEngine:
                 continue
             if (row.tenant_id, row.id) in skip and row.due_on < today:
                 continue
-            trigger = DEADLINE_SLIPPED if row.due_on < today else DEADLINE_APPROACHING
-            if trigger == DEADLINE_APPROACHING and row.due_on > today + timedelta(days=rules.approaching_days):
+            slipped = row.due_on < today
+            trigger = Trigger.DEADLINE_SLIPPED if slipped else Trigger.DEADLINE_APPROACHING
+            if not slipped and row.due_on > today + timedelta(days=rules.approaching_days):
                 continue
             key = _key(trigger, row.id, row.due_on)
             since = nudged_at.get(key)
             if since is not None:
                 if (
-                    trigger == DEADLINE_SLIPPED
+                    slipped
                     and row.owner
                     and row.owner != row.plan_owner
-                    and rules.fires(ESCALATION)
+                    and rules.fires(Trigger.ESCALATION)
                     and at - since >= rules.escalate_after
                     and await self._escalate(row, at, rules)
                 ):
@@ -201,7 +180,7 @@ class TriggerEngine:
                 send_at = datetime.combine(today + timedelta(days=1), time(), tzinfo=UTC)
             message = Message(
                 recipient=recipient,
-                kind=trigger,
+                kind=MessageKind.DEADLINE_SLIPPED if slipped else MessageKind.DEADLINE_APPROACHING,
                 payload={"task": row.id, "title": row.title, "due_on": row.due_on.isoformat()},
                 not_before=after_quiet_hours(send_at, row.time_zone, rules),
             )
@@ -214,11 +193,11 @@ class TriggerEngine:
         """Tell the plan's owner about a slipped task its owner left unanswered."""
         message = Message(
             recipient=row.plan_owner,
-            kind=ESCALATION,
+            kind=MessageKind.ESCALATION,
             payload={"task": row.id, "title": row.title, "due_on": row.due_on.isoformat(), "owner": row.owner},
             not_before=after_quiet_hours(at, None, rules),
         )
-        return await self._outbox.fire(row.tenant_id, _key(ESCALATION, row.id, row.due_on), [message])
+        return await self._outbox.fire(row.tenant_id, _key(Trigger.ESCALATION, row.id, row.due_on), [message])
 
     # ---- milestones -----------------------------------------------------------------------------------------
 
@@ -249,15 +228,15 @@ class TriggerEngine:
         fired = 0
         for row in rows:
             rules = rules_of(row.tenant_id)
-            if not rules.fires(MILESTONE_COMPLETED) or row.owner == row.leader:
+            if not rules.fires(Trigger.MILESTONE_COMPLETED) or row.owner == row.leader:
                 continue
             message = Message(
                 recipient=row.leader,
-                kind=MILESTONE_COMPLETED,
+                kind=MessageKind.MILESTONE_COMPLETED,
                 payload={"task": row.id, "title": row.title, "owner": row.owner, "done_at": row.done_at.isoformat()},
                 not_before=after_quiet_hours(at, row.time_zone, rules),
             )
-            if await self._outbox.fire(row.tenant_id, f"{MILESTONE_COMPLETED}:task:{row.id}", [message]):
+            if await self._outbox.fire(row.tenant_id, f"{Trigger.MILESTONE_COMPLETED}:task:{row.id}", [message]):
                 fired += 1
         return fired
 
@@ -303,7 +282,7 @@ class TriggerEngine:
         fired = 0
         for tenant_id in sorted(active - done):
             rules = rules_of(tenant_id)
-            if not rules.fires(WEEKLY_CYCLE):
+            if not rules.fires(Trigger.WEEKLY_CYCLE):
                 continue
             messages = await self._cycle_messages(tenant_id, phase, week, day, at, rules)
             if await self._outbox.fire(tenant_id, key, messages):
@@ -370,14 +349,21 @@ class TriggerEngine:
         payload = {"week": week}
         if phase == "weekly_start":
             return [
-                Message(recipient=m, kind=WEEK_PLAN, payload=payload, not_before=when(m)) for m in sorted(members)
+                Message(recipient=m, kind=MessageKind.WEEK_PLAN, payload=payload, not_before=when(m))
+                for m in sorted(members)
             ] + [
-                Message(recipient=CONVERSATION + c, kind=WEEK_SUMMARY, payload=payload, not_before=when(None))
+                Message(
+                    recipient=CONVERSATION + c, kind=MessageKind.WEEK_SUMMARY, payload=payload, not_before=when(None)
+                )
                 for c in channel_ids
             ]
         return [
-            Message(recipient=m, kind=WEEK_REVIEW, payload=payload, not_before=when(m)) for m in sorted(members)
-        ] + [Message(recipient=lead, kind=DIGEST, payload=payload, not_before=when(lead)) for lead in sorted(leaders)]
+            Message(recipient=m, kind=MessageKind.WEEK_REVIEW, payload=payload, not_before=when(m))
+            for m in sorted(members)
+        ] + [
+            Message(recipient=lead, kind=MessageKind.DIGEST, payload=payload, not_before=when(lead))
+            for lead in sorted(leaders)
+        ]
 
     # ---- the hourly sweep: plan health and metric pace ------------------------------------------------------
 
@@ -394,12 +380,12 @@ class TriggerEngine:
         fired = 0
         for master_id, tenant_id in masters:
             rules = rules_of(tenant_id)
-            if not (rules.fires(PLAN_HEALTH) or rules.fires(METRIC_DRIFT)):
+            if not (rules.fires(Trigger.PLAN_HEALTH) or rules.fires(Trigger.METRIC_DRIFT)):
                 continue
             rollup = await self._store.tenant(tenant_id).rollup(master_id, today)
-            if rules.fires(PLAN_HEALTH):
+            if rules.fires(Trigger.PLAN_HEALTH):
                 fired += await self._health_changes(tenant_id, rollup, at, rules)
-            if rules.fires(METRIC_DRIFT):
+            if rules.fires(Trigger.METRIC_DRIFT):
                 fired += await self._drift(tenant_id, rollup, at, rules)
         return fired
 
@@ -433,11 +419,14 @@ class TriggerEngine:
                 recipients = sorted({item.plan.owner, leader})
                 messages = [
                     Message(
-                        recipient=r, kind=PLAN_HEALTH, payload=payload, not_before=after_quiet_hours(at, None, rules)
+                        recipient=r,
+                        kind=MessageKind.PLAN_HEALTH,
+                        payload=payload,
+                        not_before=after_quiet_hours(at, None, rules),
                     )
                     for r in recipients
                 ]
-                key = f"{PLAN_HEALTH}:plan:{item.plan.id}:{before}->{now}:{at.date().isoformat()}"
+                key = f"{Trigger.PLAN_HEALTH}:plan:{item.plan.id}:{before}->{now}:{at.date().isoformat()}"
                 if await self._outbox.fire(tenant_id, key, messages):
                     fired += 1
             await self._remember_health(tenant_id, item.plan.id, Health(now), at)
@@ -475,11 +464,13 @@ class TriggerEngine:
                 }
                 message = Message(
                     recipient=item.plan.owner,
-                    kind=METRIC_DRIFT,
+                    kind=MessageKind.METRIC_DRIFT,
                     payload=payload,
                     not_before=after_quiet_hours(at, None, rules),
                 )
-                if await self._outbox.fire(tenant_id, f"{METRIC_DRIFT}:metric:{pace.metric.id}:{week}", [message]):
+                if await self._outbox.fire(
+                    tenant_id, f"{Trigger.METRIC_DRIFT}:metric:{pace.metric.id}:{week}", [message]
+                ):
                     fired += 1
         return fired
 

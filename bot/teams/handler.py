@@ -31,7 +31,6 @@ from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, welcome_card
 from bot.delegating import Delegator
 from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
-from bot.nudges import NOTICE
 from bot.operations import Caller, Context, Registry, Reply, UnknownOperation, default_registry
 from bot.operations.base import ASSISTANT, IN_TEAMS
 from bot.recommending import ClaudeRecommender
@@ -42,7 +41,7 @@ from planner.clock import Clock, utcnow
 from planner.decisions import DecisionLog
 from planner.directory import Directory, printable
 from planner.governance import DecisionRecord
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, MessageKind, Outbox
 from planner.questions import Questions
 from planner.store import AlreadyProcessed, Store
 
@@ -353,7 +352,7 @@ class ChiefOfStaffBot(ActivityHandler):
         said = reply.text or ("done." if reply.ok else "it could not run.")
         if request.requester != request.decided_by:
             text = messages.approved_and_run(request.ref, said)
-            notice = Message(recipient=request.requester, kind=NOTICE, payload={"text": text})
+            notice = Message(recipient=request.requester, kind=MessageKind.NOTICE, payload={"text": text})
             await Outbox(self.store).fire(request.tenant_id, f"resumed:{request.id}", [notice])
         return reply.text or None
 

@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from planner.outbox import SENDING, SENT
+from planner.outbox import SENDING, SENT, MessageKind
 from planner.schema import outbox
 from planner.store import Store
-from planner.triggers import DEADLINE_SLIPPED
 from tests.conftest import PG_URL, Database, FakeClock
 from tests.fakes.members import add_members
 from tests.fakes.teams_limits import TeamsLimitsConnector
@@ -124,7 +123,9 @@ async def test_three_replicas_ticking_at_once_deliver_every_nudge_exactly_once(
     reports = [await engine.report() for engine in engines]
 
     written = await rows(store)
-    assert sum(1 for r in written if r.kind == DEADLINE_SLIPPED) == 60  # one nudge per slipped task, not three
+    assert (
+        sum(1 for r in written if r.kind == MessageKind.DEADLINE_SLIPPED) == 60
+    )  # one nudge per slipped task, not three
     assert {r.status for r in written} == {SENT}
     assert teams.deliveries == {r.id: 1 for r in written}
     assert teams.duplicates == 0

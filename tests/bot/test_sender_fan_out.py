@@ -15,9 +15,8 @@ import pytest
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, MessageKind, Outbox
 from planner.store import Store
-from planner.triggers import DEADLINE_SLIPPED
 from tests.conftest import FakeClock
 from tests.fakes.members import Member, add_members, nudge
 from tests.fakes.teams_limits import TeamsLimitsConnector
@@ -76,7 +75,7 @@ async def test_one_persons_messages_arrive_in_the_order_they_fell_due(
     outbox = Outbox(store)
     for n in range(4):
         message = Message(
-            recipient=first.user_id, kind=DEADLINE_SLIPPED, payload={"task": first.task_id}, not_before=AT
+            recipient=first.user_id, kind=MessageKind.DEADLINE_SLIPPED, payload={"task": first.task_id}, not_before=AT
         )
         assert await outbox.fire(TENANT, f"several:{n}", [message])
     assert (await sender(store).deliver()).sent == 9
@@ -100,7 +99,9 @@ async def test_many_messages_to_one_person_are_paced_to_teams_limits_for_a_conve
     store: Store, teams: TeamsLimitsConnector, clock: FakeClock
 ) -> None:
     [person] = await members(store, teams, clock, 1)
-    message = Message(recipient=person.user_id, kind=DEADLINE_SLIPPED, payload={"task": person.task_id}, not_before=AT)
+    message = Message(
+        recipient=person.user_id, kind=MessageKind.DEADLINE_SLIPPED, payload={"task": person.task_id}, not_before=AT
+    )
     assert await Outbox(store).fire(TENANT, "burst", [message] * 18)
     report = await sender(store).deliver()
     assert report.sent == 18

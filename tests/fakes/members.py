@@ -14,10 +14,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from planner.model import Tier
-from planner.outbox import Message, Outbox
+from planner.outbox import Message, MessageKind, Outbox
 from planner.schema import conversations, plans, tasks
 from planner.store import Store
-from planner.triggers import DEADLINE_SLIPPED
 
 CHUNK = 5_000
 LEADER = "aad-lead"
@@ -97,7 +96,7 @@ async def nudge(store: Store, tenant: str, members: list[Member], *, at: datetim
     messages = [
         Message(
             recipient=m.user_id,
-            kind=DEADLINE_SLIPPED,
+            kind=MessageKind.DEADLINE_SLIPPED,
             payload={"task": m.task_id, "title": f"Task {m.user_id}", "due_on": due},
             not_before=at,
         )

@@ -9,8 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from planner.approvals import (
-    APPROVAL_DECIDED,
-    APPROVAL_REQUEST,
     AlreadyDecided,
     ApprovalExpired,
     ApprovalNotFound,
@@ -28,6 +26,7 @@ from planner.approvals import (
 )
 from planner.errors import InvalidValue, TenantMismatch
 from planner.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, RuleMatch, Verdict
+from planner.outbox import MessageKind
 from planner.schema import outbox
 from planner.store import Store
 from tests.conftest import Database, FakeClock
@@ -107,8 +106,8 @@ async def test_a_request_waits_for_the_approvers_of_its_category_and_sends_each_
     assert request.policy_reasons == ("moves more than 10,000 USD",)
     assert request.action == budget_shift()
     assert await outbox_rows(store) == [
-        ("aad-approver", APPROVAL_REQUEST, {"approval": request.id}),
-        ("aad-cfo", APPROVAL_REQUEST, {"approval": request.id}),
+        ("aad-approver", MessageKind.APPROVAL_REQUEST, {"approval": request.id}),
+        ("aad-cfo", MessageKind.APPROVAL_REQUEST, {"approval": request.id}),
     ]
     assert [r.id for r in await approvals.pending(for_user="aad-cfo")] == [request.id]
     assert await approvals.pending(for_user="aad-counsel") == []
@@ -137,7 +136,7 @@ async def test_an_approver_approves_once_and_the_decision_is_recorded(store: Sto
         "approved",
         request.id,
     )
-    assert ("aad-lead", APPROVAL_DECIDED, {"approval": request.id}) in await outbox_rows(store)
+    assert ("aad-lead", MessageKind.APPROVAL_DECIDED, {"approval": request.id}) in await outbox_rows(store)
     with pytest.raises(AlreadyDecided, match="already approved"):
         await approvals.decide(request.id, approver="aad-approver", approve=False, authenticated=True)
     assert (await approvals.get(request.id)).status is ApprovalStatus.APPROVED

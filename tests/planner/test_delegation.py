@@ -609,13 +609,13 @@ async def test_a_delegation_that_produced_nothing_by_the_due_date_follows_up_ins
     store: Store, clock: FakeClock
 ) -> None:
     from planner.outbox import Outbox
-    from planner.trigger_rules import DEADLINE_SLIPPED
+    from planner.trigger_rules import Trigger
     from planner.triggers import TriggerEngine, TriggerRules
 
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
     d = await desk(store, clock)
     await d.request()  # queued, never run: the agent produced nothing
-    engine = TriggerEngine(store, rules=TriggerRules(enabled=frozenset({DEADLINE_SLIPPED})))
+    engine = TriggerEngine(store, rules=TriggerRules(enabled=frozenset({Trigger.DEADLINE_SLIPPED})))
     clock.now = datetime(2026, 1, 10, 9, tzinfo=UTC)  # the task was due on the 9th
     assert await engine.evaluate(clock.now) == 1
     assert await engine.evaluate(clock.now + timedelta(hours=1)) == 0

@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import event
 
-from planner.outbox import Message, Outbox, dead_letters, replay
+from planner.outbox import Message, MessageKind, Outbox, dead_letters, replay
 from planner.store import Store
 from tests.conftest import Database, FakeClock
 
 
 def nudge(user: str) -> Message:
-    return Message(recipient=user, kind="nudge", payload={"task": 1})
+    return Message(recipient=user, kind=MessageKind.DEADLINE_SLIPPED, payload={"task": 1})
 
 
 async def test_a_firing_is_decided_once_with_its_messages(store: Store) -> None:
@@ -28,7 +28,8 @@ async def test_a_firing_is_decided_once_with_its_messages(store: Store) -> None:
 async def test_a_message_waits_for_its_time_and_is_claimed_once(store: Store, clock: FakeClock) -> None:
     outbox = Outbox(store)
     later = clock.now + timedelta(hours=8)  # e.g. the recipient's quiet hours end then
-    await outbox.fire("contoso", "k", [Message(recipient="aad-1", kind="nudge", not_before=later), nudge("aad-2")])
+    waiting = Message(recipient="aad-1", kind=MessageKind.DEADLINE_SLIPPED, not_before=later)
+    await outbox.fire("contoso", "k", [waiting, nudge("aad-2")])
     [now_due] = await outbox.claim("sender-a")
     assert now_due.recipient == "aad-2"
     assert await outbox.claim("sender-b") == []

@@ -12,14 +12,8 @@ from planner.errors import InvalidValue
 from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.outbox import Message, Outbox
 from planner.store import Store
-from planner.trigger_rules import WEEKLY_CYCLE, TenantTriggerRules, describe
+from planner.trigger_rules import TenantTriggerRules, Trigger, describe
 from planner.triggers import (
-    DEADLINE_APPROACHING,
-    DEADLINE_SLIPPED,
-    ESCALATION,
-    METRIC_DRIFT,
-    MILESTONE_COMPLETED,
-    PLAN_HEALTH,
     TriggerEngine,
     TriggerRules,
     after_quiet_hours,
@@ -28,7 +22,9 @@ from tests.conftest import Database, FakeClock
 
 FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
 MORNING = datetime(2026, 2, 10, 9, tzinfo=UTC)
-DEADLINES = TriggerRules(enabled=frozenset({DEADLINE_APPROACHING, DEADLINE_SLIPPED, ESCALATION}))
+DEADLINES = TriggerRules(
+    enabled=frozenset({Trigger.DEADLINE_APPROACHING, Trigger.DEADLINE_SLIPPED, Trigger.ESCALATION})
+)
 """The deadline triggers alone (the weekly cycle also fires on a Tuesday, and is tested on its own)."""
 
 
@@ -210,7 +206,7 @@ async def test_a_completed_milestone_is_told_to_the_leader_once(store: Store, cl
     launch = await tenant.add_task(
         tactical.id, title="Launch day", due_on=date(2026, 2, 20), owner="aad-writer", milestone=True, actor="x"
     )
-    engine = TriggerEngine(store, rules=only(MILESTONE_COMPLETED))
+    engine = TriggerEngine(store, rules=only(Trigger.MILESTONE_COMPLETED))
     assert await engine.evaluate(MORNING) == 0
     await tenant.update_task(ids["later"], TaskChanges(status=TaskStatus.DONE), actor="aad-writer")  # not a milestone
     await tenant.update_task(launch.id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
@@ -235,7 +231,7 @@ async def test_a_metric_behind_its_pace_is_told_to_the_plan_owner_once_a_week(st
     # 10 days of 28 gone: 100 SQLs expected; 60 is 40 % behind (off track). Pipeline 10 of 10 expected is on pace.
     await tenant.record_reading(sqls.id, 60, actor="x")
     await tenant.record_reading(pipeline.id, 10, actor="x")
-    engine = TriggerEngine(store, rules=only(METRIC_DRIFT))
+    engine = TriggerEngine(store, rules=only(Trigger.METRIC_DRIFT))
     assert await engine.evaluate(MORNING) == 1
     assert await engine.evaluate(MORNING + timedelta(minutes=5)) == 0  # the sweep runs once an hour
     assert await engine.evaluate(MORNING + timedelta(hours=1)) == 0  # and tells once a week
@@ -260,7 +256,7 @@ async def test_a_plan_whose_health_changes_is_told_and_the_first_look_only_recor
     for name in ("slipped", "old"):
         await tenant.update_task(ids[name], TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
     [master] = [p for p in await tenant.list_plans() if p.title == "Q1"]
-    engine = TriggerEngine(store, rules=only(PLAN_HEALTH))
+    engine = TriggerEngine(store, rules=only(Trigger.PLAN_HEALTH))
     first = await tenant.rollup(master.id, MORNING.date())
     assert await engine.evaluate(MORNING) == 0  # first look: recorded, nothing said
     assert await Outbox(store).counts() == {}
@@ -291,7 +287,7 @@ async def test_monday_brings_each_member_their_week_and_each_channel_a_summary_a
     await directory.remember_conversation(
         "19:channel@thread.tacv2", kind="channel", user_id=None, address={"conversation": {"id": "19:c"}}
     )
-    engine = TriggerEngine(store, rules=only(WEEKLY_CYCLE))
+    engine = TriggerEngine(store, rules=only(Trigger.WEEKLY_CYCLE))
     monday = datetime(2026, 2, 9, 0, 5, tzinfo=UTC)
     clock.now = monday
     assert await engine.evaluate(monday) == 1  # one firing for the tenant's whole Monday
@@ -311,7 +307,7 @@ async def test_friday_brings_a_review_prompt_to_members_and_the_digest_to_the_le
     store: Store, clock: FakeClock
 ) -> None:
     await plan_with_tasks(store)
-    engine = TriggerEngine(store, rules=only(WEEKLY_CYCLE))
+    engine = TriggerEngine(store, rules=only(Trigger.WEEKLY_CYCLE))
     thursday = datetime(2026, 2, 12, 12, tzinfo=UTC)
     assert await engine.evaluate(thursday) == 0
     # A bot that was down all Friday catches up once on Saturday.
@@ -330,7 +326,7 @@ async def test_a_tenant_turns_a_trigger_off_and_changes_its_lead_time(store: Sto
     await settings.change("contoso", "lead", "10", actor="aad-lead")
     await settings.switch("contoso", "weekly", on=False, actor="aad-lead")
     rules = await settings.of("contoso")
-    assert not rules.fires(DEADLINE_SLIPPED)
+    assert not rules.fires(Trigger.DEADLINE_SLIPPED)
     assert rules.approaching_days == 10
     assert await TriggerEngine(store).evaluate(MORNING) == 2  # 'tomorrow' and 'later' (due in 10 days)
     claimed = {e.payload["task"]: e.kind for e in await Outbox(store).claim("s", limit=10)}
@@ -362,7 +358,7 @@ async def test_after_days_of_downtime_each_missed_firing_is_caught_up_once(store
     [tactical] = [p for p in await tenant.list_plans() if p.title == "Launch"]
     for day in (12, 13):
         await tenant.add_task(tactical.id, title=f"due {day}", due_on=date(2026, 2, day), owner="aad-writer", actor="x")
-    engine = TriggerEngine(store, rules=replace(DEADLINES, enabled=frozenset({DEADLINE_SLIPPED})))
+    engine = TriggerEngine(store, rules=replace(DEADLINES, enabled=frozenset({Trigger.DEADLINE_SLIPPED})))
     # Down from the 10th to the 14th: one evaluation when the bot is back, not one per missed tick.
     clock.now = datetime(2026, 2, 14, 9, tzinfo=UTC)
     assert await engine.evaluate(clock.now) == 4  # slipped on the 9th, 11th, 12th and 13th

@@ -1,0 +1,177 @@
+"""Every kind of outbox message can be written when it is sent: one composer each, and each gives a message."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+
+from bot.addressing import Undeliverable
+from bot.nudges import COMPOSERS, compose
+from planner.approvals import Approvals
+from planner.governance import Action, ActionKind, GateCategory
+from planner.model import TaskChanges, TaskStatus, Window
+from planner.outbox import Message, MessageKind, Outbox
+from planner.schema import delegations, outbox
+from planner.store import Store
+from tests.conftest import FakeClock
+
+TENANT = "contoso"
+FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
+WEEK = "2026-W07"
+"""9 to 15 February: the slipped task is due in it."""
+
+
+def test_every_message_kind_has_exactly_one_composer() -> None:
+    assert all(isinstance(kind, MessageKind) for kind in COMPOSERS)
+    assert sorted(COMPOSERS) == sorted(MessageKind)
+
+
+def test_a_message_of_a_kind_nothing_could_write_is_refused_when_it_is_queued() -> None:
+    with pytest.raises(ValueError, match="fax"):
+        Message(recipient="aad-writer", kind="fax")  # type: ignore[arg-type]
+
+
+async def seeded(store: Store, clock: FakeClock) -> dict[str, int]:
+    """A master plan led by `aad-lead`, a tactical plan with a slipped task and a done milestone of `aad-writer`,
+    a delegation held for approval, and an approval request waiting for `aad-approver`."""
+    clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
+    tenant = store.tenant(TENANT)
+    master = await tenant.create_master_plan(title="Q1 pipeline", owner="aad-lead", window=FEB, actor="aad-lead")
+    tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=FEB, actor="x")
+    slipped = await tenant.add_task(
+        tactical.id, title="Draft launch email", due_on=date(2026, 2, 9), owner="aad-writer", actor="x"
+    )
+    launch = await tenant.add_task(
+        tactical.id, title="Launch day", due_on=date(2026, 2, 10), owner="aad-writer", milestone=True, actor="x"
+    )
+    await tenant.update_task(launch.id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
+    async with store.transaction() as conn:
+        delegation = (
+            await conn.execute(
+                insert(delegations)
+                .values(
+                    tenant_id=TENANT,
+                    task_id=slipped.id,
+                    adapter="hubspot",
+                    adapter_kind="mcp",
+                    capability="draft_email",
+                    input={},
+                    timeout_seconds=30.0,
+                    actor="aad-writer",
+                    status="held",
+                    queued_at=clock.now,
+                    attempts=0,
+                )
+                .returning(delegations.c.id)
+            )
+        ).scalar_one()
+    approvals = Approvals(store, TENANT)
+    await approvals.approvers.assign("finance", "aad-approver", actor="aad-admin")
+    action = Action(
+        tenant_id=TENANT,
+        kind=ActionKind.DELEGATION,
+        actor="aad-lead",
+        agent="hubspot",
+        name="shift_budget",
+        subject=f"task:{slipped.id}",
+        attributes={"amount": 20000},
+        categories=(GateCategory.BUDGET,),
+    )
+    request = await approvals.request(
+        action, requester="aad-lead", reason="it converts better", resume={"delegation": delegation}
+    )
+    return {
+        "master": master.id,
+        "tactical": tactical.id,
+        "slipped": slipped.id,
+        "launch": launch.id,
+        "delegation": delegation,
+        "approval": request.id,
+    }
+
+
+def one_of_each(ids: dict[str, int]) -> dict[MessageKind, tuple[str, dict[str, Any]]]:
+    """A recipient and a payload for every kind, as the code that queues it writes them."""
+    task = {"task": ids["slipped"], "title": "Draft launch email", "due_on": "2026-02-09"}
+    delegation = {"delegation": ids["delegation"]}
+    drift = {
+        "metric": 1,
+        "name": "Sign-ups",
+        "plan": ids["master"],
+        "plan_title": "Q1 pipeline",
+        "unit": "",
+        "actual": 10.0,
+        "expected": 40.0,
+        "target": 100.0,
+        "health": "at risk",
+        "reason": "30 behind pace",
+    }
+    health = {"plan": ids["master"], "title": "Q1 pipeline", "before": "on track", "after": "at risk", "reasons": []}
+    return {
+        MessageKind.DEADLINE_APPROACHING: ("aad-writer", task),
+        MessageKind.DEADLINE_SLIPPED: ("aad-writer", task),
+        MessageKind.ESCALATION: ("aad-lead", {**task, "owner": "aad-writer"}),
+        MessageKind.MILESTONE_COMPLETED: ("aad-lead", {"task": ids["launch"], "title": "Launch day"}),
+        MessageKind.METRIC_DRIFT: ("aad-lead", drift),
+        MessageKind.PLAN_HEALTH: ("aad-lead", health),
+        MessageKind.WEEK_PLAN: ("aad-writer", {"week": WEEK}),
+        MessageKind.WEEK_SUMMARY: ("conversation:19:marketing@thread.tacv2", {"week": WEEK}),
+        MessageKind.WEEK_REVIEW: ("aad-writer", {"week": WEEK}),
+        MessageKind.DIGEST: ("aad-lead", {"week": WEEK}),
+        MessageKind.DELEGATION_RESULT: ("aad-writer", delegation),
+        MessageKind.DELEGATION_DEFERRED: ("aad-writer", delegation),
+        MessageKind.DELEGATION_HELD: ("aad-writer", delegation),
+        MessageKind.DELEGATION_UNKNOWN: ("aad-writer", delegation),
+        MessageKind.DELEGATION_OVERDUE: ("aad-writer", {**delegation, "task": ids["slipped"], "due_on": "2026-02-09"}),
+        MessageKind.APPROVAL_REQUEST: ("aad-approver", {"approval": ids["approval"]}),
+        MessageKind.APPROVAL_DECIDED: ("aad-lead", {"approval": ids["approval"]}),
+        MessageKind.RETROSPECTIVE: ("aad-lead", {"plan": ids["tactical"]}),
+        MessageKind.QUESTION: ("aad-writer", {"question": 1, "text": "What is the code hubspot sent you?"}),
+        MessageKind.NOTICE: ("aad-writer", {"text": "Your approved action ran."}),
+    }
+
+
+async def test_a_message_of_every_kind_is_written_as_text_a_person_reads(store: Store, clock: FakeClock) -> None:
+    ids = await seeded(store, clock)
+    messages = one_of_each(ids)
+    assert set(messages) == set(MessageKind)
+    queue = Outbox(store)
+    for kind, (recipient, payload) in messages.items():
+        assert await queue.fire(
+            TENANT, f"every-kind:{kind}", [Message(recipient=recipient, kind=kind, payload=payload)]
+        )
+    claimed = [e for e in await queue.claim("sender", limit=100) if e.firing_key.startswith("every-kind:")]
+    assert {envelope.kind for envelope in claimed} == set(MessageKind)
+    for envelope in claimed:
+        written = await compose(store, envelope)
+        assert written is not None, f"a {envelope.kind} message was dropped"
+        assert written.text.strip(), f"a {envelope.kind} message says nothing"
+
+
+async def test_a_stored_kind_this_release_cannot_write_is_undeliverable_not_a_failed_claim(
+    store: Store, clock: FakeClock
+) -> None:
+    async with store.transaction() as conn:
+        await conn.execute(
+            insert(outbox).values(
+                tenant_id=TENANT,
+                firing_key="from-a-newer-release",
+                recipient="aad-writer",
+                kind="fax",
+                payload={},
+                status="pending",
+                not_before=clock.now,
+                attempts=0,
+                created_at=clock.now,
+            )
+        )
+    queue = Outbox(store)
+    await queue.fire(TENANT, "k", [Message(recipient="aad-writer", kind=MessageKind.NOTICE, payload={"text": "hi"})])
+    claimed = {envelope.kind: envelope for envelope in await queue.claim("sender")}
+    assert set(claimed) == {"fax", MessageKind.NOTICE}
+    with pytest.raises(Undeliverable, match="fax"):
+        await compose(store, claimed["fax"])
+    assert await compose(store, claimed[MessageKind.NOTICE]) is not None
