@@ -298,7 +298,7 @@ FLOWS: dict[str, Flow] = {
 }
 
 
-EMOJI_IN_CHART = pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+EMOJI_IN_CHART = pytest.mark.filterwarnings("ignore:Glyph .* missing from")  # "current font" before 3.9
 """The chart draws the KPI's name; its font has no ✅, which matplotlib warns of (the chart is not what is tested)."""
 
 
