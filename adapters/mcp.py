@@ -82,7 +82,7 @@ from planner.agents import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.redaction import redact_args, redact_url, redacted
+from planner.domain.redaction import redact_args, redact_url, redacted
 
 logger = logging.getLogger(__name__)
 

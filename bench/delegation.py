@@ -71,8 +71,8 @@ from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.agents import Agent, DelegationRequest, DelegationStatus
+from planner.domain.model import Window
 from planner.migrate import upgrade
-from planner.model import Window
 from planner.schema import tasks
 from planner.store import Store, create_engine
 from planner.vault import Vault

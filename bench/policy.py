@@ -55,7 +55,7 @@ from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.context import DEFAULT_TTLS, FactType
-from planner.governance import Action, ActionKind, GateCategory, PolicyDecision
+from planner.domain.governance import Action, ActionKind, GateCategory, PolicyDecision
 from planner.migrate import upgrade
 from planner.policy import PolicyEngine, PolicySets, RuleCache
 from planner.schema import context_facts

@@ -74,7 +74,7 @@ from bench.scratch import scratch_database
 from bot.sender import LEASE, OUTBOX_ID
 from planner.approvals import Approvals, ApprovalStatus
 from planner.decisions import DecisionKeys, DecisionLog, verify
-from planner.governance import Action, ActionKind, GateCategory
+from planner.domain.governance import Action, ActionKind, GateCategory
 from planner.migrate import upgrade
 from planner.outbox import DEAD, PENDING, SENDING
 from planner.schema import approval_requests, delegations, outbox, tasks

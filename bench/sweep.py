@@ -47,8 +47,8 @@ from bot.scheduler import BATCH
 from bot.sender import CONCURRENCY, Delivery, Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
+from planner.domain.model import Tier
 from planner.migrate import upgrade
-from planner.model import Tier
 from planner.outbox import Outbox
 from planner.schema import firings, metric_readings, metrics, outbox, plans, tasks
 from planner.store import Store, create_engine

@@ -48,8 +48,8 @@ from bot.app import create_app
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
+from planner.domain.model import MetricSpec, Plan, Window, iso_week_of
 from planner.migrate import upgrade
-from planner.model import MetricSpec, Plan, Window, iso_week_of
 from planner.schema import tasks
 from planner.store import Store, create_engine
 from tests.fakes.connector import FakeConnector

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from bot.settings import Settings
-from planner.errors import PlanNotFound
+from planner.domain.errors import PlanNotFound
 from planner.measurement import Measurement, MeasurementReport, measure, series_names
 from planner.store import Store
 from planner.vault import VaultError

@@ -146,7 +146,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.delegating import Delegator
     from planner.agents import AgentError
-    from planner.errors import PlannerError
+    from planner.domain.errors import PlannerError
     from planner.migrate import upgrade
     from planner.registry import rotate_secrets
     from planner.store import Store, create_engine
@@ -250,7 +250,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from typing import Any, TextIO
 
     from planner.decisions import ChainReport, Checkpoint, DecisionLog, checkpoint, export, verify
-    from planner.errors import PlannerError
+    from planner.domain.errors import PlannerError
     from planner.migrate import upgrade
     from planner.store import Store, create_engine
     from planner.vault import VaultError
@@ -396,7 +396,7 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
 
 def _context(args: argparse.Namespace, settings: Settings) -> int:
     from planner.context import ContextSources, reseal_source_secrets
-    from planner.errors import PlannerError
+    from planner.domain.errors import PlannerError
     from planner.migrate import upgrade
     from planner.store import Store, create_engine
     from planner.vault import VaultError
@@ -455,7 +455,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
     from bot.charts import ChartLinks, signing_keys
     from bot.delegating import Delegator
     from bot.scheduler import pull_metric_feeds
-    from planner.errors import PlannerError
+    from planner.domain.errors import PlannerError
     from planner.ingestion import MetricFeeds
     from planner.migrate import upgrade
     from planner.store import Store, create_engine

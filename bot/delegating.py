@@ -4,11 +4,11 @@ A delegation asked for in Teams is queued at once and run in the background; its
 agent is down and the delegation waits) reaches the task's owner through the outbox. The scheduler's tick runs
 what is due again: queued delegations whose process stopped, and deferred ones whose agent's circuit closed.
 
-Every agent the registries hand out is gated (`planner/gated_agent.py`): the policy gate (`planner/guard.py`) and
-the adapter's circuit breaker stand before every call, a delegation's or a metric feed pull's alike. A stopped
-delegation fails with its reasons, a flagged one is held until its approval is decided. An approval in Teams
-releases it at once (the approval's resume hook); a rejection fails it; the tick settles whatever a restart or an
-expiry left held.
+Every agent the registries hand out is gated (`planner/governance/gated_agent.py`): the policy gate
+(`planner/governance/guard.py`) and the adapter's circuit breaker stand before every call, a delegation's or a metric
+feed pull's alike. A stopped delegation fails with its reasons, a flagged one is held until its approval is decided. An
+approval in Teams releases it at once (the approval's resume hook); a rejection fails it; the tick settles whatever a
+restart or an expiry left held.
 
 Agents stay open between delegations (an MCP session takes a round trip or a process start to open), keyed by
 the adapter's version, so a reconfigured adapter is reopened and a removed one closed.
@@ -44,7 +44,7 @@ from planner.delegation import (
     tenants_with_delegations_to_run,
     tenants_with_held_delegations,
 )
-from planner.guard import PolicyGuard, approval_outcome
+from planner.governance.guard import PolicyGuard, approval_outcome
 from planner.outbox import Message, MessageKind, Outbox
 from planner.registry import AdapterFactory, RegisteredAdapter, Registry
 from planner.store import Store

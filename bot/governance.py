@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from bot import messages
 from planner.approvals import Approvals, NoApprovers
 from planner.decisions import DecisionLog
-from planner.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict, accounts_in
-from planner.model import Plan
+from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict, accounts_in
+from planner.domain.model import Plan
 from planner.policy import PolicyEngine
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
-from planner.model import Plan, Tier
+from planner.domain.model import Plan, Tier
 
 HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday…):
 

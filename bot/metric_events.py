@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bot.context_events import ContextEventsEndpoint
 from bot.settings import Settings
-from planner.errors import PlannerError
+from planner.domain.errors import PlannerError
 from planner.ingestion import MetricEvents, ReplayedMetricEvent, parse_metric_events
 from planner.store import Store
 

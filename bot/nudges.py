@@ -30,10 +30,10 @@ from planner.approvals import (
 from planner.decisions import DecisionLog
 from planner.delegation import DelegationNotFound, get_delegation
 from planner.directory import Directory
-from planner.errors import PlanNotFound, TaskNotFound
-from planner.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
+from planner.domain.errors import PlanNotFound, TaskNotFound
+from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
+from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
 from planner.measurement import Recommender
-from planner.model import Health, Plan, Task, Tier, iso_week_window
 from planner.outbox import APPROVED, Envelope, MessageKind
 from planner.playbooks import Playbooks
 from planner.policy import PolicyEngine

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from planner.directory import Conversation, Directory, Person
-from planner.model import Plan, Task
+from planner.domain.model import Plan, Task
 from planner.outbox import Envelope
 from planner.store import Store
 from planner.triggers import CONVERSATION

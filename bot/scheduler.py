@@ -18,7 +18,7 @@ from bot.teams.channel import TeamsChannel
 from planner.approvals import Approvals, tenants_with_expired
 from planner.context import purge_expired_facts
 from planner.decisions import CheckpointInvalid, CheckpointRefused, DecisionLog, checkpoint
-from planner.gated_agent import GatedAgent
+from planner.governance.gated_agent import GatedAgent
 from planner.ingestion import pull_due, purge_event_ids
 from planner.playbooks import announce_ended_plans
 from planner.store import Store

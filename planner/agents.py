@@ -25,7 +25,7 @@ class DelegationStatus(StrEnum):
     DEFERRED = "deferred"
     """The agent's circuit is open: the delegation waits until the agent is back."""
     HELD = "held"
-    """A policy flagged it: the delegation waits for a person's approval (see `planner/guard.py`)."""
+    """A policy flagged it: the delegation waits for a person's approval (see `planner/governance/guard.py`)."""
     UNKNOWN = "unknown"
     """The call may have reached the agent but no answer came back (the connection broke, it timed out, the runner
     stopped): never sent again by itself, since that could repeat its effect. A person retries or cancels it."""
@@ -46,8 +46,8 @@ class Capability:
 class DelegationRequest:
     """What is asked of the agent: which capability, with which input, for which task, and who asks.
 
-    Who asks and what for are read by the policy gate in front of every agent (`planner/gated_agent.py`), not sent
-    to the agent.
+    Who asks and what for are read by the policy gate in front of every agent (`planner/governance/gated_agent.py`), not
+    sent to the agent.
     """
 
     capability: str

@@ -36,8 +36,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.clock import Clock
-from planner.errors import InvalidValue, PlannerError, TenantMismatch
-from planner.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, Verdict
+from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
+from planner.domain.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, Verdict
 from planner.outbox import PENDING as OUTBOX_PENDING
 from planner.outbox import MessageKind
 from planner.schema import approval_gates, approval_requests, approval_roles, firings, outbox

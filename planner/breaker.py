@@ -5,7 +5,7 @@ counted, and the circuit opens at the threshold. A call the agent answered, even
 failure: the agent is there. Open: calls are refused. Half-open: once the cool-down has passed, one probe, a health
 check of the agent (`check_health`, never somebody's call), is let through, under a lease so a prober that dies
 does not wedge the circuit; its success closes the circuit, its failure opens it again for another cool-down.
-The gated agent (planner/gated_agent.py) applies the circuit to every call and tells it how each went.
+The gated agent (planner/governance/gated_agent.py) applies the circuit to every call and tells it how each went.
 
 Transitions are pure functions of a `Circuit`; `Breakers` applies them with a compare-and-set on the row's
 version, so concurrent replicas never lose a failure or let two probes through. Most calls change nothing (a closed
@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.agents import Agent
-from planner.errors import InvalidValue
+from planner.domain.errors import InvalidValue
 from planner.schema import circuit_breakers
 from planner.store import Store
 

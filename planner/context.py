@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner import events as event_log
-from planner.errors import InvalidValue, PlannerError
+from planner.domain.errors import InvalidValue, PlannerError
 from planner.schema import context_facts, context_sources
 from planner.store import Store
 from planner.vault import Vault

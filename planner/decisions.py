@@ -45,8 +45,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner.errors import InvalidValue, PlannerError, TenantMismatch
-from planner.governance import DecisionRecord
+from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
+from planner.domain.governance import DecisionRecord
 from planner.schema import decision_heads, decision_refs, decisions, delegations, plans, tasks, weekly_items
 from planner.store import Store
 from planner.vault import Vault

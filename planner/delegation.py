@@ -20,7 +20,7 @@ The agent's output is DATA. It is stored and shown to the task's owner, never pa
 executed, never allowed to change a task, a plan or an approval: an output saying "approve all", or shaped like
 a tool call, changes nothing but the stored result. What it leads to is decided by a person.
 
-Governance: the registry hands out only gated agents (`planner/gated_agent.py`), so the policy gate and the
+Governance: the registry hands out only gated agents (`planner/governance/gated_agent.py`), so the policy gate and the
 agent's circuit breaker stand before every call; a runner admits the call while it holds the delegation, records
 that it started, then calls. The gate stops it (`DelegationStopped`: it fails with the reason), holds it
 (`DelegationHeld`: parked as `held` until a person decides the approval it asked for; `release_hold` then queues it
@@ -59,9 +59,16 @@ from planner.agents import (
     UnknownCapability,
 )
 from planner.breaker import CIRCUIT_COLUMNS, Circuit, CircuitState, circuit_in
-from planner.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
-from planner.gated_agent import Admission, AgentCall, CircuitOpen, DelegationHeld, DelegationStopped, GatedAgent
-from planner.model import TaskStatus
+from planner.domain.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
+from planner.domain.model import TaskStatus
+from planner.governance.gated_agent import (
+    Admission,
+    AgentCall,
+    CircuitOpen,
+    DelegationHeld,
+    DelegationStopped,
+    GatedAgent,
+)
 from planner.outbox import Message, MessageKind, Outbox
 from planner.registry import (
     ADAPTER_COLUMNS,

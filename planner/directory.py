@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.engine import Row
 
-from planner.errors import InvalidValue
+from planner.domain.errors import InvalidValue
 from planner.schema import conversations, people
 from planner.store import Store, upsert
 

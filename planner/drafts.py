@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from planner.errors import PlannerError
+from planner.domain.errors import PlannerError
 from planner.schema import drafts
 from planner.store import Store
 

@@ -17,11 +17,11 @@ answering the same figure for the same time twice, is stored once.
   one, else by the pull, and its source is `adapter:<name>`.
 
 A pull calls its agent as a delegation does, through the gated agent the registry hands out
-(planner/gated_agent.py): the policy gate sees it as an action of kind `delegation` (the adapter as agent, the
-capability as action, asked by `bot`, about `metric:<id>`), and the adapter's circuit breaker refuses it while the
-agent is down, counting its failures with the delegations'. A stop refuses it, and so does a flag, since nobody
-waits on a schedule for an approval. A pull keeps no delegation row: a delegation is a task handed to an agent on
-someone's behalf, with an owner to tell and an outcome a person may have to settle (retry or cancel). A pull is the
+(planner/governance/gated_agent.py): the policy gate sees it as an action of kind `delegation` (the adapter as agent,
+the capability as action, asked by `bot`, about `metric:<id>`), and the adapter's circuit breaker refuses it while the
+agent is down, counting its failures with the delegations'. A stop refuses it, and so does a flag, since nobody waits on
+a schedule for an approval. A pull keeps no delegation row: a delegation is a task handed to an agent on someone's
+behalf, with an owner to tell and an outcome a person may have to settle (retry or cancel). A pull is the
 bot reading a figure on its own schedule: one that failed is simply made again at its next turn, and a reading
 answered twice is stored once. What it leaves is what answers "why": the decision log entry the gate writes when a
 rule speaks (a silent go writes none, as for a delegation), the reading stored with its source (`adapter:<name>`),
@@ -45,9 +45,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from planner import events as event_log
 from planner.agents import AgentError, DelegationRequest, DelegationStatus
 from planner.context import SKEW, ReplayedContextEvent, StaleContextEvent
-from planner.errors import InvalidValue, PlannerError
-from planner.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
-from planner.model import Metric, MetricReading
+from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.model import Metric, MetricReading
+from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
 from planner.schema import metric_feeds, signed_event_ids
 from planner.store import Store
 

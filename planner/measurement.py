@@ -33,8 +33,8 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from planner.decisions import DecisionLog
-from planner.governance import DecisionRecord
-from planner.model import Metric, MetricReading, Plan, Task, Tier, iso_week_of, iso_week_window
+from planner.domain.governance import DecisionRecord
+from planner.domain.model import Metric, MetricReading, Plan, Task, Tier, iso_week_of, iso_week_window
 from planner.schema import approval_requests, delegations, plans, tasks, weekly_items
 from planner.store import Store
 

@@ -19,9 +19,9 @@ from sqlalchemy import String, cast, exists, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from planner.decisions import DecisionLog
-from planner.errors import InvalidValue, PlannerError
+from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.model import MetricSpec, Plan, Tier, Window
 from planner.measurement import Measurement, attainment
-from planner.model import MetricSpec, Plan, Tier, Window
 from planner.outbox import Message, MessageKind, Outbox
 from planner.schema import approval_roles, firings, plans, playbooks
 from planner.store import Store

@@ -63,8 +63,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from planner import events as event_log
 from planner.clock import Clock
 from planner.context import LIVE_FACTS, Fact, FactType, fact_from_row, live_parameters
-from planner.errors import PlannerError, TenantMismatch
-from planner.governance import (
+from planner.domain.errors import PlannerError, TenantMismatch
+from planner.domain.governance import (
     OPERATION_KINDS,
     Action,
     ActionKind,

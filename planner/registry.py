@@ -7,14 +7,14 @@ so the planner never imports `adapters/`. An adapter is addressed by its name, u
 Secrets never rest in the clear: the fields a factory declares secret (and any field whose name says it is a
 token, password, cookie…) are encrypted together with the `Vault` and stored apart from the public config. A
 secret inside a public value (a URL's `?api_key=…` or userinfo, a `--token X` argument, an `Authorization` header:
-see `planner.redaction`) is masked in the public config, and the whole original value is sealed with the secrets.
+see `planner.domain.redaction`) is masked in the public config, and the whole original value is sealed with the secrets.
 Records, listings and events only say which secret fields are set, and show masked values; the decrypted values
 exist only inside `Registry.open`, on their way into the factory that builds the agent. A browser agent's signed-in
 session is kept with its adapter too (`Registry.session_store`), encrypted by the agent with the same vault.
 
-The registry hands out no bare agent: `open` wraps every agent it builds in a `GatedAgent` (planner/gated_agent.py),
-behind the registry's policy gate and circuit breakers, so whoever calls an agent (a delegation, a metric feed pull,
-a caller to come) passes both. Building the bare agent stays inside the registry.
+The registry hands out no bare agent: `open` wraps every agent it builds in a `GatedAgent`
+(planner/governance/gated_agent.py), behind the registry's policy gate and circuit breakers, so whoever calls an agent
+(a delegation, a metric feed pull, a caller to come) passes both. Building the bare agent stays inside the registry.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from planner import events as event_log
 from planner.agents import Agent, AgentConfigInvalid
 from planner.breaker import Breakers
 from planner.decisions import DecisionLog
-from planner.errors import InvalidValue, PlannerError, TenantMismatch
-from planner.gated_agent import DEFAULT_GRACE, Gate, GatedAgent
-from planner.guard import PolicyGuard
-from planner.redaction import MASK, looks_secret, redacted, secrets_in
+from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
+from planner.domain.redaction import MASK, looks_secret, redacted, secrets_in
+from planner.governance.gated_agent import DEFAULT_GRACE, Gate, GatedAgent
+from planner.governance.guard import PolicyGuard
 from planner.schema import adapters, circuit_breakers
 from planner.store import Store
 from planner.vault import Vault

@@ -42,8 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from planner import events as event_log
 from planner.clock import Clock, utcnow
-from planner.derivation import weekly_selection
-from planner.errors import (
+from planner.domain.derivation import weekly_selection
+from planner.domain.errors import (
     InvalidValue,
     MetricNotFound,
     PlanNotFound,
@@ -51,7 +51,7 @@ from planner.errors import (
     TaskNotFound,
     TenantMismatch,
 )
-from planner.model import (
+from planner.domain.model import (
     Direction,
     Event,
     Metric,
@@ -66,7 +66,7 @@ from planner.model import (
     Window,
     iso_week_window,
 )
-from planner.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
+from planner.domain.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
 from planner.schema import events, metric_readings, metrics, people, plans, processed_keys, tasks, weekly_items
 from planner.shared_reads import SharedReads
 

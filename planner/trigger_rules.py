@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 
-from planner.errors import InvalidValue
+from planner.domain.errors import InvalidValue
 from planner.schema import trigger_settings
 from planner.store import Store, upsert
 

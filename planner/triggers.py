@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import and_, func, select
 
 from planner.delegation import OverdueDelegation, overdue_delegations
-from planner.model import Health, TaskStatus, Tier, iso_week_of, iso_week_window
+from planner.domain.model import Health, TaskStatus, Tier, iso_week_of, iso_week_window
+from planner.domain.rollup import PlanRollup
 from planner.outbox import Message, MessageKind, Outbox
-from planner.rollup import PlanRollup
 from planner.schema import conversations, firings, outbox, people, plan_health, plans, tasks
 from planner.store import Store, upsert
 from planner.trigger_rules import (

@@ -47,3 +47,40 @@ def test_only_bot_teams_imports_a_teams_sdk() -> None:
         if names & TEAMS_SDKS and not path.startswith("bot/teams/")
     }
     assert offenders == {}
+
+
+DOMAIN_MAY_IMPORT = {
+    *("__future__", "collections", "dataclasses", "datetime", "enum", "math", "re", "typing", "zoneinfo"),
+    "urllib.parse",
+}
+"""The standard library's values and pure helpers; nothing that reaches a database, a network, a file or a process."""
+CLOCK_READS = ("datetime.now(", "datetime.utcnow(", "date.today(", "time.time(", "time.monotonic(", "utcnow(")
+
+
+def test_the_domain_is_pure_rules_and_values() -> None:
+    """planner/domain/ imports only the standard library's values and the domain itself, and never reads a clock: a
+    test runs its rules with no database, no Teams and no network, at whatever time it says."""
+    imports: dict[str, set[str]] = {}
+    clock_reads: dict[str, list[str]] = {}
+    for path in (ROOT / "planner" / "domain").rglob("*.py"):
+        source = path.read_text()
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(source, filename=str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        outside = {
+            name
+            for name in names
+            if name not in DOMAIN_MAY_IMPORT
+            and name.split(".")[0] not in DOMAIN_MAY_IMPORT
+            and not name.startswith("planner.domain")
+        }
+        if outside:
+            imports[str(path.relative_to(ROOT))] = outside
+        reads = [read for read in CLOCK_READS if read in source]
+        if reads:
+            clock_reads[str(path.relative_to(ROOT))] = reads
+    assert imports == {}
+    assert clock_reads == {}

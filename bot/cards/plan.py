@@ -26,8 +26,8 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, number, plan_ref, window_label
-from planner.model import Health, Plan, Tier, iso_week_of
-from planner.rollup import MetricPace, PlanRollup
+from planner.domain.model import Health, Plan, Tier, iso_week_of
+from planner.domain.rollup import MetricPace, PlanRollup
 
 MAX_TACTICAL_PLANS = 12
 MAX_REASONS = 3

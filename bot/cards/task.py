@@ -8,7 +8,7 @@ from typing import Any
 from bot.cards.actions import VERB_SNOOZE, VERB_TASK_STATUS, execute, show_card
 from bot.cards.elements import Element, adaptive_card, column, column_set, fact_set, heading, text_block
 from bot.cards.wording import MILESTONE, STATUS_LABELS, day_label, due_relative, moment_label, task_ref
-from planner.model import Task, TaskStatus
+from planner.domain.model import Task, TaskStatus
 
 SNOOZE_HOURS = 24
 BLOCKED_REASON_INPUT = "reason"

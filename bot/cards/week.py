@@ -20,7 +20,7 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.wording import MILESTONE, STATUS_LABELS, day_label, task_ref, window_label
-from planner.model import Task, TaskStatus, iso_week_window
+from planner.domain.model import Task, TaskStatus, iso_week_window
 
 MAX_TASK_ROWS = 25
 """Rows shown at most (fewer when long titles would break Teams' size limit); the rest are counted, not shown."""

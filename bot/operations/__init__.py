@@ -19,7 +19,7 @@ from bot.operations import (
     tasks,
 )
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
-from planner.governance import ActionKind
+from planner.domain.governance import ActionKind
 
 
 async def show_help(context: Context, args: Mapping[str, Any]) -> Reply:

@@ -39,8 +39,8 @@ from planner.approvals import (
     gate_of,
     is_person,
 )
-from planner.errors import PlannerError
-from planner.governance import ActionKind
+from planner.domain.errors import PlannerError
+from planner.domain.governance import ActionKind
 
 logger = logging.getLogger(__name__)
 MAX_CARDS = 5

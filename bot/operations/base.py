@@ -23,11 +23,11 @@ from planner.agents import AgentError
 from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
 from planner.clock import Clock, utcnow
 from planner.directory import Directory
+from planner.domain.errors import PlannerError
+from planner.domain.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
+from planner.domain.model import Plan, Tier
 from planner.drafts import Drafts
-from planner.errors import PlannerError
-from planner.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
 from planner.measurement import Recommender
-from planner.model import Plan, Tier
 from planner.store import Store, TenantStore
 from planner.vault import VaultError
 

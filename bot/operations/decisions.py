@@ -11,7 +11,7 @@ from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import MAX_ID
 from planner.decisions import Decision, DecisionLog, describe_subject, explain
-from planner.governance import ActionKind
+from planner.domain.governance import ActionKind
 
 WHY_SHOWN = 3
 LISTED = 10

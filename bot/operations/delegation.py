@@ -12,7 +12,7 @@ from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_ref
 from planner.delegation import Delegation
-from planner.governance import ActionKind
+from planner.domain.governance import ActionKind
 
 NAME = {"type": "string", "description": "the adapter's name, e.g. hubspot"}
 DELEGATION = {"type": "string", "description": "the delegation, e.g. D12"}

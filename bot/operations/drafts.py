@@ -10,11 +10,11 @@ from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.operations.plans import KPI_SCHEMA, PLAN_REF, kpi_specs
 from bot.parsing import parse_date, parse_ref
-from planner.derivation import CADENCES, tactical_proposals
+from planner.domain.derivation import CADENCES, tactical_proposals
+from planner.domain.errors import PlannerError
+from planner.domain.governance import ActionKind
+from planner.domain.model import Tier, Window, iso_week_of, iso_week_window
 from planner.drafts import DISCARDED, SAVED, Draft, DraftAlreadyDecided
-from planner.errors import PlannerError
-from planner.governance import ActionKind
-from planner.model import Tier, Window, iso_week_of, iso_week_window
 
 TACTICAL, WEEKLY = "tactical", "weekly"
 MAX_ITEMS = 30

@@ -10,8 +10,8 @@ from bot.cards import message_card
 from bot.cards.markdown import excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import ParseError, parse_ref
-from planner.governance import ActionKind
-from planner.model import Tier
+from planner.domain.governance import ActionKind
+from planner.domain.model import Tier
 from planner.outbox import Outbox, dead_letters, replay
 from planner.trigger_rules import SETTINGS, TRIGGER_ALIASES, TenantTriggerRules, describe
 

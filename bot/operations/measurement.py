@@ -13,9 +13,9 @@ from bot.cards.markdown import excerpt, inline_code, literal
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
 from planner.decisions import DecisionLog
-from planner.governance import ActionKind
+from planner.domain.governance import ActionKind
+from planner.domain.model import Tier
 from planner.measurement import Measurement, MeasurementReport, Recommender, RuleRecommender, log_recommendations
-from planner.model import Tier
 from planner.playbooks import Playbooks
 from planner.store import Store
 

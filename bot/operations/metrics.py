@@ -9,7 +9,7 @@ from typing import Any
 from bot.cards.markdown import literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
-from planner.governance import ActionKind
+from planner.domain.governance import ActionKind
 
 
 async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:

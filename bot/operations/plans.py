@@ -16,8 +16,8 @@ from bot.cards import member_week, plan_overview
 from bot.cards.markdown import literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_fraction, parse_number, parse_ref
-from planner.governance import ActionKind, GateCategory
-from planner.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
+from planner.domain.governance import ActionKind, GateCategory
+from planner.domain.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
 from planner.store import OwnedRollup
 
 KPI_SCHEMA: dict[str, Any] = {

@@ -8,7 +8,7 @@ from typing import Any
 from bot import messages
 from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
-from planner.governance import ActionKind
+from planner.domain.governance import ActionKind
 from planner.policy import PolicySets
 
 RULES_SHOWN = 40

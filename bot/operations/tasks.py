@@ -11,9 +11,9 @@ from bot.cards import member_week, task_card
 from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
-from planner.errors import StaleEdit
-from planner.governance import ActionKind
-from planner.model import Task, TaskChanges, TaskStatus, Tier, iso_week_of
+from planner.domain.errors import StaleEdit
+from planner.domain.governance import ActionKind
+from planner.domain.model import Task, TaskChanges, TaskStatus, Tier, iso_week_of
 
 TASK_REF = {"type": "string", "description": "a task id such as T12"}
 STATUS_WORDS = {

@@ -40,7 +40,7 @@ from planner.approvals import ApprovalRequest, Approvals, is_person, tenants_awa
 from planner.clock import Clock, utcnow
 from planner.decisions import DecisionLog
 from planner.directory import Directory, printable
-from planner.governance import DecisionRecord
+from planner.domain.governance import DecisionRecord
 from planner.outbox import Message, MessageKind, Outbox
 from planner.questions import Questions
 from planner.store import AlreadyProcessed, Store

@@ -23,7 +23,7 @@ from bot.teams.botbuilder import create_channel
 from planner.agents import DelegationStatus
 from planner.approvals import Approvals, ApprovalStatus
 from planner.decisions import DecisionLog
-from planner.model import Window
+from planner.domain.model import Window
 from planner.policy import PolicySets
 from planner.schema import delegations
 from planner.store import Store

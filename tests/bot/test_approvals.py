@@ -14,7 +14,15 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.approvals import ApprovalRequest, Approvals, ApprovalStatus
-from planner.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, RuleMatch, Verdict
+from planner.domain.governance import (
+    Action,
+    ActionKind,
+    DecisionRecord,
+    GateCategory,
+    PolicyDecision,
+    RuleMatch,
+    Verdict,
+)
 from tests.bot.cards.test_cards import schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_llm import ReplayTransport, assistant_with

@@ -29,7 +29,7 @@ from planner.approvals import Approvals
 from planner.context import ContextSources, sign
 from planner.decisions import DecisionLog, verify
 from planner.delegation import Delegation
-from planner.model import Window
+from planner.domain.model import Window
 from planner.store import Store
 from planner.vault import Vault
 from tests.adapters.operator import LIMITS

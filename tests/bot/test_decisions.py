@@ -11,8 +11,8 @@ from bot.grammar import parse
 from bot.operations import Caller, Context, Reply, default_registry
 from planner.decisions import DecisionLog
 from planner.directory import Directory
-from planner.governance import DecisionRecord
-from planner.model import Window
+from planner.domain.governance import DecisionRecord
+from planner.domain.model import Window
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.conftest import FakeClock

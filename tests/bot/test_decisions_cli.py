@@ -17,9 +17,9 @@ import pytest
 from bot.cli import main
 from bot.scheduler import keep_checkpoint
 from planner.decisions import Decision, DecisionKeys, DecisionLog, canonical_json
-from planner.governance import DecisionRecord
+from planner.domain.governance import DecisionRecord
+from planner.domain.model import Window
 from planner.migrate import upgrade
-from planner.model import Window
 from planner.store import Store, create_engine
 from planner.vault import Vault
 

@@ -15,7 +15,7 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.breaker import BreakerSettings
-from planner.model import TaskStatus, Window
+from planner.domain.model import TaskStatus, Window
 from planner.store import Store
 from planner.vault import Vault
 from tests.adapters.operator import LIMITS

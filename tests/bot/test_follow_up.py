@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from bot.grammar import parse
 from bot.operations import Caller, Context, default_registry
 from bot.settings import Settings
-from planner.model import Window
+from planner.domain.model import Window
 from planner.outbox import Message, Outbox
 from planner.store import Store
 from planner.trigger_rules import TenantTriggerRules

@@ -11,8 +11,8 @@ from bot.operations import Caller, Context, default_registry
 from bot.operations.base import ASSISTANT
 from planner.approvals import Approvals
 from planner.decisions import DecisionLog
-from planner.governance import DecisionRecord
-from planner.model import Window
+from planner.domain.governance import DecisionRecord
+from planner.domain.model import Window
 from planner.policy import PolicySets
 from planner.store import Store
 from tests.conftest import FakeClock

@@ -13,7 +13,7 @@ import pytest
 
 from bot.llm import Assistant, LLMUnavailable
 from bot.operations import Caller, Context, default_registry
-from planner.model import Tier
+from planner.domain.model import Tier
 from planner.store import Store
 from tests.bot.conftest import TENANT, TeamsUser, start_bot
 from tests.conftest import FakeClock

@@ -32,6 +32,7 @@ from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.context import ContextSources, sign
 from planner.decisions import DecisionLog
+from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.measurement import (
     RECOMMENDATION_ACTION,
     MeasurementReport,
@@ -40,7 +41,6 @@ from planner.measurement import (
     rule_recommendations,
 )
 from planner.migrate import upgrade
-from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.store import Store
 from planner.triggers import TriggerEngine, TriggerRules
 from planner.vault import Vault

@@ -11,8 +11,8 @@ from sqlalchemy import insert
 from bot.addressing import Undeliverable
 from bot.nudges import COMPOSERS, compose
 from planner.approvals import Approvals
-from planner.governance import Action, ActionKind, GateCategory
-from planner.model import TaskChanges, TaskStatus, Window
+from planner.domain.governance import Action, ActionKind, GateCategory
+from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.outbox import Message, MessageKind, Outbox
 from planner.schema import delegations, outbox
 from planner.store import Store

@@ -11,7 +11,7 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.directory import Directory
-from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
+from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.outbox import Outbox
 from planner.store import Store
 from planner.trigger_rules import TenantTriggerRules

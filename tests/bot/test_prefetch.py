@@ -14,7 +14,7 @@ from bot.addressing import address
 from bot.nudges import compose
 from bot.prefetch import Prefetch
 from bot.teams.channel import Outgoing
-from planner.model import TaskChanges, TaskStatus
+from planner.domain.model import TaskChanges, TaskStatus
 from planner.outbox import Envelope, Outbox
 from planner.store import Store
 from tests.conftest import FakeClock

@@ -9,7 +9,7 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter, create_channel
 from planner.directory import Directory
-from planner.model import TaskChanges, TaskStatus, Window
+from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.outbox import Outbox, dead_letters
 from planner.store import Store
 from planner.trigger_rules import TenantTriggerRules

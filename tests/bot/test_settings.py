@@ -13,7 +13,7 @@ from bot.server import LocalKeyLost, prepare_local_key
 from bot.settings import LocalKeyMissing, Settings, SettingsError
 from planner.context import ContextSources
 from planner.decisions import DecisionLog
-from planner.governance import DecisionRecord
+from planner.domain.governance import DecisionRecord
 from planner.migrate import upgrade
 from planner.store import Store
 from planner.vault import Vault

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from planner.model import Tier
+from planner.domain.model import Tier
 from planner.outbox import Message, MessageKind, Outbox
 from planner.schema import conversations, plans, tasks
 from planner.store import Store

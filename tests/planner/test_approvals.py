@@ -24,8 +24,16 @@ from planner.approvals import (
     UnknownGateCategory,
     tenants_with_expired,
 )
-from planner.errors import InvalidValue, TenantMismatch
-from planner.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, RuleMatch, Verdict
+from planner.domain.errors import InvalidValue, TenantMismatch
+from planner.domain.governance import (
+    Action,
+    ActionKind,
+    DecisionRecord,
+    GateCategory,
+    PolicyDecision,
+    RuleMatch,
+    Verdict,
+)
 from planner.outbox import MessageKind
 from planner.schema import outbox
 from planner.store import Store

@@ -39,9 +39,9 @@ from planner.decisions import (
     export,
     verify,
 )
-from planner.errors import InvalidValue, TenantMismatch
-from planner.governance import DecisionRecord
-from planner.model import Window
+from planner.domain.errors import InvalidValue, TenantMismatch
+from planner.domain.governance import DecisionRecord
+from planner.domain.model import Window
 from planner.schema import delegations
 from planner.store import Store
 from planner.vault import Vault

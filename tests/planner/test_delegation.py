@@ -22,9 +22,9 @@ from planner.delegation import (
     overdue_delegations,
     tenants_with_delegations_to_run,
 )
-from planner.errors import InvalidValue, TaskNotFound
-from planner.gated_agent import AgentCall, Gate
-from planner.model import TaskChanges, TaskStatus, Window
+from planner.domain.errors import InvalidValue, TaskNotFound
+from planner.domain.model import TaskChanges, TaskStatus, Window
+from planner.governance.gated_agent import AgentCall, Gate
 from planner.registry import AdapterDisabled, AdapterNotFound, Registry
 from planner.schema import delegations, events, outbox
 from planner.store import Store

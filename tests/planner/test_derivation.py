@@ -4,9 +4,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from planner.derivation import split_window, tactical_proposals, weekly_selection
-from planner.errors import InvalidValue
-from planner.model import Direction, Metric, Plan, Task, TaskStatus, Tier, Window, iso_week_window
+from planner.domain.derivation import split_window, tactical_proposals, weekly_selection
+from planner.domain.errors import InvalidValue
+from planner.domain.model import Direction, Metric, Plan, Task, TaskStatus, Tier, Window, iso_week_window
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from planner.agents import AgentNotReached, AgentTimeout, AgentUnavailable, Dele
 from planner.approvals import Approvals
 from planner.breaker import Breakers, BreakerSettings, CircuitState
 from planner.decisions import DecisionLog
-from planner.gated_agent import CircuitOpen, DelegationStopped, GatedAgent
+from planner.governance.gated_agent import CircuitOpen, DelegationStopped, GatedAgent
 from planner.policy import PolicySets
 from planner.registry import Registry
 from planner.store import Store

@@ -10,8 +10,8 @@ from planner.approvals import Approvals, ApprovalStatus
 from planner.context import ContextFacts, parse_events
 from planner.decisions import DecisionLog
 from planner.delegation import Delegation
-from planner.gated_agent import AgentCall
-from planner.guard import PolicyGuard, approval_outcome, delegation_action
+from planner.governance.gated_agent import AgentCall
+from planner.governance.guard import PolicyGuard, approval_outcome, delegation_action
 from planner.policy import PolicySets
 from planner.store import Store
 from tests.conftest import Database, FakeClock

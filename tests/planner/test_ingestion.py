@@ -22,8 +22,9 @@ from planner.agents import (
 from planner.approvals import Approvals
 from planner.breaker import Breakers, BreakerSettings, CircuitState
 from planner.decisions import DecisionLog
-from planner.errors import MetricNotFound
-from planner.gated_agent import GatedAgent
+from planner.domain.errors import MetricNotFound
+from planner.domain.model import MetricSpec, Window
+from planner.governance.gated_agent import GatedAgent
 from planner.ingestion import (
     InvalidMetricEvent,
     MetricEvents,
@@ -36,7 +37,6 @@ from planner.ingestion import (
     pull_due,
     purge_event_ids,
 )
-from planner.model import MetricSpec, Window
 from planner.policy import PolicySets
 from planner.registry import Registry
 from planner.store import Store

@@ -11,6 +11,18 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import insert
 
+from planner.domain.model import (
+    Direction,
+    Metric,
+    MetricReading,
+    MetricSpec,
+    Plan,
+    Task,
+    TaskChanges,
+    TaskStatus,
+    Tier,
+    Window,
+)
 from planner.measurement import (
     ApprovalFact,
     DelegationFact,
@@ -23,18 +35,6 @@ from planner.measurement import (
     precision,
     productivity,
     rule_recommendations,
-)
-from planner.model import (
-    Direction,
-    Metric,
-    MetricReading,
-    MetricSpec,
-    Plan,
-    Task,
-    TaskChanges,
-    TaskStatus,
-    Tier,
-    Window,
 )
 from planner.schema import approval_requests, delegations
 from planner.store import Store

@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
-from planner.errors import InvalidValue, InvalidWindow, WindowConflict
-from planner.model import Direction, Health, MetricSpec, Window, iso_week_of, iso_week_window
+from planner.domain.errors import InvalidValue, InvalidWindow, WindowConflict
+from planner.domain.model import Direction, Health, MetricSpec, Window, iso_week_of, iso_week_window
 
 
 def test_window_counts_its_days_inclusively() -> None:

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import event, func, select
 
 from planner.context import ContextFacts, parse_events
-from planner.errors import TenantMismatch
-from planner.governance import Action, ActionKind, GateCategory, Verdict
+from planner.domain.errors import TenantMismatch
+from planner.domain.governance import Action, ActionKind, GateCategory, Verdict
 from planner.policy import (
     PolicyEngine,
     PolicyInvalid,

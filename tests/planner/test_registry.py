@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from planner.agents import AgentConfigInvalid
 from planner.breaker import Breakers, CircuitState
-from planner.errors import InvalidValue
+from planner.domain.errors import InvalidValue
 from planner.registry import (
     AdapterDisabled,
     AdapterExists,

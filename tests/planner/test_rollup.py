@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from planner.model import Direction, Health, Metric, Plan, Tier, Window
-from planner.rollup import HealthRules, MetricFacts, PlanFacts, TaskCounts, metric_pace, roll_up, task_health
+from planner.domain.model import Direction, Health, Metric, Plan, Tier, Window
+from planner.domain.rollup import HealthRules, MetricFacts, PlanFacts, TaskCounts, metric_pace, roll_up, task_health
 
 AS_OF = date(2026, 2, 14)
 RULES = HealthRules()

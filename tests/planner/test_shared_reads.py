@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
+from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.shared_reads import SharedReads
 from planner.store import Store
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from planner.directory import Directory
-from planner.errors import (
+from planner.domain.errors import (
     InvalidValue,
     MetricNotFound,
     PlanNotFound,
@@ -20,7 +20,7 @@ from planner.errors import (
     TenantMismatch,
     WindowConflict,
 )
-from planner.model import Health, MetricSpec, TaskChanges, TaskStatus, Tier, Window
+from planner.domain.model import Health, MetricSpec, TaskChanges, TaskStatus, Tier, Window
 from planner.schema import events, metric_readings, plans, tasks
 from planner.store import AlreadyProcessed, Store, TenantStore, create_engine
 from tests.conftest import Database, FakeClock

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from planner.directory import Directory
-from planner.errors import InvalidValue
-from planner.model import MetricSpec, TaskChanges, TaskStatus, Window
+from planner.domain.errors import InvalidValue
+from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.outbox import Message, Outbox
 from planner.store import Store
 from planner.trigger_rules import TenantTriggerRules, Trigger, describe

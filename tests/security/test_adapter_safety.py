@@ -36,7 +36,7 @@ from bot.sender import Sender
 from bot.settings import Settings, SettingsError
 from bot.teams.botbuilder import create_channel
 from planner.agents import AgentConfigInvalid, AgentUnavailable, DelegationRequest, DelegationStatus
-from planner.redaction import MASK, redacted
+from planner.domain.redaction import MASK, redacted
 from planner.registry import Registry
 from planner.store import Store
 from planner.vault import Vault

@@ -26,7 +26,7 @@ from bot.grammar import VERBS, GrammarError, parse
 from bot.operations import Context, Registry, Reply, default_registry
 from bot.parsing import ParseError, parse_date, parse_fraction, parse_number, parse_ref
 from planner.context import ContextSources, sign
-from planner.errors import PlannerError
+from planner.domain.errors import PlannerError
 from planner.policy import PolicySets
 from planner.store import Store
 from planner.vault import Vault

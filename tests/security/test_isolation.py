@@ -24,7 +24,7 @@ from bot.teams.botbuilder import create_channel
 from planner.approvals import Approvals
 from planner.context import ContextFacts, ContextSources, sign
 from planner.decisions import DecisionLog
-from planner.governance import Action, ActionKind, GateCategory, PolicyDecision, RuleMatch, Verdict
+from planner.domain.governance import Action, ActionKind, GateCategory, PolicyDecision, RuleMatch, Verdict
 from planner.policy import PolicySets
 from planner.schema import drafts as drafts_table
 from planner.store import Store

@@ -24,9 +24,9 @@ from planner.agents import DelegationRequest, DelegationStatus
 from planner.approvals import Approvals
 from planner.breaker import BreakerSettings, CircuitState
 from planner.decisions import DecisionLog
-from planner.gated_agent import CircuitOpen, DelegationStopped
+from planner.domain.model import MetricSpec, Window
+from planner.governance.gated_agent import CircuitOpen, DelegationStopped
 from planner.ingestion import MetricFeeds
-from planner.model import MetricSpec, Window
 from planner.policy import PolicySets
 from planner.store import Store
 from planner.vault import Vault
@@ -47,8 +47,8 @@ CHECKED = {
 
 CALL_SITES = {
     # The one call of a bare agent: inside the gated agent, after the gate and the breaker let it through.
-    ("planner/gated_agent.py", "GatedAgent._call", "delegate"): "every path below",
-    ("planner/gated_agent.py", "GatedAgent.delegate", "admit"): "a caller of its own, a metric feed pull",
+    ("planner/governance/gated_agent.py", "GatedAgent._call", "delegate"): "every path below",
+    ("planner/governance/gated_agent.py", "GatedAgent.delegate", "admit"): "a caller of its own, a metric feed pull",
     # Only the registry builds bare agents, and `open` gates what it builds (the bot's pool lends them to it).
     ("planner/registry.py", "Registry.open", "_build"): "every path below",
     ("planner/registry.py", "Registry._build", "build"): "every path below",

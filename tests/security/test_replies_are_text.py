@@ -27,7 +27,7 @@ from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.approvals import Approvers
 from planner.directory import Directory
-from planner.model import MetricSpec, Window
+from planner.domain.model import MetricSpec, Window
 from planner.policy import PolicySets
 from planner.store import Store
 from planner.trigger_rules import TenantTriggerRules

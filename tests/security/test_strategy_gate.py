@@ -18,7 +18,7 @@ from bot.operations import Caller, Context, default_registry
 from bot.operations.base import ASSISTANT
 from planner.approvals import Approvals
 from planner.decisions import DecisionLog
-from planner.model import Tier
+from planner.domain.model import Tier
 from planner.policy import PolicySets
 from planner.schema import outbox
 from planner.store import Store

@@ -34,8 +34,8 @@ from bot.cards import (
 from bot.cards.actions import UnknownActionStyle
 from bot.cards.plan import MAX_TACTICAL_PLANS, progress_bar_id
 from bot.cards.wording import RANGE_DASH
-from planner.model import Direction, Metric, Plan, Task, TaskStatus, Tier, Window, iso_week_of, iso_week_window
-from planner.rollup import MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
+from planner.domain.model import Direction, Metric, Plan, Task, TaskStatus, Tier, Window, iso_week_of, iso_week_window
+from planner.domain.rollup import MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "adaptive-card-1.5.schema.json"
 TEAMS_CARD_LIMIT_BYTES = 28_000

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from planner.errors import InvalidValue, InvalidWindow, WindowConflict
+from planner.domain.errors import InvalidValue, InvalidWindow, WindowConflict
 
 
 class Tier(enum.StrEnum):

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from planner.model import Direction, Health, Metric, Plan, Tier
+from planner.domain.model import Direction, Health, Metric, Plan, Tier
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,9 +1,9 @@
 """The policy gate in front of every agent: go lets the call through, flag holds it for a person, stop refuses it.
 
-`PolicyGuard` is the `Gate` of the agents the registry hands out (`planner/gated_agent.py`): asked before each call,
-it describes the call as an `Action` (the adapter, the capability, the input's values and the accounts it names,
-who asks) and asks the policy engine, under the rules in force at that moment, so a rule loaded a second ago applies
-to every adapter's next call, whoever makes it (a delegation, a metric feed pull).
+`PolicyGuard` is the `Gate` of the agents the registry hands out (`planner/governance/gated_agent.py`): asked before
+each call, it describes the call as an `Action` (the adapter, the capability, the input's values and the accounts it
+names, who asks) and asks the policy engine, under the rules in force at that moment, so a rule loaded a second ago
+applies to every adapter's next call, whoever makes it (a delegation, a metric feed pull).
 
 - go: the call goes ahead (logged when a rule spoke for it);
 - stop: `DelegationStopped` with the rules' reasons;
@@ -25,8 +25,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals, ApprovalStatus, NoApprovers
-from planner.gated_agent import AgentCall, DelegationHeld, DelegationStopped
-from planner.governance import (
+from planner.domain.governance import (
     Action,
     ActionKind,
     DecisionRecord,
@@ -36,6 +35,7 @@ from planner.governance import (
     accounts_in,
     policy_record,
 )
+from planner.governance.gated_agent import AgentCall, DelegationHeld, DelegationStopped
 from planner.policy import PolicyEngine
 from planner.store import Store
 

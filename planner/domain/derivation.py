@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from planner.errors import InvalidValue
-from planner.model import Metric, MetricSpec, Plan, Task, WeeklyItem, Window
+from planner.domain.errors import InvalidValue
+from planner.domain.model import Metric, MetricSpec, Plan, Task, WeeklyItem, Window
 
 
 def weekly_selection(tactical_tasks: Iterable[Task], week: Window) -> list[WeeklyItem]:

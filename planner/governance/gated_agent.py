@@ -1,8 +1,8 @@
 """The one way to an agent: every agent the registry hands out is a `GatedAgent`, never a bare one.
 
 As pydantic-ai's `ApprovalRequiredToolset` wraps tools, `GatedAgent` wraps an agent: before a call reaches it, the
-policy gate is asked (`planner/guard.py`: the call described as an `Action` of kind `delegation`, with the adapter,
-the capability, the input and who asks) and answers by raising or returning:
+policy gate is asked (`planner/governance/guard.py`: the call described as an `Action` of kind `delegation`, with the
+adapter, the capability, the input and who asks) and answers by raising or returning:
 
 - stop: `DelegationStopped`, with the rules' reasons;
 - flag: `DelegationHeld` once a person's approval of the delegation is asked for; a call that carries out no stored
@@ -43,7 +43,7 @@ from planner.agents import (
     UnknownCapability,
 )
 from planner.breaker import Breakers, Circuit, CircuitState
-from planner.errors import PlannerError
+from planner.domain.errors import PlannerError
 
 DEFAULT_GRACE = timedelta(seconds=5)
 """How much longer than its own timeout an agent gets before the call is cut (it should time out by itself)."""
@@ -90,7 +90,7 @@ class AgentCall:
 
 
 class Gate(Protocol):
-    """The policy gate's seam (`planner.guard.PolicyGuard`), asked before every call of an agent."""
+    """The policy gate's seam (`planner.governance.guard.PolicyGuard`), asked before every call of an agent."""
 
     async def clears(self, call: AgentCall) -> bool:
         """True when the call may simply go, with nothing to record or ask first. Reads only, so a caller may ask

@@ -1,0 +1,1 @@
+"""The gate every action passes: the policy guard of agent calls, and the gated agent every caller is handed."""
