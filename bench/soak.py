@@ -822,6 +822,8 @@ def replica_env(url: str, options: argparse.Namespace, scratch: Path, secret_key
         COS_TICK_SECONDS=str(options.tick_seconds),
         COS_SECRET_KEYS=secret_key,
         COS_ADMINS=LEADER,
+        # The vendor agent runs on loopback: the operator allows it, as for an on-premises vendor.
+        COS_ADAPTER_ALLOWED_NETWORKS="127.0.0.1/32",
         COS_LOG_LEVEL="INFO",
         # Set empty so a .env file cannot turn on credentials or the model for the replicas.
         MICROSOFT_APP_ID="",
