@@ -186,15 +186,21 @@ async def scripted(store: Store, connector: FakeConnector, clock: FakeClock) -> 
     await running.server.close()
 
 
-async def test_a_delegation_of_unknown_outcome_is_told_to_its_owner_and_runs_again_only_when_a_person_says_so(
-    scripted: tuple[Running, Any], clock: FakeClock
-) -> None:
-    running, factory = scripted
+async def a_crm_desk(running: Running, clock: FakeClock) -> tuple[int, TeamsUser, TeamsUser]:
+    """The writer's task, the lead (an admin) and the writer (who has said hello), and the scripted agent `crm`."""
     task_id = await a_task_for_the_writer(running, clock)
     lead = TeamsUser(running)
     writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
     await writer.ask("help")
     await lead.ask('adapter add fake crm {"url": "https://crm.example/mcp"}')
+    return task_id, lead, writer
+
+
+async def test_a_delegation_of_unknown_outcome_is_told_to_its_owner_and_runs_again_only_when_a_person_says_so(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id, lead, writer = await a_crm_desk(running, clock)
     factory.agent("crm").script = ["broken"]
     await lead.ask(f"delegate T{task_id} to crm draft_email")
     await running.bot.drain()
@@ -219,10 +225,7 @@ async def test_cancel_stops_what_waits_and_a_done_task_cancels_its_pending_deleg
     scripted: tuple[Running, Any], clock: FakeClock
 ) -> None:
     running, factory = scripted
-    task_id = await a_task_for_the_writer(running, clock)
-    lead = TeamsUser(running)
-    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await lead.ask('adapter add fake crm {"url": "https://crm.example/mcp"}')
+    task_id, lead, writer = await a_crm_desk(running, clock)
     factory.agent("crm").script = ["broken", "unavailable"]
     await lead.ask(f"delegate T{task_id} to crm draft_email")
     await running.bot.drain()
@@ -241,9 +244,7 @@ async def test_an_admin_resets_a_circuit_and_what_waited_for_it_runs(
     scripted: tuple[Running, Any], clock: FakeClock
 ) -> None:
     running, _factory = scripted
-    task_id = await a_task_for_the_writer(running, clock)
-    lead = TeamsUser(running)
-    await lead.ask('adapter add fake crm {"url": "https://crm.example/mcp"}')
+    task_id, lead, _writer = await a_crm_desk(running, clock)
     delegator = running.bot.delegator
     assert delegator is not None
     for _ in range(5):
@@ -266,11 +267,7 @@ async def test_a_delegation_whose_runner_stopped_mid_call_is_told_to_its_owner_a
     scripted: tuple[Running, Any], clock: FakeClock
 ) -> None:
     running, factory = scripted
-    task_id = await a_task_for_the_writer(running, clock)
-    lead = TeamsUser(running)
-    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
-    await lead.ask('adapter add fake crm {"url": "https://crm.example/mcp"}')
+    task_id, _lead, _writer = await a_crm_desk(running, clock)
     delegator = running.bot.delegator
     assert delegator is not None
     stopped = delegator.delegations(TENANT)  # a runner that requests with start, then its process stops
