@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
+from bot.cards.markdown import Markdown, excerpt, inline_code, literal, literal_prose, markdown
 from planner.domain.model import Plan, Tier
 
 HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday…):
@@ -183,7 +183,7 @@ def operation_held(reasons: str, approval: str) -> str:
 
 
 def operation_unapprovable(reasons: str, problem: str) -> str:
-    return f"That needs a person's approval first ({literal(reasons)}), but {problem}"
+    return f"That needs a person's approval first ({literal(reasons)}), but {literal_prose(problem)}"
 
 
 def approved_and_run(approval: str, outcome: str) -> str:

@@ -28,6 +28,7 @@ from botbuilder.schema import (
 
 from bot import messages
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, welcome_card
+from bot.cards.markdown import literal
 from bot.delegating import Delegator
 from bot.grammar import GrammarError, UnknownCommand, parse
 from bot.llm import Assistant, LLMUnavailable
@@ -484,7 +485,7 @@ class ChiefOfStaffBot(ActivityHandler):
         await self.send_proactive(reference, reply)
 
     async def _fallback(self, context: Context, text: str, reason: str) -> Reply:
-        notice = messages.LLM_UNAVAILABLE.format(reason=reason)
+        notice = messages.LLM_UNAVAILABLE.format(reason=literal(reason))
         try:
             command = parse(text)
         except GrammarError:

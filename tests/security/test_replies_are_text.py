@@ -332,3 +332,9 @@ def test_a_planner_error_quoting_someone_s_words_shows_them_as_text_and_keeps_it
     assert not MARKUP_FROM_DATA.search(markup)
     assert "<strong>now</strong>" not in markup
     assert all(words in visible(markup) for words in WORDS)
+
+
+def test_a_request_nobody_may_approve_says_why_as_text() -> None:
+    from bot import messages
+
+    assert_text([messages.operation_unapprovable(HOSTILE, f"nobody holds the role `leader`: {HOSTILE}")])
