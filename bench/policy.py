@@ -50,7 +50,7 @@ from sqlalchemy import event, insert, make_url, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.turns import NOW, TENANT, Side, fixed_clock, is_plan_card, seed, serve
-from bot.app import create_app
+from bot.http.app import create_app
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot import messages
+from bot.text import messages
 from planner.approvals import Approvals, NoApprovers
 from planner.decisions import DecisionLog
 from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict, accounts_in

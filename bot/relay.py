@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from bot import messages
+from bot.text import messages
 from planner.agents import AgentTimeout, HumanChannel
 from planner.outbox import Message, MessageKind, Outbox
 from planner.questions import Questions

@@ -12,8 +12,8 @@ from pathlib import Path
 import anthropic
 from aiohttp import web
 
-from bot.app import create_app
 from bot.delegating import Delegator
+from bot.http.app import create_app
 from bot.llm import Assistant
 from bot.operations import default_registry
 from bot.recommending import ClaudeRecommender

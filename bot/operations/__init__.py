@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot import messages
 from bot.operations import (
     approvals,
     decisions,
@@ -19,6 +18,7 @@ from bot.operations import (
     tasks,
 )
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
+from bot.text import messages
 from planner.domain.governance import ActionKind
 
 

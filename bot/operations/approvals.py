@@ -21,12 +21,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bot import messages
 from bot.cards import approval_card, message_card
 from bot.cards.approval import actor_label, gate_label, what_is_asked
 from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.parsing import parse_ref
+from bot.text import messages
 from planner.agents import AgentError
 from planner.approvals import (
     GATES,

@@ -16,9 +16,10 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot import governance, messages
+from bot import governance
 from bot.cards.markdown import excerpt, literal, literal_prose
 from bot.parsing import ParseError, parse_date, parse_ref
+from bot.text import messages
 from planner.agents import AgentError
 from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
 from planner.clock import Clock, utcnow

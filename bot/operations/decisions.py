@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot import messages
 from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import MAX_ID
+from bot.text import messages
 from planner.decisions import Decision, DecisionLog, describe_subject, explain
 from planner.domain.governance import ActionKind
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot import messages
 from bot.cards import message_card
 from bot.cards.markdown import excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import ParseError, parse_ref
+from bot.text import messages
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier
 from planner.outbox import Outbox, dead_letters, replay

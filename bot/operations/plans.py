@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot import messages
 from bot.cards import member_week, plan_overview
 from bot.cards.markdown import literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_fraction, parse_number, parse_ref
+from bot.text import messages
 from planner.domain.governance import ActionKind, GateCategory
 from planner.domain.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
 from planner.store import OwnedRollup

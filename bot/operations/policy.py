@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot import messages
 from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.text import messages
 from planner.domain.governance import ActionKind
 from planner.policy import PolicySets
 

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from bot import messages
 from bot.cards import member_week, task_card
 from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
+from bot.text import messages
 from planner.domain.errors import StaleEdit
 from planner.domain.governance import ActionKind
 from planner.domain.model import Task, TaskChanges, TaskStatus, Tier, iso_week_of

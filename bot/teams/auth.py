@@ -181,7 +181,7 @@ class InboundTokens(BotFrameworkAuthentication):
     in its `serviceurl` claim. An Emulator token (the issuers botbuilder lists) is checked against the Emulator's
     keys, needs a `ver` claim and names the bot in `appid` (ver 1.0) or `azp` (2.0). Skill tokens are refused (this
     bot calls no skills and is none). In local mode (no app id) nothing can be checked: every activity is
-    anonymous, and bot/app.py keeps the port to loopback and same-site callers.
+    anonymous, and bot/http/app.py keeps the port to loopback and same-site callers.
     """
 
     def __init__(

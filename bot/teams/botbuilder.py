@@ -18,13 +18,13 @@ from botbuilder.schema import Activity, Attachment, ChannelAccount, Conversation
 from botframework.connector.auth import AuthenticationConstants, ServiceClientCredentialsFactory
 from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
 
-from bot import messages
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE
 from bot.settings import Settings
 from bot.teams.auth import InboundTokens, SigningKeys
 from bot.teams.channel import Address, Member, Outgoing, Rejected, Throttled, TransientFailure
 from bot.teams.connectors import ReusedConnectorClients
 from bot.teams.content import CardContent
+from bot.text import messages
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,6 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
-from bot import messages
 from bot.cards import ADAPTIVE_CARD_CONTENT_TYPE, welcome_card
 from bot.cards.markdown import literal
 from bot.delegating import Delegator
@@ -37,6 +36,7 @@ from bot.operations.base import ASSISTANT, IN_TEAMS
 from bot.recommending import ClaudeRecommender
 from bot.settings import Settings
 from bot.teams.content import CardContent
+from bot.text import messages
 from planner.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
 from planner.clock import Clock, utcnow
 from planner.decisions import DecisionLog

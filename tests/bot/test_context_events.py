@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.app import create_app
-from bot.context_events import PATH, UNAUTHENTICATED
+from bot.http.app import create_app
+from bot.http.context_events import PATH, UNAUTHENTICATED
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot

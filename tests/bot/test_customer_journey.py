@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.app import create_app
-from bot.context_events import PATH
 from bot.delegating import Delegator
+from bot.http.app import create_app
+from bot.http.context_events import PATH
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from bot import messages
 from bot.grammar import parse
 from bot.operations import Caller, Context, Reply, default_registry
+from bot.text import messages
 from planner.decisions import DecisionLog
 from planner.directory import Directory
 from planner.domain.governance import DecisionRecord

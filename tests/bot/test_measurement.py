@@ -19,12 +19,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from matplotlib.dates import num2date
 
-from bot.app import create_app
 from bot.cards.digest import measurement_card, of_kpis
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.charts import CHART_PATH, PNG_SIGNATURE, ChartLinks, build_figure, burn_up, chart_png, data_uri, signing_keys
 from bot.cli import main as cli
-from bot.metric_events import PATH as METRIC_EVENTS_PATH
+from bot.http.app import create_app
+from bot.http.metric_events import PATH as METRIC_EVENTS_PATH
 from bot.recommending import ClaudeRecommender
 from bot.scheduler import tick
 from bot.settings import Settings

@@ -39,7 +39,7 @@ from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import func, select
 
-from bot.app import create_app
+from bot.http.app import create_app
 from bot.settings import Settings
 from bot.teams.auth import SigningKeys, SigningKeysUnavailable
 from bot.teams.botbuilder import create_adapter

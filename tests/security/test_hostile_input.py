@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bot import messages
-from bot.context_events import PATH as EVENTS_PATH
 from bot.grammar import VERBS, GrammarError, parse
+from bot.http.context_events import PATH as EVENTS_PATH
 from bot.operations import Context, Registry, Reply, default_registry
 from bot.parsing import ParseError, parse_date, parse_fraction, parse_number, parse_ref
+from bot.text import messages
 from planner.context import ContextSources, sign
 from planner.domain.errors import PlannerError
 from planner.policy import PolicySets

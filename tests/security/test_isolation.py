@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.context_events import PATH as EVENTS_PATH
 from bot.delegating import Delegator
+from bot.http.context_events import PATH as EVENTS_PATH
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel

@@ -335,6 +335,6 @@ def test_a_planner_error_quoting_someone_s_words_shows_them_as_text_and_keeps_it
 
 
 def test_a_request_nobody_may_approve_says_why_as_text() -> None:
-    from bot import messages
+    from bot.text import messages
 
     assert_text([messages.operation_unapprovable(HOSTILE, f"nobody holds the role `leader`: {HOSTILE}")])

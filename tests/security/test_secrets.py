@@ -15,8 +15,8 @@ import httpx2
 import pytest
 
 from adapters import adapter_kinds
-from bot.context_events import PATH as EVENTS_PATH
 from bot.delegating import Delegator
+from bot.http.context_events import PATH as EVENTS_PATH
 from bot.llm import Assistant
 from bot.operations import default_registry
 from bot.sender import Sender

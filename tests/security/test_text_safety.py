@@ -14,9 +14,9 @@ from datetime import date
 
 import pytest
 
-from bot import messages
 from bot.grammar import GrammarError, parse
 from bot.teams.handler import MAX_MESSAGE_CHARS
+from bot.text import messages
 from planner.directory import Directory, printable
 from planner.store import Store
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot

@@ -1,7 +1,6 @@
 """The HTTP surface: `POST /api/messages` (Bot Framework activities), `POST /api/context/events` (facts from
-connected systems, see bot/context_events.py), `POST /api/metrics/events` (KPI readings, bot/metric_events.py),
-`GET /api/charts/...` (signed chart links, see bot/charts.py) and
-`GET /healthz`."""
+connected systems, see bot/http/context_events.py), `POST /api/metrics/events` (KPI readings,
+bot/http/metric_events.py), `GET /api/charts/...` (signed chart links, see bot/charts.py) and `GET /healthz`."""
 
 from __future__ import annotations
 
@@ -15,9 +14,9 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from bot.charts import add_chart_routes
-from bot.context_events import add_context_routes
-from bot.metric_events import add_metric_routes
-from bot.request_json import BadJSON, read_json
+from bot.http.context_events import add_context_routes
+from bot.http.metric_events import add_metric_routes
+from bot.http.request_json import BadJSON, read_json
 from bot.settings import Settings, is_loopback
 from bot.teams.auth import SigningKeysUnavailable
 from bot.teams.botbuilder import ActivityUnreadable, Adapter, process

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.request_json import BadJSON, read_json
+from bot.http.request_json import BadJSON, read_json
 from bot.settings import Settings
 from planner.context import (
     ContextFacts,
@@ -91,7 +91,7 @@ class ContextEventsEndpoint:
 
     async def signed_json(self, request: web.Request) -> tuple[str, str, Any] | web.Response:
         """(tenant, source, JSON body) of a request a registered source of that tenant signed, or the 4xx/503
-        response that refuses it (also used by bot/metric_events.py)."""
+        response that refuses it (also used by bot/http/metric_events.py)."""
         limit = self._max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return _problem(413, f"The body is larger than {limit} bytes: post fewer events at a time.")

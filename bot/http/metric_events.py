@@ -1,6 +1,6 @@
 """`POST /api/metrics/events`: connected systems post signed KPI readings (see planner/ingestion.py).
 
-Signed exactly like context events (bot/context_events.py): the same registered sources, headers and HMAC-SHA256
+Signed exactly like context events (bot/http/context_events.py): the same registered sources, headers and HMAC-SHA256
 secrets (`cos context add-source NAME --tenant T`). The body is one reading or a list of them:
 `{"id": "evt-7", "sent_at": "2026-02-15T12:00:05Z", "metric": "SQLs", "value": 140, "unit": "SQL",
 "at": "2026-02-15T12:00:00Z", "plan": 1}`: `id` is unique for the source, `sent_at` when it is sent (within 5
@@ -19,7 +19,7 @@ import logging
 
 from aiohttp import web
 
-from bot.context_events import ContextEventsEndpoint
+from bot.http.context_events import ContextEventsEndpoint
 from bot.settings import Settings
 from planner.domain.errors import PlannerError
 from planner.ingestion import MetricEvents, ReplayedMetricEvent, parse_metric_events

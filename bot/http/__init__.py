@@ -1,0 +1,1 @@
+"""The HTTP surface: the Bot Framework's activities, signed events from connected systems, health."""

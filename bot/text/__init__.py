@@ -1,0 +1,1 @@
+"""What the bot says, in one place: replies, refusals, questions and notices."""
