@@ -847,29 +847,34 @@ class Delegations:
             ).first()
         return _delegation(row) if row is not None else delegation
 
+    async def _let_go(self, conn: AsyncConnection, delegation: Delegation, **values: Any) -> Delegation | None:
+        """Give up the lease this runner holds on `delegation`, writing `values` with it; None when the lease was
+        lost to another runner meanwhile."""
+        row = (
+            await conn.execute(
+                update(delegations)
+                .where(_HELD)
+                .values(leased_by=None, lease_until=None, **values)
+                .returning(delegations),
+                self._holding(delegation),
+            )
+        ).first()
+        return _delegation(row) if row is not None else None
+
     async def _unknown(self, delegation: Delegation, *, reason: str, prospect: _Prospect) -> RunOutcome:
         """The call may have reached the agent and no answer came: `unknown`, and its owner is told in the same
         transaction, once."""
         now = self._now()
         async with self._store.transaction() as conn:
-            row = (
-                await conn.execute(
-                    update(delegations)
-                    .where(_HELD)
-                    .values(
-                        status=DelegationStatus.UNKNOWN.value,
-                        leased_by=None,
-                        lease_until=None,
-                        error=reason[:2000],
-                        owner_told_at=now,
-                    )
-                    .returning(delegations),
-                    self._holding(delegation),
-                )
-            ).first()
-            if row is None:
+            after = await self._let_go(
+                conn,
+                delegation,
+                status=DelegationStatus.UNKNOWN.value,
+                error=reason[:2000],
+                owner_told_at=now,
+            )
+            if after is None:
                 return RunOutcome(delegation=await self.get(delegation.id), ran=True)
-            after = _delegation(row)
             await self._record(conn, actor=self._agent_actor(after), kind="delegation.unknown", after=after)
             await self._tell_in(conn, after, prospect.owner)
         return RunOutcome(delegation=after, ran=True, told=True)
@@ -978,26 +983,17 @@ class Delegations:
         # Only the runner holding the lease gets here, so "not told yet" is decided exactly once.
         tell_owner = delegation.owner_told_at is None
         async with self._store.transaction() as conn:
-            row = (
-                await conn.execute(
-                    update(delegations)
-                    .where(_HELD)
-                    .values(
-                        status=DelegationStatus.DEFERRED.value,
-                        leased_by=None,
-                        lease_until=None,
-                        error=reason[:2000],
-                        retry_at=retry_at,
-                        deferred_at=delegation.deferred_at or now,
-                        owner_told_at=delegation.owner_told_at or now,
-                    )
-                    .returning(delegations),
-                    self._holding(delegation),
-                )
-            ).first()
-            if row is None:
+            after = await self._let_go(
+                conn,
+                delegation,
+                status=DelegationStatus.DEFERRED.value,
+                error=reason[:2000],
+                retry_at=retry_at,
+                deferred_at=delegation.deferred_at or now,
+                owner_told_at=delegation.owner_told_at or now,
+            )
+            if after is None:
                 return RunOutcome(delegation=await self.get(delegation.id), ran=ran)
-            after = _delegation(row)
             await self._record(conn, actor=self._agent_actor(after), kind="delegation.deferred", after=after)
         return RunOutcome(delegation=after, ran=ran, tell_owner=tell_owner)
 
