@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from adapters.egress import ALLOWED_NETWORKS_SETTING, Egress, parse_networks
 from adapters.stdio_commands import COMMANDS_FILE_SETTING, COMMANDS_SETTING, StdioCommands, StdioCommandsInvalid
-from planner.registry import AdapterFactory, AdapterSessionStore
+from planner.services.registry import AdapterFactory, AdapterSessionStore
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 
 CHROMIUM_PATH_SETTING = "COS_CHROMIUM_PATH"
 

@@ -58,7 +58,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from adapters.egress import UNREACHABLE, AddressRefused, Egress, HostNotFound, parse_address
 from adapters.stdio_commands import INHERITED_VARIABLES
-from planner.agents import (
+from planner.ports import (
     Agent,
     AgentConfigInvalid,
     AgentHealth,
@@ -73,7 +73,7 @@ from planner.agents import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.vault import Vault, VaultError
+from planner.store.vault import Vault, VaultError
 
 logger = logging.getLogger(__name__)
 
@@ -1432,7 +1432,7 @@ def _summary(capability: str, data: Mapping[str, str]) -> str:
 
 
 class BrowserAdapterFactory:
-    """Builds browser agents for the adapter registry (`planner.registry.AdapterFactory`, kind `browser`), from
+    """Builds browser agents for the adapter registry (`planner.services.registry.AdapterFactory`, kind `browser`), from
     configs that come from chat: their origins must be allowed by `egress`, and the Chromium that runs is
     `chromium_path` (the operator's `COS_CHROMIUM_PATH`; by default Debian's), never a config's.
 

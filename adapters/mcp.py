@@ -67,7 +67,8 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.egress import UNREACHABLE, Egress, EgressTransport
 from adapters.stdio_commands import StdioCommands
-from planner.agents import (
+from planner.domain.redaction import redact_args, redact_url, redacted
+from planner.ports import (
     Agent,
     AgentConfigInvalid,
     AgentHealth,
@@ -82,7 +83,6 @@ from planner.agents import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.domain.redaction import redact_args, redact_url, redacted
 
 logger = logging.getLogger(__name__)
 
@@ -316,8 +316,9 @@ def _is_loopback(host: str | None) -> bool:
 
 
 class MCPAdapterFactory:
-    """Builds MCP agents for the adapter registry (`planner.registry.AdapterFactory`, kind `mcp`), from configs that
-    come from chat: a stdio config names an entry of `commands`, and agents connect only where `egress` allows.
+    """Builds MCP agents for the adapter registry (`planner.services.registry.AdapterFactory`, kind `mcp`), from
+    configs that come from chat: a stdio config names an entry of `commands`, and agents connect only where `egress`
+    allows.
 
     `environ`: the bot's environment, of which a stdio child gets only `PATH`, `HOME`, `LANG` and `TZ`.
     """

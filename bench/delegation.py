@@ -70,12 +70,12 @@ from bot.http.app import create_app
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.agents import Agent, DelegationRequest, DelegationStatus
 from planner.domain.model import Window
-from planner.migrate import upgrade
-from planner.schema import tasks
+from planner.ports import Agent, DelegationRequest, DelegationStatus
 from planner.store import Store, create_engine
-from planner.vault import Vault
+from planner.store.migrate import upgrade
+from planner.store.schema import tasks
+from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import TOKEN_VARIABLE
 from tests.fakes.connector import FakeConnector

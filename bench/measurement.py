@@ -37,9 +37,9 @@ from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.charts import chart_png, data_uri
 from bot.operations.measurement import measured
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window, iso_week_of
-from planner.measurement import Measurement
-from planner.migrate import upgrade
+from planner.services.measurement import Measurement
 from planner.store import Store, create_engine
+from planner.store.migrate import upgrade
 
 AS_OF = date(2026, 7, 1)
 

@@ -32,9 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.domain.model import Tier
-from planner.migrate import upgrade
-from planner.schema import metric_readings, metrics, plans, tasks
 from planner.store import Store, create_engine
+from planner.store.migrate import upgrade
+from planner.store.schema import metric_readings, metrics, plans, tasks
 
 TENANT = "bench-tenant"
 MASTERS = 100

@@ -54,12 +54,12 @@ from bot.http.app import create_app
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.context import DEFAULT_TTLS, FactType
 from planner.domain.governance import Action, ActionKind, GateCategory, PolicyDecision
-from planner.migrate import upgrade
-from planner.policy import PolicyEngine, PolicySets, RuleCache
-from planner.schema import context_facts
+from planner.services.context import DEFAULT_TTLS, FactType
+from planner.services.policy import PolicyEngine, PolicySets, RuleCache
 from planner.store import Store, create_engine
+from planner.store.migrate import upgrade
+from planner.store.schema import context_facts
 from tests.fakes.connector import FakeConnector
 
 RULES = 1_000

@@ -27,7 +27,7 @@ the database and the connector and prints:
   not yet recorded) and the rest (goal 0);
 - approvals stuck: approved but never resumed, resumed without their task, or still pending past their expiry
   although ticks ran (goal 0);
-- the decision log: the tenant's hash chain verified (planner/decisions.py `verify`);
+- the decision log: the tenant's hash chain verified (planner/services/decisions.py `verify`);
 - replica 5xx answers (goal 0), turns never answered despite the retries, turns per second and latency (p50,
   p95, from the first post to the answer, retries included).
 
@@ -72,14 +72,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.delegation import vendor_agent
 from bench.scratch import scratch_database
 from bot.sender import LEASE, OUTBOX_ID
-from planner.approvals import Approvals, ApprovalStatus
-from planner.decisions import DecisionKeys, DecisionLog, verify
 from planner.domain.governance import Action, ActionKind, GateCategory
-from planner.migrate import upgrade
-from planner.outbox import DEAD, PENDING, SENDING
-from planner.schema import approval_requests, delegations, outbox, tasks
+from planner.services.approvals import Approvals, ApprovalStatus
+from planner.services.decisions import DecisionKeys, DecisionLog, verify
+from planner.services.outbox import DEAD, PENDING, SENDING
 from planner.store import Store, create_engine
-from planner.vault import Vault
+from planner.store.migrate import upgrade
+from planner.store.schema import approval_requests, delegations, outbox, tasks
+from planner.store.vault import Vault
 from tests.fakes.connector import FakeConnector, Sent
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -48,11 +48,11 @@ from bot.sender import CONCURRENCY, Delivery, Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.domain.model import Tier
-from planner.migrate import upgrade
-from planner.outbox import Outbox
-from planner.schema import firings, metric_readings, metrics, outbox, plans, tasks
+from planner.services.outbox import Outbox
+from planner.services.triggers import TriggerEngine
 from planner.store import Store, create_engine
-from planner.triggers import TriggerEngine
+from planner.store.migrate import upgrade
+from planner.store.schema import firings, metric_readings, metrics, outbox, plans, tasks
 from tests.fakes.members import add_members, insert_chunks, nudge
 
 REPO = Path(__file__).resolve().parents[1]

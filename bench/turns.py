@@ -49,9 +49,9 @@ from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.domain.model import MetricSpec, Plan, Window, iso_week_of
-from planner.migrate import upgrade
-from planner.schema import tasks
 from planner.store import Store, create_engine
+from planner.store.migrate import upgrade
+from planner.store.schema import tasks
 from tests.fakes.connector import FakeConnector
 
 TENANT = "bench-tenant"

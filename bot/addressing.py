@@ -13,10 +13,10 @@ from dataclasses import replace
 
 from bot.prefetch import Prefetch
 from bot.teams.channel import Address, TeamsChannel, TeamsError
-from planner.directory import Conversation, Directory
-from planner.outbox import Envelope
+from planner.services.directory import Conversation, Directory
+from planner.services.outbox import Envelope
+from planner.services.triggers import CONVERSATION
 from planner.store import Store
-from planner.triggers import CONVERSATION
 
 logger = logging.getLogger(__name__)
 

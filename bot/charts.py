@@ -29,9 +29,9 @@ from PIL import Image
 
 from bot.settings import Settings
 from planner.domain.errors import PlanNotFound
-from planner.measurement import Measurement, MeasurementReport, measure, series_names
+from planner.services.measurement import Measurement, MeasurementReport, measure, series_names
 from planner.store import Store
-from planner.vault import VaultError
+from planner.store.vault import VaultError
 
 logger = logging.getLogger(__name__)
 

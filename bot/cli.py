@@ -16,9 +16,9 @@ from bot.manifest import add_manifest_command
 from bot.settings import Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
-    from planner.decisions import DecisionKeys
+    from planner.services.decisions import DecisionKeys
     from planner.store import Store
-    from planner.vault import Vault
+    from planner.store.vault import Vault
 
 logger = logging.getLogger("cos")
 
@@ -65,8 +65,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
-    from planner.migrate import current_revision, upgrade
     from planner.store import create_engine
+    from planner.store.migrate import current_revision, upgrade
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
@@ -86,8 +86,8 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.scheduler import tick
     from bot.teams.botbuilder import create_channel
-    from planner.migrate import upgrade
     from planner.store import Store, create_engine
+    from planner.store.migrate import upgrade
 
     try:
         at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
@@ -114,9 +114,9 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _outbox(args: argparse.Namespace, settings: Settings) -> int:
-    from planner.migrate import upgrade
-    from planner.outbox import Outbox, dead_letters, replay
+    from planner.services.outbox import Outbox, dead_letters, replay
     from planner.store import Store, create_engine
+    from planner.store.migrate import upgrade
 
     async def main() -> int:
         store = Store(create_engine(settings.database_url))
@@ -145,12 +145,12 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from bot.delegating import Delegator
-    from planner.agents import AgentError
     from planner.domain.errors import PlannerError
-    from planner.migrate import upgrade
-    from planner.registry import rotate_secrets
+    from planner.ports import AgentError
+    from planner.services.registry import rotate_secrets
     from planner.store import Store, create_engine
-    from planner.vault import VaultError
+    from planner.store.migrate import upgrade
+    from planner.store.vault import VaultError
 
     config: dict[str, object] = {}
     if args.adapters_command == "register":
@@ -218,7 +218,7 @@ async def _open_vault(settings: Settings, store: Store, command: str) -> Vault |
     """The vault for a command that keeps or reads secrets, or None once the reason is printed. In local mode the key
     file is made here as `cos serve` makes it: only while the database holds nothing sealed with a lost key."""
     from bot.server import LocalKeyLost, prepare_local_key
-    from planner.vault import VaultError
+    from planner.store.vault import VaultError
 
     try:
         await prepare_local_key(settings, store)
@@ -234,7 +234,7 @@ async def _open_vault(settings: Settings, store: Store, command: str) -> Vault |
 def _decision_keys(settings: Settings) -> DecisionKeys | None:
     """The keys that sign the decision log; None in local mode until `cos serve` has made the key file (the log is
     kept unsigned until then). A malformed COS_SECRET_KEYS is an error (VaultError)."""
-    from planner.vault import VaultError
+    from planner.store.vault import VaultError
 
     try:
         return settings.decision_keys()
@@ -249,11 +249,11 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
     from typing import Any, TextIO
 
-    from planner.decisions import ChainReport, Checkpoint, DecisionLog, checkpoint, export, verify
     from planner.domain.errors import PlannerError
-    from planner.migrate import upgrade
+    from planner.services.decisions import ChainReport, Checkpoint, DecisionLog, checkpoint, export, verify
     from planner.store import Store, create_engine
-    from planner.vault import VaultError
+    from planner.store.migrate import upgrade
+    from planner.store.vault import VaultError
 
     filters: dict[str, Any] = {}
     if args.decisions_command == "export":
@@ -347,9 +347,9 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from planner.migrate import upgrade
-    from planner.policy import PolicyInvalid, PolicySets
+    from planner.services.policy import PolicyInvalid, PolicySets
     from planner.store import Store, create_engine
+    from planner.store.migrate import upgrade
 
     text = ""
     if args.policy_command == "load":
@@ -395,11 +395,11 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _context(args: argparse.Namespace, settings: Settings) -> int:
-    from planner.context import ContextSources, reseal_source_secrets
     from planner.domain.errors import PlannerError
-    from planner.migrate import upgrade
+    from planner.services.context import ContextSources, reseal_source_secrets
     from planner.store import Store, create_engine
-    from planner.vault import VaultError
+    from planner.store.migrate import upgrade
+    from planner.store.vault import VaultError
 
     async def main() -> int:
         store = Store(create_engine(settings.database_url))
@@ -456,10 +456,10 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
     from bot.delegating import Delegator
     from bot.scheduler import pull_metric_feeds
     from planner.domain.errors import PlannerError
-    from planner.ingestion import MetricFeeds
-    from planner.migrate import upgrade
+    from planner.services.ingestion import MetricFeeds
     from planner.store import Store, create_engine
-    from planner.vault import VaultError
+    from planner.store.migrate import upgrade
+    from planner.store.vault import VaultError
 
     async def main() -> int:
         store = Store(create_engine(settings.database_url), decision_keys=_decision_keys(settings))

@@ -25,7 +25,8 @@ from typing import Any
 
 from adapters import AdapterLimits, adapter_kinds
 from bot.relay import TeamsHumanChannel
-from planner.agents import (
+from planner.governance.guard import PolicyGuard, approval_outcome
+from planner.ports import (
     Agent,
     AgentHealth,
     Capability,
@@ -34,21 +35,20 @@ from planner.agents import (
     DelegationStatus,
     HumanChannel,
 )
-from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals
-from planner.breaker import Breakers
-from planner.decisions import DecisionLog
-from planner.delegation import (
+from planner.services.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals
+from planner.services.breaker import Breakers
+from planner.services.decisions import DecisionLog
+from planner.services.delegation import (
     Delegation,
     Delegations,
     RunOutcome,
     tenants_with_delegations_to_run,
     tenants_with_held_delegations,
 )
-from planner.governance.guard import PolicyGuard, approval_outcome
-from planner.outbox import Message, MessageKind, Outbox
-from planner.registry import AdapterFactory, RegisteredAdapter, Registry
+from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.registry import AdapterFactory, RegisteredAdapter, Registry
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.text import messages
-from planner.approvals import Approvals, NoApprovers
-from planner.decisions import DecisionLog
 from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict, accounts_in
 from planner.domain.model import Plan
-from planner.policy import PolicyEngine
+from planner.services.approvals import Approvals, NoApprovers
+from planner.services.decisions import DecisionLog
+from planner.services.policy import PolicyEngine
 
 if TYPE_CHECKING:
     from bot.operations.base import Context, Operation

@@ -20,23 +20,23 @@ from bot.cards.markdown import literal
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
-from planner.approvals import (
+from planner.domain.errors import PlanNotFound, TaskNotFound
+from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
+from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
+from planner.services.approvals import (
     ApprovalNotFound,
     ApprovalRequest,
     Approvals,
     ApprovalStatus,
     NoApprovers,
 )
-from planner.decisions import DecisionLog
-from planner.delegation import DelegationNotFound, get_delegation
-from planner.directory import Directory
-from planner.domain.errors import PlanNotFound, TaskNotFound
-from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
-from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
-from planner.measurement import Recommender
-from planner.outbox import APPROVED, Envelope, MessageKind
-from planner.playbooks import Playbooks
-from planner.policy import PolicyEngine
+from planner.services.decisions import DecisionLog
+from planner.services.delegation import DelegationNotFound, get_delegation
+from planner.services.directory import Directory
+from planner.services.measurement import Recommender
+from planner.services.outbox import APPROVED, Envelope, MessageKind
+from planner.services.playbooks import Playbooks
+from planner.services.policy import PolicyEngine
 from planner.store import Store, TenantStore
 
 logger = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from planner.directory import Conversation, Directory, Person
 from planner.domain.model import Plan, Task
-from planner.outbox import Envelope
+from planner.services.directory import Conversation, Directory, Person
+from planner.services.outbox import Envelope
+from planner.services.triggers import CONVERSATION
 from planner.store import Store
-from planner.triggers import CONVERSATION
 
 CHUNK = 25
 """Messages whose facts are read together: half a second of sending at Teams' 50 a second."""

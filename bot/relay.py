@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from bot.text import messages
-from planner.agents import AgentTimeout, HumanChannel
-from planner.outbox import Message, MessageKind, Outbox
-from planner.questions import Questions
+from planner.ports import AgentTimeout, HumanChannel
+from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.questions import Questions
 from planner.store import Store
 
 

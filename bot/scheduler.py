@@ -15,14 +15,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
 from bot.teams.channel import TeamsChannel
-from planner.approvals import Approvals, tenants_with_expired
-from planner.context import purge_expired_facts
-from planner.decisions import CheckpointInvalid, CheckpointRefused, DecisionLog, checkpoint
 from planner.governance.gated_agent import GatedAgent
-from planner.ingestion import pull_due, purge_event_ids
-from planner.playbooks import announce_ended_plans
+from planner.services.approvals import Approvals, tenants_with_expired
+from planner.services.context import purge_expired_facts
+from planner.services.decisions import CheckpointInvalid, CheckpointRefused, DecisionLog, checkpoint
+from planner.services.ingestion import pull_due, purge_event_ids
+from planner.services.playbooks import announce_ended_plans
+from planner.services.triggers import TriggerEngine
 from planner.store import Store
-from planner.triggers import TriggerEngine
 
 logger = logging.getLogger(__name__)
 MAX_BATCHES = 200
@@ -79,7 +79,7 @@ async def tick(
 
 
 async def pull_metric_feeds(store: Store, delegator: Delegator, at: datetime) -> tuple[int, int]:
-    """KPI readings from the agents' feeds that are due (see planner/ingestion.py): (stored, failed).
+    """KPI readings from the agents' feeds that are due (see planner/services/ingestion.py): (stored, failed).
 
     Each pull goes through the tenant's gated agent (its policy gate and circuit breaker). An agent whose circuit is
     open waits for a health check, as it does for deferred delegations (never a pull as the probe): one is made first
@@ -108,8 +108,8 @@ async def expire_approvals(store: Store, at: datetime) -> int:
 
 
 async def keep_checkpoint(store: Store, path: Path) -> None:
-    """Write the decision log's signed checkpoint when a chain head moved (see planner/decisions.py); a log that no
-    longer extends the checkpoint is logged as an error, and the checkpoint is kept as it is."""
+    """Write the decision log's signed checkpoint when a chain head moved (planner/services/decisions.py); a log that
+    no longer extends the checkpoint is logged as an error, and the checkpoint is kept as it is."""
     try:
         await checkpoint(store, path)
     except (CheckpointInvalid, CheckpointRefused) as error:

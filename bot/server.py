@@ -22,11 +22,11 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.decisions import DecisionKeys
-from planner.migrate import upgrade
-from planner.sealed import count_sealed_secrets
+from planner.services.decisions import DecisionKeys
+from planner.services.sealed import count_sealed_secrets
 from planner.store import Store
-from planner.vault import VaultError
+from planner.store.migrate import upgrade
+from planner.store.vault import VaultError
 
 logger = logging.getLogger(__name__)
 

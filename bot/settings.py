@@ -10,9 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from adapters import AdapterLimits, AdapterSettingInvalid
-from planner.decisions import DecisionKeys
+from planner.services.decisions import DecisionKeys
 from planner.store import DEFAULT_DATABASE_URL
-from planner.vault import Vault, VaultError
+from planner.store.vault import Vault, VaultError
 
 TEAMS_SERVICE_HOSTS = ("smba.trafficmanager.net",)
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -91,7 +91,7 @@ class Settings:
     local_admin: str = ""
     """In local mode, the one user id that is an admin besides `admins` (`cos serve --local-admin`)."""
     secret_keys: str = field(default="", repr=False)
-    """Keys that encrypt secrets at rest, newest first (see planner/vault.py)."""
+    """Keys that encrypt secrets at rest, newest first (see planner/store/vault.py)."""
     secret_key_file: str = LOCAL_KEY_FILE
     """In local mode without COS_SECRET_KEYS, the key is made once and kept in this file (owner-only)."""
     openid_metadata_url: str = ""

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from planner.migrate import upgrade
 from planner.store import Store, create_engine
+from planner.store.migrate import upgrade
 
 PG_URL = os.environ.get("COS_TEST_DATABASE_URL", "")
 

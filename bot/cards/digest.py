@@ -25,8 +25,8 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.wording import day_label, plan_ref, window_label
-from planner.measurement import MeasurementReport, Outcomes, series_names
-from planner.playbooks import Retrospective
+from planner.services.measurement import MeasurementReport, Outcomes, series_names
+from planner.services.playbooks import Retrospective
 
 NO_VALUE = "\u2013"
 """Shown for a figure that has nothing to divide yet."""

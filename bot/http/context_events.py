@@ -1,4 +1,4 @@
-"""`POST /api/context/events`: connected systems post signed facts about accounts (see planner/context.py).
+"""`POST /api/context/events`: connected systems post signed facts about accounts (see planner/services/context.py).
 
 A request carries three headers:
 - `X-COS-Source`: the source's name, as an admin registered it (`cos context add-source NAME --tenant T`);
@@ -26,7 +26,7 @@ from aiohttp import web
 
 from bot.http.request_json import BadJSON, read_json
 from bot.settings import Settings
-from planner.context import (
+from planner.services.context import (
     ContextFacts,
     ContextSources,
     InvalidContextEvent,
@@ -35,7 +35,7 @@ from planner.context import (
     parse_events,
 )
 from planner.store import Store
-from planner.vault import UndecryptableSecret, Vault, VaultError
+from planner.store.vault import UndecryptableSecret, Vault, VaultError
 
 logger = logging.getLogger(__name__)
 

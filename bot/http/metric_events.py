@@ -1,4 +1,4 @@
-"""`POST /api/metrics/events`: connected systems post signed KPI readings (see planner/ingestion.py).
+"""`POST /api/metrics/events`: connected systems post signed KPI readings (see planner/services/ingestion.py).
 
 Signed exactly like context events (bot/http/context_events.py): the same registered sources, headers and HMAC-SHA256
 secrets (`cos context add-source NAME --tenant T`). The body is one reading or a list of them:
@@ -22,7 +22,7 @@ from aiohttp import web
 from bot.http.context_events import ContextEventsEndpoint
 from bot.settings import Settings
 from planner.domain.errors import PlannerError
-from planner.ingestion import MetricEvents, ReplayedMetricEvent, parse_metric_events
+from planner.services.ingestion import MetricEvents, ReplayedMetricEvent, parse_metric_events
 from planner.store import Store
 
 logger = logging.getLogger(__name__)

@@ -27,8 +27,10 @@ from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.parsing import parse_ref
 from bot.text import messages
-from planner.agents import AgentError
-from planner.approvals import (
+from planner.domain.errors import PlannerError
+from planner.domain.governance import ActionKind
+from planner.ports import AgentError
+from planner.services.approvals import (
     GATES,
     AlreadyDecided,
     ApprovalExpired,
@@ -39,8 +41,6 @@ from planner.approvals import (
     gate_of,
     is_person,
 )
-from planner.domain.errors import PlannerError
-from planner.domain.governance import ActionKind
 
 logger = logging.getLogger(__name__)
 MAX_CARDS = 5

@@ -20,17 +20,16 @@ from bot import governance
 from bot.cards.markdown import excerpt, literal, literal_prose
 from bot.parsing import ParseError, parse_date, parse_ref
 from bot.text import messages
-from planner.agents import AgentError
-from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
-from planner.clock import Clock, utcnow
-from planner.directory import Directory
 from planner.domain.errors import PlannerError
 from planner.domain.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
 from planner.domain.model import Plan, Tier
-from planner.drafts import Drafts
-from planner.measurement import Recommender
+from planner.ports import AgentError, Clock, utcnow
+from planner.services.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
+from planner.services.directory import Directory
+from planner.services.drafts import Drafts
+from planner.services.measurement import Recommender
 from planner.store import Store, TenantStore
-from planner.vault import VaultError
+from planner.store.vault import VaultError
 
 if TYPE_CHECKING:
     from bot.delegating import Delegator

@@ -14,7 +14,7 @@ from planner.domain.derivation import CADENCES, tactical_proposals
 from planner.domain.errors import PlannerError
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier, Window, iso_week_of, iso_week_window
-from planner.drafts import DISCARDED, SAVED, Draft, DraftAlreadyDecided
+from planner.services.drafts import DISCARDED, SAVED, Draft, DraftAlreadyDecided
 
 TACTICAL, WEEKLY = "tactical", "weekly"
 MAX_ITEMS = 30

@@ -12,8 +12,8 @@ from bot.parsing import ParseError, parse_ref
 from bot.text import messages
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier
-from planner.outbox import Outbox, dead_letters, replay
-from planner.trigger_rules import SETTINGS, TRIGGER_ALIASES, TenantTriggerRules, describe
+from planner.services.outbox import Outbox, dead_letters, replay
+from planner.services.trigger_rules import SETTINGS, TRIGGER_ALIASES, TenantTriggerRules, describe
 
 DEAD_LETTERS_SHOWN = 20
 

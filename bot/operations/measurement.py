@@ -1,5 +1,5 @@
 """Measurement operations: "how are we doing?" with figures, a chart and recommendations; retrospectives and
-playbooks (see planner/playbooks.py)."""
+playbooks (see planner/services/playbooks.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ from bot.cards.digest import NO_VALUE, measurement_card, retrospective_card
 from bot.cards.markdown import excerpt, inline_code, literal
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
-from planner.decisions import DecisionLog
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier
-from planner.measurement import Measurement, MeasurementReport, Recommender, RuleRecommender, log_recommendations
-from planner.playbooks import Playbooks
+from planner.services.decisions import DecisionLog
+from planner.services.measurement import (
+    Measurement,
+    MeasurementReport,
+    Recommender,
+    RuleRecommender,
+    log_recommendations,
+)
+from planner.services.playbooks import Playbooks
 from planner.store import Store
 
 MAX_COMMAND_CHARS = 200

@@ -1,4 +1,4 @@
-"""Policy operations for admins: see the rules agents work under, and load a new set (see planner/policy.py)."""
+"""Policy operations for admins: see the rules agents work under, and load a new set (planner/services/policy.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.text import messages
 from planner.domain.governance import ActionKind
-from planner.policy import PolicySets
+from planner.services.policy import PolicySets
 
 RULES_SHOWN = 40
 # Phones and some keyboards turn quotes into typographic ones; JSON and YAML need the plain ones.

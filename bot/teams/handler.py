@@ -37,13 +37,13 @@ from bot.recommending import ClaudeRecommender
 from bot.settings import Settings
 from bot.teams.content import CardContent
 from bot.text import messages
-from planner.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
-from planner.clock import Clock, utcnow
-from planner.decisions import DecisionLog
-from planner.directory import Directory, printable
 from planner.domain.governance import DecisionRecord
-from planner.outbox import Message, MessageKind, Outbox
-from planner.questions import Questions
+from planner.ports import Clock, utcnow
+from planner.services.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
+from planner.services.decisions import DecisionLog
+from planner.services.directory import Directory, printable
+from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.questions import Questions
 from planner.store import AlreadyProcessed, Store
 
 logger = logging.getLogger(__name__)

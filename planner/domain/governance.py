@@ -1,9 +1,9 @@
 """Governance vocabulary shared by the policy engine, the approval gates and the decision log.
 
 Before any agent action, LLM tool call or outbound nudge reaches the world, it is described as an `Action`;
-the policy engine (`planner/policy.py`) answers a `PolicyDecision` (go / flag / stop, with the rules that
-matched); a flag becomes an approval request (`planner/approvals.py`) that only a permitted person can decide;
-and every decision is written to the hash-chained decision log (`planner/decisions.py`) as a `DecisionRecord`.
+the policy engine (`planner/services/policy.py`) answers a `PolicyDecision` (go / flag / stop, with the rules that
+matched); a flag becomes an approval request (`planner/services/approvals.py`) that only a permitted person can decide;
+and every decision is written to the hash-chained decision log (`planner/services/decisions.py`) as a `DecisionRecord`.
 """
 
 from __future__ import annotations

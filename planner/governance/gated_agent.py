@@ -19,7 +19,7 @@ reads and pass through.
 
 A caller that keeps a durable record of the call takes the two steps apart: `admit` asks the gate and the breaker
 and gives a one-shot `Admission`, whose `call` calls the agent. A delegation runner admits while it holds the
-delegation, records that it started, then calls (planner/delegation.py); `delegate` does both at once.
+delegation, records that it started, then calls (planner/services/delegation.py); `delegate` does both at once.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from planner.agents import (
+from planner.domain.errors import PlannerError
+from planner.ports import (
     Agent,
     AgentError,
     AgentHealth,
@@ -42,8 +43,7 @@ from planner.agents import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.breaker import Breakers, Circuit, CircuitState
-from planner.domain.errors import PlannerError
+from planner.services.breaker import Breakers, Circuit, CircuitState
 
 DEFAULT_GRACE = timedelta(seconds=5)
 """How much longer than its own timeout an agent gets before the call is cut (it should time out by itself)."""

@@ -24,7 +24,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from planner.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals, ApprovalStatus, NoApprovers
 from planner.domain.governance import (
     Action,
     ActionKind,
@@ -36,11 +35,12 @@ from planner.domain.governance import (
     policy_record,
 )
 from planner.governance.gated_agent import AgentCall, DelegationHeld, DelegationStopped
-from planner.policy import PolicyEngine
+from planner.services.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals, ApprovalStatus, NoApprovers
+from planner.services.policy import PolicyEngine
 from planner.store import Store
 
 if TYPE_CHECKING:
-    from planner.delegation import Delegation
+    from planner.services.delegation import Delegation
 
 Record = Callable[[DecisionRecord], Awaitable[object]]
 

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from adapters.browser import BrowserAdapterFactory, BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
 from adapters.egress import UNREACHABLE
-from planner.agents import (
+from planner.ports import (
     AgentConfigInvalid,
     AgentTimeout,
     AgentUnavailable,
@@ -27,7 +27,7 @@ from planner.agents import (
     DelegationStatus,
     UnknownCapability,
 )
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.web_vendor import WebVendor
 

@@ -21,7 +21,7 @@ import pytest
 
 from adapters.egress import UNREACHABLE
 from adapters.mcp import MCPAdapterFactory, MCPAgent, MCPConfig
-from planner.agents import (
+from planner.ports import (
     AgentConfigInvalid,
     AgentNotReached,
     AgentTimeout,

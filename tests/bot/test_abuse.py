@@ -20,14 +20,14 @@ from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.agents import DelegationStatus
-from planner.approvals import Approvals, ApprovalStatus
-from planner.decisions import DecisionLog
 from planner.domain.model import Window
-from planner.policy import PolicySets
-from planner.schema import delegations
+from planner.ports import DelegationStatus
+from planner.services.approvals import Approvals, ApprovalStatus
+from planner.services.decisions import DecisionLog
+from planner.services.policy import PolicySets
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.schema import delegations
+from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import INJECTION, serve_in_process
 from tests.bot.cards.test_cards import all_text

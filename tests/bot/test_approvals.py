@@ -13,7 +13,6 @@ from bot.operations import Caller, Context, default_registry
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.approvals import ApprovalRequest, Approvals, ApprovalStatus
 from planner.domain.governance import (
     Action,
     ActionKind,
@@ -23,6 +22,7 @@ from planner.domain.governance import (
     RuleMatch,
     Verdict,
 )
+from planner.services.approvals import ApprovalRequest, Approvals, ApprovalStatus
 from tests.bot.cards.test_cards import schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_llm import ReplayTransport, assistant_with
@@ -273,7 +273,7 @@ async def test_no_path_without_a_teams_activity_can_approve(running: Running) ->
 async def test_a_decision_in_teams_and_a_forged_click_both_land_in_the_decision_log(
     running: Running, approver: TeamsUser, stranger: TeamsUser
 ) -> None:
-    from planner.decisions import DecisionLog, verify
+    from planner.services.decisions import DecisionLog, verify
 
     request, card_message = await ask_legal(running, approver)
     approve = find_action(card_of(card_message), "Approve")
@@ -295,7 +295,7 @@ async def test_the_tick_expires_a_request_nobody_decided_and_logs_it(
     running: Running, approver: TeamsUser, clock: FakeClock
 ) -> None:
     from bot.scheduler import tick
-    from planner.decisions import DecisionLog
+    from planner.services.decisions import DecisionLog
 
     request, _card = await ask_legal(running, approver)
     clock.advance(hours=49)

@@ -5,7 +5,7 @@ from alembic.script import ScriptDirectory
 
 from bot.cli import main
 from bot.settings import is_loopback
-from planner.migrate import alembic_config
+from planner.store.migrate import alembic_config
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
     import json
     import sys
 
-    from planner.vault import Vault
+    from planner.store.vault import Vault
 
     old_key = Vault.generate_key()
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")

@@ -18,9 +18,9 @@ from bot.http.context_events import PATH, UNAUTHENTICATED
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.context import ContextFacts, ContextSources, sign
+from planner.services.context import ContextFacts, ContextSources, sign
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.conftest import FakeClock
 
 TENANT = "tenant-contoso"

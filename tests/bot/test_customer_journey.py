@@ -24,14 +24,14 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.agents import DelegationStatus
-from planner.approvals import Approvals
-from planner.context import ContextSources, sign
-from planner.decisions import DecisionLog, verify
-from planner.delegation import Delegation
 from planner.domain.model import Window
+from planner.ports import DelegationStatus
+from planner.services.approvals import Approvals
+from planner.services.context import ContextSources, sign
+from planner.services.decisions import DecisionLog, verify
+from planner.services.delegation import Delegation
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.cards.test_cards import all_text

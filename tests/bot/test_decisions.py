@@ -9,10 +9,10 @@ import pytest
 from bot.grammar import parse
 from bot.operations import Caller, Context, Reply, default_registry
 from bot.text import messages
-from planner.decisions import DecisionLog
-from planner.directory import Directory
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
+from planner.services.decisions import DecisionLog
+from planner.services.directory import Directory
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.conftest import FakeClock

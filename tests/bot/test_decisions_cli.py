@@ -16,12 +16,12 @@ import pytest
 
 from bot.cli import main
 from bot.scheduler import keep_checkpoint
-from planner.decisions import Decision, DecisionKeys, DecisionLog, canonical_json
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
-from planner.migrate import upgrade
+from planner.services.decisions import Decision, DecisionKeys, DecisionLog, canonical_json
 from planner.store import Store, create_engine
-from planner.vault import Vault
+from planner.store.migrate import upgrade
+from planner.store.vault import Vault
 
 TENANT = "contoso"
 START = datetime(2026, 2, 10, 9, tzinfo=UTC)

@@ -14,10 +14,10 @@ from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.breaker import BreakerSettings
 from planner.domain.model import TaskStatus, Window
+from planner.services.breaker import BreakerSettings
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.cards.test_cards import all_text, schema_errors

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from planner.outbox import SENDING, SENT, MessageKind
-from planner.schema import outbox
+from planner.services.outbox import SENDING, SENT, MessageKind
 from planner.store import Store
+from planner.store.schema import outbox
 from tests.conftest import PG_URL, Database, FakeClock
 from tests.fakes.members import add_members
 from tests.fakes.teams_limits import TeamsLimitsConnector

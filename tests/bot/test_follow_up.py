@@ -8,9 +8,9 @@ from bot.grammar import parse
 from bot.operations import Caller, Context, default_registry
 from bot.settings import Settings
 from planner.domain.model import Window
-from planner.outbox import Message, Outbox
+from planner.services.outbox import Message, Outbox
+from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
-from planner.trigger_rules import TenantTriggerRules
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.conftest import FakeClock
 

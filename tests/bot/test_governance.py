@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime
 from bot.llm import Assistant
 from bot.operations import Caller, Context, default_registry
 from bot.operations.base import ASSISTANT
-from planner.approvals import Approvals
-from planner.decisions import DecisionLog
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
-from planner.policy import PolicySets
+from planner.services.approvals import Approvals
+from planner.services.decisions import DecisionLog
+from planner.services.policy import PolicySets
 from planner.store import Store
 from tests.conftest import FakeClock
 
@@ -121,8 +121,8 @@ async def test_an_approved_tool_call_nobody_took_up_runs_once_at_the_next_tick_a
     from bot.settings import Settings
     from bot.teams.botbuilder import BotbuilderChannel, create_adapter
     from bot.teams.handler import ChiefOfStaffBot
-    from planner.approvals import ApprovalStatus
-    from planner.schema import outbox
+    from planner.services.approvals import ApprovalStatus
+    from planner.store.schema import outbox
 
     context = as_model(await setting(store, clock))
     approvals = Approvals(store, TENANT)

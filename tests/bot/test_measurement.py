@@ -30,20 +30,20 @@ from bot.scheduler import tick
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.context import ContextSources, sign
-from planner.decisions import DecisionLog
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
-from planner.measurement import (
+from planner.services.context import ContextSources, sign
+from planner.services.decisions import DecisionLog
+from planner.services.measurement import (
     RECOMMENDATION_ACTION,
     MeasurementReport,
     MetricSeries,
     measure,
     rule_recommendations,
 )
-from planner.migrate import upgrade
+from planner.services.triggers import TriggerEngine, TriggerRules
 from planner.store import Store
-from planner.triggers import TriggerEngine, TriggerRules
-from planner.vault import Vault
+from planner.store.migrate import upgrade
+from planner.store.vault import Vault
 from tests.adapters.test_mcp import shared_vendor  # noqa: F401 - the vendor agent fixture
 from tests.bot.cards.test_cards import all_text, of_type, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot

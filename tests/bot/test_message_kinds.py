@@ -10,12 +10,12 @@ from sqlalchemy import insert
 
 from bot.addressing import Undeliverable
 from bot.nudges import COMPOSERS, compose
-from planner.approvals import Approvals
 from planner.domain.governance import Action, ActionKind, GateCategory
 from planner.domain.model import TaskChanges, TaskStatus, Window
-from planner.outbox import Message, MessageKind, Outbox
-from planner.schema import delegations, outbox
+from planner.services.approvals import Approvals
+from planner.services.outbox import Message, MessageKind, Outbox
 from planner.store import Store
+from planner.store.schema import delegations, outbox
 from tests.conftest import FakeClock
 
 TENANT = "contoso"

@@ -10,12 +10,12 @@ from bot.scheduler import tick
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.directory import Directory
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
-from planner.outbox import Outbox
+from planner.services.directory import Directory
+from planner.services.outbox import Outbox
+from planner.services.trigger_rules import TenantTriggerRules
+from planner.services.triggers import TriggerEngine, TriggerRules
 from planner.store import Store
-from planner.trigger_rules import TenantTriggerRules
-from planner.triggers import TriggerEngine, TriggerRules
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_teams import find_action
@@ -179,8 +179,8 @@ async def test_someone_in_no_team_of_the_bot_is_a_dead_letter_not_a_crash(runnin
 async def test_a_policy_that_stops_nudges_keeps_them_unsent_and_says_why_in_the_log(
     running: Running, clock: FakeClock
 ) -> None:
-    from planner.decisions import DecisionLog
-    from planner.policy import PolicySets
+    from planner.services.decisions import DecisionLog
+    from planner.services.policy import PolicySets
 
     store, connector = running.store, running.connector
     await team_plan(store, clock)
@@ -208,9 +208,9 @@ async def test_a_policy_that_stops_nudges_keeps_them_unsent_and_says_why_in_the_
 async def test_a_nudge_a_policy_flags_waits_for_an_approver_and_goes_out_once_approved(
     running: Running, clock: FakeClock
 ) -> None:
-    from planner.approvals import Approvers
-    from planner.decisions import DecisionLog
-    from planner.policy import PolicySets
+    from planner.services.approvals import Approvers
+    from planner.services.decisions import DecisionLog
+    from planner.services.policy import PolicySets
 
     store, connector = running.store, running.connector
     await team_plan(store, clock)

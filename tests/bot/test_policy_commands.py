@@ -13,10 +13,10 @@ from bot.cards.markdown import WORD_JOINER
 from bot.cli import main
 from bot.grammar import GrammarError, parse
 from bot.operations import Caller, Context, Reply, default_registry
-from planner.context import ContextSources, sign
-from planner.policy import PolicySets
+from planner.services.context import ContextSources, sign
+from planner.services.policy import PolicySets
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.conftest import FakeClock
 

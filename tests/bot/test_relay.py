@@ -10,7 +10,7 @@ from bot.relay import TeamsHumanChannel
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.agents import AgentTimeout
+from planner.ports import AgentTimeout
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
 

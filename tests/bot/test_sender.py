@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter, create_channel
-from planner.directory import Directory
 from planner.domain.model import TaskChanges, TaskStatus, Window
-from planner.outbox import Outbox, dead_letters
+from planner.services.directory import Directory
+from planner.services.outbox import Outbox, dead_letters
+from planner.services.trigger_rules import TenantTriggerRules
+from planner.services.triggers import TriggerEngine
 from planner.store import Store
-from planner.trigger_rules import TenantTriggerRules
-from planner.triggers import TriggerEngine
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
 

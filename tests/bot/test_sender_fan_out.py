@@ -15,7 +15,7 @@ import pytest
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.outbox import Message, MessageKind, Outbox
+from planner.services.outbox import Message, MessageKind, Outbox
 from planner.store import Store
 from tests.conftest import FakeClock
 from tests.fakes.members import Member, add_members, nudge

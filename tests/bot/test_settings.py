@@ -11,12 +11,12 @@ import pytest
 from bot.cli import main
 from bot.server import LocalKeyLost, prepare_local_key
 from bot.settings import LocalKeyMissing, Settings, SettingsError
-from planner.context import ContextSources
-from planner.decisions import DecisionLog
 from planner.domain.governance import DecisionRecord
-from planner.migrate import upgrade
+from planner.services.context import ContextSources
+from planner.services.decisions import DecisionLog
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.migrate import upgrade
+from planner.store.vault import Vault
 
 
 def test_no_settings_means_local_mode_on_sqlite() -> None:

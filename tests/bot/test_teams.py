@@ -16,9 +16,9 @@ from bot.http.app import create_app
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.directory import Directory
-from planner.schema import plans, tasks
+from planner.services.directory import Directory
 from planner.store import Store
+from planner.store.schema import plans, tasks
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector

@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from planner.schema import tasks
 from planner.store import Store
+from planner.store.schema import tasks
 from tests.e2e.playground import Frame, Playground, from_bot
 
 ROOT = Path(__file__).resolve().parents[2]

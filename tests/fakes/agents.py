@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from planner.agents import (
+from planner.ports import (
     Agent,
     AgentConfigInvalid,
     AgentHealth,

@@ -14,9 +14,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from planner.domain.model import Tier
-from planner.outbox import Message, MessageKind, Outbox
-from planner.schema import conversations, plans, tasks
+from planner.services.outbox import Message, MessageKind, Outbox
 from planner.store import Store
+from planner.store.schema import conversations, plans, tasks
 
 CHUNK = 5_000
 LEADER = "aad-lead"

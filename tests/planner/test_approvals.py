@@ -8,7 +8,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from planner.approvals import (
+from planner.domain.errors import InvalidValue, TenantMismatch
+from planner.domain.governance import (
+    Action,
+    ActionKind,
+    DecisionRecord,
+    GateCategory,
+    PolicyDecision,
+    RuleMatch,
+    Verdict,
+)
+from planner.services.approvals import (
     AlreadyDecided,
     ApprovalExpired,
     ApprovalNotFound,
@@ -24,19 +34,9 @@ from planner.approvals import (
     UnknownGateCategory,
     tenants_with_expired,
 )
-from planner.domain.errors import InvalidValue, TenantMismatch
-from planner.domain.governance import (
-    Action,
-    ActionKind,
-    DecisionRecord,
-    GateCategory,
-    PolicyDecision,
-    RuleMatch,
-    Verdict,
-)
-from planner.outbox import MessageKind
-from planner.schema import outbox
+from planner.services.outbox import MessageKind
 from planner.store import Store
+from planner.store.schema import outbox
 from tests.conftest import Database, FakeClock
 
 TENANT = "contoso"

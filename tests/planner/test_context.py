@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from planner.context import (
+from planner.services.context import (
     DEFAULT_TTLS,
     ContextEvent,
     ContextFacts,
@@ -25,9 +25,9 @@ from planner.context import (
     reseal_source_secrets,
     sign,
 )
-from planner.schema import context_facts, context_sources, events
 from planner.store import Store
-from planner.vault import UndecryptableSecret, Vault
+from planner.store.schema import context_facts, context_sources, events
+from planner.store.vault import UndecryptableSecret, Vault
 from tests.conftest import FakeClock
 
 TENANT = "contoso"

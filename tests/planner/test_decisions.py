@@ -20,7 +20,10 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
-from planner.decisions import (
+from planner.domain.errors import InvalidValue, TenantMismatch
+from planner.domain.governance import DecisionRecord
+from planner.domain.model import Window
+from planner.services.decisions import (
     GENESIS,
     BreakKind,
     Checkpoint,
@@ -39,12 +42,9 @@ from planner.decisions import (
     export,
     verify,
 )
-from planner.domain.errors import InvalidValue, TenantMismatch
-from planner.domain.governance import DecisionRecord
-from planner.domain.model import Window
-from planner.schema import delegations
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.schema import delegations
+from planner.store.vault import Vault
 from tests.conftest import Database, FakeClock
 
 TENANT = "contoso"

@@ -11,9 +11,12 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 
-from planner.agents import DelegationStatus, Evidence
-from planner.breaker import Breakers, BreakerSettings, CircuitState
-from planner.delegation import (
+from planner.domain.errors import InvalidValue, TaskNotFound
+from planner.domain.model import TaskChanges, TaskStatus, Window
+from planner.governance.gated_agent import AgentCall, Gate
+from planner.ports import DelegationStatus, Evidence
+from planner.services.breaker import Breakers, BreakerSettings, CircuitState
+from planner.services.delegation import (
     MAX_ATTEMPTS,
     MAX_EVIDENCE_BYTES,
     Delegation,
@@ -22,13 +25,10 @@ from planner.delegation import (
     overdue_delegations,
     tenants_with_delegations_to_run,
 )
-from planner.domain.errors import InvalidValue, TaskNotFound
-from planner.domain.model import TaskChanges, TaskStatus, Window
-from planner.governance.gated_agent import AgentCall, Gate
-from planner.registry import AdapterDisabled, AdapterNotFound, Registry
-from planner.schema import delegations, events, outbox
+from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.schema import delegations, events, outbox
+from planner.store.vault import Vault
 from tests.conftest import Database, FakeClock
 from tests.fakes.agents import FakeAgentFactory, ScriptedAgent
 
@@ -608,9 +608,9 @@ async def test_the_scheduler_finds_the_tenants_with_work_waiting(store: Store, c
 async def test_a_delegation_that_produced_nothing_by_the_due_date_follows_up_instead_of_a_slip_nudge(
     store: Store, clock: FakeClock
 ) -> None:
-    from planner.outbox import Outbox
-    from planner.trigger_rules import Trigger
-    from planner.triggers import TriggerEngine, TriggerRules
+    from planner.services.outbox import Outbox
+    from planner.services.trigger_rules import Trigger
+    from planner.services.triggers import TriggerEngine, TriggerRules
 
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
     d = await desk(store, clock)

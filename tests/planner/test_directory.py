@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from planner.directory import Directory
+from planner.services.directory import Directory
 from planner.store import Store
 
 

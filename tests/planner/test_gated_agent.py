@@ -7,15 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from planner.agents import AgentNotReached, AgentTimeout, AgentUnavailable, DelegationRequest, DelegationStatus
-from planner.approvals import Approvals
-from planner.breaker import Breakers, BreakerSettings, CircuitState
-from planner.decisions import DecisionLog
 from planner.governance.gated_agent import CircuitOpen, DelegationStopped, GatedAgent
-from planner.policy import PolicySets
-from planner.registry import Registry
+from planner.ports import AgentNotReached, AgentTimeout, AgentUnavailable, DelegationRequest, DelegationStatus
+from planner.services.approvals import Approvals
+from planner.services.breaker import Breakers, BreakerSettings, CircuitState
+from planner.services.decisions import DecisionLog
+from planner.services.policy import PolicySets
+from planner.services.registry import Registry
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.conftest import FakeClock
 from tests.fakes.agents import FakeAgentFactory, ScriptedAgent
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from planner.agents import DelegationStatus
-from planner.approvals import Approvals, ApprovalStatus
-from planner.context import ContextFacts, parse_events
-from planner.decisions import DecisionLog
-from planner.delegation import Delegation
 from planner.governance.gated_agent import AgentCall
 from planner.governance.guard import PolicyGuard, approval_outcome, delegation_action
-from planner.policy import PolicySets
+from planner.ports import DelegationStatus
+from planner.services.approvals import Approvals, ApprovalStatus
+from planner.services.context import ContextFacts, parse_events
+from planner.services.decisions import DecisionLog
+from planner.services.delegation import Delegation
+from planner.services.policy import PolicySets
 from planner.store import Store
 from tests.conftest import Database, FakeClock
 from tests.planner.test_delegation import Desk, desk

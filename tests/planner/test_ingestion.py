@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
-from planner.agents import (
+from planner.domain.errors import MetricNotFound
+from planner.domain.model import MetricSpec, Window
+from planner.governance.gated_agent import GatedAgent
+from planner.ports import (
     Agent,
     AgentHealth,
     AgentUnavailable,
@@ -19,13 +22,10 @@ from planner.agents import (
     DelegationStatus,
     HumanChannel,
 )
-from planner.approvals import Approvals
-from planner.breaker import Breakers, BreakerSettings, CircuitState
-from planner.decisions import DecisionLog
-from planner.domain.errors import MetricNotFound
-from planner.domain.model import MetricSpec, Window
-from planner.governance.gated_agent import GatedAgent
-from planner.ingestion import (
+from planner.services.approvals import Approvals
+from planner.services.breaker import Breakers, BreakerSettings, CircuitState
+from planner.services.decisions import DecisionLog
+from planner.services.ingestion import (
     InvalidMetricEvent,
     MetricEvents,
     MetricFeeds,
@@ -37,10 +37,10 @@ from planner.ingestion import (
     pull_due,
     purge_event_ids,
 )
-from planner.policy import PolicySets
-from planner.registry import Registry
+from planner.services.policy import PolicySets
+from planner.services.registry import Registry
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.conftest import FakeClock
 
 TENANT = "tenant-contoso"

@@ -1,4 +1,4 @@
-"""Every figure of planner/measurement.py on one constructed dataset, against values worked out by hand.
+"""Every figure of planner/services/measurement.py on one constructed dataset, against values worked out by hand.
 
 The master plan P1 runs four ISO weeks, Monday 5 January to Sunday 1 February 2026; the figures are taken as of
 Sunday 18 January, the end of its second week (half of its 28 days gone).
@@ -23,7 +23,7 @@ from planner.domain.model import (
     Tier,
     Window,
 )
-from planner.measurement import (
+from planner.services.measurement import (
     ApprovalFact,
     DelegationFact,
     Measurement,
@@ -36,8 +36,8 @@ from planner.measurement import (
     productivity,
     rule_recommendations,
 )
-from planner.schema import approval_requests, delegations
 from planner.store import Store
+from planner.store.schema import approval_requests, delegations
 from tests.conftest import FakeClock
 
 TENANT = "tenant-contoso"

@@ -5,8 +5,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from planner.migrate import alembic_config, current_revision, downgrade, upgrade
-from planner.schema import metadata
+from planner.store.migrate import alembic_config, current_revision, downgrade, upgrade
+from planner.store.schema import metadata
 from tests.conftest import Database
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from planner.outbox import Message, MessageKind, Outbox, dead_letters, replay
+from planner.services.outbox import Message, MessageKind, Outbox, dead_letters, replay
 from planner.store import Store
 from tests.conftest import Database, FakeClock
 

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from planner.approvals import Approvers
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
-from planner.playbooks import PlaybookNotFound, Playbooks
+from planner.services.approvals import Approvers
+from planner.services.playbooks import PlaybookNotFound, Playbooks
 from planner.store import Store
 from tests.conftest import FakeClock
 

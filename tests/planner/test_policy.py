@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from planner.context import ContextFacts, parse_events
 from planner.domain.errors import TenantMismatch
 from planner.domain.governance import Action, ActionKind, GateCategory, Verdict
-from planner.policy import (
+from planner.services.context import ContextFacts, parse_events
+from planner.services.policy import (
     PolicyEngine,
     PolicyInvalid,
     PolicySets,
@@ -23,8 +23,8 @@ from planner.policy import (
     parse_duration,
     parse_policy,
 )
-from planner.schema import events, policy_sets
 from planner.store import Store
+from planner.store.schema import events, policy_sets
 from tests.conftest import Database, FakeClock
 
 TENANT = "contoso"

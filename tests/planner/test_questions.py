@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from planner.questions import Questions
-from planner.schema import questions
+from planner.services.questions import Questions
 from planner.store import Store
+from planner.store.schema import questions
 from tests.conftest import FakeClock
 
 

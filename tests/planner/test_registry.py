@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from planner.agents import AgentConfigInvalid
-from planner.breaker import Breakers, CircuitState
 from planner.domain.errors import InvalidValue
-from planner.registry import (
+from planner.ports import AgentConfigInvalid
+from planner.services.breaker import Breakers, CircuitState
+from planner.services.registry import (
     AdapterDisabled,
     AdapterExists,
     AdapterNotFound,
@@ -16,9 +16,9 @@ from planner.registry import (
     UnknownAdapterKind,
     rotate_secrets,
 )
-from planner.schema import adapters, events
 from planner.store import Store
-from planner.vault import UndecryptableSecret, Vault
+from planner.store.schema import adapters, events
+from planner.store.vault import UndecryptableSecret, Vault
 from tests.conftest import FakeClock
 from tests.fakes.agents import FakeAgentFactory
 

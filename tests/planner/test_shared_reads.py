@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
-from planner.shared_reads import SharedReads
+from planner.services.shared_reads import SharedReads
 from planner.store import Store
 
 LEADER = "aad-leader"

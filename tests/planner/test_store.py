@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from planner.directory import Directory
 from planner.domain.errors import (
     InvalidValue,
     MetricNotFound,
@@ -21,8 +20,9 @@ from planner.domain.errors import (
     WindowConflict,
 )
 from planner.domain.model import Health, MetricSpec, TaskChanges, TaskStatus, Tier, Window
-from planner.schema import events, metric_readings, plans, tasks
+from planner.services.directory import Directory
 from planner.store import AlreadyProcessed, Store, TenantStore, create_engine
+from planner.store.schema import events, metric_readings, plans, tasks
 from tests.conftest import Database, FakeClock
 
 Q1 = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))

@@ -7,17 +7,17 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from planner.directory import Directory
 from planner.domain.errors import InvalidValue
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
-from planner.outbox import Message, Outbox
-from planner.store import Store
-from planner.trigger_rules import TenantTriggerRules, Trigger, describe
-from planner.triggers import (
+from planner.services.directory import Directory
+from planner.services.outbox import Message, Outbox
+from planner.services.trigger_rules import TenantTriggerRules, Trigger, describe
+from planner.services.triggers import (
     TriggerEngine,
     TriggerRules,
     after_quiet_hours,
 )
+from planner.store import Store
 from tests.conftest import Database, FakeClock
 
 FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))

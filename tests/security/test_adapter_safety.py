@@ -35,11 +35,11 @@ from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings, SettingsError
 from bot.teams.botbuilder import create_channel
-from planner.agents import AgentConfigInvalid, AgentUnavailable, DelegationRequest, DelegationStatus
 from planner.domain.redaction import MASK, redacted
-from planner.registry import Registry
+from planner.ports import AgentConfigInvalid, AgentUnavailable, DelegationRequest, DelegationStatus
+from planner.services.registry import Registry
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.vendor_agent import serve_in_process
 from tests.adapters.web_vendor import WebVendor

@@ -44,9 +44,9 @@ from bot.settings import Settings
 from bot.teams.auth import SigningKeys, SigningKeysUnavailable
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.directory import Directory
-from planner.schema import plans
+from planner.services.directory import Directory
 from planner.store import Store
+from planner.store.schema import plans
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector

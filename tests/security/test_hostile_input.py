@@ -25,11 +25,11 @@ from bot.http.context_events import PATH as EVENTS_PATH
 from bot.operations import Context, Registry, Reply, default_registry
 from bot.parsing import ParseError, parse_date, parse_fraction, parse_number, parse_ref
 from bot.text import messages
-from planner.context import ContextSources, sign
 from planner.domain.errors import PlannerError
-from planner.policy import PolicySets
+from planner.services.context import ContextSources, sign
+from planner.services.policy import PolicySets
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector

@@ -21,14 +21,14 @@ from bot.http.context_events import PATH as EVENTS_PATH
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.approvals import Approvals
-from planner.context import ContextFacts, ContextSources, sign
-from planner.decisions import DecisionLog
 from planner.domain.governance import Action, ActionKind, GateCategory, PolicyDecision, RuleMatch, Verdict
-from planner.policy import PolicySets
-from planner.schema import drafts as drafts_table
+from planner.services.approvals import Approvals
+from planner.services.context import ContextFacts, ContextSources, sign
+from planner.services.decisions import DecisionLog
+from planner.services.policy import PolicySets
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.schema import drafts as drafts_table
+from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.conftest import Running, TeamsUser

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from bot.cli import main
 from bot.settings import Settings
-from planner.schema import adapters
 from planner.store import Store
+from planner.store.schema import adapters
 from tests.bot.conftest import Running, TeamsUser
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector

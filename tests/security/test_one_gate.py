@@ -20,16 +20,16 @@ import pytest
 from bot.delegating import Delegator
 from bot.operations import Caller, Context, Reply, default_registry
 from bot.scheduler import pull_metric_feeds
-from planner.agents import DelegationRequest, DelegationStatus
-from planner.approvals import Approvals
-from planner.breaker import BreakerSettings, CircuitState
-from planner.decisions import DecisionLog
 from planner.domain.model import MetricSpec, Window
 from planner.governance.gated_agent import CircuitOpen, DelegationStopped
-from planner.ingestion import MetricFeeds
-from planner.policy import PolicySets
+from planner.ports import DelegationRequest, DelegationStatus
+from planner.services.approvals import Approvals
+from planner.services.breaker import BreakerSettings, CircuitState
+from planner.services.decisions import DecisionLog
+from planner.services.ingestion import MetricFeeds
+from planner.services.policy import PolicySets
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.conftest import FakeClock
 from tests.fakes.agents import FakeAgentFactory, ScriptedAgent
 
@@ -50,16 +50,20 @@ CALL_SITES = {
     ("planner/governance/gated_agent.py", "GatedAgent._call", "delegate"): "every path below",
     ("planner/governance/gated_agent.py", "GatedAgent.delegate", "admit"): "a caller of its own, a metric feed pull",
     # Only the registry builds bare agents, and `open` gates what it builds (the bot's pool lends them to it).
-    ("planner/registry.py", "Registry.open", "_build"): "every path below",
-    ("planner/registry.py", "Registry._build", "build"): "every path below",
+    ("planner/services/registry.py", "Registry.open", "_build"): "every path below",
+    ("planner/services/registry.py", "Registry._build", "build"): "every path below",
     ("bot/delegating.py", "PooledRegistry._build", "_build"): "every path below (the bot's pool)",
     ("bot/delegating.py", "_Borrowed.delegate", "delegate"): "every path below (a pooled agent, gated by `open`)",
     # Delegations: typed or clicked `delegate`, `retry`, `adapter reset`, an approval's resume, the tick.
-    ("planner/delegation.py", "Delegations._run_started", "open"): "delegate (started with its request)",
-    ("planner/delegation.py", "Delegations._run", "open"): "the tick, retry, adapter reset, an approval's resume",
-    ("planner/delegation.py", "Delegations._admit", "admit"): "every delegation",
+    ("planner/services/delegation.py", "Delegations._run_started", "open"): "delegate (started with its request)",
+    (
+        "planner/services/delegation.py",
+        "Delegations._run",
+        "open",
+    ): "the tick, retry, adapter reset, an approval's resume",
+    ("planner/services/delegation.py", "Delegations._admit", "admit"): "every delegation",
     # Metric feed pulls: the tick and `cos metrics pull` (both `pull_metric_feeds`).
-    ("planner/ingestion.py", "MetricFeeds.pull", "delegate"): "pull_metric_feeds",
+    ("planner/services/ingestion.py", "MetricFeeds.pull", "delegate"): "pull_metric_feeds",
     ("bot/scheduler.py", "pull_metric_feeds.open_agent", "open"): "pull_metric_feeds",
     # Reads, which pass through the gated agent: `adapter test`, `cos adapters test`, the breaker's health check.
     ("bot/operations/delegation.py", "test_adapter", "open"): "adapter test",

@@ -25,14 +25,14 @@ from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.approvals import Approvers
-from planner.directory import Directory
 from planner.domain.model import MetricSpec, Window
-from planner.policy import PolicySets
+from planner.services.approvals import Approvers
+from planner.services.directory import Directory
+from planner.services.policy import PolicySets
+from planner.services.trigger_rules import TenantTriggerRules
+from planner.services.triggers import TriggerEngine, TriggerRules
 from planner.store import Store
-from planner.trigger_rules import TenantTriggerRules
-from planner.triggers import TriggerEngine, TriggerRules
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.conftest import FakeClock
 from tests.fakes.agents import FakeAgentFactory

@@ -22,9 +22,9 @@ from bot.operations import default_registry
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.context import ContextSources, sign
+from planner.services.context import ContextSources, sign
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.conftest import TENANT, Running, TeamsUser

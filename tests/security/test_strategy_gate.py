@@ -16,13 +16,13 @@ from sqlalchemy import select
 from bot.llm import Assistant
 from bot.operations import Caller, Context, default_registry
 from bot.operations.base import ASSISTANT
-from planner.approvals import Approvals
-from planner.decisions import DecisionLog
 from planner.domain.model import Tier
-from planner.policy import PolicySets
-from planner.schema import outbox
+from planner.services.approvals import Approvals
+from planner.services.decisions import DecisionLog
+from planner.services.policy import PolicySets
+from planner.services.trigger_rules import TRIGGERS, TenantTriggerRules
 from planner.store import Store
-from planner.trigger_rules import TRIGGERS, TenantTriggerRules
+from planner.store.schema import outbox
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector

@@ -60,9 +60,6 @@ from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner import events as event_log
-from planner.clock import Clock
-from planner.context import LIVE_FACTS, Fact, FactType, fact_from_row, live_parameters
 from planner.domain.errors import PlannerError, TenantMismatch
 from planner.domain.governance import (
     OPERATION_KINDS,
@@ -73,8 +70,11 @@ from planner.domain.governance import (
     RuleMatch,
     Verdict,
 )
-from planner.schema import context_facts, policy_sets
+from planner.ports import Clock
+from planner.services import events as event_log
+from planner.services.context import LIVE_FACTS, Fact, FactType, fact_from_row, live_parameters
 from planner.store import Store
+from planner.store.schema import context_facts, policy_sets
 
 MAX_RULES = 10_000
 RECHECK = timedelta(seconds=1)

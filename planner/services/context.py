@@ -33,11 +33,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner import events as event_log
 from planner.domain.errors import InvalidValue, PlannerError
-from planner.schema import context_facts, context_sources
+from planner.services import events as event_log
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.schema import context_facts, context_sources
+from planner.store.vault import Vault
 
 SKEW = timedelta(minutes=5)
 """How far an event's time may be from the bot's clock, either way."""

@@ -16,8 +16,8 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.engine import Row
 
 from planner.domain.errors import InvalidValue
-from planner.schema import conversations, people
 from planner.store import Store, upsert
+from planner.store.schema import conversations, people
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,16 +1,17 @@
 """What the database holds sealed with the vault's key, counted across every tenant.
 
-Adapter secrets and browser sessions (planner/registry.py) and context sources' secrets (planner/context.py) are
-the values only the key opens, and decision log entries signed with a key derived from it (planner/decisions.py)
-verify only with it: while any is stored, a new key would leave them unreadable or unverifiable.
+Adapter secrets and browser sessions (planner/services/registry.py) and context sources' secrets
+(planner/services/context.py) are the values only the key opens, and decision log entries signed with a key derived
+from it (planner/services/decisions.py) verify only with it: while any is stored, a new key would leave them unreadable
+or unverifiable.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from planner.schema import adapters, context_sources, decisions
 from planner.store import Store
+from planner.store.schema import adapters, context_sources, decisions
 
 
 async def count_sealed_secrets(store: Store) -> int:

@@ -32,17 +32,17 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner import events as event_log
-from planner.agents import Agent, AgentConfigInvalid
-from planner.breaker import Breakers
-from planner.decisions import DecisionLog
 from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.domain.redaction import MASK, looks_secret, redacted, secrets_in
 from planner.governance.gated_agent import DEFAULT_GRACE, Gate, GatedAgent
 from planner.governance.guard import PolicyGuard
-from planner.schema import adapters, circuit_breakers
+from planner.ports import Agent, AgentConfigInvalid
+from planner.services import events as event_log
+from planner.services.breaker import Breakers
+from planner.services.decisions import DecisionLog
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.schema import adapters, circuit_breakers
+from planner.store.vault import Vault
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the connection `planner.migrate` hands over, or on the URL given."""
+"""Alembic environment: runs migrations on the connection `planner.store.migrate` hands over, or on the URL given."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from planner.schema import metadata
 from planner.store import create_engine
+from planner.store.schema import metadata
 
 
 def _run(connection: Connection) -> None:

@@ -47,9 +47,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.domain.governance import DecisionRecord
-from planner.schema import decision_heads, decision_refs, decisions, delegations, plans, tasks, weekly_items
 from planner.store import Store
-from planner.vault import Vault
+from planner.store.schema import decision_heads, decision_refs, decisions, delegations, plans, tasks, weekly_items
+from planner.store.vault import Vault
 
 GENESIS = "0" * 64
 """The `prev_hash` of every tenant's first entry."""

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 
 from planner.domain.errors import InvalidValue
-from planner.schema import trigger_settings
 from planner.store import Store, upsert
+from planner.store.schema import trigger_settings
 
 
 class Trigger(StrEnum):

@@ -19,8 +19,8 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner.schema import firings, outbox
 from planner.store import Store
+from planner.store.schema import firings, outbox
 
 PENDING, SENDING, SENT, DEAD, HELD = "pending", "sending", "sent", "dead", "held"
 APPROVED = "approved"

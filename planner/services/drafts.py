@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from planner.domain.errors import PlannerError
-from planner.schema import drafts
 from planner.store import Store
+from planner.store.schema import drafts
 
 PENDING, SAVED, DISCARDED = "pending", "saved", "discarded"
 

@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import String, cast, exists, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
-from planner.decisions import DecisionLog
 from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.model import MetricSpec, Plan, Tier, Window
-from planner.measurement import Measurement, attainment
-from planner.outbox import Message, MessageKind, Outbox
-from planner.schema import approval_roles, firings, plans, playbooks
+from planner.services.decisions import DecisionLog
+from planner.services.measurement import Measurement, attainment
+from planner.services.outbox import Message, MessageKind, Outbox
 from planner.store import Store
+from planner.store.schema import approval_roles, firings, plans, playbooks
 
 ADJUST_FLOOR = 0.5
 ADJUST_CEILING = 1.25

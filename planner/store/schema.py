@@ -367,7 +367,7 @@ approval_gates = Table(
     Column("updated_by", String(200), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
-"""A tenant's changes to which role approves each gate category (the defaults live in `planner.approvals`)."""
+"""A tenant's changes to which role approves each gate category (the defaults live in `planner.services.approvals`)."""
 
 approval_requests = Table(
     "approval_requests",
@@ -449,7 +449,7 @@ policy_sets = Table(
     Column("loaded_by", String(200), nullable=False),
     Column("loaded_at", UTCDateTime, nullable=False),
 )
-"""Each load of a tenant's policy rules; the highest version is the one in force (see planner/policy.py)."""
+"""Each load of a tenant's policy rules; the highest version is the one in force (see planner/services/policy.py)."""
 
 context_sources = Table(
     "context_sources",
@@ -484,7 +484,7 @@ context_facts = Table(
     Index("ix_context_facts_account", "tenant_id", "account", "type", "observed_at"),
     Index("ix_context_facts_expires", "expires_at"),
 )
-"""Facts about accounts from connected systems (see planner/context.py); the unique event id refuses replays."""
+"""Facts about accounts from connected systems (planner/services/context.py); the unique event id refuses replays."""
 
 metric_feeds = Table(
     "metric_feeds",
@@ -519,7 +519,7 @@ playbooks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("tenant_id", "name"),
 )
-"""Playbooks saved from a tactical plan's retrospective (see planner/playbooks.py); `content` seeds the next plan."""
+"""Playbooks saved from a tactical plan's retrospective (planner/services/playbooks.py): seeds the next plan."""
 
 signed_event_ids = Table(
     "signed_event_ids",
@@ -530,5 +530,5 @@ signed_event_ids = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Index("ix_signed_event_ids_received_at", "received_at"),
 )
-"""Ids of the signed metric events received (see planner/ingestion.py): a second post of one is a replay. Kept
+"""Ids of the signed metric events received (see planner/services/ingestion.py): a second post of one is a replay. Kept
 while an event with that id could still pass the freshness check."""

@@ -1,4 +1,4 @@
-"""The agent interface: what a vendor AI agent offers and how the planner delegates a task to it.
+"""What the planner needs from outside: a clock, and vendor AI agents (what one offers, how a task is delegated to it).
 
 Declared here, implemented in `adapters/` (one module per kind: `adapters/mcp.py`, `adapters/browser.py`).
 The planner only ever sees this seam: an adapter converts its library's errors into the `AgentError`s below,
@@ -11,10 +11,19 @@ leads to goes through the policy engine like any other action.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
+
+Clock = Callable[[], datetime]
+"""Time, injected: the store and the services ask a clock instead of the system, so tests can set the hour."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
 
 
 class DelegationStatus(StrEnum):

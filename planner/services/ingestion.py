@@ -4,8 +4,8 @@ A reading always comes with its unit, checked against the metric's (`check_unit`
 `TenantStore.record_reading`, idempotent by (metric, time, source): the same event posted twice, or an agent
 answering the same figure for the same time twice, is stored once.
 
-- **Events** (`MetricEvents.post`): a connected system registered as a context source (planner/context.py, the same
-  names and HMAC secrets) posts `{"id": "evt-7", "sent_at": "2026-02-15T12:00:05Z", "metric": "SQLs", "value": 140,
+- **Events** (`MetricEvents.post`): a connected system registered as a context source (planner/services/context.py, the
+  same names and HMAC secrets) posts `{"id": "evt-7", "sent_at": "2026-02-15T12:00:05Z", "metric": "SQLs", "value": 140,
   "unit": "SQL", "at": "2026-02-15T12:00:00Z"}` (and `"plan": 1` when several plans track that name); the
   reading's source is `event:<source>`. A signed body can be captured and posted again, so, as with context events,
   every event has an id the source never reuses and the time it is sent: an id seen before is a replay (refused,
@@ -42,14 +42,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner import events as event_log
-from planner.agents import AgentError, DelegationRequest, DelegationStatus
-from planner.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.model import Metric, MetricReading
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
-from planner.schema import metric_feeds, signed_event_ids
+from planner.ports import AgentError, DelegationRequest, DelegationStatus
+from planner.services import events as event_log
+from planner.services.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.store import Store
+from planner.store.schema import metric_feeds, signed_event_ids
 
 MAX_EVENTS = 1_000
 MAX_ID = 200

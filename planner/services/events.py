@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner.schema import events
+from planner.store.schema import events
 
 
 def snapshot(value: object) -> dict[str, Any]:

@@ -46,19 +46,6 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner import events as event_log
-from planner.agents import (
-    AgentConfigInvalid,
-    AgentNotReached,
-    AgentUnavailable,
-    DelegationRequest,
-    DelegationResult,
-    DelegationStatus,
-    Evidence,
-    HumanChannel,
-    UnknownCapability,
-)
-from planner.breaker import CIRCUIT_COLUMNS, Circuit, CircuitState, circuit_in
 from planner.domain.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
 from planner.domain.model import TaskStatus
 from planner.governance.gated_agent import (
@@ -69,8 +56,21 @@ from planner.governance.gated_agent import (
     DelegationStopped,
     GatedAgent,
 )
-from planner.outbox import Message, MessageKind, Outbox
-from planner.registry import (
+from planner.ports import (
+    AgentConfigInvalid,
+    AgentNotReached,
+    AgentUnavailable,
+    DelegationRequest,
+    DelegationResult,
+    DelegationStatus,
+    Evidence,
+    HumanChannel,
+    UnknownCapability,
+)
+from planner.services import events as event_log
+from planner.services.breaker import CIRCUIT_COLUMNS, Circuit, CircuitState, circuit_in
+from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.registry import (
     ADAPTER_COLUMNS,
     AdapterDisabled,
     AdapterNotFound,
@@ -79,9 +79,9 @@ from planner.registry import (
     UnknownAdapterKind,
     adapter_in,
 )
-from planner.schema import adapters, circuit_breakers, delegation_evidence, delegations, tasks
 from planner.store import Store, task_in
-from planner.vault import UndecryptableSecret
+from planner.store.schema import adapters, circuit_breakers, delegation_evidence, delegations, tasks
+from planner.store.vault import UndecryptableSecret
 
 MAX_ATTEMPTS = 5
 """A deferred delegation is sent at most this many times by itself; then it fails, and a person may retry it."""

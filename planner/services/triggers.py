@@ -17,19 +17,19 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
-from planner.delegation import OverdueDelegation, overdue_delegations
 from planner.domain.model import Health, TaskStatus, Tier, iso_week_of, iso_week_window
 from planner.domain.rollup import PlanRollup
-from planner.outbox import Message, MessageKind, Outbox
-from planner.schema import conversations, firings, outbox, people, plan_health, plans, tasks
-from planner.store import Store, upsert
-from planner.trigger_rules import (
+from planner.services.delegation import OverdueDelegation, overdue_delegations
+from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.trigger_rules import (
     TenantTriggerRules,
     Trigger,
     TriggerRules,
     after_quiet_hours,
     local_moment,
 )
+from planner.store import Store, upsert
+from planner.store.schema import conversations, firings, outbox, people, plan_health, plans, tasks
 
 __all__ = [
     "TriggerEngine",

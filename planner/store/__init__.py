@@ -2,7 +2,7 @@
 
 `Store` owns the engine; `Store.tenant(tenant_id)` hands out a `TenantStore` whose every query is bound to
 that tenant, so no code path can read or write another tenant's rows. Every change is written in one
-transaction together with its event (see `planner.events`). Edits are optimistic: each row carries a
+transaction together with its event (see `planner.services.events`). Edits are optimistic: each row carries a
 version, and an update only lands on the version it read.
 """
 
@@ -40,8 +40,6 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from planner import events as event_log
-from planner.clock import Clock, utcnow
 from planner.domain.derivation import weekly_selection
 from planner.domain.errors import (
     InvalidValue,
@@ -67,11 +65,17 @@ from planner.domain.model import (
     iso_week_window,
 )
 from planner.domain.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
-from planner.schema import events, metric_readings, metrics, people, plans, processed_keys, tasks, weekly_items
-from planner.shared_reads import SharedReads
+from planner.ports import Clock, utcnow
+from planner.services import events as event_log
+from planner.services.shared_reads import SharedReads
+from planner.store.schema import events, metric_readings, metrics, people, plans, processed_keys, tasks, weekly_items
 
 if TYPE_CHECKING:
-    from planner.decisions import DecisionKeys
+    from planner.services.decisions import DecisionKeys
+
+Connection = AsyncConnection
+"""What a store function works on: a connection, in a transaction (`Store.transaction`) or reading (`Store.read`).
+Services pass it along without knowing the database library."""
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///chief_of_staff.db"
 EDIT_ATTEMPTS = 20
@@ -252,14 +256,14 @@ class Store:
         self.clock = clock
         self.rules = rules or HealthRules()
         self.decision_keys = decision_keys
-        """The keys that sign the decision log (see `planner.decisions`); None: it is kept unsigned."""
+        """The keys that sign the decision log (see `planner.services.decisions`); None: it is kept unsigned."""
         # SQLite has one writer at a time, and a writer that finds it busy sleeps in steps of up to 100 ms:
         # queueing this process's write transactions here instead keeps them from colliding.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._writer: AsyncConnection | None = None
         """SQLite: the connection every write transaction of this process uses in turn (see `transaction`)."""
         self.shared_reads = SharedReads()
-        """Reads many callers ask for at once (see `planner.shared_reads`)."""
+        """Reads many callers ask for at once (see `planner.services.shared_reads`)."""
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a transaction that commits on exit (rolls back on error).
@@ -271,6 +275,10 @@ class Store:
         (taking a connection from the pool and giving it back cost more than most transactions' statements).
         """
         return _Transaction(self)
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for reads, outside any transaction of this process's writer (never blocked by one)."""
+        return self.engine.connect()
 
     async def _record_receipt(self, conn: AsyncConnection, receipt: Receipt) -> None:
         row = {"tenant_id": receipt.tenant_id, "key": receipt.key, "created_at": self.clock()}

@@ -32,11 +32,11 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from planner.decisions import DecisionLog
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Metric, MetricReading, Plan, Task, Tier, iso_week_of, iso_week_window
-from planner.schema import approval_requests, delegations, plans, tasks, weekly_items
+from planner.services.decisions import DecisionLog
 from planner.store import Store
+from planner.store.schema import approval_requests, delegations, plans, tasks, weekly_items
 
 RECOMMENDATION_ACTION = "kpi.recommendation"
 """The decision log's action for a recommended next step about a KPI."""

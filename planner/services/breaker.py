@@ -27,10 +27,10 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner.agents import Agent
 from planner.domain.errors import InvalidValue
-from planner.schema import circuit_breakers
+from planner.ports import Agent
 from planner.store import Store
+from planner.store.schema import circuit_breakers
 
 T = TypeVar("T")
 _ATTEMPTS = 20

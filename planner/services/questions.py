@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
 
-from planner.schema import questions
 from planner.store import Store
+from planner.store.schema import questions
 
 OPEN, ANSWERED, CONSUMED, CANCELLED, EXPIRED = "open", "answered", "consumed", "cancelled", "expired"
 POLL_SECONDS = 0.2

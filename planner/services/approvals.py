@@ -35,13 +35,13 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner.clock import Clock
 from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.domain.governance import Action, ActionKind, DecisionRecord, GateCategory, PolicyDecision, Verdict
-from planner.outbox import PENDING as OUTBOX_PENDING
-from planner.outbox import MessageKind
-from planner.schema import approval_gates, approval_requests, approval_roles, firings, outbox
+from planner.ports import Clock
+from planner.services.outbox import PENDING as OUTBOX_PENDING
+from planner.services.outbox import MessageKind
 from planner.store import Store, upsert
+from planner.store.schema import approval_gates, approval_requests, approval_roles, firings, outbox
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """decision log: entries signed with a key the database does not hold
 
-Each entry records the id of the key that signed it (HMAC-SHA256, see planner/decisions.py); entries logged before
+Each entry records the id of the key that signed it (HMAC-SHA256, see planner/services/decisions.py); entries logged before
 this revision keep no key id and their plain SHA-256 hash ("legacy, unkeyed" in `cos decisions verify`). The head
 row carries the last entry's key id, so an appender without the key cannot add an unsigned entry after signed ones.
 
