@@ -191,8 +191,7 @@ def create_app(store: Store, adapter: Adapter, bot: ChiefOfStaffBot, settings: S
         except Exception:
             logger.exception("an activity could not be processed")
             return _problem(500, "The bot could not process this activity.")
-        # `is not None`, not `or`: before aiohttp 3.12 a Response holding no state is falsy
-        return response if response is not None else web.Response(status=201)
+        return response
 
     async def healthz(_request: web.Request) -> web.Response:
         try:

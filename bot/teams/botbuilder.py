@@ -3,7 +3,6 @@ activity through it, and `BotbuilderChannel`, the `TeamsChannel` on that adapter
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from typing import Any, TypeAlias
 
 import aiohttp
 from aiohttp import web
-from botbuilder.core import ActivityHandler, BotAdapter, MessageFactory, TurnContext
+from botbuilder.core import ActivityHandler, BotAdapter, MessageFactory, TurnContext, serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity, Attachment, ChannelAccount, ConversationParameters, ConversationReference
 from botframework.connector.auth import AuthenticationConstants, ServiceClientCredentialsFactory
@@ -86,18 +85,26 @@ async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
 
 async def process(
     adapter: Adapter, bot: ActivityHandler, request: web.Request, activity: dict[str, Any]
-) -> web.StreamResponse | None:
-    """Authenticate `request` and run `bot`'s turn on `activity` (its body, already read and checked).
+) -> web.Response:
+    """Authenticate `request` and run `bot`'s turn on `activity` (its body, already read and checked): 201, or an
+    invoke's own answer.
 
-    Raises web.HTTPException (401, 403) for a refused token, jwt.PyJWTError for a malformed one,
+    Raises web.HTTPException (400, 401, 403) for a refused activity or token, jwt.PyJWTError for a malformed token,
     SigningKeysUnavailable when the issuer's keys cannot be fetched, ActivityUnreadable for a field of the wrong form.
     """
-    # CloudAdapter reads the body again through request.json(): give it the bytes already read and checked.
-    request._read_bytes = json.dumps(activity).encode()
     try:
-        return await adapter.process(request, bot)
+        parsed = Activity().deserialize(activity)
     except DeserializationError as error:
         raise ActivityUnreadable() from error
+    if not parsed.type:
+        raise web.HTTPBadRequest(reason="an activity needs a type")
+    try:
+        invoke_response = await adapter.process_activity(request.headers.get("Authorization", ""), parsed, bot.on_turn)
+    except PermissionError:
+        raise web.HTTPUnauthorized() from None
+    if invoke_response:
+        return web.json_response(data=serializer_helper(invoke_response.body), status=invoke_response.status)
+    return web.Response(status=201)
 
 
 class BotbuilderChannel:
