@@ -155,7 +155,7 @@ class Delegator:
         self.pool = AgentPool()
         self._breaker_settings = breaker_settings
         self.approval_expiry = approval_expiry
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self._tenants: dict[str, PooledRegistry] = {}
 
     def registry(self, tenant_id: str) -> Registry:

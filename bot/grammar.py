@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,14 @@ class Command:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+def _first(clauses: Mapping[str, list[str]], *keywords: str) -> str | None:
+    """The first text of the first of `keywords` that has one."""
+    for keyword in keywords:
+        if clauses.get(keyword):
+            return clauses[keyword][0]
+    return None
+
+
 def _clauses(text: str, keywords: tuple[str, ...]) -> tuple[str, dict[str, list[str]]]:
     """Split `text` at the keywords (whole words): the head, and each keyword's texts in order."""
     pattern = re.compile(r"\s+(" + "|".join(re.escape(k) for k in keywords) + r")\s+", re.IGNORECASE)
@@ -112,7 +121,7 @@ def _kpi(text: str) -> dict[str, Any]:
     kpi: dict[str, Any] = {"name": " ".join(tokens[:number_at]), "target": tokens[number_at]}
     if tokens[number_at + 1 :]:
         kpi["unit"] = " ".join(tokens[number_at + 1 :])
-    baseline = (options.get("from") or options.get("baseline") or [None])[0]
+    baseline = _first(options, "from", "baseline")
     if baseline:
         kpi["baseline"] = baseline
     if options.get("tolerance"):
@@ -174,15 +183,14 @@ def _strategy_command(text: str, lowered: str) -> Command | None:
         name, _, value = head.rpartition(" ")
         if not name.strip() or not value:
             raise GrammarError("Which KPI, to what? `set target SQLs 600`.", "edit_master_plan")
-        args: dict[str, Any] = {"targets": [{"name": name.strip(), "target": value}]}
-        plan = (clauses.get("in") or clauses.get("for") or [None])[0]
-        return Command("edit_master_plan", args | ({"plan": plan} if plan else {}))
+        targets = {"targets": [{"name": name.strip(), "target": value}]}
+        plan = _first(clauses, "in", "for")
+        return Command("edit_master_plan", targets | ({"plan": plan} if plan else {}))
     head, clauses = _clauses(rest, ("north star", "title", "from", "to", "constraint"))
-    args = {"plan": head} if head else {}
-    title = (clauses.get("north star") or clauses.get("title") or [None])[0]
-    for name, value in (("title", title), ("start", (clauses.get("from") or [None])[0])):
-        if value:
-            args[name] = value
+    args: dict[str, Any] = {"plan": head} if head else {}
+    for field_name, found in (("title", _first(clauses, "north star", "title")), ("start", _first(clauses, "from"))):
+        if found:
+            args[field_name] = found
     if clauses.get("to"):
         args["end"] = clauses["to"][0]
     if clauses.get("constraint"):
@@ -229,7 +237,7 @@ def parse(text: str) -> Command:
         head, clauses = _clauses(_rest_after(text, verb), ("kpi", "owner", "in", "under"))
         title, start, end = _window(head, "add_tactical_plan")
         args = {"title": title, "start": start, "end": end, "kpis": [_kpi(k) for k in clauses.get("kpi", [])]}
-        master = (clauses.get("in") or clauses.get("under") or [None])[0]
+        master = _first(clauses, "in", "under")
         if master:
             args["master"] = master
         if clauses.get("owner"):
@@ -281,7 +289,7 @@ def parse(text: str) -> Command:
         args = {"title": head}
         if not head:
             raise GrammarError("The task needs a title.", "add_task")
-        plan = (clauses.get("to") or clauses.get("in") or [None])[0]
+        plan = _first(clauses, "to", "in")
         if plan:
             args["plan"] = plan
         due = (clauses.get("due") or [""])[0]
@@ -302,7 +310,12 @@ def parse(text: str) -> Command:
         if not match:
             raise GrammarError("Assign which task to whom? `assign T12 to <who>`.", "assign_task")
         return Command("assign_task", {"task": match.group(1), "owner": match.group(2)})
-    for verbs, status in ((("start",), "doing"), (("done", "finish", "complete"), "done"), (("reopen",), "todo")):
+    statuses: tuple[tuple[tuple[str, ...], str], ...] = (
+        (("start",), "doing"),
+        (("done", "finish", "complete"), "done"),
+        (("reopen",), "todo"),
+    )
+    for verbs, status in statuses:
         if verb := starts(*verbs):
             task, _ = _task_and_rest(_rest_after(text, verb), "set_task_status", f"{verbs[0]} T12")
             return Command("set_task_status", {"task": task, "status": status})
@@ -328,11 +341,15 @@ def parse(text: str) -> Command:
         args = {"metric": match.group(1).strip(), "value": match.group(2)}
         if clauses.get("on"):
             args["on"] = clauses["on"][0]
-        plan = (clauses.get("in") or clauses.get("for") or [None])[0]
+        plan = _first(clauses, "in", "for")
         if plan:
             args["plan"] = plan
         return Command("record_metric", args)
-    for verbs, operation in ((("save draft", "confirm draft"), "confirm_draft"), (("discard draft",), "discard_draft")):
+    drafts: tuple[tuple[tuple[str, ...], str], ...] = (
+        (("save draft", "confirm draft"), "confirm_draft"),
+        (("discard draft",), "discard_draft"),
+    )
+    for verbs, operation in drafts:
         if verb := starts(*verbs):
             rest = _rest_after(text, verb)
             if not rest:

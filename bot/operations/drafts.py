@@ -33,7 +33,7 @@ def _items(raw: object, what: str) -> list[Mapping[str, Any]]:
 async def draft_tactical_plans(context: Context, args: Mapping[str, Any]) -> Reply:
     master = await context.plan_arg(args, "master", tier=Tier.MASTER)
     if args.get("plans"):
-        proposals = []
+        proposals: list[dict[str, Any]] = []
         for item in _items(args["plans"], "plans"):
             title = context.text_arg(item, "title")
             window = Window(
@@ -147,12 +147,12 @@ async def _apply(context: Context, draft: Draft) -> str:
     tactical_id = int(draft.payload["plan"])
     task_ids = []
     for item in draft.payload["items"]:
-        owner = (await context.person_arg(str(item["owner"])))[0] if item.get("owner") else None
+        owner_id = (await context.person_arg(str(item["owner"])))[0] if item.get("owner") else None
         task = await context.plans.add_task(
             tactical_id,
             title=item["title"],
             due_on=parse_date(item["due"], today=context.today),
-            owner=owner,
+            owner=owner_id,
             milestone=bool(item.get("milestone")),
             actor=actor,
         )

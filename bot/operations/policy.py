@@ -23,7 +23,7 @@ async def show_policy(context: Context, args: Mapping[str, Any]) -> Reply:
     if active is None:
         return Reply(text=messages.NO_POLICY)
     when = active.loaded_at.strftime("%Y-%m-%d %H:%M UTC")
-    lines = [messages.policy_summary(active.version, len(active.rules), active.loaded_by, when)]
+    lines: list[str] = [messages.policy_summary(active.version, len(active.rules), active.loaded_by, when)]
     lines += [f"• {rule.describe()}" for rule in active.rules[:RULES_SHOWN]]
     if len(active.rules) > RULES_SHOWN:
         lines.append(messages.more_rules(len(active.rules) - RULES_SHOWN))

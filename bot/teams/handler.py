@@ -305,7 +305,8 @@ class ChiefOfStaffBot(ActivityHandler):
             await turn_context.send_activity(messages.unknown_command(unknown.word, unknown.suggestion))
             return
         except GrammarError as error:
-            usage = self.registry.get(error.operation).usage if error.operation in self.registry else ()
+            operation = error.operation
+            usage = self.registry.get(operation).usage if operation is not None and operation in self.registry else ()
             await turn_context.send_activity(messages.refused(str(error), usage))
             return
         reply = await self.registry.run(command.operation, self._context(caller), command.args)
@@ -439,8 +440,8 @@ class ChiefOfStaffBot(ActivityHandler):
         if activity.name != "adaptiveCard/action":
             return await super().on_invoke_activity(turn_context)
         # Handled here rather than in on_adaptive_card_invoke: botbuilder serializes that one's answer twice.
-        value = activity.value if isinstance(activity.value, Mapping) else {}
-        action = value.get("action") if isinstance(value.get("action"), Mapping) else {}
+        value: Mapping[str, Any] = activity.value if isinstance(activity.value, Mapping) else {}
+        action: Mapping[str, Any] = value["action"] if isinstance(value.get("action"), Mapping) else {}
         if action.get("type") != "Action.Execute":
             return InvokeResponse(status=HTTPStatus.BAD_REQUEST, body={"error": "expected an Action.Execute"})
         data = dict(action.get("data") or {}) if isinstance(action.get("data"), Mapping) else {}
