@@ -29,7 +29,8 @@ from PIL import Image
 
 from bot.settings import Settings
 from planner.domain.errors import PlanNotFound
-from planner.services.measurement import Measurement, MeasurementReport, measure, series_names
+from planner.domain.measurement import MeasurementReport, measure, series_names
+from planner.services.measurement import Measurement
 from planner.store import Store
 from planner.store.vault import VaultError
 

@@ -23,6 +23,7 @@ from bot.teams.channel import Outgoing
 from planner.domain.errors import PlanNotFound, TaskNotFound
 from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
 from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
+from planner.ports import Recommender
 from planner.services.approvals import (
     ApprovalNotFound,
     ApprovalRequest,
@@ -33,7 +34,6 @@ from planner.services.approvals import (
 from planner.services.decisions import DecisionLog
 from planner.services.delegation import DelegationNotFound, get_delegation
 from planner.services.directory import Directory
-from planner.services.measurement import Recommender
 from planner.services.outbox import APPROVED, Envelope, MessageKind
 from planner.services.playbooks import Playbooks
 from planner.services.policy import PolicyEngine

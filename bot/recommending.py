@@ -15,7 +15,7 @@ from typing import Any
 import anthropic
 
 from bot.llm import LLMUnavailable, create_message
-from planner.services.measurement import MeasurementReport, Recommendation, rule_recommendations
+from planner.domain.measurement import MeasurementReport, Recommendation, rule_recommendations
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""What the planner needs from outside: a clock, and vendor AI agents (what one offers, how a task is delegated to it).
+"""What the planner needs from outside: a clock, vendor AI agents (what one offers, how a task is delegated to it),
+and a recommender of next steps for KPIs.
 
 Declared here, implemented in `adapters/` (one module per kind: `adapters/mcp.py`, `adapters/browser.py`).
 The planner only ever sees this seam: an adapter converts its library's errors into the `AgentError`s below,
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
+
+from planner.domain.measurement import MeasurementReport, Recommendation
 
 Clock = Callable[[], datetime]
 """Time, injected: the store and the services ask a clock instead of the system, so tests can set the hour."""
@@ -118,6 +121,18 @@ class HumanChannel(Protocol):
 
         Raises:
             AgentTimeout: nobody answered within `timeout_seconds`.
+        """
+        ...
+
+
+class Recommender(Protocol):
+    """Writes the recommended next step for each KPI of a measurement report."""
+
+    async def recommend(self, report: MeasurementReport) -> list[Recommendation]:
+        """One recommendation per forecast, in the report's order.
+
+        Raises nothing: an implementation that relies on a remote model falls back to
+        `planner.domain.measurement.rule_recommendations`.
         """
         ...
 

@@ -25,7 +25,7 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.wording import day_label, plan_ref, window_label
-from planner.services.measurement import MeasurementReport, Outcomes, series_names
+from planner.domain.measurement import MeasurementReport, Outcomes, series_names
 from planner.services.playbooks import Retrospective
 
 NO_VALUE = "\u2013"

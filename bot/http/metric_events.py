@@ -22,7 +22,8 @@ from aiohttp import web
 from bot.http.context_events import ContextEventsEndpoint
 from bot.settings import Settings
 from planner.domain.errors import PlannerError
-from planner.services.ingestion import MetricEvents, ReplayedMetricEvent, parse_metric_events
+from planner.domain.ingestion import parse_metric_events
+from planner.services.ingestion import MetricEvents, ReplayedMetricEvent
 from planner.store import Store
 
 logger = logging.getLogger(__name__)

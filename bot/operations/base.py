@@ -23,11 +23,10 @@ from bot.text import messages
 from planner.domain.errors import PlannerError
 from planner.domain.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
 from planner.domain.model import Plan, Tier
-from planner.ports import AgentError, Clock, utcnow
+from planner.ports import AgentError, Clock, Recommender, utcnow
 from planner.services.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
 from planner.services.directory import Directory
 from planner.services.drafts import Drafts
-from planner.services.measurement import Recommender
 from planner.store import Store, TenantStore
 from planner.store.vault import VaultError
 

@@ -12,8 +12,9 @@ from bot.parsing import ParseError, parse_ref
 from bot.text import messages
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier
+from planner.domain.triggers import SETTINGS, TRIGGER_ALIASES, describe
 from planner.services.outbox import Outbox, dead_letters, replay
-from planner.services.trigger_rules import SETTINGS, TRIGGER_ALIASES, TenantTriggerRules, describe
+from planner.services.trigger_rules import TenantTriggerRules
 
 DEAD_LETTERS_SHOWN = 20
 

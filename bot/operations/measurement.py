@@ -13,15 +13,11 @@ from bot.cards.markdown import excerpt, inline_code, literal
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
 from planner.domain.governance import ActionKind
+from planner.domain.measurement import MeasurementReport, RuleRecommender
 from planner.domain.model import Tier
+from planner.ports import Recommender
 from planner.services.decisions import DecisionLog
-from planner.services.measurement import (
-    Measurement,
-    MeasurementReport,
-    Recommender,
-    RuleRecommender,
-    log_recommendations,
-)
+from planner.services.measurement import Measurement, log_recommendations
 from planner.services.playbooks import Playbooks
 from planner.store import Store
 

@@ -19,9 +19,10 @@ from sqlalchemy import String, cast, exists, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.measurement import attainment
 from planner.domain.model import MetricSpec, Plan, Tier, Window
 from planner.services.decisions import DecisionLog
-from planner.services.measurement import Measurement, attainment
+from planner.services.measurement import Measurement
 from planner.services.outbox import Message, MessageKind, Outbox
 from planner.store import Store
 from planner.store.schema import approval_roles, firings, plans, playbooks

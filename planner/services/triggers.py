@@ -11,37 +11,40 @@ a roll-up of every active plan, so they are judged in an hourly sweep that one r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
-from sqlalchemy import and_, func, select
-
-from planner.domain.model import Health, TaskStatus, Tier, iso_week_of, iso_week_window
+from planner.domain.model import Health, iso_week_window
 from planner.domain.rollup import PlanRollup
-from planner.services.delegation import OverdueDelegation, overdue_delegations
-from planner.services.outbox import Message, MessageKind, Outbox
-from planner.services.trigger_rules import (
-    TenantTriggerRules,
+from planner.domain.triggers import (
+    DueTask,
     Trigger,
     TriggerRules,
     after_quiet_hours,
+    deadline_is_near,
+    deadline_key,
+    deadline_trigger,
+    drift_key,
+    escalates,
+    health_change_key,
     local_moment,
+    milestone_key,
+    nudge_time,
+    weekly_phase,
 )
-from planner.store import Store, upsert
-from planner.store.schema import conversations, firings, outbox, people, plan_health, plans, tasks
-
-__all__ = [
-    "TriggerEngine",
-    "TriggerRules",
-    "after_quiet_hours",
-]
+from planner.services.delegation import OverdueDelegation, overdue_delegations
+from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.trigger_rules import TenantTriggerRules
+from planner.store import Store
+from planner.store import triggers as triggers_store
 
 BUDGETED = (MessageKind.DEADLINE_APPROACHING, MessageKind.DEADLINE_SLIPPED)
 """The kinds that count against a person's daily budget (scheduled messages do not)."""
 CONVERSATION = "conversation:"
 """Prefix of a recipient that is a conversation (a channel) rather than a person."""
 SWEEP_TENANT = "*"
+
+RulesOf = Callable[[str], TriggerRules]
 
 
 class TriggerEngine:
@@ -72,7 +75,7 @@ class TriggerEngine:
 
     # ---- deadlines ------------------------------------------------------------------------------------------
 
-    async def _delegations_overdue(self, at: datetime, rules_of: Any, overdue: list[OverdueDelegation]) -> int:
+    async def _delegations_overdue(self, at: datetime, rules_of: RulesOf, overdue: list[OverdueDelegation]) -> int:
         """A delegation that produced nothing by its task's due date: its owner hears, instead of a slip nudge."""
         fired = 0
         for item in overdue:
@@ -92,193 +95,105 @@ class TriggerEngine:
         return fired
 
     async def _deadlines(
-        self, at: datetime, rules_of: Any, all_rules: Iterable[TriggerRules], *, skip: set[tuple[str, int]]
+        self, at: datetime, rules_of: RulesOf, all_rules: Iterable[TriggerRules], *, skip: set[tuple[str, int]]
     ) -> int:
         today = at.date()
         first = today - timedelta(days=self.rules.catch_up_days)
         lead = max([self.rules.approaching_days, *(r.approaching_days for r in all_rules)])
         # Only tasks due near today are read: the cost follows what is due, not the size of the table.
-        query = (
-            select(
-                tasks.c.id,
-                tasks.c.tenant_id,
-                tasks.c.title,
-                tasks.c.owner,
-                tasks.c.due_on,
-                tasks.c.snoozed_until,
-                plans.c.owner.label("plan_owner"),
-                people.c.time_zone,
-            )
-            .join(plans, plans.c.id == tasks.c.plan_id)
-            .outerjoin(
-                people,
-                and_(
-                    people.c.tenant_id == tasks.c.tenant_id,
-                    people.c.user_id == func.coalesce(tasks.c.owner, plans.c.owner),
-                ),
-            )
-            .where(
-                tasks.c.due_on >= first,
-                tasks.c.due_on <= today + timedelta(days=lead),
-                tasks.c.status != TaskStatus.DONE.value,
-            )
-        )
-        async with self._store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        async with self._store.read() as conn:
+            due = await triggers_store.due_tasks(conn, first, today + timedelta(days=lead))
             # Every candidate's key, not only the slipped ones': a steady tick then skips what already fired
             # instead of trying again, one failing transaction per task due soon.
-            candidate_keys = [
-                _key(Trigger.DEADLINE_SLIPPED if r.due_on < today else Trigger.DEADLINE_APPROACHING, r.id, r.due_on)
-                for r in rows
-            ]
+            candidate_keys = [deadline_key(deadline_trigger(t.due_on, today), t.id, t.due_on) for t in due]
             day_start = datetime.combine(today, time(), tzinfo=UTC)
-            sent_today = {
-                (tenant, recipient): n
-                for tenant, recipient, n in await conn.execute(
-                    select(outbox.c.tenant_id, outbox.c.recipient, func.count())
-                    .where(outbox.c.created_at >= day_start, outbox.c.kind.in_(BUDGETED))
-                    .group_by(outbox.c.tenant_id, outbox.c.recipient)
-                )
-            }
-            nudged_at = {}
-            if candidate_keys:
-                found = await conn.execute(
-                    select(firings.c.key, firings.c.fired_at).where(firings.c.key.in_(candidate_keys))
-                )
-                nudged_at = {key: fired_at for key, fired_at in found}
+            sent_today = await triggers_store.messages_queued_since(conn, day_start, BUDGETED)
+            nudged_at = await triggers_store.fired_at(conn, candidate_keys)
         fired = 0
-        for row in rows:
-            rules = rules_of(row.tenant_id)
-            if row.snoozed_until is not None and row.snoozed_until > at:
+        for task in due:
+            rules = rules_of(task.tenant_id)
+            if task.snoozed_until is not None and task.snoozed_until > at:
                 continue
-            if (row.tenant_id, row.id) in skip and row.due_on < today:
+            slipped = task.due_on < today
+            if (task.tenant_id, task.id) in skip and slipped:
                 continue
-            slipped = row.due_on < today
-            trigger = Trigger.DEADLINE_SLIPPED if slipped else Trigger.DEADLINE_APPROACHING
-            if not slipped and row.due_on > today + timedelta(days=rules.approaching_days):
+            if not deadline_is_near(task, today, rules):
                 continue
-            key = _key(trigger, row.id, row.due_on)
+            trigger = deadline_trigger(task.due_on, today)
+            key = deadline_key(trigger, task.id, task.due_on)
             since = nudged_at.get(key)
             if since is not None:
-                if (
-                    slipped
-                    and row.owner
-                    and row.owner != row.plan_owner
-                    and rules.fires(Trigger.ESCALATION)
-                    and at - since >= rules.escalate_after
-                    and await self._escalate(row, at, rules)
-                ):
+                if escalates(task, at, since, rules) and await self._escalate(task, at, rules):
                     fired += 1
                 continue
             if not rules.fires(trigger):
                 continue
-            recipient = row.owner or row.plan_owner
-            budget_key = (row.tenant_id, recipient)
-            send_at = at
-            if sent_today.get(budget_key, 0) >= rules.daily_budget:
-                # Over today's budget: the first thing tomorrow morning (quiet hours end then).
-                send_at = datetime.combine(today + timedelta(days=1), time(), tzinfo=UTC)
+            budget_key = (task.tenant_id, task.recipient)
             message = Message(
-                recipient=recipient,
+                recipient=task.recipient,
                 kind=MessageKind.DEADLINE_SLIPPED if slipped else MessageKind.DEADLINE_APPROACHING,
-                payload={"task": row.id, "title": row.title, "due_on": row.due_on.isoformat()},
-                not_before=after_quiet_hours(send_at, row.time_zone, rules),
+                payload={"task": task.id, "title": task.title, "due_on": task.due_on.isoformat()},
+                not_before=nudge_time(at, sent_today.get(budget_key, 0), task.time_zone, rules),
             )
-            if await self._outbox.fire(row.tenant_id, key, [message]):
+            if await self._outbox.fire(task.tenant_id, key, [message]):
                 fired += 1
                 sent_today[budget_key] = sent_today.get(budget_key, 0) + 1
         return fired
 
-    async def _escalate(self, row: Any, at: datetime, rules: TriggerRules) -> bool:
+    async def _escalate(self, task: DueTask, at: datetime, rules: TriggerRules) -> bool:
         """Tell the plan's owner about a slipped task its owner left unanswered."""
         message = Message(
-            recipient=row.plan_owner,
+            recipient=task.plan_owner,
             kind=MessageKind.ESCALATION,
-            payload={"task": row.id, "title": row.title, "due_on": row.due_on.isoformat(), "owner": row.owner},
+            payload={"task": task.id, "title": task.title, "due_on": task.due_on.isoformat(), "owner": task.owner},
             not_before=after_quiet_hours(at, None, rules),
         )
-        return await self._outbox.fire(row.tenant_id, _key(Trigger.ESCALATION, row.id, row.due_on), [message])
+        key = deadline_key(Trigger.ESCALATION, task.id, task.due_on)
+        return await self._outbox.fire(task.tenant_id, key, [message])
 
     # ---- milestones -----------------------------------------------------------------------------------------
 
-    async def _milestones(self, at: datetime, rules_of: Any) -> int:
+    async def _milestones(self, at: datetime, rules_of: RulesOf) -> int:
         """A milestone done within the catch-up window is told to the leader (the master plan's owner)."""
-        master = plans.alias("master")
-        query = (
-            select(
-                tasks.c.id,
-                tasks.c.tenant_id,
-                tasks.c.title,
-                tasks.c.owner,
-                tasks.c.done_at,
-                master.c.owner.label("leader"),
-                people.c.time_zone,
-            )
-            .join(master, master.c.id == tasks.c.master_id)
-            .outerjoin(people, and_(people.c.tenant_id == tasks.c.tenant_id, people.c.user_id == master.c.owner))
-            .where(
-                tasks.c.milestone.is_(True),
-                tasks.c.done_at >= at - timedelta(days=self.rules.catch_up_days),
-                tasks.c.done_at <= at,
-                tasks.c.status == TaskStatus.DONE.value,
-            )
-        )
-        async with self._store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        async with self._store.read() as conn:
+            done = await triggers_store.milestones_done(conn, at - timedelta(days=self.rules.catch_up_days), at)
         fired = 0
-        for row in rows:
-            rules = rules_of(row.tenant_id)
-            if not rules.fires(Trigger.MILESTONE_COMPLETED) or row.owner == row.leader:
+        for milestone in done:
+            rules = rules_of(milestone.tenant_id)
+            if not rules.fires(Trigger.MILESTONE_COMPLETED) or milestone.owner == milestone.leader:
                 continue
             message = Message(
-                recipient=row.leader,
+                recipient=milestone.leader,
                 kind=MessageKind.MILESTONE_COMPLETED,
-                payload={"task": row.id, "title": row.title, "owner": row.owner, "done_at": row.done_at.isoformat()},
-                not_before=after_quiet_hours(at, row.time_zone, rules),
+                payload={
+                    "task": milestone.id,
+                    "title": milestone.title,
+                    "owner": milestone.owner,
+                    "done_at": milestone.done_at.isoformat(),
+                },
+                not_before=after_quiet_hours(at, milestone.time_zone, rules),
             )
-            if await self._outbox.fire(row.tenant_id, f"{Trigger.MILESTONE_COMPLETED}:task:{row.id}", [message]):
+            if await self._outbox.fire(milestone.tenant_id, milestone_key(milestone.id), [message]):
                 fired += 1
         return fired
 
     # ---- the weekly cycle -----------------------------------------------------------------------------------
 
-    async def _weekly_cycle(self, at: datetime, rules_of: Any) -> int:
+    async def _weekly_cycle(self, at: datetime, rules_of: RulesOf) -> int:
         """Monday: each member's week and a summary in each channel; Friday: a review prompt and the digest.
 
         Evaluated from Monday to Wednesday (and Friday to Sunday), so a bot that was down on the day still sends
         each once; every person gets theirs at the configured hour of their own day.
         """
-        today = at.date()
-        week = iso_week_of(today)
-        window = iso_week_window(week)
-        if today.weekday() <= 2:
-            phase, day = "weekly_start", window.start
-        elif today.weekday() >= 4:
-            phase, day = "weekly_review", window.start + timedelta(days=4)
-        else:
+        cycle = weekly_phase(at.date())
+        if cycle is None:
             return 0
+        phase, week, day = cycle
+        window = iso_week_window(week)
         key = f"{phase}:{week}"
-        async with self._store.engine.connect() as conn:
-            active = set(
-                (
-                    await conn.execute(
-                        select(plans.c.tenant_id)
-                        .where(
-                            plans.c.tier == Tier.MASTER.value,
-                            plans.c.starts_on <= window.end,
-                            plans.c.ends_on >= window.start,
-                        )
-                        .distinct()
-                    )
-                ).scalars()
-            )
-            done = set(
-                (
-                    await conn.execute(
-                        select(firings.c.tenant_id).where(firings.c.key == key, firings.c.tenant_id.in_(active))
-                    )
-                ).scalars()
-            )
+        async with self._store.read() as conn:
+            active = await triggers_store.tenants_with_active_master(conn, window.start, window.end)
+            done = await triggers_store.tenants_fired(conn, key, active)
         fired = 0
         for tenant_id in sorted(active - done):
             rules = rules_of(tenant_id)
@@ -293,53 +208,12 @@ class TriggerEngine:
         self, tenant_id: str, phase: str, week: str, day: date, at: datetime, rules: TriggerRules
     ) -> list[Message]:
         window = iso_week_window(week)
-        async with self._store.engine.connect() as conn:
-            members = set(
-                (
-                    await conn.execute(
-                        select(tasks.c.owner)
-                        .where(
-                            tasks.c.tenant_id == tenant_id,
-                            tasks.c.owner.is_not(None),
-                            tasks.c.status != TaskStatus.DONE.value,
-                            tasks.c.due_on <= window.end,
-                            tasks.c.due_on >= window.start - timedelta(days=self.rules.catch_up_days * 4),
-                        )
-                        .distinct()
-                    )
-                ).scalars()
-            )
-            leaders = set(
-                (
-                    await conn.execute(
-                        select(plans.c.owner)
-                        .where(
-                            plans.c.tenant_id == tenant_id,
-                            plans.c.tier == Tier.MASTER.value,
-                            plans.c.starts_on <= window.end,
-                            plans.c.ends_on >= window.start,
-                        )
-                        .distinct()
-                    )
-                ).scalars()
-            )
-            zones = dict(
-                (
-                    await conn.execute(
-                        select(people.c.user_id, people.c.time_zone).where(
-                            people.c.tenant_id == tenant_id, people.c.user_id.in_(members | leaders)
-                        )
-                    )
-                ).all()
-            )
-            channels = (
-                await conn.execute(
-                    select(conversations.c.conversation_id).where(
-                        conversations.c.tenant_id == tenant_id, conversations.c.kind == "channel"
-                    )
-                )
-            ).scalars()
-            channel_ids = sorted(channels)
+        since = window.start - timedelta(days=self.rules.catch_up_days * 4)
+        async with self._store.read() as conn:
+            members = await triggers_store.owners_with_open_tasks(conn, tenant_id, since, window.end)
+            leaders = await triggers_store.leaders(conn, tenant_id, window.start, window.end)
+            zones = await triggers_store.time_zones(conn, tenant_id, members | leaders)
+            channel_ids = await triggers_store.channel_ids(conn, tenant_id)
         hour = rules.week_start_hour if phase == "weekly_start" else rules.review_hour
 
         def when(person: str | None) -> datetime:
@@ -367,16 +241,10 @@ class TriggerEngine:
 
     # ---- the hourly sweep: plan health and metric pace ------------------------------------------------------
 
-    async def _sweep(self, at: datetime, rules_of: Any) -> int:
+    async def _sweep(self, at: datetime, rules_of: RulesOf) -> int:
         today = at.date()
-        async with self._store.engine.connect() as conn:
-            masters = (
-                await conn.execute(
-                    select(plans.c.id, plans.c.tenant_id).where(
-                        plans.c.tier == Tier.MASTER.value, plans.c.starts_on <= today, plans.c.ends_on >= today
-                    )
-                )
-            ).all()
+        async with self._store.read() as conn:
+            masters = await triggers_store.active_masters(conn, today)
         fired = 0
         for master_id, tenant_id in masters:
             rules = rules_of(tenant_id)
@@ -392,16 +260,8 @@ class TriggerEngine:
     async def _health_changes(self, tenant_id: str, rollup: PlanRollup, at: datetime, rules: TriggerRules) -> int:
         """Tell a plan's owner (and the leader) when its health changes; the first reading is only recorded."""
         judged = [rollup, *rollup.children]  # master and tactical plans: weekly plans change too often to tell
-        async with self._store.engine.connect() as conn:
-            known = dict(
-                (
-                    await conn.execute(
-                        select(plan_health.c.plan_id, plan_health.c.health).where(
-                            plan_health.c.plan_id.in_([r.plan.id for r in judged])
-                        )
-                    )
-                ).all()
-            )
+        async with self._store.read() as conn:
+            known = await triggers_store.known_health(conn, [r.plan.id for r in judged])
         fired = 0
         leader = rollup.plan.owner
         for item in judged:
@@ -426,26 +286,16 @@ class TriggerEngine:
                     )
                     for r in recipients
                 ]
-                key = f"{Trigger.PLAN_HEALTH}:plan:{item.plan.id}:{before}->{now}:{at.date().isoformat()}"
+                key = health_change_key(item.plan.id, before, now, at.date())
                 if await self._outbox.fire(tenant_id, key, messages):
                     fired += 1
-            await self._remember_health(tenant_id, item.plan.id, Health(now), at)
+            async with self._store.transaction() as conn:
+                await triggers_store.remember_health(conn, tenant_id, item.plan.id, Health(now), at)
         return fired
-
-    async def _remember_health(self, tenant_id: str, plan_id: int, health: Health, at: datetime) -> None:
-        async with self._store.transaction() as conn:
-            await upsert(
-                conn,
-                plan_health,
-                plan_health.c.plan_id == plan_id,
-                dict(health=health.value, checked_at=at),
-                dict(plan_id=plan_id, tenant_id=tenant_id, health=health.value, checked_at=at),
-            )
 
     async def _drift(self, tenant_id: str, rollup: PlanRollup, at: datetime, rules: TriggerRules) -> int:
         """A metric behind its straight-line pace beyond its tolerance is told to its plan's owner, weekly."""
         fired = 0
-        week = iso_week_of(at.date())
         for item in [rollup, *rollup.children]:
             for pace in item.metrics:
                 if pace.health is Health.ON_TRACK:
@@ -468,12 +318,6 @@ class TriggerEngine:
                     payload=payload,
                     not_before=after_quiet_hours(at, None, rules),
                 )
-                if await self._outbox.fire(
-                    tenant_id, f"{Trigger.METRIC_DRIFT}:metric:{pace.metric.id}:{week}", [message]
-                ):
+                if await self._outbox.fire(tenant_id, drift_key(pace.metric.id, at.date()), [message]):
                     fired += 1
         return fired
-
-
-def _key(trigger: str, task_id: int, due_on: date) -> str:
-    return f"{trigger}:task:{task_id}:{due_on.isoformat()}"

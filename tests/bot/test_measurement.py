@@ -30,17 +30,13 @@ from bot.scheduler import tick
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
+from planner.domain.measurement import MeasurementReport, MetricSeries, measure, rule_recommendations
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
+from planner.domain.triggers import TriggerRules
 from planner.services.context import ContextSources, sign
 from planner.services.decisions import DecisionLog
-from planner.services.measurement import (
-    RECOMMENDATION_ACTION,
-    MeasurementReport,
-    MetricSeries,
-    measure,
-    rule_recommendations,
-)
-from planner.services.triggers import TriggerEngine, TriggerRules
+from planner.services.measurement import RECOMMENDATION_ACTION
+from planner.services.triggers import TriggerEngine
 from planner.store import Store
 from planner.store.migrate import upgrade
 from planner.store.vault import Vault

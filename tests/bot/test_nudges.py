@@ -11,10 +11,11 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
+from planner.domain.triggers import TriggerRules
 from planner.services.directory import Directory
 from planner.services.outbox import Outbox
 from planner.services.trigger_rules import TenantTriggerRules
-from planner.services.triggers import TriggerEngine, TriggerRules
+from planner.services.triggers import TriggerEngine
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser

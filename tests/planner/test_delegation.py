@@ -608,9 +608,9 @@ async def test_the_scheduler_finds_the_tenants_with_work_waiting(store: Store, c
 async def test_a_delegation_that_produced_nothing_by_the_due_date_follows_up_instead_of_a_slip_nudge(
     store: Store, clock: FakeClock
 ) -> None:
+    from planner.domain.triggers import Trigger, TriggerRules
     from planner.services.outbox import Outbox
-    from planner.services.trigger_rules import Trigger
-    from planner.services.triggers import TriggerEngine, TriggerRules
+    from planner.services.triggers import TriggerEngine
 
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
     d = await desk(store, clock)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from planner.domain.errors import MetricNotFound
+from planner.domain.ingestion import InvalidMetricEvent, UnitMismatch, check_unit, parse_metric_events
 from planner.domain.model import MetricSpec, Window
 from planner.governance.gated_agent import GatedAgent
 from planner.ports import (
@@ -26,14 +27,10 @@ from planner.services.approvals import Approvals
 from planner.services.breaker import Breakers, BreakerSettings, CircuitState
 from planner.services.decisions import DecisionLog
 from planner.services.ingestion import (
-    InvalidMetricEvent,
     MetricEvents,
     MetricFeeds,
     ReplayedMetricEvent,
     StaleMetricEvent,
-    UnitMismatch,
-    check_unit,
-    parse_metric_events,
     pull_due,
     purge_event_ids,
 )

@@ -1,4 +1,4 @@
-"""Every figure of planner/services/measurement.py on one constructed dataset, against values worked out by hand.
+"""Every figure of planner/domain/measurement.py on one constructed dataset, against values worked out by hand.
 
 The master plan P1 runs four ISO weeks, Monday 5 January to Sunday 1 February 2026; the figures are taken as of
 Sunday 18 January, the end of its second week (half of its 28 days gone).
@@ -11,6 +11,18 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import insert
 
+from planner.domain.measurement import (
+    ApprovalFact,
+    DelegationFact,
+    MeasurementFacts,
+    MetricSeries,
+    Outcomes,
+    forecast,
+    measure,
+    precision,
+    productivity,
+    rule_recommendations,
+)
 from planner.domain.model import (
     Direction,
     Metric,
@@ -23,19 +35,7 @@ from planner.domain.model import (
     Tier,
     Window,
 )
-from planner.services.measurement import (
-    ApprovalFact,
-    DelegationFact,
-    Measurement,
-    MeasurementFacts,
-    MetricSeries,
-    Outcomes,
-    forecast,
-    measure,
-    precision,
-    productivity,
-    rule_recommendations,
-)
+from planner.services.measurement import Measurement
 from planner.store import Store
 from planner.store.schema import approval_requests, delegations
 from tests.conftest import FakeClock

@@ -9,14 +9,11 @@ import pytest
 
 from planner.domain.errors import InvalidValue
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
+from planner.domain.triggers import Trigger, TriggerRules, after_quiet_hours, describe
 from planner.services.directory import Directory
 from planner.services.outbox import Message, Outbox
-from planner.services.trigger_rules import TenantTriggerRules, Trigger, describe
-from planner.services.triggers import (
-    TriggerEngine,
-    TriggerRules,
-    after_quiet_hours,
-)
+from planner.services.trigger_rules import TenantTriggerRules
+from planner.services.triggers import TriggerEngine
 from planner.store import Store
 from tests.conftest import Database, FakeClock
 

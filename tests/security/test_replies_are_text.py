@@ -26,11 +26,12 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.domain.model import MetricSpec, Window
+from planner.domain.triggers import TriggerRules
 from planner.services.approvals import Approvers
 from planner.services.directory import Directory
 from planner.services.policy import PolicySets
 from planner.services.trigger_rules import TenantTriggerRules
-from planner.services.triggers import TriggerEngine, TriggerRules
+from planner.services.triggers import TriggerEngine
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot

@@ -17,10 +17,11 @@ from bot.llm import Assistant
 from bot.operations import Caller, Context, default_registry
 from bot.operations.base import ASSISTANT
 from planner.domain.model import Tier
+from planner.domain.triggers import TRIGGERS
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.policy import PolicySets
-from planner.services.trigger_rules import TRIGGERS, TenantTriggerRules
+from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
 from planner.store.schema import outbox
 from tests.bot.conftest import TENANT, Running, TeamsUser
