@@ -71,7 +71,7 @@ from planner.services.shared_reads import SharedReads
 from planner.store.schema import events, metric_readings, metrics, people, plans, processed_keys, tasks, weekly_items
 
 if TYPE_CHECKING:
-    from planner.services.decisions import DecisionKeys
+    from planner.domain.decisions import DecisionKeys
 
 Connection = AsyncConnection
 """What a store function works on: a connection, in a transaction (`Store.transaction`) or reading (`Store.read`).
@@ -256,7 +256,7 @@ class Store:
         self.clock = clock
         self.rules = rules or HealthRules()
         self.decision_keys = decision_keys
-        """The keys that sign the decision log (see `planner.services.decisions`); None: it is kept unsigned."""
+        """The keys that sign the decision log (see `planner.domain.decisions`); None: it is kept unsigned."""
         # SQLite has one writer at a time, and a writer that finds it busy sleeps in steps of up to 100 ms:
         # queueing this process's write transactions here instead keeps them from colliding.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
