@@ -54,8 +54,8 @@ from bot.http.app import create_app
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
+from planner.domain.context import DEFAULT_TTLS, FactType
 from planner.domain.governance import Action, ActionKind, GateCategory, PolicyDecision
-from planner.services.context import DEFAULT_TTLS, FactType
 from planner.services.policy import PolicyEngine, PolicySets, RuleCache
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade

@@ -42,12 +42,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from planner.domain.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.model import Metric, MetricReading
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
 from planner.ports import AgentError, DelegationRequest, DelegationStatus
 from planner.services import events as event_log
-from planner.services.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.store import Store
 from planner.store.schema import metric_feeds, signed_event_ids
 

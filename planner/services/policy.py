@@ -60,6 +60,7 @@ from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from planner.domain.context import Fact, FactType
 from planner.domain.errors import PlannerError, TenantMismatch
 from planner.domain.governance import (
     OPERATION_KINDS,
@@ -72,8 +73,8 @@ from planner.domain.governance import (
 )
 from planner.ports import Clock
 from planner.services import events as event_log
-from planner.services.context import LIVE_FACTS, Fact, FactType, fact_from_row, live_parameters
 from planner.store import Store
+from planner.store.context import LIVE_FACTS, fact_from_row, live_parameters
 from planner.store.schema import context_facts, policy_sets
 
 MAX_RULES = 10_000

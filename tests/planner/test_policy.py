@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from planner.domain.context import parse_events
 from planner.domain.errors import TenantMismatch
 from planner.domain.governance import Action, ActionKind, GateCategory, Verdict
-from planner.services.context import ContextFacts, parse_events
+from planner.services.context import ContextFacts
 from planner.services.policy import (
     PolicyEngine,
     PolicyInvalid,
