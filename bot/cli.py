@@ -348,7 +348,8 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from planner.services.policy import PolicyInvalid, PolicySets
+    from planner.domain.policy import PolicyInvalid
+    from planner.services.policy import PolicySets
     from planner.store import Store, create_engine
     from planner.store.migrate import upgrade
 

@@ -64,6 +64,7 @@ from planner.domain.model import (
     Window,
     iso_week_window,
 )
+from planner.domain.policy import RuleCache
 from planner.domain.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
 from planner.ports import Clock, utcnow
 from planner.services import events as event_log
@@ -264,6 +265,8 @@ class Store:
         """SQLite: the connection every write transaction of this process uses in turn (see `transaction`)."""
         self.shared_reads = SharedReads()
         """Reads many callers ask for at once (see `planner.services.shared_reads`)."""
+        self.rule_cache = RuleCache()
+        """The policy rules compiled in this process, shared by every policy engine on this store."""
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a transaction that commits on exit (rolls back on error).
