@@ -23,13 +23,18 @@ from sqlalchemy.exc import DBAPIError
 from planner.domain.decisions import (
     GENESIS,
     BreakKind,
+    ChainLinks,
+    ChainReport,
     Decision,
     DecisionKeys,
     DecisionNotFound,
     NoDecisionKeys,
     canonical_json,
+    chained_entry,
+    check_record,
     data_hash,
     entry_hash,
+    verify_chain,
 )
 from planner.domain.errors import InvalidValue, TenantMismatch
 from planner.domain.governance import DecisionRecord
@@ -735,3 +740,31 @@ async def test_postgresql_the_bot_role_cannot_drop_the_trigger_once_another_role
                 if await conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}):
                     await conn.execute(text(f"DROP OWNED BY {role}"))
                     await conn.execute(text(f"DROP ROLE {role}"))
+
+
+async def test_a_chain_is_checked_from_its_entries_alone_with_no_database() -> None:
+    at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    chain: list[Decision] = []
+    for verdict in ("go", "stop", "go"):
+        checked = check_record(stopped_email(verdict=verdict), TENANT, at)
+        after = (chain[-1].seq, chain[-1].hash, chain[-1].key_id) if chain else (0, GENESIS, None)
+        chain.append(chained_entry(checked, refs=(), after=after, keys=KEYS))
+
+    async def check(entries: list[Decision]) -> ChainReport:
+        async def each() -> AsyncIterator[Decision]:
+            for entry in entries:
+                yield entry
+
+        async def links() -> ChainLinks:
+            return ChainLinks((e.seq, e.hash, e.prev_hash) for e in entries)
+
+        async def head() -> tuple[int, str] | None:
+            return chain[-1].seq, chain[-1].hash
+
+        return await verify_chain(TENANT, each(), keys=KEYS, links=links, head=head)
+
+    assert (await check(chain)).ok
+    edited = [chain[0], replace(chain[1], rationale="nothing happened"), chain[2]]
+    broken = (await check(edited)).broken
+    assert broken is not None
+    assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
