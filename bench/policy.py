@@ -54,9 +54,10 @@ from bot.http.app import create_app
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
+from planner.domain.context import DEFAULT_TTLS, FactType
 from planner.domain.governance import Action, ActionKind, GateCategory, PolicyDecision
-from planner.services.context import DEFAULT_TTLS, FactType
-from planner.services.policy import PolicyEngine, PolicySets, RuleCache
+from planner.domain.policy import RuleCache
+from planner.services.policy import PolicyEngine, PolicySets
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.schema import context_facts

@@ -72,9 +72,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.delegation import vendor_agent
 from bench.scratch import scratch_database
 from bot.sender import LEASE, OUTBOX_ID
+from planner.domain.decisions import DecisionKeys
 from planner.domain.governance import Action, ActionKind, GateCategory
 from planner.services.approvals import Approvals, ApprovalStatus
-from planner.services.decisions import DecisionKeys, DecisionLog, verify
+from planner.services.decisions import DecisionLog, verify
 from planner.services.outbox import DEAD, PENDING, SENDING
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade

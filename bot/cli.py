@@ -16,7 +16,7 @@ from bot.manifest import add_manifest_command
 from bot.settings import Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
-    from planner.services.decisions import DecisionKeys
+    from planner.domain.decisions import DecisionKeys
     from planner.store import Store
     from planner.store.vault import Vault
 
@@ -249,8 +249,9 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
     from typing import Any, TextIO
 
+    from planner.domain.decisions import ChainReport
     from planner.domain.errors import PlannerError
-    from planner.services.decisions import ChainReport, Checkpoint, DecisionLog, checkpoint, export, verify
+    from planner.services.decisions import DecisionLog, checkpoint, export, read_checkpoint, verify
     from planner.store import Store, create_engine
     from planner.store.migrate import upgrade
     from planner.store.vault import VaultError
@@ -306,7 +307,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
                 path = Path(args.checkpoints) if args.checkpoints else settings.decision_checkpoints_path
                 untrusted = None
                 try:
-                    saved = Checkpoint.read(path, keys)
+                    saved = read_checkpoint(path, keys)
                 except PlannerError as error:  # CheckpointInvalid: still check the chains, and fail
                     saved, untrusted = None, error
                 report = await verify(store, args.tenant, checkpoint=saved)
@@ -347,7 +348,8 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from planner.services.policy import PolicyInvalid, PolicySets
+    from planner.domain.policy import PolicyInvalid
+    from planner.services.policy import PolicySets
     from planner.store import Store, create_engine
     from planner.store.migrate import upgrade
 

@@ -22,7 +22,7 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.services.decisions import DecisionKeys
+from planner.domain.decisions import DecisionKeys
 from planner.services.sealed import count_sealed_secrets
 from planner.store import Store
 from planner.store.migrate import upgrade

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from adapters import AdapterLimits, AdapterSettingInvalid
-from planner.services.decisions import DecisionKeys
+from planner.domain.decisions import DecisionKeys
 from planner.store import DEFAULT_DATABASE_URL
 from planner.store.vault import Vault, VaultError
 

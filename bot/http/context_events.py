@@ -26,14 +26,8 @@ from aiohttp import web
 
 from bot.http.request_json import BadJSON, read_json
 from bot.settings import Settings
-from planner.services.context import (
-    ContextFacts,
-    ContextSources,
-    InvalidContextEvent,
-    ReplayedContextEvent,
-    StaleContextEvent,
-    parse_events,
-)
+from planner.domain.context import InvalidContextEvent, ReplayedContextEvent, StaleContextEvent, parse_events
+from planner.services.context import ContextFacts, ContextSources
 from planner.store import Store
 from planner.store.vault import UndecryptableSecret, Vault, VaultError
 

@@ -1,585 +1,46 @@
 """The policy engine: go, flag or stop for an action, from the rules an admin set and the shared context.
 
-Rules are data, a YAML or JSON document (`parse_policy` checks it whole and lists every problem with its path).
-A tenant has one rule set in force; each load stores a new version (`PolicySets.load`) and replaces the set in
-one transaction, so the change applies to every agent's next action at once. `PolicyEngine.evaluate(action)`
-answers with the strictest verdict of the rules that match (stop > flag > go; go when none does), every rule
-that matched with its reason, and the context facts the rules read. An action in an approval gate category (a
-strategy change, an audience definition…) is at least flagged, whatever the rules say.
-
-Three sorts of rule, each for some agents (`*` for all), action kinds and action names:
-
-    rules:
-      - id: hubspot-discounts
-        description: HubSpot may offer discounts up to 15 % on its own; more needs a person.
-        effect: allow                    # within the limits: go; over them: the verdict (flag by default, or stop)
-        agents: [hubspot]
-        kinds: [delegation]
-        actions: [offer_discount]
-        limits:
-          discount: {le: 15}
-      - id: renewal-touch
-        description: Every touch of an account in renewal is checked by a person first.
-        effect: require                  # when the conditions hold: the verdict (flag by default, or stop)
-        when:
-          fact: renewal_open
-      - id: outbound-after-ticket
-        description: No outbound while the customer has had a support ticket open in the last 48 h.
-        effect: forbid                   # when the conditions hold: the verdict (stop by default, or flag)
-        when:
-          attributes: {direction: outbound}
-          fact: ticket_opened
-          within: 48h
-
-Conditions: `when.attributes` compares the action's attributes (dotted paths reach nested values, such as
-`input.discount`) with eq, ne, lt, le, gt, ge, in or contains (a bare value means eq; strings compare without
-regard to case); `when.fact` (or `when.facts`, a list) asks for a fact in force about one of the action's accounts,
-of a type, optionally observed `within` a duration (`30m`, `48h`, `7d`, `2w`), optionally whose attributes
-`match`, or `absent: true` for an account with no such fact. An allow rule's `limits` are compared the same way;
-an action without the attribute a limit names is within it, and a rule none of whose limits the action carries
-says nothing about it (it is not listed among the matches).
+Rules are data, a YAML or JSON document (`parse_policy` checks it whole and lists every problem with its path; the
+rules themselves, and how an action is judged by them, are in `planner.domain.policy`). A tenant has one rule set in
+force; each load stores a new version (`PolicySets.load`) and replaces the set in one transaction, so the change
+applies to every agent's next action at once. `PolicyEngine.evaluate(action)` answers with the strictest verdict of
+the rules that match (stop > flag > go; go when none does), every rule that matched with its reason, and the context
+facts the rules read.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
-import math
-import operator
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from enum import StrEnum
-from functools import cached_property
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import yaml
-from sqlalchemy import bindparam, func, insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from planner.domain.errors import PlannerError, TenantMismatch
-from planner.domain.governance import (
-    OPERATION_KINDS,
-    Action,
-    ActionKind,
-    GateCategory,
-    PolicyDecision,
-    RuleMatch,
-    Verdict,
+from planner.domain.context import Fact
+from planner.domain.errors import TenantMismatch
+from planner.domain.governance import Action, ActionKind, PolicyDecision
+from planner.domain.policy import (
+    CompiledRules,
+    PolicyInvalid,
+    PolicySet,
+    Rule,
+    RuleCache,
+    decide,
+    facts_wanted,
+    policy_document,
+    validate_policy,
 )
 from planner.ports import Clock
 from planner.services import events as event_log
-from planner.services.context import LIVE_FACTS, Fact, FactType, fact_from_row, live_parameters
-from planner.store import Store
-from planner.store.schema import context_facts, policy_sets
+from planner.store import Connection, Store
+from planner.store import policies as stored
+from planner.store.context import live_parameters
+from planner.store.policies import VersionTaken
 
-MAX_RULES = 10_000
 RECHECK = timedelta(seconds=1)
 """How long an engine trusts the rule set it compiled before asking the database again (see `PolicyEngine`)."""
 LOAD_ATTEMPTS = 5
-OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "contains")
-_SYMBOLS = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "in": "in", "contains": "contains"}
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
-_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)")
-_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-_SEVERITY = {Verdict.GO: 0, Verdict.FLAG: 1, Verdict.STOP: 2}
-_RULE_FIELDS = ("id", "description", "effect", "agents", "kinds", "actions", "when", "limits", "verdict")
-_WHEN_FIELDS = ("attributes", "fact", "within", "match", "absent", "facts")
-_FACT_FIELDS = ("type", "within", "match", "absent")
-
-GATE_REASONS: Mapping[GateCategory, str] = {
-    GateCategory.STRATEGY: "A change of strategy (the master plan's goals or targets) needs a person's approval.",
-    GateCategory.AUDIENCE: "An audience definition needs a person's approval.",
-    GateCategory.BUDGET: "A budget shift needs a person's approval.",
-    GateCategory.REGULATED_CLAIM: "A regulated claim needs a person's approval.",
-    GateCategory.BRAND_CREATIVE: "Brand-critical creative needs a person's approval.",
-    GateCategory.PERSONAL_DATA: "Using personal or sensitive data needs a person's approval.",
-}
-"""Why an action in a gate category is flagged whatever the rules say (the reason shown to people)."""
-
-
-class Effect(StrEnum):
-    ALLOW = "allow"
-    """The action may go on its own within the rule's limits; over them, the rule's verdict."""
-    REQUIRE = "require"
-    """When the conditions hold, the action needs the rule's verdict (a person's approval, by default)."""
-    FORBID = "forbid"
-    """When the conditions hold, the action may not go (stop, by default)."""
-
-
-_DEFAULT_VERDICT = {Effect.ALLOW: Verdict.FLAG, Effect.REQUIRE: Verdict.FLAG, Effect.FORBID: Verdict.STOP}
-
-
-class PolicyInvalid(PlannerError, ValueError):
-    """A rule document that cannot be loaded; `problems` lists every problem with its path. Nothing is stored."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        listing = "\n".join(f"- {problem}" for problem in problems)
-        super().__init__(f"The rules were not loaded: {len(problems)} problem(s).\n{listing}")
-
-
-# ---- the rules ---------------------------------------------------------------------------------------------------
-
-_MISSING = object()
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value.strip().rstrip("%").strip())
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-def _equal(actual: Any, expected: Any) -> bool:
-    if isinstance(expected, str) and isinstance(actual, str):
-        return actual.casefold() == expected.casefold()
-    if isinstance(expected, int | float) and not isinstance(expected, bool):
-        number = _number(actual)
-        return number is not None and number == expected
-    return bool(actual == expected)
-
-
-def _equal_to(expected: Any) -> Callable[[Any], bool]:
-    """`_equal(actual, expected)` with the expected side prepared once (this runs for every rule met)."""
-    if isinstance(expected, str):
-        folded = expected.casefold()
-        return lambda actual: actual.casefold() == folded if isinstance(actual, str) else actual == expected
-    return lambda actual: _equal(actual, expected)
-
-
-def _lookup(attributes: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
-    value: Any = attributes
-    for part in parts:
-        if not isinstance(value, dict | Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
-def _test(op: str, expected: Any) -> Callable[[Any], bool]:
-    """The comparison `<actual> <op> <expected>` as a function of the actual value."""
-    if op in ("lt", "le", "gt", "ge"):
-        compare = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}[op]
-
-        def ordered(actual: Any) -> bool:
-            number = _number(actual)
-            return number is not None and compare(number, expected)
-
-        return ordered
-    if op in ("eq", "ne"):
-        equal = _equal_to(expected)
-        return equal if op == "eq" else lambda actual: not equal(actual)
-    if op == "in":
-        tests = [_equal_to(e) for e in expected]
-
-        def within(actual: Any) -> bool:
-            values = actual if isinstance(actual, list | tuple) else (actual,)
-            return any(test(v) for v in values for test in tests)
-
-        return within
-    equal = _equal_to(expected)
-
-    def contains(actual: Any) -> bool:
-        if isinstance(actual, str) and isinstance(expected, str):
-            return expected.casefold() in actual.casefold()
-        return isinstance(actual, list | tuple) and any(equal(v) for v in actual)
-
-    return contains
-
-
-@dataclass(frozen=True, kw_only=True)
-class Comparison:
-    """`<path> <op> <value>` on a mapping of attributes."""
-
-    path: str
-    op: str
-    value: Any
-
-    @cached_property
-    def parts(self) -> tuple[str, ...]:
-        return tuple(self.path.split("."))
-
-    @cached_property
-    def _check(self) -> Callable[[Any], bool]:
-        return _test(self.op, self.value)
-
-    def actual(self, attributes: Mapping[str, Any]) -> Any:
-        """The attribute's value, or `_MISSING`."""
-        return _lookup(attributes, self.parts)
-
-    def present(self, attributes: Mapping[str, Any]) -> bool:
-        return _lookup(attributes, self.parts) is not _MISSING
-
-    def holds(self, attributes: Mapping[str, Any]) -> bool:
-        """Whether the attribute compares so; a missing attribute makes every comparison false."""
-        actual = _lookup(attributes, self.parts)
-        return actual is not _MISSING and self._check(actual)
-
-    def describe(self) -> str:
-        shown = json.dumps(self.value, ensure_ascii=False) if not isinstance(self.value, str) else self.value
-        return f"{self.path} {_SYMBOLS[self.op]} {shown}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class FactCondition:
-    """A fact in force about one of the action's accounts (or, `absent`, an account without one)."""
-
-    type: FactType
-    within: timedelta | None = None
-    match: tuple[Comparison, ...] = ()
-    absent: bool = False
-
-    def finds(self, fact: Fact, at: datetime) -> bool:
-        return (
-            fact.type is self.type
-            and (self.within is None or fact.observed_at >= at - self.within)
-            and all(c.holds(fact.attributes) for c in self.match)
-        )
-
-    def describe(self) -> str:
-        text = ("no " if self.absent else "") + self.type.value
-        if self.within is not None:
-            text += f" within {_duration_text(self.within)}"
-        if self.match:
-            text += " where " + ", ".join(c.describe() for c in self.match)
-        return text
-
-
-@dataclass(frozen=True, kw_only=True)
-class Rule:
-    """One checked rule. Empty `agents`, `kinds` or `actions` mean all of them."""
-
-    id: str
-    description: str
-    effect: Effect
-    verdict: Verdict
-    agents: tuple[str, ...] = ()
-    kinds: tuple[ActionKind, ...] = ()
-    actions: tuple[str, ...] = ()
-    when: tuple[Comparison, ...] = ()
-    facts: tuple[FactCondition, ...] = ()
-    limits: tuple[Comparison, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """The rule in the document format, every default spelled out (what is stored)."""
-        document: dict[str, Any] = {
-            "id": self.id,
-            "description": self.description,
-            "effect": self.effect.value,
-            "verdict": self.verdict.value,
-            "agents": list(self.agents) or "*",
-            "kinds": [k.value for k in self.kinds] or "*",
-            "actions": list(self.actions) or "*",
-        }
-        when: dict[str, Any] = {}
-        if self.when:
-            when["attributes"] = _comparisons_json(self.when)
-        if self.facts:
-            when["facts"] = [
-                {
-                    "type": c.type.value,
-                    **({"within": _duration_text(c.within)} if c.within is not None else {}),
-                    **({"match": _comparisons_json(c.match)} if c.match else {}),
-                    **({"absent": True} if c.absent else {}),
-                }
-                for c in self.facts
-            ]
-        if when:
-            document["when"] = when
-        if self.limits:
-            document["limits"] = _comparisons_json(self.limits)
-        return document
-
-    def describe(self) -> str:
-        """One line for people: what it applies to, when, and what it answers."""
-        scope = [
-            "agents " + (", ".join(self.agents) if self.agents else "all"),
-            "kinds " + (", ".join(k.value for k in self.kinds) if self.kinds else "all"),
-        ]
-        if self.actions:
-            scope.append("actions " + ", ".join(self.actions))
-        conditions = [c.describe() for c in self.when] + [c.describe() for c in self.facts]
-        if conditions:
-            scope.append("when " + " and ".join(conditions))
-        if self.effect is Effect.ALLOW:
-            outcome = f"go within {', '.join(c.describe() for c in self.limits)}, else {self.verdict.value}"
-        else:
-            outcome = self.verdict.value
-        return f"{self.id} ({self.effect.value}: {outcome}; {'; '.join(scope)}): {self.description}"
-
-
-def _comparisons_json(comparisons: Sequence[Comparison]) -> dict[str, dict[str, Any]]:
-    grouped: dict[str, dict[str, Any]] = {}
-    for c in comparisons:
-        grouped.setdefault(c.path, {})[c.op] = c.value
-    return grouped
-
-
-def _duration_text(duration: timedelta) -> str:
-    minutes = duration / timedelta(minutes=1)
-    for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
-        if minutes >= size and minutes % size == 0:
-            return f"{int(minutes // size)}{unit}"
-    return f"{minutes:g}m"
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """`30m`, `48h`, `7d`, `2w` (or `48 hours`…) as a timedelta; None when it is not one."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if not match:
-        return None
-    return float(match.group(1)) * _UNITS[match.group(2)[0]]
-
-
-# ---- checking a document -------------------------------------------------------------------------------------------
-
-
-def _shown(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _did_you_mean(word: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-class _Checker:
-    """Checks a whole document, collecting every problem with its path instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
-
-    def unknown_keys(self, raw: Mapping[Any, Any], path: str, known: Sequence[str]) -> None:
-        for key in raw:
-            if key not in known:
-                self.problem(
-                    f"{path}.{key}", f"not a field here{_did_you_mean(str(key), known)}; fields: {', '.join(known)}"
-                )
-
-    def plain(self, value: Any, path: str) -> bool:
-        if value is None or isinstance(value, str | bool | int):
-            return True
-        if isinstance(value, float) and math.isfinite(value):
-            return True
-        self.problem(path, f"{_shown(value)} is not a plain value (text, a number, true/false); quote it")
-        return False
-
-    def comparisons(self, raw: Any, path: str) -> tuple[Comparison, ...]:
-        if not isinstance(raw, Mapping) or not raw:
-            self.problem(path, "expected a mapping of attribute names to comparisons, like {discount: {le: 15}}")
-            return ()
-        found: list[Comparison] = []
-        for name, spec in raw.items():
-            where = f"{path}.{name}"
-            if not isinstance(name, str) or not _PATH.fullmatch(name):
-                self.problem(where, "not an attribute name (letters, digits, '_' or '-', dotted for nested values)")
-                continue
-            if not isinstance(spec, Mapping):
-                if self.plain(spec, where):
-                    found.append(Comparison(path=name, op="eq", value=spec))
-                continue
-            if not spec:
-                self.problem(where, f"expected one of {', '.join(OPERATORS)}, like {{le: 15}}")
-            for op, value in spec.items():
-                found.extend(self._comparison(name, str(op), value, f"{where}.{op}"))
-        return tuple(found)
-
-    def _comparison(self, name: str, op: str, value: Any, where: str) -> list[Comparison]:
-        if op not in OPERATORS:
-            self.problem(where, f"{op!r} is not a comparison{_did_you_mean(op, OPERATORS)}; use {', '.join(OPERATORS)}")
-            return []
-        if op in ("lt", "le", "gt", "ge"):
-            number = None if isinstance(value, bool) else value
-            if not isinstance(number, int | float) or not math.isfinite(number):
-                self.problem(where, f"{_shown(value)} is not a number; {op} compares numbers")
-                return []
-            return [Comparison(path=name, op=op, value=number)]
-        if op == "in":
-            if not isinstance(value, list) or not value:
-                self.problem(where, f"{_shown(value)} is not a list of values, like [email, sms]")
-                return []
-            if not all([self.plain(v, f"{where}[{n}]") for n, v in enumerate(value)]):
-                return []
-            return [Comparison(path=name, op=op, value=tuple(value))]
-        if not self.plain(value, where):
-            return []
-        return [Comparison(path=name, op=op, value=value)]
-
-    def names(self, raw: Any, path: str, what: str) -> tuple[str, ...]:
-        """`*` (all) or a list of names; () for all."""
-        if raw is None or raw == "*":
-            return ()
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, list) or not raw:
-            self.problem(path, f"expected `*` or a list of {what}")
-            return ()
-        names: list[str] = []
-        for n, name in enumerate(raw):
-            if not isinstance(name, str) or not name.strip():
-                self.problem(f"{path}[{n}]", f"expected the name of one of the {what}")
-            elif name.strip() == "*":
-                return ()
-            else:
-                names.append(name.strip().casefold())
-        return tuple(dict.fromkeys(names))
-
-    def kinds(self, raw: Any, path: str) -> tuple[ActionKind, ...]:
-        known = [k.value for k in ActionKind]
-        found: list[ActionKind] = []
-        for n, name in enumerate(self.names(raw, path, "action kinds")):
-            if name in known:
-                found.append(ActionKind(name))
-            else:
-                where = f"{path}[{n}]" if isinstance(raw, list) else path
-                self.problem(
-                    where, f"{name!r} is not an action kind{_did_you_mean(name, known)}; kinds: {', '.join(known)}"
-                )
-        return tuple(found)
-
-    def fact(self, raw: Mapping[str, Any], path: str, type_key: str) -> FactCondition | None:
-        known = [t.value for t in FactType]
-        type_name = raw.get(type_key)
-        fact_type = FactType(type_name) if type_name in known else None
-        if fact_type is None:
-            self.problem(
-                f"{path}.{type_key}",
-                f"{_shown(type_name)} is not a fact type{_did_you_mean(str(type_name), known)}; "
-                f"types: {', '.join(known)}",
-            )
-        within: timedelta | None = None
-        if raw.get("within") is not None:
-            within = parse_duration(str(raw["within"])) if isinstance(raw["within"], str) else None
-            if within is None or within <= timedelta(0):
-                self.problem(f"{path}.within", f"{_shown(raw['within'])} is not a duration like 48h")
-        match = self.comparisons(raw["match"], f"{path}.match") if raw.get("match") is not None else ()
-        absent = raw.get("absent", False)
-        if not isinstance(absent, bool):
-            self.problem(f"{path}.absent", f"{_shown(absent)} is not true or false")
-        if fact_type is None:
-            return None
-        return FactCondition(type=fact_type, within=within, match=match, absent=absent is True)
-
-    def when(self, raw: Any, path: str) -> tuple[tuple[Comparison, ...], tuple[FactCondition, ...]]:
-        if not isinstance(raw, Mapping) or not raw:
-            self.problem(path, "expected conditions: attributes, and a fact (or facts)")
-            return (), ()
-        self.unknown_keys(raw, path, _WHEN_FIELDS)
-        attributes = self.comparisons(raw["attributes"], f"{path}.attributes") if "attributes" in raw else ()
-        facts: list[FactCondition] = []
-        single = [key for key in ("fact", "within", "match", "absent") if key in raw]
-        if single:
-            if "fact" not in raw:
-                self.problem(f"{path}.fact", f"missing: {', '.join(single)} qualify a fact, so name its type")
-            elif (condition := self.fact(raw, path, "fact")) is not None:
-                facts.append(condition)
-        if "facts" in raw:
-            if not isinstance(raw["facts"], list) or not raw["facts"]:
-                self.problem(f"{path}.facts", "expected a list of fact conditions, like [{type: ticket_opened}]")
-            else:
-                for n, item in enumerate(raw["facts"]):
-                    where = f"{path}.facts[{n}]"
-                    if not isinstance(item, Mapping):
-                        self.problem(where, "expected a fact condition, like {type: ticket_opened, within: 48h}")
-                        continue
-                    self.unknown_keys(item, where, _FACT_FIELDS)
-                    if (condition := self.fact(item, where, "type")) is not None:
-                        facts.append(condition)
-        return attributes, tuple(facts)
-
-    def rule(self, raw: Any, path: str) -> Rule | None:
-        if not isinstance(raw, Mapping):
-            self.problem(path, "expected a rule: id, description, effect, and what it applies to")
-            return None
-        before = len(self.problems)
-        self.unknown_keys(raw, path, _RULE_FIELDS)
-        rule_id = raw.get("id")
-        if not isinstance(rule_id, str) or not _ID.fullmatch(rule_id):
-            self.problem(f"{path}.id", f"{_shown(rule_id)} is not an id (letters, digits, '-', '_', '.' or ':')")
-        description = raw.get("description")
-        if not isinstance(description, str) or not description.strip():
-            self.problem(f"{path}.description", "missing: say why, in the words people will read")
-        elif len(description) > 500:
-            self.problem(f"{path}.description", "at most 500 characters")
-        effects = [e.value for e in Effect]
-        effect = Effect(raw["effect"]) if raw.get("effect") in effects else None
-        if effect is None:
-            self.problem(
-                f"{path}.effect",
-                f"{_shown(raw.get('effect'))} is not an effect{_did_you_mean(str(raw.get('effect')), effects)}; "
-                "use allow, require or forbid",
-            )
-        verdict: Verdict | None = _DEFAULT_VERDICT[effect] if effect else None
-        if raw.get("verdict") is not None:
-            verdict = Verdict(raw["verdict"]) if raw["verdict"] in ("flag", "stop") else None
-            if verdict is None:
-                self.problem(f"{path}.verdict", f"{_shown(raw['verdict'])} is not flag or stop")
-        agents = self.names(raw.get("agents"), f"{path}.agents", "agents (adapter names)")
-        kinds = self.kinds(raw.get("kinds"), f"{path}.kinds")
-        actions = self.names(raw.get("actions"), f"{path}.actions", "action names or capabilities")
-        when, facts = self.when(raw["when"], f"{path}.when") if "when" in raw else ((), ())
-        limits: tuple[Comparison, ...] = ()
-        if effect is Effect.ALLOW:
-            if "limits" not in raw:
-                self.problem(f"{path}.limits", "missing: an allow rule says its limits, like {discount: {le: 15}}")
-            else:
-                limits = self.comparisons(raw["limits"], f"{path}.limits")
-        elif "limits" in raw and effect is not None:
-            self.problem(f"{path}.limits", f"only an allow rule has limits; a {effect.value} rule says `when`")
-        if len(self.problems) > before or effect is None or verdict is None:
-            return None
-        return Rule(
-            id=str(rule_id),
-            description=" ".join(str(description).split()),
-            effect=effect,
-            verdict=verdict,
-            agents=agents,
-            kinds=kinds,
-            actions=actions,
-            when=when,
-            facts=facts,
-            limits=limits,
-        )
-
-
-def validate_policy(document: Any) -> tuple[Rule, ...]:
-    """The rules of a parsed document (`{"rules": [...]}`). Raises PolicyInvalid listing every problem."""
-    checker = _Checker()
-    if not isinstance(document, Mapping) or not isinstance(document.get("rules"), list):
-        raise PolicyInvalid(["rules: expected a document with a list of rules, like {rules: [{id: ..., ...}]}"])
-    checker.unknown_keys(document, "document", ("rules",))
-    raw_rules = document["rules"]
-    if len(raw_rules) > MAX_RULES:
-        raise PolicyInvalid([f"rules: {len(raw_rules)} rules; a rule set holds at most {MAX_RULES}"])
-    rules: list[Rule] = []
-    first_of: dict[str, int] = {}
-    for n, raw in enumerate(raw_rules):
-        rule = checker.rule(raw, f"rules[{n}]")
-        rule_id = raw.get("id") if isinstance(raw, Mapping) else None
-        if isinstance(rule_id, str):
-            if rule_id in first_of:
-                checker.problem(f"rules[{n}].id", f"{rule_id!r} is already the id of rules[{first_of[rule_id]}]")
-            first_of.setdefault(rule_id, n)
-        if rule is not None:
-            rules.append(rule)
-    if checker.problems:
-        raise PolicyInvalid(checker.problems)
-    return tuple(rules)
 
 
 def parse_policy(text: str) -> tuple[Rule, ...]:
@@ -592,29 +53,6 @@ def parse_policy(text: str) -> tuple[Rule, ...]:
         reason = getattr(error, "problem", None) or "it could not be read"
         raise PolicyInvalid([f"document: not valid YAML or JSON{where}: {reason}"]) from None
     return validate_policy(document)
-
-
-def policy_document(rules: Iterable[Rule]) -> dict[str, Any]:
-    """The rules as a JSON-ready document that `validate_policy` reads back."""
-    return {"rules": [rule.to_json() for rule in rules]}
-
-
-# ---- storing ------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class PolicySet:
-    """A tenant's rules as loaded: the version, the rules, and the text they were loaded from."""
-
-    tenant_id: str
-    version: int
-    rules: tuple[Rule, ...]
-    loaded_by: str
-    loaded_at: datetime
-    source: str
-
-
-_CURRENT_VERSION = select(func.max(policy_sets.c.version)).where(policy_sets.c.tenant_id == bindparam("tenant_id"))
 
 
 class PolicySets:
@@ -633,23 +71,22 @@ class PolicySets:
             rules, source = parse_policy(document), document
         else:
             rules, source = validate_policy(document), json.dumps(document, indent=2, ensure_ascii=False)
-        stored = policy_document(rules)
+        kept = policy_document(rules)
         for attempt in range(LOAD_ATTEMPTS):
             now = self._store.clock()
             try:
                 async with self._store.transaction() as conn:
-                    current = (await conn.execute(_CURRENT_VERSION, {"tenant_id": self.tenant_id})).scalar() or 0
+                    current = await stored.current_version(conn, self.tenant_id)
                     version = current + 1
-                    await conn.execute(
-                        insert(policy_sets).values(
-                            tenant_id=self.tenant_id,
-                            version=version,
-                            document=stored,
-                            source=source,
-                            rule_count=len(rules),
-                            loaded_by=actor,
-                            loaded_at=now,
-                        )
+                    await stored.insert_version(
+                        conn,
+                        self.tenant_id,
+                        version,
+                        document=kept,
+                        source=source,
+                        rule_count=len(rules),
+                        loaded_by=actor,
+                        loaded_at=now,
                     )
                     await event_log.record(
                         conn,
@@ -662,12 +99,12 @@ class PolicySets:
                         before={"version": current} if current else None,
                         after={"version": version, "rules": [rule.id for rule in rules]},
                     )
-            except IntegrityError:
+            except VersionTaken:
                 if attempt == LOAD_ATTEMPTS - 1:
                     raise
                 continue  # another load took this version number first: stack on top of it
             # Engines of this process see the new rules at their next evaluation, without waiting for a recheck.
-            _cache_of(self._store).put(self.tenant_id, CompiledRules(version, rules), confirmed_at=now)
+            self._store.rule_cache.put(self.tenant_id, CompiledRules(version, rules), confirmed_at=now)
             return PolicySet(
                 tenant_id=self.tenant_id, version=version, rules=rules, loaded_by=actor, loaded_at=now, source=source
             )
@@ -675,140 +112,23 @@ class PolicySets:
 
     async def version(self) -> int:
         """The version in force; 0 when no rules were ever loaded."""
-        async with self._store.engine.connect() as conn:
-            return (await conn.execute(_CURRENT_VERSION, {"tenant_id": self.tenant_id})).scalar() or 0
+        async with self._store.read() as conn:
+            return await stored.current_version(conn, self.tenant_id)
 
     async def active(self) -> PolicySet | None:
         """The rule set in force, or None when no rules were ever loaded."""
-        async with self._store.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(policy_sets)
-                    .where(policy_sets.c.tenant_id == self.tenant_id)
-                    .order_by(policy_sets.c.version.desc())
-                    .limit(1)
-                )
-            ).first()
-        if row is None:
+        async with self._store.read() as conn:
+            found = await stored.latest(conn, self.tenant_id)
+        if found is None:
             return None
         return PolicySet(
             tenant_id=self.tenant_id,
-            version=row.version,
-            rules=validate_policy(row.document),
-            loaded_by=row.loaded_by,
-            loaded_at=row.loaded_at,
-            source=row.source,
+            version=found.version,
+            rules=validate_policy(found.document),
+            loaded_by=found.loaded_by,
+            loaded_at=found.loaded_at,
+            source=found.source,
         )
-
-
-# ---- evaluating ---------------------------------------------------------------------------------------------------
-
-_Key = tuple[str, str, str]
-
-
-def _indexed_kinds(kinds: Sequence[ActionKind]) -> list[str]:
-    """The kinds a rule is filed under: `tool_call` stands for every kind of operation (see `OPERATION_KINDS`)."""
-    if not kinds:
-        return ["*"]
-    expanded = [k for kind in kinds for k in (OPERATION_KINDS if kind is ActionKind.TOOL_CALL else (kind,))]
-    return list(dict.fromkeys(k.value for k in expanded))
-
-
-class CompiledRules:
-    """One version of a tenant's rules, indexed by (agent, kind, action name) so an action meets only its rules."""
-
-    def __init__(self, version: int, rules: Sequence[Rule]) -> None:
-        self.version = version
-        self.rules = tuple(rules)
-        self._index: dict[_Key, list[tuple[int, Rule]]] = {}
-        for position, rule in enumerate(self.rules):
-            for agent in rule.agents or ("*",):
-                for kind in _indexed_kinds(rule.kinds):
-                    for name in rule.actions or ("*",):
-                        self._index.setdefault((agent, kind, name), []).append((position, rule))
-
-    def candidates(self, action: Action) -> list[Rule]:
-        """The rules whose agents, kinds and actions include this action's, in document order."""
-        return self.about(action.kind, agent=action.agent, name=action.name)
-
-    def about(self, kind: ActionKind, *, agent: str | None, name: str) -> list[Rule]:
-        """The rules whose agents, kinds and actions include these, in document order."""
-        agents = ("*", agent.strip().casefold()) if agent else ("*",)
-        names = ("*", name.strip().casefold()) if name.strip() else ("*",)
-        found: list[tuple[int, Rule]] = []
-        for each_agent in agents:
-            for each_kind in ("*", kind.value):
-                for each_name in names:
-                    found.extend(self._index.get((each_agent, each_kind, each_name), ()))
-        found.sort(key=lambda pair: pair[0])
-        return [rule for _, rule in found]
-
-
-class RuleCache:
-    """The latest compiled rule set of each tenant (compiling 1,000 rules costs more than evaluating them), and when
-    the database last confirmed it is the version in force."""
-
-    def __init__(self) -> None:
-        self._compiled: dict[str, tuple[CompiledRules, datetime]] = {}
-
-    def latest(self, tenant_id: str) -> tuple[CompiledRules, datetime] | None:
-        return self._compiled.get(tenant_id)
-
-    def put(self, tenant_id: str, compiled: CompiledRules, *, confirmed_at: datetime) -> None:
-        known = self._compiled.get(tenant_id)
-        if known is None or known[0].version <= compiled.version:
-            self._compiled[tenant_id] = (compiled, confirmed_at)
-
-
-# Engines are cheap to make per call: the compiled rules are shared by every engine on the same store.
-_CACHES: WeakKeyDictionary[Store, RuleCache] = WeakKeyDictionary()
-
-
-def _cache_of(store: Store) -> RuleCache:
-    cache = _CACHES.get(store)
-    if cache is None:
-        cache = _CACHES[store] = RuleCache()
-    return cache
-
-
-_CURRENT = (
-    select(func.max(policy_sets.c.version).label("policy_version"))
-    .where(policy_sets.c.tenant_id == bindparam("tenant_id"))
-    .subquery("current")
-)
-_VERSION_AND_FACTS = select(_CURRENT.c.policy_version, context_facts).select_from(
-    _CURRENT.outerjoin(context_facts, LIVE_FACTS)
-)
-"""The version in force and the facts asked for, in one round trip: one row with no fact when there is none."""
-_LIVE_ONLY = select(context_facts).where(LIVE_FACTS)
-_DOCUMENT = select(policy_sets.c.document).where(
-    policy_sets.c.tenant_id == bindparam("tenant_id"), policy_sets.c.version == bindparam("version")
-)
-
-_FactsWanted = tuple[tuple[str, ...], datetime | None]
-
-
-def _facts_wanted(candidates: Sequence[Rule], action: Action, at: datetime) -> _FactsWanted | None:
-    """Which facts the candidate rules ask about (their types, and since when), or None when they ask nothing.
-
-    Only rules whose conditions on the action's attributes hold can match, so only theirs are read."""
-    if not action.accounts:
-        return None
-    conditions = [
-        c
-        for rule in candidates
-        if rule.facts and all(comparison.holds(action.attributes) for comparison in rule.when)
-        for c in rule.facts
-    ]
-    if not conditions:
-        return None
-    windows = [c.within for c in conditions if c.within is not None]
-    since = at - max(windows) if len(windows) == len(conditions) else None
-    return tuple(sorted({c.type.value for c in conditions})), since
-
-
-def _evidence(condition: FactCondition, facts: Sequence[Fact], accounts: Sequence[str], at: datetime) -> list[Fact]:
-    return [f for f in facts if condition.finds(f, at) and f.account in accounts]
 
 
 class PolicyEngine:
@@ -817,6 +137,8 @@ class PolicyEngine:
     The rule set in force is confirmed against the database at most every `recheck` (a second by default; zero
     to confirm it at every evaluation), and at every evaluation that reads facts. A load made in this process
     applies at once; one made by another process (another replica, `cos policy load`) within `recheck`.
+    Engines are cheap to make per call: by default they share the compiled rules the store keeps for its process
+    (`Store.rule_cache`).
     """
 
     def __init__(
@@ -831,11 +153,11 @@ class PolicyEngine:
         self._store = store
         self.tenant_id = tenant_id
         self._clock: Callable[[], datetime] = clock or store.clock
-        self._cache = cache if cache is not None else _cache_of(store)
+        self._cache = cache if cache is not None else store.rule_cache
         self._recheck = recheck
 
     async def evaluate(
-        self, action: Action, at: datetime | None = None, *, conn: AsyncConnection | None = None
+        self, action: Action, at: datetime | None = None, *, conn: Connection | None = None
     ) -> PolicyDecision:
         """The decision on `action` as of `at` (now by default; the facts as they were then, under the rules in force
         now): the strictest verdict of the matching rules.
@@ -854,14 +176,11 @@ class PolicyEngine:
         if cached is not None:
             compiled, confirmed_at = cached
             candidates = compiled.candidates(action)
-            if _facts_wanted(candidates, action, at) is None and self._confirmed(confirmed_at, now):
-                return self._decide(action, candidates, [], at)
+            if facts_wanted(candidates, action, at) is None and self._confirmed(confirmed_at, now):
+                return decide(action, candidates, [], at)
         if conn is not None:
             return await self._evaluate(conn, action, at, now)
-        async with self._store.engine.connect() as own:
-            if own.dialect.name == "postgresql":
-                # One SELECT reads one snapshot by itself: no BEGIN and ROLLBACK round trips around it.
-                own = await own.execution_options(isolation_level="AUTOCOMMIT")
+        async with stored.single_read(self._store) as own:
             return await self._evaluate(own, action, at, now)
 
     def silent_on(self, kind: ActionKind, *, agent: str | None, name: str) -> bool:
@@ -881,86 +200,30 @@ class PolicyEngine:
         """Whether the cached rules were confirmed as the version in force recently enough to use them unread."""
         return confirmed_at <= now < confirmed_at + self._recheck
 
-    async def _evaluate(self, conn: AsyncConnection, action: Action, at: datetime, now: datetime) -> PolicyDecision:
+    async def _evaluate(self, conn: Connection, action: Action, at: datetime, now: datetime) -> PolicyDecision:
         cached = self._cache.latest(self.tenant_id)
         compiled = cached[0] if cached is not None else None
         candidates: list[Rule] = compiled.candidates(action) if compiled is not None else []
-        fetched = _facts_wanted(candidates, action, at)
+        fetched = facts_wanted(candidates, action, at)
         facts: list[Fact] = []
         if fetched is None:
-            version = (await conn.execute(_CURRENT_VERSION, {"tenant_id": self.tenant_id})).scalar() or 0
+            version = await stored.current_version(conn, self.tenant_id)
         else:
             types, since = fetched
             parameters = live_parameters(self.tenant_id, action.accounts, types=types, at=at, since=since)
-            rows = (await conn.execute(_VERSION_AND_FACTS, parameters)).all()
-            version = rows[0].policy_version or 0
-            facts = [fact_from_row(row) for row in rows if row.id is not None]
+            version, facts = await stored.version_and_facts(conn, parameters)
         if compiled is None or compiled.version != version:
             rules: tuple[Rule, ...] = ()
             if version:
-                key = {"tenant_id": self.tenant_id, "version": version}
-                rules = validate_policy((await conn.execute(_DOCUMENT, key)).scalar())
+                rules = validate_policy(await stored.document(conn, self.tenant_id, version))
             compiled = CompiledRules(version, rules)
             candidates = compiled.candidates(action)
-            wanted = _facts_wanted(candidates, action, at)
+            wanted = facts_wanted(candidates, action, at)
             if wanted is None:
                 facts = []
             elif wanted != fetched:
                 types, since = wanted
                 parameters = live_parameters(self.tenant_id, action.accounts, types=types, at=at, since=since)
-                facts = [fact_from_row(row) for row in (await conn.execute(_LIVE_ONLY, parameters)).all()]
+                facts = await stored.live_facts(conn, parameters)
         self._cache.put(self.tenant_id, compiled, confirmed_at=now)
-        return self._decide(action, candidates, facts, at)
-
-    def _decide(
-        self, action: Action, candidates: Sequence[Rule], facts: Sequence[Fact], at: datetime
-    ) -> PolicyDecision:
-        matched: list[RuleMatch] = []
-        evidence: dict[str, None] = {}
-        accounts = tuple(dict.fromkeys(action.accounts))
-        for rule in candidates:
-            found = self._matches(rule, action, facts, accounts, at)
-            if found is None:
-                continue
-            match, used = found
-            matched.append(match)
-            evidence.update((f.reference, None) for f in used)
-        matched.extend(
-            RuleMatch(rule_id=f"gate:{category.value}", verdict=Verdict.FLAG, reason=GATE_REASONS[category])
-            for category in dict.fromkeys(action.categories)
-        )
-        matched.sort(key=lambda m: -_SEVERITY[m.verdict])
-        verdict = matched[0].verdict if matched else Verdict.GO
-        return PolicyDecision(verdict=verdict, matched=tuple(matched), facts=tuple(evidence))
-
-    @staticmethod
-    def _matches(
-        rule: Rule, action: Action, facts: Sequence[Fact], accounts: Sequence[str], at: datetime
-    ) -> tuple[RuleMatch, list[Fact]] | None:
-        for comparison in rule.when:
-            if not comparison.holds(action.attributes):
-                return None
-        used: list[Fact] = []
-        for condition in rule.facts:
-            found = _evidence(condition, facts, accounts, at)
-            if condition.absent:
-                # Holds when one of the action's accounts has no such fact.
-                if not accounts or {f.account for f in found} >= set(accounts):
-                    return None
-            elif not found:
-                return None
-            used.extend(found)
-        if rule.effect is not Effect.ALLOW:
-            return RuleMatch(rule_id=rule.id, verdict=rule.verdict, reason=rule.description), used
-        applicable = [c for c in rule.limits if c.present(action.attributes)]
-        if not applicable:
-            return None  # the action carries none of the values this rule limits: the rule says nothing about it
-        over = [c for c in applicable if not c.holds(action.attributes)]
-        if not over:
-            return RuleMatch(rule_id=rule.id, verdict=Verdict.GO, reason=rule.description), used
-        detail = "; ".join(
-            f"{c.path} is {_shown(c.actual(action.attributes))}, the limit is "
-            f"{_SYMBOLS[c.op]} {_shown(c.value) if not isinstance(c.value, str) else c.value}"
-            for c in over
-        )
-        return RuleMatch(rule_id=rule.id, verdict=rule.verdict, reason=f"{rule.description} ({detail})"), used
+        return decide(action, candidates, facts, at)

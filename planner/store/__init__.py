@@ -64,6 +64,7 @@ from planner.domain.model import (
     Window,
     iso_week_window,
 )
+from planner.domain.policy import RuleCache
 from planner.domain.rollup import HealthRules, MetricFacts, PlanFacts, PlanRollup, TaskCounts, roll_up
 from planner.ports import Clock, utcnow
 from planner.services import events as event_log
@@ -71,7 +72,7 @@ from planner.services.shared_reads import SharedReads
 from planner.store.schema import events, metric_readings, metrics, people, plans, processed_keys, tasks, weekly_items
 
 if TYPE_CHECKING:
-    from planner.services.decisions import DecisionKeys
+    from planner.domain.decisions import DecisionKeys
 
 Connection = AsyncConnection
 """What a store function works on: a connection, in a transaction (`Store.transaction`) or reading (`Store.read`).
@@ -256,7 +257,7 @@ class Store:
         self.clock = clock
         self.rules = rules or HealthRules()
         self.decision_keys = decision_keys
-        """The keys that sign the decision log (see `planner.services.decisions`); None: it is kept unsigned."""
+        """The keys that sign the decision log (see `planner.domain.decisions`); None: it is kept unsigned."""
         # SQLite has one writer at a time, and a writer that finds it busy sleeps in steps of up to 100 ms:
         # queueing this process's write transactions here instead keeps them from colliding.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -264,6 +265,8 @@ class Store:
         """SQLite: the connection every write transaction of this process uses in turn (see `transaction`)."""
         self.shared_reads = SharedReads()
         """Reads many callers ask for at once (see `planner.services.shared_reads`)."""
+        self.rule_cache = RuleCache()
+        """The policy rules compiled in this process, shared by every policy engine on this store."""
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a transaction that commits on exit (rolls back on error).

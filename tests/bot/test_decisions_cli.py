@@ -16,9 +16,10 @@ import pytest
 
 from bot.cli import main
 from bot.scheduler import keep_checkpoint
+from planner.domain.decisions import Decision, DecisionKeys, canonical_json
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
-from planner.services.decisions import Decision, DecisionKeys, DecisionLog, canonical_json
+from planner.services.decisions import DecisionLog
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.vault import Vault

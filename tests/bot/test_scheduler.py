@@ -7,7 +7,8 @@ from datetime import timedelta
 from bot.scheduler import HOUSEKEEPING_SECONDS, start_scheduler
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.services.context import ContextFacts, parse_events
+from planner.domain.context import parse_events
+from planner.services.context import ContextFacts
 from planner.store import Store
 from planner.store.schema import context_facts
 from tests.conftest import FakeClock

@@ -9,22 +9,18 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from planner.services.context import (
+from planner.domain.context import (
     DEFAULT_TTLS,
     ContextEvent,
-    ContextFacts,
     ContextSourceExists,
     ContextSourceNotFound,
-    ContextSources,
     FactType,
     InvalidContextEvent,
     ReplayedContextEvent,
     StaleContextEvent,
     parse_events,
-    purge_expired_facts,
-    reseal_source_secrets,
-    sign,
 )
+from planner.services.context import ContextFacts, ContextSources, purge_expired_facts, reseal_source_secrets, sign
 from planner.store import Store
 from planner.store.schema import context_facts, context_sources, events
 from planner.store.vault import UndecryptableSecret, Vault

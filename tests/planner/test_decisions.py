@@ -20,26 +20,33 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
+from planner.domain.decisions import (
+    GENESIS,
+    BreakKind,
+    ChainLinks,
+    ChainReport,
+    Decision,
+    DecisionKeys,
+    DecisionNotFound,
+    NoDecisionKeys,
+    canonical_json,
+    chained_entry,
+    check_record,
+    data_hash,
+    entry_hash,
+    verify_chain,
+)
 from planner.domain.errors import InvalidValue, TenantMismatch
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
 from planner.services.decisions import (
-    GENESIS,
-    BreakKind,
-    Checkpoint,
     CheckpointInvalid,
     CheckpointRefused,
-    Decision,
-    DecisionKeys,
     DecisionLog,
-    DecisionNotFound,
-    NoDecisionKeys,
-    canonical_json,
     checkpoint,
-    data_hash,
-    entry_hash,
     explain,
     export,
+    read_checkpoint,
     verify,
 )
 from planner.store import Store
@@ -510,7 +517,7 @@ async def test_a_checkpoint_shows_the_tail_deleted_and_the_head_moved_back(
         t=TENANT,
     )
     assert (await verify(store)).ok  # the database alone cannot show it
-    report = await verify(store, checkpoint=Checkpoint.read(tmp_path / "checkpoints.json", KEYS))
+    report = await verify(store, checkpoint=read_checkpoint(tmp_path / "checkpoints.json", KEYS))
     [broken] = report.broken
     assert (broken.tenant_id, broken.seq, broken.kind) == (TENANT, 3, BreakKind.DELETED)
     assert "entry 3 is missing from the end, and the log's head was moved back to entry 2" in broken.detail
@@ -532,7 +539,7 @@ async def test_a_checkpoint_shows_the_tail_replaced_after_it_was_cut_off(
         t=TENANT,
     )
     await log.record(stopped_email(verdict="approved"))  # the bot appends on, with a valid signature
-    [broken] = (await verify(store, checkpoint=Checkpoint.read(tmp_path / "checkpoints.json", KEYS))).broken
+    [broken] = (await verify(store, checkpoint=read_checkpoint(tmp_path / "checkpoints.json", KEYS))).broken
     assert (broken.seq, broken.kind) == (3, BreakKind.EDITED)
     assert "it is not the entry the checkpoint of" in broken.detail
 
@@ -551,7 +558,7 @@ async def test_a_checkpoint_shows_a_tenants_entries_and_head_removed_together(
         t=TENANT,
     )
     assert (await verify(store)).ok
-    report = await verify(store, checkpoint=Checkpoint.read(tmp_path / "checkpoints.json", KEYS))
+    report = await verify(store, checkpoint=read_checkpoint(tmp_path / "checkpoints.json", KEYS))
     [broken] = report.broken
     assert (broken.tenant_id, broken.seq, broken.kind) == (TENANT, 1, BreakKind.DELETED)
     assert "entries 1 to 3 are missing: the tenant's whole log is gone" in broken.detail
@@ -568,7 +575,7 @@ async def test_a_checkpoint_shows_a_whole_chain_rewritten_as_unsigned(
     plain = await verify(store)
     assert plain.ok  # without the checkpoint: three legacy entries
     assert plain.chains[0].legacy == 3
-    [broken] = (await verify(store, checkpoint=Checkpoint.read(tmp_path / "checkpoints.json", KEYS))).broken
+    [broken] = (await verify(store, checkpoint=read_checkpoint(tmp_path / "checkpoints.json", KEYS))).broken
     assert (broken.seq, broken.kind) == (3, BreakKind.EDITED)
     assert "re-hashed" in broken.detail
 
@@ -580,13 +587,13 @@ async def test_a_checkpoint_edited_by_hand_fails_its_signature(store: Store, clo
     assert path.stat().st_mode & 0o777 == 0o600
     path.write_text(path.read_text().replace('"seq": 3', '"seq": 2'))
     with pytest.raises(CheckpointInvalid, match="its signature does not match its content: it was edited"):
-        Checkpoint.read(path, KEYS)
+        read_checkpoint(path, KEYS)
     with pytest.raises(CheckpointInvalid, match=r"signed with key \w+, which is not configured"):
-        Checkpoint.read(path, DecisionKeys.from_vault(Vault([Vault.generate_key()])))
+        read_checkpoint(path, DecisionKeys.from_vault(Vault([Vault.generate_key()])))
     path.write_text("not json")
     with pytest.raises(CheckpointInvalid, match="not a decision log checkpoint"):
-        Checkpoint.read(path, KEYS)
-    assert Checkpoint.read(tmp_path / "absent.json", KEYS) is None
+        read_checkpoint(path, KEYS)
+    assert read_checkpoint(tmp_path / "absent.json", KEYS) is None
 
 
 async def test_a_checkpoint_is_never_moved_back_to_a_shorter_log(
@@ -622,7 +629,7 @@ async def test_a_checkpoint_is_rewritten_only_when_a_head_moves(store: Store, cl
     assert moved.written_at == clock.now
     assert (moved.heads[TENANT].seq, moved.heads[TENANT].at) == (4, clock.now)
     assert moved.heads["fabrikam"] == first.heads["fabrikam"]  # still seen since the first checkpoint
-    assert Checkpoint.read(path, KEYS) == moved
+    assert read_checkpoint(path, KEYS) == moved
     keyless = Store(store.engine, clock=clock)
     with pytest.raises(NoDecisionKeys, match="COS_SECRET_KEYS"):
         await checkpoint(keyless, path)
@@ -733,3 +740,31 @@ async def test_postgresql_the_bot_role_cannot_drop_the_trigger_once_another_role
                 if await conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}):
                     await conn.execute(text(f"DROP OWNED BY {role}"))
                     await conn.execute(text(f"DROP ROLE {role}"))
+
+
+async def test_a_chain_is_checked_from_its_entries_alone_with_no_database() -> None:
+    at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    chain: list[Decision] = []
+    for verdict in ("go", "stop", "go"):
+        checked = check_record(stopped_email(verdict=verdict), TENANT, at)
+        after = (chain[-1].seq, chain[-1].hash, chain[-1].key_id) if chain else (0, GENESIS, None)
+        chain.append(chained_entry(checked, refs=(), after=after, keys=KEYS))
+
+    async def check(entries: list[Decision]) -> ChainReport:
+        async def each() -> AsyncIterator[Decision]:
+            for entry in entries:
+                yield entry
+
+        async def links() -> ChainLinks:
+            return ChainLinks((e.seq, e.hash, e.prev_hash) for e in entries)
+
+        async def head() -> tuple[int, str] | None:
+            return chain[-1].seq, chain[-1].hash
+
+        return await verify_chain(TENANT, each(), keys=KEYS, links=links, head=head)
+
+    assert (await check(chain)).ok
+    edited = [chain[0], replace(chain[1], rationale="nothing happened"), chain[2]]
+    broken = (await check(edited)).broken
+    assert broken is not None
+    assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)

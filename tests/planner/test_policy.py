@@ -11,18 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from planner.domain.context import parse_events
 from planner.domain.errors import TenantMismatch
 from planner.domain.governance import Action, ActionKind, GateCategory, Verdict
-from planner.services.context import ContextFacts, parse_events
-from planner.services.policy import (
-    PolicyEngine,
-    PolicyInvalid,
-    PolicySets,
-    Rule,
-    RuleCache,
-    parse_duration,
-    parse_policy,
-)
+from planner.domain.policy import PolicyInvalid, Rule, RuleCache, parse_duration
+from planner.services.context import ContextFacts
+from planner.services.policy import PolicyEngine, PolicySets, parse_policy
 from planner.store import Store
 from planner.store.schema import events, policy_sets
 from tests.conftest import Database, FakeClock

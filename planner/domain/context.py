@@ -1,0 +1,330 @@
+"""Shared context, as values and rules: the types of facts connected systems post about accounts, how long each
+holds, which closing fact supersedes which opening one, and the check of a posted body of events.
+
+Facts expire: each type has a default lifetime (`DEFAULT_TTLS`), an event may give its own. A closing fact
+supersedes the opening ones it closes (`ticket_closed` closes `ticket_opened`, `renewal_closed` closes
+`renewal_open`; with a `ticket_id` / `renewal_id` attribute, only the one with that id), so "a ticket is open"
+stops holding the moment it is closed, whichever of the two events arrives first.
+
+Replay protection: an event id is accepted once per source, and only when the event's time (`at`) is within a few
+minutes of the bot's clock (`SKEW`); ids are kept at least twice that long, so a replay is refused by one check or
+the other.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from planner.domain.errors import InvalidValue, PlannerError
+
+SKEW = timedelta(minutes=5)
+"""How far an event's time may be from the bot's clock, either way."""
+MAX_EVENTS = 1_000
+"""Events in one post."""
+MAX_TTL = timedelta(days=5 * 366)
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+_EVENT_FIELDS = ("id", "type", "account", "at", "observed_at", "attributes", "ttl_hours")
+
+
+class FactType(StrEnum):
+    RENEWAL_OPEN = "renewal_open"
+    """The account's renewal is under way (attributes: renewal_id, amount, closes_on…)."""
+    RENEWAL_CLOSED = "renewal_closed"
+    """The renewal is decided (attributes: renewal_id, outcome); supersedes the open renewal."""
+    TICKET_OPENED = "ticket_opened"
+    """A support ticket was opened (attributes: ticket_id, severity…)."""
+    TICKET_CLOSED = "ticket_closed"
+    """The ticket was closed; supersedes the opened ticket (the one with the same ticket_id, or all of them)."""
+    SALES_CONTACT = "sales_contact"
+    """Sales spoke to the customer (attributes: channel, by…)."""
+    PURCHASE = "purchase"
+    PAGE_VISIT = "page_visit"
+    CONTENT_READ = "content_read"
+
+
+DEFAULT_TTLS: Mapping[FactType, timedelta] = {
+    FactType.RENEWAL_OPEN: timedelta(days=120),
+    FactType.RENEWAL_CLOSED: timedelta(days=30),
+    FactType.TICKET_OPENED: timedelta(days=30),
+    FactType.TICKET_CLOSED: timedelta(days=7),
+    FactType.SALES_CONTACT: timedelta(days=30),
+    FactType.PURCHASE: timedelta(days=365),
+    FactType.PAGE_VISIT: timedelta(days=30),
+    FactType.CONTENT_READ: timedelta(days=30),
+}
+"""How long a fact of each type holds when its event gives no `ttl_hours`."""
+
+CLOSES: Mapping[FactType, tuple[FactType, str]] = {
+    FactType.TICKET_CLOSED: (FactType.TICKET_OPENED, "ticket_id"),
+    FactType.RENEWAL_CLOSED: (FactType.RENEWAL_OPEN, "renewal_id"),
+}
+"""A closing type: the opening type it supersedes, and the attribute that says which one."""
+CLOSED_BY: Mapping[FactType, tuple[FactType, str]] = {
+    opening: (closing, key) for closing, (opening, key) in CLOSES.items()
+}
+"""An opening type: the closing type that supersedes it, and the attribute that says which one."""
+FACT_TYPES: Mapping[str, FactType] = {t.value: t for t in FactType}
+
+
+def closes(key: str, closing: Mapping[str, Any], opening: Mapping[str, Any]) -> bool:
+    """Whether a closing fact closes an opening one: the same id under `key`, or any when the closing one names none."""
+    return closing.get(key) is None or closing.get(key) == opening.get(key)
+
+
+def source_name(name: str) -> str:
+    """A source's name as it is kept (lower case, trimmed). Raises InvalidValue when it is not a name."""
+    name = name.strip().lower()
+    if not _NAME.fullmatch(name):
+        raise InvalidValue(
+            "source name", name, "letters, digits, '-', '_' or '.', starting with a letter or digit (100 at most)"
+        )
+    return name
+
+
+def purgeable_received_before(at: datetime) -> datetime:
+    """A fact expired by `at` may be deleted once received before this: its id no longer guards against a replay."""
+    return at - 2 * SKEW
+
+
+# ---- errors ------------------------------------------------------------------------------------------------------
+
+
+class InvalidContextEvent(PlannerError, ValueError):
+    """Events that cannot be stored as they are; `problems` names each field and what it should be."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid context event: " + "; ".join(problems))
+
+
+class StaleContextEvent(PlannerError, ValueError):
+    """An event whose time is too far from the bot's clock to be told apart from a replay."""
+
+    def __init__(
+        self,
+        event_ids: Sequence[str],
+        now: datetime,
+        *,
+        sent: str = "at",
+        earlier: str = "give an earlier time as `observed_at`",
+    ) -> None:
+        self.event_ids = tuple(event_ids)
+        super().__init__(
+            f"event(s) {', '.join(map(repr, event_ids))}: `{sent}` is more than {int(SKEW.total_seconds() // 60)} "
+            f"minutes from the bot's clock ({now.isoformat()}). Send events as they happen, with the time they "
+            f"are sent, and keep the sender's clock in sync; {earlier}."
+        )
+
+
+class ReplayedContextEvent(PlannerError, ValueError):
+    """An event id this source has posted before: nothing of the post is stored."""
+
+    def __init__(self, source: str, event_ids: Sequence[str]) -> None:
+        self.source = source
+        self.event_ids = tuple(event_ids)
+        super().__init__(
+            f"source {source!r} already posted event id(s) {', '.join(map(repr, event_ids))}: each event id is "
+            "accepted once, so nothing of this post was stored. Give every event a new id."
+        )
+
+
+class ContextSourceNotFound(PlannerError, LookupError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        names = sorted(known)
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        listing = f" Known sources: {', '.join(names)}." if names else " No sources are registered yet."
+        super().__init__(f"There is no context source named {name!r}.{hint}{listing}")
+
+
+class ContextSourceExists(PlannerError, ValueError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"A context source named {name!r} is already registered. Choose another name, or rotate its secret."
+        )
+
+
+# ---- values ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextEvent:
+    """One event as a connected system posts it, checked (see `parse_events`)."""
+
+    id: str
+    type: FactType
+    account: str
+    at: datetime
+    """When the event was sent: it must be within `SKEW` of the bot's clock."""
+    observed_at: datetime | None = None
+    """When the fact was observed, if earlier than `at` (a contact made yesterday, posted now)."""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    ttl: timedelta | None = None
+    """How long the fact holds; the type's default when None."""
+
+    @property
+    def observed(self) -> datetime:
+        """When the fact was observed: `observed_at`, or when the event was sent."""
+        return self.observed_at or self.at
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the fact stops holding: its own lifetime, or its type's, from when it was observed."""
+        return self.observed + (self.ttl or DEFAULT_TTLS[self.type])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fact:
+    """Something a connected system said about an account, in force from `observed_at` until `expires_at`."""
+
+    id: int
+    tenant_id: str
+    source: str
+    event_id: str
+    account: str
+    type: FactType
+    attributes: dict[str, Any]
+    observed_at: datetime
+    expires_at: datetime
+    received_at: datetime
+    superseded_at: datetime | None = None
+    """When a closing fact closed it (a ticket closed): from then on it no longer holds."""
+
+    @property
+    def reference(self) -> str:
+        """How a decision names the fact it was made on: `fact:<id>:<type>:<account>`."""
+        return f"fact:{self.id}:{self.type.value}:{self.account}"
+
+    def holds_at(self, at: datetime) -> bool:
+        return self.observed_at <= at < self.expires_at and (self.superseded_at is None or self.superseded_at > at)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextSource:
+    """A registered source, as shown to an admin: never its secret."""
+
+    id: int
+    tenant_id: str
+    name: str
+    created_by: str
+    created_at: datetime
+    rotated_at: datetime | None = None
+
+
+# ---- parsing posted events -----------------------------------------------------------------------------------------
+
+
+def _time(value: Any, path: str, problems: list[str]) -> datetime | None:
+    if not isinstance(value, str):
+        problems.append(f"{path}: expected an ISO-8601 time with its offset, like 2026-01-05T09:00:00Z")
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        problems.append(f"{path}: {value!r} is not an ISO-8601 time like 2026-01-05T09:00:00Z")
+        return None
+    if parsed.tzinfo is None:
+        problems.append(f"{path}: {value!r} has no offset; add one, like 2026-01-05T09:00:00Z or +01:00")
+        return None
+    return parsed
+
+
+def _text_field(value: Any, path: str, problems: list[str], *, limit: int = 200) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"{path}: expected some text")
+        return None
+    if len(value.strip()) > limit:
+        problems.append(f"{path}: at most {limit} characters")
+        return None
+    return value.strip()
+
+
+def _one_event(raw: Any, path: str, problems: list[str]) -> ContextEvent | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{path or 'event'}: expected an object with id, type, account and at")
+        return None
+    at = f"{path}." if path else ""
+    before = len(problems)
+    for key in raw:
+        if key not in _EVENT_FIELDS:
+            close = difflib.get_close_matches(str(key), _EVENT_FIELDS, n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{at}{key}: not a field of an event{hint}; fields: {', '.join(_EVENT_FIELDS)}")
+    for required in ("id", "type", "account", "at"):
+        if required not in raw:
+            problems.append(f"{at}{required}: missing")
+    event_id = _text_field(raw["id"], f"{at}id", problems) if "id" in raw else None
+    account = _text_field(raw["account"], f"{at}account", problems) if "account" in raw else None
+    fact_type: FactType | None = None
+    if "type" in raw:
+        fact_type = FACT_TYPES.get(str(raw["type"]))
+        if fact_type is None:
+            close = difflib.get_close_matches(str(raw["type"]), list(FACT_TYPES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{at}type: {raw['type']!r} is not a fact type{hint}; known: {', '.join(FACT_TYPES)}")
+    sent = _time(raw["at"], f"{at}at", problems) if "at" in raw else None
+    observed = _time(raw["observed_at"], f"{at}observed_at", problems) if raw.get("observed_at") is not None else None
+    attributes = raw.get("attributes")
+    if attributes is None:
+        attributes = {}
+    elif not isinstance(attributes, Mapping):
+        problems.append(f"{at}attributes: expected an object of names to values")
+    ttl: timedelta | None = None
+    hours = raw.get("ttl_hours")
+    if hours is not None:
+        if (
+            isinstance(hours, bool)
+            or not isinstance(hours, int | float)
+            or not 0 < hours <= MAX_TTL / timedelta(hours=1)
+        ):
+            problems.append(f"{at}ttl_hours: expected a number of hours above 0 and at most {MAX_TTL.days * 24}")
+        else:
+            ttl = timedelta(hours=hours)
+    if sent is not None and observed is not None and observed > sent:
+        problems.append(f"{at}observed_at: after `at`; a fact is observed before it is sent")
+    if len(problems) > before or event_id is None or account is None or fact_type is None or sent is None:
+        return None
+    return ContextEvent(
+        id=event_id,
+        type=fact_type,
+        account=account,
+        at=sent,
+        observed_at=observed,
+        attributes=dict(attributes),
+        ttl=ttl,
+    )
+
+
+def parse_events(payload: Any) -> list[ContextEvent]:
+    """The events in a posted JSON body: one event object, or a list of them.
+
+    Raises InvalidContextEvent listing every problem with its path (`events[2].type: ...`).
+    """
+    problems: list[str] = []
+    if isinstance(payload, list):
+        if not payload:
+            raise InvalidContextEvent(["events: the list is empty; post at least one event"])
+        if len(payload) > MAX_EVENTS:
+            raise InvalidContextEvent([f"events: {len(payload)} events; post at most {MAX_EVENTS} at a time"])
+        found = [_one_event(raw, f"events[{n}]", problems) for n, raw in enumerate(payload)]
+    else:
+        found = [_one_event(payload, "", problems)]
+    events = [event for event in found if event is not None]
+    seen: set[str] = set()
+    for event in events:
+        if event.id in seen:
+            problems.append(f"id: {event.id!r} appears twice in the post; every event needs its own id")
+        seen.add(event.id)
+    if problems:
+        raise InvalidContextEvent(problems)
+    return events
