@@ -8,6 +8,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from planner.domain.approvals import (
+    AlreadyDecided,
+    ApprovalExpired,
+    ApprovalNotFound,
+    ApprovalRefused,
+    ApprovalStatus,
+    NoApprovers,
+    NotAnApprover,
+    NotAPerson,
+    NotAuthenticated,
+    SelfApproval,
+    UnknownGateCategory,
+)
 from planner.domain.errors import InvalidValue, TenantMismatch
 from planner.domain.governance import (
     Action,
@@ -18,23 +31,8 @@ from planner.domain.governance import (
     RuleMatch,
     Verdict,
 )
-from planner.services.approvals import (
-    AlreadyDecided,
-    ApprovalExpired,
-    ApprovalNotFound,
-    ApprovalRefused,
-    Approvals,
-    ApprovalStatus,
-    Approvers,
-    NoApprovers,
-    NotAnApprover,
-    NotAPerson,
-    NotAuthenticated,
-    SelfApproval,
-    UnknownGateCategory,
-    tenants_with_expired,
-)
-from planner.services.outbox import MessageKind
+from planner.domain.messages import MessageKind
+from planner.services.approvals import Approvals, Approvers, tenants_with_expired
 from planner.store import Store
 from planner.store.schema import outbox
 from tests.conftest import Database, FakeClock
