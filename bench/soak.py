@@ -72,11 +72,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.delegation import vendor_agent
 from bench.scratch import scratch_database
 from bot.sender import LEASE, OUTBOX_ID
+from planner.domain.approvals import ApprovalStatus
 from planner.domain.decisions import DecisionKeys
 from planner.domain.governance import Action, ActionKind, GateCategory
-from planner.services.approvals import Approvals, ApprovalStatus
+from planner.domain.messages import DEAD, PENDING, SENDING
+from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog, verify
-from planner.services.outbox import DEAD, PENDING, SENDING
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.schema import approval_requests, delegations, outbox, tasks

@@ -13,8 +13,9 @@ from dataclasses import replace
 
 from bot.prefetch import Prefetch
 from bot.teams.channel import Address, TeamsChannel, TeamsError
-from planner.services.directory import Conversation, Directory
-from planner.services.outbox import Envelope
+from planner.domain.messages import Envelope
+from planner.domain.people import Conversation
+from planner.services.directory import Directory
 from planner.services.triggers import CONVERSATION
 from planner.store import Store
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from adapters import AdapterLimits, adapter_kinds
 from bot.relay import TeamsHumanChannel
+from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
+from planner.domain.messages import Message, MessageKind
 from planner.governance.guard import PolicyGuard, approval_outcome
 from planner.ports import (
     Agent,
@@ -35,7 +37,7 @@ from planner.ports import (
     DelegationStatus,
     HumanChannel,
 )
-from planner.services.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals
+from planner.services.approvals import Approvals
 from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
 from planner.services.delegation import (
@@ -45,7 +47,7 @@ from planner.services.delegation import (
     tenants_with_delegations_to_run,
     tenants_with_held_delegations,
 )
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.outbox import Outbox
 from planner.services.registry import AdapterFactory, RegisteredAdapter, Registry
 from planner.store import Store
 from planner.store.vault import Vault

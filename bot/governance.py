@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.text import messages
+from planner.domain.approvals import NoApprovers
 from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict, accounts_in
 from planner.domain.model import Plan
-from planner.services.approvals import Approvals, NoApprovers
+from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.policy import PolicyEngine
 

@@ -20,21 +20,16 @@ from bot.cards.markdown import literal
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
+from planner.domain.approvals import ApprovalNotFound, ApprovalRequest, ApprovalStatus, NoApprovers
 from planner.domain.errors import PlanNotFound, TaskNotFound
 from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
+from planner.domain.messages import APPROVED, Envelope, MessageKind
 from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
 from planner.ports import Recommender
-from planner.services.approvals import (
-    ApprovalNotFound,
-    ApprovalRequest,
-    Approvals,
-    ApprovalStatus,
-    NoApprovers,
-)
+from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.delegation import DelegationNotFound, get_delegation
 from planner.services.directory import Directory
-from planner.services.outbox import APPROVED, Envelope, MessageKind
 from planner.services.playbooks import Playbooks
 from planner.services.policy import PolicyEngine
 from planner.store import Store, TenantStore

@@ -16,9 +16,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from planner.domain.messages import Envelope
 from planner.domain.model import Plan, Task
-from planner.services.directory import Conversation, Directory, Person
-from planner.services.outbox import Envelope
+from planner.domain.people import Conversation, Person
+from planner.services.directory import Directory
 from planner.services.triggers import CONVERSATION
 from planner.store import Store
 

@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from bot.text import messages
+from planner.domain.messages import Message, MessageKind
 from planner.ports import AgentTimeout, HumanChannel
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.outbox import Outbox
 from planner.services.questions import Questions
 from planner.store import Store
 

@@ -22,8 +22,9 @@ from bot.nudges import HeldForApproval, compose, hold_for_approval
 from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
 from bot.teams.channel import Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
+from planner.domain.messages import Envelope
 from planner.ports import Recommender
-from planner.services.outbox import Envelope, Outbox
+from planner.services.outbox import Outbox
 from planner.store import Store
 
 logger = logging.getLogger(__name__)

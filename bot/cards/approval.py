@@ -13,7 +13,7 @@ from typing import Any
 from bot.cards.actions import execute
 from bot.cards.elements import Element, adaptive_card, bullet_list, fact_set, heading, subheading, text_block
 from bot.cards.wording import moment_label, number
-from planner.services.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
+from planner.domain.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
 
 VERB_APPROVE = "approve_request"
 VERB_REJECT = "reject_request"

@@ -27,20 +27,19 @@ from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.parsing import parse_ref
 from bot.text import messages
-from planner.domain.errors import PlannerError
-from planner.domain.governance import ActionKind
-from planner.ports import AgentError
-from planner.services.approvals import (
+from planner.domain.approvals import (
     GATES,
     AlreadyDecided,
     ApprovalExpired,
     ApprovalRefused,
     ApprovalRequest,
-    Approvals,
-    Approvers,
     gate_of,
     is_person,
 )
+from planner.domain.errors import PlannerError
+from planner.domain.governance import ActionKind
+from planner.ports import AgentError
+from planner.services.approvals import Approvals, Approvers
 
 logger = logging.getLogger(__name__)
 MAX_CARDS = 5

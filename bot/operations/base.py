@@ -20,11 +20,12 @@ from bot import governance
 from bot.cards.markdown import excerpt, literal, literal_prose
 from bot.parsing import ParseError, parse_date, parse_ref
 from bot.text import messages
+from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
 from planner.domain.errors import PlannerError
 from planner.domain.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
 from planner.domain.model import Plan, Tier
 from planner.ports import AgentError, Clock, Recommender, utcnow
-from planner.services.approvals import DEFAULT_EXPIRY, ApprovalRequest, Record
+from planner.services.approvals import Record
 from planner.services.directory import Directory
 from planner.services.drafts import Drafts
 from planner.store import Store, TenantStore

@@ -11,10 +11,10 @@ from bot.operations.base import BadArguments, Context, Operation, Reply, error_t
 from bot.operations.plans import KPI_SCHEMA, PLAN_REF, kpi_specs
 from bot.parsing import parse_date, parse_ref
 from planner.domain.derivation import CADENCES, tactical_proposals
+from planner.domain.drafts import DISCARDED, SAVED, Draft, DraftAlreadyDecided
 from planner.domain.errors import PlannerError
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier, Window, iso_week_of, iso_week_window
-from planner.services.drafts import DISCARDED, SAVED, Draft, DraftAlreadyDecided
 
 TACTICAL, WEEKLY = "tactical", "weekly"
 MAX_ITEMS = 30

@@ -37,12 +37,15 @@ from bot.recommending import ClaudeRecommender
 from bot.settings import Settings
 from bot.teams.content import CardContent
 from bot.text import messages
+from planner.domain.approvals import ApprovalRequest, is_person
 from planner.domain.governance import DecisionRecord
+from planner.domain.messages import Message, MessageKind
+from planner.domain.people import printable
 from planner.ports import Clock, utcnow
-from planner.services.approvals import ApprovalRequest, Approvals, is_person, tenants_awaiting_resume
+from planner.services.approvals import Approvals, tenants_awaiting_resume
 from planner.services.decisions import DecisionLog
-from planner.services.directory import Directory, printable
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.directory import Directory
+from planner.services.outbox import Outbox
 from planner.services.questions import Questions
 from planner.store import AlreadyProcessed, Store
 

@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest, ApprovalStatus, NoApprovers
 from planner.domain.governance import (
     Action,
     ActionKind,
@@ -35,7 +36,7 @@ from planner.domain.governance import (
     policy_record,
 )
 from planner.governance.gated_agent import AgentCall, DelegationHeld, DelegationStopped
-from planner.services.approvals import DEFAULT_EXPIRY, ApprovalRequest, Approvals, ApprovalStatus, NoApprovers
+from planner.services.approvals import Approvals
 from planner.services.policy import PolicyEngine
 from planner.store import Store
 

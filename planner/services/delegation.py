@@ -47,6 +47,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.domain.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
+from planner.domain.messages import Message, MessageKind
 from planner.domain.model import TaskStatus
 from planner.governance.gated_agent import (
     Admission,
@@ -69,7 +70,7 @@ from planner.ports import (
 )
 from planner.services import events as event_log
 from planner.services.breaker import CIRCUIT_COLUMNS, Circuit, CircuitState, circuit_in
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.outbox import Outbox
 from planner.services.registry import (
     ADAPTER_COLUMNS,
     AdapterDisabled,

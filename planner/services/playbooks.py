@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 
 from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.measurement import attainment
+from planner.domain.messages import Message, MessageKind
 from planner.domain.model import MetricSpec, Plan, Tier, Window
 from planner.services.decisions import DecisionLog
 from planner.services.measurement import Measurement
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.outbox import Outbox
 from planner.store import Store
 from planner.store.schema import approval_roles, firings, plans, playbooks
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
+from planner.domain.messages import Message, MessageKind
 from planner.domain.model import Health, iso_week_window
 from planner.domain.rollup import PlanRollup
 from planner.domain.triggers import (
@@ -33,7 +34,7 @@ from planner.domain.triggers import (
     weekly_phase,
 )
 from planner.services.delegation import OverdueDelegation, overdue_delegations
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.outbox import Outbox
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
 from planner.store import triggers as triggers_store

@@ -367,7 +367,7 @@ approval_gates = Table(
     Column("updated_by", String(200), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
-"""A tenant's changes to which role approves each gate category (the defaults live in `planner.services.approvals`)."""
+"""A tenant's changes to which role approves each gate category (the defaults live in `planner.domain.approvals`)."""
 
 approval_requests = Table(
     "approval_requests",

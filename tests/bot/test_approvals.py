@@ -13,6 +13,7 @@ from bot.operations import Caller, Context, default_registry
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
+from planner.domain.approvals import ApprovalRequest, ApprovalStatus
 from planner.domain.governance import (
     Action,
     ActionKind,
@@ -22,7 +23,7 @@ from planner.domain.governance import (
     RuleMatch,
     Verdict,
 )
-from planner.services.approvals import ApprovalRequest, Approvals, ApprovalStatus
+from planner.services.approvals import Approvals
 from tests.bot.cards.test_cards import schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_llm import ReplayTransport, assistant_with

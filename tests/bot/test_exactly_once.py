@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from planner.services.outbox import SENDING, SENT, MessageKind
+from planner.domain.messages import SENDING, SENT, MessageKind
 from planner.store import Store
 from planner.store.schema import outbox
 from tests.conftest import PG_URL, Database, FakeClock

@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime
 from bot.grammar import parse
 from bot.operations import Caller, Context, default_registry
 from bot.settings import Settings
+from planner.domain.messages import Message
 from planner.domain.model import Window
-from planner.services.outbox import Message, Outbox
+from planner.services.outbox import Outbox
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors

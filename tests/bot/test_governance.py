@@ -121,7 +121,7 @@ async def test_an_approved_tool_call_nobody_took_up_runs_once_at_the_next_tick_a
     from bot.settings import Settings
     from bot.teams.botbuilder import BotbuilderChannel, create_adapter
     from bot.teams.handler import ChiefOfStaffBot
-    from planner.services.approvals import ApprovalStatus
+    from planner.domain.approvals import ApprovalStatus
     from planner.store.schema import outbox
 
     context = as_model(await setting(store, clock))

@@ -11,9 +11,10 @@ from sqlalchemy import insert
 from bot.addressing import Undeliverable
 from bot.nudges import COMPOSERS, compose
 from planner.domain.governance import Action, ActionKind, GateCategory
+from planner.domain.messages import Message, MessageKind
 from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.services.approvals import Approvals
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.outbox import Outbox
 from planner.store import Store
 from planner.store.schema import delegations, outbox
 from tests.conftest import FakeClock

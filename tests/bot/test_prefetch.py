@@ -14,8 +14,9 @@ from bot.addressing import address
 from bot.nudges import compose
 from bot.prefetch import Prefetch
 from bot.teams.channel import Outgoing
+from planner.domain.messages import Envelope
 from planner.domain.model import TaskChanges, TaskStatus
-from planner.services.outbox import Envelope, Outbox
+from planner.services.outbox import Outbox
 from planner.store import Store
 from tests.conftest import FakeClock
 from tests.fakes.members import Member, add_members, nudge

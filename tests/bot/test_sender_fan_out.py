@@ -15,7 +15,8 @@ import pytest
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.domain.messages import Message, MessageKind
+from planner.services.outbox import Outbox
 from planner.store import Store
 from tests.conftest import FakeClock
 from tests.fakes.members import Member, add_members, nudge

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from planner.domain.messages import Message, MessageKind
 from planner.domain.model import Tier
-from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.outbox import Outbox
 from planner.store import Store
 from planner.store.schema import conversations, plans, tasks
 

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from planner.domain.approvals import (
+    AlreadyDecided,
+    ApprovalExpired,
+    ApprovalNotFound,
+    ApprovalRefused,
+    ApprovalRequest,
+    ApprovalStatus,
+    NoApprovers,
+    NotAnApprover,
+    NotAPerson,
+    NotAuthenticated,
+    SelfApproval,
+    UnknownGateCategory,
+    check_decider,
+    check_open,
+)
 from planner.domain.errors import InvalidValue, TenantMismatch
 from planner.domain.governance import (
     Action,
@@ -18,23 +35,8 @@ from planner.domain.governance import (
     RuleMatch,
     Verdict,
 )
-from planner.services.approvals import (
-    AlreadyDecided,
-    ApprovalExpired,
-    ApprovalNotFound,
-    ApprovalRefused,
-    Approvals,
-    ApprovalStatus,
-    Approvers,
-    NoApprovers,
-    NotAnApprover,
-    NotAPerson,
-    NotAuthenticated,
-    SelfApproval,
-    UnknownGateCategory,
-    tenants_with_expired,
-)
-from planner.services.outbox import MessageKind
+from planner.domain.messages import MessageKind
+from planner.services.approvals import Approvals, Approvers, tenants_with_expired
 from planner.store import Store
 from planner.store.schema import outbox
 from tests.conftest import Database, FakeClock
@@ -373,3 +375,39 @@ async def test_roles_per_category_have_defaults_and_can_be_changed(store: Store)
     assert await approvers.unassign("legal", "aad-counsel", actor="aad-admin")
     assert not await approvers.unassign("legal", "aad-counsel", actor="aad-admin")
     assert recorded.actions() == ["approvers.mapped", "approvers.assigned", "approvers.unassigned"]
+
+
+def waiting_request(**changes: object) -> ApprovalRequest:
+    """A budget shift asked by the lead, waiting for the finance approver, as the rules see it (no database)."""
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    values: dict[str, Any] = dict(
+        id=7,
+        tenant_id=TENANT,
+        action=budget_shift(),
+        requester="aad-lead",
+        reason="moves budget",
+        resume={"delegation": 3},
+        roles=("finance",),
+        approvers=("aad-approver",),
+        status=ApprovalStatus.PENDING,
+        created_at=now,
+        expires_at=now + timedelta(hours=48),
+    )
+    return ApprovalRequest(**(values | changes))
+
+
+def test_the_rules_of_deciding_hold_without_a_database() -> None:
+    request = waiting_request()
+    check_decider(request, "aad-approver", authenticated=True, roles=frozenset({"finance"}))
+    with pytest.raises(NotAuthenticated):
+        check_decider(request, "aad-approver", authenticated=False, roles=frozenset({"finance"}))
+    with pytest.raises(NotAPerson):
+        check_decider(request, "agent:hubspot", authenticated=True, roles=frozenset({"finance"}))
+    with pytest.raises(SelfApproval):
+        check_decider(request, "aad-lead", authenticated=True, roles=frozenset({"finance"}))
+    with pytest.raises(NotAnApprover):
+        check_decider(request, "aad-approver", authenticated=True, roles=frozenset({"legal"}))
+    with pytest.raises(AlreadyDecided):
+        check_open(waiting_request(status=ApprovalStatus.RESUMED), "aad-approver")
+    with pytest.raises(ApprovalExpired):
+        check_open(waiting_request(status=ApprovalStatus.EXPIRED), "aad-approver")

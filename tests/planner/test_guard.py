@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from planner.domain.approvals import ApprovalStatus
 from planner.domain.context import parse_events
 from planner.governance.gated_agent import AgentCall
 from planner.governance.guard import PolicyGuard, approval_outcome, delegation_action
 from planner.ports import DelegationStatus
-from planner.services.approvals import Approvals, ApprovalStatus
+from planner.services.approvals import Approvals
 from planner.services.context import ContextFacts
 from planner.services.decisions import DecisionLog
 from planner.services.delegation import Delegation

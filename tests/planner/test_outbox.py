@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from planner.services.outbox import Message, MessageKind, Outbox, dead_letters, replay
+from planner.domain.messages import Message, MessageKind
+from planner.services.outbox import Outbox, dead_letters, replay
 from planner.store import Store
 from tests.conftest import Database, FakeClock
 

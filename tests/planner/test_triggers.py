@@ -8,10 +8,11 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from planner.domain.errors import InvalidValue
+from planner.domain.messages import Message
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.domain.triggers import Trigger, TriggerRules, after_quiet_hours, describe
 from planner.services.directory import Directory
-from planner.services.outbox import Message, Outbox
+from planner.services.outbox import Outbox
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.services.triggers import TriggerEngine
 from planner.store import Store

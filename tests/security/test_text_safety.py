@@ -17,7 +17,8 @@ import pytest
 from bot.grammar import GrammarError, parse
 from bot.teams.handler import MAX_MESSAGE_CHARS
 from bot.text import messages
-from planner.services.directory import Directory, printable
+from planner.domain.people import printable
+from planner.services.directory import Directory
 from planner.store import Store
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.conftest import FakeClock

@@ -12,8 +12,8 @@ import pytest
 from bot.cards import VERB_APPROVE, VERB_REJECT, approval_card
 from bot.cards.approval import actor_label
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
+from planner.domain.approvals import ApprovalRequest, ApprovalStatus
 from planner.domain.governance import Action, ActionKind, GateCategory
-from planner.services.approvals import ApprovalRequest, ApprovalStatus
 from tests.bot.cards.test_cards import of_type, schema_errors, texts
 
 ASKED = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
