@@ -20,6 +20,7 @@ from bot.cards.markdown import literal
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
+from planner.domain.delegations import DelegationNotFound
 from planner.domain.errors import PlanNotFound, TaskNotFound
 from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
 from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
@@ -31,7 +32,7 @@ from planner.services.approvals import (
     NoApprovers,
 )
 from planner.services.decisions import DecisionLog
-from planner.services.delegation import DelegationNotFound, get_delegation
+from planner.services.delegation import get_delegation
 from planner.services.directory import Directory
 from planner.services.measurement import Recommender
 from planner.services.outbox import APPROVED, Envelope, MessageKind

@@ -42,10 +42,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from planner.domain.delegations import DelegationStatus
 from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.model import Metric, MetricReading
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
-from planner.ports import AgentError, DelegationRequest, DelegationStatus
+from planner.ports import AgentError, DelegationRequest
 from planner.services import events as event_log
 from planner.services.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.store import Store

@@ -165,8 +165,8 @@ class Playbooks:
                 created_by=actor,
                 created_at=self._store.clock(),
             )
-        if not saved:
-            raise InvalidValue("playbook name", name, "a name not used yet")
+            if not saved:
+                raise InvalidValue("playbook name", name, "a name not used yet")
         return content
 
     async def names(self) -> list[str]:

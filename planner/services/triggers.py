@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
+from planner.domain.delegations import OverdueDelegation
 from planner.domain.model import Health, TaskStatus, Tier, iso_week_of, iso_week_window
 from planner.domain.rollup import PlanRollup
-from planner.services.delegation import OverdueDelegation, overdue_delegations
+from planner.services.delegation import overdue_delegations
 from planner.services.outbox import Message, MessageKind, Outbox
 from planner.services.trigger_rules import (
     TenantTriggerRules,

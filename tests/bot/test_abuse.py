@@ -20,8 +20,8 @@ from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
+from planner.domain.delegations import DelegationStatus
 from planner.domain.model import Window
-from planner.ports import DelegationStatus
 from planner.services.approvals import Approvals, ApprovalStatus
 from planner.services.decisions import DecisionLog
 from planner.services.policy import PolicySets

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from planner.domain.delegations import Delegation, DelegationStatus
 from planner.governance.gated_agent import AgentCall
 from planner.governance.guard import PolicyGuard, approval_outcome, delegation_action
-from planner.ports import DelegationStatus
 from planner.services.approvals import Approvals, ApprovalStatus
 from planner.services.context import ContextFacts, parse_events
 from planner.services.decisions import DecisionLog
-from planner.services.delegation import Delegation
 from planner.services.policy import PolicySets
 from planner.store import Store
 from tests.conftest import Database, FakeClock
@@ -223,7 +222,7 @@ def a_delegation(
 
 
 def call_of(capability: str, input: dict[str, Any] | None = None, *, adapter: str = "hubspot") -> AgentCall:
-    return a_delegation(capability, input, adapter=adapter).call()
+    return AgentCall.of_delegation(a_delegation(capability, input, adapter=adapter))
 
 
 def test_the_action_carries_the_input_its_accounts_and_declared_gate_categories() -> None:
