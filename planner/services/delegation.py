@@ -540,7 +540,8 @@ class Delegations:
             if await stored.task_is_done(conn, current.task_id):
                 raise InvalidValue("delegation", f"D{delegation_id}", "a delegation of an open task: its task is done")
             after = await stored.requeue(conn, self.tenant_id, delegation_id, was=current.status)
-            assert after is not None  # locked (PostgreSQL) or written by this process's one writer (SQLite)
+            if after is None:  # changed since it was read (it is locked on PostgreSQL; SQLite has one writer)
+                raise DelegationNotRetryable(delegation_id, (await self._locked(conn, delegation_id)).status, "retried")
             await self._record(conn, actor=actor, kind="delegation.retried", after=after, extra={"was": current.status})
         return after
 

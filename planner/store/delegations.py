@@ -1,7 +1,7 @@
 """Delegations and their evidence: the one writer of `delegations` and `delegation_evidence`.
 
 A runner holds a delegation under a lease: `claim` takes it with a single `UPDATE … RETURNING` that only matches a
-runnable delegation nobody holds, and the writes of a held delegation (`start`, `let_go`, `finish`) only match while
+runnable delegation nobody holds, and the writes of a claimed delegation (`start`, `let_go`, `finish`) only match while
 the runner still holds it, so of several runners (or replicas) exactly one writes it.
 """
 
@@ -19,6 +19,7 @@ from planner.domain.adapters import RegisteredAdapter
 from planner.domain.circuits import Circuit
 from planner.domain.delegations import (
     CANCELLABLE,
+    RUNNABLE,
     Delegation,
     DelegationStatus,
     OverdueDelegation,
@@ -139,7 +140,7 @@ _PROSPECT = (
 
 def _claim_statement(*, start: bool) -> Any:
     """Parameters: tenant, delegation, runner, now, lease_end."""
-    takeable = delegations.c.status.in_(_statuses((DelegationStatus.QUEUED, DelegationStatus.DEFERRED)))
+    takeable = delegations.c.status.in_(_statuses(RUNNABLE))
     values: dict[str, Any] = dict(
         status=DelegationStatus.RUNNING.value, leased_by=bindparam("runner"), lease_until=bindparam("lease_end")
     )
