@@ -58,6 +58,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from adapters.egress import UNREACHABLE, AddressRefused, Egress, HostNotFound, parse_address
 from adapters.stdio_commands import INHERITED_VARIABLES
+from planner.domain.delegations import DelegationStatus
 from planner.ports import (
     Agent,
     AgentConfigInvalid,
@@ -68,7 +69,6 @@ from planner.ports import (
     Capability,
     DelegationRequest,
     DelegationResult,
-    DelegationStatus,
     Evidence,
     HumanChannel,
     UnknownCapability,

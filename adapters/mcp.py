@@ -67,6 +67,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.egress import UNREACHABLE, Egress, EgressTransport
 from adapters.stdio_commands import StdioCommands
+from planner.domain.delegations import DelegationStatus
 from planner.domain.redaction import redact_args, redact_url, redacted
 from planner.ports import (
     Agent,
@@ -78,7 +79,6 @@ from planner.ports import (
     Capability,
     DelegationRequest,
     DelegationResult,
-    DelegationStatus,
     Evidence,
     HumanChannel,
     UnknownCapability,

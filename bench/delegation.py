@@ -70,8 +70,9 @@ from bot.http.app import create_app
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
+from planner.domain.delegations import DelegationStatus
 from planner.domain.model import Window
-from planner.ports import Agent, DelegationRequest, DelegationStatus
+from planner.ports import Agent, DelegationRequest
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.schema import tasks

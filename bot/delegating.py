@@ -25,30 +25,23 @@ from typing import Any
 
 from adapters import AdapterLimits, adapter_kinds
 from bot.relay import TeamsHumanChannel
+from planner.domain.adapters import RegisteredAdapter
 from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
+from planner.domain.delegations import Delegation, DelegationStatus
 from planner.domain.messages import Message, MessageKind
 from planner.governance.guard import PolicyGuard, approval_outcome
-from planner.ports import (
-    Agent,
-    AgentHealth,
-    Capability,
-    DelegationRequest,
-    DelegationResult,
-    DelegationStatus,
-    HumanChannel,
-)
+from planner.ports import Agent, AgentHealth, Capability, DelegationRequest, DelegationResult, HumanChannel
 from planner.services.approvals import Approvals
 from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
 from planner.services.delegation import (
-    Delegation,
     Delegations,
     RunOutcome,
     tenants_with_delegations_to_run,
     tenants_with_held_delegations,
 )
 from planner.services.outbox import Outbox
-from planner.services.registry import AdapterFactory, RegisteredAdapter, Registry
+from planner.services.registry import AdapterFactory, Registry
 from planner.store import Store
 from planner.store.vault import Vault
 

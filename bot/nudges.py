@@ -21,6 +21,7 @@ from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
 from planner.domain.approvals import ApprovalNotFound, ApprovalRequest, ApprovalStatus, NoApprovers
+from planner.domain.delegations import DelegationNotFound
 from planner.domain.errors import PlanNotFound, TaskNotFound
 from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
 from planner.domain.messages import APPROVED, Envelope, MessageKind
@@ -28,7 +29,7 @@ from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
 from planner.ports import Recommender
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
-from planner.services.delegation import DelegationNotFound, get_delegation
+from planner.services.delegation import get_delegation
 from planner.services.directory import Directory
 from planner.services.playbooks import Playbooks
 from planner.services.policy import PolicyEngine

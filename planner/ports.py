@@ -15,9 +15,9 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
+from planner.domain.delegations import DelegationStatus
 from planner.domain.measurement import MeasurementReport, Recommendation
 
 Clock = Callable[[], datetime]
@@ -27,22 +27,6 @@ Clock = Callable[[], datetime]
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
-
-
-class DelegationStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    DEFERRED = "deferred"
-    """The agent's circuit is open: the delegation waits until the agent is back."""
-    HELD = "held"
-    """A policy flagged it: the delegation waits for a person's approval (see `planner/governance/guard.py`)."""
-    UNKNOWN = "unknown"
-    """The call may have reached the agent but no answer came back (the connection broke, it timed out, the runner
-    stopped): never sent again by itself, since that could repeat its effect. A person retries or cancels it."""
-    CANCELLED = "cancelled"
-    """A person cancelled it, or its task was done or deleted, before an agent ran it."""
 
 
 @dataclass(frozen=True, kw_only=True)

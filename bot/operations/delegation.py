@@ -11,8 +11,8 @@ from bot.cards.markdown import literal
 from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_ref
+from planner.domain.delegations import Delegation
 from planner.domain.governance import ActionKind
-from planner.services.delegation import Delegation
 
 NAME = {"type": "string", "description": "the adapter's name, e.g. hubspot"}
 DELEGATION = {"type": "string", "description": "the delegation, e.g. D12"}

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from planner.domain.circuits import Circuit, CircuitState
+from planner.domain.delegations import Delegation
 from planner.domain.errors import PlannerError
 from planner.ports import (
     Agent,
@@ -43,7 +45,7 @@ from planner.ports import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.services.breaker import Breakers, Circuit, CircuitState
+from planner.services.breaker import Breakers
 
 DEFAULT_GRACE = timedelta(seconds=5)
 """How much longer than its own timeout an agent gets before the call is cut (it should time out by itself)."""
@@ -87,6 +89,24 @@ class AgentCall:
     adapter: str
     adapter_kind: str
     request: DelegationRequest
+
+    @classmethod
+    def of_delegation(cls, delegation: Delegation) -> AgentCall:
+        """The agent call that carries out a stored delegation."""
+        request = DelegationRequest(
+            capability=delegation.capability,
+            input=delegation.input,
+            task_id=delegation.task_id,
+            timeout_seconds=delegation.timeout_seconds,
+            requested_by=delegation.actor,
+            delegation_id=delegation.id,
+        )
+        return cls(
+            tenant_id=delegation.tenant_id,
+            adapter=delegation.adapter,
+            adapter_kind=delegation.adapter_kind,
+            request=request,
+        )
 
 
 class Gate(Protocol):

@@ -41,7 +41,7 @@ from planner.services.policy import PolicyEngine
 from planner.store import Store
 
 if TYPE_CHECKING:
-    from planner.services.delegation import Delegation
+    from planner.domain.delegations import Delegation
 
 Record = Callable[[DecisionRecord], Awaitable[object]]
 
@@ -83,7 +83,7 @@ def call_action(call: AgentCall) -> Action:
 
 def delegation_action(delegation: Delegation) -> Action:
     """The delegation as the policy engine sees it (`call_action` of the call that carries it out)."""
-    return call_action(delegation.call())
+    return call_action(AgentCall.of_delegation(delegation))
 
 
 def _subject(call: AgentCall) -> str:

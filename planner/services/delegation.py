@@ -32,21 +32,34 @@ asked whether the delegation simply clears (a read), so that a request, or a cla
 from __future__ import annotations
 
 import asyncio
-import functools
-import itertools
 import json
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from planner.domain.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
+from planner.domain.circuits import Circuit, CircuitState
+from planner.domain.delegations import (
+    IN_FLIGHT,
+    MAX_EVIDENCE_ITEMS,
+    MAX_TIMEOUT_SECONDS,
+    RUNNABLE,
+    STOPPED_MID_CALL,
+    Delegation,
+    DelegationNotFound,
+    DelegationNotRetryable,
+    DelegationStatus,
+    OverdueDelegation,
+    Prospect,
+    StoredEvidence,
+    cut_output,
+    gives_up,
+    keeps_evidence,
+)
+from planner.domain.errors import InvalidValue, StaleEdit, TaskNotFound, TenantMismatch
 from planner.domain.messages import Message, MessageKind
 from planner.domain.model import TaskStatus
 from planner.governance.gated_agent import (
@@ -61,126 +74,22 @@ from planner.ports import (
     AgentConfigInvalid,
     AgentNotReached,
     AgentUnavailable,
-    DelegationRequest,
     DelegationResult,
-    DelegationStatus,
     Evidence,
     HumanChannel,
     UnknownCapability,
 )
 from planner.services import events as event_log
-from planner.services.breaker import CIRCUIT_COLUMNS, Circuit, CircuitState, circuit_in
 from planner.services.outbox import Outbox
-from planner.services.registry import (
-    ADAPTER_COLUMNS,
-    AdapterDisabled,
-    AdapterNotFound,
-    RegisteredAdapter,
-    Registry,
-    UnknownAdapterKind,
-    adapter_in,
-)
-from planner.store import Store, task_in
-from planner.store.schema import adapters, circuit_breakers, delegation_evidence, delegations, tasks
+from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry, UnknownAdapterKind
+from planner.store import Connection, Store
+from planner.store import delegations as stored
+from planner.store.tasks import mark_task_delegated
 from planner.store.vault import UndecryptableSecret
 
-MAX_ATTEMPTS = 5
-"""A deferred delegation is sent at most this many times by itself; then it fails, and a person may retry it."""
-MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
-"""Evidence larger than this (a huge screenshot) is listed but its content is not kept."""
-MAX_EVIDENCE_ITEMS = 20
-MAX_OUTPUT_CHARS = 200_000
-MAX_TIMEOUT_SECONDS = 3600.0
 _TASK_ATTEMPTS = 20
-_RUNNABLE = (DelegationStatus.QUEUED.value, DelegationStatus.DEFERRED.value)
-_CANCELLABLE = (*_RUNNABLE, DelegationStatus.HELD.value, DelegationStatus.UNKNOWN.value)
-_RETRYABLE = (DelegationStatus.UNKNOWN.value, DelegationStatus.FAILED.value, DelegationStatus.CANCELLED.value)
-_STOPPED_MID_CALL = "the bot stopped while the agent had it: whether the agent did it is not known"
 _OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid)
 """Why an agent cannot be opened: its delegation fails with the reason."""
-
-
-class DelegationNotFound(PlannerError, LookupError):
-    def __init__(self, delegation_id: int) -> None:
-        self.delegation_id = delegation_id
-        super().__init__(f"No delegation with id {delegation_id}. Show the task to see its delegations.")
-
-
-class DelegationNotRetryable(PlannerError, ValueError):
-    """A person asked to retry or cancel a delegation in a state that does not allow it."""
-
-    def __init__(self, delegation_id: int, status: DelegationStatus, action: str) -> None:
-        self.delegation_id = delegation_id
-        self.status = status
-        if status is DelegationStatus.RUNNING:
-            why = "its agent is working on it now; wait for its answer"
-        elif status is DelegationStatus.SUCCEEDED:
-            why = "it succeeded already"
-        else:
-            why = f"it is {status.value}"
-        super().__init__(f"Delegation D{delegation_id} cannot be {action}: {why}.")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Delegation:
-    """A task handed to an agent: the request, the result once there is one, and the timings."""
-
-    id: int
-    tenant_id: str
-    task_id: int
-    adapter: str
-    adapter_kind: str
-    capability: str
-    input: dict[str, Any]
-    timeout_seconds: float
-    actor: str
-    """Who asked for it."""
-    status: DelegationStatus
-    output: str | None = None
-    """What the agent answered: data to show, never an instruction to follow."""
-    data: dict[str, Any] | None = None
-    error: str | None = None
-    queued_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    seconds: float | None = None
-    attempts: int = 0
-    """How many times an agent was called for it."""
-    deferred_at: datetime | None = None
-    retry_at: datetime | None = None
-    """When the agent's circuit may let it through again, while deferred."""
-    owner_told_at: datetime | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (DelegationStatus.SUCCEEDED, DelegationStatus.FAILED, DelegationStatus.CANCELLED)
-
-    def call(self) -> AgentCall:
-        """The agent call that carries it out, as the gate sees it."""
-        request = DelegationRequest(
-            capability=self.capability,
-            input=self.input,
-            task_id=self.task_id,
-            timeout_seconds=self.timeout_seconds,
-            requested_by=self.actor,
-            delegation_id=self.id,
-        )
-        return AgentCall(
-            tenant_id=self.tenant_id, adapter=self.adapter, adapter_kind=self.adapter_kind, request=request
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoredEvidence:
-    """Evidence kept with a delegation; `content` is None when it was over the size limit."""
-
-    id: int
-    delegation_id: int
-    kind: str
-    media_type: str
-    description: str
-    size: int
-    content: bytes | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,82 +105,6 @@ class RunOutcome:
     """The task's owner, as read before the run (None: the task has none, or it was not read)."""
     told: bool = False
     """The message telling the owner how it ended is in the outbox already (written with the result)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class OverdueDelegation:
-    """A delegation that produced nothing by its task's due date: a follow-up is due."""
-
-    delegation: Delegation
-    task_title: str
-    task_owner: str | None
-    due_on: date
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Prospect:
-    """What a runner reads before it claims a delegation."""
-
-    delegation: Delegation
-    adapter: RegisteredAdapter | None
-    """None: the adapter was removed."""
-    circuit: Circuit
-    owner: str | None
-    """The task's owner."""
-    task_done: bool = False
-
-
-def _delegation(row: Sequence[Any]) -> Delegation:
-    """The delegation in a row that begins with the delegations table's columns (read by position: a `Prepared`
-    statement's rows are plain tuples)."""
-    (
-        delegation_id,
-        tenant_id,
-        task_id,
-        adapter,
-        adapter_kind,
-        capability,
-        payload,
-        timeout_seconds,
-        actor,
-        status,
-        output,
-        data,
-        error,
-        queued_at,
-        started_at,
-        finished_at,
-        seconds,
-        attempts,
-        _leased_by,
-        _lease_until,
-        deferred_at,
-        retry_at,
-        owner_told_at,
-    ) = row[:_DELEGATION_WIDTH]
-    return Delegation(
-        id=delegation_id,
-        tenant_id=tenant_id,
-        task_id=task_id,
-        adapter=adapter,
-        adapter_kind=adapter_kind,
-        capability=capability,
-        input=dict(payload),
-        timeout_seconds=timeout_seconds,
-        actor=actor,
-        status=DelegationStatus(status),
-        output=output,
-        data=data,
-        error=error,
-        queued_at=queued_at,
-        started_at=started_at,
-        finished_at=finished_at,
-        seconds=seconds,
-        attempts=attempts,
-        deferred_at=deferred_at,
-        retry_at=retry_at,
-        owner_told_at=owner_told_at,
-    )
 
 
 def _summary(delegation: Delegation) -> dict[str, Any]:
@@ -305,107 +138,10 @@ def _json_copy(value: Any, *, default: Callable[[Any], Any] | None = None) -> An
     return json.loads(json.dumps(value, default=default))
 
 
-def _default_worker() -> str:
-    """A name no other runner has: this process's, and a number of its own."""
-    return f"{_this_process(os.getpid())}:{next(_RUNNERS)}"
-
-
-@functools.cache
-def _this_process(pid: int) -> str:
-    # The random part tells apart processes of one host that had the same pid (a restart, a container).
-    return f"{socket.gethostname()[:40]}:{pid}:{uuid.uuid4().hex[:8]}"
-
-
-_RUNNERS = itertools.count(1)
-
-
-# The statements every delegation runs, built once with bound parameters: building one anew (and its cache key)
-# costs about as much CPU as running it on SQLite.
-_THIS = and_(delegations.c.tenant_id == bindparam("tenant"), delegations.c.id == bindparam("delegation"))
-_HELD = and_(
-    _THIS,
-    delegations.c.leased_by == bindparam("runner"),
-    delegations.c.status == DelegationStatus.RUNNING.value,
-)
-"""The delegation, while this runner holds it. Parameters: tenant, delegation, runner."""
-_MARK_DELEGATED = (
-    update(tasks)
-    .where(
-        tasks.c.tenant_id == bindparam("tenant"), tasks.c.id == bindparam("task"), tasks.c.version == bindparam("seen")
-    )
-    .values(status=TaskStatus.DELEGATED.value, version=tasks.c.version + 1)
-)
-"""The task moves to `delegated` if it is still at the version `seen`."""
-_DELEGATION_WIDTH = len(delegations.c)
-_TASK_WIDTH = len(tasks.c)
-_QUEUE = insert(delegations).returning(delegations.c.id)
-_ASK = (
-    # The task's columns first (`task_in` reads them by position), then the adapter's and the circuit's.
-    select(tasks, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS)
-    .select_from(
-        tasks.outerjoin(
-            adapters, and_(adapters.c.tenant_id == tasks.c.tenant_id, adapters.c.name == bindparam("adapter"))
-        ).outerjoin(
-            circuit_breakers,
-            and_(circuit_breakers.c.tenant_id == tasks.c.tenant_id, circuit_breakers.c.adapter == bindparam("adapter")),
-        )
-    )
-    .where(tasks.c.tenant_id == bindparam("tenant"), tasks.c.id == bindparam("task"))
-)
-"""What a request needs, in one statement: the task, the adapter (if registered) and its circuit (if stored)."""
-_PROSPECT = (
-    # The delegation's columns first (`_delegation` reads them by position), then the adapter's and the circuit's.
-    select(delegations, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS, tasks.c.owner, tasks.c.status.label("task_status"))
-    .select_from(
-        delegations.outerjoin(
-            adapters, and_(adapters.c.tenant_id == delegations.c.tenant_id, adapters.c.name == delegations.c.adapter)
-        )
-        .outerjoin(
-            circuit_breakers,
-            and_(
-                circuit_breakers.c.tenant_id == delegations.c.tenant_id,
-                circuit_breakers.c.adapter == delegations.c.adapter,
-            ),
-        )
-        .join(tasks, tasks.c.id == delegations.c.task_id)
-    )
-    .where(_THIS)
-)
-"""The delegation, its adapter (if still registered), the adapter's circuit (if stored) and the task's owner."""
-
-
-def _claim_statement(*, start: bool) -> Any:
-    """Of several runners (or replicas), exactly one matches a runnable delegation: a single UPDATE.
-
-    Parameters: tenant, delegation, runner, now, lease_end.
-    """
-    takeable = delegations.c.status.in_(_RUNNABLE)
-    values: dict[str, Any] = dict(
-        status=DelegationStatus.RUNNING.value, leased_by=bindparam("runner"), lease_until=bindparam("lease_end")
-    )
-    if start:
-        values.update(started_at=bindparam("now"), attempts=delegations.c.attempts + 1)
-    return update(delegations).where(_THIS, takeable).values(**values).returning(delegations)
-
-
-_CLAIM = _claim_statement(start=False)
-_CLAIM_AND_START = _claim_statement(start=True)
-_FINISH = (
-    update(delegations)
-    .where(_HELD)
-    .values(
-        status=bindparam("outcome"),
-        output=bindparam("answer"),
-        data=bindparam("answer_data"),
-        error=bindparam("failure"),
-        finished_at=bindparam("now"),
-        seconds=bindparam("took"),
-        leased_by=None,
-        lease_until=None,
-        retry_at=None,
-    )
-)
-_KEEP_EVIDENCE = insert(delegation_evidence)
+def _new_worker() -> str:
+    """A name no other runner has: this process's, and a random part telling apart the runners of one process and
+    processes of one host that had the same pid (a restart, a container)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class Delegations:
@@ -419,8 +155,8 @@ class Delegations:
         self._registry = registry
         self._breakers = registry.breakers
         self._gate = registry.gate
-        self.worker = (worker or _default_worker())[:100]
-        self._started: dict[int, _Prospect] = {}
+        self.worker = (worker or _new_worker())[:100]
+        self._started: dict[int, Prospect] = {}
         """Delegations `request` stored started by this runner, for `run` to call at once."""
 
     def _now(self) -> datetime:
@@ -428,65 +164,31 @@ class Delegations:
 
     # ---- reading ---------------------------------------------------------------------------------------------
 
-    def _mine(self) -> Any:
-        return delegations.c.tenant_id == self.tenant_id
-
     async def get(self, delegation_id: int) -> Delegation:
         """Raises DelegationNotFound."""
         return await get_delegation(self._store, self.tenant_id, delegation_id)
 
     async def of_task(self, task_id: int) -> list[Delegation]:
         """A task's delegations, newest first."""
-        query = select(delegations).where(self._mine(), delegations.c.task_id == task_id)
-        async with self._store.engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(delegations.c.id.desc()))).all()
-        return [_delegation(r) for r in rows]
+        async with self._store.read() as conn:
+            return await stored.delegations_of_task(conn, self.tenant_id, task_id)
 
     async def list_delegations(self, *, status: DelegationStatus | None = None, limit: int = 100) -> list[Delegation]:
         """The tenant's delegations, newest first, optionally in one status."""
-        query = select(delegations).where(self._mine())
-        if status is not None:
-            query = query.where(delegations.c.status == status.value)
-        async with self._store.engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(delegations.c.id.desc()).limit(limit))).all()
-        return [_delegation(r) for r in rows]
+        async with self._store.read() as conn:
+            return await stored.list_delegations(conn, self.tenant_id, status=status, limit=limit)
 
     async def evidence(self, delegation_id: int) -> list[StoredEvidence]:
         """What the agent showed for a delegation, in the order it gave it."""
-        query = (
-            select(delegation_evidence)
-            .where(
-                delegation_evidence.c.tenant_id == self.tenant_id,
-                delegation_evidence.c.delegation_id == delegation_id,
-            )
-            .order_by(delegation_evidence.c.id)
-        )
-        async with self._store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [
-            StoredEvidence(
-                id=r.id,
-                delegation_id=r.delegation_id,
-                kind=r.kind,
-                media_type=r.media_type,
-                description=r.description,
-                size=r.size,
-                content=r.content,
-            )
-            for r in rows
-        ]
+        async with self._store.read() as conn:
+            return await stored.evidence_of(conn, self.tenant_id, delegation_id)
 
     async def due_for_retry(self, at: datetime, *, limit: int = 100) -> list[Delegation]:
         """Delegations a runner should pick up at `at`, oldest first: queued ones nobody ran (their process stopped
         after the request), and deferred ones whose agent's circuit is closed again (`awaiting_health_check` names
         the agents to check first)."""
-        query = (
-            select(delegations)
-            .where(self._mine(), delegations.c.status.in_(_RUNNABLE))
-            .order_by(delegations.c.queued_at, delegations.c.id)
-        )
-        async with self._store.engine.connect() as conn:
-            rows = [_delegation(r) for r in (await conn.execute(query)).all()]
+        async with self._store.read() as conn:
+            rows = await stored.delegations_in(conn, self.tenant_id, RUNNABLE)
         circuits = await self._breakers.states()
         due = [
             delegation
@@ -500,13 +202,8 @@ class Delegations:
     async def awaiting_health_check(self, at: datetime) -> list[str]:
         """Adapters with deferred delegations whose circuit is past its cool-down: a health check of the agent (not
         someone's delegation) decides whether they run."""
-        query = (
-            select(delegations.c.adapter)
-            .where(self._mine(), delegations.c.status == DelegationStatus.DEFERRED.value)
-            .distinct()
-        )
-        async with self._store.engine.connect() as conn:
-            waiting = sorted((await conn.execute(query)).scalars())
+        async with self._store.read() as conn:
+            waiting = await stored.adapters_with_delegations_in(conn, self.tenant_id, DelegationStatus.DEFERRED)
         circuits = await self._breakers.states()
         settings = self._breakers.settings
         return [
@@ -518,30 +215,9 @@ class Delegations:
     async def lapse(self, at: datetime) -> list[Delegation]:
         """Mark `unknown` the running delegations whose runner's lease ran out before `at`: it stopped during the call
         (or just before it), so whether the agent acted cannot be known. Never re-run by itself."""
-        reason = _STOPPED_MID_CALL
-        lapsed = []
         async with self._store.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    update(delegations)
-                    .where(
-                        self._mine(),
-                        delegations.c.status == DelegationStatus.RUNNING.value,
-                        delegations.c.lease_until < at,
-                    )
-                    .values(
-                        status=DelegationStatus.UNKNOWN.value,
-                        leased_by=None,
-                        lease_until=None,
-                        error=reason,
-                        owner_told_at=self._now(),
-                    )
-                    .returning(delegations)
-                )
-            ).all()
-            for row in rows:
-                after = _delegation(row)
-                lapsed.append(after)
+            lapsed = await stored.lapse(conn, self.tenant_id, before=at, reason=STOPPED_MID_CALL, now=self._now())
+            for after in lapsed:
                 await self._record(conn, actor="system", kind="delegation.unknown", after=after)
         return lapsed
 
@@ -579,9 +255,8 @@ class Delegations:
         for _attempt in range(_TASK_ATTEMPTS):
             # One transaction from the read on: a read outside it would take a connection of its own.
             async with self._store.transaction() as conn:
-                asked = {"tenant": self.tenant_id, "task": task_id, "adapter": bare}
-                row = (await conn.execute(_ASK, asked)).first()
-                entry = adapter_in(row, _TASK_WIDTH) if row is not None else None
+                facts = await stored.request_facts(conn, self.tenant_id, task_id, bare)
+                entry = facts.adapter if facts is not None else None
                 if entry is None or (kind and entry.kind != kind):
                     entry = await self._registry.get(adapter)  # raises AdapterNotFound, naming the adapters there are
                 if not entry.enabled:
@@ -594,14 +269,15 @@ class Delegations:
                     raise InvalidValue(
                         "timeout", timeout_seconds, f"a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most"
                     )
-                if row is None:
+                if facts is None:
                     raise TaskNotFound(task_id)
-                task = task_in(row)
+                task = facts.task
                 if task.status is TaskStatus.DONE:
                     raise InvalidValue("task", task_id, "an open task: this one is done already")
-                circuit = circuit_in(row, entry.name, _TASK_WIDTH + len(ADAPTER_COLUMNS))
+                circuit = facts.circuit
                 now = self._now().astimezone(UTC)  # as the store gives it back
-                fields: dict[str, Any] = dict(
+                asked = Delegation(
+                    id=0,
                     tenant_id=self.tenant_id,
                     task_id=task.id,
                     adapter=entry.name,
@@ -617,16 +293,14 @@ class Delegations:
                 )
                 starting = start and circuit.state is CircuitState.CLOSED
                 if starting:
-                    starting = await self._gate.clears(Delegation(id=0, **fields).call())
-                lease: dict[str, Any] = {}
+                    starting = await self._gate.clears(AgentCall.of_delegation(asked))
+                lease_end: datetime | None = None
                 if starting:
-                    fields.update(status=DelegationStatus.RUNNING, started_at=now, attempts=1)
-                    lease = {"leased_by": self.worker, "lease_until": self._lease_end(now, timeout_seconds)}
-                queued = {**fields, "status": fields["status"].value, **lease}
+                    asked = replace(asked, status=DelegationStatus.RUNNING, started_at=now, attempts=1)
+                    lease_end = self._lease_end(now, timeout_seconds)
                 recorded = []
                 if task.status is not TaskStatus.DELEGATED:
-                    seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
-                    if (await conn.execute(_MARK_DELEGATED, seen)).rowcount != 1:
+                    if not await mark_task_delegated(conn, self.tenant_id, task.id, seen_version=task.version):
                         continue  # the task changed since it was read: read it again
                     before = event_log.snapshot(task)
                     after = {**before, "status": TaskStatus.DELEGATED.value, "version": task.version + 1}
@@ -643,13 +317,15 @@ class Delegations:
                         )
                     )
                 # Only its id is new: the rest is what was just written.
-                delegation = Delegation(id=(await conn.execute(_QUEUE, queued)).scalar_one(), **fields)
+                runner = self.worker if starting else None
+                new_id = await stored.insert_delegation(conn, asked, leased_by=runner, lease_until=lease_end)
+                delegation = replace(asked, id=new_id)
                 recorded.append(
                     self._event(actor=actor, kind="delegation.queued", after=delegation, extra={"input": payload})
                 )
                 await event_log.record_all(conn, recorded)
             if starting:
-                self._started[delegation.id] = _Prospect(
+                self._started[delegation.id] = Prospect(
                     delegation=delegation, adapter=entry, circuit=circuit, owner=task.owner
                 )
             return delegation
@@ -674,7 +350,7 @@ class Delegations:
             outcome = await self._run(prospect, human)
         return replace(outcome, owner=prospect.owner)
 
-    async def _run_started(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
+    async def _run_started(self, prospect: Prospect, human: HumanChannel | None) -> RunOutcome:
         """Call the agent of a delegation `request` stored started by this runner."""
         assert prospect.adapter is not None
         started = prospect.delegation
@@ -687,15 +363,15 @@ class Delegations:
             return admitted
         return await self._call(started, prospect, agent, admitted, human)
 
-    async def _run(self, prospect: _Prospect, human: HumanChannel | None) -> RunOutcome:
+    async def _run(self, prospect: Prospect, human: HumanChannel | None) -> RunOutcome:
         current, entry = prospect.delegation, prospect.adapter
-        if prospect.task_done and current.status.value in _CANCELLABLE:
+        if prospect.task_done and current.cancellable:
             # Its task was done meanwhile (by a person, or before a crash left this queued): what it would do is
             # no longer wanted.
             async with self._store.transaction() as conn:
                 cancelled = await self._cancel_in(conn, [current.id], actor="system", reason="its task is done")
             return RunOutcome(delegation=cancelled[0] if cancelled else await self.get(current.id), ran=False)
-        cleared = await self._gate.clears(current.call())
+        cleared = await self._gate.clears(AgentCall.of_delegation(current))
         if cleared and entry is not None and entry.enabled and prospect.circuit.state is CircuitState.CLOSED:
             # Nothing stands in the way of the call, so the claim starts it too: one statement. The agent is opened
             # first: one that cannot be opened fails the delegation unstarted (below).
@@ -739,12 +415,12 @@ class Delegations:
         return await self._call(await self._start(claimed), prospect, agent, admitted, human)
 
     async def _admit(
-        self, held: Delegation, prospect: _Prospect, agent: GatedAgent, *, circuit: Circuit | None = None
+        self, held: Delegation, prospect: Prospect, agent: GatedAgent, *, circuit: Circuit | None = None
     ) -> Admission | RunOutcome:
         """Ask the gate and the circuit (through the gated agent) whether the delegation this runner holds may reach
         its agent: the admission to call it, or how the delegation ended up when it may not (the agent closed)."""
         try:
-            return await agent.admit(held.call().request, circuit=circuit)
+            return await agent.admit(AgentCall.of_delegation(held).request, circuit=circuit)
         except DelegationStopped as stopped:
             await agent.close()
             return await self._finish(held, DelegationStatus.FAILED, error=stopped.reason, ran=False, prospect=prospect)
@@ -758,14 +434,13 @@ class Delegations:
         except BaseException:
             await agent.close()
             current = prospect.delegation
-            previous = current.status.value if current.status.value in _RUNNABLE else DelegationStatus.QUEUED.value
-            await self._unclaim(held, previous)
+            await self._unclaim(held, current.status if current.runnable else DelegationStatus.QUEUED)
             raise
 
     async def _call(
         self,
         started: Delegation,
-        prospect: _Prospect,
+        prospect: Prospect,
         agent: GatedAgent,
         admitted: Admission,
         human: HumanChannel | None,
@@ -780,7 +455,7 @@ class Delegations:
         except UnknownCapability as error:
             return await self._finish(started, DelegationStatus.FAILED, error=str(error), prospect=prospect)
         except AgentNotReached as error:
-            if started.attempts >= MAX_ATTEMPTS:
+            if gives_up(started.attempts):
                 reason = f"{error.reason}; gave up after {started.attempts} attempts (retry D{started.id} to try again)"
                 return await self._finish(started, DelegationStatus.FAILED, error=reason, prospect=prospect)
             retry_at = (await self._breakers.state(adapter)).retry_at(self._breakers.settings)
@@ -790,7 +465,7 @@ class Delegations:
             return await self._unknown(started, reason=str(error), prospect=prospect)
         except asyncio.CancelledError:
             # Stopping mid-call: the agent may have it. Whoever runs next must not send it again.
-            await asyncio.shield(self._unknown(started, reason=_STOPPED_MID_CALL, prospect=prospect))
+            await asyncio.shield(self._unknown(started, reason=STOPPED_MID_CALL, prospect=prospect))
             raise
         except Exception as error:
             # The adapter broke its contract (its errors should be AgentErrors): fail visibly, then let it surface.
@@ -801,68 +476,39 @@ class Delegations:
             await agent.close()
         return await self._finish_with(started, result, prospect)
 
-    async def _prospect(self, delegation_id: int) -> _Prospect:
+    async def _prospect(self, delegation_id: int) -> Prospect:
         """What a runner needs to know before it claims the delegation, in one statement. Raises DelegationNotFound."""
-        async with self._store.engine.connect() as conn:
-            row = (await conn.execute(_PROSPECT, {"tenant": self.tenant_id, "delegation": delegation_id})).first()
-        if row is None:
+        async with self._store.read() as conn:
+            prospect = await stored.prospect(conn, self.tenant_id, delegation_id)
+        if prospect is None:
             raise DelegationNotFound(delegation_id)
-        delegation = _delegation(row)
-        return _Prospect(
-            delegation=delegation,
-            adapter=adapter_in(row, _DELEGATION_WIDTH),
-            circuit=circuit_in(row, delegation.adapter, _DELEGATION_WIDTH + len(ADAPTER_COLUMNS)),
-            owner=row._mapping[tasks.c.owner],
-            task_done=row.task_status == TaskStatus.DONE.value,
-        )
+        return prospect
 
     async def _claim(self, current: Delegation, *, start: bool) -> Delegation | None:
         """Take the delegation for this runner, and with `start` start it too; None if it is taken or finished."""
         now = self._now()
         lease_end = self._lease_end(now, current.timeout_seconds)
-        params = {"tenant": self.tenant_id, "delegation": current.id, "runner": self.worker, "now": now}
         async with self._store.transaction() as conn:
-            claim = _CLAIM_AND_START if start else _CLAIM
-            row = (await conn.execute(claim, {**params, "lease_end": lease_end})).first()
-        return _delegation(row) if row is not None else None
+            return await stored.claim(
+                conn, self.tenant_id, current.id, runner=self.worker, now=now, lease_end=lease_end, start=start
+            )
 
     def _lease_end(self, now: datetime, timeout_seconds: float) -> datetime:
         """How long a runner holds a delegation it starts: the agent's timeout and twice the grace the gated agent
         gives it before cutting the call."""
         return now + timedelta(seconds=timeout_seconds) + 2 * self._registry.grace
 
-    def _holding(self, delegation: Delegation) -> dict[str, Any]:
-        """The parameters of `_HELD`."""
-        return {"tenant": self.tenant_id, "delegation": delegation.id, "runner": self.worker}
-
     async def _start(self, delegation: Delegation) -> Delegation:
         async with self._store.transaction() as conn:
-            row = (
-                await conn.execute(
-                    update(delegations)
-                    .where(_HELD)
-                    .values(started_at=self._now(), attempts=delegations.c.attempts + 1)
-                    .returning(delegations),
-                    self._holding(delegation),
-                )
-            ).first()
-        return _delegation(row) if row is not None else delegation
+            started = await stored.start(conn, self.tenant_id, delegation.id, runner=self.worker, now=self._now())
+        return started if started is not None else delegation
 
-    async def _let_go(self, conn: AsyncConnection, delegation: Delegation, **values: Any) -> Delegation | None:
+    async def _let_go(self, conn: Connection, delegation: Delegation, **values: Any) -> Delegation | None:
         """Give up the lease this runner holds on `delegation`, writing `values` with it; None when the lease was
         lost to another runner meanwhile."""
-        row = (
-            await conn.execute(
-                update(delegations)
-                .where(_HELD)
-                .values(leased_by=None, lease_until=None, **values)
-                .returning(delegations),
-                self._holding(delegation),
-            )
-        ).first()
-        return _delegation(row) if row is not None else None
+        return await stored.let_go(conn, self.tenant_id, delegation.id, runner=self.worker, **values)
 
-    async def _unknown(self, delegation: Delegation, *, reason: str, prospect: _Prospect) -> RunOutcome:
+    async def _unknown(self, delegation: Delegation, *, reason: str, prospect: Prospect) -> RunOutcome:
         """The call may have reached the agent and no answer came: `unknown`, and its owner is told in the same
         transaction, once."""
         now = self._now()
@@ -890,29 +536,13 @@ class Delegations:
         """
         async with self._store.transaction() as conn:
             current = await self._locked(conn, delegation_id)
-            if current.status.value not in _RETRYABLE:
+            if not current.retryable:
                 raise DelegationNotRetryable(delegation_id, current.status, "retried")
-            task = (await conn.execute(select(tasks.c.status).where(tasks.c.id == current.task_id))).scalar_one()
-            if task == TaskStatus.DONE.value:
+            if await stored.task_is_done(conn, current.task_id):
                 raise InvalidValue("delegation", f"D{delegation_id}", "a delegation of an open task: its task is done")
-            row = (
-                await conn.execute(
-                    update(delegations)
-                    .where(
-                        self._mine(), delegations.c.id == delegation_id, delegations.c.status == current.status.value
-                    )
-                    .values(
-                        status=DelegationStatus.QUEUED.value,
-                        error=None,
-                        finished_at=None,
-                        retry_at=None,
-                        deferred_at=None,
-                        owner_told_at=None,
-                    )
-                    .returning(delegations)
-                )
-            ).one()
-            after = _delegation(row)
+            after = await stored.requeue(conn, self.tenant_id, delegation_id, was=current.status)
+            if after is None:  # changed since it was read (it is locked on PostgreSQL; SQLite has one writer)
+                raise DelegationNotRetryable(delegation_id, (await self._locked(conn, delegation_id)).status, "retried")
             await self._record(conn, actor=actor, kind="delegation.retried", after=after, extra={"was": current.status})
         return after
 
@@ -923,7 +553,7 @@ class Delegations:
         """
         async with self._store.transaction() as conn:
             current = await self._locked(conn, delegation_id)
-            if current.status.value not in _CANCELLABLE:
+            if not current.cancellable:
                 raise DelegationNotRetryable(delegation_id, current.status, "cancelled")
             cancelled = await self._cancel_in(
                 conn, [delegation_id], actor=actor, reason=reason or f"cancelled by {actor}"
@@ -934,50 +564,24 @@ class Delegations:
         """Cancel the task's delegations that no agent is working on: the task was done (or is going away), so what
         they would do is no longer wanted. A queued one that slips past this is cancelled when a runner picks it up."""
         async with self._store.transaction() as conn:
-            query = select(delegations.c.id).where(
-                self._mine(), delegations.c.task_id == task_id, delegations.c.status.in_(_CANCELLABLE)
-            )
-            ids = list((await conn.execute(query)).scalars())
+            ids = await stored.cancellable_of_task(conn, self.tenant_id, task_id)
             return await self._cancel_in(conn, ids, actor=actor, reason=reason) if ids else []
 
-    async def _cancel_in(
-        self, conn: AsyncConnection, ids: Sequence[int], *, actor: str, reason: str
-    ) -> list[Delegation]:
-        rows = (
-            await conn.execute(
-                update(delegations)
-                .where(self._mine(), delegations.c.id.in_(ids), delegations.c.status.in_(_CANCELLABLE))
-                .values(
-                    status=DelegationStatus.CANCELLED.value,
-                    error=reason[:2000],
-                    finished_at=self._now(),
-                    leased_by=None,
-                    lease_until=None,
-                    retry_at=None,
-                )
-                .returning(delegations)
-            )
-        ).all()
-        cancelled = [_delegation(row) for row in rows]
+    async def _cancel_in(self, conn: Connection, ids: Sequence[int], *, actor: str, reason: str) -> list[Delegation]:
+        cancelled = await stored.cancel(conn, self.tenant_id, ids, reason=reason[:2000], now=self._now())
         for after in cancelled:
             await self._record(conn, actor=actor, kind="delegation.cancelled", after=after, extra={"reason": reason})
         return cancelled
 
-    async def _locked(self, conn: AsyncConnection, delegation_id: int) -> Delegation:
-        query = select(delegations).where(self._mine(), delegations.c.id == delegation_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = (await conn.execute(query)).first()
-        if row is None:
+    async def _locked(self, conn: Connection, delegation_id: int) -> Delegation:
+        current = await stored.locked_delegation(conn, self.tenant_id, delegation_id)
+        if current is None:
             raise DelegationNotFound(delegation_id)
-        return _delegation(row)
+        return current
 
-    async def _unclaim(self, delegation: Delegation, status: str) -> None:
+    async def _unclaim(self, delegation: Delegation, status: DelegationStatus) -> None:
         async with self._store.transaction() as conn:
-            await conn.execute(
-                update(delegations).where(_HELD).values(status=status, leased_by=None, lease_until=None),
-                self._holding(delegation),
-            )
+            await self._let_go(conn, delegation, status=status.value)
 
     async def _defer(self, delegation: Delegation, *, reason: str, retry_at: datetime | None, ran: bool) -> RunOutcome:
         now = self._now()
@@ -1001,31 +605,17 @@ class Delegations:
     async def _hold(self, delegation: Delegation, *, reason: str, approval_id: int) -> RunOutcome:
         """Park the delegation until approval `approval_id` is decided; its owner is told (once per hold)."""
         async with self._store.transaction() as conn:
-            row = (
-                await conn.execute(
-                    update(delegations)
-                    .where(_HELD)
-                    .values(status=DelegationStatus.HELD.value, leased_by=None, lease_until=None, error=reason[:2000])
-                    .returning(delegations),
-                    self._holding(delegation),
-                )
-            ).first()
-            if row is None:
+            after = await self._let_go(conn, delegation, status=DelegationStatus.HELD.value, error=reason[:2000])
+            if after is None:
                 return RunOutcome(delegation=await self.get(delegation.id), ran=False)
-            after = _delegation(row)
             approval = {"approval": approval_id}
             await self._record(conn, actor="policy", kind="delegation.held", after=after, extra=approval)
         return RunOutcome(delegation=after, ran=False, tell_owner=True)
 
     async def held(self) -> list[Delegation]:
         """The delegations waiting for a person's approval, oldest first."""
-        query = (
-            select(delegations)
-            .where(self._mine(), delegations.c.status == DelegationStatus.HELD.value)
-            .order_by(delegations.c.queued_at, delegations.c.id)
-        )
-        async with self._store.engine.connect() as conn:
-            return [_delegation(r) for r in (await conn.execute(query)).all()]
+        async with self._store.read() as conn:
+            return await stored.delegations_in(conn, self.tenant_id, (DelegationStatus.HELD,))
 
     async def release_hold(self, delegation_id: int, *, approved: bool, actor: str, reason: str) -> Delegation | None:
         """A held delegation's approval was decided: queue it to run (`approved`) or fail it with `reason`.
@@ -1033,29 +623,17 @@ class Delegations:
         Returns the delegation as stored afterwards, or None when it was not held (another replica released it).
         """
         now = self._now()
-        values: dict[str, Any]
-        if approved:
-            values = dict(status=DelegationStatus.QUEUED.value, error=None)
-        else:
-            values = dict(status=DelegationStatus.FAILED.value, error=reason[:4000], finished_at=now)
+        status = DelegationStatus.QUEUED if approved else DelegationStatus.FAILED
+        error = None if approved else reason[:4000]
         async with self._store.transaction() as conn:
-            row = (
-                await conn.execute(
-                    update(delegations)
-                    .where(self._mine(), delegations.c.id == delegation_id)
-                    .where(delegations.c.status == DelegationStatus.HELD.value)
-                    .values(**values)
-                    .returning(delegations)
-                )
-            ).first()
-            if row is None:
+            after = await stored.release_hold(conn, self.tenant_id, delegation_id, status=status, error=error, now=now)
+            if after is None:
                 return None
-            after = _delegation(row)
             kind = "delegation.approved" if approved else f"delegation.{DelegationStatus.FAILED.value}"
             await self._record(conn, actor=actor, kind=kind, after=after, extra={"reason": reason})
         return after
 
-    async def _finish_with(self, delegation: Delegation, result: DelegationResult, prospect: _Prospect) -> RunOutcome:
+    async def _finish_with(self, delegation: Delegation, result: DelegationResult, prospect: Prospect) -> RunOutcome:
         """Store what the agent answered (its gated agent told the circuit that it answered)."""
         if result.status is DelegationStatus.SUCCEEDED:
             return await self._finish(
@@ -1090,27 +668,30 @@ class Delegations:
         error: str | None = None,
         evidence: tuple[Evidence, ...] = (),
         ran: bool = True,
-        prospect: _Prospect | None = None,
+        prospect: Prospect | None = None,
     ) -> RunOutcome:
         """Store how the delegation ended. With the `prospect` the run began from, the message telling the task's
         owner goes to the outbox in the same transaction (`RunOutcome.told`)."""
         now = self._now().astimezone(UTC)  # as the store gives it back
-        if output is not None and len(output) > MAX_OUTPUT_CHARS:
-            output = output[:MAX_OUTPUT_CHARS] + " … (cut: the answer was longer)"
+        output = cut_output(output)
         stored_data = _json_copy(data, default=str) if data is not None else None
         # How long the agent took on the attempt that ended it; None when no agent call ended it.
         seconds = (now - delegation.started_at).total_seconds() if ran and delegation.started_at is not None else None
         async with self._store.transaction() as conn:
             failure = error[:4000] if error else None
-            ended = {
-                "outcome": status.value,
-                "answer": output,
-                "answer_data": stored_data,
-                "failure": failure,
-                "now": now,
-                "took": seconds,
-            }
-            if (await conn.execute(_FINISH, {**self._holding(delegation), **ended})).rowcount != 1:
+            ended = await stored.finish(
+                conn,
+                self.tenant_id,
+                delegation.id,
+                runner=self.worker,
+                status=status,
+                output=output,
+                data=stored_data,
+                error=failure,
+                now=now,
+                seconds=seconds,
+            )
+            if not ended:
                 # The lease was lost to another runner meanwhile: its result stands.
                 return RunOutcome(delegation=await self.get(delegation.id), ran=ran)
             # Only the lease holder writes a delegation it holds, so it is as read, with what was just written.
@@ -1130,7 +711,7 @@ class Delegations:
                 await self._tell_in(conn, after, prospect.owner)
         return RunOutcome(delegation=after, ran=ran, told=prospect is not None)
 
-    async def _tell_in(self, conn: AsyncConnection, delegation: Delegation, owner: str | None) -> None:
+    async def _tell_in(self, conn: Connection, delegation: Delegation, owner: str | None) -> None:
         """Put the message telling the task's owner (or, with no owner, who asked) how the delegation ended in the
         outbox, in the transaction that ended it (only the lease holder ends it, once)."""
         message = Message(
@@ -1141,27 +722,24 @@ class Delegations:
         key = f"{MessageKind.DELEGATION_RESULT}:{delegation.id}:{delegation.attempts}"
         await Outbox(self._store).queue_in(conn, self.tenant_id, key, [message])
 
-    async def _keep_evidence(
-        self, conn: AsyncConnection, delegation: Delegation, evidence: tuple[Evidence, ...]
-    ) -> None:
-        rows = []
+    async def _keep_evidence(self, conn: Connection, delegation: Delegation, evidence: tuple[Evidence, ...]) -> None:
+        kept = []
         for item in evidence[:MAX_EVIDENCE_ITEMS]:
             size = len(item.content)
-            kept = size <= MAX_EVIDENCE_BYTES
-            note = "" if kept else f" (not kept: {size / 1024 / 1024:.1f} MB is over the 5 MB limit)"
-            rows.append(
-                dict(
+            keep = keeps_evidence(size)
+            note = "" if keep else f" (not kept: {size / 1024 / 1024:.1f} MB is over the 5 MB limit)"
+            kept.append(
+                StoredEvidence(
+                    id=0,
                     delegation_id=delegation.id,
-                    tenant_id=self.tenant_id,
                     kind=item.kind[:32],
                     media_type=item.media_type[:100],
                     description=(item.description + note).strip(),
                     size=size,
-                    content=item.content if kept else None,
+                    content=item.content if keep else None,
                 )
             )
-        if rows:
-            await conn.execute(_KEEP_EVIDENCE, rows)
+        await stored.insert_evidence(conn, kept, tenant_id=self.tenant_id)
 
     @staticmethod
     def _agent_actor(delegation: Delegation) -> str:
@@ -1169,7 +747,7 @@ class Delegations:
 
     async def _record(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         actor: str,
         kind: str,
@@ -1195,56 +773,26 @@ class Delegations:
 
 async def overdue_delegations(store: Store, at: datetime, *, tenant_id: str | None = None) -> list[OverdueDelegation]:
     """Every tenant's (or one tenant's) overdue delegations: see `Delegations.overdue`."""
-    latest = select(func.max(delegations.c.id)).group_by(delegations.c.task_id)
-    if tenant_id is not None:
-        latest = latest.where(delegations.c.tenant_id == tenant_id)
-    query = (
-        select(delegations, tasks.c.title.label("task_title"), tasks.c.owner.label("task_owner"), tasks.c.due_on)
-        .join(tasks, tasks.c.id == delegations.c.task_id)
-        .where(
-            delegations.c.id.in_(latest.scalar_subquery()),
-            delegations.c.status != DelegationStatus.SUCCEEDED.value,
-            tasks.c.status != TaskStatus.DONE.value,
-            tasks.c.due_on < at.date(),
-        )
-        .order_by(tasks.c.due_on, delegations.c.id)
-    )
-    async with store.engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [
-        OverdueDelegation(delegation=_delegation(r), task_title=r.task_title, task_owner=r.task_owner, due_on=r.due_on)
-        for r in rows
-    ]
+    async with store.read() as conn:
+        return await stored.overdue_delegations(conn, at.date(), tenant_id=tenant_id)
 
 
 async def tenants_with_delegations_to_run(store: Store) -> list[str]:
     """Tenants that have queued, deferred or running delegations: the scheduler builds `Delegations` for these."""
-    query = (
-        select(delegations.c.tenant_id)
-        .where(
-            delegations.c.status.in_(
-                (*_RUNNABLE, DelegationStatus.RUNNING.value),
-            )
-        )
-        .distinct()
-        .order_by(delegations.c.tenant_id)
-    )
-    async with store.engine.connect() as conn:
-        return [tenant for (tenant,) in (await conn.execute(query)).all()]
+    async with store.read() as conn:
+        return await stored.tenants_with_delegations_in(conn, IN_FLIGHT)
 
 
 async def tenants_with_held_delegations(store: Store) -> list[str]:
     """Tenants with a delegation waiting for an approval (the scheduler settles those whose approval was decided)."""
-    query = select(delegations.c.tenant_id).where(delegations.c.status == DelegationStatus.HELD.value).distinct()
-    async with store.engine.connect() as conn:
-        return list((await conn.execute(query)).scalars())
+    async with store.read() as conn:
+        return await stored.tenants_with_delegations_in(conn, (DelegationStatus.HELD,))
 
 
 async def get_delegation(store: Store, tenant_id: str, delegation_id: int) -> Delegation:
     """One delegation, read without an agent registry (to show it). Raises DelegationNotFound."""
-    query = select(delegations).where(delegations.c.tenant_id == tenant_id, delegations.c.id == delegation_id)
-    async with store.engine.connect() as conn:
-        row = (await conn.execute(query)).first()
-    if row is None:
+    async with store.read() as conn:
+        delegation = await stored.get_delegation(conn, tenant_id, delegation_id)
+    if delegation is None:
         raise DelegationNotFound(delegation_id)
-    return _delegation(row)
+    return delegation

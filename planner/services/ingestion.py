@@ -36,11 +36,12 @@ from functools import partial
 from typing import Any
 
 from planner.domain.context import SKEW, ReplayedContextEvent, StaleContextEvent
+from planner.domain.delegations import DelegationStatus
 from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_unit, field_value, is_due, parse_time
 from planner.domain.model import Metric, MetricReading
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
-from planner.ports import AgentError, DelegationRequest, DelegationStatus
+from planner.ports import AgentError, DelegationRequest
 from planner.services import events as event_log
 from planner.store import Store
 from planner.store import feeds as feeds_store

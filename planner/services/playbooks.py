@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, exists, insert, literal, select
-from sqlalchemy.exc import IntegrityError
-
 from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.measurement import attainment
 from planner.domain.messages import Message, MessageKind
@@ -26,7 +23,13 @@ from planner.services.decisions import DecisionLog
 from planner.services.measurement import Measurement
 from planner.services.outbox import Outbox
 from planner.store import Store
-from planner.store.schema import approval_roles, firings, plans, playbooks
+from planner.store.playbooks import (
+    first_role_of_each_user,
+    insert_playbook,
+    playbook_contents,
+    playbook_names,
+    unannounced_ended_plans,
+)
 
 ADJUST_FLOOR = 0.5
 ADJUST_CEILING = 1.25
@@ -128,16 +131,8 @@ class Playbooks:
         if not name or len(name) > 100:
             raise InvalidValue("playbook name", name, "a short name such as `webinar launch`")
         retro = await self.retrospective(plan_id)
-        async with self._store.engine.connect() as conn:
-            roles: dict[str, str] = {}
-            for role, user in (
-                await conn.execute(
-                    select(approval_roles.c.role, approval_roles.c.user_id)
-                    .where(approval_roles.c.tenant_id == self.tenant_id)
-                    .order_by(approval_roles.c.role)
-                )
-            ).all():
-                roles.setdefault(user, role)
+        async with self._store.read() as conn:
+            roles = await first_role_of_each_user(conn, self.tenant_id)
         tasks = [
             {
                 "title": t.title,
@@ -162,40 +157,32 @@ class Playbooks:
                 {**{k: r[k] for k in ("name", "unit", "baseline", "tolerance")}, "target": target, "learned": learned}
             )
         content = {"window_days": retro.plan.window.days, "tasks": tasks, "metrics": metrics, "lessons": retro.lines()}
-        try:
-            async with self._store.transaction() as conn:
-                await conn.execute(
-                    insert(playbooks).values(
-                        tenant_id=self.tenant_id,
-                        name=name,
-                        source_plan_id=plan_id,
-                        content=content,
-                        created_by=actor,
-                        created_at=self._store.clock(),
-                    )
-                )
-        except IntegrityError:
-            raise InvalidValue("playbook name", name, "a name not used yet") from None
+        async with self._store.transaction() as conn:
+            saved = await insert_playbook(
+                conn,
+                tenant_id=self.tenant_id,
+                name=name,
+                source_plan_id=plan_id,
+                content=content,
+                created_by=actor,
+                created_at=self._store.clock(),
+            )
+            if not saved:
+                raise InvalidValue("playbook name", name, "a name not used yet")
         return content
 
     async def names(self) -> list[str]:
-        async with self._store.engine.connect() as conn:
-            query = select(playbooks.c.name).where(playbooks.c.tenant_id == self.tenant_id).order_by(playbooks.c.name)
-            return list((await conn.execute(query)).scalars())
+        async with self._store.read() as conn:
+            return await playbook_names(conn, self.tenant_id)
 
     async def get(self, name: str) -> dict[str, Any]:
         """Raises PlaybookNotFound listing the saved ones."""
-        async with self._store.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(playbooks.c.name, playbooks.c.content).where(playbooks.c.tenant_id == self.tenant_id)
-                )
-            ).all()
+        async with self._store.read() as conn:
+            contents = await playbook_contents(conn, self.tenant_id)
         wanted = " ".join(name.split()).lower()
-        for row_name, content in rows:
-            if row_name == wanted:
-                return dict(content)
-        raise PlaybookNotFound(name, [n for n, _ in rows])
+        if wanted in contents:
+            return contents[wanted]
+        raise PlaybookNotFound(name, list(contents))
 
     async def seed(self, name: str, master_id: int, *, title: str, owner: str, start: date, actor: str) -> Plan:
         """A new tactical plan under `master_id` from the playbook: its window's length, KPIs and tasks (each on
@@ -238,29 +225,14 @@ async def announce_ended_plans(store: Store, at: datetime) -> int:
     """Queue the retrospective of every tactical plan that ended before `at`'s day (once per plan, whatever the
     number of replicas: the outbox's firing key decides). Returns how many plans were announced."""
     today = at.date()
-    master = plans.alias("master")
-    async with store.engine.connect() as conn:
-        ended = (
-            await conn.execute(
-                select(plans.c.tenant_id, plans.c.id, plans.c.owner, master.c.owner.label("leader"))
-                .join(master, master.c.id == plans.c.parent_id)
-                .where(
-                    plans.c.tier == Tier.TACTICAL.value,
-                    plans.c.ends_on < today,
-                    plans.c.ends_on >= today - CATCH_UP,
-                    ~exists().where(
-                        firings.c.tenant_id == plans.c.tenant_id,
-                        firings.c.key == literal("retrospective:plan:") + cast(plans.c.id, String),
-                    ),
-                )
-                .order_by(plans.c.id)
-            )
-        ).all()
+    async with store.read() as conn:
+        ended = await unannounced_ended_plans(conn, ended_before=today, ended_since=today - CATCH_UP)
     outbox = Outbox(store)
     announced = 0
-    for row in ended:
-        recipients = sorted({row.owner, row.leader})
-        messages = [Message(recipient=r, kind=MessageKind.RETROSPECTIVE, payload={"plan": row.id}) for r in recipients]
-        if await outbox.fire(row.tenant_id, f"retrospective:plan:{row.id}", messages):
+    for plan in ended:
+        recipients = sorted({plan.owner, plan.leader})
+        payload = {"plan": plan.plan_id}
+        messages = [Message(recipient=r, kind=MessageKind.RETROSPECTIVE, payload=payload) for r in recipients]
+        if await outbox.fire(plan.tenant_id, f"retrospective:plan:{plan.plan_id}", messages):
             announced += 1
     return announced

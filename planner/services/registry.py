@@ -22,16 +22,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable, Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from planner.domain.adapters import RegisteredAdapter
 from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.domain.redaction import MASK, looks_secret, redacted, secrets_in
 from planner.governance.gated_agent import DEFAULT_GRACE, Gate, GatedAgent
@@ -40,8 +35,20 @@ from planner.ports import Agent, AgentConfigInvalid
 from planner.services import events as event_log
 from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
-from planner.store import Store
-from planner.store.schema import adapters, circuit_breakers
+from planner.store import Connection, Store
+from planner.store.adapters import (
+    adapter_names,
+    delete_adapter,
+    find_adapter,
+    insert_adapter,
+    list_adapters,
+    load_session,
+    reseal_adapter,
+    save_session,
+    sealed_adapters,
+    sealed_secrets,
+    update_adapter,
+)
 from planner.store.vault import Vault
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
@@ -124,76 +131,8 @@ def _listing(what: str, known: Iterable[str]) -> str:
     return f"Known {what}: {', '.join(names)}." if names else f"No {what} are registered yet."
 
 
-@dataclass(frozen=True, kw_only=True)
-class RegisteredAdapter:
-    """An adapter as stored: its public config, and only the names of its secret fields."""
-
-    id: int
-    tenant_id: str
-    kind: str
-    name: str
-    config: dict[str, Any] = field(default_factory=dict)
-    secret_fields: tuple[str, ...] = ()
-    enabled: bool = True
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-    version: int = 1
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.name}"
-
-    def describe(self) -> dict[str, str]:
-        """The settings to show an admin: public values as they are (secrets inside them masked), secrets as `set`."""
-        shown = {
-            name: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            for name, value in self.config.items()
-        }
-        shown.update({name: "set" for name in self.secret_fields})
-        return dict(sorted(shown.items()))
-
-    @property
-    def sealed_fields(self) -> tuple[str, ...]:
-        """Every field holding a secret: the secret ones, and the public ones shown with a secret masked."""
-        masked = [name for name, value in self.config.items() if MASK in json.dumps(value, ensure_ascii=False)]
-        return tuple(sorted({*self.secret_fields, *masked}))
-
-
 def _looks_secret(field_name: str) -> bool:
     return looks_secret(field_name)
-
-
-ADAPTER_COLUMNS = tuple(column for column in adapters.c if column.name not in ("secrets", "session"))
-"""What a row needs to make a `RegisteredAdapter` (beside other tables' columns in a join: read by position, with
-`adapter_in`); never the secrets or the session."""
-_ADAPTER_KEYS = tuple(column.key for column in ADAPTER_COLUMNS)
-_ID_AT = _ADAPTER_KEYS.index("id")
-
-
-def _adapter(row: Row[Any]) -> RegisteredAdapter:
-    values = row._mapping
-    return _adapter_from([values[column] for column in ADAPTER_COLUMNS])
-
-
-def _adapter_from(values: Sequence[Any]) -> RegisteredAdapter:
-    """The adapter of the values of `ADAPTER_COLUMNS`, in their order (named as `RegisteredAdapter`'s fields)."""
-    fields = dict(zip(_ADAPTER_KEYS, values, strict=True))
-    fields["config"] = dict(fields["config"])
-    fields["secret_fields"] = tuple(fields["secret_fields"])
-    return RegisteredAdapter(**fields)
-
-
-_BY_NAME = select(*ADAPTER_COLUMNS).where(
-    adapters.c.tenant_id == bindparam("tenant"), adapters.c.name == bindparam("name")
-)
-"""Built once: every delegation reads its adapter, and building the statement anew costs about as much as running it."""
-
-
-def adapter_in(row: Sequence[Any], at: int) -> RegisteredAdapter | None:
-    """The adapter in a row that outer-joined `ADAPTER_COLUMNS` from position `at` (None when it found none)."""
-    values = row[at : at + len(ADAPTER_COLUMNS)]
-    return _adapter_from(values) if values[_ID_AT] is not None else None
 
 
 class AdapterSessionStore:
@@ -205,17 +144,18 @@ class AdapterSessionStore:
 
     def __init__(self, store: Store, tenant_id: str, adapter: str) -> None:
         self._store = store
-        self._key = (adapters.c.tenant_id == tenant_id) & (adapters.c.name == adapter)
+        self._tenant_id = tenant_id
+        self._adapter = adapter
 
     async def load_state(self) -> bytes | None:
         """The saved (encrypted) session, or None when there is none."""
-        async with self._store.engine.connect() as conn:
-            return (await conn.execute(select(adapters.c.session).where(self._key))).scalar()
+        async with self._store.read() as conn:
+            return await load_session(conn, self._tenant_id, self._adapter)
 
     async def save_state(self, state: bytes) -> None:
         """Keep `state` (encrypted by the agent) in place of the previous session."""
         async with self._store.transaction() as conn:
-            await conn.execute(update(adapters).where(self._key).values(session=state))
+            await save_session(conn, self._tenant_id, self._adapter, state)
 
 
 class Registry:
@@ -260,25 +200,20 @@ class Registry:
 
     async def list_adapters(self, *, kind: str | None = None) -> list[RegisteredAdapter]:
         """The tenant's adapters by name; secrets show only as the names of the fields that are set."""
-        query = select(adapters).where(adapters.c.tenant_id == self.tenant_id)
-        if kind is not None:
-            query = query.where(adapters.c.kind == kind)
-        async with self._store.engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(adapters.c.name))).all()
-        return [_adapter(r) for r in rows]
+        async with self._store.read() as conn:
+            return await list_adapters(conn, self.tenant_id, kind=kind)
 
     async def get(self, name: str) -> RegisteredAdapter:
         """The adapter called `name` (or `kind:name`). Raises AdapterNotFound suggesting the closest name."""
-        async with self._store.engine.connect() as conn:
+        async with self._store.read() as conn:
             return await self._row(conn, name)
 
-    async def _row(self, conn: AsyncConnection, name: str) -> RegisteredAdapter:
+    async def _row(self, conn: Connection, name: str) -> RegisteredAdapter:
         kind, _, bare = name.strip().lower().rpartition(":")
-        row = (await conn.execute(_BY_NAME, {"tenant": self.tenant_id, "name": bare})).first()
-        if row is None or (kind and row.kind != kind):
-            known = (await conn.execute(select(adapters.c.name).where(adapters.c.tenant_id == self.tenant_id))).all()
-            raise AdapterNotFound(name, [n for (n,) in known])
-        return _adapter(row)
+        entry = await find_adapter(conn, self.tenant_id, bare)
+        if entry is None or (kind and entry.kind != kind):
+            raise AdapterNotFound(name, await adapter_names(conn, self.tenant_id))
+        return entry
 
     async def open(self, adapter: str | RegisteredAdapter) -> GatedAgent:
         """A ready agent for the adapter `adapter`, behind the registry's gate and the adapter's circuit breaker.
@@ -307,8 +242,8 @@ class Registry:
         pool), never to hand them out.
         """
         factory = self._factory(entry.kind)
-        async with self._store.engine.connect() as conn:
-            token = (await conn.execute(select(adapters.c.secrets).where(adapters.c.id == entry.id))).scalar()
+        async with self._store.read() as conn:
+            token = await sealed_secrets(conn, entry.id)
         secrets = json.loads(self._vault.decrypt(token)) if token is not None else {}
         return factory.build(entry.name, {**entry.config, **secrets})
 
@@ -352,7 +287,7 @@ class Registry:
 
     async def _record(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         actor: str,
         kind: str,
@@ -387,33 +322,22 @@ class Registry:
                 "adapter name", name, "letters, digits, '-', '_' or '.', starting with a letter or digit (100 at most)"
             )
         public, secrets = self._split(factory, config)
-        now = self._store.clock()
-        try:
-            async with self._store.transaction() as conn:
-                row = (
-                    await conn.execute(
-                        insert(adapters)
-                        .values(
-                            tenant_id=self.tenant_id,
-                            kind=kind.strip().lower(),
-                            name=name,
-                            config=public,
-                            secret_fields=_wholly_secret(public, secrets),
-                            secrets=self._seal(secrets),
-                            enabled=enabled,
-                            created_by=actor,
-                            created_at=now,
-                            updated_at=now,
-                            version=1,
-                        )
-                        .returning(adapters)
-                    )
-                ).one()
-                entry = _adapter(row)
-                await self._record(conn, actor=actor, kind="adapter.registered", after=entry, before=None)
-        except IntegrityError:
-            existing = await self.get(name)
-            raise AdapterExists(name, existing.kind) from None
+        async with self._store.transaction() as conn:
+            entry = await insert_adapter(
+                conn,
+                tenant_id=self.tenant_id,
+                kind=kind.strip().lower(),
+                name=name,
+                config=public,
+                secret_fields=_wholly_secret(public, secrets),
+                secrets=self._seal(secrets),
+                enabled=enabled,
+                created_by=actor,
+                at=self._store.clock(),
+            )
+            if entry is None:
+                raise AdapterExists(name, (await self._row(conn, name)).kind)
+            await self._record(conn, actor=actor, kind="adapter.registered", after=entry, before=None)
         return entry
 
     async def reconfigure(self, name: str, changes: Mapping[str, Any], *, actor: str) -> RegisteredAdapter:
@@ -424,7 +348,7 @@ class Registry:
         async with self._store.transaction() as conn:
             before = await self._row(conn, name)
             factory = self._factory(before.kind)
-            token = (await conn.execute(select(adapters.c.secrets).where(adapters.c.id == before.id))).scalar()
+            token = await sealed_secrets(conn, before.id)
             current = {**before.config, **(json.loads(self._vault.decrypt(token)) if token is not None else {})}
             # A value given back as it was shown (masked) keeps the secret it stands for.
             kept = {
@@ -446,17 +370,9 @@ class Registry:
             )
 
     async def _update(
-        self, conn: AsyncConnection, before: RegisteredAdapter, *, actor: str, kind: str, **values: Any
+        self, conn: Connection, before: RegisteredAdapter, *, actor: str, kind: str, **values: Any
     ) -> RegisteredAdapter:
-        row = (
-            await conn.execute(
-                update(adapters)
-                .where(adapters.c.id == before.id)
-                .values(updated_at=self._store.clock(), version=adapters.c.version + 1, **values)
-                .returning(adapters)
-            )
-        ).one()
-        after = _adapter(row)
+        after = await update_adapter(conn, before.id, at=self._store.clock(), **values)
         await self._record(conn, actor=actor, kind=kind, after=after, before=before)
         return after
 
@@ -483,12 +399,7 @@ class Registry:
         """
         async with self._store.transaction() as conn:
             before = await self._row(conn, name)
-            await conn.execute(delete(adapters).where(adapters.c.id == before.id))
-            await conn.execute(
-                delete(circuit_breakers).where(
-                    circuit_breakers.c.tenant_id == self.tenant_id, circuit_breakers.c.adapter == before.name
-                )
-            )
+            await delete_adapter(conn, before)
             await self._record(conn, actor=actor, kind="adapter.removed", after=None, before=before)
         return before
 
@@ -514,24 +425,16 @@ async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
     """
     rotated = 0
     async with store.transaction() as conn:
-        sealed = (adapters.c.secrets.is_not(None)) | (adapters.c.session.is_not(None))
-        rows = (await conn.execute(select(adapters).where(sealed))).all()
-        for row in rows:
-            result = await conn.execute(
-                update(adapters)
-                .where(
-                    adapters.c.id == row.id,
-                    adapters.c.secrets.is_(None) if row.secrets is None else adapters.c.secrets == row.secrets,
-                    adapters.c.session.is_(None) if row.session is None else adapters.c.session == row.session,
-                )
-                .values(
-                    secrets=vault.rotate(row.secrets) if row.secrets is not None else None,
-                    session=vault.rotate(row.session) if row.session is not None else None,
-                )
+        for sealed in await sealed_adapters(conn):
+            resealed = await reseal_adapter(
+                conn,
+                sealed,
+                secrets=vault.rotate(sealed.secrets) if sealed.secrets is not None else None,
+                session=vault.rotate(sealed.session) if sealed.session is not None else None,
             )
-            if result.rowcount != 1:
+            if not resealed:
                 continue  # changed meanwhile: sealed with the newest key already
-            entry = _adapter(row)
+            entry = sealed.adapter
             await event_log.record(
                 conn,
                 tenant_id=entry.tenant_id,

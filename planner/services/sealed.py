@@ -8,18 +8,12 @@ or unverifiable.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
 from planner.store import Store
-from planner.store.schema import adapters, context_sources, decisions
+from planner.store.sealed import sealed_counts
 
 
 async def count_sealed_secrets(store: Store) -> int:
     """How many stored values the vault's key sealed or signed (a secret and a session of one adapter count as two)."""
-    count = select(func.count())
-    async with store.engine.connect() as conn:
-        adapter_secrets = await conn.scalar(count.select_from(adapters).where(adapters.c.secrets.is_not(None)))
-        sessions = await conn.scalar(count.select_from(adapters).where(adapters.c.session.is_not(None)))
-        sources = await conn.scalar(count.select_from(context_sources))
-        signed = await conn.scalar(count.select_from(decisions).where(decisions.c.key_id.is_not(None)))
-    return sum(int(n or 0) for n in (adapter_secrets, sessions, sources, signed))
+    async with store.read() as conn:
+        counts = await sealed_counts(conn)
+    return counts.adapter_secrets + counts.adapter_sessions + counts.context_sources + counts.signed_decisions

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
+from planner.domain.delegations import OverdueDelegation
 from planner.domain.messages import Message, MessageKind
 from planner.domain.model import Health, iso_week_window
 from planner.domain.rollup import PlanRollup
@@ -33,7 +34,7 @@ from planner.domain.triggers import (
     nudge_time,
     weekly_phase,
 )
-from planner.services.delegation import OverdueDelegation, overdue_delegations
+from planner.services.delegation import overdue_delegations
 from planner.services.outbox import Outbox
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store

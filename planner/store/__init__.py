@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import import_module
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast, overload
 
@@ -1418,3 +1419,9 @@ class TenantStore:
                 before=event_log.snapshot(plan),
                 after=None,
             )
+
+
+# Importing the submodule `planner.store.tasks` binds its name here, where this module's queries mean the tasks table
+# by it: import the submodule first, then bind the name to the table again.
+import_module("planner.store.tasks")
+from planner.store.schema import tasks  # noqa: E402, F811

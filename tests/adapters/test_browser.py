@@ -19,14 +19,8 @@ import pytest_asyncio
 
 from adapters.browser import BrowserAdapterFactory, BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
 from adapters.egress import UNREACHABLE
-from planner.ports import (
-    AgentConfigInvalid,
-    AgentTimeout,
-    AgentUnavailable,
-    DelegationRequest,
-    DelegationStatus,
-    UnknownCapability,
-)
+from planner.domain.delegations import DelegationStatus
+from planner.ports import AgentConfigInvalid, AgentTimeout, AgentUnavailable, DelegationRequest, UnknownCapability
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.web_vendor import WebVendor

@@ -21,13 +21,13 @@ import pytest
 
 from adapters.egress import UNREACHABLE
 from adapters.mcp import MCPAdapterFactory, MCPAgent, MCPConfig
+from planner.domain.delegations import DelegationStatus
 from planner.ports import (
     AgentConfigInvalid,
     AgentNotReached,
     AgentTimeout,
     AgentUnavailable,
     DelegationRequest,
-    DelegationStatus,
     UnknownCapability,
 )
 from tests.adapters.operator import LOOPBACK

@@ -21,8 +21,8 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.domain.approvals import ApprovalStatus
+from planner.domain.delegations import DelegationStatus
 from planner.domain.model import Window
-from planner.ports import DelegationStatus
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.policy import PolicySets

@@ -24,12 +24,11 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
+from planner.domain.delegations import Delegation, DelegationStatus
 from planner.domain.model import Window
-from planner.ports import DelegationStatus
 from planner.services.approvals import Approvals
 from planner.services.context import ContextSources, sign
 from planner.services.decisions import DecisionLog, verify
-from planner.services.delegation import Delegation
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS

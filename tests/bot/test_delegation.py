@@ -14,8 +14,8 @@ from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
+from planner.domain.circuits import BreakerSettings
 from planner.domain.model import TaskStatus, Window
-from planner.services.breaker import BreakerSettings
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS

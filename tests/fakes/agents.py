@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from planner.domain.delegations import DelegationStatus
 from planner.ports import (
     Agent,
     AgentConfigInvalid,
@@ -24,7 +25,6 @@ from planner.ports import (
     Capability,
     DelegationRequest,
     DelegationResult,
-    DelegationStatus,
     Evidence,
     HumanChannel,
     UnknownCapability,

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from planner.domain.circuits import BreakerSettings, CircuitState
 from planner.domain.errors import InvalidValue
-from planner.services.breaker import Breakers, BreakerSettings, CircuitState
+from planner.services.breaker import Breakers
 from planner.store import Store
 from tests.conftest import Database, FakeClock
 from tests.fakes.agents import ScriptedAgent

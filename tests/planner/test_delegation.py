@@ -11,20 +11,20 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 
-from planner.domain.errors import InvalidValue, TaskNotFound
-from planner.domain.model import TaskChanges, TaskStatus, Window
-from planner.governance.gated_agent import AgentCall, Gate
-from planner.ports import DelegationStatus, Evidence
-from planner.services.breaker import Breakers, BreakerSettings, CircuitState
-from planner.services.delegation import (
+from planner.domain.circuits import BreakerSettings, CircuitState
+from planner.domain.delegations import (
     MAX_ATTEMPTS,
     MAX_EVIDENCE_BYTES,
     Delegation,
     DelegationNotRetryable,
-    Delegations,
-    overdue_delegations,
-    tenants_with_delegations_to_run,
+    DelegationStatus,
 )
+from planner.domain.errors import InvalidValue, TaskNotFound
+from planner.domain.model import TaskChanges, TaskStatus, Window
+from planner.governance.gated_agent import AgentCall, Gate
+from planner.ports import Evidence
+from planner.services.breaker import Breakers
+from planner.services.delegation import Delegations, overdue_delegations, tenants_with_delegations_to_run
 from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry
 from planner.store import Store
 from planner.store.schema import delegations, events, outbox

@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 
+from planner.domain.circuits import BreakerSettings, CircuitState
+from planner.domain.delegations import DelegationStatus
 from planner.governance.gated_agent import CircuitOpen, DelegationStopped, GatedAgent
-from planner.ports import AgentNotReached, AgentTimeout, AgentUnavailable, DelegationRequest, DelegationStatus
+from planner.ports import AgentNotReached, AgentTimeout, AgentUnavailable, DelegationRequest
 from planner.services.approvals import Approvals
-from planner.services.breaker import Breakers, BreakerSettings, CircuitState
+from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
 from planner.services.policy import PolicySets
 from planner.services.registry import Registry

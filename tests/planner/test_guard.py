@@ -7,13 +7,12 @@ from typing import Any
 
 from planner.domain.approvals import ApprovalStatus
 from planner.domain.context import parse_events
+from planner.domain.delegations import Delegation, DelegationStatus
 from planner.governance.gated_agent import AgentCall
 from planner.governance.guard import PolicyGuard, approval_outcome, delegation_action
-from planner.ports import DelegationStatus
 from planner.services.approvals import Approvals
 from planner.services.context import ContextFacts
 from planner.services.decisions import DecisionLog
-from planner.services.delegation import Delegation
 from planner.services.policy import PolicySets
 from planner.store import Store
 from tests.conftest import Database, FakeClock
@@ -225,7 +224,7 @@ def a_delegation(
 
 
 def call_of(capability: str, input: dict[str, Any] | None = None, *, adapter: str = "hubspot") -> AgentCall:
-    return a_delegation(capability, input, adapter=adapter).call()
+    return AgentCall.of_delegation(a_delegation(capability, input, adapter=adapter))
 
 
 def test_the_action_carries_the_input_its_accounts_and_declared_gate_categories() -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from planner.domain.circuits import BreakerSettings, CircuitState
+from planner.domain.delegations import DelegationStatus
 from planner.domain.errors import MetricNotFound
 from planner.domain.ingestion import InvalidMetricEvent, UnitMismatch, check_unit, parse_metric_events
 from planner.domain.model import MetricSpec, Window
@@ -20,11 +22,10 @@ from planner.ports import (
     Capability,
     DelegationRequest,
     DelegationResult,
-    DelegationStatus,
     HumanChannel,
 )
 from planner.services.approvals import Approvals
-from planner.services.breaker import Breakers, BreakerSettings, CircuitState
+from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
 from planner.services.ingestion import (
     MetricEvents,

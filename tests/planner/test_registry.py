@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from planner.domain.circuits import CircuitState
 from planner.domain.errors import InvalidValue
 from planner.ports import AgentConfigInvalid
-from planner.services.breaker import Breakers, CircuitState
+from planner.services.breaker import Breakers
 from planner.services.registry import (
     AdapterDisabled,
     AdapterExists,

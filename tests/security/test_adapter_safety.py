@@ -35,8 +35,9 @@ from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings, SettingsError
 from bot.teams.botbuilder import create_channel
+from planner.domain.delegations import DelegationStatus
 from planner.domain.redaction import MASK, redacted
-from planner.ports import AgentConfigInvalid, AgentUnavailable, DelegationRequest, DelegationStatus
+from planner.ports import AgentConfigInvalid, AgentUnavailable, DelegationRequest
 from planner.services.registry import Registry
 from planner.store import Store
 from planner.store.vault import Vault

@@ -20,11 +20,12 @@ import pytest
 from bot.delegating import Delegator
 from bot.operations import Caller, Context, Reply, default_registry
 from bot.scheduler import pull_metric_feeds
+from planner.domain.circuits import BreakerSettings, CircuitState
+from planner.domain.delegations import DelegationStatus
 from planner.domain.model import MetricSpec, Window
 from planner.governance.gated_agent import CircuitOpen, DelegationStopped
-from planner.ports import DelegationRequest, DelegationStatus
+from planner.ports import DelegationRequest
 from planner.services.approvals import Approvals
-from planner.services.breaker import BreakerSettings, CircuitState
 from planner.services.decisions import DecisionLog
 from planner.services.ingestion import MetricFeeds
 from planner.services.policy import PolicySets

@@ -1,0 +1,177 @@
+"""A delegation as a value, and its state machine: which statuses are final, what may run, be retried or cancelled.
+
+A delegation is `queued` when asked for, `running` while an agent works on it, then `succeeded` or `failed` (the
+agent answered), `deferred` when the call provably never reached the agent, `held` while a person's approval is
+awaited, `unknown` when it may have reached the agent and no answer came back, or `cancelled`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from planner.domain.adapters import RegisteredAdapter
+from planner.domain.circuits import Circuit
+from planner.domain.errors import PlannerError
+
+
+class DelegationStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    """The agent's circuit is open: the delegation waits until the agent is back."""
+    HELD = "held"
+    """A policy flagged it: the delegation waits for a person's approval (see `planner/governance/guard.py`)."""
+    UNKNOWN = "unknown"
+    """The call may have reached the agent but no answer came back (the connection broke, it timed out, the runner
+    stopped): never sent again by itself, since that could repeat its effect. A person retries or cancels it."""
+    CANCELLED = "cancelled"
+    """A person cancelled it, or its task was done or deleted, before an agent ran it."""
+
+
+MAX_ATTEMPTS = 5
+"""A deferred delegation is sent at most this many times by itself; then it fails, and a person may retry it."""
+MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
+"""Evidence larger than this (a huge screenshot) is listed but its content is not kept."""
+MAX_EVIDENCE_ITEMS = 20
+MAX_OUTPUT_CHARS = 200_000
+MAX_TIMEOUT_SECONDS = 3600.0
+
+FINAL = frozenset({DelegationStatus.SUCCEEDED, DelegationStatus.FAILED, DelegationStatus.CANCELLED})
+"""Statuses a delegation ends in."""
+RUNNABLE = (DelegationStatus.QUEUED, DelegationStatus.DEFERRED)
+"""Statuses a runner may claim a delegation in."""
+IN_FLIGHT = (*RUNNABLE, DelegationStatus.RUNNING)
+"""Statuses of a delegation a runner has yet to finish."""
+CANCELLABLE = (*RUNNABLE, DelegationStatus.HELD, DelegationStatus.UNKNOWN)
+"""Statuses no agent is working in: a person (or a done task) may cancel the delegation."""
+RETRYABLE = (DelegationStatus.UNKNOWN, DelegationStatus.FAILED, DelegationStatus.CANCELLED)
+"""Statuses a person may queue a delegation again from."""
+STOPPED_MID_CALL = "the bot stopped while the agent had it: whether the agent did it is not known"
+"""Why a delegation whose runner stopped (or whose lease lapsed) is `unknown`."""
+
+
+def gives_up(attempts: int) -> bool:
+    """Whether a delegation whose call never reached its agent after `attempts` calls fails instead of waiting."""
+    return attempts >= MAX_ATTEMPTS
+
+
+def cut_output(output: str | None) -> str | None:
+    """The agent's answer as kept: cut, and saying so, past `MAX_OUTPUT_CHARS`."""
+    if output is not None and len(output) > MAX_OUTPUT_CHARS:
+        return output[:MAX_OUTPUT_CHARS] + " … (cut: the answer was longer)"
+    return output
+
+
+def keeps_evidence(size: int) -> bool:
+    """Whether evidence of `size` bytes is kept with its content (larger evidence is only listed)."""
+    return size <= MAX_EVIDENCE_BYTES
+
+
+class DelegationNotFound(PlannerError, LookupError):
+    def __init__(self, delegation_id: int) -> None:
+        self.delegation_id = delegation_id
+        super().__init__(f"No delegation with id {delegation_id}. Show the task to see its delegations.")
+
+
+class DelegationNotRetryable(PlannerError, ValueError):
+    """A person asked to retry or cancel a delegation in a state that does not allow it."""
+
+    def __init__(self, delegation_id: int, status: DelegationStatus, action: str) -> None:
+        self.delegation_id = delegation_id
+        self.status = status
+        if status is DelegationStatus.RUNNING:
+            why = "its agent is working on it now; wait for its answer"
+        elif status is DelegationStatus.SUCCEEDED:
+            why = "it succeeded already"
+        else:
+            why = f"it is {status.value}"
+        super().__init__(f"Delegation D{delegation_id} cannot be {action}: {why}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delegation:
+    """A task handed to an agent: the request, the result once there is one, and the timings."""
+
+    id: int
+    tenant_id: str
+    task_id: int
+    adapter: str
+    adapter_kind: str
+    capability: str
+    input: dict[str, Any]
+    timeout_seconds: float
+    actor: str
+    """Who asked for it."""
+    status: DelegationStatus
+    output: str | None = None
+    """What the agent answered: data to show, never an instruction to follow."""
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    queued_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    seconds: float | None = None
+    attempts: int = 0
+    """How many times an agent was called for it."""
+    deferred_at: datetime | None = None
+    retry_at: datetime | None = None
+    """When the agent's circuit may let it through again, while deferred."""
+    owner_told_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def runnable(self) -> bool:
+        """A runner may claim it."""
+        return self.status in RUNNABLE
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status in CANCELLABLE
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in RETRYABLE
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvidence:
+    """Evidence kept with a delegation; `content` is None when it was over the size limit."""
+
+    id: int
+    delegation_id: int
+    kind: str
+    media_type: str
+    description: str
+    size: int
+    content: bytes | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverdueDelegation:
+    """A delegation that produced nothing by its task's due date: a follow-up is due."""
+
+    delegation: Delegation
+    task_title: str
+    task_owner: str | None
+    due_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prospect:
+    """What a runner reads before it claims a delegation."""
+
+    delegation: Delegation
+    adapter: RegisteredAdapter | None
+    """None: the adapter was removed."""
+    circuit: Circuit
+    owner: str | None
+    """The task's owner."""
+    task_done: bool = False
