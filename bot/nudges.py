@@ -35,9 +35,10 @@ from planner.services.delegation import DelegationNotFound, get_delegation
 from planner.services.directory import Directory
 from planner.services.measurement import Recommender
 from planner.services.outbox import APPROVED, Envelope, MessageKind
+from planner.services.plans import Plans
 from planner.services.playbooks import Playbooks
 from planner.services.policy import PolicyEngine
-from planner.store import Store, TenantStore
+from planner.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class _Writer:
         self.recommender = recommender
         self.envelope = envelope
         self.payload = envelope.payload
-        self.plans: TenantStore = store.tenant(envelope.tenant_id)
+        self.plans: Plans = Plans(store, envelope.tenant_id)
         self.directory = Directory(store, envelope.tenant_id)
         self.today = today
         self.facts = facts or Facts()

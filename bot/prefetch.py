@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from planner.domain.model import Plan, Task
 from planner.services.directory import Conversation, Directory, Person
 from planner.services.outbox import Envelope
+from planner.services.plans import Plans
 from planner.services.triggers import CONVERSATION
 from planner.store import Store
 
@@ -52,7 +53,7 @@ async def read_facts(store: Store, envelopes: Sequence[Envelope]) -> Facts:
     for envelope in envelopes:
         by_tenant[envelope.tenant_id].append(envelope)
     for tenant_id, mine in by_tenant.items():
-        plans = store.tenant(tenant_id)
+        plans = Plans(store, tenant_id)
         directory = Directory(store, tenant_id)
         people_ids = {e.recipient for e in mine if not e.recipient.startswith(CONVERSATION)}
         task_ids = {task_id for e in mine if (task_id := task_id_of(e)) is not None}

@@ -34,8 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.domain.errors import InvalidValue, PlannerError
-from planner.services import events as event_log
 from planner.store import Store
+from planner.store import events as event_log
 from planner.store.schema import context_facts, context_sources
 from planner.store.vault import Vault
 

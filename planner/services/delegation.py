@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from planner.domain.errors import InvalidValue, PlannerError, StaleEdit, TaskNotFound, TenantMismatch
 from planner.domain.model import TaskStatus
+from planner.domain.snapshots import snapshot
 from planner.governance.gated_agent import (
     Admission,
     AgentCall,
@@ -67,9 +68,9 @@ from planner.ports import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.services import events as event_log
 from planner.services.breaker import CIRCUIT_COLUMNS, Circuit, CircuitState, circuit_in
 from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.plans import Plans
 from planner.services.registry import (
     ADAPTER_COLUMNS,
     AdapterDisabled,
@@ -79,7 +80,9 @@ from planner.services.registry import (
     UnknownAdapterKind,
     adapter_in,
 )
-from planner.store import Store, task_in
+from planner.store import Store
+from planner.store import events as event_log
+from planner.store import tasks as task_rows
 from planner.store.schema import adapters, circuit_breakers, delegation_evidence, delegations, tasks
 from planner.store.vault import UndecryptableSecret
 
@@ -339,8 +342,8 @@ _DELEGATION_WIDTH = len(delegations.c)
 _TASK_WIDTH = len(tasks.c)
 _QUEUE = insert(delegations).returning(delegations.c.id)
 _ASK = (
-    # The task's columns first (`task_in` reads them by position), then the adapter's and the circuit's.
-    select(tasks, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS)
+    # The task's columns first (named `task_<column>`), then the adapter's and the circuit's.
+    select(*task_rows.LABELLED_COLUMNS, *ADAPTER_COLUMNS, *CIRCUIT_COLUMNS)
     .select_from(
         tasks.outerjoin(
             adapters, and_(adapters.c.tenant_id == tasks.c.tenant_id, adapters.c.name == bindparam("adapter"))
@@ -595,7 +598,7 @@ class Delegations:
                     )
                 if row is None:
                     raise TaskNotFound(task_id)
-                task = task_in(row)
+                task = task_rows.task_from(row, prefix="task_")
                 if task.status is TaskStatus.DONE:
                     raise InvalidValue("task", task_id, "an open task: this one is done already")
                 circuit = circuit_in(row, entry.name, _TASK_WIDTH + len(ADAPTER_COLUMNS))
@@ -627,7 +630,7 @@ class Delegations:
                     seen = {"tenant": self.tenant_id, "task": task.id, "seen": task.version}
                     if (await conn.execute(_MARK_DELEGATED, seen)).rowcount != 1:
                         continue  # the task changed since it was read: read it again
-                    before = event_log.snapshot(task)
+                    before = snapshot(task)
                     after = {**before, "status": TaskStatus.DELEGATED.value, "version": task.version + 1}
                     recorded.append(
                         event_log.entry(
@@ -652,7 +655,7 @@ class Delegations:
                     delegation=delegation, adapter=entry, circuit=circuit, owner=task.owner
                 )
             return delegation
-        current = await self._store.tenant(self.tenant_id).get_task(task_id)
+        current = await Plans(self._store, self.tenant_id).get_task(task_id)
         raise StaleEdit("Task", task_id, current.version - 1, current.version)
 
     # ---- running -----------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Metric, MetricReading, Plan, Task, Tier, iso_week_of, iso_week_window
 from planner.services.decisions import DecisionLog
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.schema import approval_requests, delegations, plans, tasks, weekly_items
 
@@ -557,7 +558,7 @@ class Measurement:
     def __init__(self, store: Store, tenant_id: str) -> None:
         self._store = store
         self.tenant_id = tenant_id
-        self.plans = store.tenant(tenant_id)
+        self.plans = Plans(store, tenant_id)
 
     async def facts(self, plan_id: int) -> MeasurementFacts:
         """The facts of the master plan of `plan_id` (a master or tactical plan). Raises PlanNotFound."""

@@ -23,6 +23,7 @@ from planner.domain.model import MetricSpec, Plan, Tier, Window
 from planner.services.decisions import DecisionLog
 from planner.services.measurement import Measurement, attainment
 from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.schema import approval_roles, firings, plans, playbooks
 
@@ -69,7 +70,7 @@ class Playbooks:
     def __init__(self, store: Store, tenant_id: str) -> None:
         self._store = store
         self.tenant_id = tenant_id
-        self.plans = store.tenant(tenant_id)
+        self.plans = Plans(store, tenant_id)
 
     async def retrospective(self, plan_id: int, as_of: date | None = None) -> Retrospective:
         """The retrospective of a tactical plan as of `as_of` (its end by default). Raises PlanNotFound."""

@@ -71,9 +71,9 @@ from planner.domain.governance import (
     Verdict,
 )
 from planner.ports import Clock
-from planner.services import events as event_log
 from planner.services.context import LIVE_FACTS, Fact, FactType, fact_from_row, live_parameters
 from planner.store import Store
+from planner.store import events as event_log
 from planner.store.schema import context_facts, policy_sets
 
 MAX_RULES = 10_000

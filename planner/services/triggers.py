@@ -21,6 +21,7 @@ from planner.domain.model import Health, TaskStatus, Tier, iso_week_of, iso_week
 from planner.domain.rollup import PlanRollup
 from planner.services.delegation import OverdueDelegation, overdue_delegations
 from planner.services.outbox import Message, MessageKind, Outbox
+from planner.services.plans import Plans
 from planner.services.trigger_rules import (
     TenantTriggerRules,
     Trigger,
@@ -382,7 +383,7 @@ class TriggerEngine:
             rules = rules_of(tenant_id)
             if not (rules.fires(Trigger.PLAN_HEALTH) or rules.fires(Trigger.METRIC_DRIFT)):
                 continue
-            rollup = await self._store.tenant(tenant_id).rollup(master_id, today)
+            rollup = await Plans(self._store, tenant_id).rollup(master_id, today)
             if rules.fires(Trigger.PLAN_HEALTH):
                 fired += await self._health_changes(tenant_id, rollup, at, rules)
             if rules.fires(Trigger.METRIC_DRIFT):

@@ -19,6 +19,7 @@ from bot.scheduler import keep_checkpoint
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
 from planner.services.decisions import Decision, DecisionKeys, DecisionLog, canonical_json
+from planner.services.plans import Plans
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.vault import Vault
@@ -39,7 +40,7 @@ def log_decisions(url: str, keys: DecisionKeys | None = KEYS) -> int:
         try:
             await upgrade(store.engine)
             window = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
-            plans = store.tenant(TENANT)
+            plans = Plans(store, TENANT)
             master = await plans.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
             tactical = await plans.create_tactical_plan(
                 master.id, title="Launch", owner="aad-lead", window=window, actor="aad-lead"
