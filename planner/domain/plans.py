@@ -4,7 +4,7 @@ how a task's edit moves its status dates, and which event names a change."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -20,17 +20,6 @@ def clean_text(field: str, value: str, *, limit: int = 500) -> str:
     if len(cleaned) > limit:
         raise InvalidValue(field, value[:40] + "…", f"at most {limit} characters")
     return cleaned
-
-
-def active_master(masters: Sequence[Plan], as_of: date) -> Plan | None:
-    """The master plan to show when none is named: the one whose window holds `as_of`, or the only master plan when
-    none does; None when there is not exactly one such plan."""
-    active = [plan for plan in masters if plan.window.includes(as_of)]
-    if len(active) == 1:
-        return active[0]
-    if not active and len(masters) == 1:
-        return masters[0]
-    return None
 
 
 def require_metric_home(plan: Plan) -> None:

@@ -27,7 +27,6 @@ from planner.domain.model import (
     iso_week_window,
 )
 from planner.domain.plans import (
-    active_master,
     apply_task_changes,
     clean_text,
     require_due_inside,
@@ -570,17 +569,11 @@ class Plans:
     async def owned_rollup(self, plan_id: None, as_of: date) -> OwnedRollup | None: ...
 
     async def owned_rollup(self, plan_id: int | None, as_of: date) -> OwnedRollup | None:
-        """`rollup(plan_id, as_of)` with its owners' names, read with it. Without a plan id, that of the master
+        """`rollup(plan_id, as_of)` with its owners' names, in the same query. Without a plan id, that of the master
         plan active on `as_of` (the only master plan when none is), or None when there is not exactly one.
         Raises PlanNotFound for a plan id."""
         async with self._store.read() as conn:
-            root_id = plan_id
-            if root_id is None:
-                master = active_master(await plan_rows.listed(conn, self.tenant_id, Tier.MASTER), as_of)
-                if master is None:
-                    return None
-                root_id = master.id
-            facts, owner_names = await rollups.tree_facts(conn, self.tenant_id, root_id, as_of)
+            facts, owner_names = await rollups.tree_facts(conn, self.tenant_id, plan_id, as_of)
         rollup = roll_up_tree(facts, as_of, self._store.rules)
         if rollup is None:
             if plan_id is None:

@@ -9,7 +9,6 @@ import pytest
 from planner.domain.errors import InvalidValue, WindowConflict
 from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, Window
 from planner.domain.plans import (
-    active_master,
     apply_task_changes,
     clean_text,
     require_window_change,
@@ -40,15 +39,6 @@ def task(**changes: object) -> Task:
     )
     fields.update(changes)
     return Task(created_at=NOW, **fields)  # type: ignore[arg-type]
-
-
-def test_the_master_plan_shown_by_default_is_the_one_running_today_or_the_only_one() -> None:
-    q1 = plan(1, date(2026, 1, 1), date(2026, 3, 31))
-    q2 = plan(2, date(2026, 4, 1), date(2026, 6, 30))
-    assert active_master([q1, q2], date(2026, 2, 1)) == q1
-    assert active_master([q1], date(2026, 9, 1)) == q1
-    assert active_master([q1, q2], date(2026, 9, 1)) is None
-    assert active_master([], date(2026, 2, 1)) is None
 
 
 def test_finishing_a_task_stamps_when_and_ends_its_snooze() -> None:
