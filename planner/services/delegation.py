@@ -598,7 +598,7 @@ class Delegations:
                     )
                 if row is None:
                     raise TaskNotFound(task_id)
-                task = task_rows.task_from(row, prefix="task_")
+                task = task_rows.labelled_task_from(row)
                 if task.status is TaskStatus.DONE:
                     raise InvalidValue("task", task_id, "an open task: this one is done already")
                 circuit = circuit_in(row, entry.name, _TASK_WIDTH + len(ADAPTER_COLUMNS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
@@ -13,30 +14,76 @@ from planner.domain.model import Task, TaskStatus, Window
 from planner.store import Connection
 from planner.store.schema import tasks
 
-LABELLED_COLUMNS = tuple(column.label(f"task_{column.name}") for column in tasks.c)
+_FIELDS = (
+    "id",
+    "tenant_id",
+    "plan_id",
+    "master_id",
+    "title",
+    "owner",
+    "due_on",
+    "status",
+    "milestone",
+    "created_at",
+    "started_at",
+    "done_at",
+    "snoozed_until",
+    "blocked_reason",
+    "version",
+)
+LABELLED_COLUMNS = tuple(tasks.c[name].label(f"task_{name}") for name in _FIELDS)
 """The tasks table's columns named `task_<column>`, for a query that joins a task with rows whose names clash;
-read back with `task_from(row, prefix="task_")`."""
+read back with `labelled_task_from`."""
+# One lookup by name for all of a row's task columns: this runs once per task listed.
+_VALUES = itemgetter(*_FIELDS)
+_LABELLED_VALUES = itemgetter(*(f"task_{name}" for name in _FIELDS))
+_STATUSES = {status.value: status for status in TaskStatus}
 
 
-def task_from(row: Row[*tuple[Any, ...]], prefix: str = "") -> Task:
-    """The task in a row of `tasks`, or in a row whose task columns are named `<prefix><column>`."""
-    values = row._mapping
+def task_from(row: Row[*tuple[Any, ...]]) -> Task:
+    """The task in a row with the columns of `tasks` (a join may add others)."""
+    return _task(_VALUES(row._mapping))
+
+
+def labelled_task_from(row: Row[*tuple[Any, ...]]) -> Task:
+    """The task in a row with `LABELLED_COLUMNS`."""
+    return _task(_LABELLED_VALUES(row._mapping))
+
+
+def _task(values: tuple[Any, ...]) -> Task:
+    (
+        task_id,
+        tenant_id,
+        plan_id,
+        master_id,
+        title,
+        owner,
+        due_on,
+        status,
+        milestone,
+        created_at,
+        started_at,
+        done_at,
+        snoozed_until,
+        blocked_reason,
+        version,
+    ) = values
     return Task(
-        id=values[f"{prefix}id"],
-        tenant_id=values[f"{prefix}tenant_id"],
-        plan_id=values[f"{prefix}plan_id"],
-        master_id=values[f"{prefix}master_id"],
-        title=values[f"{prefix}title"],
-        owner=values[f"{prefix}owner"],
-        due_on=values[f"{prefix}due_on"],
-        status=TaskStatus(values[f"{prefix}status"]),
-        milestone=values[f"{prefix}milestone"],
-        created_at=values[f"{prefix}created_at"],
-        started_at=values[f"{prefix}started_at"],
-        done_at=values[f"{prefix}done_at"],
-        snoozed_until=values[f"{prefix}snoozed_until"],
-        blocked_reason=values[f"{prefix}blocked_reason"],
-        version=values[f"{prefix}version"],
+        id=task_id,
+        tenant_id=tenant_id,
+        plan_id=plan_id,
+        master_id=master_id,
+        title=title,
+        owner=owner,
+        due_on=due_on,
+        status=_STATUSES[status],
+        milestone=milestone,
+        created_at=created_at,
+        started_at=started_at,
+        done_at=done_at,
+        snoozed_until=snoozed_until,
+        blocked_reason=blocked_reason,
+        version=version,
     )
 
 
