@@ -226,13 +226,14 @@ class Plans:
             return after
 
     async def _check_window_change(self, conn: Connection, plan: Plan, window: Window) -> None:
-        if plan.tier is Tier.WEEKLY:
-            require_window_change(plan, window, parent=None, children=(), task_outside=None)
-        parent = await self._plan_row(conn, plan.parent_id) if plan.parent_id is not None else None
-        children = await plan_rows.children(conn, self.tenant_id, plan.id)
-        task_outside = None
-        if plan.tier is Tier.TACTICAL:
-            task_outside = await task_rows.one_due_outside(conn, self.tenant_id, plan.id, window)
+        parent: Plan | None = None
+        children: list[Plan] = []
+        task_outside: Task | None = None
+        if plan.tier is not Tier.WEEKLY:  # a weekly plan's window never changes: nothing to read
+            parent = await self._plan_row(conn, plan.parent_id) if plan.parent_id is not None else None
+            children = await plan_rows.children(conn, self.tenant_id, plan.id)
+            if plan.tier is Tier.TACTICAL:
+                task_outside = await task_rows.one_due_outside(conn, self.tenant_id, plan.id, window)
         require_window_change(plan, window, parent=parent, children=children, task_outside=task_outside)
 
     # ---- weekly plans --------------------------------------------------------------------------------------
