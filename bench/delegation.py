@@ -73,6 +73,7 @@ from bot.teams.handler import ChiefOfStaffBot
 from planner.domain.delegations import DelegationStatus
 from planner.domain.model import Window
 from planner.ports import Agent, DelegationRequest
+from planner.services.plans import Plans
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.schema import tasks
@@ -177,7 +178,7 @@ class Seeded:
 
 async def seed(store: Store, fresh: int) -> Seeded:
     """A master and a tactical plan; the lead's few tasks, and the writer's many open ones to delegate."""
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     master = await tenant.create_master_plan(
         title="Grow qualified pipeline",
         owner=LEADER,

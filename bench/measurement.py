@@ -38,6 +38,7 @@ from bot.charts import chart_png, data_uri
 from bot.operations.measurement import measured
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window, iso_week_of
 from planner.services.measurement import Measurement
+from planner.services.plans import Plans
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 
@@ -53,7 +54,7 @@ class Clock:
 
 
 async def seed(store: Store, clock: Clock, tenant_id: str, tasks_per_plan: int) -> int:
-    plans = store.tenant(tenant_id)
+    plans = Plans(store, tenant_id)
     rng = random.Random(7)
     year = Window(start=date(2026, 1, 1), end=date(2026, 12, 31))
     master = await plans.create_master_plan(

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.domain.model import Tier
+from planner.services.plans import Plans
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.schema import metric_readings, metrics, plans, tasks
@@ -250,7 +251,7 @@ async def main(database_url: str | None, repeats: int) -> dict[str, object]:
         began = time.perf_counter()
         tree = await seed_plans(engine)
         await seed_tasks(engine, tree, 10_000, PROBE_TASKS, seed=1)
-        tenant = Store(engine).tenant(TENANT)
+        tenant = Plans(Store(engine), TENANT)
         cutoff = datetime.combine(AS_OF + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
         async def store_due() -> object:

@@ -49,6 +49,7 @@ from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.domain.model import MetricSpec, Plan, Window, iso_week_of
+from planner.services.plans import Plans
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.schema import tasks
@@ -73,7 +74,7 @@ def fixed_clock() -> datetime:
 
 async def seed(store: Store) -> Plan:
     """One master plan with a KPI and readings, four quarterly tactical plans, 1,000 tasks and this week's plan."""
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     master = await tenant.create_master_plan(
         title=MASTER_TITLE,
         owner=LEADER,

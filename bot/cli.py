@@ -459,6 +459,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
     from bot.scheduler import pull_metric_feeds
     from planner.domain.errors import PlannerError
     from planner.services.ingestion import MetricFeeds
+    from planner.services.plans import Plans
     from planner.store import Store, create_engine
     from planner.store.migrate import upgrade
     from planner.store.vault import VaultError
@@ -474,7 +475,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                         "cos metrics: set COS_SECRET_KEYS (see .env.example): links are signed with it", file=sys.stderr
                     )
                     return 2
-                await store.tenant(args.tenant).get_plan(args.plan)
+                await Plans(store, args.tenant).get_plan(args.plan)
                 as_of = date.fromisoformat(args.as_of) if args.as_of else store.clock().date()
                 print(links.link(args.tenant, args.plan, as_of, now=store.clock()))
                 return 0
@@ -491,7 +492,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                 return 1 if failed else 0
             feeds = MetricFeeds(store, args.tenant)
             if args.metrics_command == "add-feed":
-                metric = await store.tenant(args.tenant).find_metric(args.metric, plan_id=args.plan)
+                metric = await Plans(store, args.tenant).find_metric(args.metric, plan_id=args.plan)
                 feed = await feeds.add(
                     metric,
                     adapter=args.adapter,

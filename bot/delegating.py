@@ -41,6 +41,7 @@ from planner.services.delegation import (
     tenants_with_held_delegations,
 )
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.services.registry import AdapterFactory, Registry
 from planner.store import Store
 from planner.store.vault import Vault
@@ -230,7 +231,7 @@ class Delegator:
             kind = MessageKind.DELEGATION_HELD if held else MessageKind.DELEGATION_DEFERRED
         else:
             return
-        owner = outcome.owner or (await self.store.tenant(tenant_id).get_task(delegation.task_id)).owner
+        owner = outcome.owner or (await Plans(self.store, tenant_id).get_task(delegation.task_id)).owner
         recipient = owner or delegation.actor
         message = Message(recipient=recipient, kind=kind, payload={"delegation": delegation.id})
         key = f"{kind}:{delegation.id}:{delegation.attempts}"

@@ -31,9 +31,10 @@ from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.delegation import get_delegation
 from planner.services.directory import Directory
+from planner.services.plans import Plans
 from planner.services.playbooks import Playbooks
 from planner.services.policy import PolicyEngine
-from planner.store import Store, TenantStore
+from planner.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class _Writer:
         self.recommender = recommender
         self.envelope = envelope
         self.payload = envelope.payload
-        self.plans: TenantStore = store.tenant(envelope.tenant_id)
+        self.plans: Plans = Plans(store, envelope.tenant_id)
         self.directory = Directory(store, envelope.tenant_id)
         self.today = today
         self.facts = facts or Facts()

@@ -20,6 +20,7 @@ from planner.domain.messages import Envelope
 from planner.domain.model import Plan, Task
 from planner.domain.people import Conversation, Person
 from planner.services.directory import Directory
+from planner.services.plans import Plans
 from planner.services.triggers import CONVERSATION
 from planner.store import Store
 
@@ -53,7 +54,7 @@ async def read_facts(store: Store, envelopes: Sequence[Envelope]) -> Facts:
     for envelope in envelopes:
         by_tenant[envelope.tenant_id].append(envelope)
     for tenant_id, mine in by_tenant.items():
-        plans = store.tenant(tenant_id)
+        plans = Plans(store, tenant_id)
         directory = Directory(store, tenant_id)
         people_ids = {e.recipient for e in mine if not e.recipient.startswith(CONVERSATION)}
         task_ids = {task_id for e in mine if (task_id := task_id_of(e)) is not None}

@@ -28,7 +28,8 @@ from planner.ports import AgentError, Clock, Recommender, utcnow
 from planner.services.approvals import Record
 from planner.services.directory import Directory
 from planner.services.drafts import Drafts
-from planner.store import Store, TenantStore
+from planner.services.plans import Plans
+from planner.store import Store
 from planner.store.vault import VaultError
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ class Context:
         """How long an approval the bot asks for waits (COS_APPROVAL_EXPIRY_HOURS)."""
         self.recommender = recommender
         """Who writes KPI recommendations (Claude when a key is set); None: the rules."""
-        self.plans: TenantStore = store.tenant(caller.tenant_id)
+        self.plans: Plans = Plans(store, caller.tenant_id)
         self.directory = Directory(store, caller.tenant_id)
         self.drafts = Drafts(store, caller.tenant_id)
         self.clock = clock

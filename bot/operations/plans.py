@@ -18,7 +18,7 @@ from bot.parsing import parse_fraction, parse_number, parse_ref
 from bot.text import messages
 from planner.domain.governance import ActionKind, GateCategory
 from planner.domain.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
-from planner.store import OwnedRollup
+from planner.domain.rollup import OwnedRollup
 
 KPI_SCHEMA: dict[str, Any] = {
     "type": "object",

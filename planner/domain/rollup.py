@@ -221,3 +221,21 @@ def roll_up(
         tactical_rollups.append(_judge(tactical, tactical.counts, as_of, rules, weekly_rollups))
         total = total + tactical.counts
     return _judge(master, total, as_of, rules, tactical_rollups)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnedRollup:
+    """A rollup, with the display names of its plans' owners as the directory knows them (unknown owners left out)."""
+
+    rollup: PlanRollup
+    owner_names: dict[str, str]
+
+
+def roll_up_tree(facts: Sequence[PlanFacts], as_of: date, rules: HealthRules | None = None) -> PlanRollup | None:
+    """`roll_up` of a master plan's tree given as the facts of all its plans, any order; None without its master."""
+    by_tier: dict[Tier, list[PlanFacts]] = {tier: [] for tier in Tier}
+    for f in facts:
+        by_tier[f.plan.tier].append(f)
+    if not by_tier[Tier.MASTER]:
+        return None
+    return roll_up(by_tier[Tier.MASTER][0], by_tier[Tier.TACTICAL], by_tier[Tier.WEEKLY], as_of, rules)

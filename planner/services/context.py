@@ -31,9 +31,9 @@ from planner.domain.context import (
     purgeable_received_before,
     source_name,
 )
-from planner.services import events as event_log
 from planner.store import Connection, Store
 from planner.store import context as stored
+from planner.store import events as event_log
 from planner.store.context import EventIdTaken
 from planner.store.vault import Vault
 

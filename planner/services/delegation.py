@@ -62,6 +62,7 @@ from planner.domain.delegations import (
 from planner.domain.errors import InvalidValue, StaleEdit, TaskNotFound, TenantMismatch
 from planner.domain.messages import Message, MessageKind
 from planner.domain.model import TaskStatus
+from planner.domain.snapshots import snapshot
 from planner.governance.gated_agent import (
     Admission,
     AgentCall,
@@ -79,11 +80,12 @@ from planner.ports import (
     HumanChannel,
     UnknownCapability,
 )
-from planner.services import events as event_log
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry, UnknownAdapterKind
 from planner.store import Connection, Store
 from planner.store import delegations as stored
+from planner.store import events as event_log
 from planner.store.tasks import mark_task_delegated
 from planner.store.vault import UndecryptableSecret
 
@@ -302,7 +304,7 @@ class Delegations:
                 if task.status is not TaskStatus.DELEGATED:
                     if not await mark_task_delegated(conn, self.tenant_id, task.id, seen_version=task.version):
                         continue  # the task changed since it was read: read it again
-                    before = event_log.snapshot(task)
+                    before = snapshot(task)
                     after = {**before, "status": TaskStatus.DELEGATED.value, "version": task.version + 1}
                     recorded.append(
                         event_log.entry(
@@ -329,7 +331,7 @@ class Delegations:
                     delegation=delegation, adapter=entry, circuit=circuit, owner=task.owner
                 )
             return delegation
-        current = await self._store.tenant(self.tenant_id).get_task(task_id)
+        current = await Plans(self._store, self.tenant_id).get_task(task_id)
         raise StaleEdit("Task", task_id, current.version - 1, current.version)
 
     # ---- running -----------------------------------------------------------------------------------------------

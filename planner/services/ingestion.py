@@ -1,7 +1,7 @@
 """KPI readings from outside the chat: signed events posted by connected systems, and feeds pulled from agents.
 
 A reading always comes with its unit, checked against the metric's (`check_unit`), and is stored through
-`TenantStore.record_reading`, idempotent by (metric, time, source): the same event posted twice, or an agent
+`Plans.record_reading`, idempotent by (metric, time, source): the same event posted twice, or an agent
 answering the same figure for the same time twice, is stored once.
 
 - **Events** (`MetricEvents.post`): a connected system registered as a context source (planner/services/context.py, the
@@ -42,8 +42,9 @@ from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_
 from planner.domain.model import Metric, MetricReading
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
 from planner.ports import AgentError, DelegationRequest
-from planner.services import events as event_log
+from planner.services.plans import Plans
 from planner.store import Store
+from planner.store import events as event_log
 from planner.store import feeds as feeds_store
 
 PULL_TIMEOUT_SECONDS = 30.0
@@ -82,7 +83,7 @@ class MetricEvents:
     def __init__(self, store: Store, tenant_id: str) -> None:
         self._store = store
         self.tenant_id = tenant_id
-        self.plans = store.tenant(tenant_id)
+        self.plans = Plans(store, tenant_id)
 
     async def post(self, source: str, events: Sequence[MetricEvent]) -> list[MetricReading]:
         """Store every event's reading and remember its id, in one transaction, after checking them all (fresh,
@@ -123,7 +124,7 @@ class MetricFeeds:
     def __init__(self, store: Store, tenant_id: str) -> None:
         self._store = store
         self.tenant_id = tenant_id
-        self.plans = store.tenant(tenant_id)
+        self.plans = Plans(store, tenant_id)
 
     async def add(
         self,

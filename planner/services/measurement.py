@@ -21,6 +21,7 @@ from planner.domain.measurement import (
 from planner.domain.model import Tier
 from planner.ports import Recommender
 from planner.services.decisions import DecisionLog
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store import measurement as measurement_store
 
@@ -76,7 +77,7 @@ class Measurement:
     def __init__(self, store: Store, tenant_id: str) -> None:
         self._store = store
         self.tenant_id = tenant_id
-        self.plans = store.tenant(tenant_id)
+        self.plans = Plans(store, tenant_id)
 
     async def facts(self, plan_id: int) -> MeasurementFacts:
         """The facts of the master plan of `plan_id` (a master or tactical plan). Raises PlanNotFound."""

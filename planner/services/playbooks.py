@@ -22,6 +22,7 @@ from planner.domain.model import MetricSpec, Plan, Tier, Window
 from planner.services.decisions import DecisionLog
 from planner.services.measurement import Measurement
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.playbooks import (
     first_role_of_each_user,
@@ -74,7 +75,7 @@ class Playbooks:
     def __init__(self, store: Store, tenant_id: str) -> None:
         self._store = store
         self.tenant_id = tenant_id
-        self.plans = store.tenant(tenant_id)
+        self.plans = Plans(store, tenant_id)
 
     async def retrospective(self, plan_id: int, as_of: date | None = None) -> Retrospective:
         """The retrospective of a tactical plan as of `as_of` (its end by default). Raises PlanNotFound."""

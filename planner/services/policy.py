@@ -32,8 +32,8 @@ from planner.domain.policy import (
     validate_policy,
 )
 from planner.ports import Clock
-from planner.services import events as event_log
 from planner.store import Connection, Store
+from planner.store import events as event_log
 from planner.store import policies as stored
 from planner.store.context import live_parameters
 from planner.store.policies import VersionTaken

@@ -29,13 +29,14 @@ from typing import Any, Protocol
 from planner.domain.adapters import RegisteredAdapter
 from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.domain.redaction import MASK, looks_secret, redacted, secrets_in
+from planner.domain.snapshots import snapshot
 from planner.governance.gated_agent import DEFAULT_GRACE, Gate, GatedAgent
 from planner.governance.guard import PolicyGuard
 from planner.ports import Agent, AgentConfigInvalid
-from planner.services import events as event_log
 from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
 from planner.store import Connection, Store
+from planner.store import events as event_log
 from planner.store.adapters import (
     adapter_names,
     delete_adapter,
@@ -304,8 +305,8 @@ class Registry:
             kind=kind,
             subject_type="adapter",
             subject_id=subject.id,
-            before=event_log.snapshot(before) if before is not None else None,
-            after=event_log.snapshot(after) if after is not None else None,
+            before=snapshot(before) if before is not None else None,
+            after=snapshot(after) if after is not None else None,
         )
 
     async def register(
@@ -444,7 +445,7 @@ async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
                 subject_type="adapter",
                 subject_id=entry.id,
                 before=None,
-                after=event_log.snapshot(entry),
+                after=snapshot(entry),
             )
             rotated += 1
     return rotated

@@ -36,6 +36,7 @@ from planner.domain.triggers import (
 )
 from planner.services.delegation import overdue_delegations
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
 from planner.store import triggers as triggers_store
@@ -252,7 +253,7 @@ class TriggerEngine:
             rules = rules_of(tenant_id)
             if not (rules.fires(Trigger.PLAN_HEALTH) or rules.fires(Trigger.METRIC_DRIFT)):
                 continue
-            rollup = await self._store.tenant(tenant_id).rollup(master_id, today)
+            rollup = await Plans(self._store, tenant_id).rollup(master_id, today)
             if rules.fires(Trigger.PLAN_HEALTH):
                 fired += await self._health_changes(tenant_id, rollup, at, rules)
             if rules.fires(Trigger.METRIC_DRIFT):

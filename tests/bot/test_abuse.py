@@ -25,6 +25,7 @@ from planner.domain.delegations import DelegationStatus
 from planner.domain.model import Window
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
+from planner.services.plans import Plans
 from planner.services.policy import PolicySets
 from planner.store import Store
 from planner.store.schema import delegations
@@ -93,7 +94,7 @@ async def hostile(
 
 
 async def two_tasks(store: Store) -> tuple[int, int]:
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     window = Window(start=date(2026, 3, 1), end=date(2026, 3, 31))
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="ABM", owner="aad-lead", window=window, actor="x")

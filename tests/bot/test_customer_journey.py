@@ -29,6 +29,7 @@ from planner.domain.model import Window
 from planner.services.approvals import Approvals
 from planner.services.context import ContextSources, sign
 from planner.services.decisions import DecisionLog, verify
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
@@ -156,7 +157,7 @@ async def journey(store: Store, connector: FakeConnector, clock: FakeClock) -> A
 
 
 async def tasks(store: Store, count: int) -> list[int]:
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     window = Window(start=date(2026, 3, 1), end=date(2026, 3, 31))
     master = await tenant.create_master_plan(title="Q1 revenue", owner="aad-lead", window=window, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(

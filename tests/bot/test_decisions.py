@@ -13,6 +13,7 @@ from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
 from planner.services.decisions import DecisionLog
 from planner.services.directory import Directory
+from planner.services.plans import Plans
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.conftest import FakeClock
@@ -29,7 +30,7 @@ async def run(store: Store, clock: FakeClock, text: str, *, tenant: str = TENANT
 async def a_stopped_then_approved_email(store: Store, clock: FakeClock) -> int:
     """A task whose email the policy engine stopped at 09:00, then a person approved at 10:30; its id."""
     clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
-    plans = store.tenant(TENANT)
+    plans = Plans(store, TENANT)
     window = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
     master = await plans.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
     tactical = await plans.create_tactical_plan(

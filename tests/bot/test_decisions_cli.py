@@ -20,6 +20,7 @@ from planner.domain.decisions import Decision, DecisionKeys, canonical_json
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
 from planner.services.decisions import DecisionLog
+from planner.services.plans import Plans
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 from planner.store.vault import Vault
@@ -40,7 +41,7 @@ def log_decisions(url: str, keys: DecisionKeys | None = KEYS) -> int:
         try:
             await upgrade(store.engine)
             window = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
-            plans = store.tenant(TENANT)
+            plans = Plans(store, TENANT)
             master = await plans.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
             tactical = await plans.create_tactical_plan(
                 master.id, title="Launch", owner="aad-lead", window=window, actor="aad-lead"

@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.domain.circuits import BreakerSettings
 from planner.domain.model import TaskStatus, Window
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
@@ -70,7 +71,7 @@ async def test_the_pool_lends_one_open_agent_per_adapter_version_and_closes_what
 
 async def a_task_for_the_writer(running: Running, clock: FakeClock) -> int:
     clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
-    tenant = running.store.tenant(TENANT)
+    tenant = Plans(running.store, TENANT)
     window = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=window, actor="x")
@@ -114,7 +115,7 @@ async def test_an_admin_registers_the_vendor_agent_and_a_task_comes_back_drafted
     card = result[0].body["attachments"][0]["content"]
     assert schema_errors(card) == []
     assert "the spring launch: what it means for CFOs" in all_text(card)
-    task = await delegating.store.tenant(TENANT).get_task(task_id)
+    task = await Plans(delegating.store, TENANT).get_task(task_id)
     assert task.status is TaskStatus.DELEGATED  # the owner decides when it is done
     await lead.ask(f"delegations T{task_id}")
     assert "D1 T1 → vendor draft_email: succeeded" in all_text(delegating.connector.cards()[-1])

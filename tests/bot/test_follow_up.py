@@ -10,6 +10,7 @@ from bot.settings import Settings
 from planner.domain.messages import Message
 from planner.domain.model import Window
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
@@ -27,7 +28,7 @@ async def run(store: Store, clock: FakeClock, text: str, *, user: str = "aad-lea
 async def lead_a_plan(store: Store, clock: FakeClock) -> None:
     clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
     window = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
-    await store.tenant(TENANT).create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
+    await Plans(store, TENANT).create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
 
 
 async def test_a_leader_sees_and_tunes_when_the_bot_follows_up(store: Store, clock: FakeClock) -> None:

@@ -13,6 +13,7 @@ from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
+from planner.services.plans import Plans
 from planner.services.policy import PolicySets
 from planner.store import Store
 from tests.conftest import FakeClock
@@ -43,7 +44,7 @@ async def setting(store: Store, clock: FakeClock) -> Context:
     """The person's context; `as_model` turns it into the model's, acting for them."""
     clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
     window = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=window, actor="x")
     await tenant.add_task(tactical.id, title="Brief", due_on=date(2026, 2, 12), owner="aad-writer", actor="x")
@@ -68,7 +69,7 @@ async def test_a_forbidden_tool_call_is_stopped_with_its_reason_and_logged_as_th
     [entry] = await DecisionLog(store, TENANT).entries()
     assert (entry.actor, entry.verdict, entry.rules) == ("llm", "stop", ("no-llm-blocking",))
     assert (entry.data["on_behalf_of"], entry.data["model"]) == ("aad-writer", "claude-test")
-    assert (await store.tenant(TENANT).get_task(1)).status.value == "todo"
+    assert (await Plans(store, TENANT).get_task(1)).status.value == "todo"
     done = await registry.run("set_task_status", context, {"task": "T1", "status": "done"})
     assert done.ok, done.text
     *_, went = await DecisionLog(store, TENANT).entries()
@@ -84,7 +85,7 @@ async def test_a_flagged_tool_call_waits_for_an_approver_and_is_asked_for_by_the
     args = {"title": "Draft launch email", "due": "2026-02-20"}
     reply = await default_registry().run("add_task", context, args)
     assert "I asked for it as A1" in reply.text
-    assert [t.title for t in await store.tenant(TENANT).tasks_due(date(2026, 2, 1), date(2026, 2, 28))] == ["Brief"]
+    assert [t.title for t in await Plans(store, TENANT).tasks_due(date(2026, 2, 1), date(2026, 2, 28))] == ["Brief"]
     [request] = await approvals.pending("aad-lead")
     assert request.resume == {"operation": "add_task", "args": args, "via": "assistant"}
     assert (request.requester, request.action.actor, request.action.on_behalf_of) == ("aad-writer", "llm", "aad-writer")
@@ -136,7 +137,7 @@ async def test_an_approved_tool_call_nobody_took_up_runs_once_at_the_next_tick_a
     adapter = create_adapter(Settings.from_env({}))
     for _ in range(2):
         await tick(store, BotbuilderChannel(adapter), at=clock.now, resume=bot.resume_approved)
-    tasks = await store.tenant(TENANT).tasks_due(date(2026, 2, 1), date(2026, 2, 28))
+    tasks = await Plans(store, TENANT).tasks_due(date(2026, 2, 1), date(2026, 2, 28))
     [task] = [t for t in tasks if t.title == "Draft launch email"]
     assert task.owner == "aad-writer"  # "me" is the person who asked, not the approver
     assert (await approvals.get(request.id)).status is ApprovalStatus.RESUMED

@@ -14,6 +14,7 @@ import pytest
 from bot.llm import Assistant, LLMUnavailable
 from bot.operations import Caller, Context, default_registry
 from planner.domain.model import Tier
+from planner.services.plans import Plans
 from planner.store import Store
 from tests.bot.conftest import TENANT, TeamsUser, start_bot
 from tests.conftest import FakeClock
@@ -55,7 +56,7 @@ async def test_a_multi_step_tool_loop_creates_the_plan_and_drafts_tactical_plans
         context_for(store), "Set up our Q1 plan: 500 SQLs by end of March, with an ABM push and webinars"
     )
     assert reply.text.startswith("Your master plan P1 is set")
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     [master] = await tenant.list_plans(Tier.MASTER)
     assert master.title == "500 SQLs by 31 March"
     # The tactical plans are only drafted: nothing is saved until a person says so.
@@ -101,7 +102,7 @@ async def test_a_tool_call_with_bad_arguments_is_reported_back_to_the_model_not_
     transport = ReplayTransport([bad_call, confirm, done])
     reply = await assistant_with(transport).handle(context_for(store), "make a plan")
     assert reply.text == "The dates were wrong."
-    assert await store.tenant(TENANT).list_plans() == []
+    assert await Plans(store, TENANT).list_plans() == []
     refused = transport.requests[1]["messages"][-1]["content"][0]
     assert refused["is_error"] is True
     assert "before it starts" in json.loads(refused["content"])["result"]

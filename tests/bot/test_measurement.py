@@ -36,6 +36,7 @@ from planner.domain.triggers import TriggerRules
 from planner.services.context import ContextSources, sign
 from planner.services.decisions import DecisionLog
 from planner.services.measurement import RECOMMENDATION_ACTION
+from planner.services.plans import Plans
 from planner.services.triggers import TriggerEngine
 from planner.store import Store
 from planner.store.migrate import upgrade
@@ -165,7 +166,7 @@ def test_a_chart_too_large_for_a_message_is_left_out_and_the_card_says_so() -> N
 async def pipeline(store: Store, clock: FakeClock) -> int:
     """A master plan of February with SQLs behind pace and one task late, as of Monday 16 February."""
     clock.now = datetime(2026, 2, 2, 9, tzinfo=UTC)
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     master = await tenant.create_master_plan(
         title="Q1 pipeline",
         owner="aad-lead",
@@ -331,8 +332,8 @@ async def test_signed_metric_events_are_stored_by_the_bot_and_unsigned_ones_refu
     finally:
         await session.close()
         await server.close()
-    sqls = await store.tenant(TENANT).find_metric("SQLs")
-    assert [(r.value, r.source) for r in await store.tenant(TENANT).readings(sqls.id)] == [
+    sqls = await Plans(store, TENANT).find_metric("SQLs")
+    assert [(r.value, r.source) for r in await Plans(store, TENANT).readings(sqls.id)] == [
         (70, "chat"),
         (90, "event:crm"),
     ]
@@ -448,7 +449,7 @@ def test_a_feed_pulls_campaign_metrics_from_a_real_mcp_agent_from_the_shell(
         store = Store.from_url(url)
         try:
             await upgrade(store.engine)
-            master = await store.tenant(TENANT).create_master_plan(
+            master = await Plans(store, TENANT).create_master_plan(
                 title="Q1 pipeline",
                 owner="aad-lead",
                 window=Window(start=date(2026, 1, 1), end=date(2026, 12, 31)),
@@ -462,7 +463,7 @@ def test_a_feed_pulls_campaign_metrics_from_a_real_mcp_agent_from_the_shell(
     async def readings() -> list[tuple[float, str]]:
         store = Store.from_url(url)
         try:
-            plans = store.tenant(TENANT)
+            plans = Plans(store, TENANT)
             return [(r.value, r.source) for r in await plans.readings((await plans.find_metric("SQLs")).id)]
         finally:
             await store.close()

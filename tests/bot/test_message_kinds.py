@@ -15,6 +15,7 @@ from planner.domain.messages import Message, MessageKind
 from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.services.approvals import Approvals
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.schema import delegations, outbox
 from tests.conftest import FakeClock
@@ -39,7 +40,7 @@ async def seeded(store: Store, clock: FakeClock) -> dict[str, int]:
     """A master plan led by `aad-lead`, a tactical plan with a slipped task and a done milestone of `aad-writer`,
     a delegation held for approval, and an approval request waiting for `aad-approver`."""
     clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     master = await tenant.create_master_plan(title="Q1 pipeline", owner="aad-lead", window=FEB, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=FEB, actor="x")
     slipped = await tenant.add_task(

@@ -14,6 +14,7 @@ from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.domain.triggers import TriggerRules
 from planner.services.directory import Directory
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.services.triggers import TriggerEngine
 from planner.store import Store
@@ -29,7 +30,7 @@ FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
 async def team_plan(store: Store, clock: FakeClock) -> dict[str, int]:
     """A master plan led by `aad-lead`, one tactical plan, and tasks for `aad-writer` around 10 February."""
     clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     master = await tenant.create_master_plan(title="Q1 pipeline", owner="aad-lead", window=FEB, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=FEB, actor="x")
     slipped = await tenant.add_task(
@@ -71,7 +72,7 @@ async def test_a_nudge_card_done_button_closes_the_task_and_updates_the_nudge_in
     [update] = [s for s in (await connector.wait_for(before + 1))[before:] if s.method == "update"]
     assert update.activity_id == nudge.activity_id
     assert "Done" in all_text(update.body["attachments"][0]["content"])
-    assert (await store.tenant(TENANT).get_task(ids["slipped"])).status is TaskStatus.DONE
+    assert (await Plans(store, TENANT).get_task(ids["slipped"])).status is TaskStatus.DONE
 
 
 async def test_monday_brings_the_member_their_week_and_the_channel_a_summary(
@@ -125,7 +126,7 @@ async def test_the_leader_hears_of_a_milestone_a_drifting_metric_and_a_change_of
     ids = await team_plan(store, clock)
     lead = TeamsUser(running)
     await lead.ask("help")
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     await Directory(store, TENANT).remember_person("aad-writer", "Content Writer")
     sqls = await tenant.add_metric(ids["master"], MetricSpec(name="SQLs", target=280), actor="x")
     await tenant.record_reading(sqls.id, 20, actor="x")

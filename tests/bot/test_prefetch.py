@@ -17,6 +17,7 @@ from bot.teams.channel import Outgoing
 from planner.domain.messages import Envelope
 from planner.domain.model import TaskChanges, TaskStatus
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.store import Store
 from tests.conftest import FakeClock
 from tests.fakes.members import Member, add_members, nudge
@@ -87,7 +88,7 @@ async def test_a_task_done_before_its_chunk_is_read_drops_its_nudge(store: Store
     people, envelopes = await claimed(store, clock, 4)
     prefetch = Prefetch(store, envelopes, chunk=2)
     assert await compose(store, envelopes[0], prefetch) is not None
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     late = next(p for p in people if p.user_id == envelopes[3].recipient)
     await tenant.update_task(late.task_id, TaskChanges(status=TaskStatus.DONE), actor=late.user_id)
     assert await compose(store, envelopes[2], prefetch) is not None

@@ -11,6 +11,7 @@ from bot.teams.botbuilder import BotbuilderChannel, create_adapter, create_chann
 from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.services.directory import Directory
 from planner.services.outbox import Outbox, dead_letters
+from planner.services.plans import Plans
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.services.triggers import TriggerEngine
 from planner.store import Store
@@ -38,7 +39,7 @@ async def personal_chat(store: Store, connector: FakeConnector, who: str) -> Non
 
 async def setup(store: Store, connector: FakeConnector, clock: FakeClock) -> tuple[Sender, int]:
     clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=FEB, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=FEB, actor="x")
     task = await tenant.add_task(
@@ -111,7 +112,7 @@ async def test_nobody_to_write_to_and_work_already_done(
     store: Store, connector: FakeConnector, clock: FakeClock
 ) -> None:
     sender, task_id = await setup(store, connector, clock)
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     other = await tenant.add_task(
         (await tenant.get_task(task_id)).plan_id,
         title="Brief",

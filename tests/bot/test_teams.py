@@ -17,6 +17,7 @@ from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.services.directory import Directory
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.schema import plans, tasks
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
@@ -115,7 +116,7 @@ async def test_leader_builds_a_plan_and_a_member_finishes_a_task(lead: TeamsUser
 
     [done] = await member.ask("done T1")
     assert "T1 done by Writer One" in done
-    store = lead.running.store.tenant(TENANT)
+    store = Plans(lead.running.store, TENANT)
     task = await store.get_task(1)
     assert (task.status.value, task.owner, task.milestone) == ("done", "aad-writer", True)
 
@@ -206,7 +207,7 @@ async def test_channel_mentions_are_stripped_and_other_mentions_resolve_people(r
         )
     )
     await running.connector.wait_for(before + 1)
-    task = await running.store.tenant(TENANT).get_task(1)
+    task = await Plans(running.store, TENANT).get_task(1)
     assert (task.title, task.owner, task.due_on) == ("Brief agency", "aad-analyst", date(2026, 1, 16))
 
 
@@ -244,7 +245,7 @@ async def test_task_card_done_button_updates_the_task_and_the_card_in_place(lead
     updated = update.body["attachments"][0]["content"]
     assert "Reopen" in json.dumps(updated)
     assert "Marked" in json.dumps(updated) or "done" in json.dumps(updated)
-    task = await lead.running.store.tenant(TENANT).get_task(1)
+    task = await Plans(lead.running.store, TENANT).get_task(1)
     assert task.status.value == "done"
 
 
@@ -266,14 +267,14 @@ async def test_universal_action_returns_the_updated_card_in_the_invoke_response(
     assert body["statusCode"] == 200
     assert body["type"] == "application/vnd.microsoft.card.adaptive"
     assert "snoozed until" in json.dumps(body["value"])
-    task = await lead.running.store.tenant(TENANT).get_task(1)
+    task = await Plans(lead.running.store, TENANT).get_task(1)
     assert task.snoozed_until is not None
     # Teams delivers the click again (it had no answer in time): the card says it was done, and nothing changes.
     async with lead.running.session.post(lead.running.url, json=invoke) as response:
         assert response.status == 200
         again = await response.json()
     assert (again["statusCode"], again["value"]) == (200, "Done already: that was taken care of the first time.")
-    assert await lead.running.store.tenant(TENANT).get_task(1) == task
+    assert await Plans(lead.running.store, TENANT).get_task(1) == task
 
 
 async def test_a_stale_card_does_not_overwrite_a_newer_change(lead: TeamsUser) -> None:
@@ -286,7 +287,7 @@ async def test_a_stale_card_does_not_overwrite_a_newer_change(lead: TeamsUser) -
     )
     [update] = (await lead.running.connector.wait_for(before + 1))[before:]
     assert "changed since the card was sent" in json.dumps(update.body)
-    task = await lead.running.store.tenant(TENANT).get_task(1)
+    task = await Plans(lead.running.store, TENANT).get_task(1)
     assert task.status.value == "doing"
 
 

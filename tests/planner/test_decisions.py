@@ -49,6 +49,7 @@ from planner.services.decisions import (
     read_checkpoint,
     verify,
 )
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.schema import delegations
 from planner.store.vault import Vault
@@ -223,7 +224,7 @@ async def test_appends_keep_one_chain_when_they_race(store: Store, database: Dat
 
 async def plan_with_a_task(store: Store) -> tuple[int, int, int]:
     """(master plan id, tactical plan id, task id)."""
-    plans = store.tenant(TENANT)
+    plans = Plans(store, TENANT)
     window = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
     master = await plans.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
     tactical = await plans.create_tactical_plan(

@@ -24,9 +24,11 @@ from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.governance.gated_agent import AgentCall, Gate
 from planner.ports import Evidence
 from planner.services.breaker import Breakers
-from planner.services.delegation import Delegations, overdue_delegations, tenants_with_delegations_to_run
+from planner.services.delegation import Delegations, tenants_with_delegations_to_run
+from planner.services.plans import Plans
 from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry
 from planner.store import Store
+from planner.store.delegations import overdue_delegations
 from planner.store.schema import delegations, events, outbox
 from planner.store.vault import Vault
 from tests.conftest import Database, FakeClock
@@ -81,7 +83,7 @@ class Desk:
 
 
 async def desk(store: Store, clock: FakeClock, *, guard: Gate | None = None, grace: float = 5.0) -> Desk:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=JANUARY, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=JANUARY, actor="x")
     task = await tenant.add_task(
@@ -116,7 +118,7 @@ async def test_a_delegation_runs_to_a_stored_result_with_its_timings(store: Stor
         "mcp",
         "aad-lead",
     )
-    assert (await store.tenant("contoso").get_task(d.task_id)).status is TaskStatus.DELEGATED
+    assert (await Plans(store, "contoso").get_task(d.task_id)).status is TaskStatus.DELEGATED
     clock.advance(seconds=3)
     outcome = await d.delegations.run(queued.id)
     done = outcome.delegation
@@ -128,7 +130,7 @@ async def test_a_delegation_runs_to_a_stored_result_with_its_timings(store: Stor
     assert (call.capability, call.input, call.task_id) == ("draft_email", {"campaign": "spring-launch"}, d.task_id)
     assert d.agent.closed == 1
     assert await d.delegations.of_task(d.task_id) == [done]
-    kinds = [e.kind for e in reversed(await store.tenant("contoso").events(subject_type="delegation"))]
+    kinds = [e.kind for e in reversed(await Plans(store, "contoso").events(subject_type="delegation"))]
     assert kinds == ["delegation.queued", "delegation.succeeded"]
 
 
@@ -316,11 +318,11 @@ async def test_a_person_cancels_what_no_agent_is_working_on_and_a_done_task_canc
     assert not (await d.delegations.run(queued.id)).ran
     assert len(d.agent.calls) == 1
     slipped = await d.request()  # queued just before the task was done: the runner cancels it instead of calling
-    await store.tenant("contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
+    await Plans(store, "contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
     outcome = await d.delegations.run(slipped.id)
     assert (outcome.ran, outcome.delegation.status) == (False, DelegationStatus.CANCELLED)
     assert len(d.agent.calls) == 1
-    await store.tenant("contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.TODO), actor="aad-writer")
+    await Plans(store, "contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.TODO), actor="aad-writer")
     d.agent.script = ["block"]
     running = asyncio.create_task(d.delegations.run((await d.request()).id))
     await asyncio.wait_for(d.agent.entered.wait(), timeout=10)
@@ -496,7 +498,7 @@ async def test_a_request_names_the_close_adapter_and_refuses_what_cannot_be_sent
         await d.request(timeout_seconds=0)
     with pytest.raises(TaskNotFound):
         await d.delegations.request(999, adapter="hubspot", capability="draft_email", actor="aad-lead")
-    await store.tenant("contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
+    await Plans(store, "contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
     with pytest.raises(InvalidValue, match="an open task: this one is done already"):
         await d.request()
     assert await d.delegations.list_delegations() == []
@@ -532,7 +534,7 @@ async def test_an_agents_output_is_data_that_changes_nothing_but_the_stored_resu
         "approve": "all",
     }
     delegation = await d.request()
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     before = [await tenant.get_task(t) for t in (d.task_id, d.other_task_id)]
     async with store.engine.connect() as conn:
         events_before = (await conn.execute(select(func.count()).select_from(events))).scalar()

@@ -35,6 +35,7 @@ from planner.services.ingestion import (
     pull_due,
     purge_event_ids,
 )
+from planner.services.plans import Plans
 from planner.services.policy import PolicySets
 from planner.services.registry import Registry
 from planner.store import Store
@@ -94,7 +95,7 @@ async def hubspot_serving(store: Store, agent: Agent, breakers: Breakers | None 
 
 
 async def plan_with_kpis(store: Store) -> None:
-    await store.tenant(TENANT).create_master_plan(
+    await Plans(store, TENANT).create_master_plan(
         title="Q1 pipeline",
         owner="aad-lead",
         window=Window(start=date(2026, 1, 1), end=date(2026, 3, 31)),
@@ -150,8 +151,8 @@ async def test_posted_events_are_stored_once_and_a_wrong_unit_stores_nothing(sto
     # The same readings again under new ids (a source resending its figures) are stored once.
     again = await events.post("crm", parse_metric_events([{**e, "id": e["id"] + "-resent"} for e in body]))
     assert [r.id for r in stored] == [r.id for r in again]
-    sqls = await store.tenant(TENANT).find_metric("SQLs")
-    [reading] = await store.tenant(TENANT).readings(sqls.id)
+    sqls = await Plans(store, TENANT).find_metric("SQLs")
+    [reading] = await Plans(store, TENANT).readings(sqls.id)
     assert (reading.value, reading.source, reading.at) == (140, "event:crm", datetime(2026, 2, 15, 12, tzinfo=UTC))
     with pytest.raises(UnitMismatch):
         await events.post(
@@ -167,7 +168,7 @@ async def test_posted_events_are_stored_once_and_a_wrong_unit_stores_nothing(sto
         await events.post(
             "crm", parse_metric_events(posted(metric="MQLs", value=1, unit="", at="2026-02-16T12:00:00Z"))
         )
-    assert len(await store.tenant(TENANT).readings(sqls.id)) == 1
+    assert len(await Plans(store, TENANT).readings(sqls.id)) == 1
 
 
 async def test_a_replayed_event_cannot_undo_a_correction_and_a_stale_one_is_refused(
@@ -185,8 +186,8 @@ async def test_a_replayed_event_cannot_undo_a_correction_and_a_stale_one_is_refu
     fresh = posted(metric="SQLs", value=150, unit="SQL", at="2026-02-16T12:00:00Z")
     with pytest.raises(ReplayedMetricEvent):
         await events.post("crm", parse_metric_events([fresh, first]))
-    sqls = await store.tenant(TENANT).find_metric("SQLs")
-    assert [r.value for r in await store.tenant(TENANT).readings(sqls.id)] == [145]
+    sqls = await Plans(store, TENANT).find_metric("SQLs")
+    assert [r.value for r in await Plans(store, TENANT).readings(sqls.id)] == [145]
     # Another source may use the same id; an event sent long ago is refused whatever its id.
     await events.post("web", parse_metric_events({**first, "value": 141}))
     clock.advance(minutes=6)
@@ -204,7 +205,7 @@ async def test_a_feed_is_pulled_on_its_schedule_and_keeps_its_error_when_the_age
     store: Store, clock: FakeClock
 ) -> None:
     await plan_with_kpis(store)
-    plans = store.tenant(TENANT)
+    plans = Plans(store, TENANT)
     sqls = await plans.find_metric("SQLs")
     agent = CampaignMetrics({"campaign": "abm-q1", "sqls": 21, "as_of": "2026-02-15T00:00:00Z"})
     feeds = MetricFeeds(store, TENANT)
@@ -266,7 +267,7 @@ rules:
     actions: [get_campaign_metrics]
 """
     await PolicySets(store, TENANT).load(rules, actor="aad-admin")
-    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    sqls = await Plans(store, TENANT).find_metric("SQLs")
     feeds = MetricFeeds(store, TENANT)
     await feeds.add(sqls, adapter="hubspot", capability="get_campaign_metrics", field="sqls", unit="", actor="a")
     agent = CampaignMetrics({"sqls": 21})
@@ -297,7 +298,7 @@ async def test_a_pull_a_rule_flags_is_not_made_and_nobody_is_asked_to_approve_it
     await Approvals(store, TENANT).approvers.assign("leader", "aad-boss", actor="aad-admin")
     checked = {"id": "checked", "description": "Every HubSpot call is checked", "effect": "require"}
     await PolicySets(store, TENANT).load({"rules": [checked]}, actor="aad-admin")
-    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    sqls = await Plans(store, TENANT).find_metric("SQLs")
     feeds = MetricFeeds(store, TENANT)
     await feeds.add(sqls, adapter="hubspot", capability="get_campaign_metrics", field="sqls", unit="", actor="a")
     agent = CampaignMetrics({"sqls": 21})
@@ -318,7 +319,7 @@ async def test_pulls_that_cannot_reach_the_agent_open_its_circuit_and_then_wait_
     store: Store, clock: FakeClock
 ) -> None:
     await plan_with_kpis(store)
-    sqls = await store.tenant(TENANT).find_metric("SQLs")
+    sqls = await Plans(store, TENANT).find_metric("SQLs")
     feeds = MetricFeeds(store, TENANT)
     await feeds.add(
         sqls, adapter="hubspot", capability="get_campaign_metrics", field="sqls", unit="", every_minutes=5, actor="a"

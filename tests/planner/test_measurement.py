@@ -36,6 +36,7 @@ from planner.domain.model import (
     Window,
 )
 from planner.services.measurement import Measurement
+from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.schema import approval_requests, delegations
 from tests.conftest import FakeClock
@@ -304,7 +305,7 @@ def test_a_kpi_behind_with_nothing_late_is_told_to_re_plan() -> None:
 
 async def test_the_facts_of_a_plan_are_read_from_every_table_they_live_in(store: Store, clock: FakeClock) -> None:
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
-    plans = store.tenant(TENANT)
+    plans = Plans(store, TENANT)
     window = Window(start=date(2026, 1, 5), end=date(2026, 1, 18))
     master = await plans.create_master_plan(
         title="Two weeks", owner="aad-lead", window=window, metrics=[MetricSpec(name="SQLs", target=50)], actor="x"

@@ -8,6 +8,7 @@ import pytest
 
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.services.approvals import Approvers
+from planner.services.plans import Plans
 from planner.services.playbooks import PlaybookNotFound, Playbooks
 from planner.store import Store
 from tests.conftest import FakeClock
@@ -17,7 +18,7 @@ TENANT = "tenant-contoso"
 
 async def finished_launch(store: Store, clock: FakeClock) -> tuple[int, int]:
     """A master plan for the half year and a March launch that reached 60 of 100 signups, one task late."""
-    plans = store.tenant(TENANT)
+    plans = Plans(store, TENANT)
     clock.now = datetime(2026, 3, 1, 9, tzinfo=UTC)
     master = await plans.create_master_plan(
         title="H1", owner="aad-lead", window=Window(start=date(2026, 1, 1), end=date(2026, 6, 30)), actor="aad-lead"
@@ -74,7 +75,7 @@ async def test_a_saved_playbook_seeds_the_next_plan_with_its_tasks_owners_and_ad
         "product launch", master_id, title="May launch", owner="aad-lead", start=date(2026, 5, 4), actor="aad-lead"
     )
     assert plan.window == Window(start=date(2026, 5, 4), end=date(2026, 5, 31))
-    plans = store.tenant(TENANT)
+    plans = Plans(store, TENANT)
     seeded = {t.title: (t.due_on, t.owner, t.milestone) for t in await plans.list_tasks(plan.id)}
     assert seeded == {
         "Landing page": (date(2026, 5, 8), "aad-web", False),

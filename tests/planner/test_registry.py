@@ -9,6 +9,7 @@ from planner.domain.circuits import CircuitState
 from planner.domain.errors import InvalidValue
 from planner.ports import AgentConfigInvalid
 from planner.services.breaker import Breakers
+from planner.services.plans import Plans
 from planner.services.registry import (
     AdapterDisabled,
     AdapterExists,
@@ -160,7 +161,7 @@ async def test_a_disabled_adapter_will_not_open_until_enabled_and_each_switch_is
         await reg.open("hubspot")
     await reg.enable("hubspot", actor="aad-admin")
     assert (await reg.open("hubspot")).name == "hubspot"
-    kinds = [e.kind for e in reversed(await store.tenant("contoso").events(subject_type="adapter"))]
+    kinds = [e.kind for e in reversed(await Plans(store, "contoso").events(subject_type="adapter"))]
     assert kinds == ["adapter.registered", "adapter.disabled", "adapter.enabled"]
 
 
@@ -208,7 +209,7 @@ async def test_removing_an_adapter_forgets_it_and_its_circuit(store: Store, fact
     with pytest.raises(AdapterNotFound):
         await reg.get("hubspot")
     assert (await breakers.state("hubspot")).state is CircuitState.CLOSED
-    [event] = await store.tenant("contoso").events(subject_type="adapter", subject_id=removed.id, limit=1)
+    [event] = await Plans(store, "contoso").events(subject_type="adapter", subject_id=removed.id, limit=1)
     assert (event.kind, event.after) == ("adapter.removed", None)
     assert event.before is not None
     assert event.before["secret_fields"] == ["token"]

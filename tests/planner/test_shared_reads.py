@@ -8,8 +8,9 @@ from datetime import date
 import pytest
 
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
-from planner.services.shared_reads import SharedReads
+from planner.services.plans import Plans
 from planner.store import Store
+from planner.store.shared_reads import SharedReads
 
 LEADER = "aad-leader"
 
@@ -88,7 +89,7 @@ async def test_a_caller_given_up_on_does_not_cancel_the_read_of_the_others() -> 
 
 
 async def test_a_rollup_shared_between_callers_shows_a_task_done_before_the_later_caller_asked(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     window = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
     master = await tenant.create_master_plan(
         title="500 SQLs", owner=LEADER, window=window, metrics=[MetricSpec(name="SQLs", target=500)], actor=LEADER

@@ -21,7 +21,8 @@ from planner.domain.errors import (
 )
 from planner.domain.model import Health, MetricSpec, TaskChanges, TaskStatus, Tier, Window
 from planner.services.directory import Directory
-from planner.store import AlreadyProcessed, Store, TenantStore, create_engine
+from planner.services.plans import Plans
+from planner.store import AlreadyProcessed, Store, create_engine
 from planner.store.schema import events, metric_readings, plans, tasks
 from tests.conftest import Database, FakeClock
 
@@ -35,7 +36,7 @@ async def count(store: Store, table) -> int:
         return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
 
 
-async def new_master(tenant: TenantStore) -> int:
+async def new_master(tenant: Plans) -> int:
     plan = await tenant.create_master_plan(
         title="500 SQLs by 31 March",
         owner=LEADER,
@@ -48,12 +49,12 @@ async def new_master(tenant: TenantStore) -> int:
 
 
 async def test_master_plan_with_metrics_persists_across_store_instances(store: Store, database: Database) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)
 
     reopened = Store(database.engine())
     try:
-        plan = await reopened.tenant("contoso").get_plan(master_id)
+        plan = await Plans(reopened, "contoso").get_plan(master_id)
         assert (plan.title, plan.owner, plan.window, plan.constraints) == (
             "500 SQLs by 31 March",
             LEADER,
@@ -61,14 +62,14 @@ async def test_master_plan_with_metrics_persists_across_store_instances(store: S
             ("no paid social",),
         )
         assert plan.tier is Tier.MASTER
-        [sqls] = await reopened.tenant("contoso").list_metrics(master_id)
+        [sqls] = await Plans(reopened, "contoso").list_metrics(master_id)
         assert (sqls.name, sqls.target, sqls.unit, sqls.tolerance) == ("SQLs", 500, "SQL", 0.1)
     finally:
         await reopened.close()
 
 
 async def test_tactical_plan_outside_master_window_is_refused_and_nothing_is_written(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)
     before = await count(store, plans)
     with pytest.raises(WindowConflict, match=r"ends 2026-04-15, after master plan \d+ ends 2026-03-31"):
@@ -83,7 +84,7 @@ async def test_tactical_plan_outside_master_window_is_refused_and_nothing_is_wri
 
 
 async def test_task_due_outside_its_plan_is_refused(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     tactical = await tenant.create_tactical_plan(
         await new_master(tenant), title="Feb", owner=LEADER, window=FEB, actor=LEADER
     )
@@ -95,12 +96,12 @@ async def test_task_due_outside_its_plan_is_refused(store: Store) -> None:
 
 
 async def test_other_tenants_rows_are_invisible(store: Store) -> None:
-    contoso = store.tenant("contoso")
+    contoso = Plans(store, "contoso")
     master_id = await new_master(contoso)
     tactical = await contoso.create_tactical_plan(master_id, title="Feb", owner=LEADER, window=FEB, actor=LEADER)
     task = await contoso.add_task(tactical.id, title="Brief", due_on=date(2026, 2, 3), actor=LEADER)
 
-    fabrikam = store.tenant("fabrikam")
+    fabrikam = Plans(store, "fabrikam")
     with pytest.raises(PlanNotFound):
         await fabrikam.get_plan(master_id)
     with pytest.raises(TaskNotFound):
@@ -117,7 +118,7 @@ async def test_other_tenants_rows_are_invisible(store: Store) -> None:
 
 
 async def test_handing_a_foreign_object_to_a_tenant_is_a_tenant_mismatch(store: Store) -> None:
-    contoso = store.tenant("contoso")
+    contoso = Plans(store, "contoso")
     tactical = await contoso.create_tactical_plan(
         await new_master(contoso), title="Feb", owner=LEADER, window=FEB, actor=LEADER
     )
@@ -128,7 +129,7 @@ async def test_handing_a_foreign_object_to_a_tenant_is_a_tenant_mismatch(store: 
 
 
 async def test_task_lifecycle_is_recorded_as_events_with_before_and_after(store: Store, clock: FakeClock) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     tactical = await tenant.create_tactical_plan(
         await new_master(tenant), title="Feb", owner=LEADER, window=FEB, actor=LEADER
     )
@@ -154,7 +155,7 @@ async def test_task_lifecycle_is_recorded_as_events_with_before_and_after(store:
 
 
 async def test_stale_edit_is_refused_not_lost(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     tactical = await tenant.create_tactical_plan(
         await new_master(tenant), title="Feb", owner=LEADER, window=FEB, actor=LEADER
     )
@@ -166,7 +167,7 @@ async def test_stale_edit_is_refused_not_lost(store: Store) -> None:
 
 
 async def test_concurrent_edits_of_one_task_never_lose_an_update(store: Store, database: Database) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     tactical = await tenant.create_tactical_plan(
         await new_master(tenant), title="Feb", owner=LEADER, window=FEB, actor=LEADER
     )
@@ -177,7 +178,7 @@ async def test_concurrent_edits_of_one_task_never_lose_an_update(store: Store, d
     try:
         await asyncio.gather(
             *(
-                s.tenant("contoso").edit_task(
+                Plans(s, "contoso").edit_task(
                     task.id, lambda t, n=n: replace(t, title=f"{t.title} {n}"), actor=f"editor-{n}"
                 )
                 for n, s in enumerate(stores)
@@ -193,7 +194,7 @@ async def test_concurrent_edits_of_one_task_never_lose_an_update(store: Store, d
 
 
 async def test_tasks_due_in_a_window_are_listed_by_due_date(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     tactical = await tenant.create_tactical_plan(
         await new_master(tenant), title="Feb", owner=LEADER, window=FEB, actor=LEADER
     )
@@ -215,7 +216,7 @@ async def test_tasks_due_in_a_window_are_listed_by_due_date(store: Store) -> Non
 
 
 async def test_weekly_plan_takes_the_weeks_tasks_and_carries_over_unfinished_ones(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     tactical = await tenant.create_tactical_plan(
         await new_master(tenant), title="Feb", owner=LEADER, window=FEB, actor=LEADER
     )
@@ -239,7 +240,7 @@ async def test_weekly_plan_takes_the_weeks_tasks_and_carries_over_unfinished_one
 
 
 async def test_week_only_partly_inside_the_tactical_plan_is_clipped_to_it(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     tactical = await tenant.create_tactical_plan(
         await new_master(tenant), title="Feb", owner=LEADER, window=FEB, actor=LEADER
     )
@@ -252,7 +253,7 @@ async def test_week_only_partly_inside_the_tactical_plan_is_clipped_to_it(store:
 
 
 async def test_metric_readings_are_idempotent_by_metric_time_and_source(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)
     sqls = await tenant.find_metric("sqls")
     at = datetime(2026, 2, 1, 12, tzinfo=UTC)
@@ -269,11 +270,11 @@ async def test_metric_readings_are_idempotent_by_metric_time_and_source(store: S
     with pytest.raises(MetricNotFound, match="Known metrics: SQLs"):
         await tenant.find_metric("MQLs", plan_id=master_id)
     with pytest.raises(MetricNotFound):
-        await store.tenant("fabrikam").record_reading(sqls.id, 1, actor="intruder")
+        await Plans(store, "fabrikam").record_reading(sqls.id, 1, actor="intruder")
 
 
 async def test_rollup_through_the_store_matches_hand_computed_health(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)  # 1 Jan to 31 Mar: on 14 Feb, 45 of 90 days gone
     jan = await tenant.create_tactical_plan(
         master_id,
@@ -321,7 +322,7 @@ async def test_rollup_through_the_store_matches_hand_computed_health(store: Stor
 
 
 async def test_rollup_counts_a_weekly_plan_by_its_items_and_keeps_every_kpi_of_a_plan(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)
     await tenant.add_metric(master_id, MetricSpec(name="Pipeline", target=900_000, unit="USD"), actor=LEADER)
     feb = await tenant.create_tactical_plan(master_id, title="February", owner=LEADER, window=FEB, actor=LEADER)
@@ -349,16 +350,16 @@ async def test_rollup_counts_a_weekly_plan_by_its_items_and_keeps_every_kpi_of_a
     assert tree.counts.total == 5
 
 
-async def shown_by_default(tenant: TenantStore, day: date) -> int | None:
+async def shown_by_default(tenant: Plans, day: date) -> int | None:
     found = await tenant.owned_rollup(None, day)
     return found.rollup.plan.id if found is not None else None
 
 
 async def test_the_master_plan_shown_by_default_is_the_one_active_that_day(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     assert await shown_by_default(tenant, date(2026, 2, 14)) is None
     q1 = await new_master(tenant)
-    await store.tenant("fabrikam").create_master_plan(
+    await Plans(store, "fabrikam").create_master_plan(
         title="Another tenant's plan", owner="aad-other", window=Q1, actor="aad-other"
     )
     assert await shown_by_default(tenant, date(2026, 2, 14)) == q1
@@ -376,7 +377,7 @@ async def test_the_master_plan_shown_by_default_is_the_one_active_that_day(store
 
 
 async def test_a_rollup_names_the_owners_the_directory_knows(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)
     await tenant.create_tactical_plan(master_id, title="February", owner="aad-member", window=FEB, actor=LEADER)
     await tenant.create_tactical_plan(
@@ -395,7 +396,7 @@ async def test_a_rollup_names_the_owners_the_directory_knows(store: Store) -> No
 
 
 async def test_plan_window_change_keeps_children_inside(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)
     tactical = await tenant.create_tactical_plan(master_id, title="Feb", owner=LEADER, window=FEB, actor=LEADER)
     with pytest.raises(WindowConflict, match="tactical plan"):
@@ -416,7 +417,7 @@ async def test_plan_window_change_keeps_children_inside(store: Store) -> None:
 
 
 async def test_deleting_a_plan_removes_its_tree_and_keeps_the_record(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)
     tactical = await tenant.create_tactical_plan(master_id, title="Feb", owner=LEADER, window=FEB, actor=LEADER)
     await tenant.add_task(tactical.id, title="t", due_on=date(2026, 2, 20), actor=LEADER)
@@ -430,11 +431,11 @@ async def test_deleting_a_plan_removes_its_tree_and_keeps_the_record(store: Stor
 
 
 async def test_blank_text_and_bad_values_are_refused(store: Store) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     with pytest.raises(InvalidValue, match="title"):
         await tenant.create_master_plan(title="   ", owner=LEADER, window=Q1, actor=LEADER)
     with pytest.raises(InvalidValue, match="tenant id"):
-        store.tenant("")
+        Plans(store, "")
     sqls_plan = await new_master(tenant)
     sqls = await tenant.find_metric("SQLs", plan_id=sqls_plan)
     with pytest.raises(InvalidValue, match="finite"):
@@ -459,7 +460,7 @@ async def test_a_sqlite_file_is_written_ahead_and_synced_at_checkpoints(tmp_path
 async def test_a_write_transaction_that_broke_or_was_cancelled_rolls_back_and_leaves_the_next_one_to_run(
     store: Store,
 ) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     window = Window(start=date(2026, 1, 1), end=date(2026, 1, 31))
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
     renaming = update(plans).where(plans.c.id == master.id).values(title="renamed")
@@ -496,7 +497,7 @@ async def test_a_write_transaction_that_broke_or_was_cancelled_rolls_back_and_le
 async def test_under_a_receipt_the_first_write_records_the_key_and_a_second_attempt_keeps_nothing(
     store: Store,
 ) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     window = Window(start=date(2026, 1, 1), end=date(2026, 1, 31))
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
     launch = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=window, actor="x")
@@ -519,7 +520,7 @@ async def test_under_a_receipt_the_first_write_records_the_key_and_a_second_atte
 async def test_work_started_from_a_receipt_shares_it_and_a_failed_write_leaves_the_activity_to_run_again(
     store: Store,
 ) -> None:
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     window = Window(start=date(2026, 1, 1), end=date(2026, 1, 31))
 
     async def failing_write() -> None:

@@ -13,6 +13,7 @@ from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.domain.triggers import Trigger, TriggerRules, after_quiet_hours, describe
 from planner.services.directory import Directory
 from planner.services.outbox import Outbox
+from planner.services.plans import Plans
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.services.triggers import TriggerEngine
 from planner.store import Store
@@ -29,7 +30,7 @@ DEADLINES = TriggerRules(
 async def plan_with_tasks(store: Store) -> dict[str, int]:
     """A plan's tasks around 10 February; the store's clock is set to that morning, as a tick would see it."""
     store.clock.now = MORNING  # type: ignore[attr-defined]
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     master = await tenant.create_master_plan(title="Q1", owner="aad-lead", window=FEB, actor="aad-lead")
     tactical = await tenant.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=FEB, actor="x")
     ids = {}
@@ -84,7 +85,7 @@ async def test_a_steady_tick_does_not_try_again_what_already_fired(store: Store)
 
 async def test_done_and_snoozed_tasks_are_left_alone(store: Store) -> None:
     ids = await plan_with_tasks(store)
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     await tenant.update_task(ids["slipped"], TaskChanges(status=TaskStatus.DONE), actor="x")
     await tenant.update_task(ids["tomorrow"], TaskChanges(snoozed_until=MORNING + timedelta(hours=4)), actor="x")
     engine = TriggerEngine(store, rules=DEADLINES)
@@ -96,7 +97,7 @@ async def test_a_moved_deadline_can_slip_again(store: Store) -> None:
     ids = await plan_with_tasks(store)
     engine = TriggerEngine(store, rules=DEADLINES)
     await engine.evaluate(MORNING)
-    await store.tenant("contoso").update_task(ids["slipped"], TaskChanges(due_on=date(2026, 2, 12)), actor="x")
+    await Plans(store, "contoso").update_task(ids["slipped"], TaskChanges(due_on=date(2026, 2, 12)), actor="x")
     # On the 13th: the moved task slipped again, and the one due on the 11th has slipped too.
     store.clock.now = datetime(2026, 2, 13, 9, tzinfo=UTC)  # type: ignore[attr-defined]
     assert await engine.evaluate(store.clock.now) == 2  # type: ignore[attr-defined]
@@ -172,7 +173,7 @@ async def test_a_person_gets_at_most_the_daily_budget_and_the_rest_tomorrow_morn
     store: Store, clock: FakeClock
 ) -> None:
     await plan_with_tasks(store)
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     [tactical] = [p for p in await tenant.list_plans() if p.title == "Launch"]
     for n in range(6):
         await tenant.add_task(tactical.id, title=f"extra {n}", due_on=date(2026, 2, 9), owner="aad-writer", actor="x")
@@ -199,7 +200,7 @@ def only(*triggers: str) -> TriggerRules:
 
 async def test_a_completed_milestone_is_told_to_the_leader_once(store: Store, clock: FakeClock) -> None:
     ids = await plan_with_tasks(store)
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     [tactical] = [p for p in await tenant.list_plans() if p.title == "Launch"]
     launch = await tenant.add_task(
         tactical.id, title="Launch day", due_on=date(2026, 2, 20), owner="aad-writer", milestone=True, actor="x"
@@ -222,7 +223,7 @@ async def test_a_completed_milestone_is_told_to_the_leader_once(store: Store, cl
 
 async def test_a_metric_behind_its_pace_is_told_to_the_plan_owner_once_a_week(store: Store, clock: FakeClock) -> None:
     await plan_with_tasks(store)
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     [master] = [p for p in await tenant.list_plans() if p.title == "Q1"]
     sqls = await tenant.add_metric(master.id, MetricSpec(name="SQLs", target=280, tolerance=0.1), actor="x")
     pipeline = await tenant.add_metric(master.id, MetricSpec(name="Pipeline", target=28, tolerance=0.1), actor="x")
@@ -250,7 +251,7 @@ async def test_a_plan_whose_health_changes_is_told_and_the_first_look_only_recor
     store: Store, clock: FakeClock
 ) -> None:
     ids = await plan_with_tasks(store)
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     for name in ("slipped", "old"):
         await tenant.update_task(ids[name], TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
     [master] = [p for p in await tenant.list_plans() if p.title == "Q1"]
@@ -352,7 +353,7 @@ async def test_trigger_settings_refuse_bad_values_with_what_is_accepted(store: S
 
 async def test_after_days_of_downtime_each_missed_firing_is_caught_up_once(store: Store, clock: FakeClock) -> None:
     ids = await plan_with_tasks(store)
-    tenant = store.tenant("contoso")
+    tenant = Plans(store, "contoso")
     [tactical] = [p for p in await tenant.list_plans() if p.title == "Launch"]
     for day in (12, 13):
         await tenant.add_task(tactical.id, title=f"due {day}", due_on=date(2026, 2, day), owner="aad-writer", actor="x")

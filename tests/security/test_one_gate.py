@@ -28,6 +28,7 @@ from planner.ports import DelegationRequest
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.ingestion import MetricFeeds
+from planner.services.plans import Plans
 from planner.services.policy import PolicySets
 from planner.store import Store
 from planner.store.vault import Vault
@@ -158,7 +159,7 @@ class Bot:
 @pytest.fixture
 async def bot(store: Store, clock: FakeClock) -> AsyncIterator[Bot]:
     clock.now = datetime(2026, 1, 5, 9, tzinfo=UTC)
-    plans = store.tenant(TENANT)
+    plans = Plans(store, TENANT)
     window = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
     master = await plans.create_master_plan(
         title="Q1", owner=LEAD, window=window, metrics=[MetricSpec(name="SQLs", target=500)], actor=LEAD
@@ -277,7 +278,7 @@ async def test_after_the_cool_down_a_health_check_not_a_pull_or_a_delegation_let
     bot.agent.healthy = True
     bot.clock.advance(minutes=10)
     assert await pull_metric_feeds(bot.store, bot.delegator, bot.clock.now) == (1, 0)  # checked, back: pulled
-    [reading] = await bot.store.tenant(TENANT).readings(bot.sqls)
+    [reading] = await Plans(bot.store, TENANT).readings(bot.sqls)
     assert reading.value == 21
     assert await bot.delegator.run_due(bot.clock.now) == 1
     assert (await bot.status(deferred))[0] is DelegationStatus.SUCCEEDED

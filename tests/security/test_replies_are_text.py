@@ -29,6 +29,7 @@ from planner.domain.model import MetricSpec, Window
 from planner.domain.triggers import TriggerRules
 from planner.services.approvals import Approvers
 from planner.services.directory import Directory
+from planner.services.plans import Plans
 from planner.services.policy import PolicySets
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.services.triggers import TriggerEngine
@@ -159,7 +160,7 @@ async def scene(store: Store, connector: FakeConnector, clock: FakeClock) -> Asy
     delegator = Delegator(store, Vault([Vault.generate_key()]), kinds=lambda *_: {"fake": agents})
     running = await start_bot(store, connector, clock, delegator=delegator)
     await delegator.registry(TENANT).register("fake", "vendor", {"url": "https://vendor.example/mcp"}, actor="x")
-    tenant = store.tenant(TENANT)
+    tenant = Plans(store, TENANT)
     kpi = MetricSpec(name=HOSTILE, target=500, unit="SQL")
     master = await tenant.create_master_plan(title=HOSTILE, owner="aad-lead", window=JAN, metrics=[kpi], actor="x")
     await tenant.create_tactical_plan(master.id, title=HOSTILE, owner="aad-lead", window=TACTICAL, actor="x")
@@ -318,7 +319,7 @@ async def test_a_reply_repeats_a_long_name_someone_typed_cut_short(scene: Scene)
     assert said.startswith("T1 is now ")
     assert " and more" * 6 not in visible(RENDERER.render(said))
     assert "…" in said
-    owner = (await scene.store.tenant(TENANT).get_task(1)).owner
+    owner = (await Plans(scene.store, TENANT).get_task(1)).owner
     assert str(owner).endswith(" and more")  # kept whole: only the reply cuts it
 
 

@@ -20,6 +20,7 @@ from planner.domain.model import Tier
 from planner.domain.triggers import TRIGGERS
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
+from planner.services.plans import Plans
 from planner.services.policy import PolicySets
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
@@ -69,7 +70,7 @@ async def test_the_first_master_plan_is_anyones_and_its_creator_leads_it(running
     _, member = people(running)
     [created] = await member.ask("new plan 300 SQLs from 2026-01-01 to 2026-03-31")
     assert "Master plan P1 created" in created
-    [master] = await running.store.tenant(TENANT).list_plans(Tier.MASTER)
+    [master] = await Plans(running.store, TENANT).list_plans(Tier.MASTER)
     assert master.owner == "aad-member"
     [switched] = await member.ask("triggers off weekly")
     assert "Done: weekly is off" in switched
@@ -80,7 +81,7 @@ async def test_a_member_cannot_make_themselves_a_leader_with_a_competing_master_
     [held] = await member.ask("new plan 5 SQLs from 2026-01-01 to 2026-03-31 kpi SQLs 5")
     assert "needs approval first" in held
     assert "A1" in held
-    assert [p.owner for p in await running.store.tenant(TENANT).list_plans(Tier.MASTER)] == ["aad-lead"]
+    assert [p.owner for p in await Plans(running.store, TENANT).list_plans(Tier.MASTER)] == ["aad-lead"]
     [request] = await Approvals(running.store, TENANT).pending()
     assert request.approvers == ("aad-lead",)  # the leader of the plan it competes with decides
     assert [c.value for c in request.categories] == ["strategy"]
@@ -92,7 +93,7 @@ async def test_a_member_cannot_make_themselves_a_leader_with_a_competing_master_
 
 async def test_a_member_cannot_change_the_targets_but_the_leader_can(running: Running) -> None:
     lead, member = await led_plan(running)
-    tenant = running.store.tenant(TENANT)
+    tenant = Plans(running.store, TENANT)
     [held] = await member.ask("set target SQLs 5")
     assert "needs approval first" in held
     [metric] = await tenant.list_metrics(1)
@@ -111,7 +112,7 @@ async def test_an_approved_strategy_change_runs_as_the_member_who_asked_and_both
     before = len(running.connector.sent)
     [approved] = await lead.ask("approve A1 good idea")
     assert "Master plan P3 created" in approved or "Master plan P3 created" in json_of(running, before)
-    masters = await running.store.tenant(TENANT).list_plans(Tier.MASTER)
+    masters = await Plans(running.store, TENANT).list_plans(Tier.MASTER)
     # "owner: me" is the member who asked, not the leader who approved.
     assert [(p.title, p.owner) for p in masters] == [
         ("500 SQLs by March", "aad-lead"),
@@ -135,9 +136,9 @@ async def test_an_approved_flagged_operation_runs_as_the_person_who_asked_not_th
     await Approvals(running.store, TENANT).approvers.assign("leader", "aad-lead", actor=ADMIN)
     [held] = await member.ask("add task Draft the email to P2 due 2026-01-20 for me")
     assert "New tasks are checked" in held
-    assert await running.store.tenant(TENANT).list_tasks(2) == []
+    assert await Plans(running.store, TENANT).list_tasks(2) == []
     await lead.ask("approve A1")
-    [task] = await running.store.tenant(TENANT).list_tasks(2)
+    [task] = await Plans(running.store, TENANT).list_tasks(2)
     assert (task.title, task.owner) == ("Draft the email", "aad-member")
 
 

@@ -19,6 +19,7 @@ from bot.teams.handler import MAX_MESSAGE_CHARS
 from bot.text import messages
 from planner.domain.people import printable
 from planner.services.directory import Directory
+from planner.services.plans import Plans
 from planner.store import Store
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.conftest import FakeClock
@@ -89,7 +90,7 @@ async def test_a_message_longer_than_the_bot_reads_is_refused_politely_and_does_
     [said] = await lead.ask(long)
     assert said == messages.too_long(MAX_MESSAGE_CHARS)
     assert "4,000 characters" in said
-    assert await lead.running.store.tenant(TENANT).list_plans() == []
+    assert await Plans(lead.running.store, TENANT).list_plans() == []
 
 
 async def test_a_message_as_long_as_the_bot_reads_is_read(lead: TeamsUser) -> None:
@@ -112,7 +113,7 @@ async def test_a_display_name_holding_nul_works_on_every_backend(running: Runnin
     named = TeamsUser(running, name="Lead\x00 Mark\x07eter\x9b")
     [said] = await named.ask("new plan Lau\x00nch from 2026-01-05 to 2026-03-31 kpi SQLs 500")
     assert said.startswith("Master plan P1 created")
-    [plan] = await running.store.tenant(TENANT).list_plans()
+    [plan] = await Plans(running.store, TENANT).list_plans()
     assert plan.title == "Launch"
     person = await Directory(running.store, TENANT).person(named.user_id)
     assert person is not None
@@ -126,7 +127,7 @@ async def test_a_card_input_holding_nul_is_stored_without_it(lead: TeamsUser) ->
     await lead.ask("tactical January from 2026-01-05 to 2026-01-30")
     await lead.ask("add task Draft the email due 2026-01-09 for me")
     await lead.ask_value({"verb": "set_task_status", "task": 1, "status": "blocked", "reason": "wait\x00ing on legal"})
-    task = await lead.running.store.tenant(TENANT).get_task(1)
+    task = await Plans(lead.running.store, TENANT).get_task(1)
     assert task.blocked_reason == "waiting on legal"
 
 
@@ -165,7 +166,7 @@ async def test_a_mention_whose_words_name_someone_else_is_answered_with_the_stor
         entities=[_mention("Chief Executive", "aad-analyst", "Chief Executive")],
     )
     [said] = [s.body.get("text") or "" for s in await lead.running.connector.wait_for(before + 1)][before:]
-    task = await lead.running.store.tenant(TENANT).get_task(1)
+    task = await Plans(lead.running.store, TENANT).get_task(1)
     assert task.owner == "aad-analyst"
     assert "owned by Campaign Analyst" in said
     assert "Chief Executive" not in said
@@ -183,4 +184,4 @@ async def test_a_mention_of_someone_new_stores_them_by_id_under_their_teams_name
     stored = await Directory(lead.running.store, TENANT).person("aad-newcomer")
     assert stored is not None
     assert stored.name == "New Colleague"
-    assert (await lead.running.store.tenant(TENANT).get_task(1)).due_on == date(2026, 1, 16)
+    assert (await Plans(lead.running.store, TENANT).get_task(1)).due_on == date(2026, 1, 16)

@@ -1,0 +1,124 @@
+"""The rules of editing plans, tasks and KPIs: what text is accepted, where a task may live, which windows fit,
+how a task's edit moves its status dates, and which event names a change."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import date, datetime
+
+from planner.domain.errors import InvalidValue
+from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, Window
+
+
+def clean_text(field: str, value: str, *, limit: int = 500) -> str:
+    """`value` with its whitespace runs made single spaces. Raises InvalidValue when empty or over `limit`."""
+    cleaned = " ".join(value.split())
+    if not cleaned:
+        raise InvalidValue(field, value, "some text")
+    if len(cleaned) > limit:
+        raise InvalidValue(field, value[:40] + "…", f"at most {limit} characters")
+    return cleaned
+
+
+def require_metric_home(plan: Plan) -> None:
+    """KPIs are defined on master and tactical plans. Raises InvalidValue for a weekly plan."""
+    if plan.tier is Tier.WEEKLY:
+        raise InvalidValue("plan", plan.id, "a master or tactical plan: weekly plans have no metrics of their own")
+
+
+def require_reading_value(value: float) -> None:
+    """Raises InvalidValue unless `value` is a finite number."""
+    if value != value or value in (math.inf, -math.inf):
+        raise InvalidValue("value", value, "a finite number")
+
+
+def require_task_home(plan: Plan) -> None:
+    """Tasks live under tactical plans (added through one or one of its weeks). Raises InvalidValue for a master."""
+    if plan.tier is Tier.MASTER:
+        raise InvalidValue("plan", plan.id, "a tactical or weekly plan: tasks live under a tactical plan")
+
+
+def require_due_inside(due_on: date, home: Plan) -> None:
+    """Raises WindowConflict when a task's due date leaves the window of the plan it belongs to."""
+    Window(start=due_on, end=due_on).require_inside(
+        home.window, what="due date", parent_name=f"{home.tier} plan {home.id}"
+    )
+
+
+def require_window_change(
+    plan: Plan, window: Window, *, parent: Plan | None, children: Iterable[Plan], task_outside: Task | None
+) -> None:
+    """A plan's new window stays inside its parent's and keeps its children and (tactical) task due dates inside
+    it; a weekly plan always covers its ISO week. Raises InvalidValue or WindowConflict."""
+    if plan.tier is Tier.WEEKLY:
+        raise InvalidValue("window", window, "no change: a weekly plan always covers its ISO week")
+    if parent is not None:
+        window.require_inside(parent.window, what=f"{plan.tier} plan", parent_name=f"{parent.tier} plan {parent.id}")
+    for child in children:
+        child.window.require_inside(
+            window, what=f"{child.tier} plan {child.id}", parent_name=f"the new window of plan {plan.id}"
+        )
+    if task_outside is not None:
+        Window(start=task_outside.due_on, end=task_outside.due_on).require_inside(
+            window, what=f"due date of task {task_outside.id}", parent_name=f"the new window of plan {plan.id}"
+        )
+
+
+def week_of_tactical(week: Window, iso_week: str, tactical: Plan) -> Window:
+    """The part of `week` a tactical plan covers, so its weekly plan stays inside its parent.
+
+    Raises WindowConflict when the week and the tactical plan do not overlap at all.
+    """
+    if week.end < tactical.window.start or week.start > tactical.window.end:
+        week.require_inside(tactical.window, what=f"week {iso_week}", parent_name=f"tactical plan {tactical.id}")
+    return Window(start=max(week.start, tactical.window.start), end=min(week.end, tactical.window.end))
+
+
+def apply_task_changes(task: Task, changes: TaskChanges, now: datetime) -> Task:
+    """The task with `changes` applied at `now`: starting stamps `started_at`, finishing `done_at` (reopening clears
+    it), a block keeps its reason only while blocked, finishing ends a snooze. Raises InvalidValue for bad text."""
+    status = changes.status or task.status
+    started_at = task.started_at
+    done_at = task.done_at
+    if status is TaskStatus.DOING and started_at is None:
+        started_at = now
+    if status is TaskStatus.DONE and task.status is not TaskStatus.DONE:
+        done_at = now
+        started_at = started_at or now
+    if status is not TaskStatus.DONE:
+        done_at = None
+    blocked_reason = task.blocked_reason if status is TaskStatus.BLOCKED else None
+    if status is TaskStatus.BLOCKED and changes.blocked_reason is not None:
+        blocked_reason = clean_text("reason", changes.blocked_reason) if changes.blocked_reason.strip() else None
+    if changes.clear_owner:
+        owner = None
+    else:
+        owner = clean_text("owner", changes.owner, limit=200) if changes.owner is not None else task.owner
+    snoozed_until = task.snoozed_until if changes.snoozed_until is None else changes.snoozed_until
+    if status is TaskStatus.DONE:
+        snoozed_until = None
+    return replace(
+        task,
+        title=clean_text("title", changes.title) if changes.title is not None else task.title,
+        owner=owner,
+        due_on=changes.due_on or task.due_on,
+        status=status,
+        milestone=task.milestone if changes.milestone is None else changes.milestone,
+        started_at=started_at,
+        done_at=done_at,
+        snoozed_until=snoozed_until,
+        blocked_reason=blocked_reason,
+    )
+
+
+def task_event_kind(before: Task, after: Task) -> str:
+    """The kind of event a task's edit records: its new status, a new owner, a snooze, or any other update."""
+    if before.status is not after.status:
+        return f"task.status.{after.status.value}"
+    if before.owner != after.owner:
+        return "task.assigned"
+    if before.snoozed_until != after.snoozed_until and after.snoozed_until is not None:
+        return "task.snoozed"
+    return "task.updated"

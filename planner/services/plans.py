@@ -1,0 +1,611 @@
+"""Plans, tasks and KPIs of one tenant: the use cases that create, edit, list and roll them up.
+
+Every method reads and writes that tenant's rows only. Every change is written in one transaction together with its
+event. Edits are optimistic: each row carries a version, and an update only lands on the version it read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import date, datetime
+from typing import overload
+
+from planner.domain.derivation import weekly_selection
+from planner.domain.errors import InvalidValue, MetricNotFound, PlanNotFound, StaleEdit, TaskNotFound, TenantMismatch
+from planner.domain.model import (
+    Event,
+    Metric,
+    MetricReading,
+    MetricSpec,
+    Plan,
+    Task,
+    TaskChanges,
+    Tier,
+    WeeklyItem,
+    Window,
+    iso_week_window,
+)
+from planner.domain.plans import (
+    apply_task_changes,
+    clean_text,
+    require_due_inside,
+    require_metric_home,
+    require_reading_value,
+    require_task_home,
+    require_window_change,
+    task_event_kind,
+    week_of_tactical,
+)
+from planner.domain.rollup import OwnedRollup, PlanRollup, roll_up_tree
+from planner.domain.snapshots import snapshot
+from planner.store import Connection, Store, rollups
+from planner.store import events as event_log
+from planner.store import kpis as kpi_rows
+from planner.store import plans as plan_rows
+from planner.store import tasks as task_rows
+
+EDIT_ATTEMPTS = 20
+"""How often `edit_task` reads and writes again when other writers keep changing the task in between."""
+
+
+class Plans:
+    """Plans, tasks and metrics of one tenant (the Teams tenant id). Raises InvalidValue for a blank tenant id."""
+
+    def __init__(self, store: Store, tenant_id: str) -> None:
+        if not tenant_id or not tenant_id.strip():
+            raise InvalidValue("tenant id", tenant_id, "the Teams tenant id of the conversation")
+        self._store = store
+        self.tenant_id = tenant_id
+
+    def _now(self) -> datetime:
+        return self._store.clock()
+
+    def _check_tenant(self, value: Plan | Task | Metric) -> None:
+        if value.tenant_id != self.tenant_id:
+            raise TenantMismatch(self.tenant_id, value.tenant_id)
+
+    async def _record(
+        self,
+        conn: Connection,
+        *,
+        actor: str,
+        kind: str,
+        subject: Plan | Task | Metric | MetricReading,
+        before: Plan | Task | Metric | MetricReading | None,
+    ) -> None:
+        subject_type = kind.split(".", 1)[0]
+        await event_log.record(
+            conn,
+            tenant_id=self.tenant_id,
+            at=self._now(),
+            actor=actor,
+            kind=kind,
+            subject_type=subject_type,
+            subject_id=subject.id,
+            before=snapshot(before) if before is not None else None,
+            after=snapshot(subject),
+        )
+
+    # ---- plans ---------------------------------------------------------------------------------------------
+
+    async def _plan_row(self, conn: Connection, plan_id: int, tier: Tier | None = None) -> Plan:
+        plan = await plan_rows.get(conn, self.tenant_id, plan_id)
+        if plan is None or (tier is not None and plan.tier is not tier):
+            raise PlanNotFound(plan_id, tier.value if tier else None)
+        return plan
+
+    async def get_plan(self, plan_id: int, tier: Tier | None = None) -> Plan:
+        """The plan with this id. Raises PlanNotFound (also for another tier when `tier` is given)."""
+        async with self._store.read() as conn:
+            return await self._plan_row(conn, plan_id, tier)
+
+    async def list_plans(self, tier: Tier | None = None, *, parent_id: int | None = None) -> list[Plan]:
+        """Plans of the tenant, optionally of one tier or under one parent, oldest window first."""
+        async with self._store.read() as conn:
+            return await plan_rows.listed(conn, self.tenant_id, tier, parent_id=parent_id)
+
+    async def _insert_plan(
+        self,
+        conn: Connection,
+        *,
+        tier: Tier,
+        parent: Plan | None,
+        title: str,
+        owner: str,
+        window: Window,
+        constraints: Sequence[str] = (),
+        iso_week: str | None = None,
+        actor: str,
+    ) -> Plan:
+        plan = await plan_rows.insert_plan(
+            conn,
+            self.tenant_id,
+            tier=tier,
+            parent=parent,
+            title=clean_text("title", title),
+            owner=clean_text("owner", owner, limit=200),
+            window=window,
+            constraints=[clean_text("constraint", c) for c in constraints],
+            iso_week=iso_week,
+            created_at=self._now(),
+        )
+        await self._record(conn, actor=actor, kind=f"plan.created.{tier.value}", subject=plan, before=None)
+        return plan
+
+    async def create_master_plan(
+        self,
+        *,
+        title: str,
+        owner: str,
+        window: Window,
+        constraints: Sequence[str] = (),
+        metrics: Sequence[MetricSpec] = (),
+        actor: str,
+    ) -> Plan:
+        """A new master plan (the north star) with its KPI metrics, in one transaction."""
+        for spec in metrics:
+            spec.validate()
+        async with self._store.transaction() as conn:
+            plan = await self._insert_plan(
+                conn,
+                tier=Tier.MASTER,
+                parent=None,
+                title=title,
+                owner=owner,
+                window=window,
+                constraints=constraints,
+                actor=actor,
+            )
+            for spec in metrics:
+                await self._insert_metric(conn, plan, spec, actor=actor)
+            return plan
+
+    async def create_tactical_plan(
+        self,
+        master_id: int,
+        *,
+        title: str,
+        owner: str,
+        window: Window,
+        constraints: Sequence[str] = (),
+        metrics: Sequence[MetricSpec] = (),
+        actor: str,
+    ) -> Plan:
+        """A tactical plan under a master plan. Raises WindowConflict if its window leaves the master's."""
+        for spec in metrics:
+            spec.validate()
+        async with self._store.transaction() as conn:
+            master = await self._plan_row(conn, master_id, Tier.MASTER)
+            window.require_inside(master.window, what="tactical plan", parent_name=f"master plan {master.id}")
+            plan = await self._insert_plan(
+                conn,
+                tier=Tier.TACTICAL,
+                parent=master,
+                title=title,
+                owner=owner,
+                window=window,
+                constraints=constraints,
+                actor=actor,
+            )
+            for spec in metrics:
+                await self._insert_metric(conn, plan, spec, actor=actor)
+            return plan
+
+    async def update_plan(
+        self,
+        plan_id: int,
+        *,
+        title: str | None = None,
+        owner: str | None = None,
+        window: Window | None = None,
+        constraints: Sequence[str] | None = None,
+        expected_version: int | None = None,
+        actor: str,
+    ) -> Plan:
+        """Edit a plan. A new window must stay inside the parent's and keep children and due dates inside it."""
+        async with self._store.transaction() as conn:
+            before = await self._plan_row(conn, plan_id)
+            if expected_version is not None and expected_version != before.version:
+                raise StaleEdit("Plan", plan_id, expected_version, before.version)
+            after = replace(
+                before,
+                title=clean_text("title", title) if title is not None else before.title,
+                owner=clean_text("owner", owner, limit=200) if owner is not None else before.owner,
+                window=window or before.window,
+                constraints=tuple(clean_text("constraint", c) for c in constraints)
+                if constraints is not None
+                else before.constraints,
+                version=before.version + 1,
+            )
+            if window is not None and window != before.window:
+                await self._check_window_change(conn, before, window)
+            if not await plan_rows.update_plan(conn, after, seen_version=before.version):
+                raise StaleEdit("Plan", plan_id, before.version, None)
+            await self._record(conn, actor=actor, kind="plan.updated", subject=after, before=before)
+            return after
+
+    async def _check_window_change(self, conn: Connection, plan: Plan, window: Window) -> None:
+        parent: Plan | None = None
+        children: list[Plan] = []
+        task_outside: Task | None = None
+        if plan.tier is not Tier.WEEKLY:  # a weekly plan's window never changes: nothing to read
+            parent = await self._plan_row(conn, plan.parent_id) if plan.parent_id is not None else None
+            children = await plan_rows.children(conn, self.tenant_id, plan.id)
+            if plan.tier is Tier.TACTICAL:
+                task_outside = await task_rows.one_due_outside(conn, self.tenant_id, plan.id, window)
+        require_window_change(plan, window, parent=parent, children=children, task_outside=task_outside)
+
+    # ---- weekly plans --------------------------------------------------------------------------------------
+
+    async def derive_weekly_plan(self, tactical_id: int, iso_week: str, *, actor: str) -> tuple[Plan, list[WeeklyItem]]:
+        """The weekly plan of `iso_week` under a tactical plan, created or refreshed by the derivation rules.
+
+        Idempotent: deriving again adds tasks that became due that week and never removes a task.
+        Raises PlanNotFound, InvalidValue (bad week) or WindowConflict (week outside the tactical plan).
+        """
+        week = iso_week_window(iso_week)
+        iso_week = f"{week.start.isocalendar().year}-W{week.start.isocalendar().week:02d}"
+        async with self._store.transaction() as conn:
+            tactical = await self._plan_row(conn, tactical_id, Tier.TACTICAL)
+            week = week_of_tactical(week, iso_week, tactical)
+            weekly = await plan_rows.weekly_of(conn, self.tenant_id, tactical.id, iso_week)
+            if weekly is None:
+                weekly = await self._insert_plan(
+                    conn,
+                    tier=Tier.WEEKLY,
+                    parent=tactical,
+                    title=f"{tactical.title}, week {iso_week}",
+                    owner=tactical.owner,
+                    window=week,
+                    iso_week=iso_week,
+                    actor=actor,
+                )
+            selection = weekly_selection(await task_rows.for_week(conn, self.tenant_id, tactical.id, week), week)
+            present = await plan_rows.weekly_task_ids(conn, weekly.id)
+            new_items = [item for item in selection if item.task.id not in present]
+            if new_items:
+                await plan_rows.add_weekly_items(conn, weekly, new_items)
+                await event_log.record(
+                    conn,
+                    tenant_id=self.tenant_id,
+                    at=self._now(),
+                    actor=actor,
+                    kind="plan.derived.weekly",
+                    subject_type="plan",
+                    subject_id=weekly.id,
+                    before={"task_ids": sorted(present)},
+                    after={"task_ids": sorted(present | {i.task.id for i in new_items})},
+                )
+            return weekly, await plan_rows.weekly_items_of(conn, self.tenant_id, weekly.id)
+
+    async def weekly_items(self, weekly_id: int) -> list[WeeklyItem]:
+        """The tasks of a weekly plan, carried-over ones first. Raises PlanNotFound."""
+        async with self._store.read() as conn:
+            await self._plan_row(conn, weekly_id, Tier.WEEKLY)
+            return await plan_rows.weekly_items_of(conn, self.tenant_id, weekly_id)
+
+    # ---- tasks ---------------------------------------------------------------------------------------------
+
+    async def add_task(
+        self,
+        plan_id: int,
+        *,
+        title: str,
+        due_on: date,
+        owner: str | None = None,
+        milestone: bool = False,
+        actor: str,
+    ) -> Task:
+        """A new task in a tactical plan, or in a weekly plan (then it belongs to that week's tactical plan).
+
+        Raises PlanNotFound, InvalidValue (a master plan: tasks go into tactical plans) or WindowConflict.
+        """
+        async with self._store.transaction() as conn:
+            plan = await self._plan_row(conn, plan_id)
+            weekly: Plan | None = None
+            require_task_home(plan)
+            if plan.tier is Tier.WEEKLY:
+                weekly, plan = plan, await self._plan_row(conn, plan.parent_id or 0, Tier.TACTICAL)
+            require_due_inside(due_on, weekly or plan)
+            task = await task_rows.insert_task(
+                conn,
+                self.tenant_id,
+                plan_id=plan.id,
+                master_id=plan.master_id,
+                title=clean_text("title", title),
+                owner=clean_text("owner", owner, limit=200) if owner else None,
+                due_on=due_on,
+                milestone=milestone,
+                created_at=self._now(),
+            )
+            await self._record(conn, actor=actor, kind="task.created", subject=task, before=None)
+            week_plan = weekly or await plan_rows.week_containing(conn, self.tenant_id, plan.id, due_on)
+            if week_plan is not None:
+                await plan_rows.add_weekly_items(conn, week_plan, [WeeklyItem(task=task, carried_over=False)])
+            return task
+
+    async def _task_row(self, conn: Connection, task_id: int) -> Task:
+        task = await task_rows.get(conn, self.tenant_id, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def get_task(self, task_id: int) -> Task:
+        """The task with this id. Raises TaskNotFound."""
+        async with self._store.read() as conn:
+            return await self._task_row(conn, task_id)
+
+    async def tasks_by_id(self, task_ids: Iterable[int]) -> dict[int, Task]:
+        """The tasks with these ids, in one query (ids of no task of the tenant are left out)."""
+        wanted = sorted(set(task_ids))
+        if not wanted:
+            return {}
+        async with self._store.read() as conn:
+            return await task_rows.by_id(conn, self.tenant_id, wanted)
+
+    async def plans_by_id(self, plan_ids: Iterable[int]) -> dict[int, Plan]:
+        """The plans with these ids, in one query (ids of no plan of the tenant are left out)."""
+        wanted = sorted(set(plan_ids))
+        if not wanted:
+            return {}
+        async with self._store.read() as conn:
+            return await plan_rows.by_id(conn, self.tenant_id, wanted)
+
+    async def list_tasks(self, plan_id: int) -> list[Task]:
+        """The tasks of a tactical plan, or of a weekly plan, or of all tactical plans under a master plan."""
+        async with self._store.read() as conn:
+            plan = await self._plan_row(conn, plan_id)
+            if plan.tier is Tier.WEEKLY:
+                return [item.task for item in await plan_rows.weekly_items_of(conn, self.tenant_id, plan.id)]
+            if plan.tier is Tier.MASTER:
+                return await task_rows.of_master(conn, self.tenant_id, plan.id)
+            return await task_rows.of_plan(conn, self.tenant_id, plan.id)
+
+    async def tasks_due(
+        self, start: date, end: date, *, open_only: bool = True, owner: str | None = None, limit: int | None = None
+    ) -> list[Task]:
+        """Tasks due between `start` and `end` inclusive, by due date; open ones only unless told otherwise."""
+        Window(start=start, end=end)
+        async with self._store.read() as conn:
+            return await task_rows.due(conn, self.tenant_id, start, end, open_only=open_only, owner=owner, limit=limit)
+
+    async def tasks_of_owner(self, owner: str, *, open_only: bool = True) -> list[Task]:
+        """A person's tasks across all plans, by due date."""
+        async with self._store.read() as conn:
+            return await task_rows.of_owner(conn, self.tenant_id, owner, open_only=open_only)
+
+    async def update_task(
+        self, task_id: int, changes: TaskChanges, *, actor: str, expected_version: int | None = None
+    ) -> Task:
+        """Apply `changes` to a task and record the event.
+
+        With `expected_version`, the edit lands only on that version (else StaleEdit): for a person who edited
+        what they saw. Without it, the changes are applied to whatever version is current, retried on a
+        concurrent write, so concurrent edits of different fields never lose one another.
+        Raises TaskNotFound, WindowConflict (due date outside the plan), StaleEdit.
+        """
+        return await self.edit_task(
+            task_id,
+            lambda task: apply_task_changes(task, changes, self._now()),
+            actor=actor,
+            expected_version=expected_version,
+        )
+
+    async def edit_task(
+        self,
+        task_id: int,
+        edit: Callable[[Task], Task],
+        *,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> Task:
+        """Read the task, apply `edit` to it and write it back if nobody wrote in between; retry otherwise.
+
+        `edit` must be a pure function of the task it is given. With `expected_version` there is no retry.
+        """
+        for _attempt in range(1 if expected_version is not None else EDIT_ATTEMPTS):
+            async with self._store.transaction() as conn:
+                before = await self._task_row(conn, task_id)
+                if expected_version is not None and before.version != expected_version:
+                    raise StaleEdit("Task", task_id, expected_version, before.version)
+                after = edit(before)
+                self._check_tenant(after)
+                if after.id != before.id or after.plan_id != before.plan_id:
+                    raise InvalidValue("task", after.id, "the same task in the same plan")
+                after = replace(after, version=before.version + 1)
+                if after.due_on != before.due_on:
+                    require_due_inside(after.due_on, await self._plan_row(conn, before.plan_id))
+                if await task_rows.update_task(conn, after, seen_version=before.version):
+                    kind = task_event_kind(before, after)
+                    await self._record(conn, actor=actor, kind=kind, subject=after, before=before)
+                    return after
+            if expected_version is not None:
+                raise StaleEdit("Task", task_id, expected_version, None)
+        current = await self.get_task(task_id)
+        raise StaleEdit("Task", task_id, current.version - 1, current.version)
+
+    # ---- metrics -------------------------------------------------------------------------------------------
+
+    async def _insert_metric(self, conn: Connection, plan: Plan, spec: MetricSpec, *, actor: str) -> Metric:
+        require_metric_home(plan)
+        spec.validate()
+        metric = await kpi_rows.insert_metric(
+            conn,
+            self.tenant_id,
+            plan_id=plan.id,
+            name=clean_text("metric name", spec.name, limit=200),
+            unit=spec.unit.strip(),
+            direction=spec.resolved_direction(),
+            baseline=spec.baseline,
+            target=spec.target,
+            tolerance=spec.tolerance,
+        )
+        if metric is None:
+            raise InvalidValue("metric name", spec.name, f"a name not yet used on plan {plan.id}")
+        await self._record(conn, actor=actor, kind="metric.created", subject=metric, before=None)
+        return metric
+
+    async def add_metric(self, plan_id: int, spec: MetricSpec, *, actor: str) -> Metric:
+        """A new KPI on a master or tactical plan. Raises PlanNotFound or InvalidValue."""
+        async with self._store.transaction() as conn:
+            plan = await self._plan_row(conn, plan_id)
+            return await self._insert_metric(conn, plan, spec, actor=actor)
+
+    async def set_metric_target(self, metric_id: int, target: float, *, actor: str) -> Metric:
+        """A KPI's new target (the baseline, unit and direction stay). Raises MetricNotFound or InvalidValue."""
+        async with self._store.transaction() as conn:
+            before = await kpi_rows.get(conn, self.tenant_id, metric_id)
+            if before is None:
+                raise MetricNotFound(metric_id)
+            spec = MetricSpec(
+                name=before.name,
+                target=target,
+                unit=before.unit,
+                baseline=before.baseline,
+                direction=before.direction,
+                tolerance=before.tolerance,
+            )
+            spec.validate()
+            after = replace(before, target=target, version=before.version + 1)
+            await kpi_rows.set_target(conn, after)
+            await self._record(conn, actor=actor, kind="metric.updated", subject=after, before=before)
+            return after
+
+    async def list_metrics(self, plan_id: int) -> list[Metric]:
+        """The KPIs defined on one plan."""
+        async with self._store.read() as conn:
+            await self._plan_row(conn, plan_id)
+            return await kpi_rows.of_plan(conn, self.tenant_id, plan_id)
+
+    async def find_metric(self, name: str, *, plan_id: int | None = None) -> Metric:
+        """A metric by name (case-insensitive), on one plan or on any of the tenant's plans.
+
+        Raises MetricNotFound listing the names that exist, or InvalidValue if the name is ambiguous.
+        """
+        async with self._store.read() as conn:
+            rows = await kpi_rows.of_plan(conn, self.tenant_id, plan_id)
+        matches = [m for m in rows if m.name.casefold() == name.strip().casefold()]
+        if not matches:
+            raise MetricNotFound(name, plan_id, tuple(sorted({m.name for m in rows})))
+        if len(matches) > 1:
+            raise InvalidValue(
+                "metric", name, "a plan id too: plans " + ", ".join(str(m.plan_id) for m in matches) + " all have it"
+            )
+        return matches[0]
+
+    async def record_reading(
+        self,
+        metric_id: int,
+        value: float,
+        *,
+        at: datetime | None = None,
+        source: str = "chat",
+        actor: str,
+        conn: Connection | None = None,
+    ) -> MetricReading:
+        """Store a reading. Idempotent by (metric, time, source): the same reading twice is stored once; a
+        different value for the same key corrects it. With `conn`, inside the caller's transaction. Raises
+        MetricNotFound."""
+        at = at or self._now()
+        require_reading_value(value)
+        if conn is not None:
+            return await self._record_reading(conn, metric_id, value, at=at, source=source, actor=actor)
+        async with self._store.transaction() as own:
+            return await self._record_reading(own, metric_id, value, at=at, source=source, actor=actor)
+
+    async def _record_reading(
+        self, conn: Connection, metric_id: int, value: float, *, at: datetime, source: str, actor: str
+    ) -> MetricReading:
+        if await kpi_rows.get(conn, self.tenant_id, metric_id) is None:
+            raise MetricNotFound(metric_id)
+        before = await kpi_rows.reading_at(conn, metric_id, at, source)
+        if before is None:
+            reading = await kpi_rows.insert_reading(
+                conn, self.tenant_id, metric_id=metric_id, at=at, value=value, source=source
+            )
+            if reading is not None:
+                await self._record(conn, actor=actor, kind="metric.reading", subject=reading, before=None)
+                return reading
+            # Another writer stored the same key meanwhile: this one is a correction of it, if anything.
+            before = await kpi_rows.reading_at(conn, metric_id, at, source)
+            assert before is not None
+        if before.value == value:
+            return before
+        after = replace(before, value=value)
+        await kpi_rows.correct_reading(conn, after)
+        await self._record(conn, actor=actor, kind="metric.reading.corrected", subject=after, before=before)
+        return after
+
+    async def readings(self, metric_id: int, *, since: datetime | None = None) -> list[MetricReading]:
+        """A metric's readings, oldest first."""
+        async with self._store.read() as conn:
+            return (await kpi_rows.readings(conn, self.tenant_id, [metric_id], since=since))[metric_id]
+
+    async def metrics_of(self, plan_ids: Sequence[int]) -> list[Metric]:
+        """The KPIs of several plans in one query, by plan and then as they were defined."""
+        async with self._store.read() as conn:
+            return await kpi_rows.of_plans(conn, self.tenant_id, plan_ids)
+
+    async def readings_of(self, metric_ids: Sequence[int]) -> dict[int, list[MetricReading]]:
+        """Several metrics' readings in one query, each metric's oldest first (an empty list for one without)."""
+        async with self._store.read() as conn:
+            return await kpi_rows.readings(conn, self.tenant_id, metric_ids)
+
+    # ---- rollup --------------------------------------------------------------------------------------------
+
+    async def rollup(self, plan_id: int, as_of: date | None = None) -> PlanRollup:
+        """Progress and health of the master plan's tree containing `plan_id`, as of a day (today by default).
+
+        Reads aggregates only (task counts per plan, the latest reading per metric), never every task, in one query
+        whatever the size of the tree. Returns the rollup of the tree's root; use `.find(plan_id)` for a subtree.
+        Raises PlanNotFound.
+        """
+        return (await self.owned_rollup(plan_id, as_of or self._now().date())).rollup
+
+    @overload
+    async def owned_rollup(self, plan_id: int, as_of: date) -> OwnedRollup: ...
+
+    @overload
+    async def owned_rollup(self, plan_id: None, as_of: date) -> OwnedRollup | None: ...
+
+    async def owned_rollup(self, plan_id: int | None, as_of: date) -> OwnedRollup | None:
+        """`rollup(plan_id, as_of)` with its owners' names, in the same query. Without a plan id, that of the master
+        plan active on `as_of` (the only master plan when none is), or None when there is not exactly one.
+        Raises PlanNotFound for a plan id."""
+        async with self._store.read() as conn:
+            facts, owner_names = await rollups.tree_facts(conn, self.tenant_id, plan_id, as_of)
+        rollup = roll_up_tree(facts, as_of, self._store.rules)
+        if rollup is None:
+            if plan_id is None:
+                return None
+            raise PlanNotFound(plan_id)
+        return OwnedRollup(rollup=rollup, owner_names=owner_names)
+
+    # ---- events --------------------------------------------------------------------------------------------
+
+    async def events(
+        self, *, subject_type: str | None = None, subject_id: int | None = None, limit: int = 100
+    ) -> list[Event]:
+        """Recorded changes, newest first, optionally of one subject."""
+        async with self._store.read() as conn:
+            return await event_log.recent(
+                conn, self.tenant_id, subject_type=subject_type, subject_id=subject_id, limit=limit
+            )
+
+    async def delete_plan(self, plan_id: int, *, actor: str) -> None:
+        """Remove a plan with everything under it; the event keeps what it was."""
+        async with self._store.transaction() as conn:
+            plan = await self._plan_row(conn, plan_id)
+            await plan_rows.delete_plan(conn, plan)
+            await event_log.record(
+                conn,
+                tenant_id=self.tenant_id,
+                at=self._now(),
+                actor=actor,
+                kind="plan.deleted",
+                subject_type="plan",
+                subject_id=plan.id,
+                before=snapshot(plan),
+                after=None,
+            )
