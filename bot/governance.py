@@ -52,9 +52,6 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
         if masters and (caller.by_model or not leads):
             categories = (GateCategory.STRATEGY, *categories)
     engine = PolicyEngine(context.store, caller.tenant_id)
-    # The fast path: nothing to log and no rule about it, so nothing to read.
-    if not categories and not caller.by_model and engine.silent_on(operation.kind, agent=None, name=operation.name):
-        return None
     attributes = {k: v for k, v in args.items() if k not in MARKS}
     action = Action(
         tenant_id=caller.tenant_id,

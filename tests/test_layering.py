@@ -1,4 +1,5 @@
-"""The architecture, checked: planner/ knows nothing of Teams or vendors; a Teams SDK stays in bot/teams/."""
+"""The architecture, checked: planner/ knows nothing of Teams or vendors; a Teams SDK stays in bot/teams/; the domain is
+pure; only planner/store/ talks to the database, each table written by one of its modules; no state at module level."""
 
 from __future__ import annotations
 
@@ -85,3 +86,89 @@ def test_the_domain_is_pure_rules_and_values() -> None:
             clock_reads[str(path.relative_to(ROOT))] = reads
     assert imports == {}
     assert clock_reads == {}
+
+
+DATABASE_LIBRARIES = {"sqlalchemy", "alembic"}
+
+
+def test_only_the_store_talks_to_the_database() -> None:
+    """SQLAlchemy (and Alembic) are imported by planner/store/ alone: the domain, the services, the adapters and the
+    bot reach the database through the store's functions, which answer with domain values."""
+    offenders = {
+        path: sorted(names & DATABASE_LIBRARIES)
+        for package in ("planner", "bot", "adapters")
+        for path, names in imported_modules(package).items()
+        if names & DATABASE_LIBRARIES and not path.startswith("planner/store/")
+    }
+    assert offenders == {}
+
+
+WRITES = {"insert", "update", "delete", "upsert"}
+"""Calls that write the table they are given: `insert(plans)`, `upsert(conn, plan_health, …)`, `plans.update()`."""
+
+
+def _written_tables(tree: ast.AST, tables: set[str]) -> set[str]:
+    written: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if isinstance(func, ast.Attribute) and func.attr in WRITES and isinstance(func.value, ast.Name):
+            written.update({func.value.id} & tables)  # plans.update()
+        if name not in WRITES:
+            continue
+        for arg in node.args[:2]:  # insert(plans) / upsert(conn, plans, …)
+            if isinstance(arg, ast.Name) and arg.id in tables:
+                written.add(arg.id)
+            elif isinstance(arg, ast.Attribute) and arg.attr in tables:
+                written.add(arg.attr)
+    return written
+
+
+def test_each_table_has_one_writer() -> None:
+    """Every table is written by exactly one module of planner/store/: its rules have one home, and a change to how a
+    row is kept is made in one place."""
+    from planner.store.schema import metadata
+
+    tables = set(metadata.tables)
+    writers: dict[str, set[str]] = {table: set() for table in tables}
+    for path in (ROOT / "planner").rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for table in _written_tables(tree, tables):
+            writers[table].add(str(path.relative_to(ROOT)))
+    shared = {table: sorted(modules) for table, modules in writers.items() if len(modules) > 1}
+    outside = {
+        table: sorted(m for m in modules if not m.startswith("planner/store/"))
+        for table, modules in writers.items()
+        if any(not m.startswith("planner/store/") for m in modules)
+    }
+    assert shared == {}
+    assert outside == {}
+    assert {table for table, modules in writers.items() if not modules} == set()  # every write was seen
+
+
+def test_no_module_level_state_in_the_planner() -> None:
+    """The planner keeps no state at module level (a cache of a function, a dictionary filled at run time): what one
+    process learns lives on the objects the composition root builds, so two stores or two tests never share it."""
+    found: dict[str, list[str]] = {}
+    for path in (ROOT / "planner").rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for decorator in node.decorator_list:
+                    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                    if name in {"cache", "lru_cache"}:
+                        found.setdefault(str(path.relative_to(ROOT)), []).append(node.name)
+        for node in tree.body:
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, ast.Call):
+                callee = value.func.attr if isinstance(value.func, ast.Attribute) else getattr(value.func, "id", "")
+                if callee in {"WeakKeyDictionary", "WeakValueDictionary", "dict", "defaultdict"}:
+                    found.setdefault(str(path.relative_to(ROOT)), []).append(callee)
+            if isinstance(value, ast.Dict) and not value.keys:
+                found.setdefault(str(path.relative_to(ROOT)), []).append("{}")
+    assert found == {}

@@ -121,24 +121,12 @@ class PolicyGuard:
         self._engine = engine or PolicyEngine(store, tenant_id)
         self._approvals = Approvals(store, tenant_id, record=record, expires_in=approval_expiry)
 
-    def _silent(self, call: AgentCall) -> bool:
-        """No rule in force is about this agent and capability, and the input names no gate: nothing to ask, and
-        nothing to record (a go no rule spoke for is not a decision)."""
-        request = call.request
-        return _GATES not in request.input and self._engine.silent_on(
-            ActionKind.DELEGATION, agent=call.adapter, name=request.capability
-        )
-
     async def clears(self, call: AgentCall) -> bool:
         """A plain go that no rule spoke of: nothing to record, the call may simply go."""
-        if self._silent(call):
-            return True
         decision = await self._engine.evaluate(call_action(call))
         return decision.verdict is Verdict.GO and not decision.matched
 
     async def __call__(self, call: AgentCall) -> None:
-        if self._silent(call):
-            return
         action = call_action(call)
         decision = await self._engine.evaluate(action)
         reasons = "; ".join(decision.reasons) or "no rule objected"

@@ -19,7 +19,7 @@ import yaml
 
 from planner.domain.context import Fact
 from planner.domain.errors import TenantMismatch
-from planner.domain.governance import Action, ActionKind, PolicyDecision
+from planner.domain.governance import Action, PolicyDecision
 from planner.domain.policy import (
     CompiledRules,
     PolicyInvalid,
@@ -182,19 +182,6 @@ class PolicyEngine:
             return await self._evaluate(conn, action, at, now)
         async with stored.single_read(self._store) as own:
             return await self._evaluate(own, action, at, now)
-
-    def silent_on(self, kind: ActionKind, *, agent: str | None, name: str) -> bool:
-        """Whether no rule in force, as confirmed within `recheck`, is about actions of `kind` named `name` through
-        `agent`: `evaluate` would then answer a plain go with nothing matched (unless the action falls under a gate
-        category), without reading anything. False whenever telling would take a read.
-
-        A caller on a hot path can ask this before it describes its action at all (the delegation guard does).
-        """
-        cached = self._cache.latest(self.tenant_id)
-        if cached is None:
-            return False
-        compiled, confirmed_at = cached
-        return self._confirmed(confirmed_at, self._clock()) and not compiled.about(kind, agent=agent, name=name)
 
     def _confirmed(self, confirmed_at: datetime, now: datetime) -> bool:
         """Whether the cached rules were confirmed as the version in force recently enough to use them unread."""

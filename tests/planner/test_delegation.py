@@ -24,11 +24,10 @@ from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.governance.gated_agent import AgentCall, Gate
 from planner.ports import Evidence
 from planner.services.breaker import Breakers
-from planner.services.delegation import Delegations, tenants_with_delegations_to_run
+from planner.services.delegation import Delegations, overdue_delegations, tenants_with_delegations_to_run
 from planner.services.plans import Plans
 from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry
 from planner.store import Store
-from planner.store.delegations import overdue_delegations
 from planner.store.schema import delegations, events, outbox
 from planner.store.vault import Vault
 from tests.conftest import Database, FakeClock
