@@ -247,7 +247,8 @@ async def test_a_rule_about_tool_calls_is_about_every_operation_whoever_asks_and
             stopped = replace(action(agent=None, kind=kind, name="set_task_status"), actor=actor)
             assert (await engine.evaluate(stopped)).verdict is Verdict.STOP
         shown = await engine.evaluate(action(agent=None, kind=kind, name="show_plan"))
-        assert shown.verdict is Verdict.GO and not shown.matched
+        assert shown.verdict is Verdict.GO
+        assert not shown.matched
     delegation = action(agent="hubspot", kind=ActionKind.DELEGATION, name="set_task_status")
     assert (await engine.evaluate(delegation)).verdict is Verdict.GO
 
