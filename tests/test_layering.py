@@ -172,3 +172,14 @@ def test_no_module_level_state_in_the_planner() -> None:
             if isinstance(value, ast.Dict) and not value.keys:
                 found.setdefault(str(path.relative_to(ROOT)), []).append("{}")
     assert found == {}
+
+
+def test_the_store_knows_nothing_of_the_use_cases() -> None:
+    """planner/store/ answers with domain values and never calls up into the services or the gate above it."""
+    above = ("planner.services", "planner.governance")
+    offenders: dict[str, list[str]] = {}
+    for path in (ROOT / "planner" / "store").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(above):
+                offenders.setdefault(str(path.relative_to(ROOT)), []).append(node.module)
+    assert offenders == {}

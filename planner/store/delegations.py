@@ -30,32 +30,10 @@ from planner.domain.model import Task, TaskStatus
 from planner.store import Connection
 from planner.store.adapters import adapter_columns, adapter_from, circuit_columns, circuit_from
 from planner.store.schema import adapters, circuit_breakers, delegation_evidence, delegations, tasks
+from planner.store.tasks import LABELLED_COLUMNS, labelled_task_from
 
-_TASK = "task_"
 _ADAPTER = "registered_"
 _CIRCUIT = "circuit_"
-_TASK_COLUMNS = tuple(column.label(f"{_TASK}{column.name}") for column in tasks.c)
-
-
-def _task_from(values: RowMapping) -> Task:
-    """The task in a row's values named `task_<column>`."""
-    return Task(
-        id=values["task_id"],
-        tenant_id=values["task_tenant_id"],
-        plan_id=values["task_plan_id"],
-        master_id=values["task_master_id"],
-        title=values["task_title"],
-        owner=values["task_owner"],
-        due_on=values["task_due_on"],
-        status=TaskStatus(values["task_status"]),
-        milestone=values["task_milestone"],
-        created_at=values["task_created_at"],
-        started_at=values["task_started_at"],
-        done_at=values["task_done_at"],
-        snoozed_until=values["task_snoozed_until"],
-        blocked_reason=values["task_blocked_reason"],
-        version=values["task_version"],
-    )
 
 
 def delegation_from(values: RowMapping) -> Delegation:
@@ -100,7 +78,7 @@ _HELD = and_(
 """The delegation, while this runner holds it. Parameters: tenant, delegation, runner."""
 _QUEUE = insert(delegations).returning(delegations.c.id)
 _ASK = (
-    select(*_TASK_COLUMNS, *adapter_columns(_ADAPTER), *circuit_columns(_CIRCUIT))
+    select(*LABELLED_COLUMNS, *adapter_columns(_ADAPTER), *circuit_columns(_CIRCUIT))
     .select_from(
         tasks.outerjoin(
             adapters, and_(adapters.c.tenant_id == tasks.c.tenant_id, adapters.c.name == bindparam("adapter"))
@@ -320,7 +298,7 @@ async def request_facts(conn: Connection, tenant_id: str, task_id: int, adapter:
     if row is None:
         return None
     return RequestFacts(
-        task=_task_from(row),
+        task=labelled_task_from(row),
         adapter=adapter_from(row, _ADAPTER),
         circuit=circuit_from(row, adapter, _CIRCUIT),
     )

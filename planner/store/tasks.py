@@ -8,7 +8,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Row, RowMapping
 
 from planner.domain.model import Task, TaskStatus, Window
 from planner.store import Connection
@@ -45,9 +45,9 @@ def task_from(row: Row[*tuple[Any, ...]]) -> Task:
     return _task(_VALUES(row._mapping))
 
 
-def labelled_task_from(row: Row[*tuple[Any, ...]]) -> Task:
-    """The task in a row with `LABELLED_COLUMNS`."""
-    return _task(_LABELLED_VALUES(row._mapping))
+def labelled_task_from(values: RowMapping) -> Task:
+    """The task in a row's values read with `LABELLED_COLUMNS`."""
+    return _task(_LABELLED_VALUES(values))
 
 
 def _task(values: tuple[Any, ...]) -> Task:
