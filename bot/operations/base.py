@@ -24,6 +24,7 @@ from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
 from planner.domain.errors import PlannerError
 from planner.domain.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
 from planner.domain.model import Plan, Tier
+from planner.domain.plans import plans_meant
 from planner.ports import AgentError, Clock, Recommender, utcnow
 from planner.services.approvals import Record
 from planner.services.directory import Directory
@@ -191,15 +192,14 @@ class Context:
     async def plan_arg(
         self, args: Mapping[str, Any], name: str = "plan", *, tier: Tier | None = None, default_active: bool = True
     ) -> Plan:
-        """The plan named in `args`, or, when none is named, the one plan of that tier active today."""
+        """The plan named in `args`, or, when none is named, the one plan of that tier a request naming none means
+        (`plans_meant`: the one active today, or the only one)."""
         value = args.get(name)
         if value not in (None, ""):
             return await self.plans.get_plan(parse_ref(value, "P", "a plan"), tier)
         if not default_active:
             raise BadArguments(messages.missing(name))
-        candidates = [p for p in await self.plans.list_plans(tier) if p.window.includes(self.today)]
-        if not candidates and tier is not None:
-            candidates = await self.plans.list_plans(tier)
+        candidates = plans_meant(await self.plans.list_plans(tier), self.today)
         if len(candidates) == 1:
             return candidates[0]
         if not candidates:

@@ -179,7 +179,7 @@ async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     plan_id = parse_ref(args["plan"], "P", "a plan") if named else None
 
     async def read() -> Reply:
-        # The plan, its tree and its owners' names in one query; `plan_arg` only when no one master plan is active,
+        # The plan, its tree and its owners' names in one read; `plan_arg` only when no one master plan is meant,
         # to say which plans there are to choose from (or that there is none yet).
         found = await context.plans.owned_rollup(plan_id, context.today)
         if found is None:

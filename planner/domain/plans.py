@@ -4,7 +4,7 @@ how a task's edit moves its status dates, and which event names a change."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -20,6 +20,18 @@ def clean_text(field: str, value: str, *, limit: int = 500) -> str:
     if len(cleaned) > limit:
         raise InvalidValue(field, value[:40] + "…", f"at most {limit} characters")
     return cleaned
+
+
+def plans_meant(plans: Sequence[Plan], today: date) -> list[Plan]:
+    """The plans a request that names none means: those whose window includes today or, when none does, all."""
+    current = [p for p in plans if p.window.includes(today)]
+    return current or list(plans)
+
+
+def active_plan(plans: Sequence[Plan], today: date) -> Plan | None:
+    """The one plan a request that names none means (see `plans_meant`); None when there is not exactly one."""
+    meant = plans_meant(plans, today)
+    return meant[0] if len(meant) == 1 else None
 
 
 def require_metric_home(plan: Plan) -> None:

@@ -27,6 +27,7 @@ from planner.domain.model import (
     iso_week_window,
 )
 from planner.domain.plans import (
+    active_plan,
     apply_task_changes,
     clean_text,
     require_due_inside,
@@ -571,14 +572,17 @@ class Plans:
 
     async def owned_rollup(self, plan_id: int | None, as_of: date) -> OwnedRollup | None:
         """`rollup(plan_id, as_of)` with its owners' names, in the same query. Without a plan id, that of the master
-        plan active on `as_of` (the only master plan when none is), or None when there is not exactly one.
+        plan a request naming none means (`active_plan`), or None when there is not exactly one.
         Raises PlanNotFound for a plan id."""
         async with self._store.read() as conn:
+            if plan_id is None:
+                master = active_plan(await plan_rows.listed(conn, self.tenant_id, Tier.MASTER), as_of)
+                if master is None:
+                    return None
+                plan_id = master.id
             facts, owner_names = await rollups.tree_facts(conn, self.tenant_id, plan_id, as_of)
         rollup = roll_up_tree(facts, as_of, self._store.rules)
         if rollup is None:
-            if plan_id is None:
-                return None
             raise PlanNotFound(plan_id)
         return OwnedRollup(rollup=rollup, owner_names=owner_names)
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from planner.domain.model import TaskStatus, Tier
+from planner.domain.model import TaskStatus
 from planner.domain.rollup import MetricFacts, PlanFacts, TaskCounts
 from planner.store import Connection
 from planner.store.kpis import metric_from
@@ -107,41 +107,25 @@ def _rollup_statement(root_id: Select[Any]) -> Select[*tuple[Any, ...]]:
     )
 
 
-def _active_master() -> Select[Any]:
-    """The id of the master plan whose window includes `:as_of`, or of the only master plan when none does; NULL
-    when there is not exactly one such plan (as `Context.plan_arg` picks the plan to show)."""
-    active = and_(plans.c.starts_on <= bindparam("as_of"), plans.c.ends_on >= bindparam("as_of"))
-    actives = func.count(case((active, literal_column("1"))))
-    return select(
-        case(
-            (actives == literal_column("1"), func.max(case((active, plans.c.id)))),
-            (and_(actives == literal_column("0"), func.count() == literal_column("1")), func.max(plans.c.id)),
-        ).label("id")
-    ).where(plans.c.tenant_id == bindparam("tenant_id"), plans.c.tier == Tier.MASTER.value)
-
-
 # Built once, with bound parameters: building the statement (and its cache key) anew costs more than running it.
 _ROLLUP_OF_PLAN = _rollup_statement(
     select(func.coalesce(plans.c.master_id, plans.c.id).label("id")).where(
         plans.c.id == bindparam("plan_id"), plans.c.tenant_id == bindparam("tenant_id")
     )
 )
-_ROLLUP_OF_ACTIVE_MASTER = _rollup_statement(_active_master())
 
 
 async def tree_facts(
-    conn: Connection, tenant_id: str, plan_id: int | None, as_of: date
+    conn: Connection, tenant_id: str, plan_id: int, as_of: date
 ) -> tuple[list[PlanFacts], dict[str, str]]:
     """The facts of every plan in the master plan tree holding `plan_id` as of a day (readings up to its end), and
     the directory's names of their owners (unknown owners left out).
 
-    Without a plan id, the tree of the master plan active on `as_of` (the only master plan when none is). Empty when
-    there is no such tree.
+    Empty when the tenant has no such plan.
     """
     cutoff = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
     parameters = {"tenant_id": tenant_id, "plan_id": plan_id, "as_of": as_of, "cutoff": cutoff}
-    statement = _ROLLUP_OF_ACTIVE_MASTER if plan_id is None else _ROLLUP_OF_PLAN
-    rows = (await conn.execute(statement, parameters)).all()
+    rows = (await conn.execute(_ROLLUP_OF_PLAN, parameters)).all()
     facts: dict[int, PlanFacts] = {}
     owner_names: dict[str, str] = {}
     for row in rows:

@@ -9,8 +9,10 @@ import pytest
 from planner.domain.errors import InvalidValue, WindowConflict
 from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, Window
 from planner.domain.plans import (
+    active_plan,
     apply_task_changes,
     clean_text,
+    plans_meant,
     require_window_change,
     task_event_kind,
     week_of_tactical,
@@ -85,3 +87,17 @@ def test_a_new_window_must_keep_the_plans_tasks_inside_it() -> None:
             children=(),
             task_outside=None,
         )
+
+
+def test_the_plan_a_request_naming_none_means_is_the_one_active_that_day_or_the_only_one() -> None:
+    q1 = plan(1, date(2026, 1, 1), date(2026, 3, 31))
+    q2 = plan(2, date(2026, 4, 1), date(2026, 6, 30))
+    also_q1 = plan(3, date(2026, 1, 1), date(2026, 3, 31))
+    assert active_plan([], date(2026, 2, 14)) is None
+    assert active_plan([q1], date(2026, 2, 14)) == q1
+    assert active_plan([q1], date(2026, 5, 1)) == q1  # none active that day, but the only one
+    assert active_plan([q1, q2], date(2026, 5, 1)) == q2
+    assert active_plan([q1, q2], date(2026, 8, 1)) is None  # none active, two to choose from
+    assert plans_meant([q1, q2], date(2026, 8, 1)) == [q1, q2]
+    assert active_plan([q1, q2, also_q1], date(2026, 2, 14)) is None  # two active
+    assert plans_meant([q1, q2, also_q1], date(2026, 2, 14)) == [q1, also_q1]
