@@ -16,8 +16,8 @@ from bot.teams.channel import Address, TeamsChannel, TeamsError
 from planner.domain.messages import Envelope
 from planner.domain.people import Conversation
 from planner.services.directory import Directory
+from planner.services.tenants import Tenants
 from planner.services.triggers import CONVERSATION
-from planner.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Undeliverable(Exception):
 
 
 async def address(
-    store: Store,
+    tenants: Tenants,
     envelope: Envelope,
     *,
     channel: TeamsChannel | None = None,
@@ -42,7 +42,7 @@ async def address(
     chat = facts.chats.get((envelope.tenant_id, envelope.recipient)) if facts is not None else None
     if chat is not None:
         return _stored(chat)
-    directory = Directory(store, envelope.tenant_id)
+    directory = tenants(envelope.tenant_id).directory
     if envelope.recipient.startswith(CONVERSATION):
         conversation_id = envelope.recipient.removeprefix(CONVERSATION)
         found = await directory.conversations(conversation_id=conversation_id)

@@ -30,8 +30,7 @@ from PIL import Image
 from bot.settings import Settings
 from planner.domain.errors import PlanNotFound
 from planner.domain.measurement import MeasurementReport, measure, series_names
-from planner.services.measurement import Measurement
-from planner.store import Store
+from planner.services.tenants import Tenants
 from planner.store.vault import VaultError
 
 logger = logging.getLogger(__name__)
@@ -179,8 +178,9 @@ class ChartEndpoint:
     The link keys are derived on the first request, not when the app is built (in local mode that reads, or makes,
     the key file)."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self._store = store
+    def __init__(self, tenants: Tenants, settings: Settings) -> None:
+        self._tenants = tenants
+        self._store = tenants.store
         self._settings = settings
         self._links: ChartLinks | None = None
 
@@ -208,7 +208,7 @@ class ChartEndpoint:
             logger.warning("refused a chart link with a bad or expired signature")
             return web.json_response({"error": "This chart link is not valid or has expired."}, status=403)
         try:
-            report = measure(await Measurement(self._store, tenant).facts(plan_id), as_of)
+            report = measure(await self._tenants(tenant).measurement.facts(plan_id), as_of)
         except PlanNotFound:
             return web.json_response({"error": "That plan no longer exists."}, status=404)
         return web.Response(
@@ -218,6 +218,6 @@ class ChartEndpoint:
         )
 
 
-def add_chart_routes(app: web.Application, store: Store, settings: Settings) -> None:
+def add_chart_routes(app: web.Application, tenants: Tenants, settings: Settings) -> None:
     """Serve `GET /api/charts/{tenant}/{plan}.png` on `app`."""
-    app.router.add_get("/api/charts/{tenant}/{plan:\\d+}.png", ChartEndpoint(store, settings).handle)
+    app.router.add_get("/api/charts/{tenant}/{plan:\\d+}.png", ChartEndpoint(tenants, settings).handle)

@@ -31,18 +31,15 @@ from planner.domain.delegations import Delegation, DelegationStatus
 from planner.domain.messages import Message, MessageKind
 from planner.governance.guard import PolicyGuard, approval_outcome
 from planner.ports import Agent, AgentHealth, Capability, DelegationRequest, DelegationResult, HumanChannel
-from planner.services.approvals import Approvals
 from planner.services.breaker import Breakers
-from planner.services.decisions import DecisionLog
 from planner.services.delegation import (
     Delegations,
     RunOutcome,
     tenants_with_delegations_to_run,
     tenants_with_held_delegations,
 )
-from planner.services.outbox import Outbox
-from planner.services.plans import Plans
 from planner.services.registry import AdapterFactory, Registry
+from planner.services.tenants import Tenants
 from planner.store import Store
 from planner.store.vault import Vault
 
@@ -142,9 +139,12 @@ class Delegator:
         breaker_settings: Any = None,
         approval_expiry: timedelta = DEFAULT_EXPIRY,
         limits: AdapterLimits | None = None,
+        tenants: Tenants | None = None,
     ) -> None:
-        """`limits`: what the operator lets the adapter kinds run and reach (the strict defaults when not given)."""
+        """`limits`: what the operator lets the adapter kinds run and reach (the strict defaults when not given);
+        `tenants`: each tenant's services (the composition root's; a delegator made alone makes its own)."""
         self.store = store
+        self.tenants = tenants or Tenants(store)
         self.vault = vault
         self._kinds = kinds or functools.partial(adapter_kinds, limits=limits)
         self.deliver_now = deliver_now
@@ -152,22 +152,28 @@ class Delegator:
         self._breaker_settings = breaker_settings
         self.approval_expiry = approval_expiry
         self._background: set[asyncio.Task[Any]] = set()
-        self._tenants: dict[str, PooledRegistry] = {}
+        self._registries: dict[str, PooledRegistry] = {}
 
     def registry(self, tenant_id: str) -> Registry:
         """The tenant's registry, with its policy gate and circuit breakers, made once: they keep nothing of one
         delegation (what they know is in the store, or in caches of their own that check it), so one of each serves
         every request."""
-        registry = self._tenants.get(tenant_id)
+        registry = self._registries.get(tenant_id)
         if registry is None:
             kinds = self._kinds(self.store, tenant_id, self.vault)
-            log = DecisionLog(self.store, tenant_id)
-            gate = PolicyGuard(self.store, tenant_id, record=log.record, approval_expiry=self.approval_expiry)
+            services = self.tenants(tenant_id)
+            gate = PolicyGuard(
+                self.store,
+                tenant_id,
+                record=services.decisions.record,
+                engine=services.policy,
+                approval_expiry=self.approval_expiry,
+            )
             breakers = Breakers(self.store, tenant_id, self._breaker_settings)
             registry = PooledRegistry(
                 self.store, tenant_id, vault=self.vault, kinds=kinds, pool=self.pool, gate=gate, breakers=breakers
             )
-            self._tenants[tenant_id] = registry
+            self._registries[tenant_id] = registry
         return registry
 
     def breakers(self, tenant_id: str) -> Breakers:
@@ -206,7 +212,7 @@ class Delegator:
         if ask is not None and self.deliver_now is not None:
             delegation = await delegations.get(delegation_id)
             human = TeamsHumanChannel(
-                self.store, tenant_id, ask, agent=delegation.adapter, deliver_now=self.deliver_now
+                self.tenants(tenant_id), ask, agent=delegation.adapter, deliver_now=self.deliver_now
             )
         try:
             outcome = await delegations.run(delegation_id, human=human)
@@ -231,11 +237,11 @@ class Delegator:
             kind = MessageKind.DELEGATION_HELD if held else MessageKind.DELEGATION_DEFERRED
         else:
             return
-        owner = outcome.owner or (await Plans(self.store, tenant_id).get_task(delegation.task_id)).owner
+        owner = outcome.owner or (await self.tenants(tenant_id).plans.get_task(delegation.task_id)).owner
         recipient = owner or delegation.actor
         message = Message(recipient=recipient, kind=kind, payload={"delegation": delegation.id})
         key = f"{kind}:{delegation.id}:{delegation.attempts}"
-        if await Outbox(self.store).fire(tenant_id, key, [message]) and self.deliver_now is not None:
+        if await self.tenants.outbox.fire(tenant_id, key, [message]) and self.deliver_now is not None:
             await self.deliver_now()
 
     async def resume(self, tenant_id: str, delegation_id: int, approval: ApprovalRequest) -> bool:
@@ -255,7 +261,7 @@ class Delegator:
     async def settle(self, tenant_id: str, delegation: Delegation) -> bool:
         """Act on the decided approval of a held delegation: run it once approved, fail it when rejected or expired.
         False while nobody decided."""
-        approvals = Approvals(self.store, tenant_id, record=DecisionLog(self.store, tenant_id).record)
+        approvals = self.tenants(tenant_id).approvals
         request = await approvals.for_delegation(delegation.id)
         if request is None:
             # Held without a request on record: queue it, and the gate asks again.

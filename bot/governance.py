@@ -22,8 +22,6 @@ from planner.domain.approvals import NoApprovers
 from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict, accounts_in
 from planner.domain.model import Plan
 from planner.services.approvals import Approvals
-from planner.services.decisions import DecisionLog
-from planner.services.policy import PolicyEngine
 
 if TYPE_CHECKING:
     from bot.operations.base import Context, Operation
@@ -51,7 +49,7 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
         leads = any(plan.owner == caller.user_id for plan in masters)
         if masters and (caller.by_model or not leads):
             categories = (GateCategory.STRATEGY, *categories)
-    engine = PolicyEngine(context.store, caller.tenant_id)
+    engine = context.services.policy
     attributes = {k: v for k, v in args.items() if k not in MARKS}
     action = Action(
         tenant_id=caller.tenant_id,
@@ -146,4 +144,4 @@ async def _record(context: Context, action: Action, decision: PolicyDecision, ra
         rules=tuple(m.rule_id for m in decision.matched),
         approval_id=context.approval.id if context.approval is not None else None,
     )
-    await DecisionLog(context.store, action.tenant_id).record(record)
+    await context.tenants(action.tenant_id).decisions.record(record)

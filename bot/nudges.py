@@ -27,14 +27,9 @@ from planner.domain.governance import Action, ActionKind, DecisionRecord, Policy
 from planner.domain.messages import APPROVED, Envelope, MessageKind
 from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
 from planner.ports import Recommender
-from planner.services.approvals import Approvals
-from planner.services.decisions import DecisionLog
 from planner.services.delegation import get_delegation
-from planner.services.directory import Directory
 from planner.services.plans import Plans
-from planner.services.playbooks import Playbooks
-from planner.services.policy import PolicyEngine
-from planner.store import Store
+from planner.services.tenants import Tenants
 
 logger = logging.getLogger(__name__)
 
@@ -49,18 +44,19 @@ class _Writer:
 
     def __init__(
         self,
-        store: Store,
+        tenants: Tenants,
         envelope: Envelope,
         today: date,
         facts: Facts | None = None,
         recommender: Recommender | None = None,
     ) -> None:
-        self.store = store
+        self.store = tenants.store
+        self.services = tenants(envelope.tenant_id)
         self.recommender = recommender
         self.envelope = envelope
         self.payload = envelope.payload
-        self.plans: Plans = Plans(store, envelope.tenant_id)
-        self.directory = Directory(store, envelope.tenant_id)
+        self.plans: Plans = self.services.plans
+        self.directory = self.services.directory
         self.today = today
         self.facts = facts or Facts()
 
@@ -236,7 +232,7 @@ async def _digest(w: _Writer) -> Outgoing | None:
             line += "; behind pace: " + ", ".join(drifting)
         lines.append(line)
         # The figures, the chart and the recommendations (logged in the decision log) of bot/operations/measurement.
-        _report, card = await measured(w.store, w.envelope.tenant_id, master.id, w.today, recommender=w.recommender)
+        _report, card = await measured(w.services, master.id, w.today, recommender=w.recommender)
         cards.append(card)
     return _activity(f"Your digest for {w.payload['week']}:\n" + "\n".join(f"- {line}" for line in lines), cards)
 
@@ -286,7 +282,7 @@ async def _text(w: _Writer) -> Outgoing | None:
 async def _approval(w: _Writer) -> Outgoing | None:
     """The approval card to an approver, or the outcome to the person who asked."""
     try:
-        request = await Approvals(w.store, w.envelope.tenant_id).get(int(w.payload["approval"]))
+        request = await w.services.approvals.get(int(w.payload["approval"]))
     except ApprovalNotFound:
         return None
     asking = w.envelope.kind == MessageKind.APPROVAL_REQUEST
@@ -313,7 +309,7 @@ async def _approval(w: _Writer) -> Outgoing | None:
 
 async def _retrospective(w: _Writer) -> Outgoing | None:
     try:
-        retro = await Playbooks(w.store, w.envelope.tenant_id).retrospective(int(w.payload["plan"]))
+        retro = await w.services.playbooks.retrospective(int(w.payload["plan"]))
     except PlanNotFound:
         return None
     text = (
@@ -349,7 +345,7 @@ COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = 
 
 
 async def compose(
-    store: Store, envelope: Envelope, prefetch: Prefetch | None = None, *, recommender: Recommender | None = None
+    tenants: Tenants, envelope: Envelope, prefetch: Prefetch | None = None, *, recommender: Recommender | None = None
 ) -> Outgoing | None:
     """The message to send, or None when it no longer applies (the task was done meanwhile).
 
@@ -361,20 +357,20 @@ async def compose(
     if composer is None:
         raise Undeliverable(f"no way to write a {envelope.kind!r} message")
     facts = await prefetch.facts(envelope) if prefetch is not None else None
-    now = store.clock()
+    now = tenants.store.clock()
     key = (envelope.tenant_id, envelope.recipient)
     if facts is not None and key in facts.people:
         person = facts.people[key]
     else:
-        person = await Directory(store, envelope.tenant_id).person(envelope.recipient)
+        person = await tenants(envelope.tenant_id).directory.person(envelope.recipient)
     try:
         zone = ZoneInfo(person.time_zone) if person and person.time_zone else None
     except (ZoneInfoNotFoundError, ValueError):
         zone = None
     today = now.astimezone(zone).date() if zone else now.date()
-    if not envelope.payload.get(APPROVED) and not await _policy_allows(store, envelope):
+    if not envelope.payload.get(APPROVED) and not await _policy_allows(tenants, envelope):
         return None
-    return await composer(_Writer(store, envelope, today, facts, recommender))
+    return await composer(_Writer(tenants, envelope, today, facts, recommender))
 
 
 class HeldForApproval(Exception):
@@ -386,14 +382,14 @@ class HeldForApproval(Exception):
         super().__init__("; ".join(decision.reasons) or "a policy asks a person to look first")
 
 
-async def hold_for_approval(store: Store, envelope: Envelope, held: HeldForApproval) -> ApprovalRequest | None:
+async def hold_for_approval(tenants: Tenants, envelope: Envelope, held: HeldForApproval) -> ApprovalRequest | None:
     """Ask the approvers of the flagged gate about a held message (approving it sends it); None when nobody may
     approve it, and the message then stays held, unsent."""
-    log = DecisionLog(store, envelope.tenant_id)
-    name = (await Directory(store, envelope.tenant_id).names({envelope.recipient})).get(envelope.recipient)
+    services = tenants(envelope.tenant_id)
+    name = (await services.directory.names({envelope.recipient})).get(envelope.recipient)
     about = f" about T{envelope.payload['task']}" if "task" in envelope.payload else ""
     try:
-        return await Approvals(store, envelope.tenant_id, record=log.record).request(
+        return await services.approvals.request(
             held.action,
             requester="bot",
             reason=f"the {envelope.kind.replace('_', ' ')} message to {name or envelope.recipient}{about} waits for "
@@ -406,7 +402,7 @@ async def hold_for_approval(store: Store, envelope: Envelope, held: HeldForAppro
         return None
 
 
-async def _policy_allows(store: Store, envelope: Envelope) -> bool:
+async def _policy_allows(tenants: Tenants, envelope: Envelope) -> bool:
     """Every outbound nudge passes the policy engine and only a go is sent: a stopped one is dropped, a flagged one
     is held for a person's approval (HeldForApproval); either is logged."""
     subject = f"task:{envelope.payload['task']}" if "task" in envelope.payload else f"outbox:{envelope.id}"
@@ -418,12 +414,13 @@ async def _policy_allows(store: Store, envelope: Envelope) -> bool:
         subject=subject,
         attributes={"recipient": envelope.recipient, **envelope.payload},
     )
-    decision = await PolicyEngine(store, envelope.tenant_id).evaluate(action)
+    services = tenants(envelope.tenant_id)
+    decision = await services.policy.evaluate(action)
     if decision.verdict is Verdict.GO:
         return True
     stopped = decision.verdict is Verdict.STOP
     reasons = "; ".join(decision.reasons)
-    await DecisionLog(store, envelope.tenant_id).record(
+    await services.decisions.record(
         DecisionRecord(
             tenant_id=envelope.tenant_id,
             actor="policy",

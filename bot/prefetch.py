@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from planner.domain.messages import Envelope
 from planner.domain.model import Plan, Task
 from planner.domain.people import Conversation, Person
-from planner.services.directory import Directory
-from planner.services.plans import Plans
+from planner.services.tenants import Tenants
 from planner.services.triggers import CONVERSATION
-from planner.store import Store
 
 CHUNK = 25
 """Messages whose facts are read together: half a second of sending at Teams' 50 a second."""
@@ -46,7 +44,7 @@ def task_id_of(envelope: Envelope) -> int | None:
         return None
 
 
-async def read_facts(store: Store, envelopes: Sequence[Envelope]) -> Facts:
+async def read_facts(tenants: Tenants, envelopes: Sequence[Envelope]) -> Facts:
     """The recipients, the tasks named, their plans and owners, and the recipients' personal chats: one query per
     kind of fact and tenant."""
     facts = Facts()
@@ -54,8 +52,7 @@ async def read_facts(store: Store, envelopes: Sequence[Envelope]) -> Facts:
     for envelope in envelopes:
         by_tenant[envelope.tenant_id].append(envelope)
     for tenant_id, mine in by_tenant.items():
-        plans = Plans(store, tenant_id)
-        directory = Directory(store, tenant_id)
+        plans, directory = tenants(tenant_id).plans, tenants(tenant_id).directory
         people_ids = {e.recipient for e in mine if not e.recipient.startswith(CONVERSATION)}
         task_ids = {task_id for e in mine if (task_id := task_id_of(e)) is not None}
         tasks = await plans.tasks_by_id(task_ids)
@@ -75,10 +72,10 @@ class Prefetch:
     """The facts of a batch of messages, read a chunk of `chunk` messages at a time, when the first of the chunk
     asks; the rest of the chunk waits for the same read."""
 
-    def __init__(self, store: Store, envelopes: Sequence[Envelope], *, chunk: int = CHUNK) -> None:
+    def __init__(self, tenants: Tenants, envelopes: Sequence[Envelope], *, chunk: int = CHUNK) -> None:
         if chunk < 1:
             raise ValueError(f"chunk={chunk} must be at least 1 (messages whose facts are read together)")
-        self._store = store
+        self._tenants = tenants
         self._envelopes = list(envelopes)
         self._position = {envelope.id: index for index, envelope in enumerate(self._envelopes)}
         self._chunk = chunk
@@ -94,7 +91,7 @@ class Prefetch:
         read = self._reads.get(number)
         if read is None:
             chunk = self._envelopes[number * self._chunk : (number + 1) * self._chunk]
-            read = self._reads[number] = asyncio.ensure_future(read_facts(self._store, chunk))
+            read = self._reads[number] = asyncio.ensure_future(read_facts(self._tenants, chunk))
         # Shielded: one message given up on (cancelled) must not cancel the read the rest of its chunk waits for.
         return await asyncio.shield(read)
 

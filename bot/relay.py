@@ -13,9 +13,7 @@ from datetime import timedelta
 from bot.text import messages
 from planner.domain.messages import Message, MessageKind
 from planner.ports import AgentTimeout, HumanChannel
-from planner.services.outbox import Outbox
-from planner.services.questions import Questions
-from planner.store import Store
+from planner.services.tenants import Tenant
 
 
 class TeamsHumanChannel(HumanChannel):
@@ -23,17 +21,15 @@ class TeamsHumanChannel(HumanChannel):
 
     def __init__(
         self,
-        store: Store,
-        tenant_id: str,
+        services: Tenant,
         user_id: str,
         *,
         agent: str,
         deliver_now: Callable[[], Awaitable[object]],
         poll_seconds: float = 0.2,
     ) -> None:
-        self._store = store
-        self._questions = Questions(store, tenant_id)
-        self.tenant_id = tenant_id
+        self._services = services
+        self.tenant_id = services.tenant_id
         self.user_id = user_id
         self.agent = agent
         self._deliver_now = deliver_now
@@ -41,16 +37,18 @@ class TeamsHumanChannel(HumanChannel):
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:
         """Raises AgentTimeout when nobody answers in time (or the person cancels)."""
-        asked = await self._questions.ask(self.user_id, question, answer_within=timedelta(seconds=timeout_seconds))
+        asked = await self._services.questions.ask(
+            self.user_id, question, answer_within=timedelta(seconds=timeout_seconds)
+        )
         minutes = max(round(timeout_seconds / 60), 1)
         message = Message(
             recipient=self.user_id,
             kind=MessageKind.QUESTION,
             payload={"question": asked.id, "text": messages.question_for(self.agent, question, minutes)},
         )
-        await Outbox(self._store).fire(self.tenant_id, f"{MessageKind.QUESTION}:{asked.id}", [message])
+        await self._services.outbox.fire(self.tenant_id, f"{MessageKind.QUESTION}:{asked.id}", [message])
         await self._deliver_now()
-        answer = await self._questions.wait(asked, poll_seconds=self._poll_seconds)
+        answer = await self._services.questions.wait(asked, poll_seconds=self._poll_seconds)
         if answer is None:
             raise AgentTimeout(self.agent, timeout_seconds)
         return answer

@@ -16,11 +16,12 @@ from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
 from bot.teams.channel import TeamsChannel
 from planner.governance.gated_agent import GatedAgent
-from planner.services.approvals import Approvals, tenants_with_expired
+from planner.services.approvals import tenants_with_expired
 from planner.services.context import purge_expired_facts
-from planner.services.decisions import CheckpointInvalid, CheckpointRefused, DecisionLog, checkpoint
+from planner.services.decisions import CheckpointInvalid, CheckpointRefused, checkpoint
 from planner.services.ingestion import pull_due, purge_event_ids
 from planner.services.playbooks import announce_ended_plans
+from planner.services.tenants import Tenants
 from planner.services.triggers import TriggerEngine
 from planner.store import Store
 
@@ -61,14 +62,14 @@ async def tick(
     if delegator is not None:
         # Fresh readings first, so this tick's drift checks see them.
         await pull_metric_feeds(store, delegator, at)
-    fired = await TriggerEngine(store).evaluate(at)
+    sender = sender or Sender(store, channel, worker=worker_name())
+    fired = await TriggerEngine(store, sender.outbox).evaluate(at)
     fired += await announce_ended_plans(store, at)
-    await expire_approvals(store, at)
+    await expire_approvals(sender.tenants, at)
     if resume is not None:
         await resume()  # approved actions nobody took up: the bot's `resume_approved`
     if delegator is not None:
         await delegator.run_due(at)
-    sender = sender or Sender(store, channel, worker=worker_name())
     total = Delivery()
     for _batch in range(MAX_BATCHES):
         report = await sender.deliver(limit=batch)
@@ -98,12 +99,11 @@ async def pull_metric_feeds(store: Store, delegator: Delegator, at: datetime) ->
     return stored, failed
 
 
-async def expire_approvals(store: Store, at: datetime) -> int:
+async def expire_approvals(tenants: Tenants, at: datetime) -> int:
     """Approval requests past their time expire (the requester is told, the decision log keeps it)."""
     expired = 0
-    for tenant_id in await tenants_with_expired(store, at):
-        log = DecisionLog(store, tenant_id)
-        expired += len(await Approvals(store, tenant_id, record=log.record).expire_due(at))
+    for tenant_id in await tenants_with_expired(tenants.store, at):
+        expired += len(await tenants(tenant_id).approvals.expire_due(at))
     return expired
 
 

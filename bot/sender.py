@@ -24,7 +24,7 @@ from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, pa
 from bot.teams.channel import Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
 from planner.domain.messages import Envelope
 from planner.ports import Recommender
-from planner.services.outbox import Outbox
+from planner.services.tenants import Tenants
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
@@ -80,11 +80,14 @@ class Sender:
         concurrency: int = CONCURRENCY,
         lease: timedelta = LEASE,
         recommender: Recommender | None = None,
+        tenants: Tenants | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency={concurrency} must be at least 1 (messages in flight at once)")
         self.store = store
-        self.outbox = Outbox(store)
+        self.tenants = tenants or Tenants(store)
+        """Each tenant's services (the composition root's; a sender made alone makes its own)."""
+        self.outbox = self.tenants.outbox
         self.channel = channel
         self.worker = worker
         self.max_attempts = max_attempts
@@ -104,7 +107,7 @@ class Sender:
         """
         report = Delivery()
         envelopes = await self.outbox.claim(self.worker, limit=limit, lease=self.lease)
-        prefetch = Prefetch(self.store, envelopes)
+        prefetch = Prefetch(self.tenants, envelopes)
         # One recipient's messages go one after another, in the order they fell due; recipients go side by side.
         queues: dict[tuple[str, str], list[Envelope]] = defaultdict(list)
         for envelope in envelopes:
@@ -131,12 +134,12 @@ class Sender:
 
     async def _deliver_one(self, envelope: Envelope, report: Delivery, prefetch: Prefetch | None = None) -> None:
         try:
-            message = await compose(self.store, envelope, prefetch, recommender=self.recommender)
+            message = await compose(self.tenants, envelope, prefetch, recommender=self.recommender)
             if message is None:
                 await self.outbox.sent(envelope, self.worker)
                 report.skipped += 1
                 return
-            to = await address(self.store, envelope, channel=self.channel, prefetch=prefetch)
+            to = await address(self.tenants, envelope, channel=self.channel, prefetch=prefetch)
             message = replace(message, channel_data={**message.channel_data, OUTBOX_ID: envelope.id})
             async with paced((self._tenants, envelope.tenant_id), (self._conversations, to.conversation_id)):
                 if self.store.clock() > envelope.lease_until - LEASE_MARGIN:
@@ -149,7 +152,7 @@ class Sender:
                 await self.channel.send(to, message)
         except HeldForApproval as held:
             if await self.outbox.hold(envelope, self.worker, reason=str(held)):
-                await hold_for_approval(self.store, envelope, held)
+                await hold_for_approval(self.tenants, envelope, held)
             report.held += 1
         except Undeliverable as error:
             await self.outbox.dead(envelope, self.worker, error=str(error))

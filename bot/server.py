@@ -24,6 +24,7 @@ from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
 from planner.domain.decisions import DecisionKeys
 from planner.services.sealed import count_sealed_secrets
+from planner.services.tenants import Tenants
 from planner.store import Store
 from planner.store.migrate import upgrade
 from planner.store.vault import VaultError
@@ -87,7 +88,7 @@ def create_assistant(settings: Settings) -> Assistant | None:
     return Assistant(client, default_registry(), model=settings.llm_model)
 
 
-def create_delegator(store: Store, settings: Settings, sender: Sender) -> Delegator | None:
+def create_delegator(tenants: Tenants, settings: Settings, sender: Sender) -> Delegator | None:
     """Delegation to vendor agents, when secrets can be kept (COS_SECRET_KEYS, or a local key in local mode)."""
     try:
         vault = settings.vault()
@@ -98,8 +99,9 @@ def create_delegator(store: Store, settings: Settings, sender: Sender) -> Delega
         logger.warning("delegation is off: set COS_SECRET_KEYS so adapter secrets can be kept encrypted")
         return None
     return Delegator(
-        store,
+        tenants.store,
         vault,
+        tenants=tenants,
         deliver_now=sender.deliver,
         approval_expiry=settings.approval_expiry,
         limits=settings.adapter_limits,
@@ -138,9 +140,10 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     # With a key, Claude writes the digest's recommendations as it does in chat; the rules otherwise.
     recommender = ClaudeRecommender(assistant.client, model=assistant.model) if assistant else None
     channel = BotbuilderChannel(adapter, app_id=settings.app_id or None)
-    sender = Sender(store, channel, worker=worker_name(), recommender=recommender)
-    delegator = create_delegator(store, settings, sender)
-    bot = ChiefOfStaffBot(store, settings, assistant=assistant, delegator=delegator)
+    tenants = Tenants(store)  # each tenant's services, built once, for everything wired below
+    sender = Sender(store, channel, worker=worker_name(), recommender=recommender, tenants=tenants)
+    delegator = create_delegator(tenants, settings, sender)
+    bot = ChiefOfStaffBot(store, settings, assistant=assistant, delegator=delegator, tenants=tenants)
     bot.adapter = adapter
     app = create_app(store, adapter, bot, settings)
     runner = web.AppRunner(app, access_log=None)

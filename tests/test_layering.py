@@ -183,3 +183,29 @@ def test_the_store_knows_nothing_of_the_use_cases() -> None:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(above):
                 offenders.setdefault(str(path.relative_to(ROOT)), []).append(node.module)
     assert offenders == {}
+
+
+TENANT_SERVICES = {
+    *("Plans", "Directory", "Drafts", "Questions", "Measurement", "Playbooks", "PolicyEngine", "PolicySets"),
+    *("DecisionLog", "Approvals", "ContextFacts", "MetricEvents", "Outbox"),
+}
+"""The use cases `planner.services.tenants.Tenants` builds once per tenant for the bot."""
+BUILT_OUTSIDE_THE_ROOT = {
+    # One-shot commands: each `cos` run is a process of its own, with nothing to share its services with.
+    ("bot/cli.py", "*"),
+    # Approvals for one caller: the model's decisions are written as the model's (see `Context.record`).
+    ("bot/governance.py", "Approvals"),
+    ("bot/operations/approvals.py", "Approvals"),
+}
+
+
+def test_the_bot_takes_each_tenants_services_from_the_composition_root() -> None:
+    """A turn, a tick or a delegation asks `Tenants` for a tenant's services instead of building its own."""
+    offenders = set()
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in TENANT_SERVICES:
+                offenders.add((where, node.func.id))
+    allowed = {(path, name) for path, name in offenders if {(path, "*"), (path, name)} & BUILT_OUTSIDE_THE_ROOT}
+    assert offenders - allowed == set()

@@ -221,7 +221,7 @@ def create_app(store: Store, adapter: Adapter, bot: ChiefOfStaffBot, settings: S
     app[BOT_KEY] = bot
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
-    add_context_routes(app, store, settings)
-    add_chart_routes(app, store, settings)
-    add_metric_routes(app, store, settings)
+    add_context_routes(app, bot.tenants, settings)
+    add_chart_routes(app, bot.tenants, settings)
+    add_metric_routes(app, bot.tenants, settings)
     return app

@@ -27,8 +27,8 @@ from aiohttp import web
 from bot.http.request_json import BadJSON, read_json
 from bot.settings import Settings
 from planner.domain.context import InvalidContextEvent, ReplayedContextEvent, StaleContextEvent, parse_events
-from planner.services.context import ContextFacts, ContextSources
-from planner.store import Store
+from planner.services.context import ContextSources
+from planner.services.tenants import Tenants
 from planner.store.vault import UndecryptableSecret, Vault, VaultError
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,9 @@ def _problem(status: int, message: str) -> web.Response:
 class ContextEventsEndpoint:
     """The handler of `POST /api/context/events`; the vault is taken from the settings on first use."""
 
-    def __init__(self, store: Store, settings: Settings, *, max_body_bytes: int | None = None) -> None:
-        self._store = store
+    def __init__(self, tenants: Tenants, settings: Settings, *, max_body_bytes: int | None = None) -> None:
+        self._tenants = tenants
+        self._store = tenants.store
         self._settings = settings
         self._max_body_bytes = max_body_bytes or settings.max_body_bytes
         self._vault: Vault | None = None
@@ -75,7 +76,7 @@ class ContextEventsEndpoint:
         tenant, source, payload = signed
         try:
             events = parse_events(payload)
-            stored = await ContextFacts(self._store, tenant).post(source, events)
+            stored = await self._tenants(tenant).facts.post(source, events)
         except (InvalidContextEvent, StaleContextEvent) as error:
             return _problem(400, str(error))
         except ReplayedContextEvent as error:
@@ -119,6 +120,6 @@ class ContextEventsEndpoint:
             return _problem(400, str(error))
 
 
-def add_context_routes(app: web.Application, store: Store, settings: Settings) -> None:
+def add_context_routes(app: web.Application, tenants: Tenants, settings: Settings) -> None:
     """Serve `POST /api/context/events` on `app`."""
-    app.router.add_post(PATH, ContextEventsEndpoint(store, settings).handle)
+    app.router.add_post(PATH, ContextEventsEndpoint(tenants, settings).handle)

@@ -23,8 +23,8 @@ from bot.http.context_events import ContextEventsEndpoint
 from bot.settings import Settings
 from planner.domain.errors import PlannerError
 from planner.domain.ingestion import parse_metric_events
-from planner.services.ingestion import MetricEvents, ReplayedMetricEvent
-from planner.store import Store
+from planner.services.ingestion import ReplayedMetricEvent
+from planner.services.tenants import Tenants
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class MetricEventsEndpoint(ContextEventsEndpoint):
             return signed
         tenant, source, payload = signed
         try:
-            readings = await MetricEvents(self._store, tenant).post(source, parse_metric_events(payload))
+            readings = await self._tenants(tenant).metric_events.post(source, parse_metric_events(payload))
         except ReplayedMetricEvent as error:
             return web.json_response({"error": str(error)}, status=409)
         except PlannerError as error:
@@ -49,6 +49,6 @@ class MetricEventsEndpoint(ContextEventsEndpoint):
         return web.json_response({"stored": len(readings)}, status=202)
 
 
-def add_metric_routes(app: web.Application, store: Store, settings: Settings) -> None:
+def add_metric_routes(app: web.Application, tenants: Tenants, settings: Settings) -> None:
     """Serve `POST /api/metrics/events` on `app`."""
-    app.router.add_post(PATH, MetricEventsEndpoint(store, settings).handle)
+    app.router.add_post(PATH, MetricEventsEndpoint(tenants, settings).handle)

@@ -27,10 +27,8 @@ from planner.domain.model import Plan, Tier
 from planner.domain.plans import plans_meant
 from planner.ports import AgentError, Clock, Recommender, utcnow
 from planner.services.approvals import Record
-from planner.services.directory import Directory
-from planner.services.drafts import Drafts
 from planner.services.plans import Plans
-from planner.store import Store
+from planner.services.tenants import Tenant, Tenants
 from planner.store.vault import VaultError
 
 if TYPE_CHECKING:
@@ -90,11 +88,11 @@ ResumeHook = Callable[["Context", ApprovalRequest], Awaitable[str | None]]
 
 
 class Context:
-    """What an operation runs with: the tenant's store and directory, the caller, the caller's today."""
+    """What an operation runs with: the caller's tenant's services, the caller, the caller's today."""
 
     def __init__(
         self,
-        store: Store,
+        tenants: Tenants,
         caller: Caller,
         *,
         clock: Clock = utcnow,
@@ -105,8 +103,10 @@ class Context:
         approval_expiry: timedelta = DEFAULT_EXPIRY,
         approval: ApprovalRequest | None = None,
     ) -> None:
-        self.store = store
+        self.tenants = tenants
+        self.store = tenants.store
         self.caller = caller
+        self.services: Tenant = tenants(caller.tenant_id)
         self.delegator = delegator
         self.resume = resume
         """Runs an approved request's action (the bot's wiring plugs it in); None leaves it to the scheduler."""
@@ -121,9 +121,9 @@ class Context:
         """How long an approval the bot asks for waits (COS_APPROVAL_EXPIRY_HOURS)."""
         self.recommender = recommender
         """Who writes KPI recommendations (Claude when a key is set); None: the rules."""
-        self.plans: Plans = Plans(store, caller.tenant_id)
-        self.directory = Directory(store, caller.tenant_id)
-        self.drafts = Drafts(store, caller.tenant_id)
+        self.plans: Plans = self.services.plans
+        self.directory = self.services.directory
+        self.drafts = self.services.drafts
         self.clock = clock
 
     def now(self) -> datetime:
@@ -132,7 +132,7 @@ class Context:
     def acting_as(self, caller: Caller, *, approval: ApprovalRequest | None = None) -> Context:
         """The same wiring for another caller (the model for this person, or the person an approval was for)."""
         return Context(
-            self.store,
+            self.tenants,
             caller,
             clock=self.clock,
             delegator=self.delegator,

@@ -12,7 +12,7 @@ from bot.parsing import MAX_ID
 from bot.text import messages
 from planner.domain.decisions import Decision
 from planner.domain.governance import ActionKind
-from planner.services.decisions import DecisionLog, describe_subject, explain
+from planner.services.decisions import describe_subject, explain
 
 WHY_SHOWN = 3
 LISTED = 10
@@ -90,7 +90,7 @@ async def _explained(context: Context, entries: Sequence[Decision]) -> str:
 
 
 async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
-    log = DecisionLog(context.store, context.caller.tenant_id)
+    log = context.services.decisions
     if args.get("decision") not in (None, ""):
         return Reply(text=await _explained(context, [await log.get(_number(args["decision"]))]))
     about = context.optional_text_arg(args, "about")
@@ -110,7 +110,7 @@ async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def show_decisions(context: Context, args: Mapping[str, Any]) -> Reply:
-    log = DecisionLog(context.store, context.caller.tenant_id)
+    log = context.services.decisions
     about = context.optional_text_arg(args, "about")
     if about is not None:
         subject = subject_of(about)

@@ -13,7 +13,7 @@ from bot.text import messages
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier
 from planner.domain.triggers import SETTINGS, TRIGGER_ALIASES, describe
-from planner.services.outbox import Outbox, dead_letters, replay
+from planner.services.outbox import dead_letters, replay
 from planner.services.trigger_rules import TenantTriggerRules
 
 DEAD_LETTERS_SHOWN = 20
@@ -69,7 +69,7 @@ async def reset_triggers(context: Context, args: Mapping[str, Any]) -> Reply:
 
 async def show_outbox(context: Context, args: Mapping[str, Any]) -> Reply:
     tenant = context.caller.tenant_id
-    counts = await Outbox(context.store).counts(tenant)
+    counts = await context.services.outbox.counts(tenant)
     letters = await dead_letters(context.store, tenant_id=tenant, limit=DEAD_LETTERS_SHOWN)
     lines = [", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "Nothing in the outbox."]
     lines += [

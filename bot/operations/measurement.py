@@ -16,26 +16,23 @@ from planner.domain.governance import ActionKind
 from planner.domain.measurement import MeasurementReport, RuleRecommender
 from planner.domain.model import Tier
 from planner.ports import Recommender
-from planner.services.decisions import DecisionLog
-from planner.services.measurement import Measurement, log_recommendations
-from planner.services.playbooks import Playbooks
-from planner.store import Store
+from planner.services.measurement import log_recommendations
+from planner.services.tenants import Tenant
 
 MAX_COMMAND_CHARS = 200
 """How long a command the bot suggests may be (a playbook's name is at most 100 characters)."""
 
 
 async def measured(
-    store: Store,
-    tenant_id: str,
+    services: Tenant,
     plan_id: int,
     as_of: date,
     *,
     recommender: Recommender | None = None,
 ) -> tuple[MeasurementReport, dict[str, Any]]:
     """The report of the master plan of `plan_id` with its card (chart inline); its recommendations are logged."""
-    report = await Measurement(store, tenant_id).report(plan_id, as_of, recommender or RuleRecommender())
-    await log_recommendations(DecisionLog(store, tenant_id), report, report.recommendations, at=store.clock())
+    report = await services.measurement.report(plan_id, as_of, recommender or RuleRecommender())
+    await log_recommendations(services.decisions, report, report.recommendations, at=services.clock())
     # Drawing takes a few hundred milliseconds of CPU on a year's plan: off the event loop, which serves every chat.
     png = await asyncio.to_thread(chart_png, report)
     return report, measurement_card(report, chart_url=data_uri(png))
@@ -59,15 +56,13 @@ def summary_line(report: MeasurementReport) -> str:
 
 async def how_are_we_doing(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, tier=None if args.get("plan") else Tier.MASTER)
-    report, card = await measured(
-        context.store, context.caller.tenant_id, plan.id, context.today, recommender=context.recommender
-    )
+    report, card = await measured(context.services, plan.id, context.today, recommender=context.recommender)
     return Reply(text=summary_line(report), cards=(card,))
 
 
 async def show_retrospective(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, tier=Tier.TACTICAL)
-    retro = await Playbooks(context.store, context.caller.tenant_id).retrospective(plan.id, context.today)
+    retro = await context.services.playbooks.retrospective(plan.id, context.today)
     ended = "ended" if plan.window.end < context.today else "so far"
     return Reply(
         text=f"Retrospective of P{plan.id} {literal(plan.title)} ({ended}): {len(retro.slipped)} task(s) slipped.",
@@ -78,7 +73,7 @@ async def show_retrospective(context: Context, args: Mapping[str, Any]) -> Reply
 async def save_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, tier=Tier.TACTICAL, default_active=False)
     name = context.text_arg(args, "name")
-    content = await Playbooks(context.store, context.caller.tenant_id).save(plan.id, name, actor=context.caller.user_id)
+    content = await context.services.playbooks.save(plan.id, name, actor=context.caller.user_id)
     targets = (
         ", ".join(f"{literal(m['name'])} {m['target']:g} ({m['learned']})" for m in content["metrics"]) or "no KPI"
     )
@@ -96,7 +91,7 @@ async def use_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
     start = context.date_arg(args, "start")
     master = await context.plan_arg(args, "master", tier=Tier.MASTER)
     owner, owner_name = await context.person_arg(str(args.get("owner") or "me"))
-    plan = await Playbooks(context.store, context.caller.tenant_id).seed(
+    plan = await context.services.playbooks.seed(
         name, master.id, title=title, owner=owner, start=start, actor=context.caller.user_id
     )
     tasks = await context.plans.list_tasks(plan.id)
@@ -110,7 +105,7 @@ async def use_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def list_playbooks(context: Context, args: Mapping[str, Any]) -> Reply:
-    names = await Playbooks(context.store, context.caller.tenant_id).names()
+    names = await context.services.playbooks.names()
     if not names:
         return Reply(text="No playbook yet. Save one from a tactical plan: `save playbook P2 as <name>`.")
     return Reply(text="Playbooks: " + ", ".join(literal(name) for name in names) + ".")

@@ -9,7 +9,6 @@ from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.text import messages
 from planner.domain.governance import ActionKind
-from planner.services.policy import PolicySets
 
 RULES_SHOWN = 40
 # Phones and some keyboards turn quotes into typographic ones; JSON and YAML need the plain ones.
@@ -19,7 +18,7 @@ _PLAIN_QUOTES = str.maketrans(
 
 
 async def show_policy(context: Context, args: Mapping[str, Any]) -> Reply:
-    active = await PolicySets(context.store, context.caller.tenant_id).active()
+    active = await context.services.policy_sets.active()
     if active is None:
         return Reply(text=messages.NO_POLICY)
     when = active.loaded_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -34,7 +33,7 @@ async def load_policy(context: Context, args: Mapping[str, Any]) -> Reply:
     document = str(args.get("document") or "").translate(_PLAIN_QUOTES).strip()
     if not document:
         raise BadArguments(messages.missing("document"))
-    loaded = await PolicySets(context.store, context.caller.tenant_id).load(document, actor=context.caller.user_id)
+    loaded = await context.services.policy_sets.load(document, actor=context.caller.user_id)
     return Reply(text=messages.policy_loaded(loaded.version, len(loaded.rules)))
 
 

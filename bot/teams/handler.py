@@ -42,11 +42,8 @@ from planner.domain.governance import DecisionRecord
 from planner.domain.messages import Message, MessageKind
 from planner.domain.people import printable
 from planner.ports import Clock, utcnow
-from planner.services.approvals import Approvals, tenants_awaiting_resume
-from planner.services.decisions import DecisionLog
-from planner.services.directory import Directory
-from planner.services.outbox import Outbox
-from planner.services.questions import Questions
+from planner.services.approvals import tenants_awaiting_resume
+from planner.services.tenants import Tenants
 from planner.store import AlreadyProcessed, Store
 
 logger = logging.getLogger(__name__)
@@ -146,8 +143,11 @@ class ChiefOfStaffBot(ActivityHandler):
         assistant: Assistant | None = None,
         clock: Clock = utcnow,
         delegator: Delegator | None = None,
+        tenants: Tenants | None = None,
     ) -> None:
         self.store = store
+        self.tenants = tenants or Tenants(store)
+        """Each tenant's services (the composition root's; a bot made alone makes its own)."""
         self.settings = settings
         self.registry = registry or default_registry()
         self.assistant = assistant
@@ -208,7 +208,7 @@ class ChiefOfStaffBot(ActivityHandler):
     async def _remember(self, turn_context: TurnContext, tenant: str) -> None:
         """Store who wrote and where, unless this replica stored exactly that a moment ago."""
         activity = turn_context.activity
-        directory = Directory(self.store, tenant)
+        directory = self.tenants(tenant).directory
         user = user_id_of(activity.from_property)
         is_person = bool(user and activity.from_property and activity.from_property.role != "bot")
         name = (activity.from_property.name or user) if is_person and activity.from_property else ""
@@ -266,7 +266,8 @@ class ChiefOfStaffBot(ActivityHandler):
 
     async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
-        await Directory(self.store, turn_context.turn_state["cos.tenant"]).forget_conversation(activity.conversation.id)
+        directory = self.tenants(turn_context.turn_state["cos.tenant"]).directory
+        await directory.forget_conversation(activity.conversation.id)
 
     async def _welcome(self, turn_context: TurnContext, name: str | None) -> None:
         card = welcome_card(name=name, is_channel=conversation_kind(turn_context.activity) == "channel")
@@ -317,7 +318,7 @@ class ChiefOfStaffBot(ActivityHandler):
 
     def _context(self, caller: Caller, approval: ApprovalRequest | None = None) -> Context:
         return Context(
-            self.store,
+            self.tenants,
             caller,
             clock=self.clock,
             delegator=self.delegator,
@@ -330,7 +331,7 @@ class ChiefOfStaffBot(ActivityHandler):
 
     async def _record(self, record: DecisionRecord) -> object:
         """Every decision an operation makes goes to the tenant's hash-chained decision log."""
-        return await DecisionLog(self.store, record.tenant_id).record(record)
+        return await self.tenants(record.tenant_id).decisions.record(record)
 
     async def _resume(self, context: Context, request: ApprovalRequest) -> str | None:
         """Run what an approval held: a delegation, or an operation with its arguments, as the person who asked
@@ -339,7 +340,7 @@ class ChiefOfStaffBot(ActivityHandler):
 
     async def _carry_out(self, request: ApprovalRequest) -> str | None:
         if "outbox" in request.resume:
-            released = await Outbox(self.store).release(
+            released = await self.tenants.outbox.release(
                 request.tenant_id, int(request.resume["outbox"]), approval=request.id
             )
             return messages.HELD_MESSAGE_RELEASED if released else messages.HELD_MESSAGE_GONE
@@ -358,13 +359,13 @@ class ChiefOfStaffBot(ActivityHandler):
         if request.requester != request.decided_by:
             text = messages.approved_and_run(request.ref, said)
             notice = Message(recipient=request.requester, kind=MessageKind.NOTICE, payload={"text": text})
-            await Outbox(self.store).fire(request.tenant_id, f"resumed:{request.id}", [notice])
+            await self.tenants.outbox.fire(request.tenant_id, f"resumed:{request.id}", [notice])
         return reply.text or None
 
     async def _requester(self, request: ApprovalRequest) -> Caller:
         """The person an approved request was asked by, as the bot knows them now (and how they asked)."""
         user = request.requester
-        name = (await Directory(self.store, request.tenant_id).names({user})).get(user)
+        name = (await self.tenants(request.tenant_id).directory.names({user})).get(user)
         via = request.resume.get("via")
         return Caller(
             tenant_id=request.tenant_id,
@@ -381,7 +382,7 @@ class ChiefOfStaffBot(ActivityHandler):
         delegations are the delegator's (`Delegator.settle_held`)."""
         resumed = 0
         for tenant_id in await tenants_awaiting_resume(self.store):
-            approvals = Approvals(self.store, tenant_id, record=self._record)
+            approvals = self.tenants(tenant_id).approvals
             for request in await approvals.awaiting_resume():
                 if "outbox" not in request.resume and (
                     "operation" not in request.resume or not is_person(request.requester)
@@ -403,7 +404,7 @@ class ChiefOfStaffBot(ActivityHandler):
 
     async def _answer_question(self, caller: Caller, text: str) -> str | None:
         """Pass the reply to a question a job is waiting on (a 2FA code); None when nothing is waiting."""
-        asked = Questions(self.store, caller.tenant_id)
+        asked = self.tenants(caller.tenant_id).questions
         question = await asked.open_for(caller.user_id)
         if question is None:
             return None

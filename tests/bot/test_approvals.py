@@ -24,6 +24,7 @@ from planner.domain.governance import (
     Verdict,
 )
 from planner.services.approvals import Approvals
+from planner.services.tenants import Tenants
 from tests.bot.cards.test_cards import schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_llm import ReplayTransport, assistant_with
@@ -224,7 +225,7 @@ async def test_the_resume_hook_runs_the_approved_action_once_and_the_decision_is
     caller = Caller(tenant_id=TENANT, user_id="aad-approver", name="Approver")
     registry = default_registry()
     for _ in range(2):
-        context = Context(running.store, caller, clock=running.store.clock, resume=resume, record=recorded)
+        context = Context(Tenants(running.store), caller, clock=running.store.clock, resume=resume, record=recorded)
         reply = await registry.run("approve_request", context, {"approval": f"A{request.id}", "from_card": True})
     assert resumed == [{"delegation": 4}]
     assert reply.card_update is not None
@@ -238,7 +239,7 @@ async def test_no_path_without_a_teams_activity_can_approve(running: Running) ->
     await approvals.approvers.assign("legal", "aad-approver", actor="aad-admin")
     request = await approvals.request(CLAIM, requester="aad-lead", reason="Launch page", resume={"delegation": 4})
     caller = Caller(tenant_id=TENANT, user_id="aad-approver", name="Approver")
-    context = Context(running.store, caller, clock=running.store.clock, record=recorded)
+    context = Context(Tenants(running.store), caller, clock=running.store.clock, record=recorded)
     # The registry run some other way than from a card or a typed command (no mark of a Teams activity):
     reply = await default_registry().run("approve_request", context, {"approval": f"A{request.id}"})
     assert not reply.ok

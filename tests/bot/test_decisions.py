@@ -14,6 +14,7 @@ from planner.domain.model import Window
 from planner.services.decisions import DecisionLog
 from planner.services.directory import Directory
 from planner.services.plans import Plans
+from planner.services.tenants import Tenants
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.conftest import FakeClock
@@ -24,7 +25,7 @@ TENANT = "contoso"
 async def run(store: Store, clock: FakeClock, text: str, *, tenant: str = TENANT) -> Reply:
     command = parse(text)
     caller = Caller(tenant_id=tenant, user_id="aad-writer", name="Writer")
-    return await default_registry().run(command.operation, Context(store, caller, clock=clock), command.args)
+    return await default_registry().run(command.operation, Context(Tenants(store), caller, clock=clock), command.args)
 
 
 async def a_stopped_then_approved_email(store: Store, clock: FakeClock) -> int:

@@ -11,6 +11,7 @@ from planner.domain.messages import Message
 from planner.domain.model import Window
 from planner.services.outbox import Outbox
 from planner.services.plans import Plans
+from planner.services.tenants import Tenants
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
@@ -22,7 +23,7 @@ TENANT = "contoso"
 async def run(store: Store, clock: FakeClock, text: str, *, user: str = "aad-lead", admin: bool = False):  # type: ignore[no-untyped-def]
     command = parse(text)
     caller = Caller(tenant_id=TENANT, user_id=user, name=user, is_admin=admin)
-    return await default_registry().run(command.operation, Context(store, caller, clock=clock), command.args)
+    return await default_registry().run(command.operation, Context(Tenants(store), caller, clock=clock), command.args)
 
 
 async def lead_a_plan(store: Store, clock: FakeClock) -> None:

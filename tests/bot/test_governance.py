@@ -15,6 +15,7 @@ from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.plans import Plans
 from planner.services.policy import PolicySets
+from planner.services.tenants import Tenants
 from planner.store import Store
 from tests.conftest import FakeClock
 
@@ -51,7 +52,7 @@ async def setting(store: Store, clock: FakeClock) -> Context:
     await PolicySets(store, TENANT).load(RULES, actor="aad-admin")
     log = DecisionLog(store, TENANT)
     caller = Caller(tenant_id=TENANT, user_id="aad-writer", name="Content Writer")
-    return Context(store, caller, clock=clock, record=log.record)
+    return Context(Tenants(store), caller, clock=clock, record=log.record)
 
 
 def as_model(context: Context) -> Context:

@@ -15,6 +15,7 @@ from bot.llm import Assistant, LLMUnavailable
 from bot.operations import Caller, Context, default_registry
 from planner.domain.model import Tier
 from planner.services.plans import Plans
+from planner.services.tenants import Tenants
 from planner.store import Store
 from tests.bot.conftest import TENANT, TeamsUser, start_bot
 from tests.conftest import FakeClock
@@ -47,7 +48,7 @@ def assistant_with(transport: ReplayTransport) -> Assistant:
 
 
 def context_for(store: Store) -> Context:
-    return Context(store, Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead"), clock=store.clock)
+    return Context(Tenants(store), Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead"), clock=store.clock)
 
 
 async def test_a_multi_step_tool_loop_creates_the_plan_and_drafts_tactical_plans(store: Store) -> None:

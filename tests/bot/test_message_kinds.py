@@ -16,6 +16,7 @@ from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.services.approvals import Approvals
 from planner.services.outbox import Outbox
 from planner.services.plans import Plans
+from planner.services.tenants import Tenants
 from planner.store import Store
 from planner.store.schema import delegations, outbox
 from tests.conftest import FakeClock
@@ -148,7 +149,7 @@ async def test_a_message_of_every_kind_is_written_as_text_a_person_reads(store: 
     claimed = [e for e in await queue.claim("sender", limit=100) if e.firing_key.startswith("every-kind:")]
     assert {envelope.kind for envelope in claimed} == set(MessageKind)
     for envelope in claimed:
-        written = await compose(store, envelope)
+        written = await compose(Tenants(store), envelope)
         assert written is not None, f"a {envelope.kind} message was dropped"
         assert written.text.strip(), f"a {envelope.kind} message says nothing"
 
@@ -175,5 +176,5 @@ async def test_a_stored_kind_this_release_cannot_write_is_undeliverable_not_a_fa
     claimed = {envelope.kind: envelope for envelope in await queue.claim("sender")}
     assert set(claimed) == {"fax", MessageKind.NOTICE}
     with pytest.raises(Undeliverable, match="fax"):
-        await compose(store, claimed["fax"])
-    assert await compose(store, claimed[MessageKind.NOTICE]) is not None
+        await compose(Tenants(store), claimed["fax"])
+    assert await compose(Tenants(store), claimed[MessageKind.NOTICE]) is not None

@@ -15,6 +15,7 @@ from bot.grammar import GrammarError, parse
 from bot.operations import Caller, Context, Reply, default_registry
 from planner.services.context import ContextSources, sign
 from planner.services.policy import PolicySets
+from planner.services.tenants import Tenants
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.bot.cards.test_cards import all_text, schema_errors
@@ -143,7 +144,7 @@ def test_cos_context_without_a_key_says_how_to_set_one(
 async def run(store: Store, clock: FakeClock, text: str, *, admin: bool = True) -> Reply:
     command = parse(text)
     caller = Caller(tenant_id=TENANT, user_id="aad-admin" if admin else "aad-writer", name="Admin", is_admin=admin)
-    return await default_registry().run(command.operation, Context(store, caller, clock=clock), command.args)
+    return await default_registry().run(command.operation, Context(Tenants(store), caller, clock=clock), command.args)
 
 
 async def test_admins_see_the_rules_in_force_as_a_card(store: Store, clock: FakeClock) -> None:

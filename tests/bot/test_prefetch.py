@@ -18,6 +18,7 @@ from planner.domain.messages import Envelope
 from planner.domain.model import TaskChanges, TaskStatus
 from planner.services.outbox import Outbox
 from planner.services.plans import Plans
+from planner.services.tenants import Tenants
 from planner.store import Store
 from tests.conftest import FakeClock
 from tests.fakes.members import Member, add_members, nudge
@@ -54,7 +55,7 @@ def wire(message: Outgoing) -> str:
 
 async def test_a_chunk_of_messages_is_read_in_one_query_per_kind_of_fact(store: Store, clock: FakeClock) -> None:
     _people, envelopes = await claimed(store, clock, 12)
-    prefetch = Prefetch(store, envelopes, chunk=5)
+    prefetch = Prefetch(Tenants(store), envelopes, chunk=5)
     with selects(store) as seen:
         first = await prefetch.facts(envelopes[0])
         assert await prefetch.facts(envelopes[4]) is first
@@ -73,24 +74,24 @@ async def test_a_prefetched_nudge_is_the_message_written_alone_and_goes_to_the_s
     store: Store, clock: FakeClock
 ) -> None:
     _people, envelopes = await claimed(store, clock, 3)
-    prefetch = Prefetch(store, envelopes)
+    prefetch = Prefetch(Tenants(store), envelopes)
     for envelope in envelopes:
-        alone, together = await compose(store, envelope), await compose(store, envelope, prefetch)
+        alone, together = await compose(Tenants(store), envelope), await compose(Tenants(store), envelope, prefetch)
         assert alone is not None
         assert together is not None
         assert wire(together) == wire(alone)
         assert "is not done yet" in together.text
-        assert await address(store, envelope, prefetch=prefetch) == await address(store, envelope)
+        assert await address(Tenants(store), envelope, prefetch=prefetch) == await address(Tenants(store), envelope)
     prefetch.close()
 
 
 async def test_a_task_done_before_its_chunk_is_read_drops_its_nudge(store: Store, clock: FakeClock) -> None:
     people, envelopes = await claimed(store, clock, 4)
-    prefetch = Prefetch(store, envelopes, chunk=2)
-    assert await compose(store, envelopes[0], prefetch) is not None
+    prefetch = Prefetch(Tenants(store), envelopes, chunk=2)
+    assert await compose(Tenants(store), envelopes[0], prefetch) is not None
     tenant = Plans(store, TENANT)
     late = next(p for p in people if p.user_id == envelopes[3].recipient)
     await tenant.update_task(late.task_id, TaskChanges(status=TaskStatus.DONE), actor=late.user_id)
-    assert await compose(store, envelopes[2], prefetch) is not None
-    assert await compose(store, envelopes[3], prefetch) is None
+    assert await compose(Tenants(store), envelopes[2], prefetch) is not None
+    assert await compose(Tenants(store), envelopes[3], prefetch) is None
     prefetch.close()

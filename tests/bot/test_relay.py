@@ -11,6 +11,7 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.ports import AgentTimeout
+from planner.services.tenants import Tenants
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
 
@@ -18,7 +19,7 @@ from tests.conftest import FakeClock
 def channel_to(running: Running, user_id: str) -> TeamsHumanChannel:
     sender = Sender(running.store, create_channel(Settings.from_env({})), worker="relay")
     return TeamsHumanChannel(
-        running.store, TENANT, user_id, agent="Vendor portal", deliver_now=sender.deliver, poll_seconds=0.01
+        Tenants(running.store)(TENANT), user_id, agent="Vendor portal", deliver_now=sender.deliver, poll_seconds=0.01
     )
 
 

@@ -30,6 +30,7 @@ from planner.services.decisions import DecisionLog
 from planner.services.ingestion import MetricFeeds
 from planner.services.plans import Plans
 from planner.services.policy import PolicySets
+from planner.services.tenants import Tenants
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.conftest import FakeClock
@@ -129,7 +130,7 @@ class Bot:
     def context(self) -> Context:
         caller = Caller(tenant_id=TENANT, user_id=LEAD, name="Lead", is_admin=True, time_zone="UTC")
         log = DecisionLog(self.store, TENANT)
-        return Context(self.store, caller, clock=self.clock, delegator=self.delegator, record=log.record)
+        return Context(Tenants(self.store), caller, clock=self.clock, delegator=self.delegator, record=log.record)
 
     async def run(self, operation: str, **args: Any) -> Reply:
         reply = await default_registry().run(operation, self.context(), args)

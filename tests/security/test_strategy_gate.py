@@ -22,6 +22,7 @@ from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.plans import Plans
 from planner.services.policy import PolicySets
+from planner.services.tenants import Tenants
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
 from planner.store.schema import outbox
@@ -63,7 +64,7 @@ def context(store: Store, user: str, *, by_model: bool = False, admin: bool = Fa
     )
     if by_model:
         caller = replace(caller, via=ASSISTANT, model="claude-test")
-    return Context(store, caller, clock=store.clock, record=DecisionLog(store, TENANT).record)
+    return Context(Tenants(store), caller, clock=store.clock, record=DecisionLog(store, TENANT).record)
 
 
 async def test_the_first_master_plan_is_anyones_and_its_creator_leads_it(running: Running) -> None:
