@@ -6,6 +6,10 @@ the tenant's ceiling (50 a second); one person's messages still go one after ano
 What Teams throttles (429) or fails to take for now (412, 5xx, no connection) is retried with exponential backoff
 and jitter, honouring Retry-After; after the last attempt, or when Teams refuses it (another 4xx), the message goes
 to the dead letters.
+
+A person receives at most their daily budget of messages (the tenant's `budget` setting), counting every kind:
+what one delivery pass has for them beyond one message arrives as one summary card, and once their day is full
+the rest waits for their next morning. What someone is waiting for (an agent's question, an approval) always goes.
 """
 
 from __future__ import annotations
@@ -14,17 +18,25 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from bot.addressing import Undeliverable, address
+from bot.cards.summary import summary_card
 from bot.nudges import HeldForApproval, compose, hold_for_approval
 from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
-from bot.teams.channel import Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
-from planner.domain.messages import Envelope
+from bot.teams.channel import Outgoing, Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
+from bot.text.messages import KIND_LABELS
+from planner.domain.messages import WAITED_FOR, Envelope
+from planner.domain.people import Person
+from planner.domain.triggers import Pace, TriggerRules, day_start, next_morning, pace
 from planner.ports import Recommender
 from planner.services.tenants import Tenants
+from planner.services.trigger_rules import TenantTriggerRules
+from planner.services.triggers import CONVERSATION
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
@@ -51,9 +63,15 @@ class Delivery:
     """Claimed but not sent: the lease was about to run out (another sender may take them over)."""
     held: int = 0
     """Flagged by a policy: waiting for a person's approval."""
+    folded: int = 0
+    """Delivered inside a summary card with others (the card itself counts as sent)."""
+    put_off: int = 0
+    """Waiting for the recipient's next morning: their day's budget was spent."""
 
     def __add__(self, other: Delivery) -> Delivery:
         return Delivery(
+            folded=self.folded + other.folded,
+            put_off=self.put_off + other.put_off,
             sent=self.sent + other.sent,
             skipped=self.skipped + other.skipped,
             retried=self.retried + other.retried,
@@ -63,7 +81,22 @@ class Delivery:
         )
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.skipped or self.retried or self.dead or self.left)
+        return bool(self.sent or self.skipped or self.retried or self.dead or self.left or self.put_off)
+
+
+@dataclass(frozen=True)
+class Day:
+    """Where a person's day stands when a delivery pass begins."""
+
+    delivered: int
+    """Messages they were sent since their day began (a summary card counts once)."""
+    budget: int
+    next_morning: datetime
+    """When what does not fit today goes: their next day, after their quiet hours."""
+
+
+def _first_card(message: Outgoing) -> Mapping[str, Any] | None:
+    return message.cards[0] if message.cards else None
 
 
 class Sender:
@@ -116,13 +149,21 @@ class Sender:
         # recorded: the duplicates a crash can cause.
         in_flight = asyncio.Semaphore(self.concurrency)
 
-        async def drain(queue: list[Envelope]) -> None:
+        async def drain(queue: list[Envelope], day: Day | None) -> None:
+            foldable = [] if day is None else [e for e in queue if e.kind not in WAITED_FOR]
             for envelope in queue:
+                if envelope not in foldable:
+                    async with in_flight:
+                        await self._deliver_one(envelope, report, prefetch)
+            if foldable and day is not None:
                 async with in_flight:
-                    await self._deliver_one(envelope, report, prefetch)
+                    await self._deliver_paced(foldable, day, report, prefetch)
 
         try:
-            outcomes = await asyncio.gather(*(drain(queue) for queue in queues.values()), return_exceptions=True)
+            days = await self._days(queues, prefetch)
+            outcomes = await asyncio.gather(
+                *(drain(queue, days.get(key)) for key, queue in queues.items()), return_exceptions=True
+            )
         finally:
             prefetch.close()
         errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
@@ -132,38 +173,113 @@ class Sender:
             raise errors[0]
         return report
 
+    async def _days(
+        self, queues: Mapping[tuple[str, str], list[Envelope]], prefetch: Prefetch
+    ) -> dict[tuple[str, str], Day]:
+        """Where each person's day stands: what they were sent since it began, their budget, their next morning.
+        Conversations (a channel's weekly summary) have no budget and are left out."""
+        people = [(tenant, r) for tenant, r in queues if not r.startswith(CONVERSATION)]
+        if not people:
+            return {}
+        now = self.store.clock()
+        rules = await TenantTriggerRules(self.store).all()
+        delivered = await self.outbox.delivered_since(people, now - timedelta(days=1, hours=14))
+        days: dict[tuple[str, str], Day] = {}
+        for tenant_id, recipient in people:
+            tenant_rules = rules.get(tenant_id) or TriggerRules()
+            person = await self._person(queues[tenant_id, recipient][0], prefetch)
+            zone = person.time_zone if person is not None else None
+            start = day_start(now, zone, tenant_rules)
+            days[tenant_id, recipient] = Day(
+                delivered=sum(1 for at in delivered.get((tenant_id, recipient), ()) if at >= start),
+                budget=tenant_rules.daily_budget,
+                next_morning=next_morning(now, zone, tenant_rules),
+            )
+        return days
+
+    async def _person(self, envelope: Envelope, prefetch: Prefetch) -> Person | None:
+        """The recipient of `envelope`, as read for its chunk of the batch."""
+        key = (envelope.tenant_id, envelope.recipient)
+        facts = await prefetch.facts(envelope)
+        if facts is not None and key in facts.people:
+            return facts.people[key]
+        return await self.tenants(envelope.tenant_id).directory.person(envelope.recipient)
+
+    async def _deliver_paced(self, queue: list[Envelope], day: Day, report: Delivery, prefetch: Prefetch) -> None:
+        """One person's foldable messages of this pass: each, as one summary card, or on their next morning."""
+        how = pace(len(queue), day.delivered, day.budget)
+        if how is Pace.TOMORROW:
+            for envelope in queue:
+                if await self.outbox.put_off(envelope, self.worker, until=day.next_morning):
+                    report.put_off += 1
+            return
+        written: list[tuple[Envelope, Outgoing]] = []
+        for envelope in queue:
+            message = await self._compose(envelope, report, prefetch)
+            if message is not None:
+                written.append((envelope, message))
+        if len(written) == 1 or how is Pace.EACH:
+            for envelope, message in written:
+                await self._send([envelope], message, report, prefetch)
+        elif written:
+            card = summary_card([(m.text or KIND_LABELS.get(e.kind, "An update"), _first_card(m)) for e, m in written])
+            await self._send([e for e, _ in written], Outgoing(cards=(card,)), report, prefetch)
+
     async def _deliver_one(self, envelope: Envelope, report: Delivery, prefetch: Prefetch | None = None) -> None:
+        message = await self._compose(envelope, report, prefetch)
+        if message is not None:
+            await self._send([envelope], message, report, prefetch)
+
+    async def _compose(self, envelope: Envelope, report: Delivery, prefetch: Prefetch | None) -> Outgoing | None:
+        """The message written, or None when it is finished already (no longer applies, held, undeliverable)."""
         try:
             message = await compose(self.tenants, envelope, prefetch, recommender=self.recommender)
-            if message is None:
-                await self.outbox.sent(envelope, self.worker)
-                report.skipped += 1
-                return
-            to = await address(self.tenants, envelope, channel=self.channel, prefetch=prefetch)
-            message = replace(message, channel_data={**message.channel_data, OUTBOX_ID: envelope.id})
-            async with paced((self._tenants, envelope.tenant_id), (self._conversations, to.conversation_id)):
-                if self.store.clock() > envelope.lease_until - LEASE_MARGIN:
-                    # Waiting for its turn took most of the lease: sending now could race whoever takes it over.
-                    logger.warning(
-                        "message %s left unsent: its lease runs out at %s", envelope.id, envelope.lease_until
-                    )
-                    report.left += 1
-                    return
-                await self.channel.send(to, message)
         except HeldForApproval as held:
             if await self.outbox.hold(envelope, self.worker, reason=str(held)):
                 await hold_for_approval(self.tenants, envelope, held)
             report.held += 1
+            return None
         except Undeliverable as error:
             await self.outbox.dead(envelope, self.worker, error=str(error))
             report.dead += 1
-        except Throttled as error:
-            await self._failed(envelope, report, error, retry_after=error.retry_after)
-        except (TransientFailure, Rejected) as error:
-            await self._failed(envelope, report, error, retry_after=None)
-        else:
+            return None
+        if message is None:
             await self.outbox.sent(envelope, self.worker)
+            report.skipped += 1
+        return message
+
+    async def _send(
+        self, envelopes: list[Envelope], message: Outgoing, report: Delivery, prefetch: Prefetch | None
+    ) -> None:
+        """Send one activity carrying these messages (several: a summary card), and finish each in the outbox."""
+        first = envelopes[0]
+        try:
+            to = await address(self.tenants, first, channel=self.channel, prefetch=prefetch)
+            message = replace(message, channel_data={**message.channel_data, OUTBOX_ID: first.id})
+            async with paced((self._tenants, first.tenant_id), (self._conversations, to.conversation_id)):
+                lease_until = min(e.lease_until for e in envelopes)
+                if self.store.clock() > lease_until - LEASE_MARGIN:
+                    # Waiting for its turn took most of the lease: sending now could race whoever takes it over.
+                    logger.warning("message %s left unsent: its lease runs out at %s", first.id, lease_until)
+                    report.left += len(envelopes)
+                    return
+                await self.channel.send(to, message)
+        except Undeliverable as error:
+            for envelope in envelopes:
+                await self.outbox.dead(envelope, self.worker, error=str(error))
+                report.dead += 1
+        except Throttled as error:
+            for envelope in envelopes:
+                await self._failed(envelope, report, error, retry_after=error.retry_after)
+        except (TransientFailure, Rejected) as error:
+            for envelope in envelopes:
+                await self._failed(envelope, report, error, retry_after=None)
+        else:
+            await self.outbox.sent(first, self.worker)
             report.sent += 1
+            if envelopes[1:]:
+                folded = await self.outbox.folded(envelopes[1:], self.worker)
+                report.folded += len(folded)  # added after the wait: other recipients' drains add to it meanwhile
 
     async def _failed(
         self, envelope: Envelope, report: Delivery, error: TeamsError, *, retry_after: float | None

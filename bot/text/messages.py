@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.cards.markdown import Markdown, excerpt, inline_code, literal, literal_prose, markdown
+from planner.domain.messages import MessageKind
 from planner.domain.model import Plan, Tier
 
 HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday…):
@@ -223,3 +224,24 @@ def too_long(limit: int) -> str:
 
 HELD_MESSAGE_RELEASED = "The message goes out at the next delivery, within a minute."
 HELD_MESSAGE_GONE = "That message was released already."
+
+
+KIND_LABELS: dict[str, str] = {
+    MessageKind.DEADLINE_APPROACHING: "A task is due soon",
+    MessageKind.DEADLINE_SLIPPED: "A task is past due",
+    MessageKind.ESCALATION: "A task slipped and its owner has not answered",
+    MessageKind.MILESTONE_COMPLETED: "A milestone is done",
+    MessageKind.METRIC_DRIFT: "A KPI is behind its pace",
+    MessageKind.PLAN_HEALTH: "A plan's health changed",
+    MessageKind.WEEK_PLAN: "Your week",
+    MessageKind.WEEK_SUMMARY: "The week's plans",
+    MessageKind.WEEK_REVIEW: "Your week's review",
+    MessageKind.DIGEST: "The week's digest",
+    MessageKind.DELEGATION_RESULT: "A delegation ended",
+    MessageKind.DELEGATION_DEFERRED: "A delegation waits for its agent",
+    MessageKind.DELEGATION_HELD: "A delegation waits for an approval",
+    MessageKind.DELEGATION_UNKNOWN: "A delegation's outcome is unknown",
+    MessageKind.DELEGATION_OVERDUE: "A delegation is overdue",
+    MessageKind.RETROSPECTIVE: "A plan's retrospective",
+}
+"""How a summary card names a message that has no text of its own (only a card)."""

@@ -9,6 +9,8 @@ from enum import StrEnum
 from typing import Any
 
 PENDING, SENDING, SENT, DEAD, HELD = "pending", "sending", "sent", "dead", "held"
+FOLDED = "folded"
+"""Delivered inside another message of the same pass to the same person (one summary card for several)."""
 APPROVED = "approved"
 """The payload key a held message gets when its approval let it through: the gate asked once, a person said yes."""
 
@@ -66,6 +68,13 @@ class MessageKind(StrEnum):
             return cls(stored)
         except ValueError:
             return stored
+
+
+WAITED_FOR = frozenset(
+    {MessageKind.QUESTION, MessageKind.APPROVAL_REQUEST, MessageKind.APPROVAL_DECIDED, MessageKind.NOTICE}
+)
+"""Kinds someone is waiting for (an agent's question, an approval to give, how their own request went): they go as
+they are, never folded into a summary or put off to the next day, though they count against the day's budget."""
 
 
 @dataclass(frozen=True, kw_only=True)

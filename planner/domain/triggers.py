@@ -301,3 +301,41 @@ def weekly_phase(today: date) -> tuple[str, str, date] | None:
     if today.weekday() >= 4:
         return "weekly_review", week, window.start + timedelta(days=4)
     return None
+
+
+# ---- pacing: what one person receives in a day -----------------------------------------------------------------
+
+
+class Pace(StrEnum):
+    """How the messages one delivery pass has for one person go out."""
+
+    EACH = "each"
+    """One message, within the day's budget: as it is."""
+    FOLD = "fold"
+    """Several, or more than the budget has room for: one summary card holding them all."""
+    TOMORROW = "tomorrow"
+    """The day's budget is spent: the next morning, where they are."""
+
+
+def pace(waiting: int, delivered_today: int, budget: int) -> Pace:
+    """How `waiting` foldable messages for one person go, who has had `delivered_today` messages of their day.
+
+    A person receives at most `budget` messages a day, counting every kind; what one pass has for them beyond one
+    message arrives as one summary card, which counts as one.
+    """
+    if delivered_today >= budget:
+        return Pace.TOMORROW
+    return Pace.EACH if waiting <= 1 else Pace.FOLD
+
+
+def day_start(at: datetime, time_zone: str | None, rules: TriggerRules) -> datetime:
+    """Midnight of `at`'s day where the person is, in UTC: their day's budget counts from there."""
+    zone = zone_of(time_zone, rules)
+    return datetime.combine(at.astimezone(zone).date(), time(), tzinfo=zone).astimezone(UTC)
+
+
+def next_morning(at: datetime, time_zone: str | None, rules: TriggerRules) -> datetime:
+    """The first moment of the person's next day outside their quiet hours, in UTC."""
+    zone = zone_of(time_zone, rules)
+    midnight = datetime.combine(at.astimezone(zone).date() + timedelta(days=1), time(), tzinfo=zone)
+    return after_quiet_hours(midnight.astimezone(UTC), time_zone, rules)

@@ -93,6 +93,25 @@ class Outbox:
         async with self._store.transaction() as conn:
             return await outbox_store.mark_sent(conn, [e.id for e in envelopes], worker, at=self._store.clock())
 
+    async def folded(self, envelopes: Sequence[Envelope], worker: str) -> set[int]:
+        """Mark these delivered inside another message (a summary card), in one statement; the ids marked."""
+        if not envelopes:
+            return set()
+        async with self._store.transaction() as conn:
+            return await outbox_store.mark_folded(conn, [e.id for e in envelopes], worker, at=self._store.clock())
+
+    async def put_off(self, envelope: Envelope, worker: str, *, until: datetime) -> bool:
+        """Give a message back unsent until `until` (the person's day is full); not counted as an attempt."""
+        async with self._store.transaction() as conn:
+            return await outbox_store.put_off(conn, envelope.id, worker, until=until)
+
+    async def delivered_since(
+        self, recipients: Sequence[tuple[str, str]], since: datetime
+    ) -> dict[tuple[str, str], list[datetime]]:
+        """When each (tenant, recipient) was sent a message since `since` (a summary card counts once)."""
+        async with self._store.read() as conn:
+            return await outbox_store.delivered_since(conn, recipients, since)
+
     async def retry_later(self, envelope: Envelope, worker: str, *, at: datetime, error: str) -> bool:
         """Put a message back for another attempt at `at`."""
         async with self._store.transaction() as conn:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from planner.domain.messages import (
     APPROVED,
     DEAD,
+    FOLDED,
     HELD,
     PENDING,
     SENDING,
@@ -126,10 +127,57 @@ async def mark_sent(conn: Connection, message_ids: Sequence[int], worker: str, *
     return {row.id for row in await conn.execute(statement)}
 
 
+async def mark_folded(conn: Connection, message_ids: Sequence[int], worker: str, *, at: datetime) -> set[int]:
+    """Mark these messages of `worker`'s lease delivered inside another one (a summary card); the ids marked."""
+    statement = (
+        update(outbox)
+        .where(outbox.c.id.in_(sorted(set(message_ids))), outbox.c.leased_by == worker, outbox.c.status == SENDING)
+        .values(status=FOLDED, sent_at=at, lease_until=None)
+        .returning(outbox.c.id)
+    )
+    return {row.id for row in await conn.execute(statement)}
+
+
+async def delivered_since(
+    conn: Connection, recipients: Sequence[tuple[str, str]], since: datetime
+) -> dict[tuple[str, str], list[datetime]]:
+    """When each (tenant, recipient) was sent a message (one per activity: folded ones are not counted) since
+    `since`."""
+    if not recipients:
+        return {}
+    wanted = set(recipients)
+    statement = select(outbox.c.tenant_id, outbox.c.recipient, outbox.c.sent_at).where(
+        outbox.c.status == SENT,
+        outbox.c.sent_at >= since,
+        outbox.c.tenant_id.in_(sorted({tenant for tenant, _ in wanted})),
+        outbox.c.recipient.in_(sorted({recipient for _, recipient in wanted})),
+    )
+    found: dict[tuple[str, str], list[datetime]] = {}
+    for row in await conn.execute(statement):
+        if (row.tenant_id, row.recipient) in wanted:
+            found.setdefault((row.tenant_id, row.recipient), []).append(row.sent_at)
+    return found
+
+
 async def retry_at(conn: Connection, message_id: int, worker: str, *, at: datetime, error: str) -> bool:
     """Give a leased message back, due again at `at`; False when the lease was lost."""
     return await _finish(
         conn, message_id, worker, status=PENDING, not_before=at, lease_until=None, leased_by=None, last_error=error
+    )
+
+
+async def put_off(conn: Connection, message_id: int, worker: str, *, until: datetime) -> bool:
+    """Give a leased message back unsent, due at `until`, without counting the claim as an attempt (nothing was
+    tried); False when the lease was lost."""
+    return await _finish(
+        conn,
+        message_id,
+        worker,
+        status=PENDING,
+        not_before=until,
+        lease_until=None,
+        leased_by=None,
+        attempts=outbox.c.attempts - 1,
     )
 
 

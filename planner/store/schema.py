@@ -232,6 +232,7 @@ outbox = Table(
     Column("sent_at", UTCDateTime, nullable=True),
     Index("ix_outbox_due", "status", "not_before"),
     Index("ix_outbox_tenant_status", "tenant_id", "status"),
+    Index("ix_outbox_recipient_sent", "recipient", "sent_at"),
 )
 
 trigger_settings = Table(

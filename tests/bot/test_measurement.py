@@ -46,7 +46,7 @@ from tests.bot.cards.test_cards import all_text, of_type, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.bot.test_context_events import serve
 from tests.bot.test_llm import RECORDINGS, ReplayTransport, assistant_with
-from tests.bot.test_nudges import sender_for
+from tests.bot.test_nudges import said, sender_for
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
 from tests.planner.test_measurement import AS_OF, FACTS, SERIES
@@ -370,9 +370,10 @@ async def test_when_a_tactical_plan_ends_its_owner_gets_the_retrospective_once(
     adapter = create_adapter(Settings.from_env({}))
     await tick(store, BotbuilderChannel(adapter), at=clock.now)
     await tick(store, BotbuilderChannel(adapter), at=clock.now)
-    sent = [s.body for s in running.connector.sent[before:] if "has ended" in s.body.get("text", "")]
+    # Told once, in one card with whatever else that tick had for its owner.
+    sent = [s.body for s in running.connector.sent[before:] if "has ended" in said(s.body)]
     assert len(sent) == 1
-    assert sent[0]["text"].startswith(f"P{launch_id} March launch has ended.")
+    assert f"P{launch_id} March launch has ended." in said(sent[0])
     card = sent[0]["attachments"][0]["content"]
     assert schema_errors(card) == []
     assert "Retrospective: P" in all_text(card)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, date, datetime
+from typing import Any
 
 from bot.scheduler import tick
 from bot.sender import Sender
@@ -90,8 +91,9 @@ async def test_monday_brings_the_member_their_week_and_the_channel_a_summary(
     report = await tick(store, create_channel(Settings.from_env({})), at=monday)
     assert report.delivery.sent >= 2
     arrived = {s.conversation_id: s.body for s in connector.sent[before:]}
-    assert "Here is your week (2026-W08)" in arrived["a:writer"]["text"]
-    assert "Your week, 2026-W08" in all_text(arrived["a:writer"]["attachments"][0]["content"])
+    # The week and the reminders of the same pass arrive as one summary card.
+    assert "Here is your week (2026-W08)" in said(arrived["a:writer"])
+    assert "Your week, 2026-W08" in said(arrived["a:writer"])
     summary = arrived["19:marketing@thread.tacv2"]
     assert "Week 2026-W08" in summary["text"]
     assert "Q1 pipeline" in json.dumps(summary["attachments"][0]["content"])
@@ -134,9 +136,11 @@ async def test_the_leader_hears_of_a_milestone_a_drifting_metric_and_a_change_of
     await tenant.update_task(ids["launch"], TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
     await engine.evaluate(clock.now)
     await sender_for(store).deliver()
-    texts = [s.body.get("text", "") for s in connector.sent if s.conversation_id == "a:personal-lead"]
-    assert any("Milestone reached: T" in t and "Launch day, done by Content Writer" in t for t in texts)
-    assert any(t.startswith("SQLs is off track") for t in texts)
+    [summary] = [said(s.body) for s in connector.sent if s.conversation_id == "a:personal-lead"][-1:]
+    assert "2 updates for you" in summary  # the milestone and the drift, in one card
+    assert "Milestone reached: T" in summary
+    assert "Launch day, done by Content Writer" in summary
+    assert "SQLs is off track" in summary
     drift_card = connector.cards()[-1]
     assert "expected by now: 100" in all_text(drift_card)
     assert_valid_cards(connector)
@@ -249,3 +253,9 @@ async def test_a_nudge_a_policy_flags_waits_for_an_approver_and_goes_out_once_ap
     to_writer = [s for s in connector.sent[before:] if s.conversation_id == "a:writer"]
     assert len(to_writer) == 1
     assert (await sender_for(store).deliver()).sent == 0
+
+
+def said(body: dict[str, Any]) -> str:
+    """What a message says: its text and its cards' (nested ones included)."""
+    cards = [a["content"] for a in body.get("attachments", [])]
+    return "\n".join([body.get("text") or "", *(all_text(card) for card in cards)])

@@ -75,8 +75,9 @@ async def test_one_persons_messages_arrive_in_the_order_they_fell_due(
     await nudge(store, TENANT, others, at=AT)
     outbox = Outbox(store)
     for n in range(4):
+        # Notices, which someone waits for, go one by one (reminders of one pass would arrive as one summary card).
         message = Message(
-            recipient=first.user_id, kind=MessageKind.DEADLINE_SLIPPED, payload={"task": first.task_id}, not_before=AT
+            recipient=first.user_id, kind=MessageKind.NOTICE, payload={"text": f"Notice {n}"}, not_before=AT
         )
         assert await outbox.fire(TENANT, f"several:{n}", [message])
     assert (await sender(store).deliver()).sent == 9
@@ -100,9 +101,7 @@ async def test_many_messages_to_one_person_are_paced_to_teams_limits_for_a_conve
     store: Store, teams: TeamsLimitsConnector, clock: FakeClock
 ) -> None:
     [person] = await members(store, teams, clock, 1)
-    message = Message(
-        recipient=person.user_id, kind=MessageKind.DEADLINE_SLIPPED, payload={"task": person.task_id}, not_before=AT
-    )
+    message = Message(recipient=person.user_id, kind=MessageKind.NOTICE, payload={"text": "A notice"}, not_before=AT)
     assert await Outbox(store).fire(TENANT, "burst", [message] * 18)
     report = await sender(store).deliver()
     assert report.sent == 18

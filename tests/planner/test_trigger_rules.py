@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from planner.domain.ingestion import MetricFeed, is_due
 from planner.domain.triggers import (
     DueTask,
+    Pace,
     Trigger,
     TriggerRules,
+    day_start,
     deadline_is_near,
     escalates,
+    next_morning,
     nudge_time,
     overrides,
+    pace,
     weekly_phase,
     with_overrides,
 )
@@ -88,3 +93,21 @@ def test_a_feed_is_due_when_never_pulled_or_its_interval_has_passed() -> None:
     pulled = replace(feed, last_pulled_at=TUESDAY_NOON - timedelta(minutes=59))
     assert not is_due(pulled, TUESDAY_NOON)
     assert is_due(pulled, TUESDAY_NOON + timedelta(minutes=1))
+
+
+def test_a_persons_day_is_paced_against_their_budget() -> None:
+    assert pace(1, delivered_today=0, budget=5) is Pace.EACH
+    assert pace(3, delivered_today=0, budget=5) is Pace.FOLD  # one pass, one card
+    assert pace(9, delivered_today=4, budget=5) is Pace.FOLD  # the last one of the day holds them all
+    assert pace(1, delivered_today=5, budget=5) is Pace.TOMORROW
+
+
+def test_a_persons_day_starts_and_their_next_morning_comes_where_they_are() -> None:
+    rules = TriggerRules()
+    at = datetime(2026, 2, 11, 3, 0, tzinfo=UTC)  # still 10 February in Los Angeles
+    assert day_start(at, "America/Los_Angeles", rules) == datetime(2026, 2, 10, 8, 0, tzinfo=UTC)
+    assert day_start(at, None, rules) == datetime(2026, 2, 11, tzinfo=UTC)
+    # Midnight of 11 February there, then the end of the quiet hours there.
+    there = ZoneInfo("America/Los_Angeles")
+    expected = datetime.combine(date(2026, 2, 11), rules.quiet_until, tzinfo=there).astimezone(UTC)
+    assert next_morning(at, "America/Los_Angeles", rules) == expected
