@@ -98,7 +98,8 @@ class Outbox:
         if not envelopes:
             return set()
         async with self._store.transaction() as conn:
-            return await outbox_store.mark_folded(conn, [e.id for e in envelopes], worker, at=self._store.clock())
+            ids = [e.id for e in envelopes]
+            return await outbox_store.mark_sent(conn, ids, worker, at=self._store.clock(), folded=True)
 
     async def put_off(self, envelope: Envelope, worker: str, *, until: datetime) -> bool:
         """Give a message back unsent until `until` (the person's day is full); not counted as an attempt."""

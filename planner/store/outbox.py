@@ -116,23 +116,15 @@ async def _finish(conn: Connection, message_id: int, worker: str, **values: Any)
     return bool(result.rowcount)
 
 
-async def mark_sent(conn: Connection, message_ids: Sequence[int], worker: str, *, at: datetime) -> set[int]:
-    """Mark these messages of `worker`'s lease delivered; the ids marked (not those whose lease was lost)."""
+async def mark_sent(
+    conn: Connection, message_ids: Sequence[int], worker: str, *, at: datetime, folded: bool = False
+) -> set[int]:
+    """Mark these messages of `worker`'s lease delivered (`folded`: inside another one, a summary card); the ids
+    marked (not those whose lease was lost)."""
     statement = (
         update(outbox)
         .where(outbox.c.id.in_(sorted(set(message_ids))), outbox.c.leased_by == worker, outbox.c.status == SENDING)
-        .values(status=SENT, sent_at=at, lease_until=None)
-        .returning(outbox.c.id)
-    )
-    return {row.id for row in await conn.execute(statement)}
-
-
-async def mark_folded(conn: Connection, message_ids: Sequence[int], worker: str, *, at: datetime) -> set[int]:
-    """Mark these messages of `worker`'s lease delivered inside another one (a summary card); the ids marked."""
-    statement = (
-        update(outbox)
-        .where(outbox.c.id.in_(sorted(set(message_ids))), outbox.c.leased_by == worker, outbox.c.status == SENDING)
-        .values(status=FOLDED, sent_at=at, lease_until=None)
+        .values(status=FOLDED if folded else SENT, sent_at=at, lease_until=None)
         .returning(outbox.c.id)
     )
     return {row.id for row in await conn.execute(statement)}
