@@ -42,13 +42,30 @@ class Direction(enum.StrEnum):
 
 
 class Health(enum.StrEnum):
+    """How a plan or a KPI is doing: on track / at risk / off track while its window runs, then final: met or missed.
+
+    A final judgement is never "at risk": once the window has ended there is nothing left to catch up on.
+    """
+
     ON_TRACK = "on track"
     AT_RISK = "at risk"
     OFF_TRACK = "off track"
+    MET = "met"
+    MISSED = "missed"
 
     @property
     def rank(self) -> int:
-        return {Health.ON_TRACK: 0, Health.AT_RISK: 1, Health.OFF_TRACK: 2}[self]
+        return {Health.ON_TRACK: 0, Health.AT_RISK: 1, Health.OFF_TRACK: 2, Health.MET: 0, Health.MISSED: 2}[self]
+
+    @property
+    def is_final(self) -> bool:
+        """Judged once the window has ended (met or missed)."""
+        return self in (Health.MET, Health.MISSED)
+
+    @property
+    def needs_attention(self) -> bool:
+        """Behind while there is still time to act: at risk or off track."""
+        return self in (Health.AT_RISK, Health.OFF_TRACK)
 
     @staticmethod
     def worst(*values: Health) -> Health:
