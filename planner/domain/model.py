@@ -146,7 +146,8 @@ class Metric:
     """A KPI with a straight-line target: from `baseline` at the plan's start to `target` at its end.
 
     `tolerance` is the share of the expected progress a reading may fall behind before the metric drifts
-    (0.1: ten percent behind pace is still on track).
+    (0.1: ten percent behind pace is still on track). `kpi_id` links a tactical plan's metric to the master plan's
+    KPI it is a share of: it has its own target, and the KPI's readings (see `planner.domain.kpis`).
     """
 
     id: int
@@ -158,6 +159,7 @@ class Metric:
     baseline: float
     target: float
     tolerance: float
+    kpi_id: int | None = None
     version: int = 1
 
 
