@@ -459,6 +459,15 @@ class Plans:
         if metric is None:
             raise InvalidValue("metric name", spec.name, f"a name not yet used on plan {plan.id}")
         await self._record(conn, actor=actor, kind="metric.created", subject=metric, before=None)
+        if plan.tier is Tier.MASTER:
+            # A KPI defined after its tactical plans tracked the name: theirs become shares of it, one set of readings.
+            tacticals = [p.id for p in await plan_rows.children(conn, self.tenant_id, plan.id)]
+            if tacticals:
+                for share_id in await kpi_rows.link_shares(conn, metric, tacticals):
+                    linked = await self._metric_row(conn, share_id)
+                    await self._record(
+                        conn, actor=actor, kind="metric.updated", subject=linked, before=replace(linked, kpi_id=None)
+                    )
         return metric
 
     async def add_metric(self, plan_id: int, spec: MetricSpec, *, actor: str) -> Metric:

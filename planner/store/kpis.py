@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -76,6 +76,37 @@ async def insert_metric(
     except IntegrityError:
         return None
     return metric_from(result.one())
+
+
+async def link_shares(conn: Connection, kpi: Metric, plan_ids: Sequence[int]) -> list[int]:
+    """Make the unlinked metrics of `kpi`'s name on these plans shares of it, and move their readings to it (one that
+    would collide with a reading the KPI has at the same time from the same source stays); their ids."""
+    found = await conn.execute(
+        select(metrics.c.id).where(
+            metrics.c.tenant_id == kpi.tenant_id,
+            metrics.c.plan_id.in_(list(plan_ids)),
+            metrics.c.kpi_id.is_(None),
+            func.lower(metrics.c.name) == kpi.name.lower(),
+        )
+    )
+    share_ids = [row.id for row in found]
+    if not share_ids:
+        return []
+    await conn.execute(update(metrics).where(metrics.c.id.in_(share_ids)).values(kpi_id=kpi.id))
+    taken = metric_readings.alias("taken")
+    collides = (
+        select(taken.c.id)
+        .where(
+            taken.c.metric_id == kpi.id,
+            taken.c.at == metric_readings.c.at,
+            taken.c.source == metric_readings.c.source,
+        )
+        .exists()
+    )
+    await conn.execute(
+        update(metric_readings).where(metric_readings.c.metric_id.in_(share_ids), ~collides).values(metric_id=kpi.id)
+    )
+    return share_ids
 
 
 async def get(conn: Connection, tenant_id: str, metric_id: int) -> Metric | None:

@@ -191,6 +191,32 @@ async def test_a_share_set_by_the_leader_is_judged_on_the_kpis_readings(store: S
     assert (launched.metrics[0].actual, launched.metrics[0].metric.target) == (15, 50)
 
 
+async def test_a_kpi_defined_after_its_tactical_plans_tracked_the_name_takes_their_metrics_as_shares(
+    store: Store, clock: FakeClock
+) -> None:
+    clock.now = at(date(2026, 10, 16))
+    tenant = Plans(store, "contoso")
+    master = await tenant.create_master_plan(title="Q4", owner="aad-lead", window=Q4, actor="aad-lead")
+    launch = await tenant.create_tactical_plan(
+        master.id,
+        title="Launch",
+        owner="aad-lead",
+        window=Window(start=date(2026, 10, 1), end=date(2026, 10, 31)),
+        metrics=[MetricSpec(name="SQLs", target=90)],
+        actor="aad-lead",
+    )
+    [own] = await tenant.list_metrics(launch.id)
+    await tenant.record_reading(own.id, 35, at=at(date(2026, 10, 15)), actor="aad-lead")
+    kpi = await tenant.add_metric(master.id, MetricSpec(name="sqls", target=200), actor="aad-lead")
+    [share] = await tenant.list_metrics(launch.id)
+    assert share.kpi_id == kpi.id
+    assert [r.value for r in await tenant.readings(kpi.id)] == [35]
+    tree = await tenant.rollup(master.id, date(2026, 10, 16))
+    assert (tree.metrics[0].actual, node(tree, launch.id).metrics[0].actual) == (35, 35)
+    [linked] = await tenant.events(subject_type="metric", subject_id=share.id, limit=1)
+    assert (linked.kind, linked.after and linked.after["kpi_id"]) == ("metric.updated", kpi.id)
+
+
 async def test_a_name_two_master_plans_define_means_the_one_running_on_the_readings_day(
     store: Store, clock: FakeClock
 ) -> None:
