@@ -436,12 +436,13 @@ class Plans:
             kpi = share_of(await kpi_rows.of_plan(conn, self.tenant_id, plan.master_id), spec.name)
         if kpi is not None:
             # A share of the master's KPI: its own target, the KPI's unit, direction and readings. A KPI going up is
-            # judged on its gain inside the plan's window, which starts from nothing.
+            # judged on its gain inside the plan's window, which starts from nothing; a level (cost per lead) starts
+            # where the KPI does unless told otherwise.
             spec = replace(
                 spec,
                 unit=spec.unit.strip() or kpi.unit,
                 direction=kpi.direction,
-                baseline=0.0 if counts_gain(kpi) else spec.baseline,
+                baseline=0.0 if counts_gain(kpi) else (spec.baseline or kpi.baseline),
             )
             spec.validate()
         metric = await kpi_rows.insert_metric(
@@ -549,9 +550,10 @@ class Plans:
         actor: str,
         conn: Connection | None = None,
     ) -> MetricReading:
-        """Store a reading of the KPI `metric_id` is (a share's reading is its master KPI's: one reading, seen at
-        every tier). Idempotent by (KPI, time, source): the same reading twice is stored once; a different value for
-        the same key corrects it. With `conn`, inside the caller's transaction. Raises MetricNotFound."""
+        """Store a reading of the KPI: of metric `metric_id`, or of the master plan's KPI when it is a share of one
+        (one reading, seen at every tier). Idempotent by (KPI, time, source): the same reading twice is stored once;
+        a different value for the same key corrects it. With `conn`, inside the caller's transaction. Raises
+        MetricNotFound."""
         at = at or self._now()
         require_reading_value(value)
         if conn is not None:
@@ -562,8 +564,9 @@ class Plans:
     async def _record_reading(
         self, conn: Connection, metric_id: int, value: float, *, at: datetime, source: str, actor: str
     ) -> MetricReading:
-        metric_id = kpi_id_of(await self._metric_row(conn, metric_id))
-        await self._metric_row(conn, metric_id)
+        metric = await self._metric_row(conn, metric_id)
+        if metric.kpi_id is not None:
+            metric_id = (await self._metric_row(conn, metric.kpi_id)).id  # a share records on its master's KPI
         before = await kpi_rows.reading_at(conn, metric_id, at, source)
         if before is None:
             reading = await kpi_rows.insert_reading(

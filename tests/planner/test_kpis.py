@@ -217,6 +217,33 @@ async def test_a_kpi_defined_after_its_tactical_plans_tracked_the_name_takes_the
     assert (linked.kind, linked.after and linked.after["kpi_id"]) == ("metric.updated", kpi.id)
 
 
+async def test_a_share_of_a_falling_kpi_is_a_level_judged_as_it_reads(store: Store, clock: FakeClock) -> None:
+    clock.now = at(date(2026, 10, 20))
+    tenant = Plans(store, "contoso")
+    master = await tenant.create_master_plan(
+        title="Q4",
+        owner="aad-lead",
+        window=Q4,
+        metrics=[MetricSpec(name="Cost per lead", target=40, baseline=60, unit="EUR")],
+        actor="aad-lead",
+    )
+    october = await tenant.create_tactical_plan(
+        master.id,
+        title="October",
+        owner="aad-lead",
+        window=Window(start=date(2026, 10, 1), end=date(2026, 10, 31)),
+        metrics=[MetricSpec(name="cost per lead", target=50)],  # as a leader types it: no baseline, no direction
+        actor="aad-lead",
+    )
+    [share] = await tenant.list_metrics(october.id)
+    assert (share.direction, share.baseline, share.target, share.unit) == (Direction.DOWN, 60, 50, "EUR")
+    kpi = await tenant.find_metric("Cost per lead")
+    await tenant.record_reading(kpi.id, 58, at=at(date(2026, 9, 30)), actor="aad-lead")
+    await tenant.record_reading(kpi.id, 52, at=at(date(2026, 10, 19)), actor="aad-lead")
+    tree = await tenant.rollup(master.id, date(2026, 10, 20))
+    assert (tree.metrics[0].actual, node(tree, october.id).metrics[0].actual) == (52, 52)
+
+
 async def test_a_name_two_master_plans_define_means_the_one_running_on_the_readings_day(
     store: Store, clock: FakeClock
 ) -> None:
