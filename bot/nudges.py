@@ -226,7 +226,7 @@ async def _digest(w: _Writer) -> Outgoing | None:
         tasks = await w.plans.tasks_due(window.start, window.end, open_only=False)
         done = sum(1 for t in tasks if t.master_id == master.id and not t.status.is_open)
         slipped = sum(1 for t in tasks if t.master_id == master.id and t.is_overdue(w.today))
-        drifting = [literal(m.metric.name) for m in rollup.metrics if m.health is not Health.ON_TRACK]
+        drifting = [literal(m.metric.name) for m in rollup.metrics if m.health.needs_attention]
         line = f"P{master.id} {literal(master.title)}: {rollup.health.value}; this week {done} done, {slipped} slipped"
         if drifting:
             line += "; behind pace: " + ", ".join(drifting)

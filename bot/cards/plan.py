@@ -87,7 +87,7 @@ def _with_health(text: Element, health: Health) -> Element:
 
 
 def _reasons(rollup: PlanRollup, most: int = MAX_REASONS) -> list[Element]:
-    if rollup.health is Health.ON_TRACK or not rollup.reasons:
+    if rollup.health in (Health.ON_TRACK, Health.MET) or not rollup.reasons:
         return []
     shown = list(rollup.reasons[:most])
     if len(rollup.reasons) > most:
@@ -99,9 +99,10 @@ def metric_fact(pace: MetricPace) -> tuple[str, str]:
     """A KPI as a fact: (`SQLs`, `240 / 500 (expected 250 by now)`), with the health when it is not on track."""
     metric = pace.metric
     unit = f" {metric.unit}" if metric.unit else ""
-    expected = f"(expected {number(pace.expected)} by now)"
+    expected = "(window ended)" if pace.health.is_final else f"(expected {number(pace.expected)} by now)"
     if pace.actual is None:
-        value = f"No reading yet; target {number(metric.target)}{unit} {expected}"
+        none = "No reading in its window" if pace.health.is_final else "No reading yet"
+        value = f"{none}; target {number(metric.target)}{unit} {expected}"
     else:
         value = f"{number(pace.actual)} / {number(metric.target)}{unit} {expected}"
     if pace.health is not Health.ON_TRACK:

@@ -21,12 +21,16 @@ HEALTH_LABELS: dict[Health, str] = {
     Health.ON_TRACK: "On track",
     Health.AT_RISK: "At risk",
     Health.OFF_TRACK: "Off track",
+    Health.MET: "Met",
+    Health.MISSED: "Missed",
 }
 
 HEALTH_COLORS: dict[Health, str] = {
     Health.ON_TRACK: "good",
     Health.AT_RISK: "warning",
     Health.OFF_TRACK: "attention",
+    Health.MET: "good",
+    Health.MISSED: "attention",
 }
 """Both a TextBlock colour and a Container style: the schema names these three the same in both."""
 

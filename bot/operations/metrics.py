@@ -16,25 +16,39 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
     name = context.text_arg(args, "metric")
     value = parse_number(str(args.get("value", "")), "a metric value")
     plan_id = parse_ref(args["plan"], "P", "a plan") if args.get("plan") not in (None, "") else None
-    metric = await context.plans.find_metric(name, plan_id=plan_id)
     on = context.optional_date_arg(args, "on")
     if on is not None and on > context.today:
         raise BadArguments(f"{on.isoformat()} is in the future: a reading is of something already measured.")
+    # One KPI whatever tiers exist: a tactical plan's share of it records on the master plan's KPI.
+    metric = await context.plans.find_metric(name, plan_id=plan_id, on=on or context.today)
+    kpi = metric if metric.kpi_id is None else await context.plans.get_metric(metric.kpi_id)
     # A reading typed in chat is as of now; one given for a past day counts at the end of that day.
     at = context.now() if on is None or on == context.today else datetime.combine(on, time(23, 59), tzinfo=UTC)
     reading = await context.plans.record_reading(
-        metric.id, value, at=at, source=f"chat:{context.caller.user_id}", actor=context.caller.user_id
+        kpi.id, value, at=at, source=f"chat:{context.caller.user_id}", actor=context.caller.user_id
     )
-    unit = f" {literal(metric.unit)}" if metric.unit else ""
-    rollup = await context.plans.rollup(metric.plan_id, as_of=context.today)
-    node = rollup.find(metric.plan_id)
-    pace = next((p for p in node.metrics if p.metric.id == metric.id), None) if node else None
+    unit = f" {literal(kpi.unit)}" if kpi.unit else ""
+    rollup = await context.plans.rollup(kpi.plan_id, as_of=context.today)
+    node = rollup.find(kpi.plan_id)
+    pace = next((p for p in node.metrics if p.metric.id == kpi.id), None) if node else None
     pace_text = ""
-    if pace is not None:
+    if pace is not None and not pace.health.is_final:
         pace_text = f" Expected by now: {pace.expected:g}{unit}; {pace.health}."
+    # The same reading, as each tactical plan whose window holds its day counts it (its share of the target).
+    shares = []
+    for tactical in rollup.children:
+        if not tactical.plan.window.includes(at.date()):
+            continue
+        for share in tactical.metrics:
+            if share.metric.kpi_id == kpi.id and share.actual is not None:
+                shares.append(
+                    f"P{tactical.plan.id} {literal(tactical.plan.title)}: {share.actual:g} of its "
+                    f"{share.metric.target:g}{unit}, {share.health}"
+                )
+    share_text = f" Counts for {'; '.join(shares)}." if shares else ""
     return Reply(
-        text=f"Recorded {literal(metric.name)} = {reading.value:g}{unit} on P{metric.plan_id} "
-        f"(target {metric.target:g}{unit}).{pace_text}"
+        text=f"Recorded {literal(kpi.name)} = {reading.value:g}{unit} on P{kpi.plan_id} "
+        f"(target {kpi.target:g}{unit}).{pace_text}{share_text}"
     )
 
 

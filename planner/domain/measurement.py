@@ -31,6 +31,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from planner.domain.model import Metric, MetricReading, Plan, Task, Tier, iso_week_of, iso_week_window
+from planner.domain.rollup import reached
 
 # ---- the facts -------------------------------------------------------------------------------------------------
 
@@ -434,6 +435,22 @@ def rule_recommendation(item: Forecast, facts: MeasurementFacts, as_of: date) ->
 
     def said(action: str, rationale: str) -> Recommendation:
         return Recommendation(metric=metric, plan_id=item.plan.id, action=action, rationale=rationale)
+
+    if as_of > item.plan.window.end:  # final: nothing left to push or unblock in this plan's window
+        ended = item.plan.window.end.isoformat()
+        if item.actual is None:
+            return said(
+                f"Nothing to catch up on {name} in {item.plan.title}: its window has ended.",
+                f"{name} had no reading in the window, which ended on {ended}; the target was "
+                f"{_num(metric.target)}{unit} (missed).",
+            )
+        met = reached(metric, item.actual)
+        return said(
+            f"Nothing to catch up on {name} in {item.plan.title}: its window has ended "
+            + ("with the target met." if met else "short of the target; the plans still running carry it."),
+            f"{name} ended at {_num(item.actual)}{unit} against a target of {_num(metric.target)}{unit} on {ended} "
+            + ("(met)." if met else "(missed)."),
+        )
 
     if item.projected is None or item.projected_attainment is None:
         if item.actual is None:

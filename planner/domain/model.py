@@ -42,13 +42,30 @@ class Direction(enum.StrEnum):
 
 
 class Health(enum.StrEnum):
+    """How a plan or a KPI is doing: on track / at risk / off track while its window runs, then final: met or missed.
+
+    A final judgement is never "at risk": once the window has ended there is nothing left to catch up on.
+    """
+
     ON_TRACK = "on track"
     AT_RISK = "at risk"
     OFF_TRACK = "off track"
+    MET = "met"
+    MISSED = "missed"
 
     @property
     def rank(self) -> int:
-        return {Health.ON_TRACK: 0, Health.AT_RISK: 1, Health.OFF_TRACK: 2}[self]
+        return {Health.ON_TRACK: 0, Health.AT_RISK: 1, Health.OFF_TRACK: 2, Health.MET: 0, Health.MISSED: 2}[self]
+
+    @property
+    def is_final(self) -> bool:
+        """Judged once the window has ended (met or missed)."""
+        return self in (Health.MET, Health.MISSED)
+
+    @property
+    def needs_attention(self) -> bool:
+        """Behind while there is still time to act: at risk or off track."""
+        return self in (Health.AT_RISK, Health.OFF_TRACK)
 
     @staticmethod
     def worst(*values: Health) -> Health:
@@ -129,7 +146,8 @@ class Metric:
     """A KPI with a straight-line target: from `baseline` at the plan's start to `target` at its end.
 
     `tolerance` is the share of the expected progress a reading may fall behind before the metric drifts
-    (0.1: ten percent behind pace is still on track).
+    (0.1: ten percent behind pace is still on track). `kpi_id` links a tactical plan's metric to the master plan's
+    KPI it is a share of: it has its own target, and the KPI's readings (see `planner.domain.kpis`).
     """
 
     id: int
@@ -141,6 +159,7 @@ class Metric:
     baseline: float
     target: float
     tolerance: float
+    kpi_id: int | None = None
     version: int = 1
 
 

@@ -11,12 +11,16 @@ Two signals decide a plan's health:
 A plan's health is the worst of its own signals; a child's trouble makes its parent at least at risk (not
 off track by itself: one late tactical plan does not sink the north star). For a tactical plan, only the
 weekly plan of the current week counts, since earlier weeks' unfinished work is carried into it.
+
+A plan whose window has ended is judged **final**: *met* when each of its KPIs reached its target by the
+window's end (a plan without KPIs: when all its tasks were done), *missed* otherwise. It is never at risk,
+and a final child leaves its parent's health alone (the parent's own KPIs already count what it did).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from planner.domain.model import Direction, Health, Metric, Plan, Tier
@@ -52,8 +56,12 @@ class TaskCounts:
 
 @dataclass(frozen=True, kw_only=True)
 class MetricFacts:
+    """A KPI as one plan counts it: its latest value inside the plan's window by the day judged (see
+    `planner.domain.kpis`), and the day of the reading it comes from."""
+
     metric: Metric
     latest: float | None
+    measured_on: date | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +82,8 @@ class MetricPace:
     """Share of the expected progress not achieved (negative when ahead of pace)."""
     health: Health
     reason: str
+    measured_on: date | None = None
+    """The day of the reading `actual` comes from."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,12 +176,61 @@ def metric_pace(facts: MetricFacts, elapsed: float, rules: HealthRules) -> Metri
     return MetricPace(metric=metric, actual=actual, expected=expected, behind=behind, health=health, reason=reason)
 
 
+def reached(metric: Metric, actual: float) -> bool:
+    """Whether a value is at or beyond the KPI's target, in the KPI's direction."""
+    return actual >= metric.target if metric.direction is Direction.UP else actual <= metric.target
+
+
+def final_pace(facts: MetricFacts) -> MetricPace:
+    """A KPI of a plan whose window has ended: met when its last value in the window reached the target."""
+    metric, actual = facts.metric, facts.latest
+    unit = f" {metric.unit}" if metric.unit else ""
+    if actual is None:
+        health, reason = Health.MISSED, f"no reading of {metric.name} in its window (target {metric.target:g}{unit})"
+    else:
+        health = Health.MET if reached(metric, actual) else Health.MISSED
+        reason = f"{metric.name} ended at {actual:g}{unit} against a target of {metric.target:g}{unit}"
+    span = metric.target - metric.baseline
+    behind = 1.0 if actual is None or span == 0 else 1.0 - (actual - metric.baseline) / span
+    return MetricPace(
+        metric=metric,
+        actual=actual,
+        expected=metric.target,
+        behind=behind,
+        health=health,
+        reason=reason,
+        measured_on=facts.measured_on,
+    )
+
+
+def _judge_final(facts: PlanFacts, counts: TaskCounts, children: Sequence[PlanRollup]) -> PlanRollup:
+    paces = tuple(final_pace(m) for m in facts.metrics)
+    if paces:
+        health = Health.MET if all(p.health is Health.MET for p in paces) else Health.MISSED
+        reasons = [p.reason for p in paces if p.health is Health.MISSED] or [p.reason for p in paces]
+    else:
+        health = Health.MET if counts.done == counts.total else Health.MISSED
+        reasons = [f"{counts.done} of {counts.total} tasks done by the end of its window"] if counts.total else []
+    return PlanRollup(
+        plan=facts.plan,
+        counts=counts,
+        progress=counts.progress,
+        elapsed=1.0,
+        health=health,
+        reasons=tuple(reasons),
+        metrics=paces,
+        children=tuple(children),
+    )
+
+
 def _judge(
     facts: PlanFacts, counts: TaskCounts, as_of: date, rules: HealthRules, children: Sequence[PlanRollup]
 ) -> PlanRollup:
+    if as_of > facts.plan.window.end:
+        return _judge_final(facts, counts, children)
     elapsed = facts.plan.window.elapsed_fraction(as_of)
     health, reasons = task_health(counts, elapsed, rules)
-    paces = tuple(metric_pace(m, elapsed, rules) for m in facts.metrics)
+    paces = tuple(replace(metric_pace(m, elapsed, rules), measured_on=m.measured_on) for m in facts.metrics)
     for pace in paces:
         health = Health.worst(health, pace.health)
         if pace.reason:
@@ -193,6 +252,8 @@ def _judge(
 
 
 def _counts_for_parent(child: PlanRollup, as_of: date) -> bool:
+    if child.health.is_final:
+        return False
     return child.plan.tier is not Tier.WEEKLY or child.plan.window.includes(as_of)
 
 

@@ -252,9 +252,11 @@ def health_change_key(plan_id: int, before: str, after: str, day: date) -> str:
     return f"{Trigger.PLAN_HEALTH}:plan:{plan_id}:{before}->{after}:{day.isoformat()}"
 
 
-def drift_key(metric_id: int, day: date) -> str:
-    """Once per metric and ISO week."""
-    return f"{Trigger.METRIC_DRIFT}:metric:{metric_id}:{iso_week_of(day)}"
+def drift_key(metric_id: int, health: str, measured_on: date | None, actual: float | None) -> str:
+    """Once per metric and state: its health and the reading it is judged on. An unchanged drift is not told again;
+    a new reading, or a worse judgement of the same one, is a new state."""
+    reading = f"{measured_on.isoformat()}={actual!r}" if measured_on is not None else f"none={actual!r}"
+    return f"{Trigger.METRIC_DRIFT}:metric:{metric_id}:{health}:{reading}"
 
 
 def deadline_trigger(due_on: date, today: date) -> Trigger:

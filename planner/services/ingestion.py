@@ -95,7 +95,7 @@ class MetricEvents:
             raise StaleMetricEvent(stale, now)
         resolved = []
         for event in events:
-            metric = await self.plans.find_metric(event.metric, plan_id=event.plan)
+            metric = await self.plans.find_metric(event.metric, plan_id=event.plan, on=event.at.date())
             check_unit(metric, event.unit)
             resolved.append((metric, event))
         event_ids = [e.id for e in events]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 
 from planner.domain.governance import DecisionRecord
+from planner.domain.kpis import as_counted, kpi_id_of
 from planner.domain.measurement import (
     MeasurementFacts,
     MeasurementReport,
@@ -98,10 +99,16 @@ class Measurement:
         ]
         owners = {p.id: p for p in (master, *tacticals)}
         kpis = await self.plans.metrics_of(list(owners))
-        readings = await self.plans.readings_of([m.id for m in kpis])
+        # One KPI across tiers: a share reads its master KPI's readings, as its plan's window counts them.
+        readings = await self.plans.readings_of(sorted({kpi_id_of(m) for m in kpis}))
+        defined = {m.id: m for m in kpis if m.kpi_id is None}
         order = {plan_id: n for n, plan_id in enumerate(owners)}
         series = [
-            MetricSeries(metric=m, plan=owners[m.plan_id], readings=tuple(readings[m.id]))
+            MetricSeries(
+                metric=m,
+                plan=owners[m.plan_id],
+                readings=as_counted(m, owners[m.plan_id], readings[kpi_id_of(m)], defined.get(kpi_id_of(m))),
+            )
             for m in sorted(kpis, key=lambda m: (order[m.plan_id], m.id))
         ]
         return MeasurementFacts(

@@ -13,6 +13,7 @@ from typing import overload
 
 from planner.domain.derivation import weekly_selection
 from planner.domain.errors import InvalidValue, MetricNotFound, PlanNotFound, StaleEdit, TaskNotFound, TenantMismatch
+from planner.domain.kpis import counts_gain, kpi_id_of, share_of
 from planner.domain.model import (
     Event,
     Metric,
@@ -431,6 +432,20 @@ class Plans:
     async def _insert_metric(self, conn: Connection, plan: Plan, spec: MetricSpec, *, actor: str) -> Metric:
         require_metric_home(plan)
         spec.validate()
+        kpi = None
+        if plan.tier is Tier.TACTICAL and plan.master_id is not None:
+            kpi = share_of(await kpi_rows.of_plan(conn, self.tenant_id, plan.master_id), spec.name)
+        if kpi is not None:
+            # A share of the master's KPI: its own target, the KPI's unit, direction and readings. A KPI going up is
+            # judged on its gain inside the plan's window, which starts from nothing; a level (cost per lead) starts
+            # where the KPI does unless told otherwise.
+            spec = replace(
+                spec,
+                unit=spec.unit.strip() or kpi.unit,
+                direction=kpi.direction,
+                baseline=0.0 if counts_gain(kpi) else (spec.baseline or kpi.baseline),
+            )
+            spec.validate()
         metric = await kpi_rows.insert_metric(
             conn,
             self.tenant_id,
@@ -441,10 +456,20 @@ class Plans:
             baseline=spec.baseline,
             target=spec.target,
             tolerance=spec.tolerance,
+            kpi_id=kpi.id if kpi is not None else None,
         )
         if metric is None:
             raise InvalidValue("metric name", spec.name, f"a name not yet used on plan {plan.id}")
         await self._record(conn, actor=actor, kind="metric.created", subject=metric, before=None)
+        if plan.tier is Tier.MASTER:
+            # A KPI defined after its tactical plans tracked the name: theirs become shares of it, one set of readings.
+            tacticals = [p.id for p in await plan_rows.children(conn, self.tenant_id, plan.id)]
+            if tacticals:
+                for share_id in await kpi_rows.link_shares(conn, metric, tacticals):
+                    linked = await self._metric_row(conn, share_id)
+                    await self._record(
+                        conn, actor=actor, kind="metric.updated", subject=linked, before=replace(linked, kpi_id=None)
+                    )
         return metric
 
     async def add_metric(self, plan_id: int, spec: MetricSpec, *, actor: str) -> Metric:
@@ -479,21 +504,42 @@ class Plans:
             await self._plan_row(conn, plan_id)
             return await kpi_rows.of_plan(conn, self.tenant_id, plan_id)
 
-    async def find_metric(self, name: str, *, plan_id: int | None = None) -> Metric:
-        """A metric by name (case-insensitive), on one plan or on any of the tenant's plans.
+    async def get_metric(self, metric_id: int) -> Metric:
+        """The metric with this id. Raises MetricNotFound."""
+        async with self._store.read() as conn:
+            return await self._metric_row(conn, metric_id)
 
-        Raises MetricNotFound listing the names that exist, or InvalidValue if the name is ambiguous.
+    async def find_metric(self, name: str, *, plan_id: int | None = None, on: date | None = None) -> Metric:
+        """A metric by name (case-insensitive): the one on plan `plan_id`, or else the KPI of that name.
+
+        Without a plan, a tactical plan's share stands for its master plan's KPI (one KPI, whatever tiers exist);
+        when several master plans define the name, the one whose window holds the day `on` is meant.
+        Raises MetricNotFound listing the names that exist, or InvalidValue asking for a plan when still ambiguous.
         """
         async with self._store.read() as conn:
             rows = await kpi_rows.of_plan(conn, self.tenant_id, plan_id)
-        matches = [m for m in rows if m.name.casefold() == name.strip().casefold()]
-        if not matches:
-            raise MetricNotFound(name, plan_id, tuple(sorted({m.name for m in rows})))
+            matches = [m for m in rows if m.name.casefold() == name.strip().casefold()]
+            if not matches:
+                raise MetricNotFound(name, plan_id, tuple(sorted({m.name for m in rows})))
+            if plan_id is None:
+                by_id = {m.id: m for m in rows}
+                kpis = sorted({kpi_id_of(m) for m in matches})
+                matches = [by_id[k] if k in by_id else await self._metric_row(conn, k) for k in kpis]
+                if len(matches) > 1 and on is not None:
+                    homes = await plan_rows.by_id(conn, self.tenant_id, [m.plan_id for m in matches])
+                    running = [m for m in matches if m.plan_id in homes and homes[m.plan_id].window.includes(on)]
+                    matches = running or matches
         if len(matches) > 1:
             raise InvalidValue(
                 "metric", name, "a plan id too: plans " + ", ".join(str(m.plan_id) for m in matches) + " all have it"
             )
         return matches[0]
+
+    async def _metric_row(self, conn: Connection, metric_id: int) -> Metric:
+        metric = await kpi_rows.get(conn, self.tenant_id, metric_id)
+        if metric is None:
+            raise MetricNotFound(metric_id)
+        return metric
 
     async def record_reading(
         self,
@@ -505,8 +551,9 @@ class Plans:
         actor: str,
         conn: Connection | None = None,
     ) -> MetricReading:
-        """Store a reading. Idempotent by (metric, time, source): the same reading twice is stored once; a
-        different value for the same key corrects it. With `conn`, inside the caller's transaction. Raises
+        """Store a reading of the KPI: of metric `metric_id`, or of the master plan's KPI when it is a share of one
+        (one reading, seen at every tier). Idempotent by (KPI, time, source): the same reading twice is stored once;
+        a different value for the same key corrects it. With `conn`, inside the caller's transaction. Raises
         MetricNotFound."""
         at = at or self._now()
         require_reading_value(value)
@@ -518,8 +565,9 @@ class Plans:
     async def _record_reading(
         self, conn: Connection, metric_id: int, value: float, *, at: datetime, source: str, actor: str
     ) -> MetricReading:
-        if await kpi_rows.get(conn, self.tenant_id, metric_id) is None:
-            raise MetricNotFound(metric_id)
+        metric = await self._metric_row(conn, metric_id)
+        if metric.kpi_id is not None:
+            metric_id = (await self._metric_row(conn, metric.kpi_id)).id  # a share records on its master's KPI
         before = await kpi_rows.reading_at(conn, metric_id, at, source)
         if before is None:
             reading = await kpi_rows.insert_reading(

@@ -262,7 +262,9 @@ class TriggerEngine:
 
     async def _health_changes(self, tenant_id: str, rollup: PlanRollup, at: datetime, rules: TriggerRules) -> int:
         """Tell a plan's owner (and the leader) when its health changes; the first reading is only recorded."""
-        judged = [rollup, *rollup.children]  # master and tactical plans: weekly plans change too often to tell
+        # Master and tactical plans (weekly plans change too often to tell); a plan whose window has ended is
+        # final (met or missed): nothing to tell about it any more.
+        judged = [r for r in (rollup, *rollup.children) if not r.health.is_final]
         async with self._store.read() as conn:
             known = await triggers_store.known_health(conn, [r.plan.id for r in judged])
         fired = 0
@@ -297,11 +299,15 @@ class TriggerEngine:
         return fired
 
     async def _drift(self, tenant_id: str, rollup: PlanRollup, at: datetime, rules: TriggerRules) -> int:
-        """A metric behind its straight-line pace beyond its tolerance is told to its plan's owner, weekly."""
+        """A metric behind its straight-line pace beyond its tolerance is told to its plan's owner, once per state
+        (its health and the reading judged): an unchanged drift is not told again, and a plan whose window has ended
+        is final, never drifting."""
         fired = 0
         for item in [rollup, *rollup.children]:
+            if item.health.is_final:
+                continue
             for pace in item.metrics:
-                if pace.health is Health.ON_TRACK:
+                if not pace.health.needs_attention:
                     continue
                 payload = {
                     "metric": pace.metric.id,
@@ -321,6 +327,7 @@ class TriggerEngine:
                     payload=payload,
                     not_before=after_quiet_hours(at, None, rules),
                 )
-                if await self._outbox.fire(tenant_id, drift_key(pace.metric.id, at.date()), [message]):
+                key = drift_key(pace.metric.id, pace.health.value, pace.measured_on, pace.actual)
+                if await self._outbox.fire(tenant_id, key, [message]):
                     fired += 1
         return fired

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +28,7 @@ def metric_from(row: Row[Any], prefix: str = "") -> Metric:
         baseline=values[f"{prefix}baseline"],
         target=values[f"{prefix}target"],
         tolerance=values[f"{prefix}tolerance"],
+        kpi_id=values[f"{prefix}kpi_id"],
         version=values[f"{prefix}version"],
     )
 
@@ -50,8 +51,10 @@ async def insert_metric(
     baseline: float,
     target: float,
     tolerance: float,
+    kpi_id: int | None = None,
 ) -> Metric | None:
-    """A new KPI at version 1; None when the plan has a KPI of that name already (nothing is written)."""
+    """A new KPI at version 1 (a share of the KPI `kpi_id`, when given); None when the plan has a KPI of that name
+    already (nothing is written)."""
     try:
         async with conn.begin_nested():
             result = await conn.execute(
@@ -65,6 +68,7 @@ async def insert_metric(
                     baseline=baseline,
                     target=target,
                     tolerance=tolerance,
+                    kpi_id=kpi_id,
                     version=1,
                 )
                 .returning(metrics)
@@ -72,6 +76,37 @@ async def insert_metric(
     except IntegrityError:
         return None
     return metric_from(result.one())
+
+
+async def link_shares(conn: Connection, kpi: Metric, plan_ids: Sequence[int]) -> list[int]:
+    """Make the unlinked metrics of `kpi`'s name on these plans shares of it, and move their readings to it (one that
+    would collide with a reading the KPI has at the same time from the same source stays); their ids."""
+    found = await conn.execute(
+        select(metrics.c.id).where(
+            metrics.c.tenant_id == kpi.tenant_id,
+            metrics.c.plan_id.in_(list(plan_ids)),
+            metrics.c.kpi_id.is_(None),
+            func.lower(metrics.c.name) == kpi.name.lower(),
+        )
+    )
+    share_ids = [row.id for row in found]
+    if not share_ids:
+        return []
+    await conn.execute(update(metrics).where(metrics.c.id.in_(share_ids)).values(kpi_id=kpi.id))
+    taken = metric_readings.alias("taken")
+    collides = (
+        select(taken.c.id)
+        .where(
+            taken.c.metric_id == kpi.id,
+            taken.c.at == metric_readings.c.at,
+            taken.c.source == metric_readings.c.source,
+        )
+        .exists()
+    )
+    await conn.execute(
+        update(metric_readings).where(metric_readings.c.metric_id.in_(share_ids), ~collides).values(metric_id=kpi.id)
+    )
+    return share_ids
 
 
 async def get(conn: Connection, tenant_id: str, metric_id: int) -> Metric | None:
@@ -140,14 +175,22 @@ async def correct_reading(conn: Connection, reading: MetricReading) -> None:
 
 
 async def readings(
-    conn: Connection, tenant_id: str, metric_ids: Sequence[int], *, since: datetime | None = None
+    conn: Connection,
+    tenant_id: str,
+    metric_ids: Sequence[int],
+    *,
+    since: datetime | None = None,
+    before: datetime | None = None,
 ) -> dict[int, list[MetricReading]]:
-    """Several metrics' readings in one query, each metric's oldest first (an empty list for one without)."""
+    """Several metrics' readings in one query (taken from `since`, before `before`), each metric's oldest first (an
+    empty list for one without)."""
     query = select(metric_readings).where(
         metric_readings.c.tenant_id == tenant_id, metric_readings.c.metric_id.in_(list(metric_ids))
     )
     if since is not None:
         query = query.where(metric_readings.c.at >= since)
+    if before is not None:
+        query = query.where(metric_readings.c.at < before)
     query = query.order_by(metric_readings.c.metric_id, metric_readings.c.at, metric_readings.c.id)
     found: dict[int, list[MetricReading]] = {metric_id: [] for metric_id in metric_ids}
     for row in (await conn.execute(query)).all():

@@ -1,9 +1,9 @@
-"""The facts a rollup judges, read in one statement: a master plan's tree with each plan's task counts, its owner's
-name and its KPIs' latest readings. Reads only; the rules that judge them are in `planner.domain.rollup`."""
+"""The facts a rollup judges, read in two statements: a master plan's tree with each plan's task counts and its
+owner's name, then the readings of its KPIs, which each plan counts within its own window (`planner.domain.kpis`).
+Reads only; the rules that judge them are in `planner.domain.rollup`."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -21,12 +21,14 @@ from sqlalchemy import (
     union_all,
 )
 
-from planner.domain.model import TaskStatus
+from planner.domain.kpis import kpi_id_of, latest_counted
+from planner.domain.model import Metric, Plan, TaskStatus
 from planner.domain.rollup import MetricFacts, PlanFacts, TaskCounts
 from planner.store import Connection
+from planner.store import kpis as kpi_rows
 from planner.store.kpis import metric_from
 from planner.store.plans import plan_from
-from planner.store.schema import metric_readings, metrics, people, plans, tasks, weekly_items
+from planner.store.schema import metrics, people, plans, tasks, weekly_items
 
 
 def _task_counts(plan_id: ColumnElement[int]) -> Select[*tuple[Any, ...]]:
@@ -45,10 +47,10 @@ def _task_counts(plan_id: ColumnElement[int]) -> Select[*tuple[Any, ...]]:
 
 def _rollup_statement(root_id: Select[Any]) -> Select[*tuple[Any, ...]]:
     """The master plan tree rooted at the plan `root_id` selects, in one statement: a row per plan and metric of
-    the plan (one with no metric when it has none), with the plan's task counts, its owner's name in the directory
-    and the metric's latest reading before `:cutoff`.
+    the plan (one with no metric when it has none), with the plan's task counts and its owner's name in the
+    directory.
 
-    Parameters: tenant_id, as_of, cutoff, and those of `root_id`.
+    Parameters: tenant_id, as_of, and those of `root_id`.
     """
     root = select(root_id.cte("root").c[0]).scalar_subquery()
     tree = (
@@ -66,25 +68,6 @@ def _rollup_statement(root_id: Select[Any]) -> Select[*tuple[Any, ...]]:
         .join(weekly, weekly.c.id == weekly_items.c.weekly_plan_id)
         .where(weekly_items.c.tenant_id == bindparam("tenant_id"), weekly.c.master_id == root),
     ).subquery("counted")
-    latest = (
-        select(
-            metric_readings.c.metric_id,
-            metric_readings.c.value,
-            func.row_number()
-            .over(
-                partition_by=metric_readings.c.metric_id,
-                order_by=(metric_readings.c.at.desc(), metric_readings.c.id.desc()),
-            )
-            .label("rank"),
-        )
-        .join(metrics, metrics.c.id == metric_readings.c.metric_id)
-        .where(
-            metrics.c.tenant_id == bindparam("tenant_id"),
-            metrics.c.plan_id.in_(select(tree.c.id)),
-            metric_readings.c.at < bindparam("cutoff"),
-        )
-        .subquery("latest")
-    )
     return (
         select(
             plans,
@@ -93,7 +76,6 @@ def _rollup_statement(root_id: Select[Any]) -> Select[*tuple[Any, ...]]:
             counted.c.overdue,
             counted.c.blocked,
             *(column.label(f"metric_{column.name}") for column in metrics.c),
-            latest.c.value.label("latest"),
             people.c.name.label("owner_name"),
         )
         .select_from(
@@ -101,7 +83,6 @@ def _rollup_statement(root_id: Select[Any]) -> Select[*tuple[Any, ...]]:
             .outerjoin(counted, counted.c.plan_id == plans.c.id)
             .outerjoin(people, and_(people.c.tenant_id == plans.c.tenant_id, people.c.user_id == plans.c.owner))
             .outerjoin(metrics, and_(metrics.c.plan_id == plans.c.id, metrics.c.tenant_id == plans.c.tenant_id))
-            .outerjoin(latest, and_(latest.c.metric_id == metrics.c.id, latest.c.rank == literal_column("1")))
         )
         .order_by(plans.c.id, metrics.c.id)
     )
@@ -124,20 +105,40 @@ async def tree_facts(
     Empty when the tenant has no such plan.
     """
     cutoff = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
-    parameters = {"tenant_id": tenant_id, "plan_id": plan_id, "as_of": as_of, "cutoff": cutoff}
+    parameters = {"tenant_id": tenant_id, "plan_id": plan_id, "as_of": as_of}
     rows = (await conn.execute(_ROLLUP_OF_PLAN, parameters)).all()
-    facts: dict[int, PlanFacts] = {}
+    plans_by_id: dict[int, Plan] = {}
+    counts_by_id: dict[int, TaskCounts] = {}
+    metrics_of: dict[int, list[Metric]] = {}
     owner_names: dict[str, str] = {}
     for row in rows:
-        known = facts.get(row.id)
-        if known is None:
-            counts = TaskCounts()
+        if row.id not in plans_by_id:
+            plans_by_id[row.id] = plan_from(row)
+            counts_by_id[row.id] = TaskCounts()
             if row.total is not None:
-                counts = TaskCounts(total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked)
-            known = facts[row.id] = PlanFacts(plan=plan_from(row), counts=counts)
+                counts_by_id[row.id] = TaskCounts(
+                    total=row.total, done=row.done, overdue=row.overdue, blocked=row.blocked
+                )
+            metrics_of[row.id] = []
             if row.owner_name is not None:
                 owner_names[row.owner] = row.owner_name
         if row.metric_id is not None:
-            metric = MetricFacts(metric=metric_from(row, prefix="metric_"), latest=row.latest)
-            facts[row.id] = replace(known, metrics=(*known.metrics, metric))
-    return list(facts.values()), owner_names
+            metrics_of[row.id].append(metric_from(row, prefix="metric_"))
+    # One KPI across tiers: every metric of the tree reads its KPI's readings, as its plan's window counts them.
+    kpis = {m.id: m for found in metrics_of.values() for m in found if m.kpi_id is None}
+    wanted = sorted({kpi_id_of(m) for found in metrics_of.values() for m in found})
+    readings = await kpi_rows.readings(conn, tenant_id, wanted, before=cutoff) if wanted else {}
+    facts = []
+    for plan_id, plan in plans_by_id.items():
+        metric_facts = []
+        for metric in metrics_of[plan_id]:
+            latest = latest_counted(metric, plan, readings[kpi_id_of(metric)], as_of, kpis.get(kpi_id_of(metric)))
+            metric_facts.append(
+                MetricFacts(
+                    metric=metric,
+                    latest=latest.value if latest else None,
+                    measured_on=latest.at.date() if latest else None,
+                )
+            )
+        facts.append(PlanFacts(plan=plan, counts=counts_by_id[plan_id], metrics=tuple(metric_facts)))
+    return facts, owner_names

@@ -128,6 +128,10 @@ metrics = Table(
     Column("target", Float, nullable=False),
     Column("tolerance", Float, nullable=False),
     Column("version", Integer, nullable=False, default=1),
+    # The master plan's KPI a tactical plan's metric is a share of (planner/domain/kpis.py). No foreign key: SQLite
+    # adds one only by rebuilding the table, which would cascade-delete every reading; a share goes with its plan,
+    # which goes with the master plan holding the KPI.
+    Column("kpi_id", Integer, nullable=True),
     UniqueConstraint("plan_id", "name"),
     Index("ix_metrics_tenant", "tenant_id"),
 )

@@ -171,6 +171,30 @@ async def test_posted_events_are_stored_once_and_a_wrong_unit_stores_nothing(sto
     assert len(await Plans(store, TENANT).readings(sqls.id)) == 1
 
 
+async def test_an_event_for_a_kpi_tactical_plans_share_is_one_reading_of_it(store: Store, clock: FakeClock) -> None:
+    await plan_with_kpis(store)
+    plans = Plans(store, TENANT)
+    [master] = await plans.list_plans()
+    february = await plans.create_tactical_plan(
+        master.id,
+        title="February",
+        owner="aad-lead",
+        window=Window(start=date(2026, 2, 1), end=date(2026, 2, 28)),
+        metrics=[MetricSpec(name="SQLs", target=170)],
+        actor="aad-lead",
+    )
+    events = MetricEvents(store, TENANT)
+    by_name = posted(metric="SQLs", value=140, unit="SQL", at="2026-02-15T12:00:00Z")
+    in_plan = posted(metric="SQLs", value=150, unit="SQL", at="2026-02-16T12:00:00Z", plan=february.id)
+    stored = await events.post("crm", parse_metric_events([by_name, in_plan]))
+    kpi = await plans.find_metric("SQLs")
+    assert kpi.plan_id == master.id
+    assert [r.metric_id for r in stored] == [kpi.id, kpi.id]
+    node = (await plans.rollup(master.id, date(2026, 2, 16))).find(february.id)
+    assert node is not None
+    assert node.metrics[0].actual == 150  # no reading before February: counted from the KPI's baseline, 0
+
+
 async def test_a_replayed_event_cannot_undo_a_correction_and_a_stale_one_is_refused(
     store: Store, clock: FakeClock
 ) -> None:

@@ -128,8 +128,9 @@ def test_rollup_weekly_to_tactical_to_master() -> None:
 
     assert [c.plan.title for c in tree.children] == ["January", "February"]
     jan, feb = tree.children
-    assert jan.health is Health.ON_TRACK
-    assert jan.children[0].health is Health.OFF_TRACK  # shown, but not held against January
+    assert jan.health is Health.MET  # ended with every task done: final, never "at risk"
+    assert jan.children[0].health is Health.MISSED  # ended unfinished: shown, but not held against January
+    assert jan.children[0].reasons == ("1 of 3 tasks done by the end of its window",)
     assert feb.children[0].health is Health.OFF_TRACK
     assert feb.children[0].elapsed == pytest.approx(6 / 7)
     assert feb.health is Health.OFF_TRACK
@@ -144,3 +145,55 @@ def test_rollup_weekly_to_tactical_to_master() -> None:
     assert tree.reasons == ("1 task overdue", "tactical plan 'February' is off track")
     assert tree.find(5) is feb.children[0]
     assert tree.find(99) is None
+
+
+def test_a_plan_whose_window_has_ended_is_met_or_missed_on_its_kpis_never_at_risk() -> None:
+    master = PlanFacts(
+        plan=plan(1, Tier.MASTER, date(2026, 1, 1), date(2026, 3, 31)),
+        metrics=(MetricFacts(metric=metric("SQLs", 0, 500), latest=240),),
+        counts=TaskCounts(),
+    )
+    january = PlanFacts(  # its share reached, though a task was left open: met on its KPI
+        plan=plan(2, Tier.TACTICAL, date(2026, 1, 1), date(2026, 1, 31), parent=1, title="January"),
+        metrics=(MetricFacts(metric=metric("SQLs", 0, 170), latest=175, measured_on=date(2026, 1, 31)),),
+        counts=TaskCounts(total=4, done=3, overdue=1),
+    )
+    december_like = PlanFacts(  # ended with no reading inside its window: missed, not "no reading yet"
+        plan=plan(3, Tier.TACTICAL, date(2026, 2, 1), date(2026, 2, 10), parent=1, title="Early February"),
+        metrics=(MetricFacts(metric=metric("SQLs", 0, 50), latest=None),),
+        counts=TaskCounts(),
+    )
+    tree = roll_up(master, [january, december_like], [], AS_OF)
+    jan, early = tree.children
+    assert (jan.health, jan.metrics[0].health) == (Health.MET, Health.MET)
+    assert jan.reasons == ("SQLs ended at 175 against a target of 170",)
+    assert (early.health, early.metrics[0].health) == (Health.MISSED, Health.MISSED)
+    assert early.reasons == ("no reading of SQLs in its window (target 50)",)
+    # A missed month is not held against the running master (its own SQLs, 240 of 250 by now, are on pace);
+    # only January's task still open counts, as any overdue task does.
+    assert tree.health is Health.AT_RISK
+    assert tree.reasons == ("1 task overdue",)
+    # The day the window ends it is still running, and judged on pace.
+    last_day = roll_up(master, [december_like], [], date(2026, 2, 10)).children[0]
+    assert last_day.health is Health.AT_RISK
+    assert not any(h.is_final for h in (Health.ON_TRACK, Health.AT_RISK, Health.OFF_TRACK))
+
+
+def test_a_kpi_going_down_is_met_at_or_below_its_target() -> None:
+    cost = metric("Cost per lead", 60, 40, direction=Direction.DOWN)
+    ended = plan(2, Tier.TACTICAL, date(2026, 1, 1), date(2026, 1, 31), parent=1)
+    met = roll_up(
+        PlanFacts(plan=plan(1, Tier.MASTER, date(2026, 1, 1), date(2026, 1, 31)), counts=TaskCounts()),
+        [PlanFacts(plan=ended, counts=TaskCounts(), metrics=(MetricFacts(metric=cost, latest=39),))],
+        [],
+        AS_OF,
+    )
+    assert met.health is Health.MET  # the master has no KPI and no task: nothing was missed
+    assert met.children[0].health is Health.MET
+    missed = roll_up(
+        PlanFacts(plan=plan(1, Tier.MASTER, date(2026, 1, 1), date(2026, 1, 31)), counts=TaskCounts()),
+        [PlanFacts(plan=ended, counts=TaskCounts(), metrics=(MetricFacts(metric=cost, latest=41),))],
+        [],
+        AS_OF,
+    )
+    assert missed.children[0].health is Health.MISSED

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from planner.domain.errors import InvalidValue
-from planner.domain.messages import Message
+from planner.domain.messages import Envelope, Message
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.domain.triggers import Trigger, TriggerRules, after_quiet_hours, describe
 from planner.services.directory import Directory
@@ -221,7 +221,16 @@ async def test_a_completed_milestone_is_told_to_the_leader_once(store: Store, cl
     )
 
 
-async def test_a_metric_behind_its_pace_is_told_to_the_plan_owner_once_a_week(store: Store, clock: FakeClock) -> None:
+async def delivered(store: Store) -> list[Envelope]:
+    """The messages due now, as a sender takes and delivers them (so they are not handed out again)."""
+    outbox = Outbox(store)
+    claimed = await outbox.claim("s")
+    for envelope in claimed:
+        assert await outbox.sent(envelope, "s")
+    return claimed
+
+
+async def test_a_metric_behind_its_pace_is_told_to_its_owner_once_per_change(store: Store, clock: FakeClock) -> None:
     await plan_with_tasks(store)
     tenant = Plans(store, "contoso")
     [master] = [p for p in await tenant.list_plans() if p.title == "Q1"]
@@ -233,8 +242,8 @@ async def test_a_metric_behind_its_pace_is_told_to_the_plan_owner_once_a_week(st
     engine = TriggerEngine(store, rules=only(Trigger.METRIC_DRIFT))
     assert await engine.evaluate(MORNING) == 1
     assert await engine.evaluate(MORNING + timedelta(minutes=5)) == 0  # the sweep runs once an hour
-    assert await engine.evaluate(MORNING + timedelta(hours=1)) == 0  # and tells once a week
-    [drift] = await Outbox(store).claim("s")
+    assert await engine.evaluate(MORNING + timedelta(hours=1)) == 0  # and tells an unchanged drift once
+    [drift] = await delivered(store)
     assert (drift.kind, drift.recipient, drift.payload["name"], drift.payload["health"]) == (
         "metric_drift",
         "aad-lead",
@@ -243,8 +252,21 @@ async def test_a_metric_behind_its_pace_is_told_to_the_plan_owner_once_a_week(st
     )
     assert drift.payload["expected"] == 100
     assert drift.payload["actual"] == 60
-    clock.now = MORNING + timedelta(days=6)  # next ISO week: SQLs still behind, Pipeline fallen behind too
-    assert await engine.evaluate(clock.now) == 2
+    # Two days later SQLs is still off track on the same reading: not told again. Pipeline (10 of 12 expected) has
+    # fallen behind: told.
+    clock.now = MORNING + timedelta(days=2)
+    assert await engine.evaluate(clock.now) == 1
+    [pipeline_drift] = await delivered(store)
+    assert (pipeline_drift.payload["name"], pipeline_drift.payload["health"]) == ("Pipeline", "at risk")
+    clock.now = MORNING + timedelta(days=6)  # Pipeline worse (10 of 16: off track): told; SQLs unchanged: not
+    assert await engine.evaluate(clock.now) == 1
+    [worse] = await delivered(store)
+    assert (worse.payload["name"], worse.payload["health"]) == ("Pipeline", "off track")
+    await tenant.record_reading(sqls.id, 130, actor="x")  # a new reading, still behind (160 expected): told again
+    clock.now += timedelta(hours=1)
+    assert await engine.evaluate(clock.now) == 1
+    [again] = await delivered(store)
+    assert (again.payload["name"], again.payload["actual"]) == ("SQLs", 130)
 
 
 async def test_a_plan_whose_health_changes_is_told_and_the_first_look_only_records(

@@ -1,0 +1,46 @@
+"""The plan card for a quarter with a month already over: that month reads met or missed, never at risk."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bot.cards.plan import plan_overview
+from planner.domain.model import Tier, Window
+from planner.domain.rollup import MetricFacts, PlanFacts, TaskCounts, roll_up
+from tests.bot.cards.test_cards import NAMES, TODAY, all_text, make_plan, of_type, schema_errors, sqls, texts
+
+
+def test_an_ended_month_shows_met_or_missed_with_its_final_figure_and_no_pace() -> None:
+    master = make_plan(1, Tier.MASTER, title="500 SQLs by 31 March")
+    january = make_plan(
+        2, Tier.TACTICAL, title="January", window=Window(start=date(2026, 1, 1), end=date(2026, 1, 31)), parent_id=1
+    )
+    february = make_plan(
+        3, Tier.TACTICAL, title="February", window=Window(start=date(2026, 2, 1), end=date(2026, 2, 28)), parent_id=1
+    )
+    tree = roll_up(
+        PlanFacts(plan=master, counts=TaskCounts(), metrics=(MetricFacts(metric=sqls(1), latest=240),)),
+        [
+            PlanFacts(
+                plan=january,
+                counts=TaskCounts(total=3, done=3),
+                metrics=(MetricFacts(metric=sqls(2, target=170, metric_id=2), latest=150),),
+            ),
+            PlanFacts(
+                plan=february,
+                counts=TaskCounts(total=4, done=2),
+                metrics=(MetricFacts(metric=sqls(3, target=160, metric_id=3), latest=85),),
+            ),
+        ],
+        [],
+        TODAY,
+    )
+    card = plan_overview(tree, names=NAMES, today=TODAY)
+    assert schema_errors(card) == []
+    labels = [block["text"] for block in of_type(card, "TextBlock") if block["text"] in ("Met", "Missed", "At risk")]
+    assert "Missed" in labels  # January: 150 of 170
+    shown = all_text(card)
+    assert "SQLs: 150 / 170 (window ended) · Missed" in shown
+    assert "SQLs ended at 150 against a target of 170" in shown
+    assert "Met" not in texts(card)  # the running February is judged on pace instead
+    assert "SQLs: 85 / 160 (expected" in shown
