@@ -9,9 +9,11 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from bot.cards.markdown import inline_code
+from bot.parsing import ParseError, parse_date
 
 VERBS = (
     "help",
@@ -150,6 +152,112 @@ def _window(head: str, operation: str) -> tuple[str, str, str]:
     return " ".join(words[:start_at]), " ".join(words[start_at + 1 : end_at]), " ".join(words[end_at + 1 :])
 
 
+_TASK_MARKERS = ("due", "owner", "for", "to", "in", "milestone")
+_QUOTES = {'"': '"', "'": "'", "\u201c": '\u201d"', "\u2018": "\u2019'", "\u00ab": "\u00bb"}
+"""Opening quotes and the marks that close them (a curly quote may be closed by a straight one)."""
+_ANY_DAY = date(2024, 1, 1)
+"""A day to read a date's form against (a leap year, so 29 February reads): only whether it reads matters here."""
+_PLAN_REF = re.compile(r"#?p#?\d+", re.IGNORECASE)
+
+
+def _reads_as_date(text: str) -> bool:
+    try:
+        parse_date(text, today=_ANY_DAY)
+    except ParseError:
+        return False
+    return True
+
+
+def _quoted(rest: str) -> tuple[str | None, str]:
+    """A title in quotes at the start of `rest` ("…", '…', “…”), and what follows it; (None, rest) without one."""
+    closers = _QUOTES.get(rest[:1])
+    if closers is None:
+        return None, rest
+    for end, char in enumerate(rest[1:], start=1):
+        if char in closers and (end + 1 == len(rest) or rest[end + 1].isspace()):
+            return rest[1:end].strip(), rest[end + 1 :].strip()
+    return None, rest
+
+
+def _segments(text: str, markers: tuple[str, ...]) -> tuple[str, list[tuple[str, str]]]:
+    """`text` split at the markers (whole words): the head, then each marker with its text, in order."""
+    pattern = re.compile(r"\s+(" + "|".join(re.escape(k) for k in markers) + r")(?=\s)", re.IGNORECASE)
+    parts = pattern.split(" " + text.strip() + " ")
+    pairs = [(marker.lower(), value.strip()) for marker, value in zip(parts[1::2], parts[2::2], strict=True)]
+    return parts[0].strip(), pairs
+
+
+def _task_clause(marker: str, value: str, args: dict[str, Any]) -> bool:
+    """Take one clause of `add task` into `args` if it reads as one there; False when it is part of the title."""
+    if marker == "due" and "due" not in args and _reads_as_date(value):
+        args["due"] = value
+    elif marker in ("owner", "for") and "owner" not in args and value:
+        args["owner"] = value
+    elif marker in ("to", "in") and "plan" not in args and _PLAN_REF.fullmatch(value):
+        args["plan"] = value
+    elif marker == "milestone" and not value and "milestone" not in args:
+        args["milestone"] = True
+    else:
+        return False
+    return True
+
+
+def _add_task(rest: str) -> Command:
+    """`add task <title> [to P2] due <date> [owner <who>] [milestone]`, the clauses in any order after the title.
+
+    A title may hold any words, the markers too: the clauses are the longest run at the end that reads as clauses
+    (a date after `due`, a plan id after `to`/`in`), and a title in quotes is taken whole. A `for <who>` right after
+    the title may be part of it ("Plan for Q1 webinar for Sam"): that sentence reads two ways, and the command says
+    both (`choose_reading` picks the one that fits the people the bot knows, or asks).
+    """
+    quoted, rest = _quoted(rest)
+    head, segments = _segments(rest, _TASK_MARKERS)
+    args: dict[str, Any] = {}
+    if quoted is not None:
+        unread = [f"{marker} {value}".strip() for marker, value in segments if not _task_clause(marker, value, args)]
+        if head or unread:
+            raise GrammarError(
+                f"After the title in quotes I read `due DATE`, `owner WHO`, `to P2` or `milestone`, not "
+                f"{inline_code(head or unread[0])}.",
+                "add_task",
+            )
+        title, maybe_owner, cut = quoted, None, 0
+    else:
+        due_at = max(
+            (i for i, (marker, value) in enumerate(segments) if marker == "due" and _reads_as_date(value)), default=-1
+        )
+        cut, maybe_owner = 0, None
+        for index in reversed(range(len(segments))):
+            marker, value = segments[index]
+            if marker == "for" and index < due_at and "owner" not in args and value:
+                cut, maybe_owner = index, value
+                break
+            if not _task_clause(marker, value, args):
+                cut = index + 1
+                break
+        title = " ".join([head, *(f"{marker} {value}".strip() for marker, value in segments[:cut])]).strip()
+    if not title:
+        raise GrammarError("The task needs a title.", "add_task")
+    if "due" not in args:
+        raise GrammarError(
+            f"When is it due? I read {inline_code(title)} as the whole title: end with `due DATE` (a title in quotes "
+            "may say anything).",
+            "add_task",
+        )
+    if maybe_owner is None:
+        return Command("add_task", {"title": title, **args})
+    longer = f"{title} for {maybe_owner}"
+    return Command(
+        "choose_reading",
+        {
+            "operation": "add_task",
+            "person": maybe_owner,
+            "as_person": {"title": title, **args, "owner": maybe_owner},
+            "as_text": {"title": longer, **args},
+        },
+    )
+
+
 def _rest_after(text: str, verb: str) -> str:
     return text[len(verb) :].strip()
 
@@ -283,28 +391,7 @@ def parse(text: str) -> Command:
         rest = _rest_after(text, verb).strip(" ?")
         return Command("show_plan", {"plan": rest} if rest else {})
     if verb := starts("add task", "new task", "task add"):
-        head, clauses = _clauses(_rest_after(text, verb), ("to", "in", "due", "for", "owner", "milestone"))
-        if re.search(r"\s+milestone$", " " + head, re.IGNORECASE):
-            head, clauses["milestone"] = re.sub(r"\s*milestone$", "", head, flags=re.IGNORECASE), [""]
-        args = {"title": head}
-        if not head:
-            raise GrammarError("The task needs a title.", "add_task")
-        plan = _first(clauses, "to", "in")
-        if plan:
-            args["plan"] = plan
-        due = (clauses.get("due") or [""])[0]
-        owner = (clauses.get("for") or clauses.get("owner") or [""])[0]
-        for part_name, part in (("due", due), ("owner", owner)):
-            if part.lower().endswith(" milestone"):
-                clauses["milestone"] = [""]
-                part = part[: -len(" milestone")]
-            if part:
-                args[part_name] = part
-        if "milestone" in clauses or lowered.endswith(" milestone"):
-            args["milestone"] = True
-        if "due" not in args:
-            raise GrammarError("When is it due? Add `due <date>`.", "add_task")
-        return Command("add_task", args)
+        return _add_task(_rest_after(text, verb))
     if verb := starts("assign"):
         match = re.match(r"^(\S+)\s+to\s+(.+)$", _rest_after(text, verb), re.IGNORECASE)
         if not match:

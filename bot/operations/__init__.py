@@ -15,6 +15,7 @@ from bot.operations import (
     metrics,
     plans,
     policy,
+    readings,
     tasks,
 )
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
@@ -60,6 +61,7 @@ def default_registry() -> Registry:
             *approvals.OPERATIONS,
             *decisions.OPERATIONS,
             *policy.OPERATIONS,
+            *readings.OPERATIONS,
         )
     )
 

@@ -89,7 +89,8 @@ async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
         text += f". Nobody owns it yet: `assign T{task.id} to <who>`."
     if owner_key and owner_key == owner_name and owner_key != context.caller.user_id:
         text += messages.unknown_owner_note(owner_name)
-    return await _task_reply(context, task, text, from_card=False)
+    # Picked on a card that asked which reading was meant: the task replaces the question.
+    return await _task_reply(context, task, text, from_card=bool(args.get("from_card")))
 
 
 async def assign_task(context: Context, args: Mapping[str, Any]) -> Reply:

@@ -91,6 +91,26 @@ def refused(reason: str, usage: Sequence[str]) -> str:
     return f"{reason}\n\nUsage:\n{usage_of(usage)}" if usage else reason
 
 
+def cannot_read_two_ways(operation: str) -> str:
+    return f"I only weigh two readings of a task to add, not of {literal(excerpt(operation))}."
+
+
+def readings_question(name: str) -> str:
+    return f"Is {excerpt(name)} the task's owner, or part of its title? I changed nothing yet."
+
+
+def reading_with_owner(title: str, owner: str) -> str:
+    return f"“{excerpt(title, 50)}”, owned by {excerpt(owner, 30)}"
+
+
+def reading_as_title(title: str) -> str:
+    return f"“{excerpt(title, 70)}”, no owner yet"
+
+
+def two_readings(name: str) -> str:
+    return f"That reads two ways ({literal(name)} could be the owner or part of the title): pick one."
+
+
 def missing(name: str) -> str:
     return f"I need the {name.replace('_', ' ')}."
 
