@@ -147,7 +147,7 @@ def _window(head: str, operation: str) -> tuple[str, str, str]:
     if last_until is not None:
         start_at = next((i for i in range(last_until - 2, 0, -1) if _FROM.fullmatch(words[i])), None)
     if start_at is None or last_until is None:
-        raise GrammarError("I need a title and a window: `<title> from <date> to <date>`.", operation)
+        raise GrammarError("I need a title and a window: `TITLE from DATE to DATE`.", operation)
     end_at = next(j for j in range(start_at + 2, last_until + 1) if _UNTIL.fullmatch(words[j]))
     return " ".join(words[:start_at]), " ".join(words[start_at + 1 : end_at]), " ".join(words[end_at + 1 :])
 
@@ -395,7 +395,7 @@ def parse(text: str) -> Command:
     if verb := starts("assign"):
         match = re.match(r"^(\S+)\s+to\s+(.+)$", _rest_after(text, verb), re.IGNORECASE)
         if not match:
-            raise GrammarError("Assign which task to whom? `assign T12 to <who>`.", "assign_task")
+            raise GrammarError("Assign which task to whom? `assign T12 to WHO`.", "assign_task")
         return Command("assign_task", {"task": match.group(1), "owner": match.group(2)})
     statuses: tuple[tuple[tuple[str, ...], str], ...] = (
         (("start",), "doing"),
@@ -407,7 +407,7 @@ def parse(text: str) -> Command:
             task, _ = _task_and_rest(_rest_after(text, verb), "set_task_status", f"{verbs[0]} T12")
             return Command("set_task_status", {"task": task, "status": status})
     if verb := starts("block"):
-        task, reason = _task_and_rest(_rest_after(text, verb), "set_task_status", "block T12 <reason>")
+        task, reason = _task_and_rest(_rest_after(text, verb), "set_task_status", "block T12 REASON")
         args = {"task": task, "status": "blocked"}
         if reason:
             args["reason"] = reason.removeprefix("because ").strip()

@@ -83,7 +83,7 @@ async def save_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
         ", ".join(f"{literal(m['name'])} {m['target']:g} ({m['learned']})" for m in content["metrics"]) or "no KPI"
     )
     name = " ".join(name.split()).lower()  # as the playbook is saved
-    use = inline_code(f"use playbook {name} for <title> from <date>", limit=MAX_COMMAND_CHARS)
+    use = inline_code(f"use playbook {name} for TITLE from DATE", limit=MAX_COMMAND_CHARS)
     return Reply(
         text=f"Saved playbook {literal(repr(name))} from P{plan.id}: {len(content['tasks'])} task(s) over "
         f"{content['window_days']} days; targets for next time: {targets}. Start a plan from it with {use}."
@@ -112,7 +112,7 @@ async def use_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
 async def list_playbooks(context: Context, args: Mapping[str, Any]) -> Reply:
     names = await Playbooks(context.store, context.caller.tenant_id).names()
     if not names:
-        return Reply(text="No playbook yet. Save one from a tactical plan: `save playbook P2 as <name>`.")
+        return Reply(text="No playbook yet. Save one from a tactical plan: `save playbook P2 as NAME`.")
     return Reply(text="Playbooks: " + ", ".join(literal(name) for name in names) + ".")
 
 

@@ -9,14 +9,23 @@ from typing import Any
 from bot.cards.markdown import literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
+from planner.domain.errors import InvalidValue
 from planner.domain.governance import ActionKind
+from planner.domain.model import Tier
 
 
 async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
     name = context.text_arg(args, "metric")
     value = parse_number(str(args.get("value", "")), "a metric value")
     plan_id = parse_ref(args["plan"], "P", "a plan") if args.get("plan") not in (None, "") else None
-    metric = await context.plans.find_metric(name, plan_id=plan_id)
+    try:
+        metric = await context.plans.find_metric(name, plan_id=plan_id)
+    except InvalidValue:
+        if plan_id is not None:
+            raise
+        # Several plans track it (a master plan and its tactical shares): the reading is of the master plan's KPI.
+        master = await context.plan_arg({}, tier=Tier.MASTER)
+        metric = await context.plans.find_metric(name, plan_id=master.id)
     on = context.optional_date_arg(args, "on")
     if on is not None and on > context.today:
         raise BadArguments(f"{on.isoformat()} is in the future: a reading is of something already measured.")

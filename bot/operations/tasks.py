@@ -86,7 +86,7 @@ async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
     if owner_name:
         text += f", owned by {_owner(owner_key, owner_name)}."
     else:
-        text += f". Nobody owns it yet: `assign T{task.id} to <who>`."
+        text += f". Nobody owns it yet: `assign T{task.id} to WHO`."
     if owner_key and owner_key == owner_name and owner_key != context.caller.user_id:
         text += messages.unknown_owner_note(owner_name)
     # Picked on a card that asked which reading was meant: the task replaces the question.
