@@ -72,16 +72,40 @@ class GrammarError(ValueError):
         super().__init__(message)
 
 
+_HINTS = (
+    (("plan", "goal", "strategy", "status", "progress"), "plan"),
+    (("task", "todo", "to-do", "due", "deadline", "overdue", "week"), "my tasks"),
+    (("kpi", "metric", "doing", "pace", "forecast", "target", "sql", "pipeline"), "how are we doing"),
+    (("approve", "approval", "sign off", "signs off", "sign-off"), "approvals"),
+    (("why", "reason", "decision"), "decisions"),
+    (("agent", "delegat"), "delegations"),
+    (("nudge", "remind", "follow"), "triggers"),
+)
+"""Words of free text, and the command closest to what it asks about."""
+
+
+def closest_command(text: str) -> str | None:
+    """The command closest to `text`: a near-spelling of its first words, else one its words are about."""
+    words = text.lower().split()
+    for guess in (" ".join(words[:3]), " ".join(words[:2]), words[0] if words else ""):
+        close = difflib.get_close_matches(guess, (*VERBS, "show plan", "show me the plan"), n=1, cutoff=0.7)
+        if close:
+            return close[0]
+    lowered = " ".join(words)
+    for keywords, command in _HINTS:
+        if any(keyword in lowered for keyword in keywords):
+            return command
+    close = difflib.get_close_matches(words[0] if words else "", VERBS, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 class UnknownCommand(GrammarError):
-    def __init__(self, text: str) -> None:
+    """Text that is no command; `suggestion` is the command closest to it, or the one that does what it asks."""
+
+    def __init__(self, text: str, suggestion: str | None = None) -> None:
         words = text.lower().split()
         self.word = words[0] if words else ""
-        self.suggestion = None
-        for guess in (" ".join(words[:2]), self.word):
-            close = difflib.get_close_matches(guess, VERBS, n=1, cutoff=0.7)
-            if close:
-                self.suggestion = close[0]
-                break
+        self.suggestion = suggestion or closest_command(text)
         super().__init__(self.word)
 
 
@@ -306,6 +330,76 @@ def _strategy_command(text: str, lowered: str) -> Command | None:
     return Command("edit_master_plan", args)
 
 
+_STATUS_WORDS = {
+    "done": "done",
+    "finished": "done",
+    "complete": "done",
+    "completed": "done",
+    "started": "doing",
+    "doing": "doing",
+    "in progress": "doing",
+    "blocked": "blocked",
+    "todo": "todo",
+    "to do": "todo",
+    "open": "todo",
+    "reopened": "todo",
+}
+_TASK = r"(#?t#?\d+)"
+_STATUS = "(" + "|".join(sorted(_STATUS_WORDS, key=len, reverse=True)) + ")"
+_EVERYDAY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), operation)
+    for pattern, operation in (
+        (
+            r"(?:please )?(?:show|give|open|see)(?: me)?(?: the| our| my)?(?: master)? plan(?: (?P<plan>#?p#?\d+))?",
+            "plan",
+        ),
+        (r"(?:show|list|see)(?: me)?(?: all)?(?: the| our)? plans", "plans"),
+        (r"(?:what's|whats|what is|anything) (?:due|on my plate|left)(?: for me)?(?: this week| today| now)?", "mine"),
+        (r"(?:show|list|see)(?: me)? my (?:tasks|week)", "mine"),
+        (r"(?:mark|set|move|put) " + _TASK + r" (?:as |to )?" + _STATUS, "status"),
+        (_TASK + r" (?:is )?(?:now )?" + _STATUS, "status"),
+        (
+            r"how(?: are|'re| is) (?:we|it|things|the plan) (?:doing|going)(?: (?:on|with|for|in) the)?"
+            r"(?: (?:on|with|for|in))?(?: plan)?(?: (?P<plan>#?p#?\d+))?",
+            "doing",
+        ),
+    )
+)
+_REMIND = re.compile(
+    r"remind (?P<who>@?\S+(?: \S+)?) (?:about|of|to) (?P<what>.+?)(?: (?P<by>on|by|before) (?P<when>[\w -]+))?",
+    re.IGNORECASE,
+)
+
+
+def _everyday(text: str) -> Command | None:
+    """What people write without thinking of commands ("show me the plan", "mark T3 done"), read as the command."""
+    sentence = text.strip(" ?!.")
+    for pattern, meaning in _EVERYDAY:
+        match = pattern.fullmatch(sentence)
+        if match is None:
+            continue
+        plan = match.groupdict().get("plan")
+        if meaning == "plan":
+            return Command("show_plan", {"plan": plan} if plan else {})
+        if meaning == "plans":
+            return Command("list_plans")
+        if meaning == "mine":
+            return Command("my_tasks")
+        if meaning == "doing":
+            return Command("how_are_we_doing", {"plan": plan} if plan else {})
+        task, status = match.group(1), match.group(2).lower()
+        return Command("set_task_status", {"task": task, "status": _STATUS_WORDS[status]})
+    if remind := _REMIND.fullmatch(sentence):
+        # Nudges follow tasks: the reminder asked for is a task of theirs, due that day (they hear of it before).
+        when = remind.group("when")
+        due = when if when and _reads_as_date(when) else "DATE"
+        what = (
+            remind.group("what") if due != "DATE" or not when else f"{remind.group('what')} {remind.group('by')} {when}"
+        )
+        raise UnknownCommand(text, f'add task "{what}" due {due} owner {remind.group("who")}')
+    return None
+
+
 def parse(text: str) -> Command:
     """The command in `text`. Raises UnknownCommand, or GrammarError naming the operation meant."""
     text = " ".join(text.strip().split())
@@ -323,6 +417,8 @@ def parse(text: str) -> Command:
         return Command("help", {"topic": _rest_after(text, verb)})
     if (strategy := _strategy_command(text, lowered)) is not None:
         return strategy
+    if (everyday := _everyday(text)) is not None:
+        return everyday
     if verb := starts("new plan", "new master plan", "create plan"):
         head, clauses = _clauses(_rest_after(text, verb), ("kpi", "constraint", "owner"))
         title, start, end = _window(head, "create_master_plan")

@@ -33,7 +33,7 @@ async def measured(
     *,
     recommender: Recommender | None = None,
 ) -> tuple[MeasurementReport, dict[str, Any]]:
-    """The report of the master plan of `plan_id` with its card (chart inline); its recommendations are logged."""
+    """The report of the plan `plan_id` with its card (chart inline); its recommendations are logged."""
     report = await Measurement(store, tenant_id).report(plan_id, as_of, recommender or RuleRecommender())
     await log_recommendations(DecisionLog(store, tenant_id), report, report.recommendations, at=store.clock())
     # Drawing takes a few hundred milliseconds of CPU on a year's plan: off the event loop, which serves every chat.

@@ -85,8 +85,12 @@ def question_for(agent: str, question: str, minutes: int) -> str:
 
 
 def unknown_command(word: str, suggestion: str | None) -> str:
-    hint = f" Did you mean `{suggestion}`?" if suggestion else ""
-    return f"I don't know the command {inline_code(word)}.{hint} Type `help` to see what I understand."
+    """The answer to text that is no command, on a bot without a language model (with one, the model reads it)."""
+    hint = f" Did you mean {inline_code(suggestion, limit=160)}?" if suggestion else ""
+    return (
+        f"I don't know the command {inline_code(word)}.{hint} Type `help` to see what I understand: without an "
+        "Anthropic key (ANTHROPIC_API_KEY) I read commands, not free text."
+    )
 
 
 _PLACEHOLDER = re.compile(r"<(@?)([^<>|]+)>")

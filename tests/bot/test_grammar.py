@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from bot.grammar import Command, GrammarError, parse
+from bot.grammar import Command, GrammarError, UnknownCommand, parse
 from bot.operations import Caller, Context, Reply, default_registry
+from bot.text import messages
 from planner.domain.model import Window
 from planner.services.directory import Directory
 from planner.services.plans import Plans
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.conftest import TeamsUser
 from tests.conftest import FakeClock
 
 TENANT = "contoso"
@@ -150,3 +152,98 @@ async def test_the_reading_operation_runs_only_the_operations_it_weighs(store: S
     reply = await default_registry().run("choose_reading", Context(store, caller, clock=clock), args)
     assert not reply.ok
     assert "only weigh" in reply.text
+
+
+# ---- without an LLM key: everyday phrasings -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("show me the plan", Command("show_plan")),
+        ("Show me the plan P4?", Command("show_plan", {"plan": "P4"})),
+        ("plan P4", Command("show_plan", {"plan": "P4"})),
+        ("show all plans", Command("list_plans")),
+        ("what's due this week?", Command("my_tasks")),
+        ("What is due today", Command("my_tasks")),
+        ("mark T3 done", Command("set_task_status", {"task": "T3", "status": "done"})),
+        ("mark T3 as in progress", Command("set_task_status", {"task": "T3", "status": "doing"})),
+        ("T3 is blocked", Command("set_task_status", {"task": "T3", "status": "blocked"})),
+        ("how are we doing", Command("how_are_we_doing")),
+        ("how are we doing?", Command("how_are_we_doing")),
+        ("how are we doing P4", Command("how_are_we_doing", {"plan": "P4"})),
+        ("how is it going on P4?", Command("how_are_we_doing", {"plan": "P4"})),
+    ],
+)
+def test_everyday_phrasings_read_as_the_command_they_mean(text: str, command: Command) -> None:
+    assert parse(text) == command
+
+
+def test_a_reminder_asked_for_in_words_is_answered_with_the_command_that_gives_one() -> None:
+    with pytest.raises(UnknownCommand) as unknown:
+        parse("remind Sam about the blog on Wednesday")
+    assert unknown.value.suggestion == 'add task "the blog" due Wednesday owner Sam'
+    assert parse(unknown.value.suggestion) == Command(
+        "add_task", {"title": "the blog", "due": "Wednesday", "owner": "Sam"}
+    )
+    said = messages.unknown_command(unknown.value.word, unknown.value.suggestion)
+    assert 'Did you mean `add task "the blog" due Wednesday owner Sam`?' in said
+    assert "without an Anthropic key (ANTHROPIC_API_KEY) I read commands, not free text" in said
+
+
+@pytest.mark.parametrize(
+    ("text", "closest"),
+    [
+        ("dnoe T1", "done"),
+        ("shw plan", "show plan"),
+        ("what is our pipeline looking like", "how are we doing"),
+        ("is anything overdue", "my tasks"),
+        ("who signs off the budget", "approvals"),
+    ],
+)
+def test_text_that_is_no_command_is_answered_with_the_closest_command(text: str, closest: str) -> None:
+    with pytest.raises(UnknownCommand) as unknown:
+        parse(text)
+    assert unknown.value.suggestion == closest
+
+
+async def plans_of_a_quarter(store: Store) -> None:
+    """P1 the quarter, P2 and P3 tactical plans, P4 the weekly plan of P3 for next week."""
+    plans = Plans(store, TENANT)
+    quarter = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
+    master = await plans.create_master_plan(title="Q1", owner="aad-lead", window=quarter, actor="aad-lead")
+    await plans.create_tactical_plan(master.id, title="Webinars", owner="aad-lead", window=quarter, actor="aad-lead")
+    launch = await plans.create_tactical_plan(
+        master.id, title="Launch", owner="aad-lead", window=quarter, actor="aad-lead"
+    )
+    await plans.add_task(launch.id, title="Brief the agency", due_on=date(2026, 1, 14), actor="aad-lead")
+    weekly, _ = await plans.derive_weekly_plan(launch.id, "2026-W03", actor="aad-lead")
+    assert weekly.id == 4
+
+
+@pytest.mark.parametrize(("plan", "title"), [("P3", "Launch"), ("P4", "Launch")])
+async def test_plan_and_how_are_we_doing_answer_about_the_plan_named(
+    store: Store, clock: FakeClock, plan: str, title: str
+) -> None:
+    await plans_of_a_quarter(store)
+    [card] = (await say(store, clock, f"plan {plan}")).cards
+    assert card["body"][0]["text"].startswith(title)
+    assert plan in card["body"][1]["text"]
+    doing = await say(store, clock, f"how are we doing {plan}")
+    assert doing.ok, doing.text
+    assert "Q1" not in doing.text
+    assert plan in doing.text
+
+
+async def test_plans_lists_every_plan_weekly_plans_too(store: Store, clock: FakeClock) -> None:
+    await plans_of_a_quarter(store)
+    listed = (await say(store, clock, "plans")).text
+    assert [line.split()[1] for line in listed.splitlines()[1:]] == ["P1", "P2", "P3", "P4"]
+
+
+async def test_without_a_key_the_bot_answers_free_text_with_the_command_to_use(lead: TeamsUser) -> None:
+    [reply] = await lead.ask("remind Sam about the blog on Wednesday")
+    assert 'Did you mean `add task "the blog" due Wednesday owner Sam`?' in reply
+    assert "ANTHROPIC_API_KEY" in reply
+    [reply] = await lead.ask("show me the plan")
+    assert "There is no plan yet" in reply
