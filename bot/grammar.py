@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -123,15 +123,35 @@ def _first(clauses: Mapping[str, list[str]], *keywords: str) -> str | None:
     return None
 
 
-def _clauses(text: str, keywords: tuple[str, ...]) -> tuple[str, dict[str, list[str]]]:
-    """Split `text` at the keywords (whole words): the head, and each keyword's texts in order."""
-    pattern = re.compile(r"\s+(" + "|".join(re.escape(k) for k in keywords) + r")\s+", re.IGNORECASE)
-    parts = pattern.split(" " + text.strip() + " ")
-    head = parts[0].strip()
+def _clauses(
+    text: str, keywords: tuple[str, ...], reads: Mapping[str, Callable[[str], bool]] | None = None
+) -> tuple[str, dict[str, list[str]]]:
+    """Split `text` at the keywords (whole words): the head, and each keyword's texts in order.
+
+    A keyword in `reads` starts a clause only where its text reads as that clause (`in` a plan id, `on` a date);
+    elsewhere it is a word of the text before it, as in "Launch in Paris".
+    """
+    head, segments = _segments(text, keywords)
     found: dict[str, list[str]] = {}
-    for keyword, value in zip(parts[1::2], parts[2::2], strict=False):
-        found.setdefault(keyword.lower(), []).append(value.strip())
+    last: list[str] | None = None
+    for keyword, value in segments:
+        check = (reads or {}).get(keyword.lower())
+        if check is not None and not check(value):
+            if last is None:
+                head = f"{head} {keyword} {value}".strip()
+            else:
+                last[-1] = f"{last[-1]} {keyword} {value}".strip()
+            continue
+        last = found.setdefault(keyword.lower(), [])
+        last.append(value)
     return head, found
+
+
+def _is_plan(text: str) -> bool:
+    return _PLAN_REF.fullmatch(text) is not None
+
+
+_A_PLAN: dict[str, Callable[[str], bool]] = {"in": _is_plan, "for": _is_plan, "under": _is_plan}
 
 
 def _kpi(text: str) -> dict[str, Any]:
@@ -207,12 +227,13 @@ def _segments(text: str, markers: tuple[str, ...]) -> tuple[str, list[tuple[str,
     """`text` split at the markers (whole words): the head, then each marker with its text, in order."""
     pattern = re.compile(r"\s+(" + "|".join(re.escape(k) for k in markers) + r")(?=\s)", re.IGNORECASE)
     parts = pattern.split(" " + text.strip() + " ")
-    pairs = [(marker.lower(), value.strip()) for marker, value in zip(parts[1::2], parts[2::2], strict=True)]
+    pairs = [(marker, value.strip()) for marker, value in zip(parts[1::2], parts[2::2], strict=True)]
     return parts[0].strip(), pairs
 
 
 def _task_clause(marker: str, value: str, args: dict[str, Any]) -> bool:
     """Take one clause of `add task` into `args` if it reads as one there; False when it is part of the title."""
+    marker = marker.lower()
     if marker == "due" and "due" not in args and _reads_as_date(value):
         args["due"] = value
     elif marker in ("owner", "for") and "owner" not in args and value:
@@ -245,21 +266,25 @@ def _add_task(rest: str) -> Command:
                 f"{inline_code(head or unread[0])}.",
                 "add_task",
             )
-        title, maybe_owner, cut = quoted, None, 0
+        title, maybe_owner = quoted, None
     else:
         due_at = max(
-            (i for i, (marker, value) in enumerate(segments) if marker == "due" and _reads_as_date(value)), default=-1
+            (i for i, (marker, value) in enumerate(segments) if marker.lower() == "due" and _reads_as_date(value)),
+            default=-1,
         )
-        cut, maybe_owner = 0, None
+        cut, maybe_owner, longer = 0, None, ""
         for index in reversed(range(len(segments))):
             marker, value = segments[index]
-            if marker == "for" and index < due_at and "owner" not in args and value:
+            if marker.lower() == "for" and index < due_at and "owner" not in args and value:
                 cut, maybe_owner = index, value
+                longer = " ".join([head, *(f"{m} {v}".strip() for m, v in segments[: index + 1])]).strip()
                 break
             if not _task_clause(marker, value, args):
                 cut = index + 1
                 break
         title = " ".join([head, *(f"{marker} {value}".strip() for marker, value in segments[:cut])]).strip()
+        if maybe_owner is not None and not title:  # "for Sam" alone: nothing else could be the title
+            title, maybe_owner = longer, None
     if not title:
         raise GrammarError("The task needs a title.", "add_task")
     if "due" not in args:
@@ -270,7 +295,6 @@ def _add_task(rest: str) -> Command:
         )
     if maybe_owner is None:
         return Command("add_task", {"title": title, **args})
-    longer = f"{title} for {maybe_owner}"
     return Command(
         "choose_reading",
         {
@@ -311,14 +335,16 @@ def _strategy_command(text: str, lowered: str) -> Command | None:
         return None
     rest = _rest_after(text, verb)
     if verb == "set target":
-        head, clauses = _clauses(rest, ("in", "for"))
+        head, clauses = _clauses(rest, ("in", "for"), _A_PLAN)
         name, _, value = head.rpartition(" ")
         if not name.strip() or not value:
             raise GrammarError("Which KPI, to what? `set target SQLs 600`.", "edit_master_plan")
         targets = {"targets": [{"name": name.strip(), "target": value}]}
         plan = _first(clauses, "in", "for")
         return Command("edit_master_plan", targets | ({"plan": plan} if plan else {}))
-    head, clauses = _clauses(rest, ("north star", "title", "from", "to", "constraint"))
+    head, clauses = _clauses(
+        rest, ("north star", "title", "from", "to", "constraint"), {"from": _reads_as_date, "to": _reads_as_date}
+    )
     args: dict[str, Any] = {"plan": head} if head else {}
     for field_name, found in (("title", _first(clauses, "north star", "title")), ("start", _first(clauses, "from"))):
         if found:
@@ -438,7 +464,7 @@ def parse(text: str) -> Command:
                 args["cadence"] = word.lower()
         return Command("draft_tactical_plans", args)
     if verb := starts("tactical", "new tactical", "add tactical"):
-        head, clauses = _clauses(_rest_after(text, verb), ("kpi", "owner", "in", "under"))
+        head, clauses = _clauses(_rest_after(text, verb), ("kpi", "owner", "in", "under"), _A_PLAN)
         title, start, end = _window(head, "add_tactical_plan")
         args = {"title": title, "start": start, "end": end, "kpis": [_kpi(k) for k in clauses.get("kpi", [])]}
         master = _first(clauses, "in", "under")
@@ -471,7 +497,9 @@ def parse(text: str) -> Command:
             raise GrammarError("Save which plan as what? `save playbook P2 as product launch`.", "save_playbook")
         return Command("save_playbook", {"plan": match.group(1), "name": match.group(2)})
     if verb := starts("use playbook"):
-        head, clauses = _clauses(_rest_after(text, verb), ("for", "from", "in", "owner"))
+        head, clauses = _clauses(
+            _rest_after(text, verb), ("for", "from", "in", "owner"), {"from": _reads_as_date, "in": _is_plan}
+        )
         if not head or not clauses.get("for") or not clauses.get("from"):
             raise GrammarError(
                 "Which playbook, for what, from when? `use playbook launch for May launch from 2026-05-04`.",
@@ -517,7 +545,7 @@ def parse(text: str) -> Command:
         task, _ = _task_and_rest(_rest_after(text, verb), "show_task", "task T12")
         return Command("show_task", {"task": task})
     if verb := starts("record", "log"):
-        head, clauses = _clauses(_rest_after(text, verb), ("on", "in", "for"))
+        head, clauses = _clauses(_rest_after(text, verb), ("on", "in", "for"), {"on": _reads_as_date, **_A_PLAN})
         match = re.match(r"^(.+?)\s*(?:=|:|\s)\s*(-?[\d.,]+[km%]?)$", head, re.IGNORECASE)
         if not match:
             raise GrammarError("Record which metric at what value? `record SQLs 140`.", "record_metric")

@@ -8,6 +8,7 @@ so the bot shows both readings as buttons and changes nothing until one is picke
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from bot.cards.markdown import excerpt
@@ -41,7 +42,8 @@ async def choose_reading(context: Context, args: Mapping[str, Any]) -> Reply:
     if person.startswith("@") or name.casefold() in ME or name.casefold() in context.caller.mentions:
         return await registry.run(operation, context, as_person)
     if not await context.directory.people_named(name):
-        return await registry.run(operation, context, as_text)
+        reply = await registry.run(operation, context, as_text)
+        return replace(reply, text=f"{reply.text} {messages.read_as_title(excerpt(name))}") if reply.ok else reply
     card = readings_card(
         messages.readings_question(name),
         [

@@ -129,6 +129,13 @@ def reading_as_title(title: str) -> str:
     return f"“{excerpt(title, 70)}”, no owner yet"
 
 
+def read_as_title(name: str) -> str:
+    return (
+        f"(I kept “for {literal(name)}” in the title: nobody called {literal(name)} has talked to me yet. To make "
+        f"them the owner, @mention them or say `owner NAME`.)"
+    )
+
+
 def two_readings(name: str) -> str:
     return f"That reads two ways ({literal(name)} could be the owner or part of the title): pick one."
 

@@ -57,6 +57,36 @@ def test_a_task_title_keeps_every_word_it_was_given(text: str, args: dict[str, A
     assert parse(text) == Command("add_task", args)
 
 
+def test_a_title_keeps_its_words_as_typed_in_both_readings() -> None:
+    command = parse("add task Plan For Q1 webinar FOR Sam due friday")
+    assert command.args["as_person"]["title"] == "Plan For Q1 webinar"
+    assert command.args["as_text"]["title"] == "Plan For Q1 webinar FOR Sam"
+    assert parse("add task for Sam due friday") == Command("add_task", {"title": "for Sam", "due": "friday"})
+
+
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        (
+            "tactical Launch in Paris from 2026-01-05 to 2026-02-27 in P1 owner Sam",
+            {"title": "Launch in Paris", "start": "2026-01-05", "end": "2026-02-27", "kpis": [], "master": "P1"}
+            | {"owner": "Sam"},
+        ),
+        ("set target SQLs in EMEA 600", {"targets": [{"name": "SQLs in EMEA", "target": "600"}]}),
+        ("set target SQLs 600 in P1", {"targets": [{"name": "SQLs", "target": "600"}], "plan": "P1"}),
+        ("edit master north star Grow from 500 to 600 SQLs", {"title": "Grow from 500 to 600 SQLs"}),
+        ("record sign ups in EMEA 40", {"metric": "sign ups in EMEA", "value": "40"}),
+        ("record SQLs 140 on 2026-02-15 in P2", {"metric": "SQLs", "value": "140", "on": "2026-02-15", "plan": "P2"}),
+        (
+            "use playbook launch for Launch in Paris from 2026-05-04 in P1",
+            {"name": "launch", "title": "Launch in Paris", "start": "2026-05-04", "master": "P1"},
+        ),
+    ],
+)
+def test_in_for_on_from_and_to_start_a_clause_only_where_one_reads(text: str, args: dict[str, Any]) -> None:
+    assert parse(text).args == args
+
+
 def test_a_for_right_after_the_title_is_read_both_ways_for_the_bot_to_weigh() -> None:
     command = parse("add task Plan for Q1 webinar for Sam due friday")
     assert command == Command(
@@ -112,6 +142,7 @@ async def test_a_name_nobody_has_stays_in_the_title(store: Store, clock: FakeClo
     assert reply.ok, reply.text
     assert await tasks_of(store) == [("Plan for Q1 webinar for Sam", None)]
     assert "Nobody owns it yet" in reply.text
+    assert "I kept “for Sam” in the title: nobody called Sam has talked to me yet." in reply.text
 
 
 async def test_an_at_mention_or_me_after_for_is_the_owner(store: Store, clock: FakeClock) -> None:
