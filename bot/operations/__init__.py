@@ -32,7 +32,7 @@ async def show_help(context: Context, args: Mapping[str, Any]) -> Reply:
             if topic in op.name.replace("_", " ") or any(line.lower().startswith(topic) for line in op.usage)
         ]
         if matches:
-            return Reply(text="\n\n".join(f"{op.summary}\n{messages.usage_of(op.usage)}" for op in matches))
+            return Reply(text="\n\n".join(f"{op.summary}\n\n{messages.usage_of(op.usage)}" for op in matches))
     return Reply(text=messages.HELP)
 
 

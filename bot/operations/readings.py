@@ -51,7 +51,7 @@ async def choose_reading(context: Context, args: Mapping[str, Any]) -> Reply:
             (messages.reading_as_title(str(as_text.get("title") or "")), operation, as_text),
         ],
     )
-    return Reply(text=messages.two_readings(excerpt(name)), cards=(card,))
+    return Reply(cards=(card,))  # the card asks: a message beside it would say it twice
 
 
 OPERATIONS = (

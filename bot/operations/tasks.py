@@ -170,7 +170,7 @@ OPERATIONS = (
     Operation(
         name="add_task",
         summary="Add a task to a tactical (or weekly) plan, with its due date, optional owner and milestone flag.",
-        usage=("add task <title> [to P2] due <date> [for <who>] [milestone]",),
+        usage=("add task <title> [to P2] due <date> [owner <who>] [milestone]",),
         parameters={
             "type": "object",
             "properties": {

@@ -106,7 +106,8 @@ def placeholders_in_capitals(line: str) -> str:
 
 
 def usage_of(usage: Sequence[str]) -> str:
-    return "\n".join(f"`{placeholders_in_capitals(line)}`" for line in usage)
+    """Usage lines as code, side by side: Teams joins lines that one line break separates."""
+    return " · ".join(f"`{placeholders_in_capitals(line)}`" for line in usage)
 
 
 def refused(reason: str, usage: Sequence[str]) -> str:
@@ -134,10 +135,6 @@ def read_as_title(name: str) -> str:
         f"(I kept “for {literal(name)}” in the title: nobody called {literal(name)} has talked to me yet. To make "
         f"them the owner, @mention them or say `owner NAME`.)"
     )
-
-
-def two_readings(name: str) -> str:
-    return f"That reads two ways ({literal(name)} could be the owner or part of the title): pick one."
 
 
 def missing(name: str) -> str:
