@@ -87,10 +87,13 @@ _HINTS = (
 def closest_command(text: str) -> str | None:
     """The command closest to `text`: a near-spelling of its first words, else one its words are about."""
     words = text.lower().split()
-    for guess in (" ".join(words[:3]), " ".join(words[:2]), words[0] if words else ""):
-        close = difflib.get_close_matches(guess, (*VERBS, "show plan", "show me the plan"), n=1, cutoff=0.7)
-        if close:
-            return close[0]
+    spelled = [
+        (difflib.SequenceMatcher(None, " ".join(words[: len(verb.split())]), verb).ratio(), verb)
+        for verb in (*VERBS, "show plan")
+    ]
+    score, verb = max(spelled)
+    if score >= 0.75:
+        return verb
     lowered = " ".join(words)
     for keywords, command in _HINTS:
         if any(keyword in lowered for keyword in keywords):
@@ -542,6 +545,10 @@ def parse(text: str) -> Command:
     if verb := starts("my tasks", "my week", "mine"):
         return Command("my_tasks")
     if verb := starts("task", "show task", "show"):
+        if verb == "show" and _is_plan(_rest_after(text, verb)):
+            return Command("show_plan", {"plan": _rest_after(text, verb)})
+        if verb == "show" and not re.match(r"#?t?#?\d+\b", _rest_after(text, verb), re.IGNORECASE):
+            raise UnknownCommand(text)  # "show me everything" is no question about a task
         task, _ = _task_and_rest(_rest_after(text, verb), "show_task", "task T12")
         return Command("show_task", {"task": task})
     if verb := starts("record", "log"):

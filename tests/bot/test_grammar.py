@@ -16,6 +16,7 @@ from planner.services.directory import Directory
 from planner.services.plans import Plans
 from planner.store import Store
 from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.conftest import TENANT as BOT_TENANT
 from tests.bot.conftest import TeamsUser
 from tests.conftest import FakeClock
 
@@ -195,6 +196,8 @@ async def test_the_reading_operation_runs_only_the_operations_it_weighs(store: S
         ("Show me the plan P4?", Command("show_plan", {"plan": "P4"})),
         ("plan P4", Command("show_plan", {"plan": "P4"})),
         ("show all plans", Command("list_plans")),
+        ("show P2", Command("show_plan", {"plan": "P2"})),
+        ("show T3", Command("show_task", {"task": "T3"})),
         ("what's due this week?", Command("my_tasks")),
         ("What is due today", Command("my_tasks")),
         ("mark T3 done", Command("set_task_status", {"task": "T3", "status": "done"})),
@@ -230,6 +233,7 @@ def test_a_reminder_asked_for_in_words_is_answered_with_the_command_that_gives_o
         ("what is our pipeline looking like", "how are we doing"),
         ("is anything overdue", "my tasks"),
         ("who signs off the budget", "approvals"),
+        ("show me the overdue tasks", "my tasks"),
     ],
 )
 def test_text_that_is_no_command_is_answered_with_the_closest_command(text: str, closest: str) -> None:
@@ -278,3 +282,27 @@ async def test_without_a_key_the_bot_answers_free_text_with_the_command_to_use(l
     assert "ANTHROPIC_API_KEY" in reply
     [reply] = await lead.ask("show me the plan")
     assert "There is no plan yet" in reply
+
+
+async def test_in_teams_the_reading_picked_on_the_card_replaces_the_question_with_the_task(lead: TeamsUser) -> None:
+    connector = lead.running.connector
+    sam = TeamsUser(lead.running, user_id="aad-sam", name="Sam", conversation_id="a:personal-sam")
+    await sam.ask("help")  # Sam says hello first, so the bot knows the name
+    await lead.ask("new plan Q1 from 2026-01-01 to 2026-03-31")
+    await lead.ask("tactical Launch from 2026-01-01 to 2026-03-31")
+    before = len(connector.sent)
+    [question_text] = await lead.ask("add task Thank-you note for Sam due 2026-01-09")
+    assert question_text == ""  # the card asks, alone
+    question = connector.sent[before]
+    [card] = [a["content"] for a in question.body["attachments"]]
+    assert await Plans(lead.running.store, BOT_TENANT).list_tasks(2) == []
+
+    as_title = card["actions"][1]["data"]
+    clicked = len(connector.sent)
+    await lead.post(lead.activity(text=None, value=as_title, replyToId=question.activity_id))
+    await connector.wait_for(clicked + 1)
+    [update] = [s for s in connector.sent[before:] if s.method == "update"]
+    assert update.activity_id == question.activity_id
+    assert "Thank-you note for Sam" in all_text(update.body["attachments"][0]["content"])
+    [task] = await Plans(lead.running.store, BOT_TENANT).list_tasks(2)
+    assert (task.title, task.owner) == ("Thank-you note for Sam", None)
