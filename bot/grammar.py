@@ -86,15 +86,15 @@ _HINTS = (
 
 def closest_command(text: str) -> str | None:
     """The command closest to `text`: a near-spelling of its first words, else one its words are about."""
-    words = text.lower().split()
+    words = text[:200].lower().split()  # a command's words come first; comparing more only takes longer
     spelled = [
-        (difflib.SequenceMatcher(None, " ".join(words[: len(verb.split())]), verb).ratio(), verb)
+        (difflib.SequenceMatcher(None, " ".join(words[: len(verb.split())])[: len(verb) + 8], verb).ratio(), verb)
         for verb in (*VERBS, "show plan")
     ]
     score, verb = max(spelled)
     if score >= 0.75:
         return verb
-    lowered = " ".join(words)
+    lowered = text[:1000].lower()
     for keywords, command in _HINTS:
         if any(keyword in lowered for keyword in keywords):
             return command
