@@ -199,7 +199,7 @@ def _window(head: str, operation: str) -> tuple[str, str, str]:
     return " ".join(words[:start_at]), " ".join(words[start_at + 1 : end_at]), " ".join(words[end_at + 1 :])
 
 
-_TASK_MARKERS = ("due", "owner", "for", "to", "in", "milestone")
+_TASK_MARKERS = ("due", "by", "owner", "for", "to", "in", "milestone")
 _QUOTES = {'"': '"', "'": "'", "\u201c": '\u201d"', "\u2018": "\u2019'", "\u00ab": "\u00bb"}
 """Opening quotes and the marks that close them (a curly quote may be closed by a straight one)."""
 _ANY_DAY = date(2024, 1, 1)
@@ -237,7 +237,7 @@ def _segments(text: str, markers: tuple[str, ...]) -> tuple[str, list[tuple[str,
 def _task_clause(marker: str, value: str, args: dict[str, Any]) -> bool:
     """Take one clause of `add task` into `args` if it reads as one there; False when it is part of the title."""
     marker = marker.lower()
-    if marker == "due" and "due" not in args and _reads_as_date(value):
+    if marker in ("due", "by") and "due" not in args and _reads_as_date(value):
         args["due"] = value
     elif marker in ("owner", "for") and "owner" not in args and value:
         args["owner"] = value
@@ -254,9 +254,9 @@ def _add_task(rest: str) -> Command:
     """`add task <title> [to P2] due <date> [owner <who>] [milestone]`, the clauses in any order after the title.
 
     A title may hold any words, the markers too: the clauses are the longest run at the end that reads as clauses
-    (a date after `due`, a plan id after `to`/`in`), and a title in quotes is taken whole. A `for <who>` right after
-    the title may be part of it ("Plan for Q1 webinar for Sam"): that sentence reads two ways, and the command says
-    both (`choose_reading` picks the one that fits the people the bot knows, or asks).
+    (a date after `due` or `by`, a plan id after `to`/`in`), and a title in quotes is taken whole. A `for <who>`
+    right after the title may be part of it ("Plan for Q1 webinar for Sam"): that sentence reads two ways, and the
+    command says both (`choose_reading` picks the one that fits the people the bot knows, or asks).
     """
     quoted, rest = _quoted(rest)
     head, segments = _segments(rest, _TASK_MARKERS)
@@ -271,10 +271,10 @@ def _add_task(rest: str) -> Command:
             )
         title, maybe_owner = quoted, None
     else:
-        due_at = max(
-            (i for i, (marker, value) in enumerate(segments) if marker.lower() == "due" and _reads_as_date(value)),
-            default=-1,
+        dated = (
+            i for i, (marker, value) in enumerate(segments) if marker.lower() in ("due", "by") and _reads_as_date(value)
         )
+        due_at = max(dated, default=-1)
         cut, maybe_owner, longer = 0, None, ""
         for index in reversed(range(len(segments))):
             marker, value = segments[index]

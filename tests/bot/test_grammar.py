@@ -52,6 +52,8 @@ TENANT = "contoso"
             {"title": "Move the stand to Hall 4 due to works", "due": "31 March", "owner": "@Sam"},
         ),
         ("add task Sam's brief due tomorrow", {"title": "Sam's brief", "due": "tomorrow"}),
+        ("add task Draft the brief by friday", {"title": "Draft the brief", "due": "friday"}),
+        ("add task Grow SQLs by 10% by friday", {"title": "Grow SQLs by 10%", "due": "friday"}),
     ],
 )
 def test_a_task_title_keeps_every_word_it_was_given(text: str, args: dict[str, Any]) -> None:
