@@ -7,6 +7,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.grammar import Command, GrammarError, UnknownCommand, parse
 from bot.operations import Caller, Context, Reply, default_registry
@@ -308,3 +310,32 @@ async def test_in_teams_the_reading_picked_on_the_card_replaces_the_question_wit
     assert "Thank-you note for Sam" in all_text(update.body["attachments"][0]["content"])
     [task] = await Plans(lead.running.store, BOT_TENANT).list_tasks(2)
     assert (task.title, task.owner) == ("Thank-you note for Sam", None)
+
+
+_MARKERS = {"due", "by", "owner", "for", "to", "in", "milestone"}
+_TITLE_WORDS = [*_MARKERS, "Sam", "P2", "launch", "friday", "brief", "2026-03-20", "10%", "Paris"]
+
+
+def _words(args: dict[str, Any]) -> list[str]:
+    """The words of an add_task's arguments that are not markers, in no particular order."""
+    text = " ".join(str(v) for k, v in args.items() if k != "milestone")
+    return sorted(w.lower() for w in text.split() if w.lower() not in _MARKERS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(title=st.lists(st.sampled_from(_TITLE_WORDS), min_size=1, max_size=7), owner=st.sampled_from(["", " owner Kim"]))
+def test_no_word_of_a_task_sentence_is_ever_dropped(title: list[str], owner: str) -> None:
+    text = f"add task {' '.join(title)} due 2026-03-31{owner}"
+    try:
+        command = parse(text)
+    except GrammarError:
+        return  # refused, so nothing changes
+    typed = sorted(w.lower() for w in [*title, "2026-03-31", *owner.split()] if w.lower() not in _MARKERS)
+    readings = (
+        [command.args] if command.operation == "add_task" else [command.args["as_person"], command.args["as_text"]]
+    )
+    for args in readings:
+        assert _words(args) == typed, (text, args)
+        assert args["due"] == "2026-03-31"
+        if owner:
+            assert args["owner"] == "Kim"
