@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from bot.cards.markdown import inline_code
+from bot.parsing import ParseError, parse_date
 
 VERBS = (
     "help",
@@ -70,16 +72,43 @@ class GrammarError(ValueError):
         super().__init__(message)
 
 
+_HINTS = (
+    (("plan", "goal", "strategy", "status", "progress"), "plan"),
+    (("task", "todo", "to-do", "due", "deadline", "overdue", "week"), "my tasks"),
+    (("kpi", "metric", "doing", "pace", "forecast", "target", "sql", "pipeline"), "how are we doing"),
+    (("approve", "approval", "sign off", "signs off", "sign-off"), "approvals"),
+    (("why", "reason", "decision"), "decisions"),
+    (("agent", "delegat"), "delegations"),
+    (("nudge", "remind", "follow"), "triggers"),
+)
+"""Words of free text, and the command closest to what it asks about."""
+
+
+def closest_command(text: str) -> str | None:
+    """The command closest to `text`: a near-spelling of its first words, else one its words are about."""
+    words = text[:200].lower().split()  # a command's words come first; comparing more only takes longer
+    spelled = [
+        (difflib.SequenceMatcher(None, " ".join(words[: len(verb.split())])[: len(verb) + 8], verb).ratio(), verb)
+        for verb in (*VERBS, "show plan")
+    ]
+    score, verb = max(spelled)
+    if score >= 0.75:
+        return verb
+    lowered = text[:1000].lower()
+    for keywords, command in _HINTS:
+        if any(keyword in lowered for keyword in keywords):
+            return command
+    close = difflib.get_close_matches(words[0] if words else "", VERBS, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 class UnknownCommand(GrammarError):
-    def __init__(self, text: str) -> None:
+    """Text that is no command; `suggestion` is the command closest to it, or the one that does what it asks."""
+
+    def __init__(self, text: str, suggestion: str | None = None) -> None:
         words = text.lower().split()
         self.word = words[0] if words else ""
-        self.suggestion = None
-        for guess in (" ".join(words[:2]), self.word):
-            close = difflib.get_close_matches(guess, VERBS, n=1, cutoff=0.7)
-            if close:
-                self.suggestion = close[0]
-                break
+        self.suggestion = suggestion or closest_command(text)
         super().__init__(self.word)
 
 
@@ -97,15 +126,35 @@ def _first(clauses: Mapping[str, list[str]], *keywords: str) -> str | None:
     return None
 
 
-def _clauses(text: str, keywords: tuple[str, ...]) -> tuple[str, dict[str, list[str]]]:
-    """Split `text` at the keywords (whole words): the head, and each keyword's texts in order."""
-    pattern = re.compile(r"\s+(" + "|".join(re.escape(k) for k in keywords) + r")\s+", re.IGNORECASE)
-    parts = pattern.split(" " + text.strip() + " ")
-    head = parts[0].strip()
+def _clauses(
+    text: str, keywords: tuple[str, ...], reads: Mapping[str, Callable[[str], bool]] | None = None
+) -> tuple[str, dict[str, list[str]]]:
+    """Split `text` at the keywords (whole words): the head, and each keyword's texts in order.
+
+    A keyword in `reads` starts a clause only where its text reads as that clause (`in` a plan id, `on` a date);
+    elsewhere it is a word of the text before it, as in "Launch in Paris".
+    """
+    head, segments = _segments(text, keywords)
     found: dict[str, list[str]] = {}
-    for keyword, value in zip(parts[1::2], parts[2::2], strict=False):
-        found.setdefault(keyword.lower(), []).append(value.strip())
+    last: list[str] | None = None
+    for keyword, value in segments:
+        check = (reads or {}).get(keyword.lower())
+        if check is not None and not check(value):
+            if last is None:
+                head = f"{head} {keyword} {value}".strip()
+            else:
+                last[-1] = f"{last[-1]} {keyword} {value}".strip()
+            continue
+        last = found.setdefault(keyword.lower(), [])
+        last.append(value)
     return head, found
+
+
+def _is_plan(text: str) -> bool:
+    return _PLAN_REF.fullmatch(text) is not None
+
+
+_A_PLAN: dict[str, Callable[[str], bool]] = {"in": _is_plan, "for": _is_plan, "under": _is_plan}
 
 
 def _kpi(text: str) -> dict[str, Any]:
@@ -145,9 +194,119 @@ def _window(head: str, operation: str) -> tuple[str, str, str]:
     if last_until is not None:
         start_at = next((i for i in range(last_until - 2, 0, -1) if _FROM.fullmatch(words[i])), None)
     if start_at is None or last_until is None:
-        raise GrammarError("I need a title and a window: `<title> from <date> to <date>`.", operation)
+        raise GrammarError("I need a title and a window: `TITLE from DATE to DATE`.", operation)
     end_at = next(j for j in range(start_at + 2, last_until + 1) if _UNTIL.fullmatch(words[j]))
     return " ".join(words[:start_at]), " ".join(words[start_at + 1 : end_at]), " ".join(words[end_at + 1 :])
+
+
+_TASK_MARKERS = ("due", "by", "owner", "for", "to", "in", "milestone")
+_QUOTES = {'"': '"', "'": "'", "\u201c": '\u201d"', "\u2018": "\u2019'", "\u00ab": "\u00bb"}
+"""Opening quotes and the marks that close them (a curly quote may be closed by a straight one)."""
+_ANY_DAY = date(2024, 1, 1)
+"""A day to read a date's form against (a leap year, so 29 February reads): only whether it reads matters here."""
+_PLAN_REF = re.compile(r"#?p#?\d+", re.IGNORECASE)
+
+
+def _reads_as_date(text: str) -> bool:
+    try:
+        parse_date(text, today=_ANY_DAY)
+    except ParseError:
+        return False
+    return True
+
+
+def _quoted(rest: str) -> tuple[str | None, str]:
+    """A title in quotes at the start of `rest` ("…", '…', “…”), and what follows it; (None, rest) without one."""
+    closers = _QUOTES.get(rest[:1])
+    if closers is None:
+        return None, rest
+    for end, char in enumerate(rest[1:], start=1):
+        if char in closers and (end + 1 == len(rest) or rest[end + 1].isspace()):
+            return rest[1:end].strip(), rest[end + 1 :].strip()
+    return None, rest
+
+
+def _segments(text: str, markers: tuple[str, ...]) -> tuple[str, list[tuple[str, str]]]:
+    """`text` split at the markers (whole words): the head, then each marker with its text, in order."""
+    pattern = re.compile(r"\s+(" + "|".join(re.escape(k) for k in markers) + r")(?=\s)", re.IGNORECASE)
+    parts = pattern.split(" " + text.strip() + " ")
+    pairs = [(marker, value.strip()) for marker, value in zip(parts[1::2], parts[2::2], strict=True)]
+    return parts[0].strip(), pairs
+
+
+def _task_clause(marker: str, value: str, args: dict[str, Any]) -> bool:
+    """Take one clause of `add task` into `args` if it reads as one there; False when it is part of the title."""
+    marker = marker.lower()
+    if marker in ("due", "by") and "due" not in args and _reads_as_date(value):
+        args["due"] = value
+    elif marker in ("owner", "for") and "owner" not in args and value:
+        args["owner"] = value
+    elif marker in ("to", "in") and "plan" not in args and _PLAN_REF.fullmatch(value):
+        args["plan"] = value
+    elif marker == "milestone" and not value and "milestone" not in args:
+        args["milestone"] = True
+    else:
+        return False
+    return True
+
+
+def _add_task(rest: str) -> Command:
+    """`add task <title> [to P2] due <date> [owner <who>] [milestone]`, the clauses in any order after the title.
+
+    A title may hold any words, the markers too: the clauses are the longest run at the end that reads as clauses
+    (a date after `due` or `by`, a plan id after `to`/`in`), and a title in quotes is taken whole. A `for <who>`
+    right after the title may be part of it ("Plan for Q1 webinar for Sam"): that sentence reads two ways, and the
+    command says both (`choose_reading` picks the one that fits the people the bot knows, or asks).
+    """
+    quoted, rest = _quoted(rest)
+    head, segments = _segments(rest, _TASK_MARKERS)
+    args: dict[str, Any] = {}
+    if quoted is not None:
+        unread = [f"{marker} {value}".strip() for marker, value in segments if not _task_clause(marker, value, args)]
+        if head or unread:
+            raise GrammarError(
+                f"After the title in quotes I read `due DATE`, `owner WHO`, `to P2` or `milestone`, not "
+                f"{inline_code(head or unread[0])}.",
+                "add_task",
+            )
+        title, maybe_owner = quoted, None
+    else:
+        dated = (
+            i for i, (marker, value) in enumerate(segments) if marker.lower() in ("due", "by") and _reads_as_date(value)
+        )
+        due_at = max(dated, default=-1)
+        cut, maybe_owner, longer = 0, None, ""
+        for index in reversed(range(len(segments))):
+            marker, value = segments[index]
+            if marker.lower() == "for" and index < due_at and "owner" not in args and value:
+                cut, maybe_owner = index, value
+                longer = " ".join([head, *(f"{m} {v}".strip() for m, v in segments[: index + 1])]).strip()
+                break
+            if not _task_clause(marker, value, args):
+                cut = index + 1
+                break
+        title = " ".join([head, *(f"{marker} {value}".strip() for marker, value in segments[:cut])]).strip()
+        if maybe_owner is not None and not title:  # "for Sam" alone: nothing else could be the title
+            title, maybe_owner = longer, None
+    if not title:
+        raise GrammarError("The task needs a title.", "add_task")
+    if "due" not in args:
+        raise GrammarError(
+            f"When is it due? I read {inline_code(title)} as the whole title: end with `due DATE` (a title in quotes "
+            "may say anything).",
+            "add_task",
+        )
+    if maybe_owner is None:
+        return Command("add_task", {"title": title, **args})
+    return Command(
+        "choose_reading",
+        {
+            "operation": "add_task",
+            "person": maybe_owner,
+            "as_person": {"title": title, **args, "owner": maybe_owner},
+            "as_text": {"title": longer, **args},
+        },
+    )
 
 
 def _rest_after(text: str, verb: str) -> str:
@@ -179,14 +338,16 @@ def _strategy_command(text: str, lowered: str) -> Command | None:
         return None
     rest = _rest_after(text, verb)
     if verb == "set target":
-        head, clauses = _clauses(rest, ("in", "for"))
+        head, clauses = _clauses(rest, ("in", "for"), _A_PLAN)
         name, _, value = head.rpartition(" ")
         if not name.strip() or not value:
             raise GrammarError("Which KPI, to what? `set target SQLs 600`.", "edit_master_plan")
         targets = {"targets": [{"name": name.strip(), "target": value}]}
         plan = _first(clauses, "in", "for")
         return Command("edit_master_plan", targets | ({"plan": plan} if plan else {}))
-    head, clauses = _clauses(rest, ("north star", "title", "from", "to", "constraint"))
+    head, clauses = _clauses(
+        rest, ("north star", "title", "from", "to", "constraint"), {"from": _reads_as_date, "to": _reads_as_date}
+    )
     args: dict[str, Any] = {"plan": head} if head else {}
     for field_name, found in (("title", _first(clauses, "north star", "title")), ("start", _first(clauses, "from"))):
         if found:
@@ -196,6 +357,76 @@ def _strategy_command(text: str, lowered: str) -> Command | None:
     if clauses.get("constraint"):
         args["constraints"] = clauses["constraint"]
     return Command("edit_master_plan", args)
+
+
+_STATUS_WORDS = {
+    "done": "done",
+    "finished": "done",
+    "complete": "done",
+    "completed": "done",
+    "started": "doing",
+    "doing": "doing",
+    "in progress": "doing",
+    "blocked": "blocked",
+    "todo": "todo",
+    "to do": "todo",
+    "open": "todo",
+    "reopened": "todo",
+}
+_TASK = r"(#?t#?\d+)"
+_STATUS = "(" + "|".join(sorted(_STATUS_WORDS, key=len, reverse=True)) + ")"
+_EVERYDAY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), operation)
+    for pattern, operation in (
+        (
+            r"(?:please )?(?:show|give|open|see)(?: me)?(?: the| our| my)?(?: master)? plan(?: (?P<plan>#?p#?\d+))?",
+            "plan",
+        ),
+        (r"(?:show|list|see)(?: me)?(?: all)?(?: the| our)? plans", "plans"),
+        (r"(?:what's|whats|what is|anything) (?:due|on my plate|left)(?: for me)?(?: this week| today| now)?", "mine"),
+        (r"(?:show|list|see)(?: me)? my (?:tasks|week)", "mine"),
+        (r"(?:mark|set|move|put) " + _TASK + r" (?:as |to )?" + _STATUS, "status"),
+        (_TASK + r" (?:is )?(?:now )?" + _STATUS, "status"),
+        (
+            r"how(?: are|'re| is) (?:we|it|things|the plan) (?:doing|going)(?: (?:on|with|for|in) the)?"
+            r"(?: (?:on|with|for|in))?(?: plan)?(?: (?P<plan>#?p#?\d+))?",
+            "doing",
+        ),
+    )
+)
+_REMIND = re.compile(
+    r"remind (?P<who>@?\S+(?: \S+)?) (?:about|of|to) (?P<what>.+?)(?: (?P<by>on|by|before) (?P<when>[\w -]+))?",
+    re.IGNORECASE,
+)
+
+
+def _everyday(text: str) -> Command | None:
+    """What people write without thinking of commands ("show me the plan", "mark T3 done"), read as the command."""
+    sentence = text.strip(" ?!.")
+    for pattern, meaning in _EVERYDAY:
+        match = pattern.fullmatch(sentence)
+        if match is None:
+            continue
+        plan = match.groupdict().get("plan")
+        if meaning == "plan":
+            return Command("show_plan", {"plan": plan} if plan else {})
+        if meaning == "plans":
+            return Command("list_plans")
+        if meaning == "mine":
+            return Command("my_tasks")
+        if meaning == "doing":
+            return Command("how_are_we_doing", {"plan": plan} if plan else {})
+        task, status = match.group(1), match.group(2).lower()
+        return Command("set_task_status", {"task": task, "status": _STATUS_WORDS[status]})
+    if remind := _REMIND.fullmatch(sentence):
+        # Nudges follow tasks: the reminder asked for is a task of theirs, due that day (they hear of it before).
+        when = remind.group("when")
+        due = when if when and _reads_as_date(when) else "DATE"
+        what = (
+            remind.group("what") if due != "DATE" or not when else f"{remind.group('what')} {remind.group('by')} {when}"
+        )
+        raise UnknownCommand(text, f'add task "{what}" due {due} owner {remind.group("who")}')
+    return None
 
 
 def parse(text: str) -> Command:
@@ -215,6 +446,8 @@ def parse(text: str) -> Command:
         return Command("help", {"topic": _rest_after(text, verb)})
     if (strategy := _strategy_command(text, lowered)) is not None:
         return strategy
+    if (everyday := _everyday(text)) is not None:
+        return everyday
     if verb := starts("new plan", "new master plan", "create plan"):
         head, clauses = _clauses(_rest_after(text, verb), ("kpi", "constraint", "owner"))
         title, start, end = _window(head, "create_master_plan")
@@ -234,7 +467,7 @@ def parse(text: str) -> Command:
                 args["cadence"] = word.lower()
         return Command("draft_tactical_plans", args)
     if verb := starts("tactical", "new tactical", "add tactical"):
-        head, clauses = _clauses(_rest_after(text, verb), ("kpi", "owner", "in", "under"))
+        head, clauses = _clauses(_rest_after(text, verb), ("kpi", "owner", "in", "under"), _A_PLAN)
         title, start, end = _window(head, "add_tactical_plan")
         args = {"title": title, "start": start, "end": end, "kpis": [_kpi(k) for k in clauses.get("kpi", [])]}
         master = _first(clauses, "in", "under")
@@ -267,7 +500,9 @@ def parse(text: str) -> Command:
             raise GrammarError("Save which plan as what? `save playbook P2 as product launch`.", "save_playbook")
         return Command("save_playbook", {"plan": match.group(1), "name": match.group(2)})
     if verb := starts("use playbook"):
-        head, clauses = _clauses(_rest_after(text, verb), ("for", "from", "in", "owner"))
+        head, clauses = _clauses(
+            _rest_after(text, verb), ("for", "from", "in", "owner"), {"from": _reads_as_date, "in": _is_plan}
+        )
         if not head or not clauses.get("for") or not clauses.get("from"):
             raise GrammarError(
                 "Which playbook, for what, from when? `use playbook launch for May launch from 2026-05-04`.",
@@ -283,32 +518,11 @@ def parse(text: str) -> Command:
         rest = _rest_after(text, verb).strip(" ?")
         return Command("show_plan", {"plan": rest} if rest else {})
     if verb := starts("add task", "new task", "task add"):
-        head, clauses = _clauses(_rest_after(text, verb), ("to", "in", "due", "for", "owner", "milestone"))
-        if re.search(r"\s+milestone$", " " + head, re.IGNORECASE):
-            head, clauses["milestone"] = re.sub(r"\s*milestone$", "", head, flags=re.IGNORECASE), [""]
-        args = {"title": head}
-        if not head:
-            raise GrammarError("The task needs a title.", "add_task")
-        plan = _first(clauses, "to", "in")
-        if plan:
-            args["plan"] = plan
-        due = (clauses.get("due") or [""])[0]
-        owner = (clauses.get("for") or clauses.get("owner") or [""])[0]
-        for part_name, part in (("due", due), ("owner", owner)):
-            if part.lower().endswith(" milestone"):
-                clauses["milestone"] = [""]
-                part = part[: -len(" milestone")]
-            if part:
-                args[part_name] = part
-        if "milestone" in clauses or lowered.endswith(" milestone"):
-            args["milestone"] = True
-        if "due" not in args:
-            raise GrammarError("When is it due? Add `due <date>`.", "add_task")
-        return Command("add_task", args)
+        return _add_task(_rest_after(text, verb))
     if verb := starts("assign"):
         match = re.match(r"^(\S+)\s+to\s+(.+)$", _rest_after(text, verb), re.IGNORECASE)
         if not match:
-            raise GrammarError("Assign which task to whom? `assign T12 to <who>`.", "assign_task")
+            raise GrammarError("Assign which task to whom? `assign T12 to WHO`.", "assign_task")
         return Command("assign_task", {"task": match.group(1), "owner": match.group(2)})
     statuses: tuple[tuple[tuple[str, ...], str], ...] = (
         (("start",), "doing"),
@@ -320,7 +534,7 @@ def parse(text: str) -> Command:
             task, _ = _task_and_rest(_rest_after(text, verb), "set_task_status", f"{verbs[0]} T12")
             return Command("set_task_status", {"task": task, "status": status})
     if verb := starts("block"):
-        task, reason = _task_and_rest(_rest_after(text, verb), "set_task_status", "block T12 <reason>")
+        task, reason = _task_and_rest(_rest_after(text, verb), "set_task_status", "block T12 REASON")
         args = {"task": task, "status": "blocked"}
         if reason:
             args["reason"] = reason.removeprefix("because ").strip()
@@ -331,10 +545,14 @@ def parse(text: str) -> Command:
     if verb := starts("my tasks", "my week", "mine"):
         return Command("my_tasks")
     if verb := starts("task", "show task", "show"):
+        if verb == "show" and _is_plan(_rest_after(text, verb)):
+            return Command("show_plan", {"plan": _rest_after(text, verb)})
+        if verb == "show" and not re.match(r"#?t?#?\d+\b", _rest_after(text, verb), re.IGNORECASE):
+            raise UnknownCommand(text)  # "show me everything" is no question about a task
         task, _ = _task_and_rest(_rest_after(text, verb), "show_task", "task T12")
         return Command("show_task", {"task": task})
     if verb := starts("record", "log"):
-        head, clauses = _clauses(_rest_after(text, verb), ("on", "in", "for"))
+        head, clauses = _clauses(_rest_after(text, verb), ("on", "in", "for"), {"on": _reads_as_date, **_A_PLAN})
         match = re.match(r"^(.+?)\s*(?:=|:|\s)\s*(-?[\d.,]+[km%]?)$", head, re.IGNORECASE)
         if not match:
             raise GrammarError("Record which metric at what value? `record SQLs 140`.", "record_metric")

@@ -15,6 +15,7 @@ from bot.operations import (
     metrics,
     plans,
     policy,
+    readings,
     tasks,
 )
 from bot.operations.base import BadArguments, Caller, Context, Operation, Registry, Reply, UnknownOperation
@@ -31,7 +32,7 @@ async def show_help(context: Context, args: Mapping[str, Any]) -> Reply:
             if topic in op.name.replace("_", " ") or any(line.lower().startswith(topic) for line in op.usage)
         ]
         if matches:
-            return Reply(text="\n\n".join(f"{op.summary}\n{messages.usage_of(op.usage)}" for op in matches))
+            return Reply(text="\n\n".join(f"{op.summary}\n\n{messages.usage_of(op.usage)}" for op in matches))
     return Reply(text=messages.HELP)
 
 
@@ -60,6 +61,7 @@ def default_registry() -> Registry:
             *approvals.OPERATIONS,
             *decisions.OPERATIONS,
             *policy.OPERATIONS,
+            *readings.OPERATIONS,
         )
     )
 

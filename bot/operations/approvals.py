@@ -166,7 +166,7 @@ async def show_approvers(context: Context, args: Mapping[str, Any]) -> Reply:
     lines = [f"{gate_label(gate)}: {gates[gate]} ({held_by(gates[gate])})" for gate in GATES]
     unmapped = sorted(set(holders) - set(gates.values()))
     lines += [f"Role {role} (approves no gate): {held_by(role)}" for role in unmapped]
-    lines.append("Admins: `approvers add <role> <@person>` · `approvers map <category> <role>`.")
+    lines.append("Admins: `approvers add ROLE @PERSON` · `approvers map CATEGORY ROLE`.")
     return Reply(cards=(message_card("Who approves what", lines),))
 
 

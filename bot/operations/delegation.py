@@ -46,7 +46,7 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
     tenant = context.caller.tenant_id
     entries = await delegator.registry(tenant).list_adapters()
     if not entries:
-        return Reply(text="No adapters yet. Register one with `adapter add <mcp|browser> <name> <config JSON>`.")
+        return Reply(text="No adapters yet. Register one with `adapter add mcp NAME CONFIG` (CONFIG as JSON).")
     circuits = await delegator.breakers(tenant).states()
     lines = []
     for entry in entries:
@@ -181,7 +181,7 @@ async def show_delegations(context: Context, args: Mapping[str, Any]) -> Reply:
     else:
         found = await delegations.list_delegations(limit=20)
     if not found:
-        return Reply(text="No delegations yet. Delegate a task with `delegate T12 to <adapter> <capability>`.")
+        return Reply(text="No delegations yet. Delegate a task with `delegate T12 to ADAPTER CAPABILITY`.")
     lines = [
         f"D{d.id} T{d.task_id} → {d.adapter} {d.capability}: {d.status.value}"
         + (f" in {d.seconds:.1f} s" if d.seconds is not None else "")

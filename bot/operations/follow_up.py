@@ -77,7 +77,7 @@ async def show_outbox(context: Context, args: Mapping[str, Any]) -> Reply:
         f"{letter.last_error[:160]}"
         for letter in letters
     ]
-    note = "Put them back with `outbox replay <ids>` or `outbox replay all`." if letters else ""
+    note = "Put them back with `outbox replay 12 13` or `outbox replay all`." if letters else ""
     return _rules_reply("Outbox and dead letters", lines, note)
 
 

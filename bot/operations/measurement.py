@@ -30,7 +30,7 @@ async def measured(
     *,
     recommender: Recommender | None = None,
 ) -> tuple[MeasurementReport, dict[str, Any]]:
-    """The report of the master plan of `plan_id` with its card (chart inline); its recommendations are logged."""
+    """The report of the plan `plan_id` with its card (chart inline); its recommendations are logged."""
     report = await services.measurement.report(plan_id, as_of, recommender or RuleRecommender())
     await log_recommendations(services.decisions, report, report.recommendations, at=services.clock())
     # Drawing takes a few hundred milliseconds of CPU on a year's plan: off the event loop, which serves every chat.
@@ -78,7 +78,7 @@ async def save_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
         ", ".join(f"{literal(m['name'])} {m['target']:g} ({m['learned']})" for m in content["metrics"]) or "no KPI"
     )
     name = " ".join(name.split()).lower()  # as the playbook is saved
-    use = inline_code(f"use playbook {name} for <title> from <date>", limit=MAX_COMMAND_CHARS)
+    use = inline_code(f"use playbook {name} for TITLE from DATE", limit=MAX_COMMAND_CHARS)
     return Reply(
         text=f"Saved playbook {literal(repr(name))} from P{plan.id}: {len(content['tasks'])} task(s) over "
         f"{content['window_days']} days; targets for next time: {targets}. Start a plan from it with {use}."
@@ -107,7 +107,7 @@ async def use_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
 async def list_playbooks(context: Context, args: Mapping[str, Any]) -> Reply:
     names = await context.services.playbooks.names()
     if not names:
-        return Reply(text="No playbook yet. Save one from a tactical plan: `save playbook P2 as <name>`.")
+        return Reply(text="No playbook yet. Save one from a tactical plan: `save playbook P2 as NAME`.")
     return Reply(text="Playbooks: " + ", ".join(literal(name) for name in names) + ".")
 
 

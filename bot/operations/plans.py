@@ -9,6 +9,7 @@ create: there is no strategy yet to change, and whoever creates it leads it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from bot.cards import member_week, plan_overview
@@ -182,6 +183,9 @@ async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         # The plan, its tree and its owners' names in one read; `plan_arg` only when no one master plan is meant,
         # to say which plans there are to choose from (or that there is none yet).
         found = await context.plans.owned_rollup(plan_id, context.today)
+        named_plan = found.rollup.find(plan_id) if found is not None and plan_id is not None else None
+        if found is not None and named_plan is not None:
+            found = replace(found, rollup=named_plan)  # the plan asked for, not the master plan of its tree
         if found is None:
             plan = await context.plan_arg(args, tier=Tier.MASTER)
             found = await context.plans.owned_rollup(plan.id, context.today)
@@ -215,8 +219,6 @@ async def list_plans(context: Context, args: Mapping[str, Any]) -> Reply:
 
     def walk(parent: int | None, depth: int) -> None:
         for plan in by_parent.get(parent, []):
-            if plan.tier is Tier.WEEKLY and not plan.window.includes(context.today):
-                continue
             lines.append(
                 f"{'  ' * depth}- P{plan.id} {literal(plan.title)} ({plan.window.start.isoformat()} to "
                 f"{plan.window.end.isoformat()})"

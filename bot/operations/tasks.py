@@ -86,10 +86,11 @@ async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
     if owner_name:
         text += f", owned by {_owner(owner_key, owner_name)}."
     else:
-        text += f". Nobody owns it yet: `assign T{task.id} to <who>`."
+        text += f". Nobody owns it yet: `assign T{task.id} to WHO`."
     if owner_key and owner_key == owner_name and owner_key != context.caller.user_id:
         text += messages.unknown_owner_note(owner_name)
-    return await _task_reply(context, task, text, from_card=False)
+    # Picked on a card that asked which reading was meant: the task replaces the question.
+    return await _task_reply(context, task, text, from_card=bool(args.get("from_card")))
 
 
 async def assign_task(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -169,7 +170,7 @@ OPERATIONS = (
     Operation(
         name="add_task",
         summary="Add a task to a tactical (or weekly) plan, with its due date, optional owner and milestone flag.",
-        usage=("add task <title> [to P2] due <date> [for <who>] [milestone]",),
+        usage=("add task <title> [to P2] due <date> [owner <who>] [milestone]",),
         parameters={
             "type": "object",
             "properties": {

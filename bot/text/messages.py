@@ -2,53 +2,59 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from bot.cards.markdown import Markdown, excerpt, inline_code, literal, literal_prose, markdown
 from planner.domain.messages import MessageKind
 from planner.domain.model import Plan, Tier
 
-HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday…):
+HELP = """Here is what I understand. Ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday or \
+tomorrow. Every example works as written; a word in CAPITALS is yours to fill in.
 
 **Plans**
-- `new plan <north star> from <date> to <date> [kpi <name> <target> [unit] [from <baseline>] [tolerance 10%]]…`
-- `tactical <title> from <date> to <date> [in P1] [owner <who>] [kpi …]`
-- `derive tactical [P1] [monthly|fortnightly|quarterly]`: a proposal to save or discard
-- `week [P2] [2026-W07]`: derive this week's plan from a tactical plan
-- `plan [P1]`: the plan tree with progress and health · `plans`: every plan
-- `set target <KPI> <value> [in P1]` · `edit master [P1] [north star <text>] [from <date>] [to <date>]`
-  `[constraint <text>]…`: a change of strategy, the plan leader's own or held for their approval
+- `new plan 500 SQLs by 31 March from 2026-01-01 to 2026-03-31 kpi SQLs 500`: the master plan; add \
+`kpi pipeline 2m USD from 100k tolerance 10%` or `constraint no paid social` as often as you need
+- `tactical Spring launch from 2026-02-02 to 2026-03-13 in P1 owner me kpi SQLs 200`: a tactical plan
+- `derive tactical P1 monthly`: tactical plans proposed, to save or discard (or `fortnightly`, `quarterly`)
+- `week P2`: this week's plan from a tactical plan (`week P2 2026-W07` for another week)
+- `plan`: the plan tree with progress and health · `plan P2`: one plan · `plans`: every plan
+- `set target SQLs 600 in P1` · `edit master P1 north star 600 SQLs by 31 March` (or `from DATE`, `to DATE`, \
+`constraint TEXT`): a change of strategy, the plan leader's own or held for their approval
 
 **Tasks**
-- `add task <title> [to P2] due <date> [for <who>] [milestone]`
-- `assign T12 to <who>` · `start T12` · `done T12` · `block T12 <reason>` · `reopen T12`
-- `snooze T12 [2 days|4 hours]` · `task T12` · `my tasks`
+- `add task Draft the launch brief due friday owner Sam`: a title may hold any words; quotes are welcome: \
+`add task "Plan for Q1 webinar" to P2 due 2026-03-20 owner me milestone`
+- `assign T12 to Sam` · `start T12` · `done T12` · `block T12 waiting for legal` · `reopen T12`
+- `snooze T12 2 days` · `task T12` · `my tasks`
 
 **Metrics**
-- `record <metric> <value> [on <date>] [in P1]`
-- `how are we doing [P1]`: figures, a chart, forecasts and what to do next
-- `retro [P2]`: a tactical plan's retrospective · `save playbook P2 as <name>` · `playbooks`
-- `use playbook <name> for <title> from <date> [in P1]`: a new tactical plan from a playbook
+- `record SQLs 140` (or `record SQLs 140 on 2026-02-15 in P2`)
+- `how are we doing`: figures, a chart, forecasts and what to do next (`how are we doing P2` for one plan)
+- `retro P2`: a tactical plan's retrospective · `save playbook P2 as product launch` · `playbooks`
+- `use playbook product launch for May launch from 2026-05-04 in P1`: a new tactical plan from a playbook
 
 **Drafts**
 - `save draft 3` · `discard draft 3`
 
 **Delegation**
-- `delegate T12 to <adapter> <capability> [{"input": "as JSON"}]` · `delegations [T12]`
-- admins: `adapters` · `adapter add <mcp|browser> <name> <config JSON>` · `adapter test|enable|disable|remove <name>`
+- `delegate T12 to hubspot draft_email {"topic": "spring launch"}` · `delegations T12`
+- admins: `adapters` · `adapter add mcp NAME CONFIG` (CONFIG as JSON) · `adapter test hubspot` (or `enable`, \
+`disable`, `remove`)
 
 **Follow-up**
 - `triggers`: when I nudge, and for whom · `triggers set lead 2` · `triggers off weekly` · `triggers reset`
 - `outbox` (admins): messages waiting, and the ones Teams refused · `outbox replay 12 13` or `outbox replay all`
 
 **Governance**
-- `approvals`: what waits for your approval · `approve A3 [note]` · `reject A3 [because …]` (or the card's buttons)
-- `approvers`: who approves what · admins: `approvers add <role> <@person>` · `approvers remove <role> <@person>`
-- admins: `approvers map <strategy|audience|budget|regulated_claim|brand_creative|personal_data|flagged> <role>`
-- `why T12` · `why D5` · `why decision 17`: the decisions behind it, in plain words · `decisions [T12]`: the log
-- admins: `policy`: the rules agents work under · `policy load <rules as JSON>` (YAML files: `cos policy load`)
+- `approvals`: what waits for your approval · `approve A3 looks good` · `reject A3 because the budget is spent` \
+(or the card's buttons)
+- `approvers`: who approves what · admins: `approvers add legal @PERSON` · `approvers remove legal @PERSON` · \
+`approvers map budget finance`
+- `why T12` · `why D5` · `why decision 17`: the decisions behind it, in plain words · `decisions T12`: the log
+- admins: `policy`: the rules agents work under · `policy load RULES` (RULES as JSON; YAML files: `cos policy load`)
 
-`help <command>` shows one command. With an Anthropic key configured you can also just write what you want."""
+`help add task` shows one command. With an Anthropic key configured you can also just write what you want."""
 
 WELCOME_TEXT = "Hi, I'm your chief of staff. Type `help` to see what I can do."
 EMPTY_MESSAGE = "I didn't get any text. Type `help` to see what I can do."
@@ -80,16 +86,56 @@ def question_for(agent: str, question: str, minutes: int) -> str:
 
 
 def unknown_command(word: str, suggestion: str | None) -> str:
-    hint = f" Did you mean `{suggestion}`?" if suggestion else ""
-    return f"I don't know the command {inline_code(word)}.{hint} Type `help` to see what I understand."
+    """The answer to text that is no command, on a bot without a language model (with one, the model reads it)."""
+    hint = f" Did you mean {inline_code(suggestion, limit=160)}?" if suggestion else ""
+    return (
+        f"I don't know the command {inline_code(word)}.{hint} Type `help` to see what I understand: without an "
+        "Anthropic key (ANTHROPIC_API_KEY) I read commands, not free text."
+    )
+
+
+_PLACEHOLDER = re.compile(r"<(@?)([^<>|]+)>")
+
+
+def placeholders_in_capitals(line: str) -> str:
+    """`<date>` as `DATE`: Teams shows angle brackets in a message as `&lt;date&gt;`."""
+    return (
+        _PLACEHOLDER.sub(lambda m: m.group(1) + "-".join(m.group(2).upper().split()), line)
+        .replace("<", "")
+        .replace(">", "")
+    )
 
 
 def usage_of(usage: Sequence[str]) -> str:
-    return "\n".join(f"`{line}`" for line in usage)
+    """Usage lines as code, side by side: Teams joins lines that one line break separates."""
+    return " · ".join(f"`{placeholders_in_capitals(line)}`" for line in usage)
 
 
 def refused(reason: str, usage: Sequence[str]) -> str:
     return f"{reason}\n\nUsage:\n{usage_of(usage)}" if usage else reason
+
+
+def cannot_read_two_ways(operation: str) -> str:
+    return f"I only weigh two readings of a task to add, not of {literal(excerpt(operation))}."
+
+
+def readings_question(name: str) -> str:
+    return f"Is {excerpt(name)} the task's owner, or part of its title? I changed nothing yet."
+
+
+def reading_with_owner(title: str, owner: str) -> str:
+    return f"“{excerpt(title, 50)}”, owned by {excerpt(owner, 30)}"
+
+
+def reading_as_title(title: str) -> str:
+    return f"“{excerpt(title, 70)}”, no owner yet"
+
+
+def read_as_title(name: str) -> str:
+    return (
+        f"(I kept “for {literal(name)}” in the title: nobody called {literal(name)} has talked to me yet. To make "
+        f"them the owner, @mention them or say `owner NAME`.)"
+    )
 
 
 def missing(name: str) -> str:
@@ -98,10 +144,10 @@ def missing(name: str) -> str:
 
 def no_plan_yet(tier: Tier | None) -> str:
     if tier is Tier.TACTICAL:
-        return "There is no tactical plan yet: add one with `tactical <title> from <date> to <date>`."
+        return "There is no tactical plan yet: add one with `tactical TITLE from DATE to DATE`."
     if tier is Tier.WEEKLY:
         return "There is no weekly plan yet: derive one with `week`."
-    return "There is no plan yet: start with `new plan <north star> from <date> to <date> kpi <name> <target>`."
+    return "There is no plan yet: start with `new plan NORTH-STAR from DATE to DATE kpi NAME TARGET`."
 
 
 def which_plan(candidates: Sequence[Plan]) -> str:
@@ -137,7 +183,7 @@ NO_DECISION_MATCHES = (
     "I found no recent decision that fits that question. Name what you mean: `why T12`, `why D5` or "
     "`why decision 17`; `decisions` lists the latest ones."
 )
-DECISIONS_HINT = "Ask `why decision <number>` to have one explained."
+DECISIONS_HINT = "Ask `why decision NUMBER` to have one explained."
 
 
 def no_decisions_about(what: str) -> str:
@@ -156,8 +202,8 @@ def decision_line(*, seq: int, when: str, actor: str, verdict: str, subject: str
 
 NO_POLICY = (
     "No policy rules are loaded: agents act on their own, except where a person must approve (strategy, audiences, "
-    "budget, regulated claims, brand-critical creative, personal data). Load rules with `policy load <JSON>`, or "
-    "`cos policy load rules.yaml --tenant <tenant id>` from a shell."
+    "budget, regulated claims, brand-critical creative, personal data). Load rules with `policy load JSON`, or "
+    "`cos policy load rules.yaml --tenant TENANT-ID` from a shell."
 )
 
 
@@ -168,7 +214,7 @@ def policy_summary(version: int, rules: int, loaded_by: str, when: str) -> Markd
 
 
 def more_rules(count: int) -> str:
-    return f"…and {count} more: `cos policy show --tenant <tenant id>` prints them all."
+    return f"…and {count} more: `cos policy show --tenant TENANT-ID` prints them all."
 
 
 def policy_loaded(version: int, rules: int) -> str:
@@ -192,7 +238,7 @@ def approved_and_run(approval: str, outcome: str) -> str:
 
 
 def nothing_to_change() -> str:
-    return "What should change? `set target SQLs 600`, or `edit master north star <text>` (or from/to/constraint)."
+    return "What should change? `set target SQLs 600`, or `edit master north star TEXT` (or from/to/constraint)."
 
 
 def no_such_kpi(name: str, plan_id: int, known: str) -> str:

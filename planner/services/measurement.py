@@ -80,6 +80,25 @@ class Measurement:
         self.tenant_id = tenant_id
         self.plans = Plans(store, tenant_id)
 
+    async def facts_of_plan(self, plan_id: int) -> MeasurementFacts:
+        """The facts of the plan `plan_id` alone: a master plan's (`facts`), or a tactical or weekly plan's as the
+        root of its own report: its tasks, and its KPIs (a week: those of the tactical plan it serves). Raises
+        PlanNotFound."""
+        plan = await self.plans.get_plan(plan_id)
+        master = await self.facts(plan_id)
+        if plan.tier is Tier.MASTER:
+            return master
+        tasks = {t.id for t in await self.plans.list_tasks(plan.id)}
+        measured = plan.parent_id if plan.tier is Tier.WEEKLY else plan.id
+        return MeasurementFacts(
+            master=plan,
+            tasks=tuple(t for t in master.tasks if t.id in tasks),
+            carried_over=tuple((week, task) for week, task in master.carried_over if task in tasks),
+            series=tuple(s for s in master.series if s.plan.id == measured),
+            delegations=tuple(d for d in master.delegations if d.task_id in tasks),
+            approvals=master.approvals,
+        )
+
     async def facts(self, plan_id: int) -> MeasurementFacts:
         """The facts of the master plan of `plan_id` (a master or tactical plan). Raises PlanNotFound."""
         plan = await self.plans.get_plan(plan_id)
@@ -122,8 +141,8 @@ class Measurement:
         )
 
     async def report(self, plan_id: int, as_of: date, recommender: Recommender | None = None) -> MeasurementReport:
-        """Figures, forecasts and recommendations for the master plan of `plan_id`. Raises PlanNotFound."""
-        report = measure(await self.facts(plan_id), as_of)
+        """Figures, forecasts and recommendations of the plan `plan_id` (`facts_of_plan`). Raises PlanNotFound."""
+        report = measure(await self.facts_of_plan(plan_id), as_of)
         recommendations = await (recommender or RuleRecommender()).recommend(report)
         return MeasurementReport(
             facts=report.facts,

@@ -54,7 +54,7 @@ async def test_a_bad_setting_gets_the_accepted_values_and_changes_nothing(store:
     reply = await run(store, clock, "triggers set budget lots")
     assert not reply.ok
     assert "whole number from 1 to 100" in reply.text
-    assert "triggers set <lead|" in reply.text
+    assert "triggers set lead|" in reply.text
     unknown = await run(store, clock, "triggers off sometimes")
     assert "approaching, slipped" in unknown.text
     assert (await TenantTriggerRules(store).of(TENANT)).daily_budget == 5

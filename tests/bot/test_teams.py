@@ -130,7 +130,7 @@ async def test_malformed_command_shows_usage_and_changes_nothing(lead: TeamsUser
     assert "YYYY-MM-DD" in reply
     assert "Usage" in reply
     [reply] = await lead.ask("add task Write brief")
-    assert "due <date>" in reply
+    assert "`due DATE`" in reply
     [reply] = await lead.ask("dnoe T1")
     assert "Did you mean `done`" in reply
     assert await count(lead.running.store, plans) == 0

@@ -102,7 +102,7 @@ async def test_a_message_as_long_as_the_bot_reads_is_read(lead: TeamsUser) -> No
 async def test_an_unknown_word_is_repeated_back_cut_short(lead: TeamsUser) -> None:
     [said] = await lead.ask("[✅Approve](https://evil.example)" + "x" * 3000)
     assert said.startswith("I don't know the command `")
-    assert len(said) < 200
+    assert len(said) < 250  # 60 characters of the 3,000 typed, a suggestion and how free text is read
     assert "…`" in said
 
 

@@ -1,0 +1,342 @@
+"""Say what you mean, get what you said: a task's title may hold any words, and a sentence that reads two ways is
+asked about, never guessed."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.grammar import Command, GrammarError, UnknownCommand, parse
+from bot.operations import Caller, Context, Reply, default_registry
+from bot.text import messages
+from planner.domain.model import Window
+from planner.services.directory import Directory
+from planner.services.plans import Plans
+from planner.services.tenants import Tenants
+from planner.store import Store
+from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.conftest import TENANT as BOT_TENANT
+from tests.bot.conftest import TeamsUser
+from tests.conftest import FakeClock
+
+TENANT = "contoso"
+
+
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        (
+            "add task Draft brief for launch event owner Sam due Friday",
+            {"title": "Draft brief for launch event", "owner": "Sam", "due": "Friday"},
+        ),
+        ("add task Send invite to partners due friday", {"title": "Send invite to partners", "due": "friday"}),
+        ("add task Launch in Paris due 31 March", {"title": "Launch in Paris", "due": "31 March"}),
+        ("add task Check due diligence pack due friday", {"title": "Check due diligence pack", "due": "friday"}),
+        ("add task Prepare milestone review due friday", {"title": "Prepare milestone review", "due": "friday"}),
+        (
+            "add task Send invite to partners to P2 due friday for me milestone",
+            {"title": "Send invite to partners", "plan": "P2", "due": "friday", "owner": "me", "milestone": True},
+        ),
+        (
+            "add task Plan for Q1 webinar due friday for Sam",
+            {"title": "Plan for Q1 webinar", "due": "friday", "owner": "Sam"},
+        ),
+        (
+            'add task "Plan for Q1 webinar for Sam" due friday',
+            {"title": "Plan for Q1 webinar for Sam", "due": "friday"},
+        ),
+        ("add task 'Move it to P3' due friday", {"title": "Move it to P3", "due": "friday"}),
+        (
+            "add task \u201cMove the stand to Hall 4 due to works\u201d due 31 March owner @Sam",
+            {"title": "Move the stand to Hall 4 due to works", "due": "31 March", "owner": "@Sam"},
+        ),
+        ("add task Sam's brief due tomorrow", {"title": "Sam's brief", "due": "tomorrow"}),
+        ("add task Draft the brief by friday", {"title": "Draft the brief", "due": "friday"}),
+        ("add task Grow SQLs by 10% by friday", {"title": "Grow SQLs by 10%", "due": "friday"}),
+    ],
+)
+def test_a_task_title_keeps_every_word_it_was_given(text: str, args: dict[str, Any]) -> None:
+    assert parse(text) == Command("add_task", args)
+
+
+def test_a_title_keeps_its_words_as_typed_in_both_readings() -> None:
+    command = parse("add task Plan For Q1 webinar FOR Sam due friday")
+    assert command.args["as_person"]["title"] == "Plan For Q1 webinar"
+    assert command.args["as_text"]["title"] == "Plan For Q1 webinar FOR Sam"
+    assert parse("add task for Sam due friday") == Command("add_task", {"title": "for Sam", "due": "friday"})
+
+
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        (
+            "tactical Launch in Paris from 2026-01-05 to 2026-02-27 in P1 owner Sam",
+            {"title": "Launch in Paris", "start": "2026-01-05", "end": "2026-02-27", "kpis": [], "master": "P1"}
+            | {"owner": "Sam"},
+        ),
+        ("set target SQLs in EMEA 600", {"targets": [{"name": "SQLs in EMEA", "target": "600"}]}),
+        ("set target SQLs 600 in P1", {"targets": [{"name": "SQLs", "target": "600"}], "plan": "P1"}),
+        ("edit master north star Grow from 500 to 600 SQLs", {"title": "Grow from 500 to 600 SQLs"}),
+        ("record sign ups in EMEA 40", {"metric": "sign ups in EMEA", "value": "40"}),
+        ("record SQLs 140 on 2026-02-15 in P2", {"metric": "SQLs", "value": "140", "on": "2026-02-15", "plan": "P2"}),
+        (
+            "use playbook launch for Launch in Paris from 2026-05-04 in P1",
+            {"name": "launch", "title": "Launch in Paris", "start": "2026-05-04", "master": "P1"},
+        ),
+    ],
+)
+def test_in_for_on_from_and_to_start_a_clause_only_where_one_reads(text: str, args: dict[str, Any]) -> None:
+    assert parse(text).args == args
+
+
+def test_a_for_right_after_the_title_is_read_both_ways_for_the_bot_to_weigh() -> None:
+    command = parse("add task Plan for Q1 webinar for Sam due friday")
+    assert command == Command(
+        "choose_reading",
+        {
+            "operation": "add_task",
+            "person": "Sam",
+            "as_person": {"title": "Plan for Q1 webinar", "due": "friday", "owner": "Sam"},
+            "as_text": {"title": "Plan for Q1 webinar for Sam", "due": "friday"},
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("add task Plan for Q1 webinar for Sam", "When is it due?"),
+        ("add task X due friday to celebrate", "X due friday to celebrate"),
+        ('add task "Brief" to the agency due friday', "to the agency"),
+        ("add task due friday", "needs a title"),
+    ],
+)
+def test_a_task_sentence_that_does_not_read_is_refused_saying_what_was_read(text: str, says: str) -> None:
+    with pytest.raises(GrammarError, match=says) as refused:
+        parse(text)
+    assert refused.value.operation == "add_task"
+
+
+# ---- against a store: the readings weighed with the people the bot knows ---------------------------------------------
+
+
+async def a_plan(store: Store) -> None:
+    plans = Plans(store, TENANT)
+    window = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
+    master = await plans.create_master_plan(title="Q1", owner="aad-lead", window=window, actor="aad-lead")
+    await plans.create_tactical_plan(master.id, title="Launch", owner="aad-lead", window=window, actor="aad-lead")
+
+
+async def say(store: Store, clock: FakeClock, text: str, mentions: dict[str, str] | None = None) -> Reply:
+    command = parse(text)
+    caller = Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead", mentions=mentions or {})
+    return await default_registry().run(command.operation, Context(Tenants(store), caller, clock=clock), command.args)
+
+
+async def tasks_of(store: Store) -> list[tuple[str, str | None]]:
+    plans = Plans(store, TENANT)
+    return [(t.title, t.owner) for t in await plans.list_tasks(2)]
+
+
+async def test_a_name_nobody_has_stays_in_the_title(store: Store, clock: FakeClock) -> None:
+    await a_plan(store)
+    reply = await say(store, clock, "add task Plan for Q1 webinar for Sam due friday")
+    assert reply.ok, reply.text
+    assert await tasks_of(store) == [("Plan for Q1 webinar for Sam", None)]
+    assert "Nobody owns it yet" in reply.text
+    assert "I kept “for Sam” in the title: nobody called Sam has talked to me yet." in reply.text
+
+
+async def test_an_at_mention_or_me_after_for_is_the_owner(store: Store, clock: FakeClock) -> None:
+    await a_plan(store)
+    await say(store, clock, "add task Plan for Q1 webinar for @Sam due friday", {"sam": "aad-sam"})
+    await say(store, clock, "add task Book travel for me due friday")
+    assert await tasks_of(store) == [("Plan for Q1 webinar", "aad-sam"), ("Book travel", "aad-lead")]
+
+
+async def test_a_known_persons_name_is_asked_about_and_nothing_changes_until_a_reading_is_picked(
+    store: Store, clock: FakeClock
+) -> None:
+    await a_plan(store)
+    await Directory(store, TENANT).remember_person("aad-sam", "Sam")
+    reply = await say(store, clock, "add task Thank-you note for Sam due friday")
+    assert await tasks_of(store) == []
+    [card] = reply.cards
+    assert schema_errors(card) == []
+    assert "Is Sam the task's owner, or part of its title? I changed nothing yet." in all_text(card)
+    owner, title = card["actions"]
+    assert owner["title"] == "\u201cThank-you note\u201d, owned by Sam"
+    assert title["title"] == "\u201cThank-you note for Sam\u201d, no owner yet"
+    assert owner["data"] == {"verb": "add_task", "title": "Thank-you note", "due": "friday", "owner": "Sam"}
+    assert title["data"] == {"verb": "add_task", "title": "Thank-you note for Sam", "due": "friday"}
+
+    # The button carries the whole operation; the task it adds replaces the question on the card.
+    args = {k: v for k, v in owner["data"].items() if k != "verb"} | {"from_card": True}
+    caller = Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead")
+    picked = await default_registry().run("add_task", Context(Tenants(store), caller, clock=clock), args)
+    assert picked.card_update is not None
+    assert "Thank-you note" in all_text(picked.card_update)
+    assert await tasks_of(store) == [("Thank-you note", "aad-sam")]
+
+
+async def test_the_reading_operation_runs_only_the_operations_it_weighs(store: Store, clock: FakeClock) -> None:
+    caller = Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead")
+    args = {"operation": "load_policy", "person": "me", "as_person": {}, "as_text": {}}
+    reply = await default_registry().run("choose_reading", Context(Tenants(store), caller, clock=clock), args)
+    assert not reply.ok
+    assert "only weigh" in reply.text
+
+
+# ---- without an LLM key: everyday phrasings -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("show me the plan", Command("show_plan")),
+        ("Show me the plan P4?", Command("show_plan", {"plan": "P4"})),
+        ("plan P4", Command("show_plan", {"plan": "P4"})),
+        ("show all plans", Command("list_plans")),
+        ("show P2", Command("show_plan", {"plan": "P2"})),
+        ("show T3", Command("show_task", {"task": "T3"})),
+        ("what's due this week?", Command("my_tasks")),
+        ("What is due today", Command("my_tasks")),
+        ("mark T3 done", Command("set_task_status", {"task": "T3", "status": "done"})),
+        ("mark T3 as in progress", Command("set_task_status", {"task": "T3", "status": "doing"})),
+        ("T3 is blocked", Command("set_task_status", {"task": "T3", "status": "blocked"})),
+        ("how are we doing", Command("how_are_we_doing")),
+        ("how are we doing?", Command("how_are_we_doing")),
+        ("how are we doing P4", Command("how_are_we_doing", {"plan": "P4"})),
+        ("how is it going on P4?", Command("how_are_we_doing", {"plan": "P4"})),
+    ],
+)
+def test_everyday_phrasings_read_as_the_command_they_mean(text: str, command: Command) -> None:
+    assert parse(text) == command
+
+
+def test_a_reminder_asked_for_in_words_is_answered_with_the_command_that_gives_one() -> None:
+    with pytest.raises(UnknownCommand) as unknown:
+        parse("remind Sam about the blog on Wednesday")
+    assert unknown.value.suggestion == 'add task "the blog" due Wednesday owner Sam'
+    assert parse(unknown.value.suggestion) == Command(
+        "add_task", {"title": "the blog", "due": "Wednesday", "owner": "Sam"}
+    )
+    said = messages.unknown_command(unknown.value.word, unknown.value.suggestion)
+    assert 'Did you mean `add task "the blog" due Wednesday owner Sam`?' in said
+    assert "without an Anthropic key (ANTHROPIC_API_KEY) I read commands, not free text" in said
+
+
+@pytest.mark.parametrize(
+    ("text", "closest"),
+    [
+        ("dnoe T1", "done"),
+        ("shw plan", "show plan"),
+        ("what is our pipeline looking like", "how are we doing"),
+        ("is anything overdue", "my tasks"),
+        ("who signs off the budget", "approvals"),
+        ("show me the overdue tasks", "my tasks"),
+    ],
+)
+def test_text_that_is_no_command_is_answered_with_the_closest_command(text: str, closest: str) -> None:
+    with pytest.raises(UnknownCommand) as unknown:
+        parse(text)
+    assert unknown.value.suggestion == closest
+
+
+async def plans_of_a_quarter(store: Store) -> None:
+    """P1 the quarter, P2 and P3 tactical plans, P4 the weekly plan of P3 for next week."""
+    plans = Plans(store, TENANT)
+    quarter = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
+    master = await plans.create_master_plan(title="Q1", owner="aad-lead", window=quarter, actor="aad-lead")
+    await plans.create_tactical_plan(master.id, title="Webinars", owner="aad-lead", window=quarter, actor="aad-lead")
+    launch = await plans.create_tactical_plan(
+        master.id, title="Launch", owner="aad-lead", window=quarter, actor="aad-lead"
+    )
+    await plans.add_task(launch.id, title="Brief the agency", due_on=date(2026, 1, 14), actor="aad-lead")
+    weekly, _ = await plans.derive_weekly_plan(launch.id, "2026-W03", actor="aad-lead")
+    assert weekly.id == 4
+
+
+@pytest.mark.parametrize(("plan", "title"), [("P3", "Launch"), ("P4", "Launch")])
+async def test_plan_and_how_are_we_doing_answer_about_the_plan_named(
+    store: Store, clock: FakeClock, plan: str, title: str
+) -> None:
+    await plans_of_a_quarter(store)
+    [card] = (await say(store, clock, f"plan {plan}")).cards
+    assert card["body"][0]["text"].startswith(title)
+    assert plan in card["body"][1]["text"]
+    doing = await say(store, clock, f"how are we doing {plan}")
+    assert doing.ok, doing.text
+    assert "Q1" not in doing.text
+    assert plan in doing.text
+
+
+async def test_plans_lists_every_plan_weekly_plans_too(store: Store, clock: FakeClock) -> None:
+    await plans_of_a_quarter(store)
+    listed = (await say(store, clock, "plans")).text
+    assert [line.split()[1] for line in listed.splitlines()[1:]] == ["P1", "P2", "P3", "P4"]
+
+
+async def test_without_a_key_the_bot_answers_free_text_with_the_command_to_use(lead: TeamsUser) -> None:
+    [reply] = await lead.ask("remind Sam about the blog on Wednesday")
+    assert 'Did you mean `add task "the blog" due Wednesday owner Sam`?' in reply
+    assert "ANTHROPIC_API_KEY" in reply
+    [reply] = await lead.ask("show me the plan")
+    assert "There is no plan yet" in reply
+
+
+async def test_in_teams_the_reading_picked_on_the_card_replaces_the_question_with_the_task(lead: TeamsUser) -> None:
+    connector = lead.running.connector
+    sam = TeamsUser(lead.running, user_id="aad-sam", name="Sam", conversation_id="a:personal-sam")
+    await sam.ask("help")  # Sam says hello first, so the bot knows the name
+    await lead.ask("new plan Q1 from 2026-01-01 to 2026-03-31")
+    await lead.ask("tactical Launch from 2026-01-01 to 2026-03-31")
+    before = len(connector.sent)
+    [question_text] = await lead.ask("add task Thank-you note for Sam due 2026-01-09")
+    assert question_text == ""  # the card asks, alone
+    question = connector.sent[before]
+    [card] = [a["content"] for a in question.body["attachments"]]
+    assert await Plans(lead.running.store, BOT_TENANT).list_tasks(2) == []
+
+    as_title = card["actions"][1]["data"]
+    clicked = len(connector.sent)
+    await lead.post(lead.activity(text=None, value=as_title, replyToId=question.activity_id))
+    await connector.wait_for(clicked + 1)
+    [update] = [s for s in connector.sent[before:] if s.method == "update"]
+    assert update.activity_id == question.activity_id
+    assert "Thank-you note for Sam" in all_text(update.body["attachments"][0]["content"])
+    [task] = await Plans(lead.running.store, BOT_TENANT).list_tasks(2)
+    assert (task.title, task.owner) == ("Thank-you note for Sam", None)
+
+
+_MARKERS = {"due", "by", "owner", "for", "to", "in", "milestone"}
+_TITLE_WORDS = [*_MARKERS, "Sam", "P2", "launch", "friday", "brief", "2026-03-20", "10%", "Paris"]
+
+
+def _words(args: dict[str, Any]) -> list[str]:
+    """The words of an add_task's arguments that are not markers, in no particular order."""
+    text = " ".join(str(v) for k, v in args.items() if k != "milestone")
+    return sorted(w.lower() for w in text.split() if w.lower() not in _MARKERS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(title=st.lists(st.sampled_from(_TITLE_WORDS), min_size=1, max_size=7), owner=st.sampled_from(["", " owner Kim"]))
+def test_no_word_of_a_task_sentence_is_ever_dropped(title: list[str], owner: str) -> None:
+    text = f"add task {' '.join(title)} due 2026-03-31{owner}"
+    try:
+        command = parse(text)
+    except GrammarError:
+        return  # refused, so nothing changes
+    typed = sorted(w.lower() for w in [*title, "2026-03-31", *owner.split()] if w.lower() not in _MARKERS)
+    readings = (
+        [command.args] if command.operation == "add_task" else [command.args["as_person"], command.args["as_text"]]
+    )
+    for args in readings:
+        assert _words(args) == typed, (text, args)
+        assert args["due"] == "2026-03-31"
+        if owner:
+            assert args["owner"] == "Kim"
