@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from bot.manifest import add_manifest_command
-from bot.settings import Settings, SettingsError, is_loopback
+from bot.settings import DATABASE_FILE, Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
     from planner.domain.decisions import DecisionKeys
@@ -57,6 +59,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(INSECURE_WARNING.format(host=host, port=port, admins=admins), file=sys.stderr)
     from bot.server import LocalKeyLost, run
 
+    settings.make_database_folder()
     try:
         return asyncio.run(run(settings, host=host, port=port))
     except LocalKeyLost as error:
@@ -67,6 +70,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _db(args: argparse.Namespace, settings: Settings) -> int:
     from planner.store import create_engine
     from planner.store.migrate import current_revision, upgrade
+
+    if args.db_command == "upgrade":
+        settings.make_database_folder()
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
@@ -535,6 +541,53 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+CREATES_THE_DATABASE = {("serve", None), ("db", "upgrade")}
+NEEDS_NO_DATABASE = {"manifest", "where"}
+
+
+def _missing_database(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Why this command must not run: it would use a SQLite file that is not there (and quietly make an empty one)."""
+    path = settings.database_file
+    if path is None or path.exists() or args.command in NEEDS_NO_DATABASE:
+        return None
+    if (args.command, getattr(args, "db_command", None)) in CREATES_THE_DATABASE:
+        return None
+    where = "DATABASE_URL" if os.environ.get("DATABASE_URL", "").strip() else "the default, DATABASE_URL is not set"
+    reason = (
+        f"there is no database at {path} ({where}). `cos serve` makes it on its first start (`cos db upgrade` "
+        "without serving); if you meant another database, set DATABASE_URL or COS_DATA_DIR (`cos where` shows what "
+        "every command uses)."
+    )
+    old = Path.cwd() / DATABASE_FILE
+    if old.exists() and old != path:
+        reason += (
+            f" This folder holds {old}, where earlier releases kept the database by default: move it (and "
+            f"chief_of_staff.key beside it) to {path.parent}, or set DATABASE_URL to it."
+        )
+    return reason
+
+
+def _where(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the files and the database every command of this installation uses."""
+    path = settings.database_file
+    state = "" if path is None else (" (exists)" if path.exists() else " (not made yet: `cos serve` makes it)")
+    key = Path(settings.secret_key_file)
+    lines = [
+        f"settings file: {args.env_file or 'none (no .env found; the environment only)'}",
+        f"data folder:   {settings.data_dir}",
+        f"database:      {settings.database_shown}{state}",
+    ]
+    if settings.needs_local_key:
+        lines.append(f"secret key:    {key} ({'exists' if key.exists() else 'not made yet: `cos serve` makes it'})")
+    else:
+        lines.append("secret key:    COS_SECRET_KEYS" if settings.secret_keys else "secret key:    none (production)")
+    lines.append(f"checkpoint:    {settings.decision_checkpoints_path}")
+    mode = "local mode (no MICROSOFT_APP_ID)" if settings.local_mode else f"Azure Bot {settings.app_id}"
+    lines.append(f"mode:          {mode}, listening on {settings.host}:{settings.port}")
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -556,6 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
         "The bot tells a user their id when it refuses them an admin command",
     )
     serve.set_defaults(handler=_serve)
+
+    where = commands.add_parser(
+        "where", help="which settings file, database, key file and checkpoint every `cos` command uses"
+    )
+    where.set_defaults(handler=_where)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -683,8 +741,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cos` console script."""
-    load_dotenv()
+    # The `.env` of the project holding this code, whatever folder the command runs from (python-dotenv looks
+    # upwards from the calling module's folder); COS_ENV_FILE names another.
+    env_file = os.environ.get("COS_ENV_FILE", "").strip() or find_dotenv()
+    if env_file:
+        load_dotenv(env_file)
     args = build_parser().parse_args(argv)
+    args.env_file = env_file
     try:
         # Building the app package needs only the app id, not the secrets that serving needs.
         settings = Settings.from_env(strict=args.command != "manifest")
@@ -693,6 +756,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    missing = _missing_database(args, settings)
+    if missing is not None:
+        print(f"cos {args.command}: {missing}", file=sys.stderr)
+        return 1
+    if args.command not in NEEDS_NO_DATABASE:
+        logger.info("database: %s", settings.database_shown)
     return int(args.handler(args, settings) or 0)
 
 
