@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,6 +102,8 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
         print(f"cos tick: --at {args.at!r} is not an ISO-8601 time such as 2026-02-10T09:00:00+00:00", file=sys.stderr)
         return 2
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    if args.at and not args.apply:
+        return _rehearse_tick(settings, at)
 
     async def main() -> int:
         store = Store(create_engine(settings.database_url), clock=lambda: at, decision_keys=_decision_keys(settings))
@@ -117,6 +120,45 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+REHEARSAL_OUTCOMES = ("sent", "waiting", "held", "undeliverable", "dropped")
+
+
+def _rehearse_tick(settings: Settings, at: datetime) -> int:
+    """`cos tick --at` without `--apply`: what the tick would do, found on a copy of the database."""
+    from bot.rehearsal import CannotRehearse, rehearse_tick
+
+    try:
+        rehearsal = asyncio.run(rehearse_tick(settings.database_url, at, decision_keys=_decision_keys(settings)))
+    except CannotRehearse as error:
+        print(f"cos tick: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"Rehearsal as of {at.isoformat()}, on a copy of the database ({settings.database_shown}): nothing was "
+        "changed. Add --apply to do it."
+    )
+    print(f"{rehearsal.fired} trigger(s) would fire.")
+    if rehearsal.firings:
+        print("New messages would come from: " + ", ".join(rehearsal.firings))
+    if rehearsal.recipients:
+        print(f"{rehearsal.queued} message(s) would be queued; per person (or channel):")
+    for person in rehearsal.recipients:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(person.queued.items()))
+        outcomes = ", ".join(f"{person.outcomes[o]} {o}" for o in REHEARSAL_OUTCOMES if person.outcomes[o])
+        print(
+            f"  {person.name}: {sum(person.queued.values())} new" + (f" ({kinds})" if kinds else "") + f"; {outcomes}"
+        )
+    d = rehearsal.delivery
+    print(
+        f"Delivery in this tick: {d.sent} sent, {d.skipped} dropped (no longer needed), {d.held} held for approval, "
+        f"{d.dead} undeliverable (no chat with the person); the rest wait for their time (quiet hours, daily budget)."
+    )
+    if rehearsal.expiring:
+        print(f"{len(rehearsal.expiring)} approval request(s) would expire:")
+    for request in rehearsal.expiring:
+        print(f"  {request.ref}, asked by {request.requester} at {request.created_at.isoformat()}: {request.reason}")
+    return 0
 
 
 def _outbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -622,8 +664,18 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("current", help="print the revision the database is at")
     db.set_defaults(handler=_db)
 
-    tick_command = commands.add_parser("tick", help="evaluate the triggers and deliver due messages once, now")
-    tick_command.add_argument("--at", help="as of this ISO-8601 time instead of now (for demos and tests)")
+    tick_command = commands.add_parser(
+        "tick",
+        help="evaluate the triggers and deliver due messages once, now; with --at, say what it would do then",
+    )
+    tick_command.add_argument(
+        "--at",
+        help="as of this ISO-8601 time instead of now: only says what the tick would fire, queue, send and expire "
+        "(on a copy of the database), unless --apply",
+    )
+    tick_command.add_argument(
+        "--apply", action="store_true", help="with --at: really do it as of that time (sends to Teams)"
+    )
     tick_command.set_defaults(handler=_tick)
 
     outbox_command = commands.add_parser("outbox", help="the outbox: counts, dead letters, replay")

@@ -8,8 +8,9 @@ module per aggregate, each the one writer of its tables; `planner.services` hold
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import AbstractAsyncContextManager, closing, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,14 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.database.startswith("file:") or parsed.query.get("mode") == "memory":
         return None
     return Path(parsed.database)
+
+
+def copy_sqlite_file(source: Path, target: Path) -> None:
+    """Copy a SQLite database, consistently even while a server writes it (SQLite's online backup, WAL included)."""
+    if not source.exists():
+        raise FileNotFoundError(f"no SQLite database at {source}")
+    with closing(sqlite3.connect(source)) as reading, closing(sqlite3.connect(target)) as writing:
+        reading.backup(writing)
 
 
 def anchored_url(url: str, folder: Path) -> str:

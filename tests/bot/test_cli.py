@@ -43,7 +43,7 @@ def test_db_upgrade_creates_the_schema(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_tick_runs_once_as_of_a_given_time(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'tick.db'}")
     assert main(["db", "upgrade"]) == 0
-    assert main(["tick", "--at", "2026-02-10T09:00:00"]) == 0
+    assert main(["tick", "--at", "2026-02-10T09:00:00", "--apply"]) == 0
     assert "as of 2026-02-10T09:00:00+00:00: 0 fired; 0 sent" in capsys.readouterr().out
     assert main(["tick", "--at", "next tuesday"]) == 2
     assert "ISO-8601" in capsys.readouterr().err
