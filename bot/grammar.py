@@ -59,6 +59,7 @@ VERBS = (
     "playbooks",
     "save playbook",
     "use playbook",
+    "whoami",
 )
 
 
@@ -213,6 +214,8 @@ def parse(text: str) -> Command:
 
     if verb := starts("help", "?"):
         return Command("help", {"topic": _rest_after(text, verb)})
+    if lowered.rstrip("?") in ("whoami", "who am i"):
+        return Command("whoami")
     if (strategy := _strategy_command(text, lowered)) is not None:
         return strategy
     if verb := starts("new plan", "new master plan", "create plan"):

@@ -11,6 +11,7 @@ from bot.operations import (
     delegation,
     drafts,
     follow_up,
+    identity,
     measurement,
     metrics,
     plans,
@@ -60,6 +61,7 @@ def default_registry() -> Registry:
             *approvals.OPERATIONS,
             *decisions.OPERATIONS,
             *policy.OPERATIONS,
+            *identity.OPERATIONS,
         )
     )
 

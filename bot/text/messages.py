@@ -47,6 +47,9 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 - `why T12` · `why D5` · `why decision 17`: the decisions behind it, in plain words · `decisions [T12]`: the log
 - admins: `policy`: the rules agents work under · `policy load <rules as JSON>` (YAML files: `cos policy load`)
 
+**You**
+- `whoami`: your user id (what an admin lists in COS_ADMINS), name, tenant, and whether you are an admin
+
 `help <command>` shows one command. With an Anthropic key configured you can also just write what you want."""
 
 WELCOME_TEXT = "Hi, I'm your chief of staff. Type `help` to see what I can do."
@@ -223,3 +226,19 @@ def too_long(limit: int) -> str:
 
 HELD_MESSAGE_RELEASED = "The message goes out at the next delivery, within a minute."
 HELD_MESSAGE_GONE = "That message was released already."
+
+
+def who_you_are(*, name: str, user_id: str, tenant_id: str, is_admin: bool) -> Markdown:
+    """`whoami`: the id an admin lists in COS_ADMINS, with the caller's name, tenant and admin standing."""
+    admin = (
+        "yes"
+        if is_admin
+        else "no. An admin makes you one by adding your user id to COS_ADMINS (a bot run locally: "
+        "`cos serve --local-admin <your user id>`)"
+    )
+    return Markdown(
+        f"You are {literal(excerpt(name, 200))}.\n\n"
+        f"- User id: {inline_code(user_id, 200)}: the id an admin lists in COS_ADMINS\n"
+        f"- Tenant: {inline_code(tenant_id, 200)}\n"
+        f"- Admin of this bot: {admin}"
+    )
