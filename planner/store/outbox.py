@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from planner.domain.messages import (
@@ -50,6 +50,11 @@ async def record_firing(conn: Connection, tenant_id: str, key: str, *, at: datet
         await conn.execute(_FIRE, dict(tenant_id=tenant_id, key=key[:KEY_LENGTH], fired_at=at))
     except IntegrityError:
         raise AlreadyFired(tenant_id, key) from None
+
+
+async def forget_firing(conn: Connection, tenant_id: str, key: str) -> None:
+    """Forget that `key` fired, so it may fire again (a welcome after the bot was removed and added back)."""
+    await conn.execute(delete(firings).where(firings.c.tenant_id == tenant_id, firings.c.key == key[:KEY_LENGTH]))
 
 
 async def queue(conn: Connection, tenant_id: str, key: str, messages: Sequence[Message], *, now: datetime) -> None:
