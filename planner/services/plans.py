@@ -489,10 +489,27 @@ class Plans:
         if not matches:
             raise MetricNotFound(name, plan_id, tuple(sorted({m.name for m in rows})))
         if len(matches) > 1:
+            master = await self._master_of_all(matches)
+            if master is not None:
+                return master
             raise InvalidValue(
                 "metric", name, "a plan id too: plans " + ", ".join(str(m.plan_id) for m in matches) + " all have it"
             )
         return matches[0]
+
+    async def _master_of_all(self, matches: list[Metric]) -> Metric | None:
+        """The match on a master plan when every other match is on a plan under it: a KPI the master plan defines,
+        carried by its tactical plans, is recorded where it is defined (`record SQLs 310`)."""
+        roots: dict[int, int] = {}
+        for metric in matches:
+            plan = await self.get_plan(metric.plan_id)
+            while plan.parent_id is not None:
+                plan = await self.get_plan(plan.parent_id)
+            roots[metric.plan_id] = plan.id
+        masters = [m for m in matches if roots[m.plan_id] == m.plan_id]
+        if len(masters) == 1 and len(set(roots.values())) == 1:
+            return masters[0]
+        return None
 
     async def record_reading(
         self,
