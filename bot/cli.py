@@ -228,7 +228,10 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             registry = delegator.registry(args.tenant)
             if args.adapters_command == "list":
-                for entry in await registry.list_adapters():
+                listed = await registry.list_adapters()
+                if not listed:
+                    print(f"no adapters registered for tenant {args.tenant}")
+                for entry in listed:
                     state = "enabled" if entry.enabled else "disabled"
                     settings_text = ", ".join(f"{k}={v}" for k, v in entry.describe().items())
                     print(f"{entry.key} ({state}): {settings_text}")

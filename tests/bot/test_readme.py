@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import time_machine
 
-from bot.cli import main
+from bot.cli import build_parser, main
 from tests.bot.conftest import LOCAL_ADMIN, TeamsUser
 from tests.conftest import Database, FakeClock
 
@@ -25,7 +30,7 @@ def section(title: str) -> str:
     """The README's text under a heading, up to the next heading."""
     text = README.read_text(encoding="utf-8")
     start = text.index(title)
-    following = re.search(r"^#{1,6} ", text[start + len(title) :], re.MULTILINE)
+    following = re.search(r"^#{2,6} ", text[start + len(title) :], re.MULTILINE)  # `# ` starts a shell comment
     return text[start : start + len(title) + following.start()] if following else text[start:]
 
 
@@ -121,3 +126,126 @@ async def test_the_readmes_record_form_works_once_tactical_plans_carry_the_kpi(l
         [recorded] = await lead.ask(f"record SQLs {value}")
         assert "Recorded SQLs" in recorded
         assert "on P1" in recorded  # where the KPI is defined: the master plan
+
+
+# ---- every `cos` command the README shows ---------------------------------------------------------------------------
+
+PLACEHOLDERS = re.compile(r"[\[<…]|\\\||\b(?:FILE|NAME|ID|URL|GUID|PATH|REVISION|USER_ID|ISO-8601-TIME|H|P|X\.Y\.Z)\b")
+
+
+def readme_cos_commands() -> list[str]:
+    """Every `cos …` the README shows, in order: inline code and the lines of its shell blocks."""
+    text = README.read_text(encoding="utf-8")
+    found = re.findall(r"`(?:\.venv/bin/)?(cos [^`\n]+)`", text)
+    for info, lines in fenced_blocks(text):
+        if info == "sh":
+            found += [line.removeprefix(".venv/bin/") for line in lines if line.startswith((".venv/bin/cos ", "cos "))]
+    return list(dict.fromkeys(found))
+
+
+def parses(command: str) -> bool:
+    """Whether `command` is complete: `cos` would run it."""
+    try:
+        build_parser().parse_args(shlex.split(command)[1:])
+    except SystemExit:
+        return False
+    return True
+
+
+def names_a_command(command: str) -> bool:
+    """Whether the words of `command` before its first placeholder name a `cos` command (`cos adapters list|…`)."""
+    words = PLACEHOLDERS.split(command)[0].split()[1:]
+    words = [w for w in words if not w.startswith("-")][:2] or words[:1]
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            build_parser().parse_args([*words, "--help"])
+    except SystemExit as exit_:
+        return exit_.code == 0
+    return False
+
+
+def test_every_cos_command_in_the_readme_is_a_real_one() -> None:
+    commands = readme_cos_commands()
+    assert len(commands) > 30
+    for command in commands:
+        # A synopsis (placeholders, options in brackets, alternatives) or a mention (`cos policy load`) names a real
+        # command; a complete one is an example, and runs as written (below).
+        assert parses(command) or names_a_command(command), command
+    assert not names_a_command("cos adapter list")
+
+
+def test_the_readmes_cos_examples_run_as_written_from_any_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.metadata
+
+    examples = [c for c in readme_cos_commands() if not PLACEHOLDERS.search(c) and parses(c)]
+    for name in ("DATABASE_URL", "MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "COS_SECRET_KEYS", "COS_ADMINS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    # The shell block's own settings, and its `pip install mcp-server-time` (installed with the test extras here).
+    for _, lines in fenced_blocks(README.read_text(encoding="utf-8")):
+        for line in lines:
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").partition("=")
+                monkeypatch.setenv(name, value)
+            elif line.startswith(".venv/bin/pip install "):
+                for package in line.split()[2:]:
+                    assert importlib.metadata.version(package)
+    assert os.environ["COS_STDIO_COMMANDS"] == "mcp-server-time"
+
+    ran: list[str] = []
+    for command in ["cos db upgrade", *examples]:
+        if command == "cos serve":
+            continue  # test_the_quick_start_serves_on_loopback_and_makes_its_files
+        if command.startswith("cos manifest"):
+            monkeypatch.setenv("MICROSOFT_APP_ID", "00000000-0000-0000-0000-000000000001")  # an install needs one
+        assert main(shlex.split(command)[1:]) == 0, (command, capsys.readouterr())
+        monkeypatch.delenv("MICROSOFT_APP_ID", raising=False)
+        ran.append(command)
+    out = capsys.readouterr().out
+    assert {
+        "cos where",
+        "cos tick",
+        "cos tick --at 2026-02-16T09:00:00+00:00",
+        'cos adapters register --tenant T mcp clock \'{"transport": "stdio", "command": "mcp-server-time"}\'',
+        "cos adapters test --tenant T clock",
+        "cos decisions verify",
+    } <= set(ran)
+    assert "mcp:clock registered" in out
+    assert "clock: ok in " in out
+    assert "can get_current_time" in out
+    assert not [p for p in tmp_path.iterdir() if p.name not in ("data", "chief-of-staff.zip")]  # nothing in the cwd
+
+
+async def test_the_quick_start_serves_on_loopback_and_makes_its_files_in_the_data_folder(tmp_path: Path) -> None:
+    from tests.e2e.test_playground import free_port, stop, wait_until_up
+
+    [(_, quick_start), *_] = fenced_blocks(section("## Quick start"))
+    assert quick_start[1] == "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/cos serve"
+    port, data = free_port(), tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MICROSOFT_APP", "ANTHROPIC", "DATABASE_URL"))}
+    env |= {"COS_DATA_DIR": str(data), "COS_PORT": str(port), "PYTHONPATH": str(README.parent)}
+    log = (tmp_path / "serve.log").open("wb")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],  # `.venv/bin/cos serve`, from a folder of its own
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        await wait_until_up(f"http://127.0.0.1:{port}/healthz", serve)
+    finally:
+        stop(serve)
+        log.close()
+    made_its_files_in_the_data_folder(tmp_path, data)
+
+
+def made_its_files_in_the_data_folder(folder: Path, data: Path) -> None:
+    assert (data / "chief_of_staff.db").exists()
+    assert (data / "chief_of_staff.key").stat().st_mode & 0o077 == 0  # owner-only
+    assert sorted(p.name for p in folder.iterdir()) == ["data", "serve.log"]  # nothing in the folder it ran from
+    assert f"database: SQLite file {data / 'chief_of_staff.db'}" in (folder / "serve.log").read_text()
