@@ -240,6 +240,9 @@ class Settings:
         port = _int(env, "COS_PORT", 3978)
         if not 0 < port < 65536:
             raise SettingsError("COS_PORT", str(port), "a TCP port from 1 to 65535")
+        commands_file = env.get("COS_STDIO_COMMANDS_FILE", "").strip()
+        if commands_file:
+            env = {**env, "COS_STDIO_COMMANDS_FILE": _in_data_dir(commands_file, data_dir, "")}
         try:
             adapter_limits = AdapterLimits.from_env(env)
         except AdapterSettingInvalid as error:

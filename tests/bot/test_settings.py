@@ -203,6 +203,9 @@ def test_relative_paths_in_settings_are_relative_to_the_data_folder(tmp_path: Pa
     assert settings.database_shown == f"SQLite file {tmp_path / 'plans' / 'cos.db'}"
     assert Path(settings.secret_key_file) == tmp_path / "keys" / "local.key"
     assert settings.decision_checkpoints_path == tmp_path / "log" / "heads.json"
+    (tmp_path / "stdio.yaml").write_text("clock: {command: /usr/bin/true}\n")
+    listed = Settings.from_env({"COS_DATA_DIR": str(tmp_path), "COS_STDIO_COMMANDS_FILE": "stdio.yaml"})
+    assert "clock" in listed.adapter_limits.stdio_commands.entries
     postgres = Settings.from_env({"DATABASE_URL": "postgresql+asyncpg://cos:db-secret@db.example/cos"})
     assert postgres.database_file is None
     assert "db-secret" not in postgres.database_shown
