@@ -147,3 +147,19 @@ def test_a_command_on_a_database_that_is_not_there_says_so_and_makes_none(
     assert not (tmp_path / "data").exists()
     assert main(["where"]) == 0
     assert "(not made yet: `cos serve` makes it)" in capsys.readouterr().out
+
+
+def test_cos_where_names_the_settings_file_and_what_it_chose(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys) -> None:
+    settings_file = tmp_path / "ops.env"
+    settings_file.write_text("DATABASE_URL=sqlite+aiosqlite:///plans.db\nCOS_SECRET_KEY_FILE=keys/local.key\n")
+    monkeypatch.setenv("COS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COS_ENV_FILE", str(settings_file))
+    for name in ("DATABASE_URL", "COS_SECRET_KEY_FILE", "COS_SECRET_KEYS", "MICROSOFT_APP_ID"):
+        monkeypatch.delenv(name, raising=False)  # and whatever the file sets is undone after the test
+    monkeypatch.chdir(tmp_path)
+    assert main(["where"]) == 0
+    where = capsys.readouterr().out
+    assert f"settings file: {settings_file}" in where
+    assert f"database:      SQLite file {tmp_path / 'data' / 'plans.db'} (not made yet" in where
+    assert f"secret key:    {tmp_path / 'data' / 'keys' / 'local.key'} (not made yet" in where
+    assert "mode:          local mode (no MICROSOFT_APP_ID)" in where
