@@ -157,7 +157,8 @@ def _rehearse_tick(settings: Settings, at: datetime) -> int:
     if rehearsal.expiring:
         print(f"{len(rehearsal.expiring)} approval request(s) would expire:")
     for request in rehearsal.expiring:
-        print(f"  {request.ref}, asked by {request.requester} at {request.created_at.isoformat()}: {request.reason}")
+        asker = rehearsal.name(request.tenant_id, request.requester)
+        print(f"  {request.ref}, asked by {asker} at {request.created_at.isoformat()}: {request.reason}")
     return 0
 
 

@@ -91,6 +91,11 @@ class Rehearsal:
     """The firing keys of the triggers that would queue messages (trigger, subject, window)."""
     recipients: tuple[Recipient, ...]
     expiring: tuple[ApprovalRequest, ...]
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Display names of the people it mentions, by (tenant, user id)."""
+
+    def name(self, tenant_id: str, user_id: str) -> str:
+        return self.names.get((tenant_id, user_id), user_id)
 
     @property
     def queued(self) -> int:
@@ -124,6 +129,10 @@ async def _rehearse(store: Store, at: datetime) -> Rehearsal:
     channel = RecordingChannel()
     report = await tick(store, channel, at=at)
     entries = await entries_since(store, after_id=before, sent_at=at)
+    names: dict[tuple[str, str], str] = {}
+    for tenant_id in {r.tenant_id for r in expiring}:
+        known = await Directory(store, tenant_id).names({r.requester for r in expiring if r.tenant_id == tenant_id})
+        names |= {(tenant_id, user): name for user, name in known.items()}
     return Rehearsal(
         at=at,
         fired=report.fired,
@@ -131,6 +140,7 @@ async def _rehearse(store: Store, at: datetime) -> Rehearsal:
         firings=tuple(dict.fromkeys(e.firing_key for e in entries if e.id > before)),
         recipients=await _recipients(store, entries, before, channel.outbox_ids),
         expiring=tuple(expiring),
+        names=names,
     )
 
 

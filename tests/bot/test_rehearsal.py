@@ -37,6 +37,7 @@ async def a_plan_with_a_slipping_task_and_a_waiting_approval(url: str) -> None:
         await plans.add_task(launch.id, title="Draft email", due_on=date(2026, 2, 10), owner="aad-writer", actor="x")
         directory = Directory(store, TENANT)
         await directory.remember_person("aad-writer", "Writer One")
+        await directory.remember_person("aad-lead", "Lead Marketer")
         await directory.remember_conversation(
             "a:writer",
             kind="personal",
@@ -109,8 +110,8 @@ def test_a_tick_at_a_future_time_says_what_it_would_do_and_changes_nothing(
         in out
     )
     assert "  Writer One: 1 new (1 deadline_slipped); 1 sent\n" in out
-    assert "  aad-lead: 1 new (1 approval_decided); 1 undeliverable\n" in out
-    assert "1 approval request(s) would expire:\n  A1, asked by aad-lead at 2026-02-09T09:00:00+00:00" in out
+    assert "  Lead Marketer: 1 new (1 approval_decided); 1 undeliverable\n" in out
+    assert "1 approval request(s) would expire:\n  A1, asked by Lead Marketer at 2026-02-09T09:00:00+00:00" in out
     assert digest(path) == before
     assert asyncio.run(state(url)) == before_state
     assert before_state[1] == [ApprovalStatus.PENDING]
