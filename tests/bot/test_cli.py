@@ -155,7 +155,8 @@ def test_cos_where_names_the_settings_file_and_what_it_chose(monkeypatch: pytest
     monkeypatch.setenv("COS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("COS_ENV_FILE", str(settings_file))
     for name in ("DATABASE_URL", "COS_SECRET_KEY_FILE", "COS_SECRET_KEYS", "MICROSOFT_APP_ID"):
-        monkeypatch.delenv(name, raising=False)  # and whatever the file sets is undone after the test
+        monkeypatch.setenv(name, "")  # recorded, so what the file sets is undone after the test
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     assert main(["where"]) == 0
     where = capsys.readouterr().out

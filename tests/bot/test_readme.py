@@ -225,7 +225,9 @@ async def test_the_quick_start_serves_on_loopback_and_makes_its_files_in_the_dat
     [(_, quick_start), *_] = fenced_blocks(section("## Quick start"))
     assert quick_start[1] == "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/cos serve"
     port, data = free_port(), tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MICROSOFT_APP", "ANTHROPIC", "DATABASE_URL"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MICROSOFT_APP", "ANTHROPIC", "DATABASE_URL", "COS_"))
+    }
     env |= {"COS_DATA_DIR": str(data), "COS_PORT": str(port), "PYTHONPATH": str(README.parent)}
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
