@@ -5,8 +5,9 @@ program runs, with which fixed arguments, in which folder, with which environmen
 arguments only where the entry says `allow_args`, and set only the environment variables the entry names in
 `allow_env` (an API key, say); it never supplies a path, a working folder, or a variable such as `LD_PRELOAD`.
 
-The setting, `COS_STDIO_COMMANDS`, is either a comma-separated list of names, each run from the PATH or from a fixed
-path (`mcp-server-time, crm=/opt/crm/bin/mcp-serve`), or a JSON object of entries; `COS_STDIO_COMMANDS_FILE` names a
+The setting, `COS_STDIO_COMMANDS`, is either a comma-separated list of names, each run from the PATH (else from the
+bot's own Python environment, where `pip install` puts a server's program) or from a fixed path
+(`mcp-server-time, crm=/opt/crm/bin/mcp-serve`), or a JSON object of entries; `COS_STDIO_COMMANDS_FILE` names a
 JSON or YAML file of the same object. An entry:
 
     {"command": "/opt/crm/bin/mcp-serve", "args": ["--stdio"], "cwd": "/srv/crm", "env": {"CRM_REGION": "eu"},
@@ -23,6 +24,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,11 +146,20 @@ class StdioCommands:
         child.update(entry.env)
         child.update({variable: value for variable, value in env.items() if variable in entry.allow_env})
         return Launch(
-            command=entry.command,
+            command=_program(entry.command, child.get("PATH")),
             args=(*entry.args, *(args if entry.allow_args else ())),
             env=child,
             cwd=entry.cwd or DEFAULT_CWD,
         )
+
+
+def _program(command: str, path: str | None) -> str:
+    """A bare program name runs from the PATH, else from the scripts folder of the Python running the bot: a server
+    installed beside the bot (`.venv/bin/pip install mcp-server-time`) starts without its virtualenv activated."""
+    if os.sep in command or shutil.which(command, path=path):
+        return command
+    own = Path(sysconfig.get_path("scripts")) / command
+    return str(own) if own.is_file() and os.access(own, os.X_OK) else command
 
 
 def _parse(text: str, setting: str, *, yaml_allowed: bool = False) -> dict[str, StdioCommand]:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from bot.manifest import add_manifest_command
-from bot.settings import Settings, SettingsError, is_loopback
+from bot.settings import DATABASE_FILE, Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
     from planner.domain.decisions import DecisionKeys
@@ -57,6 +60,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(INSECURE_WARNING.format(host=host, port=port, admins=admins), file=sys.stderr)
     from bot.server import LocalKeyLost, run
 
+    settings.make_database_folder()
     try:
         return asyncio.run(run(settings, host=host, port=port))
     except LocalKeyLost as error:
@@ -67,6 +71,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _db(args: argparse.Namespace, settings: Settings) -> int:
     from planner.store import create_engine
     from planner.store.migrate import current_revision, upgrade
+
+    if args.db_command == "upgrade":
+        settings.make_database_folder()
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
@@ -95,6 +102,8 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
         print(f"cos tick: --at {args.at!r} is not an ISO-8601 time such as 2026-02-10T09:00:00+00:00", file=sys.stderr)
         return 2
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    if args.at and not args.apply:
+        return _rehearse_tick(settings, at)
 
     async def main() -> int:
         store = Store(create_engine(settings.database_url), clock=lambda: at, decision_keys=_decision_keys(settings))
@@ -111,6 +120,46 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+REHEARSAL_OUTCOMES = ("sent", "waiting", "held", "undeliverable", "dropped")
+
+
+def _rehearse_tick(settings: Settings, at: datetime) -> int:
+    """`cos tick --at` without `--apply`: what the tick would do, found on a copy of the database."""
+    from bot.rehearsal import CannotRehearse, rehearse_tick
+
+    try:
+        rehearsal = asyncio.run(rehearse_tick(settings.database_url, at, decision_keys=_decision_keys(settings)))
+    except CannotRehearse as error:
+        print(f"cos tick: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"Rehearsal as of {at.isoformat()}, on a copy of the database ({settings.database_shown}): nothing was "
+        "changed. Add --apply to do it."
+    )
+    print(f"{rehearsal.fired} trigger(s) would fire.")
+    if rehearsal.firings:
+        print("New messages would come from: " + ", ".join(rehearsal.firings))
+    if rehearsal.recipients:
+        print(f"{rehearsal.queued} message(s) would be queued; per person (or channel):")
+    for person in rehearsal.recipients:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(person.queued.items()))
+        outcomes = ", ".join(f"{person.outcomes[o]} {o}" for o in REHEARSAL_OUTCOMES if person.outcomes[o])
+        print(
+            f"  {person.name}: {sum(person.queued.values())} new" + (f" ({kinds})" if kinds else "") + f"; {outcomes}"
+        )
+    d = rehearsal.delivery
+    print(
+        f"Delivery in this tick: {d.sent} sent, {d.skipped} dropped (no longer needed), {d.held} held for approval, "
+        f"{d.dead} undeliverable (no chat with the person); the rest wait for their time (quiet hours, daily budget)."
+    )
+    if rehearsal.expiring:
+        print(f"{len(rehearsal.expiring)} approval request(s) would expire:")
+    for request in rehearsal.expiring:
+        asker = rehearsal.name(request.tenant_id, request.requester)
+        print(f"  {request.ref}, asked by {asker} at {request.created_at.isoformat()}: {request.reason}")
+    return 0
 
 
 def _outbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,7 +229,10 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             registry = delegator.registry(args.tenant)
             if args.adapters_command == "list":
-                for entry in await registry.list_adapters():
+                listed = await registry.list_adapters()
+                if not listed:
+                    print(f"no adapters registered for tenant {args.tenant}")
+                for entry in listed:
                     state = "enabled" if entry.enabled else "disabled"
                     settings_text = ", ".join(f"{k}={v}" for k, v in entry.describe().items())
                     print(f"{entry.key} ({state}): {settings_text}")
@@ -535,6 +587,53 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+CREATES_THE_DATABASE = {("serve", None), ("db", "upgrade")}
+NEEDS_NO_DATABASE = {"manifest", "where"}
+
+
+def _missing_database(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Why this command must not run: it would use a SQLite file that is not there (and quietly make an empty one)."""
+    path = settings.database_file
+    if path is None or path.exists() or args.command in NEEDS_NO_DATABASE:
+        return None
+    if (args.command, getattr(args, "db_command", None)) in CREATES_THE_DATABASE:
+        return None
+    where = "DATABASE_URL" if os.environ.get("DATABASE_URL", "").strip() else "the default, DATABASE_URL is not set"
+    reason = (
+        f"there is no database at {path} ({where}). `cos serve` makes it on its first start (`cos db upgrade` "
+        "without serving); if you meant another database, set DATABASE_URL or COS_DATA_DIR (`cos where` shows what "
+        "every command uses)."
+    )
+    old = Path.cwd() / DATABASE_FILE
+    if old.exists() and old != path:
+        reason += (
+            f" This folder holds {old}, where earlier releases kept the database by default: move it (and "
+            f"chief_of_staff.key beside it) to {path.parent}, or set DATABASE_URL to it."
+        )
+    return reason
+
+
+def _where(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the files and the database every command of this installation uses."""
+    path = settings.database_file
+    state = "" if path is None else (" (exists)" if path.exists() else " (not made yet: `cos serve` makes it)")
+    key = Path(settings.secret_key_file)
+    lines = [
+        f"settings file: {args.env_file or 'none (no .env found; the environment only)'}",
+        f"data folder:   {settings.data_dir}",
+        f"database:      {settings.database_shown}{state}",
+    ]
+    if settings.needs_local_key:
+        lines.append(f"secret key:    {key} ({'exists' if key.exists() else 'not made yet: `cos serve` makes it'})")
+    else:
+        lines.append("secret key:    COS_SECRET_KEYS" if settings.secret_keys else "secret key:    none (production)")
+    lines.append(f"checkpoint:    {settings.decision_checkpoints_path}")
+    mode = "local mode (no MICROSOFT_APP_ID)" if settings.local_mode else f"Azure Bot {settings.app_id}"
+    lines.append(f"mode:          {mode}, listening on {settings.host}:{settings.port}")
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cos", description="Chief of Staff: the AI chief of staff in Teams.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -557,6 +656,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
+    where = commands.add_parser(
+        "where", help="which settings file, database, key file and checkpoint every `cos` command uses"
+    )
+    where.set_defaults(handler=_where)
+
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     upgrade = db_commands.add_parser("upgrade", help="apply the migrations")
@@ -564,8 +668,18 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("current", help="print the revision the database is at")
     db.set_defaults(handler=_db)
 
-    tick_command = commands.add_parser("tick", help="evaluate the triggers and deliver due messages once, now")
-    tick_command.add_argument("--at", help="as of this ISO-8601 time instead of now (for demos and tests)")
+    tick_command = commands.add_parser(
+        "tick",
+        help="evaluate the triggers and deliver due messages once, now; with --at, say what it would do then",
+    )
+    tick_command.add_argument(
+        "--at",
+        help="as of this ISO-8601 time instead of now: only says what the tick would fire, queue, send and expire "
+        "(on a copy of the database), unless --apply",
+    )
+    tick_command.add_argument(
+        "--apply", action="store_true", help="with --at: really do it as of that time (sends to Teams)"
+    )
     tick_command.set_defaults(handler=_tick)
 
     outbox_command = commands.add_parser("outbox", help="the outbox: counts, dead letters, replay")
@@ -683,8 +797,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cos` console script."""
-    load_dotenv()
+    # The `.env` of the project holding this code, whatever folder the command runs from (python-dotenv looks
+    # upwards from the calling module's folder); COS_ENV_FILE names another.
+    env_file = os.environ.get("COS_ENV_FILE", "").strip() or find_dotenv()
+    if env_file:
+        load_dotenv(env_file)
     args = build_parser().parse_args(argv)
+    args.env_file = env_file
     try:
         # Building the app package needs only the app id, not the secrets that serving needs.
         settings = Settings.from_env(strict=args.command != "manifest")
@@ -693,6 +812,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    missing = _missing_database(args, settings)
+    if missing is not None:
+        print(f"cos {args.command}: {missing}", file=sys.stderr)
+        return 1
+    if args.command not in NEEDS_NO_DATABASE:
+        logger.info("database: %s", settings.database_shown)
     return int(args.handler(args, settings) or 0)
 
 

@@ -61,6 +61,7 @@ VERBS = (
     "playbooks",
     "save playbook",
     "use playbook",
+    "whoami",
 )
 
 
@@ -444,6 +445,8 @@ def parse(text: str) -> Command:
 
     if verb := starts("help", "?"):
         return Command("help", {"topic": _rest_after(text, verb)})
+    if lowered.rstrip("?") in ("whoami", "who am i"):
+        return Command("whoami")
     if (strategy := _strategy_command(text, lowered)) is not None:
         return strategy
     if (everyday := _everyday(text)) is not None:

@@ -11,13 +11,35 @@ from pathlib import Path
 
 from adapters import AdapterLimits, AdapterSettingInvalid
 from planner.domain.decisions import DecisionKeys
-from planner.store import DEFAULT_DATABASE_URL
+from planner.store import anchored_url, shown_url, sqlite_file
 from planner.store.vault import Vault, VaultError
 
 TEAMS_SERVICE_HOSTS = ("smba.trafficmanager.net",)
 DEFAULT_MODEL = "claude-sonnet-5-5"
+DATABASE_FILE = "chief_of_staff.db"
 LOCAL_KEY_FILE = "chief_of_staff.key"
 DECISION_CHECKPOINTS_FILE = "decision_checkpoints.json"
+DATA_DIR_NAME = "chief-of-staff"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """Where the bot keeps its files unless told otherwise: COS_DATA_DIR, else `$XDG_DATA_HOME/chief-of-staff`,
+    else `~/.local/share/chief-of-staff`. The same folder whatever folder a command runs from."""
+    explicit = env.get("COS_DATA_DIR", "").strip()
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec: a relative XDG_DATA_HOME is invalid and must be ignored.
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / DATA_DIR_NAME
+    home = env.get("HOME", "").strip()
+    return (Path(home) if home else Path.home()) / ".local" / "share" / DATA_DIR_NAME
+
+
+def _in_data_dir(value: str, data_dir: Path, default: str) -> str:
+    """A file setting: empty is `default` in the data folder; a relative path is relative to the data folder."""
+    path = Path(value).expanduser() if value else Path(default)
+    return str(path if path.is_absolute() else data_dir / path)
 
 
 class SettingsError(ValueError):
@@ -69,9 +91,16 @@ def _approval_hours(env: Mapping[str, str]) -> int:
     return hours
 
 
+def _home_data_dir() -> Path:
+    return default_data_dir({})
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
+    data_dir: Path = field(default_factory=_home_data_dir)
+    """The folder of the bot's own files (COS_DATA_DIR): the SQLite database, local mode's key file, the decision log's
+    checkpoint. Relative paths in those settings are relative to it, never to the folder a command runs from."""
+    database_url: str = field(default_factory=lambda: f"sqlite+aiosqlite:///{_home_data_dir() / DATABASE_FILE}")
     host: str = "127.0.0.1"
     port: int = 3978
     app_id: str = ""
@@ -92,7 +121,7 @@ class Settings:
     """In local mode, the one user id that is an admin besides `admins` (`cos serve --local-admin`)."""
     secret_keys: str = field(default="", repr=False)
     """Keys that encrypt secrets at rest, newest first (see planner/store/vault.py)."""
-    secret_key_file: str = LOCAL_KEY_FILE
+    secret_key_file: str = field(default_factory=lambda: str(_home_data_dir() / LOCAL_KEY_FILE))
     """In local mode without COS_SECRET_KEYS, the key is made once and kept in this file (owner-only)."""
     openid_metadata_url: str = ""
     """Where the keys that sign the Bot Framework's tokens are published; empty: Microsoft's public cloud."""
@@ -105,6 +134,23 @@ class Settings:
     def local_mode(self) -> bool:
         """No Azure Bot credentials: inbound activities cannot be authenticated, so only loopback may talk."""
         return not self.app_id
+
+    @property
+    def database_file(self) -> Path | None:
+        """The SQLite file the bot uses (an absolute path); None for PostgreSQL."""
+        path = sqlite_file(self.database_url)
+        return path.absolute() if path is not None else None
+
+    @property
+    def database_shown(self) -> str:
+        """Which database, as an operator reads it: the SQLite file's path, or the URL without its password."""
+        return shown_url(self.database_url)
+
+    def make_database_folder(self) -> None:
+        """Make the folder of the SQLite file (owner-only), for the commands that create the database."""
+        path = self.database_file
+        if path is not None:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     @property
     def approval_expiry(self) -> timedelta:
@@ -137,6 +183,7 @@ class Settings:
         Only for a database that holds nothing sealed yet (bot/server.py checks): a new key opens no old secret.
         """
         path = Path(self.secret_key_file)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as key_file:
             key_file.write(Vault.generate_key())
@@ -174,6 +221,7 @@ class Settings:
         `strict=False` skips the checks that only serving needs (a password and tenant with the app id).
         """
         env = os.environ if env is None else env
+        data_dir = default_data_dir(env)
         app_type = env.get("MICROSOFT_APP_TYPE", "").strip() or "MultiTenant"
         if app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
             raise SettingsError("MICROSOFT_APP_TYPE", app_type, "MultiTenant, SingleTenant or UserAssignedMSI")
@@ -192,12 +240,22 @@ class Settings:
         port = _int(env, "COS_PORT", 3978)
         if not 0 < port < 65536:
             raise SettingsError("COS_PORT", str(port), "a TCP port from 1 to 65535")
+        commands_file = env.get("COS_STDIO_COMMANDS_FILE", "").strip()
+        if commands_file:
+            env = {**env, "COS_STDIO_COMMANDS_FILE": _in_data_dir(commands_file, data_dir, "")}
         try:
             adapter_limits = AdapterLimits.from_env(env)
         except AdapterSettingInvalid as error:
             raise SettingsError(error.setting, error.value, error.expected) from None
+        database_url = env.get("DATABASE_URL", "").strip() or f"sqlite+aiosqlite:///{DATABASE_FILE}"
+        try:
+            database_url = anchored_url(database_url, data_dir)
+        except ValueError:
+            raise SettingsError("DATABASE_URL", database_url, "a database URL such as postgresql+asyncpg://…") from None
+        checkpoints = env.get("COS_DECISION_CHECKPOINTS", "").strip()
         return cls(
-            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            data_dir=data_dir,
+            database_url=database_url,
             host=env.get("COS_HOST", "").strip() or "127.0.0.1",
             port=port,
             app_id=app_id,
@@ -214,8 +272,8 @@ class Settings:
             admins=_split(env.get("COS_ADMINS", "")),
             local_admin=local_admin,
             secret_keys=env.get("COS_SECRET_KEYS", "").strip(),
-            secret_key_file=env.get("COS_SECRET_KEY_FILE", "").strip() or LOCAL_KEY_FILE,
+            secret_key_file=_in_data_dir(env.get("COS_SECRET_KEY_FILE", "").strip(), data_dir, LOCAL_KEY_FILE),
             openid_metadata_url=env.get("COS_OPENID_METADATA_URL", "").strip(),
-            decision_checkpoints=env.get("COS_DECISION_CHECKPOINTS", "").strip(),
+            decision_checkpoints=_in_data_dir(checkpoints, data_dir, "") if checkpoints else "",
             adapter_limits=adapter_limits,
         )

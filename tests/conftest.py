@@ -56,6 +56,13 @@ def _no_network() -> Iterator[None]:
     socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
 
 
+@pytest.fixture(autouse=True)
+def _own_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test's `cos` keeps its default files (database, key) in a folder of its own, never in the user's."""
+    monkeypatch.setenv("COS_DATA_DIR", str(tmp_path_factory.mktemp("cos-data")))
+    monkeypatch.delenv("COS_ENV_FILE", raising=False)
+
+
 class FakeClock:
     """A clock the test moves by hand."""
 

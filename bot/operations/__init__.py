@@ -11,6 +11,7 @@ from bot.operations import (
     delegation,
     drafts,
     follow_up,
+    identity,
     measurement,
     metrics,
     plans,
@@ -62,6 +63,7 @@ def default_registry() -> Registry:
             *decisions.OPERATIONS,
             *policy.OPERATIONS,
             *readings.OPERATIONS,
+            *identity.OPERATIONS,
         )
     )
 

@@ -270,7 +270,12 @@ class ChiefOfStaffBot(ActivityHandler):
         await directory.forget_conversation(activity.conversation.id)
 
     async def _welcome(self, turn_context: TurnContext, name: str | None) -> None:
-        card = welcome_card(name=name, is_channel=conversation_kind(turn_context.activity) == "channel")
+        # Teams announces one install several ways (conversationUpdate, installationUpdate): welcome once.
+        directory = self.tenants(turn_context.turn_state["cos.tenant"]).directory
+        if not await directory.first_welcome(turn_context.activity.conversation.id):
+            return
+        today = self.clock().date()
+        card = welcome_card(name=name, is_channel=conversation_kind(turn_context.activity) == "channel", today=today)
         await turn_context.send_activity(_card_activity(card, messages.WELCOME_TEXT))
 
     # ---- messages ------------------------------------------------------------------------------------------

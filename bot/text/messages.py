@@ -54,6 +54,9 @@ tomorrow. Every example works as written; a word in CAPITALS is yours to fill in
 - `why T12` · `why D5` · `why decision 17`: the decisions behind it, in plain words · `decisions T12`: the log
 - admins: `policy`: the rules agents work under · `policy load RULES` (RULES as JSON; YAML files: `cos policy load`)
 
+**You**
+- `whoami`: your user id (what an admin lists in COS_ADMINS), name, tenant, and whether you are an admin
+
 `help add task` shows one command. With an Anthropic key configured you can also just write what you want."""
 
 WELCOME_TEXT = "Hi, I'm your chief of staff. Type `help` to see what I can do."
@@ -291,3 +294,19 @@ KIND_LABELS: dict[str, str] = {
     MessageKind.RETROSPECTIVE: "A plan's retrospective",
 }
 """How a summary card names a message that has no text of its own (only a card)."""
+
+
+def who_you_are(*, name: str, user_id: str, tenant_id: str, is_admin: bool) -> Markdown:
+    """`whoami`: the id an admin lists in COS_ADMINS, with the caller's name, tenant and admin standing."""
+    admin = (
+        "yes"
+        if is_admin
+        else "no. An admin makes you one by adding your user id to COS_ADMINS (a bot run locally: "
+        "`cos serve --local-admin <your user id>`)"
+    )
+    return Markdown(
+        f"You are {literal(excerpt(name, 200))}.\n\n"
+        f"- User id: {inline_code(user_id, 200)}: the id an admin lists in COS_ADMINS\n"
+        f"- Tenant: {inline_code(tenant_id, 200)}\n"
+        f"- Admin of this bot: {admin}"
+    )

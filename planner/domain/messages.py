@@ -119,3 +119,16 @@ class DeadLetter:
     attempts: int
     last_error: str
     created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxEntry:
+    """One outbox row as an operator reads it: to whom, what kind, from which firing, in what state."""
+
+    id: int
+    tenant_id: str
+    firing_key: str
+    recipient: str
+    kind: str
+    status: str
+    not_before: datetime

@@ -442,6 +442,12 @@ class Approvals:
             )
         )
 
+    async def due_to_expire(self, at: datetime) -> list[ApprovalRequest]:
+        """The pending requests whose time runs out by `at` (what `expire_due(at)` would expire), oldest first."""
+        async with self._store.read() as conn:
+            ids = await approval_store.due_to_expire(conn, self.tenant_id, at=at)
+        return [await self.get(request_id) for request_id in sorted(ids)]
+
     async def expire_due(self, at: datetime | None = None) -> list[ApprovalRequest]:
         """Expire the pending requests whose time ran out by `at` (now by default); those it expired."""
         at = at or self._clock()

@@ -10,6 +10,7 @@ import planner.store.people as people_store
 from planner.domain.errors import InvalidValue
 from planner.domain.people import CONVERSATION_KINDS, Conversation, Person, has_name, printable
 from planner.store import Store
+from planner.store import outbox as outbox_store
 
 
 class Directory:
@@ -79,9 +80,22 @@ class Directory:
             )
 
     async def forget_conversation(self, conversation_id: str) -> None:
-        """The bot was removed from a conversation: stop writing there."""
+        """The bot was removed from a conversation: stop writing there (and welcome it again if it comes back)."""
         async with self._store.transaction() as conn:
             await people_store.delete_conversation(conn, self.tenant_id, conversation_id)
+            await outbox_store.forget_firing(conn, self.tenant_id, _welcome_key(conversation_id))
+
+    async def first_welcome(self, conversation_id: str) -> bool:
+        """Whether the bot should welcome this conversation now: True once per install, across replicas and however
+        many of Teams' install events (conversationUpdate, installationUpdate, one per member) arrive."""
+        try:
+            async with self._store.transaction() as conn:
+                await outbox_store.record_firing(
+                    conn, self.tenant_id, _welcome_key(conversation_id), at=self._store.clock()
+                )
+        except outbox_store.AlreadyFired:
+            return False
+        return True
 
     async def conversations(
         self, *, kind: str | None = None, user_id: str | None = None, conversation_id: str | None = None
@@ -100,3 +114,7 @@ class Directory:
             return {}
         async with self._store.read() as conn:
             return await people_store.personal_chats(conn, self.tenant_id, wanted)
+
+
+def _welcome_key(conversation_id: str) -> str:
+    return f"welcome:{conversation_id}"

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from planner.domain.messages import DeadLetter, Envelope, Message
+from planner.domain.messages import DeadLetter, Envelope, Message, OutboxEntry
 from planner.store import Connection, Store
 from planner.store import outbox as outbox_store
 from planner.store.outbox import AlreadyFired
@@ -152,3 +152,15 @@ async def replay(store: Store, ids: Sequence[int], *, tenant_id: str | None = No
     """Put dead letters back in the queue, due now with a fresh count of attempts; how many were."""
     async with store.transaction() as conn:
         return await outbox_store.replay(conn, ids, tenant_id=tenant_id, now=store.clock())
+
+
+async def last_message_id(store: Store) -> int:
+    """The id of the newest message in the outbox (0 when it is empty): what came after it is new."""
+    async with store.read() as conn:
+        return await outbox_store.last_message_id(conn)
+
+
+async def entries_since(store: Store, *, after_id: int, sent_at: datetime) -> list[OutboxEntry]:
+    """The messages queued after `after_id` and the earlier ones sent at `sent_at` (what one tick did)."""
+    async with store.read() as conn:
+        return await outbox_store.entries_since(conn, after_id=after_id, sent_at=sent_at)

@@ -8,15 +8,17 @@ module per aggregate, each the one writer of its tables; `planner.services` hold
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import AbstractAsyncContextManager, closing, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Table, event, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Table, event, insert, make_url, select, text, update
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from planner.domain.policy import RuleCache
@@ -33,6 +35,47 @@ Connection = AsyncConnection
 Services pass it along without knowing the database library."""
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///chief_of_staff.db"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (relative to the current folder when it is relative); None for another database
+    or an in-memory one. Raises ValueError for a URL that is not one."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ValueError(f"{url!r} is not a database URL: {error}") from None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(parsed.database)
+
+
+def copy_sqlite_file(source: Path, target: Path) -> None:
+    """Copy a SQLite database, consistently even while a server writes it (SQLite's online backup, WAL included)."""
+    if not source.exists():
+        raise FileNotFoundError(f"no SQLite database at {source}")
+    with closing(sqlite3.connect(source)) as reading, closing(sqlite3.connect(target)) as writing:
+        reading.backup(writing)
+
+
+def anchored_url(url: str, folder: Path) -> str:
+    """`url`, with a relative SQLite file made relative to `folder` rather than to the current folder."""
+    path = sqlite_file(url)
+    if path is None or path.is_absolute():
+        return url
+    return make_url(url).set(database=str(folder / path)).render_as_string(hide_password=False)
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may be printed: a SQLite file's absolute path, another database's URL without its password."""
+    path = sqlite_file(url)
+    if path is not None:
+        return f"SQLite file {path.absolute()}"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "an unreadable DATABASE_URL"
 
 
 def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine:

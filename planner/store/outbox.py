@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from planner.domain.messages import (
@@ -26,6 +26,7 @@ from planner.domain.messages import (
     Envelope,
     Message,
     MessageKind,
+    OutboxEntry,
 )
 from planner.store import Connection
 from planner.store.schema import firings, outbox
@@ -50,6 +51,11 @@ async def record_firing(conn: Connection, tenant_id: str, key: str, *, at: datet
         await conn.execute(_FIRE, dict(tenant_id=tenant_id, key=key[:KEY_LENGTH], fired_at=at))
     except IntegrityError:
         raise AlreadyFired(tenant_id, key) from None
+
+
+async def forget_firing(conn: Connection, tenant_id: str, key: str) -> None:
+    """Forget that `key` fired, so it may fire again (a welcome after the bot was removed and added back)."""
+    await conn.execute(delete(firings).where(firings.c.tenant_id == tenant_id, firings.c.key == key[:KEY_LENGTH]))
 
 
 async def queue(conn: Connection, tenant_id: str, key: str, messages: Sequence[Message], *, now: datetime) -> None:
@@ -236,3 +242,25 @@ async def replay(conn: Connection, message_ids: Sequence[int], *, tenant_id: str
         .values(status=PENDING, attempts=0, not_before=now, leased_by=None, lease_until=None)
     )
     return int(result.rowcount)
+
+
+async def last_message_id(conn: Connection) -> int:
+    """The id of the newest message in the outbox (0 when it is empty)."""
+    return int((await conn.execute(select(func.coalesce(func.max(outbox.c.id), 0)))).scalar_one())
+
+
+async def entries_since(conn: Connection, *, after_id: int, sent_at: datetime) -> list[OutboxEntry]:
+    """The messages queued after `after_id`, and the earlier ones marked sent at `sent_at`, oldest first."""
+    query = select(outbox).where(or_(outbox.c.id > after_id, outbox.c.sent_at == sent_at)).order_by(outbox.c.id)
+    return [
+        OutboxEntry(
+            id=r.id,
+            tenant_id=r.tenant_id,
+            firing_key=r.firing_key,
+            recipient=r.recipient,
+            kind=r.kind,
+            status=r.status,
+            not_before=r.not_before,
+        )
+        for r in await conn.execute(query)
+    ]

@@ -42,7 +42,8 @@ def test_db_upgrade_creates_the_schema(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def test_tick_runs_once_as_of_a_given_time(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'tick.db'}")
-    assert main(["tick", "--at", "2026-02-10T09:00:00"]) == 0
+    assert main(["db", "upgrade"]) == 0
+    assert main(["tick", "--at", "2026-02-10T09:00:00", "--apply"]) == 0
     assert "as of 2026-02-10T09:00:00+00:00: 0 fired; 0 sent" in capsys.readouterr().out
     assert main(["tick", "--at", "next tuesday"]) == 2
     assert "ISO-8601" in capsys.readouterr().err
@@ -52,6 +53,8 @@ def test_outbox_lists_counts_and_refuses_to_replay_what_is_not_dead(
     monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
     assert main(["outbox"]) == 0
     assert "outbox: empty" in capsys.readouterr().out
     assert main(["outbox", "--replay", "42"]) == 1
@@ -69,6 +72,7 @@ def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
     old_key = Vault.generate_key()
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("COS_SECRET_KEYS", old_key)
+    assert main(["db", "upgrade"]) == 0
     # The operator allows the command (an admin's config only names it) and the variable a config may set.
     entry = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
     monkeypatch.setenv("COS_STDIO_COMMANDS", json.dumps({"clock": {**entry, "allow_env": ["API_TOKEN"]}}))
@@ -101,3 +105,62 @@ def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
     assert main(["adapters", "register", *tenant, "mcp", "broken", "{not json"]) == 2
     assert main(["adapters", "remove", *tenant, "clock"]) == 0
     assert "mcp:clock removed" in capsys.readouterr().out
+
+
+def test_every_command_finds_the_same_database_whatever_folder_it_runs_from(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("COS_DATA_DIR", str(data))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    assert main(["db", "upgrade"]) == 0
+    assert (data / "chief_of_staff.db").exists()
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path / "two")
+    assert main(["tick"]) == 0
+    assert "0 fired" in capsys.readouterr().out
+    assert main(["where"]) == 0
+    where = capsys.readouterr().out
+    assert f"database:      SQLite file {data / 'chief_of_staff.db'} (exists)" in where
+    assert f"secret key:    {data / 'chief_of_staff.key'}" in where
+    assert f"checkpoint:    {data / 'decision_checkpoints.json'}" in where
+    assert not list((tmp_path / "one").iterdir())
+    assert not list((tmp_path / "two").iterdir())
+
+
+def test_a_command_on_a_database_that_is_not_there_says_so_and_makes_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
+) -> None:
+    monkeypatch.setenv("COS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chief_of_staff.db").write_bytes(b"")  # where earlier releases kept it
+    for argv in (["tick"], ["outbox"], ["db", "current"], ["policy", "show", "--tenant", "t"]):
+        assert main(argv) == 1
+        error = capsys.readouterr().err
+        assert f"there is no database at {tmp_path / 'data' / 'chief_of_staff.db'}" in error
+        assert "`cos serve` makes it on its first start" in error
+        assert f"This folder holds {tmp_path / 'chief_of_staff.db'}, where earlier releases kept" in error
+    assert not (tmp_path / "data").exists()
+    assert main(["where"]) == 0
+    assert "(not made yet: `cos serve` makes it)" in capsys.readouterr().out
+
+
+def test_cos_where_names_the_settings_file_and_what_it_chose(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys) -> None:
+    settings_file = tmp_path / "ops.env"
+    settings_file.write_text("DATABASE_URL=sqlite+aiosqlite:///plans.db\nCOS_SECRET_KEY_FILE=keys/local.key\n")
+    monkeypatch.setenv("COS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COS_ENV_FILE", str(settings_file))
+    for name in ("DATABASE_URL", "COS_SECRET_KEY_FILE", "COS_SECRET_KEYS", "MICROSOFT_APP_ID"):
+        monkeypatch.setenv(name, "")  # recorded, so what the file sets is undone after the test
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["where"]) == 0
+    where = capsys.readouterr().out
+    assert f"settings file: {settings_file}" in where
+    assert f"database:      SQLite file {tmp_path / 'data' / 'plans.db'} (not made yet" in where
+    assert f"secret key:    {tmp_path / 'data' / 'keys' / 'local.key'} (not made yet" in where
+    assert "mode:          local mode (no MICROSOFT_APP_ID)" in where

@@ -81,6 +81,7 @@ def database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{path}")
     monkeypatch.setenv("COS_SECRET_KEYS", SECRET_KEY)
     monkeypatch.setenv("COS_DECISION_CHECKPOINTS", str(tmp_path / "checkpoints.json"))
+    assert main(["db", "upgrade"]) == 0
     return path
 
 

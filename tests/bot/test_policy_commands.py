@@ -46,6 +46,7 @@ def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     key = Vault.generate_key()
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("COS_SECRET_KEYS", key)
+    assert main(["db", "upgrade"]) == 0
     monkeypatch.delenv("MICROSOFT_APP_ID", raising=False)
     return key
 
@@ -133,6 +134,7 @@ def test_cos_context_without_a_key_says_how_to_set_one(
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("MICROSOFT_APP_ID", "app")
     monkeypatch.setenv("MICROSOFT_APP_PASSWORD", "pw")
+    assert main(["db", "upgrade"]) == 0
     monkeypatch.delenv("COS_SECRET_KEYS", raising=False)
     assert main(["context", "add-source", "crm", "--tenant", TENANT]) == 2
     assert "set COS_SECRET_KEYS" in capsys.readouterr().err

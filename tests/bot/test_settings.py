@@ -169,9 +169,44 @@ def test_a_shell_command_that_keeps_secrets_makes_the_local_key_before_serve_has
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cos.db'}")
     monkeypatch.setenv("COS_SECRET_KEY_FILE", str(key_file))
+    assert main(["db", "upgrade"]) == 0
     assert main(["context", "add-source", "crm", "--tenant", "contoso"]) == 0
     assert key_file.exists()
     key_file.unlink()
     assert main(["adapters", "list", "--tenant", "contoso"]) == 2
     assert "is missing, but the database holds 1 secret(s)" in capsys.readouterr().err
     assert not key_file.exists()
+
+
+def test_the_bots_files_live_in_one_per_user_folder_never_the_current_one(tmp_path: Path) -> None:
+    home = Settings.from_env({"HOME": str(tmp_path)})
+    folder = tmp_path / ".local" / "share" / "chief-of-staff"
+    assert home.data_dir == folder
+    assert home.database_file == folder / "chief_of_staff.db"
+    assert Path(home.secret_key_file) == folder / "chief_of_staff.key"
+    assert home.decision_checkpoints_path == folder / "decision_checkpoints.json"
+    xdg = Settings.from_env({"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert xdg.database_file == tmp_path / "xdg" / "chief-of-staff" / "chief_of_staff.db"
+    assert Settings.from_env({"HOME": str(tmp_path), "XDG_DATA_HOME": "relative"}).data_dir == folder
+
+
+def test_relative_paths_in_settings_are_relative_to_the_data_folder(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "COS_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "sqlite+aiosqlite:///plans/cos.db",
+            "COS_SECRET_KEY_FILE": "keys/local.key",
+            "COS_DECISION_CHECKPOINTS": "log/heads.json",
+        }
+    )
+    assert settings.database_file == tmp_path / "plans" / "cos.db"
+    assert settings.database_shown == f"SQLite file {tmp_path / 'plans' / 'cos.db'}"
+    assert Path(settings.secret_key_file) == tmp_path / "keys" / "local.key"
+    assert settings.decision_checkpoints_path == tmp_path / "log" / "heads.json"
+    (tmp_path / "stdio.yaml").write_text("clock: {command: /usr/bin/true}\n")
+    listed = Settings.from_env({"COS_DATA_DIR": str(tmp_path), "COS_STDIO_COMMANDS_FILE": "stdio.yaml"})
+    assert "clock" in listed.adapter_limits.stdio_commands.entries
+    postgres = Settings.from_env({"DATABASE_URL": "postgresql+asyncpg://cos:db-secret@db.example/cos"})
+    assert postgres.database_file is None
+    assert "db-secret" not in postgres.database_shown
+    assert "db.example/cos" in postgres.database_shown

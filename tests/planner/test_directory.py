@@ -37,3 +37,12 @@ async def test_conversations_are_stored_per_tenant_and_forgotten(store: Store) -
     assert await Directory(store, "fabrikam").conversations() == []
     await directory.forget_conversation("19:chan")
     assert [c.kind for c in await directory.conversations()] == ["personal"]
+
+
+async def test_a_conversation_is_welcomed_once_per_install(store: Store) -> None:
+    directory = Directory(store, "contoso")
+    assert await directory.first_welcome("a:lead")
+    assert not await directory.first_welcome("a:lead")
+    assert await Directory(store, "fabrikam").first_welcome("a:lead")  # another tenant's conversation
+    await directory.forget_conversation("a:lead")  # the bot was removed
+    assert await directory.first_welcome("a:lead")

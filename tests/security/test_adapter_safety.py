@@ -246,7 +246,9 @@ def test_the_readme_one_line_setting_lets_the_readme_stdio_example_register() ->
     agent = factory.build("clock", valid)
 
     assert isinstance(agent, MCPAgent)
-    assert (agent.config.command, agent.config.args, agent.config.cwd) == ("mcp-server-time", (), "/")
+    # From the PATH, else the bot's own environment's scripts folder (tests/adapters/test_stdio_commands.py).
+    assert Path(agent.config.command).name == "mcp-server-time"
+    assert (agent.config.args, agent.config.cwd) == ((), "/")
     with pytest.raises(AgentConfigInvalid, match="COS_STDIO_COMMANDS"):
         MCPAdapterFactory().validate({"transport": "stdio", "command": "mcp-server-time"})
 

@@ -340,8 +340,8 @@ CARDS: dict[str, Callable[[], Card]] = {
         today=TODAY,
         note="Marked blocked by Content Writer.",
     ),
-    "welcome in a chat": lambda: welcome_card(name="Lead Marketer", is_channel=False),
-    "welcome in a channel": lambda: welcome_card(name=None, is_channel=True),
+    "welcome in a chat": lambda: welcome_card(name="Lead Marketer", is_channel=False, today=date(2026, 2, 2)),
+    "welcome in a channel": lambda: welcome_card(name=None, is_channel=True, today=date(2026, 2, 2)),
     "draft, pending": lambda: draft_card(
         draft_id=7, title="Tactical plans for P1", items=draft_items(), state="pending"
     ),
@@ -707,14 +707,14 @@ def test_draft_card_refuses_an_unknown_state() -> None:
 
 
 def test_welcome_card_lists_the_five_commands_and_offers_my_tasks() -> None:
-    card = welcome_card(name="Lead Marketer", is_channel=False)
+    card = welcome_card(name="Lead Marketer", is_channel=False, today=date(2026, 2, 2))
     text = texts(card)
     assert text[0] == "Hi Lead Marketer, I'm your Chief of Staff"
     for example in (
         "new plan 500 SQLs by 31 March from 2026-01-01 to 2026-03-31 kpi SQLs 500",
         "plan",
         "my tasks",
-        "add task Draft launch email to P2 due 2026-02-12 for @name",
+        "add task Draft launch email to P2 due 2026-02-16 for @name",
         "help",
     ):
         assert example in text
@@ -723,7 +723,9 @@ def test_welcome_card_lists_the_five_commands_and_offers_my_tasks() -> None:
 
 
 def test_welcome_card_in_a_channel_says_to_mention_the_bot() -> None:
-    assert any("@mention me" in line for line in texts(welcome_card(name=None, is_channel=True)))
+    assert any(
+        "@mention me" in line for line in texts(welcome_card(name=None, is_channel=True, today=date(2026, 2, 2)))
+    )
 
 
 def test_message_card_shows_a_heading_and_its_non_empty_lines() -> None:

@@ -155,7 +155,7 @@ HOSTILE_CARDS: dict[str, Any] = {
     "task": lambda: task_card(
         open_task(title=HOSTILE, blocked_reason=HOSTILE), plan_title=HOSTILE, owner_name=HOSTILE, today=TODAY
     ),
-    "welcome": lambda: welcome_card(name=HOSTILE, is_channel=False),
+    "welcome": lambda: welcome_card(name=HOSTILE, is_channel=False, today=date(2026, 2, 2)),
     "draft": lambda: draft_card(
         draft_id=7,
         title=HOSTILE,
