@@ -8,10 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from dotenv import load_dotenv
 
+from bot.controls import without_controls
 from bot.manifest import add_manifest_command
 from bot.settings import Settings, SettingsError, is_loopback
 
@@ -140,6 +141,12 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _shown(text: str, *, file: TextIO | None = None) -> None:
+    """Print a line that may hold an adapter's or an agent's words (a tool's description, a server's error): without
+    the escape sequences and control characters that would drive the terminal (bot/controls.py)."""
+    print(without_controls(text), file=file if file is not None else sys.stdout)
+
+
 def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from pathlib import Path
@@ -158,7 +165,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
             raw = Path(args.config[1:]).read_text() if args.config.startswith("@") else args.config
             config = json.loads(raw)
         except (OSError, ValueError) as error:
-            print(f"cos adapters: the configuration must be a JSON object, or @file.json ({error})", file=sys.stderr)
+            _shown(f"cos adapters: the configuration must be a JSON object, or @file.json ({error})", file=sys.stderr)
             return 2
 
     async def main() -> int:
@@ -176,35 +183,35 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
         try:
             if args.adapters_command == "rotate-keys":
                 count = await rotate_secrets(store, vault, actor="cos adapters rotate-keys")
-                print(f"{count} adapter(s) re-encrypted with the newest key; older keys can now be removed")
+                _shown(f"{count} adapter(s) re-encrypted with the newest key; older keys can now be removed")
                 return 0
             registry = delegator.registry(args.tenant)
             if args.adapters_command == "list":
                 for entry in await registry.list_adapters():
                     state = "enabled" if entry.enabled else "disabled"
                     settings_text = ", ".join(f"{k}={v}" for k, v in entry.describe().items())
-                    print(f"{entry.key} ({state}): {settings_text}")
+                    _shown(f"{entry.key} ({state}): {settings_text}")
             elif args.adapters_command == "register":
                 entry = await registry.register(args.kind, args.name, config, actor="cos adapters")
                 secret = ", ".join(entry.sealed_fields) or "none"
-                print(f"{entry.key} registered; secret fields kept encrypted: {secret}")
+                _shown(f"{entry.key} registered; secret fields kept encrypted: {secret}")
             elif args.adapters_command == "test":
                 agent = await registry.open(args.name)
                 health = await agent.health()
-                print(f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}")
+                _shown(f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}")
                 if health.ok:
                     for capability in await agent.capabilities():
-                        print(f"  can {capability.name}: {capability.description}")
+                        _shown(f"  can {capability.name}: {capability.description}")
                 return 0 if health.ok else 1
             elif args.adapters_command in ("enable", "disable"):
                 switch = registry.enable if args.adapters_command == "enable" else registry.disable
                 entry = await switch(args.name, actor="cos adapters")
-                print(f"{entry.key} {args.adapters_command}d")
+                _shown(f"{entry.key} {args.adapters_command}d")
             elif args.adapters_command == "remove":
                 entry = await registry.remove(args.name, actor="cos adapters")
-                print(f"{entry.key} removed")
+                _shown(f"{entry.key} removed")
         except (AgentError, PlannerError, VaultError, ValueError, OSError) as error:
-            print(f"cos adapters: {error}", file=sys.stderr)
+            _shown(f"cos adapters: {error}", file=sys.stderr)
             return 1
         finally:
             await delegator.close()
@@ -247,7 +254,7 @@ def _decision_keys(settings: Settings) -> DecisionKeys | None:
 def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
-    from typing import Any, TextIO
+    from typing import Any
 
     from planner.domain.decisions import ChainReport
     from planner.domain.errors import PlannerError

@@ -101,3 +101,30 @@ def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
     assert main(["adapters", "register", *tenant, "mcp", "broken", "{not json"]) == 2
     assert main(["adapters", "remove", *tenant, "clock"]) == 0
     assert "mcp:clock removed" in capsys.readouterr().out
+
+
+def test_adapters_test_and_list_print_no_escape_sequence_an_agent_or_an_admin_put_in_their_words(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
+) -> None:
+    import json
+    import sys
+
+    from planner.store.vault import Vault
+    from tests.adapters.operator import ROOT
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("COS_SECRET_KEYS", Vault.generate_key())
+    entry = {"command": sys.executable, "args": ["-m", "tests.adapters.vendor_agent", "--stdio", "--hostile"]}
+    monkeypatch.setenv("COS_STDIO_COMMANDS", json.dumps({"vendor": {**entry, "cwd": str(ROOT)}}))
+    tenant = ["--tenant", "contoso"]
+    config = {"transport": "stdio", "command": "vendor", "capabilities": {"brief": "account_brief"}}
+    assert main(["adapters", "register", *tenant, "mcp", "vendor", json.dumps(config)]) == 0
+    capsys.readouterr()
+    assert main(["adapters", "list", *tenant]) == 0
+    listed = capsys.readouterr().out
+    assert main(["adapters", "test", *tenant, "vendor"]) == 0
+    tested = capsys.readouterr().out
+    for printed in (listed, tested):
+        assert not any(ch in printed for ch in "\x1b\x07\r\x9b"), repr(printed)
+    assert "mcp:vendor (enabled)" in listed
+    assert "can brief: Summarise an account's activity.[docs]\nOK " in tested  # each escape gone whole
