@@ -29,7 +29,8 @@ INSECURE_WARNING = (
     "port can act as any user of any tenant: write in their name, approve what waits for them, and read their "
     "plans. Admins are still only those configured ({admins}), but anyone can claim to be one of them, so an admin "
     "is as open as everyone else: whoever reaches the port can register adapters, including a stdio adapter that "
-    "runs a command as this process's user. Use it only on a trusted, isolated network."
+    "runs one of the commands COS_STDIO_COMMANDS allows as this process's user. Use it only on a trusted, isolated "
+    "network."
 )
 
 

@@ -200,6 +200,29 @@ async def test_a_config_cannot_widen_an_allowed_entry(strict: Running) -> None:
     assert await registry_of(strict).list_adapters() == []
 
 
+async def test_a_registered_stdio_adapter_cannot_be_pointed_at_another_command_nor_start_once_delisted(
+    store: Store, strict: Running
+) -> None:
+    lead = TeamsUser(strict)
+    [added] = await lead.ask('adapter add mcp reporter {"transport": "stdio", "command": "env-reporter"}')
+    assert "Adapter mcp:reporter registered" in added
+    registry = registry_of(strict)
+    with pytest.raises(AgentConfigInvalid, match="'/bin/sh' is not one of the stdio commands the operator allows"):
+        await registry.reconfigure("reporter", {"command": "/bin/sh"}, actor="aad-lead")
+    # The operator takes the entry off the list: the stored adapter no longer starts anything.
+    delisted = Registry(store, TENANT, vault=Vault([VAULT_KEY]), kinds=adapter_kinds(store, TENANT, Vault([VAULT_KEY])))
+    with pytest.raises(AgentConfigInvalid, match="COS_STDIO_COMMANDS"):
+        await delisted.open("reporter")
+
+
+async def test_an_http_adapter_from_chat_is_still_registered_where_the_url_checks_allow(strict: Running) -> None:
+    lead = TeamsUser(strict)
+    [added] = await lead.ask('adapter add mcp crm {"transport": "http", "url": "https://agent.vendor.example/mcp"}')
+    assert "Adapter mcp:crm registered" in added
+    [refused] = await lead.ask('adapter add mcp inside {"transport": "http", "url": "http://10.0.0.5/mcp"}')
+    assert "adapters may not reach it" in refused
+
+
 async def test_a_stdio_child_gets_a_minimal_environment_without_the_bots_secrets(
     strict: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
