@@ -153,6 +153,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from bot.delegating import Delegator
+    from bot.operations.delegation import tool_line
     from planner.domain.errors import PlannerError
     from planner.ports import AgentError
     from planner.services.registry import rotate_secrets
@@ -200,10 +201,26 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 agent = await registry.open(args.name)
                 health = await agent.health()
                 _shown(f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}")
-                if health.ok:
+                if health.ok and registry.tools_need_enabling(agent.kind):
+                    for tool in await registry.tools(args.name):
+                        _shown(f"  {tool_line(tool)}")
+                elif health.ok:
                     for capability in await agent.capabilities():
                         _shown(f"  can {capability.name}: {capability.description}")
                 return 0 if health.ok else 1
+            elif args.adapters_command == "tools":
+                for tool in await registry.tools(args.name):
+                    _shown(tool_line(tool))
+            elif args.adapters_command in ("enable", "disable") and args.tool:
+                if args.adapters_command == "enable":
+                    enabled = await registry.enable_tool(args.name, args.tool, actor="cos adapters")
+                    marked = (
+                        " (destructive: every delegation to it waits for an approval)" if enabled.destructive else ""
+                    )
+                    _shown(f"{enabled.adapter} {enabled.capability} enabled, its definition pinned{marked}")
+                else:
+                    was = await registry.disable_tool(args.name, args.tool, actor="cos adapters")
+                    _shown(f"{args.name} {args.tool} {'disabled' if was is not None else 'was off already'}")
             elif args.adapters_command in ("enable", "disable"):
                 switch = registry.enable if args.adapters_command == "enable" else registry.disable
                 entry = await switch(args.name, actor="cos adapters")
@@ -588,8 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("list", "the tenant's adapters (secrets shown only as set)"),
         ("register", "register an adapter: KIND NAME CONFIG (JSON, or @file.json)"),
         ("test", "check that an adapter answers, and what it can do"),
-        ("enable", "let an adapter take delegations again"),
-        ("disable", "stop an adapter taking delegations"),
+        ("tools", "an MCP adapter's tools as its server defines them, on, off or held"),
+        ("enable", "let an adapter take delegations again; with TOOL, enable that tool (its definition pinned)"),
+        ("disable", "stop an adapter taking delegations; with TOOL, switch that tool off"),
         ("remove", "remove an adapter and its secrets"),
     ):
         command = adapter_commands.add_parser(name, help=help_text)
@@ -600,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("name")
         if name == "register":
             command.add_argument("config", help="the configuration as JSON, or @path to a JSON file")
+        if name in ("enable", "disable"):
+            command.add_argument("tool", nargs="?", help="one tool of an MCP adapter, rather than the whole adapter")
     adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
     adapters.set_defaults(handler=_adapters)
 

@@ -79,7 +79,13 @@ def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
     assert main(["adapters", "test", *tenant, "clock"]) == 0
     tested = capsys.readouterr().out
     assert "clock: ok" in tested
-    assert "can get_current_time" in tested
+    assert "get_current_time (off): Get current time" in tested
+    assert main(["adapters", "enable", *tenant, "clock", "get_current_time"]) == 0
+    assert "clock get_current_time enabled, its definition pinned" in capsys.readouterr().out
+    assert main(["adapters", "tools", *tenant, "clock"]) == 0
+    tools = capsys.readouterr().out
+    assert "get_current_time (on)" in tools
+    assert "convert_time (off)" in tools
     assert main(["adapters", "list", *tenant]) == 0
     listed = capsys.readouterr().out
     assert "mcp:clock (enabled)" in listed
@@ -127,4 +133,4 @@ def test_adapters_test_and_list_print_no_escape_sequence_an_agent_or_an_admin_pu
     for printed in (listed, tested):
         assert not any(ch in printed for ch in "\x1b\x07\r\x9b"), repr(printed)
     assert "mcp:vendor (enabled)" in listed
-    assert "can brief: Summarise an account's activity.[docs]\nOK " in tested  # each escape gone whole
+    assert "brief (off): Summarise an account's activity.[docs]\nOK " in tested  # each escape gone whole

@@ -96,7 +96,14 @@ async def test_an_admin_registers_the_vendor_agent_and_a_task_comes_back_drafted
         await lead.ask("adapter test vendor")
         tested = all_text(delegating.connector.cards()[-1])
         assert "Answers" in tested
-        assert "can draft_email" in tested
+        assert "draft_email (off): Draft a marketing email" in tested
+        assert "delete_segment (off, destructive: each call needs an approval)" in tested
+        # Its tools are off until an admin has read them and enabled the ones wanted.
+        [off] = await lead.ask(f'delegate T{task_id} to vendor draft_email {{"audience": "CFOs", "topic": "x"}}')
+        assert "vendor's tool 'draft_email' is off" in off
+        assert "`adapter enable vendor draft_email`" in off
+        [enabled] = await lead.ask("adapter enable vendor draft_email")
+        assert "vendor's tool draft_email is on" in enabled
         await lead.ask("adapters")
         listing = all_text(delegating.connector.cards()[-1])
         assert "mcp:vendor · enabled · circuit closed" in listing
@@ -129,9 +136,10 @@ async def test_an_agent_that_is_down_defers_the_work_tells_the_owner_once_and_ru
     writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
     await writer.ask("help")
     async with serve_in_process() as url:
-        pass  # the server is gone: the port refuses connections
-    config = json.dumps({"transport": "http", "url": url, "connect_timeout_seconds": 5})
-    await lead.ask(f"adapter add mcp vendor {config}")
+        config = json.dumps({"transport": "http", "url": url, "connect_timeout_seconds": 5})
+        await lead.ask(f"adapter add mcp vendor {config}")
+        await lead.ask("adapter enable vendor draft_email")
+    # The server is gone: the port refuses connections.
     await lead.ask(f'delegate T{task_id} to vendor draft_email {{"audience": "CFOs", "topic": "launch"}}')
     await delegating.bot.drain()
     delegator = delegating.bot.delegator

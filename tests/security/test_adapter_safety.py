@@ -233,6 +233,7 @@ async def test_a_stdio_child_gets_a_minimal_environment_without_the_bots_secrets
     config = {"transport": "stdio", "command": "env-reporter", "env": {"REPORTER_REGION": "eu"}}
 
     [answer] = await lead.ask(f"adapter add mcp reporter {json.dumps(config)}")
+    await lead.ask("adapter enable reporter started_with")
     agent = await registry_of(strict).open("reporter")
     result = await agent.delegate(DelegationRequest(capability="started_with", input={}))
 
@@ -487,6 +488,8 @@ async def test_secrets_in_a_url_query_headers_and_arguments_are_sealed_masked_an
         stdio = {"transport": "stdio", "command": "env-reporter", "args": ["--token", ARG_SECRET, "--verbose"]}
         [added_http] = await lead.ask(f"adapter add mcp vendor {json.dumps(http)}")
         [added_stdio] = await lead.ask(f"adapter add mcp reporter {json.dumps(stdio)}")
+        await lead.ask("adapter enable vendor draft_email")
+        await lead.ask("adapter enable reporter started_with")
         [listing] = await lead.ask("adapters")
         registry = plain_registry(on_premises)
         vendor = await registry.open("vendor")
