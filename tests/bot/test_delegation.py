@@ -128,6 +128,35 @@ async def test_an_admin_registers_the_vendor_agent_and_a_task_comes_back_drafted
     assert "D1 T1 → vendor draft_email: succeeded" in all_text(delegating.connector.cards()[-1])
 
 
+async def test_an_admin_reads_a_server_s_tools_enables_them_one_by_one_and_a_wrong_input_is_named_in_chat(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter tools vendor")
+        listed = all_text(delegating.connector.cards()[-1])
+        assert "offer_discount (off): Offer an account a discount" in listed
+        assert "delete_segment (off, destructive: each call needs an approval): Delete an audience segment" in listed
+        [destructive] = await lead.ask("adapter enable vendor delete_segment")
+        assert "every delegation to it waits for an approval" in destructive
+        [enabled] = await lead.ask("adapter enable vendor offer_discount")
+        assert "vendor's tool offer_discount is on" in enabled
+        [not_member] = await writer.ask("adapter enable vendor send_email")
+        assert "admin" in not_member
+        [wrong] = await lead.ask(
+            f'delegate T{task_id} to vendor offer_discount {{"account": "acme", "percent": "ten"}}'
+        )
+        assert "input.percent: 'ten' is not of type 'number'" in wrong
+        [off] = await lead.ask("adapter disable vendor offer_discount")
+        assert "vendor's tool offer_discount is off" in off
+        [unknown] = await lead.ask("adapter enable vendor send_fax")
+        assert "cannot 'send_fax'" in unknown
+    assert await delegating.bot.delegator.delegations(TENANT).of_task(task_id) == []  # type: ignore[union-attr]
+
+
 async def test_an_agent_that_is_down_defers_the_work_tells_the_owner_once_and_runs_it_when_back(
     delegating: Running, clock: FakeClock
 ) -> None:
