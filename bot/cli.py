@@ -496,13 +496,13 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
             if args.metrics_command == "chart-link":
                 links = ChartLinks(signing_keys(settings), base_url=args.base_url)
                 if not links.keys:
-                    print(
+                    _shown(
                         "cos metrics: set COS_SECRET_KEYS (see .env.example): links are signed with it", file=sys.stderr
                     )
                     return 2
                 await Plans(store, args.tenant).get_plan(args.plan)
                 as_of = date.fromisoformat(args.as_of) if args.as_of else store.clock().date()
-                print(links.link(args.tenant, args.plan, as_of, now=store.clock()))
+                _shown(links.link(args.tenant, args.plan, as_of, now=store.clock()))
                 return 0
             if args.metrics_command == "pull":
                 vault = await _open_vault(settings, store, "cos metrics")
@@ -513,7 +513,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                     stored, failed = await pull_metric_feeds(store, delegator, store.clock())
                 finally:
                     await delegator.close()
-                print(f"{stored} reading(s) stored, {failed} feed(s) failed")
+                _shown(f"{stored} reading(s) stored, {failed} feed(s) failed")
                 return 1 if failed else 0
             feeds = MetricFeeds(store, args.tenant)
             if args.metrics_command == "add-feed":
@@ -528,30 +528,30 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                     every_minutes=args.every,
                     actor="cos metrics",
                 )
-                print(
+                _shown(
                     f"feed {feed.id}: {metric.name} from {feed.adapter} {feed.capability} .{feed.field}, "
                     f"every {feed.every_minutes} min"
                 )
             elif args.metrics_command == "remove-feed":
                 await feeds.remove(args.feed, actor="cos metrics")
-                print(f"feed {args.feed} removed")
+                _shown(f"feed {args.feed} removed")
             else:
                 listed = await feeds.list_feeds()
                 if not listed:
-                    print(f"no metric feeds for tenant {args.tenant}")
+                    _shown(f"no metric feeds for tenant {args.tenant}")
                 for feed in listed:
                     pulled = feed.last_pulled_at.isoformat() if feed.last_pulled_at else "never"
                     state = f"failed: {feed.last_error}" if feed.last_error else "ok"
-                    print(
+                    _shown(
                         f"feed {feed.id}: metric {feed.metric_id} from {feed.adapter} {feed.capability} "
                         f".{feed.field} ({feed.unit or 'no unit'}), every {feed.every_minutes} min; "
                         f"last pulled {pulled}, {state}"
                     )
         except json.JSONDecodeError as error:
-            print(f"cos metrics: --input is not JSON: {error}", file=sys.stderr)
+            _shown(f"cos metrics: --input is not JSON: {error}", file=sys.stderr)
             return 2
         except (PlannerError, VaultError, ValueError) as error:
-            print(f"cos metrics: {error}", file=sys.stderr)
+            _shown(f"cos metrics: {error}", file=sys.stderr)
             return 1
         finally:
             await store.close()
