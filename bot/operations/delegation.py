@@ -93,7 +93,6 @@ TOOL_STATES = {
     "on": "on",
     "off": "off",
     "held": "held: its server changed it, an admin enables it again",
-    "changed": "on, but its server changed it: held at its next call",
     "gone": "enabled, but its server no longer has it",
 }
 

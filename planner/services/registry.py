@@ -40,7 +40,7 @@ from planner.governance.guard import PolicyGuard
 from planner.ports import Agent, AgentConfigInvalid, Capability, UnknownCapability
 from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
-from planner.services.tools import PinnedTools, pinned, record_tool
+from planner.services.tools import PinnedTools, hold, pinned, record_tool
 from planner.store import Connection, Store
 from planner.store import events as event_log
 from planner.store.adapters import (
@@ -135,16 +135,12 @@ class ToolListing:
 
     @property
     def state(self) -> str:
-        """`on`, `off`, `held`, `changed` (enabled, but defined otherwise now: held at its next call) or `gone`."""
+        """`on`, `off`, `held` or `gone` (enabled, but its server no longer has it)."""
         if self.stored is None:
             return "off"
         if self.stored.state is ToolState.HELD:
             return "held"
-        if self.now is None:
-            return "gone"
-        if self.now.definition is not None and not self.stored.matches(self.now.definition):
-            return "changed"
-        return "on"
+        return "gone" if self.now is None else "on"
 
     @property
     def destructive(self) -> bool:
@@ -468,11 +464,16 @@ class Registry:
 
     async def tools(self, name: str) -> list[ToolListing]:
         """The adapter's tools as its server defines them now, with their state; then those an admin enabled or that
-        were held and that the server no longer has. Raises AdapterNotFound, ToolsNotSwitched, AgentUnavailable."""
+        were held and that the server no longer has. An enabled tool the server now defines otherwise is held here
+        and then. Raises AdapterNotFound, ToolsNotSwitched, AgentUnavailable."""
         entry = await self._tools_entry(name)
         now = {capability.name: capability for capability in await self._defined_now(entry)}
         async with self._store.read() as conn:
             stored = {tool.capability: tool for tool in await tools_of(conn, self.tenant_id, entry.name)}
+        for name, tool in list(stored.items()):
+            definition = now[name].definition if name in now else None
+            if tool.callable and definition is not None and not tool.matches(definition):
+                stored[name] = await hold(self._store, entry, tool, definition)  # the server reported a change
         listed = [ToolListing(capability=name, now=now[name], stored=stored.get(name)) for name in sorted(now)]
         gone = [
             ToolListing(capability=name, now=None, stored=stored[name]) for name in sorted(stored) if name not in now

@@ -167,27 +167,30 @@ class PinnedTools:
             raise DelegationStopped(str(off)) from None
         live = await agent.capability(capability)
         if live is not None and live.definition is not None and not tool.matches(live.definition):
-            reason = _what_changed(tool.definition, live.definition)
-            await self._hold(tool, reason)
-            raise DelegationStopped(str(ToolHeld(adapter.name, capability, reason)))
+            held = await hold(self._store, adapter, tool, live.definition)
+            raise DelegationStopped(str(ToolHeld(adapter.name, capability, held.held_reason)))
         try:
             check_input(adapter.name, tool, request.input)
         except InputInvalid as invalid:
             raise DelegationStopped(str(invalid)) from None
 
-    async def _hold(self, tool: AdapterTool, reason: str) -> None:
-        async with self._store.transaction() as conn:
-            if await hold_tool(conn, tool, reason=reason):
-                held = replace(tool, state=ToolState.HELD, held_reason=reason)
-                await record_tool(
-                    conn,
-                    store=self._store,
-                    adapter=self._adapter,
-                    actor=f"agent:{self._adapter.name}",
-                    kind="adapter.tool_held",
-                    before=tool,
-                    after=held,
-                )
+
+async def hold(store: Store, adapter: RegisteredAdapter, tool: AdapterTool, now: Mapping[str, Any]) -> AdapterTool:
+    """Hold the enabled `tool`, which its server now defines as `now`; the held tool (recorded, unless another
+    writer held or switched it meanwhile)."""
+    held = replace(tool, state=ToolState.HELD, held_reason=_what_changed(tool.definition, now))
+    async with store.transaction() as conn:
+        if await hold_tool(conn, tool, reason=held.held_reason or ""):
+            await record_tool(
+                conn,
+                store=store,
+                adapter=adapter,
+                actor=f"agent:{adapter.name}",
+                kind="adapter.tool_held",
+                before=tool,
+                after=held,
+            )
+    return held
 
 
 def _what_changed(pinned: Mapping[str, Any], now: Mapping[str, Any]) -> str:

@@ -120,8 +120,6 @@ async def test_a_tool_whose_server_changes_its_definition_is_held_until_an_admin
     await vendor.registry.enable_tool("vendor", "campaign_metrics", actor="aad-admin")
     async with serve_in_process(port=0, revised=True) as revised_url:
         await vendor.registry.reconfigure("vendor", {"url": revised_url}, actor="aad-admin")  # the vendor's update
-        [listed] = [tool for tool in await vendor.registry.tools("vendor") if tool.capability == "draft_email"]
-        assert listed.state == "changed"
 
         held = await vendor.delegate("draft_email", audience="CFOs", topic="the launch")
 
@@ -143,9 +141,13 @@ async def test_a_tool_whose_server_changes_its_definition_is_held_until_an_admin
         assert again.definition["description"] == REVISED_DRAFT
         done = await vendor.delegate("draft_email", audience="CFOs", topic="the launch")
         assert done.status is DelegationStatus.SUCCEEDED, done.error
+    # Back to the first release: the change is seen as soon as the server reports it, in a listing too.
+    await vendor.registry.reconfigure("vendor", {"url": vendor.url}, actor="aad-admin")
+    states = {tool.capability: tool.state for tool in await vendor.registry.tools("vendor")}
+    assert (states["draft_email"], states["campaign_metrics"]) == ("held", "on")
     async with vendor.store.read() as conn:
         kinds = list((await conn.execute(select(events.c.kind).where(events.c.subject_type == "adapter"))).scalars())
-    assert kinds.count("adapter.tool_held") == 1
+    assert kinds.count("adapter.tool_held") == 2
 
 
 async def test_every_delegation_to_a_destructive_tool_waits_for_an_approval(vendor: Vendor) -> None:
