@@ -154,7 +154,17 @@ async def test_an_admin_reads_a_server_s_tools_enables_them_one_by_one_and_a_wro
         assert "vendor's tool offer_discount is off" in off
         [unknown] = await lead.ask("adapter enable vendor send_fax")
         assert "cannot 'send_fax'" in unknown
-    assert await delegating.bot.delegator.delegations(TENANT).of_task(task_id) == []  # type: ignore[union-attr]
+        delegator = delegating.bot.delegator
+        assert delegator is not None
+        assert await delegator.delegations(TENANT).of_task(task_id) == []
+        # A destructive tool, enabled: the delegation waits for a person's approval before anything reaches the vendor.
+        await lead.ask("approvers add leader aad-approver")
+        await lead.ask(f'delegate T{task_id} to vendor delete_segment {{"segment_id": "seg-9"}}')
+        await delegating.bot.drain()
+        await delegator.drain()
+        [held] = await delegator.delegations(TENANT).of_task(task_id)
+        assert held.status.value == "held"
+        assert "marks delete_segment as destructive" in (held.error or "")
 
 
 async def test_an_agent_that_is_down_defers_the_work_tells_the_owner_once_and_runs_it_when_back(
