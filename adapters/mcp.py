@@ -2,8 +2,10 @@
 
 An admin registers an `MCPConfig`: how to reach the server (an entry of the operator's allow-list of stdio
 commands, or a URL with an optional bearer token and headers), which of its tools are capabilities (by default every
-tool, under its own name) and how long connecting may take. `MCPAgent` lists the tools as capabilities and delegates
-a request by calling the mapped tool with the request's input.
+tool, under its own name) and how long connecting may take. `MCPAgent` lists the tools as capabilities, each with the
+server's own definition of its tool (name, description, input schema, annotations), and delegates a request by
+calling the mapped tool with the request's input. Which tools may be called is the registry's to say: an admin
+enables each, its definition pinned then (planner/services/tools.py; `MCPAdapterFactory.tools_need_enabling`).
 
 What comes from chat never decides what runs on the host or where the bot connects: `MCPAdapterFactory` maps a
 stdio config's `command` to the operator's entry (`adapters.stdio_commands`), refuses internal addresses at
