@@ -45,7 +45,8 @@ def _json_arg(args: Mapping[str, Any], name: str) -> dict[str, Any]:
 async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator = _delegator(context)
     tenant = context.caller.tenant_id
-    entries = await delegator.registry(tenant).list_adapters()
+    registry = delegator.registry(tenant)
+    entries = await registry.list_adapters()
     if not entries:
         return Reply(text="No adapters yet. Register one with `adapter add <mcp|browser> <name> <config JSON>`.")
     circuits = await delegator.breakers(tenant).states()
@@ -54,7 +55,15 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
         circuit = circuits.get(entry.name)
         state = circuit.state.value if circuit is not None else "closed"
         settings = ", ".join(f"{k}: {v}" for k, v in entry.describe().items() if k != "capabilities")
-        lines.append(f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state} · {settings[:300]}")
+        tools = ""
+        if registry.tools_need_enabling(entry.kind):
+            switched = await registry.switched_tools(entry.name)
+            on = ", ".join(t.capability for t in switched if t.callable) or "none"
+            held = ", ".join(t.capability for t in switched if not t.callable)
+            tools = f" · tools on: {on[:200]}" + (f" · held: {held[:200]}" if held else "")
+        lines.append(
+            f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state}{tools} · {settings[:300]}"
+        )
     return Reply(cards=(message_card("Agent adapters", lines),))
 
 

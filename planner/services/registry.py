@@ -480,6 +480,11 @@ class Registry:
         ]
         return listed + gone
 
+    async def switched_tools(self, name: str) -> list[AdapterTool]:
+        """The adapter's enabled and held tools as stored (no call to the server; the others are off)."""
+        async with self._store.read() as conn:
+            return await tools_of(conn, self.tenant_id, (await self._row(conn, name)).name)
+
     async def enable_tool(self, name: str, capability: str, *, actor: str) -> AdapterTool:
         """Enable the adapter's tool `capability`, pinning its definition as the server gives it now (enabling a held
         tool again pins the new one). Raises AdapterNotFound, ToolsNotSwitched, UnknownCapability, AgentUnavailable."""
