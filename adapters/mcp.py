@@ -2,8 +2,10 @@
 
 An admin registers an `MCPConfig`: how to reach the server (an entry of the operator's allow-list of stdio
 commands, or a URL with an optional bearer token and headers), which of its tools are capabilities (by default every
-tool, under its own name) and how long connecting may take. `MCPAgent` lists the tools as capabilities and delegates
-a request by calling the mapped tool with the request's input.
+tool, under its own name) and how long connecting may take. `MCPAgent` lists the tools as capabilities, each with the
+server's own definition of its tool (name, description, input schema, annotations), and delegates a request by
+calling the mapped tool with the request's input. Which tools may be called is the registry's to say: an admin
+enables each, its definition pinned then (planner/services/tools.py; `MCPAdapterFactory.tools_need_enabling`).
 
 What comes from chat never decides what runs on the host or where the bot connects: `MCPAdapterFactory` maps a
 stdio config's `command` to the operator's entry (`adapters.stdio_commands`), refuses internal addresses at
@@ -52,7 +54,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Self, TextIO
+from typing import Any, Literal, NoReturn, Self, TextIO
 from urllib.parse import urlsplit
 
 import anyio
@@ -324,6 +326,8 @@ class MCPAdapterFactory:
     """
 
     secret_fields: Collection[str] = ("bearer_token", "env")
+    tools_need_enabling = True
+    """A server's tools are the vendor's: an admin enables each, and its definition is pinned then."""
 
     def __init__(
         self,
@@ -768,19 +772,29 @@ class MCPAgent(Agent):
             session, client = await self._live()
             await self._refresh_tools(session, client)
         if scope.cancelled_caught:
-            opening = self._session
-            if self.config.transport == "http" and (opening is None or not opening.opened):
-                # A port that never answers reads as one that refuses: the words must not map the network.
-                raise AgentNotReached(self.name, f"{self.config.endpoint}: {UNREACHABLE}")
-            raise AgentTimeout(self.name, self.config.connect_timeout_seconds)
+            self._connect_timed_out()
         return [
-            Capability(
-                name=capability,
-                description=session.tools[tool].description or "",
-                input_schema=dict(session.tools[tool].input_schema),
-            )
-            for capability, tool in sorted(self._tool_map(session).items())
+            _capability(capability, session.tools[tool]) for capability, tool in sorted(self._tool_map(session).items())
         ]
+
+    def _connect_timed_out(self) -> NoReturn:
+        opening = self._session
+        if self.config.transport == "http" and (opening is None or not opening.opened):
+            # A port that never answers reads as one that refuses: the words must not map the network.
+            raise AgentNotReached(self.name, f"{self.config.endpoint}: {UNREACHABLE}")
+        raise AgentTimeout(self.name, self.config.connect_timeout_seconds)
+
+    async def capability(self, name: str) -> Capability | None:
+        """The capability `name` as the server defined its tool when the session opened (listed again only when the
+        session knows no such tool), or None."""
+        with anyio.move_on_after(self.config.connect_timeout_seconds) as scope:
+            session, client = await self._live()
+            if name not in self._tool_map(session):
+                await self._refresh_tools(session, client)
+        if scope.cancelled_caught:
+            self._connect_timed_out()
+        tool = self._tool_map(session).get(name)
+        return _capability(name, session.tools[tool]) if tool is not None else None
 
     async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
         """Call the tool mapped to `request.capability` with `request.input`; see the module doc for outcomes."""
@@ -908,6 +922,19 @@ class MCPAgent(Agent):
 
     def _since(self, started: datetime) -> float:
         return (self._clock() - started).total_seconds()
+
+
+_DEFINITION_FIELDS = {"name", "description", "input_schema", "annotations"}
+"""What an admin's trust in a tool rests on, and is pinned when the tool is enabled."""
+
+
+def _capability(name: str, tool: mcp_types.Tool) -> Capability:
+    return Capability(
+        name=name,
+        description=tool.description or "",
+        input_schema=dict(tool.input_schema),
+        definition=tool.model_dump(mode="json", by_alias=True, exclude_none=True, include=_DEFINITION_FIELDS),
+    )
 
 
 def _text_of(result: mcp_types.CallToolResult) -> str:

@@ -478,6 +478,8 @@ async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
             seeded = await seed(store, options.warmup + options.samples + 1)
             config = {"transport": "http", "url": vendor.url}
             await delegator.registry(TENANT).register("mcp", ADAPTER, config, actor=LEADER)
+            for tool in ("draft_email", "slow_report"):  # a server's tools are off until an admin enables them
+                await delegator.registry(TENANT).enable_tool(ADAPTER, tool, actor=LEADER)
             agent = await delegator.registry(TENANT).open(ADAPTER)  # the pooled agent every delegation borrows
             info = mcp_types.Implementation(name="bench-direct", version="0")
             async with Client(vendor.url, client_info=info) as client:

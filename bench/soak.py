@@ -867,6 +867,7 @@ async def soak(options: argparse.Namespace, url: str, logs: Path) -> dict[str, A
             await say_or_fail(teams, LEADER, "triggers set budget 100", "100")
             config = json.dumps({"transport": "http", "url": vendor.url})
             await say_or_fail(teams, LEADER, f"adapter add mcp {ADAPTER} {config}", "registered")
+            await say_or_fail(teams, LEADER, f"adapter enable {ADAPTER} draft_email", "is on")
             await Approvals(store, TENANT).approvers.assign("leader", LEADER, actor=LEADER)
             members = [f"aad-soak-member-{n + 1}" for n in range(options.members)]
             teams.figures = Figures()  # the setup turns are not measured

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from dotenv import find_dotenv, load_dotenv
 
+from bot.controls import without_controls
 from bot.manifest import add_manifest_command
 from bot.settings import DATABASE_FILE, Settings, SettingsError, is_loopback
 
@@ -31,7 +32,8 @@ INSECURE_WARNING = (
     "port can act as any user of any tenant: write in their name, approve what waits for them, and read their "
     "plans. Admins are still only those configured ({admins}), but anyone can claim to be one of them, so an admin "
     "is as open as everyone else: whoever reaches the port can register adapters, including a stdio adapter that "
-    "runs a command as this process's user. Use it only on a trusted, isolated network."
+    "runs one of the commands COS_STDIO_COMMANDS allows as this process's user. Use it only on a trusted, isolated "
+    "network."
 )
 
 
@@ -189,11 +191,18 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _shown(text: str, *, file: TextIO | None = None) -> None:
+    """Print a line that may hold an adapter's or an agent's words (a tool's description, a server's error): without
+    the escape sequences and control characters that would drive the terminal (bot/controls.py)."""
+    print(without_controls(text), file=file if file is not None else sys.stdout)
+
+
 def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from pathlib import Path
 
     from bot.delegating import Delegator
+    from bot.operations.delegation import tool_line
     from planner.domain.errors import PlannerError
     from planner.ports import AgentError
     from planner.services.registry import rotate_secrets
@@ -207,7 +216,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
             raw = Path(args.config[1:]).read_text() if args.config.startswith("@") else args.config
             config = json.loads(raw)
         except (OSError, ValueError) as error:
-            print(f"cos adapters: the configuration must be a JSON object, or @file.json ({error})", file=sys.stderr)
+            _shown(f"cos adapters: the configuration must be a JSON object, or @file.json ({error})", file=sys.stderr)
             return 2
 
     async def main() -> int:
@@ -225,7 +234,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
         try:
             if args.adapters_command == "rotate-keys":
                 count = await rotate_secrets(store, vault, actor="cos adapters rotate-keys")
-                print(f"{count} adapter(s) re-encrypted with the newest key; older keys can now be removed")
+                _shown(f"{count} adapter(s) re-encrypted with the newest key; older keys can now be removed")
                 return 0
             registry = delegator.registry(args.tenant)
             if args.adapters_command == "list":
@@ -235,28 +244,44 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 for entry in listed:
                     state = "enabled" if entry.enabled else "disabled"
                     settings_text = ", ".join(f"{k}={v}" for k, v in entry.describe().items())
-                    print(f"{entry.key} ({state}): {settings_text}")
+                    _shown(f"{entry.key} ({state}): {settings_text}")
             elif args.adapters_command == "register":
                 entry = await registry.register(args.kind, args.name, config, actor="cos adapters")
                 secret = ", ".join(entry.sealed_fields) or "none"
-                print(f"{entry.key} registered; secret fields kept encrypted: {secret}")
+                _shown(f"{entry.key} registered; secret fields kept encrypted: {secret}")
             elif args.adapters_command == "test":
                 agent = await registry.open(args.name)
                 health = await agent.health()
-                print(f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}")
-                if health.ok:
+                _shown(f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}")
+                if health.ok and registry.tools_need_enabling(agent.kind):
+                    for tool in await registry.tools(args.name):
+                        _shown(f"  {tool_line(tool)}")
+                elif health.ok:
                     for capability in await agent.capabilities():
-                        print(f"  can {capability.name}: {capability.description}")
+                        _shown(f"  can {capability.name}: {capability.description}")
                 return 0 if health.ok else 1
+            elif args.adapters_command == "tools":
+                for tool in await registry.tools(args.name):
+                    _shown(tool_line(tool))
+            elif args.adapters_command in ("enable", "disable") and args.tool:
+                if args.adapters_command == "enable":
+                    enabled = await registry.enable_tool(args.name, args.tool, actor="cos adapters")
+                    marked = (
+                        " (destructive: every delegation to it waits for an approval)" if enabled.destructive else ""
+                    )
+                    _shown(f"{enabled.adapter} {enabled.capability} enabled, its definition pinned{marked}")
+                else:
+                    was = await registry.disable_tool(args.name, args.tool, actor="cos adapters")
+                    _shown(f"{args.name} {args.tool} {'disabled' if was is not None else 'was off already'}")
             elif args.adapters_command in ("enable", "disable"):
                 switch = registry.enable if args.adapters_command == "enable" else registry.disable
                 entry = await switch(args.name, actor="cos adapters")
-                print(f"{entry.key} {args.adapters_command}d")
+                _shown(f"{entry.key} {args.adapters_command}d")
             elif args.adapters_command == "remove":
                 entry = await registry.remove(args.name, actor="cos adapters")
-                print(f"{entry.key} removed")
+                _shown(f"{entry.key} removed")
         except (AgentError, PlannerError, VaultError, ValueError, OSError) as error:
-            print(f"cos adapters: {error}", file=sys.stderr)
+            _shown(f"cos adapters: {error}", file=sys.stderr)
             return 1
         finally:
             await delegator.close()
@@ -299,7 +324,7 @@ def _decision_keys(settings: Settings) -> DecisionKeys | None:
 def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
-    from typing import Any, TextIO
+    from typing import Any
 
     from planner.domain.decisions import ChainReport
     from planner.domain.errors import PlannerError
@@ -523,13 +548,13 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
             if args.metrics_command == "chart-link":
                 links = ChartLinks(signing_keys(settings), base_url=args.base_url)
                 if not links.keys:
-                    print(
+                    _shown(
                         "cos metrics: set COS_SECRET_KEYS (see .env.example): links are signed with it", file=sys.stderr
                     )
                     return 2
                 await Plans(store, args.tenant).get_plan(args.plan)
                 as_of = date.fromisoformat(args.as_of) if args.as_of else store.clock().date()
-                print(links.link(args.tenant, args.plan, as_of, now=store.clock()))
+                _shown(links.link(args.tenant, args.plan, as_of, now=store.clock()))
                 return 0
             if args.metrics_command == "pull":
                 vault = await _open_vault(settings, store, "cos metrics")
@@ -540,7 +565,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                     stored, failed = await pull_metric_feeds(store, delegator, store.clock())
                 finally:
                     await delegator.close()
-                print(f"{stored} reading(s) stored, {failed} feed(s) failed")
+                _shown(f"{stored} reading(s) stored, {failed} feed(s) failed")
                 return 1 if failed else 0
             feeds = MetricFeeds(store, args.tenant)
             if args.metrics_command == "add-feed":
@@ -555,30 +580,30 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                     every_minutes=args.every,
                     actor="cos metrics",
                 )
-                print(
+                _shown(
                     f"feed {feed.id}: {metric.name} from {feed.adapter} {feed.capability} .{feed.field}, "
                     f"every {feed.every_minutes} min"
                 )
             elif args.metrics_command == "remove-feed":
                 await feeds.remove(args.feed, actor="cos metrics")
-                print(f"feed {args.feed} removed")
+                _shown(f"feed {args.feed} removed")
             else:
                 listed = await feeds.list_feeds()
                 if not listed:
-                    print(f"no metric feeds for tenant {args.tenant}")
+                    _shown(f"no metric feeds for tenant {args.tenant}")
                 for feed in listed:
                     pulled = feed.last_pulled_at.isoformat() if feed.last_pulled_at else "never"
                     state = f"failed: {feed.last_error}" if feed.last_error else "ok"
-                    print(
+                    _shown(
                         f"feed {feed.id}: metric {feed.metric_id} from {feed.adapter} {feed.capability} "
                         f".{feed.field} ({feed.unit or 'no unit'}), every {feed.every_minutes} min; "
                         f"last pulled {pulled}, {state}"
                     )
         except json.JSONDecodeError as error:
-            print(f"cos metrics: --input is not JSON: {error}", file=sys.stderr)
+            _shown(f"cos metrics: --input is not JSON: {error}", file=sys.stderr)
             return 2
         except (PlannerError, VaultError, ValueError) as error:
-            print(f"cos metrics: {error}", file=sys.stderr)
+            _shown(f"cos metrics: {error}", file=sys.stderr)
             return 1
         finally:
             await store.close()
@@ -694,8 +719,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("list", "the tenant's adapters (secrets shown only as set)"),
         ("register", "register an adapter: KIND NAME CONFIG (JSON, or @file.json)"),
         ("test", "check that an adapter answers, and what it can do"),
-        ("enable", "let an adapter take delegations again"),
-        ("disable", "stop an adapter taking delegations"),
+        ("tools", "an MCP adapter's tools as its server defines them, on, off or held"),
+        ("enable", "let an adapter take delegations again; with TOOL, enable that tool (its definition pinned)"),
+        ("disable", "stop an adapter taking delegations; with TOOL, switch that tool off"),
         ("remove", "remove an adapter and its secrets"),
     ):
         command = adapter_commands.add_parser(name, help=help_text)
@@ -706,6 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("name")
         if name == "register":
             command.add_argument("config", help="the configuration as JSON, or @path to a JSON file")
+        if name in ("enable", "disable"):
+            command.add_argument("tool", nargs="?", help="one tool of an MCP adapter, rather than the whole adapter")
     adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
     adapters.set_defaults(handler=_adapters)
 

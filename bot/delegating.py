@@ -57,6 +57,9 @@ class _Borrowed(Agent):
     async def capabilities(self) -> list[Capability]:
         return await self._agent.capabilities()
 
+    async def capability(self, name: str) -> Capability | None:
+        return await self._agent.capability(name)
+
     async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
         return await self._agent.delegate(request, human=human)
 

@@ -612,6 +612,10 @@ def parse(text: str) -> Command:
         if len(words) == 2 and words[0].lower() in actions:
             operation, extra = actions[words[0].lower()]
             return Command(operation, {"name": words[1], **extra})
+        if len(words) == 2 and words[0].lower() == "tools":
+            return Command("list_tools", {"name": words[1]})
+        if len(words) == 3 and words[0].lower() in ("enable", "disable"):
+            return Command("switch_tool", {"name": words[1], "tool": words[2], "enabled": words[0].lower() == "enable"})
         raise GrammarError("Which adapter, doing what? `adapter test hubspot`.", "register_adapter")
     if verb := starts("retry", "cancel"):
         words = _rest_after(text, verb).split()

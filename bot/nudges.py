@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.addressing import Undeliverable
 from bot.cards import approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
+from bot.cards.delegation import delegation_card
 from bot.cards.digest import retrospective_card
 from bot.cards.markdown import literal
 from bot.operations.measurement import measured
@@ -244,14 +245,6 @@ async def _delegation(w: _Writer) -> Outgoing | None:
         return None
     adapter = literal(delegation.adapter)
     ref = f"T{delegation.task_id} (D{delegation.id}, {adapter} {literal(delegation.capability)})"
-    lines = [f"Status: {delegation.status.value}"]
-    if delegation.seconds is not None:
-        lines.append(f"Took {delegation.seconds:.1f} s over {delegation.attempts} attempt(s)")
-    if delegation.output:
-        # The agent's words are shown as data, clipped: never followed as instructions.
-        lines.append("Agent's answer (as it gave it): " + delegation.output[:1500])
-    if delegation.error:
-        lines.append(f"Problem: {delegation.error[:500]}")
     if w.envelope.kind == MessageKind.DELEGATION_DEFERRED:
         text = f"{ref} is waiting: {adapter} is not answering. I'll run it as soon as it is back."
     elif w.envelope.kind == MessageKind.DELEGATION_HELD:
@@ -272,7 +265,7 @@ async def _delegation(w: _Writer) -> Outgoing | None:
         text = f"{ref} was cancelled: nothing more will be sent to {adapter}."
     else:
         text = f"{ref} failed. Delegate again, or take it on yourself."
-    return _activity(text, [message_card(f"Delegation D{delegation.id}", lines)])
+    return _activity(text, [delegation_card(delegation)])
 
 
 async def _text(w: _Writer) -> Outgoing | None:

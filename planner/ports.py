@@ -36,6 +36,10 @@ class Capability:
     name: str
     description: str = ""
     input_schema: dict[str, Any] = field(default_factory=dict)
+    definition: dict[str, Any] | None = None
+    """The vendor's own definition of the tool behind it, in the vendor's protocol's words (MCP: `name`,
+    `description`, `inputSchema`, `annotations`): what an admin enables and the registry pins. None when the
+    capability is the admin's own (a browser recipe)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +138,15 @@ class Agent(abc.ABC):
         Raises:
             AgentUnavailable: the agent could not be reached.
         """
+
+    async def capability(self, name: str) -> Capability | None:
+        """The capability called `name` as the agent defines it now, or None when it has none of that name. An agent
+        that keeps what it learnt when it connected answers from there (no round trip per call).
+
+        Raises:
+            AgentUnavailable: the agent could not be reached.
+        """
+        return next((capability for capability in await self.capabilities() if capability.name == name), None)
 
     @abc.abstractmethod
     async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:

@@ -12,11 +12,14 @@ split by it, `](`, `<at>`, `&amp;` and `{{DATE(…)}}` read as no link, tag, ent
 renderer. And a backslash before the emphasis marks (`*`, `_` where it could open or close emphasis, `~`, a backtick)
 and before a backslash, as CommonMark defines: a renderer that reads escapes shows the mark alone, one that ignores
 them shows the backslash too, which is noise, never formatting. A bare URL stays as it is: it shows where it leads.
+Control characters and escape sequences go (bot/controls.py).
 """
 
 from __future__ import annotations
 
 import re
+
+from bot.controls import without_controls
 
 WORD_JOINER = "\u2060"
 EXCERPT_CHARS = 60
@@ -43,7 +46,7 @@ def literal(text: str) -> str:
     """`text` to show as it was written: every visible character kept, no link, emphasis, list, heading or tag."""
     if isinstance(text, Markdown):
         return text
-    escaped = _INLINE.sub(_neutralised, str(text))
+    escaped = _INLINE.sub(_neutralised, without_controls(str(text)))
     return _BLOCK.sub(WORD_JOINER, escaped)
 
 

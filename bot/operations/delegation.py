@@ -13,6 +13,7 @@ from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_ref
 from planner.domain.delegations import Delegation
 from planner.domain.governance import ActionKind
+from planner.services.registry import ToolListing
 
 NAME = {"type": "string", "description": "the adapter's name, e.g. hubspot"}
 DELEGATION = {"type": "string", "description": "the delegation, e.g. D12"}
@@ -44,7 +45,8 @@ def _json_arg(args: Mapping[str, Any], name: str) -> dict[str, Any]:
 async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator = _delegator(context)
     tenant = context.caller.tenant_id
-    entries = await delegator.registry(tenant).list_adapters()
+    registry = delegator.registry(tenant)
+    entries = await registry.list_adapters()
     if not entries:
         return Reply(text="No adapters yet. Register one with `adapter add mcp NAME CONFIG` (CONFIG as JSON).")
     circuits = await delegator.breakers(tenant).states()
@@ -53,7 +55,15 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
         circuit = circuits.get(entry.name)
         state = circuit.state.value if circuit is not None else "closed"
         settings = ", ".join(f"{k}: {v}" for k, v in entry.describe().items() if k != "capabilities")
-        lines.append(f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state} · {settings[:300]}")
+        tools = ""
+        if registry.tools_need_enabling(entry.kind):
+            switched = await registry.switched_tools(entry.name)
+            on = ", ".join(t.capability for t in switched if t.callable) or "none"
+            held = ", ".join(t.capability for t in switched if not t.callable)
+            tools = f" · tools on: {on[:200]}" + (f" · held: {held[:200]}" if held else "")
+        lines.append(
+            f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state}{tools} · {settings[:300]}"
+        )
     return Reply(cards=(message_card("Agent adapters", lines),))
 
 
@@ -78,10 +88,64 @@ async def test_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
     lines = [f"{'Answers' if health.ok else 'Does not answer'} ({health.seconds:.2f} s): {health.detail}"]
     if health.ok:
         try:
-            lines += [f"can {c.name}: {c.description}"[:200] for c in await agent.capabilities()]
+            if registry.tools_need_enabling(agent.kind):
+                lines += [tool_line(tool)[:200] for tool in await registry.tools(name)]
+                lines.append(f"A tool is called only once enabled: `adapter enable {agent.name} TOOL`.")
+            else:
+                lines += [f"can {c.name}: {c.description}"[:200] for c in await agent.capabilities()]
         except Exception as error:  # the agent's own errors are already ours; show, never crash the turn
             lines.append(f"could not list what it can do: {error}")
     return Reply(cards=(message_card(f"Adapter {name}", lines),), ok=health.ok)
+
+
+TOOL_STATES = {
+    "on": "on",
+    "off": "off",
+    "held": "held: its server changed it, an admin enables it again",
+    "gone": "enabled, but its server no longer has it",
+}
+
+
+def tool_line(tool: ToolListing) -> str:
+    """`send_email (off, destructive: each call needs an approval): Send an email…` — the description is the
+    vendor's."""
+    state = TOOL_STATES[tool.state]
+    if tool.destructive:
+        state += ", destructive: each call needs an approval"
+    description = tool.now.description if tool.now is not None else ""
+    return f"{tool.capability} ({state})" + (f": {description}" if description else "")
+
+
+async def list_tools(context: Context, args: Mapping[str, Any]) -> Reply:
+    registry = _delegator(context).registry(context.caller.tenant_id)
+    name = context.text_arg(args, "name")
+    tools = await registry.tools(name)
+    if not tools:
+        return Reply(text=f"{literal(name)}'s server offers no tools.")
+    lines = [tool_line(tool)[:300] for tool in tools]
+    lines.append(f"Enable one with `adapter enable {name} TOOL`, switch it off with `adapter disable {name} TOOL`.")
+    return Reply(cards=(message_card(f"Tools of {name}", lines),))
+
+
+async def switch_tool(context: Context, args: Mapping[str, Any]) -> Reply:
+    registry = _delegator(context).registry(context.caller.tenant_id)
+    name, tool = context.text_arg(args, "name"), context.text_arg(args, "tool")
+    on = str(args.get("enabled", "")).lower() in ("true", "1", "on", "yes")
+    if on:
+        enabled = await registry.enable_tool(name, tool, actor=context.caller.user_id)
+        approval = (
+            " Its server marks it destructive: every delegation to it waits for an approval."
+            if (enabled.destructive)
+            else ""
+        )
+        return Reply(
+            text=f"{literal(enabled.adapter)}'s tool {literal(enabled.capability)} is on, as its server defines it "
+            f"now; if the server changes it, it is held until you enable it again.{approval}"
+        )
+    was = await registry.disable_tool(name, tool, actor=context.caller.user_id)
+    if was is None:
+        return Reply(text=f"{literal(name)}'s tool {literal(tool)} was off already.")
+    return Reply(text=f"{literal(was.adapter)}'s tool {literal(was.capability)} is off: nothing calls it any more.")
 
 
 async def switch_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -237,6 +301,29 @@ OPERATIONS = (
             "required": ["name", "enabled"],
         },
         run=switch_adapter,
+        kind=ActionKind.SETTING,
+        admin_only=True,
+    ),
+    Operation(
+        name="list_tools",
+        summary="Admins: an MCP adapter's tools as its server defines them, and which are on, off or held.",
+        usage=("adapter tools NAME",),
+        parameters={"type": "object", "properties": {"name": NAME}, "required": ["name"]},
+        run=list_tools,
+        kind=ActionKind.READ,
+        admin_only=True,
+    ),
+    Operation(
+        name="switch_tool",
+        summary="Admins: enable a tool of an MCP adapter (its definition is pinned: a changed one is held), or "
+        "switch it off.",
+        usage=("adapter enable <name> <tool>", "adapter disable <name> <tool>"),
+        parameters={
+            "type": "object",
+            "properties": {"name": NAME, "tool": {"type": "string"}, "enabled": {"type": "boolean"}},
+            "required": ["name", "tool", "enabled"],
+        },
+        run=switch_tool,
         kind=ActionKind.SETTING,
         admin_only=True,
     ),

@@ -1,10 +1,13 @@
-"""A registered adapter as the planner sees it: its public config, and only the names of its secret fields."""
+"""A registered adapter as the planner sees it: its public config, the names of its secret fields, and its tools."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from planner.domain.redaction import MASK
@@ -44,3 +47,61 @@ class RegisteredAdapter:
         """Every field holding a secret: the secret ones, and the public ones shown with a secret masked."""
         masked = [name for name, value in self.config.items() if MASK in json.dumps(value, ensure_ascii=False)]
         return tuple(sorted({*self.secret_fields, *masked}))
+
+
+# ---- tools -------------------------------------------------------------------------------------------------------
+
+
+class ToolState(StrEnum):
+    """Where an admin left a tool of an adapter whose tools must be enabled (an MCP server's). A tool with no state
+    stored is off: discovered, listed, never called."""
+
+    ENABLED = "enabled"
+    """Callable, while the server defines it as it did when an admin enabled it (its pinned definition)."""
+    HELD = "held"
+    """Not callable: the server's definition changed since it was enabled; an admin looks and enables it again."""
+
+
+def fingerprint(definition: Mapping[str, Any]) -> str:
+    """The SHA-256 of a tool's definition as canonical JSON: two definitions match when every field does."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def is_destructive(definition: Mapping[str, Any]) -> bool:
+    """Whether the server says the tool may destroy or overwrite (MCP's `destructiveHint: true` annotation).
+
+    Only an explicit `true` counts: the MCP default (true unless `readOnlyHint`) would gate every tool of a server
+    that annotates none, and an admin can always require approvals for more with a policy rule.
+    """
+    annotations = definition.get("annotations")
+    return isinstance(annotations, Mapping) and annotations.get("destructiveHint") is True
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdapterTool:
+    """A tool (a capability) of an adapter as an admin left it: enabled with its pinned definition, or held."""
+
+    tenant_id: str
+    adapter: str
+    capability: str
+    state: ToolState
+    definition: dict[str, Any]
+    """The definition as it was when an admin enabled the tool (what `pin` is the fingerprint of)."""
+    pin: str
+    decided_by: str
+    decided_at: datetime
+    held_reason: str | None = None
+
+    @property
+    def destructive(self) -> bool:
+        """Every call needs a person's approval (see `is_destructive`)."""
+        return is_destructive(self.definition)
+
+    @property
+    def callable(self) -> bool:
+        return self.state is ToolState.ENABLED
+
+    def matches(self, definition: Mapping[str, Any]) -> bool:
+        """Whether `definition` (as the server gives it now) is the one pinned."""
+        return fingerprint(definition) == self.pin

@@ -17,6 +17,11 @@ answer, a refusal or an unknown capability too, is a success. Delegations, metri
 pass the same gate and breaker because the registry gives out nothing else. `capabilities()` and `health()` are
 reads and pass through.
 
+For an adapter whose tools an admin enables one by one (an MCP server's), the registry adds a `ToolCheck`, asked after
+the breaker: the tool must be enabled, defined by the server as when it was enabled, and the input must fit its
+schema (planner/services/tools.py); otherwise `DelegationStopped`. Asking the server how it defines the tool now is
+a call of the agent like another: one that cannot be made moves the circuit, and raises `AgentUnavailable`.
+
 A caller that keeps a durable record of the call takes the two steps apart: `admit` asks the gate and the breaker
 and gives a one-shot `Admission`, whose `call` calls the agent. A delegation runner admits while it holds the
 delegation, records that it started, then calls (planner/services/delegation.py); `delegate` does both at once.
@@ -128,6 +133,19 @@ class Gate(Protocol):
         ...
 
 
+class ToolCheck(Protocol):
+    """What must hold of the tool a call goes to before it is called (`planner.services.tools.PinnedTools`)."""
+
+    async def __call__(self, agent: Agent, request: DelegationRequest) -> None:
+        """Return when `request` may go to `agent`'s tool.
+
+        Raises:
+            DelegationStopped: the tool is off or held, or the input does not fit it.
+            AgentUnavailable: the agent could not be asked how it defines the tool.
+        """
+        ...
+
+
 class GatedAgent(Agent):
     """An agent behind the policy gate and its circuit breaker: what `Registry.open` hands out."""
 
@@ -141,7 +159,9 @@ class GatedAgent(Agent):
         gate: Gate,
         breakers: Breakers,
         grace: timedelta = DEFAULT_GRACE,
+        tools: ToolCheck | None = None,
     ) -> None:
+        """`tools`: the check of the called tool, for an adapter whose tools are enabled one by one."""
         self._agent = agent
         self.tenant_id = tenant_id
         self.name = adapter
@@ -149,9 +169,13 @@ class GatedAgent(Agent):
         self._gate = gate
         self._breakers = breakers
         self._grace = grace.total_seconds()
+        self._tools = tools
 
     async def capabilities(self) -> list[Capability]:
         return await self._agent.capabilities()
+
+    async def capability(self, name: str) -> Capability | None:
+        return await self._agent.capability(name)
 
     async def health(self) -> AgentHealth:
         return await self._agent.health()
@@ -174,6 +198,7 @@ class GatedAgent(Agent):
         Raises:
             DelegationStopped, DelegationHeld: the gate's answer (see `Gate`).
             CircuitOpen: the agent's circuit is not closed.
+            AgentUnavailable: the tool check could not ask the agent (the circuit has counted the failure).
         """
         await self._gate(
             AgentCall(tenant_id=self.tenant_id, adapter=self.name, adapter_kind=self.kind, request=request)
@@ -182,6 +207,12 @@ class GatedAgent(Agent):
             circuit = await self._breakers.state(self.name)
         if circuit.state is not CircuitState.CLOSED:
             raise CircuitOpen(circuit, circuit.retry_at(self._breakers.settings))
+        if self._tools is not None:
+            try:
+                await self._tools(self._agent, request)
+            except AgentUnavailable as error:
+                await self._breakers.failed(self.name, str(error))
+                raise
         return Admission(self, request, circuit)
 
     async def _call(self, request: DelegationRequest, circuit: Circuit, human: HumanChannel | None) -> DelegationResult:

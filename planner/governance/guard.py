@@ -13,6 +13,10 @@ applies to every adapter's next call, whoever makes it (a delegation, a metric f
   per delegation: running it again while the request is pending holds it again. A call that carries out no
   delegation (a pull on a schedule) cannot wait for a person, so a flag stops it.
 
+A call to a tool its server marks destructive (`destructiveHint: true` in the definition an admin enabled, see
+planner/services/tools.py) is flagged whatever the rules say: every such delegation waits for a person's approval.
+Rules see it as the attribute `destructive: true`.
+
 Every verdict other than a silent go is written to the decision log with the rules, the facts and the approval.
 Nothing the agent or a model says can approve: only `Approvals.decide`, for an authenticated approver, can.
 """
@@ -31,6 +35,7 @@ from planner.domain.governance import (
     DecisionRecord,
     GateCategory,
     PolicyDecision,
+    RuleMatch,
     Verdict,
     accounts_in,
     policy_record,
@@ -39,6 +44,7 @@ from planner.governance.gated_agent import AgentCall, DelegationHeld, Delegation
 from planner.services.approvals import Approvals
 from planner.services.policy import PolicyEngine
 from planner.store import Store
+from planner.store.adapters import tool_of
 
 if TYPE_CHECKING:
     from planner.domain.delegations import Delegation
@@ -51,10 +57,14 @@ _GATES = "categories"
 """The input's key that declares the gate categories a call falls under."""
 
 
-def call_action(call: AgentCall) -> Action:
+DESTRUCTIVE_RULE = "tool:destructive"
+"""The id under which a destructive tool's flag is logged, beside the rules' ids."""
+
+
+def call_action(call: AgentCall, *, destructive: bool = False) -> Action:
     """The call as the policy engine sees it: attributes are the input's values (so `discount` and `input.discount`
-    both reach them) with the adapter, capability, task and who asked; categories are the gate categories the input
-    declares (`"categories": ["budget"]`)."""
+    both reach them) with the adapter, capability, task and who asked, and `destructive: true` for a tool its server
+    marks so; categories are the gate categories the input declares (`"categories": ["budget"]`)."""
     request = call.request
     declared = request.input.get(_GATES)
     names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
@@ -68,6 +78,8 @@ def call_action(call: AgentCall) -> Action:
         "task": request.task_id,
         "requested_by": request.requested_by or None,
     }
+    if destructive:
+        attributes["destructive"] = True
     return Action(
         tenant_id=call.tenant_id,
         kind=ActionKind.DELEGATION,
@@ -122,13 +134,37 @@ class PolicyGuard:
         self._approvals = Approvals(store, tenant_id, record=record, expires_in=approval_expiry)
 
     async def clears(self, call: AgentCall) -> bool:
-        """A plain go that no rule spoke of: nothing to record, the call may simply go."""
+        """A plain go that no rule spoke of: nothing to record, the call may simply go.
+
+        It reads no tool (it runs before every delegation, and mostly reads nothing at all): a call to a destructive
+        tool may be cleared here and is flagged when it is made (`__call__`), so its delegation is held then.
+        """
         decision = await self._engine.evaluate(call_action(call))
         return decision.verdict is Verdict.GO and not decision.matched
 
-    async def __call__(self, call: AgentCall) -> None:
-        action = call_action(call)
+    async def _destructive(self, call: AgentCall) -> bool:
+        """Whether the call goes to a tool an admin enabled with a definition marked destructive."""
+        async with self._store.read() as conn:
+            tool = await tool_of(conn, call.tenant_id, call.adapter, call.request.capability)
+        return tool is not None and tool.destructive
+
+    async def _decide(self, call: AgentCall) -> tuple[Action, PolicyDecision]:
+        destructive = await self._destructive(call)
+        action = call_action(call, destructive=destructive)
         decision = await self._engine.evaluate(action)
+        if destructive:
+            flag = RuleMatch(
+                rule_id=DESTRUCTIVE_RULE,
+                verdict=Verdict.FLAG,
+                reason=f"{call.adapter}'s server marks {call.request.capability} as destructive: every call needs a "
+                "person's approval",
+            )
+            verdict = Verdict.STOP if decision.verdict is Verdict.STOP else Verdict.FLAG
+            decision = replace(decision, verdict=verdict, matched=(*decision.matched, flag))
+        return action, decision
+
+    async def __call__(self, call: AgentCall) -> None:
+        action, decision = await self._decide(call)
         reasons = "; ".join(decision.reasons) or "no rule objected"
         what = _what(call)
         if decision.verdict is Verdict.STOP:

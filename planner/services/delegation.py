@@ -83,9 +83,11 @@ from planner.ports import (
 from planner.services.outbox import Outbox
 from planner.services.plans import Plans
 from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry, UnknownAdapterKind
+from planner.services.tools import callable_tool, check_input
 from planner.store import Connection, Store
 from planner.store import delegations as stored
 from planner.store import events as event_log
+from planner.store.adapters import tool_of
 from planner.store.tasks import mark_task_delegated
 from planner.store.vault import UndecryptableSecret
 
@@ -250,8 +252,9 @@ class Delegations:
         by this runner in that same transaction, and this object's `run` calls its agent straight away, without
         reading and claiming it again; should this runner stop first, the tick runs it once its lease is out, as
         it does for a runner that stops mid-call. Raises AdapterNotFound (suggesting the closest name),
-        AdapterDisabled, TaskNotFound, InvalidValue (a finished task, an empty capability, input that is not
-        JSON, a timeout out of range).
+        AdapterDisabled, ToolNotEnabled and ToolHeld (an MCP tool an admin has not enabled, or whose definition
+        changed), InputInvalid (input the tool's schema refuses, naming the field), TaskNotFound, InvalidValue (a
+        finished task, an empty capability, input that is not JSON, a timeout out of range).
         """
         kind, _, bare = adapter.strip().lower().rpartition(":")
         for _attempt in range(_TASK_ATTEMPTS):
@@ -267,6 +270,13 @@ class Delegations:
                 if not capability or len(capability) > 200:
                     raise InvalidValue("capability", capability, "the name of one of the agent's capabilities")
                 payload = _json_object("input", input)
+                destructive = False
+                if self._registry.tools_need_enabling(entry.kind):
+                    tool = callable_tool(
+                        entry.name, capability, await tool_of(conn, self.tenant_id, entry.name, capability)
+                    )
+                    check_input(entry.name, tool, payload)
+                    destructive = tool.destructive
                 if not 0 < timeout_seconds <= MAX_TIMEOUT_SECONDS:
                     raise InvalidValue(
                         "timeout", timeout_seconds, f"a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most"
@@ -293,7 +303,8 @@ class Delegations:
                     started_at=None,
                     attempts=0,
                 )
-                starting = start and circuit.state is CircuitState.CLOSED
+                # A destructive tool's call is flagged by the gate (its approval is asked for by a runner).
+                starting = start and circuit.state is CircuitState.CLOSED and not destructive
                 if starting:
                     starting = await self._gate.clears(AgentCall.of_delegation(asked))
                 lease_end: datetime | None = None
@@ -433,6 +444,11 @@ class Delegations:
             # Only a health check of the agent closes its circuit again: no one's delegation is spent as the probe.
             await agent.close()
             return await self._defer(held, reason=refused.reason, retry_at=refused.retry_at, ran=False)
+        except AgentUnavailable as unreachable:
+            # Asking the server how it defines the tool failed: the tool was not called, so it may be sent later.
+            await agent.close()
+            retry_at = (await self._breakers.state(held.adapter)).retry_at(self._breakers.settings)
+            return await self._defer(held, reason=str(unreachable), retry_at=retry_at, ran=False)
         except BaseException:
             await agent.close()
             current = prospect.delegation

@@ -12,6 +12,10 @@ Records, listings and events only say which secret fields are set, and show mask
 exist only inside `Registry.open`, on their way into the factory that builds the agent. A browser agent's signed-in
 session is kept with its adapter too (`Registry.session_store`), encrypted by the agent with the same vault.
 
+An MCP server's tools are off until an admin enables them, one by one, and each is pinned then (its factory says
+`tools_need_enabling`; see planner/services/tools.py): `tools` lists them with their state, `enable_tool` and
+`disable_tool` switch them, and every agent whose tools need enabling is handed out with the check of its tools.
+
 The registry hands out no bare agent: `open` wraps every agent it builds in a `GatedAgent`
 (planner/governance/gated_agent.py), behind the registry's policy gate and circuit breakers, so whoever calls an agent
 (a delegation, a metric feed pull, a caller to come) passes both. Building the bare agent stays inside the registry.
@@ -23,31 +27,37 @@ import difflib
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from planner.domain.adapters import RegisteredAdapter
+from planner.domain.adapters import AdapterTool, RegisteredAdapter, ToolState, is_destructive
 from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.domain.redaction import MASK, looks_secret, redacted, secrets_in
 from planner.domain.snapshots import snapshot
 from planner.governance.gated_agent import DEFAULT_GRACE, Gate, GatedAgent
 from planner.governance.guard import PolicyGuard
-from planner.ports import Agent, AgentConfigInvalid
+from planner.ports import Agent, AgentConfigInvalid, Capability, UnknownCapability
 from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
+from planner.services.tools import PinnedTools, hold, pinned, record_tool
 from planner.store import Connection, Store
 from planner.store import events as event_log
 from planner.store.adapters import (
     adapter_names,
     delete_adapter,
+    delete_tool,
     find_adapter,
     insert_adapter,
     list_adapters,
     load_session,
+    put_tool,
     reseal_adapter,
     save_session,
     sealed_adapters,
     sealed_secrets,
+    tool_of,
+    tools_of,
     update_adapter,
 )
 from planner.store.vault import Vault
@@ -56,7 +66,11 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
 
 class AdapterFactory(Protocol):
-    """How the registry checks and builds the agents of one kind. `adapters/` provides one per kind."""
+    """How the registry checks and builds the agents of one kind. `adapters/` provides one per kind.
+
+    A factory whose agents' tools an admin must enable one by one (an MCP server's, whose tools the vendor defines)
+    says so with a class attribute `tools_need_enabling = True`; without it, every capability may be called.
+    """
 
     @property
     def secret_fields(self) -> Collection[str]:
@@ -108,6 +122,39 @@ class AdapterExists(PlannerError, ValueError):
         super().__init__(
             f"An adapter named {name!r} ({kind}) is already registered. Choose another name, "
             "or change that one's configuration instead."
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolListing:
+    """One tool of an adapter: as the server defines it now (None: gone from the server) and as an admin left it."""
+
+    capability: str
+    now: Capability | None
+    stored: AdapterTool | None
+
+    @property
+    def state(self) -> str:
+        """`on`, `off`, `held` or `gone` (enabled, but its server no longer has it)."""
+        if self.stored is None:
+            return "off"
+        if self.stored.state is ToolState.HELD:
+            return "held"
+        return "gone" if self.now is None else "on"
+
+    @property
+    def destructive(self) -> bool:
+        definition = self.now.definition if self.now is not None else None
+        return bool(self.stored and self.stored.destructive) or (definition is not None and is_destructive(definition))
+
+
+class ToolsNotSwitched(PlannerError, ValueError):
+    """The adapter's capabilities are the admin's own (a browser recipe): there are no tools to switch."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        super().__init__(
+            f"{name} is a {kind} adapter: its capabilities are its configuration's own and need no enabling one by "
+            f"one. `adapter enable {name}` and `adapter disable {name}` switch the whole adapter."
         )
 
 
@@ -191,6 +238,11 @@ class Registry:
     def kinds(self) -> tuple[str, ...]:
         return tuple(sorted(self._kinds))
 
+    def tools_need_enabling(self, kind: str) -> bool:
+        """Whether an admin enables the tools of adapters of `kind` one by one (see `AdapterFactory`)."""
+        factory = self._kinds.get(kind)
+        return bool(getattr(factory, "tools_need_enabling", False)) if factory is not None else False
+
     def _factory(self, kind: str) -> AdapterFactory:
         try:
             return self._kinds[kind]
@@ -234,6 +286,7 @@ class Registry:
             gate=self.gate,
             breakers=self.breakers,
             grace=self.grace,
+            tools=PinnedTools(self._store, entry) if self.tools_need_enabling(entry.kind) else None,
         )
 
     async def _build(self, entry: RegisteredAdapter) -> Agent:
@@ -392,6 +445,91 @@ class Registry:
                 return before
             kind = "adapter.enabled" if enabled else "adapter.disabled"
             return await self._update(conn, before, actor=actor, kind=kind, enabled=enabled)
+
+    # ---- tools ------------------------------------------------------------------------------------------------
+
+    async def _tools_entry(self, name: str) -> RegisteredAdapter:
+        entry = await self.get(name)
+        if not self.tools_need_enabling(entry.kind):
+            raise ToolsNotSwitched(entry.name, entry.kind)
+        return entry
+
+    async def _defined_now(self, entry: RegisteredAdapter) -> list[Capability]:
+        """The tools as the server defines them now (its bare agent, asked without a delegation: a read)."""
+        agent = await self._build(entry)
+        try:
+            return await agent.capabilities()
+        finally:
+            await agent.close()
+
+    async def tools(self, name: str) -> list[ToolListing]:
+        """The adapter's tools as its server defines them now, with their state; then those an admin enabled or that
+        were held and that the server no longer has. An enabled tool the server now defines otherwise is held here
+        and then. Raises AdapterNotFound, ToolsNotSwitched, AgentUnavailable."""
+        entry = await self._tools_entry(name)
+        now = {capability.name: capability for capability in await self._defined_now(entry)}
+        async with self._store.read() as conn:
+            stored = {tool.capability: tool for tool in await tools_of(conn, self.tenant_id, entry.name)}
+        for name, tool in list(stored.items()):
+            definition = now[name].definition if name in now else None
+            if tool.callable and definition is not None and not tool.matches(definition):
+                stored[name] = await hold(self._store, entry, tool, definition)  # the server reported a change
+        listed = [ToolListing(capability=name, now=now[name], stored=stored.get(name)) for name in sorted(now)]
+        gone = [
+            ToolListing(capability=name, now=None, stored=stored[name]) for name in sorted(stored) if name not in now
+        ]
+        return listed + gone
+
+    async def switched_tools(self, name: str) -> list[AdapterTool]:
+        """The adapter's enabled and held tools as stored (no call to the server; the others are off)."""
+        async with self._store.read() as conn:
+            return await tools_of(conn, self.tenant_id, (await self._row(conn, name)).name)
+
+    async def enable_tool(self, name: str, capability: str, *, actor: str) -> AdapterTool:
+        """Enable the adapter's tool `capability`, pinning its definition as the server gives it now (enabling a held
+        tool again pins the new one). Raises AdapterNotFound, ToolsNotSwitched, UnknownCapability, AgentUnavailable."""
+        entry = await self._tools_entry(name)
+        capability = capability.strip()
+        defined = await self._defined_now(entry)
+        found = next((c for c in defined if c.name == capability and c.definition is not None), None)
+        if found is None or found.definition is None:
+            raise UnknownCapability(entry.name, capability, [c.name for c in defined])
+        async with self._store.transaction() as conn:
+            before = await tool_of(conn, self.tenant_id, entry.name, capability)
+            after = pinned(entry, capability, found.definition, actor=actor, at=self._store.clock())
+            if before is not None and before.callable and before.pin == after.pin:
+                return before
+            await put_tool(conn, after)
+            await record_tool(
+                conn,
+                store=self._store,
+                adapter=entry,
+                actor=actor,
+                kind="adapter.tool_enabled",
+                before=before,
+                after=after,
+            )
+        return after
+
+    async def disable_tool(self, name: str, capability: str, *, actor: str) -> AdapterTool | None:
+        """Switch the adapter's tool `capability` off; what it was (None: it was off). Raises AdapterNotFound,
+        ToolsNotSwitched."""
+        entry = await self._tools_entry(name)
+        async with self._store.transaction() as conn:
+            before = await tool_of(conn, self.tenant_id, entry.name, capability.strip())
+            if before is None:
+                return None
+            await delete_tool(conn, self.tenant_id, entry.name, before.capability)
+            await record_tool(
+                conn,
+                store=self._store,
+                adapter=entry,
+                actor=actor,
+                kind="adapter.tool_disabled",
+                before=before,
+                after=None,
+            )
+        return before
 
     async def remove(self, name: str, *, actor: str) -> RegisteredAdapter:
         """Forget the adapter, its secrets and its circuit; the event keeps what it was (without secrets).

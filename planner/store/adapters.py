@@ -1,4 +1,5 @@
-"""Registered adapters and their circuit breakers: the one writer of `adapters` and `circuit_breakers`.
+"""Registered adapters, their tools and their circuit breakers: the one writer of `adapters`, `adapter_tools` and
+`circuit_breakers`.
 
 The registry (planner/services/registry.py) and the breakers (planner/services/breaker.py) both go through here.
 Adapters are read without their sealed secrets and session unless a function says it returns them.
@@ -14,10 +15,10 @@ from sqlalchemy import Label, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from planner.domain.adapters import RegisteredAdapter
+from planner.domain.adapters import AdapterTool, RegisteredAdapter, ToolState
 from planner.domain.circuits import Circuit, CircuitState
 from planner.store import Connection
-from planner.store.schema import adapters, circuit_breakers
+from planner.store.schema import adapter_tools, adapters, circuit_breakers
 
 # ---- adapters ------------------------------------------------------------------------------------------------
 
@@ -139,8 +140,13 @@ async def update_adapter(conn: Connection, adapter_id: int, *, at: datetime, **v
 
 
 async def delete_adapter(conn: Connection, adapter: RegisteredAdapter) -> None:
-    """Forget the adapter, with its secrets, its session and its circuit."""
+    """Forget the adapter, with its secrets, its session, its tools and its circuit."""
     await conn.execute(delete(adapters).where(adapters.c.id == adapter.id))
+    await conn.execute(
+        delete(adapter_tools).where(
+            adapter_tools.c.tenant_id == adapter.tenant_id, adapter_tools.c.adapter == adapter.name
+        )
+    )
     await conn.execute(
         delete(circuit_breakers).where(
             circuit_breakers.c.tenant_id == adapter.tenant_id, circuit_breakers.c.adapter == adapter.name
@@ -188,6 +194,94 @@ async def reseal_adapter(conn: Connection, was: SealedAdapter, *, secrets: bytes
             columns.session.is_(None) if was.session is None else columns.session == was.session,
         )
         .values(secrets=secrets, session=session)
+    )
+    return result.rowcount == 1
+
+
+# ---- tools ---------------------------------------------------------------------------------------------------
+
+
+def _tool(row: RowMapping) -> AdapterTool:
+    return AdapterTool(
+        tenant_id=row["tenant_id"],
+        adapter=row["adapter"],
+        capability=row["capability"],
+        state=ToolState(row["state"]),
+        definition=dict(row["definition"]),
+        pin=row["pin"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        held_reason=row["held_reason"],
+    )
+
+
+_TOOL = select(adapter_tools).where(
+    adapter_tools.c.tenant_id == bindparam("tenant"),
+    adapter_tools.c.adapter == bindparam("adapter_name"),
+    adapter_tools.c.capability == bindparam("capability"),
+)
+"""Built once: every delegation to an adapter whose tools are enabled one by one reads its tool."""
+
+
+async def tool_of(conn: Connection, tenant_id: str, adapter: str, capability: str) -> AdapterTool | None:
+    """The stored state of the adapter's tool `capability`, or None (it is off)."""
+    values = {"tenant": tenant_id, "adapter_name": adapter, "capability": capability}
+    row = (await conn.execute(_TOOL, values)).mappings().first()
+    return _tool(row) if row is not None else None
+
+
+async def tools_of(conn: Connection, tenant_id: str, adapter: str) -> list[AdapterTool]:
+    """The adapter's enabled and held tools, by capability."""
+    query = (
+        select(adapter_tools)
+        .where(adapter_tools.c.tenant_id == tenant_id, adapter_tools.c.adapter == adapter)
+        .order_by(adapter_tools.c.capability)
+    )
+    return [_tool(row) for row in (await conn.execute(query)).mappings().all()]
+
+
+async def put_tool(conn: Connection, tool: AdapterTool) -> None:
+    """Store `tool` in place of what the adapter's tool of that name was (enabled, held or off)."""
+    await delete_tool(conn, tool.tenant_id, tool.adapter, tool.capability)
+    await conn.execute(
+        insert(adapter_tools).values(
+            tenant_id=tool.tenant_id,
+            adapter=tool.adapter,
+            capability=tool.capability,
+            state=tool.state.value,
+            definition=tool.definition,
+            pin=tool.pin,
+            decided_by=tool.decided_by,
+            decided_at=tool.decided_at,
+            held_reason=tool.held_reason,
+        )
+    )
+
+
+async def hold_tool(conn: Connection, tool: AdapterTool, *, reason: str) -> bool:
+    """Hold the enabled tool `tool` (as it was read); False when it changed meanwhile (held or switched off)."""
+    columns = adapter_tools.c
+    result = await conn.execute(
+        update(adapter_tools)
+        .where(
+            columns.tenant_id == tool.tenant_id,
+            columns.adapter == tool.adapter,
+            columns.capability == tool.capability,
+            columns.state == ToolState.ENABLED.value,
+            columns.pin == tool.pin,
+        )
+        .values(state=ToolState.HELD.value, held_reason=reason)
+    )
+    return result.rowcount == 1
+
+
+async def delete_tool(conn: Connection, tenant_id: str, adapter: str, capability: str) -> bool:
+    """Switch the adapter's tool off (forget its state); False when it was off already."""
+    columns = adapter_tools.c
+    result = await conn.execute(
+        delete(adapter_tools).where(
+            columns.tenant_id == tenant_id, columns.adapter == adapter, columns.capability == capability
+        )
     )
     return result.rowcount == 1
 

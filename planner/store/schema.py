@@ -278,6 +278,22 @@ adapters = Table(
 """Registered vendor agents. `secrets` is one Vault token (JSON inside); `secret_fields` names what it holds;
 `session` is a browser agent's signed-in session, encrypted by the agent with the same vault."""
 
+adapter_tools = Table(
+    "adapter_tools",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("adapter", String(100), primary_key=True),
+    Column("capability", String(200), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("pin", String(64), nullable=False),
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("held_reason", Text, nullable=True),
+)
+"""The tools of an adapter an admin enabled (with the definition pinned then, and its SHA-256) or that were held
+since; a tool with no row is off."""
+
 circuit_breakers = Table(
     "circuit_breakers",
     metadata,

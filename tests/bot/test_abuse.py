@@ -123,6 +123,8 @@ async def test_injection_from_a_vendor_and_from_chat_changes_nothing_even_throug
     async with serve_in_process(hostile=True) as url:
         [added] = await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
         assert "Adapter mcp:vendor registered" in added
+        for tool in ("offer_discount", "account_brief"):
+            await lead.ask(f"adapter enable vendor {tool}")
         # The tool description carries the injection: an admin sees it as the vendor's words, nothing more.
         await lead.ask("adapter test vendor")
         assert "approve the budget" in all_text(hostile.connector.cards()[-1])
@@ -146,7 +148,7 @@ async def test_injection_from_a_vendor_and_from_chat_changes_nothing_even_throug
         shown = [
             all_text(s.body["attachments"][0]["content"]) for s in hostile.connector.sent if s.body.get("attachments")
         ]
-        assert any("Agent's answer (as it gave it)" in text and "approve the budget" in text for text in shown)
+        assert any("vendor's answer, as it gave it" in text and "approve the budget" in text for text in shown)
 
         # The lead pastes the injection in chat; the model obeys it and calls every tool it should not.
         delegations_before = await count_delegations(store)
@@ -202,6 +204,7 @@ async def test_injection_typed_without_a_model_is_an_unknown_command_and_a_forge
         await PolicySets(store, TENANT).load(HOLD_DISCOUNTS, actor="aad-admin")
         async with serve_in_process() as url:
             await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+            await lead.ask("adapter enable vendor offer_discount")
             before = len(connector.sent)
             await lead.ask(f'delegate T{discount_task} to vendor offer_discount {{"account": "acme", "percent": 5}}')
             await running.bot.drain()

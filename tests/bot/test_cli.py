@@ -83,7 +83,13 @@ def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
     assert main(["adapters", "test", *tenant, "clock"]) == 0
     tested = capsys.readouterr().out
     assert "clock: ok" in tested
-    assert "can get_current_time" in tested
+    assert "get_current_time (off): Get current time" in tested
+    assert main(["adapters", "enable", *tenant, "clock", "get_current_time"]) == 0
+    assert "clock get_current_time enabled, its definition pinned" in capsys.readouterr().out
+    assert main(["adapters", "tools", *tenant, "clock"]) == 0
+    tools = capsys.readouterr().out
+    assert "get_current_time (on)" in tools
+    assert "convert_time (off)" in tools
     assert main(["adapters", "list", *tenant]) == 0
     listed = capsys.readouterr().out
     assert "mcp:clock (enabled)" in listed
@@ -164,3 +170,31 @@ def test_cos_where_names_the_settings_file_and_what_it_chose(monkeypatch: pytest
     assert f"database:      SQLite file {tmp_path / 'data' / 'plans.db'} (not made yet" in where
     assert f"secret key:    {tmp_path / 'data' / 'keys' / 'local.key'} (not made yet" in where
     assert "mode:          local mode (no MICROSOFT_APP_ID)" in where
+
+
+def test_adapters_test_and_list_print_no_escape_sequence_an_agent_or_an_admin_put_in_their_words(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
+) -> None:
+    import json
+    import sys
+
+    from planner.store.vault import Vault
+    from tests.adapters.operator import ROOT
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("COS_SECRET_KEYS", Vault.generate_key())
+    entry = {"command": sys.executable, "args": ["-m", "tests.adapters.vendor_agent", "--stdio", "--hostile"]}
+    monkeypatch.setenv("COS_STDIO_COMMANDS", json.dumps({"vendor": {**entry, "cwd": str(ROOT)}}))
+    tenant = ["--tenant", "contoso"]
+    config = {"transport": "stdio", "command": "vendor", "capabilities": {"brief": "account_brief"}}
+    assert main(["db", "upgrade"]) == 0
+    assert main(["adapters", "register", *tenant, "mcp", "vendor", json.dumps(config)]) == 0
+    capsys.readouterr()
+    assert main(["adapters", "list", *tenant]) == 0
+    listed = capsys.readouterr().out
+    assert main(["adapters", "test", *tenant, "vendor"]) == 0
+    tested = capsys.readouterr().out
+    for printed in (listed, tested):
+        assert not any(ch in printed for ch in "\x1b\x07\r\x9b"), repr(printed)
+    assert "mcp:vendor (enabled)" in listed
+    assert "brief (off): Summarise an account's activity.[docs]\nOK " in tested  # each escape gone whole

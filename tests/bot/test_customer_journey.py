@@ -127,6 +127,7 @@ class Journey:
         return TeamsUser(self.running), approver
 
     async def delegate(self, lead: TeamsUser, task_id: int, adapter: str, capability: str, **input: Any) -> Delegation:
+        await lead.ask(f"adapter enable {adapter} {capability}")  # an admin enables the tools the journey uses
         await lead.ask(f"delegate T{task_id} to {adapter} {capability} {json.dumps(input)}")
         await self.running.bot.drain()
         await self.delegator.drain()

@@ -96,7 +96,14 @@ async def test_an_admin_registers_the_vendor_agent_and_a_task_comes_back_drafted
         await lead.ask("adapter test vendor")
         tested = all_text(delegating.connector.cards()[-1])
         assert "Answers" in tested
-        assert "can draft_email" in tested
+        assert "draft_email (off): Draft a marketing email" in tested
+        assert "delete_segment (off, destructive: each call needs an approval)" in tested
+        # Its tools are off until an admin has read them and enabled the ones wanted.
+        [off] = await lead.ask(f'delegate T{task_id} to vendor draft_email {{"audience": "CFOs", "topic": "x"}}')
+        assert "vendor's tool 'draft_email' is off" in off
+        assert "`adapter enable vendor draft_email`" in off
+        [enabled] = await lead.ask("adapter enable vendor draft_email")
+        assert "vendor's tool draft_email is on" in enabled
         await lead.ask("adapters")
         listing = all_text(delegating.connector.cards()[-1])
         assert "mcp:vendor · enabled · circuit closed" in listing
@@ -121,6 +128,47 @@ async def test_an_admin_registers_the_vendor_agent_and_a_task_comes_back_drafted
     assert "D1 T1 → vendor draft_email: succeeded" in all_text(delegating.connector.cards()[-1])
 
 
+async def test_an_admin_reads_a_server_s_tools_enables_them_one_by_one_and_a_wrong_input_is_named_in_chat(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter tools vendor")
+        listed = all_text(delegating.connector.cards()[-1])
+        assert "offer_discount (off): Offer an account a discount" in listed
+        assert "delete_segment (off, destructive: each call needs an approval): Delete an audience segment" in listed
+        [destructive] = await lead.ask("adapter enable vendor delete_segment")
+        assert "every delegation to it waits for an approval" in destructive
+        [enabled] = await lead.ask("adapter enable vendor offer_discount")
+        assert "vendor's tool offer_discount is on" in enabled
+        [not_member] = await writer.ask("adapter enable vendor send_email")
+        assert "admin" in not_member
+        [wrong] = await lead.ask(
+            f'delegate T{task_id} to vendor offer_discount {{"account": "acme", "percent": "ten"}}'
+        )
+        assert "input.percent: 'ten' is not of type 'number'" in wrong
+        await lead.ask("adapters")
+        assert "tools on: delete_segment, offer_discount ·" in all_text(delegating.connector.cards()[-1])
+        [off] = await lead.ask("adapter disable vendor offer_discount")
+        assert "vendor's tool offer_discount is off" in off
+        [unknown] = await lead.ask("adapter enable vendor send_fax")
+        assert "cannot 'send_fax'" in unknown
+        delegator = delegating.bot.delegator
+        assert delegator is not None
+        assert await delegator.delegations(TENANT).of_task(task_id) == []
+        # A destructive tool, enabled: the delegation waits for a person's approval before anything reaches the vendor.
+        await lead.ask("approvers add leader aad-approver")
+        await lead.ask(f'delegate T{task_id} to vendor delete_segment {{"segment_id": "seg-9"}}')
+        await delegating.bot.drain()
+        await delegator.drain()
+        [held] = await delegator.delegations(TENANT).of_task(task_id)
+        assert held.status.value == "held"
+        assert "marks delete_segment as destructive" in (held.error or "")
+
+
 async def test_an_agent_that_is_down_defers_the_work_tells_the_owner_once_and_runs_it_when_back(
     delegating: Running, clock: FakeClock
 ) -> None:
@@ -129,9 +177,10 @@ async def test_an_agent_that_is_down_defers_the_work_tells_the_owner_once_and_ru
     writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
     await writer.ask("help")
     async with serve_in_process() as url:
-        pass  # the server is gone: the port refuses connections
-    config = json.dumps({"transport": "http", "url": url, "connect_timeout_seconds": 5})
-    await lead.ask(f"adapter add mcp vendor {config}")
+        config = json.dumps({"transport": "http", "url": url, "connect_timeout_seconds": 5})
+        await lead.ask(f"adapter add mcp vendor {config}")
+        await lead.ask("adapter enable vendor draft_email")
+    # The server is gone: the port refuses connections.
     await lead.ask(f'delegate T{task_id} to vendor draft_email {{"audience": "CFOs", "topic": "launch"}}')
     await delegating.bot.drain()
     delegator = delegating.bot.delegator

@@ -35,6 +35,8 @@ NOT_RUN = {
     "test_adapter": "needs a vendor agent",
     "switch_adapter": "needs a registered adapter",
     "remove_adapter": "needs a registered adapter",
+    "list_tools": "needs a registered MCP adapter",
+    "switch_tool": "needs a registered MCP adapter",
     "confirm_draft": "needs draft 3",
     "discard_draft": "needs draft 3",
     "approve_request": "needs approval request A3",

@@ -473,6 +473,7 @@ def test_a_feed_pulls_campaign_metrics_from_a_real_mcp_agent_from_the_shell(
     tenant = ["--tenant", TENANT]
     config = json.dumps({"transport": "http", "url": shared_vendor})
     assert cli(["adapters", "register", *tenant, "mcp", "vendor", config]) == 0
+    assert cli(["adapters", "enable", *tenant, "vendor", "campaign_metrics"]) == 0  # its tools are off until then
     feed = ["--adapter", "vendor", "--capability", "campaign_metrics", "--input", '{"campaign": "abm-q1"}']
     assert cli(["metrics", "add-feed", "SQLs", *tenant, *feed, "--field", "sqls", "--unit", "kg"]) == 1
     assert "SQLs is counted in no unit" in capsys.readouterr().err

@@ -215,7 +215,8 @@ def test_the_readmes_cos_examples_run_as_written_from_any_folder(
     } <= set(ran)
     assert "mcp:clock registered" in out
     assert "clock: ok in " in out
-    assert "can get_current_time" in out
+    assert "get_current_time (off)" in out
+    assert "cos adapters enable --tenant T clock get_current_time" in ran
     assert not [p for p in tmp_path.iterdir() if p.name not in ("data", "chief-of-staff.zip")]  # nothing in the cwd
 
 

@@ -200,6 +200,29 @@ async def test_a_config_cannot_widen_an_allowed_entry(strict: Running) -> None:
     assert await registry_of(strict).list_adapters() == []
 
 
+async def test_a_registered_stdio_adapter_cannot_be_pointed_at_another_command_nor_start_once_delisted(
+    store: Store, strict: Running
+) -> None:
+    lead = TeamsUser(strict)
+    [added] = await lead.ask('adapter add mcp reporter {"transport": "stdio", "command": "env-reporter"}')
+    assert "Adapter mcp:reporter registered" in added
+    registry = registry_of(strict)
+    with pytest.raises(AgentConfigInvalid, match="'/bin/sh' is not one of the stdio commands the operator allows"):
+        await registry.reconfigure("reporter", {"command": "/bin/sh"}, actor="aad-lead")
+    # The operator takes the entry off the list: the stored adapter no longer starts anything.
+    delisted = Registry(store, TENANT, vault=Vault([VAULT_KEY]), kinds=adapter_kinds(store, TENANT, Vault([VAULT_KEY])))
+    with pytest.raises(AgentConfigInvalid, match="COS_STDIO_COMMANDS"):
+        await delisted.open("reporter")
+
+
+async def test_an_http_adapter_from_chat_is_still_registered_where_the_url_checks_allow(strict: Running) -> None:
+    lead = TeamsUser(strict)
+    [added] = await lead.ask('adapter add mcp crm {"transport": "http", "url": "https://agent.vendor.example/mcp"}')
+    assert "Adapter mcp:crm registered" in added
+    [refused] = await lead.ask('adapter add mcp inside {"transport": "http", "url": "http://10.0.0.5/mcp"}')
+    assert "adapters may not reach it" in refused
+
+
 async def test_a_stdio_child_gets_a_minimal_environment_without_the_bots_secrets(
     strict: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -210,6 +233,7 @@ async def test_a_stdio_child_gets_a_minimal_environment_without_the_bots_secrets
     config = {"transport": "stdio", "command": "env-reporter", "env": {"REPORTER_REGION": "eu"}}
 
     [answer] = await lead.ask(f"adapter add mcp reporter {json.dumps(config)}")
+    await lead.ask("adapter enable reporter started_with")
     agent = await registry_of(strict).open("reporter")
     result = await agent.delegate(DelegationRequest(capability="started_with", input={}))
 
@@ -466,6 +490,8 @@ async def test_secrets_in_a_url_query_headers_and_arguments_are_sealed_masked_an
         stdio = {"transport": "stdio", "command": "env-reporter", "args": ["--token", ARG_SECRET, "--verbose"]}
         [added_http] = await lead.ask(f"adapter add mcp vendor {json.dumps(http)}")
         [added_stdio] = await lead.ask(f"adapter add mcp reporter {json.dumps(stdio)}")
+        await lead.ask("adapter enable vendor draft_email")
+        await lead.ask("adapter enable reporter started_with")
         [listing] = await lead.ask("adapters")
         registry = plain_registry(on_premises)
         vendor = await registry.open("vendor")

@@ -92,6 +92,7 @@ async def tenant_b_builds_everything(running: Running, vendor_url: str) -> Tenan
     await lead.ask("derive tactical P1")
     config = json.dumps({"transport": "http", "url": vendor_url})
     assert "registered" in (await lead.ask(f"adapter add mcp vendor {config}"))[0]
+    assert "is on" in (await lead.ask("adapter enable vendor draft_email"))[0]
     assert (
         "delegated" in (await lead.ask('delegate T1 to vendor draft_email {"audience": "board", "topic": "merger"}'))[0]
     )

@@ -72,6 +72,9 @@ CALL_SITES = {
     ("bot/operations/delegation.py", "test_adapter", "open"): "adapter test",
     ("bot/cli.py", "_adapters.main", "open"): "cos adapters test (as adapter test)",
     ("bot/delegating.py", "Delegator.check_health", "open"): "the tick's health check",
+    # A read of the bare agent's tool listing only (capabilities), closed at once: what an admin reads and pins, also
+    # for an adapter switched off (`adapter tools`, `adapter enable <name> <tool>`, their `cos adapters` forms).
+    ("planner/services/registry.py", "Registry._defined_now", "_build"): "adapter tools, adapter enable <name> <tool>",
 }
 """Where the code reaches for an agent, and what below runs that place."""
 

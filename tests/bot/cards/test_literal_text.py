@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from bot.cards import approval_card, draft_card, member_week, message_card, plan_overview, task_card, welcome_card
+from bot.cards.delegation import delegation_card, links_in
 from bot.cards.digest import measurement_card, retrospective_card
 from bot.cards.elements import bullet_list, fact_set, text_block
 from bot.cards.markdown import WORD_JOINER, Markdown, literal, markdown
 from planner.domain.approvals import ApprovalRequest, ApprovalStatus
+from planner.domain.delegations import Delegation, DelegationStatus
 from planner.domain.governance import Action, ActionKind, GateCategory
 from planner.domain.measurement import measure, rule_recommendations
 from planner.domain.model import Tier, Window
@@ -139,6 +141,26 @@ def hostile_retrospective() -> Card:
     return retrospective_card(retro)
 
 
+def hostile_delegation(output: str = HOSTILE) -> Delegation:
+    return Delegation(
+        id=12,
+        tenant_id="t",
+        task_id=3,
+        adapter="vendor",
+        adapter_kind="mcp",
+        capability="draft_email",
+        input={},
+        timeout_seconds=60,
+        actor="aad-lea",
+        status=DelegationStatus.SUCCEEDED,
+        output=output,
+        error=HOSTILE,
+        queued_at=datetime(2026, 1, 5, 9, tzinfo=UTC),
+        seconds=1.5,
+        attempts=1,
+    )
+
+
 HOSTILE_CARDS: dict[str, Any] = {
     "plan overview": lambda: plan_overview(
         make_rollup(tacticals=2, done=2, overdue=7, sqls_reading=40, title_suffix=HOSTILE),
@@ -164,6 +186,7 @@ HOSTILE_CARDS: dict[str, Any] = {
         note=HOSTILE,
     ),
     "message": lambda: message_card(HOSTILE, [HOSTILE, "Agent's answer (as it gave it): " + HOSTILE]),
+    "delegation": lambda: delegation_card(hostile_delegation()),
     "approval, pending": lambda: approval_card(hostile_request(), requester_name=HOSTILE, note=HOSTILE),
     "approval, decided": lambda: approval_card(
         hostile_request(ApprovalStatus.APPROVED), requester_name=HOSTILE, decider_name=HOSTILE
@@ -236,3 +259,37 @@ def test_literal_text_renders_as_plain_paragraphs_showing_every_character(text: 
 )
 def test_plain_words_and_numbers_are_left_exactly_as_they_are(text: str) -> None:
     assert literal(text) == text
+
+
+def test_an_agent_s_links_are_listed_apart_whole_and_labelled_as_the_agent_s() -> None:
+    output = (
+        "Done. [click here](https://evil.example/login?next=%2F) to confirm, or see https://docs.vendor.example/a_b."
+        " ![pixel](http://tracker.example/p.png) <a href='https://html.example'>x</a> javascript:alert(1)"
+    )
+    card = delegation_card(hostile_delegation(output))
+    assert_shown_as_text(card, expected=0)
+    texts = [visible(rendered(text)) for text in shown(card)]
+    answer = next(text for text in texts if text.startswith("Done."))
+    assert answer == " ".join(output.split())  # every character of the answer, and no link made from it
+    label = next(i for i, text in enumerate(texts) if text.startswith("Links in vendor's answer (from the agent"))
+    assert texts[label + 1].split(" ") == [
+        "https://evil.example/login?next=%2F",
+        "https://docs.vendor.example/a_b",
+        "http://tracker.example/p.png",
+        "https://html.example",
+    ]
+
+
+def test_an_answer_without_web_addresses_lists_no_links() -> None:
+    card = delegation_card(hostile_delegation("All 3 drafts are ready."))
+    assert not any("Links in" in text for text in shown(card))
+    assert links_in("see ftp://files.example and http:// and https://") == []
+
+
+def test_control_characters_and_escape_sequences_from_an_agent_never_reach_a_card() -> None:
+    output = "Report\x1b[2J\x1b[H ready\x1b]8;;https://evil.example\x07here\x1b]8;;\x07\r\nnext\x00\x85\x9b31m line"
+    card = delegation_card(hostile_delegation(output))
+    texts = shown(card)
+    assert not any(ch in text for text in texts for ch in "\x1b\x00\x85\x9b\r\x07")
+    assert any("Report ready" in text and "here\nnext line" in text for text in texts)
+    assert literal("tab\tand\nline") == "tab\tand\nline"

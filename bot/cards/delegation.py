@@ -1,0 +1,70 @@
+"""A delegation's card: how it went, and the agent's answer shown as the agent's words, never as the bot's.
+
+The answer is shown literally (bot/cards/markdown.py): a `[click](https://…)` in it shows as those characters, with
+no link behind them, and so do emphasis, images and HTML. The web addresses in it are then listed apart, each whole
+and under a label saying they come from the agent, so the owner sees where each one leads before opening it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.cards.elements import adaptive_card, bullet_list, container, heading, text_block
+from bot.controls import without_controls
+from planner.domain.delegations import Delegation
+
+ANSWER_CHARS = 1500
+"""How much of an agent's answer a card shows (the whole answer is kept with the delegation)."""
+ERROR_CHARS = 500
+MOST_LINKS = 5
+_LINK_CHARS = 200
+
+_URL = re.compile(r"(?i)\bhttps?://[^\s<>\"'`\])}]+")
+_TRAILING = ".,;:!?*_~"
+"""Punctuation that ends a sentence more often than an address."""
+
+
+def links_in(text: str, *, most: int = MOST_LINKS) -> list[str]:
+    """The distinct http(s) addresses in `text` (a Markdown link's target too), in order of first appearance."""
+    found: dict[str, None] = {}
+    for match in _URL.finditer(without_controls(text)):
+        url = match.group(0).rstrip(_TRAILING)
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            continue
+        if host:
+            found.setdefault(url[:_LINK_CHARS], None)
+        if len(found) >= most:
+            break
+    return list(found)
+
+
+def delegation_card(delegation: Delegation) -> dict[str, Any]:
+    """The card of a delegation's outcome: status, timing, the agent's answer (as data) and its links, the problem."""
+    adapter = delegation.adapter
+    body = [heading(f"Delegation D{delegation.id}"), text_block(f"Status: {delegation.status.value}")]
+    if delegation.seconds is not None:
+        body.append(text_block(f"Took {delegation.seconds:.1f} s over {delegation.attempts} attempt(s)", subtle=True))
+    if delegation.output:
+        answer = delegation.output[:ANSWER_CHARS]
+        shown = [
+            text_block(f"{adapter}'s answer, as it gave it:", weight="bolder"),
+            text_block(answer + ("…" if len(delegation.output) > ANSWER_CHARS else "")),
+        ]
+        links = links_in(delegation.output)
+        if links:
+            shown += [
+                text_block(
+                    f"Links in {adapter}'s answer (from the agent, not from me: open one only if you expect it):",
+                    subtle=True,
+                    spacing="medium",
+                ),
+                bullet_list(links, subtle=True),
+            ]
+        body.append(container(shown, style="emphasis", spacing="medium"))
+    if delegation.error:
+        body.append(text_block(f"Problem: {delegation.error[:ERROR_CHARS]}", color="attention"))
+    return adaptive_card(body)

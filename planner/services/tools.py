@@ -1,0 +1,214 @@
+"""The tools of an adapter whose tools an admin enables one by one (an MCP server's): off until enabled, pinned then.
+
+A server's tools are discovered (listed by `adapter tools`, `adapter test`) but none is callable until an admin
+enables it. Enabling pins the tool's definition as the server gives it then (name, description, input schema,
+annotations: what the admin's trust rests on) with its SHA-256. Before every call the definition the server gives
+now is compared with the pin: a tool whose server changed it (a new description telling a model what to do, a wider
+schema, a dropped read-only hint) is held, callable again only once an admin has looked and enabled it anew.
+
+A tool the server marks destructive (`destructiveHint: true`) needs a person's approval for every delegation: the
+policy gate flags it (planner/governance/guard.py). A delegation's input is checked against the pinned input schema
+when it is asked for, and again before the call, so a wrong or missing field is named to the person who asked,
+before anything reaches the vendor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+from referencing.exceptions import Unresolvable
+
+from planner.domain.adapters import AdapterTool, RegisteredAdapter, ToolState, fingerprint
+from planner.domain.errors import PlannerError
+from planner.domain.snapshots import snapshot
+from planner.governance.gated_agent import DelegationStopped
+from planner.ports import Agent, DelegationRequest
+from planner.store import Connection, Store
+from planner.store import events as event_log
+from planner.store.adapters import hold_tool, tool_of
+
+_FIELD_CHARS = 80
+
+
+class ToolNotEnabled(PlannerError, PermissionError):
+    """The adapter's tool is off: an admin has not enabled it (or switched it off)."""
+
+    def __init__(self, adapter: str, capability: str) -> None:
+        self.adapter = adapter
+        self.capability = capability
+        super().__init__(
+            f"{adapter}'s tool {capability!r} is off: a tool of an MCP server is called only once an admin has read "
+            f"its definition and enabled it (`adapter tools {adapter}`, then `adapter enable {adapter} {capability}`)."
+        )
+
+
+class ToolHeld(ToolNotEnabled):
+    """The tool's server changed its definition since an admin enabled it: held until an admin enables it again."""
+
+    def __init__(self, adapter: str, capability: str, reason: str | None = None) -> None:
+        self.adapter = adapter
+        self.capability = capability
+        why = f" ({reason})" if reason else ""
+        PlannerError.__init__(
+            self,
+            f"{adapter}'s tool {capability!r} is held: its server changed its definition since an admin enabled "
+            f"it{why}. An admin reads it again (`adapter tools {adapter}`) and enables it if it is still wanted "
+            f"(`adapter enable {adapter} {capability}`).",
+        )
+
+
+class InputInvalid(PlannerError, ValueError):
+    """A delegation's input does not fit the tool's input schema; the message names the field."""
+
+    def __init__(self, adapter: str, capability: str, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(
+            f"The input for {adapter}'s {capability} does not fit what the tool takes: {field}: {problem}. "
+            f"`adapter tools {adapter}` shows what each tool takes."
+        )
+
+
+def input_problem(schema: Mapping[str, Any], value: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first field of `value` that `schema` (a JSON Schema) refuses, and why; None when it fits.
+
+    The field is named by its path (`input`, `input.percent`, `input.items[2]`); a missing required field by its name.
+    """
+    try:
+        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        validator_class.check_schema(schema)
+        error = best_match(validator_class(schema).iter_errors(dict(value)))
+    except jsonschema.exceptions.SchemaError as broken:  # the vendor's schema, not the person's input, is wrong
+        return "the tool's input schema", f"the server's schema cannot be read ({broken.message[:_FIELD_CHARS]})"
+    except (jsonschema.exceptions.UnknownType, Unresolvable, TypeError, ValueError, LookupError) as broken:
+        return "the tool's input schema", f"the server's schema cannot be used ({str(broken)[:_FIELD_CHARS]})"
+    if error is None:
+        return None
+    path = "input"
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        present = set(error.instance) if isinstance(error.instance, Mapping) else set()
+        missing = [str(name) for name in error.validator_value if name not in present]
+        if missing:
+            return f"{path}.{missing[0]}", "is required"
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        known = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
+        extra = [str(name) for name in error.instance if name not in known]
+        if extra:
+            return f"{path}.{extra[0][:_FIELD_CHARS]}", "is not a field the tool takes"
+    return path, error.message[: _FIELD_CHARS * 2]
+
+
+def check_input(adapter: str, tool: AdapterTool, value: Mapping[str, Any]) -> None:
+    """Raises InputInvalid, naming the field, when `value` does not fit the tool's pinned input schema."""
+    schema = tool.definition.get("inputSchema")
+    if not isinstance(schema, Mapping):
+        return
+    problem = input_problem(schema, value)
+    if problem is not None:
+        raise InputInvalid(adapter, tool.capability, *problem)
+
+
+def callable_tool(adapter: str, capability: str, tool: AdapterTool | None) -> AdapterTool:
+    """`tool` if it may be called. Raises ToolNotEnabled (off), ToolHeld (its definition changed)."""
+    if tool is None:
+        raise ToolNotEnabled(adapter, capability)
+    if not tool.callable:
+        raise ToolHeld(adapter, capability, tool.held_reason)
+    return tool
+
+
+async def record_tool(
+    conn: Connection,
+    *,
+    store: Store,
+    adapter: RegisteredAdapter,
+    actor: str,
+    kind: str,
+    before: AdapterTool | None,
+    after: AdapterTool | None,
+) -> None:
+    """The event of a tool enabled, switched off or held (`adapter.tool_enabled`…), on its adapter."""
+    await event_log.record(
+        conn,
+        tenant_id=adapter.tenant_id,
+        at=store.clock(),
+        actor=actor,
+        kind=kind,
+        subject_type="adapter",
+        subject_id=adapter.id,
+        before=snapshot(before) if before is not None else None,
+        after=snapshot(after) if after is not None else None,
+    )
+
+
+class PinnedTools:
+    """The check before a call of an adapter whose tools are enabled one by one (`planner.governance.gated_agent`'s
+    `ToolCheck`): the tool is enabled, the server defines it as it was pinned, and the input fits its schema."""
+
+    def __init__(self, store: Store, adapter: RegisteredAdapter) -> None:
+        self._store = store
+        self._adapter = adapter
+
+    async def __call__(self, agent: Agent, request: DelegationRequest) -> None:
+        """Raises DelegationStopped (the tool is off or held, now held, or the input does not fit), and what
+        `Agent.capability` raises (AgentUnavailable: the server could not be asked)."""
+        adapter, capability = self._adapter, request.capability
+        async with self._store.read() as conn:
+            stored = await tool_of(conn, adapter.tenant_id, adapter.name, capability)
+        try:
+            tool = callable_tool(adapter.name, capability, stored)
+        except ToolNotEnabled as off:
+            raise DelegationStopped(str(off)) from None
+        live = await agent.capability(capability)
+        if live is not None and live.definition is not None and not tool.matches(live.definition):
+            held = await hold(self._store, adapter, tool, live.definition)
+            raise DelegationStopped(str(ToolHeld(adapter.name, capability, held.held_reason)))
+        try:
+            check_input(adapter.name, tool, request.input)
+        except InputInvalid as invalid:
+            raise DelegationStopped(str(invalid)) from None
+
+
+async def hold(store: Store, adapter: RegisteredAdapter, tool: AdapterTool, now: Mapping[str, Any]) -> AdapterTool:
+    """Hold the enabled `tool`, which its server now defines as `now`; the held tool (recorded, unless another
+    writer held or switched it meanwhile)."""
+    held = replace(tool, state=ToolState.HELD, held_reason=_what_changed(tool.definition, now))
+    async with store.transaction() as conn:
+        if await hold_tool(conn, tool, reason=held.held_reason or ""):
+            await record_tool(
+                conn,
+                store=store,
+                adapter=adapter,
+                actor=f"agent:{adapter.name}",
+                kind="adapter.tool_held",
+                before=tool,
+                after=held,
+            )
+    return held
+
+
+def _what_changed(pinned: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    changed = sorted(key for key in {*pinned, *now} if pinned.get(key) != now.get(key))
+    return f"changed: {', '.join(changed)}" if changed else "changed"
+
+
+def pinned(
+    adapter: RegisteredAdapter, capability: str, definition: Mapping[str, Any], *, actor: str, at: datetime
+) -> AdapterTool:
+    """The tool `capability` of `adapter` enabled by `actor` at `at`, with `definition` pinned."""
+    return AdapterTool(
+        tenant_id=adapter.tenant_id,
+        adapter=adapter.name,
+        capability=capability,
+        state=ToolState.ENABLED,
+        definition=dict(definition),
+        pin=fingerprint(definition),
+        decided_by=actor,
+        decided_at=at,
+    )
