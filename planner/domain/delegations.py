@@ -75,7 +75,7 @@ def keeps_evidence(size: int) -> bool:
 class DelegationNotFound(PlannerError, LookupError):
     def __init__(self, delegation_id: int) -> None:
         self.delegation_id = delegation_id
-        super().__init__(f"No delegation with id {delegation_id}. Show the task to see its delegations.")
+        super().__init__(f"delegation D{delegation_id} not found")
 
 
 class DelegationNotRetryable(PlannerError, ValueError):
@@ -84,13 +84,8 @@ class DelegationNotRetryable(PlannerError, ValueError):
     def __init__(self, delegation_id: int, status: DelegationStatus, action: str) -> None:
         self.delegation_id = delegation_id
         self.status = status
-        if status is DelegationStatus.RUNNING:
-            why = "its agent is working on it now; wait for its answer"
-        elif status is DelegationStatus.SUCCEEDED:
-            why = "it succeeded already"
-        else:
-            why = f"it is {status.value}"
-        super().__init__(f"Delegation D{delegation_id} cannot be {action}: {why}.")
+        self.action = action
+        super().__init__(f"delegation D{delegation_id} cannot be {action}: it is {status.value}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,11 +52,12 @@ DEFAULT_GRACE = timedelta(seconds=5)
 
 
 class DelegationStopped(PlannerError):
-    """The gate stopped the call (a policy forbids it, or it needs an approval nothing can wait for)."""
+    """The gate stopped the call (a policy forbids it, or it needs an approval nothing can wait for: `problem`, why)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, problem: PlannerError | None = None) -> None:
         self.reason = reason
-        super().__init__(reason)
+        self.problem = problem
+        super().__init__(f"{reason}, but {problem}" if problem is not None else reason)
 
 
 class DelegationHeld(PlannerError):

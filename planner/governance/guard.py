@@ -172,7 +172,7 @@ class PolicyGuard:
                 policy=decision,
             )
         except NoApprovers as error:
-            raise DelegationStopped(f"It needs a person's approval ({reasons}), but {error}") from None
+            raise DelegationStopped(f"It needs a person's approval ({reasons})", problem=error) from None
         raise DelegationHeld(f"Waiting for approval {request.ref}: {reasons}.", request.id)
 
     async def _log(self, action: Action, decision: PolicyDecision, rationale: str, call: AgentCall) -> None:

@@ -58,21 +58,15 @@ _PAGE = 500
 class CheckpointInvalid(PlannerError, ValueError):
     def __init__(self, path: Path, reason: str) -> None:
         self.path = path
-        super().__init__(
-            f"The decision log checkpoint {path} cannot be trusted: {reason}. Move it aside as evidence (do not "
-            "delete it), run `cos decisions verify --checkpoints FILE` with a copy you trust if you keep one, then "
-            "`cos decisions checkpoint` to start a new one."
-        )
+        self.reason = reason
+        super().__init__(f"decision log checkpoint {path} cannot be trusted: {reason}")
 
 
 class CheckpointRefused(PlannerError, RuntimeError):
     def __init__(self, path: Path, problems: Sequence[str]) -> None:
         self.path = path
         self.problems = tuple(problems)
-        super().__init__(
-            f"The decision log no longer extends its checkpoint {path} ({'; '.join(problems)}): the checkpoint is "
-            "kept as it is. Run `cos decisions verify` to see what changed."
-        )
+        super().__init__(f"decision log no longer extends its checkpoint {path}: {'; '.join(problems)}")
 
 
 class DecisionLog:

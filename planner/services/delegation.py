@@ -77,6 +77,7 @@ from planner.ports import (
     AgentUnavailable,
     DelegationResult,
     Evidence,
+    Explain,
     HumanChannel,
     UnknownCapability,
 )
@@ -149,9 +150,12 @@ def _new_worker() -> str:
 class Delegations:
     """The delegations of one tenant, run through the gated agents of its registry (its gate and circuit breakers)."""
 
-    def __init__(self, store: Store, tenant_id: str, *, registry: Registry, worker: str | None = None) -> None:
+    def __init__(
+        self, store: Store, tenant_id: str, *, registry: Registry, worker: str | None = None, explain: Explain = str
+    ) -> None:
         if registry.tenant_id != tenant_id:
             raise TenantMismatch(tenant_id, registry.tenant_id)
+        self._explain = explain
         self._store = store
         self.tenant_id = tenant_id
         self._registry = registry
@@ -359,7 +363,8 @@ class Delegations:
         try:
             agent = await self._registry.open(prospect.adapter)
         except _OPEN_ERRORS as error:
-            return await self._finish(started, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect)
+            failed = self._explain(error)
+            return await self._finish(started, DelegationStatus.FAILED, error=failed, ran=False, prospect=prospect)
         admitted = await self._admit(started, prospect, agent, circuit=prospect.circuit)
         if isinstance(admitted, RunOutcome):
             return admitted
@@ -401,16 +406,17 @@ class Delegations:
                 entry = await self._registry.get(claimed.adapter)  # to name the adapters there are
             except AdapterNotFound as error:
                 return await self._finish(
-                    claimed, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect
+                    claimed, DelegationStatus.FAILED, error=self._explain(error), ran=False, prospect=prospect
                 )
         prospect = replace(prospect, adapter=entry)
         if not entry.enabled:
-            error_text = str(AdapterDisabled(entry.name))
+            error_text = self._explain(AdapterDisabled(entry.name))
             return await self._finish(claimed, DelegationStatus.FAILED, error=error_text, ran=False, prospect=prospect)
         try:
             agent = await self._registry.open(entry)
         except _OPEN_ERRORS as error:
-            return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect)
+            failed = self._explain(error)
+            return await self._finish(claimed, DelegationStatus.FAILED, error=failed, ran=False, prospect=prospect)
         admitted = await self._admit(claimed, prospect, agent)
         if isinstance(admitted, RunOutcome):
             return admitted
@@ -425,14 +431,15 @@ class Delegations:
             return await agent.admit(AgentCall.of_delegation(held).request, circuit=circuit)
         except DelegationStopped as stopped:
             await agent.close()
-            return await self._finish(held, DelegationStatus.FAILED, error=stopped.reason, ran=False, prospect=prospect)
+            failed = self._explain(stopped)
+            return await self._finish(held, DelegationStatus.FAILED, error=failed, ran=False, prospect=prospect)
         except DelegationHeld as hold:
             await agent.close()
-            return await self._hold(held, reason=hold.reason, approval_id=hold.approval_id)
+            return await self._hold(held, reason=self._explain(hold), approval_id=hold.approval_id)
         except CircuitOpen as refused:
             # Only a health check of the agent closes its circuit again: no one's delegation is spent as the probe.
             await agent.close()
-            return await self._defer(held, reason=refused.reason, retry_at=refused.retry_at, ran=False)
+            return await self._defer(held, reason=self._explain(refused), retry_at=refused.retry_at, ran=False)
         except BaseException:
             await agent.close()
             current = prospect.delegation
@@ -455,16 +462,16 @@ class Delegations:
         try:
             result = await admitted.call(human=human)
         except UnknownCapability as error:
-            return await self._finish(started, DelegationStatus.FAILED, error=str(error), prospect=prospect)
+            return await self._finish(started, DelegationStatus.FAILED, error=self._explain(error), prospect=prospect)
         except AgentNotReached as error:
             if gives_up(started.attempts):
                 reason = f"{error.reason}; gave up after {started.attempts} attempts (retry D{started.id} to try again)"
                 return await self._finish(started, DelegationStatus.FAILED, error=reason, prospect=prospect)
             retry_at = (await self._breakers.state(adapter)).retry_at(self._breakers.settings)
-            return await self._defer(started, reason=str(error), retry_at=retry_at, ran=True)
+            return await self._defer(started, reason=self._explain(error), retry_at=retry_at, ran=True)
         except AgentUnavailable as error:
             # It may have reached the agent: sending it again could do it twice.
-            return await self._unknown(started, reason=str(error), prospect=prospect)
+            return await self._unknown(started, reason=self._explain(error), prospect=prospect)
         except asyncio.CancelledError:
             # Stopping mid-call: the agent may have it. Whoever runs next must not send it again.
             await asyncio.shield(self._unknown(started, reason=STOPPED_MID_CALL, prospect=prospect))

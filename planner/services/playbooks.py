@@ -38,8 +38,9 @@ ADJUST_CEILING = 1.25
 
 class PlaybookNotFound(PlannerError, LookupError):
     def __init__(self, name: str, known: list[str]) -> None:
-        listing = ", ".join(sorted(known)) or "none yet"
-        super().__init__(f"There is no playbook named {name!r}; saved playbooks: {listing}.")
+        self.name = name
+        self.known = tuple(sorted(known))
+        super().__init__(f"no playbook named {name!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ from planner.services.plans import Plans
 from planner.services.playbooks import PlaybookNotFound, Playbooks
 from planner.store import Store
 from tests.conftest import FakeClock
+from tests.saying import raises_saying
 
 TENANT = "tenant-contoso"
 
@@ -83,5 +84,5 @@ async def test_a_saved_playbook_seeds_the_next_plan_with_its_tasks_owners_and_ad
     }
     [kpi] = await plans.list_metrics(plan.id)
     assert (kpi.name, kpi.target) == ("Signups", pytest.approx(60))
-    with pytest.raises(PlaybookNotFound, match="saved playbooks: product launch"):
+    with raises_saying(PlaybookNotFound, "saved playbooks: product launch"):
         await books.get("webinar")
