@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
+from bot.text.decisions import explain
 from planner.domain.decisions import (
     GENESIS,
     BreakKind,
@@ -44,7 +45,6 @@ from planner.services.decisions import (
     CheckpointRefused,
     DecisionLog,
     checkpoint,
-    explain,
     export,
     read_checkpoint,
     verify,
