@@ -120,8 +120,8 @@ class Recommender(Protocol):
     async def recommend(self, report: MeasurementReport) -> list[Recommendation]:
         """One recommendation per forecast, in the report's order.
 
-        Raises nothing: an implementation that relies on a remote model falls back to
-        `planner.domain.measurement.rule_recommendations`.
+        Raises nothing: an implementation that relies on a remote model falls back to the rules'
+        (`planner.domain.measurement.next_steps`, worded by the bot).
         """
         ...
 

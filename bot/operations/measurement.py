@@ -12,8 +12,9 @@ from bot.cards.digest import NO_VALUE, measurement_card, retrospective_card
 from bot.cards.markdown import excerpt, inline_code, literal
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
+from bot.text.recommendations import RuleRecommender
 from planner.domain.governance import ActionKind
-from planner.domain.measurement import MeasurementReport, RuleRecommender
+from planner.domain.measurement import MeasurementReport
 from planner.domain.model import Tier
 from planner.ports import Recommender
 from planner.services.decisions import DecisionLog

@@ -19,9 +19,10 @@ from bot.cards import approval_card, draft_card, member_week, message_card, plan
 from bot.cards.digest import measurement_card, retrospective_card
 from bot.cards.elements import bullet_list, fact_set, text_block
 from bot.cards.markdown import WORD_JOINER, Markdown, literal, markdown
+from bot.text.recommendations import rule_recommendations
 from planner.domain.approvals import ApprovalRequest, ApprovalStatus
 from planner.domain.governance import Action, ActionKind, GateCategory
-from planner.domain.measurement import measure, rule_recommendations
+from planner.domain.measurement import measure
 from planner.domain.model import Tier, Window
 from planner.services.playbooks import Retrospective
 from tests.bot.cards.test_cards import (
