@@ -53,7 +53,7 @@ from planner.domain.errors import (
 )
 from planner.domain.ingestion import InvalidMetricEvent, UnitMismatch
 from planner.domain.policy import PolicyInvalid
-from planner.governance.gated_agent import CircuitOpen, DelegationHeld, DelegationStopped
+from planner.governance.gated_agent import CircuitOpen, DelegationHeld, DelegationStopped, StopCause
 from planner.ports import (
     AgentConfigInvalid,
     AgentError,
@@ -265,7 +265,7 @@ def _(error: ContextSourceExists, style: _Style) -> str:
 def _(error: PulledAgainstPolicy, style: _Style) -> str:
     return (
         f"policy does not let the bot call {style.quote(error.adapter)} {style.quote(error.capability)} on its own: "
-        f"{style.prose(error.reason)} Change the rule, or remove the feed and record the figure in chat."
+        f"{_render(error.refusal, style)} Change the rule, or remove the feed and record the figure in chat."
     )
 
 
@@ -413,14 +413,22 @@ def _(error: DelegationNotRetryable, style: _Style) -> str:
 
 @_render.register
 def _(error: DelegationStopped, style: _Style) -> str:
-    if error.problem is None:
-        return style.prose(error.reason)
-    return f"{style.prose(error.reason)}, but {sentence_within(_render(error.problem, style))}"
+    reasons = style.prose(error.reasons)
+    if error.cause is StopCause.POLICY:
+        return f"Stopped by policy: {reasons}."
+    if error.cause is StopCause.ANSWERED:
+        return f"{error.approval} was {error.status}: {reasons}."
+    if error.cause is StopCause.NO_APPROVERS and error.problem is not None:
+        return f"It needs a person's approval ({reasons}), but {sentence_within(_render(error.problem, style))}"
+    return (
+        f"It needs a person's approval ({reasons}), and only a delegation can wait for one: delegate it to a task "
+        "instead."
+    )
 
 
 @_render.register
 def _(error: DelegationHeld, style: _Style) -> str:
-    return style.prose(error.reason)
+    return f"Waiting for approval A{error.approval_id}: {style.prose(error.reasons)}."
 
 
 @_render.register

@@ -62,13 +62,13 @@ class ReplayedMetricEvent(ReplayedContextEvent):
 
 
 class PulledAgainstPolicy(PlannerError, PermissionError):
-    """The policy gate refused a pull (`reason`: its words)."""
+    """The policy gate refused a pull (`refusal`: how it stopped or held it)."""
 
-    def __init__(self, feed: MetricFeed, reason: str) -> None:
+    def __init__(self, feed: MetricFeed, refusal: DelegationStopped | DelegationHeld) -> None:
         self.adapter = feed.adapter
         self.capability = feed.capability
-        self.reason = reason
-        super().__init__(f"policy stops the bot calling {feed.adapter} {feed.capability} on its own: {reason}")
+        self.refusal = refusal
+        super().__init__(f"policy stops the bot calling {feed.adapter} {feed.capability} on its own: {refusal}")
 
 
 class FeedNotFound(PlannerError, LookupError):
@@ -215,7 +215,7 @@ class MetricFeeds:
             try:
                 result = await agent.delegate(request)
             except (DelegationStopped, DelegationHeld) as refused:
-                raise PulledAgainstPolicy(feed, refused.reason) from None
+                raise PulledAgainstPolicy(feed, refused) from None
             finally:
                 await agent.close()
             if result.status is not DelegationStatus.SUCCEEDED or result.data is None:

@@ -42,7 +42,7 @@ from planner.domain.errors import (
 from planner.domain.ingestion import UnitMismatch
 from planner.domain.model import Direction, Metric
 from planner.domain.policy import PolicyInvalid
-from planner.governance.gated_agent import DelegationStopped
+from planner.governance.gated_agent import DelegationStopped, StopCause
 from planner.ports import AgentError, AgentTimeout, UnknownCapability
 from planner.services.decisions import CheckpointInvalid, CheckpointRefused
 from planner.services.ingestion import FeedNotFound, ReplayedMetricEvent, StaleMetricEvent
@@ -207,7 +207,7 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "The rules were not loaded: 2 problem(s).\n- rules[1].description: text\n- rules[2].effect: allow",
         ),
         (
-            DelegationStopped("It needs a person's approval (budget)", problem=NoApprovers(["finance"])),
+            DelegationStopped(StopCause.NO_APPROVERS, "budget", problem=NoApprovers(["finance"])),
             "It needs a person's approval (budget), but nobody but the requester holds the finance approver role, "
             "so nobody could approve this. An admin assigns one with `approvers add finance <@person>`.",
         ),
