@@ -38,7 +38,12 @@ from planner.domain.context import (
     StaleContextEvent,
 )
 from planner.domain.decisions import CheckpointUnreadable, DecisionNotFound, NoDecisionKeys
-from planner.domain.delegations import DelegationNotFound, DelegationNotRetryable, DelegationStatus
+from planner.domain.delegations import (
+    DelegationGaveUp,
+    DelegationNotFound,
+    DelegationNotRetryable,
+    DelegationStatus,
+)
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
     InvalidValue,
@@ -473,7 +478,17 @@ def _(error: AgentUnavailable, style: _Style) -> str:
 
 @_render.register
 def _(error: CircuitOpen, style: _Style) -> str:
-    return style.prose(error.reason)
+    last = style.prose(error.circuit.last_error) if error.circuit.last_error else ""
+    cause = f" (last error: {last})" if last else ""
+    return f"{_repr(style, error.agent)} failed repeatedly and is left alone for a while{cause}"
+
+
+@_render.register
+def _(error: DelegationGaveUp, style: _Style) -> str:
+    return (
+        f"{style.prose(error.reason)}; gave up after {error.attempts} attempts "
+        f"(retry D{error.delegation_id} to try again)"
+    )
 
 
 @_render.register

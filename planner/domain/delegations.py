@@ -78,6 +78,17 @@ class DelegationNotFound(PlannerError, LookupError):
         super().__init__(f"delegation D{delegation_id} not found")
 
 
+class DelegationGaveUp(PlannerError):
+    """A delegation whose calls never reached its agent failed after `attempts` of them (`reason`: why the last did
+    not); a person may retry it. Not raised: it is the failure its record keeps."""
+
+    def __init__(self, delegation_id: int, attempts: int, reason: str) -> None:
+        self.delegation_id = delegation_id
+        self.attempts = attempts
+        self.reason = reason
+        super().__init__(f"delegation D{delegation_id} gave up after {attempts} attempts: {reason}")
+
+
 class DelegationNotRetryable(PlannerError, ValueError):
     """A person asked to retry or cancel a delegation in a state that does not allow it."""
 

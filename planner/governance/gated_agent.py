@@ -107,8 +107,8 @@ class CircuitOpen(AgentNotReached):
         self.circuit = circuit
         self.retry_at = retry_at
         cause = f" (last error: {circuit.last_error})" if circuit.last_error else ""
-        self.reason = f"{circuit.adapter!r} failed repeatedly and is left alone for a while{cause}"
-        AgentError.__init__(self, self.reason)
+        self.reason = f"circuit open{cause}"
+        AgentError.__init__(self, f"agent {circuit.adapter!r}: {self.reason}")
 
 
 @dataclass(frozen=True, kw_only=True)

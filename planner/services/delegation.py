@@ -49,6 +49,7 @@ from planner.domain.delegations import (
     RUNNABLE,
     STOPPED_MID_CALL,
     Delegation,
+    DelegationGaveUp,
     DelegationNotFound,
     DelegationNotRetryable,
     DelegationStatus,
@@ -465,8 +466,8 @@ class Delegations:
             return await self._finish(started, DelegationStatus.FAILED, error=self._explain(error), prospect=prospect)
         except AgentNotReached as error:
             if gives_up(started.attempts):
-                reason = f"{error.reason}; gave up after {started.attempts} attempts (retry D{started.id} to try again)"
-                return await self._finish(started, DelegationStatus.FAILED, error=reason, prospect=prospect)
+                gave_up = self._explain(DelegationGaveUp(started.id, started.attempts, error.reason))
+                return await self._finish(started, DelegationStatus.FAILED, error=gave_up, prospect=prospect)
             retry_at = (await self._breakers.state(adapter)).retry_at(self._breakers.settings)
             return await self._defer(started, reason=self._explain(error), retry_at=retry_at, ran=True)
         except AgentUnavailable as error:

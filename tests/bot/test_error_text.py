@@ -26,7 +26,7 @@ from planner.domain.approvals import (
 )
 from planner.domain.context import ContextSourceExists, ContextSourceNotFound, ReplayedContextEvent, StaleContextEvent
 from planner.domain.decisions import DecisionNotFound, NoDecisionKeys
-from planner.domain.delegations import DelegationNotFound, DelegationNotRetryable, DelegationStatus
+from planner.domain.delegations import DelegationGaveUp, DelegationNotFound, DelegationNotRetryable, DelegationStatus
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
     InvalidValue,
@@ -134,6 +134,7 @@ def _one_of_each() -> list[BaseException]:
         CheckpointInvalid(Path("checkpoints.json"), "its signature does not match"),
         CheckpointRefused(Path("checkpoints.json"), ["tenant t1 lost entries"]),
         DelegationNotFound(5),
+        DelegationGaveUp(5, 5, "connection refused"),
         DelegationNotRetryable(5, DelegationStatus.RUNNING, "retried"),
         DraftNotFound(3),
         DraftAlreadyDecided(3, "saved"),
@@ -212,6 +213,10 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "so nobody could approve this. An admin assigns one with `approvers add finance <@person>`.",
         ),
         (AgentTimeout("hubspot", 30), "agent 'hubspot' is unavailable: no answer within 30 s"),
+        (
+            DelegationGaveUp(5, 5, "connection refused"),
+            "connection refused; gave up after 5 attempts (retry D5 to try again)",
+        ),
         (
             UnknownCapability("hubspot", "draft", ["search", "create"]),
             "agent 'hubspot' cannot 'draft'; it can: create, search",

@@ -93,7 +93,7 @@ async def test_an_open_circuit_refuses_at_once_without_touching_the_agent_and_a_
     with pytest.raises(AgentUnavailable):
         await opened.delegate(DRAFT)
     assert (await registry.breakers.state("hubspot")).state is CircuitState.OPEN  # both counted
-    with pytest.raises(CircuitOpen, match="'hubspot' failed repeatedly and is left alone for a while") as refused:
+    with raises_saying(CircuitOpen, "'hubspot' failed repeatedly and is left alone for a while") as refused:
         await opened.delegate(DRAFT)
     assert isinstance(refused.value, AgentNotReached)  # it provably never left
     assert refused.value.retry_at == clock.now + SETTINGS.cool_down

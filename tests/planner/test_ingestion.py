@@ -334,7 +334,7 @@ async def test_pulls_that_cannot_reach_the_agent_open_its_circuit_and_then_wait_
         return await registry.open(name)
 
     for _ in range(3):
-        assert await pull_due(store, open_agent, clock.now) == (0, 1)
+        assert await pull_due(store, open_agent, clock.now, explain=describe_plain) == (0, 1)
         clock.advance(minutes=5)
     assert len(agent.calls) == 2  # the third pull found the circuit open
     assert (await breakers.state("hubspot")).state is CircuitState.OPEN
