@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from bot.text.health import reason_text
 from planner.domain.errors import (
     InvalidValue,
     MetricNotFound,
@@ -319,7 +320,10 @@ async def test_rollup_through_the_store_matches_hand_computed_health(store: Stor
     assert tree.metrics[0].actual == 240
     assert tree.metrics[0].health is Health.ON_TRACK
     assert tree.health is Health.AT_RISK
-    assert tree.reasons == ("4 tasks overdue", "tactical plan 'February' is off track")
+    assert [reason_text(reason) for reason in tree.reasons] == [
+        "4 tasks overdue",
+        "tactical plan 'February' is off track",
+    ]
 
 
 async def test_rollup_counts_a_weekly_plan_by_its_items_and_keeps_every_kpi_of_a_plan(store: Store) -> None:
