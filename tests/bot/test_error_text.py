@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import planner
-from bot.cards.markdown import WORD_JOINER
+from bot.cards.markdown import WORD_JOINER, literal_prose
 from bot.text.errors import describe, describe_plain, rendered_classes
 from planner.domain.approvals import (
     AlreadyDecided,
@@ -248,3 +248,8 @@ def test_the_commands_the_bot_suggests_stay_commands_in_chat() -> None:
 def test_an_error_from_outside_the_planner_is_shown_as_it_says() -> None:
     assert describe_plain(ValueError("not a number")) == "not a number"
     assert describe(ValueError("a *starred* word")) == "a \\*starred\\* word"
+
+
+@pytest.mark.parametrize("error", _one_of_each(), ids=lambda error: type(error).__name__)
+def test_a_reply_in_chat_has_the_same_words_as_the_terminal(error: BaseException) -> None:
+    assert describe(error) == literal_prose(describe_plain(error))
