@@ -133,7 +133,7 @@ def hostile_retrospective() -> Card:
     retro = Retrospective(
         plan=plan,
         results=({"name": HOSTILE, "unit": HOSTILE, "result": 10.0, "target": 20.0, "attainment": 0.5},),
-        slipped=({"task": 3, "title": HOSTILE, "due": "2026-01-09", "done": None, "why": HOSTILE},),
+        slipped=({"task": 3, "title": HOSTILE, "due": "2026-01-09", "done": None, "blocked": HOSTILE},),
         agents={HOSTILE: {"succeeded": 1, "failed": 0}},
         policies={HOSTILE: 2},
     )
