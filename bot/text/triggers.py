@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from planner.domain.triggers import SETTINGS, TRIGGERS, TriggerRules
 
-MEANINGS = {
-    "lead": "days of warning before a deadline",
-    "quiet-from": "start of quiet hours",
-    "quiet-until": "end of quiet hours",
-    "time-zone": "time zone of people whose zone is unknown",
-    "budget": "nudges per person per day",
-    "escalate-after": "hours before an unanswered slip goes to the plan owner",
-    "monday-hour": "hour Monday's week plan arrives",
-    "friday-hour": "hour Friday's review and digest arrive",
-}
+MEANINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "lead": "days of warning before a deadline",
+        "quiet-from": "start of quiet hours",
+        "quiet-until": "end of quiet hours",
+        "time-zone": "time zone of people whose zone is unknown",
+        "budget": "nudges per person per day",
+        "escalate-after": "hours before an unanswered slip goes to the plan owner",
+        "monday-hour": "hour Monday's week plan arrives",
+        "friday-hour": "hour Friday's review and digest arrive",
+    }
+)
 """What each setting a tenant may change means, by its name in Teams."""
 
 

@@ -119,9 +119,7 @@ class ChildInTrouble:
 
 
 HealthReason = TasksBehind | TasksOverdue | MetricBehind | ChildInTrouble
-_REASON_KINDS: dict[str, type[HealthReason]] = {
-    cls.kind: cls for cls in (TasksBehind, TasksOverdue, MetricBehind, ChildInTrouble)
-}
+_REASONS: tuple[type[HealthReason], ...] = (TasksBehind, TasksOverdue, MetricBehind, ChildInTrouble)
 
 
 def reason_payload(reason: HealthReason) -> dict[str, Any]:
@@ -131,7 +129,7 @@ def reason_payload(reason: HealthReason) -> dict[str, Any]:
 
 def reason_of_payload(data: Mapping[str, Any]) -> HealthReason | None:
     """The reason `reason_payload` wrote; None for data it did not write."""
-    cls = _REASON_KINDS.get(str(data.get("kind")))
+    cls = next((cls for cls in _REASONS if cls.kind == data.get("kind")), None)
     if cls is None:
         return None
     names = {f.name for f in fields(cls)}
