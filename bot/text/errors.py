@@ -39,10 +39,13 @@ from planner.domain.context import (
 )
 from planner.domain.decisions import CheckpointUnreadable, DecisionNotFound, NoDecisionKeys
 from planner.domain.delegations import (
+    AdapterBroke,
+    AgentDeclined,
     DelegationGaveUp,
     DelegationNotFound,
     DelegationNotRetryable,
     DelegationStatus,
+    StoppedMidCall,
 )
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
@@ -481,6 +484,23 @@ def _(error: CircuitOpen, style: _Style) -> str:
     last = style.prose(error.circuit.last_error) if error.circuit.last_error else ""
     cause = f" (last error: {last})" if last else ""
     return f"{_repr(style, error.agent)} failed repeatedly and is left alone for a while{cause}"
+
+
+@_render.register
+def _(error: StoppedMidCall, style: _Style) -> str:
+    return "the bot stopped while the agent had it: whether the agent did it is not known"
+
+
+@_render.register
+def _(error: AgentDeclined, style: _Style) -> str:
+    if error.status is not DelegationStatus.FAILED:
+        return f"the agent answered with status {_repr(style, error.status.value)}, which is not a result"
+    return style.prose(error.reason) if error.reason else "the agent declined without saying why"
+
+
+@_render.register
+def _(error: AdapterBroke, style: _Style) -> str:
+    return style.prose(f"the {error.kind} adapter failed unexpectedly: {type(error.error).__name__}: {error.error}")
 
 
 @_render.register

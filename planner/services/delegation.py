@@ -47,7 +47,8 @@ from planner.domain.delegations import (
     MAX_EVIDENCE_ITEMS,
     MAX_TIMEOUT_SECONDS,
     RUNNABLE,
-    STOPPED_MID_CALL,
+    AdapterBroke,
+    AgentDeclined,
     Delegation,
     DelegationGaveUp,
     DelegationNotFound,
@@ -55,6 +56,7 @@ from planner.domain.delegations import (
     DelegationStatus,
     OverdueDelegation,
     Prospect,
+    StoppedMidCall,
     StoredEvidence,
     cut_output,
     gives_up,
@@ -223,7 +225,8 @@ class Delegations:
         """Mark `unknown` the running delegations whose runner's lease ran out before `at`: it stopped during the call
         (or just before it), so whether the agent acted cannot be known. Never re-run by itself."""
         async with self._store.transaction() as conn:
-            lapsed = await stored.lapse(conn, self.tenant_id, before=at, reason=STOPPED_MID_CALL, now=self._now())
+            why = self._explain(StoppedMidCall())
+            lapsed = await stored.lapse(conn, self.tenant_id, before=at, reason=why, now=self._now())
             for after in lapsed:
                 await self._record(conn, actor="system", kind="delegation.unknown", after=after)
         return lapsed
@@ -475,11 +478,12 @@ class Delegations:
             return await self._unknown(started, reason=self._explain(error), prospect=prospect)
         except asyncio.CancelledError:
             # Stopping mid-call: the agent may have it. Whoever runs next must not send it again.
-            await asyncio.shield(self._unknown(started, reason=STOPPED_MID_CALL, prospect=prospect))
+            stopped = self._explain(StoppedMidCall())
+            await asyncio.shield(self._unknown(started, reason=stopped, prospect=prospect))
             raise
         except Exception as error:
             # The adapter broke its contract (its errors should be AgentErrors): fail visibly, then let it surface.
-            detail = f"the {started.adapter_kind} adapter failed unexpectedly: {type(error).__name__}: {error}"
+            detail = self._explain(AdapterBroke(started.adapter_kind, error))
             await self._finish(started, DelegationStatus.FAILED, error=detail, prospect=prospect)
             raise
         finally:
@@ -654,10 +658,7 @@ class Delegations:
                 evidence=result.evidence,
                 prospect=prospect,
             )
-        if result.status is DelegationStatus.FAILED:
-            error = result.error or "the agent declined without saying why"
-        else:
-            error = f"the agent answered with status {result.status.value!r}, which is not a result"
+        error = self._explain(AgentDeclined(result.status, result.error))
         return await self._finish(
             delegation,
             DelegationStatus.FAILED,

@@ -26,7 +26,15 @@ from planner.domain.approvals import (
 )
 from planner.domain.context import ContextSourceExists, ContextSourceNotFound, ReplayedContextEvent, StaleContextEvent
 from planner.domain.decisions import DecisionNotFound, NoDecisionKeys
-from planner.domain.delegations import DelegationGaveUp, DelegationNotFound, DelegationNotRetryable, DelegationStatus
+from planner.domain.delegations import (
+    AdapterBroke,
+    AgentDeclined,
+    DelegationGaveUp,
+    DelegationNotFound,
+    DelegationNotRetryable,
+    DelegationStatus,
+    StoppedMidCall,
+)
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
     InvalidValue,
@@ -135,6 +143,9 @@ def _one_of_each() -> list[BaseException]:
         CheckpointRefused(Path("checkpoints.json"), ["tenant t1 lost entries"]),
         DelegationNotFound(5),
         DelegationGaveUp(5, 5, "connection refused"),
+        StoppedMidCall(),
+        AgentDeclined(DelegationStatus.FAILED, None),
+        AdapterBroke("mcp", KeyError("session")),
         DelegationNotRetryable(5, DelegationStatus.RUNNING, "retried"),
         DraftNotFound(3),
         DraftAlreadyDecided(3, "saved"),
@@ -213,6 +224,14 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "so nobody could approve this. An admin assigns one with `approvers add finance <@person>`.",
         ),
         (AgentTimeout("hubspot", 30), "agent 'hubspot' is unavailable: no answer within 30 s"),
+        (StoppedMidCall(), "the bot stopped while the agent had it: whether the agent did it is not known"),
+        (AgentDeclined(DelegationStatus.FAILED, None), "the agent declined without saying why"),
+        (AgentDeclined(DelegationStatus.FAILED, "no such list"), "no such list"),
+        (
+            AgentDeclined(DelegationStatus.RUNNING, None),
+            "the agent answered with status 'running', which is not a result",
+        ),
+        (AdapterBroke("mcp", KeyError("session")), "the mcp adapter failed unexpectedly: KeyError: 'session'"),
         (
             DelegationGaveUp(5, 5, "connection refused"),
             "connection refused; gave up after 5 attempts (retry D5 to try again)",
