@@ -49,6 +49,7 @@ from planner.domain.delegations import (
 )
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
+    Dated,
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
@@ -150,7 +151,7 @@ def _(error: MetricNotFound, style: _Style) -> str:
 
 @_render.register
 def _(error: WindowConflict, style: _Style) -> str:
-    start, end, parent = error.start.isoformat(), error.end.isoformat(), error.parent
+    start, end, parent = error.start.isoformat(), error.end.isoformat(), _dated(error.parent)
     problems = []
     if error.start < error.parent_start:
         problems.append(f"starts {start}, before {parent} starts {error.parent_start.isoformat()}")
@@ -158,9 +159,18 @@ def _(error: WindowConflict, style: _Style) -> str:
         problems.append(f"ends {end}, after {parent} ends {error.parent_end.isoformat()}")
     detail = " and ".join(problems) or "lies outside it"
     return style.prose(
-        f"The {error.what} ({start} to {end}) {detail}. "
+        f"The {_dated(error.what)} ({start} to {end}) {detail}. "
         f"Choose dates between {error.parent_start.isoformat()} and {error.parent_end.isoformat()}."
     )
+
+
+def _dated(dated: Dated) -> str:
+    """`tactical plan`, `master plan 1`, `due date of task 12`, `week 2026-W07`, `the new window of plan 3`."""
+    if dated.kind == "due date" and dated.ref is not None:
+        return f"due date of task {dated.ref}"
+    if dated.kind == "new window":
+        return f"the new window of plan {dated.ref}"
+    return str(dated)
 
 
 @_render.register

@@ -3,6 +3,7 @@ words a person reads (and what to do instead) are the bot's, in bot/text/errors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 
@@ -39,10 +40,26 @@ class MetricNotFound(PlannerError, LookupError):
         super().__init__(f"metric {metric!r} not found{where}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Dated:
+    """What a window (or a date) belongs to, as WindowConflict names it: a plan of a tier (`ref`: its id, once it has
+    one), a due date (`ref`: its task's id), an ISO week (`ref`: `2026-W07`), or a plan's new window (`ref`: its id)."""
+
+    kind: str
+    """`plan`, `due date`, `week` or `new window`."""
+    tier: str | None = None
+    ref: int | str | None = None
+
+    def __str__(self) -> str:
+        return " ".join(str(part) for part in (self.tier, self.kind, self.ref) if part is not None)
+
+
 class WindowConflict(PlannerError, ValueError):
     """A child plan's window (or a task's due date) does not lie inside its parent's window."""
 
-    def __init__(self, what: str, start: date, end: date, parent: str, parent_start: date, parent_end: date) -> None:
+    def __init__(
+        self, what: Dated, start: date, end: date, parent: Dated, parent_start: date, parent_end: date
+    ) -> None:
         self.what, self.parent = what, parent
         self.start, self.end = start, end
         self.parent_start, self.parent_end = parent_start, parent_end

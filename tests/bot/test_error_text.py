@@ -37,6 +37,7 @@ from planner.domain.delegations import (
 )
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
+    Dated,
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
@@ -104,6 +105,10 @@ def test_every_planner_error_class_has_words_of_its_own_in_bot_text() -> None:
     assert not missing, f"no renderer in bot/text/errors.py for {sorted(missing)}: a person would read developer text"
 
 
+_DUE = Dated(kind="due date", ref=12)
+_TACTICAL_2 = Dated(kind="plan", tier="tactical", ref=2)
+
+
 def _metric(name: str, unit: str) -> Metric:
     return Metric(
         id=1, tenant_id="t1", plan_id=2, name=name, unit=unit, direction=Direction.UP, baseline=0, target=5, tolerance=0
@@ -117,7 +122,7 @@ def _one_of_each() -> list[BaseException]:
         PlanNotFound(4, "tactical"),
         TaskNotFound(12),
         MetricNotFound("SQL", 2, ("SQLs", "MQLs")),
-        WindowConflict("task due date", date(2026, 5, 1), date(2026, 5, 1), "P2", date(2026, 3, 1), date(2026, 4, 30)),
+        WindowConflict(_DUE, date(2026, 5, 1), date(2026, 5, 1), _TACTICAL_2, date(2026, 3, 1), date(2026, 4, 30)),
         InvalidWindow(date(2026, 5, 1), date(2026, 4, 1)),
         InvalidValue("time", "25:00", "a time of day such as 20:00"),
         TenantMismatch("a", "b"),
@@ -177,11 +182,9 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
         (TaskNotFound(12), "No task with id 12. Show the plan to see its tasks' ids."),
         (MetricNotFound("SQL", 2, ("MQLs", "SQLs")), "No metric 'SQL' on plan 2. Known metrics: MQLs, SQLs."),
         (
-            WindowConflict(
-                "task due date", date(2026, 5, 1), date(2026, 5, 1), "P2", date(2026, 3, 1), date(2026, 4, 30)
-            ),
-            "The task due date (2026-05-01 to 2026-05-01) ends 2026-05-01, after P2 ends 2026-04-30. "
-            "Choose dates between 2026-03-01 and 2026-04-30.",
+            WindowConflict(_DUE, date(2026, 5, 1), date(2026, 5, 1), _TACTICAL_2, date(2026, 3, 1), date(2026, 4, 30)),
+            "The due date of task 12 (2026-05-01 to 2026-05-01) ends 2026-05-01, after tactical plan 2 ends "
+            "2026-04-30. Choose dates between 2026-03-01 and 2026-04-30.",
         ),
         (
             StaleEdit("Task", 12, 3, 4),
