@@ -203,6 +203,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.delegating import Delegator
     from bot.operations.delegation import tool_line
+    from bot.text.errors import describe_plain
     from planner.domain.errors import PlannerError
     from planner.ports import AgentError
     from planner.services.registry import rotate_secrets
@@ -281,7 +282,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 entry = await registry.remove(args.name, actor="cos adapters")
                 _shown(f"{entry.key} removed")
         except (AgentError, PlannerError, VaultError, ValueError, OSError) as error:
-            _shown(f"cos adapters: {error}", file=sys.stderr)
+            _shown(f"cos adapters: {describe_plain(error)}", file=sys.stderr)
             return 1
         finally:
             await delegator.close()
@@ -295,13 +296,14 @@ async def _open_vault(settings: Settings, store: Store, command: str) -> Vault |
     """The vault for a command that keeps or reads secrets, or None once the reason is printed. In local mode the key
     file is made here as `cos serve` makes it: only while the database holds nothing sealed with a lost key."""
     from bot.server import LocalKeyLost, prepare_local_key
+    from bot.text.errors import describe_plain
     from planner.store.vault import VaultError
 
     try:
         await prepare_local_key(settings, store)
         vault = settings.vault()
     except (LocalKeyLost, VaultError) as error:
-        print(f"{command}: {error}", file=sys.stderr)
+        print(f"{command}: {describe_plain(error)}", file=sys.stderr)
         return None
     if vault is None:
         print(f"{command}: set COS_SECRET_KEYS (see .env.example): secrets are kept encrypted", file=sys.stderr)
@@ -326,6 +328,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
     from typing import Any
 
+    from bot.text.errors import describe_plain
     from planner.domain.decisions import ChainReport
     from planner.domain.errors import PlannerError
     from planner.services.decisions import DecisionLog, checkpoint, export, read_checkpoint, verify
@@ -375,7 +378,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
         try:
             keys = _decision_keys(settings)
         except VaultError as error:
-            print(f"cos decisions: {error}", file=sys.stderr)
+            print(f"cos decisions: {describe_plain(error)}", file=sys.stderr)
             return 2
         store = Store(create_engine(settings.database_url), decision_keys=keys)
         try:
@@ -393,7 +396,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
                 for chain in report.chains:
                     print(described(chain))
                 if untrusted is not None:
-                    print(f"cos decisions: {untrusted}", file=sys.stderr)
+                    print(f"cos decisions: {describe_plain(untrusted)}", file=sys.stderr)
                 elif saved is None and report.chains:
                     print(
                         f"no checkpoint at {path} yet: a log cut short at its end, or a tenant's log removed whole, "
@@ -410,7 +413,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
             count = await export(DecisionLog(store, args.tenant).stream(**filters), out, args.format)
             print(f"cos decisions: {count} decision(s) exported", file=sys.stderr)
         except (PlannerError, OSError) as error:
-            print(f"cos decisions: {error}", file=sys.stderr)
+            print(f"cos decisions: {describe_plain(error)}", file=sys.stderr)
             return 1
         finally:
             await store.close()
@@ -474,6 +477,7 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _context(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.text.errors import describe_plain
     from planner.domain.errors import PlannerError
     from planner.services.context import ContextSources, reseal_source_secrets
     from planner.store import Store, create_engine
@@ -518,7 +522,7 @@ def _context(args: argparse.Namespace, settings: Settings) -> int:
                 removed = await sources.remove(args.name, actor="cos context")
                 print(f"source {removed.name} removed; its facts stay until they expire")
         except (PlannerError, VaultError) as error:
-            print(f"cos context: {error}", file=sys.stderr)
+            print(f"cos context: {describe_plain(error)}", file=sys.stderr)
             return 1
         finally:
             await store.close()
@@ -534,6 +538,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
     from bot.charts import ChartLinks, signing_keys
     from bot.delegating import Delegator
     from bot.scheduler import pull_metric_feeds
+    from bot.text.errors import describe_plain
     from planner.domain.errors import PlannerError
     from planner.services.ingestion import MetricFeeds
     from planner.services.plans import Plans
@@ -567,7 +572,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                     await delegator.close()
                 _shown(f"{stored} reading(s) stored, {failed} feed(s) failed")
                 return 1 if failed else 0
-            feeds = MetricFeeds(store, args.tenant)
+            feeds = MetricFeeds(store, args.tenant, explain=describe_plain)
             if args.metrics_command == "add-feed":
                 metric = await Plans(store, args.tenant).find_metric(args.metric, plan_id=args.plan)
                 feed = await feeds.add(
@@ -603,7 +608,7 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
             _shown(f"cos metrics: --input is not JSON: {error}", file=sys.stderr)
             return 2
         except (PlannerError, VaultError, ValueError) as error:
-            _shown(f"cos metrics: {error}", file=sys.stderr)
+            _shown(f"cos metrics: {describe_plain(error)}", file=sys.stderr)
             return 1
         finally:
             await store.close()

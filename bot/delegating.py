@@ -25,6 +25,7 @@ from typing import Any
 
 from adapters import AdapterLimits, adapter_kinds
 from bot.relay import TeamsHumanChannel
+from bot.text.errors import describe_plain
 from planner.domain.adapters import RegisteredAdapter
 from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
 from planner.domain.delegations import Delegation, DelegationStatus
@@ -185,7 +186,7 @@ class Delegator:
     def delegations(self, tenant_id: str) -> Delegations:
         """A runner of the tenant's delegations: a new one each time, with a name of its own (a lease names its
         holder), on the tenant's registry (its gate and breakers)."""
-        return Delegations(self.store, tenant_id, registry=self.registry(tenant_id))
+        return Delegations(self.store, tenant_id, registry=self.registry(tenant_id), explain=describe_plain)
 
     def start(
         self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.text import messages
+from bot.text.errors import describe
 from planner.domain.approvals import NoApprovers
 from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict, accounts_in
 from planner.domain.model import Plan
@@ -117,7 +118,7 @@ async def _hold(
             leaders=leaders,
         )
     except NoApprovers as error:
-        return Held(text=messages.operation_unapprovable(reasons, str(error)), stopped=True)
+        return Held(text=messages.operation_unapprovable(reasons, describe(error)), stopped=True)
     return Held(text=messages.operation_held(reasons, request.ref), stopped=False)
 
 

@@ -21,6 +21,7 @@ from bot.cards.markdown import literal
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
+from bot.text.health import stored_reason_text
 from planner.domain.approvals import ApprovalNotFound, ApprovalRequest, ApprovalStatus, NoApprovers
 from planner.domain.delegations import DelegationNotFound
 from planner.domain.errors import PlanNotFound, TaskNotFound
@@ -151,7 +152,7 @@ async def _drift(w: _Writer) -> Outgoing | None:
     lines = [
         f"Plan: P{p['plan']} {p['plan_title']}",
         f"Now: {actual} · expected by now: {p['expected']:g}{unit} · target: {p['target']:g}{unit}",
-        p.get("reason") or "",
+        stored_reason_text(p.get("why") or p.get("reason") or ""),
         "Record a new reading with `record <metric> <value>`, or look at the plan with `plan`.",
     ]
     text = f"{literal(p['name'])} is {p['health']}: behind its pace to target."
@@ -167,7 +168,7 @@ async def _health(w: _Writer) -> Outgoing | None:
     better = Health(p["after"]).rank < Health(p["before"]).rank
     text = f"P{p['plan']} {literal(p['title'])} is now {p['after']} (was {p['before']})."
     if not better and p.get("reasons"):
-        text += " " + "; ".join(literal(reason) for reason in p["reasons"]) + "."
+        text += " " + "; ".join(literal(stored_reason_text(reason)) for reason in p["reasons"]) + "."
     return _activity(text, [card])
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import anthropic
 
 from bot.llm import LLMUnavailable, create_message
-from planner.domain.measurement import MeasurementReport, Recommendation, rule_recommendations
+from bot.text.recommendations import rule_recommendations
+from planner.domain.measurement import MeasurementReport, Recommendation
 
 logger = logging.getLogger(__name__)
 

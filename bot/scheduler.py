@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.delegating import Delegator
 from bot.sender import Delivery, Sender
 from bot.teams.channel import TeamsChannel
+from bot.text.errors import describe_plain
 from planner.governance.gated_agent import GatedAgent
 from planner.services.approvals import tenants_with_expired
 from planner.services.context import purge_expired_facts
@@ -91,7 +92,7 @@ async def pull_metric_feeds(store: Store, delegator: Delegator, at: datetime) ->
         await delegator.check_health_if_due(tenant_id, name, at)
         return await delegator.registry(tenant_id).open(name)
 
-    stored, failed = await pull_due(store, open_agent, at)
+    stored, failed = await pull_due(store, open_agent, at, explain=describe_plain)
     if failed:
         logger.warning(
             "metric feeds: %d reading(s) stored, %d feed(s) failed (see `cos metrics feeds`)", stored, failed
@@ -113,7 +114,7 @@ async def keep_checkpoint(store: Store, path: Path) -> None:
     try:
         await checkpoint(store, path)
     except (CheckpointInvalid, CheckpointRefused) as error:
-        logger.error("decision log: %s", error)
+        logger.error("decision log: %s", describe_plain(error))
     except Exception:
         logger.exception("writing the decision log checkpoint %s failed; the next tick will try again", path)
 

@@ -22,6 +22,7 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
+from bot.text.errors import describe_plain
 from planner.domain.decisions import DecisionKeys
 from planner.services.sealed import count_sealed_secrets
 from planner.services.tenants import Tenants
@@ -73,7 +74,7 @@ def decision_keys(settings: Settings) -> DecisionKeys | None:
     try:
         keys = settings.decision_keys()
     except VaultError as error:
-        logger.error("the decision log is not signed: %s", error)
+        logger.error("the decision log is not signed: %s", describe_plain(error))
         return None
     if keys is None:
         logger.warning("the decision log is not signed: set COS_SECRET_KEYS (see .env.example)")
@@ -93,7 +94,7 @@ def create_delegator(tenants: Tenants, settings: Settings, sender: Sender) -> De
     try:
         vault = settings.vault()
     except VaultError as error:
-        logger.error("delegation is off: %s", error)
+        logger.error("delegation is off: %s", describe_plain(error))
         return None
     if vault is None:
         logger.warning("delegation is off: set COS_SECRET_KEYS so adapter secrets can be kept encrypted")

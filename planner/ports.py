@@ -24,6 +24,11 @@ Clock = Callable[[], datetime]
 """Time, injected: the store and the services ask a clock instead of the system, so tests can set the hour."""
 
 
+Explain = Callable[[BaseException], str]
+"""How an error is written into a record a person reads later (a failed delegation's problem, a feed's last error):
+the bot passes its words (bot/text/errors.py); without them an error's own plain message is kept."""
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
@@ -119,8 +124,8 @@ class Recommender(Protocol):
     async def recommend(self, report: MeasurementReport) -> list[Recommendation]:
         """One recommendation per forecast, in the report's order.
 
-        Raises nothing: an implementation that relies on a remote model falls back to
-        `planner.domain.measurement.rule_recommendations`.
+        Raises nothing: an implementation that relies on a remote model falls back to the rules'
+        (`planner.domain.measurement.next_steps`, worded by the bot).
         """
         ...
 
@@ -199,7 +204,8 @@ class UnknownCapability(AgentError, LookupError):
     def __init__(self, agent: str, capability: str, known: list[str]) -> None:
         self.agent = agent
         self.capability = capability
-        listing = ", ".join(sorted(known)) or "none"
+        self.known = tuple(sorted(known))
+        listing = ", ".join(self.known) or "none"
         super().__init__(f"agent {agent!r} cannot {capability!r}; it can: {listing}")
 
 

@@ -1,5 +1,6 @@
 """The architecture, checked: planner/ knows nothing of Teams or vendors; a Teams SDK stays in bot/teams/; the domain is
-pure; only planner/store/ talks to the database, each table written by one of its modules; no state at module level."""
+pure; only planner/store/ talks to the database, each table written by one of its modules; no state at module level;
+the planner's errors leave the words a person reads to bot/text/."""
 
 from __future__ import annotations
 
@@ -209,3 +210,41 @@ def test_the_bot_takes_each_tenants_services_from_the_composition_root() -> None
                 offenders.add((where, node.func.id))
     allowed = {(path, name) for path, name in offenders if {(path, "*"), (path, name)} & BUILT_OUTSIDE_THE_ROOT}
     assert offenders - allowed == set()
+
+
+ADVICE = ("`", "Did you mean", "Known ", "List the", "Show the", "Type ", "Choose ", "try again", "An admin", "Run ")
+"""What a person is told to do (a command to type, a name to pick): the bot's words, in bot/text/errors.py."""
+
+
+def test_the_planners_errors_leave_what_to_do_to_the_bot() -> None:
+    """An error raised in planner/ keeps what went wrong in its fields and states it plainly; the reply a person reads,
+    with the command that helps, is written in bot/text/errors.py (a test there checks every error has one)."""
+    classes: dict[str, tuple[str, ast.ClassDef]] = {}
+    for path in (ROOT / "planner").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ClassDef):
+                classes[node.name] = (str(path.relative_to(ROOT)), node)
+    errors = {"Exception", "BaseException"}
+    grew = True
+    while grew:
+        found = {
+            name
+            for name, (_, node) in classes.items()
+            if any(
+                getattr(base, "id", getattr(base, "attr", "")) in errors or ast.unparse(base).endswith("Error")
+                for base in node.bases
+            )
+        }
+        grew = not found <= errors
+        errors |= found
+    offenders: dict[str, list[str]] = {}
+    for name, (path, node) in classes.items():
+        if name not in errors:
+            continue
+        for method in node.body:
+            if isinstance(method, ast.FunctionDef) and method.name == "__init__":
+                words = [n.value for n in ast.walk(method) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                said = [advice for advice in ADVICE for text in words if advice in text]
+                if said:
+                    offenders[f"{path}:{name}"] = said
+    assert offenders == {}

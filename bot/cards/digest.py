@@ -25,6 +25,7 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.wording import day_label, plan_ref, window_label
+from bot.text.retrospectives import why_slipped
 from planner.domain.measurement import MeasurementReport, Outcomes, series_names
 from planner.services.playbooks import Retrospective
 
@@ -187,7 +188,7 @@ def retrospective_card(retro: Retrospective) -> dict[str, Any]:
         )
         for r in retro.results
     ]
-    slipped = [f"T{s['task']} {s['title']} (due {s['due']}): {s['why']}" for s in retro.slipped[:MAX_SLIPPED]]
+    slipped = [f"T{s['task']} {s['title']} (due {s['due']}): {why_slipped(s)}" for s in retro.slipped[:MAX_SLIPPED]]
     if len(retro.slipped) > MAX_SLIPPED:
         slipped.append(f"and {len(retro.slipped) - MAX_SLIPPED} more")
     agents = [

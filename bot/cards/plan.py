@@ -26,6 +26,7 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, number, plan_ref, window_label
+from bot.text.health import reason_text
 from planner.domain.model import Health, Plan, Tier, iso_week_of
 from planner.domain.rollup import MetricPace, PlanRollup
 
@@ -89,7 +90,7 @@ def _with_health(text: Element, health: Health) -> Element:
 def _reasons(rollup: PlanRollup, most: int = MAX_REASONS) -> list[Element]:
     if rollup.health in (Health.ON_TRACK, Health.MET) or not rollup.reasons:
         return []
-    shown = list(rollup.reasons[:most])
+    shown = [reason_text(reason) for reason in rollup.reasons[:most]]
     if len(rollup.reasons) > most:
         shown.append(f"and {len(rollup.reasons) - most} more")
     return [bullet_list(shown, subtle=True)]

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from bot.http.request_json import BadJSON, read_json
 from bot.settings import Settings
+from bot.text.errors import describe_plain
 from planner.domain.context import InvalidContextEvent, ReplayedContextEvent, StaleContextEvent, parse_events
 from planner.services.context import ContextSources
 from planner.services.tenants import Tenants
@@ -66,7 +67,7 @@ class ContextEventsEndpoint:
             try:
                 self._vault = self._settings.vault()
             except VaultError as error:
-                logger.error("context events are off: %s", error)
+                logger.error("context events are off: %s", describe_plain(error))
         return self._vault
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -78,9 +79,9 @@ class ContextEventsEndpoint:
             events = parse_events(payload)
             stored = await self._tenants(tenant).facts.post(source, events)
         except (InvalidContextEvent, StaleContextEvent) as error:
-            return _problem(400, str(error))
+            return _problem(400, describe_plain(error))
         except ReplayedContextEvent as error:
-            return _problem(409, str(error))
+            return _problem(409, describe_plain(error))
         logger.info("stored %d context fact(s) from source %r (tenant %r)", len(stored), source, tenant)
         return web.json_response({"stored": len(stored)}, status=202)
 

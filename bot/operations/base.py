@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import governance
-from bot.cards.markdown import excerpt, literal, literal_prose
+from bot.cards.markdown import excerpt, literal
 from bot.parsing import ParseError, parse_date, parse_ref
-from bot.text import messages
+from bot.text import errors, messages
 from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
 from planner.domain.errors import PlannerError
 from planner.domain.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
@@ -234,10 +234,9 @@ class Context:
 
 
 def error_text(error: Exception) -> str:
-    """What an error says, as a reply shows it. The bot's own (BadArguments, ParseError) quote people's words
-    literally already; the planner's and the agents' may quote them as they are, so they are shown as text, but for
-    the commands they suggest."""
-    return str(error) if isinstance(error, BadArguments | ParseError) else literal_prose(str(error))
+    """What an error says, as a reply shows it. The bot's own (BadArguments, ParseError) are written as replies and
+    quote people's words literally already; the planner's, the agents' and the vault's are rendered by bot/text."""
+    return str(error) if isinstance(error, BadArguments | ParseError) else errors.describe(error)
 
 
 def _as_the_model(record: Record, caller: Caller) -> Record:

@@ -10,9 +10,9 @@ from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import MAX_ID
 from bot.text import messages
+from bot.text.decisions import describe_subject, explain
 from planner.domain.decisions import Decision
 from planner.domain.governance import ActionKind
-from planner.services.decisions import describe_subject, explain
 
 WHY_SHOWN = 3
 LISTED = 10

@@ -12,7 +12,7 @@ from bot.operations.plans import KPI_SCHEMA, PLAN_REF, kpi_specs
 from bot.parsing import parse_date, parse_ref
 from planner.domain.derivation import CADENCES, tactical_proposals
 from planner.domain.drafts import DISCARDED, SAVED, Draft, DraftAlreadyDecided
-from planner.domain.errors import PlannerError
+from planner.domain.errors import Dated, PlannerError
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier, Window, iso_week_of, iso_week_window
 
@@ -42,8 +42,8 @@ async def draft_tactical_plans(context: Context, args: Mapping[str, Any]) -> Rep
             )
             window.require_inside(
                 master.window,
-                what=f"tactical plan {excerpt(title)!r}",
-                parent_name=f"master plan {master.id}",
+                what=Dated(kind="plan", tier=Tier.TACTICAL, ref=repr(excerpt(title))),
+                parent_name=Dated(kind="plan", tier=Tier.MASTER, ref=master.id),
             )
             kpis = kpi_specs(item.get("kpis"))
             proposals.append(

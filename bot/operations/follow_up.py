@@ -10,9 +10,10 @@ from bot.cards.markdown import excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import ParseError, parse_ref
 from bot.text import messages
+from bot.text.triggers import describe
 from planner.domain.governance import ActionKind
 from planner.domain.model import Tier
-from planner.domain.triggers import SETTINGS, TRIGGER_ALIASES, describe
+from planner.domain.triggers import SETTINGS, TRIGGER_ALIASES
 from planner.services.outbox import dead_letters, replay
 from planner.services.trigger_rules import TenantTriggerRules
 

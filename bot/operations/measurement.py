@@ -12,8 +12,10 @@ from bot.cards.digest import NO_VALUE, measurement_card, retrospective_card
 from bot.cards.markdown import excerpt, inline_code, literal
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
+from bot.text.recommendations import RuleRecommender
+from bot.text.retrospectives import learned
 from planner.domain.governance import ActionKind
-from planner.domain.measurement import MeasurementReport, RuleRecommender
+from planner.domain.measurement import MeasurementReport
 from planner.domain.model import Tier
 from planner.ports import Recommender
 from planner.services.measurement import log_recommendations
@@ -74,9 +76,7 @@ async def save_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, tier=Tier.TACTICAL, default_active=False)
     name = context.text_arg(args, "name")
     content = await context.services.playbooks.save(plan.id, name, actor=context.caller.user_id)
-    targets = (
-        ", ".join(f"{literal(m['name'])} {m['target']:g} ({m['learned']})" for m in content["metrics"]) or "no KPI"
-    )
+    targets = ", ".join(f"{literal(m['name'])} {m['target']:g} ({learned(m)})" for m in content["metrics"]) or "no KPI"
     name = " ".join(name.split()).lower()  # as the playbook is saved
     use = inline_code(f"use playbook {name} for TITLE from DATE", limit=MAX_COMMAND_CHARS)
     return Reply(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.cards.markdown import Markdown, excerpt, inline_code, literal, literal_prose, markdown
+from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
 from planner.domain.messages import MessageKind
 from planner.domain.model import Plan, Tier
 
@@ -233,7 +233,15 @@ def operation_held(reasons: str, approval: str) -> str:
 
 
 def operation_unapprovable(reasons: str, problem: str) -> str:
-    return f"That needs a person's approval first ({literal(reasons)}), but {literal_prose(problem)}"
+    """`problem`: why nobody can approve it: the bot's words for the error (bot/text/errors.py), or text to show as
+    it was written."""
+    return f"That needs a person's approval first ({literal(reasons)}), but {sentence_within(literal(problem))}"
+
+
+def sentence_within(text: str) -> str:
+    """A sentence continued inside another: its first letter in lower case (`…, but nobody …`), unless it starts a
+    name or a reference (`A3`)."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 def approved_and_run(approval: str, outcome: str) -> str:

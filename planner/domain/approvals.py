@@ -58,9 +58,7 @@ class ApprovalStatus(StrEnum):
 class ApprovalNotFound(PlannerError, LookupError):
     def __init__(self, request_id: int) -> None:
         self.request_id = request_id
-        super().__init__(
-            f"No approval request with id A{request_id}. Type `approvals` to see the ones waiting for you."
-        )
+        super().__init__(f"approval request A{request_id} not found")
 
 
 class NoApprovers(PlannerError, LookupError):
@@ -68,20 +66,17 @@ class NoApprovers(PlannerError, LookupError):
 
     def __init__(self, roles: Sequence[str]) -> None:
         self.roles = tuple(roles)
-        listed = " or ".join(roles)
-        super().__init__(
-            f"Nobody but the requester holds the {listed} approver role, so nobody could approve this. "
-            f"An admin assigns one with `approvers add {roles[0]} <@person>`."
-        )
+        super().__init__(f"nobody but the requester holds the {' or '.join(roles)} approver role")
 
 
 class UnknownGateCategory(PlannerError, LookupError):
     def __init__(self, category: str) -> None:
-        super().__init__(f"There is no approval gate {category!r}. The gates are: {', '.join(GATES)}.")
+        self.category = category
+        super().__init__(f"unknown approval gate {category!r}")
 
 
 class ApprovalRefused(PlannerError, PermissionError):
-    """A decision that is not allowed; nothing was changed. The message says why and what to do instead."""
+    """A decision that is not allowed; nothing was changed. Each subclass is one reason why."""
 
     def __init__(self, request_id: int, who: str, message: str) -> None:
         self.request_id = request_id
@@ -94,8 +89,7 @@ class NotAuthenticated(ApprovalRefused):
         super().__init__(
             request_id,
             who,
-            f"A{request_id} can only be approved by a person signed in to Teams: press Approve on its card, "
-            f"or type `approve A{request_id}` in your chat with me.",
+            f"A{request_id} can only be approved by a person signed in to Teams",
         )
 
 
@@ -104,15 +98,13 @@ class NotAPerson(ApprovalRefused):
         super().__init__(
             request_id,
             who,
-            f"{who!r} is not a person: only a person can approve A{request_id}, never an agent or an LLM.",
+            f"{who!r} is not a person, so cannot approve A{request_id}",
         )
 
 
 class SelfApproval(ApprovalRefused):
     def __init__(self, request_id: int, who: str) -> None:
-        super().__init__(
-            request_id, who, f"You asked for A{request_id}, so you cannot approve it: another approver has to."
-        )
+        super().__init__(request_id, who, f"{who!r} asked for A{request_id}, so cannot approve it")
 
 
 class NotAnApprover(ApprovalRefused):
@@ -121,8 +113,7 @@ class NotAnApprover(ApprovalRefused):
         super().__init__(
             request_id,
             who,
-            f"You are not an approver of A{request_id}: it went to the people holding the {' or '.join(roles)} role "
-            f"when it was asked. An admin manages roles with `approvers`.",
+            f"{who!r} is not an approver of A{request_id} (roles: {', '.join(roles)})",
         )
 
 
@@ -132,8 +123,7 @@ class ApprovalExpired(ApprovalRefused):
         super().__init__(
             request_id,
             who,
-            f"A{request_id} expired at {expires_at:%Y-%m-%d %H:%M} UTC and can no longer be decided; "
-            f"whoever asked for it has to ask again.",
+            f"A{request_id} expired at {expires_at:%Y-%m-%d %H:%M} UTC",
         )
 
 
@@ -141,8 +131,7 @@ class AlreadyDecided(ApprovalRefused):
     def __init__(self, request_id: int, who: str, status: ApprovalStatus, decided_by: str | None) -> None:
         self.status = status
         self.decided_by = decided_by
-        shown = ApprovalStatus.APPROVED.value if status is ApprovalStatus.RESUMED else status.value
-        super().__init__(request_id, who, f"A{request_id} was already {shown}: nothing more to do.")
+        super().__init__(request_id, who, f"A{request_id} was already {status.value}")
 
 
 # ---- values --------------------------------------------------------------------------------------------------

@@ -106,19 +106,15 @@ class InvalidContextEvent(PlannerError, ValueError):
 class StaleContextEvent(PlannerError, ValueError):
     """An event whose time is too far from the bot's clock to be told apart from a replay."""
 
-    def __init__(
-        self,
-        event_ids: Sequence[str],
-        now: datetime,
-        *,
-        sent: str = "at",
-        earlier: str = "give an earlier time as `observed_at`",
-    ) -> None:
+    def __init__(self, event_ids: Sequence[str], now: datetime, *, sent: str = "at") -> None:
         self.event_ids = tuple(event_ids)
+        self.now = now
+        self.sent = sent
+        """The field that carries the time the events were sent."""
+        self.skew_minutes = int(SKEW.total_seconds() // 60)
         super().__init__(
-            f"event(s) {', '.join(map(repr, event_ids))}: `{sent}` is more than {int(SKEW.total_seconds() // 60)} "
-            f"minutes from the bot's clock ({now.isoformat()}). Send events as they happen, with the time they "
-            f"are sent, and keep the sender's clock in sync; {earlier}."
+            f"event(s) {', '.join(map(repr, event_ids))}: {sent} is more than {self.skew_minutes} minutes from "
+            f"the clock ({now.isoformat()})"
         )
 
 
@@ -128,28 +124,20 @@ class ReplayedContextEvent(PlannerError, ValueError):
     def __init__(self, source: str, event_ids: Sequence[str]) -> None:
         self.source = source
         self.event_ids = tuple(event_ids)
-        super().__init__(
-            f"source {source!r} already posted event id(s) {', '.join(map(repr, event_ids))}: each event id is "
-            "accepted once, so nothing of this post was stored. Give every event a new id."
-        )
+        super().__init__(f"source {source!r} already posted event id(s) {', '.join(map(repr, event_ids))}")
 
 
 class ContextSourceNotFound(PlannerError, LookupError):
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
-        names = sorted(known)
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        listing = f" Known sources: {', '.join(names)}." if names else " No sources are registered yet."
-        super().__init__(f"There is no context source named {name!r}.{hint}{listing}")
+        self.known = tuple(sorted(known))
+        super().__init__(f"no context source named {name!r}")
 
 
 class ContextSourceExists(PlannerError, ValueError):
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(
-            f"A context source named {name!r} is already registered. Choose another name, or rotate its secret."
-        )
+        super().__init__(f"context source {name!r} exists already")
 
 
 # ---- values ------------------------------------------------------------------------------------------------------

@@ -59,17 +59,14 @@ _NAME_KEYS = {"agent": "agent", "adapter": "agent", "account": "account", "accou
 class DecisionNotFound(PlannerError, LookupError):
     def __init__(self, seq: int) -> None:
         self.seq = seq
-        super().__init__(f"No decision {seq} in the log. `decisions` lists the latest ones with their numbers.")
+        super().__init__(f"decision {seq} not found")
 
 
 class NoDecisionKeys(PlannerError, LookupError):
     def __init__(self, tenant_id: str | None = None) -> None:
         self.tenant_id = tenant_id
-        what = f"The decision log of tenant {tenant_id} is signed" if tenant_id else "The decision log is signed"
-        super().__init__(
-            f"{what}, and this process has no key to sign with: set COS_SECRET_KEYS (in local mode, keep the local "
-            "key file) as the bot's other processes have it."
-        )
+        of = f" of tenant {tenant_id}" if tenant_id else ""
+        super().__init__(f"the decision log{of} is signed, and this process has no key to sign with")
 
 
 class CheckpointUnreadable(PlannerError, ValueError):
@@ -77,7 +74,7 @@ class CheckpointUnreadable(PlannerError, ValueError):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"The decision log checkpoint cannot be trusted: {reason}.")
+        super().__init__(f"decision log checkpoint cannot be trusted: {reason}")
 
 
 class KeySource(Protocol):

@@ -51,8 +51,6 @@ CANCELLABLE = (*RUNNABLE, DelegationStatus.HELD, DelegationStatus.UNKNOWN)
 """Statuses no agent is working in: a person (or a done task) may cancel the delegation."""
 RETRYABLE = (DelegationStatus.UNKNOWN, DelegationStatus.FAILED, DelegationStatus.CANCELLED)
 """Statuses a person may queue a delegation again from."""
-STOPPED_MID_CALL = "the bot stopped while the agent had it: whether the agent did it is not known"
-"""Why a delegation whose runner stopped (or whose lease lapsed) is `unknown`."""
 
 
 def gives_up(attempts: int) -> bool:
@@ -75,7 +73,46 @@ def keeps_evidence(size: int) -> bool:
 class DelegationNotFound(PlannerError, LookupError):
     def __init__(self, delegation_id: int) -> None:
         self.delegation_id = delegation_id
-        super().__init__(f"No delegation with id {delegation_id}. Show the task to see its delegations.")
+        super().__init__(f"delegation D{delegation_id} not found")
+
+
+class StoppedMidCall(PlannerError):
+    """Why a delegation whose runner stopped (or whose lease lapsed) while its agent had it is `unknown`. Not raised:
+    it is what its record keeps."""
+
+    def __init__(self) -> None:
+        super().__init__("the runner stopped during the call")
+
+
+class AgentDeclined(PlannerError):
+    """The agent answered without a result: it failed (`reason`: its words, if any), or gave a status that is not
+    one (`status`). Not raised: it is the failure its record keeps."""
+
+    def __init__(self, status: DelegationStatus, reason: str | None) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"the agent answered {status.value}" + (f": {reason}" if reason else ""))
+
+
+class AdapterBroke(PlannerError):
+    """An adapter raised what its interface does not allow (its errors should be AgentErrors). Not raised: it is the
+    failure its delegation's record keeps."""
+
+    def __init__(self, kind: str, error: BaseException) -> None:
+        self.kind = kind
+        self.error = error
+        super().__init__(f"the {kind} adapter raised {type(error).__name__}: {error}")
+
+
+class DelegationGaveUp(PlannerError):
+    """A delegation whose calls never reached its agent failed after `attempts` of them (`reason`: why the last did
+    not); a person may retry it. Not raised: it is the failure its record keeps."""
+
+    def __init__(self, delegation_id: int, attempts: int, reason: str) -> None:
+        self.delegation_id = delegation_id
+        self.attempts = attempts
+        self.reason = reason
+        super().__init__(f"delegation D{delegation_id} gave up after {attempts} attempts: {reason}")
 
 
 class DelegationNotRetryable(PlannerError, ValueError):
@@ -84,13 +121,8 @@ class DelegationNotRetryable(PlannerError, ValueError):
     def __init__(self, delegation_id: int, status: DelegationStatus, action: str) -> None:
         self.delegation_id = delegation_id
         self.status = status
-        if status is DelegationStatus.RUNNING:
-            why = "its agent is working on it now; wait for its answer"
-        elif status is DelegationStatus.SUCCEEDED:
-            why = "it succeeded already"
-        else:
-            why = f"it is {status.value}"
-        super().__init__(f"Delegation D{delegation_id} cannot be {action}: {why}.")
+        self.action = action
+        super().__init__(f"delegation D{delegation_id} cannot be {action}: it is {status.value}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,13 +13,15 @@ PENDING, SAVED, DISCARDED = "pending", "saved", "discarded"
 
 class DraftNotFound(PlannerError, LookupError):
     def __init__(self, draft_id: int) -> None:
-        super().__init__(f"No draft with id {draft_id}.")
+        self.draft_id = draft_id
+        super().__init__(f"draft {draft_id} not found")
 
 
 class DraftAlreadyDecided(PlannerError, RuntimeError):
     def __init__(self, draft_id: int, status: str) -> None:
+        self.draft_id = draft_id
         self.status = status
-        super().__init__(f"Draft {draft_id} was already {status}.")
+        super().__init__(f"draft {draft_id} was already {status}")
 
 
 @dataclass(frozen=True, kw_only=True)

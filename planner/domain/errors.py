@@ -1,7 +1,9 @@
-"""Errors the planner raises. Each says what went wrong and, where it can, what to do instead."""
+"""Errors the planner raises. Each keeps what went wrong in fields and says it plainly in its message, for logs; the
+words a person reads (and what to do instead) are the bot's, in bot/text/errors.py."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 
@@ -16,7 +18,7 @@ class PlanNotFound(PlannerError, LookupError):
         self.plan_id = plan_id
         self.tier = tier
         what = f"{tier} plan" if tier else "plan"
-        super().__init__(f"No {what} with id {plan_id}. List the plans to see their ids.")
+        super().__init__(f"{what} {plan_id} not found")
 
 
 class TaskNotFound(PlannerError, LookupError):
@@ -24,34 +26,46 @@ class TaskNotFound(PlannerError, LookupError):
 
     def __init__(self, task_id: int) -> None:
         self.task_id = task_id
-        super().__init__(f"No task with id {task_id}. Show the plan to see its tasks' ids.")
+        super().__init__(f"task {task_id} not found")
 
 
 class MetricNotFound(PlannerError, LookupError):
-    """No metric with this name (or id) on the plan."""
+    """No metric with this name (or id) on the plan; `known`: the plan's metrics, when it was looked up by name."""
 
     def __init__(self, metric: str | int, plan_id: int | None = None, known: tuple[str, ...] = ()) -> None:
         self.metric = metric
+        self.plan_id = plan_id
+        self.known = tuple(known)
         where = f" on plan {plan_id}" if plan_id is not None else ""
-        hint = f" Known metrics: {', '.join(known)}." if known else ""
-        super().__init__(f"No metric {metric!r}{where}.{hint}")
+        super().__init__(f"metric {metric!r} not found{where}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dated:
+    """What a window (or a date) belongs to, as WindowConflict names it: a plan of a tier (`ref`: its id, once it has
+    one), a due date (`ref`: its task's id), an ISO week (`ref`: `2026-W07`), or a plan's new window (`ref`: its id)."""
+
+    kind: str
+    """`plan`, `due date`, `week` or `new window`."""
+    tier: str | None = None
+    ref: int | str | None = None
+
+    def __str__(self) -> str:
+        return " ".join(str(part) for part in (self.tier, self.kind, self.ref) if part is not None)
 
 
 class WindowConflict(PlannerError, ValueError):
     """A child plan's window (or a task's due date) does not lie inside its parent's window."""
 
-    def __init__(self, what: str, start: date, end: date, parent: str, parent_start: date, parent_end: date) -> None:
+    def __init__(
+        self, what: Dated, start: date, end: date, parent: Dated, parent_start: date, parent_end: date
+    ) -> None:
+        self.what, self.parent = what, parent
         self.start, self.end = start, end
         self.parent_start, self.parent_end = parent_start, parent_end
-        problems = []
-        if start < parent_start:
-            problems.append(f"starts {start.isoformat()}, before {parent} starts {parent_start.isoformat()}")
-        if end > parent_end:
-            problems.append(f"ends {end.isoformat()}, after {parent} ends {parent_end.isoformat()}")
-        detail = " and ".join(problems) or "lies outside it"
         super().__init__(
-            f"The {what} ({start.isoformat()} to {end.isoformat()}) {detail}. "
-            f"Choose dates between {parent_start.isoformat()} and {parent_end.isoformat()}."
+            f"{what} {start.isoformat()}..{end.isoformat()} lies outside {parent} "
+            f"{parent_start.isoformat()}..{parent_end.isoformat()}"
         )
 
 
@@ -59,31 +73,34 @@ class InvalidWindow(PlannerError, ValueError):
     """A window whose end comes before its start."""
 
     def __init__(self, start: date, end: date) -> None:
-        super().__init__(f"The window ends {end.isoformat()}, before it starts {start.isoformat()}.")
+        self.start, self.end = start, end
+        super().__init__(f"window ends {end.isoformat()}, before it starts {start.isoformat()}")
 
 
 class InvalidValue(PlannerError, ValueError):
-    """A field has a value the planner cannot accept; the message names the field and the accepted form."""
+    """A field has a value the planner cannot accept: `field`, the `value`, and the form it `expected`."""
 
     def __init__(self, field: str, value: object, expected: str) -> None:
         self.field = field
-        super().__init__(f"{field}: {value!r} is not valid; expected {expected}.")
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{field}: {value!r} is not valid; expected {expected}")
 
 
 class TenantMismatch(PlannerError, PermissionError):
     """An object of one tenant was handed to a store scoped to another tenant."""
 
     def __init__(self, expected: str, got: str) -> None:
-        super().__init__(f"This store serves tenant {expected!r}, but the object belongs to tenant {got!r}.")
+        self.expected, self.got = expected, got
+        super().__init__(f"store of tenant {expected!r} was handed an object of tenant {got!r}")
 
 
 class StaleEdit(PlannerError, RuntimeError):
     """The object changed since it was read; re-read it and apply the edit again."""
 
     def __init__(self, kind: str, object_id: int, expected_version: int, actual_version: int | None) -> None:
+        self.kind = kind
+        self.object_id = object_id
         self.expected_version = expected_version
         self.actual_version = actual_version
-        super().__init__(
-            f"{kind} {object_id} changed while you were editing it (you had version {expected_version}, "
-            f"it is now at version {actual_version}). Reload it and try again."
-        )
+        super().__init__(f"{kind} {object_id} is at version {actual_version}, not {expected_version}")

@@ -22,8 +22,7 @@ class UnitMismatch(PlannerError, ValueError):
     def __init__(self, metric: Metric, unit: str) -> None:
         self.metric = metric
         self.unit = unit
-        expected = metric.unit or "no unit (or the metric's name)"
-        super().__init__(f"{metric.name} is counted in {expected!s}, not {unit!r}: send it in {expected!s}.")
+        super().__init__(f"{metric.name} is counted in {metric.unit or 'no unit'!s}, not {unit!r}")
 
 
 class InvalidMetricEvent(PlannerError, ValueError):

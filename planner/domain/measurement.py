@@ -28,10 +28,10 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from enum import StrEnum
 from typing import Any
 
 from planner.domain.model import Metric, MetricReading, Plan, Task, Tier, iso_week_of, iso_week_window
-from planner.domain.rollup import reached
 
 # ---- the facts -------------------------------------------------------------------------------------------------
 
@@ -420,85 +420,62 @@ def forecast(series: MetricSeries, as_of: date) -> Forecast:
 # ---- recommendations -----------------------------------------------------------------------------------------
 
 
-def _num(value: float) -> str:
-    return f"{value:,.1f}".removesuffix(".0")
+class Step(StrEnum):
+    """The rules' next step for one KPI (bot/text/recommendations.py words it)."""
+
+    RECORD_FIRST = "record_first"
+    """No reading yet: its pace cannot be judged."""
+    HOLD = "hold"
+    """A level to hold (its target is its baseline): no pace to project."""
+    KEEP = "keep"
+    """On course to reach its target."""
+    PUSH = "push"
+    """Short of its target, within its tolerance."""
+    UNBLOCK = "unblock"
+    """Short beyond its tolerance, with late or blocked work in its plan."""
+    REPLAN = "replan"
+    """Short beyond its tolerance with nothing late: the plan itself falls short."""
+    FINAL = "final"
+    """Its plan's window has ended: met or missed, nothing left to catch up on there."""
 
 
-def _unit(metric: Metric) -> str:
-    return f" {metric.unit}" if metric.unit else ""
+STUCK_SHOWN = 5
+"""How many of the late or blocked tasks a step names."""
 
 
-def rule_recommendation(item: Forecast, facts: MeasurementFacts, as_of: date) -> Recommendation:
+@dataclass(frozen=True, kw_only=True)
+class NextStep:
+    """What the rules recommend for one KPI, and the figures behind it."""
+
+    step: Step
+    forecast: Forecast
+    stuck: tuple[int, ...] = ()
+    """Ids of the first late or blocked open tasks in the KPI's plan (UNBLOCK), at most STUCK_SHOWN."""
+    stuck_count: int = 0
+    """How many tasks in its plan are late or blocked."""
+
+
+def next_step(item: Forecast, facts: MeasurementFacts, as_of: date) -> NextStep:
     """The rules' next step for one KPI: keep going, push a little, unblock the work, or re-plan."""
-    metric, unit = item.metric, _unit(item.metric)
-    name = metric.name
-
-    def said(action: str, rationale: str) -> Recommendation:
-        return Recommendation(metric=metric, plan_id=item.plan.id, action=action, rationale=rationale)
-
-    if as_of > item.plan.window.end:  # final: nothing left to push or unblock in this plan's window
-        ended = item.plan.window.end.isoformat()
-        if item.actual is None:
-            return said(
-                f"Nothing to catch up on {name} in {item.plan.title}: its window has ended.",
-                f"{name} had no reading in the window, which ended on {ended}; the target was "
-                f"{_num(metric.target)}{unit} (missed).",
-            )
-        met = reached(metric, item.actual)
-        return said(
-            f"Nothing to catch up on {name} in {item.plan.title}: its window has ended "
-            + ("with the target met." if met else "short of the target; the plans still running carry it."),
-            f"{name} ended at {_num(item.actual)}{unit} against a target of {_num(metric.target)}{unit} on {ended} "
-            + ("(met)." if met else "(missed)."),
-        )
-
+    if as_of > item.plan.window.end:
+        return NextStep(step=Step.FINAL, forecast=item)  # nothing left to push or unblock in this plan's window
     if item.projected is None or item.projected_attainment is None:
-        if item.actual is None:
-            return said(
-                f"Record a first reading of {name} (`record {name} <value>`) or connect a feed for it.",
-                f"{name} has no reading yet, so its pace and where it will land cannot be judged.",
-            )
-        return said(
-            f"Hold {name} at {_num(metric.target)}{unit}.",
-            f"{name} is a level to hold; it reads {_num(item.actual)}{unit} now.",
-        )
-    landing = f"at its current pace ({_num(item.per_week or 0)}{unit} a week) {name} reaches " + (
-        f"{_num(item.projected)}{unit} by {item.plan.window.end.isoformat()}, against a target of "
-        f"{_num(metric.target)}{unit} ({round(item.projected_attainment * 100)} %)"
-    )
+        return NextStep(step=Step.RECORD_FIRST if item.actual is None else Step.HOLD, forecast=item)
     if item.projected_attainment >= 1:
-        return said(f"Keep the course on {name}.", landing[0].upper() + landing[1:] + ".")
-    needed = (
-        f"; it needs {_num(item.needed_per_week)}{unit} a week from here" if item.needed_per_week is not None else ""
-    )
-    if item.projected_attainment >= 1 - metric.tolerance:
-        return said(
-            f"Push {name} a little harder this week.",
-            landing[0].upper() + landing[1:] + f", within its tolerance of {round(metric.tolerance * 100)} %{needed}.",
-        )
+        return NextStep(step=Step.KEEP, forecast=item)
+    if item.projected_attainment >= 1 - item.metric.tolerance:
+        return NextStep(step=Step.PUSH, forecast=item)
     in_plan = [t for t in facts.tasks if t.plan_id == item.plan.id or item.plan.tier is Tier.MASTER]
     stuck = [t for t in in_plan if t.status.is_open and (t.due_on < as_of or t.status.value == "blocked")]
     if stuck:
-        listed = ", ".join(f"T{t.id}" for t in stuck[:5])
-        return said(
-            f"Unblock the late work behind {name} first: {listed}.",
-            landing[0].upper() + landing[1:] + f"{needed}, and {len(stuck)} task(s) in its plan are late or blocked.",
-        )
-    return said(
-        f"Re-plan {name}: add work to its plan, or agree a new target with the leader.",
-        landing[0].upper() + landing[1:] + f"{needed}; nothing in its plan is late, so the plan itself falls short.",
-    )
+        shown = tuple(t.id for t in stuck[:STUCK_SHOWN])
+        return NextStep(step=Step.UNBLOCK, forecast=item, stuck=shown, stuck_count=len(stuck))
+    return NextStep(step=Step.REPLAN, forecast=item)
 
 
-def rule_recommendations(report: MeasurementReport) -> list[Recommendation]:
-    return [rule_recommendation(item, report.facts, report.as_of) for item in report.forecasts]
-
-
-class RuleRecommender:
-    """The recommender without a model: `rule_recommendation` for each KPI."""
-
-    async def recommend(self, report: MeasurementReport) -> list[Recommendation]:
-        return rule_recommendations(report)
+def next_steps(report: MeasurementReport) -> list[NextStep]:
+    """The rules' next step for each KPI of the report, in its order."""
+    return [next_step(item, report.facts, report.as_of) for item in report.forecasts]
 
 
 def measure(facts: MeasurementFacts, as_of: date) -> MeasurementReport:

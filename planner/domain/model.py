@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from planner.domain.errors import InvalidValue, InvalidWindow, WindowConflict
+from planner.domain.errors import Dated, InvalidValue, InvalidWindow, WindowConflict
 
 
 class Tier(enum.StrEnum):
@@ -101,7 +101,7 @@ class Window:
             return 1.0
         return ((as_of - self.start).days + 1) / self.days
 
-    def require_inside(self, parent: Window, *, what: str, parent_name: str) -> None:
+    def require_inside(self, parent: Window, *, what: Dated, parent_name: Dated) -> None:
         """Raise WindowConflict naming the conflicting dates unless this window lies inside `parent`."""
         if not parent.contains(self):
             raise WindowConflict(what, self.start, self.end, parent_name, parent.start, parent.end)

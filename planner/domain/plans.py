@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
-from planner.domain.errors import InvalidValue
+from planner.domain.errors import Dated, InvalidValue
 from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, Window
 
 
@@ -55,7 +55,7 @@ def require_task_home(plan: Plan) -> None:
 def require_due_inside(due_on: date, home: Plan) -> None:
     """Raises WindowConflict when a task's due date leaves the window of the plan it belongs to."""
     Window(start=due_on, end=due_on).require_inside(
-        home.window, what="due date", parent_name=f"{home.tier} plan {home.id}"
+        home.window, what=Dated(kind="due date"), parent_name=Dated(kind="plan", tier=home.tier, ref=home.id)
     )
 
 
@@ -67,14 +67,22 @@ def require_window_change(
     if plan.tier is Tier.WEEKLY:
         raise InvalidValue("window", window, "no change: a weekly plan always covers its ISO week")
     if parent is not None:
-        window.require_inside(parent.window, what=f"{plan.tier} plan", parent_name=f"{parent.tier} plan {parent.id}")
+        window.require_inside(
+            parent.window,
+            what=Dated(kind="plan", tier=plan.tier),
+            parent_name=Dated(kind="plan", tier=parent.tier, ref=parent.id),
+        )
     for child in children:
         child.window.require_inside(
-            window, what=f"{child.tier} plan {child.id}", parent_name=f"the new window of plan {plan.id}"
+            window,
+            what=Dated(kind="plan", tier=child.tier, ref=child.id),
+            parent_name=Dated(kind="new window", ref=plan.id),
         )
     if task_outside is not None:
         Window(start=task_outside.due_on, end=task_outside.due_on).require_inside(
-            window, what=f"due date of task {task_outside.id}", parent_name=f"the new window of plan {plan.id}"
+            window,
+            what=Dated(kind="due date", ref=task_outside.id),
+            parent_name=Dated(kind="new window", ref=plan.id),
         )
 
 
@@ -84,7 +92,11 @@ def week_of_tactical(week: Window, iso_week: str, tactical: Plan) -> Window:
     Raises WindowConflict when the week and the tactical plan do not overlap at all.
     """
     if week.end < tactical.window.start or week.start > tactical.window.end:
-        week.require_inside(tactical.window, what=f"week {iso_week}", parent_name=f"tactical plan {tactical.id}")
+        week.require_inside(
+            tactical.window,
+            what=Dated(kind="week", ref=iso_week),
+            parent_name=Dated(kind="plan", tier=Tier.TACTICAL, ref=tactical.id),
+        )
     return Window(start=max(week.start, tactical.window.start), end=min(week.end, tactical.window.end))
 
 

@@ -105,8 +105,7 @@ class PolicyInvalid(PlannerError, ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        listing = "\n".join(f"- {problem}" for problem in problems)
-        super().__init__(f"The rules were not loaded: {len(problems)} problem(s).\n{listing}")
+        super().__init__(f"{len(problems)} problem(s) in the rules: " + "; ".join(problems))
 
 
 # ---- the rules ---------------------------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ and a final child leaves its parent's health alone (the parent's own KPIs alread
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import date
+from typing import Any, ClassVar
 
 from planner.domain.model import Direction, Health, Metric, Plan, Tier
 
@@ -81,9 +82,109 @@ class MetricPace:
     behind: float
     """Share of the expected progress not achieved (negative when ahead of pace)."""
     health: Health
-    reason: str
     measured_on: date | None = None
     """The day of the reading `actual` comes from."""
+
+
+# ---- why a plan is not on track (bot/text/health.py words each) -----------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TasksBehind:
+    """Fewer of its tasks done than the share of its window gone."""
+
+    kind: ClassVar[str] = "tasks_behind"
+    done: int
+    total: int
+    elapsed: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TasksOverdue:
+    kind: ClassVar[str] = "tasks_overdue"
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricBehind:
+    """A KPI behind its pace to target beyond its tolerance, or with no reading yet (`actual` None)."""
+
+    kind: ClassVar[str] = "metric_behind"
+    metric: str
+    unit: str
+    actual: float | None
+    expected: float
+    behind: float
+    tolerance: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildInTrouble:
+    """One of its tactical (or this week's weekly) plans is not on track."""
+
+    kind: ClassVar[str] = "child_in_trouble"
+    tier: str
+    title: str
+    health: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricEnded:
+    """A KPI of a plan whose window has ended: where it ended against its target (no reading: `actual` None)."""
+
+    kind: ClassVar[str] = "metric_ended"
+    metric: str
+    unit: str
+    actual: float | None
+    target: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TasksEnded:
+    """A plan without KPIs whose window has ended: how many of its tasks were done by then."""
+
+    kind: ClassVar[str] = "tasks_ended"
+    done: int
+    total: int
+
+
+HealthReason = TasksBehind | TasksOverdue | MetricBehind | ChildInTrouble | MetricEnded | TasksEnded
+_REASONS: tuple[type[HealthReason], ...] = (
+    TasksBehind,
+    TasksOverdue,
+    MetricBehind,
+    ChildInTrouble,
+    MetricEnded,
+    TasksEnded,
+)
+
+
+def reason_payload(reason: HealthReason) -> dict[str, Any]:
+    """A reason as JSON data, as a queued message carries it."""
+    return {"kind": reason.kind, **asdict(reason)}
+
+
+def reason_of_payload(data: Mapping[str, Any]) -> HealthReason | None:
+    """The reason `reason_payload` wrote; None for data it did not write."""
+    cls = next((cls for cls in _REASONS if cls.kind == data.get("kind")), None)
+    if cls is None:
+        return None
+    names = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError:
+        return None
+
+
+def metric_behind(pace: MetricPace) -> MetricBehind:
+    return MetricBehind(
+        metric=pace.metric.name,
+        unit=pace.metric.unit,
+        actual=pace.actual,
+        expected=pace.expected,
+        behind=pace.behind,
+        tolerance=pace.metric.tolerance,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +194,7 @@ class PlanRollup:
     progress: float
     elapsed: float
     health: Health
-    reasons: tuple[str, ...]
+    reasons: tuple[HealthReason, ...]
     metrics: tuple[MetricPace, ...]
     children: tuple[PlanRollup, ...]
 
@@ -108,29 +209,22 @@ class PlanRollup:
         return None
 
 
-def _percent(fraction: float) -> str:
-    return f"{round(fraction * 100)}%"
-
-
-def task_health(counts: TaskCounts, elapsed: float, rules: HealthRules) -> tuple[Health, list[str]]:
+def task_health(counts: TaskCounts, elapsed: float, rules: HealthRules) -> tuple[Health, list[HealthReason]]:
     """Judge completion against elapsed time; see the module docstring."""
     if counts.total == 0:
         return Health.ON_TRACK, []
     gap = elapsed - counts.progress
-    summary = (
-        f"{counts.done} of {counts.total} tasks done ({_percent(counts.progress)}) "
-        f"with {_percent(elapsed)} of the window gone"
-    )
+    summary = TasksBehind(done=counts.done, total=counts.total, elapsed=elapsed)
     if gap > rules.off_track_gap:
         health = Health.OFF_TRACK
     elif gap > rules.at_risk_gap:
         health = Health.AT_RISK
     else:
         health = Health.ON_TRACK
-    reasons = [summary] if health is not Health.ON_TRACK else []
+    reasons: list[HealthReason] = [summary] if health is not Health.ON_TRACK else []
     if counts.overdue:
         health = Health.worst(health, Health.AT_RISK)
-        reasons.append(f"{counts.overdue} task{'s' if counts.overdue != 1 else ''} overdue")
+        reasons.append(TasksOverdue(count=counts.overdue))
     return health, reasons
 
 
@@ -140,20 +234,10 @@ def metric_pace(facts: MetricFacts, elapsed: float, rules: HealthRules) -> Metri
     span = metric.target - metric.baseline
     expected = metric.baseline + span * elapsed
     actual = facts.latest
-    unit = f" {metric.unit}" if metric.unit else ""
     if elapsed < rules.metric_grace:
-        return MetricPace(
-            metric=metric, actual=actual, expected=expected, behind=0.0, health=Health.ON_TRACK, reason=""
-        )
+        return MetricPace(metric=metric, actual=actual, expected=expected, behind=0.0, health=Health.ON_TRACK)
     if actual is None:
-        return MetricPace(
-            metric=metric,
-            actual=None,
-            expected=expected,
-            behind=1.0,
-            health=Health.AT_RISK,
-            reason=f"no reading of {metric.name} yet ({expected:g}{unit} expected by now)",
-        )
+        return MetricPace(metric=metric, actual=None, expected=expected, behind=1.0, health=Health.AT_RISK)
     if span == 0:
         # A metric to hold steady: judge the distance from the target on the wrong side.
         scale = abs(metric.target) or 1.0
@@ -167,13 +251,7 @@ def metric_pace(facts: MetricFacts, elapsed: float, rules: HealthRules) -> Metri
         health = Health.AT_RISK
     else:
         health = Health.ON_TRACK
-    reason = ""
-    if health is not Health.ON_TRACK:
-        reason = (
-            f"{metric.name} at {actual:g}{unit} against {expected:g}{unit} expected by now "
-            f"({_percent(behind)} behind pace, tolerance {_percent(metric.tolerance)})"
-        )
-    return MetricPace(metric=metric, actual=actual, expected=expected, behind=behind, health=health, reason=reason)
+    return MetricPace(metric=metric, actual=actual, expected=expected, behind=behind, health=health)
 
 
 def reached(metric: Metric, actual: float) -> bool:
@@ -184,12 +262,7 @@ def reached(metric: Metric, actual: float) -> bool:
 def final_pace(facts: MetricFacts) -> MetricPace:
     """A KPI of a plan whose window has ended: met when its last value in the window reached the target."""
     metric, actual = facts.metric, facts.latest
-    unit = f" {metric.unit}" if metric.unit else ""
-    if actual is None:
-        health, reason = Health.MISSED, f"no reading of {metric.name} in its window (target {metric.target:g}{unit})"
-    else:
-        health = Health.MET if reached(metric, actual) else Health.MISSED
-        reason = f"{metric.name} ended at {actual:g}{unit} against a target of {metric.target:g}{unit}"
+    health = Health.MET if actual is not None and reached(metric, actual) else Health.MISSED
     span = metric.target - metric.baseline
     behind = 1.0 if actual is None or span == 0 else 1.0 - (actual - metric.baseline) / span
     return MetricPace(
@@ -198,19 +271,23 @@ def final_pace(facts: MetricFacts) -> MetricPace:
         expected=metric.target,
         behind=behind,
         health=health,
-        reason=reason,
         measured_on=facts.measured_on,
     )
 
 
+def metric_ended(pace: MetricPace) -> MetricEnded:
+    return MetricEnded(metric=pace.metric.name, unit=pace.metric.unit, actual=pace.actual, target=pace.metric.target)
+
+
 def _judge_final(facts: PlanFacts, counts: TaskCounts, children: Sequence[PlanRollup]) -> PlanRollup:
     paces = tuple(final_pace(m) for m in facts.metrics)
+    reasons: list[HealthReason]
     if paces:
         health = Health.MET if all(p.health is Health.MET for p in paces) else Health.MISSED
-        reasons = [p.reason for p in paces if p.health is Health.MISSED] or [p.reason for p in paces]
+        reasons = [metric_ended(p) for p in paces if p.health is Health.MISSED] or [metric_ended(p) for p in paces]
     else:
         health = Health.MET if counts.done == counts.total else Health.MISSED
-        reasons = [f"{counts.done} of {counts.total} tasks done by the end of its window"] if counts.total else []
+        reasons = [TasksEnded(done=counts.done, total=counts.total)] if counts.total else []
     return PlanRollup(
         plan=facts.plan,
         counts=counts,
@@ -233,12 +310,14 @@ def _judge(
     paces = tuple(replace(metric_pace(m, elapsed, rules), measured_on=m.measured_on) for m in facts.metrics)
     for pace in paces:
         health = Health.worst(health, pace.health)
-        if pace.reason:
-            reasons.append(pace.reason)
+        if pace.health is not Health.ON_TRACK:
+            reasons.append(metric_behind(pace))
     for child in children:
         if child.health is not Health.ON_TRACK and _counts_for_parent(child, as_of):
             health = Health.worst(health, Health.AT_RISK)
-            reasons.append(f"{child.plan.tier} plan {child.plan.title!r} is {child.health}")
+            reasons.append(
+                ChildInTrouble(tier=child.plan.tier.value, title=child.plan.title, health=child.health.value)
+            )
     return PlanRollup(
         plan=facts.plan,
         counts=counts,

@@ -72,11 +72,11 @@ class TriggerRules:
 
 @dataclass(frozen=True)
 class Setting:
-    """One rule a tenant may change: its name in Teams, the field, how to read and write it."""
+    """One rule a tenant may change: its name in Teams, the field, how to read and write it (what it means to a
+    person is said in bot/text/triggers.py)."""
 
     name: str
     field: str
-    description: str
     parse: Any
     show: Any
 
@@ -114,20 +114,19 @@ def _hours(text: str) -> timedelta:
 
 
 SETTINGS = (
-    Setting("lead", "approaching_days", "days of warning before a deadline", _whole(0, 30, "days"), str),
-    Setting("quiet-from", "quiet_from", "start of quiet hours", _clock, lambda v: v.strftime("%H:%M")),
-    Setting("quiet-until", "quiet_until", "end of quiet hours", _clock, lambda v: v.strftime("%H:%M")),
-    Setting("time-zone", "default_time_zone", "time zone of people whose zone is unknown", _zone, str),
-    Setting("budget", "daily_budget", "nudges per person per day", _whole(1, 100, "nudges"), str),
+    Setting("lead", "approaching_days", _whole(0, 30, "days"), str),
+    Setting("quiet-from", "quiet_from", _clock, lambda v: v.strftime("%H:%M")),
+    Setting("quiet-until", "quiet_until", _clock, lambda v: v.strftime("%H:%M")),
+    Setting("time-zone", "default_time_zone", _zone, str),
+    Setting("budget", "daily_budget", _whole(1, 100, "nudges"), str),
     Setting(
         "escalate-after",
         "escalate_after",
-        "hours before an unanswered slip goes to the plan owner",
         _hours,
         lambda v: str(int(v.total_seconds() // 3600)),
     ),
-    Setting("monday-hour", "week_start_hour", "hour Monday's week plan arrives", _whole(0, 23, "hour"), str),
-    Setting("friday-hour", "review_hour", "hour Friday's review and digest arrive", _whole(0, 23, "hour"), str),
+    Setting("monday-hour", "week_start_hour", _whole(0, 23, "hour"), str),
+    Setting("friday-hour", "review_hour", _whole(0, 23, "hour"), str),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -167,13 +166,6 @@ def with_overrides(stored: Mapping[str, Any], defaults: TriggerRules) -> Trigger
             except InvalidValue:
                 continue  # a value that an older version accepted: the default serves until it is set again
     return dataclasses.replace(defaults, **changes)
-
-
-def describe(rules: TriggerRules) -> list[str]:
-    """The rules as lines a person reads in Teams."""
-    lines = [f"{trigger.replace('_', ' ')}: {'on' if rules.fires(trigger) else 'off'}" for trigger in TRIGGERS]
-    lines += [f"{s.name} = {s.show(getattr(rules, s.field))} ({s.description})" for s in SETTINGS]
-    return lines
 
 
 def zone_of(time_zone: str | None, rules: TriggerRules) -> ZoneInfo:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 from planner.domain.circuits import Circuit, CircuitState
@@ -56,21 +57,52 @@ DEFAULT_GRACE = timedelta(seconds=5)
 """How much longer than its own timeout an agent gets before the call is cut (it should time out by itself)."""
 
 
-class DelegationStopped(PlannerError):
-    """The gate stopped the call (a policy forbids it, or it needs an approval nothing can wait for)."""
+class StopCause(StrEnum):
+    """Why the gate stopped a call."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
+    POLICY = "policy"
+    """A rule forbids it."""
+    CANNOT_WAIT = "cannot_wait"
+    """It needs a person's approval, and only a delegation can wait for one."""
+    ANSWERED = "answered"
+    """Its approval request was rejected or expired: the answer stands."""
+    NO_APPROVERS = "no_approvers"
+    """It needs a person's approval, and nobody may give it (`problem`)."""
+    TOOL = "tool"
+    """The adapter's tool is off or held, or the input does not fit its schema (`problem`)."""
+
+
+class DelegationStopped(PlannerError):
+    """The gate stopped the call: `cause` says why, `reasons` what the matching rules said; `approval` (its ref) and
+    `status` name the request that answered (ANSWERED), `problem` why nobody can be asked (NO_APPROVERS)."""
+
+    def __init__(
+        self,
+        cause: StopCause,
+        reasons: str,
+        *,
+        approval: str | None = None,
+        status: str | None = None,
+        problem: PlannerError | None = None,
+    ) -> None:
+        self.cause = cause
+        self.reasons = reasons
+        self.approval = approval
+        self.status = status
+        self.problem = problem
+        answered = f" ({approval} {status})" if approval else ""
+        because = f" ({problem})" if problem is not None else ""
+        super().__init__(f"stopped, {cause.value}{answered}{because}: {reasons}")
 
 
 class DelegationHeld(PlannerError):
-    """The gate holds the call: its delegation waits for a person's approval (`approval_id`) before it may run."""
+    """The gate holds the call: its delegation waits for a person's approval (`approval_id`) before it may run;
+    `reasons`: what the matching rules said."""
 
-    def __init__(self, reason: str, approval_id: int) -> None:
-        self.reason = reason
+    def __init__(self, reasons: str, approval_id: int) -> None:
+        self.reasons = reasons
         self.approval_id = approval_id
-        super().__init__(reason)
+        super().__init__(f"held for approval A{approval_id}: {reasons}")
 
 
 class CircuitOpen(AgentNotReached):
@@ -82,8 +114,8 @@ class CircuitOpen(AgentNotReached):
         self.circuit = circuit
         self.retry_at = retry_at
         cause = f" (last error: {circuit.last_error})" if circuit.last_error else ""
-        self.reason = f"{circuit.adapter!r} failed repeatedly and is left alone for a while{cause}"
-        AgentError.__init__(self, self.reason)
+        self.reason = f"circuit open{cause}"
+        AgentError.__init__(self, f"agent {circuit.adapter!r}: {self.reason}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,7 +40,7 @@ from planner.domain.governance import (
     accounts_in,
     policy_record,
 )
-from planner.governance.gated_agent import AgentCall, DelegationHeld, DelegationStopped
+from planner.governance.gated_agent import AgentCall, DelegationHeld, DelegationStopped, StopCause
 from planner.services.approvals import Approvals
 from planner.services.policy import PolicyEngine
 from planner.store import Store
@@ -169,7 +169,7 @@ class PolicyGuard:
         what = _what(call)
         if decision.verdict is Verdict.STOP:
             await self._log(action, decision, f"{what} was stopped: {reasons}", call)
-            raise DelegationStopped(f"Stopped by policy: {reasons}.")
+            raise DelegationStopped(StopCause.POLICY, reasons)
         if decision.verdict is Verdict.GO:
             if decision.matched:
                 await self._log(action, decision, f"{what} may go: {reasons}", call)
@@ -179,10 +179,7 @@ class PolicyGuard:
             await self._log(
                 action, decision, f"{what} was not made: it needs a person and cannot wait: {reasons}", call
             )
-            raise DelegationStopped(
-                f"It needs a person's approval ({reasons}), and only a delegation can wait for one: delegate it to "
-                "a task instead."
-            )
+            raise DelegationStopped(StopCause.CANNOT_WAIT, reasons)
         asked = await self._approvals.for_delegation(delegation_id)
         if asked is not None and asked.status in _GRANTED:
             record = policy_record(
@@ -195,9 +192,9 @@ class PolicyGuard:
             await self._record(replace(record, action="delegation.go", verdict=Verdict.GO.value, approval_id=asked.id))
             return
         if asked is not None and asked.status is ApprovalStatus.PENDING:
-            raise DelegationHeld(f"Waiting for approval {asked.ref}: {reasons}.", asked.id)
+            raise DelegationHeld(reasons, asked.id)
         if asked is not None:  # rejected or expired: the answer stands
-            raise DelegationStopped(f"{asked.ref} was {asked.status.value}: {reasons}.")
+            raise DelegationStopped(StopCause.ANSWERED, reasons, approval=asked.ref, status=asked.status.value)
         await self._log(action, decision, f"{what} waits for a person: {reasons}", call)
         try:
             request = await self._approvals.request(
@@ -208,8 +205,8 @@ class PolicyGuard:
                 policy=decision,
             )
         except NoApprovers as error:
-            raise DelegationStopped(f"It needs a person's approval ({reasons}), but {error}") from None
-        raise DelegationHeld(f"Waiting for approval {request.ref}: {reasons}.", request.id)
+            raise DelegationStopped(StopCause.NO_APPROVERS, reasons, problem=error) from None
+        raise DelegationHeld(reasons, request.id)
 
     async def _log(self, action: Action, decision: PolicyDecision, rationale: str, call: AgentCall) -> None:
         await self._record(policy_record(action, decision, rationale, task=call.request.task_id))

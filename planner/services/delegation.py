@@ -47,13 +47,16 @@ from planner.domain.delegations import (
     MAX_EVIDENCE_ITEMS,
     MAX_TIMEOUT_SECONDS,
     RUNNABLE,
-    STOPPED_MID_CALL,
+    AdapterBroke,
+    AgentDeclined,
     Delegation,
+    DelegationGaveUp,
     DelegationNotFound,
     DelegationNotRetryable,
     DelegationStatus,
     OverdueDelegation,
     Prospect,
+    StoppedMidCall,
     StoredEvidence,
     cut_output,
     gives_up,
@@ -77,6 +80,7 @@ from planner.ports import (
     AgentUnavailable,
     DelegationResult,
     Evidence,
+    Explain,
     HumanChannel,
     UnknownCapability,
 )
@@ -151,9 +155,12 @@ def _new_worker() -> str:
 class Delegations:
     """The delegations of one tenant, run through the gated agents of its registry (its gate and circuit breakers)."""
 
-    def __init__(self, store: Store, tenant_id: str, *, registry: Registry, worker: str | None = None) -> None:
+    def __init__(
+        self, store: Store, tenant_id: str, *, registry: Registry, worker: str | None = None, explain: Explain = str
+    ) -> None:
         if registry.tenant_id != tenant_id:
             raise TenantMismatch(tenant_id, registry.tenant_id)
+        self._explain = explain
         self._store = store
         self.tenant_id = tenant_id
         self._registry = registry
@@ -220,7 +227,8 @@ class Delegations:
         """Mark `unknown` the running delegations whose runner's lease ran out before `at`: it stopped during the call
         (or just before it), so whether the agent acted cannot be known. Never re-run by itself."""
         async with self._store.transaction() as conn:
-            lapsed = await stored.lapse(conn, self.tenant_id, before=at, reason=STOPPED_MID_CALL, now=self._now())
+            why = self._explain(StoppedMidCall())
+            lapsed = await stored.lapse(conn, self.tenant_id, before=at, reason=why, now=self._now())
             for after in lapsed:
                 await self._record(conn, actor="system", kind="delegation.unknown", after=after)
         return lapsed
@@ -370,7 +378,8 @@ class Delegations:
         try:
             agent = await self._registry.open(prospect.adapter)
         except _OPEN_ERRORS as error:
-            return await self._finish(started, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect)
+            failed = self._explain(error)
+            return await self._finish(started, DelegationStatus.FAILED, error=failed, ran=False, prospect=prospect)
         admitted = await self._admit(started, prospect, agent, circuit=prospect.circuit)
         if isinstance(admitted, RunOutcome):
             return admitted
@@ -412,16 +421,17 @@ class Delegations:
                 entry = await self._registry.get(claimed.adapter)  # to name the adapters there are
             except AdapterNotFound as error:
                 return await self._finish(
-                    claimed, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect
+                    claimed, DelegationStatus.FAILED, error=self._explain(error), ran=False, prospect=prospect
                 )
         prospect = replace(prospect, adapter=entry)
         if not entry.enabled:
-            error_text = str(AdapterDisabled(entry.name))
+            error_text = self._explain(AdapterDisabled(entry.name))
             return await self._finish(claimed, DelegationStatus.FAILED, error=error_text, ran=False, prospect=prospect)
         try:
             agent = await self._registry.open(entry)
         except _OPEN_ERRORS as error:
-            return await self._finish(claimed, DelegationStatus.FAILED, error=str(error), ran=False, prospect=prospect)
+            failed = self._explain(error)
+            return await self._finish(claimed, DelegationStatus.FAILED, error=failed, ran=False, prospect=prospect)
         admitted = await self._admit(claimed, prospect, agent)
         if isinstance(admitted, RunOutcome):
             return admitted
@@ -436,19 +446,20 @@ class Delegations:
             return await agent.admit(AgentCall.of_delegation(held).request, circuit=circuit)
         except DelegationStopped as stopped:
             await agent.close()
-            return await self._finish(held, DelegationStatus.FAILED, error=stopped.reason, ran=False, prospect=prospect)
+            failed = self._explain(stopped)
+            return await self._finish(held, DelegationStatus.FAILED, error=failed, ran=False, prospect=prospect)
         except DelegationHeld as hold:
             await agent.close()
-            return await self._hold(held, reason=hold.reason, approval_id=hold.approval_id)
+            return await self._hold(held, reason=self._explain(hold), approval_id=hold.approval_id)
         except CircuitOpen as refused:
             # Only a health check of the agent closes its circuit again: no one's delegation is spent as the probe.
             await agent.close()
-            return await self._defer(held, reason=refused.reason, retry_at=refused.retry_at, ran=False)
+            return await self._defer(held, reason=self._explain(refused), retry_at=refused.retry_at, ran=False)
         except AgentUnavailable as unreachable:
             # Asking the server how it defines the tool failed: the tool was not called, so it may be sent later.
             await agent.close()
             retry_at = (await self._breakers.state(held.adapter)).retry_at(self._breakers.settings)
-            return await self._defer(held, reason=str(unreachable), retry_at=retry_at, ran=False)
+            return await self._defer(held, reason=self._explain(unreachable), retry_at=retry_at, ran=False)
         except BaseException:
             await agent.close()
             current = prospect.delegation
@@ -471,23 +482,24 @@ class Delegations:
         try:
             result = await admitted.call(human=human)
         except UnknownCapability as error:
-            return await self._finish(started, DelegationStatus.FAILED, error=str(error), prospect=prospect)
+            return await self._finish(started, DelegationStatus.FAILED, error=self._explain(error), prospect=prospect)
         except AgentNotReached as error:
             if gives_up(started.attempts):
-                reason = f"{error.reason}; gave up after {started.attempts} attempts (retry D{started.id} to try again)"
-                return await self._finish(started, DelegationStatus.FAILED, error=reason, prospect=prospect)
+                gave_up = self._explain(DelegationGaveUp(started.id, started.attempts, error.reason))
+                return await self._finish(started, DelegationStatus.FAILED, error=gave_up, prospect=prospect)
             retry_at = (await self._breakers.state(adapter)).retry_at(self._breakers.settings)
-            return await self._defer(started, reason=str(error), retry_at=retry_at, ran=True)
+            return await self._defer(started, reason=self._explain(error), retry_at=retry_at, ran=True)
         except AgentUnavailable as error:
             # It may have reached the agent: sending it again could do it twice.
-            return await self._unknown(started, reason=str(error), prospect=prospect)
+            return await self._unknown(started, reason=self._explain(error), prospect=prospect)
         except asyncio.CancelledError:
             # Stopping mid-call: the agent may have it. Whoever runs next must not send it again.
-            await asyncio.shield(self._unknown(started, reason=STOPPED_MID_CALL, prospect=prospect))
+            stopped = self._explain(StoppedMidCall())
+            await asyncio.shield(self._unknown(started, reason=stopped, prospect=prospect))
             raise
         except Exception as error:
             # The adapter broke its contract (its errors should be AgentErrors): fail visibly, then let it surface.
-            detail = f"the {started.adapter_kind} adapter failed unexpectedly: {type(error).__name__}: {error}"
+            detail = self._explain(AdapterBroke(started.adapter_kind, error))
             await self._finish(started, DelegationStatus.FAILED, error=detail, prospect=prospect)
             raise
         finally:
@@ -662,10 +674,7 @@ class Delegations:
                 evidence=result.evidence,
                 prospect=prospect,
             )
-        if result.status is DelegationStatus.FAILED:
-            error = result.error or "the agent declined without saying why"
-        else:
-            error = f"the agent answered with status {result.status.value!r}, which is not a result"
+        error = self._explain(AgentDeclined(result.status, result.error))
         return await self._finish(
             delegation,
             DelegationStatus.FAILED,

@@ -41,7 +41,7 @@ from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_unit, field_value, is_due, parse_time
 from planner.domain.model import Metric, MetricReading
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
-from planner.ports import AgentError, DelegationRequest
+from planner.ports import AgentError, DelegationRequest, Explain
 from planner.services.plans import Plans
 from planner.store import Store
 from planner.store import events as event_log
@@ -54,7 +54,7 @@ class StaleMetricEvent(StaleContextEvent):
     """Events whose `sent_at` is too far from the bot's clock to be told apart from a replay."""
 
     def __init__(self, event_ids: Sequence[str], now: datetime) -> None:
-        super().__init__(event_ids, now, sent="sent_at", earlier="`at` may be any earlier time")
+        super().__init__(event_ids, now, sent="sent_at")
 
 
 class ReplayedMetricEvent(ReplayedContextEvent):
@@ -62,19 +62,19 @@ class ReplayedMetricEvent(ReplayedContextEvent):
 
 
 class PulledAgainstPolicy(PlannerError, PermissionError):
-    """The policy gate refused a pull (`reason`: its words)."""
+    """The policy gate refused a pull (`refusal`: how it stopped or held it)."""
 
-    def __init__(self, feed: MetricFeed, reason: str) -> None:
-        self.reason = reason
-        super().__init__(
-            f"policy does not let the bot call {feed.adapter} {feed.capability} on its own: {reason} "
-            "Change the rule, or remove the feed and record the figure in chat."
-        )
+    def __init__(self, feed: MetricFeed, refusal: DelegationStopped | DelegationHeld) -> None:
+        self.adapter = feed.adapter
+        self.capability = feed.capability
+        self.refusal = refusal
+        super().__init__(f"policy stops the bot calling {feed.adapter} {feed.capability} on its own: {refusal}")
 
 
 class FeedNotFound(PlannerError, LookupError):
     def __init__(self, feed_id: int) -> None:
-        super().__init__(f"There is no metric feed {feed_id}. `cos metrics feeds --tenant T` lists them.")
+        self.feed_id = feed_id
+        super().__init__(f"metric feed {feed_id} not found")
 
 
 class MetricEvents:
@@ -121,10 +121,11 @@ async def purge_event_ids(store: Store, at: datetime) -> int:
 class MetricFeeds:
     """A tenant's metric feeds."""
 
-    def __init__(self, store: Store, tenant_id: str) -> None:
+    def __init__(self, store: Store, tenant_id: str, *, explain: Explain = str) -> None:
         self._store = store
         self.tenant_id = tenant_id
         self.plans = Plans(store, tenant_id)
+        self._explain = explain
 
     async def add(
         self,
@@ -214,7 +215,7 @@ class MetricFeeds:
             try:
                 result = await agent.delegate(request)
             except (DelegationStopped, DelegationHeld) as refused:
-                raise PulledAgainstPolicy(feed, refused.reason) from None
+                raise PulledAgainstPolicy(feed, refused) from None
             finally:
                 await agent.close()
             if result.status is not DelegationStatus.SUCCEEDED or result.data is None:
@@ -230,7 +231,7 @@ class MetricFeeds:
                 feed.metric_id, value, at=at, source=f"adapter:{feed.adapter}", actor=f"agent:{feed.adapter}"
             )
         except (AgentError, PlannerError) as failure:
-            error = str(failure)[:1000]
+            error = self._explain(failure)[:1000]
             raise
         finally:
             async with self._store.transaction() as conn:
@@ -248,7 +249,7 @@ OpenAgent = Callable[[str, str], Awaitable[GatedAgent]]
 """Opens the agent `name` of tenant `tenant_id` (the bot's registry: a gated agent)."""
 
 
-async def pull_due(store: Store, open_agent: OpenAgent, at: datetime) -> tuple[int, int]:
+async def pull_due(store: Store, open_agent: OpenAgent, at: datetime, *, explain: Explain = str) -> tuple[int, int]:
     """Pull every due feed once; a feed that fails keeps its error and waits for its next turn.
 
     Returns (readings stored, feeds failed).
@@ -256,7 +257,8 @@ async def pull_due(store: Store, open_agent: OpenAgent, at: datetime) -> tuple[i
     stored = failed = 0
     for feed in await due_feeds(store, at):
         try:
-            await MetricFeeds(store, feed.tenant_id).pull(feed, partial(open_agent, feed.tenant_id, feed.adapter))
+            feeds = MetricFeeds(store, feed.tenant_id, explain=explain)
+            await feeds.pull(feed, partial(open_agent, feed.tenant_id, feed.adapter))
         except (AgentError, PlannerError):
             failed += 1
         else:

@@ -16,7 +16,6 @@ from planner.domain.measurement import (
     MeasurementReport,
     MetricSeries,
     Recommendation,
-    RuleRecommender,
     measure,
 )
 from planner.domain.model import Tier
@@ -140,10 +139,11 @@ class Measurement:
             approvals=tuple(approvals),
         )
 
-    async def report(self, plan_id: int, as_of: date, recommender: Recommender | None = None) -> MeasurementReport:
-        """Figures, forecasts and recommendations of the plan `plan_id` (`facts_of_plan`). Raises PlanNotFound."""
+    async def report(self, plan_id: int, as_of: date, recommender: Recommender) -> MeasurementReport:
+        """Figures, forecasts and `recommender`'s recommendations of the plan `plan_id` (`facts_of_plan`). Raises
+        PlanNotFound."""
         report = measure(await self.facts_of_plan(plan_id), as_of)
-        recommendations = await (recommender or RuleRecommender()).recommend(report)
+        recommendations = await recommender.recommend(report)
         return MeasurementReport(
             facts=report.facts,
             as_of=as_of,

@@ -12,7 +12,15 @@ from datetime import date, datetime
 from typing import overload
 
 from planner.domain.derivation import weekly_selection
-from planner.domain.errors import InvalidValue, MetricNotFound, PlanNotFound, StaleEdit, TaskNotFound, TenantMismatch
+from planner.domain.errors import (
+    Dated,
+    InvalidValue,
+    MetricNotFound,
+    PlanNotFound,
+    StaleEdit,
+    TaskNotFound,
+    TenantMismatch,
+)
 from planner.domain.kpis import counts_gain, kpi_id_of, share_of
 from planner.domain.model import (
     Event,
@@ -179,7 +187,11 @@ class Plans:
             spec.validate()
         async with self._store.transaction() as conn:
             master = await self._plan_row(conn, master_id, Tier.MASTER)
-            window.require_inside(master.window, what="tactical plan", parent_name=f"master plan {master.id}")
+            window.require_inside(
+                master.window,
+                what=Dated(kind="plan", tier=Tier.TACTICAL),
+                parent_name=Dated(kind="plan", tier=Tier.MASTER, ref=master.id),
+            )
             plan = await self._insert_plan(
                 conn,
                 tier=Tier.TACTICAL,

@@ -38,8 +38,9 @@ ADJUST_CEILING = 1.25
 
 class PlaybookNotFound(PlannerError, LookupError):
     def __init__(self, name: str, known: list[str]) -> None:
-        listing = ", ".join(sorted(known)) or "none yet"
-        super().__init__(f"There is no playbook named {name!r}; saved playbooks: {listing}.")
+        self.name = name
+        self.known = tuple(sorted(known))
+        super().__init__(f"no playbook named {name!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,25 +49,21 @@ class Retrospective:
     results: tuple[dict[str, Any], ...]
     """Per KPI: name, unit, baseline, target, result (None without a reading), attainment."""
     slipped: tuple[dict[str, Any], ...]
-    """Per late task: task, title, due, done (None while open), why."""
+    """Per late task: task, title, due and done (ISO dates; done None while open), blocked (the reason given when it
+    was blocked, or None)."""
     agents: dict[str, dict[str, int]]
     """Per agent: succeeded, failed."""
     policies: dict[str, int]
     """Per policy rule: actions of the plan it stopped or held."""
 
-    def lines(self) -> list[str]:
-        """The retrospective as a person reads it."""
-        out = []
-        for r in self.results:
-            result = "no reading" if r["result"] is None else f"{r['result']:g}"
-            share = "" if r["attainment"] is None else f" ({round(r['attainment'] * 100)} % of the way)"
-            out.append(f"{r['name']}: {result} against a target of {r['target']:g}{share}")
-        out += [f"Slipped: T{s['task']} {s['title']}, {s['why']}" for s in self.slipped] or ["Nothing slipped."]
-        for agent, record in self.agents.items():
-            verdict = "helped" if record["succeeded"] >= record["failed"] else "got in the way"
-            out.append(f"{agent} {verdict}: {record['succeeded']} delegation(s) done, {record['failed']} failed")
-        out += [f"Policy {rule} stopped or held {n} action(s)" for rule, n in self.policies.items()]
-        return out
+    def lessons(self) -> dict[str, Any]:
+        """What a playbook keeps of it, as JSON data."""
+        return {
+            "results": list(self.results),
+            "slipped": list(self.slipped),
+            "agents": self.agents,
+            "policies": self.policies,
+        }
 
 
 class Playbooks:
@@ -103,10 +100,15 @@ class Playbooks:
                 continue
             if done is None and task.due_on >= day:
                 continue
-            why = f"done {(done - task.due_on).days} day(s) late" if done else "still open"
-            if task.blocked_reason:
-                why += f" (blocked: {task.blocked_reason})"
-            slipped.append({"task": task.id, "title": task.title, "due": task.due_on.isoformat(), "why": why})
+            slipped.append(
+                {
+                    "task": task.id,
+                    "title": task.title,
+                    "due": task.due_on.isoformat(),
+                    "done": done.isoformat() if done else None,
+                    "blocked": task.blocked_reason or None,
+                }
+            )
         agents: dict[str, dict[str, int]] = {}
         plan_tasks = {t.id for t in facts.tasks if t.plan_id == plan.id}
         for delegation in (d for d in facts.delegations if d.task_id in plan_tasks):
@@ -149,15 +151,20 @@ class Playbooks:
             share = r["attainment"]
             scale = 1.0 if share is None else min(max(share, ADJUST_FLOOR), ADJUST_CEILING)
             target = r["baseline"] + (r["target"] - r["baseline"]) * scale
-            learned = (
-                "no reading: target kept"
-                if share is None
-                else f"reached {round(share * 100)} % of the way last time: target scaled by {scale:g}"
-            )
             metrics.append(
-                {**{k: r[k] for k in ("name", "unit", "baseline", "tolerance")}, "target": target, "learned": learned}
+                {
+                    **{k: r[k] for k in ("name", "unit", "baseline", "tolerance")},
+                    "target": target,
+                    "reached": share,
+                    "scale": scale,
+                }
             )
-        content = {"window_days": retro.plan.window.days, "tasks": tasks, "metrics": metrics, "lessons": retro.lines()}
+        content = {
+            "window_days": retro.plan.window.days,
+            "tasks": tasks,
+            "metrics": metrics,
+            "lessons": retro.lessons(),
+        }
         async with self._store.transaction() as conn:
             saved = await insert_playbook(
                 conn,

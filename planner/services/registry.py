@@ -23,7 +23,6 @@ The registry hands out no bare agent: `open` wraps every agent it builds in a `G
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping
@@ -101,7 +100,8 @@ class UnknownAdapterKind(PlannerError, LookupError):
 
     def __init__(self, kind: str, known: Iterable[str]) -> None:
         self.kind = kind
-        super().__init__(f"There is no adapter kind {kind!r}.{_did_you_mean(kind, known)} {_listing('kinds', known)}")
+        self.known = tuple(sorted(known))
+        super().__init__(f"no adapter kind {kind!r}")
 
 
 class AdapterNotFound(PlannerError, LookupError):
@@ -109,9 +109,8 @@ class AdapterNotFound(PlannerError, LookupError):
 
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
-        super().__init__(
-            f"There is no adapter named {name!r}.{_did_you_mean(name, known)} {_listing('adapters', known)}"
-        )
+        self.known = tuple(sorted(known))
+        super().__init__(f"no adapter named {name!r}")
 
 
 class AdapterExists(PlannerError, ValueError):
@@ -119,10 +118,8 @@ class AdapterExists(PlannerError, ValueError):
 
     def __init__(self, name: str, kind: str) -> None:
         self.name = name
-        super().__init__(
-            f"An adapter named {name!r} ({kind}) is already registered. Choose another name, "
-            "or change that one's configuration instead."
-        )
+        self.kind = kind
+        super().__init__(f"adapter {name!r} ({kind}) exists already")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,10 +149,9 @@ class ToolsNotSwitched(PlannerError, ValueError):
     """The adapter's capabilities are the admin's own (a browser recipe): there are no tools to switch."""
 
     def __init__(self, name: str, kind: str) -> None:
-        super().__init__(
-            f"{name} is a {kind} adapter: its capabilities are its configuration's own and need no enabling one by "
-            f"one. `adapter enable {name}` and `adapter disable {name}` switch the whole adapter."
-        )
+        self.name = name
+        self.kind = kind
+        super().__init__(f"adapter {name!r} is a {kind} adapter: it has no tools to switch one by one")
 
 
 class AdapterDisabled(PlannerError, RuntimeError):
@@ -163,20 +159,7 @@ class AdapterDisabled(PlannerError, RuntimeError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(
-            f"The adapter {name!r} is disabled, so it takes no delegations. An admin can enable it again, "
-            "or the task can be delegated to another adapter."
-        )
-
-
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
-def _listing(what: str, known: Iterable[str]) -> str:
-    names = sorted(known)
-    return f"Known {what}: {', '.join(names)}." if names else f"No {what} are registered yet."
+        super().__init__(f"adapter {name!r} is disabled")
 
 
 def _looks_secret(field_name: str) -> bool:

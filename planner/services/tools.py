@@ -26,7 +26,7 @@ from referencing.exceptions import Unresolvable
 from planner.domain.adapters import AdapterTool, RegisteredAdapter, ToolState, fingerprint
 from planner.domain.errors import PlannerError
 from planner.domain.snapshots import snapshot
-from planner.governance.gated_agent import DelegationStopped
+from planner.governance.gated_agent import DelegationStopped, StopCause
 from planner.ports import Agent, DelegationRequest
 from planner.store import Connection, Store
 from planner.store import events as event_log
@@ -41,36 +41,29 @@ class ToolNotEnabled(PlannerError, PermissionError):
     def __init__(self, adapter: str, capability: str) -> None:
         self.adapter = adapter
         self.capability = capability
-        super().__init__(
-            f"{adapter}'s tool {capability!r} is off: a tool of an MCP server is called only once an admin has read "
-            f"its definition and enabled it (`adapter tools {adapter}`, then `adapter enable {adapter} {capability}`)."
-        )
+        super().__init__(f"tool {capability!r} of adapter {adapter!r} is off")
 
 
 class ToolHeld(ToolNotEnabled):
-    """The tool's server changed its definition since an admin enabled it: held until an admin enables it again."""
+    """The tool's server changed its definition since an admin enabled it: held until an admin enables it again;
+    `reason` says what changed."""
 
     def __init__(self, adapter: str, capability: str, reason: str | None = None) -> None:
         self.adapter = adapter
         self.capability = capability
-        why = f" ({reason})" if reason else ""
-        PlannerError.__init__(
-            self,
-            f"{adapter}'s tool {capability!r} is held: its server changed its definition since an admin enabled "
-            f"it{why}. An admin reads it again (`adapter tools {adapter}`) and enables it if it is still wanted "
-            f"(`adapter enable {adapter} {capability}`).",
-        )
+        self.reason = reason
+        PlannerError.__init__(self, f"tool {capability!r} of adapter {adapter!r} is held: {reason or 'changed'}")
 
 
 class InputInvalid(PlannerError, ValueError):
-    """A delegation's input does not fit the tool's input schema; the message names the field."""
+    """A delegation's input does not fit the tool's input schema: `field` is where, `problem` what."""
 
     def __init__(self, adapter: str, capability: str, field: str, problem: str) -> None:
+        self.adapter = adapter
+        self.capability = capability
         self.field = field
-        super().__init__(
-            f"The input for {adapter}'s {capability} does not fit what the tool takes: {field}: {problem}. "
-            f"`adapter tools {adapter}` shows what each tool takes."
-        )
+        self.problem = problem
+        super().__init__(f"input for {adapter!r} {capability!r} does not fit its schema: {field}: {problem}")
 
 
 def input_problem(schema: Mapping[str, Any], value: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -164,15 +157,15 @@ class PinnedTools:
         try:
             tool = callable_tool(adapter.name, capability, stored)
         except ToolNotEnabled as off:
-            raise DelegationStopped(str(off)) from None
+            raise DelegationStopped(StopCause.TOOL, "", problem=off) from None
         live = await agent.capability(capability)
         if live is not None and live.definition is not None and not tool.matches(live.definition):
             held = await hold(self._store, adapter, tool, live.definition)
-            raise DelegationStopped(str(ToolHeld(adapter.name, capability, held.held_reason)))
+            raise DelegationStopped(StopCause.TOOL, "", problem=ToolHeld(adapter.name, capability, held.held_reason))
         try:
             check_input(adapter.name, tool, request.input)
         except InputInvalid as invalid:
-            raise DelegationStopped(str(invalid)) from None
+            raise DelegationStopped(StopCause.TOOL, "", problem=invalid) from None
 
 
 async def hold(store: Store, adapter: RegisteredAdapter, tool: AdapterTool, now: Mapping[str, Any]) -> AdapterTool:

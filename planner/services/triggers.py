@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from planner.domain.delegations import OverdueDelegation
 from planner.domain.messages import Message, MessageKind
 from planner.domain.model import Health, iso_week_window
-from planner.domain.rollup import PlanRollup
+from planner.domain.rollup import PlanRollup, metric_behind, reason_payload
 from planner.domain.triggers import (
     DueTask,
     Trigger,
@@ -279,7 +279,7 @@ class TriggerEngine:
                     "title": item.plan.title,
                     "before": before,
                     "after": now,
-                    "reasons": list(item.reasons[:3]),
+                    "reasons": [reason_payload(reason) for reason in item.reasons[:3]],
                 }
                 recipients = sorted({item.plan.owner, leader})
                 messages = [
@@ -319,7 +319,7 @@ class TriggerEngine:
                     "expected": pace.expected,
                     "target": pace.metric.target,
                     "health": pace.health.value,
-                    "reason": pace.reason,
+                    "why": reason_payload(metric_behind(pace)),
                 }
                 message = Message(
                     recipient=item.plan.owner,

@@ -20,14 +20,12 @@ class VaultError(Exception):
 
 class NoSecretKey(VaultError):
     def __init__(self) -> None:
-        super().__init__(
-            "no secret key is configured: set COS_SECRET_KEYS to a key made by "
-            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
-        )
+        super().__init__("no secret key is configured (COS_SECRET_KEYS)")
 
 
 class BadSecretKey(VaultError, ValueError):
     def __init__(self, position: int) -> None:
+        self.position = position
         super().__init__(
             f"secret key #{position} in COS_SECRET_KEYS is not a valid Fernet key (32 url-safe base64 bytes)"
         )

@@ -109,3 +109,10 @@ def test_the_llm_is_never_offered_admin_or_settings_operations() -> None:
     assistant = Assistant(None, default_registry(), model="m")  # type: ignore[arg-type]
     tools = {tool["name"] for tool in assistant.tools}
     assert not tools & {"show_outbox", "replay_outbox", "set_trigger_setting", "switch_trigger", "reset_triggers"}
+
+
+def test_every_follow_up_setting_says_what_it_means() -> None:
+    from bot.text.triggers import MEANINGS
+    from planner.domain.triggers import SETTINGS
+
+    assert set(MEANINGS) == {setting.name for setting in SETTINGS}

@@ -30,7 +30,8 @@ from bot.scheduler import tick
 from bot.settings import Settings
 from bot.teams.botbuilder import BotbuilderChannel, create_adapter
 from bot.teams.handler import ChiefOfStaffBot
-from planner.domain.measurement import MeasurementReport, MetricSeries, measure, rule_recommendations
+from bot.text.recommendations import rule_recommendations
+from planner.domain.measurement import MeasurementReport, MetricSeries, measure
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.domain.triggers import TriggerRules
 from planner.services.context import ContextSources, sign

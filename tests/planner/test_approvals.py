@@ -40,6 +40,7 @@ from planner.services.approvals import Approvals, Approvers, tenants_with_expire
 from planner.store import Store
 from planner.store.schema import outbox
 from tests.conftest import Database, FakeClock
+from tests.saying import raises_saying
 
 TENANT = "contoso"
 
@@ -200,7 +201,7 @@ async def test_an_approver_who_lost_the_role_can_no_longer_decide(store: Store) 
 
 async def test_nobody_to_approve_is_refused_at_request_time(store: Store) -> None:
     approvals = Approvals(store, TENANT)
-    with pytest.raises(NoApprovers, match="approvers add finance"):
+    with raises_saying(NoApprovers, "approvers add finance"):
         await ask(approvals)
     await approvals.approvers.assign("finance", "aad-lead", actor="aad-admin")
     with pytest.raises(NoApprovers):  # the requester alone cannot be their own approver
@@ -335,7 +336,7 @@ async def test_a_restart_loses_no_request_and_no_decision(store: Store, database
 async def test_requests_of_another_tenant_are_invisible(store: Store) -> None:
     approvals = await approvals_with_finance(store)
     request = await ask(approvals)
-    with pytest.raises(ApprovalNotFound, match="approvals"):
+    with raises_saying(ApprovalNotFound, "approvals"):
         await Approvals(store, "fabrikam").get(request.id)
     with pytest.raises(TenantMismatch):
         await Approvals(store, "fabrikam").request(
@@ -363,7 +364,7 @@ async def test_roles_per_category_have_defaults_and_can_be_changed(store: Store)
     assert (await approvers.map("budget", "cfo-office", actor="aad-admin"))["budget"] == "cfo-office"
     assert await approvers.roles_for([GateCategory.BUDGET]) == ("cfo-office",)
     assert await Approvers(store, "fabrikam").roles_for([GateCategory.BUDGET]) == ("finance",)
-    with pytest.raises(UnknownGateCategory, match="regulated_claim"):
+    with raises_saying(UnknownGateCategory, "regulated_claim"):
         await approvers.map("weather", "legal", actor="aad-admin")
     with pytest.raises(InvalidValue):
         await approvers.map("budget", "Not A Role!", actor="aad-admin")

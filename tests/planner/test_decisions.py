@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
+from bot.text.decisions import explain
 from planner.domain.decisions import (
     GENESIS,
     BreakKind,
@@ -44,7 +45,6 @@ from planner.services.decisions import (
     CheckpointRefused,
     DecisionLog,
     checkpoint,
-    explain,
     export,
     read_checkpoint,
     verify,
@@ -54,6 +54,7 @@ from planner.store import Store
 from planner.store.schema import delegations
 from planner.store.vault import Vault
 from tests.conftest import Database, FakeClock
+from tests.saying import raises_saying
 
 TENANT = "contoso"
 SECRET_KEY = Vault.generate_key()
@@ -278,7 +279,7 @@ async def test_about_finds_a_tasks_decisions_and_its_delegations_newest_first(st
     assert [e.seq for e in await log.about("fact:ticket:acme:77")] == [3, 1]
     assert await DecisionLog(store, "fabrikam").about(f"task:{task}") == []
     assert (await log.get(2)).actor == "agent:hubspot"
-    with pytest.raises(DecisionNotFound, match="No decision 9"):
+    with raises_saying(DecisionNotFound, "No decision 9"):
         await log.get(9)
 
 
@@ -632,7 +633,7 @@ async def test_a_checkpoint_is_rewritten_only_when_a_head_moves(store: Store, cl
     assert moved.heads["fabrikam"] == first.heads["fabrikam"]  # still seen since the first checkpoint
     assert read_checkpoint(path, KEYS) == moved
     keyless = Store(store.engine, clock=clock)
-    with pytest.raises(NoDecisionKeys, match="COS_SECRET_KEYS"):
+    with raises_saying(NoDecisionKeys, "COS_SECRET_KEYS"):
         await checkpoint(keyless, path)
 
 

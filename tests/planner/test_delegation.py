@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 
+from bot.text.errors import describe_plain
 from planner.domain.circuits import BreakerSettings, CircuitState
 from planner.domain.delegations import (
     MAX_ATTEMPTS,
@@ -32,6 +33,7 @@ from planner.store.schema import delegations, events, outbox
 from planner.store.vault import Vault
 from tests.conftest import Database, FakeClock
 from tests.fakes.agents import FakeAgentFactory, ScriptedAgent
+from tests.saying import raises_saying
 
 JANUARY = Window(start=date(2026, 1, 1), end=date(2026, 1, 31))
 SETTINGS = BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=10))
@@ -58,7 +60,8 @@ class Desk:
         """Another runner (another replica when `store` is its own)."""
         breakers = Breakers(store, self.tenant, SETTINGS)
         registry = Registry(store, self.tenant, vault=Vault([KEY]), kinds={"mcp": self.factory}, breakers=breakers)
-        return Delegations(store, self.tenant, registry=registry, worker=worker)
+        # Stored problems in the bot's words, as bot/delegating.py runs them.
+        return Delegations(store, self.tenant, registry=registry, worker=worker, explain=describe_plain)
 
     async def request(
         self,
@@ -103,7 +106,7 @@ async def desk(store: Store, clock: FakeClock, *, guard: Gate | None = None, gra
         grace=timedelta(seconds=grace),
     )
     await registry.register("mcp", "hubspot", {"url": "https://crm.example/mcp", "token": "tok-12345678"}, actor="x")
-    runner = Delegations(store, "contoso", registry=registry, worker="runner-a")
+    runner = Delegations(store, "contoso", registry=registry, worker="runner-a", explain=describe_plain)
     return Desk("contoso", task.id, other.id, factory, registry, breakers, runner)
 
 
@@ -309,7 +312,7 @@ async def test_a_person_cancels_what_no_agent_is_working_on_and_a_done_task_canc
     unknown = (await d.delegations.run((await d.request()).id)).delegation
     cancelled = await d.delegations.cancel(unknown.id, actor="aad-writer")
     assert (cancelled.status, cancelled.finished) == (DelegationStatus.CANCELLED, True)
-    with pytest.raises(DelegationNotRetryable, match=f"D{unknown.id} cannot be cancelled: it is cancelled"):
+    with raises_saying(DelegationNotRetryable, f"D{unknown.id} cannot be cancelled: it is cancelled"):
         await d.delegations.cancel(unknown.id, actor="aad-writer")
     queued = await d.request()
     [gone] = await d.delegations.cancel_open_of_task(d.task_id, actor="aad-writer", reason="task done")
@@ -326,7 +329,7 @@ async def test_a_person_cancels_what_no_agent_is_working_on_and_a_done_task_canc
     running = asyncio.create_task(d.delegations.run((await d.request()).id))
     await asyncio.wait_for(d.agent.entered.wait(), timeout=10)
     busy = (await d.delegations.list_delegations(status=DelegationStatus.RUNNING))[0]
-    with pytest.raises(DelegationNotRetryable, match="its agent is working on it now"):
+    with raises_saying(DelegationNotRetryable, "its agent is working on it now"):
         await d.delegations.cancel(busy.id, actor="aad-writer")
     d.agent.release.set()
     assert (await running).delegation.status is DelegationStatus.SUCCEEDED
@@ -464,7 +467,7 @@ async def test_a_disabled_adapter_refuses_delegations_with_a_clear_error(store: 
     d = await desk(store, clock)
     waiting = await d.request()
     await d.registry.disable("hubspot", actor="aad-admin")
-    with pytest.raises(AdapterDisabled, match="'hubspot' is disabled, so it takes no delegations"):
+    with raises_saying(AdapterDisabled, "'hubspot' is disabled, so it takes no delegations"):
         await d.request()
     outcome = await d.delegations.run(waiting.id)
     assert (outcome.ran, outcome.delegation.status) == (False, DelegationStatus.FAILED)
@@ -489,7 +492,7 @@ async def test_a_request_names_the_close_adapter_and_refuses_what_cannot_be_sent
     store: Store, clock: FakeClock
 ) -> None:
     d = await desk(store, clock)
-    with pytest.raises(AdapterNotFound, match="Did you mean 'hubspot'"):
+    with raises_saying(AdapterNotFound, "Did you mean 'hubspot'"):
         await d.request(adapter="hubspt")
     with pytest.raises(InvalidValue, match="input"):
         await d.request(input={"when": datetime(2026, 1, 5, tzinfo=UTC)})

@@ -20,6 +20,7 @@ from planner.store import Store
 from planner.store.vault import Vault
 from tests.conftest import FakeClock
 from tests.fakes.agents import FakeAgentFactory, ScriptedAgent
+from tests.saying import raises_saying
 
 SETTINGS = BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=10))
 DRAFT = DelegationRequest(capability="draft_email", input={"campaign": "spring"}, requested_by="aad-lead")
@@ -73,7 +74,7 @@ async def test_a_flagged_call_that_carries_no_delegation_is_stopped_without_aski
     checked = {"id": "checked", "description": "Drafts are checked", "effect": "require", "actions": ["draft_email"]}
     await PolicySets(store, "contoso").load({"rules": [checked]}, actor="aad-admin")
     pull = DelegationRequest(capability="draft_email", requested_by="bot", subject="metric:4")
-    with pytest.raises(DelegationStopped, match="only a delegation can wait for one"):
+    with raises_saying(DelegationStopped, "only a delegation can wait for one"):
         await (await registry.open("hubspot")).delegate(pull)
     assert agent.calls == []
     assert await Approvals(store, "contoso").pending() == []
@@ -92,7 +93,7 @@ async def test_an_open_circuit_refuses_at_once_without_touching_the_agent_and_a_
     with pytest.raises(AgentUnavailable):
         await opened.delegate(DRAFT)
     assert (await registry.breakers.state("hubspot")).state is CircuitState.OPEN  # both counted
-    with pytest.raises(CircuitOpen, match="'hubspot' failed repeatedly and is left alone for a while") as refused:
+    with raises_saying(CircuitOpen, "'hubspot' failed repeatedly and is left alone for a while") as refused:
         await opened.delegate(DRAFT)
     assert isinstance(refused.value, AgentNotReached)  # it provably never left
     assert refused.value.retry_at == clock.now + SETTINGS.cool_down

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.text.errors import describe_plain
 from planner.domain.circuits import BreakerSettings, CircuitState
 from planner.domain.delegations import DelegationStatus
 from planner.domain.errors import MetricNotFound
@@ -300,7 +301,7 @@ rules:
     async def open_agent(tenant_id: str, name: str) -> GatedAgent:
         return await registry.open(name)
 
-    assert await pull_due(store, open_agent, clock.now) == (0, 1)
+    assert await pull_due(store, open_agent, clock.now, explain=describe_plain) == (0, 1)  # as bot/scheduler.py
     assert agent.calls == []
     [feed] = await feeds.list_feeds()
     assert feed.last_error is not None
@@ -357,7 +358,7 @@ async def test_pulls_that_cannot_reach_the_agent_open_its_circuit_and_then_wait_
         return await registry.open(name)
 
     for _ in range(3):
-        assert await pull_due(store, open_agent, clock.now) == (0, 1)
+        assert await pull_due(store, open_agent, clock.now, explain=describe_plain) == (0, 1)
         clock.advance(minutes=5)
     assert len(agent.calls) == 2  # the third pull found the circuit open
     assert (await breakers.state("hubspot")).state is CircuitState.OPEN

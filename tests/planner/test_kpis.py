@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
+from bot.text.health import reason_text
+from bot.text.recommendations import RuleRecommender
 from planner.domain.derivation import tactical_proposals
 from planner.domain.errors import InvalidValue
 from planner.domain.kpis import as_counted, latest_counted
@@ -142,7 +144,7 @@ async def test_a_quarter_of_readings_on_the_master_plan_is_seen_and_judged_at_ev
     assert [(m.recipient, m.payload["plan"]) for m in told if m.kind == "metric_drift"] == [("aad-nov", november.id)]
 
     # The measurement report sees the same readings at every tier, within each window.
-    report = await Measurement(store, "contoso").report(master.id, clock.now.date())
+    report = await Measurement(store, "contoso").report(master.id, clock.now.date(), RuleRecommender())
     actual = {f.plan.id: f.actual for f in report.forecasts}
     assert actual == {master.id: 118, october.id: 110, november.id: 8}
     [october_advice] = [r for r in report.recommendations if r.plan_id == october.id]
@@ -161,7 +163,9 @@ async def test_a_quarter_of_readings_on_the_master_plan_is_seen_and_judged_at_ev
         (october.id, Health.MET),
         (november.id, Health.MISSED),
     ]
-    assert node(tree, november.id).reasons == ("SQLs ended at 72 SQL against a target of 98.36 SQL",)
+    assert [reason_text(r) for r in node(tree, november.id).reasons] == [
+        "SQLs ended at 72 SQL against a target of 98.36 SQL"
+    ]
     for day in range(3):  # ticks after the end: nothing about any of the ended plans
         assert await engine.evaluate(at(date(2026, 12, 2) + timedelta(days=day))) == 0
     assert await delivered(store) == []

@@ -17,11 +17,12 @@ from planner.domain.measurement import (
     MeasurementFacts,
     MetricSeries,
     Outcomes,
+    Step,
     forecast,
     measure,
+    next_steps,
     precision,
     productivity,
-    rule_recommendations,
 )
 from planner.domain.model import (
     Direction,
@@ -273,31 +274,24 @@ def test_forecast_extends_the_pace_since_the_baseline_to_the_plans_end() -> None
     assert forecast(SERIES[2], AS_OF).projected is None
 
 
-def test_rules_recommend_unblocking_pushing_or_a_first_reading_with_the_numbers() -> None:
-    sqls, cost, signups = rule_recommendations(measure(FACTS, AS_OF))
-    assert sqls.action == "Unblock the late work behind SQLs first: T4."
-    assert "reaches 240 by 2026-02-01, against a target of 280 (86 %)" in sqls.rationale
-    assert "needs 80 a week" in sqls.rationale
-    assert cost.action == "Push Cost per lead a little harder this week."
-    assert "within its tolerance of 30 %" in cost.rationale
-    assert signups.action.startswith("Record a first reading of Launch signups")
-    assert {r.by for r in (sqls, cost, signups)} == {"rules"}
+def test_rules_recommend_unblocking_pushing_or_a_first_reading() -> None:
+    sqls, cost, signups = next_steps(measure(FACTS, AS_OF))
+    assert (sqls.step, sqls.stuck, sqls.stuck_count) == (Step.UNBLOCK, (4,), 1)
+    assert sqls.forecast.projected == pytest.approx(240)
+    assert cost.step is Step.PUSH
+    assert signups.step is Step.RECORD_FIRST
 
 
 def test_a_kpi_on_course_is_told_to_keep_it() -> None:
     ahead = MetricSeries(metric=SQLS, plan=MASTER, readings=(reading(1, at(18), 150),))
-    facts = MeasurementFacts(master=MASTER, series=(ahead,))
-    [advice] = rule_recommendations(measure(facts, AS_OF))
-    assert advice.action == "Keep the course on SQLs."
-    assert "reaches 300 by 2026-02-01" in advice.rationale
+    [step] = next_steps(measure(MeasurementFacts(master=MASTER, series=(ahead,)), AS_OF))
+    assert step.step is Step.KEEP
 
 
 def test_a_kpi_behind_with_nothing_late_is_told_to_re_plan() -> None:
     behind = MetricSeries(metric=SQLS, plan=MASTER, readings=(reading(1, at(18), 50),))
-    facts = MeasurementFacts(master=MASTER, series=(behind,))
-    [advice] = rule_recommendations(measure(facts, AS_OF))
-    assert advice.action.startswith("Re-plan SQLs")
-    assert "nothing in its plan is late" in advice.rationale
+    [step] = next_steps(measure(MeasurementFacts(master=MASTER, series=(behind,)), AS_OF))
+    assert (step.step, step.stuck) == (Step.REPLAN, ())
 
 
 # ---- reading the facts from the store ----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from datetime import date
 
 import pytest
 
-from planner.domain.errors import InvalidValue, InvalidWindow, WindowConflict
+from bot.text.errors import describe_plain
+from planner.domain.errors import Dated, InvalidValue, InvalidWindow, WindowConflict
 from planner.domain.model import Direction, Health, MetricSpec, Window, iso_week_of, iso_week_window
 
 
@@ -30,8 +31,10 @@ def test_child_window_outside_parent_names_the_conflicting_dates() -> None:
     parent = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
     child = Window(start=date(2025, 12, 20), end=date(2026, 4, 10))
     with pytest.raises(WindowConflict) as caught:
-        child.require_inside(parent, what="tactical plan", parent_name="master plan 1")
-    message = str(caught.value)
+        child.require_inside(
+            parent, what=Dated(kind="plan", tier="tactical"), parent_name=Dated(kind="plan", tier="master", ref=1)
+        )
+    message = describe_plain(caught.value)
     assert "starts 2025-12-20, before master plan 1 starts 2026-01-01" in message
     assert "ends 2026-04-10, after master plan 1 ends 2026-03-31" in message
 

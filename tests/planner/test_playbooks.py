@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
 
+from bot.text.retrospectives import learned, why_slipped
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
 from planner.services.approvals import Approvers
 from planner.services.plans import Plans
 from planner.services.playbooks import PlaybookNotFound, Playbooks
 from planner.store import Store
 from tests.conftest import FakeClock
+from tests.saying import raises_saying
 
 TENANT = "tenant-contoso"
 
@@ -52,9 +55,9 @@ async def test_the_retrospective_compares_results_with_targets_and_says_what_sli
     retro = await Playbooks(store, TENANT).retrospective(launch_id)
     [signups] = retro.results
     assert (signups["result"], signups["target"], signups["attainment"]) == (60, 100, pytest.approx(0.6))
-    slipped = {s["title"]: s["why"] for s in retro.slipped}
+    slipped = {s["title"]: why_slipped(s) for s in retro.slipped}
     assert slipped == {"Landing page": "done 3 day(s) late", "Launch day": "still open"}
-    assert "Signups: 60 against a target of 100 (60 % of the way)" in retro.lines()
+    assert json.loads(json.dumps(retro.lessons()))["results"] == [signups]  # a playbook keeps it as JSON
 
 
 async def test_a_saved_playbook_seeds_the_next_plan_with_its_tasks_owners_and_adjusted_targets(
@@ -70,7 +73,8 @@ async def test_a_saved_playbook_seeds_the_next_plan_with_its_tasks_owners_and_ad
     }
     [metric] = content["metrics"]
     assert metric["target"] == pytest.approx(60)  # 60 % of the way last time: the next target is scaled to it
-    assert "scaled by 0.6" in metric["learned"]
+    assert metric["scale"] == pytest.approx(0.6)
+    assert "scaled by 0.6" in learned(metric)
     plan = await books.seed(
         "product launch", master_id, title="May launch", owner="aad-lead", start=date(2026, 5, 4), actor="aad-lead"
     )
@@ -83,5 +87,5 @@ async def test_a_saved_playbook_seeds_the_next_plan_with_its_tasks_owners_and_ad
     }
     [kpi] = await plans.list_metrics(plan.id)
     assert (kpi.name, kpi.target) == ("Signups", pytest.approx(60))
-    with pytest.raises(PlaybookNotFound, match="saved playbooks: product launch"):
+    with raises_saying(PlaybookNotFound, "saved playbooks: product launch"):
         await books.get("webinar")

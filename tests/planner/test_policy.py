@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from bot.text.errors import describe_plain
 from planner.domain.context import parse_events
 from planner.domain.errors import TenantMismatch
 from planner.domain.governance import Action, ActionKind, GateCategory, Verdict
@@ -422,7 +423,7 @@ rules:
         'rules[4].when.facts[0].absent: "maybe" is not true or false',
         "rules[4].limits: only an allow rule has limits; a require rule says `when`",
     ]
-    assert str(refused.value).startswith("The rules were not loaded: 13 problem(s).\n- rules[1].description")
+    assert describe_plain(refused.value).startswith("The rules were not loaded: 13 problem(s).\n- rules[1].description")
     assert await PolicySets(store, TENANT).active() is None
 
 

@@ -23,6 +23,7 @@ from planner.store.schema import adapters, events
 from planner.store.vault import UndecryptableSecret, Vault
 from tests.conftest import FakeClock
 from tests.fakes.agents import FakeAgentFactory
+from tests.saying import raises_saying
 
 TOKEN = "tok-3f9a7c1e-never-shown"
 KEY = Vault.generate_key()
@@ -115,21 +116,17 @@ async def test_a_complaint_about_a_secret_never_repeats_it(store: Store, factory
 
 
 async def test_an_unknown_kind_suggests_the_close_one(store: Store, factory: FakeAgentFactory) -> None:
-    with pytest.raises(
-        UnknownAdapterKind, match=r"no adapter kind 'mpc'\. Did you mean 'mcp'\? Known kinds: browser, mcp"
-    ):
+    with raises_saying(UnknownAdapterKind, r"no adapter kind 'mpc'\. Did you mean 'mcp'\? Known kinds: browser, mcp"):
         await registry(store, factory).register("mpc", "hubspot", {"url": "https://crm.example"}, actor="aad-admin")
 
 
 async def test_an_unknown_name_suggests_the_close_one(store: Store, factory: FakeAgentFactory) -> None:
     reg = registry(store, factory)
-    with pytest.raises(AdapterNotFound, match="No adapters are registered yet"):
+    with raises_saying(AdapterNotFound, "No adapters are registered yet"):
         await reg.get("hubspot")
     await reg.register("mcp", "hubspot", {"url": "https://crm.example"}, actor="aad-admin")
     await reg.register("browser", "adobe", {"url": "https://express.example"}, actor="aad-admin")
-    with pytest.raises(
-        AdapterNotFound, match=r"named 'hubspt'\. Did you mean 'hubspot'\? Known adapters: adobe, hubspot"
-    ):
+    with raises_saying(AdapterNotFound, r"named 'hubspt'\. Did you mean 'hubspot'\? Known adapters: adobe, hubspot"):
         await reg.get("hubspt")
     assert (await reg.get("MCP:HubSpot")).name == "hubspot"
     with pytest.raises(AdapterNotFound):
@@ -138,7 +135,7 @@ async def test_an_unknown_name_suggests_the_close_one(store: Store, factory: Fak
 
 async def test_names_are_unique_within_a_tenant_only(store: Store, factory: FakeAgentFactory) -> None:
     await registry(store, factory).register("mcp", "hubspot", {"url": "https://crm.example"}, actor="aad-admin")
-    with pytest.raises(AdapterExists, match=r"'hubspot' \(mcp\) is already registered"):
+    with raises_saying(AdapterExists, r"'hubspot' \(mcp\) is already registered"):
         await registry(store, factory).register("browser", "HubSpot", {"url": "https://x.example"}, actor="aad-admin")
     other = registry(store, factory, tenant="fabrikam")
     await other.register("browser", "hubspot", {"url": "https://x.example"}, actor="aad-admin")
@@ -157,7 +154,7 @@ async def test_a_disabled_adapter_will_not_open_until_enabled_and_each_switch_is
     reg = registry(store, factory)
     await reg.register("mcp", "hubspot", {"url": "https://crm.example"}, actor="aad-admin")
     assert not (await reg.disable("hubspot", actor="aad-admin")).enabled
-    with pytest.raises(AdapterDisabled, match=r"'hubspot' is disabled.*An admin can enable it again"):
+    with raises_saying(AdapterDisabled, r"'hubspot' is disabled.*An admin can enable it again"):
         await reg.open("hubspot")
     await reg.enable("hubspot", actor="aad-admin")
     assert (await reg.open("hubspot")).name == "hubspot"

@@ -6,8 +6,18 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from bot.text.health import reason_text
 from planner.domain.model import Direction, Health, Metric, Plan, Tier, Window
-from planner.domain.rollup import HealthRules, MetricFacts, PlanFacts, TaskCounts, metric_pace, roll_up, task_health
+from planner.domain.rollup import (
+    HealthRules,
+    MetricFacts,
+    PlanFacts,
+    TaskCounts,
+    metric_behind,
+    metric_pace,
+    roll_up,
+    task_health,
+)
 
 AS_OF = date(2026, 2, 14)
 RULES = HealthRules()
@@ -60,7 +70,10 @@ def test_task_health_compares_completion_with_elapsed_time(done: int, overdue: i
 
 def test_task_health_says_why() -> None:
     _, reasons = task_health(TaskCounts(total=10, done=2, overdue=3), 0.5, RULES)
-    assert reasons == ["2 of 10 tasks done (20%) with 50% of the window gone", "3 tasks overdue"]
+    assert [reason_text(reason) for reason in reasons] == [
+        "2 of 10 tasks done (20%) with 50% of the window gone",
+        "3 tasks overdue",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -99,7 +112,7 @@ def test_metrics_are_not_judged_in_the_first_days_and_a_missing_reading_is_a_ris
     assert metric_pace(MetricFacts(metric=sqls, latest=None), 0.05, RULES).health is Health.ON_TRACK
     late = metric_pace(MetricFacts(metric=sqls, latest=None), 0.5, RULES)
     assert late.health is Health.AT_RISK
-    assert late.reason == "no reading of SQLs yet (250 expected by now)"
+    assert reason_text(metric_behind(late)) == "no reading of SQLs yet (250 expected by now)"
 
 
 def test_rollup_weekly_to_tactical_to_master() -> None:
@@ -130,7 +143,7 @@ def test_rollup_weekly_to_tactical_to_master() -> None:
     jan, feb = tree.children
     assert jan.health is Health.MET  # ended with every task done: final, never "at risk"
     assert jan.children[0].health is Health.MISSED  # ended unfinished: shown, but not held against January
-    assert jan.children[0].reasons == ("1 of 3 tasks done by the end of its window",)
+    assert [reason_text(r) for r in jan.children[0].reasons] == ["1 of 3 tasks done by the end of its window"]
     assert feb.children[0].health is Health.OFF_TRACK
     assert feb.children[0].elapsed == pytest.approx(6 / 7)
     assert feb.health is Health.OFF_TRACK
@@ -142,7 +155,10 @@ def test_rollup_weekly_to_tactical_to_master() -> None:
     assert tree.progress == pytest.approx(6 / 14)
     assert tree.elapsed == pytest.approx(0.5)
     assert tree.health is Health.AT_RISK
-    assert tree.reasons == ("1 task overdue", "tactical plan 'February' is off track")
+    assert [reason_text(reason) for reason in tree.reasons] == [
+        "1 task overdue",
+        "tactical plan 'February' is off track",
+    ]
     assert tree.find(5) is feb.children[0]
     assert tree.find(99) is None
 
@@ -166,13 +182,13 @@ def test_a_plan_whose_window_has_ended_is_met_or_missed_on_its_kpis_never_at_ris
     tree = roll_up(master, [january, december_like], [], AS_OF)
     jan, early = tree.children
     assert (jan.health, jan.metrics[0].health) == (Health.MET, Health.MET)
-    assert jan.reasons == ("SQLs ended at 175 against a target of 170",)
+    assert [reason_text(r) for r in jan.reasons] == ["SQLs ended at 175 against a target of 170"]
     assert (early.health, early.metrics[0].health) == (Health.MISSED, Health.MISSED)
-    assert early.reasons == ("no reading of SQLs in its window (target 50)",)
+    assert [reason_text(r) for r in early.reasons] == ["no reading of SQLs in its window (target 50)"]
     # A missed month is not held against the running master (its own SQLs, 240 of 250 by now, are on pace);
     # only January's task still open counts, as any overdue task does.
     assert tree.health is Health.AT_RISK
-    assert tree.reasons == ("1 task overdue",)
+    assert [reason_text(r) for r in tree.reasons] == ["1 task overdue"]
     # The day the window ends it is still running, and judged on pace.
     last_day = roll_up(master, [december_like], [], date(2026, 2, 10)).children[0]
     assert last_day.health is Health.AT_RISK

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from adapters.mcp import MCPAdapterFactory
+from bot.text.errors import describe_plain
 from planner.domain.adapters import ToolState, fingerprint
 from planner.domain.delegations import DelegationStatus
 from planner.domain.model import Window
@@ -29,6 +30,7 @@ from tests.adapters.operator import LOOPBACK
 from tests.adapters.vendor_agent import REVISED_DRAFT, serve_in_process
 from tests.conftest import FakeClock
 from tests.fakes.agents import FakeAgentFactory
+from tests.saying import raises_saying
 
 TENANT = "contoso"
 KEY = Vault.generate_key()
@@ -87,7 +89,7 @@ async def test_a_new_mcp_adapter_s_tools_are_listed_but_off_and_a_delegation_to_
         await vendor.delegations.request(
             vendor.task_id, adapter="vendor", capability="send_email", input={"to": "a@b.example"}, actor="aad-lead"
         )
-    assert "`adapter enable vendor send_email`" in str(refused.value)
+    assert "`adapter enable vendor send_email`" in describe_plain(refused.value)
     assert await vendor.delegations.of_task(vendor.task_id) == []
     assert vendor.calls == []
 
@@ -124,7 +126,8 @@ async def test_a_tool_whose_server_changes_its_definition_is_held_until_an_admin
         held = await vendor.delegate("draft_email", audience="CFOs", topic="the launch")
 
         assert held.status is DelegationStatus.FAILED
-        assert "vendor's tool 'draft_email' is held: its server changed its definition" in (held.error or "")
+        # Stored as the planner states it (the bot's delegator words it with bot/text/errors.py).
+        assert "tool 'draft_email' of adapter 'vendor' is held" in (held.error or "")
         assert "changed: description" in (held.error or "")
         # Held: refused at once from now on, and listed so; an unchanged tool of the same server still works.
         with pytest.raises(ToolHeld):
@@ -192,9 +195,9 @@ async def test_input_the_tool_s_schema_refuses_is_named_before_anything_is_queue
         )
 
     assert missing.value.field == "input.percent"
-    assert "input.percent: is required" in str(missing.value)
+    assert "input.percent: is required" in describe_plain(missing.value)
     assert wrong.value.field == "input.percent"
-    assert "'a lot' is not of type 'number'" in str(wrong.value)
+    assert "'a lot' is not of type 'number'" in describe_plain(wrong.value)
     assert await vendor.delegations.of_task(vendor.task_id) == []
     assert vendor.calls == []
 
@@ -213,7 +216,7 @@ async def test_a_tool_switched_off_after_a_delegation_was_asked_for_is_not_calle
     outcome = (await vendor.delegations.run(asked.id)).delegation
 
     assert outcome.status is DelegationStatus.FAILED
-    assert "vendor's tool 'send_email' is off" in (outcome.error or "")
+    assert "tool 'send_email' of adapter 'vendor' is off" in (outcome.error or "")
     assert vendor.calls == []
     assert await vendor.registry.disable_tool("vendor", "send_email", actor="aad-admin") is None
 
@@ -226,7 +229,7 @@ async def test_removing_an_adapter_forgets_its_tools_and_a_kind_without_tools_re
     async with vendor.store.read() as conn:
         assert (await conn.execute(select(adapter_tools))).all() == []
     await vendor.registry.register("fake", "recipe", {"url": "https://crm.example/mcp"}, actor="aad-admin")
-    with pytest.raises(ToolsNotSwitched, match="need no enabling one by one"):
+    with raises_saying(ToolsNotSwitched, "need no enabling one by one"):
         await vendor.registry.enable_tool("recipe", "draft_email", actor="aad-admin")
 
 

@@ -7,10 +7,11 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
+from bot.text.triggers import describe
 from planner.domain.errors import InvalidValue
 from planner.domain.messages import Envelope, Message
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window
-from planner.domain.triggers import Trigger, TriggerRules, after_quiet_hours, describe
+from planner.domain.triggers import Trigger, TriggerRules, after_quiet_hours
 from planner.services.directory import Directory
 from planner.services.outbox import Outbox
 from planner.services.plans import Plans

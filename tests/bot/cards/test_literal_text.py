@@ -20,10 +20,11 @@ from bot.cards.delegation import delegation_card, links_in
 from bot.cards.digest import measurement_card, retrospective_card
 from bot.cards.elements import bullet_list, fact_set, text_block
 from bot.cards.markdown import WORD_JOINER, Markdown, literal, markdown
+from bot.text.recommendations import rule_recommendations
 from planner.domain.approvals import ApprovalRequest, ApprovalStatus
 from planner.domain.delegations import Delegation, DelegationStatus
 from planner.domain.governance import Action, ActionKind, GateCategory
-from planner.domain.measurement import measure, rule_recommendations
+from planner.domain.measurement import measure
 from planner.domain.model import Tier, Window
 from planner.services.playbooks import Retrospective
 from tests.bot.cards.test_cards import (
@@ -134,7 +135,7 @@ def hostile_retrospective() -> Card:
     retro = Retrospective(
         plan=plan,
         results=({"name": HOSTILE, "unit": HOSTILE, "result": 10.0, "target": 20.0, "attainment": 0.5},),
-        slipped=({"task": 3, "title": HOSTILE, "due": "2026-01-09", "done": None, "why": HOSTILE},),
+        slipped=({"task": 3, "title": HOSTILE, "due": "2026-01-09", "done": None, "blocked": HOSTILE},),
         agents={HOSTILE: {"succeeded": 1, "failed": 0}},
         policies={HOSTILE: 2},
     )

@@ -1,0 +1,100 @@
+"""A decision of the log in plain words (`why T12`, `why decision 17`): when, who, what, under which rules, why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any
+
+from planner.domain.decisions import Decision
+
+_WHO = {"policy": "the policy engine", "llm": "the assistant", "bot": "the bot", "system": "the bot"}
+_DID = {
+    "go": "{who} allowed {what}",
+    "flag": "{who} held {what} for a person's approval",
+    "stop": "{who} stopped {what}",
+    "approved": "{who} approved {what}",
+    "rejected": "{who} rejected {what}",
+    "expired": "{what} expired with no answer",
+    "refused": "the bot refused {who}'s decision on {what}",
+    "done": "{who} completed {what}",
+    "succeeded": "{who} completed {what}",
+    "failed": "{who} tried {what}, which failed",
+}
+_ACTIONS = {
+    "approval.requested": "{who} asked a person to approve {what}",
+    "approval.expired": "the approval request for {what} expired with no answer",
+}
+_NOUNS = {
+    "delegation": "the delegation",
+    "approval": "the approval request",
+    "nudge": "the nudge",
+    "tool_call": "the tool call",
+    "plan": "the plan change",
+    "plan_change": "the plan change",
+}
+_SUBJECTS = {"task": "task T{}", "plan": "plan P{}", "delegation": "delegation D{}", "approval": "approval request A{}"}
+
+
+def describe_subject(subject: str) -> str:
+    """`task:12` → `task T12`, `delegation:5` → `delegation D5`, `plan:3` → `plan P3`, `role:legal` → `role legal`."""
+    kind, _, ident = subject.partition(":")
+    template = _SUBJECTS.get(kind)
+    if template and ident:
+        return template.format(ident)
+    return f"{kind} {ident}" if ident else subject
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def explain(decision: Decision, *, names: Mapping[str, str] | None = None) -> str:
+    """The decision in plain words: when, who, what, for what, under which rules, why, and the approval.
+
+    `names` maps user ids to display names.
+    """
+    actor, data = decision.actor, decision.data
+    if actor.startswith("agent:"):
+        who = f"agent {actor.removeprefix('agent:')}"
+    else:
+        who = _WHO.get(actor) or (names or {}).get(actor, actor)
+    action = data.get("action")
+    nested: dict[str, Any] = action if isinstance(action, dict) else {}
+    candidates = (
+        data.get("capability"),
+        data.get("name"),
+        data.get("operation"),
+        nested.get("name"),
+        data.get("action"),
+    )
+    name = next(filter(None, map(_text, candidates)), None)
+    agent = decision.agent if not actor.startswith("agent:") else None
+    first, _, last = decision.action.partition(".")
+    noun = _NOUNS.get(first, "the " + first.replace("_", " "))
+    what = f"agent {agent}'s {name or noun.removeprefix('the ')}" if agent else (name or noun)
+    if decision.subject:
+        what += f" for {describe_subject(decision.subject)}"
+    verdict = decision.verdict.lower()
+    template = _ACTIONS.get(decision.action) or _DID.get(verdict, "{who} decided {what}: {verdict}")
+    if verdict in ("done", "succeeded") and last.endswith("ed") and not name:
+        # `approvers.assigned`: say what was done (`assigned approvers`) rather than "completed the approvers".
+        template, what = "{who} {did} {what}", what.replace(noun, first.replace("_", " "), 1)
+    at = decision.at.astimezone(UTC)
+    text = f"On {at:%Y-%m-%d} at {at:%H:%M} UTC, " + template.format(
+        who=who, what=what, verdict=decision.verdict, did=last.replace("_", " ")
+    )
+    rationale = decision.rationale.strip().rstrip(".")
+    if decision.rules:
+        label = "rule" if len(decision.rules) == 1 else "rules"
+        text += f": {label} {_and(list(decision.rules))} matched"
+        if rationale:
+            text += f" ({rationale})"
+    elif rationale:
+        text += f": {rationale}"
+    approval = f"request A{decision.approval_id}" if decision.approval_id is not None else "none"
+    return f"{text}. Approval: {approval}."
