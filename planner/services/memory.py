@@ -37,7 +37,8 @@ class AssistantMemory:
         key = conversation_key(conversation_id)
         now = self._store.clock()
         exchange = Exchange(at=now, messages=tuple(messages))
-        async with self._store.transaction() as conn:
+        # Not under the turn's receipt: remembering a question that only read is no write of the turn's own.
+        async with self._store.transaction(receipt=False) as conn:
             await memory_store.insert_exchange(conn, self.tenant_id, key, exchange)
             found = await memory_store.newest(conn, self.tenant_id, key, limit=self.rules.max_turns)
             kept = recall(found, now, self.rules)

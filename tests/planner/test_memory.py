@@ -92,3 +92,21 @@ async def test_a_silent_conversation_is_forgotten_and_its_rows_deleted_once_they
     async with store.read() as conn:
         assert await memory_store.newest(conn, TENANT, "a:old", limit=10) == []
     assert said(await memory.recall("a:new")) == ["new"]
+
+
+async def test_remembering_is_no_write_of_the_turns_own_so_a_retry_of_a_question_is_answered_again(
+    store: Store, clock: FakeClock
+) -> None:
+    memory = AssistantMemory(store, TENANT)
+    with store.receipt(TENANT, "activity:a:1") as receipt:
+        await memory.remember("a:chat", exchange("where are we?", clock.now).messages)
+        assert not receipt.recorded
+    assert not await store.processed(TENANT, "activity:a:1")
+    # A turn that wrote under its receipt: what the assistant remembers of a retry is not refused either.
+    with store.receipt(TENANT, "activity:a:2"):
+        async with store.transaction():
+            pass  # the turn's write
+    assert await store.processed(TENANT, "activity:a:2")
+    with store.receipt(TENANT, "activity:a:2"):
+        await memory.remember("a:chat", exchange("where are we?", clock.now).messages)
+    assert said(await memory.recall("a:chat")) == ["where are we?", "where are we?"]
