@@ -47,6 +47,8 @@ CALLER = """Today is {today} for {name}.
 
 EPHEMERAL = {"type": "ephemeral"}
 """A prompt-caching breakpoint: the request up to and including the block it marks is cached (five minutes)."""
+STOPPED_HALF_WAY = "(The model could not be reached before I finished; the tool calls above were made.)"
+"""Remembered as the assistant's last words when the model failed after some of its tool calls ran."""
 MAX_RESULT_CHARS = 400
 """Characters of a tool's answer remembered for the conversation's next messages (the model saw it all)."""
 
@@ -72,31 +74,37 @@ class Assistant:
         context = context.acting_as(replace(context.caller, via=ASSISTANT, model=self.model))
         memory = context.services.memory if conversation else None
         earlier = await memory.recall(conversation) if memory is not None and conversation else []
-        summary = await plan_summary(context)
+        caller = CALLER.format(
+            today=context.today.isoformat(), name=context.caller.name, summary=await plan_summary(context)
+        )
         system = [
             {"type": "text", "text": SYSTEM, "cache_control": EPHEMERAL},
-            {
-                "type": "text",
-                "text": CALLER.format(today=context.today.isoformat(), name=context.caller.name, summary=summary),
-                "cache_control": EPHEMERAL,
-            },
+            {"type": "text", "text": caller, "cache_control": EPHEMERAL},
         ]
-        messages: list[dict[str, Any]] = [{"role": "user", "content": text}]
-        remembered: list[dict[str, Any]] = [{"role": "user", "content": text}]
+        exchange = _Exchange(text)
+        try:
+            reply = await self._loop(context, system, earlier, exchange)
+        except LLMUnavailable:
+            if memory is not None and conversation and exchange.acted:
+                # What its tools did stays done: the next message may well be about it.
+                await memory.remember(conversation, exchange.ended(STOPPED_HALF_WAY))
+            raise
+        if memory is not None and conversation:
+            await memory.remember(conversation, exchange.ended(reply.text))
+        return reply
+
+    async def _loop(
+        self, context: Context, system: list[dict[str, Any]], earlier: list[dict[str, Any]], exchange: _Exchange
+    ) -> Reply:
         cards: list[dict[str, Any]] = []
         notes: list[str] = []
-        reply: Reply | None = None
         for _step in range(MAX_STEPS):
-            response = await self._create(system, [*earlier, *messages])
-            said = [b.model_dump(mode="json", exclude_none=True) for b in response.content]
-            messages.append({"role": "assistant", "content": said})
+            response = await self._create(system, [*earlier, *exchange.sent])
+            exchange.answered([b.model_dump(mode="json", exclude_none=True) for b in response.content])
             calls = [block for block in response.content if block.type == "tool_use"]
             if not calls:
                 answer = " ".join(block.text for block in response.content if block.type == "text").strip()
-                reply = Reply(text=answer or "\n".join(notes), cards=tuple(cards))
-                remembered.append({"role": "assistant", "content": said or _text(reply.text)})
-                break
-            remembered.append({"role": "assistant", "content": said})
+                return Reply(text=answer or "\n".join(notes), cards=tuple(cards))
             results, kept = [], []
             for call in calls:
                 done = await self._run_tool(context, call.name, call.input)
@@ -105,16 +113,9 @@ class Assistant:
                     notes.append(done.text)
                 results.append(_tool_result(call.id, done, done.text or "done"))
                 kept.append(_tool_result(call.id, done, _shortened(done.text or "done", MAX_RESULT_CHARS)))
-            messages.append({"role": "user", "content": results})
-            remembered.append({"role": "user", "content": kept})
-        if reply is None:
-            logger.warning("the assistant stopped after %d steps", MAX_STEPS)
-            said_last = "\n".join(notes) or "I did what I could; here is where things stand."
-            reply = Reply(text=said_last, cards=tuple(cards))
-            remembered.append({"role": "assistant", "content": _text(said_last)})
-        if memory is not None and conversation:
-            await memory.remember(conversation, remembered)
-        return reply
+            exchange.results(results, kept)
+        logger.warning("the assistant stopped after %d steps", MAX_STEPS)
+        return Reply(text="\n".join(notes) or "I did what I could; here is where things stand.", cards=tuple(cards))
 
     async def _run_tool(self, context: Context, name: str, arguments: object) -> Reply:
         if name not in self.registry or self.registry.get(name).human_only or self.registry.get(name).admin_only:
@@ -133,6 +134,37 @@ class Assistant:
             tools=self._request_tools,
             messages=_with_breakpoint(messages),
         )
+
+
+class _Exchange:
+    """One message's messages: as sent to the model (`sent`), and as remembered for the next ones (`kept`: tool
+    results shortened, and always ending with the assistant's words, as a conversation's next message expects)."""
+
+    def __init__(self, text: str) -> None:
+        self.sent: list[dict[str, Any]] = [{"role": "user", "content": text}]
+        self.kept: list[dict[str, Any]] = [{"role": "user", "content": text}]
+
+    @property
+    def acted(self) -> bool:
+        """Some tool ran."""
+        return len(self.kept) > 2
+
+    def answered(self, blocks: list[dict[str, Any]]) -> None:
+        self.sent.append({"role": "assistant", "content": blocks})
+        self.kept.append({"role": "assistant", "content": blocks})
+
+    def results(self, sent: list[dict[str, Any]], kept: list[dict[str, Any]]) -> None:
+        self.sent.append({"role": "user", "content": sent})
+        self.kept.append({"role": "user", "content": kept})
+
+    def ended(self, said: str) -> list[dict[str, Any]]:
+        """The messages to remember, ending with what the assistant said (`said` when its last turn said nothing)."""
+        last = self.kept[-1]
+        if last["role"] == "assistant" and last["content"]:
+            return self.kept
+        if last["role"] == "assistant":
+            return [*self.kept[:-1], {"role": "assistant", "content": _text(said)}]
+        return [*self.kept, {"role": "assistant", "content": _text(said)}]
 
 
 def _tool_result(tool_use_id: str, reply: Reply, result: str) -> dict[str, Any]:

@@ -332,3 +332,42 @@ async def test_a_stop_rule_stops_the_models_tool_call_exactly_as_it_stops_the_ty
         ("llm", "stop", ("no-new-tasks",), args),
     ]
     assert stops[1].data["on_behalf_of"] == "aad-lead"
+
+
+async def test_the_bot_remembers_a_chat_and_a_channel_thread_apart(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    transport = ReplayTransport([said("Noted."), said("You said the webinar slipped."), said("Nothing yet here.")])
+    running = await start_bot(store, connector, clock, assistant=assistant_with(transport))
+    try:
+        lead = TeamsUser(running)
+        await lead.say("remember that our webinar slipped a week")
+        await running.bot.drain()
+        await lead.say("what did I just tell you?")
+        await running.bot.drain()
+        in_thread = TeamsUser(running, conversation_id=THREAD, kind="channel")
+        await in_thread.say("what did I just tell you?")
+        await running.bot.drain()
+        await connector.wait_for(9)
+    finally:
+        await running.session.close()
+        await running.server.close()
+    first, second, third = (request["messages"] for request in transport.requests)
+    assert [m["role"] for m in first] == ["user"]
+    assert second[0]["content"] == "remember that our webinar slipped a week"
+    assert second[1]["content"] == [{"type": "text", "text": "Noted."}]
+    assert [m["role"] for m in third] == ["user"]  # the channel thread is another conversation
+
+
+async def test_what_the_tools_did_before_the_model_failed_is_remembered(store: Store) -> None:
+    await led_plan(store)
+    overloaded = httpx2.Response(529, json={"type": "error", "error": {"type": "overloaded_error", "message": "x"}})
+    transport = ReplayTransport([calling("show_task", {"task": "T1"}), lambda: overloaded, said("It is T1.")])
+    assistant = assistant_with(transport)
+    with pytest.raises(LLMUnavailable):
+        await assistant.handle(context_for(store), "open the landing page task", conversation=CHAT)
+    await assistant.handle(context_for(store), "which task was that?", conversation=CHAT)
+    asked = transport.requests[-1]["messages"]
+    assert [m["role"] for m in asked] == ["user", "assistant", "user", "assistant", "user"]
+    assert asked[1]["content"][0]["name"] == "show_task"
+    assert "could not be reached" in asked[3]["content"][0]["text"]
