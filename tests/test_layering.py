@@ -188,7 +188,7 @@ def test_the_store_knows_nothing_of_the_use_cases() -> None:
 
 TENANT_SERVICES = {
     *("Plans", "Directory", "Drafts", "Questions", "Measurement", "Playbooks", "PolicyEngine", "PolicySets"),
-    *("DecisionLog", "Approvals", "ContextFacts", "MetricEvents", "Outbox"),
+    *("DecisionLog", "Approvals", "ContextFacts", "MetricEvents", "Outbox", "AssistantMemory"),
 }
 """The use cases `planner.services.tenants.Tenants` builds once per tenant for the bot."""
 BUILT_OUTSIDE_THE_ROOT = {

@@ -484,7 +484,7 @@ class ChiefOfStaffBot(ActivityHandler):
         assert self.assistant is not None
         context = self._context(caller)
         try:
-            reply = await self.assistant.handle(context, text)
+            reply = await self.assistant.handle(context, text, conversation=reference.conversation.id)
         except LLMUnavailable as unavailable:
             reply = await self._fallback(context, text, str(unavailable))
         except AlreadyProcessed:

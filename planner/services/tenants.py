@@ -16,6 +16,7 @@ from planner.services.directory import Directory
 from planner.services.drafts import Drafts
 from planner.services.ingestion import MetricEvents
 from planner.services.measurement import Measurement
+from planner.services.memory import AssistantMemory
 from planner.services.outbox import Outbox
 from planner.services.plans import Plans
 from planner.services.playbooks import Playbooks
@@ -46,6 +47,8 @@ class Tenant:
     metric_events: MetricEvents
     outbox: Outbox
     """The outbox, shared by every tenant (each message names its own)."""
+    memory: AssistantMemory
+    """What the assistant remembers of each conversation."""
 
 
 KEPT = 1024
@@ -89,4 +92,5 @@ class Tenants:
             facts=ContextFacts(store, tenant_id),
             metric_events=MetricEvents(store, tenant_id),
             outbox=self.outbox,
+            memory=AssistantMemory(store, tenant_id),
         )

@@ -145,15 +145,16 @@ class _Transaction:
     """`Store.transaction`: on SQLite, the process's one writer connection, taken in turn under a lock; on
     PostgreSQL, a pooled connection. Either way Core's own transaction, which commits on a clean exit."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, receipt: bool = True) -> None:
         self._store = store
+        self._under_receipt = receipt
         self._receipt: Receipt | None = None
         self._writer: AsyncConnection | None = None
         """SQLite: the store's writer connection, while this transaction holds it."""
         self._core: AbstractAsyncContextManager[Any] | None = None
 
     async def __aenter__(self) -> AsyncConnection:
-        receipt = _RECEIPT.get()
+        receipt = _RECEIPT.get() if self._under_receipt else None
         if receipt is not None and (receipt.recorded or receipt.pending):
             receipt = None  # recorded already, or by a transaction of the turn still open
         if receipt is not None:
@@ -264,16 +265,18 @@ class Store:
         self.rule_cache = RuleCache()
         """The policy rules compiled in this process, shared by every policy engine on this store."""
 
-    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def transaction(self, *, receipt: bool = True) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a transaction that commits on exit (rolls back on error).
 
         Under a receipt (`receipt`), the first one also records the receipt's key; raises AlreadyProcessed when it
-        is recorded already.
+        is recorded already. `receipt=False` is for a write that is no part of what the activity does (what the
+        assistant remembers of it): it neither records the key nor is refused for it, so a retry of a turn that only
+        read still answers again.
 
         SQLite: the process's write transactions queue for its one writer connection, kept open between them
         (taking a connection from the pool and giving it back cost more than most transactions' statements).
         """
-        return _Transaction(self)
+        return _Transaction(self, receipt=receipt)
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reads, outside any transaction of this process's writer (never blocked by one)."""

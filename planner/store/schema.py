@@ -553,3 +553,18 @@ signed_event_ids = Table(
 )
 """Ids of the signed metric events received (see planner/services/ingestion.py): a second post of one is a replay. Kept
 while an event with that id could still pass the freshness check."""
+
+assistant_turns = Table(
+    "assistant_turns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("conversation_id", String(400), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("messages", JSON, nullable=False),
+    Column("size", Integer, nullable=False),
+    Index("ix_assistant_turns_conversation", "tenant_id", "conversation_id", "id"),
+    Index("ix_assistant_turns_tenant_at", "tenant_id", "at"),
+)
+"""What the assistant remembers of each conversation (planner/domain/memory.py): one row per exchange, a person's
+message and the assistant's answer with its tool calls, as Messages API JSON; trimmed as each is added."""
