@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from bot.operations.base import Context
+from bot.text.health import reason_text
 from planner.domain.model import Plan, Task, Tier
 from planner.domain.rollup import PlanRollup
 
@@ -69,7 +70,7 @@ def _rollup_line(rollup: PlanRollup, names: dict[str, str]) -> str:
     counts = rollup.counts
     line = f"{_plan_line(rollup.plan, names)}: {rollup.health.value}"
     if rollup.reasons:
-        line += f" ({_quoted(rollup.reasons[0])})"
+        line += f" ({_quoted(reason_text(rollup.reasons[0]))})"
     line += f"; {counts.done} of {counts.total} tasks done"
     if counts.overdue:
         line += f", {counts.overdue} overdue"

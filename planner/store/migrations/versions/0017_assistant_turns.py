@@ -1,7 +1,7 @@
 """assistant_turns: what the assistant remembers of each conversation (recent exchanges, trimmed as they are added)
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
