@@ -1,0 +1,228 @@
+"""A vendor agent that speaks A2A, built on the `a2a-sdk` server classes, for the A2A adapter's tests.
+
+Skills (chosen by the `skill` in the message's metadata, as the adapter sends it):
+- `brief`: completes with an artifact: the brief's text and its data (`{"topic": …, "words": …}`);
+- `region_brief`: asks "Which region is the brief for?" (input-required), then completes with the answer in it;
+- `budget_check`: fails ("no budget left for this quarter");
+- `long_report`: works until it is cancelled (it says so on stdout, `long_report started`);
+- `crash`: the process exits once the message has arrived, as a crashing vendor's would (a subprocess only);
+- `crm_sync`: needs authorization (auth-required).
+Every execution is counted per skill: `GET /executions` answers the counts as JSON, and with `--log FILE` each one
+is also appended to a file, so a test can count what reached an agent that died.
+
+In process (`serve`: an async context manager on 127.0.0.1, a free port) or as a module:
+
+    python -m tests.fakes.a2a_agent --port 0 [--no-streaming] [--log FILE]    # VENDOR_A2A_TOKEN: a bearer token
+
+which prints `listening on http://127.0.0.1:PORT` once it accepts connections and stops when its stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from a2a.helpers.proto_helpers import new_task_from_user_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandlerV2
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.types import a2a_pb2 as pb
+from google.protobuf.struct_pb2 import Struct, Value
+from starlette.applications import Starlette
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+SKILLS = ("brief", "region_brief", "budget_check", "long_report", "crash", "crm_sync")
+REGION_QUESTION = "Which region is the brief for?"
+
+
+class VendorExecutor(AgentExecutor):
+    """The agent's work, per skill; counts what it executes."""
+
+    def __init__(self, *, log: Path | None = None) -> None:
+        self.executions: Counter[str] = Counter()
+        self._log = log
+        self._skills: dict[str, str] = {}
+        self._asked: set[str] = set()
+        self.started: dict[str, asyncio.Event] = {}
+
+    def _count(self, skill: str) -> None:
+        self.executions[skill] += 1
+        if self._log is not None:
+            with self._log.open("a") as log:
+                log.write(f"{skill}\n")
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        message = context.message
+        assert message is not None
+        task = context.current_task
+        if task is None:
+            task = new_task_from_user_message(message)
+            await event_queue.enqueue_event(task)
+        skill = self._skills.setdefault(task.id, str(message.metadata["skill"]) if "skill" in message.metadata else "")
+        updater = TaskUpdater(event_queue, task.id, task.context_id)
+        self._count(skill)
+        await updater.start_work()
+        if skill == "brief":
+            topic = _input(message).get("topic", "")
+            await updater.add_artifact(
+                [_text(f"Brief for {topic}"), _data({"topic": topic, "words": 120})], name="brief"
+            )
+            await updater.complete()
+        elif skill == "region_brief":
+            if task.id not in self._asked:
+                self._asked.add(task.id)
+                await updater.requires_input(updater.new_agent_message([_text(REGION_QUESTION)]))
+                return
+            region = context.get_user_input().strip()
+            await updater.add_artifact([_text(f"Brief for {region}")], name="brief")
+            await updater.complete()
+        elif skill == "budget_check":
+            await updater.failed(updater.new_agent_message([_text("no budget left for this quarter")]))
+        elif skill == "long_report":
+            print("long_report started", flush=True)
+            self.started.setdefault(skill, asyncio.Event()).set()
+            await asyncio.Event().wait()
+        elif skill == "crash":
+            print("crash started", flush=True)
+            os._exit(3)
+        elif skill == "crm_sync":
+            await updater.requires_auth(updater.new_agent_message([_text("sign in to the CRM first")]))
+        else:
+            await updater.reject(updater.new_agent_message([_text(f"no skill {skill!r}")]))
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        task = context.current_task
+        assert task is not None
+        self.executions["cancelled"] += 1
+        await TaskUpdater(event_queue, task.id, task.context_id).cancel()
+
+
+def _input(message: pb.Message) -> dict[str, str]:
+    for part in message.parts:
+        if part.WhichOneof("content") == "data":
+            fields = part.data.struct_value.fields
+            return {key: value.string_value for key, value in fields.items()}
+    return {}
+
+
+def _text(text: str) -> pb.Part:
+    return pb.Part(text=text)
+
+
+def _data(values: dict[str, object]) -> pb.Part:
+    struct = Struct()
+    struct.update(values)
+    return pb.Part(data=Value(struct_value=struct))
+
+
+def card(url: str, *, streaming: bool) -> pb.AgentCard:
+    """The vendor's agent card, its JSON-RPC interface at `url`."""
+    return pb.AgentCard(
+        name="Vendor planner",
+        description="Writes briefs and checks budgets",
+        version="1.0",
+        supported_interfaces=[pb.AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")],
+        capabilities=pb.AgentCapabilities(streaming=streaming),
+        default_input_modes=["text/plain", "application/json"],
+        default_output_modes=["text/plain", "application/json"],
+        skills=[
+            pb.AgentSkill(id=skill, name=skill.replace("_", " "), description=f"the {skill} skill", tags=["x"])
+            for skill in SKILLS
+        ],
+    )
+
+
+class _RequireToken(BaseHTTPMiddleware):
+    def __init__(self, app: object, token: str) -> None:
+        super().__init__(app)  # type: ignore[arg-type]
+        self._token = token
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self._token}":
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        return await call_next(request)
+
+
+def app(executor: VendorExecutor, url: str, *, streaming: bool = True, token: str | None = None) -> Starlette:
+    """The agent's web app: the card, JSON-RPC at `/rpc`, and the execution counts."""
+    agent_card = card(f"{url}/rpc", streaming=streaming)
+    handler = DefaultRequestHandlerV2(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=agent_card)
+
+    async def executions(request: Request) -> JSONResponse:
+        return JSONResponse(dict(executor.executions))
+
+    routes = [
+        *create_agent_card_routes(agent_card),
+        *create_jsonrpc_routes(handler, "/rpc"),
+        Route("/executions", executions),
+    ]
+    application = Starlette(routes=routes)
+    if token is not None:
+        application.add_middleware(_RequireToken, token=token)
+    return application
+
+
+def _listening(port: int) -> socket.socket:
+    """A socket listening on 127.0.0.1 (`port` 0: a free one): connections wait in its backlog until served."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    *, streaming: bool = True, token: str | None = None, executor: VendorExecutor | None = None
+) -> AsyncIterator[tuple[str, VendorExecutor]]:
+    """The agent on 127.0.0.1 in this event loop: its URL and its executor; stopped on exit."""
+    executor = executor or VendorExecutor()
+    sock = _listening(0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    application = app(executor, url, streaming=streaming, token=token)
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield url, executor
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            async with asyncio.timeout(5):
+                await task
+        sock.close()
+
+
+async def _main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--no-streaming", action="store_true")
+    parser.add_argument("--log", type=Path)
+    args = parser.parse_args()
+    sock = _listening(args.port)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    executor = VendorExecutor(log=args.log)
+    application = app(executor, url, streaming=not args.no_streaming, token=os.environ.get("VENDOR_A2A_TOKEN"))
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    print(f"listening on {url}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    server.should_exit = True
+    await task
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())
