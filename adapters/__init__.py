@@ -68,12 +68,14 @@ def adapter_kinds(
 ) -> dict[str, AdapterFactory]:
     """Every kind of adapter, for one tenant's registry (a browser agent keeps its session beside its adapter),
     within the operator's `limits` (by default the strict ones)."""
+    from adapters.a2a import A2AAdapterFactory
     from adapters.browser import BrowserAdapterFactory
     from adapters.mcp import MCPAdapterFactory
 
     limits = limits if limits is not None else AdapterLimits()
     return {
         "mcp": MCPAdapterFactory(commands=limits.stdio_commands, egress=limits.egress),
+        "a2a": A2AAdapterFactory(egress=limits.egress),
         "browser": BrowserAdapterFactory(
             vault=vault,
             sessions=lambda name: AdapterSessionStore(store, tenant_id, name),

@@ -432,12 +432,20 @@ class A2AAgent(Agent):
     kind = "a2a"
 
     def __init__(
-        self, config: A2AConfig, *, clock: Callable[[], datetime] = _utc_now, egress: Egress | None = None
+        self,
+        config: A2AConfig,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        egress: Egress | None = None,
+        on_task: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_task`: told the A2A task id a delegation started, once the agent has named it (from then on a
+        cancelled delegation cancels that task)."""
         self.config = config
         self.name = config.name
         self._clock = clock
         self._egress = egress if egress is not None else Egress()
+        self._on_task = on_task
         self._http: httpx.AsyncClient | None = None
         self._oauth: _ClientCredentials | None = None
         self._card: pb.AgentCard | None = None
@@ -694,7 +702,7 @@ class A2AAgent(Agent):
             async with contextlib.aclosing(_events(client, message)) as events:
                 async for event in events:
                     received_any = True
-                    _note(following, event)
+                    self._noted(following, _note, event)
                     if following.state in _TERMINAL | _INTERRUPTED:
                         return
         except A2AError as error:
@@ -712,6 +720,12 @@ class A2AAgent(Agent):
                 raise _Ended(f"{self.name} refused the message: {error.message[:300]}") from None
             raise AgentUnavailable(self.name, self._may_have_acted(_describe(error))) from None
 
+    def _noted(self, following: _Following, note: Callable[[_Following, Any], None], event: Any) -> None:
+        known = following.task_id
+        note(following, event)
+        if following.task_id and following.task_id != known and self._on_task is not None:
+            self._on_task(following.task_id)
+
     async def _poll(self, client: Client, following: _Following) -> None:
         """Read the task until it ends or waits for a person; any failure to read it leaves its outcome unknown."""
         if not following.task_id:
@@ -721,7 +735,7 @@ class A2AAgent(Agent):
                 task = await client.get_task(pb.GetTaskRequest(id=following.task_id))
             except A2AError as error:
                 raise AgentUnavailable(self.name, self._may_have_acted(_describe(error))) from None
-            _note_task(following, task)
+            self._noted(following, _note_task, task)
             if following.state in _TERMINAL | _INTERRUPTED:
                 return
             await asyncio.sleep(self.config.poll_seconds)

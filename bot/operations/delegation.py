@@ -46,7 +46,7 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
     tenant = context.caller.tenant_id
     entries = await delegator.registry(tenant).list_adapters()
     if not entries:
-        return Reply(text="No adapters yet. Register one with `adapter add <mcp|browser> <name> <config JSON>`.")
+        return Reply(text="No adapters yet. Register one with `adapter add <mcp|a2a|browser> <name> <config JSON>`.")
     circuits = await delegator.breakers(tenant).states()
     lines = []
     for entry in entries:
@@ -203,10 +203,11 @@ OPERATIONS = (
     ),
     Operation(
         name="register_adapter",
-        summary="Admins: register an agent adapter of a kind (mcp or browser) with its configuration.",
+        summary="Admins: register an agent adapter of a kind (mcp, a2a or browser) with its configuration.",
         usage=(
             'adapter add mcp <name> {"transport": "http", "url": "https://…", "bearer_token": "…"}',
             'adapter add mcp <name> {"transport": "stdio", "command": "mcp-server-time"}',
+            'adapter add a2a <name> {"url": "https://agent.vendor.example", "bearer_token": "…"}',
             'adapter add browser <name> {"origins": ["https://app.vendor.example"], "capabilities": {…}}',
         ),
         parameters={

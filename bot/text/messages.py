@@ -34,7 +34,8 @@ HELP = """Here is what I understand (ids: P for plans, T for tasks; dates as 202
 
 **Delegation**
 - `delegate T12 to <adapter> <capability> [{"input": "as JSON"}]` · `delegations [T12]`
-- admins: `adapters` · `adapter add <mcp|browser> <name> <config JSON>` · `adapter test|enable|disable|remove <name>`
+- admins: `adapters` · `adapter add <mcp|a2a|browser> <name> <config JSON>`
+- admins: `adapter test|enable|disable|remove <name>`
 
 **Follow-up**
 - `triggers`: when I nudge, and for whom · `triggers set lead 2` · `triggers off weekly` · `triggers reset`

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
 import socket
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
@@ -39,10 +41,10 @@ from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import a2a_pb2 as pb
 from google.protobuf.struct_pb2 import Struct, Value
 from starlette.applications import Starlette
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 SKILLS = ("brief", "region_brief", "budget_check", "long_report", "crash", "crm_sync")
 REGION_QUESTION = "Which region is the brief for?"
@@ -56,7 +58,6 @@ class VendorExecutor(AgentExecutor):
         self._log = log
         self._skills: dict[str, str] = {}
         self._asked: set[str] = set()
-        self.started: dict[str, asyncio.Event] = {}
 
     def _count(self, skill: str) -> None:
         self.executions[skill] += 1
@@ -93,7 +94,6 @@ class VendorExecutor(AgentExecutor):
             await updater.failed(updater.new_agent_message([_text("no budget left for this quarter")]))
         elif skill == "long_report":
             print("long_report started", flush=True)
-            self.started.setdefault(skill, asyncio.Event()).set()
             await asyncio.Event().wait()
         elif skill == "crash":
             print("crash started", flush=True)
@@ -145,37 +145,92 @@ def card(url: str, *, streaming: bool) -> pb.AgentCard:
     )
 
 
-class _RequireToken(BaseHTTPMiddleware):
-    def __init__(self, app: object, token: str) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
-        self._token = token
+@dataclass
+class Access:
+    """Who may call the agent: a fixed bearer token, and OAuth clients whose tokens its token endpoint issues."""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.headers.get("authorization") != f"Bearer {self._token}":
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        return await call_next(request)
+    tokens: set[str] = field(default_factory=set)
+    clients: dict[str, str] = field(default_factory=dict)
+    """OAuth client id -> secret, for `POST /oauth/token` (client credentials, HTTP basic auth)."""
+    issued: int = 0
+    lifetime_seconds: int = 3600
+
+    @property
+    def required(self) -> bool:
+        return bool(self.tokens or self.clients)
+
+    def issue(self, authorization: str) -> str | None:
+        """A new access token for the client the basic `authorization` names, or None when it is wrong."""
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+        except ValueError:
+            return None
+        if self.clients.get(client_id) != secret:
+            return None
+        self.issued += 1
+        token = f"issued-{self.issued}"
+        self.tokens.add(token)
+        return token
 
 
-def app(executor: VendorExecutor, url: str, *, streaming: bool = True, token: str | None = None) -> Starlette:
-    """The agent's web app: the card, JSON-RPC at `/rpc`, and the execution counts."""
+class _Guarded:
+    """The agent's app behind `access`: the token endpoint and the counts are open, the rest needs a token."""
+
+    def __init__(self, inner: ASGIApp, access: Access) -> None:
+        self._inner = inner
+        self._access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._access.required or scope["path"] in ("/oauth/token", "/executions"):
+            await self._inner(scope, receive, send)
+            return
+        headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token in self._access.tokens:
+            await self._inner(scope, receive, send)
+            return
+        await JSONResponse({"error": "unauthorized"}, status_code=401)(scope, receive, send)
+
+
+def app(
+    executor: VendorExecutor,
+    url: str,
+    *,
+    streaming: bool = True,
+    access: Access | None = None,
+    signer: Callable[[pb.AgentCard], pb.AgentCard] | None = None,
+) -> ASGIApp:
+    """The agent's web app: the card (signed by `signer` if given), JSON-RPC at `/rpc`, the execution counts, and a
+    token endpoint for `access`'s OAuth clients."""
+    access = access or Access()
     agent_card = card(f"{url}/rpc", streaming=streaming)
+    if signer is not None:
+        agent_card = signer(agent_card)
     handler = DefaultRequestHandlerV2(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=agent_card)
 
     async def executions(request: Request) -> JSONResponse:
         return JSONResponse(dict(executor.executions))
 
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form()
+        issued = access.issue(request.headers.get("authorization", ""))
+        if form.get("grant_type") != "client_credentials" or issued is None:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        return JSONResponse({"access_token": issued, "token_type": "Bearer", "expires_in": access.lifetime_seconds})
+
     routes = [
         *create_agent_card_routes(agent_card),
         *create_jsonrpc_routes(handler, "/rpc"),
         Route("/executions", executions),
+        Route("/oauth/token", token, methods=["POST"]),
     ]
-    application = Starlette(routes=routes)
-    if token is not None:
-        application.add_middleware(_RequireToken, token=token)
-    return application
+    return _Guarded(Starlette(routes=routes), access)
 
 
-def _listening(port: int) -> socket.socket:
+def listening_socket(port: int) -> socket.socket:
     """A socket listening on 127.0.0.1 (`port` 0: a free one): connections wait in its backlog until served."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -186,13 +241,16 @@ def _listening(port: int) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def serve(
-    *, streaming: bool = True, token: str | None = None, executor: VendorExecutor | None = None
+    *,
+    streaming: bool = True,
+    access: Access | None = None,
+    signer: Callable[[pb.AgentCard], pb.AgentCard] | None = None,
 ) -> AsyncIterator[tuple[str, VendorExecutor]]:
     """The agent on 127.0.0.1 in this event loop: its URL and its executor; stopped on exit."""
-    executor = executor or VendorExecutor()
-    sock = _listening(0)
+    executor = VendorExecutor()
+    sock = listening_socket(0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    application = app(executor, url, streaming=streaming, token=token)
+    application = app(executor, url, streaming=streaming, access=access, signer=signer)
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -212,10 +270,11 @@ async def _main() -> None:
     parser.add_argument("--no-streaming", action="store_true")
     parser.add_argument("--log", type=Path)
     args = parser.parse_args()
-    sock = _listening(args.port)
+    sock = listening_socket(args.port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     executor = VendorExecutor(log=args.log)
-    application = app(executor, url, streaming=not args.no_streaming, token=os.environ.get("VENDOR_A2A_TOKEN"))
+    token = os.environ.get("VENDOR_A2A_TOKEN")
+    application = app(executor, url, streaming=not args.no_streaming, access=Access(tokens={token} if token else set()))
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     print(f"listening on {url}", flush=True)
