@@ -245,10 +245,11 @@ async def serve(
     streaming: bool = True,
     access: Access | None = None,
     signer: Callable[[pb.AgentCard], pb.AgentCard] | None = None,
+    port: int = 0,
 ) -> AsyncIterator[tuple[str, VendorExecutor]]:
-    """The agent on 127.0.0.1 in this event loop: its URL and its executor; stopped on exit."""
+    """The agent on 127.0.0.1 in this event loop (`port` 0: a free one): its URL and its executor; stopped on exit."""
     executor = VendorExecutor()
-    sock = listening_socket(0)
+    sock = listening_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     application = app(executor, url, streaming=streaming, access=access, signer=signer)
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="off"))
