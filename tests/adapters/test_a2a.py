@@ -4,9 +4,7 @@ in a subprocess for the one that dies."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,9 +26,8 @@ from planner.ports import (
     UnknownCapability,
 )
 from tests.adapters.operator import LOOPBACK
-from tests.fakes.a2a_agent import REGION_QUESTION, Access, listening_socket, serve
+from tests.fakes.a2a_agent import REGION_QUESTION, Access, listening_socket, serve, vendor_process
 
-ROOT = Path(__file__).resolve().parents[2]
 WAIT = 20.0
 """The bound on every wait for an agent to say something: far above what it takes, far below the test time-out."""
 
@@ -159,34 +156,6 @@ async def test_a_delegation_out_of_time_cancels_the_agents_task(vendor: str) -> 
         with pytest.raises(AgentTimeout):
             await agent.delegate(ask("long_report", timeout_seconds=1))
     assert await executions(vendor) == {"long_report": 1, "cancelled": 1}
-
-
-@contextlib.asynccontextmanager
-async def vendor_process(log: Path, *extra: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """The vendor agent in a subprocess (so it can die), logging each execution to `log`."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakes.a2a_agent",
-        "--port",
-        "0",
-        "--log",
-        str(log),
-        *extra,
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(WAIT):
-            line = (await process.stdout.readline()).decode()
-        assert line.startswith("listening on "), line
-        yield line.removeprefix("listening on ").strip(), process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
 
 @pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "polling"])

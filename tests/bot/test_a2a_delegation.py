@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.bot.test_delegation import a_task_for_the_writer
 from tests.conftest import FakeClock
-from tests.fakes.a2a_agent import REGION_QUESTION, Access, listening_socket, serve
+from tests.fakes.a2a_agent import REGION_QUESTION, Access, listening_socket, serve, vendor_process
 from tests.fakes.connector import FakeConnector
 
 
@@ -100,3 +101,27 @@ async def test_an_a2a_agent_that_refuses_connections_defers_the_delegation_and_i
         assert executor.executions == {"brief": 1}
     [delegation] = await delegator.delegations(TENANT).of_task(task_id)
     assert delegation.status.value == "succeeded"
+
+
+async def test_an_a2a_agent_that_dies_with_the_message_leaves_the_delegation_unknown_and_never_sends_it_again(
+    delegating: Running, clock: FakeClock, tmp_path: Path
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    log = tmp_path / "executions"
+    async with vendor_process(log) as (url, process):
+        await lead.ask(f"adapter add a2a planner {json.dumps({'url': url})}")
+        await lead.ask(f"delegate T{task_id} to planner crash")
+        await delegating.bot.drain()
+        await process.wait()
+    delegator = delegating.bot.delegator
+    assert delegator is not None
+    [delegation] = await delegator.delegations(TENANT).of_task(task_id)
+    assert delegation.status.value == "unknown"
+    told = [s.body.get("text", "") for s in delegating.connector.sent if s.conversation_id == "a:writer"]
+    assert any("I can't tell whether planner did it" in t and "`retry D1` or `cancel D1`" in t for t in told)
+    clock.advance(days=1)
+    assert await delegator.run_due(clock.now) == 0
+    assert log.read_text().splitlines() == ["crash"]

@@ -46,6 +46,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+ROOT = Path(__file__).resolve().parents[2]
 SKILLS = ("brief", "region_brief", "budget_check", "long_report", "crash", "crm_sync")
 REGION_QUESTION = "Which region is the brief for?"
 
@@ -263,6 +264,34 @@ async def serve(
             async with asyncio.timeout(5):
                 await task
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def vendor_process(log: Path, *extra: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """The vendor agent in a subprocess (so it can die), logging each execution to `log`."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.a2a_agent",
+        "--port",
+        "0",
+        "--log",
+        str(log),
+        *extra,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await process.stdout.readline()).decode()
+        assert line.startswith("listening on "), line
+        yield line.removeprefix("listening on ").strip(), process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
 
 
 async def _main() -> None:
