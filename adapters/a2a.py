@@ -31,19 +31,25 @@ Card signatures: with `card_keys` set, the card must carry a JWS signature (the 
 over the card's canonical JSON) made with one of those keys, else nothing is sent. Without `card_keys` a signed card
 is used unverified and `health` says so: the bot has no trust anchor for a key the card itself names (`jku`).
 
-Push notifications are not used: the task is followed by the delegation's own runner (stream or polling).
+Push notifications: with an `A2APush` (the bot's push route, `bot/http/a2a_push.py`, and the tokens of the tasks
+this process follows) and a card that offers push notifications but no stream, the message asks the agent to post
+its task's updates there, with a token made for that delegation. A push only wakes the delegation, which then reads
+the task from the agent: what a push says is not believed (anyone can post to the URL), and polling goes on, slower,
+in case pushes are lost or land on another replica.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
 import math
+import secrets
 import uuid
-from collections.abc import AsyncGenerator, Callable, Collection, Mapping
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -97,6 +103,10 @@ _SIGNATURE_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "
 _CANCEL_SECONDS = 5.0
 _TOKEN_MARGIN_SECONDS = 30.0
 _MAX_POLLS = 100_000
+_PUSHED_POLL_FACTOR = 10
+"""With pushes expected, the task is read this many times less often (a push wakes it at once)."""
+PUSH_PATH = "/api/a2a/push"
+PUSH_TOKEN_HEADER = "X-A2A-Notification-Token"  # noqa: S105 - the name of a header
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """What the HTTP client raises only when no byte of the request could have left."""
 
@@ -282,9 +292,13 @@ class A2AAdapterFactory:
 
     secret_fields: Collection[str] = ("bearer_token", "oauth_client_secret")
 
-    def __init__(self, *, clock: Callable[[], datetime] = _utc_now, egress: Egress | None = None) -> None:
+    def __init__(
+        self, *, clock: Callable[[], datetime] = _utc_now, egress: Egress | None = None, push: A2APush | None = None
+    ) -> None:
+        """`push`: where the agents may post task updates (the bot's push route); None: they are polled."""
         self._clock = clock
         self._egress = egress if egress is not None else Egress()
+        self._push = push
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The config checked and normalised; raises `AgentConfigInvalid` naming each problem."""
@@ -293,7 +307,7 @@ class A2AAdapterFactory:
     def build(self, name: str, config: Mapping[str, Any]) -> A2AAgent:
         """An agent that connects on its first call; raises `AgentConfigInvalid` (also when its address is no
         longer allowed)."""
-        return A2AAgent(self._checked(config, name=name), clock=self._clock, egress=self._egress)
+        return A2AAgent(self._checked(config, name=name), clock=self._clock, egress=self._egress, push=self._push)
 
     def _checked(self, config: Mapping[str, Any], *, name: str) -> A2AConfig:
         parsed = A2AConfig.from_dict(config, name=name)
@@ -393,6 +407,39 @@ class _ClientCredentials:
         self._token = None
 
 
+# Push notifications ------------------------------------------------------------------------------------------------
+
+
+class A2APush:
+    """Where A2A agents post news of the tasks this process follows: `url` (the bot's push route) and a token per
+    delegation expecting pushes. One per process, built by the composition root; it holds only the waits of the
+    delegations running here."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._waiting: dict[bytes, asyncio.Event] = {}
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[tuple[str, asyncio.Event]]:
+        """A new token for one delegation and the event a push with it sets, for as long as the block runs."""
+        token = secrets.token_urlsafe(32)
+        key = hashlib.sha256(token.encode()).digest()
+        event = self._waiting[key] = asyncio.Event()
+        try:
+            yield token, event
+        finally:
+            self._waiting.pop(key, None)
+
+    def deliver(self, token: str) -> bool:
+        """Wake the delegation `token` was made for; False when no delegation here expects it."""
+        # Keyed by the token's digest: a lookup's timing says nothing about the tokens that exist.
+        event = self._waiting.get(hashlib.sha256(token.encode()).digest())
+        if event is None:
+            return False
+        event.set()
+        return True
+
+
 # The agent ---------------------------------------------------------------------------------------------------------
 
 
@@ -424,6 +471,9 @@ class _Following:
     answer: pb.Message | None = None
     """An agent that answers with a message and no task."""
     artifacts: dict[str, pb.Artifact] = field(default_factory=dict)
+    push_token: str = ""
+    pushed: asyncio.Event | None = None
+    """Set by a push about the task (when the agent was asked to push)."""
 
 
 class A2AAgent(Agent):
@@ -438,14 +488,16 @@ class A2AAgent(Agent):
         clock: Callable[[], datetime] = _utc_now,
         egress: Egress | None = None,
         on_task: Callable[[str], None] | None = None,
+        push: A2APush | None = None,
     ) -> None:
         """`on_task`: told the A2A task id a delegation started, once the agent has named it (from then on a
-        cancelled delegation cancels that task)."""
+        cancelled delegation cancels that task). `push`: where the agent may post task updates (none: polling)."""
         self.config = config
         self.name = config.name
         self._clock = clock
         self._egress = egress if egress is not None else Egress()
         self._on_task = on_task
+        self._push = push
         self._http: httpx.AsyncClient | None = None
         self._oauth: _ClientCredentials | None = None
         self._card: pb.AgentCard | None = None
@@ -641,7 +693,8 @@ class A2AAgent(Agent):
                     if request.capability not in skills:
                         raise UnknownCapability(self.name, request.capability, list(skills))
                     first = _message(request, skills[request.capability])
-                    await self._follow(client, first, following, human, deadline, first_send=True)
+                    with self._expecting_pushes(card, following):
+                        await self._follow(client, first, following, human, deadline, first_send=True)
                 except _NotSent as not_sent:
                     raise AgentNotReached(self.name, not_sent.reason) from None
             except _Ended as ended:
@@ -656,6 +709,15 @@ class A2AAgent(Agent):
         return self._outcome(started, following)
 
     # --- following a task ---
+
+    @contextlib.contextmanager
+    def _expecting_pushes(self, card: pb.AgentCard, following: _Following) -> Iterator[None]:
+        if self._push is None or card.capabilities.streaming or not card.capabilities.push_notifications:
+            yield
+            return
+        with self._push.expecting() as (token, event):
+            following.push_token, following.pushed = token, event
+            yield
 
     async def _follow(
         self,
@@ -699,7 +761,11 @@ class A2AAgent(Agent):
             raise AgentUnavailable(self.name, self._may_have_acted(not_sent.reason)) from None
         received_any = False
         try:
-            async with contextlib.aclosing(_events(client, message)) as events:
+            request = pb.SendMessageRequest(message=message)
+            if following.push_token and self._push is not None:
+                push = request.configuration.task_push_notification_config
+                push.url, push.token = self._push.url, following.push_token
+            async with contextlib.aclosing(_events(client, request)) as events:
                 async for event in events:
                     received_any = True
                     self._noted(following, _note, event)
@@ -738,8 +804,19 @@ class A2AAgent(Agent):
             self._noted(following, _note_task, task)
             if following.state in _TERMINAL | _INTERRUPTED:
                 return
-            await asyncio.sleep(self.config.poll_seconds)
+            await self._wait_for_news(following)
         raise AgentUnavailable(self.name, self._may_have_acted("the task never ended"))
+
+    async def _wait_for_news(self, following: _Following) -> None:
+        """Until the next read of the task: the poll interval, or a push about it (then at once)."""
+        pushed = following.pushed
+        if pushed is None:
+            await asyncio.sleep(self.config.poll_seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.poll_seconds * _PUSHED_POLL_FACTOR):
+                await pushed.wait()
+        pushed.clear()
 
     async def _ask(self, following: _Following, human: HumanChannel | None, deadline: asyncio.Timeout) -> str:
         question = following.status_text.strip() or f"{self.name} needs more information to go on."
@@ -830,9 +907,9 @@ class A2AAgent(Agent):
         )
 
 
-def _events(client: Client, message: pb.Message) -> AsyncGenerator[pb.StreamResponse]:
-    """The events of sending `message` (an async generator in the SDK, typed as an iterator there)."""
-    return cast("AsyncGenerator[pb.StreamResponse]", client.send_message(pb.SendMessageRequest(message=message)))
+def _events(client: Client, request: pb.SendMessageRequest) -> AsyncGenerator[pb.StreamResponse]:
+    """The events of sending a message (an async generator in the SDK, typed as an iterator there)."""
+    return cast("AsyncGenerator[pb.StreamResponse]", client.send_message(request))
 
 
 def _skill_description(skill: pb.AgentSkill) -> str:

@@ -4,6 +4,7 @@ in a subprocess for the one that dies."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,11 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from a2a.utils.signing import create_agent_card_signer
+from aiohttp import web
+from aiohttp.typedefs import Handler
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapters.a2a import A2AAdapterFactory, A2AAgent, A2AConfig
+from adapters.a2a import PUSH_PATH, PUSH_TOKEN_HEADER, A2AAdapterFactory, A2AAgent, A2AConfig, A2APush
 from adapters.egress import UNREACHABLE, Egress
+from bot.http.a2a_push import add_a2a_push_routes
 from planner.domain.delegations import DelegationStatus
 from planner.ports import (
     AgentConfigInvalid,
@@ -74,11 +78,11 @@ async def test_the_agent_cards_skills_are_its_capabilities() -> None:
         capabilities = await agent.capabilities()
         health = await agent.health()
     assert [c.name for c in capabilities] == sorted(
-        ["brief", "region_brief", "budget_check", "long_report", "crash", "crm_sync"]
+        ["brief", "slow_brief", "region_brief", "budget_check", "long_report", "crash", "crm_sync"]
     )
     assert capabilities[0].description == "brief — the brief skill"
     assert health.ok
-    assert "6 capabilities" in health.detail
+    assert "7 capabilities" in health.detail
 
 
 async def test_a_capability_mapping_renames_and_limits_the_skills() -> None:
@@ -281,3 +285,40 @@ def test_configs_name_every_problem_and_internal_addresses_are_refused_at_regist
     assert "bearer_token" in factory.secret_fields
     assert "oauth_client_secret" in factory.secret_fields
     assert isinstance(factory.build("p", {"url": "https://agent.vendor.example"}), A2AAgent)
+
+
+@contextlib.asynccontextmanager
+async def push_route() -> AsyncIterator[tuple[A2APush, list[int]]]:
+    """The bot's push route on loopback, with the statuses it answered."""
+    answered: list[int] = []
+
+    @web.middleware
+    async def note(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        answered.append(response.status)
+        return response
+
+    app = web.Application(middlewares=[note])
+    sock = listening_socket(0)
+    push = A2APush(f"http://127.0.0.1:{sock.getsockname()[1]}{PUSH_PATH}")
+    add_a2a_push_routes(app, push)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    try:
+        yield push, answered
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_agent_that_pushes_wakes_the_delegation_instead_of_waiting_for_the_next_poll() -> None:
+    async with push_route() as (push, answered), serve(streaming=False, push=True) as (url, _):
+        # Polled alone, the task would be read again only after 10 x 30 s: the pushes bring the result at once.
+        config = A2AConfig(name="planner", url=url, poll_seconds=30)
+        async with A2AAgent(config, egress=LOOPBACK, push=push) as agent:
+            result = await agent.delegate(ask("slow_brief"))
+        async with httpx.AsyncClient() as http:
+            forged = await http.post(push.url, headers={PUSH_TOKEN_HEADER: "guessed"}, json={"task": {}})
+    assert (result.status, result.output) == (DelegationStatus.SUCCEEDED, "Brief, slowly")
+    assert 204 in answered
+    assert forged.status_code == 401

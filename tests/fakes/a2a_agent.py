@@ -2,6 +2,7 @@
 
 Skills (chosen by the `skill` in the message's metadata, as the adapter sends it):
 - `brief`: completes with an artifact: the brief's text and its data (`{"topic": …, "words": …}`);
+- `slow_brief`: completes a moment later (with `push`, the card offers push notifications, and they are sent);
 - `region_brief`: asks "Which region is the brief for?" (input-required), then completes with the answer in it;
 - `budget_check`: fails ("no budget left for this quarter");
 - `long_report`: works until it is cancelled (it says so on stdout, `long_report started`);
@@ -31,13 +32,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import uvicorn
 from a2a.helpers.proto_helpers import new_task_from_user_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandlerV2
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
-from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.server.tasks import (
+    BasePushNotificationSender,
+    InMemoryPushNotificationConfigStore,
+    InMemoryTaskStore,
+    TaskUpdater,
+)
 from a2a.types import a2a_pb2 as pb
 from google.protobuf.struct_pb2 import Struct, Value
 from starlette.applications import Starlette
@@ -47,7 +54,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ROOT = Path(__file__).resolve().parents[2]
-SKILLS = ("brief", "region_brief", "budget_check", "long_report", "crash", "crm_sync")
+SKILLS = ("brief", "slow_brief", "region_brief", "budget_check", "long_report", "crash", "crm_sync")
 REGION_QUESTION = "Which region is the brief for?"
 
 
@@ -82,6 +89,10 @@ class VendorExecutor(AgentExecutor):
             await updater.add_artifact(
                 [_text(f"Brief for {topic}"), _data({"topic": topic, "words": 120})], name="brief"
             )
+            await updater.complete()
+        elif skill == "slow_brief":
+            await asyncio.sleep(0.3)  # long enough that the client reads the task before it is done
+            await updater.add_artifact([_text("Brief, slowly")], name="brief")
             await updater.complete()
         elif skill == "region_brief":
             if task.id not in self._asked:
@@ -129,14 +140,14 @@ def _data(values: dict[str, object]) -> pb.Part:
     return pb.Part(data=Value(struct_value=struct))
 
 
-def card(url: str, *, streaming: bool) -> pb.AgentCard:
+def card(url: str, *, streaming: bool, push: bool = False) -> pb.AgentCard:
     """The vendor's agent card, its JSON-RPC interface at `url`."""
     return pb.AgentCard(
         name="Vendor planner",
         description="Writes briefs and checks budgets",
         version="1.0",
         supported_interfaces=[pb.AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")],
-        capabilities=pb.AgentCapabilities(streaming=streaming),
+        capabilities=pb.AgentCapabilities(streaming=streaming, push_notifications=push),
         default_input_modes=["text/plain", "application/json"],
         default_output_modes=["text/plain", "application/json"],
         skills=[
@@ -201,16 +212,24 @@ def app(
     url: str,
     *,
     streaming: bool = True,
+    pusher: httpx.AsyncClient | None = None,
     access: Access | None = None,
     signer: Callable[[pb.AgentCard], pb.AgentCard] | None = None,
 ) -> ASGIApp:
     """The agent's web app: the card (signed by `signer` if given), JSON-RPC at `/rpc`, the execution counts, and a
-    token endpoint for `access`'s OAuth clients."""
+    token endpoint for `access`'s OAuth clients. With `pusher`, the card offers push notifications, sent with it."""
     access = access or Access()
-    agent_card = card(f"{url}/rpc", streaming=streaming)
+    agent_card = card(f"{url}/rpc", streaming=streaming, push=pusher is not None)
     if signer is not None:
         agent_card = signer(agent_card)
-    handler = DefaultRequestHandlerV2(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=agent_card)
+    pushes = InMemoryPushNotificationConfigStore()
+    handler = DefaultRequestHandlerV2(
+        agent_executor=executor,
+        task_store=InMemoryTaskStore(),
+        agent_card=agent_card,
+        push_config_store=pushes if pusher is not None else None,
+        push_sender=BasePushNotificationSender(pusher, pushes) if pusher is not None else None,
+    )
 
     async def executions(request: Request) -> JSONResponse:
         return JSONResponse(dict(executor.executions))
@@ -244,6 +263,7 @@ def listening_socket(port: int) -> socket.socket:
 async def serve(
     *,
     streaming: bool = True,
+    push: bool = False,
     access: Access | None = None,
     signer: Callable[[pb.AgentCard], pb.AgentCard] | None = None,
     port: int = 0,
@@ -252,7 +272,8 @@ async def serve(
     executor = VendorExecutor()
     sock = listening_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    application = app(executor, url, streaming=streaming, access=access, signer=signer)
+    pusher = httpx.AsyncClient() if push else None
+    application = app(executor, url, streaming=streaming, pusher=pusher, access=access, signer=signer)
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -264,6 +285,8 @@ async def serve(
             async with asyncio.timeout(5):
                 await task
         sock.close()
+        if pusher is not None:
+            await pusher.aclose()
 
 
 @contextlib.asynccontextmanager
