@@ -784,7 +784,7 @@ class A2AAgent(Agent):
             if not _is_transport_error(error) and not _is_status_error(error) and first_send and not received_any:
                 # The agent answered the request with a protocol error: it said no.
                 raise _Ended(f"{self.name} refused the message: {error.message[:300]}") from None
-            raise AgentUnavailable(self.name, self._may_have_acted(_describe(error))) from None
+            raise AgentUnavailable(self.name, self._may_have_acted(self._described(error))) from None
 
     def _noted(self, following: _Following, note: Callable[[_Following, Any], None], event: Any) -> None:
         known = following.task_id
@@ -800,7 +800,7 @@ class A2AAgent(Agent):
             try:
                 task = await client.get_task(pb.GetTaskRequest(id=following.task_id))
             except A2AError as error:
-                raise AgentUnavailable(self.name, self._may_have_acted(_describe(error))) from None
+                raise AgentUnavailable(self.name, self._may_have_acted(self._described(error))) from None
             self._noted(following, _note_task, task)
             if following.state in _TERMINAL | _INTERRUPTED:
                 return
@@ -855,6 +855,15 @@ class A2AAgent(Agent):
             async with asyncio.timeout(_CANCEL_SECONDS):
                 await asyncio.shield(client.cancel_task(pb.CancelTaskRequest(id=following.task_id)))
             logger.info("A2A agent %r: task %s cancelled", self.name, following.task_id)
+
+    def _described(self, error: A2AError) -> str:
+        """Why a request failed; a refusal of our credentials names what to check (and drops a kept OAuth token)."""
+        status = _status_of(error)
+        if status in (401, 403):
+            if self._oauth is not None:
+                self._oauth.forget()
+            return f"{self.config.endpoint} refused our credentials (HTTP {status}): {self._auth_advice()}"
+        return _describe(error)
 
     def _may_have_acted(self, reason: str) -> str:
         return f"{reason}; not sent again, since the agent may have acted on it"
@@ -1016,6 +1025,13 @@ def _is_transport_error(error: A2AError) -> bool:
 
 def _is_status_error(error: A2AError) -> bool:
     return any(isinstance(cause, httpx.HTTPStatusError) for cause in _causes(error))
+
+
+def _status_of(error: A2AError) -> int | None:
+    for cause in _causes(error):
+        if isinstance(cause, httpx.HTTPStatusError):
+            return cause.response.status_code
+    return None
 
 
 def _describe(error: A2AError) -> str:

@@ -196,9 +196,13 @@ async def test_an_agent_refusing_connections_was_never_reached_and_nothing_ran()
 
 
 async def test_a_bearer_token_is_sent_and_its_absence_named() -> None:
-    async with serve(access=Access(tokens={"vendor-secret-token"})) as (url, _):
+    access = Access(tokens={"vendor-secret-token"})
+    async with serve(access=access) as (url, _):
         async with agent_for(url, bearer_token="vendor-secret-token") as agent:
             result = await agent.delegate(ask("brief", topic="spring launch"))
+            access.tokens = {"rotated-token"}  # the vendor revokes ours: the card is known, the message is refused
+            with pytest.raises(AgentUnavailable, match=r"refused our credentials \(HTTP 401\): check the bearer_token"):
+                await agent.delegate(ask("brief"))
         async with agent_for(url) as anonymous:
             with pytest.raises(AgentNotReached, match=r"HTTP 401.*set bearer_token"):
                 await anonymous.delegate(ask("brief"))
