@@ -691,6 +691,11 @@ class A2AAgent(Agent):
                     card, client = await self._a2a()
                     skills = self._skill_map(card)
                     if request.capability not in skills:
+                        # The card is kept while the agent is open: a skill may have appeared since it was read.
+                        self._card = self._client = None
+                        card, client = await self._a2a()
+                        skills = self._skill_map(card)
+                    if request.capability not in skills:
                         raise UnknownCapability(self.name, request.capability, list(skills))
                     first = _message(request, skills[request.capability])
                     with self._expecting_pushes(card, following):
