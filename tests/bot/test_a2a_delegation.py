@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main
 from bot.delegating import Delegator
 from bot.sender import Sender
 from bot.settings import Settings
@@ -125,3 +126,23 @@ async def test_an_a2a_agent_that_dies_with_the_message_leaves_the_delegation_unk
     clock.advance(days=1)
     assert await delegator.run_due(clock.now) == 0
     assert log.read_text().splitlines() == ["crash"]
+
+
+def test_an_a2a_agent_is_registered_from_a_shell_where_the_operator_allows_its_address(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("COS_SECRET_KEYS", Vault.generate_key())
+    config = json.dumps({"url": "http://127.0.0.1:9/", "bearer_token": "vendor-secret-token"})
+    tenant = ["--tenant", "contoso"]
+    assert main(["adapters", "register", *tenant, "a2a", "planner", config]) == 1
+    refused = capsys.readouterr().err
+    assert "a loopback address" in refused
+    assert "COS_ADAPTER_ALLOWED_NETWORKS" in refused
+    monkeypatch.setenv("COS_ADAPTER_ALLOWED_NETWORKS", "127.0.0.1/32")
+    assert main(["adapters", "register", *tenant, "a2a", "planner", config]) == 0
+    assert "a2a:planner registered; secret fields kept encrypted: bearer_token" in capsys.readouterr().out
+    assert main(["adapters", "list", *tenant]) == 0
+    listed = capsys.readouterr().out
+    assert "a2a:planner (enabled)" in listed
+    assert "vendor-secret-token" not in listed
