@@ -21,7 +21,12 @@ the connection was refused or not allowed, the token endpoint refused us): it is
 message may have reached the agent (a timeout after sending, a connection dropped mid-stream, a server that dies
 while working) the delegation is `AgentUnavailable`: its outcome is unknown and it is never sent again by itself.
 Following a task that is already running only reads it (a dropped stream is followed by polling the task), so it
-never repeats the work.
+never repeats the work. As for MCP, an HTTP error status in answer to the message (credentials refused after the card
+was read, a 5xx) is `AgentUnavailable` too; a JSON-RPC error in answer to it is the agent saying no: `failed`.
+
+Waiting for a person does not count against the request's timeout here (as in the browser adapter); the gate in
+front of every agent (`planner/governance/gated_agent.py`) still cuts the whole call at the request's timeout and
+its grace, so a person has at most that long to answer, whatever `answer_seconds` says.
 
 Where the bot connects is not decided by the card: the card's interface URL must be on the registered URL's origin
 (a card pointing elsewhere would get our credentials), and every request goes only to addresses `adapters.egress`
