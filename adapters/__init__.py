@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from adapters.egress import ALLOWED_NETWORKS_SETTING, Egress, parse_networks
 from adapters.stdio_commands import COMMANDS_FILE_SETTING, COMMANDS_SETTING, StdioCommands, StdioCommandsInvalid
 from planner.services.registry import AdapterFactory, AdapterSessionStore
 from planner.store import Store
 from planner.store.vault import Vault
+
+if TYPE_CHECKING:
+    from adapters.a2a import A2APush
 
 CHROMIUM_PATH_SETTING = "COS_CHROMIUM_PATH"
 
@@ -64,16 +68,18 @@ class AdapterLimits:
 
 
 def adapter_kinds(
-    store: Store, tenant_id: str, vault: Vault, *, limits: AdapterLimits | None = None
+    store: Store, tenant_id: str, vault: Vault, *, limits: AdapterLimits | None = None, a2a_push: A2APush | None = None
 ) -> dict[str, AdapterFactory]:
     """Every kind of adapter, for one tenant's registry (a browser agent keeps its session beside its adapter),
-    within the operator's `limits` (by default the strict ones)."""
+    within the operator's `limits` (by default the strict ones); `a2a_push`: where A2A agents may post task updates."""
+    from adapters.a2a import A2AAdapterFactory
     from adapters.browser import BrowserAdapterFactory
     from adapters.mcp import MCPAdapterFactory
 
     limits = limits if limits is not None else AdapterLimits()
     return {
         "mcp": MCPAdapterFactory(commands=limits.stdio_commands, egress=limits.egress),
+        "a2a": A2AAdapterFactory(egress=limits.egress, push=a2a_push),
         "browser": BrowserAdapterFactory(
             vault=vault,
             sessions=lambda name: AdapterSessionStore(store, tenant_id, name),

@@ -732,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = adapter_commands.add_parser(name, help=help_text)
         command.add_argument("--tenant", required=True, help="the Teams tenant id")
         if name == "register":
-            command.add_argument("kind", choices=("mcp", "browser"))
+            command.add_argument("kind", choices=("mcp", "a2a", "browser"))
         if name != "list":
             command.add_argument("name")
         if name == "register":

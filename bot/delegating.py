@@ -21,7 +21,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters import AdapterLimits, adapter_kinds
 from bot.relay import TeamsHumanChannel
@@ -41,6 +41,9 @@ from planner.services.delegation import (
 )
 from planner.services.registry import AdapterFactory, Registry
 from planner.services.tenants import Tenants
+
+if TYPE_CHECKING:
+    from adapters.a2a import A2APush
 from planner.store import Store
 from planner.store.vault import Vault
 
@@ -144,13 +147,15 @@ class Delegator:
         approval_expiry: timedelta = DEFAULT_EXPIRY,
         limits: AdapterLimits | None = None,
         tenants: Tenants | None = None,
+        a2a_push: A2APush | None = None,
     ) -> None:
         """`limits`: what the operator lets the adapter kinds run and reach (the strict defaults when not given);
-        `tenants`: each tenant's services (the composition root's; a delegator made alone makes its own)."""
+        `tenants`: each tenant's services (the composition root's; a delegator made alone makes its own);
+        `a2a_push`: where A2A agents may post task updates (None: their tasks are polled)."""
         self.store = store
         self.tenants = tenants or Tenants(store)
         self.vault = vault
-        self._kinds = kinds or functools.partial(adapter_kinds, limits=limits)
+        self._kinds = kinds or functools.partial(adapter_kinds, limits=limits, a2a_push=a2a_push)
         self.deliver_now = deliver_now
         self.pool = AgentPool()
         self._breaker_settings = breaker_settings

@@ -12,7 +12,9 @@ from pathlib import Path
 import anthropic
 from aiohttp import web
 
+from adapters.a2a import PUSH_PATH, A2APush
 from bot.delegating import Delegator
+from bot.http.a2a_push import add_a2a_push_routes
 from bot.http.app import create_app
 from bot.llm import Assistant
 from bot.operations import default_registry
@@ -89,7 +91,9 @@ def create_assistant(settings: Settings) -> Assistant | None:
     return Assistant(client, default_registry(), model=settings.llm_model)
 
 
-def create_delegator(tenants: Tenants, settings: Settings, sender: Sender) -> Delegator | None:
+def create_delegator(
+    tenants: Tenants, settings: Settings, sender: Sender, *, a2a_push: A2APush | None = None
+) -> Delegator | None:
     """Delegation to vendor agents, when secrets can be kept (COS_SECRET_KEYS, or a local key in local mode)."""
     try:
         vault = settings.vault()
@@ -106,6 +110,7 @@ def create_delegator(tenants: Tenants, settings: Settings, sender: Sender) -> De
         deliver_now=sender.deliver,
         approval_expiry=settings.approval_expiry,
         limits=settings.adapter_limits,
+        a2a_push=a2a_push,
     )
 
 
@@ -143,10 +148,14 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     channel = BotbuilderChannel(adapter, app_id=settings.app_id or None)
     tenants = Tenants(store)  # each tenant's services, built once, for everything wired below
     sender = Sender(store, channel, worker=worker_name(), recommender=recommender, tenants=tenants)
-    delegator = create_delegator(tenants, settings, sender)
+    # A2A agents post task updates to the bot only where the internet can reach it; elsewhere their tasks are polled.
+    a2a_push = A2APush(settings.public_url + PUSH_PATH) if settings.public_url else None
+    delegator = create_delegator(tenants, settings, sender, a2a_push=a2a_push)
     bot = ChiefOfStaffBot(store, settings, assistant=assistant, delegator=delegator, tenants=tenants)
     bot.adapter = adapter
     app = create_app(store, adapter, bot, settings)
+    if a2a_push is not None:
+        add_a2a_push_routes(app, a2a_push)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -125,6 +125,9 @@ class Settings:
     """In local mode without COS_SECRET_KEYS, the key is made once and kept in this file (owner-only)."""
     openid_metadata_url: str = ""
     """Where the keys that sign the Bot Framework's tokens are published; empty: Microsoft's public cloud."""
+    public_url: str = ""
+    """The bot's address as agents on the internet reach it (`https://cos.example.com`): A2A agents post task updates
+    under it (`/api/a2a/push`). Empty: the tasks are polled."""
     decision_checkpoints: str = ""
     """The signed checkpoint of the decision log's heads, outside the database; empty: next to the key file."""
     adapter_limits: AdapterLimits = field(default_factory=AdapterLimits)
@@ -275,5 +278,6 @@ class Settings:
             secret_key_file=_in_data_dir(env.get("COS_SECRET_KEY_FILE", "").strip(), data_dir, LOCAL_KEY_FILE),
             openid_metadata_url=env.get("COS_OPENID_METADATA_URL", "").strip(),
             decision_checkpoints=_in_data_dir(checkpoints, data_dir, "") if checkpoints else "",
+            public_url=env.get("COS_PUBLIC_URL", "").strip().rstrip("/"),
             adapter_limits=adapter_limits,
         )

@@ -48,7 +48,10 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
     registry = delegator.registry(tenant)
     entries = await registry.list_adapters()
     if not entries:
-        return Reply(text="No adapters yet. Register one with `adapter add mcp NAME CONFIG` (CONFIG as JSON).")
+        return Reply(
+            text="No adapters yet. Register one with `adapter add mcp NAME CONFIG` (or `a2a`, `browser`; CONFIG "
+            "as JSON)."
+        )
     circuits = await delegator.breakers(tenant).states()
     lines = []
     for entry in entries:
@@ -267,10 +270,11 @@ OPERATIONS = (
     ),
     Operation(
         name="register_adapter",
-        summary="Admins: register an agent adapter of a kind (mcp or browser) with its configuration.",
+        summary="Admins: register an agent adapter of a kind (mcp, a2a or browser) with its configuration.",
         usage=(
             'adapter add mcp <name> {"transport": "http", "url": "https://…", "bearer_token": "…"}',
             'adapter add mcp <name> {"transport": "stdio", "command": "mcp-server-time"}',
+            'adapter add a2a <name> {"url": "https://agent.vendor.example", "bearer_token": "…"}',
             'adapter add browser <name> {"origins": ["https://app.vendor.example"], "capabilities": {…}}',
         ),
         parameters={

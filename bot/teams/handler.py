@@ -308,6 +308,12 @@ class ChiefOfStaffBot(ActivityHandler):
         try:
             command = parse(text)
         except UnknownCommand as unknown:
+            # An agent's question (A2A input-required) takes a free-text answer: what is no command answers it.
+            if caller.conversation_kind == "personal":
+                answered = await self._answer_question(caller, text)
+                if answered is not None:
+                    await turn_context.send_activity(answered)
+                    return
             if self.assistant is not None:
                 await self._start_assistant(turn_context, caller, text)
                 return

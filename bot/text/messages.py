@@ -39,8 +39,8 @@ tomorrow. Every example works as written; a word in CAPITALS is yours to fill in
 
 **Delegation**
 - `delegate T12 to hubspot draft_email {"topic": "spring launch"}` · `delegations T12`
-- admins: `adapters` · `adapter add mcp NAME CONFIG` (CONFIG as JSON) · `adapter test hubspot` (or `enable`, \
-`disable`, `remove`)
+- admins: `adapters` · `adapter add mcp NAME CONFIG` (or `a2a`, `browser`; CONFIG as JSON) · `adapter test hubspot` \
+(or `enable`, `disable`, `remove`) · `adapter tools hubspot`
 
 **Follow-up**
 - `triggers`: when I nudge, and for whom · `triggers set lead 2` · `triggers off weekly` · `triggers reset`

@@ -1,0 +1,149 @@
+"""An A2A agent end to end: registered in chat by an admin, a task delegated to it, the agent's question relayed to
+the person who delegated, and the result posted to the task's owner; a dead agent's delegation is not run twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.delegating import Delegator
+from bot.sender import Sender
+from bot.settings import Settings
+from bot.teams.botbuilder import create_channel
+from planner.domain.circuits import BreakerSettings
+from planner.store import Store
+from planner.store.vault import Vault
+from tests.adapters.operator import LIMITS
+from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
+from tests.bot.test_delegation import a_task_for_the_writer
+from tests.conftest import FakeClock
+from tests.fakes.a2a_agent import REGION_QUESTION, Access, listening_socket, serve, vendor_process
+from tests.fakes.connector import FakeConnector
+
+
+@pytest.fixture
+async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator")
+    delegator = Delegator(
+        store,
+        Vault([Vault.generate_key()]),
+        deliver_now=sender.deliver,
+        breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
+        limits=LIMITS,
+    )
+    running = await start_bot(store, connector, clock, delegator=delegator)
+    yield running
+    await running.bot.drain()
+    await delegator.close()
+    await running.session.close()
+    await running.server.close()
+
+
+async def test_an_a2a_agent_asks_the_delegating_person_half_way_and_the_owner_gets_the_brief(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with serve(access=Access(tokens={"vendor-secret-token"})) as (url, executor):
+        config = json.dumps({"url": url, "bearer_token": "vendor-secret-token", "poll_seconds": 0.05})
+        [registered] = await lead.ask(f"adapter add a2a planner {config}")
+        assert "Adapter a2a:planner registered" in registered
+        await lead.ask("adapter test planner")
+        assert "can region_brief" in all_text(delegating.connector.cards()[-1])
+
+        before = len(delegating.connector.sent)
+        [queued] = await lead.ask(f'delegate T{task_id} to planner region_brief {{"topic": "the spring launch"}}')
+        assert f"T{task_id} delegated to planner (region_brief)" in queued
+        [question] = [
+            s for s in (await delegating.connector.wait_for(before + 2))[before:] if s.body.get("text") != queued
+        ]
+        assert question.conversation_id == "a:personal-lead"
+        assert REGION_QUESTION in question.body["text"]
+        assert await lead.ask("EMEA") == ["Thanks, I've passed it on."]
+        await delegating.bot.drain()
+        assert executor.executions == {"region_brief": 2}  # one task: the answer went into it
+    result = [s for s in delegating.connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert len(result) == 1
+    assert f"T{task_id} (D1, planner region_brief) is back" in result[0].body["text"]
+    card = result[0].body["attachments"][0]["content"]
+    assert schema_errors(card) == []
+    assert "Brief for EMEA" in all_text(card)
+    assert "vendor-secret-token" not in json.dumps([s.body for s in delegating.connector.sent])
+
+
+async def test_an_a2a_agent_that_refuses_connections_defers_the_delegation_and_it_runs_once_when_back(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    sock = listening_socket(0)
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now: connections are refused
+    await lead.ask(f"adapter add a2a planner {json.dumps({'url': f'http://127.0.0.1:{port}'})}")
+    await lead.ask(f'delegate T{task_id} to planner brief {{"topic": "the spring launch"}}')
+    await delegating.bot.drain()
+    delegator = delegating.bot.delegator
+    assert delegator is not None
+    [delegation] = await delegator.delegations(TENANT).of_task(task_id)
+    assert delegation.status.value == "deferred"
+    async with serve(port=port) as (_, executor):
+        clock.advance(minutes=10)
+        assert await delegator.run_due(clock.now) == 1
+        assert executor.executions == {"brief": 1}
+    [delegation] = await delegator.delegations(TENANT).of_task(task_id)
+    assert delegation.status.value == "succeeded"
+
+
+async def test_an_a2a_agent_that_dies_with_the_message_leaves_the_delegation_unknown_and_never_sends_it_again(
+    delegating: Running, clock: FakeClock, tmp_path: Path
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    log = tmp_path / "executions"
+    async with vendor_process(log) as (url, process):
+        await lead.ask(f"adapter add a2a planner {json.dumps({'url': url})}")
+        await lead.ask(f"delegate T{task_id} to planner crash")
+        await delegating.bot.drain()
+        await process.wait()
+    delegator = delegating.bot.delegator
+    assert delegator is not None
+    [delegation] = await delegator.delegations(TENANT).of_task(task_id)
+    assert delegation.status.value == "unknown"
+    told = [s.body.get("text", "") for s in delegating.connector.sent if s.conversation_id == "a:writer"]
+    assert any("I can't tell whether planner did it" in t and "`retry D1` or `cancel D1`" in t for t in told)
+    clock.advance(days=1)
+    assert await delegator.run_due(clock.now) == 0
+    assert log.read_text().splitlines() == ["crash"]
+
+
+def test_an_a2a_agent_is_registered_from_a_shell_where_the_operator_allows_its_address(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("COS_SECRET_KEYS", Vault.generate_key())
+    config = json.dumps({"url": "http://127.0.0.1:9/", "bearer_token": "vendor-secret-token"})
+    tenant = ["--tenant", "contoso"]
+    assert main(["db", "upgrade"]) == 0
+    assert main(["adapters", "register", *tenant, "a2a", "planner", config]) == 1
+    refused = capsys.readouterr().err
+    assert "a loopback address" in refused
+    assert "COS_ADAPTER_ALLOWED_NETWORKS" in refused
+    monkeypatch.setenv("COS_ADAPTER_ALLOWED_NETWORKS", "127.0.0.1/32")
+    assert main(["adapters", "register", *tenant, "a2a", "planner", config]) == 0
+    assert "a2a:planner registered; secret fields kept encrypted: bearer_token" in capsys.readouterr().out
+    assert main(["adapters", "list", *tenant]) == 0
+    listed = capsys.readouterr().out
+    assert "a2a:planner (enabled)" in listed
+    assert "vendor-secret-token" not in listed
