@@ -45,6 +45,7 @@ from urllib.parse import quote, urlsplit
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Locator,
     Page,
     Playwright,
     Request,
@@ -240,7 +241,33 @@ class ExpectCode:
     kind = "expect_code"
 
 
-Step = Goto | Fill | Click | WaitFor | ExtractText | Screenshot | ExpectCode
+@dataclass(frozen=True, kw_only=True)
+class Press:
+    """Press `key` (`Enter`, `Escape`, `Control+A`…) in the element at `selector`, or in the page without one."""
+
+    key: str
+    selector: str | None = None
+    kind = "press"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Select:
+    """Pick the option whose value or label is `value` (a template of input fields) in the `<select>` at `selector`."""
+
+    selector: str
+    value: str
+    kind = "select"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hover:
+    """Move the mouse over the element at `selector` (to open a menu that shows on hover)."""
+
+    selector: str
+    kind = "hover"
+
+
+Step = Goto | Fill | Click | WaitFor | ExtractText | Screenshot | ExpectCode | Press | Select | Hover
 
 _STEP_FIELDS: dict[str, tuple[type[Any], tuple[str, ...], tuple[str, ...]]] = {
     # kind: (class, required fields, optional fields)
@@ -251,8 +278,11 @@ _STEP_FIELDS: dict[str, tuple[type[Any], tuple[str, ...], tuple[str, ...]]] = {
     "extract_text": (ExtractText, ("selector", "field"), ()),
     "screenshot": (Screenshot, (), ("description", "full_page")),
     "expect_code": (ExpectCode, ("selector",), ("submit", "unless", "question")),
+    "press": (Press, ("key",), ("selector",)),
+    "select": (Select, ("selector", "value"), ()),
+    "hover": (Hover, ("selector",), ()),
 }
-_LOGIN_KINDS = ("goto", "fill", "click", "wait_for", "expect_code")
+_LOGIN_KINDS = ("goto", "fill", "click", "wait_for", "expect_code", "press", "select", "hover")
 
 
 def _did_you_mean(word: str, known: Iterable[str]) -> str:
@@ -313,6 +343,8 @@ def _describe(step: Step) -> str:
         return f"wait_for {step.selector or step.url!r}"
     if isinstance(step, Screenshot):
         return "screenshot"
+    if isinstance(step, Press):
+        return f"press {step.key!r}" + (f" in {step.selector!r}" if step.selector else "")
     return f"{step.kind} {step.selector!r}"
 
 
@@ -320,7 +352,7 @@ def _templates(step: Step) -> list[tuple[str, str]]:
     """(field name, template text) of the step's templated fields."""
     if isinstance(step, Goto):
         return [("url", step.url)]
-    if isinstance(step, Fill):
+    if isinstance(step, Fill | Select):
         return [("value", step.value)]
     return []
 
@@ -410,10 +442,13 @@ def _extracted_fields(steps: Sequence[Step | None]) -> list[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class LoginRecipe:
-    """How to sign in; `signed_out_selector` is an element shown only to a signed-out visitor (the sign-in form)."""
+    """How to sign in; `signed_out_selector` is an element shown only to a signed-out visitor (the sign-in form),
+    `signed_in_selector` (optional) one shown only to a signed-in user (the app's menu): with it, telling the two apart
+    on a page that draws itself late waits for whichever shows first instead of for the network to settle."""
 
     signed_out_selector: str
     steps: tuple[Step, ...]
+    signed_in_selector: str | None = None
 
 
 def _recipe_problems(
@@ -490,7 +525,11 @@ class BrowserConfig:
             origins=origins,
             timeouts=self.timeouts,
             recipes={name: (recipe.steps, recipe.output) for name, recipe in self.capabilities.items()},
-            login=(self.login.signed_out_selector, self.login.steps) if self.login is not None else None,
+            login=(
+                (self.login.signed_out_selector, self.login.steps, self.login.signed_in_selector)
+                if self.login is not None
+                else None
+            ),
             credentials=self.credentials,
         )
         if problems:
@@ -547,7 +586,9 @@ class BrowserConfig:
                 key: Recipe(steps=_complete(steps), description=description, output=output)
                 for key, (steps, description, output) in drafts.items()
             },
-            login=LoginRecipe(signed_out_selector=login[0], steps=_complete(login[1])) if login is not None else None,
+            login=LoginRecipe(signed_out_selector=login[0], steps=_complete(login[1]), signed_in_selector=login[2])
+            if login is not None
+            else None,
             timeouts=timeouts,
             headless=headless,
             chromium_path=chromium_path,
@@ -580,6 +621,8 @@ class BrowserConfig:
                 "signed_out_selector": self.login.signed_out_selector,
                 "steps": [_step_to_dict(step) for step in self.login.steps],
             }
+            if self.login.signed_in_selector is not None:
+                data["login"]["signed_in_selector"] = self.login.signed_in_selector
         if with_secrets:
             data["credentials"] = self.credentials.to_dict()
         return data
@@ -605,7 +648,7 @@ def _config_problems(
     origins: list[_Origin],
     timeouts: Timeouts,
     recipes: Mapping[str, tuple[Sequence[Step | None], str | None]],
-    login: tuple[str, Sequence[Step | None]] | None,
+    login: tuple[str, Sequence[Step | None], str | None] | None,
     credentials: Credentials,
 ) -> list[str]:
     problems: list[str] = []
@@ -629,9 +672,11 @@ def _config_problems(
                 if placeholder not in known:
                     problems.append(f"{where}: output uses {{{placeholder}}}, which no step extracts or takes as input")
     if login is not None:
-        signed_out_selector, login_steps = login
+        signed_out_selector, login_steps, signed_in_selector = login
         if not signed_out_selector.strip():
             problems.append("login: signed_out_selector must say which element shows the sign-in form")
+        if signed_in_selector is not None and not signed_in_selector.strip():
+            problems.append("login: signed_in_selector, when given, must say which element shows once signed in")
         problems += _recipe_problems("login", login_steps, origins=origins, credentials=credentials, login=True)
     return problems
 
@@ -677,20 +722,25 @@ def _parse_steps(raw: object, where: str, problems: list[str]) -> list[Step | No
     return [_parse_step(item, f"{where}, step {number}", problems) for number, item in enumerate(raw, start=1)]
 
 
-def _parse_login(raw: object, problems: list[str]) -> tuple[str, list[Step | None]] | None:
+def _parse_login(raw: object, problems: list[str]) -> tuple[str, list[Step | None], str | None] | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
         problems.append("login: must be an object with signed_out_selector and steps")
         return None
+    known = ("signed_out_selector", "signed_in_selector", "steps")
     for key in raw:
-        if key not in ("signed_out_selector", "steps"):
-            problems.append(f"login: unknown field {key!r}{_did_you_mean(str(key), ('signed_out_selector', 'steps'))}")
+        if key not in known:
+            problems.append(f"login: unknown field {key!r}{_did_you_mean(str(key), known)}")
     selector = raw.get("signed_out_selector")
     if not isinstance(selector, str):
         problems.append("login: missing 'signed_out_selector' (an element shown only when signed out)")
         selector = ""
-    return selector, _parse_steps(raw.get("steps"), "login", problems)
+    signed_in = raw.get("signed_in_selector")
+    if signed_in is not None and not isinstance(signed_in, str):
+        problems.append("login: signed_in_selector must be a selector (an element shown only when signed in)")
+        signed_in = None
+    return selector, _parse_steps(raw.get("steps"), "login", problems), signed_in
 
 
 def _parse_capabilities(raw: object, problems: list[str]) -> dict[str, tuple[list[Step | None], str, str | None]]:
@@ -933,6 +983,33 @@ class _Failed(Exception):
         super().__init__(reason)
 
 
+def _locate(page: Page, selector: str) -> Locator:
+    kind, separator, text = selector.partition("=")
+    if separator and kind == "label":
+        return page.get_by_label(_unquote(text))
+    if separator and kind == "placeholder":
+        return page.get_by_placeholder(_unquote(text))
+    return page.locator(selector)
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _selector_of(step: Step) -> str | None:
+    """The element a step acts on or waits for, if any."""
+    if isinstance(step, Fill | Click | ExtractText | ExpectCode | Select | Hover):
+        return step.selector
+    if isinstance(step, Press):
+        return step.selector
+    if isinstance(step, WaitFor):
+        return step.selector
+    return None
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
@@ -962,6 +1039,8 @@ class _Run:
         self.evidence: list[Evidence] = []
         self.signed_in = False
         self.signing_in = False
+        self.next_selector: str | None = None
+        """What the step after the running one looks for: signing in waits for it or for the sign-in form."""
         self.server_error: str | None = None
         self.secrets: list[str] = []
         page.on("response", self._on_response)
@@ -989,7 +1068,7 @@ class _Run:
         png = await self.page.screenshot(
             type="png",
             full_page=full_page,
-            mask=[self.page.locator(selector) for selector in self._mask_selectors],
+            mask=[self.locate(selector) for selector in self._mask_selectors],
             timeout=self.config.timeouts.step_seconds * 1000,
         )
         self.evidence.append(
@@ -1023,10 +1102,16 @@ class _Run:
             self.guard.escaped = url
             self.check()
 
+    def locate(self, selector: str) -> Locator:
+        """The elements `selector` finds: CSS or XPath, Playwright's `role=`/`text=` engines, or `label=`/`placeholder=`
+        (an input by its label or placeholder text, as `get_by_label`/`get_by_placeholder` find them)."""
+        return _locate(self.page, selector)
+
     async def run(self, steps: Sequence[Step], values: Mapping[str, str], where: str) -> None:
         for number, step in enumerate(steps, start=1):
             at = f"{where}step {number} ({_describe(step)})"
             logger.debug("browser agent %r: %s", self.agent.name, at)
+            self.next_selector = _selector_of(steps[number]) if number < len(steps) else None
             try:
                 await self._step(step, values, at)
             except PlaywrightTimeoutError:
@@ -1059,28 +1144,40 @@ class _Run:
         if isinstance(step, Goto):
             await self._goto(_render(step.url, values, for_url=True), at)
         elif isinstance(step, Fill):
-            await page.locator(step.selector).first.fill(_render(step.value, values))
+            await self.locate(step.selector).first.fill(_render(step.value, values))
         elif isinstance(step, Click):
-            await page.locator(step.selector).first.click()
+            await self.locate(step.selector).first.click()
         elif isinstance(step, WaitFor):
             if step.selector is not None:
-                await page.locator(step.selector).first.wait_for(state="visible")
+                await self.locate(step.selector).first.wait_for(state="visible")
             elif step.url is not None:
                 await page.wait_for_url(step.url)
         elif isinstance(step, ExtractText):
-            text = await page.locator(step.selector).first.inner_text()
-            self.data[step.field] = text.strip()
+            # Visible means drawn with some text: a page that fills the element in later is waited for.
+            element = self.locate(step.selector).first
+            await element.wait_for(state="visible")
+            self.data[step.field] = (await element.inner_text()).strip()
         elif isinstance(step, Screenshot):
             await self.screenshot(step.description or at, full_page=step.full_page)
         elif isinstance(step, ExpectCode):
             await self._expect_code(step, at)
+        elif isinstance(step, Press):
+            if step.selector is not None:
+                await self.locate(step.selector).first.press(step.key)
+            else:
+                await page.keyboard.press(step.key)
+        elif isinstance(step, Select):
+            await self.locate(step.selector).first.select_option(_render(step.value, values))
+        elif isinstance(step, Hover):
+            await self.locate(step.selector).first.hover()
 
     async def _goto(self, url: str, at: str) -> None:
         if not self.guard.allows(url):
             self.guard.escaped = url
             self.check()
+        expected = self.next_selector  # signing in runs steps of its own
         await self._load(url, at)
-        if self.config.login is None or self.signing_in or not await self._signed_out():
+        if self.config.login is None or self.signing_in or not await self._signed_out(expected):
             return
         if self.signed_in:
             raise _Failed(
@@ -1089,7 +1186,7 @@ class _Run:
             )
         await self.sign_in()
         await self._load(url, at)
-        if await self._signed_out():
+        if await self._signed_out(expected):
             raise _Failed(f"{at}: the site still shows the sign-in form after signing in; check the credentials")
 
     async def _load(self, url: str, at: str) -> None:
@@ -1098,10 +1195,29 @@ class _Run:
         if response is not None and 400 <= response.status < 500:
             raise _Failed(f"{at}: {_without_query(url)} answered {response.status}; check the recipe's address")
 
-    async def _signed_out(self) -> bool:
-        if self.config.login is None:
+    async def _signed_out(self, expected: str | None) -> bool:
+        """Whether the page shows the sign-in form, waiting for a page that draws itself late (a single-page app).
+
+        It waits for whichever shows first: the sign-in form, the login recipe's `signed_in_selector`, or `expected`
+        (what the recipe's next step looks for). With neither of the last two, it waits for the network to settle.
+        """
+        login = self.config.login
+        if login is None:
             return False
-        return await self.page.locator(self.config.login.signed_out_selector).first.is_visible()
+        signed_out = self.locate(login.signed_out_selector).first
+        others = [selector for selector in (login.signed_in_selector, expected) if selector is not None]
+        if others:
+            either = self.locate(login.signed_out_selector)
+            for selector in others:
+                either = either.or_(self.locate(selector))
+            try:
+                await either.first.wait_for(state="visible")
+            except PlaywrightTimeoutError:
+                return False  # neither shows: the next step says what it did not find
+            return await signed_out.is_visible()
+        with contextlib.suppress(PlaywrightTimeoutError):
+            await self.page.wait_for_load_state("networkidle")
+        return await signed_out.is_visible()
 
     async def sign_in(self) -> None:
         """Run the login recipe, then keep the new session (encrypted)."""
@@ -1116,16 +1232,16 @@ class _Run:
             await self.run(self.config.login.steps, values, "signing in, ")
         finally:
             self.signing_in = False
-        if await self._signed_out():
+        if await self._signed_out(None):
             raise _Failed("signing in did not work: the sign-in form is still shown; check the username and password")
         self.signed_in = True
         await self.agent.save_session(self.context)
 
     async def _expect_code(self, step: ExpectCode, at: str) -> None:
         page = self.page
-        code_field = page.locator(step.selector).first
+        code_field = self.locate(step.selector).first
         if step.unless is not None:
-            await page.locator(step.selector).or_(page.locator(step.unless)).first.wait_for(state="visible")
+            await self.locate(step.selector).or_(self.locate(step.unless)).first.wait_for(state="visible")
             if not await code_field.is_visible():
                 return
         else:
@@ -1135,7 +1251,7 @@ class _Run:
         self.secrets.append(code)
         await code_field.fill(code)
         if step.submit is not None:
-            await page.locator(step.submit).first.click()
+            await self.locate(step.submit).first.click()
         else:
             await code_field.press("Enter")
         try:

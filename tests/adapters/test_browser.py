@@ -358,7 +358,7 @@ def test_configuration_errors_name_every_problem() -> None:
             "create_brief": {
                 "steps": [
                     {"kind": "click", "selector": "#new"},
-                    {"kind": "hover", "selector": "#menu"},
+                    {"kind": "hoover", "selector": "#menu"},
                     {"kind": "fill", "value": "{name}"},
                     {"kind": "wait_for"},
                     {"kind": "extract_text", "selector": "#id", "feild": "brief_id"},
@@ -375,7 +375,7 @@ def test_configuration_errors_name_every_problem() -> None:
     expected = [
         "timeouts: unknown field 'navigation_secs' (did you mean 'navigation_seconds'?)",
         "timeouts.step_seconds: must be a positive number of seconds",
-        "capability 'create_brief', step 2: unknown step kind 'hover'",
+        "capability 'create_brief', step 2: unknown step kind 'hoover' (did you mean 'hover'?)",
         "capability 'create_brief', step 3 (fill): missing 'selector'",
         "capability 'create_brief', step 5 (extract_text): unknown field 'feild' (did you mean 'field'?)",
         "capability 'create_brief', step 5 (extract_text): missing 'field'",

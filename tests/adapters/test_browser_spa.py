@@ -1,0 +1,124 @@
+"""The browser adapter against a single-page app that draws its forms after it loads, with the README's recipe.
+
+Like tests/adapters/test_browser.py, the tests share one Chromium (and so the module's event loop).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from adapters.browser import BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
+from planner.domain.delegations import DelegationStatus
+from planner.ports import DelegationRequest
+from planner.store.vault import Vault
+from tests.adapters.operator import LOOPBACK
+from tests.adapters.test_browser import AnsweringPerson
+from tests.fakes.spa_vendor import SpaVendor
+
+ROOT = Path(__file__).resolve().parents[2]
+EMAIL = "ops@brand.example"
+PASSWORD = "a long passphrase"
+CODE = "448912"
+README_ORIGIN = "https://flows.example.com"
+
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
+
+
+def readme_recipe(name: str) -> dict[str, Any]:
+    """The JSON block marked `<!-- recipe: name -->` in the README, exactly as written."""
+    text = (ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- recipe: {re.escape(name)} -->\s*```json\n(.*?)```", text, re.DOTALL)
+    assert match is not None, f"the README has no recipe {name!r}"
+    config = json.loads(match.group(1))
+    assert isinstance(config, dict)
+    return config
+
+
+def flows_config(vendor: SpaVendor, **timeouts: float) -> dict[str, Any]:
+    """The README's recipe, pointed at the loopback app (its origin and its account are the only changes)."""
+    text = json.dumps(readme_recipe("flows")).replace(README_ORIGIN, vendor.url)
+    config: dict[str, Any] = json.loads(text)
+    assert config["credentials"] == {"email": EMAIL, "password": PASSWORD}
+    config["name"] = "flows"
+    config["timeouts"] = {**config["timeouts"], "step_seconds": 10, **timeouts}
+    return config
+
+
+WORKFLOW = DelegationRequest(
+    capability="create_workflow", input={"name": "Weekly digest", "trigger": "schedule"}, timeout_seconds=60
+)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def chromium() -> AsyncIterator[Chromium]:
+    shared = Chromium(hosts=["127.0.0.1"], egress=LOOPBACK)
+    yield shared
+    await shared.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def vendor() -> AsyncIterator[SpaVendor]:
+    async with SpaVendor(email=EMAIL, password=PASSWORD, code=CODE) as vendor:
+        yield vendor
+
+
+@pytest.fixture
+def vault() -> Vault:
+    return Vault([Vault.generate_key()])
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def make_agent(vault: Vault, chromium: Chromium) -> AsyncIterator[Callable[..., BrowserAgent]]:
+    agents: list[BrowserAgent] = []
+
+    def make(config: dict[str, Any], sessions: MemoryStorageStateStore | None = None) -> BrowserAgent:
+        agent = BrowserAgent(
+            BrowserConfig.from_dict(config), vault=vault, sessions=sessions, chromium=chromium, egress=LOOPBACK
+        )
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        await agent.close()
+
+
+@in_module_loop
+async def test_the_readme_recipe_signs_in_to_a_single_page_app_that_draws_its_forms_late(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    sessions = MemoryStorageStateStore()
+    agent = make_agent(flows_config(vendor), sessions)
+    person = AnsweringPerson(CODE)
+
+    result = await agent.delegate(WORKFLOW, human=person)
+
+    assert result.status is DelegationStatus.SUCCEEDED, result.error
+    assert result.output == "Saved W-1: Weekly digest (schedule)"
+    assert vendor.workflows == [{"id": "W-1", "name": "Weekly digest", "trigger": "schedule"}]
+    assert vendor.logins == 1
+    assert len(person.questions) == 1
+    assert sessions.saves >= 1
+
+
+@in_module_loop
+async def test_the_saved_session_of_a_single_page_app_is_reused_without_asking_again(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    sessions = MemoryStorageStateStore()
+    person = AnsweringPerson(CODE)
+    first = await make_agent(flows_config(vendor), sessions).delegate(WORKFLOW, human=person)
+
+    second = await make_agent(flows_config(vendor), sessions).delegate(WORKFLOW, human=person)
+
+    assert (first.status, second.status) == (DelegationStatus.SUCCEEDED, DelegationStatus.SUCCEEDED), second.error
+    assert second.output == "Saved W-2: Weekly digest (schedule)"
+    assert vendor.logins == 1
+    assert len(person.questions) == 1
