@@ -60,6 +60,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from adapters.egress import UNREACHABLE, AddressRefused, Egress, HostNotFound, parse_address
 from adapters.stdio_commands import INHERITED_VARIABLES
 from planner.domain.delegations import DelegationStatus
+from planner.domain.questions import code_answer
 from planner.ports import (
     Agent,
     AgentConfigInvalid,
@@ -72,6 +73,7 @@ from planner.ports import (
     DelegationResult,
     Evidence,
     HumanChannel,
+    QuestionCancelled,
     UnknownCapability,
 )
 from planner.store.vault import Vault, VaultError
@@ -1247,7 +1249,8 @@ class _Run:
         else:
             await code_field.wait_for(state="visible")
         question = step.question or DEFAULT_CODE_QUESTION.format(agent=self.agent.name)
-        code = "".join((await self._ask(question, at)).split())
+        answer = await self._ask(question, at)
+        code = code_answer(answer) or "".join(answer.split())
         self.secrets.append(code)
         await code_field.fill(code)
         if step.submit is not None:
@@ -1281,6 +1284,10 @@ class _Run:
             raise _Failed(
                 f"{at}: nobody answered the sign-in code question within {seconds:g} s (timed out); "
                 "delegate again when someone can answer"
+            ) from None
+        except QuestionCancelled:
+            raise _Failed(
+                f"{at}: cancelled by the person asked for the sign-in code; the delegation stopped there"
             ) from None
         finally:
             if planned is not None:

@@ -187,7 +187,8 @@ class Delegator:
     def start(
         self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None
     ) -> None:
-        """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code).
+        """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code), by default who
+        delegated.
 
         `delegations`: the object that requested it, so one it stored started is run without claiming it again.
         """
@@ -208,13 +209,15 @@ class Delegator:
         `delegations`: as for `start`.
         """
         delegations = delegations or self.delegations(tenant_id)
-        human = None
-        if ask is not None and self.deliver_now is not None:
-            delegation = await delegations.get(delegation_id)
-            human = TeamsHumanChannel(
-                self.tenants(tenant_id), ask, agent=delegation.adapter, deliver_now=self.deliver_now
-            )
         try:
+            human = None
+            if self.deliver_now is not None:
+                delegation = await delegations.get(delegation_id)
+                # A run nobody started in chat (a deferred one run again, an approved one) asks who delegated.
+                person = ask or delegation.actor
+                human = TeamsHumanChannel(
+                    self.tenants(tenant_id), person, agent=delegation.adapter, deliver_now=self.deliver_now
+                )
             outcome = await delegations.run(delegation_id, human=human)
         except Exception:
             logger.exception("delegation %s of tenant %s failed unexpectedly", delegation_id, tenant_id)

@@ -105,6 +105,7 @@ class HumanChannel(Protocol):
 
         Raises:
             AgentTimeout: nobody answered within `timeout_seconds`.
+            QuestionCancelled: the person said `cancel` instead of answering.
         """
         ...
 
@@ -178,6 +179,14 @@ class AgentTimeout(AgentUnavailable):
     def __init__(self, agent: str, seconds: float) -> None:
         self.seconds = seconds
         super().__init__(agent, f"no answer within {seconds:g} s")
+
+
+class QuestionCancelled(AgentError):
+    """The person an agent asked (for a 2FA code) cancelled instead of answering: the agent stops and says so."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        super().__init__(f"the person asked for {agent!r} cancelled")
 
 
 class UnknownCapability(AgentError, LookupError):

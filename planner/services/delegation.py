@@ -13,7 +13,8 @@ which provably never left, runs again by itself: once the agent's circuit is clo
 closes it, never someone's delegation), at most `MAX_ATTEMPTS` times, then it fails and says how to retry.
 
 Any number of replicas may run delegations: a runner claims one with a single `UPDATE … RETURNING` that only
-matches a runnable delegation nobody holds, under a lease as long as the agent's timeout plus a grace. A runner
+matches a runnable delegation nobody holds, under a lease as long as the agent's timeout plus a grace, made longer
+while the agent waits for a person's answer (a 2FA code) by as long as the person was given. A runner
 that dies mid-call leaves its delegation running; once the lease is out, `lapse` marks it `unknown`.
 
 The agent's output is DATA. It is stored and shown to the task's owner, never parsed for instructions, never
@@ -32,11 +33,12 @@ asked whether the delegation simply clears (a read), so that a request, or a cla
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,6 +75,7 @@ from planner.governance.gated_agent import (
 )
 from planner.ports import (
     AgentConfigInvalid,
+    AgentError,
     AgentNotReached,
     AgentUnavailable,
     DelegationResult,
@@ -452,6 +455,8 @@ class Delegations:
         The gated agent cuts the call at its timeout and moves the circuit; this decides what becomes of the
         delegation."""
         adapter = started.adapter
+        if human is not None:
+            human = _LeaseKept(human, functools.partial(self._keep_lease, started))
         try:
             result = await admitted.call(human=human)
         except UnknownCapability as error:
@@ -494,6 +499,12 @@ class Delegations:
             return await stored.claim(
                 conn, self.tenant_id, current.id, runner=self.worker, now=now, lease_end=lease_end, start=start
             )
+
+    async def _keep_lease(self, delegation: Delegation, waiting_seconds: float) -> None:
+        """Hold the running delegation for its timeout from now, and `waiting_seconds` more (a person's answer)."""
+        until = self._lease_end(self._now(), delegation.timeout_seconds) + timedelta(seconds=waiting_seconds)
+        async with self._store.transaction() as conn:
+            await stored.extend_lease(conn, self.tenant_id, delegation.id, runner=self.worker, until=until)
 
     def _lease_end(self, now: datetime, timeout_seconds: float) -> datetime:
         """How long a runner holds a delegation it starts: the agent's timeout and twice the grace the gated agent
@@ -771,6 +782,25 @@ class Delegations:
             before=None,
             after={**_summary(after), **(extra or {})},
         )
+
+
+class _LeaseKept(HumanChannel):
+    """A human channel that keeps the runner's lease while a person is asked: the wait is the person's, and the
+    delegation must not lapse into `unknown` meanwhile."""
+
+    def __init__(self, human: HumanChannel, keep: Callable[[float], Awaitable[None]]) -> None:
+        self._human = human
+        self._keep = keep
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        await self._keep(timeout_seconds)
+        try:
+            answer = await self._human.ask(question, timeout_seconds=timeout_seconds)
+        except AgentError:
+            await self._keep(0)
+            raise
+        await self._keep(0)
+        return answer
 
 
 async def overdue_delegations(store: Store, at: datetime, *, tenant_id: str | None = None) -> list[OverdueDelegation]:

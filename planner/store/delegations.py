@@ -366,6 +366,13 @@ def _holding(tenant_id: str, delegation_id: int, runner: str) -> dict[str, Any]:
     return {"tenant": tenant_id, "delegation": delegation_id, "runner": runner}
 
 
+async def extend_lease(conn: Connection, tenant_id: str, delegation_id: int, *, runner: str, until: datetime) -> bool:
+    """Hold the running delegation `runner` holds until `until`; False when it no longer holds it."""
+    statement = update(delegations).where(_HELD).values(lease_until=bindparam("until"))
+    result = await conn.execute(statement, {**_holding(tenant_id, delegation_id, runner), "until": until})
+    return bool(result.rowcount)
+
+
 async def start(
     conn: Connection, tenant_id: str, delegation_id: int, *, runner: str, now: datetime
 ) -> Delegation | None:

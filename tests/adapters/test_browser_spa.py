@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from adapters.browser import BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
 from planner.domain.delegations import DelegationStatus
-from planner.ports import DelegationRequest
+from planner.ports import DelegationRequest, QuestionCancelled
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.test_browser import AnsweringPerson
@@ -49,6 +49,25 @@ def flows_config(vendor: SpaVendor, **timeouts: float) -> dict[str, Any]:
     config["name"] = "flows"
     config["timeouts"] = {**config["timeouts"], "step_seconds": 10, **timeouts}
     return config
+
+
+class TypingPerson:
+    """A person who types the code the way people do, in groups."""
+
+    def __init__(self, typed: str) -> None:
+        self.typed = typed
+        self.questions: list[str] = []
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        self.questions.append(question)
+        return self.typed
+
+
+class CancellingPerson:
+    """A person who says `cancel` instead of giving the code."""
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        raise QuestionCancelled("flows")
 
 
 WORKFLOW = DelegationRequest(
@@ -122,3 +141,26 @@ async def test_the_saved_session_of_a_single_page_app_is_reused_without_asking_a
     assert second.output == "Saved W-2: Weekly digest (schedule)"
     assert vendor.logins == 1
     assert len(person.questions) == 1
+
+
+@in_module_loop
+async def test_a_code_typed_with_a_hyphen_is_typed_in_as_one_code(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    result = await make_agent(flows_config(vendor)).delegate(WORKFLOW, human=TypingPerson("448-912"))
+
+    assert result.status is DelegationStatus.SUCCEEDED, result.error
+    assert vendor.codes_tried == [CODE]
+
+
+@in_module_loop
+async def test_a_person_cancelling_the_code_question_is_reported_as_cancelled_not_as_a_timeout(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    result = await make_agent(flows_config(vendor)).delegate(WORKFLOW, human=CancellingPerson())
+
+    assert result.status is DelegationStatus.FAILED
+    assert result.error is not None
+    assert "cancelled by the person asked for the sign-in code" in result.error
+    assert "timed out" not in result.error
+    assert vendor.workflows == []

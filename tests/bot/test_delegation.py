@@ -279,3 +279,29 @@ async def test_a_delegation_whose_runner_stopped_mid_call_is_told_to_its_owner_a
     assert any("I can't tell whether crm did it" in t for t in texts)
     assert factory.agent("crm").calls == []
     assert (await delegator.delegations(TENANT).get(1)).status.value == "unknown"
+
+
+async def test_a_delegation_run_again_by_the_tick_asks_the_person_who_delegated_for_the_code(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id, _lead, writer = await a_crm_desk(running, clock)
+    factory.agent("crm").script = ["unavailable", "ask"]
+    await writer.ask(f"delegate T{task_id} to crm draft_email")
+    await running.bot.drain()
+    delegator = running.bot.delegator
+    assert delegator is not None
+    assert (await delegator.delegations(TENANT).get(1)).status.value == "deferred"
+    before = len(running.connector.sent)
+
+    clock.advance(minutes=10)
+    ticking = asyncio.create_task(delegator.run_due(clock.now))
+    sent = await running.connector.wait_for(before + 1)
+    [question] = [s for s in sent[before:] if "is asking" in (s.body.get("text") or "")]
+    assert question.conversation_id == "a:writer"
+    assert "within 5 minutes" in question.body["text"]
+    assert await writer.ask("448-912") == ["Thanks, I've passed it on."]
+    assert await asyncio.wait_for(ticking, 10) == 1
+
+    assert factory.agent("crm").answers == ["448912"]
+    assert (await delegator.delegations(TENANT).get(1)).status.value == "succeeded"

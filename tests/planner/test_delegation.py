@@ -626,3 +626,41 @@ async def test_a_delegation_that_produced_nothing_by_the_due_date_follows_up_ins
         "aad-writer",
         d.task_id,
     )
+
+
+class SlowPerson:
+    """A person who answers once the test lets them, after taking longer than the agent's whole timeout."""
+
+    def __init__(self, takes: float) -> None:
+        self.takes = takes
+        self.asked = asyncio.Event()
+        self.answer = asyncio.Event()
+        self.told: list[float] = []
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        self.told.append(timeout_seconds)
+        self.asked.set()
+        await self.answer.wait()
+        await asyncio.sleep(self.takes)  # the time itself is what is tested: longer than the call's cut
+        return "482913"
+
+
+async def test_waiting_for_a_persons_code_neither_cuts_the_call_nor_lapses_the_delegation(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock, grace=0.1)
+    d.agent.script = ["ask"]
+    d.agent.ask_seconds = 300
+    person = SlowPerson(takes=0.5)
+    queued = await d.request(timeout_seconds=0.2)
+
+    running = asyncio.create_task(d.delegations.run(queued.id, human=person))
+    await asyncio.wait_for(person.asked.wait(), 5)
+    clock.advance(seconds=290)  # far past the call's timeout and grace: the person has 300 s
+    assert await d.delegations.lapse(clock.now) == []
+    person.answer.set()
+    outcome = await asyncio.wait_for(running, 5)
+
+    assert outcome.delegation.status is DelegationStatus.SUCCEEDED, outcome.delegation.error
+    assert d.agent.answers == ["482913"]
+    assert person.told == [300]
