@@ -17,12 +17,14 @@ with the `Vault` in a `StorageStateStore` and reused, so a delegation signs in o
 When the site asks for a 2FA code, the adapter asks a person through the `HumanChannel` and types the answer in.
 
 Outcomes, by cause:
-- the site is unreachable, answers 5xx, or the browser cannot start or dies: `AgentUnavailable` (counts against
-  the agent's circuit);
+- the site is unreachable, answers 5xx (the page, or a request it makes in the background when a step then fails),
+  the page crashes, or the browser cannot start or dies: `AgentNotReached` while the recipe has submitted nothing
+  (no click, key press or pick, no request but GETs: the delegation is deferred and run again), `AgentUnavailable`
+  once it may have (outcome unknown: never re-sent by itself); both count against the agent's circuit;
 - the delegation takes longer than `request.timeout_seconds` (time spent waiting for a person's code excepted):
   `AgentTimeout`;
 - a step finds nothing in time, the page leaves the registered origins, signing in fails, or nobody gives the
-  code: a `failed` result saying which step and why, with a screenshot when one can be taken. These say the
+  code (or the person cancels): a `failed` result saying which step and why, with a screenshot when one can be taken. These say the
   recipe or the person needs attention, not that the vendor is down, so they do not open the circuit.
 """
 
@@ -1001,6 +1003,10 @@ def _unquote(text: str) -> str:
     return text
 
 
+_SUBMITTING = (Click, Press, Select)
+"""Steps that may change something at the vendor (typing alone does not)."""
+
+
 def _selector_of(step: Step) -> str | None:
     """The element a step acts on or waits for, if any."""
     if isinstance(step, Fill | Click | ExtractText | ExpectCode | Select | Hover):
@@ -1044,16 +1050,44 @@ class _Run:
         self.next_selector: str | None = None
         """What the step after the running one looks for: signing in waits for it or for the sign-in form."""
         self.server_error: str | None = None
+        """The page itself answered 5xx: the site is failing."""
+        self.background_error: str | None = None
+        """A request the page made in the background (XHR, fetch, a script) answered 5xx, or the page crashed: when a
+        step then fails, the vendor is failing, not the recipe."""
+        self.submitted = False
+        """The recipe may have changed something at the vendor: it clicked, pressed, picked or uploaded something, or
+        the page sent anything but a GET. Until then a failure provably did nothing, and the run may be made again."""
         self.secrets: list[str] = []
         page.on("response", self._on_response)
+        page.on("request", self._on_request)
+        page.on("crash", self._on_crash)
 
     def _on_response(self, response: Response) -> None:
+        if response.status < 500 or not self.guard.allows(response.url):
+            return
         try:
             main = response.request.is_navigation_request() and response.frame is self.page.main_frame
         except PlaywrightError:
             return
-        if main and response.status >= 500 and self.server_error is None:
-            self.server_error = f"{_without_query(response.url)} answered {response.status}"
+        failure = f"{_without_query(response.url)} answered {response.status}"
+        if main and self.server_error is None:
+            self.server_error = failure
+        elif not main and self.background_error is None:
+            self.background_error = failure
+
+    def _on_request(self, request: Request) -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not self.signing_in and self.guard.allows(request.url):
+            self.submitted = True
+
+    def _on_crash(self, page: Page) -> None:
+        if self.background_error is None:
+            self.background_error = "the page crashed"
+
+    def unavailable(self, reason: str) -> AgentUnavailable:
+        """The vendor failed: the run may be made again only if it provably did nothing there yet."""
+        if self.submitted:
+            return AgentUnavailable(self.agent.name, f"{reason} (after the recipe submitted something: check the site)")
+        return AgentNotReached(self.agent.name, f"{reason} (before the recipe submitted anything)")
 
     def redact(self, text: str) -> str:
         text = self.config.credentials.redact(text)
@@ -1096,10 +1130,10 @@ class _Run:
                 "the delegation stopped (register that origin if the vendor really uses it)"
             )
         if self.server_error is not None:
-            raise AgentUnavailable(self.agent.name, f"{self.server_error}: the site is failing; try again later")
+            raise self.unavailable(f"{self.server_error}: the site is failing")
         url = self.page.url
         if url.startswith("chrome-error://"):
-            raise AgentUnavailable(self.agent.name, "a page failed to load: the site may be down")
+            raise self.unavailable("a page failed to load: the site may be down")
         if url != "about:blank" and not self.guard.allows(url):
             self.guard.escaped = url
             self.check()
@@ -1114,16 +1148,18 @@ class _Run:
             at = f"{where}step {number} ({_describe(step)})"
             logger.debug("browser agent %r: %s", self.agent.name, at)
             self.next_selector = _selector_of(steps[number]) if number < len(steps) else None
+            if not self.signing_in and isinstance(step, _SUBMITTING):
+                self.submitted = True
             try:
                 await self._step(step, values, at)
             except PlaywrightTimeoutError:
                 self.check()
                 if isinstance(step, Goto):
-                    raise AgentUnavailable(
-                        self.agent.name,
+                    raise self.unavailable(
                         f"{at} did not load within {self.config.timeouts.navigation_seconds:g} s: "
-                        "the site may be down or slow",
+                        "the site may be down or slow"
                     ) from None
+                self._vendor_failing(at)
                 raise _Failed(
                     f"{at} found nothing within {self.config.timeouts.step_seconds:g} s: "
                     "the page may have changed; check the recipe against the site"
@@ -1135,11 +1171,20 @@ class _Run:
                 if network:
                     # Refused, timed out and unresolvable read the same: the words must not map the network.
                     logger.info("browser agent %r: %s could not load the page (%s)", self.agent.name, at, network[1])
-                    raise AgentUnavailable(self.agent.name, f"{at}: {UNREACHABLE}") from None
-                if "closed" in message.lower():
-                    raise AgentUnavailable(self.agent.name, f"the browser closed during {at}") from None
+                    raise self.unavailable(f"{at}: {UNREACHABLE}") from None
+                if "closed" in message.lower() or "crash" in message.lower():
+                    raise self.unavailable(f"the browser closed during {at}") from None
+                self._vendor_failing(at)
                 raise _Failed(f"{at} failed: {self.redact(message)}") from None
+            except _Failed:
+                self._vendor_failing(at)
+                raise
             self.check()
+
+    def _vendor_failing(self, at: str) -> None:
+        """A step failed after the vendor failed in the background: that is why, not the recipe or the person."""
+        if self.background_error is not None and self.guard.escaped is None:
+            raise self.unavailable(f"{at} failed after {self.background_error}: the site is failing")
 
     async def _step(self, step: Step, values: Mapping[str, str], at: str) -> None:
         page = self.page
@@ -1437,8 +1482,9 @@ class BrowserAgent(Agent):
             )
         except PlaywrightError as error:
             # Anything the steps did not convert (the context or browser died between steps) means unavailable.
-            reason = run.redact(_first_line(error)) if run is not None else _first_line(error)
-            raise AgentUnavailable(self.name, f"the browser failed: {reason}") from None
+            if run is None:
+                raise AgentNotReached(self.name, f"the browser failed: {_first_line(error)}") from None
+            raise run.unavailable(f"the browser failed: {run.redact(_first_line(error))}") from None
         finally:
             await self._dispose(context)
 

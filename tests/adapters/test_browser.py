@@ -20,7 +20,14 @@ import pytest_asyncio
 from adapters.browser import BrowserAdapterFactory, BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
 from adapters.egress import UNREACHABLE
 from planner.domain.delegations import DelegationStatus
-from planner.ports import AgentConfigInvalid, AgentTimeout, AgentUnavailable, DelegationRequest, UnknownCapability
+from planner.ports import (
+    AgentConfigInvalid,
+    AgentNotReached,
+    AgentTimeout,
+    AgentUnavailable,
+    DelegationRequest,
+    UnknownCapability,
+)
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.web_vendor import WebVendor
@@ -411,16 +418,18 @@ async def test_a_failing_site_makes_the_agent_unavailable_and_unhealthy(
 
 
 @in_module_loop
-async def test_an_unreachable_site_makes_the_agent_unavailable(
+async def test_an_unreachable_site_makes_the_agent_unavailable_and_the_delegation_safe_to_run_again(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
     agent = make_agent(vendor_config(vendor))
     await vendor.stop()
 
-    with pytest.raises(AgentUnavailable) as raised:
+    with pytest.raises(AgentNotReached) as raised:
         await agent.delegate(BRIEF, human=AnsweringPerson())
     health = await agent.health()
-    assert raised.value.reason == f"step 1 (goto '{vendor.url}/briefs/new'): {UNREACHABLE}"
+    assert raised.value.reason == (
+        f"step 1 (goto '{vendor.url}/briefs/new'): {UNREACHABLE} (before the recipe submitted anything)"
+    )
     assert not health.ok
     assert health.detail == f"{vendor.url}/: {UNREACHABLE}"
 

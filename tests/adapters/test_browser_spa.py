@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from adapters.browser import BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
 from planner.domain.delegations import DelegationStatus
-from planner.ports import DelegationRequest, QuestionCancelled
+from planner.ports import AgentNotReached, AgentUnavailable, DelegationRequest, QuestionCancelled
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.test_browser import AnsweringPerson
@@ -164,3 +164,38 @@ async def test_a_person_cancelling_the_code_question_is_reported_as_cancelled_no
     assert "cancelled by the person asked for the sign-in code" in result.error
     assert "timed out" not in result.error
     assert vendor.workflows == []
+
+
+@in_module_loop
+async def test_a_vendor_failing_in_background_requests_before_anything_was_submitted_defers_the_delegation(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    vendor.api_failing = True
+    agent = make_agent(flows_config(vendor, step_seconds=2))
+    person = AnsweringPerson(CODE)
+
+    with pytest.raises(AgentNotReached) as raised:
+        await agent.delegate(WORKFLOW, human=person)
+
+    assert "/api/me answered 503: the site is failing" in raised.value.reason
+    assert "before the recipe submitted anything" in raised.value.reason
+    assert person.questions == []
+    assert vendor.workflows == []
+
+
+@in_module_loop
+async def test_a_vendor_failing_after_the_recipe_submitted_is_of_unknown_outcome_not_a_wrong_page(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    sessions = MemoryStorageStateStore()
+    first = await make_agent(flows_config(vendor), sessions).delegate(WORKFLOW, human=AnsweringPerson(CODE))
+    assert first.status is DelegationStatus.SUCCEEDED, first.error
+    vendor.save_failing = True
+
+    with pytest.raises(AgentUnavailable) as raised:
+        await make_agent(flows_config(vendor, step_seconds=2), sessions).delegate(WORKFLOW)
+
+    assert not isinstance(raised.value, AgentNotReached)  # it may have acted: never sent again by itself
+    assert "/api/workflows answered 500: the site is failing" in raised.value.reason
+    assert "after the recipe submitted something" in raised.value.reason
+    assert [workflow["id"] for workflow in vendor.workflows] == ["W-1", "W-2"]
