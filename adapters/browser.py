@@ -24,8 +24,9 @@ Outcomes, by cause:
 - the delegation takes longer than `request.timeout_seconds` (time spent waiting for a person's code excepted):
   `AgentTimeout`;
 - a step finds nothing in time, the page leaves the registered origins, signing in fails, or nobody gives the
-  code (or the person cancels): a `failed` result saying which step and why, with a screenshot when one can be taken. These say the
-  recipe or the person needs attention, not that the vendor is down, so they do not open the circuit.
+  code (or the person cancels): a `failed` result saying which step and why, with a screenshot when one can be
+  taken. These say the recipe or the person needs attention, not that the vendor is down, so they do not open the
+  circuit.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import contextlib
 import difflib
 import json
 import logging
+import mimetypes
 import os
 import re
 import shutil
@@ -47,6 +49,7 @@ from urllib.parse import quote, urlsplit
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    FrameLocator,
     Locator,
     Page,
     Playwright,
@@ -192,6 +195,7 @@ class Fill:
 
     selector: str
     value: str
+    frame: str | None = None
     kind = "fill"
 
 
@@ -200,6 +204,7 @@ class Click:
     """Click the element at `selector`."""
 
     selector: str
+    frame: str | None = None
     kind = "click"
 
 
@@ -209,6 +214,7 @@ class WaitFor:
 
     selector: str | None = None
     url: str | None = None
+    frame: str | None = None
     kind = "wait_for"
 
 
@@ -218,6 +224,7 @@ class ExtractText:
 
     selector: str
     field: str
+    frame: str | None = None
     kind = "extract_text"
 
 
@@ -251,6 +258,7 @@ class Press:
 
     key: str
     selector: str | None = None
+    frame: str | None = None
     kind = "press"
 
 
@@ -260,6 +268,7 @@ class Select:
 
     selector: str
     value: str
+    frame: str | None = None
     kind = "select"
 
 
@@ -268,24 +277,55 @@ class Hover:
     """Move the mouse over the element at `selector` (to open a menu that shows on hover)."""
 
     selector: str
+    frame: str | None = None
     kind = "hover"
 
 
-Step = Goto | Fill | Click | WaitFor | ExtractText | Screenshot | ExpectCode | Press | Select | Hover
+@dataclass(frozen=True, kw_only=True)
+class Upload:
+    """Put a file named `name` holding `content` (both templates of input fields) into the file input at `selector`."""
+
+    selector: str
+    name: str
+    content: str
+    media_type: str = "text/plain"
+    frame: str | None = None
+    kind = "upload"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Download:
+    """Click the element at `selector` and keep the file the site sends as evidence."""
+
+    selector: str
+    description: str = ""
+    frame: str | None = None
+    kind = "download"
+
+
+Step = (
+    Goto | Fill | Click | WaitFor | ExtractText | Screenshot | ExpectCode | Press | Select | Hover | Upload | Download
+)
+
+_IN_FRAME = "frame"
+"""The field every step that finds an element takes: a selector of the iframe to look in (on a registered origin)."""
 
 _STEP_FIELDS: dict[str, tuple[type[Any], tuple[str, ...], tuple[str, ...]]] = {
     # kind: (class, required fields, optional fields)
     "goto": (Goto, ("url",), ()),
-    "fill": (Fill, ("selector", "value"), ()),
-    "click": (Click, ("selector",), ()),
-    "wait_for": (WaitFor, (), ("selector", "url")),
-    "extract_text": (ExtractText, ("selector", "field"), ()),
+    "fill": (Fill, ("selector", "value"), (_IN_FRAME,)),
+    "click": (Click, ("selector",), (_IN_FRAME,)),
+    "wait_for": (WaitFor, (), ("selector", "url", _IN_FRAME)),
+    "extract_text": (ExtractText, ("selector", "field"), (_IN_FRAME,)),
     "screenshot": (Screenshot, (), ("description", "full_page")),
     "expect_code": (ExpectCode, ("selector",), ("submit", "unless", "question")),
-    "press": (Press, ("key",), ("selector",)),
-    "select": (Select, ("selector", "value"), ()),
-    "hover": (Hover, ("selector",), ()),
+    "press": (Press, ("key",), ("selector", _IN_FRAME)),
+    "select": (Select, ("selector", "value"), (_IN_FRAME,)),
+    "hover": (Hover, ("selector",), (_IN_FRAME,)),
+    "upload": (Upload, ("selector", "name", "content"), ("media_type", _IN_FRAME)),
+    "download": (Download, ("selector",), ("description", _IN_FRAME)),
 }
+MAX_DOWNLOAD_BYTES = 5 * 1024 * 1024
 _LOGIN_KINDS = ("goto", "fill", "click", "wait_for", "expect_code", "press", "select", "hover")
 
 
@@ -320,7 +360,7 @@ def _parse_step(raw: object, where: str, problems: list[str]) -> Step | None:
             if not isinstance(value, bool):
                 problems.append(f"{where} ({kind}): 'full_page' must be true or false")
                 continue
-        elif not isinstance(value, str) or (name != "value" and not value.strip()):
+        elif not isinstance(value, str) or (name not in ("value", "content") and not value.strip()):
             problems.append(f"{where} ({kind}): {name!r} must be a non-empty string")
             continue
         values[name] = value
@@ -358,6 +398,8 @@ def _templates(step: Step) -> list[tuple[str, str]]:
         return [("url", step.url)]
     if isinstance(step, Fill | Select):
         return [("value", step.value)]
+    if isinstance(step, Upload):
+        return [("name", step.name), ("content", step.content)]
     return []
 
 
@@ -987,7 +1029,14 @@ class _Failed(Exception):
         super().__init__(reason)
 
 
-def _locate(page: Page, selector: str) -> Locator:
+def _read_at_most(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """The file's bytes, or None when it holds more than `limit`."""
+    with open(path, "rb") as file:
+        content = file.read(limit + 1)
+    return content if len(content) <= limit else None
+
+
+def _locate(page: Page | FrameLocator, selector: str) -> Locator:
     kind, separator, text = selector.partition("=")
     if separator and kind == "label":
         return page.get_by_label(_unquote(text))
@@ -1003,12 +1052,14 @@ def _unquote(text: str) -> str:
     return text
 
 
-_SUBMITTING = (Click, Press, Select)
+_SUBMITTING = (Click, Press, Select, Upload, Download)
 """Steps that may change something at the vendor (typing alone does not)."""
 
 
 def _selector_of(step: Step) -> str | None:
-    """The element a step acts on or waits for, if any."""
+    """The element a step acts on or waits for in the page itself, if any."""
+    if getattr(step, "frame", None) is not None:
+        return None
     if isinstance(step, Fill | Click | ExtractText | ExpectCode | Select | Hover):
         return step.selector
     if isinstance(step, Press):
@@ -1058,6 +1109,8 @@ class _Run:
         """The recipe may have changed something at the vendor: it clicked, pressed, picked or uploaded something, or
         the page sent anything but a GET. Until then a failure provably did nothing, and the run may be made again."""
         self.secrets: list[str] = []
+        self.filled: list[tuple[str | None, str]] = []
+        """(frame, selector) of each field the run typed into: masked in screenshots."""
         page.on("response", self._on_response)
         page.on("request", self._on_request)
         page.on("crash", self._on_crash)
@@ -1096,15 +1149,17 @@ class _Run:
         return text
 
     @property
-    def _mask_selectors(self) -> list[str]:
+    def _masks(self) -> list[Locator]:
+        """What screenshots hide: the sign-in form's fields, and every field this run filled."""
         login = self.config.login.steps if self.config.login else ()
-        return [step.selector for step in login if isinstance(step, Fill | ExpectCode)]
+        fields = [(None, step.selector) for step in login if isinstance(step, Fill | ExpectCode)]
+        return [self.locate(selector, frame) for frame, selector in dict.fromkeys(fields + self.filled)]
 
     async def screenshot(self, description: str, *, full_page: bool = False) -> None:
         png = await self.page.screenshot(
             type="png",
             full_page=full_page,
-            mask=[self.locate(selector) for selector in self._mask_selectors],
+            mask=self._masks,
             timeout=self.config.timeouts.step_seconds * 1000,
         )
         self.evidence.append(
@@ -1138,10 +1193,11 @@ class _Run:
             self.guard.escaped = url
             self.check()
 
-    def locate(self, selector: str) -> Locator:
-        """The elements `selector` finds: CSS or XPath, Playwright's `role=`/`text=` engines, or `label=`/`placeholder=`
-        (an input by its label or placeholder text, as `get_by_label`/`get_by_placeholder` find them)."""
-        return _locate(self.page, selector)
+    def locate(self, selector: str, frame: str | None = None) -> Locator:
+        """The elements `selector` finds (in the iframe at `frame`, if given): CSS or XPath, Playwright's `role=` and
+        `text=` engines, or `label=`/`placeholder=` (an input by its label or placeholder text, as `get_by_label` and
+        `get_by_placeholder` find them)."""
+        return _locate(self.page.frame_locator(frame) if frame is not None else self.page, selector)
 
     async def run(self, steps: Sequence[Step], values: Mapping[str, str], where: str) -> None:
         for number, step in enumerate(steps, start=1):
@@ -1191,17 +1247,18 @@ class _Run:
         if isinstance(step, Goto):
             await self._goto(_render(step.url, values, for_url=True), at)
         elif isinstance(step, Fill):
-            await self.locate(step.selector).first.fill(_render(step.value, values))
+            self.filled.append((step.frame, step.selector))
+            await self.locate(step.selector, step.frame).first.fill(_render(step.value, values))
         elif isinstance(step, Click):
-            await self.locate(step.selector).first.click()
+            await self.locate(step.selector, step.frame).first.click()
         elif isinstance(step, WaitFor):
             if step.selector is not None:
-                await self.locate(step.selector).first.wait_for(state="visible")
+                await self.locate(step.selector, step.frame).first.wait_for(state="visible")
             elif step.url is not None:
                 await page.wait_for_url(step.url)
         elif isinstance(step, ExtractText):
             # Visible means drawn with some text: a page that fills the element in later is waited for.
-            element = self.locate(step.selector).first
+            element = self.locate(step.selector, step.frame).first
             await element.wait_for(state="visible")
             self.data[step.field] = (await element.inner_text()).strip()
         elif isinstance(step, Screenshot):
@@ -1210,13 +1267,42 @@ class _Run:
             await self._expect_code(step, at)
         elif isinstance(step, Press):
             if step.selector is not None:
-                await self.locate(step.selector).first.press(step.key)
+                await self.locate(step.selector, step.frame).first.press(step.key)
             else:
                 await page.keyboard.press(step.key)
         elif isinstance(step, Select):
-            await self.locate(step.selector).first.select_option(_render(step.value, values))
+            await self.locate(step.selector, step.frame).first.select_option(_render(step.value, values))
         elif isinstance(step, Hover):
-            await self.locate(step.selector).first.hover()
+            await self.locate(step.selector, step.frame).first.hover()
+        elif isinstance(step, Upload):
+            payload = {
+                "name": _render(step.name, values),
+                "mimeType": step.media_type,
+                "buffer": _render(step.content, values).encode(),
+            }
+            await self.locate(step.selector, step.frame).first.set_input_files(payload)  # type: ignore[arg-type]
+        elif isinstance(step, Download):
+            await self._download(step, at)
+
+    async def _download(self, step: Download, at: str) -> None:
+        async with self.page.expect_download() as started:
+            await self.locate(step.selector, step.frame).first.click()
+        download = await started.value
+        try:
+            content = await asyncio.to_thread(_read_at_most, await download.path(), MAX_DOWNLOAD_BYTES)
+        finally:
+            await download.delete()
+        if content is None:
+            raise _Failed(f"{at}: the file is larger than the {MAX_DOWNLOAD_BYTES} bytes a delegation keeps")
+        name = download.suggested_filename
+        self.evidence.append(
+            Evidence(
+                kind="file",
+                media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+                content=content,
+                description=self.redact(step.description or name),
+            )
+        )
 
     async def _goto(self, url: str, at: str) -> None:
         if not self.guard.allows(url):
@@ -1562,7 +1648,7 @@ class BrowserAgent(Agent):
             context = await browser.new_context(
                 storage_state=state,  # type: ignore[arg-type]
                 service_workers="block",  # requests from service workers would bypass the route
-                accept_downloads=False,
+                accept_downloads=True,  # kept only by a download step, as evidence
             )
             context.set_default_timeout(self.config.timeouts.step_seconds * 1000)
             context.set_default_navigation_timeout(self.config.timeouts.navigation_seconds * 1000)

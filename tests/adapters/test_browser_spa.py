@@ -199,3 +199,42 @@ async def test_a_vendor_failing_after_the_recipe_submitted_is_of_unknown_outcome
     assert "/api/workflows answered 500: the site is failing" in raised.value.reason
     assert "after the recipe submitted something" in raised.value.reason
     assert [workflow["id"] for workflow in vendor.workflows] == ["W-1", "W-2"]
+
+
+TOOLS = {
+    "description": "Find a campaign, import a brief and download the report",
+    "steps": [
+        {"kind": "goto", "url": "{origin}/tools"},
+        {"kind": "hover", "selector": 'role=button[name="More"]'},
+        {"kind": "click", "selector": "text=Import a brief"},
+        {"kind": "fill", "frame": "iframe[title=Search]", "selector": "label=Search", "value": "{campaign}"},
+        {"kind": "press", "frame": "iframe[title=Search]", "selector": "label=Search", "key": "Enter"},
+        {"kind": "extract_text", "frame": "iframe[title=Search]", "selector": "#found", "field": "found"},
+        {"kind": "upload", "selector": "label=Brief file", "name": "{campaign}.txt", "content": "{brief}"},
+        {"kind": "click", "selector": 'role=button[name="Upload"]'},
+        {"kind": "extract_text", "selector": "#uploaded", "field": "uploaded"},
+        {"kind": "download", "selector": "text=Download the report", "description": "the leads report"},
+    ],
+    "output": "{found}; {uploaded}",
+}
+
+
+@in_module_loop
+async def test_recipes_hover_press_keys_fill_inside_iframes_upload_and_download(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    config = flows_config(vendor)
+    config["capabilities"]["use_tools"] = json.loads(json.dumps(TOOLS).replace("{origin}", vendor.url))
+    agent = make_agent(config)
+    request = DelegationRequest(
+        capability="use_tools", input={"campaign": "spring", "brief": "Launch on 3 March."}, timeout_seconds=60
+    )
+
+    result = await agent.delegate(request, human=AnsweringPerson(CODE))
+
+    assert result.status is DelegationStatus.SUCCEEDED, result.error
+    assert result.output == "Found: spring; Uploaded spring.txt (18 bytes)"
+    assert vendor.uploads == [("spring.txt", b"Launch on 3 March.")]
+    report = next(item for item in result.evidence if item.kind == "file")
+    assert (report.media_type, report.description) == ("text/csv", "the leads report")
+    assert report.content == b"campaign,leads\nspring,42\n"

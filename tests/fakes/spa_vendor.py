@@ -5,10 +5,14 @@ the page asked for, each a moment after the `load` event (`render_delay_ms`), so
 `load` sees nothing. Signing in sets a session cookie (`spa_session`) pending the 2FA code; the code makes it verified.
 A signed-in user can save a workflow (a name and a trigger picked from a select) and sees its id. Switches make the API
 fail (5xx on the background requests only: the shell still loads) or the save fail after it was recorded.
+
+Beside the app, plain pages under /tools exercise the other steps: a menu that opens on hover, a search box in an
+iframe answering the Enter key, a file upload, and a report to download.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 import socket
@@ -124,6 +128,7 @@ class SpaVendor:
         self.logins = 0
         self.codes_tried: list[str] = []
         self.workflows: list[dict[str, str]] = []
+        self.uploads: list[tuple[str, bytes]] = []
         self._sessions: dict[str, _Session] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -143,6 +148,11 @@ class SpaVendor:
         app.router.add_post("/api/workflows", self._save)
         app.router.add_route("*", "/api/{anything:.*}", self._not_found)
         app.router.add_get("/favicon.ico", self._not_found)
+        app.router.add_get("/tools", self._tools)
+        app.router.add_get("/tools/import", self._import_form)
+        app.router.add_post("/tools/import", self._import)
+        app.router.add_get("/tools/search", self._search_frame)
+        app.router.add_get("/tools/report.csv", self._report)
         app.router.add_get("/{path:.*}", self._shell)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -229,8 +239,53 @@ class SpaVendor:
             return web.json_response({"message": "Internal Server Error"}, status=500)
         return web.json_response(workflow)
 
+    async def _tools(self, request: web.Request) -> web.StreamResponse:
+        return _html(
+            "<style>.items { display: none } .menu:hover .items { display: block }</style>"
+            '<div class="menu"><button type="button">More</button>'
+            '<div class="items"><a href="/tools/import">Import a brief</a></div></div>'
+        )
+
+    async def _import_form(self, request: web.Request) -> web.StreamResponse:
+        return _html(
+            '<iframe title="Search" src="/tools/search"></iframe>'
+            '<form method="post" action="/tools/import" enctype="multipart/form-data">'
+            '<label>Brief file <input type="file" name="file"></label><button type="submit">Upload</button></form>'
+        )
+
+    async def _search_frame(self, request: web.Request) -> web.StreamResponse:
+        return _html(
+            '<label>Search <input name="q"></label><p id="found"></p><script>'
+            'document.querySelector("input").addEventListener("keydown", (event) => {'
+            ' if (event.key === "Enter") document.getElementById("found").textContent = "Found: " + event.target.value;'
+            "});</script>"
+        )
+
+    async def _import(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            return web.Response(status=400, text="no file")
+        content = upload.file.read()
+        self.uploads.append((upload.filename, content))
+        return _html(
+            f'<p id="uploaded">Uploaded {html.escape(upload.filename)} ({len(content)} bytes)</p>'
+            '<a href="/tools/report.csv">Download the report</a>'
+        )
+
+    async def _report(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            text="campaign,leads\nspring,42\n",
+            content_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="report.csv"'},
+        )
+
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"message": "not found"}, status=404)
+
+
+def _html(body: str) -> web.Response:
+    return web.Response(text=f"<!doctype html><html><body>{body}</body></html>", content_type="text/html")
 
 
 async def _json(request: web.Request) -> dict[str, object]:
