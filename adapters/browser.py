@@ -173,6 +173,43 @@ def _parse_origin(text: str) -> tuple[_Origin | None, str]:
     return origin, ""
 
 
+@dataclass(frozen=True, order=True)
+class _IdentityProvider:
+    """An origin sign-in may pass through (an SSO hop): exact, or with `wildcard` any subdomain of `host`."""
+
+    scheme: str
+    host: str
+    port: int
+    wildcard: bool = False
+
+    def matches(self, origin: _Origin) -> bool:
+        if (origin.scheme, origin.port) != (self.scheme, self.port):
+            return False
+        return origin.host.endswith("." + self.host) if self.wildcard else origin.host == self.host
+
+    @property
+    def pattern(self) -> str:
+        """The host as Chromium's host rules write it (`*.okta.com`)."""
+        return f"*.{self.host}" if self.wildcard else self.host
+
+    def __str__(self) -> str:
+        port = "" if _DEFAULT_PORTS[self.scheme] == self.port else f":{self.port}"
+        return f"{self.scheme}://{self.pattern}{port}"
+
+
+def _parse_identity_provider(text: str) -> tuple[_IdentityProvider | None, str]:
+    scheme, separator, rest = text.partition("://")
+    wildcard = rest.startswith("*.")
+    origin, problem = _parse_origin(f"{scheme}{separator}{rest[2:]}" if wildcard else text)
+    if origin is None:
+        return None, problem.replace("https://app.vendor.example", "https://login.idp.example or https://*.okta.com")
+    if wildcard and (parse_address(origin.host) is not None or origin.host.count(".") < 1):
+        return None, "may put *. only before a domain with at least two labels, like https://*.okta.com"
+    if "*" in origin.host:
+        return None, "may use * only as the first label, like https://*.okta.com"
+    return _IdentityProvider(origin.scheme, origin.host, origin.port, wildcard), ""
+
+
 def _without_query(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
@@ -563,9 +600,14 @@ class BrowserConfig:
     chromium_path: str | None = None
     """Where Chromium is; by default `COS_CHROMIUM_PATH`, then /usr/bin/chromium, then `chromium` on the PATH."""
     credentials: Credentials = field(default_factory=Credentials, repr=False)
+    identity_providers: tuple[str, ...] = ()
+    """Origins signing in may pass through (an SSO hop to an identity provider), `https://*.okta.com` for any
+    subdomain; never a recipe's `goto`, and every other origin stays refused."""
 
     def __post_init__(self) -> None:
         origins, problems = _origins_and_problems(self.origins)
+        providers, provider_problems = _providers_and_problems(self.identity_providers)
+        problems += provider_problems
         problems += _config_problems(
             name=self.name,
             origins=origins,
@@ -581,6 +623,7 @@ class BrowserConfig:
         if problems:
             raise AgentConfigInvalid(problems)
         object.__setattr__(self, "origins", tuple(str(origin) for origin in origins))
+        object.__setattr__(self, "identity_providers", tuple(str(provider) for provider in providers))
 
     @property
     def allowed_origins(self) -> frozenset[str]:
@@ -590,7 +633,17 @@ class BrowserConfig:
     def from_dict(cls, data: Mapping[str, Any], *, name: str | None = None) -> BrowserConfig:
         """A config from its JSON form (`name` may come apart); raises `AgentConfigInvalid` listing every problem."""
         problems: list[str] = []
-        known = ("name", "origins", "capabilities", "login", "timeouts", "headless", "chromium_path", "credentials")
+        known = (
+            "name",
+            "origins",
+            "identity_providers",
+            "capabilities",
+            "login",
+            "timeouts",
+            "headless",
+            "chromium_path",
+            "credentials",
+        )
         problems += [f"unknown field {key!r}{_did_you_mean(str(key), known)}" for key in data if key not in known]
         if name is None:
             name = data.get("name")
@@ -601,6 +654,10 @@ class BrowserConfig:
         if not isinstance(raw_origins, list) or not all(isinstance(origin, str) for origin in raw_origins):
             problems.append("origins: must be a list like ['https://app.vendor.example']")
             raw_origins = []
+        raw_providers = data.get("identity_providers", [])
+        if not isinstance(raw_providers, list) or not all(isinstance(item, str) for item in raw_providers):
+            problems.append("identity_providers: must be a list like ['https://login.microsoftonline.com']")
+            raw_providers = []
         credentials = _parse_credentials(data.get("credentials"), problems)
         timeouts = _parse_timeouts(data.get("timeouts"), problems)
         login = _parse_login(data.get("login"), problems)
@@ -616,18 +673,23 @@ class BrowserConfig:
         if problems:
             # Some parts could not be read: report what is wrong with the rest too, so one round of fixes is enough.
             origins, origin_problems = _origins_and_problems(raw_origins)
-            problems += origin_problems + _config_problems(
-                name=name,
-                origins=origins,
-                timeouts=timeouts,
-                recipes={key: (steps, output) for key, (steps, _, output) in drafts.items()},
-                login=login,
-                credentials=credentials,
+            problems += (
+                origin_problems
+                + _providers_and_problems(raw_providers)[1]
+                + _config_problems(
+                    name=name,
+                    origins=origins,
+                    timeouts=timeouts,
+                    recipes={key: (steps, output) for key, (steps, _, output) in drafts.items()},
+                    login=login,
+                    credentials=credentials,
+                )
             )
             raise AgentConfigInvalid(problems)
         return cls(
             name=name,
             origins=tuple(raw_origins),
+            identity_providers=tuple(raw_providers),
             capabilities={
                 key: Recipe(steps=_complete(steps), description=description, output=output)
                 for key, (steps, description, output) in drafts.items()
@@ -645,6 +707,7 @@ class BrowserConfig:
         """The JSON form, without `name`; the credentials only when asked (to encrypt them with the vault)."""
         data: dict[str, Any] = {
             "origins": list(self.origins),
+            **({"identity_providers": list(self.identity_providers)} if self.identity_providers else {}),
             "capabilities": {
                 name: {
                     "description": recipe.description,
@@ -686,6 +749,18 @@ def _origins_and_problems(raw: Sequence[str]) -> tuple[list[_Origin], list[str]]
         elif origin not in origins:
             origins.append(origin)
     return origins, problems
+
+
+def _providers_and_problems(raw: Sequence[str]) -> tuple[list[_IdentityProvider], list[str]]:
+    providers: list[_IdentityProvider] = []
+    problems: list[str] = []
+    for number, text in enumerate(raw, start=1):
+        provider, problem = _parse_identity_provider(text)
+        if provider is None:
+            problems.append(f"identity_providers #{number} {text!r} {problem}")
+        elif provider not in providers:
+            providers.append(provider)
+    return providers, problems
 
 
 def _config_problems(
@@ -866,8 +941,12 @@ class MemoryStorageStateStore:
 class _OriginGuard:
     """Aborts requests to unregistered origins and remembers what the page tried."""
 
-    def __init__(self, origins: frozenset[_Origin]) -> None:
+    def __init__(
+        self, origins: frozenset[_Origin], providers: Sequence[_IdentityProvider] = (), egress: Egress | None = None
+    ) -> None:
         self._origins = origins
+        self._providers = tuple(providers)
+        self._egress = egress if egress is not None else Egress()
         self.page: Page | None = None
         """The delegation's page: its main frame leaving the origins fails the delegation (a popup's does not)."""
         self.blocked: list[str] = []
@@ -875,7 +954,24 @@ class _OriginGuard:
         """The first navigation or redirect towards an unregistered origin: it fails the delegation."""
 
     def allows(self, url: str) -> bool:
-        return _origin_of(url) in self._origins
+        origin = _origin_of(url)
+        if origin is None:
+            return False
+        return origin in self._origins or any(provider.matches(origin) for provider in self._providers)
+
+    async def _reachable(self, url: str) -> bool:
+        """A host under a wildcard identity provider is resolved by Chromium itself: check where it leads first."""
+        origin = _origin_of(url)
+        if origin is None or origin in self._origins:
+            return True
+        if not any(provider.wildcard and provider.matches(origin) for provider in self._providers):
+            return True  # an exact provider's host is pinned in Chromium's resolver like an origin's
+        try:
+            await self._egress.address_for(origin.host, origin.port)
+        except (AddressRefused, HostNotFound) as error:
+            logger.warning("browser: refused %s: %s", origin, error)
+            return False
+        return True
 
     def _note_escape(self, url: str) -> None:
         if self.escaped is None:
@@ -883,7 +979,7 @@ class _OriginGuard:
 
     async def route(self, route: Route, request: Request) -> None:
         try:
-            if self.allows(request.url):
+            if self.allows(request.url) and await self._reachable(request.url):
                 await route.continue_()
                 return
             self.blocked.append(request.url)
@@ -938,9 +1034,12 @@ class Chromium:
         headless: bool = True,
         launch_seconds: float = 30.0,
         egress: Egress | None = None,
+        host_patterns: Iterable[str] = (),
     ) -> None:
-        """`egress`: the addresses the hosts may resolve to (by default public ones only)."""
+        """`egress`: the addresses the hosts may resolve to (by default public ones only); `host_patterns`: names
+        like `*.okta.com` Chromium resolves itself (identity providers' subdomains; checked by the route first)."""
         self.hosts = frozenset(host.lower() for host in hosts)
+        self.host_patterns = frozenset(pattern.lower() for pattern in host_patterns)
         self.executable_path = executable_path if executable_path is not None else chromium_executable(None)
         self.headless = headless
         self.launch_seconds = launch_seconds
@@ -1000,7 +1099,8 @@ class Chromium:
             if parse_address(host) is None
         )
         literals = "".join(f" , EXCLUDE {host}" for host in pinned if parse_address(host) is not None)
-        return f"{maps}MAP * ~NOTFOUND{literals}"
+        patterns = "".join(f" , EXCLUDE {pattern}" for pattern in sorted(self.host_patterns))
+        return f"{maps}MAP * ~NOTFOUND{literals}{patterns}"
 
     async def close(self) -> None:
         """Close the browser and stop Playwright."""
@@ -1468,9 +1568,12 @@ class BrowserAgent(Agent):
         self._sessions: StorageStateStore = sessions if sessions is not None else MemoryStorageStateStore()
         self._clock = clock
         self._origins = frozenset(origin for text in config.origins if (origin := _origin_of(text)) is not None)
+        self._providers = _providers_and_problems(config.identity_providers)[0]
         hosts = {origin.host for origin in self._origins}
-        if chromium is not None and not hosts <= chromium.hosts:
-            missing = ", ".join(sorted(hosts - chromium.hosts))
+        hosts |= {provider.host for provider in self._providers if not provider.wildcard}
+        patterns = {provider.pattern for provider in self._providers if provider.wildcard}
+        if chromium is not None and not (hosts <= chromium.hosts and patterns <= chromium.host_patterns):
+            missing = ", ".join(sorted((hosts - chromium.hosts) | (patterns - chromium.host_patterns)))
             raise AgentConfigInvalid([f"the shared Chromium does not resolve {missing}: add it to its hosts"])
         self._owns_chromium = chromium is None
         self._chromium = chromium or Chromium(
@@ -1479,6 +1582,7 @@ class BrowserAgent(Agent):
             headless=config.headless,
             launch_seconds=config.timeouts.launch_seconds,
             egress=egress,
+            host_patterns=patterns,
         )
         self._delegation_lock = asyncio.Lock()
 
@@ -1643,7 +1747,7 @@ class BrowserAgent(Agent):
         return state if isinstance(state, dict) else None
 
     async def _new_context(self, browser: Browser, state: dict[str, Any] | None) -> tuple[BrowserContext, _OriginGuard]:
-        guard = _OriginGuard(self._origins)
+        guard = _OriginGuard(self._origins, self._providers, self._chromium.egress)
         try:
             context = await browser.new_context(
                 storage_state=state,  # type: ignore[arg-type]
@@ -1729,6 +1833,10 @@ class BrowserAdapterFactory:
             host_problem = self._egress.host_problem(urlsplit(origin).hostname or "")
             if host_problem is not None:
                 problems.append(f"origins #{number}: {host_problem}")
+        for number, provider in enumerate(_providers_and_problems(parsed.identity_providers)[0], 1):
+            host_problem = self._egress.host_problem(provider.host)
+            if host_problem is not None:
+                problems.append(f"identity_providers #{number}: {host_problem}")
         if problems:
             raise AgentConfigInvalid(problems)
         return parsed.to_dict(with_secrets=True)

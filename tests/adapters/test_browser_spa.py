@@ -14,12 +14,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from adapters.browser import BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
+from adapters.browser import (
+    BrowserAgent,
+    BrowserConfig,
+    Chromium,
+    MemoryStorageStateStore,
+    _OriginGuard,
+    _providers_and_problems,
+)
 from planner.domain.delegations import DelegationStatus
-from planner.ports import AgentNotReached, AgentUnavailable, DelegationRequest, QuestionCancelled
+from planner.ports import AgentConfigInvalid, AgentNotReached, AgentUnavailable, DelegationRequest, QuestionCancelled
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.test_browser import AnsweringPerson
+from tests.fakes.identity_provider import IdentityProvider
 from tests.fakes.spa_vendor import SpaVendor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,3 +246,82 @@ async def test_recipes_hover_press_keys_fill_inside_iframes_upload_and_download(
     report = next(item for item in result.evidence if item.kind == "file")
     assert (report.media_type, report.description) == ("text/csv", "the leads report")
     assert report.content == b"campaign,leads\nspring,42\n"
+
+
+def sso_config(vendor: SpaVendor, idp: IdentityProvider, *, providers: list[str]) -> dict[str, Any]:
+    config = flows_config(vendor)
+    config["identity_providers"] = providers
+    config["login"] = {
+        "signed_out_selector": 'role=button[name="Sign in"]',
+        "signed_in_selector": 'role=heading[name="Overview"]',
+        "steps": [
+            {"kind": "goto", "url": f"{vendor.url}/sso/start"},
+            {"kind": "fill", "selector": "label=Work email", "value": "{credentials.email}"},
+            {"kind": "click", "selector": 'role=button[name="Continue with SSO"]'},
+            {"kind": "wait_for", "selector": 'role=heading[name="Overview"]'},
+        ],
+    }
+    return config
+
+
+@in_module_loop
+async def test_signing_in_passes_through_an_identity_provider_listed_with_a_wildcard(
+    vendor: SpaVendor, vault: Vault
+) -> None:
+    async with IdentityProvider(email=EMAIL) as idp:
+        vendor.identity_provider = idp
+        config = sso_config(vendor, idp, providers=[f"http://*.idp.localhost:{idp.port}"])
+        agent = BrowserAgent(BrowserConfig.from_dict(config), vault=vault, egress=LOOPBACK)  # resolves *.idp.localhost
+        try:
+            result = await agent.delegate(WORKFLOW)
+        finally:
+            await agent.close()
+
+    assert result.status is DelegationStatus.SUCCEEDED, result.error
+    assert (idp.sign_ins, vendor.logins) == (1, 1)
+    assert result.output == "Saved W-1: Weekly digest (schedule)"
+
+
+@in_module_loop
+async def test_an_identity_provider_not_listed_is_refused(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    async with IdentityProvider(email=EMAIL) as idp:
+        vendor.identity_provider = idp
+        result = await make_agent(sso_config(vendor, idp, providers=[])).delegate(WORKFLOW)
+
+    assert result.status is DelegationStatus.FAILED
+    assert result.error is not None
+    assert f"tried to leave the registered origins for {idp.url}/authorize" in result.error
+    assert idp.sign_ins == 0
+
+
+def test_a_wildcard_identity_provider_allows_its_subdomains_only() -> None:
+    providers, problems = _providers_and_problems(["https://*.okta.com", "https://login.microsoftonline.com"])
+    guard = _OriginGuard(frozenset(), providers)
+
+    assert problems == []
+    assert guard.allows("https://brand.okta.com/app/sso")
+    assert guard.allows("https://a.b.okta.com/")
+    assert guard.allows("https://login.microsoftonline.com/common/oauth2")
+    assert not guard.allows("https://okta.com/")
+    assert not guard.allows("https://evilokta.com/")
+    assert not guard.allows("https://brand.okta.com.evil.example/")
+    assert not guard.allows("http://brand.okta.com/")
+    assert not guard.allows("https://brand.okta.com:8443/")
+    assert not guard.allows("https://microsoftonline.com/")
+
+
+def test_identity_providers_that_are_too_wide_are_refused_when_registering() -> None:
+    config = {**readme_recipe("flows"), "name": "flows"}
+    config["identity_providers"] = ["https://*.com", "https://login.*.example", "https://*.10.0.0.1", "okta.com"]
+
+    with pytest.raises(AgentConfigInvalid) as refused:
+        BrowserConfig.from_dict(config)
+
+    assert [problem.split(" ", 3)[:3] for problem in refused.value.problems] == [
+        ["identity_providers", "#1", "'https://*.com'"],
+        ["identity_providers", "#2", "'https://login.*.example'"],
+        ["identity_providers", "#3", "'https://*.10.0.0.1'"],
+        ["identity_providers", "#4", "'okta.com'"],
+    ]

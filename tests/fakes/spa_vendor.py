@@ -18,8 +18,11 @@ import secrets
 import socket
 from dataclasses import dataclass
 from types import TracebackType
+from urllib.parse import urlencode
 
 from aiohttp import web
+
+from tests.fakes.identity_provider import IdentityProvider
 
 SESSION_COOKIE = "spa_session"
 
@@ -129,6 +132,8 @@ class SpaVendor:
         self.codes_tried: list[str] = []
         self.workflows: list[dict[str, str]] = []
         self.uploads: list[tuple[str, bytes]] = []
+        self.identity_provider: IdentityProvider | None = None
+        """Where /sso/start sends a user to sign in (single sign-on), if anywhere."""
         self._sessions: dict[str, _Session] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -148,6 +153,8 @@ class SpaVendor:
         app.router.add_post("/api/workflows", self._save)
         app.router.add_route("*", "/api/{anything:.*}", self._not_found)
         app.router.add_get("/favicon.ico", self._not_found)
+        app.router.add_get("/sso/start", self._sso_start)
+        app.router.add_get("/sso/callback", self._sso_callback)
         app.router.add_get("/tools", self._tools)
         app.router.add_get("/tools/import", self._import_form)
         app.router.add_post("/tools/import", self._import)
@@ -238,6 +245,23 @@ class SpaVendor:
         if self.save_failing:
             return web.json_response({"message": "Internal Server Error"}, status=500)
         return web.json_response(workflow)
+
+    async def _sso_start(self, request: web.Request) -> web.StreamResponse:
+        if self.identity_provider is None:
+            return web.Response(status=404, text="no single sign-on")
+        return_to = f"{self.url}/sso/callback"
+        raise web.HTTPFound(f"{self.identity_provider.url}/authorize?{urlencode({'return_to': return_to})}")
+
+    async def _sso_callback(self, request: web.Request) -> web.StreamResponse:
+        email = self.identity_provider.redeem(request.query.get("ticket", "")) if self.identity_provider else None
+        if email != self.email:
+            return web.Response(status=403, text="the ticket is not valid")
+        token = secrets.token_urlsafe(24)
+        self._sessions[token] = _Session(verified=True)
+        self.logins += 1
+        answer = web.HTTPFound("/")
+        answer.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax")
+        raise answer
 
     async def _tools(self, request: web.Request) -> web.StreamResponse:
         return _html(
