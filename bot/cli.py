@@ -140,6 +140,26 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def _import_codegen(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from adapters.browser_codegen import CodegenNotUnderstood, checked_config, recipe_from_codegen
+    from planner.ports import AgentConfigInvalid
+
+    try:
+        source = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        imported = recipe_from_codegen(source, description=args.description)
+        config = checked_config(imported, args.capability)
+    except (OSError, UnicodeDecodeError, CodegenNotUnderstood, AgentConfigInvalid) as error:
+        print(f"cos adapters import-codegen: {error}", file=sys.stderr)
+        return 2
+    for note in imported.notes:
+        print(f"cos adapters import-codegen: {note}", file=sys.stderr)
+    print(json.dumps(config, indent=2))
+    return 0
+
+
 def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from pathlib import Path
@@ -152,6 +172,8 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     from planner.store.migrate import upgrade
     from planner.store.vault import VaultError
 
+    if args.adapters_command == "import-codegen":
+        return _import_codegen(args)
     config: dict[str, object] = {}
     if args.adapters_command == "register":
         try:
@@ -593,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "register":
             command.add_argument("config", help="the configuration as JSON, or @path to a JSON file")
     adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
+    codegen = adapter_commands.add_parser(
+        "import-codegen", help="a browser recipe from `playwright codegen --target python` output, printed as JSON"
+    )
+    codegen.add_argument("file", help="the recorded script (- for standard input)")
+    codegen.add_argument("--capability", required=True, help="the capability the recipe does, like create_workflow")
+    codegen.add_argument("--description", default="", help="what the capability does, in a sentence")
     adapters.set_defaults(handler=_adapters)
 
     decisions_parser = commands.add_parser(

@@ -22,6 +22,7 @@ from adapters.browser import (
     _OriginGuard,
     _providers_and_problems,
 )
+from adapters.browser_codegen import checked_config, recipe_from_codegen
 from planner.domain.delegations import DelegationStatus
 from planner.ports import AgentConfigInvalid, AgentNotReached, AgentUnavailable, DelegationRequest, QuestionCancelled
 from planner.store.vault import Vault
@@ -325,3 +326,58 @@ def test_identity_providers_that_are_too_wide_are_refused_when_registering() -> 
         ["identity_providers", "#3", "'https://*.10.0.0.1'"],
         ["identity_providers", "#4", "'okta.com'"],
     ]
+
+
+RECORDED = """
+import re
+from playwright.sync_api import Playwright, sync_playwright, expect
+
+
+def run(playwright: Playwright) -> None:
+    browser = playwright.chromium.launch(headless=False)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto("{origin}/tools")
+    page.get_by_role("button", name="More").hover()
+    page.get_by_role("link", name="Import a brief").click()
+    page.locator("iframe[title=\\"Search\\"]").content_frame.get_by_label("Search").click()
+    page.locator("iframe[title=\\"Search\\"]").content_frame.get_by_label("Search").fill("autumn")
+    page.locator("iframe[title=\\"Search\\"]").content_frame.get_by_label("Search").press("Enter")
+    expect(page.locator("iframe[title=\\"Search\\"]").content_frame.get_by_text("Found:")).to_be_visible()
+    page.get_by_label("Brief file").set_input_files("brief.txt")
+    page.get_by_role("button", name="Upload").click()
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download the report").click()
+    download = download_info.value
+
+    # ---------------------
+    context.close()
+    browser.close()
+
+
+with sync_playwright() as playwright:
+    run(playwright)
+"""
+
+
+@in_module_loop
+async def test_a_recording_from_playwright_codegen_imports_into_a_recipe_that_runs(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    imported = recipe_from_codegen(RECORDED.replace("{origin}", vendor.url), description="Import a brief")
+    config = {"name": "flows", **checked_config(imported, "import_brief")}
+    agent = make_agent(config)
+    [capability] = await agent.capabilities()
+    assert capability.input_schema["required"] == ["search", "brief_file_file_name", "brief_file_content"]
+    request = DelegationRequest(
+        capability="import_brief",
+        input={"search": "spring", "brief_file_file_name": "brief.txt", "brief_file_content": "Launch."},
+        timeout_seconds=60,
+    )
+
+    result = await agent.delegate(request)
+
+    assert result.status is DelegationStatus.SUCCEEDED, result.error
+    assert vendor.uploads == [("brief.txt", b"Launch.")]
+    assert any(item.kind == "file" and item.content.startswith(b"campaign,leads") for item in result.evidence)
+    assert imported.notes == []
