@@ -90,7 +90,7 @@ from planner.store import Connection, Store
 from planner.store import delegations as stored
 from planner.store import events as event_log
 from planner.store.tasks import mark_task_delegated
-from planner.store.vault import UndecryptableSecret
+from planner.store.vault import UndecryptableSecret, VaultError
 
 _TASK_ATTEMPTS = 20
 _OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid)
@@ -184,9 +184,18 @@ class Delegations:
             return await stored.list_delegations(conn, self.tenant_id, status=status, limit=limit)
 
     async def evidence(self, delegation_id: int) -> list[StoredEvidence]:
-        """What the agent showed for a delegation, in the order it gave it."""
+        """What the agent showed for a delegation, in the order it gave it (decrypted)."""
         async with self._store.read() as conn:
-            return await stored.evidence_of(conn, self.tenant_id, delegation_id)
+            kept = await stored.evidence_of(conn, self.tenant_id, delegation_id)
+        return [replace(item, content=self._unseal(item.content)) for item in kept]
+
+    def _unseal(self, content: bytes | None) -> bytes | None:
+        if content is None:
+            return None
+        try:
+            return self._registry.vault.decrypt(content)
+        except VaultError:
+            return content  # kept before evidence was encrypted at rest
 
     async def due_for_retry(self, at: datetime, *, limit: int = 100) -> list[Delegation]:
         """Delegations a runner should pick up at `at`, oldest first: queued ones nobody ran (their process stopped
@@ -749,7 +758,8 @@ class Delegations:
                     media_type=item.media_type[:100],
                     description=(item.description + note).strip(),
                     size=size,
-                    content=item.content if keep else None,
+                    # Screenshots show the vendor's pages (customers, campaigns): sealed like the adapters' secrets.
+                    content=self._registry.vault.encrypt(item.content) if keep else None,
                 )
             )
         await stored.insert_evidence(conn, kept, tenant_id=self.tenant_id)

@@ -26,9 +26,9 @@ from planner.ports import Evidence
 from planner.services.breaker import Breakers
 from planner.services.delegation import Delegations, overdue_delegations, tenants_with_delegations_to_run
 from planner.services.plans import Plans
-from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry
+from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry, rotate_secrets
 from planner.store import Store
-from planner.store.schema import delegations, events, outbox
+from planner.store.schema import delegation_evidence, delegations, events, outbox
 from planner.store.vault import Vault
 from tests.conftest import Database, FakeClock
 from tests.fakes.agents import FakeAgentFactory, ScriptedAgent
@@ -664,3 +664,22 @@ async def test_waiting_for_a_persons_code_neither_cuts_the_call_nor_lapses_the_d
     assert outcome.delegation.status is DelegationStatus.SUCCEEDED, outcome.delegation.error
     assert d.agent.answers == ["482913"]
     assert person.told == [300]
+
+
+async def test_evidence_is_encrypted_at_rest_and_follows_a_key_rotation(store: Store, clock: FakeClock) -> None:
+    d = await desk(store, clock)
+    d.agent.evidence = (Evidence(kind="screenshot", media_type="image/png", content=b"\x89PNG customer list"),)
+    delegation = await d.request()
+    await d.delegations.run(delegation.id)
+
+    async with store.read() as conn:
+        at_rest = (await conn.execute(select(delegation_evidence.c.content))).scalar_one()
+    assert b"customer list" not in at_rest
+    [shot] = await d.delegations.evidence(delegation.id)
+    assert shot.content == b"\x89PNG customer list"
+
+    newest = Vault.generate_key()
+    await rotate_secrets(store, Vault([newest, KEY]), actor="aad-admin")
+    registry = Registry(store, "contoso", vault=Vault([newest]), kinds={"mcp": d.factory}, breakers=d.breakers)
+    [after] = await Delegations(store, "contoso", registry=registry).evidence(delegation.id)
+    assert after.content == b"\x89PNG customer list"
