@@ -381,3 +381,18 @@ async def test_a_recording_from_playwright_codegen_imports_into_a_recipe_that_ru
     assert vendor.uploads == [("brief.txt", b"Launch.")]
     assert any(item.kind == "file" and item.content.startswith(b"campaign,leads") for item in result.evidence)
     assert imported.notes == []
+
+
+@in_module_loop
+async def test_a_refused_code_on_a_single_page_app_fails_without_repeating_the_code(
+    vendor: SpaVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    result = await make_agent(flows_config(vendor, step_seconds=2)).delegate(WORKFLOW, human=TypingPerson("000 111"))
+
+    assert result.status is DelegationStatus.FAILED
+    assert result.error is not None
+    assert "the site did not accept the code" in result.error
+    assert "000111" not in result.error
+    assert "000 111" not in result.error
+    assert vendor.codes_tried == ["000111"]
+    assert vendor.workflows == []
