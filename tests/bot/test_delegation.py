@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -305,3 +306,23 @@ async def test_a_delegation_run_again_by_the_tick_asks_the_person_who_delegated_
 
     assert factory.agent("crm").answers == ["448912"]
     assert (await delegator.delegations(TENANT).get(1)).status.value == "succeeded"
+
+
+def readme_browser_recipe() -> str:
+    """The README's browser recipe (its JSON block), on one line as a chat message carries it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- recipe: flows -->\n```json\n", 1)[1].split("```", 1)[0]
+    return json.dumps(json.loads(block))
+
+
+async def test_the_readme_browser_recipe_registers_in_chat_as_written(delegating: Running) -> None:
+    lead = TeamsUser(delegating)
+
+    [registered] = await lead.ask(f"adapter add browser flows {readme_browser_recipe()}")
+
+    assert "Adapter browser:flows registered" in registered
+    assert "a long passphrase" not in registered
+    await lead.ask("adapters")
+    listing = all_text(delegating.connector.cards()[-1])
+    assert "browser:flows · enabled" in listing
+    assert "a long passphrase" not in listing
