@@ -952,6 +952,8 @@ class _OriginGuard:
         self.blocked: list[str] = []
         self.escaped: str | None = None
         """The first navigation or redirect towards an unregistered origin: it fails the delegation."""
+        self.read_only = False
+        """A dry run outside signing in: requests that could change something (not GET, HEAD, OPTIONS) are aborted."""
 
     def allows(self, url: str) -> bool:
         origin = _origin_of(url)
@@ -979,6 +981,10 @@ class _OriginGuard:
 
     async def route(self, route: Route, request: Request) -> None:
         try:
+            if self.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
+                self.blocked.append(f"{request.method} {request.url} (a dry run)")
+                await route.abort("blockedbyclient")
+                return
             if self.allows(request.url) and await self._reachable(request.url):
                 await route.continue_()
                 return
@@ -1121,6 +1127,14 @@ class Chromium:
 # Running a recipe --------------------------------------------------------------------------------------------------
 
 
+class _Rehearsed(Exception):
+    """A dry run reached a step that could change something at the vendor (`at`), and stops there."""
+
+    def __init__(self, at: str) -> None:
+        self.at = at
+        super().__init__(at)
+
+
 class _Failed(Exception):
     """The delegation fails (the recipe or a person needs attention); `reason` is shown to the task's owner."""
 
@@ -1186,8 +1200,12 @@ class _Run:
         *,
         human: HumanChannel | None,
         deadline: asyncio.Timeout,
+        rehearsal: bool = False,
     ) -> None:
         self.agent = agent
+        self.rehearsal = rehearsal
+        """A dry run: stop before the first step that could change something, and let only GETs leave meanwhile."""
+        guard.read_only = rehearsal
         self.config = agent.config
         self.context = context
         self.page = page
@@ -1305,6 +1323,8 @@ class _Run:
             logger.debug("browser agent %r: %s", self.agent.name, at)
             self.next_selector = _selector_of(steps[number]) if number < len(steps) else None
             if not self.signing_in and isinstance(step, _SUBMITTING):
+                if self.rehearsal:
+                    await self._rehearse_up_to(step, at)
                 self.submitted = True
             try:
                 await self._step(step, values, at)
@@ -1336,6 +1356,19 @@ class _Run:
                 self._vendor_failing(at)
                 raise
             self.check()
+
+    async def _rehearse_up_to(self, step: Step, at: str) -> None:
+        """End the dry run before `step`, once its element is found (raises _Rehearsed, or what a step raises)."""
+        selector = getattr(step, "selector", None)
+        if selector is not None:
+            try:
+                await self.locate(selector, getattr(step, "frame", None)).first.wait_for(state="visible")
+            except PlaywrightTimeoutError:
+                raise _Failed(
+                    f"{at} found nothing within {self.config.timeouts.step_seconds:g} s: "
+                    "the page may have changed; check the recipe against the site"
+                ) from None
+        raise _Rehearsed(at)
 
     def _vendor_failing(self, at: str) -> None:
         """A step failed after the vendor failed in the background: that is why, not the recipe or the person."""
@@ -1461,10 +1494,12 @@ class _Run:
             for name in self.config.credentials.names()
         }
         self.signing_in = True
+        self.guard.read_only = False
         try:
             await self.run(self.config.login.steps, values, "signing in, ")
         finally:
             self.signing_in = False
+            self.guard.read_only = self.rehearsal
         if await self._signed_out(None):
             raise _Failed("signing in did not work: the sign-in form is still shown; check the username and password")
         self.signed_in = True
@@ -1606,6 +1641,17 @@ class BrowserAgent(Agent):
 
     async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
         """Run the capability's recipe in the vendor's UI; see the module doc for what fails and what raises."""
+        return await self._perform(request, human, rehearsal=False)
+
+    async def rehearse(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """A dry run of the capability's recipe: signing in if need be, it runs the steps up to the first that could
+        change something at the vendor (a click, key press, pick, upload or download), checks that step's element is
+        on the page, and stops there with a screenshot. Meanwhile only GET requests leave the page."""
+        return await self._perform(request, human, rehearsal=True)
+
+    async def _perform(
+        self, request: DelegationRequest, human: HumanChannel | None, *, rehearsal: bool
+    ) -> DelegationResult:
         recipe = self.config.capabilities.get(request.capability)
         if recipe is None:
             raise UnknownCapability(self.name, request.capability, list(self.config.capabilities))
@@ -1618,7 +1664,9 @@ class BrowserAgent(Agent):
                 async with asyncio.timeout(request.timeout_seconds) as deadline:
                     async with self._delegation_lock:
                         try:
-                            outcome = await self._delegate(request.capability, recipe, values, human, deadline)
+                            outcome = await self._delegate(
+                                request.capability, recipe, values, human, deadline, rehearsal=rehearsal
+                            )
                         except AgentUnavailable:
                             if self._owns_chromium:
                                 # Started afresh next time, resolving its hosts again (a vendor's address may move).
@@ -1645,6 +1693,8 @@ class BrowserAgent(Agent):
         values: dict[str, str],
         human: HumanChannel | None,
         deadline: asyncio.Timeout,
+        *,
+        rehearsal: bool = False,
     ) -> _Outcome:
         browser = await self._chromium.browser(for_agent=self.name)
         context, guard = await self._new_context(browser, await self._load_session())
@@ -1652,11 +1702,23 @@ class BrowserAgent(Agent):
         try:
             page = await context.new_page()
             guard.page = page
-            run = _Run(self, context, page, guard, human=human, deadline=deadline)
+            run = _Run(self, context, page, guard, human=human, deadline=deadline, rehearsal=rehearsal)
             try:
                 await run.run(recipe.steps, values, "")
                 if not isinstance(recipe.steps[-1], Screenshot):
                     await run.final_screenshot(f"the page after {capability}")
+            except _Rehearsed as stopped:
+                await run.final_screenshot(f"the page before {stopped.at}")
+                await self.save_session(context)
+                return _Outcome(
+                    status=DelegationStatus.SUCCEEDED,
+                    output=run.redact(
+                        f"Dry run of {capability}: stopped before {stopped.at}, which would change something at "
+                        f"{self.name}; its element is on the page. Nothing was submitted."
+                    ),
+                    data=dict(run.data),
+                    evidence=self._evidence(run, guard),
+                )
             except _Failed as failed:
                 reason = run.redact(failed.reason)
                 logger.info("browser agent %r: %s failed: %s", self.name, capability, reason)
@@ -1664,6 +1726,8 @@ class BrowserAgent(Agent):
                 return _Outcome(status=DelegationStatus.FAILED, evidence=self._evidence(run, guard), error=reason)
             await self.save_session(context)
             output = _render(recipe.output, {**values, **run.data}) if recipe.output else _summary(capability, run.data)
+            if rehearsal:
+                output = f"Dry run of {capability}: every step ran, none of them changes anything.\n{output}"
             return _Outcome(
                 status=DelegationStatus.SUCCEEDED,
                 output=run.redact(output),

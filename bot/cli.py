@@ -17,6 +17,7 @@ from bot.settings import Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
     from planner.domain.decisions import DecisionKeys
+    from planner.ports import Agent
     from planner.store import Store
     from planner.store.vault import Vault
 
@@ -160,6 +161,29 @@ def _import_codegen(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _dry_run(agent: Agent, args: argparse.Namespace) -> int:
+    import json
+
+    from planner.ports import DelegationRequest
+
+    if not args.capability:
+        print("cos adapters test: --dry-run needs --capability", file=sys.stderr)
+        return 2
+    try:
+        given = json.loads(args.input)
+    except ValueError as error:
+        print(f"cos adapters test: --input must be a JSON object ({error})", file=sys.stderr)
+        return 2
+    request = DelegationRequest(
+        capability=args.capability, input=given if isinstance(given, dict) else {}, requested_by="cos adapters"
+    )
+    result = await agent.rehearse(request)
+    print(result.output if result.error is None else f"{args.name}: {result.error}")
+    for item in result.evidence:
+        print(f"  kept {item.kind} ({item.media_type}, {len(item.content)} bytes): {item.description}")
+    return 0 if result.error is None else 1
+
+
 def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from pathlib import Path
@@ -210,6 +234,8 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 entry = await registry.register(args.kind, args.name, config, actor="cos adapters")
                 secret = ", ".join(entry.sealed_fields) or "none"
                 print(f"{entry.key} registered; secret fields kept encrypted: {secret}")
+            elif args.adapters_command == "test" and args.dry_run:
+                return await _dry_run(await registry.open(args.name), args)
             elif args.adapters_command == "test":
                 agent = await registry.open(args.name)
                 health = await agent.health()
@@ -614,6 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("name")
         if name == "register":
             command.add_argument("config", help="the configuration as JSON, or @path to a JSON file")
+        if name == "test":
+            command.add_argument("--capability", help="with --dry-run: the capability to try")
+            command.add_argument("--input", default="{}", help="with --dry-run: the capability's input, as JSON")
+            command.add_argument(
+                "--dry-run", action="store_true", help="run the capability up to its first step that changes anything"
+            )
     adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
     codegen = adapter_commands.add_parser(
         "import-codegen", help="a browser recipe from `playwright codegen --target python` output, printed as JSON"

@@ -63,6 +63,9 @@ class _Borrowed(Agent):
     async def health(self) -> AgentHealth:
         return await self._agent.health()
 
+    async def rehearse(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        return await self._agent.rehearse(request, human=human)
+
     async def close(self) -> None:
         """Kept open for the next delegation; the pool closes it."""
 

@@ -157,6 +157,10 @@ class GatedAgent(Agent):
     async def health(self) -> AgentHealth:
         return await self._agent.health()
 
+    async def rehearse(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """A dry run changes nothing at the agent: like `health`, it passes by the gate and the breaker."""
+        return await self._agent.rehearse(request, human=human)
+
     async def close(self) -> None:
         await self._agent.close()
 
