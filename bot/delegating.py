@@ -212,15 +212,14 @@ class Delegator:
         `delegations`: as for `start`.
         """
         delegations = delegations or self.delegations(tenant_id)
+        human = None
+        if self.deliver_now is not None:
+            delegation = await delegations.get(delegation_id)
+            # A run nobody started in chat (a deferred one run again, an approved one) asks who delegated.
+            human = TeamsHumanChannel(
+                self.tenants(tenant_id), ask or delegation.actor, agent=delegation.adapter, deliver_now=self.deliver_now
+            )
         try:
-            human = None
-            if self.deliver_now is not None:
-                delegation = await delegations.get(delegation_id)
-                # A run nobody started in chat (a deferred one run again, an approved one) asks who delegated.
-                person = ask or delegation.actor
-                human = TeamsHumanChannel(
-                    self.tenants(tenant_id), person, agent=delegation.adapter, deliver_now=self.deliver_now
-                )
             outcome = await delegations.run(delegation_id, human=human)
         except Exception:
             logger.exception("delegation %s of tenant %s failed unexpectedly", delegation_id, tenant_id)
