@@ -326,3 +326,24 @@ async def test_the_readme_browser_recipe_registers_in_chat_as_written(delegating
     listing = all_text(delegating.connector.cards()[-1])
     assert "browser:flows · enabled" in listing
     assert "a long passphrase" not in listing
+
+
+async def test_an_admin_retrying_a_delegation_has_the_person_who_delegated_asked_for_the_code(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id, lead, writer = await a_crm_desk(running, clock)
+    factory.agent("crm").script = ["broken", "ask"]
+    await writer.ask(f"delegate T{task_id} to crm draft_email")
+    await running.bot.drain()
+    before = len(running.connector.sent)
+
+    [again] = await lead.ask("retry D1")
+    assert "D1 goes to crm (draft_email) again" in again
+    sent = await running.connector.wait_for(before + 2)
+    [question] = [s for s in sent[before:] if "is asking" in (s.body.get("text") or "")]
+    assert question.conversation_id == "a:writer"
+    assert await writer.ask("448 912") == ["Thanks, I've passed it on."]
+    await running.bot.drain()
+
+    assert factory.agent("crm").answers == ["448912"]
