@@ -17,13 +17,16 @@ with the `Vault` in a `StorageStateStore` and reused, so a delegation signs in o
 When the site asks for a 2FA code, the adapter asks a person through the `HumanChannel` and types the answer in.
 
 Outcomes, by cause:
-- the site is unreachable, answers 5xx, or the browser cannot start or dies: `AgentUnavailable` (counts against
-  the agent's circuit);
+- the site is unreachable, answers 5xx (the page, or a request it makes in the background when a step then fails),
+  the page crashes, or the browser cannot start or dies: `AgentNotReached` while the recipe has submitted nothing
+  (no click, key press or pick, no request but GETs: the delegation is deferred and run again), `AgentUnavailable`
+  once it may have (outcome unknown: never re-sent by itself); both count against the agent's circuit;
 - the delegation takes longer than `request.timeout_seconds` (time spent waiting for a person's code excepted):
   `AgentTimeout`;
 - a step finds nothing in time, the page leaves the registered origins, signing in fails, or nobody gives the
-  code: a `failed` result saying which step and why, with a screenshot when one can be taken. These say the
-  recipe or the person needs attention, not that the vendor is down, so they do not open the circuit.
+  code (or the person cancels): a `failed` result saying which step and why, with a screenshot when one can be
+  taken. These say the recipe or the person needs attention, not that the vendor is down, so they do not open the
+  circuit.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import contextlib
 import difflib
 import json
 import logging
+import mimetypes
 import os
 import re
 import shutil
@@ -45,6 +49,8 @@ from urllib.parse import quote, urlsplit
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    FrameLocator,
+    Locator,
     Page,
     Playwright,
     Request,
@@ -59,6 +65,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from adapters.egress import UNREACHABLE, AddressRefused, Egress, HostNotFound, parse_address
 from adapters.stdio_commands import INHERITED_VARIABLES
 from planner.domain.delegations import DelegationStatus
+from planner.domain.questions import code_answer
 from planner.ports import (
     Agent,
     AgentConfigInvalid,
@@ -71,6 +78,7 @@ from planner.ports import (
     DelegationResult,
     Evidence,
     HumanChannel,
+    QuestionCancelled,
     UnknownCapability,
 )
 from planner.store.vault import Vault, VaultError
@@ -165,6 +173,43 @@ def _parse_origin(text: str) -> tuple[_Origin | None, str]:
     return origin, ""
 
 
+@dataclass(frozen=True, order=True)
+class _IdentityProvider:
+    """An origin sign-in may pass through (an SSO hop): exact, or with `wildcard` any subdomain of `host`."""
+
+    scheme: str
+    host: str
+    port: int
+    wildcard: bool = False
+
+    def matches(self, origin: _Origin) -> bool:
+        if (origin.scheme, origin.port) != (self.scheme, self.port):
+            return False
+        return origin.host.endswith("." + self.host) if self.wildcard else origin.host == self.host
+
+    @property
+    def pattern(self) -> str:
+        """The host as Chromium's host rules write it (`*.okta.com`)."""
+        return f"*.{self.host}" if self.wildcard else self.host
+
+    def __str__(self) -> str:
+        port = "" if _DEFAULT_PORTS[self.scheme] == self.port else f":{self.port}"
+        return f"{self.scheme}://{self.pattern}{port}"
+
+
+def _parse_identity_provider(text: str) -> tuple[_IdentityProvider | None, str]:
+    scheme, separator, rest = text.partition("://")
+    wildcard = rest.startswith("*.")
+    origin, problem = _parse_origin(f"{scheme}{separator}{rest[2:]}" if wildcard else text)
+    if origin is None:
+        return None, problem.replace("https://app.vendor.example", "https://login.idp.example or https://*.okta.com")
+    if wildcard and (parse_address(origin.host) is not None or origin.host.count(".") < 1):
+        return None, "may put *. only before a domain with at least two labels, like https://*.okta.com"
+    if "*" in origin.host:
+        return None, "may use * only as the first label, like https://*.okta.com"
+    return _IdentityProvider(origin.scheme, origin.host, origin.port, wildcard), ""
+
+
 def _without_query(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
@@ -187,6 +232,7 @@ class Fill:
 
     selector: str
     value: str
+    frame: str | None = None
     kind = "fill"
 
 
@@ -195,6 +241,7 @@ class Click:
     """Click the element at `selector`."""
 
     selector: str
+    frame: str | None = None
     kind = "click"
 
 
@@ -204,6 +251,7 @@ class WaitFor:
 
     selector: str | None = None
     url: str | None = None
+    frame: str | None = None
     kind = "wait_for"
 
 
@@ -213,6 +261,7 @@ class ExtractText:
 
     selector: str
     field: str
+    frame: str | None = None
     kind = "extract_text"
 
 
@@ -240,19 +289,81 @@ class ExpectCode:
     kind = "expect_code"
 
 
-Step = Goto | Fill | Click | WaitFor | ExtractText | Screenshot | ExpectCode
+@dataclass(frozen=True, kw_only=True)
+class Press:
+    """Press `key` (`Enter`, `Escape`, `Control+A`…) in the element at `selector`, or in the page without one."""
+
+    key: str
+    selector: str | None = None
+    frame: str | None = None
+    kind = "press"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Select:
+    """Pick the option whose value or label is `value` (a template of input fields) in the `<select>` at `selector`."""
+
+    selector: str
+    value: str
+    frame: str | None = None
+    kind = "select"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hover:
+    """Move the mouse over the element at `selector` (to open a menu that shows on hover)."""
+
+    selector: str
+    frame: str | None = None
+    kind = "hover"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Upload:
+    """Put a file named `name` holding `content` (both templates of input fields) into the file input at `selector`."""
+
+    selector: str
+    name: str
+    content: str
+    media_type: str = "text/plain"
+    frame: str | None = None
+    kind = "upload"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Download:
+    """Click the element at `selector` and keep the file the site sends as evidence."""
+
+    selector: str
+    description: str = ""
+    frame: str | None = None
+    kind = "download"
+
+
+Step = (
+    Goto | Fill | Click | WaitFor | ExtractText | Screenshot | ExpectCode | Press | Select | Hover | Upload | Download
+)
+
+_IN_FRAME = "frame"
+"""The field every step that finds an element takes: a selector of the iframe to look in (on a registered origin)."""
 
 _STEP_FIELDS: dict[str, tuple[type[Any], tuple[str, ...], tuple[str, ...]]] = {
     # kind: (class, required fields, optional fields)
     "goto": (Goto, ("url",), ()),
-    "fill": (Fill, ("selector", "value"), ()),
-    "click": (Click, ("selector",), ()),
-    "wait_for": (WaitFor, (), ("selector", "url")),
-    "extract_text": (ExtractText, ("selector", "field"), ()),
+    "fill": (Fill, ("selector", "value"), (_IN_FRAME,)),
+    "click": (Click, ("selector",), (_IN_FRAME,)),
+    "wait_for": (WaitFor, (), ("selector", "url", _IN_FRAME)),
+    "extract_text": (ExtractText, ("selector", "field"), (_IN_FRAME,)),
     "screenshot": (Screenshot, (), ("description", "full_page")),
     "expect_code": (ExpectCode, ("selector",), ("submit", "unless", "question")),
+    "press": (Press, ("key",), ("selector", _IN_FRAME)),
+    "select": (Select, ("selector", "value"), (_IN_FRAME,)),
+    "hover": (Hover, ("selector",), (_IN_FRAME,)),
+    "upload": (Upload, ("selector", "name", "content"), ("media_type", _IN_FRAME)),
+    "download": (Download, ("selector",), ("description", _IN_FRAME)),
 }
-_LOGIN_KINDS = ("goto", "fill", "click", "wait_for", "expect_code")
+MAX_DOWNLOAD_BYTES = 5 * 1024 * 1024
+_LOGIN_KINDS = ("goto", "fill", "click", "wait_for", "expect_code", "press", "select", "hover")
 
 
 def _did_you_mean(word: str, known: Iterable[str]) -> str:
@@ -286,7 +397,7 @@ def _parse_step(raw: object, where: str, problems: list[str]) -> Step | None:
             if not isinstance(value, bool):
                 problems.append(f"{where} ({kind}): 'full_page' must be true or false")
                 continue
-        elif not isinstance(value, str) or (name != "value" and not value.strip()):
+        elif not isinstance(value, str) or (name not in ("value", "content") and not value.strip()):
             problems.append(f"{where} ({kind}): {name!r} must be a non-empty string")
             continue
         values[name] = value
@@ -313,6 +424,8 @@ def _describe(step: Step) -> str:
         return f"wait_for {step.selector or step.url!r}"
     if isinstance(step, Screenshot):
         return "screenshot"
+    if isinstance(step, Press):
+        return f"press {step.key!r}" + (f" in {step.selector!r}" if step.selector else "")
     return f"{step.kind} {step.selector!r}"
 
 
@@ -320,8 +433,10 @@ def _templates(step: Step) -> list[tuple[str, str]]:
     """(field name, template text) of the step's templated fields."""
     if isinstance(step, Goto):
         return [("url", step.url)]
-    if isinstance(step, Fill):
+    if isinstance(step, Fill | Select):
         return [("value", step.value)]
+    if isinstance(step, Upload):
+        return [("name", step.name), ("content", step.content)]
     return []
 
 
@@ -410,10 +525,13 @@ def _extracted_fields(steps: Sequence[Step | None]) -> list[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class LoginRecipe:
-    """How to sign in; `signed_out_selector` is an element shown only to a signed-out visitor (the sign-in form)."""
+    """How to sign in; `signed_out_selector` is an element shown only to a signed-out visitor (the sign-in form),
+    `signed_in_selector` (optional) one shown only to a signed-in user (the app's menu): with it, telling the two apart
+    on a page that draws itself late waits for whichever shows first instead of for the network to settle."""
 
     signed_out_selector: str
     steps: tuple[Step, ...]
+    signed_in_selector: str | None = None
 
 
 def _recipe_problems(
@@ -482,20 +600,30 @@ class BrowserConfig:
     chromium_path: str | None = None
     """Where Chromium is; by default `COS_CHROMIUM_PATH`, then /usr/bin/chromium, then `chromium` on the PATH."""
     credentials: Credentials = field(default_factory=Credentials, repr=False)
+    identity_providers: tuple[str, ...] = ()
+    """Origins signing in may pass through (an SSO hop to an identity provider), `https://*.okta.com` for any
+    subdomain; never a recipe's `goto`, and every other origin stays refused."""
 
     def __post_init__(self) -> None:
         origins, problems = _origins_and_problems(self.origins)
+        providers, provider_problems = _providers_and_problems(self.identity_providers)
+        problems += provider_problems
         problems += _config_problems(
             name=self.name,
             origins=origins,
             timeouts=self.timeouts,
             recipes={name: (recipe.steps, recipe.output) for name, recipe in self.capabilities.items()},
-            login=(self.login.signed_out_selector, self.login.steps) if self.login is not None else None,
+            login=(
+                (self.login.signed_out_selector, self.login.steps, self.login.signed_in_selector)
+                if self.login is not None
+                else None
+            ),
             credentials=self.credentials,
         )
         if problems:
             raise AgentConfigInvalid(problems)
         object.__setattr__(self, "origins", tuple(str(origin) for origin in origins))
+        object.__setattr__(self, "identity_providers", tuple(str(provider) for provider in providers))
 
     @property
     def allowed_origins(self) -> frozenset[str]:
@@ -505,7 +633,17 @@ class BrowserConfig:
     def from_dict(cls, data: Mapping[str, Any], *, name: str | None = None) -> BrowserConfig:
         """A config from its JSON form (`name` may come apart); raises `AgentConfigInvalid` listing every problem."""
         problems: list[str] = []
-        known = ("name", "origins", "capabilities", "login", "timeouts", "headless", "chromium_path", "credentials")
+        known = (
+            "name",
+            "origins",
+            "identity_providers",
+            "capabilities",
+            "login",
+            "timeouts",
+            "headless",
+            "chromium_path",
+            "credentials",
+        )
         problems += [f"unknown field {key!r}{_did_you_mean(str(key), known)}" for key in data if key not in known]
         if name is None:
             name = data.get("name")
@@ -516,6 +654,10 @@ class BrowserConfig:
         if not isinstance(raw_origins, list) or not all(isinstance(origin, str) for origin in raw_origins):
             problems.append("origins: must be a list like ['https://app.vendor.example']")
             raw_origins = []
+        raw_providers = data.get("identity_providers", [])
+        if not isinstance(raw_providers, list) or not all(isinstance(item, str) for item in raw_providers):
+            problems.append("identity_providers: must be a list like ['https://login.microsoftonline.com']")
+            raw_providers = []
         credentials = _parse_credentials(data.get("credentials"), problems)
         timeouts = _parse_timeouts(data.get("timeouts"), problems)
         login = _parse_login(data.get("login"), problems)
@@ -531,23 +673,30 @@ class BrowserConfig:
         if problems:
             # Some parts could not be read: report what is wrong with the rest too, so one round of fixes is enough.
             origins, origin_problems = _origins_and_problems(raw_origins)
-            problems += origin_problems + _config_problems(
-                name=name,
-                origins=origins,
-                timeouts=timeouts,
-                recipes={key: (steps, output) for key, (steps, _, output) in drafts.items()},
-                login=login,
-                credentials=credentials,
+            problems += (
+                origin_problems
+                + _providers_and_problems(raw_providers)[1]
+                + _config_problems(
+                    name=name,
+                    origins=origins,
+                    timeouts=timeouts,
+                    recipes={key: (steps, output) for key, (steps, _, output) in drafts.items()},
+                    login=login,
+                    credentials=credentials,
+                )
             )
             raise AgentConfigInvalid(problems)
         return cls(
             name=name,
             origins=tuple(raw_origins),
+            identity_providers=tuple(raw_providers),
             capabilities={
                 key: Recipe(steps=_complete(steps), description=description, output=output)
                 for key, (steps, description, output) in drafts.items()
             },
-            login=LoginRecipe(signed_out_selector=login[0], steps=_complete(login[1])) if login is not None else None,
+            login=LoginRecipe(signed_out_selector=login[0], steps=_complete(login[1]), signed_in_selector=login[2])
+            if login is not None
+            else None,
             timeouts=timeouts,
             headless=headless,
             chromium_path=chromium_path,
@@ -558,6 +707,7 @@ class BrowserConfig:
         """The JSON form, without `name`; the credentials only when asked (to encrypt them with the vault)."""
         data: dict[str, Any] = {
             "origins": list(self.origins),
+            **({"identity_providers": list(self.identity_providers)} if self.identity_providers else {}),
             "capabilities": {
                 name: {
                     "description": recipe.description,
@@ -580,6 +730,8 @@ class BrowserConfig:
                 "signed_out_selector": self.login.signed_out_selector,
                 "steps": [_step_to_dict(step) for step in self.login.steps],
             }
+            if self.login.signed_in_selector is not None:
+                data["login"]["signed_in_selector"] = self.login.signed_in_selector
         if with_secrets:
             data["credentials"] = self.credentials.to_dict()
         return data
@@ -599,13 +751,25 @@ def _origins_and_problems(raw: Sequence[str]) -> tuple[list[_Origin], list[str]]
     return origins, problems
 
 
+def _providers_and_problems(raw: Sequence[str]) -> tuple[list[_IdentityProvider], list[str]]:
+    providers: list[_IdentityProvider] = []
+    problems: list[str] = []
+    for number, text in enumerate(raw, start=1):
+        provider, problem = _parse_identity_provider(text)
+        if provider is None:
+            problems.append(f"identity_providers #{number} {text!r} {problem}")
+        elif provider not in providers:
+            providers.append(provider)
+    return providers, problems
+
+
 def _config_problems(
     *,
     name: str,
     origins: list[_Origin],
     timeouts: Timeouts,
     recipes: Mapping[str, tuple[Sequence[Step | None], str | None]],
-    login: tuple[str, Sequence[Step | None]] | None,
+    login: tuple[str, Sequence[Step | None], str | None] | None,
     credentials: Credentials,
 ) -> list[str]:
     problems: list[str] = []
@@ -629,9 +793,11 @@ def _config_problems(
                 if placeholder not in known:
                     problems.append(f"{where}: output uses {{{placeholder}}}, which no step extracts or takes as input")
     if login is not None:
-        signed_out_selector, login_steps = login
+        signed_out_selector, login_steps, signed_in_selector = login
         if not signed_out_selector.strip():
             problems.append("login: signed_out_selector must say which element shows the sign-in form")
+        if signed_in_selector is not None and not signed_in_selector.strip():
+            problems.append("login: signed_in_selector, when given, must say which element shows once signed in")
         problems += _recipe_problems("login", login_steps, origins=origins, credentials=credentials, login=True)
     return problems
 
@@ -677,20 +843,25 @@ def _parse_steps(raw: object, where: str, problems: list[str]) -> list[Step | No
     return [_parse_step(item, f"{where}, step {number}", problems) for number, item in enumerate(raw, start=1)]
 
 
-def _parse_login(raw: object, problems: list[str]) -> tuple[str, list[Step | None]] | None:
+def _parse_login(raw: object, problems: list[str]) -> tuple[str, list[Step | None], str | None] | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
         problems.append("login: must be an object with signed_out_selector and steps")
         return None
+    known = ("signed_out_selector", "signed_in_selector", "steps")
     for key in raw:
-        if key not in ("signed_out_selector", "steps"):
-            problems.append(f"login: unknown field {key!r}{_did_you_mean(str(key), ('signed_out_selector', 'steps'))}")
+        if key not in known:
+            problems.append(f"login: unknown field {key!r}{_did_you_mean(str(key), known)}")
     selector = raw.get("signed_out_selector")
     if not isinstance(selector, str):
         problems.append("login: missing 'signed_out_selector' (an element shown only when signed out)")
         selector = ""
-    return selector, _parse_steps(raw.get("steps"), "login", problems)
+    signed_in = raw.get("signed_in_selector")
+    if signed_in is not None and not isinstance(signed_in, str):
+        problems.append("login: signed_in_selector must be a selector (an element shown only when signed in)")
+        signed_in = None
+    return selector, _parse_steps(raw.get("steps"), "login", problems), signed_in
 
 
 def _parse_capabilities(raw: object, problems: list[str]) -> dict[str, tuple[list[Step | None], str, str | None]]:
@@ -770,16 +941,39 @@ class MemoryStorageStateStore:
 class _OriginGuard:
     """Aborts requests to unregistered origins and remembers what the page tried."""
 
-    def __init__(self, origins: frozenset[_Origin]) -> None:
+    def __init__(
+        self, origins: frozenset[_Origin], providers: Sequence[_IdentityProvider] = (), egress: Egress | None = None
+    ) -> None:
         self._origins = origins
+        self._providers = tuple(providers)
+        self._egress = egress if egress is not None else Egress()
         self.page: Page | None = None
         """The delegation's page: its main frame leaving the origins fails the delegation (a popup's does not)."""
         self.blocked: list[str] = []
         self.escaped: str | None = None
         """The first navigation or redirect towards an unregistered origin: it fails the delegation."""
+        self.read_only = False
+        """A dry run outside signing in: requests that could change something (not GET, HEAD, OPTIONS) are aborted."""
 
     def allows(self, url: str) -> bool:
-        return _origin_of(url) in self._origins
+        origin = _origin_of(url)
+        if origin is None:
+            return False
+        return origin in self._origins or any(provider.matches(origin) for provider in self._providers)
+
+    async def _reachable(self, url: str) -> bool:
+        """A host under a wildcard identity provider is resolved by Chromium itself: check where it leads first."""
+        origin = _origin_of(url)
+        if origin is None or origin in self._origins:
+            return True
+        if not any(provider.wildcard and provider.matches(origin) for provider in self._providers):
+            return True  # an exact provider's host is pinned in Chromium's resolver like an origin's
+        try:
+            await self._egress.address_for(origin.host, origin.port)
+        except (AddressRefused, HostNotFound) as error:
+            logger.warning("browser: refused %s: %s", origin, error)
+            return False
+        return True
 
     def _note_escape(self, url: str) -> None:
         if self.escaped is None:
@@ -787,7 +981,11 @@ class _OriginGuard:
 
     async def route(self, route: Route, request: Request) -> None:
         try:
-            if self.allows(request.url):
+            if self.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
+                self.blocked.append(f"{request.method} {request.url} (a dry run)")
+                await route.abort("blockedbyclient")
+                return
+            if self.allows(request.url) and await self._reachable(request.url):
                 await route.continue_()
                 return
             self.blocked.append(request.url)
@@ -842,9 +1040,12 @@ class Chromium:
         headless: bool = True,
         launch_seconds: float = 30.0,
         egress: Egress | None = None,
+        host_patterns: Iterable[str] = (),
     ) -> None:
-        """`egress`: the addresses the hosts may resolve to (by default public ones only)."""
+        """`egress`: the addresses the hosts may resolve to (by default public ones only); `host_patterns`: names
+        like `*.okta.com` Chromium resolves itself (identity providers' subdomains; checked by the route first)."""
         self.hosts = frozenset(host.lower() for host in hosts)
+        self.host_patterns = frozenset(pattern.lower() for pattern in host_patterns)
         self.executable_path = executable_path if executable_path is not None else chromium_executable(None)
         self.headless = headless
         self.launch_seconds = launch_seconds
@@ -904,7 +1105,8 @@ class Chromium:
             if parse_address(host) is None
         )
         literals = "".join(f" , EXCLUDE {host}" for host in pinned if parse_address(host) is not None)
-        return f"{maps}MAP * ~NOTFOUND{literals}"
+        patterns = "".join(f" , EXCLUDE {pattern}" for pattern in sorted(self.host_patterns))
+        return f"{maps}MAP * ~NOTFOUND{literals}{patterns}"
 
     async def close(self) -> None:
         """Close the browser and stop Playwright."""
@@ -925,12 +1127,60 @@ class Chromium:
 # Running a recipe --------------------------------------------------------------------------------------------------
 
 
+class _Rehearsed(Exception):
+    """A dry run reached a step that could change something at the vendor (`at`), and stops there."""
+
+    def __init__(self, at: str) -> None:
+        self.at = at
+        super().__init__(at)
+
+
 class _Failed(Exception):
     """The delegation fails (the recipe or a person needs attention); `reason` is shown to the task's owner."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+def _read_at_most(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """The file's bytes, or None when it holds more than `limit`."""
+    with open(path, "rb") as file:
+        content = file.read(limit + 1)
+    return content if len(content) <= limit else None
+
+
+def _locate(page: Page | FrameLocator, selector: str) -> Locator:
+    kind, separator, text = selector.partition("=")
+    if separator and kind == "label":
+        return page.get_by_label(_unquote(text))
+    if separator and kind == "placeholder":
+        return page.get_by_placeholder(_unquote(text))
+    return page.locator(selector)
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+_SUBMITTING = (Click, Press, Select, Upload, Download)
+"""Steps that may change something at the vendor (typing alone does not)."""
+
+
+def _selector_of(step: Step) -> str | None:
+    """The element a step acts on or waits for in the page itself, if any."""
+    if getattr(step, "frame", None) is not None:
+        return None
+    if isinstance(step, Fill | Click | ExtractText | ExpectCode | Select | Hover):
+        return step.selector
+    if isinstance(step, Press):
+        return step.selector
+    if isinstance(step, WaitFor):
+        return step.selector
+    return None
 
 
 def _first_line(error: BaseException) -> str:
@@ -950,8 +1200,12 @@ class _Run:
         *,
         human: HumanChannel | None,
         deadline: asyncio.Timeout,
+        rehearsal: bool = False,
     ) -> None:
         self.agent = agent
+        self.rehearsal = rehearsal
+        """A dry run: stop before the first step that could change something, and let only GETs leave meanwhile."""
+        guard.read_only = rehearsal
         self.config = agent.config
         self.context = context
         self.page = page
@@ -962,17 +1216,49 @@ class _Run:
         self.evidence: list[Evidence] = []
         self.signed_in = False
         self.signing_in = False
+        self.next_selector: str | None = None
+        """What the step after the running one looks for: signing in waits for it or for the sign-in form."""
         self.server_error: str | None = None
+        """The page itself answered 5xx: the site is failing."""
+        self.background_error: str | None = None
+        """A request the page made in the background (XHR, fetch, a script) answered 5xx, or the page crashed: when a
+        step then fails, the vendor is failing, not the recipe."""
+        self.submitted = False
+        """The recipe may have changed something at the vendor: it clicked, pressed, picked or uploaded something, or
+        the page sent anything but a GET. Until then a failure provably did nothing, and the run may be made again."""
         self.secrets: list[str] = []
+        self.filled: list[tuple[str | None, str]] = []
+        """(frame, selector) of each field the run typed into: masked in screenshots."""
         page.on("response", self._on_response)
+        page.on("request", self._on_request)
+        page.on("crash", self._on_crash)
 
     def _on_response(self, response: Response) -> None:
+        if response.status < 500 or not self.guard.allows(response.url):
+            return
         try:
             main = response.request.is_navigation_request() and response.frame is self.page.main_frame
         except PlaywrightError:
             return
-        if main and response.status >= 500 and self.server_error is None:
-            self.server_error = f"{_without_query(response.url)} answered {response.status}"
+        failure = f"{_without_query(response.url)} answered {response.status}"
+        if main and self.server_error is None:
+            self.server_error = failure
+        elif not main and self.background_error is None:
+            self.background_error = failure
+
+    def _on_request(self, request: Request) -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not self.signing_in and self.guard.allows(request.url):
+            self.submitted = True
+
+    def _on_crash(self, page: Page) -> None:
+        if self.background_error is None:
+            self.background_error = "the page crashed"
+
+    def unavailable(self, reason: str) -> AgentUnavailable:
+        """The vendor failed: the run may be made again only if it provably did nothing there yet."""
+        if self.submitted:
+            return AgentUnavailable(self.agent.name, f"{reason} (after the recipe submitted something: check the site)")
+        return AgentNotReached(self.agent.name, f"{reason} (before the recipe submitted anything)")
 
     def redact(self, text: str) -> str:
         text = self.config.credentials.redact(text)
@@ -981,15 +1267,17 @@ class _Run:
         return text
 
     @property
-    def _mask_selectors(self) -> list[str]:
+    def _masks(self) -> list[Locator]:
+        """What screenshots hide: the sign-in form's fields, and every field this run filled."""
         login = self.config.login.steps if self.config.login else ()
-        return [step.selector for step in login if isinstance(step, Fill | ExpectCode)]
+        fields = [(None, step.selector) for step in login if isinstance(step, Fill | ExpectCode)]
+        return [self.locate(selector, frame) for frame, selector in dict.fromkeys(fields + self.filled)]
 
     async def screenshot(self, description: str, *, full_page: bool = False) -> None:
         png = await self.page.screenshot(
             type="png",
             full_page=full_page,
-            mask=[self.page.locator(selector) for selector in self._mask_selectors],
+            mask=self._masks,
             timeout=self.config.timeouts.step_seconds * 1000,
         )
         self.evidence.append(
@@ -1015,28 +1303,39 @@ class _Run:
                 "the delegation stopped (register that origin if the vendor really uses it)"
             )
         if self.server_error is not None:
-            raise AgentUnavailable(self.agent.name, f"{self.server_error}: the site is failing; try again later")
+            raise self.unavailable(f"{self.server_error}: the site is failing")
         url = self.page.url
         if url.startswith("chrome-error://"):
-            raise AgentUnavailable(self.agent.name, "a page failed to load: the site may be down")
+            raise self.unavailable("a page failed to load: the site may be down")
         if url != "about:blank" and not self.guard.allows(url):
             self.guard.escaped = url
             self.check()
+
+    def locate(self, selector: str, frame: str | None = None) -> Locator:
+        """The elements `selector` finds (in the iframe at `frame`, if given): CSS or XPath, Playwright's `role=` and
+        `text=` engines, or `label=`/`placeholder=` (an input by its label or placeholder text, as `get_by_label` and
+        `get_by_placeholder` find them)."""
+        return _locate(self.page.frame_locator(frame) if frame is not None else self.page, selector)
 
     async def run(self, steps: Sequence[Step], values: Mapping[str, str], where: str) -> None:
         for number, step in enumerate(steps, start=1):
             at = f"{where}step {number} ({_describe(step)})"
             logger.debug("browser agent %r: %s", self.agent.name, at)
+            self.next_selector = _selector_of(steps[number]) if number < len(steps) else None
+            if not self.signing_in and isinstance(step, _SUBMITTING):
+                if self.rehearsal:
+                    await self._rehearse_up_to(step, at)
+                self.submitted = True
             try:
                 await self._step(step, values, at)
             except PlaywrightTimeoutError:
                 self.check()
                 if isinstance(step, Goto):
-                    raise AgentUnavailable(
-                        self.agent.name,
+                    raise self.unavailable(
                         f"{at} did not load within {self.config.timeouts.navigation_seconds:g} s: "
-                        "the site may be down or slow",
+                        "the site may be down or slow"
                     ) from None
+                self._vendor_failing(at)
                 raise _Failed(
                     f"{at} found nothing within {self.config.timeouts.step_seconds:g} s: "
                     "the page may have changed; check the recipe against the site"
@@ -1048,39 +1347,103 @@ class _Run:
                 if network:
                     # Refused, timed out and unresolvable read the same: the words must not map the network.
                     logger.info("browser agent %r: %s could not load the page (%s)", self.agent.name, at, network[1])
-                    raise AgentUnavailable(self.agent.name, f"{at}: {UNREACHABLE}") from None
-                if "closed" in message.lower():
-                    raise AgentUnavailable(self.agent.name, f"the browser closed during {at}") from None
+                    raise self.unavailable(f"{at}: {UNREACHABLE}") from None
+                if "closed" in message.lower() or "crash" in message.lower():
+                    raise self.unavailable(f"the browser closed during {at}") from None
+                self._vendor_failing(at)
                 raise _Failed(f"{at} failed: {self.redact(message)}") from None
+            except _Failed:
+                self._vendor_failing(at)
+                raise
             self.check()
+
+    async def _rehearse_up_to(self, step: Step, at: str) -> None:
+        """End the dry run before `step`, once its element is found (raises _Rehearsed, or what a step raises)."""
+        selector = getattr(step, "selector", None)
+        if selector is not None:
+            try:
+                await self.locate(selector, getattr(step, "frame", None)).first.wait_for(state="visible")
+            except PlaywrightTimeoutError:
+                raise _Failed(
+                    f"{at} found nothing within {self.config.timeouts.step_seconds:g} s: "
+                    "the page may have changed; check the recipe against the site"
+                ) from None
+        raise _Rehearsed(at)
+
+    def _vendor_failing(self, at: str) -> None:
+        """A step failed after the vendor failed in the background: that is why, not the recipe or the person."""
+        if self.background_error is not None and self.guard.escaped is None:
+            raise self.unavailable(f"{at} failed after {self.background_error}: the site is failing")
 
     async def _step(self, step: Step, values: Mapping[str, str], at: str) -> None:
         page = self.page
         if isinstance(step, Goto):
             await self._goto(_render(step.url, values, for_url=True), at)
         elif isinstance(step, Fill):
-            await page.locator(step.selector).first.fill(_render(step.value, values))
+            self.filled.append((step.frame, step.selector))
+            await self.locate(step.selector, step.frame).first.fill(_render(step.value, values))
         elif isinstance(step, Click):
-            await page.locator(step.selector).first.click()
+            await self.locate(step.selector, step.frame).first.click()
         elif isinstance(step, WaitFor):
             if step.selector is not None:
-                await page.locator(step.selector).first.wait_for(state="visible")
+                await self.locate(step.selector, step.frame).first.wait_for(state="visible")
             elif step.url is not None:
                 await page.wait_for_url(step.url)
         elif isinstance(step, ExtractText):
-            text = await page.locator(step.selector).first.inner_text()
-            self.data[step.field] = text.strip()
+            # Visible means drawn with some text: a page that fills the element in later is waited for.
+            element = self.locate(step.selector, step.frame).first
+            await element.wait_for(state="visible")
+            self.data[step.field] = (await element.inner_text()).strip()
         elif isinstance(step, Screenshot):
             await self.screenshot(step.description or at, full_page=step.full_page)
         elif isinstance(step, ExpectCode):
             await self._expect_code(step, at)
+        elif isinstance(step, Press):
+            if step.selector is not None:
+                await self.locate(step.selector, step.frame).first.press(step.key)
+            else:
+                await page.keyboard.press(step.key)
+        elif isinstance(step, Select):
+            await self.locate(step.selector, step.frame).first.select_option(_render(step.value, values))
+        elif isinstance(step, Hover):
+            await self.locate(step.selector, step.frame).first.hover()
+        elif isinstance(step, Upload):
+            payload = {
+                "name": _render(step.name, values),
+                "mimeType": step.media_type,
+                "buffer": _render(step.content, values).encode(),
+            }
+            await self.locate(step.selector, step.frame).first.set_input_files(payload)  # type: ignore[arg-type]
+        elif isinstance(step, Download):
+            await self._download(step, at)
+
+    async def _download(self, step: Download, at: str) -> None:
+        async with self.page.expect_download() as started:
+            await self.locate(step.selector, step.frame).first.click()
+        download = await started.value
+        try:
+            content = await asyncio.to_thread(_read_at_most, await download.path(), MAX_DOWNLOAD_BYTES)
+        finally:
+            await download.delete()
+        if content is None:
+            raise _Failed(f"{at}: the file is larger than the {MAX_DOWNLOAD_BYTES} bytes a delegation keeps")
+        name = download.suggested_filename
+        self.evidence.append(
+            Evidence(
+                kind="file",
+                media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+                content=content,
+                description=self.redact(step.description or name),
+            )
+        )
 
     async def _goto(self, url: str, at: str) -> None:
         if not self.guard.allows(url):
             self.guard.escaped = url
             self.check()
+        expected = self.next_selector  # signing in runs steps of its own
         await self._load(url, at)
-        if self.config.login is None or self.signing_in or not await self._signed_out():
+        if self.config.login is None or self.signing_in or not await self._signed_out(expected):
             return
         if self.signed_in:
             raise _Failed(
@@ -1089,7 +1452,7 @@ class _Run:
             )
         await self.sign_in()
         await self._load(url, at)
-        if await self._signed_out():
+        if await self._signed_out(expected):
             raise _Failed(f"{at}: the site still shows the sign-in form after signing in; check the credentials")
 
     async def _load(self, url: str, at: str) -> None:
@@ -1098,10 +1461,29 @@ class _Run:
         if response is not None and 400 <= response.status < 500:
             raise _Failed(f"{at}: {_without_query(url)} answered {response.status}; check the recipe's address")
 
-    async def _signed_out(self) -> bool:
-        if self.config.login is None:
+    async def _signed_out(self, expected: str | None) -> bool:
+        """Whether the page shows the sign-in form, waiting for a page that draws itself late (a single-page app).
+
+        It waits for whichever shows first: the sign-in form, the login recipe's `signed_in_selector`, or `expected`
+        (what the recipe's next step looks for). With neither of the last two, it waits for the network to settle.
+        """
+        login = self.config.login
+        if login is None:
             return False
-        return await self.page.locator(self.config.login.signed_out_selector).first.is_visible()
+        signed_out = self.locate(login.signed_out_selector).first
+        others = [selector for selector in (login.signed_in_selector, expected) if selector is not None]
+        if others:
+            either = self.locate(login.signed_out_selector)
+            for selector in others:
+                either = either.or_(self.locate(selector))
+            try:
+                await either.first.wait_for(state="visible")
+            except PlaywrightTimeoutError:
+                return False  # neither shows: the next step says what it did not find
+            return await signed_out.is_visible()
+        with contextlib.suppress(PlaywrightTimeoutError):
+            await self.page.wait_for_load_state("networkidle")
+        return await signed_out.is_visible()
 
     async def sign_in(self) -> None:
         """Run the login recipe, then keep the new session (encrypted)."""
@@ -1112,30 +1494,33 @@ class _Run:
             for name in self.config.credentials.names()
         }
         self.signing_in = True
+        self.guard.read_only = False
         try:
             await self.run(self.config.login.steps, values, "signing in, ")
         finally:
             self.signing_in = False
-        if await self._signed_out():
+            self.guard.read_only = self.rehearsal
+        if await self._signed_out(None):
             raise _Failed("signing in did not work: the sign-in form is still shown; check the username and password")
         self.signed_in = True
         await self.agent.save_session(self.context)
 
     async def _expect_code(self, step: ExpectCode, at: str) -> None:
         page = self.page
-        code_field = page.locator(step.selector).first
+        code_field = self.locate(step.selector).first
         if step.unless is not None:
-            await page.locator(step.selector).or_(page.locator(step.unless)).first.wait_for(state="visible")
+            await self.locate(step.selector).or_(self.locate(step.unless)).first.wait_for(state="visible")
             if not await code_field.is_visible():
                 return
         else:
             await code_field.wait_for(state="visible")
         question = step.question or DEFAULT_CODE_QUESTION.format(agent=self.agent.name)
-        code = "".join((await self._ask(question, at)).split())
+        answer = await self._ask(question, at)
+        code = code_answer(answer) or "".join(answer.split())
         self.secrets.append(code)
         await code_field.fill(code)
         if step.submit is not None:
-            await page.locator(step.submit).first.click()
+            await self.locate(step.submit).first.click()
         else:
             await code_field.press("Enter")
         try:
@@ -1165,6 +1550,10 @@ class _Run:
             raise _Failed(
                 f"{at}: nobody answered the sign-in code question within {seconds:g} s (timed out); "
                 "delegate again when someone can answer"
+            ) from None
+        except QuestionCancelled:
+            raise _Failed(
+                f"{at}: cancelled by the person asked for the sign-in code; the delegation stopped there"
             ) from None
         finally:
             if planned is not None:
@@ -1214,9 +1603,12 @@ class BrowserAgent(Agent):
         self._sessions: StorageStateStore = sessions if sessions is not None else MemoryStorageStateStore()
         self._clock = clock
         self._origins = frozenset(origin for text in config.origins if (origin := _origin_of(text)) is not None)
+        self._providers = _providers_and_problems(config.identity_providers)[0]
         hosts = {origin.host for origin in self._origins}
-        if chromium is not None and not hosts <= chromium.hosts:
-            missing = ", ".join(sorted(hosts - chromium.hosts))
+        hosts |= {provider.host for provider in self._providers if not provider.wildcard}
+        patterns = {provider.pattern for provider in self._providers if provider.wildcard}
+        if chromium is not None and not (hosts <= chromium.hosts and patterns <= chromium.host_patterns):
+            missing = ", ".join(sorted((hosts - chromium.hosts) | (patterns - chromium.host_patterns)))
             raise AgentConfigInvalid([f"the shared Chromium does not resolve {missing}: add it to its hosts"])
         self._owns_chromium = chromium is None
         self._chromium = chromium or Chromium(
@@ -1225,6 +1617,7 @@ class BrowserAgent(Agent):
             headless=config.headless,
             launch_seconds=config.timeouts.launch_seconds,
             egress=egress,
+            host_patterns=patterns,
         )
         self._delegation_lock = asyncio.Lock()
 
@@ -1248,6 +1641,17 @@ class BrowserAgent(Agent):
 
     async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
         """Run the capability's recipe in the vendor's UI; see the module doc for what fails and what raises."""
+        return await self._perform(request, human, rehearsal=False)
+
+    async def rehearse(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """A dry run of the capability's recipe: signing in if need be, it runs the steps up to the first that could
+        change something at the vendor (a click, key press, pick, upload or download), checks that step's element is
+        on the page, and stops there with a screenshot. Meanwhile only GET requests leave the page."""
+        return await self._perform(request, human, rehearsal=True)
+
+    async def _perform(
+        self, request: DelegationRequest, human: HumanChannel | None, *, rehearsal: bool
+    ) -> DelegationResult:
         recipe = self.config.capabilities.get(request.capability)
         if recipe is None:
             raise UnknownCapability(self.name, request.capability, list(self.config.capabilities))
@@ -1260,7 +1664,9 @@ class BrowserAgent(Agent):
                 async with asyncio.timeout(request.timeout_seconds) as deadline:
                     async with self._delegation_lock:
                         try:
-                            outcome = await self._delegate(request.capability, recipe, values, human, deadline)
+                            outcome = await self._delegate(
+                                request.capability, recipe, values, human, deadline, rehearsal=rehearsal
+                            )
                         except AgentUnavailable:
                             if self._owns_chromium:
                                 # Started afresh next time, resolving its hosts again (a vendor's address may move).
@@ -1287,6 +1693,8 @@ class BrowserAgent(Agent):
         values: dict[str, str],
         human: HumanChannel | None,
         deadline: asyncio.Timeout,
+        *,
+        rehearsal: bool = False,
     ) -> _Outcome:
         browser = await self._chromium.browser(for_agent=self.name)
         context, guard = await self._new_context(browser, await self._load_session())
@@ -1294,11 +1702,23 @@ class BrowserAgent(Agent):
         try:
             page = await context.new_page()
             guard.page = page
-            run = _Run(self, context, page, guard, human=human, deadline=deadline)
+            run = _Run(self, context, page, guard, human=human, deadline=deadline, rehearsal=rehearsal)
             try:
                 await run.run(recipe.steps, values, "")
                 if not isinstance(recipe.steps[-1], Screenshot):
                     await run.final_screenshot(f"the page after {capability}")
+            except _Rehearsed as stopped:
+                await run.final_screenshot(f"the page before {stopped.at}")
+                await self.save_session(context)
+                return _Outcome(
+                    status=DelegationStatus.SUCCEEDED,
+                    output=run.redact(
+                        f"Dry run of {capability}: stopped before {stopped.at}, which would change something at "
+                        f"{self.name}; its element is on the page. Nothing was submitted."
+                    ),
+                    data=dict(run.data),
+                    evidence=self._evidence(run, guard),
+                )
             except _Failed as failed:
                 reason = run.redact(failed.reason)
                 logger.info("browser agent %r: %s failed: %s", self.name, capability, reason)
@@ -1306,6 +1726,8 @@ class BrowserAgent(Agent):
                 return _Outcome(status=DelegationStatus.FAILED, evidence=self._evidence(run, guard), error=reason)
             await self.save_session(context)
             output = _render(recipe.output, {**values, **run.data}) if recipe.output else _summary(capability, run.data)
+            if rehearsal:
+                output = f"Dry run of {capability}: every step ran, none of them changes anything.\n{output}"
             return _Outcome(
                 status=DelegationStatus.SUCCEEDED,
                 output=run.redact(output),
@@ -1314,8 +1736,9 @@ class BrowserAgent(Agent):
             )
         except PlaywrightError as error:
             # Anything the steps did not convert (the context or browser died between steps) means unavailable.
-            reason = run.redact(_first_line(error)) if run is not None else _first_line(error)
-            raise AgentUnavailable(self.name, f"the browser failed: {reason}") from None
+            if run is None:
+                raise AgentNotReached(self.name, f"the browser failed: {_first_line(error)}") from None
+            raise run.unavailable(f"the browser failed: {run.redact(_first_line(error))}") from None
         finally:
             await self._dispose(context)
 
@@ -1388,12 +1811,12 @@ class BrowserAgent(Agent):
         return state if isinstance(state, dict) else None
 
     async def _new_context(self, browser: Browser, state: dict[str, Any] | None) -> tuple[BrowserContext, _OriginGuard]:
-        guard = _OriginGuard(self._origins)
+        guard = _OriginGuard(self._origins, self._providers, self._chromium.egress)
         try:
             context = await browser.new_context(
                 storage_state=state,  # type: ignore[arg-type]
                 service_workers="block",  # requests from service workers would bypass the route
-                accept_downloads=False,
+                accept_downloads=True,  # kept only by a download step, as evidence
             )
             context.set_default_timeout(self.config.timeouts.step_seconds * 1000)
             context.set_default_navigation_timeout(self.config.timeouts.navigation_seconds * 1000)
@@ -1474,6 +1897,10 @@ class BrowserAdapterFactory:
             host_problem = self._egress.host_problem(urlsplit(origin).hostname or "")
             if host_problem is not None:
                 problems.append(f"origins #{number}: {host_problem}")
+        for number, provider in enumerate(_providers_and_problems(parsed.identity_providers)[0], 1):
+            host_problem = self._egress.host_problem(provider.host)
+            if host_problem is not None:
+                problems.append(f"identity_providers #{number}: {host_problem}")
         if problems:
             raise AgentConfigInvalid(problems)
         return parsed.to_dict(with_secrets=True)

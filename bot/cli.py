@@ -21,6 +21,7 @@ from bot.settings import DATABASE_FILE, Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
     from planner.domain.decisions import DecisionKeys
+    from planner.ports import Agent
     from planner.store import Store
     from planner.store.vault import Vault
 
@@ -197,6 +198,49 @@ def _shown(text: str, *, file: TextIO | None = None) -> None:
     print(without_controls(text), file=file if file is not None else sys.stdout)
 
 
+def _import_codegen(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from adapters.browser_codegen import CodegenNotUnderstood, checked_config, recipe_from_codegen
+    from planner.ports import AgentConfigInvalid
+
+    try:
+        source = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        imported = recipe_from_codegen(source, description=args.description)
+        config = checked_config(imported, args.capability)
+    except (OSError, UnicodeDecodeError, CodegenNotUnderstood, AgentConfigInvalid) as error:
+        print(f"cos adapters import-codegen: {error}", file=sys.stderr)
+        return 2
+    for note in imported.notes:
+        print(f"cos adapters import-codegen: {note}", file=sys.stderr)
+    print(json.dumps(config, indent=2))
+    return 0
+
+
+async def _dry_run(agent: Agent, args: argparse.Namespace) -> int:
+    import json
+
+    from planner.ports import DelegationRequest
+
+    if not args.capability:
+        print("cos adapters test: --dry-run needs --capability", file=sys.stderr)
+        return 2
+    try:
+        given = json.loads(args.input)
+    except ValueError as error:
+        print(f"cos adapters test: --input must be a JSON object ({error})", file=sys.stderr)
+        return 2
+    request = DelegationRequest(
+        capability=args.capability, input=given if isinstance(given, dict) else {}, requested_by="cos adapters"
+    )
+    result = await agent.rehearse(request)
+    _shown(result.output if result.error is None else f"{args.name}: {result.error}")
+    for item in result.evidence:
+        _shown(f"  kept {item.kind} ({item.media_type}, {len(item.content)} bytes): {item.description}")
+    return 0 if result.error is None else 1
+
+
 def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from pathlib import Path
@@ -211,6 +255,8 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     from planner.store.migrate import upgrade
     from planner.store.vault import VaultError
 
+    if args.adapters_command == "import-codegen":
+        return _import_codegen(args)
     config: dict[str, object] = {}
     if args.adapters_command == "register":
         try:
@@ -250,6 +296,8 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 entry = await registry.register(args.kind, args.name, config, actor="cos adapters")
                 secret = ", ".join(entry.sealed_fields) or "none"
                 _shown(f"{entry.key} registered; secret fields kept encrypted: {secret}")
+            elif args.adapters_command == "test" and args.dry_run:
+                return await _dry_run(await registry.open(args.name), args)
             elif args.adapters_command == "test":
                 agent = await registry.open(args.name)
                 health = await agent.health()
@@ -739,7 +787,19 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("config", help="the configuration as JSON, or @path to a JSON file")
         if name in ("enable", "disable"):
             command.add_argument("tool", nargs="?", help="one tool of an MCP adapter, rather than the whole adapter")
+        if name == "test":
+            command.add_argument("--capability", help="with --dry-run: the capability to try")
+            command.add_argument("--input", default="{}", help="with --dry-run: the capability's input, as JSON")
+            command.add_argument(
+                "--dry-run", action="store_true", help="run the capability up to its first step that changes anything"
+            )
     adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
+    codegen = adapter_commands.add_parser(
+        "import-codegen", help="a browser recipe from `playwright codegen --target python` output, printed as JSON"
+    )
+    codegen.add_argument("file", help="the recorded script (- for standard input)")
+    codegen.add_argument("--capability", required=True, help="the capability the recipe does, like create_workflow")
+    codegen.add_argument("--description", default="", help="what the capability does, in a sentence")
     adapters.set_defaults(handler=_adapters)
 
     decisions_parser = commands.add_parser(

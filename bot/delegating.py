@@ -70,6 +70,9 @@ class _Borrowed(Agent):
     async def health(self) -> AgentHealth:
         return await self._agent.health()
 
+    async def rehearse(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        return await self._agent.rehearse(request, human=human)
+
     async def close(self) -> None:
         """Kept open for the next delegation; the pool closes it."""
 
@@ -196,7 +199,8 @@ class Delegator:
     def start(
         self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None
     ) -> None:
-        """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code).
+        """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code), by default who
+        delegated.
 
         `delegations`: the object that requested it, so one it stored started is run without claiming it again.
         """
@@ -218,10 +222,11 @@ class Delegator:
         """
         delegations = delegations or self.delegations(tenant_id)
         human = None
-        if ask is not None and self.deliver_now is not None:
+        if self.deliver_now is not None:
             delegation = await delegations.get(delegation_id)
+            # A run nobody started in chat (a deferred one run again, an approved one) asks who delegated.
             human = TeamsHumanChannel(
-                self.tenants(tenant_id), ask, agent=delegation.adapter, deliver_now=self.deliver_now
+                self.tenants(tenant_id), ask or delegation.actor, agent=delegation.adapter, deliver_now=self.deliver_now
             )
         try:
             outcome = await delegations.run(delegation_id, human=human)

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from bot.text import messages
 from planner.domain.messages import Message, MessageKind
-from planner.ports import AgentTimeout, HumanChannel
+from planner.ports import AgentTimeout, HumanChannel, QuestionCancelled
 from planner.services.tenants import Tenant
 
 
@@ -36,7 +36,7 @@ class TeamsHumanChannel(HumanChannel):
         self._poll_seconds = poll_seconds
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:
-        """Raises AgentTimeout when nobody answers in time (or the person cancels)."""
+        """Raises AgentTimeout when nobody answers in time, QuestionCancelled when the person says `cancel`."""
         asked = await self._services.questions.ask(
             self.user_id, question, answer_within=timedelta(seconds=timeout_seconds)
         )
@@ -50,5 +50,7 @@ class TeamsHumanChannel(HumanChannel):
         await self._deliver_now()
         answer = await self._services.questions.wait(asked, poll_seconds=self._poll_seconds)
         if answer is None:
+            if await self._services.questions.cancelled(asked.id):
+                raise QuestionCancelled(self.agent)
             raise AgentTimeout(self.agent, timeout_seconds)
         return answer

@@ -114,6 +114,7 @@ class HumanChannel(Protocol):
 
         Raises:
             AgentTimeout: nobody answered within `timeout_seconds`.
+            QuestionCancelled: the person said `cancel` instead of answering.
         """
         ...
 
@@ -168,6 +169,16 @@ class Agent(abc.ABC):
     async def health(self) -> AgentHealth:
         """Whether the agent answers now; never raises."""
 
+    async def rehearse(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """Go through `request` as far as it can go without changing anything at the agent (a dry run): the result
+        says how far it got and what it would have done next.
+
+        Raises:
+            RehearsalUnsupported: the agent's kind cannot tell a read from a change.
+            UnknownCapability, AgentNotReached, AgentTimeout, AgentUnavailable: as `delegate`.
+        """
+        raise RehearsalUnsupported(self.name, self.kind)
+
     async def close(self) -> None:  # noqa: B027 - most agents hold nothing open between calls
         """Release what the agent holds open (connections, browsers)."""
 
@@ -196,6 +207,22 @@ class AgentTimeout(AgentUnavailable):
     def __init__(self, agent: str, seconds: float) -> None:
         self.seconds = seconds
         super().__init__(agent, f"no answer within {seconds:g} s")
+
+
+class QuestionCancelled(AgentError):
+    """The person an agent asked (for a 2FA code) cancelled instead of answering: the agent stops and says so."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        super().__init__(f"the person asked for {agent!r} cancelled")
+
+
+class RehearsalUnsupported(AgentError):
+    """The agent cannot do a dry run: only a kind that knows which of its steps change something can."""
+
+    def __init__(self, agent: str, kind: str) -> None:
+        self.agent = agent
+        super().__init__(f"agent {agent!r} cannot do a dry run: a {kind} agent cannot tell what would change something")
 
 
 class UnknownCapability(AgentError, LookupError):

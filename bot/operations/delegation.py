@@ -211,7 +211,8 @@ async def retry_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator, delegation = await _steerable(context, args, "retry")
     delegations = delegator.delegations(context.caller.tenant_id)
     queued = await delegations.retry(delegation.id, actor=context.caller.user_id)
-    delegator.start(context.caller.tenant_id, queued.id, ask=context.caller.user_id, delegations=delegations)
+    # A code the agent asks for goes to who delegated, whoever retries.
+    delegator.start(context.caller.tenant_id, queued.id, ask=None, delegations=delegations)
     return Reply(
         text=f"D{queued.id} goes to {literal(queued.adapter)} ({literal(queued.capability)}) again, as you asked. "
         "I'll post the result to the task's owner."

@@ -41,6 +41,7 @@ from planner.domain.approvals import ApprovalRequest, is_person
 from planner.domain.governance import DecisionRecord
 from planner.domain.messages import Message, MessageKind
 from planner.domain.people import printable
+from planner.domain.questions import code_answer
 from planner.ports import Clock, utcnow
 from planner.services.approvals import tenants_awaiting_resume
 from planner.services.tenants import Tenants
@@ -124,13 +125,9 @@ def message_text(activity: Activity) -> tuple[str, dict[str, str]]:
     return " ".join(text.split()), mentions
 
 
-ANSWER = re.compile(r"^(?=.*\d)[A-Za-z0-9-]{4,12}$")
-
-
 def looks_like_an_answer(text: str) -> bool:
-    """A code such as 123456 or `cancel`: the only replies that may answer a waiting question."""
-    text = text.strip()
-    return text.lower() == "cancel" or bool(ANSWER.match(text))
+    """A code such as 123456 (or 123 456) or `cancel`: the only replies that may answer a waiting question."""
+    return text.strip().lower() == "cancel" or code_answer(text) is not None
 
 
 class ChiefOfStaffBot(ActivityHandler):
@@ -417,12 +414,17 @@ class ChiefOfStaffBot(ActivityHandler):
         """Pass the reply to a question a job is waiting on (a 2FA code); None when nothing is waiting."""
         asked = self.tenants(caller.tenant_id).questions
         question = await asked.open_for(caller.user_id)
+        code = code_answer(text)
         if question is None:
-            return None
+            # A code nobody waits for is not a command either, and is never repeated back.
+            return messages.NO_QUESTION_WAITING if code is not None and code.isdigit() else None
         if text.strip().lower() == "cancel":
             await asked.cancel(question.id)
             return messages.QUESTION_CANCELLED
-        if await asked.answer(question.id, text.strip()):
+        # A code typed in groups is one code; anything else is the person's answer as they wrote it (an agent's
+        # free-text question).
+        answer = code if code is not None else text.strip()
+        if answer and await asked.answer(question.id, answer):
             return messages.ANSWER_PASSED_ON
         return messages.QUESTION_EXPIRED
 

@@ -70,6 +70,7 @@ FAILED = "Sorry, something went wrong on my side while doing that. Nothing was c
 STALE_CARD = "This task changed since the card was sent; here it is as it is now."
 ANSWER_PASSED_ON = "Thanks, I've passed it on."
 QUESTION_CANCELLED = "Cancelled: the agent that asked will stop and say so."
+NO_QUESTION_WAITING = "Nothing is waiting for a code from you just now, so I didn't pass that on or keep it."
 QUESTION_EXPIRED = "Too late, sorry: that question expired. The agent will ask again if it still needs it."
 ADMINS_ONLY = (
     "Only an admin of this bot can do that. Admins are listed by their Microsoft Entra object id in COS_ADMINS."

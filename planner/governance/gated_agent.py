@@ -11,11 +11,12 @@ adapter, the capability, the input and who asks) and answers by raising or retur
   provably never left, so it is an `AgentNotReached`), without touching the agent: only a health check
   (`Breakers.check_health`) lets calls through again, never somebody's call.
 
-The call is cut at its timeout plus a grace (`AgentTimeout`), and what happened moves the circuit: a call that did not
-reach the agent or got no answer (`AgentUnavailable`, timeouts and `AgentNotReached` included) is a failure; any
-answer, a refusal or an unknown capability too, is a success. Delegations, metric feed pulls and any caller to come
-pass the same gate and breaker because the registry gives out nothing else. `capabilities()` and `health()` are
-reads and pass through.
+The call is cut at its timeout plus a grace (`AgentTimeout`); time spent waiting for a person's answer (a 2FA code the
+agent asked for) does not count, since the person was told how long they have. What happened moves the circuit: a
+call that did not reach the agent or got no answer (`AgentUnavailable`, timeouts and `AgentNotReached` included) is a
+failure; any answer, a refusal or an unknown capability too, is a success. Delegations, metric feed pulls and any
+caller to come pass the same gate and breaker because the registry gives out nothing else. `capabilities()` and
+`health()` are reads and pass through.
 
 For an adapter whose tools an admin enables one by one (an MCP server's), the registry adds a `ToolCheck`, asked after
 the breaker: the tool must be enabled, defined by the server as when it was enabled, and the input must fit its
@@ -212,6 +213,10 @@ class GatedAgent(Agent):
     async def health(self) -> AgentHealth:
         return await self._agent.health()
 
+    async def rehearse(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
+        """A dry run changes nothing at the agent: like `health`, it passes by the gate and the breaker."""
+        return await self._agent.rehearse(request, human=human)
+
     async def close(self) -> None:
         await self._agent.close()
 
@@ -250,8 +255,8 @@ class GatedAgent(Agent):
     async def _call(self, request: DelegationRequest, circuit: Circuit, human: HumanChannel | None) -> DelegationResult:
         try:
             try:
-                async with asyncio.timeout(request.timeout_seconds + self._grace):
-                    result = await self._agent.delegate(request, human=human)
+                async with asyncio.timeout(request.timeout_seconds + self._grace) as cut:
+                    result = await self._agent.delegate(request, human=TimeOff(human, cut) if human else None)
             except TimeoutError:
                 raise AgentTimeout(self.name, request.timeout_seconds) from None
         except UnknownCapability:
@@ -266,6 +271,26 @@ class GatedAgent(Agent):
     async def _answered(self, circuit: Circuit) -> None:
         if not circuit.clean:  # a clean circuit has nothing to forget: no write
             await self._breakers.succeeded(self.name)
+
+
+class TimeOff(HumanChannel):
+    """A human channel whose questions stop `deadline`'s clock: waiting for a person is not the agent's slowness."""
+
+    def __init__(self, human: HumanChannel, deadline: asyncio.Timeout) -> None:
+        self._human = human
+        self._deadline = deadline
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        loop = asyncio.get_running_loop()
+        planned = self._deadline.when()
+        asked_at = loop.time()
+        if planned is not None:
+            self._deadline.reschedule(planned + timeout_seconds + 1)
+        try:
+            return await self._human.ask(question, timeout_seconds=timeout_seconds)
+        finally:
+            if planned is not None:
+                self._deadline.reschedule(planned + (loop.time() - asked_at))
 
 
 class Admission:

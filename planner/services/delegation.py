@@ -13,7 +13,8 @@ which provably never left, runs again by itself: once the agent's circuit is clo
 closes it, never someone's delegation), at most `MAX_ATTEMPTS` times, then it fails and says how to retry.
 
 Any number of replicas may run delegations: a runner claims one with a single `UPDATE … RETURNING` that only
-matches a runnable delegation nobody holds, under a lease as long as the agent's timeout plus a grace. A runner
+matches a runnable delegation nobody holds, under a lease as long as the agent's timeout plus a grace, made longer
+while the agent waits for a person's answer (a 2FA code) by as long as the person was given. A runner
 that dies mid-call leaves its delegation running; once the lease is out, `lapse` marks it `unknown`.
 
 The agent's output is DATA. It is stored and shown to the task's owner, never parsed for instructions, never
@@ -32,11 +33,12 @@ asked whether the delegation simply clears (a read), so that a request, or a cla
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,6 +78,7 @@ from planner.governance.gated_agent import (
 )
 from planner.ports import (
     AgentConfigInvalid,
+    AgentError,
     AgentNotReached,
     AgentUnavailable,
     DelegationResult,
@@ -93,7 +96,7 @@ from planner.store import delegations as stored
 from planner.store import events as event_log
 from planner.store.adapters import tool_of
 from planner.store.tasks import mark_task_delegated
-from planner.store.vault import UndecryptableSecret
+from planner.store.vault import UndecryptableSecret, VaultError
 
 _TASK_ATTEMPTS = 20
 _OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid)
@@ -190,9 +193,18 @@ class Delegations:
             return await stored.list_delegations(conn, self.tenant_id, status=status, limit=limit)
 
     async def evidence(self, delegation_id: int) -> list[StoredEvidence]:
-        """What the agent showed for a delegation, in the order it gave it."""
+        """What the agent showed for a delegation, in the order it gave it (decrypted)."""
         async with self._store.read() as conn:
-            return await stored.evidence_of(conn, self.tenant_id, delegation_id)
+            kept = await stored.evidence_of(conn, self.tenant_id, delegation_id)
+        return [replace(item, content=self._unseal(item.content)) for item in kept]
+
+    def _unseal(self, content: bytes | None) -> bytes | None:
+        if content is None:
+            return None
+        try:
+            return self._registry.vault.decrypt(content)
+        except VaultError:
+            return content  # kept before evidence was encrypted at rest
 
     async def due_for_retry(self, at: datetime, *, limit: int = 100) -> list[Delegation]:
         """Delegations a runner should pick up at `at`, oldest first: queued ones nobody ran (their process stopped
@@ -479,6 +491,8 @@ class Delegations:
         The gated agent cuts the call at its timeout and moves the circuit; this decides what becomes of the
         delegation."""
         adapter = started.adapter
+        if human is not None:
+            human = _LeaseKept(human, functools.partial(self._keep_lease, started))
         try:
             result = await admitted.call(human=human)
         except UnknownCapability as error:
@@ -522,6 +536,12 @@ class Delegations:
             return await stored.claim(
                 conn, self.tenant_id, current.id, runner=self.worker, now=now, lease_end=lease_end, start=start
             )
+
+    async def _keep_lease(self, delegation: Delegation, waiting_seconds: float) -> None:
+        """Hold the running delegation for its timeout from now, and `waiting_seconds` more (a person's answer)."""
+        until = self._lease_end(self._now(), delegation.timeout_seconds) + timedelta(seconds=waiting_seconds)
+        async with self._store.transaction() as conn:
+            await stored.extend_lease(conn, self.tenant_id, delegation.id, runner=self.worker, until=until)
 
     def _lease_end(self, now: datetime, timeout_seconds: float) -> datetime:
         """How long a runner holds a delegation it starts: the agent's timeout and twice the grace the gated agent
@@ -763,7 +783,8 @@ class Delegations:
                     media_type=item.media_type[:100],
                     description=(item.description + note).strip(),
                     size=size,
-                    content=item.content if keep else None,
+                    # Screenshots show the vendor's pages (customers, campaigns): sealed like the adapters' secrets.
+                    content=self._registry.vault.encrypt(item.content) if keep else None,
                 )
             )
         await stored.insert_evidence(conn, kept, tenant_id=self.tenant_id)
@@ -796,6 +817,25 @@ class Delegations:
             before=None,
             after={**_summary(after), **(extra or {})},
         )
+
+
+class _LeaseKept(HumanChannel):
+    """A human channel that keeps the runner's lease while a person is asked: the wait is the person's, and the
+    delegation must not lapse into `unknown` meanwhile."""
+
+    def __init__(self, human: HumanChannel, keep: Callable[[float], Awaitable[None]]) -> None:
+        self._human = human
+        self._keep = keep
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        await self._keep(timeout_seconds)
+        try:
+            answer = await self._human.ask(question, timeout_seconds=timeout_seconds)
+        except AgentError:
+            await self._keep(0)
+            raise
+        await self._keep(0)
+        return answer
 
 
 async def overdue_delegations(store: Store, at: datetime, *, tenant_id: str | None = None) -> list[OverdueDelegation]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from planner.domain.questions import ANSWERED, OPEN, Question
+from planner.domain.questions import ANSWERED, CANCELLED, OPEN, Question
 from planner.store import Store
 from planner.store import questions as question_store
 
@@ -49,6 +49,12 @@ class Questions:
     async def cancel(self, question_id: int) -> bool:
         async with self._store.transaction() as conn:
             return await question_store.cancel(conn, self.tenant_id, question_id)
+
+    async def cancelled(self, question_id: int) -> bool:
+        """Whether the person cancelled the question (rather than let it expire)."""
+        async with self._store.read() as conn:
+            status, _ = await question_store.state(conn, question_id)
+        return status == CANCELLED
 
     async def wait(self, question: Question, *, poll_seconds: float = POLL_SECONDS) -> str | None:
         """The answer, read once (then wiped); None when the question expired or was cancelled first."""

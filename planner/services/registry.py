@@ -41,6 +41,7 @@ from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
 from planner.services.tools import PinnedTools, hold, pinned, record_tool
 from planner.store import Connection, Store
+from planner.store import delegations as stored_delegations
 from planner.store import events as event_log
 from planner.store.adapters import (
     adapter_names,
@@ -59,7 +60,7 @@ from planner.store.adapters import (
     tools_of,
     update_adapter,
 )
-from planner.store.vault import Vault
+from planner.store.vault import Vault, VaultError
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
@@ -211,7 +212,8 @@ class Registry:
             raise TenantMismatch(tenant_id, breakers.tenant_id)
         self._store = store
         self.tenant_id = tenant_id
-        self._vault = vault
+        self.vault = vault
+        """What seals the adapters' secrets and sessions, and the delegations' evidence."""
         self._kinds = dict(kinds)
         self.gate: Gate = gate or PolicyGuard(store, tenant_id, record=DecisionLog(store, tenant_id).record)
         self.breakers = breakers
@@ -281,7 +283,7 @@ class Registry:
         factory = self._factory(entry.kind)
         async with self._store.read() as conn:
             token = await sealed_secrets(conn, entry.id)
-        secrets = json.loads(self._vault.decrypt(token)) if token is not None else {}
+        secrets = json.loads(self.vault.decrypt(token)) if token is not None else {}
         return factory.build(entry.name, {**entry.config, **secrets})
 
     def session_store(self, name: str) -> AdapterSessionStore:
@@ -320,7 +322,7 @@ class Registry:
         return public, secrets
 
     def _seal(self, secrets: Mapping[str, Any]) -> bytes | None:
-        return self._vault.encrypt(json.dumps(dict(secrets), sort_keys=True).encode()) if secrets else None
+        return self.vault.encrypt(json.dumps(dict(secrets), sort_keys=True).encode()) if secrets else None
 
     async def _record(
         self,
@@ -386,7 +388,7 @@ class Registry:
             before = await self._row(conn, name)
             factory = self._factory(before.kind)
             token = await sealed_secrets(conn, before.id)
-            current = {**before.config, **(json.loads(self._vault.decrypt(token)) if token is not None else {})}
+            current = {**before.config, **(json.loads(self.vault.decrypt(token)) if token is not None else {})}
             # A value given back as it was shown (masked) keeps the secret it stands for.
             kept = {
                 k
@@ -539,7 +541,8 @@ def _scrub(text: str, secret_values: Iterable[str]) -> str:
 
 
 async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
-    """Re-encrypt every tenant's stored secrets and sessions with the vault's newest key; returns how many adapters'.
+    """Re-encrypt every tenant's stored secrets, sessions and delegation evidence with the vault's newest key; returns
+    how many adapters'.
 
     Every tenant at once, because a key can only be dropped once nothing anywhere is encrypted with it. Run it
     after putting the new key first in `COS_SECRET_KEYS`; then the old key can be removed. Raises
@@ -569,4 +572,11 @@ async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
                 after=snapshot(entry),
             )
             rotated += 1
+        for evidence_id in await stored_delegations.kept_evidence_ids(conn):
+            content = await stored_delegations.evidence_content(conn, evidence_id)
+            try:
+                resealed_content = vault.rotate(content)
+            except VaultError:
+                resealed_content = vault.encrypt(content)  # kept before evidence was encrypted
+            await stored_delegations.reseal_evidence(conn, evidence_id, resealed_content)
     return rotated

@@ -217,6 +217,24 @@ async def cancellable_of_task(conn: Connection, tenant_id: str, task_id: int) ->
     return list((await conn.execute(query)).scalars())
 
 
+async def kept_evidence_ids(conn: Connection) -> list[int]:
+    """Every tenant's evidence items whose content is kept (to re-encrypt them with a new key)."""
+    query = select(delegation_evidence.c.id).where(delegation_evidence.c.content.is_not(None))
+    return list((await conn.execute(query.order_by(delegation_evidence.c.id))).scalars())
+
+
+async def evidence_content(conn: Connection, evidence_id: int) -> bytes:
+    query = select(delegation_evidence.c.content).where(delegation_evidence.c.id == evidence_id)
+    return bytes((await conn.execute(query)).scalar_one())
+
+
+async def reseal_evidence(conn: Connection, evidence_id: int, content: bytes) -> None:
+    """Replace an evidence item's (encrypted) content, re-encrypted."""
+    await conn.execute(
+        update(delegation_evidence).where(delegation_evidence.c.id == evidence_id).values(content=content)
+    )
+
+
 async def evidence_of(conn: Connection, tenant_id: str, delegation_id: int) -> list[StoredEvidence]:
     """What the agent showed for a delegation, in the order it gave it."""
     query = (
@@ -364,6 +382,13 @@ async def claim(
 
 def _holding(tenant_id: str, delegation_id: int, runner: str) -> dict[str, Any]:
     return {"tenant": tenant_id, "delegation": delegation_id, "runner": runner}
+
+
+async def extend_lease(conn: Connection, tenant_id: str, delegation_id: int, *, runner: str, until: datetime) -> bool:
+    """Hold the running delegation `runner` holds until `until`; False when it no longer holds it."""
+    statement = update(delegations).where(_HELD).values(lease_until=bindparam("until"))
+    result = await conn.execute(statement, {**_holding(tenant_id, delegation_id, runner), "until": until})
+    return bool(result.rowcount)
 
 
 async def start(

@@ -20,7 +20,14 @@ import pytest_asyncio
 from adapters.browser import BrowserAdapterFactory, BrowserAgent, BrowserConfig, Chromium, MemoryStorageStateStore
 from adapters.egress import UNREACHABLE
 from planner.domain.delegations import DelegationStatus
-from planner.ports import AgentConfigInvalid, AgentTimeout, AgentUnavailable, DelegationRequest, UnknownCapability
+from planner.ports import (
+    AgentConfigInvalid,
+    AgentNotReached,
+    AgentTimeout,
+    AgentUnavailable,
+    DelegationRequest,
+    UnknownCapability,
+)
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.web_vendor import WebVendor
@@ -358,7 +365,7 @@ def test_configuration_errors_name_every_problem() -> None:
             "create_brief": {
                 "steps": [
                     {"kind": "click", "selector": "#new"},
-                    {"kind": "hover", "selector": "#menu"},
+                    {"kind": "hoover", "selector": "#menu"},
                     {"kind": "fill", "value": "{name}"},
                     {"kind": "wait_for"},
                     {"kind": "extract_text", "selector": "#id", "feild": "brief_id"},
@@ -375,7 +382,7 @@ def test_configuration_errors_name_every_problem() -> None:
     expected = [
         "timeouts: unknown field 'navigation_secs' (did you mean 'navigation_seconds'?)",
         "timeouts.step_seconds: must be a positive number of seconds",
-        "capability 'create_brief', step 2: unknown step kind 'hover'",
+        "capability 'create_brief', step 2: unknown step kind 'hoover' (did you mean 'hover'?)",
         "capability 'create_brief', step 3 (fill): missing 'selector'",
         "capability 'create_brief', step 5 (extract_text): unknown field 'feild' (did you mean 'field'?)",
         "capability 'create_brief', step 5 (extract_text): missing 'field'",
@@ -411,16 +418,18 @@ async def test_a_failing_site_makes_the_agent_unavailable_and_unhealthy(
 
 
 @in_module_loop
-async def test_an_unreachable_site_makes_the_agent_unavailable(
+async def test_an_unreachable_site_makes_the_agent_unavailable_and_the_delegation_safe_to_run_again(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:
     agent = make_agent(vendor_config(vendor))
     await vendor.stop()
 
-    with pytest.raises(AgentUnavailable) as raised:
+    with pytest.raises(AgentNotReached) as raised:
         await agent.delegate(BRIEF, human=AnsweringPerson())
     health = await agent.health()
-    assert raised.value.reason == f"step 1 (goto '{vendor.url}/briefs/new'): {UNREACHABLE}"
+    assert raised.value.reason == (
+        f"step 1 (goto '{vendor.url}/briefs/new'): {UNREACHABLE} (before the recipe submitted anything)"
+    )
     assert not health.ok
     assert health.detail == f"{vendor.url}/: {UNREACHABLE}"
 

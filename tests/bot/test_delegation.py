@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -328,3 +329,70 @@ async def test_a_delegation_whose_runner_stopped_mid_call_is_told_to_its_owner_a
     assert any("I can't tell whether crm did it" in t for t in texts)
     assert factory.agent("crm").calls == []
     assert (await delegator.delegations(TENANT).get(1)).status.value == "unknown"
+
+
+async def test_a_delegation_run_again_by_the_tick_asks_the_person_who_delegated_for_the_code(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id, _lead, writer = await a_crm_desk(running, clock)
+    factory.agent("crm").script = ["unavailable", "ask"]
+    await writer.ask(f"delegate T{task_id} to crm draft_email")
+    await running.bot.drain()
+    delegator = running.bot.delegator
+    assert delegator is not None
+    assert (await delegator.delegations(TENANT).get(1)).status.value == "deferred"
+    before = len(running.connector.sent)
+
+    clock.advance(minutes=10)
+    ticking = asyncio.create_task(delegator.run_due(clock.now))
+    sent = await running.connector.wait_for(before + 1)
+    [question] = [s for s in sent[before:] if "is asking" in (s.body.get("text") or "")]
+    assert question.conversation_id == "a:writer"
+    assert "within 5 minutes" in question.body["text"]
+    assert await writer.ask("448-912") == ["Thanks, I've passed it on."]
+    assert await asyncio.wait_for(ticking, 10) == 1
+
+    assert factory.agent("crm").answers == ["448912"]
+    assert (await delegator.delegations(TENANT).get(1)).status.value == "succeeded"
+
+
+def readme_browser_recipe() -> str:
+    """The README's browser recipe (its JSON block), on one line as a chat message carries it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- recipe: flows -->\n```json\n", 1)[1].split("```", 1)[0]
+    return json.dumps(json.loads(block))
+
+
+async def test_the_readme_browser_recipe_registers_in_chat_as_written(delegating: Running) -> None:
+    lead = TeamsUser(delegating)
+
+    [registered] = await lead.ask(f"adapter add browser flows {readme_browser_recipe()}")
+
+    assert "Adapter browser:flows registered" in registered
+    assert "a long passphrase" not in registered
+    await lead.ask("adapters")
+    listing = all_text(delegating.connector.cards()[-1])
+    assert "browser:flows · enabled" in listing
+    assert "a long passphrase" not in listing
+
+
+async def test_an_admin_retrying_a_delegation_has_the_person_who_delegated_asked_for_the_code(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id, lead, writer = await a_crm_desk(running, clock)
+    factory.agent("crm").script = ["broken", "ask"]
+    await writer.ask(f"delegate T{task_id} to crm draft_email")
+    await running.bot.drain()
+    before = len(running.connector.sent)
+
+    [again] = await lead.ask("retry D1")
+    assert "D1 goes to crm (draft_email) again" in again
+    sent = await running.connector.wait_for(before + 2)
+    [question] = [s for s in sent[before:] if "is asking" in (s.body.get("text") or "")]
+    assert question.conversation_id == "a:writer"
+    assert await writer.ask("448 912") == ["Thanks, I've passed it on."]
+    await running.bot.drain()
+
+    assert factory.agent("crm").answers == ["448912"]

@@ -10,7 +10,7 @@ from bot.relay import TeamsHumanChannel
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
-from planner.ports import AgentTimeout
+from planner.ports import AgentTimeout, QuestionCancelled
 from planner.services.tenants import Tenants
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
@@ -36,11 +36,29 @@ async def test_the_code_typed_in_teams_reaches_the_waiting_agent(running: Runnin
     assert "There is no plan yet" in (await owner.ask("plans"))[0]
     assert await owner.ask("482913") == ["Thanks, I've passed it on."]
     assert await asyncio.wait_for(asking, 5) == "482913"
-    # The same code again is just an unknown command now: nothing waits for it.
-    assert "don't know the command" in (await owner.ask("482913"))[0]
+    # The same code again: nothing waits for it, and it is not repeated back.
+    [late] = await owner.ask("482913")
+    assert late.startswith("Nothing is waiting for a code from you")
+    assert "482" not in late
 
 
-async def test_no_answer_in_time_or_a_cancel_is_a_timeout_for_the_agent(running: Running, clock: FakeClock) -> None:
+@pytest.mark.parametrize("typed", ["448 912", "448-912", " 448  912 "])
+async def test_a_code_typed_in_groups_is_passed_on_as_one_code_and_never_echoed(running: Running, typed: str) -> None:
+    owner = TeamsUser(running, user_id="aad-owner", name="Campaign Owner", conversation_id="a:owner")
+    await owner.ask("help")
+    before = len(running.connector.sent)
+    asking = asyncio.create_task(channel_to(running, "aad-owner").ask("Enter the code", timeout_seconds=300))
+    await running.connector.wait_for(before + 1)
+
+    replies = await owner.ask(typed)
+
+    assert replies == ["Thanks, I've passed it on."]
+    assert await asyncio.wait_for(asking, 5) == "448912"
+
+
+async def test_no_answer_in_time_is_a_timeout_and_a_cancel_is_a_cancel_for_the_agent(
+    running: Running, clock: FakeClock
+) -> None:
     owner = TeamsUser(running, user_id="aad-owner", name="Campaign Owner", conversation_id="a:owner")
     await owner.ask("help")
     before = len(running.connector.sent)
@@ -55,5 +73,5 @@ async def test_no_answer_in_time_or_a_cancel_is_a_timeout_for_the_agent(running:
     asking = asyncio.create_task(channel_to(running, "aad-owner").ask("code?", timeout_seconds=120))
     await running.connector.wait_for(before + 1)
     assert (await owner.ask("cancel"))[0].startswith("Cancelled")
-    with pytest.raises(AgentTimeout):
+    with pytest.raises(QuestionCancelled):
         await asyncio.wait_for(asking, 5)

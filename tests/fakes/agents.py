@@ -3,7 +3,8 @@
 Each call to `delegate` takes the next step of the agent's script (an empty script succeeds):
 `succeed`, `fail` (the agent answers no), `unavailable` (the call never left: connection refused), `broken` (the
 connection ended mid-call: it may have acted) and `timeout` (raised as a real adapter would),
-`hang` (never answers: the runner's own timeout must cut it), `block` (waits until the test releases it) and
+`hang` (never answers: the runner's own timeout must cut it), `block` (waits until the test releases it),
+`ask` (asks the person for a code, giving them `ask_seconds`, and keeps the answer in `answers`) and
 `bug` (an adapter breaking its contract with a stray exception).
 """
 
@@ -51,6 +52,8 @@ class ScriptedAgent(Agent):
         self.closed = 0
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
+        self.ask_seconds = 300.0
+        self.answers: list[str] = []
 
     async def capabilities(self) -> list[Capability]:
         return [Capability(name=name) for name in self.known]
@@ -75,6 +78,10 @@ class ScriptedAgent(Agent):
         if step == "block":
             self.entered.set()
             await self.release.wait()
+        if step == "ask":
+            if human is None:
+                raise AssertionError("nobody to ask")
+            self.answers.append(await human.ask("Your sign-in code?", timeout_seconds=self.ask_seconds))
         if step == "bug":
             raise KeyError("session")
         if step == "fail":

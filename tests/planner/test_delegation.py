@@ -27,9 +27,9 @@ from planner.ports import Evidence
 from planner.services.breaker import Breakers
 from planner.services.delegation import Delegations, overdue_delegations, tenants_with_delegations_to_run
 from planner.services.plans import Plans
-from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry
+from planner.services.registry import AdapterDisabled, AdapterNotFound, Registry, rotate_secrets
 from planner.store import Store
-from planner.store.schema import delegations, events, outbox
+from planner.store.schema import delegation_evidence, delegations, events, outbox
 from planner.store.vault import Vault
 from tests.conftest import Database, FakeClock
 from tests.fakes.agents import FakeAgentFactory, ScriptedAgent
@@ -629,3 +629,60 @@ async def test_a_delegation_that_produced_nothing_by_the_due_date_follows_up_ins
         "aad-writer",
         d.task_id,
     )
+
+
+class SlowPerson:
+    """A person who answers once the test lets them, after taking longer than the agent's whole timeout."""
+
+    def __init__(self, takes: float) -> None:
+        self.takes = takes
+        self.asked = asyncio.Event()
+        self.answer = asyncio.Event()
+        self.told: list[float] = []
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        self.told.append(timeout_seconds)
+        self.asked.set()
+        await self.answer.wait()
+        await asyncio.sleep(self.takes)  # the time itself is what is tested: longer than the call's cut
+        return "482913"
+
+
+async def test_waiting_for_a_persons_code_neither_cuts_the_call_nor_lapses_the_delegation(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock, grace=0.1)
+    d.agent.script = ["ask"]
+    d.agent.ask_seconds = 300
+    person = SlowPerson(takes=0.5)
+    queued = await d.request(timeout_seconds=0.2)
+
+    running = asyncio.create_task(d.delegations.run(queued.id, human=person))
+    await asyncio.wait_for(person.asked.wait(), 5)
+    clock.advance(seconds=290)  # far past the call's timeout and grace: the person has 300 s
+    assert await d.delegations.lapse(clock.now) == []
+    person.answer.set()
+    outcome = await asyncio.wait_for(running, 5)
+
+    assert outcome.delegation.status is DelegationStatus.SUCCEEDED, outcome.delegation.error
+    assert d.agent.answers == ["482913"]
+    assert person.told == [300]
+
+
+async def test_evidence_is_encrypted_at_rest_and_follows_a_key_rotation(store: Store, clock: FakeClock) -> None:
+    d = await desk(store, clock)
+    d.agent.evidence = (Evidence(kind="screenshot", media_type="image/png", content=b"\x89PNG customer list"),)
+    delegation = await d.request()
+    await d.delegations.run(delegation.id)
+
+    async with store.read() as conn:
+        at_rest = (await conn.execute(select(delegation_evidence.c.content))).scalar_one()
+    assert b"customer list" not in at_rest
+    [shot] = await d.delegations.evidence(delegation.id)
+    assert shot.content == b"\x89PNG customer list"
+
+    newest = Vault.generate_key()
+    await rotate_secrets(store, Vault([newest, KEY]), actor="aad-admin")
+    registry = Registry(store, "contoso", vault=Vault([newest]), kinds={"mcp": d.factory}, breakers=d.breakers)
+    [after] = await Delegations(store, "contoso", registry=registry).evidence(delegation.id)
+    assert after.content == b"\x89PNG customer list"
