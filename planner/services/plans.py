@@ -486,9 +486,11 @@ class Plans:
             )
             return task
 
-    async def restore_task(self, task_id: int | None, *, actor: str, window: timedelta = UNDO_WINDOW) -> Task:
-        """Bring back a task deleted within `window`: `task_id`, or the one `actor` deleted last. It keeps its id
-        when that id is free, else gets a new one (compare the ids). Raises NothingToUndo, PlanNotFound (its plan
+    async def restore_task(
+        self, task_id: int | None, *, actor: str, window: timedelta = UNDO_WINDOW
+    ) -> tuple[Task, int]:
+        """Bring back a task deleted within `window`: `task_id`, or the one `actor` deleted last; returns it and the
+        id it had. It keeps that id when it is free, else gets a new one. Raises NothingToUndo, PlanNotFound (its plan
         went too) or WindowConflict (its plan's window no longer holds its due date)."""
         since = self._now() - window
         async with self._store.transaction() as conn:
@@ -518,7 +520,7 @@ class Plans:
             if week is not None:
                 await plan_rows.add_weekly_items(conn, week, [WeeklyItem(task=task, carried_over=False)])
             await self._record(conn, actor=actor, kind="task.restored", subject=task, before=was)
-            return task
+            return task, was.id
 
     async def edit_task(
         self,

@@ -84,8 +84,8 @@ async def test_a_deleted_task_comes_back_as_it_was_with_its_id(store: Store, clo
     assert deleted.before["title"] == "Brief"
 
     clock.advance(minutes=5)
-    back = await plans.restore_task(None, actor=LEADER)
-    assert back == task
+    back, was = await plans.restore_task(None, actor=LEADER)
+    assert (back, was) == (task, task.id)
     assert await plans.get_task(task.id) == task
     with pytest.raises(NothingToUndo):  # undone already: nothing left to undo
         await plans.restore_task(task.id, actor=LEADER)
