@@ -242,8 +242,6 @@ async def edit_plan(context: Context, args: Mapping[str, Any]) -> Reply:
 async def archive_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, default_active=False)
     archived = args.get("archived") not in (False, "false", "no", 0)
-    if plan.tier is Tier.MASTER:
-        raise BadArguments(messages.master_plan_by_strategy(plan.id))
     await context.plans.archive_plan(plan.id, archived=archived, actor=context.caller.user_id)
     return Reply(text=messages.plan_archived(plan.id, archived))
 
