@@ -63,6 +63,7 @@ VERBS = (
     "use playbook",
     "whoami",
     "edit",
+    "rename",
     "move",
     "delete",
     "undo",
@@ -546,7 +547,12 @@ def parse(text: str) -> Command:
         if rest:
             raise GrammarError("Every plan in use: `plans`; archived ones too: `plans all`.", "list_plans")
         return Command("list_plans")
-    if verb := starts("edit", "change", "rename"):
+    if verb := starts("rename"):
+        renamed = re.fullmatch(r"(#?([tp])#?\d+)\s+(?:to\s+|as\s+)?(.+)", _rest_after(text, verb), re.IGNORECASE)
+        if not renamed:
+            raise GrammarError("Rename which task or plan? `rename T12 TEXT` or `rename P2 TEXT`.", "edit_task")
+        return _edit(f"{renamed.group(1)} title {renamed.group(3)}")
+    if verb := starts("edit", "change"):
         return _edit(_rest_after(text, verb))
     if verb := starts("move"):
         moved = re.fullmatch(r"(#?t?#?\d+)\s+(?:to|into|under)\s+(\S+)", _rest_after(text, verb), re.IGNORECASE)
