@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.cards import member_week, plan_overview
-from bot.cards.markdown import literal
+from bot.cards.markdown import excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_fraction, parse_number, parse_ref
 from bot.text import messages
@@ -215,7 +215,7 @@ async def edit_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     said: list[str] = []
     title = context.optional_text_arg(args, "title")
     if title is not None and title != plan.title:
-        said.append(f"title {literal(title)}")
+        said.append(f"title “{literal(excerpt(title))}”")
     else:
         title = None
     owner: str | None = None

@@ -200,7 +200,7 @@ async def edit_task(context: Context, args: Mapping[str, Any]) -> Reply:
     said: list[str] = []
     title = context.optional_text_arg(args, "title")
     if title is not None and title != task.title:
-        said.append(f"title {literal(excerpt(title))}")
+        said.append(f"title “{literal(excerpt(title))}”")
     else:
         title = None
     due = context.optional_date_arg(args, "due")

@@ -283,7 +283,8 @@ def task_edited(task_id: int, changes: Sequence[str]) -> str:
 
 def task_deleted(task_id: int, title: str, minutes: int) -> str:
     return (
-        f"T{task_id} deleted: {literal(title)}. Changed your mind? Press Undo or type `undo` within {minutes} minutes."
+        f"T{task_id} deleted: “{literal(excerpt(title))}”. Changed your mind? Press Undo or type `undo` within "
+        f"{minutes} minutes."
     )
 
 

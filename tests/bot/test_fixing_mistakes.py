@@ -27,7 +27,7 @@ async def plan_with_task(lead: TeamsUser) -> dict[str, Any]:
 async def test_a_task_is_edited_field_by_field_from_chat_and_why_tells_what_it_was(lead: TeamsUser) -> None:
     await plan_with_task(lead)
     [renamed] = await lead.ask('edit T1 title "Draft the launch email, for Sam"')
-    assert "T1 edited: title Draft the launch email, for Sam" in renamed
+    assert "T1 edited: title “Draft the launch email, for Sam”" in renamed
     [redated] = await lead.ask("edit T1 due 2026-01-20")
     assert "due 2026-01-20" in redated
     [reowned] = await lead.ask("edit T1 owner Sam")
@@ -80,7 +80,7 @@ async def test_a_deleted_task_comes_back_with_its_undo_button_and_its_id(lead: T
     await plan_with_task(lead)
     connector = lead.running.connector
     [deleted] = await lead.ask("delete T1", replies=1)
-    assert "T1 deleted: Draft launch email" in deleted
+    assert "T1 deleted: “Draft launch email”" in deleted
     card, card_message = connector.cards()[-1], connector.sent[-1]
     assert schema_errors(card) == []
     assert await Plans(lead.running.store, TENANT).list_tasks(2) == []
@@ -124,7 +124,7 @@ async def test_the_edit_button_saves_the_form_and_the_card_updates_in_place(lead
     updated = update.body["attachments"][0]["content"]
     assert schema_errors(updated) == []
     assert "Launch email, final" in json.dumps(updated)
-    assert "T1 edited: title Launch email, final; due 2026-01-23" in json.dumps(updated)
+    assert "T1 edited: title “Launch email, final”; due 2026-01-23" in json.dumps(updated, ensure_ascii=False)
     task = await Plans(lead.running.store, TENANT).get_task(1)
     assert (task.title, task.due_on, task.owner, task.version) == (
         "Launch email, final",
@@ -144,7 +144,7 @@ async def test_a_tactical_plan_is_edited_within_its_parent_and_archived_out_of_s
     await plan_with_task(lead)
     plans = Plans(lead.running.store, TENANT)
     [renamed] = await lead.ask("edit P2 title Spring launch")
-    assert "P2 edited: title Spring launch" in renamed
+    assert "P2 edited: title “Spring launch”" in renamed
     [too_long] = await lead.ask("edit P2 to 2026-04-30")
     assert "ends 2026-04-30, after master plan 1 ends 2026-03-31" in too_long
     [cuts_task] = await lead.ask("edit P2 from 2026-01-20")
