@@ -195,3 +195,21 @@ def test_the_deleted_card_and_its_undo_button_are_valid_adaptive_cards() -> None
     card = deleted_card(open_task(), plan_title="Launch", today=date(2026, 1, 5), minutes=10)
     assert schema_errors(card) == []
     assert find_action(card, "Undo")["data"] == {"task": 12, "verb": "restore_task"}
+
+
+async def test_a_task_whose_id_was_taken_meanwhile_comes_back_under_a_new_id_and_the_reply_says_so(
+    lead: TeamsUser,
+) -> None:
+    await plan_with_task(lead)
+    await lead.ask("add task Book the venue due 2026-01-20")
+    await lead.ask("delete T2")
+    [added] = await lead.ask("add task Order badges due 2026-01-21")  # SQLite may give it the freed id 2
+    plans = Plans(lead.running.store, TENANT)
+    [back] = await lead.ask("undo T2")
+    titles = {t.id: t.title for t in await plans.list_tasks(2)}
+    restored = next(i for i, title in titles.items() if title == "Book the venue")
+    if "Task T2 added" in added:
+        assert f"T2 is back as T{restored}: its old id was taken meanwhile" in back
+        assert titles[2] == "Order badges"
+    else:
+        assert (restored, "T2 is back, as it was") == (2, back.split(" before")[0])
