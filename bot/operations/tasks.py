@@ -169,7 +169,7 @@ async def my_tasks(context: Context, args: Mapping[str, Any]) -> Reply:
         mine += await context.plans.tasks_of_owner(caller.name)
     mine.sort(key=lambda t: (t.due_on, t.id))
     week = iso_week_of(context.today)
-    plan_titles = {p.id: p.title for p in await context.plans.list_plans(Tier.TACTICAL)}
+    plan_titles = {p.id: p.title for p in await context.plans.list_plans(Tier.TACTICAL, archived=True)}
     card = member_week(person_name=caller.name, iso_week=week, tasks=mine, today=context.today, plan_titles=plan_titles)
     return Reply(cards=(card,))
 
