@@ -62,6 +62,13 @@ VERBS = (
     "save playbook",
     "use playbook",
     "whoami",
+    "edit",
+    "rename",
+    "move",
+    "delete",
+    "undo",
+    "archive",
+    "unarchive",
 )
 
 
@@ -360,6 +367,52 @@ def _strategy_command(text: str, lowered: str) -> Command | None:
     return Command("edit_master_plan", args)
 
 
+_TASK_FIELDS = {"title": "title", "name": "title", "due date": "due", "due": "due", "owner": "owner"}
+_TASK_FIELDS |= {"plan": "plan", "milestone": "milestone"}
+_EDIT_TASK_USAGE = "`edit T12 title TEXT`, `edit T12 due DATE`, `edit T12 owner WHO`, `edit T12 milestone yes`"
+_EDIT_PLAN_USAGE = "`edit P2 title TEXT`, `edit P2 owner WHO` or `edit P2 from DATE to DATE`"
+
+
+def _edit(rest: str) -> Command:
+    """`edit T12 title|due|owner|plan|milestone VALUE` (one field, so a title may hold any words) or
+    `edit P2 title TEXT`, `edit P2 owner WHO`, `edit P2 from DATE to DATE` (or only `from`, only `to`)."""
+    match = re.match(r"^(#?([tp])#?\d+)\b\s*(.*)$", rest, re.IGNORECASE | re.DOTALL)
+    if not match:
+        raise GrammarError(f"Edit which task or plan? {_EDIT_TASK_USAGE}, or {_EDIT_PLAN_USAGE}.", "edit_task")
+    ref, letter, body = match.group(1), match.group(2).lower(), match.group(3).strip()
+    if letter == "p":
+        return _edit_plan(ref, body)
+    fields = "|".join(sorted(_TASK_FIELDS, key=len, reverse=True))
+    found = re.match(rf"^({fields})\b\s*(.*)$", body, re.IGNORECASE | re.DOTALL)
+    if not found or not found.group(2).strip():
+        raise GrammarError(f"Change what of {inline_code(ref)}, to what? {_EDIT_TASK_USAGE}.", "edit_task")
+    name, value = _TASK_FIELDS[found.group(1).lower()], found.group(2).strip()
+    if name == "title":
+        quoted, after = _quoted(value)
+        if quoted is not None and after:
+            raise GrammarError(f"After the title in quotes I expect nothing, not {inline_code(after)}.", "edit_task")
+        value = quoted if quoted is not None else value
+    if name == "plan" and not _is_plan(value):
+        raise GrammarError(f"Move it to which plan? `move {ref} to P3`.", "edit_task")
+    return Command("edit_task", {"task": ref, name: value})
+
+
+def _edit_plan(ref: str, body: str) -> Command:
+    found = re.match(r"^(title|name|owner)\b\s*(.*)$", body, re.IGNORECASE | re.DOTALL)
+    if found and found.group(2).strip():
+        name = "owner" if found.group(1).lower() == "owner" else "title"
+        quoted, after = _quoted(found.group(2).strip())
+        value = quoted if quoted is not None and not after else found.group(2).strip()
+        return Command("edit_plan", {"plan": ref, name: value})
+    window = re.fullmatch(r"(?:from\s+(?P<start>.+?))?\s*(?:(?:to|until)\s+(?P<end>.+))?", body, re.IGNORECASE)
+    if body and window is not None and (window.group("start") or window.group("end")):
+        args = {"plan": ref}
+        args |= {"start": window.group("start")} if window.group("start") else {}
+        args |= {"end": window.group("end")} if window.group("end") else {}
+        return Command("edit_plan", args)
+    raise GrammarError(f"Change what of {inline_code(ref)}, to what? {_EDIT_PLAN_USAGE}.", "edit_plan")
+
+
 _STATUS_WORDS = {
     "done": "done",
     "finished": "done",
@@ -487,8 +540,46 @@ def parse(text: str) -> Command:
             else:
                 args["plan"] = word
         return Command("derive_weekly_plan", args)
-    if starts("plans", "list plans"):
+    if verb := starts("plans", "list plans"):
+        rest = _rest_after(text, verb).lower()
+        if rest in ("all", "archived", "with archived", "and archived"):
+            return Command("list_plans", {"all": True})
+        if rest:
+            raise GrammarError("Every plan in use: `plans`; archived ones too: `plans all`.", "list_plans")
         return Command("list_plans")
+    if verb := starts("rename"):
+        renamed = re.fullmatch(r"(#?([tp])#?\d+)\s+(?:to\s+|as\s+)?(.+)", _rest_after(text, verb), re.IGNORECASE)
+        if not renamed:
+            raise GrammarError("Rename which task or plan? `rename T12 TEXT` or `rename P2 TEXT`.", "edit_task")
+        return _edit(f"{renamed.group(1)} title {renamed.group(3)}")
+    if verb := starts("edit", "change"):
+        return _edit(_rest_after(text, verb))
+    if verb := starts("move"):
+        moved = re.fullmatch(r"(#?t?#?\d+)\s+(?:to|into|under)\s+(\S+)", _rest_after(text, verb), re.IGNORECASE)
+        if not moved or not _is_plan(moved.group(2)):
+            raise GrammarError("Move which task to which plan? `move T12 to P3`.", "edit_task")
+        return Command("edit_task", {"task": moved.group(1), "plan": moved.group(2)})
+    if verb := starts("delete", "remove"):
+        rest = _rest_after(text, verb)
+        if _is_plan(rest):
+            raise GrammarError(f"A plan is archived, not deleted: `archive {rest}` keeps its history.", "archive_plan")
+        task, leftover = _task_and_rest(rest, "delete_task", "delete T12")
+        if leftover:
+            raise GrammarError("Delete one task at a time: `delete T12`.", "delete_task")
+        return Command("delete_task", {"task": task})
+    if verb := starts("undo"):
+        rest = _rest_after(text, verb)
+        if not rest:
+            return Command("restore_task")
+        task, leftover = _task_and_rest(rest, "restore_task", "undo T12")
+        if leftover:
+            raise GrammarError("Undo which deletion? `undo`, or `undo T12`.", "restore_task")
+        return Command("restore_task", {"task": task})
+    if verb := starts("archive", "unarchive"):
+        rest = _rest_after(text, verb)
+        if not _is_plan(rest):
+            raise GrammarError(f"Which plan? `{verb} P2`.", "archive_plan")
+        return Command("archive_plan", {"plan": rest, "archived": verb == "archive"})
     if verb := starts("how are we doing", "how are we doing?", "how is it going", "metrics", "digest"):
         rest = _rest_after(text, verb).strip(" ?")
         return Command("how_are_we_doing", {"plan": rest} if rest else {})

@@ -113,7 +113,7 @@ class _Writer:
 
     async def week_of(self, person: str) -> tuple[list[Task], dict[int, str]]:
         tasks = sorted(await self.plans.tasks_of_owner(person), key=lambda t: (t.due_on, t.id))
-        titles = {p.id: p.title for p in await self.plans.list_plans(Tier.TACTICAL)}
+        titles = {p.id: p.title for p in await self.plans.list_plans(Tier.TACTICAL, archived=True)}
         return tasks, titles
 
 

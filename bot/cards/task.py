@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from bot.cards.actions import VERB_SNOOZE, VERB_TASK_STATUS, execute, show_card
+from bot.cards.edit import edit_form
 from bot.cards.elements import Element, adaptive_card, column, column_set, fact_set, heading, text_block
 from bot.cards.wording import MILESTONE, STATUS_LABELS, day_label, due_relative, moment_label, task_ref
 from planner.domain.model import Task, TaskStatus
@@ -91,4 +92,4 @@ def task_card(
     if task.snoozed_until is not None:
         facts.append(("Snoozed until", moment_label(task.snoozed_until)))
     body.append(fact_set(facts))
-    return adaptive_card(body, task_actions(task))
+    return adaptive_card(body, [*task_actions(task), edit_form(task, owner_name=owner_name)])

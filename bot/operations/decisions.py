@@ -10,7 +10,7 @@ from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import MAX_ID
 from bot.text import messages
-from bot.text.decisions import describe_subject, explain
+from bot.text.decisions import EXPLAINED_CHANGES, describe_subject, explain, explain_change
 from planner.domain.decisions import Decision
 from planner.domain.governance import ActionKind
 
@@ -89,6 +89,18 @@ async def _explained(context: Context, entries: Sequence[Decision]) -> str:
     return "\n\n".join(messages.decision_explained(entry.seq, explain(entry, names=names)) for entry in entries)
 
 
+async def _changes(context: Context, subject: str) -> list[str]:
+    """The latest fixes people made to the task or plan `subject` names (edits, moves, deletion, archiving)."""
+    kind, _, ident = subject.partition(":")
+    if kind not in ("task", "plan") or int(ident) > MAX_ID:
+        return []
+    events = await context.plans.events(subject_type=kind, subject_id=int(ident), limit=SEARCHED)
+    fixes = [event for event in events if event.kind in EXPLAINED_CHANGES][:WHY_SHOWN]
+    owners = [str(v) for e in fixes for v in ((e.before or {}).get("owner"), (e.after or {}).get("owner")) if v]
+    names = await context.display_names([*(e.actor for e in fixes), *owners])
+    return [messages.change_explained(explain_change(event, names=names)) for event in fixes]
+
+
 async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
     log = context.services.decisions
     if args.get("decision") not in (None, ""):
@@ -97,9 +109,11 @@ async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
     if about is not None:
         subject = subject_of(about)
         entries = await log.about(subject, limit=WHY_SHOWN)
-        if not entries:
+        changes = await _changes(context, subject)
+        if not entries and not changes:
             return Reply(text=messages.no_decisions_about(describe_subject(subject)))
-        return Reply(text=await _explained(context, entries))
+        decided = await _explained(context, entries) if entries else ""
+        return Reply(text="\n\n".join(part for part in ("\n\n".join(changes), decided) if part))
     question = context.optional_text_arg(args, "question")
     if question is None:
         raise BadArguments(messages.WHY_WHAT)

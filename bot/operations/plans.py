@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.cards import member_week, plan_overview
-from bot.cards.markdown import literal
+from bot.cards.markdown import excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_fraction, parse_number, parse_ref
 from bot.text import messages
@@ -208,8 +208,47 @@ def _overview_reply(context: Context, found: OwnedRollup, text: str) -> Reply:
     return Reply(text=text, cards=(plan_overview(found.rollup, names=names, today=context.today),))
 
 
+async def edit_plan(context: Context, args: Mapping[str, Any]) -> Reply:
+    plan = await context.plan_arg(args, default_active=False)
+    if plan.tier is Tier.MASTER:
+        raise BadArguments(messages.master_plan_by_strategy(plan.id))
+    said: list[str] = []
+    title = context.optional_text_arg(args, "title")
+    if title is not None and title != plan.title:
+        said.append(f"title “{literal(excerpt(title))}”")
+    else:
+        title = None
+    owner: str | None = None
+    typed_owner = context.optional_text_arg(args, "owner")
+    if typed_owner is not None:
+        key, name = await context.person_arg(typed_owner)
+        if key != plan.owner:
+            owner = key
+            said.append(f"owner {literal(name)}")
+    start, end = context.optional_date_arg(args, "start"), context.optional_date_arg(args, "end")
+    window = Window(start=start or plan.window.start, end=end or plan.window.end) if start or end else None
+    if window is not None and window != plan.window:
+        said.append(f"from {window.start.isoformat()} to {window.end.isoformat()}")
+    else:
+        window = None
+    if not said:
+        raise BadArguments(messages.nothing_to_change_in_plan(plan.id))
+    plan = await context.plans.update_plan(
+        plan.id, title=title, owner=owner, window=window, expected_version=plan.version, actor=context.caller.user_id
+    )
+    return await _with_overview(context, plan.id, messages.plan_edited(plan.id, said))
+
+
+async def archive_plan(context: Context, args: Mapping[str, Any]) -> Reply:
+    plan = await context.plan_arg(args, default_active=False)
+    archived = args.get("archived") not in (False, "false", "no", 0)
+    await context.plans.archive_plan(plan.id, archived=archived, actor=context.caller.user_id)
+    return Reply(text=messages.plan_archived(plan.id, archived))
+
+
 async def list_plans(context: Context, args: Mapping[str, Any]) -> Reply:
-    plans = await context.plans.list_plans()
+    everything = bool(args.get("all"))
+    plans = await context.plans.list_plans(archived=everything)
     if not plans:
         return Reply(text=messages.no_plan_yet(None))
     by_parent: dict[int | None, list[Any]] = {}
@@ -219,9 +258,10 @@ async def list_plans(context: Context, args: Mapping[str, Any]) -> Reply:
 
     def walk(parent: int | None, depth: int) -> None:
         for plan in by_parent.get(parent, []):
+            archived = ", archived" if plan.archived_at is not None else ""
             lines.append(
                 f"{'  ' * depth}- P{plan.id} {literal(plan.title)} ({plan.window.start.isoformat()} to "
-                f"{plan.window.end.isoformat()})"
+                f"{plan.window.end.isoformat()}{archived})"
             )
             walk(plan.id, depth + 1)
 
@@ -333,10 +373,42 @@ OPERATIONS = (
         kind=ActionKind.READ,
     ),
     Operation(
+        name="edit_plan",
+        summary="Fix a tactical or weekly plan: its title, owner or window (a new window stays inside its parent's "
+        "and keeps its plans and tasks inside it). A master plan's goals change with edit_master_plan.",
+        usage=("edit P2 title TEXT", "edit P2 owner WHO", "edit P2 from DATE to DATE"),
+        parameters={
+            "type": "object",
+            "properties": {
+                "plan": PLAN_REF,
+                "title": {"type": "string"},
+                "owner": {"type": "string"},
+                "start": DATE,
+                "end": DATE,
+            },
+            "required": ["plan"],
+        },
+        run=edit_plan,
+        kind=ActionKind.PLAN_CHANGE,
+    ),
+    Operation(
+        name="archive_plan",
+        summary="Archive a tactical or weekly plan (left out of lists and defaults, kept with its history), or "
+        "bring it back (archived false).",
+        usage=("archive P2", "unarchive P2"),
+        parameters={
+            "type": "object",
+            "properties": {"plan": PLAN_REF, "archived": {"type": "boolean", "description": "default true"}},
+            "required": ["plan"],
+        },
+        run=archive_plan,
+        kind=ActionKind.PLAN_CHANGE,
+    ),
+    Operation(
         name="list_plans",
-        summary="List every plan with its id and window.",
-        usage=("plans",),
-        parameters={"type": "object", "properties": {}},
+        summary="List every plan in use with its id and window; with all, archived plans too.",
+        usage=("plans", "plans all"),
+        parameters={"type": "object", "properties": {"all": {"type": "boolean"}}},
         run=list_plans,
         kind=ActionKind.READ,
     ),

@@ -1,4 +1,5 @@
-"""Task operations: add, assign, start, finish, block, reopen, snooze, show; a member's week."""
+"""Task operations: add, assign, start, finish, block, reopen, snooze, show, edit, move, delete and undo; a member's
+week."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.cards import member_week, task_card
+from bot.cards.edit import deleted_card
 from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
@@ -14,8 +16,14 @@ from bot.text import messages
 from planner.domain.errors import StaleEdit
 from planner.domain.governance import ActionKind
 from planner.domain.model import Task, TaskChanges, TaskStatus, Tier, iso_week_of
+from planner.services.plans import UNDO_WINDOW
 
 TASK_REF = {"type": "string", "description": "a task id such as T12"}
+NOBODY = frozenset({"nobody", "no one", "none", "noone", "unassigned"})
+"""An owner that means no owner (`edit T12 owner nobody`)."""
+YES = frozenset({"yes", "y", "true", "on", "1"})
+NO = frozenset({"no", "n", "false", "off", "0"})
+UNDO_MINUTES = int(UNDO_WINDOW.total_seconds() // 60)
 STATUS_WORDS = {
     TaskStatus.DOING: "started",
     TaskStatus.DONE: "done",
@@ -161,9 +169,112 @@ async def my_tasks(context: Context, args: Mapping[str, Any]) -> Reply:
         mine += await context.plans.tasks_of_owner(caller.name)
     mine.sort(key=lambda t: (t.due_on, t.id))
     week = iso_week_of(context.today)
-    plan_titles = {p.id: p.title for p in await context.plans.list_plans(Tier.TACTICAL)}
+    plan_titles = {p.id: p.title for p in await context.plans.list_plans(Tier.TACTICAL, archived=True)}
     card = member_week(person_name=caller.name, iso_week=week, tasks=mine, today=context.today, plan_titles=plan_titles)
     return Reply(cards=(card,))
+
+
+def _yes_no(value: object) -> bool | None:
+    """A milestone flag from a tool call (true/false) or a command or card (yes/no); None when not given."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in YES:
+        return True
+    if word in NO:
+        return False
+    raise BadArguments("milestone is yes or no, e.g. `edit T12 milestone yes`.")
+
+
+async def edit_task(context: Context, args: Mapping[str, Any]) -> Reply:
+    task = await context.plans.get_task(parse_ref(args.get("task") or "", "T", "a task"))
+    from_card = bool(args.get("from_card"))
+    version = _version(args)
+    if version is not None and version != task.version:
+        if from_card:
+            return await _task_reply(context, task, messages.STALE_CARD, from_card=True)
+        raise StaleEdit("Task", task.id, version, task.version)
+    shown_owner = (await context.display_names([task.owner])).get(task.owner or "", task.owner) or ""
+    said: list[str] = []
+    title = context.optional_text_arg(args, "title")
+    if title is not None and title != task.title:
+        said.append(f"title “{literal(excerpt(title))}”")
+    else:
+        title = None
+    due = context.optional_date_arg(args, "due")
+    if due is not None and due != task.due_on:
+        said.append(f"due {due.isoformat()}")
+    else:
+        due = None
+    milestone = _yes_no(args.get("milestone"))
+    if milestone is not None and milestone != task.milestone:
+        said.append("now a milestone" if milestone else "no longer a milestone")
+    else:
+        milestone = None
+    owner_key: str | None = None
+    clear_owner = False
+    typed_owner = context.optional_text_arg(args, "owner")
+    unchanged = {shown_owner.casefold(), (task.owner or "").casefold()}
+    if typed_owner is not None and typed_owner.casefold() not in unchanged:
+        if typed_owner.casefold() in NOBODY:
+            clear_owner = task.owner is not None
+            if clear_owner:
+                said.append("nobody owns it now")
+        else:
+            key, name = await context.person_arg(typed_owner)
+            if key != task.owner:
+                owner_key = key
+                said.append(f"owner {_owner(key, name)}")
+    plan_id: int | None = None
+    if args.get("plan") not in (None, ""):
+        plan = await context.plans.get_plan(parse_ref(args["plan"], "P", "a plan"))
+        if plan.id != task.plan_id and plan.parent_id != task.plan_id:
+            plan_id = plan.id
+            said.append(f"moved to P{plan.id} ({literal(plan.title)})")
+    if not said:
+        if from_card:
+            return await _task_reply(context, task, messages.nothing_to_change_in_task(task.id), from_card=True)
+        raise BadArguments(messages.nothing_to_change_in_task(task.id))
+    changes = TaskChanges(
+        title=title, due_on=due, milestone=milestone, owner=owner_key, clear_owner=clear_owner, plan_id=plan_id
+    )
+    try:
+        edited = await context.plans.update_task(
+            task.id, changes, actor=context.caller.user_id, expected_version=task.version
+        )
+    except StaleEdit:
+        if not from_card:
+            raise
+        return await _task_reply(context, await context.plans.get_task(task.id), messages.STALE_CARD, from_card=True)
+    return await _task_reply(context, edited, messages.task_edited(edited.id, said), from_card=from_card)
+
+
+async def delete_task(context: Context, args: Mapping[str, Any]) -> Reply:
+    task = await context.plans.get_task(parse_ref(args.get("task") or "", "T", "a task"))
+    plan = await context.plans.get_plan(task.plan_id)
+    note = ""
+    if context.delegator is not None:
+        # What an agent would do for it is no longer wanted, as when the task is done; undo does not bring them back.
+        delegations = context.delegator.delegations(context.caller.tenant_id)
+        cancelled = await delegations.cancel_open_of_task(
+            task.id, actor=context.caller.user_id, reason="its task was deleted"
+        )
+        if cancelled:
+            note = messages.delegations_cancelled_with_task([f"D{d.id}" for d in cancelled])
+    await context.plans.delete_task(task.id, actor=context.caller.user_id)
+    card = deleted_card(task, plan_title=plan.title, today=context.today, minutes=UNDO_MINUTES)
+    text = messages.task_deleted(task.id, task.title, UNDO_MINUTES) + note
+    if args.get("from_card"):
+        return Reply(text=text, card_update=card)
+    return Reply(text=text, cards=(card,))
+
+
+async def restore_task(context: Context, args: Mapping[str, Any]) -> Reply:
+    wanted = parse_ref(args["task"], "T", "a task") if args.get("task") not in (None, "") else None
+    task, was = await context.plans.restore_task(wanted, actor=context.caller.user_id)
+    return await _task_reply(context, task, messages.task_restored(task.id, was), from_card=bool(args.get("from_card")))
 
 
 OPERATIONS = (
@@ -223,6 +334,48 @@ OPERATIONS = (
             "required": ["task"],
         },
         run=snooze_task,
+        kind=ActionKind.PLAN_CHANGE,
+    ),
+    Operation(
+        name="edit_task",
+        summary="Fix a task: its title, due date, owner (nobody to clear it), plan (moves it) or milestone flag. "
+        "Fields not given stay as they are.",
+        usage=(
+            "edit T12 title TEXT",
+            "edit T12 due DATE",
+            "edit T12 owner WHO",
+            "edit T12 milestone yes|no",
+            "move T12 to P3",
+        ),
+        parameters={
+            "type": "object",
+            "properties": {
+                "task": TASK_REF,
+                "title": {"type": "string"},
+                "due": {"type": "string", "description": "due date, YYYY-MM-DD"},
+                "owner": {"type": "string", "description": "'me', a person's name, an @mentioned name, or 'nobody'"},
+                "plan": {"type": "string", "description": "a plan id such as P3, to move the task there"},
+                "milestone": {"type": "boolean"},
+            },
+            "required": ["task"],
+        },
+        run=edit_task,
+        kind=ActionKind.PLAN_CHANGE,
+    ),
+    Operation(
+        name="delete_task",
+        summary="Delete a task (its pending delegations are cancelled); `undo` brings it back within minutes.",
+        usage=("delete T12",),
+        parameters={"type": "object", "properties": {"task": TASK_REF}, "required": ["task"]},
+        run=delete_task,
+        kind=ActionKind.PLAN_CHANGE,
+    ),
+    Operation(
+        name="restore_task",
+        summary="Undo a task's deletion, made in the last minutes: the one named, or the caller's latest.",
+        usage=("undo", "undo T12"),
+        parameters={"type": "object", "properties": {"task": TASK_REF}},
+        run=restore_task,
         kind=ActionKind.PLAN_CHANGE,
     ),
     Operation(

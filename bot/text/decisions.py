@@ -7,6 +7,7 @@ from datetime import UTC
 from typing import Any
 
 from planner.domain.decisions import Decision
+from planner.domain.model import Event
 
 _WHO = {"policy": "the policy engine", "llm": "the assistant", "bot": "the bot", "system": "the bot"}
 _DID = {
@@ -98,3 +99,64 @@ def explain(decision: Decision, *, names: Mapping[str, str] | None = None) -> st
         text += f": {rationale}"
     approval = f"request A{decision.approval_id}" if decision.approval_id is not None else "none"
     return f"{text}. Approval: {approval}."
+
+
+_CHANGED = {
+    "task.updated": "edited",
+    "task.assigned": "reassigned",
+    "task.moved": "moved",
+    "task.deleted": "deleted",
+    "task.restored": "restored",
+    "plan.updated": "edited",
+    "plan.archived": "archived",
+    "plan.unarchived": "brought back",
+}
+EXPLAINED_CHANGES = frozenset(_CHANGED)
+"""The kinds of events `why` explains beside the decision log: the fixes people make to tasks and plans."""
+_FIELDS = {
+    "title": "title",
+    "due_on": "due date",
+    "owner": "owner",
+    "plan_id": "plan",
+    "milestone": "milestone",
+    "window": "window",
+    "constraints": "constraints",
+}
+
+
+def _shown(field: str, value: Any, names: Mapping[str, str]) -> str:
+    if field == "owner":
+        return names.get(value, value) if value else "nobody"
+    if field == "plan_id":
+        return f"P{value}"
+    if field == "milestone":
+        return "yes" if value else "no"
+    if field == "window" and isinstance(value, Mapping):
+        return f"{value.get('start')} to {value.get('end')}"
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) or "none"
+    return f"“{value}”" if field == "title" else str(value)
+
+
+def explain_change(event: Event, *, names: Mapping[str, str] | None = None) -> str:
+    """A fix someone made to a task or plan, from its event: when, who, what, and each field from what to what.
+
+    `names` maps user ids (the actor, owners) to display names."""
+    names = names or {}
+    who = _WHO.get(event.actor) or names.get(event.actor, event.actor)
+    what = describe_subject(f"{event.subject_type}:{event.subject_id}")
+    at = event.at.astimezone(UTC)
+    text = f"On {at:%Y-%m-%d} at {at:%H:%M} UTC, {who} {_CHANGED.get(event.kind, 'changed')} {what}"
+    before, after = event.before or {}, event.after or {}
+    if event.kind == "task.deleted" and before:
+        title, due, plan = before.get("title"), before.get("due_on"), before.get("plan_id")
+        return f"{text} (“{title}”, due {due}, in plan P{plan}); the log keeps what it was."
+    if event.kind == "task.restored":
+        was = before.get("id")
+        return text + (f", deleted as T{was} before." if was not in (None, event.subject_id) else ", as it was.")
+    changed = [
+        f"{label} from {_shown(field, before.get(field), names)} to {_shown(field, after.get(field), names)}"
+        for field, label in _FIELDS.items()
+        if field in after and before.get(field) != after.get(field)
+    ]
+    return text + (": " + "; ".join(changed) if changed else "") + "."

@@ -53,6 +53,7 @@ from planner.domain.errors import (
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
+    NothingToUndo,
     PlannerError,
     PlanNotFound,
     StaleEdit,
@@ -147,6 +148,15 @@ def _(error: PlanNotFound, style: _Style) -> str:
 @_render.register
 def _(error: TaskNotFound, style: _Style) -> str:
     return f"No task with id {error.task_id}. Show the plan to see its tasks' ids."
+
+
+@_render.register
+def _(error: NothingToUndo, style: _Style) -> str:
+    what = f"task T{error.task_id}" if error.task_id is not None else "a task"
+    return (
+        f"There is no deletion of {what} from the last {error.minutes} minutes to undo; a deleted task can be "
+        "brought back only that soon. Add it again instead."
+    )
 
 
 @_render.register

@@ -21,12 +21,17 @@ tomorrow. Every example works as written; a word in CAPITALS is yours to fill in
 - `plan`: the plan tree with progress and health · `plan P2`: one plan · `plans`: every plan
 - `set target SQLs 600 in P1` · `edit master P1 north star 600 SQLs by 31 March` (or `from DATE`, `to DATE`, \
 `constraint TEXT`): a change of strategy, the plan leader's own or held for their approval
+- `edit P2 title TEXT` · `edit P2 owner WHO` · `edit P2 from 2026-01-05 to 2026-04-30`: fix a tactical or weekly \
+plan · `archive P2`: put it away, kept for history (`unarchive P2`; `plans all` lists archived plans too)
 
 **Tasks**
 - `add task Draft the launch brief due friday owner Sam`: a title may hold any words; quotes are welcome: \
 `add task "Plan for Q1 webinar" to P2 due 2026-03-20 owner me milestone`
 - `assign T12 to Sam` · `start T12` · `done T12` · `block T12 waiting for legal` · `reopen T12`
 - `snooze T12 2 days` · `task T12` · `my tasks`
+- `edit T12 title TEXT` · `edit T12 due DATE` · `edit T12 owner WHO` (or `nobody`) · `edit T12 milestone yes` \
+(or `no`) · `move T12 to P3` · or the task card's Edit button
+- `delete T12`: gone, with an Undo button · `undo`: brings back the task you deleted last, within 10 minutes
 
 **Metrics**
 - `record SQLs 140` (or `record SQLs 140 on 2026-02-15 in P2`)
@@ -198,6 +203,10 @@ def decision_explained(seq: int, explanation: str) -> str:
     return markdown("**Decision {}.** {}", seq, explanation)
 
 
+def change_explained(explanation: str) -> str:
+    return markdown("**Change.** {}", explanation)
+
+
 def decision_line(*, seq: int, when: str, actor: str, verdict: str, subject: str, rationale: str) -> Markdown:
     reason = rationale if len(rationale) <= 140 else rationale[:139] + "…"
     line = markdown("#{} · {} · {}: {} · {}", seq, when, actor, verdict, subject)
@@ -251,6 +260,67 @@ def approved_and_run(approval: str, outcome: str) -> str:
 
 def nothing_to_change() -> str:
     return "What should change? `set target SQLs 600`, or `edit master north star TEXT` (or from/to/constraint)."
+
+
+def nothing_to_change_in_task(task_id: int) -> str:
+    return (
+        f"T{task_id} already reads that way: nothing changed. Say what to change: `edit T{task_id} title TEXT`, "
+        f"`edit T{task_id} due DATE`, `edit T{task_id} owner WHO`, `edit T{task_id} milestone yes` or "
+        f"`move T{task_id} to P3`."
+    )
+
+
+def nothing_to_change_in_plan(plan_id: int) -> str:
+    return (
+        f"P{plan_id} already reads that way: nothing changed. Say what to change: `edit P{plan_id} title TEXT`, "
+        f"`edit P{plan_id} owner WHO` or `edit P{plan_id} from DATE to DATE`."
+    )
+
+
+def task_edited(task_id: int, changes: Sequence[str]) -> str:
+    """`changes`: the bot's words, values already literal."""
+    return f"T{task_id} edited: {'; '.join(changes)}. `why T{task_id}` shows what it was."
+
+
+def task_deleted(task_id: int, title: str, minutes: int) -> str:
+    return (
+        f"T{task_id} deleted: “{literal(excerpt(title))}”. Changed your mind? Press Undo or type `undo` within "
+        f"{minutes} minutes."
+    )
+
+
+def delegations_cancelled_with_task(refs: Sequence[str]) -> str:
+    return f" Cancelled {', '.join(refs)}: no agent is needed for a deleted task."
+
+
+def task_restored(task_id: int, was_id: int) -> str:
+    if task_id == was_id:
+        return f"T{task_id} is back, as it was before it was deleted."
+    return (
+        f"T{was_id} is back as T{task_id}: its old id was taken meanwhile, so it has a new one. "
+        "Its delegations stay cancelled."
+    )
+
+
+def master_plan_by_strategy(plan_id: int) -> str:
+    return (
+        f"P{plan_id} is a master plan: its goals change through the strategy gate. "
+        f"`edit master P{plan_id} north star TEXT` (or `from DATE`, `to DATE`, `constraint TEXT`), "
+        f"`set target SQLs 600 in P{plan_id}`."
+    )
+
+
+def plan_edited(plan_id: int, changes: Sequence[str]) -> str:
+    return f"P{plan_id} edited: {'; '.join(changes)}. `why P{plan_id}` shows what it was."
+
+
+def plan_archived(plan_id: int, archived: bool) -> str:
+    if archived:
+        return (
+            f"P{plan_id} archived: it is kept with its history but left out of `plans` and of the plan you mean when "
+            f"you name none. `plans all` lists it; `unarchive P{plan_id}` brings it back."
+        )
+    return f"P{plan_id} is back in use."
 
 
 def no_such_kpi(name: str, plan_id: int, known: str) -> str:

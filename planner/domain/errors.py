@@ -104,3 +104,13 @@ class StaleEdit(PlannerError, RuntimeError):
         self.expected_version = expected_version
         self.actual_version = actual_version
         super().__init__(f"{kind} {object_id} is at version {actual_version}, not {expected_version}")
+
+
+class NothingToUndo(PlannerError, LookupError):
+    """No deletion of this task (or by this person, when `task_id` is None) is recent enough to undo."""
+
+    def __init__(self, task_id: int | None, minutes: int) -> None:
+        self.task_id = task_id
+        self.minutes = minutes
+        what = f"task {task_id}" if task_id is not None else "any task"
+        super().__init__(f"no deletion of {what} in the last {minutes} minutes")

@@ -139,6 +139,8 @@ class Plan:
     iso_week: str | None = None
     created_at: datetime
     version: int = 1
+    archived_at: datetime | None = None
+    """When it was archived: hidden from lists and from the plan a request naming none means, kept for history."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,3 +266,5 @@ class TaskChanges:
     clear_owner: bool = False
     blocked_reason: str | None = None
     snoozed_until: datetime | None = None
+    plan_id: int | None = None
+    """Move the task to this plan (a tactical plan, or a weekly plan standing for its tactical plan)."""

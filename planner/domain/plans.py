@@ -4,7 +4,7 @@ how a task's edit moves its status dates, and which event names a change."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -141,8 +141,47 @@ def task_event_kind(before: Task, after: Task) -> str:
     """The kind of event a task's edit records: its new status, a new owner, a snooze, or any other update."""
     if before.status is not after.status:
         return f"task.status.{after.status.value}"
+    if before.plan_id != after.plan_id:
+        return "task.moved"
     if before.owner != after.owner:
         return "task.assigned"
     if before.snoozed_until != after.snoozed_until and after.snoozed_until is not None:
         return "task.snoozed"
     return "task.updated"
+
+
+def require_archivable(plan: Plan) -> None:
+    """Tactical and weekly plans may be archived; a master plan is the strategy. Raises InvalidValue."""
+    if plan.tier is Tier.MASTER:
+        raise InvalidValue("plan", plan.id, "a tactical or weekly plan: a master plan ends with its window")
+
+
+def task_in_snapshot(picture: Mapping[str, object]) -> Task:
+    """The task an event's snapshot of it shows (what `planner.domain.snapshots.snapshot` made of it)."""
+
+    def moment(name: str) -> datetime | None:
+        value = picture.get(name)
+        return datetime.fromisoformat(str(value)) if value else None
+
+    created_at = moment("created_at")
+    if created_at is None:
+        raise InvalidValue("task snapshot", picture.get("id"), "a snapshot with its creation time")
+    owner = picture.get("owner")
+    reason = picture.get("blocked_reason")
+    return Task(
+        id=int(str(picture["id"])),
+        tenant_id=str(picture["tenant_id"]),
+        plan_id=int(str(picture["plan_id"])),
+        master_id=int(str(picture["master_id"])),
+        title=str(picture["title"]),
+        owner=str(owner) if owner else None,
+        due_on=date.fromisoformat(str(picture["due_on"])),
+        status=TaskStatus(str(picture["status"])),
+        milestone=bool(picture.get("milestone")),
+        created_at=created_at,
+        started_at=moment("started_at"),
+        done_at=moment("done_at"),
+        snoozed_until=moment("snoozed_until"),
+        blocked_reason=str(reason) if reason else None,
+        version=int(str(picture.get("version") or 1)),
+    )

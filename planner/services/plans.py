@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import overload
 
 from planner.domain.derivation import weekly_selection
@@ -16,6 +16,7 @@ from planner.domain.errors import (
     Dated,
     InvalidValue,
     MetricNotFound,
+    NothingToUndo,
     PlanNotFound,
     StaleEdit,
     TaskNotFound,
@@ -39,12 +40,14 @@ from planner.domain.plans import (
     active_plan,
     apply_task_changes,
     clean_text,
+    require_archivable,
     require_due_inside,
     require_metric_home,
     require_reading_value,
     require_task_home,
     require_window_change,
     task_event_kind,
+    task_in_snapshot,
     week_of_tactical,
 )
 from planner.domain.rollup import OwnedRollup, PlanRollup, roll_up_tree
@@ -57,6 +60,8 @@ from planner.store import tasks as task_rows
 
 EDIT_ATTEMPTS = 20
 """How often `edit_task` reads and writes again when other writers keep changing the task in between."""
+UNDO_WINDOW = timedelta(minutes=10)
+"""How long a deleted task can be brought back with `restore_task`."""
 
 
 class Plans:
@@ -110,10 +115,13 @@ class Plans:
         async with self._store.read() as conn:
             return await self._plan_row(conn, plan_id, tier)
 
-    async def list_plans(self, tier: Tier | None = None, *, parent_id: int | None = None) -> list[Plan]:
-        """Plans of the tenant, optionally of one tier or under one parent, oldest window first."""
+    async def list_plans(
+        self, tier: Tier | None = None, *, parent_id: int | None = None, archived: bool = False
+    ) -> list[Plan]:
+        """Plans of the tenant, optionally of one tier or under one parent, oldest window first; archived plans
+        too only with `archived`."""
         async with self._store.read() as conn:
-            return await plan_rows.listed(conn, self.tenant_id, tier, parent_id=parent_id)
+            return await plan_rows.listed(conn, self.tenant_id, tier, parent_id=parent_id, archived=archived)
 
     async def _insert_plan(
         self,
@@ -237,6 +245,25 @@ class Plans:
             if not await plan_rows.update_plan(conn, after, seen_version=before.version):
                 raise StaleEdit("Plan", plan_id, before.version, None)
             await self._record(conn, actor=actor, kind="plan.updated", subject=after, before=before)
+            return after
+
+    async def archive_plan(
+        self, plan_id: int, *, archived: bool = True, expected_version: int | None = None, actor: str
+    ) -> Plan:
+        """Archive a tactical or weekly plan (hidden from lists and defaults, kept with its history), or bring it
+        back with `archived=False`. Raises PlanNotFound, InvalidValue (a master plan) or StaleEdit."""
+        async with self._store.transaction() as conn:
+            before = await self._plan_row(conn, plan_id)
+            require_archivable(before)
+            if expected_version is not None and expected_version != before.version:
+                raise StaleEdit("Plan", plan_id, expected_version, before.version)
+            if (before.archived_at is not None) == archived:
+                return before
+            after = replace(before, archived_at=self._now() if archived else None, version=before.version + 1)
+            if not await plan_rows.set_archived(conn, after, seen_version=before.version):
+                raise StaleEdit("Plan", plan_id, before.version, None)
+            kind = "plan.archived" if archived else "plan.unarchived"
+            await self._record(conn, actor=actor, kind=kind, subject=after, before=before)
             return after
 
     async def _check_window_change(self, conn: Connection, plan: Plan, window: Window) -> None:
@@ -396,15 +423,104 @@ class Plans:
 
         With `expected_version`, the edit lands only on that version (else StaleEdit): for a person who edited
         what they saw. Without it, the changes are applied to whatever version is current, retried on a
-        concurrent write, so concurrent edits of different fields never lose one another.
-        Raises TaskNotFound, WindowConflict (due date outside the plan), StaleEdit.
+        concurrent write, so concurrent edits of different fields never lose one another. A new `plan_id` moves
+        the task to that tactical plan (or the tactical plan of that weekly plan), in the same event.
+        Raises TaskNotFound, PlanNotFound, InvalidValue (a master plan), WindowConflict (due date outside the plan),
+        StaleEdit.
         """
+        if changes.plan_id is not None:
+            return await self._move_task(task_id, changes, actor=actor, expected_version=expected_version)
         return await self.edit_task(
             task_id,
             lambda task: apply_task_changes(task, changes, self._now()),
             actor=actor,
             expected_version=expected_version,
         )
+
+    async def _move_task(self, task_id: int, changes: TaskChanges, *, actor: str, expected_version: int | None) -> Task:
+        assert changes.plan_id is not None
+        async with self._store.transaction() as conn:
+            before = await self._task_row(conn, task_id)
+            if expected_version is not None and before.version != expected_version:
+                raise StaleEdit("Task", task_id, expected_version, before.version)
+            home = await self._plan_row(conn, changes.plan_id)
+            require_task_home(home)
+            weekly: Plan | None = None
+            if home.tier is Tier.WEEKLY:
+                weekly, home = home, await self._plan_row(conn, home.parent_id or 0, Tier.TACTICAL)
+            after = apply_task_changes(before, changes, self._now())
+            after = replace(after, plan_id=home.id, master_id=home.master_id or home.id, version=before.version + 1)
+            require_due_inside(after.due_on, weekly or home)
+            if not await task_rows.update_task(conn, after, seen_version=before.version):
+                raise StaleEdit("Task", task_id, before.version, None)
+            await self._rehome_in_weeks(conn, before, after)
+            await self._record(conn, actor=actor, kind=task_event_kind(before, after), subject=after, before=before)
+            return after
+
+    async def _rehome_in_weeks(self, conn: Connection, before: Task, after: Task) -> None:
+        """A task moved to another plan or week leaves the weekly plans that no longer hold it and joins the one of
+        its new week, if that week was derived."""
+        if before.plan_id == after.plan_id and before.due_on == after.due_on:
+            return
+        await plan_rows.leave_other_weeks(conn, after)
+        week = await plan_rows.week_containing(conn, self.tenant_id, after.plan_id, after.due_on)
+        if week is not None and after.id not in await plan_rows.weekly_task_ids(conn, week.id):
+            await plan_rows.add_weekly_items(conn, week, [WeeklyItem(task=after, carried_over=False)])
+
+    async def delete_task(self, task_id: int, *, actor: str) -> Task:
+        """Remove a task; the event keeps what it was (`restore_task` brings it back). Raises TaskNotFound."""
+        async with self._store.transaction() as conn:
+            task = await self._task_row(conn, task_id)
+            if not await task_rows.delete_task(conn, task):
+                raise TaskNotFound(task_id)
+            await event_log.record(
+                conn,
+                tenant_id=self.tenant_id,
+                at=self._now(),
+                actor=actor,
+                kind="task.deleted",
+                subject_type="task",
+                subject_id=task.id,
+                before=snapshot(task),
+                after=None,
+            )
+            return task
+
+    async def restore_task(
+        self, task_id: int | None, *, actor: str, window: timedelta = UNDO_WINDOW
+    ) -> tuple[Task, int]:
+        """Bring back a task deleted within `window`: `task_id`, or the one `actor` deleted last; returns it and the
+        id it had. It keeps that id when it is free, else gets a new one. Raises NothingToUndo, PlanNotFound (its plan
+        went too) or WindowConflict (its plan's window no longer holds its due date)."""
+        since = self._now() - window
+        async with self._store.transaction() as conn:
+            deletions = await event_log.of_kind_since(
+                conn,
+                self.tenant_id,
+                "task.deleted",
+                since,
+                subject_id=task_id,
+                actor=actor if task_id is None else None,
+            )
+            restored = await event_log.of_kind_since(conn, self.tenant_id, "task.restored", since)
+            undone = [(e.id, e.before.get("id")) for e in restored if e.before]
+            deletion = next(
+                (e for e in deletions if e.before and not any(at > e.id and was == e.subject_id for at, was in undone)),
+                None,
+            )
+            if deletion is None or deletion.before is None:
+                raise NothingToUndo(task_id, int(window.total_seconds() // 60))
+            was = task_in_snapshot(deletion.before)
+            self._check_tenant(was)
+            plan = await self._plan_row(conn, was.plan_id)
+            require_due_inside(was.due_on, plan)
+            free = await task_rows.get(conn, self.tenant_id, was.id) is None
+            task = await task_rows.reinsert_task(conn, was, keep_id=free)
+            week = await plan_rows.week_containing(conn, self.tenant_id, task.plan_id, task.due_on)
+            if week is not None:
+                await plan_rows.add_weekly_items(conn, week, [WeeklyItem(task=task, carried_over=False)])
+            await self._record(conn, actor=actor, kind="task.restored", subject=task, before=was)
+            return task, was.id
 
     async def edit_task(
         self,
@@ -431,6 +547,7 @@ class Plans:
                 if after.due_on != before.due_on:
                     require_due_inside(after.due_on, await self._plan_row(conn, before.plan_id))
                 if await task_rows.update_task(conn, after, seen_version=before.version):
+                    await self._rehome_in_weeks(conn, before, after)
                     kind = task_event_kind(before, after)
                     await self._record(conn, actor=actor, kind=kind, subject=after, before=before)
                     return after

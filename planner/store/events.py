@@ -80,3 +80,21 @@ async def recent(
         query = query.where(events.c.subject_id == subject_id)
     rows = (await conn.execute(query.order_by(events.c.id.desc()).limit(limit))).all()
     return [event_from(r) for r in rows]
+
+
+async def of_kind_since(
+    conn: Connection,
+    tenant_id: str,
+    kind: str,
+    since: datetime,
+    *,
+    subject_id: int | None = None,
+    actor: str | None = None,
+) -> list[Event]:
+    """A tenant's events of one kind at or after `since`, newest first, optionally of one subject or actor."""
+    query = select(events).where(events.c.tenant_id == tenant_id, events.c.kind == kind, events.c.at >= since)
+    if subject_id is not None:
+        query = query.where(events.c.subject_id == subject_id)
+    if actor is not None:
+        query = query.where(events.c.actor == actor)
+    return [event_from(r) for r in (await conn.execute(query.order_by(events.c.id.desc()))).all()]

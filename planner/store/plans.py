@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
 
-from planner.domain.model import Plan, Tier, WeeklyItem, Window
+from planner.domain.model import Plan, Task, Tier, WeeklyItem, Window
 from planner.store import Connection
 from planner.store.schema import plans, tasks, weekly_items
 from planner.store.tasks import task_from
@@ -30,6 +30,7 @@ def plan_from(row: Row[Any]) -> Plan:
         iso_week=row.iso_week,
         created_at=row.created_at,
         version=row.version,
+        archived_at=row.archived_at,
     )
 
 
@@ -40,10 +41,18 @@ async def get(conn: Connection, tenant_id: str, plan_id: int) -> Plan | None:
 
 
 async def listed(
-    conn: Connection, tenant_id: str, tier: Tier | None = None, *, parent_id: int | None = None
+    conn: Connection,
+    tenant_id: str,
+    tier: Tier | None = None,
+    *,
+    parent_id: int | None = None,
+    archived: bool = False,
 ) -> list[Plan]:
-    """The tenant's plans, optionally of one tier or under one parent, oldest window first."""
+    """The tenant's plans, optionally of one tier or under one parent, oldest window first; archived ones too only
+    with `archived`."""
     query = select(plans).where(plans.c.tenant_id == tenant_id)
+    if not archived:
+        query = query.where(plans.c.archived_at.is_(None))
     if tier is not None:
         query = query.where(plans.c.tier == tier.value)
     if parent_id is not None:
@@ -131,6 +140,33 @@ async def update_plan(conn: Connection, plan: Plan, *, seen_version: int) -> boo
         )
     )
     return bool(result.rowcount == 1)
+
+
+async def set_archived(conn: Connection, plan: Plan, *, seen_version: int) -> bool:
+    """Write `plan`'s archive time (None: back in use) over the row still at `seen_version`; False when it is gone."""
+    result = await conn.execute(
+        update(plans)
+        .where(plans.c.id == plan.id, plans.c.tenant_id == plan.tenant_id, plans.c.version == seen_version)
+        .values(archived_at=plan.archived_at, version=plan.version)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def leave_other_weeks(conn: Connection, task: Task) -> None:
+    """Take the task out of the weekly plans that no longer hold it: of another tactical plan, or of a week its due
+    date left."""
+    stale = select(plans.c.id).where(
+        plans.c.tenant_id == task.tenant_id,
+        plans.c.tier == Tier.WEEKLY.value,
+        (plans.c.parent_id != task.plan_id) | (plans.c.starts_on > task.due_on) | (plans.c.ends_on < task.due_on),
+    )
+    await conn.execute(
+        delete(weekly_items).where(
+            weekly_items.c.task_id == task.id,
+            weekly_items.c.tenant_id == task.tenant_id,
+            weekly_items.c.weekly_plan_id.in_(stale),
+        )
+    )
 
 
 async def delete_plan(conn: Connection, plan: Plan) -> None:

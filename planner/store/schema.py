@@ -74,6 +74,7 @@ plans = Table(
     Column("iso_week", String(10), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False, default=1),
+    Column("archived_at", UTCDateTime, nullable=True),
     UniqueConstraint("tenant_id", "parent_id", "iso_week"),
     Index("ix_plans_tenant_tier", "tenant_id", "tier"),
     Index("ix_plans_master", "master_id"),

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Row, RowMapping
 
 from planner.domain.model import Task, TaskStatus, Window
@@ -137,6 +137,8 @@ async def update_task(conn: Connection, task: Task, *, seen_version: int) -> boo
         update(tasks)
         .where(tasks.c.id == task.id, tasks.c.tenant_id == task.tenant_id, tasks.c.version == seen_version)
         .values(
+            plan_id=task.plan_id,
+            master_id=task.master_id,
             title=task.title,
             owner=task.owner,
             due_on=task.due_on,
@@ -150,6 +152,35 @@ async def update_task(conn: Connection, task: Task, *, seen_version: int) -> boo
         )
     )
     return bool(result.rowcount == 1)
+
+
+async def delete_task(conn: Connection, task: Task) -> bool:
+    """Remove the task (the database removes its weekly items and delegations); False when it was gone already."""
+    result = await conn.execute(delete(tasks).where(tasks.c.id == task.id, tasks.c.tenant_id == task.tenant_id))
+    return bool(result.rowcount == 1)
+
+
+async def reinsert_task(conn: Connection, task: Task, *, keep_id: bool) -> Task:
+    """Put a deleted task back as it was: under its own id when `keep_id`, else under a new one."""
+    values: dict[str, Any] = dict(
+        tenant_id=task.tenant_id,
+        plan_id=task.plan_id,
+        master_id=task.master_id,
+        title=task.title,
+        owner=task.owner,
+        due_on=task.due_on,
+        status=task.status.value,
+        milestone=task.milestone,
+        created_at=task.created_at,
+        started_at=task.started_at,
+        done_at=task.done_at,
+        snoozed_until=task.snoozed_until,
+        blocked_reason=task.blocked_reason,
+        version=task.version,
+    )
+    if keep_id:
+        values["id"] = task.id
+    return task_from((await conn.execute(insert(tasks).values(**values).returning(tasks))).one())
 
 
 async def of_plan(conn: Connection, tenant_id: str, plan_id: int) -> list[Task]:

@@ -291,6 +291,26 @@ async def test_cancel_stops_what_waits_and_a_done_task_cancels_its_pending_deleg
     assert "`cancel D12`" in usage
 
 
+async def test_a_deleted_task_cancels_its_pending_delegations_and_undo_brings_back_only_the_task(
+    scripted: tuple[Running, Any], clock: FakeClock
+) -> None:
+    running, factory = scripted
+    task_id, lead, _ = await a_crm_desk(running, clock)
+    factory.agent("crm").script = ["unavailable"]
+    await lead.ask(f"delegate T{task_id} to crm draft_email")  # D1: the agent is not reached, so it waits
+    await running.bot.drain()
+    delegations = running.bot.delegator.delegations(TENANT)  # type: ignore[union-attr]
+    assert (await delegations.get(1)).status.value == "deferred"
+    [deleted] = await lead.ask(f"delete T{task_id}")
+    assert "Cancelled D1: no agent is needed for a deleted task." in deleted
+    [back] = await lead.ask("undo")
+    assert f"T{task_id} is back" in back
+    assert await delegations.of_task(task_id) == []
+    clock.advance(days=1)
+    assert await running.bot.delegator.run_due(clock.now) == 0  # type: ignore[union-attr]
+    assert len(factory.agent("crm").calls) == 1
+
+
 async def test_an_admin_resets_a_circuit_and_what_waited_for_it_runs(
     scripted: tuple[Running, Any], clock: FakeClock
 ) -> None:

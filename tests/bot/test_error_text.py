@@ -41,6 +41,7 @@ from planner.domain.errors import (
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
+    NothingToUndo,
     PlannerError,
     PlanNotFound,
     StaleEdit,
@@ -121,6 +122,7 @@ def _one_of_each() -> list[BaseException]:
     return [
         PlanNotFound(4, "tactical"),
         TaskNotFound(12),
+        NothingToUndo(12, 10),
         MetricNotFound("SQL", 2, ("SQLs", "MQLs")),
         WindowConflict(_DUE, date(2026, 5, 1), date(2026, 5, 1), _TACTICAL_2, date(2026, 3, 1), date(2026, 4, 30)),
         InvalidWindow(date(2026, 5, 1), date(2026, 4, 1)),
@@ -180,6 +182,11 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
         (PlanNotFound(4, "tactical"), "No tactical plan with id 4. List the plans to see their ids."),
         (PlanNotFound(4), "No plan with id 4. List the plans to see their ids."),
         (TaskNotFound(12), "No task with id 12. Show the plan to see its tasks' ids."),
+        (
+            NothingToUndo(None, 10),
+            "There is no deletion of a task from the last 10 minutes to undo; a deleted task can be brought back "
+            "only that soon. Add it again instead.",
+        ),
         (MetricNotFound("SQL", 2, ("MQLs", "SQLs")), "No metric 'SQL' on plan 2. Known metrics: MQLs, SQLs."),
         (
             WindowConflict(_DUE, date(2026, 5, 1), date(2026, 5, 1), _TACTICAL_2, date(2026, 3, 1), date(2026, 4, 30)),

@@ -26,6 +26,7 @@ PLACEHOLDERS = {
     "NAME": "hubspot",
     "CONFIG": '{"transport": "http", "url": "https://agent.example/mcp"}',
     "@PERSON": "@Sam",
+    "WHO": "Sam",
     "RULES": '{"rules": []}',
 }
 """What a reader puts for each word in CAPITALS (the help says a word in capitals is theirs to fill in)."""
@@ -50,6 +51,9 @@ NOT_RUN = {
 FIRST = {
     "remove_approver": "approvers add legal @Sam",
     "use_playbook": "save playbook P2 as product launch",
+    "edit_task": "tactical Spring launch from 2026-02-02 to 2026-03-13 in P1",
+    "restore_task": "delete T12",
+    "archive_plan": "archive P2",
 }
 """What a reader would have done before an example that undoes or reuses something."""
 

@@ -340,3 +340,67 @@ def test_no_word_of_a_task_sentence_is_ever_dropped(title: list[str], owner: str
         assert args["due"] == "2026-03-31"
         if owner:
             assert args["owner"] == "Kim"
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        (
+            'edit T12 title "Plan for Q1 webinar, to P2"',
+            Command("edit_task", {"task": "T12", "title": "Plan for Q1 webinar, to P2"}),
+        ),
+        (
+            "edit T12 title Plan for Q1 due friday",
+            Command("edit_task", {"task": "T12", "title": "Plan for Q1 due friday"}),
+        ),
+        ("edit T12 due friday", Command("edit_task", {"task": "T12", "due": "friday"})),
+        ("edit T12 due date 31 March", Command("edit_task", {"task": "T12", "due": "31 March"})),
+        ("edit T12 owner @Sam", Command("edit_task", {"task": "T12", "owner": "@Sam"})),
+        ("edit T12 milestone no", Command("edit_task", {"task": "T12", "milestone": "no"})),
+        ("rename T12 Final brief", Command("edit_task", {"task": "T12", "title": "Final brief"})),
+        ("rename P2 to Spring launch", Command("edit_plan", {"plan": "P2", "title": "Spring launch"})),
+        ("rename Launch", None),
+        ("move T12 to P3", Command("edit_task", {"task": "T12", "plan": "P3"})),
+        ("delete T12", Command("delete_task", {"task": "T12"})),
+        ("undo", Command("restore_task")),
+        ("undo T12", Command("restore_task", {"task": "T12"})),
+        ("edit P2 title Spring launch", Command("edit_plan", {"plan": "P2", "title": "Spring launch"})),
+        ("edit P2 owner Sam", Command("edit_plan", {"plan": "P2", "owner": "Sam"})),
+        (
+            "edit P2 from 2 February to 13 March",
+            Command("edit_plan", {"plan": "P2", "start": "2 February", "end": "13 March"}),
+        ),
+        ("edit P2 to 2026-03-13", Command("edit_plan", {"plan": "P2", "end": "2026-03-13"})),
+        ("archive P2", Command("archive_plan", {"plan": "P2", "archived": True})),
+        ("unarchive P2", Command("archive_plan", {"plan": "P2", "archived": False})),
+        ("plans all", Command("list_plans", {"all": True})),
+        ("edit master P1 north star 600 SQLs", Command("edit_master_plan", {"plan": "P1", "title": "600 SQLs"})),
+    ],
+)
+def test_fixes_read_as_the_edit_they_mean(text: str, command: Command | None) -> None:
+    if command is None:
+        with pytest.raises(GrammarError):
+            parse(text)
+        return
+    assert parse(text) == command
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("edit T12", "Change what of `T12`"),
+        ("edit T12 colour red", "Change what of `T12`"),
+        ("edit T12 plan Launch", "move T12 to P3"),
+        ('edit T12 title "Brief" due friday', "nothing, not `due friday`"),
+        ("edit something", "Edit which task or plan?"),
+        ("move T12 to Launch", "move T12 to P3"),
+        ("delete P2", "archive P2"),
+        ("delete T12 T13", "one task at a time"),
+        ("archive Launch", "archive P2"),
+        ("plans old", "plans all"),
+    ],
+)
+def test_a_fix_that_does_not_read_is_refused_saying_how(text: str, says: str) -> None:
+    with pytest.raises(GrammarError) as error:
+        parse(text)
+    assert says in str(error.value)

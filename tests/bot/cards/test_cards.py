@@ -610,7 +610,8 @@ def test_long_cards_show_fewer_rows_and_count_the_rest_rather_than_break_the_siz
 
 def test_task_card_actions_carry_task_id_status_and_version() -> None:
     card = task_card(open_task(version=5), plan_title="Product launch", owner_name="Content Writer", today=TODAY)
-    done, snooze, blocked = top_actions(card)
+    done, snooze, blocked, edit = top_actions(card)
+    assert edit["title"] == "Edit"
     assert (done["title"], done["verb"], done["data"]) == (
         "Done",
         VERB_TASK_STATUS,
@@ -638,7 +639,8 @@ def test_blocked_show_card_asks_for_the_reason() -> None:
 
 def test_done_task_offers_only_reopen() -> None:
     card = task_card(open_task(status=TaskStatus.DONE), plan_title="Launch", owner_name="Content Writer", today=TODAY)
-    (reopen,) = top_actions(card)
+    reopen, edit = top_actions(card)
+    assert edit["title"] == "Edit"
     assert (reopen["title"], reopen["data"]) == (
         "Reopen",
         {"task": 12, "status": "todo", "version": 3, "verb": VERB_TASK_STATUS},

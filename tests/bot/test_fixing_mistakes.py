@@ -1,0 +1,215 @@
+"""Fixing mistakes through the bot, as a leader does in Teams: a task edited, moved, deleted and brought back (by
+command and by the card's buttons), a plan edited and archived, the master plan's goals through the strategy gate;
+`why` explains each fix, and bad input gets a clear reply and changes nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from bot.cards.edit import deleted_card
+from planner.domain.model import Tier
+from planner.services.plans import Plans
+from tests.bot.cards.test_cards import schema_errors
+from tests.bot.conftest import TENANT, Running, TeamsUser
+from tests.bot.test_teams import NEW_PLAN, find_action
+
+
+async def plan_with_task(lead: TeamsUser) -> dict[str, Any]:
+    """P1 the master plan, P2 a tactical plan, T1 the lead's task; the task's card."""
+    await lead.ask(NEW_PLAN)
+    await lead.ask("tactical Launch from 2026-01-05 to 2026-02-27")
+    await lead.ask("add task Draft launch email due 2026-01-16 owner me")
+    return lead.running.connector.cards()[-1]
+
+
+async def test_a_task_is_edited_field_by_field_from_chat_and_why_tells_what_it_was(lead: TeamsUser) -> None:
+    await plan_with_task(lead)
+    [renamed] = await lead.ask('edit T1 title "Draft the launch email, for Sam"')
+    assert "T1 edited: title “Draft the launch email, for Sam”" in renamed
+    [redated] = await lead.ask("edit T1 due 2026-01-20")
+    assert "due 2026-01-20" in redated
+    [reowned] = await lead.ask("edit T1 owner Sam")
+    assert "owner Sam" in reowned
+    [flagged] = await lead.ask("edit T1 milestone yes")
+    assert "now a milestone" in flagged
+    task = await Plans(lead.running.store, TENANT).get_task(1)
+    assert (task.title, task.due_on, task.owner, task.milestone) == (
+        "Draft the launch email, for Sam",
+        date(2026, 1, 20),
+        "Sam",
+        True,
+    )
+    [why] = await lead.ask("why T1")
+    assert "Lead edited task T1: milestone from no to yes" in why
+    assert "Lead reassigned task T1: owner from Lead to Sam" in why
+    assert "due date from 2026-01-16 to 2026-01-20" in why
+
+
+async def test_a_task_moves_to_another_tactical_plan(lead: TeamsUser) -> None:
+    await plan_with_task(lead)
+    await lead.ask("tactical ABM from 2026-01-12 to 2026-03-27")
+    [moved] = await lead.ask("move T1 to P3")
+    assert "moved to P3 (ABM)" in moved
+    assert (await Plans(lead.running.store, TENANT).get_task(1)).plan_id == 3
+    [why] = await lead.ask("why T1")
+    assert "Lead moved task T1: plan from P2 to P3" in why
+
+
+async def test_bad_edits_get_a_clear_reply_and_change_nothing(lead: TeamsUser) -> None:
+    await plan_with_task(lead)
+    before = await Plans(lead.running.store, TENANT).get_task(1)
+    [outside] = await lead.ask("edit T1 due 2026-06-01")
+    assert "Choose dates between 2026-01-05 and 2026-02-27" in outside
+    [unknown_field] = await lead.ask("edit T1 colour red")
+    assert "Change what of" in unknown_field
+    assert "edit T12 due DATE" in unknown_field
+    [no_task] = await lead.ask("edit T9 title Anything")
+    assert "No task with id 9" in no_task
+    [to_master] = await lead.ask("move T1 to P1")
+    assert "tasks live under a tactical plan" in to_master
+    [same] = await lead.ask("edit T1 title Draft launch email")
+    assert "nothing changed" in same
+    [flag] = await lead.ask("edit T1 milestone maybe")
+    assert "milestone is yes or no" in flag
+    assert await Plans(lead.running.store, TENANT).get_task(1) == before
+
+
+async def test_a_deleted_task_comes_back_with_its_undo_button_and_its_id(lead: TeamsUser) -> None:
+    await plan_with_task(lead)
+    connector = lead.running.connector
+    [deleted] = await lead.ask("delete T1", replies=1)
+    assert "T1 deleted: “Draft launch email”" in deleted
+    card, card_message = connector.cards()[-1], connector.sent[-1]
+    assert schema_errors(card) == []
+    assert await Plans(lead.running.store, TENANT).list_tasks(2) == []
+    undo = find_action(card, "Undo")
+    before = len(connector.sent)
+    await lead.post(lead.activity(text=None, value=undo["data"], replyToId=card_message.activity_id))
+    [update] = (await connector.wait_for(before + 1))[before:]
+    assert update.method == "update"
+    assert "T1 is back, as it was before it was deleted" in json.dumps(update.body)
+    task = await Plans(lead.running.store, TENANT).get_task(1)
+    assert (task.title, task.owner) == ("Draft launch email", "aad-lead")
+    [again] = await lead.ask("undo")
+    assert "no deletion of a task from the last 10 minutes to undo" in again
+    [why] = await lead.ask("why T1")
+    assert "Lead restored task T1, as it was." in why
+    assert "Lead deleted task T1 (“Draft launch email”, due 2026-01-16, in plan P2)" in why
+
+
+async def test_undo_typed_brings_back_the_task_deleted_last(lead: TeamsUser) -> None:
+    await plan_with_task(lead)
+    await lead.ask("delete T1")
+    [back] = await lead.ask("undo")
+    assert "T1 is back" in back
+    assert (await Plans(lead.running.store, TENANT).get_task(1)).title == "Draft launch email"
+
+
+async def test_the_edit_button_saves_the_form_and_the_card_updates_in_place(lead: TeamsUser) -> None:
+    card = await plan_with_task(lead)
+    assert schema_errors(card) == []
+    edit = find_action(card, "Edit")
+    assert edit["type"] == "Action.ShowCard"
+    assert {i["type"] for i in edit["card"]["body"]} == {"Input.Text", "Input.Date", "Input.ChoiceSet"}
+    card_message = lead.running.connector.sent[-1]
+    save = find_action(card, "Save")
+    # Teams sends every input of the form with the button's data; unchanged ones change nothing.
+    form = {"title": "Launch email, final", "due": "2026-01-23", "owner": "Lead", "plan": "P2", "milestone": "no"}
+    before = len(lead.running.connector.sent)
+    await lead.post(lead.activity(text=None, value=save["data"] | form, replyToId=card_message.activity_id))
+    [update] = (await lead.running.connector.wait_for(before + 1))[before:]
+    assert update.method == "update"
+    updated = update.body["attachments"][0]["content"]
+    assert schema_errors(updated) == []
+    assert "Launch email, final" in json.dumps(updated)
+    assert "T1 edited: title “Launch email, final”; due 2026-01-23" in json.dumps(updated, ensure_ascii=False)
+    task = await Plans(lead.running.store, TENANT).get_task(1)
+    assert (task.title, task.due_on, task.owner, task.version) == (
+        "Launch email, final",
+        date(2026, 1, 23),
+        "aad-lead",
+        2,
+    )
+    # The same form again, from the card that is now stale: the task is shown as it is, nothing changes.
+    before = len(lead.running.connector.sent)
+    await lead.post(lead.activity(text=None, value=save["data"] | form | {"title": "Other"}, replyToId="card-1"))
+    [stale] = (await lead.running.connector.wait_for(before + 1))[before:]
+    assert "changed since the card was sent" in json.dumps(stale.body)
+    assert (await Plans(lead.running.store, TENANT).get_task(1)).title == "Launch email, final"
+
+
+async def test_a_tactical_plan_is_edited_within_its_parent_and_archived_out_of_sight(lead: TeamsUser) -> None:
+    await plan_with_task(lead)
+    plans = Plans(lead.running.store, TENANT)
+    [renamed] = await lead.ask("edit P2 title Spring launch")
+    assert "P2 edited: title “Spring launch”" in renamed
+    [too_long] = await lead.ask("edit P2 to 2026-04-30")
+    assert "ends 2026-04-30, after master plan 1 ends 2026-03-31" in too_long
+    [cuts_task] = await lead.ask("edit P2 from 2026-01-20")
+    assert "due date of task 1" in cuts_task
+    assert (await plans.get_plan(2)).window.end == date(2026, 2, 27)
+    [master] = await lead.ask("edit P1 title Anything")
+    assert "edit master P1 north star TEXT" in master
+    [archived] = await lead.ask("archive P2")
+    assert "P2 archived" in archived
+    [listed] = await lead.ask("plans")
+    assert "P2" not in listed
+    [everything] = await lead.ask("plans all")
+    assert "P2 Spring launch (2026-01-05 to 2026-02-27, archived)" in everything
+    [no_default] = await lead.ask("add task Brief the agency due 2026-01-20")  # the archived plan is no default
+    assert "Task T2 added" not in no_default
+    assert [t.id for t in await plans.list_tasks(2)] == [1]
+    [refused] = await lead.ask("archive P1")
+    assert "a master plan ends with its window" in refused
+    [why] = await lead.ask("why P2")
+    assert "Lead archived plan P2" in why
+    assert "title from “Launch” to “Spring launch”" in why
+    await lead.ask("unarchive P2")
+    assert [p.id for p in await plans.list_plans(Tier.TACTICAL)] == [2]
+
+
+async def test_master_plan_goals_change_for_their_leader_and_wait_for_them_otherwise(running: Running) -> None:
+    lead = TeamsUser(running)
+    member = TeamsUser(running, user_id="aad-member", name="Member", conversation_id="a:member")
+    await lead.ask(NEW_PLAN)
+    [changed] = await lead.ask("edit master P1 to 2026-04-30 constraint no paid social")
+    assert "P1 changed: window, constraints" in changed
+    plans = Plans(running.store, TENANT)
+    plan = await plans.get_plan(1)
+    assert (plan.window.end, plan.constraints) == (date(2026, 4, 30), ("no paid social",))
+    [why] = await lead.ask("why P1")
+    assert "window from 2026-01-01 to 2026-03-31 to 2026-01-01 to 2026-04-30" in why
+    [held] = await member.ask("edit master P1 to 2026-06-30")
+    assert "needs approval first" in held
+    [target] = await member.ask("set target SQLs 900")
+    assert "needs approval first" in target
+    assert (await plans.get_plan(1)).window.end == date(2026, 4, 30)
+    assert (await plans.list_metrics(1))[0].target == 500
+
+
+def test_the_deleted_card_and_its_undo_button_are_valid_adaptive_cards() -> None:
+    from tests.bot.cards.test_cards import open_task
+
+    card = deleted_card(open_task(), plan_title="Launch", today=date(2026, 1, 5), minutes=10)
+    assert schema_errors(card) == []
+    assert find_action(card, "Undo")["data"] == {"task": 12, "verb": "restore_task"}
+
+
+async def test_a_task_whose_id_was_taken_meanwhile_comes_back_under_a_new_id_and_the_reply_says_so(
+    lead: TeamsUser,
+) -> None:
+    await plan_with_task(lead)
+    await lead.ask("add task Book the venue due 2026-01-20")
+    await lead.ask("delete T2")
+    [added] = await lead.ask("add task Order badges due 2026-01-21")  # SQLite may give it the freed id 2
+    plans = Plans(lead.running.store, TENANT)
+    [back] = await lead.ask("undo T2")
+    titles = {t.id: t.title for t in await plans.list_tasks(2)}
+    restored = next(i for i, title in titles.items() if title == "Book the venue")
+    if "Task T2 added" in added:
+        assert f"T2 is back as T{restored}: its old id was taken meanwhile" in back
+        assert titles[2] == "Order badges"
+    else:
+        assert (restored, "T2 is back, as it was") == (2, back.split(" before")[0])
