@@ -6,9 +6,10 @@ however it was asked for. Go runs it; flag holds it for a permitted person's app
 person who asked); stop refuses it with the rules' reasons.
 
 A strategy change (a second master plan, new goals or targets for one) is held structurally, whatever the rules
-say, unless the leader (owner) of the master plans it changes asks in person; what the model does on anyone's
-behalf is held. The decision log gets every verdict other than a plain go of a person's own call, and every verdict
-on the model's: written as the model's (`llm`), on behalf of the person.
+say, unless the leader (owner) of the master plans it changes asks in person; a budget shift (moving money between
+plans, raising an allocation) is held always, while lowering an allocation is no shift (`Operation.shifts`); what
+the model does on anyone's behalf is held. The decision log gets every verdict other than a plain go of a person's
+own call, and every verdict on the model's: written as the model's (`llm`), on behalf of the person.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
         leads = any(plan.owner == caller.user_id for plan in masters)
         if masters and (caller.by_model or not leads):
             categories = (GateCategory.STRATEGY, *categories)
+    shifted: Sequence[Plan] = ()
+    if GateCategory.BUDGET in categories and operation.shifts is not None:
+        shifted = await operation.shifts(context, args)
+        if not shifted:
+            categories = tuple(c for c in categories if c is not GateCategory.BUDGET)
+    about = masters or shifted
     engine = context.services.policy
     attributes = {k: v for k, v in args.items() if k not in MARKS}
     action = Action(
@@ -58,7 +65,7 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
         actor=caller.actor,
         on_behalf_of=caller.user_id if caller.by_model else None,
         name=operation.name,
-        subject=f"plan:{masters[0].id}" if masters else f"operation:{operation.name}",
+        subject=f"plan:{about[0].id}" if about else f"operation:{operation.name}",
         accounts=accounts_in(attributes),
         attributes=attributes,
         categories=categories,

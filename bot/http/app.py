@@ -17,6 +17,7 @@ from bot.charts import add_chart_routes
 from bot.http.context_events import add_context_routes
 from bot.http.metric_events import add_metric_routes
 from bot.http.request_json import BadJSON, read_json
+from bot.http.spend_events import add_spend_routes
 from bot.settings import Settings, is_loopback
 from bot.teams.auth import SigningKeysUnavailable
 from bot.teams.botbuilder import ActivityUnreadable, Adapter, process
@@ -224,4 +225,5 @@ def create_app(store: Store, adapter: Adapter, bot: ChiefOfStaffBot, settings: S
     add_context_routes(app, bot.tenants, settings)
     add_chart_routes(app, bot.tenants, settings)
     add_metric_routes(app, bot.tenants, settings)
+    add_spend_routes(app, bot.tenants, settings)
     return app

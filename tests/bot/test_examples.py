@@ -43,6 +43,7 @@ NOT_RUN = {
     "reject_request": "needs approval request A3",
     "replay_outbox": "needs dead letters 12 and 13",
     "why decision 17": "needs 17 decisions in the log",
+    "move_budget": "needs a finance approver and a second tactical plan P3",
     "list_adapters": "needs delegation set up (COS_SECRET_KEYS)",
     "show_delegations": "needs delegation set up (COS_SECRET_KEYS)",
 }
@@ -50,6 +51,8 @@ NOT_RUN = {
 FIRST = {
     "remove_approver": "approvers add legal @Sam",
     "use_playbook": "save playbook P2 as product launch",
+    "allocate_budget": "budget P1 250k USD",
+    "record_spend": "budget P1 250k USD",
 }
 """What a reader would have done before an example that undoes or reuses something."""
 
