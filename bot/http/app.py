@@ -1,6 +1,7 @@
 """The HTTP surface: `POST /api/messages` (Bot Framework activities), `POST /api/context/events` (facts from
 connected systems, see bot/http/context_events.py), `POST /api/metrics/events` (KPI readings,
-bot/http/metric_events.py), `GET /api/charts/...` (signed chart links, see bot/charts.py) and `GET /healthz`."""
+bot/http/metric_events.py), `POST /api/budgets/spend` (spend, bot/http/spend_events.py), `GET /api/charts/...`
+(signed chart links, see bot/charts.py) and `GET /healthz`."""
 
 from __future__ import annotations
 
