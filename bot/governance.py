@@ -57,6 +57,7 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
         if not shifted:
             categories = tuple(c for c in categories if c is not GateCategory.BUDGET)
     about = masters or shifted
+    refs = [f"plan:{plan.id}" for plan in shifted[1:]]  # the other plans of a shift, so `why` finds it from them
     engine = context.services.policy
     attributes = {k: v for k, v in args.items() if k not in MARKS}
     action = Action(
@@ -75,19 +76,31 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
     what = ("the assistant's " if caller.by_model else "") + f"{operation.name} for {caller.name}"
     verdict = decision.verdict
     if verdict is Verdict.FLAG and _approved(context, operation, attributes):
-        await _record(context, action, decision, f"{what} goes ahead, approved as A{_approval_id(context)}: {reasons}")
+        await _record(
+            context,
+            action,
+            decision,
+            plans=refs,
+            rationale=f"{what} goes ahead, approved as A{_approval_id(context)}: {reasons}",
+        )
         return None
     if verdict is Verdict.FLAG and not operation.holdable:
-        await _record(context, action, decision, f"{what} goes ahead (decisions on approvals are not held): {reasons}")
+        await _record(
+            context,
+            action,
+            decision,
+            plans=refs,
+            rationale=f"{what} goes ahead (decisions on approvals are not held): {reasons}",
+        )
         return None
     if verdict is Verdict.GO:
         if caller.by_model or decision.matched:
-            await _record(context, action, decision, f"{what} may go: {reasons}")
+            await _record(context, action, decision, plans=refs, rationale=f"{what} may go: {reasons}")
         return None
     if verdict is Verdict.STOP:
-        await _record(context, action, decision, f"{what} was stopped: {reasons}")
+        await _record(context, action, decision, plans=refs, rationale=f"{what} was stopped: {reasons}")
         return Held(text=messages.operation_stopped(operation.name, reasons), stopped=True)
-    await _record(context, action, decision, f"{what} waits for a person: {reasons}")
+    await _record(context, action, decision, plans=refs, rationale=f"{what} waits for a person: {reasons}")
     return await _hold(context, operation, action, decision, reasons, leaders=[plan.owner for plan in masters])
 
 
@@ -129,7 +142,9 @@ async def _hold(
     return Held(text=messages.operation_held(reasons, request.ref), stopped=False)
 
 
-async def _record(context: Context, action: Action, decision: PolicyDecision, rationale: str) -> None:
+async def _record(
+    context: Context, action: Action, decision: PolicyDecision, rationale: str, *, plans: Sequence[str] = ()
+) -> None:
     """The gate's verdict in the decision log: the model's calls as the model's, on behalf of the person."""
     caller = context.caller
     behalf = {"on_behalf_of": caller.user_id} | ({"model": caller.model} if caller.model else {})
@@ -148,6 +163,7 @@ async def _record(context: Context, action: Action, decision: PolicyDecision, ra
             "accounts": list(action.accounts),
             "categories": [c.value for c in action.categories],
             "facts": list(decision.facts),
+            **({"plans": list(plans)} if plans else {}),
         },
         rules=tuple(m.rule_id for m in decision.matched),
         approval_id=context.approval.id if context.approval is not None else None,

@@ -31,8 +31,9 @@ _BAR_STYLES = {"good": "good", "warning": "warning", "attention": "attention", "
 BAR_HEIGHT = "6px"
 
 
-def _percent(share: float) -> int:
-    return round(share * 100)
+def _percent(share: float) -> str:
+    """A whole percentage with thousands separators (`4,200` when spend runs far over a small allocation)."""
+    return f"{round(share * 100):,}"
 
 
 def budget_line(status: BudgetStatus) -> str:
@@ -61,7 +62,7 @@ def allocation_line(status: BudgetStatus) -> str | None:
 
 def _bar(status: BudgetStatus) -> Element:
     share = status.spent_share or 0.0
-    filled = min(max(_percent(share), 0), 100)
+    filled = min(max(round(share * 100), 0), 100)
     weight = min(max(filled, 1), 99)
     style = _BAR_STYLES[PACE_COLORS[status.pace]]
     done = style if filled > 0 else "emphasis"

@@ -255,7 +255,7 @@ Runner = Callable[[Context, Mapping[str, Any]], Awaitable[Reply]]
 Masters = Callable[[Context, Mapping[str, Any]], Awaitable[Sequence[Plan]]]
 """The master plans whose goals or targets a call would change (none: it changes no strategy)."""
 Shifts = Callable[[Context, Mapping[str, Any]], Awaitable[Sequence[Plan]]]
-"""The plans whose allocation a call would raise: a budget shift (none: it shifts no money)."""
+"""The plans a budget shift moves money between, the one it raises first (none: the call shifts no money)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,8 +274,8 @@ class Operation:
     """For a strategy change: the master plans whose goals or targets this call changes."""
     shifts: Shifts | None = None
     """For an operation under the budget gate that shifts money only sometimes (raising an allocation, not lowering
-    it): the plans whose allocation this call raises; the gate holds the call only when there are some. Without it,
-    every call is a budget shift."""
+    it): the plans this call moves money between, the one it raises first; the gate holds the call only when there
+    are some. Without it, every call is a budget shift."""
     holdable: bool = True
     """False only for the decisions on approvals: a flag on them would need an approval for every approval, so
     it is logged and they go ahead (a stop still stops them)."""

@@ -13,9 +13,10 @@ from typing import Any
 
 from bot.cards.budget import budget_line
 from bot.operations.base import BadArguments, Context, Operation, Reply
-from bot.parsing import parse_number, parse_ref
+from bot.parsing import ParseError, parse_number, parse_ref
 from bot.text import messages
 from planner.domain.budgets import currency_of, minor_units
+from planner.domain.errors import PlannerError
 from planner.domain.governance import ActionKind, GateCategory
 from planner.domain.model import Plan, Tier
 
@@ -51,12 +52,18 @@ async def set_budget(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def _raised_by_allocation(context: Context, args: Mapping[str, Any]) -> Sequence[Plan]:
-    """The tactical plan, when this allocation raises it (a first one unless its leader asks in person)."""
-    plan_id = parse_ref(context.text_arg(args, "plan"), "P", "a plan")
+    """The tactical plan, when this allocation raises it (a first one unless its leader asks in person). Arguments
+    that name no plan or amount shift nothing: the operation refuses them itself, once the policy gate has spoken."""
     budgets = context.services.budgets
     caller = context.caller
-    shift = await budgets.is_shift(plan_id, _amount(args), actor=caller.user_id, in_person=not caller.by_model)
-    return [(await budgets.allocation_change(plan_id)).plan] if shift else []
+    try:
+        plan_id = parse_ref(context.text_arg(args, "plan"), "P", "a plan")
+        change = await budgets.allocation_change(plan_id)
+        amount = _amount(args)
+    except (BadArguments, ParseError, PlannerError):
+        return []
+    shift = await budgets.is_shift(plan_id, amount, actor=caller.user_id, in_person=not caller.by_model)
+    return [change.plan] if shift else []
 
 
 async def allocate_budget(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -79,8 +86,15 @@ async def allocate_budget(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def _raised_by_move(context: Context, args: Mapping[str, Any]) -> Sequence[Plan]:
-    """The plan money moves to: a move is always a budget shift."""
-    return [await context.plans.get_plan(parse_ref(context.text_arg(args, "to"), "P", "a plan"), Tier.TACTICAL)]
+    """The plan money moves to, then the one it comes from: a move is always a budget shift (arguments naming no
+    plans are refused by the operation itself, once the policy gate has spoken)."""
+    try:
+        return [
+            await context.plans.get_plan(parse_ref(context.text_arg(args, name), "P", "a plan"), Tier.TACTICAL)
+            for name in ("to", "from")
+        ]
+    except (BadArguments, ParseError, PlannerError):
+        return []
 
 
 async def move_budget(context: Context, args: Mapping[str, Any]) -> Reply:

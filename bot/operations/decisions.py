@@ -89,6 +89,20 @@ async def _explained(context: Context, entries: Sequence[Decision]) -> str:
     return "\n\n".join(messages.decision_explained(entry.seq, explain(entry, names=names)) for entry in entries)
 
 
+async def _budget_history(context: Context, subject: str) -> list[str]:
+    """A plan's latest budget changes and spend, from its events (lowering an allocation passes no gate, so only its
+    event tells of it)."""
+    kind, _, number = subject.partition(":")
+    if kind != "plan" or not number.isdigit():
+        return []
+    events = await context.plans.events(subject_type="plan", subject_id=int(number), limit=100)
+    changes = [e for e in events if e.kind.startswith(("budget.", "spend."))][:WHY_SHOWN]
+    if not changes:
+        return []
+    names = await context.display_names(e.actor for e in changes)
+    return [messages.budget_history([messages.budget_event(e, names.get(e.actor, e.actor)) for e in changes])]
+
+
 async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
     log = context.services.decisions
     if args.get("decision") not in (None, ""):
@@ -97,9 +111,11 @@ async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
     if about is not None:
         subject = subject_of(about)
         entries = await log.about(subject, limit=WHY_SHOWN)
-        if not entries:
+        history = await _budget_history(context, subject)
+        if not entries and not history:
             return Reply(text=messages.no_decisions_about(describe_subject(subject)))
-        return Reply(text=await _explained(context, entries))
+        explained = [await _explained(context, entries)] if entries else []
+        return Reply(text="\n\n".join([*explained, *history]))
     question = context.optional_text_arg(args, "question")
     if question is None:
         raise BadArguments(messages.WHY_WHAT)

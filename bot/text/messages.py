@@ -9,7 +9,7 @@ from datetime import date
 from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
 from bot.cards.wording import money
 from planner.domain.messages import MessageKind
-from planner.domain.model import Plan, Tier
+from planner.domain.model import Event, Plan, Tier
 
 HELP = """Here is what I understand. Ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday or \
 tomorrow. Every example works as written; a word in CAPITALS is yours to fill in.
@@ -365,3 +365,28 @@ def spend_recorded(plan_id: int, amount: int, currency: str, on: date | None, li
     day = f" on {on.isoformat()}" if on is not None else ""
     status = f" {line}." if line else ""
     return f"Recorded {money(amount, currency)} spent on P{plan_id}{day}.{status}"
+
+
+def _amount_of(snapshot: dict[str, object] | None) -> str | None:
+    if not snapshot:
+        return None
+    amount, currency = snapshot.get("amount"), snapshot.get("currency")
+    return money(amount, str(currency)) if isinstance(amount, int) else None
+
+
+def budget_event(event: Event, actor: str) -> str:
+    """One budget change or spend of a plan, as `why P2` lists it."""
+    when = f"{event.at:%Y-%m-%d %H:%M} UTC"
+    before, after = _amount_of(event.before), _amount_of(event.after)
+    who = literal(excerpt(actor))
+    if event.kind == "spend.recorded":
+        day = (event.after or {}).get("spent_on", "")
+        return f"{when}: {who} recorded {after} spent on {day}."
+    if event.kind == "budget.set":
+        return f"{when}: {who} set the budget to {after}" + (f" (was {before})." if before else ".")
+    verb = "moved money: the allocation is now" if event.kind == "budget.moved" else "set the allocation to"
+    return f"{when}: {who} {verb} {after}" + (f" (was {before})." if before else ".")
+
+
+def budget_history(lines: Sequence[str]) -> str:
+    return "**Budget changes, latest first.**\n\n" + "\n".join(f"- {line}" for line in lines)

@@ -165,6 +165,11 @@ async def test_moving_money_is_a_budget_shift_and_a_members_first_allocation_too
     assert (await allocation(running, 2), await allocation(running, 3)) == (50_000, 10_000)
     [lowered] = await member.ask("allocate 0 USD to P2")
     assert "P2 is allocated 0 USD" in lowered  # lowering is no shift, whoever asks
+    # `why` on the plan money left names the move's decisions and the plan's budget changes.
+    [why] = await lead.ask("why P2")
+    assert "move_budget" in why
+    assert "Member set the allocation to 0 USD (was 50,000 USD)" in why
+    assert "Lead moved money: the allocation is now 50,000 USD (was 60,000 USD)" in why
 
 
 async def test_the_model_cannot_allocate_without_the_budget_approvers(running: Running) -> None:
