@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -198,3 +199,15 @@ async def test_signed_spend_events_are_stored_once_and_checked_whole(store: Stor
     with pytest.raises(InvalidSpendEvent) as invalid:
         parse_spend_events({"id": "s-3", "plan": "P2", "amount": -5, "currency": "dollars"})
     assert len(invalid.value.problems) >= 4
+
+
+async def test_two_allocations_at_once_cannot_together_exceed_the_budget(store: Store, clock: FakeClock) -> None:
+    budgets, _, october, november = await quarter(store, clock)
+    results = await asyncio.gather(
+        budgets.allocate(october.id, minor_units(150_000), None, actor="aad-lead"),
+        budgets.allocate(november.id, minor_units(150_000), None, actor="aad-lead"),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Allocation", "OverAllocated"]
+    allocated = [await budgets.budget_of(plan.id) for plan in (october, november)]
+    assert sum(b.amount for b in allocated if b is not None) == minor_units(150_000)
