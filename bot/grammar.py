@@ -467,6 +467,8 @@ def _budget_command(text: str, starts: Callable[..., str | None]) -> Command | N
         rest = _rest_after(text, verb)
         pattern = rf"{_MONEY}\s+from\s+(?P<source>{_PLAN_WORD})\s+to\s+(?P<target>{_PLAN_WORD})"
         match = re.fullmatch(pattern, rest, re.IGNORECASE)
+        if not match and not rest[:1].isdigit():
+            return None  # moving something other than money
         if not match:
             raise GrammarError("Move how much from which plan to which? `move 10k USD from P2 to P3`.", "move_budget")
         return Command(
