@@ -213,3 +213,27 @@ async def test_signed_spend_events_are_stored_once_and_counted_at_their_day(stor
     assert statuses[master.id].spent == 0
     statuses = await services.budgets.statuses([master], date(2026, 1, 10))
     assert statuses[master.id].spent == 1_250_050
+
+
+async def test_a_tactical_plans_own_card_shows_its_spend_even_before_it_has_an_allocation(
+    store: Store, clock: FakeClock
+) -> None:
+    clock.now = datetime(2026, 1, 17, 9, tzinfo=UTC)
+    services = Tenants(store)(TENANT)
+    quarter = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
+    master = await services.plans.create_master_plan(title="Q1", owner="aad-lead", window=quarter, actor="aad-lead")
+    january = Window(start=date(2026, 1, 1), end=date(2026, 1, 31))
+    await services.plans.create_tactical_plan(
+        master.id, title="January", owner="aad-lead", window=january, actor="aad-lead"
+    )
+    caller = Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead", time_zone="UTC")
+    context = Context(Tenants(store), caller, clock=store.clock)
+    registry = default_registry()
+    refused = await registry.run("record_spend", context, {"amount": "1,234.5", "plan": "P2"})
+    assert "Master plan P1 has no budget yet" in refused.text
+    assert (await registry.run("set_budget", context, {"amount": "1m", "currency": "usd"})).ok
+    spent = await registry.run("record_spend", context, {"amount": "1,234.5", "plan": "P2"})
+    assert "Recorded 1,234.50 USD spent on P2. Budget: 1,234.50 USD spent, no allocation yet." in spent.text
+    [card] = (await registry.run("show_plan", context, {"plan": "P2"})).cards
+    assert schema_errors(card) == []
+    assert "Budget: 1,234.50 USD spent, no allocation yet" in all_text(card)
