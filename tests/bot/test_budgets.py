@@ -172,6 +172,16 @@ async def test_moving_money_is_a_budget_shift_and_a_members_first_allocation_too
     assert "Lead moved money: the allocation is now 50,000 USD (was 60,000 USD)" in why
 
 
+async def test_a_members_change_of_the_master_budget_is_a_strategy_change_for_the_leader(running: Running) -> None:
+    _, member, _ = await budgeted(running)
+    [held] = await member.ask("budget P1 400k USD")
+    assert "needs approval first" in held
+    [request] = await Approvals(running.store, TENANT).pending()
+    assert [c.value for c in request.categories] == ["strategy"]
+    assert request.approvers == ("aad-lead",)
+    assert await allocation(running, 1) == 250_000
+
+
 async def test_the_model_cannot_allocate_without_the_budget_approvers(running: Running) -> None:
     await budgeted(running)
     caller = Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead", time_zone="UTC", via="assistant", model="m")
