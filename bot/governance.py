@@ -6,9 +6,10 @@ however it was asked for. Go runs it; flag holds it for a permitted person's app
 person who asked); stop refuses it with the rules' reasons.
 
 A strategy change (a second master plan, new goals or targets for one) is held structurally, whatever the rules
-say, unless the leader (owner) of the master plans it changes asks in person; what the model does on anyone's
-behalf is held. The decision log gets every verdict other than a plain go of a person's own call, and every verdict
-on the model's: written as the model's (`llm`), on behalf of the person.
+say, unless the leader (owner) of the master plans it changes asks in person; a budget shift (moving money between
+plans, raising an allocation) is held always, while lowering an allocation is no shift (`Operation.shifts`); what
+the model does on anyone's behalf is held. The decision log gets every verdict other than a plain go of a person's
+own call, and every verdict on the model's: written as the model's (`llm`), on behalf of the person.
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
         leads = any(plan.owner == caller.user_id for plan in masters)
         if masters and (caller.by_model or not leads):
             categories = (GateCategory.STRATEGY, *categories)
+    shifted: Sequence[Plan] = ()
+    if GateCategory.BUDGET in categories and operation.shifts is not None:
+        shifted = await operation.shifts(context, args)
+        if not shifted:
+            categories = tuple(c for c in categories if c is not GateCategory.BUDGET)
+    about = masters or shifted
+    refs = [f"plan:{plan.id}" for plan in shifted[1:]]  # the other plans of a shift, so `why` finds it from them
     engine = context.services.policy
     attributes = {k: v for k, v in args.items() if k not in MARKS}
     action = Action(
@@ -58,7 +66,7 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
         actor=caller.actor,
         on_behalf_of=caller.user_id if caller.by_model else None,
         name=operation.name,
-        subject=f"plan:{masters[0].id}" if masters else f"operation:{operation.name}",
+        subject=f"plan:{about[0].id}" if about else f"operation:{operation.name}",
         accounts=accounts_in(attributes),
         attributes=attributes,
         categories=categories,
@@ -68,19 +76,31 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
     what = ("the assistant's " if caller.by_model else "") + f"{operation.name} for {caller.name}"
     verdict = decision.verdict
     if verdict is Verdict.FLAG and _approved(context, operation, attributes):
-        await _record(context, action, decision, f"{what} goes ahead, approved as A{_approval_id(context)}: {reasons}")
+        await _record(
+            context,
+            action,
+            decision,
+            plans=refs,
+            rationale=f"{what} goes ahead, approved as A{_approval_id(context)}: {reasons}",
+        )
         return None
     if verdict is Verdict.FLAG and not operation.holdable:
-        await _record(context, action, decision, f"{what} goes ahead (decisions on approvals are not held): {reasons}")
+        await _record(
+            context,
+            action,
+            decision,
+            plans=refs,
+            rationale=f"{what} goes ahead (decisions on approvals are not held): {reasons}",
+        )
         return None
     if verdict is Verdict.GO:
         if caller.by_model or decision.matched:
-            await _record(context, action, decision, f"{what} may go: {reasons}")
+            await _record(context, action, decision, plans=refs, rationale=f"{what} may go: {reasons}")
         return None
     if verdict is Verdict.STOP:
-        await _record(context, action, decision, f"{what} was stopped: {reasons}")
+        await _record(context, action, decision, plans=refs, rationale=f"{what} was stopped: {reasons}")
         return Held(text=messages.operation_stopped(operation.name, reasons), stopped=True)
-    await _record(context, action, decision, f"{what} waits for a person: {reasons}")
+    await _record(context, action, decision, plans=refs, rationale=f"{what} waits for a person: {reasons}")
     return await _hold(context, operation, action, decision, reasons, leaders=[plan.owner for plan in masters])
 
 
@@ -122,7 +142,9 @@ async def _hold(
     return Held(text=messages.operation_held(reasons, request.ref), stopped=False)
 
 
-async def _record(context: Context, action: Action, decision: PolicyDecision, rationale: str) -> None:
+async def _record(
+    context: Context, action: Action, decision: PolicyDecision, rationale: str, *, plans: Sequence[str] = ()
+) -> None:
     """The gate's verdict in the decision log: the model's calls as the model's, on behalf of the person."""
     caller = context.caller
     behalf = {"on_behalf_of": caller.user_id} | ({"model": caller.model} if caller.model else {})
@@ -141,6 +163,7 @@ async def _record(context: Context, action: Action, decision: PolicyDecision, ra
             "accounts": list(action.accounts),
             "categories": [c.value for c in action.categories],
             "facts": list(decision.facts),
+            **({"plans": list(plans)} if plans else {}),
         },
         rules=tuple(m.rule_id for m in decision.matched),
         approval_id=context.approval.id if context.approval is not None else None,

@@ -37,6 +37,10 @@ VERBS = (
     "task",
     "my tasks",
     "record",
+    "budget",
+    "allocate",
+    "move",
+    "spend",
     "save draft",
     "discard draft",
     "triggers",
@@ -483,6 +487,65 @@ def _everyday(text: str) -> Command | None:
     return None
 
 
+_MONEY = r"(?P<amount>[\d][\d.,_]*[km]?)(?:\s*(?P<currency>[a-z]{3})\b)?"
+_PLAN_WORD = r"#?p#?\d+"
+
+
+def _money_args(match: re.Match[str]) -> dict[str, Any]:
+    args: dict[str, Any] = {"amount": match.group("amount")}
+    if match.group("currency"):
+        args["currency"] = match.group("currency").upper()
+    return args
+
+
+def _budget_command(text: str, starts: Callable[..., str | None]) -> Command | None:
+    """`budget P1 250k USD`, `allocate 60k USD to P2`, `move 10k USD from P2 to P3`, `spend 12k USD on P2`,
+    `spend P2 12,500 USD on 2026-10-15`."""
+    if verb := starts("budget", "set budget"):
+        rest = _rest_after(text, verb)
+        match = re.fullmatch(rf"(?:(?P<plan>{_PLAN_WORD})\s+)?{_MONEY}", rest, re.IGNORECASE)
+        if not match:
+            raise GrammarError("Which plan's budget, how much? `budget P1 250k USD`.", "set_budget")
+        args = _money_args(match)
+        if match.group("plan"):
+            args["plan"] = match.group("plan")
+        return Command("set_budget", args)
+    if verb := starts("allocate"):
+        rest = _rest_after(text, verb)
+        match = re.fullmatch(rf"{_MONEY}\s+(?:to|for)\s+(?P<plan>{_PLAN_WORD})", rest, re.IGNORECASE)
+        if not match:
+            raise GrammarError("Allocate how much to which plan? `allocate 60k USD to P2`.", "allocate_budget")
+        return Command("allocate_budget", {**_money_args(match), "plan": match.group("plan")})
+    if verb := starts("move"):
+        rest = _rest_after(text, verb)
+        pattern = rf"{_MONEY}\s+from\s+(?P<source>{_PLAN_WORD})\s+to\s+(?P<target>{_PLAN_WORD})"
+        match = re.fullmatch(pattern, rest, re.IGNORECASE)
+        if not match and not rest[:1].isdigit():
+            return None  # moving something other than money
+        if not match:
+            raise GrammarError("Move how much from which plan to which? `move 10k USD from P2 to P3`.", "move_budget")
+        return Command(
+            "move_budget", {**_money_args(match), "from": match.group("source"), "to": match.group("target")}
+        )
+    if verb := starts("spend", "spent"):
+        rest = _rest_after(text, verb)
+        pattern = (
+            rf"(?:(?P<first>{_PLAN_WORD})\s+)?{_MONEY}(?:\s+(?:on|for|in)\s+(?P<plan>{_PLAN_WORD}))?"
+            r"(?:\s+on\s+(?P<on>.+))?"
+        )
+        match = re.fullmatch(pattern, rest, re.IGNORECASE)
+        if not match or (match.group("first") and match.group("plan")):
+            raise GrammarError("Spent how much on which plan? `spend 12k USD on P2`.", "record_spend")
+        args = _money_args(match)
+        plan = match.group("first") or match.group("plan")
+        if plan:
+            args["plan"] = plan
+        if match.group("on"):
+            args["on"] = match.group("on")
+        return Command("record_spend", args)
+    return None
+
+
 def parse(text: str) -> Command:
     """The command in `text`. Raises UnknownCommand, or GrammarError naming the operation meant."""
     text = " ".join(text.strip().split())
@@ -657,6 +720,8 @@ def parse(text: str) -> Command:
         if plan:
             args["plan"] = plan
         return Command("record_metric", args)
+    if (budget := _budget_command(text, starts)) is not None:
+        return budget
     drafts: tuple[tuple[tuple[str, ...], str], ...] = (
         (("save draft", "confirm draft"), "confirm_draft"),
         (("discard draft",), "discard_draft"),

@@ -53,7 +53,7 @@ def test_only_bot_teams_imports_a_teams_sdk() -> None:
 
 DOMAIN_MAY_IMPORT = {
     *("__future__", "collections", "dataclasses", "datetime", "enum", "math", "re", "typing", "zoneinfo"),
-    *("difflib", "hashlib", "hmac", "json", "operator"),
+    *("decimal", "difflib", "hashlib", "hmac", "json", "operator"),
     "urllib.parse",
 }
 """The standard library's values and pure helpers; nothing that reaches a database, a network, a file or a process."""

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bot.cards.actions import VERB_MY_TASKS, VERB_SHOW_PLAN, execute
+from bot.cards.budget import budget_section
 from bot.cards.elements import (
     Element,
     adaptive_card,
@@ -27,6 +28,7 @@ from bot.cards.elements import (
 from bot.cards.markdown import markdown
 from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, number, plan_ref, window_label
 from bot.text.health import reason_text
+from planner.domain.budgets import BudgetStatus
 from planner.domain.model import Health, Plan, Tier, iso_week_of
 from planner.domain.rollup import MetricPace, PlanRollup
 
@@ -139,7 +141,9 @@ def _weekly_rows(weeklies: Sequence[PlanRollup], parent: Plan, names: Mapping[st
     return rows
 
 
-def _tactical_section(tactical: PlanRollup, names: Mapping[str, str], today: date) -> Element:
+def _tactical_section(
+    tactical: PlanRollup, names: Mapping[str, str], today: date, budget: BudgetStatus | None = None
+) -> Element:
     plan = tactical.plan
     window = window_label(plan.window.start, plan.window.end)
     weeklies = [child for child in tactical.children if child.plan.tier is Tier.WEEKLY]
@@ -150,6 +154,7 @@ def _tactical_section(tactical: PlanRollup, names: Mapping[str, str], today: dat
             _bar(tactical),
             *_reasons(tactical),
             *_metrics(tactical),
+            *budget_section(budget),
             *_weekly_rows(weeklies, plan, names, today),
         ],
         separator=True,
@@ -157,7 +162,13 @@ def _tactical_section(tactical: PlanRollup, names: Mapping[str, str], today: dat
     )
 
 
-def plan_overview(rollup: PlanRollup, *, names: Mapping[str, str], today: date) -> dict[str, Any]:
+def plan_overview(
+    rollup: PlanRollup,
+    *,
+    names: Mapping[str, str],
+    today: date,
+    budgets: Mapping[int, BudgetStatus] | None = None,
+) -> dict[str, Any]:
     """The plan tree with progress bars, health, reasons and KPIs; weekly plans of this week and the last only."""
     plan = rollup.plan
     head: list[Element] = [
@@ -171,6 +182,7 @@ def plan_overview(rollup: PlanRollup, *, names: Mapping[str, str], today: date) 
         _with_health(text_block(progress_text(rollup)), rollup.health),
         *_reasons(rollup),
         *_metrics(rollup),
+        *budget_section((budgets or {}).get(plan.id)),
     ]
     tacticals = [child for child in rollup.children if child.plan.tier is Tier.TACTICAL]
     weeklies = [child for child in rollup.children if child.plan.tier is Tier.WEEKLY]
@@ -180,7 +192,10 @@ def plan_overview(rollup: PlanRollup, *, names: Mapping[str, str], today: date) 
         body = list(head)
         if tacticals:
             body.append(subheading("Tactical plans"))
-            body.extend(_tactical_section(tactical, names, today) for tactical in tacticals[:shown])
+            body.extend(
+                _tactical_section(tactical, names, today, (budgets or {}).get(tactical.plan.id))
+                for tactical in tacticals[:shown]
+            )
             hidden = len(tacticals) - shown
             if hidden > 0:
                 body.append(text_block(f"and {hidden} more tactical {'plan' if hidden == 1 else 'plans'}", subtle=True))

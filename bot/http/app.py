@@ -1,6 +1,7 @@
 """The HTTP surface: `POST /api/messages` (Bot Framework activities), `POST /api/context/events` (facts from
 connected systems, see bot/http/context_events.py), `POST /api/metrics/events` (KPI readings,
-bot/http/metric_events.py), `GET /api/charts/...` (signed chart links, see bot/charts.py) and `GET /healthz`."""
+bot/http/metric_events.py), `POST /api/budgets/spend` (spend, bot/http/spend_events.py), `GET /api/charts/...`
+(signed chart links, see bot/charts.py) and `GET /healthz`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bot.charts import add_chart_routes
 from bot.http.context_events import add_context_routes
 from bot.http.metric_events import add_metric_routes
 from bot.http.request_json import BadJSON, read_json
+from bot.http.spend_events import add_spend_routes
 from bot.settings import Settings, is_loopback
 from bot.teams.auth import SigningKeysUnavailable
 from bot.teams.botbuilder import ActivityUnreadable, Adapter, process
@@ -224,4 +226,5 @@ def create_app(store: Store, adapter: Adapter, bot: ChiefOfStaffBot, settings: S
     add_context_routes(app, bot.tenants, settings)
     add_chart_routes(app, bot.tenants, settings)
     add_metric_routes(app, bot.tenants, settings)
+    add_spend_routes(app, bot.tenants, settings)
     return app

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.operations import (
     approvals,
+    budgets,
     decisions,
     delegation,
     drafts,
@@ -55,6 +56,7 @@ def default_registry() -> Registry:
             *plans.OPERATIONS,
             *tasks.OPERATIONS,
             *metrics.OPERATIONS,
+            *budgets.OPERATIONS,
             *measurement.OPERATIONS,
             *drafts.OPERATIONS,
             *follow_up.OPERATIONS,

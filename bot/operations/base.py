@@ -254,6 +254,8 @@ def _as_the_model(record: Record, caller: Caller) -> Record:
 Runner = Callable[[Context, Mapping[str, Any]], Awaitable[Reply]]
 Masters = Callable[[Context, Mapping[str, Any]], Awaitable[Sequence[Plan]]]
 """The master plans whose goals or targets a call would change (none: it changes no strategy)."""
+Shifts = Callable[[Context, Mapping[str, Any]], Awaitable[Sequence[Plan]]]
+"""The plans a budget shift moves money between, the one it raises first (none: the call shifts no money)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,6 +272,10 @@ class Operation:
     changes (`masters`) asks in person; the other gates hold it always."""
     masters: Masters | None = None
     """For a strategy change: the master plans whose goals or targets this call changes."""
+    shifts: Shifts | None = None
+    """For an operation under the budget gate that shifts money only sometimes (raising an allocation, not lowering
+    it): the plans this call moves money between, the one it raises first; the gate holds the call only when there
+    are some. Without it, every call is a budget shift."""
     holdable: bool = True
     """False only for the decisions on approvals: a flag on them would need an approval for every approval, so
     it is logged and they go ahead (a stop still stops them)."""

@@ -101,6 +101,20 @@ async def _changes(context: Context, subject: str) -> list[str]:
     return [messages.change_explained(explain_change(event, names=names)) for event in fixes]
 
 
+async def _budget_history(context: Context, subject: str) -> list[str]:
+    """A plan's latest budget changes and spend, from its events (lowering an allocation passes no gate, so only its
+    event tells of it)."""
+    kind, _, number = subject.partition(":")
+    if kind != "plan" or not number.isdigit():
+        return []
+    events = await context.plans.events(subject_type="plan", subject_id=int(number), limit=100)
+    changes = [e for e in events if e.kind.startswith(("budget.", "spend."))][:WHY_SHOWN]
+    if not changes:
+        return []
+    names = await context.display_names(e.actor for e in changes)
+    return [messages.budget_history([messages.budget_event(e, names.get(e.actor, e.actor)) for e in changes])]
+
+
 async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
     log = context.services.decisions
     if args.get("decision") not in (None, ""):
@@ -110,10 +124,11 @@ async def explain_decision(context: Context, args: Mapping[str, Any]) -> Reply:
         subject = subject_of(about)
         entries = await log.about(subject, limit=WHY_SHOWN)
         changes = await _changes(context, subject)
-        if not entries and not changes:
+        history = await _budget_history(context, subject)
+        if not entries and not changes and not history:
             return Reply(text=messages.no_decisions_about(describe_subject(subject)))
         decided = await _explained(context, entries) if entries else ""
-        return Reply(text="\n\n".join(part for part in ("\n\n".join(changes), decided) if part))
+        return Reply(text="\n\n".join(part for part in ("\n\n".join(changes), decided, *history) if part))
     question = context.optional_text_arg(args, "question")
     if question is None:
         raise BadArguments(messages.WHY_WHAT)

@@ -189,7 +189,7 @@ async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         if found is None:
             plan = await context.plan_arg(args, tier=Tier.MASTER)
             found = await context.plans.owned_rollup(plan.id, context.today)
-        return _overview_reply(context, found, "")
+        return await _overview_reply(context, found, "")
 
     # Asked for by several people at once (a team opening the plan after a reminder), the plan is read and its card
     # built once for those asking the same: the card names the caller, so only for the same caller.
@@ -199,13 +199,16 @@ async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def _with_overview(context: Context, plan_id: int, text: str) -> Reply:
-    return _overview_reply(context, await context.plans.owned_rollup(plan_id, context.today), text)
+    return await _overview_reply(context, await context.plans.owned_rollup(plan_id, context.today), text)
 
 
-def _overview_reply(context: Context, found: OwnedRollup, text: str) -> Reply:
+async def _overview_reply(context: Context, found: OwnedRollup, text: str) -> Reply:
     # The caller's own name comes from Teams, as in `Context.display_names`.
     names = found.owner_names | {context.caller.user_id: context.caller.name}
-    return Reply(text=text, cards=(plan_overview(found.rollup, names=names, today=context.today),))
+    tree = [found.rollup.plan, *(child.plan for child in found.rollup.children)]
+    budgets = await context.services.budgets.statuses(tree, context.today)
+    card = plan_overview(found.rollup, names=names, today=context.today, budgets=budgets)
+    return Reply(text=text, cards=(card,))
 
 
 async def edit_plan(context: Context, args: Mapping[str, Any]) -> Reply:

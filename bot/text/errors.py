@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import singledispatch
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
+from bot.cards.wording import money
 from bot.text.messages import sentence_within
 from planner.domain.approvals import (
     GATES,
@@ -29,6 +30,14 @@ from planner.domain.approvals import (
     NotAuthenticated,
     SelfApproval,
     UnknownGateCategory,
+)
+from planner.domain.budgets import (
+    BudgetBelowAllocations,
+    CurrencyMismatch,
+    InvalidSpendEvent,
+    NoBudget,
+    NotEnoughAllocated,
+    OverAllocated,
 )
 from planner.domain.context import (
     ContextSourceExists,
@@ -72,6 +81,7 @@ from planner.ports import (
     AgentUnavailable,
     UnknownCapability,
 )
+from planner.services.budgets import ReplayedSpendEvent, StaleSpendEvent
 from planner.services.decisions import CheckpointInvalid, CheckpointRefused
 from planner.services.ingestion import FeedNotFound, PulledAgainstPolicy, ReplayedMetricEvent, StaleMetricEvent
 from planner.services.playbooks import PlaybookNotFound
@@ -134,6 +144,54 @@ def _did_you_mean(style: _Style, name: str, known: Sequence[str]) -> str:
 
 def _known(style: _Style, what: str, known: Sequence[str]) -> str:
     return f"Known {what}: {_names(style, sorted(known))}." if known else f"No {what} are registered yet."
+
+
+# ---- budgets -----------------------------------------------------------------------------------------------------
+
+
+@_render.register
+def _(error: OverAllocated, style: _Style) -> str:
+    return (
+        f"Allocating {money(error.asked, error.currency)} to P{error.plan_id} would take more than master plan "
+        f"P{error.master_id}'s budget: {money(error.headroom, error.currency)} is left to allocate. Allocate at most "
+        "that, lower another plan's allocation, or raise the budget."
+    )
+
+
+@_render.register
+def _(error: BudgetBelowAllocations, style: _Style) -> str:
+    return (
+        f"P{error.master_id}'s tactical plans are allocated {money(error.allocated, error.currency)} already, more "
+        f"than a budget of {money(error.asked, error.currency)}. Lower their allocations first, or set a budget of at "
+        "least that."
+    )
+
+
+@_render.register
+def _(error: NoBudget, style: _Style) -> str:
+    master = error.master_id
+    return f"Master plan P{master} has no budget yet. Set one first, for example: budget P{master} 250k USD."
+
+
+@_render.register
+def _(error: CurrencyMismatch, style: _Style) -> str:
+    return (
+        f"P{error.plan_id}'s budget is in {_repr(style, error.expected)}, not {_repr(style, error.given)}: give "
+        "amounts in the budget's currency."
+    )
+
+
+@_render.register
+def _(error: NotEnoughAllocated, style: _Style) -> str:
+    return (
+        f"P{error.plan_id} is allocated {money(error.allocated, error.currency)}, less than "
+        f"{money(error.asked, error.currency)}: move at most what it has."
+    )
+
+
+@_render.register
+def _(error: InvalidSpendEvent, style: _Style) -> str:
+    return style.prose("The spend event is not valid: " + "; ".join(error.problems) + ".")
 
 
 # ---- plans, tasks, metrics ---------------------------------------------------------------------------------------
@@ -272,8 +330,14 @@ def _(error: StaleMetricEvent, style: _Style) -> str:
     return _stale(error, style, "`at` may be any earlier time")
 
 
+@_render.register
+def _(error: StaleSpendEvent, style: _Style) -> str:
+    return _stale(error, style, "`on` may be any earlier day")
+
+
 @_render.register(ReplayedContextEvent)
 @_render.register(ReplayedMetricEvent)
+@_render.register(ReplayedSpendEvent)
 def _(error: ReplayedContextEvent, style: _Style) -> str:
     return (
         f"source {_repr(style, error.source)} already posted event id(s) {_names(style, map(repr, error.event_ids))}: "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import date
 
 from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
+from bot.cards.wording import money
 from planner.domain.messages import MessageKind
-from planner.domain.model import Plan, Tier
+from planner.domain.model import Event, Plan, Tier
 
 HELP = """Here is what I understand. Ids: P for plans, T for tasks; dates as 2026-03-31, 31 March, friday or \
 tomorrow. Every example works as written; a word in CAPITALS is yours to fill in.
@@ -38,6 +40,11 @@ plan · `archive P2`: put it away, kept for history (`unarchive P2`; `plans all`
 - `how are we doing`: figures, a chart, forecasts and what to do next (`how are we doing P2` for one plan)
 - `retro P2`: a tactical plan's retrospective · `save playbook P2 as product launch` · `playbooks`
 - `use playbook product launch for May launch from 2026-05-04 in P1`: a new tactical plan from a playbook
+
+**Budgets**
+- `budget P1 250k USD`: the master plan's budget (a change of strategy) · `allocate 60k USD to P2`: a tactical \
+plan's share of it (raising one waits for the budget approvers) · `move 10k USD from P2 to P3`: a budget shift
+- `spend 12k USD on P2` · `spend P2 12,500 USD on 2026-02-10`: money spent, today or on a past day
 
 **Drafts**
 - `save draft 3` · `discard draft 3`
@@ -389,3 +396,68 @@ def who_you_are(*, name: str, user_id: str, tenant_id: str, is_admin: bool) -> M
         f"- Tenant: {inline_code(tenant_id, 200)}\n"
         f"- Admin of this bot: {admin}"
     )
+
+
+# ---- budgets ---------------------------------------------------------------------------------------------------
+
+
+def budget_set(plan_id: int, amount: int, currency: str) -> str:
+    return (
+        f"P{plan_id}'s budget is {money(amount, currency)}. Allocate it to tactical plans with "
+        f"`allocate 60k {currency} to P2`."
+    )
+
+
+def allocated(
+    plan_id: int,
+    amount: int,
+    before: int | None,
+    headroom: int,
+    currency: str,
+    master_id: int,
+    line: str | None,
+) -> str:
+    was = f" (was {money(before, currency)})" if before is not None and before != amount else ""
+    status = f" {line}." if line else ""
+    return (
+        f"P{plan_id} is allocated {money(amount, currency)}{was}; {money(headroom, currency)} of P{master_id}'s "
+        f"budget is left to allocate.{status}"
+    )
+
+
+def budget_moved(*, amount: int, currency: str, source: int, source_now: int, target: int, target_now: int) -> str:
+    return (
+        f"Moved {money(amount, currency)} from P{source} to P{target}: P{source} is allocated "
+        f"{money(source_now, currency)}, P{target} {money(target_now, currency)}."
+    )
+
+
+def spend_recorded(plan_id: int, amount: int, currency: str, on: date | None, line: str | None) -> str:
+    day = f" on {on.isoformat()}" if on is not None else ""
+    status = f" {line}." if line else ""
+    return f"Recorded {money(amount, currency)} spent on P{plan_id}{day}.{status}"
+
+
+def _amount_of(snapshot: dict[str, object] | None) -> str | None:
+    if not snapshot:
+        return None
+    amount, currency = snapshot.get("amount"), snapshot.get("currency")
+    return money(amount, str(currency)) if isinstance(amount, int) else None
+
+
+def budget_event(event: Event, actor: str) -> str:
+    """One budget change or spend of a plan, as `why P2` lists it."""
+    when = f"{event.at:%Y-%m-%d %H:%M} UTC"
+    before, after = _amount_of(event.before), _amount_of(event.after)
+    who = literal(excerpt(actor))
+    if event.kind == "spend.recorded":
+        day = (event.after or {}).get("spent_on", "")
+        return f"{when}: {who} recorded {after} spent on {day}."
+    if event.kind == "budget.set":
+        return f"{when}: {who} set the budget to {after}" + (f" (was {before})." if before else ".")
+    verb = "moved money: the allocation is now" if event.kind == "budget.moved" else "set the allocation to"
+    return f"{when}: {who} {verb} {after}" + (f" (was {before})." if before else ".")
+
+
+def budget_history(lines: Sequence[str]) -> str:
+    return "**Budget changes, latest first.**\n\n" + "\n".join(f"- {line}" for line in lines)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from planner.ports import Clock
 from planner.services.approvals import Approvals
+from planner.services.budgets import Budgets
 from planner.services.context import ContextFacts
 from planner.services.decisions import DecisionLog
 from planner.services.directory import Directory
@@ -49,6 +50,8 @@ class Tenant:
     """The outbox, shared by every tenant (each message names its own)."""
     memory: AssistantMemory
     """What the assistant remembers of each conversation."""
+    budgets: Budgets
+    """Budgets, allocations and spend."""
 
 
 KEPT = 1024
@@ -93,4 +96,5 @@ class Tenants:
             metric_events=MetricEvents(store, tenant_id),
             outbox=self.outbox,
             memory=AssistantMemory(store, tenant_id),
+            budgets=Budgets(store, tenant_id),
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -569,3 +570,34 @@ assistant_turns = Table(
 )
 """What the assistant remembers of each conversation (planner/domain/memory.py): one row per exchange, a person's
 message and the assistant's answer with its tool calls, as Messages API JSON; trimmed as each is added."""
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("plan_id", Integer, ForeignKey("plans.id", ondelete="CASCADE"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "plan_id"),
+)
+"""A master plan's budget, or a tactical plan's allocation of it (planner/domain/budgets.py), in minor units."""
+
+spend = Table(
+    "spend",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("plan_id", Integer, ForeignKey("plans.id", ondelete="CASCADE"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("spent_on", Date, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Index("ix_spend_tenant_plan_day", "tenant_id", "plan_id", "spent_on"),
+)
+"""Money spent on a plan's behalf, on a day, in minor units (recorded in chat or posted by a connected system)."""

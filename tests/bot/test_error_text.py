@@ -24,6 +24,14 @@ from planner.domain.approvals import (
     SelfApproval,
     UnknownGateCategory,
 )
+from planner.domain.budgets import (
+    BudgetBelowAllocations,
+    CurrencyMismatch,
+    InvalidSpendEvent,
+    NoBudget,
+    NotEnoughAllocated,
+    OverAllocated,
+)
 from planner.domain.context import ContextSourceExists, ContextSourceNotFound, ReplayedContextEvent, StaleContextEvent
 from planner.domain.decisions import DecisionNotFound, NoDecisionKeys
 from planner.domain.delegations import (
@@ -54,6 +62,7 @@ from planner.domain.model import Direction, Metric
 from planner.domain.policy import PolicyInvalid
 from planner.governance.gated_agent import DelegationStopped, StopCause
 from planner.ports import AgentError, AgentTimeout, UnknownCapability
+from planner.services.budgets import ReplayedSpendEvent, StaleSpendEvent
 from planner.services.decisions import CheckpointInvalid, CheckpointRefused
 from planner.services.ingestion import FeedNotFound, ReplayedMetricEvent, StaleMetricEvent
 from planner.services.playbooks import PlaybookNotFound
@@ -166,6 +175,14 @@ def _one_of_each() -> list[BaseException]:
         AdapterDisabled("hubspot"),
         NoSecretKey(),
         BadSecretKey(2),
+        OverAllocated(master_id=1, plan_id=3, asked=6_000_000, headroom=5_000_000, currency="USD"),
+        BudgetBelowAllocations(master_id=1, asked=100, allocated=200, currency="USD"),
+        NoBudget(2, 1),
+        CurrencyMismatch(plan_id=2, given="EUR", expected="USD"),
+        NotEnoughAllocated(plan_id=2, asked=300, allocated=200, currency="USD"),
+        InvalidSpendEvent(["event.amount: a positive amount, such as 12500"]),
+        StaleSpendEvent(["s1"], when, sent="sent_at"),
+        ReplayedSpendEvent("finance", ["s1"]),
     ]
 
 
@@ -181,6 +198,11 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
     [
         (PlanNotFound(4, "tactical"), "No tactical plan with id 4. List the plans to see their ids."),
         (PlanNotFound(4), "No plan with id 4. List the plans to see their ids."),
+        (
+            OverAllocated(master_id=1, plan_id=3, asked=6_000_000, headroom=5_000_050, currency="USD"),
+            "Allocating 60,000 USD to P3 would take more than master plan P1's budget: 50,000.50 USD is left to "
+            "allocate. Allocate at most that, lower another plan's allocation, or raise the budget.",
+        ),
         (TaskNotFound(12), "No task with id 12. Show the plan to see its tasks' ids."),
         (
             NothingToUndo(None, 10),

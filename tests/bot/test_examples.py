@@ -44,6 +44,7 @@ NOT_RUN = {
     "reject_request": "needs approval request A3",
     "replay_outbox": "needs dead letters 12 and 13",
     "why decision 17": "needs 17 decisions in the log",
+    "move_budget": "needs a finance approver and a second tactical plan P3",
     "list_adapters": "needs delegation set up (COS_SECRET_KEYS)",
     "show_delegations": "needs delegation set up (COS_SECRET_KEYS)",
 }
@@ -54,6 +55,8 @@ FIRST = {
     "edit_task": "tactical Spring launch from 2026-02-02 to 2026-03-13 in P1",
     "restore_task": "delete T12",
     "archive_plan": "archive P2",
+    "allocate_budget": "budget P1 250k USD",
+    "record_spend": "budget P1 250k USD",
 }
 """What a reader would have done before an example that undoes or reuses something."""
 

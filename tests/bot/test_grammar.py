@@ -404,3 +404,38 @@ def test_a_fix_that_does_not_read_is_refused_saying_how(text: str, says: str) ->
     with pytest.raises(GrammarError) as error:
         parse(text)
     assert says in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("budget P1 250k USD", Command("set_budget", {"amount": "250k", "currency": "USD", "plan": "P1"})),
+        ("budget 1.2m eur", Command("set_budget", {"amount": "1.2m", "currency": "EUR"})),
+        ("allocate 60k USD to P2", Command("allocate_budget", {"amount": "60k", "currency": "USD", "plan": "P2"})),
+        ("allocate 60,000 to P2", Command("allocate_budget", {"amount": "60,000", "plan": "P2"})),
+        (
+            "move 10k USD from P2 to P3",
+            Command("move_budget", {"amount": "10k", "currency": "USD", "from": "P2", "to": "P3"}),
+        ),
+        ("spend 12k USD on P2", Command("record_spend", {"amount": "12k", "currency": "USD", "plan": "P2"})),
+        (
+            "spend P2 12,500 USD on 2026-10-15",
+            Command("record_spend", {"amount": "12,500", "currency": "USD", "plan": "P2", "on": "2026-10-15"}),
+        ),
+        ("spend 800 on P3 on yesterday", Command("record_spend", {"amount": "800", "plan": "P3", "on": "yesterday"})),
+    ],
+)
+def test_budget_sentences_read_as_the_money_they_name(text: str, command: Command) -> None:
+    assert parse(text) == command
+
+
+@pytest.mark.parametrize("text", ["allocate lots to P2", "spend P2 on P3 12k", "budget P1", "move 10k from P2"])
+def test_a_budget_sentence_missing_a_part_is_answered_with_its_form(text: str) -> None:
+    with pytest.raises(GrammarError) as refused:
+        parse(text)
+    assert "`" in str(refused.value)
+
+
+def test_moving_something_other_than_money_is_not_read_as_a_budget_shift() -> None:
+    with pytest.raises(UnknownCommand):
+        parse("move the webinar to friday")

@@ -1,0 +1,132 @@
+"""Budgets, allocations and spend: the one writer of `budgets` and `spend`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Row
+
+from planner.domain.budgets import Budget, Spend
+from planner.store import Connection
+from planner.store.schema import budgets, spend
+
+
+def budget_from(row: Row[Any]) -> Budget:
+    """The budget in a row of `budgets`."""
+    return Budget(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        plan_id=row.plan_id,
+        amount=row.amount,
+        currency=row.currency,
+        version=row.version,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )
+
+
+def spend_from(row: Row[Any]) -> Spend:
+    """The spend in a row of `spend`."""
+    return Spend(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        plan_id=row.plan_id,
+        amount=row.amount,
+        currency=row.currency,
+        spent_on=row.spent_on,
+        at=row.at,
+        source=row.source,
+        actor=row.actor,
+    )
+
+
+async def of_plans(
+    conn: Connection, tenant_id: str, plan_ids: Sequence[int], *, for_update: bool = False
+) -> dict[int, Budget]:
+    """The budgets of these plans, by plan id (a plan without one is left out); `for_update` locks the rows (on
+    PostgreSQL) until the transaction ends, so allocations under one master plan are checked one at a time."""
+    query = select(budgets).where(budgets.c.tenant_id == tenant_id, budgets.c.plan_id.in_(list(plan_ids)))
+    if for_update:
+        query = query.with_for_update()
+    return {row.plan_id: budget_from(row) for row in (await conn.execute(query)).all()}
+
+
+async def put(
+    conn: Connection,
+    tenant_id: str,
+    *,
+    plan_id: int,
+    amount: int,
+    currency: str,
+    actor: str,
+    at: datetime,
+    before: Budget | None,
+) -> Budget:
+    """Write a plan's budget: a new row at version 1, or `before`'s next version."""
+    values = dict(amount=amount, currency=currency, updated_by=actor, updated_at=at)
+    if before is None:
+        result = await conn.execute(
+            insert(budgets).values(tenant_id=tenant_id, plan_id=plan_id, version=1, **values).returning(budgets)
+        )
+    else:
+        result = await conn.execute(
+            update(budgets)
+            .where(budgets.c.id == before.id, budgets.c.tenant_id == tenant_id)
+            .values(version=before.version + 1, **values)
+            .returning(budgets)
+        )
+    return budget_from(result.one())
+
+
+async def insert_spend(
+    conn: Connection,
+    tenant_id: str,
+    *,
+    plan_id: int,
+    amount: int,
+    currency: str,
+    spent_on: date,
+    at: datetime,
+    source: str,
+    actor: str,
+) -> Spend:
+    """A new spend."""
+    result = await conn.execute(
+        insert(spend)
+        .values(
+            tenant_id=tenant_id,
+            plan_id=plan_id,
+            amount=amount,
+            currency=currency,
+            spent_on=spent_on,
+            at=at,
+            source=source,
+            actor=actor,
+        )
+        .returning(spend)
+    )
+    return spend_from(result.one())
+
+
+async def spend_of(conn: Connection, tenant_id: str, plan_ids: Sequence[int]) -> dict[int, list[Spend]]:
+    """The spend of these plans, each plan's oldest day first (an empty list for a plan without)."""
+    query = (
+        select(spend)
+        .where(spend.c.tenant_id == tenant_id, spend.c.plan_id.in_(list(plan_ids)))
+        .order_by(spend.c.plan_id, spend.c.spent_on, spend.c.id)
+    )
+    found: dict[int, list[Spend]] = {plan_id: [] for plan_id in plan_ids}
+    for row in (await conn.execute(query)).all():
+        found[row.plan_id].append(spend_from(row))
+    return found
+
+
+async def spent_total(conn: Connection, tenant_id: str, plan_ids: Sequence[int], *, through: date) -> int:
+    """What was spent on these plans by the end of `through`, minor units."""
+    query = select(func.coalesce(func.sum(spend.c.amount), 0)).where(
+        spend.c.tenant_id == tenant_id, spend.c.plan_id.in_(list(plan_ids)), spend.c.spent_on <= through
+    )
+    return int((await conn.execute(query)).scalar_one())
