@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from bot.cards import message_card
+from bot.cards.approval import gate_label
 from bot.cards.markdown import literal
 from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
@@ -149,6 +151,32 @@ async def switch_tool(context: Context, args: Mapping[str, Any]) -> Reply:
     if was is None:
         return Reply(text=f"{literal(name)}'s tool {literal(tool)} was off already.")
     return Reply(text=f"{literal(was.adapter)}'s tool {literal(was.capability)} is off: nothing calls it any more.")
+
+
+def _gate_names(value: Any) -> list[str]:
+    """`audience, personal_data` or `["audience", "personal_data"]` as a list of names."""
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [word for word in re.split(r"[\s,;]+", str(value or "")) if word]
+
+
+async def classify_capability(context: Context, args: Mapping[str, Any]) -> Reply:
+    registry = _delegator(context).registry(context.caller.tenant_id)
+    name, capability = context.text_arg(args, "name"), context.text_arg(args, "capability")
+    names = _gate_names(args.get("gates"))
+    if not names:
+        raise BadArguments(
+            f"Under which gates? `adapter classify {name} {capability} audience personal_data` (or `none`)."
+        )
+    _, now = await registry.classify(name, capability, names, actor=context.caller.user_id)
+    what = f"{literal(now.adapter)}'s {literal(now.capability)}"
+    if not now.categories:
+        return Reply(text=f"{what} is under no approval gate of its own now: only the rules and its input gate it.")
+    roles = await context.services.approvals.approvers.gate_roles()
+    gates = ", ".join(f"{gate_label(c.value)} ({roles[c.value]})" for c in now.categories)
+    return Reply(
+        text=f"{what} is classified: {gates}. Every call of it waits for those approvers, whatever its input says."
+    )
 
 
 async def switch_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -328,6 +356,25 @@ OPERATIONS = (
             "required": ["name", "tool", "enabled"],
         },
         run=switch_tool,
+        kind=ActionKind.SETTING,
+        admin_only=True,
+    ),
+    Operation(
+        name="classify_capability",
+        summary="Admins: classify what an adapter's capability (an MCP tool, an A2A skill, a browser recipe's "
+        "capability) does under the approval gates (strategy, audience, budget, regulated_claim, brand_creative, "
+        "personal_data): every call of it then waits for their approvers, whatever its input says; `none` clears it.",
+        usage=("adapter classify <name> <capability> <gate> [<gate>…]",),
+        parameters={
+            "type": "object",
+            "properties": {
+                "name": NAME,
+                "capability": {"type": "string"},
+                "gates": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["name", "capability", "gates"],
+        },
+        run=classify_capability,
         kind=ActionKind.SETTING,
         admin_only=True,
     ),

@@ -91,7 +91,7 @@ from planner.services.tools import callable_tool, check_input
 from planner.store import Connection, Store
 from planner.store import delegations as stored
 from planner.store import events as event_log
-from planner.store.adapters import tool_of
+from planner.store.adapters import gates_of, tool_of
 from planner.store.tasks import mark_task_delegated
 from planner.store.vault import UndecryptableSecret
 
@@ -311,8 +311,11 @@ class Delegations:
                     started_at=None,
                     attempts=0,
                 )
-                # A destructive tool's call is flagged by the gate (its approval is asked for by a runner).
+                # A destructive tool's call, or a classified capability's, is flagged by the gate (its approval is
+                # asked for by a runner).
                 starting = start and circuit.state is CircuitState.CLOSED and not destructive
+                if starting:
+                    starting = not await gates_of(conn, self.tenant_id, entry.name, capability)
                 if starting:
                     starting = await self._gate.clears(AgentCall.of_delegation(asked))
                 lease_end: datetime | None = None

@@ -414,7 +414,7 @@ rules:
         'rules[2].limits.discount.le: "fifteen" is not a number; le compares numbers',
         "rules[2].limits.channel.within: 'within' is not a comparison; use eq, ne, lt, le, gt, ge, in, contains",
         "rules[3].whne: not a field here (did you mean 'when'?); fields: id, description, effect, agents, kinds, "
-        "actions, when, limits, verdict",
+        "actions, when, limits, verdict, gates",
         "rules[3].when.fact: \"ticket_open\" is not a fact type (did you mean 'ticket_opened'?); types: "
         "renewal_open, renewal_closed, ticket_opened, ticket_closed, sales_contact, purchase, page_visit, "
         "content_read",
