@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.cards import message_card
 from bot.cards.approval import gate_label
+from bot.cards.delegation import delegations_card
 from bot.cards.markdown import literal
+from bot.controls import without_controls
 from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_ref
@@ -44,6 +47,18 @@ def _json_arg(args: Mapping[str, Any], name: str) -> dict[str, Any]:
     return parsed
 
 
+def _when(context: Context) -> Callable[[datetime], str]:
+    """A time in the caller's words: `2 Mar 10:04` where they are (UTC when their time zone is unknown)."""
+    zone = context.zone
+    label = "" if zone is not None else " UTC"
+
+    def when(at: datetime) -> str:
+        local = at.astimezone(zone or UTC)
+        return f"{local.day} {local:%b %H:%M}{label}"
+
+    return when
+
+
 async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator = _delegator(context)
     tenant = context.caller.tenant_id
@@ -55,20 +70,43 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
             "as JSON)."
         )
     circuits = await delegator.breakers(tenant).states()
+    outcomes = await delegator.delegations(tenant).adapter_outcomes()
+    classified: dict[str, dict[str, str]] = {}
+    for classification in await registry.classifications():
+        labels = ", ".join(gate_label(c.value) for c in classification.categories)
+        classified.setdefault(classification.adapter, {})[classification.capability] = labels
+    when = _when(context)
     lines = []
     for entry in entries:
         circuit = circuits.get(entry.name)
         state = circuit.state.value if circuit is not None else "closed"
+        outcome = outcomes.get(entry.name)
+        heard = []
+        if outcome is not None and outcome.last_success is not None:
+            heard.append(f"last success {when(outcome.last_success)}")
+        if outcome is not None and outcome.last_failure is not None:
+            heard.append(f"last error {when(outcome.last_failure)}: {without_controls(outcome.last_error or '')[:160]}")
+        elif circuit is not None and circuit.last_error:
+            heard.append(f"last error: {without_controls(circuit.last_error)[:160]}")
         settings = ", ".join(f"{k}: {v}" for k, v in entry.describe().items() if k != "capabilities")
-        tools = ""
-        if registry.tools_need_enabling(entry.kind):
-            switched = await registry.switched_tools(entry.name)
-            on = ", ".join(t.capability for t in switched if t.callable) or "none"
-            held = ", ".join(t.capability for t in switched if not t.callable)
-            tools = f" · tools on: {on[:200]}" + (f" · held: {held[:200]}" if held else "")
         lines.append(
-            f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state}{tools} · {settings[:300]}"
+            f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state}"
+            + "".join(f" · {h}" for h in heard or ["no delegation finished yet"])
+            + f" · {settings[:300]}"
         )
+        gates = classified.get(entry.name, {})
+        states: dict[str, str] = {}
+        if registry.tools_need_enabling(entry.kind):
+            states = {
+                t.capability: ("on" if t.callable else "held") + (", destructive" if t.destructive else "")
+                for t in await registry.switched_tools(entry.name)
+            }
+            if not states:
+                lines.append(f"↳ no tool on: `adapter tools {entry.name}` lists them")
+        for capability in sorted(set(states) | set(gates)):
+            shown = [states.get(capability, "off")] if states or registry.tools_need_enabling(entry.kind) else []
+            shown.append(f"gates: {gates[capability]}" if capability in gates else "no gate of its own")
+            lines.append(f"↳ {capability} ({', '.join(shown)})"[:300])
     return Reply(cards=(message_card("Agent adapters", lines),))
 
 
@@ -269,27 +307,51 @@ async def reset_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
     )
 
 
+SHOWN_DELEGATIONS = 25
+"""Open delegations a card lists at most (the newest)."""
+
+
 async def show_delegations(context: Context, args: Mapping[str, Any]) -> Reply:
     delegations = _delegator(context).delegations(context.caller.tenant_id)
     if args.get("task"):
         found = await delegations.of_task(parse_ref(args["task"], "T", "a task"))
-    else:
-        found = await delegations.list_delegations(limit=20)
+        if not found:
+            return Reply(text="No delegations of that task yet.")
+        lines = [
+            f"D{d.id} T{d.task_id} → {d.adapter} {d.capability}: {d.status.value}"
+            + (f" in {d.seconds:.1f} s" if d.seconds is not None else "")
+            + (f" · {d.error[:160]}" if d.error else "")
+            for d in found
+        ]
+        return Reply(cards=(message_card("Delegations", lines),))
+    everyone = context.caller.is_admin
+    found = await delegations.open_delegations(
+        actor=None if everyone else context.caller.user_id, limit=SHOWN_DELEGATIONS
+    )
     if not found:
-        return Reply(text="No delegations yet. Delegate a task with `delegate T12 to ADAPTER CAPABILITY`.")
-    lines = [
-        f"D{d.id} T{d.task_id} → {d.adapter} {d.capability}: {d.status.value}"
-        + (f" in {d.seconds:.1f} s" if d.seconds is not None else "")
-        + (f" · {d.error[:160]}" if d.error else "")
-        for d in found
-    ]
-    return Reply(cards=(message_card("Delegations", lines),))
+        return Reply(
+            text="Nothing is running, waiting or deferred. `delegations T12` shows a task's delegations; delegate "
+            "one with `delegate T12 to ADAPTER CAPABILITY`."
+        )
+    tasks = await context.plans.tasks_by_id({d.task_id for d in found})
+    names = await context.display_names({d.actor for d in found})
+    if context.caller.user_id in {d.actor for d in found}:
+        names[context.caller.user_id] = "you"
+    card = delegations_card(
+        found,
+        titles={task_id: task.title for task_id, task in tasks.items()},
+        names=names,
+        when=_when(context),
+        everyone=everyone,
+    )
+    return Reply(cards=(card,))
 
 
 OPERATIONS = (
     Operation(
         name="list_adapters",
-        summary="Admins: the agent adapters registered, their state and settings (secrets only as `set`).",
+        summary="Admins: the agent adapters registered: their tools or capabilities (on, held, the gates they are "
+        "classified under), circuit, last success and last error, settings (secrets only as `set`).",
         usage=("adapters",),
         parameters={"type": "object", "properties": {}},
         run=list_adapters,
@@ -433,7 +495,8 @@ OPERATIONS = (
     ),
     Operation(
         name="show_delegations",
-        summary="The delegations of a task (or the latest ones): status, timings, errors.",
+        summary="What is running, waiting for a person, deferred or of unknown outcome (the tenant's for admins, "
+        "your own otherwise), with Retry and Cancel buttons; or a task's delegations: status, timings, errors.",
         usage=("delegations [T12]",),
         parameters={"type": "object", "properties": {"task": {"type": "string"}}},
         run=show_delegations,

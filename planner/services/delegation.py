@@ -46,8 +46,10 @@ from planner.domain.delegations import (
     IN_FLIGHT,
     MAX_EVIDENCE_ITEMS,
     MAX_TIMEOUT_SECONDS,
+    OPEN,
     RUNNABLE,
     AdapterBroke,
+    AdapterOutcomes,
     AgentDeclined,
     Delegation,
     DelegationGaveUp,
@@ -188,6 +190,17 @@ class Delegations:
         """The tenant's delegations, newest first, optionally in one status."""
         async with self._store.read() as conn:
             return await stored.list_delegations(conn, self.tenant_id, status=status, limit=limit)
+
+    async def open_delegations(self, *, actor: str | None = None, limit: int = 100) -> list[Delegation]:
+        """What a person may want to steer (`OPEN`: running or about to, waiting for a person, deferred, of unknown
+        outcome), newest first; only those `actor` asked for, when given."""
+        async with self._store.read() as conn:
+            return await stored.open_delegations(conn, self.tenant_id, OPEN, actor=actor, limit=limit)
+
+    async def adapter_outcomes(self) -> dict[str, AdapterOutcomes]:
+        """How each adapter's delegations last went, by adapter name."""
+        async with self._store.read() as conn:
+            return await stored.adapter_outcomes(conn, self.tenant_id)
 
     async def evidence(self, delegation_id: int) -> list[StoredEvidence]:
         """What the agent showed for a delegation, in the order it gave it."""
