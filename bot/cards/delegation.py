@@ -15,7 +15,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.cards.actions import execute
-from bot.cards.elements import Element, action_set, adaptive_card, bullet_list, container, heading, text_block
+from bot.cards.elements import (
+    Element,
+    action_set,
+    adaptive_card,
+    bullet_list,
+    container,
+    heading,
+    largest_fitting,
+    text_block,
+)
 from bot.controls import without_controls
 from planner.domain.delegations import CANCELLABLE, RETRYABLE, Delegation, DelegationStatus
 
@@ -144,13 +153,20 @@ def delegations_card(
         )
         for index, d in enumerate(delegations)
     ]
-    body: list[Element] = [heading(f"{whose}: {len(rows)}")]
-    body += rows[:SHOWN]
-    actions: list[Element] = []
-    if len(rows) > SHOWN:
-        hidden = rows[SHOWN:]
-        body.append({**container(hidden), "id": MORE_ID, "isVisible": False})
-        actions.append(
-            {"type": "Action.ToggleVisibility", "title": f"Show {len(hidden)} more", "targetElements": [MORE_ID]}
-        )
-    return adaptive_card(body, actions)
+
+    def build(count: int) -> Element:
+        body: list[Element] = [heading(f"{whose}: {len(rows)}")]
+        body += rows[: min(count, SHOWN)]
+        actions: list[Element] = []
+        hidden = rows[SHOWN:count]
+        if hidden:
+            body.append({**container(hidden), "id": MORE_ID, "isVisible": False})
+            actions.append(
+                {"type": "Action.ToggleVisibility", "title": f"Show {len(hidden)} more", "targetElements": [MORE_ID]}
+            )
+        if count < len(rows):
+            left = f"{len(rows) - count} more not shown: `retry D12` and `cancel D12` work on any of them."
+            body.append(text_block(left, subtle=True, spacing="medium"))
+        return adaptive_card(body, actions)
+
+    return largest_fitting(build, len(rows))

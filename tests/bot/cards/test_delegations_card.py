@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.cards.delegation import MORE_ID, SHOWN, delegations_card
+from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.operations import default_registry
 from planner.domain.delegations import OPEN, Delegation, DelegationStatus
 from tests.bot.cards.test_cards import all_text, element_by_id, elements, schema_errors
@@ -83,6 +84,7 @@ def test_the_open_delegations_card_is_valid_and_a_screen_tall_however_many_there
     card = card_of(CASES[case])
     assert schema_errors(card) == []
     assert folded_height(card) <= TALLEST
+    assert serialized_size(card) <= CARD_BUDGET_BYTES
 
 
 def test_each_delegation_gets_the_buttons_its_status_allows_and_they_run_retry_and_cancel() -> None:
@@ -115,13 +117,15 @@ def test_beyond_the_first_few_the_rest_fold_behind_show_more() -> None:
     card = card_of(CASES["forty of unknown outcome"])
     hidden = element_by_id(card, MORE_ID)
     assert hidden["isVisible"] is False
-    assert len(hidden["items"]) == 40 - SHOWN
+    shown = SHOWN + len(hidden["items"])
     [toggle] = card["actions"]
     assert (toggle["type"], toggle["title"], toggle["targetElements"]) == (
         "Action.ToggleVisibility",
-        f"Show {40 - SHOWN} more",
+        f"Show {len(hidden['items'])} more",
         [MORE_ID],
     )
+    # What Teams could not carry in one message is counted, and the typed commands named.
+    assert f"{40 - shown} more not shown: `retry D12` and `cancel D12`" in all_text(card).replace("\\", "")
 
 
 def test_an_agent_s_error_shows_as_its_characters_never_as_a_link() -> None:
