@@ -416,6 +416,30 @@ async def test_each_gate_holds_what_falls_under_it_for_its_own_approvers_whateve
             ]
             assert cards == [roles[gate]], (gate, cards)
 
+        # An admin sees each adapter's tools with their gates and how its delegations last went.
+        await lead.ask("adapters")
+        listed = all_text(running.connector.cards()[-1])
+        assert "↳ create_segment (on, gates: Audience definition)" in listed
+        assert "↳ offer_discount (on, no gate of its own)" in listed
+        assert "last success 2 Mar 10:00" in listed
+
+        # ...and everything waiting for a person across the tenant, with a button to cancel each; a member sees
+        # only their own.
+        [member] = await TeamsUser(running, user_id="aad-writer", name="Writer", conversation_id="a:w").ask(
+            "delegations"
+        )
+        assert "Nothing is running, waiting or deferred" in member
+        await lead.ask("delegations")
+        steering = running.connector.cards()[-1]
+        assert "Open delegations: 6" in all_text(steering)
+        assert all_text(steering).count("waiting for a person's approval") == 6
+        cancel = find_action(steering, "Cancel")
+        [cancelled] = await lead.ask_value(cancel["data"])
+        assert f"{cancel['data']['delegation']} is cancelled" in cancelled
+        gone = await journey.delegator.delegations(TENANT).get(int(cancel["data"]["delegation"][1:]))
+        assert gone.status is DelegationStatus.CANCELLED
+        assert journey.vendor_calls == ["offer_discount acme: 10%"]
+
         # Declassified, the capability goes as its input and the rules say.
         await lead.ask("adapter classify mailer draft_email none")
         [t_later] = await tasks(running.store, 1)
