@@ -59,6 +59,10 @@ def _when(context: Context) -> Callable[[datetime], str]:
     return when
 
 
+CAPABILITIES_LISTED = 20
+"""Tools or capabilities `adapters` lists of one adapter at most."""
+
+
 async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator = _delegator(context)
     tenant = context.caller.tenant_id
@@ -95,18 +99,29 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
             + f" · {settings[:300]}"
         )
         gates = classified.get(entry.name, {})
+        switched = registry.tools_need_enabling(entry.kind)
         states: dict[str, str] = {}
-        if registry.tools_need_enabling(entry.kind):
+        if switched:
             states = {
                 t.capability: ("on" if t.callable else "held") + (", destructive" if t.destructive else "")
                 for t in await registry.switched_tools(entry.name)
             }
             if not states:
                 lines.append(f"↳ no tool on: `adapter tools {entry.name}` lists them")
-        for capability in sorted(set(states) | set(gates)):
-            shown = [states.get(capability, "off")] if states or registry.tools_need_enabling(entry.kind) else []
+        else:
+            # A browser adapter's recipes, or an A2A adapter's map of skills: named in its config (no call to it).
+            named = entry.config.get("capabilities")
+            states = {str(name): "on" for name in named} if isinstance(named, Mapping) else {}
+            if not states:
+                lines.append(f"↳ every skill its agent offers: `adapter test {entry.name}` lists them")
+        capabilities = sorted(set(states) | set(gates))
+        for capability in capabilities[:CAPABILITIES_LISTED]:
+            state = states.get(capability, "off" if switched else "not in its config" if states else "")
+            shown = [state] if state else []
             shown.append(f"gates: {gates[capability]}" if capability in gates else "no gate of its own")
             lines.append(f"↳ {capability} ({', '.join(shown)})"[:300])
+        if len(capabilities) > CAPABILITIES_LISTED:
+            lines.append(f"↳ and {len(capabilities) - CAPABILITIES_LISTED} more: `adapter test {entry.name}`")
     return Reply(cards=(message_card("Agent adapters", lines),))
 
 
