@@ -85,6 +85,8 @@ def delegation_card(delegation: Delegation) -> dict[str, Any]:
 
 VERB_RETRY = "retry_delegation"
 VERB_CANCEL = "cancel_delegation"
+VIEW = "open_delegations"
+"""Said by the card's buttons, so that what they run answers with the card refreshed."""
 SHOWN = 5
 """Delegations shown before "Show more": each row is about 110 px tall, so the card stays within ~1,200 px folded."""
 MORE_ID = "delegations-more"
@@ -102,7 +104,7 @@ STATUS_WORDS: Mapping[DelegationStatus, str] = {
 
 def _steering(delegation: Delegation) -> list[Element]:
     buttons: list[Element] = []
-    ref: dict[str, object] = {"delegation": f"D{delegation.id}"}
+    ref: dict[str, object] = {"delegation": f"D{delegation.id}", "view": VIEW}
     if delegation.status in RETRYABLE:
         buttons.append(execute("Retry", VERB_RETRY, ref, style="positive"))
     if delegation.status in CANCELLABLE:
@@ -137,11 +139,12 @@ def delegations_card(
     names: Mapping[str, str],
     when: Callable[[datetime], str],
     everyone: bool,
+    note: str | None = None,
 ) -> Element:
     """The delegations people may want to steer (running, waiting for a person, deferred, of unknown outcome), newest
     first, each with its Retry and Cancel buttons where they apply; the first few show, the rest fold behind "Show
     more". `titles`: task titles by id; `names`: people's names by user id; `when`: a time in the reader's words;
-    `everyone`: the tenant's (an admin's view) rather than the reader's own."""
+    `everyone`: the tenant's (an admin's view) rather than the reader's own; `note`: what a button just did."""
     whose = "Open delegations" if everyone else "Your open delegations"
     rows = [
         _row(
@@ -156,6 +159,8 @@ def delegations_card(
 
     def build(count: int) -> Element:
         body: list[Element] = [heading(f"{whose}: {len(rows)}")]
+        if note:
+            body.append(text_block(note, color="good"))
         body += rows[: min(count, SHOWN)]
         actions: list[Element] = []
         hidden = rows[SHOWN:count]

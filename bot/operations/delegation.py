@@ -10,8 +10,8 @@ from typing import Any
 
 from bot.cards import message_card
 from bot.cards.approval import gate_label
-from bot.cards.delegation import delegations_card
-from bot.cards.markdown import literal
+from bot.cards.delegation import VIEW, delegations_card
+from bot.cards.markdown import Markdown, literal
 from bot.controls import without_controls
 from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
@@ -293,9 +293,11 @@ async def retry_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
     delegations = delegator.delegations(context.caller.tenant_id)
     queued = await delegations.retry(delegation.id, actor=context.caller.user_id)
     delegator.start(context.caller.tenant_id, queued.id, ask=context.caller.user_id, delegations=delegations)
-    return Reply(
-        text=f"D{queued.id} goes to {literal(queued.adapter)} ({literal(queued.capability)}) again, as you asked. "
-        "I'll post the result to the task's owner."
+    return await _steered(
+        context,
+        args,
+        f"D{queued.id} goes to {literal(queued.adapter)} ({literal(queued.capability)}) again, as you asked. "
+        "I'll post the result to the task's owner.",
     )
 
 
@@ -304,7 +306,9 @@ async def cancel_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
     cancelled = await delegator.delegations(context.caller.tenant_id).cancel(
         delegation.id, actor=context.caller.user_id, reason=f"cancelled by {context.caller.name}"
     )
-    return Reply(text=f"D{cancelled.id} is cancelled: nothing more will be sent to {literal(cancelled.adapter)}.")
+    return await _steered(
+        context, args, f"D{cancelled.id} is cancelled: nothing more will be sent to {literal(cancelled.adapter)}."
+    )
 
 
 async def reset_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -339,27 +343,44 @@ async def show_delegations(context: Context, args: Mapping[str, Any]) -> Reply:
             for d in found
         ]
         return Reply(cards=(message_card("Delegations", lines),))
-    everyone = context.caller.is_admin
-    found = await delegations.open_delegations(
-        actor=None if everyone else context.caller.user_id, limit=SHOWN_DELEGATIONS
-    )
-    if not found:
+    card = await _open_delegations_card(context)
+    if card is None:
         return Reply(
             text="Nothing is running, waiting or deferred. `delegations T12` shows a task's delegations; delegate "
             "one with `delegate T12 to ADAPTER CAPABILITY`."
         )
+    return Reply(cards=(card,))
+
+
+async def _open_delegations_card(context: Context, *, note: str | None = None) -> dict[str, Any] | None:
+    """The card of the open delegations the caller may steer (None when there are none, unless there is a `note`)."""
+    delegations = _delegator(context).delegations(context.caller.tenant_id)
+    everyone = context.caller.is_admin
+    found = await delegations.open_delegations(
+        actor=None if everyone else context.caller.user_id, limit=SHOWN_DELEGATIONS
+    )
+    if not found and note is None:
+        return None
     tasks = await context.plans.tasks_by_id({d.task_id for d in found})
     names = await context.display_names({d.actor for d in found})
     if context.caller.user_id in {d.actor for d in found}:
         names[context.caller.user_id] = "you"
-    card = delegations_card(
+    return delegations_card(
         found,
         titles={task_id: task.title for task_id, task in tasks.items()},
         names=names,
         when=_when(context),
         everyone=everyone,
+        note=note,
     )
-    return Reply(cards=(card,))
+
+
+async def _steered(context: Context, args: Mapping[str, Any], text: str) -> Reply:
+    """What retry or cancel answers: clicked on the open delegations card, that card refreshed, saying what it did."""
+    if args.get("from_card") and args.get("view") == VIEW:
+        # The text's values are already literal: its Markdown is meant.
+        return Reply(text=text, card_update=await _open_delegations_card(context, note=Markdown(text)))
+    return Reply(text=text)
 
 
 OPERATIONS = (

@@ -34,7 +34,7 @@ from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
-from tests.bot.cards.test_cards import all_text
+from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_teams import find_action
 from tests.conftest import FakeClock
@@ -430,12 +430,22 @@ async def test_each_gate_holds_what_falls_under_it_for_its_own_approvers_whateve
         )
         assert "Nothing is running, waiting or deferred" in member
         await lead.ask("delegations")
-        steering = running.connector.cards()[-1]
+        [shown] = [s for s in running.connector.sent if s.body.get("attachments")][-1:]
+        steering = shown.body["attachments"][0]["content"]
         assert "Open delegations: 6" in all_text(steering)
         assert all_text(steering).count("waiting for a person's approval") == 6
         cancel = find_action(steering, "Cancel")
-        [cancelled] = await lead.ask_value(cancel["data"])
-        assert f"{cancel['data']['delegation']} is cancelled" in cancelled
+        before = len(running.connector.sent)
+        await lead.post(lead.activity(text=None, value=cancel["data"], replyToId=shown.activity_id))
+        arrived = (await running.connector.wait_for(before + 2))[before:]
+        # The card clicked is refreshed in place, five left, saying what the button did; the text says it too.
+        [update] = [s for s in arrived if s.method == "update"]
+        assert update.activity_id == shown.activity_id
+        refreshed = update.body["attachments"][0]["content"]
+        assert schema_errors(refreshed) == []
+        assert "Open delegations: 5" in all_text(refreshed)
+        assert f"{cancel['data']['delegation']} is cancelled" in all_text(refreshed)
+        assert any(f"{cancel['data']['delegation']} is cancelled" in s.body.get("text", "") for s in arrived)
         gone = await journey.delegator.delegations(TENANT).get(int(cancel["data"]["delegation"][1:]))
         assert gone.status is DelegationStatus.CANCELLED
         assert journey.vendor_calls == ["offer_discount acme: 10%"]
