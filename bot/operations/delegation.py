@@ -206,11 +206,15 @@ async def switch_tool(context: Context, args: Mapping[str, Any]) -> Reply:
     return Reply(text=f"{literal(was.adapter)}'s tool {literal(was.capability)} is off: nothing calls it any more.")
 
 
+_TWO_WORDS = re.compile(r"\b(regulated|brand|personal)[\s-]+(claim|creative|data)\b", re.IGNORECASE)
+"""A gate written in two words (`personal data`), to read as one."""
+
+
 def _gate_names(value: Any) -> list[str]:
-    """`audience, personal_data` or `["audience", "personal_data"]` as a list of names."""
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value]
-    return [word for word in re.split(r"[\s,;]+", str(value or "")) if word]
+    """`audience, personal data` or `["audience", "personal_data"]` as a list of names."""
+    text = " ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value or "")
+    text = _TWO_WORDS.sub(lambda m: f"{m[1]}_{m[2]}", text)
+    return [word for word in re.split(r"[\s,;]+", text) if word]
 
 
 async def classify_capability(context: Context, args: Mapping[str, Any]) -> Reply:

@@ -372,7 +372,8 @@ async def test_each_gate_holds_what_falls_under_it_for_its_own_approvers_whateve
         assert "audience" in typo
         [classified] = await lead.ask("adapter classify crm create_segment audience")
         assert "crm's create_segment is classified: Audience definition (marketing-ops)" in classified.replace("`", "")
-        await lead.ask("adapter classify crm campaign_metrics personal_data")
+        [two_words] = await lead.ask("adapter classify crm campaign_metrics personal data")
+        assert "Personal or sensitive data (privacy)" in two_words
         await lead.ask("adapter classify mailer draft_email brand_creative")
         await lead.ask("adapter classify mailer send_email regulated_claim")
 
