@@ -326,6 +326,10 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 switch = registry.enable if args.adapters_command == "enable" else registry.disable
                 entry = await switch(args.name, actor="cos adapters")
                 _shown(f"{entry.key} {args.adapters_command}d")
+            elif args.adapters_command == "classify":
+                _, now = await registry.classify(args.name, args.capability, args.gates, actor="cos adapters")
+                gates = ", ".join(c.value for c in now.categories) or "no gate of its own"
+                _shown(f"{now.adapter} {now.capability} classified: {gates}")
             elif args.adapters_command == "remove":
                 entry = await registry.remove(args.name, actor="cos adapters")
                 _shown(f"{entry.key} removed")
@@ -776,6 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("enable", "let an adapter take delegations again; with TOOL, enable that tool (its definition pinned)"),
         ("disable", "stop an adapter taking delegations; with TOOL, switch that tool off"),
         ("remove", "remove an adapter and its secrets"),
+        ("classify", "classify a capability under approval gates: NAME CAPABILITY GATE… (or none)"),
     ):
         command = adapter_commands.add_parser(name, help=help_text)
         command.add_argument("--tenant", required=True, help="the Teams tenant id")
@@ -793,6 +798,10 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--dry-run", action="store_true", help="run the capability up to its first step that changes anything"
             )
+        if name == "classify":
+            command.add_argument("capability", help="an MCP tool, an A2A skill or a browser recipe's capability")
+            gates = "strategy, audience, budget, regulated_claim, brand_creative, personal_data; or none"
+            command.add_argument("gates", nargs="+", metavar="GATE", help=gates)
     adapter_commands.add_parser("rotate-keys", help="re-encrypt every stored secret with the newest key")
     codegen = adapter_commands.add_parser(
         "import-codegen", help="a browser recipe from `playwright codegen --target python` output, printed as JSON"

@@ -770,6 +770,8 @@ def parse(text: str) -> Command:
             return Command(operation, {"name": words[1], **extra})
         if len(words) == 2 and words[0].lower() == "tools":
             return Command("list_tools", {"name": words[1]})
+        if len(words) >= 4 and words[0].lower() == "classify":
+            return Command("classify_capability", {"name": words[1], "capability": words[2], "gates": words[3:]})
         if len(words) == 3 and words[0].lower() in ("enable", "disable"):
             return Command("switch_tool", {"name": words[1], "tool": words[2], "enabled": words[0].lower() == "enable"})
         raise GrammarError("Which adapter, doing what? `adapter test hubspot`.", "register_adapter")

@@ -1,4 +1,5 @@
-"""A delegation's card: how it went, and the agent's answer shown as the agent's words, never as the bot's.
+"""A delegation's card: how it went, and the agent's answer shown as the agent's words, never as the bot's; and the
+steering card of the delegations people may want to act on, with Retry and Cancel buttons.
 
 The answer is shown literally (bot/cards/markdown.py): a `[click](https://…)` in it shows as those characters, with
 no link behind them, and so do emphasis, images and HTML. The web addresses in it are then listed apart, each whole
@@ -8,12 +9,24 @@ and under a label saying they come from the agent, so the owner sees where each 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.cards.elements import adaptive_card, bullet_list, container, heading, text_block
+from bot.cards.actions import execute
+from bot.cards.elements import (
+    Element,
+    action_set,
+    adaptive_card,
+    bullet_list,
+    container,
+    heading,
+    largest_fitting,
+    text_block,
+)
 from bot.controls import without_controls
-from planner.domain.delegations import Delegation
+from planner.domain.delegations import CANCELLABLE, RETRYABLE, Delegation, DelegationStatus
 
 ANSWER_CHARS = 1500
 """How much of an agent's answer a card shows (the whole answer is kept with the delegation)."""
@@ -68,3 +81,97 @@ def delegation_card(delegation: Delegation) -> dict[str, Any]:
     if delegation.error:
         body.append(text_block(f"Problem: {delegation.error[:ERROR_CHARS]}", color="attention"))
     return adaptive_card(body)
+
+
+VERB_RETRY = "retry_delegation"
+VERB_CANCEL = "cancel_delegation"
+VIEW = "open_delegations"
+"""Said by the card's buttons, so that what they run answers with the card refreshed."""
+SHOWN = 5
+"""Delegations shown before "Show more": each row is about 110 px tall, so the card stays within ~1,200 px folded."""
+MORE_ID = "delegations-more"
+_TITLE_CHARS = 80
+_NOTE_CHARS = 160
+
+STATUS_WORDS: Mapping[DelegationStatus, str] = {
+    DelegationStatus.QUEUED: "about to run",
+    DelegationStatus.RUNNING: "running",
+    DelegationStatus.HELD: "waiting for a person's approval",
+    DelegationStatus.DEFERRED: "deferred: its agent is down, it runs once the agent is back",
+    DelegationStatus.UNKNOWN: "outcome unknown: check with the vendor, then retry or cancel",
+}
+
+
+def _steering(delegation: Delegation) -> list[Element]:
+    buttons: list[Element] = []
+    ref: dict[str, object] = {"delegation": f"D{delegation.id}", "view": VIEW}
+    if delegation.status in RETRYABLE:
+        buttons.append(execute("Retry", VERB_RETRY, ref, style="positive"))
+    if delegation.status in CANCELLABLE:
+        buttons.append(execute("Cancel", VERB_CANCEL, ref, style="destructive"))
+    return [action_set(buttons)] if buttons else []
+
+
+def _row(delegation: Delegation, *, title: str, asker: str, when: Callable[[datetime], str], first: bool) -> Element:
+    since = delegation.started_at or delegation.queued_at
+    status = STATUS_WORDS.get(delegation.status, delegation.status.value)
+    note = f"{status} · since {when(since)} · asked by {asker}"
+    if delegation.error and delegation.status is not DelegationStatus.RUNNING:
+        note += f" · {delegation.error[:_NOTE_CHARS]}"
+    items: list[Element] = [
+        {
+            **text_block(
+                f"D{delegation.id} · {title[:_TITLE_CHARS]} → {delegation.adapter} {delegation.capability}",
+                weight="bolder",
+            ),
+            "maxLines": 2,
+        },
+        {**text_block(without_controls(note), subtle=True, spacing="none"), "maxLines": 2},
+        *_steering(delegation),
+    ]
+    return container(items, separator=not first, spacing="medium")
+
+
+def delegations_card(
+    delegations: Sequence[Delegation],
+    *,
+    titles: Mapping[int, str],
+    names: Mapping[str, str],
+    when: Callable[[datetime], str],
+    everyone: bool,
+    note: str | None = None,
+) -> Element:
+    """The delegations people may want to steer (running, waiting for a person, deferred, of unknown outcome), newest
+    first, each with its Retry and Cancel buttons where they apply; the first few show, the rest fold behind "Show
+    more". `titles`: task titles by id; `names`: people's names by user id; `when`: a time in the reader's words;
+    `everyone`: the tenant's (an admin's view) rather than the reader's own; `note`: what a button just did."""
+    whose = "Open delegations" if everyone else "Your open delegations"
+    rows = [
+        _row(
+            d,
+            title=titles.get(d.task_id, f"T{d.task_id}"),
+            asker=names.get(d.actor, d.actor),
+            when=when,
+            first=index in (0, SHOWN),
+        )
+        for index, d in enumerate(delegations)
+    ]
+
+    def build(count: int) -> Element:
+        body: list[Element] = [heading(f"{whose}: {len(rows)}")]
+        if note:
+            body.append(text_block(note, color="good"))
+        body += rows[: min(count, SHOWN)]
+        actions: list[Element] = []
+        hidden = rows[SHOWN:count]
+        if hidden:
+            body.append({**container(hidden), "id": MORE_ID, "isVisible": False})
+            actions.append(
+                {"type": "Action.ToggleVisibility", "title": f"Show {len(hidden)} more", "targetElements": [MORE_ID]}
+            )
+        if count < len(rows):
+            left = f"{len(rows) - count} more not shown: `retry D12` and `cancel D12` work on any of them."
+            body.append(text_block(left, subtle=True, spacing="medium"))
+        return adaptive_card(body, actions)
+
+    return largest_fitting(build, len(rows))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.cards import message_card
-from bot.cards.markdown import literal
+from bot.cards.approval import gate_label
+from bot.cards.delegation import VIEW, delegations_card
+from bot.cards.markdown import Markdown, literal
+from bot.controls import without_controls
 from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_ref
@@ -42,6 +47,22 @@ def _json_arg(args: Mapping[str, Any], name: str) -> dict[str, Any]:
     return parsed
 
 
+def _when(context: Context) -> Callable[[datetime], str]:
+    """A time in the caller's words: `2 Mar 10:04` where they are (UTC when their time zone is unknown)."""
+    zone = context.zone
+    label = "" if zone is not None else " UTC"
+
+    def when(at: datetime) -> str:
+        local = at.astimezone(zone or UTC)
+        return f"{local.day} {local:%b %H:%M}{label}"
+
+    return when
+
+
+CAPABILITIES_LISTED = 20
+"""Tools or capabilities `adapters` lists of one adapter at most."""
+
+
 async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator = _delegator(context)
     tenant = context.caller.tenant_id
@@ -53,20 +74,54 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
             "as JSON)."
         )
     circuits = await delegator.breakers(tenant).states()
+    outcomes = await delegator.delegations(tenant).adapter_outcomes()
+    classified: dict[str, dict[str, str]] = {}
+    for classification in await registry.classifications():
+        labels = ", ".join(gate_label(c.value) for c in classification.categories)
+        classified.setdefault(classification.adapter, {})[classification.capability] = labels
+    when = _when(context)
     lines = []
     for entry in entries:
         circuit = circuits.get(entry.name)
         state = circuit.state.value if circuit is not None else "closed"
+        outcome = outcomes.get(entry.name)
+        heard = []
+        if outcome is not None and outcome.last_success is not None:
+            heard.append(f"last success {when(outcome.last_success)}")
+        if outcome is not None and outcome.last_failure is not None:
+            heard.append(f"last error {when(outcome.last_failure)}: {without_controls(outcome.last_error or '')[:160]}")
+        elif circuit is not None and circuit.last_error:
+            heard.append(f"last error: {without_controls(circuit.last_error)[:160]}")
         settings = ", ".join(f"{k}: {v}" for k, v in entry.describe().items() if k != "capabilities")
-        tools = ""
-        if registry.tools_need_enabling(entry.kind):
-            switched = await registry.switched_tools(entry.name)
-            on = ", ".join(t.capability for t in switched if t.callable) or "none"
-            held = ", ".join(t.capability for t in switched if not t.callable)
-            tools = f" · tools on: {on[:200]}" + (f" · held: {held[:200]}" if held else "")
         lines.append(
-            f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state}{tools} · {settings[:300]}"
+            f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state}"
+            + "".join(f" · {h}" for h in heard or ["no delegation finished yet"])
+            + f" · {settings[:300]}"
         )
+        gates = classified.get(entry.name, {})
+        switched = registry.tools_need_enabling(entry.kind)
+        states: dict[str, str] = {}
+        if switched:
+            states = {
+                t.capability: ("on" if t.callable else "held") + (", destructive" if t.destructive else "")
+                for t in await registry.switched_tools(entry.name)
+            }
+            if not states:
+                lines.append(f"↳ no tool on: `adapter tools {entry.name}` lists them")
+        else:
+            # A browser adapter's recipes, or an A2A adapter's map of skills: named in its config (no call to it).
+            named = entry.config.get("capabilities")
+            states = {str(name): "on" for name in named} if isinstance(named, Mapping) else {}
+            if not states:
+                lines.append(f"↳ every skill its agent offers: `adapter test {entry.name}` lists them")
+        capabilities = sorted(set(states) | set(gates))
+        for capability in capabilities[:CAPABILITIES_LISTED]:
+            state = states.get(capability, "off" if switched else "not in its config" if states else "")
+            shown = [state] if state else []
+            shown.append(f"gates: {gates[capability]}" if capability in gates else "no gate of its own")
+            lines.append(f"↳ {capability} ({', '.join(shown)})"[:300])
+        if len(capabilities) > CAPABILITIES_LISTED:
+            lines.append(f"↳ and {len(capabilities) - CAPABILITIES_LISTED} more: `adapter test {entry.name}`")
     return Reply(cards=(message_card("Agent adapters", lines),))
 
 
@@ -151,6 +206,36 @@ async def switch_tool(context: Context, args: Mapping[str, Any]) -> Reply:
     return Reply(text=f"{literal(was.adapter)}'s tool {literal(was.capability)} is off: nothing calls it any more.")
 
 
+_TWO_WORDS = re.compile(r"\b(regulated|brand|personal)[\s-]+(claim|creative|data)\b", re.IGNORECASE)
+"""A gate written in two words (`personal data`), to read as one."""
+
+
+def _gate_names(value: Any) -> list[str]:
+    """`audience, personal data` or `["audience", "personal_data"]` as a list of names."""
+    text = " ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value or "")
+    text = _TWO_WORDS.sub(lambda m: f"{m[1]}_{m[2]}", text)
+    return [word for word in re.split(r"[\s,;]+", text) if word]
+
+
+async def classify_capability(context: Context, args: Mapping[str, Any]) -> Reply:
+    registry = _delegator(context).registry(context.caller.tenant_id)
+    name, capability = context.text_arg(args, "name"), context.text_arg(args, "capability")
+    names = _gate_names(args.get("gates"))
+    if not names:
+        raise BadArguments(
+            f"Under which gates? `adapter classify {name} {capability} audience personal_data` (or `none`)."
+        )
+    _, now = await registry.classify(name, capability, names, actor=context.caller.user_id)
+    what = f"{literal(now.adapter)}'s {literal(now.capability)}"
+    if not now.categories:
+        return Reply(text=f"{what} is under no approval gate of its own now: only the rules and its input gate it.")
+    roles = await context.services.approvals.approvers.gate_roles()
+    gates = ", ".join(f"{gate_label(c.value)} ({roles[c.value]})" for c in now.categories)
+    return Reply(
+        text=f"{what} is classified: {gates}. Every call of it waits for those approvers, whatever its input says."
+    )
+
+
 async def switch_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator = _delegator(context)
     name = context.text_arg(args, "name")
@@ -213,9 +298,11 @@ async def retry_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
     queued = await delegations.retry(delegation.id, actor=context.caller.user_id)
     # A code the agent asks for goes to who delegated, whoever retries.
     delegator.start(context.caller.tenant_id, queued.id, ask=None, delegations=delegations)
-    return Reply(
-        text=f"D{queued.id} goes to {literal(queued.adapter)} ({literal(queued.capability)}) again, as you asked. "
-        "I'll post the result to the task's owner."
+    return await _steered(
+        context,
+        args,
+        f"D{queued.id} goes to {literal(queued.adapter)} ({literal(queued.capability)}) again, as you asked. "
+        "I'll post the result to the task's owner.",
     )
 
 
@@ -224,7 +311,9 @@ async def cancel_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
     cancelled = await delegator.delegations(context.caller.tenant_id).cancel(
         delegation.id, actor=context.caller.user_id, reason=f"cancelled by {context.caller.name}"
     )
-    return Reply(text=f"D{cancelled.id} is cancelled: nothing more will be sent to {literal(cancelled.adapter)}.")
+    return await _steered(
+        context, args, f"D{cancelled.id} is cancelled: nothing more will be sent to {literal(cancelled.adapter)}."
+    )
 
 
 async def reset_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -242,27 +331,68 @@ async def reset_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
     )
 
 
+SHOWN_DELEGATIONS = 25
+"""Open delegations a card lists at most (the newest)."""
+
+
 async def show_delegations(context: Context, args: Mapping[str, Any]) -> Reply:
     delegations = _delegator(context).delegations(context.caller.tenant_id)
     if args.get("task"):
         found = await delegations.of_task(parse_ref(args["task"], "T", "a task"))
-    else:
-        found = await delegations.list_delegations(limit=20)
-    if not found:
-        return Reply(text="No delegations yet. Delegate a task with `delegate T12 to ADAPTER CAPABILITY`.")
-    lines = [
-        f"D{d.id} T{d.task_id} → {d.adapter} {d.capability}: {d.status.value}"
-        + (f" in {d.seconds:.1f} s" if d.seconds is not None else "")
-        + (f" · {d.error[:160]}" if d.error else "")
-        for d in found
-    ]
-    return Reply(cards=(message_card("Delegations", lines),))
+        if not found:
+            return Reply(text="No delegations of that task yet.")
+        lines = [
+            f"D{d.id} T{d.task_id} → {d.adapter} {d.capability}: {d.status.value}"
+            + (f" in {d.seconds:.1f} s" if d.seconds is not None else "")
+            + (f" · {d.error[:160]}" if d.error else "")
+            for d in found
+        ]
+        return Reply(cards=(message_card("Delegations", lines),))
+    card = await _open_delegations_card(context)
+    if card is None:
+        return Reply(
+            text="Nothing is running, waiting or deferred. `delegations T12` shows a task's delegations; delegate "
+            "one with `delegate T12 to ADAPTER CAPABILITY`."
+        )
+    return Reply(cards=(card,))
+
+
+async def _open_delegations_card(context: Context, *, note: str | None = None) -> dict[str, Any] | None:
+    """The card of the open delegations the caller may steer (None when there are none, unless there is a `note`)."""
+    delegations = _delegator(context).delegations(context.caller.tenant_id)
+    everyone = context.caller.is_admin
+    found = await delegations.open_delegations(
+        actor=None if everyone else context.caller.user_id, limit=SHOWN_DELEGATIONS
+    )
+    if not found and note is None:
+        return None
+    tasks = await context.plans.tasks_by_id({d.task_id for d in found})
+    names = await context.display_names({d.actor for d in found})
+    if context.caller.user_id in {d.actor for d in found}:
+        names[context.caller.user_id] = "you"
+    return delegations_card(
+        found,
+        titles={task_id: task.title for task_id, task in tasks.items()},
+        names=names,
+        when=_when(context),
+        everyone=everyone,
+        note=note,
+    )
+
+
+async def _steered(context: Context, args: Mapping[str, Any], text: str) -> Reply:
+    """What retry or cancel answers: clicked on the open delegations card, that card refreshed, saying what it did."""
+    if args.get("from_card") and args.get("view") == VIEW:
+        # The text's values are already literal: its Markdown is meant.
+        return Reply(text=text, card_update=await _open_delegations_card(context, note=Markdown(text)))
+    return Reply(text=text)
 
 
 OPERATIONS = (
     Operation(
         name="list_adapters",
-        summary="Admins: the agent adapters registered, their state and settings (secrets only as `set`).",
+        summary="Admins: the agent adapters registered: their tools or capabilities (on, held, the gates they are "
+        "classified under), circuit, last success and last error, settings (secrets only as `set`).",
         usage=("adapters",),
         parameters={"type": "object", "properties": {}},
         run=list_adapters,
@@ -333,6 +463,25 @@ OPERATIONS = (
         admin_only=True,
     ),
     Operation(
+        name="classify_capability",
+        summary="Admins: classify what an adapter's capability (an MCP tool, an A2A skill, a browser recipe's "
+        "capability) does under the approval gates (strategy, audience, budget, regulated_claim, brand_creative, "
+        "personal_data): every call of it then waits for their approvers, whatever its input says; `none` clears it.",
+        usage=("adapter classify <name> <capability> <gate> [<gate>…]",),
+        parameters={
+            "type": "object",
+            "properties": {
+                "name": NAME,
+                "capability": {"type": "string"},
+                "gates": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["name", "capability", "gates"],
+        },
+        run=classify_capability,
+        kind=ActionKind.SETTING,
+        admin_only=True,
+    ),
+    Operation(
         name="remove_adapter",
         summary="Admins: remove an adapter with its secrets.",
         usage=("adapter remove <name>",),
@@ -387,7 +536,8 @@ OPERATIONS = (
     ),
     Operation(
         name="show_delegations",
-        summary="The delegations of a task (or the latest ones): status, timings, errors.",
+        summary="What is running, waiting for a person, deferred or of unknown outcome (the tenant's for admins, "
+        "your own otherwise), with Retry and Cancel buttons; or a task's delegations: status, timings, errors.",
         usage=("delegations [T12]",),
         parameters={"type": "object", "properties": {"task": {"type": "string"}}},
         run=show_delegations,

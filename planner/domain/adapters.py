@@ -1,15 +1,18 @@
-"""A registered adapter as the planner sees it: its public config, the names of its secret fields, and its tools."""
+"""A registered adapter as the planner sees it: its public config, the names of its secret fields, its tools, and the
+approval gates an admin classified its capabilities under."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from planner.domain.approvals import UnknownGateCategory
+from planner.domain.governance import GateCategory
 from planner.domain.redaction import MASK
 
 
@@ -105,3 +108,36 @@ class AdapterTool:
     def matches(self, definition: Mapping[str, Any]) -> bool:
         """Whether `definition` (as the server gives it now) is the one pinned."""
         return fingerprint(definition) == self.pin
+
+
+UNCLASSIFIED = ("none", "unclassified")
+"""What an admin says to take every gate off a capability's classification."""
+
+
+def gate_categories(names: Iterable[str]) -> tuple[GateCategory, ...]:
+    """The gates `names` say (`audience`, `personal data`, `Regulated-claim`), in order, each once; `none` alone is no
+    gate. Raises UnknownGateCategory for a name that is none of the six."""
+    words = [name for name in names if name.strip()]
+    if len(words) == 1 and words[0].strip().lower() in UNCLASSIFIED:
+        return ()
+    found: list[GateCategory] = []
+    for name in words:
+        value = name.strip().lower().replace("-", "_").replace(" ", "_")
+        try:
+            found.append(GateCategory(value))
+        except ValueError:
+            raise UnknownGateCategory(name) from None
+    return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapabilityGates:
+    """The approval gates an admin classified one capability of an adapter under (an MCP tool, an A2A skill, a
+    browser recipe's capability): every call of it is held for their approvers, whatever its input declares."""
+
+    tenant_id: str
+    adapter: str
+    capability: str
+    categories: tuple[GateCategory, ...]
+    classified_by: str
+    classified_at: datetime

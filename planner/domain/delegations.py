@@ -48,6 +48,9 @@ RUNNABLE = (DelegationStatus.QUEUED, DelegationStatus.DEFERRED)
 IN_FLIGHT = (*RUNNABLE, DelegationStatus.RUNNING)
 """Statuses of a delegation a runner has yet to finish."""
 CANCELLABLE = (*RUNNABLE, DelegationStatus.HELD, DelegationStatus.UNKNOWN)
+OPEN = (*IN_FLIGHT, DelegationStatus.HELD, DelegationStatus.UNKNOWN)
+"""Statuses of a delegation a person may want to steer: running or about to, waiting for a person, deferred, or of
+unknown outcome."""
 """Statuses no agent is working in: a person (or a done task) may cancel the delegation."""
 RETRYABLE = (DelegationStatus.UNKNOWN, DelegationStatus.FAILED, DelegationStatus.CANCELLED)
 """Statuses a person may queue a delegation again from."""
@@ -207,3 +210,13 @@ class Prospect:
     owner: str | None
     """The task's owner."""
     task_done: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdapterOutcomes:
+    """How an adapter's delegations last went: when one last succeeded, and when one last failed and why."""
+
+    adapter: str
+    last_success: datetime | None = None
+    last_failure: datetime | None = None
+    last_error: str | None = None

@@ -98,6 +98,9 @@ class PolicyDecision:
     matched: tuple[RuleMatch, ...] = ()
     facts: tuple[str, ...] = ()
     """References of the shared-context facts the rules read (for the decision log)."""
+    gates: tuple[GateCategory, ...] = ()
+    """The approval gates the rules that flagged or stopped it put it under (`gates: [budget]` in a rule): their
+    approvers are asked, besides those of the action's own categories."""
 
     @property
     def reasons(self) -> list[str]:

@@ -37,6 +37,19 @@ of a type, optionally observed `within` a duration (`30m`, `48h`, `7d`, `2w`), o
 `match`, or `absent: true` for an account with no such fact. An allow rule's `limits` are compared the same way;
 an action without the attribute a limit names is within it, and a rule none of whose limits the action carries
 says nothing about it (it is not listed among the matches).
+
+A rule that flags may name the approval gates the action then falls under, so that their approvers decide it:
+
+      - id: big-discounts
+        description: A discount above 15 % is a budget shift.
+        effect: require
+        kinds: [delegation]
+        when:
+          attributes: {discount: {gt: 15}}
+        gates: [budget]
+
+Gates only add: a capability an admin classified under a gate, or an action in a gate category, stays under it
+whatever the rules or the input say.
 """
 
 from __future__ import annotations
@@ -73,7 +86,7 @@ _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)")
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 _SEVERITY = {Verdict.GO: 0, Verdict.FLAG: 1, Verdict.STOP: 2}
-_RULE_FIELDS = ("id", "description", "effect", "agents", "kinds", "actions", "when", "limits", "verdict")
+_RULE_FIELDS = ("id", "description", "effect", "agents", "kinds", "actions", "when", "limits", "verdict", "gates")
 _WHEN_FIELDS = ("attributes", "fact", "within", "match", "absent", "facts")
 _FACT_FIELDS = ("type", "within", "match", "absent")
 
@@ -255,6 +268,8 @@ class Rule:
     when: tuple[Comparison, ...] = ()
     facts: tuple[FactCondition, ...] = ()
     limits: tuple[Comparison, ...] = ()
+    gates: tuple[GateCategory, ...] = ()
+    """The approval gates an action falls under when this rule flags or stops it."""
 
     def to_json(self) -> dict[str, Any]:
         """The rule in the document format, every default spelled out (what is stored)."""
@@ -284,6 +299,8 @@ class Rule:
             document["when"] = when
         if self.limits:
             document["limits"] = _comparisons_json(self.limits)
+        if self.gates:
+            document["gates"] = [g.value for g in self.gates]
         return document
 
     def describe(self) -> str:
@@ -301,6 +318,8 @@ class Rule:
             outcome = f"go within {', '.join(c.describe() for c in self.limits)}, else {self.verdict.value}"
         else:
             outcome = self.verdict.value
+        if self.gates:
+            outcome += " (gates " + ", ".join(g.value for g in self.gates) + ")"
         return f"{self.id} ({self.effect.value}: {outcome}; {'; '.join(scope)}): {self.description}"
 
 
@@ -525,6 +544,7 @@ class _Checker:
                 limits = self.comparisons(raw["limits"], f"{path}.limits")
         elif "limits" in raw and effect is not None:
             self.problem(f"{path}.limits", f"only an allow rule has limits; a {effect.value} rule says `when`")
+        gates = self.gates(raw.get("gates"), f"{path}.gates")
         if len(self.problems) > before or effect is None or verdict is None:
             return None
         return Rule(
@@ -538,7 +558,27 @@ class _Checker:
             when=when,
             facts=facts,
             limits=limits,
+            gates=gates,
         )
+
+    def gates(self, raw: Any, path: str) -> tuple[GateCategory, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list) or not raw:
+            self.problem(path, "expected a list of approval gates, like [budget]")
+            return ()
+        names = [g.value for g in GateCategory]
+        found: list[GateCategory] = []
+        for n, value in enumerate(raw):
+            if isinstance(value, str) and value in names:
+                found.append(GateCategory(value))
+            else:
+                self.problem(
+                    f"{path}[{n}]",
+                    f"{_shown(value)} is not an approval gate{_did_you_mean(str(value), names)}; "
+                    f"use {', '.join(names)}",
+                )
+        return tuple(dict.fromkeys(found))
 
 
 def validate_policy(document: Any) -> tuple[Rule, ...]:
@@ -674,6 +714,7 @@ def decide(action: Action, candidates: Sequence[Rule], facts: Sequence[Fact], at
     accounts: the strictest verdict of the rules that match, and of its gate categories."""
     matched: list[RuleMatch] = []
     evidence: dict[str, None] = {}
+    gates: dict[GateCategory, None] = {}
     accounts = tuple(dict.fromkeys(action.accounts))
     for rule in candidates:
         found = _matches(rule, action, facts, accounts, at)
@@ -682,13 +723,15 @@ def decide(action: Action, candidates: Sequence[Rule], facts: Sequence[Fact], at
         match, used = found
         matched.append(match)
         evidence.update((f.reference, None) for f in used)
+        if match.verdict is not Verdict.GO:
+            gates.update((gate, None) for gate in rule.gates if gate not in action.categories)
     matched.extend(
         RuleMatch(rule_id=f"gate:{category.value}", verdict=Verdict.FLAG, reason=GATE_REASONS[category])
         for category in dict.fromkeys(action.categories)
     )
     matched.sort(key=lambda m: -_SEVERITY[m.verdict])
     verdict = matched[0].verdict if matched else Verdict.GO
-    return PolicyDecision(verdict=verdict, matched=tuple(matched), facts=tuple(evidence))
+    return PolicyDecision(verdict=verdict, matched=tuple(matched), facts=tuple(evidence), gates=tuple(gates))
 
 
 def _matches(

@@ -13,6 +13,11 @@ applies to every adapter's next call, whoever makes it (a delegation, a metric f
   per delegation: running it again while the request is pending holds it again. A call that carries out no
   delegation (a pull on a schedule) cannot wait for a person, so a flag stops it.
 
+A call of a capability an admin classified under approval gates (`Registry.classify`: an audience builder is an
+audience definition, a CRM export touches personal data) falls under those gates whatever its input says: it is
+flagged, and their approvers are asked. The input's `"categories": [...]` and the policy rules' `gates` can only add
+gates; nothing a requester writes takes one away.
+
 A call to a tool its server marks destructive (`destructiveHint: true` in the definition an admin enabled, see
 planner/services/tools.py) is flagged whatever the rules say: every such delegation waits for a person's approval.
 Rules see it as the attribute `destructive: true`.
@@ -44,7 +49,7 @@ from planner.governance.gated_agent import AgentCall, DelegationHeld, Delegation
 from planner.services.approvals import Approvals
 from planner.services.policy import PolicyEngine
 from planner.store import Store
-from planner.store.adapters import tool_of
+from planner.store.adapters import gates_of, tool_of
 
 if TYPE_CHECKING:
     from planner.domain.delegations import Delegation
@@ -61,14 +66,17 @@ DESTRUCTIVE_RULE = "tool:destructive"
 """The id under which a destructive tool's flag is logged, beside the rules' ids."""
 
 
-def call_action(call: AgentCall, *, destructive: bool = False) -> Action:
+def call_action(call: AgentCall, *, destructive: bool = False, classified: tuple[GateCategory, ...] = ()) -> Action:
     """The call as the policy engine sees it: attributes are the input's values (so `discount` and `input.discount`
     both reach them) with the adapter, capability, task and who asked, and `destructive: true` for a tool its server
-    marks so; categories are the gate categories the input declares (`"categories": ["budget"]`)."""
+    marks so; categories are the gates an admin classified the capability under (`classified`), then those the input
+    declares (`"categories": ["budget"]`): the input adds gates, never removes one. Rules see them as `categories`."""
     request = call.request
     declared = request.input.get(_GATES)
     names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
-    categories = tuple(dict.fromkeys(_CATEGORIES[n] for n in names if isinstance(n, str) and n in _CATEGORIES))
+    categories = tuple(
+        dict.fromkeys((*classified, *(_CATEGORIES[n] for n in names if isinstance(n, str) and n in _CATEGORIES)))
+    )
     attributes: dict[str, Any] = {
         **request.input,
         "input": request.input,
@@ -77,6 +85,7 @@ def call_action(call: AgentCall, *, destructive: bool = False) -> Action:
         "capability": request.capability,
         "task": request.task_id,
         "requested_by": request.requested_by or None,
+        _GATES: [category.value for category in categories],
     }
     if destructive:
         attributes["destructive"] = True
@@ -136,21 +145,26 @@ class PolicyGuard:
     async def clears(self, call: AgentCall) -> bool:
         """A plain go that no rule spoke of: nothing to record, the call may simply go.
 
-        It reads no tool (it runs before every delegation, and mostly reads nothing at all): a call to a destructive
-        tool may be cleared here and is flagged when it is made (`__call__`), so its delegation is held then.
+        It reads no tool and no capability's gates (it runs before every delegation, and mostly reads nothing at
+        all): a call to a destructive tool or to a capability classified under a gate may be cleared here and is
+        flagged when it is made (`__call__`), so its delegation is held then (`Delegations.request` reads both and
+        does not start such a delegation at once).
         """
         decision = await self._engine.evaluate(call_action(call))
         return decision.verdict is Verdict.GO and not decision.matched
 
-    async def _destructive(self, call: AgentCall) -> bool:
-        """Whether the call goes to a tool an admin enabled with a definition marked destructive."""
+    async def _classified(self, call: AgentCall) -> tuple[bool, tuple[GateCategory, ...]]:
+        """Whether the call goes to a tool an admin enabled with a definition marked destructive, and the gates an
+        admin classified its capability under."""
+        capability = call.request.capability
         async with self._store.read() as conn:
-            tool = await tool_of(conn, call.tenant_id, call.adapter, call.request.capability)
-        return tool is not None and tool.destructive
+            tool = await tool_of(conn, call.tenant_id, call.adapter, capability)
+            gates = await gates_of(conn, call.tenant_id, call.adapter, capability)
+        return tool is not None and tool.destructive, gates
 
     async def _decide(self, call: AgentCall) -> tuple[Action, PolicyDecision]:
-        destructive = await self._destructive(call)
-        action = call_action(call, destructive=destructive)
+        destructive, classified = await self._classified(call)
+        action = call_action(call, destructive=destructive, classified=classified)
         decision = await self._engine.evaluate(action)
         if destructive:
             flag = RuleMatch(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -266,6 +267,8 @@ class Approvals:
         """
         if action.tenant_id != self.tenant_id:
             raise TenantMismatch(self.tenant_id, action.tenant_id)
+        if policy is not None and policy.gates:  # the gates the rules put it under: their approvers decide it too
+            action = replace(action, categories=tuple(dict.fromkeys((*action.categories, *policy.gates))))
         if not requester.strip():
             raise InvalidValue("requester", requester, "who asks: a user id, `agent:<adapter>`, `llm` or `bot`")
         payload = _resume_payload(resume)

@@ -48,8 +48,10 @@ from planner.domain.delegations import (
     IN_FLIGHT,
     MAX_EVIDENCE_ITEMS,
     MAX_TIMEOUT_SECONDS,
+    OPEN,
     RUNNABLE,
     AdapterBroke,
+    AdapterOutcomes,
     AgentDeclined,
     Delegation,
     DelegationGaveUp,
@@ -94,7 +96,7 @@ from planner.services.tools import callable_tool, check_input
 from planner.store import Connection, Store
 from planner.store import delegations as stored
 from planner.store import events as event_log
-from planner.store.adapters import tool_of
+from planner.store.adapters import gates_of, tool_of
 from planner.store.tasks import mark_task_delegated
 from planner.store.vault import UndecryptableSecret, VaultError
 
@@ -191,6 +193,17 @@ class Delegations:
         """The tenant's delegations, newest first, optionally in one status."""
         async with self._store.read() as conn:
             return await stored.list_delegations(conn, self.tenant_id, status=status, limit=limit)
+
+    async def open_delegations(self, *, actor: str | None = None, limit: int = 100) -> list[Delegation]:
+        """What a person may want to steer (`OPEN`: running or about to, waiting for a person, deferred, of unknown
+        outcome), newest first; only those `actor` asked for, when given."""
+        async with self._store.read() as conn:
+            return await stored.open_delegations(conn, self.tenant_id, OPEN, actor=actor, limit=limit)
+
+    async def adapter_outcomes(self) -> dict[str, AdapterOutcomes]:
+        """How each adapter's delegations last went, by adapter name."""
+        async with self._store.read() as conn:
+            return await stored.adapter_outcomes(conn, self.tenant_id)
 
     async def evidence(self, delegation_id: int) -> list[StoredEvidence]:
         """What the agent showed for a delegation, in the order it gave it (decrypted)."""
@@ -323,8 +336,11 @@ class Delegations:
                     started_at=None,
                     attempts=0,
                 )
-                # A destructive tool's call is flagged by the gate (its approval is asked for by a runner).
+                # A destructive tool's call, or a classified capability's, is flagged by the gate (its approval is
+                # asked for by a runner).
                 starting = start and circuit.state is CircuitState.CLOSED and not destructive
+                if starting:
+                    starting = not await gates_of(conn, self.tenant_id, entry.name, capability)
                 if starting:
                     starting = await self._gate.clears(AgentCall.of_delegation(asked))
                 lease_end: datetime | None = None

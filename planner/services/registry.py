@@ -16,6 +16,10 @@ An MCP server's tools are off until an admin enables them, one by one, and each 
 `tools_need_enabling`; see planner/services/tools.py): `tools` lists them with their state, `enable_tool` and
 `disable_tool` switch them, and every agent whose tools need enabling is handed out with the check of its tools.
 
+An admin classifies each capability (an MCP tool, an A2A skill, a browser recipe's capability) under the approval
+gates its calls fall under (`classify`); the gate (planner/governance/guard.py) holds every call of it for their
+approvers, whatever the call's input says.
+
 The registry hands out no bare agent: `open` wraps every agent it builds in a `GatedAgent`
 (planner/governance/gated_agent.py), behind the registry's policy gate and circuit breakers, so whoever calls an agent
 (a delegation, a metric feed pull, a caller to come) passes both. Building the bare agent stays inside the registry.
@@ -30,7 +34,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from planner.domain.adapters import AdapterTool, RegisteredAdapter, ToolState, is_destructive
+from planner.domain.adapters import (
+    AdapterTool,
+    CapabilityGates,
+    RegisteredAdapter,
+    ToolState,
+    gate_categories,
+    is_destructive,
+)
 from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
 from planner.domain.redaction import MASK, looks_secret, redacted, secrets_in
 from planner.domain.snapshots import snapshot
@@ -45,12 +56,15 @@ from planner.store import delegations as stored_delegations
 from planner.store import events as event_log
 from planner.store.adapters import (
     adapter_names,
+    classification_of,
+    classifications_of,
     delete_adapter,
     delete_tool,
     find_adapter,
     insert_adapter,
     list_adapters,
     load_session,
+    put_classification,
     put_tool,
     reseal_adapter,
     save_session,
@@ -515,6 +529,56 @@ class Registry:
                 after=None,
             )
         return before
+
+    # ---- capability gates ---------------------------------------------------------------------------------------
+
+    async def classify(
+        self, name: str, capability: str, categories: Iterable[str], *, actor: str
+    ) -> tuple[CapabilityGates | None, CapabilityGates]:
+        """Classify the adapter's capability under the approval gates `categories` names (`none` alone: no gate),
+        in place of its classification; what it was (None: unclassified) and what it is now. The capability must be
+        one the agent offers now (it is asked: a read).
+
+        Raises AdapterNotFound, UnknownGateCategory, UnknownCapability, AgentUnavailable.
+        """
+        gates = gate_categories(categories)
+        entry = await self.get(name)
+        capability = capability.strip()
+        offered = await self._defined_now(entry)
+        if capability not in {c.name for c in offered}:
+            raise UnknownCapability(entry.name, capability, [c.name for c in offered])
+        after = CapabilityGates(
+            tenant_id=self.tenant_id,
+            adapter=entry.name,
+            capability=capability,
+            categories=gates,
+            classified_by=actor,
+            classified_at=self._store.clock(),
+        )
+        async with self._store.transaction() as conn:
+            before = await classification_of(conn, self.tenant_id, entry.name, capability)
+            if (before.categories if before is not None else ()) == gates:
+                return before, before or after
+            await put_classification(conn, after)
+            await event_log.record(
+                conn,
+                tenant_id=self.tenant_id,
+                at=self._store.clock(),
+                actor=actor,
+                kind="adapter.capability_classified",
+                subject_type="adapter",
+                subject_id=entry.id,
+                before=snapshot(before) if before is not None else None,
+                after=snapshot(after),
+            )
+        return before, after
+
+    async def classifications(self, name: str | None = None) -> list[CapabilityGates]:
+        """The classified capabilities of the adapter `name` (of every adapter when None), by adapter and capability.
+        Raises AdapterNotFound."""
+        async with self._store.read() as conn:
+            adapter = (await self._row(conn, name)).name if name is not None else None
+            return await classifications_of(conn, self.tenant_id, adapter)
 
     async def remove(self, name: str, *, actor: str) -> RegisteredAdapter:
         """Forget the adapter, its secrets and its circuit; the event keeps what it was (without secrets).

@@ -1,5 +1,5 @@
-"""Registered adapters, their tools and their circuit breakers: the one writer of `adapters`, `adapter_tools` and
-`circuit_breakers`.
+"""Registered adapters, their tools, their capabilities' gates and their circuit breakers: the one writer of
+`adapters`, `adapter_tools`, `capability_gates` and `circuit_breakers`.
 
 The registry (planner/services/registry.py) and the breakers (planner/services/breaker.py) both go through here.
 Adapters are read without their sealed secrets and session unless a function says it returns them.
@@ -15,10 +15,11 @@ from sqlalchemy import Label, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from planner.domain.adapters import AdapterTool, RegisteredAdapter, ToolState
+from planner.domain.adapters import AdapterTool, CapabilityGates, RegisteredAdapter, ToolState
 from planner.domain.circuits import Circuit, CircuitState
+from planner.domain.governance import GateCategory
 from planner.store import Connection
-from planner.store.schema import adapter_tools, adapters, circuit_breakers
+from planner.store.schema import adapter_tools, adapters, capability_gates, circuit_breakers
 
 # ---- adapters ------------------------------------------------------------------------------------------------
 
@@ -140,8 +141,13 @@ async def update_adapter(conn: Connection, adapter_id: int, *, at: datetime, **v
 
 
 async def delete_adapter(conn: Connection, adapter: RegisteredAdapter) -> None:
-    """Forget the adapter, with its secrets, its session, its tools and its circuit."""
+    """Forget the adapter, with its secrets, its session, its tools, its capabilities' gates and its circuit."""
     await conn.execute(delete(adapters).where(adapters.c.id == adapter.id))
+    await conn.execute(
+        delete(capability_gates).where(
+            capability_gates.c.tenant_id == adapter.tenant_id, capability_gates.c.adapter == adapter.name
+        )
+    )
     await conn.execute(
         delete(adapter_tools).where(
             adapter_tools.c.tenant_id == adapter.tenant_id, adapter_tools.c.adapter == adapter.name
@@ -284,6 +290,84 @@ async def delete_tool(conn: Connection, tenant_id: str, adapter: str, capability
         )
     )
     return result.rowcount == 1
+
+
+# ---- capability gates ----------------------------------------------------------------------------------------
+
+
+_GATE_NAMES = {category.value: category for category in GateCategory}
+
+
+def _known_gates(stored: Any) -> tuple[GateCategory, ...]:
+    return tuple(_GATE_NAMES[c] for c in stored or () if c in _GATE_NAMES)
+
+
+def _gates(row: RowMapping) -> CapabilityGates:
+    return CapabilityGates(
+        tenant_id=row["tenant_id"],
+        adapter=row["adapter"],
+        capability=row["capability"],
+        categories=_known_gates(row["categories"]),
+        classified_by=row["classified_by"],
+        classified_at=row["classified_at"],
+    )
+
+
+_GATES = select(capability_gates.c.categories).where(
+    capability_gates.c.tenant_id == bindparam("tenant"),
+    capability_gates.c.adapter == bindparam("adapter_name"),
+    capability_gates.c.capability == bindparam("capability"),
+)
+"""Built once: the gate reads it before every call of an agent."""
+
+
+async def gates_of(conn: Connection, tenant_id: str, adapter: str, capability: str) -> tuple[GateCategory, ...]:
+    """The gates the adapter's capability is classified under (none when it is unclassified)."""
+    values = {"tenant": tenant_id, "adapter_name": adapter, "capability": capability}
+    return _known_gates((await conn.execute(_GATES, values)).scalar())
+
+
+async def classification_of(conn: Connection, tenant_id: str, adapter: str, capability: str) -> CapabilityGates | None:
+    """The adapter's capability's classification as stored, or None (unclassified)."""
+    columns = capability_gates.c
+    query = select(capability_gates).where(
+        columns.tenant_id == tenant_id, columns.adapter == adapter, columns.capability == capability
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return _gates(row) if row is not None else None
+
+
+async def classifications_of(conn: Connection, tenant_id: str, adapter: str | None = None) -> list[CapabilityGates]:
+    """The tenant's classified capabilities (of one adapter, when given), by adapter and capability."""
+    columns = capability_gates.c
+    query = select(capability_gates).where(columns.tenant_id == tenant_id)
+    if adapter is not None:
+        query = query.where(columns.adapter == adapter)
+    rows = (await conn.execute(query.order_by(columns.adapter, columns.capability))).mappings().all()
+    return [_gates(row) for row in rows]
+
+
+async def put_classification(conn: Connection, gates: CapabilityGates) -> None:
+    """Store `gates` in place of the capability's classification; no gates at all forgets it (unclassified)."""
+    columns = capability_gates.c
+    await conn.execute(
+        delete(capability_gates).where(
+            columns.tenant_id == gates.tenant_id,
+            columns.adapter == gates.adapter,
+            columns.capability == gates.capability,
+        )
+    )
+    if gates.categories:
+        await conn.execute(
+            insert(capability_gates).values(
+                tenant_id=gates.tenant_id,
+                adapter=gates.adapter,
+                capability=gates.capability,
+                categories=[c.value for c in gates.categories],
+                classified_by=gates.classified_by,
+                classified_at=gates.classified_at,
+            )
+        )
 
 
 # ---- circuit breakers ----------------------------------------------------------------------------------------

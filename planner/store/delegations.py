@@ -20,6 +20,7 @@ from planner.domain.circuits import Circuit
 from planner.domain.delegations import (
     CANCELLABLE,
     RUNNABLE,
+    AdapterOutcomes,
     Delegation,
     DelegationStatus,
     OverdueDelegation,
@@ -185,6 +186,49 @@ async def list_delegations(
         query = query.where(delegations.c.status == status.value)
     query = query.order_by(delegations.c.id.desc()).limit(limit)
     return [delegation_from(row) for row in (await conn.execute(query)).mappings().all()]
+
+
+async def open_delegations(
+    conn: Connection, tenant_id: str, statuses: Sequence[DelegationStatus], *, actor: str | None = None, limit: int
+) -> list[Delegation]:
+    """The tenant's delegations in `statuses` (asked for by `actor`, when given), newest first, `limit` at most."""
+    query = select(delegations).where(
+        delegations.c.tenant_id == tenant_id, delegations.c.status.in_(_statuses(statuses))
+    )
+    if actor is not None:
+        query = query.where(delegations.c.actor == actor)
+    query = query.order_by(delegations.c.id.desc()).limit(limit)
+    return [delegation_from(row) for row in (await conn.execute(query)).mappings().all()]
+
+
+async def adapter_outcomes(conn: Connection, tenant_id: str) -> dict[str, AdapterOutcomes]:
+    """How each adapter's delegations last went (adapters with no finished delegation are left out)."""
+    columns = delegations.c
+    finished = columns.finished_at.is_not(None)
+    mine = columns.tenant_id == tenant_id
+    succeeded = (
+        select(columns.adapter, func.max(columns.finished_at).label("at"))
+        .where(mine, finished, columns.status == DelegationStatus.SUCCEEDED.value)
+        .group_by(columns.adapter)
+    )
+    failing = _statuses((DelegationStatus.FAILED, DelegationStatus.UNKNOWN))
+    last_failed = (
+        select(columns.adapter, func.max(columns.id).label("id"))
+        .where(mine, finished, columns.status.in_(failing))
+        .group_by(columns.adapter)
+        .subquery()
+    )
+    failed = select(columns.adapter, columns.finished_at, columns.error).join(
+        last_failed, columns.id == last_failed.c.id
+    )
+    rows = await conn.execute(succeeded)
+    found = {row.adapter: AdapterOutcomes(adapter=row.adapter, last_success=row.at) for row in rows}
+    for row in await conn.execute(failed):
+        was = found.get(row.adapter, AdapterOutcomes(adapter=row.adapter))
+        found[row.adapter] = AdapterOutcomes(
+            adapter=row.adapter, last_success=was.last_success, last_failure=row.finished_at, last_error=row.error
+        )
+    return found
 
 
 async def delegations_in(conn: Connection, tenant_id: str, statuses: Sequence[DelegationStatus]) -> list[Delegation]:

@@ -296,6 +296,19 @@ adapter_tools = Table(
 """The tools of an adapter an admin enabled (with the definition pinned then, and its SHA-256) or that were held
 since; a tool with no row is off."""
 
+capability_gates = Table(
+    "capability_gates",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("adapter", String(100), primary_key=True),
+    Column("capability", String(200), primary_key=True),
+    Column("categories", JSON, nullable=False),
+    Column("classified_by", String(200), nullable=False),
+    Column("classified_at", UTCDateTime, nullable=False),
+)
+"""The approval gates an admin classified a capability of an adapter under (an MCP tool, an A2A skill, a browser
+recipe's capability): every call of it is held for their approvers, whatever its input says. No row: unclassified."""
+
 circuit_breakers = Table(
     "circuit_breakers",
     metadata,

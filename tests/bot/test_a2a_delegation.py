@@ -147,3 +147,28 @@ def test_an_a2a_agent_is_registered_from_a_shell_where_the_operator_allows_its_a
     listed = capsys.readouterr().out
     assert "a2a:planner (enabled)" in listed
     assert "vendor-secret-token" not in listed
+
+
+async def test_an_a2a_skill_an_admin_classified_waits_for_its_gate_s_approver_and_adapters_shows_its_gate(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    await lead.ask("approvers add brand aad-writer")
+    async with serve() as (url, executor):
+        await lead.ask(f"adapter add a2a planner {json.dumps({'url': url, 'poll_seconds': 0.05})}")
+        [classified] = await lead.ask("adapter classify planner region_brief brand_creative")
+        assert "region_brief is classified: Brand-critical creative (brand)" in classified.replace("`", "")
+        await lead.ask("adapters")
+        listed = all_text(delegating.connector.cards()[-1])
+        assert "↳ every skill its agent offers: `adapter test planner` lists them" in listed.replace("\\", "")
+        assert "↳ region_brief (gates: Brand-critical creative)" in listed
+        await lead.ask(f'delegate T{task_id} to planner region_brief {{"topic": "the spring launch"}}')
+        await delegating.bot.drain()
+        delegator = delegating.bot.delegator
+        assert delegator is not None
+        [delegation] = await delegator.delegations(TENANT).of_task(task_id)
+        assert delegation.status.value == "held"
+        assert executor.executions == {}

@@ -90,6 +90,10 @@ def test_adapters_register_test_list_disable_rotate_and_remove_from_a_shell(
     tools = capsys.readouterr().out
     assert "get_current_time (on)" in tools
     assert "convert_time (off)" in tools
+    assert main(["adapters", "classify", *tenant, "clock", "convert_time", "personal_data", "budget"]) == 0
+    assert "clock convert_time classified: personal_data, budget" in capsys.readouterr().out
+    assert main(["adapters", "classify", *tenant, "clock", "convert_time", "spending"]) == 1
+    assert "There is no approval gate" in capsys.readouterr().err
     assert main(["adapters", "list", *tenant]) == 0
     listed = capsys.readouterr().out
     assert "mcp:clock (enabled)" in listed

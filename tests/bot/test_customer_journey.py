@@ -34,7 +34,7 @@ from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
-from tests.bot.cards.test_cards import all_text
+from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_teams import find_action
 from tests.conftest import FakeClock
@@ -322,3 +322,137 @@ async def test_a_held_delegation_fails_when_its_approval_is_rejected_or_expires_
     assert not [call for call in journey.vendor_calls if call.startswith("offer_discount")]
     told = [s.body.get("text", "") for s in running.connector.sent if s.conversation_id == lead.conversation_id]
     assert sum(f"(D{d.id}, crm offer_discount) failed" in text for d in (first, second) for text in told) == 2
+
+
+GATE_RULES = {
+    "rules": [
+        {
+            "id": "big-discounts",
+            "description": "A discount above 15 % is a budget shift",
+            "effect": "require",
+            "kinds": ["delegation"],
+            "actions": ["offer_discount"],
+            "when": {"attributes": {"percent": {"gt": 15}}},
+            "gates": ["budget"],
+        }
+    ]
+}
+GATE_APPROVERS = {
+    "leader": "aad-leader",
+    "marketing-ops": "aad-marketing",
+    "finance": "aad-finance",
+    "legal": "aad-legal",
+    "brand": "aad-brand",
+    "privacy": "aad-privacy",
+}
+
+
+async def test_each_gate_holds_what_falls_under_it_for_its_own_approvers_whatever_the_input_says(
+    journey: Journey,
+) -> None:
+    running = journey.running
+    lead = TeamsUser(running)
+    chats = {}
+    for role, user in GATE_APPROVERS.items():
+        person = TeamsUser(running, user_id=user, name=f"The {role} approver", conversation_id=f"a:personal-{role}")
+        await person.ask("help")
+        await lead.ask(f"approvers add {role} {user}")
+        chats[person.conversation_id] = role
+    t_segment, t_export, t_creative, t_claim, t_small, t_big, t_strategy = await tasks(running.store, 7)
+
+    async with serve_in_process(announce=journey.vendor_calls.append) as url:
+        config = json.dumps({"transport": "http", "url": url})
+        for name in ("mailer", "crm"):
+            await lead.ask(f"adapter add mcp {name} {config}")
+        [loaded] = await lead.ask(f"policy load {json.dumps(GATE_RULES)}")
+        assert "Policy version 1 is in force: 1 rule(s)" in loaded
+        # An admin says what each capability does; a typo is refused, naming the gates there are.
+        [typo] = await lead.ask("adapter classify crm create_segment audiance")
+        assert "There is no approval gate" in typo
+        assert "audience" in typo
+        [classified] = await lead.ask("adapter classify crm create_segment audience")
+        assert "crm's create_segment is classified: Audience definition (marketing-ops)" in classified.replace("`", "")
+        [two_words] = await lead.ask("adapter classify crm campaign_metrics personal data")
+        assert "Personal or sensitive data (privacy)" in two_words
+        await lead.ask("adapter classify mailer draft_email brand_creative")
+        await lead.ask("adapter classify mailer send_email regulated_claim")
+
+        def held(task_id: int, adapter: str, capability: str, **input: Any) -> Any:
+            return journey.delegate(lead, task_id, adapter, capability, **input)
+
+        # The requester leaves the gates out, or declares none: the capability's own gate holds it all the same.
+        before = len(running.connector.sent)
+        cases = {
+            "audience": await held(
+                t_segment, "crm", "create_segment", name="CFOs", criteria="title CFO", categories=[]
+            ),
+            "personal_data": await held(t_export, "crm", "campaign_metrics", campaign="spring"),
+            "brand_creative": await held(t_creative, "mailer", "draft_email", audience="CFOs", topic="launch"),
+            "regulated_claim": await held(
+                t_claim, "mailer", "send_email", account=CUSTOMER, to="buyer@acme.example", subject="Cures all"
+            ),
+            # A rule adds a gate from the input: a discount above 15 % is a budget shift, 10 % goes on its own.
+            "budget": await held(t_big, "crm", "offer_discount", account=CUSTOMER, percent=20),
+            # The input can add a gate to a capability nobody classified.
+            "strategy": await held(
+                t_strategy, "crm", "offer_discount", account=CUSTOMER, percent=5, categories="strategy"
+            ),
+        }
+        small = await held(t_small, "crm", "offer_discount", account=CUSTOMER, percent=10)
+        assert small.status is DelegationStatus.SUCCEEDED, small.error
+        assert journey.vendor_calls == ["offer_discount acme: 10%"]
+
+        roles = {gate: role for role, gate in [("marketing-ops", "audience"), ("privacy", "personal_data")]}
+        roles |= {"brand_creative": "brand", "regulated_claim": "legal", "budget": "finance", "strategy": "leader"}
+        approvals = Approvals(running.store, TENANT)
+        for gate, delegation in cases.items():
+            assert delegation.status is DelegationStatus.HELD, (gate, delegation.error)
+            request = await approvals.for_delegation(delegation.id) or pytest.fail(f"no approval for {gate}")
+            assert [c.value for c in request.categories] == [gate]
+            assert (request.roles, request.approvers) == ((roles[gate],), (GATE_APPROVERS[roles[gate]],))
+            cards = [
+                chats[s.conversation_id]
+                for s in running.connector.sent[before:]
+                if s.conversation_id in chats and f'"approval": {request.id}' in json.dumps(s.body)
+            ]
+            assert cards == [roles[gate]], (gate, cards)
+
+        # An admin sees each adapter's tools with their gates and how its delegations last went.
+        await lead.ask("adapters")
+        listed = all_text(running.connector.cards()[-1])
+        assert "↳ create_segment (on, gates: Audience definition)" in listed
+        assert "↳ offer_discount (on, no gate of its own)" in listed
+        assert "last success 2 Mar 10:00" in listed
+
+        # ...and everything waiting for a person across the tenant, with a button to cancel each; a member sees
+        # only their own.
+        [member] = await TeamsUser(running, user_id="aad-writer", name="Writer", conversation_id="a:w").ask(
+            "delegations"
+        )
+        assert "Nothing is running, waiting or deferred" in member
+        await lead.ask("delegations")
+        [shown] = [s for s in running.connector.sent if s.body.get("attachments")][-1:]
+        steering = shown.body["attachments"][0]["content"]
+        assert "Open delegations: 6" in all_text(steering)
+        assert all_text(steering).count("waiting for a person's approval") == 6
+        cancel = find_action(steering, "Cancel")
+        before = len(running.connector.sent)
+        await lead.post(lead.activity(text=None, value=cancel["data"], replyToId=shown.activity_id))
+        arrived = (await running.connector.wait_for(before + 2))[before:]
+        # The card clicked is refreshed in place, five left, saying what the button did; the text says it too.
+        [update] = [s for s in arrived if s.method == "update"]
+        assert update.activity_id == shown.activity_id
+        refreshed = update.body["attachments"][0]["content"]
+        assert schema_errors(refreshed) == []
+        assert "Open delegations: 5" in all_text(refreshed)
+        assert f"{cancel['data']['delegation']} is cancelled" in all_text(refreshed)
+        assert any(f"{cancel['data']['delegation']} is cancelled" in s.body.get("text", "") for s in arrived)
+        gone = await journey.delegator.delegations(TENANT).get(int(cancel["data"]["delegation"][1:]))
+        assert gone.status is DelegationStatus.CANCELLED
+        assert journey.vendor_calls == ["offer_discount acme: 10%"]
+
+        # Declassified, the capability goes as its input and the rules say.
+        await lead.ask("adapter classify mailer draft_email none")
+        [t_later] = await tasks(running.store, 1)
+        drafted = await held(t_later, "mailer", "draft_email", audience="CFOs", topic="recap")
+        assert drafted.status is DelegationStatus.SUCCEEDED, drafted.error

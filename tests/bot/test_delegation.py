@@ -152,7 +152,9 @@ async def test_an_admin_reads_a_server_s_tools_enables_them_one_by_one_and_a_wro
         )
         assert "input.percent: 'ten' is not of type 'number'" in wrong
         await lead.ask("adapters")
-        assert "tools on: delete_segment, offer_discount ·" in all_text(delegating.connector.cards()[-1])
+        listed = all_text(delegating.connector.cards()[-1])
+        assert "↳ delete_segment (on, destructive, no gate of its own)" in listed
+        assert "↳ offer_discount (on, no gate of its own)" in listed
         [off] = await lead.ask("adapter disable vendor offer_discount")
         assert "vendor's tool offer_discount is off" in off
         [unknown] = await lead.ask("adapter enable vendor send_fax")

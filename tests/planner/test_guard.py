@@ -10,8 +10,9 @@ from sqlalchemy import event
 from planner.domain.approvals import ApprovalStatus
 from planner.domain.context import parse_events
 from planner.domain.delegations import Delegation, DelegationStatus
+from planner.domain.governance import GateCategory
 from planner.governance.gated_agent import AgentCall
-from planner.governance.guard import PolicyGuard, approval_outcome, delegation_action
+from planner.governance.guard import PolicyGuard, approval_outcome, call_action, delegation_action
 from planner.services.approvals import Approvals
 from planner.services.context import ContextFacts
 from planner.services.decisions import DecisionLog
@@ -278,3 +279,13 @@ async def test_a_delegation_no_rule_in_force_is_about_is_cleared_without_a_read(
     assert await guard.clears(call_of("draft_email"))  # the rules here were confirmed less than a second ago
     clock.advance(seconds=1)
     assert not await guard.clears(call_of("draft_email"))
+
+
+def test_a_classified_capability_keeps_its_gates_whatever_its_input_declares() -> None:
+    classified = (GateCategory.AUDIENCE, GateCategory.PERSONAL_DATA)
+    for declared in ([], "", None, ["not-a-gate"]):
+        action = call_action(call_of("create_segment", {"categories": declared}), classified=classified)
+        assert action.categories == classified
+        assert action.attributes["categories"] == ["audience", "personal_data"]  # what the rules see
+    added = call_action(call_of("create_segment", {"categories": ["budget", "audience"]}), classified=classified)
+    assert added.categories == (*classified, GateCategory.BUDGET)

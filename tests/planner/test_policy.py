@@ -414,7 +414,7 @@ rules:
         'rules[2].limits.discount.le: "fifteen" is not a number; le compares numbers',
         "rules[2].limits.channel.within: 'within' is not a comparison; use eq, ne, lt, le, gt, ge, in, contains",
         "rules[3].whne: not a field here (did you mean 'when'?); fields: id, description, effect, agents, kinds, "
-        "actions, when, limits, verdict",
+        "actions, when, limits, verdict, gates",
         "rules[3].when.fact: \"ticket_open\" is not a fact type (did you mean 'ticket_opened'?); types: "
         "renewal_open, renewal_closed, ticket_opened, ticket_closed, sales_contact, purchase, page_visit, "
         "content_read",
@@ -467,3 +467,32 @@ async def test_a_caller_can_evaluate_on_its_own_connection(store: Store, clock: 
         decision = await engine.evaluate(touch, conn=conn)
     assert decision == await engine.evaluate(touch)
     assert decision.verdict is Verdict.FLAG
+
+
+async def test_a_rule_that_flags_puts_the_action_under_its_gates_and_only_then(store: Store) -> None:
+    rules = {
+        "rules": [
+            {
+                "id": "big-discounts",
+                "description": "A discount above 15 % is a budget shift",
+                "effect": "require",
+                "when": {"attributes": {"discount": {"gt": 15}}},
+                "gates": ["budget"],
+            }
+        ]
+    }
+    await PolicySets(store, TENANT).load(rules, actor="aad-admin")
+    engine = PolicyEngine(store, TENANT)
+    over = await engine.evaluate(action(discount=20))
+    assert (over.verdict, over.gates) == (Verdict.FLAG, (GateCategory.BUDGET,))
+    assert (await engine.evaluate(action(discount=10))).gates == ()
+    # A gate the action is under already is not added twice.
+    assert (await engine.evaluate(action(discount=20, categories=(GateCategory.BUDGET,)))).gates == ()
+    with pytest.raises(PolicyInvalid) as refused:
+        await PolicySets(store, TENANT).load(
+            {"rules": [{**rules["rules"][0], "gates": ["budgets"]}]}, actor="aad-admin"
+        )
+    assert refused.value.problems == [
+        "rules[0].gates[0]: \"budgets\" is not an approval gate (did you mean 'budget'?); use strategy, audience, "
+        "budget, regulated_claim, brand_creative, personal_data"
+    ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from planner.domain.approvals import UnknownGateCategory
 from planner.domain.circuits import CircuitState
 from planner.domain.errors import InvalidValue
-from planner.ports import AgentConfigInvalid
+from planner.ports import AgentConfigInvalid, UnknownCapability
 from planner.services.breaker import Breakers
 from planner.services.plans import Plans
 from planner.services.registry import (
@@ -228,3 +229,30 @@ async def test_a_browser_session_is_kept_with_its_adapter_and_resealed_on_rotati
     await reg.remove("adobe", actor="aad-admin")
     await sessions.save_state(b"late")  # a delegation finishing after the removal keeps nothing
     assert await sessions.load_state() is None
+
+
+async def test_an_admin_classifies_a_browser_capability_under_gates_and_each_change_is_recorded(
+    store: Store, factory: FakeAgentFactory
+) -> None:
+    reg = registry(store, factory)
+    entry = await reg.register("browser", "adsportal", {"url": "https://ads.example"}, actor="aad-admin")
+    before, after = await reg.classify("adsportal", "create_segment", ["Audience", "personal-data"], actor="aad-admin")
+    assert before is None
+    assert [c.value for c in after.categories] == ["audience", "personal_data"]
+    assert [(c.capability, c.categories) for c in await reg.classifications("adsportal")] == [
+        ("create_segment", after.categories)
+    ]
+    # What the agent does not offer, or a gate that is none of the six, is refused whole.
+    with raises_saying(UnknownCapability, "create_segmnt.*create_segment"):
+        await reg.classify("adsportal", "create_segmnt", ["audience"], actor="aad-admin")
+    with raises_saying(UnknownGateCategory, "audiance"):
+        await reg.classify("adsportal", "draft_email", ["audiance"], actor="aad-admin")
+    # `none` takes every gate off; removing the adapter forgets its classifications.
+    was, now = await reg.classify("adsportal", "create_segment", ["none"], actor="aad-admin")
+    assert (was is not None, now.categories) == (True, ())
+    assert await reg.classifications() == []
+    await reg.classify("adsportal", "draft_email", ["brand_creative"], actor="aad-admin")
+    kinds = [e.kind for e in await Plans(store, "contoso").events(subject_type="adapter", subject_id=entry.id)]
+    assert kinds.count("adapter.capability_classified") == 3
+    await reg.remove("adsportal", actor="aad-admin")
+    assert await reg.classifications() == []
