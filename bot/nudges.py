@@ -22,6 +22,7 @@ from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
 from bot.text.health import stored_reason_text
+from bot.text.numbers import quantity
 from planner.domain.approvals import ApprovalNotFound, ApprovalRequest, ApprovalStatus, NoApprovers
 from planner.domain.delegations import DelegationNotFound
 from planner.domain.errors import PlanNotFound, TaskNotFound
@@ -147,11 +148,12 @@ async def _milestone(w: _Writer) -> Outgoing | None:
 
 async def _drift(w: _Writer) -> Outgoing | None:
     p = w.payload
-    unit = f" {p['unit']}" if p.get("unit") else ""
-    actual = "no reading yet" if p.get("actual") is None else f"{p['actual']:g}{unit}"
+    unit, name = str(p.get("unit") or ""), str(p.get("name") or "")
+    actual = "no reading yet" if p.get("actual") is None else quantity(p["actual"], unit, name=name)
+    expected, target = quantity(p["expected"], unit, name=name), quantity(p["target"], unit, name=name)
     lines = [
         f"Plan: P{p['plan']} {p['plan_title']}",
-        f"Now: {actual} · expected by now: {p['expected']:g}{unit} · target: {p['target']:g}{unit}",
+        f"Now: {actual} · expected by now: {expected} · target: {target}",
         stored_reason_text(p.get("why") or p.get("reason") or ""),
         "Record a new reading with `record <metric> <value>`, or look at the plan with `plan`.",
     ]

@@ -25,6 +25,7 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.wording import day_label, plan_ref, window_label
+from bot.text.numbers import plain, quantity
 from bot.text.retrospectives import why_slipped
 from planner.domain.measurement import MeasurementReport, Outcomes, series_names
 from planner.services.playbooks import Retrospective
@@ -44,11 +45,9 @@ def percent(value: float | None) -> str:
     return NO_VALUE if value is None else f"{round(value * 100)} %"
 
 
-def amount(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return NO_VALUE
-    text = f"{value:,.1f}".removesuffix(".0")
-    return f"{text} {unit}".strip()
+def amount(value: float | None, unit: str = "", *, name: str = "") -> str:
+    """A KPI value with its unit, as people read it (see `bot.text.numbers`), or a dash when there is none."""
+    return NO_VALUE if value is None else quantity(value, unit, name=name)
 
 
 def _outcomes(name: str, outcomes: Outcomes) -> str:
@@ -106,11 +105,15 @@ def _kpi_section(report: MeasurementReport, shown: int) -> list[Element]:
     rows = list(zip(names, report.forecasts, report.precision.attainment, strict=True))
     for name, item, attained in rows[:shown]:
         unit = item.metric.unit
+
+        def said(value: float | None, unit: str = unit, name: str = name) -> str:
+            return amount(value, unit, name=name)
+
         facts = [
-            ("Now", f"{amount(item.actual, unit)} of {amount(item.metric.target, unit)}"),
+            ("Now", f"{said(item.actual)} of {said(item.metric.target)}"),
             ("Against target", percent(attained.against_target)),
-            ("Against pace", f"{percent(attained.against_pace)} (expected {amount(attained.expected, unit)})"),
-            ("At the end", f"{amount(item.projected, unit)} by {day_label(item.plan.window.end)}"),
+            ("Against pace", f"{percent(attained.against_pace)} (expected {said(attained.expected)})"),
+            ("At the end", f"{said(item.projected)} by {day_label(item.plan.window.end)}"),
         ]
         block: list[Element] = [text_block(name, weight="bolder"), fact_set(facts)]
         recommendation = advice.get(item.metric.id)
@@ -133,8 +136,8 @@ def _productivity_section(report: MeasurementReport) -> list[Element]:
     agents = ", ".join(f"{agent} {count}" for agent, count in figures.delegations_completed.items()) or "none"
     facts = [
         ("On time", f"{percent(figures.on_time_rate)} ({figures.on_time} of {figures.judged})"),
-        ("Cycle time", NO_VALUE if figures.cycle_time_days is None else f"{figures.cycle_time_days:.1f} days"),
-        ("Throughput", NO_VALUE if figures.throughput is None else f"{figures.throughput:.1f} tasks a week"),
+        ("Cycle time", NO_VALUE if figures.cycle_time_days is None else f"{plain(figures.cycle_time_days)} days"),
+        ("Throughput", NO_VALUE if figures.throughput is None else f"{plain(figures.throughput)} tasks a week"),
         ("Carried over", str(figures.carried_over)),
         ("Delegations done", f"{figures.delegations_completed_total} ({agents})"),
     ]
@@ -184,7 +187,8 @@ def retrospective_card(retro: Retrospective) -> dict[str, Any]:
     results = [
         (
             r["name"],
-            f"{amount(r['result'], r['unit'])} of {amount(r['target'], r['unit'])} ({percent(r['attainment'])})",
+            f"{amount(r['result'], r['unit'], name=r['name'])} of "
+            f"{amount(r['target'], r['unit'], name=r['name'])} ({percent(r['attainment'])})",
         )
         for r in retro.results
     ]

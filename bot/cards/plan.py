@@ -25,8 +25,9 @@ from bot.cards.elements import (
     text_block,
 )
 from bot.cards.markdown import markdown
-from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, number, plan_ref, window_label
+from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, plan_ref, window_label
 from bot.text.health import reason_text
+from bot.text.numbers import figure, quantity
 from planner.domain.model import Health, Plan, Tier, iso_week_of
 from planner.domain.rollup import MetricPace, PlanRollup
 
@@ -97,15 +98,19 @@ def _reasons(rollup: PlanRollup, most: int = MAX_REASONS) -> list[Element]:
 
 
 def metric_fact(pace: MetricPace) -> tuple[str, str]:
-    """A KPI as a fact: (`SQLs`, `240 / 500 (expected 250 by now)`), with the health when it is not on track."""
+    """A KPI as a fact: (`SQLs`, `240 of 500 (expected 250 by now)`), with the health when it is not on track."""
     metric = pace.metric
-    unit = f" {metric.unit}" if metric.unit else ""
-    expected = "(window ended)" if pace.health.is_final else f"(expected {number(pace.expected)} by now)"
+    target = quantity(metric.target, metric.unit, name=metric.name)
+    expected = (
+        "(window ended)"
+        if pace.health.is_final
+        else f"(expected {quantity(pace.expected, metric.unit, name=metric.name)} by now)"
+    )
     if pace.actual is None:
         none = "No reading in its window" if pace.health.is_final else "No reading yet"
-        value = f"{none}; target {number(metric.target)}{unit} {expected}"
+        value = f"{none}; target {target} {expected}"
     else:
-        value = f"{number(pace.actual)} / {number(metric.target)}{unit} {expected}"
+        value = f"{figure(pace.actual, metric.unit, name=metric.name)} of {target} {expected}"
     if pace.health is not Health.ON_TRACK:
         value = f"{value} · {HEALTH_LABELS[pace.health]}"
     return metric.name, value

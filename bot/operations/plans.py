@@ -17,6 +17,7 @@ from bot.cards.markdown import literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_fraction, parse_number, parse_ref
 from bot.text import messages
+from bot.text.numbers import quantity
 from planner.domain.governance import ActionKind, GateCategory
 from planner.domain.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
 from planner.domain.rollup import OwnedRollup
@@ -117,7 +118,7 @@ async def edit_master_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         ]
     for name, target in targets.items():
         metric = await context.plans.set_metric_target(metrics[name.casefold()].id, target, actor=actor)
-        changed.append(f"{literal(metric.name)} target {target:g}")
+        changed.append(f"{literal(metric.name)} target {literal(quantity(target, metric.unit, name=metric.name))}")
     return await _with_overview(context, plan.id, messages.master_plan_changed(plan.id, changed))
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from functools import singledispatch
 from typing import Any
 
+from bot.text.numbers import quantity
 from planner.domain.rollup import (
     ChildInTrouble,
     HealthReason,
@@ -41,11 +42,13 @@ def _(reason: TasksOverdue) -> str:
 
 @reason_text.register
 def _(reason: MetricBehind) -> str:
-    unit = f" {reason.unit}" if reason.unit else ""
+    def q(value: float) -> str:
+        return quantity(value, reason.unit, name=reason.metric)
+
     if reason.actual is None:
-        return f"no reading of {reason.metric} yet ({reason.expected:g}{unit} expected by now)"
+        return f"no reading of {reason.metric} yet ({q(reason.expected)} expected by now)"
     return (
-        f"{reason.metric} at {reason.actual:g}{unit} against {reason.expected:g}{unit} expected by now "
+        f"{reason.metric} at {q(reason.actual)} against {q(reason.expected)} expected by now "
         f"({_percent(reason.behind)} behind pace, tolerance {_percent(reason.tolerance)})"
     )
 
@@ -57,10 +60,12 @@ def _(reason: ChildInTrouble) -> str:
 
 @reason_text.register
 def _(reason: MetricEnded) -> str:
-    unit = f" {reason.unit}" if reason.unit else ""
+    def q(value: float) -> str:
+        return quantity(value, reason.unit, name=reason.metric)
+
     if reason.actual is None:
-        return f"no reading of {reason.metric} in its window (target {reason.target:g}{unit})"
-    return f"{reason.metric} ended at {reason.actual:g}{unit} against a target of {reason.target:g}{unit}"
+        return f"no reading of {reason.metric} in its window (target {q(reason.target)})"
+    return f"{reason.metric} ended at {q(reason.actual)} against a target of {q(reason.target)}"
 
 
 @reason_text.register

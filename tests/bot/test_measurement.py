@@ -140,7 +140,7 @@ def test_the_card_with_its_chart_inline_is_valid_and_fits_in_a_teams_message() -
     text = all_text(card)
     assert "On time: 60 % (3 of 5)" in text
     assert "Cycle time: 3.4 days" in text
-    assert "Throughput: 2.0 tasks a week" in text
+    assert "Throughput: 2 tasks a week" in text
     assert "Carried over: 1" in text
     assert "Delegations done: 3 (copilot 1, hubspot 2)" in text
     assert "P2 Launch: launched in 11 days" in text

@@ -519,8 +519,8 @@ def test_on_track_plan_shows_no_reasons() -> None:
 def test_kpis_read_actual_target_and_expected_pace() -> None:
     card = plan_overview(make_rollup(tacticals=0), names=NAMES, today=TODAY)
     facts = {fact["title"]: fact["value"] for fact in of_type(card, "FactSet")[0]["facts"]}
-    assert facts["SQLs"] == "240 / 500 (expected 250 by now)"
-    assert facts["Pipeline"] == "960,000 / 2,000,000 EUR (expected 1,000,000 by now)"
+    assert facts["SQLs"] == "240 of 500 (expected 250 by now)"
+    assert facts["Pipeline"] == "€960,000 of €2M (expected €1M by now)"
 
 
 def test_plan_overview_shows_only_this_and_last_weeks_weekly_plans() -> None:
