@@ -23,6 +23,7 @@ from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
 from bot.text.health import stored_reason_text
 from bot.text.numbers import quantity
+from bot.text.people import person_name
 from planner.domain.approvals import ApprovalNotFound, ApprovalRequest, ApprovalStatus, NoApprovers
 from planner.domain.delegations import DelegationNotFound
 from planner.domain.errors import PlanNotFound, TaskNotFound
@@ -69,8 +70,8 @@ class _Writer:
         key = (self.envelope.tenant_id, user_id)
         if key in self.facts.people:
             person = self.facts.people[key]
-            return person.name if person is not None else user_id
-        return (await self.directory.names({user_id})).get(user_id, user_id)
+            return person_name(user_id, {user_id: person.name} if person is not None else None)
+        return person_name(user_id, await self.directory.names({user_id}))
 
     async def task(self) -> Task:
         """The task the message is about. Raises TaskNotFound."""
@@ -99,7 +100,7 @@ class _Writer:
         rollup = await self.plans.rollup(plan_id, as_of=self.today)
         owners = {rollup.plan.owner, *(c.plan.owner for c in rollup.children)}
         names = await self.directory.names(owners)
-        return plan_overview(rollup, names={o: names.get(o, o) for o in owners}, today=self.today)
+        return plan_overview(rollup, names={o: person_name(o, names) for o in owners}, today=self.today)
 
     async def active_masters(self, owner: str | None = None) -> list[Plan]:
         week = iso_week_window(self.payload["week"]) if "week" in self.payload else None

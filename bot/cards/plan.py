@@ -28,6 +28,7 @@ from bot.cards.markdown import markdown
 from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, plan_ref, window_label
 from bot.text.health import reason_text
 from bot.text.numbers import figure, quantity
+from bot.text.people import person_name
 from planner.domain.model import Health, Plan, Tier, iso_week_of
 from planner.domain.rollup import MetricPace, PlanRollup
 
@@ -81,7 +82,7 @@ def health_label(health: Health) -> Element:
 
 
 def _owner(plan: Plan, names: Mapping[str, str]) -> str:
-    return names.get(plan.owner) or plan.owner
+    return person_name(plan.owner, names)
 
 
 def _with_health(text: Element, health: Health) -> Element:

@@ -11,6 +11,7 @@ from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
 from bot.text import messages
+from bot.text.people import person_name
 from planner.domain.errors import StaleEdit
 from planner.domain.governance import ActionKind
 from planner.domain.model import Task, TaskChanges, TaskStatus, Tier, iso_week_of
@@ -30,7 +31,7 @@ async def _task_reply(context: Context, task: Task, text: str, *, from_card: boo
     card = task_card(
         task,
         plan_title=plan.title,
-        owner_name=names.get(task.owner or "", task.owner),
+        owner_name=person_name(task.owner, names) if task.owner else None,
         today=context.today,
         note=Markdown(text) if from_card else None,  # the reply's text: the bot's words, values already literal
     )
