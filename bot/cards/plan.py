@@ -19,20 +19,26 @@ from bot.cards.elements import (
     column_set,
     container,
     fact_set,
+    folded,
     heading,
     largest_fitting,
     subheading,
     text_block,
 )
 from bot.cards.markdown import markdown
+from bot.cards.task_list import VERB_TASKS
 from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, plan_ref, window_label
-from bot.text.health import reason_text
+from bot.text.health import next_step_text, reason_text, reason_that_matters_most
 from bot.text.numbers import figure, quantity
 from bot.text.people import person_name
 from planner.domain.model import Health, Plan, Tier, iso_week_of
 from planner.domain.rollup import MetricPace, PlanRollup
 
+PLAN_CARD = "plan"
+"""The `card` the plan card's Refresh names, so the plan is redrawn in place of the card clicked."""
 MAX_TACTICAL_PLANS = 12
+TACTICAL_UNFOLDED = 3
+"""Tactical plans shown before "Show more": the rest fold, so the card stays within a Teams screen."""
 MAX_REASONS = 3
 MAX_WEEKLY_REASONS = 2
 BAR_HEIGHT = "8px"
@@ -69,11 +75,11 @@ def progress_bar_id(plan_id: int) -> str:
 
 
 def progress_text(rollup: PlanRollup) -> str:
-    """`62% done · 31/50 tasks`, or `No tasks yet`."""
+    """`31 of 50 tasks done, 62 %`, or `No tasks yet`."""
     counts = rollup.counts
     if not counts.total:
         return "No tasks yet"
-    return f"{percent_done(rollup.progress)}% done · {counts.done}/{count_of(counts.total, 'task')}"
+    return f"{counts.done} of {count_of(counts.total, 'task')} done, {percent_done(rollup.progress)} %"
 
 
 def health_label(health: Health) -> Element:
@@ -115,6 +121,19 @@ def metric_fact(pace: MetricPace) -> tuple[str, str]:
     if pace.health is not Health.ON_TRACK:
         value = f"{value} · {HEALTH_LABELS[pace.health]}"
     return metric.name, value
+
+
+def _headline(rollup: PlanRollup) -> list[Element]:
+    """The reason that matters most, and the next step for it: what a leader reads before the detail."""
+    if rollup.health in (Health.ON_TRACK, Health.MET):
+        return []
+    reason = reason_that_matters_most(rollup.reasons)
+    if reason is None:
+        return []
+    return [
+        text_block(f"Why: {reason_text(reason)}", color=HEALTH_COLORS[rollup.health], spacing="small"),
+        text_block(markdown("Next: {}", next_step_text(reason, plan_ref(rollup.plan.id))), spacing="none"),
+    ]
 
 
 def _metrics(rollup: PlanRollup) -> list[Element]:
@@ -175,18 +194,24 @@ def plan_overview(rollup: PlanRollup, *, names: Mapping[str, str], today: date) 
         ),
         _bar(rollup),
         _with_health(text_block(progress_text(rollup)), rollup.health),
-        *_reasons(rollup),
+        *_headline(rollup),
         *_metrics(rollup),
     ]
     tacticals = [child for child in rollup.children if child.plan.tier is Tier.TACTICAL]
     weeklies = [child for child in rollup.children if child.plan.tier is Tier.WEEKLY]
-    actions = [execute("My tasks", VERB_MY_TASKS, {}), execute("Refresh", VERB_SHOW_PLAN, {"plan": plan.id})]
+    actions = [
+        execute("Task list", VERB_TASKS, {"plan": plan_ref(plan.id)}),
+        execute("My tasks", VERB_MY_TASKS, {}),
+        execute("Refresh", VERB_SHOW_PLAN, {"plan": plan.id, "card": PLAN_CARD}),
+    ]
 
     def build(shown: int) -> Element:
         body = list(head)
         if tacticals:
             body.append(subheading("Tactical plans"))
-            body.extend(_tactical_section(tactical, names, today) for tactical in tacticals[:shown])
+            sections = [_tactical_section(tactical, names, today) for tactical in tacticals[:shown]]
+            body.extend(sections[:TACTICAL_UNFOLDED])
+            body.extend(folded("more-tactical", sections[TACTICAL_UNFOLDED:]))
             hidden = len(tacticals) - shown
             if hidden > 0:
                 body.append(text_block(f"and {hidden} more tactical {'plan' if hidden == 1 else 'plans'}", subtle=True))

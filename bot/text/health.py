@@ -3,7 +3,7 @@ health nudge and a drift nudge show them. Plain text: a card shows it literally,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import singledispatch
 from typing import Any
 
@@ -83,3 +83,42 @@ def stored_reason_text(stored: str | Mapping[str, Any]) -> str:
 
 def _percent(fraction: float) -> str:
     return f"{round(fraction * 100)}%"
+
+
+_WEIGHT = {MetricBehind: 0, TasksOverdue: 1, TasksBehind: 2, ChildInTrouble: 3, MetricEnded: 4, TasksEnded: 5}
+
+
+def reason_that_matters_most(reasons: Sequence[HealthReason]) -> HealthReason | None:
+    """The reason a leader acts on first: a KPI furthest behind pace, then overdue work, then slow work."""
+    if not reasons:
+        return None
+    return min(reasons, key=lambda r: (_WEIGHT.get(type(r), 9), -getattr(r, "behind", 0.0)))
+
+
+@singledispatch
+def next_step_text(reason: HealthReason, plan: str) -> str:
+    """What to do about `reason` on plan `plan` (`P2`), with the command that does it."""
+    return f"Open the plan with `plan {plan}` and look at what is late."
+
+
+@next_step_text.register
+def _(reason: MetricBehind, plan: str) -> str:
+    return (
+        f"Record the latest {reason.metric} with `record {reason.metric} VALUE`, "
+        f"or ask `how are we doing {plan}` for what would close the gap."
+    )
+
+
+@next_step_text.register
+def _(reason: TasksOverdue, plan: str) -> str:
+    return f"Clear or re-date the overdue work: `tasks {plan} overdue`."
+
+
+@next_step_text.register
+def _(reason: TasksBehind, plan: str) -> str:
+    return f"See what is open and who owns it: `tasks {plan}`."
+
+
+@next_step_text.register
+def _(reason: ChildInTrouble, plan: str) -> str:
+    return f"Open the {reason.tier} plan {reason.title!r} below and act on its first reason."
