@@ -17,6 +17,7 @@ from bot.cards.elements import (
     bullet_list,
     container,
     fact_set,
+    folded,
     heading,
     largest_fitting,
     serialized_size,
@@ -32,6 +33,8 @@ from planner.services.playbooks import Retrospective
 
 NO_VALUE = "\u2013"
 """Shown for a figure that has nothing to divide yet."""
+KPIS_UNFOLDED = 2
+"""KPIs shown before "Show more KPIs": the card stays within a Teams screen."""
 MIN_KPIS = 3
 """The chart gives way rather than leave fewer KPIs than this on the card."""
 MAX_AGENTS = 6
@@ -78,7 +81,19 @@ def measurement_card(report: MeasurementReport, *, chart_url: str | None, title:
     total = len(report.forecasts)
 
     def build(chart: list[Element]) -> Callable[[int], dict[str, Any]]:
-        return lambda shown: adaptive_card([*head, *chart, *_kpi_section(report, shown), *tail])
+        def card(shown: int) -> dict[str, Any]:
+            kpis = _kpi_section(report, shown)
+            return adaptive_card(
+                [
+                    *head,
+                    *chart,
+                    *kpis[: 1 + KPIS_UNFOLDED],
+                    *folded("more-kpis", kpis[1 + KPIS_UNFOLDED :], more="Show more KPIs", less="Show fewer KPIs"),
+                    *folded("more-figures", tail, more="Show productivity and precision", less="Hide them"),
+                ]
+            )
+
+        return card
 
     if chart_url is not None:
         chart = [chart_image(chart_url, "Tasks burn-up, and each KPI against its target pace")]
@@ -92,8 +107,16 @@ def measurement_card(report: MeasurementReport, *, chart_url: str | None, title:
 
 
 def of_kpis(card: dict[str, Any]) -> list[Element]:
-    """The KPI blocks of a measurement card."""
-    return [item for item in card["body"] if item.get("type") == "Container" and item.get("id", "").startswith("kpi-")]
+    """The KPI blocks of a measurement card, those folded behind "Show more" too."""
+    found: list[Element] = []
+    for item in card["body"]:
+        if item.get("type") != "Container":
+            continue
+        if item.get("id", "").startswith("kpi-"):
+            found.append(item)
+        elif item.get("id") == "more-kpis":
+            found.extend(inner for inner in item["items"] if inner.get("id", "").startswith("kpi-"))
+    return found
 
 
 def _kpi_section(report: MeasurementReport, shown: int) -> list[Element]:

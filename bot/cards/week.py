@@ -14,6 +14,7 @@ from bot.cards.elements import (
     column,
     column_set,
     container,
+    folded,
     heading,
     largest_fitting,
     text_block,
@@ -24,6 +25,9 @@ from planner.domain.model import Task, TaskStatus, iso_week_window
 
 MAX_TASK_ROWS = 25
 """Rows shown at most (fewer when long titles would break Teams' size limit); the rest are counted, not shown."""
+
+ROWS_UNFOLDED = 6
+"""Task rows shown before "Show more": the rest fold, so the card stays within a Teams screen."""
 
 NOTHING_DUE = "Nothing due this week."
 
@@ -86,17 +90,27 @@ def member_week(
 
     def build(most_rows: int) -> Element:
         rows = list(body)
+        listing: list[Element] = []
+        unfolded = 0  # elements of `listing` shown before "Show more"
         shown = 0
         for name, group in groups.items():
             room = most_rows - shown
             if not group or room <= 0:
                 continue
             color = "attention" if name == "Overdue" else None
-            rows.append(
+            listing.append(
                 text_block(f"{name} ({len(group)})", size="medium", weight="bolder", color=color, spacing="large")
             )
-            rows.extend(_task_row(task, plan_titles, origin) for task in group[:room])
-            shown += min(len(group), room)
+            for task in group[:room]:
+                listing.append(_task_row(task, plan_titles, origin))
+                shown += 1
+                if shown == ROWS_UNFOLDED:
+                    unfolded = len(listing)
+        if not unfolded or unfolded == len(listing):
+            rows.extend(listing)
+        else:
+            rows.extend(listing[:unfolded])
+            rows.extend(folded("more-tasks", listing[unfolded:]))
         hidden = len(tasks) - shown
         if hidden > 0:
             rows.append(text_block(f"and {hidden} more {'task' if hidden == 1 else 'tasks'}", subtle=True))
