@@ -37,7 +37,7 @@ from planner.domain.rollup import MetricPace, PlanRollup
 PLAN_CARD = "plan"
 """The `card` the plan card's Refresh names, so the plan is redrawn in place of the card clicked."""
 MAX_TACTICAL_PLANS = 12
-TACTICAL_UNFOLDED = 3
+TACTICAL_UNFOLDED = 2
 """Tactical plans shown before "Show more": the rest fold, so the card stays within a Teams screen."""
 MAX_REASONS = 3
 MAX_WEEKLY_REASONS = 2

@@ -31,7 +31,7 @@ from planner.domain.model import Plan, Task, TaskStatus
 
 TASKS_CARD = "tasks"
 VERB_TASKS = "tasks"
-ROWS_UNFOLDED = 8
+ROWS_UNFOLDED = 6
 """Rows shown before "Show more": about a Teams screen's worth."""
 MAX_ROWS = 60
 """Rows on the card at most (fewer when long titles would break Teams' size limit); the rest are counted."""
