@@ -6,6 +6,7 @@ done and remaining shares: the done column takes the health colour, the rest the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -123,6 +124,11 @@ def metric_fact(pace: MetricPace) -> tuple[str, str]:
     return metric.name, value
 
 
+def _quoted_commands(text: str) -> str:
+    """Commands in quotes rather than backticks: a card's TextBlock shows backticks as they are."""
+    return re.sub(r"`([^`]*)`", "\u201c\\1\u201d", text)
+
+
 def _headline(rollup: PlanRollup) -> list[Element]:
     """The reason that matters most, and the next step for it: what a leader reads before the detail."""
     if rollup.health in (Health.ON_TRACK, Health.MET):
@@ -132,7 +138,7 @@ def _headline(rollup: PlanRollup) -> list[Element]:
         return []
     return [
         text_block(f"Why: {reason_text(reason)}", color=HEALTH_COLORS[rollup.health], spacing="small"),
-        text_block(markdown("Next: {}", next_step_text(reason, plan_ref(rollup.plan.id))), spacing="none"),
+        text_block(f"Next: {_quoted_commands(next_step_text(reason, plan_ref(rollup.plan.id)))}", spacing="none"),
     ]
 
 
