@@ -1,6 +1,7 @@
 """An estimate of how tall Teams draws a card, from its JSON: rows of text times a line height by element type.
 
-Teams' card is about 540 px wide on a desktop (about 100 characters of body text a line). Hidden elements
+Teams' card is about 446 px wide (as its emulator draws it; about 100 characters of body text a line is the
+budget's assumption). Hidden elements
 (`isVisible: false`, folded behind "Show more") take no room until unfolded. The estimate errs high: it is a
 budget check, not a renderer.
 """
@@ -12,7 +13,7 @@ import math
 import struct
 from typing import Any
 
-CARD_WIDTH_PX = 540
+CARD_WIDTH_PX = 446
 CHARS_PER_LINE = 100
 PADDING_PX = 32
 LINE_PX = {"small": 16, "default": 20, "medium": 24, "large": 30, "extraLarge": 36}
