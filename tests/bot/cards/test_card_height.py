@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.cards import member_week, plan_overview
+from bot.cards import member_week, plan_overview, task_card, welcome_card
 from bot.cards.digest import measurement_card, of_kpis
 from bot.cards.task_list import TaskFilter, task_list_card
 from bot.charts import chart_png, data_uri
@@ -74,3 +74,14 @@ def test_the_how_are_we_doing_card_with_its_chart_fits_a_teams_screen() -> None:
     assert schema_errors(card) == []
     assert of_kpis(card)
     assert card_height(card) <= HEIGHT_BUDGET_PX
+
+
+def test_the_task_card_and_the_welcome_fit_a_teams_screen() -> None:
+    task = make_task(7, due_on=TODAY, title=LONG_TITLE * 2, blocked_reason=LONG_TITLE * 3, status=TaskStatus.BLOCKED)
+    for card in (
+        task_card(task, plan_title="Product launch", owner_name="Content Writer", today=TODAY, note=LONG_TITLE),
+        welcome_card(name="Content Writer", is_channel=False, today=TODAY),
+        welcome_card(name=None, is_channel=True, today=TODAY),
+    ):
+        assert schema_errors(card) == []
+        assert card_height(card) <= HEIGHT_BUDGET_PX
