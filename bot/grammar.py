@@ -35,6 +35,7 @@ VERBS = (
     "reopen",
     "snooze",
     "task",
+    "tasks",
     "my tasks",
     "record",
     "budget",
@@ -546,6 +547,43 @@ def _budget_command(text: str, starts: Callable[..., str | None]) -> Command | N
     return None
 
 
+_LIST_STATUSES = ("todo", "doing", "done", "blocked", "delegated")
+
+
+def _task_list_args(rest: str) -> dict[str, Any]:
+    """`tasks P2 [owner WHO] [overdue] [status blocked]`, the clauses in any order (`blocked` alone too)."""
+    args: dict[str, Any] = {}
+    words = rest.split()
+    index = 0
+    while index < len(words):
+        word, lowered = words[index], words[index].lower()
+        index += 1
+        if _is_plan(word) and "plan" not in args:
+            args["plan"] = word
+        elif lowered == "overdue":
+            args["overdue"] = True
+        elif lowered in _LIST_STATUSES:
+            args["status"] = lowered
+        elif lowered == "status" and index < len(words) and words[index].lower() in _LIST_STATUSES:
+            args["status"] = words[index].lower()
+            index += 1
+        elif lowered in ("owner", "of", "for", "by") and index < len(words):
+            owner = []
+            while index < len(words) and words[index].lower() not in ("overdue", "status", *_LIST_STATUSES):
+                if _is_plan(words[index]) and "plan" not in args:
+                    break
+                owner.append(words[index])
+                index += 1
+            args["owner"] = " ".join(owner)
+        else:
+            raise GrammarError(
+                f"In a task list I read a plan, `owner WHO`, `overdue` or `status blocked`, not {word!r}: "
+                "`tasks P2 owner me overdue`.",
+                "tasks",
+            )
+    return args
+
+
 def parse(text: str) -> Command:
     """The command in `text`. Raises UnknownCommand, or GrammarError naming the operation meant."""
     text = " ".join(text.strip().split())
@@ -699,6 +737,8 @@ def parse(text: str) -> Command:
     if verb := starts("snooze"):
         task, rest = _task_and_rest(_rest_after(text, verb), "snooze_task", "snooze T12 2 days")
         return Command("snooze_task", {"task": task, "hours": _snooze_hours(rest)} if rest else {"task": task})
+    if verb := starts("tasks", "task list", "list tasks"):
+        return Command("tasks", _task_list_args(_rest_after(text, verb)))
     if verb := starts("my tasks", "my week", "mine"):
         return Command("my_tasks")
     if verb := starts("task", "show task", "show"):

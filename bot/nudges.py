@@ -22,6 +22,8 @@ from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
 from bot.text.health import stored_reason_text
+from bot.text.numbers import quantity
+from bot.text.people import person_name
 from planner.domain.approvals import ApprovalNotFound, ApprovalRequest, ApprovalStatus, NoApprovers
 from planner.domain.delegations import DelegationNotFound
 from planner.domain.errors import PlanNotFound, TaskNotFound
@@ -68,8 +70,8 @@ class _Writer:
         key = (self.envelope.tenant_id, user_id)
         if key in self.facts.people:
             person = self.facts.people[key]
-            return person.name if person is not None else user_id
-        return (await self.directory.names({user_id})).get(user_id, user_id)
+            return person_name(user_id, {user_id: person.name} if person is not None else None)
+        return person_name(user_id, await self.directory.names({user_id}))
 
     async def task(self) -> Task:
         """The task the message is about. Raises TaskNotFound."""
@@ -98,7 +100,7 @@ class _Writer:
         rollup = await self.plans.rollup(plan_id, as_of=self.today)
         owners = {rollup.plan.owner, *(c.plan.owner for c in rollup.children)}
         names = await self.directory.names(owners)
-        return plan_overview(rollup, names={o: names.get(o, o) for o in owners}, today=self.today)
+        return plan_overview(rollup, names={o: person_name(o, names) for o in owners}, today=self.today)
 
     async def active_masters(self, owner: str | None = None) -> list[Plan]:
         week = iso_week_window(self.payload["week"]) if "week" in self.payload else None
@@ -147,11 +149,12 @@ async def _milestone(w: _Writer) -> Outgoing | None:
 
 async def _drift(w: _Writer) -> Outgoing | None:
     p = w.payload
-    unit = f" {p['unit']}" if p.get("unit") else ""
-    actual = "no reading yet" if p.get("actual") is None else f"{p['actual']:g}{unit}"
+    unit, name = str(p.get("unit") or ""), str(p.get("name") or "")
+    actual = "no reading yet" if p.get("actual") is None else quantity(p["actual"], unit, name=name)
+    expected, target = quantity(p["expected"], unit, name=name), quantity(p["target"], unit, name=name)
     lines = [
         f"Plan: P{p['plan']} {p['plan_title']}",
-        f"Now: {actual} · expected by now: {p['expected']:g}{unit} · target: {p['target']:g}{unit}",
+        f"Now: {actual} · expected by now: {expected} · target: {target}",
         stored_reason_text(p.get("why") or p.get("reason") or ""),
         "Record a new reading with `record <metric> <value>`, or look at the plan with `plan`.",
     ]

@@ -13,6 +13,7 @@ from datetime import date
 
 from bot.operations.base import Context
 from bot.text.health import reason_text
+from bot.text.numbers import figure, quantity
 from planner.domain.model import Plan, Task, Tier
 from planner.domain.rollup import PlanRollup
 
@@ -78,10 +79,10 @@ def _rollup_line(rollup: PlanRollup, names: dict[str, str]) -> str:
         line += f", {counts.blocked} blocked"
     for pace in rollup.metrics:
         metric = pace.metric
-        actual = "no reading" if pace.actual is None else _number(pace.actual)
-        unit = f" {_quoted(metric.unit)}" if metric.unit else ""
-        line += f"; KPI {_quoted(metric.name)} {actual} of {_number(metric.target)}{unit}"
-        line += f" (expected {_number(pace.expected)} by now)"
+        actual = "no reading" if pace.actual is None else _quoted(figure(pace.actual, metric.unit, name=metric.name))
+        target = _quoted(quantity(metric.target, metric.unit, name=metric.name))
+        line += f"; KPI {_quoted(metric.name)} {actual} of {target}"
+        line += f" (expected {_quoted(quantity(pace.expected, metric.unit, name=metric.name))} by now)"
     return line
 
 
@@ -92,10 +93,6 @@ def _task_line(task: Task, names: dict[str, str], today: date) -> str:
     if task.blocked_reason:
         line += f" ({_quoted(task.blocked_reason)})"
     return f"{line}, in P{task.plan_id}"
-
-
-def _number(value: float) -> str:
-    return f"{round(value, 1):g}"
 
 
 def _quoted(text: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from bot.cards.actions import execute
 from bot.cards.elements import Element, adaptive_card, bullet_list, fact_set, heading, subheading, text_block
 from bot.cards.wording import moment_label, number
+from bot.text.people import person_name
 from planner.domain.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
 
 VERB_APPROVE = "approve_request"
@@ -52,7 +53,7 @@ def actor_label(actor: str, names: Mapping[str, str]) -> str:
         return "the assistant"
     if actor in ("bot", "policy", "scheduler", "system"):
         return "Chief of Staff"
-    return names.get(actor, actor)
+    return person_name(actor, names)
 
 
 def _value(value: object) -> str:

@@ -17,6 +17,7 @@ from bot.cards.elements import (
     bullet_list,
     container,
     fact_set,
+    folded,
     heading,
     largest_fitting,
     serialized_size,
@@ -25,12 +26,15 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.wording import day_label, plan_ref, window_label
+from bot.text.numbers import plain, quantity
 from bot.text.retrospectives import why_slipped
 from planner.domain.measurement import MeasurementReport, Outcomes, series_names
 from planner.services.playbooks import Retrospective
 
 NO_VALUE = "\u2013"
 """Shown for a figure that has nothing to divide yet."""
+KPIS_UNFOLDED = 2
+"""KPIs shown before "Show more KPIs": the card stays within a Teams screen."""
 MIN_KPIS = 3
 """The chart gives way rather than leave fewer KPIs than this on the card."""
 MAX_AGENTS = 6
@@ -44,11 +48,9 @@ def percent(value: float | None) -> str:
     return NO_VALUE if value is None else f"{round(value * 100)} %"
 
 
-def amount(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return NO_VALUE
-    text = f"{value:,.1f}".removesuffix(".0")
-    return f"{text} {unit}".strip()
+def amount(value: float | None, unit: str = "", *, name: str = "") -> str:
+    """A KPI value with its unit, as people read it (see `bot.text.numbers`), or a dash when there is none."""
+    return NO_VALUE if value is None else quantity(value, unit, name=name)
 
 
 def _outcomes(name: str, outcomes: Outcomes) -> str:
@@ -79,7 +81,19 @@ def measurement_card(report: MeasurementReport, *, chart_url: str | None, title:
     total = len(report.forecasts)
 
     def build(chart: list[Element]) -> Callable[[int], dict[str, Any]]:
-        return lambda shown: adaptive_card([*head, *chart, *_kpi_section(report, shown), *tail])
+        def card(shown: int) -> dict[str, Any]:
+            kpis = _kpi_section(report, shown)
+            return adaptive_card(
+                [
+                    *head,
+                    *chart,
+                    *kpis[: 1 + KPIS_UNFOLDED],
+                    *folded("more-kpis", kpis[1 + KPIS_UNFOLDED :], more="Show more KPIs", less="Show fewer KPIs"),
+                    *folded("more-figures", tail, more="Show productivity and precision", less="Hide them"),
+                ]
+            )
+
+        return card
 
     if chart_url is not None:
         chart = [chart_image(chart_url, "Tasks burn-up, and each KPI against its target pace")]
@@ -93,8 +107,16 @@ def measurement_card(report: MeasurementReport, *, chart_url: str | None, title:
 
 
 def of_kpis(card: dict[str, Any]) -> list[Element]:
-    """The KPI blocks of a measurement card."""
-    return [item for item in card["body"] if item.get("type") == "Container" and item.get("id", "").startswith("kpi-")]
+    """The KPI blocks of a measurement card, those folded behind "Show more" too."""
+    found: list[Element] = []
+    for item in card["body"]:
+        if item.get("type") != "Container":
+            continue
+        if item.get("id", "").startswith("kpi-"):
+            found.append(item)
+        elif item.get("id") == "more-kpis":
+            found.extend(inner for inner in item["items"] if inner.get("id", "").startswith("kpi-"))
+    return found
 
 
 def _kpi_section(report: MeasurementReport, shown: int) -> list[Element]:
@@ -106,11 +128,15 @@ def _kpi_section(report: MeasurementReport, shown: int) -> list[Element]:
     rows = list(zip(names, report.forecasts, report.precision.attainment, strict=True))
     for name, item, attained in rows[:shown]:
         unit = item.metric.unit
+
+        def said(value: float | None, unit: str = unit, name: str = name) -> str:
+            return amount(value, unit, name=name)
+
         facts = [
-            ("Now", f"{amount(item.actual, unit)} of {amount(item.metric.target, unit)}"),
+            ("Now", f"{said(item.actual)} of {said(item.metric.target)}"),
             ("Against target", percent(attained.against_target)),
-            ("Against pace", f"{percent(attained.against_pace)} (expected {amount(attained.expected, unit)})"),
-            ("At the end", f"{amount(item.projected, unit)} by {day_label(item.plan.window.end)}"),
+            ("Against pace", f"{percent(attained.against_pace)} (expected {said(attained.expected)})"),
+            ("At the end", f"{said(item.projected)} by {day_label(item.plan.window.end)}"),
         ]
         block: list[Element] = [text_block(name, weight="bolder"), fact_set(facts)]
         recommendation = advice.get(item.metric.id)
@@ -133,8 +159,8 @@ def _productivity_section(report: MeasurementReport) -> list[Element]:
     agents = ", ".join(f"{agent} {count}" for agent, count in figures.delegations_completed.items()) or "none"
     facts = [
         ("On time", f"{percent(figures.on_time_rate)} ({figures.on_time} of {figures.judged})"),
-        ("Cycle time", NO_VALUE if figures.cycle_time_days is None else f"{figures.cycle_time_days:.1f} days"),
-        ("Throughput", NO_VALUE if figures.throughput is None else f"{figures.throughput:.1f} tasks a week"),
+        ("Cycle time", NO_VALUE if figures.cycle_time_days is None else f"{plain(figures.cycle_time_days)} days"),
+        ("Throughput", NO_VALUE if figures.throughput is None else f"{plain(figures.throughput)} tasks a week"),
         ("Carried over", str(figures.carried_over)),
         ("Delegations done", f"{figures.delegations_completed_total} ({agents})"),
     ]
@@ -184,7 +210,8 @@ def retrospective_card(retro: Retrospective) -> dict[str, Any]:
     results = [
         (
             r["name"],
-            f"{amount(r['result'], r['unit'])} of {amount(r['target'], r['unit'])} ({percent(r['attainment'])})",
+            f"{amount(r['result'], r['unit'], name=r['name'])} of "
+            f"{amount(r['target'], r['unit'], name=r['name'])} ({percent(r['attainment'])})",
         )
         for r in retro.results
     ]

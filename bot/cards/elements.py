@@ -143,3 +143,29 @@ def largest_fitting(build: Callable[[int], Element], most: int) -> Element:
         if serialized_size(card) <= CARD_BUDGET_BYTES:
             return card
     return build(0)
+
+
+def folded(
+    element_id: str, items: Sequence[Element], *, more: str = "Show more", less: str = "Show less"
+) -> list[Element]:
+    """`items` hidden behind a "Show more" button (Action.ToggleVisibility) that unfolds them in place.
+
+    Keeps a card within what a Teams screen comfortably shows; the button swaps for "Show less" once unfolded.
+    """
+    if not items:
+        return []
+    targets = [element_id, f"{element_id}-more", f"{element_id}-less"]
+    toggle = {"type": "Action.ToggleVisibility", "targetElements": targets}
+    hidden: Element = {"type": "Container", "id": element_id, "isVisible": False, "items": list(items)}
+    show: Element = {
+        "type": "ActionSet",
+        "id": f"{element_id}-more",
+        "actions": [{**toggle, "title": more}],
+    }
+    hide: Element = {
+        "type": "ActionSet",
+        "id": f"{element_id}-less",
+        "isVisible": False,
+        "actions": [{**toggle, "title": less}],
+    }
+    return [show, hidden, hide]

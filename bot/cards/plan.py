@@ -6,6 +6,7 @@ done and remaining shares: the done column takes the health colour, the rest the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -20,19 +21,27 @@ from bot.cards.elements import (
     column_set,
     container,
     fact_set,
+    folded,
     heading,
     largest_fitting,
     subheading,
     text_block,
 )
 from bot.cards.markdown import markdown
-from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, number, plan_ref, window_label
-from bot.text.health import reason_text
+from bot.cards.task_list import VERB_TASKS
+from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, plan_ref, window_label
+from bot.text.health import next_step_text, reason_text, reason_that_matters_most
+from bot.text.numbers import figure, quantity
+from bot.text.people import person_name
 from planner.domain.budgets import BudgetStatus
 from planner.domain.model import Health, Plan, Tier, iso_week_of
 from planner.domain.rollup import MetricPace, PlanRollup
 
+PLAN_CARD = "plan"
+"""The `card` the plan card's Refresh names, so the plan is redrawn in place of the card clicked."""
 MAX_TACTICAL_PLANS = 12
+TACTICAL_UNFOLDED = 2
+"""Tactical plans shown before "Show more": the rest fold, so the card stays within a Teams screen."""
 MAX_REASONS = 3
 MAX_WEEKLY_REASONS = 2
 BAR_HEIGHT = "8px"
@@ -69,11 +78,11 @@ def progress_bar_id(plan_id: int) -> str:
 
 
 def progress_text(rollup: PlanRollup) -> str:
-    """`62% done · 31/50 tasks`, or `No tasks yet`."""
+    """`31 of 50 tasks done, 62 %`, or `No tasks yet`."""
     counts = rollup.counts
     if not counts.total:
         return "No tasks yet"
-    return f"{percent_done(rollup.progress)}% done · {counts.done}/{count_of(counts.total, 'task')}"
+    return f"{counts.done} of {count_of(counts.total, 'task')} done, {percent_done(rollup.progress)} %"
 
 
 def health_label(health: Health) -> Element:
@@ -82,7 +91,7 @@ def health_label(health: Health) -> Element:
 
 
 def _owner(plan: Plan, names: Mapping[str, str]) -> str:
-    return names.get(plan.owner) or plan.owner
+    return person_name(plan.owner, names)
 
 
 def _with_health(text: Element, health: Health) -> Element:
@@ -99,18 +108,40 @@ def _reasons(rollup: PlanRollup, most: int = MAX_REASONS) -> list[Element]:
 
 
 def metric_fact(pace: MetricPace) -> tuple[str, str]:
-    """A KPI as a fact: (`SQLs`, `240 / 500 (expected 250 by now)`), with the health when it is not on track."""
+    """A KPI as a fact: (`SQLs`, `240 of 500 (expected 250 by now)`), with the health when it is not on track."""
     metric = pace.metric
-    unit = f" {metric.unit}" if metric.unit else ""
-    expected = "(window ended)" if pace.health.is_final else f"(expected {number(pace.expected)} by now)"
+    target = quantity(metric.target, metric.unit, name=metric.name)
+    expected = (
+        "(window ended)"
+        if pace.health.is_final
+        else f"(expected {quantity(pace.expected, metric.unit, name=metric.name)} by now)"
+    )
     if pace.actual is None:
         none = "No reading in its window" if pace.health.is_final else "No reading yet"
-        value = f"{none}; target {number(metric.target)}{unit} {expected}"
+        value = f"{none}; target {target} {expected}"
     else:
-        value = f"{number(pace.actual)} / {number(metric.target)}{unit} {expected}"
+        value = f"{figure(pace.actual, metric.unit, name=metric.name)} of {target} {expected}"
     if pace.health is not Health.ON_TRACK:
         value = f"{value} · {HEALTH_LABELS[pace.health]}"
     return metric.name, value
+
+
+def _quoted_commands(text: str) -> str:
+    """Commands in quotes rather than backticks: a card's TextBlock shows backticks as they are."""
+    return re.sub(r"`([^`]*)`", "\u201c\\1\u201d", text)
+
+
+def _headline(rollup: PlanRollup) -> list[Element]:
+    """The reason that matters most, and the next step for it: what a leader reads before the detail."""
+    if rollup.health in (Health.ON_TRACK, Health.MET):
+        return []
+    reason = reason_that_matters_most(rollup.reasons)
+    if reason is None:
+        return []
+    return [
+        text_block(f"Why: {reason_text(reason)}", color=HEALTH_COLORS[rollup.health], spacing="small"),
+        text_block(f"Next: {_quoted_commands(next_step_text(reason, plan_ref(rollup.plan.id)))}", spacing="none"),
+    ]
 
 
 def _metrics(rollup: PlanRollup) -> list[Element]:
@@ -180,22 +211,28 @@ def plan_overview(
         ),
         _bar(rollup),
         _with_health(text_block(progress_text(rollup)), rollup.health),
-        *_reasons(rollup),
+        *_headline(rollup),
         *_metrics(rollup),
         *budget_section((budgets or {}).get(plan.id)),
     ]
     tacticals = [child for child in rollup.children if child.plan.tier is Tier.TACTICAL]
     weeklies = [child for child in rollup.children if child.plan.tier is Tier.WEEKLY]
-    actions = [execute("My tasks", VERB_MY_TASKS, {}), execute("Refresh", VERB_SHOW_PLAN, {"plan": plan.id})]
+    actions = [
+        execute("Task list", VERB_TASKS, {"plan": plan_ref(plan.id)}),
+        execute("My tasks", VERB_MY_TASKS, {}),
+        execute("Refresh", VERB_SHOW_PLAN, {"plan": plan.id, "card": PLAN_CARD}),
+    ]
 
     def build(shown: int) -> Element:
         body = list(head)
         if tacticals:
             body.append(subheading("Tactical plans"))
-            body.extend(
+            sections = [
                 _tactical_section(tactical, names, today, (budgets or {}).get(tactical.plan.id))
                 for tactical in tacticals[:shown]
-            )
+            ]
+            body.extend(sections[:TACTICAL_UNFOLDED])
+            body.extend(folded("more-tactical", sections[TACTICAL_UNFOLDED:]))
             hidden = len(tacticals) - shown
             if hidden > 0:
                 body.append(text_block(f"and {hidden} more tactical {'plan' if hidden == 1 else 'plans'}", subtle=True))

@@ -9,6 +9,7 @@ from bot.cards.actions import VERB_SNOOZE, VERB_TASK_STATUS, execute, show_card
 from bot.cards.edit import edit_form
 from bot.cards.elements import Element, adaptive_card, column, column_set, fact_set, heading, text_block
 from bot.cards.wording import MILESTONE, STATUS_LABELS, day_label, due_relative, moment_label, task_ref
+from bot.text.people import person_name
 from planner.domain.model import Task, TaskStatus
 
 SNOOZE_HOURS = 24
@@ -83,7 +84,7 @@ def task_card(
     facts = [
         ("Task", task_ref(task.id)),
         ("Plan", plan_title),
-        ("Owner", owner_name or task.owner or "Nobody yet"),
+        ("Owner", owner_name or (person_name(task.owner) if task.owner else "Nobody yet")),
         ("Due", _due(task, today)),
         ("Status", STATUS_LABELS[task.status]),
     ]

@@ -14,6 +14,7 @@ from bot.cards.elements import (
     column,
     column_set,
     container,
+    folded,
     heading,
     largest_fitting,
     text_block,
@@ -25,10 +26,17 @@ from planner.domain.model import Task, TaskStatus, iso_week_window
 MAX_TASK_ROWS = 25
 """Rows shown at most (fewer when long titles would break Teams' size limit); the rest are counted, not shown."""
 
+ROWS_UNFOLDED = 6
+"""Task rows shown before "Show more": the rest fold, so the card stays within a Teams screen."""
+
 NOTHING_DUE = "Nothing due this week."
 
 
-def _task_row(task: Task, plan_titles: Mapping[int, str]) -> Element:
+WEEK_CARD = "week"
+"""The `card` a week card's buttons name, so the answer to a row's Done is the same week card, that row changed."""
+
+
+def _task_row(task: Task, plan_titles: Mapping[int, str], origin: Mapping[str, object]) -> Element:
     title_columns = [column([text_block(markdown("**{}** · {}", task_ref(task.id), task.title))], width="stretch")]
     if task.milestone:
         title_columns.append(column([text_block(MILESTONE, weight="bolder", color="accent")], width="auto"))
@@ -41,17 +49,31 @@ def _task_row(task: Task, plan_titles: Mapping[int, str]) -> Element:
         text_block(" · ".join(details), subtle=True, spacing="none"),
     ]
     if task.status is not TaskStatus.DONE:
-        done = execute("Done", VERB_TASK_STATUS, {"task": task.id, "status": TaskStatus.DONE.value}, style="positive")
+        data = {**origin, "task": task.id, "status": TaskStatus.DONE.value}
+        done = execute("Done", VERB_TASK_STATUS, data, style="positive")
         items.append(action_set([done], spacing="small"))
     return container(items, separator=True)
 
 
 def member_week(
-    *, person_name: str, iso_week: str, tasks: Sequence[Task], today: date, plan_titles: Mapping[int, str]
+    *,
+    person_name: str,
+    iso_week: str,
+    tasks: Sequence[Task],
+    today: date,
+    plan_titles: Mapping[int, str],
+    own: bool = True,
+    note: str | None = None,
 ) -> dict[str, Any]:
-    """The week card sent to one person: `Your week, 2026-W07` and their tasks, grouped and sorted by due date."""
+    """The week card sent to one person: `Your week, 2026-W07` and their tasks, grouped and sorted by due date.
+
+    With `own` (the reader's own tasks), a row's Done answers with this same card rebuilt, that row changed;
+    `note` (what the last click did) goes on top.
+    """
     week = iso_week_window(iso_week)
-    body: list[Element] = [
+    origin: dict[str, object] = {"card": WEEK_CARD, "week": iso_week} if own else {}
+    body: list[Element] = [text_block(note, weight="bolder", color="accent")] if note else []
+    body += [
         heading(f"Your week, {iso_week}"),
         text_block(f"{person_name} · {window_label(week.start, week.end)}", subtle=True, spacing="none"),
     ]
@@ -68,17 +90,27 @@ def member_week(
 
     def build(most_rows: int) -> Element:
         rows = list(body)
+        listing: list[Element] = []
+        unfolded = 0  # elements of `listing` shown before "Show more"
         shown = 0
         for name, group in groups.items():
             room = most_rows - shown
             if not group or room <= 0:
                 continue
             color = "attention" if name == "Overdue" else None
-            rows.append(
+            listing.append(
                 text_block(f"{name} ({len(group)})", size="medium", weight="bolder", color=color, spacing="large")
             )
-            rows.extend(_task_row(task, plan_titles) for task in group[:room])
-            shown += min(len(group), room)
+            for task in group[:room]:
+                listing.append(_task_row(task, plan_titles, origin))
+                shown += 1
+                if shown == ROWS_UNFOLDED:
+                    unfolded = len(listing)
+        if not unfolded or unfolded == len(listing):
+            rows.extend(listing)
+        else:
+            rows.extend(listing[:unfolded])
+            rows.extend(folded("more-tasks", listing[unfolded:]))
         hidden = len(tasks) - shown
         if hidden > 0:
             rows.append(text_block(f"and {hidden} more {'task' if hidden == 1 else 'tasks'}", subtle=True))

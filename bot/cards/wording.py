@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from bot.text.numbers import plain
 from planner.domain.model import Health, TaskStatus
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -71,10 +72,8 @@ def moment_label(moment: datetime) -> str:
 
 
 def number(value: float) -> str:
-    """A metric value: whole numbers with thousands separators, others to one decimal."""
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.1f}"
+    """A bare number: thousands separators, at most one decimal, never scientific notation."""
+    return plain(value)
 
 
 def money(amount: int, currency: str) -> str:

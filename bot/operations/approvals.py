@@ -27,6 +27,7 @@ from bot.cards.markdown import Markdown, excerpt, literal
 from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.parsing import parse_ref
 from bot.text import messages
+from bot.text.people import person_name
 from planner.domain.approvals import (
     GATES,
     AlreadyDecided,
@@ -161,7 +162,7 @@ async def show_approvers(context: Context, args: Mapping[str, Any]) -> Reply:
     names = await context.display_names({user for users in holders.values() for user in users})
 
     def held_by(role: str) -> str:
-        return ", ".join(names.get(u, u) for u in holders.get(role, ())) or "nobody yet"
+        return ", ".join(person_name(u, names) for u in holders.get(role, ())) or "nobody yet"
 
     lines = [f"{gate_label(gate)}: {gates[gate]} ({held_by(gates[gate])})" for gate in GATES]
     unmapped = sorted(set(holders) - set(gates.values()))

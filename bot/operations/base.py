@@ -20,6 +20,7 @@ from bot import governance
 from bot.cards.markdown import excerpt, literal
 from bot.parsing import ParseError, parse_date, parse_ref
 from bot.text import errors, messages
+from bot.text.people import person_name
 from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
 from planner.domain.errors import PlannerError
 from planner.domain.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
@@ -230,7 +231,7 @@ class Context:
         """Display names of owner keys (user ids, or names typed for people the bot does not know yet)."""
         wanted = {k for k in keys if k} - {self.caller.user_id}
         names = await self.directory.names(wanted) if wanted else {}
-        return {k: names.get(k, k) for k in wanted} | {self.caller.user_id: self.caller.name}
+        return {k: person_name(k, names) for k in wanted} | {self.caller.user_id: self.caller.name}
 
 
 def error_text(error: Exception) -> str:

@@ -11,6 +11,7 @@ from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import MAX_ID
 from bot.text import messages
 from bot.text.decisions import EXPLAINED_CHANGES, describe_subject, explain, explain_change
+from bot.text.people import person_name
 from planner.domain.decisions import Decision
 from planner.domain.governance import ActionKind
 
@@ -155,7 +156,7 @@ async def show_decisions(context: Context, args: Mapping[str, Any]) -> Reply:
         messages.decision_line(
             seq=entry.seq,
             when=f"{entry.at:%Y-%m-%d %H:%M} UTC",
-            actor=names.get(entry.actor, entry.actor),
+            actor=person_name(entry.actor, names),
             verdict=entry.verdict,
             subject=describe_subject(entry.subject),
             rationale=entry.rationale,

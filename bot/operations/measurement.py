@@ -12,6 +12,7 @@ from bot.cards.digest import NO_VALUE, measurement_card, retrospective_card
 from bot.cards.markdown import excerpt, inline_code, literal
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
+from bot.text.numbers import quantity
 from bot.text.recommendations import RuleRecommender
 from bot.text.retrospectives import learned
 from planner.domain.governance import ActionKind
@@ -76,7 +77,13 @@ async def save_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, tier=Tier.TACTICAL, default_active=False)
     name = context.text_arg(args, "name")
     content = await context.services.playbooks.save(plan.id, name, actor=context.caller.user_id)
-    targets = ", ".join(f"{literal(m['name'])} {m['target']:g} ({learned(m)})" for m in content["metrics"]) or "no KPI"
+    targets = (
+        ", ".join(
+            f"{literal(m['name'])} {_target(m['target'], m.get('unit'), m['name'])} ({learned(m)})"
+            for m in content["metrics"]
+        )
+        or "no KPI"
+    )
     name = " ".join(name.split()).lower()  # as the playbook is saved
     use = inline_code(f"use playbook {name} for TITLE from DATE", limit=MAX_COMMAND_CHARS)
     return Reply(
@@ -96,7 +103,7 @@ async def use_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
     )
     tasks = await context.plans.list_tasks(plan.id)
     metrics = await context.plans.list_metrics(plan.id)
-    kpis = ", ".join(f"{literal(m.name)} {m.target:g}" for m in metrics) or "no KPI"
+    kpis = ", ".join(f"{literal(m.name)} {_target(m.target, m.unit, m.name)}" for m in metrics) or "no KPI"
     return Reply(
         text=f"Created P{plan.id} {literal(plan.title)} ({plan.window.start.isoformat()} to "
         f"{plan.window.end.isoformat()}, owner {literal(owner_name)}) from playbook "
@@ -172,3 +179,7 @@ OPERATIONS = (
         kind=ActionKind.READ,
     ),
 )
+
+
+def _target(value: float, unit: object, name: object) -> str:
+    return literal(quantity(value, str(unit or ""), name=str(name)))

@@ -9,6 +9,7 @@ from typing import Any
 from bot.cards.markdown import literal
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
+from bot.text.numbers import figure, quantity
 from planner.domain.governance import ActionKind
 
 
@@ -27,13 +28,16 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
     reading = await context.plans.record_reading(
         kpi.id, value, at=at, source=f"chat:{context.caller.user_id}", actor=context.caller.user_id
     )
-    unit = f" {literal(kpi.unit)}" if kpi.unit else ""
+
+    def q(value: float) -> str:
+        return literal(quantity(value, kpi.unit, name=kpi.name))
+
     rollup = await context.plans.rollup(kpi.plan_id, as_of=context.today)
     node = rollup.find(kpi.plan_id)
     pace = next((p for p in node.metrics if p.metric.id == kpi.id), None) if node else None
     pace_text = ""
     if pace is not None and not pace.health.is_final:
-        pace_text = f" Expected by now: {pace.expected:g}{unit}; {pace.health}."
+        pace_text = f" Expected by now: {q(pace.expected)}; {pace.health}."
     # The same reading, as each tactical plan whose window holds its day counts it (its share of the target).
     shares = []
     for tactical in rollup.children:
@@ -42,13 +46,14 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
         for share in tactical.metrics:
             if share.metric.kpi_id == kpi.id and share.actual is not None:
                 shares.append(
-                    f"P{tactical.plan.id} {literal(tactical.plan.title)}: {share.actual:g} of its "
-                    f"{share.metric.target:g}{unit}, {share.health}"
+                    f"P{tactical.plan.id} {literal(tactical.plan.title)}: "
+                    f"{literal(figure(share.actual, kpi.unit, name=kpi.name))} of its "
+                    f"{q(share.metric.target)}, {share.health}"
                 )
     share_text = f" Counts for {'; '.join(shares)}." if shares else ""
     return Reply(
-        text=f"Recorded {literal(kpi.name)} = {reading.value:g}{unit} on P{kpi.plan_id} "
-        f"(target {kpi.target:g}{unit}).{pace_text}{share_text}"
+        text=f"Recorded {literal(kpi.name)} = {q(reading.value)} on P{kpi.plan_id} "
+        f"(target {q(kpi.target)}).{pace_text}{share_text}"
     )
 
 

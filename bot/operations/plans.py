@@ -14,9 +14,11 @@ from typing import Any
 
 from bot.cards import member_week, plan_overview
 from bot.cards.markdown import excerpt, literal
+from bot.cards.plan import PLAN_CARD
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_fraction, parse_number, parse_ref
 from bot.text import messages
+from bot.text.numbers import quantity
 from planner.domain.governance import ActionKind, GateCategory
 from planner.domain.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
 from planner.domain.rollup import OwnedRollup
@@ -117,7 +119,7 @@ async def edit_master_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         ]
     for name, target in targets.items():
         metric = await context.plans.set_metric_target(metrics[name.casefold()].id, target, actor=actor)
-        changed.append(f"{literal(metric.name)} target {target:g}")
+        changed.append(f"{literal(metric.name)} target {literal(quantity(target, metric.unit, name=metric.name))}")
     return await _with_overview(context, plan.id, messages.master_plan_changed(plan.id, changed))
 
 
@@ -166,6 +168,7 @@ async def derive_weekly_plan(context: Context, args: Mapping[str, Any]) -> Reply
         items.extend(week_items)
     titles = {p.id: p.title for p in tacticals}
     card = member_week(
+        own=False,
         person_name="Team",
         iso_week=week.upper(),
         tasks=[i.task for i in items],
@@ -195,7 +198,10 @@ async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     # built once for those asking the same: the card names the caller, so only for the same caller.
     caller = context.caller
     key = ("plan card", caller.tenant_id, plan_id, context.today, caller.user_id, caller.name)
-    return await context.store.shared_reads.read(key, read)
+    reply = await context.store.shared_reads.read(key, read)
+    if args.get("from_card") and args.get("card") == PLAN_CARD and reply.cards:
+        return replace(reply, cards=(), card_update=reply.cards[0])  # the plan card's Refresh: redrawn in place
+    return reply
 
 
 async def _with_overview(context: Context, plan_id: int, text: str) -> Reply:

@@ -1,8 +1,9 @@
 """Task operations: add, assign, start, finish, block, reopen, snooze, show, edit, move, delete and undo; a member's
-week."""
+week; a plan's task list."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -10,12 +11,15 @@ from typing import Any
 from bot.cards import member_week, task_card
 from bot.cards.edit import deleted_card
 from bot.cards.markdown import Markdown, excerpt, literal
+from bot.cards.task_list import TASKS_CARD, TaskFilter, task_list_card
+from bot.cards.week import WEEK_CARD
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
 from bot.text import messages
+from bot.text.people import person_name
 from planner.domain.errors import StaleEdit
 from planner.domain.governance import ActionKind
-from planner.domain.model import Task, TaskChanges, TaskStatus, Tier, iso_week_of
+from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, iso_week_of
 from planner.services.plans import UNDO_WINDOW
 
 TASK_REF = {"type": "string", "description": "a task id such as T12"}
@@ -38,13 +42,81 @@ async def _task_reply(context: Context, task: Task, text: str, *, from_card: boo
     card = task_card(
         task,
         plan_title=plan.title,
-        owner_name=names.get(task.owner or "", task.owner),
+        owner_name=person_name(task.owner, names) if task.owner else None,
         today=context.today,
         note=Markdown(text) if from_card else None,  # the reply's text: the bot's words, values already literal
     )
     if from_card:
         return Reply(card_update=card)
     return Reply(text=text, cards=(card,))
+
+
+async def _origin_card(context: Context, args: Mapping[str, Any], task: Task, note: str) -> dict[str, Any] | None:
+    """The card a row's button came from (a week card, a task list), rebuilt with that row changed: None for a
+    task card or a button that names no card."""
+    if not args.get("from_card"):
+        return None
+    if args.get("card") == WEEK_CARD:
+        week = str(args.get("week") or "")
+        return await _week_card(context, week if _ISO_WEEK.fullmatch(week) else iso_week_of(context.today), task, note)
+    if args.get("card") == TASKS_CARD:
+        plan = await context.plans.get_plan(task.plan_id)
+        return await _task_list(context, plan, await _task_filter(context, args), note=note)
+    return None
+
+
+_ISO_WEEK = re.compile(r"\d{4}-W\d{2}")
+
+
+async def _week_card(context: Context, week: str, changed: Task | None, note: str | None) -> dict[str, Any]:
+    """The caller's week card: their open tasks, and the one just changed (so its row shows what changed)."""
+    caller = context.caller
+    mine = await context.plans.tasks_of_owner(caller.user_id)
+    if caller.name and caller.name != caller.user_id:
+        mine += await context.plans.tasks_of_owner(caller.name)
+    if changed is not None and changed.owner in (caller.user_id, caller.name):
+        mine = [t for t in mine if t.id != changed.id] + [changed]
+    mine.sort(key=lambda t: (t.due_on, t.id))
+    plan_titles = {p.id: p.title for p in await context.plans.list_plans(Tier.TACTICAL, archived=True)}
+    return member_week(
+        person_name=caller.name,
+        iso_week=week,
+        tasks=mine,
+        today=context.today,
+        plan_titles=plan_titles,
+        note=Markdown(note) if note else None,
+    )
+
+
+async def _task_filter(context: Context, args: Mapping[str, Any]) -> TaskFilter:
+    """The list's filter: from a card's data (an owner key) or typed (a person's name, resolved)."""
+    owner = str(args.get("owner") or "").strip() or None
+    if owner is not None and not args.get("from_card"):
+        owner = (await context.person_arg(owner))[0]
+    raw_status = str(args.get("status_filter") or (args.get("status") if args.get("card") is None else "") or "")
+    try:
+        status = TaskStatus(raw_status.lower()) if raw_status else None
+    except ValueError:
+        raise BadArguments("status must be one of todo, doing, done, blocked, delegated.") from None
+    return TaskFilter(owner=owner, status=status, overdue=bool(args.get("overdue")))
+
+
+async def _task_list(
+    context: Context, plan: Plan, task_filter: TaskFilter, *, note: str | None = None
+) -> dict[str, Any]:
+    tasks = await context.plans.list_tasks(plan.id)
+    names = await context.display_names([t.owner for t in tasks] + [task_filter.owner])
+    return task_list_card(
+        plan, tasks, task_filter=task_filter, names=names, today=context.today, note=Markdown(note) if note else None
+    )
+
+
+async def list_tasks(context: Context, args: Mapping[str, Any]) -> Reply:
+    plan = await context.plan_arg(args, "plan", tier=None if args.get("plan") else Tier.TACTICAL)
+    card = await _task_list(context, plan, await _task_filter(context, args))
+    if args.get("from_card") and args.get("card") == TASKS_CARD:
+        return Reply(card_update=card)  # the list's own Refresh: in place
+    return Reply(cards=(card,))
 
 
 def _version(args: Mapping[str, Any]) -> int | None:
@@ -125,6 +197,9 @@ async def set_task_status(context: Context, args: Mapping[str, Any]) -> Reply:
     reason = context.optional_text_arg(args, "reason")
     task, stale = await _edit(context, args, task_id, TaskChanges(status=status, blocked_reason=reason))
     if stale:
+        origin = await _origin_card(context, args, task, messages.STALE_CARD)
+        if origin is not None:
+            return Reply(card_update=origin)
         return await _task_reply(context, task, messages.STALE_CARD, from_card=True)
     text = f"T{task.id} {STATUS_WORDS[status]} by {literal(context.caller.name)}."
     if status is TaskStatus.BLOCKED and reason:
@@ -136,6 +211,9 @@ async def set_task_status(context: Context, args: Mapping[str, Any]) -> Reply:
         )
         if cancelled:
             text += f" Cancelled {', '.join(f'D{d.id}' for d in cancelled)}: no agent is needed for it now."
+    origin = await _origin_card(context, args, task, text)
+    if origin is not None:
+        return Reply(card_update=origin)
     return await _task_reply(context, task, text, from_card=from_card)
 
 
@@ -148,13 +226,20 @@ async def snooze_task(context: Context, args: Mapping[str, Any]) -> Reply:
     from_card = bool(args.get("from_card"))
     task, stale = await _edit(context, args, task_id, TaskChanges(snoozed_until=until))
     if stale:
+        origin = await _origin_card(context, args, task, messages.STALE_CARD)
+        if origin is not None:
+            return Reply(card_update=origin)
         return await _task_reply(context, task, messages.STALE_CARD, from_card=True)
     when = (
         until.astimezone(context.zone).strftime("%a %d %b %H:%M")
         if context.zone
         else until.strftime("%a %d %b %H:%M UTC")
     )
-    return await _task_reply(context, task, f"T{task.id} snoozed until {when}.", from_card=from_card)
+    text = f"T{task.id} snoozed until {when}."
+    origin = await _origin_card(context, args, task, text)
+    if origin is not None:
+        return Reply(card_update=origin)
+    return await _task_reply(context, task, text, from_card=from_card)
 
 
 async def show_task(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -163,15 +248,7 @@ async def show_task(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def my_tasks(context: Context, args: Mapping[str, Any]) -> Reply:
-    caller = context.caller
-    mine = await context.plans.tasks_of_owner(caller.user_id)
-    if caller.name and caller.name != caller.user_id:
-        mine += await context.plans.tasks_of_owner(caller.name)
-    mine.sort(key=lambda t: (t.due_on, t.id))
-    week = iso_week_of(context.today)
-    plan_titles = {p.id: p.title for p in await context.plans.list_plans(Tier.TACTICAL, archived=True)}
-    card = member_week(person_name=caller.name, iso_week=week, tasks=mine, today=context.today, plan_titles=plan_titles)
-    return Reply(cards=(card,))
+    return Reply(cards=(await _week_card(context, iso_week_of(context.today), None, None),))
 
 
 def _yes_no(value: object) -> bool | None:
@@ -392,6 +469,22 @@ OPERATIONS = (
         usage=("my tasks",),
         parameters={"type": "object", "properties": {}},
         run=my_tasks,
+        kind=ActionKind.READ,
+    ),
+    Operation(
+        name="tasks",
+        summary="Show a plan's tasks as a list with Done and Snooze on each row, filtered by owner, status, overdue.",
+        usage=("tasks P2 [owner <who>] [overdue] [status blocked]",),
+        parameters={
+            "type": "object",
+            "properties": {
+                "plan": {"type": "string", "description": "plan id such as P2; default: the active tactical plan"},
+                "owner": {"type": "string", "description": "only this person's tasks: 'me' or a name"},
+                "status": {"type": "string", "enum": ["todo", "doing", "done", "blocked", "delegated"]},
+                "overdue": {"type": "boolean", "description": "only the overdue tasks"},
+            },
+        },
+        run=list_tasks,
         kind=ActionKind.READ,
     ),
 )

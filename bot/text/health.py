@@ -3,10 +3,11 @@ health nudge and a drift nudge show them. Plain text: a card shows it literally,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import singledispatch
 from typing import Any
 
+from bot.text.numbers import quantity
 from planner.domain.rollup import (
     ChildInTrouble,
     HealthReason,
@@ -41,11 +42,13 @@ def _(reason: TasksOverdue) -> str:
 
 @reason_text.register
 def _(reason: MetricBehind) -> str:
-    unit = f" {reason.unit}" if reason.unit else ""
+    def q(value: float) -> str:
+        return quantity(value, reason.unit, name=reason.metric)
+
     if reason.actual is None:
-        return f"no reading of {reason.metric} yet ({reason.expected:g}{unit} expected by now)"
+        return f"no reading of {reason.metric} yet ({q(reason.expected)} expected by now)"
     return (
-        f"{reason.metric} at {reason.actual:g}{unit} against {reason.expected:g}{unit} expected by now "
+        f"{reason.metric} at {q(reason.actual)} against {q(reason.expected)} expected by now "
         f"({_percent(reason.behind)} behind pace, tolerance {_percent(reason.tolerance)})"
     )
 
@@ -57,10 +60,12 @@ def _(reason: ChildInTrouble) -> str:
 
 @reason_text.register
 def _(reason: MetricEnded) -> str:
-    unit = f" {reason.unit}" if reason.unit else ""
+    def q(value: float) -> str:
+        return quantity(value, reason.unit, name=reason.metric)
+
     if reason.actual is None:
-        return f"no reading of {reason.metric} in its window (target {reason.target:g}{unit})"
-    return f"{reason.metric} ended at {reason.actual:g}{unit} against a target of {reason.target:g}{unit}"
+        return f"no reading of {reason.metric} in its window (target {q(reason.target)})"
+    return f"{reason.metric} ended at {q(reason.actual)} against a target of {q(reason.target)}"
 
 
 @reason_text.register
@@ -78,3 +83,42 @@ def stored_reason_text(stored: str | Mapping[str, Any]) -> str:
 
 def _percent(fraction: float) -> str:
     return f"{round(fraction * 100)}%"
+
+
+_WEIGHT = {MetricBehind: 0, TasksOverdue: 1, TasksBehind: 2, ChildInTrouble: 3, MetricEnded: 4, TasksEnded: 5}
+
+
+def reason_that_matters_most(reasons: Sequence[HealthReason]) -> HealthReason | None:
+    """The reason a leader acts on first: a KPI furthest behind pace, then overdue work, then slow work."""
+    if not reasons:
+        return None
+    return min(reasons, key=lambda r: (_WEIGHT.get(type(r), 9), -getattr(r, "behind", 0.0)))
+
+
+@singledispatch
+def next_step_text(reason: HealthReason, plan: str) -> str:
+    """What to do about `reason` on plan `plan` (`P2`), with the command that does it."""
+    return f"Open the plan with `plan {plan}` and look at what is late."
+
+
+@next_step_text.register
+def _(reason: MetricBehind, plan: str) -> str:
+    return (
+        f"Record the latest {reason.metric} with `record {reason.metric} VALUE`, "
+        f"or ask `how are we doing {plan}` for what would close the gap."
+    )
+
+
+@next_step_text.register
+def _(reason: TasksOverdue, plan: str) -> str:
+    return f"Clear or re-date the overdue work: `tasks {plan} overdue`."
+
+
+@next_step_text.register
+def _(reason: TasksBehind, plan: str) -> str:
+    return f"See what is open and who owns it: `tasks {plan}`."
+
+
+@next_step_text.register
+def _(reason: ChildInTrouble, plan: str) -> str:
+    return f"Open the {reason.tier} plan {reason.title!r} below and act on its first reason."

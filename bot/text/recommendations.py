@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.text.numbers import quantity
 from planner.domain.measurement import MeasurementReport, NextStep, Recommendation, Step, next_steps
-from planner.domain.model import Metric
 from planner.domain.rollup import reached
 
 
@@ -22,8 +22,11 @@ def rule_recommendations(report: MeasurementReport) -> list[Recommendation]:
 def rule_recommendation(next_step: NextStep) -> Recommendation:
     """One KPI's next step as a recommendation a person reads."""
     item = next_step.forecast
-    metric, unit = item.metric, _unit(item.metric)
+    metric = item.metric
     name = metric.name
+
+    def q(value: float) -> str:
+        return quantity(value, metric.unit, name=metric.name)
 
     def said(action: str, rationale: str) -> Recommendation:
         return Recommendation(metric=metric, plan_id=item.plan.id, action=action, rationale=rationale)
@@ -34,13 +37,13 @@ def rule_recommendation(next_step: NextStep) -> Recommendation:
             return said(
                 f"Nothing to catch up on {name} in {item.plan.title}: its window has ended.",
                 f"{name} had no reading in the window, which ended on {ended}; the target was "
-                f"{_num(metric.target)}{unit} (missed).",
+                f"{q(metric.target)} (missed).",
             )
         met = reached(metric, item.actual)
         return said(
             f"Nothing to catch up on {name} in {item.plan.title}: its window has ended "
             + ("with the target met." if met else "short of the target; the plans still running carry it."),
-            f"{name} ended at {_num(item.actual)}{unit} against a target of {_num(metric.target)}{unit} on {ended} "
+            f"{name} ended at {q(item.actual)} against a target of {q(metric.target)} on {ended} "
             + ("(met)." if met else "(missed)."),
         )
     if next_step.step is Step.RECORD_FIRST:
@@ -50,19 +53,17 @@ def rule_recommendation(next_step: NextStep) -> Recommendation:
         )
     if next_step.step is Step.HOLD:
         return said(
-            f"Hold {name} at {_num(metric.target)}{unit}.",
-            f"{name} is a level to hold; it reads {_num(item.actual or 0)}{unit} now.",
+            f"Hold {name} at {q(metric.target)}.",
+            f"{name} is a level to hold; it reads {q(item.actual or 0)} now.",
         )
     attainment = item.projected_attainment or 0
-    landing = f"At its current pace ({_num(item.per_week or 0)}{unit} a week) {name} reaches " + (
-        f"{_num(item.projected or 0)}{unit} by {item.plan.window.end.isoformat()}, against a target of "
-        f"{_num(metric.target)}{unit} ({round(attainment * 100)} %)"
+    landing = f"At its current pace ({q(item.per_week or 0)} a week) {name} reaches " + (
+        f"{q(item.projected or 0)} by {item.plan.window.end.isoformat()}, against a target of "
+        f"{q(metric.target)} ({round(attainment * 100)} %)"
     )
     if next_step.step is Step.KEEP:
         return said(f"Keep the course on {name}.", landing + ".")
-    needed = (
-        f"; it needs {_num(item.needed_per_week)}{unit} a week from here" if item.needed_per_week is not None else ""
-    )
+    needed = f"; it needs {q(item.needed_per_week)} a week from here" if item.needed_per_week is not None else ""
     if next_step.step is Step.PUSH:
         return said(
             f"Push {name} a little harder this week.",
@@ -78,11 +79,3 @@ def rule_recommendation(next_step: NextStep) -> Recommendation:
         f"Re-plan {name}: add work to its plan, or agree a new target with the leader.",
         landing + f"{needed}; nothing in its plan is late, so the plan itself falls short.",
     )
-
-
-def _num(value: float) -> str:
-    return f"{value:,.1f}".removesuffix(".0")
-
-
-def _unit(metric: Metric) -> str:
-    return f" {metric.unit}" if metric.unit else ""

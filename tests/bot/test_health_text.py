@@ -28,7 +28,7 @@ from planner.domain.rollup import (
         ),
         (
             MetricBehind(metric="Cost", unit="€", actual=None, expected=40, behind=1, tolerance=0.1),
-            "no reading of Cost yet (40 € expected by now)",
+            "no reading of Cost yet (€40 expected by now)",
         ),
         (
             ChildInTrouble(tier="tactical", title="February", health="off track"),

@@ -267,7 +267,7 @@ async def test_the_stable_prefix_is_marked_for_prompt_caching_tools_then_system_
     summary = first["system"][1]["text"]
     assert 'P1 master "500 SQLs by 31 March", 2026-01-01 to 2026-03-31, owner "Lead"' in summary
     assert 'P2 tactical "ABM programme"' in summary
-    assert 'KPI "SQLs" no reading of 400 "SQL" (expected 22.2 by now)' in summary
+    assert 'KPI "SQLs" no reading of "400 SQL" (expected "22 SQL" by now)' in summary
     assert 'T1 "Landing page", owner "Content Writer", due 2026-01-09, todo, in P2' in summary
 
 

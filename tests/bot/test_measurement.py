@@ -21,7 +21,17 @@ from matplotlib.dates import num2date
 
 from bot.cards.digest import measurement_card, of_kpis
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
-from bot.charts import CHART_PATH, PNG_SIGNATURE, ChartLinks, build_figure, burn_up, chart_png, data_uri, signing_keys
+from bot.charts import (
+    CHART_PATH,
+    PNG_SIGNATURE,
+    SHOWN_WIDTH_PX,
+    ChartLinks,
+    build_figure,
+    burn_up,
+    chart_png,
+    data_uri,
+    signing_keys,
+)
 from bot.cli import main as cli
 from bot.http.app import create_app
 from bot.http.metric_events import PATH as METRIC_EVENTS_PATH
@@ -121,7 +131,7 @@ def test_the_chart_renders_as_a_png_of_the_figures_size() -> None:
     figure = build_figure(measure(FACTS, AS_OF))
     expected = (int(figure.get_figwidth() * figure.dpi), int(figure.get_figheight() * figure.dpi))
     png = chart_png(measure(FACTS, AS_OF))
-    assert png_size(png) == expected == (460, 187)
+    assert png_size(png) == expected == (828, 576)
     assert png.endswith(b"IEND\xaeB`\x82")
 
 
@@ -140,7 +150,7 @@ def test_the_card_with_its_chart_inline_is_valid_and_fits_in_a_teams_message() -
     text = all_text(card)
     assert "On time: 60 % (3 of 5)" in text
     assert "Cycle time: 3.4 days" in text
-    assert "Throughput: 2.0 tasks a week" in text
+    assert "Throughput: 2 tasks a week" in text
     assert "Carried over: 1" in text
     assert "Delegations done: 3 (copilot 1, hubspot 2)" in text
     assert "P2 Launch: launched in 11 days" in text
@@ -247,7 +257,7 @@ async def test_the_bot_serves_a_chart_for_a_signed_link_only(store: Store, clock
             async with session.get(url) as response:
                 assert response.status == 200
                 assert response.content_type == "image/png"
-                assert png_size(await response.read()) == (460, 187)
+                assert png_size(await response.read()) == (828, 576)
             async with session.get(url.replace("signature=", "signature=0")) as response:
                 assert response.status == 403
             clock.advance(days=8)
@@ -527,3 +537,17 @@ async def test_a_model_slower_than_a_chat_turn_allows_leaves_the_advice_to_the_r
     advice = await ClaudeRecommender(client, model="m", timeout_seconds=0.2).recommend(report)
     assert time.perf_counter() - started < 5
     assert advice == rule_recommendations(report)
+
+
+def test_the_chart_is_drawn_at_least_800_px_wide_one_question_a_panel_each_kpi_named_on_the_chart() -> None:
+    figure = build_figure(measure(FACTS, AS_OF))
+    assert figure.get_figwidth() * figure.dpi >= 800
+    tasks_axes, kpi_axes = figure.axes
+    assert tasks_axes.get_title(loc="left").startswith("Are the tasks getting done?")
+    assert kpi_axes.get_title(loc="left").startswith("Is each KPI on its target pace?")
+    named = {text.get_text() for text in kpi_axes.texts}
+    assert {"SQLs 43%", "Cost per lead (P3) 25%"} <= named
+    assert any(text.endswith("no reading yet: Launch signups (P2)") for text in named)
+    # Teams shows the card's image about 414 px wide: the smallest text still reads at 10 px or more.
+    scale = SHOWN_WIDTH_PX / (figure.get_figwidth() * figure.dpi)
+    assert min(label.get_fontsize() for label in tasks_axes.get_xticklabels()) * scale >= 10

@@ -473,7 +473,7 @@ def test_progress_bar_widths_for_62_percent_are_62_and_38() -> None:
     assert (done["width"], rest["width"]) == ("62", "38")
     assert rest["style"] == "emphasis"
     assert done["style"] in ("good", "warning", "attention")
-    assert any(line.endswith("· 62% done · 31/50 tasks") for line in texts(card))
+    assert any(line.endswith("31 of 50 tasks done, 62 %") for line in texts(card))
 
 
 def test_progress_bar_at_0_percent_reads_empty_and_at_100_percent_full() -> None:
@@ -519,8 +519,8 @@ def test_on_track_plan_shows_no_reasons() -> None:
 def test_kpis_read_actual_target_and_expected_pace() -> None:
     card = plan_overview(make_rollup(tacticals=0), names=NAMES, today=TODAY)
     facts = {fact["title"]: fact["value"] for fact in of_type(card, "FactSet")[0]["facts"]}
-    assert facts["SQLs"] == "240 / 500 (expected 250 by now)"
-    assert facts["Pipeline"] == "960,000 / 2,000,000 EUR (expected 1,000,000 by now)"
+    assert facts["SQLs"] == "240 of 500 (expected 250 by now)"
+    assert facts["Pipeline"] == "€960,000 of €2M (expected €1M by now)"
 
 
 def test_plan_overview_shows_only_this_and_last_weeks_weekly_plans() -> None:
@@ -547,11 +547,12 @@ def test_plan_overview_drops_tactical_plans_rather_than_exceed_the_size_limit() 
     assert f"and {12 - len(shown)} more tactical plans" in texts(card)
 
 
-def test_plan_overview_offers_my_tasks_and_refresh() -> None:
+def test_plan_overview_offers_its_task_list_my_tasks_and_refresh_in_place() -> None:
     card = plan_overview(make_rollup(), names=NAMES, today=TODAY)
     assert [(a["title"], a["verb"], a["data"]) for a in top_actions(card)] == [
+        ("Task list", "tasks", {"plan": "P1", "verb": "tasks"}),
         ("My tasks", VERB_MY_TASKS, {"verb": VERB_MY_TASKS}),
-        ("Refresh", VERB_SHOW_PLAN, {"plan": 1, "verb": VERB_SHOW_PLAN}),
+        ("Refresh", VERB_SHOW_PLAN, {"plan": 1, "card": "plan", "verb": VERB_SHOW_PLAN}),
     ]
 
 
@@ -583,7 +584,10 @@ def test_member_week_groups_tasks_into_overdue_due_this_week_and_later() -> None
     assert "Tue 10 Feb · Product launch · To do" in text
     assert "Milestone" in text
     done_buttons = [a["data"] for a in of_type(card, "Action.Execute")]
-    assert done_buttons == [{"task": task, "status": "done", "verb": VERB_TASK_STATUS} for task in (1, 2, 4)]
+    assert done_buttons == [
+        {"card": "week", "week": "2026-W07", "task": task, "status": "done", "verb": VERB_TASK_STATUS}
+        for task in (1, 2, 4)
+    ]
 
 
 def test_empty_week_says_nothing_is_due() -> None:

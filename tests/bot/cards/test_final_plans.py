@@ -40,7 +40,7 @@ def test_an_ended_month_shows_met_or_missed_with_its_final_figure_and_no_pace() 
     labels = [block["text"] for block in of_type(card, "TextBlock") if block["text"] in ("Met", "Missed", "At risk")]
     assert "Missed" in labels  # January: 150 of 170
     shown = all_text(card)
-    assert "SQLs: 150 / 170 (window ended) · Missed" in shown
+    assert "SQLs: 150 of 170 (window ended) · Missed" in shown
     assert "SQLs ended at 150 against a target of 170" in shown
     assert "Met" not in texts(card)  # the running February is judged on pace instead
-    assert "SQLs: 85 / 160 (expected" in shown
+    assert "SQLs: 85 of 160 (expected" in shown

@@ -1,0 +1,121 @@
+"""Numbers as people read them, one style on every card and in every reply.
+
+A quantity is one of four kinds, judged from its unit (and the KPI's name when the unit says little):
+- currency (`USD`, `EUR`, `$`…): `$250,000` below a million, `$1.2M` / `$3.4B` above, whole amounts;
+- a percentage (`%`, `percent`): at most one decimal, `12.5 %`;
+- a rate (`rate`, `ratio`, `per`, `/`, `avg`…): at most one decimal, `3.2 per day`;
+- anything else is counted (SQLs, leads, tasks, signups…): a whole number, `1,456,520 SQL`.
+Never scientific notation, always thousands separators.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import ROUND_HALF_UP, Decimal
+from enum import Enum
+
+_CURRENCY_SYMBOLS = {
+    "USD": "$",
+    "$": "$",
+    "DOLLAR": "$",
+    "DOLLARS": "$",
+    "EUR": "€",
+    "€": "€",
+    "EURO": "€",
+    "EUROS": "€",
+    "GBP": "£",
+    "£": "£",
+    "JPY": "¥",
+    "¥": "¥",
+}
+_OTHER_CURRENCIES = {"CAD", "AUD", "CHF", "SEK", "NOK", "DKK", "INR", "CNY", "NZD", "SGD", "HKD", "BRL", "MXN"}
+_PERCENT_UNITS = {"%", "percent", "pct", "percentage", "pp"}
+_RATE_WORDS = re.compile(
+    r"\b(rate|ratio|per|avg|average|mean|score|nps|ctr|cvr|roas|roi|multiple|index|x)\b|/", re.IGNORECASE
+)
+_PERCENT_WORDS = re.compile(r"%|\bpercent\b|\bshare\b", re.IGNORECASE)
+
+
+NOT_A_NUMBER = "\u2013"
+"""Shown for a value that is not a finite number."""
+
+
+class Kind(Enum):
+    CURRENCY = "currency"
+    PERCENT = "percent"
+    RATE = "rate"
+    COUNT = "count"
+
+
+def kind_of(unit: str = "", name: str = "") -> Kind:
+    """What a quantity measured in `unit` (for a KPI called `name`) is: money, a percentage, a rate or a count."""
+    word = unit.strip()
+    if word.upper() in _CURRENCY_SYMBOLS or word in _CURRENCY_SYMBOLS or word.upper() in _OTHER_CURRENCIES:
+        return Kind.CURRENCY
+    if word.lower() in _PERCENT_UNITS:
+        return Kind.PERCENT
+    if _RATE_WORDS.search(word):
+        return Kind.RATE
+    if not word and _PERCENT_WORDS.search(name):
+        return Kind.PERCENT
+    if not word and _RATE_WORDS.search(name):
+        return Kind.RATE
+    return Kind.COUNT
+
+
+def plain(value: float, *, decimals: int = 1) -> str:
+    """A number with thousands separators and at most `decimals` decimals (none when it is whole): `673,913`."""
+    if not math.isfinite(value):
+        return NOT_A_NUMBER
+    # Half away from zero, as people round (168.5 SQL is 169), not Python's half-to-even.
+    rounded = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    if rounded == 0:
+        rounded = abs(rounded)  # no "-0"
+    text = f"{rounded:,f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def whole(value: float) -> str:
+    """A count: rounded to a whole number, with thousands separators: `189`, `1,456,520`."""
+    return plain(value, decimals=0)
+
+
+def money(value: float, unit: str = "USD") -> str:
+    """An amount of money: `$250,000` below a million, `$1.2M` and `$3.4B` above (`1.2M CAD` without a symbol)."""
+    if not math.isfinite(value):
+        return NOT_A_NUMBER
+    word = unit.strip()
+    symbol = _CURRENCY_SYMBOLS.get(word.upper(), _CURRENCY_SYMBOLS.get(word, ""))
+    sign = "-" if value < 0 and whole(abs(value)) != "0" else ""
+    size = abs(value)
+    if size >= 999_950_000:
+        digits = f"{plain(size / 1e9)}B"
+    elif size >= 999_950:
+        digits = f"{plain(size / 1e6)}M"
+    else:
+        digits = whole(size)
+    return f"{sign}{symbol}{digits}" if symbol else f"{sign}{digits} {word}".rstrip()
+
+
+def quantity(value: float, unit: str = "", *, name: str = "") -> str:
+    """`value` with its unit as people read it: `$2M`, `12.5 %`, `3.2 per day`, `1,456,520 SQL`, `189`."""
+    kind = kind_of(unit, name)
+    if kind is Kind.CURRENCY:
+        return money(value, unit)
+    if kind is Kind.PERCENT:
+        return f"{plain(value)} %"
+    text = plain(value) if kind is Kind.RATE else whole(value)
+    return f"{text} {unit.strip()}".rstrip()
+
+
+def figure(value: float, unit: str = "", *, name: str = "") -> str:
+    """`value` rounded as `quantity` would, without its unit (for a unit said once after a pair: `12 of 30 SQL`)."""
+    kind = kind_of(unit, name)
+    if kind is Kind.CURRENCY:
+        return money(value, unit)
+    if kind is Kind.COUNT:
+        return whole(value)
+    return plain(value)
