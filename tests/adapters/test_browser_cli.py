@@ -47,6 +47,7 @@ def test_a_dry_run_from_the_shell_stops_before_the_first_step_that_changes_anyth
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    assert main(["db", "upgrade"]) == 0
     monkeypatch.setenv("COS_SECRET_KEYS", Vault.generate_key())
     monkeypatch.setenv("COS_ADAPTER_ALLOWED_NETWORKS", "127.0.0.1/32")
     tenant = ["--tenant", "contoso"]
@@ -72,6 +73,7 @@ def test_a_dry_run_needs_a_capability_and_an_agent_that_can_do_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    assert main(["db", "upgrade"]) == 0
     monkeypatch.setenv("COS_SECRET_KEYS", Vault.generate_key())
     config = {"transport": "http", "url": "https://agent.example/mcp"}
     assert main(["adapters", "register", "--tenant", "contoso", "mcp", "crm", json.dumps(config)]) == 0
