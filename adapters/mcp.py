@@ -34,8 +34,11 @@ Outcomes, by cause:
   expired session id, before accepting it); a call that may have reached the tool is never retried, since that
   could repeat its side effect.
 
-Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted here. MCP elicitation (a server asking
-a person mid-call) is not relayed yet; the SDK declines it.
+Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted here.
+
+A server may ask a question mid-call (elicitation): it is relayed to the person who delegated the call through the
+call's `HumanChannel` (adapters/mcp_elicitation.py), and the time the person takes is added to the call's timeout;
+with no one to ask, the question is declined. Progress notifications are kept as the result's steps.
 """
 
 from __future__ import annotations
@@ -61,12 +64,14 @@ import anyio
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp import types as mcp_types
+from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ValidationError
 
+from adapters import mcp_elicitation
 from adapters.egress import UNREACHABLE, Egress, EgressTransport
 from adapters.stdio_commands import StdioCommands
 from planner.domain.delegations import DelegationStatus
@@ -100,8 +105,10 @@ _FIELDS = (
     "headers",
     "capabilities",
     "connect_timeout_seconds",
+    "answer_seconds",
 )
 _MAX_TOOL_PAGES = 100
+_DEFAULT_ANSWER_SECONDS = 300.0
 _CLOSE_GRACE_SECONDS = 10.0
 _AUTH_STATUSES = (401, 403)
 _CLIENT_INFO = mcp_types.Implementation(name="chief-of-staff", version="0.1")
@@ -154,6 +161,9 @@ class MCPConfig:
     """Capability name -> MCP tool name. None: every tool is a capability of the same name."""
     connect_timeout_seconds: float = 30.0
     """How long starting or reaching the server, the handshake and listing its tools may take."""
+    answer_seconds: float = _DEFAULT_ANSWER_SECONDS
+    """How long the delegating person has to answer a question the server asks mid-call (elicitation); that wait
+    does not count against the delegation's own timeout."""
 
     def __post_init__(self) -> None:
         if isinstance(self.args, list):
@@ -201,6 +211,8 @@ class MCPConfig:
     def to_dict(self, *, with_secrets: bool = False) -> dict[str, Any]:
         """The JSON form, without `name`; the token and environment only when asked (to encrypt them)."""
         data: dict[str, Any] = {"transport": self.transport, "connect_timeout_seconds": self.connect_timeout_seconds}
+        if self.answer_seconds != _DEFAULT_ANSWER_SECONDS:
+            data["answer_seconds"] = self.answer_seconds
         if self.transport == "stdio":
             data.update(command=self.command, args=list(self.args))
             if self.cwd is not None:
@@ -237,9 +249,10 @@ def _problems(config: MCPConfig) -> list[str]:
             problems.append("capabilities must map capability names to tool names, e.g. {'draft': 'draft_email'}")
         elif any(not key.strip() or not value.strip() for key, value in config.capabilities.items()):
             problems.append("capabilities: capability and tool names must not be empty")
-    timeout = config.connect_timeout_seconds
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
-        problems.append("connect_timeout_seconds must be a positive number of seconds")
+    for name in ("connect_timeout_seconds", "answer_seconds"):
+        timeout = getattr(config, name)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+            problems.append(f"{name} must be a positive number of seconds")
     return problems
 
 
@@ -407,6 +420,43 @@ class _Attempt:
 # The caller's task sets this around a call; the SDK runs each HTTP request in a copy of the sender's context.
 _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("mcp_attempt", default=None)
 
+_MOST_STEPS = 20
+_STEP_CHARS = 200
+
+
+@dataclass(eq=False)
+class _Call:
+    """One delegation's call in flight: who can be asked what the server asks, and the progress it reported."""
+
+    human: HumanChannel | None
+    scope: anyio.CancelScope
+    """The call's timeout: a wait for the person's answer is added to it, so the person's time is not the agent's."""
+    steps: list[str] = field(default_factory=list)
+
+    async def progressed(self, progress: float, total: float | None, message: str | None) -> None:
+        """A progress notification: kept as a step (the last ones, each cut to length) for the delegation's card."""
+        step = f"{progress:g}/{total:g}" if total else f"{progress:g}"
+        if message:
+            step = f"{step}: {mcp_elicitation.plain(message, limit=_STEP_CHARS)}"
+        self.steps.append(step)
+        del self.steps[:-_MOST_STEPS]
+
+    async def ask(self, agent: str, params: mcp_types.ElicitRequestParams, seconds: float) -> mcp_types.ElicitResult:
+        """Relay the server's question to the person; the call's deadline moves by the time the person took."""
+        assert self.human is not None
+        planned = self.scope.deadline
+        asked_at = anyio.current_time()
+        self.scope.deadline = planned + seconds + 1
+        try:
+            return await mcp_elicitation.relay(agent, params, self.human, answer_seconds=seconds)
+        finally:
+            self.scope.deadline = planned + (anyio.current_time() - asked_at)
+
+
+# The call whose task this is: set by the caller; the SDK runs a server's request on an HTTP call's own stream in a
+# copy of the caller's context, and a 2026-era server's input requests in the caller's task.
+_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("mcp_call", default=None)
+
 
 class _ObservingTransport(httpx2.AsyncBaseTransport):
     """Notes, per call, whether the HTTP request was refused before it reached the server, and its error status."""
@@ -509,6 +559,7 @@ class _Session:
         self._egress = egress
         self.client: Client | None = None
         self.tools: dict[str, mcp_types.Tool] = {}
+        self.calls: set[_Call] = set()
         self.error: BaseException | None = None
         self.opening = _Attempt()
         self._ready = anyio.Event()
@@ -562,7 +613,9 @@ class _Session:
                 scope.deadline = anyio.current_time() + self._config.connect_timeout_seconds
                 async with contextlib.AsyncExitStack() as stack:
                     transport = await self._transport(stack)
-                    client = await stack.enter_async_context(Client(transport, client_info=_CLIENT_INFO))
+                    client = await stack.enter_async_context(
+                        Client(transport, client_info=_CLIENT_INFO, elicitation_callback=self._elicit)
+                    )
                     self.tools = await _list_tools(client)
                     scope.deadline = math.inf
                     self.client = client
@@ -582,6 +635,22 @@ class _Session:
             self.client = None
             self._ready.set()
             self._ended.set()
+
+    async def _elicit(
+        self, context: ClientRequestContext, params: mcp_types.ElicitRequestParams
+    ) -> mcp_types.ElicitResult | mcp_types.ErrorData:
+        """A server's question mid-call, relayed to the person who delegated the call it belongs to.
+
+        Over stdio a request does not say which call it is about: it goes to the one call in flight that has a person
+        to ask, and is declined when there are several (asking the wrong person would leak one's task to another)."""
+        call = _CALL.get()
+        if call is None or call not in self.calls:
+            askable = [each for each in self.calls if each.human is not None]
+            call = askable[0] if len(askable) == 1 else None
+        if call is None or call.human is None:
+            logger.info("MCP agent %r asked a question with no one to relay it to; declined", self._config.name)
+            return mcp_types.ElicitResult(action="decline")
+        return await call.ask(self._config.name, params, self._config.answer_seconds)
 
     async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
         config = self._config
@@ -800,19 +869,23 @@ class MCPAgent(Agent):
         """Call the tool mapped to `request.capability` with `request.input`; see the module doc for outcomes."""
         started = self._clock()
         with anyio.move_on_after(request.timeout_seconds) as scope:
+            call = _Call(human=human, scope=scope)
+            token = _CALL.set(call)
             try:
-                return await self._call(request, started)
+                return await self._call(request, started, call)
             except _NotSent as first:
                 logger.info("MCP agent %r: a call never reached the server (%s); retrying", self.name, first.reason)
                 try:
-                    return await self._call(request, started)
+                    return await self._call(request, started, call)
                 except _NotSent as again:
                     raise AgentNotReached(self.name, again.reason) from None
+            finally:
+                _CALL.reset(token)
         if scope.cancelled_caught:
             raise AgentTimeout(self.name, request.timeout_seconds)
         raise AssertionError("unreachable: a call returns, raises or times out")  # pragma: no cover
 
-    async def _call(self, request: DelegationRequest, started: datetime) -> DelegationResult:
+    async def _call(self, request: DelegationRequest, started: datetime, call: _Call) -> DelegationResult:
         session, client = await self._live()
         tools = self._tool_map(session)
         if request.capability not in tools:
@@ -823,8 +896,9 @@ class MCPAgent(Agent):
         tool = tools[request.capability]
         attempt = _Attempt()
         token = _ATTEMPT.set(attempt)
+        session.calls.add(call)
         try:
-            result = await client.call_tool(tool, dict(request.input))
+            result = await client.call_tool(tool, dict(request.input), progress_callback=call.progressed)
         except MCPError as error:
             return self._refused(session, attempt, error, tool, started)
         except (RuntimeError, ValidationError) as error:
@@ -843,8 +917,9 @@ class MCPAgent(Agent):
                 raise _NotSent(session.describe(error, attempt)) from None
             raise AgentUnavailable(self.name, session.ended_during(tool, error)) from None
         finally:
+            session.calls.discard(call)
             _ATTEMPT.reset(token)
-        return self._tool_result(result, tool, started)
+        return self._tool_result(result, tool, started, call.steps)
 
     def _refused(
         self, session: _Session, attempt: _Attempt, error: MCPError, tool: str, started: datetime
@@ -866,7 +941,9 @@ class MCPAgent(Agent):
             evidence=(_json_evidence(error.error, f"error from {tool}"),),
         )
 
-    def _tool_result(self, result: mcp_types.CallToolResult, tool: str, started: datetime) -> DelegationResult:
+    def _tool_result(
+        self, result: mcp_types.CallToolResult, tool: str, started: datetime, steps: list[str]
+    ) -> DelegationResult:
         output = _text_of(result)
         data = result.structured_content if isinstance(result.structured_content, dict) else None
         if not output and data is not None:
@@ -879,6 +956,7 @@ class MCPAgent(Agent):
             data=data,
             error=(output or f"{tool} reported an error") if failed else None,
             evidence=(_json_evidence(result, f"raw MCP result of {tool}"),),
+            progress=tuple(steps),
         )
 
     def _result(
@@ -890,6 +968,7 @@ class MCPAgent(Agent):
         data: dict[str, Any] | None = None,
         error: str | None = None,
         evidence: tuple[Evidence, ...] = (),
+        progress: tuple[str, ...] = (),
     ) -> DelegationResult:
         return DelegationResult(
             status=status,
@@ -897,6 +976,7 @@ class MCPAgent(Agent):
             data=data,
             error=error,
             evidence=evidence,
+            progress=progress,
             started_at=started,
             finished_at=self._clock(),
         )

@@ -35,11 +35,13 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp.types import JSONRPCMessage, ToolAnnotations
 from pydantic import BaseModel
@@ -82,6 +84,18 @@ class SentEmail(BaseModel):
     message_id: str
     to: str
     subject: str
+
+
+class Approval(BaseModel):
+    """What `send_campaign` asks the person before it sends."""
+
+    confirm: bool
+    audience_size: int
+    tone: Literal["formal", "casual"] = "formal"
+
+
+def _approval(campaign: str) -> Elicit[Approval]:
+    return Elicit(f"Send {campaign} now? Confirm, and say how many recipients you expect.", Approval)
 
 
 class Discount(BaseModel):
@@ -162,6 +176,23 @@ def create_server(
         announce("slow_report started")
         await asyncio.sleep(seconds)
         return Report(campaign=campaign, summary=f"{campaign} report after {seconds:g} s")
+
+    @server.tool(description="Send a campaign, once the person who asked confirms it (asked mid-call).")
+    def send_campaign(campaign: str, approval: Annotated[ElicitationResult[Approval], Resolve(_approval)]) -> str:
+        if not isinstance(approval, AcceptedElicitation):
+            return f"{campaign} not sent: the person answered {approval.action}"
+        answer = approval.data
+        if not answer.confirm:
+            return f"{campaign} not sent: not confirmed"
+        announce(f"send_campaign {campaign}: {answer.audience_size} recipients, {answer.tone}")
+        return f"{campaign} sent to {answer.audience_size} recipients in a {answer.tone} tone"
+
+    @server.tool(description="Export a campaign's report in `steps` steps, reporting progress; `kib` of text.")
+    async def export_report(campaign: str, ctx: Context, steps: int = 3, kib: int = 1) -> str:
+        for step in range(1, steps + 1):
+            await ctx.report_progress(step, steps, f"exported part {step} of {campaign}")
+        line = f"{campaign},sends,opens,clicks\n"
+        return (line * (kib * 1024 // len(line) + 1))[: kib * 1024]
 
     @server.tool(description="Test hook: the server process exits in the middle of this call.")
     def crash() -> str:
