@@ -27,7 +27,6 @@ _DECLINE = frozenset({"decline", "refuse", "skip"})
 _DONE = frozenset({"done", "ok", "okay", "yes", "accept", "finished"})
 _TRUE = frozenset({"yes", "y", "true", "on", "1", "oui"})
 _FALSE = frozenset({"no", "n", "false", "off", "0", "non"})
-_FIELD_LINE = re.compile(r"^\s*([^:=]{1,80}?)\s*[:=]\s*(.*)$")
 
 
 def plain(text: object, *, limit: int) -> str:
@@ -129,7 +128,7 @@ def _form_question(agent: str, message: str, fields: list[tuple[str, dict[str, A
     if len(fields) == 1:
         lines.append('Reply with the value, "decline" to refuse, or "cancel".')
     elif fields:
-        lines.append('Reply with one line per field, as "name: value", "decline" to refuse, or "cancel".')
+        lines.append('Reply with "name: value" for each field, "decline" to refuse, or "cancel".')
     else:
         lines.append('Reply "yes" to go on, "decline" to refuse, or "cancel".')
     return "\n".join(lines)
@@ -165,13 +164,15 @@ def _named_values(reply: str, fields: list[tuple[str, dict[str, Any], bool]]) ->
         parsed = None
     if isinstance(parsed, dict):
         return {str(key): value if isinstance(value, str) else json.dumps(value) for key, value in parsed.items()}
+    # Teams may join a reply's lines into one: a value runs until the next field's name, wherever that is.
     names = {name.lower(): name for name, _, _ in fields}
     names.update({str(spec["title"]).lower(): name for name, spec, _ in fields if spec.get("title")})
+    labels = "|".join(re.escape(label) for label in sorted(names, key=len, reverse=True))
+    found = list(re.finditer(rf"(?i)(?:^|(?<=[\s,;]))({labels})\s*[:=]", reply))
     values: dict[str, str] = {}
-    for line in reply.splitlines():
-        match = _FIELD_LINE.match(line)
-        if match and match.group(1).strip().lower() in names:
-            values[names[match.group(1).strip().lower()]] = match.group(2)
+    for match, following in zip(found, [*found[1:], None], strict=True):
+        end = following.start() if following is not None else len(reply)
+        values[names[match.group(1).lower()]] = reply[match.end() : end].strip().rstrip(",;").strip()
     return values
 
 

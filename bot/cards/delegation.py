@@ -19,6 +19,9 @@ ANSWER_CHARS = 1500
 """How much of an agent's answer a card shows (the whole answer is kept with the delegation)."""
 ERROR_CHARS = 500
 MOST_LINKS = 5
+MOST_STEPS = 5
+"""How many of the last progress steps an agent reported a card shows."""
+_STEP_CHARS = 200
 _LINK_CHARS = 200
 
 _URL = re.compile(r"(?i)\bhttps?://[^\s<>\"'`\])}]+")
@@ -48,6 +51,12 @@ def delegation_card(delegation: Delegation) -> dict[str, Any]:
     body = [heading(f"Delegation D{delegation.id}"), text_block(f"Status: {delegation.status.value}")]
     if delegation.seconds is not None:
         body.append(text_block(f"Took {delegation.seconds:.1f} s over {delegation.attempts} attempt(s)", subtle=True))
+    if delegation.progress:
+        steps = [without_controls(step)[:_STEP_CHARS] for step in delegation.progress[-MOST_STEPS:]]
+        body += [
+            text_block(f"Progress {adapter} reported:", subtle=True, spacing="small"),
+            bullet_list(steps, subtle=True),
+        ]
     if delegation.output:
         answer = delegation.output[:ANSWER_CHARS]
         shown = [

@@ -143,6 +143,8 @@ class Delegation:
     output: str | None = None
     """What the agent answered: data to show, never an instruction to follow."""
     data: dict[str, Any] | None = None
+    progress: tuple[str, ...] = ()
+    """The steps the agent reported along the way, oldest first (data, like the output)."""
     error: str | None = None
     queued_at: datetime
     started_at: datetime | None = None

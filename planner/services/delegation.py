@@ -671,6 +671,7 @@ class Delegations:
                 DelegationStatus.SUCCEEDED,
                 output=result.output,
                 data=result.data,
+                progress=result.progress,
                 evidence=result.evidence,
                 prospect=prospect,
             )
@@ -680,6 +681,7 @@ class Delegations:
             DelegationStatus.FAILED,
             output=result.output,
             data=result.data,
+            progress=result.progress,
             error=error,
             evidence=result.evidence,
             prospect=prospect,
@@ -692,6 +694,7 @@ class Delegations:
         *,
         output: str | None = None,
         data: dict[str, Any] | None = None,
+        progress: tuple[str, ...] = (),
         error: str | None = None,
         evidence: tuple[Evidence, ...] = (),
         ran: bool = True,
@@ -717,6 +720,7 @@ class Delegations:
                 error=failure,
                 now=now,
                 seconds=seconds,
+                progress=progress,
             )
             if not ended:
                 # The lease was lost to another runner meanwhile: its result stands.
@@ -727,6 +731,7 @@ class Delegations:
                 status=status,
                 output=output,
                 data=stored_data,
+                progress=progress,
                 error=failure,
                 finished_at=now,
                 seconds=seconds,

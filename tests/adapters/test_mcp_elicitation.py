@@ -134,3 +134,12 @@ def test_a_reply_is_read_as_the_form_s_typed_values() -> None:
         "channels must be one or more of email, ads, separated by commas",
     )
     assert read_reply("448 912", [("code", {"type": "string"}, True)]) == ({"code": "448 912"}, None)
+
+
+def test_fields_given_on_one_line_are_read_as_well() -> None:
+    fields = [
+        ("confirm", {"type": "boolean", "title": "Confirm"}, True),
+        ("audience_size", {"type": "integer", "title": "Audience Size"}, True),
+    ]
+    assert read_reply("confirm: yes, audience size: 4 800", fields) == ({"confirm": True, "audience_size": 4800}, None)
+    assert read_reply("Audience_size=12; Confirm: no", fields) == ({"confirm": False, "audience_size": 12}, None)
