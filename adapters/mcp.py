@@ -38,7 +38,12 @@ Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted he
 
 A server may ask a question mid-call (elicitation): it is relayed to the person who delegated the call through the
 call's `HumanChannel` (adapters/mcp_elicitation.py), and the time the person takes is added to the call's timeout;
-with no one to ask, the question is declined. Progress notifications are kept as the result's steps.
+with no one to ask, the question is declined. As for A2A, the gate in front of every agent
+(`planner/governance/gated_agent.py`) still cuts the whole call at the request's timeout and its grace. Progress
+notifications are kept as the result's steps.
+
+An answer over `RESULT_CAP_BYTES`, over either transport, is kept whole as an `artifact` evidence and the output is an
+excerpt; HTTP messages are read up to 16 MiB (the SDK's 1 MiB default turned a big answer into a dropped connection).
 """
 
 from __future__ import annotations
@@ -108,6 +113,12 @@ _FIELDS = (
     "answer_seconds",
 )
 _MAX_TOOL_PAGES = 100
+RESULT_CAP_BYTES = 256 * 1024
+"""An answer larger than this is kept whole as an artifact (evidence the owner opens from a link of ours), and the
+delegation's output is an excerpt of it."""
+EXCERPT_CHARS = 4000
+_MOST_MESSAGE_BYTES = 16 * 1024 * 1024
+"""The largest message read from an HTTP server (the SDK's default, 1 MiB, made a big answer a dropped connection)."""
 _DEFAULT_ANSWER_SECONDS = 300.0
 _CLOSE_GRACE_SECONDS = 10.0
 _AUTH_STATUSES = (401, 403)
@@ -670,7 +681,7 @@ class _Session:
                 transport=_ObservingTransport(checked),
             )
             await stack.enter_async_context(http)
-            inner = streamable_http_client(config.url, http_client=http)
+            inner = streamable_http_client(config.url, http_client=http, max_sse_event_size=_MOST_MESSAGE_BYTES)
         return self._watched(inner)
 
     @contextlib.asynccontextmanager
@@ -949,13 +960,29 @@ class MCPAgent(Agent):
         if not output and data is not None:
             output = json.dumps(data, ensure_ascii=False)
         failed = bool(result.is_error)
+        evidence = (_json_evidence(result, f"raw MCP result of {tool}"),)
+        whole = output.encode()
+        if len(whole) > RESULT_CAP_BYTES or len(evidence[0].content) > RESULT_CAP_BYTES:
+            # Too big to show or to keep twice: the whole answer becomes an artifact, the output an excerpt of it.
+            evidence = (
+                Evidence(
+                    kind="artifact",
+                    media_type="text/plain; charset=utf-8",
+                    content=whole,
+                    description=f"the whole answer of {tool}",
+                ),
+            )
+            output = (
+                output[:EXCERPT_CHARS] + f"\n… (an excerpt: the whole answer, {_size(len(whole))}, is kept as a file)"
+            )
+            data = None
         return self._result(
             started,
             DelegationStatus.FAILED if failed else DelegationStatus.SUCCEEDED,
             output=output,
             data=data,
             error=(output or f"{tool} reported an error") if failed else None,
-            evidence=(_json_evidence(result, f"raw MCP result of {tool}"),),
+            evidence=evidence,
             progress=tuple(steps),
         )
 
@@ -1015,6 +1042,10 @@ def _capability(name: str, tool: mcp_types.Tool) -> Capability:
         input_schema=dict(tool.input_schema),
         definition=tool.model_dump(mode="json", by_alias=True, exclude_none=True, include=_DEFINITION_FIELDS),
     )
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
 
 
 def _text_of(result: mcp_types.CallToolResult) -> str:
