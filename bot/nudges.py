@@ -13,9 +13,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.addressing import Undeliverable
+from bot.artifacts import ArtifactLinks, artifacts
 from bot.cards import approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
-from bot.cards.delegation import delegation_card
+from bot.cards.delegation import ArtifactShown, delegation_card
 from bot.cards.digest import retrospective_card
 from bot.cards.markdown import literal
 from bot.operations.measurement import measured
@@ -23,13 +24,13 @@ from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
 from bot.text.health import stored_reason_text
 from planner.domain.approvals import ApprovalNotFound, ApprovalRequest, ApprovalStatus, NoApprovers
-from planner.domain.delegations import DelegationNotFound
+from planner.domain.delegations import Delegation, DelegationNotFound
 from planner.domain.errors import PlanNotFound, TaskNotFound
 from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
 from planner.domain.messages import APPROVED, Envelope, MessageKind
 from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
 from planner.ports import Recommender
-from planner.services.delegation import get_delegation
+from planner.services.delegation import evidence_of, get_delegation
 from planner.services.plans import Plans
 from planner.services.tenants import Tenants
 
@@ -51,8 +52,10 @@ class _Writer:
         today: date,
         facts: Facts | None = None,
         recommender: Recommender | None = None,
+        artifact_links: ArtifactLinks | None = None,
     ) -> None:
         self.store = tenants.store
+        self.artifact_links = artifact_links
         self.services = tenants(envelope.tenant_id)
         self.recommender = recommender
         self.envelope = envelope
@@ -61,6 +64,21 @@ class _Writer:
         self.directory = self.services.directory
         self.today = today
         self.facts = facts or Facts()
+
+    async def artifacts_of(self, delegation: Delegation) -> list[ArtifactShown]:
+        """The files kept with a finished delegation, each with a signed link when the bot can mint one."""
+        if not delegation.finished:
+            return []
+        links = self.artifact_links
+        now = self.store.clock()
+        return [
+            ArtifactShown(
+                description=item.description,
+                size=item.size,
+                url=links.link(delegation.tenant_id, delegation.id, item.id, now=now) if links is not None else None,
+            )
+            for item in artifacts(await evidence_of(self.store, delegation.tenant_id, delegation.id))
+        ]
 
     async def name_of(self, user_id: str | None) -> str:
         if not user_id:
@@ -266,7 +284,7 @@ async def _delegation(w: _Writer) -> Outgoing | None:
         text = f"{ref} was cancelled: nothing more will be sent to {adapter}."
     else:
         text = f"{ref} failed. Delegate again, or take it on yourself."
-    return _activity(text, [delegation_card(delegation)])
+    return _activity(text, [delegation_card(delegation, await w.artifacts_of(delegation))])
 
 
 async def _text(w: _Writer) -> Outgoing | None:
@@ -339,7 +357,12 @@ COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = 
 
 
 async def compose(
-    tenants: Tenants, envelope: Envelope, prefetch: Prefetch | None = None, *, recommender: Recommender | None = None
+    tenants: Tenants,
+    envelope: Envelope,
+    prefetch: Prefetch | None = None,
+    *,
+    recommender: Recommender | None = None,
+    artifact_links: ArtifactLinks | None = None,
 ) -> Outgoing | None:
     """The message to send, or None when it no longer applies (the task was done meanwhile).
 
@@ -364,7 +387,7 @@ async def compose(
     today = now.astimezone(zone).date() if zone else now.date()
     if not envelope.payload.get(APPROVED) and not await _policy_allows(tenants, envelope):
         return None
-    return await composer(_Writer(tenants, envelope, today, facts, recommender))
+    return await composer(_Writer(tenants, envelope, today, facts, recommender, artifact_links))
 
 
 class HeldForApproval(Exception):

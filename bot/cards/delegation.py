@@ -8,6 +8,8 @@ and under a label saying they come from the agent, so the owner sees where each 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,8 +47,19 @@ def links_in(text: str, *, most: int = MOST_LINKS) -> list[str]:
     return list(found)
 
 
-def delegation_card(delegation: Delegation) -> dict[str, Any]:
-    """The card of a delegation's outcome: status, timing, the agent's answer (as data) and its links, the problem."""
+@dataclass(frozen=True, kw_only=True)
+class ArtifactShown:
+    """A file kept with the delegation (the agent's whole answer, too big to show), and our signed link to it."""
+
+    description: str
+    size: int
+    url: str | None
+    """None when the bot has no public address to link to."""
+
+
+def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] = ()) -> dict[str, Any]:
+    """The card of a delegation's outcome: status, timing, the agent's answer (as data) and its links, the files kept
+    with it, the problem."""
     adapter = delegation.adapter
     body = [heading(f"Delegation D{delegation.id}"), text_block(f"Status: {delegation.status.value}")]
     if delegation.seconds is not None:
@@ -74,6 +87,15 @@ def delegation_card(delegation: Delegation) -> dict[str, Any]:
                 bullet_list(links, subtle=True),
             ]
         body.append(container(shown, style="emphasis", spacing="medium"))
+    actions: list[dict[str, Any]] = []
+    for artifact in artifacts:
+        size = (
+            f"{artifact.size / 1024 / 1024:.1f} MiB" if artifact.size >= 1024 * 1024 else f"{artifact.size // 1024} KiB"
+        )
+        where = "open it with the button below (a link of mine, valid 7 days)" if artifact.url else "kept with it"
+        body.append(text_block(f"The whole answer ({size}) is a file: {where}.", subtle=True, spacing="small"))
+        if artifact.url:
+            actions.append({"type": "Action.OpenUrl", "title": f"Open the whole answer ({size})", "url": artifact.url})
     if delegation.error:
         body.append(text_block(f"Problem: {delegation.error[:ERROR_CHARS]}", color="attention"))
-    return adaptive_card(body)
+    return adaptive_card(body, actions)

@@ -828,3 +828,9 @@ async def get_delegation(store: Store, tenant_id: str, delegation_id: int) -> De
     if delegation is None:
         raise DelegationNotFound(delegation_id)
     return delegation
+
+
+async def evidence_of(store: Store, tenant_id: str, delegation_id: int) -> list[StoredEvidence]:
+    """What the agent showed for a delegation, read without an agent registry (to show it), in the order it gave it."""
+    async with store.read() as conn:
+        return await stored.evidence_of(conn, tenant_id, delegation_id)
