@@ -79,7 +79,7 @@ from pydantic import BaseModel, ValidationError
 from adapters import mcp_elicitation
 from adapters.egress import UNREACHABLE, Egress, EgressTransport
 from adapters.stdio_commands import StdioCommands
-from planner.domain.delegations import DelegationStatus
+from planner.domain.delegations import MAX_TIMEOUT_SECONDS, DelegationStatus
 from planner.domain.redaction import redact_args, redact_url, redacted
 from planner.ports import (
     Agent,
@@ -111,6 +111,8 @@ _FIELDS = (
     "capabilities",
     "connect_timeout_seconds",
     "answer_seconds",
+    "timeout_seconds",
+    "capabilities_timeouts",
 )
 _MAX_TOOL_PAGES = 100
 RESULT_CAP_BYTES = 256 * 1024
@@ -175,6 +177,10 @@ class MCPConfig:
     answer_seconds: float = _DEFAULT_ANSWER_SECONDS
     """How long the delegating person has to answer a question the server asks mid-call (elicitation); that wait
     does not count against the delegation's own timeout."""
+    timeout_seconds: float | None = None
+    """How long a call may take, for a delegation that does not say (None: the planner's default, 60 s)."""
+    capabilities_timeouts: Mapping[str, float] = field(default_factory=dict)
+    """Capability name -> how long a call of it may take, over `timeout_seconds` (a slow report, a quick lookup)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.args, list):
@@ -224,6 +230,10 @@ class MCPConfig:
         data: dict[str, Any] = {"transport": self.transport, "connect_timeout_seconds": self.connect_timeout_seconds}
         if self.answer_seconds != _DEFAULT_ANSWER_SECONDS:
             data["answer_seconds"] = self.answer_seconds
+        if self.timeout_seconds is not None:
+            data["timeout_seconds"] = self.timeout_seconds
+        if self.capabilities_timeouts:
+            data["capabilities_timeouts"] = dict(self.capabilities_timeouts)
         if self.transport == "stdio":
             data.update(command=self.command, args=list(self.args))
             if self.cwd is not None:
@@ -261,10 +271,23 @@ def _problems(config: MCPConfig) -> list[str]:
         elif any(not key.strip() or not value.strip() for key, value in config.capabilities.items()):
             problems.append("capabilities: capability and tool names must not be empty")
     for name in ("connect_timeout_seconds", "answer_seconds"):
-        timeout = getattr(config, name)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        if not _is_seconds(getattr(config, name), math.inf):
             problems.append(f"{name} must be a positive number of seconds")
+    if config.timeout_seconds is not None and not _is_seconds(config.timeout_seconds, MAX_TIMEOUT_SECONDS):
+        problems.append(f"timeout_seconds must be a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most")
+    timeouts = config.capabilities_timeouts
+    if not isinstance(timeouts, Mapping) or not all(
+        isinstance(name, str) and _is_seconds(seconds, MAX_TIMEOUT_SECONDS) for name, seconds in timeouts.items()
+    ):
+        problems.append(
+            f"capabilities_timeouts must map capability names to seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most, "
+            "e.g. {'slow_report': 600}"
+        )
     return problems
+
+
+def _is_seconds(value: object, most: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= most and value < math.inf
 
 
 def _stdio_problems(config: MCPConfig) -> list[str]:

@@ -40,6 +40,8 @@ MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
 MAX_EVIDENCE_ITEMS = 20
 MAX_OUTPUT_CHARS = 200_000
 MAX_TIMEOUT_SECONDS = 3600.0
+DEFAULT_TIMEOUT_SECONDS = 60.0
+"""How long a delegation's call may take when neither the request nor the adapter's config says."""
 
 FINAL = frozenset({DelegationStatus.SUCCEEDED, DelegationStatus.FAILED, DelegationStatus.CANCELLED})
 """Statuses a delegation ends in."""

@@ -43,6 +43,7 @@ from typing import Any
 
 from planner.domain.circuits import Circuit, CircuitState
 from planner.domain.delegations import (
+    DEFAULT_TIMEOUT_SECONDS,
     IN_FLIGHT,
     MAX_EVIDENCE_ITEMS,
     MAX_TIMEOUT_SECONDS,
@@ -250,7 +251,7 @@ class Delegations:
         capability: str,
         input: Mapping[str, Any] | None = None,
         actor: str,
-        timeout_seconds: float = 60.0,
+        timeout_seconds: float | None = None,
         start: bool = False,
     ) -> Delegation:
         """Queue a delegation of the task to `adapter`, and mark the task `delegated`, in one transaction.
@@ -259,7 +260,9 @@ class Delegations:
         in the way of (its adapter's circuit closed, and the guard clearing it without a word) is stored started
         by this runner in that same transaction, and this object's `run` calls its agent straight away, without
         reading and claiming it again; should this runner stop first, the tick runs it once its lease is out, as
-        it does for a runner that stops mid-call. Raises AdapterNotFound (suggesting the closest name),
+        it does for a runner that stops mid-call. `timeout_seconds`: by default the adapter's own for the capability
+        (its config's `capabilities_timeouts` or `timeout_seconds`), else DEFAULT_TIMEOUT_SECONDS.
+        Raises AdapterNotFound (suggesting the closest name),
         AdapterDisabled, ToolNotEnabled and ToolHeld (an MCP tool an admin has not enabled, or whose definition
         changed), InputInvalid (input the tool's schema refuses, naming the field), TaskNotFound, InvalidValue (a
         finished task, an empty capability, input that is not JSON, a timeout out of range).
@@ -285,6 +288,8 @@ class Delegations:
                     )
                     check_input(entry.name, tool, payload)
                     destructive = tool.destructive
+                if timeout_seconds is None:
+                    timeout_seconds = entry.timeout_for(capability) or DEFAULT_TIMEOUT_SECONDS
                 if not 0 < timeout_seconds <= MAX_TIMEOUT_SECONDS:
                     raise InvalidValue(
                         "timeout", timeout_seconds, f"a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.mcp import EXCERPT_CHARS, RESULT_CAP_BYTES
+from adapters.mcp import EXCERPT_CHARS, RESULT_CAP_BYTES, MCPConfig
 from planner.domain.delegations import DelegationStatus
-from planner.ports import DelegationRequest
+from planner.ports import AgentConfigInvalid, DelegationRequest
 from tests.adapters.test_mcp_elicitation import vendor
 
 
@@ -32,3 +32,31 @@ async def test_an_answer_under_the_cap_is_shown_whole_with_its_raw_result() -> N
         result = await agent.delegate(request)
     assert len(result.output) == 100 * 1024 < RESULT_CAP_BYTES
     assert [item.kind for item in result.evidence] == ["json"]
+
+
+def test_timeouts_per_adapter_and_per_capability_are_checked_and_kept() -> None:
+    config = MCPConfig.from_dict(
+        {
+            "transport": "http",
+            "url": "https://agent.vendor.example/mcp",
+            "timeout_seconds": 120,
+            "capabilities_timeouts": {"slow_report": 900},
+        },
+        name="vendor",
+    )
+    assert config.to_dict()["timeout_seconds"] == 120
+    assert config.to_dict()["capabilities_timeouts"] == {"slow_report": 900}
+    with pytest.raises(AgentConfigInvalid) as invalid:
+        MCPConfig.from_dict(
+            {
+                "transport": "http",
+                "url": "https://agent.vendor.example/mcp",
+                "timeout_seconds": 0,
+                "capabilities_timeouts": {"slow_report": "long"},
+            },
+            name="vendor",
+        )
+    assert invalid.value.problems == [
+        "timeout_seconds must be a number of seconds above 0, 3600 at most",
+        "capabilities_timeouts must map capability names to seconds above 0, 3600 at most, e.g. {'slow_report': 600}",
+    ]
