@@ -49,6 +49,7 @@ excerpt; HTTP messages are read up to 16 MiB (the SDK's 1 MiB default turned a b
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import contextvars
 import dataclasses
@@ -982,8 +983,12 @@ class MCPAgent(Agent):
         data = result.structured_content if isinstance(result.structured_content, dict) else None
         if not output and data is not None:
             output = json.dumps(data, ensure_ascii=False)
+        links = _resource_links(result)
+        if links:
+            listed = "\n".join(f"- {name}: {uri}" for name, uri in links)
+            output = f"{output}\n\nResources {tool} pointed to:\n{listed}".strip()
         failed = bool(result.is_error)
-        evidence = (_json_evidence(result, f"raw MCP result of {tool}"),)
+        evidence: tuple[Evidence, ...] = (_json_evidence(result, f"raw MCP result of {tool}"),)
         whole = output.encode()
         if len(whole) > RESULT_CAP_BYTES or len(evidence[0].content) > RESULT_CAP_BYTES:
             # Too big to show or to keep twice: the whole answer becomes an artifact, the output an excerpt of it.
@@ -999,6 +1004,7 @@ class MCPAgent(Agent):
                 output[:EXCERPT_CHARS] + f"\n… (an excerpt: the whole answer, {_size(len(whole))}, is kept as a file)"
             )
             data = None
+        evidence += _images(result, tool)
         return self._result(
             started,
             DelegationStatus.FAILED if failed else DelegationStatus.SUCCEEDED,
@@ -1065,6 +1071,42 @@ def _capability(name: str, tool: mcp_types.Tool) -> Capability:
         input_schema=dict(tool.input_schema),
         definition=tool.model_dump(mode="json", by_alias=True, exclude_none=True, include=_DEFINITION_FIELDS),
     )
+
+
+_IMAGE_SIGNATURES = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+}
+_MOST_IMAGES = 4
+_MOST_LINKS = 20
+
+
+def _images(result: mcp_types.CallToolResult, tool: str) -> tuple[Evidence, ...]:
+    """The images in the answer whose bytes are what their type says (PNG, JPEG, GIF), as evidence to show."""
+    images: list[Evidence] = []
+    for block in result.content:
+        if not isinstance(block, mcp_types.ImageContent) or len(images) >= _MOST_IMAGES:
+            continue
+        try:
+            content = base64.b64decode(block.data, validate=True)
+        except ValueError:
+            continue
+        media_type = block.mime_type.lower()
+        if not content.startswith(_IMAGE_SIGNATURES.get(media_type, (b"\0never",))) or len(content) > RESULT_CAP_BYTES:
+            logger.info("MCP agent: an image from %s was not kept (not a PNG, JPEG or GIF, or too big)", tool)
+            continue
+        images.append(Evidence(kind="image", media_type=media_type, content=content, description=f"image from {tool}"))
+    return tuple(images)
+
+
+def _resource_links(result: mcp_types.CallToolResult) -> list[tuple[str, str]]:
+    """(name, address) of each resource the answer points to, to list as text the owner opens knowingly."""
+    return [
+        (mcp_elicitation.plain(block.title or block.name, limit=100), mcp_elicitation.plain(block.uri, limit=500))
+        for block in result.content
+        if isinstance(block, mcp_types.ResourceLink)
+    ][:_MOST_LINKS]
 
 
 def _size(size: int) -> str:

@@ -71,9 +71,21 @@ def _message(path: str, expires: int) -> bytes:
     return f"{path}\n{expires}".encode()
 
 
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
+INLINE_IMAGE_BYTES = 12 * 1024
+"""An image up to this size goes in the card itself (a `data:` URI); a larger one through a signed link, so the card
+stays within what Teams takes in one message."""
+
+
 def artifacts(evidence: list[StoredEvidence]) -> list[StoredEvidence]:
-    """The evidence that is an artifact kept whole, to link to from the card."""
-    return [item for item in evidence if item.kind == "artifact" and item.content is not None]
+    """The evidence the card shows or links to: artifacts kept whole, and images (checked to be what they say when
+    kept)."""
+    return [
+        item
+        for item in evidence
+        if item.content is not None
+        and (item.kind == "artifact" or (item.kind == "image" and item.media_type in IMAGE_TYPES))
+    ]
 
 
 class ArtifactEndpoint:
@@ -108,6 +120,16 @@ class ArtifactEndpoint:
         found = [item for item in artifacts(await evidence_of(store, tenant, delegation_id)) if item.id == evidence_id]
         if not found or found[0].content is None:
             return web.json_response({"error": "That file is no longer kept."}, status=404)
+        if found[0].kind == "image":
+            return web.Response(
+                body=found[0].content,
+                content_type=found[0].media_type,
+                headers={
+                    "X-Content-Type-Options": "nosniff",
+                    "Content-Security-Policy": "sandbox; default-src 'none'",
+                    "Cache-Control": "private, max-age=3600",
+                },
+            )
         return web.Response(
             body=found[0].content,
             content_type="text/plain",

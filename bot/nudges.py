@@ -6,6 +6,7 @@ dropped (None) instead of sent, and a week card shows the week as it stands.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -13,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.addressing import Undeliverable
-from bot.artifacts import ArtifactLinks, artifacts
+from bot.artifacts import INLINE_IMAGE_BYTES, ArtifactLinks, artifacts
 from bot.cards import approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.delegation import ArtifactShown, delegation_card
@@ -71,14 +72,13 @@ class _Writer:
             return []
         links = self.artifact_links
         now = self.store.clock()
-        return [
-            ArtifactShown(
-                description=item.description,
-                size=item.size,
-                url=links.link(delegation.tenant_id, delegation.id, item.id, now=now) if links is not None else None,
-            )
-            for item in artifacts(await evidence_of(self.store, delegation.tenant_id, delegation.id))
-        ]
+        shown = []
+        for item in artifacts(await evidence_of(self.store, delegation.tenant_id, delegation.id)):
+            url = links.link(delegation.tenant_id, delegation.id, item.id, now=now) if links is not None else None
+            if item.kind == "image" and item.content is not None and item.size <= INLINE_IMAGE_BYTES:
+                url = f"data:{item.media_type};base64,{base64.b64encode(item.content).decode('ascii')}"
+            shown.append(ArtifactShown(description=item.description, size=item.size, url=url, kind=item.kind))
+        return shown
 
     async def name_of(self, user_id: str | None) -> str:
         if not user_id:

@@ -7,13 +7,14 @@ and under a label saying they come from the agent, so the owner sees where each 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.cards.elements import adaptive_card, bullet_list, container, heading, text_block
+from bot.cards.elements import adaptive_card, bullet_list, container, fact_set, heading, text_block
 from bot.controls import without_controls
 from planner.domain.delegations import Delegation
 
@@ -24,6 +25,15 @@ MOST_LINKS = 5
 MOST_STEPS = 5
 """How many of the last progress steps an agent reported a card shows."""
 _STEP_CHARS = 200
+MOST_FACTS = 8
+"""How many of the top-level fields of an agent's structured answer a card shows."""
+_FACT_CHARS = 120
+
+
+def _compact(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
 _LINK_CHARS = 200
 
 _URL = re.compile(r"(?i)\bhttps?://[^\s<>\"'`\])}]+")
@@ -54,7 +64,9 @@ class ArtifactShown:
     description: str
     size: int
     url: str | None
-    """None when the bot has no public address to link to."""
+    """A signed link of ours, or a `data:` URI for a small image; None when the bot has no public address to link to."""
+    kind: str = "artifact"
+    """`artifact` (a file to open) or `image` (shown in the card)."""
 
 
 def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] = ()) -> dict[str, Any]:
@@ -88,7 +100,18 @@ def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] =
             ]
         body.append(container(shown, style="emphasis", spacing="medium"))
     actions: list[dict[str, Any]] = []
+    if delegation.data:
+        facts = [
+            (without_controls(str(key))[:_FACT_CHARS], without_controls(_compact(value))[:_FACT_CHARS])
+            for key, value in list(delegation.data.items())[:MOST_FACTS]
+        ]
+        body += [text_block(f"Data {adapter} returned:", subtle=True, spacing="small"), fact_set(facts)]
+    for image in artifacts:
+        if image.kind == "image" and image.url and image.url.startswith(("data:image/", "https://")):
+            body.append({"type": "Image", "url": image.url, "altText": f"{image.description} (from {adapter})"})
     for artifact in artifacts:
+        if artifact.kind != "artifact":
+            continue
         size = (
             f"{artifact.size / 1024 / 1024:.1f} MiB" if artifact.size >= 1024 * 1024 else f"{artifact.size // 1024} KiB"
         )

@@ -9,6 +9,7 @@ from adapters.mcp import EXCERPT_CHARS, RESULT_CAP_BYTES, MCPConfig
 from planner.domain.delegations import DelegationStatus
 from planner.ports import AgentConfigInvalid, DelegationRequest
 from tests.adapters.test_mcp_elicitation import vendor
+from tests.adapters.vendor_agent import tiny_png
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
@@ -60,3 +61,15 @@ def test_timeouts_per_adapter_and_per_capability_are_checked_and_kept() -> None:
         "timeout_seconds must be a number of seconds above 0, 3600 at most",
         "capabilities_timeouts must map capability names to seconds above 0, 3600 at most, e.g. {'slow_report': 600}",
     ]
+
+
+async def test_images_that_are_what_they_say_are_kept_and_resource_links_listed_as_text() -> None:
+    request = DelegationRequest(capability="campaign_visual", input={"campaign": "abm-q1"})
+    async with vendor("stdio") as agent:
+        result = await agent.delegate(request)
+    assert result.output == (
+        "Banner of abm-q1\n\nResources campaign_visual pointed to:\n- banner.psd: https://cdn.vendor.example/abm-q1.psd"
+    )
+    [image] = [item for item in result.evidence if item.kind == "image"]  # the SVG passed off as a PNG is not
+    assert image.media_type == "image/png"
+    assert image.content == tiny_png()

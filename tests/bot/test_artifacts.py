@@ -3,6 +3,7 @@ the bot serves for a week; a link with a changed or stale signature opens nothin
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -21,8 +22,8 @@ from planner.domain.circuits import BreakerSettings
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
-from tests.adapters.vendor_agent import serve_in_process
-from tests.bot.cards.test_cards import all_text, schema_errors, top_actions
+from tests.adapters.vendor_agent import serve_in_process, tiny_png
+from tests.bot.cards.test_cards import all_text, of_type, schema_errors, top_actions
 from tests.bot.conftest import Running, TeamsUser, start_bot
 from tests.bot.test_delegation import a_task_for_the_writer
 from tests.conftest import FakeClock
@@ -91,3 +92,34 @@ async def test_the_owner_opens_a_big_answer_from_the_card_through_a_signed_link_
                 assert stale.status == 403
     finally:
         await server.close()
+
+
+async def test_the_card_shows_a_checked_image_inline_the_resource_links_as_text_and_the_structured_answer(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter enable vendor campaign_visual")
+        await lead.ask("adapter enable vendor campaign_metrics")
+        before = len(delegating.connector.sent)
+        await lead.ask(f'delegate T{task_id} to vendor campaign_visual {{"campaign": "abm-q1"}}')
+        await delegating.bot.drain()
+        await lead.ask(f'delegate T{task_id} to vendor campaign_metrics {{"campaign": "abm-q1"}}')
+        await delegating.bot.drain()
+    visual, metrics = [
+        s.body["attachments"][0]["content"]
+        for s in delegating.connector.sent[before:]
+        if s.conversation_id == "a:writer"
+    ]
+    assert schema_errors(visual) == []
+    [image] = of_type(visual, "Image")
+    assert image["url"] == "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+    assert "- banner.psd: https://cdn.vendor.example/abm-q1.psd" in all_text(visual)
+    assert "Links in vendor's answer (from the agent, not from me" in all_text(visual)
+    assert schema_errors(metrics) == []
+    assert "Data vendor returned:" in all_text(metrics)
+    assert "sqls: 21" in all_text(metrics)
