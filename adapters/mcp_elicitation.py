@@ -146,6 +146,9 @@ def read_reply(reply: str, fields: list[tuple[str, dict[str, Any], bool]]) -> tu
     content: dict[str, Any] = {}
     for name, spec, required in fields:
         text = raw.get(name, "").strip()
+        if not text and "default" in spec:  # the server's default for what the person left out (SEP-1034)
+            content[name] = spec["default"]
+            continue
         if not text:
             if required:
                 return None, f"{plain(spec.get('title') or name, limit=_FIELD_CHARS)} is required"
@@ -170,7 +173,7 @@ def _named_values(reply: str, fields: list[tuple[str, dict[str, Any], bool]]) ->
     labels = "|".join(re.escape(label) for label in sorted(names, key=len, reverse=True))
     found = list(re.finditer(rf"(?i)(?:^|(?<=[\s,;]))({labels})\s*[:=]", reply))
     values: dict[str, str] = {}
-    for match, following in zip(found, [*found[1:], None], strict=True):
+    for match, following in zip(found, [*found[1:], None][: len(found)], strict=True):
         end = following.start() if following is not None else len(reply)
         values[names[match.group(1).lower()]] = reply[match.end() : end].strip().rstrip(",;").strip()
     return values

@@ -143,3 +143,13 @@ def test_fields_given_on_one_line_are_read_as_well() -> None:
     ]
     assert read_reply("confirm: yes, audience size: 4 800", fields) == ({"confirm": True, "audience_size": 4800}, None)
     assert read_reply("Audience_size=12; Confirm: no", fields) == ({"confirm": False, "audience_size": 12}, None)
+
+
+def test_fields_the_person_leaves_out_take_the_server_s_defaults() -> None:
+    fields = [
+        ("name", {"type": "string", "default": "a new user"}, False),
+        ("age", {"type": "integer", "default": 30}, False),
+        ("status", {"type": "string", "enum": ["active", "inactive"], "default": "active"}, False),
+    ]
+    assert read_reply("ok", fields) == ({"name": "a new user", "age": 30, "status": "active"}, None)
+    assert read_reply("age: 41", fields) == ({"name": "a new user", "age": 41, "status": "active"}, None)
