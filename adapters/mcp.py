@@ -70,9 +70,11 @@ import anyio
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp import types as mcp_types
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ValidationError
@@ -114,6 +116,9 @@ _FIELDS = (
     "answer_seconds",
     "timeout_seconds",
     "capabilities_timeouts",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_scope",
 )
 _MAX_TOOL_PAGES = 100
 RESULT_CAP_BYTES = 256 * 1024
@@ -171,6 +176,12 @@ class MCPConfig:
     """http: sent as `Authorization: Bearer …`; never shown."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """http: extra request headers (`X-Api-Key`…); the values of secret-looking ones are never shown."""
+    oauth_client_id: str | None = None
+    """http: a service agent's OAuth 2.1 client, whose token the client-credentials grant gets from the authorization
+    server the MCP server names (and gets again when it expires)."""
+    oauth_client_secret: str | None = None
+    """http: that client's secret; never shown."""
+    oauth_scope: str | None = None
     capabilities: Mapping[str, str] | None = None
     """Capability name -> MCP tool name. None: every tool is a capability of the same name."""
     connect_timeout_seconds: float = 30.0
@@ -198,6 +209,8 @@ class MCPConfig:
         secrets = []
         if self.bearer_token:
             secrets.append("bearer_token=<hidden>")
+        if self.oauth_client_secret:
+            secrets.append("oauth_client_secret=<hidden>")
         if self.headers:
             secrets.append(f"headers=<{', '.join(sorted(self.headers))}>")
         if self.env:
@@ -245,6 +258,12 @@ class MCPConfig:
             data["url"] = self.url if with_secrets else redact_url(self.url)
             if with_secrets and self.bearer_token:
                 data["bearer_token"] = self.bearer_token
+            if self.oauth_client_id:
+                data["oauth_client_id"] = self.oauth_client_id
+            if with_secrets and self.oauth_client_secret:
+                data["oauth_client_secret"] = self.oauth_client_secret
+            if self.oauth_scope:
+                data["oauth_scope"] = self.oauth_scope
             if self.headers:
                 data["headers"] = dict(self.headers) if with_secrets else redacted(dict(self.headers))
         if self.capabilities is not None:
@@ -332,6 +351,18 @@ def _http_problems(config: MCPConfig) -> list[str]:
             problems.append("bearer_token must be one word without spaces or line breaks")
         elif parts.scheme == "http" and not _is_loopback(parts.hostname):
             problems.append("a bearer token is only sent over https (or plain http to a loopback address)")
+    client, secret = config.oauth_client_id, config.oauth_client_secret
+    if (client is None) != (secret is None) or any(
+        value is not None and (not isinstance(value, str) or not value.strip()) for value in (client, secret)
+    ):
+        problems.append("oauth_client_id and oauth_client_secret go together (a service agent's OAuth client)")
+    elif client is not None:
+        if token is not None or any(name.lower() == "authorization" for name in config.headers):
+            problems.append("give either an OAuth client or a bearer token, not both")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            problems.append("OAuth credentials are only sent over https (or plain http to a loopback address)")
+    if config.oauth_scope is not None and not isinstance(config.oauth_scope, str):
+        problems.append("oauth_scope must be a space-separated list of scopes")
     if config.command:
         problems.append("command is only for stdio: an http agent is reached at its url")
     if config.env:
@@ -373,7 +404,7 @@ class MCPAdapterFactory:
     `environ`: the bot's environment, of which a stdio child gets only `PATH`, `HOME`, `LANG` and `TZ`.
     """
 
-    secret_fields: Collection[str] = ("bearer_token", "env")
+    secret_fields: Collection[str] = ("bearer_token", "env", "oauth_client_secret")
     tools_need_enabling = True
     """A server's tools are the vendor's: an admin enables each, and its definition is pinned then."""
 
@@ -585,11 +616,32 @@ class _WatchedWriteStream:
         await self.aclose()
 
 
+class _Tokens:
+    """The OAuth tokens of an agent's client, kept across its sessions (in memory: a restart gets a new one)."""
+
+    def __init__(self) -> None:
+        self._tokens: OAuthToken | None = None
+        self._client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self._tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self._tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self._client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self._client = client_info
+
+
 class _Session:
     """One live MCP session, opened and closed by its own background task; callers use `client` from theirs."""
 
-    def __init__(self, config: MCPConfig, *, stderr: TextIO | None, egress: Egress) -> None:
+    def __init__(self, config: MCPConfig, *, stderr: TextIO | None, egress: Egress, tokens: _Tokens) -> None:
         self._config = config
+        self._tokens = tokens
         self._stderr = stderr
         self._egress = egress
         self.client: Client | None = None
@@ -699,7 +751,17 @@ class _Session:
             if config.bearer_token:
                 headers["Authorization"] = f"Bearer {config.bearer_token}"
             checked = EgressTransport(httpx2.AsyncHTTPTransport(), self._egress, agent=config.name)
+            auth = None
+            if config.oauth_client_id and config.oauth_client_secret:
+                auth = ClientCredentialsOAuthProvider(
+                    server_url=config.url,
+                    storage=self._tokens,
+                    client_id=config.oauth_client_id,
+                    client_secret=config.oauth_client_secret,
+                    scope=config.oauth_scope,
+                )
             http = httpx2.AsyncClient(
+                auth=auth,
                 headers=headers or None,
                 timeout=httpx2.Timeout(config.connect_timeout_seconds, read=None),
                 transport=_ObservingTransport(checked),
@@ -727,6 +789,8 @@ class _Session:
         config = self._config
         status = (attempt.http_status if attempt is not None else None) or self.opening.http_status
         if status in _AUTH_STATUSES:
+            if config.oauth_client_id:
+                return f"{config.endpoint} refused our OAuth client (HTTP {status}): check its id, secret and scope"
             if config.bearer_token:
                 return f"{config.endpoint} refused our credentials (HTTP {status}): check the bearer token"
             return f"{config.endpoint} requires credentials (HTTP {status}): configure a bearer token"
@@ -810,6 +874,7 @@ class MCPAgent(Agent):
         self._stderr = stderr
         self._egress = egress if egress is not None else Egress()
         self._session: _Session | None = None
+        self._tokens = _Tokens()
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -841,7 +906,9 @@ class MCPAgent(Agent):
             session = self._session
             if session is None or session.broken:
                 stale = session
-                session = self._session = _Session(self.config, stderr=self._stderr, egress=self._egress)
+                session = self._session = _Session(
+                    self.config, stderr=self._stderr, egress=self._egress, tokens=self._tokens
+                )
                 session.start()
         if stale is not None:
             await stale.close()

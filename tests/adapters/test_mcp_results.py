@@ -73,3 +73,34 @@ async def test_images_that_are_what_they_say_are_kept_and_resource_links_listed_
     [image] = [item for item in result.evidence if item.kind == "image"]  # the SVG passed off as a PNG is not
     assert image.media_type == "image/png"
     assert image.content == tiny_png()
+
+
+def test_a_service_agent_s_oauth_client_is_checked_and_its_secret_never_shown() -> None:
+    config = MCPConfig.from_dict(
+        {
+            "transport": "http",
+            "url": "https://agent.vendor.example/mcp",
+            "oauth_client_id": "cos-service",
+            "oauth_client_secret": "s3cret-value",
+            "oauth_scope": "reports:read",
+        },
+        name="vendor",
+    )
+    assert "s3cret-value" not in repr(config)
+    assert "oauth_client_secret" not in config.to_dict()
+    assert config.to_dict(with_secrets=True)["oauth_client_secret"] == "s3cret-value"
+    with pytest.raises(AgentConfigInvalid) as invalid:
+        MCPConfig.from_dict(
+            {
+                "transport": "http",
+                "url": "http://agent.vendor.example/mcp",
+                "oauth_client_id": "cos-service",
+                "oauth_client_secret": "s3cret-value",
+                "bearer_token": "tok",
+            },
+            name="vendor",
+        )
+    assert "give either an OAuth client or a bearer token, not both" in invalid.value.problems
+    assert "OAuth credentials are only sent over https (or plain http to a loopback address)" in invalid.value.problems
+    with pytest.raises(AgentConfigInvalid, match="go together"):
+        MCPConfig.from_dict({"transport": "http", "url": "https://a.example/mcp", "oauth_client_id": "x"}, name="v")

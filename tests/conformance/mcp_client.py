@@ -9,6 +9,7 @@ by a person who accepts what the server proposes. Run every scenario with `.ci/m
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -35,7 +36,11 @@ def sample_input(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run(url: str) -> int:
-    config = MCPConfig(name="conformance", transport="http", url=url, connect_timeout_seconds=20)
+    context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
+    oauth = {}
+    if context.get("client_id") and context.get("client_secret"):  # a service agent's OAuth client
+        oauth = {"oauth_client_id": context["client_id"], "oauth_client_secret": context["client_secret"]}
+    config = MCPConfig(name="conformance", transport="http", url=url, connect_timeout_seconds=20, **oauth)
     async with MCPAgent(config, egress=Egress.allowing("127.0.0.0/8", "::1/128")) as agent:
         try:
             capabilities = await agent.capabilities()
