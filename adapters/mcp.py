@@ -34,13 +34,22 @@ Outcomes, by cause:
   expired session id, before accepting it); a call that may have reached the tool is never retried, since that
   could repeat its side effect.
 
-Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted here. MCP elicitation (a server asking
-a person mid-call) is not relayed yet; the SDK declines it.
+Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted here.
+
+A server may ask a question mid-call (elicitation): it is relayed to the person who delegated the call through the
+call's `HumanChannel` (adapters/mcp_elicitation.py), and the time the person takes is added to the call's timeout;
+with no one to ask, the question is declined. As for A2A, the gate in front of every agent
+(`planner/governance/gated_agent.py`) still cuts the whole call at the request's timeout and its grace. Progress
+notifications are kept as the result's steps.
+
+An answer over `RESULT_CAP_BYTES`, over either transport, is kept whole as an `artifact` evidence and the output is an
+excerpt; HTTP messages are read up to 16 MiB (the SDK's 1 MiB default turned a big answer into a dropped connection).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import contextvars
 import dataclasses
@@ -61,15 +70,19 @@ import anyio
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp import types as mcp_types
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ValidationError
 
+from adapters import mcp_elicitation
 from adapters.egress import UNREACHABLE, Egress, EgressTransport
 from adapters.stdio_commands import StdioCommands
-from planner.domain.delegations import DelegationStatus
+from planner.domain.delegations import MAX_TIMEOUT_SECONDS, DelegationStatus
 from planner.domain.redaction import redact_args, redact_url, redacted
 from planner.ports import (
     Agent,
@@ -100,8 +113,21 @@ _FIELDS = (
     "headers",
     "capabilities",
     "connect_timeout_seconds",
+    "answer_seconds",
+    "timeout_seconds",
+    "capabilities_timeouts",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_scope",
 )
 _MAX_TOOL_PAGES = 100
+RESULT_CAP_BYTES = 256 * 1024
+"""An answer larger than this is kept whole as an artifact (evidence the owner opens from a link of ours), and the
+delegation's output is an excerpt of it."""
+EXCERPT_CHARS = 4000
+_MOST_MESSAGE_BYTES = 16 * 1024 * 1024
+"""The largest message read from an HTTP server (the SDK's default, 1 MiB, made a big answer a dropped connection)."""
+_DEFAULT_ANSWER_SECONDS = 300.0
 _CLOSE_GRACE_SECONDS = 10.0
 _AUTH_STATUSES = (401, 403)
 _CLIENT_INFO = mcp_types.Implementation(name="chief-of-staff", version="0.1")
@@ -150,10 +176,23 @@ class MCPConfig:
     """http: sent as `Authorization: Bearer …`; never shown."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """http: extra request headers (`X-Api-Key`…); the values of secret-looking ones are never shown."""
+    oauth_client_id: str | None = None
+    """http: a service agent's OAuth 2.1 client, whose token the client-credentials grant gets from the authorization
+    server the MCP server names (and gets again when it expires)."""
+    oauth_client_secret: str | None = None
+    """http: that client's secret; never shown."""
+    oauth_scope: str | None = None
     capabilities: Mapping[str, str] | None = None
     """Capability name -> MCP tool name. None: every tool is a capability of the same name."""
     connect_timeout_seconds: float = 30.0
     """How long starting or reaching the server, the handshake and listing its tools may take."""
+    answer_seconds: float = _DEFAULT_ANSWER_SECONDS
+    """How long the delegating person has to answer a question the server asks mid-call (elicitation); that wait
+    does not count against the delegation's own timeout."""
+    timeout_seconds: float | None = None
+    """How long a call may take, for a delegation that does not say (None: the planner's default, 60 s)."""
+    capabilities_timeouts: Mapping[str, float] = field(default_factory=dict)
+    """Capability name -> how long a call of it may take, over `timeout_seconds` (a slow report, a quick lookup)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.args, list):
@@ -170,6 +209,8 @@ class MCPConfig:
         secrets = []
         if self.bearer_token:
             secrets.append("bearer_token=<hidden>")
+        if self.oauth_client_secret:
+            secrets.append("oauth_client_secret=<hidden>")
         if self.headers:
             secrets.append(f"headers=<{', '.join(sorted(self.headers))}>")
         if self.env:
@@ -201,6 +242,12 @@ class MCPConfig:
     def to_dict(self, *, with_secrets: bool = False) -> dict[str, Any]:
         """The JSON form, without `name`; the token and environment only when asked (to encrypt them)."""
         data: dict[str, Any] = {"transport": self.transport, "connect_timeout_seconds": self.connect_timeout_seconds}
+        if self.answer_seconds != _DEFAULT_ANSWER_SECONDS:
+            data["answer_seconds"] = self.answer_seconds
+        if self.timeout_seconds is not None:
+            data["timeout_seconds"] = self.timeout_seconds
+        if self.capabilities_timeouts:
+            data["capabilities_timeouts"] = dict(self.capabilities_timeouts)
         if self.transport == "stdio":
             data.update(command=self.command, args=list(self.args))
             if self.cwd is not None:
@@ -211,6 +258,12 @@ class MCPConfig:
             data["url"] = self.url if with_secrets else redact_url(self.url)
             if with_secrets and self.bearer_token:
                 data["bearer_token"] = self.bearer_token
+            if self.oauth_client_id:
+                data["oauth_client_id"] = self.oauth_client_id
+            if with_secrets and self.oauth_client_secret:
+                data["oauth_client_secret"] = self.oauth_client_secret
+            if self.oauth_scope:
+                data["oauth_scope"] = self.oauth_scope
             if self.headers:
                 data["headers"] = dict(self.headers) if with_secrets else redacted(dict(self.headers))
         if self.capabilities is not None:
@@ -237,10 +290,24 @@ def _problems(config: MCPConfig) -> list[str]:
             problems.append("capabilities must map capability names to tool names, e.g. {'draft': 'draft_email'}")
         elif any(not key.strip() or not value.strip() for key, value in config.capabilities.items()):
             problems.append("capabilities: capability and tool names must not be empty")
-    timeout = config.connect_timeout_seconds
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
-        problems.append("connect_timeout_seconds must be a positive number of seconds")
+    for name in ("connect_timeout_seconds", "answer_seconds"):
+        if not _is_seconds(getattr(config, name), math.inf):
+            problems.append(f"{name} must be a positive number of seconds")
+    if config.timeout_seconds is not None and not _is_seconds(config.timeout_seconds, MAX_TIMEOUT_SECONDS):
+        problems.append(f"timeout_seconds must be a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most")
+    timeouts = config.capabilities_timeouts
+    if not isinstance(timeouts, Mapping) or not all(
+        isinstance(name, str) and _is_seconds(seconds, MAX_TIMEOUT_SECONDS) for name, seconds in timeouts.items()
+    ):
+        problems.append(
+            f"capabilities_timeouts must map capability names to seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most, "
+            "e.g. {'slow_report': 600}"
+        )
     return problems
+
+
+def _is_seconds(value: object, most: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= most and value < math.inf
 
 
 def _stdio_problems(config: MCPConfig) -> list[str]:
@@ -284,6 +351,18 @@ def _http_problems(config: MCPConfig) -> list[str]:
             problems.append("bearer_token must be one word without spaces or line breaks")
         elif parts.scheme == "http" and not _is_loopback(parts.hostname):
             problems.append("a bearer token is only sent over https (or plain http to a loopback address)")
+    client, secret = config.oauth_client_id, config.oauth_client_secret
+    if (client is None) != (secret is None) or any(
+        value is not None and (not isinstance(value, str) or not value.strip()) for value in (client, secret)
+    ):
+        problems.append("oauth_client_id and oauth_client_secret go together (a service agent's OAuth client)")
+    elif client is not None:
+        if token is not None or any(name.lower() == "authorization" for name in config.headers):
+            problems.append("give either an OAuth client or a bearer token, not both")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            problems.append("OAuth credentials are only sent over https (or plain http to a loopback address)")
+    if config.oauth_scope is not None and not isinstance(config.oauth_scope, str):
+        problems.append("oauth_scope must be a space-separated list of scopes")
     if config.command:
         problems.append("command is only for stdio: an http agent is reached at its url")
     if config.env:
@@ -325,7 +404,7 @@ class MCPAdapterFactory:
     `environ`: the bot's environment, of which a stdio child gets only `PATH`, `HOME`, `LANG` and `TZ`.
     """
 
-    secret_fields: Collection[str] = ("bearer_token", "env")
+    secret_fields: Collection[str] = ("bearer_token", "env", "oauth_client_secret")
     tools_need_enabling = True
     """A server's tools are the vendor's: an admin enables each, and its definition is pinned then."""
 
@@ -406,6 +485,43 @@ class _Attempt:
 
 # The caller's task sets this around a call; the SDK runs each HTTP request in a copy of the sender's context.
 _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("mcp_attempt", default=None)
+
+_MOST_STEPS = 20
+_STEP_CHARS = 200
+
+
+@dataclass(eq=False)
+class _Call:
+    """One delegation's call in flight: who can be asked what the server asks, and the progress it reported."""
+
+    human: HumanChannel | None
+    scope: anyio.CancelScope
+    """The call's timeout: a wait for the person's answer is added to it, so the person's time is not the agent's."""
+    steps: list[str] = field(default_factory=list)
+
+    async def progressed(self, progress: float, total: float | None, message: str | None) -> None:
+        """A progress notification: kept as a step (the last ones, each cut to length) for the delegation's card."""
+        step = f"{progress:g}/{total:g}" if total else f"{progress:g}"
+        if message:
+            step = f"{step}: {mcp_elicitation.plain(message, limit=_STEP_CHARS)}"
+        self.steps.append(step)
+        del self.steps[:-_MOST_STEPS]
+
+    async def ask(self, agent: str, params: mcp_types.ElicitRequestParams, seconds: float) -> mcp_types.ElicitResult:
+        """Relay the server's question to the person; the call's deadline moves by the time the person took."""
+        assert self.human is not None
+        planned = self.scope.deadline
+        asked_at = anyio.current_time()
+        self.scope.deadline = planned + seconds + 1
+        try:
+            return await mcp_elicitation.relay(agent, params, self.human, answer_seconds=seconds)
+        finally:
+            self.scope.deadline = planned + (anyio.current_time() - asked_at)
+
+
+# The call whose task this is: set by the caller; the SDK runs a server's request on an HTTP call's own stream in a
+# copy of the caller's context, and a 2026-era server's input requests in the caller's task.
+_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("mcp_call", default=None)
 
 
 class _ObservingTransport(httpx2.AsyncBaseTransport):
@@ -500,15 +616,37 @@ class _WatchedWriteStream:
         await self.aclose()
 
 
+class _Tokens:
+    """The OAuth tokens of an agent's client, kept across its sessions (in memory: a restart gets a new one)."""
+
+    def __init__(self) -> None:
+        self._tokens: OAuthToken | None = None
+        self._client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self._tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self._tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self._client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self._client = client_info
+
+
 class _Session:
     """One live MCP session, opened and closed by its own background task; callers use `client` from theirs."""
 
-    def __init__(self, config: MCPConfig, *, stderr: TextIO | None, egress: Egress) -> None:
+    def __init__(self, config: MCPConfig, *, stderr: TextIO | None, egress: Egress, tokens: _Tokens) -> None:
         self._config = config
+        self._tokens = tokens
         self._stderr = stderr
         self._egress = egress
         self.client: Client | None = None
         self.tools: dict[str, mcp_types.Tool] = {}
+        self.calls: set[_Call] = set()
         self.error: BaseException | None = None
         self.opening = _Attempt()
         self._ready = anyio.Event()
@@ -562,7 +700,9 @@ class _Session:
                 scope.deadline = anyio.current_time() + self._config.connect_timeout_seconds
                 async with contextlib.AsyncExitStack() as stack:
                     transport = await self._transport(stack)
-                    client = await stack.enter_async_context(Client(transport, client_info=_CLIENT_INFO))
+                    client = await stack.enter_async_context(
+                        Client(transport, client_info=_CLIENT_INFO, elicitation_callback=self._elicit)
+                    )
                     self.tools = await _list_tools(client)
                     scope.deadline = math.inf
                     self.client = client
@@ -583,6 +723,22 @@ class _Session:
             self._ready.set()
             self._ended.set()
 
+    async def _elicit(
+        self, context: ClientRequestContext, params: mcp_types.ElicitRequestParams
+    ) -> mcp_types.ElicitResult | mcp_types.ErrorData:
+        """A server's question mid-call, relayed to the person who delegated the call it belongs to.
+
+        Over stdio a request does not say which call it is about: it goes to the one call in flight that has a person
+        to ask, and is declined when there are several (asking the wrong person would leak one's task to another)."""
+        call = _CALL.get()
+        if call is None or call not in self.calls:
+            askable = [each for each in self.calls if each.human is not None]
+            call = askable[0] if len(askable) == 1 else None
+        if call is None or call.human is None:
+            logger.info("MCP agent %r asked a question with no one to relay it to; declined", self._config.name)
+            return mcp_types.ElicitResult(action="decline")
+        return await call.ask(self._config.name, params, self._config.answer_seconds)
+
     async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
         config = self._config
         if config.transport == "stdio":
@@ -595,13 +751,23 @@ class _Session:
             if config.bearer_token:
                 headers["Authorization"] = f"Bearer {config.bearer_token}"
             checked = EgressTransport(httpx2.AsyncHTTPTransport(), self._egress, agent=config.name)
+            auth = None
+            if config.oauth_client_id and config.oauth_client_secret:
+                auth = ClientCredentialsOAuthProvider(
+                    server_url=config.url,
+                    storage=self._tokens,
+                    client_id=config.oauth_client_id,
+                    client_secret=config.oauth_client_secret,
+                    scope=config.oauth_scope,
+                )
             http = httpx2.AsyncClient(
+                auth=auth,
                 headers=headers or None,
                 timeout=httpx2.Timeout(config.connect_timeout_seconds, read=None),
                 transport=_ObservingTransport(checked),
             )
             await stack.enter_async_context(http)
-            inner = streamable_http_client(config.url, http_client=http)
+            inner = streamable_http_client(config.url, http_client=http, max_sse_event_size=_MOST_MESSAGE_BYTES)
         return self._watched(inner)
 
     @contextlib.asynccontextmanager
@@ -623,6 +789,8 @@ class _Session:
         config = self._config
         status = (attempt.http_status if attempt is not None else None) or self.opening.http_status
         if status in _AUTH_STATUSES:
+            if config.oauth_client_id:
+                return f"{config.endpoint} refused our OAuth client (HTTP {status}): check its id, secret and scope"
             if config.bearer_token:
                 return f"{config.endpoint} refused our credentials (HTTP {status}): check the bearer token"
             return f"{config.endpoint} requires credentials (HTTP {status}): configure a bearer token"
@@ -706,6 +874,7 @@ class MCPAgent(Agent):
         self._stderr = stderr
         self._egress = egress if egress is not None else Egress()
         self._session: _Session | None = None
+        self._tokens = _Tokens()
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -737,7 +906,9 @@ class MCPAgent(Agent):
             session = self._session
             if session is None or session.broken:
                 stale = session
-                session = self._session = _Session(self.config, stderr=self._stderr, egress=self._egress)
+                session = self._session = _Session(
+                    self.config, stderr=self._stderr, egress=self._egress, tokens=self._tokens
+                )
                 session.start()
         if stale is not None:
             await stale.close()
@@ -800,19 +971,23 @@ class MCPAgent(Agent):
         """Call the tool mapped to `request.capability` with `request.input`; see the module doc for outcomes."""
         started = self._clock()
         with anyio.move_on_after(request.timeout_seconds) as scope:
+            call = _Call(human=human, scope=scope)
+            token = _CALL.set(call)
             try:
-                return await self._call(request, started)
+                return await self._call(request, started, call)
             except _NotSent as first:
                 logger.info("MCP agent %r: a call never reached the server (%s); retrying", self.name, first.reason)
                 try:
-                    return await self._call(request, started)
+                    return await self._call(request, started, call)
                 except _NotSent as again:
                     raise AgentNotReached(self.name, again.reason) from None
+            finally:
+                _CALL.reset(token)
         if scope.cancelled_caught:
             raise AgentTimeout(self.name, request.timeout_seconds)
         raise AssertionError("unreachable: a call returns, raises or times out")  # pragma: no cover
 
-    async def _call(self, request: DelegationRequest, started: datetime) -> DelegationResult:
+    async def _call(self, request: DelegationRequest, started: datetime, call: _Call) -> DelegationResult:
         session, client = await self._live()
         tools = self._tool_map(session)
         if request.capability not in tools:
@@ -823,8 +998,9 @@ class MCPAgent(Agent):
         tool = tools[request.capability]
         attempt = _Attempt()
         token = _ATTEMPT.set(attempt)
+        session.calls.add(call)
         try:
-            result = await client.call_tool(tool, dict(request.input))
+            result = await client.call_tool(tool, dict(request.input), progress_callback=call.progressed)
         except MCPError as error:
             return self._refused(session, attempt, error, tool, started)
         except (RuntimeError, ValidationError) as error:
@@ -843,8 +1019,9 @@ class MCPAgent(Agent):
                 raise _NotSent(session.describe(error, attempt)) from None
             raise AgentUnavailable(self.name, session.ended_during(tool, error)) from None
         finally:
+            session.calls.discard(call)
             _ATTEMPT.reset(token)
-        return self._tool_result(result, tool, started)
+        return self._tool_result(result, tool, started, call.steps)
 
     def _refused(
         self, session: _Session, attempt: _Attempt, error: MCPError, tool: str, started: datetime
@@ -866,19 +1043,43 @@ class MCPAgent(Agent):
             evidence=(_json_evidence(error.error, f"error from {tool}"),),
         )
 
-    def _tool_result(self, result: mcp_types.CallToolResult, tool: str, started: datetime) -> DelegationResult:
+    def _tool_result(
+        self, result: mcp_types.CallToolResult, tool: str, started: datetime, steps: list[str]
+    ) -> DelegationResult:
         output = _text_of(result)
         data = result.structured_content if isinstance(result.structured_content, dict) else None
         if not output and data is not None:
             output = json.dumps(data, ensure_ascii=False)
+        links = _resource_links(result)
+        if links:
+            listed = "\n".join(f"- {name}: {uri}" for name, uri in links)
+            output = f"{output}\n\nResources {tool} pointed to:\n{listed}".strip()
         failed = bool(result.is_error)
+        evidence: tuple[Evidence, ...] = (_json_evidence(result, f"raw MCP result of {tool}"),)
+        whole = output.encode()
+        if len(whole) > RESULT_CAP_BYTES or len(evidence[0].content) > RESULT_CAP_BYTES:
+            # Too big to show or to keep twice: the whole answer becomes an artifact, the output an excerpt of it.
+            evidence = (
+                Evidence(
+                    kind="artifact",
+                    media_type="text/plain; charset=utf-8",
+                    content=whole,
+                    description=f"the whole answer of {tool}",
+                ),
+            )
+            output = (
+                output[:EXCERPT_CHARS] + f"\n… (an excerpt: the whole answer, {_size(len(whole))}, is kept as a file)"
+            )
+            data = None
+        evidence += _images(result, tool)
         return self._result(
             started,
             DelegationStatus.FAILED if failed else DelegationStatus.SUCCEEDED,
             output=output,
             data=data,
             error=(output or f"{tool} reported an error") if failed else None,
-            evidence=(_json_evidence(result, f"raw MCP result of {tool}"),),
+            evidence=evidence,
+            progress=tuple(steps),
         )
 
     def _result(
@@ -890,6 +1091,7 @@ class MCPAgent(Agent):
         data: dict[str, Any] | None = None,
         error: str | None = None,
         evidence: tuple[Evidence, ...] = (),
+        progress: tuple[str, ...] = (),
     ) -> DelegationResult:
         return DelegationResult(
             status=status,
@@ -897,6 +1099,7 @@ class MCPAgent(Agent):
             data=data,
             error=error,
             evidence=evidence,
+            progress=progress,
             started_at=started,
             finished_at=self._clock(),
         )
@@ -935,6 +1138,46 @@ def _capability(name: str, tool: mcp_types.Tool) -> Capability:
         input_schema=dict(tool.input_schema),
         definition=tool.model_dump(mode="json", by_alias=True, exclude_none=True, include=_DEFINITION_FIELDS),
     )
+
+
+_IMAGE_SIGNATURES = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+}
+_MOST_IMAGES = 4
+_MOST_LINKS = 20
+
+
+def _images(result: mcp_types.CallToolResult, tool: str) -> tuple[Evidence, ...]:
+    """The images in the answer whose bytes are what their type says (PNG, JPEG, GIF), as evidence to show."""
+    images: list[Evidence] = []
+    for block in result.content:
+        if not isinstance(block, mcp_types.ImageContent) or len(images) >= _MOST_IMAGES:
+            continue
+        try:
+            content = base64.b64decode(block.data, validate=True)
+        except ValueError:
+            continue
+        media_type = block.mime_type.lower()
+        if not content.startswith(_IMAGE_SIGNATURES.get(media_type, (b"\0never",))) or len(content) > RESULT_CAP_BYTES:
+            logger.info("MCP agent: an image from %s was not kept (not a PNG, JPEG or GIF, or too big)", tool)
+            continue
+        images.append(Evidence(kind="image", media_type=media_type, content=content, description=f"image from {tool}"))
+    return tuple(images)
+
+
+def _resource_links(result: mcp_types.CallToolResult) -> list[tuple[str, str]]:
+    """(name, address) of each resource the answer points to, to list as text the owner opens knowingly."""
+    return [
+        (mcp_elicitation.plain(block.title or block.name, limit=100), mcp_elicitation.plain(block.uri, limit=500))
+        for block in result.content
+        if isinstance(block, mcp_types.ResourceLink)
+    ][:_MOST_LINKS]
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
 
 
 def _text_of(result: mcp_types.CallToolResult) -> str:

@@ -172,8 +172,9 @@ def data_uri(png: bytes) -> str:
 # ---- signed links ------------------------------------------------------------------------------------------------
 
 
-def signing_keys(settings: Settings) -> tuple[bytes, ...]:
+def signing_keys(settings: Settings, *, label: bytes = _KEY_LABEL) -> tuple[bytes, ...]:
     """Link keys derived from the configured secret keys (newest first); empty when no vault key is configured.
+    `label`: what the links open (charts by default), so one kind's signature opens nothing of another.
 
     Raises VaultError for a malformed key.
     """
@@ -185,7 +186,7 @@ def signing_keys(settings: Settings) -> tuple[bytes, ...]:
         # Local mode without COS_SECRET_KEYS: `vault()` made (or read) the key file.
         with open(settings.secret_key_file, encoding="ascii") as key_file:
             secrets = [key_file.read().strip()]
-    return tuple(hmac.new(secret.encode(), _KEY_LABEL, hashlib.sha256).digest() for secret in secrets)
+    return tuple(hmac.new(secret.encode(), label, hashlib.sha256).digest() for secret in secrets)
 
 
 def _message(path: str, as_of: date, expires: int) -> bytes:

@@ -6,6 +6,7 @@ dropped (None) instead of sent, and a week card shows the week as it stands.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -13,9 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.addressing import Undeliverable
+from bot.artifacts import INLINE_IMAGE_BYTES, ArtifactLinks, artifacts
 from bot.cards import approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
-from bot.cards.delegation import delegation_card
+from bot.cards.delegation import ArtifactShown, delegation_card
 from bot.cards.digest import retrospective_card
 from bot.cards.markdown import literal
 from bot.operations.measurement import measured
@@ -25,13 +27,13 @@ from bot.text.health import stored_reason_text
 from bot.text.numbers import quantity
 from bot.text.people import person_name
 from planner.domain.approvals import ApprovalNotFound, ApprovalRequest, ApprovalStatus, NoApprovers
-from planner.domain.delegations import DelegationNotFound
+from planner.domain.delegations import Delegation, DelegationNotFound
 from planner.domain.errors import PlanNotFound, TaskNotFound
 from planner.domain.governance import Action, ActionKind, DecisionRecord, PolicyDecision, Verdict
 from planner.domain.messages import APPROVED, Envelope, MessageKind
 from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
 from planner.ports import Recommender
-from planner.services.delegation import get_delegation
+from planner.services.delegation import evidence_of, get_delegation
 from planner.services.plans import Plans
 from planner.services.tenants import Tenants
 
@@ -53,8 +55,10 @@ class _Writer:
         today: date,
         facts: Facts | None = None,
         recommender: Recommender | None = None,
+        artifact_links: ArtifactLinks | None = None,
     ) -> None:
         self.store = tenants.store
+        self.artifact_links = artifact_links
         self.services = tenants(envelope.tenant_id)
         self.recommender = recommender
         self.envelope = envelope
@@ -63,6 +67,20 @@ class _Writer:
         self.directory = self.services.directory
         self.today = today
         self.facts = facts or Facts()
+
+    async def artifacts_of(self, delegation: Delegation) -> list[ArtifactShown]:
+        """The files kept with a finished delegation, each with a signed link when the bot can mint one."""
+        if not delegation.finished:
+            return []
+        links = self.artifact_links
+        now = self.store.clock()
+        shown = []
+        for item in artifacts(await evidence_of(self.store, delegation.tenant_id, delegation.id)):
+            url = links.link(delegation.tenant_id, delegation.id, item.id, now=now) if links is not None else None
+            if item.kind == "image" and item.content is not None and item.size <= INLINE_IMAGE_BYTES:
+                url = f"data:{item.media_type};base64,{base64.b64encode(item.content).decode('ascii')}"
+            shown.append(ArtifactShown(description=item.description, size=item.size, url=url, kind=item.kind))
+        return shown
 
     async def name_of(self, user_id: str | None) -> str:
         if not user_id:
@@ -269,7 +287,7 @@ async def _delegation(w: _Writer) -> Outgoing | None:
         text = f"{ref} was cancelled: nothing more will be sent to {adapter}."
     else:
         text = f"{ref} failed. Delegate again, or take it on yourself."
-    return _activity(text, [delegation_card(delegation)])
+    return _activity(text, [delegation_card(delegation, await w.artifacts_of(delegation))])
 
 
 async def _text(w: _Writer) -> Outgoing | None:
@@ -342,7 +360,12 @@ COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = 
 
 
 async def compose(
-    tenants: Tenants, envelope: Envelope, prefetch: Prefetch | None = None, *, recommender: Recommender | None = None
+    tenants: Tenants,
+    envelope: Envelope,
+    prefetch: Prefetch | None = None,
+    *,
+    recommender: Recommender | None = None,
+    artifact_links: ArtifactLinks | None = None,
 ) -> Outgoing | None:
     """The message to send, or None when it no longer applies (the task was done meanwhile).
 
@@ -367,7 +390,7 @@ async def compose(
     today = now.astimezone(zone).date() if zone else now.date()
     if not envelope.payload.get(APPROVED) and not await _policy_allows(tenants, envelope):
         return None
-    return await composer(_Writer(tenants, envelope, today, facts, recommender))
+    return await composer(_Writer(tenants, envelope, today, facts, recommender, artifact_links))
 
 
 class HeldForApproval(Exception):

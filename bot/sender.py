@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.addressing import Undeliverable, address
+from bot.artifacts import ArtifactLinks
 from bot.cards.summary import summary_card
 from bot.nudges import HeldForApproval, compose, hold_for_approval
 from bot.prefetch import Prefetch
@@ -114,7 +115,10 @@ class Sender:
         lease: timedelta = LEASE,
         recommender: Recommender | None = None,
         tenants: Tenants | None = None,
+        artifact_links: ArtifactLinks | None = None,
     ) -> None:
+        """`artifact_links`: how a result card links to the files kept with a delegation (no links when None)."""
+        self.artifact_links = artifact_links
         if concurrency < 1:
             raise ValueError(f"concurrency={concurrency} must be at least 1 (messages in flight at once)")
         self.store = store
@@ -233,7 +237,9 @@ class Sender:
     async def _compose(self, envelope: Envelope, report: Delivery, prefetch: Prefetch | None) -> Outgoing | None:
         """The message written, or None when it is finished already (no longer applies, held, undeliverable)."""
         try:
-            message = await compose(self.tenants, envelope, prefetch, recommender=self.recommender)
+            message = await compose(
+                self.tenants, envelope, prefetch, recommender=self.recommender, artifact_links=self.artifact_links
+            )
         except HeldForApproval as held:
             if await self.outbox.hold(envelope, self.worker, reason=str(held)):
                 await hold_for_approval(self.tenants, envelope, held)

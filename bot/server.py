@@ -13,6 +13,7 @@ import anthropic
 from aiohttp import web
 
 from adapters.a2a import PUSH_PATH, A2APush
+from bot.artifacts import ArtifactLinks
 from bot.delegating import Delegator
 from bot.http.a2a_push import add_a2a_push_routes
 from bot.http.app import create_app
@@ -147,7 +148,14 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     recommender = ClaudeRecommender(assistant.client, model=assistant.model) if assistant else None
     channel = BotbuilderChannel(adapter, app_id=settings.app_id or None)
     tenants = Tenants(store)  # each tenant's services, built once, for everything wired below
-    sender = Sender(store, channel, worker=worker_name(), recommender=recommender, tenants=tenants)
+    sender = Sender(
+        store,
+        channel,
+        worker=worker_name(),
+        recommender=recommender,
+        tenants=tenants,
+        artifact_links=ArtifactLinks.from_settings(settings),
+    )
     # A2A agents post task updates to the bot only where the internet can reach it; elsewhere their tasks are polled.
     a2a_push = A2APush(settings.public_url + PUSH_PATH) if settings.public_url else None
     delegator = create_delegator(tenants, settings, sender, a2a_push=a2a_push)

@@ -91,6 +91,8 @@ class DelegationResult:
     started_at: datetime
     finished_at: datetime
     error: str | None = None
+    progress: tuple[str, ...] = ()
+    """The steps the agent reported along the way (`2/3: scoring accounts`), oldest first, for the owner's card."""
 
     @property
     def seconds(self) -> float:

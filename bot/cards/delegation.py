@@ -8,8 +8,10 @@ and under a label saying they come from the agent, so the owner sees where each 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +23,7 @@ from bot.cards.elements import (
     adaptive_card,
     bullet_list,
     container,
+    fact_set,
     heading,
     largest_fitting,
     text_block,
@@ -32,6 +35,18 @@ ANSWER_CHARS = 1500
 """How much of an agent's answer a card shows (the whole answer is kept with the delegation)."""
 ERROR_CHARS = 500
 MOST_LINKS = 5
+MOST_STEPS = 5
+"""How many of the last progress steps an agent reported a card shows."""
+_STEP_CHARS = 200
+MOST_FACTS = 8
+"""How many of the top-level fields of an agent's structured answer a card shows."""
+_FACT_CHARS = 120
+
+
+def _compact(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
 _LINK_CHARS = 200
 
 _URL = re.compile(r"(?i)\bhttps?://[^\s<>\"'`\])}]+")
@@ -55,12 +70,31 @@ def links_in(text: str, *, most: int = MOST_LINKS) -> list[str]:
     return list(found)
 
 
-def delegation_card(delegation: Delegation) -> dict[str, Any]:
-    """The card of a delegation's outcome: status, timing, the agent's answer (as data) and its links, the problem."""
+@dataclass(frozen=True, kw_only=True)
+class ArtifactShown:
+    """A file kept with the delegation (the agent's whole answer, too big to show), and our signed link to it."""
+
+    description: str
+    size: int
+    url: str | None
+    """A signed link of ours, or a `data:` URI for a small image; None when the bot has no public address to link to."""
+    kind: str = "artifact"
+    """`artifact` (a file to open) or `image` (shown in the card)."""
+
+
+def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] = ()) -> dict[str, Any]:
+    """The card of a delegation's outcome: status, timing, the agent's answer (as data) and its links, the files kept
+    with it, the problem."""
     adapter = delegation.adapter
     body = [heading(f"Delegation D{delegation.id}"), text_block(f"Status: {delegation.status.value}")]
     if delegation.seconds is not None:
         body.append(text_block(f"Took {delegation.seconds:.1f} s over {delegation.attempts} attempt(s)", subtle=True))
+    if delegation.progress:
+        steps = [without_controls(step)[:_STEP_CHARS] for step in delegation.progress[-MOST_STEPS:]]
+        body += [
+            text_block(f"Progress {adapter} reported:", subtle=True, spacing="small"),
+            bullet_list(steps, subtle=True),
+        ]
     if delegation.output:
         answer = delegation.output[:ANSWER_CHARS]
         shown = [
@@ -78,9 +112,29 @@ def delegation_card(delegation: Delegation) -> dict[str, Any]:
                 bullet_list(links, subtle=True),
             ]
         body.append(container(shown, style="emphasis", spacing="medium"))
+    actions: list[dict[str, Any]] = []
+    if delegation.data:
+        facts = [
+            (without_controls(str(key))[:_FACT_CHARS], without_controls(_compact(value))[:_FACT_CHARS])
+            for key, value in list(delegation.data.items())[:MOST_FACTS]
+        ]
+        body += [text_block(f"Data {adapter} returned:", subtle=True, spacing="small"), fact_set(facts)]
+    for image in artifacts:
+        if image.kind == "image" and image.url and image.url.startswith(("data:image/", "https://")):
+            body.append({"type": "Image", "url": image.url, "altText": f"{image.description} (from {adapter})"})
+    for artifact in artifacts:
+        if artifact.kind != "artifact":
+            continue
+        size = (
+            f"{artifact.size / 1024 / 1024:.1f} MiB" if artifact.size >= 1024 * 1024 else f"{artifact.size // 1024} KiB"
+        )
+        where = "open it with the button below (a link of mine, valid 7 days)" if artifact.url else "kept with it"
+        body.append(text_block(f"The whole answer ({size}) is a file: {where}.", subtle=True, spacing="small"))
+        if artifact.url:
+            actions.append({"type": "Action.OpenUrl", "title": f"Open the whole answer ({size})", "url": artifact.url})
     if delegation.error:
         body.append(text_block(f"Problem: {delegation.error[:ERROR_CHARS]}", color="attention"))
-    return adaptive_card(body)
+    return adaptive_card(body, actions)
 
 
 VERB_RETRY = "retry_delegation"

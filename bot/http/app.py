@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
+from bot.artifacts import add_artifact_routes
 from bot.charts import add_chart_routes
 from bot.http.context_events import add_context_routes
 from bot.http.metric_events import add_metric_routes
@@ -225,6 +226,7 @@ def create_app(store: Store, adapter: Adapter, bot: ChiefOfStaffBot, settings: S
     app.router.add_get("/healthz", healthz)
     add_context_routes(app, bot.tenants, settings)
     add_chart_routes(app, bot.tenants, settings)
+    add_artifact_routes(app, bot.tenants, settings)
     add_metric_routes(app, bot.tenants, settings)
     add_spend_routes(app, bot.tenants, settings)
     return app

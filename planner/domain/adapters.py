@@ -45,6 +45,18 @@ class RegisteredAdapter:
         shown.update({name: "set" for name in self.secret_fields})
         return dict(sorted(shown.items()))
 
+    def timeout_for(self, capability: str) -> float | None:
+        """How long a call of `capability` may take, as the admin set it for this adapter (`capabilities_timeouts`,
+        else `timeout_seconds`); None when they set neither."""
+        per_capability = self.config.get("capabilities_timeouts")
+        for value in (
+            per_capability.get(capability) if isinstance(per_capability, dict) else None,
+            self.config.get("timeout_seconds"),
+        ):
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return float(value)
+        return None
+
     @property
     def sealed_fields(self) -> tuple[str, ...]:
         """Every field holding a secret: the secret ones, and the public ones shown with a secret masked."""

@@ -40,6 +40,8 @@ MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
 MAX_EVIDENCE_ITEMS = 20
 MAX_OUTPUT_CHARS = 200_000
 MAX_TIMEOUT_SECONDS = 3600.0
+DEFAULT_TIMEOUT_SECONDS = 60.0
+"""How long a delegation's call may take when neither the request nor the adapter's config says."""
 
 FINAL = frozenset({DelegationStatus.SUCCEEDED, DelegationStatus.FAILED, DelegationStatus.CANCELLED})
 """Statuses a delegation ends in."""
@@ -146,6 +148,8 @@ class Delegation:
     output: str | None = None
     """What the agent answered: data to show, never an instruction to follow."""
     data: dict[str, Any] | None = None
+    progress: tuple[str, ...] = ()
+    """The steps the agent reported along the way, oldest first (data, like the output)."""
     error: str | None = None
     queued_at: datetime
     started_at: datetime | None = None

@@ -45,6 +45,7 @@ from typing import Any
 
 from planner.domain.circuits import Circuit, CircuitState
 from planner.domain.delegations import (
+    DEFAULT_TIMEOUT_SECONDS,
     IN_FLIGHT,
     MAX_EVIDENCE_ITEMS,
     MAX_TIMEOUT_SECONDS,
@@ -275,7 +276,7 @@ class Delegations:
         capability: str,
         input: Mapping[str, Any] | None = None,
         actor: str,
-        timeout_seconds: float = 60.0,
+        timeout_seconds: float | None = None,
         start: bool = False,
     ) -> Delegation:
         """Queue a delegation of the task to `adapter`, and mark the task `delegated`, in one transaction.
@@ -284,7 +285,9 @@ class Delegations:
         in the way of (its adapter's circuit closed, and the guard clearing it without a word) is stored started
         by this runner in that same transaction, and this object's `run` calls its agent straight away, without
         reading and claiming it again; should this runner stop first, the tick runs it once its lease is out, as
-        it does for a runner that stops mid-call. Raises AdapterNotFound (suggesting the closest name),
+        it does for a runner that stops mid-call. `timeout_seconds`: by default the adapter's own for the capability
+        (its config's `capabilities_timeouts` or `timeout_seconds`), else DEFAULT_TIMEOUT_SECONDS.
+        Raises AdapterNotFound (suggesting the closest name),
         AdapterDisabled, ToolNotEnabled and ToolHeld (an MCP tool an admin has not enabled, or whose definition
         changed), InputInvalid (input the tool's schema refuses, naming the field), TaskNotFound, InvalidValue (a
         finished task, an empty capability, input that is not JSON, a timeout out of range).
@@ -310,6 +313,8 @@ class Delegations:
                     )
                     check_input(entry.name, tool, payload)
                     destructive = tool.destructive
+                if timeout_seconds is None:
+                    timeout_seconds = entry.timeout_for(capability) or DEFAULT_TIMEOUT_SECONDS
                 if not 0 < timeout_seconds <= MAX_TIMEOUT_SECONDS:
                     raise InvalidValue(
                         "timeout", timeout_seconds, f"a number of seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most"
@@ -707,6 +712,7 @@ class Delegations:
                 DelegationStatus.SUCCEEDED,
                 output=result.output,
                 data=result.data,
+                progress=result.progress,
                 evidence=result.evidence,
                 prospect=prospect,
             )
@@ -716,6 +722,7 @@ class Delegations:
             DelegationStatus.FAILED,
             output=result.output,
             data=result.data,
+            progress=result.progress,
             error=error,
             evidence=result.evidence,
             prospect=prospect,
@@ -728,6 +735,7 @@ class Delegations:
         *,
         output: str | None = None,
         data: dict[str, Any] | None = None,
+        progress: tuple[str, ...] = (),
         error: str | None = None,
         evidence: tuple[Evidence, ...] = (),
         ran: bool = True,
@@ -753,6 +761,7 @@ class Delegations:
                 error=failure,
                 now=now,
                 seconds=seconds,
+                progress=progress,
             )
             if not ended:
                 # The lease was lost to another runner meanwhile: its result stands.
@@ -763,6 +772,7 @@ class Delegations:
                 status=status,
                 output=output,
                 data=stored_data,
+                progress=progress,
                 error=failure,
                 finished_at=now,
                 seconds=seconds,
@@ -879,3 +889,9 @@ async def get_delegation(store: Store, tenant_id: str, delegation_id: int) -> De
     if delegation is None:
         raise DelegationNotFound(delegation_id)
     return delegation
+
+
+async def evidence_of(store: Store, tenant_id: str, delegation_id: int) -> list[StoredEvidence]:
+    """What the agent showed for a delegation, read without an agent registry (to show it), in the order it gave it."""
+    async with store.read() as conn:
+        return await stored.evidence_of(conn, tenant_id, delegation_id)

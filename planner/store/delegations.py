@@ -52,6 +52,7 @@ def delegation_from(values: RowMapping) -> Delegation:
         status=DelegationStatus(values["status"]),
         output=values["output"],
         data=values["data"],
+        progress=tuple(values["progress"] or ()),
         error=values["error"],
         queued_at=values["queued_at"],
         started_at=values["started_at"],
@@ -137,6 +138,7 @@ _FINISH = (
         status=bindparam("outcome"),
         output=bindparam("answer"),
         data=bindparam("answer_data"),
+        progress=bindparam("steps"),
         error=bindparam("failure"),
         finished_at=bindparam("now"),
         seconds=bindparam("took"),
@@ -473,12 +475,14 @@ async def finish(
     error: str | None,
     now: datetime,
     seconds: float | None,
+    progress: Sequence[str] = (),
 ) -> bool:
     """Store how the delegation `runner` holds ended, letting it go; False when it no longer holds it."""
     ended = {
         "outcome": status.value,
         "answer": output,
         "answer_data": data,
+        "steps": list(progress) or None,
         "failure": error,
         "now": now,
         "took": seconds,

@@ -314,8 +314,8 @@ async def test_unknown_capability_lists_the_known_ones(shared_vendor: str) -> No
 
     assert raised.value.capability == "send_fax"
     assert "cannot 'send_fax'" in str(raised.value)
-    known = "campaign_metrics, crash, create_segment, delete_segment, draft_email, offer_discount, send_email, "
-    known += "slow_report"
+    known = "campaign_metrics, campaign_visual, crash, create_segment, delete_segment, draft_email, export_report, "
+    known += "offer_discount, send_campaign, send_email, slow_report"
     assert known in str(raised.value)
 
 
@@ -422,8 +422,8 @@ async def test_health_of_a_live_server_lists_its_capabilities(shared_vendor: str
     assert health.ok
     assert (
         health.detail
-        == "8 capabilities: campaign_metrics, crash, create_segment, delete_segment, draft_email, offer_discount, "
-        "send_email, slow_report"
+        == "11 capabilities: campaign_metrics, campaign_visual, crash, create_segment, delete_segment, draft_email, "
+        "export_report, offer_discount, send_campaign, send_email, slow_report"
     )
     assert health.seconds == 0
 
@@ -528,7 +528,7 @@ def test_the_registry_factory_validates_and_builds_agents_without_connecting() -
     stored = factory.validate({"transport": "http", "url": "https://agent.vendor.example/mcp", "bearer_token": "t0k"})
     agent = factory.build("hubspot", stored)
 
-    assert set(factory.secret_fields) == {"bearer_token", "env"}
+    assert set(factory.secret_fields) == {"bearer_token", "env", "oauth_client_secret"}
     assert stored == {
         "transport": "http",
         "url": "https://agent.vendor.example/mcp",

@@ -418,3 +418,34 @@ async def test_an_admin_retrying_a_delegation_has_the_person_who_delegated_asked
     await running.bot.drain()
 
     assert factory.agent("crm").answers == ["448912"]
+
+
+async def test_an_mcp_server_s_question_is_relayed_to_the_person_and_the_card_shows_the_progress_it_reported(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter enable vendor send_campaign")
+        await lead.ask("adapter enable vendor export_report")
+        before = len(delegating.connector.sent)
+        [queued] = await lead.ask(f'delegate T{task_id} to vendor send_campaign {{"campaign": "spring-launch"}}')
+        [question] = [
+            s for s in (await delegating.connector.wait_for(before + 2))[before:] if s.body.get("text") != queued
+        ]
+        assert question.conversation_id == "a:personal-lead"
+        assert "Send spring-launch now?" in question.body["text"]
+        assert "Confirm (yes or no, required)" in question.body["text"]
+        assert await lead.ask("confirm: yes\naudience size: 4 800") == ["Thanks, I've passed it on."]
+        await delegating.bot.drain()
+        await lead.ask(f'delegate T{task_id} to vendor export_report {{"campaign": "abm-q1", "steps": 2}}')
+        await delegating.bot.drain()
+    sent, exported = [s for s in delegating.connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert "spring-launch sent to 4800 recipients" in all_text(sent.body["attachments"][0]["content"])
+    card = exported.body["attachments"][0]["content"]
+    assert schema_errors(card) == []
+    assert "Progress vendor reported:" in all_text(card)
+    assert "2/2: exported part 2 of abm-q1" in all_text(card)

@@ -686,3 +686,25 @@ async def test_evidence_is_encrypted_at_rest_and_follows_a_key_rotation(store: S
     registry = Registry(store, "contoso", vault=Vault([newest]), kinds={"mcp": d.factory}, breakers=d.breakers)
     [after] = await Delegations(store, "contoso", registry=registry).evidence(delegation.id)
     assert after.content == b"\x89PNG customer list"
+
+
+async def test_a_delegation_that_names_no_timeout_takes_the_adapter_s_for_its_capability(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock)
+    d.factory.known = (*d.factory.known, "timeout_seconds", "capabilities_timeouts")  # as an MCP adapter's config
+    unset = await d.delegations.request(d.task_id, adapter="hubspot", capability="draft_email", actor="aad-lead")
+    await d.registry.reconfigure(
+        "hubspot", {"timeout_seconds": 120, "capabilities_timeouts": {"slow_report": 900}}, actor="x"
+    )
+    adapter_s = await d.delegations.request(d.task_id, adapter="hubspot", capability="draft_email", actor="aad-lead")
+    capability_s = await d.delegations.request(d.task_id, adapter="hubspot", capability="slow_report", actor="aad-lead")
+    asked = await d.delegations.request(
+        d.task_id, adapter="hubspot", capability="slow_report", actor="aad-lead", timeout_seconds=5
+    )
+    assert [unset.timeout_seconds, adapter_s.timeout_seconds, capability_s.timeout_seconds, asked.timeout_seconds] == [
+        60,
+        120,
+        900,
+        5,
+    ]

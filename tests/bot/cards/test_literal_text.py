@@ -155,6 +155,7 @@ def hostile_delegation(output: str = HOSTILE) -> Delegation:
         actor="aad-lea",
         status=DelegationStatus.SUCCEEDED,
         output=output,
+        progress=(HOSTILE,),
         error=HOSTILE,
         queued_at=datetime(2026, 1, 5, 9, tzinfo=UTC),
         seconds=1.5,

@@ -1,0 +1,151 @@
+"""A delegation's artifacts (an agent's whole answer when it was too big to show), opened by the owner from the result
+card through a signed, expiring link the bot serves: `GET /api/artifacts/{tenant}/{delegation}/{evidence}?expires=…&
+signature=…`.
+
+Signed like chart links (bot/charts.py), with a key of their own derived from the secret keys, so a chart link's
+signature opens no artifact. The file is served as a download of plain text (`nosniff`, a sandboxing CSP): what an
+agent wrote is data, and never runs in the owner's browser as a page of ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from bot.charts import signing_keys
+from bot.settings import Settings
+from planner.domain.delegations import StoredEvidence
+from planner.services.delegation import evidence_of
+from planner.services.tenants import Tenants
+from planner.store.vault import VaultError
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_PATH = "/api/artifacts/{tenant}/{delegation}/{evidence}"
+LINK_LIFETIME = timedelta(days=7)
+_KEY_LABEL = b"cos artifact links v1"
+
+
+@dataclass(frozen=True)
+class ArtifactLinks:
+    """Mints and checks signed, expiring links to a delegation's artifacts."""
+
+    keys: tuple[bytes, ...]
+    base_url: str = ""
+
+    def link(self, tenant_id: str, delegation_id: int, evidence_id: int, *, now: datetime) -> str | None:
+        """A URL to the artifact, valid for LINK_LIFETIME from `now`; None without a key or a public URL to link to."""
+        if not self.keys or not self.base_url:
+            return None
+        path = ARTIFACT_PATH.format(tenant=tenant_id, delegation=delegation_id, evidence=evidence_id)
+        expires = int((now + LINK_LIFETIME).timestamp())
+        signature = hmac.new(self.keys[0], _message(path, expires), hashlib.sha256).hexdigest()
+        return f"{self.base_url.rstrip('/')}{path}?expires={expires}&signature={signature}"
+
+    def verify(self, path: str, expires: int, signature: str, *, now: datetime) -> bool:
+        """True when `signature` is one of ours for this path and expiry, and the expiry is still ahead."""
+        if expires <= now.timestamp():
+            return False
+        message = _message(path, expires)
+        return any(
+            hmac.compare_digest(hmac.new(key, message, hashlib.sha256).hexdigest(), signature) for key in self.keys
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArtifactLinks:
+        """Links keyed from the secret keys and rooted at the bot's public URL; none (off, logged) without them."""
+        try:
+            keys = signing_keys(settings, label=_KEY_LABEL)
+        except (VaultError, OSError) as error:
+            logger.error("artifact links are off: %s", error)
+            keys = ()
+        return cls(keys, base_url=settings.public_url)
+
+
+def _message(path: str, expires: int) -> bytes:
+    return f"{path}\n{expires}".encode()
+
+
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
+INLINE_IMAGE_BYTES = 12 * 1024
+"""An image up to this size goes in the card itself (a `data:` URI); a larger one through a signed link, so the card
+stays within what Teams takes in one message."""
+
+
+def artifacts(evidence: list[StoredEvidence]) -> list[StoredEvidence]:
+    """The evidence the card shows or links to: artifacts kept whole, and images (checked to be what they say when
+    kept)."""
+    return [
+        item
+        for item in evidence
+        if item.content is not None
+        and (item.kind == "artifact" or (item.kind == "image" and item.media_type in IMAGE_TYPES))
+    ]
+
+
+class ArtifactEndpoint:
+    """`GET /api/artifacts/{tenant}/{delegation}/{evidence}`: the artifact's content, for a valid link only."""
+
+    def __init__(self, tenants: Tenants, settings: Settings, *, links: ArtifactLinks | None = None) -> None:
+        """`links`: the keys to check links with; by default derived from `settings` on the first request."""
+        self._tenants = tenants
+        self._settings = settings
+        self._links = links
+
+    def links(self) -> ArtifactLinks:
+        if self._links is None:  # derived on the first request: in local mode that reads, or makes, the key file
+            self._links = ArtifactLinks.from_settings(self._settings)
+        return self._links
+
+    async def handle(self, request: web.Request) -> web.Response:
+        tenant = request.match_info["tenant"]
+        refused = web.json_response({"error": "This link is not valid or has expired."}, status=403)
+        try:
+            delegation_id = int(request.match_info["delegation"])
+            evidence_id = int(request.match_info["evidence"])
+            expires = int(request.query.get("expires", ""))
+        except ValueError:
+            return refused
+        path = ARTIFACT_PATH.format(tenant=tenant, delegation=delegation_id, evidence=evidence_id)
+        links = self.links()
+        store = self._tenants.store
+        if not links.keys or not links.verify(path, expires, request.query.get("signature", ""), now=store.clock()):
+            logger.warning("refused an artifact link with a bad or expired signature")
+            return refused
+        found = [item for item in artifacts(await evidence_of(store, tenant, delegation_id)) if item.id == evidence_id]
+        if not found or found[0].content is None:
+            return web.json_response({"error": "That file is no longer kept."}, status=404)
+        if found[0].kind == "image":
+            return web.Response(
+                body=found[0].content,
+                content_type=found[0].media_type,
+                headers={
+                    "X-Content-Type-Options": "nosniff",
+                    "Content-Security-Policy": "sandbox; default-src 'none'",
+                    "Cache-Control": "private, max-age=3600",
+                },
+            )
+        return web.Response(
+            body=found[0].content,
+            content_type="text/plain",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="D{delegation_id}-answer.txt"',
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "sandbox; default-src 'none'",
+                "Cache-Control": "private, max-age=3600",
+            },
+        )
+
+
+def add_artifact_routes(
+    app: web.Application, tenants: Tenants, settings: Settings, *, links: ArtifactLinks | None = None
+) -> None:
+    """Serve `GET /api/artifacts/{tenant}/{delegation}/{evidence}` on `app`."""
+    endpoint = ArtifactEndpoint(tenants, settings, links=links)
+    app.router.add_get("/api/artifacts/{tenant}/{delegation:\\d+}/{evidence:\\d+}", endpoint.handle)

@@ -1,0 +1,125 @@
+"""A big answer from an MCP agent: the owner's card shows an excerpt and a button to the whole answer, a signed link
+the bot serves for a week; a link with a changed or stale signature opens nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot.artifacts import ArtifactLinks, add_artifact_routes
+from bot.delegating import Delegator
+from bot.sender import Sender
+from bot.settings import Settings
+from bot.teams.botbuilder import create_channel
+from planner.domain.circuits import BreakerSettings
+from planner.store import Store
+from planner.store.vault import Vault
+from tests.adapters.operator import LIMITS
+from tests.adapters.vendor_agent import serve_in_process, tiny_png
+from tests.bot.cards.test_cards import all_text, of_type, schema_errors, top_actions
+from tests.bot.conftest import Running, TeamsUser, start_bot
+from tests.bot.test_delegation import a_task_for_the_writer
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
+
+LINKS = ArtifactLinks((b"k" * 32,), base_url="https://bot.example")
+
+
+@pytest.fixture
+async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator", artifact_links=LINKS)
+    delegator = Delegator(
+        store,
+        Vault([Vault.generate_key()]),
+        deliver_now=sender.deliver,
+        breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
+        limits=LIMITS,
+    )
+    running = await start_bot(store, connector, clock, delegator=delegator)
+    yield running
+    await running.bot.drain()
+    await delegator.close()
+    await running.session.close()
+    await running.server.close()
+
+
+async def test_the_owner_opens_a_big_answer_from_the_card_through_a_signed_link_that_expires(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter enable vendor export_report")
+        before = len(delegating.connector.sent)
+        await lead.ask(f'delegate T{task_id} to vendor export_report {{"campaign": "abm-q1", "kib": 600}}')
+        await delegating.bot.drain()
+    [result] = [s for s in delegating.connector.sent[before:] if s.conversation_id == "a:writer"]
+    card = result.body["attachments"][0]["content"]
+    assert schema_errors(card) == []
+    assert "The whole answer (600 KiB) is a file" in all_text(card)
+    [button] = top_actions(card)
+    assert button["title"] == "Open the whole answer (600 KiB)"
+    assert button["url"].startswith("https://bot.example/api/artifacts/")
+
+    app = web.Application()
+    add_artifact_routes(app, delegating.bot.tenants, Settings.from_env({}), links=LINKS)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        path = button["url"].removeprefix("https://bot.example")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.make_url(path)) as opened:
+                assert opened.status == 200
+                assert opened.headers["Content-Disposition"].startswith("attachment")
+                assert opened.headers["X-Content-Type-Options"] == "nosniff"
+                body = await opened.read()
+            assert len(body) == 600 * 1024
+            assert body.startswith(b"abm-q1,sends,opens,clicks\n")
+            async with session.get(server.make_url(path.replace("signature=", "signature=0"))) as forged:
+                assert forged.status == 403
+            clock.advance(days=8)
+            async with session.get(server.make_url(path)) as stale:
+                assert stale.status == 403
+    finally:
+        await server.close()
+
+
+async def test_the_card_shows_a_checked_image_inline_the_resource_links_as_text_and_the_structured_answer(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter enable vendor campaign_visual")
+        await lead.ask("adapter enable vendor campaign_metrics")
+        before = len(delegating.connector.sent)
+        await lead.ask(f'delegate T{task_id} to vendor campaign_visual {{"campaign": "abm-q1"}}')
+        await delegating.bot.drain()
+        await lead.ask(f'delegate T{task_id} to vendor campaign_metrics {{"campaign": "abm-q1"}}')
+        await delegating.bot.drain()
+    visual, metrics = [
+        s.body["attachments"][0]["content"]
+        for s in delegating.connector.sent[before:]
+        if s.conversation_id == "a:writer"
+    ]
+    assert schema_errors(visual) == []
+    [image] = of_type(visual, "Image")
+    assert image["url"] == "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+    assert "- banner.psd: https://cdn.vendor.example/abm-q1.psd" in all_text(visual)
+    assert "Links in vendor's answer (from the agent, not from me" in all_text(visual)
+    assert schema_errors(metrics) == []
+    assert "Data vendor returned:" in all_text(metrics)
+    assert "sqls: 21" in all_text(metrics)
