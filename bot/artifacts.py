@@ -22,7 +22,7 @@ from bot.settings import Settings
 from planner.domain.delegations import StoredEvidence
 from planner.services.delegation import evidence_of
 from planner.services.tenants import Tenants
-from planner.store.vault import VaultError
+from planner.store.vault import Vault, VaultError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class ArtifactLinks:
 
     keys: tuple[bytes, ...]
     base_url: str = ""
+    vault: Vault | None = None
+    """What opens the kept files (evidence is encrypted at rest); None: they cannot be shown."""
 
     def link(self, tenant_id: str, delegation_id: int, evidence_id: int, *, now: datetime) -> str | None:
         """A URL to the artifact, valid for LINK_LIFETIME from `now`; None without a key or a public URL to link to."""
@@ -64,7 +66,12 @@ class ArtifactLinks:
         except (VaultError, OSError) as error:
             logger.error("artifact links are off: %s", error)
             keys = ()
-        return cls(keys, base_url=settings.public_url)
+        try:
+            vault = settings.vault()
+        except VaultError as error:
+            logger.error("kept files cannot be shown: %s", error)
+            vault = None
+        return cls(keys, base_url=settings.public_url, vault=vault)
 
 
 def _message(path: str, expires: int) -> bytes:
@@ -117,7 +124,8 @@ class ArtifactEndpoint:
         if not links.keys or not links.verify(path, expires, request.query.get("signature", ""), now=store.clock()):
             logger.warning("refused an artifact link with a bad or expired signature")
             return refused
-        found = [item for item in artifacts(await evidence_of(store, tenant, delegation_id)) if item.id == evidence_id]
+        kept = await evidence_of(store, tenant, delegation_id, links.vault)
+        found = [item for item in artifacts(kept) if item.id == evidence_id]
         if not found or found[0].content is None:
             return web.json_response({"error": "That file is no longer kept."}, status=404)
         if found[0].kind == "image":

@@ -678,6 +678,8 @@ def _missing_database(args: argparse.Namespace, settings: Settings) -> str | Non
     path = settings.database_file
     if path is None or path.exists() or args.command in NEEDS_NO_DATABASE:
         return None
+    if args.command == "adapters" and getattr(args, "adapters_command", None) == "import-codegen":
+        return None  # reads a recording and prints a recipe: no database
     if (args.command, getattr(args, "db_command", None)) in CREATES_THE_DATABASE:
         return None
     where = "DATABASE_URL" if os.environ.get("DATABASE_URL", "").strip() else "the default, DATABASE_URL is not set"

@@ -655,7 +655,7 @@ def parse(text: str) -> Command:
         return _edit(f"{renamed.group(1)} title {renamed.group(3)}")
     if verb := starts("edit", "change"):
         return _edit(_rest_after(text, verb))
-    if verb := starts("move"):
+    if (verb := starts("move")) and not re.match(r"[\d$€£]", _rest_after(text, verb)):  # money moves: a budget shift
         moved = re.fullmatch(r"(#?t?#?\d+)\s+(?:to|into|under)\s+(\S+)", _rest_after(text, verb), re.IGNORECASE)
         if not moved or not _is_plan(moved.group(2)):
             raise GrammarError("Move which task to which plan? `move T12 to P3`.", "edit_task")

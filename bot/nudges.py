@@ -75,7 +75,8 @@ class _Writer:
         links = self.artifact_links
         now = self.store.clock()
         shown = []
-        for item in artifacts(await evidence_of(self.store, delegation.tenant_id, delegation.id)):
+        vault = links.vault if links is not None else None
+        for item in artifacts(await evidence_of(self.store, delegation.tenant_id, delegation.id, vault)):
             url = links.link(delegation.tenant_id, delegation.id, item.id, now=now) if links is not None else None
             if item.kind == "image" and item.content is not None and item.size <= INLINE_IMAGE_BYTES:
                 url = f"data:{item.media_type};base64,{base64.b64encode(item.content).decode('ascii')}"

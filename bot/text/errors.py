@@ -79,6 +79,8 @@ from planner.ports import (
     AgentNotReached,
     AgentTimeout,
     AgentUnavailable,
+    QuestionCancelled,
+    RehearsalUnsupported,
     UnknownCapability,
 )
 from planner.services.budgets import ReplayedSpendEvent, StaleSpendEvent
@@ -611,6 +613,19 @@ def _(error: AgentError, style: _Style) -> str:
 @_render.register(AgentTimeout)
 def _(error: AgentUnavailable, style: _Style) -> str:
     return f"agent {_repr(style, error.agent)} is unavailable: {style.prose(error.reason)}"
+
+
+@_render.register
+def _(error: QuestionCancelled, style: _Style) -> str:
+    return f"cancelled by the person {_repr(style, error.agent)} asked (for a sign-in code or an answer)"
+
+
+@_render.register
+def _(error: RehearsalUnsupported, style: _Style) -> str:
+    return (
+        f"{_repr(style, error.agent)} cannot do a dry run: only a browser recipe knows which of its steps would "
+        "change something. Try the adapter without --dry-run, on a task that may be done for real."
+    )
 
 
 @_render.register

@@ -99,7 +99,7 @@ from planner.store import delegations as stored
 from planner.store import events as event_log
 from planner.store.adapters import gates_of, tool_of
 from planner.store.tasks import mark_task_delegated
-from planner.store.vault import UndecryptableSecret, VaultError
+from planner.store.vault import UndecryptableSecret, Vault, VaultError
 
 _TASK_ATTEMPTS = 20
 _OPEN_ERRORS = (AdapterNotFound, AdapterDisabled, UnknownAdapterKind, UndecryptableSecret, AgentConfigInvalid)
@@ -213,12 +213,7 @@ class Delegations:
         return [replace(item, content=self._unseal(item.content)) for item in kept]
 
     def _unseal(self, content: bytes | None) -> bytes | None:
-        if content is None:
-            return None
-        try:
-            return self._registry.vault.decrypt(content)
-        except VaultError:
-            return content  # kept before evidence was encrypted at rest
+        return _unsealed(self._registry.vault, content)
 
     async def due_for_retry(self, at: datetime, *, limit: int = 100) -> list[Delegation]:
         """Delegations a runner should pick up at `at`, oldest first: queued ones nobody ran (their process stopped
@@ -891,7 +886,21 @@ async def get_delegation(store: Store, tenant_id: str, delegation_id: int) -> De
     return delegation
 
 
-async def evidence_of(store: Store, tenant_id: str, delegation_id: int) -> list[StoredEvidence]:
-    """What the agent showed for a delegation, read without an agent registry (to show it), in the order it gave it."""
+async def evidence_of(store: Store, tenant_id: str, delegation_id: int, vault: Vault | None) -> list[StoredEvidence]:
+    """What the agent showed for a delegation, read without an agent registry (to show it), in the order it gave it,
+    decrypted with `vault`; without one, only what was kept before evidence was encrypted at rest can be shown, so
+    nothing is returned."""
+    if vault is None:
+        return []
     async with store.read() as conn:
-        return await stored.evidence_of(conn, tenant_id, delegation_id)
+        kept = await stored.evidence_of(conn, tenant_id, delegation_id)
+    return [replace(item, content=_unsealed(vault, item.content)) for item in kept]
+
+
+def _unsealed(vault: Vault, content: bytes | None) -> bytes | None:
+    if content is None:
+        return None
+    try:
+        return vault.decrypt(content)
+    except VaultError:
+        return content  # kept before evidence was encrypted at rest

@@ -29,7 +29,9 @@ from tests.bot.test_delegation import a_task_for_the_writer
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
 
-LINKS = ArtifactLinks((b"k" * 32,), base_url="https://bot.example")
+VAULT = Vault([Vault.generate_key()])
+"""The delegator's vault, which keeps evidence encrypted; the links open files with it."""
+LINKS = ArtifactLinks((b"k" * 32,), base_url="https://bot.example", vault=VAULT)
 
 
 @pytest.fixture
@@ -37,7 +39,7 @@ async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -
     sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator", artifact_links=LINKS)
     delegator = Delegator(
         store,
-        Vault([Vault.generate_key()]),
+        VAULT,
         deliver_now=sender.deliver,
         breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
         limits=LIMITS,

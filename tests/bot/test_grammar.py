@@ -437,5 +437,6 @@ def test_a_budget_sentence_missing_a_part_is_answered_with_its_form(text: str) -
 
 
 def test_moving_something_other_than_money_is_not_read_as_a_budget_shift() -> None:
-    with pytest.raises(UnknownCommand):
+    with pytest.raises(GrammarError) as refused:
         parse("move the webinar to friday")
+    assert "`move T12 to P3`" in str(refused.value)

@@ -149,7 +149,7 @@ async def test_a_quarter_of_readings_on_the_master_plan_is_seen_and_judged_at_ev
     assert actual == {master.id: 118, october.id: 110, november.id: 8}
     [october_advice] = [r for r in report.recommendations if r.plan_id == october.id]
     assert october_advice.action.startswith("Nothing to catch up on SQLs in 200 SQLs by November: October 2026")
-    assert october_advice.rationale == "SQLs ended at 110 SQL against a target of 101.6 SQL on 2026-10-31 (met)."
+    assert october_advice.rationale == "SQLs ended at 110 SQL against a target of 102 SQL on 2026-10-31 (met)."
 
     # The quarter ends short: November won 72 of its 98.36, the master 182 of 200. Both are missed, final.
     clock.now = at(date(2026, 11, 30))
@@ -164,7 +164,7 @@ async def test_a_quarter_of_readings_on_the_master_plan_is_seen_and_judged_at_ev
         (november.id, Health.MISSED),
     ]
     assert [reason_text(r) for r in node(tree, november.id).reasons] == [
-        "SQLs ended at 72 SQL against a target of 98.36 SQL"
+        "SQLs ended at 72 SQL against a target of 98 SQL"
     ]
     for day in range(3):  # ticks after the end: nothing about any of the ended plans
         assert await engine.evaluate(at(date(2026, 12, 2) + timedelta(days=day))) == 0
