@@ -36,9 +36,10 @@ from bot.cards.digest import measurement_card
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.charts import chart_png, data_uri
 from bot.operations.measurement import measured
+from bot.text.recommendations import RuleRecommender
 from planner.domain.model import MetricSpec, TaskChanges, TaskStatus, Window, iso_week_of
-from planner.services.measurement import Measurement
 from planner.services.plans import Plans
+from planner.services.tenants import Tenants
 from planner.store import Store, create_engine
 from planner.store.migrate import upgrade
 
@@ -121,19 +122,20 @@ async def measure_answers(options: argparse.Namespace, url: str) -> dict[str, ob
         await upgrade(store.engine)
         started = time.perf_counter()
         master_id = await seed(store, clock, tenant_id, options.tasks)
+        services = Tenants(store)(tenant_id)
         seeded = time.perf_counter() - started
         figures, chart, card, whole = [], [], [], []
         png = b""
         built: dict[str, object] = {}
         for _ in range(options.runs):
             t0 = time.perf_counter()
-            report = await Measurement(store, tenant_id).report(master_id, AS_OF)
+            report = await services.measurement.report(master_id, AS_OF, RuleRecommender())
             t1 = time.perf_counter()
             png = chart_png(report)
             t2 = time.perf_counter()
             built = measurement_card(report, chart_url=data_uri(png))
             t3 = time.perf_counter()
-            await measured(store, tenant_id, master_id, AS_OF)
+            await measured(services, master_id, AS_OF)
             t4 = time.perf_counter()
             figures.append(t1 - t0)
             chart.append(t2 - t1)
