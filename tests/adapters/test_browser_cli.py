@@ -81,4 +81,7 @@ def test_a_dry_run_needs_a_capability_and_an_agent_that_can_do_one(
     assert main(["adapters", "test", "--tenant", "contoso", "crm", "--dry-run"]) == 2
     assert "--dry-run needs --capability" in capsys.readouterr().err
     assert main(["adapters", "test", "--tenant", "contoso", "crm", "--dry-run", "--capability", "draft_email"]) == 1
-    assert "cannot do a dry run: only a browser recipe knows which of its steps would change something" in capsys.readouterr().err
+    assert (
+        "cannot do a dry run: only a browser recipe knows which of its steps would change something"
+        in capsys.readouterr().err
+    )
