@@ -324,7 +324,11 @@ class Budgets:
             children: dict[int, list[Plan]] = {}
             for plan in shown:
                 if plan.tier is Tier.MASTER:
-                    children[plan.id] = await plan_rows.listed(conn, self.tenant_id, Tier.TACTICAL, parent_id=plan.id)
+                    # The plan card passes a master plan with its tactical plans: they are read only when not given.
+                    given = [p for p in shown if p.parent_id == plan.id and p.tier is Tier.TACTICAL]
+                    children[plan.id] = given or await plan_rows.listed(
+                        conn, self.tenant_id, Tier.TACTICAL, parent_id=plan.id
+                    )
             masters = {p.parent_id for p in shown if p.tier is Tier.TACTICAL and p.parent_id is not None}
             ids = sorted({p.id for p in shown} | {c.id for kids in children.values() for c in kids} | masters)
             found = await budget_rows.of_plans(conn, self.tenant_id, ids)

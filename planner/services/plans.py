@@ -753,7 +753,7 @@ class Plans:
         Raises PlanNotFound for a plan id."""
         async with self._store.read() as conn:
             if plan_id is None:
-                master = active_plan(await plan_rows.listed(conn, self.tenant_id, Tier.MASTER), as_of)
+                master = active_plan(await plan_rows.masters(conn, self.tenant_id), as_of)
                 if master is None:
                     return None
                 plan_id = master.id

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Row
 
 from planner.domain.model import Plan, Task, Tier, WeeklyItem, Window
@@ -58,6 +58,23 @@ async def listed(
     if parent_id is not None:
         query = query.where(plans.c.parent_id == parent_id)
     return [plan_from(r) for r in (await conn.execute(query.order_by(plans.c.starts_on, plans.c.id))).all()]
+
+
+# Built once, with a bound parameter: every `plan` turn that names no plan reads the master plans first.
+_MASTERS = (
+    select(plans)
+    .where(
+        plans.c.tenant_id == bindparam("tenant_id"),
+        plans.c.tier == Tier.MASTER.value,
+        plans.c.archived_at.is_(None),
+    )
+    .order_by(plans.c.starts_on, plans.c.id)
+)
+
+
+async def masters(conn: Connection, tenant_id: str) -> list[Plan]:
+    """The tenant's master plans in use (not archived), oldest window first: `listed(conn, tenant_id, MASTER)`."""
+    return [plan_from(r) for r in (await conn.execute(_MASTERS, {"tenant_id": tenant_id})).all()]
 
 
 async def by_id(conn: Connection, tenant_id: str, plan_ids: Iterable[int]) -> dict[int, Plan]:
