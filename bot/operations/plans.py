@@ -22,6 +22,7 @@ from bot.text.numbers import quantity
 from planner.domain.governance import ActionKind, GateCategory
 from planner.domain.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
 from planner.domain.rollup import OwnedRollup
+from planner.store import Connection
 
 KPI_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -183,16 +184,17 @@ async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     plan_id = parse_ref(args["plan"], "P", "a plan") if named else None
 
     async def read() -> Reply:
-        # The plan, its tree and its owners' names in one read; `plan_arg` only when no one master plan is meant,
-        # to say which plans there are to choose from (or that there is none yet).
-        found = await context.plans.owned_rollup(plan_id, context.today)
-        named_plan = found.rollup.find(plan_id) if found is not None and plan_id is not None else None
-        if found is not None and named_plan is not None:
-            found = replace(found, rollup=named_plan)  # the plan asked for, not the master plan of its tree
-        if found is None:
-            plan = await context.plan_arg(args, tier=Tier.MASTER)
-            found = await context.plans.owned_rollup(plan.id, context.today)
-        return await _overview_reply(context, found, "")
+        # The plan, its tree, its owners' names and its budgets in one read; `plan_arg` only when no one master plan
+        # is meant, to say which plans there are to choose from (or that there is none yet).
+        async with context.store.read() as conn:
+            found = await context.plans.owned_rollup(plan_id, context.today, conn=conn)
+            named_plan = found.rollup.find(plan_id) if found is not None and plan_id is not None else None
+            if found is not None and named_plan is not None:
+                found = replace(found, rollup=named_plan)  # the plan asked for, not the master plan of its tree
+            if found is not None:
+                return await _overview_reply(context, found, "", conn=conn)
+        plan = await context.plan_arg(args, tier=Tier.MASTER)
+        return await _overview_reply(context, await context.plans.owned_rollup(plan.id, context.today), "")
 
     # Asked for by several people at once (a team opening the plan after a reminder), the plan is read and its card
     # built once for those asking the same: the card names the caller, so only for the same caller.
@@ -208,11 +210,11 @@ async def _with_overview(context: Context, plan_id: int, text: str) -> Reply:
     return await _overview_reply(context, await context.plans.owned_rollup(plan_id, context.today), text)
 
 
-async def _overview_reply(context: Context, found: OwnedRollup, text: str) -> Reply:
+async def _overview_reply(context: Context, found: OwnedRollup, text: str, *, conn: Connection | None = None) -> Reply:
     # The caller's own name comes from Teams, as in `Context.display_names`.
     names = found.owner_names | {context.caller.user_id: context.caller.name}
     tree = [found.rollup.plan, *(child.plan for child in found.rollup.children)]
-    budgets = await context.services.budgets.statuses(tree, context.today)
+    budgets = await context.services.budgets.statuses(tree, context.today, conn=conn)
     card = plan_overview(found.rollup, names=names, today=context.today, budgets=budgets)
     return Reply(text=text, cards=(card,))
 

@@ -313,14 +313,17 @@ class Budgets:
 
     # ---- reading ---------------------------------------------------------------------------------------------
 
-    async def statuses(self, plans: Sequence[Plan], as_of: date) -> dict[int, BudgetStatus]:
+    async def statuses(
+        self, plans: Sequence[Plan], as_of: date, *, conn: Connection | None = None
+    ) -> dict[int, BudgetStatus]:
         """The budget status of each master and tactical plan among `plans` that has a budget or spend, by plan id.
 
-        A master plan's spend is its own and its tactical plans'; its `allocated`, what they are allocated."""
+        A master plan's spend is its own and its tactical plans'; its `allocated`, what they are allocated. `conn`: a
+        read the caller holds."""
         shown = [p for p in plans if p.tier is not Tier.WEEKLY]
         if not shown:
             return {}
-        async with self._store.read() as conn:
+        async with self._store.reading(conn) as conn:
             children: dict[int, list[Plan]] = {}
             for plan in shown:
                 if plan.tier is Tier.MASTER:

@@ -742,16 +742,20 @@ class Plans:
         return (await self.owned_rollup(plan_id, as_of or self._now().date())).rollup
 
     @overload
-    async def owned_rollup(self, plan_id: int, as_of: date) -> OwnedRollup: ...
+    async def owned_rollup(self, plan_id: int, as_of: date, *, conn: Connection | None = None) -> OwnedRollup: ...
 
     @overload
-    async def owned_rollup(self, plan_id: None, as_of: date) -> OwnedRollup | None: ...
+    async def owned_rollup(
+        self, plan_id: None, as_of: date, *, conn: Connection | None = None
+    ) -> OwnedRollup | None: ...
 
-    async def owned_rollup(self, plan_id: int | None, as_of: date) -> OwnedRollup | None:
+    async def owned_rollup(
+        self, plan_id: int | None, as_of: date, *, conn: Connection | None = None
+    ) -> OwnedRollup | None:
         """`rollup(plan_id, as_of)` with its owners' names, in the same query. Without a plan id, that of the master
-        plan a request naming none means (`active_plan`), or None when there is not exactly one.
-        Raises PlanNotFound for a plan id."""
-        async with self._store.read() as conn:
+        plan a request naming none means (`active_plan`), or None when there is not exactly one. `conn`: a read the
+        caller holds (the plan card reads its budgets in the same one). Raises PlanNotFound for a plan id."""
+        async with self._store.reading(conn) as conn:
             if plan_id is None:
                 master = active_plan(await plan_rows.masters(conn, self.tenant_id), as_of)
                 if master is None:

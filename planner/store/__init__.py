@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, closing, contextmanager
+from contextlib import AbstractAsyncContextManager, closing, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,6 +281,10 @@ class Store:
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reads, outside any transaction of this process's writer (never blocked by one)."""
         return self.engine.connect()
+
+    def reading(self, conn: AsyncConnection | None) -> AbstractAsyncContextManager[AsyncConnection]:
+        """`conn`, a read the caller holds (left open), or a new `read()`."""
+        return nullcontext(conn) if conn is not None else self.read()
 
     async def _record_receipt(self, conn: AsyncConnection, receipt: Receipt) -> None:
         row = {"tenant_id": receipt.tenant_id, "key": receipt.key, "created_at": self.clock()}
