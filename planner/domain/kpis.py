@@ -59,5 +59,17 @@ def latest_counted(
     metric: Metric, plan: Plan, readings: Sequence[MetricReading], as_of: date, kpi: Metric | None = None
 ) -> MetricReading | None:
     """The last reading `plan` counts for `metric` by the end of `as_of`, or None."""
-    known = [r for r in as_counted(metric, plan, readings, kpi) if r.at.date() <= as_of]
-    return known[-1] if known else None
+    window = plan.window
+    share = metric.kpi_id is not None and kpi is not None
+    last_day = min(as_of, window.end)
+    # Readings are oldest first: the last one counted is found from the end, without counting the others.
+    latest = next((r for r in reversed(readings) if r.at.date() <= last_day), None)
+    if latest is None or not share:
+        return latest
+    if latest.at.date() < window.start:
+        return None
+    assert kpi is not None
+    if not counts_gain(kpi):
+        return latest
+    opening = next((r.value for r in reversed(readings) if r.at.date() < window.start), kpi.baseline)
+    return replace(latest, value=latest.value - opening)

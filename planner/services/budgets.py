@@ -334,8 +334,7 @@ class Budgets:
                     )
             masters = {p.parent_id for p in shown if p.tier is Tier.TACTICAL and p.parent_id is not None}
             ids = sorted({p.id for p in shown} | {c.id for kids in children.values() for c in kids} | masters)
-            found = await budget_rows.of_plans(conn, self.tenant_id, ids)
-            spends = await budget_rows.spend_of(conn, self.tenant_id, ids)
+            found, spends = await budget_rows.money_of(conn, self.tenant_id, ids)
         statuses: dict[int, BudgetStatus] = {}
         for plan in shown:
             budget = found.get(plan.id)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import CompoundSelect, bindparam, func, insert, literal, null, select, type_coerce, union_all, update
 from sqlalchemy.engine import Row
 
 from planner.domain.budgets import Budget, Spend
@@ -111,17 +111,61 @@ async def insert_spend(
     return spend_from(result.one())
 
 
-async def spend_of(conn: Connection, tenant_id: str, plan_ids: Sequence[int]) -> dict[int, list[Spend]]:
-    """The spend of these plans, each plan's oldest day first (an empty list for a plan without)."""
-    query = (
-        select(spend)
-        .where(spend.c.tenant_id == tenant_id, spend.c.plan_id.in_(list(plan_ids)))
-        .order_by(spend.c.plan_id, spend.c.spent_on, spend.c.id)
-    )
-    found: dict[int, list[Spend]] = {plan_id: [] for plan_id in plan_ids}
-    for row in (await conn.execute(query)).all():
-        found[row.plan_id].append(spend_from(row))
-    return found
+def _money_statement() -> CompoundSelect:
+    """Plans' budgets and spend in one statement (the plan card reads both): a row per budget and per spend, told
+    apart by `kind`, each kind's columns empty in the other's rows. Parameters: tenant_id, plan_ids."""
+    nothing = null()
+    budget_rows = select(
+        literal("budget").label("kind"),
+        budgets.c.id,
+        budgets.c.tenant_id,
+        budgets.c.plan_id,
+        budgets.c.amount,
+        budgets.c.currency,
+        budgets.c.version,
+        budgets.c.updated_by,
+        budgets.c.updated_at,
+        type_coerce(nothing, spend.c.spent_on.type).label("spent_on"),
+        type_coerce(nothing, spend.c.at.type).label("at"),
+        type_coerce(nothing, spend.c.source.type).label("source"),
+        type_coerce(nothing, spend.c.actor.type).label("actor"),
+    ).where(budgets.c.tenant_id == bindparam("tenant_id"), budgets.c.plan_id.in_(bindparam("plan_ids", expanding=True)))
+    spend_rows = select(
+        literal("spend").label("kind"),
+        spend.c.id,
+        spend.c.tenant_id,
+        spend.c.plan_id,
+        spend.c.amount,
+        spend.c.currency,
+        nothing,
+        nothing,
+        nothing,
+        spend.c.spent_on,
+        spend.c.at,
+        spend.c.source,
+        spend.c.actor,
+    ).where(spend.c.tenant_id == bindparam("tenant_id"), spend.c.plan_id.in_(bindparam("plan_ids", expanding=True)))
+    return union_all(budget_rows, spend_rows).order_by("plan_id", "spent_on", "id")
+
+
+# Built once, with bound parameters: every plan card reads its plans' money.
+_MONEY = _money_statement()
+
+
+async def money_of(
+    conn: Connection, tenant_id: str, plan_ids: Sequence[int]
+) -> tuple[dict[int, Budget], dict[int, list[Spend]]]:
+    """The budgets of these plans by plan id (as `of_plans`) and their spend, each plan's oldest day first (an empty
+    list for a plan without), in one statement."""
+    found: dict[int, Budget] = {}
+    spent: dict[int, list[Spend]] = {plan_id: [] for plan_id in plan_ids}
+    rows = await conn.execute(_MONEY, {"tenant_id": tenant_id, "plan_ids": list(plan_ids)})
+    for row in rows.all():
+        if row.kind == "budget":
+            found[row.plan_id] = budget_from(row)
+        else:
+            spent[row.plan_id].append(spend_from(row))
+    return found, spent
 
 
 async def spent_total(conn: Connection, tenant_id: str, plan_ids: Sequence[int], *, through: date) -> int:

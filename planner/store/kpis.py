@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -174,6 +174,26 @@ async def correct_reading(conn: Connection, reading: MetricReading) -> None:
     await conn.execute(update(metric_readings).where(metric_readings.c.id == reading.id).values(value=reading.value))
 
 
+def _readings_statement(*, since: bool, before: bool) -> Select[Any]:
+    query = select(metric_readings).where(
+        metric_readings.c.tenant_id == bindparam("tenant_id"),
+        metric_readings.c.metric_id.in_(bindparam("metric_ids", expanding=True)),
+    )
+    if since:
+        query = query.where(metric_readings.c.at >= bindparam("since"))
+    if before:
+        query = query.where(metric_readings.c.at < bindparam("before"))
+    return query.order_by(metric_readings.c.metric_id, metric_readings.c.at, metric_readings.c.id)
+
+
+# Built once, with bound parameters: every `plan` turn reads its KPIs' readings.
+_READINGS = {
+    (since, before): _readings_statement(since=since, before=before)
+    for since in (False, True)
+    for before in (False, True)
+}
+
+
 async def readings(
     conn: Connection,
     tenant_id: str,
@@ -184,15 +204,9 @@ async def readings(
 ) -> dict[int, list[MetricReading]]:
     """Several metrics' readings in one query (taken from `since`, before `before`), each metric's oldest first (an
     empty list for one without)."""
-    query = select(metric_readings).where(
-        metric_readings.c.tenant_id == tenant_id, metric_readings.c.metric_id.in_(list(metric_ids))
-    )
-    if since is not None:
-        query = query.where(metric_readings.c.at >= since)
-    if before is not None:
-        query = query.where(metric_readings.c.at < before)
-    query = query.order_by(metric_readings.c.metric_id, metric_readings.c.at, metric_readings.c.id)
+    query = _READINGS[since is not None, before is not None]
+    parameters = {"tenant_id": tenant_id, "metric_ids": list(metric_ids), "since": since, "before": before}
     found: dict[int, list[MetricReading]] = {metric_id: [] for metric_id in metric_ids}
-    for row in (await conn.execute(query)).all():
+    for row in (await conn.execute(query, parameters)).all():
         found[row.metric_id].append(reading_from(row))
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -321,3 +322,20 @@ def test_a_share_counts_the_gain_inside_its_window_and_a_falling_kpi_its_level()
     cost = _metric(1, 1, baseline=60, target=40, direction=Direction.DOWN)
     cost_share = _metric(2, 2, kpi_id=1, baseline=60, target=40, direction=Direction.DOWN)
     assert [r.value for r in as_counted(cost_share, march, readings[:3], cost)] == [215]
+
+
+def test_the_latest_counted_reading_is_the_last_of_those_counted_whatever_the_day_asked() -> None:
+    # `latest_counted` finds its answer from the end; it must agree with counting every reading and taking the last.
+    master, march = _plan(1, date(2026, 1, 1), date(2026, 12, 31)), _plan(2, date(2026, 3, 1), date(2026, 3, 31))
+    days = [date(2026, 2, 10), date(2026, 2, 27), date(2026, 3, 1), date(2026, 3, 9), date(2026, 3, 31)]
+    readings = [_reading(day, 10.0 * (n + 1), n) for n, day in enumerate([*days, date(2026, 4, 2)])]
+    rising, falling = _metric(1, 1, baseline=5, target=310), _metric(1, 1, baseline=60, target=40)
+    falling = replace(falling, direction=Direction.DOWN)
+    for kpi in (rising, falling):
+        cases = [(kpi, master, None), (replace(kpi, id=2, plan_id=2, kpi_id=1), march, kpi)]
+        for metric, plan, defined in cases:
+            for offset in range(-30, 60):
+                as_of = date(2026, 3, 1) + timedelta(days=offset)
+                counted = [r for r in as_counted(metric, plan, readings, defined) if r.at.date() <= as_of]
+                expected = counted[-1] if counted else None
+                assert latest_counted(metric, plan, readings, as_of, defined) == expected, (metric, as_of)
