@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
-from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.errors import Expected, InvalidValue, PlannerError
 from planner.domain.model import Window
 
 MINOR_UNITS = 100
@@ -168,7 +168,7 @@ def currency_of(text: str) -> str:
     """An ISO 4217-shaped currency code (`usd` → `USD`). Raises InvalidValue."""
     code = text.strip().upper()
     if not _CURRENCY.fullmatch(code):
-        raise InvalidValue("currency", text, "a three-letter currency code such as USD, EUR or GBP")
+        raise InvalidValue("currency", text, Expected.CURRENCY_CODE)
     return code
 
 
@@ -178,12 +178,12 @@ def minor_units(value: float | int | str | Decimal, field: str = "amount", *, al
     try:
         exact = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidValue(field, value, "an amount such as 12,500 or 60k") from None
+        raise InvalidValue(field, value, Expected.AMOUNT) from None
     if not exact.is_finite() or exact < 0 or (exact == 0 and not allow_zero):
-        raise InvalidValue(field, value, "a positive amount" if not allow_zero else "an amount of zero or more")
+        raise InvalidValue(field, value, Expected.AMOUNT_ZERO_OR_MORE if allow_zero else Expected.POSITIVE_AMOUNT)
     cents = int((exact * MINOR_UNITS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     if cents > LARGEST:
-        raise InvalidValue(field, value, "an amount below 10 trillion")
+        raise InvalidValue(field, value, Expected.AMOUNT_BELOW, most=LARGEST // MINOR_UNITS)
     return cents
 
 
@@ -219,12 +219,15 @@ def require_budget_covers(master_id: int, amount: int, currency: str, allocation
 def require_spend_day(plan_id: int, window: Window, spent_on: date, today: date) -> None:
     """Spend is of a day already come, inside its plan's window. Raises InvalidValue."""
     if spent_on > today:
-        raise InvalidValue("spend date", spent_on.isoformat(), f"a day on or before {today.isoformat()}")
+        raise InvalidValue("spend date", spent_on.isoformat(), Expected.DAY_ON_OR_BEFORE, day=today)
     if not window.includes(spent_on):
         raise InvalidValue(
             "spend date",
             spent_on.isoformat(),
-            f"a day inside plan {plan_id}'s window, {window.start.isoformat()} to {window.end.isoformat()}",
+            Expected.DAY_IN_WINDOW,
+            plan=plan_id,
+            start=window.start,
+            end=window.end,
         )
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.errors import Expected, InvalidValue, PlannerError
 
 SKEW = timedelta(minutes=5)
 """How far an event's time may be from the bot's clock, either way."""
@@ -81,9 +81,7 @@ def source_name(name: str) -> str:
     """A source's name as it is kept (lower case, trimmed). Raises InvalidValue when it is not a name."""
     name = name.strip().lower()
     if not _NAME.fullmatch(name):
-        raise InvalidValue(
-            "source name", name, "letters, digits, '-', '_' or '.', starting with a letter or digit (100 at most)"
-        )
+        raise InvalidValue("source name", name, Expected.NAME_CHARACTERS, limit=100)
     return name
 
 

@@ -45,7 +45,7 @@ from planner.domain.decisions import (
     kept_references,
     verify_chain,
 )
-from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.errors import Expected, InvalidValue, PlannerError
 from planner.domain.governance import DecisionRecord
 from planner.store import Connection, Store
 from planner.store import decisions as stored
@@ -74,7 +74,7 @@ class DecisionLog:
 
     def __init__(self, store: Store, tenant_id: str) -> None:
         if not tenant_id or not tenant_id.strip():
-            raise InvalidValue("tenant id", tenant_id, "the Teams tenant id")
+            raise InvalidValue("tenant id", tenant_id, Expected.TEAMS_TENANT_ID)
         self._store = store
         self.tenant_id = tenant_id
 
@@ -360,7 +360,7 @@ async def export(entries: AsyncIterable[Decision], out: TextIO, fmt: ExportForma
     Every field is written, hashes included, so an export can be checked on its own.
     """
     if fmt not in ("jsonl", "csv"):
-        raise InvalidValue("format", fmt, "jsonl or csv")
+        raise InvalidValue("format", fmt, Expected.ONE_OF, choices=("jsonl", "csv"))
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS) if fmt == "csv" else None
     if writer is not None:
         writer.writeheader()
