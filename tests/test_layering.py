@@ -287,3 +287,35 @@ def test_the_planner_says_what_a_field_expects_as_data_never_as_a_phrase() -> No
                     offenders.append(f"{where}: Expected.{member} takes {Expected[member].details}, given {details}")
     assert sites > 50
     assert offenders == []
+
+
+def test_the_planner_lists_a_documents_problems_as_data_never_as_sentences() -> None:
+    """A problem of a posted document (rules, context facts, metric or spend events) is a `Problem` naming its
+    `ProblemCode` and exactly the details that code lists; the sentence an admin or integrator reads is the bot's
+    (bot/text/problems.py)."""
+    from planner.domain.problems import ProblemCode
+
+    sites = 0
+    offenders: list[str] = []
+    for path in (ROOT / "planner").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            sentence = any(isinstance(arg, ast.Constant | ast.JoinedStr | ast.BinOp) for arg in node.args)
+            if called == "append" and ast.unparse(node.func).endswith("problems.append") and sentence:
+                offenders.append(f"{where}: a problem written as a sentence")
+            if called not in ("Problem", "problem") or not node.args:
+                continue
+            code = node.args[0]
+            if not (isinstance(code, ast.Attribute) and ast.unparse(code.value) == "ProblemCode"):
+                continue
+            sites += 1
+            details = {keyword.arg for keyword in node.keywords}
+            if code.attr not in ProblemCode.__members__:
+                offenders.append(f"{where}: no ProblemCode.{code.attr}")
+            elif details != set(ProblemCode[code.attr].details):
+                offenders.append(f"{where}: {code.attr} takes {ProblemCode[code.attr].details}, given {details}")
+    assert sites > 40
+    assert offenders == []

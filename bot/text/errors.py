@@ -19,6 +19,7 @@ from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
 from bot.cards.wording import money, plan_ref
 from bot.text.messages import sentence_within
 from bot.text.numbers import plain
+from bot.text.problems import describe_problem, problem_message
 from planner.domain.approvals import (
     GATES,
     AlreadyDecided,
@@ -196,7 +197,7 @@ def _(error: NotEnoughAllocated, style: _Style) -> str:
 
 @_render.register
 def _(error: InvalidSpendEvent, style: _Style) -> str:
-    return style.prose("The spend event is not valid: " + "; ".join(error.problems) + ".")
+    return style.prose("The spend event is not valid: " + "; ".join(map(describe_problem, error.problems)) + ".")
 
 
 # ---- plans, tasks, metrics ---------------------------------------------------------------------------------------
@@ -261,7 +262,7 @@ def _(error: InvalidWindow, style: _Style) -> str:
 @_render.register
 def _(error: InvalidValue, style: _Style) -> str:
     value = _repr(style, error.value)
-    return f"{style.prose(error.field)}: {value} is not valid; expected {expected(error, style)}."
+    return f"{style.prose(error.field)}: {value} is not valid; expected {style.prose(expected(error))}."
 
 
 EXPECTED: dict[Expected, str] = {
@@ -333,21 +334,21 @@ _PLAN_DETAILS = frozenset({"plan", "plans"})
 """Details that hold plan ids, shown as people type them (`P3`)."""
 
 
-def expected(error: InvalidValue, style: _Style = _PLAIN) -> str:
-    """The form `error`'s field should take, in the bot's words, its details filled in."""
-    shown = {name: _detail(style, name, value) for name, value in error.details.items()}
+def expected(error: InvalidValue) -> str:
+    """The form `error`'s field should take, in the bot's words (plain text), its details filled in."""
+    shown = {name: _detail(name, value) for name, value in error.details.items()}
     return EXPECTED[error.expected].format_map(shown)
 
 
-def _detail(style: _Style, name: str, value: object) -> str:
+def _detail(name: str, value: object) -> str:
     if isinstance(value, tuple | list | frozenset | set):
-        return ", ".join(_detail(style, name, item) for item in value)
+        return ", ".join(_detail(name, item) for item in value)
     if name in _PLAN_DETAILS and isinstance(value, int):
         return plan_ref(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return style.quote(str(value))
+        return str(value)
     return plain(value) if isinstance(value, int) else f"{value:g}"
 
 
@@ -395,12 +396,12 @@ def _(error: UnitMismatch, style: _Style) -> str:
 
 @_render.register
 def _(error: InvalidMetricEvent, style: _Style) -> str:
-    return style.prose("invalid metric event: " + "; ".join(error.problems))
+    return style.prose("invalid metric event: " + "; ".join(map(describe_problem, error.problems)))
 
 
 @_render.register
 def _(error: InvalidContextEvent, style: _Style) -> str:
-    return style.prose("invalid context event: " + "; ".join(error.problems))
+    return style.prose("invalid context event: " + "; ".join(map(describe_problem, error.problems)))
 
 
 def _stale(error: StaleContextEvent, style: _Style, earlier: str) -> str:
@@ -570,7 +571,7 @@ def _(error: CheckpointInvalid, style: _Style) -> str:
 
 @_render.register
 def _(error: CheckpointRefused, style: _Style) -> str:
-    problems = style.prose("; ".join(error.problems))
+    problems = style.prose("; ".join(f"tenant {p.path}: {problem_message(p)}" for p in error.problems))
     return (
         f"The decision log no longer extends its checkpoint {style.quote(str(error.path))} ({problems}): the "
         "checkpoint is kept as it is. Run `cos decisions verify` to see what changed."
@@ -579,7 +580,7 @@ def _(error: CheckpointRefused, style: _Style) -> str:
 
 @_render.register
 def _(error: PolicyInvalid, style: _Style) -> str:
-    listing = "\n".join(f"- {problem}" for problem in error.problems)
+    listing = "\n".join(f"- {describe_problem(problem)}" for problem in error.problems)
     return style.prose(f"The rules were not loaded: {len(error.problems)} problem(s).\n{listing}")
 
 

@@ -38,8 +38,9 @@ from typing import Any
 from planner.domain.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.domain.delegations import DelegationStatus
 from planner.domain.errors import Expected, InvalidValue, PlannerError
-from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_unit, field_value, is_due, parse_time
+from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_unit, field_value, is_due
 from planner.domain.model import Metric, MetricReading
+from planner.domain.problems import Problem, parse_time
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
 from planner.ports import AgentError, DelegationRequest, Explain
 from planner.services.plans import Plans
@@ -222,7 +223,7 @@ class MetricFeeds:
             stamp = result.data.get("as_of") or result.data.get("at")
             at = now
             if isinstance(stamp, str):
-                problems: list[str] = []
+                problems: list[Problem] = []
                 at = parse_time(stamp, "as_of", problems) or now
             # The unit was checked against the metric's when the feed was added.
             return await self.plans.record_reading(

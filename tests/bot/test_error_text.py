@@ -13,6 +13,7 @@ import pytest
 import planner
 from bot.cards.markdown import WORD_JOINER, literal_prose
 from bot.text.errors import EXPECTED, describe, describe_plain, rendered_classes
+from bot.text.problems import HINT_SOURCES, PROBLEMS, describe_problem, template_fields
 from planner.domain.approvals import (
     AlreadyDecided,
     ApprovalExpired,
@@ -62,6 +63,7 @@ from planner.domain.errors import (
 from planner.domain.ingestion import UnitMismatch
 from planner.domain.model import Direction, Metric
 from planner.domain.policy import PolicyInvalid
+from planner.domain.problems import Problem, ProblemCode
 from planner.governance.gated_agent import DelegationStopped, StopCause
 from planner.ports import AgentError, AgentTimeout, UnknownCapability
 from planner.services.budgets import ReplayedSpendEvent, StaleSpendEvent
@@ -159,7 +161,7 @@ def _one_of_each() -> list[BaseException]:
         DecisionNotFound(17),
         NoDecisionKeys("t1"),
         CheckpointInvalid(Path("checkpoints.json"), "its signature does not match"),
-        CheckpointRefused(Path("checkpoints.json"), ["tenant t1 lost entries"]),
+        CheckpointRefused(Path("checkpoints.json"), [Problem(ProblemCode.LOG_SHORTER, "t1", end=2, reached=3)]),
         DelegationNotFound(5),
         DelegationGaveUp(5, 5, "connection refused"),
         StoppedMidCall(),
@@ -169,7 +171,7 @@ def _one_of_each() -> list[BaseException]:
         DraftNotFound(3),
         DraftAlreadyDecided(3, "saved"),
         UnitMismatch(metric, "EUR"),
-        PolicyInvalid(["rules[1].effect: expected allow, require or forbid"]),
+        PolicyInvalid([Problem(ProblemCode.EFFECT, "rules[1].effect", value="alow", known=("allow", "forbid"))]),
         FeedNotFound(7),
         PlaybookNotFound("webinar", ["launch"]),
         UnknownAdapterKind("mpc", ["browser", "mcp"]),
@@ -183,7 +185,7 @@ def _one_of_each() -> list[BaseException]:
         NoBudget(2, 1),
         CurrencyMismatch(plan_id=2, given="EUR", expected="USD"),
         NotEnoughAllocated(plan_id=2, asked=300, allocated=200, currency="USD"),
-        InvalidSpendEvent(["event.amount: a positive amount, such as 12500"]),
+        InvalidSpendEvent([Problem(ProblemCode.POSITIVE_AMOUNT, "event.amount")]),
         StaleSpendEvent(["s1"], when, sent="sent_at"),
         ReplayedSpendEvent("finance", ["s1"]),
     ]
@@ -250,8 +252,14 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "Cost per lead is counted in %, not 'EUR': send it in %.",
         ),
         (
-            PolicyInvalid(["rules[1].description: text", "rules[2].effect: allow"]),
-            "The rules were not loaded: 2 problem(s).\n- rules[1].description: text\n- rules[2].effect: allow",
+            PolicyInvalid(
+                [
+                    Problem(ProblemCode.DESCRIPTION, "rules[1].description"),
+                    Problem(ProblemCode.EFFECT, "rules[2].effect", value="alow", known=("allow", "forbid")),
+                ]
+            ),
+            "The rules were not loaded: 2 problem(s).\n- rules[1].description: missing: say why, in the words people "
+            "will read\n- rules[2].effect: \"alow\" is not an effect (did you mean 'allow'?); use allow, forbid",
         ),
         (
             DelegationStopped(StopCause.NO_APPROVERS, "budget", problem=NoApprovers(["finance"])),
@@ -355,3 +363,14 @@ def test_a_phrase_the_bot_suggests_stays_code_and_a_choice_stays_text_in_chat() 
     assert "\\*personal\\*" in said
     assert f"]{WORD_JOINER}(" in said
     assert "`agent:<adapter>`" in describe(InvalidValue("requester", " ", Expected.REQUESTER))
+
+
+@pytest.mark.parametrize("code", list(ProblemCode), ids=lambda code: code.name)
+def test_every_kind_of_problem_is_worded_from_exactly_its_details(code: ProblemCode) -> None:
+    fields = template_fields(PROBLEMS[code])
+    assert fields - {"hint"} <= set(code.details)
+    unused = set(code.details) - fields
+    assert unused <= ({"known", *HINT_SOURCES} if "hint" in fields else set())
+    said = describe_problem(Problem(code, "rules[0].x", **dict.fromkeys(code.details, 987)))
+    assert said.startswith("rules[0].x: ")
+    assert said.count("987") == len(code.details) - len(unused)

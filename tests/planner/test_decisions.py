@@ -40,6 +40,7 @@ from planner.domain.decisions import (
 from planner.domain.errors import Expected, InvalidValue, TenantMismatch
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
+from planner.domain.problems import Problem, ProblemCode
 from planner.services.decisions import (
     CheckpointInvalid,
     CheckpointRefused,
@@ -615,8 +616,9 @@ async def test_a_checkpoint_is_never_moved_back_to_a_shorter_log(
         hash=second.hash,
         t=TENANT,
     )
-    with pytest.raises(CheckpointRefused, match="tenant contoso's log ends at entry 2, it reached 3"):
+    with pytest.raises(CheckpointRefused) as refused:
         await checkpoint(store, path)
+    assert refused.value.problems == [Problem(ProblemCode.LOG_SHORTER, TENANT, end=2, reached=3)]
     assert path.read_text() == kept
 
 
