@@ -106,6 +106,8 @@ def _detail(name: str, value: object) -> str:
         return _NAMES_OF.get(str(value), str(value))
     if name == "value":
         return json.dumps(value, ensure_ascii=False, default=str)
+    if name == "fields" and isinstance(value, tuple | list) and len(value) > 1:
+        return ", ".join(map(str, value[:-1])) + f" and {value[-1]}"
     if isinstance(value, tuple | list):
         return ", ".join(map(str, value))
     return str(value)

@@ -157,7 +157,7 @@ def test_a_bad_post_is_refused_with_every_problem_and_its_path(clock: FakeClock)
     assert any(p.startswith('events[1].at: "yesterday" is not an ISO 8601 time') for p in problems)
     assert any(p.startswith("events[1].attributes:") for p in problems)
     assert any(p.startswith("events[2].ttl_hours:") for p in problems)
-    assert "events[3]: expected an object with id, type, account, at" in problems
+    assert "events[3]: expected an object with id, type, account and at" in problems
     assert [(problem.path, problem.code) for problem in refused.value.problems][-1] == (
         "events[3]",
         ProblemCode.NOT_AN_OBJECT,
