@@ -480,6 +480,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from bot.text.problems import describe_problem
     from planner.domain.policy import PolicyInvalid
     from planner.services.policy import PolicySets
     from planner.store import Store, create_engine
@@ -504,7 +505,7 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
                 except PolicyInvalid as error:
                     print(f"cos policy: {args.file} was not loaded, {len(error.problems)} problem(s):", file=sys.stderr)
                     for problem in error.problems:
-                        print(f"  {problem}", file=sys.stderr)
+                        print(f"  {describe_problem(problem)}", file=sys.stderr)
                     return 2
                 print(f"policy version {loaded.version} in force for tenant {args.tenant}: {len(loaded.rules)} rule(s)")
                 return 0

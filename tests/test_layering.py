@@ -248,3 +248,74 @@ def test_the_planners_errors_leave_what_to_do_to_the_bot() -> None:
                 if said:
                     offenders[f"{path}:{name}"] = said
     assert offenders == {}
+
+
+def _expected_members(node: ast.expr) -> list[str] | None:
+    """The Expected members an `expected` argument names (`Expected.X`, or `Expected.X if … else Expected.Y`); None
+    when it is anything else (a phrase, an f-string, a join)."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Expected":
+        return [node.attr]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _expected_members(node.body), _expected_members(node.orelse)
+        return body + orelse if body is not None and orelse is not None else None
+    return None
+
+
+def test_the_planner_says_what_a_field_expects_as_data_never_as_a_phrase() -> None:
+    """Every InvalidValue raised in planner/ names the form it expected as an `Expected` member, with exactly the
+    details (bounds, choices, dates) that member lists: the phrase a person reads is the bot's (bot/text/errors.py)."""
+    from planner.domain.errors import Expected
+
+    sites = 0
+    offenders: list[str] = []
+    for path in (ROOT / "planner").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "InvalidValue"):
+                continue
+            sites += 1
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            given = node.args[2] if len(node.args) > 2 else None
+            members = _expected_members(given) if given is not None else None
+            if members is None or len(node.args) != 3:
+                offenders.append(f"{where}: expected is not an Expected member")
+                continue
+            details = {keyword.arg for keyword in node.keywords}
+            for member in members:
+                if member not in Expected.__members__:
+                    offenders.append(f"{where}: no Expected.{member}")
+                elif details != set(Expected[member].details):
+                    offenders.append(f"{where}: Expected.{member} takes {Expected[member].details}, given {details}")
+    assert sites > 50
+    assert offenders == []
+
+
+def test_the_planner_lists_a_documents_problems_as_data_never_as_sentences() -> None:
+    """A problem of a posted document (rules, context facts, metric or spend events) is a `Problem` naming its
+    `ProblemCode` and exactly the details that code lists; the sentence an admin or integrator reads is the bot's
+    (bot/text/problems.py)."""
+    from planner.domain.problems import ProblemCode
+
+    sites = 0
+    offenders: list[str] = []
+    for path in (ROOT / "planner").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            sentence = any(isinstance(arg, ast.Constant | ast.JoinedStr | ast.BinOp) for arg in node.args)
+            if called == "append" and ast.unparse(node.func).endswith("problems.append") and sentence:
+                offenders.append(f"{where}: a problem written as a sentence")
+            if called not in ("Problem", "problem") or not node.args:
+                continue
+            code = node.args[0]
+            if not (isinstance(code, ast.Attribute) and ast.unparse(code.value) == "ProblemCode"):
+                continue
+            sites += 1
+            details = {keyword.arg for keyword in node.keywords}
+            if code.attr not in ProblemCode.__members__:
+                offenders.append(f"{where}: no ProblemCode.{code.attr}")
+            elif details != set(ProblemCode[code.attr].details):
+                offenders.append(f"{where}: {code.attr} takes {ProblemCode[code.attr].details}, given {details}")
+    assert sites > 40
+    assert offenders == []

@@ -27,7 +27,11 @@ from aiohttp import web
 from bot.http.request_json import BadJSON, read_json
 from bot.settings import Settings
 from bot.text.errors import describe_plain
+from bot.text.problems import problem_message
+from planner.domain.budgets import InvalidSpendEvent
 from planner.domain.context import InvalidContextEvent, ReplayedContextEvent, StaleContextEvent, parse_events
+from planner.domain.errors import PlannerError
+from planner.domain.ingestion import InvalidMetricEvent
 from planner.services.context import ContextSources
 from planner.services.tenants import Tenants
 from planner.store.vault import UndecryptableSecret, Vault, VaultError
@@ -50,6 +54,18 @@ NO_VAULT = (
 
 def _problem(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def refusal(status: int, error: PlannerError) -> web.Response:
+    """The answer to a post the planner refused: its reason in words and, when the body had problems, each problem's
+    code, path and message, for a sender to act on field by field."""
+    body: dict[str, Any] = {"error": describe_plain(error)}
+    if isinstance(error, InvalidContextEvent | InvalidMetricEvent | InvalidSpendEvent):
+        body["problems"] = [
+            {"code": problem.code.code, "path": problem.path, "message": problem_message(problem)}
+            for problem in error.problems
+        ]
+    return web.json_response(body, status=status)
 
 
 class ContextEventsEndpoint:
@@ -79,9 +95,9 @@ class ContextEventsEndpoint:
             events = parse_events(payload)
             stored = await self._tenants(tenant).facts.post(source, events)
         except (InvalidContextEvent, StaleContextEvent) as error:
-            return _problem(400, describe_plain(error))
+            return refusal(400, error)
         except ReplayedContextEvent as error:
-            return _problem(409, describe_plain(error))
+            return refusal(409, error)
         logger.info("stored %d context fact(s) from source %r (tenant %r)", len(stored), source, tenant)
         return web.json_response({"stored": len(stored)}, status=202)
 

@@ -19,9 +19,8 @@ import logging
 
 from aiohttp import web
 
-from bot.http.context_events import ContextEventsEndpoint
+from bot.http.context_events import ContextEventsEndpoint, refusal
 from bot.settings import Settings
-from bot.text.errors import describe_plain
 from planner.domain.errors import PlannerError
 from planner.domain.ingestion import parse_metric_events
 from planner.services.ingestion import ReplayedMetricEvent
@@ -43,9 +42,9 @@ class MetricEventsEndpoint(ContextEventsEndpoint):
         try:
             readings = await self._tenants(tenant).metric_events.post(source, parse_metric_events(payload))
         except ReplayedMetricEvent as error:
-            return web.json_response({"error": describe_plain(error)}, status=409)
+            return refusal(409, error)
         except PlannerError as error:
-            return web.json_response({"error": describe_plain(error)}, status=400)
+            return refusal(400, error)
         logger.info("stored %d metric reading(s) from source %r (tenant %r)", len(readings), source, tenant)
         return web.json_response({"stored": len(readings)}, status=202)
 

@@ -18,9 +18,8 @@ import logging
 
 from aiohttp import web
 
-from bot.http.context_events import ContextEventsEndpoint
+from bot.http.context_events import ContextEventsEndpoint, refusal
 from bot.settings import Settings
-from bot.text.errors import describe_plain
 from planner.domain.budgets import parse_spend_events
 from planner.domain.errors import PlannerError
 from planner.services.budgets import ReplayedSpendEvent
@@ -42,9 +41,9 @@ class SpendEventsEndpoint(ContextEventsEndpoint):
         try:
             stored = await self._tenants(tenant).budgets.post(source, parse_spend_events(payload))
         except ReplayedSpendEvent as error:
-            return web.json_response({"error": describe_plain(error)}, status=409)
+            return refusal(409, error)
         except PlannerError as error:
-            return web.json_response({"error": describe_plain(error)}, status=400)
+            return refusal(400, error)
         logger.info("stored %d spend(s) from source %r (tenant %r)", len(stored), source, tenant)
         return web.json_response({"stored": len(stored)}, status=202)
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import singledispatch
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
-from bot.cards.wording import money
+from bot.cards.wording import money, plan_ref
 from bot.text.messages import sentence_within
+from bot.text.numbers import plain
+from bot.text.problems import describe_problem, problem_message
 from planner.domain.approvals import (
     GATES,
     AlreadyDecided,
@@ -59,6 +62,7 @@ from planner.domain.delegations import (
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
     Dated,
+    Expected,
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
@@ -193,7 +197,7 @@ def _(error: NotEnoughAllocated, style: _Style) -> str:
 
 @_render.register
 def _(error: InvalidSpendEvent, style: _Style) -> str:
-    return style.prose("The spend event is not valid: " + "; ".join(error.problems) + ".")
+    return style.prose("The spend event is not valid: " + "; ".join(map(describe_problem, error.problems)) + ".")
 
 
 # ---- plans, tasks, metrics ---------------------------------------------------------------------------------------
@@ -258,7 +262,94 @@ def _(error: InvalidWindow, style: _Style) -> str:
 @_render.register
 def _(error: InvalidValue, style: _Style) -> str:
     value = _repr(style, error.value)
-    return f"{style.prose(error.field)}: {value} is not valid; expected {style.prose(error.expected)}."
+    return f"{style.prose(error.field)}: {value} is not valid; expected {style.prose(expected(error))}."
+
+
+EXPECTED: dict[Expected, str] = {
+    Expected.TEXT: "some text",
+    Expected.TEXT_AT_MOST: "some text of at most {limit} characters",
+    Expected.NAME_CHARACTERS: "letters, digits, '-', '_' or '.', starting with a letter or digit ({limit} at most)",
+    Expected.ROLE_NAME: "a short lowercase name such as legal, finance or marketing-ops",
+    Expected.PLAYBOOK_NAME: "a short name such as `webinar launch`",
+    Expected.METRIC_NAME: "a non-empty name such as SQLs",
+    Expected.UNUSED_NAME: "a name not used yet",
+    Expected.UNUSED_METRIC_NAME: "a name not yet used on {plan}",
+    Expected.ONE_OF: "one of {choices}",
+    Expected.WHOLE_NUMBER_FROM: "a whole number from {low} to {high}",
+    Expected.WHOLE_NUMBER_AT_LEAST: "a whole number, {low} or more",
+    Expected.FINITE_NUMBER: "a finite number",
+    Expected.FRACTION: "a fraction from 0 to 1, e.g. 0.1",
+    Expected.AT_LEAST_BASELINE: "at least the baseline {baseline} for a metric going up",
+    Expected.AT_MOST_BASELINE: "at most the baseline {baseline} for a metric going down",
+    Expected.MINUTES_AT_LEAST: "at least {low} minutes",
+    Expected.SECONDS_UP_TO: "a number of seconds above 0, {most} at most",
+    Expected.POSITIVE_DURATION: "a positive duration, e.g. 5 minutes",
+    Expected.CURRENCY_CODE: "a three-letter currency code such as USD, EUR or GBP",
+    Expected.AMOUNT: "an amount such as 12,500 or 60k",
+    Expected.POSITIVE_AMOUNT: "a positive amount",
+    Expected.AMOUNT_ZERO_OR_MORE: "an amount of zero or more",
+    Expected.AMOUNT_BELOW: "an amount below {most}",
+    Expected.FUTURE_WITHIN_DAYS: "a time after now, at most {days} days",
+    Expected.TIME_OF_DAY: "a time of day such as 20:00",
+    Expected.TIME_ZONE: "an IANA time zone such as Europe/Paris",
+    Expected.TIME_WITH_ZONE: "a time with its time zone",
+    Expected.ISO_WEEK: "an ISO week such as 2026-W47",
+    Expected.DAY_ON_OR_BEFORE: "a day on or before {day}",
+    Expected.DAY_IN_WINDOW: "a day inside {plan}'s window, {start} to {end}",
+    Expected.JSON_OBJECT: "an object of plain JSON values (text, numbers, lists…)",
+    Expected.JSON_AT_MOST_BYTES: "at most {limit} bytes of JSON: keep references",
+    Expected.SOME_KEY: "at least one key",
+    Expected.TASK_SNAPSHOT: "a snapshot with its creation time",
+    Expected.USER_MESSAGE_FIRST: "a user message first",
+    Expected.TEAMS_TENANT_ID: "the Teams tenant id of the conversation",
+    Expected.TEAMS_CONVERSATION_ID: "the Teams conversation id",
+    Expected.TEAMS_USER_ID: "the AAD object id of a Teams user",
+    Expected.PERSON_ID: "a person's user id (an agent or the bot cannot approve)",
+    Expected.REQUESTER: "who asks: a user id, `agent:<adapter>`, `llm` or `bot`",
+    Expected.RESUME: (
+        'what to do once approved: `{{"operation": "<name>", "args": {{...}}}}`, `{{"delegation": <id>}}` or '
+        '`{{"outbox": <id>}}`'
+    ),
+    Expected.PLAN_WITH_METRICS: "a master or tactical plan: weekly plans have no metrics of their own",
+    Expected.TASK_HOME: "a tactical or weekly plan: tasks live under a tactical plan",
+    Expected.ARCHIVABLE_PLAN: "a tactical or weekly plan: a master plan ends with its window",
+    Expected.WEEK_UNCHANGED: "no change: a weekly plan always covers its ISO week",
+    Expected.SAME_TASK: "the same task in the same plan",
+    Expected.PLAN_ID_TOO: "a plan id too: {plans} all have it",
+    Expected.DIFFERENT_TACTICAL_PLANS: "two different tactical plans",
+    Expected.TACTICAL_PLANS_OF_ONE_MASTER: "two tactical plans of one master plan",
+    Expected.PLAN_WITH_BUDGET: "a master or tactical plan (spend is of the tactical plan)",
+    Expected.OPEN_TASK: "an open task: this one is done already",
+    Expected.DELEGATION_OF_OPEN_TASK: "a delegation of an open task: its task is done",
+    Expected.AGENT_CAPABILITY: "the name of one of the agent's capabilities",
+    Expected.NEW_FEED: "a feed not yet set up for {metric} (remove the old one)",
+    Expected.FEED_ANSWER: "data with the metric's field",
+    Expected.FEED_PART: "the {part} to read the metric from",
+    Expected.FIELD_OF_DATA: "a field of the agent's data; it has {fields}",
+}
+"""What each form InvalidValue names reads as; `{detail}` is filled from the error's details (a test keeps every
+member here, with exactly the details it names)."""
+
+_PLAN_DETAILS = frozenset({"plan", "plans"})
+"""Details that hold plan ids, shown as people type them (`P3`)."""
+
+
+def expected(error: InvalidValue) -> str:
+    """The form `error`'s field should take, in the bot's words (plain text), its details filled in."""
+    shown = {name: _detail(name, value) for name, value in error.details.items()}
+    return EXPECTED[error.expected].format_map(shown)
+
+
+def _detail(name: str, value: object) -> str:
+    if isinstance(value, tuple | list | frozenset | set):
+        return ", ".join(_detail(name, item) for item in value)
+    if name in _PLAN_DETAILS and isinstance(value, int):
+        return plan_ref(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return plain(value) if isinstance(value, int) else f"{value:g}"
 
 
 @_render.register
@@ -305,12 +396,12 @@ def _(error: UnitMismatch, style: _Style) -> str:
 
 @_render.register
 def _(error: InvalidMetricEvent, style: _Style) -> str:
-    return style.prose("invalid metric event: " + "; ".join(error.problems))
+    return style.prose("invalid metric event: " + "; ".join(map(describe_problem, error.problems)))
 
 
 @_render.register
 def _(error: InvalidContextEvent, style: _Style) -> str:
-    return style.prose("invalid context event: " + "; ".join(error.problems))
+    return style.prose("invalid context event: " + "; ".join(map(describe_problem, error.problems)))
 
 
 def _stale(error: StaleContextEvent, style: _Style, earlier: str) -> str:
@@ -480,7 +571,7 @@ def _(error: CheckpointInvalid, style: _Style) -> str:
 
 @_render.register
 def _(error: CheckpointRefused, style: _Style) -> str:
-    problems = style.prose("; ".join(error.problems))
+    problems = style.prose("; ".join(f"tenant {p.path}: {problem_message(p)}" for p in error.problems))
     return (
         f"The decision log no longer extends its checkpoint {style.quote(str(error.path))} ({problems}): the "
         "checkpoint is kept as it is. Run `cos decisions verify` to see what changed."
@@ -489,7 +580,7 @@ def _(error: CheckpointRefused, style: _Style) -> str:
 
 @_render.register
 def _(error: PolicyInvalid, style: _Style) -> str:
-    listing = "\n".join(f"- {problem}" for problem in error.problems)
+    listing = "\n".join(f"- {describe_problem(problem)}" for problem in error.problems)
     return style.prose(f"The rules were not loaded: {len(error.problems)} problem(s).\n{listing}")
 
 

@@ -20,8 +20,9 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
-from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.errors import Expected, InvalidValue, PlannerError
 from planner.domain.model import Window
+from planner.domain.problems import Problem, ProblemCode, parse_time, stated
 
 MINOR_UNITS = 100
 """Cents per unit: every currency is kept to two decimals."""
@@ -168,7 +169,7 @@ def currency_of(text: str) -> str:
     """An ISO 4217-shaped currency code (`usd` → `USD`). Raises InvalidValue."""
     code = text.strip().upper()
     if not _CURRENCY.fullmatch(code):
-        raise InvalidValue("currency", text, "a three-letter currency code such as USD, EUR or GBP")
+        raise InvalidValue("currency", text, Expected.CURRENCY_CODE)
     return code
 
 
@@ -178,12 +179,12 @@ def minor_units(value: float | int | str | Decimal, field: str = "amount", *, al
     try:
         exact = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidValue(field, value, "an amount such as 12,500 or 60k") from None
+        raise InvalidValue(field, value, Expected.AMOUNT) from None
     if not exact.is_finite() or exact < 0 or (exact == 0 and not allow_zero):
-        raise InvalidValue(field, value, "a positive amount" if not allow_zero else "an amount of zero or more")
+        raise InvalidValue(field, value, Expected.AMOUNT_ZERO_OR_MORE if allow_zero else Expected.POSITIVE_AMOUNT)
     cents = int((exact * MINOR_UNITS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     if cents > LARGEST:
-        raise InvalidValue(field, value, "an amount below 10 trillion")
+        raise InvalidValue(field, value, Expected.AMOUNT_BELOW, most=LARGEST // MINOR_UNITS)
     return cents
 
 
@@ -219,12 +220,15 @@ def require_budget_covers(master_id: int, amount: int, currency: str, allocation
 def require_spend_day(plan_id: int, window: Window, spent_on: date, today: date) -> None:
     """Spend is of a day already come, inside its plan's window. Raises InvalidValue."""
     if spent_on > today:
-        raise InvalidValue("spend date", spent_on.isoformat(), f"a day on or before {today.isoformat()}")
+        raise InvalidValue("spend date", spent_on.isoformat(), Expected.DAY_ON_OR_BEFORE, day=today)
     if not window.includes(spent_on):
         raise InvalidValue(
             "spend date",
             spent_on.isoformat(),
-            f"a day inside plan {plan_id}'s window, {window.start.isoformat()} to {window.end.isoformat()}",
+            Expected.DAY_IN_WINDOW,
+            plan=plan_id,
+            start=window.start,
+            end=window.end,
         )
 
 
@@ -291,6 +295,7 @@ def status_of(
 
 MAX_SPEND_EVENTS = 100
 MAX_EVENT_ID = 200
+_SPEND_FIELDS = ("id", "sent_at", "plan", "amount", "currency", "on")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,37 +314,39 @@ class SpendEvent:
 class InvalidSpendEvent(PlannerError, ValueError):
     """A posted body that is not a list of well-formed spend events; `problems` names each bad field."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("invalid spend event: " + "; ".join(self.problems))
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid spend event: " + stated(self.problems))
 
 
 def parse_spend_events(payload: object) -> list[SpendEvent]:
     """Spend events from a posted JSON body (one object or a list). Raises InvalidSpendEvent naming every bad field."""
     raw = payload if isinstance(payload, list) else [payload]
-    if not raw or len(raw) > MAX_SPEND_EVENTS:
-        raise InvalidSpendEvent([f"body: one event or a list of 1 to {MAX_SPEND_EVENTS} events"])
-    problems: list[str] = []
+    if not raw:
+        raise InvalidSpendEvent([Problem(ProblemCode.NO_EVENTS, "body")])
+    if len(raw) > MAX_SPEND_EVENTS:
+        raise InvalidSpendEvent([Problem(ProblemCode.TOO_MANY_EVENTS, "body", count=len(raw), most=MAX_SPEND_EVENTS)])
+    problems: list[Problem] = []
     parsed: list[SpendEvent] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
         path = f"[{index}]" if isinstance(payload, list) else "event"
         if not isinstance(item, dict):
-            problems.append(f"{path}: an object with id, sent_at, plan, amount, currency and on")
+            problems.append(Problem(ProblemCode.NOT_AN_OBJECT, path, fields=_SPEND_FIELDS))
             continue
-        unknown = sorted(str(k) for k in set(item) - {"id", "sent_at", "plan", "amount", "currency", "on"})
-        if unknown:
-            problems.append(f"{path}: unknown field(s) {', '.join(unknown)}")
+        for key in item:
+            if key not in _SPEND_FIELDS:
+                problems.append(Problem(ProblemCode.NOT_A_FIELD, f"{path}.{key}", name=str(key), known=_SPEND_FIELDS))
         event_id, plan, amount, currency, on = (item.get(k) for k in ("id", "plan", "amount", "currency", "on"))
         if not isinstance(event_id, str) or not 0 < len(event_id.strip()) <= MAX_EVENT_ID:
-            problems.append(f"{path}.id: the event's id, unique for its source (1 to {MAX_EVENT_ID} characters)")
+            problems.append(Problem(ProblemCode.EVENT_ID, f"{path}.id", limit=MAX_EVENT_ID))
         elif event_id.strip() in seen:
-            problems.append(f"{path}.id: {event_id!r} is given twice in this post")
+            problems.append(Problem(ProblemCode.GIVEN_TWICE, f"{path}.id", value=event_id))
         else:
             seen.add(event_id.strip())
-        sent_at = _time(item.get("sent_at"), f"{path}.sent_at", problems)
+        sent_at = parse_time(item.get("sent_at"), f"{path}.sent_at", problems)
         if not isinstance(plan, int) or isinstance(plan, bool) or plan <= 0:
-            problems.append(f"{path}.plan: a plan id number, such as 2")
+            problems.append(Problem(ProblemCode.PLAN_ID, f"{path}.plan"))
         cents: int | None = None
         if isinstance(amount, int | float) and not isinstance(amount, bool):
             try:
@@ -347,7 +354,7 @@ def parse_spend_events(payload: object) -> list[SpendEvent]:
             except InvalidValue:
                 cents = None
         if cents is None:
-            problems.append(f"{path}.amount: a positive amount, such as 12500")
+            problems.append(Problem(ProblemCode.POSITIVE_AMOUNT, f"{path}.amount"))
         code: str | None = None
         if isinstance(currency, str):
             try:
@@ -355,7 +362,7 @@ def parse_spend_events(payload: object) -> list[SpendEvent]:
             except InvalidValue:
                 code = None
         if code is None:
-            problems.append(f"{path}.currency: a three-letter currency code such as USD")
+            problems.append(Problem(ProblemCode.CURRENCY_CODE, f"{path}.currency"))
         spent_on: date | None = None
         if isinstance(on, str):
             try:
@@ -363,7 +370,7 @@ def parse_spend_events(payload: object) -> list[SpendEvent]:
             except ValueError:
                 spent_on = None
         if spent_on is None:
-            problems.append(f"{path}.on: the day it was spent, such as 2026-10-15")
+            problems.append(Problem(ProblemCode.SPEND_DAY, f"{path}.on"))
         if not problems and sent_at and cents and code and spent_on and isinstance(plan, int):
             parsed.append(
                 SpendEvent(
@@ -372,17 +379,4 @@ def parse_spend_events(payload: object) -> list[SpendEvent]:
             )
     if problems:
         raise InvalidSpendEvent(problems)
-    return parsed
-
-
-def _time(value: object, path: str, problems: list[str]) -> datetime | None:
-    parsed: datetime | None = None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        problems.append(f"{path}: an ISO 8601 time with its zone, such as 2026-10-15T12:00:00Z")
-        return None
     return parsed

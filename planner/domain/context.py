@@ -13,7 +13,6 @@ the other.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.problems import Problem, ProblemCode, parse_time, stated
 
 SKEW = timedelta(minutes=5)
 """How far an event's time may be from the bot's clock, either way."""
@@ -30,6 +30,7 @@ MAX_EVENTS = 1_000
 MAX_TTL = timedelta(days=5 * 366)
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 _EVENT_FIELDS = ("id", "type", "account", "at", "observed_at", "attributes", "ttl_hours")
+_REQUIRED_FIELDS = ("id", "type", "account", "at")
 
 
 class FactType(StrEnum):
@@ -81,9 +82,7 @@ def source_name(name: str) -> str:
     """A source's name as it is kept (lower case, trimmed). Raises InvalidValue when it is not a name."""
     name = name.strip().lower()
     if not _NAME.fullmatch(name):
-        raise InvalidValue(
-            "source name", name, "letters, digits, '-', '_' or '.', starting with a letter or digit (100 at most)"
-        )
+        raise InvalidValue("source name", name, Expected.NAME_CHARACTERS, limit=100)
     return name
 
 
@@ -96,11 +95,11 @@ def purgeable_received_before(at: datetime) -> datetime:
 
 
 class InvalidContextEvent(PlannerError, ValueError):
-    """Events that cannot be stored as they are; `problems` names each field and what it should be."""
+    """Events that cannot be stored as they are; `problems` names each field and what is wrong with it."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("invalid context event: " + "; ".join(problems))
+        super().__init__("invalid context event: " + stated(problems))
 
 
 class StaleContextEvent(PlannerError, ValueError):
@@ -210,63 +209,46 @@ class ContextSource:
 # ---- parsing posted events -----------------------------------------------------------------------------------------
 
 
-def _time(value: Any, path: str, problems: list[str]) -> datetime | None:
-    if not isinstance(value, str):
-        problems.append(f"{path}: expected an ISO-8601 time with its offset, like 2026-01-05T09:00:00Z")
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        problems.append(f"{path}: {value!r} is not an ISO-8601 time like 2026-01-05T09:00:00Z")
-        return None
-    if parsed.tzinfo is None:
-        problems.append(f"{path}: {value!r} has no offset; add one, like 2026-01-05T09:00:00Z or +01:00")
-        return None
-    return parsed
-
-
-def _text_field(value: Any, path: str, problems: list[str], *, limit: int = 200) -> str | None:
+def _text_field(value: Any, path: str, problems: list[Problem], *, limit: int = 200) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        problems.append(f"{path}: expected some text")
+        problems.append(Problem(ProblemCode.TEXT, path))
         return None
     if len(value.strip()) > limit:
-        problems.append(f"{path}: at most {limit} characters")
+        problems.append(Problem(ProblemCode.TEXT_AT_MOST, path, limit=limit))
         return None
     return value.strip()
 
 
-def _one_event(raw: Any, path: str, problems: list[str]) -> ContextEvent | None:
+def _one_event(raw: Any, path: str, problems: list[Problem]) -> ContextEvent | None:
     if not isinstance(raw, Mapping):
-        problems.append(f"{path or 'event'}: expected an object with id, type, account and at")
+        problems.append(Problem(ProblemCode.NOT_AN_OBJECT, path or "event", fields=_REQUIRED_FIELDS))
         return None
     at = f"{path}." if path else ""
     before = len(problems)
     for key in raw:
         if key not in _EVENT_FIELDS:
-            close = difflib.get_close_matches(str(key), _EVENT_FIELDS, n=1, cutoff=0.5)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{at}{key}: not a field of an event{hint}; fields: {', '.join(_EVENT_FIELDS)}")
-    for required in ("id", "type", "account", "at"):
+            problems.append(Problem(ProblemCode.NOT_A_FIELD, f"{at}{key}", name=str(key), known=_EVENT_FIELDS))
+    for required in _REQUIRED_FIELDS:
         if required not in raw:
-            problems.append(f"{at}{required}: missing")
+            problems.append(Problem(ProblemCode.MISSING, f"{at}{required}"))
     event_id = _text_field(raw["id"], f"{at}id", problems) if "id" in raw else None
     account = _text_field(raw["account"], f"{at}account", problems) if "account" in raw else None
     fact_type: FactType | None = None
     if "type" in raw:
         fact_type = FACT_TYPES.get(str(raw["type"]))
         if fact_type is None:
-            close = difflib.get_close_matches(str(raw["type"]), list(FACT_TYPES), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{at}type: {raw['type']!r} is not a fact type{hint}; known: {', '.join(FACT_TYPES)}")
-    sent = _time(raw["at"], f"{at}at", problems) if "at" in raw else None
-    observed = _time(raw["observed_at"], f"{at}observed_at", problems) if raw.get("observed_at") is not None else None
+            problems.append(Problem(ProblemCode.FACT_TYPE, f"{at}type", value=raw["type"], known=tuple(FACT_TYPES)))
+    sent = parse_time(raw["at"], f"{at}at", problems) if "at" in raw else None
+    observed = (
+        parse_time(raw["observed_at"], f"{at}observed_at", problems) if raw.get("observed_at") is not None else None
+    )
     attributes = raw.get("attributes")
     if attributes is None:
         attributes = {}
     elif not isinstance(attributes, Mapping):
-        problems.append(f"{at}attributes: expected an object of names to values")
+        problems.append(Problem(ProblemCode.ATTRIBUTES, f"{at}attributes"))
     ttl: timedelta | None = None
     hours = raw.get("ttl_hours")
     if hours is not None:
@@ -275,11 +257,11 @@ def _one_event(raw: Any, path: str, problems: list[str]) -> ContextEvent | None:
             or not isinstance(hours, int | float)
             or not 0 < hours <= MAX_TTL / timedelta(hours=1)
         ):
-            problems.append(f"{at}ttl_hours: expected a number of hours above 0 and at most {MAX_TTL.days * 24}")
+            problems.append(Problem(ProblemCode.TTL_HOURS, f"{at}ttl_hours", most=MAX_TTL.days * 24))
         else:
             ttl = timedelta(hours=hours)
     if sent is not None and observed is not None and observed > sent:
-        problems.append(f"{at}observed_at: after `at`; a fact is observed before it is sent")
+        problems.append(Problem(ProblemCode.OBSERVED_AFTER_SENT, f"{at}observed_at"))
     if len(problems) > before or event_id is None or account is None or fact_type is None or sent is None:
         return None
     return ContextEvent(
@@ -298,12 +280,14 @@ def parse_events(payload: Any) -> list[ContextEvent]:
 
     Raises InvalidContextEvent listing every problem with its path (`events[2].type: ...`).
     """
-    problems: list[str] = []
+    problems: list[Problem] = []
     if isinstance(payload, list):
         if not payload:
-            raise InvalidContextEvent(["events: the list is empty; post at least one event"])
+            raise InvalidContextEvent([Problem(ProblemCode.NO_EVENTS, "events")])
         if len(payload) > MAX_EVENTS:
-            raise InvalidContextEvent([f"events: {len(payload)} events; post at most {MAX_EVENTS} at a time"])
+            raise InvalidContextEvent(
+                [Problem(ProblemCode.TOO_MANY_EVENTS, "events", count=len(payload), most=MAX_EVENTS)]
+            )
         found = [_one_event(raw, f"events[{n}]", problems) for n, raw in enumerate(payload)]
     else:
         found = [_one_event(payload, "", problems)]
@@ -311,7 +295,7 @@ def parse_events(payload: Any) -> list[ContextEvent]:
     seen: set[str] = set()
     for event in events:
         if event.id in seen:
-            problems.append(f"id: {event.id!r} appears twice in the post; every event needs its own id")
+            problems.append(Problem(ProblemCode.GIVEN_TWICE, "id", value=event.id))
         seen.add(event.id)
     if problems:
         raise InvalidContextEvent(problems)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from planner.domain.errors import InvalidValue, PlannerError, TenantMismatch
+from planner.domain.errors import Expected, InvalidValue, PlannerError, TenantMismatch
 from planner.domain.governance import DecisionRecord
 
 GENESIS = "0" * 64
@@ -94,7 +94,7 @@ class DecisionKeys:
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys:
-            raise InvalidValue("decision log keys", "none", "at least one key")
+            raise InvalidValue("decision log keys", "none", Expected.SOME_KEY)
         self._keys = {key_id(key): key for key in keys}
         self.signing_id = key_id(keys[0])
 
@@ -205,9 +205,9 @@ def plain_data(data: Mapping[str, Any]) -> dict[str, Any]:
     try:
         text = canonical_json(dict(data))
     except (TypeError, ValueError):
-        raise InvalidValue("decision data", data, "an object of plain JSON values (text, numbers, lists…)") from None
+        raise InvalidValue("decision data", data, Expected.JSON_OBJECT) from None
     if len(text.encode("utf-8")) > MAX_DATA_BYTES:
-        raise InvalidValue("decision data", f"{text[:40]}…", f"at most {MAX_DATA_BYTES} bytes of JSON: keep references")
+        raise InvalidValue("decision data", f"{text[:40]}…", Expected.JSON_AT_MOST_BYTES, limit=MAX_DATA_BYTES)
     plain: dict[str, Any] = json.loads(text)
     return plain
 
@@ -273,10 +273,10 @@ def check_record(record: DecisionRecord, tenant_id: str, now: datetime) -> Check
     for name, limit in _LIMITS.items():
         value = getattr(record, name)
         if not value or not value.strip() or len(value) > limit:
-            raise InvalidValue(name, value, f"some text of at most {limit} characters")
+            raise InvalidValue(name, value, Expected.TEXT_AT_MOST, limit=limit)
     at = record.at or now
     if at.tzinfo is None:
-        raise InvalidValue("at", at, "a time with its time zone")
+        raise InvalidValue("at", at, Expected.TIME_WITH_ZONE)
     return CheckedRecord(
         record=record,
         at=at.astimezone(UTC),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from enum import Enum
 
 
 class PlannerError(Exception):
@@ -77,14 +78,92 @@ class InvalidWindow(PlannerError, ValueError):
         super().__init__(f"window ends {end.isoformat()}, before it starts {start.isoformat()}")
 
 
-class InvalidValue(PlannerError, ValueError):
-    """A field has a value the planner cannot accept: `field`, the `value`, and the form it `expected`."""
+class Expected(Enum):
+    """The form a field should take, as InvalidValue names it: a code, and the names of the details (bounds, choices,
+    dates) each raise passes along. The bot words each one from those details (bot/text/errors.py); a test keeps
+    every member worded and every raise passing exactly the details its member names."""
 
-    def __init__(self, field: str, value: object, expected: str) -> None:
+    def __init__(self, code: str, *details: str) -> None:
+        self.code = code
+        self.details = details
+
+    # text and names
+    TEXT = ("text",)
+    TEXT_AT_MOST = ("text_at_most", "limit")
+    NAME_CHARACTERS = ("name_characters", "limit")
+    ROLE_NAME = ("role_name",)
+    PLAYBOOK_NAME = ("playbook_name",)
+    METRIC_NAME = ("metric_name",)
+    UNUSED_NAME = ("unused_name",)
+    UNUSED_METRIC_NAME = ("unused_metric_name", "plan")
+    ONE_OF = ("one_of", "choices")
+    # numbers, amounts and durations
+    WHOLE_NUMBER_FROM = ("whole_number_from", "low", "high")
+    WHOLE_NUMBER_AT_LEAST = ("whole_number_at_least", "low")
+    FINITE_NUMBER = ("finite_number",)
+    FRACTION = ("fraction",)
+    AT_LEAST_BASELINE = ("at_least_baseline", "baseline")
+    AT_MOST_BASELINE = ("at_most_baseline", "baseline")
+    MINUTES_AT_LEAST = ("minutes_at_least", "low")
+    SECONDS_UP_TO = ("seconds_up_to", "most")
+    POSITIVE_DURATION = ("positive_duration",)
+    CURRENCY_CODE = ("currency_code",)
+    AMOUNT = ("amount",)
+    POSITIVE_AMOUNT = ("positive_amount",)
+    AMOUNT_ZERO_OR_MORE = ("amount_zero_or_more",)
+    AMOUNT_BELOW = ("amount_below", "most")
+    # times and dates
+    FUTURE_WITHIN_DAYS = ("future_within_days", "days")
+    TIME_OF_DAY = ("time_of_day",)
+    TIME_ZONE = ("time_zone",)
+    TIME_WITH_ZONE = ("time_with_zone",)
+    ISO_WEEK = ("iso_week",)
+    DAY_ON_OR_BEFORE = ("day_on_or_before", "day")
+    DAY_IN_WINDOW = ("day_in_window", "plan", "start", "end")
+    # data
+    JSON_OBJECT = ("json_object",)
+    JSON_AT_MOST_BYTES = ("json_at_most_bytes", "limit")
+    SOME_KEY = ("some_key",)
+    TASK_SNAPSHOT = ("task_snapshot",)
+    USER_MESSAGE_FIRST = ("user_message_first",)
+    # who
+    TEAMS_TENANT_ID = ("teams_tenant_id",)
+    TEAMS_CONVERSATION_ID = ("teams_conversation_id",)
+    TEAMS_USER_ID = ("teams_user_id",)
+    PERSON_ID = ("person_id",)
+    REQUESTER = ("requester",)
+    RESUME = ("resume",)
+    # plans, tasks, metrics and budgets
+    PLAN_WITH_METRICS = ("plan_with_metrics",)
+    TASK_HOME = ("task_home",)
+    ARCHIVABLE_PLAN = ("archivable_plan",)
+    WEEK_UNCHANGED = ("week_unchanged",)
+    SAME_TASK = ("same_task",)
+    PLAN_ID_TOO = ("plan_id_too", "plans")
+    DIFFERENT_TACTICAL_PLANS = ("different_tactical_plans",)
+    TACTICAL_PLANS_OF_ONE_MASTER = ("tactical_plans_of_one_master",)
+    PLAN_WITH_BUDGET = ("plan_with_budget",)
+    # delegation and feeds
+    OPEN_TASK = ("open_task",)
+    DELEGATION_OF_OPEN_TASK = ("delegation_of_open_task",)
+    AGENT_CAPABILITY = ("agent_capability",)
+    NEW_FEED = ("new_feed", "metric")
+    FEED_ANSWER = ("feed_answer",)
+    FEED_PART = ("feed_part", "part")
+    FIELD_OF_DATA = ("field_of_data", "fields")
+
+
+class InvalidValue(PlannerError, ValueError):
+    """A field has a value the planner cannot accept: `field`, the `value`, the form it `expected` and that form's
+    `details` (the names `expected.details` lists: bounds, choices, dates)."""
+
+    def __init__(self, field: str, value: object, expected: Expected, /, **details: object) -> None:
         self.field = field
         self.value = value
         self.expected = expected
-        super().__init__(f"{field}: {value!r} is not valid; expected {expected}")
+        self.details = details
+        shown = "".join(f" {name}={detail!r}" for name, detail in details.items())
+        super().__init__(f"{field}: {value!r} is not valid; expected {expected.code}{shown}")
 
 
 class TenantMismatch(PlannerError, PermissionError):

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.errors import Expected, InvalidValue, PlannerError
 from planner.domain.model import Metric
+from planner.domain.problems import Problem, ProblemCode, parse_time, stated
 
 MAX_EVENTS = 1_000
 MAX_ID = 200
+_EVENT_FIELDS = ("id", "sent_at", "metric", "value", "unit", "at", "plan")
+_REQUIRED_FIELDS = ("id", "sent_at", "metric", "value", "unit", "at")
 MIN_EVERY_MINUTES = 5
 _UNIT_ALIASES = {"%": "percent", "pct": "percent", "per cent": "percent", "eur": "€", "usd": "$", "gbp": "£"}
 
@@ -28,9 +31,9 @@ class UnitMismatch(PlannerError, ValueError):
 class InvalidMetricEvent(PlannerError, ValueError):
     """Metric events that cannot be stored; `problems` names each field and what it should be."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("invalid metric event: " + "; ".join(problems))
+        super().__init__("invalid metric event: " + stated(problems))
 
 
 def _normal_unit(unit: str) -> str:
@@ -61,55 +64,42 @@ class MetricEvent:
     plan: int | None = None
 
 
-def parse_time(value: Any, path: str, problems: list[str]) -> datetime | None:
-    """An ISO 8601 time with its zone; None (and a problem naming `path`) otherwise."""
-    if not isinstance(value, str):
-        problems.append(f"{path}: an ISO 8601 time with its zone, such as 2026-02-15T12:00:00Z")
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        problems.append(f"{path}: an ISO 8601 time with its zone, such as 2026-02-15T12:00:00Z")
-        return None
-    return parsed
-
-
 def parse_metric_events(payload: Any) -> list[MetricEvent]:
     """Events from a posted JSON body (one object or a list). Raises InvalidMetricEvent naming every bad field."""
     raw = payload if isinstance(payload, list) else [payload]
-    if not raw or len(raw) > MAX_EVENTS:
-        raise InvalidMetricEvent([f"body: one event or a list of 1 to {MAX_EVENTS} events"])
-    problems: list[str] = []
+    if not raw:
+        raise InvalidMetricEvent([Problem(ProblemCode.NO_EVENTS, "body")])
+    if len(raw) > MAX_EVENTS:
+        raise InvalidMetricEvent([Problem(ProblemCode.TOO_MANY_EVENTS, "body", count=len(raw), most=MAX_EVENTS)])
+    problems: list[Problem] = []
     parsed: list[MetricEvent] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
         path = f"[{index}]" if isinstance(payload, list) else "event"
         if not isinstance(item, dict):
-            problems.append(f"{path}: an object with id, sent_at, metric, value, unit and at")
+            problems.append(Problem(ProblemCode.NOT_AN_OBJECT, path, fields=_REQUIRED_FIELDS))
             continue
-        unknown = sorted(set(item) - {"id", "sent_at", "metric", "value", "unit", "at", "plan"})
-        if unknown:
-            problems.append(f"{path}: unknown field(s) {', '.join(unknown)}")
+        for key in item:
+            if key not in _EVENT_FIELDS:
+                problems.append(Problem(ProblemCode.NOT_A_FIELD, f"{path}.{key}", name=str(key), known=_EVENT_FIELDS))
         metric, value, unit, plan = item.get("metric"), item.get("value"), item.get("unit"), item.get("plan")
         event_id = item.get("id")
         if not isinstance(event_id, str) or not 0 < len(event_id.strip()) <= MAX_ID:
-            problems.append(f"{path}.id: the event's id, unique for its source (1 to {MAX_ID} characters)")
+            problems.append(Problem(ProblemCode.EVENT_ID, f"{path}.id", limit=MAX_ID))
         elif event_id.strip() in seen:
-            problems.append(f"{path}.id: {event_id!r} is given twice in this post")
+            problems.append(Problem(ProblemCode.GIVEN_TWICE, f"{path}.id", value=event_id))
         else:
             seen.add(event_id.strip())
         sent_at = parse_time(item.get("sent_at"), f"{path}.sent_at", problems)
         if not isinstance(metric, str) or not metric.strip():
-            problems.append(f"{path}.metric: the KPI's name, such as SQLs")
+            problems.append(Problem(ProblemCode.METRIC_NAME, f"{path}.metric"))
         number_ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not number_ok:
-            problems.append(f"{path}.value: a finite number")
+            problems.append(Problem(ProblemCode.FINITE_NUMBER, f"{path}.value"))
         if not isinstance(unit, str):
-            problems.append(f'{path}.unit: the unit of the value, such as "SQL" or "%" ("" for none)')
+            problems.append(Problem(ProblemCode.UNIT, f"{path}.unit"))
         if plan is not None and (not isinstance(plan, int) or isinstance(plan, bool)):
-            problems.append(f"{path}.plan: a plan id number, such as 1")
+            problems.append(Problem(ProblemCode.PLAN_ID, f"{path}.plan"))
         at = parse_time(item.get("at"), f"{path}.at", problems)
         if not problems and at is not None and sent_at is not None:
             parsed.append(
@@ -148,10 +138,10 @@ def field_value(data: Mapping[str, Any], path: str) -> float:
     node: Any = data
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            raise InvalidValue("feed field", path, f"a field of the agent's data; it has {sorted(data)}")
+            raise InvalidValue("feed field", path, Expected.FIELD_OF_DATA, fields=tuple(sorted(data)))
         node = node[part]
     if isinstance(node, bool) or not isinstance(node, int | float) or not math.isfinite(node):
-        raise InvalidValue(f"field {path}", node, "a finite number")
+        raise InvalidValue(f"field {path}", node, Expected.FINITE_NUMBER)
     return float(node)
 
 
@@ -159,10 +149,10 @@ def check_feed(metric: Metric, *, adapter: str, capability: str, field: str, uni
     """Raise UnitMismatch or InvalidValue unless a feed of `metric` with these settings can be pulled."""
     check_unit(metric, unit)
     if every_minutes < MIN_EVERY_MINUTES:
-        raise InvalidValue("every", every_minutes, f"at least {MIN_EVERY_MINUTES} minutes")
+        raise InvalidValue("every", every_minutes, Expected.MINUTES_AT_LEAST, low=MIN_EVERY_MINUTES)
     for name, value in (("adapter", adapter), ("capability", capability), ("field", field)):
         if not value.strip():
-            raise InvalidValue(name, value, f"the {name} to read the metric from")
+            raise InvalidValue(name, value, Expected.FEED_PART, part=name)
 
 
 def is_due(feed: MetricFeed, at: datetime) -> bool:

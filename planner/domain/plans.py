@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
-from planner.domain.errors import Dated, InvalidValue
+from planner.domain.errors import Dated, Expected, InvalidValue
 from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, Window
 
 
@@ -16,9 +16,9 @@ def clean_text(field: str, value: str, *, limit: int = 500) -> str:
     """`value` with its whitespace runs made single spaces. Raises InvalidValue when empty or over `limit`."""
     cleaned = " ".join(value.split())
     if not cleaned:
-        raise InvalidValue(field, value, "some text")
+        raise InvalidValue(field, value, Expected.TEXT)
     if len(cleaned) > limit:
-        raise InvalidValue(field, value[:40] + "…", f"at most {limit} characters")
+        raise InvalidValue(field, value[:40] + "…", Expected.TEXT_AT_MOST, limit=limit)
     return cleaned
 
 
@@ -37,19 +37,19 @@ def active_plan(plans: Sequence[Plan], today: date) -> Plan | None:
 def require_metric_home(plan: Plan) -> None:
     """KPIs are defined on master and tactical plans. Raises InvalidValue for a weekly plan."""
     if plan.tier is Tier.WEEKLY:
-        raise InvalidValue("plan", plan.id, "a master or tactical plan: weekly plans have no metrics of their own")
+        raise InvalidValue("plan", plan.id, Expected.PLAN_WITH_METRICS)
 
 
 def require_reading_value(value: float) -> None:
     """Raises InvalidValue unless `value` is a finite number."""
     if value != value or value in (math.inf, -math.inf):
-        raise InvalidValue("value", value, "a finite number")
+        raise InvalidValue("value", value, Expected.FINITE_NUMBER)
 
 
 def require_task_home(plan: Plan) -> None:
     """Tasks live under tactical plans (added through one or one of its weeks). Raises InvalidValue for a master."""
     if plan.tier is Tier.MASTER:
-        raise InvalidValue("plan", plan.id, "a tactical or weekly plan: tasks live under a tactical plan")
+        raise InvalidValue("plan", plan.id, Expected.TASK_HOME)
 
 
 def require_due_inside(due_on: date, home: Plan) -> None:
@@ -65,7 +65,7 @@ def require_window_change(
     """A plan's new window stays inside its parent's and keeps its children and (tactical) task due dates inside
     it; a weekly plan always covers its ISO week. Raises InvalidValue or WindowConflict."""
     if plan.tier is Tier.WEEKLY:
-        raise InvalidValue("window", window, "no change: a weekly plan always covers its ISO week")
+        raise InvalidValue("window", window, Expected.WEEK_UNCHANGED)
     if parent is not None:
         window.require_inside(
             parent.window,
@@ -153,7 +153,7 @@ def task_event_kind(before: Task, after: Task) -> str:
 def require_archivable(plan: Plan) -> None:
     """Tactical and weekly plans may be archived; a master plan is the strategy. Raises InvalidValue."""
     if plan.tier is Tier.MASTER:
-        raise InvalidValue("plan", plan.id, "a tactical or weekly plan: a master plan ends with its window")
+        raise InvalidValue("plan", plan.id, Expected.ARCHIVABLE_PLAN)
 
 
 def task_in_snapshot(picture: Mapping[str, object]) -> Task:
@@ -165,7 +165,7 @@ def task_in_snapshot(picture: Mapping[str, object]) -> Task:
 
     created_at = moment("created_at")
     if created_at is None:
-        raise InvalidValue("task snapshot", picture.get("id"), "a snapshot with its creation time")
+        raise InvalidValue("task snapshot", picture.get("id"), Expected.TASK_SNAPSHOT)
     owner = picture.get("owner")
     reason = picture.get("blocked_reason")
     return Task(

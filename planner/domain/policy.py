@@ -54,7 +54,6 @@ whatever the rules or the input say.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import operator
@@ -76,8 +75,10 @@ from planner.domain.governance import (
     RuleMatch,
     Verdict,
 )
+from planner.domain.problems import Problem, ProblemCode, stated
 
 MAX_RULES = 10_000
+MAX_DESCRIPTION = 500
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "contains")
 _SYMBOLS = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "in": "in", "contains": "contains"}
@@ -116,9 +117,9 @@ _DEFAULT_VERDICT = {Effect.ALLOW: Verdict.FLAG, Effect.REQUIRE: Verdict.FLAG, Ef
 class PolicyInvalid(PlannerError, ValueError):
     """A rule document that cannot be loaded; `problems` lists every problem with its path. Nothing is stored."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) in the rules: " + "; ".join(problems))
+        super().__init__(f"{len(problems)} problem(s) in the rules: " + stated(problems))
 
 
 # ---- the rules ---------------------------------------------------------------------------------------------------
@@ -353,68 +354,61 @@ def _shown(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _did_you_mean(word: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 class _Checker:
     """Checks a whole document, collecting every problem with its path instead of stopping at the first."""
 
     def __init__(self) -> None:
-        self.problems: list[str] = []
+        self.problems: list[Problem] = []
 
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+    def problem(self, code: ProblemCode, path: str, **details: object) -> None:
+        self.problems.append(Problem(code, path, **details))
 
     def unknown_keys(self, raw: Mapping[Any, Any], path: str, known: Sequence[str]) -> None:
         for key in raw:
             if key not in known:
-                self.problem(
-                    f"{path}.{key}", f"not a field here{_did_you_mean(str(key), known)}; fields: {', '.join(known)}"
-                )
+                self.problem(ProblemCode.NOT_A_FIELD, f"{path}.{key}", name=str(key), known=tuple(known))
 
     def plain(self, value: Any, path: str) -> bool:
         if value is None or isinstance(value, str | bool | int):
             return True
         if isinstance(value, float) and math.isfinite(value):
             return True
-        self.problem(path, f"{_shown(value)} is not a plain value (text, a number, true/false); quote it")
+        self.problem(ProblemCode.NOT_PLAIN, path, value=value)
         return False
 
     def comparisons(self, raw: Any, path: str) -> tuple[Comparison, ...]:
         if not isinstance(raw, Mapping) or not raw:
-            self.problem(path, "expected a mapping of attribute names to comparisons, like {discount: {le: 15}}")
+            self.problem(ProblemCode.COMPARISONS, path)
             return ()
         found: list[Comparison] = []
         for name, spec in raw.items():
             where = f"{path}.{name}"
             if not isinstance(name, str) or not _PATH.fullmatch(name):
-                self.problem(where, "not an attribute name (letters, digits, '_' or '-', dotted for nested values)")
+                self.problem(ProblemCode.ATTRIBUTE_NAME, where)
                 continue
             if not isinstance(spec, Mapping):
                 if self.plain(spec, where):
                     found.append(Comparison(path=name, op="eq", value=spec))
                 continue
             if not spec:
-                self.problem(where, f"expected one of {', '.join(OPERATORS)}, like {{le: 15}}")
+                self.problem(ProblemCode.NO_OPERATOR, where, known=tuple(OPERATORS))
             for op, value in spec.items():
                 found.extend(self._comparison(name, str(op), value, f"{where}.{op}"))
         return tuple(found)
 
     def _comparison(self, name: str, op: str, value: Any, where: str) -> list[Comparison]:
         if op not in OPERATORS:
-            self.problem(where, f"{op!r} is not a comparison{_did_you_mean(op, OPERATORS)}; use {', '.join(OPERATORS)}")
+            self.problem(ProblemCode.OPERATOR, where, value=op, known=tuple(OPERATORS))
             return []
         if op in ("lt", "le", "gt", "ge"):
             number = None if isinstance(value, bool) else value
             if not isinstance(number, int | float) or not math.isfinite(number):
-                self.problem(where, f"{_shown(value)} is not a number; {op} compares numbers")
+                self.problem(ProblemCode.NOT_A_NUMBER, where, value=value, operator=op)
                 return []
             return [Comparison(path=name, op=op, value=number)]
         if op == "in":
             if not isinstance(value, list) or not value:
-                self.problem(where, f"{_shown(value)} is not a list of values, like [email, sms]")
+                self.problem(ProblemCode.NOT_A_LIST, where, value=value)
                 return []
             if not all([self.plain(v, f"{where}[{n}]") for n, v in enumerate(value)]):
                 return []
@@ -424,18 +418,18 @@ class _Checker:
         return [Comparison(path=name, op=op, value=value)]
 
     def names(self, raw: Any, path: str, what: str) -> tuple[str, ...]:
-        """`*` (all) or a list of names; () for all."""
+        """`*` (all) or a list of names (of `what`: the rule's field, `agents`, `kinds` or `actions`); () for all."""
         if raw is None or raw == "*":
             return ()
         if isinstance(raw, str):
             raw = [raw]
         if not isinstance(raw, list) or not raw:
-            self.problem(path, f"expected `*` or a list of {what}")
+            self.problem(ProblemCode.NAMES, path, of=what)
             return ()
         names: list[str] = []
         for n, name in enumerate(raw):
             if not isinstance(name, str) or not name.strip():
-                self.problem(f"{path}[{n}]", f"expected the name of one of the {what}")
+                self.problem(ProblemCode.NAME, f"{path}[{n}]", of=what)
             elif name.strip() == "*":
                 return ()
             else:
@@ -445,14 +439,12 @@ class _Checker:
     def kinds(self, raw: Any, path: str) -> tuple[ActionKind, ...]:
         known = [k.value for k in ActionKind]
         found: list[ActionKind] = []
-        for n, name in enumerate(self.names(raw, path, "action kinds")):
+        for n, name in enumerate(self.names(raw, path, "kinds")):
             if name in known:
                 found.append(ActionKind(name))
             else:
                 where = f"{path}[{n}]" if isinstance(raw, list) else path
-                self.problem(
-                    where, f"{name!r} is not an action kind{_did_you_mean(name, known)}; kinds: {', '.join(known)}"
-                )
+                self.problem(ProblemCode.ACTION_KIND, where, value=name, known=tuple(known))
         return tuple(found)
 
     def fact(self, raw: Mapping[str, Any], path: str, type_key: str) -> FactCondition | None:
@@ -460,27 +452,23 @@ class _Checker:
         type_name = raw.get(type_key)
         fact_type = FactType(type_name) if type_name in known else None
         if fact_type is None:
-            self.problem(
-                f"{path}.{type_key}",
-                f"{_shown(type_name)} is not a fact type{_did_you_mean(str(type_name), known)}; "
-                f"types: {', '.join(known)}",
-            )
+            self.problem(ProblemCode.FACT_TYPE, f"{path}.{type_key}", value=type_name, known=tuple(known))
         within: timedelta | None = None
         if raw.get("within") is not None:
             within = parse_duration(str(raw["within"])) if isinstance(raw["within"], str) else None
             if within is None or within <= timedelta(0):
-                self.problem(f"{path}.within", f"{_shown(raw['within'])} is not a duration like 48h")
+                self.problem(ProblemCode.DURATION, f"{path}.within", value=raw["within"])
         match = self.comparisons(raw["match"], f"{path}.match") if raw.get("match") is not None else ()
         absent = raw.get("absent", False)
         if not isinstance(absent, bool):
-            self.problem(f"{path}.absent", f"{_shown(absent)} is not true or false")
+            self.problem(ProblemCode.TRUE_OR_FALSE, f"{path}.absent", value=absent)
         if fact_type is None:
             return None
         return FactCondition(type=fact_type, within=within, match=match, absent=absent is True)
 
     def when(self, raw: Any, path: str) -> tuple[tuple[Comparison, ...], tuple[FactCondition, ...]]:
         if not isinstance(raw, Mapping) or not raw:
-            self.problem(path, "expected conditions: attributes, and a fact (or facts)")
+            self.problem(ProblemCode.CONDITIONS, path)
             return (), ()
         self.unknown_keys(raw, path, _WHEN_FIELDS)
         attributes = self.comparisons(raw["attributes"], f"{path}.attributes") if "attributes" in raw else ()
@@ -488,17 +476,17 @@ class _Checker:
         single = [key for key in ("fact", "within", "match", "absent") if key in raw]
         if single:
             if "fact" not in raw:
-                self.problem(f"{path}.fact", f"missing: {', '.join(single)} qualify a fact, so name its type")
+                self.problem(ProblemCode.FACT_UNNAMED, f"{path}.fact", given=tuple(single))
             elif (condition := self.fact(raw, path, "fact")) is not None:
                 facts.append(condition)
         if "facts" in raw:
             if not isinstance(raw["facts"], list) or not raw["facts"]:
-                self.problem(f"{path}.facts", "expected a list of fact conditions, like [{type: ticket_opened}]")
+                self.problem(ProblemCode.FACT_LIST, f"{path}.facts")
             else:
                 for n, item in enumerate(raw["facts"]):
                     where = f"{path}.facts[{n}]"
                     if not isinstance(item, Mapping):
-                        self.problem(where, "expected a fact condition, like {type: ticket_opened, within: 48h}")
+                        self.problem(ProblemCode.FACT_CONDITION, where)
                         continue
                     self.unknown_keys(item, where, _FACT_FIELDS)
                     if (condition := self.fact(item, where, "type")) is not None:
@@ -507,43 +495,39 @@ class _Checker:
 
     def rule(self, raw: Any, path: str) -> Rule | None:
         if not isinstance(raw, Mapping):
-            self.problem(path, "expected a rule: id, description, effect, and what it applies to")
+            self.problem(ProblemCode.RULE, path)
             return None
         before = len(self.problems)
         self.unknown_keys(raw, path, _RULE_FIELDS)
         rule_id = raw.get("id")
         if not isinstance(rule_id, str) or not _ID.fullmatch(rule_id):
-            self.problem(f"{path}.id", f"{_shown(rule_id)} is not an id (letters, digits, '-', '_', '.' or ':')")
+            self.problem(ProblemCode.RULE_ID, f"{path}.id", value=rule_id)
         description = raw.get("description")
         if not isinstance(description, str) or not description.strip():
-            self.problem(f"{path}.description", "missing: say why, in the words people will read")
-        elif len(description) > 500:
-            self.problem(f"{path}.description", "at most 500 characters")
+            self.problem(ProblemCode.DESCRIPTION, f"{path}.description")
+        elif len(description) > MAX_DESCRIPTION:
+            self.problem(ProblemCode.TEXT_AT_MOST, f"{path}.description", limit=MAX_DESCRIPTION)
         effects = [e.value for e in Effect]
         effect = Effect(raw["effect"]) if raw.get("effect") in effects else None
         if effect is None:
-            self.problem(
-                f"{path}.effect",
-                f"{_shown(raw.get('effect'))} is not an effect{_did_you_mean(str(raw.get('effect')), effects)}; "
-                "use allow, require or forbid",
-            )
+            self.problem(ProblemCode.EFFECT, f"{path}.effect", value=raw.get("effect"), known=tuple(effects))
         verdict: Verdict | None = _DEFAULT_VERDICT[effect] if effect else None
         if raw.get("verdict") is not None:
             verdict = Verdict(raw["verdict"]) if raw["verdict"] in ("flag", "stop") else None
             if verdict is None:
-                self.problem(f"{path}.verdict", f"{_shown(raw['verdict'])} is not flag or stop")
-        agents = self.names(raw.get("agents"), f"{path}.agents", "agents (adapter names)")
+                self.problem(ProblemCode.VERDICT, f"{path}.verdict", value=raw["verdict"], known=("flag", "stop"))
+        agents = self.names(raw.get("agents"), f"{path}.agents", "agents")
         kinds = self.kinds(raw.get("kinds"), f"{path}.kinds")
-        actions = self.names(raw.get("actions"), f"{path}.actions", "action names or capabilities")
+        actions = self.names(raw.get("actions"), f"{path}.actions", "actions")
         when, facts = self.when(raw["when"], f"{path}.when") if "when" in raw else ((), ())
         limits: tuple[Comparison, ...] = ()
         if effect is Effect.ALLOW:
             if "limits" not in raw:
-                self.problem(f"{path}.limits", "missing: an allow rule says its limits, like {discount: {le: 15}}")
+                self.problem(ProblemCode.LIMITS_MISSING, f"{path}.limits")
             else:
                 limits = self.comparisons(raw["limits"], f"{path}.limits")
         elif "limits" in raw and effect is not None:
-            self.problem(f"{path}.limits", f"only an allow rule has limits; a {effect.value} rule says `when`")
+            self.problem(ProblemCode.LIMITS_OUT_OF_PLACE, f"{path}.limits", effect=effect.value)
         gates = self.gates(raw.get("gates"), f"{path}.gates")
         if len(self.problems) > before or effect is None or verdict is None:
             return None
@@ -565,7 +549,7 @@ class _Checker:
         if raw is None:
             return ()
         if not isinstance(raw, list) or not raw:
-            self.problem(path, "expected a list of approval gates, like [budget]")
+            self.problem(ProblemCode.GATES, path)
             return ()
         names = [g.value for g in GateCategory]
         found: list[GateCategory] = []
@@ -573,11 +557,7 @@ class _Checker:
             if isinstance(value, str) and value in names:
                 found.append(GateCategory(value))
             else:
-                self.problem(
-                    f"{path}[{n}]",
-                    f"{_shown(value)} is not an approval gate{_did_you_mean(str(value), names)}; "
-                    f"use {', '.join(names)}",
-                )
+                self.problem(ProblemCode.GATE, f"{path}[{n}]", value=value, known=tuple(names))
         return tuple(dict.fromkeys(found))
 
 
@@ -585,11 +565,11 @@ def validate_policy(document: Any) -> tuple[Rule, ...]:
     """The rules of a parsed document (`{"rules": [...]}`). Raises PolicyInvalid listing every problem."""
     checker = _Checker()
     if not isinstance(document, Mapping) or not isinstance(document.get("rules"), list):
-        raise PolicyInvalid(["rules: expected a document with a list of rules, like {rules: [{id: ..., ...}]}"])
+        raise PolicyInvalid([Problem(ProblemCode.POLICY_DOCUMENT, "rules")])
     checker.unknown_keys(document, "document", ("rules",))
     raw_rules = document["rules"]
     if len(raw_rules) > MAX_RULES:
-        raise PolicyInvalid([f"rules: {len(raw_rules)} rules; a rule set holds at most {MAX_RULES}"])
+        raise PolicyInvalid([Problem(ProblemCode.TOO_MANY_RULES, "rules", count=len(raw_rules), most=MAX_RULES)])
     rules: list[Rule] = []
     first_of: dict[str, int] = {}
     for n, raw in enumerate(raw_rules):
@@ -597,7 +577,7 @@ def validate_policy(document: Any) -> tuple[Rule, ...]:
         rule_id = raw.get("id") if isinstance(raw, Mapping) else None
         if isinstance(rule_id, str):
             if rule_id in first_of:
-                checker.problem(f"rules[{n}].id", f"{rule_id!r} is already the id of rules[{first_of[rule_id]}]")
+                checker.problem(ProblemCode.RULE_ID_TAKEN, f"rules[{n}].id", value=rule_id, first=first_of[rule_id])
             first_of.setdefault(rule_id, n)
         if rule is not None:
             rules.append(rule)

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from planner.domain.errors import InvalidValue
+from planner.domain.errors import Expected, InvalidValue
 from planner.domain.model import iso_week_of, iso_week_window
 
 
@@ -86,9 +86,9 @@ def _whole(low: int, high: int, unit: str) -> Any:
         try:
             value = int(text)
         except ValueError:
-            raise InvalidValue(unit, text, f"a whole number from {low} to {high}") from None
+            raise InvalidValue(unit, text, Expected.WHOLE_NUMBER_FROM, low=low, high=high) from None
         if not low <= value <= high:
-            raise InvalidValue(unit, text, f"a whole number from {low} to {high}")
+            raise InvalidValue(unit, text, Expected.WHOLE_NUMBER_FROM, low=low, high=high)
         return value
 
     return parse
@@ -98,14 +98,14 @@ def _clock(text: str) -> time:
     try:
         return time.fromisoformat(text if ":" in text else f"{int(text):02d}:00")
     except ValueError:
-        raise InvalidValue("time", text, "a time of day such as 20:00") from None
+        raise InvalidValue("time", text, Expected.TIME_OF_DAY) from None
 
 
 def _zone(text: str) -> str:
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidValue("time zone", text, "an IANA time zone such as Europe/Paris") from None
+        raise InvalidValue("time zone", text, Expected.TIME_ZONE) from None
     return text
 
 
@@ -138,7 +138,7 @@ def trigger_named(name: str) -> Trigger:
         return Trigger(key)
     if key in TRIGGER_ALIASES:
         return TRIGGER_ALIASES[key]
-    raise InvalidValue("trigger", name, "one of " + ", ".join(TRIGGER_ALIASES))
+    raise InvalidValue("trigger", name, Expected.ONE_OF, choices=tuple(TRIGGER_ALIASES))
 
 
 def overrides(rules: TriggerRules, defaults: TriggerRules) -> dict[str, Any]:

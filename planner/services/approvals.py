@@ -46,7 +46,7 @@ from planner.domain.approvals import (
     valid_expiry,
     valid_role,
 )
-from planner.domain.errors import InvalidValue, TenantMismatch
+from planner.domain.errors import Expected, InvalidValue, TenantMismatch
 from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict
 from planner.domain.messages import Message, MessageKind
 from planner.ports import Clock
@@ -65,7 +65,7 @@ def _json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, 
     try:
         return dict(json.loads(json.dumps(dict(value or {}))))
     except (TypeError, ValueError):
-        raise InvalidValue(field_name, value, "an object of plain JSON values (text, numbers, lists…)") from None
+        raise InvalidValue(field_name, value, Expected.JSON_OBJECT) from None
 
 
 def _resume_payload(resume: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,11 +76,7 @@ def _resume_payload(resume: Mapping[str, Any]) -> dict[str, Any]:
     held = payload.get("delegation", payload.get("outbox"))
     if isinstance(held, int) and not isinstance(held, bool) and len(payload) == 1:
         return payload
-    raise InvalidValue(
-        "resume",
-        resume,
-        'what to do once approved: {"operation": "<name>", "args": {...}}, {"delegation": <id>} or {"outbox": <id>}',
-    )
+    raise InvalidValue("resume", resume, Expected.RESUME)
 
 
 def _action_json(action: Action) -> dict[str, Any]:
@@ -152,7 +148,7 @@ class Approvers:
         """Give `user_id` the approver `role`; False if they held it already."""
         role = valid_role(role)
         if not is_person(user_id):
-            raise InvalidValue("approver", user_id, "a person's user id (an agent or the bot cannot approve)")
+            raise InvalidValue("approver", user_id, Expected.PERSON_ID)
         try:
             async with self._store.transaction() as conn:
                 await approval_store.assign_role(
@@ -270,7 +266,7 @@ class Approvals:
         if policy is not None and policy.gates:  # the gates the rules put it under: their approvers decide it too
             action = replace(action, categories=tuple(dict.fromkeys((*action.categories, *policy.gates))))
         if not requester.strip():
-            raise InvalidValue("requester", requester, "who asks: a user id, `agent:<adapter>`, `llm` or `bot`")
+            raise InvalidValue("requester", requester, Expected.REQUESTER)
         payload = _resume_payload(resume)
         action_json = _action_json(action)
         lifetime = valid_expiry(expires_in) if expires_in is not None else self.expires_in

@@ -45,8 +45,9 @@ from planner.domain.decisions import (
     kept_references,
     verify_chain,
 )
-from planner.domain.errors import InvalidValue, PlannerError
+from planner.domain.errors import Expected, InvalidValue, PlannerError
 from planner.domain.governance import DecisionRecord
+from planner.domain.problems import Problem, ProblemCode, stated
 from planner.store import Connection, Store
 from planner.store import decisions as stored
 from planner.store.decisions import EntryTaken
@@ -63,10 +64,12 @@ class CheckpointInvalid(PlannerError, ValueError):
 
 
 class CheckpointRefused(PlannerError, RuntimeError):
-    def __init__(self, path: Path, problems: Sequence[str]) -> None:
+    """The decision log no longer extends its checkpoint; `problems` says how, per tenant (the path of each)."""
+
+    def __init__(self, path: Path, problems: Sequence[Problem]) -> None:
         self.path = path
-        self.problems = tuple(problems)
-        super().__init__(f"decision log no longer extends its checkpoint {path}: {'; '.join(problems)}")
+        self.problems = list(problems)
+        super().__init__(f"decision log no longer extends its checkpoint {path}: {stated(self.problems)}")
 
 
 class DecisionLog:
@@ -74,7 +77,7 @@ class DecisionLog:
 
     def __init__(self, store: Store, tenant_id: str) -> None:
         if not tenant_id or not tenant_id.strip():
-            raise InvalidValue("tenant id", tenant_id, "the Teams tenant id")
+            raise InvalidValue("tenant id", tenant_id, Expected.TEAMS_TENANT_ID)
         self._store = store
         self.tenant_id = tenant_id
 
@@ -288,14 +291,14 @@ async def checkpoint(store: Store, path: Path) -> Checkpoint:
         heads = await stored.heads(conn)
         if previous is not None and heads == {tenant: (head.seq, head.hash) for tenant, head in before.items()}:
             return previous
-        problems = []
+        problems: list[Problem] = []
         for tenant, old in sorted(before.items()):
             if tenant not in heads:
-                problems.append(f"tenant {tenant}'s log is gone; it held {old.count} entries")
+                problems.append(Problem(ProblemCode.LOG_GONE, tenant, count=old.count))
             elif heads[tenant][0] < old.seq:
-                problems.append(f"tenant {tenant}'s log ends at entry {heads[tenant][0]}, it reached {old.seq}")
+                problems.append(Problem(ProblemCode.LOG_SHORTER, tenant, end=heads[tenant][0], reached=old.seq))
             elif heads[tenant] != (old.seq, old.hash) and await stored.hash_of(conn, tenant, old.seq) != old.hash:
-                problems.append(f"tenant {tenant}'s entry {old.seq} is not the one the checkpoint saw")
+                problems.append(Problem(ProblemCode.ENTRY_CHANGED, tenant, seq=old.seq))
         if problems:
             raise CheckpointRefused(path, problems)
         count_of = await stored.counts(conn)
@@ -360,7 +363,7 @@ async def export(entries: AsyncIterable[Decision], out: TextIO, fmt: ExportForma
     Every field is written, hashes included, so an export can be checked on its own.
     """
     if fmt not in ("jsonl", "csv"):
-        raise InvalidValue("format", fmt, "jsonl or csv")
+        raise InvalidValue("format", fmt, Expected.ONE_OF, choices=("jsonl", "csv"))
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS) if fmt == "csv" else None
     if writer is not None:
         writer.writeheader()

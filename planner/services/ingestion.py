@@ -37,9 +37,10 @@ from typing import Any
 
 from planner.domain.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.domain.delegations import DelegationStatus
-from planner.domain.errors import InvalidValue, PlannerError
-from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_unit, field_value, is_due, parse_time
+from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_unit, field_value, is_due
 from planner.domain.model import Metric, MetricReading
+from planner.domain.problems import Problem, parse_time
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
 from planner.ports import AgentError, DelegationRequest, Explain
 from planner.services.plans import Plans
@@ -157,9 +158,7 @@ class MetricFeeds:
                 created_at=now,
             )
             if feed is None:
-                raise InvalidValue(
-                    "feed", f"{adapter} {capability}", f"a feed not yet set up for {metric.name} (remove the old one)"
-                )
+                raise InvalidValue("feed", f"{adapter} {capability}", Expected.NEW_FEED, metric=metric.name)
             await event_log.record(
                 conn,
                 tenant_id=self.tenant_id,
@@ -219,12 +218,12 @@ class MetricFeeds:
             finally:
                 await agent.close()
             if result.status is not DelegationStatus.SUCCEEDED or result.data is None:
-                raise InvalidValue("feed answer", result.error or result.status.value, "data with the metric's field")
+                raise InvalidValue("feed answer", result.error or result.status.value, Expected.FEED_ANSWER)
             value = field_value(result.data, feed.field)
             stamp = result.data.get("as_of") or result.data.get("at")
             at = now
             if isinstance(stamp, str):
-                problems: list[str] = []
+                problems: list[Problem] = []
                 at = parse_time(stamp, "as_of", problems) or now
             # The unit was checked against the metric's when the feed was added.
             return await self.plans.record_reading(

@@ -14,6 +14,7 @@ from typing import overload
 from planner.domain.derivation import weekly_selection
 from planner.domain.errors import (
     Dated,
+    Expected,
     InvalidValue,
     MetricNotFound,
     NothingToUndo,
@@ -69,7 +70,7 @@ class Plans:
 
     def __init__(self, store: Store, tenant_id: str) -> None:
         if not tenant_id or not tenant_id.strip():
-            raise InvalidValue("tenant id", tenant_id, "the Teams tenant id of the conversation")
+            raise InvalidValue("tenant id", tenant_id, Expected.TEAMS_TENANT_ID)
         self._store = store
         self.tenant_id = tenant_id
 
@@ -542,7 +543,7 @@ class Plans:
                 after = edit(before)
                 self._check_tenant(after)
                 if after.id != before.id or after.plan_id != before.plan_id:
-                    raise InvalidValue("task", after.id, "the same task in the same plan")
+                    raise InvalidValue("task", after.id, Expected.SAME_TASK)
                 after = replace(after, version=before.version + 1)
                 if after.due_on != before.due_on:
                     require_due_inside(after.due_on, await self._plan_row(conn, before.plan_id))
@@ -588,7 +589,7 @@ class Plans:
             kpi_id=kpi.id if kpi is not None else None,
         )
         if metric is None:
-            raise InvalidValue("metric name", spec.name, f"a name not yet used on plan {plan.id}")
+            raise InvalidValue("metric name", spec.name, Expected.UNUSED_METRIC_NAME, plan=plan.id)
         await self._record(conn, actor=actor, kind="metric.created", subject=metric, before=None)
         if plan.tier is Tier.MASTER:
             # A KPI defined after its tactical plans tracked the name: theirs become shares of it, one set of readings.
@@ -659,9 +660,7 @@ class Plans:
                     running = [m for m in matches if m.plan_id in homes and homes[m.plan_id].window.includes(on)]
                     matches = running or matches
         if len(matches) > 1:
-            raise InvalidValue(
-                "metric", name, "a plan id too: plans " + ", ".join(str(m.plan_id) for m in matches) + " all have it"
-            )
+            raise InvalidValue("metric", name, Expected.PLAN_ID_TOO, plans=tuple(m.plan_id for m in matches))
         return matches[0]
 
     async def _metric_row(self, conn: Connection, metric_id: int) -> Metric:

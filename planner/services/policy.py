@@ -31,6 +31,7 @@ from planner.domain.policy import (
     policy_document,
     validate_policy,
 )
+from planner.domain.problems import Problem, ProblemCode
 from planner.ports import Clock
 from planner.store import Connection, Store
 from planner.store import events as event_log
@@ -49,9 +50,13 @@ def parse_policy(text: str) -> tuple[Rule, ...]:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        reason = getattr(error, "problem", None) or "it could not be read"
-        raise PolicyInvalid([f"document: not valid YAML or JSON{where}: {reason}"]) from None
+        reason = str(getattr(error, "problem", None) or error)
+        if mark is None:
+            raise PolicyInvalid([Problem(ProblemCode.NOT_YAML, "document", reason=reason)]) from None
+        line, column = mark.line + 1, mark.column + 1
+        raise PolicyInvalid(
+            [Problem(ProblemCode.NOT_YAML_AT, "document", line=line, column=column, reason=reason)]
+        ) from None
     return validate_policy(document)
 
 

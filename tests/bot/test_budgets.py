@@ -216,6 +216,12 @@ async def test_signed_spend_events_are_stored_once_and_counted_at_their_day(stor
         status, problem = await post({**spend, "id": "s-3", "on": "2026-01-11", "currency": "EUR"})
         assert status == 400
         assert "'USD', not 'EUR'" in str(problem["error"])
+        status, problem = await post({**spend, "id": "s-4", "on": "10 Jan", "amount": 0})
+        assert status == 400
+        assert problem["problems"] == [
+            {"code": "positive_amount", "path": "event.amount", "message": "a positive amount, such as 12500"},
+            {"code": "spend_day", "path": "event.on", "message": "the day it was spent, such as 2026-10-15"},
+        ]
     finally:
         await session.close()
         await server.close()

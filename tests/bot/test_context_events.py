@@ -109,11 +109,12 @@ async def test_a_malformed_body_is_refused_naming_what_is_wrong(endpoint: Endpoi
     assert answer["error"].startswith("The body is not valid JSON")
     status, answer = await endpoint.post(ticket(clock, type="ticket_open"))
     assert status == 400
-    assert "type: 'ticket_open' is not a fact type (did you mean 'ticket_opened'?)" in answer["error"]
+    assert "type: \"ticket_open\" is not a fact type (did you mean 'ticket_opened'?)" in answer["error"]
     bare = ticket(clock)
     del bare["account"]
     status, answer = await endpoint.post([ticket(clock, "evt-0"), bare])
     assert (status, answer["error"]) == (400, "invalid context event: events[1].account: missing")
+    assert answer["problems"] == [{"code": "missing", "path": "events[1].account", "message": "missing"}]
 
 
 async def test_a_replayed_event_is_refused_with_409(endpoint: Endpoint, store: Store, clock: FakeClock) -> None:

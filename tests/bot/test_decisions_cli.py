@@ -182,7 +182,7 @@ def test_checkpoint_then_verify_finds_the_tail_cut_off_and_the_head_moved_back(
         "back to entry 2" in capsys.readouterr().out
     )
     assert main(["decisions", "checkpoint"]) == 1  # the checkpoint is not moved back with it
-    assert "tenant contoso's log ends at entry 2, it reached 3" in capsys.readouterr().err
+    assert "tenant contoso: its log ends at entry 2, it reached 3" in capsys.readouterr().err
 
 
 def test_verify_finds_a_tenants_log_removed_whole(database: Path, capsys: pytest.CaptureFixture[str]) -> None:

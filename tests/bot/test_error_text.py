@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import string
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 
 import planner
 from bot.cards.markdown import WORD_JOINER, literal_prose
-from bot.text.errors import describe, describe_plain, rendered_classes
+from bot.text.errors import EXPECTED, describe, describe_plain, rendered_classes
+from bot.text.problems import HINT_SOURCES, PROBLEMS, describe_problem, template_fields
 from planner.domain.approvals import (
     AlreadyDecided,
     ApprovalExpired,
@@ -46,6 +48,7 @@ from planner.domain.delegations import (
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
     Dated,
+    Expected,
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
@@ -60,6 +63,7 @@ from planner.domain.errors import (
 from planner.domain.ingestion import UnitMismatch
 from planner.domain.model import Direction, Metric
 from planner.domain.policy import PolicyInvalid
+from planner.domain.problems import Problem, ProblemCode
 from planner.governance.gated_agent import DelegationStopped, StopCause
 from planner.ports import AgentError, AgentTimeout, UnknownCapability
 from planner.services.budgets import ReplayedSpendEvent, StaleSpendEvent
@@ -117,6 +121,7 @@ def test_every_planner_error_class_has_words_of_its_own_in_bot_text() -> None:
 
 _DUE = Dated(kind="due date", ref=12)
 _TACTICAL_2 = Dated(kind="plan", tier="tactical", ref=2)
+_APRIL_1, _APRIL_30 = date(2026, 4, 1), date(2026, 4, 30)
 
 
 def _metric(name: str, unit: str) -> Metric:
@@ -135,7 +140,7 @@ def _one_of_each() -> list[BaseException]:
         MetricNotFound("SQL", 2, ("SQLs", "MQLs")),
         WindowConflict(_DUE, date(2026, 5, 1), date(2026, 5, 1), _TACTICAL_2, date(2026, 3, 1), date(2026, 4, 30)),
         InvalidWindow(date(2026, 5, 1), date(2026, 4, 1)),
-        InvalidValue("time", "25:00", "a time of day such as 20:00"),
+        InvalidValue("time", "25:00", Expected.TIME_OF_DAY),
         TenantMismatch("a", "b"),
         StaleEdit("Task", 12, 3, 4),
         ApprovalNotFound(3),
@@ -156,7 +161,7 @@ def _one_of_each() -> list[BaseException]:
         DecisionNotFound(17),
         NoDecisionKeys("t1"),
         CheckpointInvalid(Path("checkpoints.json"), "its signature does not match"),
-        CheckpointRefused(Path("checkpoints.json"), ["tenant t1 lost entries"]),
+        CheckpointRefused(Path("checkpoints.json"), [Problem(ProblemCode.LOG_SHORTER, "t1", end=2, reached=3)]),
         DelegationNotFound(5),
         DelegationGaveUp(5, 5, "connection refused"),
         StoppedMidCall(),
@@ -166,7 +171,7 @@ def _one_of_each() -> list[BaseException]:
         DraftNotFound(3),
         DraftAlreadyDecided(3, "saved"),
         UnitMismatch(metric, "EUR"),
-        PolicyInvalid(["rules[1].effect: expected allow, require or forbid"]),
+        PolicyInvalid([Problem(ProblemCode.EFFECT, "rules[1].effect", value="alow", known=("allow", "forbid"))]),
         FeedNotFound(7),
         PlaybookNotFound("webinar", ["launch"]),
         UnknownAdapterKind("mpc", ["browser", "mcp"]),
@@ -180,7 +185,7 @@ def _one_of_each() -> list[BaseException]:
         NoBudget(2, 1),
         CurrencyMismatch(plan_id=2, given="EUR", expected="USD"),
         NotEnoughAllocated(plan_id=2, asked=300, allocated=200, currency="USD"),
-        InvalidSpendEvent(["event.amount: a positive amount, such as 12500"]),
+        InvalidSpendEvent([Problem(ProblemCode.POSITIVE_AMOUNT, "event.amount")]),
         StaleSpendEvent(["s1"], when, sent="sent_at"),
         ReplayedSpendEvent("finance", ["s1"]),
     ]
@@ -247,8 +252,14 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "Cost per lead is counted in %, not 'EUR': send it in %.",
         ),
         (
-            PolicyInvalid(["rules[1].description: text", "rules[2].effect: allow"]),
-            "The rules were not loaded: 2 problem(s).\n- rules[1].description: text\n- rules[2].effect: allow",
+            PolicyInvalid(
+                [
+                    Problem(ProblemCode.DESCRIPTION, "rules[1].description"),
+                    Problem(ProblemCode.EFFECT, "rules[2].effect", value="alow", known=("allow", "forbid")),
+                ]
+            ),
+            "The rules were not loaded: 2 problem(s).\n- rules[1].description: missing: say why, in the words people "
+            "will read\n- rules[2].effect: \"alow\" is not an effect (did you mean 'allow'?); use allow, forbid",
         ),
         (
             DelegationStopped(StopCause.NO_APPROVERS, "budget", problem=NoApprovers(["finance"])),
@@ -271,6 +282,37 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
         (
             UnknownCapability("hubspot", "draft", ["search", "create"]),
             "agent 'hubspot' cannot 'draft'; it can: create, search",
+        ),
+        (
+            InvalidValue("budget", "lots", Expected.WHOLE_NUMBER_FROM, low=1, high=100),
+            "budget: 'lots' is not valid; expected a whole number from 1 to 100.",
+        ),
+        (
+            InvalidValue("cadence", "weekly", Expected.ONE_OF, choices=("monthly", "fortnightly", "quarterly")),
+            "cadence: 'weekly' is not valid; expected one of monthly, fortnightly, quarterly.",
+        ),
+        (
+            InvalidValue(
+                "spend date",
+                "2026-05-02",
+                Expected.DAY_IN_WINDOW,
+                plan=3,
+                start=date(2026, 4, 1),
+                end=date(2026, 4, 30),
+            ),
+            "spend date: '2026-05-02' is not valid; expected a day inside P3's window, 2026-04-01 to 2026-04-30.",
+        ),
+        (
+            InvalidValue("metric", "SQLs", Expected.PLAN_ID_TOO, plans=(1, 4)),
+            "metric: 'SQLs' is not valid; expected a plan id too: P1, P4 all have it.",
+        ),
+        (
+            InvalidValue("target of SQLs", 5, Expected.AT_LEAST_BASELINE, baseline=10.0),
+            "target of SQLs: 5 is not valid; expected at least the baseline 10 for a metric going up.",
+        ),
+        (
+            InvalidValue("amount", "2e13", Expected.AMOUNT_BELOW, most=10**13),
+            "amount: '2e13' is not valid; expected an amount below 10,000,000,000,000.",
         ),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else "",
@@ -304,3 +346,31 @@ def test_an_error_from_outside_the_planner_is_shown_as_it_says() -> None:
 @pytest.mark.parametrize("error", _one_of_each(), ids=lambda error: type(error).__name__)
 def test_a_reply_in_chat_has_the_same_words_as_the_terminal(error: BaseException) -> None:
     assert describe(error) == literal_prose(describe_plain(error))
+
+
+@pytest.mark.parametrize("expected", list(Expected), ids=lambda member: member.name)
+def test_every_form_a_field_may_expect_is_worded_from_exactly_its_details(expected: Expected) -> None:
+    template = EXPECTED[expected]
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    assert fields == set(expected.details)
+    said = describe_plain(InvalidValue("field", "x", expected, **dict.fromkeys(expected.details, 987)))
+    assert said.startswith("field: 'x' is not valid; expected ")
+    assert said.count("987") == len(expected.details)
+
+
+def test_a_phrase_the_bot_suggests_stays_code_and_a_choice_stays_text_in_chat() -> None:
+    said = describe(InvalidValue("kind", "[x](https://evil.example)", Expected.ONE_OF, choices=("*personal*", "group")))
+    assert "\\*personal\\*" in said
+    assert f"]{WORD_JOINER}(" in said
+    assert "`agent:<adapter>`" in describe(InvalidValue("requester", " ", Expected.REQUESTER))
+
+
+@pytest.mark.parametrize("code", list(ProblemCode), ids=lambda code: code.name)
+def test_every_kind_of_problem_is_worded_from_exactly_its_details(code: ProblemCode) -> None:
+    fields = template_fields(PROBLEMS[code])
+    assert fields - {"hint"} <= set(code.details)
+    unused = set(code.details) - fields
+    assert unused <= ({"known", *HINT_SOURCES} if "hint" in fields else set())
+    said = describe_problem(Problem(code, "rules[0].x", **dict.fromkeys(code.details, 987)))
+    assert said.startswith("rules[0].x: ")
+    assert said.count("987") == len(code.details) - len(unused)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot.text.problems import describe_problem
 from planner.domain.context import (
     DEFAULT_TTLS,
     ContextEvent,
@@ -20,6 +21,7 @@ from planner.domain.context import (
     StaleContextEvent,
     parse_events,
 )
+from planner.domain.problems import Problem, ProblemCode
 from planner.services.context import ContextFacts, ContextSources, purge_expired_facts, reseal_source_secrets, sign
 from planner.store import Store
 from planner.store.schema import context_facts, context_sources, events
@@ -144,18 +146,25 @@ def test_a_bad_post_is_refused_with_every_problem_and_its_path(clock: FakeClock)
                 "not an event",
             ]
         )
-    problems = refused.value.problems
-    assert "events[0].type: 'ticket_open' is not a fact type (did you mean 'ticket_opened'?)" in problems[0]
-    assert any(p.startswith("events[0].at: '2026-01-05T09:00:00' has no offset") for p in problems)
-    assert "events[1].ttl: not a field of an event (did you mean 'ttl_hours'?)" in " ".join(problems)
+    problems = [describe_problem(problem) for problem in refused.value.problems]
+    assert "events[0].type: \"ticket_open\" is not a fact type (did you mean 'ticket_opened'?)" in problems[0]
+    assert 'events[0].at: "2026-01-05T09:00:00" has no offset; add one, such as 2026-01-05T09:00:00Z or +01:00' in (
+        problems
+    )
+    assert "events[1].ttl: not a field here (did you mean 'ttl_hours'?)" in " ".join(problems)
     assert "events[1].id: missing" in problems
     assert "events[1].account: missing" in problems
-    assert any(p.startswith("events[1].at: 'yesterday' is not an ISO-8601 time") for p in problems)
+    assert any(p.startswith('events[1].at: "yesterday" is not an ISO 8601 time') for p in problems)
     assert any(p.startswith("events[1].attributes:") for p in problems)
     assert any(p.startswith("events[2].ttl_hours:") for p in problems)
-    assert any(p.startswith("events[3]: expected an object") for p in problems)
-    with pytest.raises(InvalidContextEvent, match="'a' appears twice"):
+    assert "events[3]: expected an object with id, type, account and at" in problems
+    assert [(problem.path, problem.code) for problem in refused.value.problems][-1] == (
+        "events[3]",
+        ProblemCode.NOT_AN_OBJECT,
+    )
+    with pytest.raises(InvalidContextEvent) as twice:
         parse_events([event(clock, "a", "purchase"), event(clock, "a", "purchase")])
+    assert twice.value.problems == [Problem(ProblemCode.GIVEN_TWICE, "id", value="a")]
     [single] = parse_events(event(clock, "solo", "content_read"))
     assert single == ContextEvent(id="solo", type=FactType.CONTENT_READ, account="acct-renewal", at=clock.now)
 

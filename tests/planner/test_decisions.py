@@ -37,9 +37,10 @@ from planner.domain.decisions import (
     entry_hash,
     verify_chain,
 )
-from planner.domain.errors import InvalidValue, TenantMismatch
+from planner.domain.errors import Expected, InvalidValue, TenantMismatch
 from planner.domain.governance import DecisionRecord
 from planner.domain.model import Window
+from planner.domain.problems import Problem, ProblemCode
 from planner.services.decisions import (
     CheckpointInvalid,
     CheckpointRefused,
@@ -411,10 +412,12 @@ async def test_the_log_refuses_what_it_cannot_keep_faithfully(store: Store) -> N
     log = DecisionLog(store, TENANT)
     with pytest.raises(TenantMismatch):
         await log.record(stopped_email(tenant_id="fabrikam"))
-    with pytest.raises(InvalidValue, match="plain JSON"):
+    with pytest.raises(InvalidValue) as refused:
         await log.record(stopped_email(data={"when": datetime(2026, 1, 1, tzinfo=UTC)}))
-    with pytest.raises(InvalidValue, match="time zone"):
+    assert refused.value.expected is Expected.JSON_OBJECT
+    with pytest.raises(InvalidValue) as refused:
         await log.record(stopped_email(at=datetime(2026, 1, 1)))
+    assert refused.value.expected is Expected.TIME_WITH_ZONE
     with pytest.raises(InvalidValue, match="verdict"):
         await log.record(stopped_email(verdict=" "))
     assert await log.entries() == []
@@ -613,8 +616,9 @@ async def test_a_checkpoint_is_never_moved_back_to_a_shorter_log(
         hash=second.hash,
         t=TENANT,
     )
-    with pytest.raises(CheckpointRefused, match="tenant contoso's log ends at entry 2, it reached 3"):
+    with pytest.raises(CheckpointRefused) as refused:
         await checkpoint(store, path)
+    assert refused.value.problems == [Problem(ProblemCode.LOG_SHORTER, TENANT, end=2, reached=3)]
     assert path.read_text() == kept
 
 

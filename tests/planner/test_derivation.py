@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from planner.domain.derivation import split_window, tactical_proposals, weekly_selection
-from planner.domain.errors import InvalidValue
+from planner.domain.errors import Expected, InvalidValue
 from planner.domain.model import Direction, Metric, Plan, Task, TaskStatus, Tier, Window, iso_week_window
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -65,8 +65,10 @@ def test_fortnightly_and_quarterly_splits_cover_the_window_without_gaps() -> Non
     assert [(q.start.month, q.end.month) for q in quarters] == [(1, 3), (4, 6), (7, 9), (10, 12)]
     fortnights = split_window(Window(start=date(2026, 1, 1), end=date(2026, 1, 31)), "fortnightly")
     assert [(f.start.day, f.end.day) for f in fortnights] == [(1, 14), (15, 28), (29, 31)]
-    with pytest.raises(InvalidValue, match="monthly or fortnightly or quarterly"):
+    with pytest.raises(InvalidValue) as refused:
         split_window(year, "weekly")
+    assert refused.value.expected is Expected.ONE_OF
+    assert refused.value.details == {"choices": ("monthly", "fortnightly", "quarterly")}
 
 
 def test_tactical_proposals_prorate_growing_targets_by_days() -> None:

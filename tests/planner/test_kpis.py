@@ -10,7 +10,7 @@ import pytest
 from bot.text.health import reason_text
 from bot.text.recommendations import RuleRecommender
 from planner.domain.derivation import tactical_proposals
-from planner.domain.errors import InvalidValue
+from planner.domain.errors import Expected, InvalidValue
 from planner.domain.kpis import as_counted, latest_counted
 from planner.domain.messages import Envelope
 from planner.domain.model import Direction, Health, Metric, MetricReading, MetricSpec, Plan, Tier, Window
@@ -266,8 +266,10 @@ async def test_a_name_two_master_plans_define_means_the_one_running_on_the_readi
     )
     assert (await tenant.find_metric("SQLs", on=date(2026, 10, 16))).plan_id == this.id
     assert (await tenant.find_metric("SQLs", on=date(2026, 9, 15))).plan_id == last.id
-    with pytest.raises(InvalidValue, match="a plan id too"):  # truly ambiguous: asked, nothing recorded
+    with pytest.raises(InvalidValue) as ambiguous:  # truly ambiguous: asked, nothing recorded
         await tenant.find_metric("SQLs", on=date(2026, 12, 15))
+    assert ambiguous.value.expected is Expected.PLAN_ID_TOO
+    assert ambiguous.value.details == {"plans": (last.id, this.id)}
 
 
 def _reading(day: date, value: float, reading_id: int) -> MetricReading:

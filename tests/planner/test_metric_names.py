@@ -24,6 +24,7 @@ async def test_a_kpi_the_master_plan_defines_is_found_there_though_its_tactical_
     assert found.plan_id == master.id
 
     other = await plans.create_master_plan(title="EMEA", owner="aad-lead", window=Q1, metrics=SQLS, actor="aad-lead")
-    with pytest.raises(InvalidValue, match="a plan id too"):
+    with pytest.raises(InvalidValue) as ambiguous:
         await plans.find_metric("SQLs")
+    assert ambiguous.value.details == {"plans": (master.id, other.id)}
     assert (await plans.find_metric("SQLs", plan_id=other.id)).plan_id == other.id

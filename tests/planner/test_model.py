@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from bot.text.errors import describe_plain
-from planner.domain.errors import Dated, InvalidValue, InvalidWindow, WindowConflict
+from planner.domain.errors import Dated, Expected, InvalidValue, InvalidWindow, WindowConflict
 from planner.domain.model import Direction, Health, MetricSpec, Window, iso_week_of, iso_week_window
 
 
@@ -48,8 +48,9 @@ def test_iso_week_window_runs_monday_to_sunday() -> None:
 
 @pytest.mark.parametrize("text", ["2026-7", "W07", "2026-W54", "next week"])
 def test_malformed_iso_week_is_refused_with_an_example(text: str) -> None:
-    with pytest.raises(InvalidValue, match="2026-W47"):
+    with pytest.raises(InvalidValue) as refused:
         iso_week_window(text)
+    assert refused.value.expected is Expected.ISO_WEEK
 
 
 def test_metric_direction_follows_target_when_not_given() -> None:
@@ -58,10 +59,12 @@ def test_metric_direction_follows_target_when_not_given() -> None:
 
 
 def test_metric_target_on_the_wrong_side_of_its_direction_is_refused() -> None:
-    with pytest.raises(InvalidValue, match="at least the baseline 10"):
+    with pytest.raises(InvalidValue) as refused:
         MetricSpec(name="SQLs", baseline=10, target=5, direction=Direction.UP).validate()
-    with pytest.raises(InvalidValue, match="fraction from 0 to 1"):
+    assert (refused.value.expected, refused.value.details) == (Expected.AT_LEAST_BASELINE, {"baseline": 10})
+    with pytest.raises(InvalidValue) as refused:
         MetricSpec(name="SQLs", target=5, tolerance=1.5).validate()
+    assert refused.value.expected is Expected.FRACTION
 
 
 def test_worst_health_wins() -> None:

@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import event, func, select
 
 from bot.text.errors import describe_plain
+from bot.text.problems import describe_problem
 from planner.domain.context import parse_events
 from planner.domain.errors import TenantMismatch
 from planner.domain.governance import Action, ActionKind, GateCategory, Verdict
 from planner.domain.policy import PolicyInvalid, Rule, RuleCache, parse_duration
+from planner.domain.problems import Problem, ProblemCode
 from planner.services.context import ContextFacts
 from planner.services.policy import PolicyEngine, PolicySets, parse_policy
 from planner.store import Store
@@ -404,15 +406,21 @@ rules:
     with pytest.raises(PolicyInvalid) as refused:
         await PolicySets(store, TENANT).load(bad, actor="aad-admin")
     problems = refused.value.problems
-    assert problems == [
+    assert (problems[1].code, problems[1].path, problems[1].details["value"]) == (
+        ProblemCode.EFFECT,
+        "rules[1].effect",
+        "alow",
+    )
+    assert [describe_problem(problem) for problem in problems] == [
         "rules[1].description: missing: say why, in the words people will read",
-        "rules[1].effect: \"alow\" is not an effect (did you mean 'allow'?); use allow, require or forbid",
-        "rules[1].kinds[0]: 'delegate' is not an action kind (did you mean 'delegation'?); kinds: delegation, "
+        "rules[1].effect: \"alow\" is not an effect (did you mean 'allow'?); use allow, require, forbid",
+        "rules[1].kinds[0]: \"delegate\" is not an action kind (did you mean 'delegation'?); kinds: delegation, "
         "tool_call, nudge, plan_change, read, setting",
-        "rules[1].id: 'fine' is already the id of rules[0]",
-        'rules[2].verdict: "go" is not flag or stop',
+        'rules[1].id: "fine" is already the id of rules[0]',
+        'rules[2].verdict: "go" is not a verdict; use flag, stop',
         'rules[2].limits.discount.le: "fifteen" is not a number; le compares numbers',
-        "rules[2].limits.channel.within: 'within' is not a comparison; use eq, ne, lt, le, gt, ge, in, contains",
+        "rules[2].limits.channel.within: \"within\" is not a comparison (did you mean 'in'?); use eq, ne, lt, le, gt, "
+        "ge, in, contains",
         "rules[3].whne: not a field here (did you mean 'when'?); fields: id, description, effect, agents, kinds, "
         "actions, when, limits, verdict, gates",
         "rules[3].when.fact: \"ticket_open\" is not a fact type (did you mean 'ticket_opened'?); types: "
@@ -428,12 +436,19 @@ rules:
 
 
 def test_a_document_that_is_not_yaml_says_where() -> None:
-    with pytest.raises(PolicyInvalid, match=r"document: not valid YAML or JSON at line 3, column"):
+    with pytest.raises(PolicyInvalid) as refused:
         parse_policy("rules:\n  - id: x\n   description: [unclosed\n")
-    with pytest.raises(PolicyInvalid, match=r"rules: expected a document with a list of rules"):
+    assert describe_plain(refused.value).startswith(
+        "The rules were not loaded: 1 problem(s).\n- document: not valid YAML or JSON at line 3, column 4: "
+    )
+    with pytest.raises(PolicyInvalid) as refused:
         parse_policy("- just a list")
-    with pytest.raises(PolicyInvalid, match=r"an allow rule says its limits"):
+    assert refused.value.problems == [Problem(ProblemCode.POLICY_DOCUMENT, "rules")]
+    with pytest.raises(PolicyInvalid) as refused:
         parse_policy('{"rules": [{"id": "a", "description": "d", "effect": "allow"}]}')
+    assert describe_problem(refused.value.problems[0]) == (
+        "rules[0].limits: missing: an allow rule says its limits, like {discount: {le: 15}}"
+    )
 
 
 def test_rules_read_back_from_their_stored_form() -> None:
@@ -492,7 +507,7 @@ async def test_a_rule_that_flags_puts_the_action_under_its_gates_and_only_then(s
         await PolicySets(store, TENANT).load(
             {"rules": [{**rules["rules"][0], "gates": ["budgets"]}]}, actor="aad-admin"
         )
-    assert refused.value.problems == [
+    assert [describe_problem(problem) for problem in refused.value.problems] == [
         "rules[0].gates[0]: \"budgets\" is not an approval gate (did you mean 'budget'?); use strategy, audience, "
         "budget, regulated_claim, brand_creative, personal_data"
     ]

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 
 from bot.text.health import reason_text
 from planner.domain.errors import (
+    Expected,
     InvalidValue,
     MetricNotFound,
     PlanNotFound,
@@ -92,8 +93,9 @@ async def test_task_due_outside_its_plan_is_refused(store: Store) -> None:
     )
     with pytest.raises(WindowConflict, match="2026-03-02"):
         await tenant.add_task(tactical.id, title="Late", due_on=date(2026, 3, 2), actor=LEADER)
-    with pytest.raises(InvalidValue, match="tactical or weekly"):
+    with pytest.raises(InvalidValue) as refused:
         await tenant.add_task(tactical.master_id or 0, title="On the master", due_on=date(2026, 2, 2), actor=LEADER)
+    assert refused.value.expected is Expected.TASK_HOME
     assert await count(store, tasks) == 0
 
 
@@ -443,10 +445,12 @@ async def test_blank_text_and_bad_values_are_refused(store: Store) -> None:
         Plans(store, "")
     sqls_plan = await new_master(tenant)
     sqls = await tenant.find_metric("SQLs", plan_id=sqls_plan)
-    with pytest.raises(InvalidValue, match="finite"):
+    with pytest.raises(InvalidValue) as refused:
         await tenant.record_reading(sqls.id, float("nan"), actor=LEADER)
-    with pytest.raises(InvalidValue, match="not yet used"):
+    assert refused.value.expected is Expected.FINITE_NUMBER
+    with pytest.raises(InvalidValue) as refused:
         await tenant.add_metric(sqls_plan, MetricSpec(name="SQLs", target=1), actor=LEADER)
+    assert (refused.value.expected, refused.value.details) == (Expected.UNUSED_METRIC_NAME, {"plan": sqls_plan})
     assert len(await tenant.list_plans()) == 1
 
 
