@@ -38,8 +38,11 @@ Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted he
 
 A server may ask a question mid-call (elicitation): it is relayed to the person who delegated the call through the
 call's `HumanChannel` (adapters/mcp_elicitation.py), and the time the person takes is added to the call's timeout;
-with no one to ask, the question is declined. As for A2A, the gate in front of every agent
-(`planner/governance/gated_agent.py`) still cuts the whole call at the request's timeout and its grace. Progress
+with no one to ask, the question is declined. A server asking for the client's roots (`roots/list`) is given those
+the admin configured (none by default: the bot serves no files); one asking to use the client's model
+(`sampling/createMessage`) is declined with the reason, as sampling is off: the bot declares both, so a server does not
+hide the tools that may ask, and a tool that needs a model fails saying why. As for A2A, the gate in front of every
+agent (`planner/governance/gated_agent.py`) still cuts the whole call at the request's timeout and its grace. Progress
 notifications are kept as the result's steps.
 
 An answer over `RESULT_CAP_BYTES`, over either transport, is kept whole as an `artifact` evidence and the output is an
@@ -119,7 +122,13 @@ _FIELDS = (
     "oauth_client_id",
     "oauth_client_secret",
     "oauth_scope",
+    "roots",
 )
+SAMPLING_DECLINED = (
+    "Sampling declined: this Chief of Staff does not lend its language model to agents (its operator has not turned "
+    "sampling on). Use a tool that does not need the client's model, or ask the operator."
+)
+"""What a server asking for `sampling/createMessage` is answered (as a JSON-RPC error) while sampling is off."""
 _MAX_TOOL_PAGES = 100
 RESULT_CAP_BYTES = 256 * 1024
 """An answer larger than this is kept whole as an artifact (evidence the owner opens from a link of ours), and the
@@ -193,10 +202,15 @@ class MCPConfig:
     """How long a call may take, for a delegation that does not say (None: the planner's default, 60 s)."""
     capabilities_timeouts: Mapping[str, float] = field(default_factory=dict)
     """Capability name -> how long a call of it may take, over `timeout_seconds` (a slow report, a quick lookup)."""
+    roots: tuple[Mapping[str, str], ...] = ()
+    """What the bot answers a server's `roots/list` with: `{"uri": "file:///…", "name": "…"}` each, as an admin
+    configures them. The bot serves no files, so by default none: a server that asks is told there are none."""
 
     def __post_init__(self) -> None:
         if isinstance(self.args, list):
             object.__setattr__(self, "args", tuple(self.args))
+        if isinstance(self.roots, list):
+            object.__setattr__(self, "roots", tuple(self.roots))
         problems = _problems(self)
         if problems:
             raise AgentConfigInvalid(problems)
@@ -227,8 +241,9 @@ class MCPConfig:
         """A config from its JSON form (the fields above; `name` may come apart); raises `AgentConfigInvalid`."""
         problems = [f"unknown field {key!r}" for key in data if key not in (*_FIELDS, "name")]
         values = {key: data[key] for key in _FIELDS if key in data}
-        if isinstance(values.get("args"), list):
-            values["args"] = tuple(values["args"])
+        for key in ("args", "roots"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
         try:
             config = cls(name=name if name is not None else data.get("name", ""), **values)
         except AgentConfigInvalid as invalid:
@@ -268,6 +283,8 @@ class MCPConfig:
                 data["headers"] = dict(self.headers) if with_secrets else redacted(dict(self.headers))
         if self.capabilities is not None:
             data["capabilities"] = dict(self.capabilities)
+        if self.roots:
+            data["roots"] = [dict(root) for root in self.roots]
         return data
 
 
@@ -303,6 +320,22 @@ def _problems(config: MCPConfig) -> list[str]:
             f"capabilities_timeouts must map capability names to seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most, "
             "e.g. {'slow_report': 600}"
         )
+    problems += _roots_problems(config.roots)
+    return problems
+
+
+def _roots_problems(roots: object) -> list[str]:
+    example = "e.g. [{'uri': 'file:///srv/briefs', 'name': 'Briefs'}]"
+    if not isinstance(roots, tuple) or not all(_is_text_map(root) for root in roots):
+        return [f"roots must be a list of {{uri, name}}, {example}"]
+    problems = []
+    for number, root in enumerate(roots, 1):
+        try:
+            valid = not set(root) - {"uri", "name"} and bool(mcp_types.Root.model_validate(dict(root)))
+        except ValidationError:
+            valid = False
+        if not valid:
+            problems.append(f"roots #{number}: a root is a file:// uri and an optional name, {example}")
     return problems
 
 
@@ -701,7 +734,13 @@ class _Session:
                 async with contextlib.AsyncExitStack() as stack:
                     transport = await self._transport(stack)
                     client = await stack.enter_async_context(
-                        Client(transport, client_info=_CLIENT_INFO, elicitation_callback=self._elicit)
+                        Client(
+                            transport,
+                            client_info=_CLIENT_INFO,
+                            elicitation_callback=self._elicit,
+                            list_roots_callback=self._roots,
+                            sampling_callback=self._sample,
+                        )
                     )
                     self.tools = await _list_tools(client)
                     scope.deadline = math.inf
@@ -738,6 +777,19 @@ class _Session:
             logger.info("MCP agent %r asked a question with no one to relay it to; declined", self._config.name)
             return mcp_types.ElicitResult(action="decline")
         return await call.ask(self._config.name, params, self._config.answer_seconds)
+
+    async def _roots(self, context: ClientRequestContext) -> mcp_types.ListRootsResult:
+        """The roots the admin configured (none by default: the bot serves no files)."""
+        roots = [mcp_types.Root.model_validate(dict(root)) for root in self._config.roots]
+        return mcp_types.ListRootsResult(roots=roots)
+
+    async def _sample(
+        self, context: ClientRequestContext, params: mcp_types.CreateMessageRequestParams
+    ) -> mcp_types.ErrorData:
+        """A server asking to use the bot's model: declined with the reason, so the tool can say why it cannot run
+        (declaring sampling keeps the tools that may ask for it listed, rather than hidden from the admin)."""
+        logger.info("MCP agent %r asked to sample the bot's model; declined (sampling is off)", self._config.name)
+        return mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=SAMPLING_DECLINED)
 
     async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
         config = self._config
