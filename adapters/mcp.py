@@ -43,7 +43,7 @@ the admin configured (none by default: the bot serves no files); one asking to u
 (`sampling/createMessage`) is declined with the reason, as sampling is off: the bot declares both, so a server does not
 hide the tools that may ask, and a tool that needs a model fails saying why. As for A2A, the gate in front of every
 agent (`planner/governance/gated_agent.py`) still cuts the whole call at the request's timeout and its grace. Progress
-notifications are kept as the result's steps.
+notifications are kept as the result's steps, and told to the call's `HumanChannel` as they arrive.
 
 An answer over `RESULT_CAP_BYTES`, over either transport, is kept whole as an `artifact` evidence and the output is an
 excerpt; HTTP messages are read up to 16 MiB (the SDK's 1 MiB default turned a big answer into a dropped connection).
@@ -533,12 +533,15 @@ class _Call:
     steps: list[str] = field(default_factory=list)
 
     async def progressed(self, progress: float, total: float | None, message: str | None) -> None:
-        """A progress notification: kept as a step (the last ones, each cut to length) for the delegation's card."""
+        """A progress notification: kept as a step (the last ones, each cut to length) for the delegation's card, and
+        told to the person following the delegation, if any."""
         step = f"{progress:g}/{total:g}" if total else f"{progress:g}"
         if message:
             step = f"{step}: {mcp_elicitation.plain(message, limit=_STEP_CHARS)}"
         self.steps.append(step)
         del self.steps[:-_MOST_STEPS]
+        if self.human is not None:
+            await self.human.progressed(step)
 
     async def ask(self, agent: str, params: mcp_types.ElicitRequestParams, seconds: float) -> mcp_types.ElicitResult:
         """Relay the server's question to the person; the call's deadline moves by the time the person took."""

@@ -12,6 +12,7 @@ answer a valid link.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -20,11 +21,13 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from bot.cards.delegation import ArtifactShown
 from bot.charts import signing_keys
 from bot.settings import Settings
-from planner.domain.delegations import StoredEvidence
+from planner.domain.delegations import Delegation, StoredEvidence
 from planner.services.delegation import evidence_of
 from planner.services.tenants import Tenants
+from planner.store import Store
 from planner.store.vault import Vault, VaultError
 
 logger = logging.getLogger(__name__)
@@ -101,6 +104,22 @@ def artifacts(evidence: list[StoredEvidence]) -> list[StoredEvidence]:
             or (item.kind in SHOWN_KINDS and item.content.startswith(_SIGNATURES.get(item.media_type, b"\0never")))
         )
     ]
+
+
+async def artifacts_shown(store: Store, links: ArtifactLinks | None, delegation: Delegation) -> list[ArtifactShown]:
+    """What a finished delegation's card shows of its evidence, each with a signed link when the bot can mint one (a
+    small image inline instead); nothing while it runs."""
+    if not delegation.finished:
+        return []
+    now = store.clock()
+    shown = []
+    vault = links.vault if links is not None else None
+    for item in artifacts(await evidence_of(store, delegation.tenant_id, delegation.id, vault)):
+        url = links.link(delegation.tenant_id, delegation.id, item.id, now=now) if links is not None else None
+        if item.kind == "image" and item.content is not None and item.size <= INLINE_IMAGE_BYTES:
+            url = f"data:{item.media_type};base64,{base64.b64encode(item.content).decode('ascii')}"
+        shown.append(ArtifactShown(description=item.description, size=item.size, url=url, kind=item.kind))
+    return shown
 
 
 class ArtifactEndpoint:

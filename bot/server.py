@@ -19,6 +19,7 @@ from bot.http.a2a_push import add_a2a_push_routes
 from bot.http.app import create_app
 from bot.llm import Assistant
 from bot.operations import default_registry
+from bot.progress import LiveCards
 from bot.recommending import ClaudeRecommender
 from bot.scheduler import start_scheduler, worker_name
 from bot.sender import Sender
@@ -112,6 +113,7 @@ def create_delegator(
         approval_expiry=settings.approval_expiry,
         limits=settings.adapter_limits,
         a2a_push=a2a_push,
+        live_cards=LiveCards(sender),
     )
 
 

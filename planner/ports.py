@@ -109,7 +109,8 @@ class AgentHealth:
 
 
 class HumanChannel(Protocol):
-    """How an agent asks a person something mid-delegation (a 2FA code), relayed by the bot in a 1:1 chat."""
+    """How an agent reaches a person mid-delegation, relayed by the bot in Teams: it asks them something (a 2FA code),
+    and tells them how far it got."""
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:
         """The person's answer.
@@ -119,6 +120,13 @@ class HumanChannel(Protocol):
             QuestionCancelled: the person said `cancel` instead of answering.
         """
         ...
+
+    async def progressed(self, step: str) -> None:
+        """The agent reported a step (`2/3: scoring accounts`, one plain line cut to length), to show as it arrives.
+
+        Returns at once and raises nothing: showing it must never slow or fail the delegation. By default it is only
+        kept with the result (`DelegationResult.progress`)."""
+        return
 
 
 class Recommender(Protocol):

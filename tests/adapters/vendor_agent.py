@@ -237,9 +237,14 @@ def create_server(
         announce(f"send_campaign {campaign}: {answer.audience_size} recipients, {answer.tone}")
         return f"{campaign} sent to {answer.audience_size} recipients in a {answer.tone} tone"
 
-    @server.tool(description="Export a campaign's report in `steps` steps, reporting progress; `kib` of text.")
-    async def export_report(campaign: str, ctx: Context, steps: int = 3, kib: int = 1) -> str:
+    @server.tool(
+        description="Export a campaign's report in `steps` steps, `pause` seconds apart, reporting progress; `kib` of "
+        "text."
+    )
+    async def export_report(campaign: str, ctx: Context, steps: int = 3, kib: int = 1, pause: float = 0.0) -> str:
         for step in range(1, steps + 1):
+            if step > 1 and pause:
+                await asyncio.sleep(pause)  # the vendor working on the next part
             await ctx.report_progress(step, steps, f"exported part {step} of {campaign}")
         line = f"{campaign},sends,opens,clicks\n"
         return (line * (kib * 1024 // len(line) + 1))[: kib * 1024]
