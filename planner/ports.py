@@ -129,6 +129,47 @@ class HumanChannel(Protocol):
         return
 
 
+@dataclass(frozen=True, kw_only=True)
+class SamplingRequest:
+    """An agent asking, mid-call, to use the bot's language model (MCP `sampling/createMessage`): text in, text out.
+
+    Who asks and for which call are read by the gate in front of the model (`planner/governance/sampling.py`, one per
+    tenant); the model sees only the messages and the agent's system prompt, and is given no tools."""
+
+    agent: str
+    """The adapter whose server asks."""
+    messages: tuple[tuple[str, str], ...]
+    """(`user` or `assistant`, text), oldest first."""
+    system: str = ""
+    max_tokens: int
+    requested_by: str = ""
+    """Who the call it came in was made for (the person who delegated), when the adapter knows."""
+    delegation_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sampled:
+    """What the model wrote for an agent, and which model it was."""
+
+    text: str
+    model: str
+    truncated: bool = False
+    """It stopped at `max_tokens`."""
+
+
+class Sampler(Protocol):
+    """The bot's language model, lent to an agent that asks (sampling). Its answer goes back to the agent as data:
+    the model has no tools, so nothing it writes can change a plan or approve anything."""
+
+    async def sample(self, request: SamplingRequest) -> Sampled:
+        """What the model writes for `request`.
+
+        Raises:
+            SamplingDeclined: the gate refused it, or the model could not be used; the reason is the agent's to read.
+        """
+        ...
+
+
 class Recommender(Protocol):
     """Writes the recommended next step for each KPI of a measurement report."""
 
@@ -225,6 +266,15 @@ class QuestionCancelled(AgentError):
     def __init__(self, agent: str) -> None:
         self.agent = agent
         super().__init__(f"the person asked for {agent!r} cancelled")
+
+
+class SamplingDeclined(AgentError):
+    """An agent's request to use the bot's model was not answered: the reason, written for the agent (and the admin
+    reading its failed tool call)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class RehearsalUnsupported(AgentError):
