@@ -32,7 +32,16 @@ from planner.domain.delegations import Delegation, DelegationStatus
 from planner.domain.errors import TaskNotFound
 from planner.domain.messages import Message, MessageKind
 from planner.governance.guard import PolicyGuard, approval_outcome
-from planner.ports import Agent, AgentHealth, Capability, DelegationRequest, DelegationResult, HumanChannel
+from planner.governance.sampling import GatedSampler
+from planner.ports import (
+    Agent,
+    AgentHealth,
+    Capability,
+    DelegationRequest,
+    DelegationResult,
+    HumanChannel,
+    Sampler,
+)
 from planner.services.breaker import Breakers
 from planner.services.delegation import (
     Delegations,
@@ -154,16 +163,19 @@ class Delegator:
         tenants: Tenants | None = None,
         a2a_push: A2APush | None = None,
         live_cards: LiveCards | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
         """`limits`: what the operator lets the adapter kinds run and reach (the strict defaults when not given);
         `tenants`: each tenant's services (the composition root's; a delegator made alone makes its own);
         `a2a_push`: where A2A agents may post task updates (None: their tasks are polled);
-        `live_cards`: who follows a delegation started from chat in a card updated as it progresses (None: nobody)."""
+        `live_cards`: who follows a delegation started from chat in a card updated as it progresses (None: nobody);
+        `sampler`: the bot's model, lent to MCP servers that ask behind each tenant's gate (None: sampling is off)."""
         self.live_cards = live_cards
+        self._sampler = sampler
         self.store = store
         self.tenants = tenants or Tenants(store)
         self.vault = vault
-        self._kinds = kinds or functools.partial(adapter_kinds, limits=limits, a2a_push=a2a_push)
+        self._kinds = kinds or functools.partial(self._adapter_kinds, limits=limits, a2a_push=a2a_push)
         self.deliver_now = deliver_now
         self.pool = AgentPool()
         self._breaker_settings = breaker_settings
@@ -192,6 +204,17 @@ class Delegator:
             )
             self._registries[tenant_id] = registry
         return registry
+
+    def _adapter_kinds(
+        self, store: Store, tenant_id: str, vault: Vault, *, limits: AdapterLimits | None, a2a_push: A2APush | None
+    ) -> Mapping[str, AdapterFactory]:
+        sampler = None
+        if self._sampler is not None:
+            services = self.tenants(tenant_id)
+            sampler = GatedSampler(
+                self._sampler, tenant_id=tenant_id, engine=services.policy, record=services.decisions.record
+            )
+        return adapter_kinds(store, tenant_id, vault, limits=limits, a2a_push=a2a_push, sampler=sampler)
 
     def breakers(self, tenant_id: str) -> Breakers:
         return self.registry(tenant_id).breakers

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -14,19 +13,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.artifacts import ArtifactLinks, add_artifact_routes
-from bot.delegating import Delegator
-from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_channel
-from planner.domain.circuits import BreakerSettings
 from planner.store import Store
 from planner.store.vault import Vault
-from tests.adapters.operator import LIMITS
 from tests.adapters.test_browser import PASSWORD, USERNAME, vendor_config
 from tests.adapters.vendor_agent import serve_in_process, tiny_png
 from tests.adapters.web_vendor import WebVendor
 from tests.bot.cards.test_cards import all_text, of_type, schema_errors, top_actions
-from tests.bot.conftest import Running, TeamsUser, start_bot
+from tests.bot.conftest import Running, TeamsUser, a_delegating_bot
 from tests.bot.test_delegation import a_task_for_the_writer
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
@@ -38,20 +32,8 @@ LINKS = ArtifactLinks((b"k" * 32,), base_url="https://bot.example", vault=VAULT)
 
 @pytest.fixture
 async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
-    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator", artifact_links=LINKS)
-    delegator = Delegator(
-        store,
-        VAULT,
-        deliver_now=sender.deliver,
-        breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
-        limits=LIMITS,
-    )
-    running = await start_bot(store, connector, clock, delegator=delegator)
-    yield running
-    await running.bot.drain()
-    await delegator.close()
-    await running.session.close()
-    await running.server.close()
+    async with a_delegating_bot(store, connector, clock, artifact_links=LINKS, vault=VAULT) as running:
+        yield running
 
 
 async def test_the_owner_opens_a_big_answer_from_the_card_through_a_signed_link_that_expires(

@@ -5,26 +5,20 @@ on loopback and the Bot Connector on loopback."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import pytest
 
-from bot.delegating import Delegator
 from bot.progress import LiveCards
-from bot.sender import Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from bot.teams.channel import Address, Member, Outgoing, TeamsChannel
-from planner.domain.circuits import BreakerSettings
 from planner.store import Store
-from planner.store.vault import Vault
-from tests.adapters.operator import LIMITS
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.cards.test_cards import all_text, schema_errors
-from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
+from tests.bot.conftest import TENANT, Running, TeamsUser, a_delegating_bot
 from tests.bot.test_delegation import a_task_for_the_writer
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector, Sent
@@ -51,33 +45,10 @@ class NeverUpdating:
         return await self._channel.open_personal_chat(via, member)
 
 
-@contextlib.asynccontextmanager
-async def a_bot_following_delegations(
-    store: Store, connector: FakeConnector, clock: FakeClock, channel: TeamsChannel, **live: float
-) -> AsyncIterator[Running]:
-    sender = Sender(store, channel, worker="delegator")
-    delegator = Delegator(
-        store,
-        Vault([Vault.generate_key()]),
-        deliver_now=sender.deliver,
-        breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
-        limits=LIMITS,
-        live_cards=LiveCards(sender, **live),
-    )
-    running = await start_bot(store, connector, clock, delegator=delegator)
-    try:
-        yield running
-    finally:
-        await running.bot.drain()
-        await delegator.close()
-        await running.session.close()
-        await running.server.close()
-
-
 @pytest.fixture
 async def following(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
-    teams = create_channel(Settings.from_env({}))
-    async with a_bot_following_delegations(store, connector, clock, teams, every_seconds=3600) as running:
+    live = functools.partial(LiveCards, every_seconds=3600)
+    async with a_delegating_bot(store, connector, clock, live_cards=live) as running:
         yield running
 
 
@@ -128,9 +99,8 @@ async def test_a_teams_that_never_takes_the_cards_updates_holds_up_neither_the_d
     store: Store, connector: FakeConnector, clock: FakeClock
 ) -> None:
     teams = NeverUpdating(create_channel(Settings.from_env({})))
-    async with a_bot_following_delegations(
-        store, connector, clock, teams, every_seconds=0, finish_seconds=0.5
-    ) as running:
+    live = functools.partial(LiveCards, every_seconds=0, finish_seconds=0.5)
+    async with a_delegating_bot(store, connector, clock, channel=teams, live_cards=live) as running:
         live, result = await an_export_delegated(running, clock, steps=3)
         delegation = await running.bot.delegator.delegations(TENANT).get(1)
     assert teams.updates >= 1
