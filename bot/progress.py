@@ -90,7 +90,7 @@ class LiveCard:
         except Exception:  # the top of the card's job: the card stays as it was, the result goes through the outbox
             logger.exception("the live card of D%s could not show where it ended", delegation.id)
             return
-        text = messages.delegation_followed(_ref(delegation), delegation.status.value)
+        text = messages.delegation_followed(_ref(delegation), delegation.status.value, finished=delegation.finished)
         await self._update(Outgoing(text=text, cards=(delegation_card(delegation, shown),)))
 
     async def _run(self) -> None:

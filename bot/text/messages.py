@@ -106,9 +106,11 @@ def delegation_following(ref: str) -> str:
     return f"{ref} is under way: this card follows it as the agent reports progress."
 
 
-def delegation_followed(ref: str, status: str) -> str:
-    """The words above that card once the delegation has settled."""
-    return f"{ref}: {status}. This card shows where it ended; the result is posted to the task's owner."
+def delegation_followed(ref: str, status: str, *, finished: bool) -> str:
+    """The words above that card once the run is over: finished, or waiting (held for an approval, deferred)."""
+    if finished:
+        return f"{ref}: {status}. This card shows where it ended; the result is posted to the task's owner."
+    return f"{ref}: {status}. This card shows where it stopped; the task's owner hears when it moves on."
 
 
 def unknown_command(word: str, suggestion: str | None) -> str:

@@ -108,3 +108,22 @@ async def test_a_teams_that_never_takes_the_cards_updates_holds_up_neither_the_d
     assert delegation.status.value == "succeeded"
     assert delegation.progress[-1] == "3/3: exported part 3 of abm-q1"
     assert "is back" in result.body["text"]
+
+
+async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
+    following: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(following, clock)
+    lead = TeamsUser(following)
+    await TeamsUser(following, user_id="aad-writer", name="Content Writer", conversation_id="a:writer").ask("help")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter enable vendor export_report")
+    await following.bot.delegator.pool.close()  # the vendor is gone: the next call opens a new session, and fails
+    before = len(following.connector.sent)
+    await lead.ask(f'delegate T{task_id} to vendor export_report {{"campaign": "abm-q1"}}')
+    await following.bot.drain()
+    live, final, *_told = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert (live.method, final.method, final.activity_id) == ("send", "update", live.activity_id)
+    assert "Status: deferred" in all_text(card_of(final))
+    assert "deferred. This card shows where it stopped" in final.body["text"]
