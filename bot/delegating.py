@@ -281,12 +281,21 @@ class Delegator:
         except Exception:
             logger.exception("delegation %s of tenant %s failed unexpectedly", delegation_id, tenant_id)
             if live is not None:
-                await live.finish(await delegations.get(delegation_id))
+                await live.finish(await self._as_it_stands(delegations, delegation_id))
             return None
         if live is not None:
             await live.finish(outcome.delegation)
         await self._tell(tenant_id, outcome)
         return outcome
+
+    @staticmethod
+    async def _as_it_stands(delegations: Delegations, delegation_id: int) -> Delegation | None:
+        """The delegation as stored now, or None when it cannot be read (after an unexpected failure)."""
+        try:
+            return await delegations.get(delegation_id)
+        except Exception:  # within the top of the run's job, which must not raise
+            logger.exception("delegation %s could not be read after it failed", delegation_id)
+            return None
 
     async def _owner(self, tenant_id: str, delegation: Delegation) -> str:
         """Who hears how a delegation went: its task's owner, or who delegated when the task has none."""

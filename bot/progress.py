@@ -66,12 +66,14 @@ class LiveCard:
         del self._steps[:-MOST_STEPS]
         self._changed.set()
 
-    async def finish(self, delegation: Delegation) -> None:
+    async def finish(self, delegation: Delegation | None) -> None:
         """Show where `delegation` ended (the card's last update, whatever the throttle), giving Teams
-        `LiveCards.finish_seconds` at most; never raises."""
+        `LiveCards.finish_seconds` at most; None (it could not be read): stop updating the card. Never raises."""
         self._pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._pump
+        if delegation is None:
+            return
         try:
             async with asyncio.timeout(self._cards.finish_seconds):
                 await self._finish(delegation)
