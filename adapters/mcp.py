@@ -38,9 +38,15 @@ Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted he
 
 A server may ask a question mid-call (elicitation): it is relayed to the person who delegated the call through the
 call's `HumanChannel` (adapters/mcp_elicitation.py), and the time the person takes is added to the call's timeout;
-with no one to ask, the question is declined. As for A2A, the gate in front of every agent
-(`planner/governance/gated_agent.py`) still cuts the whole call at the request's timeout and its grace. Progress
-notifications are kept as the result's steps.
+with no one to ask, the question is declined. A server asking for the client's roots (`roots/list`) is given those
+the admin configured (none by default: the bot serves no files); one asking to use the client's model
+(`sampling/createMessage`) is answered by the agent's `Sampler` (the bot's model behind the tenant's gate, text only,
+no tools) when the operator turned sampling on, and otherwise declined with the reason. The bot declares both, so a
+server does not hide the tools that may ask, and a tool whose request is declined fails saying why.
+
+As for A2A, the gate in front of every agent (`planner/governance/gated_agent.py`) still cuts the whole call at the
+request's timeout and its grace. Progress notifications are kept as the result's steps, and told to the call's
+`HumanChannel` as they arrive.
 
 An answer over `RESULT_CAP_BYTES`, over either transport, is kept whole as an `artifact` evidence and the output is an
 excerpt; HTTP messages are read up to 16 MiB (the SDK's 1 MiB default turned a big answer into a dropped connection).
@@ -96,6 +102,9 @@ from planner.ports import (
     DelegationResult,
     Evidence,
     HumanChannel,
+    Sampler,
+    SamplingDeclined,
+    SamplingRequest,
     UnknownCapability,
 )
 
@@ -119,7 +128,13 @@ _FIELDS = (
     "oauth_client_id",
     "oauth_client_secret",
     "oauth_scope",
+    "roots",
 )
+SAMPLING_DECLINED = (
+    "Sampling declined: this Chief of Staff does not lend its language model to agents (its operator has not turned "
+    "sampling on). Use a tool that does not need the client's model, or ask the operator."
+)
+"""What a server asking for `sampling/createMessage` is answered (as a JSON-RPC error) while sampling is off."""
 _MAX_TOOL_PAGES = 100
 RESULT_CAP_BYTES = 256 * 1024
 """An answer larger than this is kept whole as an artifact (evidence the owner opens from a link of ours), and the
@@ -193,10 +208,15 @@ class MCPConfig:
     """How long a call may take, for a delegation that does not say (None: the planner's default, 60 s)."""
     capabilities_timeouts: Mapping[str, float] = field(default_factory=dict)
     """Capability name -> how long a call of it may take, over `timeout_seconds` (a slow report, a quick lookup)."""
+    roots: tuple[Mapping[str, str], ...] = ()
+    """What the bot answers a server's `roots/list` with: `{"uri": "file:///…", "name": "…"}` each, as an admin
+    configures them. The bot serves no files, so by default none: a server that asks is told there are none."""
 
     def __post_init__(self) -> None:
         if isinstance(self.args, list):
             object.__setattr__(self, "args", tuple(self.args))
+        if isinstance(self.roots, list):
+            object.__setattr__(self, "roots", tuple(self.roots))
         problems = _problems(self)
         if problems:
             raise AgentConfigInvalid(problems)
@@ -227,8 +247,9 @@ class MCPConfig:
         """A config from its JSON form (the fields above; `name` may come apart); raises `AgentConfigInvalid`."""
         problems = [f"unknown field {key!r}" for key in data if key not in (*_FIELDS, "name")]
         values = {key: data[key] for key in _FIELDS if key in data}
-        if isinstance(values.get("args"), list):
-            values["args"] = tuple(values["args"])
+        for key in ("args", "roots"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
         try:
             config = cls(name=name if name is not None else data.get("name", ""), **values)
         except AgentConfigInvalid as invalid:
@@ -268,6 +289,8 @@ class MCPConfig:
                 data["headers"] = dict(self.headers) if with_secrets else redacted(dict(self.headers))
         if self.capabilities is not None:
             data["capabilities"] = dict(self.capabilities)
+        if self.roots:
+            data["roots"] = [dict(root) for root in self.roots]
         return data
 
 
@@ -303,6 +326,22 @@ def _problems(config: MCPConfig) -> list[str]:
             f"capabilities_timeouts must map capability names to seconds above 0, {MAX_TIMEOUT_SECONDS:g} at most, "
             "e.g. {'slow_report': 600}"
         )
+    problems += _roots_problems(config.roots)
+    return problems
+
+
+def _roots_problems(roots: object) -> list[str]:
+    example = "e.g. [{'uri': 'file:///srv/briefs', 'name': 'Briefs'}]"
+    if not isinstance(roots, tuple) or not all(_is_text_map(root) for root in roots):
+        return [f"roots must be a list of {{uri, name}}, {example}"]
+    problems = []
+    for number, root in enumerate(roots, 1):
+        try:
+            valid = not set(root) - {"uri", "name"} and bool(mcp_types.Root.model_validate(dict(root)))
+        except ValidationError:
+            valid = False
+        if not valid:
+            problems.append(f"roots #{number}: a root is a file:// uri and an optional name, {example}")
     return problems
 
 
@@ -415,7 +454,10 @@ class MCPAdapterFactory:
         commands: StdioCommands | None = None,
         egress: Egress | None = None,
         environ: Mapping[str, str] | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
+        """`sampler`: the bot's model (behind the tenant's gate) lent to servers that ask; None: sampling is off."""
+        self._sampler = sampler
         self._clock = clock
         self._commands = commands if commands is not None else StdioCommands()
         self._egress = egress if egress is not None else Egress()
@@ -434,7 +476,7 @@ class MCPAdapterFactory:
             checked = dataclasses.replace(
                 checked, command=launch.command, args=launch.args, env=launch.env, cwd=launch.cwd
             )
-        return MCPAgent(checked, clock=self._clock, egress=self._egress)
+        return MCPAgent(checked, clock=self._clock, egress=self._egress, sampler=self._sampler)
 
     def _checked(self, config: Mapping[str, Any], *, name: str) -> MCPConfig:
         problems: list[str] = []
@@ -497,15 +539,19 @@ class _Call:
     human: HumanChannel | None
     scope: anyio.CancelScope
     """The call's timeout: a wait for the person's answer is added to it, so the person's time is not the agent's."""
+    request: DelegationRequest | None = None
     steps: list[str] = field(default_factory=list)
 
     async def progressed(self, progress: float, total: float | None, message: str | None) -> None:
-        """A progress notification: kept as a step (the last ones, each cut to length) for the delegation's card."""
+        """A progress notification: kept as a step (the last ones, each cut to length) for the delegation's card, and
+        told to the person following the delegation, if any."""
         step = f"{progress:g}/{total:g}" if total else f"{progress:g}"
         if message:
             step = f"{step}: {mcp_elicitation.plain(message, limit=_STEP_CHARS)}"
         self.steps.append(step)
         del self.steps[:-_MOST_STEPS]
+        if self.human is not None:
+            await self.human.progressed(step)
 
     async def ask(self, agent: str, params: mcp_types.ElicitRequestParams, seconds: float) -> mcp_types.ElicitResult:
         """Relay the server's question to the person; the call's deadline moves by the time the person took."""
@@ -639,8 +685,11 @@ class _Tokens:
 class _Session:
     """One live MCP session, opened and closed by its own background task; callers use `client` from theirs."""
 
-    def __init__(self, config: MCPConfig, *, stderr: TextIO | None, egress: Egress, tokens: _Tokens) -> None:
+    def __init__(
+        self, config: MCPConfig, *, stderr: TextIO | None, egress: Egress, tokens: _Tokens, sampler: Sampler | None
+    ) -> None:
         self._config = config
+        self._sampler = sampler
         self._tokens = tokens
         self._stderr = stderr
         self._egress = egress
@@ -701,7 +750,13 @@ class _Session:
                 async with contextlib.AsyncExitStack() as stack:
                     transport = await self._transport(stack)
                     client = await stack.enter_async_context(
-                        Client(transport, client_info=_CLIENT_INFO, elicitation_callback=self._elicit)
+                        Client(
+                            transport,
+                            client_info=_CLIENT_INFO,
+                            elicitation_callback=self._elicit,
+                            list_roots_callback=self._roots,
+                            sampling_callback=self._sample,
+                        )
                     )
                     self.tools = await _list_tools(client)
                     scope.deadline = math.inf
@@ -738,6 +793,40 @@ class _Session:
             logger.info("MCP agent %r asked a question with no one to relay it to; declined", self._config.name)
             return mcp_types.ElicitResult(action="decline")
         return await call.ask(self._config.name, params, self._config.answer_seconds)
+
+    async def _roots(self, context: ClientRequestContext) -> mcp_types.ListRootsResult:
+        """The roots the admin configured (none by default: the bot serves no files)."""
+        roots = [mcp_types.Root.model_validate(dict(root)) for root in self._config.roots]
+        return mcp_types.ListRootsResult(roots=roots)
+
+    async def _sample(
+        self, context: ClientRequestContext, params: mcp_types.CreateMessageRequestParams
+    ) -> mcp_types.CreateMessageResult | mcp_types.ErrorData:
+        """A server asking to use the bot's model: answered by the sampler (text only, no tools) when the operator
+        turned sampling on, otherwise declined with the reason, so the tool can say why it cannot run (declaring
+        sampling keeps the tools that may ask for it listed, rather than hidden from the admin)."""
+        name = self._config.name
+        if self._sampler is None:
+            logger.info("MCP agent %r asked to sample the bot's model; declined (sampling is off)", name)
+            return mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=SAMPLING_DECLINED)
+        call = _CALL.get()
+        if call is None or call not in self.calls:
+            # Over stdio the request names no call: the only one in flight, or none (then nobody is on whose behalf).
+            call = next(iter(self.calls)) if len(self.calls) == 1 else None
+        request, problem = _sampling_request(name, params, call.request if call is not None else None)
+        if request is None:
+            return mcp_types.ErrorData(code=mcp_types.INVALID_PARAMS, message=f"Sampling declined: {problem}.")
+        try:
+            sampled = await self._sampler.sample(request)
+        except SamplingDeclined as declined:
+            logger.info("MCP agent %r: its sampling request was declined: %s", name, declined.reason)
+            return mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=f"Sampling declined: {declined.reason}")
+        return mcp_types.CreateMessageResult(
+            role="assistant",
+            content=mcp_types.TextContent(type="text", text=sampled.text),
+            model=sampled.model,
+            stop_reason="maxTokens" if sampled.truncated else "endTurn",
+        )
 
     async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
         config = self._config
@@ -819,6 +908,37 @@ class _Session:
         return f"{type(error).__name__} talking to {config.endpoint}: {error}"
 
 
+_MOST_SAMPLING_TOKENS = 4096
+"""The most a server may ask the model to write at once; a larger `maxTokens` is lowered to this."""
+
+
+def _sampling_request(
+    agent: str, params: mcp_types.CreateMessageRequestParams, call: DelegationRequest | None
+) -> tuple[SamplingRequest | None, str]:
+    """The server's sampling request in our terms, or None and why it cannot be answered: only text, no tools."""
+    if params.tools or params.tool_choice:
+        return None, "the bot's model is lent without tools"
+    messages: list[tuple[str, str]] = []
+    for message in params.messages:
+        blocks = message.content if isinstance(message.content, list) else [message.content]
+        if not all(isinstance(block, mcp_types.TextContent) for block in blocks):
+            return None, "only text messages can be sampled (no images, audio or tool results)"
+        messages.append(
+            (message.role, "\n".join(block.text for block in blocks if isinstance(block, mcp_types.TextContent)))
+        )
+    if not messages or messages[-1][0] != "user":
+        return None, "the last message must be the user's"
+    request = SamplingRequest(
+        agent=agent,
+        messages=tuple(messages),
+        system=params.system_prompt or "",
+        max_tokens=max(1, min(params.max_tokens, _MOST_SAMPLING_TOKENS)),
+        requested_by=call.requested_by if call is not None else "",
+        delegation_id=call.delegation_id if call is not None else None,
+    )
+    return request, ""
+
+
 class _ConnectDeadline(Exception):
     """The session did not open within the connect timeout."""
 
@@ -865,10 +985,13 @@ class MCPAgent(Agent):
         clock: Callable[[], datetime] = _utc_now,
         stderr: TextIO | None = None,
         egress: Egress | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
         """`stderr`: where a stdio server's diagnostics go (a file with a descriptor); by default, ours.
-        `egress`: the addresses an HTTP agent may connect to (by default public ones only)."""
+        `egress`: the addresses an HTTP agent may connect to (by default public ones only).
+        `sampler`: the bot's model, lent to a server that asks (sampling); None: such requests are declined."""
         self.config = config
+        self._sampler = sampler
         self.name = config.name
         self._clock = clock
         self._stderr = stderr
@@ -907,7 +1030,7 @@ class MCPAgent(Agent):
             if session is None or session.broken:
                 stale = session
                 session = self._session = _Session(
-                    self.config, stderr=self._stderr, egress=self._egress, tokens=self._tokens
+                    self.config, stderr=self._stderr, egress=self._egress, tokens=self._tokens, sampler=self._sampler
                 )
                 session.start()
         if stale is not None:
@@ -971,7 +1094,7 @@ class MCPAgent(Agent):
         """Call the tool mapped to `request.capability` with `request.input`; see the module doc for outcomes."""
         started = self._clock()
         with anyio.move_on_after(request.timeout_seconds) as scope:
-            call = _Call(human=human, scope=scope)
+            call = _Call(human=human, scope=scope, request=request)
             token = _CALL.set(call)
             try:
                 return await self._call(request, started, call)

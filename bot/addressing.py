@@ -42,22 +42,32 @@ async def address(
     chat = facts.chats.get((envelope.tenant_id, envelope.recipient)) if facts is not None else None
     if chat is not None:
         return _stored(chat)
-    directory = tenants(envelope.tenant_id).directory
-    if envelope.recipient.startswith(CONVERSATION):
-        conversation_id = envelope.recipient.removeprefix(CONVERSATION)
+    return await address_of(tenants, envelope.tenant_id, envelope.recipient, channel=channel)
+
+
+async def address_of(
+    tenants: Tenants, tenant_id: str, recipient: str, *, channel: TeamsChannel | None = None
+) -> Address:
+    """The conversation to write to `recipient` (a user id, or `conversation:<id>`) in; see `address`.
+
+    Raises Undeliverable when there is nowhere to send it.
+    """
+    directory = tenants(tenant_id).directory
+    if recipient.startswith(CONVERSATION):
+        conversation_id = recipient.removeprefix(CONVERSATION)
         found = await directory.conversations(conversation_id=conversation_id)
         if not found:
             raise Undeliverable(f"the bot is no longer in conversation {conversation_id}")
         return _stored(found[0])
-    chats = await directory.conversations(kind="personal", user_id=envelope.recipient)
+    chats = await directory.conversations(kind="personal", user_id=recipient)
     if chats:
         return _stored(chats[0])
     if channel is not None:
         for team in await directory.conversations(kind="channel"):
-            opened = await _open_personal_chat(channel, directory, team, envelope.recipient)
+            opened = await _open_personal_chat(channel, directory, team, recipient)
             if opened is not None:
                 return opened
-    raise Undeliverable(f"{envelope.recipient} has no chat with the bot yet and is in none of its teams")
+    raise Undeliverable(f"{recipient} has no chat with the bot yet and is in none of its teams")
 
 
 def _stored(conversation: Conversation) -> Address:

@@ -1,14 +1,18 @@
-"""A delegation's artifacts (an agent's whole answer when it was too big to show), opened by the owner from the result
-card through a signed, expiring link the bot serves: `GET /api/artifacts/{tenant}/{delegation}/{evidence}?expires=…&
-signature=…`.
+"""A delegation's artifacts (an agent's whole answer when it was too big to show, the screenshots a browser agent took
+as evidence), opened by the owner from the result card through a signed, expiring link the bot serves:
+`GET /api/artifacts/{tenant}/{delegation}/{evidence}?expires=…&signature=…`. A link opens only the evidence it names,
+of the delegation it names: the path is signed whole, and the evidence is looked up among that delegation's.
 
 Signed like chart links (bot/charts.py), with a key of their own derived from the secret keys, so a chart link's
-signature opens no artifact. The file is served as a download of plain text (`nosniff`, a sandboxing CSP): what an
-agent wrote is data, and never runs in the owner's browser as a page of ours.
+signature opens no artifact. A file is served as a download of plain text, an image as the image it was checked to be
+(both `nosniff`, with a sandboxing CSP): what an agent wrote is data, and never runs in the owner's browser as a page
+of ours. Screenshots are kept encrypted at rest (with the fields the browser filled masked) and decrypted only to
+answer a valid link.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -17,11 +21,13 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from bot.cards.delegation import ArtifactShown
 from bot.charts import signing_keys
 from bot.settings import Settings
-from planner.domain.delegations import StoredEvidence
+from planner.domain.delegations import Delegation, StoredEvidence
 from planner.services.delegation import evidence_of
 from planner.services.tenants import Tenants
+from planner.store import Store
 from planner.store.vault import Vault, VaultError
 
 logger = logging.getLogger(__name__)
@@ -78,21 +84,42 @@ def _message(path: str, expires: int) -> bytes:
     return f"{path}\n{expires}".encode()
 
 
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
+SHOWN_KINDS = frozenset({"image", "screenshot"})
+"""Evidence shown as a picture: an image an agent returned, a screenshot a browser agent took."""
+_SIGNATURES = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff", "image/gif": b"GIF8"}
 INLINE_IMAGE_BYTES = 12 * 1024
 """An image up to this size goes in the card itself (a `data:` URI); a larger one through a signed link, so the card
 stays within what Teams takes in one message."""
 
 
 def artifacts(evidence: list[StoredEvidence]) -> list[StoredEvidence]:
-    """The evidence the card shows or links to: artifacts kept whole, and images (checked to be what they say when
-    kept)."""
+    """The evidence the card shows or links to: artifacts kept whole, images and screenshots (checked to be what they
+    say: a picture whose bytes are not of its type is neither shown nor served)."""
     return [
         item
         for item in evidence
         if item.content is not None
-        and (item.kind == "artifact" or (item.kind == "image" and item.media_type in IMAGE_TYPES))
+        and (
+            item.kind == "artifact"
+            or (item.kind in SHOWN_KINDS and item.content.startswith(_SIGNATURES.get(item.media_type, b"\0never")))
+        )
     ]
+
+
+async def artifacts_shown(store: Store, links: ArtifactLinks | None, delegation: Delegation) -> list[ArtifactShown]:
+    """What a finished delegation's card shows of its evidence, each with a signed link when the bot can mint one (a
+    small image inline instead); nothing while it runs."""
+    if not delegation.finished:
+        return []
+    now = store.clock()
+    shown = []
+    vault = links.vault if links is not None else None
+    for item in artifacts(await evidence_of(store, delegation.tenant_id, delegation.id, vault)):
+        url = links.link(delegation.tenant_id, delegation.id, item.id, now=now) if links is not None else None
+        if item.kind == "image" and item.content is not None and item.size <= INLINE_IMAGE_BYTES:
+            url = f"data:{item.media_type};base64,{base64.b64encode(item.content).decode('ascii')}"
+        shown.append(ArtifactShown(description=item.description, size=item.size, url=url, kind=item.kind))
+    return shown
 
 
 class ArtifactEndpoint:
@@ -128,7 +155,7 @@ class ArtifactEndpoint:
         found = [item for item in artifacts(kept) if item.id == evidence_id]
         if not found or found[0].content is None:
             return web.json_response({"error": "That file is no longer kept."}, status=404)
-        if found[0].kind == "image":
+        if found[0].kind in SHOWN_KINDS:
             return web.Response(
                 body=found[0].content,
                 content_type=found[0].media_type,

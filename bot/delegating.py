@@ -29,9 +29,19 @@ from bot.text.errors import describe_plain
 from planner.domain.adapters import RegisteredAdapter
 from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
 from planner.domain.delegations import Delegation, DelegationStatus
+from planner.domain.errors import TaskNotFound
 from planner.domain.messages import Message, MessageKind
 from planner.governance.guard import PolicyGuard, approval_outcome
-from planner.ports import Agent, AgentHealth, Capability, DelegationRequest, DelegationResult, HumanChannel
+from planner.governance.sampling import GatedSampler
+from planner.ports import (
+    Agent,
+    AgentHealth,
+    Capability,
+    DelegationRequest,
+    DelegationResult,
+    HumanChannel,
+    Sampler,
+)
 from planner.services.breaker import Breakers
 from planner.services.delegation import (
     Delegations,
@@ -44,6 +54,7 @@ from planner.services.tenants import Tenants
 
 if TYPE_CHECKING:
     from adapters.a2a import A2APush
+    from bot.progress import LiveCard, LiveCards
 from planner.store import Store
 from planner.store.vault import Vault
 
@@ -151,14 +162,20 @@ class Delegator:
         limits: AdapterLimits | None = None,
         tenants: Tenants | None = None,
         a2a_push: A2APush | None = None,
+        live_cards: LiveCards | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
         """`limits`: what the operator lets the adapter kinds run and reach (the strict defaults when not given);
         `tenants`: each tenant's services (the composition root's; a delegator made alone makes its own);
-        `a2a_push`: where A2A agents may post task updates (None: their tasks are polled)."""
+        `a2a_push`: where A2A agents may post task updates (None: their tasks are polled);
+        `live_cards`: who follows a delegation started from chat in a card updated as it progresses (None: nobody);
+        `sampler`: the bot's model, lent to MCP servers that ask behind each tenant's gate (None: sampling is off)."""
+        self.live_cards = live_cards
+        self._sampler = sampler
         self.store = store
         self.tenants = tenants or Tenants(store)
         self.vault = vault
-        self._kinds = kinds or functools.partial(adapter_kinds, limits=limits, a2a_push=a2a_push)
+        self._kinds = kinds or functools.partial(self._adapter_kinds, limits=limits, a2a_push=a2a_push)
         self.deliver_now = deliver_now
         self.pool = AgentPool()
         self._breaker_settings = breaker_settings
@@ -188,6 +205,17 @@ class Delegator:
             self._registries[tenant_id] = registry
         return registry
 
+    def _adapter_kinds(
+        self, store: Store, tenant_id: str, vault: Vault, *, limits: AdapterLimits | None, a2a_push: A2APush | None
+    ) -> Mapping[str, AdapterFactory]:
+        sampler = None
+        if self._sampler is not None:
+            services = self.tenants(tenant_id)
+            sampler = GatedSampler(
+                self._sampler, tenant_id=tenant_id, engine=services.policy, record=services.decisions.record
+            )
+        return adapter_kinds(store, tenant_id, vault, limits=limits, a2a_push=a2a_push, sampler=sampler)
+
     def breakers(self, tenant_id: str) -> Breakers:
         return self.registry(tenant_id).breakers
 
@@ -197,14 +225,21 @@ class Delegator:
         return Delegations(self.store, tenant_id, registry=self.registry(tenant_id), explain=describe_plain)
 
     def start(
-        self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None
+        self,
+        tenant_id: str,
+        delegation_id: int,
+        *,
+        ask: str | None,
+        delegations: Delegations | None = None,
+        follow: bool = False,
     ) -> None:
         """Run a delegation in the background; `ask` is who answers the agent's questions (a 2FA code), by default who
         delegated.
 
         `delegations`: the object that requested it, so one it stored started is run without claiming it again.
+        `follow`: send the task's owner a card of the delegation, updated as it progresses (one started from chat).
         """
-        task = asyncio.create_task(self.run(tenant_id, delegation_id, ask=ask, delegations=delegations))
+        task = asyncio.create_task(self.run(tenant_id, delegation_id, ask=ask, delegations=delegations, follow=follow))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -214,27 +249,61 @@ class Delegator:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def run(
-        self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None
+        self,
+        tenant_id: str,
+        delegation_id: int,
+        *,
+        ask: str | None,
+        delegations: Delegations | None = None,
+        follow: bool = False,
     ) -> RunOutcome | None:
         """Run one delegation and tell its task's owner how it went; never raises (the plan degrades, not the bot).
 
-        `delegations`: as for `start`.
+        `delegations`, `follow`: as for `start`.
         """
         delegations = delegations or self.delegations(tenant_id)
         human = None
+        live: LiveCard | None = None
         if self.deliver_now is not None:
             delegation = await delegations.get(delegation_id)
+            if follow and self.live_cards is not None:
+                live = self.live_cards.follow(delegation, await self._owner(tenant_id, delegation))
             # A run nobody started in chat (a deferred one run again, an approved one) asks who delegated.
             human = TeamsHumanChannel(
-                self.tenants(tenant_id), ask or delegation.actor, agent=delegation.adapter, deliver_now=self.deliver_now
+                self.tenants(tenant_id),
+                ask or delegation.actor,
+                agent=delegation.adapter,
+                deliver_now=self.deliver_now,
+                on_progress=live.progressed if live is not None else None,
             )
         try:
             outcome = await delegations.run(delegation_id, human=human)
         except Exception:
             logger.exception("delegation %s of tenant %s failed unexpectedly", delegation_id, tenant_id)
+            if live is not None:
+                await live.finish(await self._as_it_stands(delegations, delegation_id))
             return None
+        if live is not None:
+            await live.finish(outcome.delegation)
         await self._tell(tenant_id, outcome)
         return outcome
+
+    @staticmethod
+    async def _as_it_stands(delegations: Delegations, delegation_id: int) -> Delegation | None:
+        """The delegation as stored now, or None when it cannot be read (after an unexpected failure)."""
+        try:
+            return await delegations.get(delegation_id)
+        except Exception:  # within the top of the run's job, which must not raise
+            logger.exception("delegation %s could not be read after it failed", delegation_id)
+            return None
+
+    async def _owner(self, tenant_id: str, delegation: Delegation) -> str:
+        """Who hears how a delegation went: its task's owner, or who delegated when the task has none."""
+        try:
+            task = await self.tenants(tenant_id).plans.get_task(delegation.task_id)
+        except TaskNotFound:
+            return delegation.actor
+        return task.owner or delegation.actor
 
     async def _tell(self, tenant_id: str, outcome: RunOutcome) -> None:
         delegation = outcome.delegation
@@ -251,8 +320,7 @@ class Delegator:
             kind = MessageKind.DELEGATION_HELD if held else MessageKind.DELEGATION_DEFERRED
         else:
             return
-        owner = outcome.owner or (await self.tenants(tenant_id).plans.get_task(delegation.task_id)).owner
-        recipient = owner or delegation.actor
+        recipient = outcome.owner or await self._owner(tenant_id, delegation)
         message = Message(recipient=recipient, kind=kind, payload={"delegation": delegation.id})
         key = f"{kind}:{delegation.id}:{delegation.attempts}"
         if await self.tenants.outbox.fire(tenant_id, key, [message]) and self.deliver_now is not None:

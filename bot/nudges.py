@@ -6,7 +6,6 @@ dropped (None) instead of sent, and a week card shows the week as it stands.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -14,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.addressing import Undeliverable
-from bot.artifacts import INLINE_IMAGE_BYTES, ArtifactLinks, artifacts
+from bot.artifacts import ArtifactLinks, artifacts_shown
 from bot.cards import approval_card, member_week, message_card, plan_overview, task_card
 from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.delegation import ArtifactShown, delegation_card
@@ -33,7 +32,7 @@ from planner.domain.governance import Action, ActionKind, DecisionRecord, Policy
 from planner.domain.messages import APPROVED, Envelope, MessageKind
 from planner.domain.model import Health, Plan, Task, Tier, iso_week_window
 from planner.ports import Recommender
-from planner.services.delegation import evidence_of, get_delegation
+from planner.services.delegation import get_delegation
 from planner.services.plans import Plans
 from planner.services.tenants import Tenants
 
@@ -70,18 +69,7 @@ class _Writer:
 
     async def artifacts_of(self, delegation: Delegation) -> list[ArtifactShown]:
         """The files kept with a finished delegation, each with a signed link when the bot can mint one."""
-        if not delegation.finished:
-            return []
-        links = self.artifact_links
-        now = self.store.clock()
-        shown = []
-        vault = links.vault if links is not None else None
-        for item in artifacts(await evidence_of(self.store, delegation.tenant_id, delegation.id, vault)):
-            url = links.link(delegation.tenant_id, delegation.id, item.id, now=now) if links is not None else None
-            if item.kind == "image" and item.content is not None and item.size <= INLINE_IMAGE_BYTES:
-                url = f"data:{item.media_type};base64,{base64.b64encode(item.content).decode('ascii')}"
-            shown.append(ArtifactShown(description=item.description, size=item.size, url=url, kind=item.kind))
-        return shown
+        return await artifacts_shown(self.store, self.artifact_links, delegation)
 
     async def name_of(self, user_id: str | None) -> str:
         if not user_id:

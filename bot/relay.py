@@ -1,4 +1,5 @@
-"""The human channel of a delegation: an agent's question (a 2FA code) asked in a person's 1:1 chat.
+"""The human channel of a delegation: an agent's question (a 2FA code) asked in a person's 1:1 chat, and its progress
+shown to whoever follows it (`bot/progress.py`).
 
 The question goes out through the outbox like any proactive message (so it reaches someone who never wrote, and
 keeps to Teams' limits), a delivery pass is run at once rather than at the next tick, and the answer arrives as
@@ -27,13 +28,16 @@ class TeamsHumanChannel(HumanChannel):
         agent: str,
         deliver_now: Callable[[], Awaitable[object]],
         poll_seconds: float = 0.2,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_progress`: who shows the agent's steps as they arrive (a live card); None: they are only kept."""
         self._services = services
         self.tenant_id = services.tenant_id
         self.user_id = user_id
         self.agent = agent
         self._deliver_now = deliver_now
         self._poll_seconds = poll_seconds
+        self._on_progress = on_progress
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:
         """Raises AgentTimeout when nobody answers in time, QuestionCancelled when the person says `cancel`."""
@@ -54,3 +58,7 @@ class TeamsHumanChannel(HumanChannel):
                 raise QuestionCancelled(self.agent)
             raise AgentTimeout(self.agent, timeout_seconds)
         return answer
+
+    async def progressed(self, step: str) -> None:
+        if self._on_progress is not None:
+            self._on_progress(step)

@@ -23,13 +23,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.addressing import Undeliverable, address
+from bot.addressing import Undeliverable, address, address_of
 from bot.artifacts import ArtifactLinks
 from bot.cards.summary import summary_card
 from bot.nudges import HeldForApproval, compose, hold_for_approval
 from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
-from bot.teams.channel import Outgoing, Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
+from bot.teams.channel import Address, Outgoing, Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
 from bot.text.messages import KIND_LABELS
 from planner.domain.messages import WAITED_FOR, Envelope
 from planner.domain.people import Person
@@ -136,6 +136,24 @@ class Sender:
         # Kept for the sender's lifetime: Teams' windows run across batches (60 per 30 s per conversation).
         self._conversations = SlidingWindowLimiter(PER_CONVERSATION)
         self._tenants = SlidingWindowLimiter(PER_TENANT)
+
+    async def send_now(self, tenant_id: str, recipient: str, message: Outgoing) -> tuple[Address, str | None]:
+        """Send `message` to `recipient` at once, outside the outbox (a card that is then updated in place), within
+        Teams' limits like the rest; where it went and the new activity's id.
+
+        Raises Undeliverable, Throttled, TransientFailure or Rejected (it is not sent again).
+        """
+        to = await address_of(self.tenants, tenant_id, recipient, channel=self.channel)
+        async with paced((self._tenants, tenant_id), (self._conversations, to.conversation_id)):
+            return to, await self.channel.send(to, message)
+
+    async def update_now(self, tenant_id: str, to: Address, activity_id: str, message: Outgoing) -> None:
+        """Replace the message `activity_id` at `to` with `message`, within Teams' limits.
+
+        Raises Throttled, TransientFailure or Rejected (it is not sent again).
+        """
+        async with paced((self._tenants, tenant_id), (self._conversations, to.conversation_id)):
+            await self.channel.update(to, activity_id, message)
 
     async def deliver(self, limit: int = 50) -> Delivery:
         """Claim and send one batch of due messages; the batch is finished when this returns.

@@ -19,7 +19,9 @@ from bot.http.a2a_push import add_a2a_push_routes
 from bot.http.app import create_app
 from bot.llm import Assistant
 from bot.operations import default_registry
+from bot.progress import LiveCards
 from bot.recommending import ClaudeRecommender
+from bot.sampling import ClaudeSampler
 from bot.scheduler import start_scheduler, worker_name
 from bot.sender import Sender
 from bot.settings import Settings
@@ -92,8 +94,24 @@ def create_assistant(settings: Settings) -> Assistant | None:
     return Assistant(client, default_registry(), model=settings.llm_model)
 
 
+def create_sampler(settings: Settings, assistant: Assistant | None) -> ClaudeSampler | None:
+    """The bot's model lent to MCP servers that ask (COS_MCP_SAMPLING=on, with a key); None: their requests are
+    declined."""
+    if not settings.mcp_sampling:
+        return None
+    if assistant is None:
+        logger.warning("MCP sampling stays off: COS_MCP_SAMPLING=on needs ANTHROPIC_API_KEY")
+        return None
+    return ClaudeSampler(assistant.client, model=assistant.model)
+
+
 def create_delegator(
-    tenants: Tenants, settings: Settings, sender: Sender, *, a2a_push: A2APush | None = None
+    tenants: Tenants,
+    settings: Settings,
+    sender: Sender,
+    *,
+    a2a_push: A2APush | None = None,
+    sampler: ClaudeSampler | None = None,
 ) -> Delegator | None:
     """Delegation to vendor agents, when secrets can be kept (COS_SECRET_KEYS, or a local key in local mode)."""
     try:
@@ -112,6 +130,8 @@ def create_delegator(
         approval_expiry=settings.approval_expiry,
         limits=settings.adapter_limits,
         a2a_push=a2a_push,
+        live_cards=LiveCards(sender),
+        sampler=sampler,
     )
 
 
@@ -158,7 +178,9 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     )
     # A2A agents post task updates to the bot only where the internet can reach it; elsewhere their tasks are polled.
     a2a_push = A2APush(settings.public_url + PUSH_PATH) if settings.public_url else None
-    delegator = create_delegator(tenants, settings, sender, a2a_push=a2a_push)
+    delegator = create_delegator(
+        tenants, settings, sender, a2a_push=a2a_push, sampler=create_sampler(settings, assistant)
+    )
     bot = ChiefOfStaffBot(store, settings, assistant=assistant, delegator=delegator, tenants=tenants)
     bot.adapter = adapter
     app = create_app(store, adapter, bot, settings)

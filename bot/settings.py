@@ -84,6 +84,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(name, raw, "a whole number") from None
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip()
+    if raw.lower() in ("", "off", "no", "false", "0"):
+        return False
+    if raw.lower() in ("on", "yes", "true", "1"):
+        return True
+    raise SettingsError(name, raw, "on or off")
+
+
 def _approval_hours(env: Mapping[str, str]) -> int:
     hours = _int(env, "COS_APPROVAL_EXPIRY_HOURS", 48)
     if not 1 <= hours <= 90 * 24:
@@ -132,6 +141,9 @@ class Settings:
     """The signed checkpoint of the decision log's heads, outside the database; empty: next to the key file."""
     adapter_limits: AdapterLimits = field(default_factory=AdapterLimits)
     """What adapters may run and reach: COS_STDIO_COMMANDS(_FILE), COS_ADAPTER_ALLOWED_NETWORKS, COS_CHROMIUM_PATH."""
+    mcp_sampling: bool = False
+    """COS_MCP_SAMPLING=on: lend the bot's model (it needs ANTHROPIC_API_KEY) to MCP servers that ask (sampling),
+    text only and behind each tenant's policy gate; off, their requests are declined with the reason."""
 
     @property
     def local_mode(self) -> bool:
@@ -280,4 +292,5 @@ class Settings:
             decision_checkpoints=_in_data_dir(checkpoints, data_dir, "") if checkpoints else "",
             public_url=env.get("COS_PUBLIC_URL", "").strip().rstrip("/"),
             adapter_limits=adapter_limits,
+            mcp_sampling=_switch(env, "COS_MCP_SAMPLING"),
         )

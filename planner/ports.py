@@ -109,7 +109,8 @@ class AgentHealth:
 
 
 class HumanChannel(Protocol):
-    """How an agent asks a person something mid-delegation (a 2FA code), relayed by the bot in a 1:1 chat."""
+    """How an agent reaches a person mid-delegation, relayed by the bot in Teams: it asks them something (a 2FA code),
+    and tells them how far it got."""
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:
         """The person's answer.
@@ -117,6 +118,54 @@ class HumanChannel(Protocol):
         Raises:
             AgentTimeout: nobody answered within `timeout_seconds`.
             QuestionCancelled: the person said `cancel` instead of answering.
+        """
+        ...
+
+    async def progressed(self, step: str) -> None:
+        """The agent reported a step (`2/3: scoring accounts`, one plain line cut to length), to show as it arrives.
+
+        Returns at once and raises nothing: showing it must never slow or fail the delegation. By default it is only
+        kept with the result (`DelegationResult.progress`)."""
+        return
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingRequest:
+    """An agent asking, mid-call, to use the bot's language model (MCP `sampling/createMessage`): text in, text out.
+
+    Who asks and for which call are read by the gate in front of the model (`planner/governance/sampling.py`, one per
+    tenant); the model sees only the messages and the agent's system prompt, and is given no tools."""
+
+    agent: str
+    """The adapter whose server asks."""
+    messages: tuple[tuple[str, str], ...]
+    """(`user` or `assistant`, text), oldest first."""
+    system: str = ""
+    max_tokens: int
+    requested_by: str = ""
+    """Who the call it came in was made for (the person who delegated), when the adapter knows."""
+    delegation_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sampled:
+    """What the model wrote for an agent, and which model it was."""
+
+    text: str
+    model: str
+    truncated: bool = False
+    """It stopped at `max_tokens`."""
+
+
+class Sampler(Protocol):
+    """The bot's language model, lent to an agent that asks (sampling). Its answer goes back to the agent as data:
+    the model has no tools, so nothing it writes can change a plan or approve anything."""
+
+    async def sample(self, request: SamplingRequest) -> Sampled:
+        """What the model writes for `request`.
+
+        Raises:
+            SamplingDeclined: the gate refused it, or the model could not be used; the reason is the agent's to read.
         """
         ...
 
@@ -217,6 +266,15 @@ class QuestionCancelled(AgentError):
     def __init__(self, agent: str) -> None:
         self.agent = agent
         super().__init__(f"the person asked for {agent!r} cancelled")
+
+
+class SamplingDeclined(AgentError):
+    """An agent's request to use the bot's model was not answered: the reason, written for the agent (and the admin
+    reading its failed tool call)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class RehearsalUnsupported(AgentError):

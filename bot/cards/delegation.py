@@ -41,6 +41,9 @@ _STEP_CHARS = 200
 MOST_FACTS = 8
 """How many of the top-level fields of an agent's structured answer a card shows."""
 _FACT_CHARS = 120
+MOST_SCREENSHOTS = 4
+"""How many screenshots a card has a "View evidence" button for (Teams shows six buttons under a card at most)."""
+_BUTTON_CHARS = 60
 
 
 def _compact(value: object) -> str:
@@ -79,7 +82,8 @@ class ArtifactShown:
     url: str | None
     """A signed link of ours, or a `data:` URI for a small image; None when the bot has no public address to link to."""
     kind: str = "artifact"
-    """`artifact` (a file to open) or `image` (shown in the card)."""
+    """`artifact` (a file to open), `image` (shown in the card) or `screenshot` (a browser agent's, opened from a
+    "View evidence" button)."""
 
 
 def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] = ()) -> dict[str, Any]:
@@ -132,6 +136,27 @@ def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] =
         body.append(text_block(f"The whole answer ({size}) is a file: {where}.", subtle=True, spacing="small"))
         if artifact.url:
             actions.append({"type": "Action.OpenUrl", "title": f"Open the whole answer ({size})", "url": artifact.url})
+    screenshots = [shot for shot in artifacts if shot.kind == "screenshot"]
+    if screenshots:
+        where = (
+            "open each with its button below (links of mine, valid 7 days)"
+            if any(shot.url for shot in screenshots)
+            else "kept with it"
+        )
+        left = len(screenshots) - MOST_SCREENSHOTS
+        more = f" The first {MOST_SCREENSHOTS} have buttons; the other {left} are kept with it." if left > 0 else ""
+        body.append(
+            text_block(
+                f"{len(screenshots)} screenshot(s) {adapter} took, fields it filled masked: {where}.{more}",
+                subtle=True,
+                spacing="small",
+            )
+        )
+        for shot in screenshots[:MOST_SCREENSHOTS]:
+            if shot.url:
+                title = without_controls(f"View evidence: {shot.description or 'screenshot'}")
+                title = title if len(title) <= _BUTTON_CHARS else title[: _BUTTON_CHARS - 1] + "…"
+                actions.append({"type": "Action.OpenUrl", "title": title, "url": shot.url})
     if delegation.error:
         body.append(text_block(f"Problem: {delegation.error[:ERROR_CHARS]}", color="attention"))
     return adaptive_card(body, actions)

@@ -269,7 +269,9 @@ async def delegate_task(context: Context, args: Mapping[str, Any]) -> Reply:
         actor=context.caller.user_id,
         start=True,
     )
-    delegator.start(context.caller.tenant_id, delegation.id, ask=context.caller.user_id, delegations=delegations)
+    delegator.start(
+        context.caller.tenant_id, delegation.id, ask=context.caller.user_id, delegations=delegations, follow=True
+    )
     return Reply(
         text=(
             f"T{task_id} delegated to {literal(delegation.adapter)} ({literal(delegation.capability)}), "
@@ -297,7 +299,7 @@ async def retry_delegation(context: Context, args: Mapping[str, Any]) -> Reply:
     delegations = delegator.delegations(context.caller.tenant_id)
     queued = await delegations.retry(delegation.id, actor=context.caller.user_id)
     # A code the agent asks for goes to who delegated, whoever retries.
-    delegator.start(context.caller.tenant_id, queued.id, ask=None, delegations=delegations)
+    delegator.start(context.caller.tenant_id, queued.id, ask=None, delegations=delegations, follow=True)
     return await _steered(
         context,
         args,

@@ -85,6 +85,7 @@ from planner.ports import (
     AgentUnavailable,
     QuestionCancelled,
     RehearsalUnsupported,
+    SamplingDeclined,
     UnknownCapability,
 )
 from planner.services.budgets import ReplayedSpendEvent, StaleSpendEvent
@@ -717,6 +718,11 @@ def _(error: RehearsalUnsupported, style: _Style) -> str:
         f"{_repr(style, error.agent)} cannot do a dry run: only a browser recipe knows which of its steps would "
         "change something. Try the adapter without --dry-run, on a task that may be done for real."
     )
+
+
+@_render.register
+def _(error: SamplingDeclined, style: _Style) -> str:
+    return f"an agent's request to use the bot's model was declined: {style.prose(error.reason)}"
 
 
 @_render.register

@@ -101,6 +101,18 @@ def question_for(agent: str, question: str, minutes: int) -> str:
     )
 
 
+def delegation_following(ref: str) -> str:
+    """The words above a delegation's card while it runs, updated as its agent reports progress."""
+    return f"{ref} is under way: this card follows it as the agent reports progress."
+
+
+def delegation_followed(ref: str, status: str, *, finished: bool) -> str:
+    """The words above that card once the run is over: finished, or waiting (held for an approval, deferred)."""
+    if finished:
+        return f"{ref}: {status}. This card shows where it ended; the result is posted to the task's owner."
+    return f"{ref}: {status}. This card shows where it stopped; the task's owner hears when it moves on."
+
+
 def unknown_command(word: str, suggestion: str | None) -> str:
     """The answer to text that is no command, on a bot without a language model (with one, the model reads it)."""
     hint = f" Did you mean {inline_code(suggestion, limit=160)}?" if suggestion else ""

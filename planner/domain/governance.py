@@ -38,6 +38,8 @@ class ActionKind(StrEnum):
     """An operation that only reads (attributes: its arguments)."""
     SETTING = "setting"
     """An operation that changes how the bot works: follow-up, adapters, approvers, rules (attributes: arguments)."""
+    SAMPLING = "sampling"
+    """An agent asking, mid-call, to use the bot's language model (agent: the adapter; attributes: max_tokens)."""
 
 
 OPERATION_KINDS = (ActionKind.READ, ActionKind.PLAN_CHANGE, ActionKind.SETTING)

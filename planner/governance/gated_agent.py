@@ -292,6 +292,9 @@ class TimeOff(HumanChannel):
             if planned is not None:
                 self._deadline.reschedule(planned + (loop.time() - asked_at))
 
+    async def progressed(self, step: str) -> None:
+        await self._human.progressed(step)
+
 
 class Admission:
     """A call the gate and the breaker let through: `call` calls the agent, once."""

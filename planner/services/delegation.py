@@ -856,6 +856,9 @@ class _LeaseKept(HumanChannel):
         await self._keep(0)
         return answer
 
+    async def progressed(self, step: str) -> None:
+        await self._human.progressed(step)
+
 
 async def overdue_delegations(store: Store, at: datetime, *, tenant_id: str | None = None) -> list[OverdueDelegation]:
     """Every tenant's (or one tenant's) overdue delegations: see `Delegations.overdue`."""

@@ -12,12 +12,12 @@ import pytest
 from adapters.mcp import MCPAgent
 from adapters.mcp_elicitation import read_reply
 from planner.domain.delegations import DelegationStatus
-from planner.ports import AgentTimeout, DelegationRequest
+from planner.ports import AgentTimeout, DelegationRequest, HumanChannel
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.test_mcp import WAIT, http_vendor, stdio_vendor, vendor_agent
 
 
-class Person:
+class Person(HumanChannel):
     """A person answering in their 1:1 chat: each question is recorded, each answer given in turn."""
 
     def __init__(self, *answers: str | None) -> None:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from bot.artifacts import ArtifactLinks
+from bot.delegating import Delegator
 from bot.http.app import create_app
+from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_adapter
+from bot.teams.botbuilder import create_adapter, create_channel
+from bot.teams.channel import TeamsChannel
 from bot.teams.handler import ChiefOfStaffBot
+from planner.domain.circuits import BreakerSettings
 from planner.store import Store
+from planner.store.vault import Vault
+from tests.adapters.operator import LIMITS
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
 
@@ -54,6 +63,42 @@ async def start_bot(store: Store, connector: FakeConnector, clock: FakeClock, **
     server = TestServer(create_app(store, adapter, bot, settings), host="127.0.0.1")
     await server.start_server()
     return Running(store, bot, server, connector, aiohttp.ClientSession())
+
+
+@contextlib.asynccontextmanager
+async def a_delegating_bot(
+    store: Store,
+    connector: FakeConnector,
+    clock: FakeClock,
+    *,
+    channel: TeamsChannel | None = None,
+    artifact_links: ArtifactLinks | None = None,
+    vault: Vault | None = None,
+    **delegator: Any,
+) -> AsyncIterator[Running]:
+    """A bot that delegates, within the tests' operator limits, its results sent through `channel` (by default the
+    real one, to the fake connector); `delegator`: more of the Delegator's arguments (`live_cards` takes the sender)."""
+    sender = Sender(
+        store, channel or create_channel(Settings.from_env({})), worker="delegator", artifact_links=artifact_links
+    )
+    live = delegator.pop("live_cards", None)
+    delegating = Delegator(
+        store,
+        vault or Vault([Vault.generate_key()]),
+        deliver_now=sender.deliver,
+        breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
+        limits=LIMITS,
+        live_cards=live(sender) if live is not None else None,
+        **delegator,
+    )
+    running = await start_bot(store, connector, clock, delegator=delegating)
+    try:
+        yield running
+    finally:
+        await running.bot.drain()
+        await delegating.close()
+        await running.session.close()
+        await running.server.close()
 
 
 @pytest.fixture

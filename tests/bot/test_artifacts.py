@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -14,17 +13,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.artifacts import ArtifactLinks, add_artifact_routes
-from bot.delegating import Delegator
-from bot.sender import Sender
 from bot.settings import Settings
-from bot.teams.botbuilder import create_channel
-from planner.domain.circuits import BreakerSettings
 from planner.store import Store
 from planner.store.vault import Vault
-from tests.adapters.operator import LIMITS
+from tests.adapters.test_browser import PASSWORD, USERNAME, vendor_config
 from tests.adapters.vendor_agent import serve_in_process, tiny_png
+from tests.adapters.web_vendor import WebVendor
 from tests.bot.cards.test_cards import all_text, of_type, schema_errors, top_actions
-from tests.bot.conftest import Running, TeamsUser, start_bot
+from tests.bot.conftest import Running, TeamsUser, a_delegating_bot
 from tests.bot.test_delegation import a_task_for_the_writer
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
@@ -36,20 +32,8 @@ LINKS = ArtifactLinks((b"k" * 32,), base_url="https://bot.example", vault=VAULT)
 
 @pytest.fixture
 async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
-    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator", artifact_links=LINKS)
-    delegator = Delegator(
-        store,
-        VAULT,
-        deliver_now=sender.deliver,
-        breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
-        limits=LIMITS,
-    )
-    running = await start_bot(store, connector, clock, delegator=delegator)
-    yield running
-    await running.bot.drain()
-    await delegator.close()
-    await running.session.close()
-    await running.server.close()
+    async with a_delegating_bot(store, connector, clock, artifact_links=LINKS, vault=VAULT) as running:
+        yield running
 
 
 async def test_the_owner_opens_a_big_answer_from_the_card_through_a_signed_link_that_expires(
@@ -125,3 +109,58 @@ async def test_the_card_shows_a_checked_image_inline_the_resource_links_as_text_
     assert schema_errors(metrics) == []
     assert "Data vendor returned:" in all_text(metrics)
     assert "sqls: 21" in all_text(metrics)
+
+
+async def test_the_owner_views_a_browser_agents_screenshots_from_the_card_and_only_through_a_valid_link(
+    delegating: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(delegating, clock)
+    lead = TeamsUser(delegating)
+    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with WebVendor(username=USERNAME, password=PASSWORD, two_factor=False) as vendor:
+        config = vendor_config(vendor)
+        await lead.ask(f"adapter add browser vendor {json.dumps(config)}")
+        before = len(delegating.connector.sent)
+        await lead.ask(
+            f'delegate T{task_id} to vendor create_campaign_brief {{"name": "ABM Q1", "audience": "CFOs in fintech"}}'
+        )
+        await delegating.bot.drain()
+    [result] = [s for s in delegating.connector.sent[before:] if s.conversation_id == "a:writer"]
+    card = result.body["attachments"][0]["content"]
+    assert schema_errors(card) == []
+    assert "Brief BR-1001 created" in all_text(card)
+    assert "1 screenshot(s) vendor took, fields it filled masked" in all_text(card)
+    [button] = top_actions(card)
+    assert button["title"] == "View evidence: the created brief"
+    assert button["url"].startswith("https://bot.example/api/artifacts/")
+    path = button["url"].removeprefix("https://bot.example")
+
+    app = web.Application()
+    add_artifact_routes(app, delegating.bot.tenants, Settings.from_env({}), links=LINKS)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.make_url(path)) as opened:
+                assert opened.status == 200
+                assert opened.content_type == "image/png"
+                assert opened.headers["X-Content-Type-Options"] == "nosniff"
+                assert (await opened.read()).startswith(b"\x89PNG\r\n\x1a\n")
+            # Another delegation's path with this screenshot's id, signed by us: still not this delegation's evidence.
+            tenant, delegation, evidence = path.split("?")[0].split("/")[-3:]
+            elsewhere = LINKS.link(tenant, int(delegation) + 1, int(evidence), now=clock.now)
+            assert elsewhere is not None
+            async with session.get(server.make_url(elsewhere.removeprefix("https://bot.example"))) as other:
+                assert other.status == 404
+                assert b"PNG" not in await other.read()
+            tampered = path.replace(f"/{evidence}?", f"/{int(evidence) + 1}?")
+            async with session.get(server.make_url(tampered)) as forged:
+                assert forged.status == 403
+                assert b"PNG" not in await forged.read()
+            clock.advance(days=8)
+            async with session.get(server.make_url(path)) as stale:
+                assert stale.status == 403
+                assert b"PNG" not in await stale.read()
+    finally:
+        await server.close()

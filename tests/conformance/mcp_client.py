@@ -17,12 +17,12 @@ from typing import Any
 
 from adapters.egress import Egress
 from adapters.mcp import MCPAgent, MCPConfig
-from planner.ports import AgentError, DelegationRequest
+from planner.ports import AgentError, DelegationRequest, HumanChannel
 
 _SAMPLE = {"number": 1, "integer": 1, "boolean": True, "string": "x"}
 
 
-class AgreeingPerson:
+class AgreeingPerson(HumanChannel):
     """Answers every question with "ok": a form's defaults stand, a page is taken as visited."""
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:

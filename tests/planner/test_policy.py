@@ -415,7 +415,7 @@ rules:
         "rules[1].description: missing: say why, in the words people will read",
         "rules[1].effect: \"alow\" is not an effect (did you mean 'allow'?); use allow, require, forbid",
         "rules[1].kinds[0]: \"delegate\" is not an action kind (did you mean 'delegation'?); kinds: delegation, "
-        "tool_call, nudge, plan_change, read, setting",
+        "tool_call, nudge, plan_change, read, setting, sampling",
         'rules[1].id: "fine" is already the id of rules[0]',
         'rules[2].verdict: "go" is not a verdict; use flag, stop',
         'rules[2].limits.discount.le: "fifteen" is not a number; le compares numbers',

@@ -1,0 +1,129 @@
+"""A delegation started from chat is followed in a card sent to its task's owner, updated in place as the agent
+reports progress (at most one update per interval, and always the final state), against the project's vendor agent
+on loopback and the Bot Connector on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.progress import LiveCards
+from bot.settings import Settings
+from bot.teams.botbuilder import create_channel
+from bot.teams.channel import Address, Member, Outgoing, TeamsChannel
+from planner.store import Store
+from tests.adapters.vendor_agent import serve_in_process
+from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.conftest import TENANT, Running, TeamsUser, a_delegating_bot
+from tests.bot.test_delegation import a_task_for_the_writer
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector, Sent
+
+
+class NeverUpdating:
+    """A Teams that takes new messages but never answers an update (a card's updates hang)."""
+
+    def __init__(self, channel: TeamsChannel) -> None:
+        self._channel = channel
+        self.updates = 0
+
+    async def send(self, address: Address, message: Outgoing) -> str | None:
+        return await self._channel.send(address, message)
+
+    async def update(self, address: Address, activity_id: str, message: Outgoing) -> None:
+        self.updates += 1
+        await asyncio.Event().wait()
+
+    async def member(self, conversation: Address, user_id: str) -> Member | None:
+        return await self._channel.member(conversation, user_id)
+
+    async def open_personal_chat(self, via: Address, member: Member) -> Address:
+        return await self._channel.open_personal_chat(via, member)
+
+
+@pytest.fixture
+async def following(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
+    live = functools.partial(LiveCards, every_seconds=3600)
+    async with a_delegating_bot(store, connector, clock, live_cards=live) as running:
+        yield running
+
+
+async def an_export_delegated(running: Running, clock: FakeClock, **steps: object) -> list[Sent]:
+    """The lead delegates the writer's task to the vendor's export_report; what then reached the writer."""
+    task_id = await a_task_for_the_writer(running, clock)
+    lead = TeamsUser(running)
+    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await writer.ask("help")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter enable vendor export_report")
+        before = len(running.connector.sent)
+        await lead.ask(f"delegate T{task_id} to vendor export_report {json.dumps({'campaign': 'abm-q1', **steps})}")
+        await running.bot.drain()
+    return [s for s in running.connector.sent[before:] if s.conversation_id == "a:writer"]
+
+
+def card_of(sent: Sent) -> dict[str, object]:
+    card: dict[str, object] = sent.body["attachments"][0]["content"]
+    return card
+
+
+async def test_the_owners_card_follows_a_delegation_as_it_progresses_throttled_and_ends_on_its_final_state(
+    following: Running, clock: FakeClock
+) -> None:
+    live, *updates, result = await an_export_delegated(following, clock, steps=3, pause=0.5)
+    assert live.method == "send"
+    assert "is under way: this card follows it" in live.body["text"]
+    assert "Status: running" in all_text(card_of(live))
+    # The first step shows at once; the next two come within the interval, so only the final state follows.
+    assert [u.method for u in updates] == ["update", "update"]
+    assert {u.activity_id for u in updates} == {live.activity_id}
+    first, final = (card_of(u) for u in updates)
+    assert "Status: running" in all_text(first)
+    assert "1/3: exported part 1 of abm-q1" in all_text(first)
+    assert "2/3" not in all_text(first)
+    assert schema_errors(final) == []
+    assert "Status: succeeded" in all_text(final)
+    assert "3/3: exported part 3 of abm-q1" in all_text(final)
+    assert "succeeded. This card shows where it ended" in updates[-1].body["text"]
+    # The result still reaches the owner as a message of its own (the live card does not notify).
+    assert result.method == "send"
+    assert "is back" in result.body["text"]
+
+
+async def test_a_teams_that_never_takes_the_cards_updates_holds_up_neither_the_delegation_nor_its_result(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    teams = NeverUpdating(create_channel(Settings.from_env({})))
+    live = functools.partial(LiveCards, every_seconds=0, finish_seconds=0.5)
+    async with a_delegating_bot(store, connector, clock, channel=teams, live_cards=live) as running:
+        live, result = await an_export_delegated(running, clock, steps=3)
+        delegation = await running.bot.delegator.delegations(TENANT).get(1)
+    assert teams.updates >= 1
+    assert (live.method, result.method) == ("send", "send")
+    assert delegation.status.value == "succeeded"
+    assert delegation.progress[-1] == "3/3: exported part 3 of abm-q1"
+    assert "is back" in result.body["text"]
+
+
+async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
+    following: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(following, clock)
+    lead = TeamsUser(following)
+    await TeamsUser(following, user_id="aad-writer", name="Content Writer", conversation_id="a:writer").ask("help")
+    async with serve_in_process() as url:
+        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
+        await lead.ask("adapter enable vendor export_report")
+    await following.bot.delegator.pool.close()  # the vendor is gone: the next call opens a new session, and fails
+    before = len(following.connector.sent)
+    await lead.ask(f'delegate T{task_id} to vendor export_report {{"campaign": "abm-q1"}}')
+    await following.bot.drain()
+    live, final, *_told = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert (live.method, final.method, final.activity_id) == ("send", "update", live.activity_id)
+    assert "Status: deferred" in all_text(card_of(final))
+    assert "deferred. This card shows where it stopped" in final.body["text"]
