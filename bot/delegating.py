@@ -17,6 +17,7 @@ the adapter's version, so a reconfigured adapter is reopened and a removed one c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,7 +32,15 @@ from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
 from planner.domain.delegations import Delegation, DelegationStatus
 from planner.domain.messages import Message, MessageKind
 from planner.governance.guard import PolicyGuard, approval_outcome
-from planner.ports import Agent, AgentHealth, Capability, DelegationRequest, DelegationResult, HumanChannel
+from planner.ports import (
+    Agent,
+    AgentHealth,
+    Capability,
+    DelegationRequest,
+    DelegationResult,
+    HumanChannel,
+    acting_for,
+)
 from planner.services.breaker import Breakers
 from planner.services.delegation import (
     Delegations,
@@ -39,6 +48,7 @@ from planner.services.delegation import (
     tenants_with_delegations_to_run,
     tenants_with_held_delegations,
 )
+from planner.services.oauth import SignIns
 from planner.services.registry import AdapterFactory, Registry
 from planner.services.tenants import Tenants
 
@@ -151,14 +161,18 @@ class Delegator:
         limits: AdapterLimits | None = None,
         tenants: Tenants | None = None,
         a2a_push: A2APush | None = None,
+        oauth_callback: str = "",
     ) -> None:
         """`limits`: what the operator lets the adapter kinds run and reach (the strict defaults when not given);
         `tenants`: each tenant's services (the composition root's; a delegator made alone makes its own);
-        `a2a_push`: where A2A agents may post task updates (None: their tasks are polled)."""
+        `a2a_push`: where A2A agents may post task updates (None: their tasks are polled);
+        `oauth_callback`: the bot's OAuth callback URL, where people's sign-ins return."""
         self.store = store
         self.tenants = tenants or Tenants(store)
         self.vault = vault
-        self._kinds = kinds or functools.partial(adapter_kinds, limits=limits, a2a_push=a2a_push)
+        self._kinds = kinds or functools.partial(
+            adapter_kinds, limits=limits, a2a_push=a2a_push, oauth_callback=oauth_callback
+        )
         self.deliver_now = deliver_now
         self.pool = AgentPool()
         self._breaker_settings = breaker_settings
@@ -226,10 +240,17 @@ class Delegator:
             delegation = await delegations.get(delegation_id)
             # A run nobody started in chat (a deferred one run again, an approved one) asks who delegated.
             human = TeamsHumanChannel(
-                self.tenants(tenant_id), ask or delegation.actor, agent=delegation.adapter, deliver_now=self.deliver_now
+                self.tenants(tenant_id),
+                ask or delegation.actor,
+                agent=delegation.adapter,
+                deliver_now=self.deliver_now,
+                sign_ins=SignIns(self.store, tenant_id, self.vault),
+                delegation_id=delegation_id,
             )
         try:
-            outcome = await delegations.run(delegation_id, human=human)
+            # The run acts for the person asked: an agent that acts as them uses their grant, or has them sign in.
+            with acting_for(human) if human is not None else contextlib.nullcontext():
+                outcome = await delegations.run(delegation_id, human=human)
         except Exception:
             logger.exception("delegation %s of tenant %s failed unexpectedly", delegation_id, tenant_id)
             return None
