@@ -70,7 +70,11 @@ import anyio
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp import types as mcp_types
-from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.client.auth.extensions.client_credentials import (
+    ClientCredentialsOAuthProvider,
+    PrivateKeyJWTOAuthProvider,
+    SignedJWTParameters,
+)
 from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -125,6 +129,8 @@ _FIELDS = (
     "oauth_scope",
     "oauth_grant",
     "oauth_client_metadata_url",
+    "oauth_private_key",
+    "oauth_signing_algorithm",
 )
 _MAX_TOOL_PAGES = 100
 RESULT_CAP_BYTES = 256 * 1024
@@ -188,6 +194,11 @@ class MCPConfig:
     oauth_client_secret: str | None = None
     """http: that client's secret; never shown."""
     oauth_scope: str | None = None
+    oauth_private_key: str | None = None
+    """http, client credentials: instead of a secret, the client's private key (PEM), with which the bot signs a
+    short-lived assertion for each token request (`private_key_jwt`); never shown."""
+    oauth_signing_algorithm: str = "RS256"
+    """The algorithm of `oauth_private_key` (RS256, ES256…)."""
     oauth_grant: OAuthGrant | None = None
     """http: how the bot gets its tokens. `client_credentials` (the default with a client id and secret): as a service
     agent, one token for everyone. `authorization_code`: as each person who delegates, who signs in once from a card
@@ -225,6 +236,8 @@ class MCPConfig:
             secrets.append("bearer_token=<hidden>")
         if self.oauth_client_secret:
             secrets.append("oauth_client_secret=<hidden>")
+        if self.oauth_private_key:
+            secrets.append("oauth_private_key=<hidden>")
         if self.headers:
             secrets.append(f"headers=<{', '.join(sorted(self.headers))}>")
         if self.env:
@@ -281,6 +294,10 @@ class MCPConfig:
                 data["oauth_client_id"] = self.oauth_client_id
             if with_secrets and self.oauth_client_secret:
                 data["oauth_client_secret"] = self.oauth_client_secret
+            if with_secrets and self.oauth_private_key:
+                data["oauth_private_key"] = self.oauth_private_key
+            if self.oauth_private_key:
+                data["oauth_signing_algorithm"] = self.oauth_signing_algorithm
             if self.oauth_scope:
                 data["oauth_scope"] = self.oauth_scope
             if self.oauth_grant:
@@ -405,6 +422,8 @@ def _oauth_problems(config: MCPConfig, scheme: str, host: str | None) -> list[st
             or urlsplit(metadata_url).path in ("", "/")
         ):
             problems.append("oauth_client_metadata_url must be an https URL with a path (the client metadata document)")
+    elif config.oauth_private_key is not None:
+        problems += _private_key_problems(config)
     elif (client is None) != (secret is None):
         problems.append("oauth_client_id and oauth_client_secret go together (a service agent's OAuth client)")
     elif grant == "client_credentials" and client is None:
@@ -418,6 +437,21 @@ def _oauth_problems(config: MCPConfig, scheme: str, host: str | None) -> list[st
         problems.append("oauth_client_metadata_url is only for oauth_grant authorization_code")
     if config.oauth_scope is not None and not isinstance(config.oauth_scope, str):
         problems.append("oauth_scope must be a space-separated list of scopes")
+    return problems
+
+
+_SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+
+
+def _private_key_problems(config: MCPConfig) -> list[str]:
+    problems: list[str] = []
+    key = config.oauth_private_key
+    if not isinstance(key, str) or "PRIVATE KEY-----" not in key:
+        problems.append("oauth_private_key must be a private key in PEM form (-----BEGIN PRIVATE KEY-----…)")
+    if config.oauth_client_id is None or config.oauth_client_secret is not None:
+        problems.append("oauth_private_key goes with oauth_client_id, and instead of oauth_client_secret")
+    if config.oauth_signing_algorithm not in _SIGNING_ALGORITHMS:
+        problems.append(f"oauth_signing_algorithm must be one of {', '.join(_SIGNING_ALGORITHMS)}")
     return problems
 
 
@@ -454,7 +488,7 @@ class MCPAdapterFactory:
     `environ`: the bot's environment, of which a stdio child gets only `PATH`, `HOME`, `LANG` and `TZ`.
     """
 
-    secret_fields: Collection[str] = ("bearer_token", "env", "oauth_client_secret")
+    secret_fields: Collection[str] = ("bearer_token", "env", "oauth_client_secret", "oauth_private_key")
     tools_need_enabling = True
     """A server's tools are the vendor's: an admin enables each, and its definition is pinned then."""
 
@@ -850,6 +884,20 @@ class _Session:
                     client_id=config.oauth_client_id,
                     client_secret=config.oauth_client_secret,
                     client_metadata_url=config.oauth_client_metadata_url,
+                )
+            elif config.oauth_client_id and config.oauth_private_key:
+                signed = SignedJWTParameters(
+                    issuer=config.oauth_client_id,
+                    subject=config.oauth_client_id,
+                    signing_key=config.oauth_private_key,
+                    signing_algorithm=config.oauth_signing_algorithm,
+                )
+                auth = PrivateKeyJWTOAuthProvider(
+                    server_url=config.url,
+                    storage=self._tokens,
+                    client_id=config.oauth_client_id,
+                    assertion_provider=signed.create_assertion_provider(),
+                    scope=config.oauth_scope,
                 )
             elif config.oauth_client_id and config.oauth_client_secret:
                 auth = ClientCredentialsOAuthProvider(

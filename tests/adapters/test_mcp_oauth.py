@@ -197,3 +197,25 @@ def test_an_adapter_people_sign_in_to_needs_the_bots_public_address_and_fits_its
     assert MCPAdapterFactory().validate({**config, "oauth_client_id": "pre-registered"})["oauth_grant"] == (
         "authorization_code"
     )
+
+
+def test_a_service_agent_may_sign_its_token_requests_with_a_private_key_never_shown() -> None:
+    key = "-----BEGIN PRIVATE KEY-----\nMIGH…\n-----END PRIVATE KEY-----"
+    config = {
+        "transport": "http",
+        "url": "https://crm.vendor.example/mcp",
+        "oauth_client_id": "cos",
+        "oauth_private_key": key,
+        "oauth_signing_algorithm": "ES256",
+    }
+    factory = MCPAdapterFactory()
+    stored = factory.validate(config)
+    assert stored["oauth_private_key"] == key
+    agent = factory.build("crm", stored)
+    assert key not in repr(agent.config)
+    assert "oauth_private_key" not in agent.config.to_dict()
+    assert "oauth_private_key" in factory.secret_fields
+    with pytest.raises(AgentConfigInvalid, match="instead of oauth_client_secret"):
+        factory.validate({**config, "oauth_client_secret": "s"})
+    with pytest.raises(AgentConfigInvalid, match="PEM"):
+        factory.validate({**config, "oauth_private_key": "not a key"})

@@ -63,7 +63,14 @@ def config_for(scenario: str, url: str, context: Mapping[str, Any]) -> MCPConfig
     """How an admin would register the scenario's server (see the module doc)."""
     oauth: dict[str, Any] = {}
     client = {"oauth_client_id": context.get("client_id"), "oauth_client_secret": context.get("client_secret")}
-    if scenario in CLIENT_CREDENTIALS:
+    if context.get("private_key_pem"):  # a service agent that signs its token requests with its key
+        oauth = {
+            "oauth_grant": "client_credentials",
+            "oauth_client_id": context.get("client_id"),
+            "oauth_private_key": context["private_key_pem"],
+            "oauth_signing_algorithm": context.get("signing_algorithm", "RS256"),
+        }
+    elif scenario in CLIENT_CREDENTIALS:
         oauth = {"oauth_grant": "client_credentials", **client}
     elif scenario.startswith("auth/"):
         oauth = {"oauth_grant": "authorization_code"}
