@@ -227,6 +227,20 @@ class Delegator:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
+    def acting_for(self, tenant_id: str, user_id: str, *, agent: str) -> contextlib.AbstractContextManager[None]:
+        """Calls in this block act for `user_id` (an admin listing or enabling an adapter's tools): an agent that acts
+        as each person uses their grant, or sends them a sign-in card and waits for it."""
+        if self.deliver_now is None:
+            return contextlib.nullcontext()
+        person = TeamsHumanChannel(
+            self.tenants(tenant_id),
+            user_id,
+            agent=agent,
+            deliver_now=self.deliver_now,
+            sign_ins=SignIns(self.store, tenant_id, self.vault),
+        )
+        return acting_for(person)
+
     async def run(
         self, tenant_id: str, delegation_id: int, *, ask: str | None, delegations: Delegations | None = None
     ) -> RunOutcome | None:
