@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from planner.store import Store
 from planner.store import oauth as oauth_store
-from planner.store.vault import Vault
+from planner.store.vault import Vault, VaultError
+
+logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 _MOST_PARAMETER_CHARS = 4096
@@ -39,10 +42,17 @@ class OAuthGrants:
         self._vault = vault
 
     async def load(self, user_id: str) -> bytes | None:
-        """What was kept for `user_id`, unsealed, or None."""
+        """What was kept for `user_id`, unsealed, or None (also when no configured key opens it: the person then
+        signs in again rather than the adapter failing)."""
         async with self._store.read() as conn:
             sealed = await oauth_store.load_grant(conn, self._tenant_id, self._adapter, user_id)
-        return self._vault.decrypt(sealed) if sealed is not None else None
+        if sealed is None:
+            return None
+        try:
+            return self._vault.decrypt(sealed)
+        except VaultError:
+            logger.warning("an OAuth grant of adapter %r cannot be unsealed with the configured keys", self._adapter)
+            return None
 
     async def save(self, user_id: str, grant: bytes) -> None:
         """Keep `grant` for `user_id`, sealed, in place of what was kept."""

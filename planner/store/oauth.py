@@ -98,3 +98,20 @@ async def close_sign_in(conn: Connection, sign_in_id: int, status: str) -> None:
     await conn.execute(
         update(oauth_sign_ins).where(oauth_sign_ins.c.id == sign_in_id).values(status=status, answer=None)
     )
+
+
+async def all_grants(conn: Connection) -> list[tuple[str, str, str, bytes]]:
+    """(tenant, adapter, person, sealed grant) of every tenant, for re-sealing them with a new key."""
+    query = select(oauth_grants.c.tenant_id, oauth_grants.c.adapter, oauth_grants.c.user_id, oauth_grants.c.sealed)
+    return [(row.tenant_id, row.adapter, row.user_id, bytes(row.sealed)) for row in await conn.execute(query)]
+
+
+async def reseal_grant(conn: Connection, tenant_id: str, adapter: str, user_id: str, sealed: bytes) -> None:
+    """Replace a grant's sealed bytes (the same grant, sealed with another key), keeping when it changed."""
+    await conn.execute(
+        update(oauth_grants)
+        .where(
+            oauth_grants.c.tenant_id == tenant_id, oauth_grants.c.adapter == adapter, oauth_grants.c.user_id == user_id
+        )
+        .values(sealed=sealed)
+    )
