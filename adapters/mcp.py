@@ -13,10 +13,15 @@ registration, and every HTTP request goes only to an address checked when connec
 keeps a connection from being made (refused, timed out, not allowed) reads the same to the caller; the details go
 to the log.
 
-One persistent session per agent. Opening a session costs a handshake and a tool listing, and for stdio a process
-start (a second or more for a Python server), against a few milliseconds for a call: a session per delegation would
-cost more than the call itself. The
-SDK's transports are async context managers whose task groups must be entered and exited by one task, so a
+OAuth 2.1, with the `mcp` SDK's providers: as a service agent (`oauth_grant: client_credentials`, a client secret or a
+private key), or as each person who delegates (`authorization_code`, adapters/mcp_oauth.py): the call then acts for
+the person `planner.ports.acting_for` names, with a session of their own and their grant, and the person is sent a
+sign-in card through their `SignInChannel` when they have none; a call that acts for nobody is refused.
+
+One persistent session per agent (per person, for an agent that acts as each person). Opening a session costs a
+handshake and a tool listing, and for stdio a process start (a second or more for a Python server), against a few
+milliseconds for a call: a session per delegation would cost more than the call itself. The SDK's transports are
+async context managers whose task groups must be entered and exited by one task, so a
 background task per session (`_Session`) enters them, holds them until the agent closes or the connection ends, and
 exits them. Callers use the session from their own tasks: a call is just a request on its streams, so concurrent
 delegations share the session, cancelling a caller abandons only its call (the SDK tells the server), and a
@@ -921,6 +926,10 @@ class _Session:
         """Send the person the sign-in and wait for the callback; the wait moves the session's and its callers'
         deadlines, since a person's time is not the server's."""
         assert self._person is not None
+        address = urlsplit(authorization_url)
+        if address.scheme != "https" and not (address.scheme == "http" and _is_loopback(address.hostname)):
+            # The address is the vendor's to choose: a person is only ever sent to an https page.
+            raise SignInRefused("an authorization page not served over https")
         seconds = self._config.answer_seconds
         scopes = [scope for scope in (self._scope, *self._waiting) if scope is not None]
         planned = [(scope, scope.deadline) for scope in scopes]
