@@ -227,3 +227,30 @@ async def test_rotating_the_secret_key_reseals_the_grants_people_gave(store: Sto
     await OAuthGrants(store, TENANT, "crm", Vault([old])).save(MEMBER, b'{"tokens": {}}')
     await rotate_secrets(store, Vault([new, old]), actor="an admin")
     assert await OAuthGrants(store, TENANT, "crm", Vault([new])).load(MEMBER) == b'{"tokens": {}}'
+
+
+async def test_a_person_who_does_not_sign_in_in_time_gets_the_delegation_refused_not_hung(
+    store: Store, clock: FakeClock
+) -> None:
+    vault = Vault([Vault.generate_key()])
+    authorization = LoopbackAuthorization()
+
+    async def ignore_the_card() -> None:
+        clock.now += timedelta(minutes=10)  # the card sits unread past its link's time
+
+    ignoring = TeamsHumanChannel(
+        Tenants(store)(TENANT),
+        MEMBER,
+        agent="crm",
+        deliver_now=ignore_the_card,
+        sign_ins=SignIns(store, TENANT, vault),
+        poll_seconds=0.01,
+    )
+    async with (
+        serve_oauth_protected(authorization) as url,
+        bot_callback(store, vault) as callback,
+        crm(store, vault, url, callback) as agent,
+    ):
+        with pytest.raises(AgentNotReached, match="needs the person to sign in, and they did not finish in time"):
+            await whoami(agent, ignoring)
+    assert authorization.grants == []
