@@ -30,6 +30,7 @@ from planner.ports import AgentConfigInvalid, AgentNotReached, DelegationRequest
 from planner.services.oauth import OAuthGrants, SignIns, answer_sign_in
 from planner.services.outbox import Outbox
 from planner.services.registry import rotate_secrets
+from planner.services.sealed import count_sealed_secrets
 from planner.services.tenants import Tenants
 from planner.store import Store
 from planner.store.schema import oauth_grants
@@ -225,6 +226,7 @@ def test_a_service_agent_may_sign_its_token_requests_with_a_private_key_never_sh
 async def test_rotating_the_secret_key_reseals_the_grants_people_gave(store: Store) -> None:
     old, new = Vault.generate_key(), Vault.generate_key()
     await OAuthGrants(store, TENANT, "crm", Vault([old])).save(MEMBER, b'{"tokens": {}}')
+    assert await count_sealed_secrets(store) == 1  # losing the key would lose it: the bot refuses a new key
     await rotate_secrets(store, Vault([new, old]), actor="an admin")
     assert await OAuthGrants(store, TENANT, "crm", Vault([new])).load(MEMBER) == b'{"tokens": {}}'
 
