@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from adapters.egress import ALLOWED_NETWORKS_SETTING, Egress, parse_networks
 from adapters.stdio_commands import COMMANDS_FILE_SETTING, COMMANDS_SETTING, StdioCommands, StdioCommandsInvalid
 from planner.ports import Sampler
+from planner.services.oauth import OAuthGrants
 from planner.services.registry import AdapterFactory, AdapterSessionStore
 from planner.store import Store
 from planner.store.vault import Vault
@@ -76,17 +77,26 @@ def adapter_kinds(
     limits: AdapterLimits | None = None,
     a2a_push: A2APush | None = None,
     sampler: Sampler | None = None,
+    oauth_callback: str = "",
 ) -> dict[str, AdapterFactory]:
-    """Every kind of adapter, for one tenant's registry (a browser agent keeps its session beside its adapter),
-    within the operator's `limits` (by default the strict ones); `a2a_push`: where A2A agents may post task updates;
-    `sampler`: the bot's model behind the tenant's gate, lent to MCP servers that ask (None: sampling is off)."""
+    """Every kind of adapter, for one tenant's registry (a browser agent keeps its session beside its adapter, an MCP
+    agent the grants people gave it, both sealed), within the operator's `limits` (by default the strict ones);
+    `a2a_push`: where A2A agents may post task updates; `sampler`: the bot's model behind the tenant's gate, lent to
+    MCP servers that ask (None: sampling is off); `oauth_callback`: where people's sign-ins return (none: MCP agents
+    that act as each person cannot be used)."""
     from adapters.a2a import A2AAdapterFactory
     from adapters.browser import BrowserAdapterFactory
     from adapters.mcp import MCPAdapterFactory
 
     limits = limits if limits is not None else AdapterLimits()
     return {
-        "mcp": MCPAdapterFactory(commands=limits.stdio_commands, egress=limits.egress, sampler=sampler),
+        "mcp": MCPAdapterFactory(
+            commands=limits.stdio_commands,
+            egress=limits.egress,
+            sampler=sampler,
+            grants=lambda name: OAuthGrants(store, tenant_id, name, vault),
+            redirect_uri=oauth_callback,
+        ),
         "a2a": A2AAdapterFactory(egress=limits.egress, push=a2a_push),
         "browser": BrowserAdapterFactory(
             vault=vault,

@@ -13,10 +13,15 @@ registration, and every HTTP request goes only to an address checked when connec
 keeps a connection from being made (refused, timed out, not allowed) reads the same to the caller; the details go
 to the log.
 
-One persistent session per agent. Opening a session costs a handshake and a tool listing, and for stdio a process
-start (a second or more for a Python server), against a few milliseconds for a call: a session per delegation would
-cost more than the call itself. The
-SDK's transports are async context managers whose task groups must be entered and exited by one task, so a
+OAuth 2.1, with the `mcp` SDK's providers: as a service agent (`oauth_grant: client_credentials`, a client secret or a
+private key), or as each person who delegates (`authorization_code`, adapters/mcp_oauth.py): the call then acts for
+the person `planner.ports.acting_for` names, with a session of their own and their grant, and the person is sent a
+sign-in card through their `SignInChannel` when they have none; a call that acts for nobody is refused.
+
+One persistent session per agent (per person, for an agent that acts as each person). Opening a session costs a
+handshake and a tool listing, and for stdio a process start (a second or more for a Python server), against a few
+milliseconds for a call: a session per delegation would cost more than the call itself. The SDK's transports are
+async context managers whose task groups must be entered and exited by one task, so a
 background task per session (`_Session`) enters them, holds them until the agent closes or the connection ends, and
 exits them. Callers use the session from their own tasks: a call is just a request on its streams, so concurrent
 delegations share the session, cancelling a caller abandons only its call (the SDK tells the server), and a
@@ -76,7 +81,11 @@ import anyio
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp import types as mcp_types
-from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.client.auth.extensions.client_credentials import (
+    ClientCredentialsOAuthProvider,
+    PrivateKeyJWTOAuthProvider,
+    SignedJWTParameters,
+)
 from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -87,6 +96,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters import mcp_elicitation
 from adapters.egress import UNREACHABLE, Egress, EgressTransport
+from adapters.mcp_oauth import GrantStore, MemoryGrantStore, PersonOAuthProvider, PersonTokens, SignInRefused
 from adapters.stdio_commands import StdioCommands
 from planner.domain.delegations import MAX_TIMEOUT_SECONDS, DelegationStatus
 from planner.domain.redaction import redact_args, redact_url, redacted
@@ -105,12 +115,15 @@ from planner.ports import (
     Sampler,
     SamplingDeclined,
     SamplingRequest,
+    SignInChannel,
     UnknownCapability,
+    signing_in,
 )
 
 logger = logging.getLogger(__name__)
 
 TransportKind = Literal["stdio", "http"]
+OAuthGrant = Literal["client_credentials", "authorization_code"]
 _FIELDS = (
     "transport",
     "command",
@@ -129,6 +142,10 @@ _FIELDS = (
     "oauth_client_secret",
     "oauth_scope",
     "roots",
+    "oauth_grant",
+    "oauth_client_metadata_url",
+    "oauth_private_key",
+    "oauth_signing_algorithm",
 )
 SAMPLING_DECLINED = (
     "Sampling declined: this Chief of Staff does not lend its language model to agents (its operator has not turned "
@@ -197,6 +214,19 @@ class MCPConfig:
     oauth_client_secret: str | None = None
     """http: that client's secret; never shown."""
     oauth_scope: str | None = None
+    oauth_private_key: str | None = None
+    """http, client credentials: instead of a secret, the client's private key (PEM), with which the bot signs a
+    short-lived assertion for each token request (`private_key_jwt`); never shown."""
+    oauth_signing_algorithm: str = "RS256"
+    """The algorithm of `oauth_private_key` (RS256, ES256…)."""
+    oauth_grant: OAuthGrant | None = None
+    """http: how the bot gets its tokens. `client_credentials` (the default with a client id and secret): as a service
+    agent, one token for everyone. `authorization_code`: as each person who delegates, who signs in once from a card
+    in Teams (adapters/mcp_oauth.py); the client id (and secret) are then optional, for a client the admin registered
+    beforehand, else the bot registers itself."""
+    oauth_client_metadata_url: str | None = None
+    """http, `authorization_code`: an https URL where the bot's client metadata document is published, used as its
+    client id by authorization servers that support client ID metadata documents (instead of registering)."""
     capabilities: Mapping[str, str] | None = None
     """Capability name -> MCP tool name. None: every tool is a capability of the same name."""
     connect_timeout_seconds: float = 30.0
@@ -231,11 +261,18 @@ class MCPConfig:
             secrets.append("bearer_token=<hidden>")
         if self.oauth_client_secret:
             secrets.append("oauth_client_secret=<hidden>")
+        if self.oauth_private_key:
+            secrets.append("oauth_private_key=<hidden>")
         if self.headers:
             secrets.append(f"headers=<{', '.join(sorted(self.headers))}>")
         if self.env:
             secrets.append(f"env=<{len(self.env)} hidden>")
         return f"MCPConfig({', '.join([f'name={self.name!r}', f'transport={self.transport!r}', where, *secrets])})"
+
+    @property
+    def acts_as_person(self) -> bool:
+        """Whether each person who delegates signs in (the authorization-code grant), so calls use their own grant."""
+        return self.oauth_grant == "authorization_code"
 
     @property
     def endpoint(self) -> str:
@@ -283,8 +320,16 @@ class MCPConfig:
                 data["oauth_client_id"] = self.oauth_client_id
             if with_secrets and self.oauth_client_secret:
                 data["oauth_client_secret"] = self.oauth_client_secret
+            if with_secrets and self.oauth_private_key:
+                data["oauth_private_key"] = self.oauth_private_key
+            if self.oauth_private_key:
+                data["oauth_signing_algorithm"] = self.oauth_signing_algorithm
             if self.oauth_scope:
                 data["oauth_scope"] = self.oauth_scope
+            if self.oauth_grant:
+                data["oauth_grant"] = self.oauth_grant
+            if self.oauth_client_metadata_url:
+                data["oauth_client_metadata_url"] = self.oauth_client_metadata_url
             if self.headers:
                 data["headers"] = dict(self.headers) if with_secrets else redacted(dict(self.headers))
         if self.capabilities is not None:
@@ -390,23 +435,67 @@ def _http_problems(config: MCPConfig) -> list[str]:
             problems.append("bearer_token must be one word without spaces or line breaks")
         elif parts.scheme == "http" and not _is_loopback(parts.hostname):
             problems.append("a bearer token is only sent over https (or plain http to a loopback address)")
-    client, secret = config.oauth_client_id, config.oauth_client_secret
-    if (client is None) != (secret is None) or any(
-        value is not None and (not isinstance(value, str) or not value.strip()) for value in (client, secret)
-    ):
-        problems.append("oauth_client_id and oauth_client_secret go together (a service agent's OAuth client)")
-    elif client is not None:
-        if token is not None or any(name.lower() == "authorization" for name in config.headers):
-            problems.append("give either an OAuth client or a bearer token, not both")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            problems.append("OAuth credentials are only sent over https (or plain http to a loopback address)")
-    if config.oauth_scope is not None and not isinstance(config.oauth_scope, str):
-        problems.append("oauth_scope must be a space-separated list of scopes")
+    problems += _oauth_problems(config, parts.scheme, parts.hostname)
     if config.command:
         problems.append("command is only for stdio: an http agent is reached at its url")
     if config.env:
         problems.append("env is only for stdio")
     problems += _header_problems(config)
+    return problems
+
+
+def _oauth_problems(config: MCPConfig, scheme: str, host: str | None) -> list[str]:
+    problems: list[str] = []
+    token = config.bearer_token
+    client, secret, grant = config.oauth_client_id, config.oauth_client_secret, config.oauth_grant
+    if grant not in (None, "client_credentials", "authorization_code"):
+        return ["oauth_grant must be 'client_credentials' (a service agent) or 'authorization_code' (each person)"]
+    if any(value is not None and (not isinstance(value, str) or not value.strip()) for value in (client, secret)):
+        problems.append("oauth_client_id and oauth_client_secret must be non-empty text")
+    elif grant == "authorization_code":
+        if secret is not None and client is None:
+            problems.append("oauth_client_secret needs its oauth_client_id")
+        if token is not None or any(name.lower() == "authorization" for name in config.headers):
+            problems.append("a person's sign-in replaces a bearer token or an Authorization header: give one only")
+        if scheme == "http" and not _is_loopback(host):
+            problems.append("a person's sign-in is only used over https (or plain http to a loopback address)")
+        metadata_url = config.oauth_client_metadata_url
+        if metadata_url is not None and (
+            not isinstance(metadata_url, str)
+            or urlsplit(metadata_url).scheme != "https"
+            or urlsplit(metadata_url).path in ("", "/")
+        ):
+            problems.append("oauth_client_metadata_url must be an https URL with a path (the client metadata document)")
+    elif config.oauth_private_key is not None:
+        problems += _private_key_problems(config)
+    elif (client is None) != (secret is None):
+        problems.append("oauth_client_id and oauth_client_secret go together (a service agent's OAuth client)")
+    elif grant == "client_credentials" and client is None:
+        problems.append("oauth_grant client_credentials needs oauth_client_id and oauth_client_secret")
+    elif client is not None:
+        if token is not None or any(name.lower() == "authorization" for name in config.headers):
+            problems.append("give either an OAuth client or a bearer token, not both")
+        if scheme == "http" and not _is_loopback(host):
+            problems.append("OAuth credentials are only sent over https (or plain http to a loopback address)")
+    if config.oauth_client_metadata_url is not None and grant != "authorization_code":
+        problems.append("oauth_client_metadata_url is only for oauth_grant authorization_code")
+    if config.oauth_scope is not None and not isinstance(config.oauth_scope, str):
+        problems.append("oauth_scope must be a space-separated list of scopes")
+    return problems
+
+
+_SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+
+
+def _private_key_problems(config: MCPConfig) -> list[str]:
+    problems: list[str] = []
+    key = config.oauth_private_key
+    if not isinstance(key, str) or "PRIVATE KEY-----" not in key:
+        problems.append("oauth_private_key must be a private key in PEM form (-----BEGIN PRIVATE KEY-----…)")
+    if config.oauth_client_id is None or config.oauth_client_secret is not None:
+        problems.append("oauth_private_key goes with oauth_client_id, and instead of oauth_client_secret")
+    if config.oauth_signing_algorithm not in _SIGNING_ALGORITHMS:
+        problems.append(f"oauth_signing_algorithm must be one of {', '.join(_SIGNING_ALGORITHMS)}")
     return problems
 
 
@@ -443,7 +532,7 @@ class MCPAdapterFactory:
     `environ`: the bot's environment, of which a stdio child gets only `PATH`, `HOME`, `LANG` and `TZ`.
     """
 
-    secret_fields: Collection[str] = ("bearer_token", "env", "oauth_client_secret")
+    secret_fields: Collection[str] = ("bearer_token", "env", "oauth_client_secret", "oauth_private_key")
     tools_need_enabling = True
     """A server's tools are the vendor's: an admin enables each, and its definition is pinned then."""
 
@@ -455,13 +544,20 @@ class MCPAdapterFactory:
         egress: Egress | None = None,
         environ: Mapping[str, str] | None = None,
         sampler: Sampler | None = None,
+        grants: Callable[[str], GrantStore] | None = None,
+        redirect_uri: str = "",
     ) -> None:
-        """`sampler`: the bot's model (behind the tenant's gate) lent to servers that ask; None: sampling is off."""
+        """`sampler`: the bot's model (behind the tenant's gate) lent to servers that ask; None: sampling is off.
+        `grants`: where each adapter, by name, keeps what people granted it (the registry's, sealed); without it,
+        in memory. `redirect_uri`: the bot's OAuth callback (`<COS_PUBLIC_URL>/api/oauth/callback`), where a person's
+        sign-in returns; without it no adapter can have people sign in."""
         self._sampler = sampler
         self._clock = clock
         self._commands = commands if commands is not None else StdioCommands()
         self._egress = egress if egress is not None else Egress()
         self._environ = environ
+        self._grants = grants
+        self._redirect_uri = redirect_uri
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The config checked and normalised; raises `AgentConfigInvalid` naming each problem."""
@@ -476,7 +572,18 @@ class MCPAdapterFactory:
             checked = dataclasses.replace(
                 checked, command=launch.command, args=launch.args, env=launch.env, cwd=launch.cwd
             )
-        return MCPAgent(checked, clock=self._clock, egress=self._egress, sampler=self._sampler)
+        if checked.acts_as_person and not self._redirect_uri:
+            raise AgentConfigInvalid(
+                ["people cannot sign in: the operator has not set the bot's public address (COS_PUBLIC_URL)"]
+            )
+        return MCPAgent(
+            checked,
+            clock=self._clock,
+            egress=self._egress,
+            sampler=self._sampler,
+            grants=self._grants(name) if self._grants is not None else None,
+            redirect_uri=self._redirect_uri,
+        )
 
     def _checked(self, config: Mapping[str, Any], *, name: str) -> MCPConfig:
         problems: list[str] = []
@@ -682,15 +789,34 @@ class _Tokens:
         self._client = client_info
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Signer:
+    """The person a session acts for: how to ask them to sign in, and where their grant is kept."""
+
+    channel: SignInChannel
+    tokens: PersonTokens
+    redirect_uri: str
+
+
 class _Session:
     """One live MCP session, opened and closed by its own background task; callers use `client` from theirs."""
 
     def __init__(
-        self, config: MCPConfig, *, stderr: TextIO | None, egress: Egress, tokens: _Tokens, sampler: Sampler | None
+        self,
+        config: MCPConfig,
+        *,
+        stderr: TextIO | None,
+        egress: Egress,
+        tokens: _Tokens,
+        sampler: Sampler | None,
+        person: _Signer | None,
     ) -> None:
         self._config = config
         self._sampler = sampler
         self._tokens = tokens
+        self._person = person
+        self._waiting: set[anyio.CancelScope] = set()
+        """The deadlines of the callers waiting for the session to open, moved while a person signs in."""
         self._stderr = stderr
         self._egress = egress
         self.client: Client | None = None
@@ -720,9 +846,16 @@ class _Session:
         self.broken = True
         self._stop.set()
 
-    async def ready(self) -> Client:
-        """The open session's client, once open; raises `AgentNotReached` if it could not be opened."""
-        await self._ready.wait()
+    async def ready(self, scope: anyio.CancelScope | None = None) -> Client:
+        """The open session's client, once open; raises `AgentNotReached` if it could not be opened.
+
+        `scope`: the caller's deadline, moved by the time a person takes to sign in while it waits."""
+        if scope is not None:
+            self._waiting.add(scope)
+        try:
+            await self._ready.wait()
+        finally:
+            self._waiting.discard(scope) if scope is not None else None
         if self.client is None:
             raise AgentNotReached(self._config.name, self.describe(self.error))
         return self.client
@@ -840,8 +973,33 @@ class _Session:
             if config.bearer_token:
                 headers["Authorization"] = f"Bearer {config.bearer_token}"
             checked = EgressTransport(httpx2.AsyncHTTPTransport(), self._egress, agent=config.name)
-            auth = None
-            if config.oauth_client_id and config.oauth_client_secret:
+            auth: httpx2.Auth | None = None
+            if self._person is not None:
+                auth = PersonOAuthProvider(
+                    server_url=config.url,
+                    tokens=self._person.tokens,
+                    redirect_uri=self._person.redirect_uri,
+                    sign_in=self._sign_in,
+                    scope=config.oauth_scope,
+                    client_id=config.oauth_client_id,
+                    client_secret=config.oauth_client_secret,
+                    client_metadata_url=config.oauth_client_metadata_url,
+                )
+            elif config.oauth_client_id and config.oauth_private_key:
+                signed = SignedJWTParameters(
+                    issuer=config.oauth_client_id,
+                    subject=config.oauth_client_id,
+                    signing_key=config.oauth_private_key,
+                    signing_algorithm=config.oauth_signing_algorithm,
+                )
+                auth = PrivateKeyJWTOAuthProvider(
+                    server_url=config.url,
+                    storage=self._tokens,
+                    client_id=config.oauth_client_id,
+                    assertion_provider=signed.create_assertion_provider(),
+                    scope=config.oauth_scope,
+                )
+            elif config.oauth_client_id and config.oauth_client_secret:
                 auth = ClientCredentialsOAuthProvider(
                     server_url=config.url,
                     storage=self._tokens,
@@ -858,6 +1016,27 @@ class _Session:
             await stack.enter_async_context(http)
             inner = streamable_http_client(config.url, http_client=http, max_sse_event_size=_MOST_MESSAGE_BYTES)
         return self._watched(inner)
+
+    async def _sign_in(self, authorization_url: str) -> Mapping[str, str]:
+        """Send the person the sign-in and wait for the callback; the wait moves the session's and its callers'
+        deadlines, since a person's time is not the server's."""
+        assert self._person is not None
+        address = urlsplit(authorization_url)
+        if address.scheme != "https" and not (address.scheme == "http" and _is_loopback(address.hostname)):
+            # The address is the vendor's to choose: a person is only ever sent to an https page.
+            raise SignInRefused("an authorization page not served over https")
+        seconds = self._config.answer_seconds
+        scopes = [scope for scope in (self._scope, *self._waiting) if scope is not None]
+        planned = [(scope, scope.deadline) for scope in scopes]
+        asked_at = anyio.current_time()
+        for scope, deadline in planned:
+            scope.deadline = deadline + seconds + 1
+        try:
+            logger.info("MCP agent %r: asking a person to sign in", self._config.name)
+            return await self._person.channel.sign_in(self._config.name, authorization_url, timeout_seconds=seconds)
+        finally:
+            for scope, deadline in planned:
+                scope.deadline = deadline + (anyio.current_time() - asked_at)
 
     @contextlib.asynccontextmanager
     async def _watched(self, inner: Any) -> AsyncIterator[tuple[Any, Any]]:
@@ -877,7 +1056,14 @@ class _Session:
         """Why the session failed, in words an admin can act on."""
         config = self._config
         status = (attempt.http_status if attempt is not None else None) or self.opening.http_status
+        leaf = _leaf(error)
+        if isinstance(leaf, AgentUnavailable):  # the person did not sign in in time
+            return f"{config.endpoint} needs the person to sign in, and they did not finish in time"
+        if isinstance(leaf, SignInRefused):
+            return f"{config.endpoint}: the sign-in did not authorize the bot ({leaf.error})"
         if status in _AUTH_STATUSES:
+            if config.acts_as_person:
+                return f"{config.endpoint} refused the person's sign-in (HTTP {status}): they may sign in again"
             if config.oauth_client_id:
                 return f"{config.endpoint} refused our OAuth client (HTTP {status}): check its id, secret and scope"
             if config.bearer_token:
@@ -986,18 +1172,25 @@ class MCPAgent(Agent):
         stderr: TextIO | None = None,
         egress: Egress | None = None,
         sampler: Sampler | None = None,
+        grants: GrantStore | None = None,
+        redirect_uri: str = "",
     ) -> None:
         """`stderr`: where a stdio server's diagnostics go (a file with a descriptor); by default, ours.
         `egress`: the addresses an HTTP agent may connect to (by default public ones only).
-        `sampler`: the bot's model, lent to a server that asks (sampling); None: such requests are declined."""
+        `sampler`: the bot's model, lent to a server that asks (sampling); None: such requests are declined.
+        `grants`, `redirect_uri`: for an agent that acts as each person (`MCPConfig.acts_as_person`), where their
+        grants are kept (by default in memory) and where their sign-in returns (the bot's OAuth callback)."""
         self.config = config
         self._sampler = sampler
         self.name = config.name
         self._clock = clock
         self._stderr = stderr
         self._egress = egress if egress is not None else Egress()
-        self._session: _Session | None = None
+        self._sessions: dict[str, _Session] = {}
+        """By person for an agent that acts as each person, else one under ""."""
         self._tokens = _Tokens()
+        self._grants: GrantStore = grants if grants is not None else MemoryGrantStore()
+        self._redirect_uri = redirect_uri
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -1013,36 +1206,66 @@ class MCPAgent(Agent):
 
     # --- sessions ---
 
-    async def _live(self) -> tuple[_Session, Client]:
+    def _person(self) -> tuple[str, SignInChannel | None]:
+        """Whose session a call uses: the person it acts for when the agent acts as each person, else everyone's.
+
+        Raises:
+            AgentNotReached: the agent acts as each person and the call acts for nobody.
+        """
+        if not self.config.acts_as_person:
+            return "", None
+        channel = signing_in()
+        if channel is None:
+            raise AgentNotReached(
+                self.name, f"{self.config.endpoint} acts as the person who delegates, and this call is nobody's"
+            )
+        return channel.user_id, channel
+
+    async def _live(self, scope: anyio.CancelScope | None = None) -> tuple[_Session, Client]:
         """An open session and its client, opening a session if there is none or the last one broke.
 
+        `scope`: the caller's deadline, moved by the time a person takes to sign in.
         Raises:
             AgentUnavailable: the session could not be opened.
         """
-        session = self._session
+        person, channel = self._person()
+        session = self._sessions.get(person)
         if session is not None and not session.broken and session.client is not None:
             # Open and well (a client is set once the session is ready, and cleared when it ends): the lock and the
             # wait would each give the event loop a turn, every call.
             return session, session.client
         stale: _Session | None = None
         async with self._lock:
-            session = self._session
+            session = self._sessions.get(person)
             if session is None or session.broken:
                 stale = session
-                session = self._session = _Session(
-                    self.config, stderr=self._stderr, egress=self._egress, tokens=self._tokens, sampler=self._sampler
+                session = self._sessions[person] = _Session(
+                    self.config,
+                    stderr=self._stderr,
+                    egress=self._egress,
+                    tokens=self._tokens,
+                    sampler=self._sampler,
+                    person=self._signer(channel) if channel is not None else None,
                 )
                 session.start()
         if stale is not None:
             await stale.close()
-        return session, await session.ready()
+        return session, await session.ready(scope)
+
+    def _signer(self, channel: SignInChannel) -> _Signer:
+        return _Signer(
+            channel=channel,
+            tokens=PersonTokens(self._grants, channel.user_id),
+            redirect_uri=self._redirect_uri,
+        )
 
     async def close(self) -> None:
-        """Close the session: stops a stdio server process, ends the HTTP session and closes its client."""
+        """Close the sessions: stops a stdio server process, ends the HTTP sessions and closes their clients."""
         async with self._lock:
-            session, self._session = self._session, None
-        if session is not None:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
             await session.close()
+        if sessions:
             logger.info("MCP agent %r closed", self.name)
 
     def _tool_map(self, session: _Session) -> dict[str, str]:
@@ -1063,7 +1286,7 @@ class MCPAgent(Agent):
     async def capabilities(self) -> list[Capability]:
         """The server's tools as capabilities (only the mapped ones, renamed, when a mapping is configured)."""
         with anyio.move_on_after(self.config.connect_timeout_seconds) as scope:
-            session, client = await self._live()
+            session, client = await self._live(scope)
             await self._refresh_tools(session, client)
         if scope.cancelled_caught:
             self._connect_timed_out()
@@ -1072,7 +1295,7 @@ class MCPAgent(Agent):
         ]
 
     def _connect_timed_out(self) -> NoReturn:
-        opening = self._session
+        opening = self._sessions.get(self._person()[0])
         if self.config.transport == "http" and (opening is None or not opening.opened):
             # A port that never answers reads as one that refuses: the words must not map the network.
             raise AgentNotReached(self.name, f"{self.config.endpoint}: {UNREACHABLE}")
@@ -1082,7 +1305,7 @@ class MCPAgent(Agent):
         """The capability `name` as the server defined its tool when the session opened (listed again only when the
         session knows no such tool), or None."""
         with anyio.move_on_after(self.config.connect_timeout_seconds) as scope:
-            session, client = await self._live()
+            session, client = await self._live(scope)
             if name not in self._tool_map(session):
                 await self._refresh_tools(session, client)
         if scope.cancelled_caught:
@@ -1111,7 +1334,7 @@ class MCPAgent(Agent):
         raise AssertionError("unreachable: a call returns, raises or times out")  # pragma: no cover
 
     async def _call(self, request: DelegationRequest, started: datetime, call: _Call) -> DelegationResult:
-        session, client = await self._live()
+        session, client = await self._live(call.scope)
         tools = self._tool_map(session)
         if request.capability not in tools:
             await self._refresh_tools(session, client)  # a tool may have appeared since the session opened

@@ -17,6 +17,7 @@ the adapter's version, so a reconfigured adapter is reopened and a removed one c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -41,6 +42,7 @@ from planner.ports import (
     DelegationResult,
     HumanChannel,
     Sampler,
+    acting_for,
 )
 from planner.services.breaker import Breakers
 from planner.services.delegation import (
@@ -49,6 +51,7 @@ from planner.services.delegation import (
     tenants_with_delegations_to_run,
     tenants_with_held_delegations,
 )
+from planner.services.oauth import SignIns
 from planner.services.registry import AdapterFactory, Registry
 from planner.services.tenants import Tenants
 
@@ -164,18 +167,22 @@ class Delegator:
         a2a_push: A2APush | None = None,
         live_cards: LiveCards | None = None,
         sampler: Sampler | None = None,
+        oauth_callback: str = "",
     ) -> None:
         """`limits`: what the operator lets the adapter kinds run and reach (the strict defaults when not given);
         `tenants`: each tenant's services (the composition root's; a delegator made alone makes its own);
         `a2a_push`: where A2A agents may post task updates (None: their tasks are polled);
         `live_cards`: who follows a delegation started from chat in a card updated as it progresses (None: nobody);
-        `sampler`: the bot's model, lent to MCP servers that ask behind each tenant's gate (None: sampling is off)."""
+        `sampler`: the bot's model, lent to MCP servers that ask behind each tenant's gate (None: sampling is off);
+        `oauth_callback`: the bot's OAuth callback URL, where people's sign-ins return."""
         self.live_cards = live_cards
         self._sampler = sampler
         self.store = store
         self.tenants = tenants or Tenants(store)
         self.vault = vault
-        self._kinds = kinds or functools.partial(self._adapter_kinds, limits=limits, a2a_push=a2a_push)
+        self._kinds = kinds or functools.partial(
+            self._adapter_kinds, limits=limits, a2a_push=a2a_push, oauth_callback=oauth_callback
+        )
         self.deliver_now = deliver_now
         self.pool = AgentPool()
         self._breaker_settings = breaker_settings
@@ -206,7 +213,14 @@ class Delegator:
         return registry
 
     def _adapter_kinds(
-        self, store: Store, tenant_id: str, vault: Vault, *, limits: AdapterLimits | None, a2a_push: A2APush | None
+        self,
+        store: Store,
+        tenant_id: str,
+        vault: Vault,
+        *,
+        limits: AdapterLimits | None,
+        a2a_push: A2APush | None,
+        oauth_callback: str,
     ) -> Mapping[str, AdapterFactory]:
         sampler = None
         if self._sampler is not None:
@@ -214,7 +228,9 @@ class Delegator:
             sampler = GatedSampler(
                 self._sampler, tenant_id=tenant_id, engine=services.policy, record=services.decisions.record
             )
-        return adapter_kinds(store, tenant_id, vault, limits=limits, a2a_push=a2a_push, sampler=sampler)
+        return adapter_kinds(
+            store, tenant_id, vault, limits=limits, a2a_push=a2a_push, sampler=sampler, oauth_callback=oauth_callback
+        )
 
     def breakers(self, tenant_id: str) -> Breakers:
         return self.registry(tenant_id).breakers
@@ -248,6 +264,20 @@ class Delegator:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
+    def acting_for(self, tenant_id: str, user_id: str, *, agent: str) -> contextlib.AbstractContextManager[None]:
+        """Calls in this block act for `user_id` (an admin listing or enabling an adapter's tools): an agent that acts
+        as each person uses their grant, or sends them a sign-in card and waits for it."""
+        if self.deliver_now is None:
+            return contextlib.nullcontext()
+        person = TeamsHumanChannel(
+            self.tenants(tenant_id),
+            user_id,
+            agent=agent,
+            deliver_now=self.deliver_now,
+            sign_ins=SignIns(self.store, tenant_id, self.vault),
+        )
+        return acting_for(person)
+
     async def run(
         self,
         tenant_id: str,
@@ -275,9 +305,13 @@ class Delegator:
                 agent=delegation.adapter,
                 deliver_now=self.deliver_now,
                 on_progress=live.progressed if live is not None else None,
+                sign_ins=SignIns(self.store, tenant_id, self.vault),
+                delegation_id=delegation_id,
             )
         try:
-            outcome = await delegations.run(delegation_id, human=human)
+            # The run acts for the person asked: an agent that acts as them uses their grant, or has them sign in.
+            with acting_for(human) if human is not None else contextlib.nullcontext():
+                outcome = await delegations.run(delegation_id, human=human)
         except Exception:
             logger.exception("delegation %s of tenant %s failed unexpectedly", delegation_id, tenant_id)
             if live is not None:

@@ -19,9 +19,11 @@ from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.delegation import ArtifactShown, delegation_card
 from bot.cards.digest import retrospective_card
 from bot.cards.markdown import literal
+from bot.cards.sign_in import sign_in_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
+from bot.text import messages
 from bot.text.health import stored_reason_text
 from bot.text.numbers import quantity
 from bot.text.people import person_name
@@ -283,6 +285,12 @@ async def _text(w: _Writer) -> Outgoing | None:
     return Outgoing(text=str(w.payload["text"]))
 
 
+async def _sign_in(w: _Writer) -> Outgoing | None:
+    """The sign-in card: what asks and why, and the button that opens the vendor's sign-in page."""
+    agent, minutes = str(w.payload["agent"]), int(w.payload["minutes"])
+    return _activity(messages.sign_in_for(agent, minutes), [sign_in_card(agent, str(w.payload["url"]), minutes)])
+
+
 async def _approval(w: _Writer) -> Outgoing | None:
     """The approval card to an approver, or the outcome to the person who asked."""
     try:
@@ -344,6 +352,7 @@ COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = 
     MessageKind.RETROSPECTIVE: _retrospective,
     MessageKind.QUESTION: _text,
     MessageKind.NOTICE: _text,
+    MessageKind.SIGN_IN: _sign_in,
 }
 """How each kind of message is written when it is sent: one composer for every MessageKind (a test checks)."""
 

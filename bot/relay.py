@@ -1,24 +1,29 @@
-"""The human channel of a delegation: an agent's question (a 2FA code) asked in a person's 1:1 chat, and its progress
-shown to whoever follows it (`bot/progress.py`).
+"""The human channel of a delegation: an agent's question (a 2FA code) asked in a person's 1:1 chat, the sign-in card
+of an agent that acts as the person (an MCP server behind OAuth), and the delegation's progress shown to whoever
+follows it (`bot/progress.py`).
 
 The question goes out through the outbox like any proactive message (so it reaches someone who never wrote, and
 keeps to Teams' limits), a delivery pass is run at once rather than at the next tick, and the answer arrives as
-the person's reply, at whichever replica Teams posts it to (see `ChiefOfStaffBot._answer_question`).
+the person's reply, at whichever replica Teams posts it to (see `ChiefOfStaffBot._answer_question`). A sign-in is
+answered by the vendor's authorization server sending the person back to the bot's callback
+(bot/http/oauth_callback.py), at whichever replica; the request's `state` binds it to this person and delegation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 from bot.text import messages
 from planner.domain.messages import Message, MessageKind
-from planner.ports import AgentTimeout, HumanChannel, QuestionCancelled
+from planner.ports import AgentTimeout, HumanChannel, QuestionCancelled, SignInChannel
+from planner.services.oauth import SignIns
 from planner.services.tenants import Tenant
 
 
-class TeamsHumanChannel(HumanChannel):
-    """Asks one person, on behalf of one agent, and waits for their answer."""
+class TeamsHumanChannel(HumanChannel, SignInChannel):
+    """Asks one person, on behalf of one agent, and waits for their answer (or their sign-in)."""
 
     def __init__(
         self,
@@ -27,11 +32,17 @@ class TeamsHumanChannel(HumanChannel):
         *,
         agent: str,
         deliver_now: Callable[[], Awaitable[object]],
+        sign_ins: SignIns | None = None,
+        delegation_id: int | None = None,
         poll_seconds: float = 0.2,
         on_progress: Callable[[str], None] | None = None,
     ) -> None:
-        """`on_progress`: who shows the agent's steps as they arrive (a live card); None: they are only kept."""
+        """`sign_ins`: where sign-ins wait for their callback (None: an agent that acts as the person cannot ask them
+        to sign in); `delegation_id`: the delegation they sign in for; `on_progress`: who shows the agent's steps as
+        they arrive (a live card); None: they are only kept."""
         self._services = services
+        self._sign_ins = sign_ins
+        self.delegation_id = delegation_id
         self.tenant_id = services.tenant_id
         self.user_id = user_id
         self.agent = agent
@@ -62,3 +73,29 @@ class TeamsHumanChannel(HumanChannel):
     async def progressed(self, step: str) -> None:
         if self._on_progress is not None:
             self._on_progress(step)
+
+    async def sign_in(self, agent: str, authorization_url: str, *, timeout_seconds: float) -> Mapping[str, str]:
+        """Send the sign-in card and wait for the callback; raises AgentTimeout when the person does not finish in
+        time (or sign-ins cannot be received here)."""
+        state = dict(parse_qsl(urlsplit(authorization_url).query)).get("state", "")
+        if self._sign_ins is None or not state:
+            raise AgentTimeout(agent, 0)
+        waiting = await self._sign_ins.open(
+            self.user_id,
+            agent,
+            state,
+            within=timedelta(seconds=timeout_seconds),
+            delegation_id=self.delegation_id,
+        )
+        minutes = max(round(timeout_seconds / 60), 1)
+        message = Message(
+            recipient=self.user_id,
+            kind=MessageKind.SIGN_IN,
+            payload={"agent": agent, "url": authorization_url, "minutes": minutes},
+        )
+        await self._services.outbox.fire(self.tenant_id, f"{MessageKind.SIGN_IN}:{waiting.id}", [message])
+        await self._deliver_now()
+        answer = await self._sign_ins.wait(waiting, poll_seconds=self._poll_seconds)
+        if answer is None:
+            raise AgentTimeout(agent, timeout_seconds)
+        return answer

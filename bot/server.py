@@ -17,6 +17,7 @@ from bot.artifacts import ArtifactLinks
 from bot.delegating import Delegator
 from bot.http.a2a_push import add_a2a_push_routes
 from bot.http.app import create_app
+from bot.http.oauth_callback import CALLBACK_PATH, add_oauth_callback_route
 from bot.llm import Assistant
 from bot.operations import default_registry
 from bot.progress import LiveCards
@@ -132,6 +133,7 @@ def create_delegator(
         a2a_push=a2a_push,
         live_cards=LiveCards(sender),
         sampler=sampler,
+        oauth_callback=settings.public_url + CALLBACK_PATH if settings.public_url else "",
     )
 
 
@@ -186,6 +188,8 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     app = create_app(store, adapter, bot, settings)
     if a2a_push is not None:
         add_a2a_push_routes(app, a2a_push)
+    if delegator is not None:
+        add_oauth_callback_route(app, store, delegator.vault)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -12,7 +12,9 @@ leads to goes through the policy engine like any other action.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -168,6 +170,43 @@ class Sampler(Protocol):
             SamplingDeclined: the gate refused it, or the model could not be used; the reason is the agent's to read.
         """
         ...
+
+
+class SignInChannel(Protocol):
+    """How an agent that acts as a person (an MCP server behind OAuth sign-in) has that person authorize it: a card
+    in their 1:1 chat whose button opens the vendor's sign-in page, which sends them back to the bot's callback."""
+
+    user_id: str
+    """Whose grant the agent uses and keeps: the person the card goes to."""
+
+    async def sign_in(self, agent: str, authorization_url: str, *, timeout_seconds: float) -> Mapping[str, str]:
+        """The parameters the authorization server sent the person back with (`code`, `state`, maybe `iss`, or
+        `error`), once the callback received them.
+
+        Raises:
+            AgentTimeout: the person did not finish signing in within `timeout_seconds`.
+        """
+        ...
+
+
+_SIGNING_IN: contextvars.ContextVar[SignInChannel | None] = contextvars.ContextVar("signing_in", default=None)
+
+
+@contextlib.contextmanager
+def acting_for(channel: SignInChannel) -> Iterator[None]:
+    """Calls made in this block act for `channel`'s person: an agent that acts as a person uses their grant, and asks
+    them to sign in through `channel` when it has none. Set around a whole delegation run (the gate's tool check
+    lists the tools as that person too)."""
+    token = _SIGNING_IN.set(channel)
+    try:
+        yield
+    finally:
+        _SIGNING_IN.reset(token)
+
+
+def signing_in() -> SignInChannel | None:
+    """The channel of the person the current call acts for (see `acting_for`), or None: nobody can be asked."""
+    return _SIGNING_IN.get()
 
 
 class Recommender(Protocol):

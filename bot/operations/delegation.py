@@ -142,17 +142,19 @@ async def test_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
     name = context.text_arg(args, "name")
     registry = delegator.registry(context.caller.tenant_id)
     agent = await registry.open(name)
-    health = await agent.health()
-    lines = [f"{'Answers' if health.ok else 'Does not answer'} ({health.seconds:.2f} s): {health.detail}"]
-    if health.ok:
-        try:
-            if registry.tools_need_enabling(agent.kind):
-                lines += [tool_line(tool)[:200] for tool in await registry.tools(name)]
-                lines.append(f"A tool is called only once enabled: `adapter enable {agent.name} TOOL`.")
-            else:
-                lines += [f"can {c.name}: {c.description}"[:200] for c in await agent.capabilities()]
-        except Exception as error:  # the agent's own errors are already ours; show, never crash the turn
-            lines.append(f"could not list what it can do: {error}")
+    # The admin asking is who an agent that acts as each person acts for: their grant, or a sign-in card.
+    with delegator.acting_for(context.caller.tenant_id, context.caller.user_id, agent=agent.name):
+        health = await agent.health()
+        lines = [f"{'Answers' if health.ok else 'Does not answer'} ({health.seconds:.2f} s): {health.detail}"]
+        if health.ok:
+            try:
+                if registry.tools_need_enabling(agent.kind):
+                    lines += [tool_line(tool)[:200] for tool in await registry.tools(name)]
+                    lines.append(f"A tool is called only once enabled: `adapter enable {agent.name} TOOL`.")
+                else:
+                    lines += [f"can {c.name}: {c.description}"[:200] for c in await agent.capabilities()]
+            except Exception as error:  # the agent's own errors are already ours; show, never crash the turn
+                lines.append(f"could not list what it can do: {error}")
     return Reply(cards=(message_card(f"Adapter {name}", lines),), ok=health.ok)
 
 
@@ -175,9 +177,11 @@ def tool_line(tool: ToolListing) -> str:
 
 
 async def list_tools(context: Context, args: Mapping[str, Any]) -> Reply:
-    registry = _delegator(context).registry(context.caller.tenant_id)
+    delegator = _delegator(context)
+    registry = delegator.registry(context.caller.tenant_id)
     name = context.text_arg(args, "name")
-    tools = await registry.tools(name)
+    with delegator.acting_for(context.caller.tenant_id, context.caller.user_id, agent=name):
+        tools = await registry.tools(name)
     if not tools:
         return Reply(text=f"{literal(name)}'s server offers no tools.")
     lines = [tool_line(tool)[:300] for tool in tools]
@@ -186,11 +190,13 @@ async def list_tools(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def switch_tool(context: Context, args: Mapping[str, Any]) -> Reply:
-    registry = _delegator(context).registry(context.caller.tenant_id)
+    delegator = _delegator(context)
+    registry = delegator.registry(context.caller.tenant_id)
     name, tool = context.text_arg(args, "name"), context.text_arg(args, "tool")
     on = str(args.get("enabled", "")).lower() in ("true", "1", "on", "yes")
     if on:
-        enabled = await registry.enable_tool(name, tool, actor=context.caller.user_id)
+        with delegator.acting_for(context.caller.tenant_id, context.caller.user_id, agent=name):
+            enabled = await registry.enable_tool(name, tool, actor=context.caller.user_id)
         approval = (
             " Its server marks it destructive: every delegation to it waits for an approval."
             if (enabled.destructive)

@@ -113,6 +113,20 @@ def delegation_followed(ref: str, status: str, *, finished: bool) -> str:
     return f"{ref}: {status}. This card shows where it stopped; the task's owner hears when it moves on."
 
 
+def sign_in_for(agent: str, minutes: int) -> str:
+    return (
+        f"{literal(agent)} works as you, so it needs you to sign in to it once. Open **Sign in** within {minutes} "
+        "minutes and I'll carry on with what you asked; after that it keeps working as you without asking again."
+    )
+
+
+SIGNED_IN_PAGE = "You are signed in. You can close this page and go back to Teams: I'm carrying on."
+SIGN_IN_LINK_SPENT = (
+    "This sign-in link is not valid any more: it was used already, or it expired. "
+    "Go back to Teams; I'll send a new one if it's still needed."
+)
+
+
 def unknown_command(word: str, suggestion: str | None) -> str:
     """The answer to text that is no command, on a bot without a language model (with one, the model reads it)."""
     hint = f" Did you mean {inline_code(suggestion, limit=160)}?" if suggestion else ""

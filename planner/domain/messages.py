@@ -58,6 +58,9 @@ class MessageKind(StrEnum):
     QUESTION = "question"
     """To the person a delegation acts for: an agent's question (a 2FA code), `payload.text`, answered by reply."""
     NOTICE = "notice"
+    SIGN_IN = "sign_in"
+    """To the person a delegation acts for: a card whose button opens a vendor's sign-in page (`payload.url`), for
+    an agent that acts as them (`payload.agent`), within `payload.minutes`."""
     """To one person: a plain message (`payload.text`), such as how an approved action went."""
 
     @classmethod
@@ -71,7 +74,13 @@ class MessageKind(StrEnum):
 
 
 WAITED_FOR = frozenset(
-    {MessageKind.QUESTION, MessageKind.APPROVAL_REQUEST, MessageKind.APPROVAL_DECIDED, MessageKind.NOTICE}
+    {
+        MessageKind.QUESTION,
+        MessageKind.APPROVAL_REQUEST,
+        MessageKind.APPROVAL_DECIDED,
+        MessageKind.NOTICE,
+        MessageKind.SIGN_IN,
+    }
 )
 """Kinds someone is waiting for (an agent's question, an approval to give, how their own request went): they go as
 they are, never folded into a summary or put off to the next day, though they count against the day's budget."""

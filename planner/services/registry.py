@@ -54,6 +54,7 @@ from planner.services.tools import PinnedTools, hold, pinned, record_tool
 from planner.store import Connection, Store
 from planner.store import delegations as stored_delegations
 from planner.store import events as event_log
+from planner.store import oauth as oauth_store
 from planner.store.adapters import (
     adapter_names,
     classification_of,
@@ -603,8 +604,8 @@ def _scrub(text: str, secret_values: Iterable[str]) -> str:
 
 
 async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
-    """Re-encrypt every tenant's stored secrets, sessions and delegation evidence with the vault's newest key; returns
-    how many adapters'.
+    """Re-encrypt every tenant's stored secrets, sessions, the grants people gave OAuth adapters and delegation
+    evidence with the vault's newest key; returns how many adapters'.
 
     Every tenant at once, because a key can only be dropped once nothing anywhere is encrypted with it. Run it
     after putting the new key first in `COS_SECRET_KEYS`; then the old key can be removed. Raises
@@ -641,4 +642,6 @@ async def rotate_secrets(store: Store, vault: Vault, *, actor: str) -> int:
             except VaultError:
                 resealed_content = vault.encrypt(content)  # kept before evidence was encrypted
             await stored_delegations.reseal_evidence(conn, evidence_id, resealed_content)
+        for tenant_id, adapter, user_id, grant in await oauth_store.all_grants(conn):
+            await oauth_store.reseal_grant(conn, tenant_id, adapter, user_id, vault.rotate(grant))
     return rotated

@@ -1,7 +1,8 @@
 """What the database holds sealed with the vault's key, counted across every tenant.
 
-Adapter secrets and browser sessions (planner/services/registry.py) and context sources' secrets
-(planner/services/context.py) are the values only the key opens, and decision log entries signed with a key derived
+Adapter secrets and browser sessions (planner/services/registry.py), the grants people gave OAuth MCP adapters
+(planner/services/oauth.py) and context sources' secrets (planner/services/context.py) are the values only the key
+opens, and decision log entries signed with a key derived
 from it (planner/services/decisions.py) verify only with it: while any is stored, a new key would leave them unreadable
 or unverifiable.
 """
@@ -16,4 +17,10 @@ async def count_sealed_secrets(store: Store) -> int:
     """How many stored values the vault's key sealed or signed (a secret and a session of one adapter count as two)."""
     async with store.read() as conn:
         counts = await sealed_counts(conn)
-    return counts.adapter_secrets + counts.adapter_sessions + counts.context_sources + counts.signed_decisions
+    return (
+        counts.adapter_secrets
+        + counts.adapter_sessions
+        + counts.context_sources
+        + counts.signed_decisions
+        + counts.oauth_grants
+    )

@@ -384,6 +384,37 @@ questions = Table(
     Index("ix_questions_open", "tenant_id", "user_id", "status"),
 )
 
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("tenant_id", String(TENANT), primary_key=True),
+    Column("adapter", String(100), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""What a person let an OAuth MCP adapter do on their behalf (tokens) and the adapter's registration with the
+authorization server (`user_id` empty): one Vault token each, written by the adapter as the grant changes."""
+
+oauth_sign_ins = Table(
+    "oauth_sign_ins",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(TENANT), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("adapter", String(100), nullable=False),
+    Column("delegation_id", Integer, nullable=True),
+    Column("state_hash", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("answer", LargeBinary, nullable=True),
+    Column("asked_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("answered_at", UTCDateTime, nullable=True),
+)
+"""A sign-in a person was sent, waiting for the authorization server to send them back to the bot's callback:
+found by the SHA-256 of its `state`, answered once before it expires; the answer (the code) is sealed and wiped as
+the waiting delegation reads it."""
+
 approval_roles = Table(
     "approval_roles",
     metadata,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from planner.store import Connection
-from planner.store.schema import adapters, context_sources, decisions
+from planner.store.schema import adapters, context_sources, decisions, oauth_grants
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,6 +18,7 @@ class SealedCounts:
     adapter_sessions: int
     context_sources: int
     signed_decisions: int
+    oauth_grants: int
 
 
 async def sealed_counts(conn: Connection) -> SealedCounts:
@@ -27,9 +28,11 @@ async def sealed_counts(conn: Connection) -> SealedCounts:
     sessions = await conn.scalar(count.select_from(adapters).where(adapters.c.session.is_not(None)))
     sources = await conn.scalar(count.select_from(context_sources))
     signed = await conn.scalar(count.select_from(decisions).where(decisions.c.key_id.is_not(None)))
+    grants = await conn.scalar(count.select_from(oauth_grants))
     return SealedCounts(
         adapter_secrets=int(adapter_secrets or 0),
         adapter_sessions=int(sessions or 0),
         context_sources=int(sources or 0),
         signed_decisions=int(signed or 0),
+        oauth_grants=int(grants or 0),
     )

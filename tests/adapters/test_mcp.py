@@ -528,7 +528,7 @@ def test_the_registry_factory_validates_and_builds_agents_without_connecting() -
     stored = factory.validate({"transport": "http", "url": "https://agent.vendor.example/mcp", "bearer_token": "t0k"})
     agent = factory.build("hubspot", stored)
 
-    assert set(factory.secret_fields) == {"bearer_token", "env", "oauth_client_secret"}
+    assert set(factory.secret_fields) == {"bearer_token", "env", "oauth_client_secret", "oauth_private_key"}
     assert stored == {
         "transport": "http",
         "url": "https://agent.vendor.example/mcp",

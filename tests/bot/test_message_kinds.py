@@ -134,6 +134,10 @@ def one_of_each(ids: dict[str, int]) -> dict[MessageKind, tuple[str, dict[str, A
         MessageKind.RETROSPECTIVE: ("aad-lead", {"plan": ids["tactical"]}),
         MessageKind.QUESTION: ("aad-writer", {"question": 1, "text": "What is the code hubspot sent you?"}),
         MessageKind.NOTICE: ("aad-writer", {"text": "Your approved action ran."}),
+        MessageKind.SIGN_IN: (
+            "aad-writer",
+            {"agent": "crm", "url": "https://login.example/authorize?state=s", "minutes": 5},
+        ),
     }
 
 

@@ -1,0 +1,258 @@
+"""A person's sign-in to an MCP server behind OAuth 2.1, end to end on loopback.
+
+The vendor: an MCP server and its authorization server from the `mcp` SDK's server-side auth
+(tests/fakes/oauth_server.py). The bot: the MCP adapter built by its factory with grants sealed in the store, the
+sign-in card sent through the outbox by the delegation's Teams channel, and the bot's callback route served over
+HTTP. The person: an HTTP client that opens the card's Sign in link and follows the redirects back to the bot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx2
+import pytest
+import time_machine
+from aiohttp import web
+from sqlalchemy import select
+
+from adapters.egress import Egress
+from adapters.mcp import MCPAdapterFactory, MCPAgent
+from bot.http.oauth_callback import CALLBACK_PATH, add_oauth_callback_route
+from bot.nudges import compose
+from bot.relay import TeamsHumanChannel
+from planner.domain.messages import MessageKind
+from planner.ports import AgentConfigInvalid, AgentNotReached, DelegationRequest, acting_for
+from planner.services.oauth import OAuthGrants, SignIns, answer_sign_in
+from planner.services.outbox import Outbox
+from planner.services.registry import rotate_secrets
+from planner.services.sealed import count_sealed_secrets
+from planner.services.tenants import Tenants
+from planner.store import Store
+from planner.store.schema import oauth_grants
+from planner.store.vault import Vault
+from tests.conftest import FakeClock
+from tests.fakes.oauth_server import PERSON, TOKEN_SECONDS, LoopbackAuthorization, serve_oauth_protected
+
+TENANT = "contoso"
+MEMBER = "aad-member"
+LOOPBACK = Egress.allowing("127.0.0.0/8")
+
+
+@contextlib.asynccontextmanager
+async def bot_callback(store: Store, vault: Vault) -> AsyncIterator[str]:
+    """The bot's callback route, served on loopback; yields its URL."""
+    app = web.Application()
+    add_oauth_callback_route(app, store, vault)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+    finally:
+        await runner.cleanup()
+
+
+class Person:
+    """Reads the cards the bot sends them, and opens a Sign in button's link in their browser."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.cards: list[dict[str, Any]] = []
+        self.pages: list[httpx2.Response] = []
+
+    async def read_and_sign_in(self) -> None:
+        for envelope in await Outbox(self._store).claim("sender", limit=10):
+            written = await compose(Tenants(self._store), envelope)
+            assert written is not None
+            assert envelope.kind == MessageKind.SIGN_IN
+            self.cards.extend(written.cards)
+            (button,) = written.cards[0]["actions"]
+            assert button["title"] == "Sign in"
+            async with httpx2.AsyncClient(follow_redirects=True, timeout=10) as browser:
+                self.pages.append(await browser.get(button["url"]))
+
+
+def channel(store: Store, vault: Vault, person: Person) -> TeamsHumanChannel:
+    return TeamsHumanChannel(
+        Tenants(store)(TENANT),
+        MEMBER,
+        agent="crm",
+        deliver_now=person.read_and_sign_in,
+        sign_ins=SignIns(store, TENANT, vault),
+        poll_seconds=0.01,
+    )
+
+
+def crm(store: Store, vault: Vault, url: str, callback: str) -> MCPAgent:
+    factory = MCPAdapterFactory(
+        egress=LOOPBACK, grants=lambda name: OAuthGrants(store, TENANT, name, vault), redirect_uri=callback
+    )
+    return factory.build("crm", {"transport": "http", "url": url, "oauth_grant": "authorization_code"})
+
+
+async def whoami(agent: MCPAgent, human: TeamsHumanChannel) -> str:
+    with acting_for(human):
+        result = await agent.delegate(DelegationRequest(capability="whoami", requested_by=MEMBER, timeout_seconds=30))
+    assert result.error is None
+    return result.output
+
+
+async def sealed_grant(store: Store) -> bytes:
+    async with store.read() as conn:
+        rows = (await conn.execute(select(oauth_grants.c.sealed).where(oauth_grants.c.user_id == MEMBER))).all()
+    (row,) = rows
+    return bytes(row.sealed)
+
+
+async def test_a_person_signs_in_from_the_card_and_the_delegation_carries_on_with_their_grant(store: Store) -> None:
+    vault = Vault([Vault.generate_key()])
+    authorization = LoopbackAuthorization()
+    person = Person(store)
+    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
+        async with crm(store, vault, url, callback) as agent:
+            assert await whoami(agent, channel(store, vault, person)) == f"signed in as {PERSON}"
+
+        (card,) = person.cards
+        assert card["body"][0]["text"] == "Sign in to crm"
+        (page,) = person.pages
+        assert page.status_code == 200
+        assert str(page.url).startswith(callback)
+        assert [str(hop.url).split("?")[0] for hop in page.history][-1].endswith("/authorize")
+
+        # Kept sealed: the database never holds a token in the clear.
+        sealed = await sealed_grant(store)
+        (access,) = authorization.access
+        assert access.encode() not in sealed
+        assert json.loads(vault.decrypt(sealed))["tokens"]["access_token"] == access
+
+        # The link is spent: the same callback again is refused, and so is a state nobody was sent.
+        async with httpx2.AsyncClient() as browser:
+            again = await browser.get(str(page.url))
+            forged = await browser.get(callback, params={"code": "stolen", "state": "made-up"})
+            bare = await browser.get(callback)
+        assert (again.status_code, forged.status_code, bare.status_code) == (400, 400, 400)
+        assert "not valid any more" in again.text
+
+        # After a restart the kept grant is used: no second card.
+        async with crm(store, vault, url, callback) as agent:
+            assert await whoami(agent, channel(store, vault, person)) == f"signed in as {PERSON}"
+        assert len(person.cards) == 1
+        assert authorization.grants == ["authorization_code"]
+
+
+async def test_an_expired_token_is_refreshed_and_the_new_one_kept_sealed(store: Store) -> None:
+    vault = Vault([Vault.generate_key()])
+    authorization = LoopbackAuthorization()
+    person = Person(store)
+    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
+        async with crm(store, vault, url, callback) as agent:
+            await whoami(agent, channel(store, vault, person))
+            first = json.loads(vault.decrypt(await sealed_grant(store)))["tokens"]["access_token"]
+            with time_machine.travel(timedelta(seconds=TOKEN_SECONDS + 60), tick=True):
+                assert await whoami(agent, channel(store, vault, person)) == f"signed in as {PERSON}"
+        kept = json.loads(vault.decrypt(await sealed_grant(store)))["tokens"]["access_token"]
+    assert authorization.grants == ["authorization_code", "refresh_token"]
+    assert kept != first
+    assert kept in authorization.access
+    assert len(person.cards) == 1  # refreshed without asking the person again
+
+
+async def test_a_sign_in_state_is_answered_once_and_not_after_it_expires(store: Store, clock: FakeClock) -> None:
+    vault = Vault([Vault.generate_key()])
+    sign_ins = SignIns(store, TENANT, vault)
+    waiting = await sign_ins.open(MEMBER, "crm", "state-1", within=timedelta(minutes=5))
+    assert await answer_sign_in(store, vault, {"code": "c", "state": "state-1"})
+    assert not await answer_sign_in(store, vault, {"code": "c2", "state": "state-1"})
+    assert await sign_ins.wait(waiting, poll_seconds=0.01) == {"code": "c", "state": "state-1"}
+
+    late = await sign_ins.open(MEMBER, "crm", "state-2", within=timedelta(minutes=5))
+    clock.now += timedelta(minutes=6)
+    assert not await answer_sign_in(store, vault, {"code": "c", "state": "state-2"})
+    assert await sign_ins.wait(late, poll_seconds=0.01) is None
+
+
+async def test_a_call_that_acts_for_nobody_is_not_made_as_anyone(store: Store) -> None:
+    agent = MCPAdapterFactory(egress=LOOPBACK, redirect_uri="http://127.0.0.1:1/api/oauth/callback").build(
+        "crm", {"transport": "http", "url": "http://127.0.0.1:1/mcp", "oauth_grant": "authorization_code"}
+    )
+    with pytest.raises(AgentNotReached, match="acts as the person who delegates"):
+        await agent.capabilities()
+
+
+def test_an_adapter_people_sign_in_to_needs_the_bots_public_address_and_fits_its_grant() -> None:
+    config = {"transport": "http", "url": "https://crm.vendor.example/mcp", "oauth_grant": "authorization_code"}
+    with pytest.raises(AgentConfigInvalid, match="COS_PUBLIC_URL"):
+        MCPAdapterFactory().build("crm", config)
+    with pytest.raises(AgentConfigInvalid, match="bearer token"):
+        MCPAdapterFactory().validate({**config, "bearer_token": "t"})
+    with pytest.raises(AgentConfigInvalid, match="needs its oauth_client_id"):
+        MCPAdapterFactory().validate({**config, "oauth_client_secret": "s"})
+    with pytest.raises(AgentConfigInvalid, match="needs oauth_client_id"):
+        MCPAdapterFactory().validate({**config, "oauth_grant": "client_credentials"})
+    assert MCPAdapterFactory().validate({**config, "oauth_client_id": "pre-registered"})["oauth_grant"] == (
+        "authorization_code"
+    )
+
+
+def test_a_service_agent_may_sign_its_token_requests_with_a_private_key_never_shown() -> None:
+    key = "-----BEGIN PRIVATE KEY-----\nMIGH…\n-----END PRIVATE KEY-----"
+    config = {
+        "transport": "http",
+        "url": "https://crm.vendor.example/mcp",
+        "oauth_client_id": "cos",
+        "oauth_private_key": key,
+        "oauth_signing_algorithm": "ES256",
+    }
+    factory = MCPAdapterFactory()
+    stored = factory.validate(config)
+    assert stored["oauth_private_key"] == key
+    agent = factory.build("crm", stored)
+    assert key not in repr(agent.config)
+    assert "oauth_private_key" not in agent.config.to_dict()
+    assert "oauth_private_key" in factory.secret_fields
+    with pytest.raises(AgentConfigInvalid, match="instead of oauth_client_secret"):
+        factory.validate({**config, "oauth_client_secret": "s"})
+    with pytest.raises(AgentConfigInvalid, match="PEM"):
+        factory.validate({**config, "oauth_private_key": "not a key"})
+
+
+async def test_rotating_the_secret_key_reseals_the_grants_people_gave(store: Store) -> None:
+    old, new = Vault.generate_key(), Vault.generate_key()
+    await OAuthGrants(store, TENANT, "crm", Vault([old])).save(MEMBER, b'{"tokens": {}}')
+    assert await count_sealed_secrets(store) == 1  # losing the key would lose it: the bot refuses a new key
+    await rotate_secrets(store, Vault([new, old]), actor="an admin")
+    assert await OAuthGrants(store, TENANT, "crm", Vault([new])).load(MEMBER) == b'{"tokens": {}}'
+
+
+async def test_a_person_who_does_not_sign_in_in_time_gets_the_delegation_refused_not_hung(
+    store: Store, clock: FakeClock
+) -> None:
+    vault = Vault([Vault.generate_key()])
+    authorization = LoopbackAuthorization()
+
+    async def ignore_the_card() -> None:
+        clock.now += timedelta(minutes=10)  # the card sits unread past its link's time
+
+    ignoring = TeamsHumanChannel(
+        Tenants(store)(TENANT),
+        MEMBER,
+        agent="crm",
+        deliver_now=ignore_the_card,
+        sign_ins=SignIns(store, TENANT, vault),
+        poll_seconds=0.01,
+    )
+    async with (
+        serve_oauth_protected(authorization) as url,
+        bot_callback(store, vault) as callback,
+        crm(store, vault, url, callback) as agent,
+    ):
+        with pytest.raises(AgentNotReached, match="needs the person to sign in, and they did not finish in time"):
+            await whoami(agent, ignoring)
+    assert authorization.grants == []

@@ -1,0 +1,119 @@
+"""Signing in to an MCP server behind OAuth, from Teams: the admin who enables its tools, then a delegation.
+
+The vendor is the `mcp` SDK's server-side auth on loopback (tests/fakes/oauth_server.py); the bot serves its own
+callback route; the person's browser is an HTTP client that opens the card's Sign in link and follows the redirects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx2
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.delegating import Delegator
+from bot.http.app import create_app
+from bot.http.oauth_callback import CALLBACK_PATH, add_oauth_callback_route
+from bot.sender import Sender
+from bot.server import ChiefOfStaffBot, create_adapter
+from bot.settings import Settings
+from bot.teams.botbuilder import create_channel
+from planner.store import Store
+from planner.store.vault import Vault
+from tests.adapters.operator import LIMITS
+from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.conftest import LOCAL_ADMIN, TeamsUser
+from tests.bot.conftest import Running as RunningBot
+from tests.bot.test_delegation import a_task_for_the_writer
+from tests.conftest import FakeClock
+from tests.fakes.connector import FakeConnector
+from tests.fakes.oauth_server import PERSON, LoopbackAuthorization, serve_oauth_protected
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[RunningBot]:
+    """The bot with delegation on, serving the OAuth callback at the address its sign-ins name."""
+    vault = Vault([Vault.generate_key()])
+    port = free_port()
+    settings = Settings.from_env({"COS_LOCAL_ADMIN": LOCAL_ADMIN})
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator")
+    delegator = Delegator(
+        store,
+        vault,
+        deliver_now=sender.deliver,
+        limits=LIMITS,
+        oauth_callback=f"http://127.0.0.1:{port}{CALLBACK_PATH}",
+    )
+    chief = ChiefOfStaffBot(store, settings, clock=clock, delegator=delegator)
+    adapter = create_adapter(settings)
+    chief.adapter = adapter
+    app = create_app(store, adapter, chief, settings)
+    add_oauth_callback_route(app, store, vault)
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    running = RunningBot(store, chief, server, connector, aiohttp.ClientSession())
+    yield running
+    await chief.drain()
+    await delegator.close()
+    await running.session.close()
+    await server.close()
+
+
+async def sign_in_from_the_card(connector: FakeConnector, seen: int) -> httpx2.Response:
+    """Wait (bounded) for the Sign in card among the messages after the first `seen`, open its link and follow the
+    vendor's redirects back to the bot."""
+    while True:
+        message = (await connector.wait_for(seen + 1))[seen].body
+        seen += 1
+        cards = [a["content"] for a in message.get("attachments") or [] if "Sign in" in all_text(a)]
+        if cards:
+            break
+    (card,) = cards
+    assert schema_errors(card) == []
+    (button,) = card["actions"]
+    async with httpx2.AsyncClient(follow_redirects=True, timeout=10) as browser:
+        return await browser.get(button["url"])
+
+
+async def test_an_admin_signs_in_to_enable_tools_and_a_delegation_then_acts_as_the_person(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(bot, clock)
+    lead = TeamsUser(bot)
+    writer = TeamsUser(bot, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    await lead.ask("help")
+    await writer.ask("help")  # the task's owner, told how the delegation went
+    authorization = LoopbackAuthorization()
+    async with serve_oauth_protected(authorization) as url:
+        config = json.dumps({"transport": "http", "url": url, "oauth_grant": "authorization_code"})
+        [registered] = await lead.ask(f"adapter add mcp crm {config}")
+        assert "Adapter mcp:crm registered" in registered
+
+        # Testing it acts for the admin, who has not signed in: the card comes, the answer once they signed in.
+        seen = len(bot.connector.sent)
+        testing = asyncio.create_task(lead.ask("adapter test crm", replies=2))
+        page = await sign_in_from_the_card(bot.connector, seen)
+        assert page.status_code == 200
+        assert "You are signed in" in page.text
+        await testing
+        assert "whoami (off)" in all_text(bot.connector.cards()[-1])
+
+        [enabled] = await lead.ask("adapter enable crm whoami")
+        assert "crm's tool whoami is on" in enabled
+        [queued] = await lead.ask(f"delegate T{task_id} to crm whoami")
+        assert f"T{task_id} delegated to crm (whoami)" in queued
+        await bot.bot.drain()
+    to_writer = [sent.body for sent in bot.connector.sent if sent.conversation_id == "a:writer"]
+    assert f"signed in as {PERSON}" in all_text(to_writer)  # the lead delegated: it acted as them
+    assert authorization.grants == ["authorization_code"]  # one sign-in: the delegation used the kept grant
