@@ -27,9 +27,9 @@ tomorrow. Every example works as written; a word in CAPITALS is yours to fill in
 plan · `archive P2`: put it away, kept for history (`unarchive P2`; `plans all` lists archived plans too)
 
 **Tasks**
-- `add task Draft the launch brief due friday owner Sam`: a title may hold any words; quotes are welcome: \
+- `add task Draft the launch brief due friday owner WHO`: a title may hold any words; quotes are welcome: \
 `add task "Plan for Q1 webinar" to P2 due 2026-03-20 owner me milestone`
-- `assign T12 to Sam` · `start T12` · `done T12` · `block T12 waiting for legal` · `reopen T12`
+- `assign T12 to WHO` · `start T12` · `done T12` · `block T12 waiting for legal` · `reopen T12`
 - `snooze T12 2 days` · `task T12` · `my tasks`
 - `edit T12 title TEXT` · `edit T12 due DATE` · `edit T12 owner WHO` (or `nobody`) · `edit T12 milestone yes` \
 (or `no`) · `move T12 to P3` · or the task card's Edit button

@@ -26,24 +26,24 @@ async def plan_with_task(lead: TeamsUser) -> dict[str, Any]:
 
 async def test_a_task_is_edited_field_by_field_from_chat_and_why_tells_what_it_was(lead: TeamsUser) -> None:
     await plan_with_task(lead)
-    [renamed] = await lead.ask('edit T1 title "Draft the launch email, for Sam"')
-    assert "T1 edited: title “Draft the launch email, for Sam”" in renamed
+    [renamed] = await lead.ask('edit T1 title "Draft the launch email, for Designer"')
+    assert "T1 edited: title “Draft the launch email, for Designer”" in renamed
     [redated] = await lead.ask("edit T1 due 2026-01-20")
     assert "due 2026-01-20" in redated
-    [reowned] = await lead.ask("edit T1 owner Sam")
-    assert "owner Sam" in reowned
+    [reowned] = await lead.ask("edit T1 owner Designer")
+    assert "owner Designer" in reowned
     [flagged] = await lead.ask("edit T1 milestone yes")
     assert "now a milestone" in flagged
     task = await Plans(lead.running.store, TENANT).get_task(1)
     assert (task.title, task.due_on, task.owner, task.milestone) == (
-        "Draft the launch email, for Sam",
+        "Draft the launch email, for Designer",
         date(2026, 1, 20),
-        "Sam",
+        "Designer",
         True,
     )
     [why] = await lead.ask("why T1")
     assert "Lead edited task T1: milestone from no to yes" in why
-    assert "Lead reassigned task T1: owner from Lead to Sam" in why
+    assert "Lead reassigned task T1: owner from Lead to Designer" in why
     assert "due date from 2026-01-16 to 2026-01-20" in why
 
 

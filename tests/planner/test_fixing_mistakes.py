@@ -72,7 +72,7 @@ async def test_a_redated_task_leaves_the_week_it_left(store: Store) -> None:
 async def test_a_deleted_task_comes_back_as_it_was_with_its_id(store: Store, clock: FakeClock) -> None:
     plans = Plans(store, "contoso")
     _, launch, _ = await two_tacticals(plans)
-    task = await plans.add_task(launch, title="Brief", due_on=date(2026, 1, 20), owner="Sam", actor=LEADER)
+    task = await plans.add_task(launch, title="Brief", due_on=date(2026, 1, 20), owner="Designer", actor=LEADER)
     other = await plans.add_task(launch, title="Later", due_on=date(2026, 1, 21), actor=LEADER)
     task = await plans.update_task(task.id, TaskChanges(milestone=True), actor=LEADER)
 
