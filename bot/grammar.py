@@ -672,9 +672,11 @@ def parse(text: str) -> Command:
         rest = _rest_after(text, verb)
         if not rest:
             return Command("restore_task")
+        if _is_plan(rest):
+            return Command("restore_task", {"plan": rest.upper()})
         task, leftover = _task_and_rest(rest, "restore_task", "undo T12")
         if leftover:
-            raise GrammarError("Undo which deletion? `undo`, or `undo T12`.", "restore_task")
+            raise GrammarError("Undo what? `undo` (your last change), `undo T12` or `undo P2`.", "restore_task")
         return Command("restore_task", {"task": task})
     if verb := starts("archive", "unarchive"):
         rest = _rest_after(text, verb)

@@ -80,6 +80,7 @@ LLM_UNAVAILABLE = (
 LLM_NOT_UNDERSTOOD = "I couldn't turn that into a plan operation. Type `help` for the commands I understand."
 FAILED = "Sorry, something went wrong on my side while doing that. Nothing was changed. Please try again."
 STALE_CARD = "This task changed since the card was sent; here it is as it is now."
+STALE_PLAN_CARD = "This plan changed since the card was sent; nothing was saved. Here it is as it is now."
 ANSWER_PASSED_ON = "Thanks, I've passed it on."
 QUESTION_CANCELLED = "Cancelled: the agent that asked will stop and say so."
 NO_QUESTION_WAITING = "Nothing is waiting for a code from you just now, so I didn't pass that on or keep it."
@@ -298,6 +299,11 @@ def task_deleted(task_id: int, title: str, minutes: int) -> str:
 
 def delegations_cancelled_with_task(refs: Sequence[str]) -> str:
     return f" Cancelled {', '.join(refs)}: no agent is needed for a deleted task."
+
+
+def edit_undone(ref: str, restored: Sequence[str]) -> str:
+    """`restored`: what the undo put back, the bot's words with values already literal."""
+    return f"Undone: {ref} is as it was before your change ({'; '.join(restored)}). `why {ref}` shows both."
 
 
 def task_restored(task_id: int, was_id: int) -> str:

@@ -366,6 +366,7 @@ def test_no_word_of_a_task_sentence_is_ever_dropped(title: list[str], owner: str
         ("delete T12", Command("delete_task", {"task": "T12"})),
         ("undo", Command("restore_task")),
         ("undo T12", Command("restore_task", {"task": "T12"})),
+        ("undo P2", Command("restore_task", {"plan": "P2"})),
         ("edit P2 title Spring launch", Command("edit_plan", {"plan": "P2", "title": "Spring launch"})),
         ("edit P2 owner Designer", Command("edit_plan", {"plan": "P2", "owner": "Designer"})),
         (
