@@ -33,7 +33,8 @@ plan · `archive P2`: put it away, kept for history (`unarchive P2`; `plans all`
 - `snooze T12 2 days` · `task T12` · `my tasks`
 - `edit T12 title TEXT` · `edit T12 due DATE` · `edit T12 owner WHO` (or `nobody`) · `edit T12 milestone yes` \
 (or `no`) · `move T12 to P3` · or the task card's Edit button
-- `delete T12`: gone, with an Undo button · `undo`: brings back the task you deleted last, within 10 minutes
+- `delete T12`: gone, with an Undo button · `undo`: takes back your last edit, archive or deletion, within 10 \
+minutes (an edited card has an Undo button too; `undo T12` brings back that deleted task)
 
 **Metrics**
 - `record SQLs 140` (or `record SQLs 140 on 2026-02-15 in P2`)
