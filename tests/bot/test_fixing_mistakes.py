@@ -346,16 +346,22 @@ async def test_the_master_plans_form_changes_its_goals_for_its_leader_and_holds_
     )
     assert "needs approval first" in json.dumps(held.body)
     assert ((await plans.get_plan(1)).constraints, (await plans.get_metric(sqls.id)).target) == ((), 500)
+    [approved, *_] = await lead.ask("approve A1")  # the plan's leader approves: the form's change is made as sent
+    assert "P1 changed: constraints, SQLs target 600" in approved
+    assert ((await plans.get_plan(1)).constraints, (await plans.get_metric(sqls.id)).target) == (
+        ("no paid social", "no events"),
+        600,
+    )
     await lead.ask("plan P1")
     card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
     form = (await press(lead, card_message.activity_id, find_action(card, "Edit")["data"])).body["attachments"][0][
         "content"
     ]
-    changes = {"constraints": "no paid social\nno events", f"target_{sqls.id}": "600"}
+    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    assert (inputs["constraints"], inputs[f"target_{sqls.id}"]) == ("no paid social\nno events", 600)
+    changes = {"title": "600 SQLs by 31 March", "end": "2026-04-30"}
     saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], inputs | changes)
     assert saved.method == "update"
-    assert "P1 changed: constraints, SQLs target 600" in json.dumps(saved.body, ensure_ascii=False)
-    assert ((await plans.get_plan(1)).constraints, (await plans.get_metric(sqls.id)).target) == (
-        ("no paid social", "no events"),
-        600,
-    )
+    assert "P1 changed: north star, window" in json.dumps(saved.body, ensure_ascii=False)
+    plan = await plans.get_plan(1)
+    assert (plan.title, plan.window.end) == ("600 SQLs by 31 March", date(2026, 4, 30))
