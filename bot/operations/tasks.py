@@ -174,7 +174,7 @@ async def assign_task(context: Context, args: Mapping[str, Any]) -> Reply:
     text = f"T{task.id} is now {_owner(owner_key, owner_name)}'s."
     if owner_key == owner_name and owner_key != context.caller.user_id:
         text += messages.unknown_owner_note(owner_name)
-    return await _task_reply(context, task, text, from_card=False)
+    return await _task_reply(context, task, text, from_card=False, undo=True)
 
 
 async def set_task_status(context: Context, args: Mapping[str, Any]) -> Reply:

@@ -365,3 +365,14 @@ async def test_the_master_plans_form_changes_its_goals_for_its_leader_and_holds_
     assert "P1 changed: north star, window" in json.dumps(saved.body, ensure_ascii=False)
     plan = await plans.get_plan(1)
     assert (plan.title, plan.window.end) == ("600 SQLs by 31 March", date(2026, 4, 30))
+
+
+async def test_a_reassignment_is_undone_from_its_cards_button(running: Running) -> None:
+    lead = TeamsUser(running)
+    await plan_with_task(lead)
+    await lead.ask("assign T1 to Designer", replies=1)
+    card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
+    undone = await press(lead, card_message.activity_id, find_action(card, "Undo")["data"])
+    assert undone.method == "update"
+    assert "Undone: T1 is as it was before your change (owner Lead)" in json.dumps(undone.body, ensure_ascii=False)
+    assert (await Plans(running.store, TENANT).get_task(1)).owner == "aad-lead"
