@@ -636,11 +636,13 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                     unit=args.unit,
                     input=json.loads(args.input),
                     every_minutes=args.every,
+                    spend=args.spend,
                     actor="cos metrics",
                 )
                 _shown(
                     f"feed {feed.id}: {metric.name} from {feed.adapter} {feed.capability} .{feed.field}, "
                     f"every {feed.every_minutes} min"
+                    + (", its rises recorded as the plan's spend" if feed.spend else "")
                 )
             elif args.metrics_command == "remove-feed":
                 await feeds.remove(args.feed, actor="cos metrics")
@@ -654,7 +656,8 @@ def _metrics(args: argparse.Namespace, settings: Settings) -> int:
                     state = f"failed: {feed.last_error}" if feed.last_error else "ok"
                     _shown(
                         f"feed {feed.id}: metric {feed.metric_id} from {feed.adapter} {feed.capability} "
-                        f".{feed.field} ({feed.unit or 'no unit'}), every {feed.every_minutes} min; "
+                        f".{feed.field} ({feed.unit or 'no unit'}{', spend to date' if feed.spend else ''}), "
+                        f"every {feed.every_minutes} min; "
                         f"last pulled {pulled}, {state}"
                     )
         except json.JSONDecodeError as error:
@@ -883,6 +886,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_feed.add_argument("--field", required=True, help="the field of its data holding the value (a.b for nested)")
     add_feed.add_argument("--unit", default="", help="the unit of that field; must be the KPI's")
     add_feed.add_argument("--every", type=int, default=60, help="minutes between pulls (default 60)")
+    add_feed.add_argument(
+        "--spend",
+        action="store_true",
+        help="the field is the plan's spend to date in its budget's currency (the KPI's unit): each rise is spend",
+    )
     feeds_command = metrics_commands.add_parser("feeds", help="the tenant's feeds and how their last pull went")
     feeds_command.add_argument("--tenant", required=True, help="the Teams tenant id")
     remove_feed = metrics_commands.add_parser("remove-feed", help="stop pulling a feed")

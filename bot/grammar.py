@@ -268,7 +268,7 @@ def _add_task(rest: str) -> Command:
 
     A title may hold any words, the markers too: the clauses are the longest run at the end that reads as clauses
     (a date after `due` or `by`, a plan id after `to`/`in`), and a title in quotes is taken whole. A `for <who>`
-    right after the title may be part of it ("Plan for Q1 webinar for Sam"): that sentence reads two ways, and the
+    right after the title may be part of it ("Plan for Q1 webinar for WHO"): that sentence reads two ways, and the
     command says both (`choose_reading` picks the one that fits the people the bot knows, or asks).
     """
     quoted, rest = _quoted(rest)
@@ -299,7 +299,7 @@ def _add_task(rest: str) -> Command:
                 cut = index + 1
                 break
         title = " ".join([head, *(f"{marker} {value}".strip() for marker, value in segments[:cut])]).strip()
-        if maybe_owner is not None and not title:  # "for Sam" alone: nothing else could be the title
+        if maybe_owner is not None and not title:  # "for WHO" alone: nothing else could be the title
             title, maybe_owner = longer, None
     if not title:
         raise GrammarError("The task needs a title.", "add_task")
@@ -672,9 +672,11 @@ def parse(text: str) -> Command:
         rest = _rest_after(text, verb)
         if not rest:
             return Command("restore_task")
+        if _is_plan(rest):
+            return Command("restore_task", {"plan": rest.upper()})
         task, leftover = _task_and_rest(rest, "restore_task", "undo T12")
         if leftover:
-            raise GrammarError("Undo which deletion? `undo`, or `undo T12`.", "restore_task")
+            raise GrammarError("Undo what? `undo` (your last change), `undo T12` or `undo P2`.", "restore_task")
         return Command("restore_task", {"task": task})
     if verb := starts("archive", "unarchive"):
         rest = _rest_after(text, verb)

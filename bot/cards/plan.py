@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.cards.actions import VERB_MY_TASKS, VERB_SHOW_PLAN, execute
 from bot.cards.budget import budget_section
+from bot.cards.edit import plan_edit_button, undo_button
 from bot.cards.elements import (
     Element,
     adaptive_card,
@@ -199,10 +200,16 @@ def plan_overview(
     names: Mapping[str, str],
     today: date,
     budgets: Mapping[int, BudgetStatus] | None = None,
+    note: str | None = None,
+    undo: bool = False,
 ) -> dict[str, Any]:
-    """The plan tree with progress bars, health, reasons and KPIs; weekly plans of this week and the last only."""
+    """The plan tree with progress bars, health, reasons and KPIs; weekly plans of this week and the last only.
+
+    An Edit button turns the card into the plan's form; `note` (what just changed) goes on top, and with `undo` an
+    Undo button takes back the edit that made this version."""
     plan = rollup.plan
-    head: list[Element] = [
+    head: list[Element] = [text_block(note, weight="bolder", color="accent")] if note else []
+    head += [
         heading(plan.title),
         text_block(
             f"{plan_ref(plan.id)} · {_owner(plan, names)} · {window_label(plan.window.start, plan.window.end)}",
@@ -221,7 +228,10 @@ def plan_overview(
         execute("Task list", VERB_TASKS, {"plan": plan_ref(plan.id)}),
         execute("My tasks", VERB_MY_TASKS, {}),
         execute("Refresh", VERB_SHOW_PLAN, {"plan": plan.id, "card": PLAN_CARD}),
+        plan_edit_button(plan, card=PLAN_CARD),
     ]
+    if undo:
+        actions.append(undo_button("plan", plan.id, plan.version))
 
     def build(shown: int) -> Element:
         body = list(head)

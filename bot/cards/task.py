@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from bot.cards.actions import VERB_SNOOZE, VERB_TASK_STATUS, execute, show_card
-from bot.cards.edit import edit_form
+from bot.cards.edit import edit_form, undo_button
 from bot.cards.elements import Element, adaptive_card, column, column_set, fact_set, heading, text_block
 from bot.cards.wording import MILESTONE, STATUS_LABELS, day_label, due_relative, moment_label, task_ref
 from bot.text.people import person_name
@@ -59,9 +59,16 @@ def task_actions(task: Task) -> list[dict[str, Any]]:
 
 
 def task_card(
-    task: Task, *, plan_title: str, owner_name: str | None, today: date, note: str | None = None
+    task: Task,
+    *,
+    plan_title: str,
+    owner_name: str | None,
+    today: date,
+    note: str | None = None,
+    undo: bool = False,
 ) -> dict[str, Any]:
-    """A task with its plan, owner, due date and status; `note` (e.g. who changed it) goes on top."""
+    """A task with its plan, owner, due date and status; `note` (e.g. who changed it) goes on top; with `undo`, an
+    Undo button that takes back the edit that made this version."""
     body: list[Element] = []
     if note:
         body.append(text_block(note, weight="bolder", color="accent"))
@@ -93,4 +100,7 @@ def task_card(
     if task.snoozed_until is not None:
         facts.append(("Snoozed until", moment_label(task.snoozed_until)))
     body.append(fact_set(facts))
-    return adaptive_card(body, [*task_actions(task), edit_form(task, owner_name=owner_name)])
+    actions = [*task_actions(task), edit_form(task, owner_name=owner_name)]
+    if undo:
+        actions.append(undo_button("task", task.id, task.version))
+    return adaptive_card(body, actions)

@@ -234,6 +234,17 @@ class Context:
         return {k: person_name(k, names) for k in wanted} | {self.caller.user_id: self.caller.name}
 
 
+def version_arg(args: Mapping[str, Any]) -> int | None:
+    """The version of the object a card showed (its buttons and forms send it); None when not given."""
+    value = args.get("version")
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadArguments("version must be a whole number.") from None
+
+
 def error_text(error: Exception) -> str:
     """What an error says, as a reply shows it. The bot's own (BadArguments, ParseError) are written as replies and
     quote people's words literally already; the planner's, the agents' and the vault's are rendered by bot/text."""

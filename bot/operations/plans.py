@@ -8,19 +8,22 @@ create: there is no strategy yet to change, and whoever creates it leads it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from bot.cards import member_week, plan_overview
-from bot.cards.markdown import excerpt, literal
+from bot.cards.edit import TARGET_INPUT, plan_edit_card
+from bot.cards.markdown import Markdown, excerpt, literal
 from bot.cards.plan import PLAN_CARD
-from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.operations.base import BadArguments, Context, Operation, Reply, version_arg
 from bot.parsing import parse_fraction, parse_number, parse_ref
 from bot.text import messages
 from bot.text.numbers import quantity
+from bot.text.people import person_name
+from planner.domain.errors import StaleEdit
 from planner.domain.governance import ActionKind, GateCategory
-from planner.domain.model import Direction, MetricSpec, Plan, Tier, Window, iso_week_of
+from planner.domain.model import Direction, Metric, MetricSpec, Plan, Tier, Window, iso_week_of
 from planner.domain.rollup import OwnedRollup
 from planner.store import Connection
 
@@ -79,7 +82,7 @@ async def create_master_plan(context: Context, args: Mapping[str, Any]) -> Reply
     plan = await context.plans.create_master_plan(
         title=title, owner=owner, window=window, constraints=constraints, metrics=kpis, actor=context.caller.user_id
     )
-    return await _with_overview(context, plan.id, messages.plan_created(plan, len(kpis)))
+    return await plan_reply(context, plan.id, messages.plan_created(plan, len(kpis)))
 
 
 async def master_plans(context: Context, args: Mapping[str, Any]) -> list[Plan]:
@@ -94,20 +97,28 @@ async def master_plan_named(context: Context, args: Mapping[str, Any]) -> list[P
 
 async def edit_master_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     [plan] = await master_plan_named(context, args)
+    if (stale := await _stale(context, args, plan)) is not None:
+        return stale
+    from_card = bool(args.get("from_card"))
     actor = context.caller.user_id
     title = context.optional_text_arg(args, "title")
+    title = title if title != plan.title else None
     start, end = context.optional_date_arg(args, "start"), context.optional_date_arg(args, "end")
     window = Window(start=start or plan.window.start, end=end or plan.window.end) if start or end else None
-    raw = args.get("constraints")
-    constraints = [" ".join(str(c).split()) for c in raw if str(c).strip()] if isinstance(raw, list) else None
-    targets = _targets(args.get("targets"))
-    if title is None and window is None and constraints is None and not targets:
-        raise BadArguments(messages.nothing_to_change())
+    window = window if window != plan.window else None
+    constraints = _constraints(args.get("constraints"))
+    constraints = constraints if constraints is not None and tuple(constraints) != plan.constraints else None
     metrics = {m.name.casefold(): m for m in await context.plans.list_metrics(plan.id)}
+    targets = _targets(args.get("targets")) | _form_targets(args, metrics.values())
     missing = [name for name in targets if name.casefold() not in metrics]
     if missing:
         known = ", ".join(m.name for m in metrics.values()) or "none yet"
         raise BadArguments(messages.no_such_kpi(missing[0], plan.id, known))
+    targets = {name: value for name, value in targets.items() if value != metrics[name.casefold()].target}
+    if title is None and window is None and constraints is None and not targets:
+        if from_card:
+            return await plan_reply(context, plan.id, messages.nothing_to_change(), from_card=True)
+        raise BadArguments(messages.nothing_to_change())
     changed: list[str] = []
     if title is not None or window is not None or constraints is not None:
         plan = await context.plans.update_plan(
@@ -121,7 +132,29 @@ async def edit_master_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     for name, target in targets.items():
         metric = await context.plans.set_metric_target(metrics[name.casefold()].id, target, actor=actor)
         changed.append(f"{literal(metric.name)} target {literal(quantity(target, metric.unit, name=metric.name))}")
-    return await _with_overview(context, plan.id, messages.master_plan_changed(plan.id, changed))
+    # Undo takes back the plan's own fields; a target is set back with `set target`.
+    undo = title is not None or window is not None or constraints is not None
+    text = messages.master_plan_changed(plan.id, changed)
+    return await plan_reply(context, plan.id, text, from_card=from_card, undo=undo)
+
+
+def _constraints(raw: object) -> list[str] | None:
+    """Constraints in full: a list (a tool call, a typed command) or one a line (a card's form); None if not given."""
+    if isinstance(raw, str):
+        raw = raw.splitlines()
+    if not isinstance(raw, list):
+        return None
+    return [" ".join(str(c).split()) for c in raw if str(c).strip()]
+
+
+def _form_targets(args: Mapping[str, Any], metrics: Iterable[Metric]) -> dict[str, float]:
+    """KPI targets from a card's form: one input a KPI, named by the metric's id."""
+    targets: dict[str, float] = {}
+    for metric in metrics:
+        value = args.get(f"{TARGET_INPUT}{metric.id}")
+        if value not in (None, ""):
+            targets[metric.name] = parse_number(str(value), f"the {metric.name} target")
+    return targets
 
 
 def _targets(raw: object) -> dict[str, float]:
@@ -206,23 +239,56 @@ async def show_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     return reply
 
 
-async def _with_overview(context: Context, plan_id: int, text: str) -> Reply:
-    return await _overview_reply(context, await context.plans.owned_rollup(plan_id, context.today), text)
+async def plan_reply(
+    context: Context, plan_id: int, text: str, *, from_card: bool = False, undo: bool = False
+) -> Reply:
+    """`text`, and the card of the plan it is about: in place of the card pressed, with `text` on it, `from_card`;
+    with an Undo button for the edit that made this version, `undo`."""
+    found = await context.plans.owned_rollup(plan_id, context.today)
+    shown = found.rollup.find(plan_id)
+    if shown is not None:
+        found = replace(found, rollup=shown)  # the plan it is about, not the master plan of its tree
+    return await _overview_reply(context, found, text, from_card=from_card, undo=undo)
 
 
-async def _overview_reply(context: Context, found: OwnedRollup, text: str, *, conn: Connection | None = None) -> Reply:
+async def _overview_reply(
+    context: Context,
+    found: OwnedRollup,
+    text: str,
+    *,
+    conn: Connection | None = None,
+    from_card: bool = False,
+    undo: bool = False,
+) -> Reply:
     # The caller's own name comes from Teams, as in `Context.display_names`.
     names = found.owner_names | {context.caller.user_id: context.caller.name}
     tree = [found.rollup.plan, *(child.plan for child in found.rollup.children)]
     budgets = await context.services.budgets.statuses(tree, context.today, conn=conn)
-    card = plan_overview(found.rollup, names=names, today=context.today, budgets=budgets)
+    note = Markdown(text) if from_card and text else None  # the reply's text: the bot's words, values already literal
+    card = plan_overview(found.rollup, names=names, today=context.today, budgets=budgets, note=note, undo=undo)
+    if from_card:
+        return Reply(card_update=card)  # the note on the card says it: a message beside it would say it twice
     return Reply(text=text, cards=(card,))
+
+
+async def _stale(context: Context, args: Mapping[str, Any], plan: Plan) -> Reply | None:
+    """A card's form sent at a version the plan has left: the plan as it is now, in place, and nothing changed (a
+    typed edit at an old version raises StaleEdit). None when the version is current or none was given."""
+    version = version_arg(args)
+    if version is None or version == plan.version:
+        return None
+    if args.get("from_card"):
+        return await plan_reply(context, plan.id, messages.STALE_PLAN_CARD, from_card=True)
+    raise StaleEdit("Plan", plan.id, version, plan.version)
 
 
 async def edit_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, default_active=False)
     if plan.tier is Tier.MASTER:
         raise BadArguments(messages.master_plan_by_strategy(plan.id))
+    if (stale := await _stale(context, args, plan)) is not None:
+        return stale
+    from_card = bool(args.get("from_card"))
     said: list[str] = []
     title = context.optional_text_arg(args, "title")
     if title is not None and title != plan.title:
@@ -231,7 +297,8 @@ async def edit_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         title = None
     owner: str | None = None
     typed_owner = context.optional_text_arg(args, "owner")
-    if typed_owner is not None:
+    shown_owner = (await context.display_names([plan.owner])).get(plan.owner, plan.owner)
+    if typed_owner is not None and typed_owner.casefold() not in {shown_owner.casefold(), plan.owner.casefold()}:
         key, name = await context.person_arg(typed_owner)
         if key != plan.owner:
             owner = key
@@ -243,11 +310,23 @@ async def edit_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     else:
         window = None
     if not said:
+        if from_card:
+            return await plan_reply(context, plan.id, messages.nothing_to_change_in_plan(plan.id), from_card=True)
         raise BadArguments(messages.nothing_to_change_in_plan(plan.id))
     plan = await context.plans.update_plan(
         plan.id, title=title, owner=owner, window=window, expected_version=plan.version, actor=context.caller.user_id
     )
-    return await _with_overview(context, plan.id, messages.plan_edited(plan.id, said))
+    return await plan_reply(context, plan.id, messages.plan_edited(plan.id, said), from_card=from_card, undo=True)
+
+
+async def plan_edit_form(context: Context, args: Mapping[str, Any]) -> Reply:
+    plan = await context.plans.get_plan(parse_ref(args.get("plan") or "", "P", "a plan"))
+    metrics = await context.plans.list_metrics(plan.id) if plan.tier is Tier.MASTER else []
+    names = await context.display_names([plan.owner])
+    card = plan_edit_card(plan, owner_name=person_name(plan.owner, names), metrics=metrics, card=PLAN_CARD)
+    if args.get("from_card"):
+        return Reply(card_update=card)  # the plan card pressed becomes its form
+    return Reply(cards=(card,))
 
 
 async def archive_plan(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -401,6 +480,16 @@ OPERATIONS = (
         },
         run=edit_plan,
         kind=ActionKind.PLAN_CHANGE,
+    ),
+    Operation(
+        name="plan_edit_form",
+        summary="Turn a plan's card into its form (the card's Edit button); saving it runs edit_plan or "
+        "edit_master_plan.",
+        usage=(),
+        parameters={"type": "object", "properties": {"plan": PLAN_REF}, "required": ["plan"]},
+        run=plan_edit_form,
+        kind=ActionKind.READ,
+        human_only=True,
     ),
     Operation(
         name="archive_plan",

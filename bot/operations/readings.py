@@ -1,6 +1,6 @@
 """A typed sentence the grammar can read two ways: run the reading that fits what the bot knows, or ask.
 
-"add task Plan for Q1 webinar for Sam due friday" names an owner only if Sam is a person: an @mention or `me` is
+"add task Plan for Q1 webinar for WHO due friday" names an owner only if WHO is a person: an @mention or `me` is
 one, a name nobody in the directory has is part of the title, and the name of someone the bot knows could be either,
 so the bot shows both readings as buttons and changes nothing until one is picked.
 """

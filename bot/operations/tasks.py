@@ -4,7 +4,7 @@ week; a plan's task list."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -13,14 +13,15 @@ from bot.cards.edit import deleted_card
 from bot.cards.markdown import Markdown, excerpt, literal
 from bot.cards.task_list import TASKS_CARD, TaskFilter, task_list_card
 from bot.cards.week import WEEK_CARD
-from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.operations.base import BadArguments, Context, Operation, Reply, version_arg
+from bot.operations.plans import plan_reply
 from bot.parsing import parse_number, parse_ref
 from bot.text import messages
 from bot.text.people import person_name
 from planner.domain.errors import StaleEdit
 from planner.domain.governance import ActionKind
 from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, iso_week_of
-from planner.services.plans import UNDO_WINDOW
+from planner.services.plans import UNDO_WINDOW, UndoneChange
 
 TASK_REF = {"type": "string", "description": "a task id such as T12"}
 NOBODY = frozenset({"nobody", "no one", "none", "noone", "unassigned"})
@@ -36,7 +37,7 @@ STATUS_WORDS = {
 }
 
 
-async def _task_reply(context: Context, task: Task, text: str, *, from_card: bool) -> Reply:
+async def _task_reply(context: Context, task: Task, text: str, *, from_card: bool, undo: bool = False) -> Reply:
     plan = await context.plans.get_plan(task.plan_id)
     names = await context.display_names([task.owner])
     card = task_card(
@@ -45,6 +46,7 @@ async def _task_reply(context: Context, task: Task, text: str, *, from_card: boo
         owner_name=person_name(task.owner, names) if task.owner else None,
         today=context.today,
         note=Markdown(text) if from_card else None,  # the reply's text: the bot's words, values already literal
+        undo=undo,
     )
     if from_card:
         return Reply(card_update=card)
@@ -119,21 +121,11 @@ async def list_tasks(context: Context, args: Mapping[str, Any]) -> Reply:
     return Reply(cards=(card,))
 
 
-def _version(args: Mapping[str, Any]) -> int | None:
-    value = args.get("version")
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadArguments("version must be a whole number.") from None
-
-
 async def _edit(context: Context, args: Mapping[str, Any], task_id: int, changes: TaskChanges) -> tuple[Task, bool]:
     """Apply `changes` at the version the caller saw; a card that went stale gets (task as it is now, True)."""
     try:
         task = await context.plans.update_task(
-            task_id, changes, actor=context.caller.user_id, expected_version=_version(args)
+            task_id, changes, actor=context.caller.user_id, expected_version=version_arg(args)
         )
     except StaleEdit:
         if not args.get("from_card"):
@@ -177,12 +169,12 @@ async def assign_task(context: Context, args: Mapping[str, Any]) -> Reply:
     task_id = parse_ref(args.get("task") or "", "T", "a task")
     owner_key, owner_name = await context.person_arg(str(args.get("owner") or ""))
     task = await context.plans.update_task(
-        task_id, TaskChanges(owner=owner_key), actor=context.caller.user_id, expected_version=_version(args)
+        task_id, TaskChanges(owner=owner_key), actor=context.caller.user_id, expected_version=version_arg(args)
     )
     text = f"T{task.id} is now {_owner(owner_key, owner_name)}'s."
     if owner_key == owner_name and owner_key != context.caller.user_id:
         text += messages.unknown_owner_note(owner_name)
-    return await _task_reply(context, task, text, from_card=False)
+    return await _task_reply(context, task, text, from_card=False, undo=True)
 
 
 async def set_task_status(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -268,7 +260,7 @@ def _yes_no(value: object) -> bool | None:
 async def edit_task(context: Context, args: Mapping[str, Any]) -> Reply:
     task = await context.plans.get_task(parse_ref(args.get("task") or "", "T", "a task"))
     from_card = bool(args.get("from_card"))
-    version = _version(args)
+    version = version_arg(args)
     if version is not None and version != task.version:
         if from_card:
             return await _task_reply(context, task, messages.STALE_CARD, from_card=True)
@@ -325,7 +317,7 @@ async def edit_task(context: Context, args: Mapping[str, Any]) -> Reply:
         if not from_card:
             raise
         return await _task_reply(context, await context.plans.get_task(task.id), messages.STALE_CARD, from_card=True)
-    return await _task_reply(context, edited, messages.task_edited(edited.id, said), from_card=from_card)
+    return await _task_reply(context, edited, messages.task_edited(edited.id, said), from_card=from_card, undo=True)
 
 
 async def delete_task(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -349,9 +341,65 @@ async def delete_task(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def restore_task(context: Context, args: Mapping[str, Any]) -> Reply:
-    wanted = parse_ref(args["task"], "T", "a task") if args.get("task") not in (None, "") else None
-    task, was = await context.plans.restore_task(wanted, actor=context.caller.user_id)
-    return await _task_reply(context, task, messages.task_restored(task.id, was), from_card=bool(args.get("from_card")))
+    from_card = bool(args.get("from_card"))
+    version = version_arg(args)
+    if args.get("task") not in (None, "") and version is None:  # `undo T12`, or a deleted task's Undo button
+        wanted = parse_ref(args["task"], "T", "a task")
+        task, was = await context.plans.restore_task(wanted, actor=context.caller.user_id)
+        return await _task_reply(context, task, messages.task_restored(task.id, was), from_card=from_card)
+    subject: tuple[str, int] | None = None
+    if args.get("task") not in (None, ""):
+        subject = ("task", parse_ref(args["task"], "T", "a task"))
+    elif args.get("plan") not in (None, ""):
+        subject = ("plan", parse_ref(args["plan"], "P", "a plan"))
+    undone = await context.plans.undo(actor=context.caller.user_id, subject=subject, version=version)
+    if isinstance(undone.subject, Plan):
+        text = messages.edit_undone(f"P{undone.subject.id}", await _plan_fields_said(context, undone))
+        return await plan_reply(context, undone.subject.id, text, from_card=from_card)
+    task = undone.subject
+    if undone.deleted:
+        return await _task_reply(context, task, messages.task_restored(task.id, undone.was_id), from_card=from_card)
+    text = messages.edit_undone(f"T{task.id}", await _task_fields_said(context, task, undone.fields))
+    return await _task_reply(context, task, text, from_card=from_card)
+
+
+async def _task_fields_said(context: Context, task: Task, fields: Sequence[str]) -> list[str]:
+    """What an undo put back in a task, in the bot's words."""
+    said: list[str] = []
+    for field in fields:
+        if field == "title":
+            said.append(f"title “{literal(excerpt(task.title))}”")
+        elif field == "due_on":
+            said.append(f"due {task.due_on.isoformat()}")
+        elif field == "owner":
+            names = await context.display_names([task.owner])
+            said.append(f"owner {literal(person_name(task.owner, names))}" if task.owner else "nobody owns it")
+        elif field == "plan_id":
+            plan = await context.plans.get_plan(task.plan_id)
+            said.append(f"in P{plan.id} ({literal(plan.title)})")
+        elif field == "milestone":
+            said.append("a milestone" if task.milestone else "not a milestone")
+    return said
+
+
+async def _plan_fields_said(context: Context, undone: UndoneChange) -> list[str]:
+    """What an undo put back in a plan, in the bot's words."""
+    plan = undone.subject
+    assert isinstance(plan, Plan)
+    said: list[str] = []
+    for field in undone.fields:
+        if field == "title":
+            said.append(f"title “{literal(excerpt(plan.title))}”")
+        elif field == "owner":
+            names = await context.display_names([plan.owner])
+            said.append(f"owner {literal(person_name(plan.owner, names))}")
+        elif field == "window":
+            said.append(f"from {plan.window.start.isoformat()} to {plan.window.end.isoformat()}")
+        elif field == "constraints":
+            said.append("constraints " + ("; ".join(literal(c) for c in plan.constraints) or "none"))
+        elif field == "archived_at":
+            said.append("archived" if plan.archived_at is not None else "back in use")
+    return said
 
 
 OPERATIONS = (
@@ -449,9 +497,17 @@ OPERATIONS = (
     ),
     Operation(
         name="restore_task",
-        summary="Undo a task's deletion, made in the last minutes: the one named, or the caller's latest.",
-        usage=("undo", "undo T12"),
-        parameters={"type": "object", "properties": {"task": TASK_REF}},
+        summary="Undo the caller's last change of the last minutes: an edit of a task or plan, an archive, a deletion "
+        "(`undo T12` brings back that deleted task; `undo P2` takes back the caller's last change of that plan).",
+        usage=("undo", "undo T12", "undo P2"),
+        parameters={
+            "type": "object",
+            "properties": {
+                "task": TASK_REF,
+                "plan": {"type": "string", "description": "a plan id such as P2: undo its last change"},
+                "version": {"type": "integer", "description": "the version an edit made (an Undo button's)"},
+            },
+        },
         run=restore_task,
         kind=ActionKind.PLAN_CHANGE,
     ),

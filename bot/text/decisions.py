@@ -110,6 +110,8 @@ _CHANGED = {
     "plan.updated": "edited",
     "plan.archived": "archived",
     "plan.unarchived": "brought back",
+    "task.undone": "undid an edit of",
+    "plan.undone": "undid an edit of",
 }
 EXPLAINED_CHANGES = frozenset(_CHANGED)
 """The kinds of events `why` explains beside the decision log: the fixes people make to tasks and plans."""
@@ -159,4 +161,6 @@ def explain_change(event: Event, *, names: Mapping[str, str] | None = None) -> s
         for field, label in _FIELDS.items()
         if field in after and before.get(field) != after.get(field)
     ]
+    if event.kind == "plan.undone" and before.get("archived_at") and not after.get("archived_at"):
+        changed.append("archived no more, back in use")
     return text + (": " + "; ".join(changed) if changed else "") + "."

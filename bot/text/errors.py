@@ -70,8 +70,10 @@ from planner.domain.errors import (
     PlannerError,
     PlanNotFound,
     StaleEdit,
+    StaleUndo,
     TaskNotFound,
     TenantMismatch,
+    UndoNeedsLeader,
     WindowConflict,
 )
 from planner.domain.ingestion import InvalidMetricEvent, UnitMismatch
@@ -217,10 +219,32 @@ def _(error: TaskNotFound, style: _Style) -> str:
 
 @_render.register
 def _(error: NothingToUndo, style: _Style) -> str:
-    what = f"task T{error.task_id}" if error.task_id is not None else "a task"
+    if error.task_id is None:
+        return (
+            f"There is nothing of yours from the last {error.minutes} minutes to undo: `undo` takes back your last "
+            "edit of a task or plan, an archive or a deletion, only that soon. Make the change again instead."
+        )
     return (
-        f"There is no deletion of {what} from the last {error.minutes} minutes to undo; a deleted task can be "
-        "brought back only that soon. Add it again instead."
+        f"There is no deletion of task T{error.task_id} from the last {error.minutes} minutes to undo; a deleted task "
+        "can be brought back only that soon. Add it again instead."
+    )
+
+
+@_render.register
+def _(error: StaleUndo, style: _Style) -> str:
+    ref = f"{'T' if error.kind == 'task' else 'P'}{error.object_id}"
+    who = "someone else" if error.changed_by else "a later change"
+    return (
+        f"{ref} has changed since your edit ({who} changed it), so undoing would overwrite that: nothing was undone. "
+        f"`why {ref}` shows what changed; edit it again if it still needs fixing."
+    )
+
+
+@_render.register
+def _(error: UndoNeedsLeader, style: _Style) -> str:
+    return (
+        f"Only P{error.plan_id}'s leader can undo an edit of its goals: a master plan changes through the strategy "
+        f"gate. Ask for the change back with `edit master P{error.plan_id} …`; it waits for their approval."
     )
 
 
@@ -281,6 +305,7 @@ EXPECTED: dict[Expected, str] = {
     Expected.FINITE_NUMBER: "a finite number",
     Expected.FRACTION: "a fraction from 0 to 1, e.g. 0.1",
     Expected.AT_LEAST_BASELINE: "at least the baseline {baseline} for a metric going up",
+    Expected.NO_LESS_THAN_RECORDED: "no less than the {recorded} recorded from it",
     Expected.AT_MOST_BASELINE: "at most the baseline {baseline} for a metric going down",
     Expected.MINUTES_AT_LEAST: "at least {low} minutes",
     Expected.SECONDS_UP_TO: "a number of seconds above 0, {most} at most",

@@ -27,13 +27,14 @@ tomorrow. Every example works as written; a word in CAPITALS is yours to fill in
 plan · `archive P2`: put it away, kept for history (`unarchive P2`; `plans all` lists archived plans too)
 
 **Tasks**
-- `add task Draft the launch brief due friday owner Sam`: a title may hold any words; quotes are welcome: \
+- `add task Draft the launch brief due friday owner WHO`: a title may hold any words; quotes are welcome: \
 `add task "Plan for Q1 webinar" to P2 due 2026-03-20 owner me milestone`
-- `assign T12 to Sam` · `start T12` · `done T12` · `block T12 waiting for legal` · `reopen T12`
+- `assign T12 to WHO` · `start T12` · `done T12` · `block T12 waiting for legal` · `reopen T12`
 - `snooze T12 2 days` · `task T12` · `my tasks`
 - `edit T12 title TEXT` · `edit T12 due DATE` · `edit T12 owner WHO` (or `nobody`) · `edit T12 milestone yes` \
 (or `no`) · `move T12 to P3` · or the task card's Edit button
-- `delete T12`: gone, with an Undo button · `undo`: brings back the task you deleted last, within 10 minutes
+- `delete T12`: gone, with an Undo button · `undo`: takes back your last edit, archive or deletion, within 10 \
+minutes (an edited card has an Undo button too; `undo T12` brings back that deleted task)
 
 **Metrics**
 - `record SQLs 140` (or `record SQLs 140 on 2026-02-15 in P2`)
@@ -80,6 +81,7 @@ LLM_UNAVAILABLE = (
 LLM_NOT_UNDERSTOOD = "I couldn't turn that into a plan operation. Type `help` for the commands I understand."
 FAILED = "Sorry, something went wrong on my side while doing that. Nothing was changed. Please try again."
 STALE_CARD = "This task changed since the card was sent; here it is as it is now."
+STALE_PLAN_CARD = "This plan changed since the card was sent; nothing was saved. Here it is as it is now."
 ANSWER_PASSED_ON = "Thanks, I've passed it on."
 QUESTION_CANCELLED = "Cancelled: the agent that asked will stop and say so."
 NO_QUESTION_WAITING = "Nothing is waiting for a code from you just now, so I didn't pass that on or keep it."
@@ -324,6 +326,11 @@ def task_deleted(task_id: int, title: str, minutes: int) -> str:
 
 def delegations_cancelled_with_task(refs: Sequence[str]) -> str:
     return f" Cancelled {', '.join(refs)}: no agent is needed for a deleted task."
+
+
+def edit_undone(ref: str, restored: Sequence[str]) -> str:
+    """`restored`: what the undo put back, the bot's words with values already literal."""
+    return f"Undone: {ref} is as it was before your change ({'; '.join(restored)}). `why {ref}` shows both."
 
 
 def task_restored(task_id: int, was_id: int) -> str:

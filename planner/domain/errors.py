@@ -104,6 +104,7 @@ class Expected(Enum):
     FRACTION = ("fraction",)
     AT_LEAST_BASELINE = ("at_least_baseline", "baseline")
     AT_MOST_BASELINE = ("at_most_baseline", "baseline")
+    NO_LESS_THAN_RECORDED = ("no_less_than_recorded", "recorded")
     MINUTES_AT_LEAST = ("minutes_at_least", "low")
     SECONDS_UP_TO = ("seconds_up_to", "most")
     POSITIVE_DURATION = ("positive_duration",)
@@ -186,10 +187,30 @@ class StaleEdit(PlannerError, RuntimeError):
 
 
 class NothingToUndo(PlannerError, LookupError):
-    """No deletion of this task (or by this person, when `task_id` is None) is recent enough to undo."""
+    """No deletion of this task (or no deletion or edit by this person, when `task_id` is None) is recent enough to
+    undo."""
 
     def __init__(self, task_id: int | None, minutes: int) -> None:
         self.task_id = task_id
         self.minutes = minutes
-        what = f"task {task_id}" if task_id is not None else "any task"
-        super().__init__(f"no deletion of {what} in the last {minutes} minutes")
+        what = f"deletion of task {task_id}" if task_id is not None else "deletion or edit"
+        super().__init__(f"no {what} in the last {minutes} minutes")
+
+
+class StaleUndo(PlannerError, RuntimeError):
+    """Undoing an edit would overwrite a later change to the same object (by `changed_by`, when someone else made
+    it): nothing is undone."""
+
+    def __init__(self, kind: str, object_id: int, changed_by: str | None) -> None:
+        self.kind = kind
+        self.object_id = object_id
+        self.changed_by = changed_by
+        super().__init__(f"{kind} {object_id} changed since the edit (by {changed_by or 'a later change'})")
+
+
+class UndoNeedsLeader(PlannerError, PermissionError):
+    """A master plan's edit is undone by its leader only: its goals change through the strategy gate."""
+
+    def __init__(self, plan_id: int) -> None:
+        self.plan_id = plan_id
+        super().__init__(f"only the leader of master plan {plan_id} undoes its edits")

@@ -129,6 +129,8 @@ class MetricFeed:
     field: str
     unit: str
     every_minutes: int
+    spend: bool = False
+    """The reading is the metric's plan's spend to date, in its budget's currency: what it rose by is spend."""
     last_pulled_at: datetime | None = None
     last_error: str | None = None
 

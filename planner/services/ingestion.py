@@ -14,7 +14,10 @@ answering the same figure for the same time twice, is stored once.
 - **Feeds** (`MetricFeeds`): an admin ties a metric to an agent's capability (`get_campaign_metrics` with
   `{"campaign": "abm-q1"}`), a field of the data it answers (`sqls`), the unit that field is in, and how often to
   pull. `pull_due` calls each feed that is due; the reading is timed by the data's `as_of`/`at` when it gives
-  one, else by the pull, and its source is `adapter:<name>`.
+  one, else by the pull, and its source is `adapter:<name>`. A spend feed (`spend`) reads a plan's spend to date
+  from a metric in its budget's currency: each answer is the metric's reading, and what the total rose by since the
+  feed's last answer is recorded as spend on the metric's plan (source `feed:<id>`), so an answer given twice is
+  spent once.
 
 A pull calls its agent as a delegation does, through the gated agent the registry hands out
 (planner/governance/gated_agent.py): the policy gate sees it as an action of kind `delegation` (the adapter as agent,
@@ -31,10 +34,11 @@ and the feed's last pull and last error (`cos metrics feeds`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import Any
 
+from planner.domain.budgets import currency_of, minor_units
 from planner.domain.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.domain.delegations import DelegationStatus
 from planner.domain.errors import Expected, InvalidValue, PlannerError
@@ -43,8 +47,10 @@ from planner.domain.model import Metric, MetricReading
 from planner.domain.problems import Problem, parse_time
 from planner.governance.gated_agent import DelegationHeld, DelegationStopped, GatedAgent
 from planner.ports import AgentError, DelegationRequest, Explain
+from planner.services.budgets import Budgets
 from planner.services.plans import Plans
 from planner.store import Store
+from planner.store import budgets as budget_rows
 from planner.store import events as event_log
 from planner.store import feeds as feeds_store
 
@@ -138,9 +144,11 @@ class MetricFeeds:
         unit: str,
         input: Mapping[str, Any] | None = None,
         every_minutes: int = 60,
+        spend: bool = False,
         actor: str,
     ) -> MetricFeed:
-        """Pull `metric` from `adapter`'s `capability` every `every_minutes`. Raises InvalidValue or UnitMismatch."""
+        """Pull `metric` from `adapter`'s `capability` every `every_minutes`; with `spend`, the figure is the metric's
+        plan's spend to date, in its budget's currency (the metric's unit). Raises InvalidValue or UnitMismatch."""
         check_feed(metric, adapter=adapter, capability=capability, field=field, unit=unit, every_minutes=every_minutes)
         now = self._store.clock()
         async with self._store.transaction() as conn:
@@ -154,6 +162,7 @@ class MetricFeeds:
                 field=field.strip(),
                 unit=unit.strip(),
                 every_minutes=every_minutes,
+                spend=spend,
                 created_by=actor,
                 created_at=now,
             )
@@ -168,7 +177,12 @@ class MetricFeeds:
                 subject_type="metric_feed",
                 subject_id=feed.id,
                 before=None,
-                after={"metric": metric.id, "adapter": feed.adapter, "capability": feed.capability},
+                after={
+                    "metric": metric.id,
+                    "adapter": feed.adapter,
+                    "capability": feed.capability,
+                    "spend": feed.spend,
+                },
             )
         return feed
 
@@ -225,6 +239,8 @@ class MetricFeeds:
             if isinstance(stamp, str):
                 problems: list[Problem] = []
                 at = parse_time(stamp, "as_of", problems) or now
+            if feed.spend:
+                return await self._spend_to_date(feed, value, at=at, today=now.date())
             # The unit was checked against the metric's when the feed was added.
             return await self.plans.record_reading(
                 feed.metric_id, value, at=at, source=f"adapter:{feed.adapter}", actor=f"agent:{feed.adapter}"
@@ -235,6 +251,40 @@ class MetricFeeds:
         finally:
             async with self._store.transaction() as conn:
                 await feeds_store.mark_pulled(conn, feed.id, at=now, error=error)
+
+    async def _spend_to_date(self, feed: MetricFeed, value: float, *, at: datetime, today: date) -> MetricReading:
+        """A spend feed's answer: the reading, and what the plan's spend to date rose by since this feed's last
+        answer as spend on the day of the figure, in one transaction (an answer repeated records no spend twice).
+        Raises InvalidValue (a total lower than this feed recorded before, a day outside the plan's window), NoBudget
+        or CurrencyMismatch (the metric's unit is not the budget's currency)."""
+        metric = await self.plans.get_metric(feed.metric_id)
+        source = f"feed:{feed.id}"
+        total = minor_units(value, f"field {feed.field}")
+        actor = f"agent:{feed.adapter}"
+        async with self._store.transaction() as conn:
+            recorded = await budget_rows.spent_from(conn, self.tenant_id, metric.plan_id, source)
+            if total < recorded:
+                raise InvalidValue(
+                    f"spend to date ({feed.field})",
+                    value,
+                    Expected.NO_LESS_THAN_RECORDED,
+                    recorded=f"{recorded / 100:,.2f}",
+                )
+            if total > recorded:
+                currency = currency_of(metric.unit) if metric.unit.strip() else None
+                await Budgets(self._store, self.tenant_id).record_spend(
+                    metric.plan_id,
+                    total - recorded,
+                    currency,
+                    spent_on=at.date(),
+                    today=today,
+                    source=source,
+                    actor=actor,
+                    conn=conn,
+                )
+            return await self.plans.record_reading(
+                feed.metric_id, value, at=at, source=f"adapter:{feed.adapter}", actor=actor, conn=conn
+            )
 
 
 async def due_feeds(store: Store, at: datetime) -> list[MetricFeed]:

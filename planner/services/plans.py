@@ -7,9 +7,9 @@ event. Edits are optimistic: each row carries a version, and an update only land
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import overload
+from typing import Any, overload
 
 from planner.domain.derivation import weekly_selection
 from planner.domain.errors import (
@@ -20,8 +20,10 @@ from planner.domain.errors import (
     NothingToUndo,
     PlanNotFound,
     StaleEdit,
+    StaleUndo,
     TaskNotFound,
     TenantMismatch,
+    UndoNeedsLeader,
 )
 from planner.domain.kpis import counts_gain, kpi_id_of, share_of
 from planner.domain.model import (
@@ -62,7 +64,51 @@ from planner.store import tasks as task_rows
 EDIT_ATTEMPTS = 20
 """How often `edit_task` reads and writes again when other writers keep changing the task in between."""
 UNDO_WINDOW = timedelta(minutes=10)
-"""How long a deleted task can be brought back with `restore_task`."""
+"""How long a deleted task can be brought back with `restore_task`, and an edit taken back with `undo`."""
+UNDOABLE_TASK_FIELDS = ("title", "due_on", "owner", "plan_id", "milestone")
+UNDOABLE_PLAN_FIELDS = ("title", "owner", "window", "constraints", "archived_at")
+UNDOABLE_KINDS = ("task.updated", "task.assigned", "task.moved", "task.deleted", "plan.updated", "plan.archived")
+"""The changes `undo` takes back: the fixes people make (a status change is undone by setting the status again)."""
+UNDO_KINDS = {"task": "task.undone", "plan": "plan.undone"}
+UNDOES = "undoes"
+"""The key of an undo event's `after` that holds the id of the event it took back."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UndoneChange:
+    """What `undo` took back: the object as it is now, the fields it restored (none for a deletion: the whole task
+    came back), and for a deleted task the id it had."""
+
+    subject: Task | Plan
+    fields: tuple[str, ...]
+    deleted: bool
+    was_id: int
+
+
+def _undoable_fields(event: Event) -> tuple[str, ...]:
+    """The fields an edit's event changed that `undo` puts back (none: nothing of it to undo)."""
+    if event.before is None or event.after is None:
+        return ()
+    names = UNDOABLE_TASK_FIELDS if event.subject_type == "task" else UNDOABLE_PLAN_FIELDS
+    return tuple(name for name in names if event.before.get(name) != event.after.get(name))
+
+
+def _plan_fields(picture: dict[str, object], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The values of `fields` in a plan's snapshot, as a Plan holds them."""
+    values: dict[str, Any] = {}
+    for field in fields:
+        value = picture.get(field)
+        if field == "window" and isinstance(value, dict):
+            values[field] = Window(
+                start=date.fromisoformat(str(value["start"])), end=date.fromisoformat(str(value["end"]))
+            )
+        elif field == "constraints":
+            values[field] = tuple(str(c) for c in value) if isinstance(value, list) else ()
+        elif field == "archived_at":
+            values[field] = datetime.fromisoformat(str(value)) if value else None
+        else:
+            values[field] = value
+    return values
 
 
 class Plans:
@@ -503,25 +549,137 @@ class Plans:
                 subject_id=task_id,
                 actor=actor if task_id is None else None,
             )
-            restored = await event_log.of_kind_since(conn, self.tenant_id, "task.restored", since)
-            undone = [(e.id, e.before.get("id")) for e in restored if e.before]
-            deletion = next(
-                (e for e in deletions if e.before and not any(at > e.id and was == e.subject_id for at, was in undone)),
-                None,
-            )
-            if deletion is None or deletion.before is None:
+            undone = await self._undone_since(conn, since)
+            deletion = next((e for e in deletions if e.before and e.id not in undone), None)
+            if deletion is None:
                 raise NothingToUndo(task_id, int(window.total_seconds() // 60))
-            was = task_in_snapshot(deletion.before)
-            self._check_tenant(was)
-            plan = await self._plan_row(conn, was.plan_id)
-            require_due_inside(was.due_on, plan)
-            free = await task_rows.get(conn, self.tenant_id, was.id) is None
-            task = await task_rows.reinsert_task(conn, was, keep_id=free)
-            week = await plan_rows.week_containing(conn, self.tenant_id, task.plan_id, task.due_on)
-            if week is not None:
-                await plan_rows.add_weekly_items(conn, week, [WeeklyItem(task=task, carried_over=False)])
-            await self._record(conn, actor=actor, kind="task.restored", subject=task, before=was)
-            return task, was.id
+            return await self._restore(conn, deletion, actor=actor)
+
+    async def _undone_since(self, conn: Connection, since: datetime) -> set[int]:
+        """The ids of the events undone since `since`: deletions restored, edits taken back."""
+        undos = await event_log.of_kind_since(conn, self.tenant_id, ("task.restored", *UNDO_KINDS.values()), since)
+        done: set[int] = set()
+        deletions = await event_log.of_kind_since(conn, self.tenant_id, "task.deleted", since)
+        for undo in undos:
+            if undo.kind == "task.restored" and undo.before:
+                # A restore names the id the task had: it undid the last deletion of that id before it.
+                was = undo.before.get("id")
+                done |= {next((d.id for d in deletions if d.id < undo.id and d.subject_id == was), -1)}
+            elif undo.after and isinstance(undid := undo.after.get(UNDOES), int):
+                done.add(undid)
+        return done
+
+    async def _restore(self, conn: Connection, deletion: Event, *, actor: str) -> tuple[Task, int]:
+        assert deletion.before is not None
+        was = task_in_snapshot(deletion.before)
+        self._check_tenant(was)
+        plan = await self._plan_row(conn, was.plan_id)
+        require_due_inside(was.due_on, plan)
+        free = await task_rows.get(conn, self.tenant_id, was.id) is None
+        task = await task_rows.reinsert_task(conn, was, keep_id=free)
+        week = await plan_rows.week_containing(conn, self.tenant_id, task.plan_id, task.due_on)
+        if week is not None:
+            await plan_rows.add_weekly_items(conn, week, [WeeklyItem(task=task, carried_over=False)])
+        await self._record(conn, actor=actor, kind="task.restored", subject=task, before=was)
+        return task, was.id
+
+    async def undo(
+        self,
+        *,
+        actor: str,
+        subject: tuple[str, int] | None = None,
+        version: int | None = None,
+        window: timedelta = UNDO_WINDOW,
+    ) -> UndoneChange:
+        """Take back `actor`'s last change made within `window`: an edit of a task (title, due date, owner, plan,
+        milestone), an edit or archive of a plan, or a task's deletion; with `subject` ("task" or "plan", id) the
+        last one of that object, and with `version` the one that left it at that version.
+
+        The undo is itself an event ("task.undone", "plan.undone") naming the event it takes back. Raises
+        NothingToUndo; StaleUndo when the object changed since (by someone else, or in the fields to restore), and
+        nothing changes; UndoNeedsLeader for a master plan's edit by anyone but its leader; PlanNotFound or
+        WindowConflict when what it was no longer fits.
+        """
+        since = self._now() - window
+        minutes = int(window.total_seconds() // 60)
+        async with self._store.transaction() as conn:
+            mine = await event_log.of_kind_since(
+                conn,
+                self.tenant_id,
+                UNDOABLE_KINDS,
+                since,
+                subject_id=subject[1] if subject else None,
+                actor=actor,
+            )
+            undone = await self._undone_since(conn, since)
+            for event in mine:
+                if event.id in undone or (subject is not None and event.subject_type != subject[0]):
+                    continue
+                if version is not None and (event.after or {}).get("version") != version:
+                    continue
+                if event.kind == "task.deleted":
+                    if event.before is None:
+                        continue
+                    task, was = await self._restore(conn, event, actor=actor)
+                    return UndoneChange(subject=task, fields=(), deleted=True, was_id=was)
+                fields = _undoable_fields(event)
+                if fields:
+                    return await self._undo_edit(conn, event, fields, actor=actor)
+            raise NothingToUndo(None, minutes)
+
+    async def _undo_edit(self, conn: Connection, event: Event, fields: tuple[str, ...], *, actor: str) -> UndoneChange:
+        assert event.before is not None
+        assert event.after is not None
+        later = await event_log.after(conn, self.tenant_id, event.subject_type, event.subject_id, event.id)
+        by_others = next((e.actor for e in later if e.actor != actor), None)
+        if by_others is not None:
+            raise StaleUndo(event.subject_type, event.subject_id, by_others)
+        current: Task | Plan
+        if event.subject_type == "task":
+            current = await self._task_row(conn, event.subject_id)
+        else:
+            current = await self._plan_row(conn, event.subject_id)
+            if current.tier is Tier.MASTER and current.owner != actor:
+                raise UndoNeedsLeader(current.id)
+        now = snapshot(current)
+        if any(now.get(field) != event.after.get(field) for field in fields):
+            raise StaleUndo(event.subject_type, event.subject_id, None)
+        if isinstance(current, Task):
+            was = task_in_snapshot(event.before)
+            restored_task = replace(
+                current,
+                **{field: getattr(was, field) for field in fields},
+                version=current.version + 1,
+            )
+            if "plan_id" in fields:
+                home = await self._plan_row(conn, was.plan_id, Tier.TACTICAL)
+                restored_task = replace(restored_task, master_id=home.master_id or home.id)
+            require_due_inside(restored_task.due_on, await self._plan_row(conn, restored_task.plan_id))
+            if not await task_rows.update_task(conn, restored_task, seen_version=current.version):
+                raise StaleEdit("Task", current.id, current.version, None)
+            await self._rehome_in_weeks(conn, current, restored_task)
+            subject: Task | Plan = restored_task
+        else:
+            restored_plan = replace(current, **_plan_fields(event.before, fields), version=current.version + 1)
+            if restored_plan.window != current.window:
+                await self._check_window_change(conn, current, restored_plan.window)
+            write = plan_rows.set_archived if "archived_at" in fields else plan_rows.update_plan  # one or the other
+            written = await write(conn, restored_plan, seen_version=current.version)
+            if not written:
+                raise StaleEdit("Plan", current.id, current.version, None)
+            subject = restored_plan
+        await event_log.record(
+            conn,
+            tenant_id=self.tenant_id,
+            at=self._now(),
+            actor=actor,
+            kind=UNDO_KINDS[event.subject_type],
+            subject_type=event.subject_type,
+            subject_id=event.subject_id,
+            before=now,
+            after=snapshot(subject) | {UNDOES: event.id},
+        )
+        return UndoneChange(subject=subject, fields=fields, deleted=False, was_id=event.subject_id)
 
     async def edit_task(
         self,

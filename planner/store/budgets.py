@@ -174,3 +174,11 @@ async def spent_total(conn: Connection, tenant_id: str, plan_ids: Sequence[int],
         spend.c.tenant_id == tenant_id, spend.c.plan_id.in_(list(plan_ids)), spend.c.spent_on <= through
     )
     return int((await conn.execute(query)).scalar_one())
+
+
+async def spent_from(conn: Connection, tenant_id: str, plan_id: int, source: str) -> int:
+    """What was recorded as spent on a plan from one source, minor units."""
+    query = select(func.coalesce(func.sum(spend.c.amount), 0)).where(
+        spend.c.tenant_id == tenant_id, spend.c.plan_id == plan_id, spend.c.source == source
+    )
+    return int((await conn.execute(query)).scalar_one())

@@ -5,6 +5,7 @@ It is the base of the decision log; entries are only ever inserted. This module 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -85,16 +86,29 @@ async def recent(
 async def of_kind_since(
     conn: Connection,
     tenant_id: str,
-    kind: str,
+    kind: str | Collection[str],
     since: datetime,
     *,
     subject_id: int | None = None,
     actor: str | None = None,
 ) -> list[Event]:
-    """A tenant's events of one kind at or after `since`, newest first, optionally of one subject or actor."""
-    query = select(events).where(events.c.tenant_id == tenant_id, events.c.kind == kind, events.c.at >= since)
+    """A tenant's events of one kind (or of any of several) at or after `since`, newest first, optionally of one
+    subject or actor."""
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    query = select(events).where(events.c.tenant_id == tenant_id, events.c.kind.in_(kinds), events.c.at >= since)
     if subject_id is not None:
         query = query.where(events.c.subject_id == subject_id)
     if actor is not None:
         query = query.where(events.c.actor == actor)
     return [event_from(r) for r in (await conn.execute(query.order_by(events.c.id.desc()))).all()]
+
+
+async def after(conn: Connection, tenant_id: str, subject_type: str, subject_id: int, event_id: int) -> list[Event]:
+    """The events of one subject recorded after event `event_id`, oldest first."""
+    query = select(events).where(
+        events.c.tenant_id == tenant_id,
+        events.c.subject_type == subject_type,
+        events.c.subject_id == subject_id,
+        events.c.id > event_id,
+    )
+    return [event_from(r) for r in (await conn.execute(query.order_by(events.c.id))).all()]

@@ -29,6 +29,7 @@ def _feed(row: Row[Any]) -> MetricFeed:
         field=row.field,
         unit=row.unit,
         every_minutes=row.every_minutes,
+        spend=row.spend,
         last_pulled_at=row.last_pulled_at,
         last_error=row.last_error,
     )
@@ -45,6 +46,7 @@ async def add_feed(
     field: str,
     unit: str,
     every_minutes: int,
+    spend: bool = False,
     created_by: str,
     created_at: datetime,
 ) -> MetricFeed | None:
@@ -60,6 +62,7 @@ async def add_feed(
             field=field,
             unit=unit,
             every_minutes=every_minutes,
+            spend=spend,
             created_by=created_by,
             created_at=created_at,
         )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -566,6 +567,7 @@ metric_feeds = Table(
     Column("field", String(200), nullable=False),
     Column("unit", String(50), nullable=False),
     Column("every_minutes", Integer, nullable=False),
+    Column("spend", Boolean, nullable=False, server_default=false()),
     Column("last_pulled_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("created_by", String(200), nullable=False),
@@ -573,7 +575,8 @@ metric_feeds = Table(
     UniqueConstraint("tenant_id", "metric_id", "adapter", "capability"),
     Index("ix_metric_feeds_due", "last_pulled_at"),
 )
-"""KPI readings pulled from an agent on a schedule: call `capability` with `input`, read `field` of its data."""
+"""KPI readings pulled from an agent on a schedule: call `capability` with `input`, read `field` of its data; with
+`spend`, the reading is the plan's spend to date too, and what it rose by is recorded as spend."""
 
 playbooks = Table(
     "playbooks",

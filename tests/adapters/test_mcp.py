@@ -314,7 +314,8 @@ async def test_unknown_capability_lists_the_known_ones(shared_vendor: str) -> No
 
     assert raised.value.capability == "send_fax"
     assert "cannot 'send_fax'" in str(raised.value)
-    known = "campaign_metrics, campaign_visual, crash, create_segment, delete_segment, draft_email, export_report, "
+    known = "campaign_metrics, campaign_spend, campaign_visual, crash, create_segment, delete_segment, draft_email, "
+    known += "export_report, "
     known += "offer_discount, send_campaign, send_email, slow_report"
     assert known in str(raised.value)
 
@@ -422,8 +423,8 @@ async def test_health_of_a_live_server_lists_its_capabilities(shared_vendor: str
     assert health.ok
     assert (
         health.detail
-        == "11 capabilities: campaign_metrics, campaign_visual, crash, create_segment, delete_segment, draft_email, "
-        "export_report, offer_discount, send_campaign, send_email, slow_report"
+        == "12 capabilities: campaign_metrics, campaign_spend, campaign_visual, crash, create_segment, delete_segment, "
+        "draft_email, export_report, offer_discount, send_campaign, send_email, slow_report"
     )
     assert health.seconds == 0
 

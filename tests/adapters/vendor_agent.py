@@ -1,10 +1,10 @@
 """The project's vendor-agent fixture: a small MCP server that behaves like a marketing agent.
 
-Tools: `draft_email`, `create_segment`, `campaign_metrics` (structured), `send_email` and `offer_discount` (they
-act on the world: each call is announced, so a test sees what reached the vendor), `delete_segment` (annotated
-destructive, announced too), `slow_report` (sleeps, so a test can time it out or kill the server during it) and
-`crash` (the process exits mid-call, as a crashing vendor would). Unknown campaigns and empty segment criteria are
-refused with an `isError` result, as a real agent would.
+Tools: `draft_email`, `create_segment`, `campaign_metrics` and `campaign_spend` (structured), `send_email` and
+`offer_discount` (they act on the world: each call is announced, so a test sees what reached the vendor),
+`delete_segment` (annotated destructive, announced too), `slow_report` (sleeps, so a test can time it out or kill the
+server during it) and `crash` (the process exits mid-call, as a crashing vendor would). Unknown campaigns and empty
+segment criteria are refused with an `isError` result, as a real agent would.
 `assisted=True` adds `summarise_campaign`, which asks the client's model for a line (sampling), and `workspace_folders`,
 which asks the client's roots.
 `hostile=True` (`--hostile` over stdio) adds `account_brief`, a tool whose description and answers carry
@@ -67,6 +67,16 @@ CAMPAIGNS: dict[str, dict[str, int]] = {
     "spring-launch": {"sends": 12000, "opens": 4800, "clicks": 960, "sqls": 48},
     "abm-q1": {"sends": 800, "opens": 520, "clicks": 130, "sqls": 21},
 }
+
+
+SPEND: dict[str, float] = {"spring-launch": 18250.5, "abm-q1": 4200.0}
+"""Each campaign's spend to date, in EUR (a test serving the agent in process may move it)."""
+
+
+class CampaignSpend(BaseModel):
+    campaign: str
+    spent: float
+    currency: str
 
 
 class EmailDraft(BaseModel):
@@ -220,6 +230,12 @@ def create_server(
         if campaign not in CAMPAIGNS:
             raise ToolError(f"no campaign named {campaign!r}; known campaigns: {', '.join(sorted(CAMPAIGNS))}")
         return CampaignMetrics(campaign=campaign, **CAMPAIGNS[campaign])
+
+    @server.tool(description="Money spent on a campaign so far, in EUR.")
+    def campaign_spend(campaign: str) -> CampaignSpend:
+        if campaign not in SPEND:
+            raise ToolError(f"no campaign named {campaign!r}; known campaigns: {', '.join(sorted(SPEND))}")
+        return CampaignSpend(campaign=campaign, spent=SPEND[campaign], currency="EUR")
 
     @server.tool(description="A long-running report: takes `seconds` to answer.")
     async def slow_report(campaign: str, seconds: float = 30.0) -> Report:

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import asyncio
+from datetime import date
+
 import pytest
 from alembic.script import ScriptDirectory
 
 from bot.cli import main
 from bot.settings import is_loopback
+from planner.domain.model import MetricSpec, Window
+from planner.services.plans import Plans
+from planner.store import Store, create_engine
 from planner.store.migrate import alembic_config
 
 
@@ -202,3 +208,34 @@ def test_adapters_test_and_list_print_no_escape_sequence_an_agent_or_an_admin_pu
         assert not any(ch in printed for ch in "\x1b\x07\r\x9b"), repr(printed)
     assert "mcp:vendor (enabled)" in listed
     assert "brief (off): Summarise an account's activity.[docs]\nOK " in tested  # each escape gone whole
+
+
+def test_a_spend_feed_is_added_and_listed_from_a_shell(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'feeds.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["db", "upgrade"]) == 0
+
+    async def a_plan_with_a_spend_kpi() -> None:
+        store = Store(create_engine(url))
+        try:
+            await Plans(store, "contoso").create_master_plan(
+                title="Q1 pipeline",
+                owner="aad-lead",
+                window=Window(start=date(2026, 1, 1), end=date(2026, 3, 31)),
+                metrics=[MetricSpec(name="Paid spend", target=50_000, unit="EUR")],
+                actor="aad-lead",
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(a_plan_with_a_spend_kpi())
+    capsys.readouterr()
+    add = ["metrics", "add-feed", "Paid spend", "--tenant", "contoso", "--adapter", "vendor"]
+    add += ["--capability", "campaign_spend", "--field", "spent", "--unit", "EUR", "--spend"]
+    assert main(add) == 0
+    assert (
+        "feed 1: Paid spend from vendor campaign_spend .spent, every 60 min, its rises recorded as the plan's spend"
+        in (capsys.readouterr().out)
+    )
+    assert main(["metrics", "feeds", "--tenant", "contoso"]) == 0
+    assert "(EUR, spend to date)" in capsys.readouterr().out

@@ -56,8 +56,10 @@ from planner.domain.errors import (
     PlannerError,
     PlanNotFound,
     StaleEdit,
+    StaleUndo,
     TaskNotFound,
     TenantMismatch,
+    UndoNeedsLeader,
     WindowConflict,
 )
 from planner.domain.ingestion import UnitMismatch
@@ -137,6 +139,8 @@ def _one_of_each() -> list[BaseException]:
         PlanNotFound(4, "tactical"),
         TaskNotFound(12),
         NothingToUndo(12, 10),
+        StaleUndo("plan", 2, None),
+        UndoNeedsLeader(1),
         MetricNotFound("SQL", 2, ("SQLs", "MQLs")),
         WindowConflict(_DUE, date(2026, 5, 1), date(2026, 5, 1), _TACTICAL_2, date(2026, 3, 1), date(2026, 4, 30)),
         InvalidWindow(date(2026, 5, 1), date(2026, 4, 1)),
@@ -211,8 +215,18 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
         (TaskNotFound(12), "No task with id 12. Show the plan to see its tasks' ids."),
         (
             NothingToUndo(None, 10),
-            "There is no deletion of a task from the last 10 minutes to undo; a deleted task can be brought back "
+            "There is nothing of yours from the last 10 minutes to undo: `undo` takes back your last edit of a task "
+            "or plan, an archive or a deletion, only that soon. Make the change again instead.",
+        ),
+        (
+            NothingToUndo(12, 10),
+            "There is no deletion of task T12 from the last 10 minutes to undo; a deleted task can be brought back "
             "only that soon. Add it again instead.",
+        ),
+        (
+            StaleUndo("task", 12, "aad-member"),
+            "T12 has changed since your edit (someone else changed it), so undoing would overwrite that: nothing was "
+            "undone. `why T12` shows what changed; edit it again if it still needs fixing.",
         ),
         (MetricNotFound("SQL", 2, ("MQLs", "SQLs")), "No metric 'SQL' on plan 2. Known metrics: MQLs, SQLs."),
         (

@@ -25,8 +25,8 @@ PLACEHOLDERS = {
     "TEXT": "no paid social",
     "NAME": "hubspot",
     "CONFIG": '{"transport": "http", "url": "https://agent.example/mcp"}',
-    "@PERSON": "@Sam",
-    "WHO": "Sam",
+    "@PERSON": "@Designer",
+    "WHO": "Designer",
     "RULES": '{"rules": []}',
 }
 """What a reader puts for each word in CAPITALS (the help says a word in capitals is theirs to fill in)."""
@@ -53,7 +53,7 @@ NOT_RUN = {
 }
 """Operations (or single examples) that cannot run on a fresh plan without more around them: those are only read."""
 FIRST = {
-    "remove_approver": "approvers add legal @Sam",
+    "remove_approver": "approvers add legal @PERSON",
     "use_playbook": "save playbook P2 as product launch",
     "edit_task": "tactical Spring launch from 2026-02-02 to 2026-03-13 in P1",
     "restore_task": "delete T12",
@@ -126,10 +126,20 @@ async def test_every_example_of_help_and_the_readme_works_as_written(
         pytest.skip(NOT_RUN.get(example) or NOT_RUN[command.operation])
     clock.now = datetime(2026, 2, 16, 9, tzinfo=UTC)
     await a_plan_to_try_commands_on(store)
-    caller = Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead", is_admin=True, mentions={"sam": "aad-sam"})
+    caller = Caller(
+        tenant_id=TENANT, user_id="aad-lead", name="Lead", is_admin=True, mentions={"designer": "aad-designer"}
+    )
     context = Context(Tenants(store), caller, clock=clock)
     if command.operation in FIRST:
-        before = parse(FIRST[command.operation])
+        before = parse(filled(FIRST[command.operation]))
         assert (await default_registry().run(before.operation, context, before.args)).ok
     reply = await default_registry().run(command.operation, context, command.args)
     assert reply.ok, reply.text
+
+
+def test_help_and_the_readme_name_nobody_the_reader_fills_in_the_person() -> None:
+    people = re.compile(r"(?:\bowner|\bassign T\d+ to|\bremind)\s+(@?\w+)|(@\w+)")
+    for example in HELP_EXAMPLES + README_EXAMPLES:
+        for match in people.finditer(example):
+            named = (match.group(1) or match.group(2)).lstrip("@")
+            assert named.isupper() or named == "me", example

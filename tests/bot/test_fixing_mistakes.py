@@ -11,6 +11,8 @@ from typing import Any
 from bot.cards.edit import deleted_card
 from planner.domain.model import Tier
 from planner.services.plans import Plans
+from tests.bot.cards.card_height import card_height
+from tests.bot.cards.test_card_height import HEIGHT_BUDGET_PX
 from tests.bot.cards.test_cards import schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.bot.test_teams import NEW_PLAN, find_action
@@ -26,24 +28,24 @@ async def plan_with_task(lead: TeamsUser) -> dict[str, Any]:
 
 async def test_a_task_is_edited_field_by_field_from_chat_and_why_tells_what_it_was(lead: TeamsUser) -> None:
     await plan_with_task(lead)
-    [renamed] = await lead.ask('edit T1 title "Draft the launch email, for Sam"')
-    assert "T1 edited: title “Draft the launch email, for Sam”" in renamed
+    [renamed] = await lead.ask('edit T1 title "Draft the launch email, for Designer"')
+    assert "T1 edited: title “Draft the launch email, for Designer”" in renamed
     [redated] = await lead.ask("edit T1 due 2026-01-20")
     assert "due 2026-01-20" in redated
-    [reowned] = await lead.ask("edit T1 owner Sam")
-    assert "owner Sam" in reowned
+    [reowned] = await lead.ask("edit T1 owner Designer")
+    assert "owner Designer" in reowned
     [flagged] = await lead.ask("edit T1 milestone yes")
     assert "now a milestone" in flagged
     task = await Plans(lead.running.store, TENANT).get_task(1)
     assert (task.title, task.due_on, task.owner, task.milestone) == (
-        "Draft the launch email, for Sam",
+        "Draft the launch email, for Designer",
         date(2026, 1, 20),
-        "Sam",
+        "Designer",
         True,
     )
     [why] = await lead.ask("why T1")
     assert "Lead edited task T1: milestone from no to yes" in why
-    assert "Lead reassigned task T1: owner from Lead to Sam" in why
+    assert "Lead reassigned task T1: owner from Lead to Designer" in why
     assert "due date from 2026-01-16 to 2026-01-20" in why
 
 
@@ -93,7 +95,7 @@ async def test_a_deleted_task_comes_back_with_its_undo_button_and_its_id(lead: T
     task = await Plans(lead.running.store, TENANT).get_task(1)
     assert (task.title, task.owner) == ("Draft launch email", "aad-lead")
     [again] = await lead.ask("undo")
-    assert "no deletion of a task from the last 10 minutes to undo" in again
+    assert "nothing of yours from the last 10 minutes to undo" in again
     [why] = await lead.ask("why T1")
     assert "Lead restored task T1, as it was." in why
     assert "Lead deleted task T1 (“Draft launch email”, due 2026-01-16, in plan P2)" in why
@@ -213,3 +215,164 @@ async def test_a_task_whose_id_was_taken_meanwhile_comes_back_under_a_new_id_and
         assert titles[2] == "Order badges"
     else:
         assert (restored, "T2 is back, as it was") == (2, back.split(" before")[0])
+
+
+async def test_undo_takes_back_the_last_edit_typed_or_from_the_edited_cards_button_and_why_tells(
+    lead: TeamsUser,
+) -> None:
+    await plan_with_task(lead)
+    connector = lead.running.connector
+    plans = Plans(lead.running.store, TENANT)
+    await lead.ask("edit T1 due 2026-01-20")
+    [renamed] = await lead.ask('edit T1 title "Launch email, final"', replies=1)
+    assert "T1 edited: title “Launch email, final”" in renamed
+    card, card_message = connector.cards()[-1], connector.sent[-1]
+    assert schema_errors(card) == []
+    undo = find_action(card, "Undo")
+    assert undo["data"] == {"task": 1, "version": 3, "verb": "restore_task"}
+    before = len(connector.sent)
+    await lead.post(lead.activity(text=None, value=undo["data"], replyToId=card_message.activity_id))
+    [update] = (await connector.wait_for(before + 1))[before:]
+    assert update.method == "update"
+    updated = update.body["attachments"][0]["content"]
+    assert schema_errors(updated) == []
+    said = json.dumps(updated, ensure_ascii=False)
+    assert "Undone: T1 is as it was before your change (title “Draft launch email”)" in said
+    assert (await plans.get_task(1)).title == "Draft launch email"
+    [typed] = await lead.ask("undo")  # the edit before: the due date
+    assert "Undone: T1 is as it was before your change (due 2026-01-16)" in typed
+    assert (await plans.get_task(1)).due_on == date(2026, 1, 16)
+    [nothing] = await lead.ask("undo")
+    assert "nothing of yours from the last 10 minutes to undo" in nothing
+    [why] = await lead.ask("why T1")
+    assert "Lead undid an edit of task T1: title from “Launch email, final” to “Draft launch email”" in why
+    assert "Lead undid an edit of task T1: due date from 2026-01-20 to 2026-01-16" in why
+
+
+async def test_a_stale_undo_is_refused_with_a_clear_reply_and_changes_nothing(running: Running) -> None:
+    lead = TeamsUser(running)
+    member = TeamsUser(running, user_id="aad-member", name="Member", conversation_id="a:member")
+    await plan_with_task(lead)
+    await lead.ask("edit T1 title Launch email, final")
+    await member.ask("edit T1 due 2026-01-23")
+    [refused] = await lead.ask("undo")
+    assert "T1 has changed since your edit (someone else changed it)" in refused
+    assert "nothing was undone" in refused
+    task = await Plans(running.store, TENANT).get_task(1)
+    assert (task.title, task.due_on) == ("Launch email, final", date(2026, 1, 23))
+
+
+async def test_a_plan_edit_and_an_archive_are_undone(lead: TeamsUser) -> None:
+    await plan_with_task(lead)
+    plans = Plans(lead.running.store, TENANT)
+    await lead.ask("edit P2 title Spring launch")
+    card, card_message = lead.running.connector.cards()[-1], lead.running.connector.sent[-1]
+    undo = find_action(card, "Undo")
+    assert undo["data"] == {"plan": 2, "version": 2, "verb": "restore_task"}
+    await lead.ask("archive P2")
+    [back] = await lead.ask("undo")
+    assert "Undone: P2 is as it was before your change (back in use)" in back
+    assert (await plans.get_plan(2)).archived_at is None
+    before = len(lead.running.connector.sent)
+    await lead.post(lead.activity(text=None, value=undo["data"], replyToId=card_message.activity_id))
+    [update] = (await lead.running.connector.wait_for(before + 1))[before:]
+    assert update.method == "update"
+    assert "Undone: P2 is as it was before your change (title “Launch”)" in json.dumps(update.body, ensure_ascii=False)
+    assert (await plans.get_plan(2)).title == "Launch"
+    [why] = await lead.ask("why P2")
+    assert "Lead undid an edit of plan P2: archived no more, back in use" in why
+    assert "Lead undid an edit of plan P2: title from “Spring launch” to “Launch”" in why
+
+
+async def press(user: TeamsUser, card_message_id: str, data: dict[str, Any], form: dict[str, Any] | None = None) -> Any:
+    """Press a card's button (with the form's inputs, as Teams sends them) and wait for the one message it brings."""
+    connector = user.running.connector
+    before = len(connector.sent)
+    await user.post(user.activity(text=None, value=data | (form or {}), replyToId=card_message_id))
+    [answer] = (await connector.wait_for(before + 1))[before:]
+    return answer
+
+
+async def test_a_tactical_plans_card_turns_into_its_form_and_saving_updates_it_in_place(lead: TeamsUser) -> None:
+    await plan_with_task(lead)
+    connector = lead.running.connector
+    await lead.ask("plan P2")
+    card, card_message = connector.cards()[-1], connector.sent[-1]
+    form_message = await press(lead, card_message.activity_id, find_action(card, "Edit")["data"])
+    assert form_message.method == "update"
+    form = form_message.body["attachments"][0]["content"]
+    assert schema_errors(form) == []
+    assert card_height(form) <= HEIGHT_BUDGET_PX
+    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    assert inputs == {"title": "Launch", "owner": "Lead", "start": "2026-01-05", "end": "2026-02-27"}
+    filled = inputs | {"title": "Spring launch", "end": "2026-03-06"}
+    saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], filled)
+    assert saved.method == "update"
+    updated = saved.body["attachments"][0]["content"]
+    assert schema_errors(updated) == []
+    said = json.dumps(updated, ensure_ascii=False)
+    assert "P2 edited: title “Spring launch”; from 2026-01-05 to 2026-03-06" in said
+    assert find_action(updated, "Undo")["data"] == {"plan": 2, "version": 2, "verb": "restore_task"}
+    plan = await Plans(lead.running.store, TENANT).get_plan(2)
+    assert (plan.title, plan.window.end, plan.owner) == ("Spring launch", date(2026, 3, 6), "aad-lead")
+    # The same form again, from the card now stale: nothing saved, the plan shown as it is.
+    stale = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], filled | {"title": "Other"})
+    assert "This plan changed since the card was sent; nothing was saved" in json.dumps(stale.body)
+    assert (await Plans(lead.running.store, TENANT).get_plan(2)).title == "Spring launch"
+    cancelled = await press(lead, card_message.activity_id, find_action(form, "Cancel")["data"])
+    assert cancelled.method == "update"
+    assert "Spring launch" in json.dumps(cancelled.body)
+
+
+async def test_the_master_plans_form_changes_its_goals_for_its_leader_and_holds_a_members(running: Running) -> None:
+    lead = TeamsUser(running)
+    member = TeamsUser(running, user_id="aad-member", name="Member", conversation_id="a:member")
+    await lead.ask(NEW_PLAN)
+    plans = Plans(running.store, TENANT)
+    [sqls] = await plans.list_metrics(1)
+    await member.ask("plan P1")
+    card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
+    form = (await press(member, card_message.activity_id, find_action(card, "Edit")["data"])).body["attachments"][0][
+        "content"
+    ]
+    assert schema_errors(form) == []
+    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    assert set(inputs) == {"title", "start", "end", "constraints", f"target_{sqls.id}"}
+    held = await press(
+        member,
+        card_message.activity_id,
+        find_action(form, "Save")["data"],
+        inputs | {"constraints": "no paid social\nno events", f"target_{sqls.id}": "600"},
+    )
+    assert "needs approval first" in json.dumps(held.body)
+    assert ((await plans.get_plan(1)).constraints, (await plans.get_metric(sqls.id)).target) == ((), 500)
+    [approved, *_] = await lead.ask("approve A1")  # the plan's leader approves: the form's change is made as sent
+    assert "P1 changed: constraints, SQLs target 600" in approved
+    assert ((await plans.get_plan(1)).constraints, (await plans.get_metric(sqls.id)).target) == (
+        ("no paid social", "no events"),
+        600,
+    )
+    await lead.ask("plan P1")
+    card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
+    form = (await press(lead, card_message.activity_id, find_action(card, "Edit")["data"])).body["attachments"][0][
+        "content"
+    ]
+    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    assert (inputs["constraints"], inputs[f"target_{sqls.id}"]) == ("no paid social\nno events", 600)
+    changes = {"title": "600 SQLs by 31 March", "end": "2026-04-30"}
+    saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], inputs | changes)
+    assert saved.method == "update"
+    assert "P1 changed: north star, window" in json.dumps(saved.body, ensure_ascii=False)
+    plan = await plans.get_plan(1)
+    assert (plan.title, plan.window.end) == ("600 SQLs by 31 March", date(2026, 4, 30))
+
+
+async def test_a_reassignment_is_undone_from_its_cards_button(running: Running) -> None:
+    lead = TeamsUser(running)
+    await plan_with_task(lead)
+    await lead.ask("assign T1 to Designer", replies=1)
+    card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
+    undone = await press(lead, card_message.activity_id, find_action(card, "Undo")["data"])
+    assert undone.method == "update"
+    assert "Undone: T1 is as it was before your change (owner Lead)" in json.dumps(undone.body, ensure_ascii=False)
+    assert (await Plans(running.store, TENANT).get_task(1)).owner == "aad-lead"

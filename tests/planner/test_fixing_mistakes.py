@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from planner.domain.errors import InvalidValue, NothingToUndo, WindowConflict
+from planner.domain.errors import InvalidValue, NothingToUndo, StaleUndo, UndoNeedsLeader, WindowConflict
 from planner.domain.model import TaskChanges, Tier, Window
 from planner.services.plans import UNDO_WINDOW, Plans
 from planner.store import Store
@@ -72,7 +72,7 @@ async def test_a_redated_task_leaves_the_week_it_left(store: Store) -> None:
 async def test_a_deleted_task_comes_back_as_it_was_with_its_id(store: Store, clock: FakeClock) -> None:
     plans = Plans(store, "contoso")
     _, launch, _ = await two_tacticals(plans)
-    task = await plans.add_task(launch, title="Brief", due_on=date(2026, 1, 20), owner="Sam", actor=LEADER)
+    task = await plans.add_task(launch, title="Brief", due_on=date(2026, 1, 20), owner="Designer", actor=LEADER)
     other = await plans.add_task(launch, title="Later", due_on=date(2026, 1, 21), actor=LEADER)
     task = await plans.update_task(task.id, TaskChanges(milestone=True), actor=LEADER)
 
@@ -120,3 +120,82 @@ async def test_a_tactical_plan_archived_is_hidden_but_kept_and_a_master_plan_is_
     back = await plans.archive_plan(launch, archived=False, actor=LEADER)
     assert back.archived_at is None
     assert [p.id for p in await plans.list_plans(Tier.TACTICAL)] == [launch, abm]
+
+
+MEMBER = "aad-member"
+
+
+async def test_undo_takes_back_the_callers_last_edits_one_by_one_and_each_undo_is_an_event(
+    store: Store, clock: FakeClock
+) -> None:
+    plans = Plans(store, "contoso")
+    _, launch, abm = await two_tacticals(plans)
+    task = await plans.add_task(launch, title="Brief", due_on=date(2026, 2, 12), owner=LEADER, actor=LEADER)
+    await plans.update_task(task.id, TaskChanges(title="Brief the agency", due_on=date(2026, 2, 13)), actor=LEADER)
+    await plans.update_task(task.id, TaskChanges(plan_id=abm, milestone=True), actor=LEADER)
+
+    moved_back = await plans.undo(actor=LEADER)
+    assert (moved_back.fields, moved_back.subject.plan_id) == (("plan_id", "milestone"), launch)
+    renamed_back = await plans.undo(actor=LEADER)
+    assert renamed_back.fields == ("title", "due_on")
+    now = await plans.get_task(task.id)
+    assert (now.title, now.due_on, now.plan_id, now.milestone, now.owner) == (
+        "Brief",
+        date(2026, 2, 12),
+        launch,
+        False,
+        LEADER,
+    )
+    undos = [e for e in await plans.events(subject_type="task", subject_id=task.id) if e.kind == "task.undone"]
+    assert len(undos) == 2
+    with pytest.raises(NothingToUndo):
+        await plans.undo(actor=LEADER)
+
+
+async def test_undo_of_a_plan_edit_and_of_an_archive(store: Store) -> None:
+    plans = Plans(store, "contoso")
+    _, launch, _ = await two_tacticals(plans)
+    await plans.update_plan(
+        launch, title="Spring launch", window=Window(start=LAUNCH.start, end=date(2026, 3, 6)), actor=LEADER
+    )
+    await plans.archive_plan(launch, actor=LEADER)
+    unarchived = await plans.undo(actor=LEADER)
+    assert (unarchived.fields, unarchived.subject.archived_at) == (("archived_at",), None)
+    undone = await plans.undo(actor=LEADER, subject=("plan", launch))
+    plan = await plans.get_plan(launch)
+    assert (undone.fields, plan.title, plan.window) == (("title", "window"), "Launch", LAUNCH)
+
+
+async def test_a_stale_undo_is_refused_and_changes_nothing(store: Store) -> None:
+    plans = Plans(store, "contoso")
+    _, launch, _ = await two_tacticals(plans)
+    task = await plans.add_task(launch, title="Brief", due_on=date(2026, 2, 12), actor=LEADER)
+    await plans.update_task(task.id, TaskChanges(title="Brief the agency"), actor=LEADER)
+    changed = await plans.update_task(task.id, TaskChanges(due_on=date(2026, 2, 20)), actor=MEMBER)
+    with pytest.raises(StaleUndo) as refused:
+        await plans.undo(actor=LEADER)
+    assert refused.value.changed_by == MEMBER
+    assert await plans.get_task(task.id) == changed
+    assert not [e for e in await plans.events() if e.kind.endswith(".undone")]
+
+
+async def test_an_edit_is_undone_only_within_the_window_and_only_by_its_author(store: Store, clock: FakeClock) -> None:
+    plans = Plans(store, "contoso")
+    _, launch, _ = await two_tacticals(plans)
+    task = await plans.add_task(launch, title="Brief", due_on=date(2026, 2, 12), actor=LEADER)
+    edited = await plans.update_task(task.id, TaskChanges(title="Brief the agency"), actor=LEADER)
+    with pytest.raises(NothingToUndo):
+        await plans.undo(actor=MEMBER)
+    clock.advance(seconds=UNDO_WINDOW.total_seconds() + 1)
+    with pytest.raises(NothingToUndo):
+        await plans.undo(actor=LEADER)
+    assert await plans.get_task(task.id) == edited
+
+
+async def test_a_master_plans_edit_is_undone_by_its_leader_only(store: Store) -> None:
+    plans = Plans(store, "contoso")
+    master, _, _ = await two_tacticals(plans)
+    await plans.update_plan(master, constraints=["no paid social"], actor=MEMBER)
+    with pytest.raises(UndoNeedsLeader):
+        await plans.undo(actor=MEMBER)
+    assert (await plans.get_plan(master)).constraints == ("no paid social",)

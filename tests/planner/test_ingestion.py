@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapters import adapter_kinds
 from bot.text.errors import describe_plain
 from bot.text.problems import describe_problem
 from planner.domain.circuits import BreakerSettings, CircuitState
@@ -29,6 +30,7 @@ from planner.ports import (
 )
 from planner.services.approvals import Approvals
 from planner.services.breaker import Breakers
+from planner.services.budgets import Budgets
 from planner.services.decisions import DecisionLog
 from planner.services.ingestion import (
     MetricEvents,
@@ -42,7 +44,11 @@ from planner.services.plans import Plans
 from planner.services.policy import PolicySets
 from planner.services.registry import Registry
 from planner.store import Store
+from planner.store.budgets import money_of
 from planner.store.vault import Vault
+from tests.adapters import vendor_agent
+from tests.adapters.operator import LIMITS
+from tests.adapters.vendor_agent import serve_in_process
 from tests.conftest import FakeClock
 
 TENANT = "tenant-contoso"
@@ -367,3 +373,74 @@ async def test_pulls_that_cannot_reach_the_agent_open_its_circuit_and_then_wait_
     assert (await breakers.state("hubspot")).state is CircuitState.OPEN
     [feed] = await feeds.list_feeds()
     assert "'hubspot' failed repeatedly and is left alone for a while" in (feed.last_error or "")
+
+
+async def test_a_spend_feed_records_what_the_agents_total_rose_by_as_the_plans_spend_through_the_gate(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real MCP server on loopback answers `campaign_spend`; the feed records each rise of its total as spend."""
+    clock.now = datetime(2026, 2, 15, 9, tzinfo=UTC)
+    plans = Plans(store, TENANT)
+    master = await plans.create_master_plan(
+        title="Q1 pipeline",
+        owner="aad-lead",
+        window=Window(start=date(2026, 1, 1), end=date(2026, 3, 31)),
+        metrics=[MetricSpec(name="Paid spend", target=50_000, unit="EUR")],
+        actor="aad-lead",
+    )
+    budgets = Budgets(store, TENANT)
+    await budgets.set_budget(master.id, 100_000 * 100, "EUR", actor="aad-lead")
+    spend_metric = await plans.find_metric("Paid spend")
+    feeds = MetricFeeds(store, TENANT, explain=describe_plain)
+    await feeds.add(
+        spend_metric,
+        adapter="vendor",
+        capability="campaign_spend",
+        input={"campaign": "abm-q1"},
+        field="spent",
+        unit="EUR",
+        spend=True,
+        actor="aad-admin",
+    )
+    monkeypatch.setitem(vendor_agent.SPEND, "abm-q1", 4200.0)
+    vault = Vault([Vault.generate_key()])
+    registry = Registry(store, TENANT, vault=vault, kinds=adapter_kinds(store, TENANT, vault, limits=LIMITS))
+
+    async def open_agent(tenant_id: str, name: str) -> GatedAgent:
+        return await registry.open(name)
+
+    async def spent() -> list[tuple[int, str, str]]:
+        async with store.read() as conn:
+            return [(s.amount, s.currency, s.source) for s in (await money_of(conn, TENANT, [master.id]))[1][master.id]]
+
+    async with serve_in_process() as url:
+        await registry.register("mcp", "vendor", {"transport": "http", "url": url}, actor="aad-admin")
+        await registry.enable_tool("vendor", "campaign_spend", actor="aad-admin")  # an admin vets each tool
+        assert await pull_due(store, open_agent, clock.now) == (1, 0)
+        assert await spent() == [(420_000, "EUR", "feed:1")]
+        clock.advance(hours=1)
+        assert await pull_due(store, open_agent, clock.now) == (1, 0)  # the same total: no spend twice
+        monkeypatch.setitem(vendor_agent.SPEND, "abm-q1", 5000.25)
+        clock.advance(hours=1)
+        assert await pull_due(store, open_agent, clock.now) == (1, 0)
+        assert await spent() == [(420_000, "EUR", "feed:1"), (80_025, "EUR", "feed:1")]
+        assert [r.value for r in await plans.readings(spend_metric.id)][-1] == 5000.25
+        # A total lower than the feed recorded is refused and kept as the feed's error; nothing is recorded.
+        monkeypatch.setitem(vendor_agent.SPEND, "abm-q1", 100.0)
+        clock.advance(hours=1)
+        assert await pull_due(store, open_agent, clock.now, explain=describe_plain) == (0, 1)
+        assert len(await spent()) == 2
+        assert "no less than the 5,000.25 recorded from it" in ((await feeds.list_feeds())[0].last_error or "")
+        # The same gate as any pull: a rule that forbids the tool stops it before it reaches the agent.
+        forbid = {
+            "id": "no-spend-reads",
+            "description": "No spend reads",
+            "effect": "forbid",
+            "actions": ["campaign_spend"],
+        }
+        await PolicySets(store, TENANT).load({"rules": [forbid]}, actor="aad-admin")
+        monkeypatch.setitem(vendor_agent.SPEND, "abm-q1", 6000.0)
+        clock.advance(hours=1)
+        assert await pull_due(store, open_agent, clock.now, explain=describe_plain) == (0, 1)
+        assert len(await spent()) == 2
+        assert "No spend reads" in ((await feeds.list_feeds())[0].last_error or "")

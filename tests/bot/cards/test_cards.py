@@ -553,6 +553,7 @@ def test_plan_overview_offers_its_task_list_my_tasks_and_refresh_in_place() -> N
         ("Task list", "tasks", {"plan": "P1", "verb": "tasks"}),
         ("My tasks", VERB_MY_TASKS, {"verb": VERB_MY_TASKS}),
         ("Refresh", VERB_SHOW_PLAN, {"plan": 1, "card": "plan", "verb": VERB_SHOW_PLAN}),
+        ("Edit", "plan_edit_form", {"plan": 1, "card": "plan", "verb": "plan_edit_form"}),
     ]
 
 
