@@ -63,6 +63,7 @@ from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
     Dated,
     Expected,
+    Field,
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
@@ -262,7 +263,74 @@ def _(error: InvalidWindow, style: _Style) -> str:
 @_render.register
 def _(error: InvalidValue, style: _Style) -> str:
     value = _repr(style, error.value)
-    return f"{style.prose(error.field)}: {value} is not valid; expected {style.prose(expected(error))}."
+    return f"{style.prose(field(error))}: {value} is not valid; expected {style.prose(expected(error))}."
+
+
+FIELDS: dict[Field, str] = {
+    Field.TENANT_ID: "tenant id",
+    Field.USER_ID: "user id",
+    Field.CONVERSATION_ID: "conversation id",
+    Field.CONVERSATION_KIND: "conversation kind",
+    Field.ROLE: "role",
+    Field.EXPIRY: "expiry",
+    Field.PLAN: "plan",
+    Field.PLANS: "plans",
+    Field.TASK: "task",
+    Field.TASK_SNAPSHOT: "task snapshot",
+    Field.TITLE: "title",
+    Field.OWNER: "owner",
+    Field.CONSTRAINT: "constraint",
+    Field.REASON: "reason",
+    Field.WINDOW: "window",
+    Field.WEEK: "week",
+    Field.CADENCE: "cadence",
+    Field.METRIC: "metric",
+    Field.METRIC_NAME: "metric name",
+    Field.VALUE: "value",
+    Field.TOLERANCE: "tolerance of {metric}",
+    Field.TARGET: "target of {metric}",
+    Field.PLAYBOOK_NAME: "playbook name",
+    Field.CURRENCY: "currency",
+    Field.AMOUNT: "amount",
+    Field.SPEND_DATE: "spend date",
+    Field.TRIGGER: "trigger",
+    Field.SETTING: "setting",
+    Field.HOURS: "hours",
+    Field.DAYS: "days",
+    Field.NUDGES: "nudges",
+    Field.HOUR: "hour",
+    Field.TIME: "time",
+    Field.TIME_ZONE: "time zone",
+    Field.MAX_TURNS: "turns kept",
+    Field.MAX_CHARS: "characters kept",
+    Field.SILENCE: "silence",
+    Field.MESSAGES: "messages",
+    Field.ADAPTER: "adapter",
+    Field.ADAPTER_NAME: "adapter name",
+    Field.CAPABILITY: "capability",
+    Field.INPUT: "input",
+    Field.TIMEOUT: "timeout",
+    Field.DELEGATION: "delegation",
+    Field.FAILURE_THRESHOLD: "failure threshold",
+    Field.COOL_DOWN: "cool-down",
+    Field.PROBE_LEASE: "probe lease",
+    Field.FEED: "feed",
+    Field.FEED_FIELD: "feed field",
+    Field.FEED_ANSWER: "feed answer",
+    Field.EVERY: "every",
+    Field.DATA_FIELD: "field {path} of the agent's data",
+    Field.SOURCE_NAME: "source name",
+    Field.FORMAT: "format",
+}
+"""What each field InvalidValue names reads as; `{detail}` is filled from the error's details (a test keeps every
+member here, with exactly the details it names)."""
+
+
+def field(error: InvalidValue) -> str:
+    """The field `error` names, in the bot's words (plain text): `spend date`, `target of SQLs`."""
+    if not isinstance(error.field, Field):
+        return error.field
+    return FIELDS[error.field].format_map(_shown(error))
 
 
 EXPECTED: dict[Expected, str] = {
@@ -336,11 +404,16 @@ _PLAN_DETAILS = frozenset({"plan", "plans"})
 
 def expected(error: InvalidValue) -> str:
     """The form `error`'s field should take, in the bot's words (plain text), its details filled in."""
-    shown = {name: _detail(name, value) for name, value in error.details.items()}
-    return EXPECTED[error.expected].format_map(shown)
+    return EXPECTED[error.expected].format_map(_shown(error))
+
+
+def _shown(error: InvalidValue) -> dict[str, str]:
+    return {name: _detail(name, value) for name, value in error.details.items()}
 
 
 def _detail(name: str, value: object) -> str:
+    if isinstance(value, Field):
+        return FIELDS[value]
     if isinstance(value, tuple | list | frozenset | set):
         return ", ".join(_detail(name, item) for item in value)
     if name in _PLAN_DETAILS and isinstance(value, int):

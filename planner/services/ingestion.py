@@ -37,7 +37,7 @@ from typing import Any
 
 from planner.domain.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.domain.delegations import DelegationStatus
-from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
 from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_unit, field_value, is_due
 from planner.domain.model import Metric, MetricReading
 from planner.domain.problems import Problem, parse_time
@@ -158,7 +158,7 @@ class MetricFeeds:
                 created_at=now,
             )
             if feed is None:
-                raise InvalidValue("feed", f"{adapter} {capability}", Expected.NEW_FEED, metric=metric.name)
+                raise InvalidValue(Field.FEED, f"{adapter} {capability}", Expected.NEW_FEED, metric=metric.name)
             await event_log.record(
                 conn,
                 tenant_id=self.tenant_id,
@@ -218,7 +218,7 @@ class MetricFeeds:
             finally:
                 await agent.close()
             if result.status is not DelegationStatus.SUCCEEDED or result.data is None:
-                raise InvalidValue("feed answer", result.error or result.status.value, Expected.FEED_ANSWER)
+                raise InvalidValue(Field.FEED_ANSWER, result.error or result.status.value, Expected.FEED_ANSWER)
             value = field_value(result.data, feed.field)
             stamp = result.data.get("as_of") or result.data.get("at")
             at = now
