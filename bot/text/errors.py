@@ -262,7 +262,8 @@ def _(error: InvalidWindow, style: _Style) -> str:
 
 @_render.register
 def _(error: InvalidValue, style: _Style) -> str:
-    value = _repr(style, error.value)
+    number = isinstance(error.value, int | float) and not isinstance(error.value, bool)
+    value = _detail("value", error.value) if number else _repr(style, error.value)
     return f"{style.prose(field(error))}: {value} is not valid; expected {style.prose(expected(error))}."
 
 
@@ -422,7 +423,8 @@ def _detail(name: str, value: object) -> str:
         return value.isoformat()
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    return plain(value) if isinstance(value, int) else f"{value:g}"
+    # A bound a person must meet, so a fraction keeps the decimals it was given (a baseline of 0.125, not 0.1).
+    return plain(value, decimals=6)
 
 
 @_render.register

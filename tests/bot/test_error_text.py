@@ -312,6 +312,10 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "target of SQLs: 5 is not valid; expected at least the baseline 10 for a metric going up.",
         ),
         (
+            InvalidValue(Field.TARGET, 1e6, Expected.AT_LEAST_BASELINE, baseline=1.5e6, metric="MQLs"),
+            "target of MQLs: 1,000,000 is not valid; expected at least the baseline 1,500,000 for a metric going up.",
+        ),
+        (
             InvalidValue(Field.DATA_FIELD, True, Expected.FINITE_NUMBER, path="totals.sqls"),
             "field totals.sqls of the agent's data: True is not valid; expected a finite number.",
         ),
