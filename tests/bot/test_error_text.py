@@ -12,7 +12,7 @@ import pytest
 
 import planner
 from bot.cards.markdown import WORD_JOINER, literal_prose
-from bot.text.errors import EXPECTED, FIELDS, describe, describe_plain, rendered_classes
+from bot.text.errors import EXPECTED, FIELDS, SAID, describe, describe_plain, rendered_classes
 from bot.text.problems import HINT_SOURCES, PROBLEMS, describe_problem, template_fields
 from planner.domain.approvals import (
     AlreadyDecided,
@@ -35,7 +35,7 @@ from planner.domain.budgets import (
     OverAllocated,
 )
 from planner.domain.context import ContextSourceExists, ContextSourceNotFound, ReplayedContextEvent, StaleContextEvent
-from planner.domain.decisions import DecisionNotFound, NoDecisionKeys
+from planner.domain.decisions import CheckpointUnreadable, DecisionNotFound, NoDecisionKeys
 from planner.domain.delegations import (
     AdapterBroke,
     AgentDeclined,
@@ -65,14 +65,22 @@ from planner.domain.ingestion import UnitMismatch
 from planner.domain.model import Direction, Metric
 from planner.domain.policy import PolicyInvalid
 from planner.domain.problems import Problem, ProblemCode
-from planner.governance.gated_agent import DelegationStopped, StopCause
-from planner.ports import AgentError, AgentTimeout, UnknownCapability
+from planner.governance.gated_agent import DelegationHeld, DelegationStopped, StopCause
+from planner.ports import (
+    AgentError,
+    AgentNotReached,
+    AgentTimeout,
+    AgentUnavailable,
+    QuestionCancelled,
+    RehearsalUnsupported,
+    UnknownCapability,
+)
 from planner.services.budgets import ReplayedSpendEvent, StaleSpendEvent
 from planner.services.decisions import CheckpointInvalid, CheckpointRefused
 from planner.services.ingestion import FeedNotFound, ReplayedMetricEvent, StaleMetricEvent
 from planner.services.playbooks import PlaybookNotFound
 from planner.services.registry import AdapterDisabled, AdapterExists, AdapterNotFound, UnknownAdapterKind
-from planner.store.vault import BadSecretKey, NoSecretKey, VaultError
+from planner.store.vault import BadSecretKey, NoSecretKey, UndecryptableSecret, VaultError
 
 _ADVICE = (
     "List the plans",
@@ -189,6 +197,14 @@ def _one_of_each() -> list[BaseException]:
         InvalidSpendEvent([Problem(ProblemCode.POSITIVE_AMOUNT, "event.amount")]),
         StaleSpendEvent(["s1"], when, sent="sent_at"),
         ReplayedSpendEvent("finance", ["s1"]),
+        AgentUnavailable("hubspot", "connection refused"),
+        AgentNotReached("hubspot", "connection refused"),
+        AgentTimeout("hubspot", 30),
+        QuestionCancelled("browser"),
+        RehearsalUnsupported("hubspot", "mcp"),
+        CheckpointUnreadable("its signature does not match"),
+        DelegationHeld("a budget change needs finance", 4),
+        UndecryptableSecret(),
     ]
 
 
@@ -355,6 +371,12 @@ def test_an_error_from_outside_the_planner_is_shown_as_it_says() -> None:
 @pytest.mark.parametrize("error", _one_of_each(), ids=lambda error: type(error).__name__)
 def test_a_reply_in_chat_has_the_same_words_as_the_terminal(error: BaseException) -> None:
     assert describe(error) == literal_prose(describe_plain(error))
+
+
+def test_every_error_said_by_a_template_is_said_with_its_fields_filled_in() -> None:
+    said = {type(error): describe_plain(error) for error in _one_of_each()}
+    assert set(SAID) <= set(said)
+    assert [text for cls, text in said.items() if cls in SAID and ("{" in text or "}" in text)] == []
 
 
 @pytest.mark.parametrize("expected", list(Expected), ids=lambda member: member.name)
