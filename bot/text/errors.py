@@ -1,5 +1,7 @@
 """What the bot says when the planner, an agent or the vault refuses: each error class rendered as the reply a person
-reads, from the error's fields. The planner's own messages (`str(error)`) are plain facts for logs.
+reads, from the error's fields. The planner's own messages (`str(error)`) are plain facts for logs. An error whose
+reply is its fields in a sentence is one line of `SAID`; an error whose reply has choices to make has a renderer. The
+field and the form an InvalidValue names are worded by `FIELDS` and `EXPECTED`.
 
 `describe` writes a chat reply (Markdown: what people, agents and the planner wrote is shown literally, the commands
 the bot suggests as code); `describe_plain` writes the same words as plain text, for a terminal, a log an operator
