@@ -1,5 +1,7 @@
 """What the bot says when the planner, an agent or the vault refuses: each error class rendered as the reply a person
-reads, from the error's fields. The planner's own messages (`str(error)`) are plain facts for logs.
+reads, from the error's fields. The planner's own messages (`str(error)`) are plain facts for logs. An error whose
+reply is its fields in a sentence is one line of `SAID`; an error whose reply has choices to make has a renderer. The
+field and the form an InvalidValue names are worded by `FIELDS` and `EXPECTED`.
 
 `describe` writes a chat reply (Markdown: what people, agents and the planner wrote is shown literally, the commands
 the bot suggests as code); `describe_plain` writes the same words as plain text, for a terminal, a log an operator
@@ -10,10 +12,12 @@ planner error class registered, so none reaches a person as developer text.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Sequence
+import string
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import singledispatch
+from typing import Any
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
 from bot.cards.wording import money, plan_ref
@@ -63,6 +67,7 @@ from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
     Dated,
     Expected,
+    Field,
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
@@ -159,46 +164,6 @@ def _known(style: _Style, what: str, known: Sequence[str]) -> str:
 
 
 @_render.register
-def _(error: OverAllocated, style: _Style) -> str:
-    return (
-        f"Allocating {money(error.asked, error.currency)} to P{error.plan_id} would take more than master plan "
-        f"P{error.master_id}'s budget: {money(error.headroom, error.currency)} is left to allocate. Allocate at most "
-        "that, lower another plan's allocation, or raise the budget."
-    )
-
-
-@_render.register
-def _(error: BudgetBelowAllocations, style: _Style) -> str:
-    return (
-        f"P{error.master_id}'s tactical plans are allocated {money(error.allocated, error.currency)} already, more "
-        f"than a budget of {money(error.asked, error.currency)}. Lower their allocations first, or set a budget of at "
-        "least that."
-    )
-
-
-@_render.register
-def _(error: NoBudget, style: _Style) -> str:
-    master = error.master_id
-    return f"Master plan P{master} has no budget yet. Set one first, for example: budget P{master} 250k USD."
-
-
-@_render.register
-def _(error: CurrencyMismatch, style: _Style) -> str:
-    return (
-        f"P{error.plan_id}'s budget is in {_repr(style, error.expected)}, not {_repr(style, error.given)}: give "
-        "amounts in the budget's currency."
-    )
-
-
-@_render.register
-def _(error: NotEnoughAllocated, style: _Style) -> str:
-    return (
-        f"P{error.plan_id} is allocated {money(error.allocated, error.currency)}, less than "
-        f"{money(error.asked, error.currency)}: move at most what it has."
-    )
-
-
-@_render.register
 def _(error: InvalidSpendEvent, style: _Style) -> str:
     return style.prose("The spend event is not valid: " + "; ".join(map(describe_problem, error.problems)) + ".")
 
@@ -210,11 +175,6 @@ def _(error: InvalidSpendEvent, style: _Style) -> str:
 def _(error: PlanNotFound, style: _Style) -> str:
     what = f"{error.tier} plan" if error.tier else "plan"
     return f"No {what} with id {error.plan_id}. List the plans to see their ids."
-
-
-@_render.register
-def _(error: TaskNotFound, style: _Style) -> str:
-    return f"No task with id {error.task_id}. Show the plan to see its tasks' ids."
 
 
 @_render.register
@@ -280,14 +240,78 @@ def _dated(dated: Dated) -> str:
 
 
 @_render.register
-def _(error: InvalidWindow, style: _Style) -> str:
-    return f"The window ends {error.end.isoformat()}, before it starts {error.start.isoformat()}."
-
-
-@_render.register
 def _(error: InvalidValue, style: _Style) -> str:
-    value = _repr(style, error.value)
-    return f"{style.prose(error.field)}: {value} is not valid; expected {style.prose(expected(error))}."
+    number = isinstance(error.value, int | float) and not isinstance(error.value, bool)
+    value = _detail("value", error.value) if number else _repr(style, error.value)
+    return f"{style.prose(field(error))}: {value} is not valid; expected {style.prose(expected(error))}."
+
+
+FIELDS: dict[Field, str] = {
+    Field.TENANT_ID: "tenant id",
+    Field.USER_ID: "user id",
+    Field.CONVERSATION_ID: "conversation id",
+    Field.CONVERSATION_KIND: "conversation kind",
+    Field.ROLE: "role",
+    Field.EXPIRY: "expiry",
+    Field.PLAN: "plan",
+    Field.PLANS: "plans",
+    Field.TASK: "task",
+    Field.TASK_SNAPSHOT: "task snapshot",
+    Field.TITLE: "title",
+    Field.OWNER: "owner",
+    Field.CONSTRAINT: "constraint",
+    Field.REASON: "reason",
+    Field.WINDOW: "window",
+    Field.WEEK: "week",
+    Field.CADENCE: "cadence",
+    Field.METRIC: "metric",
+    Field.METRIC_NAME: "metric name",
+    Field.VALUE: "value",
+    Field.TOLERANCE: "tolerance of {metric}",
+    Field.TARGET: "target of {metric}",
+    Field.PLAYBOOK_NAME: "playbook name",
+    Field.CURRENCY: "currency",
+    Field.AMOUNT: "amount",
+    Field.SPEND_DATE: "spend date",
+    Field.TRIGGER: "trigger",
+    Field.SETTING: "setting",
+    Field.HOURS: "hours",
+    Field.DAYS: "days",
+    Field.NUDGES: "nudges",
+    Field.HOUR: "hour",
+    Field.TIME: "time",
+    Field.TIME_ZONE: "time zone",
+    Field.MAX_TURNS: "turns kept",
+    Field.MAX_CHARS: "characters kept",
+    Field.SILENCE: "silence",
+    Field.MESSAGES: "messages",
+    Field.ADAPTER: "adapter",
+    Field.ADAPTER_NAME: "adapter name",
+    Field.CAPABILITY: "capability",
+    Field.INPUT: "input",
+    Field.TIMEOUT: "timeout",
+    Field.DELEGATION: "delegation",
+    Field.FAILURE_THRESHOLD: "failure threshold",
+    Field.COOL_DOWN: "cool-down",
+    Field.PROBE_LEASE: "probe lease",
+    Field.FEED: "feed",
+    Field.FEED_FIELD: "feed field",
+    Field.FEED_ANSWER: "feed answer",
+    Field.EVERY: "every",
+    Field.DATA_FIELD: "field {path} of the agent's data",
+    Field.SPEND_TO_DATE: "spend to date ({path} of the agent's data)",
+    Field.SOURCE_NAME: "source name",
+    Field.FORMAT: "format",
+}
+"""What each field InvalidValue names reads as; `{detail}` is filled from the error's details (a test keeps every
+member here, with exactly the details it names)."""
+
+
+def field(error: InvalidValue) -> str:
+    """The field `error` names, in the bot's words (plain text): `spend date`, `target of SQLs`."""
+    if not isinstance(error.field, Field):
+        return error.field
+    return FIELDS[error.field].format_map(_shown(error))
 
 
 EXPECTED: dict[Expected, str] = {
@@ -362,11 +386,16 @@ _PLAN_DETAILS = frozenset({"plan", "plans"})
 
 def expected(error: InvalidValue) -> str:
     """The form `error`'s field should take, in the bot's words (plain text), its details filled in."""
-    shown = {name: _detail(name, value) for name, value in error.details.items()}
-    return EXPECTED[error.expected].format_map(shown)
+    return EXPECTED[error.expected].format_map(_shown(error))
+
+
+def _shown(error: InvalidValue) -> dict[str, str]:
+    return {name: _detail(name, value) for name, value in error.details.items()}
 
 
 def _detail(name: str, value: object) -> str:
+    if isinstance(value, Field):
+        return FIELDS[value]
     if isinstance(value, tuple | list | frozenset | set):
         return ", ".join(_detail(name, item) for item in value)
     if name in _PLAN_DETAILS and isinstance(value, int):
@@ -375,33 +404,8 @@ def _detail(name: str, value: object) -> str:
         return value.isoformat()
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    return plain(value) if isinstance(value, int) else f"{value:g}"
-
-
-@_render.register
-def _(error: TenantMismatch, style: _Style) -> str:
-    return (
-        f"This store serves tenant {_repr(style, error.expected)}, "
-        f"but the object belongs to tenant {_repr(style, error.got)}."
-    )
-
-
-@_render.register
-def _(error: StaleEdit, style: _Style) -> str:
-    return (
-        f"{error.kind} {error.object_id} changed while you were editing it (you had version "
-        f"{error.expected_version}, it is now at version {error.actual_version}). Reload it and try again."
-    )
-
-
-@_render.register
-def _(error: DraftNotFound, style: _Style) -> str:
-    return f"No draft with id {error.draft_id}."
-
-
-@_render.register
-def _(error: DraftAlreadyDecided, style: _Style) -> str:
-    return f"Draft {error.draft_id} was already {error.status}."
+    # A bound a person must meet, so a fraction keeps the decimals it was given (a baseline of 0.125, not 0.1).
+    return plain(value, decimals=6)
 
 
 @_render.register
@@ -472,14 +476,6 @@ def _(error: ContextSourceNotFound, style: _Style) -> str:
 
 
 @_render.register
-def _(error: ContextSourceExists, style: _Style) -> str:
-    return (
-        f"A context source named {_repr(style, error.name)} is already registered. "
-        "Choose another name, or rotate its secret."
-    )
-
-
-@_render.register
 def _(error: PulledAgainstPolicy, style: _Style) -> str:
     return (
         f"policy does not let the bot call {style.quote(error.adapter)} {style.quote(error.capability)} on its own: "
@@ -487,17 +483,7 @@ def _(error: PulledAgainstPolicy, style: _Style) -> str:
     )
 
 
-@_render.register
-def _(error: FeedNotFound, style: _Style) -> str:
-    return f"There is no metric feed {error.feed_id}. `cos metrics feeds --tenant T` lists them."
-
-
 # ---- approvals ---------------------------------------------------------------------------------------------------
-
-
-@_render.register
-def _(error: ApprovalNotFound, style: _Style) -> str:
-    return f"No approval request with id A{error.request_id}. Type `approvals` to see the ones waiting for you."
 
 
 @_render.register
@@ -515,46 +501,11 @@ def _(error: UnknownGateCategory, style: _Style) -> str:
 
 
 @_render.register
-def _(error: ApprovalRefused, style: _Style) -> str:
-    return style.prose(str(error))
-
-
-@_render.register
-def _(error: NotAuthenticated, style: _Style) -> str:
-    ref = f"A{error.request_id}"
-    return (
-        f"{ref} can only be approved by a person signed in to Teams: press Approve on its card, "
-        f"or type `approve {ref}` in your chat with me."
-    )
-
-
-@_render.register
-def _(error: NotAPerson, style: _Style) -> str:
-    return (
-        f"{_repr(style, error.who)} is not a person: only a person can approve A{error.request_id}, "
-        "never an agent or an LLM."
-    )
-
-
-@_render.register
-def _(error: SelfApproval, style: _Style) -> str:
-    return f"You asked for A{error.request_id}, so you cannot approve it: another approver has to."
-
-
-@_render.register
 def _(error: NotAnApprover, style: _Style) -> str:
     roles = " or ".join(style.quote(role) for role in error.roles)
     return (
         f"You are not an approver of A{error.request_id}: it went to the people holding the {roles} role "
         "when it was asked. An admin manages roles with `approvers`."
-    )
-
-
-@_render.register
-def _(error: ApprovalExpired, style: _Style) -> str:
-    return (
-        f"A{error.request_id} expired at {error.expires_at:%Y-%m-%d %H:%M} UTC and can no longer be decided; "
-        "whoever asked for it has to ask again."
     )
 
 
@@ -568,30 +519,11 @@ def _(error: AlreadyDecided, style: _Style) -> str:
 
 
 @_render.register
-def _(error: DecisionNotFound, style: _Style) -> str:
-    return f"No decision {error.seq} in the log. `decisions` lists the latest ones with their numbers."
-
-
-@_render.register
 def _(error: NoDecisionKeys, style: _Style) -> str:
     tenant = f" of tenant {style.quote(error.tenant_id)}" if error.tenant_id else ""
     return (
         f"The decision log{tenant} is signed, and this process has no key to sign with: set COS_SECRET_KEYS (in "
         "local mode, keep the local key file) as the bot's other processes have it."
-    )
-
-
-@_render.register
-def _(error: CheckpointUnreadable, style: _Style) -> str:
-    return f"The decision log checkpoint cannot be trusted: {style.prose(error.reason)}."
-
-
-@_render.register
-def _(error: CheckpointInvalid, style: _Style) -> str:
-    return (
-        f"The decision log checkpoint {style.quote(str(error.path))} cannot be trusted: {style.prose(error.reason)}. "
-        "Move it aside as evidence (do not delete it), run `cos decisions verify --checkpoints FILE` with a copy you "
-        "trust if you keep one, then `cos decisions checkpoint` to start a new one."
     )
 
 
@@ -611,11 +543,6 @@ def _(error: PolicyInvalid, style: _Style) -> str:
 
 
 # ---- delegation and agents ---------------------------------------------------------------------------------------
-
-
-@_render.register
-def _(error: DelegationNotFound, style: _Style) -> str:
-    return f"No delegation with id {error.delegation_id}. Show the task to see its delegations."
 
 
 @_render.register
@@ -647,11 +574,6 @@ def _(error: DelegationStopped, style: _Style) -> str:
 
 
 @_render.register
-def _(error: DelegationHeld, style: _Style) -> str:
-    return f"Waiting for approval A{error.approval_id}: {style.prose(error.reasons)}."
-
-
-@_render.register
 def _(error: UnknownAdapterKind, style: _Style) -> str:
     hint = _did_you_mean(style, error.kind, error.known)
     return f"There is no adapter kind {_repr(style, error.kind)}.{hint} {_known(style, 'kinds', error.known)}"
@@ -661,22 +583,6 @@ def _(error: UnknownAdapterKind, style: _Style) -> str:
 def _(error: AdapterNotFound, style: _Style) -> str:
     hint = _did_you_mean(style, error.name, error.known)
     return f"There is no adapter named {_repr(style, error.name)}.{hint} {_known(style, 'adapters', error.known)}"
-
-
-@_render.register
-def _(error: AdapterExists, style: _Style) -> str:
-    return (
-        f"An adapter named {_repr(style, error.name)} ({style.quote(error.kind)}) is already registered. "
-        "Choose another name, or change that one's configuration instead."
-    )
-
-
-@_render.register
-def _(error: AdapterDisabled, style: _Style) -> str:
-    return (
-        f"The adapter {_repr(style, error.name)} is disabled, so it takes no delegations. An admin can enable it "
-        "again, or the task can be delegated to another adapter."
-    )
 
 
 @_render.register
@@ -721,45 +627,10 @@ def _(error: InputInvalid, style: _Style) -> str:
 
 
 @_render.register
-def _(error: AgentError, style: _Style) -> str:
-    return style.prose(str(error))
-
-
-@_render.register(AgentUnavailable)
-@_render.register(AgentNotReached)
-@_render.register(AgentTimeout)
-def _(error: AgentUnavailable, style: _Style) -> str:
-    return f"agent {_repr(style, error.agent)} is unavailable: {style.prose(error.reason)}"
-
-
-@_render.register
-def _(error: QuestionCancelled, style: _Style) -> str:
-    return f"cancelled by the person {_repr(style, error.agent)} asked (for a sign-in code or an answer)"
-
-
-@_render.register
-def _(error: RehearsalUnsupported, style: _Style) -> str:
-    return (
-        f"{_repr(style, error.agent)} cannot do a dry run: only a browser recipe knows which of its steps would "
-        "change something. Try the adapter without --dry-run, on a task that may be done for real."
-    )
-
-
-@_render.register
-def _(error: SamplingDeclined, style: _Style) -> str:
-    return f"an agent's request to use the bot's model was declined: {style.prose(error.reason)}"
-
-
-@_render.register
 def _(error: CircuitOpen, style: _Style) -> str:
     last = style.prose(error.circuit.last_error) if error.circuit.last_error else ""
     cause = f" (last error: {last})" if last else ""
     return f"{_repr(style, error.agent)} failed repeatedly and is left alone for a while{cause}"
-
-
-@_render.register
-def _(error: StoppedMidCall, style: _Style) -> str:
-    return "the bot stopped while the agent had it: whether the agent did it is not known"
 
 
 @_render.register
@@ -796,29 +667,120 @@ def _(error: AgentConfigInvalid, style: _Style) -> str:
 # ---- secrets -----------------------------------------------------------------------------------------------------
 
 
-@_render.register
-def _(error: VaultError, style: _Style) -> str:
-    return style.prose(str(error))
-
-
-@_render.register
-def _(error: NoSecretKey, style: _Style) -> str:
-    return (
-        "no secret key is configured: set COS_SECRET_KEYS to a key made by "
-        "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
-    )
-
-
-@_render.register
-def _(error: BadSecretKey, style: _Style) -> str:
-    return f"secret key #{error.position} in COS_SECRET_KEYS is not a valid Fernet key (32 url-safe base64 bytes)"
-
-
-@_render.register
-def _(error: UndecryptableSecret, style: _Style) -> str:
-    return "a stored secret cannot be decrypted with any configured key (was its key removed too soon?)"
-
-
-@_render.register
+@_render.register(PlannerError)
+@_render.register(ApprovalRefused)
+@_render.register(AgentError)
+@_render.register(VaultError)
 def _(error: PlannerError, style: _Style) -> str:
     return style.prose(str(error))
+
+
+SAID: dict[type[BaseException], str] = {
+    # budgets
+    OverAllocated: (
+        "Allocating {asked!m} to P{plan_id} would take more than master plan P{master_id}'s budget: {headroom!m} is "
+        "left to allocate. Allocate at most that, lower another plan's allocation, or raise the budget."
+    ),
+    BudgetBelowAllocations: (
+        "P{master_id}'s tactical plans are allocated {allocated!m} already, more than a budget of {asked!m}. Lower "
+        "their allocations first, or set a budget of at least that."
+    ),
+    NoBudget: "Master plan P{master_id} has no budget yet. Set one first, for example: budget P{master_id} 250k USD.",
+    CurrencyMismatch: "P{plan_id}'s budget is in {expected!r}, not {given!r}: give amounts in the budget's currency.",
+    NotEnoughAllocated: "P{plan_id} is allocated {allocated!m}, less than {asked!m}: move at most what it has.",
+    # plans, tasks, drafts
+    TaskNotFound: "No task with id {task_id}. Show the plan to see its tasks' ids.",
+    InvalidWindow: "The window ends {end}, before it starts {start}.",
+    TenantMismatch: "This store serves tenant {expected!r}, but the object belongs to tenant {got!r}.",
+    StaleEdit: (
+        "{kind} {object_id} changed while you were editing it (you had version {expected_version}, it is now at "
+        "version {actual_version}). Reload it and try again."
+    ),
+    DraftNotFound: "No draft with id {draft_id}.",
+    DraftAlreadyDecided: "Draft {draft_id} was already {status}.",
+    # metrics and context from connected systems
+    ContextSourceExists: (
+        "A context source named {name!r} is already registered. Choose another name, or rotate its secret."
+    ),
+    FeedNotFound: "There is no metric feed {feed_id}. `cos metrics feeds --tenant T` lists them.",
+    # approvals
+    ApprovalNotFound: "No approval request with id A{request_id}. Type `approvals` to see the ones waiting for you.",
+    NotAuthenticated: (
+        "A{request_id} can only be approved by a person signed in to Teams: press Approve on its card, or type "
+        "`approve A{request_id}` in your chat with me."
+    ),
+    NotAPerson: "{who!r} is not a person: only a person can approve A{request_id}, never an agent or an LLM.",
+    SelfApproval: "You asked for A{request_id}, so you cannot approve it: another approver has to.",
+    ApprovalExpired: (
+        "A{request_id} expired at {expires_at:%Y-%m-%d %H:%M} UTC and can no longer be decided; whoever asked for it "
+        "has to ask again."
+    ),
+    # the decision log
+    DecisionNotFound: "No decision {seq} in the log. `decisions` lists the latest ones with their numbers.",
+    CheckpointUnreadable: "The decision log checkpoint cannot be trusted: {reason!p}.",
+    CheckpointInvalid: (
+        "The decision log checkpoint {path!q} cannot be trusted: {reason!p}. Move it aside as evidence (do not delete "
+        "it), run `cos decisions verify --checkpoints FILE` with a copy you trust if you keep one, then "
+        "`cos decisions checkpoint` to start a new one."
+    ),
+    # delegation and agents
+    DelegationNotFound: "No delegation with id {delegation_id}. Show the task to see its delegations.",
+    DelegationHeld: "Waiting for approval A{approval_id}: {reasons!p}.",
+    AdapterExists: (
+        "An adapter named {name!r} ({kind!q}) is already registered. Choose another name, or change that one's "
+        "configuration instead."
+    ),
+    AdapterDisabled: (
+        "The adapter {name!r} is disabled, so it takes no delegations. An admin can enable it again, or the task can "
+        "be delegated to another adapter."
+    ),
+    AgentUnavailable: "agent {agent!r} is unavailable: {reason!p}",
+    AgentNotReached: "agent {agent!r} is unavailable: {reason!p}",
+    AgentTimeout: "agent {agent!r} is unavailable: {reason!p}",
+    QuestionCancelled: "cancelled by the person {agent!r} asked (for a sign-in code or an answer)",
+    SamplingDeclined: "an agent's request to use the bot's model was declined: {reason!p}",
+    RehearsalUnsupported: (
+        "{agent!r} cannot do a dry run: only a browser recipe knows which of its steps would change something. Try "
+        "the adapter without --dry-run, on a task that may be done for real."
+    ),
+    StoppedMidCall: "the bot stopped while the agent had it: whether the agent did it is not known",
+    # secrets
+    NoSecretKey: (
+        "no secret key is configured: set COS_SECRET_KEYS to a key made by "
+        "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+    ),
+    BadSecretKey: "secret key #{position} in COS_SECRET_KEYS is not a valid Fernet key (32 url-safe base64 bytes)",
+    UndecryptableSecret: "a stored secret cannot be decrypted with any configured key (was its key removed too soon?)",
+}
+"""What the bot says for each error whose reply is its fields in a sentence: `{field}` as it is, `{field!r}` a value
+someone typed (quoted, as written), `{field!q}` a name shown as written, `{field!p}` free text someone else wrote,
+`{field!m}` an amount in the error's currency. An error whose reply needs more than that has a renderer above."""
+
+
+class _Said(string.Formatter):
+    """Fills a template of SAID from one error's fields, in one style."""
+
+    def __init__(self, error: BaseException, style: _Style) -> None:
+        self.error, self.style = error, style
+
+    def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        return getattr(self.error, str(key))
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion == "r":
+            return _repr(self.style, value)
+        if conversion == "q":
+            return self.style.quote(str(value))
+        if conversion == "p":
+            return self.style.prose(str(value))
+        if conversion == "m":
+            return money(value, self.error.currency)  # type: ignore[attr-defined]
+        return super().convert_field(value, conversion)
+
+
+def _said(template: str) -> Callable[[BaseException, _Style], str]:
+    return lambda error, style: _Said(error, style).format(template)
+
+
+for _error_class, _template in SAID.items():
+    _render.register(_error_class, _said(_template))

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from functools import singledispatch
 from typing import Any
 
-from bot.text.numbers import quantity
+from bot.text.numbers import percent, quantity
 from planner.domain.rollup import (
     ChildInTrouble,
     HealthReason,
@@ -30,8 +30,8 @@ def reason_text(reason: HealthReason) -> str:
 def _(reason: TasksBehind) -> str:
     progress = reason.done / reason.total if reason.total else 0.0
     return (
-        f"{reason.done} of {reason.total} tasks done ({_percent(progress)}) "
-        f"with {_percent(reason.elapsed)} of the window gone"
+        f"{reason.done} of {reason.total} tasks done ({percent(progress)}) "
+        f"with {percent(reason.elapsed)} of the window gone"
     )
 
 
@@ -49,7 +49,7 @@ def _(reason: MetricBehind) -> str:
         return f"no reading of {reason.metric} yet ({q(reason.expected)} expected by now)"
     return (
         f"{reason.metric} at {q(reason.actual)} against {q(reason.expected)} expected by now "
-        f"({_percent(reason.behind)} behind pace, tolerance {_percent(reason.tolerance)})"
+        f"({percent(reason.behind)} behind pace, tolerance {percent(reason.tolerance)})"
     )
 
 
@@ -79,10 +79,6 @@ def stored_reason_text(stored: str | Mapping[str, Any]) -> str:
         return stored
     reason = reason_of_payload(stored)
     return reason_text(reason) if reason is not None else ""
-
-
-def _percent(fraction: float) -> str:
-    return f"{round(fraction * 100)}%"
 
 
 _WEIGHT = {MetricBehind: 0, TasksOverdue: 1, TasksBehind: 2, ChildInTrouble: 3, MetricEnded: 4, TasksEnded: 5}

@@ -83,6 +83,11 @@ def whole(value: float) -> str:
     return plain(value, decimals=0)
 
 
+def percent(share: float) -> str:
+    """A share as a whole percentage: `0.2` is `20 %`, `42` is `4,200 %`."""
+    return f"{whole(share * 100)} %"
+
+
 def money(value: float, unit: str = "USD") -> str:
     """An amount of money: `$250,000` below a million, `$1.2M` and `$3.4B` above (`1.2M CAD` without a symbol)."""
     if not math.isfinite(value):

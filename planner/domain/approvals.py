@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
 from planner.domain.governance import Action, ActionKind, GateCategory
 
 FLAGGED = "flagged"
@@ -192,7 +192,7 @@ def valid_role(role: str) -> str:
     """`role` as stored (lowercase). Raises InvalidValue for anything but a short lowercase name."""
     role = role.strip().lower()
     if not ROLE.match(role):
-        raise InvalidValue("role", role, Expected.ROLE_NAME)
+        raise InvalidValue(Field.ROLE, role, Expected.ROLE_NAME)
     return role
 
 
@@ -207,7 +207,7 @@ def gate_of(category: str) -> str:
 def valid_expiry(expires_in: timedelta) -> timedelta:
     """`expires_in`, when it is a time after now within `MAX_EXPIRY`. Raises InvalidValue."""
     if not timedelta(0) < expires_in <= MAX_EXPIRY:
-        raise InvalidValue("expiry", expires_in, Expected.FUTURE_WITHIN_DAYS, days=MAX_EXPIRY.days)
+        raise InvalidValue(Field.EXPIRY, expires_in, Expected.FUTURE_WITHIN_DAYS, days=MAX_EXPIRY.days)
     return expires_in
 
 

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
-from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
 from planner.domain.model import Window
 from planner.domain.problems import Problem, ProblemCode, parse_time, stated
 
@@ -169,11 +169,11 @@ def currency_of(text: str) -> str:
     """An ISO 4217-shaped currency code (`usd` → `USD`). Raises InvalidValue."""
     code = text.strip().upper()
     if not _CURRENCY.fullmatch(code):
-        raise InvalidValue("currency", text, Expected.CURRENCY_CODE)
+        raise InvalidValue(Field.CURRENCY, text, Expected.CURRENCY_CODE)
     return code
 
 
-def minor_units(value: float | int | str | Decimal, field: str = "amount", *, allow_zero: bool = True) -> int:
+def minor_units(value: float | int | str | Decimal, field: Field = Field.AMOUNT, *, allow_zero: bool = True) -> int:
     """An amount in minor units (cents), rounded half up to the cent. Raises InvalidValue for a negative, non-finite
     or absurdly large amount (and zero unless `allow_zero`)."""
     try:
@@ -220,10 +220,10 @@ def require_budget_covers(master_id: int, amount: int, currency: str, allocation
 def require_spend_day(plan_id: int, window: Window, spent_on: date, today: date) -> None:
     """Spend is of a day already come, inside its plan's window. Raises InvalidValue."""
     if spent_on > today:
-        raise InvalidValue("spend date", spent_on.isoformat(), Expected.DAY_ON_OR_BEFORE, day=today)
+        raise InvalidValue(Field.SPEND_DATE, spent_on.isoformat(), Expected.DAY_ON_OR_BEFORE, day=today)
     if not window.includes(spent_on):
         raise InvalidValue(
-            "spend date",
+            Field.SPEND_DATE,
             spent_on.isoformat(),
             Expected.DAY_IN_WINDOW,
             plan=plan_id,

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from planner.domain.errors import Expected, InvalidValue
+from planner.domain.errors import Expected, Field, InvalidValue
 
 
 class CircuitState(enum.StrEnum):
@@ -34,11 +34,11 @@ class BreakerSettings:
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
-            raise InvalidValue("failure threshold", self.failure_threshold, Expected.WHOLE_NUMBER_AT_LEAST, low=1)
+            raise InvalidValue(Field.FAILURE_THRESHOLD, self.failure_threshold, Expected.WHOLE_NUMBER_AT_LEAST, low=1)
         if self.cool_down <= timedelta(0):
-            raise InvalidValue("cool-down", self.cool_down, Expected.POSITIVE_DURATION)
+            raise InvalidValue(Field.COOL_DOWN, self.cool_down, Expected.POSITIVE_DURATION)
         if self.probe_lease <= timedelta(0):
-            raise InvalidValue("probe lease", self.probe_lease, Expected.POSITIVE_DURATION)
+            raise InvalidValue(Field.PROBE_LEASE, self.probe_lease, Expected.POSITIVE_DURATION)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
 from planner.domain.problems import Problem, ProblemCode, parse_time, stated
 
 SKEW = timedelta(minutes=5)
@@ -82,7 +82,7 @@ def source_name(name: str) -> str:
     """A source's name as it is kept (lower case, trimmed). Raises InvalidValue when it is not a name."""
     name = name.strip().lower()
     if not _NAME.fullmatch(name):
-        raise InvalidValue("source name", name, Expected.NAME_CHARACTERS, limit=100)
+        raise InvalidValue(Field.SOURCE_NAME, name, Expected.NAME_CHARACTERS, limit=100)
     return name
 
 

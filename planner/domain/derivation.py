@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from planner.domain.errors import Expected, InvalidValue
+from planner.domain.errors import Expected, Field, InvalidValue
 from planner.domain.model import Metric, MetricSpec, Plan, Task, WeeklyItem, Window
 
 
@@ -39,7 +39,7 @@ def split_window(window: Window, cadence: str) -> list[Window]:
     Raises InvalidValue for an unknown cadence.
     """
     if cadence not in CADENCES:
-        raise InvalidValue("cadence", cadence, Expected.ONE_OF, choices=tuple(CADENCES))
+        raise InvalidValue(Field.CADENCE, cadence, Expected.ONE_OF, choices=tuple(CADENCES))
     parts = []
     start = window.start
     while start <= window.end:

@@ -154,17 +154,92 @@ class Expected(Enum):
     FIELD_OF_DATA = ("field_of_data", "fields")
 
 
-class InvalidValue(PlannerError, ValueError):
-    """A field has a value the planner cannot accept: `field`, the `value`, the form it `expected` and that form's
-    `details` (the names `expected.details` lists: bounds, choices, dates)."""
+class Field(Enum):
+    """The field InvalidValue names: a code, and the names of the details that say whose field it is (the metric of a
+    tolerance). The bot words each one (bot/text/errors.py); a test keeps every member worded and every raise passing
+    the details its member and its Expected member name."""
 
-    def __init__(self, field: str, value: object, expected: Expected, /, **details: object) -> None:
+    def __init__(self, code: str, *details: str) -> None:
+        self.code = code
+        self.details = details
+
+    # who and where
+    TENANT_ID = ("tenant_id",)
+    USER_ID = ("user_id",)
+    CONVERSATION_ID = ("conversation_id",)
+    CONVERSATION_KIND = ("conversation_kind",)
+    ROLE = ("role",)
+    EXPIRY = ("expiry",)
+    # plans, tasks and metrics
+    PLAN = ("plan",)
+    PLANS = ("plans",)
+    TASK = ("task",)
+    TASK_SNAPSHOT = ("task_snapshot",)
+    TITLE = ("title",)
+    OWNER = ("owner",)
+    CONSTRAINT = ("constraint",)
+    REASON = ("reason",)
+    WINDOW = ("window",)
+    WEEK = ("week",)
+    CADENCE = ("cadence",)
+    METRIC = ("metric",)
+    METRIC_NAME = ("metric_name",)
+    VALUE = ("value",)
+    TOLERANCE = ("tolerance", "metric")
+    TARGET = ("target", "metric")
+    PLAYBOOK_NAME = ("playbook_name",)
+    # money
+    CURRENCY = ("currency",)
+    AMOUNT = ("amount",)
+    SPEND_DATE = ("spend_date",)
+    # nudges and their settings
+    TRIGGER = ("trigger",)
+    SETTING = ("setting",)
+    HOURS = ("hours",)
+    DAYS = ("days",)
+    NUDGES = ("nudges",)
+    HOUR = ("hour",)
+    TIME = ("time",)
+    TIME_ZONE = ("time_zone",)
+    # conversation memory
+    MAX_TURNS = ("max_turns",)
+    MAX_CHARS = ("max_chars",)
+    SILENCE = ("silence",)
+    MESSAGES = ("messages",)
+    # agents, delegations and feeds
+    ADAPTER = ("adapter",)
+    ADAPTER_NAME = ("adapter_name",)
+    CAPABILITY = ("capability",)
+    INPUT = ("input",)
+    TIMEOUT = ("timeout",)
+    DELEGATION = ("delegation",)
+    FAILURE_THRESHOLD = ("failure_threshold",)
+    COOL_DOWN = ("cool_down",)
+    PROBE_LEASE = ("probe_lease",)
+    FEED = ("feed",)
+    FEED_FIELD = ("feed_field",)
+    FEED_ANSWER = ("feed_answer",)
+    EVERY = ("every",)
+    DATA_FIELD = ("data_field", "path")
+    SPEND_TO_DATE = ("spend_to_date", "path")
+    SOURCE_NAME = ("source_name",)
+    # the decision log
+    FORMAT = ("format",)
+
+
+class InvalidValue(PlannerError, ValueError):
+    """A field has a value the planner cannot accept: the `field`, the `value`, the form it `expected` and the
+    `details` both name (bounds, choices, dates; whose field it is). `field` is plain text only where
+    planner/domain/decisions.py and planner/services/approvals.py raise, until they name a Field too."""
+
+    def __init__(self, field: Field | str, value: object, expected: Expected, /, **details: object) -> None:
         self.field = field
         self.value = value
         self.expected = expected
         self.details = details
+        name = field.code if isinstance(field, Field) else field
         shown = "".join(f" {name}={detail!r}" for name, detail in details.items())
-        super().__init__(f"{field}: {value!r} is not valid; expected {expected.code}{shown}")
+        super().__init__(f"{name}: {value!r} is not valid; expected {expected.code}{shown}")
 
 
 class TenantMismatch(PlannerError, PermissionError):

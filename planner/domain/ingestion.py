@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
 from planner.domain.model import Metric
 from planner.domain.problems import Problem, ProblemCode, parse_time, stated
 
@@ -140,10 +140,10 @@ def field_value(data: Mapping[str, Any], path: str) -> float:
     node: Any = data
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            raise InvalidValue("feed field", path, Expected.FIELD_OF_DATA, fields=tuple(sorted(data)))
+            raise InvalidValue(Field.FEED_FIELD, path, Expected.FIELD_OF_DATA, fields=tuple(sorted(data)))
         node = node[part]
     if isinstance(node, bool) or not isinstance(node, int | float) or not math.isfinite(node):
-        raise InvalidValue(f"field {path}", node, Expected.FINITE_NUMBER)
+        raise InvalidValue(Field.DATA_FIELD, node, Expected.FINITE_NUMBER, path=path)
     return float(node)
 
 
@@ -151,10 +151,10 @@ def check_feed(metric: Metric, *, adapter: str, capability: str, field: str, uni
     """Raise UnitMismatch or InvalidValue unless a feed of `metric` with these settings can be pulled."""
     check_unit(metric, unit)
     if every_minutes < MIN_EVERY_MINUTES:
-        raise InvalidValue("every", every_minutes, Expected.MINUTES_AT_LEAST, low=MIN_EVERY_MINUTES)
-    for name, value in (("adapter", adapter), ("capability", capability), ("field", field)):
+        raise InvalidValue(Field.EVERY, every_minutes, Expected.MINUTES_AT_LEAST, low=MIN_EVERY_MINUTES)
+    for part, value in ((Field.ADAPTER, adapter), (Field.CAPABILITY, capability), (Field.FEED_FIELD, field)):
         if not value.strip():
-            raise InvalidValue(name, value, Expected.FEED_PART, part=name)
+            raise InvalidValue(part, value, Expected.FEED_PART, part=part)
 
 
 def is_due(feed: MetricFeed, at: datetime) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from planner.domain.errors import Expected, InvalidValue
+from planner.domain.errors import Expected, Field, InvalidValue
 
 CONVERSATION_ID_CHARS = 400
 """The longest conversation id kept as it is; a longer one is kept as its hash."""
@@ -33,11 +33,11 @@ class MemoryRules:
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:
-            raise InvalidValue("max_turns", self.max_turns, Expected.WHOLE_NUMBER_AT_LEAST, low=1)
+            raise InvalidValue(Field.MAX_TURNS, self.max_turns, Expected.WHOLE_NUMBER_AT_LEAST, low=1)
         if self.max_chars < 1:
-            raise InvalidValue("max_chars", self.max_chars, Expected.WHOLE_NUMBER_AT_LEAST, low=1)
+            raise InvalidValue(Field.MAX_CHARS, self.max_chars, Expected.WHOLE_NUMBER_AT_LEAST, low=1)
         if self.silence <= timedelta(0):
-            raise InvalidValue("silence", self.silence, Expected.POSITIVE_DURATION)
+            raise InvalidValue(Field.SILENCE, self.silence, Expected.POSITIVE_DURATION)
 
     @property
     def kept_for(self) -> timedelta:
@@ -58,7 +58,7 @@ class Exchange:
 
     def __post_init__(self) -> None:
         if not self.messages or self.messages[0].get("role") != "user":
-            raise InvalidValue("messages", len(self.messages), Expected.USER_MESSAGE_FIRST)
+            raise InvalidValue(Field.MESSAGES, len(self.messages), Expected.USER_MESSAGE_FIRST)
         if self.size < 0:
             object.__setattr__(self, "size", exchange_size(self.messages))
 
@@ -90,7 +90,7 @@ def conversation_key(conversation_id: str) -> str:
     """The key a conversation's exchanges are kept under: its id, or a hash of an id too long to keep.
     Raises InvalidValue for a blank id."""
     if not conversation_id or not conversation_id.strip():
-        raise InvalidValue("conversation id", conversation_id, Expected.TEAMS_CONVERSATION_ID)
+        raise InvalidValue(Field.CONVERSATION_ID, conversation_id, Expected.TEAMS_CONVERSATION_ID)
     if len(conversation_id) <= CONVERSATION_ID_CHARS:
         return conversation_id
     return "sha256:" + hashlib.sha256(conversation_id.encode()).hexdigest()

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from planner.domain.errors import Dated, Expected, InvalidValue, InvalidWindow, WindowConflict
+from planner.domain.errors import Dated, Expected, Field, InvalidValue, InvalidWindow, WindowConflict
 
 
 class Tier(enum.StrEnum):
@@ -113,7 +113,7 @@ def iso_week_window(iso_week: str) -> Window:
         year_text, week_text = iso_week.upper().split("-W")
         monday = date.fromisocalendar(int(year_text), int(week_text), 1)
     except ValueError:
-        raise InvalidValue("week", iso_week, Expected.ISO_WEEK) from None
+        raise InvalidValue(Field.WEEK, iso_week, Expected.ISO_WEEK) from None
     return Window(start=monday, end=monday + timedelta(days=6))
 
 
@@ -240,16 +240,18 @@ class MetricSpec:
 
     def validate(self) -> None:
         if not self.name.strip():
-            raise InvalidValue("metric name", self.name, Expected.METRIC_NAME)
+            raise InvalidValue(Field.METRIC_NAME, self.name, Expected.METRIC_NAME)
         if not 0 <= self.tolerance < 1:
-            raise InvalidValue(f"tolerance of {self.name}", self.tolerance, Expected.FRACTION)
+            raise InvalidValue(Field.TOLERANCE, self.tolerance, Expected.FRACTION, metric=self.name)
         direction = self.resolved_direction()
         if direction is Direction.UP and self.target < self.baseline:
             raise InvalidValue(
-                f"target of {self.name}", self.target, Expected.AT_LEAST_BASELINE, baseline=self.baseline
+                Field.TARGET, self.target, Expected.AT_LEAST_BASELINE, baseline=self.baseline, metric=self.name
             )
         if direction is Direction.DOWN and self.target > self.baseline:
-            raise InvalidValue(f"target of {self.name}", self.target, Expected.AT_MOST_BASELINE, baseline=self.baseline)
+            raise InvalidValue(
+                Field.TARGET, self.target, Expected.AT_MOST_BASELINE, baseline=self.baseline, metric=self.name
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

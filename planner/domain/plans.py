@@ -8,11 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
-from planner.domain.errors import Dated, Expected, InvalidValue
+from planner.domain.errors import Dated, Expected, Field, InvalidValue
 from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, Window
 
 
-def clean_text(field: str, value: str, *, limit: int = 500) -> str:
+def clean_text(field: Field, value: str, *, limit: int = 500) -> str:
     """`value` with its whitespace runs made single spaces. Raises InvalidValue when empty or over `limit`."""
     cleaned = " ".join(value.split())
     if not cleaned:
@@ -37,19 +37,19 @@ def active_plan(plans: Sequence[Plan], today: date) -> Plan | None:
 def require_metric_home(plan: Plan) -> None:
     """KPIs are defined on master and tactical plans. Raises InvalidValue for a weekly plan."""
     if plan.tier is Tier.WEEKLY:
-        raise InvalidValue("plan", plan.id, Expected.PLAN_WITH_METRICS)
+        raise InvalidValue(Field.PLAN, plan.id, Expected.PLAN_WITH_METRICS)
 
 
 def require_reading_value(value: float) -> None:
     """Raises InvalidValue unless `value` is a finite number."""
     if value != value or value in (math.inf, -math.inf):
-        raise InvalidValue("value", value, Expected.FINITE_NUMBER)
+        raise InvalidValue(Field.VALUE, value, Expected.FINITE_NUMBER)
 
 
 def require_task_home(plan: Plan) -> None:
     """Tasks live under tactical plans (added through one or one of its weeks). Raises InvalidValue for a master."""
     if plan.tier is Tier.MASTER:
-        raise InvalidValue("plan", plan.id, Expected.TASK_HOME)
+        raise InvalidValue(Field.PLAN, plan.id, Expected.TASK_HOME)
 
 
 def require_due_inside(due_on: date, home: Plan) -> None:
@@ -65,7 +65,7 @@ def require_window_change(
     """A plan's new window stays inside its parent's and keeps its children and (tactical) task due dates inside
     it; a weekly plan always covers its ISO week. Raises InvalidValue or WindowConflict."""
     if plan.tier is Tier.WEEKLY:
-        raise InvalidValue("window", window, Expected.WEEK_UNCHANGED)
+        raise InvalidValue(Field.WINDOW, window, Expected.WEEK_UNCHANGED)
     if parent is not None:
         window.require_inside(
             parent.window,
@@ -115,17 +115,17 @@ def apply_task_changes(task: Task, changes: TaskChanges, now: datetime) -> Task:
         done_at = None
     blocked_reason = task.blocked_reason if status is TaskStatus.BLOCKED else None
     if status is TaskStatus.BLOCKED and changes.blocked_reason is not None:
-        blocked_reason = clean_text("reason", changes.blocked_reason) if changes.blocked_reason.strip() else None
+        blocked_reason = clean_text(Field.REASON, changes.blocked_reason) if changes.blocked_reason.strip() else None
     if changes.clear_owner:
         owner = None
     else:
-        owner = clean_text("owner", changes.owner, limit=200) if changes.owner is not None else task.owner
+        owner = clean_text(Field.OWNER, changes.owner, limit=200) if changes.owner is not None else task.owner
     snoozed_until = task.snoozed_until if changes.snoozed_until is None else changes.snoozed_until
     if status is TaskStatus.DONE:
         snoozed_until = None
     return replace(
         task,
-        title=clean_text("title", changes.title) if changes.title is not None else task.title,
+        title=clean_text(Field.TITLE, changes.title) if changes.title is not None else task.title,
         owner=owner,
         due_on=changes.due_on or task.due_on,
         status=status,
@@ -153,7 +153,7 @@ def task_event_kind(before: Task, after: Task) -> str:
 def require_archivable(plan: Plan) -> None:
     """Tactical and weekly plans may be archived; a master plan is the strategy. Raises InvalidValue."""
     if plan.tier is Tier.MASTER:
-        raise InvalidValue("plan", plan.id, Expected.ARCHIVABLE_PLAN)
+        raise InvalidValue(Field.PLAN, plan.id, Expected.ARCHIVABLE_PLAN)
 
 
 def task_in_snapshot(picture: Mapping[str, object]) -> Task:
@@ -165,7 +165,7 @@ def task_in_snapshot(picture: Mapping[str, object]) -> Task:
 
     created_at = moment("created_at")
     if created_at is None:
-        raise InvalidValue("task snapshot", picture.get("id"), Expected.TASK_SNAPSHOT)
+        raise InvalidValue(Field.TASK_SNAPSHOT, picture.get("id"), Expected.TASK_SNAPSHOT)
     owner = picture.get("owner")
     reason = picture.get("blocked_reason")
     return Task(

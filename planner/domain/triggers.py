@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from planner.domain.errors import Expected, InvalidValue
+from planner.domain.errors import Expected, Field, InvalidValue
 from planner.domain.model import iso_week_of, iso_week_window
 
 
@@ -81,7 +81,7 @@ class Setting:
     show: Any
 
 
-def _whole(low: int, high: int, unit: str) -> Any:
+def _whole(low: int, high: int, unit: Field) -> Any:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -98,35 +98,35 @@ def _clock(text: str) -> time:
     try:
         return time.fromisoformat(text if ":" in text else f"{int(text):02d}:00")
     except ValueError:
-        raise InvalidValue("time", text, Expected.TIME_OF_DAY) from None
+        raise InvalidValue(Field.TIME, text, Expected.TIME_OF_DAY) from None
 
 
 def _zone(text: str) -> str:
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidValue("time zone", text, Expected.TIME_ZONE) from None
+        raise InvalidValue(Field.TIME_ZONE, text, Expected.TIME_ZONE) from None
     return text
 
 
 def _hours(text: str) -> timedelta:
-    return timedelta(hours=_whole(1, 24 * 14, "hours")(text))
+    return timedelta(hours=_whole(1, 24 * 14, Field.HOURS)(text))
 
 
 SETTINGS = (
-    Setting("lead", "approaching_days", _whole(0, 30, "days"), str),
+    Setting("lead", "approaching_days", _whole(0, 30, Field.DAYS), str),
     Setting("quiet-from", "quiet_from", _clock, lambda v: v.strftime("%H:%M")),
     Setting("quiet-until", "quiet_until", _clock, lambda v: v.strftime("%H:%M")),
     Setting("time-zone", "default_time_zone", _zone, str),
-    Setting("budget", "daily_budget", _whole(1, 100, "nudges"), str),
+    Setting("budget", "daily_budget", _whole(1, 100, Field.NUDGES), str),
     Setting(
         "escalate-after",
         "escalate_after",
         _hours,
         lambda v: str(int(v.total_seconds() // 3600)),
     ),
-    Setting("monday-hour", "week_start_hour", _whole(0, 23, "hour"), str),
-    Setting("friday-hour", "review_hour", _whole(0, 23, "hour"), str),
+    Setting("monday-hour", "week_start_hour", _whole(0, 23, Field.HOUR), str),
+    Setting("friday-hour", "review_hour", _whole(0, 23, Field.HOUR), str),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -138,7 +138,7 @@ def trigger_named(name: str) -> Trigger:
         return Trigger(key)
     if key in TRIGGER_ALIASES:
         return TRIGGER_ALIASES[key]
-    raise InvalidValue("trigger", name, Expected.ONE_OF, choices=tuple(TRIGGER_ALIASES))
+    raise InvalidValue(Field.TRIGGER, name, Expected.ONE_OF, choices=tuple(TRIGGER_ALIASES))
 
 
 def overrides(rules: TriggerRules, defaults: TriggerRules) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from planner.domain.budgets import (
     status_of,
 )
 from planner.domain.context import SKEW, ReplayedContextEvent, StaleContextEvent
-from planner.domain.errors import Expected, InvalidValue, PlanNotFound
+from planner.domain.errors import Expected, Field, InvalidValue, PlanNotFound
 from planner.domain.model import Plan, Tier
 from planner.store import Connection, Store
 from planner.store import budgets as budget_rows
@@ -80,7 +80,7 @@ class Budgets:
 
     def __init__(self, store: Store, tenant_id: str) -> None:
         if not tenant_id or not tenant_id.strip():
-            raise InvalidValue("tenant id", tenant_id, Expected.TEAMS_TENANT_ID)
+            raise InvalidValue(Field.TENANT_ID, tenant_id, Expected.TEAMS_TENANT_ID)
         self._store = store
         self.tenant_id = tenant_id
 
@@ -174,13 +174,13 @@ class Budgets:
         """Move `amount` (minor units) of allocation from one tactical plan to another under the same master plan.
         Raises PlanNotFound, InvalidValue, NoBudget, CurrencyMismatch or NotEnoughAllocated."""
         if from_plan == to_plan:
-            raise InvalidValue("plans", f"P{from_plan} to P{to_plan}", Expected.DIFFERENT_TACTICAL_PLANS)
+            raise InvalidValue(Field.PLANS, f"P{from_plan} to P{to_plan}", Expected.DIFFERENT_TACTICAL_PLANS)
         async with self._store.transaction() as conn:
             source = await self._plan(conn, from_plan, Tier.TACTICAL)
             target = await self._plan(conn, to_plan, Tier.TACTICAL)
             master = await self._master_of(conn, source)
             if (await self._master_of(conn, target)).id != master.id:
-                raise InvalidValue("plans", f"P{from_plan} to P{to_plan}", Expected.TACTICAL_PLANS_OF_ONE_MASTER)
+                raise InvalidValue(Field.PLANS, f"P{from_plan} to P{to_plan}", Expected.TACTICAL_PLANS_OF_ONE_MASTER)
             budget, allocations = await self._locked(conn, master, source)
             code = require_currency(source.id, currency, budget.currency)
             taken = {a.plan_id: a for a in allocations}
@@ -262,7 +262,7 @@ class Budgets:
                 )
         plan = await self._plan(conn, plan_id)
         if plan.tier is Tier.WEEKLY:
-            raise InvalidValue("plan", f"P{plan.id}", Expected.PLAN_WITH_BUDGET)
+            raise InvalidValue(Field.PLAN, f"P{plan.id}", Expected.PLAN_WITH_BUDGET)
         master = await self._master_of(conn, plan)
         budget = (await budget_rows.of_plans(conn, self.tenant_id, [master.id])).get(master.id)
         if budget is None:

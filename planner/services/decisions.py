@@ -45,7 +45,7 @@ from planner.domain.decisions import (
     kept_references,
     verify_chain,
 )
-from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
 from planner.domain.governance import DecisionRecord
 from planner.domain.problems import Problem, ProblemCode, stated
 from planner.store import Connection, Store
@@ -77,7 +77,7 @@ class DecisionLog:
 
     def __init__(self, store: Store, tenant_id: str) -> None:
         if not tenant_id or not tenant_id.strip():
-            raise InvalidValue("tenant id", tenant_id, Expected.TEAMS_TENANT_ID)
+            raise InvalidValue(Field.TENANT_ID, tenant_id, Expected.TEAMS_TENANT_ID)
         self._store = store
         self.tenant_id = tenant_id
 
@@ -363,7 +363,7 @@ async def export(entries: AsyncIterable[Decision], out: TextIO, fmt: ExportForma
     Every field is written, hashes included, so an export can be checked on its own.
     """
     if fmt not in ("jsonl", "csv"):
-        raise InvalidValue("format", fmt, Expected.ONE_OF, choices=("jsonl", "csv"))
+        raise InvalidValue(Field.FORMAT, fmt, Expected.ONE_OF, choices=("jsonl", "csv"))
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS) if fmt == "csv" else None
     if writer is not None:
         writer.writeheader()

@@ -67,7 +67,7 @@ from planner.domain.delegations import (
     gives_up,
     keeps_evidence,
 )
-from planner.domain.errors import Expected, InvalidValue, StaleEdit, TaskNotFound, TenantMismatch
+from planner.domain.errors import Expected, Field, InvalidValue, StaleEdit, TaskNotFound, TenantMismatch
 from planner.domain.messages import Message, MessageKind
 from planner.domain.model import TaskStatus
 from planner.domain.snapshots import snapshot
@@ -136,7 +136,7 @@ def _summary(delegation: Delegation) -> dict[str, Any]:
     }
 
 
-def _json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+def _json_object(field_name: Field, value: Mapping[str, Any] | None) -> dict[str, Any]:
     try:
         copy: dict[str, Any] = _json_copy(dict(value or {}))
     except (TypeError, ValueError):
@@ -299,8 +299,8 @@ class Delegations:
                     raise AdapterDisabled(entry.name)
                 capability = capability.strip()
                 if not capability or len(capability) > 200:
-                    raise InvalidValue("capability", capability, Expected.AGENT_CAPABILITY)
-                payload = _json_object("input", input)
+                    raise InvalidValue(Field.CAPABILITY, capability, Expected.AGENT_CAPABILITY)
+                payload = _json_object(Field.INPUT, input)
                 destructive = False
                 if self._registry.tools_need_enabling(entry.kind):
                     tool = callable_tool(
@@ -311,12 +311,12 @@ class Delegations:
                 if timeout_seconds is None:
                     timeout_seconds = entry.timeout_for(capability) or DEFAULT_TIMEOUT_SECONDS
                 if not 0 < timeout_seconds <= MAX_TIMEOUT_SECONDS:
-                    raise InvalidValue("timeout", timeout_seconds, Expected.SECONDS_UP_TO, most=MAX_TIMEOUT_SECONDS)
+                    raise InvalidValue(Field.TIMEOUT, timeout_seconds, Expected.SECONDS_UP_TO, most=MAX_TIMEOUT_SECONDS)
                 if facts is None:
                     raise TaskNotFound(task_id)
                 task = facts.task
                 if task.status is TaskStatus.DONE:
-                    raise InvalidValue("task", task_id, Expected.OPEN_TASK)
+                    raise InvalidValue(Field.TASK, task_id, Expected.OPEN_TASK)
                 circuit = facts.circuit
                 now = self._now().astimezone(UTC)  # as the store gives it back
                 asked = Delegation(
@@ -603,7 +603,7 @@ class Delegations:
             if not current.retryable:
                 raise DelegationNotRetryable(delegation_id, current.status, "retried")
             if await stored.task_is_done(conn, current.task_id):
-                raise InvalidValue("delegation", f"D{delegation_id}", Expected.DELEGATION_OF_OPEN_TASK)
+                raise InvalidValue(Field.DELEGATION, f"D{delegation_id}", Expected.DELEGATION_OF_OPEN_TASK)
             after = await stored.requeue(conn, self.tenant_id, delegation_id, was=current.status)
             if after is None:  # changed since it was read (it is locked on PostgreSQL; SQLite has one writer)
                 raise DelegationNotRetryable(delegation_id, (await self._locked(conn, delegation_id)).status, "retried")

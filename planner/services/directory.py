@@ -7,7 +7,7 @@ from typing import Any
 
 # By its full name: the store package also holds the people table under the name `people`.
 import planner.store.people as people_store
-from planner.domain.errors import Expected, InvalidValue
+from planner.domain.errors import Expected, Field, InvalidValue
 from planner.domain.people import CONVERSATION_KINDS, Conversation, Person, has_name, printable
 from planner.store import Store
 from planner.store import outbox as outbox_store
@@ -24,7 +24,7 @@ class Directory:
         """Create or refresh a person (their name and time zone change in Teams; we follow). A name is kept on one
         line, without control characters, at most 200 characters; an empty one is the user id."""
         if not user_id or user_id != printable(user_id):
-            raise InvalidValue("user id", user_id, Expected.TEAMS_USER_ID)
+            raise InvalidValue(Field.USER_ID, user_id, Expected.TEAMS_USER_ID)
         name = " ".join(printable(name).split())[:200] or user_id
         time_zone = printable(time_zone)[:64] if time_zone else None
         async with self._store.transaction() as conn:
@@ -67,7 +67,7 @@ class Directory:
     ) -> None:
         """Store (or refresh) where the bot can write to a conversation later."""
         if kind not in CONVERSATION_KINDS:
-            raise InvalidValue("conversation kind", kind, Expected.ONE_OF, choices=tuple(CONVERSATION_KINDS))
+            raise InvalidValue(Field.CONVERSATION_KIND, kind, Expected.ONE_OF, choices=tuple(CONVERSATION_KINDS))
         async with self._store.transaction() as conn:
             await people_store.save_conversation(
                 conn,

@@ -41,7 +41,7 @@ from typing import Any
 from planner.domain.budgets import currency_of, minor_units
 from planner.domain.context import SKEW, ReplayedContextEvent, StaleContextEvent
 from planner.domain.delegations import DelegationStatus
-from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
 from planner.domain.ingestion import MetricEvent, MetricFeed, check_feed, check_unit, field_value, is_due
 from planner.domain.model import Metric, MetricReading
 from planner.domain.problems import Problem, parse_time
@@ -167,7 +167,7 @@ class MetricFeeds:
                 created_at=now,
             )
             if feed is None:
-                raise InvalidValue("feed", f"{adapter} {capability}", Expected.NEW_FEED, metric=metric.name)
+                raise InvalidValue(Field.FEED, f"{adapter} {capability}", Expected.NEW_FEED, metric=metric.name)
             await event_log.record(
                 conn,
                 tenant_id=self.tenant_id,
@@ -232,7 +232,7 @@ class MetricFeeds:
             finally:
                 await agent.close()
             if result.status is not DelegationStatus.SUCCEEDED or result.data is None:
-                raise InvalidValue("feed answer", result.error or result.status.value, Expected.FEED_ANSWER)
+                raise InvalidValue(Field.FEED_ANSWER, result.error or result.status.value, Expected.FEED_ANSWER)
             value = field_value(result.data, feed.field)
             stamp = result.data.get("as_of") or result.data.get("at")
             at = now
@@ -259,15 +259,16 @@ class MetricFeeds:
         or CurrencyMismatch (the metric's unit is not the budget's currency)."""
         metric = await self.plans.get_metric(feed.metric_id)
         source = f"feed:{feed.id}"
-        total = minor_units(value, f"field {feed.field}")
+        total = minor_units(value)
         actor = f"agent:{feed.adapter}"
         async with self._store.transaction() as conn:
             recorded = await budget_rows.spent_from(conn, self.tenant_id, metric.plan_id, source)
             if total < recorded:
                 raise InvalidValue(
-                    f"spend to date ({feed.field})",
+                    Field.SPEND_TO_DATE,
                     value,
                     Expected.NO_LESS_THAN_RECORDED,
+                    path=feed.field,
                     recorded=f"{recorded / 100:,.2f}",
                 )
             if total > recorded:

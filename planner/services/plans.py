@@ -15,6 +15,7 @@ from planner.domain.derivation import weekly_selection
 from planner.domain.errors import (
     Dated,
     Expected,
+    Field,
     InvalidValue,
     MetricNotFound,
     NothingToUndo,
@@ -116,7 +117,7 @@ class Plans:
 
     def __init__(self, store: Store, tenant_id: str) -> None:
         if not tenant_id or not tenant_id.strip():
-            raise InvalidValue("tenant id", tenant_id, Expected.TEAMS_TENANT_ID)
+            raise InvalidValue(Field.TENANT_ID, tenant_id, Expected.TEAMS_TENANT_ID)
         self._store = store
         self.tenant_id = tenant_id
 
@@ -188,10 +189,10 @@ class Plans:
             self.tenant_id,
             tier=tier,
             parent=parent,
-            title=clean_text("title", title),
-            owner=clean_text("owner", owner, limit=200),
+            title=clean_text(Field.TITLE, title),
+            owner=clean_text(Field.OWNER, owner, limit=200),
             window=window,
-            constraints=[clean_text("constraint", c) for c in constraints],
+            constraints=[clean_text(Field.CONSTRAINT, c) for c in constraints],
             iso_week=iso_week,
             created_at=self._now(),
         )
@@ -279,10 +280,10 @@ class Plans:
                 raise StaleEdit("Plan", plan_id, expected_version, before.version)
             after = replace(
                 before,
-                title=clean_text("title", title) if title is not None else before.title,
-                owner=clean_text("owner", owner, limit=200) if owner is not None else before.owner,
+                title=clean_text(Field.TITLE, title) if title is not None else before.title,
+                owner=clean_text(Field.OWNER, owner, limit=200) if owner is not None else before.owner,
                 window=window or before.window,
-                constraints=tuple(clean_text("constraint", c) for c in constraints)
+                constraints=tuple(clean_text(Field.CONSTRAINT, c) for c in constraints)
                 if constraints is not None
                 else before.constraints,
                 version=before.version + 1,
@@ -401,8 +402,8 @@ class Plans:
                 self.tenant_id,
                 plan_id=plan.id,
                 master_id=plan.master_id,
-                title=clean_text("title", title),
-                owner=clean_text("owner", owner, limit=200) if owner else None,
+                title=clean_text(Field.TITLE, title),
+                owner=clean_text(Field.OWNER, owner, limit=200) if owner else None,
                 due_on=due_on,
                 milestone=milestone,
                 created_at=self._now(),
@@ -701,7 +702,7 @@ class Plans:
                 after = edit(before)
                 self._check_tenant(after)
                 if after.id != before.id or after.plan_id != before.plan_id:
-                    raise InvalidValue("task", after.id, Expected.SAME_TASK)
+                    raise InvalidValue(Field.TASK, after.id, Expected.SAME_TASK)
                 after = replace(after, version=before.version + 1)
                 if after.due_on != before.due_on:
                     require_due_inside(after.due_on, await self._plan_row(conn, before.plan_id))
@@ -738,7 +739,7 @@ class Plans:
             conn,
             self.tenant_id,
             plan_id=plan.id,
-            name=clean_text("metric name", spec.name, limit=200),
+            name=clean_text(Field.METRIC_NAME, spec.name, limit=200),
             unit=spec.unit.strip(),
             direction=spec.resolved_direction(),
             baseline=spec.baseline,
@@ -747,7 +748,7 @@ class Plans:
             kpi_id=kpi.id if kpi is not None else None,
         )
         if metric is None:
-            raise InvalidValue("metric name", spec.name, Expected.UNUSED_METRIC_NAME, plan=plan.id)
+            raise InvalidValue(Field.METRIC_NAME, spec.name, Expected.UNUSED_METRIC_NAME, plan=plan.id)
         await self._record(conn, actor=actor, kind="metric.created", subject=metric, before=None)
         if plan.tier is Tier.MASTER:
             # A KPI defined after its tactical plans tracked the name: theirs become shares of it, one set of readings.
@@ -818,7 +819,7 @@ class Plans:
                     running = [m for m in matches if m.plan_id in homes and homes[m.plan_id].window.includes(on)]
                     matches = running or matches
         if len(matches) > 1:
-            raise InvalidValue("metric", name, Expected.PLAN_ID_TOO, plans=tuple(m.plan_id for m in matches))
+            raise InvalidValue(Field.METRIC, name, Expected.PLAN_ID_TOO, plans=tuple(m.plan_id for m in matches))
         return matches[0]
 
     async def _metric_row(self, conn: Connection, metric_id: int) -> Metric:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from planner.domain.errors import Expected, InvalidValue, PlannerError
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
 from planner.domain.measurement import attainment
 from planner.domain.messages import Message, MessageKind
 from planner.domain.model import MetricSpec, Plan, Tier, Window
@@ -132,7 +132,7 @@ class Playbooks:
         """Save the plan's retrospective as the playbook `name`; returns its content. Raises InvalidValue."""
         name = " ".join(name.split()).lower()
         if not name or len(name) > 100:
-            raise InvalidValue("playbook name", name, Expected.PLAYBOOK_NAME)
+            raise InvalidValue(Field.PLAYBOOK_NAME, name, Expected.PLAYBOOK_NAME)
         retro = await self.retrospective(plan_id)
         async with self._store.read() as conn:
             roles = await first_role_of_each_user(conn, self.tenant_id)
@@ -176,7 +176,7 @@ class Playbooks:
                 created_at=self._store.clock(),
             )
             if not saved:
-                raise InvalidValue("playbook name", name, Expected.UNUSED_NAME)
+                raise InvalidValue(Field.PLAYBOOK_NAME, name, Expected.UNUSED_NAME)
         return content
 
     async def names(self) -> list[str]:

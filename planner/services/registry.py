@@ -42,7 +42,7 @@ from planner.domain.adapters import (
     gate_categories,
     is_destructive,
 )
-from planner.domain.errors import Expected, InvalidValue, PlannerError, TenantMismatch
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError, TenantMismatch
 from planner.domain.redaction import MASK, looks_secret, redacted, secrets_in
 from planner.domain.snapshots import snapshot
 from planner.governance.gated_agent import DEFAULT_GRACE, Gate, GatedAgent
@@ -372,7 +372,7 @@ class Registry:
         factory = self._factory(kind.strip().lower())
         name = name.strip().lower()
         if not _NAME.fullmatch(name):
-            raise InvalidValue("adapter name", name, Expected.NAME_CHARACTERS, limit=100)
+            raise InvalidValue(Field.ADAPTER_NAME, name, Expected.NAME_CHARACTERS, limit=100)
         public, secrets = self._split(factory, config)
         async with self._store.transaction() as conn:
             entry = await insert_adapter(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from planner.domain.errors import Expected, InvalidValue
+from planner.domain.errors import Expected, Field, InvalidValue
 from planner.domain.triggers import SETTINGS_BY_NAME, TriggerRules, overrides, trigger_named, with_overrides
 from planner.store import Store
 from planner.store import settings as settings_store
@@ -39,7 +39,7 @@ class TenantTriggerRules:
         """Set one rule from its Teams name and text value. Raises InvalidValue saying what is accepted."""
         setting = SETTINGS_BY_NAME.get(name.strip().lower())
         if setting is None:
-            raise InvalidValue("setting", name, Expected.ONE_OF, choices=tuple(SETTINGS_BY_NAME))
+            raise InvalidValue(Field.SETTING, name, Expected.ONE_OF, choices=tuple(SETTINGS_BY_NAME))
         rules = dataclasses.replace(await self.of(tenant_id), **{setting.field: setting.parse(value.strip())})
         return await self._save(tenant_id, rules, actor)
 

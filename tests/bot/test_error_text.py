@@ -12,7 +12,7 @@ import pytest
 
 import planner
 from bot.cards.markdown import WORD_JOINER, literal_prose
-from bot.text.errors import EXPECTED, describe, describe_plain, rendered_classes
+from bot.text.errors import EXPECTED, FIELDS, SAID, describe, describe_plain, rendered_classes
 from bot.text.problems import HINT_SOURCES, PROBLEMS, describe_problem, template_fields
 from planner.domain.approvals import (
     AlreadyDecided,
@@ -35,7 +35,7 @@ from planner.domain.budgets import (
     OverAllocated,
 )
 from planner.domain.context import ContextSourceExists, ContextSourceNotFound, ReplayedContextEvent, StaleContextEvent
-from planner.domain.decisions import DecisionNotFound, NoDecisionKeys
+from planner.domain.decisions import CheckpointUnreadable, DecisionNotFound, NoDecisionKeys
 from planner.domain.delegations import (
     AdapterBroke,
     AgentDeclined,
@@ -49,6 +49,7 @@ from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
     Dated,
     Expected,
+    Field,
     InvalidValue,
     InvalidWindow,
     MetricNotFound,
@@ -66,14 +67,23 @@ from planner.domain.ingestion import UnitMismatch
 from planner.domain.model import Direction, Metric
 from planner.domain.policy import PolicyInvalid
 from planner.domain.problems import Problem, ProblemCode
-from planner.governance.gated_agent import DelegationStopped, StopCause
-from planner.ports import AgentError, AgentTimeout, UnknownCapability
+from planner.governance.gated_agent import DelegationHeld, DelegationStopped, StopCause
+from planner.ports import (
+    AgentError,
+    AgentNotReached,
+    AgentTimeout,
+    AgentUnavailable,
+    QuestionCancelled,
+    RehearsalUnsupported,
+    SamplingDeclined,
+    UnknownCapability,
+)
 from planner.services.budgets import ReplayedSpendEvent, StaleSpendEvent
 from planner.services.decisions import CheckpointInvalid, CheckpointRefused
 from planner.services.ingestion import FeedNotFound, ReplayedMetricEvent, StaleMetricEvent
 from planner.services.playbooks import PlaybookNotFound
 from planner.services.registry import AdapterDisabled, AdapterExists, AdapterNotFound, UnknownAdapterKind
-from planner.store.vault import BadSecretKey, NoSecretKey, VaultError
+from planner.store.vault import BadSecretKey, NoSecretKey, UndecryptableSecret, VaultError
 
 _ADVICE = (
     "List the plans",
@@ -144,7 +154,7 @@ def _one_of_each() -> list[BaseException]:
         MetricNotFound("SQL", 2, ("SQLs", "MQLs")),
         WindowConflict(_DUE, date(2026, 5, 1), date(2026, 5, 1), _TACTICAL_2, date(2026, 3, 1), date(2026, 4, 30)),
         InvalidWindow(date(2026, 5, 1), date(2026, 4, 1)),
-        InvalidValue("time", "25:00", Expected.TIME_OF_DAY),
+        InvalidValue(Field.TIME, "25:00", Expected.TIME_OF_DAY),
         TenantMismatch("a", "b"),
         StaleEdit("Task", 12, 3, 4),
         ApprovalNotFound(3),
@@ -192,6 +202,15 @@ def _one_of_each() -> list[BaseException]:
         InvalidSpendEvent([Problem(ProblemCode.POSITIVE_AMOUNT, "event.amount")]),
         StaleSpendEvent(["s1"], when, sent="sent_at"),
         ReplayedSpendEvent("finance", ["s1"]),
+        AgentUnavailable("hubspot", "connection refused"),
+        AgentNotReached("hubspot", "connection refused"),
+        AgentTimeout("hubspot", 30),
+        QuestionCancelled("browser"),
+        SamplingDeclined("sampling is off"),
+        RehearsalUnsupported("hubspot", "mcp"),
+        CheckpointUnreadable("its signature does not match"),
+        DelegationHeld("a budget change needs finance", 4),
+        UndecryptableSecret(),
     ]
 
 
@@ -298,16 +317,16 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "agent 'hubspot' cannot 'draft'; it can: create, search",
         ),
         (
-            InvalidValue("budget", "lots", Expected.WHOLE_NUMBER_FROM, low=1, high=100),
-            "budget: 'lots' is not valid; expected a whole number from 1 to 100.",
+            InvalidValue(Field.NUDGES, "lots", Expected.WHOLE_NUMBER_FROM, low=1, high=100),
+            "nudges: 'lots' is not valid; expected a whole number from 1 to 100.",
         ),
         (
-            InvalidValue("cadence", "weekly", Expected.ONE_OF, choices=("monthly", "fortnightly", "quarterly")),
+            InvalidValue(Field.CADENCE, "weekly", Expected.ONE_OF, choices=("monthly", "fortnightly", "quarterly")),
             "cadence: 'weekly' is not valid; expected one of monthly, fortnightly, quarterly.",
         ),
         (
             InvalidValue(
-                "spend date",
+                Field.SPEND_DATE,
                 "2026-05-02",
                 Expected.DAY_IN_WINDOW,
                 plan=3,
@@ -317,15 +336,23 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "spend date: '2026-05-02' is not valid; expected a day inside P3's window, 2026-04-01 to 2026-04-30.",
         ),
         (
-            InvalidValue("metric", "SQLs", Expected.PLAN_ID_TOO, plans=(1, 4)),
+            InvalidValue(Field.METRIC, "SQLs", Expected.PLAN_ID_TOO, plans=(1, 4)),
             "metric: 'SQLs' is not valid; expected a plan id too: P1, P4 all have it.",
         ),
         (
-            InvalidValue("target of SQLs", 5, Expected.AT_LEAST_BASELINE, baseline=10.0),
+            InvalidValue(Field.TARGET, 5, Expected.AT_LEAST_BASELINE, baseline=10.0, metric="SQLs"),
             "target of SQLs: 5 is not valid; expected at least the baseline 10 for a metric going up.",
         ),
         (
-            InvalidValue("amount", "2e13", Expected.AMOUNT_BELOW, most=10**13),
+            InvalidValue(Field.TARGET, 1e6, Expected.AT_LEAST_BASELINE, baseline=1.5e6, metric="MQLs"),
+            "target of MQLs: 1,000,000 is not valid; expected at least the baseline 1,500,000 for a metric going up.",
+        ),
+        (
+            InvalidValue(Field.DATA_FIELD, True, Expected.FINITE_NUMBER, path="totals.sqls"),
+            "field totals.sqls of the agent's data: True is not valid; expected a finite number.",
+        ),
+        (
+            InvalidValue(Field.AMOUNT, "2e13", Expected.AMOUNT_BELOW, most=10**13),
             "amount: '2e13' is not valid; expected an amount below 10,000,000,000,000.",
         ),
     ],
@@ -362,6 +389,12 @@ def test_a_reply_in_chat_has_the_same_words_as_the_terminal(error: BaseException
     assert describe(error) == literal_prose(describe_plain(error))
 
 
+def test_every_error_said_by_a_template_is_said_with_its_fields_filled_in() -> None:
+    said = {type(error): describe_plain(error) for error in _one_of_each()}
+    assert set(SAID) <= set(said)
+    assert [text for cls, text in said.items() if cls in SAID and ("{" in text or "}" in text)] == []
+
+
 @pytest.mark.parametrize("expected", list(Expected), ids=lambda member: member.name)
 def test_every_form_a_field_may_expect_is_worded_from_exactly_its_details(expected: Expected) -> None:
     template = EXPECTED[expected]
@@ -372,8 +405,20 @@ def test_every_form_a_field_may_expect_is_worded_from_exactly_its_details(expect
     assert said.count("987") == len(expected.details)
 
 
+@pytest.mark.parametrize("field", list(Field), ids=lambda member: member.name)
+def test_every_field_is_worded_from_exactly_its_details(field: Field) -> None:
+    template = FIELDS[field]
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    assert fields == set(field.details)
+    said = describe_plain(InvalidValue(field, "x", Expected.TEXT, **dict.fromkeys(field.details, "SQLs")))
+    assert said.endswith(": 'x' is not valid; expected some text.")
+    assert said.count("SQLs") == len(field.details)
+    assert "_" not in said
+
+
 def test_a_phrase_the_bot_suggests_stays_code_and_a_choice_stays_text_in_chat() -> None:
-    said = describe(InvalidValue("kind", "[x](https://evil.example)", Expected.ONE_OF, choices=("*personal*", "group")))
+    kinds = ("*personal*", "group")
+    said = describe(InvalidValue(Field.CONVERSATION_KIND, "[x](https://evil.example)", Expected.ONE_OF, choices=kinds))
     assert "\\*personal\\*" in said
     assert f"]{WORD_JOINER}(" in said
     assert "`agent:<adapter>`" in describe(InvalidValue("requester", " ", Expected.REQUESTER))

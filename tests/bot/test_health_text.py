@@ -20,11 +20,11 @@ from planner.domain.rollup import (
 @pytest.mark.parametrize(
     ("reason", "said"),
     [
-        (TasksBehind(done=2, total=10, elapsed=0.5), "2 of 10 tasks done (20%) with 50% of the window gone"),
+        (TasksBehind(done=2, total=10, elapsed=0.5), "2 of 10 tasks done (20 %) with 50 % of the window gone"),
         (TasksOverdue(count=1), "1 task overdue"),
         (
             MetricBehind(metric="SQLs", unit="", actual=210, expected=250, behind=0.16, tolerance=0.1),
-            "SQLs at 210 against 250 expected by now (16% behind pace, tolerance 10%)",
+            "SQLs at 210 against 250 expected by now (16 % behind pace, tolerance 10 %)",
         ),
         (
             MetricBehind(metric="Cost", unit="€", actual=None, expected=40, behind=1, tolerance=0.1),

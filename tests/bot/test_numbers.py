@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text.numbers import Kind, figure, kind_of, money, plain, quantity
+from bot.text.numbers import Kind, figure, kind_of, money, percent, plain, quantity
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,7 @@ def test_a_figure_is_rounded_like_its_quantity_without_the_unit() -> None:
     assert figure(168.5, "SQL", name="SQLs") == "169"
     assert figure(12.34, "%") == "12.3"
     assert figure(2e6, "USD") == "$2M"
+
+
+def test_a_share_is_a_whole_percentage_with_separators() -> None:
+    assert [percent(share) for share in (0.2, 0.165, 0.004, 42.0)] == ["20 %", "17 %", "0 %", "4,200 %"]

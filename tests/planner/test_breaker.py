@@ -140,7 +140,7 @@ async def test_circuits_are_kept_per_tenant_and_per_adapter(store: Store) -> Non
 
 
 def test_settings_that_make_no_sense_are_refused() -> None:
-    with pytest.raises(InvalidValue, match="failure threshold"):
+    with pytest.raises(InvalidValue, match="failure_threshold"):
         BreakerSettings(failure_threshold=0)
-    with pytest.raises(InvalidValue, match="cool-down"):
+    with pytest.raises(InvalidValue, match="cool_down"):
         BreakerSettings(cool_down=timedelta(0))

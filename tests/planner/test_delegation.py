@@ -20,7 +20,7 @@ from planner.domain.delegations import (
     DelegationNotRetryable,
     DelegationStatus,
 )
-from planner.domain.errors import Expected, InvalidValue, TaskNotFound
+from planner.domain.errors import Expected, Field, InvalidValue, TaskNotFound
 from planner.domain.model import TaskChanges, TaskStatus, Window
 from planner.governance.gated_agent import AgentCall, Gate
 from planner.ports import Evidence
@@ -503,7 +503,7 @@ async def test_a_request_names_the_close_adapter_and_refuses_what_cannot_be_sent
     await Plans(store, "contoso").update_task(d.task_id, TaskChanges(status=TaskStatus.DONE), actor="aad-writer")
     with pytest.raises(InvalidValue) as refused:
         await d.request()
-    assert (refused.value.field, refused.value.expected) == ("task", Expected.OPEN_TASK)
+    assert (refused.value.field, refused.value.expected) == (Field.TASK, Expected.OPEN_TASK)
     assert await d.delegations.list_delegations() == []
 
 

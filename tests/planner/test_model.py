@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from bot.text.errors import describe_plain
-from planner.domain.errors import Dated, Expected, InvalidValue, InvalidWindow, WindowConflict
+from planner.domain.errors import Dated, Expected, Field, InvalidValue, InvalidWindow, WindowConflict
 from planner.domain.model import Direction, Health, MetricSpec, Window, iso_week_of, iso_week_window
 
 
@@ -61,10 +61,15 @@ def test_metric_direction_follows_target_when_not_given() -> None:
 def test_metric_target_on_the_wrong_side_of_its_direction_is_refused() -> None:
     with pytest.raises(InvalidValue) as refused:
         MetricSpec(name="SQLs", baseline=10, target=5, direction=Direction.UP).validate()
-    assert (refused.value.expected, refused.value.details) == (Expected.AT_LEAST_BASELINE, {"baseline": 10})
+    assert (refused.value.field, refused.value.expected) == (Field.TARGET, Expected.AT_LEAST_BASELINE)
+    assert refused.value.details == {"baseline": 10, "metric": "SQLs"}
     with pytest.raises(InvalidValue) as refused:
         MetricSpec(name="SQLs", target=5, tolerance=1.5).validate()
-    assert refused.value.expected is Expected.FRACTION
+    assert (refused.value.field, refused.value.expected, refused.value.details) == (
+        Field.TOLERANCE,
+        Expected.FRACTION,
+        {"metric": "SQLs"},
+    )
 
 
 def test_worst_health_wins() -> None:

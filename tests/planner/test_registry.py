@@ -145,7 +145,7 @@ async def test_names_are_unique_within_a_tenant_only(store: Store, factory: Fake
 
 
 async def test_a_name_must_be_usable_in_a_chat_command(store: Store, factory: FakeAgentFactory) -> None:
-    with pytest.raises(InvalidValue, match="adapter name"):
+    with pytest.raises(InvalidValue, match="adapter_name"):
         await registry(store, factory).register("mcp", "hub spot:crm", {"url": "https://crm.example"}, actor="x")
 
 

@@ -71,7 +71,7 @@ def test_task_health_compares_completion_with_elapsed_time(done: int, overdue: i
 def test_task_health_says_why() -> None:
     _, reasons = task_health(TaskCounts(total=10, done=2, overdue=3), 0.5, RULES)
     assert [reason_text(reason) for reason in reasons] == [
-        "2 of 10 tasks done (20%) with 50% of the window gone",
+        "2 of 10 tasks done (20 %) with 50 % of the window gone",
         "3 tasks overdue",
     ]
 

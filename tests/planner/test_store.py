@@ -441,7 +441,7 @@ async def test_blank_text_and_bad_values_are_refused(store: Store) -> None:
     tenant = Plans(store, "contoso")
     with pytest.raises(InvalidValue, match="title"):
         await tenant.create_master_plan(title="   ", owner=LEADER, window=Q1, actor=LEADER)
-    with pytest.raises(InvalidValue, match="tenant id"):
+    with pytest.raises(InvalidValue, match="tenant_id"):
         Plans(store, "")
     sqls_plan = await new_master(tenant)
     sqls = await tenant.find_metric("SQLs", plan_id=sqls_plan)
