@@ -23,6 +23,7 @@ from bot.cards.markdown import literal
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
+from bot.text.gates import policy_reasons_text
 from bot.text.health import stored_reason_text
 from bot.text.numbers import quantity
 from bot.text.people import person_name
@@ -400,7 +401,7 @@ class HeldForApproval(Exception):
     def __init__(self, action: Action, decision: PolicyDecision) -> None:
         self.action = action
         self.decision = decision
-        super().__init__("; ".join(decision.reasons) or "a policy asks a person to look first")
+        super().__init__(policy_reasons_text(decision.reasons, none="a policy asks a person to look first"))
 
 
 async def hold_for_approval(tenants: Tenants, envelope: Envelope, held: HeldForApproval) -> ApprovalRequest | None:
@@ -440,7 +441,7 @@ async def _policy_allows(tenants: Tenants, envelope: Envelope) -> bool:
     if decision.verdict is Verdict.GO:
         return True
     stopped = decision.verdict is Verdict.STOP
-    reasons = "; ".join(decision.reasons)
+    reasons = policy_reasons_text(decision.reasons, none="")
     await services.decisions.record(
         DecisionRecord(
             tenant_id=envelope.tenant_id,

@@ -16,6 +16,7 @@ from functools import singledispatch
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
 from bot.cards.wording import money
+from bot.text.gates import policy_reasons_text
 from bot.text.messages import sentence_within
 from planner.domain.approvals import (
     GATES,
@@ -514,7 +515,7 @@ def _(error: DelegationNotRetryable, style: _Style) -> str:
 
 @_render.register
 def _(error: DelegationStopped, style: _Style) -> str:
-    reasons = style.prose(error.reasons)
+    reasons = style.prose(policy_reasons_text(error.reasons))
     if error.cause is StopCause.POLICY:
         return f"Stopped by policy: {reasons}."
     if error.cause is StopCause.ANSWERED:
@@ -531,7 +532,7 @@ def _(error: DelegationStopped, style: _Style) -> str:
 
 @_render.register
 def _(error: DelegationHeld, style: _Style) -> str:
-    return f"Waiting for approval A{error.approval_id}: {style.prose(error.reasons)}."
+    return f"Waiting for approval A{error.approval_id}: {style.prose(policy_reasons_text(error.reasons))}."
 
 
 @_render.register

@@ -251,7 +251,7 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "The rules were not loaded: 2 problem(s).\n- rules[1].description: text\n- rules[2].effect: allow",
         ),
         (
-            DelegationStopped(StopCause.NO_APPROVERS, "budget", problem=NoApprovers(["finance"])),
+            DelegationStopped(StopCause.NO_APPROVERS, ("budget",), problem=NoApprovers(["finance"])),
             "It needs a person's approval (budget), but nobody but the requester holds the finance approver role, "
             "so nobody could approve this. An admin assigns one with `approvers add finance <@person>`.",
         ),
