@@ -74,6 +74,21 @@ def _expiry(data: Mapping[str, Any]) -> str:
     return f"Nobody decided by {at:%Y-%m-%d %H:%M} UTC; the action was not taken."
 
 
+_REFUSALS = {
+    "NotAuthenticated": "only a person signed in to Teams may decide it.",
+    "NotAPerson": "only a person may decide it.",
+    "SelfApproval": "whoever asked for it may not approve it.",
+    "NotAnApprover": "only its approvers may decide it (whoever holds the {roles} role).",
+}
+
+
+def _refusal(data: Mapping[str, Any]) -> str:
+    roles = data.get("roles")
+    named = " or ".join(map(str, roles)) if isinstance(roles, list) and roles else "approver"
+    said = _REFUSALS.get(str(data.get("refusal")), "they may not decide it.")
+    return said.format(roles=named)
+
+
 _REASONS: Mapping[LogReason, Callable[[Decision, Mapping[str, str]], str]] = {
     LogReason.CALL_ALLOWED: lambda d, names: _said(d.data),
     LogReason.CALL_STOPPED: lambda d, names: _said(d.data),
@@ -95,6 +110,7 @@ _REASONS: Mapping[LogReason, Callable[[Decision, Mapping[str, str]], str]] = {
         f"{'Approved' if d.verdict == 'approved' else 'Rejected'} by an approver in Teams."
     ),
     LogReason.APPROVAL_EXPIRED: lambda d, names: _expiry(d.data),
+    LogReason.APPROVAL_REFUSED: lambda d, names: _refusal(d.data),
 }
 """Each reason the system logs, in words, from the entry and the display names of the people its data names."""
 

@@ -190,6 +190,8 @@ class LogReason(StrEnum):
     """An approver approved or rejected a request (the entry's verdict); a note they typed is the entry's rationale."""
     APPROVAL_EXPIRED = "approval.expired"
     """Nobody decided a request by its deadline (`expires_at`); its action was not taken."""
+    APPROVAL_REFUSED = "approval.refused"
+    """Someone who may not decide a request tried to (`refusal`: the ApprovalRefused's name; `roles`: its roles)."""
 
 
 REASON_KEY = "reason"

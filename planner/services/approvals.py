@@ -452,8 +452,13 @@ class Approvals:
                 action="approval.refused",
                 subject=request.subject,
                 verdict="refused",
-                rationale=str(refused),
-                data={"approval": request.id, "refusal": type(refused).__name__, "status": request.status.value},
+                data={
+                    REASON_KEY: LogReason.APPROVAL_REFUSED.value,
+                    "approval": request.id,
+                    "refusal": type(refused).__name__,
+                    "status": request.status.value,
+                    "roles": list(request.roles),
+                },
                 approval_id=request.id,
             )
         )

@@ -27,6 +27,7 @@ DATA: dict[LogReason, dict[str, Any]] = {
     LogReason.GATE_MAPPED: {"role": "cfo-office", "category": "budget"},
     LogReason.APPROVAL_DECIDED: {"approval": 3},
     LogReason.APPROVAL_EXPIRED: {"approval": 3, "expires_at": "2026-02-12T09:00:00+00:00"},
+    LogReason.APPROVAL_REFUSED: {"approval": 3, "refusal": "NotAnApprover", "roles": ["finance", "legal"]},
 }
 SAID = {
     LogReason.CALL_ALLOWED: "Small discounts may go",
@@ -42,6 +43,7 @@ SAID = {
     LogReason.GATE_MAPPED: "The cfo-office role approves budget shifts from now on.",
     LogReason.APPROVAL_DECIDED: "Approved by an approver in Teams.",
     LogReason.APPROVAL_EXPIRED: "Nobody decided by 2026-02-12 09:00 UTC; the action was not taken.",
+    LogReason.APPROVAL_REFUSED: "only its approvers may decide it (whoever holds the finance or legal role).",
 }
 
 

@@ -186,6 +186,8 @@ async def test_only_an_authenticated_approver_other_than_the_requester_may_decid
     assert (await approvals.get(request.id)).status is ApprovalStatus.PENDING
     [logged] = [r for r in recorded if r.action == "approval.refused"]
     assert (logged.actor, logged.verdict, logged.approval_id) == (approver, "refused", request.id)
+    said = (logged.rationale, logged.data["reason"], logged.data["refusal"])
+    assert said == ("", "approval.refused", refusal.__name__)
     assert f"approval A{request.id}" in caplog.text
     assert approver in caplog.text
 
