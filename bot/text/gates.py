@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from planner.domain.approvals import FLAGGED
-from planner.domain.governance import GateCategory, PolicyReason
+from planner.domain.governance import DestructiveTool, GateCategory, PolicyReason
 
 GATE_REASONS: Mapping[GateCategory, str] = {
     GateCategory.STRATEGY: "A change of strategy (the master plan's goals or targets) needs a person's approval.",
@@ -38,8 +38,12 @@ def gate_name(gate: str) -> str:
 
 
 def policy_reason_text(reason: PolicyReason) -> str:
-    """A gate's reason in words; an admin's rule description as they wrote it."""
-    return GATE_REASONS[reason] if isinstance(reason, GateCategory) else reason
+    """A gate's or a destructive tool's reason in words; an admin's rule description as they wrote it."""
+    if isinstance(reason, GateCategory):
+        return GATE_REASONS[reason]
+    if isinstance(reason, DestructiveTool):
+        return f"{reason.agent}'s server marks {reason.capability} as destructive: every call needs a person's approval"
+    return reason
 
 
 def policy_reasons_text(reasons: Iterable[PolicyReason], *, none: str = NO_RULE_OBJECTED) -> str:

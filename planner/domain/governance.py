@@ -83,44 +83,56 @@ class Action:
 
 _GATES = frozenset(category.value for category in GateCategory)
 
-PolicyReason = str | GateCategory
-"""Why a rule matched: the admin's description of their rule (their own words, shown as they are), or the approval
-gate an action falls under (`GateCategory`), which the bot words (bot/text/gates.py)."""
+
+@dataclass(frozen=True, kw_only=True)
+class DestructiveTool:
+    """Why a call of a tool its server marks destructive needs a person, whatever the rules say."""
+
+    agent: str
+    capability: str
+
+
+PolicyReason = str | GateCategory | DestructiveTool
+"""Why a rule matched: the admin's description of their rule (their own words, shown as they are); or, for what
+needs a person whatever the rules say, the approval gate an action falls under (`GateCategory`) or the destructive
+tool it calls, which the bot words (bot/text/gates.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class RuleMatch:
-    """A rule that matched an action, and what it said: an admin's rule says it in `reason` (its description); a gate
-    (`rule_id` `gate:<category>`) says only its `category`, for the bot to word."""
+    """A rule that matched an action, and what it said: an admin's rule its description; a gate (`rule_id`
+    `gate:<category>`) its category."""
 
     rule_id: str
     verdict: Verdict
-    reason: str = ""
-    category: GateCategory | None = None
-
-    @property
-    def said(self) -> PolicyReason:
-        """The gate category of a gate, else the rule's description."""
-        return self.category if self.category is not None else self.reason
+    reason: PolicyReason
 
 
 def gate_match(category: GateCategory) -> RuleMatch:
     """What a gate category says of an action in it: it needs a person (flag), whatever the rules say."""
-    return RuleMatch(rule_id=f"gate:{category.value}", verdict=Verdict.FLAG, category=category)
+    return RuleMatch(rule_id=f"gate:{category.value}", verdict=Verdict.FLAG, reason=category)
 
 
-def policy_reason_json(reason: PolicyReason) -> str | dict[str, str]:
+def policy_reason_json(reason: PolicyReason) -> str | dict[str, Any]:
     """A reason as JSON data (an approval request keeps the reasons it was asked for): a gate as `{"gate": <category>}`,
-    a description as its text."""
-    return {"gate": reason.value} if isinstance(reason, GateCategory) else reason
+    a destructive tool as `{"destructive": {"agent": …, "capability": …}}`, a description as its text."""
+    if isinstance(reason, GateCategory):
+        return {"gate": reason.value}
+    if isinstance(reason, DestructiveTool):
+        return {"destructive": {"agent": reason.agent, "capability": reason.capability}}
+    return reason
 
 
 def policy_reason_of_json(stored: object) -> PolicyReason:
-    """The reason `policy_reason_json` wrote; text as it was (requests asked before gates were data hold words)."""
-    if isinstance(stored, Mapping):
-        gate = stored.get("gate")
-        return GateCategory(gate) if gate in _GATES else ""
-    return stored if isinstance(stored, str) else ""
+    """The reason `policy_reason_json` wrote; text as it was (requests asked before reasons were data hold words)."""
+    if not isinstance(stored, Mapping):
+        return stored if isinstance(stored, str) else ""
+    gate, tool = stored.get("gate"), stored.get("destructive")
+    if gate in _GATES:
+        return GateCategory(gate)
+    if isinstance(tool, Mapping) and isinstance(tool.get("agent"), str) and isinstance(tool.get("capability"), str):
+        return DestructiveTool(agent=tool["agent"], capability=tool["capability"])
+    return ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,8 +149,8 @@ class PolicyDecision:
 
     @property
     def reasons(self) -> list[PolicyReason]:
-        """What the rules that matched said, strictest first (`RuleMatch.said`)."""
-        return [m.said for m in self.matched]
+        """What the rules that matched said, strictest first."""
+        return [m.reason for m in self.matched]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,7 +40,7 @@ from typing import Protocol
 from planner.domain.circuits import Circuit, CircuitState
 from planner.domain.delegations import Delegation
 from planner.domain.errors import PlannerError
-from planner.domain.governance import GateCategory, PolicyReason
+from planner.domain.governance import DestructiveTool, GateCategory, PolicyReason
 from planner.ports import (
     Agent,
     AgentError,
@@ -75,9 +75,13 @@ class StopCause(StrEnum):
     """The adapter's tool is off or held, or the input does not fit its schema (`problem`)."""
 
 
-def _logged(reasons: Sequence[PolicyReason]) -> str:
-    """The reasons as a log line shows them: a gate by its id (the bot words it for people)."""
-    return "; ".join(f"gate:{r.value}" if isinstance(r, GateCategory) else r for r in reasons)
+def _logged(reason: PolicyReason) -> str:
+    """A reason as a log line shows it: a gate by its id, a destructive tool by its name (the bot words them)."""
+    if isinstance(reason, GateCategory):
+        return f"gate:{reason.value}"
+    if isinstance(reason, DestructiveTool):
+        return f"destructive tool {reason.agent} {reason.capability}"
+    return reason
 
 
 class DelegationStopped(PlannerError):
@@ -100,7 +104,7 @@ class DelegationStopped(PlannerError):
         self.problem = problem
         answered = f" ({approval} {status})" if approval else ""
         because = f" ({problem})" if problem is not None else ""
-        super().__init__(f"stopped, {cause.value}{answered}{because}: {_logged(reasons)}")
+        super().__init__(f"stopped, {cause.value}{answered}{because}: {'; '.join(map(_logged, reasons))}")
 
 
 class DelegationHeld(PlannerError):
@@ -110,7 +114,7 @@ class DelegationHeld(PlannerError):
     def __init__(self, reasons: Sequence[PolicyReason], approval_id: int) -> None:
         self.reasons = tuple(reasons)
         self.approval_id = approval_id
-        super().__init__(f"held for approval A{approval_id}: {_logged(reasons)}")
+        super().__init__(f"held for approval A{approval_id}: {'; '.join(map(_logged, reasons))}")
 
 
 class CircuitOpen(AgentNotReached):

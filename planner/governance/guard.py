@@ -38,6 +38,7 @@ from planner.domain.governance import (
     Action,
     ActionKind,
     DecisionRecord,
+    DestructiveTool,
     GateCategory,
     LogReason,
     PolicyDecision,
@@ -158,12 +159,8 @@ class PolicyGuard:
         action = call_action(call, destructive=destructive, classified=classified)
         decision = await self._engine.evaluate(action)
         if destructive:
-            flag = RuleMatch(
-                rule_id=DESTRUCTIVE_RULE,
-                verdict=Verdict.FLAG,
-                reason=f"{call.adapter}'s server marks {call.request.capability} as destructive: every call needs a "
-                "person's approval",
-            )
+            tool = DestructiveTool(agent=call.adapter, capability=call.request.capability)
+            flag = RuleMatch(rule_id=DESTRUCTIVE_RULE, verdict=Verdict.FLAG, reason=tool)
             verdict = Verdict.STOP if decision.verdict is Verdict.STOP else Verdict.FLAG
             decision = replace(decision, verdict=verdict, matched=(*decision.matched, flag))
         return action, decision

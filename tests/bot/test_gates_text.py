@@ -3,6 +3,7 @@ logs a decision for, read in plain English; entries logged before reasons were c
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,14 @@ from bot.text.decisions import explain, rationale_text
 from bot.text.gates import GATE_NAMES, GATE_REASONS, gate_name, policy_reason_text, policy_reasons_text
 from planner.domain.approvals import GATES
 from planner.domain.decisions import Decision, data_hash
-from planner.domain.governance import REASON_KEY, GateCategory, LogReason
+from planner.domain.governance import (
+    REASON_KEY,
+    DestructiveTool,
+    GateCategory,
+    LogReason,
+    policy_reason_json,
+    policy_reason_of_json,
+)
 
 AT = datetime(2026, 2, 10, 9, tzinfo=UTC)
 
@@ -75,6 +83,16 @@ def test_every_gate_has_a_reason_and_a_name_in_the_bot_s_words() -> None:
     assert policy_reason_text(GateCategory.BRAND_CREATIVE) == "Brand-critical creative needs a person's approval."
     assert policy_reason_text("An admin's own words") == "An admin's own words"
     assert policy_reasons_text([]) == "no rule objected"
+
+
+def test_a_destructive_tool_s_reason_reads_in_words_and_every_reason_keeps_as_json() -> None:
+    tool = DestructiveTool(agent="hubspot", capability="delete_segment")
+    assert policy_reason_text(tool) == (
+        "hubspot's server marks delete_segment as destructive: every call needs a person's approval"
+    )
+    for reason in (tool, *GateCategory, "An admin's own words", "budget"):
+        kept = policy_reason_of_json(json.loads(json.dumps(policy_reason_json(reason))))
+        assert (kept, type(kept)) == (reason, type(reason))
 
 
 def test_every_reason_the_system_logs_has_words() -> None:
