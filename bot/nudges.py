@@ -23,7 +23,7 @@ from bot.cards.markdown import literal
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
-from bot.text.gates import policy_reasons_text
+from bot.text.gates import policy_reasons_text, request_reason_text
 from bot.text.health import stored_reason_text
 from bot.text.numbers import quantity
 from bot.text.people import person_name
@@ -315,7 +315,8 @@ async def _approval(w: _Writer) -> Outgoing | None:
     decider = names.get(request.decided_by or "")
     card = approval_card(request, requester_name=requester, decider_name=decider, zone=zone)
     if asking:
-        text = f"{literal(requester)} asks for your approval ({what_is_asked(request)}): {literal(request.reason)}"
+        why = literal(request_reason_text(request))
+        text = f"{literal(requester)} asks for your approval ({what_is_asked(request)}): {why}"
     elif request.status is ApprovalStatus.EXPIRED:
         text = f"{request.ref} expired before anyone decided: the action was not taken. Ask again if it still matters."
     else:

@@ -56,8 +56,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _said(data: Mapping[str, Any]) -> str:
-    stored = data.get("reasons")
+def _said(data: Mapping[str, Any], key: str = "reasons") -> str:
+    stored = data.get(key)
     return policy_reasons_text(policy_reason_of_json(r) for r in (stored if isinstance(stored, list) else []))
 
 
@@ -106,6 +106,7 @@ _REASONS: Mapping[LogReason, Callable[[Decision, Mapping[str, str]], str]] = {
     LogReason.GATE_MAPPED: lambda d, names: (
         f"The {d.data.get('role')} role approves {gate_name(str(d.data.get('category')))} from now on."
     ),
+    LogReason.APPROVAL_REQUESTED: lambda d, names: _said(d.data, "policy_reasons"),
     LogReason.APPROVAL_DECIDED: lambda d, names: (
         f"{'Approved' if d.verdict == 'approved' else 'Rejected'} by an approver in Teams."
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from planner.domain.approvals import FLAGGED
+from planner.domain.approvals import FLAGGED, ApprovalRequest
 from planner.domain.governance import DestructiveTool, GateCategory, PolicyReason
 
 GATE_REASONS: Mapping[GateCategory, str] = {
@@ -44,6 +44,17 @@ def policy_reason_text(reason: PolicyReason) -> str:
     if isinstance(reason, DestructiveTool):
         return f"{reason.agent}'s server marks {reason.capability} as destructive: every call needs a person's approval"
     return reason
+
+
+def request_reason_text(request: ApprovalRequest) -> str:
+    """Why a request was asked, in words: what the asker said, else what its action is about to do (an agent's call:
+    `hubspot is about to offer_discount for T12`)."""
+    if request.reason.strip():
+        return request.reason
+    action = request.action
+    task = action.attributes.get("task")
+    about = f" for T{task}" if isinstance(task, int) and not isinstance(task, bool) else ""
+    return f"{action.agent or action.actor} is about to {action.name}{about}"
 
 
 def policy_reasons_text(reasons: Iterable[PolicyReason], *, none: str = NO_RULE_OBJECTED) -> str:

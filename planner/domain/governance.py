@@ -198,6 +198,9 @@ class LogReason(StrEnum):
     """A person (`user`) no longer approves what needs a role (`role`)."""
     GATE_MAPPED = "gate.mapped"
     """A role (`role`) approves a gate (`category`) from now on."""
+    APPROVAL_REQUESTED = "approval.requested"
+    """An action waits for a person's approval (`approval`), for what the rules said (`policy_reasons`); what the
+    asker said, if anything, is the entry's rationale."""
     APPROVAL_DECIDED = "approval.decided"
     """An approver approved or rejected a request (the entry's verdict); a note they typed is the entry's rationale."""
     APPROVAL_EXPIRED = "approval.expired"

@@ -195,7 +195,6 @@ class PolicyGuard:
             request = await self._approvals.request(
                 action,
                 requester=call.request.requested_by,
-                reason=f"{call.adapter} is about to {call.request.capability} for T{call.request.task_id}",
                 resume={"delegation": delegation_id},
                 policy=decision,
             )

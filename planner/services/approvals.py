@@ -258,13 +258,15 @@ class Approvals:
         action: Action,
         *,
         requester: str,
-        reason: str,
+        reason: str = "",
         resume: Mapping[str, Any],
         expires_in: timedelta | None = None,
         policy: PolicyDecision | None = None,
         leaders: Iterable[str] = (),
     ) -> ApprovalRequest:
         """Hold `action` until an approver decides; its approvers get a card (through the outbox) at once.
+
+        `reason` is what the asker says, as they say it; none when the action says it all (the bot words it).
 
         `leaders` (the owners of the master plans a strategy change touches) may decide it too, besides the holders
         of the roles its categories name; a leader who asked the assistant may confirm what it proposed.
@@ -299,7 +301,7 @@ class Approvals:
             "leaders": list(leading),
         }
         now = self._clock()
-        reason = " ".join(reason.split())[:2000] or "needs a person's approval"
+        reason = " ".join(reason.split())[:2000]
         async with self._store.transaction() as conn:
             request_id = await approval_store.insert_request(
                 conn,
@@ -335,6 +337,7 @@ class Approvals:
                 verdict=Verdict.FLAG.value,
                 rationale=reason,
                 data={
+                    REASON_KEY: LogReason.APPROVAL_REQUESTED.value,
                     "approval": request.id,
                     "action": action_json,
                     "roles": list(roles),
