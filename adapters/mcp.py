@@ -99,6 +99,7 @@ from adapters.egress import UNREACHABLE, Egress, EgressTransport
 from adapters.mcp_oauth import GrantStore, MemoryGrantStore, PersonOAuthProvider, PersonTokens, SignInRefused
 from adapters.stdio_commands import StdioCommands
 from planner.domain.delegations import MAX_TIMEOUT_SECONDS, DelegationStatus
+from planner.domain.governance import Verdict
 from planner.domain.redaction import redact_args, redact_url, redacted
 from planner.ports import (
     Agent,
@@ -147,6 +148,17 @@ _FIELDS = (
     "oauth_private_key",
     "oauth_signing_algorithm",
 )
+
+
+def _sampling_declined(declined: SamplingDeclined) -> str:
+    """What a server whose sampling request was declined is told (a JSON-RPC error's message)."""
+    if declined.policy is None:
+        return f"Sampling declined: {declined.reason}"
+    wait = " (it needs a person's approval, which a call cannot wait for)" if declined.policy is Verdict.FLAG else ""
+    said = "; ".join(str(getattr(reason, "value", reason)) for reason in declined.reasons if str(reason).strip())
+    return f"Sampling declined: this bot's policy does not lend its model here{wait}" + (f": {said}" if said else ".")
+
+
 SAMPLING_DECLINED = (
     "Sampling declined: this Chief of Staff does not lend its language model to agents (its operator has not turned "
     "sampling on). Use a tool that does not need the client's model, or ask the operator."
@@ -952,8 +964,8 @@ class _Session:
         try:
             sampled = await self._sampler.sample(request)
         except SamplingDeclined as declined:
-            logger.info("MCP agent %r: its sampling request was declined: %s", name, declined.reason)
-            return mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=f"Sampling declined: {declined.reason}")
+            logger.info("MCP agent %r: its sampling request was declined: %s", name, declined)
+            return mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=_sampling_declined(declined))
         return mcp_types.CreateMessageResult(
             role="assistant",
             content=mcp_types.TextContent(type="text", text=sampled.text),

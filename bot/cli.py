@@ -131,6 +131,7 @@ REHEARSAL_OUTCOMES = ("sent", "waiting", "held", "undeliverable", "dropped")
 def _rehearse_tick(settings: Settings, at: datetime) -> int:
     """`cos tick --at` without `--apply`: what the tick would do, found on a copy of the database."""
     from bot.rehearsal import CannotRehearse, rehearse_tick
+    from bot.text.gates import request_reason_text
 
     try:
         rehearsal = asyncio.run(rehearse_tick(settings.database_url, at, decision_keys=_decision_keys(settings)))
@@ -161,7 +162,7 @@ def _rehearse_tick(settings: Settings, at: datetime) -> int:
         print(f"{len(rehearsal.expiring)} approval request(s) would expire:")
     for request in rehearsal.expiring:
         asker = rehearsal.name(request.tenant_id, request.requester)
-        print(f"  {request.ref}, asked by {asker} at {request.created_at.isoformat()}: {request.reason}")
+        print(f"  {request.ref}, asked by {asker} at {request.created_at.isoformat()}: {request_reason_text(request)}")
     return 0
 
 

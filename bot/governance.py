@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.text import messages
 from bot.text.errors import describe
+from bot.text.gates import policy_reasons_text
 from planner.domain.approvals import NoApprovers
 from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict, accounts_in
 from planner.domain.model import Plan
@@ -72,7 +73,7 @@ async def check(operation: Operation, context: Context, args: Mapping[str, Any])
         categories=categories,
     )
     decision = await engine.evaluate(action)
-    reasons = "; ".join(decision.reasons) or "no rule objected"
+    reasons = policy_reasons_text(decision.reasons)
     what = ("the assistant's " if caller.by_model else "") + f"{operation.name} for {caller.name}"
     verdict = decision.verdict
     if verdict is Verdict.FLAG and _approved(context, operation, attributes):

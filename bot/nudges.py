@@ -24,6 +24,7 @@ from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
 from bot.text import messages
+from bot.text.gates import policy_reasons_text, request_reason_text
 from bot.text.health import stored_reason_text
 from bot.text.numbers import quantity
 from bot.text.people import person_name
@@ -310,7 +311,8 @@ async def _approval(w: _Writer) -> Outgoing | None:
     decider = names.get(request.decided_by or "")
     card = approval_card(request, requester_name=requester, decider_name=decider, zone=zone)
     if asking:
-        text = f"{literal(requester)} asks for your approval ({what_is_asked(request)}): {literal(request.reason)}"
+        why = literal(request_reason_text(request))
+        text = f"{literal(requester)} asks for your approval ({what_is_asked(request)}): {why}"
     elif request.status is ApprovalStatus.EXPIRED:
         text = f"{request.ref} expired before anyone decided: the action was not taken. Ask again if it still matters."
     else:
@@ -397,7 +399,7 @@ class HeldForApproval(Exception):
     def __init__(self, action: Action, decision: PolicyDecision) -> None:
         self.action = action
         self.decision = decision
-        super().__init__("; ".join(decision.reasons) or "a policy asks a person to look first")
+        super().__init__(policy_reasons_text(decision.reasons, none="a policy asks a person to look first"))
 
 
 async def hold_for_approval(tenants: Tenants, envelope: Envelope, held: HeldForApproval) -> ApprovalRequest | None:
@@ -437,7 +439,7 @@ async def _policy_allows(tenants: Tenants, envelope: Envelope) -> bool:
     if decision.verdict is Verdict.GO:
         return True
     stopped = decision.verdict is Verdict.STOP
-    reasons = "; ".join(decision.reasons)
+    reasons = policy_reasons_text(decision.reasons, none="")
     await services.decisions.record(
         DecisionRecord(
             tenant_id=envelope.tenant_id,

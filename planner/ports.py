@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from planner.domain.delegations import DelegationStatus
+from planner.domain.governance import PolicyReason, Verdict
 from planner.domain.measurement import MeasurementReport, Recommendation
 
 Clock = Callable[[], datetime]
@@ -308,12 +309,17 @@ class QuestionCancelled(AgentError):
 
 
 class SamplingDeclined(AgentError):
-    """An agent's request to use the bot's model was not answered: the reason, written for the agent (and the admin
-    reading its failed tool call)."""
+    """An agent's request to use the bot's model was not answered: `reason`, what the model's client said (empty when
+    the policy declined it), or `policy`, the verdict that declined it (stop; or flag, which a call cannot wait for)
+    with what the rules said (`reasons`). The adapter words it for the agent; the bot, for the admin."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(
+        self, reason: str = "", *, policy: Verdict | None = None, reasons: tuple[PolicyReason, ...] = ()
+    ) -> None:
         self.reason = reason
-        super().__init__(reason)
+        self.policy = policy
+        self.reasons = reasons
+        super().__init__(reason or f"declined by policy ({policy.value if policy else 'unknown'})")
 
 
 class RehearsalUnsupported(AgentError):

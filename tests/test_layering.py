@@ -368,4 +368,55 @@ def test_the_planner_lists_a_documents_problems_as_data_never_as_sentences() -> 
             elif details != set(ProblemCode[code.attr].details):
                 offenders.append(f"{where}: {code.attr} takes {ProblemCode[code.attr].details}, given {details}")
     assert sites > 40
+
+
+def _planner_trees() -> list[tuple[str, ast.AST]]:
+    return [
+        (str(path.relative_to(ROOT)), ast.parse(path.read_text(), filename=str(path)))
+        for path in (ROOT / "planner").rglob("*.py")
+    ]
+
+
+def _written_words(node: ast.AST) -> bool:
+    """Whether an expression writes words of its own: an f-string or a non-empty string literal anywhere in it."""
+    return any(
+        isinstance(n, ast.JoinedStr) or (isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.strip())
+        for n in ast.walk(node)
+    )
+
+
+def test_the_planner_logs_why_as_a_code_and_data_never_as_a_sentence() -> None:
+    """A decision-log entry planner/ writes says why with a `LogReason` in its data, worded in bot/text/decisions.py;
+    its `rationale` only passes on words it was given (an approver's note). So no `rationale=` argument, and no
+    variable named `rationale`, is given a string literal or an f-string in planner/."""
+    offenders = []
+    for where, tree in _planner_trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "rationale" and _written_words(node.value):
+                offenders.append(f"{where}:{node.value.lineno}: rationale={ast.unparse(node.value)}")
+            elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                named = any(isinstance(t, ast.Name) and t.id == "rationale" for t in targets)
+                if named and _written_words(node.value):
+                    offenders.append(f"{where}:{node.lineno}: rationale = {ast.unparse(node.value)}")
+    assert offenders == []
+
+
+def test_the_planner_has_no_words_for_the_approval_gates() -> None:
+    """Why a gate holds an action is worded in bot/text/gates.py: planner/ maps no gate category to a sentence (a
+    mapping whose keys are `GateCategory` members and whose values hold text of more than three words)."""
+    offenders = []
+    for where, tree in _planner_trees():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Dict):
+                continue
+            gates = [k for k in node.keys if isinstance(k, ast.Attribute) and ast.unparse(k.value) == "GateCategory"]
+            sentences = [
+                n.value
+                for value in node.values
+                for n in ast.walk(value)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value.split()) > 3
+            ]
+            if gates and sentences:
+                offenders.append(f"{where}:{node.lineno}: {sentences[0]!r}")
     assert offenders == []

@@ -13,6 +13,7 @@ from typing import Any
 from bot.cards.actions import execute
 from bot.cards.elements import Element, adaptive_card, bullet_list, fact_set, heading, subheading, text_block
 from bot.cards.wording import moment_label, number
+from bot.text.gates import policy_reason_text, request_reason_text
 from bot.text.people import person_name
 from planner.domain.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
 
@@ -124,7 +125,8 @@ def approval_card(
         body.append(text_block(f"Note: {request.note}"))
     if note:
         body.append(text_block(note, color="accent"))
-    why = [_value(line) for line in (request.reason, *request.policy_reasons[:MAX_REASONS])]
+    said = [policy_reason_text(reason) for reason in request.policy_reasons[:MAX_REASONS]]
+    why = [_value(line) for line in (request_reason_text(request), *said)]
     body.append(subheading("Why it needs a person"))
     body.append(bullet_list([line for line in why if line]))
     roles = ", ".join(request.roles)

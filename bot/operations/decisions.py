@@ -10,7 +10,14 @@ from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import MAX_ID
 from bot.text import messages
-from bot.text.decisions import EXPLAINED_CHANGES, describe_subject, explain, explain_change
+from bot.text.decisions import (
+    EXPLAINED_CHANGES,
+    describe_subject,
+    explain,
+    explain_change,
+    people_in,
+    rationale_text,
+)
 from bot.text.people import person_name
 from planner.domain.decisions import Decision
 from planner.domain.governance import ActionKind
@@ -76,7 +83,7 @@ def _matching(entries: Sequence[Decision], question: str) -> list[Decision]:
     scored = []
     for entry in entries:
         haystack = " ".join(
-            (entry.action, entry.subject, entry.verdict, entry.rationale, *entry.rules, str(entry.data))
+            (entry.action, entry.subject, entry.verdict, rationale_text(entry), *entry.rules, str(entry.data))
         ).lower()
         score = sum(1 for word in wanted if word in haystack)
         if score:
@@ -86,7 +93,7 @@ def _matching(entries: Sequence[Decision], question: str) -> list[Decision]:
 
 
 async def _explained(context: Context, entries: Sequence[Decision]) -> str:
-    names = await context.display_names(entry.actor for entry in entries)
+    names = await context.display_names(person for entry in entries for person in people_in(entry))
     return "\n\n".join(messages.decision_explained(entry.seq, explain(entry, names=names)) for entry in entries)
 
 
@@ -151,7 +158,7 @@ async def show_decisions(context: Context, args: Mapping[str, Any]) -> Reply:
         title = "Latest decisions"
     if not entries:
         return Reply(text=messages.no_decisions_about(describe_subject(subject)) if about else messages.NO_DECISIONS)
-    names = await context.display_names(entry.actor for entry in entries)
+    names = await context.display_names(person for entry in entries for person in people_in(entry))
     lines = [
         messages.decision_line(
             seq=entry.seq,
@@ -159,7 +166,7 @@ async def show_decisions(context: Context, args: Mapping[str, Any]) -> Reply:
             actor=person_name(entry.actor, names),
             verdict=entry.verdict,
             subject=describe_subject(entry.subject),
-            rationale=entry.rationale,
+            rationale=rationale_text(entry, names=names),
         )
         for entry in entries
     ]

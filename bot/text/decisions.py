@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from bot.text.gates import gate_name, policy_reasons_text
 from planner.domain.decisions import Decision
+from planner.domain.governance import REASON_KEY, LogReason, policy_reason_of_json
 from planner.domain.model import Event
 
 _WHO = {"policy": "the policy engine", "llm": "the assistant", "bot": "the bot", "system": "the bot"}
@@ -54,6 +56,95 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _said(data: Mapping[str, Any], key: str = "reasons") -> str:
+    stored = data.get(key)
+    return policy_reasons_text(policy_reason_of_json(r) for r in (stored if isinstance(stored, list) else []))
+
+
+def _user(data: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    user = _text(data.get("user")) or "someone"
+    return names.get(user, user)
+
+
+def _expiry(data: Mapping[str, Any]) -> str:
+    try:
+        at = datetime.fromisoformat(str(data.get("expires_at"))).astimezone(UTC)
+    except ValueError:
+        return "Nobody decided in time; the action was not taken."
+    return f"Nobody decided by {at:%Y-%m-%d %H:%M} UTC; the action was not taken."
+
+
+_REFUSALS = {
+    "NotAuthenticated": "only a person signed in to Teams may decide it.",
+    "NotAPerson": "only a person may decide it.",
+    "SelfApproval": "whoever asked for it may not approve it.",
+    "NotAnApprover": "only its approvers may decide it (whoever holds the {roles} role).",
+}
+
+
+def _refusal(data: Mapping[str, Any]) -> str:
+    roles = data.get("roles")
+    named = " or ".join(map(str, roles)) if isinstance(roles, list) and roles else "approver"
+    said = _REFUSALS.get(str(data.get("refusal")), "they may not decide it.")
+    return said.format(roles=named)
+
+
+_REASONS: Mapping[LogReason, Callable[[Decision, Mapping[str, str]], str]] = {
+    LogReason.CALL_ALLOWED: lambda d, names: _said(d.data),
+    LogReason.CALL_STOPPED: lambda d, names: _said(d.data),
+    LogReason.CALL_HELD: lambda d, names: _said(d.data),
+    LogReason.CALL_CANNOT_WAIT: lambda d, names: (
+        f"{_said(d.data)}; it was not made, as only a delegation can wait for a person's approval"
+    ),
+    LogReason.CALL_APPROVED: lambda d, names: f"approved as A{d.data.get('approval')}; {_said(d.data)}",
+    LogReason.APPROVER_ASSIGNED: lambda d, names: (
+        f"{_user(d.data, names)} may now approve what needs the {d.data.get('role')} role."
+    ),
+    LogReason.APPROVER_UNASSIGNED: lambda d, names: (
+        f"{_user(d.data, names)} no longer approves what needs the {d.data.get('role')} role."
+    ),
+    LogReason.GATE_MAPPED: lambda d, names: (
+        f"The {d.data.get('role')} role approves {gate_name(str(d.data.get('category')))} from now on."
+    ),
+    LogReason.APPROVAL_REQUESTED: lambda d, names: _said(d.data, "policy_reasons"),
+    LogReason.APPROVAL_DECIDED: lambda d, names: (
+        f"{'Approved' if d.verdict == 'approved' else 'Rejected'} by an approver in Teams."
+    ),
+    LogReason.APPROVAL_EXPIRED: lambda d, names: _expiry(d.data),
+    LogReason.APPROVAL_REFUSED: lambda d, names: _refusal(d.data),
+    LogReason.SAMPLING_DECLINED: lambda d, names: (
+        f"{_text(d.data.get('agent'))} asked to use the bot's model; declined: {_said(d.data)}"
+    ),
+    LogReason.SAMPLING_FAILED: lambda d, names: (
+        f"{_text(d.data.get('agent'))} was lent the bot's model, which could not answer ({_text(d.data.get('error'))})"
+    ),
+    LogReason.SAMPLING_LENT: lambda d, names: (
+        f"{_text(d.data.get('agent'))} used the bot's model ({_text(d.data.get('model'))}) for a call"
+    ),
+}
+"""Each reason the system logs, in words, from the entry and the display names of the people its data names."""
+
+
+_CODES = frozenset(reason.value for reason in LogReason)
+
+
+def rationale_text(decision: Decision, *, names: Mapping[str, str] | None = None) -> str:
+    """Why, in words: a person's own note as they wrote it (and entries logged before reasons were codes, as they
+    were logged), else the words for the reason code its data holds; empty when it holds none this version knows."""
+    if decision.rationale.strip():
+        return decision.rationale.strip()
+    code = decision.data.get(REASON_KEY)
+    if code not in _CODES:
+        return ""
+    return _REASONS[LogReason(code)](decision, names or {})
+
+
+def people_in(decision: Decision) -> list[str]:
+    """The user ids an entry names that its words show by name: who acted, and the person an approver change is
+    about."""
+    return [decision.actor, *filter(None, [_text(decision.data.get("user"))])]
+
+
 def explain(decision: Decision, *, names: Mapping[str, str] | None = None) -> str:
     """The decision in plain words: when, who, what, for what, under which rules, why, and the approval.
 
@@ -89,7 +180,7 @@ def explain(decision: Decision, *, names: Mapping[str, str] | None = None) -> st
     text = f"On {at:%Y-%m-%d} at {at:%H:%M} UTC, " + template.format(
         who=who, what=what, verdict=decision.verdict, did=last.replace("_", " ")
     )
-    rationale = decision.rationale.strip().rstrip(".")
+    rationale = rationale_text(decision, names=names).rstrip(".")
     if decision.rules:
         label = "rule" if len(decision.rules) == 1 else "rules"
         text += f": {label} {_and(list(decision.rules))} matched"

@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
 from bot.cards.wording import money, plan_ref
+from bot.text.gates import policy_reasons_text
 from bot.text.messages import sentence_within
 from bot.text.numbers import plain
 from bot.text.problems import describe_problem, problem_message
@@ -81,6 +82,7 @@ from planner.domain.errors import (
     UndoNeedsLeader,
     WindowConflict,
 )
+from planner.domain.governance import Verdict
 from planner.domain.ingestion import InvalidMetricEvent, UnitMismatch
 from planner.domain.policy import PolicyInvalid
 from planner.governance.gated_agent import CircuitOpen, DelegationHeld, DelegationStopped, StopCause
@@ -558,7 +560,7 @@ def _(error: DelegationNotRetryable, style: _Style) -> str:
 
 @_render.register
 def _(error: DelegationStopped, style: _Style) -> str:
-    reasons = style.prose(error.reasons)
+    reasons = style.prose(policy_reasons_text(error.reasons))
     if error.cause is StopCause.POLICY:
         return f"Stopped by policy: {reasons}."
     if error.cause is StopCause.ANSWERED:
@@ -571,6 +573,22 @@ def _(error: DelegationStopped, style: _Style) -> str:
         f"It needs a person's approval ({reasons}), and only a delegation can wait for one: delegate it to a task "
         "instead."
     )
+
+
+@_render.register
+def _(error: SamplingDeclined, style: _Style) -> str:
+    if error.policy is None:
+        return f"an agent's request to use the bot's model was declined: {style.prose(error.reason)}"
+    wait = " (it needs a person's approval, which a call cannot wait for)" if error.policy is Verdict.FLAG else ""
+    said = policy_reasons_text(error.reasons)
+    return f"an agent's request to use the bot's model was declined by the policy{wait}" + (
+        f": {style.prose(said)}" if said else ""
+    )
+
+
+@_render.register
+def _(error: DelegationHeld, style: _Style) -> str:
+    return f"Waiting for approval A{error.approval_id}: {style.prose(policy_reasons_text(error.reasons))}."
 
 
 @_render.register
@@ -725,7 +743,6 @@ SAID: dict[type[BaseException], str] = {
     ),
     # delegation and agents
     DelegationNotFound: "No delegation with id {delegation_id}. Show the task to see its delegations.",
-    DelegationHeld: "Waiting for approval A{approval_id}: {reasons!p}.",
     AdapterExists: (
         "An adapter named {name!r} ({kind!q}) is already registered. Choose another name, or change that one's "
         "configuration instead."
@@ -738,7 +755,6 @@ SAID: dict[type[BaseException], str] = {
     AgentNotReached: "agent {agent!r} is unavailable: {reason!p}",
     AgentTimeout: "agent {agent!r} is unavailable: {reason!p}",
     QuestionCancelled: "cancelled by the person {agent!r} asked (for a sign-in code or an answer)",
-    SamplingDeclined: "an agent's request to use the bot's model was declined: {reason!p}",
     RehearsalUnsupported: (
         "{agent!r} cannot do a dry run: only a browser recipe knows which of its steps would change something. Try "
         "the adapter without --dry-run, on a task that may be done for real."

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from planner.domain.errors import Expected, Field, InvalidValue, PlannerError
-from planner.domain.governance import Action, ActionKind, GateCategory
+from planner.domain.governance import Action, ActionKind, GateCategory, PolicyReason
 
 FLAGGED = "flagged"
 """The gate of an action the policy engine flagged that falls under none of the six categories."""
@@ -147,8 +147,8 @@ class ApprovalRequest:
     requester: str
     """Who asked: a user id, or `agent:<adapter>`, `llm`, `bot` for what the bot itself was about to do."""
     reason: str
-    policy_reasons: tuple[str, ...] = ()
-    """What the policy rules that flagged it said."""
+    policy_reasons: tuple[PolicyReason, ...] = ()
+    """What the policy rules that flagged it said (the bot words a gate's reason)."""
     rules: tuple[str, ...] = ()
     """Ids of those rules."""
     resume: dict[str, Any]

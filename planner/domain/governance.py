@@ -83,13 +83,58 @@ class Action:
     """Approval gates this action falls under (a strategy change, an audience definition…)."""
 
 
+_GATES = frozenset(category.value for category in GateCategory)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DestructiveTool:
+    """Why a call of a tool its server marks destructive needs a person, whatever the rules say."""
+
+    agent: str
+    capability: str
+
+
+PolicyReason = str | GateCategory | DestructiveTool
+"""Why a rule matched: the admin's description of their rule (their own words, shown as they are); or, for what
+needs a person whatever the rules say, the approval gate an action falls under (`GateCategory`) or the destructive
+tool it calls, which the bot words (bot/text/gates.py)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class RuleMatch:
-    """A rule that matched an action, and what it said."""
+    """A rule that matched an action, and what it said: an admin's rule its description; a gate (`rule_id`
+    `gate:<category>`) its category."""
 
     rule_id: str
     verdict: Verdict
-    reason: str
+    reason: PolicyReason
+
+
+def gate_match(category: GateCategory) -> RuleMatch:
+    """What a gate category says of an action in it: it needs a person (flag), whatever the rules say."""
+    return RuleMatch(rule_id=f"gate:{category.value}", verdict=Verdict.FLAG, reason=category)
+
+
+def policy_reason_json(reason: PolicyReason) -> str | dict[str, Any]:
+    """A reason as JSON data (an approval request keeps the reasons it was asked for): a gate as `{"gate": <category>}`,
+    a destructive tool as `{"destructive": {"agent": …, "capability": …}}`, a description as its text."""
+    if isinstance(reason, GateCategory):
+        return {"gate": reason.value}
+    if isinstance(reason, DestructiveTool):
+        return {"destructive": {"agent": reason.agent, "capability": reason.capability}}
+    return reason
+
+
+def policy_reason_of_json(stored: object) -> PolicyReason:
+    """The reason `policy_reason_json` wrote; text as it was (requests asked before reasons were data hold words)."""
+    if not isinstance(stored, Mapping):
+        return stored if isinstance(stored, str) else ""
+    gate, tool = stored.get("gate"), stored.get("destructive")
+    if gate in _GATES:
+        return GateCategory(gate)
+    if isinstance(tool, Mapping) and isinstance(tool.get("agent"), str) and isinstance(tool.get("capability"), str):
+        return DestructiveTool(agent=tool["agent"], capability=tool["capability"])
+    return ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +150,8 @@ class PolicyDecision:
     approvers are asked, besides those of the action's own categories."""
 
     @property
-    def reasons(self) -> list[str]:
+    def reasons(self) -> list[PolicyReason]:
+        """What the rules that matched said, strictest first."""
         return [m.reason for m in self.matched]
 
 
@@ -122,8 +168,9 @@ class DecisionRecord:
     """`task:12`, `delegation:3`, `plan:1`…: what `why` looks up."""
     verdict: str
     """go / flag / stop, or approved / rejected / expired, or done / failed."""
-    rationale: str
-    """Why, in plain words."""
+    rationale: str = ""
+    """Why, in a person's own words (an approver's note); empty when the system logs it: it says why with a
+    `LogReason` in the data (`data["reason"]`), which the bot words. Entries logged before the codes hold English."""
     data: dict[str, Any] = field(default_factory=dict)
     """The data it was decided on (references, values); the log keeps it and its hash."""
     rules: tuple[str, ...] = ()
@@ -131,6 +178,47 @@ class DecisionRecord:
     approval_id: int | None = None
     at: datetime | None = None
     """When; the log's clock by default."""
+
+
+class LogReason(StrEnum):
+    """Why the system wrote an entry of the decision log, kept in its data as `reason` beside what the words need;
+    the bot words it (bot/text/decisions.py). The data each one carries is listed."""
+
+    CALL_ALLOWED = "call.allowed"
+    """The gate let an agent's call go, as the rules said (`reasons`)."""
+    CALL_STOPPED = "call.stopped"
+    """The gate stopped an agent's call (`reasons`)."""
+    CALL_HELD = "call.held"
+    """The gate held a delegation for a person's approval (`reasons`)."""
+    CALL_CANNOT_WAIT = "call.cannot_wait"
+    """The gate did not make a call that needs a person, since only a delegation can wait (`reasons`)."""
+    CALL_APPROVED = "call.approved"
+    """A held delegation goes ahead: its approval request (`approval`) was approved (`reasons`)."""
+    APPROVER_ASSIGNED = "approver.assigned"
+    """A person (`user`) may now approve what needs a role (`role`)."""
+    APPROVER_UNASSIGNED = "approver.unassigned"
+    """A person (`user`) no longer approves what needs a role (`role`)."""
+    GATE_MAPPED = "gate.mapped"
+    """A role (`role`) approves a gate (`category`) from now on."""
+    APPROVAL_REQUESTED = "approval.requested"
+    """An action waits for a person's approval (`approval`), for what the rules said (`policy_reasons`); what the
+    asker said, if anything, is the entry's rationale."""
+    APPROVAL_DECIDED = "approval.decided"
+    """An approver approved or rejected a request (the entry's verdict); a note they typed is the entry's rationale."""
+    APPROVAL_EXPIRED = "approval.expired"
+    """Nobody decided a request by its deadline (`expires_at`); its action was not taken."""
+    APPROVAL_REFUSED = "approval.refused"
+    """Someone who may not decide a request tried to (`refusal`: the ApprovalRefused's name; `roles`: its roles)."""
+    SAMPLING_DECLINED = "sampling.declined"
+    """The gate did not lend the bot's model to an agent (`agent`) that asked (`reasons`; the verdict)."""
+    SAMPLING_FAILED = "sampling.failed"
+    """The bot's model was lent to an agent (`agent`) but could not answer (`error`)."""
+    SAMPLING_LENT = "sampling.lent"
+    """An agent (`agent`) used the bot's model (`model`) for a call."""
+
+
+REASON_KEY = "reason"
+"""The key of a system-written entry's data that holds its `LogReason`."""
 
 
 def accounts_in(arguments: Mapping[str, Any]) -> tuple[str, ...]:
@@ -146,16 +234,18 @@ def accounts_in(arguments: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a for a in found if a))
 
 
-def policy_record(action: Action, decision: PolicyDecision, rationale: str, **data: Any) -> DecisionRecord:
-    """The decision log's entry for the policy engine's verdict on `action` (extra `data` is kept with it)."""
+def policy_record(action: Action, decision: PolicyDecision, reason: LogReason, **data: Any) -> DecisionRecord:
+    """The decision log's entry for the policy engine's verdict on `action`, `reason` saying why, with what the rules
+    said (`reasons`); extra `data` is kept with it."""
     return DecisionRecord(
         tenant_id=action.tenant_id,
         actor="policy",
         action=f"{action.kind.value}.{decision.verdict.value}",
         subject=action.subject or f"{action.kind.value}:{action.name}",
         verdict=decision.verdict.value,
-        rationale=rationale,
         data={
+            REASON_KEY: reason.value,
+            "reasons": [policy_reason_json(said) for said in decision.reasons],
             "actor": action.actor,
             **({"on_behalf_of": action.on_behalf_of} if action.on_behalf_of else {}),
             "agent": action.agent,

@@ -74,6 +74,7 @@ from planner.domain.governance import (
     PolicyDecision,
     RuleMatch,
     Verdict,
+    gate_match,
 )
 from planner.domain.problems import Problem, ProblemCode, stated
 
@@ -90,16 +91,6 @@ _SEVERITY = {Verdict.GO: 0, Verdict.FLAG: 1, Verdict.STOP: 2}
 _RULE_FIELDS = ("id", "description", "effect", "agents", "kinds", "actions", "when", "limits", "verdict", "gates")
 _WHEN_FIELDS = ("attributes", "fact", "within", "match", "absent", "facts")
 _FACT_FIELDS = ("type", "within", "match", "absent")
-
-GATE_REASONS: Mapping[GateCategory, str] = {
-    GateCategory.STRATEGY: "A change of strategy (the master plan's goals or targets) needs a person's approval.",
-    GateCategory.AUDIENCE: "An audience definition needs a person's approval.",
-    GateCategory.BUDGET: "A budget shift needs a person's approval.",
-    GateCategory.REGULATED_CLAIM: "A regulated claim needs a person's approval.",
-    GateCategory.BRAND_CREATIVE: "Brand-critical creative needs a person's approval.",
-    GateCategory.PERSONAL_DATA: "Using personal or sensitive data needs a person's approval.",
-}
-"""Why an action in a gate category is flagged whatever the rules say (the reason shown to people)."""
 
 
 class Effect(StrEnum):
@@ -705,10 +696,7 @@ def decide(action: Action, candidates: Sequence[Rule], facts: Sequence[Fact], at
         evidence.update((f.reference, None) for f in used)
         if match.verdict is not Verdict.GO:
             gates.update((gate, None) for gate in rule.gates if gate not in action.categories)
-    matched.extend(
-        RuleMatch(rule_id=f"gate:{category.value}", verdict=Verdict.FLAG, reason=GATE_REASONS[category])
-        for category in dict.fromkeys(action.categories)
-    )
+    matched.extend(gate_match(category) for category in dict.fromkeys(action.categories))
     matched.sort(key=lambda m: -_SEVERITY[m.verdict])
     verdict = matched[0].verdict if matched else Verdict.GO
     return PolicyDecision(verdict=verdict, matched=tuple(matched), facts=tuple(evidence), gates=tuple(gates))

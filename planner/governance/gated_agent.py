@@ -31,6 +31,7 @@ delegation, records that it started, then calls (planner/services/delegation.py)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -39,6 +40,7 @@ from typing import Protocol
 from planner.domain.circuits import Circuit, CircuitState
 from planner.domain.delegations import Delegation
 from planner.domain.errors import PlannerError
+from planner.domain.governance import DestructiveTool, GateCategory, PolicyReason
 from planner.ports import (
     Agent,
     AgentError,
@@ -73,6 +75,15 @@ class StopCause(StrEnum):
     """The adapter's tool is off or held, or the input does not fit its schema (`problem`)."""
 
 
+def _logged(reason: PolicyReason) -> str:
+    """A reason as a log line shows it: a gate by its id, a destructive tool by its name (the bot words them)."""
+    if isinstance(reason, GateCategory):
+        return f"gate:{reason.value}"
+    if isinstance(reason, DestructiveTool):
+        return f"destructive tool {reason.agent} {reason.capability}"
+    return reason
+
+
 class DelegationStopped(PlannerError):
     """The gate stopped the call: `cause` says why, `reasons` what the matching rules said; `approval` (its ref) and
     `status` name the request that answered (ANSWERED), `problem` why nobody can be asked (NO_APPROVERS)."""
@@ -80,30 +91,30 @@ class DelegationStopped(PlannerError):
     def __init__(
         self,
         cause: StopCause,
-        reasons: str,
+        reasons: Sequence[PolicyReason],
         *,
         approval: str | None = None,
         status: str | None = None,
         problem: PlannerError | None = None,
     ) -> None:
         self.cause = cause
-        self.reasons = reasons
+        self.reasons = tuple(reasons)
         self.approval = approval
         self.status = status
         self.problem = problem
         answered = f" ({approval} {status})" if approval else ""
         because = f" ({problem})" if problem is not None else ""
-        super().__init__(f"stopped, {cause.value}{answered}{because}: {reasons}")
+        super().__init__(f"stopped, {cause.value}{answered}{because}: {'; '.join(map(_logged, reasons))}")
 
 
 class DelegationHeld(PlannerError):
     """The gate holds the call: its delegation waits for a person's approval (`approval_id`) before it may run;
     `reasons`: what the matching rules said."""
 
-    def __init__(self, reasons: str, approval_id: int) -> None:
-        self.reasons = reasons
+    def __init__(self, reasons: Sequence[PolicyReason], approval_id: int) -> None:
+        self.reasons = tuple(reasons)
         self.approval_id = approval_id
-        super().__init__(f"held for approval A{approval_id}: {reasons}")
+        super().__init__(f"held for approval A{approval_id}: {'; '.join(map(_logged, reasons))}")
 
 
 class CircuitOpen(AgentNotReached):

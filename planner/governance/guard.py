@@ -38,7 +38,9 @@ from planner.domain.governance import (
     Action,
     ActionKind,
     DecisionRecord,
+    DestructiveTool,
     GateCategory,
+    LogReason,
     PolicyDecision,
     RuleMatch,
     Verdict,
@@ -114,16 +116,6 @@ def _subject(call: AgentCall) -> str:
     return request.subject or f"agent:{call.adapter}"
 
 
-def _what(call: AgentCall) -> str:
-    """The call in the decision log's words: `D12 (hubspot draft_email for T3)`."""
-    request = call.request
-    task = f" for T{request.task_id}" if request.task_id is not None else ""
-    if request.delegation_id is not None:
-        return f"D{request.delegation_id} ({call.adapter} {request.capability}{task})"
-    asker = f", asked by {request.requested_by}" if request.requested_by else ""
-    return f"the call of {call.adapter} {request.capability} ({_subject(call)}{asker})"
-
-
 class PolicyGuard:
     """Go, flag or stop for the agent calls of one tenant, with its approvals and its decision log."""
 
@@ -167,41 +159,30 @@ class PolicyGuard:
         action = call_action(call, destructive=destructive, classified=classified)
         decision = await self._engine.evaluate(action)
         if destructive:
-            flag = RuleMatch(
-                rule_id=DESTRUCTIVE_RULE,
-                verdict=Verdict.FLAG,
-                reason=f"{call.adapter}'s server marks {call.request.capability} as destructive: every call needs a "
-                "person's approval",
-            )
+            tool = DestructiveTool(agent=call.adapter, capability=call.request.capability)
+            flag = RuleMatch(rule_id=DESTRUCTIVE_RULE, verdict=Verdict.FLAG, reason=tool)
             verdict = Verdict.STOP if decision.verdict is Verdict.STOP else Verdict.FLAG
             decision = replace(decision, verdict=verdict, matched=(*decision.matched, flag))
         return action, decision
 
     async def __call__(self, call: AgentCall) -> None:
         action, decision = await self._decide(call)
-        reasons = "; ".join(decision.reasons) or "no rule objected"
-        what = _what(call)
+        reasons = tuple(decision.reasons)
         if decision.verdict is Verdict.STOP:
-            await self._log(action, decision, f"{what} was stopped: {reasons}", call)
+            await self._log(action, decision, LogReason.CALL_STOPPED, call)
             raise DelegationStopped(StopCause.POLICY, reasons)
         if decision.verdict is Verdict.GO:
             if decision.matched:
-                await self._log(action, decision, f"{what} may go: {reasons}", call)
+                await self._log(action, decision, LogReason.CALL_ALLOWED, call)
             return
         delegation_id = call.request.delegation_id
         if delegation_id is None:
-            await self._log(
-                action, decision, f"{what} was not made: it needs a person and cannot wait: {reasons}", call
-            )
+            await self._log(action, decision, LogReason.CALL_CANNOT_WAIT, call)
             raise DelegationStopped(StopCause.CANNOT_WAIT, reasons)
         asked = await self._approvals.for_delegation(delegation_id)
         if asked is not None and asked.status in _GRANTED:
             record = policy_record(
-                action,
-                decision,
-                f"{what} goes ahead: {asked.ref} approved it ({reasons})",
-                task=call.request.task_id,
-                approval=asked.id,
+                action, decision, LogReason.CALL_APPROVED, task=call.request.task_id, approval=asked.id
             )
             await self._record(replace(record, action="delegation.go", verdict=Verdict.GO.value, approval_id=asked.id))
             return
@@ -209,12 +190,11 @@ class PolicyGuard:
             raise DelegationHeld(reasons, asked.id)
         if asked is not None:  # rejected or expired: the answer stands
             raise DelegationStopped(StopCause.ANSWERED, reasons, approval=asked.ref, status=asked.status.value)
-        await self._log(action, decision, f"{what} waits for a person: {reasons}", call)
+        await self._log(action, decision, LogReason.CALL_HELD, call)
         try:
             request = await self._approvals.request(
                 action,
                 requester=call.request.requested_by,
-                reason=f"{call.adapter} is about to {call.request.capability} for T{call.request.task_id}",
                 resume={"delegation": delegation_id},
                 policy=decision,
             )
@@ -222,8 +202,8 @@ class PolicyGuard:
             raise DelegationStopped(StopCause.NO_APPROVERS, reasons, problem=error) from None
         raise DelegationHeld(reasons, request.id)
 
-    async def _log(self, action: Action, decision: PolicyDecision, rationale: str, call: AgentCall) -> None:
-        await self._record(policy_record(action, decision, rationale, task=call.request.task_id))
+    async def _log(self, action: Action, decision: PolicyDecision, reason: LogReason, call: AgentCall) -> None:
+        await self._record(policy_record(action, decision, reason, task=call.request.task_id))
 
 
 def approval_outcome(request: ApprovalRequest) -> tuple[bool, str] | None:

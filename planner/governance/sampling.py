@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from planner.domain.governance import Action, ActionKind, DecisionRecord, Verdict
+from planner.domain.governance import (
+    REASON_KEY,
+    Action,
+    ActionKind,
+    DecisionRecord,
+    LogReason,
+    Verdict,
+    policy_reason_json,
+)
 from planner.ports import Sampled, Sampler, SamplingDeclined, SamplingRequest
 from planner.services.policy import PolicyEngine
 
@@ -43,20 +51,25 @@ class GatedSampler(Sampler):
             attributes={"max_tokens": request.max_tokens},
         )
         decision = await self._engine.evaluate(action)
-        data = {"agent": request.agent, "max_tokens": request.max_tokens, "messages": len(request.messages)}
+        data: dict[str, object] = {
+            "agent": request.agent,
+            "max_tokens": request.max_tokens,
+            "messages": len(request.messages),
+        }
         rules = tuple(match.rule_id for match in decision.matched)
         if decision.verdict is not Verdict.GO:
-            reasons = "; ".join(decision.reasons)
-            await self._log(request, subject, "sampling.declined", decision.verdict.value, reasons, data, rules)
-            wait = " (it cannot wait for an approval mid-call)" if decision.verdict is Verdict.FLAG else ""
-            raise SamplingDeclined(f"this bot's policy does not lend its model here{wait}: {reasons}")
+            reasons = [policy_reason_json(reason) for reason in decision.reasons]
+            declined = {**data, REASON_KEY: LogReason.SAMPLING_DECLINED.value, "reasons": reasons}
+            await self._log(request, subject, "sampling.declined", decision.verdict.value, declined, rules)
+            raise SamplingDeclined(policy=decision.verdict, reasons=tuple(decision.reasons))
         try:
             sampled = await self._sampler.sample(request)
-        except SamplingDeclined as declined:
-            await self._log(request, subject, "sampling.failed", "failed", declined.reason, data, rules)
+        except SamplingDeclined as failed:
+            failure = {**data, REASON_KEY: LogReason.SAMPLING_FAILED.value, "error": failed.reason}
+            await self._log(request, subject, "sampling.failed", "failed", failure, rules)
             raise
-        why = f"{request.agent} used the bot's model ({sampled.model}) for a call"
-        await self._log(request, subject, "sampling.lent", "go", why, {**data, "model": sampled.model}, rules)
+        lent = {**data, REASON_KEY: LogReason.SAMPLING_LENT.value, "model": sampled.model}
+        await self._log(request, subject, "sampling.lent", "go", lent, rules)
         return sampled
 
     async def _log(
@@ -65,7 +78,6 @@ class GatedSampler(Sampler):
         subject: str,
         action: str,
         verdict: str,
-        rationale: str,
         data: dict[str, object],
         rules: tuple[str, ...],
     ) -> None:
@@ -76,7 +88,7 @@ class GatedSampler(Sampler):
                 action=action,
                 subject=subject,
                 verdict=verdict,
-                rationale=rationale,
+                rationale="",
                 data={**data, "on_behalf_of": request.requested_by},
                 rules=rules,
             )

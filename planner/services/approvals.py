@@ -47,7 +47,16 @@ from planner.domain.approvals import (
     valid_role,
 )
 from planner.domain.errors import Expected, InvalidValue, TenantMismatch
-from planner.domain.governance import Action, DecisionRecord, GateCategory, PolicyDecision, Verdict
+from planner.domain.governance import (
+    REASON_KEY,
+    Action,
+    DecisionRecord,
+    GateCategory,
+    LogReason,
+    PolicyDecision,
+    Verdict,
+    policy_reason_json,
+)
 from planner.domain.messages import Message, MessageKind
 from planner.ports import Clock
 from planner.store import Connection, Store
@@ -130,7 +139,7 @@ class Approvers:
         if self._record is not None:
             await self._record(record)
 
-    async def _log_change(self, actor: str, action: str, subject: str, rationale: str, **data: str) -> None:
+    async def _log_change(self, actor: str, action: str, subject: str, reason: LogReason, **data: str) -> None:
         """An admin's change of who approves what, in the decision log."""
         await self._log(
             DecisionRecord(
@@ -139,8 +148,7 @@ class Approvers:
                 action=action,
                 subject=subject,
                 verdict="done",
-                rationale=rationale,
-                data=dict(data),
+                data={REASON_KEY: reason.value, **data},
             )
         )
 
@@ -156,8 +164,8 @@ class Approvers:
                 )
         except RoleHeldAlready:
             return False
-        rationale = f"{user_id} may now approve what needs the {role} role."
-        await self._log_change(actor, "approvers.assigned", f"role:{role}", rationale, role=role, user=user_id)
+        reason = LogReason.APPROVER_ASSIGNED
+        await self._log_change(actor, "approvers.assigned", f"role:{role}", reason, role=role, user=user_id)
         return True
 
     async def unassign(self, role: str, user_id: str, *, actor: str) -> bool:
@@ -167,8 +175,8 @@ class Approvers:
             unassigned = await approval_store.unassign_role(conn, self.tenant_id, role, user_id)
         if not unassigned:
             return False
-        rationale = f"{user_id} no longer approves what needs the {role} role."
-        await self._log_change(actor, "approvers.unassigned", f"role:{role}", rationale, role=role, user=user_id)
+        reason = LogReason.APPROVER_UNASSIGNED
+        await self._log_change(actor, "approvers.unassigned", f"role:{role}", reason, role=role, user=user_id)
         return True
 
     async def holders(self) -> dict[str, tuple[str, ...]]:
@@ -191,8 +199,8 @@ class Approvers:
         gate, role = gate_of(category), valid_role(role)
         async with self._store.transaction() as conn:
             await approval_store.map_gate(conn, self.tenant_id, gate, role, updated_by=actor, at=self._clock())
-        rationale = f"The {role} role approves {gate.replace('_', ' ')} from now on."
-        await self._log_change(actor, "approvers.mapped", f"gate:{gate}", rationale, category=gate, role=role)
+        reason = LogReason.GATE_MAPPED
+        await self._log_change(actor, "approvers.mapped", f"gate:{gate}", reason, category=gate, role=role)
         return await self.gate_roles()
 
     async def roles_for(self, categories: Iterable[str]) -> tuple[str, ...]:
@@ -246,13 +254,15 @@ class Approvals:
         action: Action,
         *,
         requester: str,
-        reason: str,
+        reason: str = "",
         resume: Mapping[str, Any],
         expires_in: timedelta | None = None,
         policy: PolicyDecision | None = None,
         leaders: Iterable[str] = (),
     ) -> ApprovalRequest:
         """Hold `action` until an approver decides; its approvers get a card (through the outbox) at once.
+
+        `reason` is what the asker says, as they say it; none when the action says it all (the bot words it).
 
         `leaders` (the owners of the master plans a strategy change touches) may decide it too, besides the holders
         of the roles its categories name; a leader who asked the assistant may confirm what it proposed.
@@ -279,15 +289,15 @@ class Approvals:
         )
         if not approvers:
             raise NoApprovers(roles)
-        policy_json = {
+        policy_json: dict[str, Any] = {
             "verdict": policy.verdict.value if policy else Verdict.FLAG.value,
-            "reasons": policy.reasons if policy else [],
+            "reasons": [policy_reason_json(reason) for reason in policy.reasons] if policy else [],
             "rules": [m.rule_id for m in policy.matched] if policy else [],
             "facts": list(policy.facts) if policy else [],
             "leaders": list(leading),
         }
         now = self._clock()
-        reason = " ".join(reason.split())[:2000] or "needs a person's approval"
+        reason = " ".join(reason.split())[:2000]
         async with self._store.transaction() as conn:
             request_id = await approval_store.insert_request(
                 conn,
@@ -323,6 +333,7 @@ class Approvals:
                 verdict=Verdict.FLAG.value,
                 rationale=reason,
                 data={
+                    REASON_KEY: LogReason.APPROVAL_REQUESTED.value,
                     "approval": request.id,
                     "action": action_json,
                     "roles": list(roles),
@@ -411,8 +422,13 @@ class Approvals:
                 action="approval.granted" if approve else "approval.rejected",
                 subject=decided.subject,
                 verdict=status.value,
-                rationale=note or f"{'Approved' if approve else 'Rejected'} by an approver in Teams.",
-                data={"approval": decided.id, "action": decided.action.name, "roles": list(decided.roles)},
+                rationale=note,  # the approver's own words, if any
+                data={
+                    REASON_KEY: LogReason.APPROVAL_DECIDED.value,
+                    "approval": decided.id,
+                    "action": decided.action.name,
+                    "roles": list(decided.roles),
+                },
                 rules=decided.rules,
                 approval_id=decided.id,
                 at=now,
@@ -435,8 +451,13 @@ class Approvals:
                 action="approval.refused",
                 subject=request.subject,
                 verdict="refused",
-                rationale=str(refused),
-                data={"approval": request.id, "refusal": type(refused).__name__, "status": request.status.value},
+                data={
+                    REASON_KEY: LogReason.APPROVAL_REFUSED.value,
+                    "approval": request.id,
+                    "refusal": type(refused).__name__,
+                    "status": request.status.value,
+                    "roles": list(request.roles),
+                },
                 approval_id=request.id,
             )
         )
@@ -478,8 +499,13 @@ class Approvals:
                     action="approval.expired",
                     subject=request.subject,
                     verdict=ApprovalStatus.EXPIRED.value,
-                    rationale=f"Nobody decided by {request.expires_at:%Y-%m-%d %H:%M} UTC; the action was not taken.",
-                    data={"approval": request.id, "action": request.action.name, "approvers": list(request.approvers)},
+                    data={
+                        REASON_KEY: LogReason.APPROVAL_EXPIRED.value,
+                        "approval": request.id,
+                        "action": request.action.name,
+                        "approvers": list(request.approvers),
+                        "expires_at": request.expires_at.isoformat(),
+                    },
                     rules=request.rules,
                     approval_id=request.id,
                     at=at,

@@ -157,15 +157,15 @@ class PinnedTools:
         try:
             tool = callable_tool(adapter.name, capability, stored)
         except ToolNotEnabled as off:
-            raise DelegationStopped(StopCause.TOOL, "", problem=off) from None
+            raise DelegationStopped(StopCause.TOOL, (), problem=off) from None
         live = await agent.capability(capability)
         if live is not None and live.definition is not None and not tool.matches(live.definition):
             held = await hold(self._store, adapter, tool, live.definition)
-            raise DelegationStopped(StopCause.TOOL, "", problem=ToolHeld(adapter.name, capability, held.held_reason))
+            raise DelegationStopped(StopCause.TOOL, (), problem=ToolHeld(adapter.name, capability, held.held_reason))
         try:
             check_input(adapter.name, tool, request.input)
         except InputInvalid as invalid:
-            raise DelegationStopped(StopCause.TOOL, "", problem=invalid) from None
+            raise DelegationStopped(StopCause.TOOL, (), problem=invalid) from None
 
 
 async def hold(store: Store, adapter: RegisteredAdapter, tool: AdapterTool, now: Mapping[str, Any]) -> AdapterTool:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from planner.domain.approvals import ApprovalRequest, ApprovalStatus, action_from_json
+from planner.domain.governance import policy_reason_of_json
 from planner.store import Connection, upsert
 from planner.store.schema import approval_gates, approval_requests, approval_roles
 
@@ -108,7 +109,7 @@ def _request(row: Row[Any]) -> ApprovalRequest:
         action=action_from_json(row.tenant_id, row.action),
         requester=row.requester,
         reason=row.reason,
-        policy_reasons=tuple(policy.get("reasons", ())),
+        policy_reasons=tuple(policy_reason_of_json(reason) for reason in policy.get("reasons", ())),
         rules=tuple(policy.get("rules", ())),
         resume=dict(row.resume),
         roles=tuple(row.roles),

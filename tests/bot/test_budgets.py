@@ -139,7 +139,7 @@ async def test_a_leader_budgets_allocates_records_spend_and_the_plan_card_shows_
 async def test_raising_an_allocation_waits_for_the_budget_approvers_and_why_explains_it(running: Running) -> None:
     lead, _, finance = await budgeted(running)
     [held] = await lead.ask("allocate 80k USD to P2")
-    assert "needs approval first" in held
+    assert "needs approval first (A budget shift needs a person's approval)" in held
     assert "A1" in held
     assert await allocation(running, 2) == 60_000
     [request] = await Approvals(running.store, TENANT).pending()

@@ -9,8 +9,18 @@ import pytest
 from bot.grammar import parse
 from bot.operations import Caller, Context, Reply, default_registry
 from bot.text import messages
-from planner.domain.governance import DecisionRecord
+from planner.domain.approvals import ApprovalRequest
+from planner.domain.governance import (
+    Action,
+    ActionKind,
+    DecisionRecord,
+    GateCategory,
+    PolicyDecision,
+    Verdict,
+    gate_match,
+)
 from planner.domain.model import Window
+from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.directory import Directory
 from planner.services.plans import Plans
@@ -137,3 +147,54 @@ async def test_a_decision_number_beyond_any_the_log_holds_gets_the_usual_help(st
     assert refused.text.startswith(messages.WHY_WHAT)
     last = await run(store, clock, f"decision {2**31 - 1}")
     assert last.text.startswith("No decision 2147483647 in the log.")
+
+
+async def approver_changes_an_approval_and_an_expiry(store: Store, clock: FakeClock) -> list[ApprovalRequest]:
+    """An admin makes a person a finance approver at 09:00; a budget shift asked at 09:00 is approved at 09:30,
+    another expires at 09:00 two days later with nobody deciding; the two requests."""
+    clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
+    directory = Directory(store, TENANT)
+    await directory.remember_person("aad-approver", "Finance approver", None)
+    await directory.remember_person("aad-admin", "An admin", None)
+    approvals = Approvals(store, TENANT, clock, DecisionLog(store, TENANT).record)
+    await approvals.approvers.assign("finance", "aad-approver", actor="aad-admin")
+    shift = Action(
+        tenant_id=TENANT,
+        kind=ActionKind.PLAN_CHANGE,
+        actor="aad-lead",
+        name="shift_budget",
+        subject="plan:1",
+        categories=(GateCategory.BUDGET,),
+    )
+    gated = PolicyDecision(verdict=Verdict.FLAG, matched=(gate_match(GateCategory.BUDGET),))
+
+    async def ask() -> ApprovalRequest:
+        resume = {"operation": "shift_budget", "args": {}}
+        return await approvals.request(shift, requester="aad-lead", reason="A lead asked", resume=resume, policy=gated)
+
+    granted, lapsed = await ask(), await ask()
+    clock.advance(minutes=30)
+    await approvals.decide(granted.id, approver="aad-approver", approve=True, authenticated=True)
+    clock.now = lapsed.expires_at
+    await approvals.expire_due()
+    return [granted, lapsed]
+
+
+async def test_why_explains_an_approver_assignment_an_approval_and_an_expiry_in_words(
+    store: Store, clock: FakeClock
+) -> None:
+    granted, lapsed = await approver_changes_an_approval_and_an_expiry(store, clock)
+    entries = [(await run(store, clock, f"why decision {seq}")).text for seq in range(1, 6)]
+    assert entries[0] == (
+        "**Decision 1.** On 2026-02-10 at 09:00 UTC, An admin assigned approvers for role finance: Finance approver "
+        "may now approve what needs the finance role. Approval: none."
+    )
+    assert entries[3] == (
+        "**Decision 4.** On 2026-02-10 at 09:30 UTC, Finance approver approved shift_budget for plan P1: rule "
+        f"gate:budget matched (Approved by an approver in Teams). Approval: request {granted.ref}."
+    )
+    assert entries[4] == (
+        "**Decision 5.** On 2026-02-12 at 09:00 UTC, the approval request for shift_budget for plan P1 expired with "
+        "no answer: rule gate:budget matched (Nobody decided by 2026-02-12 09:00 UTC; the action was not taken). "
+        f"Approval: request {lapsed.ref}."
+    )

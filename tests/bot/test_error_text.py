@@ -295,7 +295,7 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "will read\n- rules[2].effect: \"alow\" is not an effect (did you mean 'allow'?); use allow, forbid",
         ),
         (
-            DelegationStopped(StopCause.NO_APPROVERS, "budget", problem=NoApprovers(["finance"])),
+            DelegationStopped(StopCause.NO_APPROVERS, ("budget",), problem=NoApprovers(["finance"])),
             "It needs a person's approval (budget), but nobody but the requester holds the finance approver role, "
             "so nobody could approve this. An admin assigns one with `approvers add finance <@person>`.",
         ),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from planner.domain.approvals import (
     AlreadyDecided,
@@ -34,11 +34,12 @@ from planner.domain.governance import (
     PolicyDecision,
     RuleMatch,
     Verdict,
+    gate_match,
 )
 from planner.domain.messages import MessageKind
 from planner.services.approvals import Approvals, Approvers, tenants_with_expired
 from planner.store import Store
-from planner.store.schema import outbox
+from planner.store.schema import approval_requests, outbox
 from tests.conftest import Database, FakeClock
 from tests.saying import raises_saying
 
@@ -87,8 +88,7 @@ async def ask(approvals: Approvals, **kwargs: object) -> object:
         requester="aad-lead",
         reason="Paid social is converting at twice the rate of events",
         resume={"delegation": 3},
-        policy=FLAGGED_BY_POLICY,
-        **kwargs,  # type: ignore[arg-type]
+        **({"policy": FLAGGED_BY_POLICY} | kwargs),  # type: ignore[arg-type]
     )
 
 
@@ -147,6 +147,7 @@ async def test_an_approver_approves_once_and_the_decision_is_recorded(store: Sto
         "approved",
         request.id,
     )
+    assert (granted.rationale, granted.data["reason"]) == ("within the quarter's budget", "approval.decided")
     assert ("aad-lead", MessageKind.APPROVAL_DECIDED, {"approval": request.id}) in await outbox_rows(store)
     with pytest.raises(AlreadyDecided, match="already approved"):
         await approvals.decide(request.id, approver="aad-approver", approve=False, authenticated=True)
@@ -185,6 +186,8 @@ async def test_only_an_authenticated_approver_other_than_the_requester_may_decid
     assert (await approvals.get(request.id)).status is ApprovalStatus.PENDING
     [logged] = [r for r in recorded if r.action == "approval.refused"]
     assert (logged.actor, logged.verdict, logged.approval_id) == (approver, "refused", request.id)
+    said = (logged.rationale, logged.data["reason"], logged.data["refusal"])
+    assert said == ("", "approval.refused", refusal.__name__)
     assert f"approval A{request.id}" in caplog.text
     assert approver in caplog.text
 
@@ -282,6 +285,9 @@ async def test_a_request_expires_after_its_time_and_can_no_longer_be_approved(st
         await approvals.decide(second.id, approver="aad-approver", approve=True, authenticated=True)
     assert (await approvals.get(second.id)).status is ApprovalStatus.EXPIRED
     assert recorded.actions().count("approval.expired") == 2
+    expiry = next(r for r in recorded if r.action == "approval.expired")
+    assert (expiry.rationale, expiry.data["reason"]) == ("", "approval.expired")
+    assert datetime.fromisoformat(expiry.data["expires_at"]) == first.expires_at
     assert await tenants_with_expired(store, clock()) == []
 
 
@@ -377,6 +383,26 @@ async def test_roles_per_category_have_defaults_and_can_be_changed(store: Store)
     assert await approvers.unassign("legal", "aad-counsel", actor="aad-admin")
     assert not await approvers.unassign("legal", "aad-counsel", actor="aad-admin")
     assert recorded.actions() == ["approvers.mapped", "approvers.assigned", "approvers.unassigned"]
+    # Each says why with a code and its data, for the bot to word (bot/text/decisions.py), not in a sentence.
+    assert [(r.rationale, r.data) for r in recorded] == [
+        ("", {"reason": "gate.mapped", "category": "budget", "role": "cfo-office"}),
+        ("", {"reason": "approver.assigned", "role": "legal", "user": "aad-counsel"}),
+        ("", {"reason": "approver.unassigned", "role": "legal", "user": "aad-counsel"}),
+    ]
+
+
+async def test_a_gate_s_reason_is_kept_as_its_category_and_an_older_request_s_words_as_they_were(
+    store: Store,
+) -> None:
+    approvals = await approvals_with_finance(store)
+    gated = PolicyDecision(verdict=Verdict.FLAG, matched=(gate_match(GateCategory.BUDGET), *FLAGGED_BY_POLICY.matched))
+    request = await ask(approvals, policy=gated)
+    assert request.policy_reasons == (GateCategory.BUDGET, "moves more than 10,000 USD")
+    assert request.rules == ("gate:budget", "budget-over-10k")
+    older = {"verdict": "flag", "reasons": ["A budget shift needs a person's approval."], "rules": ["gate:budget"]}
+    async with store.engine.begin() as conn:
+        await conn.execute(update(approval_requests).where(approval_requests.c.id == request.id).values(policy=older))
+    assert (await approvals.get(request.id)).policy_reasons == ("A budget shift needs a person's approval.",)
 
 
 def waiting_request(**changes: object) -> ApprovalRequest:

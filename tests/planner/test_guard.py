@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import event
 
+from bot.text.decisions import rationale_text
+from bot.text.gates import request_reason_text
 from planner.domain.approvals import ApprovalStatus
 from planner.domain.context import parse_events
 from planner.domain.delegations import Delegation, DelegationStatus
@@ -107,6 +109,7 @@ async def test_over_its_limit_it_is_held_until_an_approver_says_yes_then_runs_on
         held.delegation.error == f"Waiting for approval {request.ref}: HubSpot may offer discounts up to 15 % on "
         "its own (discount is 20, the limit is ≤ 15)."
     )
+    assert request_reason_text(request) == f"hubspot is about to offer_discount for T{d.task_id}"  # the bot's words
     assert (request.requester, request.approvers, request.resume) == (
         "aad-lead",
         ("aad-boss",),
@@ -136,7 +139,11 @@ async def test_over_its_limit_it_is_held_until_an_approver_says_yes_then_runs_on
         ("delegation.go", subject, ("hubspot-discounts",), request.id),
     ]
     [last] = await log.entries(limit=1, newest_first=True)
-    assert last.rationale.startswith(f"D{delegation.id} (hubspot offer_discount for T{d.task_id}) goes ahead: ")
+    assert (last.rationale, last.data["reason"], last.data["approval"]) == ("", "call.approved", request.id)
+    assert rationale_text(last) == (
+        f"approved as {request.ref}; HubSpot may offer discounts up to 15 % on its own (discount is 20, the limit is "
+        "≤ 15)"
+    )
 
 
 async def test_a_rejected_approval_fails_the_delegation_and_running_it_again_cannot_undo_that(

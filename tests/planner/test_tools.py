@@ -16,6 +16,7 @@ from adapters.mcp import MCPAdapterFactory
 from bot.text.errors import describe_plain
 from planner.domain.adapters import ToolState, fingerprint
 from planner.domain.delegations import DelegationStatus
+from planner.domain.governance import DestructiveTool
 from planner.domain.model import Window
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
@@ -164,9 +165,10 @@ async def test_every_delegation_to_a_destructive_tool_waits_for_an_approval(vend
     first = await vendor.delegate("delete_segment", segment_id="seg-1")
 
     assert first.status is DelegationStatus.HELD
-    assert "marks delete_segment as destructive" in (first.error or "")
     assert vendor.calls == []  # nothing reached the vendor
     [request] = await approvals.pending()
+    # Why, as data the bot words ("vendor's server marks delete_segment as destructive…", tests/bot/test_delegation.py)
+    assert request.policy_reasons == (DestructiveTool(agent="vendor", capability="delete_segment"),)
     await approvals.decide(request.id, approver="aad-approver", approve=True, authenticated=True)
     await vendor.delegations.release_hold(first.id, approved=True, actor="aad-approver", reason="approved")
     ran = (await vendor.delegations.run(first.id)).delegation

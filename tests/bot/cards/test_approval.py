@@ -101,3 +101,11 @@ def test_the_bot_s_own_actors_read_as_what_they_are() -> None:
     assert actor_label("llm", {}) == "the assistant"
     assert actor_label("agent:salesforce", {}) == "salesforce (agent)"
     assert actor_label("aad-lead", {"aad-lead": "Lead"}) == "Lead"
+
+
+def test_a_gate_s_reason_reads_in_the_bot_s_words_and_an_admin_s_rule_as_they_wrote_it() -> None:
+    gated = replace(REQUEST, policy_reasons=(GateCategory.AUDIENCE, "uses personal data of EU residents"))
+    shown = texts(approval_card(gated, requester_name="hubspot (agent)"))
+    assert "An audience definition needs a person's approval." in "\n".join(shown)
+    assert "uses personal data of EU residents" in "\n".join(shown)
+    assert not any(text.strip() in ("audience", "gate:audience") for text in shown)

@@ -1,0 +1,63 @@
+"""Why a policy held or stopped something, in words: the approval gates' reasons, and the admins' rule descriptions
+as they wrote them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from planner.domain.approvals import FLAGGED, ApprovalRequest
+from planner.domain.governance import DestructiveTool, GateCategory, PolicyReason
+
+GATE_REASONS: Mapping[GateCategory, str] = {
+    GateCategory.STRATEGY: "A change of strategy (the master plan's goals or targets) needs a person's approval.",
+    GateCategory.AUDIENCE: "An audience definition needs a person's approval.",
+    GateCategory.BUDGET: "A budget shift needs a person's approval.",
+    GateCategory.REGULATED_CLAIM: "A regulated claim needs a person's approval.",
+    GateCategory.BRAND_CREATIVE: "Brand-critical creative needs a person's approval.",
+    GateCategory.PERSONAL_DATA: "Using personal or sensitive data needs a person's approval.",
+}
+"""Why an action in a gate category is flagged whatever the rules say."""
+
+GATE_NAMES: Mapping[str, str] = {
+    GateCategory.STRATEGY: "strategy changes",
+    GateCategory.AUDIENCE: "audience definitions",
+    GateCategory.BUDGET: "budget shifts",
+    GateCategory.REGULATED_CLAIM: "regulated claims",
+    GateCategory.BRAND_CREATIVE: "brand-critical creative",
+    GateCategory.PERSONAL_DATA: "the use of personal data",
+    FLAGGED: "what the rules flag",
+}
+"""Each approval gate (the six categories, and `flagged`) as what its approvers approve."""
+
+NO_RULE_OBJECTED = "no rule objected"
+
+
+def gate_name(gate: str) -> str:
+    """`budget` → `budget shifts`; a gate this version does not know, in plain words."""
+    return GATE_NAMES.get(gate) or gate.replace("_", " ")
+
+
+def policy_reason_text(reason: PolicyReason) -> str:
+    """A gate's or a destructive tool's reason in words; an admin's rule description as they wrote it."""
+    if isinstance(reason, GateCategory):
+        return GATE_REASONS[reason]
+    if isinstance(reason, DestructiveTool):
+        return f"{reason.agent}'s server marks {reason.capability} as destructive: every call needs a person's approval"
+    return reason
+
+
+def request_reason_text(request: ApprovalRequest) -> str:
+    """Why a request was asked, in words: what the asker said, else what its action is about to do (an agent's call:
+    `hubspot is about to offer_discount for T12`)."""
+    if request.reason.strip():
+        return request.reason
+    action = request.action
+    task = action.attributes.get("task")
+    about = f" for T{task}" if isinstance(task, int) and not isinstance(task, bool) else ""
+    return f"{action.agent or action.actor} is about to {action.name}{about}"
+
+
+def policy_reasons_text(reasons: Iterable[PolicyReason], *, none: str = NO_RULE_OBJECTED) -> str:
+    """The reasons in one line, `; ` between them and no full stop of their own (the line goes inside a sentence);
+    `none` when there are none."""
+    return "; ".join(policy_reason_text(reason).rstrip(".") for reason in reasons) or none

@@ -1,0 +1,125 @@
+"""The words for what the planner keeps as data: every approval gate's reason and name, and every reason the system
+logs a decision for, read in plain English; entries logged before reasons were codes read as they were logged."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.text.decisions import explain, rationale_text
+from bot.text.gates import GATE_NAMES, GATE_REASONS, gate_name, policy_reason_text, policy_reasons_text
+from planner.domain.approvals import GATES
+from planner.domain.decisions import Decision, data_hash
+from planner.domain.governance import (
+    REASON_KEY,
+    DestructiveTool,
+    GateCategory,
+    LogReason,
+    policy_reason_json,
+    policy_reason_of_json,
+)
+
+AT = datetime(2026, 2, 10, 9, tzinfo=UTC)
+
+DATA: dict[LogReason, dict[str, Any]] = {
+    LogReason.CALL_ALLOWED: {"reasons": ["Small discounts may go"]},
+    LogReason.CALL_STOPPED: {"reasons": ["No outbound while a ticket is open"]},
+    LogReason.CALL_HELD: {"reasons": [{"gate": "budget"}]},
+    LogReason.CALL_CANNOT_WAIT: {"reasons": [{"gate": "personal_data"}]},
+    LogReason.CALL_APPROVED: {"approval": 3, "reasons": [{"gate": "audience"}, "EU residents"]},
+    LogReason.APPROVER_ASSIGNED: {"role": "finance", "user": "aad-approver"},
+    LogReason.APPROVER_UNASSIGNED: {"role": "finance", "user": "aad-approver"},
+    LogReason.GATE_MAPPED: {"role": "cfo-office", "category": "budget"},
+    LogReason.APPROVAL_REQUESTED: {"approval": 3, "policy_reasons": [{"gate": "budget"}, "Over 10k."]},
+    LogReason.APPROVAL_DECIDED: {"approval": 3},
+    LogReason.APPROVAL_EXPIRED: {"approval": 3, "expires_at": "2026-02-12T09:00:00+00:00"},
+    LogReason.APPROVAL_REFUSED: {"approval": 3, "refusal": "NotAnApprover", "roles": ["finance", "legal"]},
+    LogReason.SAMPLING_DECLINED: {"agent": "hubspot", "reasons": [{"gate": "personal_data"}]},
+    LogReason.SAMPLING_FAILED: {"agent": "hubspot", "error": "the model timed out"},
+    LogReason.SAMPLING_LENT: {"agent": "hubspot", "model": "claude-sonnet"},
+}
+SAID = {
+    LogReason.CALL_ALLOWED: "Small discounts may go",
+    LogReason.CALL_STOPPED: "No outbound while a ticket is open",
+    LogReason.CALL_HELD: "A budget shift needs a person's approval",
+    LogReason.CALL_CANNOT_WAIT: (
+        "Using personal or sensitive data needs a person's approval; it was not made, as only a delegation can wait "
+        "for a person's approval"
+    ),
+    LogReason.CALL_APPROVED: "approved as A3; An audience definition needs a person's approval; EU residents",
+    LogReason.APPROVER_ASSIGNED: "Finance approver may now approve what needs the finance role.",
+    LogReason.APPROVER_UNASSIGNED: "Finance approver no longer approves what needs the finance role.",
+    LogReason.GATE_MAPPED: "The cfo-office role approves budget shifts from now on.",
+    LogReason.APPROVAL_REQUESTED: "A budget shift needs a person's approval; Over 10k",
+    LogReason.APPROVAL_DECIDED: "Approved by an approver in Teams.",
+    LogReason.APPROVAL_EXPIRED: "Nobody decided by 2026-02-12 09:00 UTC; the action was not taken.",
+    LogReason.APPROVAL_REFUSED: "only its approvers may decide it (whoever holds the finance or legal role).",
+    LogReason.SAMPLING_DECLINED: (
+        "hubspot asked to use the bot's model; declined: Using personal or sensitive data needs a person's approval"
+    ),
+    LogReason.SAMPLING_FAILED: "hubspot was lent the bot's model, which could not answer (the model timed out)",
+    LogReason.SAMPLING_LENT: "hubspot used the bot's model (claude-sonnet) for a call",
+}
+
+
+def entry(rationale: str = "", verdict: str = "done", **data: Any) -> Decision:
+    return Decision(
+        tenant_id="contoso",
+        seq=1,
+        at=AT,
+        actor="aad-admin",
+        action="approvers.assigned",
+        subject="role:finance",
+        verdict=verdict,
+        rationale=rationale,
+        data=data,
+        data_hash=data_hash(data),
+        refs=(),
+        rules=(),
+        approval_id=None,
+        prev_hash="0" * 64,
+        hash="",
+    )
+
+
+def test_every_gate_has_a_reason_and_a_name_in_the_bot_s_words() -> None:
+    assert set(GATE_REASONS) == set(GateCategory)
+    assert all(reason.endswith("needs a person's approval.") for reason in GATE_REASONS.values())
+    assert set(GATE_NAMES) == set(GATES)
+    assert gate_name("regulated_claim") == "regulated claims"
+    assert policy_reason_text(GateCategory.BRAND_CREATIVE) == "Brand-critical creative needs a person's approval."
+    assert policy_reason_text("An admin's own words") == "An admin's own words"
+    assert policy_reasons_text([]) == "no rule objected"
+
+
+def test_a_destructive_tool_s_reason_reads_in_words_and_every_reason_keeps_as_json() -> None:
+    tool = DestructiveTool(agent="hubspot", capability="delete_segment")
+    assert policy_reason_text(tool) == (
+        "hubspot's server marks delete_segment as destructive: every call needs a person's approval"
+    )
+    for reason in (tool, *GateCategory, "An admin's own words", "budget"):
+        kept = policy_reason_of_json(json.loads(json.dumps(policy_reason_json(reason))))
+        assert (kept, type(kept)) == (reason, type(reason))
+
+
+def test_every_reason_the_system_logs_has_words() -> None:
+    assert set(DATA) == set(LogReason) == set(SAID)
+
+
+@pytest.mark.parametrize("reason", list(LogReason), ids=str)
+def test_a_logged_reason_reads_in_plain_english(reason: LogReason) -> None:
+    logged = entry(verdict="approved", **{REASON_KEY: reason.value}, **DATA[reason])
+    assert rationale_text(logged, names={"aad-approver": "Finance approver"}) == SAID[reason]
+
+
+def test_a_person_s_note_and_an_older_entry_s_sentence_read_as_they_were_written() -> None:
+    noted = entry("Within the quarter's plan", verdict="approved", **{REASON_KEY: "approval.decided"})
+    assert rationale_text(noted) == "Within the quarter's plan"
+    older = entry("aad-counsel may now approve what needs the legal role.", role="legal", user="aad-counsel")
+    assert rationale_text(older) == "aad-counsel may now approve what needs the legal role."
+    assert explain(older).endswith(": aad-counsel may now approve what needs the legal role. Approval: none.")
+    # A reason a later version logs, which this one does not know, says nothing rather than something wrong.
+    assert rationale_text(entry(**{REASON_KEY: "approval.reconsidered"})) == ""
