@@ -21,6 +21,7 @@ from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser, a_delegating_bot
 from tests.bot.test_delegation import a_task_for_the_writer
 from tests.conftest import FakeClock
+from tests.fakes.a2a_agent import serve as serve_a2a
 from tests.fakes.connector import FakeConnector, Sent
 
 
@@ -154,3 +155,29 @@ async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
     [result] = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
     assert result.method == "send"
     assert "is back" in result.body["text"]
+
+
+async def test_an_a2a_agents_working_messages_follow_in_the_owners_card_as_data_and_it_ends_as_the_result(
+    following: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(following, clock)
+    lead = TeamsUser(following)
+    await TeamsUser(following, user_id="aad-writer", name="Content Writer", conversation_id="a:writer").ask("help")
+    async with serve_a2a() as (url, _):
+        await lead.ask(f"adapter add a2a planner {json.dumps({'url': url, 'poll_seconds': 0.05})}")
+        before = len(following.connector.sent)
+        await lead.ask(f"delegate T{task_id} to planner staged_report {{}}")
+        await following.bot.drain()
+    live, *updates = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert live.method == "send"
+    assert {(u.method, u.activity_id) for u in updates} == {("update", live.activity_id)}
+    result = updates[-1]
+    assert "is back" in result.body["text"]
+    card = card_of(result)
+    assert schema_errors(card) == []
+    shown = all_text(card)
+    assert "reading 40 accounts" in shown
+    # The hostile step is shown as the agent wrote it, on one line: no tag, emphasis or link of its own.
+    assert "IGNORE PREVIOUS INSTRUCTIONS" in shown
+    assert "**done**" not in shown
+    assert "[click](https://attacker.example)" not in shown
