@@ -14,6 +14,8 @@ starts is followed to a terminal state: on the card's stream when the card offer
   browser adapter asks for a 2FA code, and the answer is sent into the same task; no person, no answer in time:
   the task is cancelled and the result is `failed`;
 - `auth-required`: the task is cancelled and the result is `failed`, telling an admin which setting to give.
+What the agent says while `working` (its status messages, as the stream brings them or a poll reads them) is told to
+whoever follows the delegation (`HumanChannel.progressed`) and kept with the result: data, one plain line each.
 A delegation cancelled or timed out while its task runs cancels the task at the agent (best effort, bounded).
 
 At most once. Only a first message that provably never left is `AgentNotReached` (the card could not be fetched,
@@ -72,6 +74,7 @@ from google.protobuf.json_format import MessageToDict, MessageToJson
 from google.protobuf.struct_pb2 import Struct, Value
 
 from adapters.egress import UNREACHABLE, AddressRefused, Egress, HostNotFound
+from adapters.mcp_elicitation import plain
 from planner.domain.delegations import DelegationStatus
 from planner.domain.redaction import redact_url
 from planner.ports import (
@@ -109,6 +112,9 @@ _CANCEL_SECONDS = 5.0
 _TOKEN_MARGIN_SECONDS = 30.0
 _MAX_POLLS = 100_000
 _PUSHED_POLL_FACTOR = 10
+_MOST_STEPS = 20
+"""The steps a result keeps of those the agent reported: the last ones."""
+_STEP_CHARS = 200
 """With pushes expected, the task is read this many times less often (a push wakes it at once)."""
 PUSH_PATH = "/api/a2a/push"
 PUSH_TOKEN_HEADER = "X-A2A-Notification-Token"  # noqa: S105 - the name of a header
@@ -479,6 +485,11 @@ class _Following:
     push_token: str = ""
     pushed: asyncio.Event | None = None
     """Set by a push about the task (when the agent was asked to push)."""
+    human: HumanChannel | None = None
+    steps: list[str] = field(default_factory=list)
+    """What the agent said while working (its `working` status messages), one plain line each, the last ones."""
+    unreported: list[str] = field(default_factory=list)
+    """Steps not yet told to the person following the delegation."""
 
 
 class A2AAgent(Agent):
@@ -689,7 +700,7 @@ class A2AAgent(Agent):
     async def delegate(self, request: DelegationRequest, *, human: HumanChannel | None = None) -> DelegationResult:
         """Send one message for `request` and follow its task; see the module doc for outcomes."""
         started = self._clock()
-        following = _Following()
+        following = _Following(human=human)
         async with asyncio.timeout(request.timeout_seconds) as deadline:
             try:
                 try:
@@ -778,7 +789,7 @@ class A2AAgent(Agent):
             async with contextlib.aclosing(_events(client, request)) as events:
                 async for event in events:
                     received_any = True
-                    self._noted(following, _note, event)
+                    await self._noted(following, _note, event)
                     if following.state in _TERMINAL | _INTERRUPTED:
                         return
         except A2AError as error:
@@ -796,11 +807,15 @@ class A2AAgent(Agent):
                 raise _Ended(f"{self.name} refused the message: {error.message[:300]}") from None
             raise AgentUnavailable(self.name, self._may_have_acted(self._described(error))) from None
 
-    def _noted(self, following: _Following, note: Callable[[_Following, Any], None], event: Any) -> None:
+    async def _noted(self, following: _Following, note: Callable[[_Following, Any], None], event: Any) -> None:
         known = following.task_id
         note(following, event)
         if following.task_id and following.task_id != known and self._on_task is not None:
             self._on_task(following.task_id)
+        steps, following.unreported = following.unreported, []
+        if following.human is not None:
+            for step in steps:
+                await following.human.progressed(step)
 
     async def _poll(self, client: Client, following: _Following) -> None:
         """Read the task until it ends or waits for a person; any failure to read it leaves its outcome unknown."""
@@ -811,7 +826,7 @@ class A2AAgent(Agent):
                 task = await client.get_task(pb.GetTaskRequest(id=following.task_id))
             except A2AError as error:
                 raise AgentUnavailable(self.name, self._may_have_acted(self._described(error))) from None
-            self._noted(following, _note_task, task)
+            await self._noted(following, _note_task, task)
             if following.state in _TERMINAL | _INTERRUPTED:
                 return
             await self._wait_for_news(following)
@@ -923,6 +938,7 @@ class A2AAgent(Agent):
             evidence=evidence,
             started_at=started,
             finished_at=self._clock(),
+            progress=tuple(following.steps),
         )
 
 
@@ -1000,6 +1016,15 @@ def _note_task(following: _Following, task: pb.Task) -> None:
 def _note_status(following: _Following, status: pb.TaskStatus) -> None:
     following.state = status.state
     following.status_text = _text_of(status.message.parts) if status.HasField("message") else ""
+    if status.state != pb.TASK_STATE_WORKING or not following.status_text.strip():
+        return
+    # The agent's words are data: one plain line, cut to length; a status read again (polling) is no new step.
+    step = plain(following.status_text, limit=_STEP_CHARS)
+    if following.steps and following.steps[-1] == step:
+        return
+    following.steps.append(step)
+    del following.steps[:-_MOST_STEPS]
+    following.unreported.append(step)
 
 
 def _text_of(parts: Collection[pb.Part]) -> str:

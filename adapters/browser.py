@@ -95,6 +95,8 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _CREDENTIAL_PREFIX = "credentials."
 _NET_ERROR = re.compile(r"net::(ERR_[A-Z_]+)")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_MOST_STEPS = 20
+"""The steps a result keeps of those the recipe reported: the last ones."""
 
 
 def _now() -> datetime:
@@ -1226,6 +1228,8 @@ class _Run:
         self.submitted = False
         """The recipe may have changed something at the vendor: it clicked, pressed, picked or uploaded something, or
         the page sent anything but a GET. Until then a failure provably did nothing, and the run may be made again."""
+        self.steps: list[str] = []
+        """The recipe's steps done, as reported to the person following the delegation (kinds, never values)."""
         self.secrets: list[str] = []
         self.filled: list[tuple[str | None, str]] = []
         """(frame, selector) of each field the run typed into: masked in screenshots."""
@@ -1356,6 +1360,16 @@ class _Run:
                 self._vendor_failing(at)
                 raise
             self.check()
+            if not where:  # the recipe's own steps; signing in happens within one of them
+                await self.progressed(f"step {number} of {len(steps)}: {step.kind}")
+
+    async def progressed(self, step: str) -> None:
+        """A recipe step done: kept for the result and told to whoever follows the delegation. Only the step's number
+        and kind: a selector or a value typed may be a secret, or what the person should not see."""
+        self.steps.append(step)
+        del self.steps[:-_MOST_STEPS]
+        if self.human is not None:
+            await self.human.progressed(step)
 
     async def _rehearse_up_to(self, step: Step, at: str) -> None:
         """End the dry run before `step`, once its element is found (raises _Rehearsed, or what a step raises)."""
@@ -1573,6 +1587,7 @@ class _Outcome:
     data: dict[str, Any] | None = None
     evidence: tuple[Evidence, ...] = ()
     error: str | None = None
+    progress: tuple[str, ...] = ()
 
 
 class BrowserAgent(Agent):
@@ -1684,6 +1699,7 @@ class BrowserAgent(Agent):
             started_at=started,
             finished_at=self._clock(),
             error=outcome.error,
+            progress=outcome.progress,
         )
 
     async def _delegate(
@@ -1718,12 +1734,18 @@ class BrowserAgent(Agent):
                     ),
                     data=dict(run.data),
                     evidence=self._evidence(run, guard),
+                    progress=tuple(run.steps),
                 )
             except _Failed as failed:
                 reason = run.redact(failed.reason)
                 logger.info("browser agent %r: %s failed: %s", self.name, capability, reason)
                 await run.screenshot_on_failure(reason)
-                return _Outcome(status=DelegationStatus.FAILED, evidence=self._evidence(run, guard), error=reason)
+                return _Outcome(
+                    status=DelegationStatus.FAILED,
+                    evidence=self._evidence(run, guard),
+                    error=reason,
+                    progress=tuple(run.steps),
+                )
             await self.save_session(context)
             output = _render(recipe.output, {**values, **run.data}) if recipe.output else _summary(capability, run.data)
             if rehearsal:
@@ -1733,6 +1755,7 @@ class BrowserAgent(Agent):
                 output=run.redact(output),
                 data=dict(run.data),
                 evidence=self._evidence(run, guard),
+                progress=tuple(run.steps),
             )
         except PlaywrightError as error:
             # Anything the steps did not convert (the context or browser died between steps) means unavailable.

@@ -48,6 +48,7 @@ from planner.services.breaker import Breakers
 from planner.services.delegation import (
     Delegations,
     RunOutcome,
+    keep_live_card,
     tenants_with_delegations_to_run,
     tenants_with_held_delegations,
 )
@@ -296,6 +297,8 @@ class Delegator:
         live: LiveCard | None = None
         if self.deliver_now is not None:
             delegation = await delegations.get(delegation_id)
+            if delegation.live_card is not None:  # an earlier run's card: this run's result is a message of its own
+                await keep_live_card(self.store, tenant_id, delegation_id, None)
             if follow and self.live_cards is not None:
                 live = self.live_cards.follow(delegation, await self._owner(tenant_id, delegation))
             # A run nobody started in chat (a deferred one run again, an approved one) asks who delegated.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +23,7 @@ from bot.cards.markdown import literal
 from bot.cards.sign_in import sign_in_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
-from bot.teams.channel import Outgoing
+from bot.teams.channel import Outgoing, Posted
 from bot.text import messages
 from bot.text.gates import policy_reasons_text, request_reason_text
 from bot.text.health import stored_reason_text
@@ -279,7 +280,23 @@ async def _delegation(w: _Writer) -> Outgoing | None:
         text = f"{ref} was cancelled: nothing more will be sent to {adapter}."
     else:
         text = f"{ref} failed. Delegate again, or take it on yourself."
-    return _activity(text, [delegation_card(delegation, await w.artifacts_of(delegation))])
+    message = _activity(text, [delegation_card(delegation, await w.artifacts_of(delegation))])
+    if w.envelope.kind == MessageKind.DELEGATION_OVERDUE:
+        return message
+    return replace(message, updates=_live_card_of(delegation, w.envelope.recipient))
+
+
+def _live_card_of(delegation: Delegation, recipient: str) -> Posted | None:
+    """The card `recipient` followed the delegation in, which its outcome updates in place; None when they followed
+    it in none (or what was kept of it no longer reads)."""
+    card = delegation.live_card
+    if card is None or card.get("recipient") != recipient:
+        return None
+    try:
+        return Posted.from_stored(card)
+    except ValueError:
+        logger.warning("where the live card of D%s lies does not read: the outcome goes as a message", delegation.id)
+        return None
 
 
 async def _text(w: _Writer) -> Outgoing | None:

@@ -5,7 +5,9 @@ Nothing here waits on the delegation's path: a step reported only marks the card
 the card's sends the update, at most one every `LiveCards.every_seconds` (Teams' limits are per conversation, and a
 chatty agent would spend them), always with the latest steps. The final state is always sent, whatever the throttle.
 A card that cannot be sent or updated is logged and given up: the result still reaches the owner through the outbox.
-The card lives in this process (a delegation started from chat runs where it was started), not in the database.
+The card's updates live in this process (a delegation started from chat runs where it was started); where the card
+lies is kept with the delegation, so that the result, sent through the outbox by whichever replica, updates the card
+in place rather than arriving as a second message (see `bot.nudges` and `Sender`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from bot.artifacts import artifacts_shown
 from bot.cards.delegation import MOST_STEPS, delegation_card
 from bot.cards.markdown import literal
 from bot.sender import Sender
-from bot.teams.channel import Address, Outgoing, TeamsError
+from bot.teams.channel import Address, Outgoing, Posted, TeamsError
 from bot.text import messages
 from planner.domain.delegations import Delegation
+from planner.services.delegation import keep_live_card
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,11 @@ class LiveCard:
             logger.warning("the live card of D%s was sent without an id: it cannot be updated", delegation.id)
             return
         self._where = (to, activity_id)
+        card = {"recipient": self._recipient, **Posted(address=to, activity_id=activity_id).stored()}
+        try:
+            await keep_live_card(self._cards.sender.store, delegation.tenant_id, delegation.id, card)
+        except Exception:  # the top of the card's job: the result then arrives as a message of its own
+            logger.exception("where the live card of D%s lies could not be kept", delegation.id)
 
     async def _update(self, message: Outgoing) -> None:
         assert self._where is not None

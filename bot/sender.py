@@ -49,6 +49,8 @@ LEASE = timedelta(minutes=2)
 """How long a claimed batch is this sender's before another may take it over (it must be sent by then)."""
 LEASE_MARGIN = timedelta(seconds=15)
 """A message is not sent with less of its lease left than this: another sender could be taking it over."""
+UPDATE_SECONDS = 10.0
+"""How long Teams may take to update a message in place before the message is sent anew instead."""
 OUTBOX_ID = "cosOutboxId"
 """The key of a message's outbox id in its channelData, which Teams passes over: a message sent twice can be told
 from two messages alike, in the connector's logs and by the tests' fake Teams."""
@@ -116,9 +118,12 @@ class Sender:
         recommender: Recommender | None = None,
         tenants: Tenants | None = None,
         artifact_links: ArtifactLinks | None = None,
+        update_seconds: float = UPDATE_SECONDS,
     ) -> None:
-        """`artifact_links`: how a result card links to the files kept with a delegation (no links when None)."""
+        """`artifact_links`: how a result card links to the files kept with a delegation (no links when None);
+        `update_seconds`: how long an update in place may take before the message is sent anew."""
         self.artifact_links = artifact_links
+        self.update_seconds = update_seconds
         if concurrency < 1:
             raise ValueError(f"concurrency={concurrency} must be at least 1 (messages in flight at once)")
         self.store = store
@@ -238,7 +243,11 @@ class Sender:
         written: list[tuple[Envelope, Outgoing]] = []
         for envelope in queue:
             message = await self._compose(envelope, report, prefetch)
-            if message is not None:
+            if message is None:
+                continue
+            if message.updates is not None:  # an update of a card they have: never folded into a summary
+                await self._send([envelope], message, report, prefetch)
+            else:
                 written.append((envelope, message))
         if len(written) == 1 or how is Pace.EACH:
             for envelope, message in written:
@@ -287,7 +296,8 @@ class Sender:
                     logger.warning("message %s left unsent: its lease runs out at %s", first.id, lease_until)
                     report.left += len(envelopes)
                     return
-                await self.channel.send(to, message)
+                if message.updates is None or not await self._updated(first, message):
+                    await self.channel.send(to, replace(message, updates=None))
         except Undeliverable as error:
             for envelope in envelopes:
                 await self.outbox.dead(envelope, self.worker, error=str(error))
@@ -304,6 +314,25 @@ class Sender:
             if envelopes[1:]:
                 folded = await self.outbox.folded(envelopes[1:], self.worker)
                 report.folded += len(folded)  # added after the wait: other recipients' drains add to it meanwhile
+
+    async def _updated(self, envelope: Envelope, message: Outgoing) -> bool:
+        """Send `message` as the update of the message it updates; False when Teams refuses (the message was deleted,
+        or cannot be updated any more) or does not answer within `update_seconds`: then it goes as a new one, so
+        nothing is lost.
+
+        Raises Throttled or TransientFailure (the update is tried again with the message).
+        """
+        assert message.updates is not None
+        try:
+            async with asyncio.timeout(self.update_seconds):
+                await self.channel.update(message.updates.address, message.updates.activity_id, message)
+        except Rejected as error:
+            logger.warning("message %s is sent anew: Teams refused the update (%s)", envelope.id, error)
+            return False
+        except TimeoutError:
+            logger.warning("message %s is sent anew: Teams did not update in %ss", envelope.id, self.update_seconds)
+            return False
+        return True
 
     async def _failed(
         self, envelope: Envelope, report: Delivery, error: TeamsError, *, retry_after: float | None

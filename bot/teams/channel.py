@@ -74,6 +74,26 @@ class Address:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Posted:
+    """A message sent already: where it lies, to update it in place."""
+
+    address: Address
+    activity_id: str
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> Posted:
+        """The message in what `stored` wrote. Raises ValueError when it names no conversation or activity."""
+        activity_id = data.get("activity")
+        if not isinstance(activity_id, str) or not activity_id:
+            raise ValueError("a stored message without an activity id")
+        return cls(address=Address.from_stored(_mapping(data.get("address"))), activity_id=activity_id)
+
+    def stored(self) -> dict[str, Any]:
+        """The message's place as JSON, as `from_stored` reads it."""
+        return {"address": self.address.stored(), "activity": self.activity_id}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Outgoing:
     """A message to send: text, Adaptive Cards (1.5, as dicts) or both."""
 
@@ -81,6 +101,9 @@ class Outgoing:
     cards: tuple[Mapping[str, Any], ...] = ()
     channel_data: Mapping[str, Any] = field(default_factory=dict)
     """Passed to Teams as the activity's channelData (the outbox id that tells a message sent twice apart)."""
+    updates: Posted | None = None
+    """A message the sender updates with this one rather than sending a new one (a delegation's result in the card
+    that followed it); sent as a new message when Teams refuses the update (the message was deleted)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -150,6 +150,9 @@ class Delegation:
     data: dict[str, Any] | None = None
     progress: tuple[str, ...] = ()
     """The steps the agent reported along the way, oldest first (data, like the output)."""
+    live_card: dict[str, Any] | None = None
+    """Where the card its owner follows it in lies, as the bot wrote it (its result updates that card in place);
+    None when nobody follows it."""
     error: str | None = None
     queued_at: datetime
     started_at: datetime | None = None

@@ -887,6 +887,12 @@ async def get_delegation(store: Store, tenant_id: str, delegation_id: int) -> De
     return delegation
 
 
+async def keep_live_card(store: Store, tenant_id: str, delegation_id: int, card: dict[str, Any] | None) -> None:
+    """Keep where the card a person follows the delegation in lies, for its result to update (None: forget it)."""
+    async with store.transaction(receipt=False) as conn:
+        await stored.set_live_card(conn, tenant_id, delegation_id, card)
+
+
 async def evidence_of(store: Store, tenant_id: str, delegation_id: int, vault: Vault | None) -> list[StoredEvidence]:
     """What the agent showed for a delegation, read without an agent registry (to show it), in the order it gave it,
     decrypted with `vault`; without one, only what was kept before evidence was encrypted at rest can be shown, so

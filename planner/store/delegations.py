@@ -53,6 +53,7 @@ def delegation_from(values: RowMapping) -> Delegation:
         output=values["output"],
         data=values["data"],
         progress=tuple(values["progress"] or ()),
+        live_card=values["live_card"],
         error=values["error"],
         queued_at=values["queued_at"],
         started_at=values["started_at"],
@@ -449,6 +450,12 @@ async def start(
     )
     row = (await conn.execute(statement, _holding(tenant_id, delegation_id, runner))).mappings().first()
     return delegation_from(row) if row is not None else None
+
+
+async def set_live_card(conn: Connection, tenant_id: str, delegation_id: int, card: dict[str, Any] | None) -> None:
+    """Keep where the delegation's live card lies (None: it has none any more)."""
+    statement = update(delegations).where(_THIS).values(live_card=bindparam("card"))
+    await conn.execute(statement, {"tenant": tenant_id, "delegation": delegation_id, "card": card})
 
 
 async def let_go(

@@ -340,6 +340,7 @@ delegations = Table(
     Column("output", Text, nullable=True),
     Column("data", JSON, nullable=True),
     Column("progress", JSON, nullable=True),
+    Column("live_card", JSON, nullable=True),
     Column("error", Text, nullable=True),
     Column("queued_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),

@@ -26,6 +26,7 @@ from planner.ports import (
     AgentTimeout,
     AgentUnavailable,
     DelegationRequest,
+    HumanChannel,
     UnknownCapability,
 )
 from planner.store.vault import Vault
@@ -41,19 +42,23 @@ in_module_loop = pytest.mark.asyncio(loop_scope="module")
 """For the tests that use the shared Chromium: they run in the module's event loop, which it is bound to."""
 
 
-class AnsweringPerson:
-    """A person who answers every question with the code their authenticator shows."""
+class AnsweringPerson(HumanChannel):
+    """A person who answers every question with the code their authenticator shows, and follows the steps."""
 
     def __init__(self, code: str = CODE) -> None:
         self.code = code
         self.questions: list[str] = []
+        self.steps: list[str] = []
+
+    async def progressed(self, step: str) -> None:
+        self.steps.append(step)
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:
         self.questions.append(question)
         return f" {self.code[:3]} {self.code[3:]} "
 
 
-class SilentPerson:
+class SilentPerson(HumanChannel):
     """A person who never answers (and a channel that does not enforce the timeout itself)."""
 
     def __init__(self) -> None:
@@ -191,6 +196,10 @@ async def test_signing_in_relays_the_2fa_code_to_a_person_and_returns_the_brief_
     )
     assert screenshot.content.startswith(PNG_SIGNATURE)
     assert result.seconds > 0
+    # Each step of the recipe was reported as it was done: its number and kind, never what was typed.
+    kinds = ["goto", "fill", "click", "wait_for", "extract_text", "extract_text", "screenshot"]
+    assert person.steps == [f"step {n} of 7: {kind}" for n, kind in enumerate(kinds, start=1)]
+    assert result.progress == tuple(person.steps)
 
 
 @in_module_loop

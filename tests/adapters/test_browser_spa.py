@@ -24,7 +24,14 @@ from adapters.browser import (
 )
 from adapters.browser_codegen import checked_config, recipe_from_codegen
 from planner.domain.delegations import DelegationStatus
-from planner.ports import AgentConfigInvalid, AgentNotReached, AgentUnavailable, DelegationRequest, QuestionCancelled
+from planner.ports import (
+    AgentConfigInvalid,
+    AgentNotReached,
+    AgentUnavailable,
+    DelegationRequest,
+    HumanChannel,
+    QuestionCancelled,
+)
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
 from tests.adapters.test_browser import AnsweringPerson
@@ -60,7 +67,7 @@ def flows_config(vendor: SpaVendor, **timeouts: float) -> dict[str, Any]:
     return config
 
 
-class TypingPerson:
+class TypingPerson(HumanChannel):
     """A person who types the code the way people do, in groups."""
 
     def __init__(self, typed: str) -> None:
@@ -72,7 +79,7 @@ class TypingPerson:
         return self.typed
 
 
-class CancellingPerson:
+class CancellingPerson(HumanChannel):
     """A person who says `cancel` instead of giving the code."""
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from bot.artifacts import ArtifactLinks
 from bot.delegating import Delegator
 from bot.http.app import create_app
-from bot.sender import Sender
+from bot.sender import UPDATE_SECONDS, Sender
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter, create_channel
 from bot.teams.channel import TeamsChannel
@@ -74,12 +74,17 @@ async def a_delegating_bot(
     channel: TeamsChannel | None = None,
     artifact_links: ArtifactLinks | None = None,
     vault: Vault | None = None,
+    update_seconds: float = UPDATE_SECONDS,
     **delegator: Any,
 ) -> AsyncIterator[Running]:
     """A bot that delegates, within the tests' operator limits, its results sent through `channel` (by default the
     real one, to the fake connector); `delegator`: more of the Delegator's arguments (`live_cards` takes the sender)."""
     sender = Sender(
-        store, channel or create_channel(Settings.from_env({})), worker="delegator", artifact_links=artifact_links
+        store,
+        channel or create_channel(Settings.from_env({})),
+        worker="delegator",
+        artifact_links=artifact_links,
+        update_seconds=update_seconds,
     )
     live = delegator.pop("live_cards", None)
     delegating = Delegator(

@@ -21,6 +21,7 @@ from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import TENANT, Running, TeamsUser, a_delegating_bot
 from tests.bot.test_delegation import a_task_for_the_writer
 from tests.conftest import FakeClock
+from tests.fakes.a2a_agent import serve as serve_a2a
 from tests.fakes.connector import FakeConnector, Sent
 
 
@@ -72,10 +73,12 @@ def card_of(sent: Sent) -> dict[str, object]:
     return card
 
 
-async def test_the_owners_card_follows_a_delegation_as_it_progresses_throttled_and_ends_on_its_final_state(
+async def test_the_owners_card_follows_a_delegation_as_it_progresses_throttled_and_ends_as_its_result(
     following: Running, clock: FakeClock
 ) -> None:
     live, *updates, result = await an_export_delegated(following, clock, steps=3, pause=0.5)
+    # One message reaches the owner: the live card, which every later activity updates.
+    assert [s.method for s in (live, *updates, result)].count("send") == 1
     assert live.method == "send"
     assert "is under way: this card follows it" in live.body["text"]
     assert "Status: running" in all_text(card_of(live))
@@ -90,9 +93,23 @@ async def test_the_owners_card_follows_a_delegation_as_it_progresses_throttled_a
     assert "Status: succeeded" in all_text(final)
     assert "3/3: exported part 3 of abm-q1" in all_text(final)
     assert "succeeded. This card shows where it ended" in updates[-1].body["text"]
-    # The result still reaches the owner as a message of its own (the live card does not notify).
-    assert result.method == "send"
+    # The result arrives as the card's last update: the result's words and card, its actions with it.
+    assert (result.method, result.activity_id) == ("update", live.activity_id)
     assert "is back" in result.body["text"]
+    assert schema_errors(card_of(result)) == []
+    assert "Status: succeeded" in all_text(card_of(result))
+    assert card_of(result) == card_of(updates[-1])
+
+
+async def test_a_result_whose_card_was_deleted_arrives_as_a_message_of_its_own(
+    following: Running, clock: FakeClock
+) -> None:
+    following.connector.deleted = True  # the owner deleted the card: Teams refuses its updates
+    live, result = await an_export_delegated(following, clock, steps=3)
+    assert (live.method, result.method) == ("send", "send")
+    assert result.activity_id != live.activity_id
+    assert "is back" in result.body["text"]
+    assert "Status: succeeded" in all_text(card_of(result))
 
 
 async def test_a_teams_that_never_takes_the_cards_updates_holds_up_neither_the_delegation_nor_its_result(
@@ -100,10 +117,10 @@ async def test_a_teams_that_never_takes_the_cards_updates_holds_up_neither_the_d
 ) -> None:
     teams = NeverUpdating(create_channel(Settings.from_env({})))
     live = functools.partial(LiveCards, every_seconds=0, finish_seconds=0.5)
-    async with a_delegating_bot(store, connector, clock, channel=teams, live_cards=live) as running:
+    async with a_delegating_bot(store, connector, clock, channel=teams, live_cards=live, update_seconds=0.5) as running:
         live, result = await an_export_delegated(running, clock, steps=3)
         delegation = await running.bot.delegator.delegations(TENANT).get(1)
-    assert teams.updates >= 1
+    assert teams.updates >= 2  # the card's, then the result's: sent anew when Teams did not answer in time
     assert (live.method, result.method) == ("send", "send")
     assert delegation.status.value == "succeeded"
     assert delegation.progress[-1] == "3/3: exported part 3 of abm-q1"
@@ -123,7 +140,44 @@ async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
     before = len(following.connector.sent)
     await lead.ask(f'delegate T{task_id} to vendor export_report {{"campaign": "abm-q1"}}')
     await following.bot.drain()
-    live, final, *_told = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    live, final, told = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
     assert (live.method, final.method, final.activity_id) == ("send", "update", live.activity_id)
     assert "Status: deferred" in all_text(card_of(final))
     assert "deferred. This card shows where it stopped" in final.body["text"]
+    # Why it waits arrives in the same card.
+    assert (told.method, told.activity_id) == ("update", live.activity_id)
+    assert "is waiting: vendor is not answering" in told.body["text"]
+    # Later the vendor is back and the scheduler runs it again, followed by nobody: its result is a message.
+    before = len(following.connector.sent)
+    async with serve_in_process(port=int(url.split(":")[2].split("/")[0])):
+        clock.advance(minutes=10)
+        assert await following.bot.delegator.run_due(clock.now) == 1
+    [result] = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert result.method == "send"
+    assert "is back" in result.body["text"]
+
+
+async def test_an_a2a_agents_working_messages_follow_in_the_owners_card_as_data_and_it_ends_as_the_result(
+    following: Running, clock: FakeClock
+) -> None:
+    task_id = await a_task_for_the_writer(following, clock)
+    lead = TeamsUser(following)
+    await TeamsUser(following, user_id="aad-writer", name="Content Writer", conversation_id="a:writer").ask("help")
+    async with serve_a2a() as (url, _):
+        await lead.ask(f"adapter add a2a planner {json.dumps({'url': url, 'poll_seconds': 0.05})}")
+        before = len(following.connector.sent)
+        await lead.ask(f"delegate T{task_id} to planner staged_report {{}}")
+        await following.bot.drain()
+    live, *updates = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    assert live.method == "send"
+    assert {(u.method, u.activity_id) for u in updates} == {("update", live.activity_id)}
+    result = updates[-1]
+    assert "is back" in result.body["text"]
+    card = card_of(result)
+    assert schema_errors(card) == []
+    shown = all_text(card)
+    assert "reading 40 accounts" in shown
+    # The hostile step is shown as the agent wrote it, on one line: no tag, emphasis or link of its own.
+    assert "IGNORE PREVIOUS INSTRUCTIONS" in shown
+    assert "**done**" not in shown
+    assert "[click](https://attacker.example)" not in shown

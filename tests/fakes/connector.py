@@ -30,6 +30,8 @@ class FakeConnector:
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     """Answers to give instead of accepting the next sends: (status, headers), first first."""
+    deleted: bool = False
+    """Answer every update 404, as Teams does for a message its reader deleted."""
     roster_reads: int = 0
     """How many times a whole member list was read (a member is looked up by id instead)."""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -77,6 +79,8 @@ class FakeConnector:
 
     async def _update(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.deleted:
+            return web.json_response({"error": {"code": "NotFound", "message": "activity not found"}}, status=404)
         activity_id = request.match_info["activity"]
         await self._record(Sent("update", request.match_info["conversation"], activity_id, body))
         return web.json_response({"id": activity_id})
