@@ -327,6 +327,7 @@ class Load:
         self.in_flight = 0
         self.finished = 0
         self.recording = False
+        self.failures: list[str] = []
         self.beyond_agent: list[float] = []
         """Of each delegation finished while recording: its time less its agent's (the bot's share, and waits)."""
 
@@ -352,6 +353,8 @@ class Load:
             began = time.perf_counter()
             try:
                 await delegate_once(self._delegator, next(self._tasks), "slow_report", payload)
+            except RuntimeError as error:  # counted and reported: a finding, not a reason to stop measuring
+                self.failures.append(str(error))
             finally:
                 self.in_flight -= 1
             if self.recording:
@@ -442,6 +445,8 @@ class ChatFigures:
     finished_during_turns: int = 0
     beyond_agent: list[float] = field(default_factory=list)
     """Delegations finished during the loaded turns: each one's time less its agent's."""
+    failures: list[str] = field(default_factory=list)
+    """Why each delegation of the load that did not succeed failed."""
     loaded_turn_seconds: float = 0.0
 
 
@@ -474,6 +479,7 @@ async def measure_chat(
                     figures.finished_during_turns += load.finished - finished
                     figures.loaded_turn_seconds += wall
                     figures.delegations_during_load += await load.stop()
+                    figures.failures += load.failures
             if load is None:
                 figures.quiet += latencies
                 figures.quiet_round_p95.append(quantile(latencies, 95))
@@ -580,6 +586,8 @@ async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
         "fewest_agent_calls_running": figures.fewest_at_agent,
         "delegations_during_load": figures.delegations_during_load,
         "delegations_per_s_during_turns": round(figures.finished_during_turns / figures.loaded_turn_seconds, 1),
+        "delegations_failed": len(figures.failures),
+        "first_failure": figures.failures[0][:300] if figures.failures else None,
         "beyond_agent_p50_ms": round(statistics.median(figures.beyond_agent) * MS, 1) if beyond else None,
         "beyond_agent_p95_ms": round(quantile(figures.beyond_agent, 95) * MS, 1) if beyond else None,
         "sql_statements_per_turn": per_turn.statements,
@@ -608,7 +616,7 @@ if __name__ == "__main__":
     parser.add_argument("--agent-seconds", type=float, default=2.0, help="how long the agent takes, on average")
     parser.add_argument("--turns", type=int, default=60, help="chat turns per round, one after another")
     parser.add_argument("--rounds", type=int, default=3, help="quiet and loaded rounds each, alternating")
-    parser.add_argument("--time-limit", type=float, default=240.0, help="give up after this many seconds")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="give up after this many seconds")
     parser.add_argument(
         "--profile", metavar="FILE", help="profile the chat rounds (cProfile, the event loop's thread) into FILE"
     )
@@ -653,4 +661,6 @@ if __name__ == "__main__":
         f"agent's time); the bot's process used {result['quiet_cpu_share']} CPU s per s quiet, "
         f"{result['loaded_cpu_share']} loaded"
     )
+    if result["delegations_failed"]:
+        print(f"{result['delegations_failed']} delegations of the load failed; the first: {result['first_failure']}")
     print(json.dumps(result))
