@@ -50,7 +50,7 @@ USERNAME = "marketing-ops@brand.example"
 PASSWORD = "correct-horse-battery-staple"
 CODE = "482913"
 AGENT = "vendor-marketing"
-BUDGET_MB = 1_500
+BUDGET_MB = 1_900
 """The budget README.md states for 10 browser delegations at once (peak PSS of the bot and its Chromium), MiB."""
 MB = 1024 * 1024
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
