@@ -1218,6 +1218,8 @@ class _Run:
         self.evidence: list[Evidence] = []
         self.signed_in = False
         self.signing_in = False
+        self.sign_ins_seen = 0
+        """The agent's `sign_ins` when this run's context was seeded with the saved session."""
         self.next_selector: str | None = None
         """What the step after the running one looks for: signing in waits for it or for the sign-in form."""
         self.server_error: str | None = None
@@ -1464,7 +1466,11 @@ class _Run:
                 f"{at}: the site asks to sign in again right after signing in; "
                 "check the credentials and the login recipe's signed_out_selector"
             )
-        await self.sign_in()
+        if await self.sign_in():
+            await self._load(url, at)
+            if not await self._signed_out(expected):
+                return
+            await self.sign_in(take_newer=False)  # the session it took did not hold
         await self._load(url, at)
         if await self._signed_out(expected):
             raise _Failed(f"{at}: the site still shows the sign-in form after signing in; check the credentials")
@@ -1499,8 +1505,29 @@ class _Run:
             await self.page.wait_for_load_state("networkidle")
         return await signed_out.is_visible()
 
-    async def sign_in(self) -> None:
-        """Run the login recipe, then keep the new session (encrypted)."""
+    async def sign_in(self, *, take_newer: bool = True) -> bool:
+        """Run the login recipe, then keep the new session (encrypted); one delegation of the agent at a time. One
+        that waited while another signed in takes the session that one kept instead (`take_newer`): True then."""
+        async with self.agent._sign_in_lock:
+            if take_newer and await self._took_newer_session():
+                return True
+            await self._sign_in()
+            self.agent.sign_ins += 1
+            return False
+
+    async def _took_newer_session(self) -> bool:
+        """Put the cookies of a session kept since this run began in its context; whether there was one."""
+        if self.agent.sign_ins == self.sign_ins_seen:
+            return False
+        self.sign_ins_seen = self.agent.sign_ins
+        state = await self.agent._load_session()
+        cookies = state.get("cookies") if state is not None else None
+        if not cookies or not isinstance(cookies, list):
+            return False
+        await self.context.add_cookies(cookies)
+        return True
+
+    async def _sign_in(self) -> None:
         assert self.config.login is not None
         logger.info("browser agent %r: signing in", self.agent.name)
         values = {
@@ -1593,8 +1620,10 @@ class _Outcome:
 class BrowserAgent(Agent):
     """A vendor agent with only a web UI, driven by Chromium through `config`'s recipes.
 
-    One delegation runs at a time (one account, one session); each gets a fresh browser context seeded with the
-    saved session. Without `chromium`, the agent starts its own on first use (from the config's `chromium_path` and
+    Delegations run at once, each in a browser context of its own (in the agent's one Chromium) seeded with the
+    saved session; signing in is one at a time (one account, one session): a delegation that finds itself signed out
+    while another signs in waits, then takes the session that one kept instead of signing in (and asking a person for
+    a code) again. Without `chromium`, the agent starts its own on first use (from the config's `chromium_path` and
     `headless`) and closes it in `close()`; a shared `chromium` is the caller's to close, and must resolve the
     agent's hosts.
     """
@@ -1634,7 +1663,12 @@ class BrowserAgent(Agent):
             egress=egress,
             host_patterns=patterns,
         )
-        self._delegation_lock = asyncio.Lock()
+        self._sign_in_lock = asyncio.Lock()
+        self.sign_ins = 0
+        """Sessions kept by signing in, so far: a delegation that saw fewer when it began may take the latest."""
+        self._running = 0
+        self._restart = False
+        """The Chromium it owns is closed once no delegation runs (to start afresh, resolving its hosts again)."""
 
     def __repr__(self) -> str:
         return f"BrowserAgent(name={self.name!r}, origins={list(self.config.origins)!r})"
@@ -1677,16 +1711,21 @@ class BrowserAgent(Agent):
         else:
             try:
                 async with asyncio.timeout(request.timeout_seconds) as deadline:
-                    async with self._delegation_lock:
-                        try:
-                            outcome = await self._delegate(
-                                request.capability, recipe, values, human, deadline, rehearsal=rehearsal
-                            )
-                        except AgentUnavailable:
-                            if self._owns_chromium:
-                                # Started afresh next time, resolving its hosts again (a vendor's address may move).
-                                await self._chromium.close()
-                            raise
+                    self._running += 1
+                    try:
+                        outcome = await self._delegate(
+                            request.capability, recipe, values, human, deadline, rehearsal=rehearsal
+                        )
+                    except AgentUnavailable:
+                        # Started afresh, resolving its hosts again (a vendor's address may move), once the
+                        # delegations running in it are done.
+                        self._restart = self._owns_chromium
+                        raise
+                    finally:
+                        self._running -= 1
+                        if self._restart and not self._running:
+                            self._restart = False
+                            await self._chromium.close()
             except TimeoutError:
                 if deadline.expired():
                     raise AgentTimeout(self.name, request.timeout_seconds) from None
@@ -1713,12 +1752,14 @@ class BrowserAgent(Agent):
         rehearsal: bool = False,
     ) -> _Outcome:
         browser = await self._chromium.browser(for_agent=self.name)
+        sign_ins = self.sign_ins
         context, guard = await self._new_context(browser, await self._load_session())
         run: _Run | None = None
         try:
             page = await context.new_page()
             guard.page = page
             run = _Run(self, context, page, guard, human=human, deadline=deadline, rehearsal=rehearsal)
+            run.sign_ins_seen = sign_ins
             try:
                 await run.run(recipe.steps, values, "")
                 if not isinstance(recipe.steps[-1], Screenshot):

@@ -171,6 +171,11 @@ delegation's output is an excerpt of it."""
 EXCERPT_CHARS = 4000
 _MOST_MESSAGE_BYTES = 16 * 1024 * 1024
 """The largest message read from an HTTP server (the SDK's default, 1 MiB, made a big answer a dropped connection)."""
+_CONNECTIONS = httpx2.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=2.0)
+"""The HTTP connections to one server: as many as calls in flight (a call holds its POST's connection until the tool
+answers; the client's default of 100 made the 101st concurrent call wait for one to end). Up to 100 are kept open
+idle, for 2 s: well before a server closes them (uvicorn, which most Python servers run on, after 5 s, the client's
+default too, so a call could go out on a connection the server was closing; the SDK then ends the whole session)."""
 _DEFAULT_ANSWER_SECONDS = 300.0
 _CLOSE_GRACE_SECONDS = 10.0
 _AUTH_STATUSES = (401, 403)
@@ -984,7 +989,7 @@ class _Session:
             headers = dict(config.headers)
             if config.bearer_token:
                 headers["Authorization"] = f"Bearer {config.bearer_token}"
-            checked = EgressTransport(httpx2.AsyncHTTPTransport(), self._egress, agent=config.name)
+            checked = EgressTransport(httpx2.AsyncHTTPTransport(limits=_CONNECTIONS), self._egress, agent=config.name)
             auth: httpx2.Auth | None = None
             if self._person is not None:
                 auth = PersonOAuthProvider(

@@ -1,4 +1,4 @@
-"""Delegation benchmark: what a delegation costs beside a direct MCP call, and chat latency under 20 delegations.
+"""Delegation benchmark: what a delegation costs beside a direct MCP call, and chat latency under 200 delegations.
 
 Runs on loopback: the project's vendor agent (tests/adapters/vendor_agent.py) serving streamable HTTP in a
 subprocess (as a vendor's server is another machine: its work does not share the bot's event loop), and, in this
@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import itertools
 import json
 import os
@@ -114,19 +115,23 @@ def quantile(values: list[float], percent: int) -> float:
 
 
 class Vendor:
-    """The vendor agent serving streamable HTTP on 127.0.0.1 in a subprocess, and how many reports it began."""
+    """The vendor agent serving streamable HTTP on 127.0.0.1 in a subprocess, how many reports it began, and how many
+    it was running as it began the last one."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.reports_started = 0
+        self.reports_running = 0
         self._changed = asyncio.Condition()
 
     async def follow(self, stdout: asyncio.StreamReader) -> None:
         # Read every line it prints (a full pipe would stall it); it prints one as each slow report begins.
         while line := await stdout.readline():
             if line.startswith(b"slow_report started"):
+                # "slow_report started (N running)"
                 async with self._changed:
                     self.reports_started += 1
+                    self.reports_running = int(line.split(b"(")[1].split()[0])
                     self._changed.notify_all()
 
     async def wait_for_reports(self, count: int) -> None:
@@ -321,6 +326,15 @@ class Load:
         self._runners: list[asyncio.Task[None]] = []
         self.in_flight = 0
         self.finished = 0
+        self.recording = False
+        self.failures: list[str] = []
+        self.beyond_agent: list[float] = []
+        """Of each delegation finished while recording: its time less its agent's (the bot's share, and waits)."""
+
+    @property
+    def at_agent(self) -> int:
+        """How many calls the agent was running as it began its latest."""
+        return self._vendor.reports_running
 
     async def start(self) -> None:
         """Start the slots; returns in the steady state: every slot has finished one and its agent works on the next."""
@@ -336,10 +350,15 @@ class Load:
         payload = {"campaign": "spring-launch", "seconds": seconds}
         while not self._stop.is_set():
             self.in_flight += 1
+            began = time.perf_counter()
             try:
                 await delegate_once(self._delegator, next(self._tasks), "slow_report", payload)
+            except RuntimeError as error:  # counted and reported: a finding, not a reason to stop measuring
+                self.failures.append(str(error))
             finally:
                 self.in_flight -= 1
+            if self.recording:
+                self.beyond_agent.append(time.perf_counter() - began - seconds)
             self.finished += 1
             second.set()
 
@@ -383,14 +402,19 @@ class Chat:
         text = json.dumps(cards)
         return bool(cards) and "Your week" in text and self.leader_titles[0] in text
 
-    async def turns(self, session: aiohttp.ClientSession, count: int, load: Load | None) -> tuple[list[float], int]:
-        """Post `count` turns one after another; checks every reply; latencies and the fewest delegations in flight."""
+    async def turns(
+        self, session: aiohttp.ClientSession, count: int, load: Load | None
+    ) -> tuple[list[float], int, int]:
+        """Post `count` turns one after another; checks every reply. The latencies, the fewest delegations in flight
+        at a turn, and the fewest agent calls the agent said it was running at a turn (as it began its latest)."""
         before = len(self.connector.sent)
         latencies: list[float] = []
         fewest = load.in_flight if load is not None else 0
+        fewest_at_agent = load.at_agent if load is not None else 0
         for _ in range(count):
             if load is not None:
                 fewest = min(fewest, load.in_flight)
+                fewest_at_agent = min(fewest_at_agent, load.at_agent)
             began = time.perf_counter()
             async with session.post(self.url, json=self.activity()) as response:
                 await response.read()
@@ -403,7 +427,7 @@ class Chat:
             sample = json.dumps(wrong[0])[:300] if wrong else ""
             raise RuntimeError(f"{len(sent)} replies to {count} turns, {len(wrong)} not the lead's week card {sample}")
         del self.connector.sent[before:]
-        return latencies, fewest
+        return latencies, fewest, fewest_at_agent
 
 
 @dataclass
@@ -416,8 +440,13 @@ class ChatFigures:
     """This process's CPU seconds per wall second, per round: how busy the bot's process was."""
     loaded_cpu: list[float] = field(default_factory=list)
     fewest_in_flight: int | None = None
+    fewest_at_agent: int | None = None
     delegations_during_load: int = 0
     finished_during_turns: int = 0
+    beyond_agent: list[float] = field(default_factory=list)
+    """Delegations finished during the loaded turns: each one's time less its agent's."""
+    failures: list[str] = field(default_factory=list)
+    """Why each delegation of the load that did not succeed failed."""
     loaded_turn_seconds: float = 0.0
 
 
@@ -437,15 +466,20 @@ async def measure_chat(
                 await load.start()
             began, cpu = time.perf_counter(), time.process_time()
             finished = load.finished if load is not None else 0
+            if load is not None:
+                load.recording = True
             try:
-                latencies, fewest = await chat.turns(session, options.turns, load)
+                latencies, fewest, at_agent = await chat.turns(session, options.turns, load)
             finally:
                 wall = time.perf_counter() - began
                 busy = (time.process_time() - cpu) / wall
                 if load is not None:
+                    load.recording = False
+                    figures.beyond_agent += load.beyond_agent
                     figures.finished_during_turns += load.finished - finished
                     figures.loaded_turn_seconds += wall
                     figures.delegations_during_load += await load.stop()
+                    figures.failures += load.failures
             if load is None:
                 figures.quiet += latencies
                 figures.quiet_round_p95.append(quantile(latencies, 95))
@@ -455,6 +489,7 @@ async def measure_chat(
                 figures.loaded_round_p95.append(quantile(latencies, 95))
                 figures.loaded_cpu.append(busy)
                 figures.fewest_in_flight = min(fewest, figures.fewest_in_flight or fewest)
+                figures.fewest_at_agent = min(at_agent, figures.fewest_at_agent or at_agent)
     return figures
 
 
@@ -497,7 +532,15 @@ async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
             await chat.turns(session, options.warmup, None)  # the first turn also records the lead's chat
             with counting_sql(store) as per_turn:
                 await chat.turns(session, 1, None)
-            figures = await measure_chat(chat, delegator, vendor, seeded, options, session)
+            profiler = cProfile.Profile() if options.profile else None
+            if profiler is not None:
+                profiler.enable()
+            try:
+                figures = await measure_chat(chat, delegator, vendor, seeded, options, session)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(options.profile)
             await bot.drain()
             await delegator.close()
     finally:
@@ -511,6 +554,7 @@ async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
     medians = {name: statistics.median(values) for name, values in overhead.items()}
     quiet_p95, loaded_p95 = quantile(figures.quiet, 95), quantile(figures.loaded, 95)
     p95_ratio = loaded_p95 / quiet_p95
+    beyond = len(figures.beyond_agent) >= 2
     return {
         "benchmark": "delegation",
         "database": store.engine.dialect.name,
@@ -539,8 +583,13 @@ async def measure(options: argparse.Namespace, url: str) -> dict[str, object]:
         "quiet_rounds_p95_ms": [round(p * MS, 1) for p in figures.quiet_round_p95],
         "loaded_rounds_p95_ms": [round(p * MS, 1) for p in figures.loaded_round_p95],
         "fewest_delegations_in_flight": figures.fewest_in_flight,
+        "fewest_agent_calls_running": figures.fewest_at_agent,
         "delegations_during_load": figures.delegations_during_load,
         "delegations_per_s_during_turns": round(figures.finished_during_turns / figures.loaded_turn_seconds, 1),
+        "delegations_failed": len(figures.failures),
+        "first_failure": figures.failures[0][:300] if figures.failures else None,
+        "beyond_agent_p50_ms": round(statistics.median(figures.beyond_agent) * MS, 1) if beyond else None,
+        "beyond_agent_p95_ms": round(quantile(figures.beyond_agent, 95) * MS, 1) if beyond else None,
         "sql_statements_per_turn": per_turn.statements,
         "transactions_per_turn": per_turn.transactions,
         "quiet_cpu_share": round(statistics.median(figures.quiet_cpu), 2),
@@ -563,11 +612,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=200, help="measured calls of each kind (interleaved)")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured calls of each kind, and turns, first")
-    parser.add_argument("--concurrent", type=int, default=20, help="delegations in flight during a loaded round")
+    parser.add_argument("--concurrent", type=int, default=200, help="delegations in flight during a loaded round")
     parser.add_argument("--agent-seconds", type=float, default=2.0, help="how long the agent takes, on average")
     parser.add_argument("--turns", type=int, default=60, help="chat turns per round, one after another")
     parser.add_argument("--rounds", type=int, default=3, help="quiet and loaded rounds each, alternating")
-    parser.add_argument("--time-limit", type=float, default=240.0, help="give up after this many seconds")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="give up after this many seconds")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="profile the chat rounds (cProfile, the event loop's thread) into FILE"
+    )
     parser.add_argument(
         "--database-url",
         help="a PostgreSQL server (postgresql+asyncpg://user@host:port/db) to make a database of its own on, "
@@ -602,8 +654,13 @@ if __name__ == "__main__":
     )
     print(
         f"load: agent {result['agent_seconds']} s on average per delegation, at least "
-        f"{result['fewest_delegations_in_flight']} in flight at every turn, {result['delegations_during_load']} done "
-        f"in all ({result['delegations_per_s_during_turns']}/s during the turns); the bot's process used "
-        f"{result['quiet_cpu_share']} CPU s per s quiet, {result['loaded_cpu_share']} loaded"
+        f"{result['fewest_delegations_in_flight']} in flight at every turn (the agent running at least "
+        f"{result['fewest_agent_calls_running']}), {result['delegations_during_load']} done "
+        f"in all ({result['delegations_per_s_during_turns']}/s during the turns, each taking "
+        f"{result['beyond_agent_p50_ms']} ms at the median, {result['beyond_agent_p95_ms']} ms at p95 beyond its "
+        f"agent's time); the bot's process used {result['quiet_cpu_share']} CPU s per s quiet, "
+        f"{result['loaded_cpu_share']} loaded"
     )
+    if result["delegations_failed"]:
+        print(f"{result['delegations_failed']} delegations of the load failed; the first: {result['first_failure']}")
     print(json.dumps(result))

@@ -14,6 +14,8 @@ before anything reaches the vendor.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -66,15 +68,24 @@ class InputInvalid(PlannerError, ValueError):
         super().__init__(f"input for {adapter!r} {capability!r} does not fit its schema: {field}: {problem}")
 
 
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    """The validator of a schema (given as sorted JSON), checked against its metaschema once, not every delegation
+    (that check cost more than the rest of a delegation's bookkeeping); raises SchemaError."""
+    schema = json.loads(schema_json)
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
 def input_problem(schema: Mapping[str, Any], value: Mapping[str, Any]) -> tuple[str, str] | None:
     """The first field of `value` that `schema` (a JSON Schema) refuses, and why; None when it fits.
 
     The field is named by its path (`input`, `input.percent`, `input.items[2]`); a missing required field by its name.
     """
     try:
-        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        validator_class.check_schema(schema)
-        error = best_match(validator_class(schema).iter_errors(dict(value)))
+        validator = _validator(json.dumps(schema, sort_keys=True))
+        error = best_match(validator.iter_errors(dict(value)))
     except jsonschema.exceptions.SchemaError as broken:  # the vendor's schema, not the person's input, is wrong
         return "the tool's input schema", f"the server's schema cannot be read ({broken.message[:_FIELD_CHARS]})"
     except (jsonschema.exceptions.UnknownType, Unresolvable, TypeError, ValueError, LookupError) as broken:

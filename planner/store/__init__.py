@@ -78,6 +78,14 @@ def shown_url(url: str) -> str:
         return "an unreadable DATABASE_URL"
 
 
+POOL_SIZE = 10
+POOL_OVERFLOW = 20
+"""PostgreSQL connections a process keeps open, and opens beyond them under load: each delegation takes one for its
+few statements before and after its agent call (none during it), and with 200 in flight SQLAlchemy's 5 + 10 kept
+the rest (and chat turns) queueing for one, until some gave up after the pool's 30 s. Three replicas stay under
+PostgreSQL's default of 100 connections."""
+
+
 def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`, with SQLite set up for one process (foreign keys on, WAL, a busy timeout).
 
@@ -100,6 +108,8 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     return create_async_engine(url, **kwargs)
 
 

@@ -229,6 +229,30 @@ async def test_a_second_delegation_reuses_the_encrypted_session_without_signing_
 
 
 @in_module_loop
+async def test_delegations_run_at_once_each_in_its_own_context_and_sign_in_once(
+    vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
+) -> None:
+    agent = make_agent(vendor_config(vendor))
+    person = AnsweringPerson()
+    slow = DelegationRequest(capability="open_slow_page", input={}, timeout_seconds=60)
+
+    # All signed out at first: one signs in (one code asked), the others wait and take its session.
+    briefs = await asyncio.gather(*(agent.delegate(BRIEF, human=person) for _ in range(3)))
+    # Signed in: none waits for another (the vendor holds every /slow page until told).
+    waiting = [asyncio.create_task(agent.delegate(slow, human=person)) for _ in range(3)]
+    try:
+        await vendor.wait_for_requests("/slow", 3, within=30)
+    finally:
+        vendor.release_slow_pages()
+    slows = await asyncio.gather(*waiting)
+
+    assert [r.status for r in briefs + slows] == [DelegationStatus.SUCCEEDED] * 6, [r.error for r in briefs + slows]
+    assert sorted(r.data["brief_id"] for r in briefs if r.data) == ["BR-1001", "BR-1002", "BR-1003"]
+    assert vendor.logins == 1
+    assert len(person.questions) == 1
+
+
+@in_module_loop
 async def test_a_new_agent_picks_up_the_saved_session(
     vendor: WebVendor, make_agent: Callable[..., BrowserAgent]
 ) -> None:

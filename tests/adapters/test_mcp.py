@@ -329,6 +329,19 @@ async def test_concurrent_delegations_share_the_session(shared_vendor: str) -> N
     assert subjects == [f"x: what it means for team {n}" for n in range(5)]
 
 
+async def test_more_calls_at_once_than_an_http_client_pools_by_default_all_reach_the_server() -> None:
+    # Each call holds its POST's connection until the tool answers: a pool of 100 connections kept the 101st waiting.
+    calls = 150
+    async with vendor_agent() as vendor, agent_for(http_vendor(vendor)) as agent:
+        running = [asyncio.create_task(agent.delegate(slow_report())) for _ in range(calls)]
+        try:
+            await vendor.said(f"slow_report started ({calls} running)")
+        finally:
+            for call in running:
+                call.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+
 async def test_a_slow_tool_times_out(shared_vendor: str) -> None:
     async with agent_for(http_vendor(shared_vendor)) as agent:
         with pytest.raises(AgentTimeout) as raised:

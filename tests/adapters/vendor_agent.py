@@ -18,10 +18,10 @@ Run it as a module to serve streamable HTTP on loopback:
 
 With `VENDOR_AGENT_TOKEN` set in its environment (an environment variable so the token is not in `ps`), every
 HTTP request must carry `Authorization: Bearer <token>`. It prints `listening on http://…/mcp` once it accepts
-connections, and `slow_report started` when that tool begins (on stderr over stdio, whose stdout is the protocol),
-so a test can wait on lines rather than sleep. Over HTTP it stops by itself after `--lifetime` seconds and, with
-`--exit-with-stdin`, as soon as its stdin closes (its parent holds the pipe, so that is when the parent goes away);
-over stdio, when its client closes stdin.
+connections, and `slow_report started (N running)` when that tool begins (on stderr over stdio, whose stdout is the
+protocol), so a test can wait on lines rather than sleep. Over HTTP it stops by itself after `--lifetime` seconds
+and, with `--exit-with-stdin`, as soon as its stdin closes (its parent holds the pipe, so that is when the parent goes
+away); over stdio, when its client closes stdin.
 
 `--legacy` makes it answer `server/discover` as a server of the 2025-11-25 era would (method not found), so a
 client falls back to the initialize handshake and an HTTP session id, as with most vendors' servers today.
@@ -167,6 +167,8 @@ def create_server(
     server = MCPServer("vendor-agent", version="1.0", log_level="WARNING", subscriptions=False)
     segments: dict[str, Segment] = {}
     sent: list[SentEmail] = []
+    reports: list[None] = []
+    """One item per slow report running."""
 
     @server.tool(description="Send an email to a customer now.")
     def send_email(to: str, subject: str, account: str = "") -> SentEmail:
@@ -239,8 +241,12 @@ def create_server(
 
     @server.tool(description="A long-running report: takes `seconds` to answer.")
     async def slow_report(campaign: str, seconds: float = 30.0) -> Report:
-        announce("slow_report started")
-        await asyncio.sleep(seconds)
+        reports.append(None)
+        announce(f"slow_report started ({len(reports)} running)")
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            reports.pop()
         return Report(campaign=campaign, summary=f"{campaign} report after {seconds:g} s")
 
     @server.tool(description="Send a campaign, once the person who asked confirms it (asked mid-call).")

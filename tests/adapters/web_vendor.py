@@ -70,6 +70,7 @@ class WebVendor:
         self._sessions: dict[str, _Session] = {}
         self._next_brief = 1001
         self._release = asyncio.Event()
+        self._requested = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -85,6 +86,19 @@ class WebVendor:
     @property
     def foreign_requests(self) -> list[str]:
         return [path for host, path in self.requests if host.startswith("127.0.0.2")]
+
+    async def wait_for_requests(self, path: str, count: int, *, within: float) -> None:
+        """Until `count` requests for `path` have come in, however many return."""
+        async with asyncio.timeout(within), self._requested:
+            await self._requested.wait_for(lambda: sum(p == path for _, p in self.requests) >= count)
+
+    def release_slow_pages(self) -> None:
+        """Answer the `/slow` requests waiting, and every one after."""
+        self._release.set()
+
+    def hold_slow_pages(self) -> None:
+        """Hold the `/slow` requests from now on, until released."""
+        self._release.clear()
 
     def expire_sessions(self) -> None:
         """Forget every session, as a vendor does when its sessions time out."""
@@ -131,6 +145,8 @@ class WebVendor:
     @web.middleware
     async def _record(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
         self.requests.append((request.host, request.path))
+        async with self._requested:
+            self._requested.notify_all()
         if request.host.startswith("127.0.0.2"):
             return web.Response(text="another origin")
         if self.failing:
