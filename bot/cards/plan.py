@@ -215,7 +215,12 @@ def plan_overview(
         *_metrics(rollup),
         *budget_section((budgets or {}).get(plan.id)),
     ]
-    tacticals = [child for child in rollup.children if child.plan.tier is Tier.TACTICAL]
+    # The plans still running come first: in the last month of a quarter, the two months over (met or missed)
+    # would otherwise take the unfolded places and hide the one the leader can still act on.
+    tacticals = sorted(
+        (child for child in rollup.children if child.plan.tier is Tier.TACTICAL),
+        key=lambda child: child.health.is_final,
+    )
     weeklies = [child for child in rollup.children if child.plan.tier is Tier.WEEKLY]
     actions = [
         execute("Task list", VERB_TASKS, {"plan": plan_ref(plan.id)}),
