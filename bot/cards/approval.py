@@ -66,15 +66,27 @@ def subject_label(subject: str) -> str:
     return f"{_SUBJECT_REFS[found.group(1)]}{found.group(2)}" if found else subject
 
 
+def _amount(value: object) -> float | None:
+    """A number, or a number as typed (`"700"`); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).replace(",", ""))
+    except ValueError:
+        return None
+
+
 def _value(value: object) -> str:
     if isinstance(value, bool):
         text = "Yes" if value else "No"
     elif isinstance(value, int | float):
         text = number(value)
-    elif isinstance(value, Mapping) and isinstance(value.get("target"), int | float) and value.get("name"):
+    elif isinstance(value, Mapping) and value.get("name") and (target := _amount(value.get("target"))) is not None:
         # A KPI target, as people write it: `SQLs 700`, `pipeline $2M`.
         name, unit = str(value["name"]), str(value.get("unit") or "")
-        text = f"{name} {quantity(value['target'], unit, name=name)}"
+        text = f"{name} {quantity(target, unit, name=name)}"
     elif isinstance(value, Mapping):
         text = ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
     elif isinstance(value, Sequence) and not isinstance(value, str):

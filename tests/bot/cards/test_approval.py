@@ -53,7 +53,8 @@ def test_an_operation_held_for_approval_reads_in_words_with_the_plan_and_kpi_as_
             actor="aad-member",
             name="edit_master_plan",
             subject="plan:1",
-            attributes={"targets": [{"name": "SQLs", "target": 700}], "plan": "P1"},
+            # As the grammar passes it: the target as typed.
+            attributes={"targets": [{"name": "SQLs", "target": "700"}], "plan": "P1"},
             categories=(GateCategory.STRATEGY,),
         ),
     )
