@@ -182,7 +182,8 @@ def _tactical_section(
         [
             _with_health(text_block(markdown("**{}** · {}", plan.title, plan_ref(plan.id))), tactical.health),
             text_block(f"{_owner(plan, names)} · {window} · {progress_text(tactical)}", subtle=True, spacing="none"),
-            _bar(tactical),
+            # A plan with no tasks yet says so; an empty bar under it would only be a grey box.
+            *([_bar(tactical)] if tactical.counts.total else []),
             *_reasons(tactical),
             *_metrics(tactical),
             *budget_section(budget),

@@ -73,3 +73,23 @@ def test_the_plans_still_running_come_before_the_ended_ones_so_they_are_not_fold
     ]
     assert [text.split("**")[1] for text in unfolded] == ["March", "January"]
     assert "February" in all_text(card)  # folded behind Show more, not dropped
+
+
+def test_a_tactical_plan_without_tasks_says_so_with_no_empty_progress_bar() -> None:
+    master = make_plan(1, Tier.MASTER, title="500 SQLs by 31 March")
+    january = make_plan(
+        2, Tier.TACTICAL, title="January", window=Window(start=date(2026, 1, 1), end=date(2026, 1, 31)), parent_id=1
+    )
+    february = make_plan(
+        3, Tier.TACTICAL, title="February", window=Window(start=date(2026, 2, 1), end=date(2026, 2, 28)), parent_id=1
+    )
+    tree = roll_up(
+        PlanFacts(plan=master, counts=TaskCounts()),
+        [PlanFacts(plan=january, counts=TaskCounts()), PlanFacts(plan=february, counts=TaskCounts(total=2, done=1))],
+        [],
+        TODAY,
+    )
+    card = plan_overview(tree, names=NAMES, today=TODAY)
+    bars = {e.get("id") for e in of_type(card, "ColumnSet") if str(e.get("id", "")).startswith("progress-")}
+    assert bars == {"progress-P1", "progress-P3"}
+    assert any(text.endswith("No tasks yet") for text in texts(card))
