@@ -133,7 +133,7 @@ async def _hold(
         request = await approvals.request(
             action,
             requester=caller.user_id,
-            reason=f"{caller.name} asked for {operation.name} ({asked})",
+            reason=f"{caller.name} asked to {operation.name.replace('_', ' ')} ({asked})",
             resume={"operation": operation.name, "args": dict(action.attributes), "via": caller.via},
             policy=decision,
             leaders=leaders,

@@ -19,7 +19,7 @@ from bot.cards import approval_card, member_week, message_card, plan_overview, t
 from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.delegation import ArtifactShown, delegation_card
 from bot.cards.digest import retrospective_card
-from bot.cards.markdown import literal
+from bot.cards.markdown import Markdown, inline_code, literal
 from bot.cards.sign_in import sign_in_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
@@ -163,13 +163,18 @@ async def _drift(w: _Writer) -> Outgoing | None:
     unit, name = str(p.get("unit") or ""), str(p.get("name") or "")
     actual = "no reading yet" if p.get("actual") is None else quantity(p["actual"], unit, name=name)
     expected, target = quantity(p["expected"], unit, name=name), quantity(p["target"], unit, name=name)
+    plan_ref = f"P{p['plan']}"
     lines = [
-        f"Plan: P{p['plan']} {p['plan_title']}",
+        f"Plan: {plan_ref} {p['plan_title']}",
         f"Now: {actual} · expected by now: {expected} · target: {target}",
         stored_reason_text(p.get("why") or p.get("reason") or ""),
-        "Record a new reading with `record <metric> <value>`, or look at the plan with `plan`.",
+        Markdown(
+            f"Record a new reading with {inline_code(f'record {name} VALUE')}, "
+            f"or look at the plan with {inline_code(f'plan {plan_ref}')}."
+        ),
     ]
-    text = f"{literal(p['name'])} is {p['health']}: behind its pace to target."
+    # A tick may hold drifts of one KPI in several plans: each says which plan it is about.
+    text = f"{literal(p['name'])} is {p['health']} in {plan_ref} {literal(p['plan_title'])}: behind its pace to target."
     return _activity(text, [message_card(f"{p['name']} is drifting", lines)])
 
 
@@ -208,7 +213,8 @@ async def _week_review(w: _Writer) -> Outgoing | None:
         person_name=await w.name_of(w.envelope.recipient), iso_week=week, tasks=tasks, today=w.today, plan_titles=titles
     )
     text = (
-        f"The week is ending: {len(open_this_week)} of your tasks are still open. "
+        f"The week is ending: {len(open_this_week)} of your tasks "
+        f"{'is' if len(open_this_week) == 1 else 'are'} still open. "
         "Mark what is done, or tell me what is in the way."
     )
     return _activity(text, [card])

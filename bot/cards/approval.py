@@ -6,6 +6,7 @@ buttons. What the action carries is shown as data, never as an instruction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
@@ -14,6 +15,7 @@ from bot.cards.actions import execute
 from bot.cards.elements import Element, adaptive_card, bullet_list, fact_set, heading, subheading, text_block
 from bot.cards.wording import moment_label, number
 from bot.text.gates import policy_reason_text, request_reason_text
+from bot.text.numbers import quantity
 from bot.text.people import person_name
 from planner.domain.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
 
@@ -24,6 +26,8 @@ NOTE_MAX_LENGTH = 500
 MAX_FACTS = 15
 MAX_REASONS = 10
 MAX_VALUE_CHARS = 300
+_SUBJECT = re.compile(r"^(plan|task|delegation|approval):(\d+)$")
+_SUBJECT_REFS = {"plan": "P", "task": "T", "delegation": "D", "approval": "A"}
 
 GATE_LABELS: Mapping[str, str] = {
     "strategy": "Strategy change",
@@ -57,11 +61,33 @@ def actor_label(actor: str, names: Mapping[str, str]) -> str:
     return person_name(actor, names)
 
 
+def subject_label(subject: str) -> str:
+    """What an action is about, as the chat names it: `plan:1` is `P1`, `task:12` is `T12`."""
+    found = _SUBJECT.match(subject)
+    return f"{_SUBJECT_REFS[found.group(1)]}{found.group(2)}" if found else subject
+
+
+def _amount(value: object) -> float | None:
+    """A number, or a number as typed (`"700"`); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).replace(",", ""))
+    except ValueError:
+        return None
+
+
 def _value(value: object) -> str:
     if isinstance(value, bool):
         text = "Yes" if value else "No"
     elif isinstance(value, int | float):
         text = number(value)
+    elif isinstance(value, Mapping) and value.get("name") and (target := _amount(value.get("target"))) is not None:
+        # A KPI target, as people write it: `SQLs 700`, `pipeline $2M`.
+        name, unit = str(value["name"]), str(value.get("unit") or "")
+        text = f"{name} {quantity(target, unit, name=name)}"
     elif isinstance(value, Mapping):
         text = ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
     elif isinstance(value, Sequence) and not isinstance(value, str):
@@ -73,15 +99,18 @@ def _value(value: object) -> str:
 
 def _facts(request: ApprovalRequest) -> list[tuple[str, str]]:
     action = request.action
-    facts = [("Action", f"{action.name or action.kind.value} ({action.kind.value.replace('_', ' ')})")]
+    # Operations and capabilities are named in snake case: read as words (`edit master plan`).
+    name = (action.name or action.kind.value).replace("_", " ")
+    facts = [("Action", f"{name} ({action.kind.value.replace('_', ' ')})")]
     if action.agent:
         facts.append(("Through", action.agent))
-    if action.subject:
-        facts.append(("About", action.subject))
+    about = subject_label(action.subject) if action.subject else None
+    if about:
+        facts.append(("About", about))
     if action.accounts:
         facts.append(("Accounts", _value(list(action.accounts))))
     for key, value in action.attributes.items():
-        if key != "categories" and value not in (None, "", [], {}):
+        if key != "categories" and value not in (None, "", [], {}) and _value(value) != about:
             facts.append((str(key).replace("_", " ").capitalize(), _value(value)))
     return facts[:MAX_FACTS]
 

@@ -13,6 +13,8 @@ from typing import Any
 from bot.cards.actions import VERB_CONFIRM_DRAFT, VERB_DISCARD_DRAFT, execute
 from bot.cards.elements import Element, adaptive_card, container, fact_set, heading, largest_fitting, text_block
 from bot.cards.wording import RANGE_DASH, day_label, moment_label, number, window_label
+from bot.text.numbers import quantity
+from bot.text.people import person_name
 
 MAX_DRAFT_ITEMS = 30
 """Items shown at most (fewer when long values would break Teams' size limit); the rest are counted, not shown."""
@@ -68,13 +70,12 @@ def _kpi_text(kpi: object) -> str:
     if not isinstance(kpi, Mapping):
         return _value_text(kpi)
     target = kpi.get("target")
-    unit = kpi.get("unit")
-    parts = [str(kpi.get("name") or "KPI")]
-    if target is not None:
-        parts.append(_value_text(target))
-    if unit:
-        parts.append(str(unit))
-    return " ".join(parts)
+    unit = str(kpi.get("unit") or "")
+    name = str(kpi.get("name") or "KPI")
+    if isinstance(target, int | float) and not isinstance(target, bool):
+        # A prorated share of 500 SQLs is 172 SQLs, not 172.2: the unit decides how it is rounded.
+        return f"{name} {quantity(target, unit, name=name)}"
+    return " ".join(part for part in (name, _value_text(target) if target is not None else "", unit) if part)
 
 
 def _window_text(start: object, end: object) -> str:
@@ -88,14 +89,15 @@ def _is_blank(value: object) -> bool:
     return value is None or value == "" or (isinstance(value, Sequence | Mapping) and not value)
 
 
-def _item(position: int, item: Mapping[str, object]) -> Element:
+def _item(position: int, item: Mapping[str, object], names: Mapping[str, str]) -> Element:
     facts: list[tuple[str, str]] = []
     start, end = item.get("start"), item.get("end")
     if not _is_blank(start) or not _is_blank(end):
         facts.append(("Window", _window_text(start, end)))
-    for key in ("owner", "due"):
-        if not _is_blank(item.get(key)):
-            facts.append((key.capitalize(), _value_text(item[key])))
+    if not _is_blank(item.get("owner")):
+        facts.append(("Owner", person_name(str(item["owner"]), names)))
+    if not _is_blank(item.get("due")):
+        facts.append(("Due", _value_text(item["due"])))
     kpis = item.get("kpis")
     if not _is_blank(kpis):
         kpi_list = kpis if isinstance(kpis, Sequence) and not isinstance(kpis, str) else [kpis]
@@ -112,9 +114,17 @@ def _item(position: int, item: Mapping[str, object]) -> Element:
 
 
 def draft_card(
-    *, draft_id: int, title: str, items: Sequence[Mapping[str, object]], state: str, note: str | None = None
+    *,
+    draft_id: int,
+    title: str,
+    items: Sequence[Mapping[str, object]],
+    state: str,
+    note: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A proposal with one block per item; `pending` offers Save and Discard, `saved`/`discarded` say so."""
+    """A proposal with one block per item; `pending` offers Save and Discard, `saved`/`discarded` say so.
+
+    Owners are named from `names` (owner key to display name), never shown by their user id."""
     try:
         decided = DraftState(state)
     except ValueError:
@@ -142,7 +152,7 @@ def draft_card(
 
     def build(shown: int) -> Element:
         blocks = list(body)
-        blocks.extend(_item(position, item) for position, item in enumerate(items[:shown], start=1))
+        blocks.extend(_item(position, item, names or {}) for position, item in enumerate(items[:shown], start=1))
         hidden = len(items) - shown
         if hidden > 0:
             more = f"and {hidden} more {'item' if hidden == 1 else 'items'}"

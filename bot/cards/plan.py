@@ -183,7 +183,8 @@ def _tactical_section(
         [
             _with_health(text_block(markdown("**{}** · {}", plan.title, plan_ref(plan.id))), tactical.health),
             text_block(f"{_owner(plan, names)} · {window} · {progress_text(tactical)}", subtle=True, spacing="none"),
-            _bar(tactical),
+            # A plan with no tasks yet says so; an empty bar under it would only be a grey box.
+            *([_bar(tactical)] if tactical.counts.total else []),
             *_reasons(tactical),
             *_metrics(tactical),
             *budget_section(budget),
@@ -222,7 +223,12 @@ def plan_overview(
         *_metrics(rollup),
         *budget_section((budgets or {}).get(plan.id)),
     ]
-    tacticals = [child for child in rollup.children if child.plan.tier is Tier.TACTICAL]
+    # The plans still running come first: in the last month of a quarter, the two months over (met or missed)
+    # would otherwise take the unfolded places and hide the one the leader can still act on.
+    tacticals = sorted(
+        (child for child in rollup.children if child.plan.tier is Tier.TACTICAL),
+        key=lambda child: child.health.is_final,
+    )
     weeklies = [child for child in rollup.children if child.plan.tier is Tier.WEEKLY]
     actions = [
         execute("Task list", VERB_TASKS, {"plan": plan_ref(plan.id)}),

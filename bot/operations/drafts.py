@@ -72,7 +72,7 @@ async def draft_tactical_plans(context: Context, args: Mapping[str, Any]) -> Rep
     draft = await context.drafts.create(
         author=context.caller.user_id, kind=TACTICAL, payload={"master": master.id, "items": proposals}
     )
-    return Reply(cards=(_card(draft, f"Tactical plans proposed for P{master.id} {master.title}"),))
+    return Reply(cards=(await _card(context, draft, f"Tactical plans proposed for P{master.id} {master.title}"),))
 
 
 async def draft_weekly_plan(context: Context, args: Mapping[str, Any]) -> Reply:
@@ -96,11 +96,13 @@ async def draft_weekly_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     draft = await context.drafts.create(
         author=context.caller.user_id, kind=WEEKLY, payload={"plan": tactical.id, "week": week, "items": proposals}
     )
-    return Reply(cards=(_card(draft, f"Week {week} proposed for P{tactical.id} {tactical.title}"),))
+    return Reply(cards=(await _card(context, draft, f"Week {week} proposed for P{tactical.id} {tactical.title}"),))
 
 
-def _card(draft: Draft, title: str, note: str | None = None) -> dict[str, Any]:
-    return draft_card(draft_id=draft.id, title=title, items=draft.payload["items"], state=draft.status, note=note)
+async def _card(context: Context, draft: Draft, title: str, note: str | None = None) -> dict[str, Any]:
+    items = draft.payload["items"]
+    names = await context.display_names(str(item.get("owner") or "") for item in items)
+    return draft_card(draft_id=draft.id, title=title, items=items, state=draft.status, note=note, names=names)
 
 
 def _title(draft: Draft) -> str:
@@ -115,14 +117,14 @@ async def confirm_draft(context: Context, args: Mapping[str, Any]) -> Reply:
         draft = await context.drafts.decide(draft_id, SAVED)
     except DraftAlreadyDecided as already:
         draft = await context.drafts.get(draft_id)
-        return _answer(args, draft, f"This draft was already {already.status}.")
+        return await _answer(context, args, draft, f"This draft was already {already.status}.")
     try:
         created = await _apply(context, draft)
     except (PlannerError, BadArguments) as error:
         await context.drafts.reopen(draft_id)
         draft = await context.drafts.get(draft_id)
-        return _answer(args, draft, f"Not saved: {error_text(error)}", ok=False)
-    return _answer(args, draft, f"Saved by {literal(context.caller.name)}: {created}.")
+        return await _answer(context, args, draft, f"Not saved: {error_text(error)}", ok=False)
+    return await _answer(context, args, draft, f"Saved by {literal(context.caller.name)}: {created}.")
 
 
 async def _apply(context: Context, draft: Draft) -> str:
@@ -167,12 +169,12 @@ async def discard_draft(context: Context, args: Mapping[str, Any]) -> Reply:
         draft = await context.drafts.decide(draft_id, DISCARDED)
     except DraftAlreadyDecided as already:
         draft = await context.drafts.get(draft_id)
-        return _answer(args, draft, f"This draft was already {already.status}.")
-    return _answer(args, draft, f"Discarded by {literal(context.caller.name)}.")
+        return await _answer(context, args, draft, f"This draft was already {already.status}.")
+    return await _answer(context, args, draft, f"Discarded by {literal(context.caller.name)}.")
 
 
-def _answer(args: Mapping[str, Any], draft: Draft, note: str, *, ok: bool = True) -> Reply:
-    card = _card(draft, _title(draft), Markdown(note))  # the reply's text, values already literal
+async def _answer(context: Context, args: Mapping[str, Any], draft: Draft, note: str, *, ok: bool = True) -> Reply:
+    card = await _card(context, draft, _title(draft), Markdown(note))  # the reply's text, values already literal
     if args.get("from_card"):
         return Reply(card_update=card, ok=ok)
     return Reply(text=note, cards=(card,), ok=ok)

@@ -26,11 +26,15 @@ def reason_text(reason: HealthReason) -> str:
     raise TypeError(f"no words for {type(reason).__name__}")
 
 
+def _tasks(count: int) -> str:
+    return f"{count} task{'s' if count != 1 else ''}"
+
+
 @reason_text.register
 def _(reason: TasksBehind) -> str:
     progress = reason.done / reason.total if reason.total else 0.0
     return (
-        f"{reason.done} of {reason.total} tasks done ({percent(progress)}) "
+        f"{reason.done} of {_tasks(reason.total)} done ({percent(progress)}) "
         f"with {percent(reason.elapsed)} of the window gone"
     )
 
@@ -70,7 +74,7 @@ def _(reason: MetricEnded) -> str:
 
 @reason_text.register
 def _(reason: TasksEnded) -> str:
-    return f"{reason.done} of {reason.total} tasks done by the end of its window"
+    return f"{reason.done} of {_tasks(reason.total)} done by the end of its window"
 
 
 def stored_reason_text(stored: str | Mapping[str, Any]) -> str:

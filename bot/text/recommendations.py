@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.text.numbers import quantity
+from bot.text.numbers import quantity, whole
 from planner.domain.measurement import MeasurementReport, NextStep, Recommendation, Step, next_steps
 from planner.domain.rollup import reached
 
@@ -59,7 +59,7 @@ def rule_recommendation(next_step: NextStep) -> Recommendation:
     attainment = item.projected_attainment or 0
     landing = f"At its current pace ({q(item.per_week or 0)} a week) {name} reaches " + (
         f"{q(item.projected or 0)} by {item.plan.window.end.isoformat()}, against a target of "
-        f"{q(metric.target)} ({round(attainment * 100)} %)"
+        f"{q(metric.target)} ({whole(attainment * 100)} %)"
     )
     if next_step.step is Step.KEEP:
         return said(f"Keep the course on {name}.", landing + ".")

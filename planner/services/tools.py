@@ -14,7 +14,6 @@ before anything reaches the vendor.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
 from dataclasses import replace
@@ -68,23 +67,41 @@ class InputInvalid(PlannerError, ValueError):
         super().__init__(f"input for {adapter!r} {capability!r} does not fit its schema: {field}: {problem}")
 
 
-@functools.lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
-    """The validator of a schema (given as sorted JSON), checked against its metaschema once, not every delegation
-    (that check cost more than the rest of a delegation's bookkeeping); raises SchemaError."""
+    """The validator of a schema (given as sorted JSON), checked against its metaschema; raises SchemaError."""
     schema = json.loads(schema_json)
     validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     validator_class.check_schema(schema)
     return validator_class(schema)
 
 
-def input_problem(schema: Mapping[str, Any], value: Mapping[str, Any]) -> tuple[str, str] | None:
+class Validators:
+    """The validators of the input schemas one adapter's tools pinned, each built (and its schema checked against
+    its metaschema, which costs more than the rest of a delegation's bookkeeping) once; at most `limit` kept."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self._limit = limit
+        self._by_schema: dict[str, Any] = {}
+
+    def __call__(self, schema_json: str) -> Any:
+        found = self._by_schema.get(schema_json)
+        if found is None:
+            found = _validator(schema_json)
+            if len(self._by_schema) >= self._limit:
+                self._by_schema.pop(next(iter(self._by_schema)))
+            self._by_schema[schema_json] = found
+        return found
+
+
+def input_problem(
+    schema: Mapping[str, Any], value: Mapping[str, Any], validators: Validators | None = None
+) -> tuple[str, str] | None:
     """The first field of `value` that `schema` (a JSON Schema) refuses, and why; None when it fits.
 
     The field is named by its path (`input`, `input.percent`, `input.items[2]`); a missing required field by its name.
     """
     try:
-        validator = _validator(json.dumps(schema, sort_keys=True))
+        validator = (validators or _validator)(json.dumps(schema, sort_keys=True))
         error = best_match(validator.iter_errors(dict(value)))
     except jsonschema.exceptions.SchemaError as broken:  # the vendor's schema, not the person's input, is wrong
         return "the tool's input schema", f"the server's schema cannot be read ({broken.message[:_FIELD_CHARS]})"
@@ -108,12 +125,15 @@ def input_problem(schema: Mapping[str, Any], value: Mapping[str, Any]) -> tuple[
     return path, error.message[: _FIELD_CHARS * 2]
 
 
-def check_input(adapter: str, tool: AdapterTool, value: Mapping[str, Any]) -> None:
-    """Raises InputInvalid, naming the field, when `value` does not fit the tool's pinned input schema."""
+def check_input(
+    adapter: str, tool: AdapterTool, value: Mapping[str, Any], validators: Validators | None = None
+) -> None:
+    """Raises InputInvalid, naming the field, when `value` does not fit the tool's pinned input schema (its validator
+    from `validators` when given)."""
     schema = tool.definition.get("inputSchema")
     if not isinstance(schema, Mapping):
         return
-    problem = input_problem(schema, value)
+    problem = input_problem(schema, value, validators)
     if problem is not None:
         raise InputInvalid(adapter, tool.capability, *problem)
 
@@ -158,6 +178,7 @@ class PinnedTools:
     def __init__(self, store: Store, adapter: RegisteredAdapter) -> None:
         self._store = store
         self._adapter = adapter
+        self._validators = Validators()
 
     async def __call__(self, agent: Agent, request: DelegationRequest) -> None:
         """Raises DelegationStopped (the tool is off or held, now held, or the input does not fit), and what
@@ -174,7 +195,7 @@ class PinnedTools:
             held = await hold(self._store, adapter, tool, live.definition)
             raise DelegationStopped(StopCause.TOOL, (), problem=ToolHeld(adapter.name, capability, held.held_reason))
         try:
-            check_input(adapter.name, tool, request.input)
+            check_input(adapter.name, tool, request.input, self._validators)
         except InputInvalid as invalid:
             raise DelegationStopped(StopCause.TOOL, (), problem=invalid) from None
 

@@ -21,6 +21,7 @@ from planner.domain.rollup import (
     ("reason", "said"),
     [
         (TasksBehind(done=2, total=10, elapsed=0.5), "2 of 10 tasks done (20 %) with 50 % of the window gone"),
+        (TasksBehind(done=0, total=1, elapsed=1.0), "0 of 1 task done (0 %) with 100 % of the window gone"),
         (TasksOverdue(count=1), "1 task overdue"),
         (
             MetricBehind(metric="SQLs", unit="", actual=210, expected=250, behind=0.16, tolerance=0.1),

@@ -32,3 +32,10 @@ def test_a_kpi_behind_with_nothing_late_is_told_to_re_plan() -> None:
     [advice] = rule_recommendations(measure(facts, AS_OF))
     assert advice.action.startswith("Re-plan SQLs")
     assert "nothing in its plan is late" in advice.rationale
+
+
+def test_a_kpi_far_ahead_says_its_attainment_with_a_thousands_separator() -> None:
+    ahead = MetricSeries(metric=SQLS, plan=MASTER, readings=(reading(1, at(18), 3_000),))
+    facts = MeasurementFacts(master=MASTER, series=(ahead,))
+    [advice] = rule_recommendations(measure(facts, AS_OF))
+    assert "against a target of 280 (2,143 %)" in advice.rationale

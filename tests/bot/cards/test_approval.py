@@ -44,6 +44,26 @@ REQUEST = ApprovalRequest(
 )
 
 
+def test_an_operation_held_for_approval_reads_in_words_with_the_plan_and_kpi_as_the_chat_names_them() -> None:
+    held = replace(
+        REQUEST,
+        action=Action(
+            tenant_id="contoso",
+            kind=ActionKind.PLAN_CHANGE,
+            actor="aad-member",
+            name="edit_master_plan",
+            subject="plan:1",
+            # As the grammar passes it: the target as typed.
+            attributes={"targets": [{"name": "SQLs", "target": "700"}], "plan": "P1"},
+            categories=(GateCategory.STRATEGY,),
+        ),
+    )
+    card = approval_card(held, requester_name="Member")
+    assert schema_errors(card) == []
+    facts = {fact["title"]: fact["value"] for fact in of_type(card, "FactSet")[0]["facts"]}
+    assert facts == {"Action": "edit master plan (plan change)", "About": "P1", "Targets": "SQLs 700"}
+
+
 def test_a_pending_request_shows_what_who_why_the_data_and_the_deadline_with_two_buttons() -> None:
     card = approval_card(REQUEST, requester_name=actor_label(REQUEST.requester, {}), zone=ZoneInfo("Europe/Paris"))
     assert schema_errors(card) == []

@@ -702,10 +702,29 @@ def test_draft_items_show_window_owner_kpis_and_other_keys_as_facts() -> None:
     assert facts == {
         "Window": f"5 Jan {RANGE_DASH} 27 Mar 2026",
         "Owner": "Content Writer",
-        "KPIs": "SQLs 120; Pipeline 400,000 EUR",
+        "KPIs": "SQLs 120; Pipeline €400,000",
         "Channels": "email, webinar, LinkedIn",
         "Budget eur": "12,500",
     }
+
+
+def test_a_derived_draft_names_its_owner_and_rounds_prorated_counts_to_whole_numbers() -> None:
+    item = {
+        "title": "500 SQLs by 31 March: January 2026",
+        "start": "2026-01-01",
+        "end": "2026-01-31",
+        "owner": "aad-lead",
+        "kpis": [
+            {"name": "SQLs", "target": 172.2222, "unit": ""},
+            {"name": "Pipeline", "target": 689_655.17, "unit": "USD"},
+        ],
+    }
+    card = draft_card(draft_id=1, title="Tactical plans", items=[item], state="pending", names={"aad-lead": "Lead"})
+    facts = {fact["title"]: fact["value"] for fact in of_type(card, "FactSet")[0]["facts"]}
+    assert facts["Owner"] == "Lead"
+    assert facts["KPIs"] == "SQLs 172; Pipeline $689,655"
+    unnamed = draft_card(draft_id=1, title="Tactical plans", items=[item | {"owner": "29:1a2b"}], state="pending")
+    assert "29:1a2b" not in all_text(unnamed)
 
 
 def test_draft_card_refuses_an_unknown_state() -> None:

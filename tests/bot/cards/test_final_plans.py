@@ -44,3 +44,52 @@ def test_an_ended_month_shows_met_or_missed_with_its_final_figure_and_no_pace() 
     assert "SQLs ended at 150 against a target of 170" in shown
     assert "Met" not in texts(card)  # the running February is judged on pace instead
     assert "SQLs: 85 of 160 (expected" in shown
+
+
+def test_the_plans_still_running_come_before_the_ended_ones_so_they_are_not_folded() -> None:
+    master = make_plan(1, Tier.MASTER, title="500 SQLs by 31 March")
+    months = [
+        make_plan(
+            2 + n,
+            Tier.TACTICAL,
+            title=title,
+            window=Window(start=date(2026, 1 + n, 1), end=date(2026, 1 + n, 28)),
+            parent_id=1,
+        )
+        for n, title in enumerate(["January", "February", "March"])
+    ]
+    today = date(2026, 3, 10)
+    tree = roll_up(
+        PlanFacts(plan=master, counts=TaskCounts()),
+        [PlanFacts(plan=month, counts=TaskCounts(total=2, done=1)) for month in months],
+        [],
+        today,
+    )
+    card = plan_overview(tree, names=NAMES, today=today)
+    unfolded = [
+        block["text"]
+        for block in of_type({"body": [e for e in card["body"] if e.get("isVisible") is not False]}, "TextBlock")
+        if block["text"].startswith("**")
+    ]
+    assert [text.split("**")[1] for text in unfolded] == ["March", "January"]
+    assert "February" in all_text(card)  # folded behind Show more, not dropped
+
+
+def test_a_tactical_plan_without_tasks_says_so_with_no_empty_progress_bar() -> None:
+    master = make_plan(1, Tier.MASTER, title="500 SQLs by 31 March")
+    january = make_plan(
+        2, Tier.TACTICAL, title="January", window=Window(start=date(2026, 1, 1), end=date(2026, 1, 31)), parent_id=1
+    )
+    february = make_plan(
+        3, Tier.TACTICAL, title="February", window=Window(start=date(2026, 2, 1), end=date(2026, 2, 28)), parent_id=1
+    )
+    tree = roll_up(
+        PlanFacts(plan=master, counts=TaskCounts()),
+        [PlanFacts(plan=january, counts=TaskCounts()), PlanFacts(plan=february, counts=TaskCounts(total=2, done=1))],
+        [],
+        TODAY,
+    )
+    card = plan_overview(tree, names=NAMES, today=TODAY)
+    bars = {e.get("id") for e in of_type(card, "ColumnSet") if str(e.get("id", "")).startswith("progress-")}
+    assert bars == {"progress-P1", "progress-P3"}
+    assert any(text.endswith("No tasks yet") for text in texts(card))

@@ -1,0 +1,48 @@
+"""The README's screenshots are taken as a leader would see the cards: in the Teams emulator's web UI, in Chromium,
+at Teams' card width; each card fits a Teams screen and reads with names, not ids."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.screens import CHROMIUM, quarter_of, shoot_a_quarter
+from tests.e2e.test_playground import PLAYGROUND
+
+HEIGHT_BUDGET_PX = 1200
+CARDS = ("draft", "nudge", "summary", "week", "tasks", "plan", "budget", "approval", "delegations")
+
+today = date.today()
+start, end = quarter_of(today)
+pytestmark = [
+    pytest.mark.skipif(
+        not PLAYGROUND.exists() or shutil.which("node") is None or not Path(CHROMIUM).exists(),
+        reason="the Teams emulator is installed by `npm ci`, Chromium by apt (bash .ci/run does both)",
+    ),
+    pytest.mark.skipif(
+        not start < today < end,
+        reason="the short quarter needs yesterday and tomorrow in this quarter",
+    ),
+]
+
+
+@pytest.mark.timeout(360)
+async def test_the_key_cards_are_screenshotted_from_the_emulator_and_fit_a_teams_screen(tmp_path: Path) -> None:
+    shots = {shot.name: shot for shot in await shoot_a_quarter(tmp_path / "work", tmp_path / "screens")}
+    assert set(shots) == set(CARDS)
+    for shot in shots.values():
+        assert shot.path.read_bytes().startswith(b"\x89PNG"), shot.name
+        assert 400 <= shot.width <= 520, (shot.name, shot.width)  # Teams' card width, as the emulator draws it
+        assert shot.height <= HEIGHT_BUDGET_PX, (shot.name, shot.height)
+        assert not re.search(r"\b0{8}-0{4}", shot.text), shot.name  # names, never the emulator's user ids
+    shown = {name: " ".join(shot.text.split()) for name, shot in shots.items()}
+    person = r"[A-Z][a-z]+ [A-Z][a-z]+"  # the emulator's sample users, by name
+    assert re.search(f"Owner {person} KPIs", shown["draft"])
+    assert "4 updates for you" in shown["summary"]
+    assert re.search(f"asked by {person} ·", shown["approval"])
+    assert "Action edit master plan (plan change) About P1 Targets SQLs 700" in shown["approval"]
+    assert "Open delegations: 1" in shown["delegations"]
