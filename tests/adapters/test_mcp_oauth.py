@@ -164,6 +164,20 @@ async def test_an_expired_token_is_refreshed_and_the_new_one_kept_sealed(store: 
     assert len(person.cards) == 1  # refreshed without asking the person again
 
 
+async def test_an_expired_token_kept_before_a_restart_is_refreshed_not_sent(store: Store) -> None:
+    vault = Vault([Vault.generate_key()])
+    authorization = LoopbackAuthorization()
+    person = Person(store)
+    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
+        async with crm(store, vault, url, callback) as agent:
+            await whoami(agent, channel(store, vault, person))
+        with time_machine.travel(timedelta(seconds=TOKEN_SECONDS + 60), tick=True):
+            async with crm(store, vault, url, callback) as agent:
+                assert await whoami(agent, channel(store, vault, person)) == f"signed in as {PERSON}"
+    assert authorization.grants == ["authorization_code", "refresh_token"]
+    assert len(person.cards) == 1  # the restarted bot refreshed the kept token without asking the person again
+
+
 async def test_a_sign_in_state_is_answered_once_and_not_after_it_expires(store: Store, clock: FakeClock) -> None:
     vault = Vault([Vault.generate_key()])
     sign_ins = SignIns(store, TENANT, vault)
