@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,7 +19,7 @@ from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.delegation import ArtifactShown, delegation_card
 from bot.cards.digest import retrospective_card
 from bot.cards.markdown import literal
-from bot.cards.sign_in import sign_in_card
+from bot.cards.sign_in import START_PATH, sign_in_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing
@@ -286,9 +286,16 @@ async def _text(w: _Writer) -> Outgoing | None:
 
 
 async def _sign_in(w: _Writer) -> Outgoing | None:
-    """The sign-in card: what asks and why, and the button that opens the vendor's sign-in page."""
+    """The sign-in card: what asks and why, and the button that opens the vendor's sign-in page through the bot's
+    link, signed now (with the artifact links' key) and valid for as long as the sign-in waits."""
     agent, minutes = str(w.payload["agent"]), int(w.payload["minutes"])
-    return _activity(messages.sign_in_for(agent, minutes), [sign_in_card(agent, str(w.payload["url"]), minutes)])
+    sign_in = w.payload.get("sign_in")
+    path = START_PATH.format(sign_in=int(sign_in)) if isinstance(sign_in, int) else None
+    until = w.store.clock() + timedelta(minutes=minutes)
+    link = w.artifact_links.signed(path, until=until) if path and w.artifact_links is not None else None
+    if link is None:
+        raise Undeliverable("a sign-in card links to the bot: it needs the bot's public URL and secret keys")
+    return _activity(messages.sign_in_for(agent, minutes), [sign_in_card(agent, link, minutes)])
 
 
 async def _approval(w: _Writer) -> Outgoing | None:

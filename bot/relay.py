@@ -83,6 +83,7 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         waiting = await self._sign_ins.open(
             self.user_id,
             agent,
+            authorization_url,
             state,
             within=timedelta(seconds=timeout_seconds),
             delegation_id=self.delegation_id,
@@ -91,7 +92,7 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         message = Message(
             recipient=self.user_id,
             kind=MessageKind.SIGN_IN,
-            payload={"agent": agent, "url": authorization_url, "minutes": minutes},
+            payload={"agent": agent, "sign_in": waiting.id, "minutes": minutes},
         )
         await self._services.outbox.fire(self.tenant_id, f"{MessageKind.SIGN_IN}:{waiting.id}", [message])
         await self._deliver_now()

@@ -16,6 +16,7 @@ import httpx2
 import pytest
 from aiohttp.test_utils import TestServer
 
+from bot.artifacts import ArtifactLinks
 from bot.delegating import Delegator
 from bot.http.app import create_app
 from bot.http.oauth_callback import CALLBACK_PATH, add_oauth_callback_route
@@ -47,7 +48,8 @@ async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> Async
     vault = Vault([Vault.generate_key()])
     port = free_port()
     settings = Settings.from_env({"COS_LOCAL_ADMIN": LOCAL_ADMIN})
-    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator")
+    links = ArtifactLinks((b"a key the bot signs its links with",), base_url=f"http://127.0.0.1:{port}")
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator", artifact_links=links)
     delegator = Delegator(
         store,
         vault,
@@ -59,7 +61,7 @@ async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> Async
     adapter = create_adapter(settings)
     chief.adapter = adapter
     app = create_app(store, adapter, chief, settings)
-    add_oauth_callback_route(app, store, vault)
+    add_oauth_callback_route(app, store, vault, links)
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     running = RunningBot(store, chief, server, connector, aiohttp.ClientSession())
