@@ -285,6 +285,12 @@ async def _text(w: _Writer) -> Outgoing | None:
     return Outgoing(text=str(w.payload["text"]))
 
 
+async def _notice(w: _Writer) -> Outgoing | None:
+    """A notice, with the cards of an answer finished after its turn (an admin's, once they signed in)."""
+    cards = w.payload.get("cards")
+    return _activity(str(w.payload["text"]), cards if isinstance(cards, list) else [])
+
+
 async def _sign_in(w: _Writer) -> Outgoing | None:
     """The sign-in card: what asks and why, and the button that opens the vendor's sign-in page through the bot's
     link, signed now (with the artifact links' key) and valid for as long as the sign-in waits."""
@@ -358,7 +364,7 @@ COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = 
     MessageKind.APPROVAL_DECIDED: _approval,
     MessageKind.RETROSPECTIVE: _retrospective,
     MessageKind.QUESTION: _text,
-    MessageKind.NOTICE: _text,
+    MessageKind.NOTICE: _notice,
     MessageKind.SIGN_IN: _sign_in,
 }
 """How each kind of message is written when it is sent: one composer for every MessageKind (a test checks)."""
