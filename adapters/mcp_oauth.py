@@ -12,12 +12,14 @@ the bot's callback received.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Literal, Protocol
 
-from mcp.client.auth import OAuthClientProvider
+import httpx2
+from mcp.client.auth import OAuthClientProvider, TokenStorage
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl, ValidationError
 
@@ -103,6 +105,27 @@ class PersonTokens:
         await self._grants.save(_REGISTRATION, json.dumps(grant).encode())
 
 
+class PreRegisteredClient:
+    """`tokens`, with the client the admin registered with the authorization server beforehand as the registration
+    (the SDK reads it from its `TokenStorage`)."""
+
+    def __init__(self, tokens: PersonTokens, client: OAuthClientInformationFull) -> None:
+        self._tokens = tokens
+        self._client = client
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return await self._tokens.get_tokens()
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        await self._tokens.set_tokens(tokens)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self._client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        await self._tokens.set_client_info(client_info)
+
+
 SignInFn = Callable[[str], Awaitable[Mapping[str, str]]]
 """Send the person the authorization URL and wait for what the callback received."""
 
@@ -139,8 +162,11 @@ class PersonOAuthProvider(OAuthClientProvider):
         self._tokens = tokens
         self._sign_in = sign_in
         self._authorization_url = ""
-        self._preregistered = (
-            OAuthClientInformationFull(
+        self._expiry_loaded = False
+        self._loading_expiry = asyncio.Lock()
+        storage: TokenStorage = tokens
+        if client_id:
+            preregistered = OAuthClientInformationFull(
                 client_id=client_id,
                 client_secret=client_secret,
                 redirect_uris=[AnyUrl(redirect_uri)],
@@ -148,25 +174,33 @@ class PersonOAuthProvider(OAuthClientProvider):
                 token_endpoint_auth_method=method,
                 scope=scope,
             )
-            if client_id
-            else None
-        )
+            storage = PreRegisteredClient(tokens, preregistered)
         super().__init__(
             server_url,
             metadata,
-            tokens,
+            storage,
             redirect_handler=self._redirect,
             callback_handler=self._callback,
             client_metadata_url=client_metadata_url,
         )
 
-    async def _initialize(self) -> None:
-        # The SDK's own providers override this hook to set what they hold; ours adds when the kept token expires,
-        # which the SDK does not keep, so a token kept before a restart is refreshed rather than sent expired.
-        await super()._initialize()
-        if self._preregistered is not None:
-            self.context.client_info = self._preregistered
-        self.context.token_expiry_time = await self._tokens.expires_at()
+    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """The SDK's flow, once told when the kept token expires (the SDK does not keep that), so a token kept
+        before a restart is refreshed rather than sent expired."""
+        async with self._loading_expiry:
+            if not self._expiry_loaded:
+                self.context.token_expiry_time = await self._tokens.expires_at()
+                self._expiry_loaded = True
+        flow = super().async_auth_flow(request)
+        try:
+            outgoing = await anext(flow)
+            while True:
+                response = yield outgoing
+                outgoing = await flow.asend(response)
+        except StopAsyncIteration:
+            return
+        finally:
+            await flow.aclose()
 
     async def _redirect(self, authorization_url: str) -> None:
         self._authorization_url = authorization_url

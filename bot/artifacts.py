@@ -48,10 +48,16 @@ class ArtifactLinks:
 
     def link(self, tenant_id: str, delegation_id: int, evidence_id: int, *, now: datetime) -> str | None:
         """A URL to the artifact, valid for LINK_LIFETIME from `now`; None without a key or a public URL to link to."""
+        path = ARTIFACT_PATH.format(tenant=tenant_id, delegation=delegation_id, evidence=evidence_id)
+        return self.signed(path, until=now + LINK_LIFETIME)
+
+    def signed(self, path: str, *, until: datetime) -> str | None:
+        """A URL to the bot's `path`, signed whole and valid until `until` (checked by `verify`); None without a key
+        or a public URL to link to. Other kinds of links (a sign-in's) are signed by it too: their paths differ, so
+        one kind's signature opens nothing of another."""
         if not self.keys or not self.base_url:
             return None
-        path = ARTIFACT_PATH.format(tenant=tenant_id, delegation=delegation_id, evidence=evidence_id)
-        expires = int((now + LINK_LIFETIME).timestamp())
+        expires = int(until.timestamp())
         signature = hmac.new(self.keys[0], _message(path, expires), hashlib.sha256).hexdigest()
         return f"{self.base_url.rstrip('/')}{path}?expires={expires}&signature={signature}"
 

@@ -265,9 +265,11 @@ class Delegator:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    def acting_for(self, tenant_id: str, user_id: str, *, agent: str) -> contextlib.AbstractContextManager[None]:
+    def acting_for(
+        self, tenant_id: str, user_id: str, *, agent: str, on_sign_in: Callable[[], None] | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         """Calls in this block act for `user_id` (an admin listing or enabling an adapter's tools): an agent that acts
-        as each person uses their grant, or sends them a sign-in card and waits for it."""
+        as each person uses their grant, or sends them a sign-in card (then tells `on_sign_in`) and waits for it."""
         if self.deliver_now is None:
             return contextlib.nullcontext()
         person = TeamsHumanChannel(
@@ -276,8 +278,15 @@ class Delegator:
             agent=agent,
             deliver_now=self.deliver_now,
             sign_ins=SignIns(self.store, tenant_id, self.vault),
+            on_sign_in=on_sign_in,
         )
         return acting_for(person)
+
+    def in_background(self, work: Awaitable[object]) -> None:
+        """Finish `work` after the chat turn that began it answered (drained like the delegations' runs)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def run(
         self,

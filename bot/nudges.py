@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,7 +20,7 @@ from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.delegation import ArtifactShown, delegation_card
 from bot.cards.digest import retrospective_card
 from bot.cards.markdown import Markdown, inline_code, literal
-from bot.cards.sign_in import sign_in_card
+from bot.cards.sign_in import START_PATH, sign_in_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing, Posted
@@ -309,10 +309,23 @@ async def _text(w: _Writer) -> Outgoing | None:
     return Outgoing(text=str(w.payload["text"]))
 
 
+async def _notice(w: _Writer) -> Outgoing | None:
+    """A notice, with the cards of an answer finished after its turn (an admin's, once they signed in)."""
+    cards = w.payload.get("cards")
+    return _activity(str(w.payload["text"]), cards if isinstance(cards, list) else [])
+
+
 async def _sign_in(w: _Writer) -> Outgoing | None:
-    """The sign-in card: what asks and why, and the button that opens the vendor's sign-in page."""
+    """The sign-in card: what asks and why, and the button that opens the vendor's sign-in page through the bot's
+    link, signed now (with the artifact links' key) and valid for as long as the sign-in waits."""
     agent, minutes = str(w.payload["agent"]), int(w.payload["minutes"])
-    return _activity(messages.sign_in_for(agent, minutes), [sign_in_card(agent, str(w.payload["url"]), minutes)])
+    sign_in = w.payload.get("sign_in")
+    path = START_PATH.format(sign_in=int(sign_in)) if isinstance(sign_in, int) else None
+    until = w.store.clock() + timedelta(minutes=minutes)
+    link = w.artifact_links.signed(path, until=until) if path and w.artifact_links is not None else None
+    if link is None:
+        raise Undeliverable("a sign-in card links to the bot: it needs the bot's public URL and secret keys")
+    return _activity(messages.sign_in_for(agent, minutes), [sign_in_card(agent, link, minutes)])
 
 
 async def _approval(w: _Writer) -> Outgoing | None:
@@ -376,7 +389,7 @@ COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = 
     MessageKind.APPROVAL_DECIDED: _approval,
     MessageKind.RETROSPECTIVE: _retrospective,
     MessageKind.QUESTION: _text,
-    MessageKind.NOTICE: _text,
+    MessageKind.NOTICE: _notice,
     MessageKind.SIGN_IN: _sign_in,
 }
 """How each kind of message is written when it is sent: one composer for every MessageKind (a test checks)."""

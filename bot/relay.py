@@ -36,10 +36,12 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         delegation_id: int | None = None,
         poll_seconds: float = 0.2,
         on_progress: Callable[[str], None] | None = None,
+        on_sign_in: Callable[[], None] | None = None,
     ) -> None:
         """`sign_ins`: where sign-ins wait for their callback (None: an agent that acts as the person cannot ask them
         to sign in); `delegation_id`: the delegation they sign in for; `on_progress`: who shows the agent's steps as
-        they arrive (a live card); None: they are only kept."""
+        they arrive (a live card); None: they are only kept; `on_sign_in`: told once a sign-in card went out, before
+        the wait for the person (an admin's chat turn then answers at once rather than hold Teams' turn)."""
         self._services = services
         self._sign_ins = sign_ins
         self.delegation_id = delegation_id
@@ -49,6 +51,7 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         self._deliver_now = deliver_now
         self._poll_seconds = poll_seconds
         self._on_progress = on_progress
+        self._on_sign_in = on_sign_in
 
     async def ask(self, question: str, *, timeout_seconds: float) -> str:
         """Raises AgentTimeout when nobody answers in time, QuestionCancelled when the person says `cancel`."""
@@ -83,6 +86,7 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         waiting = await self._sign_ins.open(
             self.user_id,
             agent,
+            authorization_url,
             state,
             within=timedelta(seconds=timeout_seconds),
             delegation_id=self.delegation_id,
@@ -91,10 +95,12 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         message = Message(
             recipient=self.user_id,
             kind=MessageKind.SIGN_IN,
-            payload={"agent": agent, "url": authorization_url, "minutes": minutes},
+            payload={"agent": agent, "sign_in": waiting.id, "minutes": minutes},
         )
         await self._services.outbox.fire(self.tenant_id, f"{MessageKind.SIGN_IN}:{waiting.id}", [message])
         await self._deliver_now()
+        if self._on_sign_in is not None:
+            self._on_sign_in()
         answer = await self._sign_ins.wait(waiting, poll_seconds=self._poll_seconds)
         if answer is None:
             raise AgentTimeout(agent, timeout_seconds)

@@ -170,13 +170,14 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     recommender = ClaudeRecommender(assistant.client, model=assistant.model) if assistant else None
     channel = BotbuilderChannel(adapter, app_id=settings.app_id or None)
     tenants = Tenants(store)  # each tenant's services, built once, for everything wired below
+    links = ArtifactLinks.from_settings(settings)  # also signs the sign-in cards' links
     sender = Sender(
         store,
         channel,
         worker=worker_name(),
         recommender=recommender,
         tenants=tenants,
-        artifact_links=ArtifactLinks.from_settings(settings),
+        artifact_links=links,
     )
     # A2A agents post task updates to the bot only where the internet can reach it; elsewhere their tasks are polled.
     a2a_push = A2APush(settings.public_url + PUSH_PATH) if settings.public_url else None
@@ -189,7 +190,7 @@ async def run(settings: Settings, *, host: str, port: int) -> int:
     if a2a_push is not None:
         add_a2a_push_routes(app, a2a_push)
     if delegator is not None:
-        add_oauth_callback_route(app, store, delegator.vault)
+        add_oauth_callback_route(app, store, delegator.vault, links)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -6,9 +6,14 @@ from typing import Any
 
 from bot.cards.elements import adaptive_card, heading, text_block
 
+START_PATH = "/api/oauth/start/{sign_in}"
+"""The bot's route the Sign in button opens (signed, expiring): it sends the browser on to the vendor's sign-in page,
+whose address (it holds the request's state) is kept sealed and never put in the card (bot/http/oauth_callback.py)."""
+
 
 def sign_in_card(agent: str, url: str, minutes: int) -> dict[str, Any]:
-    """Which agent asks, for how long the link works, and a Sign in button opening the vendor's sign-in page."""
+    """Which agent asks, for how long the link works, and a Sign in button opening `url`: the bot's signed link that
+    sends the person on to the vendor's sign-in page."""
     body = [
         heading(f"Sign in to {agent}"),
         text_block(f"{agent} works as you. Sign in once and I'll carry on with what you asked."),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +17,18 @@ from bot.cards.delegation import VIEW, delegations_card
 from bot.cards.markdown import Markdown, literal
 from bot.controls import without_controls
 from bot.delegating import Delegator
-from bot.operations.base import BadArguments, Context, Operation, Reply
+from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.parsing import parse_ref
+from bot.text import messages
 from planner.domain.delegations import Delegation
+from planner.domain.errors import PlannerError
 from planner.domain.governance import ActionKind
-from planner.services.registry import ToolListing
+from planner.domain.messages import Message, MessageKind
+from planner.ports import Agent, AgentError
+from planner.services.registry import Registry, ToolListing
+from planner.store.vault import VaultError
+
+logger = logging.getLogger(__name__)
 
 NAME = {"type": "string", "description": "the adapter's name, e.g. hubspot"}
 DELEGATION = {"type": "string", "description": "the delegation, e.g. D12"}
@@ -28,6 +38,48 @@ def _delegator(context: Context) -> Delegator:
     if context.delegator is None:
         raise BadArguments("Delegation is not set up on this bot: an admin sets COS_SECRET_KEYS and restarts it.")
     return context.delegator
+
+
+async def _as_the_admin(context: Context, agent: str, work: Callable[[], Awaitable[Reply]]) -> Reply:
+    """`work`'s reply, its calls made as the admin asking (an agent that acts as each person uses their grant). When
+    it has to wait for them to sign in first, the turn answers at once (Teams ends a turn that takes long) and the
+    reply is posted to them when `work` finishes, as a delegation's result is."""
+    delegator = _delegator(context)
+    tenant_id, user_id = context.caller.tenant_id, context.caller.user_id
+    signing_in = asyncio.Event()
+
+    async def acting() -> Reply:
+        with delegator.acting_for(tenant_id, user_id, agent=agent, on_sign_in=signing_in.set):
+            return await work()
+
+    working = asyncio.ensure_future(acting())
+    card_sent = asyncio.ensure_future(signing_in.wait())
+    try:
+        await asyncio.wait({working, card_sent}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        working.cancel()
+        raise
+    finally:
+        card_sent.cancel()
+    if working.done():
+        return working.result()
+
+    async def post_when_done() -> None:
+        try:
+            reply = await working
+        except (BadArguments, PlannerError, AgentError, VaultError) as error:
+            reply = Reply(text=error_text(error), ok=False)
+        except Exception:
+            logger.exception("an admin's adapter command failed after their sign-in")
+            reply = Reply(text=messages.FAILED, ok=False)
+        payload = {"text": reply.text, "cards": list(reply.cards)}
+        message = Message(recipient=user_id, kind=MessageKind.NOTICE, payload=payload)
+        await context.services.outbox.fire(tenant_id, f"{MessageKind.NOTICE}:signed-in:{uuid.uuid4().hex}", [message])
+        if delegator.deliver_now is not None:
+            await delegator.deliver_now()
+
+    delegator.in_background(post_when_done())
+    return Reply(text=messages.FINISHING_AFTER_SIGN_IN)
 
 
 def _json_arg(args: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -143,18 +195,22 @@ async def test_adapter(context: Context, args: Mapping[str, Any]) -> Reply:
     registry = delegator.registry(context.caller.tenant_id)
     agent = await registry.open(name)
     # The admin asking is who an agent that acts as each person acts for: their grant, or a sign-in card.
-    with delegator.acting_for(context.caller.tenant_id, context.caller.user_id, agent=agent.name):
-        health = await agent.health()
-        lines = [f"{'Answers' if health.ok else 'Does not answer'} ({health.seconds:.2f} s): {health.detail}"]
-        if health.ok:
-            try:
-                if registry.tools_need_enabling(agent.kind):
-                    lines += [tool_line(tool)[:200] for tool in await registry.tools(name)]
-                    lines.append(f"A tool is called only once enabled: `adapter enable {agent.name} TOOL`.")
-                else:
-                    lines += [f"can {c.name}: {c.description}"[:200] for c in await agent.capabilities()]
-            except Exception as error:  # the agent's own errors are already ours; show, never crash the turn
-                lines.append(f"could not list what it can do: {error}")
+    return await _as_the_admin(context, agent.name, lambda: _tested(registry, agent, name))
+
+
+async def _tested(registry: Registry, agent: Agent, name: str) -> Reply:
+    """Whether `agent` answers, and what it can do (its tools and whether each is on)."""
+    health = await agent.health()
+    lines = [f"{'Answers' if health.ok else 'Does not answer'} ({health.seconds:.2f} s): {health.detail}"]
+    if health.ok:
+        try:
+            if registry.tools_need_enabling(agent.kind):
+                lines += [tool_line(tool)[:200] for tool in await registry.tools(name)]
+                lines.append(f"A tool is called only once enabled: `adapter enable {agent.name} TOOL`.")
+            else:
+                lines += [f"can {c.name}: {c.description}"[:200] for c in await agent.capabilities()]
+        except Exception as error:  # the agent's own errors are already ours; show, never crash the turn
+            lines.append(f"could not list what it can do: {error}")
     return Reply(cards=(message_card(f"Adapter {name}", lines),), ok=health.ok)
 
 
@@ -180,8 +236,11 @@ async def list_tools(context: Context, args: Mapping[str, Any]) -> Reply:
     delegator = _delegator(context)
     registry = delegator.registry(context.caller.tenant_id)
     name = context.text_arg(args, "name")
-    with delegator.acting_for(context.caller.tenant_id, context.caller.user_id, agent=name):
-        tools = await registry.tools(name)
+    return await _as_the_admin(context, name, lambda: _tools(registry, name))
+
+
+async def _tools(registry: Registry, name: str) -> Reply:
+    tools = await registry.tools(name)
     if not tools:
         return Reply(text=f"{literal(name)}'s server offers no tools.")
     lines = [tool_line(tool)[:300] for tool in tools]
@@ -195,17 +254,20 @@ async def switch_tool(context: Context, args: Mapping[str, Any]) -> Reply:
     name, tool = context.text_arg(args, "name"), context.text_arg(args, "tool")
     on = str(args.get("enabled", "")).lower() in ("true", "1", "on", "yes")
     if on:
-        with delegator.acting_for(context.caller.tenant_id, context.caller.user_id, agent=name):
+
+        async def enable() -> Reply:
             enabled = await registry.enable_tool(name, tool, actor=context.caller.user_id)
-        approval = (
-            " Its server marks it destructive: every delegation to it waits for an approval."
-            if (enabled.destructive)
-            else ""
-        )
-        return Reply(
-            text=f"{literal(enabled.adapter)}'s tool {literal(enabled.capability)} is on, as its server defines it "
-            f"now; if the server changes it, it is held until you enable it again.{approval}"
-        )
+            approval = (
+                " Its server marks it destructive: every delegation to it waits for an approval."
+                if (enabled.destructive)
+                else ""
+            )
+            return Reply(
+                text=f"{literal(enabled.adapter)}'s tool {literal(enabled.capability)} is on, as its server defines "
+                f"it now; if the server changes it, it is held until you enable it again.{approval}"
+            )
+
+        return await _as_the_admin(context, name, enable)
     was = await registry.disable_tool(name, tool, actor=context.caller.user_id)
     if was is None:
         return Reply(text=f"{literal(name)}'s tool {literal(tool)} was off already.")

@@ -122,6 +122,7 @@ def sign_in_for(agent: str, minutes: int) -> str:
     )
 
 
+FINISHING_AFTER_SIGN_IN = "I've sent you a sign-in card; I'll finish once you're signed in."
 SIGNED_IN_PAGE = "You are signed in. You can close this page and go back to Teams: I'm carrying on."
 SIGN_IN_LINK_SPENT = (
     "This sign-in link is not valid any more: it was used already, or it expired. "

@@ -77,9 +77,17 @@ class SignIns:
         self._vault = vault
 
     async def open(
-        self, user_id: str, adapter: str, state: str, *, within: timedelta, delegation_id: int | None = None
+        self,
+        user_id: str,
+        adapter: str,
+        authorization_url: str,
+        state: str,
+        *,
+        within: timedelta,
+        delegation_id: int | None = None,
     ) -> SignIn:
-        """Wait for the callback that carries `state`, for `within` from now."""
+        """Wait for the callback that carries `state`, for `within` from now; `authorization_url` (which holds the
+        state) is kept sealed until the person's browser takes it (`take_authorization_url`)."""
         now = self._store.clock()
         async with self._store.transaction() as conn:
             sign_in_id = await oauth_store.insert_sign_in(
@@ -89,6 +97,7 @@ class SignIns:
                 adapter=adapter,
                 delegation_id=delegation_id,
                 state_hash=state_hash(state),
+                authorization=self._vault.encrypt(authorization_url.encode()),
                 asked_at=now,
                 expires_at=now + within,
             )
@@ -109,6 +118,20 @@ class SignIns:
                     await oauth_store.close_sign_in(conn, sign_in.id, oauth_store.EXPIRED)
                     return None
             await asyncio.sleep(poll_seconds)
+
+
+async def take_authorization_url(store: Store, vault: Vault, sign_in_id: int) -> str | None:
+    """The authorization URL of the open, unexpired sign-in `sign_in_id`, handed out once; None otherwise (also when
+    no configured key opens it)."""
+    async with store.transaction() as conn:
+        sealed = await oauth_store.take_authorization(conn, sign_in_id, at=store.clock())
+    if sealed is None:
+        return None
+    try:
+        return vault.decrypt(sealed).decode()
+    except VaultError:
+        logger.warning("a sign-in's authorization URL cannot be unsealed with the configured keys")
+        return None
 
 
 async def answer_sign_in(store: Store, vault: Vault, parameters: Mapping[str, str]) -> bool:

@@ -49,6 +49,7 @@ async def insert_sign_in(
     adapter: str,
     delegation_id: int | None,
     state_hash: str,
+    authorization: bytes,
     asked_at: datetime,
     expires_at: datetime,
 ) -> int:
@@ -59,6 +60,7 @@ async def insert_sign_in(
         adapter=adapter,
         delegation_id=delegation_id,
         state_hash=state_hash,
+        authorization=authorization,
         status=OPEN,
         asked_at=asked_at,
         expires_at=expires_at,
@@ -66,6 +68,22 @@ async def insert_sign_in(
     return int(
         (await conn.execute(insert(oauth_sign_ins).values(**values).returning(oauth_sign_ins.c.id))).scalar_one()
     )
+
+
+async def take_authorization(conn: Connection, sign_in_id: int, *, at: datetime) -> bytes | None:
+    """The sealed authorization URL of the open, unexpired sign-in `sign_in_id`, wiped as it is taken; None when there
+    is none (unknown, taken already, ended, or expired)."""
+    is_open = (
+        oauth_sign_ins.c.id == sign_in_id,
+        oauth_sign_ins.c.status == OPEN,
+        oauth_sign_ins.c.expires_at > at,
+        oauth_sign_ins.c.authorization.is_not(None),
+    )
+    sealed = (await conn.execute(select(oauth_sign_ins.c.authorization).where(*is_open))).scalar()
+    if sealed is None:
+        return None
+    taken = await conn.execute(update(oauth_sign_ins).where(*is_open).values(authorization=None))
+    return bytes(sealed) if taken.rowcount else None
 
 
 async def answer_sign_in(conn: Connection, state_hash: str, answer: bytes, *, at: datetime) -> bool:
@@ -94,9 +112,11 @@ async def sign_in_state(conn: Connection, sign_in_id: int) -> tuple[str, bytes |
 
 
 async def close_sign_in(conn: Connection, sign_in_id: int, status: str) -> None:
-    """End a sign-in (`consumed` or `expired`), wiping its answer."""
+    """End a sign-in (`consumed` or `expired`), wiping its answer and its authorization URL."""
     await conn.execute(
-        update(oauth_sign_ins).where(oauth_sign_ins.c.id == sign_in_id).values(status=status, answer=None)
+        update(oauth_sign_ins)
+        .where(oauth_sign_ins.c.id == sign_in_id)
+        .values(status=status, answer=None, authorization=None)
     )
 
 

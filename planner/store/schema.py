@@ -407,6 +407,7 @@ oauth_sign_ins = Table(
     Column("adapter", String(100), nullable=False),
     Column("delegation_id", Integer, nullable=True),
     Column("state_hash", String(64), nullable=False, unique=True),
+    Column("authorization", LargeBinary, nullable=True),
     Column("status", String(16), nullable=False),
     Column("answer", LargeBinary, nullable=True),
     Column("asked_at", UTCDateTime, nullable=False),
@@ -415,7 +416,8 @@ oauth_sign_ins = Table(
 )
 """A sign-in a person was sent, waiting for the authorization server to send them back to the bot's callback:
 found by the SHA-256 of its `state`, answered once before it expires; the answer (the code) is sealed and wiped as
-the waiting delegation reads it."""
+the waiting delegation reads it. `authorization`: the authorization URL (it holds the state), sealed, handed once to
+the person's browser by the card's signed link to the bot, and wiped then or when the sign-in ends."""
 
 approval_roles = Table(
     "approval_roles",

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from adapters.egress import Egress
 from adapters.mcp import MCPAdapterFactory, MCPAgent
+from bot.artifacts import ArtifactLinks
 from bot.http.oauth_callback import CALLBACK_PATH, add_oauth_callback_route
 from bot.nudges import compose
 from bot.relay import TeamsHumanChannel
@@ -33,28 +34,36 @@ from planner.services.registry import rotate_secrets
 from planner.services.sealed import count_sealed_secrets
 from planner.services.tenants import Tenants
 from planner.store import Store
-from planner.store.schema import oauth_grants
+from planner.store.schema import oauth_grants, oauth_sign_ins, outbox
 from planner.store.vault import Vault
+from tests.adapters.test_mcp import free_port
 from tests.conftest import FakeClock
 from tests.fakes.oauth_server import PERSON, TOKEN_SECONDS, LoopbackAuthorization, serve_oauth_protected
 
 TENANT = "contoso"
 MEMBER = "aad-member"
 LOOPBACK = Egress.allowing("127.0.0.0/8")
+LINK_KEYS = (b"a key the bot signs its links with",)
+
+
+def links_to(callback: str) -> ArtifactLinks:
+    """The bot's signed links, rooted where its callback is served."""
+    return ArtifactLinks(LINK_KEYS, base_url=callback.removesuffix(CALLBACK_PATH))
 
 
 @contextlib.asynccontextmanager
 async def bot_callback(store: Store, vault: Vault) -> AsyncIterator[str]:
     """The bot's callback route, served on loopback; yields its URL."""
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
     app = web.Application()
-    add_oauth_callback_route(app, store, vault)
+    add_oauth_callback_route(app, store, vault, links_to(callback))
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    port = runner.addresses[0][1]
     try:
-        yield f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+        yield callback
     finally:
         await runner.cleanup()
 
@@ -67,9 +76,9 @@ class Person:
         self.cards: list[dict[str, Any]] = []
         self.pages: list[httpx2.Response] = []
 
-    async def read_and_sign_in(self) -> None:
+    async def read_and_sign_in(self, links: ArtifactLinks) -> None:
         for envelope in await Outbox(self._store).claim("sender", limit=10):
-            written = await compose(Tenants(self._store), envelope)
+            written = await compose(Tenants(self._store), envelope, artifact_links=links)
             assert written is not None
             assert envelope.kind == MessageKind.SIGN_IN
             self.cards.extend(written.cards)
@@ -79,12 +88,13 @@ class Person:
                 self.pages.append(await browser.get(button["url"]))
 
 
-def channel(store: Store, vault: Vault, person: Person) -> TeamsHumanChannel:
+def channel(store: Store, vault: Vault, person: Person, callback: str) -> TeamsHumanChannel:
+    links = links_to(callback)
     return TeamsHumanChannel(
         Tenants(store)(TENANT),
         MEMBER,
         agent="crm",
-        deliver_now=person.read_and_sign_in,
+        deliver_now=lambda: person.read_and_sign_in(links),
         sign_ins=SignIns(store, TENANT, vault),
         poll_seconds=0.01,
     )
@@ -117,7 +127,7 @@ async def test_a_person_signs_in_from_the_card_and_the_delegation_carries_on_wit
     person = Person(store)
     async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
         async with crm(store, vault, url, callback) as agent:
-            assert await whoami(agent, channel(store, vault, person)) == f"signed in as {PERSON}"
+            assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
 
         (card,) = person.cards
         assert card["body"][0]["text"] == "Sign in to crm"
@@ -125,6 +135,18 @@ async def test_a_person_signs_in_from_the_card_and_the_delegation_carries_on_wit
         assert page.status_code == 200
         assert str(page.url).startswith(callback)
         assert [str(hop.url).split("?")[0] for hop in page.history][-1].endswith("/authorize")
+
+        # Neither the outbox nor the sign-in holds the authorization URL (it carries the state) in the clear: the
+        # card's button is the bot's signed link, which sent the browser on to it once.
+        async with store.read() as conn:
+            queued = json.dumps((await conn.execute(select(outbox.c.payload))).scalars().all())
+            kept = (await conn.execute(select(oauth_sign_ins.c.authorization))).scalars().all()
+        assert "state" not in queued
+        assert "authorize" not in queued
+        assert kept == [None]  # wiped once the browser took it
+        link = str(page.history[0].url)
+        assert link.startswith(callback.removesuffix(CALLBACK_PATH) + "/api/oauth/start/")
+        assert page.history[0].status_code == 302
 
         # Kept sealed: the database never holds a token in the clear.
         sealed = await sealed_grant(store)
@@ -137,12 +159,15 @@ async def test_a_person_signs_in_from_the_card_and_the_delegation_carries_on_wit
             again = await browser.get(str(page.url))
             forged = await browser.get(callback, params={"code": "stolen", "state": "made-up"})
             bare = await browser.get(callback)
+            reopened = await browser.get(link)
         assert (again.status_code, forged.status_code, bare.status_code) == (400, 400, 400)
+        assert reopened.status_code == 403
+        assert "location" not in reopened.headers
         assert "not valid any more" in again.text
 
         # After a restart the kept grant is used: no second card.
         async with crm(store, vault, url, callback) as agent:
-            assert await whoami(agent, channel(store, vault, person)) == f"signed in as {PERSON}"
+            assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
         assert len(person.cards) == 1
         assert authorization.grants == ["authorization_code"]
 
@@ -153,10 +178,10 @@ async def test_an_expired_token_is_refreshed_and_the_new_one_kept_sealed(store: 
     person = Person(store)
     async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
         async with crm(store, vault, url, callback) as agent:
-            await whoami(agent, channel(store, vault, person))
+            await whoami(agent, channel(store, vault, person, callback))
             first = json.loads(vault.decrypt(await sealed_grant(store)))["tokens"]["access_token"]
             with time_machine.travel(timedelta(seconds=TOKEN_SECONDS + 60), tick=True):
-                assert await whoami(agent, channel(store, vault, person)) == f"signed in as {PERSON}"
+                assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
         kept = json.loads(vault.decrypt(await sealed_grant(store)))["tokens"]["access_token"]
     assert authorization.grants == ["authorization_code", "refresh_token"]
     assert kept != first
@@ -164,15 +189,78 @@ async def test_an_expired_token_is_refreshed_and_the_new_one_kept_sealed(store: 
     assert len(person.cards) == 1  # refreshed without asking the person again
 
 
+async def test_an_expired_token_kept_before_a_restart_is_refreshed_not_sent(store: Store) -> None:
+    vault = Vault([Vault.generate_key()])
+    authorization = LoopbackAuthorization()
+    person = Person(store)
+    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
+        async with crm(store, vault, url, callback) as agent:
+            await whoami(agent, channel(store, vault, person, callback))
+        with time_machine.travel(timedelta(seconds=TOKEN_SECONDS + 60), tick=True):
+            async with crm(store, vault, url, callback) as agent:
+                assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
+    assert authorization.grants == ["authorization_code", "refresh_token"]
+    assert len(person.cards) == 1  # the restarted bot refreshed the kept token without asking the person again
+
+
+async def test_a_sign_in_link_opens_the_vendors_page_once_and_only_as_signed_and_in_time(
+    store: Store, clock: FakeClock
+) -> None:
+    vault = Vault([Vault.generate_key()])
+    authorization_url = "https://login.vendor.example/authorize?client_id=cos&state=state-1"
+    waiting = await SignIns(store, TENANT, vault).open(
+        MEMBER, "crm", authorization_url, "state-1", within=timedelta(minutes=5)
+    )
+    async with store.read() as conn:
+        (sealed,) = (await conn.execute(select(oauth_sign_ins.c.authorization))).scalars().all()
+    assert b"state-1" not in sealed
+    assert vault.decrypt(sealed).decode() == authorization_url
+    async with bot_callback(store, vault) as callback, httpx2.AsyncClient() as browser:
+        links = links_to(callback)
+        link = links.signed(f"/api/oauth/start/{waiting.id}", until=clock.now + timedelta(minutes=5))
+        other = links.signed(f"/api/oauth/start/{waiting.id + 1}", until=clock.now + timedelta(minutes=5))
+        assert link is not None
+        assert other is not None
+        signature = link.rsplit("=", 1)[1]
+        refused = [
+            link.replace("signature=", "signature=0"),  # tampered
+            other.rsplit("=", 1)[0] + "=" + signature,  # another sign-in's id under this signature
+            link.replace("expires=", "expires=1"),  # a later expiry than was signed
+            ArtifactLinks((b"another key",), base_url=links.base_url).signed(
+                f"/api/oauth/start/{waiting.id}", until=clock.now + timedelta(minutes=5)
+            ),
+        ]
+        for wrong in refused:
+            answer = await browser.get(str(wrong))
+            assert answer.status_code == 403
+            assert "location" not in answer.headers
+            assert "state-1" not in answer.text
+        clock.now += timedelta(minutes=6)
+        late = await browser.get(link)
+        clock.now -= timedelta(minutes=6)
+        opened = await browser.get(link)
+        again = await browser.get(link)
+    assert late.status_code == 403
+    assert opened.status_code == 302
+    assert opened.headers["location"] == authorization_url
+    assert opened.headers["cache-control"] == "no-store"
+    assert again.status_code == 403
+    assert "location" not in again.headers
+
+
 async def test_a_sign_in_state_is_answered_once_and_not_after_it_expires(store: Store, clock: FakeClock) -> None:
     vault = Vault([Vault.generate_key()])
     sign_ins = SignIns(store, TENANT, vault)
-    waiting = await sign_ins.open(MEMBER, "crm", "state-1", within=timedelta(minutes=5))
+    waiting = await sign_ins.open(
+        MEMBER, "crm", "https://login.example/?state=state-1", "state-1", within=timedelta(minutes=5)
+    )
     assert await answer_sign_in(store, vault, {"code": "c", "state": "state-1"})
     assert not await answer_sign_in(store, vault, {"code": "c2", "state": "state-1"})
     assert await sign_ins.wait(waiting, poll_seconds=0.01) == {"code": "c", "state": "state-1"}
 
-    late = await sign_ins.open(MEMBER, "crm", "state-2", within=timedelta(minutes=5))
+    late = await sign_ins.open(
+        MEMBER, "crm", "https://login.example/?state=state-2", "state-2", within=timedelta(minutes=5)
+    )
     clock.now += timedelta(minutes=6)
     assert not await answer_sign_in(store, vault, {"code": "c", "state": "state-2"})
     assert await sign_ins.wait(late, poll_seconds=0.01) is None

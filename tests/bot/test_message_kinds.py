@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import insert
 
 from bot.addressing import Undeliverable
+from bot.artifacts import ArtifactLinks
 from bot.nudges import COMPOSERS, compose
 from planner.domain.governance import Action, ActionKind, GateCategory
 from planner.domain.messages import Message, MessageKind
@@ -22,6 +23,7 @@ from planner.store.schema import delegations, outbox
 from tests.conftest import FakeClock
 
 TENANT = "contoso"
+LINKS = ArtifactLinks((b"a key the bot signs its links with",), base_url="https://cos.example")
 FEB = Window(start=date(2026, 2, 1), end=date(2026, 2, 28))
 WEEK = "2026-W07"
 """9 to 15 February: the slipped task is due in it."""
@@ -136,7 +138,7 @@ def one_of_each(ids: dict[str, int]) -> dict[MessageKind, tuple[str, dict[str, A
         MessageKind.NOTICE: ("aad-writer", {"text": "Your approved action ran."}),
         MessageKind.SIGN_IN: (
             "aad-writer",
-            {"agent": "crm", "url": "https://login.example/authorize?state=s", "minutes": 5},
+            {"agent": "crm", "sign_in": 1, "minutes": 5},
         ),
     }
 
@@ -153,7 +155,7 @@ async def test_a_message_of_every_kind_is_written_as_text_a_person_reads(store: 
     claimed = [e for e in await queue.claim("sender", limit=100) if e.firing_key.startswith("every-kind:")]
     assert {envelope.kind for envelope in claimed} == set(MessageKind)
     for envelope in claimed:
-        written = await compose(Tenants(store), envelope)
+        written = await compose(Tenants(store), envelope, artifact_links=LINKS)
         assert written is not None, f"a {envelope.kind} message was dropped"
         assert written.text.strip(), f"a {envelope.kind} message says nothing"
 
@@ -182,3 +184,24 @@ async def test_a_stored_kind_this_release_cannot_write_is_undeliverable_not_a_fa
     with pytest.raises(Undeliverable, match="fax"):
         await compose(Tenants(store), claimed["fax"])
     assert await compose(Tenants(store), claimed[MessageKind.NOTICE]) is not None
+
+
+async def test_a_sign_in_card_is_written_only_with_a_signed_link_to_the_bot_never_the_vendors_url(
+    store: Store, clock: FakeClock
+) -> None:
+    queue = Outbox(store)
+    payloads = {
+        "sign-in:new": {"agent": "crm", "sign_in": 7, "minutes": 5},
+        "sign-in:old": {"agent": "crm", "url": "https://login.example/authorize?state=s", "minutes": 5},
+    }
+    for key, payload in payloads.items():
+        await queue.fire(TENANT, key, [Message(recipient="aad-writer", kind=MessageKind.SIGN_IN, payload=payload)])
+    claimed = {envelope.firing_key: envelope for envelope in await queue.claim("sender", limit=10)}
+    written = await compose(Tenants(store), claimed["sign-in:new"], artifact_links=LINKS)
+    assert written is not None
+    (button,) = written.cards[0]["actions"]
+    assert button["url"].startswith("https://cos.example/api/oauth/start/7?expires=")
+    with pytest.raises(Undeliverable, match="public URL and secret keys"):
+        await compose(Tenants(store), claimed["sign-in:new"])  # no key to sign its link with
+    with pytest.raises(Undeliverable):
+        await compose(Tenants(store), claimed["sign-in:old"], artifact_links=LINKS)  # queued before: no id to link to

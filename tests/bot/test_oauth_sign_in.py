@@ -6,16 +6,17 @@ callback route; the person's browser is an HTTP client that opens the card's Sig
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aiohttp
 import httpx2
 import pytest
 from aiohttp.test_utils import TestServer
 
+from bot.artifacts import ArtifactLinks
 from bot.delegating import Delegator
 from bot.http.app import create_app
 from bot.http.oauth_callback import CALLBACK_PATH, add_oauth_callback_route
@@ -23,6 +24,7 @@ from bot.sender import Sender
 from bot.server import ChiefOfStaffBot, create_adapter
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
+from bot.text import messages
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
@@ -47,7 +49,8 @@ async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> Async
     vault = Vault([Vault.generate_key()])
     port = free_port()
     settings = Settings.from_env({"COS_LOCAL_ADMIN": LOCAL_ADMIN})
-    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator")
+    links = ArtifactLinks((b"a key the bot signs its links with",), base_url=f"http://127.0.0.1:{port}")
+    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator", artifact_links=links)
     delegator = Delegator(
         store,
         vault,
@@ -59,7 +62,7 @@ async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> Async
     adapter = create_adapter(settings)
     chief.adapter = adapter
     app = create_app(store, adapter, chief, settings)
-    add_oauth_callback_route(app, store, vault)
+    add_oauth_callback_route(app, store, vault, links)
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     running = RunningBot(store, chief, server, connector, aiohttp.ClientSession())
@@ -100,13 +103,21 @@ async def test_an_admin_signs_in_to_enable_tools_and_a_delegation_then_acts_as_t
         [registered] = await lead.ask(f"adapter add mcp crm {config}")
         assert "Adapter mcp:crm registered" in registered
 
-        # Testing it acts for the admin, who has not signed in: the card comes, the answer once they signed in.
+        # Testing it acts for the admin, who has not signed in: the turn answers at once (Teams does not wait for a
+        # sign-in), the card comes, and the answer is posted to them once they signed in.
         seen = len(bot.connector.sent)
-        testing = asyncio.create_task(lead.ask("adapter test crm", replies=2))
+        answered = await lead.ask("adapter test crm", replies=2)  # the card, and the turn's answer
+        assert messages.FINISHING_AFTER_SIGN_IN in answered
+        assert not any("whoami" in all_text(sent.body) for sent in bot.connector.sent[seen:])
         page = await sign_in_from_the_card(bot.connector, seen)
         assert page.status_code == 200
         assert "You are signed in" in page.text
-        await testing
+        await bot.connector.wait_for(seen + 3)
+        assert "whoami (off)" in all_text(bot.connector.cards()[-1])
+
+        # Signed in, the next command finishes in its turn.
+        [listed] = await lead.ask("adapter tools crm")
+        assert messages.FINISHING_AFTER_SIGN_IN not in listed
         assert "whoami (off)" in all_text(bot.connector.cards()[-1])
 
         [enabled] = await lead.ask("adapter enable crm whoami")
@@ -117,3 +128,22 @@ async def test_an_admin_signs_in_to_enable_tools_and_a_delegation_then_acts_as_t
     to_writer = [sent.body for sent in bot.connector.sent if sent.conversation_id == "a:writer"]
     assert f"signed in as {PERSON}" in all_text(to_writer)  # the lead delegated: it acted as them
     assert authorization.grants == ["authorization_code"]  # one sign-in: the delegation used the kept grant
+
+
+async def test_an_admin_who_does_not_sign_in_in_time_is_told_after_the_turn_answered(
+    bot: RunningBot, clock: FakeClock
+) -> None:
+    lead = TeamsUser(bot)
+    await lead.ask("help")
+    authorization = LoopbackAuthorization()
+    async with serve_oauth_protected(authorization) as url:
+        config = json.dumps({"transport": "http", "url": url, "oauth_grant": "authorization_code"})
+        await lead.ask(f"adapter add mcp crm {config}")
+        seen = len(bot.connector.sent)
+        answered = await lead.ask("adapter tools crm", replies=2)  # the card, and the turn's answer
+        assert messages.FINISHING_AFTER_SIGN_IN in answered
+        clock.now += timedelta(minutes=10)  # the card sits unread past its link's time
+        (told,) = [sent.body for sent in await bot.connector.wait_for(seen + 3)][seen + 2 :]
+        await bot.bot.drain()
+    assert "did not finish in time" in told["text"]
+    assert authorization.grants == []
