@@ -301,6 +301,18 @@ class Delegator:
 
         `delegations`, `follow`: as for `start`.
         """
+        with self.store.background():  # its bookkeeping leaves people's turns a connection
+            return await self._run(tenant_id, delegation_id, ask=ask, delegations=delegations, follow=follow)
+
+    async def _run(
+        self,
+        tenant_id: str,
+        delegation_id: int,
+        *,
+        ask: str | None,
+        delegations: Delegations | None,
+        follow: bool,
+    ) -> RunOutcome | None:
         delegations = delegations or self.delegations(tenant_id)
         human = None
         live: LiveCard | None = None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, closing, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +80,13 @@ def shown_url(url: str) -> str:
 
 POOL_SIZE = 10
 POOL_OVERFLOW = 20
+BACKGROUND_CONNECTIONS = {"sqlite": 2, "postgresql": POOL_SIZE // 2}
+"""How many connections work in the background (delegations' runs) may hold at once, by backend: the rest of the
+pool stays free for people's turns, which would otherwise queue behind hundreds of delegations' bookkeeping (and, on
+SQLite, behind their writes at the one writer)."""
+
+_BACKGROUND: ContextVar[bool] = ContextVar("cos_store_background", default=False)
+_HOLDING: ContextVar[bool] = ContextVar("cos_store_background_holding", default=False)
 """PostgreSQL connections a process keeps open, and opens beyond them under load: each delegation takes one for its
 few statements before and after its agent call (none during it), and with 200 in flight SQLAlchemy's 5 + 10 kept
 the rest (and chat turns) queueing for one, until some gave up after the pool's 30 s. Three replicas stay under
@@ -274,6 +281,34 @@ class Store:
         """Reads many callers ask for at once (see `planner.store.shared_reads`)."""
         self.rule_cache = RuleCache()
         """The policy rules compiled in this process, shared by every policy engine on this store."""
+        self._background_slots = asyncio.Semaphore(BACKGROUND_CONNECTIONS.get(engine.dialect.name, POOL_SIZE // 2))
+
+    @staticmethod
+    @contextmanager
+    def background() -> Iterator[None]:
+        """Within the block, and in tasks started from it, reads and transactions are background work: together they
+        hold at most a few connections (`BACKGROUND_CONNECTIONS`), so a person's turn always finds one."""
+        token = _BACKGROUND.set(True)
+        try:
+            yield
+        finally:
+            _BACKGROUND.reset(token)
+
+    @asynccontextmanager
+    async def _slot(self, inner: AbstractAsyncContextManager[AsyncConnection]) -> AsyncIterator[AsyncConnection]:
+        # A task holding a slot already (a read inside a transaction, a task started meanwhile) takes no second one:
+        # waiting for it could wait for itself.
+        if not _BACKGROUND.get() or _HOLDING.get():
+            async with inner as conn:
+                yield conn
+            return
+        async with self._background_slots:
+            token = _HOLDING.set(True)
+            try:
+                async with inner as conn:
+                    yield conn
+            finally:
+                _HOLDING.reset(token)
 
     def transaction(self, *, receipt: bool = True) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a transaction that commits on exit (rolls back on error).
@@ -286,11 +321,11 @@ class Store:
         SQLite: the process's write transactions queue for its one writer connection, kept open between them
         (taking a connection from the pool and giving it back cost more than most transactions' statements).
         """
-        return _Transaction(self, receipt=receipt)
+        return self._slot(_Transaction(self, receipt=receipt))
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reads, outside any transaction of this process's writer (never blocked by one)."""
-        return self.engine.connect()
+        return self._slot(self.engine.connect())
 
     def reading(self, conn: AsyncConnection | None) -> AbstractAsyncContextManager[AsyncConnection]:
         """`conn`, a read the caller holds (left open), or a new `read()`."""
