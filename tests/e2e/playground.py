@@ -2,6 +2,9 @@
 
 The playground posts Teams-shaped activities to the bot and implements the Bot Connector API the bot replies
 through; every frame it would show in its chat window arrives on its conversation WebSocket.
+
+Its built-in tenant has sample users with personal names; `write_config` gives it one whose people are named by role
+instead (`TENANT`), which the tests and the README's screenshots use.
 """
 
 from __future__ import annotations
@@ -9,11 +12,67 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 Frame = dict[str, Any]
+
+CONFIG_ENV = "M365_AGENTS_PLAYGROUND_CONFIG_PATH"
+"""Where the emulator reads its tenant from (else `.m365agentsplayground.yml` in its working folder, else its
+built-in sample tenant). A file it rejects makes it exit 1 saying nothing about why on stdout or stderr: the reason
+is in `devTools/m365agentsplayground.log` under its working folder."""
+
+
+def _person(number: int, role: str, mailbox: str) -> dict[str, str]:
+    """A user of the emulator's tenant, named by role; its fields are those of the emulator's config schema."""
+    first, _, rest = role.partition(" ")
+    address = f"{mailbox}@example.com"
+    return {
+        "id": f"user-id-{number}",
+        "name": role,
+        "userPrincipleName": address,  # sic: the emulator's spelling
+        "aadObjectId": f"00000000-0000-0000-0000-00000000000{20 + number}",
+        "givenName": first,
+        "surname": rest,
+        "email": address,
+    }
+
+
+TENANT: dict[str, Any] = {
+    "version": "0.1.1",
+    "tenantId": "00000000-0000-0000-0000-0000000000001",
+    "bot": {"id": "00000000-0000-0000-0000-00000000000011", "name": "Chief of Staff"},
+    "currentUser": _person(0, "Marketing lead", "lead"),
+    # The schema wants exactly five other users.
+    "users": [
+        _person(1, "Content writer", "writer"),
+        _person(2, "Designer", "designer"),
+        _person(3, "Web developer", "developer"),
+        _person(4, "Events manager", "events"),
+        _person(5, "Sales lead", "sales"),
+    ],
+    "personalChat": {"id": "personal-chat-id"},
+    "groupChat": {"id": "group-chat-id", "name": "Marketing team chat"},
+    "team": {
+        "id": "team-id",
+        "name": "Marketing",
+        "aadGroupId": "00000000-0000-0000-0000-000000000031",
+        "channels": [{"id": "channel-announcements-id", "name": "Announcements"}],
+    },
+}
+"""The emulator's tenant with its people named by role and example.com addresses, ids as in its built-in one."""
+
+
+def write_config(folder: Path) -> dict[str, str]:
+    """Writes `TENANT` as the emulator's config file in `folder`; the environment that points the emulator at it.
+
+    JSON is YAML, so the file is written as JSON.
+    """
+    path = folder / "playground-tenant.yml"
+    path.write_text(json.dumps(TENANT, indent=2) + "\n")
+    return {CONFIG_ENV: str(path)}
 
 
 class Playground:

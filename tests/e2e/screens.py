@@ -20,7 +20,7 @@ from pathlib import Path
 from playwright.async_api import Page, async_playwright
 
 from tests.adapters.vendor_agent import serve_in_process
-from tests.e2e.playground import Playground, from_bot
+from tests.e2e.playground import TENANT, Playground, from_bot, write_config
 from tests.e2e.test_playground import LOOPBACK_ONLY, PLAYGROUND, ROOT, free_port, stop, wait_until_up
 
 CHROMIUM = "/usr/bin/chromium"
@@ -130,8 +130,8 @@ class Emulator:
         return shot
 
 
-LEADER_AAD = "00000000-0000-0000-0000-0000000000020"
-"""The emulator's current user, as its activities carry them (the emulator's own sample tenant)."""
+LEADER_AAD = TENANT["currentUser"]["aadObjectId"]
+"""The emulator's current user (the leader), as its activities carry them."""
 
 
 @asynccontextmanager
@@ -171,7 +171,9 @@ async def emulator(workdir: Path, out: Path) -> AsyncIterator[Emulator]:
                 "--dt",
             ],
             cwd=workdir,
-            env=env | {"TEAMSAPPTESTER_BROWSER": "none", "NODE_OPTIONS": f"--require {LOOPBACK_ONLY}"},
+            env=env
+            | write_config(workdir)  # its people named by role, not its sample tenant's
+            | {"TEAMSAPPTESTER_BROWSER": "none", "NODE_OPTIONS": f"--require {LOOPBACK_ONLY}"},
             stdout=playground_log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

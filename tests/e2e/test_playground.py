@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from planner.store import Store
 from planner.store.schema import tasks
-from tests.e2e.playground import Frame, Playground, from_bot
+from tests.e2e.playground import Frame, Playground, from_bot, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYGROUND = ROOT / "node_modules" / ".bin" / "agentsplayground"
@@ -98,7 +98,9 @@ async def peers(tmp_path: Path, database_url: str) -> AsyncIterator[str]:
             "--dt",
         ],
         cwd=tmp_path,
-        env=env | {"TEAMSAPPTESTER_BROWSER": "none", "NODE_OPTIONS": f"--require {LOOPBACK_ONLY}"},
+        env=env
+        | write_config(tmp_path)  # its people named by role, not its sample tenant's
+        | {"TEAMSAPPTESTER_BROWSER": "none", "NODE_OPTIONS": f"--require {LOOPBACK_ONLY}"},
         stdout=playground_log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
