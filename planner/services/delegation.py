@@ -306,7 +306,7 @@ class Delegations:
                     tool = callable_tool(
                         entry.name, capability, await tool_of(conn, self.tenant_id, entry.name, capability)
                     )
-                    check_input(entry.name, tool, payload)
+                    check_input(entry.name, tool, payload, self._registry.validators)
                     destructive = tool.destructive
                 if timeout_seconds is None:
                     timeout_seconds = entry.timeout_for(capability) or DEFAULT_TIMEOUT_SECONDS
