@@ -507,6 +507,7 @@ class Delegations:
         adapter = started.adapter
         if human is not None:
             human = _LeaseKept(human, functools.partial(self._keep_lease, started))
+        await self._store.people_first()  # a run in the background leaves the event loop to people's turns first
         try:
             result = await admitted.call(human=human)
         except UnknownCapability as error:
