@@ -33,11 +33,12 @@ Outcomes, by cause:
   a `failed` result too (the agent said no);
 - no answer within `request.timeout_seconds`: `AgentTimeout`; the session stays open for the next call;
 - the server cannot be started or reached, or refuses the credentials, before the call: `AgentNotReached`; it dies
-  mid-call: `AgentUnavailable`; never a hang. A broken session is reopened on the next call. A call is retried
-  once, on a fresh session, only when it provably never reached the server (the session was found closed before the
-  call was handed to it, the TCP connection was refused, or the server answered the call's own POST with 404 for an
-  expired session id, before accepting it); a call that may have reached the tool is never retried, since that
-  could repeat its side effect.
+  mid-call, or answers the call with an HTTP error (a 5xx, from it or a proxy: it may have run the tool first):
+  `AgentUnavailable`; never a hang. A broken session, or one a call had an HTTP error on, is replaced on the next
+  call. A call is retried once, on a fresh session, only when it provably never reached the server (the session was
+  found closed before the call was handed to it, the TCP connection was refused, or the server answered the call's
+  own POST with 404 for an expired session id, before accepting it); a call that may have reached the tool is never
+  retried, since that could repeat its side effect.
 
 Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted here.
 
@@ -1069,6 +1070,13 @@ class _Session:
             "not retried, since the call may have taken effect"
         )
 
+    def failed_during(self, tool: str, status: int) -> str:
+        """Why a call the server answered with an HTTP error failed, saying it was not retried."""
+        return (
+            f"{self._config.endpoint} answered HTTP {status} to the call to {tool}; "
+            "not retried, since the call may have taken effect"
+        )
+
     def describe(self, error: BaseException | None, attempt: _Attempt | None = None) -> str:
         """Why the session failed, in words an admin can act on."""
         config = self._config
@@ -1396,8 +1404,12 @@ class MCPAgent(Agent):
         if error.code == mcp_types.CONNECTION_CLOSED or attempt.http_status is not None:
             # Closed mid-call, or an HTTP failure (auth, 5xx) rather than an answer from the agent.
             session.mark_broken()
-            if attempt.http_status is not None:
+            status = attempt.http_status
+            if status in _AUTH_STATUSES:
                 raise AgentUnavailable(self.name, session.describe(error, attempt))
+            if status is not None:
+                # The server may have run the tool before it failed (or a proxy failed in front of it): unknown.
+                raise AgentUnavailable(self.name, session.failed_during(tool, status))
             raise AgentUnavailable(self.name, session.ended_during(tool, session.error))
         return self._result(
             started,

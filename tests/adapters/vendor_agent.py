@@ -348,6 +348,48 @@ def legacy_only(app: ASGIApp) -> ASGIApp:
     return guarded
 
 
+def failing_once(app: ASGIApp, tool: str) -> ASGIApp:
+    """The app, answering HTTP 500 to the first call of `tool` after the server has run it (its answer is dropped), as
+    a proxy or a server failing after the work is done would: the client cannot tell whether the call took effect."""
+    failed = False
+
+    async def guarded(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        nonlocal failed
+        if failed or scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        messages = []
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        try:
+            request = json.loads(body)
+            called = request.get("method") == "tools/call" and request["params"]["name"] == tool
+        except (ValueError, AttributeError, KeyError, TypeError):
+            called = False
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        if not called:
+            await app(scope, replay, send)
+            return
+        failed = True
+
+        async def dropped(message: MutableMapping[str, Any]) -> None:
+            pass
+
+        await app(scope, replay, dropped)
+        await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"internal error"})
+
+    return guarded
+
+
 def loopback_socket(port: int) -> socket.socket:
     """A listening socket on 127.0.0.1; `port` 0 picks a free one. Its port is reusable at once after a restart."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -413,13 +455,17 @@ def http_server(
     resumable: bool = False,
     revised: bool = False,
     assisted: bool = False,
+    fail_once: str | None = None,
 ) -> _Server:
     """A uvicorn server for the agent on `sock`, requiring `token` when given, only of the 2025 era if `legacy`,
-    keeping its events for clients to resume broken streams if `resumable`."""
+    keeping its events for clients to resume broken streams if `resumable`, failing the first call of the tool
+    `fail_once` names (`failing_once`)."""
     server = create_server(announce=announce, hostile=hostile, revised=revised, assisted=assisted)
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=PATH, event_store=RememberedEvents() if resumable else None
     )
+    if fail_once is not None:
+        app = failing_once(app, fail_once)
     if legacy:
         app = legacy_only(app)
     if token:
@@ -436,12 +482,20 @@ async def serve_in_process(
     hostile: bool = False,
     revised: bool = False,
     assisted: bool = False,
+    fail_once: str | None = None,
     announce: Callable[[str], None] = lambda line: None,
 ) -> AsyncIterator[str]:
     """Serve the agent over streamable HTTP from this event loop; yields its URL, stops on exit."""
     sock = loopback_socket(port)
     server = http_server(
-        sock, token=token, announce=announce, legacy=legacy, hostile=hostile, revised=revised, assisted=assisted
+        sock,
+        token=token,
+        announce=announce,
+        legacy=legacy,
+        hostile=hostile,
+        revised=revised,
+        assisted=assisted,
+        fail_once=fail_once,
     )
     serving = await server.serve_until_started(sock)
     try:
