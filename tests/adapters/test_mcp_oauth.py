@@ -28,7 +28,7 @@ from bot.nudges import compose
 from bot.relay import TeamsHumanChannel
 from planner.domain.messages import MessageKind
 from planner.ports import AgentConfigInvalid, AgentNotReached, DelegationRequest, acting_for
-from planner.services.oauth import OAuthGrants, SignIns, answer_sign_in
+from planner.services.oauth import KEPT_AFTER_EXPIRY, OAuthGrants, SignIns, answer_sign_in, purge_sign_ins
 from planner.services.outbox import Outbox
 from planner.services.registry import rotate_secrets
 from planner.services.sealed import count_sealed_secrets
@@ -264,6 +264,38 @@ async def test_a_sign_in_state_is_answered_once_and_not_after_it_expires(store: 
     clock.now += timedelta(minutes=6)
     assert not await answer_sign_in(store, vault, {"code": "c", "state": "state-2"})
     assert await sign_ins.wait(late, poll_seconds=0.01) is None
+
+
+async def kept_sign_ins(store: Store) -> list[str]:
+    async with store.read() as conn:
+        return sorted(row.status for row in await conn.execute(select(oauth_sign_ins.c.status)))
+
+
+async def test_ended_and_expired_sign_ins_are_purged_and_an_open_one_is_kept(store: Store, clock: FakeClock) -> None:
+    vault = Vault([Vault.generate_key()])
+    sign_ins = SignIns(store, TENANT, vault)
+    five_minutes = timedelta(minutes=5)
+
+    async def opened(state: str) -> Any:
+        return await sign_ins.open(MEMBER, "crm", f"https://login.example/?state={state}", state, within=five_minutes)
+
+    read = await opened("read")
+    assert await answer_sign_in(store, vault, {"code": "c", "state": "read"})
+    assert await sign_ins.wait(read, poll_seconds=0.01) is not None
+    timed_out = await opened("timed-out")
+    abandoned = await opened("abandoned")  # its delegation stopped waiting (a restart): it stays open
+    clock.now += five_minutes
+    assert await sign_ins.wait(timed_out, poll_seconds=0.01) is None
+    fresh = await opened("fresh")
+    assert await kept_sign_ins(store) == ["consumed", "expired", "open", "open"]
+
+    assert await purge_sign_ins(store, clock.now) == 2  # the ended ones; the abandoned one expired only just
+    clock.now += KEPT_AFTER_EXPIRY + timedelta(seconds=1)
+    assert await purge_sign_ins(store, clock.now) == 1
+    assert await kept_sign_ins(store) == ["open"]
+    assert await sign_ins.wait(abandoned, poll_seconds=0.01) is None  # gone reads as expired
+    assert await answer_sign_in(store, vault, {"code": "c", "state": "fresh"})
+    assert await sign_ins.wait(fresh, poll_seconds=0.01) == {"code": "c", "state": "fresh"}
 
 
 async def test_a_call_that_acts_for_nobody_is_not_made_as_anyone(store: Store) -> None:
