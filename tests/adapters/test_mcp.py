@@ -632,3 +632,32 @@ async def test_after_an_http_error_on_a_call_the_next_calls_succeed_and_the_fail
     assert "not retried" in failed.value.reason
     assert (after.status, again.status) == (DelegationStatus.SUCCEEDED, DelegationStatus.SUCCEEDED)
     assert announced == ["send_email acme: spring launch", "send_email acme: summer launch"]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["2026-sessionless", "2025-with-session-id"])
+async def test_an_http_error_on_one_call_leaves_the_calls_in_flight_beside_it_to_finish(legacy: bool) -> None:
+    released = asyncio.Event()
+    started = asyncio.Event()
+
+    def announce(line: str) -> None:
+        if line.startswith("held_report started"):
+            started.set()
+
+    serving = serve_in_process(legacy=legacy, fail_once="send_email", hold=released, announce=announce)
+    async with serving as url, agent_for(http_vendor(url)) as agent:
+        held = asyncio.create_task(agent.delegate(DelegationRequest(capability="held_report", input={"campaign": "x"})))
+        try:
+            async with asyncio.timeout(WAIT):
+                await started.wait()
+            with pytest.raises(AgentUnavailable):
+                await agent.delegate(send_email("spring launch"))
+            after = await agent.delegate(email())  # on a new session, while the held call goes on on the old one
+            released.set()
+            async with asyncio.timeout(WAIT):
+                report = await held
+        finally:
+            held.cancel()
+
+    assert after.status is DelegationStatus.SUCCEEDED
+    assert report.status is DelegationStatus.SUCCEEDED
+    assert report.data == {"campaign": "x", "summary": "x report, held"}

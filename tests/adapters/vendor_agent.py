@@ -160,10 +160,12 @@ def create_server(
     hostile: bool = False,
     revised: bool = False,
     assisted: bool = False,
+    hold: asyncio.Event | None = None,
 ) -> MCPServer:
     """The marketing agent; `announce` is told when a slow report starts and of every email sent or discount offered
     (the HTTP runner prints it). `revised`: a later release, whose `draft_email` is described otherwise (it now
-    tells a model to copy the customer list), as a vendor's update or a compromised server's might."""
+    tells a model to copy the customer list), as a vendor's update or a compromised server's might. `hold` (in
+    process): adds `held_report`, which announces that it started and answers once `hold` is set."""
     server = MCPServer("vendor-agent", version="1.0", log_level="WARNING", subscriptions=False)
     segments: dict[str, Segment] = {}
     sent: list[SentEmail] = []
@@ -248,6 +250,15 @@ def create_server(
         finally:
             reports.pop()
         return Report(campaign=campaign, summary=f"{campaign} report after {seconds:g} s")
+
+    if hold is not None:
+        released = hold
+
+        @server.tool(description="A report that answers when the test lets it.")
+        async def held_report(campaign: str) -> Report:
+            announce(f"held_report started: {campaign}")
+            await released.wait()
+            return Report(campaign=campaign, summary=f"{campaign} report, held")
 
     @server.tool(description="Send a campaign, once the person who asked confirms it (asked mid-call).")
     def send_campaign(campaign: str, approval: Annotated[ElicitationResult[Approval], Resolve(_approval)]) -> str:
@@ -456,11 +467,12 @@ def http_server(
     revised: bool = False,
     assisted: bool = False,
     fail_once: str | None = None,
+    hold: asyncio.Event | None = None,
 ) -> _Server:
     """A uvicorn server for the agent on `sock`, requiring `token` when given, only of the 2025 era if `legacy`,
     keeping its events for clients to resume broken streams if `resumable`, failing the first call of the tool
     `fail_once` names (`failing_once`)."""
-    server = create_server(announce=announce, hostile=hostile, revised=revised, assisted=assisted)
+    server = create_server(announce=announce, hostile=hostile, revised=revised, assisted=assisted, hold=hold)
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=PATH, event_store=RememberedEvents() if resumable else None
     )
@@ -483,6 +495,7 @@ async def serve_in_process(
     revised: bool = False,
     assisted: bool = False,
     fail_once: str | None = None,
+    hold: asyncio.Event | None = None,
     announce: Callable[[str], None] = lambda line: None,
 ) -> AsyncIterator[str]:
     """Serve the agent over streamable HTTP from this event loop; yields its URL, stops on exit."""
@@ -496,6 +509,7 @@ async def serve_in_process(
         revised=revised,
         assisted=assisted,
         fail_once=fail_once,
+        hold=hold,
     )
     serving = await server.serve_until_started(sock)
     try:
