@@ -324,6 +324,23 @@ def require_bearer(app: ASGIApp, token: str) -> ASGIApp:
     return guarded
 
 
+async def _read_body(receive: Any) -> tuple[bytes, Callable[[], Awaitable[Any]]]:
+    """A request's whole body, and a `receive` that hands the app the same messages again."""
+    messages = []
+    body = b""
+    while True:
+        message = await receive()
+        messages.append(message)
+        body += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Any:
+        return messages.pop(0) if messages else await receive()
+
+    return body, replay
+
+
 def legacy_only(app: ASGIApp) -> ASGIApp:
     """The app, refusing the 2026 era's `server/discover` probe as a 2025-era server would."""
 
@@ -331,14 +348,7 @@ def legacy_only(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or scope["method"] != "POST":
             await app(scope, receive, send)
             return
-        messages = []
-        body = b""
-        while True:
-            message = await receive()
-            messages.append(message)
-            body += message.get("body", b"")
-            if message["type"] != "http.request" or not message.get("more_body"):
-                break
+        body, replay = await _read_body(receive)
         try:
             method = json.loads(body).get("method")
         except (ValueError, AttributeError):
@@ -350,10 +360,6 @@ def legacy_only(app: ASGIApp) -> ASGIApp:
             )
             await send({"type": "http.response.body", "body": json.dumps(error).encode()})
             return
-
-        async def replay() -> Any:
-            return messages.pop(0) if messages else await receive()
-
         await app(scope, replay, send)
 
     return guarded
@@ -369,23 +375,12 @@ def failing_once(app: ASGIApp, tool: str) -> ASGIApp:
         if failed or scope["type"] != "http" or scope["method"] != "POST":
             await app(scope, receive, send)
             return
-        messages = []
-        body = b""
-        while True:
-            message = await receive()
-            messages.append(message)
-            body += message.get("body", b"")
-            if message["type"] != "http.request" or not message.get("more_body"):
-                break
+        body, replay = await _read_body(receive)
         try:
             request = json.loads(body)
             called = request.get("method") == "tools/call" and request["params"]["name"] == tool
         except (ValueError, AttributeError, KeyError, TypeError):
             called = False
-
-        async def replay() -> Any:
-            return messages.pop(0) if messages else await receive()
-
         if not called:
             await app(scope, replay, send)
             return
