@@ -363,7 +363,7 @@ async def test_a_quarter_as_each_person_receives_it(running: Running, clock: Fak
     [draft] = [a["content"] for s in replies["derive"] for a in s.body["attachments"]]
     assert "Owner: Lead" in all_text(draft)
     assert "KPIs: SQLs 172" in all_text(draft).split("\n")  # a prorated share of 500 SQLs, a whole number
-    assert "P1's budget is 250,000 USD." in said(replies["budget"][0].body)
+    assert "P1's budget is $250,000." in said(replies["budget"][0].body)
     assert "tactical plans P2, P3, P4" in said(replies["save"][0].body)
     assert "P5" in said(replies["week"][0].body)
 
