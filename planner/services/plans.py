@@ -308,13 +308,13 @@ class Plans:
                 return after
             was = await self._targets_of(conn, before)
             await self._set_targets(conn, before, targets, actor=actor)
-            await self._record_plan_change(
+            await self._record_pictures(
                 conn,
                 actor=actor,
                 kind="plan.updated",
+                subject=("plan", after.id),
                 before=snapshot(before) | {TARGETS: was},
                 after=snapshot(after) | {TARGETS: await self._targets_of(conn, after)},
-                plan=after,
             )
             return after
 
@@ -345,17 +345,25 @@ class Plans:
         await self._record(conn, actor=actor, kind="metric.updated", subject=after, before=before)
         return after
 
-    async def _record_plan_change(
-        self, conn: Connection, *, actor: str, kind: str, before: dict[str, Any], after: dict[str, Any], plan: Plan
+    async def _record_pictures(
+        self,
+        conn: Connection,
+        *,
+        actor: str,
+        kind: str,
+        subject: tuple[str, int],
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
     ) -> None:
+        """An event whose pictures hold more than the subject's snapshot (a plan's KPI targets, the event undone)."""
         await event_log.record(
             conn,
             tenant_id=self.tenant_id,
             at=self._now(),
             actor=actor,
             kind=kind,
-            subject_type="plan",
-            subject_id=plan.id,
+            subject_type=subject[0],
+            subject_id=subject[1],
             before=before,
             after=after,
         )
@@ -658,9 +666,9 @@ class Plans:
         window: timedelta = UNDO_WINDOW,
     ) -> UndoneChange:
         """Take back `actor`'s last change made within `window`: an edit of a task (title, due date, owner, plan,
-        milestone), an edit or archive of a plan (of a master plan's goals: its north star, window, constraints and KPI
-        targets, as one change), or a task's deletion; with `subject` ("task" or "plan", id) the
-        last one of that object, and with `version` the one that left it at that version.
+        milestone), an edit or archive of a plan (a master plan's north star, window, constraints and KPI targets
+        changed together are one change), or a task's deletion; with `subject` ("task" or "plan", id) the last one of
+        that object, and with `version` the one that left it at that version.
 
         The undo is itself an event ("task.undone", "plan.undone") naming the event it takes back. Raises
         NothingToUndo; StaleUndo when the object changed since (by someone else, or in the fields to restore), and
@@ -772,14 +780,11 @@ class Plans:
         if TARGETS in fields and isinstance(subject, Plan):
             await self._restore_targets(conn, subject, event.before.get(TARGETS), actor=actor)
             after[TARGETS] = await self._targets_of(conn, subject)
-        await event_log.record(
+        await self._record_pictures(
             conn,
-            tenant_id=self.tenant_id,
-            at=self._now(),
             actor=actor,
             kind=UNDO_KINDS[event.subject_type],
-            subject_type=event.subject_type,
-            subject_id=event.subject_id,
+            subject=(event.subject_type, event.subject_id),
             before=now,
             after=after,
         )

@@ -294,6 +294,18 @@ async def press(user: TeamsUser, card_message_id: str, data: dict[str, Any], for
     return answer
 
 
+async def edit_form(user: TeamsUser, card: dict[str, Any], card_message_id: str) -> dict[str, Any]:
+    """Press a card's Edit button: the form it turns into."""
+    answer = await press(user, card_message_id, find_action(card, "Edit")["data"])
+    form: dict[str, Any] = answer.body["attachments"][0]["content"]
+    return form
+
+
+def inputs_of(form: dict[str, Any]) -> dict[str, Any]:
+    """A form's inputs and the values it shows."""
+    return {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+
+
 async def test_a_tactical_plans_card_turns_into_its_form_and_saving_updates_it_in_place(lead: TeamsUser) -> None:
     await plan_with_task(lead)
     connector = lead.running.connector
@@ -304,7 +316,7 @@ async def test_a_tactical_plans_card_turns_into_its_form_and_saving_updates_it_i
     form = form_message.body["attachments"][0]["content"]
     assert schema_errors(form) == []
     assert card_height(form) <= HEIGHT_BUDGET_PX
-    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    inputs = inputs_of(form)
     assert inputs == {"title": "Launch", "owner": "Lead", "start": "2026-01-05", "end": "2026-02-27"}
     filled = inputs | {"title": "Spring launch", "end": "2026-03-06"}
     saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], filled)
@@ -333,11 +345,9 @@ async def test_the_master_plans_form_changes_its_goals_for_its_leader_and_holds_
     [sqls] = await plans.list_metrics(1)
     await member.ask("plan P1")
     card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
-    form = (await press(member, card_message.activity_id, find_action(card, "Edit")["data"])).body["attachments"][0][
-        "content"
-    ]
+    form = await edit_form(member, card, card_message.activity_id)
     assert schema_errors(form) == []
-    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    inputs = inputs_of(form)
     assert set(inputs) == {"title", "start", "end", "constraints", f"target_{sqls.id}"}
     held = await press(
         member,
@@ -355,10 +365,8 @@ async def test_the_master_plans_form_changes_its_goals_for_its_leader_and_holds_
     )
     await lead.ask("plan P1")
     card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
-    form = (await press(lead, card_message.activity_id, find_action(card, "Edit")["data"])).body["attachments"][0][
-        "content"
-    ]
-    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    form = await edit_form(lead, card, card_message.activity_id)
+    inputs = inputs_of(form)
     assert (inputs["constraints"], inputs[f"target_{sqls.id}"]) == ("no paid social\nno events", 600)
     changes = {"title": "600 SQLs by 31 March", "end": "2026-04-30"}
     saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], inputs | changes)
@@ -423,12 +431,9 @@ async def test_a_kpi_target_change_is_undone_by_its_leader_with_the_goals_change
     # Saved together from the card's form, they are one change: its Undo button takes back both.
     await lead.ask("plan P1")
     card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
-    form = (await press(lead, card_message.activity_id, find_action(card, "Edit")["data"])).body["attachments"][0][
-        "content"
-    ]
-    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    form = await edit_form(lead, card, card_message.activity_id)
     changes = {"title": "800 SQLs by 31 March", f"target_{sqls.id}": "800"}
-    saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], inputs | changes)
+    saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], inputs_of(form) | changes)
     assert "P1 changed: north star, SQLs target 800" in json.dumps(saved.body, ensure_ascii=False)
     updated = saved.body["attachments"][0]["content"]
     undone = await press(lead, card_message.activity_id, find_action(updated, "Undo")["data"])
