@@ -381,6 +381,30 @@ async def test_a_person_who_does_not_sign_in_in_time_gets_the_delegation_refused
     assert authorization.grants == []
 
 
+class Shell:
+    """`cos adapters …` as from a shell: on the test's database, with the bot's key and its public address where
+    `callback` is served; a call gives the exit code, what was printed and what was printed to stderr."""
+
+    def __init__(
+        self,
+        database: Database,
+        key: str,
+        callback: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        monkeypatch.setenv("DATABASE_URL", database.url)
+        monkeypatch.setenv("COS_SECRET_KEYS", key)
+        monkeypatch.setenv("COS_ADAPTER_ALLOWED_NETWORKS", "127.0.0.0/8")
+        monkeypatch.setenv("COS_PUBLIC_URL", callback.removesuffix(CALLBACK_PATH))
+        self._capsys = capsys
+
+    async def __call__(self, *words: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(cos, ["adapters", words[0], "--tenant", TENANT, *words[1:]])
+        printed = self._capsys.readouterr()
+        return code, printed.out, printed.err
+
+
 async def test_the_command_line_tests_an_adapter_people_sign_in_to_as_a_person_with_their_grant(
     store: Store, database: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -389,16 +413,8 @@ async def test_the_command_line_tests_an_adapter_people_sign_in_to_as_a_person_w
     authorization = LoopbackAuthorization()
     person = Person(store)
 
-    async def shell(*words: str) -> tuple[int, str, str]:
-        code = await asyncio.to_thread(cos, ["adapters", words[0], "--tenant", TENANT, *words[1:]])
-        printed = capsys.readouterr()
-        return code, printed.out, printed.err
-
     async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
-        monkeypatch.setenv("DATABASE_URL", database.url)
-        monkeypatch.setenv("COS_SECRET_KEYS", key)
-        monkeypatch.setenv("COS_ADAPTER_ALLOWED_NETWORKS", "127.0.0.0/8")
-        monkeypatch.setenv("COS_PUBLIC_URL", callback.removesuffix(CALLBACK_PATH))
+        shell = Shell(database, key, callback, monkeypatch, capsys)
         config = json.dumps({"transport": "http", "url": url, "oauth_grant": "authorization_code"})
         assert (await shell("register", "mcp", "crm", config))[0] == 0
         nobody = await shell("test", "crm")
@@ -418,4 +434,45 @@ async def test_the_command_line_tests_an_adapter_people_sign_in_to_as_a_person_w
     assert "crm: ok" in member[1]
     assert "whoami (off): Who the bot acts as here." in member[1]
     assert revoked == (1, "", f"cos adapters test: {NO_GRANT}\n")
+    assert len(person.cards) == 1  # the command line never sends anyone a card
+
+
+async def test_the_command_line_lists_and_enables_the_tools_of_an_adapter_people_sign_in_to_as_a_person(
+    store: Store, database: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = Vault.generate_key()
+    vault = Vault([key])
+    authorization = LoopbackAuthorization()
+    person = Person(store)
+
+    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
+        shell = Shell(database, key, callback, monkeypatch, capsys)
+        config = json.dumps({"transport": "http", "url": url, "oauth_grant": "authorization_code"})
+        assert (await shell("register", "mcp", "crm", config))[0] == 0
+        nobody_lists = await shell("tools", "crm")
+        nobody_enables = await shell("enable", "crm", "whoami")
+        stranger_lists = await shell("tools", "crm", "--as", "aad-stranger")
+        stranger_enables = await shell("enable", "crm", "whoami", "--as", "aad-stranger")
+        async with crm(store, vault, url, callback) as agent:  # the member signs in from Teams
+            assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
+        listed = await shell("tools", "crm", "--as", MEMBER)
+        enabled = await shell("enable", "crm", "whoami", "--as", MEMBER)
+        listed_again = await shell("tools", "crm", "--as", MEMBER)
+        whole = await shell("enable", "crm", "--as", MEMBER)
+        authorization.access.clear()
+        authorization.refresh.clear()  # the vendor revoked it: only a new sign-in would do
+        revoked = await shell("tools", "crm", "--as", MEMBER)
+
+    for command, said in (("tools", nobody_lists), ("enable", nobody_enables)):
+        assert said[:2] == (1, "")
+        assert f"cos adapters {command}: " in said[2]
+        assert "crm acts as the person who delegates: give --as USER_ID to act as one" in said[2]
+    assert stranger_lists == (1, "", f"cos adapters tools: {NO_GRANT}\n")
+    assert stranger_enables == (1, "", f"cos adapters enable: {NO_GRANT}\n")
+    assert listed == (0, "whoami (off): Who the bot acts as here.\n", "")
+    assert enabled == (0, "crm whoami enabled, its definition pinned\n", "")
+    assert listed_again[:2] == (0, "whoami (on): Who the bot acts as here.\n")
+    assert whole[0] == 2
+    assert "--as goes with a TOOL" in whole[2]
+    assert revoked == (1, "", f"cos adapters tools: {NO_GRANT}\n")
     assert len(person.cards) == 1  # the command line never sends anyone a card
