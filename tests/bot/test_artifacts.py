@@ -16,9 +16,8 @@ from bot.artifacts import ArtifactLinks, add_artifact_routes
 from bot.settings import Settings
 from planner.store import Store
 from planner.store.vault import Vault
-from tests.adapters.test_browser import PASSWORD, USERNAME, vendor_config
 from tests.adapters.vendor_agent import serve_in_process, tiny_png
-from tests.adapters.web_vendor import WebVendor
+from tests.adapters.web_vendor import PASSWORD, USERNAME, WebVendor, vendor_config
 from tests.bot.cards.test_cards import all_text, of_type, schema_errors, top_actions
 from tests.bot.conftest import Running, a_delegating_bot
 from tests.bot.delegating import a_desk, to_the_writer, vendor_registered
