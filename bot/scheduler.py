@@ -30,10 +30,10 @@ from planner.store import Store
 logger = logging.getLogger(__name__)
 MAX_BATCHES = 200
 BATCH = 200
+"""Messages claimed at once: several seconds of sending at Teams' 50 a second, well inside the lease."""
 HOUSEKEEPING_SECONDS = 3600
 """How often expired context facts, signed event ids and ended sign-ins are purged (any replica may; deleting twice
 deletes nothing more)."""
-"""Messages claimed at once: several seconds of sending at Teams' 50 a second, well inside the lease."""
 
 
 @dataclass

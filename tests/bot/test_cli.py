@@ -248,3 +248,15 @@ def test_adapters_test_help_says_how_to_act_as_a_person(capsys: pytest.CaptureFi
     shown = " ".join(capsys.readouterr().out.split())
     assert "--as USER_ID act as this person (their Teams user id)" in shown
     assert "the grant they gave it when signing in from Teams" in shown
+
+
+@pytest.mark.parametrize("command", [["tools", "--help"], ["enable", "--help"]])
+def test_adapters_tools_and_enable_help_say_how_to_act_as_a_person(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(["adapters", *command])
+    assert ended.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--as USER_ID act as this person (their Teams user id)" in shown
+    assert "the grant they gave it when signing in from Teams" in shown
