@@ -261,11 +261,6 @@ def _expected_members(node: ast.expr) -> list[str] | None:
     return None
 
 
-_FIELDS_STILL_TEXT = {"planner/domain/decisions.py", "planner/services/approvals.py"}
-"""Modules whose InvalidValue sites still name their field as plain text (a change elsewhere is editing them now); each
-such field is a constant or a parameter, never a phrase built at the site."""
-
-
 def _field_member(node: ast.expr) -> str | None:
     """The Field member a `field` argument names (`Field.X`), or None."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Field":
@@ -321,11 +316,6 @@ def test_the_planner_says_what_a_field_expects_as_data_never_as_a_phrase() -> No
                         offenders.append(f"{where}: no Field.{field}")
                         continue
                     field_details = Field[field].details
-                elif relative in _FIELDS_STILL_TEXT:
-                    if not isinstance(named, ast.Name) and not (
-                        isinstance(named, ast.Constant) and isinstance(named.value, str)
-                    ):
-                        offenders.append(f"{where}: the field is a phrase built at the raise")
                 elif not (isinstance(named, ast.Name) and named.id in passed_through.get(node, set())):
                     offenders.append(f"{where}: the field is not a Field member")
                 details = {keyword.arg for keyword in node.keywords}

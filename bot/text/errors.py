@@ -255,6 +255,10 @@ FIELDS: dict[Field, str] = {
     Field.CONVERSATION_KIND: "conversation kind",
     Field.ROLE: "role",
     Field.EXPIRY: "expiry",
+    Field.APPROVER: "approver",
+    Field.REQUESTER: "requester",
+    Field.RESUME: "what to do once approved",
+    Field.ACTION_ATTRIBUTES: "the action's attributes",
     Field.PLAN: "plan",
     Field.PLANS: "plans",
     Field.TASK: "task",
@@ -304,6 +308,13 @@ FIELDS: dict[Field, str] = {
     Field.SPEND_TO_DATE: "spend to date ({path} of the agent's data)",
     Field.SOURCE_NAME: "source name",
     Field.FORMAT: "format",
+    Field.DECISION_KEYS: "decision log keys",
+    Field.DECISION_DATA: "the data of a decision",
+    Field.DECISION_ACTOR: "who decided",
+    Field.DECISION_ACTION: "what was decided",
+    Field.DECISION_SUBJECT: "what a decision is about",
+    Field.DECISION_VERDICT: "a decision's verdict",
+    Field.DECISION_TIME: "when a decision was made",
 }
 """What each field InvalidValue names reads as; `{detail}` is filled from the error's details (a test keeps every
 member here, with exactly the details it names)."""
@@ -311,8 +322,6 @@ member here, with exactly the details it names)."""
 
 def field(error: InvalidValue) -> str:
     """The field `error` names, in the bot's words (plain text): `spend date`, `target of SQLs`."""
-    if not isinstance(error.field, Field):
-        return error.field
     return FIELDS[error.field].format_map(_shown(error))
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from planner.domain.errors import Expected, InvalidValue, PlannerError, TenantMismatch
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError, TenantMismatch
 from planner.domain.governance import DecisionRecord
 
 GENESIS = "0" * 64
@@ -38,7 +38,6 @@ KEY_PURPOSE = "decision log signatures"
 CHECKPOINT_FORMAT = "cos-decision-checkpoint/1"
 MAX_DATA_BYTES = 256 * 1024
 MAX_REFS = 100
-_LIMITS = {"actor": 200, "action": 100, "subject": 200, "verdict": 32}
 _REF = re.compile(r"[a-z][a-z_]{0,31}:[A-Za-z0-9_.@:#-]{1,160}")
 """A reference held in the data: `task:12`, `fact:renewal:acme`, `account:acme-corp`… (not a URL)."""
 _ID_KEYS = {
@@ -94,7 +93,7 @@ class DecisionKeys:
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys:
-            raise InvalidValue("decision log keys", "none", Expected.SOME_KEY)
+            raise InvalidValue(Field.DECISION_KEYS, "none", Expected.SOME_KEY)
         self._keys = {key_id(key): key for key in keys}
         self.signing_id = key_id(keys[0])
 
@@ -205,9 +204,9 @@ def plain_data(data: Mapping[str, Any]) -> dict[str, Any]:
     try:
         text = canonical_json(dict(data))
     except (TypeError, ValueError):
-        raise InvalidValue("decision data", data, Expected.JSON_OBJECT) from None
+        raise InvalidValue(Field.DECISION_DATA, data, Expected.JSON_OBJECT) from None
     if len(text.encode("utf-8")) > MAX_DATA_BYTES:
-        raise InvalidValue("decision data", f"{text[:40]}…", Expected.JSON_AT_MOST_BYTES, limit=MAX_DATA_BYTES)
+        raise InvalidValue(Field.DECISION_DATA, f"{text[:40]}…", Expected.JSON_AT_MOST_BYTES, limit=MAX_DATA_BYTES)
     plain: dict[str, Any] = json.loads(text)
     return plain
 
@@ -270,13 +269,17 @@ def check_record(record: DecisionRecord, tenant_id: str, now: datetime) -> Check
     """
     if record.tenant_id != tenant_id:
         raise TenantMismatch(tenant_id, record.tenant_id)
-    for name, limit in _LIMITS.items():
-        value = getattr(record, name)
+    for field, value, limit in (
+        (Field.DECISION_ACTOR, record.actor, 200),
+        (Field.DECISION_ACTION, record.action, 100),
+        (Field.DECISION_SUBJECT, record.subject, 200),
+        (Field.DECISION_VERDICT, record.verdict, 32),
+    ):
         if not value or not value.strip() or len(value) > limit:
-            raise InvalidValue(name, value, Expected.TEXT_AT_MOST, limit=limit)
+            raise InvalidValue(field, value, Expected.TEXT_AT_MOST, limit=limit)
     at = record.at or now
     if at.tzinfo is None:
-        raise InvalidValue("at", at, Expected.TIME_WITH_ZONE)
+        raise InvalidValue(Field.DECISION_TIME, at, Expected.TIME_WITH_ZONE)
     return CheckedRecord(
         record=record,
         at=at.astimezone(UTC),

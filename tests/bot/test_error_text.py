@@ -400,8 +400,8 @@ def test_every_form_a_field_may_expect_is_worded_from_exactly_its_details(expect
     template = EXPECTED[expected]
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     assert fields == set(expected.details)
-    said = describe_plain(InvalidValue("field", "x", expected, **dict.fromkeys(expected.details, 987)))
-    assert said.startswith("field: 'x' is not valid; expected ")
+    said = describe_plain(InvalidValue(Field.VALUE, "x", expected, **dict.fromkeys(expected.details, 987)))
+    assert said.startswith("value: 'x' is not valid; expected ")
     assert said.count("987") == len(expected.details)
 
 
@@ -421,7 +421,7 @@ def test_a_phrase_the_bot_suggests_stays_code_and_a_choice_stays_text_in_chat() 
     said = describe(InvalidValue(Field.CONVERSATION_KIND, "[x](https://evil.example)", Expected.ONE_OF, choices=kinds))
     assert "\\*personal\\*" in said
     assert f"]{WORD_JOINER}(" in said
-    assert "`agent:<adapter>`" in describe(InvalidValue("requester", " ", Expected.REQUESTER))
+    assert "`agent:<adapter>`" in describe(InvalidValue(Field.REQUESTER, " ", Expected.REQUESTER))
 
 
 @pytest.mark.parametrize("code", list(ProblemCode), ids=lambda code: code.name)
@@ -433,3 +433,59 @@ def test_every_kind_of_problem_is_worded_from_exactly_its_details(code: ProblemC
     said = describe_problem(Problem(code, "rules[0].x", **dict.fromkeys(code.details, 987)))
     assert said.startswith("rules[0].x: ")
     assert said.count("987") == len(code.details) - len(unused)
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            InvalidValue(Field.APPROVER, "agent:crm", Expected.PERSON_ID),
+            "approver: 'agent:crm' is not valid; expected a person's user id (an agent or the bot cannot approve).",
+        ),
+        (
+            InvalidValue(Field.REQUESTER, " ", Expected.REQUESTER),
+            "requester: ' ' is not valid; expected who asks: a user id, `agent:<adapter>`, `llm` or `bot`.",
+        ),
+        (
+            InvalidValue(Field.RESUME, {"x": 1}, Expected.JSON_OBJECT),
+            "what to do once approved: {'x': 1} is not valid; expected an object of plain JSON values (text, numbers, "
+            "lists…).",
+        ),
+        (
+            InvalidValue(Field.ACTION_ATTRIBUTES, {"at": "?"}, Expected.JSON_OBJECT),
+            "the action's attributes: {'at': '?'} is not valid; expected an object of plain JSON values (text, "
+            "numbers, lists…).",
+        ),
+        (
+            InvalidValue(Field.DECISION_KEYS, "none", Expected.SOME_KEY),
+            "decision log keys: 'none' is not valid; expected at least one key.",
+        ),
+        (
+            InvalidValue(Field.DECISION_DATA, '{"a":…', Expected.JSON_AT_MOST_BYTES, limit=65536),
+            "the data of a decision: '{\"a\":…' is not valid; expected at most 65,536 bytes of JSON: keep references.",
+        ),
+        (
+            InvalidValue(Field.DECISION_ACTOR, "", Expected.TEXT_AT_MOST, limit=200),
+            "who decided: '' is not valid; expected some text of at most 200 characters.",
+        ),
+        (
+            InvalidValue(Field.DECISION_ACTION, "", Expected.TEXT_AT_MOST, limit=100),
+            "what was decided: '' is not valid; expected some text of at most 100 characters.",
+        ),
+        (
+            InvalidValue(Field.DECISION_SUBJECT, " ", Expected.TEXT_AT_MOST, limit=200),
+            "what a decision is about: ' ' is not valid; expected some text of at most 200 characters.",
+        ),
+        (
+            InvalidValue(Field.DECISION_VERDICT, "", Expected.TEXT_AT_MOST, limit=32),
+            "a decision's verdict: '' is not valid; expected some text of at most 32 characters.",
+        ),
+        (
+            InvalidValue(Field.DECISION_TIME, "2026-01-05 09:00", Expected.TIME_WITH_ZONE),
+            "when a decision was made: '2026-01-05 09:00' is not valid; expected a time with its time zone.",
+        ),
+    ],
+    ids=lambda value: value.field.name if isinstance(value, InvalidValue) else "",
+)
+def test_the_fields_of_approval_requests_and_decisions_are_named_in_words(error: InvalidValue, said: str) -> None:
+    assert describe_plain(error) == said
