@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from planner.domain.approvals import FLAGGED, ApprovalRequest
+from planner.domain.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
 from planner.domain.governance import DestructiveTool, GateCategory, PolicyReason
+from planner.governance.guard import ApprovalOutcome
 
 GATE_REASONS: Mapping[GateCategory, str] = {
     GateCategory.STRATEGY: "A change of strategy (the master plan's goals or targets) needs a person's approval.",
@@ -61,3 +62,19 @@ def policy_reasons_text(reasons: Iterable[PolicyReason], *, none: str = NO_RULE_
     """The reasons in one line, `; ` between them and no full stop of their own (the line goes inside a sentence);
     `none` when there are none."""
     return "; ".join(policy_reason_text(reason).rstrip(".") for reason in reasons) or none
+
+
+APPROVAL_OUTCOMES: Mapping[ApprovalStatus, str] = {
+    ApprovalStatus.APPROVED: "{approval} approved{by}",
+    ApprovalStatus.REJECTED: "Not run: {approval} was rejected{by}{note}.",
+    ApprovalStatus.EXPIRED: "Not run: {approval} expired with no answer.",
+}
+"""Why a held delegation runs once its approval request is decided, or why it does not (what its owner reads as its
+error); `{by}` names who decided, `{note}` is what they wrote."""
+
+
+def approval_outcome_text(outcome: ApprovalOutcome) -> str:
+    """`A3 approved by aad-boss`; `Not run: A3 was rejected by aad-boss: too deep.`"""
+    by = f" by {outcome.by}" if outcome.by else ""
+    note = f": {outcome.note.rstrip('.')}" if outcome.note else ""
+    return APPROVAL_OUTCOMES[outcome.status].format(approval=outcome.approval, by=by, note=note)

@@ -10,8 +10,16 @@ from typing import Any
 import pytest
 
 from bot.text.decisions import explain, rationale_text
-from bot.text.gates import GATE_NAMES, GATE_REASONS, gate_name, policy_reason_text, policy_reasons_text
-from planner.domain.approvals import GATES
+from bot.text.gates import (
+    APPROVAL_OUTCOMES,
+    GATE_NAMES,
+    GATE_REASONS,
+    approval_outcome_text,
+    gate_name,
+    policy_reason_text,
+    policy_reasons_text,
+)
+from planner.domain.approvals import GATES, ApprovalStatus
 from planner.domain.decisions import Decision, data_hash
 from planner.domain.governance import (
     REASON_KEY,
@@ -21,6 +29,7 @@ from planner.domain.governance import (
     policy_reason_json,
     policy_reason_of_json,
 )
+from planner.governance.guard import ApprovalOutcome
 
 AT = datetime(2026, 2, 10, 9, tzinfo=UTC)
 
@@ -123,3 +132,28 @@ def test_a_person_s_note_and_an_older_entry_s_sentence_read_as_they_were_written
     assert explain(older).endswith(": aad-counsel may now approve what needs the legal role. Approval: none.")
     # A reason a later version logs, which this one does not know, says nothing rather than something wrong.
     assert rationale_text(entry(**{REASON_KEY: "approval.reconsidered"})) == ""
+
+
+@pytest.mark.parametrize(
+    ("outcome", "said"),
+    [
+        (ApprovalOutcome(approval="A3", status=ApprovalStatus.APPROVED, by="aad-boss"), "A3 approved by aad-boss"),
+        (
+            ApprovalOutcome(approval="A3", status=ApprovalStatus.REJECTED, by="aad-boss", note="Too deep."),
+            "Not run: A3 was rejected by aad-boss: Too deep.",
+        ),
+        (
+            ApprovalOutcome(approval="A3", status=ApprovalStatus.REJECTED, by="aad-boss"),
+            "Not run: A3 was rejected by aad-boss.",
+        ),
+        (ApprovalOutcome(approval="A4", status=ApprovalStatus.EXPIRED), "Not run: A4 expired with no answer."),
+    ],
+    ids=lambda value: value.status.value if isinstance(value, ApprovalOutcome) else "",
+)
+def test_a_held_delegation_s_release_reads_as_its_approval_was_decided(outcome: ApprovalOutcome, said: str) -> None:
+    assert approval_outcome_text(outcome) == said
+
+
+def test_every_way_an_approval_request_ends_is_worded() -> None:
+    ended = {status for status in ApprovalStatus if status not in (ApprovalStatus.PENDING, ApprovalStatus.RESUMED)}
+    assert set(APPROVAL_OUTCOMES) == ended
