@@ -3,10 +3,13 @@ as they wrote them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from typing import Any
 
+from bot.text.numbers import plain
 from planner.domain.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
-from planner.domain.governance import DestructiveTool, GateCategory, PolicyReason
+from planner.domain.governance import DestructiveTool, GateCategory, OverLimit, OverLimits, PolicyReason
 from planner.governance.guard import ApprovalOutcome
 
 GATE_REASONS: Mapping[GateCategory, str] = {
@@ -44,7 +47,36 @@ def policy_reason_text(reason: PolicyReason) -> str:
         return GATE_REASONS[reason]
     if isinstance(reason, DestructiveTool):
         return f"{reason.agent}'s server marks {reason.capability} as destructive: every call needs a person's approval"
+    if isinstance(reason, OverLimits):
+        return f"{reason.description.rstrip('.')} ({'; '.join(map(over_limit_text, reason.over))})"
     return reason
+
+
+OPERATORS: Mapping[str, str] = {
+    "eq": "=",
+    "ne": "≠",
+    "lt": "<",
+    "le": "≤",
+    "gt": ">",
+    "ge": "≥",
+    "in": "in",
+    "contains": "contains",
+}
+"""How a rule's comparison reads beside its limit: `≤ 15`."""
+
+
+def over_limit_text(over: OverLimit) -> str:
+    """`discount is 20, the limit is ≤ 15`."""
+    operator = OPERATORS.get(over.operator, over.operator)
+    limit = over.limit if isinstance(over.limit, str) else _compared(over.limit)
+    return f"{over.path} is {_compared(over.actual)}, the limit is {operator} {limit}"
+
+
+def _compared(value: Any) -> str:
+    """A value a rule compared: a number as people read it (`12,500`), anything else as its JSON (`"email"`)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return plain(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def request_reason_text(request: ApprovalRequest) -> str:

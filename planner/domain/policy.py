@@ -71,6 +71,8 @@ from planner.domain.governance import (
     Action,
     ActionKind,
     GateCategory,
+    OverLimit,
+    OverLimits,
     PolicyDecision,
     RuleMatch,
     Verdict,
@@ -339,10 +341,6 @@ def parse_duration(text: str) -> timedelta | None:
 
 
 # ---- checking a document -------------------------------------------------------------------------------------------
-
-
-def _shown(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 class _Checker:
@@ -726,9 +724,9 @@ def _matches(
     over = [c for c in applicable if not c.holds(action.attributes)]
     if not over:
         return RuleMatch(rule_id=rule.id, verdict=Verdict.GO, reason=rule.description), used
-    detail = "; ".join(
-        f"{c.path} is {_shown(c.actual(action.attributes))}, the limit is "
-        f"{_SYMBOLS[c.op]} {_shown(c.value) if not isinstance(c.value, str) else c.value}"
-        for c in over
+    limits = tuple(
+        OverLimit(path=c.path, actual=c.actual(action.attributes), operator=c.op, limit=c.value) for c in over
     )
-    return RuleMatch(rule_id=rule.id, verdict=rule.verdict, reason=f"{rule.description} ({detail})"), used
+    return RuleMatch(
+        rule_id=rule.id, verdict=rule.verdict, reason=OverLimits(description=rule.description, over=limits)
+    ), used

@@ -14,6 +14,7 @@ from bot.text.gates import (
     APPROVAL_OUTCOMES,
     GATE_NAMES,
     GATE_REASONS,
+    OPERATORS,
     approval_outcome_text,
     gate_name,
     policy_reason_text,
@@ -26,9 +27,12 @@ from planner.domain.governance import (
     DestructiveTool,
     GateCategory,
     LogReason,
+    OverLimit,
+    OverLimits,
     policy_reason_json,
     policy_reason_of_json,
 )
+from planner.domain.policy import OPERATORS as COMPARISONS
 from planner.governance.guard import ApprovalOutcome
 
 AT = datetime(2026, 2, 10, 9, tzinfo=UTC)
@@ -112,6 +116,27 @@ def test_a_destructive_tool_s_reason_reads_in_words_and_every_reason_keeps_as_js
     for reason in (tool, *GateCategory, "An admin's own words", "budget"):
         kept = policy_reason_of_json(json.loads(json.dumps(policy_reason_json(reason))))
         assert (kept, type(kept)) == (reason, type(reason))
+
+
+OVER = OverLimits(
+    description="Discounts up to 15 % go on their own.",
+    over=(
+        OverLimit(path="discount", actual=20, operator="le", limit=15),
+        OverLimit(path="input.amount", actual=12500.25, operator="lt", limit=10000),
+        OverLimit(path="channel", actual="sms", operator="in", limit=["email", "chat"]),
+        OverLimit(path="region", actual="EU", operator="eq", limit="US"),
+    ),
+)
+
+
+def test_the_limits_an_allow_rule_s_action_went_over_read_with_numbers_as_people_read_them() -> None:
+    assert policy_reason_text(OVER) == (
+        "Discounts up to 15 % go on their own (discount is 20, the limit is ≤ 15; input.amount is 12,500.3, the limit "
+        'is < 10,000; channel is "sms", the limit is in ["email", "chat"]; region is "EU", the limit is = US)'
+    )
+    assert set(OPERATORS) == set(COMPARISONS)
+    kept = policy_reason_of_json(json.loads(json.dumps(policy_reason_json(OVER))))
+    assert (kept, type(kept)) == (OVER, OverLimits)
 
 
 def test_every_reason_the_system_logs_has_words() -> None:
