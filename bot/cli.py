@@ -381,6 +381,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
     from typing import Any
 
+    from bot.text.decisions import break_text
     from bot.text.errors import describe_plain
     from planner.domain.decisions import ChainReport
     from planner.domain.errors import PlannerError
@@ -416,7 +417,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
         if chain.broken is not None:
             return (
                 f"tenant {chain.tenant_id}: BROKEN at entry {chain.broken.seq}, {chain.broken.kind.value}: "
-                f"{chain.broken.detail}"
+                f"{break_text(chain.broken)}"
             )
         text = f"tenant {chain.tenant_id}: {chain.entries} entries, intact (last entry {chain.head_seq}, hash "
         text += f"{chain.head_hash})"
