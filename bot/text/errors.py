@@ -85,6 +85,7 @@ from planner.domain.errors import (
 from planner.domain.governance import Verdict
 from planner.domain.ingestion import InvalidMetricEvent, UnitMismatch
 from planner.domain.policy import PolicyInvalid
+from planner.domain.problems import ProblemCode
 from planner.governance.gated_agent import CircuitOpen, DelegationHeld, DelegationStopped, StopCause
 from planner.ports import (
     AgentConfigInvalid,
@@ -645,11 +646,16 @@ def _(error: ToolHeld, style: _Style) -> str:
 
 @_render.register
 def _(error: InputInvalid, style: _Style) -> str:
-    adapter = error.adapter
+    adapter, tool = style.quote(error.adapter), style.quote(error.capability)
+    if error.problem.code in (ProblemCode.SCHEMA_UNREADABLE, ProblemCode.SCHEMA_UNUSABLE):
+        return (
+            f"{adapter}'s tool {tool} cannot be called: {style.prose(problem_message(error.problem))}. Its server "
+            "has to fix the tool's definition."
+        )
     return (
-        f"The input for {style.quote(adapter)}'s {style.quote(error.capability)} does not fit what the tool takes: "
-        f"{style.quote(error.field)}: {style.prose(error.problem)}. {inline_code(f'adapter tools {adapter}')} shows "
-        "what each tool takes."
+        f"The input for {adapter}'s {tool} does not fit what the tool takes: {style.quote(error.field)}: "
+        f"{style.prose(problem_message(error.problem))}. {inline_code(f'adapter tools {error.adapter}')} shows what "
+        "each tool takes."
     )
 
 

@@ -83,6 +83,7 @@ from planner.services.decisions import CheckpointInvalid, CheckpointRefused
 from planner.services.ingestion import FeedNotFound, ReplayedMetricEvent, StaleMetricEvent
 from planner.services.playbooks import PlaybookNotFound
 from planner.services.registry import AdapterDisabled, AdapterExists, AdapterNotFound, UnknownAdapterKind
+from planner.services.tools import InputInvalid
 from planner.store.vault import BadSecretKey, NoSecretKey, UndecryptableSecret, VaultError
 
 _ADVICE = (
@@ -426,7 +427,7 @@ def test_a_phrase_the_bot_suggests_stays_code_and_a_choice_stays_text_in_chat() 
 
 @pytest.mark.parametrize("code", list(ProblemCode), ids=lambda code: code.name)
 def test_every_kind_of_problem_is_worded_from_exactly_its_details(code: ProblemCode) -> None:
-    fields = template_fields(PROBLEMS[code])
+    fields = template_fields(PROBLEMS[code]) - {"s"}  # `{s}`: a plural's ending, from the limit
     assert fields - {"hint"} <= set(code.details)
     unused = set(code.details) - fields
     assert unused <= ({"known", *HINT_SOURCES} if "hint" in fields else set())
@@ -489,3 +490,113 @@ def test_every_kind_of_problem_is_worded_from_exactly_its_details(code: ProblemC
 )
 def test_the_fields_of_approval_requests_and_decisions_are_named_in_words(error: InvalidValue, said: str) -> None:
     assert describe_plain(error) == said
+
+
+def _input(code: ProblemCode, path: str = "input.percent", **details: object) -> InputInvalid:
+    return InputInvalid("vendor", "offer_discount", Problem(code, path, **details))
+
+
+_DOES_NOT_FIT = "The input for vendor's offer_discount does not fit what the tool takes: "
+_SHOWS = " `adapter tools vendor` shows what each tool takes."
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (_input(ProblemCode.MISSING), "input.percent: missing."),
+        (
+            _input(ProblemCode.NOT_A_FIELD, "input.percnt", name="percnt", known=("account", "percent")),
+            "input.percnt: not a field here (did you mean 'percent'?); fields: account, percent.",
+        ),
+        (_input(ProblemCode.FIELD_NOT_TAKEN, "input.note"), "input.note: not a field the tool takes."),
+        (
+            _input(ProblemCode.NOT_OF_TYPE, value="ten", types=("number",)),
+            'input.percent: expected a number, not "ten".',
+        ),
+        (
+            _input(ProblemCode.NOT_OF_TYPE, value=2.5, types=("integer", "null")),
+            "input.percent: expected a whole number or null, not 2.5.",
+        ),
+        (
+            _input(ProblemCode.NOT_OF_TYPE, value=[1], types=("string", "boolean", "object", "array")),
+            "input.percent: expected text or true or false or an object or a list, not [1].",
+        ),
+        (
+            _input(ProblemCode.NOT_ONE_OF, "input.channel", value="emial", known=("email", "sms")),
+            "input.channel: \"emial\" is not one of the choices (did you mean 'email'?); choose email, sms.",
+        ),
+        (
+            _input(ProblemCode.NOT_CONSTANT, "input.plan", value="gold", expected="basic"),
+            'input.plan: expected "basic", not "gold".',
+        ),
+        (
+            _input(ProblemCode.BELOW_MINIMUM, value=-1, limit=0),
+            "input.percent: -1 is below the minimum, 0.",
+        ),
+        (
+            _input(ProblemCode.ABOVE_MAXIMUM, value=25000, limit=10000),
+            "input.percent: 25000 is above the maximum, 10,000.",
+        ),
+        (_input(ProblemCode.NOT_ABOVE, value=0, limit=0), "input.percent: expected more than 0, not 0."),
+        (_input(ProblemCode.NOT_BELOW, value=100, limit=100), "input.percent: expected less than 100, not 100."),
+        (_input(ProblemCode.NOT_A_MULTIPLE, value=7, limit=5), "input.percent: 7 is not a multiple of 5."),
+        (_input(ProblemCode.TEXT_AT_LEAST, "input.account", limit=1), "input.account: at least 1 character."),
+        (_input(ProblemCode.TEXT_AT_LEAST, "input.account", limit=3), "input.account: at least 3 characters."),
+        (_input(ProblemCode.TEXT_AT_MOST, "input.account", limit=40), "input.account: at most 40 characters."),
+        (
+            _input(ProblemCode.PATTERN, "input.region", value="eu-west", pattern="^[A-Z]{2}$"),
+            'input.region: "eu-west" does not match the pattern ^[A-Z]{2}$.',
+        ),
+        (
+            _input(ProblemCode.FORMAT, "input.day", value="someday", format="date"),
+            'input.day: "someday" is not in the date format.',
+        ),
+        (
+            _input(ProblemCode.ITEMS_AT_LEAST, "input.tags", limit=1),
+            "input.tags: expected a list of at least 1 item.",
+        ),
+        (
+            _input(ProblemCode.ITEMS_AT_MOST, "input.tags", limit=3),
+            "input.tags: expected a list of at most 3 items.",
+        ),
+        (_input(ProblemCode.ITEMS_REPEAT, "input.tags"), "input.tags: expected a list whose items all differ."),
+        (
+            _input(ProblemCode.SCHEMA_SAYS, keyword="not", message="3 should not be valid under {'type': 'integer'}"),
+            "input.percent: 3 should not be valid under {'type': 'integer'} (the schema's not).",
+        ),
+    ],
+    ids=lambda value: value.problem.code.name if isinstance(value, InputInvalid) else "",
+)
+def test_a_delegation_s_input_its_tool_refuses_is_named_with_what_the_schema_asks(
+    error: InputInvalid, said: str
+) -> None:
+    assert describe_plain(error) == _DOES_NOT_FIT + said + _SHOWS
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            _input(
+                ProblemCode.SCHEMA_UNREADABLE,
+                "inputSchema",
+                reason="'objet' is not valid under any of the schemas",
+            ),
+            "vendor's tool offer_discount cannot be called: the server's input schema for the tool cannot be read "
+            "('objet' is not valid under any of the schemas). Its server has to fix the tool's definition.",
+        ),
+        (
+            _input(ProblemCode.SCHEMA_UNUSABLE, "inputSchema", reason="Unresolvable: https://schemas.example/a.json"),
+            "vendor's tool offer_discount cannot be called: the server's input schema for the tool cannot be used "
+            "(Unresolvable: https://schemas.example/a.json). Its server has to fix the tool's definition.",
+        ),
+    ],
+    ids=["unreadable", "unusable"],
+)
+def test_a_tool_whose_schema_is_broken_is_named_as_the_server_s_problem(error: InputInvalid, said: str) -> None:
+    assert describe_plain(error) == said
+
+
+def test_a_long_value_a_schema_refused_is_cut_short() -> None:
+    said = describe_plain(_input(ProblemCode.NOT_OF_TYPE, value="x" * 500, types=("number",)))
+    assert said.endswith('input.percent: expected a number, not "' + "x" * 78 + "…." + _SHOWS)
