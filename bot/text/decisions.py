@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.text.gates import gate_name, policy_reasons_text
-from planner.domain.decisions import BreakCode, ChainBreak, Decision
+from planner.domain.decisions import BreakCode, ChainBreak, CheckpointFlaw, Decision
 from planner.domain.governance import REASON_KEY, LogReason, policy_reason_of_json
 from planner.domain.model import Event
 
@@ -307,3 +308,22 @@ def _break_detail(value: object) -> str:
     if isinstance(value, datetime):
         return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     return str(value)
+
+
+CHECKPOINT_FLAWS: dict[CheckpointFlaw, str] = {
+    CheckpointFlaw.NOT_A_CHECKPOINT: "it is not a decision log checkpoint",
+    CheckpointFlaw.OTHER_FORMAT: "its format is {format}, not the one this version writes",
+    CheckpointFlaw.KEY_NOT_CONFIGURED: "it was signed with key {key}, which is not configured",
+    CheckpointFlaw.SIGNATURE_FAILS: "its signature does not match its content: it was edited",
+    CheckpointFlaw.UNREADABLE_BODY: "it is signed, yet not a checkpoint this version reads",
+}
+"""Why a checkpoint cannot be trusted, from its details (a test keeps every flaw here)."""
+
+
+def checkpoint_flaw_text(why: CheckpointFlaw, details: Mapping[str, object]) -> str:
+    """`it was signed with key 0a1b…, which is not configured`."""
+    return CHECKPOINT_FLAWS[why].format_map({name: _shown_flaw(value) for name, value in details.items()})
+
+
+def _shown_flaw(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)

@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
 from bot.cards.wording import money, plan_ref
+from bot.text.decisions import checkpoint_flaw_text
 from bot.text.gates import policy_reasons_text
 from bot.text.messages import sentence_within
 from bot.text.numbers import plain
@@ -540,6 +541,23 @@ def _(error: NoDecisionKeys, style: _Style) -> str:
 
 
 @_render.register
+def _(error: CheckpointUnreadable, style: _Style) -> str:
+    return (
+        f"The decision log checkpoint cannot be trusted: {style.prose(checkpoint_flaw_text(error.why, error.details))}."
+    )
+
+
+@_render.register
+def _(error: CheckpointInvalid, style: _Style) -> str:
+    return (
+        f"The decision log checkpoint {style.quote(str(error.path))} cannot be trusted: "
+        f"{style.prose(checkpoint_flaw_text(error.why, error.details))}. Move it aside as evidence (do not delete it), "
+        "run `cos decisions verify --checkpoints FILE` with a copy you trust if you keep one, then "
+        "`cos decisions checkpoint` to start a new one."
+    )
+
+
+@_render.register
 def _(error: CheckpointRefused, style: _Style) -> str:
     problems = style.prose("; ".join(f"tenant {p.path}: {problem_message(p)}" for p in error.problems))
     return (
@@ -750,12 +768,6 @@ SAID: dict[type[BaseException], str] = {
     ),
     # the decision log
     DecisionNotFound: "No decision {seq} in the log. `decisions` lists the latest ones with their numbers.",
-    CheckpointUnreadable: "The decision log checkpoint cannot be trusted: {reason!p}.",
-    CheckpointInvalid: (
-        "The decision log checkpoint {path!q} cannot be trusted: {reason!p}. Move it aside as evidence (do not delete "
-        "it), run `cos decisions verify --checkpoints FILE` with a copy you trust if you keep one, then "
-        "`cos decisions checkpoint` to start a new one."
-    ),
     # delegation and agents
     DelegationNotFound: "No delegation with id {delegation_id}. Show the task to see its delegations.",
     AdapterExists: (

@@ -68,12 +68,32 @@ class NoDecisionKeys(PlannerError, LookupError):
         super().__init__(f"the decision log{of} is signed, and this process has no key to sign with")
 
 
-class CheckpointUnreadable(PlannerError, ValueError):
-    """A checkpoint text that cannot be trusted; `reason` says why."""
+class CheckpointFlaw(Enum):
+    """Why a checkpoint cannot be trusted: a code, and the names of the details it carries. The bot words each one
+    (bot/text/decisions.py)."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"decision log checkpoint cannot be trusted: {reason}")
+    def __init__(self, code: str, *details: str) -> None:
+        self.code = code
+        self.details = details
+
+    NOT_A_CHECKPOINT = ("not_a_checkpoint",)
+    OTHER_FORMAT = ("other_format", "format")
+    """Its `format` is not the one this version writes."""
+    KEY_NOT_CONFIGURED = ("key_not_configured", "key")
+    SIGNATURE_FAILS = ("signature_fails",)
+    """Its signature does not match its content: it was edited."""
+    UNREADABLE_BODY = ("unreadable_body",)
+    """It is signed, yet not a checkpoint this version reads."""
+
+
+class CheckpointUnreadable(PlannerError, ValueError):
+    """A checkpoint text that cannot be trusted: `why`, with the `details` it names."""
+
+    def __init__(self, why: CheckpointFlaw, /, **details: object) -> None:
+        self.why = why
+        self.details = details
+        shown = "".join(f" {name}={detail!r}" for name, detail in details.items())
+        super().__init__(f"decision log checkpoint cannot be trusted: {why.code}{shown}")
 
 
 class KeySource(Protocol):
@@ -639,14 +659,14 @@ class Checkpoint:
             signature = body.pop("signature")
             format_, signed_by = body["format"], body["key_id"]
         except (ValueError, TypeError, KeyError, AttributeError):
-            raise CheckpointUnreadable("it is not a decision log checkpoint") from None
+            raise CheckpointUnreadable(CheckpointFlaw.NOT_A_CHECKPOINT) from None
         if format_ != CHECKPOINT_FORMAT:
-            raise CheckpointUnreadable(f"its format is {format_!r}, not {CHECKPOINT_FORMAT}")
+            raise CheckpointUnreadable(CheckpointFlaw.OTHER_FORMAT, format=format_)
         if keys is None or not isinstance(signed_by, str) or not keys.knows(signed_by):
-            raise CheckpointUnreadable(f"it was signed with key {signed_by}, which is not configured")
+            raise CheckpointUnreadable(CheckpointFlaw.KEY_NOT_CONFIGURED, key=signed_by)
         expected = keys.sign(_checkpoint_message(body), signed_by)
         if not isinstance(signature, str) or not _matches(expected, signature):
-            raise CheckpointUnreadable("its signature does not match its content: it was edited")
+            raise CheckpointUnreadable(CheckpointFlaw.SIGNATURE_FAILS)
         try:
             heads = {
                 str(tenant): CheckpointHead(
@@ -659,7 +679,7 @@ class Checkpoint:
             }
             return cls(written_at=datetime.fromisoformat(body["written_at"]), heads=heads)
         except (ValueError, TypeError, KeyError, AttributeError):
-            raise CheckpointUnreadable("it is signed, yet not a checkpoint this version reads") from None
+            raise CheckpointUnreadable(CheckpointFlaw.UNREADABLE_BODY) from None
 
 
 def _checkpoint_message(body: Mapping[str, Any]) -> str:

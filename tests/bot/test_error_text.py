@@ -35,7 +35,7 @@ from planner.domain.budgets import (
     OverAllocated,
 )
 from planner.domain.context import ContextSourceExists, ContextSourceNotFound, ReplayedContextEvent, StaleContextEvent
-from planner.domain.decisions import CheckpointUnreadable, DecisionNotFound, NoDecisionKeys
+from planner.domain.decisions import CheckpointFlaw, CheckpointUnreadable, DecisionNotFound, NoDecisionKeys
 from planner.domain.delegations import (
     AdapterBroke,
     AgentDeclined,
@@ -175,7 +175,7 @@ def _one_of_each() -> list[BaseException]:
         ContextSourceExists("crm"),
         DecisionNotFound(17),
         NoDecisionKeys("t1"),
-        CheckpointInvalid(Path("checkpoints.json"), "its signature does not match"),
+        CheckpointInvalid(Path("checkpoints.json"), CheckpointFlaw.SIGNATURE_FAILS),
         CheckpointRefused(Path("checkpoints.json"), [Problem(ProblemCode.LOG_SHORTER, "t1", end=2, reached=3)]),
         DelegationNotFound(5),
         DelegationGaveUp(5, 5, "connection refused"),
@@ -209,7 +209,7 @@ def _one_of_each() -> list[BaseException]:
         QuestionCancelled("browser"),
         SamplingDeclined("sampling is off"),
         RehearsalUnsupported("hubspot", "mcp"),
-        CheckpointUnreadable("its signature does not match"),
+        CheckpointUnreadable(CheckpointFlaw.KEY_NOT_CONFIGURED, key="0a1b2c3d4e5f6a7b"),
         DelegationHeld("a budget change needs finance", 4),
         UndecryptableSecret(),
     ]
@@ -600,3 +600,15 @@ def test_a_tool_whose_schema_is_broken_is_named_as_the_server_s_problem(error: I
 def test_a_long_value_a_schema_refused_is_cut_short() -> None:
     said = describe_plain(_input(ProblemCode.NOT_OF_TYPE, value="x" * 500, types=("number",)))
     assert said.endswith('input.percent: expected a number, not "' + "x" * 78 + "…." + _SHOWS)
+
+
+def test_a_checkpoint_that_cannot_be_trusted_says_why_and_what_to_do() -> None:
+    flaw = CheckpointFlaw.KEY_NOT_CONFIGURED
+    assert describe_plain(CheckpointInvalid(Path("checkpoints.json"), flaw, key="0a1b2c3d4e5f6a7b")) == (
+        "The decision log checkpoint checkpoints.json cannot be trusted: it was signed with key 0a1b2c3d4e5f6a7b, "
+        "which is not configured. Move it aside as evidence (do not delete it), run `cos decisions verify "
+        "--checkpoints FILE` with a copy you trust if you keep one, then `cos decisions checkpoint` to start a new one."
+    )
+    assert describe_plain(CheckpointUnreadable(CheckpointFlaw.SIGNATURE_FAILS)) == (
+        "The decision log checkpoint cannot be trusted: its signature does not match its content: it was edited."
+    )

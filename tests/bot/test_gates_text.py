@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.text.decisions import BREAKS, break_text, explain, rationale_text
+from bot.text.decisions import BREAKS, CHECKPOINT_FLAWS, break_text, checkpoint_flaw_text, explain, rationale_text
 from bot.text.gates import (
     APPROVAL_OUTCOMES,
     GATE_NAMES,
@@ -22,7 +22,7 @@ from bot.text.gates import (
     policy_reasons_text,
 )
 from planner.domain.approvals import GATES, ApprovalStatus
-from planner.domain.decisions import BreakCode, BreakKind, ChainBreak, Decision, data_hash
+from planner.domain.decisions import BreakCode, BreakKind, ChainBreak, CheckpointFlaw, Decision, data_hash
 from planner.domain.governance import (
     REASON_KEY,
     DestructiveTool,
@@ -239,3 +239,23 @@ def test_every_break_of_the_decision_log_reads_in_words_from_exactly_its_details
     assert set(details) == set(code.details)
     assert set(BREAKS) == set(BreakCode)
     assert break_text(ChainBreak("contoso", 2, BreakKind.EDITED, code, **details)) == said
+
+
+FLAWS_SAID: dict[CheckpointFlaw, tuple[dict[str, object], str]] = {
+    CheckpointFlaw.NOT_A_CHECKPOINT: ({}, "it is not a decision log checkpoint"),
+    CheckpointFlaw.OTHER_FORMAT: ({"format": 2}, "its format is 2, not the one this version writes"),
+    CheckpointFlaw.KEY_NOT_CONFIGURED: (
+        {"key": "0a1b2c3d4e5f6a7b"},
+        "it was signed with key 0a1b2c3d4e5f6a7b, which is not configured",
+    ),
+    CheckpointFlaw.SIGNATURE_FAILS: ({}, "its signature does not match its content: it was edited"),
+    CheckpointFlaw.UNREADABLE_BODY: ({}, "it is signed, yet not a checkpoint this version reads"),
+}
+
+
+@pytest.mark.parametrize("flaw", list(CheckpointFlaw), ids=lambda flaw: flaw.name)
+def test_every_reason_a_checkpoint_cannot_be_trusted_reads_in_words(flaw: CheckpointFlaw) -> None:
+    details, said = FLAWS_SAID[flaw]
+    assert set(details) == set(flaw.details)
+    assert set(CHECKPOINT_FLAWS) == set(CheckpointFlaw)
+    assert checkpoint_flaw_text(flaw, details) == said

@@ -27,6 +27,7 @@ from planner.domain.decisions import (
     BreakKind,
     ChainLinks,
     ChainReport,
+    CheckpointFlaw,
     Decision,
     DecisionKeys,
     DecisionNotFound,
@@ -594,13 +595,16 @@ async def test_a_checkpoint_edited_by_hand_fails_its_signature(store: Store, clo
     await checkpoint(store, path)
     assert path.stat().st_mode & 0o777 == 0o600
     path.write_text(path.read_text().replace('"seq": 3', '"seq": 2'))
-    with pytest.raises(CheckpointInvalid, match="its signature does not match its content: it was edited"):
+    with pytest.raises(CheckpointInvalid) as edited:
         read_checkpoint(path, KEYS)
-    with pytest.raises(CheckpointInvalid, match=r"signed with key \w+, which is not configured"):
+    assert (edited.value.path, edited.value.why, edited.value.details) == (path, CheckpointFlaw.SIGNATURE_FAILS, {})
+    with pytest.raises(CheckpointInvalid) as unknown:
         read_checkpoint(path, DecisionKeys.from_vault(Vault([Vault.generate_key()])))
+    assert (unknown.value.why, unknown.value.details) == (CheckpointFlaw.KEY_NOT_CONFIGURED, {"key": KEYS.signing_id})
     path.write_text("not json")
-    with pytest.raises(CheckpointInvalid, match="not a decision log checkpoint"):
+    with pytest.raises(CheckpointInvalid) as garbled:
         read_checkpoint(path, KEYS)
+    assert garbled.value.why is CheckpointFlaw.NOT_A_CHECKPOINT
     assert read_checkpoint(tmp_path / "absent.json", KEYS) is None
 
 
