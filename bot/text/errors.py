@@ -64,6 +64,7 @@ from planner.domain.delegations import (
     DelegationNotRetryable,
     DelegationStatus,
     StoppedMidCall,
+    TaskDoneFirst,
 )
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
@@ -769,6 +770,7 @@ SAID: dict[type[BaseException], str] = {
     # the decision log
     DecisionNotFound: "No decision {seq} in the log. `decisions` lists the latest ones with their numbers.",
     # delegation and agents
+    TaskDoneFirst: "Not run: its task T{task_id} was done first, so it was no longer needed.",
     DelegationNotFound: "No delegation with id {delegation_id}. Show the task to see its delegations.",
     AdapterExists: (
         "An adapter named {name!r} ({kind!q}) is already registered. Choose another name, or change that one's "

@@ -44,6 +44,7 @@ from planner.domain.delegations import (
     DelegationNotRetryable,
     DelegationStatus,
     StoppedMidCall,
+    TaskDoneFirst,
 )
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
@@ -149,6 +150,7 @@ def _one_of_each() -> list[BaseException]:
     return [
         PlanNotFound(4, "tactical"),
         TaskNotFound(12),
+        TaskDoneFirst(5, 12),
         NothingToUndo(12, 10),
         StaleUndo("plan", 2, None),
         UndoNeedsLeader(1),
@@ -233,6 +235,7 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "allocate. Allocate at most that, lower another plan's allocation, or raise the budget.",
         ),
         (TaskNotFound(12), "No task with id 12. Show the plan to see its tasks' ids."),
+        (TaskDoneFirst(5, 12), "Not run: its task T12 was done first, so it was no longer needed."),
         (
             NothingToUndo(None, 10),
             "There is nothing of yours from the last 10 minutes to undo: `undo` takes back your last edit of a task "
