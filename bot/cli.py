@@ -482,6 +482,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from bot.text.policy import rule_text
     from bot.text.problems import describe_problem
     from planner.domain.policy import PolicyInvalid
     from planner.services.policy import PolicySets
@@ -523,7 +524,7 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
                 f"loaded by {active.loaded_by} at {active.loaded_at.isoformat()}"
             )
             for rule in active.rules:
-                print(f"- {rule.describe()}")
+                print(f"- {rule_text(rule)}")
         finally:
             await store.close()
         return 0
