@@ -396,6 +396,8 @@ member here, with exactly the details it names)."""
 
 _PLAN_DETAILS = frozenset({"plan", "plans"})
 """Details that hold plan ids, shown as people type them (`P3`)."""
+_MONEY_DETAILS = frozenset({"recorded"})
+"""Details that hold an amount of money, shown to the cent (`12,500.50`)."""
 
 
 def expected(error: InvalidValue) -> str:
@@ -414,6 +416,8 @@ def _detail(name: str, value: object) -> str:
         return ", ".join(_detail(name, item) for item in value)
     if name in _PLAN_DETAILS and isinstance(value, int):
         return plan_ref(value)
+    if name in _MONEY_DETAILS and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.2f}"
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -356,6 +356,11 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "field totals.sqls of the agent's data: True is not valid; expected a finite number.",
         ),
         (
+            InvalidValue(Field.SPEND_TO_DATE, 4000, Expected.NO_LESS_THAN_RECORDED, path="spend", recorded=5000.5),
+            "spend to date (spend of the agent's data): 4,000 is not valid; expected no less than the 5,000.50 "
+            "recorded from it.",
+        ),
+        (
             InvalidValue(Field.AMOUNT, "2e13", Expected.AMOUNT_BELOW, most=10**13),
             "amount: '2e13' is not valid; expected an amount below 10,000,000,000,000.",
         ),
