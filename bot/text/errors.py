@@ -296,6 +296,7 @@ FIELDS: dict[Field, str] = {
     Field.MESSAGES: "messages",
     Field.ADAPTER: "adapter",
     Field.ADAPTER_NAME: "adapter name",
+    Field.ADAPTER_CONFIG: "adapter configuration",
     Field.CAPABILITY: "capability",
     Field.INPUT: "input",
     Field.TIMEOUT: "timeout",

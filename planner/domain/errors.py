@@ -214,6 +214,7 @@ class Field(Enum):
     # agents, delegations and feeds
     ADAPTER = ("adapter",)
     ADAPTER_NAME = ("adapter_name",)
+    ADAPTER_CONFIG = ("adapter_config",)
     CAPABILITY = ("capability",)
     INPUT = ("input",)
     TIMEOUT = ("timeout",)

@@ -466,6 +466,11 @@ def test_every_kind_of_problem_is_worded_from_exactly_its_details(code: ProblemC
             "numbers, lists…).",
         ),
         (
+            InvalidValue(Field.ADAPTER_CONFIG, "when", Expected.JSON_OBJECT),
+            "adapter configuration: 'when' is not valid; expected an object of plain JSON values (text, numbers, "
+            "lists…).",
+        ),
+        (
             InvalidValue(Field.DECISION_KEYS, "none", Expected.SOME_KEY),
             "decision log keys: 'none' is not valid; expected at least one key.",
         ),
