@@ -556,8 +556,9 @@ async def verify_chain(
                 and _matches(entry_hash(replace(entry, seq=logged_after + 1), keys), entry.hash)
             ):
                 return report(entry.seq, BreakKind.REORDERED, BreakCode.MOVED, logged_as=logged_after + 1)
-            proof = BreakCode.NOT_ITS_HASH if entry.key_id is None else BreakCode.NOT_ITS_SIGNATURE
-            return report(entry.seq, BreakKind.EDITED, proof)
+            if entry.key_id is None:
+                return report(entry.seq, BreakKind.EDITED, BreakCode.NOT_ITS_HASH)
+            return report(entry.seq, BreakKind.EDITED, BreakCode.NOT_ITS_SIGNATURE)
         if entry.prev_hash != prev_hash:
             found_links = await links()
             moved = found_links.seq_of(entry.prev_hash)

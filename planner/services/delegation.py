@@ -793,15 +793,14 @@ class Delegations:
         kept = []
         for item in evidence[:MAX_EVIDENCE_ITEMS]:
             size = len(item.content)
-            keep = keeps_evidence(size)
-            note = "" if keep else f" (not kept: {size / 1024 / 1024:.1f} MB is over the 5 MB limit)"
+            keep = keeps_evidence(size)  # one not kept says so by its size, with no content
             kept.append(
                 StoredEvidence(
                     id=0,
                     delegation_id=delegation.id,
                     kind=item.kind[:32],
                     media_type=item.media_type[:100],
-                    description=(item.description + note).strip(),
+                    description=item.description.strip(),
                     size=size,
                     # Screenshots show the vendor's pages (customers, campaigns): sealed like the adapters' secrets.
                     content=self._registry.vault.encrypt(item.content) if keep else None,
