@@ -660,7 +660,9 @@ def _(error: ToolNotEnabled, style: _Style) -> str:
 @_render.register
 def _(error: ToolHeld, style: _Style) -> str:
     adapter, tool = error.adapter, error.capability
-    why = f" ({style.prose(error.reason)})" if error.reason else ""
+    # Tools held before the fields were kept by name say `changed: <fields>`.
+    fields = (error.reason or "").removeprefix("changed").removeprefix(": ")
+    why = f" (changed: {style.prose(fields)})" if fields else ""
     return (
         f"{style.quote(adapter)}'s tool {_repr(style, tool)} is held: its server changed its definition since an "
         f"admin enabled it{why}. An admin reads it again ({inline_code(f'adapter tools {adapter}')}) and enables it "

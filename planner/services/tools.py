@@ -48,13 +48,13 @@ class ToolNotEnabled(PlannerError, PermissionError):
 
 class ToolHeld(ToolNotEnabled):
     """The tool's server changed its definition since an admin enabled it: held until an admin enables it again;
-    `reason` says what changed."""
+    `reason` names the fields of the definition that changed (`description, inputSchema`)."""
 
     def __init__(self, adapter: str, capability: str, reason: str | None = None) -> None:
         self.adapter = adapter
         self.capability = capability
         self.reason = reason
-        PlannerError.__init__(self, f"tool {capability!r} of adapter {adapter!r} is held: {reason or 'changed'}")
+        PlannerError.__init__(self, f"tool {capability!r} of adapter {adapter!r} is held: changed: {reason or '?'}")
 
 
 class InputInvalid(PlannerError, ValueError):
@@ -271,8 +271,8 @@ async def hold(store: Store, adapter: RegisteredAdapter, tool: AdapterTool, now:
 
 
 def _what_changed(pinned: Mapping[str, Any], now: Mapping[str, Any]) -> str:
-    changed = sorted(key for key in {*pinned, *now} if pinned.get(key) != now.get(key))
-    return f"changed: {', '.join(changed)}" if changed else "changed"
+    """The fields of the definition that changed, by name (`description, inputSchema`), as `held_reason` keeps them."""
+    return ", ".join(sorted(key for key in {*pinned, *now} if pinned.get(key) != now.get(key)))
 
 
 def pinned(

@@ -84,7 +84,7 @@ from planner.services.decisions import CheckpointInvalid, CheckpointRefused
 from planner.services.ingestion import FeedNotFound, ReplayedMetricEvent, StaleMetricEvent
 from planner.services.playbooks import PlaybookNotFound
 from planner.services.registry import AdapterDisabled, AdapterExists, AdapterNotFound, UnknownAdapterKind
-from planner.services.tools import InputInvalid
+from planner.services.tools import InputInvalid, ToolHeld
 from planner.store.vault import BadSecretKey, NoSecretKey, UndecryptableSecret, VaultError
 
 _ADVICE = (
@@ -624,4 +624,13 @@ def test_a_checkpoint_that_cannot_be_trusted_says_why_and_what_to_do() -> None:
     )
     assert describe_plain(CheckpointUnreadable(CheckpointFlaw.SIGNATURE_FAILS)) == (
         "The decision log checkpoint cannot be trusted: its signature does not match its content: it was edited."
+    )
+
+
+@pytest.mark.parametrize("stored", ["description, inputSchema", "changed: description, inputSchema"])
+def test_a_held_tool_names_the_fields_its_server_changed(stored: str) -> None:
+    assert describe_plain(ToolHeld("vendor", "draft_email", stored)) == (
+        "vendor's tool 'draft_email' is held: its server changed its definition since an admin enabled it (changed: "
+        "description, inputSchema). An admin reads it again (`adapter tools vendor`) and enables it if it is still "
+        "wanted (`adapter enable vendor draft_email`)."
     )
