@@ -242,15 +242,36 @@ async def _dry_run(agent: Agent, args: argparse.Namespace) -> int:
     return 0 if result.error is None else 1
 
 
+NO_GRANT = "no grant for that person; sign in from Teams first"
+"""`cos adapters test --as` for a person the adapter holds no usable grant of: the command line cannot show a card."""
+
+
+class _GrantOnly:
+    """The person `cos adapters test --as` acts for: an adapter that acts as each person uses their grant (refreshed
+    if it must be); a sign-in is refused at once, as the command line has no chat to send its card to."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        self.asked = False
+
+    async def sign_in(self, agent: str, authorization_url: str, *, timeout_seconds: float) -> dict[str, str]:
+        from planner.ports import AgentTimeout
+
+        self.asked = True
+        raise AgentTimeout(agent, 0)
+
+
 def _adapters(args: argparse.Namespace, settings: Settings) -> int:
+    import contextlib
     import json
     from pathlib import Path
 
     from bot.delegating import Delegator
+    from bot.http.oauth_callback import CALLBACK_PATH
     from bot.operations.delegation import tool_line
     from bot.text.errors import describe_plain
     from planner.domain.errors import PlannerError
-    from planner.ports import AgentError
+    from planner.ports import AgentError, acting_for
     from planner.services.registry import rotate_secrets
     from planner.store import Store, create_engine
     from planner.store.migrate import upgrade
@@ -278,7 +299,9 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
         if vault is None:
             await store.close()
             return 2
-        delegator = Delegator(store, vault, limits=settings.adapter_limits)
+        # With the bot's public address an adapter people sign in to can be opened, to act as one of them (`--as`).
+        callback = settings.public_url + CALLBACK_PATH if settings.public_url else ""
+        delegator = Delegator(store, vault, limits=settings.adapter_limits, oauth_callback=callback)
         try:
             if args.adapters_command == "rotate-keys":
                 count = await rotate_secrets(store, vault, actor="cos adapters rotate-keys")
@@ -297,19 +320,32 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 entry = await registry.register(args.kind, args.name, config, actor="cos adapters")
                 secret = ", ".join(entry.sealed_fields) or "none"
                 _shown(f"{entry.key} registered; secret fields kept encrypted: {secret}")
-            elif args.adapters_command == "test" and args.dry_run:
-                return await _dry_run(await registry.open(args.name), args)
             elif args.adapters_command == "test":
-                agent = await registry.open(args.name)
-                health = await agent.health()
-                _shown(f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}")
-                if health.ok and registry.tools_need_enabling(agent.kind):
-                    for tool in await registry.tools(args.name):
-                        _shown(f"  {tool_line(tool)}")
-                elif health.ok:
-                    for capability in await agent.capabilities():
-                        _shown(f"  can {capability.name}: {capability.description}")
-                return 0 if health.ok else 1
+                entry = await registry.get(args.name)
+                person = _GrantOnly(args.as_user) if args.as_user is not None else None
+                signs_in = entry.kind == "mcp" and entry.config.get("oauth_grant") == "authorization_code"
+                if person is not None and signs_in and not await _has_grant(store, vault, args, person.user_id):
+                    _shown(f"cos adapters test: {NO_GRANT}", file=sys.stderr)
+                    return 1
+                with acting_for(person) if person is not None else contextlib.nullcontext():
+                    if args.dry_run:
+                        return await _dry_run(await registry.open(entry), args)
+                    agent = await registry.open(entry)
+                    health = await agent.health()
+                    if person is not None and person.asked:
+                        _shown(f"cos adapters test: {NO_GRANT}", file=sys.stderr)
+                        return 1
+                    state = "ok" if health.ok else "NOT ok"
+                    _shown(f"{args.name}: {state} in {health.seconds:.2f} s: {health.detail}")
+                    if signs_in and person is None:
+                        _shown(f"  {args.name} acts as the person who delegates: give --as USER_ID to act as one")
+                    if health.ok and registry.tools_need_enabling(agent.kind):
+                        for tool in await registry.tools(args.name):
+                            _shown(f"  {tool_line(tool)}")
+                    elif health.ok:
+                        for capability in await agent.capabilities():
+                            _shown(f"  can {capability.name}: {capability.description}")
+                    return 0 if health.ok else 1
             elif args.adapters_command == "tools":
                 for tool in await registry.tools(args.name):
                     _shown(tool_line(tool))
@@ -343,6 +379,13 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+async def _has_grant(store: Store, vault: Vault, args: argparse.Namespace, user_id: str) -> bool:
+    """Whether the adapter keeps a grant `user_id` gave it (signing in from Teams)."""
+    from planner.services.oauth import OAuthGrants
+
+    return bool(user_id) and await OAuthGrants(store, args.tenant, args.name, vault).load(user_id) is not None
 
 
 async def _open_vault(settings: Settings, store: Store, command: str) -> Vault | None:
@@ -806,6 +849,13 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--input", default="{}", help="with --dry-run: the capability's input, as JSON")
             command.add_argument(
                 "--dry-run", action="store_true", help="run the capability up to its first step that changes anything"
+            )
+            command.add_argument(
+                "--as",
+                dest="as_user",
+                metavar="USER_ID",
+                help="act as this person (their Teams user id): an adapter people sign in to uses the grant they gave "
+                "it when signing in from Teams (none: the command fails, saying so)",
             )
         if name == "classify":
             command.add_argument("capability", help="an MCP tool, an A2A skill or a browser recipe's capability")

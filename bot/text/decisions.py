@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.text.gates import gate_name, policy_reasons_text
+from bot.text.numbers import plain
 from planner.domain.decisions import BreakCode, ChainBreak, CheckpointFlaw, Decision
 from planner.domain.governance import REASON_KEY, LogReason, policy_reason_of_json
 from planner.domain.model import Event
@@ -215,6 +216,7 @@ _FIELDS = {
     "milestone": "milestone",
     "window": "window",
     "constraints": "constraints",
+    "targets": "KPI targets",
 }
 
 
@@ -227,6 +229,8 @@ def _shown(field: str, value: Any, names: Mapping[str, str]) -> str:
         return "yes" if value else "no"
     if field == "window" and isinstance(value, Mapping):
         return f"{value.get('start')} to {value.get('end')}"
+    if field == "targets" and isinstance(value, Mapping):
+        return "; ".join(f"{name} {plain(target)}" for name, target in value.items()) or "none"
     if isinstance(value, list):
         return "; ".join(map(str, value)) or "none"
     return f"“{value}”" if field == "title" else str(value)

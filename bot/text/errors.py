@@ -20,11 +20,11 @@ from functools import singledispatch
 from typing import Any
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
-from bot.cards.wording import money, plan_ref
+from bot.cards.wording import plan_ref
 from bot.text.decisions import checkpoint_flaw_text
 from bot.text.gates import policy_reasons_text
 from bot.text.messages import sentence_within
-from bot.text.numbers import plain
+from bot.text.numbers import money_in_cents, plain
 from bot.text.problems import describe_problem, problem_message
 from planner.domain.approvals import (
     GATES,
@@ -826,7 +826,7 @@ class _Said(string.Formatter):
         if conversion == "p":
             return self.style.prose(str(value))
         if conversion == "m":
-            return money(value, self.error.currency)  # type: ignore[attr-defined]
+            return money_in_cents(value, self.error.currency)  # type: ignore[attr-defined]
         return super().convert_field(value, conversion)
 
 

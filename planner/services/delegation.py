@@ -307,7 +307,7 @@ class Delegations:
                     tool = callable_tool(
                         entry.name, capability, await tool_of(conn, self.tenant_id, entry.name, capability)
                     )
-                    check_input(entry.name, tool, payload)
+                    check_input(entry.name, tool, payload, self._registry.validators)
                     destructive = tool.destructive
                 if timeout_seconds is None:
                     timeout_seconds = entry.timeout_for(capability) or DEFAULT_TIMEOUT_SECONDS
@@ -509,6 +509,7 @@ class Delegations:
         adapter = started.adapter
         if human is not None:
             human = _LeaseKept(human, functools.partial(self._keep_lease, started))
+        await self._store.people_first()  # a run in the background leaves the event loop to people's turns first
         try:
             result = await admitted.call(human=human)
         except UnknownCapability as error:

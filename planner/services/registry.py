@@ -50,7 +50,7 @@ from planner.governance.guard import PolicyGuard
 from planner.ports import Agent, AgentConfigInvalid, Capability, UnknownCapability
 from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
-from planner.services.tools import PinnedTools, hold, pinned, record_tool
+from planner.services.tools import PinnedTools, Validators, hold, pinned, record_tool
 from planner.store import Connection, Store
 from planner.store import delegations as stored_delegations
 from planner.store import events as event_log
@@ -233,6 +233,8 @@ class Registry:
         self.gate: Gate = gate or PolicyGuard(store, tenant_id, record=DecisionLog(store, tenant_id).record)
         self.breakers = breakers
         self.grace = grace
+        self.validators = Validators()
+        """The validators of the input schemas its adapters' tools pinned, built once for every call and request."""
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -286,7 +288,7 @@ class Registry:
             gate=self.gate,
             breakers=self.breakers,
             grace=self.grace,
-            tools=PinnedTools(self._store, entry) if self.tools_need_enabling(entry.kind) else None,
+            tools=PinnedTools(self._store, entry, self.validators) if self.tools_need_enabling(entry.kind) else None,
         )
 
     async def _build(self, entry: RegisteredAdapter) -> Agent:

@@ -81,10 +81,10 @@ def _validator(schema_json: str) -> Any:
 
 
 class Validators:
-    """The validators of the input schemas one adapter's tools pinned, each built (and its schema checked against
-    its metaschema, which costs more than the rest of a delegation's bookkeeping) once; at most `limit` kept."""
+    """The validators of the input schemas tools pinned, each built (and its schema checked against its metaschema,
+    which costs more than the rest of a delegation's bookkeeping) once; at most `limit` kept, the oldest dropped."""
 
-    def __init__(self, limit: int = 64) -> None:
+    def __init__(self, limit: int = 256) -> None:
         self._limit = limit
         self._by_schema: dict[str, Any] = {}
 
@@ -227,10 +227,10 @@ class PinnedTools:
     """The check before a call of an adapter whose tools are enabled one by one (`planner.governance.gated_agent`'s
     `ToolCheck`): the tool is enabled, the server defines it as it was pinned, and the input fits its schema."""
 
-    def __init__(self, store: Store, adapter: RegisteredAdapter) -> None:
+    def __init__(self, store: Store, adapter: RegisteredAdapter, validators: Validators | None = None) -> None:
         self._store = store
         self._adapter = adapter
-        self._validators = Validators()
+        self._validators = validators or Validators()
 
     async def __call__(self, agent: Agent, request: DelegationRequest) -> None:
         """Raises DelegationStopped (the tool is off or held, now held, or the input does not fit), and what

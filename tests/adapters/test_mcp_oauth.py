@@ -8,6 +8,7 @@ HTTP. The person: an HTTP client that opens the card's Sign in link and follows 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -23,12 +24,14 @@ from sqlalchemy import select
 from adapters.egress import Egress
 from adapters.mcp import MCPAdapterFactory, MCPAgent
 from bot.artifacts import ArtifactLinks
+from bot.cli import NO_GRANT
+from bot.cli import main as cos
 from bot.http.oauth_callback import CALLBACK_PATH, add_oauth_callback_route
 from bot.nudges import compose
 from bot.relay import TeamsHumanChannel
 from planner.domain.messages import MessageKind
 from planner.ports import AgentConfigInvalid, AgentNotReached, DelegationRequest, acting_for
-from planner.services.oauth import OAuthGrants, SignIns, answer_sign_in
+from planner.services.oauth import KEPT_AFTER_EXPIRY, OAuthGrants, SignIns, answer_sign_in, purge_sign_ins
 from planner.services.outbox import Outbox
 from planner.services.registry import rotate_secrets
 from planner.services.sealed import count_sealed_secrets
@@ -37,7 +40,7 @@ from planner.store import Store
 from planner.store.schema import oauth_grants, oauth_sign_ins, outbox
 from planner.store.vault import Vault
 from tests.adapters.test_mcp import free_port
-from tests.conftest import FakeClock
+from tests.conftest import Database, FakeClock
 from tests.fakes.oauth_server import PERSON, TOKEN_SECONDS, LoopbackAuthorization, serve_oauth_protected
 
 TENANT = "contoso"
@@ -266,6 +269,38 @@ async def test_a_sign_in_state_is_answered_once_and_not_after_it_expires(store: 
     assert await sign_ins.wait(late, poll_seconds=0.01) is None
 
 
+async def kept_sign_ins(store: Store) -> list[str]:
+    async with store.read() as conn:
+        return sorted(row.status for row in await conn.execute(select(oauth_sign_ins.c.status)))
+
+
+async def test_ended_and_expired_sign_ins_are_purged_and_an_open_one_is_kept(store: Store, clock: FakeClock) -> None:
+    vault = Vault([Vault.generate_key()])
+    sign_ins = SignIns(store, TENANT, vault)
+    five_minutes = timedelta(minutes=5)
+
+    async def opened(state: str) -> Any:
+        return await sign_ins.open(MEMBER, "crm", f"https://login.example/?state={state}", state, within=five_minutes)
+
+    read = await opened("read")
+    assert await answer_sign_in(store, vault, {"code": "c", "state": "read"})
+    assert await sign_ins.wait(read, poll_seconds=0.01) is not None
+    timed_out = await opened("timed-out")
+    abandoned = await opened("abandoned")  # its delegation stopped waiting (a restart): it stays open
+    clock.now += five_minutes
+    assert await sign_ins.wait(timed_out, poll_seconds=0.01) is None
+    fresh = await opened("fresh")
+    assert await kept_sign_ins(store) == ["consumed", "expired", "open", "open"]
+
+    assert await purge_sign_ins(store, clock.now) == 2  # the ended ones; the abandoned one expired only just
+    clock.now += KEPT_AFTER_EXPIRY + timedelta(seconds=1)
+    assert await purge_sign_ins(store, clock.now) == 1
+    assert await kept_sign_ins(store) == ["open"]
+    assert await sign_ins.wait(abandoned, poll_seconds=0.01) is None  # gone reads as expired
+    assert await answer_sign_in(store, vault, {"code": "c", "state": "fresh"})
+    assert await sign_ins.wait(fresh, poll_seconds=0.01) == {"code": "c", "state": "fresh"}
+
+
 async def test_a_call_that_acts_for_nobody_is_not_made_as_anyone(store: Store) -> None:
     agent = MCPAdapterFactory(egress=LOOPBACK, redirect_uri="http://127.0.0.1:1/api/oauth/callback").build(
         "crm", {"transport": "http", "url": "http://127.0.0.1:1/mcp", "oauth_grant": "authorization_code"}
@@ -344,3 +379,43 @@ async def test_a_person_who_does_not_sign_in_in_time_gets_the_delegation_refused
         with pytest.raises(AgentNotReached, match="needs the person to sign in, and they did not finish in time"):
             await whoami(agent, ignoring)
     assert authorization.grants == []
+
+
+async def test_the_command_line_tests_an_adapter_people_sign_in_to_as_a_person_with_their_grant(
+    store: Store, database: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = Vault.generate_key()
+    vault = Vault([key])
+    authorization = LoopbackAuthorization()
+    person = Person(store)
+
+    async def shell(*words: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(cos, ["adapters", words[0], "--tenant", TENANT, *words[1:]])
+        printed = capsys.readouterr()
+        return code, printed.out, printed.err
+
+    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
+        monkeypatch.setenv("DATABASE_URL", database.url)
+        monkeypatch.setenv("COS_SECRET_KEYS", key)
+        monkeypatch.setenv("COS_ADAPTER_ALLOWED_NETWORKS", "127.0.0.0/8")
+        monkeypatch.setenv("COS_PUBLIC_URL", callback.removesuffix(CALLBACK_PATH))
+        config = json.dumps({"transport": "http", "url": url, "oauth_grant": "authorization_code"})
+        assert (await shell("register", "mcp", "crm", config))[0] == 0
+        nobody = await shell("test", "crm")
+        stranger = await shell("test", "crm", "--as", "aad-stranger")
+        async with crm(store, vault, url, callback) as agent:  # the member signs in from Teams
+            assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
+        member = await shell("test", "crm", "--as", MEMBER)
+        authorization.access.clear()
+        authorization.refresh.clear()  # the vendor revoked it: only a new sign-in would do
+        revoked = await shell("test", "crm", "--as", MEMBER)
+
+    assert nobody[0] == 1
+    assert "crm: NOT ok" in nobody[1]
+    assert "give --as USER_ID" in nobody[1]
+    assert stranger == (1, "", f"cos adapters test: {NO_GRANT}\n")
+    assert member[0] == 0
+    assert "crm: ok" in member[1]
+    assert "whoami (off): Who the bot acts as here." in member[1]
+    assert revoked == (1, "", f"cos adapters test: {NO_GRANT}\n")
+    assert len(person.cards) == 1  # the command line never sends anyone a card

@@ -231,7 +231,7 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
         (PlanNotFound(4), "No plan with id 4. List the plans to see their ids."),
         (
             OverAllocated(master_id=1, plan_id=3, asked=6_000_000, headroom=5_000_050, currency="USD"),
-            "Allocating 60,000 USD to P3 would take more than master plan P1's budget: 50,000.50 USD is left to "
+            "Allocating $60,000 to P3 would take more than master plan P1's budget: $50,000.50 is left to "
             "allocate. Allocate at most that, lower another plan's allocation, or raise the budget.",
         ),
         (TaskNotFound(12), "No task with id 12. Show the plan to see its tasks' ids."),

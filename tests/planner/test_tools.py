@@ -21,6 +21,7 @@ from planner.domain.delegations import DelegationStatus
 from planner.domain.governance import DestructiveTool
 from planner.domain.model import Window
 from planner.domain.problems import Problem, ProblemCode
+from planner.services import tools
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.delegation import Delegations
@@ -117,6 +118,26 @@ async def test_an_enabled_tool_is_called_with_its_definition_pinned_and_the_admi
     async with vendor.store.read() as conn:
         kinds = list((await conn.execute(select(events.c.kind).where(events.c.subject_type == "adapter"))).scalars())
     assert kinds == ["adapter.registered", "adapter.tool_enabled"]
+
+
+async def test_a_tool_s_input_schema_is_checked_against_its_metaschema_once_for_every_request_and_call(
+    vendor: Vendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    build = tools._validator
+
+    def counted(schema_json: str) -> Any:
+        built.append(schema_json)
+        return build(schema_json)
+
+    monkeypatch.setattr(tools, "_validator", counted)
+    await vendor.registry.enable_tool("vendor", "draft_email", actor="aad-admin")
+
+    for topic in ("the launch", "the webinar", "the price change"):
+        done = await vendor.delegate("draft_email", audience="CFOs", topic=topic)
+        assert done.status is DelegationStatus.SUCCEEDED, done.error
+
+    assert len(built) == 1
 
 
 async def test_a_tool_whose_server_changes_its_definition_is_held_until_an_admin_enables_it_again(
