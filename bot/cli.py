@@ -492,6 +492,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
     from typing import Any
 
+    from bot.text.decisions import break_text
     from bot.text.errors import describe_plain
     from planner.domain.decisions import ChainReport
     from planner.domain.errors import PlannerError
@@ -527,7 +528,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
         if chain.broken is not None:
             return (
                 f"tenant {chain.tenant_id}: BROKEN at entry {chain.broken.seq}, {chain.broken.kind.value}: "
-                f"{chain.broken.detail}"
+                f"{break_text(chain.broken)}"
             )
         text = f"tenant {chain.tenant_id}: {chain.entries} entries, intact (last entry {chain.head_seq}, hash "
         text += f"{chain.head_hash})"
@@ -592,6 +593,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from bot.text.policy import rule_text
     from bot.text.problems import describe_problem
     from planner.domain.policy import PolicyInvalid
     from planner.services.policy import PolicySets
@@ -633,7 +635,7 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
                 f"loaded by {active.loaded_by} at {active.loaded_at.isoformat()}"
             )
             for rule in active.rules:
-                print(f"- {rule.describe()}")
+                print(f"- {rule_text(rule)}")
         finally:
             await store.close()
         return 0
