@@ -202,7 +202,10 @@ async def test_an_event_for_a_kpi_tactical_plans_share_is_one_reading_of_it(stor
     assert [r.metric_id for r in stored] == [kpi.id, kpi.id]
     node = (await plans.rollup(master.id, date(2026, 2, 16))).find(february.id)
     assert node is not None
-    assert node.metrics[0].actual == 150  # no reading before February: counted from the KPI's baseline, 0
+    # February counts what came in since it opened: the KPI's value on 1 February lies on the line from its baseline
+    # (0 on the master's first day, 1 January) to the 140 read on 15 February at noon.
+    opened = 140 * 31 / 45.5
+    assert node.metrics[0].actual == pytest.approx(150 - opened)
 
 
 async def test_a_replayed_event_cannot_undo_a_correction_and_a_stale_one_is_refused(
