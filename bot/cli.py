@@ -125,7 +125,7 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
-REHEARSAL_OUTCOMES = ("sent", "waiting", "held", "undeliverable", "dropped")
+REHEARSAL_OUTCOMES = ("sent", "sent in a summary card", "waiting", "held", "undeliverable", "dropped")
 
 
 def _rehearse_tick(settings: Settings, at: datetime) -> int:
@@ -155,7 +155,8 @@ def _rehearse_tick(settings: Settings, at: datetime) -> int:
         )
     d = rehearsal.delivery
     print(
-        f"Delivery in this tick: {d.sent} sent, {d.skipped} dropped (no longer needed), {d.held} held for approval, "
+        f"Delivery in this tick: {d.sent} sent, {d.folded} more inside summary cards, {d.skipped} dropped (no longer "
+        f"needed), {d.held} held for approval, "
         f"{d.dead} undeliverable (no chat with the person); the rest wait for their time (quiet hours, daily budget)."
     )
     if rehearsal.expiring:

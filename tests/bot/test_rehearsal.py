@@ -139,3 +139,25 @@ def test_a_rehearsal_needs_a_sqlite_database(
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://cos@127.0.0.1:1/cos")
     assert main(["tick", "--at", LATER]) == 2
     assert "pass --apply to change this database" in capsys.readouterr().err
+
+
+async def another_task_slipping_the_same_day(url: str) -> None:
+    store = Store(create_engine(url), clock=lambda: MADE_AT)
+    try:
+        await Plans(store, TENANT).add_task(
+            2, title="Book the venue", due_on=date(2026, 2, 10), owner="aad-writer", actor="x"
+        )
+    finally:
+        await store.close()
+
+
+def test_messages_a_tick_would_fold_into_one_summary_card_are_counted_not_left_out(
+    database: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = database
+    asyncio.run(another_task_slipping_the_same_day(url))
+    assert main(["tick", "--at", LATER]) == 0
+    out = capsys.readouterr().out
+    # Two slips for one person arrive as one summary card: both of them are accounted for.
+    assert "  Writer One: 2 new (2 deadline_slipped); 1 sent, 1 sent in a summary card\n" in out
+    assert "Delivery in this tick: 1 sent, 1 more inside summary cards, " in out
