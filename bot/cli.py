@@ -132,6 +132,7 @@ def _rehearse_tick(settings: Settings, at: datetime) -> int:
     """`cos tick --at` without `--apply`: what the tick would do, found on a copy of the database."""
     from bot.rehearsal import CannotRehearse, rehearse_tick
     from bot.text.gates import request_reason_text
+    from bot.text.triggers import firing_label
 
     try:
         rehearsal = asyncio.run(rehearse_tick(settings.database_url, at, decision_keys=_decision_keys(settings)))
@@ -144,7 +145,7 @@ def _rehearse_tick(settings: Settings, at: datetime) -> int:
     )
     print(f"{rehearsal.fired} trigger(s) would fire.")
     if rehearsal.firings:
-        print("New messages would come from: " + ", ".join(rehearsal.firings))
+        print("New messages would come from: " + ", ".join(firing_label(key) for key in rehearsal.firings))
     if rehearsal.recipients:
         print(f"{rehearsal.queued} message(s) would be queued; per person (or channel):")
     for person in rehearsal.recipients:
