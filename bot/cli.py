@@ -117,8 +117,8 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
             await store.close()
         d = report.delivery
         print(
-            f"as of {at.isoformat()}: {report.fired} fired; {d.sent} sent, {d.skipped} skipped, "
-            f"{d.retried} to retry, {d.dead} dead-lettered"
+            f"as of {at.isoformat()}: {report.fired} fired; {d.sent} sent, {d.held} held for approval, "
+            f"{d.skipped} skipped, {d.retried} to retry, {d.dead} dead-lettered"
         )
         return 0
 

@@ -113,6 +113,36 @@ async def test_try_an_approval_locally_works_as_written(
         assert "Heads up: T1 Draft launch email is due 2026-03-04." in reminder
 
 
+async def test_a_tick_that_only_holds_a_reminder_sends_its_approval_card_at_once(
+    lead: TeamsUser, clock: FakeClock, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 4's `cos tick` when the held reminder is all it has to send: the card arrives with it, not a minute on."""
+    if database.backend != "sqlite":
+        pytest.skip("the walk-through is the embedded default: SQLite")
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    for name in ("MICROSOFT_APP_ID", "COS_SECRET_KEYS", "COS_ADMINS"):
+        monkeypatch.delenv(name, raising=False)
+    connector = lead.running.connector
+    clock.now = MORNING
+    with time_machine.travel(MORNING, tick=True):
+        # Nothing else to say this morning: no week plan, no KPI drift, no change of health.
+        for trigger in ("weekly", "drift", "health"):
+            await lead.ask(f"triggers off {trigger}")
+        steps = fenced_blocks(section("### Try an approval locally"))
+        for line in steps[2][1]:
+            await lead.ask(line)
+        await lead.running.bot.drain()
+        before = len(connector.sent)
+        said = io.StringIO()
+        with redirect_stdout(said):
+            assert await asyncio.to_thread(main, cos_argv(steps[3][1][0])) == 0
+        await lead.running.bot.drain()
+        assert "1 sent, 1 held for approval" in said.getvalue()
+        arrived = "\n".join(all_text(s.body) for s in connector.sent[before:])
+    assert "Approval needed" in arrived
+    assert "the deadline approaching message to" in arrived
+
+
 async def test_the_readmes_record_form_works_once_tactical_plans_carry_the_kpi(lead: TeamsUser) -> None:
     assert "typed in chat (`record SQLs 140`)" in README.read_text(encoding="utf-8")
     await lead.ask("new plan 500 SQLs by 31 March from 2026-01-01 to 2026-03-31 kpi SQLs 500")
