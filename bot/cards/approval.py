@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from bot.cards.actions import execute
 from bot.cards.elements import Element, adaptive_card, bullet_list, fact_set, heading, subheading, text_block
-from bot.cards.wording import moment_label, number
+from bot.cards.wording import day_label, moment_label, number
 from bot.parsing import parse_number
 from bot.text.gates import policy_reason_text, request_reason_text
 from bot.text.numbers import money, quantity
@@ -127,6 +127,11 @@ def _attribute(key: str, value: object, names: Mapping[str, str]) -> str:
         return actor_label(value, names)
     if key in _SUBJECT_REFS and isinstance(value, int) and not isinstance(value, bool):
         return f"{_SUBJECT_REFS[key]}{value}"
+    if key.endswith("_on") and isinstance(value, str):
+        try:
+            return day_label(date.fromisoformat(value), with_year=True)  # as task cards write a day
+        except ValueError:
+            pass
     return _value(value)
 
 

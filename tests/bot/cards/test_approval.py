@@ -131,7 +131,7 @@ def test_a_gate_s_reason_reads_in_the_bot_s_words_and_an_admin_s_rule_as_they_wr
     assert not any(text.strip() in ("audience", "gate:audience") for text in shown)
 
 
-def test_a_held_reminder_names_its_recipient_and_task_as_the_chat_does_and_says_its_rule_once() -> None:
+def test_a_held_reminder_names_its_recipient_task_and_day_as_the_chat_does_and_says_its_rule_once() -> None:
     rule = "A person looks at each reminder first"
     held = replace(
         REQUEST,
@@ -142,7 +142,7 @@ def test_a_held_reminder_names_its_recipient_and_task_as_the_chat_does_and_says_
             name="deadline_approaching",
             subject="task:1",
             # As the follow-up holds a message: its recipient's user id and the task's number.
-            attributes={"recipient": "aad-lead", "task": 1, "title": "Draft launch email"},
+            attributes={"recipient": "aad-lead", "task": 1, "title": "Draft launch email", "due_on": "2026-12-07"},
         ),
         requester="bot",
         reason=f"the deadline approaching message to Lead about T1 waits for a person to look first: {rule}",
@@ -156,6 +156,7 @@ def test_a_held_reminder_names_its_recipient_and_task_as_the_chat_does_and_says_
         "About": "T1",
         "Recipient": "Lead",
         "Title": "Draft launch email",
+        "Due on": "Mon 7 Dec 2026",
     }
     [reasons] = [t for t in texts(card) if rule in t]
     assert reasons.count(rule) == 1
