@@ -50,14 +50,19 @@ def all_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-async def test_try_an_approval_locally_works_as_written(
-    lead: TeamsUser, clock: FakeClock, database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def as_on_a_developers_machine(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk-through's setting: the embedded SQLite database, local mode, no admins but the local one."""
     if database.backend != "sqlite":
         pytest.skip("the walk-through is the embedded default: SQLite")
     monkeypatch.setenv("DATABASE_URL", database.url)
     for name in ("MICROSOFT_APP_ID", "COS_SECRET_KEYS", "COS_ADMINS"):
         monkeypatch.delenv(name, raising=False)
+
+
+async def test_try_an_approval_locally_works_as_written(
+    lead: TeamsUser, clock: FakeClock, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_on_a_developers_machine(database, monkeypatch)
     assert lead.user_id == LOCAL_ADMIN  # step 2's `cos serve --local-admin <your user id>`
     connector = lead.running.connector
     clock.now = MORNING
@@ -117,11 +122,7 @@ async def test_a_tick_that_only_holds_a_reminder_sends_its_approval_card_at_once
     lead: TeamsUser, clock: FakeClock, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Step 4's `cos tick` when the held reminder is all it has to send: the card arrives with it, not a minute on."""
-    if database.backend != "sqlite":
-        pytest.skip("the walk-through is the embedded default: SQLite")
-    monkeypatch.setenv("DATABASE_URL", database.url)
-    for name in ("MICROSOFT_APP_ID", "COS_SECRET_KEYS", "COS_ADMINS"):
-        monkeypatch.delenv(name, raising=False)
+    as_on_a_developers_machine(database, monkeypatch)
     connector = lead.running.connector
     clock.now = MORNING
     with time_machine.travel(MORNING, tick=True):

@@ -106,8 +106,8 @@ def test_a_tick_at_a_future_time_says_what_it_would_do_and_changes_nothing(
     assert f"Rehearsal as of {LATER}, on a copy of the database (SQLite file {path}): nothing was changed." in out
     assert "Add --apply to do it." in out
     assert (
-        "1 trigger(s) would fire.\nNew messages would come from: deadline slipped (T1, 2026-02-10), approval (A1, decided)"
-        in out
+        "1 trigger(s) would fire.\n"
+        "New messages would come from: deadline slipped (T1, 2026-02-10), approval (A1, decided)" in out
     )
     assert "  Writer One: 1 new (1 deadline_slipped); 1 sent\n" in out
     assert "  Lead Marketer: 1 new (1 approval_decided); 1 undeliverable\n" in out
