@@ -110,7 +110,7 @@ async def test_try_an_approval_locally_works_as_written(
         approvals, approve, why = [await say(line) for line in deciding]
         assert "A1" in approvals
         assert "The message goes out at the next delivery" in approve
-        assert "Lead approved deadline_approaching for task T1: rule reminders-checked matched" in why
+        assert "Lead approved the deadline approaching message for task T1: rule reminders-checked matched" in why
 
         before = len(connector.sent)
         await shell(tick)
