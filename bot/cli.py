@@ -119,21 +119,22 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
             await store.close()
         d = report.delivery
         print(
-            f"as of {at.isoformat()}: {report.fired} fired; {d.sent} sent, {d.skipped} skipped, "
-            f"{d.retried} to retry, {d.dead} dead-lettered"
+            f"as of {at.isoformat()}: {report.fired} fired; {d.sent} sent, {d.held} held for approval, "
+            f"{d.skipped} skipped, {d.retried} to retry, {d.dead} dead-lettered"
         )
         return 0
 
     return asyncio.run(main())
 
 
-REHEARSAL_OUTCOMES = ("sent", "waiting", "held", "undeliverable", "dropped")
+REHEARSAL_OUTCOMES = ("sent", "sent in a summary card", "waiting", "held", "undeliverable", "dropped")
 
 
 def _rehearse_tick(settings: Settings, at: datetime) -> int:
     """`cos tick --at` without `--apply`: what the tick would do, found on a copy of the database."""
     from bot.rehearsal import CannotRehearse, rehearse_tick
     from bot.text.gates import request_reason_text
+    from bot.text.triggers import firing_label
 
     try:
         rehearsal = asyncio.run(rehearse_tick(settings.database_url, at, decision_keys=_decision_keys(settings)))
@@ -146,7 +147,7 @@ def _rehearse_tick(settings: Settings, at: datetime) -> int:
     )
     print(f"{rehearsal.fired} trigger(s) would fire.")
     if rehearsal.firings:
-        print("New messages would come from: " + ", ".join(rehearsal.firings))
+        print("New messages would come from: " + ", ".join(firing_label(key) for key in rehearsal.firings))
     if rehearsal.recipients:
         print(f"{rehearsal.queued} message(s) would be queued; per person (or channel):")
     for person in rehearsal.recipients:
@@ -157,7 +158,8 @@ def _rehearse_tick(settings: Settings, at: datetime) -> int:
         )
     d = rehearsal.delivery
     print(
-        f"Delivery in this tick: {d.sent} sent, {d.skipped} dropped (no longer needed), {d.held} held for approval, "
+        f"Delivery in this tick: {d.sent} sent, {d.folded} more inside summary cards, {d.skipped} dropped (no longer "
+        f"needed), {d.held} held for approval, "
         f"{d.dead} undeliverable (no chat with the person); the rest wait for their time (quiet hours, daily budget)."
     )
     if rehearsal.expiring:

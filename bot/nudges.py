@@ -337,7 +337,9 @@ async def _approval(w: _Writer) -> Outgoing | None:
     asking = w.envelope.kind == MessageKind.APPROVAL_REQUEST
     if asking and (request.status is not ApprovalStatus.PENDING or w.store.clock() >= request.expires_at):
         return None  # decided or expired before the card went out: nothing to ask any more
-    names = await w.directory.names({u for u in (request.requester, request.decided_by) if u})
+    recipient = request.action.attributes.get("recipient")
+    people = (request.requester, request.decided_by, recipient if isinstance(recipient, str) else None)
+    names = await w.directory.names({u for u in people if u})
     person = await w.directory.person(w.envelope.recipient)
     try:
         zone = ZoneInfo(person.time_zone) if person and person.time_zone else None
@@ -345,7 +347,7 @@ async def _approval(w: _Writer) -> Outgoing | None:
         zone = None
     requester = actor_label(request.requester, names)
     decider = names.get(request.decided_by or "")
-    card = approval_card(request, requester_name=requester, decider_name=decider, zone=zone)
+    card = approval_card(request, requester_name=requester, decider_name=decider, zone=zone, names=names)
     if asking:
         why = literal(request_reason_text(request))
         text = f"{literal(requester)} asks for your approval ({what_is_asked(request)}): {why}"

@@ -84,7 +84,8 @@ class Delivery:
         )
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.skipped or self.retried or self.dead or self.left or self.put_off)
+        # A held message queues its approval card: the tick's next pass sends it, rather than the tick after.
+        return bool(self.sent or self.skipped or self.retried or self.dead or self.left or self.put_off or self.held)
 
 
 @dataclass(frozen=True)

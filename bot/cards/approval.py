@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from bot.cards.actions import execute
 from bot.cards.elements import Element, adaptive_card, bullet_list, fact_set, heading, subheading, text_block
-from bot.cards.wording import moment_label, number
+from bot.cards.wording import day_label, moment_label, number
 from bot.parsing import parse_number
 from bot.text.gates import policy_reason_text, request_reason_text
 from bot.text.numbers import money, quantity
@@ -98,7 +98,7 @@ def _value(value: object) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
-def _facts(request: ApprovalRequest) -> list[tuple[str, str]]:
+def _facts(request: ApprovalRequest, names: Mapping[str, str]) -> list[tuple[str, str]]:
     action = request.action
     # Operations and capabilities are named in snake case: read as words (`edit master plan`).
     name = (action.name or action.kind.value).replace("_", " ")
@@ -114,10 +114,25 @@ def _facts(request: ApprovalRequest) -> list[tuple[str, str]]:
     for key, value in action.attributes.items():
         if key == "currency" and money is not None:
             continue  # said with the amount
-        shown = money if key == "amount" and money is not None else _value(value)
+        shown = money if key == "amount" and money is not None else _attribute(key, value, names)
         if key != "categories" and value not in (None, "", [], {}) and shown != about:
             facts.append((str(key).replace("_", " ").capitalize(), shown))
     return facts[:MAX_FACTS]
+
+
+def _attribute(key: str, value: object, names: Mapping[str, str]) -> str:
+    """An action's attribute as the chat says it: a person by name, a task or plan by its id (`T12`, so one already
+    named as what the action is about is not said twice)."""
+    if key == "recipient" and isinstance(value, str):
+        return actor_label(value, names)
+    if key in _SUBJECT_REFS and isinstance(value, int) and not isinstance(value, bool):
+        return f"{_SUBJECT_REFS[key]}{value}"
+    if key.endswith("_on") and isinstance(value, str):
+        try:
+            return day_label(date.fromisoformat(value), with_year=True)  # as task cards write a day
+        except ValueError:
+            pass
+    return _value(value)
 
 
 def _money(attributes: Mapping[str, Any]) -> str | None:
@@ -157,8 +172,10 @@ def approval_card(
     decider_name: str | None = None,
     zone: tzinfo | None = None,
     note: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The request with Approve/Reject (and an optional note) while pending; its outcome once decided."""
+    """The request with Approve/Reject (and an optional note) while pending; its outcome once decided. `names`: the
+    display names of the people its action names (a message's recipient)."""
     pending = request.status is ApprovalStatus.PENDING
     title = f"Approval needed: {what_is_asked(request)}" if pending else f"{request.ref}: {what_is_asked(request)}"
     body: list[Element] = [
@@ -172,14 +189,16 @@ def approval_card(
         body.append(text_block(f"Note: {request.note}"))
     if note:
         body.append(text_block(note, color="accent"))
+    asked = request_reason_text(request)
+    # A held message's reason already quotes the rules that held it: each is said once.
     said = [policy_reason_text(reason) for reason in request.policy_reasons[:MAX_REASONS]]
-    why = [_value(line) for line in (request_reason_text(request), *said)]
+    why = [_value(line) for line in (asked, *(line for line in said if line not in asked))]
     body.append(subheading("Why it needs a person"))
     body.append(bullet_list([line for line in why if line]))
     roles = ", ".join(request.roles)
     body.append(text_block(f"Approvers: whoever holds the {roles} role; never the one who asked.", subtle=True))
     body.append(subheading("What would happen"))
-    body.append(fact_set(_facts(request)))
+    body.append(fact_set(_facts(request, names or {})))
     actions: list[Element] = []
     if pending:
         body.append(

@@ -30,7 +30,7 @@ from bot.cards.elements import (
 )
 from bot.cards.markdown import markdown
 from bot.cards.task_list import VERB_TASKS
-from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, plan_ref, window_label
+from bot.cards.wording import HEALTH_COLORS, HEALTH_LABELS, count_of, day_label, plan_ref, window_label
 from bot.text.health import next_step_text, reason_text, reason_that_matters_most
 from bot.text.numbers import figure, quantity
 from bot.text.people import person_name
@@ -195,6 +195,20 @@ def _tactical_section(
     )
 
 
+def _archived(plan: Plan) -> list[Element]:
+    """An archived plan's card says so: it looks like any other, and the leader just asked for it to be put away."""
+    if plan.archived_at is None:
+        return []
+    ref = plan_ref(plan.id)
+    return [
+        text_block(
+            f"Archived on {day_label(plan.archived_at.date(), with_year=True)}: kept for history, left out of the "
+            f"plan list; unarchive {ref} brings it back.",
+            color="warning",
+        )
+    ]
+
+
 def plan_overview(
     rollup: PlanRollup,
     *,
@@ -217,6 +231,7 @@ def plan_overview(
             subtle=True,
             spacing="none",
         ),
+        *_archived(plan),
         _bar(rollup),
         _with_health(text_block(progress_text(rollup)), rollup.health),
         *_headline(rollup),

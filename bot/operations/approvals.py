@@ -57,13 +57,17 @@ def _in_teams(context: Context, args: Mapping[str, Any]) -> bool:
 
 
 async def _card(context: Context, request: ApprovalRequest, note: str | None = None) -> dict[str, Any]:
-    names = await context.display_names([request.requester, request.decided_by])
+    recipient = request.action.attributes.get("recipient")
+    names = await context.display_names(
+        [request.requester, request.decided_by, recipient if isinstance(recipient, str) else None]
+    )
     return approval_card(
         request,
         requester_name=actor_label(request.requester, names),
         decider_name=names.get(request.decided_by or ""),
         zone=context.zone,
         note=note,
+        names=names,
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from bot.cards.digest import NO_VALUE, measurement_card, retrospective_card
+from bot.cards.digest import measurement_card, retrospective_card
 from bot.cards.markdown import excerpt, inline_code, literal
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
@@ -44,14 +44,17 @@ async def measured(
 def summary_line(report: MeasurementReport) -> str:
     """One sentence of the figures people ask for first."""
     figures = report.productivity
-    on_time = NO_VALUE if figures.on_time_rate is None else f"{round(figures.on_time_rate * 100)} %"
+    # Before any task is due there is no rate to give: a dash where a figure goes reads as a glitch in a sentence.
+    on_time = (
+        "no task due yet" if figures.on_time_rate is None else f"{round(figures.on_time_rate * 100)} % of tasks on time"
+    )
     behind = [
         literal(f.metric.name)
         for f in report.forecasts
         if f.projected_attainment is not None and f.projected_attainment < 1 - f.metric.tolerance
     ]
     master = report.facts.master
-    text = f"P{master.id} {literal(master.title)}: {on_time} of tasks on time, {figures.done} done"
+    text = f"P{master.id} {literal(master.title)}: {on_time}, {figures.done} done"
     if behind:
         text += "; heading short: " + ", ".join(behind)
     return text + "."

@@ -35,9 +35,15 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
     rollup = await context.plans.rollup(kpi.plan_id, as_of=context.today)
     node = rollup.find(kpi.plan_id)
     pace = next((p for p in node.metrics if p.metric.id == kpi.id), None) if node else None
+    backdated = on is not None and on != context.today
     pace_text = ""
     if pace is not None and not pace.health.is_final:
         pace_text = f" Expected by now: {q(pace.expected)}; {pace.health}."
+        if backdated and pace.actual is not None and pace.actual != reading.value:
+            # A later reading is the KPI's figure now: judging the past day's value against today's pace misleads.
+            pace_text = (
+                f" The latest reading, {q(pace.actual)}, stands: {q(pace.expected)} expected by now; {pace.health}."
+            )
     # The same reading, as each tactical plan whose window holds its day counts it (its share of the target).
     shares = []
     for tactical in rollup.children:
@@ -51,8 +57,9 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
                     f"{q(share.metric.target)}, {share.health}"
                 )
     share_text = f" Counts for {'; '.join(shares)}." if shares else ""
+    when = f" as of {on.isoformat()}" if on is not None and backdated else ""
     return Reply(
-        text=f"Recorded {literal(kpi.name)} = {q(reading.value)} on P{kpi.plan_id} "
+        text=f"Recorded {literal(kpi.name)} = {q(reading.value)}{when} on P{kpi.plan_id} "
         f"(target {q(kpi.target)}).{pace_text}{share_text}"
     )
 

@@ -11,7 +11,10 @@ from bot.text.gates import gate_name, policy_reasons_text
 from bot.text.numbers import plain
 from planner.domain.decisions import BreakCode, ChainBreak, CheckpointFlaw, Decision
 from planner.domain.governance import REASON_KEY, LogReason, policy_reason_of_json
+from planner.domain.messages import MessageKind
 from planner.domain.model import Event
+
+_MESSAGE_KINDS = frozenset(kind.value for kind in MessageKind)
 
 _WHO = {"policy": "the policy engine", "llm": "the assistant", "bot": "the bot", "system": "the bot"}
 _DID = {
@@ -167,6 +170,9 @@ def explain(decision: Decision, *, names: Mapping[str, str] | None = None) -> st
         data.get("action"),
     )
     name = next(filter(None, map(_text, candidates)), None)
+    if name in _MESSAGE_KINDS and not decision.agent:
+        # The bot's own follow-up message held by a policy: said as a leader calls it, not as the outbox stores it.
+        name = f"the {name.replace('_', ' ')} message"
     agent = decision.agent if not actor.startswith("agent:") else None
     first, _, last = decision.action.partition(".")
     noun = _NOUNS.get(first, "the " + first.replace("_", " "))

@@ -380,7 +380,7 @@ EXPECTED: dict[Expected, str] = {
     Expected.ARCHIVABLE_PLAN: "a tactical or weekly plan: a master plan ends with its window",
     Expected.WEEK_UNCHANGED: "no change: a weekly plan always covers its ISO week",
     Expected.SAME_TASK: "the same task in the same plan",
-    Expected.PLAN_ID_TOO: "a plan id too: {plans} all have it",
+    Expected.PLAN_ID_TOO: "the plan too, as in `in P1`: {plans} each have a KPI of that name",
     Expected.DIFFERENT_TACTICAL_PLANS: "two different tactical plans",
     Expected.TACTICAL_PLANS_OF_ONE_MASTER: "two tactical plans of one master plan",
     Expected.PLAN_WITH_BUDGET: "a master or tactical plan (spend is of the tactical plan)",

@@ -391,7 +391,10 @@ def too_long(limit: int) -> str:
     )
 
 
-HELD_MESSAGE_RELEASED = "The message goes out at the next delivery, within a minute."
+HELD_MESSAGE_RELEASED = (
+    "The message goes out at the next delivery, within a minute; in the recipient's quiet hours, or once their day's "
+    "messages are used up, on their next morning."
+)
 HELD_MESSAGE_GONE = "That message was released already."
 
 

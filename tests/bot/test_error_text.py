@@ -341,7 +341,7 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
         ),
         (
             InvalidValue(Field.METRIC, "SQLs", Expected.PLAN_ID_TOO, plans=(1, 4)),
-            "metric: 'SQLs' is not valid; expected a plan id too: P1, P4 all have it.",
+            "metric: 'SQLs' is not valid; expected the plan too, as in `in P1`: P1, P4 each have a KPI of that name.",
         ),
         (
             InvalidValue(Field.TARGET, 5, Expected.AT_LEAST_BASELINE, baseline=10.0, metric="SQLs"),

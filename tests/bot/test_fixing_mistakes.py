@@ -397,11 +397,15 @@ async def test_an_archive_answers_with_the_plans_card_and_its_undo_button_brings
     card, card_message = lead.running.connector.cards()[-1], lead.running.connector.sent[-1]
     assert schema_errors(card) == []
     assert "Launch" in json.dumps(card)
+    # The card the leader gets back looks like any plan's: it says the plan is put away, and how to bring it back.
+    assert "Archived on " in json.dumps(card)
+    assert "unarchive P2 brings it back" in json.dumps(card)
     undo = find_action(card, "Undo")
     assert undo["data"] == {"plan": 2, "version": 2, "verb": "restore_task"}
     undone = await press(lead, card_message.activity_id, undo["data"])
     assert undone.method == "update"
     assert "Undone: P2 is as it was before your change (back in use)" in json.dumps(undone.body, ensure_ascii=False)
+    assert "Archived on " not in json.dumps(undone.body)
     assert (await plans.get_plan(2)).archived_at is None
     [again] = await lead.ask("unarchive P2")  # already in use: nothing to bring back, and no Undo offered
     assert not any(a.get("title") == "Undo" for a in lead.running.connector.cards()[-1].get("actions", []))

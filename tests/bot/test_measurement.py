@@ -552,3 +552,10 @@ def test_the_chart_is_drawn_at_least_800_px_wide_one_question_a_panel_each_kpi_n
     # Teams shows the card's image about 414 px wide: the smallest text still reads at 10 px or more.
     scale = SHOWN_WIDTH_PX / (figure.get_figwidth() * figure.dpi)
     assert min(label.get_fontsize() for label in tasks_axes.get_xticklabels()) * scale >= 10
+
+
+async def test_how_are_we_doing_a_plan_with_no_task_due_yet_says_so_in_words(running: Running) -> None:
+    lead = TeamsUser(running, time_zone=None)
+    await lead.ask("new plan Q1 from 2026-02-01 to 2026-03-31 kpi SQLs 500")
+    [answer] = await lead.ask("how are we doing", replies=1)
+    assert answer.startswith("P1 Q1: no task due yet, 0 done")

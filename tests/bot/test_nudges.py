@@ -249,6 +249,8 @@ async def test_a_nudge_a_policy_flags_waits_for_an_approver_and_goes_out_once_ap
 
     [approved] = await lead.ask("approve A1")
     assert "The message goes out at the next delivery" in approved
+    # Approving never overrides what protects the recipient: the reply says when it does not go at once.
+    assert "in the recipient's quiet hours, or once their day's messages are used up, on their next morning" in approved
     await sender_for(store).deliver()
     to_writer = [s for s in connector.sent[before:] if s.conversation_id == "a:writer"]
     assert len(to_writer) == 1

@@ -50,14 +50,19 @@ def all_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-async def test_try_an_approval_locally_works_as_written(
-    lead: TeamsUser, clock: FakeClock, database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def as_on_a_developers_machine(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk-through's setting: the embedded SQLite database, local mode, no admins but the local one."""
     if database.backend != "sqlite":
         pytest.skip("the walk-through is the embedded default: SQLite")
     monkeypatch.setenv("DATABASE_URL", database.url)
     for name in ("MICROSOFT_APP_ID", "COS_SECRET_KEYS", "COS_ADMINS"):
         monkeypatch.delenv(name, raising=False)
+
+
+async def test_try_an_approval_locally_works_as_written(
+    lead: TeamsUser, clock: FakeClock, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_on_a_developers_machine(database, monkeypatch)
     assert lead.user_id == LOCAL_ADMIN  # step 2's `cos serve --local-admin <your user id>`
     connector = lead.running.connector
     clock.now = MORNING
@@ -105,12 +110,38 @@ async def test_try_an_approval_locally_works_as_written(
         approvals, approve, why = [await say(line) for line in deciding]
         assert "A1" in approvals
         assert "The message goes out at the next delivery" in approve
-        assert "Lead approved deadline_approaching for task T1: rule reminders-checked matched" in why
+        assert "Lead approved the deadline approaching message for task T1: rule reminders-checked matched" in why
 
         before = len(connector.sent)
         await shell(tick)
         reminder = "\n".join(all_text(s.body) for s in connector.sent[before:])
         assert "Heads up: T1 Draft launch email is due 2026-03-04." in reminder
+
+
+async def test_a_tick_that_only_holds_a_reminder_sends_its_approval_card_at_once(
+    lead: TeamsUser, clock: FakeClock, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 4's `cos tick` when the held reminder is all it has to send: the card arrives with it, not a minute on."""
+    as_on_a_developers_machine(database, monkeypatch)
+    connector = lead.running.connector
+    clock.now = MORNING
+    with time_machine.travel(MORNING, tick=True):
+        # Nothing else to say this morning: no week plan, no KPI drift, no change of health.
+        for trigger in ("weekly", "drift", "health"):
+            await lead.ask(f"triggers off {trigger}")
+        steps = fenced_blocks(section("### Try an approval locally"))
+        for line in steps[2][1]:
+            await lead.ask(line)
+        await lead.running.bot.drain()
+        before = len(connector.sent)
+        said = io.StringIO()
+        with redirect_stdout(said):
+            assert await asyncio.to_thread(main, cos_argv(steps[3][1][0])) == 0
+        await lead.running.bot.drain()
+        assert "1 sent, 1 held for approval" in said.getvalue()
+        arrived = "\n".join(all_text(s.body) for s in connector.sent[before:])
+    assert "Approval needed" in arrived
+    assert "the deadline approaching message to" in arrived
 
 
 async def test_the_readmes_record_form_works_once_tactical_plans_carry_the_kpi(lead: TeamsUser) -> None:

@@ -23,7 +23,7 @@ async def test_record_sqls_means_the_kpi_once_tactical_plans_exist_and_shows_it_
     clock.now = datetime(2026, 2, 3, 10, tzinfo=UTC)
     # The month-end figure, backdated: judged at its own date, it closes January (met) and opens February.
     [backdated] = await lead.ask("record SQLs 160 on 2026-01-31")
-    assert backdated.startswith("Recorded SQLs = 160 on P1 (target 500).")
+    assert backdated.startswith("Recorded SQLs = 160 as of 2026-01-31 on P1 (target 500).")
     assert "Counts for P2 January push: 160 of its 150, met." in backdated
     assert "P3" not in backdated
 
@@ -38,3 +38,16 @@ async def test_record_sqls_means_the_kpi_once_tactical_plans_exist_and_shows_it_
     plans = Plans(lead.running.store, TENANT)
     [kpi] = await plans.list_metrics(1)
     assert [r.value for r in await plans.readings(kpi.id)] == [160, 170, 175]
+
+
+async def test_a_reading_backdated_behind_a_later_one_says_the_later_one_is_the_figure_now(
+    lead: TeamsUser, clock: FakeClock
+) -> None:
+    await lead.ask(NEW_PLAN)
+    clock.now = datetime(2026, 2, 3, 10, tzinfo=UTC)
+    await lead.ask("record SQLs 170")
+    [backdated] = await lead.ask("record SQLs 150 on 2026-01-31")
+    assert backdated.startswith("Recorded SQLs = 150 as of 2026-01-31 on P1 (target 500).")
+    # Not "Expected by now: …" after 150, as if 150 were this morning's figure.
+    assert "The latest reading, 170, stands:" in backdated
+    assert "expected by now" in backdated

@@ -106,8 +106,8 @@ def test_a_tick_at_a_future_time_says_what_it_would_do_and_changes_nothing(
     assert f"Rehearsal as of {LATER}, on a copy of the database (SQLite file {path}): nothing was changed." in out
     assert "Add --apply to do it." in out
     assert (
-        "1 trigger(s) would fire.\nNew messages would come from: deadline_slipped:task:1:2026-02-10, approval:1:decided"
-        in out
+        "1 trigger(s) would fire.\n"
+        "New messages would come from: deadline slipped (T1, 2026-02-10), approval (A1, decided)" in out
     )
     assert "  Writer One: 1 new (1 deadline_slipped); 1 sent\n" in out
     assert "  Lead Marketer: 1 new (1 approval_decided); 1 undeliverable\n" in out
@@ -139,3 +139,25 @@ def test_a_rehearsal_needs_a_sqlite_database(
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://cos@127.0.0.1:1/cos")
     assert main(["tick", "--at", LATER]) == 2
     assert "pass --apply to change this database" in capsys.readouterr().err
+
+
+async def another_task_slipping_the_same_day(url: str) -> None:
+    store = Store(create_engine(url), clock=lambda: MADE_AT)
+    try:
+        await Plans(store, TENANT).add_task(
+            2, title="Book the venue", due_on=date(2026, 2, 10), owner="aad-writer", actor="x"
+        )
+    finally:
+        await store.close()
+
+
+def test_messages_a_tick_would_fold_into_one_summary_card_are_counted_not_left_out(
+    database: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = database
+    asyncio.run(another_task_slipping_the_same_day(url))
+    assert main(["tick", "--at", LATER]) == 0
+    out = capsys.readouterr().out
+    # Two slips for one person arrive as one summary card: both of them are accounted for.
+    assert "  Writer One: 2 new (2 deadline_slipped); 1 sent, 1 sent in a summary card\n" in out
+    assert "Delivery in this tick: 1 sent, 1 more inside summary cards, " in out

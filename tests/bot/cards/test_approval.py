@@ -129,3 +129,34 @@ def test_a_gate_s_reason_reads_in_the_bot_s_words_and_an_admin_s_rule_as_they_wr
     assert "An audience definition needs a person's approval." in "\n".join(shown)
     assert "uses personal data of EU residents" in "\n".join(shown)
     assert not any(text.strip() in ("audience", "gate:audience") for text in shown)
+
+
+def test_a_held_reminder_names_its_recipient_task_and_day_as_the_chat_does_and_says_its_rule_once() -> None:
+    rule = "A person looks at each reminder first"
+    held = replace(
+        REQUEST,
+        action=Action(
+            tenant_id="contoso",
+            kind=ActionKind.NUDGE,
+            actor="bot",
+            name="deadline_approaching",
+            subject="task:1",
+            # As the follow-up holds a message: its recipient's user id and the task's number.
+            attributes={"recipient": "aad-lead", "task": 1, "title": "Draft launch email", "due_on": "2026-12-07"},
+        ),
+        requester="bot",
+        reason=f"the deadline approaching message to Lead about T1 waits for a person to look first: {rule}",
+        policy_reasons=(rule,),
+    )
+    card = approval_card(held, requester_name="Chief of Staff", names={"aad-lead": "Lead"})
+    assert schema_errors(card) == []
+    facts = {fact["title"]: fact["value"] for fact in of_type(card, "FactSet")[0]["facts"]}
+    assert facts == {
+        "Action": "deadline approaching (nudge)",
+        "About": "T1",
+        "Recipient": "Lead",
+        "Title": "Draft launch email",
+        "Due on": "Mon 7 Dec 2026",
+    }
+    [reasons] = [t for t in texts(card) if rule in t]
+    assert reasons.count(rule) == 1
