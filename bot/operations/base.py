@@ -344,5 +344,7 @@ class Registry:
             if held is not None:
                 return Reply(text=held.text, ok=not held.stopped)
             return await operation.run(context, args)
-        except (BadArguments, ParseError, PlannerError, AgentError, VaultError) as error:
+        except (BadArguments, ParseError) as error:  # the command was not written as it is used: show how
             return Reply(text=messages.refused(error_text(error), operation.usage), ok=False)
+        except (PlannerError, AgentError, VaultError) as error:  # well written, refused for a reason: only the reason
+            return Reply(text=error_text(error), ok=False)

@@ -157,7 +157,9 @@ def usage_of(usage: Sequence[str]) -> str:
 
 
 def refused(reason: str, usage: Sequence[str]) -> str:
-    return f"{reason}\n\nUsage:\n{usage_of(usage)}" if usage else reason
+    """A command not written as it is used: why, then how it is (the forms the reason does not show already)."""
+    rest = [line for line in usage if f"`{placeholders_in_capitals(line)}`" not in reason]
+    return f"{reason}\n\nUsage:\n{usage_of(rest)}" if rest else reason
 
 
 def cannot_read_two_ways(operation: str) -> str:

@@ -115,6 +115,9 @@ async def test_a_leader_budgets_allocates_records_spend_and_the_plan_card_shows_
     lead, _, _ = await budgeted(running)
     [over] = await lead.ask("allocate 200k USD to P3")
     assert "$190,000 is left to allocate" in over
+    assert "Usage" not in over  # the command was well written: the reason is all there is to say
+    [unwritten] = await lead.ask("allocate to P3")
+    assert unwritten == "Allocate how much to which plan? `allocate 60k USD to P2`."  # the example, said once
     assert await allocation(running, 3) is None
     [spent] = await lead.ask("spend 12k USD on P2")
     assert "Recorded $12,000 spent on P2." in spent

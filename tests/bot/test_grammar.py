@@ -443,3 +443,14 @@ def test_moving_something_other_than_money_is_not_read_as_a_budget_shift() -> No
     with pytest.raises(GrammarError) as refused:
         parse("move the webinar to friday")
     assert "`move T12 to P3`" in str(refused.value)
+
+
+def test_a_refusal_shows_the_forms_of_a_command_its_reason_does_not_show_already() -> None:
+    usage = ["allocate <amount> to <plan>", "allocate 60k USD to P2"]
+    assert messages.refused("Allocate how much to which plan? `allocate 60k USD to P2`.", usage) == (
+        "Allocate how much to which plan? `allocate 60k USD to P2`.\n\nUsage:\n`allocate AMOUNT to PLAN`"
+    )
+    assert messages.refused("Which plan?", usage) == (
+        "Which plan?\n\nUsage:\n`allocate AMOUNT to PLAN` · `allocate 60k USD to P2`"
+    )
+    assert messages.refused("Which plan? `allocate 60k USD to P2`", usage[1:]) == "Which plan? `allocate 60k USD to P2`"
