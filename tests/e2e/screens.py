@@ -8,6 +8,7 @@ loopback only and are stopped however it ends; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +68,21 @@ class Emulator:
             said = [(f.get("message") or {}).get("text") for f in self.teams.frames[start:]]
             raise AssertionError(f"{text!r}: no reply with {expect!r} in {WAIT_S} s; the bot said {said}") from None
 
+    async def send(self, text: str, *, expect: str, action: str = "createMessage", within: float = WAIT_S) -> None:
+        """Write `text` in the personal chat and wait for a message of the bot's, created or updated (`action`),
+        containing `expect`, however many others come first."""
+        start = len(self.teams.frames)
+        await self.teams.say(self.chat, text)
+        await self.wait_for(expect, start=start, action=action, within=within)
+
+    async def wait_for(self, expect: str, *, start: int, action: str = "createMessage", within: float = WAIT_S) -> None:
+        """Wait for a message of the bot's from frame `start`, created or updated (`action`), containing `expect`."""
+        try:
+            await self.teams.wait_for(from_bot(action, expect), start=start, within=within)
+        except TimeoutError:
+            said = [(f.get("action"), (f.get("message") or {}).get("text")) for f in self.teams.frames[start:]]
+            raise AssertionError(f"no {action} with {expect!r} in {within} s; the bot said {said}") from None
+
     async def as_member(self, member: dict[str, str], text: str) -> None:
         """`member` (another user of the emulator's tenant) writes to the bot in their own personal chat.
 
@@ -115,10 +131,12 @@ class Emulator:
                 await tick.wait()
         assert tick.returncode == 0, said.decode()
 
-    async def shoot(self, name: str, containing: str) -> Shot:
+    async def shoot(self, name: str, containing: str, *, card: bool = True) -> Shot:
         """Screenshot the last card of the chat that contains `containing`, as the web UI shows it (waiting for one
-        to be drawn)."""
-        cards = self.page.locator(".fai-OutputCard").filter(has=self.page.locator(".ac-container"))
+        to be drawn); `card=False`: the last message, a card or not."""
+        cards = self.page.locator(".fai-OutputCard")
+        if card:
+            cards = cards.filter(has=self.page.locator(".ac-container"))
         message = cards.filter(has_text=containing).last
         await message.wait_for(timeout=WAIT_S * 1000)
         await message.scroll_into_view_if_needed(timeout=WAIT_S * 1000)
@@ -136,8 +154,9 @@ LEADER_AAD = TENANT["currentUser"]["aadObjectId"]
 
 
 @asynccontextmanager
-async def emulator(workdir: Path, out: Path) -> AsyncIterator[Emulator]:
-    """`cos serve` and the emulator on free loopback ports, the emulator's web UI in headless Chromium."""
+async def emulator(workdir: Path, out: Path, *, public: bool = False) -> AsyncIterator[Emulator]:
+    """`cos serve` and the emulator on free loopback ports, the emulator's web UI in headless Chromium; `public`: the
+    bot's own address is its public one (its signed links: sign-in, evidence)."""
     bot_port, playground_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MICROSOFT_APP", "ANTHROPIC", "DATABASE_URL"))}
     env |= {
@@ -150,6 +169,8 @@ async def emulator(workdir: Path, out: Path) -> AsyncIterator[Emulator]:
         "COS_LOCAL_ADMIN": LEADER_AAD,
         "COS_ADAPTER_ALLOWED_NETWORKS": "127.0.0.1/32",  # the vendor agent below, on loopback
     }
+    if public:
+        env["COS_PUBLIC_URL"] = f"http://127.0.0.1:{bot_port}"
     with (workdir / "bot.log").open("wb") as bot_log, (workdir / "playground.log").open("wb") as playground_log:
         bot = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "serve"],
@@ -291,3 +312,111 @@ async def shoot_a_quarter(workdir: Path, out: Path) -> list[Shot]:
             await teams.say("delegations", expect="slow")
             await teams.shoot("delegations", "slow")
         return teams.shots
+
+
+async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
+    """Work handed to vendor agents, as the person who delegates and the admin see it: the live card of an MCP agent
+    reporting progress and the result it ends as, an agent's question mid-call, a browser agent's 2FA code and its
+    evidence, the sign-in card of an agent that works as the person, and the admin's delegations and adapters cards.
+    """
+    from tests.adapters.web_vendor import WebVendor
+    from tests.fakes.oauth_server import LoopbackAuthorization, serve_oauth_protected
+
+    today = date.today()
+    start, end = quarter_of(today)
+    for folder in (workdir, out):
+        folder.mkdir(parents=True, exist_ok=True)
+    vendor = await WebVendor(username="ops@brand.example", password="a long passphrase").start()
+    try:
+        async with (
+            emulator(workdir, out, public=True) as teams,
+            serve_in_process() as agent,
+            serve_oauth_protected(LoopbackAuthorization()) as crm,
+        ):
+            await teams.teams.install(teams.chat)
+            await teams.teams.wait_for(from_bot(containing="AdaptiveCard"), within=WAIT_S)
+            await teams.say(
+                f"new plan 600 SQLs this quarter from {start} to {end} kpi SQLs 600", expect="Master plan P1 created"
+            )
+            await teams.say("derive tactical P1 monthly", expect="Draft 1")
+            await teams.say("save draft 1", expect="Saved by")
+            month = f"P{2 + today.month - start.month}"
+            await teams.say(f"add task Export the spring launch report to {month} due {end} owner me", expect="T1")
+            await teams.say(f'adapter add mcp marketing {{"transport": "http", "url": "{agent}"}}', expect="marketing")
+            for tool in ("export_report", "send_campaign", "slow_report", "campaign_visual"):
+                await teams.say(f"adapter enable marketing {tool}", expect=tool)
+
+            # The live card: the agent reports each part it exports, the card follows, then ends as the result.
+            started = len(teams.teams.frames)
+            report = '{"campaign": "spring-launch", "steps": 4, "pause": 4, "kib": 1}'
+            await teams.send(
+                f"delegate T1 to marketing export_report {report}", expect="exported part 2", action="updateMessage"
+            )
+            await teams.shoot("progress", "exported part 2")
+            await teams.wait_for("It is back", start=started, action="updateMessage", within=WAIT_S * 2)
+            await teams.shoot("result", "It is back")
+
+            # A question the agent asks mid-call, answered in the chat.
+            await teams.send('delegate T1 to marketing send_campaign {"campaign": "spring-launch"}', expect="A question from")
+            await teams.shoot("question", "A question from")
+            await teams.send("Confirm: yes, Audience Size: 12000", expect="12000 recipients", action="updateMessage")
+
+            # A browser agent: its 2FA code asked in the chat, its evidence screenshot linked from the result.
+            web = {
+                "origins": [vendor.url],
+                "timeouts": {"step_seconds": 10, "navigation_seconds": 20, "code_answer_seconds": 300},
+                "login": {
+                    "signed_out_selector": "#login-form",
+                    "steps": [
+                        {"kind": "goto", "url": f"{vendor.url}/login"},
+                        {"kind": "fill", "selector": "#username", "value": "{credentials.username}"},
+                        {"kind": "fill", "selector": "#password", "value": "{credentials.password}"},
+                        {"kind": "click", "selector": "#sign-in"},
+                        {"kind": "expect_code", "selector": "#code", "submit": "#verify", "unless": "#dashboard"},
+                        {"kind": "wait_for", "selector": "#dashboard"},
+                    ],
+                },
+                "capabilities": {
+                    "create_campaign_brief": {
+                        "description": "Create a campaign brief",
+                        "steps": [
+                            {"kind": "goto", "url": f"{vendor.url}/briefs/new?name={{name}}"},
+                            {"kind": "fill", "selector": "#audience", "value": "{audience}"},
+                            {"kind": "click", "selector": "#create"},
+                            {"kind": "wait_for", "url": "**/briefs/BR-**"},
+                            {"kind": "extract_text", "selector": "#brief-id", "field": "brief_id"},
+                            {"kind": "screenshot", "description": "the created brief"},
+                        ],
+                        "output": "Brief {brief_id} created",
+                    }
+                },
+                "credentials": {"username": vendor.username, "password": vendor.password},
+            }
+            await teams.say(f"adapter add browser briefs {json.dumps(web)}", expect="briefs")
+            started = len(teams.teams.frames)
+            brief = '{"name": "Spring launch", "audience": "CMOs at mid-size SaaS"}'
+            delegate = f"delegate T1 to briefs create_campaign_brief {brief}"
+            await teams.send(delegate, expect="A question from", within=WAIT_S * 2)
+            await teams.shoot("code", "A question from")
+            await teams.teams.say(teams.chat, vendor.code)
+            await teams.wait_for("It is back", start=started, action="updateMessage", within=WAIT_S * 2)
+            await teams.shoot("evidence", "View evidence")
+
+            # An agent that works as the person: the sign-in card.
+            await teams.say(
+                f'adapter add mcp crm {{"transport": "http", "url": "{crm}", "oauth_grant": "authorization_code"}}',
+                expect="crm",
+            )
+            await teams.send("adapter test crm", expect="Sign in")
+            await teams.shoot("sign_in", "Sign in")
+
+            # The admin's cards: a report still running, with its Cancel; the adapters with their state.
+            slow = f'{{"campaign": "spring-launch", "seconds": {DELEGATION_S}}}'
+            await teams.say(f"delegate T1 to marketing slow_report {slow}", expect="T1")
+            await teams.say("delegations", expect="Open delegations")
+            await teams.shoot("delegations_admin", "Open delegations")
+            await teams.say("adapters", expect="marketing")
+            await teams.shoot("adapters", "export_report")
+            return teams.shots
+    finally:
+        await vendor.stop()
