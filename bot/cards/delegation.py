@@ -114,7 +114,8 @@ def _answer(output: str) -> list[Element]:
     """The agent's answer line by line (a TextBlock joins lines), its first lines shown, the rest folded."""
     cut = output[:ANSWER_CHARS] + ("…" if len(output) > ANSWER_CHARS else "")
     lines = [line for line in without_controls(cut).splitlines() if line.strip()] or [""]
-    lines[_ANSWER_MOST_LINES - 1 :] = [" ".join(lines[_ANSWER_MOST_LINES - 1 :])]
+    if len(lines) > _ANSWER_MOST_LINES:
+        lines[_ANSWER_MOST_LINES - 1 :] = [" ".join(lines[_ANSWER_MOST_LINES - 1 :])]
     shown = [{**text_block(line), "spacing": "none"} for line in lines]
     return shown[:ANSWER_LINES] + folded(
         ANSWER_ID, shown[ANSWER_LINES:], more="Show the whole answer", less="Show less of it"

@@ -13,13 +13,17 @@ from bot.controls import without_controls
 
 MOST_LINES = 25
 """Lines of a question shown apart at most (the rest joined into the last)."""
+QUESTION_CHARS = 2000
+"""How much of a question the card shows: a screen's worth (adapters cut what an agent says well before)."""
 _ITEM = "- "
 
 
 def question_card(agent: str, question: str, minutes: int) -> dict[str, Any]:
     """Who asks, what (a line a block; a `- ` line, a form's field, as a bullet), and how long the person has."""
-    lines = [line.strip() for line in without_controls(question).splitlines() if line.strip()] or [""]
-    lines[MOST_LINES - 1 :] = [" ".join(lines[MOST_LINES - 1 :])]
+    cut = question if len(question) <= QUESTION_CHARS else question[: QUESTION_CHARS - 1] + "…"
+    lines = [line.strip() for line in without_controls(cut).splitlines() if line.strip()] or [""]
+    if len(lines) > MOST_LINES:
+        lines[MOST_LINES - 1 :] = [" ".join(lines[MOST_LINES - 1 :])]
     body: list[Element] = [heading(f"A question from {agent}")]
     for index, line in enumerate(lines):
         item = line.startswith(_ITEM)

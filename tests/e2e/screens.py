@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import Page, async_playwright
 
@@ -218,6 +219,19 @@ async def emulator(workdir: Path, out: Path, *, public: bool = False) -> AsyncIt
             stop(bot)
 
 
+def _elements(node: object) -> list[dict[str, Any]]:
+    """Every element and action of a card, depth first."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        found.append(node)
+        for value in node.values():
+            found += _elements(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _elements(item)
+    return found
+
+
 def quarter_of(day: date) -> tuple[date, date]:
     first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
     after = date(first.year + (first.month + 3 > 12), (first.month + 2) % 12 + 1, 1)
@@ -357,7 +371,8 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
             await teams.shoot("result", "It is back")
 
             # A question the agent asks mid-call, answered in the chat.
-            await teams.send('delegate T1 to marketing send_campaign {"campaign": "spring-launch"}', expect="A question from")
+            campaign = '{"campaign": "spring-launch"}'
+            await teams.send(f"delegate T1 to marketing send_campaign {campaign}", expect="A question from")
             await teams.shoot("question", "A question from")
             await teams.send("Confirm: yes, Audience Size: 12000", expect="12000 recipients", action="updateMessage")
 
@@ -410,11 +425,27 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
             await teams.send("adapter test crm", expect="Sign in")
             await teams.shoot("sign_in", "Sign in")
 
-            # The admin's cards: a report still running, with its Cancel; the adapters with their state.
+            # The admin's cards: a report still running, another whose agent did not answer in time (it may have done
+            # it: Retry or Cancel), cancelled from the card, which is answered in place; the adapters with their state.
             slow = f'{{"campaign": "spring-launch", "seconds": {DELEGATION_S}}}'
             await teams.say(f"delegate T1 to marketing slow_report {slow}", expect="T1")
-            await teams.say("delegations", expect="Open delegations")
-            await teams.shoot("delegations_admin", "Open delegations")
+            hasty = json.dumps({"transport": "http", "url": agent, "timeout_seconds": 2})
+            await teams.say(f"adapter add mcp reports {hasty}", expect="mcp:reports registered")
+            await teams.say("adapter enable reports slow_report", expect="slow_report")
+            started = len(teams.teams.frames)
+            await teams.teams.say(teams.chat, f"delegate T1 to reports slow_report {slow}")
+            await teams.wait_for("No answer came back", start=started, action="updateMessage")
+            started = len(teams.teams.frames)
+            await teams.teams.say(teams.chat, "delegations")
+            listed = await teams.teams.wait_for(from_bot(containing="Open delegations"), start=started, within=WAIT_S)
+            await teams.shoot("delegations_admin", "Open delegations: 2")
+            card = listed["message"]["attachments"][0]["content"]
+            cancel = next(e for e in _elements(card) if e.get("type") == "Action.Execute" and e["title"] == "Cancel")
+            answer = await teams.teams.execute(
+                listed["actionConversationId"], listed["message"]["messageId"], cancel["verb"], cancel["data"]
+            )
+            assert "is cancelled" in json.dumps(answer["value"]), answer
+            await teams.shoot("delegations_cancelled", "Open delegations: 1")
             await teams.say("adapters", expect="marketing")
             await teams.shoot("adapters", "export_report")
             return teams.shots
