@@ -178,7 +178,7 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
                 title=f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · {CIRCUIT_WORDS[state]}",
                 heard=" · ".join(heard or ["no delegation finished yet"]),
                 error=error,
-                settings=_settings(entry),
+                settings=settings_line(entry),
                 capabilities=lines,
             )
         )
@@ -192,7 +192,7 @@ CIRCUIT_WORDS = {
 }
 
 
-def _settings(entry: RegisteredAdapter) -> str:
+def settings_line(entry: RegisteredAdapter) -> str:
     """Where an adapter reaches and its plain settings, in one line: a setting made of parts (a sign-in recipe, a
     map of capabilities) is named, not spelled out as JSON."""
     plain, named = [], []

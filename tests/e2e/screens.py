@@ -354,6 +354,8 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
             )
             await teams.say("derive tactical P1 monthly", expect="Draft 1")
             await teams.say("save draft 1", expect="Saved by")
+            # Every result here is followed to its end: none waits for tomorrow behind the leader's daily budget.
+            await teams.say("triggers set budget 50", expect="50")
             month = f"P{2 + today.month - start.month}"
             await teams.say(f"add task Export the spring launch report to {month} due {end} owner me", expect="T1")
             await teams.say(f'adapter add mcp marketing {{"transport": "http", "url": "{agent}"}}', expect="marketing")
@@ -422,8 +424,19 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
                 f'adapter add mcp crm {{"transport": "http", "url": "{crm}", "oauth_grant": "authorization_code"}}',
                 expect="crm",
             )
+            started = len(teams.teams.frames)
             await teams.send("adapter test crm", expect="Sign in")
             await teams.shoot("sign_in", "Sign in")
+            asked = await teams.teams.wait_for(from_bot(containing="Action.OpenUrl"), start=started)
+            [button] = asked["message"]["attachments"][0]["content"]["actions"]
+            assert button["url"].startswith(teams.bot), button  # the bot's own signed link, never the vendor's page
+            browser = await teams.page.context.new_page()
+            try:
+                await browser.goto(button["url"], timeout=WAIT_S * 1000)
+                await browser.screenshot(path=str(out / "signed_in_page.png"))
+            finally:
+                await browser.close()
+            await teams.wait_for("whoami", start=started)
 
             # The admin's cards: a report still running, another whose agent did not answer in time (it may have done
             # it: Retry or Cancel), cancelled from the card, which is answered in place; the adapters with their state.

@@ -12,7 +12,9 @@ from bot.cards.adapters import MORE_ID, SHOWN, AdapterShown, adapters_card
 from bot.cards.delegation import ANSWER_ID, ANSWER_LINES, ArtifactShown, delegation_card
 from bot.cards.elements import CARD_BUDGET_BYTES, serialized_size
 from bot.cards.question import question_card
+from bot.operations.delegation import settings_line
 from bot.text import messages
+from planner.domain.adapters import RegisteredAdapter
 from planner.domain.delegations import Delegation, DelegationStatus
 from tests.bot.cards.card_height import card_height
 from tests.bot.cards.test_cards import all_text, element_by_id, schema_errors, texts, top_actions
@@ -147,3 +149,26 @@ def test_the_adapters_card_shows_each_adapter_apart_the_first_few_and_the_rest_b
     assert element_by_id(card, f"{MORE_ID}-more")["actions"][0]["title"] == f"Show {8 - SHOWN} more"
     errors = [block for block in card["body"][1]["items"] if block.get("color") == "attention"]
     assert [block["text"] for block in errors] == ["last error 2 Mar 09:00: the agent did not answer within 60 s"]
+
+
+def test_an_adapters_settings_read_as_one_line_its_parts_named_and_never_spelled_out_as_json() -> None:
+    browser = RegisteredAdapter(
+        id=1,
+        tenant_id="contoso",
+        kind="browser",
+        name="briefs",
+        config={
+            "origins": ["https://flows.example.com"],
+            "headless": True,
+            "chromium_path": None,
+            "login": {"steps": [{"kind": "goto", "url": "https://flows.example.com/signin"}]},
+            "capabilities": {"create_workflow": {"steps": []}},
+        },
+        secret_fields=("credentials",),
+        created_by="aad-lead",
+        created_at=AT,
+        updated_at=AT,
+    )
+    assert settings_line(browser) == (
+        "headless: true · origins: https://flows.example.com · credentials: set · also capabilities, login"
+    )

@@ -273,7 +273,8 @@ def test_an_agent_s_links_are_listed_apart_whole_and_labelled_as_the_agent_s() -
     texts = [visible(rendered(text)) for text in shown(card)]
     answer = next(text for text in texts if text.startswith("Done."))
     assert answer == " ".join(output.split())  # every character of the answer, and no link made from it
-    label = next(i for i, text in enumerate(texts) if text.startswith("Links in the answer from vendor (from the agent"))
+    labelled = "Links in the answer from vendor (from the agent"
+    label = next(i for i, text in enumerate(texts) if text.startswith(labelled))
     assert texts[label + 1].split(" ") == [
         "https://evil.example/login?next=%2F",
         "https://docs.vendor.example/a_b",
