@@ -46,6 +46,18 @@ class NeverUpdating:
         return await self._channel.open_personal_chat(via, member)
 
 
+class WithoutIds(NeverUpdating):
+    """A Teams that takes new messages but answers with an empty id (as the emulator does for a message of text and a
+    card, which it shows as two), and counts the updates asked of it."""
+
+    async def send(self, address: Address, message: Outgoing) -> str | None:
+        await self._channel.send(address, message)
+        return ""
+
+    async def update(self, address: Address, activity_id: str, message: Outgoing) -> None:
+        self.updates += 1
+
+
 @pytest.fixture
 async def following(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
     live = functools.partial(LiveCards, every_seconds=3600)
@@ -131,6 +143,21 @@ async def test_a_teams_that_never_takes_the_cards_updates_holds_up_neither_the_d
     assert delegation.status.value == "succeeded"
     assert delegation.progress[-1] == "3/3: exported part 3 of abm-q1"
     assert "It is back: check it, and mark the task done when it is." in texts(card_of(result))
+
+
+async def test_a_card_sent_without_an_id_is_not_updated_and_the_result_arrives_as_a_message(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    teams = WithoutIds(create_channel(Settings.from_env({})))
+    live = functools.partial(LiveCards, every_seconds=0)
+    async with a_delegating_bot(store, connector, clock, channel=teams, live_cards=live) as running:
+        live_card, result = await an_export_delegated(running, clock, steps=3)
+        delegation = await running.bot.delegator.delegations(TENANT).get(1)
+    assert teams.updates == 0  # never an update of the conversation's last message, or of nothing
+    assert (live_card.method, result.method) == ("send", "send")
+    assert delegation.live_card is None
+    assert "It is back" not in all_text(card_of(result))  # a message of its own says so in its text
+    assert "is back" in result.body["text"]
 
 
 async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
