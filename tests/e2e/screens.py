@@ -430,12 +430,14 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
             asked = await teams.teams.wait_for(from_bot(containing="Action.OpenUrl"), start=started)
             [button] = asked["message"]["attachments"][0]["content"]["actions"]
             assert button["url"].startswith(teams.bot), button  # the bot's own signed link, never the vendor's page
-            browser = await teams.page.context.new_page()
+            assert teams.page.context.browser is not None
+            person = await teams.page.context.browser.new_context()  # their own browser: the vendor, then the bot
             try:
-                await browser.goto(button["url"], timeout=WAIT_S * 1000)
-                await browser.screenshot(path=str(out / "signed_in_page.png"))
+                signed_in = await person.new_page()
+                await signed_in.goto(button["url"], timeout=WAIT_S * 1000)
+                await signed_in.screenshot(path=str(out / "signed_in_page.png"))
             finally:
-                await browser.close()
+                await person.close()
             await teams.wait_for("whoami", start=started)
 
             # The admin's cards: a report still running, another whose agent did not answer in time (it may have done
