@@ -20,9 +20,12 @@ from pathlib import Path
 
 from playwright.async_api import Page, async_playwright
 
+from tests.adapters.test_browser import PASSWORD, USERNAME, vendor_config
 from tests.adapters.vendor_agent import serve_in_process
+from tests.adapters.web_vendor import WebVendor
 from tests.e2e.playground import TENANT, Playground, from_bot, write_config
 from tests.e2e.test_playground import LOOPBACK_ONLY, PLAYGROUND, ROOT, free_port, stop, wait_until_up
+from tests.fakes.oauth_server import LoopbackAuthorization, serve_oauth_protected
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 2400}
@@ -319,14 +322,11 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
     reporting progress and the result it ends as, an agent's question mid-call, a browser agent's 2FA code and its
     evidence, the sign-in card of an agent that works as the person, and the admin's delegations and adapters cards.
     """
-    from tests.adapters.web_vendor import WebVendor
-    from tests.fakes.oauth_server import LoopbackAuthorization, serve_oauth_protected
-
     today = date.today()
     start, end = quarter_of(today)
     for folder in (workdir, out):
         folder.mkdir(parents=True, exist_ok=True)
-    vendor = await WebVendor(username="ops@brand.example", password="a long passphrase").start()
+    vendor = await WebVendor(username=USERNAME, password=PASSWORD).start()
     try:
         async with (
             emulator(workdir, out, public=True) as teams,
@@ -365,36 +365,8 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
             await teams.send("Confirm: yes, Audience Size: 12000", expect="12000 recipients", action="updateMessage")
 
             # A browser agent: its 2FA code asked in the chat, its evidence screenshot linked from the result.
-            web = {
-                "origins": [vendor.url],
-                "timeouts": {"step_seconds": 10, "navigation_seconds": 20, "code_answer_seconds": 300},
-                "login": {
-                    "signed_out_selector": "#login-form",
-                    "steps": [
-                        {"kind": "goto", "url": f"{vendor.url}/login"},
-                        {"kind": "fill", "selector": "#username", "value": "{credentials.username}"},
-                        {"kind": "fill", "selector": "#password", "value": "{credentials.password}"},
-                        {"kind": "click", "selector": "#sign-in"},
-                        {"kind": "expect_code", "selector": "#code", "submit": "#verify", "unless": "#dashboard"},
-                        {"kind": "wait_for", "selector": "#dashboard"},
-                    ],
-                },
-                "capabilities": {
-                    "create_campaign_brief": {
-                        "description": "Create a campaign brief",
-                        "steps": [
-                            {"kind": "goto", "url": f"{vendor.url}/briefs/new?name={{name}}"},
-                            {"kind": "fill", "selector": "#audience", "value": "{audience}"},
-                            {"kind": "click", "selector": "#create"},
-                            {"kind": "wait_for", "url": "**/briefs/BR-**"},
-                            {"kind": "extract_text", "selector": "#brief-id", "field": "brief_id"},
-                            {"kind": "screenshot", "description": "the created brief"},
-                        ],
-                        "output": "Brief {brief_id} created",
-                    }
-                },
-                "credentials": {"username": vendor.username, "password": vendor.password},
-            }
+            web = vendor_config(vendor)  # the browser adapter's tests' recipes, for the vendor's web app
+            del web["name"]  # named as it is registered
             await teams.say(f"adapter add browser briefs {json.dumps(web)}", expect="briefs")
             started = len(teams.teams.frames)
             brief = '{"name": "Spring launch", "audience": "CMOs at mid-size SaaS"}'
