@@ -118,6 +118,11 @@ _STEP_CHARS = 200
 """With pushes expected, the task is read this many times less often (a push wakes it at once)."""
 PUSH_PATH = "/api/a2a/push"
 PUSH_TOKEN_HEADER = "X-A2A-Notification-Token"  # noqa: S105 - the name of a header
+_CONNECTIONS = httpx.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=2.0)
+"""The HTTP connections to one agent: as many as delegations in flight (a streamed or blocking message holds its
+connection until the task ends; the client's default of 100 made the 101st wait in the pool, and time out there as
+if the agent had not answered), as for MCP (adapters/mcp.py). Up to 100 are kept open idle, for 2 s: before a server
+closes them (uvicorn's default, 5 s), so a message does not go out on a connection the server is closing."""
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """What the HTTP client raises only when no byte of the request could have left."""
 
@@ -544,8 +549,12 @@ class A2AAgent(Agent):
             headers = {"Authorization": f"Bearer {config.bearer_token}"} if config.bearer_token else None
             self._http = httpx.AsyncClient(
                 headers=headers,
-                timeout=httpx.Timeout(config.connect_timeout_seconds, read=None),
-                transport=_EgressTransport(httpx.AsyncHTTPTransport(), self._egress, agent=config.name),
+                # No pool timeout: waiting for a connection of our own is not the agent's slowness (with no cap there
+                # is no such wait; the delegation's own timeout still bounds the whole call).
+                timeout=httpx.Timeout(config.connect_timeout_seconds, read=None, pool=None),
+                transport=_EgressTransport(
+                    httpx.AsyncHTTPTransport(limits=_CONNECTIONS), self._egress, agent=config.name
+                ),
             )
             if config.uses_oauth:
                 self._oauth = _ClientCredentials(config, self._http)

@@ -33,11 +33,13 @@ Outcomes, by cause:
   a `failed` result too (the agent said no);
 - no answer within `request.timeout_seconds`: `AgentTimeout`; the session stays open for the next call;
 - the server cannot be started or reached, or refuses the credentials, before the call: `AgentNotReached`; it dies
-  mid-call: `AgentUnavailable`; never a hang. A broken session is reopened on the next call. A call is retried
-  once, on a fresh session, only when it provably never reached the server (the session was found closed before the
-  call was handed to it, the TCP connection was refused, or the server answered the call's own POST with 404 for an
-  expired session id, before accepting it); a call that may have reached the tool is never retried, since that
-  could repeat its side effect.
+  mid-call, or answers the call with an HTTP error (a 5xx, from it or a proxy: it may have run the tool first):
+  `AgentUnavailable`; never a hang. A broken session, or one a call had an HTTP error on, is replaced on the next
+  call (the calls in flight on the latter still finish on it, then it is closed). A call is retried once, on a
+  fresh session, only when it provably never reached the server (the session was found closed before the call was
+  handed to it, the TCP connection was refused, or the server answered the call's own POST with 404 for an expired
+  session id, before accepting it); a call that may have reached the tool is never retried, since that could repeat
+  its side effect.
 
 Callers never see an `mcp`, `httpx2` or `anyio` exception: they are converted here.
 
@@ -863,6 +865,23 @@ class _Session:
         self.broken = True
         self._stop.set()
 
+    @property
+    def ended(self) -> bool:
+        """Its task has released it."""
+        return self._ended.is_set()
+
+    def retire(self) -> None:
+        """No new call uses the session (the next one opens another), and its task releases it once the calls in
+        flight on it have ended: one call's HTTP error says nothing of theirs, which the server may still answer."""
+        self.broken = True
+        if not self.calls:
+            self._stop.set()
+
+    def call_ended(self, call: _Call) -> None:
+        self.calls.discard(call)
+        if self.broken and not self.calls:
+            self._stop.set()
+
     async def ready(self, scope: anyio.CancelScope | None = None) -> Client:
         """The open session's client, once open; raises `AgentNotReached` if it could not be opened.
 
@@ -1069,6 +1088,13 @@ class _Session:
             "not retried, since the call may have taken effect"
         )
 
+    def failed_during(self, tool: str, status: int) -> str:
+        """Why a call the server answered with an HTTP error failed, saying it was not retried."""
+        return (
+            f"{self._config.endpoint} answered HTTP {status} to the call to {tool}; "
+            "not retried, since the call may have taken effect"
+        )
+
     def describe(self, error: BaseException | None, attempt: _Attempt | None = None) -> str:
         """Why the session failed, in words an admin can act on."""
         config = self._config
@@ -1205,6 +1231,9 @@ class MCPAgent(Agent):
         self._egress = egress if egress is not None else Egress()
         self._sessions: dict[str, _Session] = {}
         """By person for an agent that acts as each person, else one under ""."""
+        self._retired: set[_Session] = set()
+        """Replaced sessions that calls were still in flight on: each ends by itself after its last call, or on
+        `close()`."""
         self._tokens = _Tokens()
         self._grants: GrantStore = grants if grants is not None else MemoryGrantStore()
         self._redirect_uri = redirect_uri
@@ -1265,7 +1294,9 @@ class MCPAgent(Agent):
                     person=self._signer(channel) if channel is not None else None,
                 )
                 session.start()
-        if stale is not None:
+        if stale is not None and stale.calls:
+            self._retired = {each for each in self._retired if not each.ended} | {stale}
+        elif stale is not None:
             await stale.close()
         return session, await session.ready(scope)
 
@@ -1279,7 +1310,8 @@ class MCPAgent(Agent):
     async def close(self) -> None:
         """Close the sessions: stops a stdio server process, ends the HTTP sessions and closes their clients."""
         async with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
+            sessions, self._sessions = [*self._sessions.values(), *self._retired], {}
+            self._retired = set()
         for session in sessions:
             await session.close()
         if sessions:
@@ -1382,7 +1414,7 @@ class MCPAgent(Agent):
                 raise _NotSent(session.describe(error, attempt)) from None
             raise AgentUnavailable(self.name, session.ended_during(tool, error)) from None
         finally:
-            session.calls.discard(call)
+            session.call_ended(call)
             _ATTEMPT.reset(token)
         return self._tool_result(result, tool, started, call.steps)
 
@@ -1394,10 +1426,18 @@ class MCPAgent(Agent):
             session.mark_broken()
             raise _NotSent(session.describe(error, attempt))
         if error.code == mcp_types.CONNECTION_CLOSED or attempt.http_status is not None:
-            # Closed mid-call, or an HTTP failure (auth, 5xx) rather than an answer from the agent.
-            session.mark_broken()
-            if attempt.http_status is not None:
+            # Closed mid-call, or an HTTP failure (auth, 5xx) rather than an answer from the agent: the next call opens
+            # a new session; the calls in flight on this one still get their answers.
+            status = attempt.http_status
+            if status is None:
+                session.mark_broken()
+            else:
+                session.retire()
+            if status in _AUTH_STATUSES:
                 raise AgentUnavailable(self.name, session.describe(error, attempt))
+            if status is not None:
+                # The server may have run the tool before it failed (or a proxy failed in front of it): unknown.
+                raise AgentUnavailable(self.name, session.failed_during(tool, status))
             raise AgentUnavailable(self.name, session.ended_during(tool, session.error))
         return self._result(
             started,

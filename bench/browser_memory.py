@@ -44,11 +44,9 @@ from planner.domain.delegations import DelegationStatus
 from planner.ports import DelegationRequest
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
-from tests.adapters.web_vendor import WebVendor
+from tests.adapters.web_vendor import CODE, PASSWORD, USERNAME, AnsweringPerson, WebVendor
+from tests.adapters.web_vendor import vendor_config as tests_recipe
 
-USERNAME = "marketing-ops@brand.example"
-PASSWORD = "correct-horse-battery-staple"
-CODE = "482913"
 AGENT = "vendor-marketing"
 BUDGET_MB = 1_900
 """The budget README.md states for 10 browser delegations at once (peak PSS of the bot and its Chromium), MiB."""
@@ -56,51 +54,12 @@ MB = 1024 * 1024
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
-class AnsweringPerson:
-    """The person who delegated, answering the code their authenticator shows."""
-
-    def __init__(self) -> None:
-        self.questions = 0
-
-    async def ask(self, question: str, *, timeout_seconds: float) -> str:
-        self.questions += 1
-        return CODE
-
-
 def vendor_config(vendor: WebVendor) -> dict[str, Any]:
-    """The JSON an admin would register for the vendor's web app."""
-    base = vendor.url
-    return {
-        "origins": [base],
-        "timeouts": {"step_seconds": 30, "navigation_seconds": 60, "code_answer_seconds": 30},
-        "login": {
-            "signed_out_selector": "#login-form",
-            "steps": [
-                {"kind": "goto", "url": f"{base}/login"},
-                {"kind": "fill", "selector": "#username", "value": "{credentials.username}"},
-                {"kind": "fill", "selector": "#password", "value": "{credentials.password}"},
-                {"kind": "click", "selector": "#sign-in"},
-                {"kind": "expect_code", "selector": "#code", "submit": "#verify", "unless": "#dashboard"},
-                {"kind": "wait_for", "selector": "#dashboard"},
-            ],
-        },
-        "capabilities": {
-            "create_campaign_brief": {
-                "description": "Create a campaign brief in the vendor's tool, then open its reports",
-                "steps": [
-                    {"kind": "goto", "url": f"{base}/briefs/new?name={{name}}"},
-                    {"kind": "fill", "selector": "#audience", "value": "{audience}"},
-                    {"kind": "click", "selector": "#create"},
-                    {"kind": "wait_for", "url": "**/briefs/BR-**"},
-                    {"kind": "extract_text", "selector": "#brief-id", "field": "brief_id"},
-                    {"kind": "screenshot", "description": "the created brief"},
-                    {"kind": "goto", "url": f"{base}/slow"},
-                ],
-                "output": "Brief {brief_id} created",
-            }
-        },
-        "credentials": {"username": USERNAME, "password": PASSWORD},
-    }
+    """The tests' recipe for the vendor (tests/adapters/web_vendor.py), with room for a loaded machine, and its brief
+    ending on the page the vendor holds open, so that every delegation is open at the same moment."""
+    config = tests_recipe(vendor, timeouts={"step_seconds": 30, "navigation_seconds": 60, "code_answer_seconds": 30})
+    config["capabilities"]["create_campaign_brief"]["steps"].append({"kind": "goto", "url": f"{vendor.url}/slow"})
+    return config
 
 
 def brief(number: int) -> DelegationRequest:
@@ -255,8 +214,10 @@ async def measure(options: argparse.Namespace) -> dict[str, object]:
                 figures.samples += samples
         finally:
             await agent.close()
-    if vendor.logins != 1 or person.questions != 1:
-        raise RuntimeError(f"{vendor.logins} sign-ins and {person.questions} codes asked: the session was not kept")
+    if vendor.logins != 1 or len(person.questions) != 1:
+        raise RuntimeError(
+            f"{vendor.logins} sign-ins and {len(person.questions)} codes asked: the session was not kept"
+        )
 
     def median_mb(values: list[int]) -> float:
         return round(statistics.median(values) / MB, 1)

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.scratch import scratch_database
 from bot.http.app import create_app
+from bot.server import freeze_startup_heap
 from bot.settings import Settings
 from bot.teams.botbuilder import create_adapter
 from bot.teams.handler import ChiefOfStaffBot
@@ -153,11 +154,13 @@ def create_echo_app(adapter: CloudAdapter, bot: EchoBot) -> web.Application:
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve `app` on an ephemeral loopback port; the runner (to clean up) and the messages URL."""
+    """Serve `app` on an ephemeral loopback port, as the bot's server does once it listens; the runner (to clean up)
+    and the messages URL."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    freeze_startup_heap()
     host, port = runner.addresses[0][:2]
     return runner, f"http://{host}:{port}/api/messages"
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +20,10 @@ from bot.manifest import add_manifest_command
 from bot.settings import DATABASE_FILE, Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
+    from planner.domain.adapters import RegisteredAdapter
     from planner.domain.decisions import DecisionKeys
-    from planner.ports import Agent
+    from planner.ports import Agent, DelegationRequest
+    from planner.services.registry import Registry
     from planner.store import Store
     from planner.store.vault import Vault
 
@@ -219,27 +221,56 @@ def _import_codegen(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _dry_run(agent: Agent, args: argparse.Namespace) -> int:
+def _dry_run_request(args: argparse.Namespace) -> DelegationRequest | None:
+    """The request `cos adapters test --dry-run` rehearses, or None once what is wrong with its words is printed."""
     import json
 
     from planner.ports import DelegationRequest
 
     if not args.capability:
         print("cos adapters test: --dry-run needs --capability", file=sys.stderr)
-        return 2
+        return None
     try:
         given = json.loads(args.input)
     except ValueError as error:
         print(f"cos adapters test: --input must be a JSON object ({error})", file=sys.stderr)
-        return 2
-    request = DelegationRequest(
+        return None
+    return DelegationRequest(
         capability=args.capability, input=given if isinstance(given, dict) else {}, requested_by="cos adapters"
     )
+
+
+async def _dry_run(agent: Agent, request: DelegationRequest, name: str) -> tuple[int, list[str]]:
     result = await agent.rehearse(request)
-    _shown(result.output if result.error is None else f"{args.name}: {result.error}")
-    for item in result.evidence:
-        _shown(f"  kept {item.kind} ({item.media_type}, {len(item.content)} bytes): {item.description}")
-    return 0 if result.error is None else 1
+    lines = [result.output if result.error is None else f"{name}: {result.error}"]
+    lines += [
+        f"  kept {item.kind} ({item.media_type}, {len(item.content)} bytes): {item.description}"
+        for item in result.evidence
+    ]
+    return (0 if result.error is None else 1), lines
+
+
+NO_GRANT = "no grant for that person; sign in from Teams first"
+"""`cos adapters test|tools|enable --as` for a person the adapter holds no usable grant of: the command line cannot
+show a card."""
+
+GIVE_AS = "acts as the person who delegates: give --as USER_ID to act as one"
+"""Said of an adapter people sign in to when `cos adapters test|tools|enable` acts for nobody."""
+
+
+class _GrantOnly:
+    """The person `cos adapters test|tools|enable --as` acts for: an adapter that acts as each person uses their grant
+    (refreshed if it must be); a sign-in is refused at once, as the command line has no chat to send its card to."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        self.asked = False
+
+    async def sign_in(self, agent: str, authorization_url: str, *, timeout_seconds: float) -> dict[str, str]:
+        from planner.ports import AgentTimeout
+
+        self.asked = True
+        raise AgentTimeout(agent, 0)
 
 
 def _adapters(args: argparse.Namespace, settings: Settings) -> int:
@@ -247,6 +278,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from bot.delegating import Delegator
+    from bot.http.oauth_callback import CALLBACK_PATH
     from bot.operations.delegation import tool_line
     from bot.text.errors import describe_plain
     from planner.domain.errors import PlannerError
@@ -278,7 +310,9 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
         if vault is None:
             await store.close()
             return 2
-        delegator = Delegator(store, vault, limits=settings.adapter_limits)
+        # With the bot's public address an adapter people sign in to can be opened, to act as one of them (`--as`).
+        callback = settings.public_url + CALLBACK_PATH if settings.public_url else ""
+        delegator = Delegator(store, vault, limits=settings.adapter_limits, oauth_callback=callback)
         try:
             if args.adapters_command == "rotate-keys":
                 count = await rotate_secrets(store, vault, actor="cos adapters rotate-keys")
@@ -298,31 +332,53 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
                 secret = ", ".join(entry.sealed_fields) or "none"
                 _shown(f"{entry.key} registered; secret fields kept encrypted: {secret}")
             elif args.adapters_command == "test" and args.dry_run:
-                return await _dry_run(await registry.open(args.name), args)
+                request = _dry_run_request(args)
+                if request is None:
+                    return 2
+
+                async def rehearsed(entry: RegisteredAdapter) -> tuple[int, list[str]]:
+                    return await _dry_run(await registry.open(entry), request, args.name)
+
+                return await _as_person(args, store, vault, registry, rehearsed)
             elif args.adapters_command == "test":
-                agent = await registry.open(args.name)
-                health = await agent.health()
-                _shown(f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}")
-                if health.ok and registry.tools_need_enabling(agent.kind):
-                    for tool in await registry.tools(args.name):
-                        _shown(f"  {tool_line(tool)}")
-                elif health.ok:
-                    for capability in await agent.capabilities():
-                        _shown(f"  can {capability.name}: {capability.description}")
-                return 0 if health.ok else 1
+
+                async def tested(entry: RegisteredAdapter) -> tuple[int, list[str]]:
+                    agent = await registry.open(entry)
+                    health = await agent.health()
+                    lines = [
+                        f"{args.name}: {'ok' if health.ok else 'NOT ok'} in {health.seconds:.2f} s: {health.detail}"
+                    ]
+                    if health.ok and registry.tools_need_enabling(agent.kind):
+                        lines += [f"  {tool_line(tool)}" for tool in await registry.tools(args.name)]
+                    elif health.ok:
+                        capabilities = await agent.capabilities()
+                        lines += [f"  can {capability.name}: {capability.description}" for capability in capabilities]
+                    return (0 if health.ok else 1), lines
+
+                return await _as_person(args, store, vault, registry, tested)
             elif args.adapters_command == "tools":
-                for tool in await registry.tools(args.name):
-                    _shown(tool_line(tool))
-            elif args.adapters_command in ("enable", "disable") and args.tool:
-                if args.adapters_command == "enable":
-                    enabled = await registry.enable_tool(args.name, args.tool, actor="cos adapters")
-                    marked = (
-                        " (destructive: every delegation to it waits for an approval)" if enabled.destructive else ""
-                    )
-                    _shown(f"{enabled.adapter} {enabled.capability} enabled, its definition pinned{marked}")
-                else:
-                    was = await registry.disable_tool(args.name, args.tool, actor="cos adapters")
-                    _shown(f"{args.name} {args.tool} {'disabled' if was is not None else 'was off already'}")
+
+                async def tools_now(entry: RegisteredAdapter) -> tuple[int, list[str]]:
+                    return 0, [tool_line(tool) for tool in await registry.tools(args.name)]
+
+                return await _as_person(args, store, vault, registry, tools_now)
+            elif args.adapters_command == "enable" and args.tool:
+
+                async def enabled(entry: RegisteredAdapter) -> tuple[int, list[str]]:
+                    tool = await registry.enable_tool(args.name, args.tool, actor="cos adapters")
+                    marked = " (destructive: every delegation to it waits for an approval)" if tool.destructive else ""
+                    return 0, [f"{tool.adapter} {tool.capability} enabled, its definition pinned{marked}"]
+
+                return await _as_person(args, store, vault, registry, enabled)
+            elif args.adapters_command == "enable" and args.as_user is not None:
+                _shown(
+                    "cos adapters enable: --as goes with a TOOL (enabling the whole adapter calls no agent)",
+                    file=sys.stderr,
+                )
+                return 2
+            elif args.adapters_command == "disable" and args.tool:
+                was = await registry.disable_tool(args.name, args.tool, actor="cos adapters")
+                _shown(f"{args.name} {args.tool} {'disabled' if was is not None else 'was off already'}")
             elif args.adapters_command in ("enable", "disable"):
                 switch = registry.enable if args.adapters_command == "enable" else registry.disable
                 entry = await switch(args.name, actor="cos adapters")
@@ -343,6 +399,61 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+async def _as_person(
+    args: argparse.Namespace,
+    store: Store,
+    vault: Vault,
+    registry: Registry,
+    work: Callable[[RegisteredAdapter], Awaitable[tuple[int, list[str]]]],
+) -> int:
+    """Run `work` on the adapter `args.name` (`cos adapters test`, `tools`, `enable NAME TOOL`) as the person `--as`
+    names, print the lines it returns and return its exit code.
+
+    An adapter people sign in to acts with the grant that person gave it signing in from Teams (refreshed if it must
+    be); with none, or one that can no longer be refreshed, the command fails with NO_GRANT, as the command line has
+    no chat to send a sign-in card to. Without `--as` such an adapter acts for nobody: the command says to give it.
+    """
+    import contextlib
+
+    from bot.text.errors import describe_plain
+    from planner.ports import AgentError, acting_for
+
+    command = f"cos adapters {args.adapters_command}"
+    entry = await registry.get(args.name)
+    signs_in = entry.kind == "mcp" and entry.config.get("oauth_grant") == "authorization_code"
+    person = _GrantOnly(args.as_user) if args.as_user is not None else None
+    if person is not None and signs_in and not await _has_grant(store, vault, args, person.user_id):
+        _shown(f"{command}: {NO_GRANT}", file=sys.stderr)
+        return 1
+    try:
+        with acting_for(person) if person is not None else contextlib.nullcontext():
+            code, lines = await work(entry)
+    except AgentError as error:
+        if person is not None and person.asked:
+            code, lines = 1, []
+        elif signs_in and person is None:
+            _shown(f"{command}: {describe_plain(error)}", file=sys.stderr)
+            _shown(f"  {args.name} {GIVE_AS}", file=sys.stderr)
+            return 1
+        else:
+            raise
+    if person is not None and person.asked:
+        _shown(f"{command}: {NO_GRANT}", file=sys.stderr)
+        return 1
+    for line in lines:
+        _shown(line)
+    if signs_in and person is None:
+        _shown(f"  {args.name} {GIVE_AS}")
+    return code
+
+
+async def _has_grant(store: Store, vault: Vault, args: argparse.Namespace, user_id: str) -> bool:
+    """Whether the adapter keeps a grant `user_id` gave it (signing in from Teams)."""
+    from planner.services.oauth import OAuthGrants
+
+    return bool(user_id) and await OAuthGrants(store, args.tenant, args.name, vault).load(user_id) is not None
 
 
 async def _open_vault(settings: Settings, store: Store, command: str) -> Vault | None:
@@ -381,6 +492,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
     from typing import Any
 
+    from bot.text.decisions import break_text
     from bot.text.errors import describe_plain
     from planner.domain.decisions import ChainReport
     from planner.domain.errors import PlannerError
@@ -416,7 +528,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
         if chain.broken is not None:
             return (
                 f"tenant {chain.tenant_id}: BROKEN at entry {chain.broken.seq}, {chain.broken.kind.value}: "
-                f"{chain.broken.detail}"
+                f"{break_text(chain.broken)}"
             )
         text = f"tenant {chain.tenant_id}: {chain.entries} entries, intact (last entry {chain.head_seq}, hash "
         text += f"{chain.head_hash})"
@@ -481,6 +593,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> int:
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from bot.text.policy import rule_text
     from bot.text.problems import describe_problem
     from planner.domain.policy import PolicyInvalid
     from planner.services.policy import PolicySets
@@ -522,7 +635,7 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
                 f"loaded by {active.loaded_by} at {active.loaded_at.isoformat()}"
             )
             for rule in active.rules:
-                print(f"- {rule.describe()}")
+                print(f"- {rule_text(rule)}")
         finally:
             await store.close()
         return 0
@@ -799,6 +912,15 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("config", help="the configuration as JSON, or @path to a JSON file")
         if name in ("enable", "disable"):
             command.add_argument("tool", nargs="?", help="one tool of an MCP adapter, rather than the whole adapter")
+        if name in ("test", "tools", "enable"):
+            command.add_argument(
+                "--as",
+                dest="as_user",
+                metavar="USER_ID",
+                help="act as this person (their Teams user id): an adapter people sign in to uses the grant they gave "
+                "it when signing in from Teams (none: the command fails, saying so)"
+                + ("; only with TOOL" if name == "enable" else ""),
+            )
         if name == "test":
             command.add_argument("--capability", help="with --dry-run: the capability to try")
             command.add_argument("--input", default="{}", help="with --dry-run: the capability's input, as JSON")

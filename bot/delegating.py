@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from adapters import AdapterLimits, adapter_kinds
 from bot.relay import TeamsHumanChannel
 from bot.text.errors import describe_plain
+from bot.text.gates import approval_outcome_text
 from planner.domain.adapters import RegisteredAdapter
 from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
 from planner.domain.delegations import Delegation, DelegationStatus
@@ -397,11 +398,11 @@ class Delegator:
         """Release a held delegation its approval let through and run it in the background; False if it was not
         held (released already, by another replica or an earlier click)."""
         outcome = approval_outcome(approval)
-        if outcome is None or not outcome[0]:
+        if outcome is None or not outcome.approved:
             return False
         actor = approval.decided_by or "policy"
         released = await self.delegations(tenant_id).release_hold(
-            delegation_id, approved=True, actor=actor, reason=outcome[1]
+            delegation_id, approved=True, actor=actor, reason=approval_outcome_text(outcome)
         )
         if released is not None:
             self.start(tenant_id, delegation_id, ask=None)
@@ -424,12 +425,11 @@ class Delegator:
         outcome = approval_outcome(request)
         if outcome is None:
             return False
-        approved, reason = outcome
-        if approved:
+        if outcome.approved:
             await approvals.claim_resume(request.id)  # whoever claimed it, releasing the hold is done once
             return await self.resume(tenant_id, delegation.id, request)
         failed = await self.delegations(tenant_id).release_hold(
-            delegation.id, approved=False, actor=request.decided_by or "policy", reason=f"Not run: {reason}."
+            delegation.id, approved=False, actor=request.decided_by or "policy", reason=approval_outcome_text(outcome)
         )
         if failed is not None:
             await self._tell(tenant_id, RunOutcome(delegation=failed, ran=False))

@@ -21,6 +21,7 @@ from planner.services.approvals import tenants_with_expired
 from planner.services.context import purge_expired_facts
 from planner.services.decisions import CheckpointInvalid, CheckpointRefused, checkpoint
 from planner.services.ingestion import pull_due, purge_event_ids
+from planner.services.oauth import purge_sign_ins
 from planner.services.playbooks import announce_ended_plans
 from planner.services.tenants import Tenants
 from planner.services.triggers import TriggerEngine
@@ -29,9 +30,10 @@ from planner.store import Store
 logger = logging.getLogger(__name__)
 MAX_BATCHES = 200
 BATCH = 200
-HOUSEKEEPING_SECONDS = 3600
-"""How often expired context facts are purged (any replica may; deleting twice deletes nothing more)."""
 """Messages claimed at once: several seconds of sending at Teams' 50 a second, well inside the lease."""
+HOUSEKEEPING_SECONDS = 3600
+"""How often expired context facts, signed event ids and ended sign-ins are purged (any replica may; deleting twice
+deletes nothing more)."""
 
 
 @dataclass
@@ -149,11 +151,14 @@ def start_scheduler(
         try:
             now = store.clock()
             purged = await purge_expired_facts(store, now) + await purge_event_ids(store, now)
+            sign_ins = await purge_sign_ins(store, now)
         except Exception:
-            logger.exception("purging expired context facts failed; the next run will try again")
+            logger.exception("housekeeping failed; the next run will try again")
             return
         if purged:
             logger.info("housekeeping: %d expired context fact(s) and signed event id(s) purged", purged)
+        if sign_ins:
+            logger.info("housekeeping: %d ended or expired sign-in(s) purged", sign_ins)
 
     scheduler = AsyncIOScheduler()
     scheduler.add_job(

@@ -5,6 +5,7 @@ the planner's errors leave the words a person reads to bot/text/."""
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -216,9 +217,8 @@ ADVICE = ("`", "Did you mean", "Known ", "List the", "Show the", "Type ", "Choos
 """What a person is told to do (a command to type, a name to pick): the bot's words, in bot/text/errors.py."""
 
 
-def test_the_planners_errors_leave_what_to_do_to_the_bot() -> None:
-    """An error raised in planner/ keeps what went wrong in its fields and states it plainly; the reply a person reads,
-    with the command that helps, is written in bot/text/errors.py (a test there checks every error has one)."""
+def _planner_error_classes() -> dict[str, tuple[str, ast.ClassDef]]:
+    """The exception classes defined in planner/ (by name), each with its module's path and its definition."""
     classes: dict[str, tuple[str, ast.ClassDef]] = {}
     for path in (ROOT / "planner").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -237,10 +237,14 @@ def test_the_planners_errors_leave_what_to_do_to_the_bot() -> None:
         }
         grew = not found <= errors
         errors |= found
+    return {name: found for name, found in classes.items() if name in errors}
+
+
+def test_the_planners_errors_leave_what_to_do_to_the_bot() -> None:
+    """An error raised in planner/ keeps what went wrong in its fields and states it plainly; the reply a person reads,
+    with the command that helps, is written in bot/text/errors.py (a test there checks every error has one)."""
     offenders: dict[str, list[str]] = {}
-    for name, (path, node) in classes.items():
-        if name not in errors:
-            continue
+    for name, (path, node) in _planner_error_classes().items():
         for method in node.body:
             if isinstance(method, ast.FunctionDef) and method.name == "__init__":
                 words = [n.value for n in ast.walk(method) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
@@ -259,11 +263,6 @@ def _expected_members(node: ast.expr) -> list[str] | None:
         body, orelse = _expected_members(node.body), _expected_members(node.orelse)
         return body + orelse if body is not None and orelse is not None else None
     return None
-
-
-_FIELDS_STILL_TEXT = {"planner/domain/decisions.py", "planner/services/approvals.py"}
-"""Modules whose InvalidValue sites still name their field as plain text (a change elsewhere is editing them now); each
-such field is a constant or a parameter, never a phrase built at the site."""
 
 
 def _field_member(node: ast.expr) -> str | None:
@@ -321,11 +320,6 @@ def test_the_planner_says_what_a_field_expects_as_data_never_as_a_phrase() -> No
                         offenders.append(f"{where}: no Field.{field}")
                         continue
                     field_details = Field[field].details
-                elif relative in _FIELDS_STILL_TEXT:
-                    if not isinstance(named, ast.Name) and not (
-                        isinstance(named, ast.Constant) and isinstance(named.value, str)
-                    ):
-                        offenders.append(f"{where}: the field is a phrase built at the raise")
                 elif not (isinstance(named, ast.Name) and named.id in passed_through.get(node, set())):
                     offenders.append(f"{where}: the field is not a Field member")
                 details = {keyword.arg for keyword in node.keywords}
@@ -368,6 +362,7 @@ def test_the_planner_lists_a_documents_problems_as_data_never_as_sentences() -> 
             elif details != set(ProblemCode[code.attr].details):
                 offenders.append(f"{where}: {code.attr} takes {ProblemCode[code.attr].details}, given {details}")
     assert sites > 40
+    assert offenders == []
 
 
 def _planner_trees() -> list[tuple[str, ast.AST]]:
@@ -419,4 +414,89 @@ def test_the_planner_has_no_words_for_the_approval_gates() -> None:
             ]
             if gates and sentences:
                 offenders.append(f"{where}:{node.lineno}: {sentences[0]!r}")
+    assert offenders == []
+
+
+SENTENCES_LEFT = {
+    ("planner/domain/decisions.py", "decision log signatures"): "the label the log's keys are derived for, not read",
+    ("planner/domain/delegations.py", " … (cut: the answer was longer)"): "kept inside the agent's answer it marks",
+    ("planner/services/breaker.py", "the health check failed"): "a circuit's last error, beside the adapters' own",
+    ("planner/governance/gated_agent.py", "destructive tool "): "how its errors' own messages (logs) name the reason",
+    ("planner/store/__init__.py", "SQLite file "): "what `cos where` and the logs show for the database",
+    ("planner/store/__init__.py", "an unreadable DATABASE_URL"): "what `cos where` and the logs show for the database",
+}
+"""The words planner/ still writes outside its docstrings, logs and errors' own messages, each with why it stays."""
+
+
+def _not_for_people(tree: ast.AST, error_classes: set[str]) -> set[int]:
+    """The ids of the nodes of `tree` that nobody reads as the bot's words: docstrings, what is logged, what is raised
+    and the own messages of its errors (for logs), and `__str__` / `__repr__`."""
+    outside = [
+        node
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        or isinstance(node, ast.Raise)
+        or (isinstance(node, ast.Call) and ast.unparse(node.func).startswith(("logger.", "logging.")))
+        or (isinstance(node, ast.FunctionDef) and node.name in ("__str__", "__repr__"))
+    ]
+    outside += [
+        method
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name in error_classes
+        for method in node.body
+        if isinstance(method, ast.FunctionDef) and method.name == "__init__"
+    ]
+    return {id(inner) for node in outside for inner in ast.walk(node)}
+
+
+def test_the_planner_writes_no_sentence_a_person_reads() -> None:
+    """planner/ says what happened as codes and data (enums with their details), and the bot words it in bot/text/:
+    no string literal, nor the literal text of an f-string, of three words or more (two, in what a function returns:
+    `"is required"`, `f"{ref} approved by {who}"`) is written in planner/ outside its docstrings, its logs and its
+    errors' own messages (`SENTENCES_LEFT` lists the few that stay, and why)."""
+    error_classes = set(_planner_error_classes())
+    found: set[tuple[str, str]] = set()
+    for where, tree in _planner_trees():
+        if "/migrations/" in where:
+            continue
+        skipped = _not_for_people(tree, error_classes)
+        returned = {id(n) for r in ast.walk(tree) if isinstance(r, ast.Return) and r.value for n in ast.walk(r.value)}
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.JoinedStr):
+                parts = [v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+                words = "".join(parts)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                parts = [node.value]
+                words = node.value
+            else:
+                continue
+            if len(words.split()) >= (2 if id(node) in returned else 3):
+                left = [part for part in parts if (where, part) in SENTENCES_LEFT]
+                found.add((where, left[0] if left else words))
+    assert found - set(SENTENCES_LEFT) == set()
+    assert set(SENTENCES_LEFT) - found == set()  # one that went is taken off the list
+
+
+@pytest.mark.parametrize(
+    ("module", "code"), [("planner.domain.decisions", "BreakCode"), ("planner.domain.decisions", "CheckpointFlaw")]
+)
+def test_the_planner_passes_each_code_exactly_the_details_it_lists(module: str, code: str) -> None:
+    """A call that names a `BreakCode` or `CheckpointFlaw` member (a chain's break, a checkpoint's flaw) passes exactly
+    the details the member lists, which the bot's words fill in (bot/text/decisions.py)."""
+    members = getattr(importlib.import_module(module), code).__members__
+    sites = 0
+    offenders: list[str] = []
+    for where, tree in _planner_trees():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            named = [a for a in node.args if isinstance(a, ast.Attribute) and ast.unparse(a.value) == code]
+            for member in named:
+                sites += 1
+                details = {keyword.arg for keyword in node.keywords}
+                if member.attr not in members or details != set(members[member.attr].details):
+                    offenders.append(f"{where}:{node.lineno}: {code}.{member.attr} given {sorted(map(str, details))}")
+    assert sites >= len(members)
     assert offenders == []

@@ -14,8 +14,9 @@ from typing import Any
 from bot.cards.actions import execute
 from bot.cards.elements import Element, adaptive_card, bullet_list, fact_set, heading, subheading, text_block
 from bot.cards.wording import moment_label, number
+from bot.parsing import parse_number
 from bot.text.gates import policy_reason_text, request_reason_text
-from bot.text.numbers import quantity
+from bot.text.numbers import money, quantity
 from bot.text.people import person_name
 from planner.domain.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
 
@@ -109,10 +110,27 @@ def _facts(request: ApprovalRequest) -> list[tuple[str, str]]:
         facts.append(("About", about))
     if action.accounts:
         facts.append(("Accounts", _value(list(action.accounts))))
+    money = _money(action.attributes)
     for key, value in action.attributes.items():
-        if key != "categories" and value not in (None, "", [], {}) and _value(value) != about:
-            facts.append((str(key).replace("_", " ").capitalize(), _value(value)))
+        if key == "currency" and money is not None:
+            continue  # said with the amount
+        shown = money if key == "amount" and money is not None else _value(value)
+        if key != "categories" and value not in (None, "", [], {}) and shown != about:
+            facts.append((str(key).replace("_", " ").capitalize(), shown))
     return facts[:MAX_FACTS]
+
+
+def _money(attributes: Mapping[str, Any]) -> str | None:
+    """A budget operation's amount with its currency, as money is written everywhere (`80k` and `USD`: `$80,000`);
+    None when the call names no currency or its amount is no number."""
+    currency = attributes.get("currency")
+    if not isinstance(currency, str) or not currency.strip():
+        return None
+    try:
+        value = parse_number(str(attributes.get("amount")), "an amount")
+    except ValueError:
+        return None
+    return money(value, currency.strip().upper(), exact=True)
 
 
 def _at(moment: datetime, zone: tzinfo | None) -> str:

@@ -1,12 +1,12 @@
 """A plan's budget on its card: allocation against spend, and the pace against the share of the window gone.
 
-`Budget: 42,000 of 60,000 USD spent (70 %), 55 % of the window gone — ahead of pace`, with a bar in the pace's colour.
+`Budget: $42,000 of $60,000 spent (70 %), 55 % of the window gone — ahead of pace`, with a bar in the pace's colour.
 """
 
 from __future__ import annotations
 
 from bot.cards.elements import Element, column, column_set, text_block
-from bot.cards.wording import money
+from bot.text.numbers import money_in_cents
 from planner.domain.budgets import BudgetPace, BudgetStatus
 
 PACE_LABELS: dict[BudgetPace, str] = {
@@ -37,26 +37,28 @@ def _percent(share: float) -> str:
 
 
 def budget_line(status: BudgetStatus) -> str:
-    """`Budget: 42,000 of 60,000 USD spent (70 %), 55 % of the window gone — ahead of pace`."""
+    """`Budget: $42,000 of $60,000 spent (70 %), 55 % of the window gone — ahead of pace`."""
     currency = status.currency
     gone = f"{_percent(status.window_gone)} % of the window gone"
     if status.budget is None:
-        return f"Budget: {money(status.spent, currency)} spent, no allocation yet"
+        return f"Budget: {money_in_cents(status.spent, currency)} spent, no allocation yet"
     share = status.spent_share or 0.0
-    spent = f"{money(status.spent, currency).removesuffix(' ' + currency)} of {money(status.amount, currency)} spent"
+    # A currency written by its code is said once, after the pair: `42,000 of 60,000 CAD`; a symbol goes with each.
+    spent_part = money_in_cents(status.spent, currency).removesuffix(" " + currency)
+    spent = f"{spent_part} of {money_in_cents(status.amount, currency)} spent"
     if status.pace in (BudgetPace.ENDED_WITHIN, BudgetPace.ENDED_OVER):
         return f"Budget: {spent} ({_percent(share)} %) — {PACE_LABELS[status.pace]}"
     return f"Budget: {spent} ({_percent(share)} %), {gone} — {PACE_LABELS[status.pace]}"
 
 
 def allocation_line(status: BudgetStatus) -> str | None:
-    """For a master plan with allocations: `Allocated 180,000 USD to tactical plans · 70,000 USD unallocated`."""
+    """For a master plan with allocations: `Allocated $180,000 to tactical plans · $70,000 unallocated`."""
     if status.budget is None or not status.allocated:
         return None
     left = status.amount - status.allocated
     return (
-        f"Allocated {money(status.allocated, status.currency)} to tactical plans · "
-        f"{money(left, status.currency)} unallocated"
+        f"Allocated {money_in_cents(status.allocated, status.currency)} to tactical plans · "
+        f"{money_in_cents(left, status.currency)} unallocated"
     )
 
 

@@ -28,7 +28,7 @@ from bot.cards.markdown import markdown
 from bot.cards.wording import day_label, plan_ref, window_label
 from bot.text.numbers import plain, quantity
 from bot.text.retrospectives import why_slipped
-from planner.domain.measurement import MeasurementReport, Outcomes, series_names
+from planner.domain.measurement import NO_AGENT, MeasurementReport, Outcomes, series_names
 from planner.services.playbooks import Retrospective
 
 NO_VALUE = "\u2013"
@@ -51,6 +51,10 @@ def percent(value: float | None) -> str:
 def amount(value: float | None, unit: str = "", *, name: str = "") -> str:
     """A KPI value with its unit, as people read it (see `bot.text.numbers`), or a dash when there is none."""
     return NO_VALUE if value is None else quantity(value, unit, name=name)
+
+
+def _agent(name: str) -> str:
+    return name if name != NO_AGENT else "people and the bot"
 
 
 def _outcomes(name: str, outcomes: Outcomes) -> str:
@@ -194,11 +198,12 @@ def _precision_section(report: MeasurementReport) -> list[Element]:
         f"{agent}: {percent(record.success_rate)} of {record.succeeded + record.failed} succeeded"
         for agent, record in list(figures.delegations.items())[:MAX_AGENTS]
     ]
+    agent_lines = [_outcomes(_agent(a), o) for a, o in list(figures.by_agent.items())[:MAX_AGENTS]]
     section: list[Element] = [
         subheading("Precision", separator=True),
         fact_set([("Delegation success", percent(figures.delegation_success_rate))]),
         *_lines("Delegations by agent", delegation_lines),
-        *_lines("Approvals by agent", [_outcomes(a, o) for a, o in list(figures.by_agent.items())[:MAX_AGENTS]]),
+        *_lines("Approvals by agent", agent_lines),
         *_lines("Approvals by policy", [_outcomes(p, o) for p, o in list(figures.by_policy.items())[:MAX_POLICIES]]),
     ]
     return section

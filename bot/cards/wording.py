@@ -76,14 +76,6 @@ def number(value: float) -> str:
     return plain(value)
 
 
-def money(amount: int, currency: str) -> str:
-    """An amount kept in minor units, as people read it: `42,000 USD`, `12,500.50 USD` (never scientific notation)."""
-    units, cents = divmod(abs(amount), 100)
-    sign = "-" if amount < 0 else ""
-    whole = f"{sign}{units:,}"
-    return f"{whole}.{cents:02d} {currency}" if cents else f"{whole} {currency}"
-
-
 def count_of(count: int, noun: str) -> str:
     """`1 task`, `3 tasks`."""
     return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -174,7 +174,8 @@ def create_app(store: Store, adapter: Adapter, bot: ChiefOfStaffBot, settings: S
             logger.warning("refused an activity whose service URL is not allowed")
             return _problem(403, "The activity's serviceUrl is not an allowed Bot Connector host.")
         try:
-            response = await process(adapter, bot, request, activity)
+            with store.serving_a_person():
+                response = await process(adapter, bot, request, activity)
         except web.HTTPException as error:
             if error.status in (401, 403):
                 logger.warning("refused an activity that failed authentication (%s)", error.status)

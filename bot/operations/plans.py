@@ -119,23 +119,26 @@ async def edit_master_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         if from_card:
             return await plan_reply(context, plan.id, messages.nothing_to_change(), from_card=True)
         raise BadArguments(messages.nothing_to_change())
-    changed: list[str] = []
-    if title is not None or window is not None or constraints is not None:
-        plan = await context.plans.update_plan(
-            plan.id, title=title, window=window, constraints=constraints, expected_version=plan.version, actor=actor
-        )
-        changed += [
-            what
-            for what, given in (("north star", title), ("window", window), ("constraints", constraints))
-            if given is not None
-        ]
+    # One change, one event: the Undo button (and `undo`) takes back the goals and the targets together.
+    plan = await context.plans.update_plan(
+        plan.id,
+        title=title,
+        window=window,
+        constraints=constraints,
+        targets={metrics[name.casefold()].id: target for name, target in targets.items()},
+        expected_version=plan.version,
+        actor=actor,
+    )
+    changed = [
+        what
+        for what, given in (("north star", title), ("window", window), ("constraints", constraints))
+        if given is not None
+    ]
     for name, target in targets.items():
-        metric = await context.plans.set_metric_target(metrics[name.casefold()].id, target, actor=actor)
+        metric = metrics[name.casefold()]
         changed.append(f"{literal(metric.name)} target {literal(quantity(target, metric.unit, name=metric.name))}")
-    # Undo takes back the plan's own fields; a target is set back with `set target`.
-    undo = title is not None or window is not None or constraints is not None
     text = messages.master_plan_changed(plan.id, changed)
-    return await plan_reply(context, plan.id, text, from_card=from_card, undo=undo)
+    return await plan_reply(context, plan.id, text, from_card=from_card, undo=True)
 
 
 def _constraints(raw: object) -> list[str] | None:
@@ -332,8 +335,10 @@ async def plan_edit_form(context: Context, args: Mapping[str, Any]) -> Reply:
 async def archive_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     plan = await context.plan_arg(args, default_active=False)
     archived = args.get("archived") not in (False, "false", "no", 0)
-    await context.plans.archive_plan(plan.id, archived=archived, actor=context.caller.user_id)
-    return Reply(text=messages.plan_archived(plan.id, archived))
+    changed = await context.plans.archive_plan(plan.id, archived=archived, actor=context.caller.user_id)
+    # Archiving puts a plan out of sight, as deleting a task does: the card has the same Undo button.
+    undo = archived and changed.version != plan.version
+    return await plan_reply(context, plan.id, messages.plan_archived(plan.id, archived), undo=undo)
 
 
 async def list_plans(context: Context, args: Mapping[str, Any]) -> Reply:

@@ -8,6 +8,7 @@ from typing import Any
 from bot.cards import message_card
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.text import messages
+from bot.text.policy import rule_text
 from planner.domain.governance import ActionKind
 
 RULES_SHOWN = 40
@@ -23,7 +24,7 @@ async def show_policy(context: Context, args: Mapping[str, Any]) -> Reply:
         return Reply(text=messages.NO_POLICY)
     when = active.loaded_at.strftime("%Y-%m-%d %H:%M UTC")
     lines: list[str] = [messages.policy_summary(active.version, len(active.rules), active.loaded_by, when)]
-    lines += [f"• {rule.describe()}" for rule in active.rules[:RULES_SHOWN]]
+    lines += [f"• {rule_text(rule)}" for rule in active.rules[:RULES_SHOWN]]
     if len(active.rules) > RULES_SHOWN:
         lines.append(messages.more_rules(len(active.rules) - RULES_SHOWN))
     return Reply(cards=(message_card(f"Policy rules, version {active.version}", lines),))

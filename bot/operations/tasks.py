@@ -17,11 +17,12 @@ from bot.operations.base import BadArguments, Context, Operation, Reply, version
 from bot.operations.plans import plan_reply
 from bot.parsing import parse_number, parse_ref
 from bot.text import messages
+from bot.text.numbers import quantity
 from bot.text.people import person_name
-from planner.domain.errors import StaleEdit
-from planner.domain.governance import ActionKind
+from planner.domain.errors import StaleEdit, UndoNeedsLeader
+from planner.domain.governance import ActionKind, GateCategory
 from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, iso_week_of
-from planner.services.plans import UNDO_WINDOW, UndoneChange
+from planner.services.plans import TARGETS, UNDO_WINDOW, UndoneChange
 
 TASK_REF = {"type": "string", "description": "a task id such as T12"}
 NOBODY = frozenset({"nobody", "no one", "none", "noone", "unassigned"})
@@ -347,12 +348,7 @@ async def restore_task(context: Context, args: Mapping[str, Any]) -> Reply:
         wanted = parse_ref(args["task"], "T", "a task")
         task, was = await context.plans.restore_task(wanted, actor=context.caller.user_id)
         return await _task_reply(context, task, messages.task_restored(task.id, was), from_card=from_card)
-    subject: tuple[str, int] | None = None
-    if args.get("task") not in (None, ""):
-        subject = ("task", parse_ref(args["task"], "T", "a task"))
-    elif args.get("plan") not in (None, ""):
-        subject = ("plan", parse_ref(args["plan"], "P", "a plan"))
-    undone = await context.plans.undo(actor=context.caller.user_id, subject=subject, version=version)
+    undone = await context.plans.undo(actor=context.caller.user_id, subject=_undo_subject(args), version=version)
     if isinstance(undone.subject, Plan):
         text = messages.edit_undone(f"P{undone.subject.id}", await _plan_fields_said(context, undone))
         return await plan_reply(context, undone.subject.id, text, from_card=from_card)
@@ -361,6 +357,33 @@ async def restore_task(context: Context, args: Mapping[str, Any]) -> Reply:
         return await _task_reply(context, task, messages.task_restored(task.id, undone.was_id), from_card=from_card)
     text = messages.edit_undone(f"T{task.id}", await _task_fields_said(context, task, undone.fields))
     return await _task_reply(context, task, text, from_card=from_card)
+
+
+def _undo_subject(args: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The task or plan an undo names (none: the caller's last change, whatever it was of)."""
+    if args.get("task") not in (None, ""):
+        return ("task", parse_ref(args["task"], "T", "a task"))
+    if args.get("plan") not in (None, ""):
+        return ("plan", parse_ref(args["plan"], "P", "a plan"))
+    return None
+
+
+async def _undone_goals(context: Context, args: Mapping[str, Any]) -> list[Plan]:
+    """The master plan whose goals an undo would set back: taking back a change of strategy is one too, so it is
+    the leader's own (in person; what the model proposes waits for them). Anyone else gets UndoNeedsLeader at once:
+    what they ask back goes through `edit master`, held for the leader's approval like any change of goals."""
+    if args.get("task") not in (None, "") and version_arg(args) is None:
+        return []  # `undo T12`: a deleted task back, no goal
+    caller = context.caller.user_id
+    event = await context.plans.undoable(actor=caller, subject=_undo_subject(args), version=version_arg(args))
+    if event is None or event.subject_type != "plan":
+        return []
+    plan = await context.plans.get_plan(event.subject_id)
+    if plan.tier is not Tier.MASTER:
+        return []
+    if plan.owner != caller:
+        raise UndoNeedsLeader(plan.id)
+    return [plan]
 
 
 async def _task_fields_said(context: Context, task: Task, fields: Sequence[str]) -> list[str]:
@@ -399,6 +422,9 @@ async def _plan_fields_said(context: Context, undone: UndoneChange) -> list[str]
             said.append("constraints " + ("; ".join(literal(c) for c in plan.constraints) or "none"))
         elif field == "archived_at":
             said.append("archived" if plan.archived_at is not None else "back in use")
+        elif field == TARGETS:
+            metrics = await context.plans.list_metrics(plan.id)
+            said += [f"{literal(m.name)} target {literal(quantity(m.target, m.unit, name=m.name))}" for m in metrics]
     return said
 
 
@@ -510,6 +536,8 @@ OPERATIONS = (
         },
         run=restore_task,
         kind=ActionKind.PLAN_CHANGE,
+        categories=(GateCategory.STRATEGY,),
+        masters=_undone_goals,
     ),
     Operation(
         name="show_task",

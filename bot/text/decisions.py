@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.text.gates import gate_name, policy_reasons_text
-from planner.domain.decisions import Decision
+from bot.text.numbers import plain
+from planner.domain.decisions import BreakCode, ChainBreak, CheckpointFlaw, Decision
 from planner.domain.governance import REASON_KEY, LogReason, policy_reason_of_json
 from planner.domain.model import Event
 
@@ -214,6 +216,7 @@ _FIELDS = {
     "milestone": "milestone",
     "window": "window",
     "constraints": "constraints",
+    "targets": "KPI targets",
 }
 
 
@@ -226,6 +229,8 @@ def _shown(field: str, value: Any, names: Mapping[str, str]) -> str:
         return "yes" if value else "no"
     if field == "window" and isinstance(value, Mapping):
         return f"{value.get('start')} to {value.get('end')}"
+    if field == "targets" and isinstance(value, Mapping):
+        return "; ".join(f"{name} {plain(target)}" for name, target in value.items()) or "none"
     if isinstance(value, list):
         return "; ".join(map(str, value)) or "none"
     return f"“{value}”" if field == "title" else str(value)
@@ -255,3 +260,74 @@ def explain_change(event: Event, *, names: Mapping[str, str] | None = None) -> s
     if event.kind == "plan.undone" and before.get("archived_at") and not after.get("archived_at"):
         changed.append("archived no more, back in use")
     return text + (": " + "; ".join(changed) if changed else "") + "."
+
+
+BREAKS: dict[BreakCode, str] = {
+    BreakCode.OUT_OF_PLACE: "entry {entry} follows the entry now numbered {follows}, not entry {expected}",
+    BreakCode.MOVED: "it was logged as entry {logged_as}, and has been moved",
+    BreakCode.FOLLOWS_ANOTHER: "it follows the entry now numbered {follows} in the chain, not entry {expected}",
+    BreakCode.MISSING: "{entries} missing",
+    BreakCode.MISSING_FROM_END: "{entries} missing from the end",
+    BreakCode.HEAD_MISSING: "the log's record of its last entry is missing",
+    BreakCode.ADDED_AFTER_HEAD: "the log ends at entry {head}; later ones were added",
+    BreakCode.LOG_GONE: (
+        "{entries} missing: the tenant's whole log is gone, and the checkpoint of {checkpoint_at} saw {last}"
+    ),
+    BreakCode.HEAD_MOVED_BACK: (
+        "{entries} missing from the end, and the log's head was moved back to entry {head}: the checkpoint of "
+        "{checkpoint_at} saw {last} entries"
+    ),
+    BreakCode.DATA_CHANGED: "its data is not the data it was logged with",
+    BreakCode.UNSIGNED_AFTER_SIGNED: (
+        "it is not signed, yet it follows signed entries: it was rewritten by someone without the key"
+    ),
+    BreakCode.NOT_ITS_HASH: "its content (who, what, why, when…) no longer matches its hash",
+    BreakCode.NOT_ITS_SIGNATURE: "its content (who, what, why, when…) no longer matches its signature",
+    BreakCode.NOT_THE_START: "it does not start the chain: earlier entries were removed",
+    BreakCode.REWRITTEN_BEFORE: "it was rewritten after entry {next} recorded its hash",
+    BreakCode.HEAD_HASH_CHANGED: "it was rewritten after the log recorded its hash",
+    BreakCode.NOT_AS_CHECKPOINTED: (
+        "it is not the entry the checkpoint of {checkpoint_at} saw: it, or entries before it, were rewritten and "
+        "re-hashed"
+    ),
+    BreakCode.KEY_NOT_CONFIGURED: (
+        "it names key {key}, which is not configured, so it cannot be checked: list the key that signed it in "
+        "COS_SECRET_KEYS (after a rotation, old keys stay listed for what they signed)"
+    ),
+}
+"""What is wrong at a chain's break, from its details; `{entries}` is the entries from `first` (1 when the whole log
+is gone) to `last`, as `entry 2 is` or `entries 2 to 3 are` (a test keeps every code here)."""
+
+
+def break_text(broken: ChainBreak) -> str:
+    """What is wrong at the break, in plain text: `entries 2 to 3 are missing from the end`."""
+    shown = {name: _break_detail(value) for name, value in broken.details.items()}
+    if "last" in broken.details:
+        first, last = broken.details.get("first", 1), broken.details["last"]
+        shown["entries"] = f"entry {first} is" if first == last else f"entries {first} to {last} are"
+    return BREAKS[broken.why].format_map(shown)
+
+
+def _break_detail(value: object) -> str:
+    if isinstance(value, datetime):
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    return str(value)
+
+
+CHECKPOINT_FLAWS: dict[CheckpointFlaw, str] = {
+    CheckpointFlaw.NOT_A_CHECKPOINT: "it is not a decision log checkpoint",
+    CheckpointFlaw.OTHER_FORMAT: "its format is {format}, not the one this version writes",
+    CheckpointFlaw.KEY_NOT_CONFIGURED: "it was signed with key {key}, which is not configured",
+    CheckpointFlaw.SIGNATURE_FAILS: "its signature does not match its content: it was edited",
+    CheckpointFlaw.UNREADABLE_BODY: "it is signed, yet not a checkpoint this version reads",
+}
+"""Why a checkpoint cannot be trusted, from its details (a test keeps every flaw here)."""
+
+
+def checkpoint_flaw_text(why: CheckpointFlaw, details: Mapping[str, object]) -> str:
+    """`it was signed with key 0a1b…, which is not configured`."""
+    return CHECKPOINT_FLAWS[why].format_map({name: _shown_flaw(value) for name, value in details.items()})
+
+
+def _shown_flaw(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)

@@ -20,10 +20,11 @@ from functools import singledispatch
 from typing import Any
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
-from bot.cards.wording import money, plan_ref
+from bot.cards.wording import plan_ref
+from bot.text.decisions import checkpoint_flaw_text
 from bot.text.gates import policy_reasons_text
 from bot.text.messages import sentence_within
-from bot.text.numbers import plain
+from bot.text.numbers import money_in_cents, plain
 from bot.text.problems import describe_problem, problem_message
 from planner.domain.approvals import (
     GATES,
@@ -63,6 +64,7 @@ from planner.domain.delegations import (
     DelegationNotRetryable,
     DelegationStatus,
     StoppedMidCall,
+    TaskDoneFirst,
 )
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
@@ -85,6 +87,7 @@ from planner.domain.errors import (
 from planner.domain.governance import Verdict
 from planner.domain.ingestion import InvalidMetricEvent, UnitMismatch
 from planner.domain.policy import PolicyInvalid
+from planner.domain.problems import ProblemCode
 from planner.governance.gated_agent import CircuitOpen, DelegationHeld, DelegationStopped, StopCause
 from planner.ports import (
     AgentConfigInvalid,
@@ -255,6 +258,10 @@ FIELDS: dict[Field, str] = {
     Field.CONVERSATION_KIND: "conversation kind",
     Field.ROLE: "role",
     Field.EXPIRY: "expiry",
+    Field.APPROVER: "approver",
+    Field.REQUESTER: "requester",
+    Field.RESUME: "what to do once approved",
+    Field.ACTION_ATTRIBUTES: "the action's attributes",
     Field.PLAN: "plan",
     Field.PLANS: "plans",
     Field.TASK: "task",
@@ -289,6 +296,7 @@ FIELDS: dict[Field, str] = {
     Field.MESSAGES: "messages",
     Field.ADAPTER: "adapter",
     Field.ADAPTER_NAME: "adapter name",
+    Field.ADAPTER_CONFIG: "adapter configuration",
     Field.CAPABILITY: "capability",
     Field.INPUT: "input",
     Field.TIMEOUT: "timeout",
@@ -304,6 +312,13 @@ FIELDS: dict[Field, str] = {
     Field.SPEND_TO_DATE: "spend to date ({path} of the agent's data)",
     Field.SOURCE_NAME: "source name",
     Field.FORMAT: "format",
+    Field.DECISION_KEYS: "decision log keys",
+    Field.DECISION_DATA: "the data of a decision",
+    Field.DECISION_ACTOR: "who decided",
+    Field.DECISION_ACTION: "what was decided",
+    Field.DECISION_SUBJECT: "what a decision is about",
+    Field.DECISION_VERDICT: "a decision's verdict",
+    Field.DECISION_TIME: "when a decision was made",
 }
 """What each field InvalidValue names reads as; `{detail}` is filled from the error's details (a test keeps every
 member here, with exactly the details it names)."""
@@ -311,8 +326,6 @@ member here, with exactly the details it names)."""
 
 def field(error: InvalidValue) -> str:
     """The field `error` names, in the bot's words (plain text): `spend date`, `target of SQLs`."""
-    if not isinstance(error.field, Field):
-        return error.field
     return FIELDS[error.field].format_map(_shown(error))
 
 
@@ -384,6 +397,8 @@ member here, with exactly the details it names)."""
 
 _PLAN_DETAILS = frozenset({"plan", "plans"})
 """Details that hold plan ids, shown as people type them (`P3`)."""
+_MONEY_DETAILS = frozenset({"recorded"})
+"""Details that hold an amount of money, shown to the cent (`12,500.50`)."""
 
 
 def expected(error: InvalidValue) -> str:
@@ -402,6 +417,8 @@ def _detail(name: str, value: object) -> str:
         return ", ".join(_detail(name, item) for item in value)
     if name in _PLAN_DETAILS and isinstance(value, int):
         return plan_ref(value)
+    if name in _MONEY_DETAILS and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.2f}"
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -530,6 +547,23 @@ def _(error: NoDecisionKeys, style: _Style) -> str:
 
 
 @_render.register
+def _(error: CheckpointUnreadable, style: _Style) -> str:
+    return (
+        f"The decision log checkpoint cannot be trusted: {style.prose(checkpoint_flaw_text(error.why, error.details))}."
+    )
+
+
+@_render.register
+def _(error: CheckpointInvalid, style: _Style) -> str:
+    return (
+        f"The decision log checkpoint {style.quote(str(error.path))} cannot be trusted: "
+        f"{style.prose(checkpoint_flaw_text(error.why, error.details))}. Move it aside as evidence (do not delete it), "
+        "run `cos decisions verify --checkpoints FILE` with a copy you trust if you keep one, then "
+        "`cos decisions checkpoint` to start a new one."
+    )
+
+
+@_render.register
 def _(error: CheckpointRefused, style: _Style) -> str:
     problems = style.prose("; ".join(f"tenant {p.path}: {problem_message(p)}" for p in error.problems))
     return (
@@ -626,7 +660,9 @@ def _(error: ToolNotEnabled, style: _Style) -> str:
 @_render.register
 def _(error: ToolHeld, style: _Style) -> str:
     adapter, tool = error.adapter, error.capability
-    why = f" ({style.prose(error.reason)})" if error.reason else ""
+    # Tools held before the fields were kept by name say `changed: <fields>`.
+    fields = (error.reason or "").removeprefix("changed").removeprefix(": ")
+    why = f" (changed: {style.prose(fields)})" if fields else ""
     return (
         f"{style.quote(adapter)}'s tool {_repr(style, tool)} is held: its server changed its definition since an "
         f"admin enabled it{why}. An admin reads it again ({inline_code(f'adapter tools {adapter}')}) and enables it "
@@ -636,11 +672,16 @@ def _(error: ToolHeld, style: _Style) -> str:
 
 @_render.register
 def _(error: InputInvalid, style: _Style) -> str:
-    adapter = error.adapter
+    adapter, tool = style.quote(error.adapter), style.quote(error.capability)
+    if error.problem.code in (ProblemCode.SCHEMA_UNREADABLE, ProblemCode.SCHEMA_UNUSABLE):
+        return (
+            f"{adapter}'s tool {tool} cannot be called: {style.prose(problem_message(error.problem))}. Its server "
+            "has to fix the tool's definition."
+        )
     return (
-        f"The input for {style.quote(adapter)}'s {style.quote(error.capability)} does not fit what the tool takes: "
-        f"{style.quote(error.field)}: {style.prose(error.problem)}. {inline_code(f'adapter tools {adapter}')} shows "
-        "what each tool takes."
+        f"The input for {adapter}'s {tool} does not fit what the tool takes: {style.quote(error.field)}: "
+        f"{style.prose(problem_message(error.problem))}. {inline_code(f'adapter tools {error.adapter}')} shows what "
+        "each tool takes."
     )
 
 
@@ -735,13 +776,8 @@ SAID: dict[type[BaseException], str] = {
     ),
     # the decision log
     DecisionNotFound: "No decision {seq} in the log. `decisions` lists the latest ones with their numbers.",
-    CheckpointUnreadable: "The decision log checkpoint cannot be trusted: {reason!p}.",
-    CheckpointInvalid: (
-        "The decision log checkpoint {path!q} cannot be trusted: {reason!p}. Move it aside as evidence (do not delete "
-        "it), run `cos decisions verify --checkpoints FILE` with a copy you trust if you keep one, then "
-        "`cos decisions checkpoint` to start a new one."
-    ),
     # delegation and agents
+    TaskDoneFirst: "Not run: its task T{task_id} was done first, so it was no longer needed.",
     DelegationNotFound: "No delegation with id {delegation_id}. Show the task to see its delegations.",
     AdapterExists: (
         "An adapter named {name!r} ({kind!q}) is already registered. Choose another name, or change that one's "
@@ -790,7 +826,7 @@ class _Said(string.Formatter):
         if conversion == "p":
             return self.style.prose(str(value))
         if conversion == "m":
-            return money(value, self.error.currency)  # type: ignore[attr-defined]
+            return money_in_cents(value, self.error.currency)  # type: ignore[attr-defined]
         return super().convert_field(value, conversion)
 
 

@@ -3,10 +3,14 @@ as they wrote them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from planner.domain.approvals import FLAGGED, ApprovalRequest
-from planner.domain.governance import DestructiveTool, GateCategory, PolicyReason
+from bot.text.numbers import plain
+from planner.domain.approvals import FLAGGED, ApprovalRequest, ApprovalStatus
+from planner.domain.governance import DestructiveTool, GateCategory, OverLimit, OverLimits, PolicyReason
+from planner.governance.guard import ApprovalOutcome
 
 GATE_REASONS: Mapping[GateCategory, str] = {
     GateCategory.STRATEGY: "A change of strategy (the master plan's goals or targets) needs a person's approval.",
@@ -43,7 +47,36 @@ def policy_reason_text(reason: PolicyReason) -> str:
         return GATE_REASONS[reason]
     if isinstance(reason, DestructiveTool):
         return f"{reason.agent}'s server marks {reason.capability} as destructive: every call needs a person's approval"
+    if isinstance(reason, OverLimits):
+        return f"{reason.description.rstrip('.')} ({'; '.join(map(over_limit_text, reason.over))})"
     return reason
+
+
+OPERATORS: Mapping[str, str] = {
+    "eq": "=",
+    "ne": "≠",
+    "lt": "<",
+    "le": "≤",
+    "gt": ">",
+    "ge": "≥",
+    "in": "in",
+    "contains": "contains",
+}
+"""How a rule's comparison reads beside its limit: `≤ 15`."""
+
+
+def over_limit_text(over: OverLimit) -> str:
+    """`discount is 20, the limit is ≤ 15`."""
+    operator = OPERATORS.get(over.operator, over.operator)
+    limit = over.limit if isinstance(over.limit, str) else _compared(over.limit)
+    return f"{over.path} is {_compared(over.actual)}, the limit is {operator} {limit}"
+
+
+def _compared(value: Any) -> str:
+    """A value a rule compared: a number as people read it (`12,500`), anything else as its JSON (`"email"`)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return plain(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def request_reason_text(request: ApprovalRequest) -> str:
@@ -61,3 +94,19 @@ def policy_reasons_text(reasons: Iterable[PolicyReason], *, none: str = NO_RULE_
     """The reasons in one line, `; ` between them and no full stop of their own (the line goes inside a sentence);
     `none` when there are none."""
     return "; ".join(policy_reason_text(reason).rstrip(".") for reason in reasons) or none
+
+
+APPROVAL_OUTCOMES: Mapping[ApprovalStatus, str] = {
+    ApprovalStatus.APPROVED: "{approval} approved{by}",
+    ApprovalStatus.REJECTED: "Not run: {approval} was rejected{by}{note}.",
+    ApprovalStatus.EXPIRED: "Not run: {approval} expired with no answer.",
+}
+"""Why a held delegation runs once its approval request is decided, or why it does not (what its owner reads as its
+error); `{by}` names who decided, `{note}` is what they wrote."""
+
+
+def approval_outcome_text(outcome: ApprovalOutcome) -> str:
+    """`A3 approved by aad-boss`; `Not run: A3 was rejected by aad-boss: too deep.`"""
+    by = f" by {outcome.by}" if outcome.by else ""
+    note = f": {outcome.note.rstrip('.')}" if outcome.note else ""
+    return APPROVAL_OUTCOMES[outcome.status].format(approval=outcome.approval, by=by, note=note)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
-from bot.cards.wording import money
+from bot.text.numbers import money_in_cents
 from planner.domain.messages import MessageKind
 from planner.domain.model import Event, Plan, Tier
 
@@ -452,7 +452,7 @@ def who_you_are(*, name: str, user_id: str, tenant_id: str, is_admin: bool) -> M
 
 def budget_set(plan_id: int, amount: int, currency: str) -> str:
     return (
-        f"P{plan_id}'s budget is {money(amount, currency)}. Allocate it to tactical plans with "
+        f"P{plan_id}'s budget is {money_in_cents(amount, currency)}. Allocate it to tactical plans with "
         f"`allocate 60k {currency} to P2`."
     )
 
@@ -466,32 +466,32 @@ def allocated(
     master_id: int,
     line: str | None,
 ) -> str:
-    was = f" (was {money(before, currency)})" if before is not None and before != amount else ""
+    was = f" (was {money_in_cents(before, currency)})" if before is not None and before != amount else ""
     status = f" {line}." if line else ""
     return (
-        f"P{plan_id} is allocated {money(amount, currency)}{was}; {money(headroom, currency)} of P{master_id}'s "
-        f"budget is left to allocate.{status}"
+        f"P{plan_id} is allocated {money_in_cents(amount, currency)}{was}; {money_in_cents(headroom, currency)} of "
+        f"P{master_id}'s budget is left to allocate.{status}"
     )
 
 
 def budget_moved(*, amount: int, currency: str, source: int, source_now: int, target: int, target_now: int) -> str:
     return (
-        f"Moved {money(amount, currency)} from P{source} to P{target}: P{source} is allocated "
-        f"{money(source_now, currency)}, P{target} {money(target_now, currency)}."
+        f"Moved {money_in_cents(amount, currency)} from P{source} to P{target}: P{source} is allocated "
+        f"{money_in_cents(source_now, currency)}, P{target} {money_in_cents(target_now, currency)}."
     )
 
 
 def spend_recorded(plan_id: int, amount: int, currency: str, on: date | None, line: str | None) -> str:
     day = f" on {on.isoformat()}" if on is not None else ""
     status = f" {line}." if line else ""
-    return f"Recorded {money(amount, currency)} spent on P{plan_id}{day}.{status}"
+    return f"Recorded {money_in_cents(amount, currency)} spent on P{plan_id}{day}.{status}"
 
 
 def _amount_of(snapshot: dict[str, object] | None) -> str | None:
     if not snapshot:
         return None
     amount, currency = snapshot.get("amount"), snapshot.get("currency")
-    return money(amount, str(currency)) if isinstance(amount, int) else None
+    return money_in_cents(amount, str(currency)) if isinstance(amount, int) else None
 
 
 def budget_event(event: Event, actor: str) -> str:

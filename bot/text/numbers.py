@@ -1,7 +1,10 @@
 """Numbers as people read them, one style on every card and in every reply.
 
 A quantity is one of four kinds, judged from its unit (and the KPI's name when the unit says little):
-- currency (`USD`, `EUR`, `$`…): `$250,000` below a million, `$1.2M` / `$3.4B` above, whole amounts;
+- currency (`USD`, `EUR`, `$`…): `money`, the one way money is written on every card and in every text: the symbol
+  where it is unambiguous (`$250,000`, `€1,200`, `£80`), else the ISO code after the amount (`1,200 CAD`); cents only
+  when there are some (`$12,500.50`); a KPI's money above a million as `$1.2M` / `$3.4B`, while the money people
+  account for (budgets, allocations, spend: `exact`) keeps every digit, `$1,250,000`;
 - a percentage (`%`, `percent`): at most one decimal, `12.5 %`;
 - a rate (`rate`, `ratio`, `per`, `/`, `avg`…): at most one decimal, `3.2 per day`;
 - anything else is counted (SQLs, leads, tasks, signups…): a whole number, `1,456,520 SQL`.
@@ -26,10 +29,10 @@ _CURRENCY_SYMBOLS = {
     "EUROS": "€",
     "GBP": "£",
     "£": "£",
-    "JPY": "¥",
-    "¥": "¥",
 }
-_OTHER_CURRENCIES = {"CAD", "AUD", "CHF", "SEK", "NOK", "DKK", "INR", "CNY", "NZD", "SGD", "HKD", "BRL", "MXN"}
+"""The currencies written with a symbol: those whose symbol a reader takes for one currency only (`¥` is the yen's
+and the yuan's, so JPY and CNY keep their codes)."""
+_OTHER_CURRENCIES = {"CAD", "AUD", "CHF", "SEK", "NOK", "DKK", "INR", "CNY", "JPY", "NZD", "SGD", "HKD", "BRL", "MXN"}
 _PERCENT_UNITS = {"%", "percent", "pct", "percentage", "pp"}
 _RATE_WORDS = re.compile(
     r"\b(rate|ratio|per|avg|average|mean|score|nps|ctr|cvr|roas|roi|multiple|index|x)\b|/", re.IGNORECASE
@@ -88,21 +91,32 @@ def percent(share: float) -> str:
     return f"{whole(share * 100)} %"
 
 
-def money(value: float, unit: str = "USD") -> str:
-    """An amount of money: `$250,000` below a million, `$1.2M` and `$3.4B` above (`1.2M CAD` without a symbol)."""
+def money(value: float, unit: str = "USD", *, exact: bool = False) -> str:
+    """An amount of money, as every card and text writes it: `$250,000`, `€1,200`, `1,200 CAD` (the ISO code when the
+    currency has no symbol of its own); above a million `$1.2M` and `$3.4B`. `exact`: every digit and the cents when
+    there are some, `$1,250,000`, `$12,500.50` (money people account for: a budget, an allocation, spend)."""
     if not math.isfinite(value):
         return NOT_A_NUMBER
     word = unit.strip()
     symbol = _CURRENCY_SYMBOLS.get(word.upper(), _CURRENCY_SYMBOLS.get(word, ""))
-    sign = "-" if value < 0 and whole(abs(value)) != "0" else ""
     size = abs(value)
-    if size >= 999_950_000:
+    if exact:
+        digits = plain(size, decimals=2)
+        if "." in digits:
+            digits = f"{digits:0<{digits.index('.') + 3}}"  # cents as two digits: `12,500.50`
+    elif size >= 999_950_000:
         digits = f"{plain(size / 1e9)}B"
     elif size >= 999_950:
         digits = f"{plain(size / 1e6)}M"
     else:
         digits = whole(size)
+    sign = "-" if value < 0 and digits.strip("0.,") else ""
     return f"{sign}{symbol}{digits}" if symbol else f"{sign}{digits} {word}".rstrip()
+
+
+def money_in_cents(amount: int, currency: str) -> str:
+    """An amount kept in minor units (a budget's, a spend's), written as `money` writes money people account for."""
+    return money(amount / 100, currency, exact=True)
 
 
 def quantity(value: float, unit: str = "", *, name: str = "") -> str:

@@ -8,6 +8,7 @@ import difflib
 import json
 import string
 
+from bot.text.numbers import whole
 from planner.domain.problems import Problem, ProblemCode
 
 PROBLEMS: dict[ProblemCode, str] = {
@@ -64,12 +65,31 @@ PROBLEMS: dict[ProblemCode, str] = {
     ProblemCode.LIMITS_OUT_OF_PLACE: "only an allow rule has limits; a {effect} rule says `when`",
     ProblemCode.GATES: "expected a list of approval gates, like [budget]",
     ProblemCode.GATE: "{value} is not an approval gate{hint}; use {known}",
+    ProblemCode.FIELD_NOT_TAKEN: "not a field the tool takes",
+    ProblemCode.SCHEMA_UNREADABLE: "the server's input schema for the tool cannot be read ({reason})",
+    ProblemCode.SCHEMA_UNUSABLE: "the server's input schema for the tool cannot be used ({reason})",
+    ProblemCode.NOT_OF_TYPE: "expected {types}, not {value}",
+    ProblemCode.NOT_ONE_OF: "{value} is not one of the choices{hint}; choose {known}",
+    ProblemCode.NOT_CONSTANT: "expected {expected}, not {value}",
+    ProblemCode.BELOW_MINIMUM: "{value} is below the minimum, {limit}",
+    ProblemCode.ABOVE_MAXIMUM: "{value} is above the maximum, {limit}",
+    ProblemCode.NOT_ABOVE: "expected more than {limit}, not {value}",
+    ProblemCode.NOT_BELOW: "expected less than {limit}, not {value}",
+    ProblemCode.NOT_A_MULTIPLE: "{value} is not a multiple of {limit}",
+    ProblemCode.TEXT_AT_LEAST: "at least {limit} character{s}",
+    ProblemCode.PATTERN: "{value} does not match the pattern {pattern}",
+    ProblemCode.FORMAT: "{value} is not in the {format} format",
+    ProblemCode.ITEMS_AT_LEAST: "expected a list of at least {limit} item{s}",
+    ProblemCode.ITEMS_AT_MOST: "expected a list of at most {limit} item{s}",
+    ProblemCode.ITEMS_REPEAT: "expected a list whose items all differ",
+    ProblemCode.SCHEMA_SAYS: "{message} (the schema's {keyword})",
     ProblemCode.LOG_GONE: "its log is gone; it held {count} entries",
     ProblemCode.LOG_SHORTER: "its log ends at entry {end}, it reached {reached}",
     ProblemCode.ENTRY_CHANGED: "its entry {seq} is not the one the checkpoint saw",
 }
-"""What each kind of problem reads as; `{detail}` is filled from the problem's details, and `{hint}` is a "did you
-mean" drawn from the name or value given and the `known` ones (a test keeps every code here)."""
+"""What each kind of problem reads as; `{detail}` is filled from the problem's details, `{hint}` is a "did you mean"
+drawn from the name or value given and the `known` ones, and `{s}` is a plural's ending for its `limit` (a test keeps
+every code here)."""
 
 HINT_SOURCES = ("name", "value")
 """The details a `{hint}` is drawn from, beside `known`."""
@@ -93,6 +113,8 @@ def problem_message(problem: Problem) -> str:
     shown = {name: _detail(name, value) for name, value in problem.details.items()}
     if "hint" in template_fields(template):
         shown["hint"] = _hint(problem)
+    if "s" in template_fields(template):
+        shown["s"] = "" if problem.details.get("limit") == 1 else "s"
     return template.format_map(shown)
 
 
@@ -101,11 +123,29 @@ def template_fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
+_TYPES = {
+    "string": "text",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+}
+"""A JSON Schema type as what it holds."""
+_VALUE_CHARS = 80
+
+
 def _detail(name: str, value: object) -> str:
     if name == "of":
         return _NAMES_OF.get(str(value), str(value))
-    if name == "value":
-        return json.dumps(value, ensure_ascii=False, default=str)
+    if name in ("value", "expected"):
+        shown = json.dumps(value, ensure_ascii=False, default=str)
+        return shown if len(shown) <= _VALUE_CHARS else shown[: _VALUE_CHARS - 1] + "…"
+    if name == "types" and isinstance(value, tuple | list):
+        return " or ".join(_TYPES.get(str(name), str(name)) for name in value)
+    if name == "limit" and isinstance(value, int) and not isinstance(value, bool):
+        return whole(value)
     if name == "fields" and isinstance(value, tuple | list) and len(value) > 1:
         return ", ".join(map(str, value[:-1])) + f" and {value[-1]}"
     if isinstance(value, tuple | list):

@@ -25,10 +25,10 @@ import re
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, Protocol
 
-from planner.domain.errors import Expected, InvalidValue, PlannerError, TenantMismatch
+from planner.domain.errors import Expected, Field, InvalidValue, PlannerError, TenantMismatch
 from planner.domain.governance import DecisionRecord
 
 GENESIS = "0" * 64
@@ -38,7 +38,6 @@ KEY_PURPOSE = "decision log signatures"
 CHECKPOINT_FORMAT = "cos-decision-checkpoint/1"
 MAX_DATA_BYTES = 256 * 1024
 MAX_REFS = 100
-_LIMITS = {"actor": 200, "action": 100, "subject": 200, "verdict": 32}
 _REF = re.compile(r"[a-z][a-z_]{0,31}:[A-Za-z0-9_.@:#-]{1,160}")
 """A reference held in the data: `task:12`, `fact:renewal:acme`, `account:acme-corp`… (not a URL)."""
 _ID_KEYS = {
@@ -69,12 +68,32 @@ class NoDecisionKeys(PlannerError, LookupError):
         super().__init__(f"the decision log{of} is signed, and this process has no key to sign with")
 
 
-class CheckpointUnreadable(PlannerError, ValueError):
-    """A checkpoint text that cannot be trusted; `reason` says why."""
+class CheckpointFlaw(Enum):
+    """Why a checkpoint cannot be trusted: a code, and the names of the details it carries. The bot words each one
+    (bot/text/decisions.py)."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"decision log checkpoint cannot be trusted: {reason}")
+    def __init__(self, code: str, *details: str) -> None:
+        self.code = code
+        self.details = details
+
+    NOT_A_CHECKPOINT = ("not_a_checkpoint",)
+    OTHER_FORMAT = ("other_format", "format")
+    """Its `format` is not the one this version writes."""
+    KEY_NOT_CONFIGURED = ("key_not_configured", "key")
+    SIGNATURE_FAILS = ("signature_fails",)
+    """Its signature does not match its content: it was edited."""
+    UNREADABLE_BODY = ("unreadable_body",)
+    """It is signed, yet not a checkpoint this version reads."""
+
+
+class CheckpointUnreadable(PlannerError, ValueError):
+    """A checkpoint text that cannot be trusted: `why`, with the `details` it names."""
+
+    def __init__(self, why: CheckpointFlaw, /, **details: object) -> None:
+        self.why = why
+        self.details = details
+        shown = "".join(f" {name}={detail!r}" for name, detail in details.items())
+        super().__init__(f"decision log checkpoint cannot be trusted: {why.code}{shown}")
 
 
 class KeySource(Protocol):
@@ -94,7 +113,7 @@ class DecisionKeys:
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys:
-            raise InvalidValue("decision log keys", "none", Expected.SOME_KEY)
+            raise InvalidValue(Field.DECISION_KEYS, "none", Expected.SOME_KEY)
         self._keys = {key_id(key): key for key in keys}
         self.signing_id = key_id(keys[0])
 
@@ -205,9 +224,9 @@ def plain_data(data: Mapping[str, Any]) -> dict[str, Any]:
     try:
         text = canonical_json(dict(data))
     except (TypeError, ValueError):
-        raise InvalidValue("decision data", data, Expected.JSON_OBJECT) from None
+        raise InvalidValue(Field.DECISION_DATA, data, Expected.JSON_OBJECT) from None
     if len(text.encode("utf-8")) > MAX_DATA_BYTES:
-        raise InvalidValue("decision data", f"{text[:40]}…", Expected.JSON_AT_MOST_BYTES, limit=MAX_DATA_BYTES)
+        raise InvalidValue(Field.DECISION_DATA, f"{text[:40]}…", Expected.JSON_AT_MOST_BYTES, limit=MAX_DATA_BYTES)
     plain: dict[str, Any] = json.loads(text)
     return plain
 
@@ -270,13 +289,17 @@ def check_record(record: DecisionRecord, tenant_id: str, now: datetime) -> Check
     """
     if record.tenant_id != tenant_id:
         raise TenantMismatch(tenant_id, record.tenant_id)
-    for name, limit in _LIMITS.items():
-        value = getattr(record, name)
+    for field, value, limit in (
+        (Field.DECISION_ACTOR, record.actor, 200),
+        (Field.DECISION_ACTION, record.action, 100),
+        (Field.DECISION_SUBJECT, record.subject, 200),
+        (Field.DECISION_VERDICT, record.verdict, 32),
+    ):
         if not value or not value.strip() or len(value) > limit:
-            raise InvalidValue(name, value, Expected.TEXT_AT_MOST, limit=limit)
+            raise InvalidValue(field, value, Expected.TEXT_AT_MOST, limit=limit)
     at = record.at or now
     if at.tzinfo is None:
-        raise InvalidValue("at", at, Expected.TIME_WITH_ZONE)
+        raise InvalidValue(Field.DECISION_TIME, at, Expected.TIME_WITH_ZONE)
     return CheckedRecord(
         record=record,
         at=at.astimezone(UTC),
@@ -348,18 +371,68 @@ class BreakKind(StrEnum):
     """An entry names a key that is not configured, so it cannot be checked: a key dropped too soon, or a forgery."""
 
 
-@dataclass(frozen=True, kw_only=True)
+class BreakCode(Enum):
+    """What exactly is wrong at a chain's break: a code, and the names of the details it carries (entries by their
+    seq; `checkpoint_at`, when the checkpoint that saw otherwise was written). The bot words each one
+    (bot/text/decisions.py); a test keeps every code worded with exactly its details."""
+
+    def __init__(self, code: str, *details: str) -> None:
+        self.code = code
+        self.details = details
+
+    # reordered
+    OUT_OF_PLACE = ("out_of_place", "entry", "follows", "expected")
+    """Entry `entry` sits next, yet follows the entry now numbered `follows`, not `expected`."""
+    MOVED = ("moved", "logged_as")
+    """The entry was logged as entry `logged_as`."""
+    FOLLOWS_ANOTHER = ("follows_another", "follows", "expected")
+    """The entry follows the entry now numbered `follows`, not `expected`."""
+    # deleted or inserted
+    MISSING = ("missing", "first", "last")
+    MISSING_FROM_END = ("missing_from_end", "first", "last")
+    HEAD_MISSING = ("head_missing",)
+    """The log's record of its last entry is gone."""
+    ADDED_AFTER_HEAD = ("added_after_head", "head")
+    """The log's record of its last entry says `head`; later ones were added."""
+    LOG_GONE = ("log_gone", "last", "checkpoint_at")
+    """Entries 1 to `last` are gone, which the checkpoint saw."""
+    HEAD_MOVED_BACK = ("head_moved_back", "first", "last", "head", "checkpoint_at")
+    """Entries `first` to `last` are gone from the end, and the log's head moved back to `head`."""
+    # edited
+    DATA_CHANGED = ("data_changed",)
+    UNSIGNED_AFTER_SIGNED = ("unsigned_after_signed",)
+    NOT_ITS_HASH = ("not_its_hash",)
+    NOT_ITS_SIGNATURE = ("not_its_signature",)
+    NOT_THE_START = ("not_the_start",)
+    REWRITTEN_BEFORE = ("rewritten_before", "next")
+    """The entry changed after entry `next` recorded its hash."""
+    HEAD_HASH_CHANGED = ("head_hash_changed",)
+    NOT_AS_CHECKPOINTED = ("not_as_checkpointed", "checkpoint_at")
+    # unknown key
+    KEY_NOT_CONFIGURED = ("key_not_configured", "key")
+
+
+@dataclass(frozen=True, init=False)
 class ChainBreak:
-    """The first broken link of a tenant's chain."""
+    """The first broken link of a tenant's chain: at entry `seq` (the first missing one, for deletions), of a `kind`,
+    `why` exactly with the `details` its code lists."""
 
     tenant_id: str
     seq: int
-    """The entry where it breaks (the first missing one, for deletions)."""
     kind: BreakKind
-    detail: str
+    why: BreakCode
+    details: Mapping[str, object]
+
+    def __init__(self, tenant_id: str, seq: int, kind: BreakKind, why: BreakCode, /, **details: object) -> None:
+        object.__setattr__(self, "tenant_id", tenant_id)
+        object.__setattr__(self, "seq", seq)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "why", why)
+        object.__setattr__(self, "details", details)
 
     def __str__(self) -> str:
-        return f"tenant {self.tenant_id}: entry {self.seq} {self.kind.value}: {self.detail}"
+        shown = "".join(f" {name}={detail!r}" for name, detail in self.details.items())
+        return f"tenant {self.tenant_id}: entry {self.seq} {self.kind.value}: {self.why.code}{shown}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -423,10 +496,6 @@ class ChainLinks:
         return count
 
 
-def _range(first: int, last: int) -> str:
-    return f"entry {first} is" if first == last else f"entries {first} to {last} are"
-
-
 def _matches(expected: str | None, found: str) -> bool:
     return expected is not None and hmac.compare_digest(expected, found)
 
@@ -447,8 +516,8 @@ async def verify_chain(
     count, legacy, prev_seq, prev_hash = 0, 0, 0, GENESIS
     seen_hash: str | None = None
 
-    def report(seq: int, kind: BreakKind, detail: str) -> ChainReport:
-        chain_break = ChainBreak(tenant_id=tenant_id, seq=seq, kind=kind, detail=detail)
+    def report(seq: int, kind: BreakKind, why: BreakCode, **details: object) -> ChainReport:
+        chain_break = ChainBreak(tenant_id, seq, kind, why, **details)
         return ChainReport(
             tenant_id=tenant_id,
             entries=count,
@@ -466,24 +535,18 @@ async def verify_chain(
                 return report(
                     prev_seq + 1,
                     BreakKind.REORDERED,
-                    f"entry {entry.seq} follows the entry now numbered {moved}, not entry {prev_seq}",
+                    BreakCode.OUT_OF_PLACE,
+                    entry=entry.seq,
+                    follows=moved,
+                    expected=prev_seq,
                 )
-            return report(prev_seq + 1, BreakKind.DELETED, f"{_range(prev_seq + 1, entry.seq - 1)} missing")
+            return report(prev_seq + 1, BreakKind.DELETED, BreakCode.MISSING, first=prev_seq + 1, last=entry.seq - 1)
         if data_hash(entry.data) != entry.data_hash:
-            return report(entry.seq, BreakKind.EDITED, "its data is not the data it was logged with")
+            return report(entry.seq, BreakKind.EDITED, BreakCode.DATA_CHANGED)
         if entry.key_id is None and count > legacy:
-            return report(
-                entry.seq,
-                BreakKind.EDITED,
-                "it is not signed, yet it follows signed entries: it was rewritten by someone without the key",
-            )
+            return report(entry.seq, BreakKind.EDITED, BreakCode.UNSIGNED_AFTER_SIGNED)
         if entry.key_id is not None and (keys is None or not keys.knows(entry.key_id)):
-            return report(
-                entry.seq,
-                BreakKind.UNKNOWN_KEY,
-                f"it names key {entry.key_id}, which is not configured, so it cannot be checked: list the key that "
-                "signed it in COS_SECRET_KEYS (after a rotation, old keys stay listed for what they signed)",
-            )
+            return report(entry.seq, BreakKind.UNKNOWN_KEY, BreakCode.KEY_NOT_CONFIGURED, key=entry.key_id)
         if not _matches(entry_hash(entry, keys), entry.hash):
             found_links = await links()
             logged_after = found_links.logged_position(entry.prev_hash)
@@ -492,29 +555,20 @@ async def verify_chain(
                 and logged_after + 1 != entry.seq
                 and _matches(entry_hash(replace(entry, seq=logged_after + 1), keys), entry.hash)
             ):
-                return report(
-                    entry.seq, BreakKind.REORDERED, f"it was logged as entry {logged_after + 1}, and has been moved"
-                )
-            proof = "hash" if entry.key_id is None else "signature"
-            return report(
-                entry.seq, BreakKind.EDITED, f"its content (who, what, why, when…) no longer matches its {proof}"
-            )
+                return report(entry.seq, BreakKind.REORDERED, BreakCode.MOVED, logged_as=logged_after + 1)
+            if entry.key_id is None:
+                return report(entry.seq, BreakKind.EDITED, BreakCode.NOT_ITS_HASH)
+            return report(entry.seq, BreakKind.EDITED, BreakCode.NOT_ITS_SIGNATURE)
         if entry.prev_hash != prev_hash:
             found_links = await links()
             moved = found_links.seq_of(entry.prev_hash)
             if moved is not None and moved != prev_seq:
                 return report(
-                    entry.seq,
-                    BreakKind.REORDERED,
-                    f"it follows the entry now numbered {moved} in the chain, not entry {prev_seq}",
+                    entry.seq, BreakKind.REORDERED, BreakCode.FOLLOWS_ANOTHER, follows=moved, expected=prev_seq
                 )
             if prev_seq == 0:
-                return report(entry.seq, BreakKind.EDITED, "it does not start the chain: earlier entries were removed")
-            return report(
-                prev_seq,
-                BreakKind.EDITED,
-                f"it was rewritten after entry {entry.seq} recorded its hash",
-            )
+                return report(entry.seq, BreakKind.EDITED, BreakCode.NOT_THE_START)
+            return report(prev_seq, BreakKind.EDITED, BreakCode.REWRITTEN_BEFORE, next=entry.seq)
         count, prev_seq, prev_hash = count + 1, entry.seq, entry.hash
         legacy += entry.key_id is None
         if seen is not None and entry.seq == seen.seq:
@@ -524,34 +578,29 @@ async def verify_chain(
     head_seq, head_hash = recorded if recorded is not None else (0, GENESIS)
     if recorded is None:
         if count:
-            return report(prev_seq + 1, BreakKind.DELETED, "the log's record of its last entry is missing")
+            return report(prev_seq + 1, BreakKind.DELETED, BreakCode.HEAD_MISSING)
     elif head_seq > prev_seq:
-        return report(prev_seq + 1, BreakKind.DELETED, f"{_range(prev_seq + 1, head_seq)} missing from the end")
+        return report(prev_seq + 1, BreakKind.DELETED, BreakCode.MISSING_FROM_END, first=prev_seq + 1, last=head_seq)
     elif head_seq < prev_seq:
-        return report(head_seq + 1, BreakKind.INSERTED, f"the log ends at entry {head_seq}; later ones were added")
+        return report(head_seq + 1, BreakKind.INSERTED, BreakCode.ADDED_AFTER_HEAD, head=head_seq)
     elif head_hash != prev_hash:
-        return report(prev_seq, BreakKind.EDITED, "it was rewritten after the log recorded its hash")
+        return report(prev_seq, BreakKind.EDITED, BreakCode.HEAD_HASH_CHANGED)
     if seen is not None and checkpoint is not None:
-        when = f"the checkpoint of {_iso(checkpoint.written_at)}"
+        at = checkpoint.written_at
         if prev_seq == 0:
-            return report(
-                1,
-                BreakKind.DELETED,
-                f"{_range(1, seen.seq)} missing: the tenant's whole log is gone, and {when} saw {seen.seq}",
-            )
+            return report(1, BreakKind.DELETED, BreakCode.LOG_GONE, last=seen.seq, checkpoint_at=at)
         if prev_seq < seen.seq:
             return report(
                 prev_seq + 1,
                 BreakKind.DELETED,
-                f"{_range(prev_seq + 1, seen.seq)} missing from the end, and the log's head was moved back to entry "
-                f"{prev_seq}: {when} saw {seen.seq} entries",
+                BreakCode.HEAD_MOVED_BACK,
+                first=prev_seq + 1,
+                last=seen.seq,
+                head=prev_seq,
+                checkpoint_at=at,
             )
         if seen_hash != seen.hash:
-            return report(
-                seen.seq,
-                BreakKind.EDITED,
-                f"it is not the entry {when} saw: it, or entries before it, were rewritten and re-hashed",
-            )
+            return report(seen.seq, BreakKind.EDITED, BreakCode.NOT_AS_CHECKPOINTED, checkpoint_at=at)
     return ChainReport(
         tenant_id=tenant_id,
         entries=count,
@@ -611,14 +660,14 @@ class Checkpoint:
             signature = body.pop("signature")
             format_, signed_by = body["format"], body["key_id"]
         except (ValueError, TypeError, KeyError, AttributeError):
-            raise CheckpointUnreadable("it is not a decision log checkpoint") from None
+            raise CheckpointUnreadable(CheckpointFlaw.NOT_A_CHECKPOINT) from None
         if format_ != CHECKPOINT_FORMAT:
-            raise CheckpointUnreadable(f"its format is {format_!r}, not {CHECKPOINT_FORMAT}")
+            raise CheckpointUnreadable(CheckpointFlaw.OTHER_FORMAT, format=format_)
         if keys is None or not isinstance(signed_by, str) or not keys.knows(signed_by):
-            raise CheckpointUnreadable(f"it was signed with key {signed_by}, which is not configured")
+            raise CheckpointUnreadable(CheckpointFlaw.KEY_NOT_CONFIGURED, key=signed_by)
         expected = keys.sign(_checkpoint_message(body), signed_by)
         if not isinstance(signature, str) or not _matches(expected, signature):
-            raise CheckpointUnreadable("its signature does not match its content: it was edited")
+            raise CheckpointUnreadable(CheckpointFlaw.SIGNATURE_FAILS)
         try:
             heads = {
                 str(tenant): CheckpointHead(
@@ -631,7 +680,7 @@ class Checkpoint:
             }
             return cls(written_at=datetime.fromisoformat(body["written_at"]), heads=heads)
         except (ValueError, TypeError, KeyError, AttributeError):
-            raise CheckpointUnreadable("it is signed, yet not a checkpoint this version reads") from None
+            raise CheckpointUnreadable(CheckpointFlaw.UNREADABLE_BODY) from None
 
 
 def _checkpoint_message(body: Mapping[str, Any]) -> str:

@@ -120,6 +120,16 @@ class DelegationGaveUp(PlannerError):
         super().__init__(f"delegation D{delegation_id} gave up after {attempts} attempts: {reason}")
 
 
+class TaskDoneFirst(PlannerError):
+    """The delegation's task was done before it ran, so what it would do is no longer wanted. Not raised: it is why
+    its record says it was cancelled."""
+
+    def __init__(self, delegation_id: int, task_id: int) -> None:
+        self.delegation_id = delegation_id
+        self.task_id = task_id
+        super().__init__(f"task T{task_id} was done before delegation D{delegation_id} ran")
+
+
 class DelegationNotRetryable(PlannerError, ValueError):
     """A person asked to retry or cancel a delegation in a state that does not allow it."""
 

@@ -170,6 +170,11 @@ class Field(Enum):
     CONVERSATION_KIND = ("conversation_kind",)
     ROLE = ("role",)
     EXPIRY = ("expiry",)
+    # approval requests
+    APPROVER = ("approver",)
+    REQUESTER = ("requester",)
+    RESUME = ("resume",)
+    ACTION_ATTRIBUTES = ("action_attributes",)
     # plans, tasks and metrics
     PLAN = ("plan",)
     PLANS = ("plans",)
@@ -209,6 +214,7 @@ class Field(Enum):
     # agents, delegations and feeds
     ADAPTER = ("adapter",)
     ADAPTER_NAME = ("adapter_name",)
+    ADAPTER_CONFIG = ("adapter_config",)
     CAPABILITY = ("capability",)
     INPUT = ("input",)
     TIMEOUT = ("timeout",)
@@ -225,21 +231,26 @@ class Field(Enum):
     SOURCE_NAME = ("source_name",)
     # the decision log
     FORMAT = ("format",)
+    DECISION_KEYS = ("decision_keys",)
+    DECISION_DATA = ("decision_data",)
+    DECISION_ACTOR = ("decision_actor",)
+    DECISION_ACTION = ("decision_action",)
+    DECISION_SUBJECT = ("decision_subject",)
+    DECISION_VERDICT = ("decision_verdict",)
+    DECISION_TIME = ("decision_time",)
 
 
 class InvalidValue(PlannerError, ValueError):
     """A field has a value the planner cannot accept: the `field`, the `value`, the form it `expected` and the
-    `details` both name (bounds, choices, dates; whose field it is). `field` is plain text only where
-    planner/domain/decisions.py and planner/services/approvals.py raise, until they name a Field too."""
+    `details` both name (bounds, choices, dates; whose field it is)."""
 
-    def __init__(self, field: Field | str, value: object, expected: Expected, /, **details: object) -> None:
+    def __init__(self, field: Field, value: object, expected: Expected, /, **details: object) -> None:
         self.field = field
         self.value = value
         self.expected = expected
         self.details = details
-        name = field.code if isinstance(field, Field) else field
         shown = "".join(f" {name}={detail!r}" for name, detail in details.items())
-        super().__init__(f"{name}: {value!r} is not valid; expected {expected.code}{shown}")
+        super().__init__(f"{field.code}: {value!r} is not valid; expected {expected.code}{shown}")
 
 
 class TenantMismatch(PlannerError, PermissionError):

@@ -94,10 +94,36 @@ class DestructiveTool:
     capability: str
 
 
-PolicyReason = str | GateCategory | DestructiveTool
-"""Why a rule matched: the admin's description of their rule (their own words, shown as they are); or, for what
-needs a person whatever the rules say, the approval gate an action falls under (`GateCategory`) or the destructive
-tool it calls, which the bot words (bot/text/gates.py)."""
+@dataclass(frozen=True, kw_only=True)
+class OverLimit:
+    """A limit of an allow rule an action went over: the attribute at `path` is `actual`, and the rule allows only
+    what compares to `limit` by `operator` (`le`, `lt`, `eq`, `in`…, as the rule document writes it)."""
+
+    path: str
+    actual: Any
+    operator: str
+    limit: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverLimits:
+    """Why an allow rule did not let an action go: the admin's `description` of the rule (their own words), and the
+    limits the action went over, which the bot words."""
+
+    description: str
+    over: tuple[OverLimit, ...]
+
+    def __str__(self) -> str:
+        """For logs: the description, and each limit as data (`discount=20 le 15`)."""
+        shown = ", ".join(f"{o.path}={o.actual!r} {o.operator} {o.limit!r}" for o in self.over)
+        return f"{self.description} [{shown}]"
+
+
+PolicyReason = str | GateCategory | DestructiveTool | OverLimits
+"""Why a rule matched: the admin's description of their rule (their own words, shown as they are), with the limits
+an action went over when it is an allow rule's (`OverLimits`); or, for what needs a person whatever the rules say, the
+approval gate an action falls under (`GateCategory`) or the destructive tool it calls. The bot words them
+(bot/text/gates.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,23 +143,54 @@ def gate_match(category: GateCategory) -> RuleMatch:
 
 def policy_reason_json(reason: PolicyReason) -> str | dict[str, Any]:
     """A reason as JSON data (an approval request keeps the reasons it was asked for): a gate as `{"gate": <category>}`,
-    a destructive tool as `{"destructive": {"agent": …, "capability": …}}`, a description as its text."""
+    a destructive tool as `{"destructive": {"agent": …, "capability": …}}`, limits gone over as `{"over_limits":
+    {"description": …, "over": [{"path": …, "actual": …, "operator": …, "limit": …}]}}`, a description as its text."""
     if isinstance(reason, GateCategory):
         return {"gate": reason.value}
     if isinstance(reason, DestructiveTool):
         return {"destructive": {"agent": reason.agent, "capability": reason.capability}}
+    if isinstance(reason, OverLimits):
+        over = [
+            {"path": o.path, "actual": _plain(o.actual), "operator": o.operator, "limit": _plain(o.limit)}
+            for o in reason.over
+        ]
+        return {"over_limits": {"description": reason.description, "over": over}}
     return reason
+
+
+def _plain(value: Any) -> Any:
+    """A compared value as JSON keeps it: text, a number, true/false, null or a list of them; anything else as text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return str(value)
 
 
 def policy_reason_of_json(stored: object) -> PolicyReason:
     """The reason `policy_reason_json` wrote; text as it was (requests asked before reasons were data hold words)."""
     if not isinstance(stored, Mapping):
         return stored if isinstance(stored, str) else ""
-    gate, tool = stored.get("gate"), stored.get("destructive")
+    gate, tool, limits = stored.get("gate"), stored.get("destructive"), stored.get("over_limits")
     if gate in _GATES:
         return GateCategory(gate)
     if isinstance(tool, Mapping) and isinstance(tool.get("agent"), str) and isinstance(tool.get("capability"), str):
         return DestructiveTool(agent=tool["agent"], capability=tool["capability"])
+    if isinstance(limits, Mapping) and isinstance(limits.get("description"), str):
+        over = limits.get("over")
+        return OverLimits(
+            description=limits["description"],
+            over=tuple(
+                OverLimit(
+                    path=str(o.get("path")),
+                    actual=o.get("actual"),
+                    operator=str(o.get("operator")),
+                    limit=o.get("limit"),
+                )
+                for o in (over if isinstance(over, list) else [])
+                if isinstance(o, Mapping)
+            ),
+        )
     return ""
 
 

@@ -202,12 +202,17 @@ class DelegationRecord:
         return self.succeeded / finished if finished else None
 
 
+NO_AGENT = ""
+"""Where approval outcomes of requests no agent made (people's, the bot's own) are filed, beside each agent's."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Precision:
     attainment: tuple[Attainment, ...]
     delegations: dict[str, DelegationRecord]
     """Per agent."""
     by_agent: dict[str, Outcomes]
+    """Per agent; what people and the bot asked for themselves is under `NO_AGENT`."""
     by_policy: dict[str, Outcomes]
     """Per policy rule id; requests no rule flagged are filed under `gate:<category>`."""
 
@@ -374,7 +379,7 @@ def precision(facts: MeasurementFacts, as_of: date) -> Precision:
         outcome = _outcome(approval)
         if outcome is None:
             continue
-        agent = approval.agent or "people and the bot"
+        agent = approval.agent or NO_AGENT
         by_agent[agent] = by_agent.get(agent, Outcomes()) + outcome
         for policy in approval.rules or tuple(f"gate:{c}" for c in approval.categories) or ("gate:flagged",):
             by_policy[policy] = by_policy.get(policy, Outcomes()) + outcome

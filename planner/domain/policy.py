@@ -54,7 +54,6 @@ whatever the rules or the input say.
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import re
@@ -71,6 +70,8 @@ from planner.domain.governance import (
     Action,
     ActionKind,
     GateCategory,
+    OverLimit,
+    OverLimits,
     PolicyDecision,
     RuleMatch,
     Verdict,
@@ -82,7 +83,6 @@ MAX_RULES = 10_000
 MAX_DESCRIPTION = 500
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "contains")
-_SYMBOLS = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "in": "in", "contains": "contains"}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)")
@@ -216,10 +216,6 @@ class Comparison:
         actual = _lookup(attributes, self.parts)
         return actual is not _MISSING and self._check(actual)
 
-    def describe(self) -> str:
-        shown = json.dumps(self.value, ensure_ascii=False) if not isinstance(self.value, str) else self.value
-        return f"{self.path} {_SYMBOLS[self.op]} {shown}"
-
 
 @dataclass(frozen=True, kw_only=True)
 class FactCondition:
@@ -236,14 +232,6 @@ class FactCondition:
             and (self.within is None or fact.observed_at >= at - self.within)
             and all(c.holds(fact.attributes) for c in self.match)
         )
-
-    def describe(self) -> str:
-        text = ("no " if self.absent else "") + self.type.value
-        if self.within is not None:
-            text += f" within {_duration_text(self.within)}"
-        if self.match:
-            text += " where " + ", ".join(c.describe() for c in self.match)
-        return text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,7 +269,7 @@ class Rule:
             when["facts"] = [
                 {
                     "type": c.type.value,
-                    **({"within": _duration_text(c.within)} if c.within is not None else {}),
+                    **({"within": duration_text(c.within)} if c.within is not None else {}),
                     **({"match": _comparisons_json(c.match)} if c.match else {}),
                     **({"absent": True} if c.absent else {}),
                 }
@@ -295,25 +283,6 @@ class Rule:
             document["gates"] = [g.value for g in self.gates]
         return document
 
-    def describe(self) -> str:
-        """One line for people: what it applies to, when, and what it answers."""
-        scope = [
-            "agents " + (", ".join(self.agents) if self.agents else "all"),
-            "kinds " + (", ".join(k.value for k in self.kinds) if self.kinds else "all"),
-        ]
-        if self.actions:
-            scope.append("actions " + ", ".join(self.actions))
-        conditions = [c.describe() for c in self.when] + [c.describe() for c in self.facts]
-        if conditions:
-            scope.append("when " + " and ".join(conditions))
-        if self.effect is Effect.ALLOW:
-            outcome = f"go within {', '.join(c.describe() for c in self.limits)}, else {self.verdict.value}"
-        else:
-            outcome = self.verdict.value
-        if self.gates:
-            outcome += " (gates " + ", ".join(g.value for g in self.gates) + ")"
-        return f"{self.id} ({self.effect.value}: {outcome}; {'; '.join(scope)}): {self.description}"
-
 
 def _comparisons_json(comparisons: Sequence[Comparison]) -> dict[str, dict[str, Any]]:
     grouped: dict[str, dict[str, Any]] = {}
@@ -322,7 +291,8 @@ def _comparisons_json(comparisons: Sequence[Comparison]) -> dict[str, dict[str, 
     return grouped
 
 
-def _duration_text(duration: timedelta) -> str:
+def duration_text(duration: timedelta) -> str:
+    """A duration as a rule document writes it: `30m`, `48h`, `2d`, `1w`."""
     minutes = duration / timedelta(minutes=1)
     for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
         if minutes >= size and minutes % size == 0:
@@ -339,10 +309,6 @@ def parse_duration(text: str) -> timedelta | None:
 
 
 # ---- checking a document -------------------------------------------------------------------------------------------
-
-
-def _shown(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 class _Checker:
@@ -726,9 +692,9 @@ def _matches(
     over = [c for c in applicable if not c.holds(action.attributes)]
     if not over:
         return RuleMatch(rule_id=rule.id, verdict=Verdict.GO, reason=rule.description), used
-    detail = "; ".join(
-        f"{c.path} is {_shown(c.actual(action.attributes))}, the limit is "
-        f"{_SYMBOLS[c.op]} {_shown(c.value) if not isinstance(c.value, str) else c.value}"
-        for c in over
+    limits = tuple(
+        OverLimit(path=c.path, actual=c.actual(action.attributes), operator=c.op, limit=c.value) for c in over
     )
-    return RuleMatch(rule_id=rule.id, verdict=rule.verdict, reason=f"{rule.description} ({detail})"), used
+    return RuleMatch(
+        rule_id=rule.id, verdict=rule.verdict, reason=OverLimits(description=rule.description, over=limits)
+    ), used

@@ -1,8 +1,8 @@
 """What is wrong with a document an admin or a connected system sent (a rule set, context facts, metric or spend
-events), or with the decision log against its checkpoint: each problem a `Problem`, its code, the path of what it is
-about (`rules[2].effect`, `events[0].at`, a tenant's id) and its details (the value given, the names known, a limit).
-The words an admin or an integrator reads are the bot's, in bot/text/problems.py; a test keeps every code worded there
-with exactly the details it lists."""
+events, a delegation's input to a tool), or with the decision log against its checkpoint: each problem a `Problem`,
+its code, the path of what it is about (`rules[2].effect`, `events[0].at`, `input.percent`, a tenant's id) and its
+details (the value given, the names known, a limit). The words an admin or an integrator reads are the bot's, in
+bot/text/problems.py; a test keeps every code worded there with exactly the details it lists."""
 
 from __future__ import annotations
 
@@ -76,6 +76,27 @@ class ProblemCode(Enum):
     LIMITS_OUT_OF_PLACE = ("limits_out_of_place", "effect")
     GATES = ("gates",)
     GATE = ("gate", "value", "known")
+    # a delegation's input against its tool's input schema (the path is the field's, `input.percent`; the schema's
+    # own problems are at `inputSchema`)
+    FIELD_NOT_TAKEN = ("field_not_taken",)
+    SCHEMA_UNREADABLE = ("schema_unreadable", "reason")
+    SCHEMA_UNUSABLE = ("schema_unusable", "reason")
+    NOT_OF_TYPE = ("not_of_type", "value", "types")
+    NOT_ONE_OF = ("not_one_of", "value", "known")
+    NOT_CONSTANT = ("not_constant", "value", "expected")
+    BELOW_MINIMUM = ("below_minimum", "value", "limit")
+    ABOVE_MAXIMUM = ("above_maximum", "value", "limit")
+    NOT_ABOVE = ("not_above", "value", "limit")
+    NOT_BELOW = ("not_below", "value", "limit")
+    NOT_A_MULTIPLE = ("not_a_multiple", "value", "limit")
+    TEXT_AT_LEAST = ("text_at_least", "limit")
+    PATTERN = ("pattern", "value", "pattern")
+    FORMAT = ("format", "value", "format")
+    ITEMS_AT_LEAST = ("items_at_least", "limit")
+    ITEMS_AT_MOST = ("items_at_most", "limit")
+    ITEMS_REPEAT = ("items_repeat",)
+    SCHEMA_SAYS = ("schema_says", "keyword", "message")
+    """A rule of the schema the bot does not word itself (`oneOf`, `not`…): the validator's own `message`."""
     # a decision log against its checkpoint (the path is the tenant's id)
     LOG_GONE = ("log_gone", "count")
     LOG_SHORTER = ("log_shorter", "end", "reached")

@@ -81,7 +81,7 @@ def _logged(reason: PolicyReason) -> str:
         return f"gate:{reason.value}"
     if isinstance(reason, DestructiveTool):
         return f"destructive tool {reason.agent} {reason.capability}"
-    return reason
+    return str(reason)
 
 
 class DelegationStopped(PlannerError):

@@ -29,7 +29,7 @@ Nothing the agent or a model says can approve: only `Approvals.decide`, for an a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -206,12 +206,25 @@ class PolicyGuard:
         await self._record(policy_record(action, decision, reason, task=call.request.task_id))
 
 
-def approval_outcome(request: ApprovalRequest) -> tuple[bool, str] | None:
-    """Whether a decided approval lets its delegation run, and why in words; None while nobody decided it."""
-    if request.status in _GRANTED:
-        return True, f"{request.ref} approved by {request.decided_by}"
+@dataclass(frozen=True, kw_only=True)
+class ApprovalOutcome:
+    """How a decided approval request settles the delegation it holds: `status` is approved (it runs), rejected or
+    expired (it does not); `approval` is the request's ref, `by` who decided it and `note` what they wrote. The bot
+    words it (bot/text/gates.py)."""
+
+    approval: str
+    status: ApprovalStatus
+    by: str | None = None
+    note: str | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.status is ApprovalStatus.APPROVED
+
+
+def approval_outcome(request: ApprovalRequest) -> ApprovalOutcome | None:
+    """Whether a decided approval lets its delegation run, and who decided it; None while nobody decided it."""
     if request.status is ApprovalStatus.PENDING:
         return None
-    by = f" by {request.decided_by}" if request.decided_by else ""
-    note = f": {request.note}" if request.note else ""
-    return False, f"{request.ref} was {request.status.value}{by}{note}"
+    status = ApprovalStatus.APPROVED if request.status in _GRANTED else request.status
+    return ApprovalOutcome(approval=request.ref, status=status, by=request.decided_by, note=request.note or None)

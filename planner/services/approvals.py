@@ -46,7 +46,7 @@ from planner.domain.approvals import (
     valid_expiry,
     valid_role,
 )
-from planner.domain.errors import Expected, InvalidValue, TenantMismatch
+from planner.domain.errors import Expected, Field, InvalidValue, TenantMismatch
 from planner.domain.governance import (
     REASON_KEY,
     Action,
@@ -70,22 +70,22 @@ Record = Callable[[DecisionRecord], Awaitable[object]]
 """Where decisions are written (the decision log's `record`)."""
 
 
-def _json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+def _json_object(field: Field, value: Mapping[str, Any] | None) -> dict[str, Any]:
     try:
         return dict(json.loads(json.dumps(dict(value or {}))))
     except (TypeError, ValueError):
-        raise InvalidValue(field_name, value, Expected.JSON_OBJECT) from None
+        raise InvalidValue(field, value, Expected.JSON_OBJECT) from None
 
 
 def _resume_payload(resume: Mapping[str, Any]) -> dict[str, Any]:
-    payload = _json_object("resume", resume)
+    payload = _json_object(Field.RESUME, resume)
     operation = payload.get("operation")
     if isinstance(operation, str) and operation and isinstance(payload.get("args", {}), dict):
         return payload
     held = payload.get("delegation", payload.get("outbox"))
     if isinstance(held, int) and not isinstance(held, bool) and len(payload) == 1:
         return payload
-    raise InvalidValue("resume", resume, Expected.RESUME)
+    raise InvalidValue(Field.RESUME, resume, Expected.RESUME)
 
 
 def _action_json(action: Action) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def _action_json(action: Action) -> dict[str, Any]:
         "name": action.name,
         "subject": action.subject,
         "accounts": list(action.accounts),
-        "attributes": _json_object("action attributes", action.attributes),
+        "attributes": _json_object(Field.ACTION_ATTRIBUTES, action.attributes),
         "categories": [GateCategory(c).value for c in action.categories],
     }
 
@@ -156,7 +156,7 @@ class Approvers:
         """Give `user_id` the approver `role`; False if they held it already."""
         role = valid_role(role)
         if not is_person(user_id):
-            raise InvalidValue("approver", user_id, Expected.PERSON_ID)
+            raise InvalidValue(Field.APPROVER, user_id, Expected.PERSON_ID)
         try:
             async with self._store.transaction() as conn:
                 await approval_store.assign_role(
@@ -276,7 +276,7 @@ class Approvals:
         if policy is not None and policy.gates:  # the gates the rules put it under: their approvers decide it too
             action = replace(action, categories=tuple(dict.fromkeys((*action.categories, *policy.gates))))
         if not requester.strip():
-            raise InvalidValue("requester", requester, Expected.REQUESTER)
+            raise InvalidValue(Field.REQUESTER, requester, Expected.REQUESTER)
         payload = _resume_payload(resume)
         action_json = _action_json(action)
         lifetime = valid_expiry(expires_in) if expires_in is not None else self.expires_in

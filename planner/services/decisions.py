@@ -30,6 +30,7 @@ from planner.domain.decisions import (
     ChainReport,
     CheckedRecord,
     Checkpoint,
+    CheckpointFlaw,
     CheckpointHead,
     CheckpointUnreadable,
     Decision,
@@ -57,10 +58,14 @@ _PAGE = 500
 
 
 class CheckpointInvalid(PlannerError, ValueError):
-    def __init__(self, path: Path, reason: str) -> None:
+    """The checkpoint file at `path` cannot be trusted: `why`, with the `details` it names."""
+
+    def __init__(self, path: Path, why: CheckpointFlaw, /, **details: object) -> None:
         self.path = path
-        self.reason = reason
-        super().__init__(f"decision log checkpoint {path} cannot be trusted: {reason}")
+        self.why = why
+        self.details = details
+        shown = "".join(f" {name}={detail!r}" for name, detail in details.items())
+        super().__init__(f"decision log checkpoint {path} cannot be trusted: {why.code}{shown}")
 
 
 class CheckpointRefused(PlannerError, RuntimeError):
@@ -268,7 +273,7 @@ def read_checkpoint(path: Path, keys: DecisionKeys | None) -> Checkpoint | None:
     try:
         return Checkpoint.from_signed_json(text, keys)
     except CheckpointUnreadable as error:
-        raise CheckpointInvalid(path, error.reason) from None
+        raise CheckpointInvalid(path, error.why, **error.details) from None
 
 
 async def checkpoint(store: Store, path: Path) -> Checkpoint:

@@ -63,6 +63,7 @@ from planner.domain.delegations import (
     Prospect,
     StoppedMidCall,
     StoredEvidence,
+    TaskDoneFirst,
     cut_output,
     gives_up,
     keeps_evidence,
@@ -306,7 +307,7 @@ class Delegations:
                     tool = callable_tool(
                         entry.name, capability, await tool_of(conn, self.tenant_id, entry.name, capability)
                     )
-                    check_input(entry.name, tool, payload)
+                    check_input(entry.name, tool, payload, self._registry.validators)
                     destructive = tool.destructive
                 if timeout_seconds is None:
                     timeout_seconds = entry.timeout_for(capability) or DEFAULT_TIMEOUT_SECONDS
@@ -417,7 +418,8 @@ class Delegations:
             # Its task was done meanwhile (by a person, or before a crash left this queued): what it would do is
             # no longer wanted.
             async with self._store.transaction() as conn:
-                cancelled = await self._cancel_in(conn, [current.id], actor="system", reason="its task is done")
+                why = self._explain(TaskDoneFirst(current.id, current.task_id))
+                cancelled = await self._cancel_in(conn, [current.id], actor="system", reason=why)
             return RunOutcome(delegation=cancelled[0] if cancelled else await self.get(current.id), ran=False)
         cleared = await self._gate.clears(AgentCall.of_delegation(current))
         if cleared and entry is not None and entry.enabled and prospect.circuit.state is CircuitState.CLOSED:
@@ -507,6 +509,7 @@ class Delegations:
         adapter = started.adapter
         if human is not None:
             human = _LeaseKept(human, functools.partial(self._keep_lease, started))
+        await self._store.people_first()  # a run in the background leaves the event loop to people's turns first
         try:
             result = await admitted.call(human=human)
         except UnknownCapability as error:
@@ -610,8 +613,9 @@ class Delegations:
             await self._record(conn, actor=actor, kind="delegation.retried", after=after, extra={"was": current.status})
         return after
 
-    async def cancel(self, delegation_id: int, *, actor: str, reason: str = "") -> Delegation:
-        """Cancel a delegation no agent is working on (queued, deferred, held or of unknown outcome).
+    async def cancel(self, delegation_id: int, *, actor: str, reason: str) -> Delegation:
+        """Cancel a delegation no agent is working on (queued, deferred, held or of unknown outcome); `reason` is what
+        its record says (the bot's words).
 
         Raises DelegationNotFound, DelegationNotRetryable (it is running or ended already).
         """
@@ -619,9 +623,7 @@ class Delegations:
             current = await self._locked(conn, delegation_id)
             if not current.cancellable:
                 raise DelegationNotRetryable(delegation_id, current.status, "cancelled")
-            cancelled = await self._cancel_in(
-                conn, [delegation_id], actor=actor, reason=reason or f"cancelled by {actor}"
-            )
+            cancelled = await self._cancel_in(conn, [delegation_id], actor=actor, reason=reason)
         return cancelled[0]
 
     async def cancel_open_of_task(self, task_id: int, *, actor: str, reason: str) -> list[Delegation]:
@@ -792,15 +794,14 @@ class Delegations:
         kept = []
         for item in evidence[:MAX_EVIDENCE_ITEMS]:
             size = len(item.content)
-            keep = keeps_evidence(size)
-            note = "" if keep else f" (not kept: {size / 1024 / 1024:.1f} MB is over the 5 MB limit)"
+            keep = keeps_evidence(size)  # one not kept says so by its size, with no content
             kept.append(
                 StoredEvidence(
                     id=0,
                     delegation_id=delegation.id,
                     kind=item.kind[:32],
                     media_type=item.media_type[:100],
-                    description=(item.description + note).strip(),
+                    description=item.description.strip(),
                     size=size,
                     # Screenshots show the vendor's pages (customers, campaigns): sealed like the adapters' secrets.
                     content=self._registry.vault.encrypt(item.content) if keep else None,

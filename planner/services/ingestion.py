@@ -269,7 +269,7 @@ class MetricFeeds:
                     value,
                     Expected.NO_LESS_THAN_RECORDED,
                     path=feed.field,
-                    recorded=f"{recorded / 100:,.2f}",
+                    recorded=recorded / 100,
                 )
             if total > recorded:
                 currency = currency_of(metric.unit) if metric.unit.strip() else None

@@ -125,7 +125,13 @@ class Measurement:
             MetricSeries(
                 metric=m,
                 plan=owners[m.plan_id],
-                readings=as_counted(m, owners[m.plan_id], readings[kpi_id_of(m)], defined.get(kpi_id_of(m))),
+                readings=as_counted(
+                    m,
+                    owners[m.plan_id],
+                    readings[kpi_id_of(m)],
+                    defined.get(kpi_id_of(m)),
+                    opened=master.window.start,
+                ),
             )
             for m in sorted(kpis, key=lambda m: (order[m.plan_id], m.id))
         ]

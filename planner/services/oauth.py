@@ -25,6 +25,9 @@ from planner.store.vault import Vault, VaultError
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
+KEPT_AFTER_EXPIRY = timedelta(minutes=1)
+"""How long an unended sign-in is kept past its expiry: its waiter reads an answer that came just in time at its next
+poll, and ends the sign-in itself."""
 _MOST_PARAMETER_CHARS = 4096
 
 
@@ -118,6 +121,15 @@ class SignIns:
                     await oauth_store.close_sign_in(conn, sign_in.id, oauth_store.EXPIRED)
                     return None
             await asyncio.sleep(poll_seconds)
+
+
+async def purge_sign_ins(store: Store, at: datetime) -> int:
+    """Delete every tenant's sign-ins that ended (answered and read, or expired) and those past their expiry whose
+    delegation no longer waits (the bot restarted meanwhile), as of `at` (the scheduler's hourly housekeeping);
+    returns how many. Nothing is lost: an ended sign-in is never read again, and a link or callback for one that is
+    gone is refused as for an expired one."""
+    async with store.transaction() as conn:
+        return await oauth_store.forget_sign_ins(conn, expired_before=at - KEPT_AFTER_EXPIRY)
 
 
 async def take_authorization_url(store: Store, vault: Vault, sign_in_id: int) -> str | None:

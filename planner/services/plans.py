@@ -6,7 +6,7 @@ event. Edits are optimistic: each row carries a version, and an update only land
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, overload
@@ -62,12 +62,15 @@ from planner.store import kpis as kpi_rows
 from planner.store import plans as plan_rows
 from planner.store import tasks as task_rows
 
+TARGETS = "targets"
+"""The key of a plan event's `before` and `after` that holds its KPIs' targets by name, when the change set some: a
+master plan's goals change as one (north star, window, constraints, targets), and are undone as one."""
 EDIT_ATTEMPTS = 20
 """How often `edit_task` reads and writes again when other writers keep changing the task in between."""
 UNDO_WINDOW = timedelta(minutes=10)
 """How long a deleted task can be brought back with `restore_task`, and an edit taken back with `undo`."""
 UNDOABLE_TASK_FIELDS = ("title", "due_on", "owner", "plan_id", "milestone")
-UNDOABLE_PLAN_FIELDS = ("title", "owner", "window", "constraints", "archived_at")
+UNDOABLE_PLAN_FIELDS = ("title", "owner", "window", "constraints", "archived_at", TARGETS)
 UNDOABLE_KINDS = ("task.updated", "task.assigned", "task.moved", "task.deleted", "plan.updated", "plan.archived")
 """The changes `undo` takes back: the fixes people make (a status change is undone by setting the status again)."""
 UNDO_KINDS = {"task": "task.undone", "plan": "plan.undone"}
@@ -107,6 +110,8 @@ def _plan_fields(picture: dict[str, object], fields: tuple[str, ...]) -> dict[st
             values[field] = tuple(str(c) for c in value) if isinstance(value, list) else ()
         elif field == "archived_at":
             values[field] = datetime.fromisoformat(str(value)) if value else None
+        elif field == TARGETS:
+            continue  # not a field of the plan's row: its metrics' targets
         else:
             values[field] = value
     return values
@@ -270,10 +275,16 @@ class Plans:
         owner: str | None = None,
         window: Window | None = None,
         constraints: Sequence[str] | None = None,
+        targets: Mapping[int, float] | None = None,
         expected_version: int | None = None,
         actor: str,
     ) -> Plan:
-        """Edit a plan. A new window must stay inside the parent's and keep children and due dates inside it."""
+        """Edit a plan. A new window must stay inside the parent's and keep children and due dates inside it.
+
+        `targets`: new targets of the plan's own KPIs, by metric id, set in the same change (one event of the plan
+        holds them before and after, so `undo` takes the whole change back). Raises PlanNotFound, StaleEdit,
+        WindowConflict, MetricNotFound (a metric of another plan) or InvalidValue (a target the KPI cannot have).
+        """
         async with self._store.transaction() as conn:
             before = await self._plan_row(conn, plan_id)
             if expected_version is not None and expected_version != before.version:
@@ -292,8 +303,70 @@ class Plans:
                 await self._check_window_change(conn, before, window)
             if not await plan_rows.update_plan(conn, after, seen_version=before.version):
                 raise StaleEdit("Plan", plan_id, before.version, None)
-            await self._record(conn, actor=actor, kind="plan.updated", subject=after, before=before)
+            if not targets:
+                await self._record(conn, actor=actor, kind="plan.updated", subject=after, before=before)
+                return after
+            was = await self._targets_of(conn, before)
+            await self._set_targets(conn, before, targets, actor=actor)
+            await self._record_pictures(
+                conn,
+                actor=actor,
+                kind="plan.updated",
+                subject=("plan", after.id),
+                before=snapshot(before) | {TARGETS: was},
+                after=snapshot(after) | {TARGETS: await self._targets_of(conn, after)},
+            )
             return after
+
+    async def _targets_of(self, conn: Connection, plan: Plan) -> dict[str, float]:
+        """The targets of a plan's own KPIs, by name."""
+        return {m.name: m.target for m in await kpi_rows.of_plan(conn, self.tenant_id, plan.id)}
+
+    async def _set_targets(self, conn: Connection, plan: Plan, targets: Mapping[int, float], *, actor: str) -> None:
+        """Set KPIs of `plan` to new targets (by metric id), each with its own event."""
+        for metric_id, target in targets.items():
+            metric = await kpi_rows.get(conn, self.tenant_id, metric_id)
+            if metric is None or metric.plan_id != plan.id:
+                raise MetricNotFound(metric_id, plan.id)
+            await self._write_target(conn, metric, target, actor=actor)
+
+    async def _write_target(self, conn: Connection, before: Metric, target: float, *, actor: str) -> Metric:
+        spec = MetricSpec(
+            name=before.name,
+            target=target,
+            unit=before.unit,
+            baseline=before.baseline,
+            direction=before.direction,
+            tolerance=before.tolerance,
+        )
+        spec.validate()
+        after = replace(before, target=target, version=before.version + 1)
+        await kpi_rows.set_target(conn, after)
+        await self._record(conn, actor=actor, kind="metric.updated", subject=after, before=before)
+        return after
+
+    async def _record_pictures(
+        self,
+        conn: Connection,
+        *,
+        actor: str,
+        kind: str,
+        subject: tuple[str, int],
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        """An event whose pictures hold more than the subject's snapshot (a plan's KPI targets, the event undone)."""
+        await event_log.record(
+            conn,
+            tenant_id=self.tenant_id,
+            at=self._now(),
+            actor=actor,
+            kind=kind,
+            subject_type=subject[0],
+            subject_id=subject[1],
+            before=before,
+            after=after,
+        )
 
     async def archive_plan(
         self, plan_id: int, *, archived: bool = True, expected_version: int | None = None, actor: str
@@ -593,8 +666,9 @@ class Plans:
         window: timedelta = UNDO_WINDOW,
     ) -> UndoneChange:
         """Take back `actor`'s last change made within `window`: an edit of a task (title, due date, owner, plan,
-        milestone), an edit or archive of a plan, or a task's deletion; with `subject` ("task" or "plan", id) the
-        last one of that object, and with `version` the one that left it at that version.
+        milestone), an edit or archive of a plan (a master plan's north star, window, constraints and KPI targets
+        changed together are one change), or a task's deletion; with `subject` ("task" or "plan", id) the last one of
+        that object, and with `version` the one that left it at that version.
 
         The undo is itself an event ("task.undone", "plan.undone") naming the event it takes back. Raises
         NothingToUndo; StaleUndo when the object changed since (by someone else, or in the fields to restore), and
@@ -602,31 +676,62 @@ class Plans:
         WindowConflict when what it was no longer fits.
         """
         since = self._now() - window
-        minutes = int(window.total_seconds() // 60)
         async with self._store.transaction() as conn:
-            mine = await event_log.of_kind_since(
-                conn,
-                self.tenant_id,
-                UNDOABLE_KINDS,
-                since,
-                subject_id=subject[1] if subject else None,
-                actor=actor,
-            )
-            undone = await self._undone_since(conn, since)
-            for event in mine:
-                if event.id in undone or (subject is not None and event.subject_type != subject[0]):
-                    continue
-                if version is not None and (event.after or {}).get("version") != version:
-                    continue
-                if event.kind == "task.deleted":
-                    if event.before is None:
-                        continue
-                    task, was = await self._restore(conn, event, actor=actor)
-                    return UndoneChange(subject=task, fields=(), deleted=True, was_id=was)
-                fields = _undoable_fields(event)
-                if fields:
-                    return await self._undo_edit(conn, event, fields, actor=actor)
-            raise NothingToUndo(None, minutes)
+            found = await self._undoable(conn, actor=actor, subject=subject, version=version, since=since)
+            if found is None:
+                raise NothingToUndo(None, int(window.total_seconds() // 60))
+            event, fields = found
+            if event.kind == "task.deleted":
+                task, was = await self._restore(conn, event, actor=actor)
+                return UndoneChange(subject=task, fields=(), deleted=True, was_id=was)
+            return await self._undo_edit(conn, event, fields, actor=actor)
+
+    async def undoable(
+        self,
+        *,
+        actor: str,
+        subject: tuple[str, int] | None = None,
+        version: int | None = None,
+        window: timedelta = UNDO_WINDOW,
+    ) -> Event | None:
+        """The change `undo` with these arguments would take back, changing nothing (None: there is none)."""
+        since = self._now() - window
+        async with self._store.read() as conn:
+            found = await self._undoable(conn, actor=actor, subject=subject, version=version, since=since)
+        return found[0] if found is not None else None
+
+    async def _undoable(
+        self,
+        conn: Connection,
+        *,
+        actor: str,
+        subject: tuple[str, int] | None,
+        version: int | None,
+        since: datetime,
+    ) -> tuple[Event, tuple[str, ...]] | None:
+        """`actor`'s last change since `since` that `undo` takes back, and the fields it would restore."""
+        mine = await event_log.of_kind_since(
+            conn,
+            self.tenant_id,
+            UNDOABLE_KINDS,
+            since,
+            subject_id=subject[1] if subject else None,
+            actor=actor,
+        )
+        undone = await self._undone_since(conn, since)
+        for event in mine:
+            if event.id in undone or (subject is not None and event.subject_type != subject[0]):
+                continue
+            if version is not None and (event.after or {}).get("version") != version:
+                continue
+            if event.kind == "task.deleted":
+                if event.before is not None:
+                    return event, ()
+                continue
+            fields = _undoable_fields(event)
+            if fields:
+                return event, fields
+        return None
 
     async def _undo_edit(self, conn: Connection, event: Event, fields: tuple[str, ...], *, actor: str) -> UndoneChange:
         assert event.before is not None
@@ -643,6 +748,8 @@ class Plans:
             if current.tier is Tier.MASTER and current.owner != actor:
                 raise UndoNeedsLeader(current.id)
         now = snapshot(current)
+        if TARGETS in fields and isinstance(current, Plan):
+            now[TARGETS] = await self._targets_of(conn, current)
         if any(now.get(field) != event.after.get(field) for field in fields):
             raise StaleUndo(event.subject_type, event.subject_id, None)
         if isinstance(current, Task):
@@ -669,18 +776,28 @@ class Plans:
             if not written:
                 raise StaleEdit("Plan", current.id, current.version, None)
             subject = restored_plan
-        await event_log.record(
+        after = snapshot(subject) | {UNDOES: event.id}
+        if TARGETS in fields and isinstance(subject, Plan):
+            await self._restore_targets(conn, subject, event.before.get(TARGETS), actor=actor)
+            after[TARGETS] = await self._targets_of(conn, subject)
+        await self._record_pictures(
             conn,
-            tenant_id=self.tenant_id,
-            at=self._now(),
             actor=actor,
             kind=UNDO_KINDS[event.subject_type],
-            subject_type=event.subject_type,
-            subject_id=event.subject_id,
+            subject=(event.subject_type, event.subject_id),
             before=now,
-            after=snapshot(subject) | {UNDOES: event.id},
+            after=after,
         )
         return UndoneChange(subject=subject, fields=fields, deleted=False, was_id=event.subject_id)
+
+    async def _restore_targets(self, conn: Connection, plan: Plan, was: object, *, actor: str) -> None:
+        """Set a plan's KPIs back to the targets (by name) an event kept of them."""
+        if not isinstance(was, dict):
+            return
+        for metric in await kpi_rows.of_plan(conn, self.tenant_id, plan.id):
+            target = was.get(metric.name)
+            if isinstance(target, int | float) and target != metric.target:
+                await self._write_target(conn, metric, float(target), actor=actor)
 
     async def edit_task(
         self,
@@ -773,19 +890,7 @@ class Plans:
             before = await kpi_rows.get(conn, self.tenant_id, metric_id)
             if before is None:
                 raise MetricNotFound(metric_id)
-            spec = MetricSpec(
-                name=before.name,
-                target=target,
-                unit=before.unit,
-                baseline=before.baseline,
-                direction=before.direction,
-                tolerance=before.tolerance,
-            )
-            spec.validate()
-            after = replace(before, target=target, version=before.version + 1)
-            await kpi_rows.set_target(conn, after)
-            await self._record(conn, actor=actor, kind="metric.updated", subject=after, before=before)
-            return after
+            return await self._write_target(conn, before, target, actor=actor)
 
     async def list_metrics(self, plan_id: int) -> list[Metric]:
         """The KPIs defined on one plan."""

@@ -50,7 +50,7 @@ from planner.governance.guard import PolicyGuard
 from planner.ports import Agent, AgentConfigInvalid, Capability, UnknownCapability
 from planner.services.breaker import Breakers
 from planner.services.decisions import DecisionLog
-from planner.services.tools import PinnedTools, hold, pinned, record_tool
+from planner.services.tools import PinnedTools, Validators, hold, pinned, record_tool
 from planner.store import Connection, Store
 from planner.store import delegations as stored_delegations
 from planner.store import events as event_log
@@ -233,6 +233,8 @@ class Registry:
         self.gate: Gate = gate or PolicyGuard(store, tenant_id, record=DecisionLog(store, tenant_id).record)
         self.breakers = breakers
         self.grace = grace
+        self.validators = Validators()
+        """The validators of the input schemas its adapters' tools pinned, built once for every call and request."""
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -286,7 +288,7 @@ class Registry:
             gate=self.gate,
             breakers=self.breakers,
             grace=self.grace,
-            tools=PinnedTools(self._store, entry) if self.tools_need_enabling(entry.kind) else None,
+            tools=PinnedTools(self._store, entry, self.validators) if self.tools_need_enabling(entry.kind) else None,
         )
 
     async def _build(self, entry: RegisteredAdapter) -> Agent:
@@ -310,7 +312,7 @@ class Registry:
     def _split(self, factory: AdapterFactory, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Validate a whole config and split it into its public part and its secrets."""
         if not isinstance(config, Mapping):
-            raise AgentConfigInvalid([f"config: expected a mapping of settings, got {type(config).__name__}"])
+            raise InvalidValue(Field.ADAPTER_CONFIG, type(config).__name__, Expected.JSON_OBJECT)
         secret_names = set(factory.secret_fields)
         secret_values = [str(v) for k, v in config.items() if (k in secret_names or _looks_secret(k)) and v]
         secret_values += [text for k, v in config.items() if k not in secret_names for text in secrets_in(v)]
@@ -329,11 +331,11 @@ class Registry:
             public[key] = shown = redacted(value)
             if shown != value:
                 secrets[key] = value  # the original, sealed; `open` puts it back over the masked copy
-        try:
-            json.dumps(public)
-            json.dumps(secrets)
-        except (TypeError, ValueError) as error:
-            raise AgentConfigInvalid([f"config: every value must be plain JSON data ({error})"]) from None
+        for key, value in {**public, **secrets}.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise InvalidValue(Field.ADAPTER_CONFIG, key, Expected.JSON_OBJECT) from None
         return public, secrets
 
     def _seal(self, secrets: Mapping[str, Any]) -> bytes | None:
@@ -367,7 +369,8 @@ class Registry:
     ) -> RegisteredAdapter:
         """Register an adapter; its config is validated by its kind and its secrets are encrypted.
 
-        Raises UnknownAdapterKind, InvalidValue (the name), AgentConfigInvalid (nothing is stored), AdapterExists.
+        Raises UnknownAdapterKind, InvalidValue (the name; a config that is not plain JSON), AgentConfigInvalid
+        (nothing is stored), AdapterExists.
         """
         factory = self._factory(kind.strip().lower())
         name = name.strip().lower()

@@ -26,6 +26,7 @@ from referencing.exceptions import Unresolvable
 
 from planner.domain.adapters import AdapterTool, RegisteredAdapter, ToolState, fingerprint
 from planner.domain.errors import PlannerError
+from planner.domain.problems import Problem, ProblemCode
 from planner.domain.snapshots import snapshot
 from planner.governance.gated_agent import DelegationStopped, StopCause
 from planner.ports import Agent, DelegationRequest
@@ -47,24 +48,28 @@ class ToolNotEnabled(PlannerError, PermissionError):
 
 class ToolHeld(ToolNotEnabled):
     """The tool's server changed its definition since an admin enabled it: held until an admin enables it again;
-    `reason` says what changed."""
+    `reason` names the fields of the definition that changed (`description, inputSchema`)."""
 
     def __init__(self, adapter: str, capability: str, reason: str | None = None) -> None:
         self.adapter = adapter
         self.capability = capability
         self.reason = reason
-        PlannerError.__init__(self, f"tool {capability!r} of adapter {adapter!r} is held: {reason or 'changed'}")
+        PlannerError.__init__(self, f"tool {capability!r} of adapter {adapter!r} is held: changed: {reason or '?'}")
 
 
 class InputInvalid(PlannerError, ValueError):
-    """A delegation's input does not fit the tool's input schema: `field` is where, `problem` what."""
+    """A delegation's input does not fit the tool's input schema (or the schema cannot be used): `problem` says
+    where (its path, the `field`) and what, as data the bot words."""
 
-    def __init__(self, adapter: str, capability: str, field: str, problem: str) -> None:
+    def __init__(self, adapter: str, capability: str, problem: Problem) -> None:
         self.adapter = adapter
         self.capability = capability
-        self.field = field
         self.problem = problem
-        super().__init__(f"input for {adapter!r} {capability!r} does not fit its schema: {field}: {problem}")
+        super().__init__(f"input for {adapter!r} {capability!r} does not fit its schema: {problem}")
+
+    @property
+    def field(self) -> str:
+        return self.problem.path
 
 
 def _validator(schema_json: str) -> Any:
@@ -76,10 +81,10 @@ def _validator(schema_json: str) -> Any:
 
 
 class Validators:
-    """The validators of the input schemas one adapter's tools pinned, each built (and its schema checked against
-    its metaschema, which costs more than the rest of a delegation's bookkeeping) once; at most `limit` kept."""
+    """The validators of the input schemas tools pinned, each built (and its schema checked against its metaschema,
+    which costs more than the rest of a delegation's bookkeeping) once; at most `limit` kept, the oldest dropped."""
 
-    def __init__(self, limit: int = 64) -> None:
+    def __init__(self, limit: int = 256) -> None:
         self._limit = limit
         self._by_schema: dict[str, Any] = {}
 
@@ -93,36 +98,83 @@ class Validators:
         return found
 
 
+SCHEMA_PATH = "inputSchema"
+"""Where a problem of the tool's schema itself (not of the input) is: the field of the tool's definition."""
+
+_BOUNDS = {
+    "minimum": ProblemCode.BELOW_MINIMUM,
+    "maximum": ProblemCode.ABOVE_MAXIMUM,
+    "exclusiveMinimum": ProblemCode.NOT_ABOVE,
+    "exclusiveMaximum": ProblemCode.NOT_BELOW,
+    "multipleOf": ProblemCode.NOT_A_MULTIPLE,
+}
+"""The schema's keywords that bound a number, by the problem of a value beyond the bound."""
+_COUNTS = {
+    "minLength": ProblemCode.TEXT_AT_LEAST,
+    "maxLength": ProblemCode.TEXT_AT_MOST,
+    "minItems": ProblemCode.ITEMS_AT_LEAST,
+    "maxItems": ProblemCode.ITEMS_AT_MOST,
+}
+"""The schema's keywords that bound a length, by the problem of a text or list of another length."""
+
+
 def input_problem(
     schema: Mapping[str, Any], value: Mapping[str, Any], validators: Validators | None = None
-) -> tuple[str, str] | None:
+) -> Problem | None:
     """The first field of `value` that `schema` (a JSON Schema) refuses, and why; None when it fits.
 
-    The field is named by its path (`input`, `input.percent`, `input.items[2]`); a missing required field by its name.
+    The field is named by its path (`input`, `input.percent`, `input.items[2]`); a missing required field by its name;
+    a schema that cannot be read or used by `inputSchema`.
     """
     try:
         validator = (validators or _validator)(json.dumps(schema, sort_keys=True))
         error = best_match(validator.iter_errors(dict(value)))
     except jsonschema.exceptions.SchemaError as broken:  # the vendor's schema, not the person's input, is wrong
-        return "the tool's input schema", f"the server's schema cannot be read ({broken.message[:_FIELD_CHARS]})"
+        return Problem(ProblemCode.SCHEMA_UNREADABLE, SCHEMA_PATH, reason=broken.message[:_FIELD_CHARS])
     except (jsonschema.exceptions.UnknownType, Unresolvable, TypeError, ValueError, LookupError) as broken:
-        return "the tool's input schema", f"the server's schema cannot be used ({str(broken)[:_FIELD_CHARS]})"
+        return Problem(ProblemCode.SCHEMA_UNUSABLE, SCHEMA_PATH, reason=str(broken)[:_FIELD_CHARS])
     if error is None:
         return None
     path = "input"
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    if error.validator == "required" and isinstance(error.validator_value, list):
-        present = set(error.instance) if isinstance(error.instance, Mapping) else set()
-        missing = [str(name) for name in error.validator_value if name not in present]
+    return _schema_problem(error, path)
+
+
+def _schema_problem(error: jsonschema.exceptions.ValidationError, path: str) -> Problem:
+    """What the schema's rule (`error.validator`, the keyword) says of the value at `path`, as data."""
+    keyword, rule, given = error.validator, error.validator_value, error.instance
+    if keyword == "required" and isinstance(rule, list):
+        present = set(given) if isinstance(given, Mapping) else set()
+        missing = [str(name) for name in rule if name not in present]
         if missing:
-            return f"{path}.{missing[0]}", "is required"
-    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            return Problem(ProblemCode.MISSING, f"{path}.{missing[0][:_FIELD_CHARS]}")
+    if keyword == "additionalProperties" and isinstance(given, Mapping):
         known = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
-        extra = [str(name) for name in error.instance if name not in known]
+        extra = [str(name) for name in given if name not in known]
+        if extra and known:
+            names = tuple(str(name) for name in known)
+            return Problem(ProblemCode.NOT_A_FIELD, f"{path}.{extra[0][:_FIELD_CHARS]}", name=extra[0], known=names)
         if extra:
-            return f"{path}.{extra[0][:_FIELD_CHARS]}", "is not a field the tool takes"
-    return path, error.message[: _FIELD_CHARS * 2]
+            return Problem(ProblemCode.FIELD_NOT_TAKEN, f"{path}.{extra[0][:_FIELD_CHARS]}")
+    if keyword == "type" and isinstance(rule, str | list):
+        types = (rule,) if isinstance(rule, str) else tuple(str(name) for name in rule)
+        return Problem(ProblemCode.NOT_OF_TYPE, path, value=given, types=types)
+    if keyword == "enum" and isinstance(rule, list):
+        return Problem(ProblemCode.NOT_ONE_OF, path, value=given, known=tuple(rule))
+    if keyword == "const":
+        return Problem(ProblemCode.NOT_CONSTANT, path, value=given, expected=rule)
+    if keyword in _BOUNDS:
+        return Problem(_BOUNDS[str(keyword)], path, value=given, limit=rule)
+    if keyword in _COUNTS:
+        return Problem(_COUNTS[str(keyword)], path, limit=rule)
+    if keyword == "pattern":
+        return Problem(ProblemCode.PATTERN, path, value=given, pattern=rule)
+    if keyword == "format":
+        return Problem(ProblemCode.FORMAT, path, value=given, format=rule)
+    if keyword == "uniqueItems":
+        return Problem(ProblemCode.ITEMS_REPEAT, path)
+    return Problem(ProblemCode.SCHEMA_SAYS, path, keyword=str(keyword), message=error.message[: _FIELD_CHARS * 2])
 
 
 def check_input(
@@ -135,7 +187,7 @@ def check_input(
         return
     problem = input_problem(schema, value, validators)
     if problem is not None:
-        raise InputInvalid(adapter, tool.capability, *problem)
+        raise InputInvalid(adapter, tool.capability, problem)
 
 
 def callable_tool(adapter: str, capability: str, tool: AdapterTool | None) -> AdapterTool:
@@ -175,10 +227,10 @@ class PinnedTools:
     """The check before a call of an adapter whose tools are enabled one by one (`planner.governance.gated_agent`'s
     `ToolCheck`): the tool is enabled, the server defines it as it was pinned, and the input fits its schema."""
 
-    def __init__(self, store: Store, adapter: RegisteredAdapter) -> None:
+    def __init__(self, store: Store, adapter: RegisteredAdapter, validators: Validators | None = None) -> None:
         self._store = store
         self._adapter = adapter
-        self._validators = Validators()
+        self._validators = validators or Validators()
 
     async def __call__(self, agent: Agent, request: DelegationRequest) -> None:
         """Raises DelegationStopped (the tool is off or held, now held, or the input does not fit), and what
@@ -219,8 +271,8 @@ async def hold(store: Store, adapter: RegisteredAdapter, tool: AdapterTool, now:
 
 
 def _what_changed(pinned: Mapping[str, Any], now: Mapping[str, Any]) -> str:
-    changed = sorted(key for key in {*pinned, *now} if pinned.get(key) != now.get(key))
-    return f"changed: {', '.join(changed)}" if changed else "changed"
+    """The fields of the definition that changed, by name (`description, inputSchema`), as `held_reason` keeps them."""
+    return ", ".join(sorted(key for key in {*pinned, *now} if pinned.get(key) != now.get(key)))
 
 
 def pinned(

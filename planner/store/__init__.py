@@ -8,6 +8,7 @@ module per aggregate, each the one writer of its tables; `planner.services` hold
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing, contextmanager, nullcontext
@@ -80,17 +81,20 @@ def shown_url(url: str) -> str:
 
 POOL_SIZE = 10
 POOL_OVERFLOW = 20
-BACKGROUND_CONNECTIONS = {"sqlite": 2, "postgresql": POOL_SIZE // 2}
-"""How many connections work in the background (delegations' runs) may hold at once, by backend: the rest of the
-pool stays free for people's turns, which would otherwise queue behind hundreds of delegations' bookkeeping (and, on
-SQLite, behind their writes at the one writer)."""
-
-_BACKGROUND: ContextVar[bool] = ContextVar("cos_store_background", default=False)
-_HOLDING: ContextVar[bool] = ContextVar("cos_store_background_holding", default=False)
 """PostgreSQL connections a process keeps open, and opens beyond them under load: each delegation takes one for its
 few statements before and after its agent call (none during it), and with 200 in flight SQLAlchemy's 5 + 10 kept
 the rest (and chat turns) queueing for one, until some gave up after the pool's 30 s. Three replicas stay under
 PostgreSQL's default of 100 connections."""
+BACKGROUND_CONNECTIONS = {"sqlite": 2, "postgresql": POOL_SIZE // 2}
+"""How many connections work in the background (delegations' runs) may hold at once, by backend: the rest of the
+pool stays free for people's turns, which would otherwise queue behind hundreds of delegations' bookkeeping (and, on
+SQLite, behind their writes at the one writer)."""
+PEOPLE_FIRST_SECONDS = 0.25
+"""How long background work about to take a connection waits for people's turns in progress to end (see
+`Store.serving_a_person`), at most: long enough for a turn, short enough that a stream of turns never stops it."""
+
+_BACKGROUND: ContextVar[bool] = ContextVar("cos_store_background", default=False)
+_HOLDING: ContextVar[bool] = ContextVar("cos_store_background_holding", default=False)
 
 
 def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine:
@@ -282,6 +286,23 @@ class Store:
         self.rule_cache = RuleCache()
         """The policy rules compiled in this process, shared by every policy engine on this store."""
         self._background_slots = asyncio.Semaphore(BACKGROUND_CONNECTIONS.get(engine.dialect.name, POOL_SIZE // 2))
+        self._people_served = 0
+        self._nobody_waiting = asyncio.Event()
+        self._nobody_waiting.set()
+
+    @contextmanager
+    def serving_a_person(self) -> Iterator[None]:
+        """Within the block a person waits for the answer (a chat turn, a card's click): background work about to
+        take a connection waits until no such block is open (at most `PEOPLE_FIRST_SECONDS`). The event loop has no
+        priorities; without this, under hundreds of delegations a turn's every statement queued behind theirs."""
+        self._people_served += 1
+        self._nobody_waiting.clear()
+        try:
+            yield
+        finally:
+            self._people_served -= 1
+            if not self._people_served:
+                self._nobody_waiting.set()
 
     @staticmethod
     @contextmanager
@@ -294,6 +315,15 @@ class Store:
         finally:
             _BACKGROUND.reset(token)
 
+    async def people_first(self) -> None:
+        """Background work waits here while a person waits for an answer (`serving_a_person`), at most
+        `PEOPLE_FIRST_SECONDS`; other work, and background work holding a connection already, goes on at once."""
+        if not self._people_served or not _BACKGROUND.get() or _HOLDING.get():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PEOPLE_FIRST_SECONDS):
+                await self._nobody_waiting.wait()
+
     @asynccontextmanager
     async def _slot(self, inner: AbstractAsyncContextManager[AsyncConnection]) -> AsyncIterator[AsyncConnection]:
         # A task holding a slot already (a read inside a transaction, a task started meanwhile) takes no second one:
@@ -302,7 +332,9 @@ class Store:
             async with inner as conn:
                 yield conn
             return
+        await self.people_first()
         async with self._background_slots:
+            await self.people_first()  # a turn that began while this waited for the slot goes first too
             token = _HOLDING.set(True)
             try:
                 async with inner as conn:

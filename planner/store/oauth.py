@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
 from planner.store import Connection
 from planner.store.schema import oauth_grants, oauth_sign_ins
@@ -102,13 +102,26 @@ async def answer_sign_in(conn: Connection, state_hash: str, answer: bytes, *, at
 
 
 async def sign_in_state(conn: Connection, sign_in_id: int) -> tuple[str, bytes | None]:
-    """(status, sealed answer) of a sign-in."""
+    """(status, sealed answer) of a sign-in; one that is no longer kept reads as expired."""
     row = (
         await conn.execute(
             select(oauth_sign_ins.c.status, oauth_sign_ins.c.answer).where(oauth_sign_ins.c.id == sign_in_id)
         )
-    ).one()
+    ).one_or_none()
+    if row is None:
+        return EXPIRED, None
     return str(row.status), row.answer
+
+
+async def forget_sign_ins(conn: Connection, *, expired_before: datetime) -> int:
+    """Delete every tenant's ended sign-ins (consumed or expired) and those that expired before `expired_before`;
+    returns how many."""
+    result = await conn.execute(
+        delete(oauth_sign_ins).where(
+            or_(oauth_sign_ins.c.status.in_((CONSUMED, EXPIRED)), oauth_sign_ins.c.expires_at < expired_before)
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 async def close_sign_in(conn: Connection, sign_in_id: int, status: str) -> None:

@@ -132,7 +132,10 @@ async def tree_facts(
     for plan_id, plan in plans_by_id.items():
         metric_facts = []
         for metric in metrics_of[plan_id]:
-            latest = latest_counted(metric, plan, readings[kpi_id_of(metric)], as_of, kpis.get(kpi_id_of(metric)))
+            kpi = kpis.get(kpi_id_of(metric))
+            home = plans_by_id.get(kpi.plan_id) if kpi is not None else None
+            opened = home.window.start if home is not None else None  # where the KPI's baseline holds
+            latest = latest_counted(metric, plan, readings[kpi_id_of(metric)], as_of, kpi, opened=opened)
             metric_facts.append(
                 MetricFacts(
                     metric=metric,

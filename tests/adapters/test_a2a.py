@@ -174,6 +174,25 @@ async def test_a_cancelled_delegation_cancels_the_agents_task() -> None:
         assert executor.executions == {"long_report": 1, "cancelled": 1}
 
 
+async def test_more_delegations_at_once_than_an_http_client_pools_by_default_all_reach_the_agent() -> None:
+    # A streamed message holds its connection until its task ends: a pool of 100 kept the 101st waiting for one.
+    calls = 150
+    async with serve() as (url, executor), agent_for(url) as agent:
+        running = [asyncio.create_task(agent.delegate(ask("held_brief"))) for _ in range(calls)]
+        try:
+            async with asyncio.timeout(WAIT):
+                await executor.held_at(calls)
+            executor.release.set()
+            async with asyncio.timeout(WAIT):
+                results = await asyncio.gather(*running)
+        finally:
+            for call in running:
+                call.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+    assert [result.output for result in results] == ["Brief, held"] * calls
+    assert executor.executions == {"held_brief": calls}
+
+
 async def test_a_delegation_out_of_time_cancels_the_agents_task(vendor: str) -> None:
     async with agent_for(vendor) as agent:
         with pytest.raises(AgentTimeout):

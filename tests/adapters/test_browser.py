@@ -31,31 +31,12 @@ from planner.ports import (
 )
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
-from tests.adapters.web_vendor import WebVendor
+from tests.adapters.web_vendor import CODE, PASSWORD, USERNAME, AnsweringPerson, WebVendor, vendor_config
 
-USERNAME = "marketing-ops@brand.example"
-PASSWORD = "correct-horse-battery-staple"
-CODE = "482913"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 """For the tests that use the shared Chromium: they run in the module's event loop, which it is bound to."""
-
-
-class AnsweringPerson(HumanChannel):
-    """A person who answers every question with the code their authenticator shows, and follows the steps."""
-
-    def __init__(self, code: str = CODE) -> None:
-        self.code = code
-        self.questions: list[str] = []
-        self.steps: list[str] = []
-
-    async def progressed(self, step: str) -> None:
-        self.steps.append(step)
-
-    async def ask(self, question: str, *, timeout_seconds: float) -> str:
-        self.questions.append(question)
-        return f" {self.code[:3]} {self.code[3:]} "
 
 
 class SilentPerson(HumanChannel):
@@ -68,60 +49,6 @@ class SilentPerson(HumanChannel):
         self.questions.append(question)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
-
-
-def vendor_config(vendor: WebVendor, **changes: Any) -> dict[str, Any]:
-    """The JSON an admin would register for the vendor."""
-    base = vendor.url
-    config: dict[str, Any] = {
-        "name": "vendor-marketing",
-        "origins": [base],
-        "timeouts": {"step_seconds": 5, "navigation_seconds": 10, "code_answer_seconds": 30},
-        "login": {
-            "signed_out_selector": "#login-form",
-            "steps": [
-                {"kind": "goto", "url": f"{base}/login"},
-                {"kind": "fill", "selector": "#username", "value": "{credentials.username}"},
-                {"kind": "fill", "selector": "#password", "value": "{credentials.password}"},
-                {"kind": "click", "selector": "#sign-in"},
-                {"kind": "expect_code", "selector": "#code", "submit": "#verify", "unless": "#dashboard"},
-                {"kind": "wait_for", "selector": "#dashboard"},
-            ],
-        },
-        "capabilities": {
-            "create_campaign_brief": {
-                "description": "Create a campaign brief in the vendor's tool",
-                "steps": [
-                    {"kind": "goto", "url": f"{base}/briefs/new?name={{name}}"},
-                    {"kind": "fill", "selector": "#audience", "value": "{audience}"},
-                    {"kind": "click", "selector": "#create"},
-                    {"kind": "wait_for", "url": "**/briefs/BR-**"},
-                    {"kind": "extract_text", "selector": "#brief-id", "field": "brief_id"},
-                    {"kind": "extract_text", "selector": "#summary", "field": "summary"},
-                    {"kind": "screenshot", "description": "the created brief"},
-                ],
-                "output": "Brief {brief_id} created: {summary}",
-            },
-            "open_reports": {
-                "steps": [
-                    {"kind": "goto", "url": f"{base}/pulls-foreign"},
-                    {"kind": "extract_text", "selector": "#ready", "field": "status"},
-                ]
-            },
-            "follow_link": {
-                "steps": [
-                    {"kind": "goto", "url": f"{base}/leave"},
-                    {"kind": "click", "selector": "#away"},
-                    {"kind": "wait_for", "selector": "#never"},
-                ]
-            },
-            "follow_redirect": {"steps": [{"kind": "goto", "url": f"{base}/redirect-away"}]},
-            "open_slow_page": {"steps": [{"kind": "goto", "url": f"{base}/slow"}]},
-        },
-        "credentials": {"username": USERNAME, "password": PASSWORD},
-    }
-    config.update(changes)
-    return config
 
 
 BRIEF = DelegationRequest(

@@ -34,7 +34,7 @@ from planner.ports import (
 )
 from planner.store.vault import Vault
 from tests.adapters.operator import LOOPBACK
-from tests.adapters.test_browser import AnsweringPerson
+from tests.adapters.web_vendor import AnsweringPerson
 from tests.fakes.identity_provider import IdentityProvider
 from tests.fakes.spa_vendor import SpaVendor
 

@@ -31,7 +31,7 @@ from planner.ports import (
     UnknownCapability,
 )
 from tests.adapters.operator import LOOPBACK
-from tests.adapters.vendor_agent import TOKEN_VARIABLE
+from tests.adapters.vendor_agent import TOKEN_VARIABLE, serve_in_process
 from tests.conftest import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -610,3 +610,54 @@ async def test_a_call_to_a_server_that_is_down_never_left_and_runs_once_when_sen
 
     assert result.status is DelegationStatus.SUCCEEDED
     assert sum("send_email" in line for line in printed) == 1
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["2026-sessionless", "2025-with-session-id"])
+async def test_after_an_http_error_on_a_call_the_next_calls_succeed_and_the_failed_one_is_not_sent_again(
+    legacy: bool,
+) -> None:
+    """The server runs the call, then answers it HTTP 500: its outcome is unknown to the bot."""
+    announced: list[str] = []
+    serving = serve_in_process(legacy=legacy, fail_once="send_email", announce=announced.append)
+    async with serving as url, agent_for(http_vendor(url)) as agent:
+        before = await agent.delegate(email())
+        with pytest.raises(AgentUnavailable) as failed:
+            await agent.delegate(send_email("spring launch"))
+        after = await agent.delegate(send_email("summer launch"))
+        again = await agent.delegate(email())
+
+    assert before.status is DelegationStatus.SUCCEEDED
+    assert not isinstance(failed.value, AgentNotReached)  # it may have run: the planner must not send it again
+    assert "answered HTTP 500 to the call to send_email" in failed.value.reason
+    assert "not retried" in failed.value.reason
+    assert (after.status, again.status) == (DelegationStatus.SUCCEEDED, DelegationStatus.SUCCEEDED)
+    assert announced == ["send_email acme: spring launch", "send_email acme: summer launch"]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["2026-sessionless", "2025-with-session-id"])
+async def test_an_http_error_on_one_call_leaves_the_calls_in_flight_beside_it_to_finish(legacy: bool) -> None:
+    released = asyncio.Event()
+    started = asyncio.Event()
+
+    def announce(line: str) -> None:
+        if line.startswith("held_report started"):
+            started.set()
+
+    serving = serve_in_process(legacy=legacy, fail_once="send_email", hold=released, announce=announce)
+    async with serving as url, agent_for(http_vendor(url)) as agent:
+        held = asyncio.create_task(agent.delegate(DelegationRequest(capability="held_report", input={"campaign": "x"})))
+        try:
+            async with asyncio.timeout(WAIT):
+                await started.wait()
+            with pytest.raises(AgentUnavailable):
+                await agent.delegate(send_email("spring launch"))
+            after = await agent.delegate(email())  # on a new session, while the held call goes on on the old one
+            released.set()
+            async with asyncio.timeout(WAIT):
+                report = await held
+        finally:
+            held.cancel()
+
+    assert after.status is DelegationStatus.SUCCEEDED
+    assert report.status is DelegationStatus.SUCCEEDED
+    assert report.data == {"campaign": "x", "summary": "x report, held"}

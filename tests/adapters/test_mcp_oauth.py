@@ -8,9 +8,11 @@ HTTP. The person: an HTTP client that opens the card's Sign in link and follows 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,12 +25,14 @@ from sqlalchemy import select
 from adapters.egress import Egress
 from adapters.mcp import MCPAdapterFactory, MCPAgent
 from bot.artifacts import ArtifactLinks
+from bot.cli import NO_GRANT
+from bot.cli import main as cos
 from bot.http.oauth_callback import CALLBACK_PATH, add_oauth_callback_route
 from bot.nudges import compose
 from bot.relay import TeamsHumanChannel
 from planner.domain.messages import MessageKind
 from planner.ports import AgentConfigInvalid, AgentNotReached, DelegationRequest, acting_for
-from planner.services.oauth import OAuthGrants, SignIns, answer_sign_in
+from planner.services.oauth import KEPT_AFTER_EXPIRY, OAuthGrants, SignIns, answer_sign_in, purge_sign_ins
 from planner.services.outbox import Outbox
 from planner.services.registry import rotate_secrets
 from planner.services.sealed import count_sealed_secrets
@@ -37,8 +41,14 @@ from planner.store import Store
 from planner.store.schema import oauth_grants, oauth_sign_ins, outbox
 from planner.store.vault import Vault
 from tests.adapters.test_mcp import free_port
-from tests.conftest import FakeClock
-from tests.fakes.oauth_server import PERSON, TOKEN_SECONDS, LoopbackAuthorization, serve_oauth_protected
+from tests.conftest import Database, FakeClock
+from tests.fakes.oauth_server import (
+    PERSON,
+    TOKEN_SECONDS,
+    LoopbackAuthorization,
+    follow_sign_in,
+    serve_oauth_protected,
+)
 
 TENANT = "contoso"
 MEMBER = "aad-member"
@@ -82,10 +92,7 @@ class Person:
             assert written is not None
             assert envelope.kind == MessageKind.SIGN_IN
             self.cards.extend(written.cards)
-            (button,) = written.cards[0]["actions"]
-            assert button["title"] == "Sign in"
-            async with httpx2.AsyncClient(follow_redirects=True, timeout=10) as browser:
-                self.pages.append(await browser.get(button["url"]))
+            self.pages.append(await follow_sign_in(written.cards[0]))
 
 
 def channel(store: Store, vault: Vault, person: Person, callback: str) -> TeamsHumanChannel:
@@ -114,6 +121,49 @@ async def whoami(agent: MCPAgent, human: TeamsHumanChannel) -> str:
     return result.output
 
 
+@dataclass
+class Vendor:
+    """The vendor's MCP server behind OAuth at `url`, the bot's callback served at `callback`, and the member who signs
+    in from the cards the bot sends them."""
+
+    store: Store
+    key: str
+    vault: Vault
+    authorization: LoopbackAuthorization
+    person: Person
+    url: str
+    callback: str
+
+    def crm(self) -> MCPAgent:
+        """The bot's adapter to the vendor, acting as each person who delegates."""
+        return crm(self.store, self.vault, self.url, self.callback)
+
+    def channel(self) -> TeamsHumanChannel:
+        """The member's 1:1 chat, where the Sign in card goes."""
+        return channel(self.store, self.vault, self.person, self.callback)
+
+    def revoke(self) -> None:
+        """The vendor revokes every grant: only a new sign-in would do."""
+        self.authorization.access.clear()
+        self.authorization.refresh.clear()
+
+    async def delegate(self) -> None:
+        """The member delegates `whoami`: the first time, the Sign in card, its link followed to the vendor and back
+        to the bot's callback, and their grant kept; the call then acts as them."""
+        async with self.crm() as agent:
+            assert await whoami(agent, self.channel()) == f"signed in as {PERSON}"
+
+
+@contextlib.asynccontextmanager
+async def vendor(store: Store) -> AsyncIterator[Vendor]:
+    """The vendor and the bot's callback, served on loopback for the block."""
+    key = Vault.generate_key()
+    vault = Vault([key])
+    authorization = LoopbackAuthorization()
+    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
+        yield Vendor(store, key, vault, authorization, Person(store), url, callback)
+
+
 async def sealed_grant(store: Store) -> bytes:
     async with store.read() as conn:
         rows = (await conn.execute(select(oauth_grants.c.sealed).where(oauth_grants.c.user_id == MEMBER))).all()
@@ -122,12 +172,9 @@ async def sealed_grant(store: Store) -> bytes:
 
 
 async def test_a_person_signs_in_from_the_card_and_the_delegation_carries_on_with_their_grant(store: Store) -> None:
-    vault = Vault([Vault.generate_key()])
-    authorization = LoopbackAuthorization()
-    person = Person(store)
-    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
-        async with crm(store, vault, url, callback) as agent:
-            assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
+    async with vendor(store) as at:
+        vault, authorization, person, callback = at.vault, at.authorization, at.person, at.callback
+        await at.delegate()
 
         (card,) = person.cards
         assert card["body"][0]["text"] == "Sign in to crm"
@@ -166,41 +213,32 @@ async def test_a_person_signs_in_from_the_card_and_the_delegation_carries_on_wit
         assert "not valid any more" in again.text
 
         # After a restart the kept grant is used: no second card.
-        async with crm(store, vault, url, callback) as agent:
-            assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
+        await at.delegate()
         assert len(person.cards) == 1
         assert authorization.grants == ["authorization_code"]
 
 
 async def test_an_expired_token_is_refreshed_and_the_new_one_kept_sealed(store: Store) -> None:
-    vault = Vault([Vault.generate_key()])
-    authorization = LoopbackAuthorization()
-    person = Person(store)
-    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
-        async with crm(store, vault, url, callback) as agent:
-            await whoami(agent, channel(store, vault, person, callback))
-            first = json.loads(vault.decrypt(await sealed_grant(store)))["tokens"]["access_token"]
+    async with vendor(store) as at:
+        async with at.crm() as agent:
+            await whoami(agent, at.channel())
+            first = json.loads(at.vault.decrypt(await sealed_grant(store)))["tokens"]["access_token"]
             with time_machine.travel(timedelta(seconds=TOKEN_SECONDS + 60), tick=True):
-                assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
-        kept = json.loads(vault.decrypt(await sealed_grant(store)))["tokens"]["access_token"]
-    assert authorization.grants == ["authorization_code", "refresh_token"]
+                assert await whoami(agent, at.channel()) == f"signed in as {PERSON}"
+        kept = json.loads(at.vault.decrypt(await sealed_grant(store)))["tokens"]["access_token"]
+    assert at.authorization.grants == ["authorization_code", "refresh_token"]
     assert kept != first
-    assert kept in authorization.access
-    assert len(person.cards) == 1  # refreshed without asking the person again
+    assert kept in at.authorization.access
+    assert len(at.person.cards) == 1  # refreshed without asking the person again
 
 
 async def test_an_expired_token_kept_before_a_restart_is_refreshed_not_sent(store: Store) -> None:
-    vault = Vault([Vault.generate_key()])
-    authorization = LoopbackAuthorization()
-    person = Person(store)
-    async with serve_oauth_protected(authorization) as url, bot_callback(store, vault) as callback:
-        async with crm(store, vault, url, callback) as agent:
-            await whoami(agent, channel(store, vault, person, callback))
+    async with vendor(store) as at:
+        await at.delegate()
         with time_machine.travel(timedelta(seconds=TOKEN_SECONDS + 60), tick=True):
-            async with crm(store, vault, url, callback) as agent:
-                assert await whoami(agent, channel(store, vault, person, callback)) == f"signed in as {PERSON}"
-    assert authorization.grants == ["authorization_code", "refresh_token"]
-    assert len(person.cards) == 1  # the restarted bot refreshed the kept token without asking the person again
+            await at.delegate()
+    assert at.authorization.grants == ["authorization_code", "refresh_token"]
+    assert len(at.person.cards) == 1  # the restarted bot refreshed the kept token without asking the person again
 
 
 async def test_a_sign_in_link_opens_the_vendors_page_once_and_only_as_signed_and_in_time(
@@ -266,6 +304,38 @@ async def test_a_sign_in_state_is_answered_once_and_not_after_it_expires(store: 
     assert await sign_ins.wait(late, poll_seconds=0.01) is None
 
 
+async def kept_sign_ins(store: Store) -> list[str]:
+    async with store.read() as conn:
+        return sorted(row.status for row in await conn.execute(select(oauth_sign_ins.c.status)))
+
+
+async def test_ended_and_expired_sign_ins_are_purged_and_an_open_one_is_kept(store: Store, clock: FakeClock) -> None:
+    vault = Vault([Vault.generate_key()])
+    sign_ins = SignIns(store, TENANT, vault)
+    five_minutes = timedelta(minutes=5)
+
+    async def opened(state: str) -> Any:
+        return await sign_ins.open(MEMBER, "crm", f"https://login.example/?state={state}", state, within=five_minutes)
+
+    read = await opened("read")
+    assert await answer_sign_in(store, vault, {"code": "c", "state": "read"})
+    assert await sign_ins.wait(read, poll_seconds=0.01) is not None
+    timed_out = await opened("timed-out")
+    abandoned = await opened("abandoned")  # its delegation stopped waiting (a restart): it stays open
+    clock.now += five_minutes
+    assert await sign_ins.wait(timed_out, poll_seconds=0.01) is None
+    fresh = await opened("fresh")
+    assert await kept_sign_ins(store) == ["consumed", "expired", "open", "open"]
+
+    assert await purge_sign_ins(store, clock.now) == 2  # the ended ones; the abandoned one expired only just
+    clock.now += KEPT_AFTER_EXPIRY + timedelta(seconds=1)
+    assert await purge_sign_ins(store, clock.now) == 1
+    assert await kept_sign_ins(store) == ["open"]
+    assert await sign_ins.wait(abandoned, poll_seconds=0.01) is None  # gone reads as expired
+    assert await answer_sign_in(store, vault, {"code": "c", "state": "fresh"})
+    assert await sign_ins.wait(fresh, poll_seconds=0.01) == {"code": "c", "state": "fresh"}
+
+
 async def test_a_call_that_acts_for_nobody_is_not_made_as_anyone(store: Store) -> None:
     agent = MCPAdapterFactory(egress=LOOPBACK, redirect_uri="http://127.0.0.1:1/api/oauth/callback").build(
         "crm", {"transport": "http", "url": "http://127.0.0.1:1/mcp", "oauth_grant": "authorization_code"}
@@ -322,25 +392,112 @@ async def test_rotating_the_secret_key_reseals_the_grants_people_gave(store: Sto
 async def test_a_person_who_does_not_sign_in_in_time_gets_the_delegation_refused_not_hung(
     store: Store, clock: FakeClock
 ) -> None:
-    vault = Vault([Vault.generate_key()])
-    authorization = LoopbackAuthorization()
 
     async def ignore_the_card() -> None:
         clock.now += timedelta(minutes=10)  # the card sits unread past its link's time
 
-    ignoring = TeamsHumanChannel(
-        Tenants(store)(TENANT),
-        MEMBER,
-        agent="crm",
-        deliver_now=ignore_the_card,
-        sign_ins=SignIns(store, TENANT, vault),
-        poll_seconds=0.01,
-    )
-    async with (
-        serve_oauth_protected(authorization) as url,
-        bot_callback(store, vault) as callback,
-        crm(store, vault, url, callback) as agent,
-    ):
+    async with vendor(store) as at, at.crm() as agent:
+        ignoring = TeamsHumanChannel(
+            Tenants(store)(TENANT),
+            MEMBER,
+            agent="crm",
+            deliver_now=ignore_the_card,
+            sign_ins=SignIns(store, TENANT, at.vault),
+            poll_seconds=0.01,
+        )
         with pytest.raises(AgentNotReached, match="needs the person to sign in, and they did not finish in time"):
             await whoami(agent, ignoring)
-    assert authorization.grants == []
+    assert at.authorization.grants == []
+
+
+class Shell:
+    """`cos adapters …` as from a shell: on the test's database, with the bot's key and its public address where
+    `callback` is served; a call gives the exit code, what was printed and what was printed to stderr."""
+
+    def __init__(
+        self,
+        database: Database,
+        key: str,
+        callback: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        monkeypatch.setenv("DATABASE_URL", database.url)
+        monkeypatch.setenv("COS_SECRET_KEYS", key)
+        monkeypatch.setenv("COS_ADAPTER_ALLOWED_NETWORKS", "127.0.0.0/8")
+        monkeypatch.setenv("COS_PUBLIC_URL", callback.removesuffix(CALLBACK_PATH))
+        self._capsys = capsys
+
+    @classmethod
+    async def with_crm(
+        cls,
+        at: Vendor,
+        database: Database,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> Shell:
+        """The shell, once it registered the vendor's server as `crm`, an adapter people sign in to."""
+        shell = cls(database, at.key, at.callback, monkeypatch, capsys)
+        config = json.dumps({"transport": "http", "url": at.url, "oauth_grant": "authorization_code"})
+        assert (await shell("register", "mcp", "crm", config))[0] == 0
+        return shell
+
+    async def __call__(self, *words: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(cos, ["adapters", words[0], "--tenant", TENANT, *words[1:]])
+        printed = self._capsys.readouterr()
+        return code, printed.out, printed.err
+
+
+async def test_the_command_line_tests_an_adapter_people_sign_in_to_as_a_person_with_their_grant(
+    store: Store, database: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with vendor(store) as at:
+        shell = await Shell.with_crm(at, database, monkeypatch, capsys)
+        nobody = await shell("test", "crm")
+        stranger = await shell("test", "crm", "--as", "aad-stranger")
+        await at.delegate()  # the member signs in from Teams
+        member = await shell("test", "crm", "--as", MEMBER)
+        at.revoke()
+        revoked = await shell("test", "crm", "--as", MEMBER)
+
+    assert nobody[0] == 1
+    assert "crm: NOT ok" in nobody[1]
+    assert "give --as USER_ID" in nobody[1]
+    assert stranger == (1, "", f"cos adapters test: {NO_GRANT}\n")
+    assert member[0] == 0
+    assert "crm: ok" in member[1]
+    assert "whoami (off): Who the bot acts as here." in member[1]
+    assert revoked == (1, "", f"cos adapters test: {NO_GRANT}\n")
+    assert len(at.person.cards) == 1  # the command line never sends anyone a card
+
+
+async def test_the_command_line_lists_and_enables_the_tools_of_an_adapter_people_sign_in_to_as_a_person(
+    store: Store, database: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with vendor(store) as at:
+        shell = await Shell.with_crm(at, database, monkeypatch, capsys)
+        nobody_lists = await shell("tools", "crm")
+        nobody_enables = await shell("enable", "crm", "whoami")
+        stranger_lists = await shell("tools", "crm", "--as", "aad-stranger")
+        stranger_enables = await shell("enable", "crm", "whoami", "--as", "aad-stranger")
+        await at.delegate()  # the member signs in from Teams
+        listed = await shell("tools", "crm", "--as", MEMBER)
+        enabled = await shell("enable", "crm", "whoami", "--as", MEMBER)
+        listed_again = await shell("tools", "crm", "--as", MEMBER)
+        whole = await shell("enable", "crm", "--as", MEMBER)
+        at.revoke()
+        revoked = await shell("tools", "crm", "--as", MEMBER)
+
+    for command, said in (("tools", nobody_lists), ("enable", nobody_enables)):
+        assert said[:2] == (1, "")
+        assert f"cos adapters {command}: " in said[2]
+        assert "crm acts as the person who delegates: give --as USER_ID to act as one" in said[2]
+    assert stranger_lists == (1, "", f"cos adapters tools: {NO_GRANT}\n")
+    assert stranger_enables == (1, "", f"cos adapters enable: {NO_GRANT}\n")
+    assert listed == (0, "whoami (off): Who the bot acts as here.\n", "")
+    assert enabled == (0, "crm whoami enabled, its definition pinned\n", "")
+    assert listed_again[:2] == (0, "whoami (on): Who the bot acts as here.\n")
+    assert whole[0] == 2
+    assert "--as goes with a TOOL" in whole[2]
+    assert revoked == (1, "", f"cos adapters tools: {NO_GRANT}\n")
+    assert len(at.person.cards) == 1  # the command line never sends anyone a card

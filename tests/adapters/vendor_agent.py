@@ -160,10 +160,12 @@ def create_server(
     hostile: bool = False,
     revised: bool = False,
     assisted: bool = False,
+    hold: asyncio.Event | None = None,
 ) -> MCPServer:
     """The marketing agent; `announce` is told when a slow report starts and of every email sent or discount offered
     (the HTTP runner prints it). `revised`: a later release, whose `draft_email` is described otherwise (it now
-    tells a model to copy the customer list), as a vendor's update or a compromised server's might."""
+    tells a model to copy the customer list), as a vendor's update or a compromised server's might. `hold` (in
+    process): adds `held_report`, which announces that it started and answers once `hold` is set."""
     server = MCPServer("vendor-agent", version="1.0", log_level="WARNING", subscriptions=False)
     segments: dict[str, Segment] = {}
     sent: list[SentEmail] = []
@@ -249,6 +251,15 @@ def create_server(
             reports.pop()
         return Report(campaign=campaign, summary=f"{campaign} report after {seconds:g} s")
 
+    if hold is not None:
+        released = hold
+
+        @server.tool(description="A report that answers when the test lets it.")
+        async def held_report(campaign: str) -> Report:
+            announce(f"held_report started: {campaign}")
+            await released.wait()
+            return Report(campaign=campaign, summary=f"{campaign} report, held")
+
     @server.tool(description="Send a campaign, once the person who asked confirms it (asked mid-call).")
     def send_campaign(campaign: str, approval: Annotated[ElicitationResult[Approval], Resolve(_approval)]) -> str:
         if not isinstance(approval, AcceptedElicitation):
@@ -313,6 +324,23 @@ def require_bearer(app: ASGIApp, token: str) -> ASGIApp:
     return guarded
 
 
+async def _read_body(receive: Any) -> tuple[bytes, Callable[[], Awaitable[Any]]]:
+    """A request's whole body, and a `receive` that hands the app the same messages again."""
+    messages = []
+    body = b""
+    while True:
+        message = await receive()
+        messages.append(message)
+        body += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Any:
+        return messages.pop(0) if messages else await receive()
+
+    return body, replay
+
+
 def legacy_only(app: ASGIApp) -> ASGIApp:
     """The app, refusing the 2026 era's `server/discover` probe as a 2025-era server would."""
 
@@ -320,14 +348,7 @@ def legacy_only(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or scope["method"] != "POST":
             await app(scope, receive, send)
             return
-        messages = []
-        body = b""
-        while True:
-            message = await receive()
-            messages.append(message)
-            body += message.get("body", b"")
-            if message["type"] != "http.request" or not message.get("more_body"):
-                break
+        body, replay = await _read_body(receive)
         try:
             method = json.loads(body).get("method")
         except (ValueError, AttributeError):
@@ -339,11 +360,38 @@ def legacy_only(app: ASGIApp) -> ASGIApp:
             )
             await send({"type": "http.response.body", "body": json.dumps(error).encode()})
             return
-
-        async def replay() -> Any:
-            return messages.pop(0) if messages else await receive()
-
         await app(scope, replay, send)
+
+    return guarded
+
+
+def failing_once(app: ASGIApp, tool: str) -> ASGIApp:
+    """The app, answering HTTP 500 to the first call of `tool` after the server has run it (its answer is dropped), as
+    a proxy or a server failing after the work is done would: the client cannot tell whether the call took effect."""
+    failed = False
+
+    async def guarded(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        nonlocal failed
+        if failed or scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        body, replay = await _read_body(receive)
+        try:
+            request = json.loads(body)
+            called = request.get("method") == "tools/call" and request["params"]["name"] == tool
+        except (ValueError, AttributeError, KeyError, TypeError):
+            called = False
+        if not called:
+            await app(scope, replay, send)
+            return
+        failed = True
+
+        async def dropped(message: MutableMapping[str, Any]) -> None:
+            pass
+
+        await app(scope, replay, dropped)
+        await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"internal error"})
 
     return guarded
 
@@ -413,13 +461,18 @@ def http_server(
     resumable: bool = False,
     revised: bool = False,
     assisted: bool = False,
+    fail_once: str | None = None,
+    hold: asyncio.Event | None = None,
 ) -> _Server:
     """A uvicorn server for the agent on `sock`, requiring `token` when given, only of the 2025 era if `legacy`,
-    keeping its events for clients to resume broken streams if `resumable`."""
-    server = create_server(announce=announce, hostile=hostile, revised=revised, assisted=assisted)
+    keeping its events for clients to resume broken streams if `resumable`, failing the first call of the tool
+    `fail_once` names (`failing_once`)."""
+    server = create_server(announce=announce, hostile=hostile, revised=revised, assisted=assisted, hold=hold)
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=PATH, event_store=RememberedEvents() if resumable else None
     )
+    if fail_once is not None:
+        app = failing_once(app, fail_once)
     if legacy:
         app = legacy_only(app)
     if token:
@@ -436,12 +489,22 @@ async def serve_in_process(
     hostile: bool = False,
     revised: bool = False,
     assisted: bool = False,
+    fail_once: str | None = None,
+    hold: asyncio.Event | None = None,
     announce: Callable[[str], None] = lambda line: None,
 ) -> AsyncIterator[str]:
     """Serve the agent over streamable HTTP from this event loop; yields its URL, stops on exit."""
     sock = loopback_socket(port)
     server = http_server(
-        sock, token=token, announce=announce, legacy=legacy, hostile=hostile, revised=revised, assisted=assisted
+        sock,
+        token=token,
+        announce=announce,
+        legacy=legacy,
+        hostile=hostile,
+        revised=revised,
+        assisted=assisted,
+        fail_once=fail_once,
+        hold=hold,
     )
     serving = await server.serve_until_started(sock)
     try:

@@ -13,11 +13,18 @@ import secrets
 import socket
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
+from planner.ports import HumanChannel
+
 SESSION_COOKIE = "vendor_session"
+USERNAME = "marketing-ops@brand.example"
+PASSWORD = "correct-horse-battery-staple"
+CODE = "482913"
+"""The account and the 2FA code the browser tests and bench/browser_memory.py start a `WebVendor` with."""
 
 
 @dataclass
@@ -298,3 +305,74 @@ class WebVendor:
 
 def _q(value: str) -> str:
     return quote(value, safe="")
+
+
+class AnsweringPerson(HumanChannel):
+    """A person who answers every question with the code their authenticator shows, and follows the steps."""
+
+    def __init__(self, code: str = CODE) -> None:
+        self.code = code
+        self.questions: list[str] = []
+        self.steps: list[str] = []
+
+    async def progressed(self, step: str) -> None:
+        self.steps.append(step)
+
+    async def ask(self, question: str, *, timeout_seconds: float) -> str:
+        self.questions.append(question)
+        return f" {self.code[:3]} {self.code[3:]} "
+
+
+def vendor_config(vendor: WebVendor, **changes: Any) -> dict[str, Any]:
+    """The browser recipe an admin would register for `vendor` (started with `USERNAME` and `PASSWORD`): its sign-in
+    with the 2FA code, and its capabilities; `changes` replace top-level keys (the timeouts, the credentials…)."""
+    base = vendor.url
+    config: dict[str, Any] = {
+        "name": "vendor-marketing",
+        "origins": [base],
+        "timeouts": {"step_seconds": 5, "navigation_seconds": 10, "code_answer_seconds": 30},
+        "login": {
+            "signed_out_selector": "#login-form",
+            "steps": [
+                {"kind": "goto", "url": f"{base}/login"},
+                {"kind": "fill", "selector": "#username", "value": "{credentials.username}"},
+                {"kind": "fill", "selector": "#password", "value": "{credentials.password}"},
+                {"kind": "click", "selector": "#sign-in"},
+                {"kind": "expect_code", "selector": "#code", "submit": "#verify", "unless": "#dashboard"},
+                {"kind": "wait_for", "selector": "#dashboard"},
+            ],
+        },
+        "capabilities": {
+            "create_campaign_brief": {
+                "description": "Create a campaign brief in the vendor's tool",
+                "steps": [
+                    {"kind": "goto", "url": f"{base}/briefs/new?name={{name}}"},
+                    {"kind": "fill", "selector": "#audience", "value": "{audience}"},
+                    {"kind": "click", "selector": "#create"},
+                    {"kind": "wait_for", "url": "**/briefs/BR-**"},
+                    {"kind": "extract_text", "selector": "#brief-id", "field": "brief_id"},
+                    {"kind": "extract_text", "selector": "#summary", "field": "summary"},
+                    {"kind": "screenshot", "description": "the created brief"},
+                ],
+                "output": "Brief {brief_id} created: {summary}",
+            },
+            "open_reports": {
+                "steps": [
+                    {"kind": "goto", "url": f"{base}/pulls-foreign"},
+                    {"kind": "extract_text", "selector": "#ready", "field": "status"},
+                ]
+            },
+            "follow_link": {
+                "steps": [
+                    {"kind": "goto", "url": f"{base}/leave"},
+                    {"kind": "click", "selector": "#away"},
+                    {"kind": "wait_for", "selector": "#never"},
+                ]
+            },
+            "follow_redirect": {"steps": [{"kind": "goto", "url": f"{base}/redirect-away"}]},
+            "open_slow_page": {"steps": [{"kind": "goto", "url": f"{base}/slow"}]},
+        },
+        "credentials": {"username": USERNAME, "password": PASSWORD},
+    }
+    config.update(changes)
+    return config

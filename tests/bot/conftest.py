@@ -107,6 +107,13 @@ async def a_delegating_bot(
 
 
 @pytest.fixture
+async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
+    """A bot that delegates (`a_delegating_bot` as it comes)."""
+    async with a_delegating_bot(store, connector, clock) as running:
+        yield running
+
+
+@pytest.fixture
 async def running(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
     bot = await start_bot(store, connector, clock)
     yield bot

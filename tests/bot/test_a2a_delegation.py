@@ -4,54 +4,23 @@ the person who delegated, and the result posted to the task's owner; a dead agen
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-from bot.delegating import Delegator
-from bot.sender import Sender
-from bot.settings import Settings
-from bot.teams.botbuilder import create_channel
-from planner.domain.circuits import BreakerSettings
-from planner.store import Store
 from planner.store.vault import Vault
-from tests.adapters.operator import LIMITS
 from tests.bot.cards.test_cards import all_text, schema_errors, texts
-from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
-from tests.bot.test_delegation import a_task_for_the_writer
+from tests.bot.conftest import TENANT, Running
+from tests.bot.delegating import a_desk, to_the_writer
 from tests.conftest import FakeClock
 from tests.fakes.a2a_agent import REGION_QUESTION, Access, listening_socket, serve, vendor_process
-from tests.fakes.connector import FakeConnector
-
-
-@pytest.fixture
-async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -> AsyncIterator[Running]:
-    sender = Sender(store, create_channel(Settings.from_env({})), worker="delegator")
-    delegator = Delegator(
-        store,
-        Vault([Vault.generate_key()]),
-        deliver_now=sender.deliver,
-        breaker_settings=BreakerSettings(failure_threshold=2, cool_down=timedelta(minutes=5)),
-        limits=LIMITS,
-    )
-    running = await start_bot(store, connector, clock, delegator=delegator)
-    yield running
-    await running.bot.drain()
-    await delegator.close()
-    await running.session.close()
-    await running.server.close()
 
 
 async def test_an_a2a_agent_asks_the_delegating_person_half_way_and_the_owner_gets_the_brief(
     delegating: Running, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(delegating, clock)
-    lead = TeamsUser(delegating)
-    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
+    task_id, lead, _ = await a_desk(delegating, clock)
     async with serve(access=Access(tokens={"vendor-secret-token"})) as (url, executor):
         config = json.dumps({"url": url, "bearer_token": "vendor-secret-token", "poll_seconds": 0.05})
         [registered] = await lead.ask(f"adapter add a2a planner {config}")
@@ -71,7 +40,7 @@ async def test_an_a2a_agent_asks_the_delegating_person_half_way_and_the_owner_ge
         assert await lead.ask("EMEA") == ["Thanks, I've passed it on."]
         await delegating.bot.drain()
         assert executor.executions == {"region_brief": 2}  # one task: the answer went into it
-    result = [s for s in delegating.connector.sent[before:] if s.conversation_id == "a:writer"]
+    result = to_the_writer(delegating, before)
     assert len(result) == 1
     assert f"T{task_id} (D1, planner region_brief) is back" in result[0].body["text"]
     card = result[0].body["attachments"][0]["content"]
@@ -83,10 +52,7 @@ async def test_an_a2a_agent_asks_the_delegating_person_half_way_and_the_owner_ge
 async def test_an_a2a_agent_that_refuses_connections_defers_the_delegation_and_it_runs_once_when_back(
     delegating: Running, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(delegating, clock)
-    lead = TeamsUser(delegating)
-    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
+    task_id, lead, _ = await a_desk(delegating, clock)
     sock = listening_socket(0)
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now: connections are refused
@@ -108,10 +74,7 @@ async def test_an_a2a_agent_that_refuses_connections_defers_the_delegation_and_i
 async def test_an_a2a_agent_that_dies_with_the_message_leaves_the_delegation_unknown_and_never_sends_it_again(
     delegating: Running, clock: FakeClock, tmp_path: Path
 ) -> None:
-    task_id = await a_task_for_the_writer(delegating, clock)
-    lead = TeamsUser(delegating)
-    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
+    task_id, lead, _ = await a_desk(delegating, clock)
     log = tmp_path / "executions"
     async with vendor_process(log) as (url, process):
         await lead.ask(f"adapter add a2a planner {json.dumps({'url': url})}")
@@ -153,10 +116,7 @@ def test_an_a2a_agent_is_registered_from_a_shell_where_the_operator_allows_its_a
 async def test_an_a2a_skill_an_admin_classified_waits_for_its_gate_s_approver_and_adapters_shows_its_gate(
     delegating: Running, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(delegating, clock)
-    lead = TeamsUser(delegating)
-    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
+    task_id, lead, _ = await a_desk(delegating, clock)
     await lead.ask("approvers add brand aad-writer")
     async with serve() as (url, executor):
         await lead.ask(f"adapter add a2a planner {json.dumps({'url': url, 'poll_seconds': 0.05})}")

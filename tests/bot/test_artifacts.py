@@ -16,12 +16,11 @@ from bot.artifacts import ArtifactLinks, add_artifact_routes
 from bot.settings import Settings
 from planner.store import Store
 from planner.store.vault import Vault
-from tests.adapters.test_browser import PASSWORD, USERNAME, vendor_config
 from tests.adapters.vendor_agent import serve_in_process, tiny_png
-from tests.adapters.web_vendor import WebVendor
+from tests.adapters.web_vendor import PASSWORD, USERNAME, WebVendor, vendor_config
 from tests.bot.cards.test_cards import all_text, of_type, schema_errors, top_actions
-from tests.bot.conftest import Running, TeamsUser, a_delegating_bot
-from tests.bot.test_delegation import a_task_for_the_writer
+from tests.bot.conftest import Running, a_delegating_bot
+from tests.bot.delegating import a_desk, to_the_writer, vendor_registered
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
 
@@ -39,17 +38,13 @@ async def delegating(store: Store, connector: FakeConnector, clock: FakeClock) -
 async def test_the_owner_opens_a_big_answer_from_the_card_through_a_signed_link_that_expires(
     delegating: Running, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(delegating, clock)
-    lead = TeamsUser(delegating)
-    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
+    task_id, lead, _ = await a_desk(delegating, clock)
     async with serve_in_process() as url:
-        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
-        await lead.ask("adapter enable vendor export_report")
+        await vendor_registered(lead, url, "export_report")
         before = len(delegating.connector.sent)
         await lead.ask(f'delegate T{task_id} to vendor export_report {{"campaign": "abm-q1", "kib": 600}}')
         await delegating.bot.drain()
-    [result] = [s for s in delegating.connector.sent[before:] if s.conversation_id == "a:writer"]
+    [result] = to_the_writer(delegating, before)
     card = result.body["attachments"][0]["content"]
     assert schema_errors(card) == []
     assert "The whole answer (600 KiB) is a file" in all_text(card)
@@ -83,14 +78,9 @@ async def test_the_owner_opens_a_big_answer_from_the_card_through_a_signed_link_
 async def test_the_card_shows_a_checked_image_inline_the_resource_links_as_text_and_the_structured_answer(
     delegating: Running, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(delegating, clock)
-    lead = TeamsUser(delegating)
-    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
+    task_id, lead, _ = await a_desk(delegating, clock)
     async with serve_in_process() as url:
-        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
-        await lead.ask("adapter enable vendor campaign_visual")
-        await lead.ask("adapter enable vendor campaign_metrics")
+        await vendor_registered(lead, url, "campaign_visual", "campaign_metrics")
         before = len(delegating.connector.sent)
         await lead.ask(f'delegate T{task_id} to vendor campaign_visual {{"campaign": "abm-q1"}}')
         await delegating.bot.drain()
@@ -114,10 +104,7 @@ async def test_the_card_shows_a_checked_image_inline_the_resource_links_as_text_
 async def test_the_owner_views_a_browser_agents_screenshots_from_the_card_and_only_through_a_valid_link(
     delegating: Running, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(delegating, clock)
-    lead = TeamsUser(delegating)
-    writer = TeamsUser(delegating, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
+    task_id, lead, _ = await a_desk(delegating, clock)
     async with WebVendor(username=USERNAME, password=PASSWORD, two_factor=False) as vendor:
         config = vendor_config(vendor)
         await lead.ask(f"adapter add browser vendor {json.dumps(config)}")
@@ -126,7 +113,7 @@ async def test_the_owner_views_a_browser_agents_screenshots_from_the_card_and_on
             f'delegate T{task_id} to vendor create_campaign_brief {{"name": "ABM Q1", "audience": "CFOs in fintech"}}'
         )
         await delegating.bot.drain()
-    [result] = [s for s in delegating.connector.sent[before:] if s.conversation_id == "a:writer"]
+    [result] = to_the_writer(delegating, before)
     card = result.body["attachments"][0]["content"]
     assert schema_errors(card) == []
     assert "Brief BR-1001 created" in all_text(card)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from bot.cards.approval import approval_card
 from bot.cards.budget import budget_line, budget_section
 from bot.cards.elements import adaptive_card
 from bot.http.spend_events import PATH as SPEND_PATH
@@ -58,9 +59,9 @@ async def budgeted(running: Running) -> tuple[TeamsUser, TeamsUser, TeamsUser]:
     await lead.ask("tactical January from 2026-01-01 to 2026-01-31")
     await lead.ask("tactical February from 2026-02-01 to 2026-02-28")
     [budget] = await lead.ask("budget P1 250k USD")
-    assert "P1's budget is 250,000 USD" in budget
+    assert "P1's budget is $250,000" in budget
     [allocated] = await lead.ask("allocate 60k USD to P2")
-    assert "P2 is allocated 60,000 USD; 190,000 USD of P1's budget is left to allocate" in allocated
+    assert "P2 is allocated $60,000; $190,000 of P1's budget is left to allocate" in allocated
     await Approvals(running.store, TENANT).approvers.assign("finance", "aad-cfo", actor=ADMIN)
     await member.ask("help")
     await finance.ask("help")
@@ -96,7 +97,7 @@ def test_the_budget_line_reads_like_an_exec_update() -> None:
     status = BudgetStatus(
         plan_id=2, budget=budget, currency="USD", spent=4_200_000, window_gone=0.55, pace=BudgetPace.AHEAD
     )
-    assert budget_line(status) == ("Budget: 42,000 of 60,000 USD spent (70 %), 55 % of the window gone — ahead of pace")
+    assert budget_line(status) == ("Budget: $42,000 of $60,000 spent (70 %), 55 % of the window gone — ahead of pace")
     big = BudgetStatus(
         plan_id=2,
         budget=budget,
@@ -105,7 +106,7 @@ def test_the_budget_line_reads_like_an_exec_update() -> None:
         window_gone=0.5,
         pace=BudgetPace.OVER,
     )
-    assert "1,456,520.50 of 60,000 USD" in budget_line(big)
+    assert "$1,456,520.50 of $60,000" in budget_line(big)
     card = adaptive_card(budget_section(status))
     assert schema_errors(card) == []
 
@@ -113,14 +114,14 @@ def test_the_budget_line_reads_like_an_exec_update() -> None:
 async def test_a_leader_budgets_allocates_records_spend_and_the_plan_card_shows_pace(running: Running) -> None:
     lead, _, _ = await budgeted(running)
     [over] = await lead.ask("allocate 200k USD to P3")
-    assert "190,000 USD is left to allocate" in over
+    assert "$190,000 is left to allocate" in over
     assert await allocation(running, 3) is None
     [spent] = await lead.ask("spend 12k USD on P2")
-    assert "Recorded 12,000 USD spent on P2." in spent
+    assert "Recorded $12,000 spent on P2." in spent
     [backdated] = await lead.ask("spend P2 30,000 USD on 2026-01-05")
-    assert "Recorded 30,000 USD spent on P2 on 2026-01-05" in backdated
+    assert "Recorded $30,000 spent on P2 on 2026-01-05" in backdated
     # 17 of January's 31 days are gone: 55 %; 42,000 of 60,000 is 70 %.
-    assert "Budget: 42,000 of 60,000 USD spent (70 %), 55 % of the window gone — ahead of pace" in backdated
+    assert "Budget: $42,000 of $60,000 spent (70 %), 55 % of the window gone — ahead of pace" in backdated
     [refused] = await lead.ask("spend 5k EUR on P2")
     assert "P2's budget is in 'USD', not 'EUR'" in refused
     [future] = await lead.ask("spend 5k USD on P2 on 2026-01-30")
@@ -130,9 +131,9 @@ async def test_a_leader_budgets_allocates_records_spend_and_the_plan_card_shows_
     [card] = [a["content"] for s in running.connector.sent[before:] for a in s.body.get("attachments", [])]
     assert schema_errors(card) == []
     text = all_text(card)
-    assert "Budget: 42,000 of 250,000 USD spent (17 %), 19 % of the window gone — on pace" in text
-    assert "Allocated 60,000 USD to tactical plans · 190,000 USD unallocated" in text
-    assert "Budget: 42,000 of 60,000 USD spent (70 %), 55 % of the window gone — ahead of pace" in text
+    assert "Budget: $42,000 of $250,000 spent (17 %), 19 % of the window gone — on pace" in text
+    assert "Allocated $60,000 to tactical plans · $190,000 unallocated" in text
+    assert "Budget: $42,000 of $60,000 spent (70 %), 55 % of the window gone — ahead of pace" in text
     assert "e+" not in json.dumps(card)
 
 
@@ -145,10 +146,14 @@ async def test_raising_an_allocation_waits_for_the_budget_approvers_and_why_expl
     [request] = await Approvals(running.store, TENANT).pending()
     assert [c.value for c in request.categories] == ["budget"]
     assert request.approvers == ("aad-cfo",)
+    # The approver reads the amount as money is written everywhere, not as it was typed.
+    facts = all_text(approval_card(request, requester_name="Lead"))
+    assert "$80,000" in facts
+    assert "80k" not in facts
     await finance.ask("approve A1 within the quarter's plan")
     assert await allocation(running, 2) == 80_000
     [lowered] = await lead.ask("allocate 50k USD to P2")
-    assert "P2 is allocated 50,000 USD (was 80,000 USD)" in lowered
+    assert "P2 is allocated $50,000 (was $80,000)" in lowered
     [why] = await lead.ask("why P2")
     assert "A1" in why
     assert "budget" in why.lower()
@@ -164,12 +169,12 @@ async def test_moving_money_is_a_budget_shift_and_a_members_first_allocation_too
     await finance.ask("approve A1")
     assert (await allocation(running, 2), await allocation(running, 3)) == (50_000, 10_000)
     [lowered] = await member.ask("allocate 0 USD to P2")
-    assert "P2 is allocated 0 USD" in lowered  # lowering is no shift, whoever asks
+    assert "P2 is allocated $0" in lowered  # lowering is no shift, whoever asks
     # `why` on the plan money left names the move's decisions and the plan's budget changes.
     [why] = await lead.ask("why P2")
     assert "move_budget" in why
-    assert "Member set the allocation to 0 USD (was 50,000 USD)" in why
-    assert "Lead moved money: the allocation is now 50,000 USD (was 60,000 USD)" in why
+    assert "Member set the allocation to $0 (was $50,000)" in why
+    assert "Lead moved money: the allocation is now $50,000 (was $60,000)" in why
 
 
 async def test_a_members_change_of_the_master_budget_is_a_strategy_change_for_the_leader(running: Running) -> None:
@@ -249,7 +254,7 @@ async def test_a_tactical_plans_own_card_shows_its_spend_even_before_it_has_an_a
     assert "Master plan P1 has no budget yet" in refused.text
     assert (await registry.run("set_budget", context, {"amount": "1m", "currency": "usd"})).ok
     spent = await registry.run("record_spend", context, {"amount": "1,234.5", "plan": "P2"})
-    assert "Recorded 1,234.50 USD spent on P2. Budget: 1,234.50 USD spent, no allocation yet." in spent.text
+    assert "Recorded $1,234.50 spent on P2. Budget: $1,234.50 spent, no allocation yet." in spent.text
     [card] = (await registry.run("show_plan", context, {"plan": "P2"})).cards
     assert schema_errors(card) == []
-    assert "Budget: 1,234.50 USD spent, no allocation yet" in all_text(card)
+    assert "Budget: $1,234.50 spent, no allocation yet" in all_text(card)

@@ -239,3 +239,24 @@ def test_a_spend_feed_is_added_and_listed_from_a_shell(monkeypatch: pytest.Monke
     )
     assert main(["metrics", "feeds", "--tenant", "contoso"]) == 0
     assert "(EUR, spend to date)" in capsys.readouterr().out
+
+
+def test_adapters_test_help_says_how_to_act_as_a_person(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(["adapters", "test", "--help"])
+    assert ended.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--as USER_ID act as this person (their Teams user id)" in shown
+    assert "the grant they gave it when signing in from Teams" in shown
+
+
+@pytest.mark.parametrize("command", [["tools", "--help"], ["enable", "--help"]])
+def test_adapters_tools_and_enable_help_say_how_to_act_as_a_person(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(["adapters", *command])
+    assert ended.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--as USER_ID act as this person (their Teams user id)" in shown
+    assert "the grant they gave it when signing in from Teams" in shown

@@ -318,7 +318,7 @@ async def test_a_held_delegation_fails_when_its_approval_is_rejected_or_expires_
         await tick(running.store, BotbuilderChannel(running.bot.adapter), at=clock.now, delegator=journey.delegator)
         await journey.delegator.drain()
         [second] = await journey.delegator.delegations(TENANT).of_task(expiring_task)
-        assert (second.status, second.error) == (DelegationStatus.FAILED, "Not run: A2 was expired.")
+        assert (second.status, second.error) == (DelegationStatus.FAILED, "Not run: A2 expired with no answer.")
     assert not [call for call in journey.vendor_calls if call.startswith("offer_discount")]
     told = [s.body.get("text", "") for s in running.connector.sent if s.conversation_id == lead.conversation_id]
     assert sum(f"(D{d.id}, crm offer_discount) failed" in text for d in (first, second) for text in told) == 2

@@ -18,8 +18,8 @@ from bot.teams.channel import Address, Member, Outgoing, TeamsChannel
 from planner.store import Store
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.cards.test_cards import all_text, schema_errors, texts
-from tests.bot.conftest import TENANT, Running, TeamsUser, a_delegating_bot
-from tests.bot.test_delegation import a_task_for_the_writer
+from tests.bot.conftest import TENANT, Running, a_delegating_bot
+from tests.bot.delegating import a_desk, to_the_writer, vendor_registered
 from tests.conftest import FakeClock
 from tests.fakes.a2a_agent import serve as serve_a2a
 from tests.fakes.connector import FakeConnector, Sent
@@ -67,17 +67,13 @@ async def following(store: Store, connector: FakeConnector, clock: FakeClock) ->
 
 async def an_export_delegated(running: Running, clock: FakeClock, **steps: object) -> list[Sent]:
     """The lead delegates the writer's task to the vendor's export_report; what then reached the writer."""
-    task_id = await a_task_for_the_writer(running, clock)
-    lead = TeamsUser(running)
-    writer = TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
-    await writer.ask("help")
+    task_id, lead, _ = await a_desk(running, clock)
     async with serve_in_process() as url:
-        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
-        await lead.ask("adapter enable vendor export_report")
+        await vendor_registered(lead, url, "export_report")
         before = len(running.connector.sent)
         await lead.ask(f"delegate T{task_id} to vendor export_report {json.dumps({'campaign': 'abm-q1', **steps})}")
         await running.bot.drain()
-    return [s for s in running.connector.sent[before:] if s.conversation_id == "a:writer"]
+    return to_the_writer(running, before)
 
 
 def card_of(sent: Sent) -> dict[str, object]:
@@ -163,17 +159,14 @@ async def test_a_card_sent_without_an_id_is_not_updated_and_the_result_arrives_a
 async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
     following: Running, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(following, clock)
-    lead = TeamsUser(following)
-    await TeamsUser(following, user_id="aad-writer", name="Content Writer", conversation_id="a:writer").ask("help")
+    task_id, lead, _ = await a_desk(following, clock)
     async with serve_in_process() as url:
-        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
-        await lead.ask("adapter enable vendor export_report")
+        await vendor_registered(lead, url, "export_report")
     await following.bot.delegator.pool.close()  # the vendor is gone: the next call opens a new session, and fails
     before = len(following.connector.sent)
     await lead.ask(f'delegate T{task_id} to vendor export_report {{"campaign": "abm-q1"}}')
     await following.bot.drain()
-    live, final, told = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    live, final, told = to_the_writer(following, before)
     assert (live.method, final.method, final.activity_id) == ("send", "update", live.activity_id)
     assert "Deferred: its agent is down, it runs once the agent is back" in texts(card_of(final))
     assert "It stopped here for now: you'll hear when it moves on." in texts(card_of(final))
@@ -185,7 +178,7 @@ async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
     async with serve_in_process(port=int(url.split(":")[2].split("/")[0])):
         clock.advance(minutes=10)
         assert await following.bot.delegator.run_due(clock.now) == 1
-    [result] = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    [result] = to_the_writer(following, before)
     assert result.method == "send"
     assert "is back" in result.body["text"]
 
@@ -193,15 +186,13 @@ async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
 async def test_an_a2a_agents_working_messages_follow_in_the_owners_card_as_data_and_it_ends_as_the_result(
     following: Running, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(following, clock)
-    lead = TeamsUser(following)
-    await TeamsUser(following, user_id="aad-writer", name="Content Writer", conversation_id="a:writer").ask("help")
+    task_id, lead, _ = await a_desk(following, clock)
     async with serve_a2a() as (url, _):
         await lead.ask(f"adapter add a2a planner {json.dumps({'url': url, 'poll_seconds': 0.05})}")
         before = len(following.connector.sent)
         await lead.ask(f"delegate T{task_id} to planner staged_report {{}}")
         await following.bot.drain()
-    live, *updates = [s for s in following.connector.sent[before:] if s.conversation_id == "a:writer"]
+    live, *updates = to_the_writer(following, before)
     assert live.method == "send"
     assert {(u.method, u.activity_id) for u in updates} == {("update", live.activity_id)}
     result = updates[-1]

@@ -35,7 +35,7 @@ from planner.domain.budgets import (
     OverAllocated,
 )
 from planner.domain.context import ContextSourceExists, ContextSourceNotFound, ReplayedContextEvent, StaleContextEvent
-from planner.domain.decisions import CheckpointUnreadable, DecisionNotFound, NoDecisionKeys
+from planner.domain.decisions import CheckpointFlaw, CheckpointUnreadable, DecisionNotFound, NoDecisionKeys
 from planner.domain.delegations import (
     AdapterBroke,
     AgentDeclined,
@@ -44,6 +44,7 @@ from planner.domain.delegations import (
     DelegationNotRetryable,
     DelegationStatus,
     StoppedMidCall,
+    TaskDoneFirst,
 )
 from planner.domain.drafts import DraftAlreadyDecided, DraftNotFound
 from planner.domain.errors import (
@@ -83,6 +84,7 @@ from planner.services.decisions import CheckpointInvalid, CheckpointRefused
 from planner.services.ingestion import FeedNotFound, ReplayedMetricEvent, StaleMetricEvent
 from planner.services.playbooks import PlaybookNotFound
 from planner.services.registry import AdapterDisabled, AdapterExists, AdapterNotFound, UnknownAdapterKind
+from planner.services.tools import InputInvalid, ToolHeld
 from planner.store.vault import BadSecretKey, NoSecretKey, UndecryptableSecret, VaultError
 
 _ADVICE = (
@@ -148,6 +150,7 @@ def _one_of_each() -> list[BaseException]:
     return [
         PlanNotFound(4, "tactical"),
         TaskNotFound(12),
+        TaskDoneFirst(5, 12),
         NothingToUndo(12, 10),
         StaleUndo("plan", 2, None),
         UndoNeedsLeader(1),
@@ -174,7 +177,7 @@ def _one_of_each() -> list[BaseException]:
         ContextSourceExists("crm"),
         DecisionNotFound(17),
         NoDecisionKeys("t1"),
-        CheckpointInvalid(Path("checkpoints.json"), "its signature does not match"),
+        CheckpointInvalid(Path("checkpoints.json"), CheckpointFlaw.SIGNATURE_FAILS),
         CheckpointRefused(Path("checkpoints.json"), [Problem(ProblemCode.LOG_SHORTER, "t1", end=2, reached=3)]),
         DelegationNotFound(5),
         DelegationGaveUp(5, 5, "connection refused"),
@@ -208,7 +211,7 @@ def _one_of_each() -> list[BaseException]:
         QuestionCancelled("browser"),
         SamplingDeclined("sampling is off"),
         RehearsalUnsupported("hubspot", "mcp"),
-        CheckpointUnreadable("its signature does not match"),
+        CheckpointUnreadable(CheckpointFlaw.KEY_NOT_CONFIGURED, key="0a1b2c3d4e5f6a7b"),
         DelegationHeld("a budget change needs finance", 4),
         UndecryptableSecret(),
     ]
@@ -228,10 +231,11 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
         (PlanNotFound(4), "No plan with id 4. List the plans to see their ids."),
         (
             OverAllocated(master_id=1, plan_id=3, asked=6_000_000, headroom=5_000_050, currency="USD"),
-            "Allocating 60,000 USD to P3 would take more than master plan P1's budget: 50,000.50 USD is left to "
+            "Allocating $60,000 to P3 would take more than master plan P1's budget: $50,000.50 is left to "
             "allocate. Allocate at most that, lower another plan's allocation, or raise the budget.",
         ),
         (TaskNotFound(12), "No task with id 12. Show the plan to see its tasks' ids."),
+        (TaskDoneFirst(5, 12), "Not run: its task T12 was done first, so it was no longer needed."),
         (
             NothingToUndo(None, 10),
             "There is nothing of yours from the last 10 minutes to undo: `undo` takes back your last edit of a task "
@@ -352,6 +356,11 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "field totals.sqls of the agent's data: True is not valid; expected a finite number.",
         ),
         (
+            InvalidValue(Field.SPEND_TO_DATE, 4000, Expected.NO_LESS_THAN_RECORDED, path="spend", recorded=5000.5),
+            "spend to date (spend of the agent's data): 4,000 is not valid; expected no less than the 5,000.50 "
+            "recorded from it.",
+        ),
+        (
             InvalidValue(Field.AMOUNT, "2e13", Expected.AMOUNT_BELOW, most=10**13),
             "amount: '2e13' is not valid; expected an amount below 10,000,000,000,000.",
         ),
@@ -400,8 +409,8 @@ def test_every_form_a_field_may_expect_is_worded_from_exactly_its_details(expect
     template = EXPECTED[expected]
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     assert fields == set(expected.details)
-    said = describe_plain(InvalidValue("field", "x", expected, **dict.fromkeys(expected.details, 987)))
-    assert said.startswith("field: 'x' is not valid; expected ")
+    said = describe_plain(InvalidValue(Field.VALUE, "x", expected, **dict.fromkeys(expected.details, 987)))
+    assert said.startswith("value: 'x' is not valid; expected ")
     assert said.count("987") == len(expected.details)
 
 
@@ -421,15 +430,207 @@ def test_a_phrase_the_bot_suggests_stays_code_and_a_choice_stays_text_in_chat() 
     said = describe(InvalidValue(Field.CONVERSATION_KIND, "[x](https://evil.example)", Expected.ONE_OF, choices=kinds))
     assert "\\*personal\\*" in said
     assert f"]{WORD_JOINER}(" in said
-    assert "`agent:<adapter>`" in describe(InvalidValue("requester", " ", Expected.REQUESTER))
+    assert "`agent:<adapter>`" in describe(InvalidValue(Field.REQUESTER, " ", Expected.REQUESTER))
 
 
 @pytest.mark.parametrize("code", list(ProblemCode), ids=lambda code: code.name)
 def test_every_kind_of_problem_is_worded_from_exactly_its_details(code: ProblemCode) -> None:
-    fields = template_fields(PROBLEMS[code])
+    fields = template_fields(PROBLEMS[code]) - {"s"}  # `{s}`: a plural's ending, from the limit
     assert fields - {"hint"} <= set(code.details)
     unused = set(code.details) - fields
     assert unused <= ({"known", *HINT_SOURCES} if "hint" in fields else set())
     said = describe_problem(Problem(code, "rules[0].x", **dict.fromkeys(code.details, 987)))
     assert said.startswith("rules[0].x: ")
     assert said.count("987") == len(code.details) - len(unused)
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            InvalidValue(Field.APPROVER, "agent:crm", Expected.PERSON_ID),
+            "approver: 'agent:crm' is not valid; expected a person's user id (an agent or the bot cannot approve).",
+        ),
+        (
+            InvalidValue(Field.REQUESTER, " ", Expected.REQUESTER),
+            "requester: ' ' is not valid; expected who asks: a user id, `agent:<adapter>`, `llm` or `bot`.",
+        ),
+        (
+            InvalidValue(Field.RESUME, {"x": 1}, Expected.JSON_OBJECT),
+            "what to do once approved: {'x': 1} is not valid; expected an object of plain JSON values (text, numbers, "
+            "lists…).",
+        ),
+        (
+            InvalidValue(Field.ACTION_ATTRIBUTES, {"at": "?"}, Expected.JSON_OBJECT),
+            "the action's attributes: {'at': '?'} is not valid; expected an object of plain JSON values (text, "
+            "numbers, lists…).",
+        ),
+        (
+            InvalidValue(Field.ADAPTER_CONFIG, "when", Expected.JSON_OBJECT),
+            "adapter configuration: 'when' is not valid; expected an object of plain JSON values (text, numbers, "
+            "lists…).",
+        ),
+        (
+            InvalidValue(Field.DECISION_KEYS, "none", Expected.SOME_KEY),
+            "decision log keys: 'none' is not valid; expected at least one key.",
+        ),
+        (
+            InvalidValue(Field.DECISION_DATA, '{"a":…', Expected.JSON_AT_MOST_BYTES, limit=65536),
+            "the data of a decision: '{\"a\":…' is not valid; expected at most 65,536 bytes of JSON: keep references.",
+        ),
+        (
+            InvalidValue(Field.DECISION_ACTOR, "", Expected.TEXT_AT_MOST, limit=200),
+            "who decided: '' is not valid; expected some text of at most 200 characters.",
+        ),
+        (
+            InvalidValue(Field.DECISION_ACTION, "", Expected.TEXT_AT_MOST, limit=100),
+            "what was decided: '' is not valid; expected some text of at most 100 characters.",
+        ),
+        (
+            InvalidValue(Field.DECISION_SUBJECT, " ", Expected.TEXT_AT_MOST, limit=200),
+            "what a decision is about: ' ' is not valid; expected some text of at most 200 characters.",
+        ),
+        (
+            InvalidValue(Field.DECISION_VERDICT, "", Expected.TEXT_AT_MOST, limit=32),
+            "a decision's verdict: '' is not valid; expected some text of at most 32 characters.",
+        ),
+        (
+            InvalidValue(Field.DECISION_TIME, "2026-01-05 09:00", Expected.TIME_WITH_ZONE),
+            "when a decision was made: '2026-01-05 09:00' is not valid; expected a time with its time zone.",
+        ),
+    ],
+    ids=lambda value: value.field.name if isinstance(value, InvalidValue) else "",
+)
+def test_the_fields_of_approval_requests_and_decisions_are_named_in_words(error: InvalidValue, said: str) -> None:
+    assert describe_plain(error) == said
+
+
+def _input(code: ProblemCode, path: str = "input.percent", **details: object) -> InputInvalid:
+    return InputInvalid("vendor", "offer_discount", Problem(code, path, **details))
+
+
+_DOES_NOT_FIT = "The input for vendor's offer_discount does not fit what the tool takes: "
+_SHOWS = " `adapter tools vendor` shows what each tool takes."
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (_input(ProblemCode.MISSING), "input.percent: missing."),
+        (
+            _input(ProblemCode.NOT_A_FIELD, "input.percnt", name="percnt", known=("account", "percent")),
+            "input.percnt: not a field here (did you mean 'percent'?); fields: account, percent.",
+        ),
+        (_input(ProblemCode.FIELD_NOT_TAKEN, "input.note"), "input.note: not a field the tool takes."),
+        (
+            _input(ProblemCode.NOT_OF_TYPE, value="ten", types=("number",)),
+            'input.percent: expected a number, not "ten".',
+        ),
+        (
+            _input(ProblemCode.NOT_OF_TYPE, value=2.5, types=("integer", "null")),
+            "input.percent: expected a whole number or null, not 2.5.",
+        ),
+        (
+            _input(ProblemCode.NOT_OF_TYPE, value=[1], types=("string", "boolean", "object", "array")),
+            "input.percent: expected text or true or false or an object or a list, not [1].",
+        ),
+        (
+            _input(ProblemCode.NOT_ONE_OF, "input.channel", value="emial", known=("email", "sms")),
+            "input.channel: \"emial\" is not one of the choices (did you mean 'email'?); choose email, sms.",
+        ),
+        (
+            _input(ProblemCode.NOT_CONSTANT, "input.plan", value="gold", expected="basic"),
+            'input.plan: expected "basic", not "gold".',
+        ),
+        (
+            _input(ProblemCode.BELOW_MINIMUM, value=-1, limit=0),
+            "input.percent: -1 is below the minimum, 0.",
+        ),
+        (
+            _input(ProblemCode.ABOVE_MAXIMUM, value=25000, limit=10000),
+            "input.percent: 25000 is above the maximum, 10,000.",
+        ),
+        (_input(ProblemCode.NOT_ABOVE, value=0, limit=0), "input.percent: expected more than 0, not 0."),
+        (_input(ProblemCode.NOT_BELOW, value=100, limit=100), "input.percent: expected less than 100, not 100."),
+        (_input(ProblemCode.NOT_A_MULTIPLE, value=7, limit=5), "input.percent: 7 is not a multiple of 5."),
+        (_input(ProblemCode.TEXT_AT_LEAST, "input.account", limit=1), "input.account: at least 1 character."),
+        (_input(ProblemCode.TEXT_AT_LEAST, "input.account", limit=3), "input.account: at least 3 characters."),
+        (_input(ProblemCode.TEXT_AT_MOST, "input.account", limit=40), "input.account: at most 40 characters."),
+        (
+            _input(ProblemCode.PATTERN, "input.region", value="eu-west", pattern="^[A-Z]{2}$"),
+            'input.region: "eu-west" does not match the pattern ^[A-Z]{2}$.',
+        ),
+        (
+            _input(ProblemCode.FORMAT, "input.day", value="someday", format="date"),
+            'input.day: "someday" is not in the date format.',
+        ),
+        (
+            _input(ProblemCode.ITEMS_AT_LEAST, "input.tags", limit=1),
+            "input.tags: expected a list of at least 1 item.",
+        ),
+        (
+            _input(ProblemCode.ITEMS_AT_MOST, "input.tags", limit=3),
+            "input.tags: expected a list of at most 3 items.",
+        ),
+        (_input(ProblemCode.ITEMS_REPEAT, "input.tags"), "input.tags: expected a list whose items all differ."),
+        (
+            _input(ProblemCode.SCHEMA_SAYS, keyword="not", message="3 should not be valid under {'type': 'integer'}"),
+            "input.percent: 3 should not be valid under {'type': 'integer'} (the schema's not).",
+        ),
+    ],
+    ids=lambda value: value.problem.code.name if isinstance(value, InputInvalid) else "",
+)
+def test_a_delegation_s_input_its_tool_refuses_is_named_with_what_the_schema_asks(
+    error: InputInvalid, said: str
+) -> None:
+    assert describe_plain(error) == _DOES_NOT_FIT + said + _SHOWS
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            _input(
+                ProblemCode.SCHEMA_UNREADABLE,
+                "inputSchema",
+                reason="'objet' is not valid under any of the schemas",
+            ),
+            "vendor's tool offer_discount cannot be called: the server's input schema for the tool cannot be read "
+            "('objet' is not valid under any of the schemas). Its server has to fix the tool's definition.",
+        ),
+        (
+            _input(ProblemCode.SCHEMA_UNUSABLE, "inputSchema", reason="Unresolvable: https://schemas.example/a.json"),
+            "vendor's tool offer_discount cannot be called: the server's input schema for the tool cannot be used "
+            "(Unresolvable: https://schemas.example/a.json). Its server has to fix the tool's definition.",
+        ),
+    ],
+    ids=["unreadable", "unusable"],
+)
+def test_a_tool_whose_schema_is_broken_is_named_as_the_server_s_problem(error: InputInvalid, said: str) -> None:
+    assert describe_plain(error) == said
+
+
+def test_a_long_value_a_schema_refused_is_cut_short() -> None:
+    said = describe_plain(_input(ProblemCode.NOT_OF_TYPE, value="x" * 500, types=("number",)))
+    assert said.endswith('input.percent: expected a number, not "' + "x" * 78 + "…." + _SHOWS)
+
+
+def test_a_checkpoint_that_cannot_be_trusted_says_why_and_what_to_do() -> None:
+    flaw = CheckpointFlaw.KEY_NOT_CONFIGURED
+    assert describe_plain(CheckpointInvalid(Path("checkpoints.json"), flaw, key="0a1b2c3d4e5f6a7b")) == (
+        "The decision log checkpoint checkpoints.json cannot be trusted: it was signed with key 0a1b2c3d4e5f6a7b, "
+        "which is not configured. Move it aside as evidence (do not delete it), run `cos decisions verify "
+        "--checkpoints FILE` with a copy you trust if you keep one, then `cos decisions checkpoint` to start a new one."
+    )
+    assert describe_plain(CheckpointUnreadable(CheckpointFlaw.SIGNATURE_FAILS)) == (
+        "The decision log checkpoint cannot be trusted: its signature does not match its content: it was edited."
+    )
+
+
+@pytest.mark.parametrize("stored", ["description, inputSchema", "changed: description, inputSchema"])
+def test_a_held_tool_names_the_fields_its_server_changed(stored: str) -> None:
+    assert describe_plain(ToolHeld("vendor", "draft_email", stored)) == (
+        "vendor's tool 'draft_email' is held: its server changed its definition since an admin enabled it (changed: "
+        "description, inputSchema). An admin reads it again (`adapter tools vendor`) and enables it if it is still "
+        "wanted (`adapter enable vendor draft_email`)."
+    )

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.cards.edit import deleted_card
 from planner.domain.model import Tier
+from planner.services.approvals import Approvals
 from planner.services.plans import Plans
 from tests.bot.cards.card_height import card_height
 from tests.bot.cards.test_card_height import HEIGHT_BUDGET_PX
@@ -293,6 +294,18 @@ async def press(user: TeamsUser, card_message_id: str, data: dict[str, Any], for
     return answer
 
 
+async def edit_form(user: TeamsUser, card: dict[str, Any], card_message_id: str) -> dict[str, Any]:
+    """Press a card's Edit button: the form it turns into."""
+    answer = await press(user, card_message_id, find_action(card, "Edit")["data"])
+    form: dict[str, Any] = answer.body["attachments"][0]["content"]
+    return form
+
+
+def inputs_of(form: dict[str, Any]) -> dict[str, Any]:
+    """A form's inputs and the values it shows."""
+    return {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+
+
 async def test_a_tactical_plans_card_turns_into_its_form_and_saving_updates_it_in_place(lead: TeamsUser) -> None:
     await plan_with_task(lead)
     connector = lead.running.connector
@@ -303,7 +316,7 @@ async def test_a_tactical_plans_card_turns_into_its_form_and_saving_updates_it_i
     form = form_message.body["attachments"][0]["content"]
     assert schema_errors(form) == []
     assert card_height(form) <= HEIGHT_BUDGET_PX
-    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    inputs = inputs_of(form)
     assert inputs == {"title": "Launch", "owner": "Lead", "start": "2026-01-05", "end": "2026-02-27"}
     filled = inputs | {"title": "Spring launch", "end": "2026-03-06"}
     saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], filled)
@@ -332,11 +345,9 @@ async def test_the_master_plans_form_changes_its_goals_for_its_leader_and_holds_
     [sqls] = await plans.list_metrics(1)
     await member.ask("plan P1")
     card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
-    form = (await press(member, card_message.activity_id, find_action(card, "Edit")["data"])).body["attachments"][0][
-        "content"
-    ]
+    form = await edit_form(member, card, card_message.activity_id)
     assert schema_errors(form) == []
-    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    inputs = inputs_of(form)
     assert set(inputs) == {"title", "start", "end", "constraints", f"target_{sqls.id}"}
     held = await press(
         member,
@@ -354,10 +365,8 @@ async def test_the_master_plans_form_changes_its_goals_for_its_leader_and_holds_
     )
     await lead.ask("plan P1")
     card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
-    form = (await press(lead, card_message.activity_id, find_action(card, "Edit")["data"])).body["attachments"][0][
-        "content"
-    ]
-    inputs = {i["id"]: i.get("value") for i in form["body"] if i["type"].startswith("Input.")}
+    form = await edit_form(lead, card, card_message.activity_id)
+    inputs = inputs_of(form)
     assert (inputs["constraints"], inputs[f"target_{sqls.id}"]) == ("no paid social\nno events", 600)
     changes = {"title": "600 SQLs by 31 March", "end": "2026-04-30"}
     saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], inputs | changes)
@@ -376,3 +385,85 @@ async def test_a_reassignment_is_undone_from_its_cards_button(running: Running) 
     assert undone.method == "update"
     assert "Undone: T1 is as it was before your change (owner Lead)" in json.dumps(undone.body, ensure_ascii=False)
     assert (await Plans(running.store, TENANT).get_task(1)).owner == "aad-lead"
+
+
+async def test_an_archive_answers_with_the_plans_card_and_its_undo_button_brings_the_plan_back(
+    lead: TeamsUser,
+) -> None:
+    await plan_with_task(lead)
+    plans = Plans(lead.running.store, TENANT)
+    [archived] = await lead.ask("archive P2", replies=1)
+    assert "P2 archived" in archived
+    card, card_message = lead.running.connector.cards()[-1], lead.running.connector.sent[-1]
+    assert schema_errors(card) == []
+    assert "Launch" in json.dumps(card)
+    undo = find_action(card, "Undo")
+    assert undo["data"] == {"plan": 2, "version": 2, "verb": "restore_task"}
+    undone = await press(lead, card_message.activity_id, undo["data"])
+    assert undone.method == "update"
+    assert "Undone: P2 is as it was before your change (back in use)" in json.dumps(undone.body, ensure_ascii=False)
+    assert (await plans.get_plan(2)).archived_at is None
+    [again] = await lead.ask("unarchive P2")  # already in use: nothing to bring back, and no Undo offered
+    assert not any(a.get("title") == "Undo" for a in lead.running.connector.cards()[-1].get("actions", []))
+    assert "P2" in again
+
+
+async def test_a_kpi_target_change_is_undone_by_its_leader_with_the_goals_changed_with_it(running: Running) -> None:
+    lead = TeamsUser(running)
+    await lead.ask(NEW_PLAN)
+    plans = Plans(running.store, TENANT)
+    [sqls] = await plans.list_metrics(1)
+    [changed] = await lead.ask("set target SQLs 600", replies=1)
+    assert "P1 changed: SQLs target 600" in changed
+    card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
+    undo = find_action(card, "Undo")
+    assert undo["data"] == {"plan": 1, "version": 2, "verb": "restore_task"}
+    undone = await press(lead, card_message.activity_id, undo["data"])
+    said = json.dumps(undone.body, ensure_ascii=False)
+    assert "Undone: P1 is as it was before your change (SQLs target 500)" in said
+    assert (await plans.get_metric(sqls.id)).target == 500
+    # Typed one after the other, they are two changes: `undo` takes back the last.
+    await lead.ask("edit master P1 north star 700 SQLs by 31 March")
+    await lead.ask("set target SQLs 700")
+    [typed] = await lead.ask("undo")
+    assert "Undone: P1 is as it was before your change (SQLs target 500)" in typed
+    assert ((await plans.get_plan(1)).title, (await plans.get_metric(sqls.id)).target) == ("700 SQLs by 31 March", 500)
+    # Saved together from the card's form, they are one change: its Undo button takes back both.
+    await lead.ask("plan P1")
+    card, card_message = running.connector.cards()[-1], running.connector.sent[-1]
+    form = await edit_form(lead, card, card_message.activity_id)
+    changes = {"title": "800 SQLs by 31 March", f"target_{sqls.id}": "800"}
+    saved = await press(lead, card_message.activity_id, find_action(form, "Save")["data"], inputs_of(form) | changes)
+    assert "P1 changed: north star, SQLs target 800" in json.dumps(saved.body, ensure_ascii=False)
+    updated = saved.body["attachments"][0]["content"]
+    undone = await press(lead, card_message.activity_id, find_action(updated, "Undo")["data"])
+    assert "(title “700 SQLs by 31 March”; SQLs target 500)" in json.dumps(undone.body, ensure_ascii=False)
+    assert ((await plans.get_plan(1)).title, (await plans.get_metric(sqls.id)).target) == ("700 SQLs by 31 March", 500)
+    [why] = await lead.ask("why P1")
+    assert (
+        "Lead edited plan P1: title from “700 SQLs by 31 March” to “800 SQLs by 31 March”; "
+        "KPI targets from SQLs 500 to SQLs 800" in why
+    )
+    assert (
+        "Lead undid an edit of plan P1: title from “800 SQLs by 31 March” to “700 SQLs by 31 March”; "
+        "KPI targets from SQLs 800 to SQLs 500" in why
+    )
+
+
+async def test_undoing_a_change_of_goals_is_a_change_of_strategy_the_leader_makes_or_approves(
+    running: Running,
+) -> None:
+    lead = TeamsUser(running)
+    member = TeamsUser(running, user_id="aad-member", name="Member", conversation_id="a:member")
+    await lead.ask(NEW_PLAN)
+    plans = Plans(running.store, TENANT)
+    [sqls] = await plans.list_metrics(1)
+    await member.ask("set target SQLs 600")
+    await lead.ask("approve A1")
+    assert (await plans.get_metric(sqls.id)).target == 600
+    # The member's change, made as theirs once approved, is not theirs to take back: they ask, the leader decides.
+    [refused] = await member.ask("undo")
+    assert "Only P1's leader can undo an edit of its goals" in refused
+    assert "`edit master P1 …`" in refused
+    assert (await plans.get_metric(sqls.id)).target == 600
+    assert [a.id for a in await Approvals(running.store, TENANT).pending()] == []

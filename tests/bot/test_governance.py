@@ -10,7 +10,7 @@ from bot.llm import Assistant
 from bot.operations import Caller, Context, default_registry
 from bot.operations.base import ASSISTANT
 from planner.domain.governance import DecisionRecord
-from planner.domain.model import Window
+from planner.domain.model import MetricSpec, Window
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.plans import Plans
@@ -147,3 +147,24 @@ async def test_an_approved_tool_call_nobody_took_up_runs_once_at_the_next_tick_a
     assert [(n.recipient, n.payload["text"].split(":")[0]) for n in notices] == [
         ("aad-writer", f"{request.ref} was approved, and what it held has now run")
     ]
+
+
+async def test_the_model_taking_back_a_change_of_goals_waits_for_the_leader_and_the_leader_in_person_does_not(
+    store: Store, clock: FakeClock
+) -> None:
+    clock.now = datetime(2026, 2, 10, 9, tzinfo=UTC)
+    tenant = Plans(store, TENANT)
+    window = Window(start=date(2026, 1, 1), end=date(2026, 3, 31))
+    await tenant.create_master_plan(
+        title="Q1", owner="aad-lead", window=window, metrics=[MetricSpec(name="SQLs", target=500)], actor="aad-lead"
+    )
+    leader = Context(Tenants(store), Caller(tenant_id=TENANT, user_id="aad-lead", name="Lead"), clock=clock)
+    registry = default_registry()
+    changed = await registry.run("edit_master_plan", leader, {"targets": [{"name": "SQLs", "target": 600}]})
+    assert "P1 changed: SQLs target 600" in changed.text
+    held = await registry.run("restore_task", as_model(leader), {})
+    assert "I asked for it as A1" in held.text
+    assert (await tenant.list_metrics(1))[0].target == 600
+    undone = await registry.run("restore_task", leader, {})
+    assert "Undone: P1 is as it was before your change (SQLs target 500)" in undone.text
+    assert (await tenant.list_metrics(1))[0].target == 500

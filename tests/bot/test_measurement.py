@@ -153,6 +153,7 @@ def test_the_card_with_its_chart_inline_is_valid_and_fits_in_a_teams_message() -
     assert "Throughput: 2 tasks a week" in text
     assert "Carried over: 1" in text
     assert "Delegations done: 3 (copilot 1, hubspot 2)" in text
+    assert "people and the bot: 1 decided · approved 0 %, edited 0 %, rejected 0 %, expired 100 %" in text
     assert "P2 Launch: launched in 11 days" in text
     assert "P3 ABM: 0 of 1 milestones done" in text
     assert "Against pace: 86 % (expected 140)" in text

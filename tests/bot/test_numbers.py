@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text.numbers import Kind, figure, kind_of, money, percent, plain, quantity
+from bot.text.numbers import Kind, figure, kind_of, money, money_in_cents, percent, plain, quantity
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,22 @@ def test_a_figure_is_rounded_like_its_quantity_without_the_unit() -> None:
 
 def test_a_share_is_a_whole_percentage_with_separators() -> None:
     assert [percent(share) for share in (0.2, 0.165, 0.004, 42.0)] == ["20 %", "17 %", "0 %", "4,200 %"]
+
+
+@pytest.mark.parametrize(
+    ("cents", "currency", "shown"),
+    [
+        (25_000_000, "USD", "$250,000"),  # was `250,000 USD` beside a KPI's `$250,000`
+        (1_250_050, "USD", "$12,500.50"),  # cents only when there are some
+        (125_000_000, "EUR", "€1,250,000"),  # money people account for keeps every digit
+        (8_000, "GBP", "£80"),
+        (123_456_789, "CAD", "1,234,567.89 CAD"),  # a currency without a symbol of its own: its code
+        (500_000, "JPY", "5,000 JPY"),  # `¥` is also the yuan's
+        (0, "USD", "$0"),
+        (-5_000, "USD", "-$50"),
+    ],
+)
+def test_money_kept_in_cents_is_written_as_every_other_amount_of_money(cents: int, currency: str, shown: str) -> None:
+    assert money_in_cents(cents, currency) == shown
+    if cents % 100 == 0 and abs(cents) < 100_000_000:
+        assert money(cents / 100, currency) == shown  # a KPI's money, the same style

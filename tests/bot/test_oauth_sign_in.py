@@ -7,7 +7,6 @@ callback route; the person's browser is an HTTP client that opens the card's Sig
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -28,19 +27,14 @@ from bot.text import messages
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.operator import LIMITS
+from tests.adapters.test_mcp import free_port
 from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.bot.conftest import LOCAL_ADMIN, TeamsUser
 from tests.bot.conftest import Running as RunningBot
-from tests.bot.test_delegation import a_task_for_the_writer
+from tests.bot.delegating import a_desk
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
-from tests.fakes.oauth_server import PERSON, LoopbackAuthorization, serve_oauth_protected
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.fakes.oauth_server import PERSON, LoopbackAuthorization, follow_sign_in, serve_oauth_protected
 
 
 @pytest.fixture
@@ -84,19 +78,14 @@ async def sign_in_from_the_card(connector: FakeConnector, seen: int) -> httpx2.R
             break
     (card,) = cards
     assert schema_errors(card) == []
-    (button,) = card["actions"]
-    async with httpx2.AsyncClient(follow_redirects=True, timeout=10) as browser:
-        return await browser.get(button["url"])
+    return await follow_sign_in(card)
 
 
 async def test_an_admin_signs_in_to_enable_tools_and_a_delegation_then_acts_as_the_person(
     bot: RunningBot, clock: FakeClock
 ) -> None:
-    task_id = await a_task_for_the_writer(bot, clock)
-    lead = TeamsUser(bot)
-    writer = TeamsUser(bot, user_id="aad-writer", name="Content Writer", conversation_id="a:writer")
+    task_id, lead, _ = await a_desk(bot, clock)  # the writer owns the task, and is told how the delegation went
     await lead.ask("help")
-    await writer.ask("help")  # the task's owner, told how the delegation went
     authorization = LoopbackAuthorization()
     async with serve_oauth_protected(authorization) as url:
         config = json.dumps({"transport": "http", "url": url, "oauth_grant": "authorization_code"})

@@ -207,3 +207,34 @@ def test_the_grammar_reads_policy_commands() -> None:
     tools = {op.name for op in default_registry() if not op.admin_only and not op.human_only}
     assert "load_policy" not in tools
     assert "show_policy" not in tools
+
+
+def test_a_rule_reads_in_one_line_what_it_answers_to_what_and_when() -> None:
+    from bot.text.policy import rule_text
+    from planner.services.policy import parse_policy
+
+    rules = parse_policy(
+        """
+rules:
+  - id: hubspot-discounts
+    description: HubSpot may offer discounts up to 15 % on its own.
+    effect: allow
+    agents: [hubspot]
+    kinds: [delegation]
+    actions: [offer_discount]
+    limits: {discount: {le: 15}, channel: {in: [email, sms]}}
+  - id: outbound-after-ticket
+    description: No outbound while a ticket is open.
+    effect: forbid
+    gates: [budget]
+    when:
+      attributes: {direction: outbound}
+      facts: [{type: ticket_opened, within: 48h, match: {severity: high}}, {type: renewal_open, absent: true}]
+"""
+    )
+    assert [rule_text(rule) for rule in rules] == [
+        'hubspot-discounts (allow: go within discount ≤ 15, channel in ["email", "sms"], else flag; agents '
+        "hubspot; kinds delegation; actions offer_discount): HubSpot may offer discounts up to 15 % on its own.",
+        "outbound-after-ticket (forbid: stop (gates budget); agents all; kinds all; when direction = outbound and "
+        "ticket_opened within 2d where severity = high and no renewal_open): No outbound while a ticket is open.",
+    ]

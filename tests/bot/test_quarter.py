@@ -299,29 +299,26 @@ Mon 02 Feb Lead: 1
   15:00 [2 updates for you]
     · P1 500 SQLs by 31 March is now at risk (was off track).
     · P3 500 SQLs by 31 March: February 2026 is now at risk (was on track).
+Tue 03 Feb Lead: 1
+  08:00 [2 updates for you]
+    · P3 500 SQLs by 31 March: February 2026 is now off track (was at risk).
+    · SQLs is off track in P3 500 SQLs by 31 March: February 2026: behind its pace to target.
 Thu 05 Feb Content Writer: 1
   09:00 Heads up: T6 Write the February newsletter is due 2026-02-06. | [Write the February newsletter]
 Fri 06 Feb Lead: 1
-  15:00 [3 updates for you]
-    · Your digest for 2026-W06:
-    · P1 500 SQLs by 31 March is now on track (was at risk).
-    · P3 500 SQLs by 31 March: February 2026 is now on track (was at risk).
+  15:00 Your digest for 2026-W06: | [How P1 500 SQLs by 31 March is doing]
 Sun 08 Feb Lead: 1
-  08:00 [2 updates for you]
-    · P1 500 SQLs by 31 March is now at risk (was on track).
-    · SQLs is at risk in P1 500 SQLs by 31 March: behind its pace to target.
+  08:00 SQLs is at risk in P1 500 SQLs by 31 March: behind its pace to target. | [SQLs is drifting]
 Mon 09 Feb Designer: 1
   09:00 Good morning! Here is your week (2026-W07). | [Your week, 2026-W07]
 Tue 10 Feb Designer: 1
   09:00 Heads up: T7 Design the case study layout is due 2026-02-11. | [Design the case study layout]
 Thu 12 Feb Designer: 1
   09:00 T7 Design the case study layout was due 2026-02-11 and is not done yet. | [Design the case study la…
-Thu 12 Feb Lead: 2
-  08:00 [3 updates for you]
+Thu 12 Feb Lead: 1
+  08:00 [2 updates for you]
     · P1 500 SQLs by 31 March is now off track (was at risk).
-    · P3 500 SQLs by 31 March: February 2026 is now at risk (was on track).
     · SQLs is off track in P1 500 SQLs by 31 March: behind its pace to target.
-  15:00 P3 500 SQLs by 31 March: February 2026 is now on track (was at risk). | [500 SQLs by 31 March]
 Fri 13 Feb Lead: 1
   15:00 Your digest for 2026-W07: | [How P1 500 SQLs by 31 March is doing]
 Fri 20 Feb Lead: 1
@@ -332,12 +329,15 @@ Sun 01 Mar Lead: 1
   08:00 P3 500 SQLs by 31 March: February 2026 has ended. | [Retrospective: P3 500 SQLs by 31 March: Februa…
 Mon 02 Mar Lead: 1
   15:00 P1 500 SQLs by 31 March is now on track (was off track). | [500 SQLs by 31 March]
+Wed 04 Mar Lead: 1
+  08:00 [3 updates for you]
+    · P1 500 SQLs by 31 March is now at risk (was on track).
+    · P4 500 SQLs by 31 March: March 2026 is now off track (was on track).
+    · SQLs is off track in P4 500 SQLs by 31 March: March 2026: behind its pace to target.
 Fri 06 Mar Lead: 1
   15:00 Your digest for 2026-W10: | [How P1 500 SQLs by 31 March is doing]
 Tue 10 Mar Lead: 1
-  08:00 [2 updates for you]
-    · P1 500 SQLs by 31 March is now at risk (was on track).
-    · SQLs is at risk in P1 500 SQLs by 31 March: behind its pace to target.
+  08:00 SQLs is at risk in P1 500 SQLs by 31 March: behind its pace to target. | [SQLs is drifting]
 Fri 13 Mar Lead: 1
   15:00 Your digest for 2026-W11: | [How P1 500 SQLs by 31 March is doing]
 Wed 18 Mar Lead: 1
@@ -349,7 +349,9 @@ Fri 20 Mar Lead: 1
 Fri 27 Mar Lead: 1
   15:00 Your digest for 2026-W13: | [How P1 500 SQLs by 31 March is doing]
 Mon 30 Mar Lead: 1
-  16:00 P1 500 SQLs by 31 March is now on track (was off track). | [500 SQLs by 31 March]
+  16:00 [2 updates for you]
+    · P1 500 SQLs by 31 March is now on track (was off track).
+    · P4 500 SQLs by 31 March: March 2026 is now on track (was off track).
 Wed 01 Apr Lead: 1
   09:00 P4 500 SQLs by 31 March: March 2026 has ended. | [Retrospective: P4 500 SQLs by 31 March: March 202…
 """
@@ -363,13 +365,33 @@ async def test_a_quarter_as_each_person_receives_it(running: Running, clock: Fak
     [draft] = [a["content"] for s in replies["derive"] for a in s.body["attachments"]]
     assert "Owner: Lead" in all_text(draft)
     assert "KPIs: SQLs 172" in all_text(draft).split("\n")  # a prorated share of 500 SQLs, a whole number
-    assert "P1's budget is 250,000 USD." in said(replies["budget"][0].body)
+    assert "P1's budget is $250,000." in said(replies["budget"][0].body)
     assert "tactical plans P2, P3, P4" in said(replies["save"][0].body)
     assert "P5" in said(replies["week"][0].body)
 
     await run_the_quarter(q, until=date(2026, 4, 1))
 
     assert q.diary.transcript() == EXPECTED.strip()
+    # Each month is judged on its own SQLs, never on the quarter's running total against a month's share: on 2 March
+    # the quarter stands at 340, and March, one day old, has won about 8 of them (February won the rest, up to its
+    # last day on the line from 190 on 2 February to 340 on 2 March).
+    recorded = [said(s.body) for s in running.connector.sent if said(s.body).startswith("Recorded SQLs")]
+    assert [line.split("Counts for ")[1] for line in recorded] == [
+        "P2 500 SQLs by 31 March: January 2026: 20 of its 172, off track.",
+        "P3 500 SQLs by 31 March: February 2026: 11 of its 156, on track.",
+        "P4 500 SQLs by 31 March: March 2026: 8 of its 172, on track.",
+        "P4 500 SQLs by 31 March: March 2026: 178 of its 172, on track.",
+    ]
+    # After the quarter each month is final on what it won by its last day, on the line between the readings either
+    # side of it: January 179 of 172, met; February 154 of 156, missed by a little; March 178 of 172, met (and the
+    # quarter 510 of 500).
+    [card] = [a["content"] for s in await q.say(LEAD, "plan P1") for a in s.body["attachments"]]
+    assert [line for line in all_text(card).split("\n") if line.startswith("SQLs: ")] == [
+        "SQLs: 510 of 500 (window ended) · Met",
+        "SQLs: 179 of 172 (window ended) · Met",
+        "SQLs: 154 of 156 (window ended) · Missed",
+        "SQLs: 178 of 172 (window ended) · Met",
+    ]
     # The KPI drifts, recovers and drifts again: each change is said once; an unchanged drift is not repeated
     # (SQLs stays at 20 from 12 January to 2 February, and the lead hears nothing more of it).
     drifts = [

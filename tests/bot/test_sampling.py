@@ -3,7 +3,6 @@ API transport) behind the tenant's policy gate, and gets only text; a policy can
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 
@@ -18,8 +17,8 @@ from planner.services.decisions import DecisionLog
 from planner.services.policy import PolicySets
 from planner.store import Store
 from tests.adapters.vendor_agent import serve_in_process
-from tests.bot.conftest import TENANT, Running, TeamsUser, a_delegating_bot
-from tests.bot.test_delegation import a_task_for_the_writer
+from tests.bot.conftest import TENANT, Running, a_delegating_bot
+from tests.bot.delegating import a_desk, vendor_registered
 from tests.bot.test_llm import ReplayTransport
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
@@ -61,12 +60,9 @@ async def lending(
 
 
 async def summarise_delegated(running: Running, clock: FakeClock) -> int:
-    task_id = await a_task_for_the_writer(running, clock)
-    lead = TeamsUser(running)
-    await TeamsUser(running, user_id="aad-writer", name="Content Writer", conversation_id="a:writer").ask("help")
+    task_id, lead, _ = await a_desk(running, clock)
     async with serve_in_process(assisted=True) as url:
-        await lead.ask(f"adapter add mcp vendor {json.dumps({'transport': 'http', 'url': url})}")
-        await lead.ask("adapter enable vendor summarise_campaign")
+        await vendor_registered(lead, url, "summarise_campaign")
         [queued] = await lead.ask(f'delegate T{task_id} to vendor summarise_campaign {{"campaign": "abm-q1"}}')
         await running.bot.drain()
     found = re.search(r"delegation D(\d+)", queued)

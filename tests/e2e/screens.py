@@ -20,9 +20,8 @@ from pathlib import Path
 
 from playwright.async_api import Page, async_playwright
 
-from tests.adapters.test_browser import PASSWORD, USERNAME, vendor_config
 from tests.adapters.vendor_agent import serve_in_process
-from tests.adapters.web_vendor import WebVendor
+from tests.adapters.web_vendor import PASSWORD, USERNAME, WebVendor, vendor_config
 from tests.e2e.playground import TENANT, Playground, from_bot, write_config
 from tests.e2e.test_playground import LOOPBACK_ONLY, PLAYGROUND, ROOT, free_port, stop, wait_until_up
 from tests.fakes.oauth_server import LoopbackAuthorization, serve_oauth_protected

@@ -8,6 +8,8 @@ Skills (chosen by the `skill` in the message's metadata, as the adapter sends it
 - `long_report`: works until it is cancelled (it says so on stdout, `long_report started`);
 - `crash`: the process exits once the message has arrived, as a crashing vendor's would (a subprocess only);
 - `crm_sync`: needs authorization (auth-required);
+- `held_brief`: works until the test lets it go (`VendorExecutor.release`), so a test can hold many tasks running at
+  once; `VendorExecutor.holding` counts them and `held_at(n)` waits until that many are held;
 - `staged_report`: says what it is doing as it works (`STAGES`, `working` status messages, the last one hostile:
   markup and a line break), then completes.
 Every execution is counted per skill: `GET /executions` answers the counts as JSON, and with `--log FILE` each one
@@ -56,7 +58,17 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ROOT = Path(__file__).resolve().parents[2]
-SKILLS = ("brief", "slow_brief", "region_brief", "budget_check", "long_report", "crash", "crm_sync", "staged_report")
+SKILLS = (
+    "brief",
+    "slow_brief",
+    "region_brief",
+    "budget_check",
+    "long_report",
+    "crash",
+    "crm_sync",
+    "staged_report",
+    "held_brief",
+)
 REGION_QUESTION = "Which region is the brief for?"
 STAGES = (
     "reading 40 accounts",
@@ -73,12 +85,26 @@ class VendorExecutor(AgentExecutor):
         self._log = log
         self._skills: dict[str, str] = {}
         self._asked: set[str] = set()
+        self.holding = 0
+        self.release = asyncio.Event()
+        self._held = asyncio.Condition()
 
     def _count(self, skill: str) -> None:
         self.executions[skill] += 1
         if self._log is not None:
             with self._log.open("a") as log:
                 log.write(f"{skill}\n")
+
+    async def held_at(self, count: int) -> None:
+        """Returns once `count` `held_brief` tasks are being held at once."""
+        async with self._held:
+            await self._held.wait_for(lambda: self.holding >= count)
+
+    async def _hold(self) -> None:
+        async with self._held:
+            self.holding += 1
+            self._held.notify_all()
+        await self.release.wait()
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         message = context.message
@@ -122,6 +148,10 @@ class VendorExecutor(AgentExecutor):
                 await updater.update_status(pb.TASK_STATE_WORKING, message=updater.new_agent_message([_text(stage)]))
                 await asyncio.sleep(0.2)  # each stage long enough for a client polling the task to read it
             await updater.add_artifact([_text("Report ready")], name="report")
+            await updater.complete()
+        elif skill == "held_brief":
+            await self._hold()
+            await updater.add_artifact([_text("Brief, held")], name="brief")
             await updater.complete()
         elif skill == "crm_sync":
             await updater.requires_auth(updater.new_agent_message([_text("sign in to the CRM first")]))

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import httpx2
 import uvicorn
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import (
@@ -148,3 +150,12 @@ async def serve_oauth_protected(authorization: LoopbackAuthorization) -> AsyncIt
         uvicorn_server.should_exit = True
         await serving
         sock.close()
+
+
+async def follow_sign_in(card: Mapping[str, Any]) -> httpx2.Response:
+    """A person's browser opening a Sign in card's one button: the bot's signed link, the vendor's /authorize, and
+    the redirect back to the bot's callback; the page it ends on."""
+    (button,) = card["actions"]
+    assert button["title"] == "Sign in"
+    async with httpx2.AsyncClient(follow_redirects=True, timeout=10) as browser:
+        return await browser.get(button["url"])

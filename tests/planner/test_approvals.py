@@ -25,7 +25,7 @@ from planner.domain.approvals import (
     check_decider,
     check_open,
 )
-from planner.domain.errors import Expected, InvalidValue, TenantMismatch
+from planner.domain.errors import Expected, Field, InvalidValue, TenantMismatch
 from planner.domain.governance import (
     Action,
     ActionKind,
@@ -354,7 +354,7 @@ async def test_a_resume_payload_must_say_what_to_run(store: Store) -> None:
     approvals = await approvals_with_finance(store)
     with pytest.raises(InvalidValue) as refused:
         await approvals.request(budget_shift(), requester="aad-lead", reason="x", resume={"run": "anything"})
-    assert (refused.value.field, refused.value.expected) == ("resume", Expected.RESUME)
+    assert (refused.value.field, refused.value.expected) == (Field.RESUME, Expected.RESUME)
     with pytest.raises(InvalidValue):
         await approvals.request(
             budget_shift(), requester="aad-lead", reason="x", resume={"delegation": 1}, expires_in=timedelta(0)

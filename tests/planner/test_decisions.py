@@ -23,9 +23,11 @@ from sqlalchemy.exc import DBAPIError
 from bot.text.decisions import explain
 from planner.domain.decisions import (
     GENESIS,
+    BreakCode,
     BreakKind,
     ChainLinks,
     ChainReport,
+    CheckpointFlaw,
     Decision,
     DecisionKeys,
     DecisionNotFound,
@@ -132,7 +134,7 @@ async def test_verify_finds_an_edited_rationale(store: Store, clock: FakeClock) 
     [broken] = report.broken
     assert not report.ok
     assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
-    assert "no longer matches its signature" in str(broken)
+    assert str(broken) == "tenant contoso: entry 2 edited: not_its_signature"  # for logs; the bot words it
 
 
 async def test_verify_finds_changed_data(store: Store, clock: FakeClock) -> None:
@@ -140,7 +142,7 @@ async def test_verify_finds_changed_data(store: Store, clock: FakeClock) -> None
     await tamper(store, """UPDATE decisions SET data = '{"agent": "salesforce"}' WHERE seq = 1""")
     [broken] = (await verify(store)).broken
     assert (broken.seq, broken.kind) == (1, BreakKind.EDITED)
-    assert "data" in broken.detail
+    assert (broken.why, broken.details) == (BreakCode.DATA_CHANGED, {})
 
 
 async def test_verify_finds_an_entry_re_signed_by_someone_with_the_key(store: Store, clock: FakeClock) -> None:
@@ -154,7 +156,7 @@ async def test_verify_finds_an_entry_re_signed_by_someone_with_the_key(store: St
     )
     [broken] = (await verify(store)).broken
     assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
-    assert "entry 3 recorded its hash" in broken.detail
+    assert (broken.why, broken.details) == (BreakCode.REWRITTEN_BEFORE, {"next": 3})
 
 
 async def test_verify_finds_a_deleted_entry_in_the_middle_and_at_the_end(store: Store, clock: FakeClock) -> None:
@@ -162,12 +164,12 @@ async def test_verify_finds_a_deleted_entry_in_the_middle_and_at_the_end(store: 
     await tamper(store, "DELETE FROM decisions WHERE seq = 2")
     [broken] = (await verify(store)).broken
     assert (broken.seq, broken.kind) == (2, BreakKind.DELETED)
-    assert broken.detail == "entry 2 is missing"
+    assert (broken.why, broken.details) == (BreakCode.MISSING, {"first": 2, "last": 2})
 
     await tamper(store, "DELETE FROM decisions WHERE seq = 3")
     [broken] = (await verify(store)).broken
     assert (broken.seq, broken.kind) == (2, BreakKind.DELETED)
-    assert broken.detail == "entries 2 to 3 are missing from the end"
+    assert (broken.why, broken.details) == (BreakCode.MISSING_FROM_END, {"first": 2, "last": 3})
 
 
 async def test_verify_finds_the_last_entry_deleted(store: Store, clock: FakeClock) -> None:
@@ -187,7 +189,7 @@ async def test_verify_finds_two_entries_swapped(store: Store, clock: FakeClock) 
     )
     [broken] = (await verify(store)).broken
     assert (broken.seq, broken.kind) == (2, BreakKind.REORDERED)
-    assert "logged as entry 3" in broken.detail
+    assert (broken.why, broken.details) == (BreakCode.MOVED, {"logged_as": 3})
 
 
 async def test_postgresql_refuses_to_change_or_remove_an_entry(store: Store, clock: FakeClock) -> None:
@@ -495,7 +497,7 @@ async def test_verify_finds_an_edit_hidden_by_re_hashing_the_chain_with_plain_sh
     await rehash_from(store, 2)
     [broken] = (await verify(store)).broken
     assert (broken.tenant_id, broken.seq, broken.kind) == (TENANT, 2, BreakKind.EDITED)
-    assert "no longer matches its signature" in broken.detail
+    assert broken.why is BreakCode.NOT_ITS_SIGNATURE
 
 
 async def test_verify_finds_entries_passed_off_as_unsigned_after_signed_ones(store: Store, clock: FakeClock) -> None:
@@ -504,7 +506,7 @@ async def test_verify_finds_entries_passed_off_as_unsigned_after_signed_ones(sto
     await rehash_from(store, 2, unsign=True)
     [broken] = (await verify(store)).broken
     assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
-    assert "not signed, yet it follows signed entries" in broken.detail
+    assert broken.why is BreakCode.UNSIGNED_AFTER_SIGNED
 
 
 async def test_a_checkpoint_shows_the_tail_deleted_and_the_head_moved_back(
@@ -525,8 +527,10 @@ async def test_a_checkpoint_shows_the_tail_deleted_and_the_head_moved_back(
     report = await verify(store, checkpoint=read_checkpoint(tmp_path / "checkpoints.json", KEYS))
     [broken] = report.broken
     assert (broken.tenant_id, broken.seq, broken.kind) == (TENANT, 3, BreakKind.DELETED)
-    assert "entry 3 is missing from the end, and the log's head was moved back to entry 2" in broken.detail
-    assert "the checkpoint of 2026-01-05T09:15:00.000000+00:00 saw 3 entries" in broken.detail
+    assert (broken.why, broken.details) == (
+        BreakCode.HEAD_MOVED_BACK,
+        {"first": 3, "last": 3, "head": 2, "checkpoint_at": saved.written_at},
+    )
 
 
 async def test_a_checkpoint_shows_the_tail_replaced_after_it_was_cut_off(
@@ -546,7 +550,7 @@ async def test_a_checkpoint_shows_the_tail_replaced_after_it_was_cut_off(
     await log.record(stopped_email(verdict="approved"))  # the bot appends on, with a valid signature
     [broken] = (await verify(store, checkpoint=read_checkpoint(tmp_path / "checkpoints.json", KEYS))).broken
     assert (broken.seq, broken.kind) == (3, BreakKind.EDITED)
-    assert "it is not the entry the checkpoint of" in broken.detail
+    assert broken.why is BreakCode.NOT_AS_CHECKPOINTED
 
 
 async def test_a_checkpoint_shows_a_tenants_entries_and_head_removed_together(
@@ -566,7 +570,7 @@ async def test_a_checkpoint_shows_a_tenants_entries_and_head_removed_together(
     report = await verify(store, checkpoint=read_checkpoint(tmp_path / "checkpoints.json", KEYS))
     [broken] = report.broken
     assert (broken.tenant_id, broken.seq, broken.kind) == (TENANT, 1, BreakKind.DELETED)
-    assert "entries 1 to 3 are missing: the tenant's whole log is gone" in broken.detail
+    assert (broken.why, broken.details["last"]) == (BreakCode.LOG_GONE, 3)
     assert [(chain.tenant_id, chain.ok) for chain in report.chains] == [(TENANT, False), ("fabrikam", True)]
 
 
@@ -582,7 +586,7 @@ async def test_a_checkpoint_shows_a_whole_chain_rewritten_as_unsigned(
     assert plain.chains[0].legacy == 3
     [broken] = (await verify(store, checkpoint=read_checkpoint(tmp_path / "checkpoints.json", KEYS))).broken
     assert (broken.seq, broken.kind) == (3, BreakKind.EDITED)
-    assert "re-hashed" in broken.detail
+    assert broken.why is BreakCode.NOT_AS_CHECKPOINTED
 
 
 async def test_a_checkpoint_edited_by_hand_fails_its_signature(store: Store, clock: FakeClock, tmp_path: Path) -> None:
@@ -591,13 +595,16 @@ async def test_a_checkpoint_edited_by_hand_fails_its_signature(store: Store, clo
     await checkpoint(store, path)
     assert path.stat().st_mode & 0o777 == 0o600
     path.write_text(path.read_text().replace('"seq": 3', '"seq": 2'))
-    with pytest.raises(CheckpointInvalid, match="its signature does not match its content: it was edited"):
+    with pytest.raises(CheckpointInvalid) as edited:
         read_checkpoint(path, KEYS)
-    with pytest.raises(CheckpointInvalid, match=r"signed with key \w+, which is not configured"):
+    assert (edited.value.path, edited.value.why, edited.value.details) == (path, CheckpointFlaw.SIGNATURE_FAILS, {})
+    with pytest.raises(CheckpointInvalid) as unknown:
         read_checkpoint(path, DecisionKeys.from_vault(Vault([Vault.generate_key()])))
+    assert (unknown.value.why, unknown.value.details) == (CheckpointFlaw.KEY_NOT_CONFIGURED, {"key": KEYS.signing_id})
     path.write_text("not json")
-    with pytest.raises(CheckpointInvalid, match="not a decision log checkpoint"):
+    with pytest.raises(CheckpointInvalid) as garbled:
         read_checkpoint(path, KEYS)
+    assert garbled.value.why is CheckpointFlaw.NOT_A_CHECKPOINT
     assert read_checkpoint(tmp_path / "absent.json", KEYS) is None
 
 
@@ -656,7 +663,7 @@ async def test_entries_signed_before_a_key_rotation_verify_while_the_old_key_is_
         assert (await verify(after)).ok
         [broken] = (await verify(dropped)).broken
         assert (broken.seq, broken.kind) == (1, BreakKind.UNKNOWN_KEY)
-        assert f"it names key {KEYS.signing_id}, which is not configured" in broken.detail
+        assert (broken.why, broken.details) == (BreakCode.KEY_NOT_CONFIGURED, {"key": KEYS.signing_id})
     finally:
         await after.close()
         await dropped.close()
@@ -685,7 +692,7 @@ async def test_legacy_unkeyed_entries_are_reported_and_the_first_signed_entry_vo
         await tamper(store, "UPDATE decisions SET verdict = 'go', hash = :hash WHERE seq = 2", hash=old_hash(forged))
         [broken] = (await verify(store)).broken
         assert (broken.seq, broken.kind) == (2, BreakKind.EDITED)
-        assert "rewritten after entry 3 recorded its hash" in broken.detail
+        assert (broken.why, broken.details) == (BreakCode.REWRITTEN_BEFORE, {"next": 3})
         await tamper(store, "UPDATE decisions SET prev_hash = :hash WHERE seq = 3", hash=old_hash(forged))
         [broken] = (await verify(store)).broken
         assert (broken.seq, broken.kind) == (3, BreakKind.EDITED)

@@ -7,8 +7,15 @@ from datetime import date
 
 import pytest
 
-from planner.domain.errors import InvalidValue, NothingToUndo, StaleUndo, UndoNeedsLeader, WindowConflict
-from planner.domain.model import TaskChanges, Tier, Window
+from planner.domain.errors import (
+    InvalidValue,
+    MetricNotFound,
+    NothingToUndo,
+    StaleUndo,
+    UndoNeedsLeader,
+    WindowConflict,
+)
+from planner.domain.model import MetricSpec, TaskChanges, Tier, Window
 from planner.services.plans import UNDO_WINDOW, Plans
 from planner.store import Store
 from tests.conftest import FakeClock
@@ -199,3 +206,37 @@ async def test_a_master_plans_edit_is_undone_by_its_leader_only(store: Store) ->
     with pytest.raises(UndoNeedsLeader):
         await plans.undo(actor=MEMBER)
     assert (await plans.get_plan(master)).constraints == ("no paid social",)
+
+
+async def test_a_master_plans_targets_change_with_its_goals_in_one_event_and_are_undone_with_them(
+    store: Store,
+) -> None:
+    plans = Plans(store, "contoso")
+    master = await plans.create_master_plan(
+        title="500 SQLs", owner=LEADER, window=Q1, metrics=[MetricSpec(name="SQLs", target=500)], actor=LEADER
+    )
+    [sqls] = await plans.list_metrics(master.id)
+    edited = await plans.update_plan(master.id, title="600 SQLs", targets={sqls.id: 600}, actor=LEADER)
+    assert (edited.version, (await plans.get_metric(sqls.id)).target) == (2, 600)
+    [event] = [e for e in await plans.events(subject_type="plan") if e.kind == "plan.updated"]
+    assert ((event.before or {})["targets"], (event.after or {})["targets"]) == ({"SQLs": 500}, {"SQLs": 600})
+    undone = await plans.undo(actor=LEADER, subject=("plan", master.id), version=2)
+    assert undone.fields == ("title", "targets")
+    assert ((await plans.get_plan(master.id)).title, (await plans.get_metric(sqls.id)).target) == ("500 SQLs", 500)
+    with pytest.raises(MetricNotFound):  # a plan's change sets its own KPIs only
+        await plans.update_plan(master.id, targets={sqls.id + 99: 1}, actor=LEADER)
+
+
+async def test_an_undo_of_a_target_someone_changed_since_is_refused_and_changes_nothing(store: Store) -> None:
+    plans = Plans(store, "contoso")
+    master = await plans.create_master_plan(
+        title="500 SQLs", owner=LEADER, window=Q1, metrics=[MetricSpec(name="SQLs", target=500)], actor=LEADER
+    )
+    [sqls] = await plans.list_metrics(master.id)
+    await plans.update_plan(master.id, targets={sqls.id: 600}, actor=LEADER)
+    await plans.update_plan(master.id, targets={sqls.id: 650}, actor=MEMBER)  # as approved for a member
+    with pytest.raises(StaleUndo):
+        await plans.undo(actor=LEADER)
+    with pytest.raises(UndoNeedsLeader):
+        await plans.undo(actor=MEMBER)
+    assert (await plans.get_metric(sqls.id)).target == 650

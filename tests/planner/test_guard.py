@@ -14,7 +14,13 @@ from planner.domain.context import parse_events
 from planner.domain.delegations import Delegation, DelegationStatus
 from planner.domain.governance import GateCategory
 from planner.governance.gated_agent import AgentCall
-from planner.governance.guard import PolicyGuard, approval_outcome, call_action, delegation_action
+from planner.governance.guard import (
+    ApprovalOutcome,
+    PolicyGuard,
+    approval_outcome,
+    call_action,
+    delegation_action,
+)
 from planner.services.approvals import Approvals
 from planner.services.context import ContextFacts
 from planner.services.decisions import DecisionLog
@@ -123,7 +129,9 @@ async def test_over_its_limit_it_is_held_until_an_approver_says_yes_then_runs_on
     assert len(await approvals.pending()) == 1
 
     decided = await approvals.decide(request.id, approver="aad-boss", approve=True, authenticated=True)
-    assert approval_outcome(decided) == (True, f"{request.ref} approved by aad-boss")
+    assert approval_outcome(decided) == ApprovalOutcome(
+        approval=request.ref, status=ApprovalStatus.APPROVED, by="aad-boss"
+    )
     released = await d.delegations.release_hold(delegation.id, approved=True, actor="aad-boss", reason="approved")
     assert released is not None
     assert released.status is DelegationStatus.QUEUED
@@ -158,8 +166,12 @@ async def test_a_rejected_approval_fails_the_delegation_and_running_it_again_can
     rejected = await approvals.decide(
         request.id, approver="aad-boss", approve=False, note="too deep", authenticated=True
     )
-    allowed, reason = approval_outcome(rejected) or (None, "")
-    assert (allowed, reason) == (False, f"{request.ref} was rejected by aad-boss: too deep")
+    outcome = approval_outcome(rejected)
+    assert outcome == ApprovalOutcome(
+        approval=request.ref, status=ApprovalStatus.REJECTED, by="aad-boss", note="too deep"
+    )
+    assert not outcome.approved
+    reason = "not run"
     failed = await d.delegations.release_hold(delegation.id, approved=False, actor="aad-boss", reason=reason)
     assert failed is not None
     assert (failed.status, failed.error) == (DelegationStatus.FAILED, reason)

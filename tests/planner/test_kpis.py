@@ -11,7 +11,7 @@ from bot.text.health import reason_text
 from bot.text.recommendations import RuleRecommender
 from planner.domain.derivation import tactical_proposals
 from planner.domain.errors import Expected, InvalidValue
-from planner.domain.kpis import as_counted, latest_counted
+from planner.domain.kpis import as_counted, latest_counted, value_at
 from planner.domain.messages import Envelope
 from planner.domain.model import Direction, Health, Metric, MetricReading, MetricSpec, Plan, Tier, Window
 from planner.domain.rollup import PlanRollup
@@ -78,10 +78,14 @@ async def quarter(store: Store, clock: FakeClock) -> tuple[Plans, Plan, Plan, Pl
     return tenant, master, october, november
 
 
-async def record(tenant: Plans, value: float, day: date, *, plan_id: int | None = None) -> MetricReading:
-    """A reading of SQLs as `record SQLs <value> [on <day>] [in P<plan>]` records it: by name, as of its day."""
+async def record(
+    tenant: Plans, value: float, day: date, *, plan_id: int | None = None, backdated: bool = False
+) -> MetricReading:
+    """A reading of SQLs as `record SQLs <value> [on <day>] [in P<plan>]` records it: by name, as of its day (a
+    backdated one, at that day's end)."""
     metric = await tenant.find_metric("SQLs", plan_id=plan_id, on=day)
-    return await tenant.record_reading(metric.id, value, at=at(day, 8), source="chat:aad-lead", actor="aad-lead")
+    moment = datetime.combine(day, time(23, 59), tzinfo=UTC) if backdated else at(day, 8)
+    return await tenant.record_reading(metric.id, value, at=moment, source="chat:aad-lead", actor="aad-lead")
 
 
 async def test_a_quarter_of_readings_on_the_master_plan_is_seen_and_judged_at_every_tier(
@@ -129,15 +133,17 @@ async def test_a_quarter_of_readings_on_the_master_plan_is_seen_and_judged_at_ev
     clock.now = at(date(2026, 11, 3))
     await engine.evaluate(at(date(2026, 11, 2)))  # a tick across the month end, before the backdated reading
     assert all(m.payload["plan"] != october.id for m in await delivered(store))
-    await record(tenant, 110, date(2026, 10, 31))
+    await record(tenant, 110, date(2026, 10, 31), backdated=True)
     await record(tenant, 118, date(2026, 11, 3))
     tree = await tenant.rollup(master.id, clock.now.date())
     oct_node, nov_node = node(tree, october.id), node(tree, november.id)
-    # October is over: judged final on the reading of its own last day (110 of its 101.64), never "at risk".
+    # October is over: judged final at its end, a minute after the reading of its last day (110 of its 101.64),
+    # never "at risk".
     assert (oct_node.health, oct_node.metrics[0].health) == (Health.MET, Health.MET)
-    assert (oct_node.metrics[0].actual, oct_node.metrics[0].measured_on) == (110, date(2026, 10, 31))
+    assert oct_node.metrics[0].actual == pytest.approx(110, abs=0.01)
+    assert oct_node.metrics[0].measured_on == date(2026, 10, 31)
     # November counts what was won since October closed (118 - 110), the master the running total.
-    assert nov_node.metrics[0].actual == 8
+    assert nov_node.metrics[0].actual == pytest.approx(8, abs=0.01)
     assert tree.metrics[0].actual == 118
     await engine.evaluate(clock.now)
     told = await delivered(store)
@@ -147,7 +153,7 @@ async def test_a_quarter_of_readings_on_the_master_plan_is_seen_and_judged_at_ev
     # The measurement report sees the same readings at every tier, within each window.
     report = await Measurement(store, "contoso").report(master.id, clock.now.date(), RuleRecommender())
     actual = {f.plan.id: f.actual for f in report.forecasts}
-    assert actual == {master.id: 118, october.id: 110, november.id: 8}
+    assert actual == {master.id: 118, october.id: pytest.approx(110, abs=0.01), november.id: pytest.approx(8, abs=0.01)}
     [october_advice] = [r for r in report.recommendations if r.plan_id == october.id]
     assert october_advice.action.startswith("Nothing to catch up on SQLs in 200 SQLs by November: October 2026")
     assert october_advice.rationale == "SQLs ended at 110 SQL against a target of 102 SQL on 2026-10-31 (met)."
@@ -190,10 +196,10 @@ async def test_a_share_set_by_the_leader_is_judged_on_the_kpis_readings(store: S
     [master_kpi] = await tenant.list_metrics(master.id)
     assert (share.kpi_id, share.baseline) == (master_kpi.id, 0)
     await tenant.set_metric_target(share.id, 50, actor="aad-lead")  # the leader moves the share
-    await record(tenant, 30, date(2026, 10, 14))  # before the launch: opens its window
+    await record(tenant, 30, date(2026, 10, 14), backdated=True)  # the evening before the launch: opens its window
     await record(tenant, 45, date(2026, 10, 16))
     launched = node(await tenant.rollup(master.id, date(2026, 10, 16)), launch.id)
-    assert (launched.metrics[0].actual, launched.metrics[0].metric.target) == (15, 50)
+    assert (launched.metrics[0].actual, launched.metrics[0].metric.target) == (pytest.approx(15, abs=0.01), 50)
 
 
 async def test_a_kpi_defined_after_its_tactical_plans_tracked_the_name_takes_their_metrics_as_shares(
@@ -272,8 +278,8 @@ async def test_a_name_two_master_plans_define_means_the_one_running_on_the_readi
     assert ambiguous.value.details == {"plans": (last.id, this.id)}
 
 
-def _reading(day: date, value: float, reading_id: int) -> MetricReading:
-    return MetricReading(id=reading_id, tenant_id="t", metric_id=1, at=at(day), value=value, source="chat")
+def _reading(day: date, value: float, reading_id: int, *, hour: int = 9) -> MetricReading:
+    return MetricReading(id=reading_id, tenant_id="t", metric_id=1, at=at(day, hour), value=value, source="chat")
 
 
 def _metric(metric_id: int, plan_id: int, *, kpi_id: int | None = None, **values: float) -> Metric:
@@ -309,21 +315,39 @@ def test_a_share_counts_the_gain_inside_its_window_and_a_falling_kpi_its_level()
     kpi = _metric(1, 1, baseline=10, target=310)
     share = _metric(2, 2, kpi_id=1)
     readings = [
-        _reading(date(2026, 2, 10), 150, 1),
-        _reading(date(2026, 2, 27), 190, 2),  # the last before March: where March starts from
-        _reading(date(2026, 3, 9), 215, 3),
-        _reading(date(2026, 4, 2), 300, 4),  # after both windows
+        _reading(date(2026, 2, 10), 150, 1, hour=0),
+        _reading(date(2026, 2, 25), 190, 2, hour=0),
+        _reading(date(2026, 3, 5), 230, 3, hour=0),  # 40 more in 8 days: March opened at 210, halfway through them
+        _reading(date(2026, 4, 2), 300, 4, hour=0),  # after both windows: March closed at 297.5, 27 of 28 days in
     ]
-    assert [r.value for r in as_counted(share, march, readings, kpi)] == [25]
-    assert [r.value for r in as_counted(kpi, master, readings)] == [150, 190, 215]
-    # Backdated: judged at its own date, so March as of the 5th has no reading yet.
-    assert latest_counted(share, march, readings, date(2026, 3, 5), kpi) is None
-    # Without a reading before its window, a share starts from the KPI's baseline.
+    opened = master.window.start
+    counted = as_counted(share, march, readings, kpi, opened=opened)
+    assert [(r.at.date(), r.value) for r in counted] == [(date(2026, 3, 5), 20), (date(2026, 3, 31), 87.5)]
+    assert [r.value for r in as_counted(kpi, master, readings)] == [150, 190, 230]
+    # As of a day, only the readings taken by then: on 31 March the month stands at its reading of the 5th.
+    assert latest_counted(share, march, readings, date(2026, 3, 31), kpi, opened=opened).value == 20  # type: ignore[union-attr]
+    assert latest_counted(share, march, readings, date(2026, 4, 2), kpi, opened=opened).value == 87.5  # type: ignore[union-attr]
+    # Backdated: judged at its own date, so March as of the 4th has no reading yet.
+    assert latest_counted(share, march, readings, date(2026, 3, 4), kpi, opened=opened) is None
+    # The first month opens where the KPI starts: at its baseline.
     first = _plan(3, date(2026, 1, 1), date(2026, 1, 31))
-    assert [r.value for r in as_counted(share, first, [_reading(date(2026, 1, 20), 40, 1)], kpi)] == [30]
+    assert [r.value for r in as_counted(share, first, [_reading(date(2026, 1, 20), 40, 1)], kpi, opened=opened)] == [30]
     cost = _metric(1, 1, baseline=60, target=40, direction=Direction.DOWN)
     cost_share = _metric(2, 2, kpi_id=1, baseline=60, target=40, direction=Direction.DOWN)
-    assert [r.value for r in as_counted(cost_share, march, readings[:3], cost)] == [215]
+    assert [r.value for r in as_counted(cost_share, march, readings[:3], cost, opened=opened)] == [230]
+
+
+def test_a_later_month_read_only_once_counts_its_own_part_of_the_running_total_not_the_quarters() -> None:
+    # A quarter's first reading comes in its second month: 410 SQLs on 10 February, 400 won since 1 January. February
+    # is judged on what it won (the 9 days of it at the quarter's pace: 90), not on the quarter's 400.
+    master, february = _plan(1, date(2026, 1, 1), date(2026, 3, 31)), _plan(2, date(2026, 2, 1), date(2026, 2, 28))
+    kpi, share = _metric(1, 1, baseline=10, target=610), _metric(2, 2, kpi_id=1, target=200)
+    readings = [_reading(date(2026, 2, 10), 410, 1, hour=0)]
+    latest = latest_counted(share, february, readings, date(2026, 2, 10), kpi, opened=master.window.start)
+    assert latest is not None
+    assert latest.value == 90
+    assert [r.value for r in as_counted(share, february, readings, kpi, opened=master.window.start)] == [90]
+    assert value_at(datetime(2026, 2, 1, tzinfo=UTC), readings, (datetime(2026, 1, 1, tzinfo=UTC), 10)) == 320
 
 
 def test_the_latest_counted_reading_is_the_last_of_those_counted_whatever_the_day_asked() -> None:
@@ -338,6 +362,7 @@ def test_the_latest_counted_reading_is_the_last_of_those_counted_whatever_the_da
         for metric, plan, defined in cases:
             for offset in range(-30, 60):
                 as_of = date(2026, 3, 1) + timedelta(days=offset)
-                counted = [r for r in as_counted(metric, plan, readings, defined) if r.at.date() <= as_of]
+                known = [r for r in readings if r.at.date() <= as_of]
+                counted = [r for r in as_counted(metric, plan, known, defined) if r.at.date() <= as_of]
                 expected = counted[-1] if counted else None
                 assert latest_counted(metric, plan, readings, as_of, defined) == expected, (metric, as_of)

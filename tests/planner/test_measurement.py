@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert
 
 from planner.domain.measurement import (
+    NO_AGENT,
     ApprovalFact,
     DelegationFact,
     MeasurementFacts,
@@ -242,7 +243,7 @@ def test_approval_outcomes_per_agent() -> None:
     assert by_agent == {
         "copilot": Outcomes(rejected=1),
         "hubspot": Outcomes(approved=1, edited=1, rejected=1),
-        "people and the bot": Outcomes(expired=1),
+        NO_AGENT: Outcomes(expired=1),  # the bot words it
     }
     hubspot = by_agent["hubspot"]
     assert [hubspot.rate(o) for o in ("approved", "edited", "rejected")] == [pytest.approx(1 / 3)] * 3

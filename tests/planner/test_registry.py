@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from planner.domain.approvals import UnknownGateCategory
 from planner.domain.circuits import CircuitState
-from planner.domain.errors import InvalidValue
+from planner.domain.errors import Expected, Field, InvalidValue
 from planner.ports import AgentConfigInvalid, UnknownCapability
 from planner.services.breaker import Breakers
 from planner.services.plans import Plans
@@ -106,6 +106,20 @@ async def test_an_invalid_config_says_what_is_wrong_and_stores_nothing(store: St
     assert "url: required, an http(s) address" in message
     assert await reg.list_adapters() == []
     assert "adapter" not in await raw_rows(store)
+
+
+async def test_a_config_that_is_not_plain_json_names_the_setting_and_stores_nothing(
+    store: Store, factory: FakeAgentFactory
+) -> None:
+    reg = registry(store, factory)
+    with pytest.raises(InvalidValue) as listed:
+        await reg.register("mcp", "hubspot", ["https://crm.example"], actor="aad-admin")  # type: ignore[arg-type]
+    assert (listed.value.field, listed.value.value, listed.value.expected) == (
+        Field.ADAPTER_CONFIG,
+        "list",
+        Expected.JSON_OBJECT,
+    )
+    assert await reg.list_adapters() == []
 
 
 async def test_a_complaint_about_a_secret_never_repeats_it(store: Store, factory: FakeAgentFactory) -> None:

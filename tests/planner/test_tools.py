@@ -4,11 +4,13 @@ input checked against the tool's schema before anything reaches the vendor."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import jsonschema
 import pytest
 from sqlalchemy import select
 
@@ -18,6 +20,8 @@ from planner.domain.adapters import ToolState, fingerprint
 from planner.domain.delegations import DelegationStatus
 from planner.domain.governance import DestructiveTool
 from planner.domain.model import Window
+from planner.domain.problems import Problem, ProblemCode
+from planner.services import tools
 from planner.services.approvals import Approvals
 from planner.services.decisions import DecisionLog
 from planner.services.delegation import Delegations
@@ -116,6 +120,26 @@ async def test_an_enabled_tool_is_called_with_its_definition_pinned_and_the_admi
     assert kinds == ["adapter.registered", "adapter.tool_enabled"]
 
 
+async def test_a_tool_s_input_schema_is_checked_against_its_metaschema_once_for_every_request_and_call(
+    vendor: Vendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    build = tools._validator
+
+    def counted(schema_json: str) -> Any:
+        built.append(schema_json)
+        return build(schema_json)
+
+    monkeypatch.setattr(tools, "_validator", counted)
+    await vendor.registry.enable_tool("vendor", "draft_email", actor="aad-admin")
+
+    for topic in ("the launch", "the webinar", "the price change"):
+        done = await vendor.delegate("draft_email", audience="CFOs", topic=topic)
+        assert done.status is DelegationStatus.SUCCEEDED, done.error
+
+    assert len(built) == 1
+
+
 async def test_a_tool_whose_server_changes_its_definition_is_held_until_an_admin_enables_it_again(
     vendor: Vendor,
 ) -> None:
@@ -196,10 +220,10 @@ async def test_input_the_tool_s_schema_refuses_is_named_before_anything_is_queue
             actor="x",
         )
 
-    assert missing.value.field == "input.percent"
-    assert "input.percent: is required" in describe_plain(missing.value)
-    assert wrong.value.field == "input.percent"
-    assert "'a lot' is not of type 'number'" in describe_plain(wrong.value)
+    assert missing.value.problem == Problem(ProblemCode.MISSING, "input.percent")
+    assert "input.percent: missing" in describe_plain(missing.value)
+    assert wrong.value.problem == Problem(ProblemCode.NOT_OF_TYPE, "input.percent", value="a lot", types=("number",))
+    assert 'input.percent: expected a number, not "a lot"' in describe_plain(wrong.value)
     assert await vendor.delegations.of_task(vendor.task_id) == []
     assert vendor.calls == []
 
@@ -235,22 +259,84 @@ async def test_removing_an_adapter_forgets_its_tools_and_a_kind_without_tools_re
         await vendor.registry.enable_tool("recipe", "draft_email", actor="aad-admin")
 
 
+FIELDS = ("account", "channel", "codes", "either", "note", "percent", "plan", "region", "segment", "tags")
+
+
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
         ({"account": "acme", "percent": 5}, None),
-        ({"percent": 5}, ("input.account", "is required")),
-        ({"account": "acme", "percent": 5, "note": "x"}, ("input.note", "is not a field the tool takes")),
-        ({"account": "acme", "percent": 5, "codes": [1, "two"]}, ("input.codes[1]", "'two' is not of type 'integer'")),
+        ({"percent": 5}, Problem(ProblemCode.MISSING, "input.account")),
+        (
+            {"account": "acme", "percent": 5, "notes": "x"},
+            Problem(ProblemCode.NOT_A_FIELD, "input.notes", name="notes", known=FIELDS),
+        ),
+        (
+            {"account": "acme", "percent": 5, "codes": [1, "two"]},
+            Problem(ProblemCode.NOT_OF_TYPE, "input.codes[1]", value="two", types=("integer",)),
+        ),
+        ({"account": "acme", "percent": -1}, Problem(ProblemCode.BELOW_MINIMUM, "input.percent", value=-1, limit=0)),
+        ({"account": "acme", "percent": 90}, Problem(ProblemCode.ABOVE_MAXIMUM, "input.percent", value=90, limit=50)),
+        (
+            {"account": "acme", "percent": 5, "codes": [1, 2.5]},
+            Problem(ProblemCode.NOT_OF_TYPE, "input.codes[1]", value=2.5, types=("integer",)),
+        ),
+        (
+            {"account": "acme", "percent": 5, "channel": "fax"},
+            Problem(ProblemCode.NOT_ONE_OF, "input.channel", value="fax", known=("email", "sms")),
+        ),
+        (
+            {"account": "acme", "percent": 5, "plan": "gold"},
+            Problem(ProblemCode.NOT_CONSTANT, "input.plan", value="gold", expected="basic"),
+        ),
+        (
+            {"account": "acme", "percent": 5, "region": "eu-west"},
+            Problem(ProblemCode.PATTERN, "input.region", value="eu-west", pattern="^[A-Z]{2}$"),
+        ),
+        ({"account": "", "percent": 5}, Problem(ProblemCode.TEXT_AT_LEAST, "input.account", limit=1)),
+        ({"account": "a" * 41, "percent": 5}, Problem(ProblemCode.TEXT_AT_MOST, "input.account", limit=40)),
+        ({"account": "acme", "percent": 5, "tags": []}, Problem(ProblemCode.ITEMS_AT_LEAST, "input.tags", limit=1)),
+        (
+            {"account": "acme", "percent": 5, "tags": ["a", "b", "c", "d"]},
+            Problem(ProblemCode.ITEMS_AT_MOST, "input.tags", limit=3),
+        ),
+        ({"account": "acme", "percent": 5, "tags": ["a", "a"]}, Problem(ProblemCode.ITEMS_REPEAT, "input.tags")),
+        ({"account": "acme", "percent": 7}, Problem(ProblemCode.NOT_A_MULTIPLE, "input.percent", value=7, limit=5)),
+        (
+            {"account": "acme", "percent": 5, "segment": 0},
+            Problem(ProblemCode.NOT_ABOVE, "input.segment", value=0, limit=0),
+        ),
+        (
+            {"account": "acme", "percent": 5, "segment": 100},
+            Problem(ProblemCode.NOT_BELOW, "input.segment", value=100, limit=100),
+        ),
+        (
+            {"account": "acme", "percent": 5, "either": 3},
+            Problem(
+                ProblemCode.SCHEMA_SAYS,
+                "input.either",
+                keyword="not",
+                message="3 should not be valid under {'type': 'integer'}",
+            ),
+        ),
     ],
 )
-def test_input_problems_name_the_field(value: dict[str, Any], problem: tuple[str, str] | None) -> None:
+def test_input_problems_name_the_field_and_what_its_schema_says_as_data(
+    value: dict[str, Any], problem: Problem | None
+) -> None:
     schema = {
         "type": "object",
         "properties": {
-            "account": {"type": "string"},
-            "percent": {"type": "number"},
+            "account": {"type": "string", "minLength": 1, "maxLength": 40},
+            "percent": {"type": "number", "minimum": 0, "maximum": 50, "multipleOf": 5},
             "codes": {"type": "array", "items": {"type": "integer"}},
+            "channel": {"enum": ["email", "sms"]},
+            "plan": {"const": "basic"},
+            "region": {"type": "string", "pattern": "^[A-Z]{2}$"},
+            "note": {"type": "string"},
+            "tags": {"type": "array", "minItems": 1, "maxItems": 3, "uniqueItems": True},
+            "segment": {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 100},
+            "either": {"not": {"type": "integer"}},
         },
         "required": ["account", "percent"],
         "additionalProperties": False,
@@ -258,10 +344,28 @@ def test_input_problems_name_the_field(value: dict[str, Any], problem: tuple[str
     assert input_problem(schema, value) == problem
 
 
+def test_a_field_no_schema_lists_is_named_as_one_the_tool_does_not_take() -> None:
+    closed = {"type": "object", "additionalProperties": False}
+    assert input_problem(closed, {"note": "x"}) == Problem(ProblemCode.FIELD_NOT_TAKEN, "input.note")
+
+
+def test_a_format_a_validator_checks_is_named_as_data() -> None:
+    schema = {"type": "object", "properties": {"day": {"type": "string", "format": "date"}}}
+
+    def checking_formats(schema_json: str) -> Any:
+        return jsonschema.Draft202012Validator(
+            json.loads(schema_json), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+
+    problem = input_problem(schema, {"day": "someday"}, checking_formats)  # type: ignore[arg-type]
+    assert problem == Problem(ProblemCode.FORMAT, "input.day", value="someday", format="date")
+
+
 def test_a_schema_the_server_got_wrong_is_named_as_the_server_s_problem_and_no_remote_schema_is_fetched() -> None:
-    assert input_problem({"type": "objet"}, {})[0] == "the tool's input schema"  # type: ignore[index]
+    broken = input_problem({"type": "objet"}, {})
+    assert broken is not None
+    assert (broken.code, broken.path) == (ProblemCode.SCHEMA_UNREADABLE, "inputSchema")
     remote = {"type": "object", "properties": {"a": {"$ref": "https://schemas.example/a.json"}}}
-    assert input_problem(remote, {"a": 1}) == (
-        "the tool's input schema",
-        "the server's schema cannot be used (Unresolvable: https://schemas.example/a.json)",
+    assert input_problem(remote, {"a": 1}) == Problem(
+        ProblemCode.SCHEMA_UNUSABLE, "inputSchema", reason="Unresolvable: https://schemas.example/a.json"
     )
