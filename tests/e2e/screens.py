@@ -345,7 +345,7 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
             await teams.say(f"add task Export the spring launch report to {month} due {end} owner me", expect="T1")
             await teams.say(f'adapter add mcp marketing {{"transport": "http", "url": "{agent}"}}', expect="marketing")
             for tool in ("export_report", "send_campaign", "slow_report", "campaign_visual"):
-                await teams.say(f"adapter enable marketing {tool}", expect=tool)
+                await teams.say(f"adapter enable marketing {tool}", expect=f"{tool} is on")
 
             # The live card: the agent reports each part it exports, the card follows, then ends as the result.
             started = len(teams.teams.frames)
@@ -403,7 +403,7 @@ async def shoot_delegations(workdir: Path, out: Path) -> list[Shot]:
             await teams.say(f"delegate T1 to marketing slow_report {slow}", expect="T1")
             hasty = json.dumps({"transport": "http", "url": agent, "timeout_seconds": 2})
             await teams.say(f"adapter add mcp reports {hasty}", expect="mcp:reports registered")
-            await teams.say("adapter enable reports slow_report", expect="slow_report")
+            await teams.say("adapter enable reports slow_report", expect="slow_report is on")
             started = len(teams.teams.frames)
             await teams.teams.say(teams.chat, f"delegate T1 to reports slow_report {slow}")
             await teams.wait_for("No answer came back", start=started, action="updateMessage")
