@@ -301,18 +301,19 @@ async def shoot_a_quarter(workdir: Path, out: Path) -> list[Shot]:
         member = teams.teams.config["users"][0]
         await teams.as_member(member, "hello")
         await teams.as_member(member, "set target SQLs 700 in P1")
-        await teams.tick(noon + timedelta(hours=2))
+        # The request is due from when it was made (the real clock): a tick as of an earlier hour would not send it.
+        await teams.tick(max(noon + timedelta(hours=2), datetime.now(UTC) + timedelta(minutes=1)))
         await teams.teams.wait_for(from_bot(containing="Approve"), within=WAIT_S)
         await teams.shoot("approval", "Approve")
 
         # Work handed to a vendor agent (the project's MCP fixture on loopback), still running.
         async with serve_in_process() as agent:
             await teams.say(f'adapter add mcp crm {{"transport": "http", "url": "{agent}"}}', expect="crm")
-            await teams.say("adapter enable crm slow_report", expect="slow_report")
+            await teams.say("adapter enable crm slow_report", expect="slow_report is on")
             report = f'{{"campaign": "spring launch", "seconds": {DELEGATION_S}}}'
             await teams.say(f"delegate T5 to crm slow_report {report}", expect="T5")
-            await teams.say("delegations", expect="slow")
-            await teams.shoot("delegations", "slow")
+            await teams.say("delegations", expect="Open delegations")  # not the live card, which names the tool too
+            await teams.shoot("delegations", "Open delegations")
         return teams.shots
 
 
