@@ -365,6 +365,20 @@ _STEP_FIELDS: dict[str, tuple[type[Any], tuple[str, ...], tuple[str, ...]]] = {
     "download": (Download, ("selector",), ("description", _IN_FRAME)),
 }
 MAX_DOWNLOAD_BYTES = 5 * 1024 * 1024
+STEP_WORDS = {
+    "goto": "opened a page",
+    "fill": "filled in a field",
+    "click": "clicked",
+    "press": "pressed a key",
+    "select": "picked an option",
+    "hover": "pointed at an element",
+    "wait_for": "waited for the page",
+    "extract_text": "read the result",
+    "upload": "uploaded a file",
+    "download": "downloaded a file",
+    "screenshot": "took a screenshot",
+}
+"""A recipe step's kind as the person following the delegation reads it (never its selector or value)."""
 _LOGIN_KINDS = ("goto", "fill", "click", "wait_for", "expect_code", "press", "select", "hover")
 
 
@@ -1363,7 +1377,7 @@ class _Run:
                 raise
             self.check()
             if not where:  # the recipe's own steps; signing in happens within one of them
-                await self.progressed(f"step {number} of {len(steps)}: {step.kind}")
+                await self.progressed(f"step {number} of {len(steps)}: {STEP_WORDS.get(step.kind, step.kind)}")
 
     async def progressed(self, step: str) -> None:
         """A recipe step done: kept for the result and told to whoever follows the delegation. Only the step's number

@@ -322,7 +322,8 @@ class Delegator:
             if delegation.live_card is not None:  # an earlier run's card: this run's result is a message of its own
                 await keep_live_card(self.store, tenant_id, delegation_id, None)
             if follow and self.live_cards is not None:
-                live = self.live_cards.follow(delegation, await self._owner(tenant_id, delegation))
+                owner, title = await self._owner_and_title(tenant_id, delegation)
+                live = self.live_cards.follow(delegation, owner, title=title)
             # A run nobody started in chat (a deferred one run again, an approved one) asks who delegated.
             human = TeamsHumanChannel(
                 self.tenants(tenant_id),
@@ -355,6 +356,14 @@ class Delegator:
         except Exception:  # within the top of the run's job, which must not raise
             logger.exception("delegation %s could not be read after it failed", delegation_id)
             return None
+
+    async def _owner_and_title(self, tenant_id: str, delegation: Delegation) -> tuple[str, str | None]:
+        """Who follows a delegation (as `_owner`) and its task's title (None when the task is gone)."""
+        try:
+            task = await self.tenants(tenant_id).plans.get_task(delegation.task_id)
+        except TaskNotFound:
+            return delegation.actor, None
+        return task.owner or delegation.actor, task.title
 
     async def _owner(self, tenant_id: str, delegation: Delegation) -> str:
         """Who hears how a delegation went: its task's owner, or who delegated when the task has none."""

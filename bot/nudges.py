@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +19,7 @@ from bot.cards.approval import actor_label, what_is_asked
 from bot.cards.delegation import ArtifactShown, delegation_card
 from bot.cards.digest import retrospective_card
 from bot.cards.markdown import Markdown, inline_code, literal
+from bot.cards.question import question_card
 from bot.cards.sign_in import START_PATH, sign_in_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
@@ -286,10 +286,18 @@ async def _delegation(w: _Writer) -> Outgoing | None:
         text = f"{ref} was cancelled: nothing more will be sent to {adapter}."
     else:
         text = f"{ref} failed. Delegate again, or take it on yourself."
-    message = _activity(text, [delegation_card(delegation, await w.artifacts_of(delegation))])
-    if w.envelope.kind == MessageKind.DELEGATION_OVERDUE:
-        return message
-    return replace(message, updates=_live_card_of(delegation, w.envelope.recipient))
+    try:
+        title: str | None = (await w.plans.get_task(delegation.task_id)).title
+    except TaskNotFound:
+        title = None
+    artifacts = await w.artifacts_of(delegation)
+    overdue = w.envelope.kind == MessageKind.DELEGATION_OVERDUE
+    live = None if overdue else _live_card_of(delegation, w.envelope.recipient)
+    if live is not None:
+        # The card the owner followed it in, updated in place: one activity, its words in the card (see bot.progress).
+        lead = messages.delegation_result_lead(delegation.status.value, delegation.adapter, delegation.id)
+        return Outgoing(cards=(delegation_card(delegation, artifacts, title=title, lead=lead),), updates=live)
+    return _activity(text, [delegation_card(delegation, artifacts, title=title)])
 
 
 def _live_card_of(delegation: Delegation, recipient: str) -> Posted | None:
@@ -307,6 +315,15 @@ def _live_card_of(delegation: Delegation, recipient: str) -> Posted | None:
 
 async def _text(w: _Writer) -> Outgoing | None:
     return Outgoing(text=str(w.payload["text"]))
+
+
+async def _question(w: _Writer) -> Outgoing | None:
+    """An agent's question: a short line (what a notification shows) and the question's card; as text alone when
+    queued by a release that kept only the text."""
+    agent, asked, minutes = (w.payload.get(key) for key in ("agent", "asked", "minutes"))
+    if not (isinstance(agent, str) and isinstance(asked, str) and isinstance(minutes, int)):
+        return await _text(w)
+    return _activity(messages.question_asked(agent, minutes), [question_card(agent, asked, minutes)])
 
 
 async def _notice(w: _Writer) -> Outgoing | None:
@@ -390,7 +407,7 @@ COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = 
     MessageKind.APPROVAL_REQUEST: _approval,
     MessageKind.APPROVAL_DECIDED: _approval,
     MessageKind.RETROSPECTIVE: _retrospective,
-    MessageKind.QUESTION: _text,
+    MessageKind.QUESTION: _question,
     MessageKind.NOTICE: _notice,
     MessageKind.SIGN_IN: _sign_in,
 }

@@ -20,7 +20,6 @@ from dataclasses import replace
 from bot.addressing import Undeliverable
 from bot.artifacts import artifacts_shown
 from bot.cards.delegation import MOST_STEPS, delegation_card
-from bot.cards.markdown import literal
 from bot.sender import Sender
 from bot.teams.channel import Address, Outgoing, Posted, TeamsError
 from bot.text import messages
@@ -45,16 +44,17 @@ class LiveCards:
         self.every_seconds = every_seconds
         self.finish_seconds = finish_seconds
 
-    def follow(self, delegation: Delegation, recipient: str) -> LiveCard:
-        """Start following `delegation` in a card sent to `recipient` (sent in the background)."""
-        return LiveCard(self, delegation, recipient)
+    def follow(self, delegation: Delegation, recipient: str, *, title: str | None = None) -> LiveCard:
+        """Start following `delegation` in a card sent to `recipient` (sent in the background); `title`: its task's."""
+        return LiveCard(self, delegation, recipient, title=title)
 
 
 class LiveCard:
     """One delegation's card: `progressed` as steps arrive, `finish` once it has settled."""
 
-    def __init__(self, cards: LiveCards, delegation: Delegation, recipient: str) -> None:
+    def __init__(self, cards: LiveCards, delegation: Delegation, recipient: str, *, title: str | None) -> None:
         self._cards = cards
+        self._title = title
         self._delegation = delegation
         self._recipient = recipient
         self._steps = list(delegation.progress)
@@ -95,8 +95,9 @@ class LiveCard:
         except Exception:  # the top of the card's job: the card stays as it was, the result goes through the outbox
             logger.exception("the live card of D%s could not show where it ended", delegation.id)
             return
-        text = messages.delegation_followed(_ref(delegation), delegation.status.value, finished=delegation.finished)
-        await self._update(Outgoing(text=text, cards=(delegation_card(delegation, shown),)))
+        # Finished, the result's own update follows with what to do next; stopped, it says it waits.
+        lead = None if delegation.finished else messages.delegation_stopped()
+        await self._update(_card_only(delegation_card(delegation, shown, title=self._title, lead=lead)))
 
     async def _run(self) -> None:
         # Shielded: cancelling the pump (on finish) must not cut a send or an update in half.
@@ -106,16 +107,13 @@ class LiveCard:
             await self._changed.wait()
             self._changed.clear()
             running = replace(self._delegation, progress=tuple(self._steps))
-            text = messages.delegation_following(_ref(running))
-            self._in_flight = asyncio.ensure_future(
-                self._update(Outgoing(text=text, cards=(delegation_card(running),)))
-            )
+            self._in_flight = asyncio.ensure_future(self._update(_card_only(self._card(running))))
             await asyncio.shield(self._in_flight)
             await asyncio.sleep(self._cards.every_seconds)  # the throttle: steps meanwhile wait for the next update
 
     async def _send(self) -> None:
         delegation = self._delegation
-        message = Outgoing(text=messages.delegation_following(_ref(delegation)), cards=(delegation_card(delegation),))
+        message = _card_only(self._card(delegation))
         try:
             to, activity_id = await self._cards.sender.send_now(delegation.tenant_id, self._recipient, message)
         except (Undeliverable, TeamsError) as error:
@@ -124,7 +122,7 @@ class LiveCard:
         except Exception:  # the top of the card's job: the delegation runs on without it
             logger.exception("the live card of D%s could not be sent", delegation.id)
             return
-        if activity_id is None:
+        if not activity_id:
             logger.warning("the live card of D%s was sent without an id: it cannot be updated", delegation.id)
             return
         self._where = (to, activity_id)
@@ -133,6 +131,10 @@ class LiveCard:
             await keep_live_card(self._cards.sender.store, delegation.tenant_id, delegation.id, card)
         except Exception:  # the top of the card's job: the result then arrives as a message of its own
             logger.exception("where the live card of D%s lies could not be kept", delegation.id)
+
+    def _card(self, running: Delegation) -> dict[str, object]:
+        lead = messages.delegation_following(running.adapter)
+        return delegation_card(running, title=self._title, lead=lead)
 
     async def _update(self, message: Outgoing) -> None:
         assert self._where is not None
@@ -145,5 +147,7 @@ class LiveCard:
             logger.exception("the live card of D%s was not updated", self._delegation.id)
 
 
-def _ref(delegation: Delegation) -> str:
-    return f"T{delegation.task_id} (D{delegation.id}, {literal(delegation.adapter)} {literal(delegation.capability)})"
+def _card_only(card: dict[str, object]) -> Outgoing:
+    # One activity, its words in the card: a message of text and a card may be shown (and answered, with its id) as
+    # two, and the one updated would then be the text.
+    return Outgoing(cards=(card,))

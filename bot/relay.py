@@ -62,7 +62,14 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         message = Message(
             recipient=self.user_id,
             kind=MessageKind.QUESTION,
-            payload={"question": asked.id, "text": messages.question_for(self.agent, question, minutes)},
+            # The text for an older sender (and the notification); the rest for the question's card.
+            payload={
+                "question": asked.id,
+                "text": messages.question_for(self.agent, question, minutes),
+                "agent": self.agent,
+                "asked": question,
+                "minutes": minutes,
+            },
         )
         await self._services.outbox.fire(self.tenant_id, f"{MessageKind.QUESTION}:{asked.id}", [message])
         await self._deliver_now()

@@ -24,6 +24,7 @@ from bot.cards.elements import (
     bullet_list,
     container,
     fact_set,
+    folded,
     heading,
     largest_fitting,
     text_block,
@@ -86,30 +87,76 @@ class ArtifactShown:
     "View evidence" button)."""
 
 
-def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] = ()) -> dict[str, Any]:
-    """The card of a delegation's outcome: status, timing, the agent's answer (as data) and its links, the files kept
-    with it, the problem."""
-    adapter = delegation.adapter
-    body = [heading(f"Delegation D{delegation.id}"), text_block(f"Status: {delegation.status.value}")]
+ANSWER_LINES = 12
+"""Lines of an agent's answer a card shows before "Show the whole answer" (the rest, up to ANSWER_CHARS, unfolds)."""
+ANSWER_ID = "answer-rest"
+_ANSWER_MOST_LINES = 60
+"""Lines of an answer shown apart at most (the rest joined into the last), so that a card of many short lines stays
+within CARD_BUDGET_BYTES."""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _status_line(delegation: Delegation) -> Element:
+    words = STATUS_WORDS.get(delegation.status, delegation.status.value)
+    line = words[0].upper() + words[1:]
     if delegation.seconds is not None:
-        body.append(text_block(f"Took {delegation.seconds:.1f} s over {delegation.attempts} attempt(s)", subtle=True))
+        line += f" in {delegation.seconds:.1f} s"
+        if delegation.attempts > 1:
+            line += f", after {_plural(delegation.attempts, 'attempt')}"
+    color = {DelegationStatus.SUCCEEDED: "good", DelegationStatus.FAILED: "attention"}.get(delegation.status)
+    return text_block(line, weight="bolder", color=color, spacing="small")
+
+
+def _answer(output: str) -> list[Element]:
+    """The agent's answer line by line (a TextBlock joins lines), its first lines shown, the rest folded."""
+    cut = output[:ANSWER_CHARS] + ("…" if len(output) > ANSWER_CHARS else "")
+    lines = [line for line in without_controls(cut).splitlines() if line.strip()] or [""]
+    if len(lines) > _ANSWER_MOST_LINES:
+        lines[_ANSWER_MOST_LINES - 1 :] = [" ".join(lines[_ANSWER_MOST_LINES - 1 :])]
+    shown = [{**text_block(line), "spacing": "none"} for line in lines]
+    return shown[:ANSWER_LINES] + folded(
+        ANSWER_ID, shown[ANSWER_LINES:], more="Show the whole answer", less="Show less of it"
+    )
+
+
+def delegation_card(
+    delegation: Delegation,
+    artifacts: Sequence[ArtifactShown] = (),
+    *,
+    title: str | None = None,
+    lead: str | None = None,
+) -> dict[str, Any]:
+    """The card of a delegation, as it runs and where it ended: its task, agent and status, the steps the agent
+    reported, its answer (as data, line by line) and its links, the files kept with it, the problem.
+
+    `title`: the task's title (else its number); `lead`: what the card is for, said under its title (a card sent
+    without text, which is updated in place)."""
+    adapter = delegation.adapter
+    body = [
+        heading(title[:_TITLE_CHARS] if title else f"Task T{delegation.task_id}"),
+        text_block(f"Delegated to {adapter}: {delegation.capability} (D{delegation.id})", subtle=True, spacing="none"),
+    ]
+    if lead:
+        body.append(text_block(lead, spacing="small"))
+    body.append(_status_line(delegation))
     if delegation.progress:
         steps = [without_controls(step)[:_STEP_CHARS] for step in delegation.progress[-MOST_STEPS:]]
         body += [
-            text_block(f"Progress {adapter} reported:", subtle=True, spacing="small"),
+            text_block(f"What {adapter} reported as it went:", subtle=True, spacing="small"),
             bullet_list(steps, subtle=True),
         ]
-    if delegation.output:
-        answer = delegation.output[:ANSWER_CHARS]
-        shown = [
-            text_block(f"{adapter}'s answer, as it gave it:", weight="bolder"),
-            text_block(answer + ("…" if len(delegation.output) > ANSWER_CHARS else "")),
-        ]
-        links = links_in(delegation.output)
+    output = delegation.output.strip() if delegation.output else ""
+    if output:
+        shown = [text_block(f"The answer from {adapter}, as it gave it:", weight="bolder"), *_answer(output)]
+        links = links_in(delegation.output or "")
         if links:
             shown += [
                 text_block(
-                    f"Links in {adapter}'s answer (from the agent, not from me: open one only if you expect it):",
+                    f"Links in the answer from {adapter} (from the agent, not from me: open one only if you expect "
+                    "it):",
                     subtle=True,
                     spacing="medium",
                 ),
@@ -118,11 +165,14 @@ def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] =
         body.append(container(shown, style="emphasis", spacing="medium"))
     actions: list[dict[str, Any]] = []
     if delegation.data:
+        # A tool that answers text has it wrapped as data too (`{"result": …}`): that is the answer, not said twice.
         facts = [
             (without_controls(str(key))[:_FACT_CHARS], without_controls(_compact(value))[:_FACT_CHARS])
             for key, value in list(delegation.data.items())[:MOST_FACTS]
+            if _compact(value).strip() != output
         ]
-        body += [text_block(f"Data {adapter} returned:", subtle=True, spacing="small"), fact_set(facts)]
+        if facts:
+            body += [text_block(f"Data from {adapter}:", subtle=True, spacing="small"), fact_set(facts)]
     for image in artifacts:
         if image.kind == "image" and image.url and image.url.startswith(("data:image/", "https://")):
             body.append({"type": "Image", "url": image.url, "altText": f"{image.description} (from {adapter})"})
@@ -138,25 +188,26 @@ def delegation_card(delegation: Delegation, artifacts: Sequence[ArtifactShown] =
             actions.append({"type": "Action.OpenUrl", "title": f"Open the whole answer ({size})", "url": artifact.url})
     screenshots = [shot for shot in artifacts if shot.kind == "screenshot"]
     if screenshots:
-        where = (
-            "open each with its button below (links of mine, valid 7 days)"
-            if any(shot.url for shot in screenshots)
-            else "kept with it"
-        )
+        one = len(screenshots) == 1
+        if any(shot.url for shot in screenshots):
+            where = f"open {'it' if one else 'each'} with its button below (a link of mine, valid 7 days)"
+        else:
+            where = "kept with the delegation"
         left = len(screenshots) - MOST_SCREENSHOTS
         more = f" The first {MOST_SCREENSHOTS} have buttons; the other {left} are kept with it." if left > 0 else ""
+        taken = "A screenshot" if one else f"{len(screenshots)} screenshots"
         body.append(
             text_block(
-                f"{len(screenshots)} screenshot(s) {adapter} took, fields it filled masked: {where}.{more}",
+                f"{taken} {adapter} took, the fields it filled masked: {where}.{more}",
                 subtle=True,
                 spacing="small",
             )
         )
         for shot in screenshots[:MOST_SCREENSHOTS]:
             if shot.url:
-                title = without_controls(f"View evidence: {shot.description or 'screenshot'}")
-                title = title if len(title) <= _BUTTON_CHARS else title[: _BUTTON_CHARS - 1] + "…"
-                actions.append({"type": "Action.OpenUrl", "title": title, "url": shot.url})
+                title_ = without_controls(f"View evidence: {shot.description or 'screenshot'}")
+                title_ = title_ if len(title_) <= _BUTTON_CHARS else title_[: _BUTTON_CHARS - 1] + "…"
+                actions.append({"type": "Action.OpenUrl", "title": title_, "url": shot.url})
     if delegation.error:
         body.append(text_block(f"Problem: {delegation.error[:ERROR_CHARS]}", color="attention"))
     return adaptive_card(body, actions)
@@ -173,6 +224,9 @@ _TITLE_CHARS = 80
 _NOTE_CHARS = 160
 
 STATUS_WORDS: Mapping[DelegationStatus, str] = {
+    DelegationStatus.SUCCEEDED: "done",
+    DelegationStatus.FAILED: "failed",
+    DelegationStatus.CANCELLED: "cancelled",
     DelegationStatus.QUEUED: "about to run",
     DelegationStatus.RUNNING: "running",
     DelegationStatus.HELD: "waiting for a person's approval",

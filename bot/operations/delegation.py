@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.cards import message_card
+from bot.cards.adapters import AdapterShown, adapters_card
 from bot.cards.approval import gate_label
 from bot.cards.delegation import VIEW, delegations_card
 from bot.cards.markdown import Markdown, literal
@@ -20,6 +21,8 @@ from bot.delegating import Delegator
 from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.parsing import parse_ref
 from bot.text import messages
+from planner.domain.adapters import RegisteredAdapter
+from planner.domain.circuits import CircuitState
 from planner.domain.delegations import Delegation
 from planner.domain.errors import PlannerError
 from planner.domain.governance import ActionKind
@@ -132,24 +135,20 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
         labels = ", ".join(gate_label(c.value) for c in classification.categories)
         classified.setdefault(classification.adapter, {})[classification.capability] = labels
     when = _when(context)
-    lines = []
+    shown: list[AdapterShown] = []
     for entry in entries:
         circuit = circuits.get(entry.name)
-        state = circuit.state.value if circuit is not None else "closed"
+        state = circuit.state if circuit is not None else CircuitState.CLOSED
         outcome = outcomes.get(entry.name)
         heard = []
         if outcome is not None and outcome.last_success is not None:
             heard.append(f"last success {when(outcome.last_success)}")
+        error = None
         if outcome is not None and outcome.last_failure is not None:
-            heard.append(f"last error {when(outcome.last_failure)}: {without_controls(outcome.last_error or '')[:160]}")
+            error = f"last error {when(outcome.last_failure)}: {without_controls(outcome.last_error or '')[:160]}"
         elif circuit is not None and circuit.last_error:
-            heard.append(f"last error: {without_controls(circuit.last_error)[:160]}")
-        settings = ", ".join(f"{k}: {v}" for k, v in entry.describe().items() if k != "capabilities")
-        lines.append(
-            f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · circuit {state}"
-            + "".join(f" · {h}" for h in heard or ["no delegation finished yet"])
-            + f" · {settings[:300]}"
-        )
+            error = f"last error: {without_controls(circuit.last_error)[:160]}"
+        lines = []
         gates = classified.get(entry.name, {})
         switched = registry.tools_need_enabling(entry.kind)
         states: dict[str, str] = {}
@@ -168,13 +167,48 @@ async def list_adapters(context: Context, args: Mapping[str, Any]) -> Reply:
                 lines.append(f"↳ every skill its agent offers: `adapter test {entry.name}` lists them")
         capabilities = sorted(set(states) | set(gates))
         for capability in capabilities[:CAPABILITIES_LISTED]:
-            state = states.get(capability, "off" if switched else "not in its config" if states else "")
-            shown = [state] if state else []
-            shown.append(f"gates: {gates[capability]}" if capability in gates else "no gate of its own")
-            lines.append(f"↳ {capability} ({', '.join(shown)})"[:300])
+            on = states.get(capability, "off" if switched else "not in its config" if states else "")
+            said = [on] if on else []
+            said.append(f"gates: {gates[capability]}" if capability in gates else "no gate of its own")
+            lines.append(f"↳ {capability} ({', '.join(said)})"[:300])
         if len(capabilities) > CAPABILITIES_LISTED:
             lines.append(f"↳ and {len(capabilities) - CAPABILITIES_LISTED} more: `adapter test {entry.name}`")
-    return Reply(cards=(message_card("Agent adapters", lines),))
+        shown.append(
+            AdapterShown(
+                title=f"{entry.key} · {'enabled' if entry.enabled else 'disabled'} · {CIRCUIT_WORDS[state]}",
+                heard=" · ".join(heard or ["no delegation finished yet"]),
+                error=error,
+                settings=settings_line(entry),
+                capabilities=lines,
+            )
+        )
+    return Reply(cards=(adapters_card(shown),))
+
+
+CIRCUIT_WORDS = {
+    CircuitState.CLOSED: "circuit closed (calls go through)",
+    CircuitState.OPEN: "circuit open (it kept failing: calls wait until it answers again)",
+    CircuitState.HALF_OPEN: "circuit half-open (one call is trying it again)",
+}
+
+
+def settings_line(entry: RegisteredAdapter) -> str:
+    """Where an adapter reaches and its plain settings, in one line: a setting made of parts (a sign-in recipe, a
+    map of capabilities) is named, not spelled out as JSON."""
+    plain, named = [], []
+    for name, value in sorted(entry.config.items()):
+        if name in entry.secret_fields:
+            continue
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            plain.append(f"{name}: {', '.join(value)}")
+        elif isinstance(value, dict | list):
+            named.append(name)
+        elif value is not None:
+            plain.append(f"{name}: {str(value).lower() if isinstance(value, bool) else value}")
+    plain += [f"{name}: set" for name in entry.secret_fields]
+    if named:
+        plain.append("also " + ", ".join(named))
+    return without_controls(" · ".join(plain))[:300]
 
 
 async def register_adapter(context: Context, args: Mapping[str, Any]) -> Reply:

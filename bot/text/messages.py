@@ -103,16 +103,31 @@ def question_for(agent: str, question: str, minutes: int) -> str:
     )
 
 
-def delegation_following(ref: str) -> str:
-    """The words above a delegation's card while it runs, updated as its agent reports progress."""
-    return f"{ref} is under way: this card follows it as the agent reports progress."
+def question_asked(agent: str, minutes: int) -> str:
+    """Above the card of an agent's question: what a notification of it shows."""
+    return f"{literal(agent)} needs an answer from you to go on: reply within {minutes} minutes."
 
 
-def delegation_followed(ref: str, status: str, *, finished: bool) -> str:
-    """The words above that card once the run is over: finished, or waiting (held for an approval, deferred)."""
-    if finished:
-        return f"{ref}: {status}. This card shows where it ended; the result is posted to the task's owner."
-    return f"{ref}: {status}. This card shows where it stopped; the task's owner hears when it moves on."
+def delegation_following(agent: str) -> str:
+    """Under the title of a delegation's live card while it runs (plain: the card shows it literally)."""
+    return f"Under way: this card shows what {agent} reports as it goes, and where it ends."
+
+
+def delegation_stopped() -> str:
+    """Under the title of that card when the run stopped without an end (held for an approval, deferred)."""
+    return "It stopped here for now: you'll hear when it moves on."
+
+
+def delegation_result_lead(status: str, agent: str, delegation_id: int) -> str:
+    """Under the title of that card once the result is in (plain: the card shows it literally)."""
+    return {
+        "succeeded": "It is back: check it, and mark the task done when it is.",
+        "unknown": f"No answer came back, and I won't send it again by myself in case {agent} did it: check on their "
+        f'side, then say "retry D{delegation_id}" or "cancel D{delegation_id}".',
+        "cancelled": f"Cancelled: nothing more will be sent to {agent}.",
+        "deferred": f"{agent} is not answering: I'll run it as soon as it is back.",
+        "held": f"It waits for a person's approval before {agent} may act: I'll run it once approved.",
+    }.get(status, "It failed: delegate it again, or take it on yourself.")
 
 
 def sign_in_for(agent: str, minutes: int) -> str:

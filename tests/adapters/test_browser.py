@@ -123,8 +123,9 @@ async def test_signing_in_relays_the_2fa_code_to_a_person_and_returns_the_brief_
     )
     assert screenshot.content.startswith(PNG_SIGNATURE)
     assert result.seconds > 0
-    # Each step of the recipe was reported as it was done: its number and kind, never what was typed.
-    kinds = ["goto", "fill", "click", "wait_for", "extract_text", "extract_text", "screenshot"]
+    # Each step of the recipe was reported as it was done: its number and kind in words, never what was typed.
+    kinds = ["opened a page", "filled in a field", "clicked", "waited for the page", "read the result"]
+    kinds += ["read the result", "took a screenshot"]
     assert person.steps == [f"step {n} of 7: {kind}" for n, kind in enumerate(kinds, start=1)]
     assert result.progress == tuple(person.steps)
 

@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main
 from planner.store.vault import Vault
-from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.cards.test_cards import all_text, schema_errors, texts
 from tests.bot.conftest import TENANT, Running
 from tests.bot.delegating import a_desk, to_the_writer
 from tests.conftest import FakeClock
@@ -35,7 +35,8 @@ async def test_an_a2a_agent_asks_the_delegating_person_half_way_and_the_owner_ge
             s for s in (await delegating.connector.wait_for(before + 2))[before:] if s.body.get("text") != queued
         ]
         assert question.conversation_id == "a:personal-lead"
-        assert REGION_QUESTION in question.body["text"]
+        assert "planner needs an answer from you" in question.body["text"]
+        assert REGION_QUESTION in texts(question.body["attachments"][0]["content"])
         assert await lead.ask("EMEA") == ["Thanks, I've passed it on."]
         await delegating.bot.drain()
         assert executor.executions == {"region_brief": 2}  # one task: the answer went into it

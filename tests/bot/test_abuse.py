@@ -148,7 +148,7 @@ async def test_injection_from_a_vendor_and_from_chat_changes_nothing_even_throug
         shown = [
             all_text(s.body["attachments"][0]["content"]) for s in hostile.connector.sent if s.body.get("attachments")
         ]
-        assert any("vendor's answer, as it gave it" in text and "approve the budget" in text for text in shown)
+        assert any("The answer from vendor, as it gave it" in text and "approve the budget" in text for text in shown)
 
         # The lead pastes the injection in chat; the model obeys it and calls every tool it should not.
         delegations_before = await count_delegations(store)

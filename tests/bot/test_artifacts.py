@@ -95,9 +95,9 @@ async def test_the_card_shows_a_checked_image_inline_the_resource_links_as_text_
     [image] = of_type(visual, "Image")
     assert image["url"] == "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
     assert "- banner.psd: https://cdn.vendor.example/abm-q1.psd" in all_text(visual)
-    assert "Links in vendor's answer (from the agent, not from me" in all_text(visual)
+    assert "Links in the answer from vendor (from the agent, not from me" in all_text(visual)
     assert schema_errors(metrics) == []
-    assert "Data vendor returned:" in all_text(metrics)
+    assert "Data from vendor:" in all_text(metrics)
     assert "sqls: 21" in all_text(metrics)
 
 
@@ -117,7 +117,7 @@ async def test_the_owner_views_a_browser_agents_screenshots_from_the_card_and_on
     card = result.body["attachments"][0]["content"]
     assert schema_errors(card) == []
     assert "Brief BR-1001 created" in all_text(card)
-    assert "1 screenshot(s) vendor took, fields it filled masked" in all_text(card)
+    assert "A screenshot vendor took, the fields it filled masked: open it with its button below" in all_text(card)
     [button] = top_actions(card)
     assert button["title"] == "View evidence: the created brief"
     assert button["url"].startswith("https://bot.example/api/artifacts/")

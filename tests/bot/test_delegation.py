@@ -16,7 +16,7 @@ from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.vault import Vault
 from tests.adapters.vendor_agent import serve_in_process
-from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.cards.test_cards import all_text, schema_errors, texts
 from tests.bot.conftest import TENANT, Running, TeamsUser, a_delegating_bot
 from tests.bot.delegating import Desk, a_desk, a_task_for_the_writer, to_the_writer, vendor_registered
 from tests.conftest import FakeClock
@@ -317,7 +317,7 @@ async def test_a_delegation_run_again_by_the_tick_asks_the_person_who_delegated_
     clock.advance(minutes=10)
     ticking = asyncio.create_task(delegator.run_due(clock.now))
     sent = await running.connector.wait_for(before + 1)
-    [question] = [s for s in sent[before:] if "is asking" in (s.body.get("text") or "")]
+    [question] = [s for s in sent[before:] if "needs an answer from you" in (s.body.get("text") or "")]
     assert question.conversation_id == "a:writer"
     assert "within 5 minutes" in question.body["text"]
     assert await writer.ask("448-912") == ["Thanks, I've passed it on."]
@@ -360,7 +360,7 @@ async def test_an_admin_retrying_a_delegation_has_the_person_who_delegated_asked
     [again] = await lead.ask("retry D1")
     assert "D1 goes to crm (draft_email) again" in again
     sent = await running.connector.wait_for(before + 2)
-    [question] = [s for s in sent[before:] if "is asking" in (s.body.get("text") or "")]
+    [question] = [s for s in sent[before:] if "needs an answer from you" in (s.body.get("text") or "")]
     assert question.conversation_id == "a:writer"
     assert await writer.ask("448 912") == ["Thanks, I've passed it on."]
     await running.bot.drain()
@@ -380,8 +380,10 @@ async def test_an_mcp_server_s_question_is_relayed_to_the_person_and_the_card_sh
             s for s in (await delegating.connector.wait_for(before + 2))[before:] if s.body.get("text") != queued
         ]
         assert question.conversation_id == "a:personal-lead"
-        assert "Send spring-launch now?" in question.body["text"]
-        assert "Confirm (yes or no, required)" in question.body["text"]
+        asked = question.body["attachments"][0]["content"]
+        assert schema_errors(asked) == []
+        assert "Send spring-launch now?" in all_text(asked)
+        assert "• Confirm (yes or no, required)" in texts(asked)  # a field a line, not run into one paragraph
         assert await lead.ask("confirm: yes\naudience size: 4 800") == ["Thanks, I've passed it on."]
         await delegating.bot.drain()
         await lead.ask(f'delegate T{task_id} to vendor export_report {{"campaign": "abm-q1", "steps": 2}}')
@@ -390,5 +392,5 @@ async def test_an_mcp_server_s_question_is_relayed_to_the_person_and_the_card_sh
     assert "spring-launch sent to 4800 recipients" in all_text(sent.body["attachments"][0]["content"])
     card = exported.body["attachments"][0]["content"]
     assert schema_errors(card) == []
-    assert "Progress vendor reported:" in all_text(card)
+    assert "What vendor reported as it went:" in all_text(card)
     assert "2/2: exported part 2 of abm-q1" in all_text(card)

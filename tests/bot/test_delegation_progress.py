@@ -17,7 +17,7 @@ from bot.teams.botbuilder import create_channel
 from bot.teams.channel import Address, Member, Outgoing, TeamsChannel
 from planner.store import Store
 from tests.adapters.vendor_agent import serve_in_process
-from tests.bot.cards.test_cards import all_text, schema_errors
+from tests.bot.cards.test_cards import all_text, schema_errors, texts
 from tests.bot.conftest import TENANT, Running, a_delegating_bot
 from tests.bot.delegating import a_desk, to_the_writer, vendor_registered
 from tests.conftest import FakeClock
@@ -44,6 +44,18 @@ class NeverUpdating:
 
     async def open_personal_chat(self, via: Address, member: Member) -> Address:
         return await self._channel.open_personal_chat(via, member)
+
+
+class WithoutIds(NeverUpdating):
+    """A Teams that takes new messages but answers with an empty id (as the emulator does for a message of text and a
+    card, which it shows as two), and counts the updates asked of it."""
+
+    async def send(self, address: Address, message: Outgoing) -> str | None:
+        await self._channel.send(address, message)
+        return ""
+
+    async def update(self, address: Address, activity_id: str, message: Outgoing) -> None:
+        self.updates += 1
 
 
 @pytest.fixture
@@ -73,28 +85,34 @@ async def test_the_owners_card_follows_a_delegation_as_it_progresses_throttled_a
     following: Running, clock: FakeClock
 ) -> None:
     live, *updates, result = await an_export_delegated(following, clock, steps=3, pause=0.5)
-    # One message reaches the owner: the live card, which every later activity updates.
+    # One message reaches the owner: the live card, which every later activity updates. Each is the card alone, its
+    # words in it (a message of text and a card may be shown as two, and the text would then be what is updated),
+    # and it is titled with the task's title, not numbers.
     assert [s.method for s in (live, *updates, result)].count("send") == 1
     assert live.method == "send"
-    assert "is under way: this card follows it" in live.body["text"]
-    assert "Status: running" in all_text(card_of(live))
+    assert all(not s.body.get("text") for s in (live, *updates, result))
+    assert texts(card_of(live))[:4] == [
+        "Launch email",
+        "Delegated to vendor: export_report (D1)",
+        "Under way: this card shows what vendor reports as it goes, and where it ends.",
+        "Running",
+    ]
     # The first step shows at once; the next two come within the interval, so only the final state follows.
     assert [u.method for u in updates] == ["update", "update"]
     assert {u.activity_id for u in updates} == {live.activity_id}
     first, final = (card_of(u) for u in updates)
-    assert "Status: running" in all_text(first)
+    assert "Running" in texts(first)
     assert "1/3: exported part 1 of abm-q1" in all_text(first)
     assert "2/3" not in all_text(first)
     assert schema_errors(final) == []
-    assert "Status: succeeded" in all_text(final)
+    assert any(text.startswith("Done in") for text in texts(final))
     assert "3/3: exported part 3 of abm-q1" in all_text(final)
-    assert "succeeded. This card shows where it ended" in updates[-1].body["text"]
-    # The result arrives as the card's last update: the result's words and card, its actions with it.
+    # The result arrives as the card's last update: the same card, with what to do next, its actions with it.
     assert (result.method, result.activity_id) == ("update", live.activity_id)
-    assert "is back" in result.body["text"]
     assert schema_errors(card_of(result)) == []
-    assert "Status: succeeded" in all_text(card_of(result))
-    assert card_of(result) == card_of(updates[-1])
+    assert "It is back: check it, and mark the task done when it is." in texts(card_of(result))
+    lead = texts(card_of(result))[2]
+    assert [b for b in card_of(result)["body"] if b.get("text") != lead] == final["body"]  # type: ignore[attr-defined]
 
 
 async def test_a_result_whose_card_was_deleted_arrives_as_a_message_of_its_own(
@@ -104,8 +122,8 @@ async def test_a_result_whose_card_was_deleted_arrives_as_a_message_of_its_own(
     live, result = await an_export_delegated(following, clock, steps=3)
     assert (live.method, result.method) == ("send", "send")
     assert result.activity_id != live.activity_id
-    assert "is back" in result.body["text"]
-    assert "Status: succeeded" in all_text(card_of(result))
+    assert "It is back: check it, and mark the task done when it is." in texts(card_of(result))
+    assert any(text.startswith("Done in") for text in texts(card_of(result)))
 
 
 async def test_a_teams_that_never_takes_the_cards_updates_holds_up_neither_the_delegation_nor_its_result(
@@ -120,6 +138,21 @@ async def test_a_teams_that_never_takes_the_cards_updates_holds_up_neither_the_d
     assert (live.method, result.method) == ("send", "send")
     assert delegation.status.value == "succeeded"
     assert delegation.progress[-1] == "3/3: exported part 3 of abm-q1"
+    assert "It is back: check it, and mark the task done when it is." in texts(card_of(result))
+
+
+async def test_a_card_sent_without_an_id_is_not_updated_and_the_result_arrives_as_a_message(
+    store: Store, connector: FakeConnector, clock: FakeClock
+) -> None:
+    teams = WithoutIds(create_channel(Settings.from_env({})))
+    live = functools.partial(LiveCards, every_seconds=0)
+    async with a_delegating_bot(store, connector, clock, channel=teams, live_cards=live) as running:
+        live_card, result = await an_export_delegated(running, clock, steps=3)
+        delegation = await running.bot.delegator.delegations(TENANT).get(1)
+    assert teams.updates == 0  # never an update of the conversation's last message, or of nothing
+    assert (live_card.method, result.method) == ("send", "send")
+    assert delegation.live_card is None
+    assert "It is back" not in all_text(card_of(result))  # a message of its own says so in its text
     assert "is back" in result.body["text"]
 
 
@@ -135,11 +168,11 @@ async def test_a_delegation_whose_agent_is_down_leaves_its_card_saying_it_waits(
     await following.bot.drain()
     live, final, told = to_the_writer(following, before)
     assert (live.method, final.method, final.activity_id) == ("send", "update", live.activity_id)
-    assert "Status: deferred" in all_text(card_of(final))
-    assert "deferred. This card shows where it stopped" in final.body["text"]
+    assert "Deferred: its agent is down, it runs once the agent is back" in texts(card_of(final))
+    assert "It stopped here for now: you'll hear when it moves on." in texts(card_of(final))
     # Why it waits arrives in the same card.
     assert (told.method, told.activity_id) == ("update", live.activity_id)
-    assert "is waiting: vendor is not answering" in told.body["text"]
+    assert "vendor is not answering: I'll run it as soon as it is back." in texts(card_of(told))
     # Later the vendor is back and the scheduler runs it again, followed by nobody: its result is a message.
     before = len(following.connector.sent)
     async with serve_in_process(port=int(url.split(":")[2].split("/")[0])):
@@ -163,8 +196,8 @@ async def test_an_a2a_agents_working_messages_follow_in_the_owners_card_as_data_
     assert live.method == "send"
     assert {(u.method, u.activity_id) for u in updates} == {("update", live.activity_id)}
     result = updates[-1]
-    assert "is back" in result.body["text"]
     card = card_of(result)
+    assert "It is back: check it, and mark the task done when it is." in texts(card)
     assert schema_errors(card) == []
     shown = all_text(card)
     assert "reading 40 accounts" in shown

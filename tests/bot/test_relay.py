@@ -12,6 +12,7 @@ from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from planner.ports import AgentTimeout, QuestionCancelled
 from planner.services.tenants import Tenants
+from tests.bot.cards.test_cards import all_text, schema_errors, texts
 from tests.bot.conftest import TENANT, Running, TeamsUser
 from tests.conftest import FakeClock
 
@@ -30,8 +31,12 @@ async def test_the_code_typed_in_teams_reaches_the_waiting_agent(running: Runnin
     asking = asyncio.create_task(channel_to(running, "aad-owner").ask("Enter the 6-digit code", timeout_seconds=300))
     [question] = (await running.connector.wait_for(before + 1))[before:]
     assert question.conversation_id == "a:owner"
-    assert "Vendor portal is asking: Enter the 6-digit code" in question.body["text"]
+    assert "Vendor portal needs an answer from you" in question.body["text"]
     assert "within 5 minutes" in question.body["text"]
+    asked = question.body["attachments"][0]["content"]
+    assert schema_errors(asked) == []
+    assert texts(asked)[:2] == ["A question from Vendor portal", "Enter the 6-digit code"]
+    assert 'Reply here within 5 minutes, or say "cancel"' in all_text(asked)
     # An ordinary command still works while the question waits.
     assert "There is no plan yet" in (await owner.ask("plans"))[0]
     assert await owner.ask("482913") == ["Thanks, I've passed it on."]

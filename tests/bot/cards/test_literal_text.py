@@ -273,7 +273,8 @@ def test_an_agent_s_links_are_listed_apart_whole_and_labelled_as_the_agent_s() -
     texts = [visible(rendered(text)) for text in shown(card)]
     answer = next(text for text in texts if text.startswith("Done."))
     assert answer == " ".join(output.split())  # every character of the answer, and no link made from it
-    label = next(i for i, text in enumerate(texts) if text.startswith("Links in vendor's answer (from the agent"))
+    labelled = "Links in the answer from vendor (from the agent"
+    label = next(i for i, text in enumerate(texts) if text.startswith(labelled))
     assert texts[label + 1].split(" ") == [
         "https://evil.example/login?next=%2F",
         "https://docs.vendor.example/a_b",
@@ -293,5 +294,7 @@ def test_control_characters_and_escape_sequences_from_an_agent_never_reach_a_car
     card = delegation_card(hostile_delegation(output))
     texts = shown(card)
     assert not any(ch in text for text in texts for ch in "\x1b\x00\x85\x9b\r\x07")
-    assert any("Report ready" in text and "here\nnext line" in text for text in texts)
+    # The answer's lines, each a line of its own in the card.
+    assert any(text.startswith("Report ready") and text.endswith("here") for text in texts)
+    assert "next line" in texts
     assert literal("tab\tand\nline") == "tab\tand\nline"
