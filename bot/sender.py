@@ -31,7 +31,7 @@ from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
 from bot.teams.channel import Address, Outgoing, Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
 from bot.text.messages import KIND_LABELS
-from planner.domain.messages import WAITED_FOR, Envelope
+from planner.domain.messages import WAITED_FOR, Envelope, MessageKind
 from planner.domain.people import Person
 from planner.domain.triggers import Pace, TriggerRules, day_start, next_morning, pace
 from planner.ports import Recommender
@@ -41,6 +41,17 @@ from planner.services.triggers import CONVERSATION
 from planner.store import Store
 
 logger = logging.getLogger(__name__)
+
+_MAY_UPDATE_A_CARD = frozenset(
+    {
+        MessageKind.DELEGATION_RESULT,
+        MessageKind.DELEGATION_DEFERRED,
+        MessageKind.DELEGATION_HELD,
+        MessageKind.DELEGATION_UNKNOWN,
+    }
+)
+"""Kinds whose message may update the card a person follows a delegation in (`bot.progress`): on a day whose budget is
+spent, such an update still goes (it changes a card they have; it is not a new message), the rest waits."""
 MAX_ATTEMPTS = 5
 BASE_BACKOFF_SECONDS = 2.0
 CONCURRENCY = 16
@@ -238,6 +249,13 @@ class Sender:
         how = pace(len(queue), day.delivered, day.budget)
         if how is Pace.TOMORROW:
             for envelope in queue:
+                if envelope.kind in _MAY_UPDATE_A_CARD:  # the end of what they follow in a card: not a new message
+                    message = await self._compose(envelope, report, prefetch)
+                    if message is None:
+                        continue
+                    if message.updates is not None:
+                        await self._send([envelope], message, report, prefetch)
+                        continue
                 if await self.outbox.put_off(envelope, self.worker, until=day.next_morning):
                     report.put_off += 1
             return

@@ -15,6 +15,9 @@ from bot.progress import LiveCards
 from bot.settings import Settings
 from bot.teams.botbuilder import create_channel
 from bot.teams.channel import Address, Member, Outgoing, TeamsChannel
+from planner.domain.messages import Message, MessageKind
+from planner.services.outbox import Outbox
+from planner.services.trigger_rules import TenantTriggerRules
 from planner.store import Store
 from tests.adapters.vendor_agent import serve_in_process
 from tests.bot.cards.test_cards import all_text, schema_errors, texts
@@ -113,6 +116,27 @@ async def test_the_owners_card_follows_a_delegation_as_it_progresses_throttled_a
     assert "It is back: check it, and mark the task done when it is." in texts(card_of(result))
     lead = texts(card_of(result))[2]
     assert [b for b in card_of(result)["body"] if b.get("text") != lead] == final["body"]  # type: ignore[attr-defined]
+
+
+async def test_on_a_day_whose_message_budget_is_spent_the_result_still_ends_the_card_it_updates(
+    following: Running, clock: FakeClock
+) -> None:
+    task_id, lead, _ = await a_desk(following, clock)
+    await TenantTriggerRules(following.store).change(TENANT, "budget", "1", actor="aad-lead")
+    notice = Message(recipient="aad-writer", kind=MessageKind.NOTICE, payload={"text": "Your export is ready."})
+    assert await Outbox(following.store).fire(TENANT, "notice", [notice])
+    delegator = following.bot.delegator
+    assert delegator is not None
+    assert delegator.deliver_now is not None
+    assert (await delegator.deliver_now()).sent == 1  # the writer's one message of the day
+    async with serve_in_process() as url:
+        await vendor_registered(lead, url, "export_report")
+        before = len(following.connector.sent)
+        await lead.ask(f"delegate T{task_id} to vendor export_report {json.dumps({'campaign': 'abm-q1'})}")
+        await following.bot.drain()
+    live, *_, result = to_the_writer(following, before)
+    assert (result.method, result.activity_id) == ("update", live.activity_id)
+    assert "It is back: check it, and mark the task done when it is." in texts(card_of(result))
 
 
 async def test_a_result_whose_card_was_deleted_arrives_as_a_message_of_its_own(
