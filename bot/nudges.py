@@ -296,7 +296,8 @@ async def _delegation(w: _Writer) -> Outgoing | None:
     if live is not None:
         # The card the owner followed it in, updated in place: one activity, its words in the card (see bot.progress).
         lead = messages.delegation_result_lead(delegation.status.value, delegation.adapter, delegation.id)
-        return Outgoing(cards=(delegation_card(delegation, artifacts, title=title, lead=lead),), updates=live)
+        card = delegation_card(delegation, artifacts, title=title, lead=lead)
+        return Outgoing(cards=(card,), updates=live, summary=lead)  # a new message should Teams refuse the update
     return _activity(text, [delegation_card(delegation, artifacts, title=title)])
 
 

@@ -113,7 +113,7 @@ class LiveCard:
 
     async def _send(self) -> None:
         delegation = self._delegation
-        message = _card_only(self._card(delegation))
+        message = _card_only(self._card(delegation), summary=messages.delegation_following(delegation.adapter))
         try:
             to, activity_id = await self._cards.sender.send_now(delegation.tenant_id, self._recipient, message)
         except (Undeliverable, TeamsError) as error:
@@ -147,7 +147,7 @@ class LiveCard:
             logger.exception("the live card of D%s was not updated", self._delegation.id)
 
 
-def _card_only(card: dict[str, object]) -> Outgoing:
+def _card_only(card: dict[str, object], *, summary: str | None = None) -> Outgoing:
     # One activity, its words in the card: a message of text and a card may be shown (and answered, with its id) as
-    # two, and the one updated would then be the text.
-    return Outgoing(cards=(card,))
+    # two, and the one updated would then be the text. `summary` is what a notification of it says.
+    return Outgoing(cards=(card,), summary=summary)

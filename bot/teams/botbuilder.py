@@ -210,6 +210,8 @@ def outgoing_activity(message: Outgoing) -> Activity:
     activity = MessageFactory.list(attachments) if attachments else MessageFactory.text(message.text or "")
     if message.text:
         activity.text = message.text
+    if message.summary:
+        activity.summary = message.summary
     if message.channel_data:
         activity.channel_data = dict(message.channel_data)
     return activity

@@ -104,6 +104,8 @@ class Outgoing:
     updates: Posted | None = None
     """A message the sender updates with this one rather than sending a new one (a delegation's result in the card
     that followed it); sent as a new message when Teams refuses the update (the message was deleted)."""
+    summary: str | None = None
+    """What a notification of a message of cards alone says (Teams' own is only that the bot sent a card)."""
 
 
 @dataclass(frozen=True, kw_only=True)

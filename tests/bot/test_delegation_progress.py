@@ -94,6 +94,7 @@ async def test_the_owners_card_follows_a_delegation_as_it_progresses_throttled_a
     assert [s.method for s in (live, *updates, result)].count("send") == 1
     assert live.method == "send"
     assert all(not s.body.get("text") for s in (live, *updates, result))
+    assert live.body["summary"] == "Under way: this card shows what vendor reports as it goes, and where it ends."
     assert texts(card_of(live))[:4] == [
         "Launch email",
         "Delegated to vendor: export_report (D1)",
@@ -146,6 +147,7 @@ async def test_a_result_whose_card_was_deleted_arrives_as_a_message_of_its_own(
     live, result = await an_export_delegated(following, clock, steps=3)
     assert (live.method, result.method) == ("send", "send")
     assert result.activity_id != live.activity_id
+    assert result.body["summary"] == texts(card_of(result))[2]  # its notification says how it went, as the card does
     assert "It is back: check it, and mark the task done when it is." in texts(card_of(result))
     assert any(text.startswith("Done in") for text in texts(card_of(result)))
 
