@@ -290,7 +290,8 @@ class SpaVendor:
         upload = form.get("file")
         if not isinstance(upload, web.FileField):
             return web.Response(status=400, text="no file")
-        content = upload.file.read()
+        with upload.file as file:  # older aiohttp leaves a posted file open after the request
+            content = file.read()
         self.uploads.append((upload.filename, content))
         return _html(
             f'<p id="uploaded">Uploaded {html.escape(upload.filename)} ({len(content)} bytes)</p>'
