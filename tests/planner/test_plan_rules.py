@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from planner.domain.errors import InvalidValue, WindowConflict
+from planner.domain.errors import Expected, Field, InvalidValue, WindowConflict
 from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, Window
 from planner.domain.plans import (
     active_plan,
@@ -59,11 +59,13 @@ def test_a_block_keeps_its_reason_only_while_blocked() -> None:
 
 
 def test_text_is_tidied_and_refused_when_empty_or_too_long() -> None:
-    assert clean_text("title", "  Launch \n page ") == "Launch page"
-    with pytest.raises(InvalidValue):
-        clean_text("title", "   ")
-    with pytest.raises(InvalidValue):
-        clean_text("owner", "x" * 201, limit=200)
+    assert clean_text(Field.TITLE, "  Launch \n page ") == "Launch page"
+    with pytest.raises(InvalidValue) as empty:
+        clean_text(Field.TITLE, "   ")
+    assert (empty.value.field, empty.value.expected) == (Field.TITLE, Expected.TEXT)
+    with pytest.raises(InvalidValue) as long:
+        clean_text(Field.OWNER, "x" * 201, limit=200)
+    assert long.value.field is Field.OWNER
 
 
 def test_a_week_is_clipped_to_its_tactical_plan_and_refused_outside_it() -> None:
