@@ -85,10 +85,12 @@ POOL_OVERFLOW = 20
 few statements before and after its agent call (none during it), and with 200 in flight SQLAlchemy's 5 + 10 kept
 the rest (and chat turns) queueing for one, until some gave up after the pool's 30 s. Three replicas stay under
 PostgreSQL's default of 100 connections."""
-BACKGROUND_CONNECTIONS = {"sqlite": 2, "postgresql": POOL_SIZE // 2}
+BACKGROUND_CONNECTIONS = {"sqlite": 2, "postgresql": 2}
 """How many connections work in the background (delegations' runs) may hold at once, by backend: the rest of the
 pool stays free for people's turns, which would otherwise queue behind hundreds of delegations' bookkeeping (and, on
-SQLite, behind their writes at the one writer)."""
+SQLite, behind their writes at the one writer). Two carry a delegation's few short transactions many times a second;
+more let more of its work run on the event loop while a person's turn waits there (PostgreSQL's driver works on the
+loop itself)."""
 PEOPLE_FIRST_SECONDS = 0.25
 """How long background work about to take a connection waits for people's turns in progress to end (see
 `Store.serving_a_person`), at most: long enough for a turn, short enough that a stream of turns never stops it."""
@@ -285,7 +287,7 @@ class Store:
         """Reads many callers ask for at once (see `planner.store.shared_reads`)."""
         self.rule_cache = RuleCache()
         """The policy rules compiled in this process, shared by every policy engine on this store."""
-        self._background_slots = asyncio.Semaphore(BACKGROUND_CONNECTIONS.get(engine.dialect.name, POOL_SIZE // 2))
+        self._background_slots = asyncio.Semaphore(BACKGROUND_CONNECTIONS.get(engine.dialect.name, 2))
         self._people_served = 0
         self._nobody_waiting = asyncio.Event()
         self._nobody_waiting.set()
