@@ -22,7 +22,7 @@ from bot.parsing import ParseError, parse_date, parse_ref
 from bot.text import errors, messages
 from bot.text.people import person_name
 from planner.domain.approvals import DEFAULT_EXPIRY, ApprovalRequest
-from planner.domain.errors import PlannerError
+from planner.domain.errors import InvalidValue, PlannerError
 from planner.domain.governance import OPERATION_KINDS, ActionKind, DecisionRecord, GateCategory
 from planner.domain.model import Plan, Tier
 from planner.domain.plans import plans_meant
@@ -344,7 +344,7 @@ class Registry:
             if held is not None:
                 return Reply(text=held.text, ok=not held.stopped)
             return await operation.run(context, args)
-        except (BadArguments, ParseError) as error:  # the command was not written as it is used: show how
+        except (BadArguments, ParseError, InvalidValue) as error:  # not a value the command takes: show its forms
             return Reply(text=messages.refused(error_text(error), operation.usage), ok=False)
         except (PlannerError, AgentError, VaultError) as error:  # well written, refused for a reason: only the reason
             return Reply(text=error_text(error), ok=False)

@@ -201,6 +201,8 @@ def settings_line(entry: RegisteredAdapter) -> str:
             continue
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             plain.append(f"{name}: {', '.join(value)}")
+        elif isinstance(value, dict) and all(isinstance(item, str) for item in value.values()):
+            plain.append(f"{name}: {', '.join(f'{key}={item}' for key, item in value.items())}")  # headers, env
         elif isinstance(value, dict | list):
             named.append(name)
         elif value is not None:

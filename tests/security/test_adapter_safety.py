@@ -505,7 +505,7 @@ async def test_secrets_in_a_url_query_headers_and_arguments_are_sealed_masked_an
 
     shown = listing + json.dumps(on_premises.connector.cards(), ensure_ascii=False)
     assert f"?api_key={MASK}&" in shown
-    assert f'\\"X-Api-Key\\": \\"{MASK}\\"' in shown
+    assert f"headers: X-Api-Key={MASK}, X-Region=eu" in shown
     assert f"--token, {MASK}, --verbose" in shown or f'[\\"--token\\", \\"{MASK}\\", \\"--verbose\\"]' in shown
     assert "Secrets kept encrypted: headers, url." in added_http
     assert "Secrets kept encrypted: args." in added_stdio
