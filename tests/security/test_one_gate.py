@@ -71,7 +71,7 @@ CALL_SITES = {
     # Reads, which pass through the gated agent: `adapter test`, `cos adapters test`, the breaker's health check.
     ("bot/operations/delegation.py", "test_adapter", "open"): "adapter test",
     ("bot/cli.py", "_adapters.main.tested", "open"): "cos adapters test (as adapter test)",
-    ("bot/cli.py", "_adapters.main.rehearsed", "open"): "cos adapters test --dry-run (a sandbox task, through the gate)",
+    ("bot/cli.py", "_adapters.main.rehearsed", "open"): "cos adapters test --dry-run (a sandbox task)",
     ("bot/delegating.py", "Delegator.check_health", "open"): "the tick's health check",
     # A read of the bare agent's tool listing only (capabilities), closed at once: what an admin reads and pins, also
     # for an adapter switched off (`adapter tools`, `adapter enable <name> <tool>`, their `cos adapters` forms).
