@@ -11,7 +11,7 @@ from pathlib import Path
 
 from adapters import AdapterLimits, AdapterSettingInvalid
 from planner.domain.decisions import DecisionKeys
-from planner.store import anchored_url, shown_url, sqlite_file
+from planner.store import anchored_url, sqlite_file, url_without_password
 from planner.store.vault import Vault, VaultError
 
 TEAMS_SERVICE_HOSTS = ("smba.trafficmanager.net",)
@@ -159,7 +159,10 @@ class Settings:
     @property
     def database_shown(self) -> str:
         """Which database, as an operator reads it: the SQLite file's path, or the URL without its password."""
-        return shown_url(self.database_url)
+        path = self.database_file
+        if path is not None:
+            return f"SQLite file {path}"
+        return url_without_password(self.database_url)
 
     def make_database_folder(self) -> None:
         """Make the folder of the SQLite file (owner-only), for the commands that create the database."""

@@ -30,7 +30,7 @@ from bot.cards.elements import (
     text_block,
 )
 from bot.controls import without_controls
-from planner.domain.delegations import CANCELLABLE, RETRYABLE, Delegation, DelegationStatus
+from planner.domain.delegations import CANCELLABLE, MAX_OUTPUT_CHARS, RETRYABLE, Delegation, DelegationStatus
 
 ANSWER_CHARS = 1500
 """How much of an agent's answer a card shows (the whole answer is kept with the delegation)."""
@@ -162,6 +162,14 @@ def delegation_card(
                 ),
                 bullet_list(links, subtle=True),
             ]
+        if delegation.output_cut:
+            shown.append(
+                text_block(
+                    f"The answer was longer: I keep its first {MAX_OUTPUT_CHARS:,} characters.",
+                    subtle=True,
+                    spacing="medium",
+                )
+            )
         body.append(container(shown, style="emphasis", spacing="medium"))
     actions: list[dict[str, Any]] = []
     if delegation.data:

@@ -83,7 +83,7 @@ class Circuit:
         probing = replace(self, state=CircuitState.HALF_OPEN, probe_until=at + settings.probe_lease)
         return probing, Permit(allowed=True, probe=True, circuit=probing)
 
-    def after_failure(self, at: datetime, settings: BreakerSettings, error: str) -> Circuit:
+    def after_failure(self, at: datetime, settings: BreakerSettings, error: str | None) -> Circuit:
         failures = self.failures + 1
         if self.state is CircuitState.HALF_OPEN or (
             self.state is CircuitState.CLOSED and failures >= settings.failure_threshold

@@ -33,7 +33,7 @@ from planner.domain.governance import DecisionRecord
 
 GENESIS = "0" * 64
 """The `prev_hash` of every tenant's first entry."""
-KEY_PURPOSE = "decision log signatures"
+KEY_PURPOSE = b"decision log signatures"
 """What the decision log's keys are derived for, from the secret keys (see `Vault.derive_keys`)."""
 CHECKPOINT_FORMAT = "cos-decision-checkpoint/1"
 MAX_DATA_BYTES = 256 * 1024
@@ -99,7 +99,7 @@ class CheckpointUnreadable(PlannerError, ValueError):
 class KeySource(Protocol):
     """Where the log's keys come from: the vault derives them from the secret keys."""
 
-    def derive_keys(self, purpose: str) -> Sequence[bytes]: ...
+    def derive_keys(self, purpose: bytes) -> Sequence[bytes]: ...
 
 
 def key_id(key: bytes) -> str:

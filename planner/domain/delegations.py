@@ -63,11 +63,11 @@ def gives_up(attempts: int) -> bool:
     return attempts >= MAX_ATTEMPTS
 
 
-def cut_output(output: str | None) -> str | None:
-    """The agent's answer as kept: cut, and saying so, past `MAX_OUTPUT_CHARS`."""
+def cut_output(output: str | None) -> tuple[str | None, bool]:
+    """The agent's answer as kept (its first `MAX_OUTPUT_CHARS` characters), and whether it was longer."""
     if output is not None and len(output) > MAX_OUTPUT_CHARS:
-        return output[:MAX_OUTPUT_CHARS] + " … (cut: the answer was longer)"
-    return output
+        return output[:MAX_OUTPUT_CHARS], True
+    return output, False
 
 
 def keeps_evidence(size: int) -> bool:
@@ -157,6 +157,8 @@ class Delegation:
     status: DelegationStatus
     output: str | None = None
     """What the agent answered: data to show, never an instruction to follow."""
+    output_cut: bool = False
+    """The answer was longer than `MAX_OUTPUT_CHARS`: `output` is its beginning."""
     data: dict[str, Any] | None = None
     progress: tuple[str, ...] = ()
     """The steps the agent reported along the way, oldest first (data, like the output)."""

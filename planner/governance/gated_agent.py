@@ -80,7 +80,7 @@ def _logged(reason: PolicyReason) -> str:
     if isinstance(reason, GateCategory):
         return f"gate:{reason.value}"
     if isinstance(reason, DestructiveTool):
-        return f"destructive tool {reason.agent} {reason.capability}"
+        return f"destructive_tool:{reason.agent}/{reason.capability}"
     return str(reason)
 
 

@@ -78,10 +78,12 @@ class Breakers:
         """
         await close_circuit(conn, self.tenant_id, adapter, at=self._store.clock())
 
-    async def failed(self, adapter: str, error: str) -> Circuit:
-        """The agent could not be reached: one more failure, and the circuit may open."""
+    async def failed(self, adapter: str, error: str | None) -> Circuit:
+        """The agent could not be reached: one more failure, and the circuit may open. `error`: what the agent or its
+        adapter said of it, None when it said nothing."""
         now = self._store.clock()
-        return await self._apply(adapter, lambda circuit: circuit.after_failure(now, self.settings, error[:2000]))
+        said = error[:2000] if error else None
+        return await self._apply(adapter, lambda circuit: circuit.after_failure(now, self.settings, said))
 
     async def release(self, adapter: str) -> Circuit:
         """Give back a probe permit that was not used."""
@@ -103,7 +105,7 @@ class Breakers:
         health = await agent.health()
         if health.ok:
             return await self.succeeded(adapter)
-        return await self.failed(adapter, health.detail or "the health check failed")
+        return await self.failed(adapter, health.detail or None)
 
     async def _apply(self, adapter: str, transition: Callable[[Circuit], Circuit]) -> Circuit:
         def both(circuit: Circuit) -> tuple[Circuit, Circuit]:

@@ -739,7 +739,7 @@ class Delegations:
         """Store how the delegation ended. With the `prospect` the run began from, the message telling the task's
         owner goes to the outbox in the same transaction (`RunOutcome.told`)."""
         now = self._now().astimezone(UTC)  # as the store gives it back
-        output = cut_output(output)
+        output, output_cut = cut_output(output)
         stored_data = _json_copy(data, default=str) if data is not None else None
         # How long the agent took on the attempt that ended it; None when no agent call ended it.
         seconds = (now - delegation.started_at).total_seconds() if ran and delegation.started_at is not None else None
@@ -752,6 +752,7 @@ class Delegations:
                 runner=self.worker,
                 status=status,
                 output=output,
+                output_cut=output_cut,
                 data=stored_data,
                 error=failure,
                 now=now,
@@ -766,6 +767,7 @@ class Delegations:
                 delegation,
                 status=status,
                 output=output,
+                output_cut=output_cut,
                 data=stored_data,
                 progress=progress,
                 error=failure,

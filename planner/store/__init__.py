@@ -68,15 +68,13 @@ def anchored_url(url: str, folder: Path) -> str:
     return make_url(url).set(database=str(folder / path)).render_as_string(hide_password=False)
 
 
-def shown_url(url: str) -> str:
-    """`url` as it may be printed: a SQLite file's absolute path, another database's URL without its password."""
-    path = sqlite_file(url)
-    if path is not None:
-        return f"SQLite file {path.absolute()}"
+def url_without_password(url: str) -> str:
+    """`url` as it may be printed, its password hidden. Raises ValueError for a URL that is not one (and so shows
+    none of it)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        return "an unreadable DATABASE_URL"
+        raise ValueError("not a database URL") from None
 
 
 POOL_SIZE = 10

@@ -51,6 +51,7 @@ def delegation_from(values: RowMapping) -> Delegation:
         actor=values["actor"],
         status=DelegationStatus(values["status"]),
         output=values["output"],
+        output_cut=values["output_cut"],
         data=values["data"],
         progress=tuple(values["progress"] or ()),
         live_card=values["live_card"],
@@ -138,6 +139,7 @@ _FINISH = (
     .values(
         status=bindparam("outcome"),
         output=bindparam("answer"),
+        output_cut=bindparam("answer_cut"),
         data=bindparam("answer_data"),
         progress=bindparam("steps"),
         error=bindparam("failure"),
@@ -478,6 +480,7 @@ async def finish(
     runner: str,
     status: DelegationStatus,
     output: str | None,
+    output_cut: bool = False,
     data: dict[str, Any] | None,
     error: str | None,
     now: datetime,
@@ -488,6 +491,7 @@ async def finish(
     ended = {
         "outcome": status.value,
         "answer": output,
+        "answer_cut": output_cut,
         "answer_data": data,
         "steps": list(progress) or None,
         "failure": error,

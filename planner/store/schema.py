@@ -338,6 +338,7 @@ delegations = Table(
     Column("actor", String(200), nullable=False),
     Column("status", String(16), nullable=False),
     Column("output", Text, nullable=True),
+    Column("output_cut", Boolean, nullable=False, default=False, server_default=false()),
     Column("data", JSON, nullable=True),
     Column("progress", JSON, nullable=True),
     Column("live_card", JSON, nullable=True),

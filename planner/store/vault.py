@@ -60,10 +60,10 @@ class Vault:
     def generate_key() -> str:
         return Fernet.generate_key().decode()
 
-    def derive_keys(self, purpose: str) -> tuple[bytes, ...]:
+    def derive_keys(self, purpose: bytes) -> tuple[bytes, ...]:
         """A 32-byte key for `purpose` from each configured key, newest first (HKDF-SHA256), so another use of the
         same secrets (the decision log's signatures) never holds the encryption keys themselves."""
-        info = f"chief-of-staff {purpose}".encode()
+        info = b"chief-of-staff " + purpose
         return tuple(
             HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret) for secret in self._secrets
         )

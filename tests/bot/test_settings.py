@@ -210,3 +210,5 @@ def test_relative_paths_in_settings_are_relative_to_the_data_folder(tmp_path: Pa
     assert postgres.database_file is None
     assert "db-secret" not in postgres.database_shown
     assert "db.example/cos" in postgres.database_shown
+    with pytest.raises(SettingsError):  # refused as the settings are read, so never shown
+        Settings.from_env({"DATABASE_URL": "cos:pw@db"})

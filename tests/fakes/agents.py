@@ -47,6 +47,8 @@ class ScriptedAgent(Agent):
         self.takes = timedelta(0)
         """How long each call takes on the test's clock (the clock must have `advance`)."""
         self.healthy = True
+        self.health_detail = "connection refused"
+        """What its health check says when it is not healthy."""
         self.known = ["draft_email", "create_segment"]
         """The capabilities it offers."""
         self.closed = 0
@@ -101,7 +103,7 @@ class ScriptedAgent(Agent):
         )
 
     async def health(self) -> AgentHealth:
-        return AgentHealth(ok=self.healthy, detail="" if self.healthy else "connection refused")
+        return AgentHealth(ok=self.healthy, detail="" if self.healthy else self.health_detail)
 
     async def close(self) -> None:
         self.closed += 1

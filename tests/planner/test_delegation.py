@@ -16,6 +16,7 @@ from planner.domain.circuits import BreakerSettings, CircuitState
 from planner.domain.delegations import (
     MAX_ATTEMPTS,
     MAX_EVIDENCE_BYTES,
+    MAX_OUTPUT_CHARS,
     Delegation,
     DelegationNotRetryable,
     DelegationStatus,
@@ -227,6 +228,20 @@ async def test_evidence_is_kept_with_the_result_and_an_oversized_item_only_liste
     assert shot.description == ""  # the agent's own; the size and the missing content say it was not kept
 
 
+async def test_an_answer_longer_than_what_is_kept_keeps_its_beginning_and_says_it_was_cut(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock)
+    d.agent.output = "a" * MAX_OUTPUT_CHARS + "the rest"
+    long = (await d.delegations.run((await d.request()).id)).delegation
+    d.agent.output = "b" * MAX_OUTPUT_CHARS
+    whole = (await d.delegations.run((await d.request()).id)).delegation
+    assert (long.output, long.output_cut) == ("a" * MAX_OUTPUT_CHARS, True)
+    assert (whole.output, whole.output_cut) == ("b" * MAX_OUTPUT_CHARS, False)
+    stored = {x.id: x for x in await d.delegations.of_task(d.task_id)}  # as read back from the database
+    assert (stored[long.id], stored[whole.id]) == (long, whole)
+
+
 async def test_an_agent_that_says_no_fails_the_delegation_without_tripping_its_circuit(
     store: Store, clock: FakeClock
 ) -> None:
@@ -374,6 +389,20 @@ async def test_deferred_work_waits_for_a_health_check_to_close_the_circuit(store
     assert (await d.breakers.state("hubspot")).state is CircuitState.CLOSED
     [due] = await d.delegations.due_for_retry(clock.now)
     assert (await d.delegations.run(due.id)).delegation.status is DelegationStatus.SUCCEEDED
+
+
+async def test_a_failed_health_check_that_says_nothing_leaves_no_last_error_behind(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock)
+    for _ in range(SETTINGS.failure_threshold):
+        await d.breakers.failed("hubspot", "connection refused")
+    clock.advance(minutes=10)
+    d.agent.healthy = False
+    d.agent.health_detail = ""
+    circuit = await d.breakers.check_health("hubspot", d.agent)
+    # The newest failure said nothing: an older error shown as the last one would mislead.
+    assert (circuit.state, circuit.failures, circuit.last_error) == (CircuitState.OPEN, 3, None)
 
 
 async def test_an_agent_that_hangs_is_cut_at_its_timeout_and_counts_against_its_circuit(

@@ -83,6 +83,12 @@ def test_an_answer_of_many_lines_is_shown_a_line_each_its_first_lines_then_show_
     assert schema_errors(dots) == []
 
 
+def test_an_answer_longer_than_what_is_kept_says_so_under_it() -> None:
+    cut = delegation_card(delegation(output="The report, first part", output_cut=True))
+    assert "The answer was longer: I keep its first 200,000 characters." in texts(cut)
+    assert "The answer was longer" not in all_text(delegation_card(delegation(output="The report")))
+
+
 def test_data_other_than_the_answer_is_shown_and_a_single_screenshot_is_said_so() -> None:
     shot = ArtifactShown(description="the created brief", size=2048, url="https://cos.example/e/1", kind="screenshot")
     card = delegation_card(
