@@ -30,10 +30,17 @@ from bot.cards.elements import (
     text_block,
 )
 from bot.controls import without_controls
-from planner.domain.delegations import CANCELLABLE, MAX_OUTPUT_CHARS, RETRYABLE, Delegation, DelegationStatus
+from planner.domain.delegations import (
+    CANCELLABLE,
+    MAX_OUTPUT_CHARS,
+    RETRYABLE,
+    SHOWN_ANSWER_CHARS,
+    Delegation,
+    DelegationStatus,
+)
 
-ANSWER_CHARS = 1500
-"""How much of an agent's answer a card shows (the whole answer is kept with the delegation)."""
+ANSWER_CHARS = SHOWN_ANSWER_CHARS
+"""How much of an agent's answer a card shows (a longer answer is kept whole as a file the card links to)."""
 ERROR_CHARS = 500
 MOST_LINKS = 5
 MOST_STEPS = 5
@@ -117,9 +124,8 @@ def _answer(output: str) -> list[Element]:
     if len(lines) > _ANSWER_MOST_LINES:
         lines[_ANSWER_MOST_LINES - 1 :] = [" ".join(lines[_ANSWER_MOST_LINES - 1 :])]
     shown = [{**text_block(line), "spacing": "none"} for line in lines]
-    return shown[:ANSWER_LINES] + folded(
-        ANSWER_ID, shown[ANSWER_LINES:], more="Show the whole answer", less="Show less of it"
-    )
+    more = "Show the whole answer" if len(output) <= ANSWER_CHARS else "Show more of the answer"
+    return shown[:ANSWER_LINES] + folded(ANSWER_ID, shown[ANSWER_LINES:], more=more, less="Show less of it")
 
 
 def delegation_card(
@@ -162,7 +168,7 @@ def delegation_card(
                 ),
                 bullet_list(links, subtle=True),
             ]
-        if delegation.output_cut:
+        if delegation.output_cut and not any(item.kind == "artifact" for item in artifacts):
             shown.append(
                 text_block(
                     f"The answer was longer: I keep its first {MAX_OUTPUT_CHARS:,} characters.",

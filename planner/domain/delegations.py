@@ -39,6 +39,10 @@ MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
 """Evidence larger than this (a huge screenshot) is listed but its content is not kept."""
 MAX_EVIDENCE_ITEMS = 20
 MAX_OUTPUT_CHARS = 200_000
+"""How much of an agent's answer a delegation keeps as its output (the whole answer is also kept as a file)."""
+SHOWN_ANSWER_CHARS = 1_500
+"""How much of an answer its card shows: a longer one is also kept whole as a file (up to `MAX_EVIDENCE_BYTES`),
+which the card links to."""
 MAX_TIMEOUT_SECONDS = 3600.0
 DEFAULT_TIMEOUT_SECONDS = 60.0
 """How long a delegation's call may take when neither the request nor the adapter's config says."""

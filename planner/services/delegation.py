@@ -51,6 +51,7 @@ from planner.domain.delegations import (
     MAX_TIMEOUT_SECONDS,
     OPEN,
     RUNNABLE,
+    SHOWN_ANSWER_CHARS,
     AdapterBroke,
     AdapterOutcomes,
     AgentDeclined,
@@ -157,6 +158,15 @@ def _new_worker() -> str:
     """A name no other runner has: this process's, and a random part telling apart the runners of one process and
     processes of one host that had the same pid (a restart, a container)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _with_whole_answer(output: str | None, evidence: tuple[Evidence, ...]) -> tuple[Evidence, ...]:
+    """`evidence`, with the whole answer as a file first when its card cannot show it all, unless the agent's adapter
+    kept it as one already (an MCP answer too big to show)."""
+    if not output or len(output) <= SHOWN_ANSWER_CHARS or any(item.kind == "artifact" for item in evidence):
+        return evidence
+    whole = Evidence(kind="artifact", media_type="text/plain; charset=utf-8", content=output.encode())
+    return (whole, *evidence)
 
 
 class Delegations:
@@ -739,6 +749,7 @@ class Delegations:
         """Store how the delegation ended. With the `prospect` the run began from, the message telling the task's
         owner goes to the outbox in the same transaction (`RunOutcome.told`)."""
         now = self._now().astimezone(UTC)  # as the store gives it back
+        evidence = _with_whole_answer(output, evidence)
         output, output_cut = cut_output(output)
         stored_data = _json_copy(data, default=str) if data is not None else None
         # How long the agent took on the attempt that ended it; None when no agent call ended it.

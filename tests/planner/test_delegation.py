@@ -17,6 +17,7 @@ from planner.domain.delegations import (
     MAX_ATTEMPTS,
     MAX_EVIDENCE_BYTES,
     MAX_OUTPUT_CHARS,
+    SHOWN_ANSWER_CHARS,
     Delegation,
     DelegationNotRetryable,
     DelegationStatus,
@@ -240,6 +241,33 @@ async def test_an_answer_longer_than_what_is_kept_keeps_its_beginning_and_says_i
     assert (whole.output, whole.output_cut) == ("b" * MAX_OUTPUT_CHARS, False)
     stored = {x.id: x for x in await d.delegations.of_task(d.task_id)}  # as read back from the database
     assert (stored[long.id], stored[whole.id]) == (long, whole)
+    # Each is kept whole as a file too, which its card links to.
+    [kept] = await d.delegations.evidence(long.id)
+    assert (kept.kind, kept.media_type, kept.content) == (
+        "artifact",
+        "text/plain; charset=utf-8",
+        ("a" * MAX_OUTPUT_CHARS + "the rest").encode(),
+    )
+
+
+async def test_an_answer_longer_than_its_card_shows_is_kept_whole_as_a_file_once(
+    store: Store, clock: FakeClock
+) -> None:
+    d = await desk(store, clock)
+    d.agent.output = "x" * SHOWN_ANSWER_CHARS
+    short = (await d.delegations.run((await d.request()).id)).delegation
+    assert await d.delegations.evidence(short.id) == []
+    d.agent.output = "y" * (SHOWN_ANSWER_CHARS + 1)
+    d.agent.evidence = (Evidence(kind="json", media_type="application/json", content=b"{}"),)
+    longer = (await d.delegations.run((await d.request()).id)).delegation
+    assert [(e.kind, e.content) for e in await d.delegations.evidence(longer.id)] == [
+        ("artifact", d.agent.output.encode()),
+        ("json", b"{}"),
+    ]
+    # An adapter that kept the whole answer as a file already (an MCP answer too big to show): not kept twice.
+    d.agent.evidence = (Evidence(kind="artifact", media_type="text/plain", content=b"the whole of it"),)
+    excerpt = (await d.delegations.run((await d.request()).id)).delegation
+    assert [(e.kind, e.content) for e in await d.delegations.evidence(excerpt.id)] == [("artifact", b"the whole of it")]
 
 
 async def test_an_agent_that_says_no_fails_the_delegation_without_tripping_its_circuit(

@@ -83,10 +83,21 @@ def test_an_answer_of_many_lines_is_shown_a_line_each_its_first_lines_then_show_
     assert schema_errors(dots) == []
 
 
-def test_an_answer_longer_than_what_is_kept_says_so_under_it() -> None:
-    cut = delegation_card(delegation(output="The report, first part", output_cut=True))
+def test_an_answer_longer_than_the_card_links_to_the_whole_answer_kept_as_a_file() -> None:
+    long = "".join(f"row {n}: spring-launch sends\n" for n in range(400))
+    whole = ArtifactShown(description="", size=len(long), url="https://cos.example/a/1")
+    card = delegation_card(delegation(output=long, data=None), [whole])
+    assert element_by_id(card, f"{ANSWER_ID}-more")["actions"][0]["title"] == "Show more of the answer"
+    assert (
+        "The whole answer (11 KiB) is a file: open it with the button below (a link of mine, valid 7 days)."
+        in texts(card)
+    )
+    assert [a["title"] for a in top_actions(card)] == ["Open the whole answer (11 KiB)"]
+    # Longer than the delegation keeps as its output too: the file holds it whole, so nothing more is said.
+    assert "The answer was longer" not in all_text(delegation_card(delegation(output=long, output_cut=True), [whole]))
+    # With no file to open (too big to keep), the card says the answer was cut.
+    cut = delegation_card(delegation(output=long, output_cut=True))
     assert "The answer was longer: I keep its first 200,000 characters." in texts(cut)
-    assert "The answer was longer" not in all_text(delegation_card(delegation(output="The report")))
 
 
 def test_data_other_than_the_answer_is_shown_and_a_single_screenshot_is_said_so() -> None:
