@@ -91,6 +91,9 @@ class Rehearsal:
     """The firing keys of the triggers that would queue messages (trigger, subject, window)."""
     recipients: tuple[Recipient, ...]
     expiring: tuple[ApprovalRequest, ...]
+    handled_earlier: int = 0
+    """Messages an earlier run at the same time (`cos tick --at` with `--apply`) marked sent: sent then, or dropped
+    as no longer needed (the outbox does not tell which). Left out of `recipients`: this tick does nothing to them."""
     names: dict[tuple[str, str], str] = field(default_factory=dict)
     """Display names of the people it mentions, by (tenant, user id)."""
 
@@ -127,9 +130,11 @@ async def _rehearse(store: Store, at: datetime) -> Rehearsal:
     expiring: list[ApprovalRequest] = []
     for tenant_id in await tenants_with_expired(store, at):
         expiring.extend(await tenants(tenant_id).approvals.due_to_expire(at))
+    # A message is known as one this tick sent by its time; those marked sent at `at` already were an earlier run's.
+    earlier = {e.id for e in await entries_since(store, after_id=before, sent_at=at)}
     channel = RecordingChannel()
     report = await tick(store, channel, at=at, sender=Sender(store, channel, worker="rehearsal", tenants=tenants))
-    entries = await entries_since(store, after_id=before, sent_at=at)
+    entries = [e for e in await entries_since(store, after_id=before, sent_at=at) if e.id not in earlier]
     names: dict[tuple[str, str], str] = {}
     for tenant_id in {r.tenant_id for r in expiring}:
         known = await tenants(tenant_id).directory.names({r.requester for r in expiring if r.tenant_id == tenant_id})
@@ -141,6 +146,7 @@ async def _rehearse(store: Store, at: datetime) -> Rehearsal:
         firings=tuple(dict.fromkeys(e.firing_key for e in entries if e.id > before)),
         recipients=await _recipients(tenants, entries, before, channel.outbox_ids),
         expiring=tuple(expiring),
+        handled_earlier=len(earlier),
         names=names,
     )
 

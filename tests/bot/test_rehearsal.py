@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.rehearsal import RecordingChannel
+from bot.scheduler import tick
 from planner.domain.approvals import ApprovalStatus
 from planner.domain.governance import Action, ActionKind, GateCategory
 from planner.domain.model import Window
@@ -131,6 +133,33 @@ def test_apply_does_it_and_a_second_rehearsal_then_finds_nothing_new(
     assert "Writer One: 0 new" not in out
     assert "deadline_slipped" not in out
     assert "would expire" not in out
+
+
+async def a_tick_applied_at(url: str, at: datetime) -> None:
+    """What `cos tick --at AT --apply` does, with a channel that takes every message (the writer's nudge is sent)."""
+    store = Store(create_engine(url), clock=lambda: at)
+    try:
+        await tick(store, RecordingChannel(), at=at)
+    finally:
+        await store.close()
+
+
+def test_a_rehearsal_at_the_time_a_tick_was_applied_leaves_out_what_that_run_sent_rather_than_call_it_dropped(
+    database: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = database
+    asyncio.run(a_tick_applied_at(url, datetime.fromisoformat(LATER)))
+    assert asyncio.run(state(url))[0]["sent"] == 2  # the writer's slip nudge went out; the expired approval's dropped
+    assert main(["tick", "--at", LATER]) == 0
+    out = capsys.readouterr().out
+    # The writer's nudge, and the approval card that expired before it went out, were that run's: not this one's.
+    assert "Writer One" not in out
+    assert "would be queued" not in out
+    assert (
+        "2 message(s) were already handled by an earlier run at this time (sent, or dropped as no longer needed); "
+        "they are left out here.\n"
+    ) in out
+    assert "Delivery in this tick: 0 sent, 0 more inside summary cards, 0 dropped (no longer needed)" in out
 
 
 def test_a_rehearsal_needs_a_sqlite_database(
