@@ -20,7 +20,7 @@ from bot.cards.delegation import ArtifactShown, delegation_card
 from bot.cards.digest import retrospective_card
 from bot.cards.markdown import Markdown, inline_code, literal
 from bot.cards.question import question_card
-from bot.cards.sign_in import START_PATH, sign_in_card
+from bot.cards.sign_in import SIGNED_IN, START_PATH, sign_in_card, sign_in_ended_card
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing, Posted
@@ -343,7 +343,26 @@ async def _sign_in(w: _Writer) -> Outgoing | None:
     link = w.artifact_links.signed(path, until=until) if path and w.artifact_links is not None else None
     if link is None:
         raise Undeliverable("a sign-in card links to the bot: it needs the bot's public URL and secret keys")
-    return _activity(messages.sign_in_for(agent, minutes), [sign_in_card(agent, link, minutes)])
+    # One activity, its words in the card, so that it updates in place once the sign-in ends (see bot.progress).
+    return Outgoing(cards=(sign_in_card(agent, link, minutes),), summary=messages.sign_in_for(agent, minutes))
+
+
+async def _sign_in_ended(w: _Writer) -> Outgoing | None:
+    """The sign-in card updated in place to say how the sign-in ended, without its button; where the card lies
+    nowhere known (Teams gave its message no id), a short line once signed in, and nothing otherwise (what they
+    asked for tells them how it ended)."""
+    agent, outcome, card = str(w.payload["agent"]), str(w.payload["outcome"]), w.payload.get("card")
+    try:
+        posted = Posted.from_stored(card) if isinstance(card, dict) else None
+    except ValueError:
+        logger.warning("where a sign-in card lies does not read: how the sign-in ended goes as a message")
+        posted = None
+    if posted is not None:
+        summary = messages.signed_in_to(agent, plain=True) if outcome == SIGNED_IN else None
+        return Outgoing(cards=(sign_in_ended_card(agent, outcome),), updates=posted, summary=summary)
+    if outcome == SIGNED_IN:
+        return Outgoing(text=messages.signed_in_to(agent))
+    return None
 
 
 async def _approval(w: _Writer) -> Outgoing | None:
@@ -411,6 +430,7 @@ COMPOSERS: dict[MessageKind, Callable[[_Writer], Awaitable[Outgoing | None]]] = 
     MessageKind.QUESTION: _question,
     MessageKind.NOTICE: _notice,
     MessageKind.SIGN_IN: _sign_in,
+    MessageKind.SIGN_IN_ENDED: _sign_in_ended,
 }
 """How each kind of message is written when it is sent: one composer for every MessageKind (a test checks)."""
 

@@ -11,15 +11,20 @@ answered by the vendor's authorization server sending the person back to the bot
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from bot.cards.sign_in import EXPIRED, REFUSED, SIGNED_IN
 from bot.text import messages
 from planner.domain.messages import Message, MessageKind
 from planner.ports import AgentTimeout, HumanChannel, QuestionCancelled, SignInChannel
 from planner.services.oauth import SignIns
 from planner.services.tenants import Tenant
+
+logger = logging.getLogger(__name__)
 
 
 class TeamsHumanChannel(HumanChannel, SignInChannel):
@@ -108,7 +113,32 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         await self._deliver_now()
         if self._on_sign_in is not None:
             self._on_sign_in()
-        answer = await self._sign_ins.wait(waiting, poll_seconds=self._poll_seconds)
+        ended = await self._sign_ins.wait_ended(waiting, poll_seconds=self._poll_seconds)
+        answer = ended.answer
+        outcome = _outcome(answer)
+        if ended.card is not None or outcome == SIGNED_IN:
+            await self._sign_in_ended(waiting.id, agent, outcome, ended.card)
         if answer is None:
             raise AgentTimeout(agent, timeout_seconds)
         return answer
+
+    async def _sign_in_ended(self, sign_in_id: int, agent: str, outcome: str, card: dict[str, Any] | None) -> None:
+        """Update the sign-in card in place to say how it ended (without its button), or say it in a message when
+        the card lies nowhere known; sent at once. Never raises: the sign-in goes on as it ended, and a message
+        queued but not sent yet goes with the next delivery."""
+        payload: dict[str, Any] = {"agent": agent, "outcome": outcome, "sign_in": sign_in_id}
+        if card is not None:
+            payload["card"] = card
+        message = Message(recipient=self.user_id, kind=MessageKind.SIGN_IN_ENDED, payload=payload)
+        try:
+            await self._services.outbox.fire(self.tenant_id, f"{MessageKind.SIGN_IN_ENDED}:{sign_in_id}", [message])
+            await self._deliver_now()
+        except Exception:
+            logger.exception("how the sign-in %s ended could not be shown to the person", sign_in_id)
+
+
+def _outcome(answer: Mapping[str, str] | None) -> str:
+    """How a sign-in ended, from the callback's parameters (None: it expired first)."""
+    if answer is None:
+        return EXPIRED
+    return SIGNED_IN if answer.get("code") and "error" not in answer else REFUSED

@@ -29,12 +29,22 @@ from bot.cards.summary import summary_card
 from bot.nudges import HeldForApproval, compose, hold_for_approval
 from bot.prefetch import Prefetch
 from bot.ratelimit import PER_CONVERSATION, PER_TENANT, SlidingWindowLimiter, paced
-from bot.teams.channel import Address, Outgoing, Rejected, TeamsChannel, TeamsError, Throttled, TransientFailure
+from bot.teams.channel import (
+    Address,
+    Outgoing,
+    Posted,
+    Rejected,
+    TeamsChannel,
+    TeamsError,
+    Throttled,
+    TransientFailure,
+)
 from bot.text.messages import KIND_LABELS
 from planner.domain.messages import WAITED_FOR, Envelope, MessageKind
 from planner.domain.people import Person
 from planner.domain.triggers import Pace, TriggerRules, day_start, next_morning, pace
 from planner.ports import Recommender
+from planner.services.oauth import keep_sign_in_card
 from planner.services.tenants import Tenants
 from planner.services.trigger_rules import TenantTriggerRules
 from planner.services.triggers import CONVERSATION
@@ -315,8 +325,9 @@ class Sender:
                     logger.warning("message %s left unsent: its lease runs out at %s", first.id, lease_until)
                     report.left += len(envelopes)
                     return
+                activity_id = None
                 if message.updates is None or not await self._updated(first, message):
-                    await self.channel.send(to, replace(message, updates=None))
+                    activity_id = await self.channel.send(to, replace(message, updates=None))
         except Undeliverable as error:
             for envelope in envelopes:
                 await self.outbox.dead(envelope, self.worker, error=str(error))
@@ -330,9 +341,22 @@ class Sender:
         else:
             await self.outbox.sent(first, self.worker)
             report.sent += 1
+            if activity_id and first.kind == MessageKind.SIGN_IN and not envelopes[1:]:
+                await self._keep_sign_in_card(first, Posted(address=to, activity_id=activity_id))
             if envelopes[1:]:
                 folded = await self.outbox.folded(envelopes[1:], self.worker)
                 report.folded += len(folded)  # added after the wait: other recipients' drains add to it meanwhile
+
+    async def _keep_sign_in_card(self, envelope: Envelope, posted: Posted) -> None:
+        """Keep where a sign-in card lies with its sign-in, which updates it in place once it ends. Never raises: the
+        card is sent; without its place kept, how the sign-in ended goes as a message of its own."""
+        sign_in = envelope.payload.get("sign_in")
+        if not isinstance(sign_in, int):
+            return
+        try:
+            await keep_sign_in_card(self.store, envelope.tenant_id, sign_in, posted.stored())
+        except Exception:
+            logger.exception("where the sign-in card of message %s lies could not be kept", envelope.id)
 
     async def _updated(self, envelope: Envelope, message: Outgoing) -> bool:
         """Send `message` as the update of the message it updates; False when Teams refuses (the message was deleted,

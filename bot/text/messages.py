@@ -131,10 +131,14 @@ def delegation_result_lead(status: str, agent: str, delegation_id: int) -> str:
 
 
 def sign_in_for(agent: str, minutes: int) -> str:
-    return (
-        f"{literal(agent)} works as you, so it needs you to sign in to it once. Open **Sign in** within {minutes} "
-        "minutes and I'll carry on with what you asked; after that it keeps working as you without asking again."
-    )
+    """What a notification of the sign-in card says (plain: the card is the message)."""
+    return f"{agent} works as you: sign in to it within {minutes} minutes and I'll carry on with what you asked."
+
+
+def signed_in_to(agent: str, *, plain: bool = False) -> str:
+    """Once a person signed in, when their sign-in card cannot be updated to say so (`plain`: what a notification
+    of the updated card says, should it go as a new message)."""
+    return f"You're signed in to {agent if plain else literal(agent)}. I'm carrying on with what you asked."
 
 
 FINISHING_AFTER_SIGN_IN = "I've sent you a sign-in card; I'll finish once you're signed in."

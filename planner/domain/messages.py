@@ -58,10 +58,15 @@ class MessageKind(StrEnum):
     QUESTION = "question"
     """To the person a delegation acts for: an agent's question (a 2FA code), `payload.text`, answered by reply."""
     NOTICE = "notice"
-    SIGN_IN = "sign_in"
-    """To the person a delegation acts for: a card whose button opens a vendor's sign-in page (`payload.url`), for
-    an agent that acts as them (`payload.agent`), within `payload.minutes`."""
     """To one person: a plain message (`payload.text`), such as how an approved action went."""
+    SIGN_IN = "sign_in"
+    """To the person a delegation acts for: a card whose button opens a vendor's sign-in page (through the bot's
+    link to the sign-in `payload.sign_in`), for an agent that acts as them (`payload.agent`), within
+    `payload.minutes`."""
+    SIGN_IN_ENDED = "sign_in_ended"
+    """To the same person once that sign-in ended (`payload.outcome`: signed in, refused, expired): the sign-in card
+    updated in place, without its button (`payload.card`: where it lies); a short message when it lies nowhere
+    known."""
 
     @classmethod
     def of(cls, stored: str) -> MessageKind | str:
@@ -80,6 +85,7 @@ WAITED_FOR = frozenset(
         MessageKind.APPROVAL_DECIDED,
         MessageKind.NOTICE,
         MessageKind.SIGN_IN,
+        MessageKind.SIGN_IN_ENDED,
     }
 )
 """Kinds someone is waiting for (an agent's question, an approval to give, how their own request went): they go as

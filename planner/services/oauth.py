@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from planner.store import Store
 from planner.store import oauth as oauth_store
@@ -71,6 +72,14 @@ class SignIn:
     expires_at: datetime
 
 
+@dataclass(frozen=True, kw_only=True)
+class SignInEnded:
+    answer: dict[str, str] | None
+    """The callback's parameters (a code, or the error the person or the vendor ended it with); None: it expired."""
+    card: dict[str, Any] | None
+    """Where the sign-in card lies (kept by `keep_sign_in_card`), to update it in place; None when it was not kept."""
+
+
 class SignIns:
     """The sign-ins one tenant's delegations wait on."""
 
@@ -108,19 +117,33 @@ class SignIns:
 
     async def wait(self, sign_in: SignIn, *, poll_seconds: float = POLL_SECONDS) -> dict[str, str] | None:
         """The callback's parameters, read once (then wiped); None when the sign-in expired first."""
+        return (await self.wait_ended(sign_in, poll_seconds=poll_seconds)).answer
+
+    async def wait_ended(self, sign_in: SignIn, *, poll_seconds: float = POLL_SECONDS) -> SignInEnded:
+        """How the sign-in ended: the callback's parameters, read once (then wiped), or None when it expired first;
+        and where its card lies, read as it ends (an ended sign-in may be purged any time after)."""
         while True:
             async with self._store.transaction() as conn:
                 status, sealed = await oauth_store.sign_in_state(conn, sign_in.id)
+                ended: str | None = None
+                answer: dict[str, str] | None = None
                 if status == oauth_store.ANSWERED and sealed is not None:
-                    await oauth_store.close_sign_in(conn, sign_in.id, oauth_store.CONSUMED)
-                    answer: dict[str, str] = json.loads(self._vault.decrypt(sealed))
-                    return answer
-                if status != oauth_store.OPEN:
-                    return None
-                if self._store.clock() >= sign_in.expires_at:
-                    await oauth_store.close_sign_in(conn, sign_in.id, oauth_store.EXPIRED)
-                    return None
+                    ended = oauth_store.CONSUMED
+                    answer = json.loads(self._vault.decrypt(sealed))
+                elif status == oauth_store.OPEN and self._store.clock() >= sign_in.expires_at:
+                    ended = oauth_store.EXPIRED
+                if ended is not None or status != oauth_store.OPEN:
+                    card = await oauth_store.sign_in_card(conn, sign_in.id)
+                    if ended is not None:
+                        await oauth_store.close_sign_in(conn, sign_in.id, ended)
+                    return SignInEnded(answer=answer, card=card)
             await asyncio.sleep(poll_seconds)
+
+
+async def keep_sign_in_card(store: Store, tenant_id: str, sign_in_id: int, card: dict[str, Any]) -> None:
+    """Keep where the card of the sign-in `sign_in_id` lies once it was sent (its conversation and activity id)."""
+    async with store.transaction() as conn:
+        await oauth_store.set_sign_in_card(conn, tenant_id, sign_in_id, card)
 
 
 async def purge_sign_ins(store: Store, at: datetime) -> int:

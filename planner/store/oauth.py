@@ -6,6 +6,7 @@ Both hold only what the vault sealed; a sign-in is found by the SHA-256 of its s
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 
@@ -111,6 +112,21 @@ async def sign_in_state(conn: Connection, sign_in_id: int) -> tuple[str, bytes |
     if row is None:
         return EXPIRED, None
     return str(row.status), row.answer
+
+
+async def set_sign_in_card(conn: Connection, tenant_id: str, sign_in_id: int, card: dict[str, Any]) -> None:
+    """Keep where the card of the sign-in `sign_in_id` lies (what the bot wrote of it)."""
+    await conn.execute(
+        update(oauth_sign_ins)
+        .where(oauth_sign_ins.c.id == sign_in_id, oauth_sign_ins.c.tenant_id == tenant_id)
+        .values(card=card)
+    )
+
+
+async def sign_in_card(conn: Connection, sign_in_id: int) -> dict[str, Any] | None:
+    """Where the card of the sign-in `sign_in_id` lies; None when it was not kept (or the sign-in is gone)."""
+    card = (await conn.execute(select(oauth_sign_ins.c.card).where(oauth_sign_ins.c.id == sign_in_id))).scalar()
+    return dict(card) if isinstance(card, dict) else None
 
 
 async def forget_sign_ins(conn: Connection, *, expired_before: datetime) -> int:

@@ -414,11 +414,13 @@ oauth_sign_ins = Table(
     Column("asked_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("answered_at", UTCDateTime, nullable=True),
+    Column("card", JSON, nullable=True),
 )
 """A sign-in a person was sent, waiting for the authorization server to send them back to the bot's callback:
 found by the SHA-256 of its `state`, answered once before it expires; the answer (the code) is sealed and wiped as
 the waiting delegation reads it. `authorization`: the authorization URL (it holds the state), sealed, handed once to
-the person's browser by the card's signed link to the bot, and wiped then or when the sign-in ends."""
+the person's browser by the card's signed link to the bot, and wiped then or when the sign-in ends. `card`: where
+the sign-in card lies once sent (its conversation and activity id), to update it in place when the sign-in ends."""
 
 approval_roles = Table(
     "approval_roles",

@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from bot.addressing import Undeliverable
 from bot.artifacts import ArtifactLinks
 from bot.nudges import COMPOSERS, compose
+from bot.teams.channel import Address, Posted
 from planner.domain.governance import Action, ActionKind, GateCategory
 from planner.domain.messages import Message, MessageKind
 from planner.domain.model import TaskChanges, TaskStatus, Window
@@ -20,6 +21,7 @@ from planner.services.plans import Plans
 from planner.services.tenants import Tenants
 from planner.store import Store
 from planner.store.schema import delegations, outbox
+from tests.bot.cards.test_cards import all_text, schema_errors
 from tests.conftest import FakeClock
 
 TENANT = "contoso"
@@ -140,6 +142,7 @@ def one_of_each(ids: dict[str, int]) -> dict[MessageKind, tuple[str, dict[str, A
             "aad-writer",
             {"agent": "crm", "sign_in": 1, "minutes": 5},
         ),
+        MessageKind.SIGN_IN_ENDED: ("aad-writer", {"agent": "crm", "outcome": "signed in", "sign_in": 1}),
     }
 
 
@@ -157,7 +160,8 @@ async def test_a_message_of_every_kind_is_written_as_text_a_person_reads(store: 
     for envelope in claimed:
         written = await compose(Tenants(store), envelope, artifact_links=LINKS)
         assert written is not None, f"a {envelope.kind} message was dropped"
-        assert written.text.strip(), f"a {envelope.kind} message says nothing"
+        # A message of one card (one that is updated in place) says in its notification what it is.
+        assert (written.text or written.summary or "").strip(), f"a {envelope.kind} message says nothing"
 
 
 async def test_a_stored_kind_this_release_cannot_write_is_undeliverable_not_a_failed_claim(
@@ -205,3 +209,47 @@ async def test_a_sign_in_card_is_written_only_with_a_signed_link_to_the_bot_neve
         await compose(Tenants(store), claimed["sign-in:new"])  # no key to sign its link with
     with pytest.raises(Undeliverable):
         await compose(Tenants(store), claimed["sign-in:old"], artifact_links=LINKS)  # queued before: no id to link to
+
+
+async def test_a_sign_in_that_ended_updates_its_card_without_the_button_or_says_so_in_a_line_when_it_cannot(
+    store: Store, clock: FakeClock
+) -> None:
+    where = Posted(address=Address(service_url="https://smba.example", conversation_id="a:writer"), activity_id="a-7")
+    queue = Outbox(store)
+    payloads = {
+        "signed-in": {"agent": "crm", "outcome": "signed in", "sign_in": 7, "card": where.stored()},
+        "expired": {"agent": "crm", "outcome": "expired", "sign_in": 8, "card": where.stored()},
+        "refused": {"agent": "crm", "outcome": "refused", "sign_in": 9, "card": where.stored()},
+        "signed-in, no card": {"agent": "crm", "outcome": "signed in", "sign_in": 10},
+        "expired, no card": {"agent": "crm", "outcome": "expired", "sign_in": 11},
+    }
+    for key, payload in payloads.items():
+        message = Message(recipient="aad-writer", kind=MessageKind.SIGN_IN_ENDED, payload=payload)
+        await queue.fire(TENANT, key, [message])
+    claimed = {envelope.firing_key: envelope for envelope in await queue.claim("sender", limit=10)}
+    written = {key: await compose(Tenants(store), envelope) for key, envelope in claimed.items()}
+
+    signed_in = written["signed-in"]
+    assert signed_in is not None
+    assert signed_in.updates == where
+    assert signed_in.text is None
+    (card,) = signed_in.cards
+    assert "actions" not in card  # no Sign in button any more
+    assert all_text(card) == "Signed in to crm\nDone: crm works as you now. I'm carrying on with what you asked."
+    assert schema_errors(card) == []
+    expired, refused = written["expired"], written["refused"]
+    assert expired is not None
+    assert expired.updates == where
+    assert "actions" not in expired.cards[0]
+    assert all_text(expired.cards[0]).startswith("Sign-in to crm expired\nThe link was not used in time")
+    assert refused is not None
+    assert "actions" not in refused.cards[0]
+    assert all_text(refused.cards[0]).startswith("Not signed in to crm\nThe sign-in was refused or cancelled")
+
+    # Its card lies nowhere known (Teams gave it no id): a line once signed in; nothing when it did not happen.
+    line = written["signed-in, no card"]
+    assert line is not None
+    assert line.cards == ()
+    assert line.updates is None
+    assert line.text == "You're signed in to crm. I'm carrying on with what you asked."
+    assert written["expired, no card"] is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import httpx2
@@ -33,7 +34,7 @@ from tests.bot.conftest import LOCAL_ADMIN, TeamsUser
 from tests.bot.conftest import Running as RunningBot
 from tests.bot.delegating import a_desk
 from tests.conftest import FakeClock
-from tests.fakes.connector import FakeConnector
+from tests.fakes.connector import FakeConnector, Sent
 from tests.fakes.oauth_server import PERSON, LoopbackAuthorization, follow_sign_in, serve_oauth_protected
 
 
@@ -67,18 +68,34 @@ async def bot(store: Store, connector: FakeConnector, clock: FakeClock) -> Async
     await server.close()
 
 
-async def sign_in_from_the_card(connector: FakeConnector, seen: int) -> httpx2.Response:
-    """Wait (bounded) for the Sign in card among the messages after the first `seen`, open its link and follow the
-    vendor's redirects back to the bot."""
+async def the_sign_in_card(connector: FakeConnector, seen: int) -> tuple[Sent, dict[str, Any]]:
+    """Wait (bounded) for the Sign in card among the messages after the first `seen`: the message, and its card."""
     while True:
-        message = (await connector.wait_for(seen + 1))[seen].body
+        sent = (await connector.wait_for(seen + 1))[seen]
         seen += 1
-        cards = [a["content"] for a in message.get("attachments") or [] if "Sign in" in all_text(a)]
+        cards = [a["content"] for a in sent.body.get("attachments") or [] if "Sign in" in all_text(a)]
         if cards:
             break
     (card,) = cards
     assert schema_errors(card) == []
+    return sent, card
+
+
+async def sign_in_from_the_card(connector: FakeConnector, seen: int) -> httpx2.Response:
+    """Wait (bounded) for the Sign in card among the messages after the first `seen`, open its link and follow the
+    vendor's redirects back to the bot."""
+    _, card = await the_sign_in_card(connector, seen)
     return await follow_sign_in(card)
+
+
+def updates_of(connector: FakeConnector, sent: Sent) -> list[dict[str, Any]]:
+    """The cards the message `sent` was updated in place with, oldest first."""
+    return [
+        attachment["content"]
+        for update in connector.sent
+        if update.method == "update" and update.activity_id == sent.activity_id
+        for attachment in update.body.get("attachments") or []
+    ]
 
 
 async def test_an_admin_signs_in_to_enable_tools_and_a_delegation_then_acts_as_the_person(
@@ -98,11 +115,20 @@ async def test_an_admin_signs_in_to_enable_tools_and_a_delegation_then_acts_as_t
         answered = await lead.ask("adapter test crm", replies=2)  # the card, and the turn's answer
         assert messages.FINISHING_AFTER_SIGN_IN in answered
         assert not any("whoami" in all_text(sent.body) for sent in bot.connector.sent[seen:])
-        page = await sign_in_from_the_card(bot.connector, seen)
+        asked, card = await the_sign_in_card(bot.connector, seen)
+        assert [action["title"] for action in card["actions"]] == ["Sign in"]
+        page = await follow_sign_in(card)
         assert page.status_code == 200
         assert "You are signed in" in page.text
-        await bot.connector.wait_for(seen + 3)
+        await bot.connector.wait_for(seen + 4)
         assert "whoami (off)" in all_text(bot.connector.cards()[-1])
+        # The card they signed in from says so now, in place, and has no Sign in button any more.
+        (signed_in,) = updates_of(bot.connector, asked)
+        assert (
+            all_text(signed_in) == "Signed in to crm\nDone: crm works as you now. I'm carrying on with what you asked."
+        )
+        assert "actions" not in signed_in
+        assert schema_errors(signed_in) == []
 
         # Signed in, the next command finishes in its turn.
         [listed] = await lead.ask("adapter tools crm")
@@ -131,8 +157,32 @@ async def test_an_admin_who_does_not_sign_in_in_time_is_told_after_the_turn_answ
         seen = len(bot.connector.sent)
         answered = await lead.ask("adapter tools crm", replies=2)  # the card, and the turn's answer
         assert messages.FINISHING_AFTER_SIGN_IN in answered
+        asked, _ = await the_sign_in_card(bot.connector, seen)
         clock.now += timedelta(minutes=10)  # the card sits unread past its link's time
-        (told,) = [sent.body for sent in await bot.connector.wait_for(seen + 3)][seen + 2 :]
+        (told,) = [sent.body for sent in await bot.connector.wait_for(seen + 4) if sent.method == "send"][seen + 2 :]
         await bot.bot.drain()
     assert "did not finish in time" in told["text"]
+    # The card says its link expired, and has no Sign in button any more.
+    (expired,) = updates_of(bot.connector, asked)
+    assert all_text(expired).startswith("Sign-in to crm expired\nThe link was not used in time and works no more.")
+    assert "actions" not in expired
     assert authorization.grants == []
+
+
+async def test_a_sign_in_card_sent_without_an_id_is_followed_by_a_line_once_signed_in(bot: RunningBot) -> None:
+    lead = TeamsUser(bot)
+    await lead.ask("help")
+    authorization = LoopbackAuthorization()
+    async with serve_oauth_protected(authorization) as url:
+        config = json.dumps({"transport": "http", "url": url, "oauth_grant": "authorization_code"})
+        await lead.ask(f"adapter add mcp crm {config}")
+        bot.connector.without_ids = True  # what is sent from now on cannot be updated
+        seen = len(bot.connector.sent)
+        await lead.ask("adapter tools crm", replies=2)  # the card, and the turn's answer
+        page = await sign_in_from_the_card(bot.connector, seen)
+        assert "You are signed in" in page.text
+        await bot.connector.wait_for(seen + 4)
+        await bot.bot.drain()
+    assert not [sent for sent in bot.connector.sent if sent.method == "update"]
+    assert "You're signed in to crm. I'm carrying on with what you asked." in bot.connector.texts()
+    assert "whoami (off)" in all_text(bot.connector.cards()[-1])

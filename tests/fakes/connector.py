@@ -32,6 +32,8 @@ class FakeConnector:
     """Answers to give instead of accepting the next sends: (status, headers), first first."""
     deleted: bool = False
     """Answer every update 404, as Teams does for a message its reader deleted."""
+    without_ids: bool = False
+    """Answer sends with no activity id, as a connector may: what was sent cannot be updated then."""
     roster_reads: int = 0
     """How many times a whole member list was read (a member is looked up by id instead)."""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -75,7 +77,7 @@ class FakeConnector:
         activity_id = f"sent-{next(self._ids)}"
         authorization = request.headers.get("Authorization")
         await self._record(Sent("send", request.match_info["conversation"], activity_id, body, authorization))
-        return web.json_response({"id": activity_id})
+        return web.json_response({} if self.without_ids else {"id": activity_id})
 
     async def _update(self, request: web.Request) -> web.Response:
         body = await request.json()
