@@ -157,10 +157,8 @@ def _rehearse_tick(settings: Settings, at: datetime) -> int:
             f"  {person.name}: {sum(person.queued.values())} new" + (f" ({kinds})" if kinds else "") + f"; {outcomes}"
         )
     if rehearsal.handled_earlier:
-        print(
-            f"{rehearsal.handled_earlier} message(s) were already handled by an earlier run at this time (sent, or "
-            "dropped as no longer needed); they are left out here."
-        )
+        earlier = ", ".join(f"{n} {o}" for o in REHEARSAL_OUTCOMES if (n := rehearsal.handled_earlier[o]))
+        print(f"Left out here, as an earlier run at this time handled them: {earlier}.")
     d = rehearsal.delivery
     print(
         f"Delivery in this tick: {d.sent} sent, {d.folded} more inside summary cards, {d.skipped} dropped (no longer "

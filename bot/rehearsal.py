@@ -15,7 +15,7 @@ from bot.scheduler import tick
 from bot.sender import OUTBOX_ID, Delivery, Sender
 from bot.teams.channel import Address, Member, Outgoing
 from planner.domain.approvals import ApprovalRequest
-from planner.domain.messages import DEAD, FOLDED, HELD, SENT, OutboxEntry
+from planner.domain.messages import DEAD, DROPPED, FOLDED, HELD, SENT, OutboxEntry
 from planner.services.approvals import tenants_with_expired
 from planner.services.outbox import entries_since, last_message_id
 from planner.services.tenants import Tenants
@@ -91,9 +91,9 @@ class Rehearsal:
     """The firing keys of the triggers that would queue messages (trigger, subject, window)."""
     recipients: tuple[Recipient, ...]
     expiring: tuple[ApprovalRequest, ...]
-    handled_earlier: int = 0
-    """Messages an earlier run at the same time (`cos tick --at` with `--apply`) marked sent: sent then, or dropped
-    as no longer needed (the outbox does not tell which). Left out of `recipients`: this tick does nothing to them."""
+    handled_earlier: Counter[str] = field(default_factory=Counter)
+    """What an earlier run at the same time (`cos tick --at` with `--apply`) did with the messages it handled, by
+    outcome (`sent`, `sent in a summary card`, `dropped`). Left out of `recipients`: this tick does nothing to them."""
     names: dict[tuple[str, str], str] = field(default_factory=dict)
     """Display names of the people it mentions, by (tenant, user id)."""
 
@@ -130,8 +130,8 @@ async def _rehearse(store: Store, at: datetime) -> Rehearsal:
     expiring: list[ApprovalRequest] = []
     for tenant_id in await tenants_with_expired(store, at):
         expiring.extend(await tenants(tenant_id).approvals.due_to_expire(at))
-    # A message is known as one this tick sent by its time; those marked sent at `at` already were an earlier run's.
-    earlier = {e.id for e in await entries_since(store, after_id=before, sent_at=at)}
+    # A message is known as one this tick handled by its time; those marked at `at` already were an earlier run's.
+    earlier = {e.id: e.status for e in await entries_since(store, after_id=before, sent_at=at)}
     channel = RecordingChannel()
     report = await tick(store, channel, at=at, sender=Sender(store, channel, worker="rehearsal", tenants=tenants))
     entries = [e for e in await entries_since(store, after_id=before, sent_at=at) if e.id not in earlier]
@@ -146,9 +146,13 @@ async def _rehearse(store: Store, at: datetime) -> Rehearsal:
         firings=tuple(dict.fromkeys(e.firing_key for e in entries if e.id > before)),
         recipients=await _recipients(tenants, entries, before, channel.outbox_ids),
         expiring=tuple(expiring),
-        handled_earlier=len(earlier),
+        handled_earlier=Counter(_HANDLED.get(status, status) for status in earlier.values()),
         names=names,
     )
+
+
+_HANDLED = {SENT: "sent", FOLDED: "sent in a summary card", DROPPED: "dropped"}
+"""A message's outcome, by the status a tick left it in."""
 
 
 async def _recipients(
@@ -165,8 +169,7 @@ async def _recipients(
     def outcome(entry: OutboxEntry) -> str:
         if entry.id in sent:
             return "sent"
-        states = {SENT: "dropped", FOLDED: "sent in a summary card", HELD: "held", DEAD: "undeliverable"}
-        return states.get(entry.status, "waiting")
+        return (_HANDLED | {HELD: "held", DEAD: "undeliverable"}).get(entry.status, "waiting")
 
     return tuple(
         Recipient(

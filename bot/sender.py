@@ -306,7 +306,7 @@ class Sender:
             report.dead += 1
             return None
         if message is None:
-            await self.outbox.sent(envelope, self.worker)
+            await self.outbox.dropped(envelope, self.worker)
             report.skipped += 1
         return message
 

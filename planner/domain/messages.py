@@ -11,6 +11,9 @@ from typing import Any
 PENDING, SENDING, SENT, DEAD, HELD = "pending", "sending", "sent", "dead", "held"
 FOLDED = "folded"
 """Delivered inside another message of the same pass to the same person (one summary card for several)."""
+DROPPED = "dropped"
+"""Not sent, as no longer needed when its turn came (the approval it asked for was decided meanwhile): it counts
+against nobody's day."""
 APPROVED = "approved"
 """The payload key a held message gets when its approval let it through: the gate asked once, a person said yes."""
 

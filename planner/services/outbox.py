@@ -131,6 +131,12 @@ class Outbox:
                 conn, tenant_id, message_id, approval=approval, now=self._store.clock()
             )
 
+    async def dropped(self, envelope: Envelope, worker: str) -> bool:
+        """The message is no longer needed (what it asked about was settled meanwhile): not sent, and not counted as
+        a message its recipient got."""
+        async with self._store.transaction() as conn:
+            return await outbox_store.mark_dropped(conn, envelope.id, worker, at=self._store.clock())
+
     async def dead(self, envelope: Envelope, worker: str, *, error: str) -> bool:
         """Give up on a message: it goes to the dead-letter list admins can see and replay."""
         async with self._store.transaction() as conn:

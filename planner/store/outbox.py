@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from planner.domain.messages import (
     APPROVED,
     DEAD,
+    DROPPED,
     FOLDED,
     HELD,
     PENDING,
@@ -182,6 +183,11 @@ async def put_off(conn: Connection, message_id: int, worker: str, *, until: date
 async def mark_held(conn: Connection, message_id: int, worker: str, *, reason: str) -> bool:
     """Hold a leased message unsent; False when the lease was lost."""
     return await _finish(conn, message_id, worker, status=HELD, lease_until=None, last_error=reason)
+
+
+async def mark_dropped(conn: Connection, message_id: int, worker: str, *, at: datetime) -> bool:
+    """Mark a leased message dropped unsent as of `at` (no longer needed); False when the lease was lost."""
+    return await _finish(conn, message_id, worker, status=DROPPED, sent_at=at, lease_until=None)
 
 
 async def mark_dead(conn: Connection, message_id: int, worker: str, *, error: str) -> bool:

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from planner.domain.messages import Message, MessageKind
+from planner.domain.model import TaskChanges, TaskStatus
 from planner.services.outbox import Outbox
 from planner.services.plans import Plans
 from planner.services.trigger_rules import TenantTriggerRules
@@ -96,3 +97,24 @@ async def test_a_person_gets_at_most_their_daily_budget_and_the_rest_the_next_mo
     assert "2 updates for you" in morning
     assert f"T{ids[2]} Asset 3" in morning
     assert f"T{ids[3]} Asset 4" in morning
+
+
+async def test_messages_dropped_as_no_longer_needed_spend_nothing_of_a_persons_day(
+    running: Running, clock: FakeClock
+) -> None:
+    ids = await tasks_due(running, clock, 3)
+    await TenantTriggerRules(running.store).change(TENANT, "budget", "1", actor="aad-lead")
+    tenant = Plans(running.store, TENANT)
+    sender = sender_for(running.store)
+    before = len(running.connector.sent)
+    for n, task_id in enumerate(ids[:2]):
+        await remind(running, [task_id], f"done-{n}")
+        await tenant.update_task(task_id, TaskChanges(status=TaskStatus.DONE), actor=WRITER)
+        assert (await sender.deliver()).skipped == 1  # done before its reminder went: dropped
+        clock.advance(seconds=60)
+    await remind(running, [ids[2]], "still-due")
+    assert (await sender.deliver()).sent == 1
+    [message] = to_writer(running, before)
+    assert f"T{ids[2]} Asset 3" in said(message)
+    counts = await Outbox(running.store).counts(TENANT)
+    assert (counts["dropped"], counts["sent"]) == (2, 1)
