@@ -164,6 +164,18 @@ async def test_plan_shows_the_master_plan_active_today_by_its_owners_names_or_as
     assert "No plan with id 9" in reply
 
 
+async def test_the_plans_list_shows_each_window_as_the_plan_card_does(lead: TeamsUser) -> None:
+    await lead.ask(NEW_PLAN)
+    await lead.ask("tactical February push from 2026-02-01 to 2026-02-28")
+    await lead.ask("plan")
+    card = json.dumps(lead.running.connector.cards()[-1], ensure_ascii=False)
+    assert "1 Jan \u2013 31 Mar 2026" in card
+    [listed] = await lead.ask("plans")
+    assert "- P1 500 SQLs by 31 March (1 Jan \u2013 31 Mar 2026)" in listed
+    assert "  - P2 February push (1 Feb \u2013 28 Feb 2026)" in listed
+    assert "2026-" not in listed
+
+
 async def test_a_retried_activity_is_processed_once(lead: TeamsUser) -> None:
     activity = lead.activity(text=NEW_PLAN)
     await lead.post(activity)
