@@ -164,6 +164,22 @@ async def test_plan_shows_the_master_plan_active_today_by_its_owners_names_or_as
     assert "No plan with id 9" in reply
 
 
+async def test_a_week_long_plan_is_not_at_risk_the_day_it_opens(lead: TeamsUser, clock: FakeClock) -> None:
+    assert clock.now.date() == date(2026, 1, 5)  # a Monday morning
+    await lead.ask("new plan 50 MQLs this week from 2026-01-05 to 2026-01-11 kpi MQLs 50")
+    await lead.ask("tactical Push from 2026-01-05 to 2026-01-11")
+    await lead.ask("add task Draft launch email due 2026-01-09 owner me")
+    await lead.ask("plan")
+    card = json.dumps(lead.running.connector.cards()[-1], ensure_ascii=False)
+    assert "At risk" not in card
+    assert "Off track" not in card
+    assert "No reading yet; target 50 (expected 0 by now)" in card
+    clock.advance(days=1)  # by Tuesday a day has gone: the KPI with no reading is a risk again
+    await lead.ask("plan")
+    card = json.dumps(lead.running.connector.cards()[-1], ensure_ascii=False)
+    assert "Why: no reading of MQLs yet (14 expected by now)" in card
+
+
 async def test_the_plans_list_shows_each_window_as_the_plan_card_does(lead: TeamsUser) -> None:
     await lead.ask(NEW_PLAN)
     await lead.ask("tactical February push from 2026-02-01 to 2026-02-28")
