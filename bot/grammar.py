@@ -443,6 +443,8 @@ _EVERYDAY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"(?:show|list|see)(?: me)?(?: all)?(?: the| our)? plans", "plans"),
         (r"(?:what's|whats|what is|anything) (?:due|on my plate|left)(?: for me)?(?: this week| today| now)?", "mine"),
+        (r"(?:what's|whats|what is|anything) (?:due|on my plate)(?: for me)? next week", "mine next"),
+        (r"(?:show|list|see)(?: me)? my (?:tasks|week) (?:for )?next week", "mine next"),
         (r"(?:show|list|see)(?: me)? my (?:tasks|week)", "mine"),
         (r"(?:mark|set|move|put) " + _TASK + r" (?:as |to )?" + _STATUS, "status"),
         (_TASK + r" (?:is )?(?:now )?" + _STATUS, "status"),
@@ -473,6 +475,8 @@ def _everyday(text: str) -> Command | None:
             return Command("list_plans")
         if meaning == "mine":
             return Command("my_tasks")
+        if meaning == "mine next":
+            return Command("my_tasks", {"week": "next"})
         if meaning == "doing":
             return Command("how_are_we_doing", {"plan": plan} if plan else {})
         task, status = match.group(1), match.group(2).lower()
@@ -742,6 +746,9 @@ def parse(text: str) -> Command:
     if verb := starts("tasks", "task list", "list tasks"):
         return Command("tasks", _task_list_args(_rest_after(text, verb)))
     if verb := starts("my tasks", "my week", "mine"):
+        rest = _rest_after(text, verb).strip(" ?").lower()
+        if rest in ("next week", "for next week", "next"):
+            return Command("my_tasks", {"week": "next"})
         return Command("my_tasks")
     if verb := starts("task", "show task", "show"):
         if verb == "show" and _is_plan(_rest_after(text, verb)):

@@ -55,6 +55,14 @@ def _task_row(task: Task, plan_titles: Mapping[int, str], origin: Mapping[str, o
     return container(items, separator=True)
 
 
+def _which_week(monday: date, today: date) -> str:
+    """The week starting `monday` as the reader calls it on `today`: `this week`, `next week` or `that week`."""
+    days = (monday - today).days
+    if -6 <= days <= 0:
+        return "this week"
+    return "next week" if 1 <= days <= 7 else "that week"
+
+
 def member_week(
     *,
     person_name: str,
@@ -77,16 +85,20 @@ def member_week(
         heading(f"Your week, {iso_week}"),
         text_block(f"{person_name} · {window_label(week.start, week.end)}", subtle=True, spacing="none"),
     ]
-    groups: dict[str, list[Task]] = {"Overdue": [], "Due this week": [], "Later": []}
+    which = _which_week(week.start, today)
+    due, sooner = f"Due {which}", f"Due before {which}"  # sooner: of a week to come, what falls due until it starts
+    groups: dict[str, list[Task]] = {"Overdue": [], sooner: [], due: [], "Later": []}
     for task in sorted(tasks, key=lambda t: (t.due_on, t.id)):
         if task.is_overdue(today):
             groups["Overdue"].append(task)
+        elif task.due_on < week.start:
+            groups[sooner].append(task)
         elif week.includes(task.due_on):
-            groups["Due this week"].append(task)
+            groups[due].append(task)
         else:
             groups["Later"].append(task)
-    if not groups["Overdue"] and not groups["Due this week"]:
-        body.append(text_block(NOTHING_DUE, spacing="medium"))
+    if not groups["Overdue"] and not groups[sooner] and not groups[due]:
+        body.append(text_block(NOTHING_DUE if which == "this week" else f"Nothing due {which}.", spacing="medium"))
 
     def build(most_rows: int) -> Element:
         rows = list(body)

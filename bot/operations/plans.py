@@ -16,6 +16,7 @@ from bot.cards import member_week, plan_overview
 from bot.cards.edit import TARGET_INPUT, plan_edit_card
 from bot.cards.markdown import Markdown, excerpt, literal
 from bot.cards.plan import PLAN_CARD
+from bot.cards.wording import window_label
 from bot.operations.base import BadArguments, Context, Operation, Reply, version_arg
 from bot.parsing import parse_fraction, parse_number, parse_ref
 from bot.text import messages
@@ -354,10 +355,8 @@ async def list_plans(context: Context, args: Mapping[str, Any]) -> Reply:
     def walk(parent: int | None, depth: int) -> None:
         for plan in by_parent.get(parent, []):
             archived = ", archived" if plan.archived_at is not None else ""
-            lines.append(
-                f"{'  ' * depth}- P{plan.id} {literal(plan.title)} ({plan.window.start.isoformat()} to "
-                f"{plan.window.end.isoformat()}{archived})"
-            )
+            window = window_label(plan.window.start, plan.window.end)
+            lines.append(f"{'  ' * depth}- P{plan.id} {literal(plan.title)} ({window}{archived})")
             walk(plan.id, depth + 1)
 
     walk(None, 0)

@@ -21,7 +21,7 @@ from bot.text.numbers import quantity
 from bot.text.people import person_name
 from planner.domain.errors import StaleEdit, UndoNeedsLeader
 from planner.domain.governance import ActionKind, GateCategory
-from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, iso_week_of
+from planner.domain.model import Plan, Task, TaskChanges, TaskStatus, Tier, iso_week_of, iso_week_window
 from planner.services.plans import TARGETS, UNDO_WINDOW, UndoneChange
 
 TASK_REF = {"type": "string", "description": "a task id such as T12"}
@@ -241,7 +241,22 @@ async def show_task(context: Context, args: Mapping[str, Any]) -> Reply:
 
 
 async def my_tasks(context: Context, args: Mapping[str, Any]) -> Reply:
-    return Reply(cards=(await _week_card(context, iso_week_of(context.today), None, None),))
+    """The caller's week card: this week's (the ISO week, Monday to Sunday, as weekly plans are), or next week's.
+
+    On a Sunday this week ends today, and whoever asks then may mean the week ahead: the reply says which days the
+    card covers and how to ask for next week."""
+    asked = str(args.get("week") or "").strip()
+    if asked.lower() == "next":
+        week = iso_week_of(context.today + timedelta(days=7))
+    elif _ISO_WEEK.fullmatch(asked.upper()):
+        week = asked.upper()
+    elif asked:
+        raise BadArguments("week is next, or an ISO week such as 2026-W07; leave it out for this week.")
+    else:
+        week = iso_week_of(context.today)
+    window = iso_week_window(week)
+    text = messages.week_ends_today(window.start, window.end) if window.end == context.today else ""
+    return Reply(text=text, cards=(await _week_card(context, week, None, None),))
 
 
 def _yes_no(value: object) -> bool | None:
@@ -549,9 +564,14 @@ OPERATIONS = (
     ),
     Operation(
         name="my_tasks",
-        summary="Show the asking person's open tasks: overdue, this week, later.",
-        usage=("my tasks",),
-        parameters={"type": "object", "properties": {}},
+        summary="Show the asking person's open tasks: overdue, this week (Monday to Sunday) or next week, later.",
+        usage=("my tasks", "my tasks next week"),
+        parameters={
+            "type": "object",
+            "properties": {
+                "week": {"type": "string", "description": "next for next week, or an ISO week such as 2026-W07"}
+            },
+        },
         run=my_tasks,
         kind=ActionKind.READ,
     ),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
+from bot.cards.wording import window_label
 from bot.text.numbers import money_in_cents
 from planner.domain.messages import MessageKind
 from planner.domain.model import Event, Plan, Tier
@@ -519,3 +520,9 @@ def budget_event(event: Event, actor: str) -> str:
 
 def budget_history(lines: Sequence[str]) -> str:
     return "**Budget changes, latest first.**\n\n" + "\n".join(f"- {line}" for line in lines)
+
+
+def week_ends_today(start: date, end: date) -> Markdown:
+    """Above the week card on a Sunday: the week shown is the one ending today, and how to see the next."""
+    ask = inline_code("what's due next week")
+    return Markdown(f"This week, {literal(window_label(start, end))}, ends today. For the week ahead, ask {ask}.")

@@ -8,6 +8,11 @@ Two signals decide a plan's health:
   start) to its target (at the window's end). The share of the expected progress not achieved is compared
   with the metric's tolerance: within it, on track; within twice it, at risk; beyond, off track.
 
+Both paces count the day judged as gone (`Window.elapsed_fraction`, "by the end of the day"), except the day a
+window opens: nobody could have done anything yet, so nothing is expected then (`expected_share`). Without that, a
+window of a week expected a seventh of its work on its first morning, more than `at_risk_gap` and `metric_grace`
+allow, and a plan was at risk the moment it was made.
+
 A plan's health is the worst of its own signals; a child's trouble makes its parent at least at risk (not
 off track by itself: one late tactical plan does not sink the north star). For a tactical plan, only the
 weekly plan of the current week counts, since earlier weeks' unfinished work is carried into it.
@@ -24,7 +29,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import date
 from typing import Any, ClassVar
 
-from planner.domain.model import Direction, Health, Metric, Plan, Tier
+from planner.domain.model import Direction, Health, Metric, Plan, Tier, Window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,14 +305,21 @@ def _judge_final(facts: PlanFacts, counts: TaskCounts, children: Sequence[PlanRo
     )
 
 
+def expected_share(window: Window, as_of: date) -> float:
+    """The share of the way to done (tasks) and to target (KPIs) a plan should have come by the end of `as_of`:
+    the share of its window gone, but nothing on the day the window opens, before anyone could have done anything."""
+    return 0.0 if as_of <= window.start else window.elapsed_fraction(as_of)
+
+
 def _judge(
     facts: PlanFacts, counts: TaskCounts, as_of: date, rules: HealthRules, children: Sequence[PlanRollup]
 ) -> PlanRollup:
     if as_of > facts.plan.window.end:
         return _judge_final(facts, counts, children)
     elapsed = facts.plan.window.elapsed_fraction(as_of)
-    health, reasons = task_health(counts, elapsed, rules)
-    paces = tuple(replace(metric_pace(m, elapsed, rules), measured_on=m.measured_on) for m in facts.metrics)
+    expected = expected_share(facts.plan.window, as_of)
+    health, reasons = task_health(counts, expected, rules)
+    paces = tuple(replace(metric_pace(m, expected, rules), measured_on=m.measured_on) for m in facts.metrics)
     for pace in paces:
         health = Health.worst(health, pace.health)
         if pace.health is not Health.ON_TRACK:

@@ -160,7 +160,7 @@ async def test_a_tactical_plan_is_edited_within_its_parent_and_archived_out_of_s
     [listed] = await lead.ask("plans")
     assert "P2" not in listed
     [everything] = await lead.ask("plans all")
-    assert "P2 Spring launch (2026-01-05 to 2026-02-27, archived)" in everything
+    assert "P2 Spring launch (5 Jan \u2013 27 Feb 2026, archived)" in everything
     [no_default] = await lead.ask("add task Brief the agency due 2026-01-20")  # the archived plan is no default
     assert "Task T2 added" not in no_default
     assert [t.id for t in await plans.list_tasks(2)] == [1]

@@ -296,12 +296,11 @@ Sun 01 Feb Lead: 1
 Mon 02 Feb Content Writer: 1
   09:00 Good morning! Here is your week (2026-W06). | [Your week, 2026-W06]
 Mon 02 Feb Lead: 1
-  15:00 [2 updates for you]
-    · P1 500 SQLs by 31 March is now at risk (was off track).
-    · P3 500 SQLs by 31 March: February 2026 is now at risk (was on track).
+  15:00 P1 500 SQLs by 31 March is now on track (was off track). | [500 SQLs by 31 March]
 Tue 03 Feb Lead: 1
-  08:00 [2 updates for you]
-    · P3 500 SQLs by 31 March: February 2026 is now off track (was at risk).
+  08:00 [3 updates for you]
+    · P1 500 SQLs by 31 March is now at risk (was on track).
+    · P3 500 SQLs by 31 March: February 2026 is now off track (was on track).
     · SQLs is off track in P3 500 SQLs by 31 March: February 2026: behind its pace to target.
 Thu 05 Feb Content Writer: 1
   09:00 Heads up: T6 Write the February newsletter is due 2026-02-06. | [Write the February newsletter]

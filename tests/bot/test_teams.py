@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +20,7 @@ from planner.services.directory import Directory
 from planner.services.plans import Plans
 from planner.store import Store
 from planner.store.schema import plans, tasks
+from tests.bot.cards.test_cards import all_text
 from tests.bot.conftest import TENANT, Running, TeamsUser, start_bot
 from tests.conftest import FakeClock
 from tests.fakes.connector import FakeConnector
@@ -162,6 +163,63 @@ async def test_plan_shows_the_master_plan_active_today_by_its_owners_names_or_as
     assert "Second north star" in json.dumps(lead.running.connector.cards()[-1])
     [reply] = await lead.ask("plan P9")
     assert "No plan with id 9" in reply
+
+
+async def test_a_week_long_plan_is_not_at_risk_the_day_it_opens(lead: TeamsUser, clock: FakeClock) -> None:
+    assert clock.now.date() == date(2026, 1, 5)  # a Monday morning
+    await lead.ask("new plan 50 MQLs this week from 2026-01-05 to 2026-01-11 kpi MQLs 50")
+    await lead.ask("tactical Push from 2026-01-05 to 2026-01-11")
+    await lead.ask("add task Draft launch email due 2026-01-09 owner me")
+    await lead.ask("plan")
+    card = json.dumps(lead.running.connector.cards()[-1], ensure_ascii=False)
+    assert "At risk" not in card
+    assert "Off track" not in card
+    assert "No reading yet; target 50 (expected 0 by now)" in card
+    clock.advance(days=1)  # by Tuesday a day has gone: the KPI with no reading is a risk again
+    await lead.ask("plan")
+    card = json.dumps(lead.running.connector.cards()[-1], ensure_ascii=False)
+    assert "Why: no reading of MQLs yet (14 expected by now)" in card
+
+
+async def test_on_a_sunday_this_week_is_the_week_ending_today_said_with_its_days_and_next_week_is_offered(
+    lead: TeamsUser, clock: FakeClock
+) -> None:
+    await lead.ask(NEW_PLAN)
+    await lead.ask("tactical Launch from 2026-01-05 to 2026-02-27")
+    await lead.ask("add task Send the recap due 2026-01-11 owner me")
+    await lead.ask("add task Brief the agency due 2026-01-14 owner me")
+    clock.now = datetime(2026, 1, 11, 18, 0, tzinfo=UTC)  # Sunday evening: weekly plans run Monday to Sunday
+    [said] = await lead.ask("what's due this week?")
+    assert said == "This week, 5 Jan \u2013 11 Jan 2026, ends today. For the week ahead, ask `what's due next week`."
+    card = all_text(lead.running.connector.cards()[-1])
+    assert "5 Jan \u2013 11 Jan 2026" in card
+    assert "Due this week (1)" in card
+    assert card.index("Send the recap") < card.index("Later (1)") < card.index("Brief the agency")
+
+    [said] = await lead.ask("what's due next week")
+    assert said == ""  # the card says it all
+    card = all_text(lead.running.connector.cards()[-1])
+    assert "12 Jan \u2013 18 Jan 2026" in card
+    assert "Due next week (1)" in card
+    assert "Brief the agency" in card
+    assert card.index("Due before next week (1)") < card.index("Send the recap") < card.index("Due next week")
+
+    clock.now = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)  # midweek "this week" needs no word on its days
+    [said] = await lead.ask("what's due this week?")
+    assert said == ""
+    assert "Due this week (1)" in all_text(lead.running.connector.cards()[-1])
+
+
+async def test_the_plans_list_shows_each_window_as_the_plan_card_does(lead: TeamsUser) -> None:
+    await lead.ask(NEW_PLAN)
+    await lead.ask("tactical February push from 2026-02-01 to 2026-02-28")
+    await lead.ask("plan")
+    card = json.dumps(lead.running.connector.cards()[-1], ensure_ascii=False)
+    assert "1 Jan \u2013 31 Mar 2026" in card
+    [listed] = await lead.ask("plans")
+    assert "- P1 500 SQLs by 31 March (1 Jan \u2013 31 Mar 2026)" in listed
+    assert "  - P2 February push (1 Feb \u2013 28 Feb 2026)" in listed
+    assert "2026-" not in listed
 
 
 async def test_a_retried_activity_is_processed_once(lead: TeamsUser) -> None:

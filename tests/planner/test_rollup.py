@@ -115,6 +115,32 @@ def test_metrics_are_not_judged_in_the_first_days_and_a_missing_reading_is_a_ris
     assert reason_text(metric_behind(late)) == "no reading of SQLs yet (250 expected by now)"
 
 
+def test_nothing_is_expected_on_the_day_a_window_opens_even_a_week_long_one() -> None:
+    master = PlanFacts(
+        plan=plan(1, Tier.MASTER, date(2026, 1, 5), date(2026, 1, 11), title="50 MQLs this week"),
+        counts=TaskCounts(),
+        metrics=(MetricFacts(metric=metric("MQLs", 0, 50), latest=None),),
+    )
+    push = PlanFacts(
+        plan=plan(2, Tier.TACTICAL, date(2026, 1, 5), date(2026, 1, 11), parent=1, title="Push"),
+        counts=TaskCounts(total=3),
+    )
+    # Monday, the day it opens: a seventh of the week is gone by its end, but nobody could have done anything yet.
+    first_day = roll_up(master, [push], [], date(2026, 1, 5))
+    assert (first_day.health, first_day.reasons) == (Health.ON_TRACK, ())
+    assert (first_day.children[0].health, first_day.children[0].reasons) == (Health.ON_TRACK, ())
+    assert first_day.elapsed == pytest.approx(1 / 7)  # the window gone is still shown as it is
+    assert first_day.metrics[0].expected == 0
+    # Tuesday: a day has passed; no reading and no task done count again, as they always did.
+    second_day = roll_up(master, [push], [], date(2026, 1, 6))
+    assert second_day.health is Health.OFF_TRACK  # 0 of 3 tasks with 29 % gone: beyond 0.25
+    assert [reason_text(r) for r in second_day.reasons] == [
+        "0 of 3 tasks done (0 %) with 29 % of the window gone",
+        "no reading of MQLs yet (14 expected by now)",
+        "tactical plan 'Push' is off track",
+    ]
+
+
 def test_rollup_weekly_to_tactical_to_master() -> None:
     master = PlanFacts(
         plan=plan(1, Tier.MASTER, date(2026, 1, 1), date(2026, 3, 31), title="500 SQLs"),  # 45 of 90 days gone
