@@ -73,7 +73,7 @@ from a2a.utils.signing import SignatureVerificationError, create_signature_verif
 from google.protobuf.json_format import MessageToDict, MessageToJson
 from google.protobuf.struct_pb2 import Struct, Value
 
-from adapters.egress import UNREACHABLE, AddressRefused, Egress, HostNotFound
+from adapters.egress import UNREACHABLE, Egress, route_to_checked_address
 from adapters.mcp_elicitation import plain
 from planner.domain.delegations import DelegationStatus
 from planner.domain.redaction import redact_url
@@ -344,7 +344,7 @@ class A2AAdapterFactory:
 
 class _EgressTransport(httpx.AsyncBaseTransport):
     """`adapters.egress.EgressTransport` for `httpx` (which `a2a-sdk` uses; the MCP SDK uses `httpx2`): each request's
-    host is resolved and checked, and the request goes to that address (the name kept for `Host` and for TLS)."""
+    host is resolved and checked, and the request goes to that address (`route_to_checked_address`, logging here)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, egress: Egress, *, agent: str) -> None:
         self._inner = inner
@@ -352,17 +352,7 @@ class _EgressTransport(httpx.AsyncBaseTransport):
         self._agent = agent
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        try:
-            address = await self._egress.address_for(host, port)
-        except (AddressRefused, HostNotFound) as error:
-            logger.warning("agent %r: not connecting to %s: %s", self._agent, host, error)
-            raise httpx.ConnectError(UNREACHABLE, request=request) from None
-        if address != host:
-            if request.url.scheme == "https":
-                request.extensions = {**request.extensions, "sni_hostname": host}
-            request.url = request.url.copy_with(host=address)
+        await route_to_checked_address(request, self._egress, agent=self._agent, log=logger)
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
