@@ -75,6 +75,7 @@ from google.protobuf.struct_pb2 import Struct, Value
 
 from adapters.egress import UNREACHABLE, Egress, route_to_checked_address
 from adapters.mcp_elicitation import plain
+from adapters.not_sent import NotSent
 from planner.domain.delegations import DelegationStatus
 from planner.domain.redaction import redact_url
 from planner.ports import (
@@ -449,14 +450,6 @@ class A2APush:
 # The agent ---------------------------------------------------------------------------------------------------------
 
 
-class _NotSent(Exception):
-    """The first message provably never left: safe to send again."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
 class _Ended(Exception):
     """The delegation ends with this failed result's error (the agent's task is cancelled first)."""
 
@@ -551,20 +544,20 @@ class A2AAgent(Agent):
         return self._http
 
     async def _authorize(self) -> None:
-        """Put a valid OAuth token on the client (bearer tokens are set once); raises `_NotSent`."""
+        """Put a valid OAuth token on the client (bearer tokens are set once); raises `NotSent`."""
         if self._oauth is None:
             return
         try:
             token = await self._oauth.token()
         except _TokenRefused as refused:
-            raise _NotSent(str(refused)) from None
+            raise NotSent(str(refused)) from None
         except httpx.HTTPError as error:
             logger.info("A2A agent %r could not reach its token endpoint: %r", self.name, error)
-            raise _NotSent(f"{redact_url(self.config.oauth_token_url)}: {UNREACHABLE}") from None
+            raise NotSent(f"{redact_url(self.config.oauth_token_url)}: {UNREACHABLE}") from None
         self._http_client().headers["Authorization"] = f"Bearer {token}"
 
     async def _fetch_card(self) -> pb.AgentCard:
-        """The agent's card, fetched (and its signature checked) once per client; raises `_NotSent`."""
+        """The agent's card, fetched (and its signature checked) once per client; raises `NotSent`."""
         if self._card is not None:
             return self._card
         http = self._http_client()
@@ -573,7 +566,7 @@ class A2AAgent(Agent):
         try:
             card = await resolver.get_agent_card()
         except A2AError as error:
-            raise _NotSent(self._card_problem(error)) from None
+            raise NotSent(self._card_problem(error)) from None
         self._verify(card)
         self._check_interfaces(card)
         self._card = card
@@ -610,7 +603,7 @@ class A2AAgent(Agent):
         try:
             verify(card)
         except SignatureVerificationError as error:
-            raise _NotSent(
+            raise NotSent(
                 f"the agent card at {self.config.endpoint} is not signed with any of card_keys ({error}): "
                 "nothing was sent; check the keys with the vendor"
             ) from None
@@ -619,7 +612,7 @@ class A2AAgent(Agent):
         ours = _origin(self.config.url)
         elsewhere = [i.url for i in card.supported_interfaces if _origin(i.url) != ours]
         if elsewhere and len(elsewhere) == len(card.supported_interfaces):
-            raise _NotSent(
+            raise NotSent(
                 f"the agent card at {self.config.endpoint} sends requests to another origin "
                 f"({redact_url(elsewhere[0])[:120]}); register the agent at that URL if it is the vendor's"
             )
@@ -642,9 +635,7 @@ class A2AAgent(Agent):
             try:
                 self._client = ClientFactory(config).create(same_origin)
             except ValueError as error:
-                raise _NotSent(
-                    f"the agent card at {self.config.endpoint} offers no usable interface: {error}"
-                ) from None
+                raise NotSent(f"the agent card at {self.config.endpoint} offers no usable interface: {error}") from None
         return card, self._client
 
     def _skill_map(self, card: pb.AgentCard) -> dict[str, str]:
@@ -660,7 +651,7 @@ class A2AAgent(Agent):
         try:
             async with asyncio.timeout(self.config.connect_timeout_seconds):
                 card = await self._fetch_card()
-        except _NotSent as not_sent:
+        except NotSent as not_sent:
             raise AgentNotReached(self.name, not_sent.reason) from None
         except TimeoutError:
             raise AgentNotReached(self.name, f"{self.config.endpoint}: {UNREACHABLE}") from None
@@ -715,7 +706,7 @@ class A2AAgent(Agent):
                     first = _message(request, skills[request.capability])
                     with self._expecting_pushes(card, following):
                         await self._follow(client, first, following, human, deadline, first_send=True)
-                except _NotSent as not_sent:
+                except NotSent as not_sent:
                     raise AgentNotReached(self.name, not_sent.reason) from None
             except _Ended as ended:
                 await self._cancel(following)
@@ -775,7 +766,7 @@ class A2AAgent(Agent):
         """Send `message` and read what comes back until the stream ends (or the task stops for a person)."""
         try:
             await self._authorize()
-        except _NotSent as not_sent:
+        except NotSent as not_sent:
             if first_send:
                 raise
             raise AgentUnavailable(self.name, self._may_have_acted(not_sent.reason)) from None
