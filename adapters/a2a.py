@@ -73,8 +73,9 @@ from a2a.utils.signing import SignatureVerificationError, create_signature_verif
 from google.protobuf.json_format import MessageToDict, MessageToJson
 from google.protobuf.struct_pb2 import Struct, Value
 
-from adapters.egress import UNREACHABLE, AddressRefused, Egress, HostNotFound
+from adapters.egress import UNREACHABLE, Egress, route_to_checked_address
 from adapters.mcp_elicitation import plain
+from adapters.not_sent import NotSent
 from planner.domain.delegations import DelegationStatus
 from planner.domain.redaction import redact_url
 from planner.ports import (
@@ -344,7 +345,7 @@ class A2AAdapterFactory:
 
 class _EgressTransport(httpx.AsyncBaseTransport):
     """`adapters.egress.EgressTransport` for `httpx` (which `a2a-sdk` uses; the MCP SDK uses `httpx2`): each request's
-    host is resolved and checked, and the request goes to that address (the name kept for `Host` and for TLS)."""
+    host is resolved and checked, and the request goes to that address (`route_to_checked_address`, logging here)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, egress: Egress, *, agent: str) -> None:
         self._inner = inner
@@ -352,17 +353,7 @@ class _EgressTransport(httpx.AsyncBaseTransport):
         self._agent = agent
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        try:
-            address = await self._egress.address_for(host, port)
-        except (AddressRefused, HostNotFound) as error:
-            logger.warning("agent %r: not connecting to %s: %s", self._agent, host, error)
-            raise httpx.ConnectError(UNREACHABLE, request=request) from None
-        if address != host:
-            if request.url.scheme == "https":
-                request.extensions = {**request.extensions, "sni_hostname": host}
-            request.url = request.url.copy_with(host=address)
+        await route_to_checked_address(request, self._egress, agent=self._agent, log=logger)
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -459,14 +450,6 @@ class A2APush:
 # The agent ---------------------------------------------------------------------------------------------------------
 
 
-class _NotSent(Exception):
-    """The first message provably never left: safe to send again."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
 class _Ended(Exception):
     """The delegation ends with this failed result's error (the agent's task is cancelled first)."""
 
@@ -561,20 +544,20 @@ class A2AAgent(Agent):
         return self._http
 
     async def _authorize(self) -> None:
-        """Put a valid OAuth token on the client (bearer tokens are set once); raises `_NotSent`."""
+        """Put a valid OAuth token on the client (bearer tokens are set once); raises `NotSent`."""
         if self._oauth is None:
             return
         try:
             token = await self._oauth.token()
         except _TokenRefused as refused:
-            raise _NotSent(str(refused)) from None
+            raise NotSent(str(refused)) from None
         except httpx.HTTPError as error:
             logger.info("A2A agent %r could not reach its token endpoint: %r", self.name, error)
-            raise _NotSent(f"{redact_url(self.config.oauth_token_url)}: {UNREACHABLE}") from None
+            raise NotSent(f"{redact_url(self.config.oauth_token_url)}: {UNREACHABLE}") from None
         self._http_client().headers["Authorization"] = f"Bearer {token}"
 
     async def _fetch_card(self) -> pb.AgentCard:
-        """The agent's card, fetched (and its signature checked) once per client; raises `_NotSent`."""
+        """The agent's card, fetched (and its signature checked) once per client; raises `NotSent`."""
         if self._card is not None:
             return self._card
         http = self._http_client()
@@ -583,7 +566,7 @@ class A2AAgent(Agent):
         try:
             card = await resolver.get_agent_card()
         except A2AError as error:
-            raise _NotSent(self._card_problem(error)) from None
+            raise NotSent(self._card_problem(error)) from None
         self._verify(card)
         self._check_interfaces(card)
         self._card = card
@@ -620,7 +603,7 @@ class A2AAgent(Agent):
         try:
             verify(card)
         except SignatureVerificationError as error:
-            raise _NotSent(
+            raise NotSent(
                 f"the agent card at {self.config.endpoint} is not signed with any of card_keys ({error}): "
                 "nothing was sent; check the keys with the vendor"
             ) from None
@@ -629,7 +612,7 @@ class A2AAgent(Agent):
         ours = _origin(self.config.url)
         elsewhere = [i.url for i in card.supported_interfaces if _origin(i.url) != ours]
         if elsewhere and len(elsewhere) == len(card.supported_interfaces):
-            raise _NotSent(
+            raise NotSent(
                 f"the agent card at {self.config.endpoint} sends requests to another origin "
                 f"({redact_url(elsewhere[0])[:120]}); register the agent at that URL if it is the vendor's"
             )
@@ -652,9 +635,7 @@ class A2AAgent(Agent):
             try:
                 self._client = ClientFactory(config).create(same_origin)
             except ValueError as error:
-                raise _NotSent(
-                    f"the agent card at {self.config.endpoint} offers no usable interface: {error}"
-                ) from None
+                raise NotSent(f"the agent card at {self.config.endpoint} offers no usable interface: {error}") from None
         return card, self._client
 
     def _skill_map(self, card: pb.AgentCard) -> dict[str, str]:
@@ -670,7 +651,7 @@ class A2AAgent(Agent):
         try:
             async with asyncio.timeout(self.config.connect_timeout_seconds):
                 card = await self._fetch_card()
-        except _NotSent as not_sent:
+        except NotSent as not_sent:
             raise AgentNotReached(self.name, not_sent.reason) from None
         except TimeoutError:
             raise AgentNotReached(self.name, f"{self.config.endpoint}: {UNREACHABLE}") from None
@@ -725,7 +706,7 @@ class A2AAgent(Agent):
                     first = _message(request, skills[request.capability])
                     with self._expecting_pushes(card, following):
                         await self._follow(client, first, following, human, deadline, first_send=True)
-                except _NotSent as not_sent:
+                except NotSent as not_sent:
                     raise AgentNotReached(self.name, not_sent.reason) from None
             except _Ended as ended:
                 await self._cancel(following)
@@ -785,7 +766,7 @@ class A2AAgent(Agent):
         """Send `message` and read what comes back until the stream ends (or the task stops for a person)."""
         try:
             await self._authorize()
-        except _NotSent as not_sent:
+        except NotSent as not_sent:
             if first_send:
                 raise
             raise AgentUnavailable(self.name, self._may_have_acted(not_sent.reason)) from None

@@ -27,7 +27,9 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+import httpx
 import httpx2
 
 logger = logging.getLogger(__name__)
@@ -259,9 +261,33 @@ def _written_addresses(host: str) -> list[IPAddress]:
     return []
 
 
+_Request = TypeVar("_Request", httpx.Request, httpx2.Request)
+
+
+async def route_to_checked_address(
+    request: _Request, egress: Egress, *, agent: str, log: logging.Logger = logger
+) -> None:
+    """Points `request` (of `httpx`, which `a2a-sdk` uses, or of `httpx2`, which the MCP SDK uses) at its host's checked
+    address, the name kept for the `Host` header and for TLS. A refused or unknown host is logged to `log` and raised
+    as the request's own library's `ConnectError`, saying `UNREACHABLE`."""
+    host = request.url.host
+    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+    try:
+        address = await egress.address_for(host, port)
+    except (AddressRefused, HostNotFound) as error:
+        log.warning("agent %r: not connecting to %s: %s", agent, host, error)
+        if isinstance(request, httpx.Request):
+            raise httpx.ConnectError(UNREACHABLE, request=request) from None
+        raise httpx2.ConnectError(UNREACHABLE, request=request) from None
+    if address != host:
+        if request.url.scheme == "https":
+            request.extensions = {**request.extensions, "sni_hostname": host}
+        request.url = request.url.copy_with(host=address)
+
+
 class EgressTransport(httpx2.AsyncBaseTransport):
     """An HTTP transport that connects only to checked addresses: each request's host is resolved and checked, and
-    the request is sent to that address (the name kept for the `Host` header and for TLS)."""
+    the request is sent to that address (`route_to_checked_address`)."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport, egress: Egress, *, agent: str) -> None:
         self._inner = inner
@@ -269,17 +295,7 @@ class EgressTransport(httpx2.AsyncBaseTransport):
         self._agent = agent
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        host = request.url.host
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        try:
-            address = await self._egress.address_for(host, port)
-        except (AddressRefused, HostNotFound) as error:
-            logger.warning("agent %r: not connecting to %s: %s", self._agent, host, error)
-            raise httpx2.ConnectError(UNREACHABLE, request=request) from None
-        if address != host:
-            if request.url.scheme == "https":
-                request.extensions = {**request.extensions, "sni_hostname": host}
-            request.url = request.url.copy_with(host=address)
+        await route_to_checked_address(request, self._egress, agent=self._agent)
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:

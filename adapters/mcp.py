@@ -99,6 +99,7 @@ from pydantic import BaseModel, ValidationError
 from adapters import mcp_elicitation
 from adapters.egress import UNREACHABLE, Egress, EgressTransport
 from adapters.mcp_oauth import GrantStore, MemoryGrantStore, PersonOAuthProvider, PersonTokens, SignInRefused
+from adapters.not_sent import NotSent
 from adapters.stdio_commands import StdioCommands
 from planner.domain.delegations import MAX_TIMEOUT_SECONDS, DelegationStatus
 from planner.domain.governance import Verdict
@@ -1194,14 +1195,6 @@ async def _list_tools(client: Client) -> dict[str, mcp_types.Tool]:
 # The agent ---------------------------------------------------------------------------------------------------------
 
 
-class _NotSent(Exception):
-    """The call never reached the server; it may be sent again on a fresh session."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
 class MCPAgent(Agent):
     """A vendor agent behind an MCP server; connects on first use and keeps one session until `close()`."""
 
@@ -1370,11 +1363,11 @@ class MCPAgent(Agent):
             token = _CALL.set(call)
             try:
                 return await self._call(request, started, call)
-            except _NotSent as first:
+            except NotSent as first:
                 logger.info("MCP agent %r: a call never reached the server (%s); retrying", self.name, first.reason)
                 try:
                     return await self._call(request, started, call)
-                except _NotSent as again:
+                except NotSent as again:
                     raise AgentNotReached(self.name, again.reason) from None
             finally:
                 _CALL.reset(token)
@@ -1402,7 +1395,7 @@ class MCPAgent(Agent):
             if not attempt.handed_over:
                 # The client raises this way when its session closed before the request was written.
                 session.mark_broken()
-                raise _NotSent(session.describe(session.error)) from None
+                raise NotSent(session.describe(session.error)) from None
             return self._result(
                 started,
                 DelegationStatus.FAILED,
@@ -1411,7 +1404,7 @@ class MCPAgent(Agent):
         except (httpx2.HTTPError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError) as error:
             session.mark_broken()
             if not attempt.handed_over or attempt.refused:
-                raise _NotSent(session.describe(error, attempt)) from None
+                raise NotSent(session.describe(error, attempt)) from None
             raise AgentUnavailable(self.name, session.ended_during(tool, error)) from None
         finally:
             session.call_ended(call)
@@ -1424,7 +1417,7 @@ class MCPAgent(Agent):
         """A JSON-RPC error: the server said no (a failed result), or the connection failed (unavailable)."""
         if attempt.refused or not attempt.handed_over:
             session.mark_broken()
-            raise _NotSent(session.describe(error, attempt))
+            raise NotSent(session.describe(error, attempt))
         if error.code == mcp_types.CONNECTION_CLOSED or attempt.http_status is not None:
             # Closed mid-call, or an HTTP failure (auth, 5xx) rather than an answer from the agent: the next call opens
             # a new session; the calls in flight on this one still get their answers.

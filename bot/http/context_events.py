@@ -20,6 +20,7 @@ keep secrets with. Secrets and signatures are never logged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sized
 from typing import Any
 
 from aiohttp import web
@@ -101,9 +102,34 @@ class ContextEventsEndpoint:
         logger.info("stored %d context fact(s) from source %r (tenant %r)", len(stored), source, tenant)
         return web.json_response({"stored": len(stored)}, status=202)
 
+    async def post_signed(
+        self,
+        request: web.Request,
+        post: Callable[[str, str, Any], Awaitable[Sized]],
+        *,
+        replayed: type[PlannerError],
+        log: logging.Logger,
+        stored_what: str,
+    ) -> web.Response:
+        """The answer to a signed post whose events `post(tenant, source, payload)` checks and stores (used by
+        bot/http/metric_events.py and bot/http/spend_events.py): 409 for a `replayed` event id, 400 for any other
+        `PlannerError`, else 202 with the number stored, which is logged to `log` as `stored_what`."""
+        signed = await self.signed_json(request)
+        if isinstance(signed, web.Response):
+            return signed
+        tenant, source, payload = signed
+        try:
+            stored = await post(tenant, source, payload)
+        except replayed as error:
+            return refusal(409, error)
+        except PlannerError as error:
+            return refusal(400, error)
+        log.info("stored %d %s from source %r (tenant %r)", len(stored), stored_what, source, tenant)
+        return web.json_response({"stored": len(stored)}, status=202)
+
     async def signed_json(self, request: web.Request) -> tuple[str, str, Any] | web.Response:
         """(tenant, source, JSON body) of a request a registered source of that tenant signed, or the 4xx/503
-        response that refuses it (also used by bot/http/metric_events.py)."""
+        response that refuses it."""
         limit = self._max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return _problem(413, f"The body is larger than {limit} bytes: post fewer events at a time.")

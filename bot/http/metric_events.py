@@ -16,13 +16,14 @@ and 503 as for context events.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
-from bot.http.context_events import ContextEventsEndpoint, refusal
+from bot.http.context_events import ContextEventsEndpoint
 from bot.settings import Settings
-from planner.domain.errors import PlannerError
 from planner.domain.ingestion import parse_metric_events
+from planner.domain.model import MetricReading
 from planner.services.ingestion import ReplayedMetricEvent
 from planner.services.tenants import Tenants
 
@@ -35,18 +36,16 @@ class MetricEventsEndpoint(ContextEventsEndpoint):
     """The handler of `POST /api/metrics/events`."""
 
     async def handle(self, request: web.Request) -> web.Response:
-        signed = await self.signed_json(request)
-        if isinstance(signed, web.Response):
-            return signed
-        tenant, source, payload = signed
-        try:
-            readings = await self._tenants(tenant).metric_events.post(source, parse_metric_events(payload))
-        except ReplayedMetricEvent as error:
-            return refusal(409, error)
-        except PlannerError as error:
-            return refusal(400, error)
-        logger.info("stored %d metric reading(s) from source %r (tenant %r)", len(readings), source, tenant)
-        return web.json_response({"stored": len(readings)}, status=202)
+        return await self.post_signed(
+            request,
+            self._post,
+            replayed=ReplayedMetricEvent,
+            log=logger,
+            stored_what="metric reading(s)",
+        )
+
+    async def _post(self, tenant: str, source: str, payload: Any) -> list[MetricReading]:
+        return await self._tenants(tenant).metric_events.post(source, parse_metric_events(payload))
 
 
 def add_metric_routes(app: web.Application, tenants: Tenants, settings: Settings) -> None:

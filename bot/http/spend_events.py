@@ -15,13 +15,13 @@ nothing of the post is stored); 401, 413 and 503 as for context events.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
-from bot.http.context_events import ContextEventsEndpoint, refusal
+from bot.http.context_events import ContextEventsEndpoint
 from bot.settings import Settings
-from planner.domain.budgets import parse_spend_events
-from planner.domain.errors import PlannerError
+from planner.domain.budgets import Spend, parse_spend_events
 from planner.services.budgets import ReplayedSpendEvent
 from planner.services.tenants import Tenants
 
@@ -34,18 +34,16 @@ class SpendEventsEndpoint(ContextEventsEndpoint):
     """The handler of `POST /api/budgets/spend`."""
 
     async def handle(self, request: web.Request) -> web.Response:
-        signed = await self.signed_json(request)
-        if isinstance(signed, web.Response):
-            return signed
-        tenant, source, payload = signed
-        try:
-            stored = await self._tenants(tenant).budgets.post(source, parse_spend_events(payload))
-        except ReplayedSpendEvent as error:
-            return refusal(409, error)
-        except PlannerError as error:
-            return refusal(400, error)
-        logger.info("stored %d spend(s) from source %r (tenant %r)", len(stored), source, tenant)
-        return web.json_response({"stored": len(stored)}, status=202)
+        return await self.post_signed(
+            request,
+            self._post,
+            replayed=ReplayedSpendEvent,
+            log=logger,
+            stored_what="spend(s)",
+        )
+
+    async def _post(self, tenant: str, source: str, payload: Any) -> list[Spend]:
+        return await self._tenants(tenant).budgets.post(source, parse_spend_events(payload))
 
 
 def add_spend_routes(app: web.Application, tenants: Tenants, settings: Settings) -> None:
