@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -42,6 +43,7 @@ async def test_health_answers_ok_while_the_database_is_reachable(running: Runnin
 async def test_health_answers_503_when_the_database_is_unreachable(
     connector: FakeConnector, clock: FakeClock, tmp_path: Path
 ) -> None:
+    threads = set(threading.enumerate())
     broken = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'cos.db'}")
     running = await start_bot(broken, connector, clock)
     try:
@@ -52,6 +54,12 @@ async def test_health_answers_503_when_the_database_is_unreachable(
         await running.session.close()
         await running.server.close()
         await broken.close()
+        # A connection that failed to open tells its worker thread to stop without waiting for it (aiosqlite): on a
+        # busy machine the thread then reported to this test's event loop after it had closed, failing the next test.
+        for worker in set(threading.enumerate()) - threads:
+            if "connection_worker" in worker.name:
+                await asyncio.to_thread(worker.join, 30)
+                assert not worker.is_alive()
 
 
 @pytest.mark.parametrize(
