@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.cards import draft_card
 from bot.cards.markdown import Markdown, excerpt, literal
+from bot.cards.wording import day_label
 from bot.operations.base import BadArguments, Context, Operation, Reply, error_text
 from bot.operations.plans import KPI_SCHEMA, PLAN_REF, kpi_specs
 from bot.parsing import parse_date, parse_ref
@@ -85,7 +86,8 @@ async def draft_weekly_plan(context: Context, args: Mapping[str, Any]) -> Reply:
         due = parse_date(str(item.get("due", "")), today=context.today)
         if not window.includes(due) or not tactical.window.includes(due):
             raise BadArguments(
-                f"{literal(repr(excerpt(title)))} is due {due.isoformat()}, outside week {week} of P{tactical.id}."
+                f"{literal(repr(excerpt(title)))} is due {day_label(due, with_year=True)}, outside week {week} of "
+                f"P{tactical.id}."
             )
         entry: dict[str, Any] = {"title": title, "due": due.isoformat()}
         if item.get("owner"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.cards.digest import measurement_card, retrospective_card
 from bot.cards.markdown import excerpt, inline_code, literal
+from bot.cards.wording import window_label
 from bot.charts import chart_png, data_uri
 from bot.operations.base import Context, Operation, Reply
 from bot.text.numbers import quantity
@@ -108,8 +109,8 @@ async def use_playbook(context: Context, args: Mapping[str, Any]) -> Reply:
     metrics = await context.plans.list_metrics(plan.id)
     kpis = ", ".join(f"{literal(m.name)} {_target(m.target, m.unit, m.name)}" for m in metrics) or "no KPI"
     return Reply(
-        text=f"Created P{plan.id} {literal(plan.title)} ({plan.window.start.isoformat()} to "
-        f"{plan.window.end.isoformat()}, owner {literal(owner_name)}) from playbook "
+        text=f"Created P{plan.id} {literal(plan.title)} ({window_label(plan.window.start, plan.window.end)}, "
+        f"owner {literal(owner_name)}) from playbook "
         f"{literal(repr(excerpt(name.lower())))}: {len(tasks)} task(s), targets {kpis}."
     )
 

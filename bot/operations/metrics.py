@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from bot.cards.markdown import literal
+from bot.cards.wording import day_label
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
 from bot.text.numbers import figure, quantity
@@ -19,7 +20,9 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
     plan_id = parse_ref(args["plan"], "P", "a plan") if args.get("plan") not in (None, "") else None
     on = context.optional_date_arg(args, "on")
     if on is not None and on > context.today:
-        raise BadArguments(f"{on.isoformat()} is in the future: a reading is of something already measured.")
+        raise BadArguments(
+            f"{day_label(on, with_year=True)} is in the future: a reading is of something already measured."
+        )
     # One KPI whatever tiers exist: a tactical plan's share of it records on the master plan's KPI.
     metric = await context.plans.find_metric(name, plan_id=plan_id, on=on or context.today)
     kpi = metric if metric.kpi_id is None else await context.plans.get_metric(metric.kpi_id)
@@ -57,7 +60,7 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
                     f"{q(share.metric.target)}, {share.health}"
                 )
     share_text = f" Counts for {'; '.join(shares)}." if shares else ""
-    when = f" as of {on.isoformat()}" if on is not None and backdated else ""
+    when = f" as of {day_label(on, with_year=on.year != context.today.year)}" if on is not None and backdated else ""
     return Reply(
         text=f"Recorded {literal(kpi.name)} = {q(reading.value)}{when} on P{kpi.plan_id} "
         f"(target {q(kpi.target)}).{pace_text}{share_text}"

@@ -310,7 +310,7 @@ async def edit_plan(context: Context, args: Mapping[str, Any]) -> Reply:
     start, end = context.optional_date_arg(args, "start"), context.optional_date_arg(args, "end")
     window = Window(start=start or plan.window.start, end=end or plan.window.end) if start or end else None
     if window is not None and window != plan.window:
-        said.append(f"from {window.start.isoformat()} to {window.end.isoformat()}")
+        said.append(f"dates {window_label(window.start, window.end)}")
     else:
         window = None
     if not said:

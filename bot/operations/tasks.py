@@ -13,6 +13,7 @@ from bot.cards.edit import deleted_card
 from bot.cards.markdown import Markdown, excerpt, literal
 from bot.cards.task_list import TASKS_CARD, TaskFilter, task_list_card
 from bot.cards.week import WEEK_CARD
+from bot.cards.wording import day_label, window_label
 from bot.operations.base import BadArguments, Context, Operation, Reply, version_arg
 from bot.operations.plans import plan_reply
 from bot.parsing import parse_number, parse_ref
@@ -155,7 +156,8 @@ async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
         milestone=bool(args.get("milestone")),
         actor=context.caller.user_id,
     )
-    text = f"Task T{task.id} added to P{plan.id}: {literal(task.title)}, due {task.due_on.isoformat()}"
+    due_said = day_label(task.due_on, with_year=task.due_on.year != context.today.year)
+    text = f"Task T{task.id} added to P{plan.id}: {literal(task.title)}, due {due_said}"
     if owner_name:
         text += f", owned by {_owner(owner_key, owner_name)}."
     else:
@@ -290,7 +292,7 @@ async def edit_task(context: Context, args: Mapping[str, Any]) -> Reply:
         title = None
     due = context.optional_date_arg(args, "due")
     if due is not None and due != task.due_on:
-        said.append(f"due {due.isoformat()}")
+        said.append(f"due {day_label(due, with_year=due.year != context.today.year)}")
     else:
         due = None
     milestone = _yes_no(args.get("milestone"))
@@ -408,7 +410,7 @@ async def _task_fields_said(context: Context, task: Task, fields: Sequence[str])
         if field == "title":
             said.append(f"title “{literal(excerpt(task.title))}”")
         elif field == "due_on":
-            said.append(f"due {task.due_on.isoformat()}")
+            said.append(f"due {day_label(task.due_on, with_year=task.due_on.year != context.today.year)}")
         elif field == "owner":
             names = await context.display_names([task.owner])
             said.append(f"owner {literal(person_name(task.owner, names))}" if task.owner else "nobody owns it")
@@ -432,7 +434,7 @@ async def _plan_fields_said(context: Context, undone: UndoneChange) -> list[str]
             names = await context.display_names([plan.owner])
             said.append(f"owner {literal(person_name(plan.owner, names))}")
         elif field == "window":
-            said.append(f"from {plan.window.start.isoformat()} to {plan.window.end.isoformat()}")
+            said.append(f"dates {window_label(plan.window.start, plan.window.end)}")
         elif field == "constraints":
             said.append("constraints " + ("; ".join(literal(c) for c in plan.constraints) or "none"))
         elif field == "archived_at":

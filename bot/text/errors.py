@@ -15,12 +15,12 @@ import difflib
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import singledispatch
 from typing import Any
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
-from bot.cards.wording import plan_ref
+from bot.cards.wording import RANGE_DASH, day_label, moment_label, plan_ref, window_label
 from bot.text.decisions import checkpoint_flaw_text
 from bot.text.gates import policy_reasons_text
 from bot.text.messages import sentence_within
@@ -222,17 +222,23 @@ def _(error: MetricNotFound, style: _Style) -> str:
 
 @_render.register
 def _(error: WindowConflict, style: _Style) -> str:
-    start, end, parent = error.start.isoformat(), error.end.isoformat(), _dated(error.parent)
+    parent = _dated(error.parent)
     problems = []
     if error.start < error.parent_start:
-        problems.append(f"starts {start}, before {parent} starts {error.parent_start.isoformat()}")
+        problems.append(f"starts {_day(error.start)}, before {parent} starts {_day(error.parent_start)}")
     if error.end > error.parent_end:
-        problems.append(f"ends {end}, after {parent} ends {error.parent_end.isoformat()}")
+        problems.append(f"ends {_day(error.end)}, after {parent} ends {_day(error.parent_end)}")
     detail = " and ".join(problems) or "lies outside it"
+    span = _day(error.start) if error.start == error.end else window_label(error.start, error.end)
     return style.prose(
-        f"The {_dated(error.what)} ({start} to {end}) {detail}. "
-        f"Choose dates between {error.parent_start.isoformat()} and {error.parent_end.isoformat()}."
+        f"The {_dated(error.what)} ({span}) {detail}. "
+        f"Choose dates within {window_label(error.parent_start, error.parent_end)}."
     )
+
+
+def _day(day: date) -> str:
+    """A day in an error, with its year: the reply may be read long after, and the window may span a new year."""
+    return day_label(day, with_year=True)
 
 
 def _dated(dated: Dated) -> str:
@@ -360,7 +366,7 @@ EXPECTED: dict[Expected, str] = {
     Expected.TIME_WITH_ZONE: "a time with its time zone",
     Expected.ISO_WEEK: "an ISO week such as 2026-W47",
     Expected.DAY_ON_OR_BEFORE: "a day on or before {day}",
-    Expected.DAY_IN_WINDOW: "a day inside {plan}'s window, {start} to {end}",
+    Expected.DAY_IN_WINDOW: "a day inside {plan}'s window, {start} \u2013 {end}",
     Expected.JSON_OBJECT: "an object of plain JSON values (text, numbers, lists…)",
     Expected.JSON_AT_MOST_BYTES: "at most {limit} bytes of JSON: keep references",
     Expected.SOME_KEY: "at least one key",
@@ -407,7 +413,11 @@ def expected(error: InvalidValue) -> str:
 
 
 def _shown(error: InvalidValue) -> dict[str, str]:
-    return {name: _detail(name, value) for name, value in error.details.items()}
+    shown = {name: _detail(name, value) for name, value in error.details.items()}
+    start, end = error.details.get("start"), error.details.get("end")
+    if isinstance(start, date) and isinstance(end, date):  # a range of days, said as the cards say one
+        shown["start"], shown["end"] = window_label(start, end).split(f" {RANGE_DASH} ")
+    return shown
 
 
 def _detail(name: str, value: object) -> str:
@@ -419,8 +429,10 @@ def _detail(name: str, value: object) -> str:
         return plan_ref(value)
     if name in _MONEY_DETAILS and isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value:,.2f}"
+    if isinstance(value, datetime):
+        return moment_label(value)
     if isinstance(value, date):
-        return value.isoformat()
+        return _day(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     # A bound a person must meet, so a fraction keeps the decimals it was given (a baseline of 0.125, not 0.1).

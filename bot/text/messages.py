@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from bot.cards.markdown import Markdown, excerpt, inline_code, literal, markdown
-from bot.cards.wording import window_label
+from bot.cards.wording import day_label, window_label
 from bot.text.numbers import money_in_cents
 from planner.domain.messages import MessageKind
 from planner.domain.model import Event, Plan, Tier
@@ -233,7 +233,7 @@ def plan_created(plan: Plan, kpis: int) -> str:
     kpi_text = f" with {kpis} KPI{'s' if kpis != 1 else ''}" if kpis else ""
     return (
         f"{what} P{plan.id} created{kpi_text}: {literal(plan.title)} "
-        f"({plan.window.start.isoformat()} to {plan.window.end.isoformat()})."
+        f"({window_label(plan.window.start, plan.window.end)})."
     )
 
 
@@ -492,7 +492,7 @@ def budget_moved(*, amount: int, currency: str, source: int, source_now: int, ta
 
 
 def spend_recorded(plan_id: int, amount: int, currency: str, on: date | None, line: str | None) -> str:
-    day = f" on {on.isoformat()}" if on is not None else ""
+    day = f" on {day_label(on, with_year=True)}" if on is not None else ""
     status = f" {line}." if line else ""
     return f"Recorded {money_in_cents(amount, currency)} spent on P{plan_id}{day}.{status}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.cards.wording import day_label
 from bot.text.numbers import quantity, whole
 from planner.domain.measurement import MeasurementReport, NextStep, Recommendation, Step, next_steps
 from planner.domain.rollup import reached
@@ -32,7 +33,7 @@ def rule_recommendation(next_step: NextStep) -> Recommendation:
         return Recommendation(metric=metric, plan_id=item.plan.id, action=action, rationale=rationale)
 
     if next_step.step is Step.FINAL:
-        ended = item.plan.window.end.isoformat()
+        ended = day_label(item.plan.window.end, with_year=True)
         if item.actual is None:
             return said(
                 f"Nothing to catch up on {name} in {item.plan.title}: its window has ended.",
@@ -58,7 +59,7 @@ def rule_recommendation(next_step: NextStep) -> Recommendation:
         )
     attainment = item.projected_attainment or 0
     landing = f"At its current pace ({q(item.per_week or 0)} a week) {name} reaches " + (
-        f"{q(item.projected or 0)} by {item.plan.window.end.isoformat()}, against a target of "
+        f"{q(item.projected or 0)} by {day_label(item.plan.window.end)}, against a target of "
         f"{q(metric.target)} ({whole(attainment * 100)} %)"
     )
     if next_step.step is Step.KEEP:

@@ -122,7 +122,7 @@ async def test_a_leader_budgets_allocates_records_spend_and_the_plan_card_shows_
     [spent] = await lead.ask("spend 12k USD on P2")
     assert "Recorded $12,000 spent on P2." in spent
     [backdated] = await lead.ask("spend P2 30,000 USD on 2026-01-05")
-    assert "Recorded $30,000 spent on P2 on 2026-01-05" in backdated
+    assert "Recorded $30,000 spent on P2 on Mon 5 Jan 2026" in backdated
     # 17 of January's 31 days are gone: 55 %; 42,000 of 60,000 is 70 %.
     assert "Budget: $42,000 of $60,000 spent (70 %), 55 % of the window gone — ahead of pace" in backdated
     [refused] = await lead.ask("spend 5k EUR on P2")

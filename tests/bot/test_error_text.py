@@ -254,8 +254,24 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
         (MetricNotFound("SQL", 2, ("MQLs", "SQLs")), "No metric 'SQL' on plan 2. Known metrics: MQLs, SQLs."),
         (
             WindowConflict(_DUE, date(2026, 5, 1), date(2026, 5, 1), _TACTICAL_2, date(2026, 3, 1), date(2026, 4, 30)),
-            "The due date of task 12 (2026-05-01 to 2026-05-01) ends 2026-05-01, after tactical plan 2 ends "
-            "2026-04-30. Choose dates between 2026-03-01 and 2026-04-30.",
+            "The due date of task 12 (Fri 1 May 2026) ends Fri 1 May 2026, after tactical plan 2 ends "
+            "Thu 30 Apr 2026. Choose dates within 1 Mar \u2013 30 Apr 2026.",
+        ),
+        (
+            WindowConflict(
+                Dated(kind="plan", tier="tactical"),
+                date(2026, 12, 14),
+                date(2027, 1, 15),
+                Dated(kind="plan", tier="master", ref=1),
+                date(2026, 12, 1),
+                date(2026, 12, 31),
+            ),
+            "The tactical plan (14 Dec 2026 \u2013 15 Jan 2027) ends Fri 15 Jan 2027, after master plan 1 ends "
+            "Thu 31 Dec 2026. Choose dates within 1 Dec \u2013 31 Dec 2026.",
+        ),
+        (
+            InvalidValue(Field.SPEND_DATE, "2026-12-09", Expected.DAY_ON_OR_BEFORE, day=date(2026, 12, 7)),
+            "spend date: '2026-12-09' is not valid; expected a day on or before Mon 7 Dec 2026.",
         ),
         (
             StaleEdit("Task", 12, 3, 4),
@@ -337,7 +353,7 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
                 start=date(2026, 4, 1),
                 end=date(2026, 4, 30),
             ),
-            "spend date: '2026-05-02' is not valid; expected a day inside P3's window, 2026-04-01 to 2026-04-30.",
+            "spend date: '2026-05-02' is not valid; expected a day inside P3's window, 1 Apr \u2013 30 Apr 2026.",
         ),
         (
             InvalidValue(Field.METRIC, "SQLs", Expected.PLAN_ID_TOO, plans=(1, 4)),

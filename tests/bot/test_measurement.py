@@ -220,7 +220,7 @@ async def test_how_are_we_doing_answers_with_the_card_and_logs_each_recommendati
     assert (entry.actor, entry.verdict) == ("bot", "recommend")
     assert entry.data["recommended"] == "Unblock the late work behind SQLs first: T1."
     assert entry.data["projected"] == pytest.approx(140)
-    assert "reaches 140 by 2026-03-01" in entry.rationale
+    assert "reaches 140 by Sun 1 Mar" in entry.rationale
 
 
 # ---- signed chart links ------------------------------------------------------------------------------------------
@@ -369,7 +369,7 @@ async def test_a_leader_reads_a_retrospective_saves_it_and_seeds_the_next_plan_i
     [listed] = await lead.ask("playbooks")
     assert listed == "Playbooks: product launch."
     [created] = await lead.ask(f"use playbook product launch for May launch from 2026-05-04 in P{master_id}")
-    assert "May launch (2026-05-04 to 2026-05-31" in created
+    assert "May launch (4 May \u2013 31 May 2026" in created
     assert created.endswith("from playbook 'product launch': 2 task(s), targets Signups 60.")
 
 

@@ -115,7 +115,7 @@ async def test_leader_builds_a_plan_and_a_member_finishes_a_task(lead: TeamsUser
     member = TeamsUser(lead.running, user_id="aad-writer", name="Writer One", conversation_id="a:personal-writer")
     await member.ask("help")  # the writer says hello first, so the bot knows the name
     [added] = await lead.ask("add task Draft launch email to P2 due 2026-01-09 for Writer milestone")
-    assert "Task T1 added to P2" in added
+    assert "Task T1 added to P2: Draft launch email, due Fri 9 Jan, owned by" in added
     assert "owned by Writer One" in added
     [_week] = await lead.ask("week P2 2026-W02")
 

@@ -156,7 +156,7 @@ async def test_a_quarter_of_readings_on_the_master_plan_is_seen_and_judged_at_ev
     assert actual == {master.id: 118, october.id: pytest.approx(110, abs=0.01), november.id: pytest.approx(8, abs=0.01)}
     [october_advice] = [r for r in report.recommendations if r.plan_id == october.id]
     assert october_advice.action.startswith("Nothing to catch up on SQLs in 200 SQLs by November: October 2026")
-    assert october_advice.rationale == "SQLs ended at 110 SQL against a target of 102 SQL on 2026-10-31 (met)."
+    assert october_advice.rationale == "SQLs ended at 110 SQL against a target of 102 SQL on Sat 31 Oct 2026 (met)."
 
     # The quarter ends short: November won 72 of its 98.36, the master 182 of 200. Both are missed, final.
     clock.now = at(date(2026, 11, 30))
