@@ -761,7 +761,7 @@ SAID: dict[type[BaseException], str] = {
     NotEnoughAllocated: "P{plan_id} is allocated {allocated!m}, less than {asked!m}: move at most what it has.",
     # plans, tasks, drafts
     TaskNotFound: "No task with id {task_id}. Show the plan to see its tasks' ids.",
-    InvalidWindow: "The window ends {end}, before it starts {start}.",
+    InvalidWindow: "The window ends {end!d}, before it starts {start!d}.",
     TenantMismatch: "This store serves tenant {expected!r}, but the object belongs to tenant {got!r}.",
     StaleEdit: (
         "{kind} {object_id} changed while you were editing it (you had version {expected_version}, it is now at "
@@ -818,7 +818,8 @@ SAID: dict[type[BaseException], str] = {
 }
 """What the bot says for each error whose reply is its fields in a sentence: `{field}` as it is, `{field!r}` a value
 someone typed (quoted, as written), `{field!q}` a name shown as written, `{field!p}` free text someone else wrote,
-`{field!m}` an amount in the error's currency. An error whose reply needs more than that has a renderer above."""
+`{field!m}` an amount in the error's currency, `{field!d}` a day as the cards write it (`Mon 7 Dec 2026`). An error
+whose reply needs more than that has a renderer above."""
 
 
 class _Said(string.Formatter):
@@ -839,6 +840,8 @@ class _Said(string.Formatter):
             return self.style.prose(str(value))
         if conversion == "m":
             return money_in_cents(value, self.error.currency)  # type: ignore[attr-defined]
+        if conversion == "d":
+            return _day(value)
         return super().convert_field(value, conversion)
 
 

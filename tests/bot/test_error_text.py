@@ -270,6 +270,10 @@ def test_a_planner_errors_own_message_states_the_fact_and_leaves_advice_to_the_b
             "Thu 31 Dec 2026. Choose dates within 1 Dec \u2013 31 Dec 2026.",
         ),
         (
+            InvalidWindow(date(2026, 5, 1), date(2026, 4, 1)),
+            "The window ends Wed 1 Apr 2026, before it starts Fri 1 May 2026.",
+        ),
+        (
             InvalidValue(Field.SPEND_DATE, "2026-12-09", Expected.DAY_ON_OR_BEFORE, day=date(2026, 12, 7)),
             "spend date: '2026-12-09' is not valid; expected a day on or before Mon 7 Dec 2026.",
         ),
