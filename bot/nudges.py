@@ -21,6 +21,7 @@ from bot.cards.digest import retrospective_card
 from bot.cards.markdown import Markdown, inline_code, literal
 from bot.cards.question import question_card
 from bot.cards.sign_in import SIGNED_IN, START_PATH, sign_in_card, sign_in_ended_card
+from bot.cards.wording import day_label
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing, Posted
@@ -134,7 +135,8 @@ async def _deadline(w: _Writer) -> Outgoing | None:
     task = await w.open_task()
     if task is None:
         return None
-    due, title = task.due_on.isoformat(), literal(task.title)
+    due = day_label(task.due_on, with_year=task.due_on.year != w.today.year)
+    title = literal(task.title)
     if w.envelope.kind == MessageKind.ESCALATION:
         text = (
             f"T{task.id} {title} was due {due} and is still open; "
@@ -145,6 +147,15 @@ async def _deadline(w: _Writer) -> Outgoing | None:
     else:
         text = f"Heads up: T{task.id} {title} is due {due}."
     return await w.task_message(task, text)
+
+
+def _payload_day(value: object, today: date) -> str:
+    """A day a message's payload carries as ISO text, as the cards write it (the text as it is if it is not one)."""
+    try:
+        day = date.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return day_label(day, with_year=day.year != today.year)
 
 
 async def _milestone(w: _Writer) -> Outgoing | None:
@@ -273,7 +284,8 @@ async def _delegation(w: _Writer) -> Outgoing | None:
             return None  # decided before this went out: the result follows
         text = f"{ref} waits for a person's approval before {adapter} may act. I'll run it once approved."
     elif w.envelope.kind == MessageKind.DELEGATION_OVERDUE:
-        text = f"{ref} produced nothing yet and the task was due {w.payload.get('due_on')}. Do it another way?"
+        due = _payload_day(w.payload.get("due_on"), w.today)
+        text = f"{ref} produced nothing yet and the task was due {due}. Do it another way?"
     elif delegation.status.value == "succeeded":
         text = f"{ref} is back. Check it and mark the task done when it is."
     elif delegation.status.value == "unknown":

@@ -162,6 +162,8 @@ async def test_a_message_of_every_kind_is_written_as_text_a_person_reads(store: 
         assert written is not None, f"a {envelope.kind} message was dropped"
         # A message of one card (one that is updated in place) says in its notification what it is.
         assert (written.text or written.summary or "").strip(), f"a {envelope.kind} message says nothing"
+        if envelope.kind is MessageKind.DELEGATION_OVERDUE:  # the day its payload carries, as the cards write it
+            assert "the task was due Mon 9 Feb." in (written.text or "")
 
 
 async def test_a_stored_kind_this_release_cannot_write_is_undeliverable_not_a_failed_claim(

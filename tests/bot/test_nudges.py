@@ -64,7 +64,7 @@ async def test_a_nudge_card_done_button_closes_the_task_and_updates_the_nudge_in
     await sender_for(store).deliver()
     nudge = connector.sent[-1]
     assert nudge.conversation_id == "a:writer"
-    assert "Draft launch email was due 2026-02-09" in nudge.body["text"]
+    assert "Draft launch email was due Mon 9 Feb" in nudge.body["text"]
     card = nudge.body["attachments"][0]["content"]
     assert_valid_cards(connector)
     done = find_action(card, "Done")

@@ -244,9 +244,9 @@ Mon 05 Jan Lead: 1
   08:00 SQLs is at risk in P2 500 SQLs by 31 March: January 2026: behind its pace to target. | [SQLs is dri…
 Thu 08 Jan Content Writer: 1
   09:00 [3 updates for you]
-    · Heads up: T1 Draft the launch email is due 2026-01-09.
-    · Heads up: T2 Write the webinar invite is due 2026-01-09.
-    · Heads up: T3 Publish the pricing page copy is due 2026-01-09.
+    · Heads up: T1 Draft the launch email is due Fri 9 Jan.
+    · Heads up: T2 Write the webinar invite is due Fri 9 Jan.
+    · Heads up: T3 Publish the pricing page copy is due Fri 9 Jan.
 Thu 08 Jan Lead: 1
   08:00 P2 500 SQLs by 31 March: January 2026 is now off track (was at risk). | [500 SQLs by 31 March]
 Fri 09 Jan Content Writer: 1
@@ -258,12 +258,12 @@ Fri 09 Jan Lead: 2
     · P2 500 SQLs by 31 March: January 2026 is now at risk (was off track).
 Sat 10 Jan Content Writer: 1
   09:00 [2 updates for you]
-    · T2 Write the webinar invite was due 2026-01-09 and is not done yet.
-    · T3 Publish the pricing page copy was due 2026-01-09 and is not done yet.
+    · T2 Write the webinar invite was due Fri 9 Jan and is not done yet.
+    · T3 Publish the pricing page copy was due Fri 9 Jan and is not done yet.
 Sun 11 Jan Lead: 1
   08:00 [2 updates for you]
-    · T2 Write the webinar invite was due 2026-01-09 and is still open; Content Writer has not answer…
-    · T3 Publish the pricing page copy was due 2026-01-09 and is still open; Content Writer has not a…
+    · T2 Write the webinar invite was due Fri 9 Jan and is still open; Content Writer has not answere…
+    · T3 Publish the pricing page copy was due Fri 9 Jan and is still open; Content Writer has not an…
 Mon 12 Jan Content Writer: 1
   09:00 Good morning! Here is your week (2026-W03). | [Your week, 2026-W03]
 Mon 12 Jan Designer: 1
@@ -275,15 +275,15 @@ Mon 12 Jan Lead: 1
     · SQLs is off track in P1 500 SQLs by 31 March: behind its pace to target.
     · SQLs is off track in P2 500 SQLs by 31 March: January 2026: behind its pace to target.
 Tue 13 Jan Designer: 1
-  09:00 Heads up: T4 Design the webinar banner is due 2026-01-14. | [Design the webinar banner]
+  09:00 Heads up: T4 Design the webinar banner is due Wed 14 Jan. | [Design the webinar banner]
 Thu 15 Jan Content Writer: 1
-  09:00 Heads up: T5 Write the nurture sequence is due 2026-01-16. | [Write the nurture sequence]
+  09:00 Heads up: T5 Write the nurture sequence is due Fri 16 Jan. | [Write the nurture sequence]
 Thu 15 Jan Designer: 1
-  09:00 T4 Design the webinar banner was due 2026-01-14 and is not done yet. | [Design the webinar banner]
+  09:00 T4 Design the webinar banner was due Wed 14 Jan and is not done yet. | [Design the webinar banner]
 Fri 16 Jan Designer: 1
   16:00 The week is ending: 1 of your tasks is still open. | [Your week, 2026-W03]
 Fri 16 Jan Lead: 2
-  08:00 T4 Design the webinar banner was due 2026-01-14 and is still open; Designer has not answered the re…
+  08:00 T4 Design the webinar banner was due Wed 14 Jan and is still open; Designer has not answered the re…
   15:00 Your digest for 2026-W03: | [How P1 500 SQLs by 31 March is doing]
 Mon 19 Jan Designer: 1
   09:00 Good morning! Here is your week (2026-W04). | [Your week, 2026-W04]
@@ -303,7 +303,7 @@ Tue 03 Feb Lead: 1
     · P3 500 SQLs by 31 March: February 2026 is now off track (was on track).
     · SQLs is off track in P3 500 SQLs by 31 March: February 2026: behind its pace to target.
 Thu 05 Feb Content Writer: 1
-  09:00 Heads up: T6 Write the February newsletter is due 2026-02-06. | [Write the February newsletter]
+  09:00 Heads up: T6 Write the February newsletter is due Fri 6 Feb. | [Write the February newsletter]
 Fri 06 Feb Lead: 1
   15:00 Your digest for 2026-W06: | [How P1 500 SQLs by 31 March is doing]
 Sun 08 Feb Lead: 1
@@ -311,9 +311,9 @@ Sun 08 Feb Lead: 1
 Mon 09 Feb Designer: 1
   09:00 Good morning! Here is your week (2026-W07). | [Your week, 2026-W07]
 Tue 10 Feb Designer: 1
-  09:00 Heads up: T7 Design the case study layout is due 2026-02-11. | [Design the case study layout]
+  09:00 Heads up: T7 Design the case study layout is due Wed 11 Feb. | [Design the case study layout]
 Thu 12 Feb Designer: 1
-  09:00 T7 Design the case study layout was due 2026-02-11 and is not done yet. | [Design the case study la…
+  09:00 T7 Design the case study layout was due Wed 11 Feb and is not done yet. | [Design the case study la…
 Thu 12 Feb Lead: 1
   08:00 [2 updates for you]
     · P1 500 SQLs by 31 March is now off track (was at risk).

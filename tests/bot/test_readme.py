@@ -115,7 +115,7 @@ async def test_try_an_approval_locally_works_as_written(
         before = len(connector.sent)
         await shell(tick)
         reminder = "\n".join(all_text(s.body) for s in connector.sent[before:])
-        assert "Heads up: T1 Draft launch email is due 2026-03-04." in reminder
+        assert "Heads up: T1 Draft launch email is due Wed 4 Mar." in reminder
 
 
 async def test_a_tick_that_only_holds_a_reminder_sends_its_approval_card_at_once(

@@ -60,7 +60,7 @@ async def test_a_slipped_deadline_reaches_its_owner_once_as_a_task_card(
     assert (report.sent, report.dead) == (1, 0)
     [sent] = connector.sent
     assert sent.conversation_id == "a:writer"
-    assert f"T{task_id} Draft email was due 2026-02-09" in sent.body["text"]
+    assert f"T{task_id} Draft email was due Mon 9 Feb" in sent.body["text"]
     assert sent.body["attachments"][0]["content"]["type"] == "AdaptiveCard"
     assert (await sender.deliver()).sent == 0
     assert await TriggerEngine(store).evaluate(clock.now + timedelta(hours=1)) == 0
