@@ -58,8 +58,13 @@ class ParseError(ValueError):
 
 
 def parse_date(text: str, *, today: date) -> date:
-    """A calendar day from ISO text or a few natural forms; a day without a year is the next one to come."""
+    """A calendar day from ISO text or a few natural forms; a day without a year is the next one to come. A weekday
+    before a day and month ("Fri 9 Jan", as the bot's own messages write days) is read past: the day and month say
+    which day it is."""
     raw = " ".join(text.strip().lower().replace(",", " ").split())
+    named, _, rest = raw.partition(" ")
+    if named in WEEKDAYS and re.match(r"\d|[a-z]+ \d", rest):
+        raw = rest
     if not raw:
         raise ParseError("a date", text, DATE_FORMS)
     if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", raw):

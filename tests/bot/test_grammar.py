@@ -35,6 +35,7 @@ TENANT = "contoso"
         ),
         ("add task Send invite to partners due friday", {"title": "Send invite to partners", "due": "friday"}),
         ("add task Launch in Paris due 31 March", {"title": "Launch in Paris", "due": "31 March"}),
+        ("add task Launch in Paris due Tue 31 March", {"title": "Launch in Paris", "due": "Tue 31 March"}),
         ("add task Check due diligence pack due friday", {"title": "Check due diligence pack", "due": "friday"}),
         ("add task Prepare milestone review due friday", {"title": "Prepare milestone review", "due": "friday"}),
         (

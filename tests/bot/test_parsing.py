@@ -26,13 +26,16 @@ TODAY = date(2026, 2, 11)  # a Wednesday
         ("March 31, 2027", date(2027, 3, 31)),
         ("1st Jan", date(2027, 1, 1)),  # already past this year: the next one
         ("15 feb 2026", date(2026, 2, 15)),
+        ("Fri 13 Feb", date(2026, 2, 13)),  # as the bot's messages write a day
+        ("Wednesday, 31 March 2027", date(2027, 3, 31)),
+        ("Sat 1 Jan 2028", date(2028, 1, 1)),
     ],
 )
 def test_dates_are_read_in_the_forms_people_type(text: str, expected: date) -> None:
     assert parse_date(text, today=TODAY) == expected
 
 
-@pytest.mark.parametrize("text", ["", "2026-02-30", "31/03/2026", "soon", "32 March", "Smarch 3"])
+@pytest.mark.parametrize("text", ["", "2026-02-30", "31/03/2026", "soon", "32 March", "Smarch 3", "fri soon"])
 def test_unreadable_dates_say_which_forms_work(text: str) -> None:
     with pytest.raises(ParseError, match="YYYY-MM-DD"):
         parse_date(text, today=TODAY)
