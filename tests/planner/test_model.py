@@ -35,8 +35,9 @@ def test_child_window_outside_parent_names_the_conflicting_dates() -> None:
             parent, what=Dated(kind="plan", tier="tactical"), parent_name=Dated(kind="plan", tier="master", ref=1)
         )
     message = describe_plain(caught.value)
-    assert "starts 2025-12-20, before master plan 1 starts 2026-01-01" in message
-    assert "ends 2026-04-10, after master plan 1 ends 2026-03-31" in message
+    assert "starts Sat 20 Dec 2025, before master plan 1 starts Thu 1 Jan 2026" in message
+    assert "ends Fri 10 Apr 2026, after master plan 1 ends Tue 31 Mar 2026" in message
+    assert message.endswith("Choose dates within 1 Jan \u2013 31 Mar 2026.")
 
 
 def test_iso_week_window_runs_monday_to_sunday() -> None:

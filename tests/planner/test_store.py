@@ -75,7 +75,7 @@ async def test_tactical_plan_outside_master_window_is_refused_and_nothing_is_wri
     tenant = Plans(store, "contoso")
     master_id = await new_master(tenant)
     before = await count(store, plans)
-    with raises_saying(WindowConflict, r"ends 2026-04-15, after master plan \d+ ends 2026-03-31"):
+    with raises_saying(WindowConflict, r"ends Wed 15 Apr 2026, after master plan \d+ ends Tue 31 Mar 2026"):
         await tenant.create_tactical_plan(
             master_id,
             title="Launch",
