@@ -21,7 +21,7 @@ from bot.cards.digest import retrospective_card
 from bot.cards.markdown import Markdown, inline_code, literal
 from bot.cards.question import question_card
 from bot.cards.sign_in import SIGNED_IN, START_PATH, sign_in_card, sign_in_ended_card
-from bot.cards.wording import day_label
+from bot.cards.wording import day_seen_from
 from bot.operations.measurement import measured
 from bot.prefetch import Facts, Prefetch
 from bot.teams.channel import Outgoing, Posted
@@ -135,7 +135,7 @@ async def _deadline(w: _Writer) -> Outgoing | None:
     task = await w.open_task()
     if task is None:
         return None
-    due = day_label(task.due_on, with_year=task.due_on.year != w.today.year)
+    due = day_seen_from(task.due_on, w.today)
     title = literal(task.title)
     if w.envelope.kind == MessageKind.ESCALATION:
         text = (
@@ -155,7 +155,7 @@ def _payload_day(value: object, today: date) -> str:
         day = date.fromisoformat(str(value))
     except ValueError:
         return str(value)
-    return day_label(day, with_year=day.year != today.year)
+    return day_seen_from(day, today)
 
 
 async def _milestone(w: _Writer) -> Outgoing | None:

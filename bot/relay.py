@@ -113,7 +113,7 @@ class TeamsHumanChannel(HumanChannel, SignInChannel):
         await self._deliver_now()
         if self._on_sign_in is not None:
             self._on_sign_in()
-        ended = await self._sign_ins.wait_ended(waiting, poll_seconds=self._poll_seconds)
+        ended = await self._sign_ins.wait(waiting, poll_seconds=self._poll_seconds)
         answer = ended.answer
         outcome = _outcome(answer)
         if ended.card is not None or outcome == SIGNED_IN:

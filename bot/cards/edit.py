@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.cards.actions import VERB_SHOW_PLAN, execute, show_card
 from bot.cards.elements import Element, adaptive_card, fact_set, heading, text_block
-from bot.cards.wording import day_label, task_ref
+from bot.cards.wording import day_seen_from, task_ref
 from bot.text.numbers import figure
 from planner.domain.model import Metric, Plan, Task, Tier
 
@@ -79,7 +79,7 @@ def deleted_card(task: Task, *, plan_title: str, today: date, minutes: int) -> d
             [
                 ("Task", task_ref(task.id)),
                 ("Plan", plan_title),
-                ("Due", day_label(task.due_on, with_year=task.due_on.year != today.year)),
+                ("Due", day_seen_from(task.due_on, today)),
             ]
         ),
     ]

@@ -56,12 +56,23 @@ def day_label(day: date, *, with_year: bool = False) -> str:
     return f"{label} {day.year}" if with_year else label
 
 
-def window_label(start: date, end: date) -> str:
-    """An inclusive range of days: `1 Jan` to `31 Mar 2026` joined by an en dash, both years when they differ."""
+def day_seen_from(day: date, today: date) -> str:
+    """A day as read on `today`: `Thu 12 Feb`, with its year when that is not today's."""
+    return day_label(day, with_year=day.year != today.year)
+
+
+def window_ends(start: date, end: date) -> tuple[str, str]:
+    """The two ends of an inclusive range of days as `window_label` writes them: `1 Jan` and `31 Mar 2026`."""
     first = f"{start.day} {_MONTHS[start.month - 1]}"
     last = f"{end.day} {_MONTHS[end.month - 1]} {end.year}"
     if start.year != end.year:
         first = f"{first} {start.year}"
+    return first, last
+
+
+def window_label(start: date, end: date) -> str:
+    """An inclusive range of days: `1 Jan` to `31 Mar 2026` joined by an en dash, both years when they differ."""
+    first, last = window_ends(start, end)
     return f"{first} {RANGE_DASH} {last}"
 
 

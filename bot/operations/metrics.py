@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from bot.cards.markdown import literal
-from bot.cards.wording import day_label
+from bot.cards.wording import day_label, day_seen_from
 from bot.operations.base import BadArguments, Context, Operation, Reply
 from bot.parsing import parse_number, parse_ref
 from bot.text.numbers import figure, quantity
@@ -60,7 +60,7 @@ async def record_metric(context: Context, args: Mapping[str, Any]) -> Reply:
                     f"{q(share.metric.target)}, {share.health}"
                 )
     share_text = f" Counts for {'; '.join(shares)}." if shares else ""
-    when = f" as of {day_label(on, with_year=on.year != context.today.year)}" if on is not None and backdated else ""
+    when = f" as of {day_seen_from(on, context.today)}" if on is not None and backdated else ""
     return Reply(
         text=f"Recorded {literal(kpi.name)} = {q(reading.value)}{when} on P{kpi.plan_id} "
         f"(target {q(kpi.target)}).{pace_text}{share_text}"

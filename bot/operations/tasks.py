@@ -13,7 +13,7 @@ from bot.cards.edit import deleted_card
 from bot.cards.markdown import Markdown, excerpt, literal
 from bot.cards.task_list import TASKS_CARD, TaskFilter, task_list_card
 from bot.cards.week import WEEK_CARD
-from bot.cards.wording import day_label, window_label
+from bot.cards.wording import day_seen_from, window_label
 from bot.operations.base import BadArguments, Context, Operation, Reply, version_arg
 from bot.operations.plans import plan_reply
 from bot.parsing import parse_number, parse_ref
@@ -156,7 +156,7 @@ async def add_task(context: Context, args: Mapping[str, Any]) -> Reply:
         milestone=bool(args.get("milestone")),
         actor=context.caller.user_id,
     )
-    due_said = day_label(task.due_on, with_year=task.due_on.year != context.today.year)
+    due_said = day_seen_from(task.due_on, context.today)
     text = f"Task T{task.id} added to P{plan.id}: {literal(task.title)}, due {due_said}"
     if owner_name:
         text += f", owned by {_owner(owner_key, owner_name)}."
@@ -292,7 +292,7 @@ async def edit_task(context: Context, args: Mapping[str, Any]) -> Reply:
         title = None
     due = context.optional_date_arg(args, "due")
     if due is not None and due != task.due_on:
-        said.append(f"due {day_label(due, with_year=due.year != context.today.year)}")
+        said.append(f"due {day_seen_from(due, context.today)}")
     else:
         due = None
     milestone = _yes_no(args.get("milestone"))
@@ -410,7 +410,7 @@ async def _task_fields_said(context: Context, task: Task, fields: Sequence[str])
         if field == "title":
             said.append(f"title “{literal(excerpt(task.title))}”")
         elif field == "due_on":
-            said.append(f"due {day_label(task.due_on, with_year=task.due_on.year != context.today.year)}")
+            said.append(f"due {day_seen_from(task.due_on, context.today)}")
         elif field == "owner":
             names = await context.display_names([task.owner])
             said.append(f"owner {literal(person_name(task.owner, names))}" if task.owner else "nobody owns it")

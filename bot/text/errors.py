@@ -20,7 +20,7 @@ from functools import singledispatch
 from typing import Any
 
 from bot.cards.markdown import Markdown, inline_code, literal, literal_prose
-from bot.cards.wording import RANGE_DASH, day_label, moment_label, plan_ref, window_label
+from bot.cards.wording import RANGE_DASH, day_label, moment_label, plan_ref, window_ends, window_label
 from bot.text.decisions import checkpoint_flaw_text
 from bot.text.gates import policy_reasons_text
 from bot.text.messages import sentence_within
@@ -366,7 +366,7 @@ EXPECTED: dict[Expected, str] = {
     Expected.TIME_WITH_ZONE: "a time with its time zone",
     Expected.ISO_WEEK: "an ISO week such as 2026-W47",
     Expected.DAY_ON_OR_BEFORE: "a day on or before {day}",
-    Expected.DAY_IN_WINDOW: "a day inside {plan}'s window, {start} \u2013 {end}",
+    Expected.DAY_IN_WINDOW: f"a day inside {{plan}}'s window, {{start}} {RANGE_DASH} {{end}}",
     Expected.JSON_OBJECT: "an object of plain JSON values (text, numbers, lists…)",
     Expected.JSON_AT_MOST_BYTES: "at most {limit} bytes of JSON: keep references",
     Expected.SOME_KEY: "at least one key",
@@ -416,7 +416,7 @@ def _shown(error: InvalidValue) -> dict[str, str]:
     shown = {name: _detail(name, value) for name, value in error.details.items()}
     start, end = error.details.get("start"), error.details.get("end")
     if isinstance(start, date) and isinstance(end, date):  # a range of days, said as the cards say one
-        shown["start"], shown["end"] = window_label(start, end).split(f" {RANGE_DASH} ")
+        shown["start"], shown["end"] = window_ends(start, end)
     return shown
 
 

@@ -115,11 +115,7 @@ class SignIns:
             )
         return SignIn(id=sign_in_id, expires_at=now + within)
 
-    async def wait(self, sign_in: SignIn, *, poll_seconds: float = POLL_SECONDS) -> dict[str, str] | None:
-        """The callback's parameters, read once (then wiped); None when the sign-in expired first."""
-        return (await self.wait_ended(sign_in, poll_seconds=poll_seconds)).answer
-
-    async def wait_ended(self, sign_in: SignIn, *, poll_seconds: float = POLL_SECONDS) -> SignInEnded:
+    async def wait(self, sign_in: SignIn, *, poll_seconds: float = POLL_SECONDS) -> SignInEnded:
         """How the sign-in ended: the callback's parameters, read once (then wiped), or None when it expired first;
         and where its card lies, read as it ends (an ended sign-in may be purged any time after)."""
         while True:

@@ -294,14 +294,14 @@ async def test_a_sign_in_state_is_answered_once_and_not_after_it_expires(store: 
     )
     assert await answer_sign_in(store, vault, {"code": "c", "state": "state-1"})
     assert not await answer_sign_in(store, vault, {"code": "c2", "state": "state-1"})
-    assert await sign_ins.wait(waiting, poll_seconds=0.01) == {"code": "c", "state": "state-1"}
+    assert (await sign_ins.wait(waiting, poll_seconds=0.01)).answer == {"code": "c", "state": "state-1"}
 
     late = await sign_ins.open(
         MEMBER, "crm", "https://login.example/?state=state-2", "state-2", within=timedelta(minutes=5)
     )
     clock.now += timedelta(minutes=6)
     assert not await answer_sign_in(store, vault, {"code": "c", "state": "state-2"})
-    assert await sign_ins.wait(late, poll_seconds=0.01) is None
+    assert (await sign_ins.wait(late, poll_seconds=0.01)).answer is None
 
 
 async def kept_sign_ins(store: Store) -> list[str]:
@@ -319,11 +319,11 @@ async def test_ended_and_expired_sign_ins_are_purged_and_an_open_one_is_kept(sto
 
     read = await opened("read")
     assert await answer_sign_in(store, vault, {"code": "c", "state": "read"})
-    assert await sign_ins.wait(read, poll_seconds=0.01) is not None
+    assert (await sign_ins.wait(read, poll_seconds=0.01)).answer is not None
     timed_out = await opened("timed-out")
     abandoned = await opened("abandoned")  # its delegation stopped waiting (a restart): it stays open
     clock.now += five_minutes
-    assert await sign_ins.wait(timed_out, poll_seconds=0.01) is None
+    assert (await sign_ins.wait(timed_out, poll_seconds=0.01)).answer is None
     fresh = await opened("fresh")
     assert await kept_sign_ins(store) == ["consumed", "expired", "open", "open"]
 
@@ -331,9 +331,9 @@ async def test_ended_and_expired_sign_ins_are_purged_and_an_open_one_is_kept(sto
     clock.now += KEPT_AFTER_EXPIRY + timedelta(seconds=1)
     assert await purge_sign_ins(store, clock.now) == 1
     assert await kept_sign_ins(store) == ["open"]
-    assert await sign_ins.wait(abandoned, poll_seconds=0.01) is None  # gone reads as expired
+    assert (await sign_ins.wait(abandoned, poll_seconds=0.01)).answer is None  # gone reads as expired
     assert await answer_sign_in(store, vault, {"code": "c", "state": "fresh"})
-    assert await sign_ins.wait(fresh, poll_seconds=0.01) == {"code": "c", "state": "fresh"}
+    assert (await sign_ins.wait(fresh, poll_seconds=0.01)).answer == {"code": "c", "state": "fresh"}
 
 
 async def test_a_call_that_acts_for_nobody_is_not_made_as_anyone(store: Store) -> None:
